@@ -1,0 +1,27 @@
+"""Sign-in events go to the audit trail through the one record() entry point."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
+from django.dispatch import receiver
+
+from apps.audit.services import record
+
+
+@receiver(user_logged_in)
+def _logged_in(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
+    record(action="auth.signed_in", actor=user, request=request)
+
+
+@receiver(user_logged_out)
+def _logged_out(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
+    if user is not None:
+        record(action="auth.signed_out", actor=user, request=request)
+
+
+@receiver(user_login_failed)
+def _login_failed(sender: Any, credentials: dict[str, Any], request: Any = None, **kwargs: Any) -> None:
+    # The attempted e-mail is not stored: it may be mistyped personal data. Only the fact.
+    record(action="auth.sign_in_failed", outcome="denied", request=request, actor_label="anonymous")

@@ -1,0 +1,68 @@
+"""The demo world that `manage.py seed_demo` builds: fictional organizations and people only.
+
+Each feature extends ``seed`` so that the demo shows what it built. Idempotent: running it twice
+changes nothing and makes no duplicates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db import transaction
+
+from apps.accounts.models import User
+from apps.organizations.models import Membership, Organization, Role
+
+DEMO_PASSWORD = "lightbox-demo"  # embedded default only; seed_demo refuses elsewhere
+
+ORGS = [
+    ("northwind", "Northwind General Hospital", "northwind.example"),
+    ("harbor", "Harbor Valley Clinic", "harborvalley.example"),
+]
+
+ROLE_LOCALPART = {
+    Role.ORG_ADMIN: ("admin", "Avery Admin"),
+    Role.RADIOLOGIST: ("radiologist", "Riley Radiologist"),
+    Role.CLINICIAN: ("clinician", "Casey Clinician"),
+    Role.COORDINATOR: ("coordinator", "Corey Coordinator"),
+    Role.EXTERNAL_CONSULTANT: ("consultant", "Emery Consultant"),
+    Role.PATIENT: ("patient", "Pat Example"),
+}
+
+#: someone who works in both organizations, to show the organization switcher
+SHARED_USER = ("dr.morgan@lightbox.example", "Dr. Morgan Shared",
+               {"northwind": Role.RADIOLOGIST, "harbor": Role.EXTERNAL_CONSULTANT})
+
+
+@dataclass(frozen=True)
+class DemoAccount:
+    email: str
+    organization: str
+    role: str
+
+
+def _user(email: str, full_name: str) -> User:
+    user, created = User.objects.get_or_create(email=email, defaults={"full_name": full_name})
+    if created or not user.has_usable_password():
+        user.set_password(DEMO_PASSWORD)
+        user.save(update_fields=["password"])
+    return user
+
+
+@transaction.atomic
+def seed() -> list[DemoAccount]:
+    accounts: list[DemoAccount] = []
+    orgs: dict[str, Organization] = {}
+    for slug, name, domain in ORGS:
+        org, _ = Organization.objects.get_or_create(slug=slug, defaults={"name": name})
+        orgs[slug] = org
+        for role, (local, full_name) in ROLE_LOCALPART.items():
+            user = _user(f"{local}@{domain}", f"{full_name} ({name.split()[0]})")
+            Membership.objects.get_or_create(user=user, organization=org, defaults={"role": role})
+            accounts.append(DemoAccount(user.email, org.name, Role(role).label))
+    email, full_name, roles = SHARED_USER
+    shared = _user(email, full_name)
+    for slug, role in roles.items():
+        Membership.objects.get_or_create(user=shared, organization=orgs[slug], defaults={"role": role})
+        accounts.append(DemoAccount(email, orgs[slug].name, Role(role).label))
+    return accounts

@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.views.decorators.cache import never_cache
+
+from apps.core import health
+from apps.organizations import selectors as org_selectors
+from apps.sharing import policy
+from apps.sharing.policy import Action
+
+
+@never_cache
+def healthz(request: HttpRequest) -> HttpResponse:
+    """The process is up. Touches nothing else."""
+    return JsonResponse({"status": "ok"})
+
+
+@never_cache
+def readyz(request: HttpRequest) -> HttpResponse:
+    """Database, broker and storage reachable: 200, else 503 naming each failing part."""
+    parts = health.readiness()
+    failing = [name for name, state in parts.items() if state != "ok"]
+    body = {"status": "unavailable" if failing else "ok", "failing": failing, "checks": parts}
+    return JsonResponse(body, status=503 if failing else 200)
+
+
+@login_required
+def dashboard(request: HttpRequest) -> HttpResponse:
+    org = request.organization  # type: ignore[attr-defined]
+    context: dict[str, object] = {"organization": org}
+    if org:
+        context["membership"] = request.membership  # type: ignore[attr-defined]
+        if policy.can(request.user, Action.VIEW_MEMBERS, org):
+            context["member_count"] = len(org_selectors.member_list(user=request.user, organization=org))
+    return render(request, "core/dashboard.html", context)
+
+
+def permission_denied(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    return render(request, "403.html", status=403)
+
+
+def page_not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    return render(request, "404.html", status=404)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    # No context processors and no database: the error may be that the database is gone.
+    from django.template import loader
+
+    return HttpResponse(loader.get_template("500.html").render(), status=500)

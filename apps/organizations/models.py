@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from apps.core.models import PublicIdModel
+from apps.organizations.scoping import OrgScopedQuerySet
+
+
+class Role(models.TextChoices):
+    ORG_ADMIN = "org_admin", _("Organization admin")
+    RADIOLOGIST = "radiologist", _("Radiologist")
+    CLINICIAN = "clinician", _("Clinician")
+    COORDINATOR = "coordinator", _("Coordinator")
+    EXTERNAL_CONSULTANT = "external_consultant", _("External consultant")
+    PATIENT = "patient", _("Patient")
+
+
+class OrganizationQuerySet(OrgScopedQuerySet["Organization"]):
+    org_lookup = "id"
+    visible_action = "view_organization"
+
+
+class Organization(PublicIdModel):
+    """A tenant: a hospital or clinic. Its policy settings bound what its members may do."""
+
+    name = models.CharField(_("name"), max_length=200)
+    slug = models.SlugField(_("short name"), max_length=60, unique=True)
+    # --- policy settings (org admins edit them; later features read them) ---
+    upload_max_bytes = models.BigIntegerField(
+        _("largest upload (bytes)"), default=20 * 1024**3,
+        help_text=_("Uploads larger than this are refused before any byte is stored."),
+    )
+    invitation_ttl_hours = models.PositiveIntegerField(
+        _("invitation lifetime (hours)"), default=72,
+    )
+    anonymous_links_enabled = models.BooleanField(
+        _("allow anonymous links"), default=False,
+        help_text=_("Off by default: every link is tied to a signed-in recipient."),
+    )
+
+    objects = OrganizationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class MembershipQuerySet(OrgScopedQuerySet["Membership"]):
+    visible_action = "view_members"
+
+    def active(self) -> MembershipQuerySet:
+        return self.filter(is_active=True)
+
+
+class Membership(PublicIdModel):
+    """A user's role in one organization. A user may belong to several organizations."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(_("role"), max_length=32, choices=Role.choices)
+    is_active = models.BooleanField(_("active"), default=True)
+
+    objects = MembershipQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["organization__name", "user__email"]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "organization"], name="one_membership_per_user_and_org"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} @ {self.organization} ({self.role})"

@@ -1,0 +1,46 @@
+"""Reads for organizations and memberships. Every lookup by id goes through a selector that
+answers 404 for rows the user may not see, whichever organization they belong to."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+from uuid import UUID
+
+from django.http import Http404
+
+from apps.organizations.models import Membership, Organization
+
+if TYPE_CHECKING:
+    from apps.accounts.models import User
+
+
+def memberships_of(*, user: User) -> list[Membership]:
+    """The user's own active memberships, for the organization switcher."""
+    if not user.is_authenticated:
+        return []
+    return list(
+        Membership.objects.filter(user=user, is_active=True, organization__isnull=False)
+        .select_related("organization")
+        .order_by("organization__name")
+    )
+
+
+def organization_get(*, user: User, public_id: UUID) -> Organization:
+    try:
+        return Organization.objects.visible_to(user).get(public_id=public_id)
+    except Organization.DoesNotExist:
+        raise Http404 from None
+
+
+def membership_get(*, user: User, public_id: UUID) -> Membership:
+    try:
+        return Membership.objects.visible_to(user).select_related("user", "organization").get(public_id=public_id)
+    except Membership.DoesNotExist:
+        raise Http404 from None
+
+
+def member_list(*, user: User, organization: Organization) -> list[Membership]:
+    return list(
+        Membership.objects.visible_to(user).for_org(organization.id)
+        .select_related("user").order_by("-is_active", "user__email")
+    )

@@ -1,0 +1,113 @@
+"""Organization pages: thin views that parse, call a selector or service, and render."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from allauth.account.forms import ResetPasswordForm
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_http_methods, require_POST
+
+from apps.organizations import selectors, services
+from apps.organizations.forms import MemberAddForm, MembershipForm, OrganizationPolicyForm
+from apps.sharing import policy
+from apps.sharing.policy import Action
+
+
+def _active_org_or_404(request: HttpRequest):
+    org = request.organization  # type: ignore[attr-defined]
+    if not org:
+        raise Http404
+    return org
+
+
+@login_required
+@require_POST
+def organization_switch(request: HttpRequest, organization_id: UUID) -> HttpResponse:
+    org = selectors.organization_get(user=request.user, public_id=organization_id)
+    try:
+        services.organization_switch(request=request, organization=org)
+    except ValidationError:
+        raise Http404 from None
+    messages.success(request, _("You are now working in %(org)s.") % {"org": org.name})
+    target = request.POST.get("next") or "dashboard"
+    if target != "dashboard" and not url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        target = "dashboard"
+    return redirect(target)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def member_list(request: HttpRequest) -> HttpResponse:
+    org = _active_org_or_404(request)
+    policy.require(request.user, Action.MANAGE_MEMBERS, org, request=request)
+    form = MemberAddForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            membership, created = services.membership_add(
+                organization=org, by=request.user, email=form.cleaned_data["email"],
+                role=form.cleaned_data["role"], full_name=form.cleaned_data["full_name"], request=request,
+            )
+        except ValidationError as exc:
+            form.add_error("email", exc)
+        else:
+            if created:
+                # The new member sets their own password through a one-time link; the e-mail
+                # carries that link and nothing about patients.
+                reset = ResetPasswordForm(data={"email": membership.user.email})
+                if reset.is_valid():
+                    reset.save(request)
+                messages.success(request, _("%(email)s was added and sent a link to set a password.")
+                                 % {"email": membership.user.email})
+            else:
+                messages.success(request, _("%(email)s was added.") % {"email": membership.user.email})
+            return redirect("organizations:members")
+    members = selectors.member_list(user=request.user, organization=org)
+    return render(request, "organizations/member_list.html",
+                  {"organization": org, "members": members, "form": form},
+                  status=400 if form.errors else 200)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def membership_edit(request: HttpRequest, membership_id: UUID) -> HttpResponse:
+    membership = selectors.membership_get(user=request.user, public_id=membership_id)
+    policy.require(request.user, Action.MANAGE_MEMBERS, membership.organization, request=request)
+    form = MembershipForm(request.POST or None, instance=membership)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.membership_update(membership=membership, by=request.user,
+                                       role=form.cleaned_data["role"],
+                                       is_active=form.cleaned_data["is_active"], request=request)
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            messages.success(request, _("Membership of %(email)s saved.") % {"email": membership.user.email})
+            return redirect("organizations:members")
+    return render(request, "organizations/membership_edit.html",
+                  {"membership": membership, "form": form}, status=400 if form.errors else 200)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def organization_settings(request: HttpRequest) -> HttpResponse:
+    org = _active_org_or_404(request)
+    policy.require(request.user, Action.MANAGE_ORGANIZATION, org, request=request)
+    form = OrganizationPolicyForm(request.POST or None, instance=org)
+    if request.method == "POST":
+        if form.is_valid():
+            org.refresh_from_db()
+            services.organization_update_policy(organization=org, by=request.user,
+                                                values=form.cleaned_data, request=request)
+            messages.success(request, _("Organization settings saved."))
+            return redirect("organizations:settings")
+    return render(request, "organizations/settings.html", {"organization": org, "form": form},
+                  status=400 if form.errors else 200)

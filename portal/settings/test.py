@@ -1,0 +1,22 @@
+"""Test settings: the same environment-driven base, with fast hashing and eager tasks.
+
+DATABASE_URL and REDIS_URL still choose PostgreSQL and Redis (CI sets them); with nothing set
+the suite runs on SQLite.
+"""
+
+from __future__ import annotations
+
+import tempfile
+
+from portal.settings.base import *  # noqa: F403
+from portal.settings.base import STORAGES
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+CELERY_TASK_ALWAYS_EAGER = True
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+LIGHTBOX_DEMO_ALLOWED = True
+MEDIA_ROOT = tempfile.mkdtemp(prefix="lightbox-test-storage-")
+STORAGES = {**STORAGES}
+if STORAGES["default"]["BACKEND"].endswith("FileSystemStorage"):
+    STORAGES["default"] = {**STORAGES["default"], "OPTIONS": {
+        **STORAGES["default"]["OPTIONS"], "location": MEDIA_ROOT}}

@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+import io
+import os
+import signal
+import subprocess
+import time
+import urllib.request
+from http.cookiejar import CookieJar
+
+import pytest
+from django.conf import settings
+from django.core.management import CommandError, call_command
+
+from apps.accounts.models import User
+from apps.organizations.models import Membership, Organization, Role
+from tests.servers import ROOT, clean_env, free_port
+
+pytestmark = pytest.mark.django_db
+
+
+def test_seed_demo_makes_two_organizations_with_every_role_and_is_idempotent():
+    out = io.StringIO()
+    call_command("seed_demo", stdout=out)
+    call_command("seed_demo", stdout=io.StringIO())
+    assert Organization.objects.count() == 2
+    for org in Organization.objects.all():
+        roles = set(Membership.objects.filter(organization=org).values_list("role", flat=True))
+        assert roles == set(Role.values)
+    shared = User.objects.get(email="dr.morgan@lightbox.example")
+    assert shared.memberships.count() == 2
+    text = out.getvalue()
+    assert "lightbox-demo" in text and "admin@northwind.example" in text  # credentials printed
+    assert User.objects.count() == 13
+
+
+def test_seed_demo_is_refused_where_the_demo_is_not_allowed(settings):
+    settings.LIGHTBOX_DEMO_ALLOWED = False
+    with pytest.raises(CommandError, match="refused"):
+        call_command("seed_demo")
+    assert not Organization.objects.exists()
+
+
+@pytest.mark.slow
+def test_make_run_serves_the_demo(tmp_path):
+    """The README's run command (past its install step, which CI exercises) serves the demo:
+    migrate, seed, uvicorn; a demo account signs in over HTTP."""
+    port = free_port()
+    env = clean_env(LIGHTBOX_VAR_DIR=str(tmp_path), PORT=str(port), VENV=str(ROOT / ".venv"))
+    proc = subprocess.Popen(["make", "--no-print-directory", "demo-db", "serve", f"PORT={port}"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                urllib.request.urlopen(f"{base}/healthz", timeout=1).close()
+                break
+            except OSError:
+                assert proc.poll() is None, proc.stdout.read().decode()
+                assert time.monotonic() < deadline, "the portal did not come up"
+                time.sleep(0.3)
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))
+        login_page = opener.open(f"{base}/accounts/login/").read().decode()
+        token = login_page.split('name="csrfmiddlewaretoken" value="')[1].split('"')[0]
+        data = f"csrfmiddlewaretoken={token}&login=admin%40northwind.example&password=lightbox-demo".encode()
+        login_url = f"{base}/accounts/login/"
+        req = urllib.request.Request(login_url, data=data, headers={"Referer": login_url})
+        dashboard = opener.open(req).read().decode()
+        assert "Northwind General Hospital" in dashboard and "Organization admin" in dashboard
+        assert "/static/css/lightbox.css" in dashboard
+        assert opener.open(f"{base}/static/css/lightbox.css").status == 200
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)  # make and the uvicorn it started
+        proc.wait(timeout=10)
+    assert (tmp_path / "lightbox.sqlite3").exists()
+    assert settings.DATABASES  # the test process itself is untouched

@@ -1,0 +1,62 @@
+"""factory_boy factories. tests/test_scoping.py finds the factory of every organization-scoped
+model here by its model, so a new scoped model needs a factory in this module."""
+
+from __future__ import annotations
+
+import factory
+from factory.django import DjangoModelFactory
+
+from apps.accounts.models import User
+from apps.audit.models import AuditEvent
+from apps.organizations.models import Membership, Organization, Role
+
+TEST_PASSWORD = "correct-horse-battery-staple"
+
+
+class UserFactory(DjangoModelFactory):
+    class Meta:
+        model = User
+        django_get_or_create = ("email",)
+        skip_postgeneration_save = True
+
+    email = factory.Sequence(lambda n: f"user{n}@example.org")
+    full_name = factory.Faker("name")
+    password = factory.PostGenerationMethodCall("set_password", TEST_PASSWORD)
+
+    @factory.post_generation
+    def _save(obj, create, extracted, **kwargs):
+        if create:
+            obj.save()
+
+
+class OrganizationFactory(DjangoModelFactory):
+    class Meta:
+        model = Organization
+        django_get_or_create = ("slug",)
+
+    name = factory.Sequence(lambda n: f"Test Hospital {n}")
+    slug = factory.Sequence(lambda n: f"test-hospital-{n}")
+
+
+class MembershipFactory(DjangoModelFactory):
+    class Meta:
+        model = Membership
+
+    user = factory.SubFactory(UserFactory)
+    organization = factory.SubFactory(OrganizationFactory)
+    role = Role.CLINICIAN
+
+
+class AuditEventFactory(DjangoModelFactory):
+    class Meta:
+        model = AuditEvent
+
+    organization = factory.SubFactory(OrganizationFactory)
+    action = "test.event"
+
+
+def member(organization: Organization, role: str = Role.CLINICIAN, **user_kwargs) -> User:
+    """A user with an active membership of ``role`` in ``organization``."""
+    user = UserFactory(**user_kwargs)
+    MembershipFactory(user=user, organization=organization, role=role)
+    return user

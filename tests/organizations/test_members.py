@@ -1,0 +1,124 @@
+"""An org admin manages members and roles; others cannot; a user switches organizations."""
+
+from __future__ import annotations
+
+import pytest
+from django.core import mail
+from django.urls import reverse
+
+from apps.accounts.models import User
+from apps.audit.models import AuditEvent
+from apps.organizations.models import Membership, Role
+from tests.factories import MembershipFactory, OrganizationFactory, member
+
+pytestmark = pytest.mark.django_db
+
+
+def test_admin_adds_a_new_person_who_gets_a_set_password_link(client_as, admin_a, org_a):
+    response = client_as(admin_a).post(reverse("organizations:members"), {
+        "email": "New.Radiologist@Example.org", "full_name": "New Radiologist", "role": Role.RADIOLOGIST})
+    assert response.status_code == 302
+    user = User.objects.get(email="new.radiologist@example.org")
+    assert not user.has_usable_password()
+    assert Membership.objects.get(user=user, organization=org_a).role == Role.RADIOLOGIST
+    assert len(mail.outbox) == 1
+    assert mail.outbox[0].to == ["new.radiologist@example.org"]
+    assert "/accounts/password/reset/key/" in mail.outbox[0].body
+    assert AuditEvent.objects.filter(action="membership.added", organization=org_a, actor=admin_a).exists()
+
+
+def test_adding_an_existing_member_twice_is_a_clear_error(client_as, admin_a, org_a, clinician_a):
+    response = client_as(admin_a).post(reverse("organizations:members"), {
+        "email": clinician_a.email, "role": Role.CLINICIAN})
+    assert response.status_code == 400
+    assert "already a member" in response.content.decode()
+
+
+def test_admin_changes_a_role_and_it_is_audited(client_as, admin_a, clinician_a, org_a):
+    m = Membership.objects.get(user=clinician_a, organization=org_a)
+    response = client_as(admin_a).post(reverse("organizations:membership_edit", args=[m.public_id]),
+                                       {"role": Role.COORDINATOR, "is_active": "on"})
+    assert response.status_code == 302
+    m.refresh_from_db()
+    assert m.role == Role.COORDINATOR
+    event = AuditEvent.objects.get(action="membership.updated")
+    assert event.details == {"before": {"role": "clinician", "is_active": True},
+                             "after": {"role": "coordinator", "is_active": True}}
+
+
+def test_the_last_admin_cannot_demote_or_deactivate_themselves(client_as, admin_a, org_a):
+    m = Membership.objects.get(user=admin_a, organization=org_a)
+    url = reverse("organizations:membership_edit", args=[m.public_id])
+    response = client_as(admin_a).post(url, {"role": Role.CLINICIAN, "is_active": "on"})
+    assert response.status_code == 400
+    assert "at least one active organization admin" in response.content.decode()
+    response = client_as(admin_a).post(url, {"role": Role.ORG_ADMIN})  # is_active unchecked
+    assert response.status_code == 400
+    m.refresh_from_db()
+    assert (m.role, m.is_active) == (Role.ORG_ADMIN, True)
+
+
+@pytest.mark.parametrize("role", [r for r in Role if r != Role.ORG_ADMIN])
+def test_non_admins_are_refused_member_management(client_as, org_a, admin_a, role):
+    user = member(org_a, role)
+    admin_membership = Membership.objects.get(user=admin_a)
+    client = client_as(user)
+    assert client.get(reverse("organizations:members")).status_code == 403
+    assert client.post(reverse("organizations:membership_edit", args=[admin_membership.public_id]),
+                       {"role": Role.PATIENT}).status_code in (403, 404)
+    assert client.get(reverse("organizations:settings")).status_code == 403
+    admin_membership.refresh_from_db()
+    assert admin_membership.role == Role.ORG_ADMIN
+
+
+def test_a_user_in_two_organizations_switches_between_them(client_as):
+    north, south = OrganizationFactory(name="North"), OrganizationFactory(name="South")
+    user = member(north, Role.RADIOLOGIST)
+    MembershipFactory(user=user, organization=south, role=Role.ORG_ADMIN)
+    client = client_as(user)
+    page = client.get(reverse("dashboard")).content.decode()
+    assert "Radiologist" in page and "Members</a>" not in page  # North first, alphabetical
+    response = client.post(reverse("organizations:switch", args=[south.public_id]), {"next": "/"})
+    assert response.status_code == 302
+    page = client.get(reverse("dashboard")).content.decode()
+    assert "Organization admin" in page and "Members</a>" in page
+    # the members page now lists South's members, not North's
+    assert client.get(reverse("organizations:members")).status_code == 200
+
+
+def test_switch_refuses_an_organization_the_user_left(client_as, org_a, org_b, admin_a):
+    m = MembershipFactory(user=admin_a, organization=org_b, role=Role.CLINICIAN)
+    m.is_active = False
+    m.save()
+    assert client_as(admin_a).post(reverse("organizations:switch", args=[org_b.public_id])).status_code == 404
+
+
+def test_switch_ignores_an_offsite_next(client_as, org_a, admin_a):
+    response = client_as(admin_a).post(reverse("organizations:switch", args=[org_a.public_id]),
+                                       {"next": "https://evil.example/"})
+    assert response.status_code == 302 and response["Location"] == reverse("dashboard")
+
+
+def test_admin_edits_policy_settings_with_validation(client_as, admin_a, org_a):
+    url = reverse("organizations:settings")
+    bad = client_as(admin_a).post(url, {"upload_max_bytes": 10, "invitation_ttl_hours": 72})
+    assert bad.status_code == 400
+    ok = client_as(admin_a).post(url, {"upload_max_bytes": 5 * 1024**3, "invitation_ttl_hours": 48,
+                                       "anonymous_links_enabled": "on"})
+    assert ok.status_code == 302
+    org_a.refresh_from_db()
+    assert (org_a.upload_max_bytes, org_a.invitation_ttl_hours, org_a.anonymous_links_enabled) == (
+        5 * 1024**3, 48, True)
+    assert AuditEvent.objects.filter(action="organization.policy_changed", organization=org_a).count() == 1
+
+
+def test_signed_out_visitors_are_sent_to_sign_in(client):
+    response = client.get(reverse("dashboard"))
+    assert response.status_code == 302 and response["Location"].startswith(reverse("account_login"))
+
+
+def test_open_sign_up_is_closed(client):
+    response = client.post(reverse("account_signup"), {"email": "x@example.org", "password1": "a-long-pass-phrase",
+                                                        "password2": "a-long-pass-phrase"})
+    assert not User.objects.filter(email="x@example.org").exists()
+    assert response.status_code == 200

@@ -1,0 +1,92 @@
+"""Settings follow the environment; production passes `check --deploy` with no warning."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from django.db import connection
+
+from tests.servers import ROOT, clean_env
+
+PROBE = (
+    "import django, json; django.setup(); from django.conf import settings as s; "
+    "print(json.dumps({'engine': s.DATABASES['default']['ENGINE'], 'eager': s.CELERY_TASK_ALWAYS_EAGER, "
+    "'broker': s.CELERY_BROKER_URL, 'storage': s.STORAGES['default']['BACKEND'], 'debug': s.DEBUG}))"
+)
+
+
+def _settings_under(env: dict[str, str]) -> dict:
+    out = subprocess.run([sys.executable, "-c", PROBE], cwd=ROOT, env=env, capture_output=True, text=True,
+                         check=True, timeout=60)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.django_db
+def test_the_suite_runs_on_the_database_the_environment_names():
+    wanted = "postgresql" if os.environ.get("DATABASE_URL", "").startswith("postgres") else "sqlite"
+    assert connection.vendor == wanted
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        assert cursor.fetchone()[0] == 1
+
+
+def test_with_nothing_set_it_is_the_embedded_default(tmp_path):
+    got = _settings_under(clean_env(DJANGO_SETTINGS_MODULE="portal.settings.local", LIGHTBOX_VAR_DIR=str(tmp_path)))
+    assert got == {"engine": "django.db.backends.sqlite3", "eager": True, "broker": "memory://",
+                   "storage": "django.core.files.storage.FileSystemStorage", "debug": False}
+    assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0  # the generated key is private
+
+
+def test_variables_switch_to_postgresql_redis_and_s3(tmp_path):
+    got = _settings_under(clean_env(
+        DJANGO_SETTINGS_MODULE="portal.settings.local", LIGHTBOX_VAR_DIR=str(tmp_path),
+        DATABASE_URL="postgres://u:p@db.internal:5432/lightbox", REDIS_URL="redis://cache.internal:6379/0",
+        DJANGO_STORAGE_BACKEND="s3", LIGHTBOX_S3_BUCKET="studies", LIGHTBOX_S3_ENDPOINT_URL="http://s3.internal",
+    ))
+    assert got == {"engine": "django.db.backends.postgresql", "eager": False, "broker": "redis://cache.internal:6379/0",
+                   "storage": "storages.backends.s3.S3Storage", "debug": False}
+
+
+def test_debug_only_when_asked(tmp_path):
+    got = _settings_under(clean_env(DJANGO_SETTINGS_MODULE="portal.settings.local", LIGHTBOX_VAR_DIR=str(tmp_path),
+                                    DJANGO_DEBUG="1"))
+    assert got["debug"] is True
+
+
+PRODUCTION_ENV = {
+    "DJANGO_SETTINGS_MODULE": "portal.settings.production",
+    "DJANGO_SECRET_KEY": "a" * 20 + "-production-secret-key-with-enough-entropy-1234567890",
+    "DJANGO_ALLOWED_HOSTS": "lightbox.hospital.example",
+    "DATABASE_URL": "postgres://lightbox@db.internal:5432/lightbox",
+    "REDIS_URL": "redis://cache.internal:6379/0",
+}
+
+
+def test_production_settings_pass_check_deploy_with_no_warning(tmp_path):
+    env = clean_env(LIGHTBOX_VAR_DIR=str(tmp_path), **PRODUCTION_ENV)
+    result = subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "WARNING" not in output.upper().replace("--FAIL-LEVEL WARNING", "")
+    assert "System check identified no issues" in output
+
+
+def test_production_refuses_to_start_without_a_secret_key(tmp_path):
+    env = clean_env(LIGHTBOX_VAR_DIR=str(tmp_path), **{**PRODUCTION_ENV, "DJANGO_SECRET_KEY": ""})
+    result = subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode != 0
+    assert "DJANGO_SECRET_KEY" in result.stderr
+
+
+def test_production_refuses_the_demo(tmp_path):
+    env = clean_env(LIGHTBOX_VAR_DIR=str(tmp_path), **PRODUCTION_ENV)
+    result = subprocess.run([sys.executable, "manage.py", "seed_demo"], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode != 0
+    assert "refused" in result.stderr
