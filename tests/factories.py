@@ -3,12 +3,17 @@ model here by its model, so a new scoped model needs a factory in this module.""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import factory
+from django.utils import timezone
 from factory.django import DjangoModelFactory
 
 from apps.accounts.models import User
 from apps.audit.models import AuditEvent
+from apps.cases.models import Case, Patient
 from apps.organizations.models import Membership, Organization, Role
+from apps.sharing.models import Grant
 
 TEST_PASSWORD = "correct-horse-battery-staple"
 
@@ -53,6 +58,40 @@ class AuditEventFactory(DjangoModelFactory):
 
     organization = factory.SubFactory(OrganizationFactory)
     action = "test.event"
+
+
+class PatientFactory(DjangoModelFactory):
+    """Generated, fictional patients only."""
+
+    class Meta:
+        model = Patient
+
+    organization = factory.SubFactory(OrganizationFactory)
+    mrn = factory.Sequence(lambda n: f"MRN{n:06d}")
+    name = factory.Faker("name")
+    birth_date = factory.Faker("date_of_birth", minimum_age=1, maximum_age=95)
+
+
+class CaseFactory(DjangoModelFactory):
+    class Meta:
+        model = Case
+
+    organization = factory.SubFactory(OrganizationFactory)
+    patient = factory.SubFactory(PatientFactory, organization=factory.SelfAttribute("..organization"))
+    title = factory.Sequence(lambda n: f"Case {n}")
+    referring_question = "Second opinion on a pulmonary nodule."
+    service_line = "Oncology"
+
+
+class GrantFactory(DjangoModelFactory):
+    class Meta:
+        model = Grant
+
+    organization = factory.SubFactory(OrganizationFactory)
+    case = factory.SubFactory(CaseFactory, organization=factory.SelfAttribute("..organization"))
+    grantee = factory.SubFactory(UserFactory)
+    permissions = factory.LazyFunction(lambda: ["view"])
+    expires_at = factory.LazyFunction(lambda: timezone.now() + timedelta(hours=48))
 
 
 def member(organization: Organization, role: str = Role.CLINICIAN, **user_kwargs) -> User:

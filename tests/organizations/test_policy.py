@@ -13,11 +13,15 @@ from tests.factories import MembershipFactory, UserFactory, member
 
 pytestmark = pytest.mark.django_db
 
+STAFF = {Action.VIEW_ORGANIZATION, Action.VIEW_ORG_DATA, Action.VIEW_MEMBERS}
+READER = {Action.VIEW_CASE, Action.VIEW_IMAGES, Action.DOWNLOAD_PREVIEW, Action.DOWNLOAD_ORIGINAL,
+          Action.SHARE_CASE, Action.MANAGE_CASE}
 EXPECTED = {
-    Role.ORG_ADMIN: set(Action),
-    Role.RADIOLOGIST: {Action.VIEW_ORGANIZATION, Action.VIEW_ORG_DATA, Action.VIEW_MEMBERS},
-    Role.CLINICIAN: {Action.VIEW_ORGANIZATION, Action.VIEW_ORG_DATA, Action.VIEW_MEMBERS},
-    Role.COORDINATOR: {Action.VIEW_ORGANIZATION, Action.VIEW_ORG_DATA, Action.VIEW_MEMBERS},
+    Role.ORG_ADMIN: STAFF | {Action.MANAGE_MEMBERS, Action.MANAGE_ORGANIZATION, Action.VIEW_AUDIT,
+                             Action.VIEW_CASE, Action.MANAGE_CASE},
+    Role.RADIOLOGIST: STAFF | READER,
+    Role.CLINICIAN: STAFF | READER,
+    Role.COORDINATOR: STAFF | {Action.VIEW_CASE, Action.MANAGE_CASE},
     Role.EXTERNAL_CONSULTANT: {Action.VIEW_ORGANIZATION},
     Role.PATIENT: {Action.VIEW_ORGANIZATION},
 }

@@ -1,0 +1,81 @@
+"""Grants: the only way an outsider reaches a case, checked live on every call."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from apps.cases.models import Case
+from apps.organizations.models import Role
+from apps.sharing import policy
+from apps.sharing.policy import Action
+from tests.factories import CaseFactory, GrantFactory, member
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def case(org_a):
+    return CaseFactory(organization=org_a)
+
+
+@pytest.fixture
+def consultant(org_a):
+    return member(org_a, Role.EXTERNAL_CONSULTANT)
+
+
+def test_outsider_without_grant_sees_nothing(case, consultant):
+    assert not policy.can(consultant, Action.VIEW_CASE, case)
+    assert not Case.objects.visible_to(consultant).exists()
+
+
+@pytest.mark.parametrize(("permissions", "allowed"), [
+    (["view"], {Action.VIEW_CASE, Action.VIEW_IMAGES}),
+    (["view", "download_preview"], {Action.VIEW_CASE, Action.VIEW_IMAGES, Action.DOWNLOAD_PREVIEW}),
+    (["view", "download_original"], {Action.VIEW_CASE, Action.VIEW_IMAGES, Action.DOWNLOAD_ORIGINAL}),
+    (["download_preview"], {Action.VIEW_CASE, Action.DOWNLOAD_PREVIEW}),
+])
+def test_a_live_grant_allows_exactly_its_permissions(case, consultant, permissions, allowed):
+    GrantFactory(organization=case.organization, case=case, grantee=consultant, permissions=permissions)
+    case_actions = {Action.VIEW_CASE, Action.VIEW_IMAGES, Action.DOWNLOAD_PREVIEW, Action.DOWNLOAD_ORIGINAL,
+                    Action.SHARE_CASE, Action.MANAGE_CASE}
+    for action in case_actions:
+        assert policy.can(consultant, action, case) is (action in allowed), action
+    assert list(Case.objects.visible_to(consultant)) == [case]
+    # a grant on one case says nothing about the organization's other cases
+    other = CaseFactory(organization=case.organization)
+    assert not policy.can(consultant, Action.VIEW_CASE, other)
+
+
+@pytest.mark.parametrize("state", ["expired", "revoked", "not_started", "case_closed", "user_inactive"])
+def test_a_dead_grant_allows_nothing(case, consultant, state):
+    grant = GrantFactory(organization=case.organization, case=case, grantee=consultant, permissions=["view"])
+    assert policy.can(consultant, Action.VIEW_IMAGES, case)
+    now = timezone.now()
+    if state == "expired":
+        grant.expires_at = now - timedelta(seconds=1)
+    elif state == "revoked":
+        grant.revoked_at = now
+    elif state == "not_started":
+        grant.starts_at = now + timedelta(hours=1)
+    elif state == "case_closed":
+        case.status = "closed"
+        case.save()
+    elif state == "user_inactive":
+        consultant.is_active = False
+        consultant.save()
+    grant.save()
+    case.refresh_from_db()
+    assert not policy.can(consultant, Action.VIEW_CASE, case)
+    assert not policy.can(consultant, Action.VIEW_IMAGES, case)
+    assert not Case.objects.visible_to(consultant).exists()
+    assert grant.is_live() is False or state == "user_inactive"
+
+
+def test_coordinator_sees_status_but_not_pixels(case, org_a):
+    coordinator = member(org_a, Role.COORDINATOR)
+    assert policy.can(coordinator, Action.VIEW_CASE, case)
+    assert not policy.can(coordinator, Action.VIEW_IMAGES, case)
+    assert not policy.can(coordinator, Action.DOWNLOAD_ORIGINAL, case)
