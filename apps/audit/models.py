@@ -31,6 +31,9 @@ class AuditEvent(models.Model):
     action = models.CharField(max_length=64, db_index=True)
     target_type = models.CharField(max_length=64, blank=True)
     target_id = models.CharField(max_length=64, blank=True)
+    # public ids, not foreign keys: the trail outlives the rows it speaks of
+    case_ref = models.UUIDField(null=True, blank=True, db_index=True)
+    study_ref = models.UUIDField(null=True, blank=True, db_index=True)
     outcome = models.CharField(max_length=8, choices=Outcome.choices, default=Outcome.ALLOWED)
     ip = models.GenericIPAddressField(null=True, blank=True)
     user_agent = models.CharField(max_length=300, blank=True)

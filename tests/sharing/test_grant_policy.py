@@ -79,3 +79,25 @@ def test_coordinator_sees_status_but_not_pixels(case, org_a):
     assert policy.can(coordinator, Action.VIEW_CASE, case)
     assert not policy.can(coordinator, Action.VIEW_IMAGES, case)
     assert not policy.can(coordinator, Action.DOWNLOAD_ORIGINAL, case)
+
+
+def test_grant_services_create_and_revoke_with_audit(case, consultant, admin_a):
+    from django.core.exceptions import ValidationError
+
+    from apps.audit.models import AuditEvent
+    from apps.sharing.services import grant_create, grants_revoke
+
+    grant = grant_create(case=case, grantee=consultant, permissions=["view"], by=admin_a,
+                         expires_at=timezone.now() + timedelta(hours=2))
+    assert policy.can(consultant, Action.VIEW_IMAGES, case)
+    assert grants_revoke(grants=[grant], by=admin_a, reason="test") == 1
+    assert grants_revoke(grants=[grant], by=admin_a, reason="again") == 0
+    assert not policy.can(consultant, Action.VIEW_IMAGES, case)
+    actions = list(AuditEvent.objects.filter(case_ref=case.public_id).values_list("action", flat=True))
+    assert actions == ["grant.created", "grant.revoked"]
+    with pytest.raises(ValidationError):
+        grant_create(case=case, grantee=consultant, permissions=["fly"], by=admin_a,
+                     expires_at=timezone.now() + timedelta(hours=2))
+    with pytest.raises(ValidationError):
+        grant_create(case=case, grantee=consultant, permissions=["view"], by=admin_a,
+                     expires_at=timezone.now() - timedelta(hours=2))
