@@ -13,7 +13,7 @@ from apps.accounts.models import User
 from apps.audit.models import AuditEvent
 from apps.cases.models import Case, Patient
 from apps.organizations.models import Membership, Organization, Role
-from apps.sharing.models import Grant
+from apps.sharing.models import Grant, OriginalRequest, ShareLink, SharingPolicy
 
 TEST_PASSWORD = "correct-horse-battery-staple"
 
@@ -92,6 +92,37 @@ class GrantFactory(DjangoModelFactory):
     grantee = factory.SubFactory(UserFactory)
     permissions = factory.LazyFunction(lambda: ["view"])
     expires_at = factory.LazyFunction(lambda: timezone.now() + timedelta(hours=48))
+
+
+class ShareLinkFactory(DjangoModelFactory):
+    """A link onto a grant; the raw token is not kept (tests that open links use
+    apps.sharing.services.share_link_create, which returns it)."""
+
+    class Meta:
+        model = ShareLink
+
+    organization = factory.SubFactory(OrganizationFactory)
+    grant = factory.SubFactory(GrantFactory, organization=factory.SelfAttribute("..organization"))
+    token_hash = factory.Sequence(lambda n: f"{n:064x}")
+
+
+class SharingPolicyFactory(DjangoModelFactory):
+    class Meta:
+        model = SharingPolicy
+        django_get_or_create = ("organization",)
+
+    organization = factory.SubFactory(OrganizationFactory)
+
+
+class OriginalRequestFactory(DjangoModelFactory):
+    class Meta:
+        model = OriginalRequest
+
+    organization = factory.SubFactory(OrganizationFactory)
+    grant = factory.SubFactory(GrantFactory, organization=factory.SelfAttribute("..organization"))
+    case = factory.SelfAttribute("grant.case")
+    requested_by = factory.SelfAttribute("grant.grantee")
+    reason = "Need the full-resolution series to measure the nodule."
 
 
 def member(organization: Organization, role: str = Role.CLINICIAN, **user_kwargs) -> User:

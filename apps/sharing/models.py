@@ -1,5 +1,10 @@
-"""Grants: who may do what with which case, until when. Minimal core; the sharing issue adds
-study scope, groups, link tokens, templates, download limits and usage on this same model."""
+"""Grants: who may do what with which case (or which of its studies), until when, how often.
+
+A Grant names its recipient (a user, a group of users, an invited e-mail address bound on
+acceptance, or nobody for an anonymous link), its scope (the case, or named studies of it, and
+which renditions), its permissions, its lifetime and its download limit, and keeps its usage.
+ShareLinks are URLs onto one grant; only the sha256 of their token is stored.
+All access decisions stay in apps.sharing.policy; this module only stores."""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ from django.utils.translation import gettext_lazy as _
 
 from apps.core.models import PublicIdModel
 from apps.organizations.scoping import OrgScopedQuerySet
+from apps.sharing.usecases import UseCase
 
 
 class Permission(models.TextChoices):
@@ -25,6 +31,7 @@ class GrantSource(models.TextChoices):
     SHARE = "share", _("Share")
     BOARD = "board", _("Tumor board")
     INVITATION = "invitation", _("Invitation")
+    ORIGINAL_REQUEST = "original_request", _("Original DICOM request")
 
 
 class GrantQuerySet(OrgScopedQuerySet["Grant"]):
@@ -32,6 +39,13 @@ class GrantQuerySet(OrgScopedQuerySet["Grant"]):
         """Not revoked, not expired, on an open case. Checked on every request: no cache."""
         now = now or timezone.now()
         return self.filter(revoked_at__isnull=True, expires_at__gt=now, starts_at__lte=now, case__status="open")
+
+    def addressed_to(self, user) -> GrantQuerySet:
+        """Grants naming ``user`` as grantee or as a member of the grantee group ("shared with
+        me"). Recipients see their grants through this, not through visible_to (staff only)."""
+        if user is None or not user.is_authenticated or not user.is_active:
+            return self.none()
+        return self.filter(models.Q(grantee=user) | models.Q(group_members=user)).distinct()
 
 
 class Grant(PublicIdModel):
@@ -49,6 +63,22 @@ class Grant(PublicIdModel):
     revoked_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="+")
     revoke_reason = models.CharField(max_length=64, blank=True)
+    # --- recipient beyond a single user ---
+    group_members = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="group_grants")
+    group_name = models.CharField(max_length=120, blank=True)
+    grantee_email = models.EmailField(blank=True)  # an invitation: bound to the user who accepts
+    # --- template and scope ---
+    use_case = models.CharField(max_length=32, choices=UseCase.choices, default=UseCase.CUSTOM)
+    renditions = models.JSONField(default=list, blank=True)  # Rendition values; empty = as permissions allow
+    mfa_required = models.BooleanField(default=False)
+    download_limit = models.PositiveIntegerField(null=True, blank=True)
+    renewed_from = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL,
+                                     related_name="renewals")
+    # --- usage (kept so "expired unused" and "downloaded again within 24 h" can be reported) ---
+    first_opened_at = models.DateTimeField(null=True, blank=True)
+    last_opened_at = models.DateTimeField(null=True, blank=True)
+    open_count = models.PositiveIntegerField(default=0)
+    download_count = models.PositiveIntegerField(default=0)
 
     objects = GrantQuerySet.as_manager()
 
@@ -63,3 +93,187 @@ class Grant(PublicIdModel):
         now = now or timezone.now()
         return (self.revoked_at is None and self.starts_at <= now < self.expires_at
                 and self.case.status == "open")
+
+    @property
+    def over_download_limit(self) -> bool:
+        return self.download_limit is not None and self.download_count >= self.download_limit
+
+    @property
+    def is_anonymous(self) -> bool:
+        return self.grantee_id is None and not self.grantee_email and not self.group_name
+
+    def state(self, now: datetime | None = None) -> str:
+        """active, scheduled, revoked, expired_used or expired_unused (for "my shares")."""
+        now = now or timezone.now()
+        if self.revoked_at is not None:
+            return GrantState.REVOKED
+        if self.expires_at <= now or self.case.status != "open":
+            return GrantState.EXPIRED_USED if self.open_count or self.download_count else GrantState.EXPIRED_UNUSED
+        if self.starts_at > now:
+            return GrantState.SCHEDULED
+        return GrantState.ACTIVE
+
+
+class GrantState(models.TextChoices):
+    ACTIVE = "active", _("Active")
+    SCHEDULED = "scheduled", _("Not started yet")
+    EXPIRED_UNUSED = "expired_unused", _("Expired, never opened")
+    EXPIRED_USED = "expired_used", _("Expired, used")
+    REVOKED = "revoked", _("Revoked")
+
+
+class GrantExtension(models.Model):
+    """One extension of a grant's expiry, with the written reason it needs."""
+
+    grant = models.ForeignKey(Grant, on_delete=models.CASCADE, related_name="extensions")
+    by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    at = models.DateTimeField(auto_now_add=True)
+    previous_expires_at = models.DateTimeField()
+    new_expires_at = models.DateTimeField()
+    reason = models.TextField()
+
+    class Meta:
+        ordering = ["at"]
+
+    def __str__(self) -> str:
+        return f"Extension of grant {self.grant_id}"
+
+
+class GrantDownload(models.Model):
+    """One counted download of one package under a grant. A resumed transfer of the same package
+    touches this row instead of adding one, so it counts once; a fresh download adds a row, so
+    "downloaded again within 24 h" is two rows of one package close together."""
+
+    grant = models.ForeignKey(Grant, on_delete=models.CASCADE, related_name="downloads")
+    package_key = models.CharField(max_length=200)
+    started_at = models.DateTimeField(default=timezone.now)
+    last_activity_at = models.DateTimeField(default=timezone.now)
+    resumes = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["started_at"]
+        indexes = [models.Index(fields=["grant", "package_key", "started_at"])]
+
+    def __str__(self) -> str:
+        return f"Download under grant {self.grant_id}"
+
+
+class ShareLinkQuerySet(OrgScopedQuerySet["ShareLink"]):
+    pass
+
+
+class SecondFactor(models.TextChoices):
+    NONE = "", _("None")
+    PASSCODE = "passcode", _("Passcode")
+    BIRTH_DATE = "birth_date", _("Patient's birth date")
+
+
+class ShareLink(PublicIdModel):
+    """A URL onto one grant. The token (>= 128 random bits) is shown once; only its sha256 is
+    stored, so a database leak yields no working links. Identity-linked unless ``anonymous``."""
+
+    MAX_FAILED_ATTEMPTS = 5
+
+    organization = models.ForeignKey("organizations.Organization", on_delete=models.PROTECT,
+                                     related_name="share_links")
+    grant = models.ForeignKey(Grant, on_delete=models.CASCADE, related_name="links")
+    token_hash = models.CharField(max_length=64, unique=True)
+    anonymous = models.BooleanField(default=False)
+    second_factor = models.CharField(max_length=16, choices=SecondFactor.choices, blank=True, default="")
+    passcode_hash = models.CharField(max_length=200, blank=True)
+    failed_attempts = models.PositiveIntegerField(default=0)
+    locked_at = models.DateTimeField(null=True, blank=True)
+    max_uses = models.PositiveIntegerField(null=True, blank=True)
+    use_count = models.PositiveIntegerField(default=0)
+    not_before = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+
+    objects = ShareLinkQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"ShareLink {self.public_id}"
+
+
+class SharingPolicyQuerySet(OrgScopedQuerySet["SharingPolicy"]):
+    pass
+
+
+class SharingPolicy(PublicIdModel):
+    """An organization's sharing defaults and maxima. They may only narrow the code's table
+    (apps.sharing.usecases.TEMPLATES). Anonymous links are switched on by
+    Organization.anonymous_links_enabled; their lifetime and download limit are bounded here."""
+
+    organization = models.OneToOneField("organizations.Organization", on_delete=models.CASCADE,
+                                        related_name="sharing_policy")
+    #: {use_case: {"default_hours": n, "max_hours": n}}
+    template_settings = models.JSONField(default=dict, blank=True)
+    anonymous_max_hours = models.PositiveIntegerField(_("anonymous link lifetime (hours)"), default=24)
+    anonymous_download_limit = models.PositiveIntegerField(_("anonymous link download limit"), default=3)
+    original_approval_max_hours = models.PositiveIntegerField(_("original DICOM approval lifetime (hours)"),
+                                                              default=48)
+
+    objects = SharingPolicyQuerySet.as_manager()
+
+    def __str__(self) -> str:
+        return f"SharingPolicy {self.public_id}"
+
+
+class OriginalRequestQuerySet(OrgScopedQuerySet["OriginalRequest"]):
+    pass
+
+
+class OriginalRequestStatus(models.TextChoices):
+    PENDING = "pending", _("Waiting for a decision")
+    APPROVED = "approved", _("Approved")
+    DECLINED = "declined", _("Declined")
+
+
+class OriginalRequest(PublicIdModel):
+    """A preview recipient asks for the original DICOM, with a reason. The study's owner or a
+    radiologist approves (a new, short grant with download_original) or declines."""
+
+    organization = models.ForeignKey("organizations.Organization", on_delete=models.PROTECT,
+                                     related_name="original_requests")
+    case = models.ForeignKey("cases.Case", on_delete=models.CASCADE, related_name="original_requests")
+    grant = models.ForeignKey(Grant, on_delete=models.CASCADE, related_name="original_requests")
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    reason = models.TextField()
+    status = models.CharField(max_length=16, choices=OriginalRequestStatus.choices,
+                              default=OriginalRequestStatus.PENDING)
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_note = models.TextField(blank=True)
+    approved_grant = models.ForeignKey(Grant, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    objects = OriginalRequestQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"OriginalRequest {self.public_id}"
+
+
+class Notification(models.Model):
+    """An in-app notice to one user. Text carries no PHI: ids and links only."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications")
+    organization = models.ForeignKey("organizations.Organization", null=True, blank=True,
+                                     on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    verb = models.CharField(max_length=64)
+    message = models.CharField(max_length=300)
+    url = models.CharField(max_length=300, blank=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.verb

@@ -1,0 +1,113 @@
+"""Share templates: the seed's table of use cases, with the organization's defaults and maxima.
+
+| use case | rendition | access | default expiry |
+| radiology second opinion | native DICOM | named user, view and download | 48 h (24-72) |
+| telehealth triage | compressed preview | view only, identity-linked | same day |
+| tumor board review | DICOM and annotated PDF | group | 7 days (5-7) |
+| external consultant handoff | DICOM or preview, as chosen | role-based, MFA required | 72 h, renewable |
+| patient education | low-resolution export | patient portal | 30 days (policy) |
+
+The code holds the table; an organization may lower (never raise) each default and maximum on
+its ``SharingPolicy``. The default is the shortest practical expiry of the use case.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class UseCase(models.TextChoices):
+    SECOND_OPINION = "second_opinion", _("Radiology second opinion")
+    TELEHEALTH = "telehealth", _("Telehealth triage")
+    TUMOR_BOARD = "tumor_board", _("Tumor board review")
+    CONSULTANT = "consultant", _("External consultant handoff")
+    PATIENT_EDUCATION = "patient_education", _("Patient education")
+    CUSTOM = "custom", _("Custom")
+
+
+class Rendition(models.TextChoices):
+    ORIGINAL = "original", _("Original DICOM")
+    PREVIEW = "preview", _("Compressed preview")
+    REPORT = "report", _("Annotated report (PDF)")
+    EDUCATION = "education", _("Low-resolution education export")
+
+
+class RecipientKind(models.TextChoices):
+    USER = "user", _("A named person")
+    GROUP = "group", _("A group of people")
+    EMAIL = "email", _("An invited e-mail address")
+    ANONYMOUS = "anonymous", _("Anonymous link")
+
+
+@dataclass(frozen=True)
+class Template:
+    key: str
+    renditions: tuple[str, ...]
+    permissions: tuple[str, ...]
+    recipients: tuple[str, ...]      # RecipientKind values allowed
+    default_hours: int
+    min_hours: int
+    max_hours: int
+    mfa_required: bool = False
+    renewable: bool = False
+    choose_rendition: bool = False   # the sharer picks original or preview
+
+    @property
+    def label(self) -> str:
+        return str(UseCase(self.key).label)
+
+
+TEMPLATES: dict[str, Template] = {
+    UseCase.SECOND_OPINION: Template(
+        UseCase.SECOND_OPINION, (Rendition.ORIGINAL, Rendition.PREVIEW),
+        ("view", "download_preview", "download_original"), (RecipientKind.USER, RecipientKind.EMAIL),
+        default_hours=48, min_hours=24, max_hours=72),
+    UseCase.TELEHEALTH: Template(
+        UseCase.TELEHEALTH, (Rendition.PREVIEW,), ("view",), (RecipientKind.USER, RecipientKind.EMAIL),
+        default_hours=8, min_hours=1, max_hours=24),
+    UseCase.TUMOR_BOARD: Template(
+        UseCase.TUMOR_BOARD, (Rendition.ORIGINAL, Rendition.REPORT, Rendition.PREVIEW),
+        ("view", "download_preview"), (RecipientKind.GROUP, RecipientKind.USER),
+        default_hours=7 * 24, min_hours=5 * 24, max_hours=7 * 24, renewable=True),
+    UseCase.CONSULTANT: Template(
+        UseCase.CONSULTANT, (Rendition.PREVIEW,), ("view", "download_preview"),
+        (RecipientKind.USER, RecipientKind.EMAIL),
+        default_hours=72, min_hours=1, max_hours=72, mfa_required=True, renewable=True, choose_rendition=True),
+    UseCase.PATIENT_EDUCATION: Template(
+        UseCase.PATIENT_EDUCATION, (Rendition.EDUCATION,), ("view", "download_preview"),
+        (RecipientKind.USER, RecipientKind.EMAIL),
+        default_hours=30 * 24, min_hours=24, max_hours=30 * 24),
+    UseCase.CUSTOM: Template(
+        UseCase.CUSTOM, (Rendition.PREVIEW,), ("view",),
+        (RecipientKind.USER, RecipientKind.GROUP, RecipientKind.EMAIL, RecipientKind.ANONYMOUS),
+        default_hours=24, min_hours=1, max_hours=72, renewable=True, choose_rendition=True),
+}
+
+#: anonymous links never live longer than this, whatever the template says
+ANONYMOUS_MAX_HOURS = 24
+
+#: which grant permission a rendition needs to be downloaded
+RENDITION_PERMISSION: dict[str, str] = {
+    Rendition.ORIGINAL: "download_original",
+    Rendition.PREVIEW: "download_preview",
+    Rendition.REPORT: "download_preview",
+    Rendition.EDUCATION: "download_preview",
+}
+
+
+def template_for(organization_id: int, key: str) -> Template:
+    """The template as this organization applies it: its own defaults and maxima, which may only
+    narrow the code's table (a maximum above the table's is ignored)."""
+    from apps.sharing.models import SharingPolicy
+
+    base = TEMPLATES[UseCase(key)]
+    policy = SharingPolicy.objects.filter(organization_id=organization_id).first()
+    override = (policy.template_settings or {}).get(base.key, {}) if policy else {}
+    max_hours = min(int(override.get("max_hours", base.max_hours)), base.max_hours)
+    max_hours = max(max_hours, 1)
+    default_hours = min(int(override.get("default_hours", base.default_hours)), max_hours)
+    min_hours = min(base.min_hours, default_hours)
+    return replace(base, default_hours=max(default_hours, 1), max_hours=max_hours, min_hours=min_hours)
