@@ -13,17 +13,33 @@ Security contract:
   never reach objects of another;
 - every denial raised by ``require`` is recorded in the audit log.
 
-External consultants and patients hold no organization-wide data rights: they will see only
-what a Grant names (the sharing issue adds grants and link tokens to this module).
+External consultants and patients hold no organization-wide data rights: they see only what a
+live Grant names.
+
+Actors. ``actor`` is a User, or a ``LinkHolder``: a visitor who opened anonymous share links in
+this browser session (and who may also be signed in). Views get the right one from
+``actor_for(request)``; a view that serves case or study data to link holders marks itself with
+``@link_aware`` (tests/sharing/test_access_matrix.py then expects link holders to get in).
+
+Grants. A grant covers an object when it is live (not revoked, started, not expired, case open),
+the object is in its case (and in its named studies, if it names any), and one of its permissions
+maps to the action (``PERMISSION_ACTIONS``). Download actions also need the grant under its
+download limit and the rendition in its scope; a grant marked ``mfa_required`` needs a user who
+passed MFA in this session. Every check reads the database: revocation and expiry take effect on
+the very next request.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
+from django.utils import timezone
 
 from apps.organizations.models import Membership, Organization, Role
 
@@ -31,6 +47,7 @@ if TYPE_CHECKING:
     from django.http import HttpRequest
 
     from apps.accounts.models import User
+    from apps.sharing.models import Grant
 
 
 class Action(StrEnum):
@@ -46,6 +63,8 @@ class Action(StrEnum):
     DOWNLOAD_ORIGINAL = "download_original"   # the diagnostic original DICOM
     SHARE_CASE = "share_case"                 # grant others access
     MANAGE_CASE = "manage_case"               # edit, close, reopen, run tumor boards
+    MANAGE_GRANT = "manage_grant"             # revoke, extend or renew a grant (its creator too)
+    DECIDE_ORIGINAL_REQUEST = "decide_original_request"  # approve/decline (a radiologist or the owner)
 
 
 _STAFF = {Action.VIEW_ORGANIZATION, Action.VIEW_ORG_DATA, Action.VIEW_MEMBERS}
@@ -55,11 +74,11 @@ _READER = {Action.VIEW_CASE, Action.VIEW_IMAGES, Action.DOWNLOAD_PREVIEW, Action
 ROLE_ACTIONS: dict[str, frozenset[Action]] = {
     # Org admins run the organization; they see case status but not pixels (minimum necessary).
     Role.ORG_ADMIN: frozenset(_STAFF | {Action.MANAGE_MEMBERS, Action.MANAGE_ORGANIZATION, Action.VIEW_AUDIT,
-                                        Action.VIEW_CASE, Action.MANAGE_CASE}),
-    Role.RADIOLOGIST: frozenset(_STAFF | _READER),
-    Role.CLINICIAN: frozenset(_STAFF | _READER),
+                                        Action.VIEW_CASE, Action.MANAGE_CASE, Action.MANAGE_GRANT}),
+    Role.RADIOLOGIST: frozenset(_STAFF | _READER | {Action.MANAGE_GRANT, Action.DECIDE_ORIGINAL_REQUEST}),
+    Role.CLINICIAN: frozenset(_STAFF | _READER | {Action.MANAGE_GRANT}),
     # Coordinators organize cases and boards: status, not pixels.
-    Role.COORDINATOR: frozenset(_STAFF | {Action.VIEW_CASE, Action.MANAGE_CASE}),
+    Role.COORDINATOR: frozenset(_STAFF | {Action.VIEW_CASE, Action.MANAGE_CASE, Action.MANAGE_GRANT}),
     # Outsiders hold nothing organization-wide: only what a live Grant names.
     Role.EXTERNAL_CONSULTANT: frozenset({Action.VIEW_ORGANIZATION}),
     Role.PATIENT: frozenset({Action.VIEW_ORGANIZATION}),
@@ -88,13 +107,75 @@ def org_ids_where(user: User, action: Action | str) -> QuerySet[Membership]:
     ).values("organization_id")
 
 
+#: actions that also need the grant under its download limit and the rendition in its scope
+DOWNLOAD_ACTIONS = frozenset({Action.DOWNLOAD_PREVIEW, Action.DOWNLOAD_ORIGINAL})
+
+#: actions the *owner* of an object holds (the grant's creator, the case's creator or responsible
+#: clinician) provided their role in the organization holds ``OWNER_NEEDS[action]``
+OWNER_NEEDS: dict[Action, Action] = {
+    Action.MANAGE_GRANT: Action.SHARE_CASE,
+    Action.DECIDE_ORIGINAL_REQUEST: Action.DOWNLOAD_ORIGINAL,
+}
+
+LINK_SESSION_KEY = "lightbox_share_links"
+
+
+@dataclass(frozen=True)
+class LinkHolder:
+    """A visitor who opened anonymous share links in this session (ids of ShareLink rows), and
+    the signed-in user, if any. Holds nothing beyond what those links' grants name."""
+
+    link_ids: tuple[int, ...]
+    user: Any = None
+    is_authenticated = False
+    is_active = True
+
+    @property
+    def label(self) -> str:
+        return "link:" + ",".join(str(i) for i in self.link_ids)
+
+
+def actor_for(request: HttpRequest) -> Any:
+    """The actor of a request: the user, or a LinkHolder when anonymous links were opened."""
+    link_ids = tuple(request.session.get(LINK_SESSION_KEY, ())) if hasattr(request, "session") else ()
+    user = getattr(request, "user", None)
+    if not link_ids:
+        return user
+    return LinkHolder(link_ids=link_ids, user=user if user is not None and user.is_authenticated else None)
+
+
+V = TypeVar("V", bound=Callable[..., Any])
+
+
+def link_aware(view: V) -> V:
+    """Mark a view that resolves its actor with ``actor_for`` (so anonymous link holders may use
+    it). The access matrix expects link holders to be refused by every unmarked view."""
+    view.lightbox_link_aware = True  # type: ignore[attr-defined]
+    return view
+
+
+def _user_of(actor: Any) -> Any:
+    return actor.user if isinstance(actor, LinkHolder) else actor
+
+
+def _active_user(user: Any) -> bool:
+    return user is not None and getattr(user, "is_authenticated", False) and user.is_active
+
+
+def _verified(user: Any) -> bool:
+    """The user passed MFA in this session (django-otp's OTPMiddleware sets is_verified)."""
+    check = getattr(user, "is_verified", None)
+    return bool(check()) if callable(check) else False
+
+
 def granted_case_ids(user: User) -> QuerySet:
-    """A subquery of the ids of cases on which ``user`` holds a live grant."""
+    """A subquery of the ids of cases on which ``user`` holds a live grant (as grantee or member
+    of the grantee group)."""
     from apps.sharing.models import Grant
 
-    if not user.is_authenticated or not user.is_active:
+    if not _active_user(user):
         return Grant.objects.none().values("case_id")
-    return Grant.objects.live().filter(grantee=user).values("case_id")
+    return Grant.objects.live().addressed_to(user).values("case_id")
 
 
 def _case_id_of(obj: object) -> int | None:
@@ -105,20 +186,72 @@ def _case_id_of(obj: object) -> int | None:
     return getattr(obj, "case_id", None)
 
 
-def _grant_allows(user: User, action: Action, case_id: int) -> bool:
-    """A live grant to ``user`` on the case covers ``action``. Read on every call: no cache, so
-    a revocation or expiry takes effect on the very next request."""
-    from apps.sharing.models import Grant
+def _study_id_of(obj: object) -> int | None:
+    if type(obj).__name__ == "Study" and type(obj).__module__.startswith("apps.imaging"):
+        return obj.pk  # type: ignore[attr-defined]
+    return getattr(obj, "study_id", None)
 
-    if not user.is_authenticated or not user.is_active:
+
+def _grants_of(actor: Any, case_id: int, now: datetime) -> list[Grant]:
+    """Live grants of the case that this actor holds: addressed to the user, or behind an opened
+    anonymous link that is itself live (not revoked, not locked, past its not-before time)."""
+    from apps.sharing.models import Grant, ShareLink
+
+    grants: list[Grant] = []
+    user = _user_of(actor)
+    if _active_user(user):
+        grants += list(Grant.objects.live(now).addressed_to(user).filter(case_id=case_id).select_related("case"))
+    if isinstance(actor, LinkHolder) and actor.link_ids:
+        links = (ShareLink.objects.filter(pk__in=actor.link_ids, anonymous=True, revoked_at__isnull=True,
+                                          locked_at__isnull=True, grant__case_id=case_id)
+                 .select_related("grant", "grant__case"))
+        grants += [link.grant for link in links
+                   if (link.not_before is None or link.not_before <= now) and link.grant.is_live(now)]
+    return grants
+
+
+def _study_scope(grant: Grant) -> set[int] | None:
+    """Ids of the studies a grant names, or None when it covers its whole case."""
+    studies = getattr(grant, "studies", None)
+    if studies is None:
+        return None
+    ids = set(studies.values_list("pk", flat=True))
+    return ids or None
+
+
+def grant_covers(grant: Grant, action: Action | str, obj: object, *, user: Any = None,
+                 rendition: str | None = None, now: datetime | None = None) -> bool:
+    """Whether one grant covers ``action`` on ``obj`` right now (see the module docstring)."""
+    from apps.sharing.usecases import RENDITION_PERMISSION
+
+    action = Action(action)
+    now = now or timezone.now()
+    if not grant.is_live(now) or _case_id_of(obj) != grant.case_id:
         return False
-    held = Grant.objects.live().filter(grantee=user, case_id=case_id).values_list("permissions", flat=True)
-    for permissions in held:
-        if action == Action.VIEW_CASE:
-            return True
-        if any(action in PERMISSION_ACTIONS.get(p, ()) for p in permissions):
-            return True
-    return False
+    if grant.mfa_required and not (_active_user(user) and _verified(user)):
+        return False
+    scope = _study_scope(grant)
+    if scope is not None:
+        study_id = _study_id_of(obj)
+        if study_id is None:
+            # case-level: the page and the list of its (named) studies, never a whole-case download
+            if action not in (Action.VIEW_CASE, Action.VIEW_IMAGES):
+                return False
+        elif study_id not in scope:
+            return False
+    if action in DOWNLOAD_ACTIONS:
+        if grant.over_download_limit:
+            return False
+        if rendition is not None:
+            if grant.renditions and rendition not in grant.renditions:
+                return False
+            if RENDITION_PERMISSION.get(rendition) not in grant.permissions:
+                return False
+        elif action == Action.DOWNLOAD_ORIGINAL and grant.renditions and "original" not in grant.renditions:
+            return False
+    if action == Action.VIEW_CASE:
+        return True
+    return any(action in PERMISSION_ACTIONS.get(p, ()) for p in grant.permissions)
 
 
 def _org_id_of(obj: object) -> int:
@@ -131,7 +264,7 @@ def _org_id_of(obj: object) -> int:
 
 
 def role_in(user: User, organization_id: int) -> str | None:
-    if not user.is_authenticated or not user.is_active:
+    if not _active_user(user):
         return None
     return (
         Membership.objects.filter(user=user, organization_id=organization_id, is_active=True)
@@ -139,25 +272,108 @@ def role_in(user: User, organization_id: int) -> str | None:
     )
 
 
-def can(actor: User, action: Action | str, obj: object) -> bool:
-    """True when ``actor`` may do ``action`` on ``obj``. The only function that says yes.
+def _owner_ids(obj: object) -> set[int]:
+    """Users who own an object: a grant's creator; a case's creator and responsible clinician
+    (for objects of a case)."""
+    from apps.cases.models import Case
 
-    First the actor's role in the object's organization; then, for objects of a case, a live
-    grant on that case."""
+    ids: set[int | None] = set()
+    grant = obj if type(obj).__name__ == "Grant" else getattr(obj, "grant", None)
+    if grant is not None:
+        ids.add(grant.created_by_id)
+    case = obj if isinstance(obj, Case) else getattr(obj, "case", None)
+    if isinstance(case, Case):
+        ids |= {case.created_by_id, case.responsible_clinician_id}
+    return {i for i in ids if i is not None}
+
+
+def _role_allows(user: Any, action: Action, obj: object) -> bool:
+    role = role_in(user, _org_id_of(obj))
+    if role is None:
+        return False
+    if action in ROLE_ACTIONS[role]:
+        return True
+    needs = OWNER_NEEDS.get(action)
+    return needs is not None and needs in ROLE_ACTIONS[role] and user.pk in _owner_ids(obj)
+
+
+def can(actor: Any, action: Action | str, obj: object, *, rendition: str | None = None) -> bool:
+    """True when ``actor`` (a User or a LinkHolder) may do ``action`` on ``obj``. The only
+    function that says yes.
+
+    First the user's role in the object's organization (plus owner rights); then, for objects of
+    a case, a live grant held by the actor that covers the object. ``rendition`` (a
+    usecases.Rendition value) narrows a download check to one rendition."""
     action = Action(action)
-    role = role_in(actor, _org_id_of(obj))
-    if role is not None and action in ROLE_ACTIONS[role]:
+    user = _user_of(actor)
+    if _active_user(user) and _role_allows(user, action, obj):
         return True
     case_id = _case_id_of(obj)
-    return case_id is not None and _grant_allows(actor, action, case_id)
+    if case_id is None:
+        return False
+    now = timezone.now()
+    return any(grant_covers(g, action, obj, user=user, rendition=rendition, now=now)
+               for g in _grants_of(actor, case_id, now))
 
 
-def require(actor: User, action: Action | str, obj: object, *, request: HttpRequest | None = None) -> None:
-    """Raise PermissionDenied (and record the denial) unless ``can(actor, action, obj)``."""
-    if can(actor, action, obj):
-        return
+def allowed_renditions(actor: Any, obj: object) -> frozenset[str]:
+    """The renditions (usecases.Rendition values) ``actor`` may download of ``obj`` (a study or a
+    case) right now. Staff get each rendition their role's download actions allow; recipients
+    get what a live grant's permissions and rendition scope allow, within its download limit."""
+    from apps.sharing.usecases import RENDITION_PERMISSION
+
+    allowed = set()
+    for rendition, permission in RENDITION_PERMISSION.items():
+        action = next(iter(PERMISSION_ACTIONS[permission]))
+        if can(actor, action, obj, rendition=rendition):
+            allowed.add(rendition)
+    return frozenset(allowed)
+
+
+def download_authorize(*, actor: Any, obj: object, rendition: str, package_key: str, resumed: bool = False,
+                       request: HttpRequest | None = None) -> Grant | None:
+    """The downloads interface's one call before it streams ``rendition`` of ``obj``.
+
+    Raises PermissionDenied (recorded) unless the actor may download that rendition. Staff
+    download on their role (returns None). A recipient downloads on a grant (returned), and the
+    download is counted on it: ``resumed=True`` with the same ``package_key`` (a Range request
+    continuing a transfer) counts once, even when that first download used up the limit."""
+    from apps.sharing import services
+    from apps.sharing.usecases import RENDITION_PERMISSION
+
+    action = Action.DOWNLOAD_ORIGINAL if RENDITION_PERMISSION[rendition] == "download_original" \
+        else Action.DOWNLOAD_PREVIEW
+    user = _user_of(actor)
+    if _active_user(user) and _role_allows(user, action, obj):
+        return None
+    case_id = _case_id_of(obj)
+    now = timezone.now()
+    if case_id is not None:
+        grants = _grants_of(actor, case_id, now)
+        if resumed:
+            for grant in grants:
+                if services.grant_download_resume(grant=grant, package_key=package_key):
+                    return grant
+        for grant in grants:
+            if grant_covers(grant, action, obj, user=user, rendition=rendition, now=now) and \
+                    services.grant_record_download(grant=grant, package_key=package_key, request=request):
+                return grant
+    _record_denial(actor, action, obj, request)
+    raise PermissionDenied
+
+
+def _record_denial(actor: Any, action: Action | str, obj: object, request: HttpRequest | None) -> None:
     from apps.audit.services import record
 
-    record(action="access.denied", actor=actor, organization_id=_org_id_of(obj), target=obj,
-           outcome="denied", request=request, details={"wanted": str(action)})
+    label = actor.label if isinstance(actor, LinkHolder) else ""
+    record(action="access.denied", actor=_user_of(actor), actor_label=label, organization_id=_org_id_of(obj),
+           target=obj, outcome="denied", request=request, details={"wanted": str(action)})
+
+
+def require(actor: Any, action: Action | str, obj: object, *, request: HttpRequest | None = None,
+            rendition: str | None = None) -> None:
+    """Raise PermissionDenied (and record the denial) unless ``can(actor, action, obj)``."""
+    if can(actor, action, obj, rendition=rendition):
+        return
+    _record_denial(actor, action, obj, request)
     raise PermissionDenied

@@ -1,19 +1,43 @@
 """Grant writes. Every feature that gives or takes access (shares, tumor boards, invitations,
-case closing) goes through these, so the rules and the audit trail live in one place."""
+case closing) goes through these, so the rules and the audit trail live in one place.
+
+Access decisions are not made here (apps.sharing.policy); these functions check that what is
+being written is sound (templates, maxima, org switches) and record it in the audit trail.
+Audit details and notifications carry ids and figures only, never patient data."""
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 from collections.abc import Iterable
-from datetime import datetime
-from typing import TYPE_CHECKING
+from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
-from django.core.exceptions import ValidationError
+from django.conf import settings
+from django.contrib.auth.hashers import check_password, make_password
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.mail import send_mail
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from apps.audit.services import record
-from apps.sharing.models import Grant, GrantSource, Permission
+from apps.sharing import policy
+from apps.sharing.models import (
+    Grant,
+    GrantDownload,
+    GrantExtension,
+    GrantSource,
+    Notification,
+    OriginalRequest,
+    OriginalRequestStatus,
+    Permission,
+    SecondFactor,
+    ShareLink,
+    SharingPolicy,
+)
+from apps.sharing.usecases import ANONYMOUS_MAX_HOURS, TEMPLATES, RecipientKind, Rendition, UseCase, template_for
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
@@ -25,8 +49,13 @@ if TYPE_CHECKING:
 @transaction.atomic
 def grant_create(*, case: Case, grantee: User | None, permissions: Iterable[str], expires_at: datetime,
                  by: User | None, source: str = GrantSource.SHARE, starts_at: datetime | None = None,
-                 request: HttpRequest | None = None) -> Grant:
-    """Give ``grantee`` ``permissions`` on ``case`` until ``expires_at``.
+                 request: HttpRequest | None = None, group_members: Iterable[User] = (), group_name: str = "",
+                 grantee_email: str = "", use_case: str = UseCase.CUSTOM, renditions: Iterable[str] = (),
+                 mfa_required: bool = False, download_limit: int | None = None, studies: Iterable[Any] = (),
+                 renewed_from: Grant | None = None) -> Grant:
+    """Give ``grantee`` (or ``group_members``, or whoever accepts at ``grantee_email``, or nobody
+    for an anonymous link) ``permissions`` on ``case`` (or on named ``studies`` of it) until
+    ``expires_at``.
 
     The caller has already decided, through apps.sharing.policy, that ``by`` may share; this
     function checks the grant itself is sound: an open case, known permissions, a future expiry.
@@ -40,12 +69,29 @@ def grant_create(*, case: Case, grantee: User | None, permissions: Iterable[str]
     starts_at = starts_at or timezone.now()
     if expires_at <= starts_at:
         raise ValidationError(_("The expiry must be later than the start."))
+    renditions = sorted(set(renditions))
+    if set(renditions) - set(Rendition.values):
+        raise ValidationError(_("Unknown rendition."))
+    studies = list(studies)
+    if any(getattr(s, "case_id", None) != case.pk for s in studies):
+        raise ValidationError(_("Only studies of this case can be shared from it."))
     grant = Grant.objects.create(organization_id=case.organization_id, case=case, grantee=grantee,
                                  permissions=permissions, source=source, created_by=by,
-                                 starts_at=starts_at, expires_at=expires_at)
+                                 starts_at=starts_at, expires_at=expires_at, group_name=group_name,
+                                 grantee_email=(grantee_email or "").strip().lower(), use_case=use_case,
+                                 renditions=renditions, mfa_required=mfa_required,
+                                 download_limit=download_limit, renewed_from=renewed_from)
+    members = list(group_members)
+    if members:
+        grant.group_members.set(members)
+    if studies:
+        grant.studies.set(studies)  # type: ignore[attr-defined]
     record(action="grant.created", actor=by, organization_id=case.organization_id, target=grant, case=case,
            request=request, details={"permissions": permissions, "source": source,
-                                     "expires_at": expires_at.isoformat(),
+                                     "expires_at": expires_at.isoformat(), "use_case": use_case,
+                                     "renditions": renditions, "download_limit": download_limit,
+                                     "group_size": len(members), "invited": bool(grantee_email),
+                                     "studies": [str(s.public_id) for s in studies],
                                      "grantee": str(grantee.public_id) if grantee else None})
     return grant
 
@@ -64,6 +110,442 @@ def grants_revoke(*, grants: Iterable[Grant], by: User | None, reason: str,
         grant.revoked_by = by
         grant.revoke_reason = reason
         grant.save(update_fields=["revoked_at", "revoked_by", "revoke_reason"])
+        grant.links.filter(revoked_at__isnull=True).update(revoked_at=now)
         record(action="grant.revoked", actor=by, organization_id=grant.organization_id, target=grant,
                case=grant.case, request=request, details={"reason": reason})
     return len(to_revoke)
+
+
+# --------------------------------------------------------------------------- tokens
+
+def _hash_token(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def share_link_get(raw_token: str) -> ShareLink | None:
+    """The link a raw token names, or None. Looked up by hash only."""
+    if not raw_token or len(raw_token) > 200:
+        return None
+    return (ShareLink.objects.select_related("grant", "grant__case", "grant__case__patient", "organization")
+            .filter(token_hash=_hash_token(raw_token)).first())
+
+
+@transaction.atomic
+def share_link_create(*, grant: Grant, by: User | None, anonymous: bool = False, second_factor: str = "",
+                      passcode: str = "", max_uses: int | None = None, not_before: datetime | None = None,
+                      request: HttpRequest | None = None) -> tuple[ShareLink, str]:
+    """A new link onto ``grant``. Returns the link and its raw token, which is shown once and never
+    stored (256 random bits; the row holds its sha256)."""
+    second_factor = second_factor or SecondFactor.NONE
+    if second_factor not in SecondFactor.values:
+        raise ValidationError(_("Unknown second factor."))
+    if second_factor == SecondFactor.PASSCODE and len(passcode or "") < 6:
+        raise ValidationError(_("A passcode needs at least 6 characters."))
+    if second_factor == SecondFactor.BIRTH_DATE and not grant.case.patient.birth_date:
+        raise ValidationError(_("The patient's birth date is not on record; choose a passcode instead."))
+    if max_uses is not None and max_uses < 1:
+        raise ValidationError(_("A use limit must be at least 1."))
+    if anonymous and not grant.is_anonymous:
+        raise ValidationError(_("An anonymous link needs a grant without a named recipient."))
+    raw = secrets.token_urlsafe(32)
+    link = ShareLink.objects.create(
+        organization_id=grant.organization_id, grant=grant, token_hash=_hash_token(raw), anonymous=anonymous,
+        second_factor=second_factor,
+        passcode_hash=make_password(passcode) if second_factor == SecondFactor.PASSCODE else "",
+        max_uses=max_uses, not_before=not_before, created_by=by)
+    record(action="share_link.created", actor=by, organization_id=grant.organization_id, target=link,
+           case=grant.case, request=request,
+           details={"grant": str(grant.public_id), "anonymous": anonymous, "second_factor": second_factor,
+                    "max_uses": max_uses, "not_before": not_before.isoformat() if not_before else None})
+    return link, raw
+
+
+class LinkRefusal:
+    """Why a link was not opened (codes the landing page explains)."""
+
+    UNKNOWN = "unknown"
+    DEAD = "dead"                    # revoked, expired, or case closed
+    NOT_YET = "not_yet"
+    USED_UP = "used_up"
+    LOCKED = "locked"
+    SIGN_IN = "sign_in"              # identity-linked: sign in first
+    WRONG_RECIPIENT = "wrong_recipient"
+    MFA_REQUIRED = "mfa_required"
+    ANONYMOUS_OFF = "anonymous_off"
+
+
+def share_link_refusal(*, link: ShareLink, user: Any, now: datetime | None = None) -> str | None:
+    """Why ``link`` may not be opened now by ``user`` (None: it may). Read-only."""
+    now = now or timezone.now()
+    grant = link.grant
+    if link.revoked_at is not None or (not grant.is_live(now) and grant.starts_at <= now):
+        return LinkRefusal.DEAD
+    if (link.not_before and link.not_before > now) or grant.starts_at > now:
+        return LinkRefusal.NOT_YET
+    if link.locked_at is not None:
+        return LinkRefusal.LOCKED
+    if link.anonymous:
+        if not link.organization.anonymous_links_enabled:
+            return LinkRefusal.ANONYMOUS_OFF
+    else:
+        if user is None or not user.is_authenticated:
+            return LinkRefusal.SIGN_IN
+        if not _is_recipient(grant, user):
+            return LinkRefusal.WRONG_RECIPIENT
+        if grant.mfa_required and not policy._verified(user):
+            return LinkRefusal.MFA_REQUIRED
+    if link.max_uses is not None and link.use_count >= link.max_uses:
+        return LinkRefusal.USED_UP
+    return None
+
+
+def _is_recipient(grant: Grant, user: Any) -> bool:
+    if grant.grantee_id is not None:
+        return grant.grantee_id == user.pk
+    if grant.grantee_email:
+        return grant.grantee_email == (user.email or "").lower()
+    return grant.group_members.filter(pk=user.pk).exists()
+
+
+def share_link_refused(*, link: ShareLink | None, reason: str, user: Any = None,
+                       request: HttpRequest | None = None) -> None:
+    """Record a refused opening (every attempt is in the audit trail)."""
+    record(action="share_link.refused", actor=user, organization_id=link.organization_id if link else None,
+           target=link, case=link.grant.case if link else None, outcome="denied", request=request,
+           actor_label="" if user is not None and user.is_authenticated else "link", details={"reason": reason})
+
+
+@transaction.atomic
+def share_link_use(*, link: ShareLink, user: Any, request: HttpRequest | None = None) -> bool:
+    """Count one opening of ``link`` (use limit, grant usage) and bind an invitation grant to the
+    user who accepted it. False when the use limit was reached meanwhile (conditional UPDATE)."""
+    query = ShareLink.objects.filter(pk=link.pk, revoked_at__isnull=True, locked_at__isnull=True)
+    if link.max_uses is not None:
+        query = query.filter(use_count__lt=link.max_uses)
+    if not query.update(use_count=F("use_count") + 1):
+        return False
+    link.refresh_from_db(fields=["use_count"])
+    grant = link.grant
+    if not link.anonymous and grant.grantee_id is None and grant.grantee_email and user is not None:
+        Grant.objects.filter(pk=grant.pk, grantee__isnull=True).update(grantee=user)
+        grant.grantee = user
+        record(action="grant.accepted", actor=user, organization_id=grant.organization_id, target=grant,
+               case=grant.case, request=request)
+    grant_record_open(grant=grant, actor=user if not link.anonymous else None, request=request,
+                      actor_label=f"link:{link.public_id}" if link.anonymous else "")
+    return True
+
+
+@transaction.atomic
+def share_link_check_second_factor(*, link: ShareLink, value: str, request: HttpRequest | None = None) -> bool:
+    """Check the passcode or birth date. Five wrong answers lock the link for good (a new link
+    must be issued); each wrong answer is recorded."""
+    link = ShareLink.objects.select_for_update().select_related("grant__case__patient").get(pk=link.pk)
+    if link.locked_at is not None:
+        return False
+    value = (value or "").strip()
+    if link.second_factor == SecondFactor.PASSCODE:
+        ok = bool(value) and check_password(value, link.passcode_hash)
+    elif link.second_factor == SecondFactor.BIRTH_DATE:
+        try:
+            ok = date.fromisoformat(value) == link.grant.case.patient.birth_date
+        except ValueError:
+            ok = False
+    else:
+        ok = True
+    if ok:
+        if link.failed_attempts:
+            ShareLink.objects.filter(pk=link.pk).update(failed_attempts=0)
+        return True
+    link.failed_attempts += 1
+    fields = ["failed_attempts"]
+    if link.failed_attempts >= ShareLink.MAX_FAILED_ATTEMPTS:
+        link.locked_at = timezone.now()
+        fields.append("locked_at")
+    link.save(update_fields=fields)
+    record(action="share_link.second_factor_failed", organization_id=link.organization_id, target=link,
+           case=link.grant.case, outcome="denied", request=request, actor_label="link",
+           details={"attempts": link.failed_attempts, "locked": link.locked_at is not None})
+    return False
+
+
+@transaction.atomic
+def share_link_revoke(*, link: ShareLink, by: User | None, request: HttpRequest | None = None) -> bool:
+    done = ShareLink.objects.filter(pk=link.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    if done:
+        record(action="share_link.revoked", actor=by, organization_id=link.organization_id, target=link,
+               case=link.grant.case, request=request)
+    return bool(done)
+
+
+# --------------------------------------------------------------------------- usage
+
+def grant_record_open(*, grant: Grant, actor: Any = None, request: HttpRequest | None = None,
+                      actor_label: str = "") -> None:
+    """Keep the grant's usage: first and last opened, number of openings; audited."""
+    now = timezone.now()
+    Grant.objects.filter(pk=grant.pk, first_opened_at__isnull=True).update(first_opened_at=now)
+    Grant.objects.filter(pk=grant.pk).update(last_opened_at=now, open_count=F("open_count") + 1)
+    grant.refresh_from_db(fields=["first_opened_at", "last_opened_at", "open_count"])
+    record(action="grant.opened", actor=actor, actor_label=actor_label, organization_id=grant.organization_id,
+           target=grant, case=grant.case, request=request, details={"opens": grant.open_count})
+
+
+@transaction.atomic
+def grant_record_download(*, grant: Grant, package_key: str, request: HttpRequest | None = None) -> bool:
+    """Count one download of ``package_key`` on ``grant``, unless the grant's download limit is
+    used up (then False, nothing counted). Claimed with a conditional UPDATE, so two parallel
+    downloads cannot both take the last one."""
+    query = Grant.objects.filter(pk=grant.pk)
+    if grant.download_limit is not None:
+        query = query.filter(download_count__lt=grant.download_limit)
+    if not query.update(download_count=F("download_count") + 1):
+        return False
+    GrantDownload.objects.create(grant=grant, package_key=package_key[:200])
+    grant.refresh_from_db(fields=["download_count"])
+    record(action="grant.download", organization_id=grant.organization_id, target=grant, case=grant.case,
+           request=request, actor=getattr(request, "user", None) if request else None,
+           details={"downloads": grant.download_count, "limit": grant.download_limit})
+    return True
+
+
+#: a Range request continuing a transfer is a resume (not a new download) within this window
+RESUME_WINDOW = timedelta(hours=24)
+
+
+def grant_download_resume(*, grant: Grant, package_key: str) -> bool:
+    """A resumed transfer of a package already counted on this grant (within RESUME_WINDOW):
+    touch its row and count nothing. False when there is nothing to resume."""
+    now = timezone.now()
+    last = (GrantDownload.objects.filter(grant=grant, package_key=package_key[:200],
+                                         started_at__gte=now - RESUME_WINDOW).order_by("-started_at").first())
+    if last is None:
+        return False
+    GrantDownload.objects.filter(pk=last.pk).update(last_activity_at=now, resumes=F("resumes") + 1)
+    return True
+
+
+# --------------------------------------------------------------------------- shares from templates
+
+def sharing_policy_for(organization_id: int) -> SharingPolicy:
+    return SharingPolicy.objects.get_or_create(organization_id=organization_id)[0]
+
+
+@transaction.atomic
+def share_create(*, case: Case, by: User, use_case: str, recipient_kind: str, grantee: User | None = None,
+                 group_members: Iterable[User] = (), group_name: str = "", grantee_email: str = "",
+                 hours: int | None = None, renditions: Iterable[str] | None = None, studies: Iterable[Any] = (),
+                 download_limit: int | None = None, second_factor: str = "", passcode: str = "",
+                 max_uses: int | None = None, not_before: datetime | None = None,
+                 allow_download_original: bool | None = None,
+                 request: HttpRequest | None = None) -> tuple[Grant, ShareLink, str]:
+    """Share ``case`` (or named ``studies`` of it) through a template: a grant plus its link.
+
+    The template gives permissions, renditions and expiry; the organization's SharingPolicy may
+    only narrow them. Anonymous links need Organization.anonymous_links_enabled and are held to
+    at most 24 h (or less by policy), a download limit, and previews unless originals are chosen.
+    """
+    policy.require(by, policy.Action.SHARE_CASE, case, request=request)
+    template = template_for(case.organization_id, use_case)
+    org_policy = sharing_policy_for(case.organization_id)
+    if recipient_kind not in template.recipients:
+        raise ValidationError(_("This kind of share cannot go to that kind of recipient."))
+    hours = hours or template.default_hours
+    if hours > template.max_hours:
+        raise ValidationError(_("At most %(hours)s hours for this kind of share.") % {"hours": template.max_hours})
+    permissions = list(template.permissions)
+    chosen = list(renditions) if renditions is not None and template.choose_rendition else list(template.renditions)
+    if template.choose_rendition and Rendition.ORIGINAL in chosen:
+        permissions.append("download_original")
+    if allow_download_original is False:
+        permissions = [p for p in permissions if p != "download_original"]
+        chosen = [r for r in chosen if r != Rendition.ORIGINAL] or [Rendition.PREVIEW]
+    anonymous = recipient_kind == RecipientKind.ANONYMOUS
+    if anonymous:
+        if not case.organization.anonymous_links_enabled:
+            record(action="share.refused", actor=by, organization_id=case.organization_id, target=case,
+                   outcome="denied", request=request, details={"reason": "anonymous_links_off"})
+            raise PermissionDenied(_("Anonymous links are switched off for this organization."))
+        hours = min(hours, ANONYMOUS_MAX_HOURS, org_policy.anonymous_max_hours or ANONYMOUS_MAX_HOURS)
+        limit = org_policy.anonymous_download_limit or 1
+        download_limit = min(download_limit or limit, limit)
+        grantee, group_members, grantee_email = None, (), ""
+    elif recipient_kind == RecipientKind.USER and grantee is None:
+        raise ValidationError(_("Choose the person to share with."))
+    elif recipient_kind == RecipientKind.GROUP and not list(group_members):
+        raise ValidationError(_("Choose the people in the group."))
+    elif recipient_kind == RecipientKind.EMAIL and not grantee_email:
+        raise ValidationError(_("Enter the e-mail address to invite."))
+    now = timezone.now()
+    starts_at = not_before if not_before and not_before > now else now
+    grant = grant_create(case=case, grantee=grantee if recipient_kind == RecipientKind.USER else None,
+                         group_members=group_members if recipient_kind == RecipientKind.GROUP else (),
+                         group_name=group_name or (_("Group") if recipient_kind == RecipientKind.GROUP else ""),
+                         grantee_email=grantee_email if recipient_kind == RecipientKind.EMAIL else "",
+                         permissions=permissions, renditions=chosen, expires_at=starts_at + timedelta(hours=hours),
+                         starts_at=now, by=by, use_case=template.key, mfa_required=template.mfa_required,
+                         download_limit=download_limit, studies=studies, request=request)
+    link, raw = share_link_create(grant=grant, by=by, anonymous=anonymous, second_factor=second_factor,
+                                  passcode=passcode, max_uses=max_uses, not_before=not_before, request=request)
+    return grant, link, raw
+
+
+@transaction.atomic
+def grant_extend(*, grant: Grant, by: User, expires_at: datetime, reason: str,
+                 request: HttpRequest | None = None) -> Grant:
+    """Push ``grant``'s expiry later. Needs a written reason; audited; never past the template's
+    maximum (as the organization sets it) counted from the grant's start."""
+    policy.require(by, policy.Action.MANAGE_GRANT, grant, request=request)
+    grant = Grant.objects.select_for_update().select_related("case").get(pk=grant.pk)
+    reason = (reason or "").strip()
+    if len(reason) < 10:
+        raise ValidationError(_("Give a reason for the extension (at least 10 characters)."))
+    if grant.revoked_at is not None or not grant.case.is_open:
+        raise ValidationError(_("A revoked grant or a closed case cannot be extended."))
+    if expires_at <= grant.expires_at:
+        raise ValidationError(_("The new expiry must be later than the current one."))
+    template = template_for(grant.organization_id, grant.use_case)
+    max_hours = min(template.max_hours, ANONYMOUS_MAX_HOURS) if grant.is_anonymous else template.max_hours
+    ceiling = grant.starts_at + timedelta(hours=max_hours)
+    if expires_at > ceiling:
+        raise ValidationError(_("That is past the organization's maximum for this kind of share (%(hours)s h "
+                                "from its start). Renew it for a new review cycle instead.") % {"hours": max_hours})
+    GrantExtension.objects.create(grant=grant, by=by, previous_expires_at=grant.expires_at,
+                                  new_expires_at=expires_at, reason=reason)
+    previous = grant.expires_at
+    grant.expires_at = expires_at
+    grant.save(update_fields=["expires_at"])
+    record(action="grant.extended", actor=by, organization_id=grant.organization_id, target=grant,
+           case=grant.case, request=request,
+           details={"from": previous.isoformat(), "to": expires_at.isoformat(), "reason_chars": len(reason)})
+    return grant
+
+
+@transaction.atomic
+def grant_renew(*, grant: Grant, by: User, hours: int | None = None,
+                request: HttpRequest | None = None) -> tuple[Grant, ShareLink, str]:
+    """A new review cycle: a fresh grant with the same recipient and scope, and a fresh link; the
+    old grant and its links end now. Only templates marked renewable."""
+    policy.require(by, policy.Action.MANAGE_GRANT, grant, request=request)
+    template = template_for(grant.organization_id, grant.use_case)
+    if not template.renewable:
+        raise ValidationError(_("This kind of share cannot be renewed; create a new share."))
+    if not grant.case.is_open:
+        raise ValidationError(_("This case is closed; nothing can be shared from it."))
+    hours = hours or template.default_hours
+    if hours > template.max_hours:
+        raise ValidationError(_("At most %(hours)s hours for this kind of share.") % {"hours": template.max_hours})
+    old_link = grant.links.order_by("-created_at").first()
+    now = timezone.now()
+    new = grant_create(case=grant.case, grantee=grant.grantee, group_members=list(grant.group_members.all()),
+                       group_name=grant.group_name, grantee_email=grant.grantee_email,
+                       permissions=grant.permissions, renditions=grant.renditions,
+                       expires_at=now + timedelta(hours=hours),
+                       by=by, use_case=grant.use_case, mfa_required=grant.mfa_required,
+                       download_limit=grant.download_limit, source=grant.source, renewed_from=grant,
+                       studies=list(grant.studies.all()) if hasattr(grant, "studies") else (), request=request)
+    grants_revoke(grants=[grant], by=by, reason="renewed", request=request)
+    link, raw = share_link_create(grant=new, by=by, anonymous=bool(old_link and old_link.anonymous),
+                                  max_uses=old_link.max_uses if old_link else None, request=request)
+    return new, link, raw
+
+
+# --------------------------------------------------------------------------- original DICOM requests
+
+def notify(*, user: User, organization_id: int | None, verb: str, message: str, url: str = "") -> Notification:
+    """An in-app notice plus an e-mail. ``message`` must hold no PHI (no names, MRNs, dates of
+    birth, clinical text): it says that something happened and where to look."""
+    note = Notification.objects.create(user=user, organization_id=organization_id, verb=verb, message=message,
+                                       url=url)
+    base = str(getattr(settings, "LIGHTBOX_BASE_URL", "") or "").rstrip("/")
+    body = message + ("\n\n" + base + url if url else "")
+    send_mail(subject=_("[Lightbox] %(message)s") % {"message": message[:80]}, message=body,
+              from_email=None, recipient_list=[user.email], fail_silently=True)
+    return note
+
+
+def _deciders(grant: Grant) -> list[User]:
+    from apps.accounts.models import User
+    from apps.organizations.models import Membership, Role
+
+    ids = {grant.created_by_id, grant.case.created_by_id, grant.case.responsible_clinician_id}
+    ids |= set(Membership.objects.filter(organization_id=grant.organization_id, role=Role.RADIOLOGIST,
+                                         is_active=True).values_list("user_id", flat=True))
+    users = User.objects.filter(pk__in=[i for i in ids if i], is_active=True)
+    return [u for u in users if u.pk != getattr(grant.grantee, "pk", None)]
+
+
+@transaction.atomic
+def original_request_create(*, grant: Grant, by: User, reason: str,
+                            request: HttpRequest | None = None) -> OriginalRequest:
+    """A preview recipient asks for the original DICOM. Deciders are notified (no PHI)."""
+    reason = (reason or "").strip()
+    if not grant.is_live() or not _is_recipient(grant, by):
+        raise PermissionDenied
+    if policy.can(by, policy.Action.DOWNLOAD_ORIGINAL, grant.case):
+        raise ValidationError(_("You can already download the original DICOM."))
+    if len(reason) < 10:
+        raise ValidationError(_("Say why you need the original (at least 10 characters)."))
+    if OriginalRequest.objects.filter(grant=grant, requested_by=by, status=OriginalRequestStatus.PENDING).exists():
+        raise ValidationError(_("You already asked; the request is waiting for a decision."))
+    req = OriginalRequest.objects.create(organization_id=grant.organization_id, case=grant.case, grant=grant,
+                                         requested_by=by, reason=reason)
+    record(action="original_request.created", actor=by, organization_id=grant.organization_id, target=req,
+           case=grant.case, request=request, details={"grant": str(grant.public_id)})
+    from django.urls import reverse
+
+    url = reverse("sharing:original_request_decide", kwargs={"originalrequest_id": req.public_id})
+    for user in _deciders(grant):
+        notify(user=user, organization_id=grant.organization_id, verb="original_request.created", url=url,
+               message=_("A recipient asked for the original DICOM of a shared case."))
+    notify(user=by, organization_id=grant.organization_id, verb="original_request.sent",
+           url=reverse("sharing:shared_with_me"), message=_("Your request for the original DICOM was sent."))
+    return req
+
+
+@transaction.atomic
+def original_request_decide(*, original_request: OriginalRequest, by: User, approve: bool, hours: int | None = None,
+                            note: str = "", request: HttpRequest | None = None) -> OriginalRequest:
+    """Approve (a new grant with download_original for a limited time) or decline. Both sides
+    are notified; audited."""
+    policy.require(by, policy.Action.DECIDE_ORIGINAL_REQUEST, original_request, request=request)
+    req = OriginalRequest.objects.select_for_update().select_related("grant", "case").get(pk=original_request.pk)
+    if req.status != OriginalRequestStatus.PENDING:
+        raise ValidationError(_("This request was already decided."))
+    org_policy = sharing_policy_for(req.organization_id)
+    limit = org_policy.original_approval_max_hours or 48
+    hours = hours or min(24, limit)
+    if approve:
+        if hours > limit:
+            raise ValidationError(_("At most %(hours)s hours.") % {"hours": limit})
+        if not req.case.is_open:
+            raise ValidationError(_("This case is closed; nothing can be shared from it."))
+        req.approved_grant = grant_create(
+            case=req.case, grantee=req.requested_by, permissions=["view", "download_original"],
+            renditions=[Rendition.ORIGINAL], expires_at=timezone.now() + timedelta(hours=hours), by=by,
+            source=GrantSource.ORIGINAL_REQUEST, use_case=req.grant.use_case, mfa_required=req.grant.mfa_required,
+            download_limit=req.grant.download_limit,
+            studies=list(req.grant.studies.all()) if hasattr(req.grant, "studies") else (), request=request)
+    req.status = OriginalRequestStatus.APPROVED if approve else OriginalRequestStatus.DECLINED
+    req.decided_by = by
+    req.decided_at = timezone.now()
+    req.decision_note = (note or "").strip()
+    req.save()
+    record(action=f"original_request.{req.status}", actor=by, organization_id=req.organization_id, target=req,
+           case=req.case, request=request, details={"hours": hours if approve else None})
+    from django.urls import reverse
+
+    message = (_("Your request for the original DICOM was approved for %(hours)s hours.") % {"hours": hours}
+               if approve else _("Your request for the original DICOM was declined."))
+    notify(user=req.requested_by, organization_id=req.organization_id, verb=f"original_request.{req.status}",
+           url=reverse("sharing:shared_with_me"), message=message)
+    notify(user=by, organization_id=req.organization_id, verb=f"original_request.{req.status}",
+           url=reverse("sharing:my_shares"), message=_("You decided a request for the original DICOM."))
+    return req
+
+
+def template_table() -> list[dict[str, Any]]:
+    """The use-case table, for pages and the API."""
+    return [{"key": t.key, "label": t.label, "renditions": list(t.renditions), "permissions": list(t.permissions),
+             "recipients": list(t.recipients), "default_hours": t.default_hours, "max_hours": t.max_hours,
+             "mfa_required": t.mfa_required, "renewable": t.renewable} for t in TEMPLATES.values()]
