@@ -16,6 +16,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/v1/", include("apps.organizations.api_urls")),
     path("org/", include("apps.organizations.urls")),
+    path("", include("apps.cases.urls")),
     path("", include("apps.core.urls")),
 ]
 

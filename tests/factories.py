@@ -11,7 +11,7 @@ from factory.django import DjangoModelFactory
 
 from apps.accounts.models import User
 from apps.audit.models import AuditEvent
-from apps.cases.models import Case, Patient
+from apps.cases.models import BoardSession, Case, CaseNote, Patient
 from apps.organizations.models import Membership, Organization, Role
 from apps.sharing.models import Grant, OriginalRequest, ShareLink, SharingPolicy
 
@@ -81,6 +81,25 @@ class CaseFactory(DjangoModelFactory):
     title = factory.Sequence(lambda n: f"Case {n}")
     referring_question = "Second opinion on a pulmonary nodule."
     service_line = "Oncology"
+
+
+class CaseNoteFactory(DjangoModelFactory):
+    class Meta:
+        model = CaseNote
+
+    organization = factory.SubFactory(OrganizationFactory)
+    case = factory.SubFactory(CaseFactory, organization=factory.SelfAttribute("..organization"))
+    body = factory.Sequence(lambda n: f"Note {n}: no change since the prior study.")
+
+
+class BoardSessionFactory(DjangoModelFactory):
+    class Meta:
+        model = BoardSession
+
+    organization = factory.SubFactory(OrganizationFactory)
+    host = factory.SubFactory(UserFactory)
+    title = factory.Sequence(lambda n: f"Tumor board {n}")
+    meeting_at = factory.LazyFunction(lambda: timezone.now() + timedelta(days=1))
 
 
 class GrantFactory(DjangoModelFactory):

@@ -3,7 +3,10 @@ notes, attachments and tumor boards on it."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
@@ -62,6 +65,8 @@ class Case(PublicIdModel):
     patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="cases")
     title = models.CharField(_("title"), max_length=200)
     referring_question = models.TextField(_("clinical question"), blank=True)
+    referred_by = models.CharField(_("referred by"), max_length=200, blank=True,
+                                   help_text=_("Who sent the case: a physician, a service or a hospital."))
     service_line = models.CharField(_("service line"), max_length=100, blank=True)
     responsible_clinician = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
                                               on_delete=models.SET_NULL, related_name="responsible_cases")
@@ -71,6 +76,9 @@ class Case(PublicIdModel):
     episode_start = models.DateField(_("episode start"), null=True, blank=True)
     episode_end = models.DateField(_("episode end"), null=True, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True)
+    closed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                  related_name="+")
+    updated_at = models.DateTimeField(auto_now=True)
 
     objects = CaseQuerySet.as_manager()
 
@@ -84,3 +92,112 @@ class Case(PublicIdModel):
     @property
     def is_open(self) -> bool:
         return self.status == CaseStatus.OPEN
+
+    def get_absolute_url(self) -> str:
+        from django.urls import reverse
+
+        return reverse("cases:case_detail", kwargs={"case_id": self.public_id})
+
+
+class CaseChildQuerySet(OrgScopedQuerySet):
+    """Rows that belong to one case: seen by whoever may see the case page (staff holding
+    ``view_case`` in the organization, or a live grant on that very case)."""
+
+    visible_action = "view_case"
+
+    def visible_to(self, user):  # type: ignore[override]
+        from apps.sharing import policy
+
+        if user is None or not user.is_authenticated or not user.is_active:
+            return self.none()
+        return self.filter(
+            Q(organization__in=policy.org_ids_where(user, self.visible_action))
+            | Q(case_id__in=policy.granted_case_ids(user))
+        )
+
+
+class NoteKind(models.TextChoices):
+    NOTE = "note", _("Note")
+    REPORT = "report", _("Report")
+
+
+class CaseNote(PublicIdModel):
+    """A note or report on a case, with its author and time: the case's timeline. Notes are
+    written once and never edited, so everyone reads the same text."""
+
+    organization = models.ForeignKey("organizations.Organization", on_delete=models.PROTECT,
+                                     related_name="case_notes")
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="notes")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    kind = models.CharField(_("kind"), max_length=16, choices=NoteKind.choices, default=NoteKind.NOTE)
+    body = models.TextField(_("note"))
+
+    objects = CaseChildQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["case", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"Note {self.public_id}"
+
+
+class BoardState(models.TextChoices):
+    SCHEDULED = "scheduled", _("Scheduled")
+    LIVE = "live", _("Live")
+    ENDED = "ended", _("Ended")
+
+
+#: the seed's table: a tumor board's review window is 5 to 7 days
+REVIEW_DAYS_MIN, REVIEW_DAYS_MAX, REVIEW_DAYS_DEFAULT = 5, 7, 7
+
+
+class BoardSessionQuerySet(OrgScopedQuerySet["BoardSession"]):
+    visible_action = "view_case"
+
+    def visible_to(self, user):  # type: ignore[override]
+        """Staff who see cases, plus the board's participants while it is live."""
+        from apps.sharing import policy
+
+        if user is None or not user.is_authenticated or not user.is_active:
+            return self.none()
+        mine = BoardSession.objects.filter(participants=user, state=BoardState.LIVE).values("id")
+        return self.filter(Q(organization__in=policy.org_ids_where(user, self.visible_action)) | Q(id__in=mine))
+
+
+class BoardSession(PublicIdModel):
+    """A tumor board: the cases of one meeting, a host, participants and a review window.
+
+    Starting it gives every participant view access to every case through one grant each
+    (``grants``, source "board"); ending it revokes those grants at once."""
+
+    organization = models.ForeignKey("organizations.Organization", on_delete=models.PROTECT,
+                                     related_name="board_sessions")
+    host = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="hosted_boards")
+    title = models.CharField(_("title"), max_length=200)
+    meeting_at = models.DateTimeField(_("meeting time"))
+    review_days = models.PositiveSmallIntegerField(
+        _("review window (days)"), default=REVIEW_DAYS_DEFAULT,
+        validators=[MinValueValidator(REVIEW_DAYS_MIN), MaxValueValidator(REVIEW_DAYS_MAX)],
+        help_text=_("How long participants keep view access after the meeting starts, unless it is ended."),
+    )
+    cases = models.ManyToManyField(Case, related_name="board_sessions", blank=True, verbose_name=_("cases"))
+    participants = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="board_sessions", blank=True,
+                                          verbose_name=_("participants"))
+    state = models.CharField(_("state"), max_length=16, choices=BoardState.choices, default=BoardState.SCHEDULED)
+    started_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    grants = models.ManyToManyField("sharing.Grant", related_name="board_sessions", blank=True)
+
+    objects = BoardSessionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-meeting_at"]
+        indexes = [models.Index(fields=["organization", "state"])]
+
+    def __str__(self) -> str:
+        return self.title
+
+    @property
+    def review_window(self) -> timedelta:
+        return timedelta(days=self.review_days)

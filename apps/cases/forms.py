@@ -1,0 +1,120 @@
+from __future__ import annotations
+
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from apps.accounts.models import User
+from apps.cases.models import (
+    REVIEW_DAYS_DEFAULT,
+    REVIEW_DAYS_MAX,
+    REVIEW_DAYS_MIN,
+    BoardSession,
+    Case,
+    CaseStatus,
+    NoteKind,
+)
+from apps.organizations.models import Organization, Role
+from apps.sharing import policy
+from apps.sharing.policy import Action
+
+DATE = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+DATETIME = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
+
+
+class MemberChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, obj: User) -> str:
+        return obj.full_name or obj.email
+
+
+class MembersChoiceField(forms.ModelMultipleChoiceField):
+    def label_from_instance(self, obj: User) -> str:
+        return f"{obj.full_name or obj.email} ({obj.email})"
+
+
+def _members(organization: Organization, roles: list[str] | None = None):
+    qs = User.objects.filter(memberships__organization=organization, memberships__is_active=True, is_active=True)
+    if roles is not None:
+        qs = qs.filter(memberships__role__in=roles)
+    return qs.distinct().order_by("full_name", "email")
+
+
+class CaseForm(forms.ModelForm):
+    class Meta:
+        model = Case
+        fields = ["title", "referring_question", "referred_by", "service_line", "responsible_clinician",
+                  "episode_start", "episode_end"]
+        widgets = {"referring_question": forms.Textarea(attrs={"rows": 4}), "episode_start": DATE,
+                   "episode_end": DATE}
+
+    def __init__(self, *args, organization: Organization, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["responsible_clinician"] = MemberChoiceField(
+            label=_("Responsible clinician"), required=False,
+            queryset=_members(organization, [Role.CLINICIAN, Role.RADIOLOGIST]))
+        self.fields["referring_question"].label = _("Clinical question")
+        self.fields["referring_question"].help_text = _("Why the images were sent: what should the reader answer?")
+
+    def clean(self):
+        data = super().clean()
+        start, end = data.get("episode_start"), data.get("episode_end")
+        if start and end and end < start:
+            self.add_error("episode_end", _("The episode cannot end before it starts."))
+        return data
+
+
+class CaseCreateForm(CaseForm):
+    """A case and its patient: an MRN already known in the organization picks that patient;
+    a new MRN creates one (then a name is needed)."""
+
+    mrn = forms.CharField(label=_("Patient's medical record number"), max_length=64)
+    patient_name = forms.CharField(label=_("Patient's name (new patients only)"), max_length=200, required=False)
+    birth_date = forms.DateField(label=_("Birth date (new patients only)"), required=False, widget=DATE)
+
+    field_order = ["mrn", "patient_name", "birth_date", "title", "referring_question", "referred_by",
+                   "service_line", "responsible_clinician", "episode_start", "episode_end"]
+
+
+class CaseFilterForm(forms.Form):
+    q = forms.CharField(label=_("Search"), required=False, max_length=200,
+                        widget=forms.TextInput(attrs={"type": "search"}))
+    status = forms.ChoiceField(label=_("Status"), required=False,
+                               choices=[("", _("Any status")), *CaseStatus.choices])
+    service_line = forms.ChoiceField(label=_("Service line"), required=False)
+    modality = forms.CharField(label=_("Modality"), required=False, max_length=16,
+                               widget=forms.TextInput(attrs={"placeholder": "CT, MR, ..."}))
+    opened_from = forms.DateField(label=_("Opened from"), required=False, widget=DATE)
+    opened_to = forms.DateField(label=_("Opened until"), required=False, widget=DATE)
+
+    def __init__(self, *args, service_lines: list[str], **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["service_line"].choices = [("", _("Any service line")), *((s, s) for s in service_lines)]
+
+
+class NoteForm(forms.Form):
+    kind = forms.ChoiceField(label=_("Kind"), choices=NoteKind.choices, initial=NoteKind.NOTE)
+    body = forms.CharField(label=_("Note"), widget=forms.Textarea(attrs={"rows": 4}), max_length=20_000)
+
+
+class BoardForm(forms.ModelForm):
+    class Meta:
+        model = BoardSession
+        fields = ["title", "meeting_at", "review_days", "host", "cases", "participants"]
+        widgets = {"meeting_at": DATETIME}
+
+    def __init__(self, *args, organization: Organization, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["meeting_at"].input_formats = ["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"]
+        self.fields["review_days"] = forms.TypedChoiceField(
+            label=_("Review window"), coerce=int, initial=REVIEW_DAYS_DEFAULT,
+            choices=[(d, _("%(days)d days") % {"days": d}) for d in range(REVIEW_DAYS_MIN, REVIEW_DAYS_MAX + 1)],
+            help_text=BoardSession._meta.get_field("review_days").help_text)
+        hosts = [r for r in Role.values if Action.MANAGE_CASE in policy.ROLE_ACTIONS[r]]
+        self.fields["host"] = MemberChoiceField(label=_("Host"), queryset=_members(organization, hosts))
+        self.fields["cases"] = forms.ModelMultipleChoiceField(
+            label=_("Cases"), required=False, widget=forms.CheckboxSelectMultiple,
+            queryset=Case.objects.for_org(organization.pk).open().order_by("title"))
+        self.fields["participants"] = MembersChoiceField(
+            label=_("Participants"), required=False, widget=forms.CheckboxSelectMultiple,
+            queryset=_members(organization),
+            help_text=_("Members and invited external consultants. Each gets view access to every case "
+                        "when the meeting starts, until it ends."))

@@ -1,0 +1,211 @@
+"""Reads for cases and tumor boards. Rows are reached only through ``visible_to(user)``: a case
+another organization owns, or one the user's grant no longer covers, is a 404, never a 403."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from django.apps import apps as django_apps
+from django.db.models import Count, Q, QuerySet
+from django.http import Http404
+from django.utils import timezone
+
+from apps.audit.models import AuditEvent
+from apps.audit.services import record
+from apps.cases.models import BoardSession, Case, CaseNote, CaseStatus
+from apps.sharing import policy
+from apps.sharing.models import Grant
+from apps.sharing.policy import Action
+
+if TYPE_CHECKING:
+    from django.http import HttpRequest
+
+    from apps.accounts.models import User
+    from apps.organizations.models import Organization
+
+HISTORY_LENGTH = 20
+
+
+def _record_refusal(*, user: User, public_id: UUID, request: HttpRequest | None) -> None:
+    """A refused request for a case that exists is recorded in its organization's trail (a
+    participant clicking after the board ended, a closed case...). The answer stays 404."""
+    case = Case.objects.filter(public_id=public_id).only("id", "public_id", "organization_id").first()
+    if case is not None and getattr(user, "is_authenticated", False):
+        record(action="access.denied", actor=user, organization_id=case.organization_id, target=case, case=case,
+               outcome="denied", request=request, details={"wanted": "view_case"})
+
+
+def case_get(*, user: User, public_id: UUID, request: HttpRequest | None = None) -> Case:
+    try:
+        return (Case.objects.visible_to(user)
+                .select_related("organization", "patient", "responsible_clinician", "created_by", "closed_by")
+                .get(public_id=public_id))
+    except Case.DoesNotExist:
+        _record_refusal(user=user, public_id=public_id, request=request)
+        raise Http404 from None
+
+
+# --- the case list --------------------------------------------------------------------------
+
+@dataclass
+class CaseFilters:
+    status: str = ""           # "", "open", "closed"
+    service_line: str = ""
+    modality: str = ""
+    opened_from: date | None = None
+    opened_to: date | None = None
+    q: str = ""
+
+
+def imaging_ready() -> bool:
+    """Studies come from the imaging app; the case pages show them once it is installed."""
+    return django_apps.is_installed("apps.imaging")
+
+
+def _modality_lookup() -> str | None:
+    """The path from Case to a study's modality in the imaging app, whichever it offers."""
+    if not imaging_ready():
+        return None
+    Study = django_apps.get_model("imaging", "Study")
+    names = {f.name for f in Study._meta.get_fields()}
+    if "modalities" in names:
+        return "studies__modalities__icontains"
+    if "modality" in names:
+        return "studies__modality__iexact"
+    return "studies__series__modality__iexact"
+
+
+def case_list(*, user: User, organization: Organization, filters: CaseFilters) -> QuerySet[Case]:
+    """The cases of the active organization this user may see, filtered. Tenant scoping is
+    ``visible_to`` plus the active organization: another organization's case never appears."""
+    qs = case_scope(user=user, organization=organization)
+    if filters.status in CaseStatus.values:
+        qs = qs.filter(status=filters.status)
+    if filters.service_line:
+        qs = qs.filter(service_line__iexact=filters.service_line)
+    if filters.opened_from:
+        qs = qs.filter(created_at__date__gte=filters.opened_from)
+    if filters.opened_to:
+        qs = qs.filter(created_at__date__lte=filters.opened_to)
+    if filters.modality:
+        lookup = _modality_lookup()
+        if lookup:
+            qs = qs.filter(id__in=Case.objects.filter(**{lookup: filters.modality}).values("id"))
+    if filters.q:
+        q = filters.q.strip()
+        qs = qs.filter(Q(title__icontains=q) | Q(referring_question__icontains=q) | Q(referred_by__icontains=q)
+                       | Q(service_line__icontains=q) | Q(patient__mrn__iexact=q) | Q(patient__name__icontains=q))
+    return qs.select_related("patient", "responsible_clinician").order_by("-created_at", "-id")
+
+
+def case_scope(*, user: User, organization: Organization) -> QuerySet[Case]:
+    return Case.objects.visible_to(user).filter(organization=organization)
+
+
+def case_counts(*, user: User, organization: Organization) -> dict[str, int]:
+    """Open / closed / total over the cases this user may see in the active organization."""
+    row = case_scope(user=user, organization=organization).aggregate(
+        total=Count("id"), open=Count("id", filter=Q(status=CaseStatus.OPEN)),
+        closed=Count("id", filter=Q(status=CaseStatus.CLOSED)))
+    return {k: v or 0 for k, v in row.items()}
+
+
+def service_lines(*, user: User, organization: Organization) -> list[str]:
+    return sorted(set(case_scope(user=user, organization=organization).exclude(service_line="")
+                      .values_list("service_line", flat=True)))
+
+
+# --- the case page --------------------------------------------------------------------------
+
+@dataclass
+class CasePage:
+    case: Case
+    studies: list[Any] = field(default_factory=list)
+    notes: list[CaseNote] = field(default_factory=list)
+    participants: list[Grant] = field(default_factory=list)
+    my_grants: list[Grant] = field(default_factory=list)
+    history: list[AuditEvent] = field(default_factory=list)
+    boards: list[BoardSession] = field(default_factory=list)
+    attachments: list[Any] = field(default_factory=list)
+    can_manage: bool = False
+    can_view_images: bool = False
+
+
+def _studies_of(case: Case) -> list[Any]:
+    """The case's studies, with their series (and renditions, when the imaging app has them), in
+    a fixed number of queries whatever their count."""
+    if not imaging_ready():
+        return []
+    Study = django_apps.get_model("imaging", "Study")
+    qs = Study.objects.filter(case=case)
+    prefetch = []
+    related = {f.name: f for f in Study._meta.get_fields()}
+    if "series" in related and related["series"].is_relation:
+        prefetch.append("series")
+    elif "series_set" in related:
+        prefetch.append("series_set")
+    if "renditions" in related:
+        prefetch.append("renditions")
+    if prefetch:
+        qs = qs.prefetch_related(*prefetch)
+    order = [f for f in ("study_date", "created_at") if f in related]
+    return list(qs.order_by(*[f"-{f}" for f in order], "id") if order else qs)
+
+
+def case_page(*, user: User, case: Case) -> CasePage:
+    """Everything the case page shows, in a bounded number of queries: one per section, not
+    one per study, note or participant."""
+    can_manage = policy.can(user, Action.MANAGE_CASE, case)
+    page = CasePage(case=case, can_manage=can_manage,
+                    can_view_images=policy.can(user, Action.VIEW_IMAGES, case))
+    if page.can_view_images:
+        page.studies = _studies_of(case)
+    page.notes = list(CaseNote.objects.filter(case=case).select_related("author").order_by("created_at", "id"))
+    page.attachments = attachments_of(case)
+    now = timezone.now()
+    if can_manage:
+        # who has access, and until when: the live grants (the case's participants)
+        page.participants = list(case.grants.live(now).select_related("grantee", "created_by")
+                                 .order_by("expires_at"))
+        page.history = list(AuditEvent.objects.filter(case_ref=case.public_id).select_related("actor")
+                            .order_by("-id")[:HISTORY_LENGTH])
+        page.boards = list(case.board_sessions.order_by("-meeting_at"))
+    else:
+        page.my_grants = list(case.grants.live(now).filter(grantee=user).order_by("expires_at"))
+    return page
+
+
+def attachments_of(case: Case) -> list[Any]:
+    try:
+        Attachment = django_apps.get_model("cases", "Attachment")
+    except LookupError:
+        return []
+    return list(Attachment.objects.filter(case=case).select_related("uploaded_by").order_by("-created_at"))
+
+
+# --- tumor boards ---------------------------------------------------------------------------
+
+def board_get(*, user: User, public_id: UUID) -> BoardSession:
+    try:
+        return (BoardSession.objects.visible_to(user).select_related("organization", "host")
+                .get(public_id=public_id))
+    except BoardSession.DoesNotExist:
+        raise Http404 from None
+
+
+def board_list(*, user: User, organization: Organization) -> QuerySet[BoardSession]:
+    return (BoardSession.objects.visible_to(user).filter(organization=organization).select_related("host")
+            .annotate(case_count=Count("cases", distinct=True),
+                      participant_count=Count("participants", distinct=True))
+            .order_by("-meeting_at"))
+
+
+def board_cases(*, user: User, board: BoardSession) -> list[Case]:
+    """The board's cases this user may open now (all of them for staff; for a participant,
+    those a live grant covers)."""
+    return list(Case.objects.visible_to(user).filter(board_sessions=board).select_related("patient")
+                .order_by("title"))
+

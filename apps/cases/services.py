@@ -1,0 +1,272 @@
+"""Writes for patients, cases, notes and tumor boards.
+
+Security contract: every service here decides through ``apps.sharing.policy`` (``require`` raises
+PermissionDenied and records the denial), gives or takes access only through
+``apps.sharing.services.grant_create`` / ``grants_revoke``, and records what it changed through
+``apps.audit.services.record`` with ids and figures only: never a patient's name, MRN or birth
+date, never a note's text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date
+from typing import TYPE_CHECKING, Any
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from apps.audit.services import record
+from apps.cases.models import BoardSession, BoardState, Case, CaseNote, CaseStatus, NoteKind, Patient
+from apps.organizations.models import Membership, Organization
+from apps.sharing import policy
+from apps.sharing.models import GrantSource, Permission, ShareLink
+from apps.sharing.policy import Action
+from apps.sharing.services import grant_create, grants_revoke, share_link_revoke
+
+if TYPE_CHECKING:
+    from django.http import HttpRequest
+
+    from apps.accounts.models import User
+
+#: the case fields an editor may change (case_update); everything else has its own service
+CASE_EDITABLE = ("title", "referring_question", "referred_by", "service_line", "responsible_clinician",
+                 "episode_start", "episode_end")
+
+
+# --- patients -------------------------------------------------------------------------------
+
+@transaction.atomic
+def patient_get_or_create(*, organization: Organization, by: User, mrn: str, name: str = "",
+                          birth_date: date | None = None, request: HttpRequest | None = None
+                          ) -> tuple[Patient, bool]:
+    """The organization's patient with this MRN, created when new. PHI never leaves the
+    organization: the lookup is by (organization, MRN) and the audit trail holds ids only."""
+    policy.require(by, Action.MANAGE_CASE, organization, request=request)
+    mrn = mrn.strip()
+    if not mrn:
+        raise ValidationError({"mrn": _("Enter the patient's medical record number.")})
+    patient = Patient.objects.for_org(organization.pk).filter(mrn=mrn).first()
+    if patient is not None:
+        return patient, False
+    if not name.strip():
+        raise ValidationError({"patient_name": _("No patient has this number yet: enter the patient's name.")})
+    patient = Patient.objects.create(organization=organization, mrn=mrn, name=name.strip(), birth_date=birth_date)
+    record(action="patient.created", actor=by, organization=organization, target=patient, request=request)
+    return patient, True
+
+
+# --- cases ----------------------------------------------------------------------------------
+
+def _check_clinician(organization_id: int, user: User | None) -> None:
+    if user is not None and not Membership.objects.filter(user=user, organization_id=organization_id,
+                                                          is_active=True).exists():
+        raise ValidationError({"responsible_clinician": _("Pick a member of this organization.")})
+
+
+@transaction.atomic
+def case_create(*, organization: Organization, by: User, patient: Patient, title: str,
+                referring_question: str = "", referred_by: str = "", service_line: str = "",
+                responsible_clinician: User | None = None, episode_start: date | None = None,
+                episode_end: date | None = None, request: HttpRequest | None = None) -> Case:
+    policy.require(by, Action.MANAGE_CASE, organization, request=request)
+    if patient.organization_id != organization.pk:
+        raise ValidationError(_("The patient belongs to another organization."))
+    _check_clinician(organization.pk, responsible_clinician)
+    case = Case(organization=organization, patient=patient, title=title, referring_question=referring_question,
+                referred_by=referred_by, service_line=service_line, responsible_clinician=responsible_clinician,
+                episode_start=episode_start, episode_end=episode_end, created_by=by)
+    case.full_clean()
+    case.save()
+    record(action="case.created", actor=by, organization=organization, target=case, request=request,
+           details={"patient": str(patient.public_id)})
+    return case
+
+
+@transaction.atomic
+def case_update(*, case: Case, by: User, values: dict[str, Any], request: HttpRequest | None = None) -> list[str]:
+    """Change the editable fields given; returns the names of those that changed (audited by
+    name only: the old and new text may hold clinical detail)."""
+    policy.require(by, Action.MANAGE_CASE, case, request=request)
+    unknown = set(values) - set(CASE_EDITABLE)
+    if unknown:
+        raise ValueError(f"not editable: {sorted(unknown)}")
+    if "responsible_clinician" in values:
+        _check_clinician(case.organization_id, values["responsible_clinician"])
+    changed = [name for name, value in values.items() if getattr(case, name) != value]
+    if not changed:
+        return []
+    for name in changed:
+        setattr(case, name, values[name])
+    case.full_clean()
+    case.save(update_fields=[*changed, "updated_at"])
+    record(action="case.edited", actor=by, organization_id=case.organization_id, target=case, request=request,
+           details={"fields": sorted(changed)})
+    return changed
+
+
+def _links_revoke(*, case: Case, by: User, request: HttpRequest | None) -> int:
+    """Every unrevoked share link onto a grant of this case, revoked one by one (audited)."""
+    links = ShareLink.objects.filter(grant__case=case, revoked_at__isnull=True).select_related("grant__case")
+    return sum(share_link_revoke(link=link, by=by, request=request) for link in links)
+
+
+@transaction.atomic
+def case_close(*, case: Case, by: User, request: HttpRequest | None = None) -> int:
+    """Close the episode of care: every grant (and share link) on the case is revoked now, with
+    reason "case_closed". Reopening later does not revive them. Returns how many were revoked."""
+    policy.require(by, Action.MANAGE_CASE, case, request=request)
+    locked = Case.objects.select_for_update().get(pk=case.pk)
+    if locked.status == CaseStatus.CLOSED:
+        raise ValidationError(_("This case is already closed."))
+    now = timezone.now()
+    Case.objects.filter(pk=case.pk).update(status=CaseStatus.CLOSED, closed_at=now, closed_by=by, updated_at=now)
+    case.status, case.closed_at, case.closed_by = CaseStatus.CLOSED, now, by
+    revoked = grants_revoke(grants=case.grants.filter(revoked_at__isnull=True), by=by, reason="case_closed",
+                            request=request)
+    links = _links_revoke(case=case, by=by, request=request)
+    record(action="case.closed", actor=by, organization_id=case.organization_id, target=case, request=request,
+           details={"grants_revoked": revoked, "links_revoked": links})
+    return revoked + links
+
+
+@transaction.atomic
+def case_reopen(*, case: Case, by: User, request: HttpRequest | None = None) -> None:
+    """Open a closed case again. Grants and links revoked on closing stay revoked: whoever needs
+    access again is given it again, on purpose."""
+    policy.require(by, Action.MANAGE_CASE, case, request=request)
+    updated = Case.objects.filter(pk=case.pk, status=CaseStatus.CLOSED).update(
+        status=CaseStatus.OPEN, closed_at=None, closed_by=None, updated_at=timezone.now())
+    if not updated:
+        raise ValidationError(_("This case is already open."))
+    case.status, case.closed_at, case.closed_by = CaseStatus.OPEN, None, None
+    record(action="case.reopened", actor=by, organization_id=case.organization_id, target=case, request=request)
+
+
+# --- notes ----------------------------------------------------------------------------------
+
+def note_can_add(user: User, case: Case) -> bool:
+    """Notes are written by the people who read the images (radiologists, clinicians, consultants
+    with a view grant) or run the case (coordinators, admins), on an open case."""
+    return case.is_open and (policy.can(user, Action.VIEW_IMAGES, case) or policy.can(user, Action.MANAGE_CASE, case))
+
+
+@transaction.atomic
+def note_add(*, case: Case, by: User, body: str, kind: str = NoteKind.NOTE,
+             request: HttpRequest | None = None) -> CaseNote:
+    if not note_can_add(by, case):
+        record(action="access.denied", actor=by, organization_id=case.organization_id, target=case,
+               outcome="denied", request=request, details={"wanted": "note_add"})
+        raise PermissionDenied
+    body = body.strip()
+    if not body:
+        raise ValidationError({"body": _("Write the note first.")})
+    if kind not in NoteKind.values:
+        raise ValidationError({"kind": _("Unknown kind of note.")})
+    note = CaseNote.objects.create(organization_id=case.organization_id, case=case, author=by, kind=kind, body=body)
+    record(action="note.added", actor=by, organization_id=case.organization_id, target=note, case=case,
+           request=request, details={"kind": kind, "length": len(body)})
+    return note
+
+
+# --- tumor boards ---------------------------------------------------------------------------
+
+def _check_board_members(organization: Organization, cases: Iterable[Case], participants: Iterable[User],
+                         host: User) -> None:
+    if any(c.organization_id != organization.pk for c in cases):
+        raise ValidationError({"cases": _("Every case must belong to this organization.")})
+    user_ids = {u.pk for u in participants} | {host.pk}
+    members = set(Membership.objects.filter(organization=organization, is_active=True, user_id__in=user_ids)
+                  .values_list("user_id", flat=True))
+    if user_ids - members:
+        raise ValidationError({"participants": _("Participants must be members of this organization "
+                                                 "(invite external consultants first).")})
+    if not policy.can(host, Action.MANAGE_CASE, organization):
+        raise ValidationError({"host": _("The host must be able to run tumor boards here.")})
+
+
+@transaction.atomic
+def board_create(*, organization: Organization, by: User, host: User, title: str, meeting_at,
+                 review_days: int, cases: Iterable[Case], participants: Iterable[User],
+                 request: HttpRequest | None = None) -> BoardSession:
+    policy.require(by, Action.MANAGE_CASE, organization, request=request)
+    cases, participants = list(cases), list(participants)
+    _check_board_members(organization, cases, participants, host)
+    board = BoardSession(organization=organization, host=host, title=title, meeting_at=meeting_at,
+                         review_days=review_days)
+    board.full_clean()
+    board.save()
+    board.cases.set(cases)
+    board.participants.set(participants)
+    record(action="board.created", actor=by, organization=organization, target=board, request=request,
+           details={"cases": len(cases), "participants": len(participants)})
+    return board
+
+
+@transaction.atomic
+def board_update(*, board: BoardSession, by: User, host: User, title: str, meeting_at, review_days: int,
+                 cases: Iterable[Case], participants: Iterable[User], request: HttpRequest | None = None) -> None:
+    """Edit a board that has not started: once live, its grants stand for what it was."""
+    policy.require(by, Action.MANAGE_CASE, board, request=request)
+    if board.state != BoardState.SCHEDULED:
+        raise ValidationError(_("Only a scheduled board can be edited."))
+    cases, participants = list(cases), list(participants)
+    _check_board_members(board.organization, cases, participants, host)
+    board.host, board.title, board.meeting_at, board.review_days = host, title, meeting_at, review_days
+    board.full_clean()
+    board.save()
+    board.cases.set(cases)
+    board.participants.set(participants)
+    record(action="board.edited", actor=by, organization_id=board.organization_id, target=board, request=request,
+           details={"cases": len(cases), "participants": len(participants)})
+
+
+def _require_host(board: BoardSession, by: User, request: HttpRequest | None, wanted: str) -> None:
+    if by.pk != board.host_id or not policy.can(by, Action.MANAGE_CASE, board):
+        record(action="access.denied", actor=by, organization_id=board.organization_id, target=board,
+               outcome="denied", request=request, details={"wanted": wanted})
+        raise PermissionDenied
+
+
+@transaction.atomic
+def board_start(*, board: BoardSession, by: User, request: HttpRequest | None = None) -> int:
+    """The host starts the meeting: each participant gets one "view" grant on each open case of
+    the board, expiring at the end of the review window. Returns how many grants were made."""
+    _require_host(board, by, request, "board_start")
+    now = timezone.now()
+    # claim the transition first: two clicks on "start" make one set of grants
+    if not BoardSession.objects.filter(pk=board.pk, state=BoardState.SCHEDULED).update(
+            state=BoardState.LIVE, started_at=now):
+        raise ValidationError(_("This board has already started."))
+    board.state, board.started_at = BoardState.LIVE, now
+    expires_at = now + board.review_window
+    cases = [c for c in board.cases.all() if c.is_open]
+    participants = [u for u in board.participants.all() if u.pk != board.host_id and u.is_active]
+    grants = [
+        grant_create(case=case, grantee=user, permissions=[Permission.VIEW], expires_at=expires_at, by=by,
+                     source=GrantSource.BOARD, starts_at=now, request=request)
+        for case in cases for user in participants
+    ]
+    board.grants.add(*grants)
+    record(action="board.started", actor=by, organization_id=board.organization_id, target=board, request=request,
+           details={"grants": len(grants), "cases": len(cases), "participants": len(participants),
+                    "expires_at": expires_at.isoformat()})
+    return len(grants)
+
+
+@transaction.atomic
+def board_end(*, board: BoardSession, by: User, request: HttpRequest | None = None) -> int:
+    """The host ends the meeting: every grant it made is revoked now. Policy reads grants on
+    each request, so a participant's next request is refused. Returns how many were revoked."""
+    _require_host(board, by, request, "board_end")
+    now = timezone.now()
+    if not BoardSession.objects.filter(pk=board.pk, state=BoardState.LIVE).update(state=BoardState.ENDED,
+                                                                                  ended_at=now):
+        raise ValidationError(_("This board is not live."))
+    board.state, board.ended_at = BoardState.ENDED, now
+    revoked = grants_revoke(grants=board.grants.all(), by=by, reason="board_ended", request=request)
+    record(action="board.ended", actor=by, organization_id=board.organization_id, target=board, request=request,
+           details={"grants_revoked": revoked})
+    return revoked

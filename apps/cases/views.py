@@ -1,0 +1,252 @@
+"""Case and tumor-board pages: thin views that parse, call a selector or service, and render.
+Objects are fetched through selectors (404 to whoever may not see them) and every decision is
+``apps.sharing.policy``'s."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.db import transaction
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_http_methods, require_POST
+
+from apps.audit.services import record
+from apps.cases import selectors, services
+from apps.cases.forms import BoardForm, CaseCreateForm, CaseFilterForm, CaseForm, NoteForm
+from apps.cases.models import BoardState, NoteKind
+from apps.sharing import policy
+from apps.sharing.policy import Action
+
+PAGE_SIZE = 25
+
+
+def _active_org_or_404(request: HttpRequest):
+    org = request.organization  # type: ignore[attr-defined]
+    if not org:
+        raise Http404
+    return org
+
+
+def _form_errors(form, exc: ValidationError) -> None:
+    if hasattr(exc, "error_dict"):
+        for name, errors in exc.error_dict.items():
+            form.add_error(name if name in form.fields else None, errors)
+    else:
+        form.add_error(None, exc)
+
+
+# --- cases ----------------------------------------------------------------------------------
+
+@login_required
+def case_list(request: HttpRequest) -> HttpResponse:
+    org = _active_org_or_404(request)
+    form = CaseFilterForm(request.GET or None,
+                          service_lines=selectors.service_lines(user=request.user, organization=org))
+    filters = selectors.CaseFilters(status="open") if not request.GET else selectors.CaseFilters()
+    if form.is_bound and form.is_valid():
+        filters = selectors.CaseFilters(**form.cleaned_data)
+    cases = selectors.case_list(user=request.user, organization=org, filters=filters)
+    page = Paginator(cases, PAGE_SIZE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(request, "cases/case_list.html", {
+        "organization": org, "form": form, "page": page, "query": query.urlencode(),
+        "counts": selectors.case_counts(user=request.user, organization=org),
+        "can_create": policy.can(request.user, Action.MANAGE_CASE, org),
+        "can_run_boards": policy.can(request.user, Action.MANAGE_CASE, org),
+        "filtered_status": filters.status,
+    })
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def case_create(request: HttpRequest) -> HttpResponse:
+    org = _active_org_or_404(request)
+    policy.require(request.user, Action.MANAGE_CASE, org, request=request)
+    form = CaseCreateForm(request.POST or None, organization=org)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            with transaction.atomic():
+                patient, _created = services.patient_get_or_create(
+                    organization=org, by=request.user, mrn=data["mrn"], name=data["patient_name"],
+                    birth_date=data["birth_date"], request=request)
+                case = services.case_create(
+                    organization=org, by=request.user, patient=patient, request=request,
+                    **{k: data[k] for k in services.CASE_EDITABLE})
+        except ValidationError as exc:
+            _form_errors(form, exc)
+        else:
+            messages.success(request, _("Case created."))
+            return redirect("cases:case_detail", case_id=case.public_id)
+    return render(request, "cases/case_form.html", {"form": form, "case": None},
+                  status=400 if form.errors else 200)
+
+
+@login_required
+def case_detail(request: HttpRequest, case_id: UUID) -> HttpResponse:
+    case = selectors.case_get(user=request.user, public_id=case_id, request=request)
+    policy.require(request.user, Action.VIEW_CASE, case, request=request)
+    page = selectors.case_page(user=request.user, case=case)
+    record(action="case.viewed", actor=request.user, organization_id=case.organization_id, target=case,
+           request=request)
+    return render(request, "cases/case_detail.html", {
+        "case": case, "page": page, "note_form": NoteForm(),
+        "can_add_note": services.note_can_add(request.user, case),
+    })
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def case_edit(request: HttpRequest, case_id: UUID) -> HttpResponse:
+    case = selectors.case_get(user=request.user, public_id=case_id, request=request)
+    policy.require(request.user, Action.MANAGE_CASE, case, request=request)
+    form = CaseForm(request.POST or None, instance=case, organization=case.organization)
+    if request.method == "POST" and form.is_valid():
+        case.refresh_from_db()  # the form wrote onto the instance; the service compares with the stored row
+        try:
+            services.case_update(case=case, by=request.user, request=request,
+                                 values={k: form.cleaned_data[k] for k in services.CASE_EDITABLE})
+        except ValidationError as exc:
+            _form_errors(form, exc)
+        else:
+            messages.success(request, _("Case saved."))
+            return redirect("cases:case_detail", case_id=case.public_id)
+    return render(request, "cases/case_form.html", {"form": form, "case": case},
+                  status=400 if form.errors else 200)
+
+
+@login_required
+@require_POST
+def case_close(request: HttpRequest, case_id: UUID) -> HttpResponse:
+    case = selectors.case_get(user=request.user, public_id=case_id, request=request)
+    try:
+        revoked = services.case_close(case=case, by=request.user, request=request)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, _("Case closed. Access given to others ended: %(n)d.") % {"n": revoked})
+    return redirect("cases:case_detail", case_id=case.public_id)
+
+
+@login_required
+@require_POST
+def case_reopen(request: HttpRequest, case_id: UUID) -> HttpResponse:
+    case = selectors.case_get(user=request.user, public_id=case_id, request=request)
+    try:
+        services.case_reopen(case=case, by=request.user, request=request)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, _("Case reopened. Access ended on closing stays ended."))
+    return redirect("cases:case_detail", case_id=case.public_id)
+
+
+@login_required
+@require_POST
+def note_add(request: HttpRequest, case_id: UUID) -> HttpResponse:
+    case = selectors.case_get(user=request.user, public_id=case_id, request=request)
+    try:
+        services.note_add(case=case, by=request.user, body=request.POST.get("body", ""),
+                          kind=request.POST.get("kind", NoteKind.NOTE), request=request)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, _("Note added."))
+    return redirect(f"{case.get_absolute_url()}#notes")
+
+
+# --- tumor boards ---------------------------------------------------------------------------
+
+@login_required
+def board_list(request: HttpRequest) -> HttpResponse:
+    org = _active_org_or_404(request)
+    boards = selectors.board_list(user=request.user, organization=org)
+    return render(request, "cases/board_list.html", {
+        "organization": org, "boards": boards,
+        "can_create": policy.can(request.user, Action.MANAGE_CASE, org),
+    })
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def board_create(request: HttpRequest) -> HttpResponse:
+    org = _active_org_or_404(request)
+    policy.require(request.user, Action.MANAGE_CASE, org, request=request)
+    form = BoardForm(request.POST or None, organization=org, initial={"host": request.user})
+    if request.method == "POST" and form.is_valid():
+        try:
+            board = services.board_create(organization=org, by=request.user, request=request, **form.cleaned_data)
+        except ValidationError as exc:
+            _form_errors(form, exc)
+        else:
+            messages.success(request, _("Tumor board scheduled."))
+            return redirect("cases:board_detail", boardsession_id=board.public_id)
+    return render(request, "cases/board_form.html", {"form": form, "board": None},
+                  status=400 if form.errors else 200)
+
+
+@login_required
+def board_detail(request: HttpRequest, boardsession_id: UUID) -> HttpResponse:
+    board = selectors.board_get(user=request.user, public_id=boardsession_id)
+    is_host = request.user.pk == board.host_id
+    return render(request, "cases/board_detail.html", {
+        "board": board, "cases": selectors.board_cases(user=request.user, board=board),
+        "participants": list(board.participants.order_by("full_name", "email")),
+        "is_host": is_host,
+        "can_edit": board.state == BoardState.SCHEDULED and policy.can(request.user, Action.MANAGE_CASE, board),
+    })
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def board_edit(request: HttpRequest, boardsession_id: UUID) -> HttpResponse:
+    board = selectors.board_get(user=request.user, public_id=boardsession_id)
+    policy.require(request.user, Action.MANAGE_CASE, board, request=request)
+    if board.state != BoardState.SCHEDULED:
+        messages.error(request, _("Only a scheduled board can be edited."))
+        return redirect("cases:board_detail", boardsession_id=board.public_id)
+    form = BoardForm(request.POST or None, instance=board, organization=board.organization)
+    if request.method == "POST" and form.is_valid():
+        board.refresh_from_db()
+        try:
+            services.board_update(board=board, by=request.user, request=request, **form.cleaned_data)
+        except ValidationError as exc:
+            _form_errors(form, exc)
+        else:
+            messages.success(request, _("Tumor board saved."))
+            return redirect("cases:board_detail", boardsession_id=board.public_id)
+    return render(request, "cases/board_form.html", {"form": form, "board": board},
+                  status=400 if form.errors else 200)
+
+
+@login_required
+@require_POST
+def board_start(request: HttpRequest, boardsession_id: UUID) -> HttpResponse:
+    board = selectors.board_get(user=request.user, public_id=boardsession_id)
+    try:
+        n = services.board_start(board=board, by=request.user, request=request)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, _("Meeting started: participants can open the cases (%(n)d grants).") % {"n": n})
+    return redirect("cases:board_detail", boardsession_id=board.public_id)
+
+
+@login_required
+@require_POST
+def board_end(request: HttpRequest, boardsession_id: UUID) -> HttpResponse:
+    board = selectors.board_get(user=request.user, public_id=boardsession_id)
+    try:
+        n = services.board_end(board=board, by=request.user, request=request)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, _("Meeting ended: participants' access was revoked (%(n)d grants).") % {"n": n})
+    return redirect("cases:board_detail", boardsession_id=board.public_id)
