@@ -72,6 +72,7 @@ INSTALLED_APPS = [
     "apps.audit",
     "apps.cases",
     "apps.sharing",
+    "apps.imaging",
 ]
 
 MIDDLEWARE = [
@@ -230,6 +231,32 @@ STORAGES = {
     "default": _default_storage,
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+
+# --- Imaging: encryption at rest, uploads, ingest limits (apps.imaging) ---------------------
+
+
+def _embedded_master_keys() -> str:
+    """The embedded default keeps one generated master key in var/ (like the secret key)."""
+    key_file = VAR_DIR / "master_keys"
+    if key_file.exists():
+        return key_file.read_text().strip()
+    import base64
+
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    value = "local1:" + base64.b64encode(secrets.token_bytes(32)).decode()
+    key_file.write_text(value)
+    key_file.chmod(0o600)
+    return value
+
+
+# "keyid:base64key,..." (32-byte AES keys); the first wraps new data keys, the others still unwrap
+LIGHTBOX_MASTER_KEYS = env_secret("LIGHTBOX_MASTER_KEYS") or _embedded_master_keys()
+# tus staging files (encrypted, outside the storage root); shared by every web server process
+LIGHTBOX_UPLOAD_DIR = Path(env.str("LIGHTBOX_UPLOAD_DIR", default=str(VAR_DIR / "uploads")))
+LIGHTBOX_UPLOAD_EXPIRY_HOURS = env.int("LIGHTBOX_UPLOAD_EXPIRY_HOURS", default=24)
+LIGHTBOX_ZIP_MAX_ENTRIES = 100_000
+LIGHTBOX_ZIP_MAX_RATIO = 100          # uncompressed / compressed, per entry and overall
+LIGHTBOX_ZIP_MAX_TOTAL_BYTES = 64 * 1024**3
 
 # --- Celery ---------------------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")

@@ -16,6 +16,7 @@ CELERY_TASK_ALWAYS_EAGER = True
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 LIGHTBOX_DEMO_ALLOWED = True
 MEDIA_ROOT = tempfile.mkdtemp(prefix="lightbox-test-storage-")
+LIGHTBOX_UPLOAD_DIR = tempfile.mkdtemp(prefix="lightbox-test-uploads-")
 STORAGES = {**STORAGES}
 if STORAGES["default"]["BACKEND"].endswith("FileSystemStorage"):
     STORAGES["default"] = {**STORAGES["default"], "OPTIONS": {

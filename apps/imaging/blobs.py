@@ -1,0 +1,276 @@
+"""The encrypted, content-addressed blob store. Public API (other apps call it):
+
+- ``put_blob(fileobj, *, organization=None) -> Blob``
+- ``open_blob(blob) -> BlobReader`` (a readable, seekable binary file object)
+- ``blob_plaintext_size(blob) -> int``
+
+Format: the plaintext is cut into ``chunk_size`` chunks; chunk *i* is stored as
+AES-256-GCM(data key, nonce = 8-byte random prefix + 4-byte *i*, aad = *i* + last-chunk flag),
+i.e. ``chunk_size + 16`` bytes for every chunk but the last, so any plaintext offset maps to a
+chunk without reading the ones before it (Range requests), and truncation, reordering or
+swapping of chunks fails authentication. The data key is random per blob and wrapped by a
+master key (apps.imaging.keys) with the blob's sha256 as associated data.
+
+Everything streams: memory use is a few chunks whatever the blob size. A blob is stored once:
+``put_blob`` hashes the plaintext first and reuses an existing blob without writing a byte.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import shutil
+import struct
+import tempfile
+from typing import IO, BinaryIO
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from django.core.files import File
+from django.core.files.storage import default_storage
+from django.db import IntegrityError, transaction
+
+from apps.imaging import keys
+from apps.imaging.models import Blob
+
+CHUNK_SIZE = 1024 * 1024
+TAG = 16
+READ_SIZE = 1024 * 1024
+
+
+def _aad(index: int, last: bool) -> bytes:
+    return struct.pack(">I?", index, last)
+
+
+def _nonce(prefix: bytes, index: int) -> bytes:
+    return bytes(prefix) + struct.pack(">I", index)
+
+
+def storage_name_for(sha256: str) -> str:
+    return f"blobs/{sha256[:2]}/{sha256[2:4]}/{sha256}"
+
+
+def _seekable(fileobj: IO[bytes]) -> bool:
+    try:
+        return bool(fileobj.seekable())
+    except AttributeError:
+        return False
+
+
+def hash_stream(fileobj: IO[bytes]) -> tuple[str, int]:
+    """sha256 and size of the rest of a stream, read in chunks."""
+    digest, size = hashlib.sha256(), 0
+    while chunk := fileobj.read(READ_SIZE):
+        digest.update(chunk)
+        size += len(chunk)
+    return digest.hexdigest(), size
+
+
+class _EncryptingReader:
+    """Reads plaintext from ``source`` and yields the encrypted chunk stream via ``read(n)``."""
+
+    def __init__(self, source: IO[bytes], key: bytes, prefix: bytes, chunk_size: int):
+        self._source, self._aead, self._prefix, self._chunk = source, AESGCM(key), prefix, chunk_size
+        self._index = 0
+        self._next = self._read_plain()
+        self._done = False
+        self._buffer = b""
+
+    def _read_plain(self) -> bytes:
+        parts, want = [], self._chunk
+        while want:
+            part = self._source.read(want)
+            if not part:
+                break
+            parts.append(part)
+            want -= len(part)
+        return b"".join(parts)
+
+    def _encrypt_next(self) -> bytes:
+        current = self._next
+        following = self._read_plain() if len(current) == self._chunk else b""
+        last = not following
+        out = self._aead.encrypt(_nonce(self._prefix, self._index), current, _aad(self._index, last))
+        self._index += 1
+        self._next = following
+        self._done = last
+        return out
+
+    def read(self, n: int = -1) -> bytes:
+        while not self._done and (n < 0 or len(self._buffer) < n):
+            self._buffer += self._encrypt_next()
+        if n < 0:
+            out, self._buffer = self._buffer, b""
+        else:
+            out, self._buffer = self._buffer[:n], self._buffer[n:]
+        return out
+
+
+def _spool(fileobj: IO[bytes]) -> BinaryIO:
+    """A non-seekable stream goes to a temporary file first (never to memory)."""
+    spool = tempfile.TemporaryFile()
+    shutil.copyfileobj(fileobj, spool, READ_SIZE)
+    spool.seek(0)
+    return spool
+
+
+def put_blob(fileobj: IO[bytes], *, organization=None, sha256: str | None = None) -> Blob:
+    """Store the bytes of ``fileobj`` (from its current position to the end) once, encrypted.
+
+    If a blob with the same sha256 exists it is returned and nothing is written. ``sha256`` may
+    be given when the caller already hashed the stream (it is trusted: pass only a digest you
+    computed). ``organization`` is accepted for auditing callers and does not partition blobs."""
+    del organization
+    owned = None
+    if not _seekable(fileobj):
+        fileobj = owned = _spool(fileobj)
+    try:
+        start = fileobj.tell()
+        if sha256 is None:
+            sha256, size = hash_stream(fileobj)
+        else:
+            fileobj.seek(0, os.SEEK_END)
+            size = fileobj.tell() - start
+        existing = Blob.objects.filter(sha256=sha256).first()
+        if existing is not None:
+            return existing
+        fileobj.seek(start)
+        data_key = AESGCM.generate_key(bit_length=256)
+        prefix = os.urandom(8)
+        key_id, wrapped = keys.wrap_key(data_key, aad=sha256.encode())
+        name = storage_name_for(sha256)
+        if default_storage.exists(name):
+            # left over by a writer that died before recording the blob: replace it
+            default_storage.delete(name)
+        stored = default_storage.save(name, File(_EncryptingReader(fileobj, data_key, prefix, CHUNK_SIZE),
+                                                 name=os.path.basename(name)))
+        try:
+            with transaction.atomic():
+                return Blob.objects.create(sha256=sha256, size=size, storage_name=stored, key_id=key_id,
+                                           wrapped_key=wrapped, chunk_size=CHUNK_SIZE, nonce_prefix=prefix)
+        except IntegrityError:
+            # another writer stored the same bytes at the same time: keep theirs
+            default_storage.delete(stored)
+            return Blob.objects.get(sha256=sha256)
+    finally:
+        if owned is not None:
+            owned.close()
+
+
+def blob_plaintext_size(blob: Blob) -> int:
+    return blob.size
+
+
+def _open_raw(name: str, offset: int) -> IO[bytes]:
+    """The stored (encrypted) bytes from ``offset``, streamed: a ranged GET on S3-compatible
+    storage (django-storages' S3File would buffer the whole object), a seek on files."""
+    bucket = getattr(default_storage, "bucket", None)
+    if bucket is not None:
+        obj = bucket.Object(default_storage._normalize_name(name))
+        return obj.get(Range=f"bytes={offset}-")["Body"]
+    fh = default_storage.open(name, "rb")
+    fh.seek(offset)
+    return fh
+
+
+class BlobReader(io.RawIOBase):
+    """Decrypts a blob chunk by chunk; seekable (a seek re-opens at the right chunk)."""
+
+    def __init__(self, blob: Blob):
+        super().__init__()
+        self.blob = blob
+        self.name = blob.sha256
+        self._size = blob.size
+        self._chunk = blob.chunk_size
+        self._aead = AESGCM(keys.unwrap_key(blob.key_id, blob.wrapped_key, aad=blob.sha256.encode()))
+        self._prefix = bytes(blob.nonce_prefix)
+        self._last_index = max(0, (self._size - 1) // self._chunk) if self._size else 0
+        self._pos = 0
+        self._raw: IO[bytes] | None = None
+        self._raw_index = -1   # index of the next chunk the raw stream would deliver
+        self._plain = b""       # decrypted chunk at self._plain_index
+        self._plain_index = -1
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def _load(self, index: int) -> bytes:
+        if index == self._plain_index:
+            return self._plain
+        if self._raw is None or self._raw_index != index:
+            self._close_raw()
+            self._raw = _open_raw(self.blob.storage_name, index * (self._chunk + TAG))
+            self._raw_index = index
+        want = self._chunk + TAG
+        parts = []
+        while want:
+            part = self._raw.read(want)
+            if not part:
+                break
+            parts.append(part)
+            want -= len(part)
+        last = index == self._last_index
+        self._plain = self._aead.decrypt(_nonce(self._prefix, index), b"".join(parts), _aad(index, last))
+        self._plain_index = index
+        self._raw_index = index + 1
+        return self._plain
+
+    def readinto(self, buffer) -> int:
+        if self._pos >= self._size:
+            return 0
+        index, within = divmod(self._pos, self._chunk)
+        plain = self._load(index)
+        n = min(len(buffer), len(plain) - within)
+        buffer[:n] = plain[within:within + n]
+        self._pos += n
+        return n
+
+    def read(self, n: int = -1) -> bytes:
+        if n is None or n < 0:
+            n = self._size - self._pos
+        out = bytearray()
+        while len(out) < n:
+            buf = bytearray(min(n - len(out), self._chunk))
+            got = self.readinto(buf)
+            if not got:
+                break
+            out += buf[:got]
+        return bytes(out)
+
+    def _close_raw(self) -> None:
+        if self._raw is not None:
+            self._raw.close()
+            self._raw = None
+
+    def close(self) -> None:
+        self._close_raw()
+        super().close()
+
+
+def open_blob(blob: Blob) -> BlobReader:
+    """A readable, seekable binary file object over the plaintext of ``blob``; decrypts chunk
+    by chunk and raises ``cryptography.exceptions.InvalidTag`` if stored bytes were altered."""
+    return BlobReader(blob)
+
+
+def blob_rewrap(blob: Blob, *, key_id: str | None = None) -> bool:
+    """Re-wrap the blob's data key with the current (or named) master key; the data stays as it
+    is. Returns False when it was already wrapped with that key."""
+    target = key_id or keys.current_key_id()
+    if blob.key_id == target:
+        return False
+    data_key = keys.unwrap_key(blob.key_id, blob.wrapped_key, aad=blob.sha256.encode())
+    kid, wrapped = keys.wrap_key(data_key, aad=blob.sha256.encode(), key_id=target)
+    updated = Blob.objects.filter(pk=blob.pk, key_id=blob.key_id).update(key_id=kid, wrapped_key=wrapped)
+    return bool(updated)

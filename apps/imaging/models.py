@@ -1,0 +1,302 @@
+"""Studies, series and instances (the index people search and check), the encrypted,
+content-addressed blobs that hold the original bytes, and the uploads and ingest jobs that
+bring them in.
+
+PHI: a study's patient name and id are indexed here (as on ``cases.Patient``); they never go
+into logs, task arguments, audit details or blob storage names.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from apps.core.models import PublicIdModel
+from apps.organizations.scoping import OrgScopedQuerySet
+
+
+class Blob(models.Model):
+    """One stored original, content-addressed by the sha256 of its plaintext and stored once.
+
+    The bytes are encrypted at rest with AES-256-GCM in chunks (apps.imaging.blobs); the data key
+    is wrapped by the master key named ``key_id``. A blob holds no tenant or patient data of its
+    own: instances (which are tenant-scoped) point at it. It is never addressed from a URL."""
+
+    sha256 = models.CharField(max_length=64, unique=True)
+    size = models.BigIntegerField(help_text="plaintext bytes")
+    storage_name = models.CharField(max_length=300, unique=True)
+    key_id = models.CharField(max_length=64)
+    wrapped_key = models.BinaryField()
+    chunk_size = models.PositiveIntegerField()
+    nonce_prefix = models.BinaryField(max_length=8)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["key_id"])]
+
+    def __str__(self) -> str:
+        return f"Blob {self.sha256[:12]}"
+
+
+class StudyState(models.TextChoices):
+    RECEIVING = "receiving", _("Receiving")
+    PROCESSING = "processing", _("Processing")
+    READY = "ready", _("Ready")
+    READY_WITH_WARNINGS = "ready_with_warnings", _("Ready with warnings")
+    FAILED = "failed", _("Failed")
+
+
+class CaseLinkedQuerySet(OrgScopedQuerySet):
+    """Rows seen by staff holding ``view_case`` in their organization, or by anyone a live grant
+    on their case names (apps.sharing.policy decides both)."""
+
+    visible_action = "view_case"
+    case_lookup = "case_id"
+
+    def visible_to(self, user):  # type: ignore[override]
+        from apps.sharing import policy
+
+        if user is None or not user.is_authenticated or not user.is_active:
+            return self.none()
+        return self.filter(
+            Q(**{f"{self.org_lookup}__in": policy.org_ids_where(user, self.visible_action)})
+            | Q(**{f"{self.case_lookup}__in": policy.granted_case_ids(user)})
+        )
+
+
+class StudyQuerySet(CaseLinkedQuerySet):
+    def ready(self) -> StudyQuerySet:
+        return self.filter(state__in=[StudyState.READY, StudyState.READY_WITH_WARNINGS])
+
+    def latest_versions(self) -> StudyQuerySet:
+        return self.filter(superseded_by__isnull=True)
+
+
+class Study(PublicIdModel):
+    """One version of a DICOM study in one organization. A changed instance re-sent with the
+    same SOPInstanceUID makes a new version (``version`` + 1, ``previous``), never an overwrite."""
+
+    organization = models.ForeignKey("organizations.Organization", on_delete=models.PROTECT, related_name="studies")
+    case = models.ForeignKey("cases.Case", null=True, blank=True, on_delete=models.SET_NULL, related_name="studies")
+    study_instance_uid = models.CharField(_("Study Instance UID"), max_length=64)
+    version = models.PositiveIntegerField(_("version"), default=1)
+    previous = models.OneToOneField("self", null=True, blank=True, on_delete=models.SET_NULL,
+                                    related_name="superseded_by")
+    accession_number = models.CharField(_("accession number"), max_length=64, blank=True)
+    study_date = models.DateField(_("study date"), null=True, blank=True)
+    study_description = models.CharField(_("description"), max_length=200, blank=True)
+    modalities = models.CharField(_("modalities"), max_length=100, blank=True, help_text="e.g. CT,PT")
+    body_part_examined = models.CharField(_("body part"), max_length=64, blank=True)
+    patient_id = models.CharField(_("patient ID"), max_length=64, blank=True)   # PHI
+    patient_name = models.CharField(_("patient name"), max_length=200, blank=True)  # PHI
+    patient_birth_date = models.DateField(_("patient birth date"), null=True, blank=True)  # PHI
+    state = models.CharField(_("state"), max_length=24, choices=StudyState.choices, default=StudyState.RECEIVING)
+    warnings = models.JSONField(default=list, blank=True)
+    num_series = models.PositiveIntegerField(default=0)
+    num_instances = models.PositiveIntegerField(default=0)
+    total_bytes = models.BigIntegerField(default=0)
+    created_by_job = models.ForeignKey("IngestJob", null=True, blank=True, on_delete=models.SET_NULL,
+                                       related_name="created_studies")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = StudyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-study_date", "-created_at"]
+        verbose_name_plural = "studies"
+        constraints = [models.UniqueConstraint(fields=["organization", "study_instance_uid", "version"],
+                                               name="one_study_version_per_org")]
+        indexes = [models.Index(fields=["organization", "study_instance_uid"]),
+                   models.Index(fields=["organization", "accession_number"]),
+                   models.Index(fields=["organization", "patient_id"]),
+                   models.Index(fields=["organization", "state"])]
+
+    def __str__(self) -> str:  # ids only: str() ends up in logs and admin messages
+        return f"Study {self.public_id}"
+
+    def get_absolute_url(self) -> str:
+        from django.urls import reverse
+
+        return reverse("imaging:study_detail", kwargs={"study_id": self.public_id})
+
+    @property
+    def is_ready(self) -> bool:
+        return self.state in (StudyState.READY, StudyState.READY_WITH_WARNINGS)
+
+    @property
+    def modality_list(self) -> list[str]:
+        return [m for m in self.modalities.split(",") if m]
+
+
+class SeriesQuerySet(CaseLinkedQuerySet):
+    case_lookup = "study__case_id"
+
+
+class Series(PublicIdModel):
+    organization = models.ForeignKey("organizations.Organization", on_delete=models.PROTECT, related_name="+")
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="series")
+    series_instance_uid = models.CharField(_("Series Instance UID"), max_length=64)
+    series_number = models.IntegerField(_("series number"), null=True, blank=True)
+    modality = models.CharField(_("modality"), max_length=16, blank=True)
+    series_description = models.CharField(_("description"), max_length=200, blank=True)
+    body_part_examined = models.CharField(_("body part"), max_length=64, blank=True)
+    num_instances = models.PositiveIntegerField(default=0)
+
+    objects = SeriesQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["series_number", "id"]
+        verbose_name_plural = "series"
+        constraints = [models.UniqueConstraint(fields=["study", "series_instance_uid"],
+                                               name="one_series_uid_per_study")]
+
+    def __str__(self) -> str:
+        return f"Series {self.public_id}"
+
+
+class InstanceQuerySet(CaseLinkedQuerySet):
+    case_lookup = "study__case_id"
+
+
+class Instance(PublicIdModel):
+    """One DICOM object (SOP instance) of one study version; its bytes are ``blob``."""
+
+    organization = models.ForeignKey("organizations.Organization", on_delete=models.PROTECT, related_name="+")
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="instances")
+    series = models.ForeignKey(Series, on_delete=models.CASCADE, related_name="instances")
+    blob = models.ForeignKey(Blob, on_delete=models.PROTECT, related_name="instances")
+    sop_instance_uid = models.CharField(_("SOP Instance UID"), max_length=64)
+    sop_class_uid = models.CharField(_("SOP Class UID"), max_length=64, blank=True)
+    transfer_syntax_uid = models.CharField(_("Transfer Syntax UID"), max_length=64, blank=True)
+    instance_number = models.IntegerField(null=True, blank=True)
+    frames = models.PositiveIntegerField(default=1)
+    rows = models.PositiveIntegerField(null=True, blank=True)
+    columns = models.PositiveIntegerField(null=True, blank=True)
+    size = models.BigIntegerField(_("bytes"))
+    sha256 = models.CharField(max_length=64)
+
+    objects = InstanceQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["instance_number", "id"]
+        constraints = [models.UniqueConstraint(fields=["study", "sop_instance_uid"], name="one_sop_uid_per_study")]
+        indexes = [models.Index(fields=["sha256"])]
+
+    def __str__(self) -> str:
+        return f"Instance {self.public_id}"
+
+
+class UploadState(models.TextChoices):
+    UPLOADING = "uploading", _("Uploading")
+    COMPLETE = "complete", _("Received")
+    TERMINATED = "terminated", _("Cancelled")
+    EXPIRED = "expired", _("Expired")
+
+
+class UploadQuerySet(OrgScopedQuerySet["Upload"]):
+    visible_action = "view_case"
+
+    def expired(self, now=None):
+        from django.utils import timezone
+
+        return self.filter(state=UploadState.UPLOADING, expires_at__lt=now or timezone.now())
+
+
+class Upload(PublicIdModel):
+    """A tus upload: bytes arrive in PATCH requests into an encrypted staging file (never in
+    memory, never in clear on disk) until ``offset == length``; then an IngestJob takes over."""
+
+    organization = models.ForeignKey("organizations.Organization", on_delete=models.PROTECT, related_name="uploads")
+    case = models.ForeignKey("cases.Case", null=True, blank=True, on_delete=models.SET_NULL, related_name="uploads")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    length = models.BigIntegerField(null=True, blank=True)  # null while Upload-Defer-Length
+    offset = models.BigIntegerField(default=0)
+    filename = models.CharField(max_length=255, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    staging_name = models.CharField(max_length=300, blank=True)
+    key_id = models.CharField(max_length=64, blank=True)
+    wrapped_key = models.BinaryField(blank=True, default=b"")
+    state = models.CharField(max_length=16, choices=UploadState.choices, default=UploadState.UPLOADING)
+    expires_at = models.DateTimeField()
+    completed_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = UploadQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Upload {self.public_id}"
+
+
+class JobState(models.TextChoices):
+    QUEUED = "queued", _("Queued")
+    RUNNING = "running", _("Processing")
+    DONE = "done", _("Done")
+    DONE_WITH_WARNINGS = "done_with_warnings", _("Done with warnings")
+    FAILED = "failed", _("Failed")
+
+
+class IngestJobQuerySet(OrgScopedQuerySet["IngestJob"]):
+    visible_action = "view_case"
+
+
+class IngestJob(PublicIdModel):
+    """One ingest run over an upload (or a server-side path, from ``manage.py ingest``). Safe to
+    run twice: every effect is keyed (blob by sha256, instance by study and SOP UID, report line
+    by job and path)."""
+
+    organization = models.ForeignKey("organizations.Organization", on_delete=models.PROTECT,
+                                     related_name="ingest_jobs")
+    case = models.ForeignKey("cases.Case", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    upload = models.OneToOneField(Upload, null=True, blank=True, on_delete=models.SET_NULL, related_name="job")
+    source_path = models.CharField(max_length=1000, blank=True)  # manage.py ingest
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    state = models.CharField(max_length=24, choices=JobState.choices, default=JobState.QUEUED)
+    attempts = models.PositiveIntegerField(default=0)
+    files_total = models.PositiveIntegerField(default=0)
+    files_ingested = models.PositiveIntegerField(default=0)
+    files_duplicate = models.PositiveIntegerField(default=0)
+    files_skipped = models.PositiveIntegerField(default=0)
+    bytes_stored = models.BigIntegerField(default=0)
+    error = models.CharField(max_length=300, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    studies = models.ManyToManyField(Study, blank=True, related_name="ingest_jobs")
+
+    objects = IngestJobQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"IngestJob {self.public_id}"
+
+
+class FileOutcome(models.TextChoices):
+    INGESTED = "ingested", _("Ingested")
+    DUPLICATE = "duplicate", _("Duplicate (already stored)")
+    NEW_VERSION = "new_version", _("Changed: stored as a new study version")
+    SKIPPED = "skipped", _("Skipped")
+
+
+class IngestFileResult(models.Model):
+    """One line of a job's per-file report: what happened to this file and why."""
+
+    job = models.ForeignKey(IngestJob, on_delete=models.CASCADE, related_name="files")
+    path = models.CharField(max_length=1000)
+    outcome = models.CharField(max_length=16, choices=FileOutcome.choices)
+    reason = models.CharField(max_length=300, blank=True)
+    size = models.BigIntegerField(null=True, blank=True)
+    study = models.ForeignKey(Study, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    instance = models.ForeignKey(Instance, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["job", "path"], name="one_report_line_per_job_path")]
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.outcome}"
