@@ -15,7 +15,9 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/v1/", include("apps.organizations.api_urls")),
+    path("api/v1/", include("apps.sharing.api_urls")),
     path("org/", include("apps.organizations.urls")),
+    path("", include("apps.sharing.urls")),
     path("", include("apps.cases.urls")),
     path("", include("apps.core.urls")),
 ]

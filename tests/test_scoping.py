@@ -24,7 +24,7 @@ from tests import factories
 
 pytestmark = pytest.mark.django_db
 
-NON_OBJECT_KWARGS = {"format"}
+NON_OBJECT_KWARGS = {"format", "token"}  # token: a share link secret, not an object id
 
 
 def _factory_for(model):

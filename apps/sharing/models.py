@@ -69,6 +69,8 @@ class Grant(PublicIdModel):
     grantee_email = models.EmailField(blank=True)  # an invitation: bound to the user who accepts
     # --- template and scope ---
     use_case = models.CharField(max_length=32, choices=UseCase.choices, default=UseCase.CUSTOM)
+    studies = models.ManyToManyField("imaging.Study", blank=True, related_name="grants",
+                                     help_text="Named studies of the case; none = the whole case.")
     renditions = models.JSONField(default=list, blank=True)  # Rendition values; empty = as permissions allow
     mfa_required = models.BooleanField(default=False)
     download_limit = models.PositiveIntegerField(null=True, blank=True)

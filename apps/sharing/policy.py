@@ -154,6 +154,17 @@ def link_aware(view: V) -> V:
     return view
 
 
+def serves(action: Action | str) -> Callable[[V], V]:
+    """Declare the action a view needs on the case or study its URL names (read by the access
+    matrix test; the view still calls ``require``/``can`` itself)."""
+
+    def mark(view: V) -> V:
+        view.lightbox_action = Action(action)  # type: ignore[attr-defined]
+        return view
+
+    return mark
+
+
 def _user_of(actor: Any) -> Any:
     return actor.user if isinstance(actor, LinkHolder) else actor
 

@@ -331,7 +331,6 @@ def sharing_policy_for(organization_id: int) -> SharingPolicy:
     return SharingPolicy.objects.get_or_create(organization_id=organization_id)[0]
 
 
-@transaction.atomic
 def share_create(*, case: Case, by: User, use_case: str, recipient_kind: str, grantee: User | None = None,
                  group_members: Iterable[User] = (), group_name: str = "", grantee_email: str = "",
                  hours: int | None = None, renditions: Iterable[str] | None = None, studies: Iterable[Any] = (),
@@ -346,6 +345,25 @@ def share_create(*, case: Case, by: User, use_case: str, recipient_kind: str, gr
     at most 24 h (or less by policy), a download limit, and previews unless originals are chosen.
     """
     policy.require(by, policy.Action.SHARE_CASE, case, request=request)
+    if recipient_kind == RecipientKind.ANONYMOUS and not case.organization.anonymous_links_enabled:
+        record(action="share.refused", actor=by, organization_id=case.organization_id, target=case,
+               outcome="denied", request=request, details={"reason": "anonymous_links_off"})
+        raise PermissionDenied(_("Anonymous links are switched off for this organization."))
+    with transaction.atomic():
+        return _share_create(case=case, by=by, use_case=use_case, recipient_kind=recipient_kind, grantee=grantee,
+                             group_members=group_members, group_name=group_name, grantee_email=grantee_email,
+                             hours=hours, renditions=renditions, studies=studies, download_limit=download_limit,
+                             second_factor=second_factor, passcode=passcode, max_uses=max_uses,
+                             not_before=not_before, allow_download_original=allow_download_original,
+                             request=request)
+
+
+def _share_create(*, case: Case, by: User, use_case: str, recipient_kind: str, grantee: User | None,
+                  group_members: Iterable[User], group_name: str, grantee_email: str, hours: int | None,
+                  renditions: Iterable[str] | None, studies: Iterable[Any], download_limit: int | None,
+                  second_factor: str, passcode: str, max_uses: int | None, not_before: datetime | None,
+                  allow_download_original: bool | None,
+                  request: HttpRequest | None) -> tuple[Grant, ShareLink, str]:
     template = template_for(case.organization_id, use_case)
     org_policy = sharing_policy_for(case.organization_id)
     if recipient_kind not in template.recipients:
@@ -362,10 +380,6 @@ def share_create(*, case: Case, by: User, use_case: str, recipient_kind: str, gr
         chosen = [r for r in chosen if r != Rendition.ORIGINAL] or [Rendition.PREVIEW]
     anonymous = recipient_kind == RecipientKind.ANONYMOUS
     if anonymous:
-        if not case.organization.anonymous_links_enabled:
-            record(action="share.refused", actor=by, organization_id=case.organization_id, target=case,
-                   outcome="denied", request=request, details={"reason": "anonymous_links_off"})
-            raise PermissionDenied(_("Anonymous links are switched off for this organization."))
         hours = min(hours, ANONYMOUS_MAX_HOURS, org_policy.anonymous_max_hours or ANONYMOUS_MAX_HOURS)
         limit = org_policy.anonymous_download_limit or 1
         download_limit = min(download_limit or limit, limit)
@@ -383,19 +397,24 @@ def share_create(*, case: Case, by: User, use_case: str, recipient_kind: str, gr
                          group_name=group_name or (_("Group") if recipient_kind == RecipientKind.GROUP else ""),
                          grantee_email=grantee_email if recipient_kind == RecipientKind.EMAIL else "",
                          permissions=permissions, renditions=chosen, expires_at=starts_at + timedelta(hours=hours),
-                         starts_at=now, by=by, use_case=template.key, mfa_required=template.mfa_required,
+                         starts_at=starts_at, by=by, use_case=template.key, mfa_required=template.mfa_required,
                          download_limit=download_limit, studies=studies, request=request)
     link, raw = share_link_create(grant=grant, by=by, anonymous=anonymous, second_factor=second_factor,
                                   passcode=passcode, max_uses=max_uses, not_before=not_before, request=request)
     return grant, link, raw
 
 
-@transaction.atomic
 def grant_extend(*, grant: Grant, by: User, expires_at: datetime, reason: str,
                  request: HttpRequest | None = None) -> Grant:
     """Push ``grant``'s expiry later. Needs a written reason; audited; never past the template's
     maximum (as the organization sets it) counted from the grant's start."""
     policy.require(by, policy.Action.MANAGE_GRANT, grant, request=request)
+    return _grant_extend(grant=grant, by=by, expires_at=expires_at, reason=reason, request=request)
+
+
+@transaction.atomic
+def _grant_extend(*, grant: Grant, by: User, expires_at: datetime, reason: str,
+                  request: HttpRequest | None) -> Grant:
     grant = Grant.objects.select_for_update().select_related("case").get(pk=grant.pk)
     reason = (reason or "").strip()
     if len(reason) < 10:
@@ -421,12 +440,17 @@ def grant_extend(*, grant: Grant, by: User, expires_at: datetime, reason: str,
     return grant
 
 
-@transaction.atomic
 def grant_renew(*, grant: Grant, by: User, hours: int | None = None,
                 request: HttpRequest | None = None) -> tuple[Grant, ShareLink, str]:
     """A new review cycle: a fresh grant with the same recipient and scope, and a fresh link; the
     old grant and its links end now. Only templates marked renewable."""
     policy.require(by, policy.Action.MANAGE_GRANT, grant, request=request)
+    return _grant_renew(grant=grant, by=by, hours=hours, request=request)
+
+
+@transaction.atomic
+def _grant_renew(*, grant: Grant, by: User, hours: int | None,
+                 request: HttpRequest | None) -> tuple[Grant, ShareLink, str]:
     template = template_for(grant.organization_id, grant.use_case)
     if not template.renewable:
         raise ValidationError(_("This kind of share cannot be renewed; create a new share."))
@@ -475,7 +499,6 @@ def _deciders(grant: Grant) -> list[User]:
     return [u for u in users if u.pk != getattr(grant.grantee, "pk", None)]
 
 
-@transaction.atomic
 def original_request_create(*, grant: Grant, by: User, reason: str,
                             request: HttpRequest | None = None) -> OriginalRequest:
     """A preview recipient asks for the original DICOM. Deciders are notified (no PHI)."""
@@ -503,12 +526,18 @@ def original_request_create(*, grant: Grant, by: User, reason: str,
     return req
 
 
-@transaction.atomic
 def original_request_decide(*, original_request: OriginalRequest, by: User, approve: bool, hours: int | None = None,
                             note: str = "", request: HttpRequest | None = None) -> OriginalRequest:
     """Approve (a new grant with download_original for a limited time) or decline. Both sides
     are notified; audited."""
     policy.require(by, policy.Action.DECIDE_ORIGINAL_REQUEST, original_request, request=request)
+    return _original_request_decide(original_request=original_request, by=by, approve=approve, hours=hours,
+                                    note=note, request=request)
+
+
+@transaction.atomic
+def _original_request_decide(*, original_request: OriginalRequest, by: User, approve: bool, hours: int | None,
+                             note: str, request: HttpRequest | None) -> OriginalRequest:
     req = OriginalRequest.objects.select_for_update().select_related("grant", "case").get(pk=original_request.pk)
     if req.status != OriginalRequestStatus.PENDING:
         raise ValidationError(_("This request was already decided."))

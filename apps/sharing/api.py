@@ -1,0 +1,167 @@
+"""REST API for grants: create (through a template), list, revoke, extend, renew.
+
+Rows are reached only through OrgScopedViewSet (staff of the grant's organization); recipients
+list theirs at /api/v1/grants/received/. Decisions are apps.sharing.policy's."""
+
+from __future__ import annotations
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.urls import reverse
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, serializers, status
+from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import PermissionDenied as ApiPermissionDenied
+from rest_framework.exceptions import ValidationError as ApiValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from apps.core.api import OrgScopedViewSet
+from apps.sharing import policy, services
+from apps.sharing.models import Grant, SecondFactor
+from apps.sharing.usecases import RecipientKind, Rendition, UseCase
+
+
+class GrantOutputSerializer(serializers.ModelSerializer):
+    id = serializers.UUIDField(source="public_id", read_only=True)
+    case = serializers.UUIDField(source="case.public_id", read_only=True)
+    grantee = serializers.UUIDField(source="grantee.public_id", read_only=True, allow_null=True)
+    state = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Grant
+        fields = ["id", "case", "grantee", "grantee_email", "group_name", "use_case", "permissions", "renditions",
+                  "mfa_required", "starts_at", "expires_at", "revoked_at", "download_limit", "download_count",
+                  "open_count", "first_opened_at", "last_opened_at", "state"]
+
+    def get_state(self, grant: Grant) -> str:
+        return grant.state()
+
+
+class GrantCreatedSerializer(GrantOutputSerializer):
+    link = serializers.CharField(read_only=True, help_text="The share link; shown once, never stored.")
+
+    class Meta(GrantOutputSerializer.Meta):
+        fields = [*GrantOutputSerializer.Meta.fields, "link"]
+
+
+class GrantCreateSerializer(serializers.Serializer):
+    case = serializers.UUIDField()
+    use_case = serializers.ChoiceField(choices=UseCase.choices)
+    recipient_kind = serializers.ChoiceField(choices=RecipientKind.choices)
+    recipient_email = serializers.EmailField(required=False, allow_blank=True)
+    group_emails = serializers.ListField(child=serializers.EmailField(), required=False)
+    group_name = serializers.CharField(required=False, allow_blank=True, max_length=120)
+    renditions = serializers.ListField(child=serializers.ChoiceField(choices=Rendition.choices), required=False)
+    hours = serializers.IntegerField(required=False, min_value=1)
+    download_limit = serializers.IntegerField(required=False, min_value=1)
+    second_factor = serializers.ChoiceField(choices=SecondFactor.choices, required=False, allow_blank=True)
+    passcode = serializers.CharField(required=False, allow_blank=True, max_length=64, write_only=True)
+    max_uses = serializers.IntegerField(required=False, min_value=1)
+    not_before = serializers.DateTimeField(required=False)
+
+
+class ExtendSerializer(serializers.Serializer):
+    expires_at = serializers.DateTimeField()
+    reason = serializers.CharField(min_length=10, max_length=1000)
+
+
+class RenewSerializer(serializers.Serializer):
+    hours = serializers.IntegerField(required=False, min_value=1)
+
+
+def _api_errors(exc: Exception):
+    if isinstance(exc, ValidationError):
+        return ApiValidationError({"detail": exc.messages})
+    return ApiPermissionDenied(str(exc) or None)
+
+
+class GrantViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedViewSet):
+    """Grants of the organizations where the user is staff. ``?mine=1`` keeps the user's own."""
+
+    model = Grant
+    lookup_url_kwarg = "grant_id"
+    serializer_class = GrantOutputSerializer
+    lightbox_action = policy.Action.MANAGE_GRANT
+
+    def refine_queryset(self, queryset):
+        queryset = queryset.select_related("case", "grantee")
+        if self.request.query_params.get("mine"):
+            queryset = queryset.filter(created_by=self.request.user)
+        return queryset
+
+    def _link(self, raw: str) -> str:
+        return self.request.build_absolute_uri(reverse("sharing:link_open", kwargs={"token": raw}))
+
+    @extend_schema(request=GrantCreateSerializer, responses={201: GrantCreatedSerializer})
+    def create(self, request: Request) -> Response:
+        from apps.accounts.models import User
+        from apps.cases.models import Case
+
+        data = GrantCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        case = Case.objects.visible_to(request.user).filter(public_id=v["case"]).first()
+        if case is None:
+            raise NotFound
+        grantee = None
+        if v["recipient_kind"] == RecipientKind.USER:
+            grantee = User.objects.filter(email=(v.get("recipient_email") or "").lower(), is_active=True).first()
+            if grantee is None:
+                raise ApiValidationError({"recipient_email": ["No active account has that address."]})
+        members = list(User.objects.filter(email__in=[e.lower() for e in v.get("group_emails", [])], is_active=True))
+        try:
+            grant, _link, raw = services.share_create(
+                case=case, by=request.user, use_case=v["use_case"], recipient_kind=v["recipient_kind"],
+                grantee=grantee, group_members=members, group_name=v.get("group_name", ""),
+                grantee_email=v.get("recipient_email", "") if v["recipient_kind"] == RecipientKind.EMAIL else "",
+                hours=v.get("hours"), renditions=v.get("renditions"), download_limit=v.get("download_limit"),
+                second_factor=v.get("second_factor", ""), passcode=v.get("passcode", ""),
+                max_uses=v.get("max_uses"), not_before=v.get("not_before"), request=request)
+        except (ValidationError, PermissionDenied) as exc:
+            raise _api_errors(exc) from exc
+        grant.link = self._link(raw)
+        return Response(GrantCreatedSerializer(grant).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses={200: GrantOutputSerializer})
+    @action(detail=True, methods=["post"])
+    def revoke(self, request: Request, grant_id: str) -> Response:
+        grant = self.get_object()
+        policy.require(request.user, policy.Action.MANAGE_GRANT, grant, request=request)
+        services.grants_revoke(grants=[grant], by=request.user, reason="revoked by sharer", request=request)
+        grant.refresh_from_db()
+        return Response(GrantOutputSerializer(grant).data)
+
+    @extend_schema(request=ExtendSerializer, responses={200: GrantOutputSerializer})
+    @action(detail=True, methods=["post"])
+    def extend(self, request: Request, grant_id: str) -> Response:
+        grant = self.get_object()
+        data = ExtendSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            grant = services.grant_extend(grant=grant, by=request.user, request=request, **data.validated_data)
+        except (ValidationError, PermissionDenied) as exc:
+            raise _api_errors(exc) from exc
+        return Response(GrantOutputSerializer(grant).data)
+
+    @extend_schema(request=RenewSerializer, responses={201: GrantCreatedSerializer})
+    @action(detail=True, methods=["post"])
+    def renew(self, request: Request, grant_id: str) -> Response:
+        grant = self.get_object()
+        data = RenewSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            new, _link, raw = services.grant_renew(grant=grant, by=request.user, hours=data.validated_data.get("hours"),
+                                                   request=request)
+        except (ValidationError, PermissionDenied) as exc:
+            raise _api_errors(exc) from exc
+        new.link = self._link(raw)
+        return Response(GrantCreatedSerializer(new).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses={200: GrantOutputSerializer(many=True)})
+    @action(detail=False, methods=["get"])
+    def received(self, request: Request) -> Response:
+        """Grants addressed to the signed-in user ("shared with me")."""
+        grants = Grant.objects.addressed_to(request.user).select_related("case", "grantee")[:200]
+        return Response(GrantOutputSerializer(grants, many=True).data)
+

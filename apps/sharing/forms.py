@@ -1,0 +1,103 @@
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from apps.sharing.models import SecondFactor
+from apps.sharing.usecases import ANONYMOUS_MAX_HOURS, TEMPLATES, RecipientKind, Rendition, UseCase
+
+
+class ShareForm(forms.Form):
+    """The share steps: template, recipients, scope, expiry (then a confirmation page)."""
+
+    use_case = forms.ChoiceField(label=_("1. What is this share for?"), choices=UseCase.choices,
+                                 initial=UseCase.SECOND_OPINION)
+    recipient_kind = forms.ChoiceField(label=_("2. Who receives it?"), choices=RecipientKind.choices,
+                                       initial=RecipientKind.USER)
+    recipient_email = forms.EmailField(label=_("Recipient's e-mail address"), required=False,
+                                       help_text=_("A person with a Lightbox account, or the address to invite."))
+    group_emails = forms.CharField(label=_("Group members' e-mail addresses"), required=False,
+                                   widget=forms.Textarea(attrs={"rows": 3}),
+                                   help_text=_("One per line; each needs a Lightbox account."))
+    group_name = forms.CharField(label=_("Group name"), max_length=120, required=False)
+    rendition = forms.ChoiceField(
+        label=_("3. Which images?"), required=False,
+        choices=[("", _("As the template says")), (Rendition.PREVIEW, _("Compressed preview only")),
+                 (Rendition.ORIGINAL, _("Original DICOM and preview"))],
+        help_text=_("Only templates marked “as chosen” let you pick; others use the template's images."))
+    hours = forms.IntegerField(label=_("4. Expires after (hours)"), required=False, min_value=1,
+                               help_text=_("Leave empty for the template's default, the shortest practical."))
+    download_limit = forms.IntegerField(label=_("Download limit"), required=False, min_value=1)
+    not_before = forms.DateTimeField(label=_("Not before"), required=False,
+                                     widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+                                     help_text=_("The link does not open before this time (a tumor board's day)."))
+    max_uses = forms.IntegerField(label=_("Use limit (number of openings)"), required=False, min_value=1)
+    second_factor = forms.ChoiceField(label=_("Second factor for the link"), choices=SecondFactor.choices,
+                                      required=False)
+    passcode = forms.CharField(label=_("Passcode"), required=False, min_length=6, max_length=64,
+                               widget=forms.PasswordInput(render_value=True),
+                               help_text=_("Tell the recipient by another channel (phone), not in the same e-mail."))
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        from apps.accounts.models import User
+
+        kind = data.get("recipient_kind")
+        template = TEMPLATES.get(data.get("use_case") or "")
+        if template and kind and kind not in template.recipients:
+            self.add_error("recipient_kind", _("This template shares with: %(kinds)s.") % {
+                "kinds": ", ".join(str(RecipientKind(k).label) for k in template.recipients)})
+        data["grantee"] = None
+        data["group_members"] = []
+        if kind == RecipientKind.USER:
+            email = (data.get("recipient_email") or "").lower()
+            user = User.objects.filter(email=email, is_active=True).first() if email else None
+            if user is None:
+                self.add_error("recipient_email", _("No active account has that address. Invite it instead."))
+            data["grantee"] = user
+        elif kind == RecipientKind.EMAIL:
+            if not data.get("recipient_email"):
+                self.add_error("recipient_email", _("Enter the address to invite."))
+        elif kind == RecipientKind.GROUP:
+            emails = [e.lower() for e in re.split(r"[\s,;]+", data.get("group_emails") or "") if e]
+            users = list(User.objects.filter(email__in=emails, is_active=True))
+            missing = sorted(set(emails) - {u.email for u in users})
+            if missing or not users:
+                self.add_error("group_emails", _("No active account for: %(emails)s") % {
+                    "emails": ", ".join(missing) or "—"})
+            data["group_members"] = users
+        elif kind == RecipientKind.ANONYMOUS and data.get("hours") and data["hours"] > ANONYMOUS_MAX_HOURS:
+            self.add_error("hours", _("Anonymous links last at most 24 hours."))
+        if data.get("second_factor") == SecondFactor.PASSCODE and not data.get("passcode"):
+            self.add_error("passcode", _("Choose a passcode of at least 6 characters."))
+        return data
+
+
+class ExtendForm(forms.Form):
+    expires_at = forms.DateTimeField(label=_("New expiry"),
+                                     widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
+    reason = forms.CharField(label=_("Reason for the extension"), min_length=10, max_length=1000,
+                             widget=forms.Textarea(attrs={"rows": 3}),
+                             help_text=_("Required and recorded. No patient names or identifiers."))
+
+
+class SecondFactorForm(forms.Form):
+    value = forms.CharField(label=_("Passcode or birth date"), max_length=64,
+                            widget=forms.PasswordInput(attrs={"autocomplete": "off"}))
+
+
+class OriginalRequestForm(forms.Form):
+    reason = forms.CharField(label=_("Why do you need the original DICOM?"), min_length=10, max_length=1000,
+                             widget=forms.Textarea(attrs={"rows": 3}),
+                             help_text=_("For example: measurements need the full-resolution series."))
+
+
+class OriginalDecisionForm(forms.Form):
+    decision = forms.ChoiceField(label=_("Decision"), choices=[("approve", _("Approve")), ("decline", _("Decline"))],
+                                 widget=forms.RadioSelect)
+    hours = forms.IntegerField(label=_("Approve for (hours)"), required=False, min_value=1, initial=24)
+    note = forms.CharField(label=_("Note to the requester"), required=False, max_length=1000,
+                           widget=forms.Textarea(attrs={"rows": 2}))

@@ -1,0 +1,127 @@
+"""Reads for sharing. Lookups by id answer 404 for rows the actor may not see."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from itertools import pairwise
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from django.db.models import Count, Min, Q
+from django.http import Http404
+from django.utils import timezone
+
+from apps.sharing import policy
+from apps.sharing.models import Grant, GrantDownload, Notification, OriginalRequest
+
+if TYPE_CHECKING:
+    from apps.accounts.models import User
+    from apps.cases.models import Case
+
+
+def case_get_shared(*, actor: Any, public_id: UUID, request=None) -> Case:
+    """A case the actor may at least see (staff role or live grant, or an opened link), else 404
+    (recorded): outsiders cannot tell a missing case from a hidden one."""
+    from apps.cases.models import Case
+
+    case = Case.objects.select_related("organization", "patient").filter(public_id=public_id).first()
+    if case is None:
+        raise Http404
+    if not policy.can(actor, policy.Action.VIEW_CASE, case):
+        policy._record_denial(actor, policy.Action.VIEW_CASE, case, request)
+        raise Http404
+    return case
+
+
+def grant_get_for_manager(*, user: User, public_id: UUID) -> Grant:
+    """A grant the user may see as staff of its organization or as its creator; else 404."""
+    if not user.is_authenticated:
+        raise Http404
+    grant = (Grant.objects.select_related("case", "grantee", "organization")
+             .filter(Q(pk__in=Grant.objects.visible_to(user).values("pk")) | Q(created_by=user))
+             .filter(public_id=public_id).first())
+    if grant is None:
+        raise Http404
+    return grant
+
+
+def grant_get_for_recipient(*, user: User, public_id: UUID) -> Grant:
+    """A grant addressed to the user (or, for staff of its organization, any of its grants)."""
+    if not user.is_authenticated:
+        raise Http404
+    grant = (Grant.objects.select_related("case", "organization")
+             .filter(Q(pk__in=Grant.objects.addressed_to(user).values("pk"))
+                     | Q(pk__in=Grant.objects.visible_to(user).values("pk")))
+             .filter(public_id=public_id).first())
+    if grant is None:
+        raise Http404
+    return grant
+
+
+def grants_created_by(*, user: User) -> list[Grant]:
+    """"My shares": grants the user made, newest first, with their state."""
+    if not user.is_authenticated:
+        return []
+    grants = list(Grant.objects.filter(created_by=user).select_related("case", "grantee", "organization")
+                  .prefetch_related("links", "extensions").order_by("-created_at")[:200])
+    now = timezone.now()
+    for g in grants:
+        g.current_state = g.state(now)
+    return grants
+
+
+def grants_received(*, user: User) -> list[Grant]:
+    """"Shared with me": grants addressed to the user, newest first, with their state."""
+    grants = list(Grant.objects.addressed_to(user).select_related("case", "organization", "created_by")
+                  .order_by("-created_at")[:200])
+    now = timezone.now()
+    for g in grants:
+        g.current_state = g.state(now)
+    return grants
+
+
+def original_request_get(*, user: User, public_id: UUID) -> OriginalRequest:
+    req = (OriginalRequest.objects.visible_to(user).select_related("grant", "case", "requested_by")
+           .filter(public_id=public_id).first())
+    if req is None:
+        raise Http404
+    return req
+
+
+def original_requests_pending_for(*, user: User) -> list[OriginalRequest]:
+    reqs = (OriginalRequest.objects.visible_to(user).filter(status="pending")
+            .select_related("grant", "case", "requested_by")[:100])
+    return [r for r in reqs if policy.can(user, policy.Action.DECIDE_ORIGINAL_REQUEST, r)]
+
+
+def notifications_for(*, user: User, limit: int = 20) -> list[Notification]:
+    return list(Notification.objects.filter(user=user)[:limit])
+
+
+# --------------------------------------------------------------------------- usage reports
+
+def grants_expired_unused(*, organization_id: int) -> list[Grant]:
+    """Grants that ran out (or whose case closed) without ever being opened or downloaded."""
+    now = timezone.now()
+    return list(Grant.objects.for_org(organization_id)
+                .filter(Q(expires_at__lte=now) | Q(case__status="closed"), revoked_at__isnull=True,
+                        open_count=0, download_count=0))
+
+
+def grants_downloaded_again_within(*, organization_id: int, hours: int = 24) -> list[dict[str, Any]]:
+    """Packages downloaded anew (not resumed) more than once under one grant within ``hours``:
+    one row per (grant, package) with how many downloads and how far apart the first two were."""
+    window = timedelta(hours=hours)
+    rows = []
+    per_package = (GrantDownload.objects.filter(grant__organization_id=organization_id)
+                   .values("grant_id", "package_key").annotate(n=Count("id"), first=Min("started_at"))
+                   .filter(n__gt=1))
+    for row in per_package:
+        times = list(GrantDownload.objects.filter(grant_id=row["grant_id"], package_key=row["package_key"])
+                     .order_by("started_at").values_list("started_at", flat=True))
+        gaps = [b - a for a, b in pairwise(times)]
+        if any(gap <= window for gap in gaps):
+            rows.append({"grant_id": row["grant_id"], "package_key": row["package_key"], "downloads": row["n"],
+                         "shortest_gap_seconds": int(min(gaps).total_seconds())})
+    return rows
+

@@ -1,0 +1,294 @@
+"""Sharing pages: thin views that parse, call a selector or service, and render.
+
+Link-holder pages resolve their actor with ``policy.actor_for(request)``; every decision is
+``policy.can``/``require``; every refusal is recorded."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from uuid import UUID
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_http_methods, require_POST
+
+from apps.sharing import policy, selectors, services
+from apps.sharing.forms import (
+    ExtendForm,
+    OriginalDecisionForm,
+    OriginalRequestForm,
+    SecondFactorForm,
+    ShareForm,
+)
+from apps.sharing.models import SecondFactor, ShareLink
+from apps.sharing.policy import Action
+from apps.sharing.services import LinkRefusal
+from apps.sharing.usecases import TEMPLATES, RecipientKind, Rendition
+
+SECOND_FACTOR_SESSION_KEY = "lightbox_link_second_factor_ok"
+OPENED_SESSION_KEY = "lightbox_opened_grants"
+
+_REFUSAL_STATUS = {LinkRefusal.DEAD: 410}
+
+
+def _step_up(view):
+    """Share creation asks for a recent MFA when the identity app provides the decorator."""
+    try:
+        from apps.accounts.mfa import require_recent_otp  # type: ignore[import-not-found]
+    except ImportError:  # pragma: no cover - identity app not there yet
+        return view
+    return require_recent_otp(view)
+
+
+def _link_url(request: HttpRequest, raw: str) -> str:
+    return request.build_absolute_uri(reverse("sharing:link_open", kwargs={"token": raw}))
+
+
+def _case_for_manager(request: HttpRequest, case_id: UUID):
+    from apps.cases.models import Case
+
+    case = Case.objects.visible_to(request.user).select_related("organization", "patient").filter(
+        public_id=case_id).first()
+    if case is None:
+        raise Http404
+    return case
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+@policy.serves(Action.SHARE_CASE)
+def case_share(request: HttpRequest, case_id: UUID) -> HttpResponse:
+    """Share a case in a few steps: template, recipients, scope, expiry, then confirm."""
+    case = _case_for_manager(request, case_id)
+    policy.require(request.user, Action.SHARE_CASE, case, request=request)
+    return _share_steps(request, case)
+
+
+@_step_up
+def _share_steps(request: HttpRequest, case) -> HttpResponse:
+    form = ShareForm(request.POST or None)
+    context = {"case": case, "form": form, "templates": TEMPLATES.values(),
+               "anonymous_enabled": case.organization.anonymous_links_enabled}
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        if request.POST.get("confirm") != "1":
+            template = TEMPLATES[data["use_case"]]
+            context.update(confirming=True, template=template,
+                           hours=data.get("hours") or template.default_hours)
+            return render(request, "sharing/share_confirm.html", context)
+        rendition = data.get("rendition") or None
+        try:
+            grant, link, raw = services.share_create(
+                case=case, by=request.user, use_case=data["use_case"], recipient_kind=data["recipient_kind"],
+                grantee=data["grantee"], group_members=data["group_members"], group_name=data.get("group_name", ""),
+                grantee_email=data.get("recipient_email") or "", hours=data.get("hours"),
+                renditions=[Rendition.ORIGINAL, Rendition.PREVIEW] if rendition == Rendition.ORIGINAL
+                else ([Rendition.PREVIEW] if rendition else None),
+                download_limit=data.get("download_limit"), second_factor=data.get("second_factor") or "",
+                passcode=data.get("passcode") or "", max_uses=data.get("max_uses"),
+                not_before=data.get("not_before"), request=request)
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        except PermissionDenied as exc:
+            form.add_error("recipient_kind", str(exc) or _("Not allowed."))
+        else:
+            return render(request, "sharing/share_done.html",
+                          {"case": case, "grant": grant, "link": link, "url": _link_url(request, raw)})
+    return render(request, "sharing/share_form.html", context, status=400 if form.errors else 200)
+
+
+@login_required
+def my_shares(request: HttpRequest) -> HttpResponse:
+    """Shares I made, with their state and usage, and one-click revoke."""
+    grants = selectors.grants_created_by(user=request.user)
+    pending = selectors.original_requests_pending_for(user=request.user)
+    return render(request, "sharing/my_shares.html", {"grants": grants, "pending": pending})
+
+
+@login_required
+def shared_with_me(request: HttpRequest) -> HttpResponse:
+    grants = selectors.grants_received(user=request.user)
+    return render(request, "sharing/shared_with_me.html", {
+        "grants": grants, "notifications": selectors.notifications_for(user=request.user)})
+
+
+@login_required
+@require_POST
+def grant_revoke(request: HttpRequest, grant_id: UUID) -> HttpResponse:
+    grant = selectors.grant_get_for_manager(user=request.user, public_id=grant_id)
+    policy.require(request.user, Action.MANAGE_GRANT, grant, request=request)
+    if services.grants_revoke(grants=[grant], by=request.user, reason="revoked by sharer", request=request):
+        messages.success(request, _("The share was revoked. It stops working on the recipient's next request."))
+    return redirect("sharing:my_shares")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def grant_extend(request: HttpRequest, grant_id: UUID) -> HttpResponse:
+    grant = selectors.grant_get_for_manager(user=request.user, public_id=grant_id)
+    policy.require(request.user, Action.MANAGE_GRANT, grant, request=request)
+    form = ExtendForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.grant_extend(grant=grant, by=request.user, expires_at=form.cleaned_data["expires_at"],
+                                  reason=form.cleaned_data["reason"], request=request)
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            messages.success(request, _("The share was extended."))
+            return redirect("sharing:my_shares")
+    from apps.sharing.usecases import template_for
+
+    template = template_for(grant.organization_id, grant.use_case)
+    return render(request, "sharing/grant_extend.html",
+                  {"grant": grant, "form": form, "template": template,
+                   "ceiling": grant.starts_at + timedelta(hours=template.max_hours)},
+                  status=400 if form.errors else 200)
+
+
+@login_required
+@require_POST
+def grant_renew(request: HttpRequest, grant_id: UUID) -> HttpResponse:
+    grant = selectors.grant_get_for_manager(user=request.user, public_id=grant_id)
+    policy.require(request.user, Action.MANAGE_GRANT, grant, request=request)
+    try:
+        new, link, raw = services.grant_renew(grant=grant, by=request.user, request=request)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+        return redirect("sharing:my_shares")
+    return render(request, "sharing/share_done.html",
+                  {"case": new.case, "grant": new, "link": link, "url": _link_url(request, raw), "renewed": True})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def original_request_create(request: HttpRequest, grant_id: UUID) -> HttpResponse:
+    grant = selectors.grant_get_for_recipient(user=request.user, public_id=grant_id)
+    form = OriginalRequestForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.original_request_create(grant=grant, by=request.user, reason=form.cleaned_data["reason"],
+                                             request=request)
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            messages.success(request, _("Your request was sent. You will be notified of the decision."))
+            return redirect("sharing:shared_with_me")
+    return render(request, "sharing/original_request.html", {"grant": grant, "form": form},
+                  status=400 if form.errors else 200)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def original_request_decide(request: HttpRequest, originalrequest_id: UUID) -> HttpResponse:
+    req = selectors.original_request_get(user=request.user, public_id=originalrequest_id)
+    form = OriginalDecisionForm(request.POST or None)
+    if request.method == "POST":
+        policy.require(request.user, Action.DECIDE_ORIGINAL_REQUEST, req, request=request)
+        if form.is_valid():
+            try:
+                services.original_request_decide(
+                    original_request=req, by=request.user, approve=form.cleaned_data["decision"] == "approve",
+                    hours=form.cleaned_data.get("hours"), note=form.cleaned_data.get("note", ""), request=request)
+            except ValidationError as exc:
+                form.add_error(None, exc)
+            else:
+                messages.success(request, _("Decision recorded; the requester was notified."))
+                return redirect("sharing:my_shares")
+    return render(request, "sharing/original_decide.html",
+                  {"req": req, "form": form,
+                   "can_decide": policy.can(request.user, Action.DECIDE_ORIGINAL_REQUEST, req)},
+                  status=400 if form.errors else 200)
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def link_open(request: HttpRequest, token: str) -> HttpResponse:
+    """Open a share link: identity-linked links need the named recipient signed in (with MFA where
+    the template says); anonymous ones need the organization's switch on. A second factor, a
+    not-before time, a use limit and lockout are checked here; every refusal is recorded."""
+    link = services.share_link_get(token)
+    user = request.user if request.user.is_authenticated else None
+    if link is None:
+        services.share_link_refused(link=None, reason=LinkRefusal.UNKNOWN, user=user, request=request)
+        raise Http404
+    refusal = services.share_link_refusal(link=link, user=user)
+    if refusal == LinkRefusal.SIGN_IN:
+        return redirect_to_login(request.get_full_path())
+    if refusal is not None:
+        services.share_link_refused(link=link, reason=refusal, user=user, request=request)
+        return render(request, "sharing/link_refused.html", {"reason": refusal, "link": link},
+                      status=_REFUSAL_STATUS.get(refusal, 403))
+    passed = set(request.session.get(SECOND_FACTOR_SESSION_KEY, []))
+    if link.second_factor != SecondFactor.NONE and link.pk not in passed:
+        form = SecondFactorForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            if services.share_link_check_second_factor(link=link, value=form.cleaned_data["value"], request=request):
+                request.session[SECOND_FACTOR_SESSION_KEY] = sorted(passed | {link.pk})
+            else:
+                link.refresh_from_db()
+                if link.locked_at is not None:
+                    return render(request, "sharing/link_refused.html",
+                                  {"reason": LinkRefusal.LOCKED, "link": link}, status=403)
+                left = ShareLink.MAX_FAILED_ATTEMPTS - link.failed_attempts
+                form.add_error("value", _("That is not right. %(left)s tries left before the link locks.")
+                               % {"left": left})
+        if link.pk not in set(request.session.get(SECOND_FACTOR_SESSION_KEY, [])):
+            return render(request, "sharing/link_second_factor.html", {"form": form, "link": link},
+                          status=400 if form.errors else 200)
+    if not services.share_link_use(link=link, user=user, request=request):
+        services.share_link_refused(link=link, reason=LinkRefusal.USED_UP, user=user, request=request)
+        return render(request, "sharing/link_refused.html", {"reason": LinkRefusal.USED_UP, "link": link},
+                      status=403)
+    if link.anonymous:
+        held = list(request.session.get(policy.LINK_SESSION_KEY, []))
+        if link.pk not in held:
+            request.session[policy.LINK_SESSION_KEY] = [*held, link.pk]
+    request.session[OPENED_SESSION_KEY] = sorted({*request.session.get(OPENED_SESSION_KEY, []), link.grant_id})
+    return redirect("sharing:shared_case", case_id=link.grant.case.public_id)
+
+
+@policy.link_aware
+@policy.serves(Action.VIEW_CASE)
+@never_cache
+def shared_case(request: HttpRequest, case_id: UUID) -> HttpResponse:
+    """A shared case as its recipient (or a link holder) sees it: what was shared, until when,
+    which renditions they may take, and the way to ask for the original."""
+    actor = policy.actor_for(request)
+    if not getattr(actor, "is_authenticated", False) and not isinstance(actor, policy.LinkHolder):
+        return redirect_to_login(request.get_full_path())
+    case = selectors.case_get_shared(actor=actor, public_id=case_id, request=request)
+    now = timezone.now()
+    grants = [g for g in policy._grants_of(actor, case.pk, now)]
+    opened = set(request.session.get(OPENED_SESSION_KEY, []))
+    for grant in grants:
+        if grant.pk not in opened:
+            services.grant_record_open(grant=grant, actor=policy._user_of(actor), request=request,
+                                       actor_label=actor.label if isinstance(actor, policy.LinkHolder) else "")
+            opened.add(grant.pk)
+    request.session[OPENED_SESSION_KEY] = sorted(opened)
+    renditions = policy.allowed_renditions(actor, case)
+    studies = []
+    try:
+        from apps.imaging.models import Study  # type: ignore[import-not-found]
+    except ImportError:  # pragma: no cover - imaging app not there yet
+        Study = None
+    if Study is not None:
+        studies = [s for s in Study.objects.filter(case=case) if policy.can(actor, Action.VIEW_IMAGES, s)]
+    user = policy._user_of(actor)
+    can_request_original = (
+        user is not None and Rendition.ORIGINAL not in renditions
+        and any(g.grantee_id == user.pk or g.group_members.filter(pk=user.pk).exists() for g in grants))
+    return render(request, "sharing/shared_case.html", {
+        "case": case, "grants": grants, "renditions": sorted(renditions), "studies": studies,
+        "is_link_holder": isinstance(actor, policy.LinkHolder) and actor.user is None,
+        "anonymous": any(g.is_anonymous for g in grants), "can_request_original": can_request_original,
+        "recipient_kinds": RecipientKind})

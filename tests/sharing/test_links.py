@@ -1,0 +1,183 @@
+"""Share links: identity-linked by default, anonymous only when the organization allows, second
+factor with lockout, not-before time, use limit. Every refusal is recorded."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.core.exceptions import PermissionDenied
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from apps.audit.models import AuditEvent
+from apps.sharing import policy, services
+from apps.sharing.models import Grant, ShareLink
+from apps.sharing.policy import Action
+from apps.sharing.usecases import RecipientKind, UseCase
+from tests.factories import UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def _url(raw):
+    return reverse("sharing:link_open", kwargs={"token": raw})
+
+
+def _anonymous(case, owner, **kwargs):
+    case.organization.anonymous_links_enabled = True
+    case.organization.save()
+    return services.share_create(case=case, by=owner, use_case=UseCase.CUSTOM,
+                                 recipient_kind=RecipientKind.ANONYMOUS, **kwargs)
+
+
+def test_token_is_long_random_and_stored_only_hashed(case, owner, consultant):
+    grant, link, raw = services.share_create(case=case, by=owner, use_case=UseCase.SECOND_OPINION,
+                                             recipient_kind=RecipientKind.USER, grantee=consultant)
+    assert len(raw) >= 43  # 32 random bytes, url-safe base64: 256 bits
+    assert raw not in link.token_hash and len(link.token_hash) == 64
+    assert not ShareLink.objects.filter(token_hash__contains=raw).exists()
+    assert services.share_link_get(raw) == link
+    assert services.share_link_get(raw[:-1] + ("A" if raw[-1] != "A" else "B")) is None
+    # the shortest practical default of the template: 48 h for a second opinion
+    assert abs((grant.expires_at - grant.starts_at) - timedelta(hours=48)) < timedelta(seconds=5)
+
+
+def test_anonymous_links_cannot_be_created_while_the_org_has_them_off(case, owner, client_as):
+    assert not case.organization.anonymous_links_enabled
+    with pytest.raises(PermissionDenied):
+        services.share_create(case=case, by=owner, use_case=UseCase.CUSTOM, recipient_kind=RecipientKind.ANONYMOUS)
+    assert not Grant.objects.exists()
+    assert AuditEvent.objects.filter(action="share.refused", outcome="denied").exists()
+    # nor through the API
+    response = client_as(owner).post("/api/v1/grants/", {"case": str(case.public_id), "use_case": "custom",
+                                                         "recipient_kind": "anonymous"}, content_type="application/json")
+    assert response.status_code == 403
+    assert not Grant.objects.exists()
+    # once an org admin turns them on: at most 24 h, a download limit, previews only
+    grant, link, raw = _anonymous(case, owner, hours=72 if False else 24)
+    assert link.anonymous and grant.download_limit is not None
+    assert grant.expires_at - grant.starts_at <= timedelta(hours=24, seconds=5)
+    assert "download_original" not in grant.permissions
+
+
+def test_anonymous_link_holder_sees_banner_and_every_use_is_recorded(case, owner):
+    grant, link, raw = _anonymous(case, owner)
+    visitor = Client()
+    response = visitor.get(_url(raw))
+    assert response.status_code == 302
+    page = visitor.get(response["Location"])
+    assert page.status_code == 200
+    assert b'data-testid="anonymous-banner"' in page.content
+    assert AuditEvent.objects.filter(action="grant.opened", target_id=str(grant.public_id)).count() == 1
+    # revocable: the next request is refused
+    services.grants_revoke(grants=[grant], by=owner, reason="test")
+    assert visitor.get(reverse("sharing:shared_case", kwargs={"case_id": case.public_id})).status_code == 404
+    assert visitor.get(_url(raw)).status_code == 410
+    # switching anonymous links off stops live ones too
+    grant2, link2, raw2 = _anonymous(case, owner)
+    case.organization.anonymous_links_enabled = False
+    case.organization.save()
+    assert Client().get(_url(raw2)).status_code == 403
+
+
+def test_passcode_locks_after_five_wrong_tries(case, owner):
+    grant, link, raw = _anonymous(case, owner, second_factor="passcode", passcode="blue-kettle-42")
+    visitor = Client()
+    assert visitor.get(_url(raw)).status_code == 200  # the passcode form
+    for attempt in range(1, 5):
+        response = visitor.post(_url(raw), {"value": "wrong-guess"})
+        assert response.status_code == 400, attempt
+    response = visitor.post(_url(raw), {"value": "wrong-guess"})
+    assert response.status_code == 403 and b'data-reason="locked"' in response.content
+    link.refresh_from_db()
+    assert link.locked_at is not None and link.failed_attempts == 5
+    # even the right passcode no longer opens it, from any browser
+    assert Client().post(_url(raw), {"value": "blue-kettle-42"}).status_code == 403
+    assert grant.open_count == 0
+    assert AuditEvent.objects.filter(action="share_link.second_factor_failed").count() == 5
+
+
+def test_right_passcode_opens_and_resets_the_counter(case, owner):
+    grant, link, raw = _anonymous(case, owner, second_factor="passcode", passcode="blue-kettle-42")
+    visitor = Client()
+    visitor.post(_url(raw), {"value": "nope-nope"})
+    response = visitor.post(_url(raw), {"value": "blue-kettle-42"})
+    assert response.status_code == 302
+    link.refresh_from_db()
+    assert link.failed_attempts == 0 and link.use_count == 1
+
+
+def test_birth_date_second_factor(case, owner):
+    grant, link, raw = _anonymous(case, owner, second_factor="birth_date")
+    visitor = Client()
+    assert visitor.post(_url(raw), {"value": "1900-01-01"}).status_code == 400
+    assert visitor.post(_url(raw), {"value": case.patient.birth_date.isoformat()}).status_code == 302
+
+
+def test_not_before_and_use_limit_are_refused(case, owner, consultant):
+    later = timezone.now() + timedelta(hours=3)
+    grant, link, raw = services.share_create(case=case, by=owner, use_case=UseCase.SECOND_OPINION,
+                                             recipient_kind=RecipientKind.USER, grantee=consultant,
+                                             not_before=later, max_uses=2)
+    client = Client()
+    client.force_login(consultant)
+    response = client.get(_url(raw))
+    assert response.status_code == 403 and b'data-reason="not_yet"' in response.content
+    assert not policy.can(consultant, Action.VIEW_CASE, case)
+    # the board's day arrives
+    ShareLink.objects.filter(pk=link.pk).update(not_before=timezone.now() - timedelta(minutes=1))
+    Grant.objects.filter(pk=grant.pk).update(starts_at=timezone.now() - timedelta(minutes=1))
+    assert client.get(_url(raw)).status_code == 302
+    assert client.get(_url(raw)).status_code == 302
+    response = client.get(_url(raw))
+    assert response.status_code == 403 and b'data-reason="used_up"' in response.content
+    reasons = list(AuditEvent.objects.filter(action="share_link.refused").values_list("details__reason", flat=True))
+    assert reasons == ["not_yet", "used_up"]
+
+
+def test_identity_linked_link_requires_the_named_recipient(case, owner, consultant):
+    grant, link, raw = services.share_create(case=case, by=owner, use_case=UseCase.SECOND_OPINION,
+                                             recipient_kind=RecipientKind.USER, grantee=consultant)
+    # not signed in: sign in first
+    response = Client().get(_url(raw))
+    assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+    # someone else signed in: refused and recorded
+    stranger = Client()
+    stranger.force_login(UserFactory())
+    response = stranger.get(_url(raw))
+    assert response.status_code == 403 and b'data-reason="wrong_recipient"' in response.content
+    assert AuditEvent.objects.filter(action="share_link.refused", details__reason="wrong_recipient").exists()
+    # the named recipient gets in
+    recipient = Client()
+    recipient.force_login(consultant)
+    response = recipient.get(_url(raw))
+    assert response.status_code == 302
+    assert recipient.get(response["Location"]).status_code == 200
+
+
+def test_invitation_grant_binds_to_the_accepting_user(case, owner):
+    grant, link, raw = services.share_create(case=case, by=owner, use_case=UseCase.SECOND_OPINION,
+                                             recipient_kind=RecipientKind.EMAIL, grantee_email="New.Doc@Example.org")
+    newcomer = UserFactory(email="new.doc@example.org")
+    assert not policy.can(newcomer, Action.VIEW_CASE, case)
+    client = Client()
+    client.force_login(newcomer)
+    assert client.get(_url(raw)).status_code == 302
+    grant.refresh_from_db()
+    assert grant.grantee == newcomer
+    assert policy.can(newcomer, Action.VIEW_IMAGES, case)
+
+
+def test_mfa_template_refuses_a_recipient_without_mfa(case, owner, consultant):
+    grant, link, raw = services.share_create(case=case, by=owner, use_case=UseCase.CONSULTANT,
+                                             recipient_kind=RecipientKind.USER, grantee=consultant)
+    assert grant.mfa_required
+    client = Client()
+    client.force_login(consultant)
+    response = client.get(_url(raw))
+    assert response.status_code == 403 and b'data-reason="mfa_required"' in response.content
+    assert not policy.can(consultant, Action.VIEW_CASE, case)
+    consultant.is_verified = lambda: True  # as django-otp's middleware sets it after a TOTP check
+    assert policy.can(consultant, Action.VIEW_CASE, case)
