@@ -1,0 +1,188 @@
+"""DICOM parsing, kept out of the ORM: ``parse(fileobj)`` returns a frozen ``DicomHeader`` or
+raises ``DicomError`` with a reason a person can act on. Pixel data is never read into memory:
+pydicom stops before it, and completeness is checked from the pixel data element's header and
+the file size."""
+
+from __future__ import annotations
+
+import os
+import struct
+import warnings
+from dataclasses import dataclass
+from datetime import date
+from typing import IO
+
+import pydicom
+from pydicom.errors import InvalidDicomError
+from pydicom.uid import UID
+
+DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"
+PIXEL_TAGS = {(0x7FE0, 0x0010), (0x7FE0, 0x0008), (0x7FE0, 0x0009)}
+SEQ_DELIMITER_LE = bytes.fromhex("feffdde000000000")
+SEQ_DELIMITER_BE = bytes.fromhex("fffee0dd00000000")
+LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
+
+
+class DicomError(Exception):
+    """The file is not an ingestible DICOM object; ``reason`` says why (no patient data in it)."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class DicomHeader:
+    sop_instance_uid: str
+    sop_class_uid: str
+    transfer_syntax_uid: str
+    study_instance_uid: str
+    series_instance_uid: str
+    series_number: int | None
+    instance_number: int | None
+    modality: str
+    series_description: str
+    body_part_examined: str
+    accession_number: str
+    study_date: date | None
+    study_description: str
+    patient_id: str
+    patient_name: str
+    patient_birth_date: date | None
+    frames: int
+    rows: int | None
+    columns: int | None
+    is_dicomdir: bool = False
+
+
+def _text(ds, keyword: str, limit: int = 200) -> str:
+    value = ds.get(keyword)
+    return "" if value is None else str(value).strip()[:limit]
+
+
+def _int(ds, keyword: str) -> int | None:
+    try:
+        value = ds.get(keyword)
+        return None if value in (None, "") else int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _date(ds, keyword: str) -> date | None:
+    value = _text(ds, keyword)
+    if len(value) >= 8 and value[:8].isdigit():
+        try:
+            return date(int(value[:4]), int(value[4:6]), int(value[6:8]))
+        except ValueError:
+            return None
+    return None
+
+
+def _size(fh: IO[bytes]) -> int:
+    pos = fh.tell()
+    fh.seek(0, os.SEEK_END)
+    size = fh.tell()
+    fh.seek(pos)
+    return size
+
+
+def _check_complete(fh: IO[bytes], pos: int, size: int, ds, tsuid: UID) -> None:
+    """Raise if the pixel data element is cut short (a truncated transfer)."""
+    if pos >= size:
+        if "Rows" in ds and "Columns" in ds:
+            raise DicomError("truncated: the image has no pixel data")
+        return
+    if tsuid == "1.2.840.10008.1.2.1.99":  # deflated: the stream is compressed, checked by parsing
+        return
+    little = tsuid.is_little_endian if tsuid.is_transfer_syntax else True
+    implicit = tsuid.is_implicit_VR if tsuid.is_transfer_syntax else False
+    fh.seek(pos)
+    head = fh.read(12)
+    if len(head) < 8:
+        raise DicomError("truncated: the file ends inside an element header")
+    end = "<" if little else ">"
+    group, element = struct.unpack(end + "HH", head[:4])
+    if (group, element) not in PIXEL_TAGS:
+        return
+    if implicit:
+        (length,), header = struct.unpack(end + "I", head[4:8]), 8
+    elif head[4:6] in LONG_VRS:
+        if len(head) < 12:
+            raise DicomError("truncated: the file ends inside the pixel data header")
+        (length,), header = struct.unpack(end + "I", head[8:12]), 12
+    else:
+        (length,), header = struct.unpack(end + "H", head[6:8]), 8
+    if length == 0xFFFFFFFF:
+        fh.seek(max(0, size - 8))
+        if fh.read(8) not in (SEQ_DELIMITER_LE, SEQ_DELIMITER_BE):
+            raise DicomError("truncated: the compressed pixel data has no end marker")
+    elif pos + header + length > size:
+        raise DicomError(f"truncated: pixel data needs {length} bytes, the file holds {size - pos - header}")
+
+
+def parse(fh: IO[bytes]) -> DicomHeader:
+    """Read one DICOM file's header (not its pixels) from a seekable binary file."""
+    size = _size(fh)
+    start = fh.tell()
+    if size - start < 132:
+        raise DicomError("not a DICOM file: too short")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds = pydicom.dcmread(fh, stop_before_pixels=True)
+            pos = fh.tell()
+    except InvalidDicomError:
+        raise DicomError("not a DICOM file (no DICM preamble or file meta information)") from None
+    except (EOFError, struct.error):
+        raise DicomError("truncated: the file ends inside the header") from None
+    except Exception as exc:  # noqa: BLE001 - pydicom raises many types on malformed input
+        raise DicomError(f"malformed DICOM: {type(exc).__name__}") from None
+    meta = getattr(ds, "file_meta", None)
+    tsuid = UID(str(meta.get("TransferSyntaxUID", "") if meta is not None else "") or "1.2.840.10008.1.2")
+    sop_class = _text(ds, "SOPClassUID", 64) or (_text(meta, "MediaStorageSOPClassUID", 64) if meta else "")
+    if sop_class == DICOMDIR_SOP_CLASS or "DirectoryRecordSequence" in ds:
+        return DicomHeader(sop_instance_uid="", sop_class_uid=DICOMDIR_SOP_CLASS, transfer_syntax_uid=str(tsuid),
+                           study_instance_uid="", series_instance_uid="", series_number=None,
+                           instance_number=None, modality="", series_description="", body_part_examined="",
+                           accession_number="", study_date=None, study_description="", patient_id="",
+                           patient_name="", patient_birth_date=None, frames=0, rows=None, columns=None,
+                           is_dicomdir=True)
+    for keyword in ("SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID"):
+        if not _text(ds, keyword, 64):
+            raise DicomError(f"missing {keyword}")
+    _check_complete(fh, pos, size, ds, tsuid)
+    return DicomHeader(
+        sop_instance_uid=_text(ds, "SOPInstanceUID", 64),
+        sop_class_uid=sop_class,
+        transfer_syntax_uid=str(tsuid),
+        study_instance_uid=_text(ds, "StudyInstanceUID", 64),
+        series_instance_uid=_text(ds, "SeriesInstanceUID", 64),
+        series_number=_int(ds, "SeriesNumber"),
+        instance_number=_int(ds, "InstanceNumber"),
+        modality=_text(ds, "Modality", 16),
+        series_description=_text(ds, "SeriesDescription"),
+        body_part_examined=_text(ds, "BodyPartExamined", 64),
+        accession_number=_text(ds, "AccessionNumber", 64),
+        study_date=_date(ds, "StudyDate"),
+        study_description=_text(ds, "StudyDescription"),
+        patient_id=_text(ds, "PatientID", 64),
+        patient_name=_text(ds, "PatientName"),
+        patient_birth_date=_date(ds, "PatientBirthDate"),
+        frames=_int(ds, "NumberOfFrames") or 1,
+        rows=_int(ds, "Rows"),
+        columns=_int(ds, "Columns"),
+    )
+
+
+def dicomdir_references(fh: IO[bytes]) -> list[str]:
+    """Relative paths (with '/') of the files a DICOMDIR references."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = pydicom.dcmread(fh, stop_before_pixels=True)
+    paths = []
+    for record in ds.get("DirectoryRecordSequence", []):
+        ref = record.get("ReferencedFileID")
+        if ref:
+            parts = [ref] if isinstance(ref, str) else list(ref)
+            paths.append("/".join(str(p) for p in parts))
+    return paths

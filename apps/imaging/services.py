@@ -1,0 +1,290 @@
+"""Ingest: turn an upload (or a server-side path) into indexed, encrypted, de-duplicated
+instances. ``ingest_job_run`` is idempotent and crash-safe: each file is committed in one
+transaction together with its report line, so a retried run skips what is done, re-uses blobs
+by sha256 and never creates a row twice.
+
+Duplicates: the same SOPInstanceUID with the same bytes is a duplicate (nothing stored); the
+same SOPInstanceUID with different bytes makes a new version of the study (earlier version
+untouched, warning recorded), never an overwrite.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable
+from contextlib import contextmanager
+from functools import partial
+from pathlib import Path
+from typing import IO, Any
+
+from django.db import transaction
+from django.db.models import Count, Sum
+from django.utils import timezone
+
+from apps.audit.services import record
+from apps.imaging import dicom, sources
+from apps.imaging.blobs import READ_SIZE, put_blob
+from apps.imaging.models import (
+    Blob,
+    FileOutcome,
+    IngestFileResult,
+    IngestJob,
+    Instance,
+    JobState,
+    Series,
+    Study,
+    StudyState,
+    Upload,
+)
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[int, int], None]  # (files done, bytes done)
+
+
+class StorageUnavailable(Exception):
+    """Transient: the storage backend could not be reached; the task retries."""
+
+
+def _hash(fh: IO[bytes]) -> tuple[str, int]:
+    fh.seek(0)
+    digest, size = hashlib.sha256(), 0
+    while chunk := fh.read(READ_SIZE):
+        digest.update(chunk)
+        size += len(chunk)
+    fh.seek(0)
+    return digest.hexdigest(), size
+
+
+# --- creating jobs -----------------------------------------------------------------------------
+
+def ingest_job_create(*, organization, upload: Upload | None = None, source_path: str = "", case=None,
+                      created_by=None, enqueue: bool = True) -> IngestJob:
+    """Create an ingest job and queue its task once the row is committed (args are ids only)."""
+    job = IngestJob.objects.create(organization=organization, upload=upload, source_path=source_path,
+                                   case=case if case is not None else getattr(upload, "case", None),
+                                   created_by=created_by)
+    if enqueue:
+        from apps.imaging.tasks import ingest_job_run_task
+
+        transaction.on_commit(partial(ingest_job_run_task.delay, job.pk))
+    return job
+
+
+# --- running jobs ------------------------------------------------------------------------------
+
+def _entries(job: IngestJob):
+    if job.upload_id is not None:
+        from apps.imaging.uploads import upload_open
+
+        upload = job.upload
+        return sources.stream_entries(lambda: _ctx(upload_open(upload)), upload.filename or "(upload)")
+    return sources.path_entries(Path(job.source_path))
+
+
+@contextmanager
+def _ctx(fh):
+    try:
+        yield fh
+    finally:
+        fh.close()
+
+
+def _study_defaults(header: dicom.DicomHeader) -> dict[str, Any]:
+    return {
+        "accession_number": header.accession_number,
+        "study_date": header.study_date,
+        "study_description": header.study_description,
+        "body_part_examined": header.body_part_examined,
+        "patient_id": header.patient_id,
+        "patient_name": header.patient_name,
+        "patient_birth_date": header.patient_birth_date,
+    }
+
+
+def _series_for(study: Study, header: dicom.DicomHeader) -> Series:
+    series, _ = Series.objects.get_or_create(
+        study=study, series_instance_uid=header.series_instance_uid,
+        defaults={"organization_id": study.organization_id, "series_number": header.series_number,
+                  "modality": header.modality, "series_description": header.series_description,
+                  "body_part_examined": header.body_part_examined})
+    return series
+
+
+def _new_version(job: IngestJob, latest: Study, changed_uid: str) -> Study:
+    """Copy ``latest`` into version + 1 (rows only: the instances point at the same blobs),
+    leaving out the changed instance, which the caller adds."""
+    fields = {f: getattr(latest, f) for f in ("organization_id", "case_id", "study_instance_uid",
+                                              "accession_number", "study_date", "study_description",
+                                              "modalities", "body_part_examined", "patient_id",
+                                              "patient_name", "patient_birth_date")}
+    study = Study.objects.create(**fields, version=latest.version + 1, previous=latest, created_by_job=job,
+                                 state=StudyState.PROCESSING, warnings=list(latest.warnings))
+    series_map: dict[int, Series] = {}
+    for series in latest.series.all():
+        series_map[series.pk] = Series.objects.create(
+            organization_id=series.organization_id, study=study, series_instance_uid=series.series_instance_uid,
+            series_number=series.series_number, modality=series.modality,
+            series_description=series.series_description, body_part_examined=series.body_part_examined)
+    Instance.objects.bulk_create([
+        Instance(organization_id=i.organization_id, study=study, series=series_map[i.series_id], blob_id=i.blob_id,
+                 sop_instance_uid=i.sop_instance_uid, sop_class_uid=i.sop_class_uid,
+                 transfer_syntax_uid=i.transfer_syntax_uid, instance_number=i.instance_number, frames=i.frames,
+                 rows=i.rows, columns=i.columns, size=i.size, sha256=i.sha256)
+        for i in latest.instances.exclude(sop_instance_uid=changed_uid).iterator()
+    ], batch_size=500)
+    return study
+
+
+def _ingest_one(job: IngestJob, entry: sources.Entry, fh: IO[bytes]) -> IngestFileResult:
+    header = dicom.parse(fh)
+    if header.is_dicomdir:
+        return IngestFileResult(job=job, path=entry.path, outcome=FileOutcome.SKIPPED,
+                                reason="DICOMDIR index: its files are ingested")
+    sha, size = _hash(fh)
+    try:
+        blob = put_blob(fh, organization=job.organization, sha256=sha)
+    except OSError as exc:
+        raise StorageUnavailable(str(exc)) from exc
+    with transaction.atomic():
+        # one writer per study UID at a time: serialises version decisions between jobs
+        latest = (Study.objects.select_for_update().for_org(job.organization_id)
+                  .filter(study_instance_uid=header.study_instance_uid).order_by("-version").first())
+        outcome, reason = FileOutcome.INGESTED, ""
+        if latest is None:
+            latest, _ = Study.objects.get_or_create(
+                organization_id=job.organization_id, study_instance_uid=header.study_instance_uid, version=1,
+                defaults={**_study_defaults(header), "case": job.case, "created_by_job": job,
+                          "state": StudyState.PROCESSING})
+        study = latest
+        existing = Instance.objects.filter(study=latest, sop_instance_uid=header.sop_instance_uid).first()
+        instance = existing
+        if existing is not None and existing.sha256 == sha:
+            outcome, reason = FileOutcome.DUPLICATE, "same SOPInstanceUID and same bytes as a stored instance"
+        else:
+            if existing is not None:
+                study = _new_version(job, latest, header.sop_instance_uid)
+                outcome = FileOutcome.NEW_VERSION
+                reason = (f"changed instance with an existing SOPInstanceUID: stored as version {study.version}; "
+                          f"version {latest.version} kept")
+                study.warnings = [*study.warnings, {"kind": "changed_instance",
+                                                    "sop_instance_uid": header.sop_instance_uid,
+                                                    "previous_version": latest.version}]
+            series = _series_for(study, header)
+            instance = Instance.objects.create(
+                organization_id=job.organization_id, study=study, series=series, blob=blob,
+                sop_instance_uid=header.sop_instance_uid, sop_class_uid=header.sop_class_uid,
+                transfer_syntax_uid=header.transfer_syntax_uid, instance_number=header.instance_number,
+                frames=header.frames, rows=header.rows, columns=header.columns, size=size, sha256=sha)
+            if study.case_id is None and job.case_id is not None:
+                study.case_id = job.case_id
+            if study.state != StudyState.PROCESSING or outcome == FileOutcome.NEW_VERSION:
+                study.state = StudyState.PROCESSING
+            study.save()
+        job.studies.add(study)
+        return IngestFileResult.objects.create(job=job, path=entry.path, outcome=outcome, reason=reason,
+                                               size=size, study=study, instance=instance)
+
+
+def _finish_study(study: Study) -> None:
+    agg = study.instances.aggregate(n=Count("id"), total=Sum("size"))
+    modalities = sorted({m for m in study.series.values_list("modality", flat=True) if m})
+    for series in study.series.annotate(n=Count("instances")):
+        if series.num_instances != series.n:
+            Series.objects.filter(pk=series.pk).update(num_instances=series.n)
+    study.num_instances = agg["n"] or 0
+    study.total_bytes = agg["total"] or 0
+    study.num_series = study.series.count()
+    study.modalities = ",".join(modalities)[:100]
+    study.state = StudyState.READY_WITH_WARNINGS if study.warnings else StudyState.READY
+    study.save()
+
+
+def ingest_job_run(*, job_id: int, progress: Progress | None = None) -> IngestJob:
+    """Run (or resume) an ingest job. Safe to call any number of times."""
+    job = IngestJob.objects.select_related("organization", "upload", "case").get(pk=job_id)
+    if job.state in (JobState.DONE, JobState.DONE_WITH_WARNINGS):
+        return job
+    IngestJob.objects.filter(pk=job.pk).update(state=JobState.RUNNING, attempts=job.attempts + 1,
+                                               started_at=job.started_at or timezone.now())
+    done = set(job.files.values_list("path", flat=True))
+    files = nbytes = 0
+    for entry in _entries(job):
+        files += 1
+        if entry.path in done:
+            continue
+        if entry.skip_reason or entry.open is None:
+            IngestFileResult.objects.get_or_create(job=job, path=entry.path, defaults={
+                "outcome": FileOutcome.SKIPPED, "reason": entry.skip_reason, "size": entry.size})
+        else:
+            try:
+                with entry.open() as fh:
+                    _ingest_one(job, entry, fh)
+            except dicom.DicomError as exc:
+                IngestFileResult.objects.get_or_create(job=job, path=entry.path, defaults={
+                    "outcome": FileOutcome.SKIPPED, "reason": exc.reason, "size": entry.size})
+        nbytes += entry.size or 0
+        if progress is not None:
+            progress(files, nbytes)
+    return _job_finish(job)
+
+
+def _job_finish(job: IngestJob) -> IngestJob:
+    counts = dict(job.files.values_list("outcome").annotate(n=Count("id")))
+    stored = job.files.filter(outcome__in=[FileOutcome.INGESTED, FileOutcome.NEW_VERSION]).aggregate(s=Sum("size"))
+    for study in job.studies.all():
+        _finish_study(study)
+    job.files_total = sum(counts.values())
+    job.files_ingested = counts.get(FileOutcome.INGESTED, 0) + counts.get(FileOutcome.NEW_VERSION, 0)
+    job.files_duplicate = counts.get(FileOutcome.DUPLICATE, 0)
+    job.files_skipped = counts.get(FileOutcome.SKIPPED, 0)
+    job.bytes_stored = stored["s"] or 0
+    warn = job.files_skipped or counts.get(FileOutcome.NEW_VERSION, 0)
+    job.state = JobState.DONE_WITH_WARNINGS if warn else JobState.DONE
+    job.finished_at = timezone.now()
+    job.save()
+    details = {"job": str(job.public_id), "files": job.files_total, "ingested": job.files_ingested,
+               "duplicates": job.files_duplicate, "skipped": job.files_skipped, "bytes": job.bytes_stored}
+    record(action="imaging.ingest", actor=job.created_by, organization_id=job.organization_id, target=job,
+           case=job.case, details=details)
+    for study in job.studies.all():
+        record(action="imaging.study_ingested", actor=job.created_by, organization_id=job.organization_id,
+               target=study, details={"version": study.version, "instances": study.num_instances,
+                                      "state": study.state})
+    if job.upload_id is not None:
+        from apps.imaging.uploads import upload_discard_staging
+
+        upload_discard_staging(job.upload)
+    return job
+
+
+def ingest_job_fail(*, job_id: int, error: str) -> None:
+    """The task gave up: the job and the studies it created are marked failed (no partial study
+    is ever shown as ready)."""
+    job = IngestJob.objects.get(pk=job_id)
+    IngestJob.objects.filter(pk=job_id).update(state=JobState.FAILED, error=error[:300], finished_at=timezone.now())
+    Study.objects.filter(created_by_job=job).exclude(
+        state__in=[StudyState.READY, StudyState.READY_WITH_WARNINGS]).update(state=StudyState.FAILED)
+    record(action="imaging.ingest", actor=job.created_by, organization_id=job.organization_id, target=job,
+           outcome="failed", details={"job": str(job.public_id)})
+
+
+# --- deletion ----------------------------------------------------------------------------------
+
+def study_delete(*, study: Study, by=None, request=None) -> int:
+    """Delete one study version (its series and instances). Blobs no other instance uses are
+    removed from storage. Returns the number of blobs removed. Audited."""
+    from django.core.files.storage import default_storage
+
+    blob_ids = set(study.instances.values_list("blob_id", flat=True))
+    record(action="imaging.study_deleted", actor=by, organization_id=study.organization_id, target=study,
+           request=request, details={"version": study.version, "instances": study.num_instances})
+    with transaction.atomic():
+        study.delete()
+        orphans = list(Blob.objects.filter(pk__in=blob_ids, instances__isnull=True))
+        for blob in orphans:
+            blob.delete()
+    for blob in orphans:
+        default_storage.delete(blob.storage_name)
+    return len(orphans)

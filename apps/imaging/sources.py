@@ -1,0 +1,171 @@
+"""What an ingest reads: a single file, a zip, a folder tree or a DICOMDIR, as a sequence of
+``Entry`` (report path + a way to open a seekable local file). Zip entries are checked against
+path traversal and zip bombs before a byte is extracted, and extraction stops at the declared
+size, so a lying header cannot inflate past the limits."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import posixpath
+import tempfile
+import zipfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from django.conf import settings
+
+from apps.imaging import dicom
+
+COPY = 1024 * 1024
+
+
+@dataclass
+class Entry:
+    path: str
+    open: Callable[[], contextlib.AbstractContextManager[IO[bytes]]] | None = None
+    size: int | None = None
+    skip_reason: str = ""
+
+
+def _is_dicom_magic(fh: IO[bytes]) -> bool:
+    pos = fh.tell()
+    fh.seek(128)
+    magic = fh.read(4)
+    fh.seek(pos)
+    return magic == b"DICM"
+
+
+def unsafe_name(name: str) -> str:
+    """A reason if a zip entry name could escape the extraction folder, else ''."""
+    if "\\" in name:
+        name = name.replace("\\", "/")
+    if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
+        return "unsafe path in zip: absolute path"
+    if ".." in name.split("/"):
+        return "unsafe path in zip: '..' escapes the archive"
+    if "\0" in name:
+        return "unsafe path in zip: NUL byte"
+    return ""
+
+
+@contextlib.contextmanager
+def _extract(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> Iterator[IO[bytes]]:
+    """Extract one entry to a temporary file, never more than its declared size."""
+    with tempfile.TemporaryFile() as out, zf.open(info) as src:
+        left = info.file_size
+        while True:
+            chunk = src.read(min(COPY, left + 1))
+            if not chunk:
+                break
+            left -= len(chunk)
+            if left < 0:
+                raise dicom.DicomError("zip bomb suspected: entry inflates past its declared size")
+            out.write(chunk)
+        out.seek(0)
+        yield out
+
+
+def zip_entries(fh: IO[bytes], prefix: str = "") -> Iterator[Entry]:
+    try:
+        zf = zipfile.ZipFile(fh)
+    except (zipfile.BadZipFile, OSError, ValueError):
+        yield Entry(path=prefix or "(archive)", skip_reason="damaged zip archive")
+        return
+    infos = [i for i in zf.infolist() if not i.is_dir()]
+    label = prefix or "(archive)"
+    if not infos:
+        yield Entry(path=label, skip_reason="the zip holds no files")
+        return
+    if len(infos) > settings.LIGHTBOX_ZIP_MAX_ENTRIES:
+        yield Entry(path=label, skip_reason=f"zip refused: {len(infos)} entries (limit "
+                                            f"{settings.LIGHTBOX_ZIP_MAX_ENTRIES})")
+        return
+    total = sum(i.file_size for i in infos)
+    packed = sum(i.compress_size for i in infos) or 1
+    if total > settings.LIGHTBOX_ZIP_MAX_TOTAL_BYTES:
+        yield Entry(path=label, skip_reason="zip refused: uncompressed size over the limit")
+        return
+    if total > 1024 * 1024 and total / packed > settings.LIGHTBOX_ZIP_MAX_RATIO:
+        yield Entry(path=label, skip_reason=f"zip bomb suspected: expands {total // packed}x")
+        return
+    for info in infos:
+        path = posixpath.join(prefix, info.filename) if prefix else info.filename
+        reason = unsafe_name(info.filename)
+        if not reason and info.flag_bits & 0x1:
+            reason = "encrypted zip entry"
+        if not reason and info.file_size > 1024 * 1024 and info.file_size / max(1, info.compress_size) > \
+                settings.LIGHTBOX_ZIP_MAX_RATIO:
+            reason = f"zip bomb suspected: entry expands {info.file_size // max(1, info.compress_size)}x"
+        if not reason and info.filename.lower().endswith(".zip"):
+            reason = "nested archive not unpacked: upload it on its own"
+        if reason:
+            yield Entry(path=path, size=info.file_size, skip_reason=reason)
+            continue
+        if posixpath.basename(info.filename).upper() == "DICOMDIR":
+            yield Entry(path=path, size=info.file_size, skip_reason="DICOMDIR index: its files are ingested")
+            continue
+        yield Entry(path=path, size=info.file_size, open=lambda info=info: _extract(zf, info))
+
+
+def stream_entries(opener: Callable[[], contextlib.AbstractContextManager[IO[bytes]]], name: str) -> Iterator[Entry]:
+    """Entries of one uploaded stream: a zip's members, or the stream itself as one file."""
+    with opener() as fh:
+        is_zip = not _is_dicom_magic(fh) and zipfile.is_zipfile(fh)
+        fh.seek(0)
+        if is_zip:
+            yield from zip_entries(fh)
+            return
+    yield Entry(path=name or "(upload)", open=opener)
+
+
+@contextlib.contextmanager
+def _open_path(path: Path) -> Iterator[IO[bytes]]:
+    with open(path, "rb") as fh:
+        yield fh
+
+
+def path_entries(root: Path) -> Iterator[Entry]:
+    """Entries of a server-side path: a folder tree, a zip, a DICOMDIR or one file."""
+    root = Path(root)
+    if root.is_dir():
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames.sort()
+            for filename in sorted(filenames):
+                full = Path(dirpath) / filename
+                rel = full.relative_to(root).as_posix()
+                if full.is_symlink():
+                    yield Entry(path=rel, skip_reason="symbolic link not followed")
+                elif filename.upper() == "DICOMDIR":
+                    yield Entry(path=rel, skip_reason="DICOMDIR index: its files are ingested")
+                elif filename.lower().endswith(".zip"):
+                    with open(full, "rb") as fh:
+                        yield from zip_entries(fh, prefix=rel)
+                else:
+                    yield Entry(path=rel, size=full.stat().st_size, open=lambda p=full: _open_path(p))
+        return
+    if root.name.upper() == "DICOMDIR":
+        with open(root, "rb") as fh:
+            try:
+                refs = dicom.dicomdir_references(fh)
+            except Exception:  # noqa: BLE001
+                yield Entry(path=root.name, skip_reason="damaged DICOMDIR")
+                return
+        base = root.parent.resolve()
+        for ref in refs:
+            reason = unsafe_name(ref)
+            full = (base / ref).resolve()
+            if not reason and not full.is_relative_to(base):
+                reason = "unsafe path in DICOMDIR"
+            if not reason and not full.is_file():
+                reason = "referenced by the DICOMDIR but missing"
+            if reason:
+                yield Entry(path=ref, skip_reason=reason)
+            else:
+                yield Entry(path=ref, size=full.stat().st_size, open=lambda p=full: _open_path(p))
+        return
+    yield from stream_entries(lambda: _open_path(root), root.name)
+
+

@@ -1,0 +1,102 @@
+"""Upload sessions (tus): creation, appends into the encrypted staging file, completion,
+termination and expiry. The HTTP side is apps.imaging.tus; this module holds no HTTP."""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from apps.audit.services import record
+from apps.imaging import keys, staging
+from apps.imaging.models import Upload, UploadState
+
+
+def _aad(upload: Upload) -> bytes:
+    return f"upload:{upload.public_id}".encode()
+
+
+def expiry_from_now():
+    return timezone.now() + timedelta(hours=settings.LIGHTBOX_UPLOAD_EXPIRY_HOURS)
+
+
+def upload_create(*, organization, user, length: int | None, filename: str = "", metadata: dict | None = None,
+                  case=None, request=None) -> Upload:
+    upload = Upload(organization=organization, created_by=user, length=length, filename=filename[:255],
+                    metadata=metadata or {}, case=case, expires_at=expiry_from_now())
+    _key, upload.key_id, upload.wrapped_key = staging.new_key(_aad(upload))
+    upload.staging_name = f"{upload.public_id}.part"
+    upload.save()
+    staging.staging_path(upload.staging_name).touch(mode=0o600)
+    record(action="imaging.upload_created", actor=user, organization=organization, target=upload, request=request,
+           case=case, details={"length": length})
+    return upload
+
+
+def upload_key(upload: Upload) -> bytes:
+    return keys.unwrap_key(upload.key_id, upload.wrapped_key, aad=_aad(upload))
+
+
+def upload_writer(upload: Upload) -> staging.StagingWriter:
+    return staging.StagingWriter(staging.staging_path(upload.staging_name), upload_key(upload), upload.offset)
+
+
+def upload_open(upload: Upload):
+    """A seekable plaintext reader over the staged bytes (buffered)."""
+    import io
+
+    raw = staging.StagingReader(staging.staging_path(upload.staging_name), upload_key(upload), upload.offset)
+    return io.BufferedReader(raw, buffer_size=1024 * 1024)
+
+
+def upload_complete(*, upload: Upload, request=None):
+    """All bytes are in: hand over to ingest (the task is queued on commit)."""
+    from apps.imaging.services import ingest_job_create
+
+    with transaction.atomic():
+        claimed = Upload.objects.filter(pk=upload.pk, state=UploadState.UPLOADING).update(
+            state=UploadState.COMPLETE, completed_at=timezone.now())
+        if not claimed:
+            return None
+        upload.refresh_from_db()
+        record(action="imaging.upload_completed", actor=upload.created_by, organization_id=upload.organization_id,
+               target=upload, request=request, case=upload.case, details={"bytes": upload.offset})
+        return ingest_job_create(organization=upload.organization, upload=upload, created_by=upload.created_by)
+
+
+def upload_discard_staging(upload: Upload) -> None:
+    try:
+        os.unlink(staging.staging_path(upload.staging_name))
+    except FileNotFoundError:
+        pass
+
+
+def upload_terminate(*, upload: Upload, by, request=None) -> None:
+    Upload.objects.filter(pk=upload.pk).update(state=UploadState.TERMINATED)
+    upload_discard_staging(upload)
+    record(action="imaging.upload_deleted", actor=by, organization_id=upload.organization_id, target=upload,
+           request=request, details={"bytes": upload.offset})
+
+
+def uploads_expire(now=None) -> int:
+    """Expire unfinished uploads past their time and delete their staging files."""
+    n = 0
+    for upload in Upload.objects.expired(now):
+        Upload.objects.filter(pk=upload.pk, state=UploadState.UPLOADING).update(state=UploadState.EXPIRED)
+        upload_discard_staging(upload)
+        record(action="imaging.upload_expired", organization_id=upload.organization_id, target=upload,
+               details={"bytes": upload.offset})
+        n += 1
+    return n
+
+
+def upload_rewrap(*, key_id: str) -> int:
+    n = 0
+    for upload in Upload.objects.filter(state=UploadState.UPLOADING).exclude(key_id=key_id):
+        key = upload_key(upload)
+        kid, wrapped = keys.wrap_key(key, aad=_aad(upload), key_id=key_id)
+        n += Upload.objects.filter(pk=upload.pk, key_id=upload.key_id).update(key_id=kid, wrapped_key=wrapped)
+    return n
