@@ -11,7 +11,7 @@ from factory.django import DjangoModelFactory
 
 from apps.accounts.models import User
 from apps.audit.models import AuditEvent
-from apps.cases.models import BoardSession, Case, CaseNote, Patient
+from apps.cases.models import Attachment, BoardSession, Case, CaseNote, Patient
 from apps.imaging.models import IngestJob, Instance, Series, Study, Upload
 from apps.organizations.models import Membership, Organization, Role
 from apps.sharing.models import Grant, OriginalRequest, ShareLink, SharingPolicy
@@ -91,6 +91,19 @@ class CaseNoteFactory(DjangoModelFactory):
     organization = factory.SubFactory(OrganizationFactory)
     case = factory.SubFactory(CaseFactory, organization=factory.SelfAttribute("..organization"))
     body = factory.Sequence(lambda n: f"Note {n}: no change since the prior study.")
+
+
+class AttachmentFactory(DjangoModelFactory):
+    """A generated PDF attached to a case, stored encrypted through put_blob."""
+
+    class Meta:
+        model = Attachment
+
+    organization = factory.SubFactory(OrganizationFactory)
+    case = factory.SubFactory(CaseFactory, organization=factory.SelfAttribute("..organization"))
+    filename = factory.Sequence(lambda n: f"report-{n}.pdf")
+    blob = factory.LazyAttribute(lambda o: _test_blob(b"%PDF-1.4\n% generated test report " + o.filename.encode()))
+    size = factory.LazyAttribute(lambda o: o.blob.size)
 
 
 class BoardSessionFactory(DjangoModelFactory):

@@ -8,6 +8,7 @@ from apps.cases.models import (
     REVIEW_DAYS_DEFAULT,
     REVIEW_DAYS_MAX,
     REVIEW_DAYS_MIN,
+    AttachmentKind,
     BoardSession,
     Case,
     CaseStatus,
@@ -118,3 +119,9 @@ class BoardForm(forms.ModelForm):
             queryset=_members(organization),
             help_text=_("Members and invited external consultants. Each gets view access to every case "
                         "when the meeting starts, until it ends."))
+
+
+class AttachmentForm(forms.Form):
+    kind = forms.ChoiceField(label=_("Kind of document"), choices=AttachmentKind.choices, initial=AttachmentKind.REPORT)
+    file = forms.FileField(label=_("File (PDF, PNG or JPEG, up to 50 MB)"),
+                           widget=forms.ClearableFileInput(attrs={"accept": "application/pdf,image/png,image/jpeg"}))

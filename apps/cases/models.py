@@ -201,3 +201,34 @@ class BoardSession(PublicIdModel):
     @property
     def review_window(self) -> timedelta:
         return timedelta(days=self.review_days)
+
+
+class AttachmentKind(models.TextChoices):
+    REPORT = "report", _("Radiology report")
+    ANNOTATED = "annotated", _("Annotated images")
+    OTHER = "other", _("Other document")
+
+
+class Attachment(PublicIdModel):
+    """A document on a case (a radiology report, an annotated PDF). Its bytes are stored
+    encrypted and content-addressed like images (apps.imaging.blobs); this row says whose it is.
+    The file name is the uploader's and may name the patient: it is shown in the organization's
+    pages but never written to logs or audit details."""
+
+    organization = models.ForeignKey("organizations.Organization", on_delete=models.PROTECT,
+                                     related_name="case_attachments")
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="attachments")
+    blob = models.ForeignKey("imaging.Blob", on_delete=models.PROTECT, related_name="+")
+    kind = models.CharField(_("kind"), max_length=16, choices=AttachmentKind.choices, default=AttachmentKind.REPORT)
+    filename = models.CharField(_("file name"), max_length=200)
+    content_type = models.CharField(max_length=100, default="application/pdf")
+    size = models.BigIntegerField()
+    uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+
+    objects = CaseChildQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Attachment {self.public_id}"

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from apps.audit.models import AuditEvent
 from apps.audit.services import record
-from apps.cases.models import BoardSession, Case, CaseNote, CaseStatus
+from apps.cases.models import Attachment, BoardSession, Case, CaseNote, CaseStatus
 from apps.sharing import policy
 from apps.sharing.models import Grant
 from apps.sharing.policy import Action
@@ -66,16 +66,8 @@ def imaging_ready() -> bool:
 
 
 def _modality_lookup() -> str | None:
-    """The path from Case to a study's modality in the imaging app, whichever it offers."""
-    if not imaging_ready():
-        return None
-    Study = django_apps.get_model("imaging", "Study")
-    names = {f.name for f in Study._meta.get_fields()}
-    if "modalities" in names:
-        return "studies__modalities__icontains"
-    if "modality" in names:
-        return "studies__modality__iexact"
-    return "studies__series__modality__iexact"
+    """The path from Case to its studies' modalities ("CT,PT") in the imaging app."""
+    return "studies__modalities__icontains" if imaging_ready() else None
 
 
 def case_list(*, user: User, organization: Organization, filters: CaseFilters) -> QuerySet[Case]:
@@ -129,30 +121,25 @@ class CasePage:
     my_grants: list[Grant] = field(default_factory=list)
     history: list[AuditEvent] = field(default_factory=list)
     boards: list[BoardSession] = field(default_factory=list)
-    attachments: list[Any] = field(default_factory=list)
+    attachments: list[Attachment] = field(default_factory=list)
     can_manage: bool = False
     can_view_images: bool = False
 
 
 def _studies_of(case: Case) -> list[Any]:
-    """The case's studies, with their series (and renditions, when the imaging app has them), in
-    a fixed number of queries whatever their count."""
+    """The case's studies, latest version of each (everyone sees the same version), with their
+    renditions when the imaging app has them: a fixed number of queries whatever their count.
+    Series and instance counts are kept on the study row by ingest."""
     if not imaging_ready():
         return []
     Study = django_apps.get_model("imaging", "Study")
     qs = Study.objects.filter(case=case)
-    prefetch = []
-    related = {f.name: f for f in Study._meta.get_fields()}
-    if "series" in related and related["series"].is_relation:
-        prefetch.append("series")
-    elif "series_set" in related:
-        prefetch.append("series_set")
+    if hasattr(qs, "latest_versions"):
+        qs = qs.latest_versions()
+    related = {f.name for f in Study._meta.get_fields()}
     if "renditions" in related:
-        prefetch.append("renditions")
-    if prefetch:
-        qs = qs.prefetch_related(*prefetch)
-    order = [f for f in ("study_date", "created_at") if f in related]
-    return list(qs.order_by(*[f"-{f}" for f in order], "id") if order else qs)
+        qs = qs.prefetch_related("renditions")
+    return list(qs.order_by("-study_date", "-created_at", "id"))
 
 
 def case_page(*, user: User, case: Case) -> CasePage:
@@ -161,10 +148,10 @@ def case_page(*, user: User, case: Case) -> CasePage:
     can_manage = policy.can(user, Action.MANAGE_CASE, case)
     page = CasePage(case=case, can_manage=can_manage,
                     can_view_images=policy.can(user, Action.VIEW_IMAGES, case))
-    if page.can_view_images:
+    if page.can_view_images:  # images and clinical documents: not for status-only roles
         page.studies = _studies_of(case)
+        page.attachments = attachments_of(case)
     page.notes = list(CaseNote.objects.filter(case=case).select_related("author").order_by("created_at", "id"))
-    page.attachments = attachments_of(case)
     now = timezone.now()
     if can_manage:
         # who has access, and until when: the live grants (the case's participants)
@@ -178,12 +165,15 @@ def case_page(*, user: User, case: Case) -> CasePage:
     return page
 
 
-def attachments_of(case: Case) -> list[Any]:
+def attachments_of(case: Case) -> list[Attachment]:
+    return list(Attachment.objects.filter(case=case).select_related("uploaded_by").order_by("-created_at", "-id"))
+
+
+def attachment_get(*, user: User, public_id: UUID) -> Attachment:
     try:
-        Attachment = django_apps.get_model("cases", "Attachment")
-    except LookupError:
-        return []
-    return list(Attachment.objects.filter(case=case).select_related("uploaded_by").order_by("-created_at"))
+        return Attachment.objects.visible_to(user).select_related("case", "blob").get(public_id=public_id)
+    except Attachment.DoesNotExist:
+        raise Http404 from None
 
 
 # --- tumor boards ---------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import date
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
@@ -19,7 +19,17 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from apps.audit.services import record
-from apps.cases.models import BoardSession, BoardState, Case, CaseNote, CaseStatus, NoteKind, Patient
+from apps.cases.models import (
+    Attachment,
+    AttachmentKind,
+    BoardSession,
+    BoardState,
+    Case,
+    CaseNote,
+    CaseStatus,
+    NoteKind,
+    Patient,
+)
 from apps.organizations.models import Membership, Organization
 from apps.sharing import policy
 from apps.sharing.models import GrantSource, Permission, ShareLink
@@ -38,7 +48,6 @@ CASE_EDITABLE = ("title", "referring_question", "referred_by", "service_line", "
 
 # --- patients -------------------------------------------------------------------------------
 
-@transaction.atomic
 def patient_get_or_create(*, organization: Organization, by: User, mrn: str, name: str = "",
                           birth_date: date | None = None, request: HttpRequest | None = None
                           ) -> tuple[Patient, bool]:
@@ -48,13 +57,15 @@ def patient_get_or_create(*, organization: Organization, by: User, mrn: str, nam
     mrn = mrn.strip()
     if not mrn:
         raise ValidationError({"mrn": _("Enter the patient's medical record number.")})
-    patient = Patient.objects.for_org(organization.pk).filter(mrn=mrn).first()
-    if patient is not None:
-        return patient, False
-    if not name.strip():
-        raise ValidationError({"patient_name": _("No patient has this number yet: enter the patient's name.")})
-    patient = Patient.objects.create(organization=organization, mrn=mrn, name=name.strip(), birth_date=birth_date)
-    record(action="patient.created", actor=by, organization=organization, target=patient, request=request)
+    with transaction.atomic():
+        patient = Patient.objects.for_org(organization.pk).filter(mrn=mrn).first()
+        if patient is not None:
+            return patient, False
+        if not name.strip():
+            raise ValidationError({"patient_name": _("No patient has this number yet: enter the patient's name.")})
+        patient = Patient.objects.create(organization=organization, mrn=mrn, name=name.strip(),
+                                         birth_date=birth_date)
+        record(action="patient.created", actor=by, organization=organization, target=patient, request=request)
     return patient, True
 
 
@@ -66,7 +77,6 @@ def _check_clinician(organization_id: int, user: User | None) -> None:
         raise ValidationError({"responsible_clinician": _("Pick a member of this organization.")})
 
 
-@transaction.atomic
 def case_create(*, organization: Organization, by: User, patient: Patient, title: str,
                 referring_question: str = "", referred_by: str = "", service_line: str = "",
                 responsible_clinician: User | None = None, episode_start: date | None = None,
@@ -79,13 +89,13 @@ def case_create(*, organization: Organization, by: User, patient: Patient, title
                 referred_by=referred_by, service_line=service_line, responsible_clinician=responsible_clinician,
                 episode_start=episode_start, episode_end=episode_end, created_by=by)
     case.full_clean()
-    case.save()
-    record(action="case.created", actor=by, organization=organization, target=case, request=request,
-           details={"patient": str(patient.public_id)})
+    with transaction.atomic():
+        case.save()
+        record(action="case.created", actor=by, organization=organization, target=case, request=request,
+               details={"patient": str(patient.public_id)})
     return case
 
 
-@transaction.atomic
 def case_update(*, case: Case, by: User, values: dict[str, Any], request: HttpRequest | None = None) -> list[str]:
     """Change the editable fields given; returns the names of those that changed (audited by
     name only: the old and new text may hold clinical detail)."""
@@ -101,9 +111,10 @@ def case_update(*, case: Case, by: User, values: dict[str, Any], request: HttpRe
     for name in changed:
         setattr(case, name, values[name])
     case.full_clean()
-    case.save(update_fields=[*changed, "updated_at"])
-    record(action="case.edited", actor=by, organization_id=case.organization_id, target=case, request=request,
-           details={"fields": sorted(changed)})
+    with transaction.atomic():
+        case.save(update_fields=[*changed, "updated_at"])
+        record(action="case.edited", actor=by, organization_id=case.organization_id, target=case,
+               request=request, details={"fields": sorted(changed)})
     return changed
 
 
@@ -113,36 +124,38 @@ def _links_revoke(*, case: Case, by: User, request: HttpRequest | None) -> int:
     return sum(share_link_revoke(link=link, by=by, request=request) for link in links)
 
 
-@transaction.atomic
 def case_close(*, case: Case, by: User, request: HttpRequest | None = None) -> int:
     """Close the episode of care: every grant (and share link) on the case is revoked now, with
     reason "case_closed". Reopening later does not revive them. Returns how many were revoked."""
     policy.require(by, Action.MANAGE_CASE, case, request=request)
-    locked = Case.objects.select_for_update().get(pk=case.pk)
-    if locked.status == CaseStatus.CLOSED:
-        raise ValidationError(_("This case is already closed."))
-    now = timezone.now()
-    Case.objects.filter(pk=case.pk).update(status=CaseStatus.CLOSED, closed_at=now, closed_by=by, updated_at=now)
-    case.status, case.closed_at, case.closed_by = CaseStatus.CLOSED, now, by
-    revoked = grants_revoke(grants=case.grants.filter(revoked_at__isnull=True), by=by, reason="case_closed",
-                            request=request)
-    links = _links_revoke(case=case, by=by, request=request)
-    record(action="case.closed", actor=by, organization_id=case.organization_id, target=case, request=request,
-           details={"grants_revoked": revoked, "links_revoked": links})
+    with transaction.atomic():
+        now = timezone.now()
+        # claim the transition: of two concurrent closes, one does the work
+        if not Case.objects.filter(pk=case.pk, status=CaseStatus.OPEN).update(
+                status=CaseStatus.CLOSED, closed_at=now, closed_by=by, updated_at=now):
+            raise ValidationError(_("This case is already closed."))
+        case.status, case.closed_at, case.closed_by = CaseStatus.CLOSED, now, by
+        links = ShareLink.objects.filter(grant__case=case, revoked_at__isnull=True).count()
+        # revoking a grant revokes its links too; _links_revoke catches any left on older grants
+        revoked = grants_revoke(grants=case.grants.filter(revoked_at__isnull=True), by=by, reason="case_closed",
+                                request=request)
+        _links_revoke(case=case, by=by, request=request)
+        record(action="case.closed", actor=by, organization_id=case.organization_id, target=case,
+               request=request, details={"grants_revoked": revoked, "links_revoked": links})
     return revoked + links
 
 
-@transaction.atomic
 def case_reopen(*, case: Case, by: User, request: HttpRequest | None = None) -> None:
     """Open a closed case again. Grants and links revoked on closing stay revoked: whoever needs
     access again is given it again, on purpose."""
     policy.require(by, Action.MANAGE_CASE, case, request=request)
-    updated = Case.objects.filter(pk=case.pk, status=CaseStatus.CLOSED).update(
-        status=CaseStatus.OPEN, closed_at=None, closed_by=None, updated_at=timezone.now())
-    if not updated:
-        raise ValidationError(_("This case is already open."))
-    case.status, case.closed_at, case.closed_by = CaseStatus.OPEN, None, None
-    record(action="case.reopened", actor=by, organization_id=case.organization_id, target=case, request=request)
+    with transaction.atomic():
+        if not Case.objects.filter(pk=case.pk, status=CaseStatus.CLOSED).update(
+                status=CaseStatus.OPEN, closed_at=None, closed_by=None, updated_at=timezone.now()):
+            raise ValidationError(_("This case is already open."))
+        case.status, case.closed_at, case.closed_by = CaseStatus.OPEN, None, None
+        record(action="case.reopened", actor=by, organization_id=case.organization_id, target=case,
+               request=request)
 
 
 # --- notes ----------------------------------------------------------------------------------
@@ -153,7 +166,6 @@ def note_can_add(user: User, case: Case) -> bool:
     return case.is_open and (policy.can(user, Action.VIEW_IMAGES, case) or policy.can(user, Action.MANAGE_CASE, case))
 
 
-@transaction.atomic
 def note_add(*, case: Case, by: User, body: str, kind: str = NoteKind.NOTE,
              request: HttpRequest | None = None) -> CaseNote:
     if not note_can_add(by, case):
@@ -165,10 +177,69 @@ def note_add(*, case: Case, by: User, body: str, kind: str = NoteKind.NOTE,
         raise ValidationError({"body": _("Write the note first.")})
     if kind not in NoteKind.values:
         raise ValidationError({"kind": _("Unknown kind of note.")})
-    note = CaseNote.objects.create(organization_id=case.organization_id, case=case, author=by, kind=kind, body=body)
-    record(action="note.added", actor=by, organization_id=case.organization_id, target=note, case=case,
-           request=request, details={"kind": kind, "length": len(body)})
+    with transaction.atomic():
+        note = CaseNote.objects.create(organization_id=case.organization_id, case=case, author=by, kind=kind,
+                                       body=body)
+        record(action="note.added", actor=by, organization_id=case.organization_id, target=note, case=case,
+               request=request, details={"kind": kind, "length": len(body)})
     return note
+
+
+# --- attachments ----------------------------------------------------------------------------
+
+ATTACHMENT_MAX_BYTES = 50 * 1024 * 1024
+#: what may be attached, recognised by the file's first bytes (never by its name or the browser's word)
+ATTACHMENT_TYPES = {b"%PDF-": "application/pdf", b"\x89PNG\r\n\x1a\n": "image/png", b"\xff\xd8\xff": "image/jpeg"}
+
+
+def _sniff(fileobj: IO[bytes]) -> str | None:
+    start = fileobj.tell()
+    head = fileobj.read(8)
+    fileobj.seek(start)
+    return next((ctype for magic, ctype in ATTACHMENT_TYPES.items() if head.startswith(magic)), None)
+
+
+def attachment_add(*, case: Case, by: User, fileobj: IO[bytes], filename: str, kind: str = AttachmentKind.REPORT,
+                   request: HttpRequest | None = None) -> Attachment:
+    """Store a report or annotated document on the case, encrypted (apps.imaging.blobs.put_blob).
+    Who may: whoever may write notes on it (note_can_add). Audited with ids and size only."""
+    from apps.imaging.blobs import put_blob
+
+    if not note_can_add(by, case):
+        record(action="access.denied", actor=by, organization_id=case.organization_id, target=case,
+               outcome="denied", request=request, details={"wanted": "attachment_add"})
+        raise PermissionDenied
+    if kind not in AttachmentKind.values:
+        raise ValidationError({"kind": _("Unknown kind of document.")})
+    content_type = _sniff(fileobj)
+    if content_type is None:
+        raise ValidationError({"file": _("Attach a PDF, PNG or JPEG file.")})
+    start = fileobj.tell()
+    size = fileobj.seek(0, 2) - start
+    fileobj.seek(start)
+    if size > ATTACHMENT_MAX_BYTES:
+        raise ValidationError({"file": _("The file is larger than 50 MB.")})
+    blob = put_blob(fileobj, organization=case.organization)
+    name = (filename or "document").replace("\\", "/").rsplit("/", 1)[-1][:200] or "document"
+    with transaction.atomic():
+        attachment = Attachment.objects.create(organization_id=case.organization_id, case=case, blob=blob, kind=kind,
+                                               filename=name, content_type=content_type, size=blob.size,
+                                               uploaded_by=by)
+        record(action="attachment.added", actor=by, organization_id=case.organization_id, target=attachment,
+               case=case, request=request, details={"kind": kind, "size": blob.size, "content_type": content_type})
+    return attachment
+
+
+def attachment_open(*, attachment: Attachment, by: User, request: HttpRequest | None = None) -> IO[bytes]:
+    """The decrypted bytes of an attachment, for whoever may see the case's images (a report is
+    clinical content: coordinators see status, not documents). Every download is audited."""
+    from apps.imaging.blobs import open_blob
+
+    policy.require(by, Action.VIEW_IMAGES, attachment, request=request)
+    record(action="attachment.downloaded", actor=by, organization_id=attachment.organization_id,
+           target=attachment, case=attachment.case, request=request,
+           details={"kind": attachment.kind, "size": attachment.size})
+    return open_blob(attachment.blob)
 
 
 # --- tumor boards ---------------------------------------------------------------------------
@@ -187,7 +258,6 @@ def _check_board_members(organization: Organization, cases: Iterable[Case], part
         raise ValidationError({"host": _("The host must be able to run tumor boards here.")})
 
 
-@transaction.atomic
 def board_create(*, organization: Organization, by: User, host: User, title: str, meeting_at,
                  review_days: int, cases: Iterable[Case], participants: Iterable[User],
                  request: HttpRequest | None = None) -> BoardSession:
@@ -197,15 +267,15 @@ def board_create(*, organization: Organization, by: User, host: User, title: str
     board = BoardSession(organization=organization, host=host, title=title, meeting_at=meeting_at,
                          review_days=review_days)
     board.full_clean()
-    board.save()
-    board.cases.set(cases)
-    board.participants.set(participants)
-    record(action="board.created", actor=by, organization=organization, target=board, request=request,
-           details={"cases": len(cases), "participants": len(participants)})
+    with transaction.atomic():
+        board.save()
+        board.cases.set(cases)
+        board.participants.set(participants)
+        record(action="board.created", actor=by, organization=organization, target=board, request=request,
+               details={"cases": len(cases), "participants": len(participants)})
     return board
 
 
-@transaction.atomic
 def board_update(*, board: BoardSession, by: User, host: User, title: str, meeting_at, review_days: int,
                  cases: Iterable[Case], participants: Iterable[User], request: HttpRequest | None = None) -> None:
     """Edit a board that has not started: once live, its grants stand for what it was."""
@@ -216,11 +286,12 @@ def board_update(*, board: BoardSession, by: User, host: User, title: str, meeti
     _check_board_members(board.organization, cases, participants, host)
     board.host, board.title, board.meeting_at, board.review_days = host, title, meeting_at, review_days
     board.full_clean()
-    board.save()
-    board.cases.set(cases)
-    board.participants.set(participants)
-    record(action="board.edited", actor=by, organization_id=board.organization_id, target=board, request=request,
-           details={"cases": len(cases), "participants": len(participants)})
+    with transaction.atomic():
+        board.save()
+        board.cases.set(cases)
+        board.participants.set(participants)
+        record(action="board.edited", actor=by, organization_id=board.organization_id, target=board, request=request,
+               details={"cases": len(cases), "participants": len(participants)})
 
 
 def _require_host(board: BoardSession, by: User, request: HttpRequest | None, wanted: str) -> None:
@@ -230,11 +301,15 @@ def _require_host(board: BoardSession, by: User, request: HttpRequest | None, wa
         raise PermissionDenied
 
 
-@transaction.atomic
 def board_start(*, board: BoardSession, by: User, request: HttpRequest | None = None) -> int:
     """The host starts the meeting: each participant gets one "view" grant on each open case of
     the board, expiring at the end of the review window. Returns how many grants were made."""
     _require_host(board, by, request, "board_start")
+    with transaction.atomic():
+        return _board_start(board=board, by=by, request=request)
+
+
+def _board_start(*, board: BoardSession, by: User, request: HttpRequest | None) -> int:
     now = timezone.now()
     # claim the transition first: two clicks on "start" make one set of grants
     if not BoardSession.objects.filter(pk=board.pk, state=BoardState.SCHEDULED).update(
@@ -256,11 +331,15 @@ def board_start(*, board: BoardSession, by: User, request: HttpRequest | None = 
     return len(grants)
 
 
-@transaction.atomic
 def board_end(*, board: BoardSession, by: User, request: HttpRequest | None = None) -> int:
     """The host ends the meeting: every grant it made is revoked now. Policy reads grants on
     each request, so a participant's next request is refused. Returns how many were revoked."""
     _require_host(board, by, request, "board_end")
+    with transaction.atomic():
+        return _board_end(board=board, by=by, request=request)
+
+
+def _board_end(*, board: BoardSession, by: User, request: HttpRequest | None) -> int:
     now = timezone.now()
     if not BoardSession.objects.filter(pk=board.pk, state=BoardState.LIVE).update(state=BoardState.ENDED,
                                                                                   ended_at=now):

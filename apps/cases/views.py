@@ -8,17 +8,18 @@ from uuid import UUID
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db import transaction
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from apps.audit.services import record
 from apps.cases import selectors, services
-from apps.cases.forms import BoardForm, CaseCreateForm, CaseFilterForm, CaseForm, NoteForm
+from apps.cases.forms import AttachmentForm, BoardForm, CaseCreateForm, CaseFilterForm, CaseForm, NoteForm
 from apps.cases.models import BoardState, NoteKind
 from apps.sharing import policy
 from apps.sharing.policy import Action
@@ -97,7 +98,7 @@ def case_detail(request: HttpRequest, case_id: UUID) -> HttpResponse:
     record(action="case.viewed", actor=request.user, organization_id=case.organization_id, target=case,
            request=request)
     return render(request, "cases/case_detail.html", {
-        "case": case, "page": page, "note_form": NoteForm(),
+        "case": case, "page": page, "note_form": NoteForm(), "attachment_form": AttachmentForm(),
         "can_add_note": services.note_can_add(request.user, case),
     })
 
@@ -160,6 +161,40 @@ def note_add(request: HttpRequest, case_id: UUID) -> HttpResponse:
     else:
         messages.success(request, _("Note added."))
     return redirect(f"{case.get_absolute_url()}#notes")
+
+
+@login_required
+@require_POST
+def attachment_add(request: HttpRequest, case_id: UUID) -> HttpResponse:
+    case = selectors.case_get(user=request.user, public_id=case_id, request=request)
+    form = AttachmentForm(request.POST, request.FILES)
+    if not form.is_valid():
+        if not services.note_can_add(request.user, case):
+            raise PermissionDenied
+        messages.error(request, " ".join(e for errors in form.errors.values() for e in errors))
+    else:
+        upload = form.cleaned_data["file"]
+        try:
+            services.attachment_add(case=case, by=request.user, fileobj=upload, filename=upload.name,
+                                    kind=form.cleaned_data["kind"], request=request)
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
+        else:
+            messages.success(request, _("Document attached."))
+    return redirect(f"{case.get_absolute_url()}#attachments")
+
+
+@login_required
+@require_GET
+@never_cache
+def attachment_download(request: HttpRequest, attachment_id: UUID) -> HttpResponse:
+    attachment = selectors.attachment_get(user=request.user, public_id=attachment_id)
+    stream = services.attachment_open(attachment=attachment, by=request.user, request=request)
+    response = FileResponse(stream, as_attachment=True, filename=attachment.filename,
+                            content_type=attachment.content_type)
+    response["Content-Length"] = str(attachment.size)
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
 
 
 # --- tumor boards ---------------------------------------------------------------------------

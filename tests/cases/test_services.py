@@ -1,0 +1,333 @@
+"""Case, note and tumor-board services: who may, what they record, and what access they give
+and take."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.utils import timezone
+
+from apps.audit.models import AuditEvent
+from apps.cases import services
+from apps.cases.models import BoardState, Case, CaseNote, CaseStatus, Patient
+from apps.organizations.models import Role
+from apps.sharing import policy
+from apps.sharing.models import Grant
+from apps.sharing.policy import Action
+from apps.sharing.services import grant_create
+from tests.factories import BoardSessionFactory, CaseFactory, PatientFactory, member
+
+pytestmark = pytest.mark.django_db
+
+CASE_ACTIONS = [Action.VIEW_CASE, Action.VIEW_IMAGES, Action.DOWNLOAD_PREVIEW, Action.DOWNLOAD_ORIGINAL,
+                Action.SHARE_CASE, Action.MANAGE_CASE]
+
+
+def _soon(hours: int = 24):
+    return timezone.now() + timedelta(hours=hours)
+
+
+def _phi_free(case_or_patient_events, *phi: str) -> None:
+    dumped = json.dumps([e.details for e in case_or_patient_events])
+    for value in phi:
+        assert value not in dumped
+
+
+# --- patients and cases ---------------------------------------------------------------------
+
+def test_case_create_picks_a_known_patient_or_creates_one_and_audits_ids_only(org_a, clinician_a):
+    patient, created = services.patient_get_or_create(organization=org_a, by=clinician_a, mrn=" MRN-77 ",
+                                                      name="Jane Roe", birth_date=None)
+    assert created and patient.mrn == "MRN-77"
+    again, created = services.patient_get_or_create(organization=org_a, by=clinician_a, mrn="MRN-77", name="")
+    assert not created and again == patient
+    case = services.case_create(organization=org_a, by=clinician_a, patient=patient, title="Chest CT",
+                                referring_question="Nodule growth?", referred_by="Dr. Lee, Riverside",
+                                service_line="Thoracic oncology")
+    assert case.status == CaseStatus.OPEN and case.created_by == clinician_a
+    events = list(AuditEvent.objects.filter(organization=org_a).order_by("id"))
+    assert [e.action for e in events] == ["patient.created", "case.created"]
+    assert events[1].case_ref == case.public_id
+    _phi_free(events, "Jane Roe", "MRN-77", "Nodule growth?")
+
+
+def test_a_new_mrn_needs_a_name(org_a, clinician_a):
+    with pytest.raises(ValidationError):
+        services.patient_get_or_create(organization=org_a, by=clinician_a, mrn="NEW-1", name=" ")
+    assert not Patient.objects.exists()
+
+
+def test_the_same_mrn_in_another_organization_is_another_patient(org_a, org_b, clinician_a):
+    theirs = PatientFactory(organization=org_b, mrn="SHARED-1")
+    mine, created = services.patient_get_or_create(organization=org_a, by=clinician_a, mrn="SHARED-1", name="A")
+    assert created and mine != theirs and mine.organization == org_a
+    with pytest.raises(ValidationError):
+        services.case_create(organization=org_a, by=clinician_a, patient=theirs, title="x")
+
+
+@pytest.mark.parametrize("role", [Role.EXTERNAL_CONSULTANT, Role.PATIENT])
+def test_outsiders_cannot_create_or_edit_cases(org_a, role):
+    outsider = member(org_a, role)
+    patient = PatientFactory(organization=org_a)
+    with pytest.raises(PermissionDenied):
+        services.case_create(organization=org_a, by=outsider, patient=patient, title="x")
+    case = CaseFactory(organization=org_a)
+    with pytest.raises(PermissionDenied):
+        services.case_update(case=case, by=outsider, values={"title": "y"})
+    with pytest.raises(PermissionDenied):
+        services.case_close(case=case, by=outsider)
+    assert AuditEvent.objects.filter(action="access.denied", outcome="denied").count() == 3
+
+
+def test_case_update_records_which_fields_changed_not_their_text(org_a, clinician_a):
+    case = CaseFactory(organization=org_a, title="Before")
+    changed = services.case_update(case=case, by=clinician_a,
+                                   values={"title": "After", "referring_question": "Secret detail",
+                                           "service_line": case.service_line})
+    assert changed == ["title", "referring_question"]
+    case.refresh_from_db()
+    assert case.title == "After"
+    event = AuditEvent.objects.get(action="case.edited")
+    assert event.details == {"fields": ["referring_question", "title"]}
+    assert services.case_update(case=case, by=clinician_a, values={"title": "After"}) == []
+    assert AuditEvent.objects.filter(action="case.edited").count() == 1
+
+
+# --- closing --------------------------------------------------------------------------------
+
+@pytest.fixture
+def every_kind_of_access(org_a, clinician_a):
+    """A case shared in every way the sharing app offers: a user grant, a download grant, a
+    group grant, an invitation accepted by e-mail, a tumor-board grant, an identity-linked link
+    and an anonymous link."""
+    from apps.sharing.services import share_link_create
+
+    org_a.anonymous_links_enabled = True
+    org_a.save()
+    case = CaseFactory(organization=org_a)
+    consultant, reader, g1, g2, invited, board_member = (member(org_a, Role.EXTERNAL_CONSULTANT) for _ in range(6))
+    grants = {
+        "user": grant_create(case=case, grantee=consultant, permissions=["view"], expires_at=_soon(), by=clinician_a),
+        "download": grant_create(case=case, grantee=reader, expires_at=_soon(), by=clinician_a,
+                                 permissions=["view", "download_preview", "download_original"]),
+        "group": grant_create(case=case, grantee=None, group_members=[g1, g2], group_name="Board B",
+                              permissions=["view"], expires_at=_soon(), by=clinician_a),
+        "invitation": grant_create(case=case, grantee=None, grantee_email=invited.email, permissions=["view"],
+                                   expires_at=_soon(), by=clinician_a),
+        "anonymous": grant_create(case=case, grantee=None, permissions=["view"], expires_at=_soon(), by=clinician_a),
+    }
+    # the invitation is accepted: the grant is bound to the user who opened it
+    Grant.objects.filter(pk=grants["invitation"].pk).update(grantee=invited)
+    board = BoardSessionFactory(organization=org_a, host=clinician_a)
+    board.cases.add(case)
+    board.participants.add(board_member)
+    services.board_start(board=board, by=clinician_a)
+    grants["board"] = board.grants.get()
+    user_link, _ = share_link_create(grant=grants["user"], by=clinician_a)
+    anon_link, _ = share_link_create(grant=grants["anonymous"], by=clinician_a, anonymous=True)
+    holders = {"user": [consultant], "download": [reader], "group": [g1, g2], "invitation": [invited],
+               "board": [board_member]}
+    return case, grants, holders, [user_link, anon_link]
+
+
+def _anon_holder(link):
+    return policy.LinkHolder(link_ids=(link.pk,))
+
+
+def test_closing_a_case_ends_every_grant_and_link_on_it(every_kind_of_access, clinician_a):
+    from apps.sharing.services import LinkRefusal, share_link_refusal
+
+    case, grants, holders, links = every_kind_of_access
+    user_link, anon_link = links
+    # before: every route in works
+    for kind, users in holders.items():
+        for user in users:
+            assert policy.can(user, Action.VIEW_IMAGES, case), kind
+            assert Case.objects.visible_to(user).filter(pk=case.pk).exists(), kind
+    assert policy.can(_anon_holder(anon_link), Action.VIEW_IMAGES, case)
+    assert share_link_refusal(link=user_link, user=holders["user"][0]) is None
+    assert share_link_refusal(link=anon_link, user=None) is None
+
+    revoked = services.case_close(case=case, by=clinician_a)
+
+    assert revoked == len(grants) + len(links)
+    case.refresh_from_db()
+    assert case.status == CaseStatus.CLOSED and case.closed_at is not None and case.closed_by == clinician_a
+    for kind, grant in grants.items():
+        grant.refresh_from_db()
+        assert grant.revoked_at is not None and grant.revoke_reason == "case_closed", kind
+        assert not grant.is_live(), kind
+    for kind, users in holders.items():
+        for user in users:
+            for action in CASE_ACTIONS:
+                assert not policy.can(user, action, case), (kind, action)
+            assert not Case.objects.visible_to(user).filter(pk=case.pk).exists(), kind
+    for link in links:
+        link.refresh_from_db()
+        assert link.revoked_at is not None
+    for action in CASE_ACTIONS:
+        assert not policy.can(_anon_holder(anon_link), action, case), action
+    assert share_link_refusal(link=user_link, user=holders["user"][0]) == LinkRefusal.DEAD
+    assert share_link_refusal(link=anon_link, user=None) == LinkRefusal.DEAD
+    event = AuditEvent.objects.get(action="case.closed")
+    assert event.details == {"grants_revoked": len(grants), "links_revoked": len(links)}
+
+    # reopening does not revive any of them
+    services.case_reopen(case=case, by=clinician_a)
+    case.refresh_from_db()
+    assert case.is_open
+    for kind, users in holders.items():
+        for user in users:
+            assert not policy.can(user, Action.VIEW_CASE, case), kind
+    assert not policy.can(_anon_holder(anon_link), Action.VIEW_CASE, case)
+    assert share_link_refusal(link=anon_link, user=None) == LinkRefusal.DEAD
+    assert not Grant.objects.filter(case=case).live().exists()
+    assert list(AuditEvent.objects.filter(action__startswith="case.").values_list("action", flat=True)) == [
+        "case.closed", "case.reopened"]
+
+
+def test_a_closed_case_takes_no_new_grant_or_note_and_cannot_close_twice(org_a, clinician_a):
+    case = CaseFactory(organization=org_a)
+    consultant = member(org_a, Role.EXTERNAL_CONSULTANT)
+    services.case_close(case=case, by=clinician_a)
+    with pytest.raises(ValidationError):
+        grant_create(case=case, grantee=consultant, permissions=["view"], expires_at=_soon(), by=clinician_a)
+    with pytest.raises(PermissionDenied):
+        services.note_add(case=case, by=clinician_a, body="late note")
+    with pytest.raises(ValidationError):
+        services.case_close(case=case, by=clinician_a)
+    services.case_reopen(case=case, by=clinician_a)
+    with pytest.raises(ValidationError):
+        services.case_reopen(case=case, by=clinician_a)
+
+
+# --- notes ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("who", "allowed"), [
+    ("clinician", True), ("coordinator", True), ("consultant_with_grant", True),
+    ("consultant_without_grant", False), ("other_org_clinician", False),
+])
+def test_who_may_add_a_note(org_a, org_b, clinician_a, who, allowed):
+    case = CaseFactory(organization=org_a)
+    user = {
+        "clinician": lambda: clinician_a,
+        "coordinator": lambda: member(org_a, Role.COORDINATOR),
+        "consultant_with_grant": lambda: member(org_a, Role.EXTERNAL_CONSULTANT),
+        "consultant_without_grant": lambda: member(org_a, Role.EXTERNAL_CONSULTANT),
+        "other_org_clinician": lambda: member(org_b, Role.CLINICIAN),
+    }[who]()
+    if who == "consultant_with_grant":
+        grant_create(case=case, grantee=user, permissions=["view"], expires_at=_soon(), by=clinician_a)
+    if allowed:
+        note = services.note_add(case=case, by=user, body="Stable since 2024.", kind="report")
+        assert note.author == user and note.organization_id == org_a.pk and note.kind == "report"
+        event = AuditEvent.objects.get(action="note.added")
+        assert event.case_ref == case.public_id and "Stable" not in json.dumps(event.details)
+    else:
+        with pytest.raises(PermissionDenied):
+            services.note_add(case=case, by=user, body="x")
+        assert not CaseNote.objects.exists()
+        assert AuditEvent.objects.filter(action="access.denied", case_ref=case.public_id).exists()
+
+
+def test_an_empty_note_is_refused(org_a, clinician_a):
+    case = CaseFactory(organization=org_a)
+    with pytest.raises(ValidationError):
+        services.note_add(case=case, by=clinician_a, body="   ")
+
+
+# --- tumor boards ---------------------------------------------------------------------------
+
+@pytest.fixture
+def board(org_a):
+    host = member(org_a, Role.RADIOLOGIST)
+    cases = [CaseFactory(organization=org_a) for _ in range(2)]
+    consultant = member(org_a, Role.EXTERNAL_CONSULTANT)
+    coordinator = member(org_a, Role.COORDINATOR)
+    board = services.board_create(organization=org_a, by=host, host=host, title="Thoracic board",
+                                  meeting_at=_soon(2), review_days=6, cases=cases,
+                                  participants=[consultant, coordinator, host])
+    return board, host, cases, consultant, coordinator
+
+
+def test_starting_a_board_gives_each_participant_view_on_each_case_until_the_window_ends(board):
+    board, host, cases, consultant, coordinator = board
+    assert not policy.can(consultant, Action.VIEW_CASE, cases[0])
+    assert not policy.can(coordinator, Action.VIEW_IMAGES, cases[0])  # status, not pixels, by role
+
+    made = services.board_start(board=board, by=host)
+
+    assert made == 4  # 2 participants (the host needs none) x 2 cases
+    board.refresh_from_db()
+    assert board.state == BoardState.LIVE and board.started_at is not None
+    grants = list(board.grants.all())
+    assert {(g.case_id, g.grantee_id) for g in grants} == {(c.pk, u.pk) for c in cases
+                                                           for u in (consultant, coordinator)}
+    for g in grants:
+        assert g.permissions == ["view"] and g.source == "board" and g.created_by == host
+        assert g.expires_at == board.started_at + timedelta(days=6)
+    for case in cases:
+        for user in (consultant, coordinator):
+            assert policy.can(user, Action.VIEW_IMAGES, case)
+            assert not policy.can(user, Action.DOWNLOAD_ORIGINAL, case)
+    # a second start makes no second set of grants
+    with pytest.raises(ValidationError):
+        services.board_start(board=board, by=host)
+    assert Grant.objects.count() == 4
+
+    revoked = services.board_end(board=board, by=host)
+
+    assert revoked == 4
+    board.refresh_from_db()
+    assert board.state == BoardState.ENDED and board.ended_at is not None
+    for case in cases:
+        assert not policy.can(consultant, Action.VIEW_CASE, case)
+        assert not policy.can(coordinator, Action.VIEW_IMAGES, case)
+        assert policy.can(host, Action.VIEW_IMAGES, case)  # staff keep their role's access
+    assert {g.revoke_reason for g in Grant.objects.all()} == {"board_ended"}
+    actions = list(AuditEvent.objects.filter(action__startswith="board.").values_list("action", flat=True))
+    assert actions == ["board.created", "board.started", "board.ended"]
+
+
+def test_only_the_host_starts_and_ends_a_board(board, org_a):
+    board, host, cases, consultant, coordinator = board
+    other_radiologist = member(org_a, Role.RADIOLOGIST)
+    for user in (other_radiologist, consultant, coordinator):
+        with pytest.raises(PermissionDenied):
+            services.board_start(board=board, by=user)
+    board.refresh_from_db()
+    assert board.state == BoardState.SCHEDULED and not Grant.objects.exists()
+    services.board_start(board=board, by=host)
+    with pytest.raises(PermissionDenied):
+        services.board_end(board=board, by=consultant)
+    assert policy.can(consultant, Action.VIEW_CASE, cases[0])
+    assert AuditEvent.objects.filter(action="access.denied", outcome="denied").count() == 4
+
+
+def test_a_closed_case_on_a_board_is_skipped(board):
+    board, host, cases, consultant, _coordinator = board
+    services.case_close(case=cases[1], by=host)
+    assert services.board_start(board=board, by=host) == 2
+    assert policy.can(consultant, Action.VIEW_CASE, cases[0])
+    assert not policy.can(consultant, Action.VIEW_CASE, cases[1])
+
+
+def test_board_members_and_cases_must_belong_to_the_organization(org_a, org_b):
+    host = member(org_a, Role.RADIOLOGIST)
+    stranger = member(org_b, Role.EXTERNAL_CONSULTANT)
+    with pytest.raises(ValidationError):
+        services.board_create(organization=org_a, by=host, host=host, title="b", meeting_at=_soon(), review_days=7,
+                              cases=[], participants=[stranger])
+    with pytest.raises(ValidationError):
+        services.board_create(organization=org_a, by=host, host=host, title="b", meeting_at=_soon(), review_days=7,
+                              cases=[CaseFactory(organization=org_b)], participants=[])
+    consultant = member(org_a, Role.EXTERNAL_CONSULTANT)
+    with pytest.raises(ValidationError):  # the host must be able to run boards
+        services.board_create(organization=org_a, by=host, host=consultant, title="b", meeting_at=_soon(),
+                              review_days=7, cases=[], participants=[])
+    with pytest.raises(ValidationError):  # the seed's review window: 5 to 7 days
+        services.board_create(organization=org_a, by=host, host=host, title="b", meeting_at=_soon(),
+                              review_days=30, cases=[], participants=[])

@@ -1,0 +1,353 @@
+"""Case pages: the list (filters, search, counts, tenant isolation), the case page (what it shows,
+to whom, in how many queries), notes, attachments, closing and tumor-board buttons."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from apps.audit.models import AuditEvent
+from apps.cases.models import Attachment, BoardState, Case, CaseNote, Patient
+from apps.organizations.models import Role
+from apps.organizations.services import ACTIVE_ORG_SESSION_KEY
+from apps.sharing.services import grant_create
+from tests.factories import (
+    AttachmentFactory,
+    BoardSessionFactory,
+    CaseFactory,
+    GrantFactory,
+    MembershipFactory,
+    StudyFactory,
+    member,
+)
+
+pytestmark = pytest.mark.django_db
+
+LIST = reverse("cases:case_list")
+
+
+def _page(case):
+    return reverse("cases:case_detail", kwargs={"case_id": case.public_id})
+
+
+def _titles(response) -> list[str]:
+    return [c.title for c in response.context["page"].object_list]
+
+
+# --- the list: isolation (must-show 4) ------------------------------------------------------
+
+@pytest.fixture
+def two_orgs(org_a, org_b):
+    """Look-alike cases in both organizations: same words, same service line, same MRN."""
+    a = [CaseFactory(organization=org_a, title=f"Lung nodule A{i}", service_line="Oncology",
+                     patient__mrn=f"SAME-{i}") for i in range(3)]
+    b = [CaseFactory(organization=org_b, title=f"Lung nodule B{i}", service_line="Oncology",
+                     patient__mrn=f"SAME-{i}") for i in range(2)]
+    Case.objects.filter(pk=b[0].pk).update(status="closed")
+    return a, b
+
+
+@pytest.mark.parametrize("query", ["", "?q=Lung", "?q=nodule&status=", "?q=SAME-0&status=", "?service_line=Oncology",
+                                   "?status=closed", "?status=", "?modality=CT&status="])
+def test_another_organizations_cases_never_appear_in_list_search_or_counts(two_orgs, admin_a, admin_b, client_as,
+                                                                           query):
+    a, b = two_orgs
+    for case in a + b:
+        StudyFactory(organization=case.organization, case=case, modalities="CT")
+    for user, mine, theirs in ((admin_a, a, b), (admin_b, b, a)):
+        response = client_as(user).get(LIST + query)
+        assert response.status_code == 200
+        titles = set(_titles(response))
+        assert not titles & {c.title for c in theirs}
+        body = response.content.decode()
+        for case in theirs:
+            assert case.title not in body and str(case.public_id) not in body
+        counts = response.context["counts"]
+        assert counts["total"] == len(mine)
+        assert counts["closed"] == sum(c.status == "closed" for c in Case.objects.filter(pk__in=[m.pk for m in mine]))
+        assert response.context["page"].paginator.count <= len(mine)
+    # and the searches do find the organization's own cases (the test above is not vacuous)
+    assert set(_titles(client_as(admin_a).get(LIST + "?q=SAME-0&status="))) == {"Lung nodule A0"}
+    assert set(_titles(client_as(admin_b).get(LIST + "?q=Lung&status="))) == {c.title for c in b}
+
+
+def test_someone_in_both_organizations_sees_only_the_active_ones(two_orgs, org_a, org_b, client_as):
+    _a, b = two_orgs
+    both = member(org_a, Role.RADIOLOGIST)
+    MembershipFactory(user=both, organization=org_b, role=Role.RADIOLOGIST)
+    client = client_as(both)
+    session = client.session
+    session[ACTIVE_ORG_SESSION_KEY] = str(org_b.public_id)
+    session.save()
+    response = client.get(LIST + "?status=")
+    assert set(_titles(response)) == {c.title for c in b}
+    assert response.context["counts"]["total"] == len(b)
+
+
+def test_a_consultant_lists_only_the_cases_granted_to_them(org_a, clinician_a, client_as):
+    consultant = member(org_a, Role.EXTERNAL_CONSULTANT)
+    granted, other = CaseFactory(organization=org_a), CaseFactory(organization=org_a)
+    GrantFactory(organization=org_a, case=granted, grantee=consultant)
+    response = client_as(consultant).get(LIST + "?status=")
+    assert _titles(response) == [granted.title]
+    assert response.context["counts"] == {"total": 1, "open": 1, "closed": 0}
+    assert client_as(consultant).get(_page(other)).status_code == 404
+    assert client_as(consultant).get(_page(granted)).status_code == 200
+
+
+# --- the list: filters, search, pagination --------------------------------------------------
+
+def test_filters_and_search(org_a, clinician_a, client_as):
+    ct = CaseFactory(organization=org_a, title="Chest CT", service_line="Thoracic", referred_by="Dr. Lee")
+    mr = CaseFactory(organization=org_a, title="Brain MR", service_line="Neuro", patient__name="Rowan Fict")
+    old = CaseFactory(organization=org_a, title="Old case", service_line="Thoracic")
+    Case.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=400), status="closed")
+    StudyFactory(organization=org_a, case=ct, modalities="CT,PT")
+    StudyFactory(organization=org_a, case=mr, modalities="MR")
+    client = client_as(clinician_a)
+    assert set(_titles(client.get(LIST))) == {"Chest CT", "Brain MR"}  # open cases by default
+    assert set(_titles(client.get(LIST + "?status="))) == {"Chest CT", "Brain MR", "Old case"}
+    assert _titles(client.get(LIST + "?status=closed")) == ["Old case"]
+    assert set(_titles(client.get(LIST + "?status=&service_line=Thoracic"))) == {"Chest CT", "Old case"}
+    assert _titles(client.get(LIST + "?status=&modality=PT")) == ["Chest CT"]
+    assert _titles(client.get(LIST + "?status=&modality=mr")) == ["Brain MR"]
+    since = (timezone.now() - timedelta(days=30)).date().isoformat()
+    assert set(_titles(client.get(LIST + f"?status=&opened_from={since}"))) == {"Chest CT", "Brain MR"}
+    until = (timezone.now() - timedelta(days=300)).date().isoformat()
+    assert _titles(client.get(LIST + f"?status=&opened_to={until}")) == ["Old case"]
+    assert _titles(client.get(LIST + "?status=&q=rowan")) == ["Brain MR"]      # patient name
+    assert _titles(client.get(LIST + "?status=&q=lee")) == ["Chest CT"]        # referred by
+    assert _titles(client.get(LIST + f"?status=&q={mr.patient.mrn}")) == ["Brain MR"]
+
+
+def test_the_list_is_paginated(org_a, clinician_a, client_as):
+    for i in range(30):
+        CaseFactory(organization=org_a, title=f"Case {i:02d}")
+    client = client_as(clinician_a)
+    first, second = client.get(LIST + "?status=open"), client.get(LIST + "?status=open&page=2")
+    assert len(_titles(first)) == 25 and len(_titles(second)) == 5
+    assert not set(_titles(first)) & set(_titles(second))
+    assert "status=open&amp;page=2" in first.content.decode()
+
+
+# --- the case page --------------------------------------------------------------------------
+
+def test_the_case_page_shows_the_context_first_and_records_the_view(org_a, clinician_a, client_as):
+    case = CaseFactory(organization=org_a, title="Chest CT - second opinion", referred_by="Dr. Lee, Riverside",
+                       referring_question="Has the nodule grown?", service_line="Thoracic oncology")
+    CaseNote.objects.create(organization=org_a, case=case, author=clinician_a, body="Prior CT attached.")
+    consultant = member(org_a, Role.EXTERNAL_CONSULTANT, full_name="Quinn External")
+    grant_create(case=case, grantee=consultant, permissions=["view"], by=clinician_a,
+                 expires_at=timezone.now() + timedelta(days=2))
+    response = client_as(clinician_a).get(_page(case))
+    assert response.status_code == 200
+    body = response.content.decode()
+    # the clinical question, who sent it and the service line come before studies and notes
+    positions = [body.index(s) for s in ("Has the nodule grown?", "Dr. Lee, Riverside", "Thoracic oncology",
+                                         'id="studies-heading"', "Prior CT attached.", "Quinn External")]
+    assert positions == sorted(positions)
+    event = AuditEvent.objects.filter(action="case.viewed").get()
+    assert event.case_ref == case.public_id and event.actor == clinician_a
+    assert case.patient.name not in json.dumps(event.details)
+    # the view itself now appears in the page's access history
+    assert "case.viewed" in client_as(clinician_a).get(_page(case)).content.decode()
+
+
+def test_a_refused_case_page_is_404_and_recorded(org_a, org_b, admin_b, client_as):
+    case = CaseFactory(organization=org_a)
+    assert client_as(admin_b).get(_page(case)).status_code == 404
+    denial = AuditEvent.objects.get(action="access.denied")
+    assert denial.case_ref == case.public_id and denial.actor == admin_b and denial.outcome == "denied"
+    assert denial.organization_id == org_a.pk
+
+
+def test_a_consultant_sees_their_own_access_not_the_participants_or_history(org_a, clinician_a, client_as):
+    case = CaseFactory(organization=org_a)
+    consultant = member(org_a, Role.EXTERNAL_CONSULTANT)
+    other = member(org_a, Role.EXTERNAL_CONSULTANT, full_name="Another Outsider")
+    for user in (consultant, other):
+        grant_create(case=case, grantee=user, permissions=["view"], by=clinician_a,
+                     expires_at=timezone.now() + timedelta(days=2))
+    response = client_as(consultant).get(_page(case))
+    body = response.content.decode()
+    assert 'data-testid="my-access"' in body
+    assert "Another Outsider" not in body and 'id="history"' not in body
+    assert 'id="participants"' in client_as(clinician_a).get(_page(case)).content.decode()
+
+
+def test_a_coordinator_sees_status_not_studies_or_documents(org_a, client_as):
+    case = CaseFactory(organization=org_a)
+    StudyFactory(organization=org_a, case=case, study_description="Secret pixels")
+    AttachmentFactory(organization=org_a, case=case, filename="report.pdf")
+    coordinator = member(org_a, Role.COORDINATOR)
+    body = client_as(coordinator).get(_page(case)).content.decode()
+    assert "Secret pixels" not in body and "report.pdf" not in body
+    assert "status, not its images" in body
+
+
+def _case_with(org, author, n_studies: int, n_notes: int = 200):
+    case = CaseFactory(organization=org)
+    for i in range(n_studies):
+        StudyFactory(organization=org, case=case, study_description=f"Study {i}", modalities="CT")
+    CaseNote.objects.bulk_create([CaseNote(organization=org, case=case, author=author, body=f"note {i}")
+                                  for i in range(n_notes)])
+    for _ in range(3):
+        grant_create(case=case, grantee=member(org, Role.EXTERNAL_CONSULTANT), permissions=["view"], by=author,
+                     expires_at=timezone.now() + timedelta(days=2))
+    AttachmentFactory(organization=org, case=case)
+    board = BoardSessionFactory(organization=org, host=author)
+    board.cases.add(case)
+    return case
+
+
+QUERY_BOUND = 30
+
+
+def test_the_case_page_needs_a_bounded_number_of_queries_whatever_the_number_of_studies(
+        org_a, clinician_a, client_as, django_assert_max_num_queries):
+    small, large = _case_with(org_a, clinician_a, 5), _case_with(org_a, clinician_a, 50)
+    client = client_as(clinician_a)
+    client.get(_page(small))  # warm the session and the content types
+    counts = {}
+    for n, case in ((5, small), (50, large)):
+        with django_assert_max_num_queries(QUERY_BOUND), CaptureQueriesContext(connection) as ctx:
+            response = client.get(_page(case))
+        assert response.status_code == 200
+        page = response.context["page"]
+        assert len(page.studies) == n and len(page.notes) == 200 and len(page.participants) == 3
+        assert response.content.decode().count('data-testid="study"') == n
+        counts[n] = len(ctx.captured_queries)
+    assert counts[5] == counts[50], counts
+    print(f"case page queries: {counts}")
+
+
+# --- notes, attachments ---------------------------------------------------------------------
+
+def test_adding_a_note_from_the_page(org_a, clinician_a, client_as):
+    case = CaseFactory(organization=org_a)
+    url = reverse("cases:note_add", kwargs={"case_id": case.public_id})
+    response = client_as(clinician_a).post(url, {"kind": "report", "body": "No growth in 12 months."})
+    assert response.status_code == 302
+    note = CaseNote.objects.get()
+    assert (note.author, note.kind, note.body) == (clinician_a, "report", "No growth in 12 months.")
+    client_as(clinician_a).post(url, {"kind": "note", "body": "  "})
+    assert CaseNote.objects.count() == 1
+    patient = member(org_a, Role.PATIENT)
+    assert client_as(patient).post(url, {"kind": "note", "body": "hi"}).status_code == 404
+    assert CaseNote.objects.count() == 1
+
+
+def test_attachments_are_stored_encrypted_served_by_policy_and_audited(org_a, org_b, clinician_a, client_as,
+                                                                     tmp_path):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from apps.imaging.blobs import open_blob
+
+    case = CaseFactory(organization=org_a)
+    pdf = b"%PDF-1.4\n" + b"generated report body " * 200
+    url = reverse("cases:attachment_add", kwargs={"case_id": case.public_id})
+    response = client_as(clinician_a).post(url, {"kind": "report", "file": SimpleUploadedFile("r.pdf", pdf)})
+    assert response.status_code == 302
+    attachment = Attachment.objects.get()
+    assert attachment.size == len(pdf) and attachment.content_type == "application/pdf"
+    assert open_blob(attachment.blob).read() == pdf
+    # a file that is not a PDF or image is refused, whatever its name says
+    client_as(clinician_a).post(url, {"kind": "report", "file": SimpleUploadedFile("x.pdf", b"<html>")})
+    assert Attachment.objects.count() == 1
+
+    download = reverse("cases:attachment_download", kwargs={"attachment_id": attachment.public_id})
+    response = client_as(clinician_a).get(download)
+    assert response.status_code == 200 and b"".join(response.streaming_content) == pdf
+    assert response["Content-Type"] == "application/pdf" and "attachment" in response["Content-Disposition"]
+    coordinator = member(org_a, Role.COORDINATOR)
+    assert client_as(coordinator).get(download).status_code == 403
+    assert client_as(member(org_b, Role.CLINICIAN)).get(download).status_code == 404
+    consultant = member(org_a, Role.EXTERNAL_CONSULTANT)
+    assert client_as(consultant).get(download).status_code == 404
+    grant = grant_create(case=case, grantee=consultant, permissions=["view"], by=clinician_a,
+                         expires_at=timezone.now() + timedelta(days=1))
+    assert client_as(consultant).get(download).status_code == 200
+    from apps.sharing.services import grants_revoke
+
+    grants_revoke(grants=[grant], by=clinician_a, reason="test")
+    assert client_as(consultant).get(download).status_code == 404
+    actions = list(AuditEvent.objects.filter(case_ref=case.public_id, action__startswith="attachment.")
+                   .values_list("action", flat=True))
+    assert actions == ["attachment.added", "attachment.downloaded", "attachment.downloaded"]
+
+
+# --- create, edit, close from the pages -----------------------------------------------------
+
+def test_creating_a_case_with_a_new_then_a_known_patient(org_a, clinician_a, client_as):
+    client = client_as(clinician_a)
+    url = reverse("cases:case_create")
+    data = {"mrn": "NW-1", "patient_name": "Sam Fict", "title": "Chest CT", "referring_question": "Nodule?",
+            "referred_by": "Dr. Lee", "service_line": "Thoracic", "responsible_clinician": clinician_a.pk}
+    response = client.post(url, data)
+    case = Case.objects.get()
+    assert response.status_code == 302 and response["Location"] == _page(case)
+    assert case.responsible_clinician == clinician_a and case.created_by == clinician_a
+    client.post(url, {**data, "patient_name": "", "title": "Follow-up"})
+    assert Patient.objects.count() == 1 and Case.objects.count() == 2
+    response = client.post(url, {**data, "mrn": "NW-2", "patient_name": "", "title": "x"})
+    assert response.status_code == 400 and Case.objects.count() == 2
+    consultant = member(org_a, Role.EXTERNAL_CONSULTANT)
+    assert client_as(consultant).get(url).status_code == 403
+
+
+def test_editing_and_closing_from_the_page(org_a, clinician_a, client_as):
+    case = CaseFactory(organization=org_a, title="Before")
+    consultant = member(org_a, Role.EXTERNAL_CONSULTANT)
+    grant_create(case=case, grantee=consultant, permissions=["view"], by=clinician_a,
+                 expires_at=timezone.now() + timedelta(days=1))
+    client = client_as(clinician_a)
+    edit = reverse("cases:case_edit", kwargs={"case_id": case.public_id})
+    assert client.get(edit).status_code == 200
+    response = client.post(edit, {"title": "After", "referring_question": "Q", "service_line": "Neuro"})
+    assert response.status_code == 302
+    case.refresh_from_db()
+    assert (case.title, case.service_line) == ("After", "Neuro")
+    assert client_as(consultant).post(edit, {"title": "Hacked"}).status_code == 403
+    assert client_as(consultant).get(_page(case)).status_code == 200
+    client.post(reverse("cases:case_close", kwargs={"case_id": case.public_id}))
+    case.refresh_from_db()
+    assert case.status == "closed"
+    assert client_as(consultant).get(_page(case)).status_code == 404
+    client.post(reverse("cases:case_reopen", kwargs={"case_id": case.public_id}))
+    case.refresh_from_db()
+    assert case.is_open and client_as(consultant).get(_page(case)).status_code == 404
+
+
+# --- tumor boards from the pages ------------------------------------------------------------
+
+def test_scheduling_starting_and_ending_a_board_from_the_pages(org_a, client_as):
+    host = member(org_a, Role.RADIOLOGIST)
+    consultant = member(org_a, Role.EXTERNAL_CONSULTANT)
+    case = CaseFactory(organization=org_a)
+    client = client_as(host)
+    response = client.post(reverse("cases:board_create"), {
+        "title": "Thoracic board", "meeting_at": "2030-01-15T16:00", "review_days": "5", "host": host.pk,
+        "cases": [case.pk], "participants": [consultant.pk]})
+    assert response.status_code == 302, response.content.decode()[:2000]
+    board = case.board_sessions.get()
+    detail = reverse("cases:board_detail", kwargs={"boardsession_id": board.public_id})
+    assert client.get(detail).status_code == 200
+    assert client_as(consultant).get(detail).status_code == 404  # not live yet
+    client.post(reverse("cases:board_start", kwargs={"boardsession_id": board.public_id}))
+    board.refresh_from_db()
+    assert board.state == BoardState.LIVE
+    assert client_as(consultant).get(detail).status_code == 200
+    assert client_as(consultant).get(_page(case)).status_code == 200
+    assert client_as(consultant).post(
+        reverse("cases:board_end", kwargs={"boardsession_id": board.public_id})).status_code == 403
+    client.post(reverse("cases:board_end", kwargs={"boardsession_id": board.public_id}))
+    assert client_as(consultant).get(_page(case)).status_code == 404
+    assert client_as(consultant).get(detail).status_code == 404
+    listing = client.get(reverse("cases:board_list"))
+    assert "Thoracic board" in listing.content.decode()
