@@ -65,6 +65,7 @@ class Action(StrEnum):
     MANAGE_CASE = "manage_case"               # edit, close, reopen, run tumor boards
     MANAGE_GRANT = "manage_grant"             # revoke, extend or renew a grant (its creator too)
     DECIDE_ORIGINAL_REQUEST = "decide_original_request"  # approve/decline (a radiologist or the owner)
+    UPLOAD_STUDY = "upload_study"             # upload and ingest studies into the organization
 
 
 _STAFF = {Action.VIEW_ORGANIZATION, Action.VIEW_ORG_DATA, Action.VIEW_MEMBERS}
@@ -75,10 +76,13 @@ ROLE_ACTIONS: dict[str, frozenset[Action]] = {
     # Org admins run the organization; they see case status but not pixels (minimum necessary).
     Role.ORG_ADMIN: frozenset(_STAFF | {Action.MANAGE_MEMBERS, Action.MANAGE_ORGANIZATION, Action.VIEW_AUDIT,
                                         Action.VIEW_CASE, Action.MANAGE_CASE, Action.MANAGE_GRANT}),
-    Role.RADIOLOGIST: frozenset(_STAFF | _READER | {Action.MANAGE_GRANT, Action.DECIDE_ORIGINAL_REQUEST}),
-    Role.CLINICIAN: frozenset(_STAFF | _READER | {Action.MANAGE_GRANT}),
+    Role.RADIOLOGIST: frozenset(_STAFF | _READER | {Action.MANAGE_GRANT, Action.DECIDE_ORIGINAL_REQUEST,
+                                                    Action.UPLOAD_STUDY}),
+    Role.CLINICIAN: frozenset(_STAFF | _READER | {Action.MANAGE_GRANT, Action.UPLOAD_STUDY}),
     # Coordinators organize cases and boards: status, not pixels.
-    Role.COORDINATOR: frozenset(_STAFF | {Action.VIEW_CASE, Action.MANAGE_CASE, Action.MANAGE_GRANT}),
+    # They also bring outside studies in (upload), which shows them no pixels.
+    Role.COORDINATOR: frozenset(_STAFF | {Action.VIEW_CASE, Action.MANAGE_CASE, Action.MANAGE_GRANT,
+                                          Action.UPLOAD_STUDY}),
     # Outsiders hold nothing organization-wide: only what a live Grant names.
     Role.EXTERNAL_CONSULTANT: frozenset({Action.VIEW_ORGANIZATION}),
     Role.PATIENT: frozenset({Action.VIEW_ORGANIZATION}),
