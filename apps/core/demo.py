@@ -65,4 +65,7 @@ def seed() -> list[DemoAccount]:
     for slug, role in roles.items():
         Membership.objects.get_or_create(user=shared, organization=orgs[slug], defaults={"role": role})
         accounts.append(DemoAccount(email, orgs[slug].name, Role(role).label))
+    from apps.cases.demo import seed_cases
+
+    seed_cases(orgs["northwind"], "northwind.example")  # cases, notes and a scheduled tumor board
     return accounts
