@@ -17,6 +17,7 @@ urlpatterns = [
     path("api/v1/", include("apps.organizations.api_urls")),
     path("api/v1/", include("apps.sharing.api_urls")),
     path("org/", include("apps.organizations.urls")),
+    path("org/audit/", include("apps.audit.urls")),
     path("", include("apps.sharing.urls")),
     path("", include("apps.cases.urls")),
     path("", include("apps.core.urls")),

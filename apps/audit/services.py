@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import TYPE_CHECKING, Any
 
-from apps.audit.models import AuditEvent
+from apps.audit.models import ActorType, AuditEvent
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
@@ -16,29 +17,68 @@ def _client_ip(request: HttpRequest) -> str | None:
     return request.META.get("REMOTE_ADDR") or None
 
 
+def _link_ref(link: Any, actor_label: str) -> uuid.UUID | None:
+    """The share link's public id: from ``link`` (a ShareLink or a UUID), or from a label of the
+    form ``link:<uuid>`` that the sharing services write."""
+    if link is not None:
+        value = getattr(link, "public_id", link)
+        try:
+            return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+        except ValueError:
+            return None
+    if actor_label.startswith("link:"):
+        try:
+            return uuid.UUID(actor_label[5:])
+        except ValueError:
+            return None
+    return None
+
+
 def record(*, action: str, actor: Any = None, organization: Organization | None = None,
            organization_id: int | None = None, target: Any = None, outcome: str = "allowed",
            request: HttpRequest | None = None, details: dict[str, Any] | None = None,
-           actor_label: str = "", case: Any = None, study: Any = None) -> AuditEvent:
-    """Write one audit event. ``details`` must hold ids and figures only, never patient data.
+           actor_label: str = "", case: Any = None, study: Any = None,
+           actor_type: str | None = None, link: Any = None) -> AuditEvent:
+    """Write one audit event, chained to its organization's previous event.
 
-    ``case`` and ``study`` (model instances) index the event for "who saw this case/study";
-    when omitted they are taken from ``target`` if it is, or belongs to, a case or study."""
+    ``details`` must hold ids and figures only, never patient data. ``case`` and ``study`` (model
+    instances) index the event for "who saw this case/study"; when omitted they are taken from
+    ``target`` if it is, or belongs to, a case or study. ``actor_type`` (user, link, anonymous,
+    system) is derived when omitted: a signed-in actor is a user, a label starting with "link" or
+    a ``link`` (ShareLink or its public id) is a link holder, another actor is anonymous, no actor
+    is the system. Action names: apps.audit.actions."""
     if case is None and target is not None:
         case = target if type(target).__name__ == "Case" else getattr(target, "case", None)
     if study is None and target is not None and type(target).__name__ == "Study":
         study = target
     user = actor if getattr(actor, "is_authenticated", False) else None
+    if user is None and actor is not None and getattr(actor, "user", None) is not None:
+        user = actor.user if getattr(actor.user, "is_authenticated", False) else None  # a LinkHolder
+    link_ref = _link_ref(link, actor_label)
+    if actor_type is None:
+        if link_ref is not None or actor_label.startswith("link"):
+            actor_type = ActorType.LINK
+        elif user is not None:
+            actor_type = ActorType.USER
+        elif actor is not None or actor_label == "anonymous":
+            actor_type = ActorType.ANONYMOUS
+        else:
+            actor_type = ActorType.SYSTEM
+    if not actor_label:
+        actor_label = user.email if user is not None else \
+            "anonymous" if actor_type == ActorType.ANONYMOUS else actor_type
     target_id = ""
     if target is not None:
         target_id = str(getattr(target, "public_id", None) or getattr(target, "pk", ""))
     return AuditEvent.objects.create(
         organization_id=organization.pk if organization is not None else organization_id,
         actor=user,
-        actor_label=actor_label or ("" if user else "anonymous" if actor is not None else "system"),
+        actor_type=actor_type,
+        actor_label=actor_label[:200],
+        link_ref=link_ref,
         action=action,
         target_type=type(target).__name__.lower() if target is not None else "",
-        target_id=target_id,
+        target_id=target_id[:64],
         case_ref=getattr(case, "public_id", None),
         study_ref=getattr(study, "public_id", None),
         outcome=outcome,

@@ -18,4 +18,5 @@ def organizations(request: HttpRequest) -> dict[str, object]:
         "active_organization": org,
         "can_manage_members": bool(org) and policy.can(user, Action.MANAGE_MEMBERS, org),
         "can_manage_organization": bool(org) and policy.can(user, Action.MANAGE_ORGANIZATION, org),
+        "can_view_audit": bool(org) and policy.can(user, Action.VIEW_AUDIT, org),
     }

@@ -1,0 +1,141 @@
+"""The audit vocabulary: every action name that features pass to ``record(action=...)``.
+
+One module, so the audit page's action filter, the FHIR mapping (apps.audit.fhir) and the
+table-driven test (tests/audit/test_trail.py) all read the same list. A feature that records a new
+action adds its constant here and its row in ``apps.audit.fhir.FHIR_MAP``.
+
+Some features were built with names of their own before this list existed (``grant.created`` is
+the share of a case, ``grant.download`` a counted download, ``original_request.*`` the original
+requests); both spellings are listed and mapped alike.
+"""
+
+from __future__ import annotations
+
+from django.utils.translation import gettext_lazy as _
+
+# --- sign-in and security ------------------------------------------------------------------------
+AUTH_SIGNED_IN = "auth.signed_in"
+AUTH_SIGNED_OUT = "auth.signed_out"
+AUTH_SIGN_IN_FAILED = "auth.sign_in_failed"
+MFA_ENROLLED = "mfa.enrolled"
+MFA_FAILED = "mfa.failed"
+INVITATION_SENT = "invitation.sent"
+INVITATION_ACCEPTED = "invitation.accepted"
+MEMBERSHIP_ADDED = "membership.added"
+MEMBERSHIP_UPDATED = "membership.updated"
+ORGANIZATION_POLICY_CHANGED = "organization.policy_changed"
+ACCESS_DENIED = "access.denied"
+AUDIT_EXPORTED = "audit.exported"
+# --- cases ---------------------------------------------------------------------------------------
+PATIENT_CREATED = "patient.created"
+CASE_CREATED = "case.created"
+CASE_EDITED = "case.edited"
+CASE_VIEWED = "case.viewed"
+CASE_CLOSED = "case.closed"
+CASE_REOPENED = "case.reopened"
+NOTE_ADDED = "note.added"
+BOARD_CREATED = "board.created"
+BOARD_EDITED = "board.edited"
+BOARD_STARTED = "board.started"
+BOARD_ENDED = "board.ended"
+# --- imaging -------------------------------------------------------------------------------------
+STUDY_UPLOADED = "study.uploaded"
+STUDY_INGESTED = "study.ingested"
+STUDY_DELETED = "study.deleted"
+VIEWER_OPENED = "viewer.opened"
+VIEWER_CLOSED = "viewer.closed"
+DOWNLOAD_COMPLETED = "download.completed"
+DOWNLOAD_INCOMPLETE = "download.incomplete"
+DEID_EXPORTED = "deid.exported"
+# --- sharing -------------------------------------------------------------------------------------
+SHARE_CREATED = "share.created"
+SHARE_EXTENDED = "share.extended"
+SHARE_RENEWED = "share.renewed"
+SHARE_REVOKED = "share.revoked"
+SHARE_EXPIRED = "share.expired"
+SHARE_REFUSED = "share.refused"
+GRANT_CREATED = "grant.created"
+GRANT_REVOKED = "grant.revoked"
+GRANT_EXTENDED = "grant.extended"
+GRANT_ACCEPTED = "grant.accepted"
+GRANT_OPENED = "grant.opened"
+GRANT_DOWNLOAD = "grant.download"
+SHARE_LINK_CREATED = "share_link.created"
+SHARE_LINK_REVOKED = "share_link.revoked"
+SHARE_LINK_REFUSED = "share_link.refused"
+SHARE_LINK_SECOND_FACTOR_FAILED = "share_link.second_factor_failed"
+ORIGINAL_REQUESTED = "original.requested"
+ORIGINAL_APPROVED = "original.approved"
+ORIGINAL_DECLINED = "original.declined"
+ORIGINAL_REQUEST_CREATED = "original_request.created"
+ORIGINAL_REQUEST_APPROVED = "original_request.approved"
+ORIGINAL_REQUEST_DECLINED = "original_request.declined"
+
+#: every action with a short human label (the audit page shows and filters by these)
+LABELS: dict[str, str] = {
+    AUTH_SIGNED_IN: _("Signed in"),
+    AUTH_SIGNED_OUT: _("Signed out"),
+    AUTH_SIGN_IN_FAILED: _("Sign-in failed"),
+    MFA_ENROLLED: _("Two-factor enrolled"),
+    MFA_FAILED: _("Two-factor check failed"),
+    INVITATION_SENT: _("Invitation sent"),
+    INVITATION_ACCEPTED: _("Invitation accepted"),
+    MEMBERSHIP_ADDED: _("Member added"),
+    MEMBERSHIP_UPDATED: _("Role or membership changed"),
+    ORGANIZATION_POLICY_CHANGED: _("Organization policy changed"),
+    ACCESS_DENIED: _("Access denied"),
+    AUDIT_EXPORTED: _("Audit trail exported"),
+    PATIENT_CREATED: _("Patient created"),
+    CASE_CREATED: _("Case created"),
+    CASE_EDITED: _("Case edited"),
+    CASE_VIEWED: _("Case page viewed"),
+    CASE_CLOSED: _("Case closed"),
+    CASE_REOPENED: _("Case reopened"),
+    NOTE_ADDED: _("Note added"),
+    BOARD_CREATED: _("Tumor board created"),
+    BOARD_EDITED: _("Tumor board edited"),
+    BOARD_STARTED: _("Tumor board started"),
+    BOARD_ENDED: _("Tumor board ended"),
+    STUDY_UPLOADED: _("Study uploaded"),
+    STUDY_INGESTED: _("Study ingested"),
+    STUDY_DELETED: _("Study deleted"),
+    VIEWER_OPENED: _("Viewer opened"),
+    VIEWER_CLOSED: _("Viewer closed"),
+    DOWNLOAD_COMPLETED: _("Download completed"),
+    DOWNLOAD_INCOMPLETE: _("Download not completed"),
+    DEID_EXPORTED: _("De-identified export made"),
+    SHARE_CREATED: _("Shared"),
+    SHARE_EXTENDED: _("Share extended"),
+    SHARE_RENEWED: _("Share renewed"),
+    SHARE_REVOKED: _("Share revoked"),
+    SHARE_EXPIRED: _("Share expired"),
+    SHARE_REFUSED: _("Share refused"),
+    GRANT_CREATED: _("Access granted (shared)"),
+    GRANT_REVOKED: _("Access revoked"),
+    GRANT_EXTENDED: _("Access extended"),
+    GRANT_ACCEPTED: _("Share accepted"),
+    GRANT_OPENED: _("Shared case opened"),
+    GRANT_DOWNLOAD: _("Download on a share"),
+    SHARE_LINK_CREATED: _("Share link created"),
+    SHARE_LINK_REVOKED: _("Share link revoked"),
+    SHARE_LINK_REFUSED: _("Share link refused"),
+    SHARE_LINK_SECOND_FACTOR_FAILED: _("Share link code failed"),
+    ORIGINAL_REQUESTED: _("Original requested"),
+    ORIGINAL_APPROVED: _("Original request approved"),
+    ORIGINAL_DECLINED: _("Original request declined"),
+    ORIGINAL_REQUEST_CREATED: _("Original requested"),
+    ORIGINAL_REQUEST_APPROVED: _("Original request approved"),
+    ORIGINAL_REQUEST_DECLINED: _("Original request declined"),
+}
+
+ALL: tuple[str, ...] = tuple(LABELS)
+
+#: the actions that say someone saw or downloaded a case's studies (the case page's history)
+ACCESS_ACTIONS: frozenset[str] = frozenset({
+    CASE_VIEWED, GRANT_OPENED, VIEWER_OPENED, VIEWER_CLOSED, DOWNLOAD_COMPLETED, DOWNLOAD_INCOMPLETE,
+    GRANT_DOWNLOAD, DEID_EXPORTED,
+})
+
+
+def label(action: str) -> str:
+    return str(LABELS.get(action, action))

@@ -1,0 +1,145 @@
+"""Reads of the audit trail: the audit page's search (also used by its exports and by
+bench/audit_search.py) and the case page's access history."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import TYPE_CHECKING, Any
+
+from django.db.models import Q
+from django.utils import timezone
+
+from apps.audit.actions import ACCESS_ACTIONS
+from apps.audit.models import AuditEvent
+
+if TYPE_CHECKING:
+    from apps.audit.models import AuditEventQuerySet
+    from apps.organizations.models import Organization
+
+#: the page counts at most this many matches ("more than 10,000"): an exact count of a million
+#: rows is work nobody reads
+COUNT_CAP = 10_000
+
+
+@dataclass
+class AuditFilters:
+    """What the audit page searches by. Text criteria are resolved to ids within the organization."""
+
+    user: str = ""          # an e-mail address, or part of one
+    patient: str = ""       # a medical record number (exact) or part of a name, or a patient id
+    case: str = ""          # a case id (UUID) or part of a title
+    study: str = ""         # a study id (UUID)
+    action: str = ""
+    outcome: str = ""
+    date_from: date | None = None
+    date_to: date | None = None
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> AuditFilters:
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__ and v not in (None, "")})
+
+
+def _uuid(text: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(text.strip())
+    except ValueError:
+        return None
+
+
+def _day_start(day: date) -> datetime:
+    return timezone.make_aware(datetime.combine(day, time.min))
+
+
+def event_search(*, organization: Organization, filters: AuditFilters) -> AuditEventQuerySet:
+    """The organization's events matching ``filters``, newest first. The caller checked
+    VIEW_AUDIT; rows of other organizations are never among them (``for_org``)."""
+    from apps.accounts.models import User
+    from apps.cases.models import Case, Patient
+
+    qs = AuditEvent.objects.for_org(organization.pk)
+    if filters.user:
+        term = filters.user.strip()
+        user_ids = list(User.objects.filter(email__icontains=term).values_list("pk", flat=True)[:200])
+        qs = qs.filter(actor_id__in=user_ids)
+    if filters.patient:
+        term = filters.patient.strip()
+        as_id = _uuid(term)
+        patients = Patient.objects.for_org(organization.pk)
+        patients = patients.filter(public_id=as_id) if as_id else \
+            patients.filter(Q(mrn=term) | Q(name__icontains=term))
+        patient_ids = list(patients.values_list("public_id", flat=True)[:200])
+        case_refs = list(Case.objects.for_org(organization.pk).filter(patient__public_id__in=patient_ids)
+                         .values_list("public_id", flat=True))
+        qs = qs.filter(Q(case_ref__in=case_refs)
+                       | Q(target_type="patient", target_id__in=[str(p) for p in patient_ids]))
+    if filters.case:
+        as_id = _uuid(filters.case)
+        if as_id:
+            qs = qs.filter(case_ref=as_id)
+        else:
+            refs = list(Case.objects.for_org(organization.pk).filter(title__icontains=filters.case.strip())
+                        .values_list("public_id", flat=True)[:200])
+            qs = qs.filter(case_ref__in=refs)
+    if filters.study:
+        as_id = _uuid(filters.study)
+        qs = qs.filter(study_ref=as_id) if as_id else qs.none()
+    if filters.action:
+        qs = qs.filter(action=filters.action)
+    if filters.outcome:
+        qs = qs.filter(outcome=filters.outcome)
+    if filters.date_from:
+        qs = qs.filter(created_at__gte=_day_start(filters.date_from))
+    if filters.date_to:
+        qs = qs.filter(created_at__lt=_day_start(filters.date_to + timedelta(days=1)))
+    return qs.order_by("-seq")
+
+
+@dataclass
+class EventPage:
+    events: list[AuditEvent]
+    number: int
+    size: int
+    total: int              # capped at COUNT_CAP + 1
+    has_next: bool
+    more: bool = field(default=False)   # more than COUNT_CAP matches
+
+    @property
+    def has_previous(self) -> bool:
+        return self.number > 1
+
+    @property
+    def start(self) -> int:
+        return (self.number - 1) * self.size + 1 if self.events else 0
+
+    @property
+    def end(self) -> int:
+        return self.start + len(self.events) - 1 if self.events else 0
+
+    @property
+    def previous_page_number(self) -> int:
+        return self.number - 1
+
+    @property
+    def next_page_number(self) -> int:
+        return self.number + 1
+
+
+def event_page(qs: AuditEventQuerySet, *, number: int = 1, size: int = 50) -> EventPage:
+    """One page of a search: the rows (one query, LIMIT size + 1) and a count capped at COUNT_CAP."""
+    number = max(1, number)
+    offset = (number - 1) * size
+    rows = list(qs.select_related("actor")[offset:offset + size + 1])
+    total = qs.order_by()[:COUNT_CAP + 1].count()
+    return EventPage(events=rows[:size], number=number, size=size, total=min(total, COUNT_CAP),
+                     has_next=len(rows) > size, more=total > COUNT_CAP)
+
+
+def case_access_history(case: Any, *, limit: int = 50) -> list[AuditEvent]:
+    """Who saw or downloaded this case's studies, and when: the case's access events (case page
+    views, viewer sessions, downloads, opened shares, exports), newest first. The caller decides
+    who may see this list (policy, e.g. MANAGE_CASE or VIEW_AUDIT)."""
+    return list(AuditEvent.objects.for_org(case.organization_id)
+                .filter(case_ref=case.public_id, action__in=ACCESS_ACTIONS)
+                .select_related("actor").order_by("-seq")[:limit])
