@@ -194,11 +194,17 @@ def granted_case_ids(user: User) -> QuerySet:
 
 
 def _case_id_of(obj: object) -> int | None:
+    """The case an object belongs to: itself, its ``case_id``, or its study's case (series,
+    instances, renditions of a study)."""
     from apps.cases.models import Case
 
     if isinstance(obj, Case):
         return obj.pk
-    return getattr(obj, "case_id", None)
+    if hasattr(obj, "case_id"):
+        return obj.case_id  # type: ignore[attr-defined]
+    if getattr(obj, "study_id", None) is not None:
+        return getattr(obj.study, "case_id", None)  # type: ignore[attr-defined]
+    return None
 
 
 def _study_id_of(obj: object) -> int | None:

@@ -132,6 +132,7 @@ def grant_revoke(request: HttpRequest, grant_id: UUID) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
+@policy.serves(Action.MANAGE_GRANT)
 def grant_extend(request: HttpRequest, grant_id: UUID) -> HttpResponse:
     grant = selectors.grant_get_for_manager(user=request.user, public_id=grant_id)
     policy.require(request.user, Action.MANAGE_GRANT, grant, request=request)
@@ -170,8 +171,11 @@ def grant_renew(request: HttpRequest, grant_id: UUID) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
+@policy.serves(Action.VIEW_CASE)
 def original_request_create(request: HttpRequest, grant_id: UUID) -> HttpResponse:
     grant = selectors.grant_get_for_recipient(user=request.user, public_id=grant_id)
+    if not policy.can(request.user, Action.VIEW_CASE, grant):
+        raise Http404  # a dead grant: nothing to ask about
     form = OriginalRequestForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -188,6 +192,7 @@ def original_request_create(request: HttpRequest, grant_id: UUID) -> HttpRespons
 
 @login_required
 @require_http_methods(["GET", "POST"])
+@policy.serves(Action.VIEW_ORG_DATA)
 def original_request_decide(request: HttpRequest, originalrequest_id: UUID) -> HttpResponse:
     req = selectors.original_request_get(user=request.user, public_id=originalrequest_id)
     form = OriginalDecisionForm(request.POST or None)

@@ -51,19 +51,19 @@ def test_anonymous_links_cannot_be_created_while_the_org_has_them_off(case, owne
     assert not Grant.objects.exists()
     assert AuditEvent.objects.filter(action="share.refused", outcome="denied").exists()
     # nor through the API
-    response = client_as(owner).post("/api/v1/grants/", {"case": str(case.public_id), "use_case": "custom",
-                                                         "recipient_kind": "anonymous"}, content_type="application/json")
+    body = {"case": str(case.public_id), "use_case": "custom", "recipient_kind": "anonymous"}
+    response = client_as(owner).post("/api/v1/grants/", body, content_type="application/json")
     assert response.status_code == 403
     assert not Grant.objects.exists()
     # once an org admin turns them on: at most 24 h, a download limit, previews only
-    grant, link, raw = _anonymous(case, owner, hours=72 if False else 24)
+    grant, link, _raw = _anonymous(case, owner, hours=24)
     assert link.anonymous and grant.download_limit is not None
     assert grant.expires_at - grant.starts_at <= timedelta(hours=24, seconds=5)
     assert "download_original" not in grant.permissions
 
 
 def test_anonymous_link_holder_sees_banner_and_every_use_is_recorded(case, owner):
-    grant, link, raw = _anonymous(case, owner)
+    grant, _link, raw = _anonymous(case, owner)
     visitor = Client()
     response = visitor.get(_url(raw))
     assert response.status_code == 302
@@ -76,7 +76,7 @@ def test_anonymous_link_holder_sees_banner_and_every_use_is_recorded(case, owner
     assert visitor.get(reverse("sharing:shared_case", kwargs={"case_id": case.public_id})).status_code == 404
     assert visitor.get(_url(raw)).status_code == 410
     # switching anonymous links off stops live ones too
-    grant2, link2, raw2 = _anonymous(case, owner)
+    _grant2, _link2, raw2 = _anonymous(case, owner)
     case.organization.anonymous_links_enabled = False
     case.organization.save()
     assert Client().get(_url(raw2)).status_code == 403
@@ -100,7 +100,7 @@ def test_passcode_locks_after_five_wrong_tries(case, owner):
 
 
 def test_right_passcode_opens_and_resets_the_counter(case, owner):
-    grant, link, raw = _anonymous(case, owner, second_factor="passcode", passcode="blue-kettle-42")
+    _grant, link, raw = _anonymous(case, owner, second_factor="passcode", passcode="blue-kettle-42")
     visitor = Client()
     visitor.post(_url(raw), {"value": "nope-nope"})
     response = visitor.post(_url(raw), {"value": "blue-kettle-42"})
@@ -110,7 +110,7 @@ def test_right_passcode_opens_and_resets_the_counter(case, owner):
 
 
 def test_birth_date_second_factor(case, owner):
-    grant, link, raw = _anonymous(case, owner, second_factor="birth_date")
+    _grant, _link, raw = _anonymous(case, owner, second_factor="birth_date")
     visitor = Client()
     assert visitor.post(_url(raw), {"value": "1900-01-01"}).status_code == 400
     assert visitor.post(_url(raw), {"value": case.patient.birth_date.isoformat()}).status_code == 302
@@ -138,7 +138,7 @@ def test_not_before_and_use_limit_are_refused(case, owner, consultant):
 
 
 def test_identity_linked_link_requires_the_named_recipient(case, owner, consultant):
-    grant, link, raw = services.share_create(case=case, by=owner, use_case=UseCase.SECOND_OPINION,
+    _grant, _link, raw = services.share_create(case=case, by=owner, use_case=UseCase.SECOND_OPINION,
                                              recipient_kind=RecipientKind.USER, grantee=consultant)
     # not signed in: sign in first
     response = Client().get(_url(raw))
@@ -158,7 +158,7 @@ def test_identity_linked_link_requires_the_named_recipient(case, owner, consulta
 
 
 def test_invitation_grant_binds_to_the_accepting_user(case, owner):
-    grant, link, raw = services.share_create(case=case, by=owner, use_case=UseCase.SECOND_OPINION,
+    grant, _link, raw = services.share_create(case=case, by=owner, use_case=UseCase.SECOND_OPINION,
                                              recipient_kind=RecipientKind.EMAIL, grantee_email="New.Doc@Example.org")
     newcomer = UserFactory(email="new.doc@example.org")
     assert not policy.can(newcomer, Action.VIEW_CASE, case)
@@ -171,7 +171,7 @@ def test_invitation_grant_binds_to_the_accepting_user(case, owner):
 
 
 def test_mfa_template_refuses_a_recipient_without_mfa(case, owner, consultant):
-    grant, link, raw = services.share_create(case=case, by=owner, use_case=UseCase.CONSULTANT,
+    grant, _link, raw = services.share_create(case=case, by=owner, use_case=UseCase.CONSULTANT,
                                              recipient_kind=RecipientKind.USER, grantee=consultant)
     assert grant.mfa_required
     client = Client()
