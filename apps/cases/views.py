@@ -98,7 +98,8 @@ def case_detail(request: HttpRequest, case_id: UUID) -> HttpResponse:
     record(action="case.viewed", actor=request.user, organization_id=case.organization_id, target=case,
            request=request)
     return render(request, "cases/case_detail.html", {
-        "case": case, "page": page, "note_form": NoteForm(), "attachment_form": AttachmentForm(),
+        "case": case, "page": page, "note_form": NoteForm(auto_id="note_%s"),
+        "attachment_form": AttachmentForm(auto_id="attachment_%s"),
         "can_add_note": services.note_can_add(request.user, case),
     })
 

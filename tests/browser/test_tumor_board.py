@@ -1,0 +1,161 @@
+"""A tumor board in three browsers: the host starts the meeting; two participants (an external
+consultant, and a clinician of another hospital invited as an external consultant) open the case
+page and the same study; the host ends the meeting; both participants are refused on their next
+click. Policy reads grants on every request, so nothing cached lets them in."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.urls import NoReverseMatch, reverse
+
+from apps.cases import services
+from apps.cases.models import BoardState, CaseNote
+from apps.organizations.models import Organization, Role
+from tests.browser.conftest import _only_local
+from tests.factories import (
+    TEST_PASSWORD,
+    AttachmentFactory,
+    CaseFactory,
+    MembershipFactory,
+    OrganizationFactory,
+    StudyFactory,
+    member,
+)
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def _new_page(browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-US")
+    context.route("**/*", _only_local)
+    context.set_default_timeout(15_000)
+    return context, context.new_page()
+
+
+def _sign_in(page, base: str, email: str, then: str) -> None:
+    page.goto(f"{base}/accounts/login/?next={then}")
+    page.get_by_label("E-mail address").fill(email)
+    page.get_by_label("Password").fill(TEST_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{base}{then}")
+
+
+def _no_second_factor(*orgs: Organization) -> None:
+    """This test is about boards, not sign-in: no role needs a second factor here."""
+    if "mfa_required_roles" in {f.name for f in Organization._meta.get_fields()}:
+        Organization.objects.filter(pk__in=[o.pk for o in orgs]).update(mfa_required_roles=[])
+
+
+@pytest.fixture
+def board_world(db):
+    org = OrganizationFactory(name="Northwind Test", slug="northwind-test")
+    other = OrganizationFactory(name="Riverside Test", slug="riverside-test")
+    _no_second_factor(org, other)
+    host = member(org, Role.RADIOLOGIST, email="host@northwind.test", full_name="Harper Host")
+    consultant = member(org, Role.EXTERNAL_CONSULTANT, email="consultant@outside.test", full_name="Casey Outside")
+    visitor = member(other, Role.CLINICIAN, email="visitor@riverside.test", full_name="Vic Visitor")
+    MembershipFactory(user=visitor, organization=org, role=Role.EXTERNAL_CONSULTANT)  # invited external
+    case = CaseFactory(organization=org, title="Chest CT board case",
+                       referring_question="Has the right upper lobe nodule grown?")
+    study = StudyFactory(organization=org, case=case, study_description="CT chest with contrast", modalities="CT")
+    CaseNote.objects.create(organization=org, case=case, author=host, kind="report",
+                            body="8 mm nodule, smooth margins; compare with the prior study.")
+    AttachmentFactory(organization=org, case=case, filename="radiology-report.pdf")
+    board = services.board_create(organization=org, by=host, host=host, title="Thoracic board (test)",
+                                  meeting_at=case.created_at, review_days=7, cases=[case],
+                                  participants=[consultant, visitor])
+    return board, host, (consultant, visitor), case, study
+
+
+def test_host_starts_participants_view_host_ends_participants_refused(browser, live_server, board_world,
+                                                                     output_dir):
+    board, host, participants, case, study = board_world
+    base = live_server.url
+    board_path = reverse("cases:board_detail", kwargs={"boardsession_id": board.public_id})
+    try:
+        study_path = reverse("imaging:study_detail", kwargs={"study_id": study.public_id})
+    except NoReverseMatch:
+        pytest.skip("the imaging app's study page (imaging:study_detail) is not there yet")
+    contexts = []
+    try:
+        # the host starts the meeting
+        ctx, host_page = _new_page(browser)
+        contexts.append(ctx)
+        _sign_in(host_page, base, host.email, board_path)
+        host_page.get_by_role("button", name="Start meeting").click()
+        host_page.wait_for_load_state()
+        assert host_page.get_by_test_id("board-state").inner_text() == "Live"
+        board.refresh_from_db()
+        assert board.state == BoardState.LIVE
+
+        # each participant opens the board, the case page and the study
+        pages, seen = [], []
+        for person in participants:
+            ctx, page = _new_page(browser)
+            contexts.append(ctx)
+            _sign_in(page, base, person.email, board_path)
+            page.get_by_role("link", name=case.title).click()
+            page.wait_for_url(re.compile(re.escape(str(case.public_id))))
+            assert page.get_by_test_id("clinical-question").inner_text() == case.referring_question
+            notes = page.locator(".timeline .note-body").all_inner_texts()
+            documents = page.get_by_test_id("attachment").all_inner_texts()
+            page.get_by_role("link", name="CT chest with contrast").click()
+            page.wait_for_url(f"{base}{study_path}")
+            assert page.locator("main").inner_text()  # the study page rendered
+            seen.append((page.url, notes, [d.split(" · ")[0] for d in documents]))
+            page.go_back()
+            page.wait_for_url(re.compile(re.escape(str(case.public_id))))
+            pages.append(page)
+        # everyone sees the same study version, the same report and the same notes
+        assert seen[0] == seen[1]
+        assert seen[0][1] == ["8 mm nodule, smooth margins; compare with the prior study."]
+        assert seen[0][2] == ["radiology-report.pdf"]
+        pages[0].screenshot(path=str(output_dir / "tumor-board-participant.png"), full_page=True)
+
+        # the host ends the meeting
+        host_page.get_by_role("button", name="End meeting").click()
+        host_page.wait_for_load_state()
+        assert host_page.get_by_test_id("board-state").inner_text() == "Ended"
+
+        # each participant's next click is refused: the study link on the case page still on screen
+        for page in pages:
+            with page.expect_response(lambda r: r.url.endswith(study_path)) as response:
+                page.get_by_role("link", name="CT chest with contrast").click()
+            assert response.value.status in (403, 404)
+            page.wait_for_load_state()
+            assert "CT chest with contrast" not in page.locator("main").inner_text()
+            # and the case page itself is gone too
+            reload = page.goto(f"{base}{reverse('cases:case_detail', kwargs={'case_id': case.public_id})}")
+            assert reload.status == 404
+        pages[1].screenshot(path=str(output_dir / "tumor-board-refused.png"), full_page=True)
+    finally:
+        for ctx in contexts:
+            ctx.close()
+
+
+def test_case_pages_fit_a_phone_and_label_every_control(page, live_server, board_world, output_dir):
+    board, host, _participants, case, _study = board_world
+    base = live_server.url
+    page.set_viewport_size({"width": 390, "height": 844})
+    paths = [reverse("cases:case_list"), reverse("cases:case_detail", kwargs={"case_id": case.public_id}),
+             reverse("cases:case_create"), reverse("cases:board_list"), reverse("cases:board_create"),
+             reverse("cases:board_detail", kwargs={"boardsession_id": board.public_id})]
+    _sign_in(page, base, host.email, paths[0])
+    for path in paths:
+        page.goto(f"{base}{path}")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390, path
+        unlabeled = page.evaluate("""() => [...document.querySelectorAll('input, select, textarea')]
+            .filter(el => el.type !== 'hidden' && !(el.labels && el.labels.length) && !el.getAttribute('aria-label'))
+            .map(el => el.name)""")
+        assert unlabeled == [], f"{path}: controls without a label: {unlabeled}"
+    page.goto(f"{base}{paths[1]}")
+    page.screenshot(path=str(output_dir / "case-page-phone.png"), full_page=True)
+    # by keyboard: Tab reaches the note form and a note can be added without a mouse
+    page.get_by_label("Note", exact=True).focus()
+    page.keyboard.type("Added by keyboard.")
+    page.keyboard.press("Tab")
+    page.keyboard.press("Enter")
+    page.wait_for_load_state()
+    assert "Added by keyboard." in page.locator(".timeline").inner_text()
