@@ -1,0 +1,57 @@
+"""Sharing from a case in a few steps through the pages: template, recipient, scope, expiry,
+confirm; then the link is shown once."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from apps.sharing.models import Grant
+
+pytestmark = pytest.mark.django_db
+
+
+def test_share_steps_then_link_shown_once(owner, case, consultant):
+    client = Client()
+    client.force_login(owner)
+    url = reverse("sharing:case_share", kwargs={"case_id": case.public_id})
+    page = client.get(url)
+    assert page.status_code == 200 and b"Radiology second opinion" in page.content
+    form = {"use_case": "second_opinion", "recipient_kind": "user", "recipient_email": consultant.email}
+    review = client.post(url, form)
+    assert review.status_code == 200 and b'name="confirm"' in review.content
+    assert not Grant.objects.exists()  # nothing until confirmed
+    done = client.post(url, {**form, "confirm": "1"})
+    assert done.status_code == 200
+    link = re.search(rb'value="(http://testserver/s/[^"]+)"', done.content).group(1).decode()
+    grant = Grant.objects.get()
+    assert grant.grantee == consultant and grant.use_case == "second_opinion" and grant.created_by == owner
+    recipient = Client()
+    recipient.force_login(consultant)
+    assert recipient.get(link.removeprefix("http://testserver")).status_code == 302
+
+
+def test_share_form_refuses_unknown_recipient_and_wrong_kind(owner, case):
+    client = Client()
+    client.force_login(owner)
+    url = reverse("sharing:case_share", kwargs={"case_id": case.public_id})
+    response = client.post(url, {"use_case": "second_opinion", "recipient_kind": "user",
+                                 "recipient_email": "nobody@example.org"})
+    assert response.status_code == 400
+    response = client.post(url, {"use_case": "second_opinion", "recipient_kind": "anonymous", "confirm": "1"})
+    assert response.status_code == 400
+    assert not Grant.objects.exists()
+
+
+def test_only_sharers_reach_the_share_page(case, consultant, org_b, client_as):
+    from apps.organizations.models import Role
+    from tests.factories import member
+
+    url = reverse("sharing:case_share", kwargs={"case_id": case.public_id})
+    assert client_as(consultant).get(url).status_code == 404       # cannot see the case at all
+    coordinator = member(case.organization, Role.COORDINATOR)
+    assert client_as(coordinator).get(url).status_code == 403      # sees it, may not share
+    assert client_as(member(org_b, Role.CLINICIAN)).get(url).status_code == 404
