@@ -11,7 +11,9 @@ urlpatterns = [
     path("healthz", core_views.healthz, name="healthz"),
     path("readyz", core_views.readyz, name="readyz"),
     path("i18n/", include("django.conf.urls.i18n")),
+    path("", include("apps.accounts.urls")),
     path("accounts/", include("allauth.urls")),
+    path("portal/", include("apps.education.urls")),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/v1/", include("apps.organizations.api_urls")),
@@ -19,6 +21,7 @@ urlpatterns = [
     path("org/", include("apps.organizations.urls")),
     path("org/audit/", include("apps.audit.urls")),
     path("", include("apps.sharing.urls")),
+    path("", include("apps.imaging.urls")),
     path("", include("apps.cases.urls")),
     path("", include("apps.core.urls")),
 ]

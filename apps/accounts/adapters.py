@@ -1,15 +1,114 @@
 """allauth behaviour for Lightbox.
 
-Nobody signs themselves up: staff accounts are made by an org admin (or SSO), consultants and
-patients arrive by invitation. So the open sign-up form is closed.
+Nobody signs themselves up: staff accounts are made by an org admin (and then may sign in by the
+organization's SSO), consultants and patients arrive by invitation. So open sign-up is closed,
+for passwords and for SSO alike.
+
+SSO: each organization configures one OpenID Connect provider (apps.accounts.models.SSOConfig).
+allauth's ``openid_connect`` provider serves it at ``/accounts/oidc/org-<slug>/login/``; the app
+is built here from the stored configuration (the secret is decrypted only in memory). Someone
+arriving by SSO is signed in only when the provider vouches for their e-mail (verified), its
+domain is allowed, and an org admin already made them a *staff* member of that organization:
+SSO links accounts, it never creates one, and so never creates an org admin.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from allauth.account.adapter import DefaultAccountAdapter
+from allauth.core.exceptions import ImmediateHttpResponse
+from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
+from django import forms
 from django.http import HttpRequest
+from django.shortcuts import render
+from django.utils.translation import gettext as _
+
+from apps.audit.services import record
+
+
+def password_login_refused(user: Any) -> bool:
+    """Staff of an organization that turned password sign-in off must use its SSO. Org admins
+    keep their password (with a required second factor) so that a broken SSO cannot lock the
+    organization out."""
+    from apps.organizations.models import Membership, Role
+
+    return Membership.objects.filter(
+        user=user, is_active=True, organization__password_login_allowed=False,
+        role__in=[Role.RADIOLOGIST, Role.CLINICIAN, Role.COORDINATOR],
+    ).exists()
 
 
 class AccountAdapter(DefaultAccountAdapter):
     def is_open_for_signup(self, request: HttpRequest) -> bool:
         return False
+
+    def authenticate(self, request: HttpRequest, **credentials: Any) -> Any:
+        user = super().authenticate(request, **credentials)
+        if user is not None and password_login_refused(user):
+            record(action="auth.password_login_refused", actor=user, outcome="denied", request=request)
+            raise forms.ValidationError(
+                _("Your organization signs staff in through its single sign-on. "
+                  "Use “Sign in with your organization” below."))
+        return user
+
+
+def _apps_from_configs(provider: str | None = None, client_id: str | None = None) -> list:
+    from allauth.socialaccount.models import SocialApp
+
+    from apps.accounts.models import SSOConfig
+
+    apps = []
+    for config in SSOConfig.objects.filter(enabled=True).select_related("organization"):
+        if provider and provider not in ("openid_connect", config.provider_id):
+            continue
+        if client_id and client_id != config.client_id:
+            continue
+        apps.append(SocialApp(
+            provider="openid_connect", provider_id=config.provider_id, name=config.organization.name,
+            client_id=config.client_id, secret=config.client_secret,
+            settings={"server_url": config.issuer, "oauth_pkce_enabled": True,
+                      "lightbox_org_id": config.organization_id}))
+    return apps
+
+
+class SocialAccountAdapter(DefaultSocialAccountAdapter):
+    def list_apps(self, request: HttpRequest, provider: str | None = None, client_id: str | None = None) -> list:
+        return _apps_from_configs(provider=provider, client_id=client_id)
+
+    def is_open_for_signup(self, request: HttpRequest, sociallogin: Any) -> bool:
+        return False
+
+    def _refuse(self, request: HttpRequest, reason: str, org_id: int | None) -> None:
+        record(action="auth.sso_refused", outcome="denied", request=request, organization_id=org_id,
+               actor_label="anonymous", details={"reason": reason})
+        raise ImmediateHttpResponse(render(request, "accounts/sso_refused.html", {"reason": reason}, status=403))
+
+    def pre_social_login(self, request: HttpRequest, sociallogin: Any) -> None:
+        from apps.accounts.models import SSOConfig, User
+        from apps.organizations.models import Membership, Role
+
+        provider_id = sociallogin.provider.app.provider_id
+        config = SSOConfig.objects.filter(enabled=True).select_related("organization") \
+            .filter(organization__slug=provider_id.removeprefix("org-")).first()
+        if config is None:
+            self._refuse(request, "not_configured", None)
+        emails = [e.email.strip().lower() for e in sociallogin.email_addresses if e.verified and e.email]
+        if not emails:
+            self._refuse(request, "email_not_verified", config.organization_id)
+        email = emails[0]
+        if not config.allows_email(email):
+            self._refuse(request, "domain_not_allowed", config.organization_id)
+        user = User.objects.filter(email=email, is_active=True).first()
+        staff_roles = [Role.ORG_ADMIN, Role.RADIOLOGIST, Role.CLINICIAN, Role.COORDINATOR]
+        if user is None or not Membership.objects.filter(user=user, organization=config.organization,
+                                                        is_active=True, role__in=staff_roles).exists():
+            self._refuse(request, "no_membership", config.organization_id)
+        if sociallogin.is_existing and sociallogin.user.pk != user.pk:
+            self._refuse(request, "linked_elsewhere", config.organization_id)
+        if not sociallogin.is_existing:
+            sociallogin.user = user
+            sociallogin.save(request, connect=True)  # link the provider's subject to this account
+        request.session["lightbox_active_org"] = str(config.organization.public_id)
+        record(action="auth.sso_linked", actor=user, organization_id=config.organization_id, target=user,
+               request=request, details={"provider": provider_id})

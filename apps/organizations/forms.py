@@ -21,7 +21,39 @@ class MembershipForm(forms.ModelForm):
 class OrganizationPolicyForm(forms.ModelForm):
     class Meta:
         model = Organization
-        fields = ["upload_max_bytes", "invitation_ttl_hours", "anonymous_links_enabled"]
+        fields = ["upload_max_bytes", "invitation_ttl_hours", "anonymous_links_enabled",
+                  "password_login_allowed", "mfa_required_roles", "staff_idle_minutes", "external_idle_minutes"]
+
+    mfa_required_roles = forms.MultipleChoiceField(
+        label=_("Roles that must use a second factor"), required=False,
+        choices=[c for c in Role.choices if c[0] != Role.PATIENT], widget=forms.CheckboxSelectMultiple,
+        help_text=_("Everyone may set up an authenticator app; these roles must. External consultants always must."),
+    )
+
+    def clean_mfa_required_roles(self) -> list[str]:
+        roles = set(self.cleaned_data["mfa_required_roles"]) | {Role.EXTERNAL_CONSULTANT.value}
+        return sorted(roles)
+
+    def clean_password_login_allowed(self) -> bool:
+        value = self.cleaned_data["password_login_allowed"]
+        if not value and self.instance.pk:
+            from apps.accounts.models import SSOConfig
+
+            if not SSOConfig.objects.filter(organization=self.instance, enabled=True).exists():
+                raise forms.ValidationError(_("Set up single sign-on first: staff would have no way to sign in."))
+        return value
+
+    def _clean_idle(self, name: str) -> int:
+        value = self.cleaned_data[name]
+        if not 5 <= value <= 24 * 60:
+            raise forms.ValidationError(_("Choose between 5 minutes and 24 hours (1440 minutes)."))
+        return value
+
+    def clean_staff_idle_minutes(self) -> int:
+        return self._clean_idle("staff_idle_minutes")
+
+    def clean_external_idle_minutes(self) -> int:
+        return self._clean_idle("external_idle_minutes")
 
     def clean_upload_max_bytes(self) -> int:
         value = self.cleaned_data["upload_max_bytes"]

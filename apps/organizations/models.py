@@ -17,6 +17,11 @@ class Role(models.TextChoices):
     PATIENT = "patient", _("Patient")
 
 
+def default_mfa_required_roles() -> list[str]:
+    """By default org admins and external consultants must use a second factor."""
+    return [Role.ORG_ADMIN.value, Role.EXTERNAL_CONSULTANT.value]
+
+
 class OrganizationQuerySet(OrgScopedQuerySet["Organization"]):
     org_lookup = "id"
     visible_action = "view_organization"
@@ -38,6 +43,22 @@ class Organization(PublicIdModel):
     anonymous_links_enabled = models.BooleanField(
         _("allow anonymous links"), default=False,
         help_text=_("Off by default: every link is tied to a signed-in recipient."),
+    )
+    # --- identity policy (apps.accounts reads these) ---
+    password_login_allowed = models.BooleanField(
+        _("staff may sign in with a password"), default=True,
+        help_text=_("Turn off to make staff sign in through the organization's single sign-on. "
+                    "External consultants and patients always use a password and a second factor."),
+    )
+    mfa_required_roles = models.JSONField(
+        _("roles that must use a second factor"), default=default_mfa_required_roles, blank=True,
+        help_text=_("Everyone may enrol an authenticator app; these roles must."),
+    )
+    staff_idle_minutes = models.PositiveIntegerField(
+        _("idle sign-out for staff (minutes)"), default=60,
+    )
+    external_idle_minutes = models.PositiveIntegerField(
+        _("idle sign-out for consultants and patients (minutes)"), default=15,
     )
 
     objects = OrganizationQuerySet.as_manager()

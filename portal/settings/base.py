@@ -61,6 +61,9 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "allauth",
     "allauth.account",
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.openid_connect",
+    "axes",
     "django_otp",
     "django_otp.plugins.otp_totp",
     "django_otp.plugins.otp_static",
@@ -73,6 +76,7 @@ INSTALLED_APPS = [
     "apps.cases",
     "apps.sharing",
     "apps.imaging",
+    "apps.education",
 ]
 
 MIDDLEWARE = [
@@ -86,10 +90,12 @@ MIDDLEWARE = [
     "django_otp.middleware.OTPMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     "apps.organizations.middleware.ActiveOrganizationMiddleware",
+    "apps.accounts.middleware.AccessGateMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     "django.middleware.gzip.GZipMiddleware",
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "portal.urls"
@@ -128,6 +134,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Auth -----------------------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"
 AUTHENTICATION_BACKENDS = [
+    "apps.accounts.brute_force.AxesBackend",  # first: refuses locked-out accounts
     "django.contrib.auth.backends.ModelBackend",
     "allauth.account.auth_backends.AuthenticationBackend",
 ]
@@ -257,6 +264,54 @@ LIGHTBOX_UPLOAD_EXPIRY_HOURS = env.int("LIGHTBOX_UPLOAD_EXPIRY_HOURS", default=2
 LIGHTBOX_ZIP_MAX_ENTRIES = 100_000
 LIGHTBOX_ZIP_MAX_RATIO = 100          # uncompressed / compressed, per entry and overall
 LIGHTBOX_ZIP_MAX_TOTAL_BYTES = 64 * 1024**3
+
+# --- Identity: field encryption, MFA, sessions, brute force (apps.accounts) ----------------
+
+
+def _embedded_field_key() -> str:
+    """The embedded default keeps one generated Fernet key in var/ (like the secret key)."""
+    key_file = VAR_DIR / "field_key"
+    if key_file.exists():
+        return key_file.read_text().strip()
+    import base64
+
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    value = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+    key_file.write_text(value)
+    key_file.chmod(0o600)
+    return value
+
+
+# Fernet keys (comma-separated; the first encrypts) for secrets stored in the database
+LIGHTBOX_FIELD_ENCRYPTION_KEY = env_secret("LIGHTBOX_FIELD_ENCRYPTION_KEY") or _embedded_field_key()
+# sharing and original downloads need an OTP verification this recent (step-up)
+LIGHTBOX_STEP_UP_HOURS = env.int("LIGHTBOX_STEP_UP_HOURS", default=12)
+# the sign-in gate (second factor, enrolment) and step-up; only test settings turn it off
+LIGHTBOX_MFA_ENFORCED = True
+LIGHTBOX_OTP_MAX_FAILURES = 5            # wrong codes in a row lock the second factor ...
+LIGHTBOX_OTP_LOCK_MINUTES = 15           # ... for this long
+LIGHTBOX_INVITE_TOKEN_MAX_FAILURES = 10  # unknown invitation tokens per address ...
+LIGHTBOX_INVITE_TOKEN_WINDOW_MINUTES = 15  # ... within this window, then refused for the window
+OTP_TOTP_ISSUER = "Lightbox"
+# django-otp counts failures on the device; apps.accounts.mfa locks after
+# LIGHTBOX_OTP_MAX_FAILURES in a row (a fixed lock, rather than django-otp's doubling delays)
+OTP_TOTP_THROTTLE_FACTOR = 0
+OTP_STATIC_THROTTLE_FACTOR = 0
+SOCIALACCOUNT_ADAPTER = "apps.accounts.adapters.SocialAccountAdapter"
+SOCIALACCOUNT_AUTO_SIGNUP = False
+SOCIALACCOUNT_EMAIL_AUTHENTICATION = False  # linking is decided by the adapter, against memberships
+SOCIALACCOUNT_STORE_TOKENS = False
+SOCIALACCOUNT_LOGIN_ON_GET = False
+SOCIALACCOUNT_REQUESTS_TIMEOUT = 10
+# django-axes: lock an account for AXES_COOLOFF_TIME after AXES_FAILURE_LIMIT wrong passwords
+AXES_FAILURE_LIMIT = env.int("LIGHTBOX_LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = 0.25  # hours
+AXES_LOCKOUT_PARAMETERS = ["username", ["username", "ip_address"]]  # the account, from anywhere (pair: axes W006)
+AXES_RESET_ON_SUCCESS = True
+AXES_USERNAME_CALLABLE = "apps.accounts.brute_force.axes_username"
+AXES_LOCKOUT_CALLABLE = "apps.accounts.brute_force.axes_lockout_response"
+AXES_SENSITIVE_PARAMETERS = ["password", "login"]
+AXES_VERBOSE = False
 
 # --- Celery ---------------------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")

@@ -21,3 +21,6 @@ STORAGES = {**STORAGES}
 if STORAGES["default"]["BACKEND"].endswith("FileSystemStorage"):
     STORAGES["default"] = {**STORAGES["default"], "OPTIONS": {
         **STORAGES["default"]["OPTIONS"], "location": MEDIA_ROOT}}
+# The sign-in gate and step-up are on everywhere else; tests/accounts switches them back on.
+# Other apps' tests sign in with force_login, without a second factor.
+LIGHTBOX_MFA_ENFORCED = False

@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+from django import forms
+from django.contrib.auth import password_validation
+from django.utils.translation import gettext_lazy as _
+
+from apps.organizations.models import Role
+
+
+class CodeForm(forms.Form):
+    code = forms.CharField(
+        label=_("Code from your authenticator app (or a recovery code)"), max_length=32,
+        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "text", "autofocus": True}))
+
+
+class EnrolForm(forms.Form):
+    code = forms.CharField(
+        label=_("6-digit code shown by your authenticator app"), max_length=6, min_length=6,
+        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric",
+                                      "pattern": "[0-9]{6}"}))
+
+
+class InvitationForm(forms.Form):
+    email = forms.EmailField(label=_("E-mail address"))
+    role = forms.ChoiceField(label=_("Role"), choices=[c for c in Role.choices if c[0] != Role.PATIENT],
+                             initial=Role.EXTERNAL_CONSULTANT)
+    cases = forms.ModelMultipleChoiceField(
+        label=_("Cases the invitation opens"), required=False, queryset=None,
+        widget=forms.CheckboxSelectMultiple,
+        help_text=_("An external consultant sees only these cases, and nothing else."))
+    access_days = forms.IntegerField(label=_("Access lasts (days)"), min_value=1, max_value=365, initial=30)
+
+    def __init__(self, *args, cases_qs=None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["cases"].queryset = cases_qs
+        self.fields["cases"].label_from_instance = lambda c: c.title
+
+
+class PatientInvitationForm(forms.Form):
+    email = forms.EmailField(label=_("Patient's e-mail address"))
+
+
+class AcceptForm(forms.Form):
+    """Creating the account an invitation was sent for: the e-mail is the invited one."""
+
+    full_name = forms.CharField(label=_("Full name"), max_length=200)
+    password1 = forms.CharField(label=_("Choose a password"), strip=False,
+                                widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+                                help_text=_("At least 12 characters."))
+    password2 = forms.CharField(label=_("Repeat the password"), strip=False,
+                                widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}))
+
+    def __init__(self, *args, email: str = "", **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.email = email
+
+    def clean(self):
+        data = super().clean()
+        p1, p2 = data.get("password1"), data.get("password2")
+        if p1 and p2 and p1 != p2:
+            self.add_error("password2", _("The two passwords differ."))
+        if p1:
+            from apps.accounts.models import User
+
+            try:
+                password_validation.validate_password(p1, User(email=self.email, full_name=data.get("full_name", "")))
+            except forms.ValidationError as exc:
+                self.add_error("password1", exc)
+        return data
+
+
+class BirthDateForm(forms.Form):
+    birth_date = forms.DateField(label=_("Your date of birth"), widget=forms.DateInput(attrs={"type": "date"}),
+                                 help_text=_("To check that this invitation reached the right person."))
+
+
+class SSOConfigForm(forms.Form):
+    enabled = forms.BooleanField(label=_("Single sign-on enabled"), required=False, initial=True)
+    issuer = forms.URLField(
+        label=_("Issuer URL"), max_length=300, assume_scheme="https",
+        help_text=_("The OpenID Connect issuer; /.well-known/openid-configuration is read from it."))
+    client_id = forms.CharField(label=_("Client id"), max_length=200)
+    client_secret = forms.CharField(
+        label=_("Client secret"), required=False, strip=True,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+        help_text=_("Stored encrypted and never shown again. Leave empty to keep the stored one."))
+    allowed_domains = forms.CharField(label=_("Allowed e-mail domains"), max_length=500,
+                                      help_text=_("Comma-separated, e.g. hospital.example"))
+
+
+class SSOStartForm(forms.Form):
+    email = forms.EmailField(label=_("Work e-mail address"))

@@ -1,0 +1,218 @@
+"""Second factor: who must have one, checking codes (with lockout), and step-up for sensitive acts.
+
+django-otp holds the devices: a TOTPDevice (authenticator app) and a StaticDevice (recovery
+codes). A session is *verified* once a code was checked in it (``request.user.is_verified()``);
+``OTP_VERIFIED_AT`` keeps when, for step-up.
+
+Step-up, for views that give away access or diagnostic originals::
+
+    from apps.accounts.mfa import require_recent_otp, RecentOTP
+
+    @login_required
+    @require_recent_otp            # a code within LIGHTBOX_STEP_UP_HOURS (default 12), else the
+    def case_share(request, ...):  # step-up page asks for one and comes back to this URL (GET)
+        ...
+
+    class OriginalDownloadApi(APIView):
+        permission_classes = [IsAuthenticated, RecentOTP]   # 403 "step_up_required" otherwise
+
+A user without an authenticator app is sent to enrol one first. Both read the same
+``recently_verified(request)``; nothing else decides.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from functools import wraps
+from typing import Any
+from urllib.parse import urlencode
+
+import django_otp
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect
+from django.urls import reverse
+from django.utils import timezone
+from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
+from django_otp.plugins.otp_totp.models import TOTPDevice
+from rest_framework.permissions import BasePermission
+
+from apps.audit.services import record
+
+OTP_VERIFIED_AT = "lightbox_otp_verified_at"
+RECOVERY_CODE_COUNT = 10
+
+
+# --- who must ------------------------------------------------------------------------------
+
+def mfa_required(user: Any) -> bool:
+    """True when one of the user's active memberships has a role its organization requires a
+    second factor for (Organization.mfa_required_roles)."""
+    from apps.organizations.models import Membership
+
+    if not getattr(user, "is_authenticated", False):
+        return False
+    for role, required in (Membership.objects.filter(user=user, is_active=True)
+                           .values_list("role", "organization__mfa_required_roles")):
+        if role in (required or []):
+            return True
+    return False
+
+
+def totp_device(user: Any, *, confirmed: bool | None = True) -> TOTPDevice | None:
+    qs = TOTPDevice.objects.filter(user=user)
+    if confirmed is not None:
+        qs = qs.filter(confirmed=confirmed)
+    return qs.order_by("-id").first()
+
+
+def has_second_factor(user: Any) -> bool:
+    return TOTPDevice.objects.filter(user=user, confirmed=True).exists()
+
+
+def recovery_codes_pending(user: Any) -> bool:
+    """An authenticator is enrolled but its recovery codes were not yet saved."""
+    return has_second_factor(user) and not StaticDevice.objects.filter(user=user, confirmed=True).exists()
+
+
+# --- enrolment -------------------------------------------------------------------------------
+
+def totp_begin(user: Any) -> TOTPDevice:
+    """The unconfirmed authenticator being enrolled (kept across page loads, so the QR code does
+    not change under the user's feet)."""
+    device = totp_device(user, confirmed=False)
+    if device is None:
+        device = TOTPDevice.objects.create(user=user, name="authenticator", confirmed=False)
+    return device
+
+
+def recovery_codes_issue(user: Any) -> list[str]:
+    """New recovery codes (unconfirmed until the user says they saved them); old ones die."""
+    StaticDevice.objects.filter(user=user).delete()
+    device = StaticDevice.objects.create(user=user, name="recovery", confirmed=False)
+    codes = []
+    for _ in range(RECOVERY_CODE_COUNT):
+        token = StaticToken.random_token()
+        device.token_set.create(token=token)
+        codes.append(token)
+    return codes
+
+
+def recovery_codes_confirm(user: Any, request: HttpRequest | None = None) -> None:
+    StaticDevice.objects.filter(user=user).update(confirmed=True)
+    record(action="auth.mfa_recovery_codes_saved", actor=user, request=request)
+
+
+# --- checking codes --------------------------------------------------------------------------
+
+def locked_until(device: TOTPDevice) -> datetime | None:
+    """When the second factor unlocks, or None if it is not locked. Locked after
+    LIGHTBOX_OTP_MAX_FAILURES wrong codes in a row, for LIGHTBOX_OTP_LOCK_MINUTES."""
+    if device.throttling_failure_count < settings.LIGHTBOX_OTP_MAX_FAILURES or \
+            device.throttling_failure_timestamp is None:
+        return None
+    until = device.throttling_failure_timestamp + timedelta(minutes=settings.LIGHTBOX_OTP_LOCK_MINUTES)
+    if until <= timezone.now():
+        device.throttle_reset()
+        return None
+    return until
+
+
+class OTPResult:
+    OK = "ok"
+    WRONG = "wrong"
+    LOCKED = "locked"
+
+
+def mark_verified(request: HttpRequest, device: Any) -> None:
+    django_otp.login(request, device)
+    request.session[OTP_VERIFIED_AT] = time.time()
+
+
+def otp_check(request: HttpRequest, user: Any, code: str, *, purpose: str = "sign_in") -> tuple[str, Any]:
+    """Check ``code`` (authenticator code or a recovery code) for ``user``; on success mark the
+    session verified. Returns (OTPResult, locked_until or None). Every failure and lockout is
+    recorded; the code itself never is."""
+    device = totp_device(user)
+    if device is None:
+        return OTPResult.WRONG, None
+    until = locked_until(device)
+    if until is not None:
+        record(action="auth.otp_refused_locked", actor=user, outcome="denied", request=request,
+               details={"purpose": purpose})
+        return OTPResult.LOCKED, until
+    code = "".join((code or "").split())
+    matched: Any = None
+    if code.isdigit() and len(code) == device.digits:
+        if device.verify_token(code):
+            matched = device
+    else:
+        static = StaticDevice.objects.filter(user=user, confirmed=True).first()
+        if static is not None and static.verify_token(code.lower()):
+            matched = static
+            device.throttle_reset()
+            record(action="auth.mfa_recovery_code_used", actor=user, request=request,
+                   details={"left": static.token_set.count()})
+        else:
+            device.throttle_increment()
+    if matched is not None:
+        mark_verified(request, matched)
+        record(action="auth.otp_verified", actor=user, request=request, details={"purpose": purpose})
+        return OTPResult.OK, None
+    device.refresh_from_db()
+    failures = device.throttling_failure_count
+    record(action="auth.otp_failed", actor=user, outcome="denied", request=request,
+           details={"purpose": purpose, "failures": failures})
+    until = locked_until(device)
+    if until is not None:
+        record(action="auth.otp_locked_out", actor=user, outcome="denied", request=request,
+               details={"failures": failures, "minutes": settings.LIGHTBOX_OTP_LOCK_MINUTES})
+        return OTPResult.LOCKED, until
+    return OTPResult.WRONG, None
+
+
+# --- step-up ---------------------------------------------------------------------------------
+
+def recently_verified(request: HttpRequest, hours: float | None = None) -> bool:
+    """A code was checked in this session within ``hours`` (LIGHTBOX_STEP_UP_HOURS)."""
+    user = getattr(request, "user", None)
+    check = getattr(user, "is_verified", None)
+    if not (callable(check) and check()):
+        return False
+    at = request.session.get(OTP_VERIFIED_AT)
+    hours = settings.LIGHTBOX_STEP_UP_HOURS if hours is None else hours
+    return at is not None and time.time() - float(at) <= hours * 3600
+
+
+def step_up_url(request: HttpRequest) -> str:
+    return f"{reverse('accounts:step_up')}?{urlencode({'next': request.get_full_path()})}"
+
+
+def require_recent_otp(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Decorator: the view runs only with an OTP verification in the last LIGHTBOX_STEP_UP_HOURS;
+    otherwise the user goes to the step-up page (enrolment first if they have no authenticator),
+    which returns to this URL. Use it under ``login_required``."""
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not settings.LIGHTBOX_MFA_ENFORCED or recently_verified(request):
+            return view(request, *args, **kwargs)
+        record(action="auth.step_up_required", actor=request.user, outcome="denied", request=request,
+               details={"path": request.path[:200]})
+        if request.path.startswith("/api/"):
+            return JsonResponse({"detail": "step_up_required", "step_up_url": step_up_url(request)}, status=403)
+        return redirect(step_up_url(request))
+
+    wrapped.lightbox_step_up = True  # type: ignore[attr-defined]
+    return wrapped
+
+
+class RecentOTP(BasePermission):
+    """DRF permission: like ``require_recent_otp``, answering 403 ``step_up_required``."""
+
+    message = "step_up_required"
+
+    def has_permission(self, request: Any, view: Any) -> bool:
+        return not settings.LIGHTBOX_MFA_ENFORCED or recently_verified(request)

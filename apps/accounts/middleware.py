@@ -1,0 +1,102 @@
+"""The access gate, after authentication and the active organization are known:
+
+1. idle timeout: a session unused for longer than its organization allows is signed out
+   (shorter for external consultants and patients than for staff);
+2. second factor: a user with an authenticator must enter a code after the password; a user
+   whose role requires one and who has none is sent to enrol; recovery codes must be saved
+   before anything else is reachable;
+3. patients reach the patient portal only.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from urllib.parse import urlencode
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import logout
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect
+from django.urls import reverse
+from django.utils.translation import gettext as _
+
+from apps.accounts import mfa
+from apps.audit.services import record
+from apps.organizations.models import Role
+
+LAST_SEEN = "lightbox_last_seen"
+STAFF_ROLES = {Role.ORG_ADMIN, Role.RADIOLOGIST, Role.CLINICIAN, Role.COORDINATOR}
+
+# reachable before the second factor is settled (sign-out, the MFA pages, static files...)
+_OPEN_PREFIXES = ("/static/", "/accounts/logout/", "/accounts/mfa/", "/i18n/", "/healthz", "/readyz",
+                  "/invite/", "/favicon.ico")
+# what a patient may reach
+_PATIENT_PREFIXES = ("/portal/", "/accounts/", "/i18n/", "/static/", "/invite/", "/healthz", "/readyz")
+
+
+def idle_limit_seconds(memberships: list) -> int | None:
+    """Staff get their organizations' staff limit; anyone without a staff role the external
+    one. The strictest organization wins."""
+    if not memberships:
+        return None
+    staff = any(m.role in STAFF_ROLES for m in memberships)
+    minutes = [m.organization.staff_idle_minutes if staff else m.organization.external_idle_minutes
+               for m in memberships]
+    minutes = [m for m in minutes if m]
+    return min(minutes) * 60 if minutes else None
+
+
+def is_patient_only(memberships: list) -> bool:
+    return bool(memberships) and all(m.role == Role.PATIENT for m in memberships)
+
+
+def _refuse(request: HttpRequest, url: str, code: str) -> HttpResponse:
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": code}, status=403)
+    return redirect(url)
+
+
+def _with_next(name: str, request: HttpRequest) -> str:
+    return f"{reverse(name)}?{urlencode({'next': request.get_full_path()})}"
+
+
+class AccessGateMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        user = getattr(request, "user", None)
+        if user is None or not user.is_authenticated:
+            return self.get_response(request)
+        memberships = list(getattr(request, "my_memberships", []) or [])
+        path = request.path
+
+        # 1. idle timeout
+        now = time.time()
+        limit = idle_limit_seconds(memberships)
+        last = request.session.get(LAST_SEEN)
+        if limit and last is not None and now - float(last) > limit:
+            record(action="auth.idle_timeout", actor=user, request=request, details={"limit_seconds": limit})
+            logout(request)
+            messages.info(request, _("You were signed out after %(minutes)s minutes without activity.")
+                          % {"minutes": limit // 60})
+            return _refuse(request, _with_next("account_login", request), "signed_out_idle")
+        if last is None or now - float(last) > 30:  # write the session at most every 30 s
+            request.session[LAST_SEEN] = now
+
+        # 2. second factor
+        if settings.LIGHTBOX_MFA_ENFORCED and not path.startswith(_OPEN_PREFIXES):
+            if not user.is_verified():
+                if mfa.has_second_factor(user):
+                    return _refuse(request, _with_next("accounts:mfa_verify", request), "otp_required")
+                if mfa.mfa_required(user):
+                    return _refuse(request, _with_next("accounts:mfa_setup", request), "mfa_enrolment_required")
+            elif mfa.recovery_codes_pending(user):
+                return _refuse(request, _with_next("accounts:recovery_codes", request), "recovery_codes_pending")
+
+        # 3. patients: the patient portal only
+        if is_patient_only(memberships) and not path.startswith(_PATIENT_PREFIXES):
+            return _refuse(request, reverse("education:portal"), "patient_portal_only")
+        return self.get_response(request)

@@ -1,0 +1,299 @@
+"""Identity writes: invitations, accepting them, ending sessions, SSO settings. Keyword-only,
+atomic, audited; audit details and e-mails carry ids and figures only, never patient data."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Iterable
+from datetime import date, timedelta
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.mail import EmailMultiAlternatives
+from django.db import transaction
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
+
+from apps.accounts.models import Invitation, InvitationKind, SSOConfig, User, new_security_stamp
+from apps.audit.services import record
+from apps.organizations.models import Membership, Organization, Role
+from apps.sharing import policy
+from apps.sharing.policy import Action
+
+if TYPE_CHECKING:
+    from django.http import HttpRequest
+
+    from apps.cases.models import Case
+
+#: what an invited consultant may do on the cases the invitation opens
+INVITATION_PERMISSIONS = ("view", "download_preview")
+
+
+def hash_token(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def invitation_url(raw: str, request: HttpRequest | None = None) -> str:
+    path = reverse("accounts:invitation_accept", kwargs={"token": raw})
+    if request is not None:
+        return request.build_absolute_uri(path)
+    return f"{settings.ACCOUNT_DEFAULT_HTTP_PROTOCOL}://{settings.ALLOWED_HOSTS[0]}{path}"
+
+
+# --- creating --------------------------------------------------------------------------------
+
+def invitation_check_rights(*, by: User, organization: Organization, role: str, cases: Iterable[Case],
+                            request: HttpRequest | None = None) -> None:
+    """Staff roles (and invitations naming no case) need MANAGE_MEMBERS; an external consultant
+    invited to cases needs SHARE_CASE on each of them (an invitation is a share of access)."""
+    cases = list(cases)
+    if role == Role.PATIENT:
+        raise ValidationError(_("Patients are invited from their case."))
+    if role != Role.EXTERNAL_CONSULTANT or not cases:
+        policy.require(by, Action.MANAGE_MEMBERS, organization, request=request)
+    for case in cases:
+        if case.organization_id != organization.pk:
+            raise PermissionDenied
+        policy.require(by, Action.SHARE_CASE, case, request=request)
+
+
+def invitation_create(*, organization: Organization, by: User, email: str, role: str,
+                      cases: Iterable[Case] = (), patient: Any = None, access_days: int = 30,
+                      request: HttpRequest | None = None) -> tuple[Invitation, str]:
+    """Invite ``email`` to ``organization`` with ``role``; returns (invitation, raw token).
+
+    The raw token (256 random bits) is returned once, for the e-mail; only its sha256 is stored.
+    The invitation expires after the organization's ``invitation_ttl_hours`` and works once."""
+    cases = list(cases)
+    email = (email or "").strip().lower()
+    kind = InvitationKind.PATIENT if patient is not None else InvitationKind.MEMBER
+    if kind == InvitationKind.PATIENT:
+        role = Role.PATIENT
+        if patient.organization_id != organization.pk:
+            raise PermissionDenied
+        if patient.birth_date is None:
+            raise ValidationError(_("The patient's date of birth is not recorded; it is needed to check "
+                                    "the invitation."))
+    else:
+        invitation_check_rights(by=by, organization=organization, role=role, cases=cases, request=request)
+        if role not in Role.values:
+            raise ValidationError(_("Unknown role."))
+    if not 1 <= access_days <= 365:
+        raise ValidationError(_("Access must last between 1 and 365 days."))
+    raw = secrets.token_urlsafe(32)
+    with transaction.atomic():
+        invitation = _invitation_insert(organization=organization, kind=kind, email=email, role=role,
+                                        patient=patient, access_days=access_days, raw=raw, by=by, cases=cases,
+                                        request=request)
+    # Sent once the row exists (the send is claimed on sent_at, so a retry never sends twice).
+    invitation_send(invitation=invitation, raw=raw, request=request)
+    return invitation, raw
+
+
+def _invitation_insert(*, organization: Organization, kind: str, email: str, role: str, patient: Any,
+                       access_days: int, raw: str, by: User, cases: list, request: HttpRequest | None) -> Invitation:
+    invitation = Invitation.objects.create(
+        organization=organization, kind=kind, email=email, role=role, patient=patient,
+        access_days=access_days, token_hash=hash_token(raw), created_by=by,
+        expires_at=timezone.now() + timedelta(hours=organization.invitation_ttl_hours))
+    if cases:
+        invitation.cases.set(cases)
+    record(action="invitation.created", actor=by, organization=organization, target=invitation,
+           request=request, details={"role": role, "kind": kind, "cases": [str(c.public_id) for c in cases],
+                                     "expires_at": invitation.expires_at.isoformat()})
+    return invitation
+
+
+def invitation_send(*, invitation: Invitation, raw: str, request: HttpRequest | None = None) -> bool:
+    """Send the invitation e-mail once (claimed with a conditional UPDATE). The mail holds the
+    organization's name, the inviter's name, the expiry and the link: no patient name, identifier,
+    study description or image."""
+    if not Invitation.objects.filter(pk=invitation.pk, sent_at__isnull=True).update(sent_at=timezone.now()):
+        return False
+    context = {"invitation": invitation, "organization": invitation.organization,
+               "inviter": invitation.created_by.display_name if invitation.created_by else "",
+               "url": invitation_url(raw, request), "patient": invitation.kind == InvitationKind.PATIENT,
+               "case_count": invitation.cases.count()}
+    with translation.override(translation.get_language() or settings.LANGUAGE_CODE):
+        subject = render_to_string("accounts/email/invitation_subject.txt", context).strip()
+        text = render_to_string("accounts/email/invitation_message.txt", context)
+        html = render_to_string("accounts/email/invitation_message.html", context)
+    message = EmailMultiAlternatives(subject=settings.ACCOUNT_EMAIL_SUBJECT_PREFIX + subject, body=text,
+                                     to=[invitation.email])
+    message.attach_alternative(html, "text/html")
+    message.send()
+    return True
+
+
+@transaction.atomic
+def invitation_revoke(*, invitation: Invitation, by: User, request: HttpRequest | None = None) -> bool:
+    """The inviter, or an org admin, withdraws a pending invitation."""
+    if invitation.created_by_id != by.pk:
+        policy.require(by, Action.MANAGE_MEMBERS, invitation.organization, request=request)
+    done = Invitation.objects.filter(pk=invitation.pk, accepted_at__isnull=True, revoked_at__isnull=True) \
+        .update(revoked_at=timezone.now())
+    if done:
+        record(action="invitation.revoked", actor=by, organization_id=invitation.organization_id,
+               target=invitation, request=request)
+    return bool(done)
+
+
+# --- opening and accepting -------------------------------------------------------------------
+
+class Refusal:
+    UNKNOWN = "unknown"      # no such token (mistyped, tampered)
+    EXPIRED = "expired"
+    USED = "used"
+    REVOKED = "revoked"
+    LOCKED = "locked"        # too many wrong birth dates
+
+
+def invitation_lookup(raw: str) -> tuple[Invitation | None, str | None]:
+    """The invitation behind a raw token and why it cannot be used (None: it can)."""
+    if not raw or len(raw) > 100:
+        return None, Refusal.UNKNOWN
+    invitation = (Invitation.objects.select_related("organization", "patient", "created_by")
+                  .filter(token_hash=hash_token(raw)).first())
+    if invitation is None:
+        return None, Refusal.UNKNOWN
+    if invitation.accepted_at is not None:
+        return invitation, Refusal.USED
+    if invitation.revoked_at is not None:
+        return invitation, Refusal.REVOKED
+    if invitation.locked_at is not None:
+        return invitation, Refusal.LOCKED
+    if invitation.expires_at <= timezone.now():
+        return invitation, Refusal.EXPIRED
+    return invitation, None
+
+
+def invitation_refused(*, invitation: Invitation | None, reason: str, request: HttpRequest | None) -> None:
+    record(action="invitation.refused", outcome="denied", request=request,
+           organization_id=invitation.organization_id if invitation else None, target=invitation,
+           actor=getattr(request, "user", None), actor_label="" if invitation else "anonymous",
+           details={"reason": reason})
+
+
+@transaction.atomic
+def invitation_check_birth_date(*, invitation: Invitation, value: date | None,
+                                request: HttpRequest | None = None) -> bool:
+    """A patient invitation asks for the patient's date of birth. Five wrong answers lock the
+    invitation for good (a new one must be sent); each wrong answer is recorded."""
+    invitation = Invitation.objects.select_for_update().select_related("patient").get(pk=invitation.pk)
+    if invitation.locked_at is not None:
+        return False
+    if value is not None and invitation.patient is not None and value == invitation.patient.birth_date:
+        return True
+    invitation.failed_attempts += 1
+    if invitation.failed_attempts >= Invitation.MAX_FAILED_ATTEMPTS:
+        invitation.locked_at = timezone.now()
+    invitation.save(update_fields=["failed_attempts", "locked_at"])
+    record(action="invitation.birth_date_failed", outcome="denied", request=request, actor_label="anonymous",
+           organization_id=invitation.organization_id, target=invitation,
+           details={"attempts": invitation.failed_attempts, "locked": invitation.locked_at is not None})
+    return False
+
+
+@transaction.atomic
+def invitation_accept(*, invitation: Invitation, user: User, request: HttpRequest | None = None) -> Invitation:
+    """Bind the invitation to ``user`` (whose e-mail must be the invited one): membership with
+    the invited role, and a Grant (source "invitation") for each case it opens. Single use: the
+    claim is a conditional UPDATE, so a second acceptance fails."""
+    if user.email.lower() != invitation.email.lower():
+        raise PermissionDenied(_("This invitation was sent to another e-mail address."))
+    now = timezone.now()
+    claimed = Invitation.objects.filter(pk=invitation.pk, accepted_at__isnull=True, revoked_at__isnull=True,
+                                        locked_at__isnull=True, expires_at__gt=now) \
+        .update(accepted_at=now, accepted_by=user)
+    if not claimed:
+        raise ValidationError(_("This invitation can no longer be used."))
+    invitation.refresh_from_db()
+    membership, made = Membership.objects.get_or_create(
+        user=user, organization=invitation.organization, defaults={"role": invitation.role})
+    if not made and not membership.is_active:
+        membership.is_active = True
+        membership.role = invitation.role
+        membership.save(update_fields=["is_active", "role"])
+    from apps.sharing.services import grant_create
+
+    grants = []
+    for case in invitation.cases.all():
+        if not case.is_open:
+            continue
+        grants.append(grant_create(case=case, grantee=user, permissions=INVITATION_PERMISSIONS,
+                                   expires_at=now + timedelta(days=invitation.access_days),
+                                   by=invitation.created_by, source="invitation", request=request))
+    record(action="invitation.accepted", actor=user, organization_id=invitation.organization_id,
+           target=invitation, request=request,
+           details={"role": invitation.role, "grants": [str(g.public_id) for g in grants],
+                    "membership_created": made})
+    return invitation
+
+
+@transaction.atomic
+def account_create_for_invitation(*, invitation: Invitation, full_name: str, password: str,
+                                  request: HttpRequest | None = None) -> User:
+    if User.objects.filter(email=invitation.email.lower()).exists():
+        raise ValidationError(_("An account with this e-mail address exists; sign in to accept."))
+    user = User.objects.create_user(email=invitation.email, password=password, full_name=full_name.strip())
+    record(action="account.created", actor=user, organization_id=invitation.organization_id, target=user,
+           request=request, details={"via": "invitation"})
+    return user
+
+
+# --- sessions --------------------------------------------------------------------------------
+
+def user_sessions_end(*, user: User, reason: str, by: User | None = None,
+                      request: HttpRequest | None = None) -> None:
+    """End every session of ``user`` at once: the session auth hash includes the security stamp,
+    so a new stamp makes every existing session invalid on its next request."""
+    User.objects.filter(pk=user.pk).update(security_stamp=new_security_stamp())
+    user.refresh_from_db(fields=["security_stamp"])
+    record(action="auth.sessions_ended", actor=by or user, target=user, request=request, details={"reason": reason})
+
+
+@transaction.atomic
+def mfa_reset(*, user: User, by: User, request: HttpRequest | None = None) -> None:
+    """Remove the user's authenticator and recovery codes and end all their sessions; they
+    enrol again at their next sign-in. Org admins of an organization the user belongs to, or
+    the user themselves."""
+    from django_otp.plugins.otp_static.models import StaticDevice
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    if by.pk != user.pk:
+        orgs = Membership.objects.filter(user=user, is_active=True).values_list("organization", flat=True)
+        if not any(policy.can(by, Action.MANAGE_MEMBERS, Organization.objects.get(pk=o)) for o in orgs):
+            raise PermissionDenied
+    TOTPDevice.objects.filter(user=user).delete()
+    StaticDevice.objects.filter(user=user).delete()
+    record(action="auth.mfa_reset", actor=by, target=user, request=request)
+    user_sessions_end(user=user, reason="mfa_reset", by=by, request=request)
+
+
+# --- SSO ----------------------------------------------------------------------------------------
+
+@transaction.atomic
+def sso_config_save(*, organization: Organization, by: User, issuer: str, client_id: str,
+                    client_secret: str, allowed_domains: str, enabled: bool,
+                    request: HttpRequest | None = None) -> SSOConfig:
+    """Set the organization's OpenID Connect sign-in. An empty ``client_secret`` keeps the one
+    stored (the form never shows it back)."""
+    policy.require(by, Action.MANAGE_ORGANIZATION, organization, request=request)
+    config = SSOConfig.objects.filter(organization=organization).first() or SSOConfig(organization=organization)
+    config.issuer = issuer.strip().rstrip("/")
+    config.client_id = client_id.strip()
+    config.allowed_domains = allowed_domains
+    config.enabled = enabled
+    if client_secret:
+        config.client_secret = client_secret
+    if not config.domains:
+        raise ValidationError(_("Name at least one e-mail domain."))
+    config.save()
+    record(action="organization.sso_changed", actor=by, organization=organization, target=config,
+           request=request, details={"enabled": enabled, "domains": config.domains,
+                                     "secret_changed": bool(client_secret)})
+    return config

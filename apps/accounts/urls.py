@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from apps.accounts import views
+
+app_name = "accounts"
+
+urlpatterns = [
+    path("accounts/mfa/setup/", views.mfa_setup, name="mfa_setup"),
+    path("accounts/mfa/verify/", views.mfa_verify, name="mfa_verify"),
+    path("accounts/mfa/step-up/", views.step_up, name="step_up"),
+    path("accounts/mfa/recovery-codes/", views.recovery_codes, name="recovery_codes"),
+    path("accounts/sso/", views.sso_start, name="sso_start"),
+    path("invite/<str:token>/", views.invitation_accept, name="invitation_accept"),
+    path("org/invitations/", views.invitation_list, name="invitation_list"),
+    path("org/invitations/new/", views.invitation_send, name="invitation_send"),
+    path("org/invitations/<uuid:invitation_id>/revoke/", views.invitation_revoke, name="invitation_revoke"),
+    path("org/sso/", views.sso_settings, name="sso_settings"),
+    path("cases/<uuid:case_id>/invite-patient/", views.patient_invite, name="patient_invite"),
+]

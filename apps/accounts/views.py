@@ -1,0 +1,405 @@
+"""Identity pages: second factor (enrol, verify, step-up, recovery codes), invitations (send,
+accept), SSO (settings, start). Thin views: parse, call mfa/services, render."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+import segno
+from django.contrib import messages
+from django.contrib.auth import login
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_http_methods, require_POST
+from django_otp.plugins.otp_static.models import StaticDevice
+
+from apps.accounts import brute_force, mfa, services
+from apps.accounts.forms import (
+    AcceptForm,
+    BirthDateForm,
+    CodeForm,
+    EnrolForm,
+    InvitationForm,
+    PatientInvitationForm,
+    SSOConfigForm,
+    SSOStartForm,
+)
+from apps.accounts.models import Invitation, InvitationKind, SSOConfig, User
+from apps.accounts.services import Refusal
+from apps.audit.services import record
+from apps.sharing import policy
+from apps.sharing.policy import Action
+
+
+def _next(request: HttpRequest, default: str = "dashboard") -> str:
+    target = request.POST.get("next") or request.GET.get("next") or ""
+    if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()},
+                                                  require_https=request.is_secure()):
+        return target
+    return reverse(default)
+
+
+# --- second factor ---------------------------------------------------------------------------
+
+@never_cache
+@login_required
+@require_http_methods(["GET", "POST"])
+def mfa_setup(request: HttpRequest) -> HttpResponse:
+    """Enrol an authenticator app: QR code (drawn here, as SVG) and the key to type by hand."""
+    user = request.user
+    if mfa.has_second_factor(user):
+        if not user.is_verified():
+            return redirect(f"{reverse('accounts:mfa_verify')}?next={_next(request)}")
+        return redirect(_next(request))
+    device = mfa.totp_begin(user)
+    form = EnrolForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        if device.verify_token(form.cleaned_data["code"]):
+            device.confirmed = True
+            device.save(update_fields=["confirmed"])
+            mfa.mark_verified(request, device)
+            mfa.recovery_codes_issue(user)
+            record(action="auth.mfa_enrolled", actor=user, request=request)
+            return redirect(f"{reverse('accounts:recovery_codes')}?next={_next(request)}")
+        form.add_error("code", _("That code does not match. Check the time on your phone and try the next code."))
+    qr = segno.make(device.config_url, error="m")
+    svg = qr.svg_inline(scale=4, dark="#111", light="#fff", title=_("QR code for your authenticator app"))
+    key = _base32(device)
+    return render(request, "accounts/mfa_setup.html", {
+        "form": form, "qr_svg": svg, "manual_key": key, "manual_key_grouped": " ".join(
+            key[i:i + 4] for i in range(0, len(key), 4)), "next": _next(request),
+        "required": mfa.mfa_required(user)}, status=400 if form.errors else 200)
+
+
+def _base32(device) -> str:
+    import base64
+
+    return base64.b32encode(device.bin_key).decode().rstrip("=")
+
+
+@never_cache
+@login_required
+@require_http_methods(["GET", "POST"])
+def recovery_codes(request: HttpRequest) -> HttpResponse:
+    """Recovery codes, shown until the user says they saved them."""
+    user = request.user
+    if not mfa.has_second_factor(user):
+        return redirect("accounts:mfa_setup")
+    device = StaticDevice.objects.filter(user=user).first()
+    if device is None:
+        mfa.recovery_codes_issue(user)
+        device = StaticDevice.objects.get(user=user)
+    if request.method == "POST":
+        if request.POST.get("saved") == "1":
+            mfa.recovery_codes_confirm(user, request)
+            messages.success(request, _("Your second factor is set up."))
+            return redirect(_next(request))
+        messages.error(request, _("Tick the box to confirm you saved the recovery codes."))
+    codes = list(device.token_set.values_list("token", flat=True)) if not device.confirmed else []
+    return render(request, "accounts/recovery_codes.html", {"codes": codes, "next": _next(request),
+                                                            "confirmed": device.confirmed})
+
+
+def _verify(request: HttpRequest, *, purpose: str, template: str) -> HttpResponse:
+    user = request.user
+    if not mfa.has_second_factor(user):
+        return redirect(f"{reverse('accounts:mfa_setup')}?next={_next(request)}")
+    form = CodeForm(request.POST or None)
+    status = 200
+    locked_until = None
+    if request.method == "POST" and form.is_valid():
+        result, locked_until = mfa.otp_check(request, user, form.cleaned_data["code"], purpose=purpose)
+        if result == mfa.OTPResult.OK:
+            return redirect(_next(request))
+        if result == mfa.OTPResult.LOCKED:
+            status = 429
+            form.add_error(None, _("Too many wrong codes. Your second factor is locked; try again after "
+                                   "%(time)s (UTC), or ask your organization's admin.")
+                           % {"time": locked_until.strftime("%H:%M")})
+        else:
+            status = 400
+            form.add_error("code", _("That code is not right. Enter the current code from your app."))
+    return render(request, template, {"form": form, "next": _next(request), "locked_until": locked_until},
+                  status=status)
+
+
+@never_cache
+@login_required
+@require_http_methods(["GET", "POST"])
+def mfa_verify(request: HttpRequest) -> HttpResponse:
+    """The sign-in step after the password, for anyone with an authenticator."""
+    if request.user.is_verified():
+        return redirect(_next(request))
+    return _verify(request, purpose="sign_in", template="accounts/mfa_verify.html")
+
+
+@never_cache
+@login_required
+@require_http_methods(["GET", "POST"])
+def step_up(request: HttpRequest) -> HttpResponse:
+    """Confirm with a fresh code before a sensitive act (sharing, downloading originals)."""
+    if mfa.recently_verified(request) and request.method == "GET":
+        return redirect(_next(request))
+    return _verify(request, purpose="step_up", template="accounts/step_up.html")
+
+
+# --- invitations -------------------------------------------------------------------------------
+
+def _active_org(request: HttpRequest):
+    org = request.organization  # type: ignore[attr-defined]
+    if not org:
+        raise Http404
+    return org
+
+
+def _shareable_cases(request: HttpRequest, org):
+    from apps.cases.models import Case
+
+    cases = Case.objects.visible_to(request.user).for_org(org.pk).filter(status="open").order_by("title")
+    return Case.objects.filter(pk__in=[c.pk for c in cases if policy.can(request.user, Action.SHARE_CASE, c)])
+
+
+@login_required
+def invitation_list(request: HttpRequest) -> HttpResponse:
+    org = _active_org(request)
+    if not (policy.can(request.user, Action.MANAGE_MEMBERS, org) or _shareable_cases(request, org).exists()):
+        policy.require(request.user, Action.MANAGE_MEMBERS, org, request=request)
+    invitations = Invitation.objects.visible_to(request.user).for_org(org.pk).select_related("created_by")
+    if not policy.can(request.user, Action.MANAGE_MEMBERS, org):
+        invitations = invitations.filter(created_by=request.user)
+    return render(request, "accounts/invitation_list.html", {"organization": org, "invitations": invitations[:100],
+                                                            "now": timezone.now()})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+@mfa.require_recent_otp
+def invitation_send(request: HttpRequest) -> HttpResponse:
+    """Invite a consultant (or a staff member) by e-mail, optionally to named cases. Giving access
+    away: a recent second factor is asked for (step-up)."""
+    org = _active_org(request)
+    cases_qs = _shareable_cases(request, org)
+    if not (policy.can(request.user, Action.MANAGE_MEMBERS, org) or cases_qs.exists()):
+        policy.require(request.user, Action.MANAGE_MEMBERS, org, request=request)
+    form = InvitationForm(request.POST or None, cases_qs=cases_qs)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            services.invitation_create(organization=org, by=request.user, email=data["email"], role=data["role"],
+                                       cases=data["cases"], access_days=data["access_days"], request=request)
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        except PermissionDenied:
+            form.add_error(None, _("You may not give this access. Staff roles are invited by an organization "
+                                   "admin; consultants to the cases you may share."))
+        else:
+            messages.success(request, _("Invitation sent to %(email)s.") % {"email": data["email"]})
+            return redirect("accounts:invitation_list")
+    return render(request, "accounts/invitation_send.html", {"organization": org, "form": form},
+                  status=400 if form.errors else 200)
+
+
+@login_required
+@require_POST
+def invitation_revoke(request: HttpRequest, invitation_id: UUID) -> HttpResponse:
+    invitation = Invitation.objects.visible_to(request.user).filter(public_id=invitation_id).first()
+    if invitation is None:
+        raise Http404
+    try:
+        services.invitation_revoke(invitation=invitation, by=request.user, request=request)
+    except PermissionDenied:
+        raise Http404 from None
+    messages.success(request, _("Invitation withdrawn."))
+    return redirect("accounts:invitation_list")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+@mfa.require_recent_otp
+def patient_invite(request: HttpRequest, case_id: UUID) -> HttpResponse:
+    """Invite the case's patient to the patient portal; they confirm their date of birth."""
+    from apps.cases.models import Case
+
+    case = Case.objects.visible_to(request.user).select_related("patient", "organization") \
+        .filter(public_id=case_id).first()
+    if case is None:
+        raise Http404
+    policy.require(request.user, Action.SHARE_CASE, case, request=request)
+    form = PatientInvitationForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.invitation_create(organization=case.organization, by=request.user,
+                                       email=form.cleaned_data["email"], role="patient", patient=case.patient,
+                                       request=request)
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            messages.success(request, _("The patient was sent an invitation to the patient portal."))
+            return redirect("accounts:invitation_list")
+    return render(request, "accounts/patient_invite.html", {"case": case, "form": form},
+                  status=400 if form.errors else 200)
+
+
+_REFUSAL_TEXT = {
+    Refusal.UNKNOWN: (_("This invitation link is not valid"),
+                      _("The link may be incomplete or mistyped. Open it again from the e-mail, or ask the "
+                        "person who invited you to send a new invitation.")),
+    Refusal.EXPIRED: (_("This invitation has expired"),
+                      _("Invitations work for a limited time. Ask the person who invited you for a new one.")),
+    Refusal.USED: (_("This invitation was already used"),
+                   _("Each invitation link works once. If you accepted it, sign in with your e-mail address "
+                     "and password.")),
+    Refusal.REVOKED: (_("This invitation was withdrawn"),
+                      _("The person who invited you withdrew it. Ask them if you still need access.")),
+    Refusal.LOCKED: (_("This invitation is locked"),
+                     _("The date of birth was entered wrongly too many times. Ask for a new invitation.")),
+    "throttled": (_("Too many invalid links"),
+                  _("Too many invalid invitation links were opened from your network. Wait 15 minutes and "
+                    "open the link from your e-mail again.")),
+}
+
+
+def _refused(request: HttpRequest, reason: str, invitation: Invitation | None = None) -> HttpResponse:
+    services.invitation_refused(invitation=invitation, reason=reason, request=request)
+    title, text = _REFUSAL_TEXT[reason]
+    status = {Refusal.UNKNOWN: 404, "throttled": 429}.get(reason, 410)
+    return render(request, "accounts/invitation_refused.html", {"title": title, "text": text, "reason": reason},
+                  status=status)
+
+
+BIRTH_DATE_OK = "lightbox_invitation_birth_date_ok"
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
+    """Open an invitation: create the account (or sign in to the invited one) and accept. The
+    second factor is enrolled right after, by the access gate, before anything else."""
+    if brute_force.invitation_token_blocked(request):
+        return _refused(request, "throttled")
+    invitation, refusal = services.invitation_lookup(token)
+    if invitation is None:
+        brute_force.invitation_token_failed(request)
+        return _refused(request, Refusal.UNKNOWN)
+    if refusal:
+        return _refused(request, refusal, invitation)
+    context: dict = {"invitation": invitation, "organization": invitation.organization}
+
+    # patients first prove their date of birth (kept for this invitation in the session)
+    if invitation.kind == InvitationKind.PATIENT and request.session.get(BIRTH_DATE_OK) != str(invitation.public_id):
+        form = BirthDateForm(request.POST if request.POST.get("step") == "birth_date" else None)
+        if form.is_bound and form.is_valid():
+            if services.invitation_check_birth_date(invitation=invitation, value=form.cleaned_data["birth_date"],
+                                                    request=request):
+                request.session[BIRTH_DATE_OK] = str(invitation.public_id)
+                return redirect(request.path)
+            invitation.refresh_from_db()
+            if invitation.locked_at is not None:
+                return _refused(request, Refusal.LOCKED, invitation)
+            form.add_error("birth_date", _("That date of birth does not match our records."))
+        return render(request, "accounts/invitation_birth_date.html", {**context, "form": form},
+                      status=400 if form.errors else 200)
+
+    user = request.user if request.user.is_authenticated else None
+    if user is not None:
+        if user.email.lower() != invitation.email.lower():
+            return render(request, "accounts/invitation_wrong_account.html", context, status=403)
+        if request.method == "POST" and request.POST.get("step") == "accept":
+            return _accept_and_continue(request, invitation, user)
+        return render(request, "accounts/invitation_accept_signed_in.html", context)
+
+    if User.objects.filter(email=invitation.email.lower()).exists():
+        context["login_url"] = f"{reverse('account_login')}?next={request.path}"
+        return render(request, "accounts/invitation_sign_in.html", context)
+
+    form = AcceptForm(request.POST if request.POST.get("step") == "account" else None, email=invitation.email)
+    if form.is_bound and form.is_valid():
+        try:
+            user = services.account_create_for_invitation(invitation=invitation,
+                                                          full_name=form.cleaned_data["full_name"],
+                                                          password=form.cleaned_data["password1"], request=request)
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            return _accept_and_continue(request, invitation, user)
+    return render(request, "accounts/invitation_accept.html", {**context, "form": form},
+                  status=400 if form.errors else 200)
+
+
+def _accept_and_continue(request: HttpRequest, invitation: Invitation, user: User) -> HttpResponse:
+    try:
+        services.invitation_accept(invitation=invitation, user=user, request=request)
+    except (ValidationError, PermissionDenied):
+        return _refused(request, Refusal.USED, invitation)
+    request.session.pop(BIRTH_DATE_OK, None)
+    from apps.organizations.services import ACTIVE_ORG_SESSION_KEY
+
+    request.session[ACTIVE_ORG_SESSION_KEY] = str(invitation.organization.public_id)
+    messages.success(request, _("Welcome to %(org)s on Lightbox.") % {"org": invitation.organization.name})
+    if invitation.kind == InvitationKind.PATIENT:
+        target = reverse("education:portal")
+    elif invitation.cases.exists():
+        target = reverse("sharing:shared_with_me")
+    else:
+        target = reverse("dashboard")
+    # The access gate sends the user through second-factor enrolment first, then here.
+    if mfa.mfa_required(user) and not mfa.has_second_factor(user):
+        return redirect(f"{reverse('accounts:mfa_setup')}?next={target}")
+    return redirect(target)
+
+
+# --- SSO ------------------------------------------------------------------------------------------
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def sso_settings(request: HttpRequest) -> HttpResponse:
+    org = _active_org(request)
+    policy.require(request.user, Action.MANAGE_ORGANIZATION, org, request=request)
+    config = SSOConfig.objects.filter(organization=org).first()
+    initial = {"enabled": True}
+    if config:
+        initial = {"enabled": config.enabled, "issuer": config.issuer, "client_id": config.client_id,
+                   "allowed_domains": config.allowed_domains}
+    form = SSOConfigForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        if not config and not form.cleaned_data["client_secret"]:
+            form.add_error("client_secret", _("Enter the client secret."))
+        else:
+            try:
+                services.sso_config_save(organization=org, by=request.user, request=request, **form.cleaned_data)
+            except ValidationError as exc:
+                form.add_error("allowed_domains", exc)
+            else:
+                messages.success(request, _("Single sign-on settings saved."))
+                return redirect("accounts:sso_settings")
+    callback = request.build_absolute_uri(
+        reverse("openid_connect_callback", kwargs={"provider_id": f"org-{org.slug}"}))
+    return render(request, "accounts/sso_settings.html", {"organization": org, "form": form, "config": config,
+                                                          "callback_url": callback},
+                  status=400 if form.errors else 200)
+
+
+@require_http_methods(["GET", "POST"])
+def sso_start(request: HttpRequest) -> HttpResponse:
+    """Sign in with your organization: the e-mail's domain picks the organization's provider."""
+    form = SSOStartForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        email = form.cleaned_data["email"].lower()
+        config = next((c for c in SSOConfig.objects.filter(enabled=True).select_related("organization")
+                       if c.allows_email(email)), None)
+        if config is None:
+            form.add_error("email", _("No organization signs in this address through single sign-on. "
+                                      "Use your password, or ask your organization's admin."))
+        else:
+            from allauth.socialaccount.providers.openid_connect.views import login as oidc_login
+
+            return oidc_login(request, config.provider_id)
+    return render(request, "accounts/sso_start.html", {"form": form}, status=400 if form.errors else 200)

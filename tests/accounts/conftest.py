@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+import pytest
+from django_otp.oath import TOTP
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from apps.accounts import mfa
+
+
+@pytest.fixture(autouse=True)
+def _mfa_enforced(settings):
+    """The sign-in gate and step-up are on here, as in every real deployment."""
+    settings.LIGHTBOX_MFA_ENFORCED = True
+
+
+def totp_code(device: TOTPDevice, *, ahead: int = 0) -> str:
+    """The code an authenticator app shows now (``ahead`` steps later: a fresh one, since a code
+    is accepted once)."""
+    totp = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift + ahead)
+    return f"{totp.token():0{device.digits}d}"
+
+
+def enrol(user) -> TOTPDevice:
+    """A confirmed authenticator and saved recovery codes for ``user``."""
+    device = TOTPDevice.objects.create(user=user, name="authenticator", confirmed=True)
+    mfa.recovery_codes_issue(user)
+    mfa.recovery_codes_confirm(user)
+    return device
+
+
+@pytest.fixture
+def verified_client(client_as):
+    """verified_client(user) -> a Client signed in as ``user`` who passed the second factor."""
+
+    def make(user):
+        device = TOTPDevice.objects.filter(user=user, confirmed=True).first() or enrol(user)
+        client = client_as(user)
+        response = client.post("/accounts/mfa/verify/", {"code": totp_code(device), "next": "/"})
+        assert response.status_code == 302, response.content[:500]
+        return client
+
+    return make

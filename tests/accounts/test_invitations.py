@@ -1,0 +1,225 @@
+"""Invitations: single use, expiring, hashed tokens, exact e-mail, grants on acceptance, patients
+checked by birth date and kept in the patient portal."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import date, timedelta
+
+import pytest
+from django.core import mail
+from django.db import connection
+from django.test import Client
+from django.utils import timezone
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from apps.accounts import services
+from apps.accounts.models import Invitation, User
+from apps.audit.models import AuditEvent
+from apps.organizations.models import Membership, Role
+from apps.sharing import policy
+from apps.sharing.models import Grant
+from apps.sharing.policy import Action
+from tests.accounts.conftest import totp_code
+from tests.factories import CaseFactory, PatientFactory, member
+
+pytestmark = pytest.mark.django_db
+PASSWORD = "a-long-enough-passphrase-42"
+
+
+@pytest.fixture
+def radiologist(org_a):
+    return member(org_a, Role.RADIOLOGIST, email="rad@alpha.example")
+
+
+@pytest.fixture
+def case(org_a, radiologist):
+    return CaseFactory(organization=org_a, created_by=radiologist)
+
+
+def _invite(org, by, case=None, email="consultant@elsewhere.example"):
+    return services.invitation_create(organization=org, by=by, email=email, role=Role.EXTERNAL_CONSULTANT,
+                                      cases=[case] if case else [])
+
+
+def _url(raw):
+    return f"/invite/{raw}/"
+
+
+def test_token_is_random_long_and_only_its_hash_is_stored(org_a, radiologist, case):
+    invitation, raw = _invite(org_a, radiologist, case)
+    assert len(raw) >= 43  # 32 random bytes, url-safe base64
+    assert invitation.token_hash == hashlib.sha256(raw.encode()).hexdigest()
+    other, raw2 = _invite(org_a, radiologist, case, email="b@elsewhere.example")
+    assert raw2 != raw
+    # the raw token appears in no column of no table
+    with connection.cursor() as cursor:
+        for table in connection.introspection.table_names():
+            cursor.execute(f'SELECT * FROM "{table}"')  # noqa: S608 - table names from introspection
+            for row in cursor.fetchall():
+                assert not any(isinstance(v, str) and raw in v for v in row), table
+
+
+def test_mail_has_link_and_no_patient_data(org_a, radiologist, case):
+    patient = case.patient
+    with_mail = _invite(org_a, radiologist, case)[1]
+    assert len(mail.outbox) == 1
+    message = mail.outbox[0]
+    html = message.alternatives[0][0]
+    assert _url(with_mail) in message.body and _url(with_mail) in html
+    for text in (message.subject, message.body, html):
+        assert patient.name not in text and patient.mrn not in text and case.title not in text
+        assert patient.birth_date.isoformat() not in text
+
+
+def test_consultant_accepts_creates_account_enrols_and_sees_only_the_invited_case(org_a, radiologist, case):
+    other_case = CaseFactory(organization=org_a, created_by=radiologist)
+    invitation, raw = _invite(org_a, radiologist, case)
+    browser = Client()
+    page = browser.get(_url(raw))
+    assert page.status_code == 200 and invitation.email.encode() in page.content
+    response = browser.post(_url(raw), {"step": "account", "full_name": "Dana Consultant",
+                                        "password1": PASSWORD, "password2": PASSWORD})
+    assert response.status_code == 302
+    assert response["Location"].startswith("/accounts/mfa/setup/")
+    user = User.objects.get(email=invitation.email)
+    # exactly the invited e-mail, the invited role, one grant from the invitation
+    assert Membership.objects.get(user=user, organization=org_a).role == Role.EXTERNAL_CONSULTANT
+    grant = Grant.objects.get(grantee=user)
+    assert (grant.case, grant.source) == (case, "invitation")
+    # nothing else is reachable before the second factor
+    for path in ("/", "/cases/", f"/sharing/cases/{case.public_id}/"):
+        assert browser.get(path)["Location"].startswith("/accounts/mfa/setup/"), path
+    browser.get("/accounts/mfa/setup/")
+    device = TOTPDevice.objects.get(user=user)
+    assert browser.post("/accounts/mfa/setup/", {"code": totp_code(device), "next": "/"}).status_code == 302
+    # recovery codes must be saved before going on
+    assert browser.get("/")["Location"].startswith("/accounts/mfa/recovery-codes/")
+    assert browser.post("/accounts/mfa/recovery-codes/", {"saved": "1", "next": "/"}).status_code == 302
+    assert browser.get("/").status_code == 200
+    # the policy sees one case, not the other
+    assert policy.can(user, Action.VIEW_CASE, case)
+    assert not policy.can(user, Action.VIEW_CASE, other_case)
+    # the link was single-use
+    again = Client().get(_url(raw))
+    assert again.status_code == 410 and b"already used" in again.content
+
+
+def test_expired_reused_tampered_and_withdrawn_tokens_get_a_clear_page(org_a, radiologist, case):
+    expired, raw_expired = _invite(org_a, radiologist, case, email="x1@elsewhere.example")
+    Invitation.objects.filter(pk=expired.pk).update(expires_at=timezone.now() - timedelta(minutes=1))
+    response = Client().get(_url(raw_expired))
+    assert response.status_code == 410 and b"has expired" in response.content
+
+    used, raw_used = _invite(org_a, radiologist, case, email="x2@elsewhere.example")
+    user = User.objects.create_user(email="x2@elsewhere.example", password=PASSWORD)
+    services.invitation_accept(invitation=used, user=user)
+    response = Client().get(_url(raw_used))
+    assert response.status_code == 410 and b"already used" in response.content
+    with pytest.raises(Exception, match="no longer"):
+        services.invitation_accept(invitation=used, user=user)  # a second acceptance is refused
+    assert Grant.objects.filter(grantee=user).count() == 1
+
+    ok, raw_ok = _invite(org_a, radiologist, case, email="x3@elsewhere.example")
+    tampered = raw_ok[:-1] + ("A" if raw_ok[-1] != "A" else "B")
+    response = Client().get(_url(tampered))
+    assert response.status_code == 404 and b"not valid" in response.content
+
+    services.invitation_revoke(invitation=ok, by=radiologist)
+    response = Client().get(_url(raw_ok))
+    assert response.status_code == 410 and b"withdrawn" in response.content
+    reasons = list(AuditEvent.objects.filter(action="invitation.refused").values_list("details__reason", flat=True))
+    assert {"expired", "used", "unknown", "revoked"} <= set(reasons)
+
+
+def test_repeated_unknown_tokens_are_throttled(settings, org_a, radiologist, case):
+    from django.core.cache import cache
+
+    cache.clear()
+    settings.LIGHTBOX_INVITE_TOKEN_MAX_FAILURES = 3
+    invitation, raw = _invite(org_a, radiologist, case)
+    visitor = Client()
+    for i in range(3):
+        assert visitor.get(_url(f"guess{i}-{'x' * 40}")).status_code == 404
+    # now even the right token waits: guessing cannot go on
+    response = visitor.get(_url(raw))
+    assert response.status_code == 429 and b"Too many invalid" in response.content
+    assert AuditEvent.objects.filter(action="invitation.token_locked_out").exists()
+    cache.clear()
+
+
+def test_signed_in_with_another_address_cannot_accept(org_a, radiologist, case, client_as):
+    invitation, raw = _invite(org_a, radiologist, case)
+    stranger = member(org_a, Role.CLINICIAN, email="someone@alpha.example")
+    client = client_as(stranger)
+    client.get("/")  # no second factor needed for a clinician
+    response = client.post(_url(raw), {"step": "accept"})
+    assert response.status_code == 403
+    invitation.refresh_from_db()
+    assert invitation.accepted_at is None and not Grant.objects.filter(grantee=stranger).exists()
+
+
+def test_existing_account_signs_in_then_accepts(org_a, org_b, radiologist, case, client_as):
+    existing = member(org_b, Role.CLINICIAN, email="consultant@elsewhere.example")
+    invitation, raw = _invite(org_a, radiologist, case)
+    response = Client().get(_url(raw))
+    assert b"Sign in to accept" in response.content
+    client = client_as(existing)
+    response = client.post(_url(raw), {"step": "accept"})
+    assert response.status_code == 302
+    assert Membership.objects.get(user=existing, organization=org_a).role == Role.EXTERNAL_CONSULTANT
+    assert Grant.objects.get(grantee=existing).case == case
+
+
+def test_who_may_invite(org_a, org_b, radiologist, case, admin_a):
+    coordinator = member(org_a, Role.COORDINATOR)
+    with pytest.raises(Exception):  # noqa: B017 - PermissionDenied from policy
+        _invite(org_a, coordinator, case)  # coordinators cannot share cases
+    with pytest.raises(Exception):  # noqa: B017
+        services.invitation_create(organization=org_a, by=radiologist, email="new@alpha.example",
+                                   role=Role.ORG_ADMIN)  # staff roles: org admins only
+    services.invitation_create(organization=org_a, by=admin_a, email="new@alpha.example", role=Role.RADIOLOGIST)
+    foreign_case = CaseFactory(organization=org_b)
+    with pytest.raises(Exception):  # noqa: B017
+        _invite(org_a, radiologist, foreign_case)
+
+
+# --- patients --------------------------------------------------------------------------------
+
+@pytest.fixture
+def patient_invitation(org_a, radiologist):
+    patient = PatientFactory(organization=org_a, birth_date=date(1961, 4, 2))
+    case = CaseFactory(organization=org_a, patient=patient, created_by=radiologist)
+    invitation, raw = services.invitation_create(organization=org_a, by=radiologist, email="pat@home.example",
+                                                 role=Role.PATIENT, patient=patient)
+    return invitation, raw, case
+
+
+def test_patient_proves_birth_date_and_reaches_only_the_portal(patient_invitation, org_a):
+    invitation, raw, case = patient_invitation
+    browser = Client()
+    assert b"date of birth" in browser.get(_url(raw)).content
+    wrong = browser.post(_url(raw), {"step": "birth_date", "birth_date": "1961-04-03"})
+    assert wrong.status_code == 400 and b"does not match" in wrong.content
+    assert browser.post(_url(raw), {"step": "birth_date", "birth_date": "1961-04-02"}).status_code == 302
+    response = browser.post(_url(raw), {"step": "account", "full_name": "Pat Home",
+                                        "password1": PASSWORD, "password2": PASSWORD})
+    assert response["Location"] == "/portal/"
+    user = User.objects.get(email="pat@home.example")
+    assert Membership.objects.get(user=user).role == Role.PATIENT
+    assert browser.get("/portal/").status_code == 200
+    for path in ("/", "/cases/", f"/cases/{case.public_id}/", "/sharing/", "/org/members/"):
+        assert browser.get(path)["Location"] == "/portal/", path
+    assert browser.get("/api/v1/organizations/").status_code == 403
+
+
+def test_patient_invitation_locks_after_five_wrong_birth_dates(patient_invitation):
+    invitation, raw, _ = patient_invitation
+    browser = Client()
+    for _ in range(5):
+        browser.post(_url(raw), {"step": "birth_date", "birth_date": "2000-01-01"})
+    invitation.refresh_from_db()
+    assert invitation.locked_at is not None
+    # even the right date no longer opens it
+    response = browser.post(_url(raw), {"step": "birth_date", "birth_date": "1961-04-02"})
+    assert response.status_code == 410 and b"locked" in response.content
