@@ -68,4 +68,7 @@ def seed() -> list[DemoAccount]:
     from apps.cases.demo import seed_cases
 
     seed_cases(orgs["northwind"], "northwind.example")  # cases, notes and a scheduled tumor board
+    from apps.sharing.demo import seed_shares
+
+    seed_shares(orgs["northwind"], "northwind.example")  # a live and an expired-unused share
     return accounts
