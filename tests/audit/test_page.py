@@ -1,0 +1,156 @@
+"""The audit page: org admins only, search by user, patient, case, study, action, outcome and
+dates, paginated, CSV export; and the case page's access history selector."""
+
+from __future__ import annotations
+
+import csv
+import io
+import uuid
+from datetime import date, timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from apps.audit import actions
+from apps.audit.models import AuditEvent
+from apps.audit.selectors import AuditFilters, case_access_history, event_page, event_search
+from apps.audit.services import record
+from apps.organizations.models import Role
+from tests.factories import CaseFactory, PatientFactory, member
+
+pytestmark = pytest.mark.django_db
+
+
+def _study(ref):
+    return type("Study", (), {"public_id": ref})()
+
+
+@pytest.fixture
+def world(org_a, org_b, admin_a, clinician_a):
+    radiologist = member(org_a, Role.RADIOLOGIST, email="rad@alpha.example")
+    patient = PatientFactory(organization=org_a, mrn="MRN-4242", name="Fictional Person")
+    case1 = CaseFactory(organization=org_a, patient=patient, title="Chest CT follow-up")
+    case2 = CaseFactory(organization=org_a, title="Knee MR")
+    study = uuid.uuid4()
+    e = {
+        "view1": record(action=actions.CASE_VIEWED, actor=clinician_a, organization=org_a, target=case1),
+        "viewer": record(action=actions.VIEWER_OPENED, actor=radiologist, organization=org_a, case=case1,
+                         study=_study(study)),
+        "denied": record(action=actions.ACCESS_DENIED, actor=radiologist, organization=org_a, target=case2,
+                         outcome="denied"),
+        "view2": record(action=actions.CASE_VIEWED, actor=radiologist, organization=org_a, target=case2),
+        "member": record(action=actions.MEMBERSHIP_UPDATED, actor=admin_a, organization=org_a),
+        "other_org": record(action=actions.CASE_VIEWED, actor=clinician_a, organization=org_b),
+    }
+    return {"case1": case1, "case2": case2, "patient": patient, "study": study, "radiologist": radiologist,
+            "events": e}
+
+
+def _found(org, **filters):
+    return [ev.pk for ev in event_search(organization=org, filters=AuditFilters(**filters))]
+
+
+def _ids(world, *names):
+    return [world["events"][n].pk for n in names]
+
+
+def test_search_by_each_criterion(world, org_a):
+    w = world
+    assert _found(org_a) == _ids(w, "member", "view2", "denied", "viewer", "view1")  # newest first, A only
+    assert _found(org_a, user="rad@alpha") == _ids(w, "view2", "denied", "viewer")
+    assert _found(org_a, patient="MRN-4242") == _ids(w, "viewer", "view1")
+    assert _found(org_a, patient="fictional") == _ids(w, "viewer", "view1")
+    assert _found(org_a, patient=str(w["patient"].public_id)) == _ids(w, "viewer", "view1")
+    assert _found(org_a, case=str(w["case2"].public_id)) == _ids(w, "view2", "denied")
+    assert _found(org_a, case="chest") == _ids(w, "viewer", "view1")
+    assert _found(org_a, study=str(w["study"])) == _ids(w, "viewer")
+    assert _found(org_a, study="not-a-uuid") == []
+    assert _found(org_a, action=actions.CASE_VIEWED) == _ids(w, "view2", "view1")
+    assert _found(org_a, outcome="denied") == _ids(w, "denied")
+    assert _found(org_a, user="rad@alpha", action=actions.CASE_VIEWED) == _ids(w, "view2")
+    today = timezone.now().date()
+    assert len(_found(org_a, date_from=today, date_to=today)) == 5
+    assert _found(org_a, date_from=today + timedelta(days=1)) == []
+    assert _found(org_a, date_to=today - timedelta(days=1)) == []
+
+
+def test_patient_search_stays_in_the_organization(world, org_b):
+    PatientFactory(organization=org_b, mrn="MRN-4242")
+    assert _found(org_b, patient="MRN-4242") == []
+
+
+def test_page_for_admins_only_with_nav_link(world, admin_a, clinician_a, client_as):
+    response = client_as(admin_a).get(reverse("audit:event_list"))
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert f'href="{reverse("audit:event_list")}"' in html  # the "Audit" navigation link
+    assert "Access denied" in html and "rad@alpha.example" in html
+    assert "Fictional Person" not in html and "MRN-4242" not in html  # no patient data in the trail
+    denied = client_as(clinician_a).get(reverse("audit:event_list"))
+    assert denied.status_code == 403
+    dashboard = client_as(clinician_a).get(reverse("dashboard")).content.decode()
+    assert f'href="{reverse("audit:event_list")}"' not in dashboard
+    assert AuditEvent.objects.filter(action=actions.ACCESS_DENIED, actor=clinician_a,
+                                     details__wanted="view_audit").exists()
+
+
+def test_page_filters_over_http(world, admin_a, client_as):
+    response = client_as(admin_a).get(reverse("audit:event_list"), {"outcome": "denied"})
+    assert [ev.pk for ev in response.context["page"].events] == _ids(world, "denied")
+    bad = client_as(admin_a).get(reverse("audit:event_list"), {"date_from": "2026-02-02", "date_to": "2026-01-01"})
+    assert bad.status_code == 400
+
+
+def test_pagination(org_a, admin_a, client_as):
+    for i in range(120):
+        record(action=actions.CASE_VIEWED, organization=org_a, details={"i": i})
+    first = event_page(event_search(organization=org_a, filters=AuditFilters()), number=1, size=50)
+    third = event_page(event_search(organization=org_a, filters=AuditFilters()), number=3, size=50)
+    assert (len(first.events), first.has_next, first.total, first.more) == (50, True, 120, False)
+    assert (len(third.events), third.has_next, third.start, third.end) == (20, False, 101, 120)
+    assert first.events[0].details == {"i": 119}
+    response = client_as(admin_a).get(reverse("audit:event_list"), {"page": "2", "action": actions.CASE_VIEWED})
+    html = response.content.decode()
+    assert "page=3" in html and "page=1" in html and "action=case.viewed" in html
+
+
+def test_count_is_capped(org_a, monkeypatch):
+    from apps.audit import selectors
+
+    monkeypatch.setattr(selectors, "COUNT_CAP", 5)
+    for _ in range(7):
+        record(action=actions.CASE_VIEWED, organization=org_a)
+    page = event_page(event_search(organization=org_a, filters=AuditFilters()), size=3)
+    assert (page.total, page.more) == (5, True)
+
+
+def test_csv_export_streams_the_search(world, admin_a, client_as):
+    record(action="=cmd|' /C calc'!A0", organization=admin_a.memberships.get().organization)
+    response = client_as(admin_a).get(reverse("audit:export_csv"), {"user": "rad@alpha"})
+    assert response.status_code == 200 and response.streaming
+    assert response["Content-Disposition"].startswith('attachment; filename="audit-alpha-')
+    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert [int(r["id"]) for r in rows] == _ids(world, "viewer", "denied", "view2")  # oldest first
+    assert rows[0]["study"] == str(world["study"]) and rows[1]["outcome"] == "denied"
+    assert all(len(r["hash"]) == 64 for r in rows)
+    everything = client_as(admin_a).get(reverse("audit:export_csv"))
+    text = b"".join(everything.streaming_content).decode()
+    assert "'=cmd" in text and "\n=cmd" not in text  # no spreadsheet formulas
+    assert "Fictional Person" not in text
+
+
+def test_case_access_history(world, org_a):
+    case1 = world["case1"]
+    record(action=actions.NOTE_ADDED, organization=org_a, target=case1)  # not an access
+    record(action=actions.DOWNLOAD_COMPLETED, organization=org_a, case=case1, study=_study(world["study"]),
+           details={"bytes": 100, "completed": True})
+    history = case_access_history(case1, limit=10)
+    assert [e.action for e in history] == [actions.DOWNLOAD_COMPLETED, actions.VIEWER_OPENED, actions.CASE_VIEWED]
+    assert [e.action for e in case_access_history(case1, limit=1)] == [actions.DOWNLOAD_COMPLETED]
+    assert case_access_history(world["case2"]) == [AuditEvent.objects.get(pk=world["events"]["view2"].pk)]
+
+
+def test_date_filter_uses_event_time(org_a):
+    record(action=actions.CASE_VIEWED, organization=org_a)
+    assert _found(org_a, date_from=date(2000, 1, 1), date_to=date(2000, 1, 2)) == []
