@@ -9,7 +9,7 @@ import factory
 from django.utils import timezone
 from factory.django import DjangoModelFactory
 
-from apps.accounts.models import User
+from apps.accounts.models import Invitation, SSOConfig, User
 from apps.audit.models import AuditEvent
 from apps.cases.models import Attachment, BoardSession, Case, CaseNote, Patient
 from apps.imaging.models import IngestJob, Instance, Series, Study, Upload
@@ -221,6 +221,31 @@ class IngestJobFactory(DjangoModelFactory):
         model = IngestJob
 
     organization = factory.SubFactory(OrganizationFactory)
+
+
+class InvitationFactory(DjangoModelFactory):
+    """An invitation row; the raw token is not kept (tests that open invitations use
+    apps.accounts.services.invitation_create, which returns it)."""
+
+    class Meta:
+        model = Invitation
+
+    organization = factory.SubFactory(OrganizationFactory)
+    email = factory.Sequence(lambda n: f"invitee{n}@elsewhere.example")
+    role = Role.EXTERNAL_CONSULTANT
+    token_hash = factory.Sequence(lambda n: f"{n:064x}")
+    expires_at = factory.LazyFunction(lambda: timezone.now() + timedelta(hours=72))
+
+
+class SSOConfigFactory(DjangoModelFactory):
+    class Meta:
+        model = SSOConfig
+        django_get_or_create = ("organization",)
+
+    organization = factory.SubFactory(OrganizationFactory)
+    issuer = "https://login.example.org/realms/staff"
+    client_id = "lightbox"
+    allowed_domains = "example.org"
 
 
 def member(organization: Organization, role: str = Role.CLINICIAN, **user_kwargs) -> User:
