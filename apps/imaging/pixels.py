@@ -1,0 +1,320 @@
+"""Pixels of stored instances: decode one frame, apply the Modality LUT and a window, make 8-bit.
+
+Public API (the viewer and the renditions use it; nothing else decodes pixels):
+
+- ``frame_info(src) -> FrameInfo``: the header facts needed to show a frame (no pixel decoding).
+- ``frame_count(src) -> int``
+- ``decode_frame(src, index) -> numpy.ndarray``: one frame in *modality values*: the Modality LUT
+  (Rescale Slope/Intercept or a Modality LUT Sequence) applied to monochrome data, so CT comes
+  out in Hounsfield units; colour data (RGB, YBR_*, PALETTE COLOR) comes out as RGB (H, W, 3).
+- ``load_frame(src, index) -> DecodedFrame``: the frame and its ``FrameInfo`` from one read.
+- ``default_window(src) -> (center, width)``: the file's first WindowCenter/WindowWidth, else the
+  modality default (CT soft tissue 40/400), else the frame's own value range.
+- ``to_8bit(array, center, width, invert=False) -> uint8 array``: the DICOM linear VOI function
+  (PS3.3 C.11.2.1.2); colour frames are scaled, not windowed.
+- ``render_frame(src, index, *, center=None, width=None, invert=None, max_size=None) -> PIL.Image``
+  (mode "L" or "RGB"). ``invert=None`` inverts MONOCHROME1 so that it displays like MONOCHROME2.
+- ``PRESETS``: CT window presets (lung, mediastinum, bone, brain) as (center, width).
+- ``UndecodableFrame(reason)``: raised for anything pydicom and its installed codecs cannot turn
+  into pixels (unsupported transfer syntax, missing pixel data, truncated or corrupt data, frame
+  index out of range). ``reason`` is short, free of patient data and safe to show to a user.
+
+``src`` is an ``apps.imaging.models.Instance`` (its blob is opened and decrypted with
+``open_blob``), a path, or a readable, seekable binary file object. Frames are decoded one at a
+time: for native (uncompressed) data and for encapsulated data with an offset table only that
+frame's bytes are read, so a large multi-frame object is never held whole in memory.
+
+Compressed transfer syntaxes are decoded by pydicom's plugins: pylibjpeg with pylibjpeg-libjpeg
+(JPEG, JPEG-LS), pylibjpeg-openjpeg (JPEG 2000) and pylibjpeg-rle (RLE), plus pydicom's own RLE
+and deflate support.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import IO, Any
+
+import numpy as np
+import pydicom
+from PIL import Image
+from pydicom.dataset import Dataset
+from pydicom.pixels import apply_color_lut, apply_modality_lut, pixel_array
+
+logger = logging.getLogger(__name__)
+
+# (center, width) in Hounsfield units.
+PRESETS: dict[str, tuple[float, float]] = {
+    "lung": (-600.0, 1500.0),
+    "mediastinum": (50.0, 350.0),
+    "bone": (400.0, 1800.0),
+    "brain": (40.0, 80.0),
+}
+MODALITY_DEFAULTS: dict[str, tuple[float, float]] = {"CT": (40.0, 400.0)}
+
+# Transfer syntaxes that can only be lossy (JPEG baseline/extended, MPEG-2/4, HEVC).
+LOSSY_TRANSFER_SYNTAXES = frozenset({
+    "1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51",
+    "1.2.840.10008.1.2.4.100", "1.2.840.10008.1.2.4.101", "1.2.840.10008.1.2.4.102",
+    "1.2.840.10008.1.2.4.103", "1.2.840.10008.1.2.4.104", "1.2.840.10008.1.2.4.105",
+    "1.2.840.10008.1.2.4.106", "1.2.840.10008.1.2.4.107", "1.2.840.10008.1.2.4.108",
+})
+COLOUR_INTERPRETATIONS = {"RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT", "YBR_PARTIAL_420",
+                          "PALETTE COLOR"}
+
+
+class UndecodableFrame(Exception):
+    """This frame cannot be turned into pixels here; ``reason`` is safe to show to a user."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class FrameInfo:
+    """Header facts about an instance's pixels (no patient data)."""
+
+    rows: int
+    columns: int
+    frames: int
+    samples_per_pixel: int
+    photometric: str
+    bits_stored: int
+    modality: str
+    transfer_syntax_uid: str
+    window: tuple[float, float] | None  # the file's first WindowCenter/WindowWidth
+    lossy: bool  # LossyImageCompression == "01" or a lossy-only transfer syntax
+    pixel_spacing: tuple[float, float] | None = None
+    slice_location: float | None = None
+
+    @property
+    def is_colour(self) -> bool:
+        return self.samples_per_pixel == 3 or self.photometric in COLOUR_INTERPRETATIONS
+
+    @property
+    def invert(self) -> bool:
+        return self.photometric == "MONOCHROME1"
+
+
+@dataclass(frozen=True)
+class DecodedFrame:
+    pixels: np.ndarray  # modality values (monochrome) or RGB uint (colour)
+    info: FrameInfo
+    index: int
+
+
+@contextlib.contextmanager
+def _opened(src: Any) -> Iterator[IO[bytes]]:
+    from apps.imaging.models import Instance
+
+    if isinstance(src, Instance):
+        from apps.imaging.blobs import open_blob
+
+        fh = open_blob(src.blob)
+        try:
+            yield fh
+        finally:
+            fh.close()
+    elif isinstance(src, str | bytes) or hasattr(src, "__fspath__"):
+        with open(src, "rb") as fh:
+            yield fh
+    else:
+        src.seek(0)
+        yield src
+
+
+def _first(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, pydicom.multival.MultiValue | list | tuple):
+        if not value:
+            return None
+        value = value[0]
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if np.isfinite(number) else None
+
+
+def _info(ds: Dataset) -> FrameInfo:
+    if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
+        raise UndecodableFrame("The file holds no pixel data.")
+    tsuid = str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "") or "")
+    center, width = _first(ds.get("WindowCenter")), _first(ds.get("WindowWidth"))
+    spacing = ds.get("PixelSpacing")
+    try:
+        pixel_spacing = (float(spacing[0]), float(spacing[1])) if spacing and len(spacing) == 2 else None
+    except (TypeError, ValueError):
+        pixel_spacing = None
+    try:
+        frames = int(ds.get("NumberOfFrames") or 1)
+    except (TypeError, ValueError):
+        frames = 1
+    return FrameInfo(
+        rows=int(ds.get("Rows") or 0),
+        columns=int(ds.get("Columns") or 0),
+        frames=max(frames, 1),
+        samples_per_pixel=int(ds.get("SamplesPerPixel") or 1),
+        photometric=str(ds.get("PhotometricInterpretation") or "MONOCHROME2").strip().upper(),
+        bits_stored=int(ds.get("BitsStored") or ds.get("BitsAllocated") or 8),
+        modality=str(ds.get("Modality") or "").strip().upper(),
+        transfer_syntax_uid=tsuid,
+        window=(center, width) if center is not None and width is not None and width > 0 else None,
+        lossy=str(ds.get("LossyImageCompression") or "").strip() == "01" or tsuid in LOSSY_TRANSFER_SYNTAXES,
+        pixel_spacing=pixel_spacing,
+        slice_location=_first(ds.get("SliceLocation")),
+    )
+
+
+def _read_header(fh: IO[bytes]) -> Dataset:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds = pydicom.dcmread(fh, stop_before_pixels=False, force=True, defer_size=256)
+    except Exception as exc:  # pydicom raises many types on damaged files
+        logger.info("pixels: unreadable header (%s)", type(exc).__name__)
+        raise UndecodableFrame("The file cannot be read as DICOM.") from exc
+    meta = getattr(ds, "file_meta", None)
+    if meta is not None and "TransferSyntaxUID" not in meta and ds.original_encoding[0] is not None:
+        # No file meta (or no transfer syntax in it): use the encoding the dataset was read with.
+        implicit, little = ds.original_encoding
+        meta.TransferSyntaxUID = (pydicom.uid.ImplicitVRLittleEndian if implicit else
+                                  pydicom.uid.ExplicitVRLittleEndian if little else pydicom.uid.ExplicitVRBigEndian)
+    return ds
+
+
+def frame_info(src: Any) -> FrameInfo:
+    """Header facts of ``src`` (an Instance, a path or a binary file object)."""
+    with _opened(src) as fh:
+        return _info(_read_header(fh))
+
+
+def frame_count(src: Any) -> int:
+    return frame_info(src).frames
+
+
+def _decode(fh: IO[bytes], ds: Dataset, info: FrameInfo, index: int) -> np.ndarray:
+    if not 0 <= index < info.frames:
+        raise UndecodableFrame("No such frame.")
+    if not info.rows or not info.columns:
+        raise UndecodableFrame("The file does not say how large its image is.")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            # ``ds`` was read with deferred large values, so this reads only what the frame needs.
+            arr = pixel_array(ds, index=index if info.frames > 1 else None)
+    except Exception as exc:
+        name = type(exc).__name__
+        logger.info("pixels: undecodable frame (%s, ts=%s)", name, info.transfer_syntax_uid)
+        if isinstance(exc, NotImplementedError | RuntimeError) and "plugin" in str(exc).lower():
+            raise UndecodableFrame("This file's compression (transfer syntax %s) cannot be decoded here."
+                                   % (info.transfer_syntax_uid or "unknown")) from exc
+        raise UndecodableFrame("The image data in this file is damaged or in an unsupported form.") from exc
+    if arr.ndim == 3 and info.frames > 1 and arr.shape[-1] != 3:  # a single-frame index still gave a stack
+        arr = arr[0]
+    if info.photometric == "PALETTE COLOR":
+        try:
+            arr = apply_color_lut(arr, ds)
+        except Exception as exc:
+            raise UndecodableFrame("The file's colour palette cannot be applied.") from exc
+        if arr.dtype != np.uint8:
+            arr = (arr >> 8).astype(np.uint8) if arr.dtype == np.uint16 else arr
+    elif not info.is_colour:
+        try:
+            arr = apply_modality_lut(arr, ds)
+        except Exception as exc:
+            raise UndecodableFrame("The file's rescale values cannot be applied.") from exc
+    if arr.ndim not in (2, 3):
+        raise UndecodableFrame("The image data has an unexpected shape.")
+    return arr
+
+
+def load_frame(src: Any, index: int = 0) -> DecodedFrame:
+    """Decode frame ``index`` (0-based) of ``src`` with its header facts, from one read.
+
+    Raises ``UndecodableFrame`` (never anything else for bad files)."""
+    with _opened(src) as fh:
+        ds = _read_header(fh)
+        info = _info(ds)
+        return DecodedFrame(pixels=_decode(fh, ds, info, index), info=info, index=index)
+
+
+def decode_frame(src: Any, index: int = 0) -> np.ndarray:
+    """Frame ``index`` in modality values (monochrome) or as RGB (colour); see module docstring."""
+    return load_frame(src, index).pixels
+
+
+def _range_window(arr: np.ndarray) -> tuple[float, float]:
+    low, high = float(np.min(arr)), float(np.max(arr))
+    return (low + high) / 2.0, max(high - low, 1.0)
+
+
+def window_for(frame: DecodedFrame) -> tuple[float, float]:
+    """The default window of an already decoded frame (file, modality default, value range)."""
+    if frame.info.window:
+        return frame.info.window
+    if frame.info.modality in MODALITY_DEFAULTS:
+        return MODALITY_DEFAULTS[frame.info.modality]
+    return _range_window(frame.pixels)
+
+
+def default_window(src: Any) -> tuple[float, float]:
+    """(center, width): the file's first WindowCenter/Width, else the modality default, else the
+    value range of frame 0."""
+    info = frame_info(src)
+    if info.window:
+        return info.window
+    if info.modality in MODALITY_DEFAULTS:
+        return MODALITY_DEFAULTS[info.modality]
+    return _range_window(decode_frame(src, 0))
+
+
+def to_8bit(array: np.ndarray, center: float, width: float, invert: bool = False) -> np.ndarray:
+    """Map modality values to 0..255 with the DICOM linear VOI function (PS3.3 C.11.2.1.2.1).
+
+    Colour (H, W, 3) arrays are not windowed: 8-bit data is kept, wider data is scaled to 8 bits."""
+    if array.ndim == 3 and array.shape[-1] == 3:
+        out = array if array.dtype == np.uint8 else _scale_colour(array)
+        return 255 - out if invert else out
+    width = max(float(width), 1.0)
+    low = float(center) - 0.5 - (width - 1.0) / 2.0
+    scale = 255.0 / max(width - 1.0, 1e-6)
+    values = (array.astype(np.float32, copy=False) - np.float32(low)) * np.float32(scale)
+    np.clip(values, 0.0, 255.0, out=values)
+    out = (values + np.float32(0.5)).astype(np.uint8)
+    return 255 - out if invert else out
+
+
+def _scale_colour(array: np.ndarray) -> np.ndarray:
+    peak = float(np.max(array)) or 1.0
+    return np.clip(array.astype(np.float32) * (255.0 / peak), 0, 255).astype(np.uint8)
+
+
+def image_from(frame: DecodedFrame, *, center: float | None = None, width: float | None = None,
+               invert: bool | None = None, max_size: int | None = None) -> Image.Image:
+    """A PIL image of an already decoded frame (see ``render_frame``)."""
+    if center is None or width is None:
+        default_center, default_width = window_for(frame)
+        center = default_center if center is None else center
+        width = default_width if width is None else width
+    flip = frame.info.invert if invert is None else (invert != frame.info.invert)
+    data = to_8bit(frame.pixels, center, width, invert=flip)
+    image = Image.fromarray(np.ascontiguousarray(data), mode=None)
+    if max_size and max(image.size) > max_size:
+        image.thumbnail((max_size, max_size), Image.Resampling.BILINEAR)
+    return image
+
+
+def render_frame(src: Any, index: int = 0, *, center: float | None = None, width: float | None = None,
+                 invert: bool | None = None, max_size: int | None = None) -> Image.Image:
+    """Frame ``index`` of ``src`` as an 8-bit PIL image ("L" or "RGB").
+
+    ``center``/``width`` default to ``default_window``; ``invert=None`` shows MONOCHROME1 like
+    MONOCHROME2, ``True`` inverts the display relative to that; ``max_size`` shrinks (never
+    enlarges) so that the longer side is at most that many pixels. Raises ``UndecodableFrame``."""
+    return image_from(load_frame(src, index), center=center, width=width, invert=invert, max_size=max_size)
