@@ -195,8 +195,7 @@ class UploadState(models.TextChoices):
     EXPIRED = "expired", _("Expired")
 
 
-class UploadQuerySet(OrgScopedQuerySet["Upload"]):
-    visible_action = "view_case"
+class UploadQuerySet(CaseLinkedQuerySet):
 
     def expired(self, now=None):
         from django.utils import timezone
@@ -240,8 +239,8 @@ class JobState(models.TextChoices):
     FAILED = "failed", _("Failed")
 
 
-class IngestJobQuerySet(OrgScopedQuerySet["IngestJob"]):
-    visible_action = "view_case"
+class IngestJobQuerySet(CaseLinkedQuerySet):
+    pass
 
 
 class IngestJob(PublicIdModel):

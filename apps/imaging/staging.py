@@ -9,6 +9,7 @@ stored blobs are authenticated (AES-GCM)."""
 
 from __future__ import annotations
 
+import fcntl
 import io
 import os
 from pathlib import Path
@@ -50,6 +51,12 @@ class StagingWriter:
 
     def __init__(self, path: Path, key: bytes, offset: int):
         self._fh = open(path, "r+b" if path.exists() else "w+b")
+        try:
+            # one writer at a time; raises BlockingIOError when another request holds it
+            fcntl.flock(self._fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._fh.close()
+            raise
         self._fh.seek(offset)
         self._fh.truncate(offset)
         self._enc = _keystream_cipher(key, offset)

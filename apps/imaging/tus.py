@@ -1,0 +1,256 @@
+"""tus 1.0.0 server at /api/v1/uploads/ (core, creation, creation-with-upload, termination,
+checksum, expiration). Authenticated by session (CSRF token in ``X-CSRFToken``), scoped to the
+active organization, limited by ``Organization.upload_max_bytes``.
+
+Bodies are read as streams in 1 MiB pieces (never ``request.body``) and written encrypted to the
+staging file; a checksum mismatch or an oversize body rolls the file back to the last offset.
+Header names are case-insensitive (tuspy sends them in lower case). Serve under ASGI: WSGI
+servers drop chunked bodies.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from datetime import UTC
+from email.utils import format_datetime
+from uuid import UUID
+
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+
+from apps.cases.models import Case
+from apps.imaging import uploads
+from apps.imaging.models import Upload, UploadState
+from apps.sharing import policy
+from apps.sharing.policy import Action
+
+TUS_VERSION = "1.0.0"
+EXTENSIONS = "creation,creation-with-upload,termination,checksum,expiration"
+CHECKSUMS = {"sha1": hashlib.sha1, "sha256": hashlib.sha256, "md5": hashlib.md5}
+READ = 1024 * 1024
+OCTET = "application/offset+octet-stream"
+
+
+def _resp(status: int, **headers: str) -> HttpResponse:
+    response = HttpResponse(status=status)
+    response["Tus-Resumable"] = TUS_VERSION
+    response["Cache-Control"] = "no-store"
+    for name, value in headers.items():
+        response[name.replace("_", "-")] = value
+    return response
+
+
+def _error(status: int, message: str) -> HttpResponse:
+    response = _resp(status)
+    response.content = message.encode()
+    response["Content-Type"] = "text/plain; charset=utf-8"
+    return response
+
+
+def _expires(upload: Upload) -> str:
+    return format_datetime(upload.expires_at.astimezone(UTC), usegmt=True)
+
+
+def _parse_metadata(raw: str) -> dict[str, str] | None:
+    out: dict[str, str] = {}
+    for pair in filter(None, (p.strip() for p in raw.split(","))):
+        key, _, value = pair.partition(" ")
+        try:
+            out[key] = base64.b64decode(value, validate=True).decode() if value else ""
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+    return out
+
+
+def _upload_url(upload: Upload) -> str:
+    return reverse("imaging:tus_upload", kwargs={"upload_id": upload.public_id})
+
+
+def _check_version(request: HttpRequest) -> HttpResponse | None:
+    if request.headers.get("Tus-Resumable") != TUS_VERSION:
+        return _resp(412, Tus_Version=TUS_VERSION)
+    return None
+
+
+def _unauthenticated(request: HttpRequest) -> HttpResponse | None:
+    if not request.user.is_authenticated:
+        return _error(403, "sign in first")
+    return None
+
+
+def _write_body(request: HttpRequest, upload: Upload) -> HttpResponse | None:
+    """Append the request body at upload.offset; verify the checksum; update the offset."""
+    checksum = request.headers.get("Upload-Checksum", "")
+    digest = None
+    expected = b""
+    if checksum:
+        algo, _, value = checksum.partition(" ")
+        if algo.lower() not in CHECKSUMS:
+            return _error(400, "unsupported checksum algorithm")
+        try:
+            expected = base64.b64decode(value, validate=True)
+        except binascii.Error:
+            return _error(400, "malformed Upload-Checksum")
+        digest = CHECKSUMS[algo.lower()]()
+    declared = request.headers.get("Content-Length")
+    start = upload.offset
+    try:
+        writer = uploads.upload_writer(upload)
+    except BlockingIOError:
+        return _error(423, "another request is writing this upload")
+    try:
+        received = 0
+        while True:
+            chunk = request.read(READ)
+            if not chunk:
+                break
+            received += len(chunk)
+            if upload.length is not None and start + received > upload.length:
+                writer.rollback(start)
+                return _error(413, "more bytes than Upload-Length")
+            if digest is not None:
+                digest.update(chunk)
+            writer.write(chunk)
+        if declared is not None and declared.isdigit() and int(declared) != received:
+            writer.rollback(start)
+            return _error(400, "body shorter than Content-Length")
+        if digest is not None and digest.digest() != expected:
+            writer.rollback(start)
+            return _resp(460)
+        moved = Upload.objects.filter(pk=upload.pk, offset=start).update(
+            offset=start + received, expires_at=uploads.expiry_from_now())
+        if not moved:
+            writer.rollback(start)
+            return _error(409, "offset changed meanwhile")
+    finally:
+        writer.close()
+    upload.refresh_from_db()
+    return None
+
+
+@never_cache
+def uploads_root(request: HttpRequest) -> HttpResponse:
+    """OPTIONS (discovery) and POST (creation, creation-with-upload)."""
+    if request.method == "OPTIONS":
+        org = getattr(request, "organization", None) if request.user.is_authenticated else None
+        headers = {"Tus_Version": TUS_VERSION, "Tus_Extension": EXTENSIONS,
+                   "Tus_Checksum_Algorithm": ",".join(CHECKSUMS)}
+        if org is not None:
+            headers["Tus_Max_Size"] = str(org.upload_max_bytes)
+        return _resp(204, **headers)
+    if request.method != "POST":
+        return _error(405, "use POST to create an upload")
+    if (bad := _unauthenticated(request)) or (bad := _check_version(request)):
+        return bad
+    org = request.organization
+    if org is None:
+        return _error(403, "you are not a member of an organization")
+    policy.require(request.user, Action.UPLOAD_STUDY, org, request=request)  # 403, denial recorded
+    raw_length = request.headers.get("Upload-Length")
+    if raw_length is None or not raw_length.isdigit():
+        return _error(400, "Upload-Length is required (deferred length is not supported)")
+    length = int(raw_length)
+    if length > org.upload_max_bytes:
+        return _error(413, f"larger than this organization's upload limit ({org.upload_max_bytes} bytes)")
+    metadata = _parse_metadata(request.headers.get("Upload-Metadata", ""))
+    if metadata is None:
+        return _error(400, "malformed Upload-Metadata")
+    case = None
+    if metadata.get("case"):
+        try:
+            case = Case.objects.visible_to(request.user).filter(organization=org).get(public_id=UUID(metadata["case"]))
+        except (ValueError, Case.DoesNotExist):
+            return _error(400, "unknown case")
+    filename = metadata.get("filename") or metadata.get("name") or ""
+    keep = {k: v[:200] for k, v in metadata.items() if k in {"filename", "name", "filetype", "type", "case"}}
+    upload = uploads.upload_create(organization=org, user=request.user, length=length, filename=filename,
+                                   metadata=keep, case=case, request=request)
+    headers = {"Location": request.build_absolute_uri(_upload_url(upload)), "Upload_Expires": _expires(upload)}
+    if request.headers.get("Content-Type", "").startswith(OCTET):
+        if (bad := _write_body(request, upload)) is not None:
+            if bad.status_code == 460:
+                return bad
+        headers["Upload_Offset"] = str(upload.offset)
+        _maybe_complete(request, upload)
+    elif length == 0:
+        _maybe_complete(request, upload)
+    return _resp(201, **headers)
+
+
+def _maybe_complete(request: HttpRequest, upload: Upload) -> None:
+    if upload.length is not None and upload.offset >= upload.length:
+        uploads.upload_complete(upload=upload, request=request)
+
+
+def _status_json(upload: Upload) -> dict:
+    job = getattr(upload, "job", None)
+    out = {"id": str(upload.public_id), "state": upload.state, "offset": upload.offset, "length": upload.length,
+           "filename": upload.filename, "job": None}
+    if job is not None:
+        out["job"] = {
+            "state": job.state, "state_label": str(job.get_state_display()),
+            "files_total": job.files_total, "files_ingested": job.files_ingested,
+            "files_duplicate": job.files_duplicate, "files_skipped": job.files_skipped,
+            "files": [{"path": f.path, "outcome": f.outcome, "outcome_label": str(f.get_outcome_display()),
+                       "reason": f.reason} for f in job.files.all()[:1000]],
+            "studies": [{"id": str(s.public_id), "url": s.get_absolute_url(), "state": s.state,
+                         "state_label": str(s.get_state_display()), "version": s.version,
+                         "instances": s.num_instances} for s in job.studies.all()],
+        }
+    return out
+
+
+@never_cache
+@policy.serves(Action.VIEW_CASE)
+def upload_detail(request: HttpRequest, upload_id: UUID) -> HttpResponse:
+    """HEAD (offset), PATCH (append), DELETE (termination); GET returns the status and the
+    per-file report as JSON (not part of tus)."""
+    if bad := _unauthenticated(request):
+        return bad
+    visible = Upload.objects.visible_to(request.user)
+    if request.method in ("HEAD", "PATCH", "DELETE"):
+        visible = visible.filter(created_by=request.user)  # only the uploader writes to it
+    upload = visible.select_related("organization").filter(public_id=upload_id).first()
+    if upload is None:
+        return _error(404, "no such upload")
+    if request.method == "GET":
+        policy.require(request.user, Action.VIEW_CASE, upload, request=request)
+        return JsonResponse(_status_json(upload))
+    if request.method == "OPTIONS":
+        return _resp(204, Tus_Version=TUS_VERSION, Tus_Extension=EXTENSIONS)
+    if bad := _check_version(request):
+        return bad
+    if upload.state == UploadState.TERMINATED:
+        return _error(404, "no such upload")
+    if upload.state == UploadState.EXPIRED or (upload.state == UploadState.UPLOADING
+                                               and upload.expires_at < timezone.now()):
+        return _error(410, "this upload expired")
+    if request.method == "HEAD":
+        headers = {"Upload_Offset": str(upload.offset), "Upload_Expires": _expires(upload)}
+        if upload.length is not None:
+            headers["Upload_Length"] = str(upload.length)
+        return _resp(200, **headers)
+    if request.method == "DELETE":
+        uploads.upload_terminate(upload=upload, by=request.user, request=request)
+        return _resp(204)
+    if request.method != "PATCH":
+        return _error(405, "method not allowed")
+    if not request.headers.get("Content-Type", "").startswith(OCTET):
+        return _error(415, f"Content-Type must be {OCTET}")
+    raw_offset = request.headers.get("Upload-Offset", "")
+    if not raw_offset.isdigit():
+        return _error(400, "Upload-Offset is required")
+    if int(raw_offset) != upload.offset:
+        return _resp(409, Upload_Offset=str(upload.offset))
+    if upload.state != UploadState.UPLOADING:
+        return _resp(204, Upload_Offset=str(upload.offset))
+    if (bad := _write_body(request, upload)) is not None:
+        return bad
+    with transaction.atomic():
+        _maybe_complete(request, upload)
+    return _resp(204, Upload_Offset=str(upload.offset), Upload_Expires=_expires(upload))

@@ -1,0 +1,14 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from apps.imaging import tus, views
+
+app_name = "imaging"
+
+urlpatterns = [
+    path("api/v1/uploads/", tus.uploads_root, name="tus_root"),
+    path("api/v1/uploads/<uuid:upload_id>/", tus.upload_detail, name="tus_upload"),
+    path("studies/upload/", views.upload_page, name="upload"),
+    path("studies/<uuid:study_id>/", views.study_detail, name="study_detail"),
+]

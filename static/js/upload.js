@@ -1,0 +1,178 @@
+/* Upload page: drag and drop files, folders or zips; each file is a resumable tus upload
+   (tus-js-client, served by the app). Resumes after a dropped connection (retries) or a page
+   reload (fingerprints in localStorage: choose the same file again). After the last byte the
+   server ingests the file; this page polls the upload's status for the per-file report. */
+(function () {
+  "use strict";
+  var form = document.getElementById("upload-form");
+  if (!form || !window.tus) { return; }
+  var endpoint = form.getAttribute("data-endpoint");
+  var csrf = form.querySelector("input[name=csrfmiddlewaretoken]").value;
+  var strings = document.getElementById("upload-strings").dataset;
+  var list = document.getElementById("upload-list");
+  var overall = document.getElementById("upload-overall");
+  var bar = document.getElementById("upload-progress");
+  var percent = document.getElementById("upload-percent");
+  var pauseBtn = document.getElementById("upload-pause");
+  var resumeBtn = document.getElementById("upload-resume");
+  var zone = document.getElementById("dropzone");
+  var items = [];
+  var CHUNK = 2 * 1024 * 1024; // below Django's in-memory body limit: chunks never touch disk in clear
+
+  function text(el, value) { el.textContent = value; }
+
+  function updateOverall() {
+    var total = 0, sent = 0;
+    items.forEach(function (it) { total += it.file.size; sent += it.sent; });
+    overall.hidden = items.length === 0;
+    var p = total ? Math.floor(100 * sent / total) : 100;
+    bar.value = p;
+    text(percent, p + "%");
+    var active = items.some(function (it) { return it.state === "uploading"; });
+    var paused = items.some(function (it) { return it.state === "paused"; });
+    pauseBtn.disabled = !active;
+    resumeBtn.disabled = !paused;
+  }
+
+  function showReport(it, data) {
+    var job = data.job;
+    if (!job) { return false; }
+    text(it.status, job.state_label);
+    it.report.textContent = "";
+    (job.studies || []).forEach(function (s) {
+      var li = document.createElement("li");
+      var a = document.createElement("a");
+      a.href = s.url;
+      a.textContent = strings.study + " (" + s.state_label + ", " + s.instances + ")";
+      li.appendChild(a);
+      it.report.appendChild(li);
+    });
+    (job.files || []).forEach(function (f) {
+      if (!f.reason) { return; }
+      var li = document.createElement("li");
+      li.textContent = f.path + ": " + f.outcome_label + " — " + f.reason;
+      it.report.appendChild(li);
+    });
+    return job.state !== "queued" && job.state !== "running";
+  }
+
+  function poll(it) {
+    fetch(it.upload.url, { credentials: "same-origin", headers: { "Accept": "application/json" } })
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (data) {
+        if (!data || !showReport(it, data)) { window.setTimeout(function () { poll(it); }, 1500); }
+      })
+      .catch(function () { window.setTimeout(function () { poll(it); }, 3000); });
+  }
+
+  function start(it) {
+    it.upload.findPreviousUploads().then(function (previous) {
+      if (previous.length) { it.upload.resumeFromPreviousUpload(previous[0]); }
+      it.state = "uploading";
+      text(it.status, strings.uploading);
+      it.upload.start();
+      updateOverall();
+    });
+  }
+
+  function add(file, path) {
+    var li = document.createElement("li");
+    li.className = "upload-item";
+    li.setAttribute("data-testid", "upload-item");
+    var name = document.createElement("span");
+    name.className = "mono";
+    text(name, path || file.name);
+    var status = document.createElement("span");
+    text(status, " " + strings.waiting);
+    var progress = document.createElement("progress");
+    progress.max = 100; progress.value = 0;
+    progress.setAttribute("aria-label", path || file.name);
+    var report = document.createElement("ul");
+    report.className = "report";
+    li.appendChild(name); li.appendChild(document.createTextNode(" · ")); li.appendChild(status);
+    li.appendChild(progress); li.appendChild(report);
+    list.appendChild(li);
+    var it = { file: file, sent: 0, state: "waiting", status: status, progress: progress, report: report };
+    var caseId = document.getElementById("upload-case").value;
+    it.upload = new window.tus.Upload(file, {
+      endpoint: endpoint,
+      chunkSize: CHUNK,
+      retryDelays: [0, 1000, 3000, 5000, 10000, 20000],
+      headers: { "X-CSRFToken": csrf },
+      metadata: { filename: path || file.name, filetype: file.type || "application/octet-stream", "case": caseId },
+      storeFingerprintForResuming: true,
+      removeFingerprintOnSuccess: true,
+      onProgress: function (sent, total) {
+        it.sent = sent;
+        it.progress.value = total ? Math.floor(100 * sent / total) : 100;
+        updateOverall();
+      },
+      onError: function () { it.state = "failed"; text(it.status, " " + strings.failed); updateOverall(); },
+      onSuccess: function () {
+        it.state = "done"; it.sent = file.size; it.progress.value = 100;
+        text(it.status, " " + strings.processing);
+        updateOverall();
+        poll(it);
+      }
+    });
+    items.push(it);
+    start(it);
+  }
+
+  function readEntry(entry, prefix) {
+    if (entry.isFile) {
+      entry.file(function (f) { add(f, prefix + f.name); });
+    } else if (entry.isDirectory) {
+      var reader = entry.createReader();
+      var readAll = function () {
+        reader.readEntries(function (entries) {
+          if (!entries.length) { return; }
+          entries.forEach(function (e) { readEntry(e, prefix + entry.name + "/"); });
+          readAll();
+        });
+      };
+      readAll();
+    }
+  }
+
+  document.getElementById("upload-files").addEventListener("change", function (e) {
+    Array.prototype.forEach.call(e.target.files, function (f) { add(f, f.name); });
+    e.target.value = "";
+  });
+  document.getElementById("upload-folder").addEventListener("change", function (e) {
+    Array.prototype.forEach.call(e.target.files, function (f) { add(f, f.webkitRelativePath || f.name); });
+    e.target.value = "";
+  });
+  ["dragenter", "dragover"].forEach(function (type) {
+    zone.addEventListener(type, function (e) { e.preventDefault(); zone.classList.add("dragover"); });
+  });
+  zone.addEventListener("dragleave", function () { zone.classList.remove("dragover"); });
+  zone.addEventListener("drop", function (e) {
+    e.preventDefault();
+    zone.classList.remove("dragover");
+    var dt = e.dataTransfer;
+    if (dt.items && dt.items.length && dt.items[0].webkitGetAsEntry) {
+      Array.prototype.forEach.call(dt.items, function (item) {
+        var entry = item.webkitGetAsEntry();
+        if (entry) { readEntry(entry, ""); }
+      });
+    } else {
+      Array.prototype.forEach.call(dt.files, function (f) { add(f, f.name); });
+    }
+  });
+  zone.addEventListener("keydown", function (e) {
+    if (e.key === "Enter" || e.key === " ") { e.preventDefault(); document.getElementById("upload-files").click(); }
+  });
+  pauseBtn.addEventListener("click", function () {
+    items.forEach(function (it) {
+      if (it.state === "uploading") { it.upload.abort(); it.state = "paused"; text(it.status, " " + strings.paused); }
+    });
+    updateOverall();
+  });
+  resumeBtn.addEventListener("click", function () {
+    items.forEach(function (it) {
+      if (it.state === "paused") { it.state = "uploading"; text(it.status, " " + strings.uploading); it.upload.start(); }
+    });
+    updateOverall();
+  });
+}());

@@ -1,0 +1,148 @@
+"""The tus 1.0.0 server, in process (the end-to-end upload over uvicorn is test_e2e_upload.py)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+
+import pytest
+from django.test import Client
+
+from apps.audit.models import AuditEvent
+from apps.imaging.models import IngestJob, Study, Upload, UploadState
+from apps.organizations.models import Role
+from tests.factories import CaseFactory, member
+
+pytestmark = pytest.mark.django_db
+
+ROOT = "/api/v1/uploads/"
+TUS = {"HTTP_TUS_RESUMABLE": "1.0.0"}
+
+
+def _meta(**kv) -> str:
+    return ",".join(f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in kv.items())
+
+
+@pytest.fixture
+def uploader(org_a):
+    return member(org_a, Role.RADIOLOGIST, email="rad@alpha.example")
+
+
+@pytest.fixture
+def client(uploader):
+    c = Client(enforce_csrf_checks=False)
+    c.force_login(uploader)
+    return c
+
+
+def _create(client, length, **meta):
+    r = client.post(ROOT, HTTP_UPLOAD_LENGTH=str(length), HTTP_UPLOAD_METADATA=_meta(**meta), **TUS)
+    assert r.status_code == 201, r.content
+    return r["Location"].split("testserver", 1)[-1]
+
+
+def _patch(client, url, offset, data, **extra):
+    return client.generic("PATCH", url, data, content_type="application/offset+octet-stream",
+                          HTTP_UPLOAD_OFFSET=str(offset), **TUS, **extra)
+
+
+def test_options_advertises_extensions_and_limit(client, org_a):
+    r = client.options(ROOT)
+    assert r.status_code == 204
+    assert r["Tus-Version"] == "1.0.0"
+    assert set(r["Tus-Extension"].split(",")) >= {"creation", "creation-with-upload", "termination", "checksum",
+                                                   "expiration"}
+    assert "sha1" in r["Tus-Checksum-Algorithm"]
+    assert r["Tus-Max-Size"] == str(org_a.upload_max_bytes)
+
+
+def test_upload_in_chunks_then_ingest(client, small_ct, django_capture_on_commit_callbacks):
+    data = sorted(small_ct.iterdir())[0].read_bytes()
+    url = _create(client, len(data), filename="one.dcm")
+    assert client.head(url, **TUS)["Upload-Offset"] == "0"
+    half = len(data) // 2
+    assert _patch(client, url, 0, data[:half]).status_code == 204
+    r = client.head(url, **TUS)
+    assert (r["Upload-Offset"], r["Upload-Length"]) == (str(half), str(len(data)))
+    assert "Upload-Expires" in r
+    assert _patch(client, url, 0, b"x").status_code == 409   # wrong offset
+    with django_capture_on_commit_callbacks(execute=True):
+        r = _patch(client, url, half, data[half:])
+    assert r["Upload-Offset"] == str(len(data))
+    upload = Upload.objects.get()
+    assert upload.state == UploadState.COMPLETE
+    job = IngestJob.objects.get(upload=upload)
+    assert job.files_ingested == 1
+    study = Study.objects.get()
+    assert study.instances.get().sha256 == hashlib.sha256(data).hexdigest()
+    status = client.get(url).json()
+    assert status["job"]["studies"][0]["id"] == str(study.public_id)
+    assert AuditEvent.objects.filter(action="imaging.upload_completed").exists()
+
+
+def test_creation_with_upload_and_case(client, org_a, small_ct, django_capture_on_commit_callbacks):
+    case = CaseFactory(organization=org_a)
+    data = sorted(small_ct.iterdir())[1].read_bytes()
+    with django_capture_on_commit_callbacks(execute=True):
+        r = client.generic("POST", ROOT, data, content_type="application/offset+octet-stream",
+                           HTTP_UPLOAD_LENGTH=str(len(data)),
+                           HTTP_UPLOAD_METADATA=_meta(filename="a.dcm", case=str(case.public_id)), **TUS)
+    assert r.status_code == 201 and r["Upload-Offset"] == str(len(data))
+    assert Study.objects.get().case == case
+
+
+def test_checksum_mismatch_is_460_and_rolls_back(client):
+    url = _create(client, 10)
+    bad = "sha1 " + base64.b64encode(hashlib.sha1(b"other").digest()).decode()
+    assert _patch(client, url, 0, b"hello", HTTP_UPLOAD_CHECKSUM=bad).status_code == 460
+    assert client.head(url, **TUS)["Upload-Offset"] == "0"
+    good = "sha1 " + base64.b64encode(hashlib.sha1(b"hello").digest()).decode()
+    assert _patch(client, url, 0, b"hello", HTTP_UPLOAD_CHECKSUM=good)["Upload-Offset"] == "5"
+
+
+def test_limits_and_protocol_errors(client, org_a):
+    org_a.upload_max_bytes = 100
+    org_a.save()
+    assert client.post(ROOT, HTTP_UPLOAD_LENGTH="101", **TUS).status_code == 413
+    assert client.post(ROOT, HTTP_UPLOAD_LENGTH="10").status_code == 412   # no Tus-Resumable
+    url = _create(client, 4)
+    assert _patch(client, url, 0, b"too long").status_code == 413
+    assert client.generic("PATCH", url, b"ab", content_type="text/plain", HTTP_UPLOAD_OFFSET="0",
+                          **TUS).status_code == 415
+
+
+def test_termination_deletes_staging(client):
+    url = _create(client, 10)
+    _patch(client, url, 0, b"12345")
+    assert client.delete(url, **TUS).status_code == 204
+    assert client.head(url, **TUS).status_code == 404
+    assert AuditEvent.objects.filter(action="imaging.upload_deleted").exists()
+
+
+def test_expired_upload_is_gone(client):
+    url = _create(client, 10)
+    Upload.objects.update(expires_at="2000-01-01T00:00:00Z")
+    assert client.head(url, **TUS).status_code == 410
+
+
+def test_roles_and_tenants(org_a, org_b, client_as, client):
+    url = _create(client, 10)
+    consultant = member(org_a, Role.EXTERNAL_CONSULTANT)
+    assert client_as(consultant).post(ROOT, HTTP_UPLOAD_LENGTH="10", **TUS).status_code == 403
+    assert client_as(None).post(ROOT, HTTP_UPLOAD_LENGTH="10", **TUS).status_code == 403
+    other = member(org_b, Role.RADIOLOGIST)
+    assert client_as(other).head(url, **TUS).status_code == 404
+    assert _patch(client_as(other), url, 0, b"x").status_code == 404
+    # a colleague sees the status but cannot write into someone else's upload
+    colleague = member(org_a, Role.CLINICIAN)
+    assert client_as(colleague).get(url).status_code == 200
+    assert _patch(client_as(colleague), url, 0, b"x").status_code == 404
+
+
+def test_csrf_is_enforced_for_session_uploads(uploader):
+    c = Client(enforce_csrf_checks=True)
+    c.force_login(uploader)
+    assert c.post(ROOT, HTTP_UPLOAD_LENGTH="10", **TUS).status_code == 403
+    c.get("/studies/upload/")
+    token = c.cookies["csrftoken"].value
+    assert c.post(ROOT, HTTP_UPLOAD_LENGTH="10", HTTP_X_CSRFTOKEN=token, **TUS).status_code == 201
