@@ -84,6 +84,14 @@ class GrantViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedVi
     serializer_class = GrantOutputSerializer
     lightbox_action = policy.Action.MANAGE_GRANT
 
+    def get_permissions(self):
+        from apps.accounts.mfa import RecentOTP
+
+        permissions = super().get_permissions()
+        if self.action in ("create", "renew", "extend"):
+            permissions.append(RecentOTP())  # giving access away needs a recent second factor
+        return permissions
+
     def refine_queryset(self, queryset):
         queryset = queryset.select_related("case", "grantee")
         if self.request.query_params.get("mine"):

@@ -20,6 +20,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
+from apps.accounts.mfa import require_recent_otp
 from apps.sharing import policy, selectors, services
 from apps.sharing.forms import (
     ExtendForm,
@@ -37,15 +38,6 @@ SECOND_FACTOR_SESSION_KEY = "lightbox_link_second_factor_ok"
 OPENED_SESSION_KEY = "lightbox_opened_grants"
 
 _REFUSAL_STATUS = {LinkRefusal.DEAD: 410}
-
-
-def _step_up(view):
-    """Share creation asks for a recent MFA when the identity app provides the decorator."""
-    try:
-        from apps.accounts.mfa import require_recent_otp  # type: ignore[import-not-found]
-    except ImportError:  # pragma: no cover - identity app not there yet
-        return view
-    return require_recent_otp(view)
 
 
 def _link_url(request: HttpRequest, raw: str) -> str:
@@ -72,7 +64,7 @@ def case_share(request: HttpRequest, case_id: UUID) -> HttpResponse:
     return _share_steps(request, case)
 
 
-@_step_up
+@require_recent_otp  # giving access away needs a recent second factor (step-up)
 def _share_steps(request: HttpRequest, case) -> HttpResponse:
     form = ShareForm(request.POST or None)
     context = {"case": case, "form": form, "templates": TEMPLATES.values(),

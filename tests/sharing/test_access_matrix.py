@@ -252,7 +252,7 @@ def _is_login_redirect(response) -> bool:
 
 
 def _outcome(response) -> str:
-    if response.status_code in (403, 404, 410) or _is_login_redirect(response):
+    if response.status_code in (401, 403, 404, 410) or _is_login_redirect(response):
         return "deny"
     if 200 <= response.status_code < 400:
         return "allow"

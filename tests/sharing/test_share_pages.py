@@ -55,3 +55,16 @@ def test_only_sharers_reach_the_share_page(case, consultant, org_b, client_as):
     coordinator = member(case.organization, Role.COORDINATOR)
     assert client_as(coordinator).get(url).status_code == 403      # sees it, may not share
     assert client_as(member(org_b, Role.CLINICIAN)).get(url).status_code == 404
+
+
+def test_sharing_needs_a_recent_second_factor_when_mfa_is_enforced(owner, case, consultant, settings):
+    settings.LIGHTBOX_MFA_ENFORCED = True
+    client = Client()
+    client.force_login(owner)
+    response = client.get(reverse("sharing:case_share", kwargs={"case_id": case.public_id}))
+    assert response.status_code == 302 and reverse("accounts:step_up") in response["Location"]
+    body = {"case": str(case.public_id), "use_case": "second_opinion", "recipient_kind": "user",
+            "recipient_email": consultant.email}
+    response = client.post("/api/v1/grants/", body, content_type="application/json")
+    assert response.status_code == 403 and "step_up_required" in response.content.decode()
+    assert not Grant.objects.exists()
