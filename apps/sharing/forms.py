@@ -28,6 +28,9 @@ class ShareForm(forms.Form):
         choices=[("", _("As the template says")), (Rendition.PREVIEW, _("Compressed preview only")),
                  (Rendition.ORIGINAL, _("Original DICOM and preview"))],
         help_text=_("Only templates marked “as chosen” let you pick; others use the template's images."))
+    studies = forms.ModelMultipleChoiceField(
+        label=_("Studies"), required=False, queryset=None, widget=forms.CheckboxSelectMultiple,
+        help_text=_("Tick none to share the whole case; tick some to share only those studies."))
     hours = forms.IntegerField(label=_("4. Expires after (hours)"), required=False, min_value=1,
                                help_text=_("Leave empty for the template's default, the shortest practical."))
     download_limit = forms.IntegerField(label=_("Download limit"), required=False, min_value=1)
@@ -40,6 +43,17 @@ class ShareForm(forms.Form):
     passcode = forms.CharField(label=_("Passcode"), required=False, min_length=6, max_length=64,
                                widget=forms.PasswordInput(render_value=True),
                                help_text=_("Tell the recipient by another channel (phone), not in the same e-mail."))
+
+    def __init__(self, *args: Any, case: Any = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        from apps.imaging.models import Study
+
+        studies = Study.objects.filter(case=case) if case is not None else Study.objects.none()
+        self.fields["studies"].queryset = studies
+        self.fields["studies"].label_from_instance = lambda s: (
+            f"{s.study_description or _('Study')} ({s.modalities or '—'}, {s.study_date or '—'})")
+        if not studies.exists():
+            del self.fields["studies"]
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()

@@ -12,6 +12,7 @@ urlpatterns = [
     path("sharing/received/", views.shared_with_me, name="shared_with_me"),
     path("sharing/cases/<uuid:case_id>/", views.shared_case, name="shared_case"),
     path("sharing/cases/<uuid:case_id>/share/", views.case_share, name="case_share"),
+    path("sharing/studies/<uuid:study_id>/share/", views.study_share, name="study_share"),
     path("sharing/grants/<uuid:grant_id>/revoke/", views.grant_revoke, name="grant_revoke"),
     path("sharing/grants/<uuid:grant_id>/extend/", views.grant_extend, name="grant_extend"),
     path("sharing/grants/<uuid:grant_id>/renew/", views.grant_renew, name="grant_renew"),

@@ -64,9 +64,27 @@ def case_share(request: HttpRequest, case_id: UUID) -> HttpResponse:
     return _share_steps(request, case)
 
 
+@login_required
+@require_http_methods(["GET", "POST"])
+@policy.serves(Action.SHARE_CASE)
+def study_share(request: HttpRequest, study_id: UUID) -> HttpResponse:
+    """Share one study (of a case): the same steps, with the study ticked."""
+    from apps.imaging.models import Study
+
+    study = Study.objects.visible_to(request.user).select_related("case").filter(public_id=study_id).first()
+    if study is None:
+        raise Http404
+    policy.require(request.user, Action.SHARE_CASE, study, request=request)
+    if study.case is None:
+        messages.error(request, _("Attach this study to a case before sharing it."))
+        return redirect("dashboard")
+    return _share_steps(request, study.case, studies=[study])
+
+
 @require_recent_otp  # giving access away needs a recent second factor (step-up)
-def _share_steps(request: HttpRequest, case) -> HttpResponse:
-    form = ShareForm(request.POST or None)
+def _share_steps(request: HttpRequest, case, studies=()) -> HttpResponse:
+    form = ShareForm(request.POST or None, case=case,
+                     initial={"studies": [s.pk for s in studies]} if studies else None)
     context = {"case": case, "form": form, "templates": TEMPLATES.values(),
                "anonymous_enabled": case.organization.anonymous_links_enabled}
     if request.method == "POST" and form.is_valid():
@@ -86,7 +104,7 @@ def _share_steps(request: HttpRequest, case) -> HttpResponse:
                 else ([Rendition.PREVIEW] if rendition else None),
                 download_limit=data.get("download_limit"), second_factor=data.get("second_factor") or "",
                 passcode=data.get("passcode") or "", max_uses=data.get("max_uses"),
-                not_before=data.get("not_before"), request=request)
+                not_before=data.get("not_before"), studies=list(data.get("studies") or []), request=request)
         except ValidationError as exc:
             form.add_error(None, exc)
         except PermissionDenied as exc:

@@ -68,3 +68,34 @@ def test_sharing_needs_a_recent_second_factor_when_mfa_is_enforced(owner, case, 
     response = client.post("/api/v1/grants/", body, content_type="application/json")
     assert response.status_code == 403 and "step_up_required" in response.content.decode()
     assert not Grant.objects.exists()
+
+
+def test_share_one_study_then_only_that_study_is_reachable(owner, case, consultant):
+    from apps.sharing import policy
+    from apps.sharing.policy import Action
+    from tests.factories import StudyFactory
+
+    shared, other = StudyFactory(organization=case.organization, case=case), \
+        StudyFactory(organization=case.organization, case=case)
+    client = Client()
+    client.force_login(owner)
+    url = reverse("sharing:study_share", kwargs={"study_id": shared.public_id})
+    page = client.get(url)
+    assert page.status_code == 200 and b'name="studies"' in page.content
+    form = {"use_case": "second_opinion", "recipient_kind": "user", "recipient_email": consultant.email,
+            "studies": [shared.pk]}
+    review = client.post(url, form)
+    assert review.status_code == 200, review.content
+    assert client.post(url, {**form, "confirm": "1"}).status_code == 200
+    grant = Grant.objects.get()
+    assert list(grant.studies.all()) == [shared]
+    assert policy.can(consultant, Action.VIEW_IMAGES, shared)
+    assert policy.can(consultant, Action.DOWNLOAD_ORIGINAL, shared)
+    assert not policy.can(consultant, Action.VIEW_IMAGES, other)
+    assert not policy.can(consultant, Action.DOWNLOAD_PREVIEW, other)
+    assert policy.can(consultant, Action.VIEW_CASE, case)
+    assert not policy.can(consultant, Action.DOWNLOAD_ORIGINAL, case)  # never a whole-case download
+    recipient = Client()
+    recipient.force_login(consultant)
+    page = recipient.get(reverse("sharing:shared_case", kwargs={"case_id": case.public_id})).content.decode()
+    assert str(shared.public_id) in page and str(other.public_id) not in page
