@@ -68,6 +68,9 @@ def seed() -> list[DemoAccount]:
     from apps.cases.demo import seed_cases
 
     seed_cases(orgs["northwind"], "northwind.example")  # cases, notes and a scheduled tumor board
+    from apps.imaging.demo import seed_imaging
+
+    seed_imaging(orgs["northwind"])  # studies from pydicom's test files on the chest CT case
     from apps.sharing.demo import seed_shares
 
     seed_shares(orgs["northwind"], "northwind.example")  # a live and an expired-unused share
