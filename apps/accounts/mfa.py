@@ -88,6 +88,13 @@ def totp_begin(user: Any) -> TOTPDevice:
     return device
 
 
+def manual_key(device: TOTPDevice) -> str:
+    """The key as an authenticator app takes it typed by hand (base32, as in the QR code)."""
+    import base64
+
+    return base64.b32encode(device.bin_key).decode().rstrip("=")
+
+
 def recovery_codes_issue(user: Any) -> list[str]:
     """New recovery codes (unconfirmed until the user says they saved them); old ones die."""
     StaticDevice.objects.filter(user=user).delete()

@@ -71,17 +71,11 @@ def mfa_setup(request: HttpRequest) -> HttpResponse:
         form.add_error("code", _("That code does not match. Check the time on your phone and try the next code."))
     qr = segno.make(device.config_url, error="m")
     svg = qr.svg_inline(scale=4, dark="#111", light="#fff", title=_("QR code for your authenticator app"))
-    key = _base32(device)
+    key = mfa.manual_key(device)
     return render(request, "accounts/mfa_setup.html", {
         "form": form, "qr_svg": svg, "manual_key": key, "manual_key_grouped": " ".join(
             key[i:i + 4] for i in range(0, len(key), 4)), "next": _next(request),
         "required": mfa.mfa_required(user)}, status=400 if form.errors else 200)
-
-
-def _base32(device) -> str:
-    import base64
-
-    return base64.b32encode(device.bin_key).decode().rstrip("=")
 
 
 @never_cache

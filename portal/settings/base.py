@@ -77,6 +77,8 @@ INSTALLED_APPS = [
     "apps.sharing",
     "apps.imaging",
     "apps.education",
+    "apps.viewer",
+    "apps.renditions",
 ]
 
 MIDDLEWARE = [
@@ -90,8 +92,8 @@ MIDDLEWARE = [
     "django_otp.middleware.OTPMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     "apps.organizations.middleware.ActiveOrganizationMiddleware",
-    "apps.accounts.middleware.AccessGateMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "apps.accounts.middleware.AccessGateMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     "django.middleware.gzip.GZipMiddleware",
@@ -312,6 +314,8 @@ AXES_USERNAME_CALLABLE = "apps.accounts.brute_force.axes_username"
 AXES_LOCKOUT_CALLABLE = "apps.accounts.brute_force.axes_lockout_response"
 AXES_SENSITIVE_PARAMETERS = ["password", "login"]
 AXES_VERBOSE = False
+# allauth's own limiter keeps a per-address throttle; the per-account lockout is axes' (one message)
+ACCOUNT_RATE_LIMITS = {"login_failed": "20/m/ip"}
 
 # --- Celery ---------------------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
@@ -361,4 +365,6 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("DJANGO_LOG_LEVEL", default="INFO")},
+    # django-axes logs e-mail addresses at INFO; personal data stays out of logs
+    "loggers": {"axes": {"level": "ERROR"}},
 }

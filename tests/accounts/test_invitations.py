@@ -50,12 +50,12 @@ def test_token_is_random_long_and_only_its_hash_is_stored(org_a, radiologist, ca
     invitation, raw = _invite(org_a, radiologist, case)
     assert len(raw) >= 43  # 32 random bytes, url-safe base64
     assert invitation.token_hash == hashlib.sha256(raw.encode()).hexdigest()
-    other, raw2 = _invite(org_a, radiologist, case, email="b@elsewhere.example")
+    _other, raw2 = _invite(org_a, radiologist, case, email="b@elsewhere.example")
     assert raw2 != raw
     # the raw token appears in no column of no table
     with connection.cursor() as cursor:
         for table in connection.introspection.table_names():
-            cursor.execute(f'SELECT * FROM "{table}"')  # noqa: S608 - table names from introspection
+            cursor.execute(f'SELECT * FROM "{table}"')
             for row in cursor.fetchall():
                 assert not any(isinstance(v, str) and raw in v for v in row), table
 
@@ -137,7 +137,7 @@ def test_repeated_unknown_tokens_are_throttled(settings, org_a, radiologist, cas
 
     cache.clear()
     settings.LIGHTBOX_INVITE_TOKEN_MAX_FAILURES = 3
-    invitation, raw = _invite(org_a, radiologist, case)
+    _invitation, raw = _invite(org_a, radiologist, case)
     visitor = Client()
     for i in range(3):
         assert visitor.get(_url(f"guess{i}-{'x' * 40}")).status_code == 404
@@ -161,7 +161,7 @@ def test_signed_in_with_another_address_cannot_accept(org_a, radiologist, case, 
 
 def test_existing_account_signs_in_then_accepts(org_a, org_b, radiologist, case, client_as):
     existing = member(org_b, Role.CLINICIAN, email="consultant@elsewhere.example")
-    invitation, raw = _invite(org_a, radiologist, case)
+    _invitation, raw = _invite(org_a, radiologist, case)
     response = Client().get(_url(raw))
     assert b"Sign in to accept" in response.content
     client = client_as(existing)
@@ -196,7 +196,7 @@ def patient_invitation(org_a, radiologist):
 
 
 def test_patient_proves_birth_date_and_reaches_only_the_portal(patient_invitation, org_a):
-    invitation, raw, case = patient_invitation
+    _invitation, raw, case = patient_invitation
     browser = Client()
     assert b"date of birth" in browser.get(_url(raw)).content
     wrong = browser.post(_url(raw), {"step": "birth_date", "birth_date": "1961-04-03"})

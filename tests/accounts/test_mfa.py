@@ -1,0 +1,177 @@
+"""Second factor: who must enrol, the sign-in step, lockout on wrong codes, recovery codes,
+step-up on a real view (sending an invitation) and on a DRF view."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from django.test import Client
+from django_otp.plugins.otp_static.models import StaticDevice
+from django_otp.plugins.otp_totp.models import TOTPDevice
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.test import APIRequestFactory
+from rest_framework.views import APIView
+
+from apps.accounts import mfa
+from apps.audit.models import AuditEvent
+from apps.organizations.models import Role
+from tests.accounts.conftest import enrol, totp_code
+from tests.factories import CaseFactory, member
+
+pytestmark = pytest.mark.django_db
+
+
+def test_required_roles_are_sent_to_enrolment_others_are_not(org_a, admin_a, clinician_a, client_as):
+    consultant = member(org_a, Role.EXTERNAL_CONSULTANT)
+    for user in (admin_a, consultant):
+        response = client_as(user).get("/cases/")
+        assert response.status_code == 302 and response["Location"].startswith("/accounts/mfa/setup/?next=%2Fcases%2F")
+    assert client_as(clinician_a).get("/").status_code == 200
+    # the organization decides: requiring clinicians sends them too
+    org_a.mfa_required_roles = [Role.CLINICIAN, Role.EXTERNAL_CONSULTANT]
+    org_a.save()
+    assert client_as(clinician_a).get("/")["Location"].startswith("/accounts/mfa/setup/")
+    assert client_as(admin_a).get("/").status_code == 200
+    # the API answers 403, not a redirect
+    assert client_as(consultant).get("/api/v1/organizations/").status_code == 403
+
+
+def test_enrolment_shows_qr_and_key_and_confirms_with_a_code(admin_a, client_as):
+    client = client_as(admin_a)
+    page = client.get("/accounts/mfa/setup/?next=/org/members/")
+    assert page.status_code == 200
+    assert b"<svg" in page.content and b"data-testid=\"totp-key\"" in page.content
+    device = TOTPDevice.objects.get(user=admin_a, confirmed=False)
+    assert mfa.manual_key(device).encode() in page.content
+    # the QR code does not change on reload (same device)
+    client.get("/accounts/mfa/setup/")
+    assert TOTPDevice.objects.filter(user=admin_a).count() == 1
+    wrong = client.post("/accounts/mfa/setup/", {"code": "000000" if totp_code(device) != "000000" else "111111"})
+    assert wrong.status_code == 400
+    response = client.post("/accounts/mfa/setup/", {"code": totp_code(device), "next": "/org/members/"})
+    assert response["Location"].startswith("/accounts/mfa/recovery-codes/")
+    device.refresh_from_db()
+    assert device.confirmed
+    codes_page = client.get("/accounts/mfa/recovery-codes/")
+    codes = list(StaticDevice.objects.get(user=admin_a).token_set.values_list("token", flat=True))
+    assert len(codes) == 10 and all(c.encode() in codes_page.content for c in codes)
+    assert client.get("/org/members/")["Location"].startswith("/accounts/mfa/recovery-codes/")
+    done = client.post("/accounts/mfa/recovery-codes/", {"saved": "1", "next": "/org/members/"})
+    assert done["Location"] == "/org/members/"
+    assert client.get("/org/members/").status_code == 200
+
+
+def test_sign_in_asks_for_the_code_after_the_password(org_a, clinician_a):
+    device = enrol(clinician_a)  # offered to everyone: once enrolled, always asked
+    client = Client()
+    response = client.post("/accounts/login/", {"login": clinician_a.email, "password": "correct-horse-battery-staple"})
+    assert response.status_code == 302
+    assert client.get("/")["Location"].startswith("/accounts/mfa/verify/?next=%2F")
+    assert client.post("/accounts/mfa/verify/", {"code": totp_code(device), "next": "/"})["Location"] == "/"
+    assert client.get("/").status_code == 200
+
+
+def test_recovery_code_works_once(clinician_a):
+    enrol(clinician_a)
+    code = StaticDevice.objects.get(user=clinician_a).token_set.first().token
+    first = Client()
+    first.force_login(clinician_a)
+    assert first.post("/accounts/mfa/verify/", {"code": code, "next": "/"})["Location"] == "/"
+    second = Client()
+    second.force_login(clinician_a)
+    assert second.post("/accounts/mfa/verify/", {"code": code, "next": "/"}).status_code == 400
+
+
+def test_wrong_codes_lock_the_second_factor(settings, clinician_a):
+    device = enrol(clinician_a)
+    client = Client()
+    client.force_login(clinician_a)
+    good = totp_code(device)
+    bad = "123456" if good != "123456" else "654321"
+    for attempt in range(settings.LIGHTBOX_OTP_MAX_FAILURES - 1):
+        assert client.post("/accounts/mfa/verify/", {"code": bad}).status_code == 400, attempt
+    locked = client.post("/accounts/mfa/verify/", {"code": bad})
+    assert locked.status_code == 429 and b"Too many wrong codes" in locked.content
+    # now even the right code is refused until the lock ends
+    refused = client.post("/accounts/mfa/verify/", {"code": good})
+    assert refused.status_code == 429
+    assert client.get("/")["Location"].startswith("/accounts/mfa/verify/")
+    assert AuditEvent.objects.filter(action="auth.otp_locked_out", actor=clinician_a).exists()
+    assert AuditEvent.objects.filter(action="auth.otp_failed", actor=clinician_a).count() == 5
+    # after the lock, the right code works again
+    device.refresh_from_db()
+    TOTPDevice.objects.filter(pk=device.pk).update(
+        throttling_failure_timestamp=device.throttling_failure_timestamp.replace(
+            year=device.throttling_failure_timestamp.year - 1))
+    assert client.post("/accounts/mfa/verify/", {"code": good, "next": "/"})["Location"] == "/"
+
+
+# --- step-up ---------------------------------------------------------------------------------
+
+def _age_verification(client, hours: float) -> None:
+    session = client.session
+    session[mfa.OTP_VERIFIED_AT] = time.time() - hours * 3600
+    session.save()
+
+
+def test_step_up_on_sending_an_invitation(settings, org_a, verified_client):
+    radiologist = member(org_a, Role.RADIOLOGIST)
+    case = CaseFactory(organization=org_a, created_by=radiologist)
+    client = verified_client(radiologist)
+    assert client.get("/org/invitations/new/").status_code == 200  # verified just now
+    _age_verification(client, settings.LIGHTBOX_STEP_UP_HOURS + 0.1)
+    response = client.get("/org/invitations/new/")
+    assert response.status_code == 302
+    assert response["Location"] == "/accounts/mfa/step-up/?next=%2Forg%2Finvitations%2Fnew%2F"
+    # a POST without a fresh code sends nothing
+    data = {"email": "c@elsewhere.example", "role": Role.EXTERNAL_CONSULTANT, "cases": [case.pk], "access_days": 30}
+    assert client.post("/org/invitations/new/", data).status_code == 302
+    from apps.accounts.models import Invitation
+
+    assert not Invitation.objects.exists()
+    device = TOTPDevice.objects.get(user=radiologist)
+    back = client.post("/accounts/mfa/step-up/", {"code": totp_code(device, ahead=1), "next": "/org/invitations/new/"})
+    assert back["Location"] == "/org/invitations/new/"
+    assert client.post("/org/invitations/new/", data).status_code == 302
+    assert Invitation.objects.get().cases.get() == case
+    assert AuditEvent.objects.filter(action="auth.step_up_required").exists()
+
+
+def test_step_up_sends_a_user_without_authenticator_to_enrol(org_a, client_as):
+    radiologist = member(org_a, Role.RADIOLOGIST)
+    client = client_as(radiologist)
+    assert client.get("/org/invitations/new/")["Location"].startswith("/accounts/mfa/step-up/")
+    assert client.get("/accounts/mfa/step-up/?next=/org/invitations/new/")["Location"].startswith(
+        "/accounts/mfa/setup/")
+
+
+class _OriginalApi(APIView):
+    permission_classes = [IsAuthenticated, mfa.RecentOTP]
+
+    def get(self, request):
+        return Response({"ok": True})
+
+
+def test_recent_otp_drf_permission(settings, clinician_a, verified_client):
+    factory = APIRequestFactory()
+    client = verified_client(clinician_a)
+    session = client.session
+
+    def call():
+        request = factory.get("/api/v1/x/")
+        request.session = session
+        from django_otp.middleware import OTPMiddleware
+
+        request.user = clinician_a
+        OTPMiddleware(lambda r: None)(request)
+        from rest_framework.test import force_authenticate
+
+        force_authenticate(request, user=request.user)
+        return _OriginalApi.as_view()(request)
+
+    assert call().status_code == 200
+    session[mfa.OTP_VERIFIED_AT] = time.time() - (settings.LIGHTBOX_STEP_UP_HOURS + 1) * 3600
+    response = call()
+    assert response.status_code == 403 and response.data["detail"] == "step_up_required"

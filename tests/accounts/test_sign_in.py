@@ -1,0 +1,112 @@
+"""Passwords: lockout after repeated failures, org switch to SSO-only for staff; sessions: idle
+timeout (shorter for outsiders), all ended on password or MFA reset."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from django.test import Client
+
+from apps.accounts import services
+from apps.accounts.middleware import LAST_SEEN
+from apps.accounts.models import SSOConfig
+from apps.audit.models import AuditEvent
+from apps.organizations.models import Role
+from tests.accounts.conftest import enrol
+from tests.factories import TEST_PASSWORD, member
+
+pytestmark = pytest.mark.django_db
+
+
+def _sign_in(client, email, password=TEST_PASSWORD):
+    return client.post("/accounts/login/", {"login": email, "password": password})
+
+
+def test_lockout_after_repeated_wrong_passwords(settings, clinician_a):
+    client = Client()
+    for attempt in range(settings.AXES_FAILURE_LIMIT - 1):
+        response = _sign_in(client, clinician_a.email, "wrong-password-123")
+        assert response.status_code == 200, attempt  # the form again, with an error
+    locked = _sign_in(client, clinician_a.email, "wrong-password-123")
+    assert locked.status_code == 429 and b"Sign-in locked" in locked.content
+    # the right password does not get in while locked, from another browser too
+    other = Client()
+    response = _sign_in(other, clinician_a.email)
+    assert response.status_code == 429
+    assert other.get("/").status_code == 302
+    events = AuditEvent.objects.filter(action="auth.locked_out")
+    assert events.exists()
+    assert all(e.outcome == "denied" and e.target_id == str(clinician_a.public_id) for e in events)
+    # another account is not locked
+    assert _sign_in(Client(), member(clinician_a.memberships.first().organization).email).status_code == 302
+
+
+def test_org_can_require_sso_for_staff(org_a, admin_a, clinician_a):
+    assert _sign_in(Client(), clinician_a.email).status_code == 302
+    SSOConfig.objects.create(organization=org_a, issuer="https://idp.example", client_id="x",
+                             allowed_domains="alpha.example")
+    org_a.password_login_allowed = False
+    org_a.save()
+    response = _sign_in(Client(), clinician_a.email)
+    assert response.status_code == 200 and b"single sign-on" in response.content
+    assert AuditEvent.objects.filter(action="auth.password_login_refused").exists()
+    # org admins keep their password (and their required second factor): SSO cannot lock them out
+    assert _sign_in(Client(), admin_a.email).status_code == 302
+    # consultants are not staff: they keep password + TOTP
+    consultant = member(org_a, Role.EXTERNAL_CONSULTANT)
+    assert _sign_in(Client(), consultant.email).status_code == 302
+
+
+def test_idle_timeout_is_shorter_for_external_users(org_a, clinician_a, client_as):
+    org_a.staff_idle_minutes, org_a.external_idle_minutes = 60, 15
+    org_a.save()
+    consultant = member(org_a, Role.EXTERNAL_CONSULTANT)
+    enrol(consultant)
+
+    def idle(client, minutes):
+        session = client.session
+        session[LAST_SEEN] = time.time() - minutes * 60
+        session.save()
+
+    staff = client_as(clinician_a)
+    staff.get("/")
+    idle(staff, 20)
+    assert staff.get("/").status_code == 200  # 20 minutes: fine for staff
+
+    outsider = client_as(consultant)
+    outsider.get("/accounts/mfa/verify/")
+    idle(outsider, 20)
+    response = outsider.get("/sharing/received/")
+    assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")
+    assert outsider.get("/sharing/received/")["Location"].startswith("/accounts/login/")  # signed out
+    assert AuditEvent.objects.filter(action="auth.idle_timeout", actor=consultant).exists()
+
+    idle(staff, 61)
+    assert staff.get("/")["Location"].startswith("/accounts/login/")
+
+
+def test_password_change_and_mfa_reset_end_every_session(org_a, admin_a, clinician_a, client_as):
+    first, second = client_as(clinician_a), client_as(clinician_a)
+    assert first.get("/").status_code == 200 and second.get("/").status_code == 200
+    clinician_a.set_password("another-long-passphrase-7")
+    clinician_a.save()
+    assert first.get("/").status_code == 302 and second.get("/").status_code == 302
+
+    enrol(clinician_a)
+    a, b = Client(), Client()
+    for c in (a, b):
+        c.force_login(clinician_a)
+    services.mfa_reset(user=clinician_a, by=admin_a)
+    for c in (a, b):
+        assert c.get("/")["Location"].startswith("/accounts/login/")
+    clinician_a.refresh_from_db()
+    fresh = client_as(clinician_a)
+    assert fresh.get("/").status_code == 200  # no device left: a clinician is not asked for one
+    assert AuditEvent.objects.filter(action="auth.sessions_ended", target_id=str(clinician_a.public_id)).exists()
+
+
+def test_only_an_admin_of_the_users_org_resets_their_mfa(org_a, org_b, admin_b, clinician_a):
+    enrol(clinician_a)
+    with pytest.raises(Exception):  # noqa: B017 - PermissionDenied
+        services.mfa_reset(user=clinician_a, by=admin_b)
