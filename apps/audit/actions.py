@@ -71,6 +71,39 @@ ORIGINAL_REQUEST_CREATED = "original_request.created"
 ORIGINAL_REQUEST_APPROVED = "original_request.approved"
 ORIGINAL_REQUEST_DECLINED = "original_request.declined"
 
+# --- names the features use (added as they were built; the names above stay valid) ------
+AUTH_MFA_ENROLLED = "auth.mfa_enrolled"
+AUTH_MFA_RESET = "auth.mfa_reset"
+AUTH_MFA_RECOVERY_CODES_SAVED = "auth.mfa_recovery_codes_saved"
+AUTH_MFA_RECOVERY_CODE_USED = "auth.mfa_recovery_code_used"
+AUTH_OTP_VERIFIED = "auth.otp_verified"
+AUTH_OTP_FAILED = "auth.otp_failed"
+AUTH_OTP_LOCKED_OUT = "auth.otp_locked_out"
+AUTH_OTP_REFUSED_LOCKED = "auth.otp_refused_locked"
+AUTH_STEP_UP_REQUIRED = "auth.step_up_required"
+AUTH_IDLE_TIMEOUT = "auth.idle_timeout"
+AUTH_SESSIONS_ENDED = "auth.sessions_ended"
+AUTH_PASSWORD_LOGIN_REFUSED = "auth.password_login_refused"
+AUTH_SSO_REFUSED = "auth.sso_refused"
+AUTH_SSO_LINKED = "auth.sso_linked"
+AUTH_LOCKED_OUT = "auth.locked_out"
+ACCOUNT_CREATED = "account.created"
+INVITATION_CREATED = "invitation.created"
+INVITATION_REVOKED = "invitation.revoked"
+INVITATION_REFUSED = "invitation.refused"
+INVITATION_BIRTH_DATE_FAILED = "invitation.birth_date_failed"
+INVITATION_TOKEN_LOCKED_OUT = "invitation.token_locked_out"
+ORGANIZATION_SSO_CHANGED = "organization.sso_changed"
+ATTACHMENT_ADDED = "attachment.added"
+ATTACHMENT_DOWNLOADED = "attachment.downloaded"
+IMAGING_UPLOAD_CREATED = "imaging.upload_created"
+IMAGING_UPLOAD_COMPLETED = "imaging.upload_completed"
+IMAGING_UPLOAD_DELETED = "imaging.upload_deleted"
+IMAGING_UPLOAD_EXPIRED = "imaging.upload_expired"
+IMAGING_INGEST = "imaging.ingest"
+IMAGING_STUDY_INGESTED = "imaging.study_ingested"
+IMAGING_STUDY_DELETED = "imaging.study_deleted"
+
 #: every action with a short human label (the audit page shows and filters by these)
 LABELS: dict[str, str] = {
     AUTH_SIGNED_IN: _("Signed in"),
@@ -126,6 +159,37 @@ LABELS: dict[str, str] = {
     ORIGINAL_REQUEST_CREATED: _("Original requested"),
     ORIGINAL_REQUEST_APPROVED: _("Original request approved"),
     ORIGINAL_REQUEST_DECLINED: _("Original request declined"),
+    AUTH_MFA_ENROLLED: _("Two-factor enrolled"),
+    AUTH_MFA_RESET: _("Two-factor reset"),
+    AUTH_MFA_RECOVERY_CODES_SAVED: _("Recovery codes saved"),
+    AUTH_MFA_RECOVERY_CODE_USED: _("Recovery code used"),
+    AUTH_OTP_VERIFIED: _("Two-factor check passed"),
+    AUTH_OTP_FAILED: _("Two-factor check failed"),
+    AUTH_OTP_LOCKED_OUT: _("Two-factor locked out"),
+    AUTH_OTP_REFUSED_LOCKED: _("Two-factor refused (locked)"),
+    AUTH_STEP_UP_REQUIRED: _("Re-authentication required"),
+    AUTH_IDLE_TIMEOUT: _("Signed out after inactivity"),
+    AUTH_SESSIONS_ENDED: _("Sessions ended"),
+    AUTH_PASSWORD_LOGIN_REFUSED: _("Password sign-in refused"),
+    AUTH_SSO_REFUSED: _("Single sign-on refused"),
+    AUTH_SSO_LINKED: _("Single sign-on linked"),
+    AUTH_LOCKED_OUT: _("Locked out"),
+    ACCOUNT_CREATED: _("Account created"),
+    INVITATION_CREATED: _("Invitation sent"),
+    INVITATION_REVOKED: _("Invitation revoked"),
+    INVITATION_REFUSED: _("Invitation refused"),
+    INVITATION_BIRTH_DATE_FAILED: _("Invitation check failed"),
+    INVITATION_TOKEN_LOCKED_OUT: _("Invitation locked"),
+    ORGANIZATION_SSO_CHANGED: _("Single sign-on settings changed"),
+    ATTACHMENT_ADDED: _("Attachment added"),
+    ATTACHMENT_DOWNLOADED: _("Attachment downloaded"),
+    IMAGING_UPLOAD_CREATED: _("Upload started"),
+    IMAGING_UPLOAD_COMPLETED: _("Study uploaded"),
+    IMAGING_UPLOAD_DELETED: _("Upload cancelled"),
+    IMAGING_UPLOAD_EXPIRED: _("Upload expired"),
+    IMAGING_INGEST: _("Ingest run"),
+    IMAGING_STUDY_INGESTED: _("Study ingested"),
+    IMAGING_STUDY_DELETED: _("Study deleted"),
 }
 
 ALL: tuple[str, ...] = tuple(LABELS)
@@ -133,7 +197,7 @@ ALL: tuple[str, ...] = tuple(LABELS)
 #: the actions that say someone saw or downloaded a case's studies (the case page's history)
 ACCESS_ACTIONS: frozenset[str] = frozenset({
     CASE_VIEWED, GRANT_OPENED, VIEWER_OPENED, VIEWER_CLOSED, DOWNLOAD_COMPLETED, DOWNLOAD_INCOMPLETE,
-    GRANT_DOWNLOAD, DEID_EXPORTED,
+    GRANT_DOWNLOAD, DEID_EXPORTED, ATTACHMENT_DOWNLOADED,
 })
 
 

@@ -54,6 +54,11 @@ DCM_DISPLAY = {
 }
 
 
+#: AuditEvent.outcome: 0 success, 4 minor failure (a refusal: the user may try again), 8 serious
+#: failure (the action failed)
+OUTCOME_CODES = {Outcome.ALLOWED: "0", Outcome.DENIED: "4", Outcome.FAILED: "8"}
+
+
 @dataclass(frozen=True)
 class Mapping:
     type: str                      # DICOM event id (CID 400)
@@ -126,6 +131,37 @@ FHIR_MAP: dict[str, Mapping] = {
     A.ORIGINAL_REQUEST_APPROVED: _PERMS,
     A.ORIGINAL_DECLINED: _PERMS,
     A.ORIGINAL_REQUEST_DECLINED: _PERMS,
+    A.AUTH_MFA_ENROLLED: Mapping("110113", "U", ("110137",)),
+    A.AUTH_MFA_RESET: Mapping("110113", "U", ("110137",)),
+    A.AUTH_MFA_RECOVERY_CODES_SAVED: Mapping("110113", "U", ("110137",)),
+    A.AUTH_MFA_RECOVERY_CODE_USED: _AUTH_IN,
+    A.AUTH_OTP_VERIFIED: _AUTH_IN,
+    A.AUTH_OTP_FAILED: _AUTH_IN,
+    A.AUTH_OTP_LOCKED_OUT: Mapping("110113", "U", ("110137",)),
+    A.AUTH_OTP_REFUSED_LOCKED: _AUTH_IN,
+    A.AUTH_STEP_UP_REQUIRED: _AUTH_IN,
+    A.AUTH_IDLE_TIMEOUT: Mapping("110114", "E", ("110123",)),
+    A.AUTH_SESSIONS_ENDED: Mapping("110114", "E", ("110123",)),
+    A.AUTH_PASSWORD_LOGIN_REFUSED: _AUTH_IN,
+    A.AUTH_SSO_REFUSED: _AUTH_IN,
+    A.AUTH_SSO_LINKED: Mapping("110113", "U", ("110137",)),
+    A.AUTH_LOCKED_OUT: Mapping("110113", "U", ("110137",)),
+    A.ACCOUNT_CREATED: Mapping("110113", "C", ("110137",)),
+    A.INVITATION_CREATED: Mapping("110113", "C", ("110137",)),
+    A.INVITATION_REVOKED: Mapping("110113", "D", ("110137",)),
+    A.INVITATION_REFUSED: _AUTH_IN,
+    A.INVITATION_BIRTH_DATE_FAILED: _AUTH_IN,
+    A.INVITATION_TOKEN_LOCKED_OUT: Mapping("110113", "U", ("110137",)),
+    A.ORGANIZATION_SSO_CHANGED: Mapping("110113", "U", ("110129",)),
+    A.ATTACHMENT_ADDED: _RECORD_U,
+    A.ATTACHMENT_DOWNLOADED: Mapping("110106", "R"),
+    A.IMAGING_UPLOAD_CREATED: Mapping("110107", "C"),
+    A.IMAGING_UPLOAD_COMPLETED: Mapping("110107", "C"),
+    A.IMAGING_UPLOAD_DELETED: Mapping("110107", "D"),
+    A.IMAGING_UPLOAD_EXPIRED: Mapping("110107", "D"),
+    A.IMAGING_INGEST: Mapping("110107", "C"),
+    A.IMAGING_STUDY_INGESTED: Mapping("110107", "C"),
+    A.IMAGING_STUDY_DELETED: Mapping("110105", "D"),
 }
 
 
@@ -134,7 +170,7 @@ def mapping_for(event: AuditEvent) -> Mapping:
     found = FHIR_MAP.get(event.action)
     if found is not None:
         return found
-    if event.outcome == Outcome.DENIED:
+    if event.outcome != Outcome.ALLOWED:
         return _RESTRICTED
     if event.case_ref or event.study_ref:
         return _RECORD_R
@@ -165,7 +201,7 @@ def to_resource(event: AuditEvent, *, site: str = "lightbox", patients: dict[str
     """One AuditEvent resource. ``patients`` maps case public ids to patient public ids, ``users``
     user ids to user public ids (both optional, looked up in bulk by ``bundle``)."""
     m = mapping_for(event)
-    denied = event.outcome == Outcome.DENIED
+    outcome = OUTCOME_CODES.get(str(event.outcome), "4")
     subtype = [{"system": LIGHTBOX_ACTION, "code": event.action, "display": A.label(event.action)}]
     subtype += [_dcm(code) for code in m.subtypes]
     if m.disclosure:
@@ -232,7 +268,7 @@ def to_resource(event: AuditEvent, *, site: str = "lightbox", patients: dict[str
         "subtype": subtype,
         "action": m.action,
         "recorded": _instant(event.created_at),
-        "outcome": "4" if denied else "0",
+        "outcome": outcome,
         "outcomeDesc": str(event.outcome),
         "agent": agents,
         "source": {"site": site, "observer": me,

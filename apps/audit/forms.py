@@ -19,7 +19,8 @@ class AuditSearchForm(forms.Form):
     action = forms.ChoiceField(label=_("Action"), required=False)
     outcome = forms.ChoiceField(label=_("Outcome"), required=False,
                                 choices=[("", _("Any")), (Outcome.ALLOWED, _("Allowed")),
-                                         (Outcome.DENIED, _("Denied"))])
+                                         (Outcome.DENIED, _("Denied")),
+                                         (Outcome.FAILED, _("Failed"))])
     date_from = forms.DateField(label=_("From"), required=False, widget=DateInput)
     date_to = forms.DateField(label=_("To"), required=False, widget=DateInput)
 

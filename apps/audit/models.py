@@ -25,6 +25,7 @@ from apps.organizations.scoping import OrgScopedQuerySet
 class Outcome(models.TextChoices):
     ALLOWED = "allowed", "allowed"
     DENIED = "denied", "denied"
+    FAILED = "failed", "failed"   # the action was allowed but did not succeed (e.g. an ingest)
 
 
 class ActorType(models.TextChoices):

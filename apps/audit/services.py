@@ -60,8 +60,8 @@ def record(*, action: str, actor: Any = None, organization: Organization | None 
             actor_type = ActorType.LINK
         elif user is not None:
             actor_type = ActorType.USER
-        elif actor is not None or actor_label == "anonymous":
-            actor_type = ActorType.ANONYMOUS
+        elif actor is not None or (actor_label and not actor_label.startswith("system")):
+            actor_type = ActorType.ANONYMOUS  # a visitor, or someone named only by the label
         else:
             actor_type = ActorType.SYSTEM
     if not actor_label:
