@@ -13,14 +13,21 @@ from datetime import date
 from typing import IO
 
 import pydicom
+import pydicom.config
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import UID
 
 DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"
+DEFLATED = "1.2.840.10008.1.2.1.99"
 PIXEL_TAGS = {(0x7FE0, 0x0010), (0x7FE0, 0x0008), (0x7FE0, 0x0009)}
 SEQ_DELIMITER_LE = bytes.fromhex("feffdde000000000")
 SEQ_DELIMITER_BE = bytes.fromhex("fffee0dd00000000")
 LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
+
+
+# Invalid values are reported by pydicom through logging, with the value in the message: a
+# patient name could reach the logs. Lightbox reads leniently and reports per file instead.
+pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE
 
 
 class DicomError(Exception):
@@ -88,11 +95,11 @@ def _size(fh: IO[bytes]) -> int:
 
 def _check_complete(fh: IO[bytes], pos: int, size: int, ds, tsuid: UID) -> None:
     """Raise if the pixel data element is cut short (a truncated transfer)."""
+    if tsuid == DEFLATED:  # the dataset is compressed: positions are not file offsets
+        return
     if pos >= size:
         if "Rows" in ds and "Columns" in ds:
             raise DicomError("truncated: the image has no pixel data")
-        return
-    if tsuid == "1.2.840.10008.1.2.1.99":  # deflated: the stream is compressed, checked by parsing
         return
     little = tsuid.is_little_endian if tsuid.is_transfer_syntax else True
     implicit = tsuid.is_implicit_VR if tsuid.is_transfer_syntax else False
@@ -149,6 +156,10 @@ def parse(fh: IO[bytes]) -> DicomHeader:
                            is_dicomdir=True)
     for keyword in ("SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID"):
         if not _text(ds, keyword, 64):
+            promised = meta is not None and bool(_text(meta, "MediaStorageSOPInstanceUID", 64))
+            if promised and pos >= size:
+                # the file meta names an instance but the dataset stops short of its identity
+                raise DicomError(f"missing {keyword}: the file ends early (truncated?)")
             raise DicomError(f"missing {keyword}")
     _check_complete(fh, pos, size, ds, tsuid)
     return DicomHeader(

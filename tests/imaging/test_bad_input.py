@@ -1,0 +1,128 @@
+"""Must show 4: a bad-input corpus gives a per-file reason for each file, no 500, and the good
+files of the same upload are ingested."""
+
+from __future__ import annotations
+
+import base64
+import io
+import zipfile
+
+import pytest
+from django.test import Client
+from pydicom.data import get_testdata_file
+
+from apps.imaging.models import FileOutcome, IngestJob, Instance, Upload
+from apps.organizations.models import Role
+from tests.factories import member
+
+pytestmark = pytest.mark.django_db
+
+TUS = {"HTTP_TUS_RESUMABLE": "1.0.0"}
+#: pydicom's deliberately odd files and what must become of them
+ODD = {
+    "no_meta.dcm": "not a DICOM file",               # no preamble / file meta
+    "ExplVR_BigEndNoMeta.dcm": "not a DICOM file",
+    "meta_missing_tsyntax.dcm": "missing SOPInstanceUID",
+    "UN_sequence.dcm": "missing",
+    "emri_small_jpeg_2k_lossless_too_short.dcm": "truncated",
+    "zipMR.gz": "not a DICOM file",
+}
+
+
+def _upload(client: Client, data: bytes, filename: str):
+    meta = "filename " + base64.b64encode(filename.encode()).decode()
+    r = client.generic("POST", "/api/v1/uploads/", data, content_type="application/offset+octet-stream",
+                       HTTP_UPLOAD_LENGTH=str(len(data)), HTTP_UPLOAD_METADATA=meta, **TUS)
+    assert r.status_code == 201, r.content
+    return IngestJob.objects.get(upload=Upload.objects.get(public_id=r["Location"].rstrip("/").rsplit("/", 1)[1]))
+
+
+@pytest.fixture
+def client(org_a):
+    c = Client()
+    c.force_login(member(org_a, Role.RADIOLOGIST))
+    return c
+
+
+def _zip(entries: dict[str, bytes], compression=zipfile.ZIP_DEFLATED) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression) as zf:
+        for name, data in entries.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+def test_bad_corpus_in_one_zip(client, small_ct, django_capture_on_commit_callbacks):
+    good = {f"good/{p.name}": p.read_bytes() for p in sorted(small_ct.iterdir())}
+    ct = good["good/IM00000.dcm"]
+    bad = {
+        "bad/truncated_pixels.dcm": ct[: len(ct) - 1000],
+        "bad/truncated_header.dcm": ct[:300],
+        "bad/report.dcm": b"This is a text report renamed .dcm, not DICOM.\n" * 20,
+        "bad/empty.dcm": b"",
+        "../../etc/evil.dcm": ct,
+        "/abs/evil.dcm": ct,
+        "bad/bomb.dcm": b"\0" * (20 * 1024 * 1024),
+        "bad/inner.zip": _zip({"a.dcm": ct}),
+    }
+    for name in ODD:
+        bad[f"odd/{name}"] = open(get_testdata_file(name, download=False), "rb").read()
+    with django_capture_on_commit_callbacks(execute=True):
+        job = _upload(client, _zip({**good, **bad}), "corpus.zip")
+    job.refresh_from_db()
+    lines = {f.path: f for f in job.files.all()}
+    assert set(lines) == set(good) | set(bad)
+    for path in good:
+        assert lines[path].outcome == FileOutcome.INGESTED, (path, lines[path].reason)
+    for path in bad:
+        assert lines[path].outcome == FileOutcome.SKIPPED and lines[path].reason, path
+    assert "truncated" in lines["bad/truncated_pixels.dcm"].reason
+    assert "truncated" in lines["bad/truncated_header.dcm"].reason or "not a DICOM" in lines[
+        "bad/truncated_header.dcm"].reason
+    assert "not a DICOM file" in lines["bad/report.dcm"].reason
+    assert "unsafe path" in lines["../../etc/evil.dcm"].reason
+    assert "unsafe path" in lines["/abs/evil.dcm"].reason
+    assert "zip bomb" in lines["bad/bomb.dcm"].reason
+    assert "nested archive" in lines["bad/inner.zip"].reason
+    for name, reason in ODD.items():
+        assert reason in lines[f"odd/{name}"].reason, name
+    assert Instance.objects.count() == len(good)
+    assert job.studies.get().num_instances == len(good)
+    # the uploader sees it: the status JSON carries every line with its reason
+    status = client.get(f"/api/v1/uploads/{job.upload.public_id}/").json()
+    assert len(status["job"]["files"]) == len(lines)
+
+
+@pytest.mark.parametrize(("name", "data", "reason"), [
+    ("empty.zip", _zip({}), "the zip holds no files"),
+    ("bomb.zip", _zip({"zeros.dcm": b"\0" * (30 * 1024 * 1024)}), "zip bomb"),
+    ("damaged.zip", _zip({"a.dcm": b"x" * 5000}, zipfile.ZIP_STORED)[:-30], "not a DICOM file"),
+    ("notes.txt", b"hello", "not a DICOM file"),
+])
+def test_bad_whole_uploads_are_reported_not_500(client, name, data, reason, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        job = _upload(client, data, name)
+    job.refresh_from_db()
+    line = job.files.get()
+    assert line.outcome == FileOutcome.SKIPPED and reason in line.reason
+    assert not Instance.objects.exists()
+
+
+def test_lying_zip_header_cannot_inflate(tmp_path):
+    """An entry whose header understates its size is cut at the declared size."""
+    from apps.imaging import sources
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("a.dcm", b"\0" * 100_000)
+    raw = bytearray(buf.getvalue())
+    # patch the declared uncompressed size (local header offset 22, central directory +24)
+    cd = raw.rfind(b"PK\x01\x02")
+    raw[22:26] = (1000).to_bytes(4, "little")
+    raw[cd + 24:cd + 28] = (1000).to_bytes(4, "little")
+    entries = list(sources.zip_entries(io.BytesIO(bytes(raw))))
+    assert len(entries) == 1
+    with pytest.raises(Exception) as excinfo:
+        with entries[0].open() as fh:
+            fh.read()
+    assert "zip bomb" in str(excinfo.value) or "Bad" in type(excinfo.value).__name__
