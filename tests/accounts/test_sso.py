@@ -1,0 +1,135 @@
+"""Staff SSO against a real OpenID Connect provider: a second Django process (django-oauth-toolkit,
+tests/oidc_idp) on 127.0.0.1, and Lightbox on pytest-django's live server. The "browser" is a
+requests session that follows redirects and fills both sign-in forms."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+import pytest
+import requests
+
+from apps.accounts import services
+from apps.accounts.models import SSOConfig
+from apps.audit.models import AuditEvent
+from apps.organizations.models import Role
+from tests.factories import OrganizationFactory, member
+from tests.servers import ROOT, clean_env, free_port
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+CLIENT_ID, CLIENT_SECRET = "lightbox-test", "s3cret-" + "x" * 30
+IDP_PASSWORD = "idp-password-1"
+
+
+@pytest.fixture(scope="module")
+def idp(live_server):
+    """The identity provider process; yields its issuer URL."""
+    port = free_port()
+    db = tempfile.NamedTemporaryFile(suffix=".sqlite3", delete=False)
+    db.close()
+    users = ",".join([
+        f"sam|{IDP_PASSWORD}|sam@alpha.example",             # staff of Alpha
+        f"eve|{IDP_PASSWORD}|eve@gmail.example",             # a domain Alpha does not allow
+        f"nia|{IDP_PASSWORD}|nia@alpha.example",             # allowed domain, no membership
+        f"uma|{IDP_PASSWORD}|uma@alpha.example|unverified",  # the provider does not vouch for it
+    ])
+    env = clean_env(IDP_DB=db.name, IDP_USERS=users, PYTHONPATH=str(ROOT),
+                    IDP_CLIENT=f"{CLIENT_ID}|{CLIENT_SECRET}|{live_server.url}/accounts/oidc/org-alpha/login/callback/")
+    proc = subprocess.Popen([sys.executable, "-m", "tests.oidc_idp.serve", str(port)], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    issuer = f"http://127.0.0.1:{port}/o"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(proc.stdout.read().decode(errors="replace"))
+            try:
+                urllib.request.urlopen(f"{issuer}/.well-known/openid-configuration", timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        yield issuer
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        os.unlink(db.name)
+
+
+@pytest.fixture
+def alpha(idp):
+    org = OrganizationFactory(name="Alpha Hospital", slug="alpha")
+    admin = member(org, Role.ORG_ADMIN, email="admin@alpha.example")
+    services.sso_config_save(organization=org, by=admin, issuer=idp, client_id=CLIENT_ID,
+                             client_secret=CLIENT_SECRET, allowed_domains="alpha.example", enabled=True)
+    member(org, Role.CLINICIAN, email="sam@alpha.example", full_name="Sam Staff")
+    member(org, Role.CLINICIAN, email="uma@alpha.example")
+    member(org, Role.CLINICIAN, email="eve@gmail.example")  # a member, but of a domain not allowed
+    return org
+
+
+def _csrf(html: str) -> str:
+    return re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', html).group(1)
+
+
+def _sso_sign_in(base: str, email: str, username: str) -> requests.Response:
+    browser = requests.Session()
+    start = browser.get(f"{base}/accounts/sso/")
+    at_idp = browser.post(f"{base}/accounts/sso/", data={"email": email, "csrfmiddlewaretoken": _csrf(start.text)},
+                          headers={"Referer": start.url})
+    assert "Test identity provider" in at_idp.text, at_idp.text[:500]
+    assert at_idp.url.startswith("http://127.0.0.1:")
+    next_url = re.search(r'name="next" value="([^"]*)"', at_idp.text).group(1).replace("&amp;", "&")
+    return browser.post(at_idp.url, data={"username": username, "password": IDP_PASSWORD, "next": next_url,
+                                          "csrfmiddlewaretoken": _csrf(at_idp.text)},
+                        headers={"Referer": at_idp.url})
+
+
+def test_staff_signs_in_through_the_provider_and_lands_in_their_organization(live_server, alpha):
+    config = SSOConfig.objects.get(organization=alpha)
+    assert CLIENT_SECRET not in config.client_secret_encrypted  # stored encrypted
+    assert config.client_secret == CLIENT_SECRET
+
+    landed = _sso_sign_in(live_server.url, "sam@alpha.example", "sam")
+    assert landed.status_code == 200
+    assert landed.url == f"{live_server.url}/"
+    assert "Alpha Hospital" in landed.text and "Dashboard" in landed.text
+    assert AuditEvent.objects.filter(action="auth.sso_linked", organization=alpha).exists()
+    assert AuditEvent.objects.filter(action="auth.signed_in", actor__email="sam@alpha.example").exists()
+    # linked: the second time it goes straight through
+    again = _sso_sign_in(live_server.url, "sam@alpha.example", "sam")
+    assert again.url == f"{live_server.url}/" and "Alpha Hospital" in again.text
+
+
+@pytest.mark.parametrize(("email", "username", "reason"), [
+    ("eve@alpha.example", "eve", "domain_not_allowed"),   # the provider says eve@gmail.example
+    ("nia@alpha.example", "nia", "no_membership"),        # SSO never creates an account
+    ("uma@alpha.example", "uma", "email_not_verified"),
+])
+def test_refused_identities(live_server, alpha, email, username, reason):
+    refused = _sso_sign_in(live_server.url, email, username)
+    assert refused.status_code == 403
+    assert f'data-reason="{reason}"' in refused.text
+    assert "Single sign-on refused" in refused.text
+    assert AuditEvent.objects.filter(action="auth.sso_refused", details__reason=reason).exists()
+    assert not AuditEvent.objects.filter(action="auth.signed_in").exists()
+
+
+def test_unknown_domain_gets_a_clear_message(live_server, alpha):
+    browser = requests.Session()
+    start = browser.get(f"{live_server.url}/accounts/sso/")
+    response = browser.post(f"{live_server.url}/accounts/sso/",
+                            data={"email": "x@nowhere.example", "csrfmiddlewaretoken": _csrf(start.text)},
+                            headers={"Referer": start.url})
+    assert response.status_code == 400 and "No organization signs in this address" in response.text
