@@ -156,6 +156,6 @@ def test_case_pages_fit_a_phone_and_label_every_control(page, live_server, board
     page.get_by_label("Note", exact=True).focus()
     page.keyboard.type("Added by keyboard.")
     page.keyboard.press("Tab")
-    page.keyboard.press("Enter")
-    page.wait_for_load_state()
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
     assert "Added by keyboard." in page.locator(".timeline").inner_text()

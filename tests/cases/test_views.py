@@ -104,9 +104,11 @@ def test_a_consultant_lists_only_the_cases_granted_to_them(org_a, clinician_a, c
 # --- the list: filters, search, pagination --------------------------------------------------
 
 def test_filters_and_search(org_a, clinician_a, client_as):
-    ct = CaseFactory(organization=org_a, title="Chest CT", service_line="Thoracic", referred_by="Dr. Lee")
-    mr = CaseFactory(organization=org_a, title="Brain MR", service_line="Neuro", patient__name="Rowan Fict")
-    old = CaseFactory(organization=org_a, title="Old case", service_line="Thoracic")
+    # fixed names: generated ones could contain the search words
+    ct = CaseFactory(organization=org_a, title="Chest CT", service_line="Thoracic", referred_by="Dr. Quillfeather",
+                     patient__name="Ann Example")
+    mr = CaseFactory(organization=org_a, title="Brain MR", service_line="Neuro", patient__name="Zyxwin Fict")
+    old = CaseFactory(organization=org_a, title="Old case", service_line="Thoracic", patient__name="Bo Example")
     Case.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=400), status="closed")
     StudyFactory(organization=org_a, case=ct, modalities="CT,PT")
     StudyFactory(organization=org_a, case=mr, modalities="MR")
@@ -121,8 +123,8 @@ def test_filters_and_search(org_a, clinician_a, client_as):
     assert set(_titles(client.get(LIST + f"?status=&opened_from={since}"))) == {"Chest CT", "Brain MR"}
     until = (timezone.now() - timedelta(days=300)).date().isoformat()
     assert _titles(client.get(LIST + f"?status=&opened_to={until}")) == ["Old case"]
-    assert _titles(client.get(LIST + "?status=&q=rowan")) == ["Brain MR"]      # patient name
-    assert _titles(client.get(LIST + "?status=&q=lee")) == ["Chest CT"]        # referred by
+    assert _titles(client.get(LIST + "?status=&q=zyxwin")) == ["Brain MR"]          # patient name
+    assert _titles(client.get(LIST + "?status=&q=quillfeather")) == ["Chest CT"]    # referred by
     assert _titles(client.get(LIST + f"?status=&q={mr.patient.mrn}")) == ["Brain MR"]
 
 
