@@ -1,0 +1,114 @@
+"""Sharing in two browsers: a clinician shares a case in a few steps (template, recipient, scope,
+expiry, confirm), the consultant opens the link signed in and asks for the original DICOM, the
+clinician approves it, extends the share with a written reason and revokes it in one click; the
+consultant is refused on the next request. "My shares" fits a phone."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from apps.organizations.models import Organization, Role
+from apps.sharing.models import Grant, GrantExtension, OriginalRequest
+from tests.browser.conftest import _only_local
+from tests.factories import TEST_PASSWORD, CaseFactory, OrganizationFactory, member
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def _new_page(browser, width=1280):
+    context = browser.new_context(viewport={"width": width, "height": 900}, locale="en-US")
+    context.route("**/*", _only_local)
+    context.set_default_timeout(15_000)
+    return context, context.new_page()
+
+
+def _sign_in(page, base: str, email: str, then: str) -> None:
+    page.goto(f"{base}/accounts/login/?next={then}")
+    page.get_by_label("E-mail address").fill(email)
+    page.get_by_label("Password").fill(TEST_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{base}{then}")
+
+
+def test_share_open_request_original_extend_revoke(browser, live_server, output_dir):
+    org = OrganizationFactory(name="Alpha Hospital", slug="alpha")
+    if "mfa_required_roles" in {f.name for f in Organization._meta.get_fields()}:
+        Organization.objects.filter(pk=org.pk).update(mfa_required_roles=[])  # about sharing, not sign-in
+    owner = member(org, Role.CLINICIAN, email="owner@alpha.example")
+    consultant = member(org, Role.EXTERNAL_CONSULTANT, email="consultant@alpha.example")
+    case = CaseFactory(organization=org, created_by=owner, responsible_clinician=owner, title="Chest CT review")
+    base = live_server.url
+
+    owner_ctx, sharer = _new_page(browser)
+    share_path = f"/sharing/cases/{case.public_id}/share/"
+    _sign_in(sharer, base, owner.email, share_path)
+    # 1-4: template, recipient, (scope: whole case), expiry left at the template's default
+    sharer.get_by_label("1. What is this share for?").select_option("second_opinion")
+    sharer.get_by_label("2. Who receives it?").select_option("user")
+    sharer.get_by_label("Recipient's e-mail address").fill(consultant.email)
+    sharer.get_by_role("button", name="Review the share").click()
+    # 5: confirm
+    assert sharer.get_by_role("heading", name="5. Confirm the share").is_visible()
+    sharer.get_by_role("button", name="Confirm and create the link").click()
+    link = sharer.get_by_test_id("share-url").input_value()
+    assert re.match(rf"{re.escape(base)}/s/[A-Za-z0-9_-]{{43}}/$", link)
+    grant = Grant.objects.get()
+    Grant.objects.filter(pk=grant.pk).update(permissions=["view", "download_preview"], renditions=["preview"])
+
+    # the consultant opens the link: sign-in first, then the shared case
+    consultant_ctx, reader = _new_page(browser)
+    reader.goto(link)
+    assert "/accounts/login/" in reader.url
+    reader.get_by_label("E-mail address").fill(consultant.email)
+    reader.get_by_label("Password").fill(TEST_PASSWORD)
+    reader.get_by_role("button", name="Sign in").click()
+    reader.wait_for_url(f"{base}/sharing/cases/{case.public_id}/")
+    assert reader.get_by_role("heading", name="Chest CT review").is_visible()
+    assert "original" not in reader.get_by_test_id("renditions").inner_text()
+    # ... and asks for the original DICOM
+    reader.get_by_role("link", name="Request the original DICOM").click()
+    reader.get_by_label("Why do you need the original DICOM?").fill("Volumetry needs the thin-slice series.")
+    reader.get_by_role("button", name="Send the request").click()
+    reader.wait_for_url(f"{base}/sharing/received/")
+
+    # the owner sees the request in "My shares" and approves it for 6 hours
+    sharer.goto(f"{base}/sharing/")
+    sharer.get_by_role("link", name=re.compile("consultant@alpha.example")).click()
+    sharer.get_by_role("radio", name="Approve").check()
+    sharer.get_by_label("Approve for (hours)").fill("6")
+    sharer.get_by_role("button", name="Record the decision").click()
+    sharer.wait_for_url(f"{base}/sharing/")
+    assert OriginalRequest.objects.get().status == "approved"
+    reader.goto(f"{base}/sharing/received/")
+    assert reader.get_by_test_id("notifications").get_by_text("approved for 6 hours").is_visible()
+    reader.goto(f"{base}/sharing/cases/{case.public_id}/")
+    assert "original" in reader.get_by_test_id("renditions").inner_text()
+
+    # extend the share with a written reason
+    row = sharer.locator(f'tr[data-grant="{grant.public_id}"]')
+    row.get_by_role("link", name=re.compile("Extend")).click()
+    grant.refresh_from_db()
+    later = grant.expires_at.astimezone().replace(tzinfo=None)
+    sharer.get_by_label("New expiry").fill(f"{later:%Y-%m-%d}T{(later.hour + 1) % 24:02d}:00"
+                                           if later.hour < 23 else f"{later:%Y-%m-%dT%H}:59")
+    sharer.get_by_label("Reason for the extension").fill("Consultant needs one more day.")
+    sharer.get_by_role("button", name="Extend").click()
+    sharer.wait_for_url(f"{base}/sharing/")
+    assert GrantExtension.objects.filter(grant=grant, reason="Consultant needs one more day.").exists()
+
+    # one-click revoke; the consultant is refused on the next request
+    sharer.locator(f'tr[data-grant="{grant.public_id}"]').get_by_role("button", name=re.compile("Revoke")).click()
+    sharer.wait_for_url(f"{base}/sharing/")
+    assert sharer.locator(f'tr[data-grant="{grant.public_id}"]').get_by_test_id("state").inner_text() == "Revoked"
+    reader.goto(link)
+    assert reader.get_by_test_id("link-refused").is_visible()
+
+    # "My shares" on a phone: no sideways scrolling of the page
+    phone_ctx, phone = _new_page(browser, width=390)
+    _sign_in(phone, base, owner.email, "/sharing/")
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 390
+    phone.screenshot(path=str(output_dir / "my-shares-phone.png"), full_page=True)
+    for ctx in (owner_ctx, consultant_ctx, phone_ctx):
+        ctx.close()
