@@ -1,0 +1,129 @@
+"""Frames for the in-browser viewer: parse a frame request, name it (ETag), render it.
+
+Renditions of a frame (``quality``):
+- ``low``: a small lossy JPEG (at most 256 px) shown first on slow links, while dragging a
+  window, and as series thumbnails;
+- ``preview``: a lossy JPEG (or WebP) of at most 1024 px;
+- ``diagnostic``: a lossless PNG at full resolution. Only for actors who may have originals
+  (the view checks the policy); a file already marked lossy (0028,2110 = 01, or a lossy-only
+  transfer syntax) is rendered but labelled ``lossy`` and never ``diagnostic``.
+
+The label a frame carries (``RenderedFrame.label``) is what the viewer shows: it follows the
+pixels actually served.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass
+from typing import Any
+
+from apps.imaging import pixels
+
+QUALITIES = ("low", "preview", "diagnostic")
+LIMITS = {"low": 256, "preview": 1024, "diagnostic": 4096}
+JPEG_QUALITY = {"low": 60, "preview": 88}
+RENDER_VERSION = "1"  # bump when rendering changes, so cached frames are not reused
+
+LABEL_DIAGNOSTIC = "diagnostic"
+LABEL_PREVIEW = "preview"
+LABEL_LOSSY = "lossy"
+
+
+class BadFrameRequest(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class FrameRequest:
+    frame: int = 0
+    center: float | None = None
+    width: float | None = None
+    size: int | None = None
+    quality: str = "preview"
+    fmt: str = "jpeg"  # for low/preview: jpeg or webp
+
+    @property
+    def max_size(self) -> int | None:
+        limit = LIMITS[self.quality]
+        if self.size is None:
+            return None if self.quality == "diagnostic" else limit
+        return min(self.size, limit)
+
+
+def _number(value: str | None, kind: type, *, low: float, high: float) -> Any:
+    if value in (None, ""):
+        return None
+    try:
+        number = kind(value)
+    except (TypeError, ValueError) as exc:
+        raise BadFrameRequest(value) from exc
+    if not low <= number <= high or number != number:  # also refuses NaN
+        raise BadFrameRequest(value)
+    return number
+
+
+def parse_frame_request(query: Any) -> FrameRequest:
+    """A FrameRequest from query parameters (frame, center, width, size, quality, format);
+    raises BadFrameRequest for values out of range."""
+    quality = query.get("quality") or "preview"
+    if quality not in QUALITIES:
+        raise BadFrameRequest(quality)
+    fmt = query.get("format") or "jpeg"
+    if fmt not in ("jpeg", "webp"):
+        raise BadFrameRequest(fmt)
+    center = _number(query.get("center"), float, low=-1e7, high=1e7)
+    width = _number(query.get("width"), float, low=1.0, high=1e7)
+    if (center is None) != (width is None):
+        raise BadFrameRequest("center and width go together")
+    return FrameRequest(frame=_number(query.get("frame"), int, low=0, high=100_000) or 0,
+                        center=center, width=width, size=_number(query.get("size"), int, low=16, high=4096),
+                        quality=quality, fmt=fmt)
+
+
+def frame_etag(instance: Any, request: FrameRequest) -> str:
+    """A strong ETag for this instance's content and these rendering parameters (computed
+    without reading the blob, so a revalidation costs a policy check and no decoding)."""
+    key = "|".join(str(v) for v in (RENDER_VERSION, instance.sha256, request.frame, request.center, request.width,
+                                      request.max_size, request.quality, request.fmt))
+    return '"' + hashlib.sha256(key.encode()).hexdigest()[:32] + '"'
+
+
+@dataclass(frozen=True)
+class RenderedFrame:
+    body: bytes
+    content_type: str
+    label: str  # diagnostic | preview | lossy
+    center: float
+    width: float
+    default_center: float
+    default_width: float
+    rows: int
+    columns: int
+    frames: int
+
+
+def frame_render(*, src: Any, request: FrameRequest) -> RenderedFrame:
+    """Render one frame of ``src`` (an Instance, path or file) as the request asks. Raises
+    pixels.UndecodableFrame for files that cannot be decoded. No policy check here: the view
+    has made it."""
+    decoded = pixels.load_frame(src, request.frame)
+    default_center, default_width = pixels.window_for(decoded)
+    center = default_center if request.center is None else request.center
+    width = default_width if request.width is None else request.width
+    image = pixels.image_from(decoded, center=center, width=width, invert=None, max_size=request.max_size)
+    out = io.BytesIO()
+    if request.quality == "diagnostic":
+        image.save(out, format="PNG", compress_level=1)
+        content_type = "image/png"
+        label = LABEL_LOSSY if decoded.info.lossy else LABEL_DIAGNOSTIC
+    elif request.fmt == "webp":
+        image.save(out, format="WEBP", quality=JPEG_QUALITY[request.quality])
+        content_type, label = "image/webp", LABEL_PREVIEW
+    else:
+        image.save(out, format="JPEG", quality=JPEG_QUALITY[request.quality])
+        content_type, label = "image/jpeg", LABEL_PREVIEW
+    return RenderedFrame(body=out.getvalue(), content_type=content_type, label=label, center=center, width=width,
+                         default_center=default_center, default_width=default_width,
+                         rows=decoded.info.rows, columns=decoded.info.columns, frames=decoded.info.frames)

@@ -1,0 +1,13 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from apps.viewer import views
+
+app_name = "viewer"
+
+urlpatterns = [
+    path("studies/<uuid:study_id>/viewer/", views.viewer_page, name="viewer"),
+    path("viewer/studies/<uuid:study_id>/close", views.viewer_close, name="close"),
+    path("viewer/instances/<uuid:instance_id>/frame", views.frame, name="frame"),
+]

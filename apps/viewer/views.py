@@ -1,0 +1,191 @@
+"""The in-browser viewer: a page per study, a frame endpoint, and a close endpoint.
+
+Every request goes through apps.sharing.policy (nothing here decides access): the page and
+each frame need VIEW_IMAGES on the study; a ``diagnostic`` (lossless, full resolution) frame
+also needs the original rendition (``allowed_renditions`` on the page, the same check on each
+frame), so a preview-only recipient gets lossy preview frames only. Grants are read live: a
+revoked or expired grant stops an open viewer at its next frame (HTTP 403/404 with a JSON
+message that viewer.js shows). Frames are ``Cache-Control: private, no-cache`` with an ETag:
+the browser keeps them, but revalidates each one, so the policy sees every frame.
+
+A viewer session is audited once when the page opens (viewer.opened) and once when it closes
+(viewer.closed, a beacon from viewer.js on pagehide), never per frame.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from uuid import UUID
+
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_POST
+
+from apps.audit import actions as audit_actions
+from apps.audit.services import record
+from apps.imaging import pixels
+from apps.imaging.models import Instance, Study
+from apps.sharing import policy
+from apps.sharing.policy import Action
+from apps.sharing.usecases import Rendition
+from apps.viewer import services
+
+SESSIONS_KEY = "lightbox_viewer_sessions"
+MAX_OPEN_SESSIONS = 50
+
+
+def _actor_label(actor) -> str:
+    return actor.label if isinstance(actor, policy.LinkHolder) else ""
+
+
+def _signed_in_or_link(actor) -> bool:
+    return bool(getattr(actor, "is_authenticated", False)) or isinstance(actor, policy.LinkHolder)
+
+
+def _visible(actor, obj, request) -> None:
+    """404 (recorded) unless the actor may at least see the object's case: outsiders cannot tell
+    a missing study from a hidden one."""
+    if obj is None:
+        raise Http404
+    if not policy.can(actor, Action.VIEW_CASE, obj):
+        try:
+            policy.require(actor, Action.VIEW_CASE, obj, request=request)
+        except PermissionDenied:
+            raise Http404 from None
+
+
+def _json_error(status: int, code: str, message: str) -> JsonResponse:
+    response = JsonResponse({"error": code, "message": message}, status=status)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def _may_view_diagnostic(actor, obj) -> bool:
+    return Rendition.ORIGINAL in policy.allowed_renditions(actor, obj)
+
+
+@policy.link_aware
+@policy.serves(Action.VIEW_IMAGES)
+@never_cache
+@require_GET
+def viewer_page(request: HttpRequest, study_id: UUID) -> HttpResponse:
+    """The viewer for one study: series, stack, window/level, zoom/pan, cine, metadata."""
+    actor = policy.actor_for(request)
+    if not _signed_in_or_link(actor):
+        return redirect_to_login(request.get_full_path())
+    study = Study.objects.select_related("organization", "case").filter(public_id=study_id).first()
+    _visible(actor, study, request)
+    policy.require(actor, Action.VIEW_IMAGES, study, request=request)
+    diagnostic = _may_view_diagnostic(actor, study)
+    series_list = []
+    instances = Instance.objects.filter(study=study).order_by("series_id", "instance_number", "id")
+    by_series: dict[int, list[dict]] = {}
+    for inst in instances.values("series_id", "public_id", "frames", "instance_number", "rows", "columns"):
+        by_series.setdefault(inst["series_id"], []).append({
+            "id": str(inst["public_id"]), "frames": inst["frames"] or 1, "number": inst["instance_number"],
+            "rows": inst["rows"], "columns": inst["columns"]})
+    for series in study.series.all():
+        items = by_series.get(series.pk, [])
+        if items:
+            series_list.append({"id": str(series.public_id), "number": series.series_number,
+                                "modality": series.modality, "description": series.series_description,
+                                "instances": items})
+    session_id = uuid.uuid4().hex
+    sessions = dict(request.session.get(SESSIONS_KEY, {}))
+    if len(sessions) >= MAX_OPEN_SESSIONS:  # tabs closed without a beacon: keep the newest
+        sessions = dict(sorted(sessions.items(), key=lambda kv: kv[1][1])[-MAX_OPEN_SESSIONS + 1:])
+    sessions[session_id] = [str(study.public_id), int(time.time())]
+    request.session[SESSIONS_KEY] = sessions
+    record(action=audit_actions.VIEWER_OPENED, actor=actor, actor_label=_actor_label(actor),
+           organization_id=study.organization_id, target=study, request=request,
+           details={"session": session_id, "mode": "diagnostic" if diagnostic else "preview",
+                    "series": len(series_list), "instances": sum(len(s["instances"]) for s in series_list)})
+    return render(request, "viewer/viewer.html", {
+        "study": study, "diagnostic": diagnostic, "session_id": session_id,
+        "viewer_data": {"series": series_list, "mode": "diagnostic" if diagnostic else "preview",
+                        "session": session_id},
+        "back_url": study.get_absolute_url() if getattr(actor, "is_authenticated", False) else "",
+    })
+
+
+@policy.link_aware
+@policy.serves(Action.VIEW_IMAGES)
+@require_GET
+def frame(request: HttpRequest, instance_id: UUID) -> HttpResponse:
+    """One frame of an instance, rendered at the requested window and size (see
+    apps.viewer.services). Refusals and undecodable files answer JSON with a message."""
+    actor = policy.actor_for(request)
+    instance = Instance.objects.select_related("study", "blob").filter(public_id=instance_id).first()
+    if instance is None or not policy.can(actor, Action.VIEW_IMAGES, instance):
+        try:
+            _visible(actor, instance, request)
+            policy.require(actor, Action.VIEW_IMAGES, instance, request=request)
+        except Http404:
+            return _json_error(404, "gone", _("This study is no longer available to you."))
+        except PermissionDenied:
+            return _json_error(403, "denied", _("Your access to these images has ended or does not cover them."))
+    try:
+        wanted = services.parse_frame_request(request.GET)
+    except services.BadFrameRequest:
+        return _json_error(400, "bad_request", _("That frame request is not valid."))
+    if wanted.quality == "diagnostic":
+        try:
+            policy.require(actor, Action.DOWNLOAD_ORIGINAL, instance, request=request, rendition=Rendition.ORIGINAL)
+        except PermissionDenied:
+            return _json_error(403, "preview_only",
+                               _("You may view previews of this study only, not the diagnostic original."))
+    etag = services.frame_etag(instance, wanted)
+    if etag in [t.strip() for t in request.headers.get("If-None-Match", "").split(",")]:
+        response = HttpResponse(status=304)
+    else:
+        try:
+            rendered = services.frame_render(src=instance, request=wanted)
+        except pixels.UndecodableFrame as exc:
+            # 200 with a message: the file is stored and may be downloaded, it just cannot be shown
+            response = JsonResponse({"error": "undecodable", "message": _("This image cannot be displayed here."),
+                                     "reason": exc.reason}, status=200)
+            response["X-Lightbox-Frame"] = "undecodable"
+            response["Cache-Control"] = "private, no-cache"
+            response["ETag"] = etag
+            return response
+        response = HttpResponse(rendered.body, content_type=rendered.content_type)
+        response["X-Lightbox-Frame"] = rendered.label
+        response["X-Lightbox-Window"] = f"{rendered.center:g}/{rendered.width:g}"
+        response["X-Lightbox-Default-Window"] = f"{rendered.default_center:g}/{rendered.default_width:g}"
+        response["X-Lightbox-Size"] = f"{rendered.columns}x{rendered.rows}"
+    response["ETag"] = etag
+    response["Cache-Control"] = "private, no-cache"
+    response["Vary"] = "Cookie"
+    return response
+
+
+@policy.link_aware
+@policy.serves(Action.VIEW_IMAGES)
+@require_POST
+def viewer_close(request: HttpRequest, study_id: UUID) -> HttpResponse:
+    """End of a viewer session (a beacon from viewer.js): recorded once per opened session."""
+    actor = policy.actor_for(request)
+    study = Study.objects.filter(public_id=study_id).first()
+    session_id = request.POST.get("session", "")
+    sessions = dict(request.session.get(SESSIONS_KEY, {}))
+    opened = sessions.get(session_id)
+    if study is None or opened is None or opened[0] != str(study.public_id):
+        _visible(actor, study, request)  # 404 to outsiders; nothing to record for others
+        return HttpResponse(status=204)
+    del sessions[session_id]
+    request.session[SESSIONS_KEY] = sessions
+    try:
+        frames = max(0, min(int(request.POST.get("frames", "0")), 1_000_000))
+    except ValueError:
+        frames = 0
+    # recorded even when the grant has ended meanwhile: the session it closes was authorized
+    record(action=audit_actions.VIEWER_CLOSED, actor=actor, actor_label=_actor_label(actor),
+           organization_id=study.organization_id, target=study, request=request,
+           details={"session": session_id, "seconds": max(0, int(time.time()) - int(opened[1])),
+                    "frames": frames})
+    return HttpResponse(status=204)

@@ -1,0 +1,443 @@
+/* Lightbox study viewer: stack scrolling, window/level, zoom/pan, invert, cine, progressive frames.
+ *
+ * Frames come from the server already windowed (16-bit to 8-bit happens there), so every frame
+ * request passes the access policy: a revoked or expired grant stops the viewer at its next frame.
+ * The label under the image follows the pixels on screen (a low-quality first frame says so).
+ * No framework, no inline code (CSP); translated strings arrive as data- attributes. */
+(function () {
+  "use strict";
+
+  var root = document.getElementById("viewer");
+  if (!root) { return; }
+  var data = JSON.parse(document.getElementById("viewer-data").textContent);
+  var ds = root.dataset;
+  var stage = document.getElementById("viewer-stage");
+  var canvas = document.getElementById("viewer-canvas");
+  var ctx = canvas.getContext("2d");
+  var labelEl = document.getElementById("viewer-label");
+  var messageEl = document.getElementById("viewer-message");
+  var slider = document.getElementById("viewer-slice");
+  var positionEl = document.getElementById("viewer-position");
+  var cineButton = document.getElementById("viewer-cine");
+  var fpsSelect = document.getElementById("viewer-fps");
+  var invertButton = document.getElementById("viewer-invert");
+  var csrf = root.querySelector("input[name=csrfmiddlewaretoken]");
+  var ZERO = "00000000-0000-0000-0000-000000000000";
+  var LOW_DELAY_MS = 120;
+  var PREFETCH = 3;
+
+  var state = {
+    series: 0, stack: [], pos: 0, center: null, width: null, fileWindow: null,
+    zoom: 1, panX: 0, panY: 0, invert: false, tool: "scroll", mode: data.mode,
+    image: null, kind: "none", token: 0, stopped: false, cine: null, frames: 0, dragWindow: false,
+  };
+
+  function frameUrl(item, quality, extra) {
+    var url = ds.frameUrl.replace(ZERO, item.id) + "?frame=" + item.frame + "&quality=" + quality;
+    if (state.center !== null && state.width !== null) {
+      url += "&center=" + Math.round(state.center) + "&width=" + Math.max(1, Math.round(state.width));
+    }
+    return url + (extra || "");
+  }
+
+  function setLabel(kind) {
+    var text = {
+      diagnostic: ds.labelDiagnostic, preview: ds.labelPreview, loading: ds.labelLoading,
+      lossy: ds.labelLossy, none: ds.labelNone,
+    }[kind] || ds.labelPreview;
+    state.kind = kind;
+    labelEl.dataset.kind = kind;
+    if (labelEl.textContent !== text) { labelEl.textContent = text; }
+  }
+
+  function showMessage(text) {
+    messageEl.textContent = text;
+    messageEl.hidden = !text;
+  }
+
+  function stop(text) {
+    state.stopped = true;
+    stopCine();
+    state.image = null;
+    draw();
+    setLabel("none");
+    showMessage(text);
+    root.classList.add("viewer-stopped");
+  }
+
+  // ---------------------------------------------------------------- drawing
+
+  function resize() {
+    var ratio = window.devicePixelRatio || 1;
+    var w = Math.max(1, Math.round(stage.clientWidth * ratio));
+    var h = Math.max(1, Math.round(stage.clientHeight * ratio));
+    if (canvas.width !== w || canvas.height !== h) { canvas.width = w; canvas.height = h; }
+    draw();
+  }
+
+  function draw() {
+    ctx.setTransform(1, 0, 0, 1, 0, 0);
+    ctx.fillStyle = "#000";
+    ctx.fillRect(0, 0, canvas.width, canvas.height);
+    var img = state.image;
+    if (!img) { return; }
+    var item = state.stack[state.pos] || {};
+    var iw = item.columns || img.width, ih = item.rows || img.height;
+    var fit = Math.min(canvas.width / iw, canvas.height / ih);
+    var scale = fit * state.zoom;
+    var ratio = window.devicePixelRatio || 1;
+    var dw = iw * scale, dh = ih * scale;
+    var x = (canvas.width - dw) / 2 + state.panX * ratio, y = (canvas.height - dh) / 2 + state.panY * ratio;
+    ctx.imageSmoothingEnabled = scale < 4;
+    ctx.filter = state.invert ? "invert(1)" : "none";
+    ctx.drawImage(img, x, y, dw, dh);
+    ctx.filter = "none";
+    document.getElementById("meta-zoom").textContent = Math.round(scale * 100 * (iw / (item.columns || iw))) + " %";
+  }
+
+  // ---------------------------------------------------------------- loading
+
+  function fetchFrame(url) {
+    return fetch(url, { credentials: "same-origin", headers: { "Accept": "image/*,application/json" } })
+      .then(function (response) {
+        if (response.status === 403 || response.status === 404) {
+          return response.json().catch(function () { return {}; }).then(function (body) {
+            return { denied: true, message: body.message || ds.msgDenied };
+          });
+        }
+        if (!response.ok) { return { error: true }; }
+        var type = response.headers.get("Content-Type") || "";
+        if (type.indexOf("application/json") === 0) {
+          return response.json().then(function (body) { return { undecodable: true, body: body }; });
+        }
+        var label = response.headers.get("X-Lightbox-Frame") || "preview";
+        var windowText = response.headers.get("X-Lightbox-Window") || "";
+        var fileWindow = response.headers.get("X-Lightbox-Default-Window") || "";
+        return response.blob().then(function (blob) { return createImageBitmap(blob); }).then(function (bitmap) {
+          return { bitmap: bitmap, label: label, windowText: windowText, fileWindow: fileWindow };
+        });
+      });
+  }
+
+  function apply(result, token, finalPass) {
+    if (token !== state.token || state.stopped) { return false; }
+    if (result.denied) { stop(ds.msgDenied); return false; }
+    if (result.error) { showMessage(ds.msgNetwork); return false; }
+    if (result.undecodable) {
+      state.image = null;
+      draw();
+      setLabel("none");
+      showMessage(ds.msgUndecodable + (result.body && result.body.reason ? " " + result.body.reason : ""));
+      return true;
+    }
+    showMessage("");
+    state.image = result.bitmap;
+    draw();
+    setLabel(finalPass ? result.label : "loading");
+    if (result.windowText) { document.getElementById("meta-window").textContent = result.windowText; }
+    if (result.fileWindow) { state.fileWindow = result.fileWindow; }
+    root.dataset.shownPos = String(state.pos);
+    root.dataset.shownWindow = result.windowText;
+    root.dataset.shownQuality = finalPass ? result.label : "low";
+    return true;
+  }
+
+  function load(options) {
+    if (state.stopped || !state.stack.length) { return; }
+    var item = state.stack[state.pos];
+    var token = ++state.token;
+    var lowOnly = options && options.lowOnly;
+    var done = false;
+    state.frames += 1;
+    var full = lowOnly ? null : fetchFrame(frameUrl(item, state.mode));
+    var showLow = function () {
+      if (done || token !== state.token) { return; }
+      fetchFrame(frameUrl(item, "low")).then(function (result) {
+        if (!done) { apply(result, token, false); }
+      }).catch(function () {});
+    };
+    if (lowOnly) { showLow(); return; }
+    var timer = window.setTimeout(showLow, LOW_DELAY_MS);
+    full.then(function (result) {
+      done = true;
+      window.clearTimeout(timer);
+      if (apply(result, token, true) && !result.undecodable) { prefetch(token); }
+    }).catch(function () {
+      done = true;
+      window.clearTimeout(timer);
+      if (token === state.token) { showMessage(ds.msgNetwork); }
+    });
+  }
+
+  function prefetch(token) {
+    // warm the browser's HTTP cache; displaying the frame later still revalidates (ETag, 304)
+    var order = [];
+    for (var d = 1; d <= PREFETCH; d++) { order.push(state.pos + d, state.pos - d); }
+    var queue = order.filter(function (p) { return p >= 0 && p < state.stack.length; });
+    var next = function () {
+      if (token !== state.token || !queue.length || state.stopped) { return; }
+      var item = state.stack[queue.shift()];
+      fetch(frameUrl(item, state.mode), { credentials: "same-origin" }).then(function (r) {
+        if (r.status === 403 || r.status === 404) { return; }
+        return r.blob().then(next);
+      }).catch(function () {});
+    };
+    next();
+  }
+
+  // ---------------------------------------------------------------- navigation
+
+  function updatePosition() {
+    var total = state.stack.length;
+    slider.max = String(Math.max(1, total));
+    slider.value = String(state.pos + 1);
+    positionEl.textContent = (total ? state.pos + 1 : 0) + " / " + total;
+    var item = state.stack[state.pos];
+    document.getElementById("meta-image").textContent = item
+      ? (item.number !== null ? "#" + item.number : "—") + (item.frameCount > 1 ? " · " + (item.frame + 1) + "/" + item.frameCount : "")
+      : "—";
+    document.getElementById("meta-size").textContent = item && item.columns ? item.columns + " × " + item.rows : "—";
+  }
+
+  function go(pos) {
+    if (!state.stack.length) { return; }
+    var p = Math.max(0, Math.min(state.stack.length - 1, pos));
+    if (p === state.pos && state.image) { return; }
+    state.pos = p;
+    updatePosition();
+    load();
+  }
+
+  function selectSeries(index) {
+    var series = data.series[index];
+    if (!series) { return; }
+    state.series = index;
+    state.stack = [];
+    series.instances.forEach(function (inst) {
+      for (var f = 0; f < inst.frames; f++) {
+        state.stack.push({ id: inst.id, frame: f, frameCount: inst.frames, number: inst.number,
+                           rows: inst.rows, columns: inst.columns });
+      }
+    });
+    state.pos = 0;
+    state.center = state.width = null;
+    state.zoom = 1; state.panX = state.panY = 0;
+    document.getElementById("meta-series").textContent =
+      (series.number !== null ? series.number + " · " : "") + (series.description || "—");
+    document.getElementById("meta-modality").textContent = series.modality || "—";
+    root.querySelectorAll("[data-ct-only]").forEach(function (b) { b.hidden = series.modality !== "CT"; });
+    root.querySelectorAll("#viewer-series-list button").forEach(function (b, i) {
+      b.setAttribute("aria-current", i === index ? "true" : "false");
+    });
+    state.image = null;
+    updatePosition();
+    load();
+  }
+
+  function buildSeriesList() {
+    var list = document.getElementById("viewer-series-list");
+    data.series.forEach(function (series, index) {
+      var li = document.createElement("li");
+      var button = document.createElement("button");
+      button.type = "button";
+      button.className = "viewer-series-button";
+      var middle = series.instances[Math.floor(series.instances.length / 2)];
+      var img = document.createElement("img");
+      img.alt = "";
+      img.width = 64; img.height = 64;
+      img.loading = "lazy";
+      img.src = ds.frameUrl.replace(ZERO, middle.id) + "?frame=0&quality=low&size=64";
+      var text = document.createElement("span");
+      text.textContent = (series.modality || "") + " " + (series.number !== null ? series.number : "") +
+        (series.description ? " · " + series.description : "") + " (" + series.instances.length + ")";
+      button.appendChild(img);
+      button.appendChild(text);
+      button.addEventListener("click", function () { selectSeries(index); stage.focus(); });
+      li.appendChild(button);
+      list.appendChild(li);
+    });
+  }
+
+  // ---------------------------------------------------------------- window, zoom, cine
+
+  function setWindow(center, width, lowOnly) {
+    state.center = center;
+    state.width = width === null ? null : Math.max(1, width);
+    load({ lowOnly: !!lowOnly });
+  }
+
+  function currentWindow() {
+    if (state.center !== null) { return [state.center, state.width]; }
+    var text = state.fileWindow || root.dataset.shownWindow || "40/400";
+    var parts = text.split("/").map(Number);
+    return [parts[0] || 0, parts[1] || 400];
+  }
+
+  function zoomBy(factor) {
+    state.zoom = Math.max(0.1, Math.min(20, state.zoom * factor));
+    draw();
+  }
+
+  function fit() { state.zoom = 1; state.panX = state.panY = 0; draw(); }
+
+  function stopCine() {
+    if (state.cine) { window.clearInterval(state.cine); state.cine = null; }
+    cineButton.setAttribute("aria-pressed", "false");
+    cineButton.textContent = ds.textPlay;
+  }
+
+  function toggleCine() {
+    if (state.cine) { stopCine(); return; }
+    if (state.stopped || state.stack.length < 2) { return; }
+    cineButton.setAttribute("aria-pressed", "true");
+    cineButton.textContent = ds.textPause;
+    state.cine = window.setInterval(function () {
+      state.pos = (state.pos + 1) % state.stack.length;
+      updatePosition();
+      load();
+    }, 1000 / Number(fpsSelect.value || 10));
+  }
+
+  function toggleInvert() {
+    state.invert = !state.invert;
+    invertButton.setAttribute("aria-pressed", String(state.invert));
+    draw();
+  }
+
+  // ---------------------------------------------------------------- input
+
+  document.getElementById("viewer-presets").addEventListener("click", function (event) {
+    var button = event.target.closest("button[data-preset]");
+    if (!button) { return; }
+    if (button.dataset.preset === "default") { setWindow(null, null); return; }
+    setWindow(Number(button.dataset.center), Number(button.dataset.width));
+  });
+  document.getElementById("viewer-zoom-in").addEventListener("click", function () { zoomBy(1.25); });
+  document.getElementById("viewer-zoom-out").addEventListener("click", function () { zoomBy(0.8); });
+  document.getElementById("viewer-fit").addEventListener("click", fit);
+  invertButton.addEventListener("click", toggleInvert);
+  cineButton.addEventListener("click", toggleCine);
+  fpsSelect.addEventListener("change", function () { if (state.cine) { stopCine(); toggleCine(); } });
+  slider.addEventListener("input", function () { go(Number(slider.value) - 1); });
+  root.querySelectorAll("input[name=viewer-tool]").forEach(function (radio) {
+    radio.addEventListener("change", function () { if (radio.checked) { state.tool = radio.value; } });
+  });
+
+  stage.addEventListener("keydown", function (event) {
+    var handled = true;
+    switch (event.key) {
+      case "ArrowDown": case "ArrowRight": go(state.pos + 1); break;
+      case "ArrowUp": case "ArrowLeft": go(state.pos - 1); break;
+      case "PageDown": go(state.pos + 10); break;
+      case "PageUp": go(state.pos - 10); break;
+      case "Home": go(0); break;
+      case "End": go(state.stack.length - 1); break;
+      case "+": case "=": zoomBy(1.25); break;
+      case "-": zoomBy(0.8); break;
+      case "0": fit(); break;
+      case "i": case "I": toggleInvert(); break;
+      case " ": toggleCine(); break;
+      default: handled = false;
+    }
+    if (handled) { event.preventDefault(); }
+  });
+
+  var wheelRest = 0;
+  stage.addEventListener("wheel", function (event) {
+    event.preventDefault();
+    if (event.ctrlKey) { zoomBy(event.deltaY < 0 ? 1.1 : 0.9); return; }
+    wheelRest += event.deltaMode === 1 ? event.deltaY * 33 : event.deltaY;
+    var steps = Math.trunc(wheelRest / 50);
+    if (steps) { wheelRest -= steps * 50; go(state.pos + steps); }
+  }, { passive: false });
+
+  var pointers = new Map();
+  var gesture = null;
+
+  function pinchInfo() {
+    var pts = Array.from(pointers.values());
+    var dx = pts[0].x - pts[1].x, dy = pts[0].y - pts[1].y;
+    return { dist: Math.hypot(dx, dy) || 1, mx: (pts[0].x + pts[1].x) / 2, my: (pts[0].y + pts[1].y) / 2 };
+  }
+
+  stage.addEventListener("pointerdown", function (event) {
+    stage.focus();
+    stage.setPointerCapture(event.pointerId);
+    pointers.set(event.pointerId, { x: event.clientX, y: event.clientY });
+    if (pointers.size === 2) {
+      var p = pinchInfo();
+      gesture = { kind: "pinch", dist: p.dist, mx: p.mx, my: p.my, zoom: state.zoom, panX: state.panX, panY: state.panY };
+    } else if (pointers.size === 1) {
+      var tool = event.button === 2 ? "window" : state.tool;
+      gesture = { kind: tool, x: event.clientX, y: event.clientY, pos: state.pos, zoom: state.zoom,
+                  panX: state.panX, panY: state.panY, win: currentWindow() };
+    }
+  });
+
+  stage.addEventListener("pointermove", function (event) {
+    if (!pointers.has(event.pointerId) || !gesture) { return; }
+    pointers.set(event.pointerId, { x: event.clientX, y: event.clientY });
+    if (gesture.kind === "pinch" && pointers.size === 2) {
+      var p = pinchInfo();
+      state.zoom = Math.max(0.1, Math.min(20, gesture.zoom * p.dist / gesture.dist));
+      state.panX = gesture.panX + (p.mx - gesture.mx);
+      state.panY = gesture.panY + (p.my - gesture.my);
+      draw();
+      return;
+    }
+    var dx = event.clientX - gesture.x, dy = event.clientY - gesture.y;
+    if (gesture.kind === "scroll") {
+      var step = Math.max(4, stage.clientHeight / Math.max(state.stack.length, 1) / 2);
+      go(gesture.pos + Math.round(dy / step));
+    } else if (gesture.kind === "pan") {
+      state.panX = gesture.panX + dx; state.panY = gesture.panY + dy; draw();
+    } else if (gesture.kind === "zoom") {
+      state.zoom = Math.max(0.1, Math.min(20, gesture.zoom * Math.exp(-dy / 200))); draw();
+    } else if (gesture.kind === "window") {
+      var scale = Math.max(gesture.win[1], 10) / 256;
+      state.dragWindow = true;
+      setWindow(gesture.win[0] - dy * scale, gesture.win[1] + dx * scale * 2, true);
+    }
+  });
+
+  function endPointer(event) {
+    pointers.delete(event.pointerId);
+    if (pointers.size === 0) {
+      if (state.dragWindow) { state.dragWindow = false; load(); }
+      gesture = null;
+    }
+  }
+  stage.addEventListener("pointerup", endPointer);
+  stage.addEventListener("pointercancel", endPointer);
+  stage.addEventListener("contextmenu", function (event) { event.preventDefault(); });
+
+  // ---------------------------------------------------------------- session end
+
+  var closed = false;
+  function sendClose() {
+    if (closed) { return; }
+    closed = true;
+    var form = new FormData();
+    form.append("csrfmiddlewaretoken", csrf ? csrf.value : "");
+    form.append("session", data.session);
+    form.append("frames", String(state.frames));
+    if (navigator.sendBeacon) {
+      navigator.sendBeacon(ds.closeUrl, form);
+    } else {
+      fetch(ds.closeUrl, { method: "POST", body: form, credentials: "same-origin", keepalive: true });
+    }
+  }
+  window.addEventListener("pagehide", sendClose);
+
+  // ---------------------------------------------------------------- start
+
+  window.addEventListener("resize", resize);
+  resize();
+  buildSeriesList();
+  if (!data.series.length) {
+    setLabel("none");
+    showMessage(ds.msgEmpty);
+  } else {
+    selectSeries(0);
+  }
+})();

@@ -1,0 +1,158 @@
+"""The viewer page, the frame endpoint and the close beacon: policy on every frame, renditions
+that follow permissions, labels that follow the pixels, caching headers, audit once per session."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from django.urls import reverse
+from PIL import Image
+
+from apps.audit.models import AuditEvent
+from bench.frames_synthetic import body_hu
+from tests.factories import InstanceFactory, SeriesFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def _frame_url(instance, **params):
+    query = "&".join(f"{k}={v}" for k, v in params.items())
+    return reverse("viewer:frame", kwargs={"instance_id": instance.public_id}) + ("?" + query if query else "")
+
+
+def _gray(value_hu: float, center: float, width: float) -> float:
+    low = center - 0.5 - (width - 1) / 2
+    return float(np.clip((value_hu - low) / (width - 1) * 255, 0, 255))
+
+
+def _centre(response) -> float:
+    image = np.asarray(Image.open(io.BytesIO(response.content)).convert("L"), dtype=np.float32)
+    h, w = image.shape
+    return float(image[h // 2 - 2:h // 2 + 3, w // 2 - 2:w // 2 + 3].mean())
+
+
+def test_page_lists_series_and_records_one_open(client_as, clinician_a, ct_study):
+    response = client_as(clinician_a).get(reverse("viewer:viewer", kwargs={"study_id": ct_study.public_id}))
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert 'id="viewer-data"' in body and str(ct_study.phantom_instances[0].public_id) in body
+    assert "Diagnostic quality available" in body
+    assert 'src="/static/js/viewer.js"' in body and "<script>" not in body  # CSP: no inline script
+    events = AuditEvent.objects.filter(action="viewer.opened", study_ref=ct_study.public_id)
+    assert events.count() == 1 and events.get().details["mode"] == "diagnostic"
+    assert not AuditEvent.objects.filter(action="viewer.opened").exclude(study_ref=ct_study.public_id).exists()
+
+
+def test_diagnostic_frame_is_lossless_png_at_the_asked_window(client_as, clinician_a, ct_study):
+    client = client_as(clinician_a)
+    instance = ct_study.phantom_instances[12]
+    default = client.get(_frame_url(instance, quality="diagnostic"))
+    assert default.status_code == 200 and default["Content-Type"] == "image/png"
+    assert default["X-Lightbox-Frame"] == "diagnostic"
+    assert default["X-Lightbox-Window"] == "40/400"  # from the file
+    assert Image.open(io.BytesIO(default.content)).size == (128, 128)
+    assert abs(_centre(default) - _gray(body_hu(12), 40, 400)) <= 1
+    lung = client.get(_frame_url(instance, quality="diagnostic", center=-600, width=1500))
+    assert abs(_centre(lung) - _gray(body_hu(12), -600, 1500)) <= 1
+    assert abs(_centre(lung) - _centre(default)) > 50
+    other_slice = client.get(_frame_url(ct_study.phantom_instances[2], quality="diagnostic"))
+    assert abs(_centre(other_slice) - _gray(body_hu(2), 40, 400)) <= 1
+
+
+def test_frames_carry_etag_and_private_revalidated_caching(client_as, clinician_a, ct_study):
+    client = client_as(clinician_a)
+    url = _frame_url(ct_study.phantom_instances[0], quality="preview", size=64)
+    first = client.get(url)
+    assert first["Content-Type"] == "image/jpeg" and first["X-Lightbox-Frame"] == "preview"
+    assert max(Image.open(io.BytesIO(first.content)).size) == 64
+    assert first["Cache-Control"] == "private, no-cache" and first["ETag"].startswith('"')
+    again = client.get(url, HTTP_IF_NONE_MATCH=first["ETag"])
+    assert again.status_code == 304 and again["ETag"] == first["ETag"]
+    other = client.get(_frame_url(ct_study.phantom_instances[0], quality="preview", size=64, center=0, width=100))
+    assert other["ETag"] != first["ETag"]
+    low = client.get(_frame_url(ct_study.phantom_instances[0], quality="low"))
+    assert low["Content-Type"] == "image/jpeg" and max(Image.open(io.BytesIO(low.content)).size) <= 256
+
+
+def test_preview_only_recipient_gets_lossy_previews_and_no_diagnostic_frames(client_as, preview_recipient, ct_study):
+    client = client_as(preview_recipient)
+    page = client.get(reverse("viewer:viewer", kwargs={"study_id": ct_study.public_id}))
+    assert page.status_code == 200 and "Previews only" in page.content.decode()
+    instance = ct_study.phantom_instances[3]
+    preview = client.get(_frame_url(instance, quality="preview"))
+    assert preview.status_code == 200 and preview["Content-Type"] == "image/jpeg"
+    assert preview["X-Lightbox-Frame"] == "preview"
+    refused = client.get(_frame_url(instance, quality="diagnostic"))
+    assert refused.status_code == 403 and refused.json()["error"] == "preview_only"
+    assert AuditEvent.objects.filter(action="access.denied", details__wanted="download_original").exists()
+
+
+def test_revoked_grant_stops_the_next_frame(client_as, clinician_a, preview_recipient, ct_study):
+    from apps.sharing import services
+
+    client = client_as(preview_recipient)
+    url = _frame_url(ct_study.phantom_instances[0], quality="preview")
+    assert client.get(url).status_code == 200
+    services.grants_revoke(grants=[preview_recipient.grant], by=clinician_a, reason="test")
+    stopped = client.get(url)
+    assert stopped.status_code in (403, 404) and stopped.json()["message"]
+    assert client.get(url, HTTP_IF_NONE_MATCH="whatever").status_code in (403, 404)
+
+
+def test_outsiders_get_404_and_anonymous_is_sent_to_sign_in(client_as, admin_b, ct_study, client):
+    page = reverse("viewer:viewer", kwargs={"study_id": ct_study.public_id})
+    assert client_as(admin_b).get(page).status_code == 404
+    assert client_as(admin_b).get(_frame_url(ct_study.phantom_instances[0])).status_code == 404
+    assert client.get(page).status_code == 302
+    assert client.get(_frame_url(ct_study.phantom_instances[0])).status_code == 404
+
+
+def test_close_is_recorded_once_per_session(client_as, clinician_a, ct_study):
+    client = client_as(clinician_a)
+    client.get(reverse("viewer:viewer", kwargs={"study_id": ct_study.public_id}))
+    session = AuditEvent.objects.get(action="viewer.opened").details["session"]
+    close = reverse("viewer:close", kwargs={"study_id": ct_study.public_id})
+    assert client.post(close, {"session": session, "frames": "7"}).status_code == 204
+    assert client.post(close, {"session": session, "frames": "7"}).status_code == 204
+    closed = AuditEvent.objects.filter(action="viewer.closed", study_ref=ct_study.public_id)
+    assert closed.count() == 1 and closed.get().details["frames"] == 7
+    assert AuditEvent.objects.filter(action="viewer.opened").count() == 1  # frames are not audited
+
+
+def test_lossy_file_is_never_labelled_diagnostic(client_as, clinician_a, ct_study):
+    from apps.imaging.blobs import put_blob
+    from bench.frames_synthetic import ct_phantom_slice
+
+    ds = ct_phantom_slice(0, rows=32, columns=32)
+    ds.LossyImageCompression = "01"
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    buffer.seek(0)
+    blob = put_blob(buffer, organization=ct_study.organization)
+    series = SeriesFactory(organization=ct_study.organization, study=ct_study)
+    instance = InstanceFactory(organization=ct_study.organization, series=series, blob=blob)
+    response = client_as(clinician_a).get(_frame_url(instance, quality="diagnostic"))
+    assert response.status_code == 200 and response["Content-Type"] == "image/png"
+    assert response["X-Lightbox-Frame"] == "lossy"
+
+
+def test_undecodable_file_gives_a_message_not_a_500(client_as, clinician_a, ct_study):
+    series = SeriesFactory(organization=ct_study.organization, study=ct_study)
+    instance = InstanceFactory(organization=ct_study.organization, series=series)  # a few bytes, not DICOM
+    response = client_as(clinician_a).get(_frame_url(instance, quality="diagnostic"))
+    assert response.status_code == 200 and response["X-Lightbox-Frame"] == "undecodable"
+    assert response.json()["error"] == "undecodable" and response.json()["reason"]
+
+
+@pytest.mark.parametrize("query", ["frame=-1", "frame=x", "quality=raw", "center=10", "size=99999", "width=0&center=1",
+                                   "format=gif"])
+def test_bad_frame_requests_are_400(client_as, clinician_a, ct_study, query):
+    url = reverse("viewer:frame", kwargs={"instance_id": ct_study.phantom_instances[0].public_id}) + "?" + query
+    assert client_as(clinician_a).get(url).status_code == 400
+
+
+def test_frame_out_of_range_is_a_message(client_as, clinician_a, ct_study):
+    response = client_as(clinician_a).get(_frame_url(ct_study.phantom_instances[0], frame=3))
+    assert response.status_code == 200 and response.json()["error"] == "undecodable"
