@@ -193,6 +193,23 @@ def granted_case_ids(user: User) -> QuerySet:
     return Grant.objects.live().addressed_to(user).values("case_id")
 
 
+def granted_study_ids(user: User) -> QuerySet:
+    """A subquery of the ids of studies ``user`` may see through live grants: every study of a
+    case a whole-case grant covers, plus the named studies of study-scoped grants. Study lists
+    should use this rather than ``granted_case_ids`` so a one-study share shows one study."""
+    from django.db.models import Q
+
+    from apps.imaging.models import Study
+    from apps.sharing.models import Grant
+
+    if not _active_user(user):
+        return Study.objects.none().values("id")
+    live = Grant.objects.live().addressed_to(user)
+    whole_cases = live.filter(studies__isnull=True).values("case_id")
+    named = live.filter(studies__isnull=False).values("studies")
+    return Study.objects.filter(Q(case_id__in=whole_cases) | Q(id__in=named)).values("id")
+
+
 def _case_id_of(obj: object) -> int | None:
     """The case an object belongs to: itself, its ``case_id``, or its study's case (series,
     instances, renditions of a study)."""

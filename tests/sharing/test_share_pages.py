@@ -73,7 +73,7 @@ def test_sharing_needs_a_recent_second_factor_when_mfa_is_enforced(owner, case, 
 def test_share_one_study_then_only_that_study_is_reachable(owner, case, consultant):
     from apps.sharing import policy
     from apps.sharing.policy import Action
-    from tests.factories import StudyFactory
+    from tests.factories import CaseFactory, GrantFactory, StudyFactory
 
     shared, other = StudyFactory(organization=case.organization, case=case), \
         StudyFactory(organization=case.organization, case=case)
@@ -95,6 +95,12 @@ def test_share_one_study_then_only_that_study_is_reachable(owner, case, consulta
     assert not policy.can(consultant, Action.DOWNLOAD_PREVIEW, other)
     assert policy.can(consultant, Action.VIEW_CASE, case)
     assert not policy.can(consultant, Action.DOWNLOAD_ORIGINAL, case)  # never a whole-case download
+    from apps.imaging.models import Study
+
+    assert list(Study.objects.filter(id__in=policy.granted_study_ids(consultant))) == [shared]
+    whole = StudyFactory(organization=case.organization, case=CaseFactory(organization=case.organization))
+    GrantFactory(organization=case.organization, case=whole.case, grantee=consultant)
+    assert set(Study.objects.filter(id__in=policy.granted_study_ids(consultant))) == {shared, whole}
     recipient = Client()
     recipient.force_login(consultant)
     page = recipient.get(reverse("sharing:shared_case", kwargs={"case_id": case.public_id})).content.decode()
