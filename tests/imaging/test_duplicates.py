@@ -25,7 +25,8 @@ def _ingest(org, path):
 
 def _storage_snapshot() -> dict[str, tuple[int, int, str]]:
     root = Path(settings.MEDIA_ROOT)
-    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns, hashlib.sha256(p.read_bytes()).hexdigest())
+    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns,
+                                        hashlib.sha256(p.read_bytes()).hexdigest())
             for p in root.rglob("*") if p.is_file()}
 
 

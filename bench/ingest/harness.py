@@ -1,0 +1,237 @@
+"""A self-contained Lightbox instance for end-to-end tests and the ingest benchmark: its own
+var/ folder (SQLite database, storage root, staging), an organization, an uploader with a
+session cookie, a real HTTP server, tuspy uploads (optionally through a proxy that cuts the
+connection), and read-only checks run inside the instance (``manage.py shell``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+import string
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+CHUNK = 2 * 1024 * 1024
+
+SETUP = r"""
+import json
+from django.contrib.sessions.backends.db import SessionStore
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+from apps.accounts.models import User
+from apps.organizations.models import Membership, Organization
+org, _ = Organization.objects.get_or_create(slug="bench", defaults={"name": "Bench Hospital"})
+if hasattr(org, "mfa_required_roles"):
+    org.mfa_required_roles = []
+org.upload_max_bytes = 50 * 1024**3
+org.save()
+user = User.objects.filter(email="uploader@bench.example").first()
+if user is None:
+    user = User.objects.create_user(email="uploader@bench.example", password=None)
+Membership.objects.get_or_create(user=user, organization=org, defaults={"role": "radiologist"})
+s = SessionStore()
+s[SESSION_KEY] = str(user.pk)
+s[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+s[HASH_SESSION_KEY] = user.get_session_auth_hash()
+s.create()
+print("SETUP" + json.dumps({"session": s.session_key}))
+"""
+
+
+@dataclass
+class Instance:
+    var_dir: Path
+    env: dict[str, str]
+    session: str
+    csrf: str
+
+    @property
+    def storage_root(self) -> Path:
+        return self.var_dir / "storage"
+
+    @property
+    def upload_dir(self) -> Path:
+        return self.var_dir / "uploads"
+
+    def headers(self) -> dict[str, str]:
+        cookie_name = self.env.get("DJANGO_SESSION_COOKIE_NAME", "lightbox_session")
+        return {"Cookie": f"{cookie_name}={self.session}; csrftoken={self.csrf}", "X-CSRFToken": self.csrf}
+
+    def manage(self, *args: str, input: str | None = None, timeout: float = 600) -> str:
+        out = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=self.env, input=input,
+                             capture_output=True, text=True, timeout=timeout)
+        if out.returncode != 0:
+            raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{out.stdout}\n{out.stderr}")
+        return out.stdout
+
+    def shell_json(self, code: str, marker: str = "RESULT") -> dict:
+        out = self.manage("shell", "-c", code)
+        line = next(line for line in out.splitlines() if line.startswith(marker))
+        return json.loads(line[len(marker):])
+
+
+def clean_env(**overrides: str) -> dict[str, str]:
+    prefixes = ("DJANGO_", "LIGHTBOX_", "DATABASE_URL", "REDIS_URL", "CELERY_")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
+    env.update(overrides)
+    return env
+
+
+def prepare(var_dir: Path, **env_overrides: str) -> Instance:
+    """Migrate a fresh instance in ``var_dir`` and sign in an uploader (a session in the database)."""
+    var_dir = Path(var_dir)
+    var_dir.mkdir(parents=True, exist_ok=True)
+    env = clean_env(LIGHTBOX_VAR_DIR=str(var_dir), DJANGO_SETTINGS_MODULE="portal.settings.local",
+                    DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost", **env_overrides)
+    inst = Instance(var_dir=var_dir, env=env, session="", csrf="")
+    inst.manage("migrate", "--noinput")
+    inst.session = inst.shell_json(SETUP, marker="SETUP")["session"]
+    alphabet = string.ascii_letters + string.digits
+    inst.csrf = "".join(secrets.choice(alphabet) for _ in range(32))
+    return inst
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class CuttingProxy:
+    """A loopback TCP proxy that drops every connection, once, after ``cut_after`` bytes from
+    the client: a connection that dies half way through an upload."""
+
+    def __init__(self, target_port: int, cut_after: int | None):
+        self.target_port = target_port
+        self.cut_after = cut_after
+        self.forwarded = 0
+        self.cut = threading.Event()
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self._lock = threading.Lock()
+        self._conns: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            with self._lock:
+                self._conns += [client, upstream]
+            threading.Thread(target=self._pipe, args=(client, upstream, True), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client, False), daemon=True).start()
+
+    def _pipe(self, src: socket.socket, dst: socket.socket, upstream: bool) -> None:
+        try:
+            while data := src.recv(65536):
+                if upstream and not self.cut.is_set() and self.cut_after is not None:
+                    with self._lock:
+                        self.forwarded += len(data)
+                        if self.forwarded >= self.cut_after:
+                            self.cut.set()
+                            self._drop_all()
+                            return
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.close()
+                except OSError:
+                    pass
+
+    def _drop_all(self) -> None:
+        for s in self._conns:
+            try:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                s.close()
+            except OSError:
+                pass
+        self._conns = []
+
+    def close(self) -> None:
+        self.sock.close()
+        with self._lock:
+            self._drop_all()
+
+
+def make_uploader(base: str, inst: Instance, path: Path, *, url: str | None = None,
+                  metadata: dict | None = None, chunk_size: int = CHUNK):
+    """A tuspy uploader (sha1 checksum on every PATCH) for ``path``; resumes when given ``url``."""
+    from tusclient import client as tus_client
+
+    tc = tus_client.TusClient(f"{base}/api/v1/uploads/", headers=inst.headers())
+    return tc.uploader(str(path), url=url, chunk_size=chunk_size, retries=0, upload_checksum=True,
+                       metadata=metadata or {"filename": Path(path).name})
+
+
+def tus_upload(base: str, inst: Instance, path: Path, **kwargs) -> str:
+    """Upload (or resume, given ``url``) one file with tuspy; returns the upload URL."""
+    uploader = make_uploader(base, inst, path, **kwargs)
+    uploader.upload()
+    return uploader.url
+
+
+def tus_offset(url: str, inst: Instance) -> int:
+    import requests
+
+    r = requests.head(url, headers={**inst.headers(), "Tus-Resumable": "1.0.0"}, timeout=30)
+    r.raise_for_status()
+    return int(r.headers["Upload-Offset"])
+
+
+def wait_for_ingest(url: str, inst: Instance, timeout: float = 600) -> dict:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        status = upload_status(url, inst)
+        job = status.get("job")
+        if job and job["state"] not in ("queued", "running"):
+            return status
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"ingest not finished: {status}")
+        time.sleep(0.5)
+
+
+VERIFY = r"""
+import hashlib, json
+from apps.imaging.blobs import open_blob
+from apps.imaging.models import Blob, Instance, Study
+out = {"studies": [], "instances": {}, "blobs": Blob.objects.count()}
+for s in Study.objects.all():
+    out["studies"].append({"uid": s.study_instance_uid, "version": s.version, "state": s.state,
+                           "instances": s.num_instances})
+for i in Instance.objects.select_related("blob"):
+    digest = hashlib.sha256()
+    with open_blob(i.blob) as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    out["instances"][i.sop_instance_uid] = [i.sha256, digest.hexdigest(), i.study.version]
+print("RESULT" + json.dumps(out))
+"""
+
+
+def verify(inst: Instance) -> dict:
+    """Every stored instance, its recorded sha256 and the sha256 of its decrypted blob."""
+    return inst.shell_json(VERIFY)
+
+
+def upload_status(url: str, inst: Instance) -> dict:
+    import requests
+
+    r = requests.get(url, headers=inst.headers(), timeout=30)
+    r.raise_for_status()
+    return r.json()
