@@ -13,6 +13,7 @@
   var ds = root.dataset;
   var stage = document.getElementById("viewer-stage");
   var canvas = document.getElementById("viewer-canvas");
+  var canvasWrap = document.getElementById("viewer-canvas-wrap");
   var ctx = canvas.getContext("2d");
   var labelEl = document.getElementById("viewer-label");
   var messageEl = document.getElementById("viewer-message");
@@ -69,8 +70,8 @@
 
   function resize() {
     var ratio = window.devicePixelRatio || 1;
-    var w = Math.max(1, Math.round(stage.clientWidth * ratio));
-    var h = Math.max(1, Math.round(stage.clientHeight * ratio));
+    var w = Math.max(1, Math.round(canvasWrap.clientWidth * ratio));
+    var h = Math.max(1, Math.round(canvasWrap.clientHeight * ratio));
     if (canvas.width !== w || canvas.height !== h) { canvas.width = w; canvas.height = h; }
     draw();
   }

@@ -7,6 +7,7 @@ from django.utils import timezone
 
 from apps.organizations.models import Role
 from bench.frames_synthetic import store_ct_phantom
+from tests.browser.conftest import browser, page  # noqa: F401 - Chromium fixtures for test_browser.py
 from tests.factories import CaseFactory, StudyFactory, member
 
 SLICES = 20
