@@ -65,6 +65,10 @@ def seed() -> list[DemoAccount]:
     for slug, role in roles.items():
         Membership.objects.get_or_create(user=shared, organization=orgs[slug], defaults={"role": role})
         accounts.append(DemoAccount(email, orgs[slug].name, Role(role).label))
+    from apps.accounts.demo import seed_identity
+
+    # demo users whose role requires a second factor get the published demo authenticator
+    seed_identity(list(User.objects.filter(email__in={a.email for a in accounts})))
     from apps.cases.demo import seed_cases
 
     seed_cases(orgs["northwind"], "northwind.example")  # cases, notes and a scheduled tumor board

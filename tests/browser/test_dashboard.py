@@ -6,10 +6,17 @@ import re
 
 import pytest
 from django.core.management import call_command
+from django_otp.oath import TOTP
 
+from apps.accounts.demo import DEMO_TOTP_KEY
 from apps.core.demo import DEMO_PASSWORD
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture(autouse=True)
+def _second_factor_on(settings):
+    settings.LIGHTBOX_MFA_ENFORCED = True  # as in `make run`
 
 
 def _sign_in(page, base: str, email: str) -> None:
@@ -18,6 +25,12 @@ def _sign_in(page, base: str, email: str) -> None:
     page.get_by_label("E-mail address").fill(email)
     page.get_by_label("Password").fill(DEMO_PASSWORD)
     page.get_by_role("button", name="Sign in").click()
+    page.wait_for_load_state()
+    if "/accounts/mfa/verify/" in page.url:
+        # admins and consultants must use a second factor: the demo authenticator's code
+        page.get_by_label(re.compile("Code from your authenticator app")).fill(
+            f"{TOTP(bytes.fromhex(DEMO_TOTP_KEY)).token():06d}")
+        page.get_by_role("button", name="Verify").click()
     page.wait_for_url(f"{base}/")
 
 

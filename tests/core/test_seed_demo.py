@@ -31,6 +31,7 @@ def test_seed_demo_makes_two_organizations_with_every_role_and_is_idempotent():
     assert shared.memberships.count() == 2
     text = out.getvalue()
     assert "lightbox-demo" in text and "admin@northwind.example" in text  # credentials printed
+    assert "demo_otp_code" in text  # and how the second factor of admins and consultants works
     assert User.objects.count() == 13
 
 
@@ -66,6 +67,18 @@ def test_make_run_serves_the_demo(tmp_path):
         data = f"csrfmiddlewaretoken={token}&login=admin%40northwind.example&password=lightbox-demo".encode()
         login_url = f"{base}/accounts/login/"
         req = urllib.request.Request(login_url, data=data, headers={"Referer": login_url})
+        page = opener.open(req)
+        dashboard = page.read().decode()
+        # an org admin must use a second factor: the demo authenticator's current code
+        assert "/accounts/mfa/verify/" in page.url
+        from django_otp.oath import TOTP
+
+        from apps.accounts.demo import DEMO_TOTP_KEY
+
+        token = dashboard.split('name="csrfmiddlewaretoken" value="')[1].split('"')[0]
+        code = f"{TOTP(bytes.fromhex(DEMO_TOTP_KEY)).token():06d}"
+        req = urllib.request.Request(page.url, data=f"csrfmiddlewaretoken={token}&code={code}&next=/".encode(),
+                                     headers={"Referer": page.url})
         dashboard = opener.open(req).read().decode()
         assert "Northwind General Hospital" in dashboard and "Organization admin" in dashboard
         assert "/static/css/lightbox.css" in dashboard

@@ -23,3 +23,8 @@ class Command(BaseCommand):
         width = max(len(a.email) for a in accounts)
         for a in accounts:
             self.stdout.write(f"  {a.email:<{width}}  {a.organization:<28}  {a.role}")
+        from apps.accounts.demo import note, seed_identity
+        from apps.accounts.models import User
+
+        enrolled = seed_identity(list(User.objects.filter(email__in={a.email for a in accounts})))
+        self.stdout.write(self.style.WARNING(note(enrolled)))
