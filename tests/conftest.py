@@ -54,3 +54,49 @@ def output_dir() -> Path:
     path = Path(os.environ.get("LIGHTBOX_TEST_OUTPUT", Path(__file__).resolve().parent.parent / "test-results"))
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+# --- e-mail is a notification layer: no mail sent by any test may carry patient data ---------
+
+def _patient_strings() -> set[str]:
+    """Names, record numbers and birth dates of every patient in the test database (a name that
+    is also a user's name is skipped: mails may name the inviter)."""
+    from apps.accounts.models import User
+    from apps.cases.models import Patient
+
+    user_names = set(User.objects.values_list("full_name", flat=True))
+    found: set[str] = set()
+    for name, mrn, birth in Patient.objects.values_list("name", "mrn", "birth_date"):
+        if name and len(name) >= 4 and name not in user_names:
+            found.add(name)
+        if mrn and len(mrn) >= 4:
+            found.add(mrn)
+        if birth:
+            found |= {birth.isoformat(), birth.strftime("%d/%m/%Y"), birth.strftime("%m/%d/%Y")}
+    return found
+
+
+def mail_patient_leaks(messages) -> list[tuple[str, str]]:
+    """(subject, leaked string) for each message of ``messages`` holding patient data."""
+    needles = _patient_strings()
+    leaks = []
+    for message in messages:
+        parts = [message.subject, message.body] + [str(c) for c, _ in getattr(message, "alternatives", [])]
+        text = "\n".join(parts)
+        leaks += [(message.subject, n) for n in needles if n in text]
+    return leaks
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    outcome = yield
+    if outcome.excinfo is not None:
+        return
+    uses_db = item.get_closest_marker("django_db") is not None or \
+        {"db", "transactional_db", "live_server"} & set(getattr(item, "fixturenames", ()))
+    from django.core import mail
+
+    if uses_db and getattr(mail, "outbox", None):
+        leaks = mail_patient_leaks(mail.outbox)
+        if leaks:
+            outcome.force_exception(AssertionError(f"e-mail carries patient data: {leaks}"))
