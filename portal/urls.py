@@ -22,6 +22,7 @@ urlpatterns = [
     path("org/audit/", include("apps.audit.urls")),
     path("", include("apps.sharing.urls")),
     path("", include("apps.imaging.urls")),
+    path("", include("apps.renditions.urls")),
     path("", include("apps.viewer.urls")),
     path("", include("apps.cases.urls")),
     path("", include("apps.core.urls")),

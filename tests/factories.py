@@ -14,6 +14,7 @@ from apps.audit.models import AuditEvent
 from apps.cases.models import Attachment, BoardSession, Case, CaseNote, Patient
 from apps.imaging.models import IngestJob, Instance, Series, Study, Upload
 from apps.organizations.models import Membership, Organization, Role
+from apps.renditions.models import Rendition, RenditionFile
 from apps.sharing.models import Grant, OriginalRequest, ShareLink, SharingPolicy
 
 TEST_PASSWORD = "correct-horse-battery-staple"
@@ -247,6 +248,41 @@ class SSOConfigFactory(DjangoModelFactory):
     client_id = "lightbox"
     allowed_domains = "example.org"
 
+
+
+class RenditionFactory(DjangoModelFactory):
+    """A study's rendition summary row (no files)."""
+
+    class Meta:
+        model = Rendition
+        django_get_or_create = ("study", "kind")
+
+    organization = factory.SubFactory(OrganizationFactory)
+    study = factory.SubFactory(StudyFactory, organization=factory.SelfAttribute("..organization"))
+    kind = "preview"
+    label = "preview_lossy"
+    status = "ready"
+
+
+class RenditionFileFactory(DjangoModelFactory):
+    """One instance's original, recorded as a rendition file (points at the instance's blob)."""
+
+    class Meta:
+        model = RenditionFile
+
+    organization = factory.SubFactory(OrganizationFactory)
+    instance = factory.SubFactory(InstanceFactory, organization=factory.SelfAttribute("..organization"))
+    study = factory.SelfAttribute("instance.study")
+    rendition = factory.SubFactory(RenditionFactory, organization=factory.SelfAttribute("..organization"),
+                                   study=factory.SelfAttribute("..study"), kind="original",
+                                   label="diagnostic_original")
+    kind = "original"
+    label = "diagnostic_original"
+    status = "ready"
+    blob = factory.SelfAttribute("instance.blob")
+    sha256 = factory.SelfAttribute("instance.sha256")
+    bytes = factory.SelfAttribute("instance.size")
+    original_bytes = factory.SelfAttribute("instance.size")
 
 def member(organization: Organization, role: str = Role.CLINICIAN, **user_kwargs) -> User:
     """A user with an active membership of ``role`` in ``organization``."""

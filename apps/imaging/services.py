@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import zipfile
+import zlib
 from collections.abc import Callable
 from contextlib import contextmanager
 from functools import partial
@@ -137,17 +139,41 @@ def _new_version(job: IngestJob, latest: Study, changed_uid: str) -> Study:
     return study
 
 
-def _ingest_one(job: IngestJob, entry: sources.Entry, fh: IO[bytes]) -> IngestFileResult:
+class _Run:
+    """Per-run caches, so that a file costs a handful of queries (valid within one run)."""
+
+    def __init__(self, job: IngestJob):
+        self.job = job
+        self.linked: set[int] = set()
+        self.series: dict[tuple[int, str], Series] = {}
+
+    def series_for(self, study: Study, header: dicom.DicomHeader) -> Series:
+        key = (study.pk, header.series_instance_uid)
+        if key not in self.series:
+            self.series[key] = _series_for(study, header)
+        return self.series[key]
+
+    def link(self, study: Study) -> None:
+        if study.pk not in self.linked:
+            self.job.studies.add(study)
+            self.linked.add(study.pk)
+
+
+def _ingest_one(run: _Run, entry: sources.Entry, fh: IO[bytes]) -> IngestFileResult:
+    """Parse, hash, store (once) and index one file. Called inside the batch's transaction: the
+    blob row, the index rows and the report line are committed together or not at all; a crash
+    before the commit leaves at most an unrecorded blob file, which the retry overwrites."""
+    job = run.job
     header = dicom.parse(fh)
     if header.is_dicomdir:
-        return IngestFileResult(job=job, path=entry.path, outcome=FileOutcome.SKIPPED,
-                                reason="DICOMDIR index: its files are ingested")
+        return IngestFileResult.objects.create(job=job, path=entry.path, outcome=FileOutcome.SKIPPED,
+                                               reason="DICOMDIR index: its files are ingested", size=entry.size)
     sha, size = _hash(fh)
-    try:
-        blob = put_blob(fh, organization=job.organization, sha256=sha)
-    except OSError as exc:
-        raise StorageUnavailable(str(exc)) from exc
     with transaction.atomic():
+        try:
+            blob = put_blob(fh, organization=job.organization, sha256=sha)
+        except OSError as exc:
+            raise StorageUnavailable(str(exc)) from exc
         # one writer per study UID at a time: serialises version decisions between jobs
         latest = (Study.objects.select_for_update().for_org(job.organization_id)
                   .filter(study_instance_uid=header.study_instance_uid).order_by("-version").first())
@@ -163,6 +189,7 @@ def _ingest_one(job: IngestJob, entry: sources.Entry, fh: IO[bytes]) -> IngestFi
         if existing is not None and existing.sha256 == sha:
             outcome, reason = FileOutcome.DUPLICATE, "same SOPInstanceUID and same bytes as a stored instance"
         else:
+            changed = False
             if existing is not None:
                 study = _new_version(job, latest, header.sop_instance_uid)
                 outcome = FileOutcome.NEW_VERSION
@@ -171,7 +198,8 @@ def _ingest_one(job: IngestJob, entry: sources.Entry, fh: IO[bytes]) -> IngestFi
                 study.warnings = [*study.warnings, {"kind": "changed_instance",
                                                     "sop_instance_uid": header.sop_instance_uid,
                                                     "previous_version": latest.version}]
-            series = _series_for(study, header)
+                changed = True
+            series = run.series_for(study, header)
             instance = Instance.objects.create(
                 organization_id=job.organization_id, study=study, series=series, blob=blob,
                 sop_instance_uid=header.sop_instance_uid, sop_class_uid=header.sop_class_uid,
@@ -179,10 +207,13 @@ def _ingest_one(job: IngestJob, entry: sources.Entry, fh: IO[bytes]) -> IngestFi
                 frames=header.frames, rows=header.rows, columns=header.columns, size=size, sha256=sha)
             if study.case_id is None and job.case_id is not None:
                 study.case_id = job.case_id
-            if study.state != StudyState.PROCESSING or outcome == FileOutcome.NEW_VERSION:
-                study.state = StudyState.PROCESSING
-            study.save()
-        job.studies.add(study)
+                changed = True
+            if study.state != StudyState.PROCESSING:
+                study.state = StudyState.PROCESSING  # more images arriving: not ready until the job ends
+                changed = True
+            if changed:
+                study.save()
+        run.link(study)
         return IngestFileResult.objects.create(job=job, path=entry.path, outcome=outcome, reason=reason,
                                                size=size, study=study, instance=instance)
 
@@ -201,6 +232,31 @@ def _finish_study(study: Study) -> None:
     study.save()
 
 
+#: files are committed in batches (one commit per batch, not per file); a crash loses at most
+#: the batch in progress, which the retry redoes
+BATCH_FILES, BATCH_BYTES = 32, 64 * 1024 * 1024
+
+
+@transaction.atomic
+def _ingest_batch(run: _Run, batch: list[sources.Entry]) -> None:
+    for entry in batch:
+        if entry.skip_reason or entry.open is None:
+            IngestFileResult.objects.create(job=run.job, path=entry.path, outcome=FileOutcome.SKIPPED,
+                                            reason=entry.skip_reason, size=entry.size)
+            continue
+        try:
+            with entry.open() as fh:
+                _ingest_one(run, entry, fh)
+        except dicom.DicomError as exc:
+            reason = exc.reason
+        except (zipfile.BadZipFile, zlib.error, EOFError):
+            reason = "damaged zip entry (checksum or compressed data)"
+        else:
+            continue
+        IngestFileResult.objects.create(job=run.job, path=entry.path, outcome=FileOutcome.SKIPPED,
+                                        reason=reason, size=entry.size)
+
+
 def ingest_job_run(*, job_id: int, progress: Progress | None = None) -> IngestJob:
     """Run (or resume) an ingest job. Safe to call any number of times."""
     job = IngestJob.objects.select_related("organization", "upload", "case").get(pk=job_id)
@@ -209,24 +265,29 @@ def ingest_job_run(*, job_id: int, progress: Progress | None = None) -> IngestJo
     IngestJob.objects.filter(pk=job.pk).update(state=JobState.RUNNING, attempts=job.attempts + 1,
                                                started_at=job.started_at or timezone.now())
     done = set(job.files.values_list("path", flat=True))
+    run = _Run(job)
     files = nbytes = 0
+    batch: list[sources.Entry] = []
+    batch_bytes = 0
+    seen: set[str] = set()
     for entry in _entries(job):
         files += 1
+        nbytes += entry.size or 0
+        if entry.path in seen:  # a zip may hold the same name twice: report both
+            entry.path = f"{entry.path} ({files})"
+        seen.add(entry.path)
         if entry.path in done:
             continue
-        if entry.skip_reason or entry.open is None:
-            IngestFileResult.objects.get_or_create(job=job, path=entry.path, defaults={
-                "outcome": FileOutcome.SKIPPED, "reason": entry.skip_reason, "size": entry.size})
-        else:
-            try:
-                with entry.open() as fh:
-                    _ingest_one(job, entry, fh)
-            except dicom.DicomError as exc:
-                IngestFileResult.objects.get_or_create(job=job, path=entry.path, defaults={
-                    "outcome": FileOutcome.SKIPPED, "reason": exc.reason, "size": entry.size})
-        nbytes += entry.size or 0
-        if progress is not None:
-            progress(files, nbytes)
+        batch.append(entry)
+        batch_bytes += entry.size or 0
+        if len(batch) >= BATCH_FILES or batch_bytes >= BATCH_BYTES:
+            _ingest_batch(run, batch)
+            batch, batch_bytes = [], 0
+            if progress is not None:
+                progress(files, nbytes)
+    _ingest_batch(run, batch)
+    if progress is not None:
+        progress(files, nbytes)
     return _job_finish(job)
 
 
@@ -252,6 +313,11 @@ def _job_finish(job: IngestJob) -> IngestJob:
         record(action="imaging.study_ingested", actor=job.created_by, organization_id=job.organization_id,
                target=study, details={"version": study.version, "instances": study.num_instances,
                                       "state": study.state})
+    from apps.renditions.services import renditions_queue  # renditions follow ingest, after commit
+
+    for study in job.studies.all():
+        if study.is_ready:
+            renditions_queue(study_id=study.pk)
     if job.upload_id is not None:
         from apps.imaging.uploads import upload_discard_staging
 

@@ -359,6 +359,10 @@ SPECTACULAR_SETTINGS = {
 # seed_demo creates accounts with printed passwords: allowed on the embedded default only.
 LIGHTBOX_DEMO_ALLOWED = env.bool("LIGHTBOX_DEMO_ALLOWED", default="DATABASE_URL" not in env)
 
+# --- Renditions -------------------------------------------------------------------------------
+# queue the renditions task (lossless copy, preview, education export) after each ingest
+LIGHTBOX_RENDITIONS_AFTER_INGEST = env.bool("LIGHTBOX_RENDITIONS_AFTER_INGEST", default=True)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -1,0 +1,244 @@
+"""Making the files of each rendition kind from one original DICOM file (bytes in, bytes out).
+
+No database here: ``apps.renditions.services`` stores what these return. Pixels are decoded,
+windowed and scaled by ``apps.imaging.pixels`` (the one pixel mechanism); encoding to DICOM
+transfer syntaxes goes through pydicom's encoders (pyjpegls, pylibjpeg-openjpeg, RLE).
+
+- ``lossless_encode(data, codec)``: the original re-encoded losslessly, returned only after a
+  decode of the result proved every pixel identical to the original's; else ``NotEncodable``.
+- ``preview_jpeg(data, frame)``: a lossy JPEG of at most 1024 px, window from the file or the
+  modality default, with a burned-in "PREVIEW - NOT FOR DIAGNOSTIC USE" band.
+- ``education_dicom(data, frame)``: a low-resolution (at most 512 px) lossy DICOM of one key
+  image, marked as PS3.3 asks of a lossy derived image: Lossy Image Compression (0028,2110) = 01
+  with its Ratio and Method, Image Type DERIVED, a new SOP Instance UID.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pydicom
+from PIL import Image, ImageDraw, ImageFont
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.encaps import encapsulate
+from pydicom.uid import (
+    JPEG2000Lossless,
+    JPEGBaseline8Bit,
+    JPEGLSLossless,
+    RLELossless,
+    SecondaryCaptureImageStorage,
+    generate_uid,
+)
+
+from apps.imaging import pixels
+
+#: lossless codecs, in the order tried for the stored lossless rendition
+LOSSLESS_CODECS: dict[str, pydicom.uid.UID] = {
+    "jpeg-ls": JPEGLSLossless,
+    "jpeg2000": JPEG2000Lossless,
+    "rle": RLELossless,
+}
+PREVIEW_MAX = 1024
+EDUCATION_MAX = 512
+PREVIEW_QUALITY = 80
+EDUCATION_QUALITY = 85
+BAND_TEXT = "PREVIEW - NOT FOR DIAGNOSTIC USE"
+#: UID root for derived objects (the generate_uid default root, with our own entropy sources)
+_EDUCATION_ENTROPY = "lightbox-education-v1"
+
+
+class NotEncodable(Exception):
+    """This file cannot be made into this rendition; ``reason`` is short, safe to show, and
+    holds no patient data."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason[:300]
+
+
+@dataclass(frozen=True)
+class SourceFacts:
+    lossy: bool              # Lossy Image Compression (0028,2110) = 01, or a lossy-only syntax
+    identity_removed: bool   # Patient Identity Removed (0012,0062) = YES
+    transfer_syntax_uid: str
+
+
+def _read(data: bytes, *, stop_before_pixels: bool = False) -> Dataset:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return pydicom.dcmread(io.BytesIO(data), force=True, stop_before_pixels=stop_before_pixels)
+    except Exception as exc:  # pydicom raises many types on damaged files
+        raise NotEncodable("The file cannot be read as DICOM.") from exc
+
+
+def _tsuid(ds: Dataset) -> str:
+    return str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "") or "")
+
+
+def source_facts(data: bytes) -> SourceFacts:
+    ds = _read(data, stop_before_pixels=True)
+    tsuid = _tsuid(ds)
+    lossy = str(ds.get("LossyImageCompression") or "").strip() == "01" or tsuid in pixels.LOSSY_TRANSFER_SYNTAXES
+    return SourceFacts(lossy=lossy, identity_removed=str(ds.get("PatientIdentityRemoved") or "").upper() == "YES",
+                       transfer_syntax_uid=tsuid)
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:160]
+
+
+def _pixels_of(ds: Dataset) -> np.ndarray:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return ds.pixel_array
+
+
+def lossless_encode(data: bytes, codec: str) -> bytes:
+    """``data`` (a DICOM file) re-encoded with ``codec`` (a LOSSLESS_CODECS key), verified.
+
+    Raises NotEncodable with the reason when the file has no pixel data, is already lossy
+    (a lossless copy of a lossy image would not be diagnostic-grade), cannot be decoded, cannot be
+    encoded by the codec, or when the decoded result differs from the original in any pixel."""
+    target = LOSSLESS_CODECS[codec]
+    ds = _read(data)
+    if "PixelData" not in ds:
+        raise NotEncodable("No (integer) pixel data to compress.")
+    tsuid = _tsuid(ds)
+    if str(ds.get("LossyImageCompression") or "").strip() == "01" or tsuid in pixels.LOSSY_TRANSFER_SYNTAXES:
+        raise NotEncodable("The original is already lossy-compressed: a lossless copy would not be diagnostic-grade.")
+    try:
+        if tsuid and pydicom.uid.UID(tsuid).is_compressed:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                ds.decompress(generate_instance_uid=False)
+        original = _pixels_of(ds)
+    except Exception as exc:
+        raise NotEncodable(f"The original pixels cannot be decoded here ({_short(exc)}).") from exc
+    if tsuid == target:
+        raise NotEncodable(f"The original is already {target.name}.")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds.compress(target, original, generate_instance_uid=False)  # same image: same UID
+        out = io.BytesIO()
+        ds.save_as(out, enforce_file_format=True)
+    except Exception as exc:
+        raise NotEncodable(f"{target.name} cannot encode this image ({_short(exc)}).") from exc
+    encoded = out.getvalue()
+    try:
+        decoded = _pixels_of(_read(encoded))
+    except Exception as exc:
+        raise NotEncodable(f"The {target.name} copy cannot be decoded back ({_short(exc)}).") from exc
+    if decoded.shape != original.shape or not np.array_equal(decoded, original):
+        raise NotEncodable(f"The {target.name} copy does not decode to the original pixels.")
+    return encoded
+
+
+def _band(image: Image.Image, text: str) -> Image.Image:
+    """Burn a black band with white ``text`` across the bottom of ``image`` (in place)."""
+    width, height = image.size
+    band = max(8, round(height * 0.07))
+    draw = ImageDraw.Draw(image)
+    white = 255 if image.mode == "L" else (255, 255, 255)
+    draw.rectangle([0, height - band, width, height], fill=0 if image.mode == "L" else (0, 0, 0))
+    probe = ImageFont.load_default(size=100)
+    size = max(4, min(int(band * 0.7), int(100 * width * 0.94 / max(probe.getlength(text), 1))))
+    font = ImageFont.load_default(size=size)
+    text_width = font.getlength(text)
+    draw.text(((width - text_width) / 2, height - band + (band - size) / 2), text, fill=white, font=font)
+    return image
+
+
+def _frame_image(data: bytes, frame: int, max_size: int) -> tuple[Image.Image, pixels.FrameInfo]:
+    try:
+        decoded = pixels.load_frame(io.BytesIO(data), frame)
+        return pixels.image_from(decoded, max_size=max_size), decoded.info
+    except pixels.UndecodableFrame as exc:
+        raise NotEncodable(exc.reason) from exc
+
+
+def _jpeg(image: Image.Image, quality: int, **kwargs) -> bytes:
+    out = io.BytesIO()
+    image.save(out, format="JPEG", quality=quality, **kwargs)
+    return out.getvalue()
+
+
+def preview_jpeg(data: bytes, frame: int = 0) -> tuple[bytes, int, int]:
+    """A labelled lossy preview of one frame: (JPEG bytes, columns, rows)."""
+    image, _info = _frame_image(data, frame, PREVIEW_MAX)
+    _band(image, BAND_TEXT)
+    return _jpeg(image, PREVIEW_QUALITY), image.size[0], image.size[1]
+
+
+_COPIED = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "PatientIdentityRemoved",
+           "DeidentificationMethod", "StudyInstanceUID", "StudyDate", "StudyTime", "StudyID", "AccessionNumber",
+           "StudyDescription", "ReferringPhysicianName", "Modality", "BodyPartExamined", "Laterality",
+           "SeriesNumber", "InstanceNumber", "SpecificCharacterSet")
+
+
+def education_dicom(data: bytes, frame: int = 0) -> tuple[bytes, int, int]:
+    """A low-resolution lossy DICOM (Secondary Capture, JPEG baseline) of one frame:
+    (file bytes, columns, rows). Marked lossy, derived, with a new SOP Instance UID."""
+    image, info = _frame_image(data, frame, EDUCATION_MAX)
+    source = _read(data, stop_before_pixels=True)
+    colour = image.mode != "L"
+    if colour:
+        image = image.convert("RGB")
+    jpeg = _jpeg(image, EDUCATION_QUALITY, subsampling=1 if colour else 0)  # 4:2:2 matches YBR_FULL_422
+    columns, rows = image.size
+    samples = 3 if colour else 1
+    ratio = (rows * columns * samples) / len(jpeg)
+
+    ds = Dataset()
+    for keyword in _COPIED:
+        if keyword in source:
+            setattr(ds, keyword, source.data_element(keyword).value)
+    src_sop = str(source.get("SOPInstanceUID") or "")
+    src_series = str(source.get("SeriesInstanceUID") or "")
+    ds.SOPClassUID = SecondaryCaptureImageStorage
+    # deterministic: making the same export twice gives the same UIDs (idempotent task)
+    ds.SOPInstanceUID = generate_uid(entropy_srcs=[_EDUCATION_ENTROPY, src_sop, str(frame)])
+    ds.SeriesInstanceUID = generate_uid(entropy_srcs=[_EDUCATION_ENTROPY, src_series])
+    ds.SeriesDescription = "Patient education - low resolution"
+    ds.ConversionType = "WSD"
+    ds.ImageType = ["DERIVED", "SECONDARY"]
+    ds.DerivationDescription = (f"Windowed to 8 bits, reduced to at most {EDUCATION_MAX} px and JPEG baseline "
+                                "compressed for patient education; not for diagnostic use")
+    ref = Dataset()
+    ref.ReferencedSOPClassUID = str(source.get("SOPClassUID") or "")
+    ref.ReferencedSOPInstanceUID = src_sop
+    if info.frames > 1:
+        ref.ReferencedFrameNumber = frame + 1
+    ds.SourceImageSequence = [ref]
+    previous_ratios = list(source.get("LossyImageCompressionRatio") or []) if info.lossy else []
+    previous_methods = list(source.get("LossyImageCompressionMethod") or []) if info.lossy else []
+    if not isinstance(previous_ratios, list):
+        previous_ratios = [previous_ratios]
+    ds.LossyImageCompression = "01"
+    ds.LossyImageCompressionRatio = [*previous_ratios, round(ratio, 2)]
+    ds.LossyImageCompressionMethod = [*previous_methods, "ISO_10918_1"]
+    ds.BurnedInAnnotation = "NO"
+    ds.Rows, ds.Columns = rows, columns
+    ds.SamplesPerPixel = samples
+    ds.PhotometricInterpretation = "YBR_FULL_422" if colour else "MONOCHROME2"
+    if colour:
+        ds.PlanarConfiguration = 0
+    ds.BitsAllocated = ds.BitsStored = 8
+    ds.HighBit = 7
+    ds.PixelRepresentation = 0
+    ds.PixelData = encapsulate([jpeg])
+    ds["PixelData"].VR = "OB"
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    meta.TransferSyntaxUID = JPEGBaseline8Bit
+    ds.file_meta = meta
+    ds.preamble = b"\0" * 128
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    return out.getvalue(), columns, rows

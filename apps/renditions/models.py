@@ -1,0 +1,145 @@
+"""Renditions of a study (one row per study and kind) and their files (one per instance).
+
+Kinds: the diagnostic original (the instance's own blob), a lossless-compressed DICOM copy
+(offered only after a decode proved every pixel identical), a lossy preview image with a
+burned-in warning band, and a low-resolution education export of the key images. Every file row
+records what it is, its label, codec, bytes, ratio to the original, sha256 and CRC-32 (so a
+package's layout is known before its first byte), or why it could not be made.
+
+Rendition files are new blobs in the shared encrypted blob store (apps.imaging.blobs); the
+original kind points at the instance's own blob.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from apps.core.models import PublicIdModel
+from apps.imaging.models import CaseLinkedQuerySet
+
+
+class Kind(models.TextChoices):
+    ORIGINAL = "original", _("Original")
+    LOSSLESS = "lossless", _("Lossless compressed")
+    PREVIEW = "preview", _("Preview")
+    EDUCATION = "education", _("Education")
+
+
+class Label(models.TextChoices):
+    """What a file may be used for; shown as a badge and written into every package."""
+
+    DIAGNOSTIC_ORIGINAL = "diagnostic_original", _("Diagnostic original")
+    DIAGNOSTIC_LOSSLESS = "diagnostic_lossless", _("Diagnostic - lossless compressed")
+    PREVIEW_LOSSY = "preview_lossy", _("Preview - lossy")
+    EDUCATION_LOW_RES = "education_low_res", _("Patient education - low resolution")
+    #: an input already lossy-compressed: never labelled diagnostic-grade, whatever rendition
+    LOSSY_SOURCE = "lossy_source", _("Original as received - lossy compressed, not diagnostic-grade")
+
+
+#: the label of each kind for a source that is not itself lossy
+KIND_LABEL = {Kind.ORIGINAL: Label.DIAGNOSTIC_ORIGINAL, Kind.LOSSLESS: Label.DIAGNOSTIC_LOSSLESS,
+              Kind.PREVIEW: Label.PREVIEW_LOSSY, Kind.EDUCATION: Label.EDUCATION_LOW_RES}
+
+#: labels that claim diagnostic grade
+DIAGNOSTIC_LABELS = frozenset({Label.DIAGNOSTIC_ORIGINAL, Label.DIAGNOSTIC_LOSSLESS})
+
+#: the sharing rendition (apps.sharing.usecases.Rendition) whose permission covers each kind: the
+#: lossless copy is pixel-identical, so it is a diagnostic rendition under "original"
+SHARING_RENDITION = {Kind.ORIGINAL: "original", Kind.LOSSLESS: "original", Kind.PREVIEW: "preview",
+                     Kind.EDUCATION: "education"}
+
+
+class Status(models.TextChoices):
+    PENDING = "pending", _("Being made")
+    READY = "ready", _("Ready")
+    PARTIAL = "partial", _("Ready for some images")
+    UNAVAILABLE = "unavailable", _("Not available")
+
+
+class RenditionQuerySet(CaseLinkedQuerySet):
+    case_lookup = "study__case_id"
+
+
+class Rendition(PublicIdModel):
+    """One kind of rendition of one study version: the summary the study page shows."""
+
+    organization = models.ForeignKey("organizations.Organization", on_delete=models.PROTECT, related_name="+")
+    study = models.ForeignKey("imaging.Study", on_delete=models.CASCADE, related_name="renditions")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    label = models.CharField(max_length=32, choices=Label.choices)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    codec = models.CharField(max_length=100, blank=True, help_text="transfer syntax name or image type")
+    lossy = models.BooleanField(default=False)
+    files_ready = models.PositiveIntegerField(default=0)
+    files_unavailable = models.PositiveIntegerField(default=0)
+    bytes = models.BigIntegerField(default=0, help_text="bytes of the ready files")
+    original_bytes = models.BigIntegerField(default=0, help_text="bytes of the originals of the ready files")
+    ratio = models.FloatField(null=True, blank=True, help_text="bytes / original_bytes")
+    reason = models.CharField(max_length=300, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = RenditionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["study", "kind"]
+        constraints = [models.UniqueConstraint(fields=["study", "kind"], name="one_rendition_per_study_kind")]
+
+    def __str__(self) -> str:
+        return f"Rendition {self.kind} of study {self.study_id}"
+
+    @property
+    def is_diagnostic(self) -> bool:
+        return self.label in DIAGNOSTIC_LABELS
+
+    @property
+    def compression_ratio(self) -> float | None:
+        """original : rendition (2.0 means half the bytes)."""
+        return 1 / self.ratio if self.ratio else None
+
+
+class RenditionFileQuerySet(CaseLinkedQuerySet):
+    case_lookup = "study__case_id"
+
+    def ready(self) -> RenditionFileQuerySet:
+        return self.filter(status=Status.READY)
+
+
+class RenditionFile(PublicIdModel):
+    """One instance's file of one rendition, or the reason it could not be made."""
+
+    organization = models.ForeignKey("organizations.Organization", on_delete=models.PROTECT, related_name="+")
+    study = models.ForeignKey("imaging.Study", on_delete=models.CASCADE, related_name="+")
+    rendition = models.ForeignKey(Rendition, on_delete=models.CASCADE, related_name="files")
+    instance = models.ForeignKey("imaging.Instance", on_delete=models.CASCADE, related_name="rendition_files")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    label = models.CharField(max_length=32, choices=Label.choices)
+    status = models.CharField(max_length=16, choices=Status.choices)
+    reason = models.CharField(max_length=300, blank=True)
+    codec = models.CharField(max_length=100, blank=True, help_text="transfer syntax UID or MIME type")
+    extension = models.CharField(max_length=8, default="dcm")
+    blob = models.ForeignKey("imaging.Blob", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    sha256 = models.CharField(max_length=64, blank=True)
+    crc32 = models.BigIntegerField(null=True, blank=True)
+    bytes = models.BigIntegerField(default=0)
+    original_bytes = models.BigIntegerField(default=0)
+    lossy = models.BooleanField(default=False, help_text="this file went through lossy compression")
+    source_lossy = models.BooleanField(default=False, help_text="the original was already lossy-compressed")
+    identity_removed = models.BooleanField(default=False, help_text="Patient Identity Removed (0012,0062) = YES")
+    rows = models.PositiveIntegerField(null=True, blank=True)
+    columns = models.PositiveIntegerField(null=True, blank=True)
+
+    objects = RenditionFileQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["rendition", "id"]
+        constraints = [models.UniqueConstraint(fields=["rendition", "instance"],
+                                               name="one_file_per_rendition_instance")]
+        indexes = [models.Index(fields=["study", "kind", "status"])]
+
+    def __str__(self) -> str:
+        return f"RenditionFile {self.public_id}"
+
+    @property
+    def ratio(self) -> float | None:
+        return self.bytes / self.original_bytes if self.original_bytes and self.status == Status.READY else None

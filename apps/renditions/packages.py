@@ -1,0 +1,349 @@
+"""Download packages: a zip of a study's (or a whole case's) rendition, streamed.
+
+Why a writer of our own rather than zipstream-ng: a resumed download (HTTP Range) must start at
+any byte without re-reading, decrypting and CRC-ing everything before it, and the bytes must be
+identical on every request (zipstream-ng stamps the current time and computes each CRC while
+streaming, behind data descriptors). Here every file's size and CRC-32 are known from its
+RenditionFile row, so the whole layout (local headers, data, central directory, zip64 records
+when needed) is computed before the first byte: the exact Content-Length, a strong ETag, and a
+Range maps to a few literal segments plus a seek into one or more encrypted blobs. Files are
+stored, not deflated: DICOM and JPEG hardly deflate and the length must be known up front.
+Memory stays at one blob chunk (1 MiB) whatever the package size.
+
+Naming (``package_name``): ``YYYY-MM-DD_<Modality>-<BodyRegion>_V<version>`` plus ``_DeID`` when
+every file of it has Patient Identity Removed = YES. Several modalities or body regions are
+joined with "+" in alphabetical order (``CT+PT-Abdomen+Chest``); the date is the earliest study
+date ("undated" without one), the version the highest study version; a modality missing is
+``OT``, a body region missing ``Unspecified``.
+
+Layout::
+
+    <name>/MANIFEST.txt
+    <name>/S<series number, 3 digits>_<modality>/<IM|PV|ED><index, 5 digits>.<dcm|jpg>
+    case packages: <case name>/MANIFEST.txt and <case name>/<study name>/S.../...
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import re
+import struct
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from django.utils import timezone
+
+from apps.imaging.blobs import open_blob
+from apps.imaging.models import Blob, Instance, Study
+from apps.renditions.models import Kind, Label, RenditionFile, Status
+
+READ_SIZE = 1024 * 1024
+_ZIP64 = 0xFFFFFFFF
+_PREFIX = {Kind.ORIGINAL: "IM", Kind.LOSSLESS: "IM", Kind.PREVIEW: "PV", Kind.EDUCATION: "ED"}
+LAYOUT_VERSION = "1"
+
+
+# ----------------------------------------------------------------------------- naming
+
+def _token(value: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]", "", value)
+
+
+def _region(value: str) -> str:
+    words = re.split(r"[^A-Za-z0-9]+", value.strip())
+    return "".join(w[:1].upper() + w[1:].lower() for w in words if w)
+
+
+def package_name(studies: list[Study], *, body_parts: set[str] | None = None, deidentified: bool = False) -> str:
+    """The package name of one or more studies (see the module docstring for the rule).
+    ``body_parts`` adds the series' Body Part Examined values to the studies' own."""
+    dates = sorted(s.study_date for s in studies if s.study_date)
+    date = dates[0].isoformat() if dates else "undated"
+    modalities = sorted({_token(m).upper() for s in studies for m in s.modality_list if _token(m)}) or ["OT"]
+    regions = {_region(s.body_part_examined) for s in studies if s.body_part_examined}
+    regions |= {_region(b) for b in body_parts or () if b}
+    regions.discard("")
+    version = max((s.version for s in studies), default=1)
+    name = f"{date}_{'+'.join(modalities)}-{'+'.join(sorted(regions)) or 'Unspecified'}_V{version}"
+    return name + ("_DeID" if deidentified else "")
+
+
+# ----------------------------------------------------------------------------- zip layout
+
+def _dos(when: datetime) -> tuple[int, int]:
+    when = max(when, datetime(1980, 1, 1, tzinfo=when.tzinfo))
+    return ((when.hour << 11) | (when.minute << 5) | (when.second // 2),
+            ((when.year - 1980) << 9) | (when.month << 5) | when.day)
+
+
+@dataclass
+class Entry:
+    """One file of a package: literal bytes (the manifest) or a blob."""
+
+    path: str
+    size: int
+    crc32: int
+    sha256: str
+    label: str
+    blob: Blob | None = None
+    data: bytes | None = None
+
+
+@dataclass
+class Segment:
+    offset: int
+    length: int
+    data: bytes | None = None
+    blob: Blob | None = None
+
+
+@dataclass
+class Package:
+    name: str
+    label: str
+    entries: list[Entry]
+    missing: list[tuple[str, str]] = field(default_factory=list)   # (what, why)
+    deidentified: bool = False
+    segments: list[Segment] = field(default_factory=list)
+    size: int = 0
+    etag: str = ""
+
+    @property
+    def filename(self) -> str:
+        return f"{self.name}.zip"
+
+    def iter_range(self, start: int, end: int) -> Iterator[bytes]:
+        """The bytes ``start``..``end`` (inclusive) of the zip, in pieces of at most READ_SIZE."""
+        if start > end:
+            return
+        starts = [s.offset for s in self.segments]
+        i = max(bisect.bisect_right(starts, start) - 1, 0)
+        pos = start
+        while pos <= end and i < len(self.segments):
+            seg = self.segments[i]
+            within = pos - seg.offset
+            take = min(seg.length - within, end - pos + 1)
+            if take > 0:
+                if seg.data is not None:
+                    yield seg.data[within:within + take]
+                else:
+                    yield from _blob_bytes(seg.blob, within, take)
+                pos += take
+            i += 1
+
+
+def _blob_bytes(blob: Blob, offset: int, length: int) -> Iterator[bytes]:
+    with open_blob(blob) as fh:
+        fh.seek(offset)
+        while length > 0:
+            chunk = fh.read(min(READ_SIZE, length))
+            if not chunk:
+                raise OSError("blob shorter than recorded")
+            length -= len(chunk)
+            yield chunk
+
+
+def _layout(package: Package, when: datetime) -> None:
+    dostime, dosdate = _dos(when)
+    segments: list[Segment] = []
+    central: list[bytes] = []
+    pos = 0
+
+    def add(data: bytes | None = None, blob: Blob | None = None, length: int = 0) -> None:
+        nonlocal pos
+        length = len(data) if data is not None else length
+        if length:
+            segments.append(Segment(pos, length, data, blob))
+            pos += length
+
+    for entry in package.entries:
+        name = entry.path.encode("utf-8")
+        big = entry.size >= _ZIP64
+        extra = struct.pack("<HHQQ", 1, 16, entry.size, entry.size) if big else b""
+        size32 = _ZIP64 if big else entry.size
+        version = 45 if big else 20
+        offset = pos
+        add(struct.pack("<IHHHHHIIIHH", 0x04034B50, version, 0x0800, 0, dostime, dosdate, entry.crc32,
+                        size32, size32, len(name), len(extra)) + name + extra)
+        if entry.data is not None:
+            add(entry.data)
+        else:
+            add(blob=entry.blob, length=entry.size)
+        fields = [entry.size, entry.size] if big else []
+        if offset >= _ZIP64:
+            fields.append(offset)
+        cextra = struct.pack("<HH", 1, 8 * len(fields)) + struct.pack(f"<{len(fields)}Q", *fields) if fields else b""
+        cversion = 45 if fields else 20
+        central.append(struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, (3 << 8) | 45, cversion, 0x0800, 0, dostime,
+                                   dosdate, entry.crc32, size32, size32, len(name), len(cextra), 0, 0, 0,
+                                   0o100644 << 16, min(offset, _ZIP64)) + name + cextra)
+    cd_offset = pos
+    cd = b"".join(central)
+    count = len(package.entries)
+    tail = b""
+    if count >= 0xFFFF or cd_offset >= _ZIP64 or len(cd) >= _ZIP64:
+        z64_offset = cd_offset + len(cd)
+        tail += struct.pack("<IQHHIIQQQQ", 0x06064B50, 44, (3 << 8) | 45, 45, 0, 0, count, count, len(cd), cd_offset)
+        tail += struct.pack("<IIQI", 0x07064B50, 0, z64_offset, 1)
+    tail += struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, min(count, 0xFFFF), min(count, 0xFFFF),
+                        min(len(cd), _ZIP64), min(cd_offset, _ZIP64), 0)
+    add(cd + tail)
+    package.segments, package.size = segments, pos
+    digest = hashlib.sha256(LAYOUT_VERSION.encode())
+    for entry in package.entries:
+        digest.update(f"{entry.path}\0{entry.size}\0{entry.sha256}\0".encode())
+    digest.update(f"{dostime}:{dosdate}".encode())
+    package.etag = f'"{digest.hexdigest()[:32]}"'
+
+
+# ----------------------------------------------------------------------------- contents
+
+def _manifest(package: Package, *, what: str, studies: list[Study]) -> bytes:
+    lines = [
+        "Lightbox download package",
+        f"Name: {package.name}",
+        f"Contents: {what}",
+        f"Label: {package.label}",
+        "Studies: " + "; ".join(f"{s.study_date.isoformat() if s.study_date else 'undated'} "
+                                f"{','.join(s.modality_list) or 'OT'} {s.body_part_examined or ''} "
+                                f"version {s.version}".replace("  ", " ") for s in studies),
+        f"De-identified: {'yes' if package.deidentified else 'no'}",
+        "",
+        "Files (sha256, bytes, label, path):",
+    ]
+    for entry in package.entries:
+        lines.append(f"{entry.sha256}  {entry.size}  {entry.label}  {entry.path}")
+    if package.missing:
+        lines += ["", "Not included (why):"]
+        lines += [f"{what_}  {why}" for what_, why in package.missing]
+    lines.append("")
+    return "\n".join(lines).encode("utf-8")
+
+
+def _files_for(study: Study, kind: str) -> tuple[list[tuple[Instance, RenditionFile]], list[tuple[Instance, str]]]:
+    """(instance, file) pairs of a study's rendition, and (instance, why) for those left out.
+
+    The lossless package falls back to the original for an image that could not be losslessly
+    compressed (its label says so); preview and education packages never fall back to originals."""
+    from apps.renditions.services import originals_ensure
+
+    originals_ensure(study=study)
+    files = {f.instance_id: f for f in RenditionFile.objects.filter(study=study, kind=Kind.ORIGINAL)
+             .select_related("blob")}
+    if kind != Kind.ORIGINAL:
+        wanted = {f.instance_id: f for f in RenditionFile.objects.filter(study=study, kind=kind).select_related("blob")}
+    else:
+        wanted = files
+    pairs, missing = [], []
+    instances = Instance.objects.filter(study=study).select_related("series").order_by(
+        "series__series_number", "series_id", "instance_number", "id")
+    for inst in instances:
+        f = wanted.get(inst.pk)
+        if f is not None and f.status == Status.READY:
+            pairs.append((inst, f))
+        elif kind == Kind.LOSSLESS and inst.pk in files:
+            pairs.append((inst, files[inst.pk]))
+        elif kind == Kind.EDUCATION and f is None:
+            continue  # not a key image
+        else:
+            missing.append((inst, f.reason if f is not None else "Not made yet."))
+    return pairs, missing
+
+
+def _study_entries(study: Study, kind: str, root: str) -> tuple[list[Entry], list[tuple[str, str]]]:
+    pairs, missing = _files_for(study, kind)
+    entries: list[Entry] = []
+    folders: dict[int, str] = {}
+    counts: dict[int, int] = {}
+    for inst, f in pairs:
+        series = inst.series
+        if series.pk not in folders:
+            number = series.series_number if series.series_number is not None else 0
+            base = folder = f"S{number:03d}_{_token(series.modality) or 'OT'}"
+            n = 1
+            while folder in folders.values():
+                n += 1
+                folder = f"{base}_{n}"
+            folders[series.pk] = folder
+        counts[series.pk] = counts.get(series.pk, 0) + 1
+        label = str(Label(f.label).label)
+        if kind == Kind.LOSSLESS and f.kind == Kind.ORIGINAL:
+            label = f"{label} (lossless compression not possible)"
+        entries.append(Entry(path=f"{root}/{folders[series.pk]}/{_PREFIX[Kind(kind)]}{counts[series.pk]:05d}."
+                                  f"{f.extension}",
+                             size=f.bytes, crc32=f.crc32 or 0, sha256=f.sha256, label=label, blob=f.blob))
+    gone = [(f"{root} image {inst.instance_number if inst.instance_number is not None else inst.pk}", why)
+            for inst, why in missing]
+    return entries, gone
+
+
+def _package_label(kind: str, entries: list[Entry]) -> str:
+    from apps.renditions.models import KIND_LABEL
+
+    base = str(KIND_LABEL[Kind(kind)].label)
+    if any(Label.LOSSY_SOURCE.label in e.label for e in entries):
+        return f"{base}; contains images lossy-compressed at the source ({Label.LOSSY_SOURCE.label})"
+    if kind == Kind.LOSSLESS and any("(" in e.label for e in entries):
+        return f"{base}; some images as the diagnostic original"
+    return base
+
+
+def _deid_of(studies: list[Study]) -> bool:
+    return bool(studies) and not RenditionFile.objects.filter(
+        study__in=studies, kind=Kind.ORIGINAL, identity_removed=False).exists()
+
+
+def _finish(package: Package, *, what: str, studies: list[Study]) -> Package:
+    manifest = _manifest(package, what=what, studies=studies)
+    package.entries.insert(0, Entry(path=f"{package.name}/MANIFEST.txt", size=len(manifest),
+                                    crc32=zlib.crc32(manifest), sha256=hashlib.sha256(manifest).hexdigest(),
+                                    label="manifest", data=manifest))
+    when = max((s.created_at for s in studies), default=timezone.now())
+    _layout(package, when.astimezone(UTC) if timezone.is_aware(when) else when)
+    return package
+
+
+def study_package(study: Study, kind: str) -> Package:
+    """The package of one rendition of one study."""
+    from apps.renditions.services import originals_ensure
+
+    originals_ensure(study=study)
+    deid = _deid_of([study])
+    body = set(study.series.exclude(body_part_examined="").values_list("body_part_examined", flat=True))
+    name = package_name([study], body_parts=body, deidentified=deid)
+    entries, missing = _study_entries(study, kind, name)
+    package = Package(name=name, label=_package_label(kind, entries), entries=entries, missing=missing,
+                      deidentified=deid)
+    return _finish(package, what=f"Study, {Kind(kind).label}", studies=[study])
+
+
+def case_package(studies: list[Study], kind: str) -> Package:
+    """The package of one rendition of several studies (a whole case): one folder per study."""
+    from apps.renditions.services import originals_ensure
+
+    for study in studies:
+        originals_ensure(study=study)
+    deid = _deid_of(studies)
+    body = set()
+    for study in studies:
+        body |= set(study.series.exclude(body_part_examined="").values_list("body_part_examined", flat=True))
+    name = package_name(studies, body_parts=body, deidentified=deid)
+    entries, missing, used = [], [], set()
+    for study in studies:
+        sub = package_name([study], body_parts=set(study.series.exclude(body_part_examined="")
+                                                    .values_list("body_part_examined", flat=True)),
+                           deidentified=_deid_of([study]))
+        folder, n = sub, 1
+        while folder in used:
+            n += 1
+            folder = f"{sub}_{n}"
+        used.add(folder)
+        e, m = _study_entries(study, kind, f"{name}/{folder}")
+        entries += e
+        missing += m
+    package = Package(name=name, label=_package_label(kind, entries), entries=entries, missing=missing,
+                      deidentified=deid)
+    return _finish(package, what=f"Case ({len(studies)} studies), {Kind(kind).label}", studies=studies)

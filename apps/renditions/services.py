@@ -1,0 +1,213 @@
+"""Renditions: made once per study version after ingest, each file recorded or explained.
+
+``study_renditions_make(study_id=...)`` is idempotent and resumable: a file row is keyed by
+(rendition, instance), so a re-run (the task is ``acks_late``) makes only what is missing; each
+original is read (decrypted) once and every kind made from those bytes. A file that cannot be
+made gets a row with status "unavailable" and the reason; the original is always kept.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import zlib
+from collections.abc import Iterable
+from functools import partial
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Count, Q, Sum
+from pydicom.uid import UID, JPEGBaseline8Bit
+
+from apps.imaging.blobs import open_blob, put_blob
+from apps.imaging.models import Instance, Study
+from apps.renditions import encoders
+from apps.renditions.models import DIAGNOSTIC_LABELS, KIND_LABEL, Kind, Label, Rendition, RenditionFile, Status
+
+logger = logging.getLogger(__name__)
+
+#: the order in which lossless codecs are tried; the first whose copy decodes to identical pixels
+#: is stored (JPEG-LS: best ratio and speed on CT/MR in bench/renditions.py)
+LOSSLESS_PREFERENCE = ("jpeg-ls", "jpeg2000", "rle")
+
+
+def renditions_queue(*, study_id: int) -> None:
+    """Queue the renditions of a study once the current transaction commits (ids only)."""
+    if not getattr(settings, "LIGHTBOX_RENDITIONS_AFTER_INGEST", True):
+        return
+    from apps.renditions.tasks import study_renditions_task
+
+    transaction.on_commit(partial(study_renditions_task.delay, study_id))
+
+
+def key_instance_ids(instances: Iterable[Instance]) -> set[int]:
+    """Key images for the education export: the middle image of each series (by instance
+    number). A study has no key-object selection in the index, so the rule is positional."""
+    by_series: dict[int, list[Instance]] = {}
+    for inst in instances:
+        by_series.setdefault(inst.series_id, []).append(inst)
+    keys = set()
+    for items in by_series.values():
+        items.sort(key=lambda i: (i.instance_number if i.instance_number is not None else 0, i.pk))
+        keys.add(items[(len(items) - 1) // 2].pk)
+    return keys
+
+
+def _rendition_row(study: Study, kind: str) -> Rendition:
+    row, _ = Rendition.objects.get_or_create(study=study, kind=kind, defaults={
+        "organization_id": study.organization_id, "label": KIND_LABEL[Kind(kind)]})
+    return row
+
+
+def _stored(data: bytes, organization_id: int) -> dict:
+    blob = put_blob(io.BytesIO(data), organization=organization_id)
+    return {"blob": blob, "sha256": blob.sha256, "crc32": zlib.crc32(data), "bytes": len(data)}
+
+
+def _make(kind: str, inst: Instance, data: bytes, facts: encoders.SourceFacts | None,
+          facts_reason: str) -> dict:
+    """The fields of one RenditionFile row (without its keys). A lossy source is never labelled
+    diagnostic-grade, whatever the rendition and whether or not its file could be made."""
+    fields = _make_fields(kind, inst, data, facts, facts_reason)
+    if fields["source_lossy"] and fields["label"] in DIAGNOSTIC_LABELS:
+        fields["label"] = Label.LOSSY_SOURCE
+    return fields
+
+
+def _make_fields(kind: str, inst: Instance, data: bytes, facts: encoders.SourceFacts | None,
+                 facts_reason: str) -> dict:
+    lossy_source = bool(facts and facts.lossy)
+    base = {"original_bytes": inst.size, "source_lossy": lossy_source,
+            "identity_removed": bool(facts and facts.identity_removed)}
+    if kind == Kind.ORIGINAL:
+        return {**base, "status": Status.READY, "label": Label.LOSSY_SOURCE if lossy_source else
+                Label.DIAGNOSTIC_ORIGINAL, "codec": inst.transfer_syntax_uid, "extension": "dcm",
+                "blob_id": inst.blob_id, "sha256": inst.sha256, "crc32": zlib.crc32(data), "bytes": inst.size,
+                "lossy": lossy_source, "rows": inst.rows, "columns": inst.columns}
+    if facts is None:
+        return {**base, "status": Status.UNAVAILABLE, "reason": facts_reason, "label": KIND_LABEL[Kind(kind)]}
+    frame = max(inst.frames or 1, 1) // 2
+    try:
+        if kind == Kind.LOSSLESS:
+            reasons: list[str] = []
+            for codec in LOSSLESS_PREFERENCE:
+                try:
+                    encoded = encoders.lossless_encode(data, codec)
+                except encoders.NotEncodable as exc:
+                    if exc.reason not in reasons:
+                        reasons.append(exc.reason)
+                    continue
+                return {**base, **_stored(encoded, inst.organization_id), "status": Status.READY,
+                        "label": Label.DIAGNOSTIC_LOSSLESS, "codec": encoders.LOSSLESS_CODECS[codec],
+                        "extension": "dcm", "rows": inst.rows, "columns": inst.columns}
+            raise encoders.NotEncodable(" ".join(reasons))
+        if kind == Kind.PREVIEW:
+            jpeg, columns, rows = encoders.preview_jpeg(data, frame)
+            return {**base, **_stored(jpeg, inst.organization_id), "status": Status.READY,
+                    "label": Label.PREVIEW_LOSSY, "codec": "image/jpeg", "extension": "jpg", "lossy": True,
+                    "rows": rows, "columns": columns}
+        if kind == Kind.EDUCATION:
+            dcm, columns, rows = encoders.education_dicom(data, frame)
+            return {**base, **_stored(dcm, inst.organization_id), "status": Status.READY,
+                    "label": Label.EDUCATION_LOW_RES, "codec": JPEGBaseline8Bit, "extension": "dcm",
+                    "lossy": True, "rows": rows, "columns": columns}
+    except encoders.NotEncodable as exc:
+        return {**base, "status": Status.UNAVAILABLE, "reason": exc.reason, "label": KIND_LABEL[Kind(kind)]}
+    except Exception as exc:  # noqa: BLE001 - one odd file must not stop a study's other renditions
+        logger.warning("renditions: %s failed for instance %s (%s)", kind, inst.pk, type(exc).__name__)
+        return {**base, "status": Status.UNAVAILABLE, "reason": f"Unexpected error ({type(exc).__name__}).",
+                "label": KIND_LABEL[Kind(kind)]}
+    raise ValueError(kind)
+
+
+def _file_create(rendition: Rendition, inst: Instance, fields: dict) -> RenditionFile | None:
+    try:
+        with transaction.atomic():
+            return RenditionFile.objects.create(organization_id=inst.organization_id, study_id=inst.study_id,
+                                                rendition=rendition, instance=inst, kind=rendition.kind, **fields)
+    except IntegrityError:  # another run made it meanwhile
+        return None
+
+
+def study_renditions_make(*, study_id: int, kinds: Iterable[str] = tuple(Kind)) -> dict[str, Rendition]:
+    """Make every missing rendition file of a ready study. Safe to run any number of times."""
+    study = Study.objects.get(pk=study_id)
+    if not study.is_ready:
+        return {}
+    kinds = [Kind(k) for k in kinds]
+    renditions = {kind: _rendition_row(study, kind) for kind in kinds}
+    instances = list(Instance.objects.filter(study=study).select_related("blob")
+                     .order_by("series_id", "instance_number", "id"))
+    keys = key_instance_ids(instances)
+    done = set(RenditionFile.objects.filter(study=study).values_list("rendition_id", "instance_id"))
+    for inst in instances:
+        needed = [k for k in kinds if (renditions[k].pk, inst.pk) not in done
+                  and (k != Kind.EDUCATION or inst.pk in keys)]
+        if not needed:
+            continue
+        with open_blob(inst.blob) as fh:
+            data = fh.read()
+        try:
+            facts, facts_reason = encoders.source_facts(data), ""
+        except encoders.NotEncodable as exc:
+            facts, facts_reason = None, exc.reason
+        for kind in needed:
+            _file_create(renditions[kind], inst, _make(kind, inst, data, facts, facts_reason))
+    for rendition in renditions.values():
+        rendition_summarize(rendition)
+    return renditions
+
+
+def originals_ensure(*, study: Study) -> None:
+    """The original rendition rows (sha256, CRC-32, labels) of every instance of a study, made
+    now for instances the task has not reached (a package needs them before its first byte)."""
+    rendition = _rendition_row(study, Kind.ORIGINAL)
+    missing = Instance.objects.filter(study=study).exclude(rendition_files__rendition=rendition).select_related("blob")
+    made = False
+    for inst in missing:
+        with open_blob(inst.blob) as fh:
+            data = fh.read()
+        try:
+            facts, reason = encoders.source_facts(data), ""
+        except encoders.NotEncodable as exc:
+            facts, reason = None, exc.reason
+        _file_create(rendition, inst, _make(Kind.ORIGINAL, inst, data, facts, reason))
+        made = True
+    if made or rendition.status == Status.PENDING:
+        rendition_summarize(rendition)
+
+
+def _codec_name(codec: str) -> str:
+    if codec.startswith("image/"):
+        return codec.split("/", 1)[1].upper()
+    try:
+        return UID(codec).name if codec else ""
+    except ValueError:
+        return codec
+
+
+def rendition_summarize(rendition: Rendition) -> Rendition:
+    """Recompute a rendition's counts, bytes, ratio, label, status and reason from its files."""
+    files = rendition.files.all()
+    agg = files.aggregate(ready=Count("id", filter=Q(status=Status.READY)),
+                          unavailable=Count("id", filter=Q(status=Status.UNAVAILABLE)),
+                          nbytes=Sum("bytes", filter=Q(status=Status.READY)),
+                          original=Sum("original_bytes", filter=Q(status=Status.READY)))
+    ready, unavailable = agg["ready"] or 0, agg["unavailable"] or 0
+    rendition.files_ready, rendition.files_unavailable = ready, unavailable
+    rendition.bytes, rendition.original_bytes = agg["nbytes"] or 0, agg["original"] or 0
+    rendition.ratio = rendition.bytes / rendition.original_bytes if rendition.original_bytes else None
+    rendition.status = (Status.PENDING if not ready and not unavailable else Status.UNAVAILABLE if not ready
+                        else Status.PARTIAL if unavailable else Status.READY)
+    codecs = sorted({c for c in files.filter(status=Status.READY).values_list("codec", flat=True) if c})
+    rendition.codec = ", ".join(_codec_name(c) for c in codecs)[:100]
+    rendition.lossy = files.filter(status=Status.READY, lossy=True).exists()
+    label = KIND_LABEL[Kind(rendition.kind)]
+    if rendition.kind in (Kind.ORIGINAL, Kind.LOSSLESS) and RenditionFile.objects.filter(
+            study_id=rendition.study_id, source_lossy=True).exists():
+        label = Label.LOSSY_SOURCE  # never diagnostic-grade when any source was lossy
+    rendition.label = label
+    reasons = list(dict.fromkeys(files.filter(status=Status.UNAVAILABLE).values_list("reason", flat=True)))
+    rendition.reason = " ".join(reasons[:3])[:300]
+    rendition.save()
+    return rendition

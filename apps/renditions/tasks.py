@@ -1,0 +1,14 @@
+from __future__ import annotations
+
+from celery import shared_task
+from django.db import OperationalError
+
+from apps.renditions.services import study_renditions_make
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, autoretry_for=(OSError, OperationalError),
+             retry_backoff=True, max_retries=5)
+def study_renditions_task(study_id: int) -> None:
+    """Entry point only (ids in, nothing out): the idempotent work is
+    ``services.study_renditions_make``, so a redelivered task makes only what is missing."""
+    study_renditions_make(study_id=study_id)

@@ -1,0 +1,44 @@
+"""Rendition badges and download buttons, for every page that shows a study's renditions.
+
+``{% rendition_badge rendition %}``: the label as a badge (a Rendition or a RenditionFile).
+``{% rendition_downloads study %}``: the study's renditions with their badges, and a download
+button for each rendition the viewer of the page may take (``policy.allowed_renditions``):
+the preview first; the diagnostic ones only with the "original" permission.
+"""
+
+from __future__ import annotations
+
+from django import template
+from django.urls import reverse
+
+from apps.renditions.models import SHARING_RENDITION, Kind, Rendition, Status
+from apps.sharing import policy
+
+register = template.Library()
+
+#: the order downloads are offered in (staged delivery: the preview first)
+OFFER_ORDER = (Kind.PREVIEW, Kind.EDUCATION, Kind.LOSSLESS, Kind.ORIGINAL)
+
+
+@register.inclusion_tag("renditions/_badge.html")
+def rendition_badge(rendition) -> dict:
+    return {"r": rendition}
+
+
+@register.inclusion_tag("renditions/_downloads.html", takes_context=True)
+def rendition_downloads(context, study) -> dict:
+    request = context.get("request")
+    actor = policy.actor_for(request) if request is not None else None
+    allowed = policy.allowed_renditions(actor, study) if actor is not None else frozenset()
+    renditions = {r.kind: r for r in Rendition.objects.filter(study=study)}
+    rows = []
+    for kind in OFFER_ORDER:
+        rendition = renditions.get(kind)
+        if kind != Kind.ORIGINAL and (rendition is None or rendition.status in (Status.PENDING, Status.UNAVAILABLE)):
+            offer = False
+        else:
+            offer = SHARING_RENDITION[kind] in allowed
+        rows.append({"kind": kind, "kind_label": Kind(kind).label, "rendition": rendition, "offer": offer,
+                     "url": reverse("renditions:study_download", kwargs={"study_id": study.public_id})
+                     + f"?rendition={kind}"})
+    return {"rows": rows, "study": study, "any_offer": any(r["offer"] for r in rows)}

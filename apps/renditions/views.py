@@ -1,0 +1,192 @@
+"""Download packages of a study or a whole case, streamed, resumable, authorized and audited.
+
+``?rendition=`` picks the rendition: ``preview`` (the default: a share offers the preview first),
+``education``, ``lossless`` or ``original``; the last two are diagnostic renditions and need the
+"original" permission. Which the actor may take is ``apps.sharing.policy``'s decision:
+``download_authorize`` is called before the first byte, counts the download on the grant it
+used, and counts a resumed transfer (a Range request not starting at 0) of the same package once.
+
+The response has the exact Content-Length, a strong ETag and ``Accept-Ranges: bytes``; a single
+``Range`` (honoured only when ``If-Range``, if sent, matches the ETag) gets 206 with that slice.
+Under ASGI (uvicorn) the body is an async iterator that reads one blob chunk at a time in a
+worker thread, so memory stays flat; Django would otherwise collect a sync iterator whole.
+Every transfer is audited when it ends: download.completed or download.incomplete, with the bytes
+sent and the range.
+"""
+
+from __future__ import annotations
+
+import re
+from uuid import UUID
+
+from asgiref.sync import sync_to_async
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+from django.core.handlers.asgi import ASGIRequest
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.views.decorators.http import require_GET
+
+from apps.audit import actions as audit_actions
+from apps.audit.services import record
+from apps.cases.models import Case
+from apps.imaging.models import Study
+from apps.renditions.models import SHARING_RENDITION, Kind
+from apps.renditions.packages import Package, case_package, study_package
+from apps.sharing import policy
+from apps.sharing.policy import Action
+
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+def _visible(actor, obj, request) -> None:
+    """404 (recorded) unless the actor may see the object's case at all."""
+    if obj is None:
+        raise Http404
+    if not policy.can(actor, Action.VIEW_CASE, obj):
+        try:
+            policy.require(actor, Action.VIEW_CASE, obj, request=request)
+        except PermissionDenied:
+            raise Http404 from None
+
+
+def _kind(request: HttpRequest) -> str:
+    value = request.GET.get("rendition", Kind.PREVIEW)
+    if value not in Kind.values:
+        raise Http404
+    return value
+
+
+def parse_range(header: str | None, size: int) -> tuple[int, int] | bool | None:
+    """(start, end) inclusive for one satisfiable byte range; None to send everything (no header,
+    several ranges, or a form we do not take); False when unsatisfiable (416)."""
+    if not header:
+        return None
+    match = _RANGE.match(header.strip().replace(" ", ""))
+    if not match or (not match.group(1) and not match.group(2)):
+        return None
+    first, last = match.group(1), match.group(2)
+    if not first:  # suffix: the last N bytes
+        n = int(last)
+        return (max(size - n, 0), size - 1) if n and size else False
+    start = int(first)
+    end = min(int(last), size - 1) if last else size - 1
+    if start >= size or (last and int(last) < start):
+        return False
+    return start, end
+
+
+def _actor_label(actor) -> str:
+    return actor.label if isinstance(actor, policy.LinkHolder) else ""
+
+
+def _serve(request: HttpRequest, actor, obj, kind: str, scope: str, build) -> HttpResponse:
+    header = request.headers.get("Range")
+    # authorize before any work: the package key names what is downloaded, so a Range request
+    # continuing it is a resume (counted once on a grant)
+    resumed = bool(header) and not header.replace(" ", "").startswith("bytes=0-")
+    grant = policy.download_authorize(actor=actor, obj=obj, rendition=SHARING_RENDITION[Kind(kind)],
+                                      package_key=f"{scope}:{obj.public_id}:{kind}", resumed=resumed,
+                                      request=request)
+    package: Package = build()
+    total = package.size
+    wanted = parse_range(header, total)
+    if_range = request.headers.get("If-Range")
+    if wanted and if_range and if_range.strip() != package.etag:
+        wanted = None  # the package changed since the first part: send it whole
+    if wanted is False:
+        response = HttpResponse(status=416)
+        response["Content-Range"] = f"bytes */{total}"
+        return response
+    start, end = wanted if wanted else (0, total - 1)
+    details = {"scope": scope, "rendition": kind, "package": package.name, "total_bytes": total,
+               "range_start": start, "range_end": end, "grant": str(grant.public_id) if grant else ""}
+
+    def done(sent: int, complete: bool) -> None:
+        finished = complete and end == total - 1
+        record(action=audit_actions.DOWNLOAD_COMPLETED if finished else audit_actions.DOWNLOAD_INCOMPLETE,
+               actor=actor, actor_label=_actor_label(actor), organization_id=obj.organization_id, target=obj,
+               request=request, details={**details, "bytes_sent": sent, "completed": finished})
+
+    if isinstance(request, ASGIRequest):
+        content = _async_stream(package, start, end, done)
+    else:
+        content = _sync_stream(package, start, end, done)
+    response = StreamingHttpResponse(content, status=206 if wanted else 200, content_type="application/zip")
+    response["Content-Length"] = str(end - start + 1)
+    if wanted:
+        response["Content-Range"] = f"bytes {start}-{end}/{total}"
+    response["Accept-Ranges"] = "bytes"
+    response["ETag"] = package.etag
+    response["Content-Disposition"] = f'attachment; filename="{package.filename}"'
+    response["Cache-Control"] = "private, no-store"
+    response["X-Lightbox-Label"] = package.label.encode("ascii", "replace").decode()
+    # a zip of DICOM and JPEG does not compress, and gzip would drop the Content-Length and
+    # break Range: keep GZipMiddleware off this response
+    request.META.pop("HTTP_ACCEPT_ENCODING", None)
+    return response
+
+
+def _sync_stream(package: Package, start: int, end: int, done):
+    sent, complete = 0, False
+    try:
+        for chunk in package.iter_range(start, end):
+            sent += len(chunk)
+            yield chunk
+        complete = True
+    finally:
+        done(sent, complete)
+
+
+async def _async_stream(package: Package, start: int, end: int, done):
+    pieces = package.iter_range(start, end)
+    sent, complete = 0, False
+    try:
+        while True:
+            chunk = await sync_to_async(next, thread_sensitive=False)(pieces, None)
+            if chunk is None:
+                break
+            sent += len(chunk)
+            yield chunk
+        complete = True
+    finally:
+        await sync_to_async(pieces.close, thread_sensitive=False)()
+        await sync_to_async(done)(sent, complete)
+
+
+def _signed_in_or_link(actor) -> bool:
+    return bool(getattr(actor, "is_authenticated", False)) or isinstance(actor, policy.LinkHolder)
+
+
+@policy.link_aware
+@policy.serves(Action.DOWNLOAD_PREVIEW)
+@require_GET
+def study_download(request: HttpRequest, study_id: UUID) -> HttpResponse:
+    """A zip of one rendition of one study (``?rendition=``, preview by default)."""
+    actor = policy.actor_for(request)
+    if not _signed_in_or_link(actor):
+        return redirect_to_login(request.get_full_path())
+    study = Study.objects.select_related("organization", "case").filter(public_id=study_id).first()
+    _visible(actor, study, request)
+    kind = _kind(request)
+    if not study.is_ready:
+        raise Http404
+    return _serve(request, actor, study, kind, "study", lambda: study_package(study, kind))
+
+
+@policy.link_aware
+@policy.serves(Action.DOWNLOAD_PREVIEW)
+@require_GET
+def case_download(request: HttpRequest, case_id: UUID) -> HttpResponse:
+    """A zip of one rendition of every study of a case (latest versions, ready)."""
+    actor = policy.actor_for(request)
+    if not _signed_in_or_link(actor):
+        return redirect_to_login(request.get_full_path())
+    case = Case.objects.select_related("organization").filter(public_id=case_id).first()
+    _visible(actor, case, request)
+    kind = _kind(request)
+
+    def build() -> Package:
+        studies = list(Study.objects.filter(case=case).latest_versions().ready().order_by("study_date", "pk"))
+        return case_package(studies, kind)
+
+    return _serve(request, actor, case, kind, "case", build)

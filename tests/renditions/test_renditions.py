@@ -1,0 +1,104 @@
+"""Renditions of a study: what each kind holds, how it is labelled and marked, idempotence."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pydicom
+import pytest
+from PIL import Image
+
+from apps.imaging.blobs import open_blob
+from apps.imaging.models import Instance
+from apps.renditions import encoders
+from apps.renditions.models import Kind, Label, Rendition, RenditionFile, Status
+from apps.renditions.services import study_renditions_make
+
+pytestmark = pytest.mark.django_db
+
+
+def _read(f: RenditionFile) -> bytes:
+    with open_blob(f.blob) as fh:
+        return fh.read()
+
+
+def test_every_kind_is_made_summarized_and_labelled(ct_study):
+    renditions = {r.kind: r for r in Rendition.objects.filter(study=ct_study)}
+    assert set(renditions) == set(Kind)
+    assert {k: r.label for k, r in renditions.items()} == {
+        Kind.ORIGINAL: Label.DIAGNOSTIC_ORIGINAL, Kind.LOSSLESS: Label.DIAGNOSTIC_LOSSLESS,
+        Kind.PREVIEW: Label.PREVIEW_LOSSY, Kind.EDUCATION: Label.EDUCATION_LOW_RES}
+    assert all(r.status == Status.READY for r in renditions.values())
+    assert renditions[Kind.ORIGINAL].files_ready == renditions[Kind.PREVIEW].files_ready == 6
+    assert renditions[Kind.EDUCATION].files_ready == 1  # key images: the middle of each series
+    assert renditions[Kind.ORIGINAL].ratio == 1.0
+    assert renditions[Kind.LOSSLESS].codec == "JPEG-LS Lossless Image Compression"
+    assert renditions[Kind.PREVIEW].lossy and not renditions[Kind.LOSSLESS].lossy
+    assert renditions[Kind.PREVIEW].ratio < 1
+
+
+def _slice(rows: int, columns: int) -> bytes:
+    from bench.ingest.synthetic import ct_slice
+
+    ds = ct_slice(study_uid="1.2.3", series_uid="1.2.3.4", index=0, rows=rows, columns=columns)
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    return out.getvalue()
+
+
+def test_preview_is_small_lossy_jpeg_with_a_burned_in_band(ct_study):
+    f = RenditionFile.objects.filter(study=ct_study, kind=Kind.PREVIEW).first()
+    image = Image.open(io.BytesIO(_read(f)))
+    assert image.format == "JPEG" and max(image.size) <= encoders.PREVIEW_MAX
+    jpeg, _columns, rows = encoders.preview_jpeg(_slice(512, 512))
+    pixels = np.asarray(Image.open(io.BytesIO(jpeg)).convert("L"))
+    band = pixels[-round(rows * 0.07):, :]
+    body = pixels[: rows // 2, :]
+    assert (band < 40).mean() > 0.6 and (band > 200).sum() > 100, "a dark band with light text at the bottom"
+    assert (body < 40).mean() < 0.6, "the band is at the bottom only"
+
+
+def test_preview_of_a_large_image_is_at_most_1024_px():
+    jpeg, columns, rows = encoders.preview_jpeg(_slice(1100, 1300))
+    assert (columns, rows) == Image.open(io.BytesIO(jpeg)).size
+    assert max(columns, rows) == 1024
+
+
+def test_education_export_is_a_marked_lossy_derived_dicom(ct_study):
+    f = RenditionFile.objects.get(study=ct_study, kind=Kind.EDUCATION)
+    ds = pydicom.dcmread(io.BytesIO(_read(f)))
+    source = Instance.objects.get(pk=f.instance_id)
+    assert ds.LossyImageCompression == "01"
+    assert float(ds.LossyImageCompressionRatio[-1] if ds["LossyImageCompressionRatio"].VM > 1
+                 else ds.LossyImageCompressionRatio) > 1
+    assert "ISO_10918_1" in str(ds.LossyImageCompressionMethod)
+    assert ds.ImageType[0] == "DERIVED"
+    assert ds.SOPInstanceUID != source.sop_instance_uid
+    assert ds.SourceImageSequence[0].ReferencedSOPInstanceUID == source.sop_instance_uid
+    assert ds.file_meta.TransferSyntaxUID == pydicom.uid.JPEGBaseline8Bit
+    assert max(ds.Rows, ds.Columns) <= encoders.EDUCATION_MAX
+    assert ds.pixel_array.shape == (ds.Rows, ds.Columns)
+    assert f.label == Label.EDUCATION_LOW_RES and f.lossy
+
+
+def test_making_twice_adds_nothing(ct_study):
+    before = list(RenditionFile.objects.filter(study=ct_study).values_list("pk", "sha256").order_by("pk"))
+    study_renditions_make(study_id=ct_study.pk)
+    after = list(RenditionFile.objects.filter(study=ct_study).values_list("pk", "sha256").order_by("pk"))
+    assert before == after
+
+
+def test_task_is_acks_late_and_takes_ids(ct_study):
+    from apps.renditions.tasks import study_renditions_task
+
+    assert study_renditions_task.acks_late
+    study_renditions_task.delay(ct_study.pk)  # eager: runs, idempotent
+
+
+def test_renditions_are_queued_after_ingest(org_a, small_ct, django_capture_on_commit_callbacks):
+    from tests.renditions.conftest import ingest_folder
+
+    with django_capture_on_commit_callbacks(execute=True):
+        [study] = ingest_folder(small_ct, org_a)
+    assert Rendition.objects.get(study=study, kind=Kind.PREVIEW).files_ready == 6
