@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import sys
 import zipfile
 import zlib
 from collections.abc import Callable
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from functools import partial
 from pathlib import Path
 from typing import IO, Any
@@ -237,24 +238,20 @@ def _finish_study(study: Study) -> None:
 BATCH_FILES, BATCH_BYTES = 32, 64 * 1024 * 1024
 
 
-@transaction.atomic
-def _ingest_batch(run: _Run, batch: list[sources.Entry]) -> None:
-    for entry in batch:
-        if entry.skip_reason or entry.open is None:
-            IngestFileResult.objects.create(job=run.job, path=entry.path, outcome=FileOutcome.SKIPPED,
-                                            reason=entry.skip_reason, size=entry.size)
-            continue
+def _ingest_entry(run: _Run, entry: sources.Entry) -> None:
+    if not entry.skip_reason and entry.open is not None:
         try:
             with entry.open() as fh:
                 _ingest_one(run, entry, fh)
+            return
         except dicom.DicomError as exc:
             reason = exc.reason
         except (zipfile.BadZipFile, zlib.error, EOFError):
             reason = "damaged zip entry (checksum or compressed data)"
-        else:
-            continue
-        IngestFileResult.objects.create(job=run.job, path=entry.path, outcome=FileOutcome.SKIPPED,
-                                        reason=reason, size=entry.size)
+    else:
+        reason = entry.skip_reason
+    IngestFileResult.objects.create(job=run.job, path=entry.path, outcome=FileOutcome.SKIPPED,
+                                    reason=reason, size=entry.size)
 
 
 def ingest_job_run(*, job_id: int, progress: Progress | None = None) -> IngestJob:
@@ -267,25 +264,35 @@ def ingest_job_run(*, job_id: int, progress: Progress | None = None) -> IngestJo
     done = set(job.files.values_list("path", flat=True))
     run = _Run(job)
     files = nbytes = 0
-    batch: list[sources.Entry] = []
-    batch_bytes = 0
     seen: set[str] = set()
-    for entry in _entries(job):
-        files += 1
-        nbytes += entry.size or 0
-        if entry.path in seen:  # a zip may hold the same name twice: report both
-            entry.path = f"{entry.path} ({files})"
-        seen.add(entry.path)
-        if entry.path in done:
-            continue
-        batch.append(entry)
-        batch_bytes += entry.size or 0
-        if len(batch) >= BATCH_FILES or batch_bytes >= BATCH_BYTES:
-            _ingest_batch(run, batch)
-            batch, batch_bytes = [], 0
+    batch: ExitStack | None = None
+    in_batch = batch_bytes = 0
+    try:
+        for entry in _entries(job):
+            files += 1
+            nbytes += entry.size or 0
+            if entry.path in seen:  # a zip may hold the same name twice: report both
+                entry.path = f"{entry.path} ({files})"
+            seen.add(entry.path)
+            if entry.path in done:
+                continue
+            if batch is None:
+                batch = ExitStack()
+                batch.enter_context(transaction.atomic())
+            _ingest_entry(run, entry)
+            in_batch += 1
+            batch_bytes += entry.size or 0
+            if in_batch >= BATCH_FILES or batch_bytes >= BATCH_BYTES:
+                batch.close()  # commit
+                batch, in_batch, batch_bytes = None, 0, 0
             if progress is not None:
                 progress(files, nbytes)
-    _ingest_batch(run, batch)
+    except BaseException:
+        if batch is not None:
+            batch.__exit__(*sys.exc_info())  # roll the batch in progress back
+        raise
+    if batch is not None:
+        batch.close()
     if progress is not None:
         progress(files, nbytes)
     return _job_finish(job)
