@@ -101,7 +101,7 @@ def test_host_starts_participants_view_host_ends_participants_refused(browser, l
             assert page.get_by_test_id("clinical-question").inner_text() == case.referring_question
             notes = page.locator(".timeline .note-body").all_inner_texts()
             documents = page.get_by_test_id("attachment").all_inner_texts()
-            page.get_by_role("link", name="CT chest with contrast").click()
+            page.get_by_role("link", name="CT chest with contrast", exact=True).click()
             page.wait_for_url(f"{base}{study_path}")
             assert page.locator("main").inner_text()  # the study page rendered
             seen.append((page.url, notes, [d.split(" · ")[0] for d in documents]))
@@ -122,7 +122,7 @@ def test_host_starts_participants_view_host_ends_participants_refused(browser, l
         # each participant's next click is refused: the study link on the case page still on screen
         for page in pages:
             with page.expect_response(lambda r: r.url.endswith(study_path)) as response:
-                page.get_by_role("link", name="CT chest with contrast").click()
+                page.get_by_role("link", name="CT chest with contrast", exact=True).click()
             assert response.value.status in (403, 404)
             page.wait_for_load_state()
             assert "CT chest with contrast" not in page.locator("main").inner_text()

@@ -240,8 +240,8 @@ def test_adding_a_note_from_the_page(org_a, clinician_a, client_as):
     assert (note.author, note.kind, note.body) == (clinician_a, "report", "No growth in 12 months.")
     client_as(clinician_a).post(url, {"kind": "note", "body": "  "})
     assert CaseNote.objects.count() == 1
-    patient = member(org_a, Role.PATIENT)
-    assert client_as(patient).post(url, {"kind": "note", "body": "hi"}).status_code == 404
+    outsider = member(org_a, Role.EXTERNAL_CONSULTANT)  # no grant on this case
+    assert client_as(outsider).post(url, {"kind": "note", "body": "hi"}).status_code == 404
     assert CaseNote.objects.count() == 1
 
 
