@@ -5,7 +5,7 @@
 2. second factor: a user with an authenticator must enter a code after the password; a user
    whose role requires one and who has none is sent to enrol; recovery codes must be saved
    before anything else is reachable;
-3. patients reach the patient portal only.
+3. patients reach the patient portal only (403 elsewhere; home redirects there).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import logout
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect
 from django.urls import reverse
@@ -96,7 +97,9 @@ class AccessGateMiddleware:
             elif mfa.recovery_codes_pending(user):
                 return _refuse(request, _with_next("accounts:recovery_codes", request), "recovery_codes_pending")
 
-        # 3. patients: the patient portal only
+        # 3. patients: the patient portal only (home leads there; anything else is refused)
         if is_patient_only(memberships) and not path.startswith(_PATIENT_PREFIXES):
-            return _refuse(request, reverse("education:portal"), "patient_portal_only")
+            if path == "/":
+                return redirect("education:portal")
+            raise PermissionDenied
         return self.get_response(request)

@@ -208,8 +208,9 @@ def test_patient_proves_birth_date_and_reaches_only_the_portal(patient_invitatio
     user = User.objects.get(email="pat@home.example")
     assert Membership.objects.get(user=user).role == Role.PATIENT
     assert browser.get("/portal/").status_code == 200
-    for path in ("/", "/cases/", f"/cases/{case.public_id}/", "/sharing/", "/org/members/"):
-        assert browser.get(path)["Location"] == "/portal/", path
+    assert browser.get("/")["Location"] == "/portal/"
+    for path in ("/cases/", f"/cases/{case.public_id}/", "/sharing/", "/org/members/", "/admin/"):
+        assert browser.get(path).status_code == 403, path
     assert browser.get("/api/v1/organizations/").status_code == 403
 
 

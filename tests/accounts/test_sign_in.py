@@ -110,3 +110,27 @@ def test_only_an_admin_of_the_users_org_resets_their_mfa(org_a, org_b, admin_b, 
     enrol(clinician_a)
     with pytest.raises(Exception):  # noqa: B017 - PermissionDenied
         services.mfa_reset(user=clinician_a, by=admin_b)
+
+
+def test_identity_policy_on_the_settings_form(org_a, admin_a, verified_client):
+    from django.urls import reverse
+
+    from apps.accounts.models import SSOConfig
+
+    client = verified_client(admin_a)
+    page = client.get(reverse("organizations:settings"))
+    for name in ("password_login_allowed", "mfa_required_roles", "staff_idle_minutes", "external_idle_minutes"):
+        assert f'name="{name}"'.encode() in page.content
+    base = {"upload_max_bytes": 5 * 1024**3, "invitation_ttl_hours": 72, "staff_idle_minutes": 30,
+            "external_idle_minutes": 10, "mfa_required_roles": [Role.ORG_ADMIN, Role.CLINICIAN]}
+    # password sign-in cannot be turned off before SSO is set up
+    refused = client.post(reverse("organizations:settings"), base)
+    assert refused.status_code == 400 and b"Set up single sign-on first" in refused.content
+    SSOConfig.objects.create(organization=org_a, issuer="https://idp.example", client_id="x",
+                             allowed_domains="alpha.example")
+    assert client.post(reverse("organizations:settings"), base).status_code == 302
+    org_a.refresh_from_db()
+    assert org_a.password_login_allowed is False
+    assert (org_a.staff_idle_minutes, org_a.external_idle_minutes) == (30, 10)
+    # external consultants always need a second factor, even when unticked
+    assert sorted(org_a.mfa_required_roles) == sorted([Role.CLINICIAN, Role.EXTERNAL_CONSULTANT, Role.ORG_ADMIN])

@@ -104,7 +104,9 @@ def test_admin_edits_policy_settings_with_validation(client_as, admin_a, org_a):
     bad = client_as(admin_a).post(url, {"upload_max_bytes": 10, "invitation_ttl_hours": 72})
     assert bad.status_code == 400
     ok = client_as(admin_a).post(url, {"upload_max_bytes": 5 * 1024**3, "invitation_ttl_hours": 48,
-                                       "anonymous_links_enabled": "on"})
+                                       "anonymous_links_enabled": "on", "password_login_allowed": "on",
+                                       "mfa_required_roles": [Role.ORG_ADMIN], "staff_idle_minutes": 60,
+                                       "external_idle_minutes": 15})
     assert ok.status_code == 302
     org_a.refresh_from_db()
     assert (org_a.upload_max_bytes, org_a.invitation_ttl_hours, org_a.anonymous_links_enabled) == (
