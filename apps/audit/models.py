@@ -107,6 +107,8 @@ class AuditEvent(models.Model):
             models.Index(fields=["case_ref", "seq"], name="audit_case_seq"),
             models.Index(fields=["study_ref", "seq"], name="audit_study_seq"),
             models.Index(fields=["actor", "seq"], name="audit_actor_seq"),
+            # "everything about this object" (a patient's own events carry no case ref)
+            models.Index(fields=["target_type", "target_id"], name="audit_target"),
         ]
 
     def __str__(self) -> str:

@@ -154,3 +154,22 @@ def test_case_access_history(world, org_a):
 def test_date_filter_uses_event_time(org_a):
     record(action=actions.CASE_VIEWED, organization=org_a)
     assert _found(org_a, date_from=date(2000, 1, 1), date_to=date(2000, 1, 2)) == []
+
+
+def test_date_range_is_exact_at_day_boundaries(org_a, monkeypatch):
+    from datetime import UTC, datetime
+
+    from apps.audit import chain
+
+    stamps = [datetime(2026, 3, d, h, tzinfo=UTC) for d, h in ((1, 0), (1, 23), (2, 0), (2, 12), (3, 0), (4, 5))]
+    made = []
+    for stamp in stamps:
+        monkeypatch.setattr(chain.timezone, "now", lambda stamp=stamp: stamp)
+        made.append(record(action=actions.CASE_VIEWED, organization=org_a).pk)
+    monkeypatch.undo()
+    assert _found(org_a, date_from=date(2026, 3, 2), date_to=date(2026, 3, 2)) == made[3:1:-1]
+    assert _found(org_a, date_from=date(2026, 3, 2)) == made[:1:-1]
+    assert _found(org_a, date_to=date(2026, 3, 1)) == made[1::-1]
+    assert _found(org_a, date_from=date(2026, 3, 5)) == []
+    assert _found(org_a, date_to=date(2026, 2, 28)) == []
+    assert _found(org_a, date_from=date(2026, 2, 1), date_to=date(2026, 3, 3)) == made[4::-1]
