@@ -23,8 +23,9 @@ def body_hu(index: int) -> int:
     return -100 + 15 * index
 
 
-def phantom_pixels(index: int, rows: int, columns: int) -> np.ndarray:
-    """Hounsfield units of slice ``index`` (int16)."""
+def phantom_pixels(index: int, rows: int, columns: int, noise_hu: float = 0.0) -> np.ndarray:
+    """Hounsfield units of slice ``index`` (int16); ``noise_hu`` adds seeded Gaussian noise of that
+    standard deviation (texture like a real scan, for benchmarks)."""
     y, x = np.mgrid[0:rows, 0:columns].astype(np.float32)
     cy, cx = (rows - 1) / 2.0, (columns - 1) / 2.0
     hu = np.full((rows, columns), -1000, dtype=np.int16)
@@ -34,11 +35,14 @@ def phantom_pixels(index: int, rows: int, columns: int) -> np.ndarray:
     hu[lung] = -800
     bone = (np.abs(x - cx) < 0.12 * columns) & (np.abs(y - 0.8 * rows) < 0.04 * rows)
     hu[bone] = 700
+    if noise_hu:
+        noise = np.random.default_rng(index).normal(0.0, noise_hu, size=hu.shape)
+        hu = np.clip(hu + noise, -1024, 3000).astype(np.int16)
     return hu
 
 
 def ct_phantom_slice(index: int, *, rows: int = 128, columns: int = 128, study_uid: str | None = None,
-                     series_uid: str | None = None) -> Dataset:
+                     series_uid: str | None = None, noise_hu: float = 0.0) -> Dataset:
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = CTImageStorage
     meta.MediaStorageSOPInstanceUID = generate_uid()
@@ -64,7 +68,7 @@ def ct_phantom_slice(index: int, *, rows: int = 128, columns: int = 128, study_u
     ds.RescaleIntercept, ds.RescaleSlope = -1024, 1
     ds.WindowCenter, ds.WindowWidth = 40, 400
     ds.PixelSpacing = [0.7, 0.7]
-    ds.PixelData = (phantom_pixels(index, rows, columns).astype(np.int32) + 1024).astype("<u2").tobytes()
+    ds.PixelData = (phantom_pixels(index, rows, columns, noise_hu).astype(np.int32) + 1024).astype("<u2").tobytes()
     return ds
 
 
@@ -74,7 +78,7 @@ def ct_phantom_bytes(index: int, **kwargs) -> bytes:
     return buffer.getvalue()
 
 
-def store_ct_phantom(*, study, slices: int, rows: int = 128, columns: int = 128):
+def store_ct_phantom(*, study, slices: int, rows: int = 128, columns: int = 128, noise_hu: float = 0.0):
     """Store ``slices`` phantom slices as one series of ``study`` (encrypted blobs, index rows);
     returns the instances in slice order."""
     from apps.imaging.blobs import put_blob
@@ -87,7 +91,7 @@ def store_ct_phantom(*, study, slices: int, rows: int = 128, columns: int = 128)
     instances = []
     for index in range(slices):
         ds = ct_phantom_slice(index, rows=rows, columns=columns, study_uid=study.study_instance_uid,
-                              series_uid=series_uid)
+                              series_uid=series_uid, noise_hu=noise_hu)
         buffer = io.BytesIO()
         ds.save_as(buffer, enforce_file_format=True)
         buffer.seek(0)

@@ -156,3 +156,14 @@ def test_bad_frame_requests_are_400(client_as, clinician_a, ct_study, query):
 def test_frame_out_of_range_is_a_message(client_as, clinician_a, ct_study):
     response = client_as(clinician_a).get(_frame_url(ct_study.phantom_instances[0], frame=3))
     assert response.status_code == 200 and response.json()["error"] == "undecodable"
+
+
+@pytest.mark.parametrize("mode", ["L", "RGB"])
+def test_encode_png_is_lossless(mode):
+    from apps.viewer.services import encode_png
+
+    rng = np.random.default_rng(1)
+    shape = (37, 53) if mode == "L" else (37, 53, 3)
+    image = Image.fromarray(rng.integers(0, 256, size=shape, dtype=np.uint8), mode=None)
+    decoded = Image.open(io.BytesIO(encode_png(image)))
+    assert decoded.mode == mode and np.array_equal(np.asarray(decoded), np.asarray(image))
