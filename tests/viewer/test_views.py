@@ -167,3 +167,12 @@ def test_encode_png_is_lossless(mode):
     image = Image.fromarray(rng.integers(0, 256, size=shape, dtype=np.uint8), mode=None)
     decoded = Image.open(io.BytesIO(encode_png(image)))
     assert decoded.mode == mode and np.array_equal(np.asarray(decoded), np.asarray(image))
+
+
+def test_study_page_links_to_the_viewer_only_for_those_who_may_view(client_as, clinician_a, admin_a, ct_study):
+    study_page = reverse("imaging:study_detail", kwargs={"study_id": ct_study.public_id})
+    viewer = reverse("viewer:viewer", kwargs={"study_id": ct_study.public_id})
+    assert viewer in client_as(clinician_a).get(study_page).content.decode()
+    as_admin = client_as(admin_a).get(study_page)  # org admins see case status, not pixels
+    assert as_admin.status_code == 200 and viewer not in as_admin.content.decode()
+    assert client_as(admin_a).get(viewer).status_code == 403
