@@ -115,3 +115,42 @@ class OriginalDecisionForm(forms.Form):
     hours = forms.IntegerField(label=_("Approve for (hours)"), required=False, min_value=1, initial=24)
     note = forms.CharField(label=_("Note to the requester"), required=False, max_length=1000,
                            widget=forms.Textarea(attrs={"rows": 2}))
+
+
+class SharingPolicyForm(forms.Form):
+    """An organization's sharing defaults and maxima; they may only narrow the code's table."""
+
+    anonymous_max_hours = forms.IntegerField(label=_("Anonymous links last at most (hours)"), min_value=1,
+                                             max_value=ANONYMOUS_MAX_HOURS)
+    anonymous_download_limit = forms.IntegerField(label=_("Anonymous links: download limit"), min_value=1,
+                                                  max_value=100)
+    original_approval_max_hours = forms.IntegerField(label=_("Original DICOM approvals last at most (hours)"),
+                                                     min_value=1, max_value=24 * 7)
+
+    def __init__(self, *args: Any, template_settings: dict | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        template_settings = template_settings or {}
+        for key, template in TEMPLATES.items():
+            if key == UseCase.CUSTOM:
+                continue
+            current = template_settings.get(key, {})
+            self.fields[f"{key}__default_hours"] = forms.IntegerField(
+                label=_("%(use)s: default expiry (hours)") % {"use": template.label}, min_value=1,
+                max_value=template.max_hours, initial=current.get("default_hours", template.default_hours))
+            self.fields[f"{key}__max_hours"] = forms.IntegerField(
+                label=_("%(use)s: longest expiry (hours)") % {"use": template.label}, min_value=1,
+                max_value=template.max_hours, initial=current.get("max_hours", template.max_hours),
+                help_text=_("At most %(hours)s hours (the built-in maximum).") % {"hours": template.max_hours})
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        for key in TEMPLATES:
+            default, maximum = data.get(f"{key}__default_hours"), data.get(f"{key}__max_hours")
+            if default and maximum and default > maximum:
+                self.add_error(f"{key}__default_hours", _("The default cannot be longer than the maximum."))
+        return data
+
+    def template_settings(self) -> dict[str, dict[str, int]]:
+        return {key: {"default_hours": self.cleaned_data[f"{key}__default_hours"],
+                      "max_hours": self.cleaned_data[f"{key}__max_hours"]}
+                for key in TEMPLATES if f"{key}__default_hours" in self.cleaned_data}

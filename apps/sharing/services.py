@@ -578,3 +578,24 @@ def template_table() -> list[dict[str, Any]]:
     return [{"key": t.key, "label": t.label, "renditions": list(t.renditions), "permissions": list(t.permissions),
              "recipients": list(t.recipients), "default_hours": t.default_hours, "max_hours": t.max_hours,
              "mfa_required": t.mfa_required, "renewable": t.renewable} for t in TEMPLATES.values()]
+
+
+def sharing_policy_update(*, organization_id: int, by: User, values: dict[str, Any], template_settings: dict,
+                          request: HttpRequest | None = None) -> SharingPolicy:
+    """Save an organization's sharing defaults and maxima (org admins); audited."""
+    from apps.organizations.models import Organization
+
+    organization = Organization.objects.get(pk=organization_id)
+    policy.require(by, policy.Action.MANAGE_ORGANIZATION, organization, request=request)
+    with transaction.atomic():
+        sp = SharingPolicy.objects.select_for_update().get_or_create(organization_id=organization_id)[0]
+        for name in ("anonymous_max_hours", "anonymous_download_limit", "original_approval_max_hours"):
+            setattr(sp, name, values[name])
+        sp.template_settings = template_settings
+        sp.save()
+        record(action="sharing_policy.updated", actor=by, organization_id=organization_id, target=sp,
+               request=request, details={**{k: values[k] for k in ("anonymous_max_hours",
+                                                                   "anonymous_download_limit",
+                                                                   "original_approval_max_hours")},
+                                         "templates": template_settings})
+    return sp

@@ -10,6 +10,7 @@ urlpatterns = [
     path("s/<str:token>/", views.link_open, name="link_open"),
     path("sharing/", views.my_shares, name="my_shares"),
     path("sharing/received/", views.shared_with_me, name="shared_with_me"),
+    path("sharing/settings/", views.sharing_policy_edit, name="policy"),
     path("sharing/cases/<uuid:case_id>/", views.shared_case, name="shared_case"),
     path("sharing/cases/<uuid:case_id>/share/", views.case_share, name="case_share"),
     path("sharing/studies/<uuid:study_id>/share/", views.study_share, name="study_share"),

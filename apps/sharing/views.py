@@ -28,6 +28,7 @@ from apps.sharing.forms import (
     OriginalRequestForm,
     SecondFactorForm,
     ShareForm,
+    SharingPolicyForm,
 )
 from apps.sharing.models import SecondFactor, ShareLink
 from apps.sharing.policy import Action
@@ -120,7 +121,10 @@ def my_shares(request: HttpRequest) -> HttpResponse:
     """Shares I made, with their state and usage, and one-click revoke."""
     grants = selectors.grants_created_by(user=request.user)
     pending = selectors.original_requests_pending_for(user=request.user)
-    return render(request, "sharing/my_shares.html", {"grants": grants, "pending": pending})
+    org = request.organization  # type: ignore[attr-defined]
+    return render(request, "sharing/my_shares.html", {
+        "grants": grants, "pending": pending,
+        "can_edit_policy": bool(org) and policy.can(request.user, Action.MANAGE_ORGANIZATION, org)})
 
 
 @login_required
@@ -307,3 +311,25 @@ def shared_case(request: HttpRequest, case_id: UUID) -> HttpResponse:
         "is_link_holder": isinstance(actor, policy.LinkHolder) and actor.user is None,
         "anonymous": any(g.is_anonymous for g in grants), "can_request_original": can_request_original,
         "recipient_kinds": RecipientKind})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def sharing_policy_edit(request: HttpRequest) -> HttpResponse:
+    """The active organization's sharing defaults and maxima (org admins)."""
+    org = request.organization  # type: ignore[attr-defined]
+    if not org:
+        raise Http404
+    policy.require(request.user, Action.MANAGE_ORGANIZATION, org, request=request)
+    current = services.sharing_policy_for(org.pk)
+    form = SharingPolicyForm(request.POST or None, template_settings=current.template_settings, initial={
+        "anonymous_max_hours": current.anonymous_max_hours,
+        "anonymous_download_limit": current.anonymous_download_limit,
+        "original_approval_max_hours": current.original_approval_max_hours})
+    if request.method == "POST" and form.is_valid():
+        services.sharing_policy_update(organization_id=org.pk, by=request.user, values=form.cleaned_data,
+                                       template_settings=form.template_settings(), request=request)
+        messages.success(request, _("Sharing settings saved."))
+        return redirect("sharing:policy")
+    return render(request, "sharing/policy.html", {"form": form, "organization": org},
+                  status=400 if form.errors else 200)

@@ -105,3 +105,28 @@ def test_share_one_study_then_only_that_study_is_reachable(owner, case, consulta
     recipient.force_login(consultant)
     page = recipient.get(reverse("sharing:shared_case", kwargs={"case_id": case.public_id})).content.decode()
     assert str(shared.public_id) in page and str(other.public_id) not in page
+
+
+def test_org_admin_narrows_template_defaults_and_maxima(admin_a, owner, case, consultant, client_as):
+    from apps.sharing import services
+    from apps.sharing.models import SharingPolicy
+    from apps.sharing.usecases import template_for
+
+    url = reverse("sharing:policy")
+    assert client_as(owner).get(url).status_code == 403
+    page = client_as(admin_a).get(url)
+    assert page.status_code == 200
+    form = {"anonymous_max_hours": 12, "anonymous_download_limit": 2, "original_approval_max_hours": 24}
+    for key in ("second_opinion", "telehealth", "tumor_board", "consultant", "patient_education"):
+        template = template_for(case.organization_id, key)
+        form[f"{key}__default_hours"], form[f"{key}__max_hours"] = template.default_hours, template.max_hours
+    # never above the built-in maximum
+    assert client_as(admin_a).post(url, {**form, "second_opinion__max_hours": 96}).status_code == 400
+    form["second_opinion__default_hours"], form["second_opinion__max_hours"] = 24, 36
+    assert client_as(admin_a).post(url, form).status_code == 302
+    assert SharingPolicy.objects.get(organization=case.organization).anonymous_max_hours == 12
+    template = template_for(case.organization_id, "second_opinion")
+    assert (template.default_hours, template.max_hours) == (24, 36)
+    grant, _link, _raw = services.share_create(case=case, by=owner, use_case="second_opinion",
+                                               recipient_kind="user", grantee=consultant)
+    assert abs((grant.expires_at - grant.starts_at).total_seconds() - 24 * 3600) < 5
