@@ -4,7 +4,8 @@ The hash of an event is SHA-256 over ``canonical(...)``: a JSON document with so
 spaces that holds every field of the event plus its chain position and the previous hash. The
 first event of a chain has ``prev_hash`` = 64 zeros.
 
-Appending locks the chain's head row (``AuditChain``, SELECT ... FOR UPDATE), so two writers in
+Appending locks the chain's head row (``AuditChain``: an UPDATE that claims the next seq and
+returns the last hash), so two writers in
 one organization wait for each other instead of both extending the same event; the unique
 (organization, seq) constraint turns any fork that slipped through into an error. The lock is held
 until the surrounding transaction commits: writers of different organizations never wait on
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from django.db import router, transaction
+from django.db import connections, router, transaction
 from django.utils import timezone
 
 if TYPE_CHECKING:
@@ -99,18 +100,23 @@ def append(event: AuditEvent, *, using: str | None = None) -> AuditEvent:
     key = event.organization_id or 0
     event.details = normalize_details(event.details)
     event.ip = AuditEvent._meta.get_field("ip").get_prep_value(event.ip) or None  # as the database returns it
-    with transaction.atomic(using=db):
-        head = AuditChain.objects.using(db).select_for_update().filter(key=key).first()
-        if head is None:
+    table = connections[db].ops.quote_name(AuditChain._meta.db_table)
+    # Inside the caller's transaction no savepoint is needed: if this fails, so does the caller.
+    with transaction.atomic(using=db, savepoint=False), connections[db].cursor() as cur:
+        # one round trip takes the chain's lock, claims the next place and reads the last hash
+        claim = f"UPDATE {table} SET seq = seq + 1 WHERE key = %s RETURNING seq, last_hash"
+        cur.execute(claim, [key])
+        row = cur.fetchone()
+        if row is None:  # the chain's first event
             AuditChain.objects.using(db).bulk_create([AuditChain(key=key)], ignore_conflicts=True)
-            head = AuditChain.objects.using(db).select_for_update().get(key=key)
+            cur.execute(claim, [key])
+            row = cur.fetchone()
         # time is taken under the lock, so it never goes backwards along a chain
         event.created_at = timezone.now()
-        event.seq = head.seq + 1
-        event.prev_hash = head.last_hash
+        event.seq, event.prev_hash = row
         event.hash = compute_hash(**_fields_of(event))
         event._insert(using=db)
-        AuditChain.objects.using(db).filter(key=key).update(seq=event.seq, last_hash=event.hash)
+        cur.execute(f"UPDATE {table} SET last_hash = %s WHERE key = %s", [event.hash, key])
     return event
 
 
