@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from django.db import transaction
-from django.db.models import Count, Sum
+from django.db.models import Count, F, Sum
 from django.utils import timezone
 
 from apps.audit.services import record
@@ -259,8 +259,9 @@ def ingest_job_run(*, job_id: int, progress: Progress | None = None) -> IngestJo
     job = IngestJob.objects.select_related("organization", "upload", "case").get(pk=job_id)
     if job.state in (JobState.DONE, JobState.DONE_WITH_WARNINGS):
         return job
-    IngestJob.objects.filter(pk=job.pk).update(state=JobState.RUNNING, attempts=job.attempts + 1,
+    IngestJob.objects.filter(pk=job.pk).update(state=JobState.RUNNING, attempts=F("attempts") + 1,
                                                started_at=job.started_at or timezone.now())
+    job.refresh_from_db(fields=["state", "attempts", "started_at"])
     done = set(job.files.values_list("path", flat=True))
     run = _Run(job)
     files = nbytes = 0

@@ -1,0 +1,162 @@
+"""Ingest benchmark: ``python -m bench.ingest [--slices 400] [--scale 1 4] [--workers 2]``.
+
+Generates a synthetic CT study (512x512 16-bit slices), zips it (stored), uploads it through
+tus (tuspy, 2 MiB chunks) to gunicorn with uvicorn workers on loopback, waits until the study
+is ready, and prints: end-to-end MB/s (upload, parse, dedup, encrypt, store, index), the ratio
+to a plain copy of the same bytes made in the same run (file by file, with fsync), and the peak
+RSS of the server and worker processes. With REDIS_URL set, ingest runs in a Celery worker
+subprocess (Redis broker); otherwise in the server process (eager).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import zipfile
+from pathlib import Path
+
+from bench.ingest import harness
+from bench.ingest.synthetic import write_ct_series
+
+
+def _tree(pid: int) -> list[int]:
+    pids = [pid]
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return pids
+    for child in children:
+        pids += _tree(int(child))
+    return pids
+
+
+def _peak_rss_mb(pid: int) -> float:
+    """Largest peak RSS (VmHWM) of any process in the tree under ``pid``."""
+    best = 0
+    for p in _tree(pid):
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    best = max(best, int(line.split()[1]))
+        except OSError:
+            continue
+    return best / 1024
+
+
+def plain_copy(paths: list[Path], dest: Path) -> float:
+    """Seconds to copy the files one by one with fsync (the baseline)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    for p in paths:
+        with open(p, "rb") as src, open(dest / p.name, "wb") as out:
+            shutil.copyfileobj(src, out, 1024 * 1024)
+            out.flush()
+            os.fsync(out.fileno())
+    return time.perf_counter() - start
+
+
+def start_gunicorn(inst: harness.Instance, workers: int) -> tuple[subprocess.Popen, str]:
+    port = harness.free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "portal.asgi:application", "-k", "uvicorn_worker.UvicornWorker",
+         "-w", str(workers), "-b", f"127.0.0.1:{port}", "--timeout", "600", "--log-level", "warning"],
+        cwd=harness.ROOT, env=inst.env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(f"{base}/healthz", timeout=1).close()
+            return proc, base
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("gunicorn did not start") from None
+            time.sleep(0.2)
+
+
+def start_worker(inst: harness.Instance) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "portal", "worker", "-c", "1", "--loglevel", "WARNING",
+         "--without-gossip", "--without-mingle", "--without-heartbeat"],
+        cwd=harness.ROOT, env=inst.env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+
+
+def run(slices: int, workers: int, work: Path) -> dict:
+    study_dir = work / f"study-{slices}"
+    t = time.perf_counter()
+    paths = write_ct_series(study_dir / "CT", slices=slices)
+    archive = study_dir / "study.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED) as zf:
+        for p in paths:
+            zf.write(p, f"CT/{p.name}")
+    nbytes = sum(p.stat().st_size for p in paths)
+    gen = time.perf_counter() - t
+    copy_s = plain_copy(paths, work / f"copy-{slices}")
+    shutil.rmtree(work / f"copy-{slices}")
+    redis = os.environ.get("REDIS_URL", "")
+    extra = {"REDIS_URL": redis} if redis else {}
+    inst = harness.prepare(work / f"var-{slices}", **extra)
+    server, base = start_gunicorn(inst, workers)
+    worker = start_worker(inst) if redis else None
+    try:
+        if worker is not None:
+            time.sleep(3)  # let the worker connect to the broker
+        t0 = time.perf_counter()
+        url = harness.tus_upload(base, inst, archive)
+        t_upload = time.perf_counter() - t0
+        status = harness.wait_for_ingest(url, inst, timeout=3600)
+        e2e = time.perf_counter() - t0
+        server_rss = _peak_rss_mb(server.pid)
+        worker_rss = _peak_rss_mb(worker.pid) if worker is not None else None
+    finally:
+        for proc in (worker, server):
+            if proc is not None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+    job = status["job"]
+    assert job["state"] == "done" and job["files_ingested"] == slices, job
+    mb = nbytes / 1e6
+    return {"slices": slices, "MB": mb, "generate_s": gen, "copy_MBps": mb / copy_s, "upload_s": t_upload,
+            "e2e_s": e2e, "e2e_MBps": mb / e2e, "ratio": (mb / e2e) / (mb / copy_s),
+            "server_peak_rss_MB": server_rss, "worker_peak_rss_MB": worker_rss,
+            "mode": "celery worker (redis)" if redis else "eager (in the server process)"}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--slices", type=int, default=400, help="slices at scale 1 (400 = 200 MiB)")
+    parser.add_argument("--scale", type=int, nargs="+", default=[1, 4])
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
+    parser.add_argument("--keep", action="store_true", help="keep the work folder")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="lightbox-bench-ingest-"))
+    rows = []
+    try:
+        for scale in args.scale:
+            row = run(args.slices * scale, args.workers, work)
+            rows.append(row)
+            print(f"scale {scale}: {row['slices']} slices, {row['MB']:.0f} MB ({row['mode']})")
+            print(f"  plain copy (file by file, fsync): {row['copy_MBps']:.0f} MB/s")
+            print(f"  end to end (tus upload -> ready): {row['e2e_s']:.1f} s = {row['e2e_MBps']:.0f} MB/s "
+                  f"(upload {row['upload_s']:.1f} s), ratio to plain copy {row['ratio']:.2f}")
+            print(f"  peak RSS: server {row['server_peak_rss_MB']:.0f} MB"
+                  + (f", worker {row['worker_peak_rss_MB']:.0f} MB" if row["worker_peak_rss_MB"] else ""))
+            sys.stdout.flush()
+            shutil.rmtree(work / f"study-{row['slices']}", ignore_errors=True)
+            shutil.rmtree(work / f"var-{row['slices']}", ignore_errors=True)
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
