@@ -75,6 +75,9 @@ def seed() -> list[DemoAccount]:
     from apps.imaging.demo import seed_imaging
 
     seed_imaging(orgs["northwind"])  # studies from pydicom's test files on the chest CT case
+    from apps.renditions.demo import seed_renditions
+
+    seed_renditions(orgs["northwind"])  # original, lossless, preview and education renditions
     from apps.sharing.demo import seed_shares
 
     seed_shares(orgs["northwind"], "northwind.example")  # a live and an expired-unused share

@@ -34,7 +34,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from apps.imaging.blobs import open_blob
 from apps.imaging.models import Blob, Instance, Study
@@ -90,6 +90,7 @@ class Entry:
     label: str
     blob: Blob | None = None
     data: bytes | None = None
+    code: str = ""          # the Label value; "fallback" for an original standing in for a lossless copy
 
 
 @dataclass
@@ -269,12 +270,14 @@ def _study_entries(study: Study, kind: str, root: str) -> tuple[list[Entry], lis
                 folder = f"{base}_{n}"
             folders[series.pk] = folder
         counts[series.pk] = counts.get(series.pk, 0) + 1
-        label = str(Label(f.label).label)
+        label, code = str(Label(f.label).label), f.label
         if kind == Kind.LOSSLESS and f.kind == Kind.ORIGINAL:
             label = f"{label} (lossless compression not possible)"
+            code = code if code == Label.LOSSY_SOURCE else "fallback"
         entries.append(Entry(path=f"{root}/{folders[series.pk]}/{_PREFIX[Kind(kind)]}{counts[series.pk]:05d}."
                                   f"{f.extension}",
-                             size=f.bytes, crc32=f.crc32 or 0, sha256=f.sha256, label=label, blob=f.blob))
+                             size=f.bytes, crc32=f.crc32 or 0, sha256=f.sha256, label=label, blob=f.blob,
+                             code=code))
     gone = [(f"{root} image {inst.instance_number if inst.instance_number is not None else inst.pk}", why)
             for inst, why in missing]
     return entries, gone
@@ -284,9 +287,9 @@ def _package_label(kind: str, entries: list[Entry]) -> str:
     from apps.renditions.models import KIND_LABEL
 
     base = str(KIND_LABEL[Kind(kind)].label)
-    if any(Label.LOSSY_SOURCE.label in e.label for e in entries):
+    if any(e.code == Label.LOSSY_SOURCE for e in entries):
         return f"{base}; contains images lossy-compressed at the source ({Label.LOSSY_SOURCE.label})"
-    if kind == Kind.LOSSLESS and any("(" in e.label for e in entries):
+    if kind == Kind.LOSSLESS and any(e.code == "fallback" for e in entries):
         return f"{base}; some images as the diagnostic original"
     return base
 
@@ -308,6 +311,17 @@ def _finish(package: Package, *, what: str, studies: list[Study]) -> Package:
 
 def study_package(study: Study, kind: str) -> Package:
     """The package of one rendition of one study."""
+    with translation.override("en"):  # the same bytes whoever asks: a resume must match
+        return _study_package(study, kind)
+
+
+def case_package(studies: list[Study], kind: str) -> Package:
+    """The package of one rendition of several studies (a whole case): one folder per study."""
+    with translation.override("en"):
+        return _case_package(studies, kind)
+
+
+def _study_package(study: Study, kind: str) -> Package:
     from apps.renditions.services import originals_ensure
 
     originals_ensure(study=study)
@@ -320,8 +334,7 @@ def study_package(study: Study, kind: str) -> Package:
     return _finish(package, what=f"Study, {Kind(kind).label}", studies=[study])
 
 
-def case_package(studies: list[Study], kind: str) -> Package:
-    """The package of one rendition of several studies (a whole case): one folder per study."""
+def _case_package(studies: list[Study], kind: str) -> Package:
     from apps.renditions.services import originals_ensure
 
     for study in studies:

@@ -1,0 +1,216 @@
+"""Download packages: naming (must show 3), resumable streaming with Range (must show 2),
+manifest, staged delivery through the policy, and the audit of every transfer."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import zipfile
+
+import pydicom
+import pytest
+from django.test import AsyncClient
+from django.urls import reverse
+
+from apps.audit.models import AuditEvent
+from apps.organizations.models import Role
+from apps.renditions.packages import package_name, study_package
+from apps.sharing import services as sharing
+from tests.factories import StudyFactory, member
+from tests.renditions.conftest import ingest_folder
+
+pytestmark = pytest.mark.django_db
+
+
+def _url(study, kind="original"):
+    return reverse("renditions:study_download", kwargs={"study_id": study.public_id}) + f"?rendition={kind}"
+
+
+def _body(response) -> bytes:
+    return b"".join(response.streaming_content)
+
+
+def _manifest_rows(data: bytes) -> tuple[zipfile.ZipFile, dict[str, tuple[str, int, str]], str]:
+    zf = zipfile.ZipFile(io.BytesIO(data))
+    assert zf.testzip() is None  # every CRC-32 checks
+    [manifest_name] = [n for n in zf.namelist() if n.endswith("/MANIFEST.txt")]
+    text = zf.read(manifest_name).decode()
+    rows = {}
+    for line in text.split("Files (sha256, bytes, label, path):\n", 1)[1].splitlines():
+        if not line.strip():
+            break
+        sha, size, rest = line.split("  ", 2)
+        label, path = rest.rsplit("  ", 1)
+        rows[path] = (sha, int(size), label)
+    return zf, rows, text
+
+
+# ----------------------------------------------------------------------------- 3. naming
+
+def test_name_convention_for_several_modalities_and_body_regions(org_a):
+    ct = StudyFactory.build(organization=org_a, study_date=dt.date(2026, 4, 12), modalities="CT",
+                            body_part_examined="CHEST", version=1)
+    assert package_name([ct]) == "2026-04-12_CT-Chest_V1"
+    assert package_name([ct], deidentified=True) == "2026-04-12_CT-Chest_V1_DeID"
+    petct = StudyFactory.build(organization=org_a, study_date=dt.date(2026, 4, 12), modalities="PT,CT",
+                               body_part_examined="CHEST", version=2)
+    # several values: "+"-joined in alphabetical order, whatever order they came in
+    assert package_name([petct], body_parts={"abdomen", "HEAD_NECK"}) == "2026-04-12_CT+PT-Abdomen+Chest+HeadNeck_V2"
+    mr = StudyFactory.build(organization=org_a, study_date=dt.date(2026, 3, 1), modalities="MR",
+                            body_part_examined="", version=1)
+    # several studies (a case): earliest date, union, highest version
+    assert package_name([petct, mr]) == "2026-03-01_CT+MR+PT-Chest_V2"
+    bare = StudyFactory.build(organization=org_a, study_date=None, modalities="", body_part_examined="")
+    assert package_name([bare]) == "undated_OT-Unspecified_V1"
+
+
+def test_version_in_the_name_increases_with_a_new_study_version(org_a, tmp_path):
+    from bench.ingest.synthetic import write_ct_series
+
+    first = tmp_path / "v1"
+    paths = write_ct_series(first, slices=2, rows=16, columns=16)
+    [v1] = ingest_folder(first, org_a)
+    changed = pydicom.dcmread(paths[0])
+    changed.PixelData = bytes(len(changed.PixelData))  # same SOP Instance UID, other bytes
+    (tmp_path / "v2").mkdir()
+    changed.save_as(tmp_path / "v2" / "changed.dcm")
+    [v2] = ingest_folder(tmp_path / "v2", org_a)
+    assert v2.version == 2 and v2.previous_id == v1.pk
+    assert study_package(v1, "original").name == "2026-01-01_CT-Chest_V1"
+    assert study_package(v2, "original").name == "2026-01-01_CT-Chest_V2"
+
+
+def test_deid_suffix_when_every_file_had_its_identity_removed(org_a, tmp_path):
+    from bench.ingest.synthetic import write_ct_series
+
+    folder = tmp_path / "deid"
+    for p in write_ct_series(folder, slices=2, rows=16, columns=16):
+        ds = pydicom.dcmread(p)
+        ds.PatientIdentityRemoved = "YES"
+        ds.save_as(p)
+    [study] = ingest_folder(folder, org_a)
+    assert study_package(study, "preview").name.endswith("_V1_DeID")
+
+
+# ----------------------------------------------------------------------------- 2. resume
+
+def test_half_then_range_resume_gives_the_full_package(ct_study, clinician_a, client_as):
+    client = client_as(clinician_a)
+    full = client.get(_url(ct_study))
+    assert full.status_code == 200 and full["Accept-Ranges"] == "bytes"
+    total = int(full["Content-Length"])
+    whole = _body(full)
+    assert len(whole) == total
+    etag = full["ETag"]
+
+    half = client.get(_url(ct_study), HTTP_RANGE=f"bytes=0-{total // 2 - 1}")
+    assert half.status_code == 206
+    first = _body(half)
+    rest = client.get(_url(ct_study), HTTP_RANGE=f"bytes={len(first)}-", HTTP_IF_RANGE=etag)
+    assert rest.status_code == 206
+    assert rest["Content-Range"] == f"bytes {len(first)}-{total - 1}/{total}"
+    assert int(rest["Content-Length"]) == total - len(first)
+    joined = first + _body(rest)
+    assert hashlib.sha256(joined).hexdigest() == hashlib.sha256(whole).hexdigest()
+
+    zf, rows, text = _manifest_rows(joined)
+    names = [n for n in zf.namelist() if not n.endswith("MANIFEST.txt")]
+    assert len(names) == 6 and set(rows) == set(names)
+    for name in names:
+        data = zf.read(name)
+        assert rows[name][0] == hashlib.sha256(data).hexdigest() and rows[name][1] == len(data)
+        assert rows[name][2] == "Diagnostic original"
+    assert "Label: Diagnostic original" in text
+    assert all(n.startswith("2026-01-01_CT-Chest_V1/S001_CT/IM0000") for n in names)
+    # the originals, byte for byte
+    sops = {pydicom.dcmread(io.BytesIO(zf.read(n))).SOPInstanceUID for n in names}
+    assert sops == set(ct_study.instances.values_list("sop_instance_uid", flat=True))
+
+
+def test_range_edge_cases(ct_study, clinician_a, client_as):
+    client = client_as(clinician_a)
+    full = client.get(_url(ct_study, "preview"))
+    total, whole = int(full["Content-Length"]), _body(full)
+    tail = client.get(_url(ct_study, "preview"), HTTP_RANGE="bytes=-100")
+    assert tail.status_code == 206 and _body(tail) == whole[-100:]
+    middle = client.get(_url(ct_study, "preview"), HTTP_RANGE="bytes=1000-1999")
+    assert _body(middle) == whole[1000:2000]
+    assert client.get(_url(ct_study, "preview"), HTTP_RANGE=f"bytes={total}-").status_code == 416
+    # If-Range that no longer matches: the whole package again, not a mismatched slice
+    stale = client.get(_url(ct_study, "preview"), HTTP_RANGE="bytes=10-", HTTP_IF_RANGE='"stale"')
+    assert stale.status_code == 200 and _body(stale) == whole
+    _zf, rows, _text = _manifest_rows(whole)
+    assert all(label == "Preview - lossy" for _, _, label in rows.values())
+    assert all(n.endswith(".jpg") for n in rows)
+
+
+def test_lossless_package_and_its_labels(ct_study, clinician_a, client_as):
+    data = _body(client_as(clinician_a).get(_url(ct_study, "lossless")))
+    zf, rows, text = _manifest_rows(data)
+    assert "Label: Diagnostic - lossless compressed" in text
+    for name in rows:
+        ds = pydicom.dcmread(io.BytesIO(zf.read(name)))
+        assert ds.file_meta.TransferSyntaxUID == pydicom.uid.JPEGLSLossless
+
+
+def test_every_transfer_is_audited_with_bytes_and_completion(ct_study, clinician_a, client_as):
+    client = client_as(clinician_a)
+    total = int(client.get(_url(ct_study))["Content-Length"])  # not read: the generator never finished
+    _body(client.get(_url(ct_study), HTTP_RANGE="bytes=0-99"))
+    _body(client.get(_url(ct_study), HTTP_RANGE="bytes=100-"))
+    events = list(AuditEvent.objects.filter(action__startswith="download.").order_by("pk"))
+    done = [(e.action, e.details["bytes_sent"], e.details["completed"]) for e in events]
+    assert ("download.incomplete", 100, False) in done
+    assert ("download.completed", total - 100, True) in done
+
+
+def test_async_stream_under_asgi(ct_study, clinician_a):
+    """Under ASGI the body is an async iterator (Django would collect a sync one whole)."""
+    client = AsyncClient()
+    client.force_login(clinician_a)
+
+    async def fetch():
+        response = await client.get(_url(ct_study, "preview"), headers={"Range": "bytes=5-"})
+        assert response.is_async
+        return response, b"".join([part async for part in response.streaming_content])
+
+    from asgiref.sync import async_to_sync
+
+    response, body = async_to_sync(fetch)()
+    assert response.status_code == 206 and len(body) == int(response["Content-Length"])
+
+
+# ----------------------------------------------------------------------------- staged delivery
+
+def test_preview_first_original_needs_its_own_permission(ct_study, clinician_a, client_as, org_a):
+    consultant = member(org_a, Role.EXTERNAL_CONSULTANT, email="consultant@alpha.example")
+    from django.utils import timezone
+
+    grant = sharing.grant_create(case=ct_study.case, grantee=consultant, by=clinician_a,
+                                 permissions=["view", "download_preview"], renditions=["preview"],
+                                 expires_at=timezone.now() + dt.timedelta(hours=4))
+    client = client_as(consultant)
+    assert client.get(_url(ct_study, "preview")).status_code == 200
+    for kind in ("original", "lossless"):
+        assert client.get(_url(ct_study, kind)).status_code == 403
+    page = client_as(clinician_a).get(ct_study.get_absolute_url()).content.decode()
+    assert 'data-testid="download-original"' in page and 'data-testid="rendition-badge"' in page
+    # the original permission added: now the diagnostic renditions too
+    grant.permissions = [*grant.permissions, "download_original"]
+    grant.renditions = ["preview", "original"]
+    grant.save()
+    assert client.get(_url(ct_study, "lossless")).status_code == 200
+
+
+def test_other_tenant_gets_404(ct_study, admin_b, client_as):
+    assert client_as(admin_b).get(_url(ct_study, "preview")).status_code == 404
+
+
+def test_case_package_has_one_folder_per_study(ct_study, clinician_a, client_as):
+    url = reverse("renditions:case_download", kwargs={"case_id": ct_study.case.public_id}) + "?rendition=preview"
+    response = client_as(clinician_a).get(url)
+    _zf, rows, _text = _manifest_rows(_body(response))
+    assert response["Content-Disposition"] == 'attachment; filename="2026-01-01_CT-Chest_V1.zip"'
+    assert all(n.startswith("2026-01-01_CT-Chest_V1/2026-01-01_CT-Chest_V1/S001_CT/PV") for n in rows)
+    assert len(rows) == 6
