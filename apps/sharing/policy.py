@@ -240,8 +240,10 @@ def _grants_of(actor: Any, case_id: int, now: datetime) -> list[Grant]:
     if _active_user(user):
         grants += list(Grant.objects.live(now).addressed_to(user).filter(case_id=case_id).select_related("case"))
     if isinstance(actor, LinkHolder) and actor.link_ids:
+        # switching anonymous links off for the organization stops opened ones too
         links = (ShareLink.objects.filter(pk__in=actor.link_ids, anonymous=True, revoked_at__isnull=True,
-                                          locked_at__isnull=True, grant__case_id=case_id)
+                                          locked_at__isnull=True, grant__case_id=case_id,
+                                          organization__anonymous_links_enabled=True)
                  .select_related("grant", "grant__case"))
         grants += [link.grant for link in links
                    if (link.not_before is None or link.not_before <= now) and link.grant.is_live(now)]

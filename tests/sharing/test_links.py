@@ -77,9 +77,14 @@ def test_anonymous_link_holder_sees_banner_and_every_use_is_recorded(case, owner
     assert visitor.get(_url(raw)).status_code == 410
     # switching anonymous links off stops live ones too
     _grant2, _link2, raw2 = _anonymous(case, owner)
+    holder = Client()
+    assert holder.get(_url(raw2)).status_code == 302
+    case_url = reverse("sharing:shared_case", kwargs={"case_id": case.public_id})
+    assert holder.get(case_url).status_code == 200
     case.organization.anonymous_links_enabled = False
     case.organization.save()
     assert Client().get(_url(raw2)).status_code == 403
+    assert holder.get(case_url).status_code == 404  # an opened one stops on its next request
 
 
 def test_passcode_locks_after_five_wrong_tries(case, owner):
