@@ -130,3 +130,16 @@ def test_org_admin_narrows_template_defaults_and_maxima(admin_a, owner, case, co
     grant, _link, _raw = services.share_create(case=case, by=owner, use_case="second_opinion",
                                                recipient_kind="user", grantee=consultant)
     assert abs((grant.expires_at - grant.starts_at).total_seconds() - 24 * 3600) < 5
+
+
+def test_case_and_study_pages_offer_sharing_to_sharers_only(owner, case, consultant, client_as):
+    from tests.factories import GrantFactory, StudyFactory
+
+    study = StudyFactory(organization=case.organization, case=case)
+    case_url = reverse("cases:case_detail", kwargs={"case_id": case.public_id})
+    study_url = reverse("imaging:study_detail", kwargs={"study_id": study.public_id})
+    assert b'data-testid="share-case"' in client_as(owner).get(case_url).content
+    assert b'data-testid="share-study"' in client_as(owner).get(study_url).content
+    GrantFactory(organization=case.organization, case=case, grantee=consultant, permissions=["view"])
+    assert b'data-testid="share-case"' not in client_as(consultant).get(case_url).content
+    assert b'data-testid="share-study"' not in client_as(consultant).get(study_url).content
