@@ -87,7 +87,7 @@ def start_worker(inst: harness.Instance) -> subprocess.Popen:
         cwd=harness.ROOT, env=inst.env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
 
 
-def run(slices: int, workers: int, work: Path) -> dict:
+def run(slices: int, workers: int, work: Path, database_url: str = "") -> dict:
     study_dir = work / f"study-{slices}"
     t = time.perf_counter()
     paths = write_ct_series(study_dir / "CT", slices=slices)
@@ -101,6 +101,8 @@ def run(slices: int, workers: int, work: Path) -> dict:
     shutil.rmtree(work / f"copy-{slices}")
     redis = os.environ.get("REDIS_URL", "")
     extra = {"REDIS_URL": redis} if redis else {}
+    if database_url:
+        extra["DATABASE_URL"] = database_url
     inst = harness.prepare(work / f"var-{slices}", **extra)
     server, base = start_gunicorn(inst, workers)
     worker = start_worker(inst) if redis else None
@@ -128,7 +130,8 @@ def run(slices: int, workers: int, work: Path) -> dict:
     return {"slices": slices, "MB": mb, "generate_s": gen, "copy_MBps": mb / copy_s, "upload_s": t_upload,
             "e2e_s": e2e, "e2e_MBps": mb / e2e, "ratio": (mb / e2e) / (mb / copy_s),
             "server_peak_rss_MB": server_rss, "worker_peak_rss_MB": worker_rss,
-            "mode": "celery worker (redis)" if redis else "eager (in the server process)"}
+            "mode": ("celery worker (redis)" if redis else "eager (in the server process)")
+                    + (", PostgreSQL" if database_url.startswith("postgres") else ", SQLite")}
 
 
 def main() -> None:
@@ -137,12 +140,14 @@ def main() -> None:
     parser.add_argument("--scale", type=int, nargs="+", default=[1, 4])
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
+    parser.add_argument("--database-url", default="", help="an empty database to use (default: SQLite in the "
+                                                           "work folder); it is migrated, not flushed")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="lightbox-bench-ingest-"))
     rows = []
     try:
         for scale in args.scale:
-            row = run(args.slices * scale, args.workers, work)
+            row = run(args.slices * scale, args.workers, work, args.database_url)
             rows.append(row)
             print(f"scale {scale}: {row['slices']} slices, {row['MB']:.0f} MB ({row['mode']})")
             print(f"  plain copy (file by file, fsync): {row['copy_MBps']:.0f} MB/s")
