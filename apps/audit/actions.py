@@ -76,6 +76,8 @@ AUTH_MFA_ENROLLED = "auth.mfa_enrolled"
 AUTH_MFA_RESET = "auth.mfa_reset"
 AUTH_MFA_RECOVERY_CODES_SAVED = "auth.mfa_recovery_codes_saved"
 AUTH_MFA_RECOVERY_CODE_USED = "auth.mfa_recovery_code_used"
+AUTH_MFA_RECOVERY_CODES_RENEWED = "auth.mfa_recovery_codes_renewed"
+SHARING_POLICY_UPDATED = "sharing_policy.updated"
 AUTH_OTP_VERIFIED = "auth.otp_verified"
 AUTH_OTP_FAILED = "auth.otp_failed"
 AUTH_OTP_LOCKED_OUT = "auth.otp_locked_out"
@@ -163,6 +165,8 @@ LABELS: dict[str, str] = {
     AUTH_MFA_RESET: _("Two-factor reset"),
     AUTH_MFA_RECOVERY_CODES_SAVED: _("Recovery codes saved"),
     AUTH_MFA_RECOVERY_CODE_USED: _("Recovery code used"),
+    AUTH_MFA_RECOVERY_CODES_RENEWED: _("Recovery codes renewed"),
+    SHARING_POLICY_UPDATED: _("Sharing policy changed"),
     AUTH_OTP_VERIFIED: _("Two-factor check passed"),
     AUTH_OTP_FAILED: _("Two-factor check failed"),
     AUTH_OTP_LOCKED_OUT: _("Two-factor locked out"),
