@@ -353,3 +353,41 @@ def test_scheduling_starting_and_ending_a_board_from_the_pages(org_a, client_as)
     assert client_as(consultant).get(detail).status_code == 404
     listing = client.get(reverse("cases:board_list"))
     assert "Thoracic board" in listing.content.decode()
+
+
+def test_a_board_is_edited_while_scheduled_only(org_a, client_as):
+    host = member(org_a, Role.COORDINATOR)  # coordinators run boards too
+    case = CaseFactory(organization=org_a)
+    consultant = member(org_a, Role.EXTERNAL_CONSULTANT)
+    board = BoardSessionFactory(organization=org_a, host=host, title="Before")
+    edit = reverse("cases:board_edit", kwargs={"boardsession_id": board.public_id})
+    client = client_as(host)
+    assert client.get(edit).status_code == 200
+    response = client.post(edit, {"title": "After", "meeting_at": "2030-02-01T08:30", "review_days": "7",
+                                  "host": host.pk, "cases": [case.pk], "participants": [consultant.pk]})
+    assert response.status_code == 302
+    board.refresh_from_db()
+    assert board.title == "After" and list(board.cases.all()) == [case]
+    assert list(board.participants.all()) == [consultant]
+    assert client.post(edit, {"title": "x", "meeting_at": "2030-02-01T08:30", "review_days": "30",
+                              "host": host.pk}).status_code == 400
+    assert client_as(consultant).get(edit).status_code == 404
+    client.post(reverse("cases:board_start", kwargs={"boardsession_id": board.public_id}))
+    assert client_as(consultant).get(edit).status_code == 403  # sees the live board, may not edit it
+    response = client.post(edit, {"title": "Changed while live", "meeting_at": "2030-02-01T08:30",
+                                  "review_days": "7", "host": host.pk})
+    board.refresh_from_db()
+    assert response.status_code == 302 and board.title == "After"
+    assert BoardState.LIVE == board.state
+
+
+def test_everyone_sees_the_latest_version_of_a_study(org_a, clinician_a, client_as):
+    case = CaseFactory(organization=org_a)
+    consultant = member(org_a, Role.EXTERNAL_CONSULTANT)
+    GrantFactory(organization=org_a, case=case, grantee=consultant)
+    v1 = StudyFactory(organization=org_a, case=case, study_description="CT chest", version=1)
+    v2 = StudyFactory(organization=org_a, case=case, study_description="CT chest",
+                      study_instance_uid=v1.study_instance_uid, version=2, previous=v1)
+    for user in (clinician_a, consultant):
+        studies = client_as(user).get(_page(case)).context["page"].studies
+        assert [s.pk for s in studies] == [v2.pk]
