@@ -65,15 +65,26 @@
       .catch(function () { window.setTimeout(function () { poll(it); }, 3000); });
   }
 
-  function start(it) {
+  // one file at a time: the connection's bandwidth goes to one upload, which then finishes
+  var queue = [];
+  var busy = false;
+
+  function next() {
+    if (busy || !queue.length) { return; }
+    var it = queue.shift();
+    busy = true;
     it.upload.findPreviousUploads().then(function (previous) {
       if (previous.length) { it.upload.resumeFromPreviousUpload(previous[0]); }
       it.state = "uploading";
-      text(it.status, strings.uploading);
+      text(it.status, " " + strings.uploading);
       it.upload.start();
       updateOverall();
     });
   }
+
+  function finished() { busy = false; next(); }
+
+  function start(it) { queue.push(it); next(); }
 
   function add(file, path) {
     var li = document.createElement("li");
@@ -107,12 +118,15 @@
         it.progress.value = total ? Math.floor(100 * sent / total) : 100;
         updateOverall();
       },
-      onError: function () { it.state = "failed"; text(it.status, " " + strings.failed); updateOverall(); },
+      onError: function () {
+        it.state = "failed"; text(it.status, " " + strings.failed); updateOverall(); finished();
+      },
       onSuccess: function () {
         it.state = "done"; it.sent = file.size; it.progress.value = 100;
         text(it.status, " " + strings.processing);
         updateOverall();
         poll(it);
+        finished();
       }
     });
     items.push(it);
@@ -160,12 +174,11 @@
       Array.prototype.forEach.call(dt.files, function (f) { add(f, f.name); });
     }
   });
-  zone.addEventListener("keydown", function (e) {
-    if (e.key === "Enter" || e.key === " ") { e.preventDefault(); document.getElementById("upload-files").click(); }
-  });
   pauseBtn.addEventListener("click", function () {
     items.forEach(function (it) {
-      if (it.state === "uploading") { it.upload.abort(); it.state = "paused"; text(it.status, " " + strings.paused); }
+      if (it.state === "uploading") {
+        it.upload.abort(); it.state = "paused"; text(it.status, " " + strings.paused);
+      }
     });
     updateOverall();
   });

@@ -1,0 +1,52 @@
+"""A radiologist uploads a few DICOM files from the upload page (tus-js-client, served by the
+app) on a phone-sized screen, sees progress, and then the per-file report and the study state."""
+
+from __future__ import annotations
+
+import pytest
+from django.conf import settings
+from django.test import Client
+
+from apps.imaging.models import Instance, Study
+from apps.organizations.models import Role
+from bench.ingest.synthetic import write_ct_series
+from tests.factories import CaseFactory, OrganizationFactory, member
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def test_upload_page_uploads_files_and_shows_the_report(page, live_server, tmp_path, output_dir):
+    org = OrganizationFactory(slug="upload-org")
+    if hasattr(org, "mfa_required_roles"):
+        org.mfa_required_roles = []
+        org.save()
+    user = member(org, Role.RADIOLOGIST, email="rad@upload.example")
+    case = CaseFactory(organization=org, title="Outside CT")
+    client = Client()
+    client.force_login(user)
+    page.context.add_cookies([{"name": settings.SESSION_COOKIE_NAME,
+                               "value": client.cookies[settings.SESSION_COOKIE_NAME].value,
+                               "url": live_server.url}])
+    paths = write_ct_series(tmp_path / "ct", slices=3, rows=64, columns=64)
+    paths.append(tmp_path / "notes.dcm")
+    paths[-1].write_bytes(b"not a dicom file" * 20)
+
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(f"{live_server.url}/studies/upload/")
+    page.get_by_label("Case").select_option(label="Outside CT")
+    page.get_by_label("Choose files or a zip").set_input_files([str(p) for p in paths])
+    items = page.get_by_test_id("upload-item")
+    items.first.wait_for()
+    assert items.count() == 4
+    # each file ends with its ingest outcome; the good ones link to the ready study
+    page.locator("[data-testid=upload-item] .report a").nth(2).wait_for(timeout=60_000)
+    page.get_by_text("not a DICOM file", exact=False).wait_for(timeout=60_000)
+    assert page.locator("#upload-progress").get_attribute("value") == "100"
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    page.screenshot(path=str(output_dir / "upload-phone.png"), full_page=True)
+    study = Study.objects.get()
+    assert study.case == case and study.is_ready
+    assert Instance.objects.count() == 3
+    page.get_by_role("link", name="Study").first.click()
+    page.wait_for_load_state()
+    assert page.get_by_test_id("study-state").inner_text() == "Ready"
