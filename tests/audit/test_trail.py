@@ -173,6 +173,74 @@ def _original_decide(approve):
     return drive
 
 
+def _attachment_add(w):
+    import io
+
+    from apps.cases.services import attachment_add
+
+    w.attachment = attachment_add(case=w.case, by=w.clinician, fileobj=io.BytesIO(b"%PDF-1.4\n%%EOF\n"),
+                                  filename="report.pdf")
+
+
+def _attachment_download(w):
+    from apps.cases.services import attachment_open
+
+    attachment_open(attachment=w.attachment, by=w.clinician).close()
+
+
+def _board_create(w):
+    from apps.cases.services import board_create
+
+    w.board = board_create(organization=w.org, by=w.clinician, host=w.clinician, title="Thoracic board",
+                           meeting_at=timezone.now() + timedelta(days=1), review_days=7, cases=[w.case],
+                           participants=[w.clinician, w.radiologist])
+
+
+def _board_start(w):
+    from apps.cases.services import board_start
+
+    board_start(board=w.board, by=w.clinician)
+
+
+def _board_end(w):
+    from apps.cases.services import board_end
+
+    board_end(board=w.board, by=w.clinician)
+
+
+def _board_started(w):
+    _board_create(w)
+    _board_start(w)
+
+
+def _link_make(w):
+    from apps.sharing.services import share_create
+
+    _grant, w.link, _raw = share_create(case=w.case, by=w.clinician, use_case="consultant", recipient_kind="user",
+                                        grantee=w.consultant)
+
+
+def _link_revoke(w):
+    from apps.sharing.services import share_link_revoke
+
+    share_link_revoke(link=w.link, by=w.clinician)
+
+
+def _ingest(w):
+    from apps.imaging.services import ingest_job_create, ingest_job_run
+
+    job = ingest_job_create(organization=w.org, source_path=str(w.ct_folder), case=w.case, created_by=w.clinician,
+                            enqueue=False)
+    ingest_job_run(job_id=job.pk)
+
+
+def _study_delete(w):
+    from apps.imaging.models import Study
+    from apps.imaging.services import study_delete
+
+    study_delete(study=Study.objects.get(case=w.case), by=w.clinician)
+
+
 def _unrevoked_grants(w) -> int:
     from apps.sharing.models import Grant
 
@@ -202,6 +270,18 @@ ROWS = [
         [(A.GRANT_CREATED, ALLOWED, ORG), (A.ORIGINAL_REQUEST_APPROVED, ALLOWED, ORG)], setup=_make_request),
     Row("original declined", _original_decide(False), [(A.ORIGINAL_REQUEST_DECLINED, ALLOWED, ORG)],
         setup=_make_request),
+    Row("attachment added", _attachment_add, [(A.ATTACHMENT_ADDED, ALLOWED, ORG)]),
+    Row("attachment downloaded", _attachment_download, [(A.ATTACHMENT_DOWNLOADED, ALLOWED, ORG)],
+        setup=_attachment_add),
+    Row("tumor board created", _board_create, [(A.BOARD_CREATED, ALLOWED, ORG)]),
+    # starting grants each participant but the host the case; ending revokes those grants
+    Row("tumor board started", _board_start, [(A.GRANT_CREATED, ALLOWED, ORG), (A.BOARD_STARTED, ALLOWED, ORG)],
+        setup=_board_create),
+    Row("tumor board ended", _board_end, [(A.GRANT_REVOKED, ALLOWED, ORG), (A.BOARD_ENDED, ALLOWED, ORG)],
+        setup=_board_started),
+    Row("share link revoked", _link_revoke, [(A.SHARE_LINK_REVOKED, ALLOWED, ORG)], setup=_link_make),
+    Row("study ingested", _ingest, [(A.IMAGING_INGEST, ALLOWED, ORG), (A.IMAGING_STUDY_INGESTED, ALLOWED, ORG)]),
+    Row("study deleted", _study_delete, [(A.IMAGING_STUDY_DELETED, ALLOWED, ORG)], setup=_ingest),
     # closing a case revokes its live grants, each recorded, then records the close
     Row("case closed", _case_close, lambda w: [(A.GRANT_REVOKED, ALLOWED, ORG)] * _unrevoked_grants(w)
         + [(A.CASE_CLOSED, ALLOWED, ORG)]),
@@ -216,8 +296,8 @@ NOT_YET_DRIVEN = {
     A.DOWNLOAD_COMPLETED, A.DOWNLOAD_INCOMPLETE, A.DEID_EXPORTED,
     A.SHARE_CREATED, A.SHARE_EXTENDED, A.SHARE_RENEWED, A.SHARE_REVOKED, A.SHARE_EXPIRED, A.SHARE_REFUSED,
     A.ORIGINAL_REQUESTED, A.ORIGINAL_APPROVED, A.ORIGINAL_DECLINED,
-    A.GRANT_ACCEPTED, A.GRANT_OPENED, A.GRANT_DOWNLOAD, A.SHARE_LINK_REVOKED, A.SHARE_LINK_REFUSED,
-    A.SHARE_LINK_SECOND_FACTOR_FAILED, A.BOARD_CREATED, A.BOARD_EDITED, A.BOARD_STARTED, A.BOARD_ENDED,
+    A.GRANT_ACCEPTED, A.GRANT_OPENED, A.GRANT_DOWNLOAD, A.SHARE_LINK_REFUSED,
+    A.SHARE_LINK_SECOND_FACTOR_FAILED, A.BOARD_EDITED,
     A.AUDIT_EXPORTED,  # driven in tests/audit/test_fhir.py
     # names the accounts and imaging features record (in progress while this table was written)
     A.AUTH_MFA_ENROLLED, A.AUTH_MFA_RESET, A.AUTH_MFA_RECOVERY_CODES_SAVED, A.AUTH_MFA_RECOVERY_CODE_USED,
@@ -225,14 +305,24 @@ NOT_YET_DRIVEN = {
     A.AUTH_STEP_UP_REQUIRED, A.AUTH_IDLE_TIMEOUT, A.AUTH_SESSIONS_ENDED, A.AUTH_PASSWORD_LOGIN_REFUSED,
     A.AUTH_SSO_REFUSED, A.AUTH_SSO_LINKED, A.AUTH_LOCKED_OUT, A.ACCOUNT_CREATED, A.INVITATION_CREATED,
     A.INVITATION_REVOKED, A.INVITATION_REFUSED, A.INVITATION_BIRTH_DATE_FAILED, A.INVITATION_TOKEN_LOCKED_OUT,
-    A.ORGANIZATION_SSO_CHANGED, A.ATTACHMENT_ADDED, A.ATTACHMENT_DOWNLOADED, A.IMAGING_UPLOAD_CREATED,
-    A.IMAGING_UPLOAD_COMPLETED, A.IMAGING_UPLOAD_DELETED, A.IMAGING_UPLOAD_EXPIRED, A.IMAGING_INGEST,
-    A.IMAGING_STUDY_INGESTED, A.IMAGING_STUDY_DELETED, A.AUTH_MFA_RECOVERY_CODES_RENEWED, A.SHARING_POLICY_UPDATED,
+    A.ORGANIZATION_SSO_CHANGED, A.IMAGING_UPLOAD_CREATED,
+    A.IMAGING_UPLOAD_COMPLETED, A.IMAGING_UPLOAD_DELETED, A.IMAGING_UPLOAD_EXPIRED,
+    A.AUTH_MFA_RECOVERY_CODES_RENEWED, A.SHARING_POLICY_UPDATED,
 }
 
 
+@pytest.fixture(scope="session")
+def ct_folder(tmp_path_factory):
+    """A 2-slice synthetic CT series (fictional patient)."""
+    from bench.ingest.synthetic import write_ct_series
+
+    folder = tmp_path_factory.mktemp("trail_ct")
+    write_ct_series(folder, slices=2, rows=32, columns=32)
+    return folder
+
+
 @pytest.fixture
-def w(org_a, org_b, admin_a, clinician_a):
+def w(org_a, org_b, admin_a, clinician_a, ct_folder):
     world = SimpleNamespace(org=org_a, admin=admin_a, clinician=clinician_a)
     world.coordinator = member(org_a, Role.COORDINATOR, email="coordinator@alpha.example")
     world.radiologist = member(org_a, Role.RADIOLOGIST, email="radiologist@alpha.example")
@@ -241,6 +331,7 @@ def w(org_a, org_b, admin_a, clinician_a):
     world.patient = PatientFactory(organization=org_a)
     world.case = CaseFactory(organization=org_a, patient=world.patient, created_by=clinician_a,
                              responsible_clinician=clinician_a)
+    world.ct_folder = ct_folder
     # signed in before the rows run (a sign-in is an event of its own)
     world.clients = {}
     for name, user in (("clinician", clinician_a), ("outsider", world.outsider), ("leaving", world.coordinator)):
