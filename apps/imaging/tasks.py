@@ -17,3 +17,11 @@ def ingest_job_run_task(job_id: int) -> None:
     except Exception as exc:
         ingest_job_fail(job_id=job_id, error=type(exc).__name__)
         raise
+
+
+@shared_task(acks_late=True)
+def uploads_expire_task() -> int:
+    """Expire unfinished uploads past their time and delete their staging files (schedule it)."""
+    from apps.imaging.uploads import uploads_expire
+
+    return uploads_expire()

@@ -146,3 +146,20 @@ def test_csrf_is_enforced_for_session_uploads(uploader):
     c.get("/studies/upload/")
     token = c.cookies["csrftoken"].value
     assert c.post(ROOT, HTTP_UPLOAD_LENGTH="10", HTTP_X_CSRFTOKEN=token, **TUS).status_code == 201
+
+
+def test_expiry_task_deletes_unfinished_staging(client):
+    from apps.imaging import staging
+    from apps.imaging.tasks import uploads_expire_task
+
+    url = _create(client, 10)
+    _patch(client, url, 0, b"12345")
+    upload = Upload.objects.get()
+    path = staging.staging_path(upload.staging_name)
+    assert path.exists()
+    assert uploads_expire_task() == 0           # not expired yet
+    Upload.objects.update(expires_at="2000-01-01T00:00:00Z")
+    assert uploads_expire_task() == 1
+    assert not path.exists()
+    assert Upload.objects.get().state == UploadState.EXPIRED
+    assert AuditEvent.objects.filter(action="imaging.upload_expired").exists()
