@@ -36,7 +36,7 @@ from datetime import UTC, datetime
 
 from django.utils import timezone, translation
 
-from apps.imaging.blobs import open_blob
+from apps.imaging.blobs import iter_blob
 from apps.imaging.models import Blob, Instance, Study
 from apps.renditions.models import Kind, Label, RenditionFile, Status
 
@@ -137,14 +137,11 @@ class Package:
 
 
 def _blob_bytes(blob: Blob, offset: int, length: int) -> Iterator[bytes]:
-    with open_blob(blob) as fh:
-        fh.seek(offset)
-        while length > 0:
-            chunk = fh.read(min(READ_SIZE, length))
-            if not chunk:
-                raise OSError("blob shorter than recorded")
-            length -= len(chunk)
-            yield chunk
+    for chunk in iter_blob(blob, offset, length):
+        length -= len(chunk)
+        yield chunk
+    if length:
+        raise OSError("blob shorter than recorded")
 
 
 def _layout(package: Package, when: datetime) -> None:

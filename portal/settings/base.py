@@ -370,5 +370,7 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("DJANGO_LOG_LEVEL", default="INFO")},
     # django-axes logs e-mail addresses at INFO; personal data stays out of logs
-    "loggers": {"axes": {"level": "ERROR"}},
+    "loggers": {"axes": {"level": "ERROR"},
+                # pylibjpeg-openjpeg logs every tile it encodes at INFO (renditions)
+                "openjpeg": {"level": "WARNING"}},
 }
