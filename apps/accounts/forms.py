@@ -28,7 +28,6 @@ class InvitationForm(forms.Form):
         label=_("Cases the invitation opens"), required=False, queryset=None,
         widget=forms.CheckboxSelectMultiple,
         help_text=_("An external consultant sees only these cases, and nothing else."))
-    access_days = forms.IntegerField(label=_("Access lasts (days)"), min_value=1, max_value=365, initial=30)
 
     def __init__(self, *args, cases_qs=None, **kwargs) -> None:
         super().__init__(*args, **kwargs)

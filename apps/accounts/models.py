@@ -160,7 +160,6 @@ class Invitation(PublicIdModel):
     cases = models.ManyToManyField("cases.Case", blank=True, related_name="invitations")
     patient = models.ForeignKey("cases.Patient", null=True, blank=True, on_delete=models.CASCADE,
                                 related_name="invitations")
-    access_days = models.PositiveIntegerField(default=30)
     token_hash = models.CharField(max_length=64, unique=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     expires_at = models.DateTimeField()

@@ -29,8 +29,8 @@ if TYPE_CHECKING:
 
     from apps.cases.models import Case
 
-#: what an invited consultant may do on the cases the invitation opens
-INVITATION_PERMISSIONS = ("view", "download_preview")
+#: the sharing template an invitation's grants follow (permissions, renditions, lifetime, MFA)
+INVITATION_USE_CASE = "consultant"
 
 
 def hash_token(raw: str) -> str:
@@ -62,7 +62,7 @@ def invitation_check_rights(*, by: User, organization: Organization, role: str, 
 
 
 def invitation_create(*, organization: Organization, by: User, email: str, role: str,
-                      cases: Iterable[Case] = (), patient: Any = None, access_days: int = 30,
+                      cases: Iterable[Case] = (), patient: Any = None,
                       request: HttpRequest | None = None) -> tuple[Invitation, str]:
     """Invite ``email`` to ``organization`` with ``role``; returns (invitation, raw token).
 
@@ -82,12 +82,10 @@ def invitation_create(*, organization: Organization, by: User, email: str, role:
         invitation_check_rights(by=by, organization=organization, role=role, cases=cases, request=request)
         if role not in Role.values:
             raise ValidationError(_("Unknown role."))
-    if not 1 <= access_days <= 365:
-        raise ValidationError(_("Access must last between 1 and 365 days."))
     raw = secrets.token_urlsafe(32)
     with transaction.atomic():
         invitation = _invitation_insert(organization=organization, kind=kind, email=email, role=role,
-                                        patient=patient, access_days=access_days, raw=raw, by=by, cases=cases,
+                                        patient=patient, raw=raw, by=by, cases=cases,
                                         request=request)
     # Sent once the row exists (the send is claimed on sent_at, so a retry never sends twice).
     invitation_send(invitation=invitation, raw=raw, request=request)
@@ -95,10 +93,10 @@ def invitation_create(*, organization: Organization, by: User, email: str, role:
 
 
 def _invitation_insert(*, organization: Organization, kind: str, email: str, role: str, patient: Any,
-                       access_days: int, raw: str, by: User, cases: list, request: HttpRequest | None) -> Invitation:
+                       raw: str, by: User, cases: list, request: HttpRequest | None) -> Invitation:
     invitation = Invitation.objects.create(
         organization=organization, kind=kind, email=email, role=role, patient=patient,
-        access_days=access_days, token_hash=hash_token(raw), created_by=by,
+        token_hash=hash_token(raw), created_by=by,
         expires_at=timezone.now() + timedelta(hours=organization.invitation_ttl_hours))
     if cases:
         invitation.cases.set(cases)
@@ -183,7 +181,7 @@ def invitation_check_birth_date(*, invitation: Invitation, value: date | None,
                                 request: HttpRequest | None = None) -> bool:
     """A patient invitation asks for the patient's date of birth. Five wrong answers lock the
     invitation for good (a new one must be sent); each wrong answer is recorded."""
-    invitation = Invitation.objects.select_for_update().select_related("patient").get(pk=invitation.pk)
+    invitation = Invitation.objects.select_for_update().get(pk=invitation.pk)  # patient: a nullable join
     if invitation.locked_at is not None:
         return False
     if value is not None and invitation.patient is not None and value == invitation.patient.birth_date:
@@ -219,13 +217,19 @@ def invitation_accept(*, invitation: Invitation, user: User, request: HttpReques
         membership.role = invitation.role
         membership.save(update_fields=["is_active", "role"])
     from apps.sharing.services import grant_create
+    from apps.sharing.usecases import template_for
 
+    # The grants follow the organization's "external consultant" sharing template: its
+    # permissions, renditions, lifetime (renewable by the sharer) and its MFA requirement.
+    template = template_for(invitation.organization_id, INVITATION_USE_CASE)
     grants = []
     for case in invitation.cases.all():
         if not case.is_open:
             continue
-        grants.append(grant_create(case=case, grantee=user, permissions=INVITATION_PERMISSIONS,
-                                   expires_at=now + timedelta(days=invitation.access_days),
+        grants.append(grant_create(case=case, grantee=user, permissions=template.permissions,
+                                   renditions=template.renditions, use_case=template.key,
+                                   mfa_required=template.mfa_required,
+                                   expires_at=now + timedelta(hours=template.default_hours),
                                    by=invitation.created_by, source="invitation", request=request))
     record(action="invitation.accepted", actor=user, organization_id=invitation.organization_id,
            target=invitation, request=request,

@@ -187,7 +187,7 @@ def invitation_send(request: HttpRequest) -> HttpResponse:
         data = form.cleaned_data
         try:
             services.invitation_create(organization=org, by=request.user, email=data["email"], role=data["role"],
-                                       cases=data["cases"], access_days=data["access_days"], request=request)
+                                       cases=data["cases"], request=request)
         except ValidationError as exc:
             form.add_error(None, exc)
         except PermissionDenied:
@@ -196,7 +196,11 @@ def invitation_send(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(request, _("Invitation sent to %(email)s.") % {"email": data["email"]})
             return redirect("accounts:invitation_list")
-    return render(request, "accounts/invitation_send.html", {"organization": org, "form": form},
+    from apps.sharing.usecases import template_for
+
+    template = template_for(org.pk, services.INVITATION_USE_CASE)
+    return render(request, "accounts/invitation_send.html", {"organization": org, "form": form,
+                                                             "grant_hours": template.default_hours},
                   status=400 if form.errors else 200)
 
 
@@ -397,3 +401,47 @@ def sso_start(request: HttpRequest) -> HttpResponse:
 
             return oidc_login(request, config.provider_id)
     return render(request, "accounts/sso_start.html", {"form": form}, status=400 if form.errors else 200)
+
+
+# --- managing second factors -----------------------------------------------------------------
+
+@never_cache
+@login_required
+def security(request: HttpRequest) -> HttpResponse:
+    """My second factor: whether it is set up, and new recovery codes."""
+    user = request.user
+    device = StaticDevice.objects.filter(user=user, confirmed=True).first()
+    return render(request, "accounts/security.html", {
+        "enrolled": mfa.has_second_factor(user), "required": mfa.mfa_required(user),
+        "codes_left": device.token_set.count() if device else 0})
+
+
+@login_required
+@require_POST
+@mfa.require_recent_otp
+def recovery_codes_renew(request: HttpRequest) -> HttpResponse:
+    """New recovery codes (the old ones stop working); shown once, then saved like the first."""
+    if not mfa.has_second_factor(request.user):
+        return redirect("accounts:mfa_setup")
+    mfa.recovery_codes_issue(request.user)
+    record(action="auth.mfa_recovery_codes_renewed", actor=request.user, request=request)
+    return redirect(f"{reverse('accounts:recovery_codes')}?next={reverse('accounts:security')}")
+
+
+@login_required
+@require_POST
+@mfa.require_recent_otp
+def member_mfa_reset(request: HttpRequest, membership_id: UUID) -> HttpResponse:
+    """An org admin removes a member's authenticator (lost phone): all their sessions end and
+    they enrol again at their next sign-in."""
+    from apps.organizations.models import Membership
+
+    membership = Membership.objects.visible_to(request.user).select_related("user", "organization") \
+        .filter(public_id=membership_id).first()
+    if membership is None:
+        raise Http404
+    policy.require(request.user, Action.MANAGE_MEMBERS, membership.organization, request=request)
+    services.mfa_reset(user=membership.user, by=request.user, request=request)
+    messages.success(request, _("The second factor of %(email)s was reset; they set it up again at their next "
+                                "sign-in.") % {"email": membership.user.email})
+    return redirect("organizations:members")

@@ -97,9 +97,15 @@ def test_consultant_accepts_creates_account_enrols_and_sees_only_the_invited_cas
     assert browser.get("/")["Location"].startswith("/accounts/mfa/recovery-codes/")
     assert browser.post("/accounts/mfa/recovery-codes/", {"saved": "1", "next": "/"}).status_code == 302
     assert browser.get("/").status_code == 200
-    # the policy sees one case, not the other
-    assert policy.can(user, Action.VIEW_CASE, case)
-    assert not policy.can(user, Action.VIEW_CASE, other_case)
+    # one case, not the other; the grant follows the consultant template (previews, needs MFA)
+    assert browser.get(f"/sharing/cases/{case.public_id}/").status_code == 200
+    assert browser.get(f"/sharing/cases/{other_case.public_id}/").status_code == 404
+    assert (grant.use_case, grant.mfa_required, grant.permissions) == ("consultant", True,
+                                                                     ["download_preview", "view"])
+    user.is_verified = lambda: True  # as django-otp marks a verified session
+    assert policy.can(user, Action.VIEW_CASE, case) and not policy.can(user, Action.VIEW_CASE, other_case)
+    user.is_verified = lambda: False
+    assert not policy.can(user, Action.VIEW_CASE, case)  # no second factor, no access
     # the link was single-use
     again = Client().get(_url(raw))
     assert again.status_code == 410 and b"already used" in again.content

@@ -39,7 +39,7 @@ def test_no_mail_carries_demo_patient_data(settings):
     client.post("/accounts/mfa/verify/", {"code": totp_code(device), "next": "/"})
     open_cases = [c for c in cases if c.is_open]
     response = client.post("/org/invitations/new/", {"email": "guest@consult.example", "role": Role.EXTERNAL_CONSULTANT,
-                                                     "cases": [c.pk for c in open_cases], "access_days": 30})
+                                                     "cases": [c.pk for c in open_cases]})
     assert response.status_code == 302, response.content[:300]
     # a patient invitation for every demo patient with a recorded birth date
     for case in open_cases:

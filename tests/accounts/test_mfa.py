@@ -126,7 +126,7 @@ def test_step_up_on_sending_an_invitation(settings, org_a, verified_client):
     assert response.status_code == 302
     assert response["Location"] == "/accounts/mfa/step-up/?next=%2Forg%2Finvitations%2Fnew%2F"
     # a POST without a fresh code sends nothing
-    data = {"email": "c@elsewhere.example", "role": Role.EXTERNAL_CONSULTANT, "cases": [case.pk], "access_days": 30}
+    data = {"email": "c@elsewhere.example", "role": Role.EXTERNAL_CONSULTANT, "cases": [case.pk]}
     assert client.post("/org/invitations/new/", data).status_code == 302
     from apps.accounts.models import Invitation
 
@@ -175,3 +175,37 @@ def test_recent_otp_drf_permission(settings, clinician_a, verified_client):
     session[mfa.OTP_VERIFIED_AT] = time.time() - (settings.LIGHTBOX_STEP_UP_HOURS + 1) * 3600
     response = call()
     assert response.status_code == 403 and response.data["detail"] == "step_up_required"
+
+
+def test_admin_resets_a_members_second_factor_and_their_sessions_end(org_a, admin_a, verified_client):
+    from apps.organizations.models import Membership
+
+    consultant = member(org_a, Role.EXTERNAL_CONSULTANT)
+    their_client = verified_client(consultant)
+    assert their_client.get("/sharing/received/").status_code == 200
+    admin = verified_client(admin_a)
+    membership = Membership.objects.get(user=consultant)
+    assert b"Reset second factor" in admin.get(f"/org/members/{membership.public_id}/").content
+    response = admin.post(f"/org/members/{membership.public_id}/reset-mfa/")
+    assert response.status_code == 302
+    assert not TOTPDevice.objects.filter(user=consultant).exists()
+    assert their_client.get("/sharing/received/")["Location"].startswith("/accounts/login/")
+    # a consultant is not an admin: cannot reset the admin's factor
+    consultant.refresh_from_db()
+    assert verified_client(consultant).post(
+        f"/org/members/{Membership.objects.get(user=admin_a).public_id}/reset-mfa/").status_code in (403, 404)
+    assert TOTPDevice.objects.filter(user=admin_a).exists()
+
+
+def test_security_page_and_new_recovery_codes(clinician_a, client_as, verified_client):
+    assert b"Set up an authenticator app" in client_as(clinician_a).get("/accounts/mfa/").content
+    client = verified_client(clinician_a)
+    old = set(StaticDevice.objects.get(user=clinician_a).token_set.values_list("token", flat=True))
+    assert b"10 recovery codes left" in client.get("/accounts/mfa/").content
+    response = client.post("/accounts/mfa/recovery-codes/renew/")
+    assert response["Location"].startswith("/accounts/mfa/recovery-codes/")
+    new = set(StaticDevice.objects.get(user=clinician_a).token_set.values_list("token", flat=True))
+    assert new and not (new & old)
+    assert client.get("/")["Location"].startswith("/accounts/mfa/recovery-codes/")  # save them first
+    client.post("/accounts/mfa/recovery-codes/", {"saved": "1"})
+    assert client.get("/").status_code == 200
