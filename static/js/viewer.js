@@ -261,10 +261,15 @@
 
   // ---------------------------------------------------------------- window, zoom, cine
 
+  var dragFrame = null;
   function setWindow(center, width, lowOnly) {
     state.center = center;
     state.width = width === null ? null : Math.max(1, width);
-    load({ lowOnly: !!lowOnly });
+    if (!lowOnly) { load(); return; }
+    // while dragging: at most one small frame per animation frame (stale answers are dropped)
+    if (dragFrame === null) {
+      dragFrame = window.requestAnimationFrame(function () { dragFrame = null; load({ lowOnly: true }); });
+    }
   }
 
   function currentWindow() {

@@ -16,8 +16,19 @@ from playwright.sync_api import expect
 
 from apps.audit.models import AuditEvent
 from bench.frames_synthetic import body_hu
+from tests.viewer.conftest import make_ct_study, make_preview_recipient
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def ct_study(org_a, clinician_a):
+    return make_ct_study(org_a, clinician_a)
+
+
+@pytest.fixture
+def preview_recipient(org_a, clinician_a, ct_study):
+    return make_preview_recipient(org_a, clinician_a, ct_study)
 
 
 def _sign_in(page, live_server, user) -> None:
