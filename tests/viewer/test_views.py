@@ -176,3 +176,24 @@ def test_study_page_links_to_the_viewer_only_for_those_who_may_view(client_as, c
     as_admin = client_as(admin_a).get(study_page)  # org admins see case status, not pixels
     assert as_admin.status_code == 200 and viewer not in as_admin.content.decode()
     assert client_as(admin_a).get(viewer).status_code == 403
+
+
+def test_multi_frame_instance_serves_each_frame(client_as, clinician_a, ct_study):
+    from pydicom.data import get_testdata_file
+
+    from apps.imaging.blobs import put_blob
+
+    path = get_testdata_file("emri_small.dcm", download=False)  # 10 frames, 64x64 MR
+    if path is None:
+        pytest.skip("emri_small.dcm not present")
+    with open(path, "rb") as fh:
+        blob = put_blob(fh, organization=ct_study.organization)
+    series = SeriesFactory(organization=ct_study.organization, study=ct_study)
+    instance = InstanceFactory(organization=ct_study.organization, series=series, blob=blob, frames=10)
+    client = client_as(clinician_a)
+    first, last = (client.get(_frame_url(instance, quality="diagnostic", frame=i)) for i in (0, 9))
+    assert first["Content-Type"] == last["Content-Type"] == "image/png"
+    assert first.content != last.content  # different frames, different pixels
+    assert client.get(_frame_url(instance, frame=10)).json()["error"] == "undecodable"
+    page = client.get(reverse("viewer:viewer", kwargs={"study_id": ct_study.public_id}))
+    assert f'"id": "{instance.public_id}", "frames": 10' in page.content.decode()
