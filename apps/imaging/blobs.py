@@ -139,9 +139,9 @@ def put_blob(fileobj: IO[bytes], *, organization=None, sha256: str | None = None
         else:
             fileobj.seek(0, os.SEEK_END)
             size = fileobj.tell() - start
-        existing = Blob.objects.filter(sha256=sha256).first()
-        if existing is not None:
-            return existing
+        existing = list(Blob.objects.filter(sha256=sha256)[:1])
+        if existing:
+            return existing[0]
         fileobj.seek(start)
         data_key = AESGCM.generate_key(bit_length=256)
         prefix = os.urandom(8)

@@ -147,6 +147,26 @@ class _Run:
         self.job = job
         self.linked: set[int] = set()
         self.series: dict[tuple[int, str], Series] = {}
+        #: within one batch (one transaction, the study rows locked): study UID -> latest version
+        self.latest: dict[str, Study] = {}
+        #: SOP UIDs added in this batch to studies this batch created (no need to look them up)
+        self.fresh: dict[int, set[str]] = {}
+
+    def end_batch(self) -> None:
+        """The commit released the study locks: what others may have changed is read again."""
+        self.latest.clear()
+        self.fresh.clear()
+
+    def latest_study(self, header: dicom.DicomHeader) -> Study | None:
+        uid = header.study_instance_uid
+        if uid not in self.latest:
+            # one writer per study UID at a time: the lock serialises version decisions between jobs
+            study = (Study.objects.select_for_update().for_org(self.job.organization_id)
+                     .filter(study_instance_uid=uid).order_by("-version").first())
+            if study is None:
+                return None
+            self.latest[uid] = study
+        return self.latest[uid]
 
     def series_for(self, study: Study, header: dicom.DicomHeader) -> Series:
         key = (study.pk, header.series_instance_uid)
@@ -161,62 +181,72 @@ class _Run:
 
 
 def _ingest_one(run: _Run, entry: sources.Entry, fh: IO[bytes]) -> IngestFileResult:
-    """Parse, hash, store (once) and index one file. Called inside the batch's transaction: the
-    blob row, the index rows and the report line are committed together or not at all; a crash
-    before the commit leaves at most an unrecorded blob file, which the retry overwrites."""
+    """Parse, hash, store (once) and index one file. Called inside the batch's transaction (no
+    savepoint per file: a file either raises DicomError before writing anything, or the batch
+    rolls back): the blob row, the index rows and the report line are committed together or not
+    at all; a crash before the commit leaves at most an unrecorded blob file, which the retry
+    overwrites."""
     job = run.job
     header = dicom.parse(fh)
     if header.is_dicomdir:
         return IngestFileResult.objects.create(job=job, path=entry.path, outcome=FileOutcome.SKIPPED,
                                                reason="DICOMDIR index: its files are ingested", size=entry.size)
     sha, size = _hash(fh)
-    with transaction.atomic():
-        try:
-            blob = put_blob(fh, organization=job.organization, sha256=sha)
-        except OSError as exc:
-            raise StorageUnavailable(str(exc)) from exc
-        # one writer per study UID at a time: serialises version decisions between jobs
-        latest = (Study.objects.select_for_update().for_org(job.organization_id)
-                  .filter(study_instance_uid=header.study_instance_uid).order_by("-version").first())
-        outcome, reason = FileOutcome.INGESTED, ""
-        if latest is None:
-            latest, _ = Study.objects.get_or_create(
-                organization_id=job.organization_id, study_instance_uid=header.study_instance_uid, version=1,
-                defaults={**_study_defaults(header), "case": job.case, "created_by_job": job,
-                          "state": StudyState.PROCESSING})
-        study = latest
+    try:
+        blob = put_blob(fh, organization=job.organization, sha256=sha)
+    except OSError as exc:
+        raise StorageUnavailable(str(exc)) from exc
+    latest = run.latest_study(header)
+    outcome, reason = FileOutcome.INGESTED, ""
+    if latest is None:
+        latest, created = Study.objects.get_or_create(
+            organization_id=job.organization_id, study_instance_uid=header.study_instance_uid, version=1,
+            defaults={**_study_defaults(header), "case": job.case, "created_by_job": job,
+                      "state": StudyState.PROCESSING})
+        run.latest[header.study_instance_uid] = latest
+        if created:
+            run.fresh[latest.pk] = set()
+    study = latest
+    fresh = run.fresh.get(latest.pk)
+    if fresh is not None and header.sop_instance_uid not in fresh:
+        existing = None  # a study this run created holds only what this run put in it
+    else:
         existing = Instance.objects.filter(study=latest, sop_instance_uid=header.sop_instance_uid).first()
-        instance = existing
-        if existing is not None and existing.sha256 == sha:
-            outcome, reason = FileOutcome.DUPLICATE, "same SOPInstanceUID and same bytes as a stored instance"
-        else:
-            changed = False
-            if existing is not None:
-                study = _new_version(job, latest, header.sop_instance_uid)
-                outcome = FileOutcome.NEW_VERSION
-                reason = (f"changed instance with an existing SOPInstanceUID: stored as version {study.version}; "
-                          f"version {latest.version} kept")
-                study.warnings = [*study.warnings, {"kind": "changed_instance",
-                                                    "sop_instance_uid": header.sop_instance_uid,
-                                                    "previous_version": latest.version}]
-                changed = True
-            series = run.series_for(study, header)
-            instance = Instance.objects.create(
-                organization_id=job.organization_id, study=study, series=series, blob=blob,
-                sop_instance_uid=header.sop_instance_uid, sop_class_uid=header.sop_class_uid,
-                transfer_syntax_uid=header.transfer_syntax_uid, instance_number=header.instance_number,
-                frames=header.frames, rows=header.rows, columns=header.columns, size=size, sha256=sha)
-            if study.case_id is None and job.case_id is not None:
-                study.case_id = job.case_id
-                changed = True
-            if study.state != StudyState.PROCESSING:
-                study.state = StudyState.PROCESSING  # more images arriving: not ready until the job ends
-                changed = True
-            if changed:
-                study.save()
-        run.link(study)
-        return IngestFileResult.objects.create(job=job, path=entry.path, outcome=outcome, reason=reason,
-                                               size=size, study=study, instance=instance)
+    instance = existing
+    if existing is not None and existing.sha256 == sha:
+        outcome, reason = FileOutcome.DUPLICATE, "same SOPInstanceUID and same bytes as a stored instance"
+    else:
+        changed = False
+        if existing is not None:
+            study = _new_version(job, latest, header.sop_instance_uid)
+            run.latest[header.study_instance_uid] = study
+            run.fresh.pop(latest.pk, None)
+            outcome = FileOutcome.NEW_VERSION
+            reason = (f"changed instance with an existing SOPInstanceUID: stored as version {study.version}; "
+                      f"version {latest.version} kept")
+            study.warnings = [*study.warnings, {"kind": "changed_instance",
+                                                "sop_instance_uid": header.sop_instance_uid,
+                                                "previous_version": latest.version}]
+            changed = True
+        series = run.series_for(study, header)
+        instance = Instance.objects.create(
+            organization_id=job.organization_id, study=study, series=series, blob=blob,
+            sop_instance_uid=header.sop_instance_uid, sop_class_uid=header.sop_class_uid,
+            transfer_syntax_uid=header.transfer_syntax_uid, instance_number=header.instance_number,
+            frames=header.frames, rows=header.rows, columns=header.columns, size=size, sha256=sha)
+        if study.pk in run.fresh:
+            run.fresh[study.pk].add(header.sop_instance_uid)
+        if study.case_id is None and job.case_id is not None:
+            study.case_id = job.case_id
+            changed = True
+        if study.state != StudyState.PROCESSING:
+            study.state = StudyState.PROCESSING  # more images arriving: not ready until the job ends
+            changed = True
+        if changed:
+            study.save()
+    run.link(study)
+    return IngestFileResult.objects.create(job=job, path=entry.path, outcome=outcome, reason=reason,
+                                           size=size, study=study, instance=instance)
 
 
 def _finish_study(study: Study) -> None:
@@ -285,6 +315,7 @@ def ingest_job_run(*, job_id: int, progress: Progress | None = None) -> IngestJo
             batch_bytes += entry.size or 0
             if in_batch >= BATCH_FILES or batch_bytes >= BATCH_BYTES:
                 batch.close()  # commit
+                run.end_batch()
                 batch, in_batch, batch_bytes = None, 0, 0
             if progress is not None:
                 progress(files, nbytes)
