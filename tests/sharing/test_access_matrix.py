@@ -314,6 +314,32 @@ def test_endpoint_matrix(world, name, kwargs, declared, link_aware, monkeypatch)
     assert not wrong, f"{url} ({name}): (state, needed, {{actor: (got, expected)}}): {wrong}"
 
 
+@pytest.mark.parametrize(("name", "kwargs", "declared", "link_aware"), CASE_DATA_URLS)
+def test_endpoint_writes_are_refused_to_those_who_hold_nothing(world, name, kwargs, declared, link_aware):
+    """POST to every case/study endpoint, by every actor the table gives nothing in that state
+    (outsiders always; recipients and link holders once their grant is dead): refused, and
+    nothing written (each attempt runs in a savepoint that is rolled back)."""
+    from django.db import transaction
+
+    url = reverse(name, kwargs={k: _object_for(k, world).public_id for k in kwargs})
+    clients = _clients(world)
+    wrong = []
+    outsiders = [a for a in ACTORS if not any(expected_actions(a, st) for st in STATES)]
+    attempts = [("active", a) for a in outsiders] + [
+        (st, a) for st in STATES for a in ACTORS if a not in outsiders and not expected_actions(a, st)]
+    for state, actor in attempts:
+        try:
+            with transaction.atomic():
+                apply_state(world, state)
+                response = clients[actor].post(url, {})
+                if response.status_code != 405 and _outcome(response) != "deny":
+                    wrong.append((state, actor, response.status_code))
+                raise _Rollback
+        except _Rollback:
+            pass
+    assert not wrong, f"POST {url} ({name}) was not refused: (state, actor, status) {wrong}"
+
+
 # ----------------------------------------------------------------------------- 3. original bytes
 
 def _original_dicom(marker: str) -> bytes:
