@@ -140,7 +140,8 @@ def frame(request: HttpRequest, instance_id: UUID) -> HttpResponse:
             return _json_error(403, "preview_only",
                                _("You may view previews of this study only, not the diagnostic original."))
     etag = services.frame_etag(instance, wanted)
-    if etag in [t.strip() for t in request.headers.get("If-None-Match", "").split(",")]:
+    # weak comparison (RFC 9110 13.1.2): GZipMiddleware turns our ETag into W/"..." on the way out
+    if etag in [t.strip().removeprefix("W/") for t in request.headers.get("If-None-Match", "").split(",")]:
         response = HttpResponse(status=304)
     else:
         try:
