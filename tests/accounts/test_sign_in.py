@@ -134,3 +134,30 @@ def test_identity_policy_on_the_settings_form(org_a, admin_a, verified_client):
     assert (org_a.staff_idle_minutes, org_a.external_idle_minutes) == (30, 10)
     # external consultants always need a second factor, even when unticked
     assert sorted(org_a.mfa_required_roles) == sorted([Role.CLINICIAN, Role.EXTERNAL_CONSULTANT, Role.ORG_ADMIN])
+
+
+def test_org_admin_sets_up_sso_with_the_secret_stored_encrypted(org_a, admin_a, clinician_a, verified_client,
+                                                                client_as):
+    from django.db import connection
+
+    from apps.accounts.models import SSOConfig
+
+    assert client_as(clinician_a).get("/org/sso/").status_code == 403  # org admins only
+    client = verified_client(admin_a)
+    data = {"enabled": "on", "issuer": "https://login.alpha.example/realms/staff", "client_id": "lightbox",
+            "client_secret": "very-secret-client-secret-42", "allowed_domains": "alpha.example, rad.alpha.example"}
+    assert client.post("/org/sso/", data).status_code == 302
+    config = SSOConfig.objects.get(organization=org_a)
+    assert config.client_secret == "very-secret-client-secret-42"
+    assert config.domains == ["alpha.example", "rad.alpha.example"]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT client_secret_encrypted FROM accounts_ssoconfig")
+        stored = cursor.fetchone()[0]
+    assert "very-secret" not in stored and len(stored) > 60
+    page = client.get("/org/sso/")
+    assert b"very-secret" not in page.content and b"/accounts/oidc/org-alpha/login/callback/" in page.content
+    # saving without a secret keeps the stored one
+    assert client.post("/org/sso/", {**data, "client_secret": ""}).status_code == 302
+    config.refresh_from_db()
+    assert config.client_secret == "very-secret-client-secret-42"
+    assert AuditEvent.objects.filter(action="organization.sso_changed", organization=org_a).count() == 2
