@@ -3,6 +3,7 @@ accept), SSO (settings, start). Thin views: parse, call mfa/services, render."""
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
 from uuid import UUID
 
 import segno
@@ -38,6 +39,11 @@ from apps.sharing import policy
 from apps.sharing.policy import Action
 
 
+def _to(name: str, next_url: str) -> str:
+    """The URL of view ``name`` with ``?next=`` (encoded)."""
+    return f"{reverse(name)}?{urlencode({'next': next_url})}"
+
+
 def _next(request: HttpRequest, default: str = "dashboard") -> str:
     target = request.POST.get("next") or request.GET.get("next") or ""
     if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()},
@@ -56,7 +62,7 @@ def mfa_setup(request: HttpRequest) -> HttpResponse:
     user = request.user
     if mfa.has_second_factor(user):
         if not user.is_verified():
-            return redirect(f"{reverse('accounts:mfa_verify')}?next={_next(request)}")
+            return redirect(_to("accounts:mfa_verify", _next(request)))
         return redirect(_next(request))
     device = mfa.totp_begin(user)
     form = EnrolForm(request.POST or None)
@@ -67,7 +73,7 @@ def mfa_setup(request: HttpRequest) -> HttpResponse:
             mfa.mark_verified(request, device)
             mfa.recovery_codes_issue(user)
             record(action="auth.mfa_enrolled", actor=user, request=request)
-            return redirect(f"{reverse('accounts:recovery_codes')}?next={_next(request)}")
+            return redirect(_to("accounts:recovery_codes", _next(request)))
         form.add_error("code", _("That code does not match. Check the time on your phone and try the next code."))
     qr = segno.make(device.config_url, error="m")
     svg = qr.svg_inline(scale=4, dark="#111", light="#fff", title=_("QR code for your authenticator app"))
@@ -104,7 +110,7 @@ def recovery_codes(request: HttpRequest) -> HttpResponse:
 def _verify(request: HttpRequest, *, purpose: str, template: str) -> HttpResponse:
     user = request.user
     if not mfa.has_second_factor(user):
-        return redirect(f"{reverse('accounts:mfa_setup')}?next={_next(request)}")
+        return redirect(_to("accounts:mfa_setup", _next(request)))
     form = CodeForm(request.POST or None)
     status = 200
     locked_until = None
@@ -314,7 +320,7 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
         return render(request, "accounts/invitation_accept_signed_in.html", context)
 
     if User.objects.filter(email=invitation.email.lower()).exists():
-        context["login_url"] = f"{reverse('account_login')}?next={request.path}"
+        context["login_url"] = _to("account_login", request.path)
         return render(request, "accounts/invitation_sign_in.html", context)
 
     form = AcceptForm(request.POST if request.POST.get("step") == "account" else None, email=invitation.email)
@@ -350,7 +356,7 @@ def _accept_and_continue(request: HttpRequest, invitation: Invitation, user: Use
         target = reverse("dashboard")
     # The access gate sends the user through second-factor enrolment first, then here.
     if mfa.mfa_required(user) and not mfa.has_second_factor(user):
-        return redirect(f"{reverse('accounts:mfa_setup')}?next={target}")
+        return redirect(_to("accounts:mfa_setup", target))
     return redirect(target)
 
 
@@ -425,7 +431,7 @@ def recovery_codes_renew(request: HttpRequest) -> HttpResponse:
         return redirect("accounts:mfa_setup")
     mfa.recovery_codes_issue(request.user)
     record(action="auth.mfa_recovery_codes_renewed", actor=request.user, request=request)
-    return redirect(f"{reverse('accounts:recovery_codes')}?next={reverse('accounts:security')}")
+    return redirect(_to("accounts:recovery_codes", reverse("accounts:security")))
 
 
 @login_required
