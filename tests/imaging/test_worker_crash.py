@@ -25,7 +25,7 @@ from bench.ingest.synthetic import write_ct_series
 
 pytestmark = [pytest.mark.slow]
 
-SLICES = 120
+SLICES = 80
 
 
 @pytest.fixture(scope="module")
