@@ -225,6 +225,50 @@ def bench_download(inst: harness.Instance, study_id: str, *, cold: bool) -> dict
             "ttfb_ms": info["ttfb"] * 1000}
 
 
+def resume_check(inst: harness.Instance, study_id: str, folder: Path) -> dict:
+    """Over uvicorn: a download cut at half, resumed with Range + If-Range, joins to the same
+    sha256 as a full download; the zip opens and its manifest's sha256s match its files."""
+    import hashlib
+    import zipfile
+
+    proc, base = _server(inst.env)
+    try:
+        headers = inst.headers()
+        url = f"{base}/studies/{study_id}/download/?rendition=lossless"
+        full = hashlib.sha256()
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=600) as response:
+            etag, total = response.headers["ETag"], int(response.headers["Content-Length"])
+            while chunk := response.read(READ):
+                full.update(chunk)
+        target = folder / "resumed.zip"
+        with open(target, "wb") as out:
+            with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=600) as response:
+                while out.tell() < total // 2 and (chunk := response.read(min(READ, total // 2 - out.tell()))):
+                    out.write(chunk)
+            # the connection is closed here, half way
+            ranged = {**headers, "Range": f"bytes={out.tell()}-", "If-Range": etag}
+            with urllib.request.urlopen(urllib.request.Request(url, headers=ranged), timeout=600) as response:
+                assert response.status == 206, response.status
+                while chunk := response.read(READ):
+                    out.write(chunk)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    joined = hashlib.sha256(target.read_bytes()).hexdigest()
+    with zipfile.ZipFile(target) as zf:
+        bad = zf.testzip()
+        manifest = next(n for n in zf.namelist() if n.endswith("MANIFEST.txt"))
+        rows = [line.split("  ") for line in zf.read(manifest).decode().split("path):\n", 1)[1].splitlines()
+                if line.count("  ") >= 3]
+        mismatched = [r[-1] for r in rows if hashlib.sha256(zf.read(r[-1])).hexdigest() != r[0]]
+    audit = inst.shell_json(
+        "import json; from apps.audit.models import AuditEvent as E; "
+        "print('RESULT' + json.dumps([[e.action, e.details.get('bytes_sent'), e.details.get('range_start')] "
+        "for e in E.objects.filter(action__startswith='download.', details__rendition='lossless').order_by('pk')]))")
+    return {"same_sha256": joined == full.hexdigest(), "zip_ok": bad is None, "files": len(rows),
+            "manifest_mismatches": len(mismatched), "audit": audit}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mb", type=int, default=200)
@@ -264,10 +308,15 @@ def main() -> None:
               f"{d['disk_mb_s']:.0f} MB/s; ratio {d['ratio']:.2f}", flush=True)
         print(f"  server RSS before {d['rss_before_mb']:.0f} MB, peak {d['rss_peak_mb']:.0f} MB, "
               f"growth {d['rss_growth_mb']:.1f} MB", flush=True)
+    resume = resume_check(inst, study_id, tmp)
+    print(f"resume over uvicorn: half, then Range: same sha256 as a full download: {resume['same_sha256']}; "
+          f"zip opens: {resume['zip_ok']}; manifest matches {resume['files']} files "
+          f"({resume['manifest_mismatches']} mismatches)", flush=True)
+    print(f"  audited transfers (action, bytes sent, range start): {resume['audit']}", flush=True)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     print(f"machine: {os.cpu_count()} CPUs, load average {load:.1f}" if load is not None else "", flush=True)
     print("RESULT " + json.dumps({"slices": slices, "codecs": codecs, "preview": preview, "downloads": downloads,
-                                  "load": load}))
+                                  "resume": resume, "load": load}))
     if not args.keep:
         import shutil
 

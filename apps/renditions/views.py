@@ -156,6 +156,18 @@ def _batch(pieces) -> bytes | None:
     return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
+#: end-of-transfer work (close, audit) running detached from a cancelled response task
+_FINISHING: set[asyncio.Future] = set()
+
+
+async def _finish(executor: ThreadPoolExecutor, pieces, done, sent: int, complete: bool) -> None:
+    try:
+        await asyncio.get_running_loop().run_in_executor(executor, pieces.close)
+    finally:
+        executor.shutdown(wait=False)
+        await sync_to_async(done)(sent, complete)
+
+
 async def _async_stream(package: Package, start: int, end: int, done):
     # one worker thread per transfer, always the same: hopping between the default pool's
     # threads made the decrypting reads 3-4 times slower (measured by bench/renditions.py)
@@ -172,9 +184,12 @@ async def _async_stream(package: Package, start: int, end: int, done):
             yield chunk
         complete = True
     finally:
-        await loop.run_in_executor(executor, pieces.close)
-        executor.shutdown(wait=False)
-        await sync_to_async(done)(sent, complete)
+        # Django cancels the response task when the client disconnects, which a client does as
+        # soon as it has the last byte: the audit record must not depend on this task surviving
+        task = asyncio.ensure_future(_finish(executor, pieces, done, sent, complete))
+        _FINISHING.add(task)
+        task.add_done_callback(_FINISHING.discard)
+        await asyncio.shield(task)
 
 
 def _signed_in_or_link(actor) -> bool:
