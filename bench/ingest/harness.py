@@ -5,9 +5,11 @@ connection), and read-only checks run inside the instance (``manage.py shell``).
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import secrets
+import shutil
 import socket
 import string
 import subprocess
@@ -92,6 +94,7 @@ def prepare(var_dir: Path, *, fast_db: bool = False, **env_overrides: str) -> In
     var_dir.mkdir(parents=True, exist_ok=True)
     if fast_db and "DATABASE_URL" not in env_overrides and Path("/dev/shm").is_dir():
         db_dir = Path(tempfile.mkdtemp(prefix="lightbox-db-", dir="/dev/shm"))
+        atexit.register(shutil.rmtree, db_dir, True)  # memory, not disk: give it back
         env_overrides["DATABASE_URL"] = f"sqlite:///{db_dir / 'lightbox.sqlite3'}"
     # renditions (previews, lossless copies) are another stage with their own benchmark: off here
     settings_env = {"LIGHTBOX_VAR_DIR": str(var_dir), "DJANGO_SETTINGS_MODULE": "portal.settings.local",
