@@ -25,13 +25,15 @@ from bench.ingest.synthetic import write_ct_series
 
 pytestmark = [pytest.mark.slow]
 
-SLICES = 80
+#: enough work after the first committed batch (32 files) that the kill always lands mid-ingest,
+#: even when the machine is busy and the poller wakes late
+SLICES = 160
 
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
     folder = tmp_path_factory.mktemp("crash_ct")
-    paths = write_ct_series(folder, slices=SLICES, rows=256, columns=256)
+    paths = write_ct_series(folder, slices=SLICES, rows=512, columns=512)
     return folder, {dcmread(p, stop_before_pixels=True).SOPInstanceUID: hashlib.sha256(p.read_bytes()).hexdigest()
                     for p in paths}
 
