@@ -100,3 +100,14 @@ def pytest_runtest_call(item):
         leaks = mail_patient_leaks(mail.outbox)
         if leaks:
             outcome.force_exception(AssertionError(f"e-mail carries patient data: {leaks}"))
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Throttles and lockout counters in the cache belong to one test: a lockout test must not
+    lock out the next test's users (the cache is per process and outlives database rollbacks)."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
