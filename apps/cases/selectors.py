@@ -88,8 +88,12 @@ def case_list(*, user: User, organization: Organization, filters: CaseFilters) -
             qs = qs.filter(id__in=Case.objects.filter(**{lookup: filters.modality}).values("id"))
     if filters.q:
         q = filters.q.strip()
-        qs = qs.filter(Q(title__icontains=q) | Q(referring_question__icontains=q) | Q(referred_by__icontains=q)
-                       | Q(service_line__icontains=q) | Q(patient__mrn__iexact=q) | Q(patient__name__icontains=q))
+        match = (Q(title__icontains=q) | Q(referring_question__icontains=q) | Q(referred_by__icontains=q)
+                 | Q(service_line__icontains=q))
+        if policy.can(user, Action.VIEW_PATIENT_IDENTITY, organization):
+            # only staff may find a case by who the patient is: a search must not confirm a name
+            match |= Q(patient__mrn__iexact=q) | Q(patient__name__icontains=q)
+        qs = qs.filter(match)
     return qs.select_related("patient", "responsible_clinician").order_by("-created_at", "-id")
 
 

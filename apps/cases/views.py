@@ -62,6 +62,7 @@ def case_list(request: HttpRequest) -> HttpResponse:
         "can_create": policy.can(request.user, Action.MANAGE_CASE, org),
         "can_run_boards": policy.can(request.user, Action.MANAGE_CASE, org),
         "filtered_status": filters.status,
+        "show_patient": policy.can(request.user, Action.VIEW_PATIENT_IDENTITY, org),
     })
 
 
@@ -101,6 +102,7 @@ def case_detail(request: HttpRequest, case_id: UUID) -> HttpResponse:
         "case": case, "page": page, "note_form": NoteForm(auto_id="note_%s"),
         "attachment_form": AttachmentForm(auto_id="attachment_%s"),
         "can_add_note": services.note_can_add(request.user, case),
+        "show_patient": policy.can(request.user, Action.VIEW_PATIENT_IDENTITY, case),
     })
 
 

@@ -29,6 +29,7 @@ def study_detail(request: HttpRequest, study_id: UUID) -> HttpResponse:
             jobs.append((job, lines))
     return render(request, "imaging/study_detail.html", {
         "study": study, "series": series, "jobs": jobs,
+        "show_patient": policy.can(request.user, Action.VIEW_PATIENT_IDENTITY, study),
         "versions": study.__class__.objects.visible_to(request.user).filter(
             organization=study.organization, study_instance_uid=study.study_instance_uid).order_by("version"),
     })

@@ -66,9 +66,12 @@ class Action(StrEnum):
     MANAGE_GRANT = "manage_grant"             # revoke, extend or renew a grant (its creator too)
     DECIDE_ORIGINAL_REQUEST = "decide_original_request"  # approve/decline (a radiologist or the owner)
     UPLOAD_STUDY = "upload_study"             # upload and ingest studies into the organization
+    # Patient name, MRN and birth date: staff of the organization only, never through a grant.
+    # Outsiders (consultants, board guests, link holders) see the case without identifiers.
+    VIEW_PATIENT_IDENTITY = "view_patient_identity"
 
 
-_STAFF = {Action.VIEW_ORGANIZATION, Action.VIEW_ORG_DATA, Action.VIEW_MEMBERS}
+_STAFF = {Action.VIEW_ORGANIZATION, Action.VIEW_ORG_DATA, Action.VIEW_MEMBERS, Action.VIEW_PATIENT_IDENTITY}
 _READER = {Action.VIEW_CASE, Action.VIEW_IMAGES, Action.DOWNLOAD_PREVIEW, Action.DOWNLOAD_ORIGINAL,
            Action.SHARE_CASE, Action.MANAGE_CASE}
 

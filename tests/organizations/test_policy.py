@@ -13,7 +13,7 @@ from tests.factories import MembershipFactory, UserFactory, member
 
 pytestmark = pytest.mark.django_db
 
-STAFF = {Action.VIEW_ORGANIZATION, Action.VIEW_ORG_DATA, Action.VIEW_MEMBERS}
+STAFF = {Action.VIEW_ORGANIZATION, Action.VIEW_ORG_DATA, Action.VIEW_MEMBERS, Action.VIEW_PATIENT_IDENTITY}
 READER = {Action.VIEW_CASE, Action.VIEW_IMAGES, Action.DOWNLOAD_PREVIEW, Action.DOWNLOAD_ORIGINAL,
           Action.SHARE_CASE, Action.MANAGE_CASE}
 EXPECTED = {
