@@ -12,7 +12,7 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from apps.core.models import PublicIdModel
-from apps.organizations.scoping import OrgScopedQuerySet
+from apps.organizations.scoping import CaseLinkedQuerySet, OrgScopedQuerySet
 
 
 class PatientQuerySet(OrgScopedQuerySet["Patient"]):
@@ -42,17 +42,11 @@ class CaseStatus(models.TextChoices):
     CLOSED = "closed", _("Closed")
 
 
-class CaseQuerySet(OrgScopedQuerySet["Case"]):
-    def visible_to(self, user):  # type: ignore[override]
-        """Staff of the case's organization, plus anyone a live grant names (apps.sharing.policy)."""
-        from apps.sharing import policy
+class CaseQuerySet(CaseLinkedQuerySet["Case"]):
+    """Staff of the case's organization, plus anyone a live grant names (apps.sharing.policy)."""
 
-        if user is None or not user.is_authenticated or not user.is_active:
-            return self.none()
-        return self.filter(
-            Q(organization__in=policy.org_ids_where(user, self.visible_action))
-            | Q(id__in=policy.granted_case_ids(user))
-        )
+    visible_action = "view_org_data"
+    case_lookup = "id"
 
     def open(self) -> CaseQuerySet:
         return self.filter(status=CaseStatus.OPEN)
@@ -99,21 +93,9 @@ class Case(PublicIdModel):
         return reverse("cases:case_detail", kwargs={"case_id": self.public_id})
 
 
-class CaseChildQuerySet(OrgScopedQuerySet):
+class CaseChildQuerySet(CaseLinkedQuerySet):
     """Rows that belong to one case: seen by whoever may see the case page (staff holding
     ``view_case`` in the organization, or a live grant on that very case)."""
-
-    visible_action = "view_case"
-
-    def visible_to(self, user):  # type: ignore[override]
-        from apps.sharing import policy
-
-        if user is None or not user.is_authenticated or not user.is_active:
-            return self.none()
-        return self.filter(
-            Q(organization__in=policy.org_ids_where(user, self.visible_action))
-            | Q(case_id__in=policy.granted_case_ids(user))
-        )
 
 
 class NoteKind(models.TextChoices):
@@ -155,14 +137,10 @@ REVIEW_DAYS_MIN, REVIEW_DAYS_MAX, REVIEW_DAYS_DEFAULT = 5, 7, 7
 class BoardSessionQuerySet(OrgScopedQuerySet["BoardSession"]):
     visible_action = "view_case"
 
-    def visible_to(self, user):  # type: ignore[override]
+    def visibility(self, user) -> Q:
         """Staff who see cases, plus the board's participants while it is live."""
-        from apps.sharing import policy
-
-        if user is None or not user.is_authenticated or not user.is_active:
-            return self.none()
         mine = BoardSession.objects.filter(participants=user, state=BoardState.LIVE).values("id")
-        return self.filter(Q(organization__in=policy.org_ids_where(user, self.visible_action)) | Q(id__in=mine))
+        return super().visibility(user) | Q(id__in=mine)
 
 
 class BoardSession(PublicIdModel):

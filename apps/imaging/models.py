@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from apps.core.models import PublicIdModel
-from apps.organizations.scoping import OrgScopedQuerySet
+from apps.organizations.scoping import CaseLinkedQuerySet
 
 
 class Blob(models.Model):
@@ -46,24 +45,6 @@ class StudyState(models.TextChoices):
     READY = "ready", _("Ready")
     READY_WITH_WARNINGS = "ready_with_warnings", _("Ready with warnings")
     FAILED = "failed", _("Failed")
-
-
-class CaseLinkedQuerySet(OrgScopedQuerySet):
-    """Rows seen by staff holding ``view_case`` in their organization, or by anyone a live grant
-    on their case names (apps.sharing.policy decides both)."""
-
-    visible_action = "view_case"
-    case_lookup = "case_id"
-
-    def visible_to(self, user):  # type: ignore[override]
-        from apps.sharing import policy
-
-        if user is None or not user.is_authenticated or not user.is_active:
-            return self.none()
-        return self.filter(
-            Q(**{f"{self.org_lookup}__in": policy.org_ids_where(user, self.visible_action)})
-            | Q(**{f"{self.case_lookup}__in": policy.granted_case_ids(user)})
-        )
 
 
 class StudyQuerySet(CaseLinkedQuerySet):

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, ClassVar, TypeVar
 
 from django.db import models
+from django.db.models import Q
 
 if TYPE_CHECKING:
     from apps.accounts.models import User
@@ -31,12 +32,31 @@ class OrgScopedQuerySet(models.QuerySet[M]):
 
     def visible_to(self, user: User | None) -> OrgScopedQuerySet[M]:
         """Rows this user may see; rows of other organizations are never among them."""
-        from apps.sharing import policy
-
         if user is None or not user.is_authenticated or not user.is_active:
             return self.none()
-        org_ids = policy.org_ids_where(user, self.visible_action)
-        return self.filter(**{f"{self.org_lookup}__in": org_ids})
+        return self.filter(self.visibility(user))
+
+    def visibility(self, user: User) -> Q:
+        """The filter behind ``visible_to`` for an active, signed-in user: members holding
+        ``visible_action`` in the row's organization. Subclasses widen it (``super() | Q(...)``)."""
+        from apps.sharing import policy
+
+        return Q(**{f"{self.org_lookup}__in": policy.org_ids_where(user, self.visible_action)})
+
+
+class CaseLinkedQuerySet(OrgScopedQuerySet[M]):
+    """Rows of a case (the case itself, its notes, studies, renditions ...): seen by members
+    holding ``visible_action`` in the organization, or by anyone a live grant on that case names
+    (apps.sharing.policy decides both)."""
+
+    visible_action: ClassVar[str] = "view_case"
+    #: path from the model to its case's id ("case_id"; "id" for Case itself)
+    case_lookup: ClassVar[str] = "case_id"
+
+    def visibility(self, user: User) -> Q:
+        from apps.sharing import policy
+
+        return super().visibility(user) | Q(**{f"{self.case_lookup}__in": policy.granted_case_ids(user)})
 
 
 def org_scoped_models() -> list[type[models.Model]]:

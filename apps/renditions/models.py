@@ -16,7 +16,7 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from apps.core.models import PublicIdModel
-from apps.imaging.models import CaseLinkedQuerySet
+from apps.organizations.scoping import CaseLinkedQuerySet
 
 
 class Kind(models.TextChoices):
