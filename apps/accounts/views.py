@@ -35,6 +35,7 @@ from apps.accounts.forms import (
 from apps.accounts.models import Invitation, InvitationKind, SSOConfig, User
 from apps.accounts.services import Refusal
 from apps.audit.services import record
+from apps.organizations.selectors import active_organization_or_404
 from apps.sharing import policy
 from apps.sharing.policy import Action
 
@@ -152,13 +153,6 @@ def step_up(request: HttpRequest) -> HttpResponse:
 
 # --- invitations -------------------------------------------------------------------------------
 
-def _active_org(request: HttpRequest):
-    org = request.organization  # type: ignore[attr-defined]
-    if not org:
-        raise Http404
-    return org
-
-
 def _shareable_cases(request: HttpRequest, org):
     from apps.cases.models import Case
 
@@ -168,7 +162,7 @@ def _shareable_cases(request: HttpRequest, org):
 
 @login_required
 def invitation_list(request: HttpRequest) -> HttpResponse:
-    org = _active_org(request)
+    org = active_organization_or_404(request)
     if not (policy.can(request.user, Action.MANAGE_MEMBERS, org) or _shareable_cases(request, org).exists()):
         policy.require(request.user, Action.MANAGE_MEMBERS, org, request=request)
     invitations = Invitation.objects.visible_to(request.user).for_org(org.pk).select_related("created_by")
@@ -184,7 +178,7 @@ def invitation_list(request: HttpRequest) -> HttpResponse:
 def invitation_send(request: HttpRequest) -> HttpResponse:
     """Invite a consultant (or a staff member) by e-mail, optionally to named cases. Giving access
     away: a recent second factor is asked for (step-up)."""
-    org = _active_org(request)
+    org = active_organization_or_404(request)
     cases_qs = _shareable_cases(request, org)
     if not (policy.can(request.user, Action.MANAGE_MEMBERS, org) or cases_qs.exists()):
         policy.require(request.user, Action.MANAGE_MEMBERS, org, request=request)
@@ -365,7 +359,7 @@ def _accept_and_continue(request: HttpRequest, invitation: Invitation, user: Use
 @login_required
 @require_http_methods(["GET", "POST"])
 def sso_settings(request: HttpRequest) -> HttpResponse:
-    org = _active_org(request)
+    org = active_organization_or_404(request)
     policy.require(request.user, Action.MANAGE_ORGANIZATION, org, request=request)
     config = SSOConfig.objects.filter(organization=org).first()
     initial = {"enabled": True}

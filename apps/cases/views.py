@@ -11,7 +11,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db import transaction
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
@@ -21,17 +21,11 @@ from apps.audit.services import record
 from apps.cases import selectors, services
 from apps.cases.forms import AttachmentForm, BoardForm, CaseCreateForm, CaseFilterForm, CaseForm, NoteForm
 from apps.cases.models import BoardState, NoteKind
+from apps.organizations.selectors import active_organization_or_404
 from apps.sharing import policy
 from apps.sharing.policy import Action
 
 PAGE_SIZE = 25
-
-
-def _active_org_or_404(request: HttpRequest):
-    org = request.organization  # type: ignore[attr-defined]
-    if not org:
-        raise Http404
-    return org
 
 
 def _form_errors(form, exc: ValidationError) -> None:
@@ -46,7 +40,7 @@ def _form_errors(form, exc: ValidationError) -> None:
 
 @login_required
 def case_list(request: HttpRequest) -> HttpResponse:
-    org = _active_org_or_404(request)
+    org = active_organization_or_404(request)
     form = CaseFilterForm(request.GET or None,
                           service_lines=selectors.service_lines(user=request.user, organization=org))
     filters = selectors.CaseFilters(status="open") if not request.GET else selectors.CaseFilters()
@@ -69,7 +63,7 @@ def case_list(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def case_create(request: HttpRequest) -> HttpResponse:
-    org = _active_org_or_404(request)
+    org = active_organization_or_404(request)
     policy.require(request.user, Action.MANAGE_CASE, org, request=request)
     form = CaseCreateForm(request.POST or None, organization=org)
     if request.method == "POST" and form.is_valid():
@@ -204,7 +198,7 @@ def attachment_download(request: HttpRequest, attachment_id: UUID) -> HttpRespon
 
 @login_required
 def board_list(request: HttpRequest) -> HttpResponse:
-    org = _active_org_or_404(request)
+    org = active_organization_or_404(request)
     boards = selectors.board_list(user=request.user, organization=org)
     return render(request, "cases/board_list.html", {
         "organization": org, "boards": boards,
@@ -215,7 +209,7 @@ def board_list(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def board_create(request: HttpRequest) -> HttpResponse:
-    org = _active_org_or_404(request)
+    org = active_organization_or_404(request)
     policy.require(request.user, Action.MANAGE_CASE, org, request=request)
     form = BoardForm(request.POST or None, organization=org, initial={"host": request.user})
     if request.method == "POST" and form.is_valid():

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 from uuid import UUID
 
-from django.http import Http404
+from django.http import Http404, HttpRequest
 
 from apps.organizations.models import Membership, Organization
 
@@ -23,6 +23,14 @@ def memberships_of(*, user: User) -> list[Membership]:
         .select_related("organization")
         .order_by("organization__name")
     )
+
+
+def active_organization_or_404(request: HttpRequest) -> Organization:
+    """The organization the user works in now (the header's switcher); 404 when they have none."""
+    org = request.organization  # type: ignore[attr-defined]
+    if not org:
+        raise Http404
+    return org
 
 
 def organization_get(*, user: User, public_id: UUID) -> Organization:

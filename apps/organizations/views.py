@@ -16,15 +16,9 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from apps.organizations import selectors, services
 from apps.organizations.forms import MemberAddForm, MembershipForm, OrganizationPolicyForm
+from apps.organizations.selectors import active_organization_or_404
 from apps.sharing import policy
 from apps.sharing.policy import Action
-
-
-def _active_org_or_404(request: HttpRequest):
-    org = request.organization  # type: ignore[attr-defined]
-    if not org:
-        raise Http404
-    return org
 
 
 @login_required
@@ -47,7 +41,7 @@ def organization_switch(request: HttpRequest, organization_id: UUID) -> HttpResp
 @login_required
 @require_http_methods(["GET", "POST"])
 def member_list(request: HttpRequest) -> HttpResponse:
-    org = _active_org_or_404(request)
+    org = active_organization_or_404(request)
     policy.require(request.user, Action.MANAGE_MEMBERS, org, request=request)
     form = MemberAddForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
@@ -99,7 +93,7 @@ def membership_edit(request: HttpRequest, membership_id: UUID) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def organization_settings(request: HttpRequest) -> HttpResponse:
-    org = _active_org_or_404(request)
+    org = active_organization_or_404(request)
     policy.require(request.user, Action.MANAGE_ORGANIZATION, org, request=request)
     form = OrganizationPolicyForm(request.POST or None, instance=org)
     if request.method == "POST":

@@ -21,6 +21,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
 from apps.accounts.mfa import require_recent_otp
+from apps.organizations.selectors import active_organization_or_404
 from apps.sharing import policy, selectors, services
 from apps.sharing.forms import (
     ExtendForm,
@@ -317,9 +318,7 @@ def shared_case(request: HttpRequest, case_id: UUID) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def sharing_policy_edit(request: HttpRequest) -> HttpResponse:
     """The active organization's sharing defaults and maxima (org admins)."""
-    org = request.organization  # type: ignore[attr-defined]
-    if not org:
-        raise Http404
+    org = active_organization_or_404(request)
     policy.require(request.user, Action.MANAGE_ORGANIZATION, org, request=request)
     current = services.sharing_policy_for(org.pk)
     form = SharingPolicyForm(request.POST or None, template_settings=current.template_settings, initial={
