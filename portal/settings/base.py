@@ -330,6 +330,11 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 3, "socket_timeout": 5}
+#: periodic work, run by `celery -A portal beat` beside the workers (one beat process per deployment);
+#: each app adds its own entry here
+CELERY_BEAT_SCHEDULE = {
+    "imaging-uploads-expire": {"task": "apps.imaging.tasks.uploads_expire_task", "schedule": 15 * 60},
+}
 
 # --- E-mail: notifications only, never images or patient data --------------------------------
 EMAIL_BACKEND = env.str("DJANGO_EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
