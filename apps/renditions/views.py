@@ -26,7 +26,7 @@ from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.core.handlers.asgi import ASGIRequest
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 
 from apps.audit import actions as audit_actions
 from apps.audit.services import record
@@ -81,14 +81,34 @@ def _actor_label(actor) -> str:
     return actor.label if isinstance(actor, policy.LinkHolder) else ""
 
 
+def _resumed(request: HttpRequest) -> bool:
+    """A Range request not starting at 0 continues a transfer."""
+    header = request.headers.get("Range")
+    return bool(header) and not header.replace(" ", "").startswith("bytes=0-")
+
+
+def _authorize(request: HttpRequest, actor, obj, kind: str, scope: str):
+    """The policy's decision before any work. The package key names what is downloaded, so a
+    Range request continuing it is a resume: counted once on a grant, and accepted for an hour
+    after it began even if the grant expired meanwhile. A fresh download needs the object to be
+    visible first (404 otherwise); a refused resume of an object no longer visible is a 404 too.
+    HEAD asks the same question without counting."""
+    resumed = _resumed(request)
+    if not resumed:
+        _visible(actor, obj, request)
+    try:
+        return policy.download_authorize(actor=actor, obj=obj, rendition=SHARING_RENDITION[Kind(kind)],
+                                         package_key=f"{scope}:{obj.public_id}:{kind}", resumed=resumed,
+                                         count=request.method != "HEAD", request=request)
+    except PermissionDenied:
+        if resumed and not policy.can(actor, Action.VIEW_CASE, obj):
+            raise Http404 from None  # the denial is recorded already
+        raise
+
+
 def _serve(request: HttpRequest, actor, obj, kind: str, scope: str, build) -> HttpResponse:
     header = request.headers.get("Range")
-    # authorize before any work: the package key names what is downloaded, so a Range request
-    # continuing it is a resume (counted once on a grant)
-    resumed = bool(header) and not header.replace(" ", "").startswith("bytes=0-")
-    grant = policy.download_authorize(actor=actor, obj=obj, rendition=SHARING_RENDITION[Kind(kind)],
-                                      package_key=f"{scope}:{obj.public_id}:{kind}", resumed=resumed,
-                                      request=request)
+    grant = _authorize(request, actor, obj, kind, scope)
     package: Package = build()
     total = package.size
     wanted = parse_range(header, total)
@@ -109,11 +129,15 @@ def _serve(request: HttpRequest, actor, obj, kind: str, scope: str, build) -> Ht
                actor=actor, actor_label=_actor_label(actor), organization_id=obj.organization_id, target=obj,
                request=request, details={**details, "bytes_sent": sent, "completed": finished})
 
-    if isinstance(request, ASGIRequest):
-        content = _async_stream(package, start, end, done)
+    if request.method == "HEAD":
+        # the headers a GET would get, no body: nothing counted, no transfer recorded
+        response = HttpResponse(status=206 if wanted else 200, content_type="application/zip")
+    elif isinstance(request, ASGIRequest):
+        response = StreamingHttpResponse(_async_stream(package, start, end, done), status=206 if wanted else 200,
+                                         content_type="application/zip")
     else:
-        content = _sync_stream(package, start, end, done)
-    response = StreamingHttpResponse(content, status=206 if wanted else 200, content_type="application/zip")
+        response = StreamingHttpResponse(_sync_stream(package, start, end, done), status=206 if wanted else 200,
+                                         content_type="application/zip")
     response["Content-Length"] = str(end - start + 1)
     if wanted:
         response["Content-Range"] = f"bytes {start}-{end}/{total}"
@@ -198,14 +222,15 @@ def _signed_in_or_link(actor) -> bool:
 
 @policy.link_aware
 @policy.serves(Action.DOWNLOAD_PREVIEW)
-@require_GET
+@require_safe
 def study_download(request: HttpRequest, study_id: UUID) -> HttpResponse:
     """A zip of one rendition of one study (``?rendition=``, preview by default)."""
     actor = policy.actor_for(request)
     if not _signed_in_or_link(actor):
         return redirect_to_login(request.get_full_path())
     study = Study.objects.select_related("organization", "case").filter(public_id=study_id).first()
-    _visible(actor, study, request)
+    if study is None:
+        raise Http404
     kind = _kind(request)
     if not study.is_ready:
         raise Http404
@@ -214,14 +239,15 @@ def study_download(request: HttpRequest, study_id: UUID) -> HttpResponse:
 
 @policy.link_aware
 @policy.serves(Action.DOWNLOAD_PREVIEW)
-@require_GET
+@require_safe
 def case_download(request: HttpRequest, case_id: UUID) -> HttpResponse:
     """A zip of one rendition of every study of a case (latest versions, ready)."""
     actor = policy.actor_for(request)
     if not _signed_in_or_link(actor):
         return redirect_to_login(request.get_full_path())
     case = Case.objects.select_related("organization").filter(public_id=case_id).first()
-    _visible(actor, case, request)
+    if case is None:
+        raise Http404
     kind = _kind(request)
 
     def build() -> Package:

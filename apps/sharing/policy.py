@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -233,15 +233,27 @@ def _study_id_of(obj: object) -> int | None:
     return getattr(obj, "study_id", None)
 
 
-def _grants_of(actor: Any, case_id: int, now: datetime) -> list[Grant]:
+def _grants_of(actor: Any, case_id: int, now: datetime, *, expired_since: datetime | None = None) -> list[Grant]:
     """Live grants of the case that this actor holds: addressed to the user, or behind an opened
-    anonymous link that is itself live (not revoked, not locked, past its not-before time)."""
+    anonymous link that is itself live (not revoked, not locked, past its not-before time).
+
+    With ``expired_since``: instead the grants held the same way that expired after that time,
+    neither revoked nor of a closed case (only ``download_authorize`` asks, to resume a transfer)."""
     from apps.sharing.models import Grant, ShareLink
+
+    def usable(grant: Grant) -> bool:
+        if expired_since is None:
+            return grant.is_live(now)
+        return (grant.revoked_at is None and grant.case.status == "open"
+                and expired_since < grant.expires_at <= now)
 
     grants: list[Grant] = []
     user = _user_of(actor)
     if _active_user(user):
-        grants += list(Grant.objects.live(now).addressed_to(user).filter(case_id=case_id).select_related("case"))
+        held = Grant.objects.addressed_to(user).filter(case_id=case_id).select_related("case")
+        held = held.live(now) if expired_since is None else held.filter(
+            revoked_at__isnull=True, case__status="open", expires_at__gt=expired_since, expires_at__lte=now)
+        grants += list(held)
     if isinstance(actor, LinkHolder) and actor.link_ids:
         # switching anonymous links off for the organization stops opened ones too
         links = (ShareLink.objects.filter(pk__in=actor.link_ids, anonymous=True, revoked_at__isnull=True,
@@ -249,7 +261,7 @@ def _grants_of(actor: Any, case_id: int, now: datetime) -> list[Grant]:
                                           organization__anonymous_links_enabled=True)
                  .select_related("grant", "grant__case"))
         grants += [link.grant for link in links
-                   if (link.not_before is None or link.not_before <= now) and link.grant.is_live(now)]
+                   if (link.not_before is None or link.not_before <= now) and usable(link.grant)]
     return grants
 
 
@@ -373,14 +385,39 @@ def allowed_renditions(actor: Any, obj: object) -> frozenset[str]:
     return frozenset(allowed)
 
 
+#: a transfer begun while its grant was live may be resumed this long after it began, even when
+#: the grant expired meanwhile; never after a revocation, nor once the case is closed
+RESUME_AFTER_EXPIRY = timedelta(hours=1)
+
+
+def _download_began(grant: Grant, package_key: str, *, since: datetime, while_live: bool = False) -> bool:
+    """A counted download of ``package_key`` under ``grant`` began after ``since`` (and, with
+    ``while_live``, while the grant was live: between its start and its expiry)."""
+    from apps.sharing.models import GrantDownload
+
+    began = GrantDownload.objects.filter(grant=grant, package_key=package_key[:200], started_at__gt=since)
+    if while_live:
+        began = began.filter(started_at__gte=grant.starts_at, started_at__lt=grant.expires_at)
+    return began.exists()
+
+
 def download_authorize(*, actor: Any, obj: object, rendition: str, package_key: str, resumed: bool = False,
-                       request: HttpRequest | None = None) -> Grant | None:
+                       count: bool = True, request: HttpRequest | None = None) -> Grant | None:
     """The downloads interface's one call before it streams ``rendition`` of ``obj``.
 
     Raises PermissionDenied (recorded) unless the actor may download that rendition. Staff
     download on their role (returns None). A recipient downloads on a grant (returned), and the
     download is counted on it: ``resumed=True`` with the same ``package_key`` (a Range request
-    continuing a transfer) counts once, even when that first download used up the limit."""
+    continuing a transfer) counts once, even when that first download used up the limit.
+
+    Large transfers outlive short grants: ``resumed=True`` is also accepted on a grant the actor
+    held that has expired (not revoked, case still open) when a download of the same package
+    under it began less than RESUME_AFTER_EXPIRY ago and while it was live. Nothing else is
+    accepted after expiry: a fresh download, or a Range request with no such download, is refused.
+    The actor is the grant's holder (its grantee or group member, or the holder of an opened link
+    onto it); GrantDownload rows name the grant, not the group member who began them.
+
+    ``count=False`` (HEAD) answers the same question without counting or touching anything."""
     from apps.sharing import services
     from apps.sharing.usecases import RENDITION_PERMISSION
 
@@ -395,11 +432,20 @@ def download_authorize(*, actor: Any, obj: object, rendition: str, package_key: 
         grants = _grants_of(actor, case_id, now)
         if resumed:
             for grant in grants:
-                if services.grant_download_resume(grant=grant, package_key=package_key):
+                if not count and _download_began(grant, package_key, since=now - services.RESUME_WINDOW):
+                    return grant
+                if count and services.grant_download_resume(grant=grant, package_key=package_key):
+                    return grant
+            for grant in _grants_of(actor, case_id, now, expired_since=now - RESUME_AFTER_EXPIRY):
+                if grant.mfa_required and not (_active_user(user) and _verified(user)):
+                    continue
+                if _download_began(grant, package_key, since=now - RESUME_AFTER_EXPIRY, while_live=True) and (
+                        not count or services.grant_download_resume(grant=grant, package_key=package_key)):
                     return grant
         for grant in grants:
-            if grant_covers(grant, action, obj, user=user, rendition=rendition, now=now) and \
-                    services.grant_record_download(grant=grant, package_key=package_key, request=request):
+            if not grant_covers(grant, action, obj, user=user, rendition=rendition, now=now):
+                continue
+            if not count or services.grant_record_download(grant=grant, package_key=package_key, request=request):
                 return grant
     _record_denial(actor, action, obj, request)
     raise PermissionDenied

@@ -1,0 +1,217 @@
+"""Large transfers outlive short grants (issue 7): a download begun while its grant was live may be
+resumed (a Range request) for up to one hour after it began even if the grant expired meanwhile,
+never after a revocation, never once the case is closed; nothing else is accepted after expiry.
+And HEAD on a download URL answers like GET without a body, counting nothing."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import timedelta
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from apps.audit.models import AuditEvent
+from apps.cases.models import Case
+from apps.organizations.models import Role
+from apps.sharing import services as sharing
+from apps.sharing.models import Grant, GrantDownload, ShareLink
+from apps.sharing.usecases import RecipientKind, UseCase
+from tests.factories import member
+
+pytestmark = pytest.mark.django_db
+
+
+def _url(study, kind="preview"):
+    return reverse("renditions:study_download", kwargs={"study_id": study.public_id}) + f"?rendition={kind}"
+
+
+def _body(response) -> bytes:
+    return b"".join(response.streaming_content)
+
+
+class Share:
+    """A preview share of ``study``'s case, held by a named consultant or by an anonymous link."""
+
+    def __init__(self, study, owner, how: str):
+        self.study, self.owner = study, owner
+        expires = timezone.now() + timedelta(hours=2)
+        self.link = None
+        if how == "recipient":
+            consultant = member(study.organization, Role.EXTERNAL_CONSULTANT, email="consultant@alpha.example")
+            self.grant = sharing.grant_create(case=study.case, grantee=consultant, by=owner,
+                                              permissions=["view", "download_preview"], renditions=["preview"],
+                                              download_limit=3, expires_at=expires)
+            self.client = Client()
+            self.client.force_login(consultant)
+        else:
+            org = study.organization
+            org.anonymous_links_enabled = True
+            org.save()
+            self.grant, self.link, raw = sharing.share_create(case=study.case, by=owner, use_case=UseCase.CUSTOM,
+                                                              recipient_kind=RecipientKind.ANONYMOUS,
+                                                              download_limit=3)
+            Grant.objects.filter(pk=self.grant.pk).update(permissions=["view", "download_preview"],
+                                                          renditions=["preview"])
+            self.client = Client()
+            assert self.client.get(reverse("sharing:link_open", kwargs={"token": raw})).status_code == 302
+        # shared two hours ago, so downloads may be dated back within its lifetime
+        Grant.objects.filter(pk=self.grant.pk).update(starts_at=timezone.now() - timedelta(hours=2))
+
+    def get(self, **headers):
+        return self.client.get(_url(self.study), headers=headers)
+
+    def expire(self, ago=timedelta(0)) -> None:
+        """The grant expires (now, or ``ago``): after the download began, unless moved back."""
+        Grant.objects.filter(pk=self.grant.pk).update(expires_at=timezone.now() - ago)
+
+    def begin(self) -> tuple[bytes, int, str]:
+        """The first half of the package, while the grant is live (a counted download)."""
+        head = self.client.head(_url(self.study))
+        total, etag = int(head["Content-Length"]), head["ETag"]
+        first = self.get(Range=f"bytes=0-{total // 2 - 1}")
+        assert first.status_code == 206
+        return _body(first), total, etag
+
+    def resume(self, first: bytes, etag: str):
+        return self.get(Range=f"bytes={len(first)}-", **{"If-Range": etag})
+
+
+@pytest.fixture(params=["recipient", "link_holder"])
+def share(request, ct_study, clinician_a):
+    return Share(ct_study, clinician_a, request.param)
+
+
+@pytest.fixture
+def full_sha(ct_study, client_as, clinician_a) -> str:
+    return hashlib.sha256(_body(client_as(clinician_a).get(_url(ct_study)))).hexdigest()
+
+
+def test_resume_after_the_grant_expired_gives_the_whole_package(share, full_sha):
+    first, total, etag = share.begin()
+    share.expire()
+    rest = share.resume(first, etag)
+    assert rest.status_code == 206
+    assert rest["Content-Range"] == f"bytes {len(first)}-{total - 1}/{total}"
+    assert hashlib.sha256(first + _body(rest)).hexdigest() == full_sha
+    # counted once: the resume touched the download the first half began
+    download = GrantDownload.objects.get(grant=share.grant)
+    assert download.resumes == 1
+    assert Grant.objects.get(pk=share.grant.pk).download_count == 1
+    assert AuditEvent.objects.filter(action="download.completed").exists()
+
+
+def test_nothing_else_is_accepted_after_expiry(share):
+    first, _total, etag = share.begin()
+    share.expire()
+    before = AuditEvent.objects.filter(action="access.denied").count()
+    # a fresh download, whole or from byte 0, is refused (the case is no longer visible: 404)
+    assert share.get().status_code == 404
+    assert share.get(Range="bytes=0-99").status_code == 404
+    # a Range request for a package never begun (the whole case's) is refused
+    case_url = reverse("renditions:case_download", kwargs={"case_id": share.study.case.public_id})
+    other = share.client.get(case_url + "?rendition=preview", headers={"Range": "bytes=100-"})
+    assert other.status_code == 404
+    assert AuditEvent.objects.filter(action="access.denied").count() >= before + 3
+    # while the package begun is still resumable
+    assert share.resume(first, etag).status_code == 206
+
+
+def test_a_range_request_with_no_earlier_download_is_refused_after_expiry(share):
+    head = share.client.head(_url(share.study))
+    assert head.status_code == 200
+    share.expire()
+    assert share.get(Range="bytes=100-").status_code == 404
+    assert not GrantDownload.objects.filter(grant=share.grant).exists()
+    # the control: once begun while live, the same request would have been a resume
+    Grant.objects.filter(pk=share.grant.pk).update(expires_at=timezone.now() + timedelta(hours=1))
+    share.get(Range="bytes=0-99")
+    share.expire()
+    assert share.get(Range="bytes=100-").status_code == 206
+
+
+def test_never_after_a_revocation(share):
+    first, _total, etag = share.begin()
+    share.expire()
+    assert share.resume(first, etag).status_code == 206   # resumable until ...
+    sharing.grants_revoke(grants=[share.grant], by=share.owner, reason="test")
+    before = AuditEvent.objects.filter(action="access.denied").count()
+    assert share.resume(first, etag).status_code == 404  # ... the grant is revoked
+    denial = AuditEvent.objects.filter(action="access.denied").order_by("-pk").first()
+    assert AuditEvent.objects.filter(action="access.denied").count() > before
+    assert denial.details["wanted"] == "download_preview"
+
+
+def test_never_after_the_link_is_revoked(ct_study, clinician_a):
+    share = Share(ct_study, clinician_a, "link_holder")
+    first, _total, etag = share.begin()
+    share.expire()
+    assert share.resume(first, etag).status_code == 206
+    ShareLink.objects.filter(pk=share.link.pk).update(revoked_at=timezone.now())
+    assert share.resume(first, etag).status_code == 404
+
+
+def test_never_once_the_case_is_closed(share):
+    first, _total, etag = share.begin()
+    share.expire()
+    assert share.resume(first, etag).status_code == 206
+    Case.objects.filter(pk=share.study.case_id).update(status="closed")
+    assert share.resume(first, etag).status_code == 404
+
+
+def test_not_more_than_an_hour_after_the_download_began(share):
+    first, _total, etag = share.begin()
+    began = GrantDownload.objects.filter(grant=share.grant)
+    share.expire(ago=timedelta(minutes=30))
+    began.update(started_at=timezone.now() - timedelta(minutes=59))
+    assert share.resume(first, etag).status_code == 206
+    began.update(started_at=timezone.now() - timedelta(minutes=61))
+    assert share.resume(first, etag).status_code == 404
+
+
+def test_only_a_download_begun_while_the_grant_was_live(share):
+    first, _total, etag = share.begin()
+    share.expire(ago=timedelta(minutes=30))
+    began = GrantDownload.objects.filter(grant=share.grant)
+    began.update(started_at=timezone.now() - timedelta(minutes=40))
+    assert share.resume(first, etag).status_code == 206
+    # a download row dated after the expiry did not begin under a live grant
+    began.update(started_at=timezone.now() - timedelta(minutes=20))
+    assert share.resume(first, etag).status_code == 404
+
+
+# ----------------------------------------------------------------------------- HEAD
+
+HEADERS = ("Content-Length", "Accept-Ranges", "ETag", "Content-Disposition", "Content-Type")
+
+
+def test_head_answers_like_get_without_a_body_or_a_count(share):
+    head = share.client.head(_url(share.study))
+    assert head.status_code == 200 and not head.streaming and head.content == b""
+    ranged = share.client.head(_url(share.study), headers={"Range": "bytes=10-"})
+    assert ranged.status_code == 206
+    # nothing counted, nothing recorded as a transfer
+    assert Grant.objects.get(pk=share.grant.pk).download_count == 0
+    assert not GrantDownload.objects.filter(grant=share.grant).exists()
+    assert not AuditEvent.objects.filter(action__startswith="download.").exists()
+    get = share.get()
+    assert get.status_code == 200
+    assert {h: head[h] for h in HEADERS} == {h: get[h] for h in HEADERS}
+    _body(get)
+    ranged_get = share.get(Range="bytes=10-")
+    with_range = (*HEADERS, "Content-Range")
+    assert {h: ranged[h] for h in with_range} == {h: ranged_get[h] for h in with_range}
+
+
+def test_head_is_refused_like_get(share, ct_study, admin_b, client_as):
+    # an outsider: 404 for both
+    outsider = client_as(admin_b)
+    assert outsider.head(_url(ct_study)).status_code == outsider.get(_url(ct_study)).status_code == 404
+    # the download limit used up: HEAD is refused like a fresh GET, and counts nothing
+    Grant.objects.filter(pk=share.grant.pk).update(download_count=3)
+    assert share.client.head(_url(ct_study)).status_code == share.get().status_code == 403
+    assert Grant.objects.get(pk=share.grant.pk).download_count == 3
+    # the diagnostic original is not on a preview share, whatever the method
+    assert share.client.head(_url(ct_study, "original")).status_code == 403
