@@ -378,16 +378,27 @@ def ingest_job_fail(*, job_id: int, error: str) -> None:
 # --- deletion ----------------------------------------------------------------------------------
 
 def study_delete(*, study: Study, by=None, request=None) -> int:
-    """Delete one study version (its series and instances). Blobs no other instance uses are
-    removed from storage. Returns the number of blobs removed. Audited."""
+    """Delete one study version (its series, instances and rendition files). Blobs are
+    content-addressed and may be shared with other studies (dedup): those of the study that no
+    row of any model points at any more are removed from storage. Returns the number of blobs
+    removed. Audited."""
     from django.core.files.storage import default_storage
+    from django.db.models import ForeignObjectRel
 
-    blob_ids = set(study.instances.values_list("blob_id", flat=True))
+    from apps.renditions.services import study_rendition_blob_ids
+
+    blob_ids = set(study.instances.values_list("blob_id", flat=True)) | study_rendition_blob_ids(study=study)
     record(action="imaging.study_deleted", actor=by, organization_id=study.organization_id, target=study,
            request=request, details={"version": study.version, "instances": study.num_instances})
     with transaction.atomic():
         study.delete()
-        orphans = list(Blob.objects.filter(pk__in=blob_ids, instances__isnull=True))
+        unreferenced = Blob.objects.filter(pk__in=blob_ids)
+        for relation in Blob._meta.get_fields(include_hidden=True):  # instances, rendition files, documents
+            if isinstance(relation, ForeignObjectRel):
+                field = relation.field
+                users = field.model._base_manager.filter(**{f"{field.name}__in": blob_ids}).values(field.attname)
+                unreferenced = unreferenced.exclude(pk__in=users)
+        orphans = list(unreferenced)
         for blob in orphans:
             blob.delete()
     for blob in orphans:

@@ -211,3 +211,10 @@ def rendition_summarize(rendition: Rendition) -> Rendition:
     rendition.reason = " ".join(reasons[:3])[:300]
     rendition.save()
     return rendition
+
+
+def study_rendition_blob_ids(*, study: Study) -> set[int]:
+    """The blobs of a study's rendition files (for ``apps.imaging.services.study_delete``, which
+    removes those no row points at once the study is gone). The original kind's are the
+    instances' own blobs."""
+    return set(RenditionFile.objects.filter(study=study, blob__isnull=False).values_list("blob_id", flat=True))
