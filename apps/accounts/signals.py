@@ -23,5 +23,10 @@ def _logged_out(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
 
 @receiver(user_login_failed)
 def _login_failed(sender: Any, credentials: dict[str, Any], request: Any = None, **kwargs: Any) -> None:
-    # The attempted e-mail is not stored: it may be mistyped personal data. Only the fact.
-    record(action="auth.sign_in_failed", outcome="denied", request=request, actor_label="anonymous")
+    # The attempted e-mail is not stored: it may be mistyped personal data. Only the fact, and,
+    # when it names an account, that account's id (so its organizations' admins see the attempt).
+    from django.contrib.auth import get_user_model
+
+    login = next((str(credentials[k]) for k in ("email", "login", "username") if credentials.get(k)), "")
+    account = get_user_model().objects.filter(email__iexact=login.strip()).first() if login.strip() else None
+    record(action="auth.sign_in_failed", outcome="denied", request=request, actor_label="anonymous", target=account)

@@ -4,22 +4,60 @@ One module, so the audit page's action filter, the FHIR mapping (apps.audit.fhir
 table-driven test (tests/audit/test_trail.py) all read the same list. A feature that records a new
 action adds its constant here and its row in ``apps.audit.fhir.FHIR_MAP``.
 
-Some features were built with names of their own before this list existed (``grant.created`` is
-the share of a case, ``grant.download`` a counted download, ``original_request.*`` the original
-requests); both spellings are listed and mapped alike.
+One name per action: the name the code records. (Earlier drafts listed a second spelling for
+several actions, e.g. ``mfa.enrolled`` beside ``auth.mfa_enrolled``; those were never recorded
+and are gone.)
 """
 
 from __future__ import annotations
 
 from django.utils.translation import gettext_lazy as _
 
+# The issue's list (#9) -> the name(s) recorded for it:
+#   sign-in / sign-out / failed sign-in ....... auth.signed_in / auth.signed_out / auth.sign_in_failed
+#                                               (also auth.locked_out, auth.password_login_refused,
+#                                               auth.sso_refused, auth.idle_timeout, auth.sessions_ended)
+#   MFA enrolment ............................. auth.mfa_enrolled (auth.mfa_reset,
+#                                               auth.mfa_recovery_codes_saved / _renewed)
+#   MFA failures .............................. auth.otp_failed, auth.otp_locked_out,
+#                                               auth.otp_refused_locked (passes: auth.otp_verified,
+#                                               auth.mfa_recovery_code_used; auth.step_up_required)
+#   invitations sent / accepted ............... invitation.created / invitation.accepted
+#                                               (invitation.revoked, .refused, .birth_date_failed,
+#                                               .token_locked_out; account.created)
+#   case created / closed ..................... case.created / case.closed (case.reopened,
+#                                               case.edited, patient.created, note.added, attachment.*,
+#                                               board.*)
+#   study uploaded / ingested / deleted ....... imaging.upload_completed / imaging.study_ingested
+#                                               (one per study; imaging.ingest per run) /
+#                                               imaging.study_deleted (imaging.upload_created,
+#                                               _deleted, _expired)
+#   case-page view ............................ case.viewed (grant.opened: a shared case opened)
+#   viewer opened / closed .................... viewer.opened / viewer.closed (details.reason
+#                                               "timeout" when the idle sweep closes it)
+#   download (bytes sent, completed or not) ... download.completed / download.incomplete
+#                                               (details.bytes_sent); grant.download counts a
+#                                               download against a share's limit
+#   share created ............................. grant.created (+ share_link.created)
+#   share extended ............................ grant.extended
+#   share renewed ............................. grant.created + grant.revoked (reason "renewed")
+#                                               + share_link.created
+#   share revoked ............................. grant.revoked / share_link.revoked
+#   share expired ............................. share.expired (grants and links, by the sweep task)
+#   shares refused ............................ share.refused, share_link.refused,
+#                                               share_link.second_factor_failed
+#   permission and role changes ............... membership.added, membership.updated,
+#                                               organization.policy_changed,
+#                                               sharing_policy.updated, organization.sso_changed
+#   original requested / approved / declined .. original_request.created / .approved / .declined
+#   de-identified export made ................. deid.exported
+#   every denial by the policy ................ access.denied (apps.sharing.policy.require)
+#   audit trail exported ...................... audit.exported
+
 # --- sign-in and security ------------------------------------------------------------------------
 AUTH_SIGNED_IN = "auth.signed_in"
 AUTH_SIGNED_OUT = "auth.signed_out"
 AUTH_SIGN_IN_FAILED = "auth.sign_in_failed"
-MFA_ENROLLED = "mfa.enrolled"
-MFA_FAILED = "mfa.failed"
-INVITATION_SENT = "invitation.sent"
 INVITATION_ACCEPTED = "invitation.accepted"
 MEMBERSHIP_ADDED = "membership.added"
 MEMBERSHIP_UPDATED = "membership.updated"
@@ -39,19 +77,12 @@ BOARD_EDITED = "board.edited"
 BOARD_STARTED = "board.started"
 BOARD_ENDED = "board.ended"
 # --- imaging -------------------------------------------------------------------------------------
-STUDY_UPLOADED = "study.uploaded"
-STUDY_INGESTED = "study.ingested"
-STUDY_DELETED = "study.deleted"
 VIEWER_OPENED = "viewer.opened"
 VIEWER_CLOSED = "viewer.closed"
 DOWNLOAD_COMPLETED = "download.completed"
 DOWNLOAD_INCOMPLETE = "download.incomplete"
 DEID_EXPORTED = "deid.exported"
 # --- sharing -------------------------------------------------------------------------------------
-SHARE_CREATED = "share.created"
-SHARE_EXTENDED = "share.extended"
-SHARE_RENEWED = "share.renewed"
-SHARE_REVOKED = "share.revoked"
 SHARE_EXPIRED = "share.expired"
 SHARE_REFUSED = "share.refused"
 GRANT_CREATED = "grant.created"
@@ -64,14 +95,11 @@ SHARE_LINK_CREATED = "share_link.created"
 SHARE_LINK_REVOKED = "share_link.revoked"
 SHARE_LINK_REFUSED = "share_link.refused"
 SHARE_LINK_SECOND_FACTOR_FAILED = "share_link.second_factor_failed"
-ORIGINAL_REQUESTED = "original.requested"
-ORIGINAL_APPROVED = "original.approved"
-ORIGINAL_DECLINED = "original.declined"
 ORIGINAL_REQUEST_CREATED = "original_request.created"
 ORIGINAL_REQUEST_APPROVED = "original_request.approved"
 ORIGINAL_REQUEST_DECLINED = "original_request.declined"
 
-# --- names the features use (added as they were built; the issue's names above stay valid) ------
+# --- accounts, policies, attachments, uploads -------------------------------------------------
 AUTH_MFA_ENROLLED = "auth.mfa_enrolled"
 AUTH_MFA_RESET = "auth.mfa_reset"
 AUTH_MFA_RECOVERY_CODES_SAVED = "auth.mfa_recovery_codes_saved"
@@ -111,9 +139,6 @@ LABELS: dict[str, str] = {
     AUTH_SIGNED_IN: _("Signed in"),
     AUTH_SIGNED_OUT: _("Signed out"),
     AUTH_SIGN_IN_FAILED: _("Sign-in failed"),
-    MFA_ENROLLED: _("Two-factor enrolled"),
-    MFA_FAILED: _("Two-factor check failed"),
-    INVITATION_SENT: _("Invitation sent"),
     INVITATION_ACCEPTED: _("Invitation accepted"),
     MEMBERSHIP_ADDED: _("Member added"),
     MEMBERSHIP_UPDATED: _("Role or membership changed"),
@@ -131,18 +156,11 @@ LABELS: dict[str, str] = {
     BOARD_EDITED: _("Tumor board edited"),
     BOARD_STARTED: _("Tumor board started"),
     BOARD_ENDED: _("Tumor board ended"),
-    STUDY_UPLOADED: _("Study uploaded"),
-    STUDY_INGESTED: _("Study ingested"),
-    STUDY_DELETED: _("Study deleted"),
     VIEWER_OPENED: _("Viewer opened"),
     VIEWER_CLOSED: _("Viewer closed"),
     DOWNLOAD_COMPLETED: _("Download completed"),
     DOWNLOAD_INCOMPLETE: _("Download not completed"),
     DEID_EXPORTED: _("De-identified export made"),
-    SHARE_CREATED: _("Shared"),
-    SHARE_EXTENDED: _("Share extended"),
-    SHARE_RENEWED: _("Share renewed"),
-    SHARE_REVOKED: _("Share revoked"),
     SHARE_EXPIRED: _("Share expired"),
     SHARE_REFUSED: _("Share refused"),
     GRANT_CREATED: _("Access granted (shared)"),
@@ -155,9 +173,6 @@ LABELS: dict[str, str] = {
     SHARE_LINK_REVOKED: _("Share link revoked"),
     SHARE_LINK_REFUSED: _("Share link refused"),
     SHARE_LINK_SECOND_FACTOR_FAILED: _("Share link code failed"),
-    ORIGINAL_REQUESTED: _("Original requested"),
-    ORIGINAL_APPROVED: _("Original request approved"),
-    ORIGINAL_DECLINED: _("Original request declined"),
     ORIGINAL_REQUEST_CREATED: _("Original requested"),
     ORIGINAL_REQUEST_APPROVED: _("Original request approved"),
     ORIGINAL_REQUEST_DECLINED: _("Original request declined"),
@@ -197,6 +212,17 @@ LABELS: dict[str, str] = {
 }
 
 ALL: tuple[str, ...] = tuple(LABELS)
+
+#: account events about one person (sign-in, MFA, sessions): recorded without an organization,
+#: they go into the chain of each organization the person is an active member of, so that
+#: organization's admins see them on the audit page (apps.audit.services.record); a person with
+#: no membership (or an unknown login) stays in the global chain
+MEMBER_ACCOUNT_ACTIONS: frozenset[str] = frozenset({
+    AUTH_SIGNED_IN, AUTH_SIGNED_OUT, AUTH_SIGN_IN_FAILED, AUTH_LOCKED_OUT, AUTH_PASSWORD_LOGIN_REFUSED,
+    AUTH_IDLE_TIMEOUT, AUTH_SESSIONS_ENDED, AUTH_MFA_ENROLLED, AUTH_MFA_RESET, AUTH_MFA_RECOVERY_CODES_SAVED,
+    AUTH_MFA_RECOVERY_CODE_USED, AUTH_MFA_RECOVERY_CODES_RENEWED, AUTH_OTP_VERIFIED, AUTH_OTP_FAILED,
+    AUTH_OTP_LOCKED_OUT, AUTH_OTP_REFUSED_LOCKED, AUTH_STEP_UP_REQUIRED,
+})
 
 #: the actions that say someone saw or downloaded a case's studies (the case page's history)
 ACCESS_ACTIONS: frozenset[str] = frozenset({

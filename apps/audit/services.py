@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
+from apps.audit.actions import MEMBER_ACCOUNT_ACTIONS
 from apps.audit.models import ActorType, AuditEvent
 
 if TYPE_CHECKING:
@@ -34,6 +38,13 @@ def _link_ref(link: Any, actor_label: str) -> uuid.UUID | None:
     return None
 
 
+def _member_org_ids(user: Any) -> list[int]:
+    from apps.organizations.models import Membership
+
+    return list(Membership.objects.filter(user_id=user.pk, is_active=True)
+                .order_by("organization_id").values_list("organization_id", flat=True))
+
+
 def record(*, action: str, actor: Any = None, organization: Organization | None = None,
            organization_id: int | None = None, target: Any = None, outcome: str = "allowed",
            request: HttpRequest | None = None, details: dict[str, Any] | None = None,
@@ -46,7 +57,21 @@ def record(*, action: str, actor: Any = None, organization: Organization | None 
     ``target`` if it is, or belongs to, a case or study. ``actor_type`` (user, link, anonymous,
     system) is derived when omitted: a signed-in actor is a user, a label starting with "link" or
     a ``link`` (ShareLink or its public id) is a link holder, another actor is anonymous, no actor
-    is the system. Action names: apps.audit.actions."""
+    is the system. Action names: apps.audit.actions.
+
+    An account event (``actions.MEMBER_ACCOUNT_ACTIONS``) recorded without an organization is
+    written once into the chain of each organization its person (the target when it is a user,
+    else the actor) is an active member of, and returns the first; with no membership it goes
+    into the global chain."""
+    if organization is None and organization_id is None and action in MEMBER_ACCOUNT_ACTIONS:
+        # an account event: into the chain of each organization the person belongs to
+        subject = target if type(target).__name__ == "User" else actor
+        org_ids = _member_org_ids(subject) if getattr(subject, "pk", None) else []
+        if org_ids:
+            events = [record(action=action, actor=actor, organization_id=org_id, target=target, outcome=outcome,
+                             request=request, details=details, actor_label=actor_label, actor_type=actor_type,
+                             link=link) for org_id in org_ids]
+            return events[0]
     if case is None and target is not None:
         case = target if type(target).__name__ == "Case" else getattr(target, "case", None)
     if study is None and target is not None and type(target).__name__ == "Study":
@@ -86,3 +111,47 @@ def record(*, action: str, actor: Any = None, organization: Organization | None 
         user_agent=(request.META.get("HTTP_USER_AGENT", "")[:300] if request is not None else ""),
         details=details or {},
     )
+
+
+#: denials raised inside an atomic block during the current request or task (see denials_kept)
+_pending_denials: ContextVar[list[BaseException] | None] = ContextVar("lightbox_pending_denials", default=None)
+
+
+def denial_track(exc: BaseException) -> None:
+    """Called by the policy for a denial recorded inside an atomic block: kept until the request
+    or task ends, when ``denials_kept`` makes sure it is still recorded. Outside a request or a
+    task (a shell, a test calling a service) nothing is kept."""
+    pending = _pending_denials.get()
+    if pending is not None:
+        pending.append(exc)
+
+
+@contextmanager
+def denials_kept() -> Iterator[None]:
+    """Around a whole request (apps.audit.middleware) or task (the Celery signals in apps.audit.apps):
+    at the end, when every atomic block has exited, each denial recorded in one that rolled back is
+    recorded again, once. Whether the exception reached the top or a view caught it and answered 403
+    itself does not matter."""
+    token = _pending_denials.set([])
+    try:
+        yield
+    finally:
+        pending = _pending_denials.get() or []
+        _pending_denials.reset(token)
+        for exc in pending:
+            denial_ensure_recorded(exc)
+
+
+def denial_ensure_recorded(exc: BaseException) -> AuditEvent | None:
+    """Make sure the denial ``exc`` carries (a ``policy.DeniedByPolicy``; anything else is
+    ignored) is in the trail: if the transaction it was recorded in rolled back, record it again
+    (the exception then carries the new event, so a second call finds it). Call it only after
+    the atomic blocks around the refusal have exited."""
+    audit = getattr(exc, "audit", None)
+    if not audit:
+        return None
+    event = exc.event  # type: ignore[attr-defined]
+    if event is not None and AuditEvent.objects.filter(pk=event.pk, hash=event.hash).exists():
+        return event
+    exc.event = record(**audit)  # type: ignore[attr-defined]
+    return exc.event  # type: ignore[attr-defined]

@@ -12,7 +12,7 @@ from django.db import connection, connections
 from apps.audit.chain import GENESIS, canonical, compute_hash, verify_chain
 from apps.audit.models import ActorType, AppendOnlyError, AuditChain, AuditEvent
 from apps.audit.services import record
-from tests.factories import AuditEventFactory, CaseFactory
+from tests.factories import AuditEventFactory, CaseFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -29,9 +29,10 @@ def _recompute(event: AuditEvent) -> str:
 def test_events_chain_per_organization_and_globally(org_a, org_b, admin_a):
     a1 = record(action="test.one", actor=admin_a, organization=org_a, details={"n": 1})
     b1 = record(action="test.one", organization=org_b)
-    g1 = record(action="auth.signed_in", actor=admin_a)
+    loner = UserFactory()  # no membership: their sign-ins stay in the global chain
+    g1 = record(action="auth.signed_in", actor=loner)
     a2 = record(action="test.two", actor=admin_a, organization_id=org_a.pk, details={"n": 2.0, "ids": [1, 2]})
-    g2 = record(action="auth.signed_out", actor=admin_a)
+    g2 = record(action="auth.signed_out", actor=loner)
     assert (a1.seq, a1.prev_hash) == (1, GENESIS)
     assert (a2.seq, a2.prev_hash) == (2, a1.hash)
     assert (b1.seq, b1.prev_hash) == (1, GENESIS)
