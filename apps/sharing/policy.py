@@ -38,6 +38,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -447,22 +448,44 @@ def download_authorize(*, actor: Any, obj: object, rendition: str, package_key: 
                 continue
             if not count or services.grant_record_download(grant=grant, package_key=package_key, request=request):
                 return grant
-    _record_denial(actor, action, obj, request)
-    raise PermissionDenied
+    raise _record_denial(actor, action, obj, request)
 
 
-def _record_denial(actor: Any, action: Action | str, obj: object, request: HttpRequest | None) -> None:
+class DeniedByPolicy(PermissionDenied):
+    """PermissionDenied that carries its audit event, so the denial survives a rollback.
+
+    The denial is recorded at once. When the refused call ran inside a caller's
+    ``transaction.atomic``, the event may be rolled back with it; the exception is then also
+    tracked (``apps.audit.services.denial_track``) and, when the request or task ends
+    (apps.audit.middleware, the Celery signals in apps.audit.apps), recorded again only if it is
+    gone: exactly one event either way."""
+
+    def __init__(self, *args: Any, audit: dict[str, Any] | None = None, event: Any = None) -> None:
+        super().__init__(*args)
+        self.audit = audit or {}   # the record(...) arguments
+        self.event = event         # the AuditEvent written (or None)
+
+
+def _record_denial(actor: Any, action: Action | str, obj: object, request: HttpRequest | None) -> DeniedByPolicy:
+    """Record one access.denied event; returns the exception to raise (it carries the event)."""
     from apps.audit.services import record
 
     label = actor.label if isinstance(actor, LinkHolder) else ""
-    record(action="access.denied", actor=_user_of(actor), actor_label=label, organization_id=_org_id_of(obj),
-           target=obj, outcome="denied", request=request, details={"wanted": str(action)})
+    audit = {"action": "access.denied", "actor": _user_of(actor), "actor_label": label,
+             "organization_id": _org_id_of(obj), "target": obj, "outcome": "denied", "request": request,
+             "details": {"wanted": str(action)}}
+    exc = DeniedByPolicy(audit=audit, event=record(**audit))
+    if transaction.get_connection().in_atomic_block:
+        from apps.audit.services import denial_track
+
+        denial_track(exc)  # may be rolled back with the caller's transaction: checked at the end
+    return exc
 
 
 def require(actor: Any, action: Action | str, obj: object, *, request: HttpRequest | None = None,
             rendition: str | None = None) -> None:
-    """Raise PermissionDenied (and record the denial) unless ``can(actor, action, obj)``."""
+    """Raise PermissionDenied (a DeniedByPolicy, with the denial recorded) unless
+    ``can(actor, action, obj)``."""
     if can(actor, action, obj, rendition=rendition):
         return
-    _record_denial(actor, action, obj, request)
-    raise PermissionDenied
+    raise _record_denial(actor, action, obj, request)

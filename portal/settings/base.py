@@ -94,6 +94,7 @@ MIDDLEWARE = [
     "apps.organizations.middleware.ActiveOrganizationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "apps.accounts.middleware.AccessGateMiddleware",
+    "apps.audit.middleware.DenialAuditMiddleware",  # a policy denial rolled back with the view's transaction
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     "django.middleware.gzip.GZipMiddleware",
