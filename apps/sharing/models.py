@@ -81,6 +81,8 @@ class Grant(PublicIdModel):
     last_opened_at = models.DateTimeField(null=True, blank=True)
     open_count = models.PositiveIntegerField(default=0)
     download_count = models.PositiveIntegerField(default=0)
+    # the expires_at whose passing was recorded (share.expired); an extension past it re-arms it
+    expiry_recorded_for = models.DateTimeField(null=True, blank=True)
 
     objects = GrantQuerySet.as_manager()
 

@@ -599,3 +599,31 @@ def sharing_policy_update(*, organization_id: int, by: User, values: dict[str, A
                                                                    "original_approval_max_hours")},
                                          "templates": template_settings})
     return sp
+
+
+# --------------------------------------------------------------------------- expiry
+
+def share_expiries_record(*, now: datetime | None = None, batch: int = 1000) -> int:
+    """Record share.expired once for every grant (and so its links, which live as long as it
+    does) whose ``expires_at`` has passed without a revocation. Each grant is claimed first with a
+    conditional UPDATE (``expiry_recorded_for`` := its ``expires_at``), in the same transaction as
+    the event, so two runs never record one expiry twice; a grant extended after it expired and
+    expiring again is recorded again. Returns the number recorded."""
+    now = now or timezone.now()
+    due = (Grant.objects.filter(revoked_at__isnull=True, expires_at__lte=now)
+           .exclude(expiry_recorded_for=F("expires_at")))
+    count = 0
+    for grant_id in list(due.order_by("expires_at").values_list("pk", flat=True)[:batch]):
+        with transaction.atomic():
+            claimed = (Grant.objects.filter(pk=grant_id, revoked_at__isnull=True, expires_at__lte=now)
+                       .exclude(expiry_recorded_for=F("expires_at")).update(expiry_recorded_for=F("expires_at")))
+            if not claimed:
+                continue
+            grant = Grant.objects.select_related("case").get(pk=grant_id)
+            links = [str(v) for v in grant.links.filter(revoked_at__isnull=True).values_list("public_id", flat=True)]
+            record(action="share.expired", organization_id=grant.organization_id, target=grant, case=grant.case,
+                   actor_label="system", details={"expires_at": grant.expires_at.isoformat(), "links": links,
+                                                  "use_case": grant.use_case, "opened": grant.open_count,
+                                                  "downloads": grant.download_count})
+            count += 1
+    return count

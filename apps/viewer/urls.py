@@ -9,5 +9,6 @@ app_name = "viewer"
 urlpatterns = [
     path("studies/<uuid:study_id>/viewer/", views.viewer_page, name="viewer"),
     path("viewer/studies/<uuid:study_id>/close", views.viewer_close, name="close"),
+    path("viewer/studies/<uuid:study_id>/heartbeat", views.viewer_heartbeat, name="heartbeat"),
     path("viewer/instances/<uuid:instance_id>/frame", views.frame, name="frame"),
 ]

@@ -9,13 +9,14 @@ message that viewer.js shows). Frames are ``Cache-Control: private, no-cache`` w
 the browser keeps them, but revalidates each one, so the policy sees every frame.
 
 A viewer session is audited once when the page opens (viewer.opened) and once when it closes
-(viewer.closed, a beacon from viewer.js on pagehide), never per frame.
+(viewer.closed: a beacon from viewer.js on pagehide, or the idle sweep; apps.viewer.sessions),
+never per frame. Frames (header X-Lightbox-Viewer-Session) and a heartbeat after user activity
+keep a session from the idle sweep.
 """
 
 from __future__ import annotations
 
 import time
-import uuid
 from uuid import UUID
 
 from django.contrib.auth.views import redirect_to_login
@@ -26,14 +27,13 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from apps.audit import actions as audit_actions
-from apps.audit.services import record
 from apps.imaging import pixels
 from apps.imaging.models import Instance, Study
 from apps.sharing import policy
 from apps.sharing.policy import Action
 from apps.sharing.usecases import Rendition
 from apps.viewer import services
+from apps.viewer.sessions import viewer_session_close, viewer_session_open, viewer_session_touch
 
 SESSIONS_KEY = "lightbox_viewer_sessions"
 MAX_OPEN_SESSIONS = 50
@@ -41,6 +41,10 @@ MAX_OPEN_SESSIONS = 50
 
 def _actor_label(actor) -> str:
     return actor.label if isinstance(actor, policy.LinkHolder) else ""
+
+
+def _signed_in(user) -> bool:
+    return bool(getattr(user, "is_authenticated", False))
 
 
 def _signed_in_or_link(actor) -> bool:
@@ -95,16 +99,19 @@ def viewer_page(request: HttpRequest, study_id: UUID) -> HttpResponse:
             series_list.append({"id": str(series.public_id), "number": series.series_number,
                                 "modality": series.modality, "description": series.series_description,
                                 "instances": items})
-    session_id = uuid.uuid4().hex
+    user = policy._user_of(actor)
+    viewer_session = viewer_session_open(
+        study=study, user=user if _signed_in(user) else None, actor=actor, actor_label=_actor_label(actor),
+        request=request,
+        details={"mode": "diagnostic" if diagnostic else "preview", "series": len(series_list),
+                 "instances": sum(len(s["instances"]) for s in series_list)})
+    session_id = viewer_session.key
+    # the browser session's own viewer sessions: only these may be touched or closed from it
     sessions = dict(request.session.get(SESSIONS_KEY, {}))
     if len(sessions) >= MAX_OPEN_SESSIONS:  # tabs closed without a beacon: keep the newest
         sessions = dict(sorted(sessions.items(), key=lambda kv: kv[1][1])[-MAX_OPEN_SESSIONS + 1:])
     sessions[session_id] = [str(study.public_id), int(time.time())]
     request.session[SESSIONS_KEY] = sessions
-    record(action=audit_actions.VIEWER_OPENED, actor=actor, actor_label=_actor_label(actor),
-           organization_id=study.organization_id, target=study, request=request,
-           details={"session": session_id, "mode": "diagnostic" if diagnostic else "preview",
-                    "series": len(series_list), "instances": sum(len(s["instances"]) for s in series_list)})
     return render(request, "viewer/viewer.html", {
         "study": study, "diagnostic": diagnostic, "session_id": session_id,
         "viewer_data": {"series": series_list, "mode": "diagnostic" if diagnostic else "preview",
@@ -139,6 +146,9 @@ def frame(request: HttpRequest, instance_id: UUID) -> HttpResponse:
         except PermissionDenied:
             return _json_error(403, "preview_only",
                                _("You may view previews of this study only, not the diagnostic original."))
+    key = request.headers.get("X-Lightbox-Viewer-Session", "")
+    if key and key in request.session.get(SESSIONS_KEY, {}):
+        viewer_session_touch(key=key)
     etag = services.frame_etag(instance, wanted)
     # weak comparison (RFC 9110 13.1.2): GZipMiddleware turns our ETag into W/"..." on the way out
     if etag in [t.strip().removeprefix("W/") for t in request.headers.get("If-None-Match", "").split(",")]:
@@ -184,9 +194,20 @@ def viewer_close(request: HttpRequest, study_id: UUID) -> HttpResponse:
         frames = max(0, min(int(request.POST.get("frames", "0")), 1_000_000))
     except ValueError:
         frames = 0
-    # recorded even when the grant has ended meanwhile: the session it closes was authorized
-    record(action=audit_actions.VIEWER_CLOSED, actor=actor, actor_label=_actor_label(actor),
-           organization_id=study.organization_id, target=study, request=request,
-           details={"session": session_id, "seconds": max(0, int(time.time()) - int(opened[1])),
-                    "frames": frames})
+    viewer_session_close(key=session_id, reason="closed", frames=frames, request=request)  # once: idempotent
+    return HttpResponse(status=204)
+
+
+@policy.link_aware
+@policy.serves(Action.VIEW_IMAGES)
+@require_POST
+def viewer_heartbeat(request: HttpRequest, study_id: UUID) -> HttpResponse:
+    """The page is still in use (sent by viewer.js after user activity): keeps the session from
+    the idle sweep. Only the browser session's own viewer sessions; 404 to outsiders."""
+    session_id = request.POST.get("session", "")
+    opened = request.session.get(SESSIONS_KEY, {}).get(session_id)
+    if opened is None or opened[0] != str(study_id):
+        _visible(policy.actor_for(request), Study.objects.filter(public_id=study_id).first(), request)
+        return HttpResponse(status=204)
+    viewer_session_touch(key=session_id)
     return HttpResponse(status=204)

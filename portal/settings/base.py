@@ -264,6 +264,8 @@ LIGHTBOX_MASTER_KEYS = env_secret("LIGHTBOX_MASTER_KEYS") or _embedded_master_ke
 # tus staging files (encrypted, outside the storage root); shared by every web server process
 LIGHTBOX_UPLOAD_DIR = Path(env.str("LIGHTBOX_UPLOAD_DIR", default=str(VAR_DIR / "uploads")))
 LIGHTBOX_UPLOAD_EXPIRY_HOURS = env.int("LIGHTBOX_UPLOAD_EXPIRY_HOURS", default=24)
+#: a viewer session with no frame or activity for this long is closed (viewer.closed, reason timeout)
+LIGHTBOX_VIEWER_IDLE_MINUTES = env.int("LIGHTBOX_VIEWER_IDLE_MINUTES", default=30)
 LIGHTBOX_ZIP_MAX_ENTRIES = 100_000
 LIGHTBOX_ZIP_MAX_RATIO = 100          # uncompressed / compressed, per entry and overall
 LIGHTBOX_ZIP_MAX_TOTAL_BYTES = 64 * 1024**3
@@ -335,6 +337,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 3, "socket_timeout"
 #: each app adds its own entry here
 CELERY_BEAT_SCHEDULE = {
     "imaging-uploads-expire": {"task": "apps.imaging.tasks.uploads_expire_task", "schedule": 15 * 60},
+    "viewer-sessions-close-idle": {"task": "apps.viewer.tasks.viewer_sessions_close_idle_task", "schedule": 5 * 60},
+    "sharing-expiries-record": {"task": "apps.sharing.tasks.share_expiries_record_task", "schedule": 5 * 60},
 }
 
 # --- E-mail: notifications only, never images or patient data --------------------------------

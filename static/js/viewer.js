@@ -99,7 +99,8 @@
   // ---------------------------------------------------------------- loading
 
   function fetchFrame(url) {
-    return fetch(url, { credentials: "same-origin", headers: { "Accept": "image/*,application/json" } })
+    return fetch(url, { credentials: "same-origin",
+                        headers: { "Accept": "image/*,application/json", "X-Lightbox-Viewer-Session": data.session } })
       .then(function (response) {
         if (response.status === 403 || response.status === 404) {
           return response.json().catch(function () { return {}; }).then(function (body) {
@@ -178,7 +179,8 @@
     var next = function () {
       if (token !== state.token || !queue.length || state.stopped) { return; }
       var item = state.stack[queue.shift()];
-      fetch(frameUrl(item, state.mode), { credentials: "same-origin" }).then(function (r) {
+      fetch(frameUrl(item, state.mode), { credentials: "same-origin",
+                                          headers: { "X-Lightbox-Viewer-Session": data.session } }).then(function (r) {
         if (r.status === 403 || r.status === 404) { return; }
         return r.blob().then(next);
       }).catch(function () {});
@@ -418,6 +420,21 @@
   stage.addEventListener("contextmenu", function (event) { event.preventDefault(); });
 
   // ---------------------------------------------------------------- session end
+
+  // the server closes a session idle for a while (reason "timeout"); activity without new
+  // frames (reading one image) keeps it open with a heartbeat, at most every two minutes
+  var active = false;
+  ["pointerdown", "keydown", "wheel"].forEach(function (name) {
+    root.addEventListener(name, function () { active = true; }, { passive: true });
+  });
+  window.setInterval(function () {
+    if (!active || closed || document.visibilityState !== "visible") { return; }
+    active = false;
+    var form = new FormData();
+    form.append("csrfmiddlewaretoken", csrf ? csrf.value : "");
+    form.append("session", data.session);
+    fetch(ds.heartbeatUrl, { method: "POST", body: form, credentials: "same-origin" }).catch(function () {});
+  }, 120000);
 
   var closed = false;
   function sendClose() {
