@@ -23,6 +23,7 @@ urlpatterns = [
     path("", include("apps.sharing.urls")),
     path("", include("apps.imaging.urls")),
     path("", include("apps.renditions.urls")),
+    path("", include("apps.deid.urls")),
     path("", include("apps.viewer.urls")),
     path("", include("apps.cases.urls")),
     path("", include("apps.core.urls")),

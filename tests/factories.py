@@ -12,6 +12,7 @@ from factory.django import DjangoModelFactory
 from apps.accounts.models import Invitation, SSOConfig, User
 from apps.audit.models import AuditEvent
 from apps.cases.models import Attachment, BoardSession, Case, CaseNote, Patient
+from apps.deid.models import DeidExport, DeidExportFile
 from apps.imaging.models import IngestJob, Instance, Series, Study, Upload
 from apps.organizations.models import Membership, Organization, Role
 from apps.renditions.models import Rendition, RenditionFile
@@ -283,6 +284,32 @@ class RenditionFileFactory(DjangoModelFactory):
     sha256 = factory.SelfAttribute("instance.sha256")
     bytes = factory.SelfAttribute("instance.size")
     original_bytes = factory.SelfAttribute("instance.size")
+
+
+class DeidExportFactory(DjangoModelFactory):
+    """A finished de-identified export row with no files (apps.deid.services makes real ones)."""
+
+    class Meta:
+        model = DeidExport
+
+    organization = factory.SubFactory(OrganizationFactory)
+    study = factory.SubFactory(StudyFactory, organization=factory.SelfAttribute("..organization"))
+    pseudonym = "TEST-PSEUDONYM"
+    state = "ready"
+
+
+class DeidExportFileFactory(DjangoModelFactory):
+    """An excluded instance of a de-identified export (no stored output)."""
+
+    class Meta:
+        model = DeidExportFile
+
+    organization = factory.SubFactory(OrganizationFactory)
+    export = factory.SubFactory(DeidExportFactory, organization=factory.SelfAttribute("..organization"))
+    instance = factory.SubFactory(InstanceFactory, organization=factory.SelfAttribute("..organization"),
+                                  series__study=factory.SelfAttribute("...export.study"))
+    outcome = "excluded"
+    reason = "burned_in"
 
 def member(organization: Organization, role: str = Role.CLINICIAN, **user_kwargs) -> User:
     """A user with an active membership of ``role`` in ``organization``."""

@@ -340,6 +340,15 @@ def _case_package(studies: list[Study], kind: str) -> Package:
     body = set()
     for study in studies:
         body |= set(study.series.exclude(body_part_examined="").values_list("body_part_examined", flat=True))
+def package_finish(package: Package, *, what: str, studies: list[Study]) -> Package:
+    """Add MANIFEST.txt to a package another app assembled (its entries and what was left out)
+    and lay out the zip, as ``study_package`` does: the one zip writer for every download
+    (apps.deid's de-identified exports use it). ``studies`` name the contents in the manifest
+    and date the entries (their latest ``created_at``)."""
+    with translation.override("en"):
+        return _finish(package, what=what, studies=studies)
+
+
     name = package_name(studies, body_parts=body, deidentified=deid)
     entries, missing, used = [], [], set()
     for study in studies:

@@ -67,6 +67,9 @@ class Action(StrEnum):
     MANAGE_GRANT = "manage_grant"             # revoke, extend or renew a grant (its creator too)
     DECIDE_ORIGINAL_REQUEST = "decide_original_request"  # approve/decline (a radiologist or the owner)
     UPLOAD_STUDY = "upload_study"             # upload and ingest studies into the organization
+    # A de-identified copy (PS3.15 Annex E) of a study, for use outside the organization: staff
+    # who read the originals, never through a grant (apps.deid).
+    EXPORT_DEIDENTIFIED = "export_deidentified"
     # Patient name, MRN and birth date: staff of the organization only, never through a grant.
     # Outsiders (consultants, board guests, link holders) see the case without identifiers.
     VIEW_PATIENT_IDENTITY = "view_patient_identity"
@@ -81,8 +84,9 @@ ROLE_ACTIONS: dict[str, frozenset[Action]] = {
     Role.ORG_ADMIN: frozenset(_STAFF | {Action.MANAGE_MEMBERS, Action.MANAGE_ORGANIZATION, Action.VIEW_AUDIT,
                                         Action.VIEW_CASE, Action.MANAGE_CASE, Action.MANAGE_GRANT}),
     Role.RADIOLOGIST: frozenset(_STAFF | _READER | {Action.MANAGE_GRANT, Action.DECIDE_ORIGINAL_REQUEST,
-                                                    Action.UPLOAD_STUDY}),
-    Role.CLINICIAN: frozenset(_STAFF | _READER | {Action.MANAGE_GRANT, Action.UPLOAD_STUDY}),
+                                                    Action.UPLOAD_STUDY, Action.EXPORT_DEIDENTIFIED}),
+    Role.CLINICIAN: frozenset(_STAFF | _READER | {Action.MANAGE_GRANT, Action.UPLOAD_STUDY,
+                                                  Action.EXPORT_DEIDENTIFIED}),
     # Coordinators organize cases and boards: status, not pixels.
     # They also bring outside studies in (upload), which shows them no pixels.
     Role.COORDINATOR: frozenset(_STAFF | {Action.VIEW_CASE, Action.MANAGE_CASE, Action.MANAGE_GRANT,

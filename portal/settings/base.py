@@ -79,6 +79,7 @@ INSTALLED_APPS = [
     "apps.education",
     "apps.viewer",
     "apps.renditions",
+    "apps.deid",
 ]
 
 MIDDLEWARE = [

@@ -44,13 +44,15 @@ pytestmark = pytest.mark.django_db
 ACTORS = ["owner", "other_member", "recipient", "other_user", "other_tenant", "anonymous", "link_holder"]
 STATES = ["active", "expired", "revoked", "over_limit", "case_closed"]
 CASE_ACTIONS = [Action.VIEW_CASE, Action.VIEW_IMAGES, Action.DOWNLOAD_PREVIEW, Action.DOWNLOAD_ORIGINAL,
-                Action.SHARE_CASE, Action.MANAGE_CASE, Action.MANAGE_GRANT, Action.VIEW_ORG_DATA]
+                Action.SHARE_CASE, Action.MANAGE_CASE, Action.MANAGE_GRANT, Action.VIEW_ORG_DATA,
+                Action.EXPORT_DEIDENTIFIED]
 
 #: the recipient's and the link's grant: view and preview downloads, no originals
 GRANT_PERMISSIONS = ["view", "download_preview"]
 #: by hand: what each actor may do in each state
 OWNER = {Action.VIEW_CASE, Action.VIEW_IMAGES, Action.DOWNLOAD_PREVIEW, Action.DOWNLOAD_ORIGINAL,
-         Action.SHARE_CASE, Action.MANAGE_CASE, Action.MANAGE_GRANT, Action.VIEW_ORG_DATA}
+         Action.SHARE_CASE, Action.MANAGE_CASE, Action.MANAGE_GRANT, Action.VIEW_ORG_DATA,
+         Action.EXPORT_DEIDENTIFIED}  # staff (a clinician); never through a grant
 GRANTED = {Action.VIEW_CASE, Action.VIEW_IMAGES, Action.DOWNLOAD_PREVIEW}
 
 

@@ -1,0 +1,274 @@
+"""The Basic Application Level Confidentiality Profile of DICOM PS3.15 Annex E, on one instance.
+
+The table (Table E.1-1: which attribute gets which action, D/Z/X/K/C/U) is not written here: it
+comes from dicom-anonymizer (KitwareMedical), which ships it per edition of the standard
+(``TABLE``), applies it to a pydicom Dataset (repeating groups, the file meta group) and removes
+private tags. What Lightbox decides on top of it:
+
+- **UIDs** (action U, and any other non-registered UID left anywhere, sequences and file meta
+  included) map to ``2.25.<keyed hash>``: HMAC-SHA256 under the export's key, so one input UID
+  gives the same output UID in every file of one export (studies, series, instances and the
+  references between them stay consistent) and a different one in another export.
+  dicom-anonymizer's own UID replacement (a process-wide dictionary of random UIDs) is never
+  called: its U rules are replaced here, and its D replacement is not used on UIDs.
+- **Patient name and ID** become the pseudonym the exporter chose; any other person name left
+  (inside a sequence the table keeps) is emptied.
+- **Marking**: Patient Identity Removed = YES, De-identification Method naming the profile,
+  De-identification Method Code Sequence = (113100, DCM, "Basic Application Confidentiality
+  Profile"), Longitudinal Temporal Information Modified = REMOVED (dates are not kept).
+- **File meta** is rebuilt: Media Storage SOP Instance UID = the new SOP Instance UID, our
+  implementation class, nothing of the sending system.
+- **Exclusions** (``exclusion_reason``): instances whose pixels may show identifying text or
+  features are never exported: Burned In Annotation = YES, Recognizable Visual Features = YES,
+  document, video, photographic and secondary capture SOP classes, modalities where burned-in
+  text is the rule (ultrasound, endoscopy, photography) unless the file says Burned In
+  Annotation = NO, and objects without pixel data (reports and other non-image objects).
+  The profile cleans headers only; pixels are never changed (Clean Pixel Data is not offered).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import io
+from dataclasses import dataclass
+from typing import IO
+
+import pydicom
+from dicomanonymizer import simpledicomanonymizer as kitware
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.sequence import Sequence
+from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID, UID_dictionary
+
+#: the edition of Table E.1-1 dicom-anonymizer applies (its newest)
+TABLE = "dicomfields_2026c"
+PROFILE_CODE = ("113100", "DCM", "Basic Application Confidentiality Profile")
+#: De-identification Method (0012,0063) is LO (64 characters at most)
+METHOD = "DICOM PS3.15 Annex E Basic Profile (Lightbox deid 1)"
+IMPLEMENTATION_VERSION = "LIGHTBOX_DEID_1"
+
+_PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+SECONDARY_CAPTURE = frozenset({"1.2.840.10008.5.1.4.1.1.7", "1.2.840.10008.5.1.4.1.1.7.1",
+                               "1.2.840.10008.5.1.4.1.1.7.2", "1.2.840.10008.5.1.4.1.1.7.3",
+                               "1.2.840.10008.5.1.4.1.1.7.4"})
+DOCUMENT_PREFIX = "1.2.840.10008.5.1.4.1.1.104."       # encapsulated PDF, CDA, STL, OBJ, MTL
+VISIBLE_LIGHT_PREFIX = "1.2.840.10008.5.1.4.1.1.77.1."  # video, photographic, ophthalmic, dermoscopic
+#: modalities where text is burned into the pixels as a rule: only with Burned In Annotation = NO
+BURNED_IN_LIKELY_MODALITIES = frozenset({"US", "IVUS", "ES", "XC", "GM", "OP", "DOC", "SC"})
+
+
+class Reason(models.TextChoices):
+    """Why an instance was left out of an export (stored as the code; shown translated)."""
+
+    BURNED_IN = "burned_in", _("Burned-in annotation: text in the pixels may identify the patient.")
+    VISUAL_FEATURES = "visual_features", _("Recognizable visual features (a face or a photograph).")
+    DOCUMENT = "document", _("An encapsulated document (PDF, CDA or a 3D model): its content cannot be cleaned.")
+    VIDEO_OR_PHOTO = "video_or_photo", _("Video or photograph: burned-in text is likely and cannot be cleaned.")
+    SECONDARY_CAPTURE = "secondary_capture", _("Secondary capture (a screen or scan): burned-in text is likely.")
+    BURNED_IN_LIKELY = "burned_in_likely", _(
+        "Modality where text is usually burned into the pixels, and the file does not say it is free of it.")
+    NO_PIXELS = "no_pixels", _("Not an image (a report or other object without pixel data).")
+    UNREADABLE = "unreadable", _("The stored file could not be read as DICOM.")
+    FAILED = "failed", _("The file could not be de-identified.")
+
+
+class Excluded(Exception):
+    """The instance must not leave: ``reason`` is a Reason code."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def uid_for(key: bytes, uid: str) -> str:
+    """The replacement of ``uid`` under ``key``: ``2.25.`` and a 128-bit number (a UUID, version
+    8 "custom", variant RFC 4122, from HMAC-SHA256), at most 44 characters."""
+    n = int.from_bytes(hmac.new(key, uid.strip().encode("ascii", "replace"), hashlib.sha256).digest()[:16], "big")
+    n = (n & ~(0xF << 76)) | (0x8 << 76)      # version 8
+    n = (n & ~(0x3 << 62)) | (0x2 << 62)      # variant 10
+    return f"2.25.{n}"
+
+
+def _registered(uid: str) -> bool:
+    """A UID the standard defines (SOP classes, transfer syntaxes, coding schemes, well-known
+    frames of reference): it identifies a kind of thing, not a patient's, so it stays."""
+    return uid in UID_dictionary
+
+
+def exclusion_reason(ds: Dataset) -> str | None:
+    """The Reason code that keeps this instance out of a de-identified export, or None."""
+    if str(ds.get("BurnedInAnnotation", "")).strip().upper() == "YES":
+        return Reason.BURNED_IN
+    if str(ds.get("RecognizableVisualFeatures", "")).strip().upper() == "YES":
+        return Reason.VISUAL_FEATURES
+    sop_class = str(ds.get("SOPClassUID", "") or getattr(getattr(ds, "file_meta", None), "MediaStorageSOPClassUID", ""))
+    if sop_class.startswith(DOCUMENT_PREFIX) or "EncapsulatedDocument" in ds:
+        return Reason.DOCUMENT
+    if sop_class.startswith(VISIBLE_LIGHT_PREFIX):
+        return Reason.VIDEO_OR_PHOTO
+    if sop_class in SECONDARY_CAPTURE:
+        return Reason.SECONDARY_CAPTURE
+    if not any(k in ds for k in _PIXEL_KEYWORDS):
+        return Reason.NO_PIXELS
+    modality = str(ds.get("Modality", "")).strip().upper()
+    if modality in BURNED_IN_LIKELY_MODALITIES and str(ds.get("BurnedInAnnotation", "")).strip().upper() != "NO":
+        return Reason.BURNED_IN_LIKELY
+    return None
+
+
+# ----------------------------------------------------------------------------- the table
+
+def _uid_later(dataset: Dataset, tag: tuple[int, int]) -> None:
+    """U: left for the UID pass (``_map_uids``), which maps every UID of the file the same way."""
+
+
+def _replace_element(element) -> None:
+    """D (dicom-anonymizer's dummy values), except UIDs (the UID pass maps them) and sequences,
+    whose items are walked here so that a UID inside never reaches dicom-anonymizer's random map."""
+    if element.VR == "UI":
+        return
+    if element.VR == "SQ":
+        for item in element.value or ():
+            for sub in item:  # iterating a Dataset converts raw elements
+                _replace_element(sub)
+        return
+    kitware.replace_element(element)
+
+
+def _replace(dataset: Dataset, tag: tuple[int, int]) -> None:
+    element = dataset.get(tag)
+    if element is not None:
+        _replace_element(element)
+
+
+def _empty_keeping_uids(element) -> None:
+    if element.VR == "UI":
+        return
+    if element.VR == "SQ":
+        for item in element.value or ():
+            for sub in item:
+                _empty_keeping_uids(sub)
+        return
+    kitware.empty_element(element)
+
+
+def _delete_or_empty_or_uid(dataset: Dataset, tag: tuple[int, int]) -> None:
+    """X/Z/U* (Referenced Image, Source Image sequences): the references stay, their instance
+    UIDs mapped by the UID pass like the instances they name; anything else in them emptied.
+    (dicom-anonymizer would empty the UIDs too, breaking the references.)"""
+    element = dataset.get(tag)
+    if element is not None:
+        _empty_keeping_uids(element)
+
+
+def _rules() -> dict:
+    """Table E.1-1 as dicom-anonymizer reads it, with our UID handling for U, D, Z/D, X/D,
+    X/Z/D and X/Z/U* (the other actions are dicom-anonymizer's)."""
+    from dicomanonymizer.dicomfields_selector import dicom_anonymization_database_selector
+
+    tags = dicom_anonymization_database_selector(TABLE)
+    rules = kitware.initialize_actions(TABLE)
+    for category in ("D_TAGS", "Z_D_TAGS", "X_D_TAGS", "X_Z_D_TAGS"):
+        rules.update({tag: _replace for tag in tags[category]})
+    rules.update({tag: _uid_later for tag in tags["U_TAGS"]})
+    rules.update({tag: _delete_or_empty_or_uid for tag in tags["X_Z_U_STAR_TAGS"]})
+    return rules
+
+
+_RULES: dict | None = None
+
+
+def rules() -> dict:
+    global _RULES
+    if _RULES is None:
+        _RULES = _rules()
+    return dict(_RULES)
+
+
+def _blank_person_names(ds: Dataset) -> None:
+    """A safety net under the table: dicom-anonymizer applies it to top-level attributes, so a
+    person's name inside a sequence the table keeps would survive; every PN left is emptied."""
+
+    def visit(dataset: Dataset, element) -> None:
+        if element.VR == "PN" and element.value:
+            element.value = ""
+
+    ds.walk(visit)
+
+
+def _map_uids(ds: Dataset, key: bytes) -> None:
+    """Every UID value in the dataset (any depth) that the standard does not define becomes
+    ``uid_for(key, value)``."""
+
+    def visit(dataset: Dataset, element) -> None:
+        if element.VR != "UI" or element.value in (None, ""):
+            return
+        values = list(element.value) if element.VM > 1 else [element.value]
+        mapped = [v if not v or _registered(str(v)) else uid_for(key, str(v)) for v in values]
+        element.value = mapped if element.VM > 1 else mapped[0]
+
+    ds.walk(visit)
+
+
+# ----------------------------------------------------------------------------- one file
+
+@dataclass(frozen=True)
+class Output:
+    data: bytes
+    sop_instance_uid: str
+
+
+def deidentify(ds: Dataset, *, pseudonym: str, key: bytes) -> Dataset:
+    """Apply the profile to ``ds`` in place (see the module docstring) and return it.
+
+    Raises Excluded when the instance must not leave. The pixel data element is not touched."""
+    reason = exclusion_reason(ds)
+    if reason:
+        raise Excluded(reason)
+    transfer_syntax = ds.file_meta.TransferSyntaxUID if "TransferSyntaxUID" in getattr(ds, "file_meta", {}) else None
+    # group 0002 is rebuilt below: dicom-anonymizer must not see (and randomize) it
+    ds.file_meta = FileMetaDataset()
+    kitware.anonymize_dataset(ds, extra_anonymization_rules=None, delete_private_tags=True, base_rules_gen=rules)
+    ds.remove_private_tags()
+    _blank_person_names(ds)
+    ds.PatientName = pseudonym
+    ds.PatientID = pseudonym
+    _map_uids(ds, key)
+    ds.PatientIdentityRemoved = "YES"
+    ds.DeidentificationMethod = METHOD
+    code = Dataset()
+    code.CodeValue, code.CodingSchemeDesignator, code.CodeMeaning = PROFILE_CODE
+    ds.DeidentificationMethodCodeSequence = Sequence([code])
+    ds.LongitudinalTemporalInformationModified = "REMOVED"
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    meta.TransferSyntaxUID = UID(transfer_syntax) if transfer_syntax else pydicom.uid.ExplicitVRLittleEndian
+    meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
+    meta.ImplementationVersionName = IMPLEMENTATION_VERSION
+    ds.file_meta = meta
+    ds.preamble = b"\0" * 128
+    return ds
+
+
+def deidentify_file(source: IO[bytes] | bytes, *, pseudonym: str, key: bytes) -> Output:
+    """Read one stored original (bytes or a binary file), de-identify it, and return the new
+    file's bytes. Raises Excluded (with a Reason) when it must not or cannot be exported."""
+    fileobj = io.BytesIO(source) if isinstance(source, bytes | bytearray) else source
+    try:
+        ds = pydicom.dcmread(fileobj, force=True)
+        ds.SOPInstanceUID  # noqa: B018 - a file without one is not an instance we can export
+        ds.SOPClassUID  # noqa: B018
+    except Exception as exc:  # anything unreadable is a per-file reason, not a crash
+        raise Excluded(Reason.UNREADABLE) from exc
+    out = io.BytesIO()
+    try:
+        deidentify(ds, pseudonym=pseudonym, key=key)
+        ds.save_as(out, enforce_file_format=True)
+    except Excluded:
+        raise
+    except Exception as exc:  # e.g. a VR the table's dummy values do not cover
+        raise Excluded(Reason.FAILED) from exc
+    return Output(data=out.getvalue(), sop_instance_uid=str(ds.SOPInstanceUID))

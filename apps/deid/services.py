@@ -1,0 +1,235 @@
+"""De-identified exports: start (a staff member, from the study page), run (the task), package.
+
+Security contract:
+- only ``export_deidentified`` holders start, see the contents of, and download an export
+  (radiologists and clinicians of the study's organization; never through a grant);
+- an instance leaves only through ``apps.deid.profile.deidentify_file``; one the profile excludes
+  is recorded with its reason and never stored;
+- the outputs are new blobs in the encrypted store (``put_blob``), nothing in clear on disk;
+- ``deid.exported`` is recorded once, when the export becomes ready (details: counts and bytes,
+  never names or UIDs).
+
+``deid_export_run`` is idempotent: a file row is keyed by (export, instance) and the UID key is
+the export's, so a re-run (the task is ``acks_late``) makes only the missing files, byte for byte
+what the first run would have made, and the ready transition is a conditional UPDATE.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+import zlib
+from functools import partial
+
+from cryptography.exceptions import InvalidTag
+from django.db import IntegrityError, transaction
+from django.db.models import Count, Q, Sum
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
+
+from apps.audit import actions as audit_actions
+from apps.audit.services import record
+from apps.deid.models import LABEL, DeidExport, DeidExportFile, Outcome, State
+from apps.deid.profile import Excluded, Reason, deidentify_file
+from apps.imaging.blobs import open_blob, put_blob
+from apps.imaging.models import Instance, Study
+from apps.sharing import policy
+from apps.sharing.policy import Action
+
+logger = logging.getLogger(__name__)
+
+_PSEUDONYM = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$")
+
+
+class InvalidPseudonym(ValueError):
+    pass
+
+
+def pseudonym_default(*, study: Study) -> str:
+    """The case's public id (a pseudonym only the organization can link back), else the study's."""
+    return str(study.case.public_id if study.case_id else study.public_id)
+
+
+def _identifiers(study: Study) -> list[str]:
+    """The patient's name parts and record numbers, as the index knows them (to refuse them as a
+    pseudonym)."""
+    values = [study.patient_id, *re.split(r"[\s^,]+", study.patient_name or "")]
+    case = study.case if study.case_id else None
+    patient = getattr(case, "patient", None) if case is not None else None
+    if patient is not None:
+        values += [patient.mrn, *re.split(r"[\s^,]+", patient.name or "")]
+    return [v.lower() for v in values if v and len(v) >= 3]
+
+
+def pseudonym_check(*, study: Study, value: str) -> str:
+    """The cleaned pseudonym, or InvalidPseudonym with a message to show."""
+    value = (value or "").strip()
+    if not _PSEUDONYM.match(value):
+        raise InvalidPseudonym(_("Use 1 to 64 letters, digits, spaces, dots, dashes or underscores."))
+    lowered = value.lower()
+    if any(part in lowered for part in _identifiers(study)):
+        raise InvalidPseudonym(_("The pseudonym must not contain the patient's name or record number."))
+    return value
+
+
+def deid_export_start(*, study: Study, by, pseudonym: str, request=None) -> DeidExport:
+    """Queue a de-identified export of ``study`` (refused and recorded without
+    ``export_deidentified``). The task runs once the row is committed."""
+    policy.require(by, Action.EXPORT_DEIDENTIFIED, study, request=request)
+    pseudonym = pseudonym_check(study=study, value=pseudonym)
+    from apps.deid.tasks import deid_export_task
+
+    with transaction.atomic():
+        export = DeidExport.objects.create(organization_id=study.organization_id, study=study, created_by=by,
+                                           pseudonym=pseudonym,
+                                           files_total=Instance.objects.filter(study=study).count())
+        transaction.on_commit(partial(deid_export_task.delay, export.pk))
+    return export
+
+
+# ----------------------------------------------------------------------------- the run
+
+def _ordered_instances(study: Study) -> list[Instance]:
+    return list(Instance.objects.filter(study=study).select_related("series", "blob")
+                .order_by("series__series_number", "series_id", "instance_number", "id"))
+
+
+def _paths(instances: list[Instance]) -> dict[int, str]:
+    """Each instance's place in the package: ``S<series number>_<modality>/IM<position>.dcm``,
+    by position in its series (stable across re-runs, excluded instances leave a gap)."""
+    folders: dict[int, str] = {}
+    counts: dict[int, int] = {}
+    paths = {}
+    for inst in instances:
+        series = inst.series
+        if series.pk not in folders:
+            number = series.series_number if series.series_number is not None else 0
+            modality = re.sub(r"[^A-Za-z0-9]", "", series.modality) or "OT"
+            base = folder = f"S{number:03d}_{modality}"
+            n = 1
+            while folder in folders.values():
+                n += 1
+                folder = f"{base}_{n}"
+            folders[series.pk] = folder
+        counts[series.pk] = counts.get(series.pk, 0) + 1
+        paths[inst.pk] = f"{folders[series.pk]}/IM{counts[series.pk]:05d}.dcm"
+    return paths
+
+
+def _one(inst: Instance, export: DeidExport, key: bytes, path: str) -> dict:
+    """The fields of one file row: the de-identified copy stored as a new blob, or the reason."""
+    try:
+        with open_blob(inst.blob) as fh:
+            output = deidentify_file(fh, pseudonym=export.pseudonym, key=key)
+    except Excluded as exc:
+        return {"outcome": Outcome.EXCLUDED, "reason": exc.reason}
+    except InvalidTag:
+        logger.warning("deid: stored blob of instance %s failed authentication", inst.pk)
+        return {"outcome": Outcome.EXCLUDED, "reason": Reason.UNREADABLE}
+    blob = put_blob(io.BytesIO(output.data), organization=inst.organization_id)
+    return {"outcome": Outcome.EXPORTED, "path": path, "blob": blob, "sha256": blob.sha256,
+            "crc32": zlib.crc32(output.data), "bytes": len(output.data)}
+
+
+def _fail(export: DeidExport, reason: str) -> DeidExport:
+    DeidExport.objects.filter(pk=export.pk).exclude(state=State.READY).update(
+        state=State.FAILED, reason=reason[:300], finished_at=timezone.now())
+    export.refresh_from_db()
+    return export
+
+
+def deid_export_fail(*, export_id: int, error: BaseException) -> None:
+    """Mark an unfinished export failed after an error the run could not handle (the type name
+    only: messages may quote file content)."""
+    logger.warning("deid: export %s failed (%s)", export_id, type(error).__name__)
+    with translation.override("en"):
+        reason = _("Unexpected error (%(kind)s).") % {"kind": type(error).__name__}
+    DeidExport.objects.filter(pk=export_id, state__in=[State.QUEUED, State.RUNNING]).update(
+        state=State.FAILED, reason=reason, finished_at=timezone.now())
+
+
+def deid_export_run(*, export_id: int) -> DeidExport:
+    """De-identify every instance of the export's study that has no file row yet, then mark the
+    export ready (recorded once). Safe to run any number of times."""
+    export = DeidExport.objects.select_related("study", "study__case", "created_by").get(pk=export_id)
+    if export.is_finished:
+        return export
+    DeidExport.objects.filter(pk=export.pk, state=State.QUEUED).update(state=State.RUNNING, started_at=timezone.now())
+    study = export.study
+    with translation.override("en"):  # stored reasons are the same whoever started it
+        if not study.is_ready:
+            return _fail(export, _("The study is not ready (still arriving, or its ingest failed)."))
+        instances = _ordered_instances(study)
+        if not instances:
+            return _fail(export, _("The study has no images to export."))
+    paths = _paths(instances)
+    DeidExport.objects.filter(pk=export.pk).update(files_total=len(instances))
+    done = set(DeidExportFile.objects.filter(export=export).values_list("instance_id", flat=True))
+    key = bytes(export.uid_key)
+    for inst in instances:
+        if inst.pk in done:
+            continue
+        fields = _one(inst, export, key, paths[inst.pk])
+        try:
+            with transaction.atomic():
+                DeidExportFile.objects.create(organization_id=export.organization_id, export=export, instance=inst,
+                                              original_bytes=inst.size, **fields)
+        except IntegrityError:  # another run made it meanwhile
+            pass
+        DeidExport.objects.filter(pk=export.pk).update(
+            files_done=DeidExportFile.objects.filter(export=export).count())
+    return _finish(export)
+
+
+def _finish(export: DeidExport) -> DeidExport:
+    totals = DeidExportFile.objects.filter(export=export).aggregate(
+        done=Count("id"), exported=Count("id", filter=Q(outcome=Outcome.EXPORTED)),
+        excluded=Count("id", filter=Q(outcome=Outcome.EXCLUDED)),
+        nbytes=Sum("bytes", filter=Q(outcome=Outcome.EXPORTED)))
+    values = {"files_done": totals["done"], "files_exported": totals["exported"],
+              "files_excluded": totals["excluded"], "bytes": totals["nbytes"] or 0}
+    with transaction.atomic():
+        claimed = DeidExport.objects.filter(pk=export.pk, state=State.RUNNING).update(
+            state=State.READY, finished_at=timezone.now(), **values)
+        if claimed:
+            study = export.study
+            record(action=audit_actions.DEID_EXPORTED, actor=export.created_by,
+                   organization_id=export.organization_id, target=export, case=study.case, study=study,
+                   details={"export": str(export.public_id), "profile": "PS3.15 E.1-1 basic",
+                            "files_total": export.files_total or totals["done"], "files_exported": values[
+                                "files_exported"], "files_excluded": values["files_excluded"],
+                            "bytes": values["bytes"]})
+    export.refresh_from_db()
+    return export
+
+
+# ----------------------------------------------------------------------------- the package
+
+def deid_export_package(export: DeidExport):
+    """The export's zip (apps.renditions.packages, the one zip writer): the de-identified files
+    and MANIFEST.txt (labels, sha256, sizes, and what was excluded and why).
+
+    The name follows the package convention with ``_DeID``, without the study date: the profile
+    removes dates, so the package does not put one back (``undated_CT-Chest_V1_DeID``); the zip
+    entries are dated when the export was made."""
+    from apps.renditions.packages import Entry, Package, package_finish, package_name
+
+    study = export.study
+    # an unsaved stand-in for the study, without its date, for the name and the manifest
+    named = Study(organization_id=study.organization_id, modalities=study.modalities, study_date=None,
+                  body_part_examined=study.body_part_examined, version=study.version,
+                  created_at=export.finished_at or export.created_at)
+    body = set(study.series.exclude(body_part_examined="").values_list("body_part_examined", flat=True))
+    name = package_name([named], body_parts=body, deidentified=True)
+    files = list(export.files.select_related("instance", "blob").order_by("path", "instance__instance_number", "id"))
+    with translation.override("en"):
+        label = str(LABEL)
+        entries = [Entry(path=f"{name}/{f.path}", size=f.bytes, crc32=f.crc32 or 0, sha256=f.sha256, label=label,
+                         blob=f.blob, code="deidentified")
+                   for f in files if f.outcome == Outcome.EXPORTED]
+        missing = [(f"{name} image {f.instance.instance_number if f.instance.instance_number is not None else i}",
+                    str(Reason(f.reason).label) if f.reason else "")
+                   for i, f in enumerate(files, 1) if f.outcome == Outcome.EXCLUDED]
+        package = Package(name=name, label=label, entries=entries, missing=missing, deidentified=True)
+        return package_finish(package, what=f"Study, {label}", studies=[named])

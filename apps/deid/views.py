@@ -1,0 +1,147 @@
+"""De-identified export pages: a study's exports (and the form that starts one), one export's
+progress and per-file report, and its download (a zip, resumable with Range).
+
+Every view needs ``export_deidentified`` on the study or export (``policy.require``: refusals
+are recorded). Exports are staff rows: one outside the user's organizations, or seen only
+through a grant, is a 404 (the refusal recorded when it exists).
+"""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.core.handlers.asgi import ASGIRequest
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_http_methods
+
+from apps.audit import actions as audit_actions
+from apps.audit.services import record
+from apps.deid import services
+from apps.deid.models import LABEL, DeidExport, Outcome
+from apps.imaging.models import Study
+
+# the download transport of apps.renditions (Range parsing and the streaming bodies), shared so
+# that every package download behaves the same
+from apps.renditions.views import _async_stream, _sync_stream, parse_range
+from apps.sharing import policy
+from apps.sharing.policy import Action
+
+
+def _refuse(request: HttpRequest, obj) -> None:
+    """404 for what the user may not see; the refusal is recorded when the object exists."""
+    if obj is not None:
+        try:
+            policy.require(request.user, Action.EXPORT_DEIDENTIFIED, obj, request=request)
+        except PermissionDenied:
+            pass
+    raise Http404
+
+
+def _study(request: HttpRequest, study_id: UUID) -> Study:
+    study = (Study.objects.visible_to(request.user).select_related("organization", "case", "case__patient")
+             .filter(public_id=study_id).first())
+    if study is None:
+        _refuse(request, Study.objects.filter(public_id=study_id).first())
+    policy.require(request.user, Action.EXPORT_DEIDENTIFIED, study, request=request)
+    return study
+
+
+def _export(request: HttpRequest, export_id: UUID) -> DeidExport:
+    export = (DeidExport.objects.visible_to(request.user).select_related("study", "study__case", "created_by")
+              .filter(public_id=export_id).first())
+    if export is None:
+        _refuse(request, DeidExport.objects.filter(public_id=export_id).select_related("study").first())
+    policy.require(request.user, Action.EXPORT_DEIDENTIFIED, export, request=request)
+    return export
+
+
+@login_required
+@policy.serves(Action.EXPORT_DEIDENTIFIED)
+@require_http_methods(["GET", "POST"])
+def study_exports(request: HttpRequest, study_id: UUID) -> HttpResponse:
+    """A study's de-identified exports, and (POST) a new one with the pseudonym given."""
+    study = _study(request, study_id)
+    error = ""
+    pseudonym = services.pseudonym_default(study=study)
+    if request.method == "POST":
+        pseudonym = request.POST.get("pseudonym", "")
+        try:
+            export = services.deid_export_start(study=study, by=request.user, pseudonym=pseudonym, request=request)
+        except services.InvalidPseudonym as exc:
+            error = str(exc)
+        else:
+            messages.success(request, _("The de-identified export has started."))
+            return redirect(export.get_absolute_url())
+    exports = DeidExport.objects.visible_to(request.user).filter(study=study).select_related("created_by")[:50]
+    return render(request, "deid/study_exports.html", {
+        "study": study, "exports": exports, "pseudonym": pseudonym, "error": error, "label": LABEL,
+        "study_ready": study.is_ready,
+    }, status=400 if error else 200)
+
+
+@login_required
+@policy.serves(Action.EXPORT_DEIDENTIFIED)
+@require_GET
+def export_detail(request: HttpRequest, deidexport_id: UUID) -> HttpResponse:
+    """State, progress (the page reloads itself until the export is finished) and the per-file
+    report (series, image number, outcome, reason; never file names)."""
+    export = _export(request, deidexport_id)
+    files = export.files.select_related("instance", "instance__series").order_by(
+        "instance__series__series_number", "instance__instance_number", "id")
+    return render(request, "deid/export_detail.html", {
+        "export": export, "study": export.study, "files": files[:1000], "label": LABEL,
+        "excluded": export.files.filter(outcome=Outcome.EXCLUDED).count(),
+    })
+
+
+@login_required
+@policy.serves(Action.EXPORT_DEIDENTIFIED)
+@require_GET
+def export_download(request: HttpRequest, deidexport_id: UUID) -> HttpResponse:
+    """The export's zip (``<name>_DeID.zip``): exact Content-Length, strong ETag, single Range
+    (with If-Range); audited when the transfer ends, like every package download. Before it is
+    ready (or when it holds no file) the export's page says why."""
+    export = _export(request, deidexport_id)
+    if not export.downloadable:
+        messages.info(request, _("This export has nothing to download yet."))
+        return redirect(export.get_absolute_url())
+    package = services.deid_export_package(export)
+    total = package.size
+    header = request.headers.get("Range")
+    wanted = parse_range(header, total)
+    if_range = request.headers.get("If-Range")
+    if wanted and if_range and if_range.strip() != package.etag:
+        wanted = None
+    if wanted is False:
+        response = HttpResponse(status=416)
+        response["Content-Range"] = f"bytes */{total}"
+        return response
+    start, end = wanted if wanted else (0, total - 1)
+    details = {"scope": "deid_export", "export": str(export.public_id), "package": package.name,
+               "total_bytes": total, "range_start": start, "range_end": end}
+    user = request.user
+
+    def done(sent: int, complete: bool) -> None:
+        finished = complete and end == total - 1
+        record(action=audit_actions.DOWNLOAD_COMPLETED if finished else audit_actions.DOWNLOAD_INCOMPLETE,
+               actor=user, organization_id=export.organization_id, target=export, case=export.study.case,
+               study=export.study, request=request, details={**details, "bytes_sent": sent, "completed": finished})
+
+    stream = _async_stream if isinstance(request, ASGIRequest) else _sync_stream
+    response = StreamingHttpResponse(stream(package, start, end, done), status=206 if wanted else 200,
+                                     content_type="application/zip")
+    response["Content-Length"] = str(end - start + 1)
+    if wanted:
+        response["Content-Range"] = f"bytes {start}-{end}/{total}"
+    response["Accept-Ranges"] = "bytes"
+    response["ETag"] = package.etag
+    response["Content-Disposition"] = f'attachment; filename="{package.filename}"'
+    response["Cache-Control"] = "private, no-store"
+    response["X-Lightbox-Label"] = package.label.encode("ascii", "replace").decode()
+    request.META.pop("HTTP_ACCEPT_ENCODING", None)  # keep GZipMiddleware off (Range, Content-Length)
+    return response

@@ -1,0 +1,359 @@
+"""De-identified exports end to end: a study ingested, exported from its page, the zip downloaded
+(named ``..._DeID.zip``, MANIFEST sha256s matching, files clean), recorded once; who may and may
+not; the outputs encrypted at rest; states for studies with nothing to export."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import random
+import zipfile
+from datetime import timedelta
+from pathlib import Path
+
+import pydicom
+import pytest
+from django.conf import settings
+from django.urls import reverse
+from django.utils import timezone
+
+from apps.audit import actions as A
+from apps.audit.models import AuditEvent
+from apps.deid.models import DeidExport, DeidExportFile, Outcome, State
+from apps.deid.profile import Reason
+from apps.deid.services import deid_export_package, deid_export_run, deid_export_start
+from apps.organizations.models import Role
+from apps.sharing import services as sharing
+from bench.ingest.synthetic import write_ct_series
+from tests.factories import CaseFactory, PatientFactory, member
+from tests.imaging.test_e2e_upload import _scan
+from tests.renditions.conftest import ingest_folder
+
+pytestmark = pytest.mark.django_db
+
+PATIENT_NAME = "Quillfeather^Ottoline"
+MRN = "MRN-DEID-5521"
+
+
+@pytest.fixture(scope="module")
+def ct_folder(tmp_path_factory) -> Path:
+    """Four generated CT slices of one fictional patient, each referencing the one before, and a
+    fifth slice marked Burned In Annotation = YES."""
+    folder = tmp_path_factory.mktemp("deid_ct")
+    paths = write_ct_series(folder, slices=4, rows=32, columns=32, patient_name=PATIENT_NAME)
+    for i, path in enumerate(paths):
+        ds = pydicom.dcmread(path)
+        ds.PatientID = MRN
+        ds.InstitutionName = "Quillfeather Royal Infirmary"
+        ds.ReferringPhysicianName = "Referrer^Hortensia"
+        ds.StudyID = "STUDY-DEID-77"
+        ds.OtherPatientIDs = "OTHER-DEID-3141"
+        ds.private_block(0x0011, "LIGHTBOX TEST", create=True).add_new(0x01, "LO", "PRIVATE-DEID-2718")
+        if i:
+            ref = pydicom.Dataset()
+            ref.ReferencedSOPClassUID = ds.SOPClassUID
+            ref.ReferencedSOPInstanceUID = pydicom.dcmread(paths[i - 1], stop_before_pixels=True).SOPInstanceUID
+            ds.ReferencedImageSequence = pydicom.Sequence([ref])
+        ds.save_as(path, enforce_file_format=True)
+    burned = pydicom.dcmread(paths[0])
+    burned.SOPInstanceUID = burned.file_meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid()
+    burned.InstanceNumber = 5
+    burned.BurnedInAnnotation = "YES"
+    burned.save_as(folder / "IM00004.dcm", enforce_file_format=True)
+    return folder
+
+
+@pytest.fixture
+def world(org_a, org_b, clinician_a, ct_folder):
+    patient = PatientFactory(organization=org_a, mrn=MRN, name="Ottoline Quillfeather")
+    case = CaseFactory(organization=org_a, patient=patient, created_by=clinician_a,
+                       responsible_clinician=clinician_a)
+    [study] = ingest_folder(ct_folder, org_a, case=case)
+    return {"org": org_a, "case": case, "study": study, "clinician": clinician_a,
+            "outsider": member(org_b, Role.CLINICIAN, email="clinician@beta.example"),
+            "consultant": member(org_a, Role.EXTERNAL_CONSULTANT, email="consultant@alpha.example")}
+
+
+def _originals(folder: Path) -> list[pydicom.Dataset]:
+    return [pydicom.dcmread(p) for p in sorted(folder.glob("*.dcm"))]
+
+
+def _start(client, study, django_capture_on_commit_callbacks, pseudonym="PSEUDO-CASE-1"):
+    url = reverse("deid:study_exports", kwargs={"study_id": study.public_id})
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(url, {"pseudonym": pseudonym})
+    return response
+
+
+def _body(response) -> bytes:
+    return b"".join(response.streaming_content)
+
+
+def _manifest(zf: zipfile.ZipFile) -> tuple[str, dict[str, tuple[str, int]]]:
+    [name] = [n for n in zf.namelist() if n.endswith("/MANIFEST.txt")]
+    text = zf.read(name).decode()
+    rows = {}
+    for line in text.split("Files (sha256, bytes, label, path):\n", 1)[1].splitlines():
+        if not line.strip():
+            break
+        sha, size, rest = line.split("  ", 2)
+        rows[rest.rsplit("  ", 1)[1]] = (sha, int(size))
+    return text, rows
+
+
+def test_export_end_to_end(world, client_as, ct_folder, django_capture_on_commit_callbacks):
+    study, client = world["study"], client_as(world["clinician"])
+    page = client.get(study.get_absolute_url())
+    assert b'data-testid="deid-exports"' in page.content  # the study page offers it
+    before = AuditEvent.objects.filter(action=A.DEID_EXPORTED).count()
+    response = _start(client, study, django_capture_on_commit_callbacks)
+    export = DeidExport.objects.get(study=study)
+    assert response.status_code == 302 and response["Location"] == export.get_absolute_url()
+    export.refresh_from_db()
+    assert export.state == State.READY
+    assert (export.files_total, export.files_exported, export.files_excluded) == (5, 4, 1)
+    [excluded] = DeidExportFile.objects.filter(export=export, outcome=Outcome.EXCLUDED)
+    assert excluded.reason == Reason.BURNED_IN and excluded.blob_id is None
+    detail = client.get(export.get_absolute_url())
+    assert detail.status_code == 200
+    text = detail.content.decode()
+    assert "De-identified (PS3.15 Annex E basic profile)" in text
+    assert str(Reason.BURNED_IN.label) in text and 'data-testid="deid-download"' in text
+    assert PATIENT_NAME not in text and MRN not in text
+
+    download = client.get(reverse("deid:export_download", kwargs={"deidexport_id": export.public_id}))
+    assert download.status_code == 200
+    filename = download["Content-Disposition"].split('filename="')[1].rstrip('"')
+    assert filename.endswith("_DeID.zip") and filename == "undated_CT-Chest_V1_DeID.zip"
+    data = _body(download)
+    assert len(data) == int(download["Content-Length"])
+    zf = zipfile.ZipFile(io.BytesIO(data))
+    assert zf.testzip() is None
+    manifest, rows = _manifest(zf)
+    assert "De-identified: yes" in manifest and "Burned-in annotation" in manifest
+    assert len(rows) == 4
+    originals = _originals(ct_folder)
+    original_uids = {str(ds.StudyInstanceUID) for ds in originals} | {str(ds.SeriesInstanceUID) for ds in originals} \
+        | {str(ds.SOPInstanceUID) for ds in originals}
+    secrets = [PATIENT_NAME, MRN, "Quillfeather", "Hortensia", "STUDY-DEID-77", "OTHER-DEID-3141", "PRIVATE-DEID-2718",
+               "19700101", "20260101"]
+    outputs = []
+    for path, (sha, size) in rows.items():
+        content = zf.read(path)
+        assert hashlib.sha256(content).hexdigest() == sha and len(content) == size
+        for secret in secrets:
+            assert secret.encode() not in content
+        for uid in original_uids:
+            assert uid.encode() not in content
+        ds = pydicom.dcmread(io.BytesIO(content))
+        assert ds.PatientName == "PSEUDO-CASE-1" and ds.PatientIdentityRemoved == "YES"
+        outputs.append(ds)
+    for secret in secrets:
+        assert secret.encode() not in manifest.encode()
+    # one study, one series, references mapped with the instances they name
+    assert len({ds.StudyInstanceUID for ds in outputs}) == 1 and len({ds.SeriesInstanceUID for ds in outputs}) == 1
+    sop_uids = {ds.SOPInstanceUID for ds in outputs}
+    assert all(ds.ReferencedImageSequence[0].ReferencedSOPInstanceUID in sop_uids
+               for ds in outputs if "ReferencedImageSequence" in ds)
+    # pixels unchanged
+    by_number = {int(ds.InstanceNumber): ds for ds in originals}
+    for ds in outputs:
+        assert ds.PixelData == by_number[int(ds.InstanceNumber)].PixelData
+    # recorded once, with figures only
+    events = AuditEvent.objects.filter(action=A.DEID_EXPORTED)
+    assert events.count() == before + 1
+    event = events.latest("id")
+    assert event.outcome == "allowed" and event.organization_id == world["org"].pk
+    assert event.details["files_exported"] == 4 and event.details["files_excluded"] == 1
+    assert event.details["bytes"] == export.bytes
+    assert PATIENT_NAME not in str(event.details) and MRN not in str(event.details)
+    assert AuditEvent.objects.filter(action=A.DOWNLOAD_COMPLETED, target_id=str(export.public_id)).count() == 1
+
+
+def test_download_resumes_with_range(world, client_as, django_capture_on_commit_callbacks):
+    client = client_as(world["clinician"])
+    _start(client, world["study"], django_capture_on_commit_callbacks)
+    export = DeidExport.objects.get(study=world["study"])
+    url = reverse("deid:export_download", kwargs={"deidexport_id": export.public_id})
+    whole = client.get(url)
+    data = _body(whole)
+    part = client.get(url, HTTP_RANGE="bytes=100-", HTTP_IF_RANGE=whole["ETag"])
+    assert part.status_code == 206 and _body(part) == data[100:]
+
+
+def test_outputs_are_encrypted_at_rest(world, client_as, django_capture_on_commit_callbacks):
+    client = client_as(world["clinician"])
+    _start(client, world["study"], django_capture_on_commit_callbacks)
+    export = DeidExport.objects.get(study=world["study"])
+    package = deid_export_package(export)
+    plain = b"".join(package.iter_range(0, package.size - 1))
+    zf = zipfile.ZipFile(io.BytesIO(plain))
+    rng = random.Random(5)
+    needles = [b"PSEUDO-CASE-1"]
+    for name in zf.namelist():
+        if name.endswith(".dcm"):
+            content = zf.read(name)
+            needles += [content[132:164], content[300:332]]
+            at = rng.randrange(1000, len(content) - 32)
+            needles.append(content[at:at + 32])
+    root = Path(settings.MEDIA_ROOT)
+    assert _scan([root], needles) == []
+    # the scan can find things: the needles are all in the plaintext zip
+    probe = root.parent / f"deid-probe-{export.pk}"
+    probe.mkdir(exist_ok=True)
+    (probe / "plain.zip").write_bytes(plain)
+    try:
+        assert len(_scan([probe], needles)) == len(needles)
+    finally:
+        (probe / "plain.zip").unlink()
+        probe.rmdir()
+
+
+def test_a_run_killed_mid_way_resumes_and_records_once(world, monkeypatch):
+    from apps.deid import services
+    from apps.deid.profile import deidentify_file
+    from apps.imaging.blobs import open_blob
+
+    export = deid_export_start(study=world["study"], by=world["clinician"], pseudonym="PSEUDO-2")
+    real, calls = services._one, []
+
+    def dies_on_the_third(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("worker lost")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(services, "_one", dies_on_the_third)
+    with pytest.raises(RuntimeError):
+        deid_export_run(export_id=export.pk)
+    export.refresh_from_db()
+    assert export.state == State.RUNNING and DeidExportFile.objects.filter(export=export).count() == 2
+    assert not AuditEvent.objects.filter(action=A.DEID_EXPORTED).exists()
+    monkeypatch.setattr(services, "_one", real)
+    assert deid_export_run(export_id=export.pk).state == State.READY  # the redelivered task
+    assert deid_export_run(export_id=export.pk).state == State.READY  # and once more: nothing to do
+    assert DeidExportFile.objects.filter(export=export).count() == 5
+    events = AuditEvent.objects.filter(action=A.DEID_EXPORTED)
+    assert events.count() == 1 and events.get().target_id == str(export.public_id)
+    # the same input gives the same bytes within the export (a re-run makes what the first would)
+    row = DeidExportFile.objects.filter(export=export, outcome=Outcome.EXPORTED).select_related("instance__blob")[0]
+    with open_blob(row.instance.blob) as fh:
+        again = deidentify_file(fh, pseudonym=export.pseudonym, key=bytes(export.uid_key))
+    assert hashlib.sha256(again.data).hexdigest() == row.sha256
+
+
+def test_outsider_gets_404_and_is_recorded(world, client_as, django_capture_on_commit_callbacks):
+    _start(client_as(world["clinician"]), world["study"], django_capture_on_commit_callbacks)
+    export = DeidExport.objects.get(study=world["study"])
+    outsider = client_as(world["outsider"])
+    urls = [reverse("deid:study_exports", kwargs={"study_id": world["study"].public_id}),
+            export.get_absolute_url(), reverse("deid:export_download", kwargs={"deidexport_id": export.public_id})]
+    before = AuditEvent.objects.filter(action=A.ACCESS_DENIED).count()
+    for url in urls:
+        assert outsider.get(url).status_code == 404
+    assert outsider.post(urls[0], {"pseudonym": "X"}).status_code == 404
+    assert AuditEvent.objects.filter(action=A.ACCESS_DENIED).count() == before + 4
+    assert DeidExport.objects.count() == 1
+
+
+def test_grant_holders_are_refused_and_recorded(world, client_as):
+    """A consultant with a full grant and a tumor-board guest hold the study through grants; an
+    export is never theirs: 403 on the study's exports (they see the study), 404 on exports
+    (staff rows), each refusal recorded."""
+    case, study = world["case"], world["study"]
+    sharing.grant_create(case=case, grantee=world["consultant"], by=world["clinician"],
+                         permissions=["view", "download_preview", "download_original"],
+                         expires_at=timezone.now() + timedelta(hours=4))
+    export = deid_export_start(study=study, by=world["clinician"], pseudonym="PSEUDO-3")
+    deid_export_run(export_id=export.pk)
+    client = client_as(world["consultant"])
+    before = AuditEvent.objects.filter(action=A.ACCESS_DENIED, outcome="denied").count()
+    assert client.get(study.get_absolute_url()).status_code == 200  # the grant shows the study
+    assert client.get(reverse("deid:study_exports", kwargs={"study_id": study.public_id})).status_code == 403
+    assert client.post(reverse("deid:study_exports", kwargs={"study_id": study.public_id}),
+                       {"pseudonym": "X"}).status_code == 403
+    assert client.get(export.get_absolute_url()).status_code == 404
+    assert client.get(reverse("deid:export_download", kwargs={"deidexport_id": export.public_id})).status_code == 404
+    assert AuditEvent.objects.filter(action=A.ACCESS_DENIED, outcome="denied").count() == before + 4
+    assert b'data-testid="deid-exports"' not in client.get(study.get_absolute_url()).content
+    assert DeidExport.objects.count() == 1
+
+
+def test_tumor_board_guest_is_refused(world, client_as):
+    from apps.cases.services import board_create, board_start
+
+    board = board_create(organization=world["org"], by=world["clinician"], host=world["clinician"], title="Board",
+                         meeting_at=timezone.now() + timedelta(hours=1), review_days=7, cases=[world["case"]],
+                         participants=[world["clinician"], world["consultant"]])
+    board_start(board=board, by=world["clinician"])
+    client = client_as(world["consultant"])
+    before = AuditEvent.objects.filter(action=A.ACCESS_DENIED).count()
+    assert client.get(reverse("deid:study_exports", kwargs={"study_id": world["study"].public_id})).status_code == 403
+    assert AuditEvent.objects.filter(action=A.ACCESS_DENIED).count() == before + 1
+
+
+def test_staff_without_the_action_are_refused(world, client_as):
+    coordinator = member(world["org"], Role.COORDINATOR, email="coordinator@alpha.example")
+    client = client_as(coordinator)
+    assert client.get(reverse("deid:study_exports", kwargs={"study_id": world["study"].public_id})).status_code == 403
+    assert b'data-testid="deid-exports"' not in client.get(world["study"].get_absolute_url()).content
+
+
+def test_pseudonym_holding_the_patient_identifiers_is_refused(world, client_as, django_capture_on_commit_callbacks):
+    client = client_as(world["clinician"])
+    for bad in (MRN, "case-" + MRN.lower(), "Quillfeather", "", "x" * 65, "<script>"):
+        response = _start(client, world["study"], django_capture_on_commit_callbacks, pseudonym=bad)
+        assert response.status_code == 400
+        assert b'data-testid="pseudonym-error"' in response.content
+    assert not DeidExport.objects.exists()
+    page = client.get(reverse("deid:study_exports", kwargs={"study_id": world["study"].public_id}))
+    assert page.status_code == 200 and str(world["case"].public_id).encode() in page.content  # the default
+
+
+def test_study_with_nothing_eligible_is_ready_with_nothing_to_download(org_a, clinician_a, client_as, tmp_path,
+                                                                       django_capture_on_commit_callbacks):
+    paths = write_ct_series(tmp_path / "burned", slices=2, rows=16, columns=16)
+    for p in paths:
+        ds = pydicom.dcmread(p)
+        ds.BurnedInAnnotation = "YES"
+        ds.save_as(p, enforce_file_format=True)
+    [study] = ingest_folder(tmp_path / "burned", org_a, case=CaseFactory(organization=org_a))
+    client = client_as(clinician_a)
+    _start(client, study, django_capture_on_commit_callbacks)
+    export = DeidExport.objects.get(study=study)
+    assert (export.state, export.files_exported, export.files_excluded) == (State.READY, 0, 2)
+    page = client.get(export.get_absolute_url())
+    assert b'data-testid="deid-nothing"' in page.content and b'data-testid="deid-download"' not in page.content
+    download = client.get(reverse("deid:export_download", kwargs={"deidexport_id": export.public_id}))
+    assert download.status_code == 302 and download["Location"] == export.get_absolute_url()
+
+
+def test_study_not_ready_fails_with_a_reason(org_a, clinician_a, client_as, django_capture_on_commit_callbacks):
+    from tests.factories import StudyFactory
+
+    study = StudyFactory(organization=org_a, state="processing")
+    _start(client_as(clinician_a), study, django_capture_on_commit_callbacks)
+    export = DeidExport.objects.get(study=study)
+    assert export.state == State.FAILED and "not ready" in export.reason
+    page = client_as(clinician_a).get(export.get_absolute_url())
+    assert page.status_code == 200 and b'data-testid="deid-reason"' in page.content
+    assert not AuditEvent.objects.filter(action=A.DEID_EXPORTED).exists()
+
+
+def test_progress_page_refreshes_while_running(world, client_as):
+    export = deid_export_start(study=world["study"], by=world["clinician"], pseudonym="PSEUDO-4")
+    page = client_as(world["clinician"]).get(export.get_absolute_url())
+    assert page.status_code == 200
+    assert b'http-equiv="refresh"' in page.content and b'data-testid="deid-progress"' in page.content
+    download = client_as(world["clinician"]).get(reverse("deid:export_download",
+                                                         kwargs={"deidexport_id": export.public_id}))
+    assert download.status_code == 302
+
+
+def test_unknown_ids_are_404(clinician_a, client_as):
+    import uuid
+
+    client = client_as(clinician_a)
+    assert client.get(reverse("deid:export_detail", kwargs={"deidexport_id": uuid.uuid4()})).status_code == 404
+    assert client.get(reverse("deid:study_exports", kwargs={"study_id": uuid.uuid4()})).status_code == 404
+    assert client.get("/deid/exports/not-a-uuid/").status_code == 404
