@@ -163,21 +163,19 @@ def _sync_stream(package: Package, start: int, end: int, done):
         done(sent, complete)
 
 
-#: the async stream hands the event loop pieces of about this size: one thread hop per piece
+#: the worker thread reads and decrypts about this many bytes per hop to the event loop
 BATCH = 4 * 1024 * 1024
 
 
-def _batch(pieces) -> bytes | None:
-    """Up to BATCH bytes from ``pieces`` (runs in a worker thread), None at the end."""
+def _batch(pieces) -> list[bytes]:
+    """The next pieces of ``pieces``, about BATCH bytes (runs in the worker thread); [] at the end."""
     parts, size = [], 0
     for piece in pieces:
         parts.append(piece)
         size += len(piece)
         if size >= BATCH:
             break
-    if not parts:
-        return None
-    return parts[0] if len(parts) == 1 else b"".join(parts)
+    return parts
 
 
 #: end-of-transfer work (close, audit) running detached from a cancelled response task
@@ -199,15 +197,21 @@ async def _async_stream(package: Package, start: int, end: int, done):
     loop = asyncio.get_running_loop()
     pieces = package.iter_range(start, end)
     sent, complete = 0, False
+    ahead = None
     try:
-        while True:
-            chunk = await loop.run_in_executor(executor, _batch, pieces)
-            if chunk is None:
-                break
+        ahead = loop.run_in_executor(executor, _batch, pieces)
+        while parts := await ahead:
+            # the worker reads and decrypts the next batch while the event loop sends this one;
+            # at most two batches are held (memory stays flat)
+            ahead = loop.run_in_executor(executor, _batch, pieces)
+            chunk = parts[0] if len(parts) == 1 else b"".join(parts)
             sent += len(chunk)
             yield chunk
+        ahead = None
         complete = True
     finally:
+        if ahead is not None:
+            ahead.cancel()  # a batch being read finishes first: _finish's close queues behind it
         # Django cancels the response task when the client disconnects, which a client does as
         # soon as it has the last byte: the audit record must not depend on this task surviving
         task = asyncio.ensure_future(_finish(executor, pieces, done, sent, complete))

@@ -214,3 +214,74 @@ def test_case_package_has_one_folder_per_study(ct_study, clinician_a, client_as)
     assert response["Content-Disposition"] == 'attachment; filename="2026-01-01_CT-Chest_V1.zip"'
     assert all(n.startswith("2026-01-01_CT-Chest_V1/2026-01-01_CT-Chest_V1/S001_CT/PV") for n in rows)
     assert len(rows) == 6
+
+
+def test_async_stream_cut_midway_is_recorded_incomplete(ct_study, monkeypatch):
+    """The worker reads the next batch ahead while one is sent; a transfer abandoned with a batch
+    still being read closes cleanly and reports what was sent."""
+    import asyncio
+
+    from asgiref.sync import async_to_sync
+
+    from apps.renditions import views
+
+    monkeypatch.setattr(views, "BATCH", 1)  # one piece per batch: many batches, one always ahead
+    asked = []
+    batch = views._batch
+    monkeypatch.setattr(views, "_batch", lambda pieces: asked.append(1) or batch(pieces))
+    package = study_package(ct_study, "original")
+    reports = []
+
+    async def cut_after_two():
+        stream = views._async_stream(package, 0, package.size - 1, lambda sent, complete: reports.append(
+            (sent, complete)))
+        got = len(await anext(stream))
+        for _ in range(200):  # the second batch is asked for before the first is sent on
+            if len(asked) == 2:
+                break
+            await asyncio.sleep(0.005)
+        assert len(asked) == 2
+        got += len(await anext(stream))
+        await stream.aclose()
+        await asyncio.gather(*views._FINISHING)
+        return got
+
+    got = async_to_sync(cut_after_two)()
+    assert 0 < got < package.size
+    assert reports == [(got, False)]
+
+    async def whole():
+        stream = views._async_stream(package, 0, package.size - 1, lambda sent, complete: reports.append(
+            (sent, complete)))
+        return b"".join([part async for part in stream])
+
+    assert len(async_to_sync(whole)()) == package.size
+    assert reports[-1] == (package.size, True)
+
+
+def test_stored_blob_files_are_read_ahead(ct_study, monkeypatch):
+    """While one blob is decrypted and sent, the kernel is asked to read the next ones (file
+    storage): each blob file of the range is announced once, none before the range."""
+    import os
+
+    from django.core.files.storage import default_storage
+
+    from apps.renditions import packages
+
+    announced = []
+
+    def fadvise(fd, offset, length, advice):
+        assert advice == os.POSIX_FADV_WILLNEED
+        announced.append(os.readlink(f"/proc/self/fd/{fd}"))
+
+    monkeypatch.setattr(packages.os, "posix_fadvise", fadvise)
+    package = study_package(ct_study, "original")
+    blobs = [s for s in package.segments if s.blob is not None]
+    paths = [default_storage.path(s.blob.storage_name) for s in blobs]
+    data = b"".join(package.iter_range(0, package.size - 1))
+    assert len(data) == package.size
+    assert announced == paths
+    announced.clear()
+    start = blobs[3].offset
+    b"".join(package.iter_range(start, package.size - 1))
+    assert announced == paths[3:]
