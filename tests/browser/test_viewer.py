@@ -97,6 +97,11 @@ def test_scroll_to_a_slice_then_lung_preset_changes_the_pixels(page, live_server
         page.wait_for_timeout(100)
     assert AuditEvent.objects.filter(action="viewer.opened", study_ref=ct_study.public_id).count() == 1
     assert AuditEvent.objects.filter(action="viewer.closed", study_ref=ct_study.public_id).count() == 1
+    closed = AuditEvent.objects.get(action="viewer.closed", study_ref=ct_study.public_id)
+    assert closed.details["reason"] == "closed"  # the page's beacon, not the idle sweep
+    from apps.viewer.models import ViewerSession
+
+    assert ViewerSession.objects.get(key=closed.details["session"]).close_reason == "closed"
 
 
 def test_preview_recipient_on_a_phone_is_stopped_by_revocation(page, live_server, clinician_a, preview_recipient,
