@@ -12,6 +12,7 @@ from __future__ import annotations
 import fcntl
 import io
 import os
+import time
 from pathlib import Path
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -49,27 +50,49 @@ def _keystream_cipher(key: bytes, offset: int):
 class StagingWriter:
     """Appends plaintext at ``offset`` to an encrypted staging file."""
 
-    def __init__(self, path: Path, key: bytes, offset: int):
+    def __init__(self, path: Path, key: bytes, offset: int, wait: float = 0):
         self._fh = open(path, "r+b" if path.exists() else "w+b")
-        try:
-            # one writer at a time; raises BlockingIOError when another request holds it
-            fcntl.flock(self._fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self._fh.close()
-            raise
+        self._stop = path.with_name(path.name + ".stop")
+        # One writer at a time. A request that finds the file locked asks the holder to stop
+        # (a request left waiting for the body of a connection that died: see stop_requested),
+        # waits up to ``wait`` seconds, then raises BlockingIOError.
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(self._fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    self._fh.close()
+                    raise
+                self._stop.touch()
+                time.sleep(0.02)
+        self._since = time.time()
+        self._stop.unlink(missing_ok=True)
         self._fh.seek(offset)
         self._fh.truncate(offset)
         self._enc = _keystream_cipher(key, offset)
+
+    def stop_requested(self) -> bool:
+        """Another request for this upload waits for the lock (the client resumed elsewhere)."""
+        try:
+            return self._stop.stat().st_mtime >= self._since
+        except FileNotFoundError:
+            return False
 
     def write(self, data: bytes) -> None:
         self._fh.write(self._enc.update(data))
 
     def rollback(self, offset: int) -> None:
+        self._fh.flush()
         self._fh.truncate(offset)
 
-    def close(self) -> None:
+    def sync(self) -> None:
         self._fh.flush()
         os.fsync(self._fh.fileno())
+
+    def close(self) -> None:
+        self.sync()
         self._fh.close()
 
 

@@ -2,8 +2,10 @@
 checksum, expiration). Authenticated by session (CSRF token in ``X-CSRFToken``), scoped to the
 active organization, limited by ``Organization.upload_max_bytes``.
 
-Bodies are read as streams in 1 MiB pieces (never ``request.body``) and written encrypted to the
-staging file; a checksum mismatch or an oversize body rolls the file back to the last offset.
+Bodies are read as streams in 1 MiB pieces (never ``request.body``; under ASGI straight from the
+receive channel, see apps.imaging.asgi) and written encrypted to the staging file; a checksum
+mismatch or an oversize body rolls the file back to the last offset; a client that disconnects
+mid-body keeps what arrived unless it sent a checksum.
 Header names are case-insensitive (tuspy sends them in lower case). Serve under ASGI: WSGI
 servers drop chunked bodies.
 """
@@ -17,6 +19,7 @@ from datetime import UTC
 from email.utils import format_datetime
 from uuid import UUID
 
+from django.core.exceptions import RequestAborted
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import reverse
@@ -25,6 +28,7 @@ from django.views.decorators.cache import never_cache
 
 from apps.cases.models import Case
 from apps.imaging import uploads
+from apps.imaging.asgi import body_stream
 from apps.imaging.models import Upload, UploadState
 from apps.sharing import policy
 from apps.sharing.policy import Action
@@ -33,6 +37,9 @@ TUS_VERSION = "1.0.0"
 EXTENSIONS = "creation,creation-with-upload,termination,checksum,expiration"
 CHECKSUMS = {"sha1": hashlib.sha1, "sha256": hashlib.sha256, "md5": hashlib.md5}
 READ = 1024 * 1024
+#: seconds a PATCH waits for the request still writing the same upload (a client resuming right
+#: after a dropped connection can be quicker than the server noticing the drop)
+LOCK_WAIT = 10
 OCTET = "application/offset+octet-stream"
 
 
@@ -99,14 +106,34 @@ def _write_body(request: HttpRequest, upload: Upload) -> HttpResponse | None:
         digest = CHECKSUMS[algo.lower()]()
     declared = request.headers.get("Content-Length")
     start = upload.offset
+    stream = body_stream(request)  # straight from the ASGI channel when served through it
     try:
-        writer = uploads.upload_writer(upload)
+        writer = uploads.upload_writer(upload, wait=LOCK_WAIT)
     except BlockingIOError:
         return _error(423, "another request is writing this upload")
+    if stream is not None:
+        stream.stop = writer.stop_requested  # a newer request for this upload takes over
+    else:
+        stream = request
     try:
+        current = Upload.objects.filter(pk=upload.pk).values_list("offset", flat=True).first()
+        if current != start:  # the request that held the lock moved it (kept a partial body)
+            return _resp(409, Upload_Offset=str(current))
         received = 0
         while True:
-            chunk = request.read(READ)
+            try:
+                chunk = stream.read(READ)
+            except RequestAborted:
+                # the client went away mid-body: without a checksum, keep what arrived (tus:
+                # store as much as possible, the client resumes from the offset); with one,
+                # the chunk cannot be verified, so it is dropped
+                if digest is not None or not received:
+                    writer.rollback(start)
+                else:
+                    writer.sync()
+                    if not _advance(upload, start, received):
+                        writer.rollback(start)
+                return _error(400, "the client disconnected")  # nobody reads it
             if not chunk:
                 break
             received += len(chunk)
@@ -122,15 +149,22 @@ def _write_body(request: HttpRequest, upload: Upload) -> HttpResponse | None:
         if digest is not None and digest.digest() != expected:
             writer.rollback(start)
             return _resp(460)
-        moved = Upload.objects.filter(pk=upload.pk, offset=start).update(
-            offset=start + received, expires_at=uploads.expiry_from_now())
-        if not moved:
+        writer.sync()  # the bytes are on disk before the offset says so
+        if not _advance(upload, start, received):
             writer.rollback(start)
             return _error(409, "offset changed meanwhile")
     finally:
         writer.close()
-    upload.refresh_from_db()
     return None
+
+
+def _advance(upload: Upload, start: int, received: int) -> bool:
+    """Move the offset from ``start`` by ``received`` bytes (only if nobody else moved it)."""
+    expires = uploads.expiry_from_now()
+    moved = Upload.objects.filter(pk=upload.pk, offset=start).update(offset=start + received, expires_at=expires)
+    if moved:
+        upload.offset, upload.expires_at = start + received, expires
+    return bool(moved)
 
 
 @never_cache

@@ -40,8 +40,12 @@ def upload_key(upload: Upload) -> bytes:
     return keys.unwrap_key(upload.key_id, upload.wrapped_key, aad=_aad(upload))
 
 
-def upload_writer(upload: Upload) -> staging.StagingWriter:
-    return staging.StagingWriter(staging.staging_path(upload.staging_name), upload_key(upload), upload.offset)
+def upload_writer(upload: Upload, wait: float = 0) -> staging.StagingWriter:
+    """The staging file, locked for appending at ``upload.offset`` (waits up to ``wait`` seconds
+    for another writer; BlockingIOError after that). The caller checks the offset again once it
+    holds the lock."""
+    return staging.StagingWriter(staging.staging_path(upload.staging_name), upload_key(upload), upload.offset,
+                                 wait=wait)
 
 
 def upload_open(upload: Upload):
@@ -68,10 +72,11 @@ def upload_complete(*, upload: Upload, request=None):
 
 
 def upload_discard_staging(upload: Upload) -> None:
-    try:
-        os.unlink(staging.staging_path(upload.staging_name))
-    except FileNotFoundError:
-        pass
+    for name in (upload.staging_name, f"{upload.staging_name}.stop"):
+        try:
+            os.unlink(staging.staging_path(name))
+        except FileNotFoundError:
+            pass
 
 
 def upload_terminate(*, upload: Upload, by, request=None) -> None:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-CHUNK = 2 * 1024 * 1024
+CHUNK = 16 * 1024 * 1024  # as the browser page (static/js/upload.js)
 
 SETUP = r"""
 import json

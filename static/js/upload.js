@@ -17,7 +17,10 @@
   var resumeBtn = document.getElementById("upload-resume");
   var zone = document.getElementById("dropzone");
   var items = [];
-  var CHUNK = 2 * 1024 * 1024; // below Django's in-memory body limit: chunks never touch disk in clear
+  // as the bench's tuspy client (bench/ingest/harness.py): the server streams each PATCH body
+  // from the connection into the encrypted staging file (apps/imaging/asgi.py), never whole in
+  // memory nor in clear on disk, and keeps what arrived when a connection drops mid-chunk
+  var CHUNK = 16 * 1024 * 1024;
 
   function text(el, value) { el.textContent = value; }
 

@@ -1,0 +1,127 @@
+"""tus bodies straight from the ASGI receive channel.
+
+Django's ASGI handler reads a whole request body into a SpooledTemporaryFile before the view
+runs: a body larger than FILE_UPLOAD_MAX_MEMORY_SIZE goes to a temporary file, in clear, and the
+view then reads it a second time. For tus appends (PATCH, and POST with creation-with-upload,
+``Content-Type: application/offset+octet-stream``) this wrapper hands Django an empty body and
+puts a ``BodyStream`` in the scope instead; the tus view reads it piece by piece as the bytes
+arrive and encrypts them into the staging file. Nothing is held whole in memory or written in
+clear, whatever the chunk size, so clients can send large chunks (fewer requests).
+
+Every other request passes through untouched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from django.core.exceptions import RequestAborted
+
+SCOPE_KEY = "lightbox.tus_body"
+OCTET = b"application/offset+octet-stream"
+POLL = 0.5    # seconds between checks of BodyStream.stop while no bytes arrive
+STALL = 60    # seconds without a byte: the client is gone (as nginx's client_body_timeout)
+
+
+class BodyStream:
+    """The request body, read from the view's thread: ``read(n)`` returns up to ``n`` bytes
+    (fewer only at the end), b"" at the end; raises ``RequestAborted`` if the client went away."""
+
+    def __init__(self, receive, loop: asyncio.AbstractEventLoop):
+        self._receive = receive
+        self._loop = loop
+        self._pending = bytearray()
+        self._task: asyncio.Future | None = None
+        self.more = True           # more body to come from the channel
+        self.disconnected = False
+        self.finished = asyncio.Event()  # the body was read to its end, or the client left
+        #: set by the reader: called while waiting for bytes; True gives up as if disconnected
+        self.stop: Callable[[], bool] | None = None
+
+    async def _message(self) -> dict:
+        """The next message; a disconnect after STALL seconds without one, or when ``stop``
+        says so (a dropped connection is not always noticed: no FIN or RST ever arrives)."""
+        idle = 0.0
+        while True:
+            if self._task is None:
+                self._task = asyncio.ensure_future(self._receive())
+            done, _ = await asyncio.wait({self._task}, timeout=POLL)
+            if done:
+                task, self._task = self._task, None
+                return task.result()
+            idle += POLL
+            if idle >= STALL or (self.stop is not None and self.stop()):
+                self._task.cancel()
+                self._task = None
+                return {"type": "http.disconnect"}
+
+    async def _fill(self, n: int) -> bytes:
+        while self.more and len(self._pending) < n:
+            message = await self._message()
+            if message["type"] == "http.disconnect":
+                self.more, self.disconnected = False, True
+                self.finished.set()
+                break
+            self._pending += message.get("body", b"")
+            if not message.get("more_body", False):
+                self.more = False
+                self.finished.set()
+        out = bytes(self._pending[:n])
+        del self._pending[:n]
+        return out
+
+    def read(self, n: int) -> bytes:
+        """Blocking read for the sync view (one hop to the event loop per call)."""
+        data = asyncio.run_coroutine_threadsafe(self._fill(n), self._loop).result()
+        if not data and self.disconnected:
+            raise RequestAborted("the client disconnected during the request body")
+        return data
+
+
+def _header(scope: dict[str, Any], name: bytes) -> bytes:
+    for key, value in scope.get("headers", ()):
+        if key.lower() == name:
+            return value
+    return b""
+
+
+def _is_tus_append(scope: dict[str, Any], prefix: str) -> bool:
+    return (scope["type"] == "http" and scope.get("method") in ("PATCH", "POST")
+            and scope.get("path", "").startswith(prefix)
+            and _header(scope, b"content-type").split(b";")[0].strip().lower() == OCTET)
+
+
+def tus_body_passthrough(app):
+    """Wrap the Django ASGI application (see the module docstring)."""
+    prefix: list[str] = []
+
+    async def application(scope, receive, send):
+        if not prefix:
+            from django.urls import reverse
+
+            prefix.append(reverse("imaging:tus_root"))
+        if not _is_tus_append(scope, prefix[0]):
+            return await app(scope, receive, send)
+        stream = BodyStream(receive, asyncio.get_running_loop())
+        served = False
+
+        async def django_receive():
+            nonlocal served
+            if not served:  # the body Django reads itself: empty (the view reads the stream)
+                served = True
+                return {"type": "http.request", "body": b"", "more_body": False}
+            # Django listens for a disconnect after the body; the channel is the view's until
+            # the body has been read (or the view has answered and this task is cancelled)
+            await stream.finished.wait()
+            return await receive()
+
+        return await app({**scope, SCOPE_KEY: stream}, django_receive, send)
+
+    return application
+
+
+def body_stream(request) -> BodyStream | None:
+    """The request's ``BodyStream`` when served through ``tus_body_passthrough``, else None."""
+    return getattr(request, "scope", {}).get(SCOPE_KEY)
