@@ -23,7 +23,7 @@ import os
 import shutil
 import struct
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import IO, BinaryIO
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -143,26 +143,67 @@ def put_blob(fileobj: IO[bytes], *, organization=None, sha256: str | None = None
         if existing:
             return existing[0]
         fileobj.seek(start)
-        data_key = AESGCM.generate_key(bit_length=256)
-        prefix = os.urandom(8)
-        key_id, wrapped = keys.wrap_key(data_key, aad=sha256.encode())
-        name = storage_name_for(sha256)
-        if default_storage.exists(name):
-            # left over by a writer that died before recording the blob: replace it
-            default_storage.delete(name)
-        stored = default_storage.save(name, File(_EncryptingReader(fileobj, data_key, prefix, CHUNK_SIZE),
-                                                 name=os.path.basename(name)))
-        try:
-            with transaction.atomic():
-                return Blob.objects.create(sha256=sha256, size=size, storage_name=stored, key_id=key_id,
-                                           wrapped_key=wrapped, chunk_size=CHUNK_SIZE, nonce_prefix=prefix)
-        except IntegrityError:
-            # another writer stored the same bytes at the same time: keep theirs
-            default_storage.delete(stored)
-            return Blob.objects.get(sha256=sha256)
+        return _record(_write(fileobj, sha256, size))
     finally:
         if owned is not None:
             owned.close()
+
+
+def _write(fileobj: IO[bytes], sha256: str, size: int) -> Blob:
+    """Encrypt the rest of ``fileobj`` into storage; returns the (unsaved) Blob row for it."""
+    data_key = AESGCM.generate_key(bit_length=256)
+    prefix = os.urandom(8)
+    key_id, wrapped = keys.wrap_key(data_key, aad=sha256.encode())
+    name = storage_name_for(sha256)
+    if default_storage.exists(name):
+        # left over by a writer that died before recording the blob: replace it
+        default_storage.delete(name)
+    content = File(_EncryptingReader(fileobj, data_key, prefix, CHUNK_SIZE), name=os.path.basename(name))
+    content.DEFAULT_CHUNK_SIZE = CHUNK_SIZE + TAG  # storage writes whole encrypted chunks
+    stored = default_storage.save(name, content)
+    return Blob(sha256=sha256, size=size, storage_name=stored, key_id=key_id, wrapped_key=wrapped,
+                chunk_size=CHUNK_SIZE, nonce_prefix=prefix)
+
+
+def _record(blob: Blob) -> Blob:
+    try:
+        with transaction.atomic():
+            blob.save(force_insert=True)
+            return blob
+    except IntegrityError:
+        # another writer stored the same bytes at the same time: keep theirs
+        default_storage.delete(blob.storage_name)
+        return Blob.objects.get(sha256=blob.sha256)
+
+
+def put_blobs(items: Iterable[tuple[str, IO[bytes] | bytes]]) -> dict[str, Blob]:
+    """Store many plaintexts at once: ``(sha256, bytes or seekable file at its start)`` pairs,
+    each sha256 computed by the caller from those very bytes (it is trusted). One query finds
+    the blobs already stored, the others are written and inserted together. -> {sha256: Blob}"""
+    pending: dict[str, IO[bytes] | bytes] = {}
+    for sha256, source in items:
+        pending.setdefault(sha256, source)
+    found = {b.sha256: b for b in Blob.objects.filter(sha256__in=list(pending))}
+    new: list[Blob] = []
+    for sha256, source in pending.items():
+        if sha256 in found:
+            continue
+        if isinstance(source, bytes | bytearray | memoryview):
+            size, fileobj = len(source), io.BytesIO(source)
+        else:
+            fileobj = source
+            start = fileobj.tell()
+            size = fileobj.seek(0, os.SEEK_END) - start
+            fileobj.seek(start)
+        new.append(_write(fileobj, sha256, size))
+    if new:
+        try:
+            with transaction.atomic():
+                Blob.objects.bulk_create(new)
+        except IntegrityError:  # a concurrent writer stored some of them: one by one
+            new = [_record(blob) for blob in new]
+        found.update((b.sha256, b) for b in new)
+    return found
 
 
 def blob_plaintext_size(blob: Blob) -> int:

@@ -1,7 +1,9 @@
 """Ingest: turn an upload (or a server-side path) into indexed, encrypted, de-duplicated
-instances. ``ingest_job_run`` is idempotent and crash-safe: each file is committed in one
-transaction together with its report line, so a retried run skips what is done, re-uses blobs
-by sha256 and never creates a row twice.
+instances. ``ingest_job_run`` is idempotent and crash-safe: files are committed in batches,
+each file's rows in the same transaction as its report line, so a retried run skips what is
+done, re-uses blobs by sha256 and never creates a row twice. A batch costs a few queries
+whatever its size: one blob lookup, one lock per study, one instance lookup per study, and one
+insert each for blobs, instances and report lines.
 
 Duplicates: the same SOPInstanceUID with the same bytes is a duplicate (nothing stored); the
 same SOPInstanceUID with different bytes makes a new version of the study (earlier version
@@ -11,12 +13,13 @@ untouched, warning recorded), never an overwrite.
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
-import sys
 import zipfile
 import zlib
 from collections.abc import Callable
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import IO, Any
@@ -27,7 +30,7 @@ from django.utils import timezone
 
 from apps.audit.services import record
 from apps.imaging import dicom, sources
-from apps.imaging.blobs import READ_SIZE, put_blob
+from apps.imaging.blobs import READ_SIZE, put_blobs
 from apps.imaging.models import (
     Blob,
     FileOutcome,
@@ -140,115 +143,6 @@ def _new_version(job: IngestJob, latest: Study, changed_uid: str) -> Study:
     return study
 
 
-class _Run:
-    """Per-run caches, so that a file costs a handful of queries (valid within one run)."""
-
-    def __init__(self, job: IngestJob):
-        self.job = job
-        self.linked: set[int] = set()
-        self.series: dict[tuple[int, str], Series] = {}
-        #: within one batch (one transaction, the study rows locked): study UID -> latest version
-        self.latest: dict[str, Study] = {}
-        #: SOP UIDs added in this batch to studies this batch created (no need to look them up)
-        self.fresh: dict[int, set[str]] = {}
-
-    def end_batch(self) -> None:
-        """The commit released the study locks: what others may have changed is read again."""
-        self.latest.clear()
-        self.fresh.clear()
-
-    def latest_study(self, header: dicom.DicomHeader) -> Study | None:
-        uid = header.study_instance_uid
-        if uid not in self.latest:
-            # one writer per study UID at a time: the lock serialises version decisions between jobs
-            study = (Study.objects.select_for_update().for_org(self.job.organization_id)
-                     .filter(study_instance_uid=uid).order_by("-version").first())
-            if study is None:
-                return None
-            self.latest[uid] = study
-        return self.latest[uid]
-
-    def series_for(self, study: Study, header: dicom.DicomHeader) -> Series:
-        key = (study.pk, header.series_instance_uid)
-        if key not in self.series:
-            self.series[key] = _series_for(study, header)
-        return self.series[key]
-
-    def link(self, study: Study) -> None:
-        if study.pk not in self.linked:
-            self.job.studies.add(study)
-            self.linked.add(study.pk)
-
-
-def _ingest_one(run: _Run, entry: sources.Entry, fh: IO[bytes]) -> IngestFileResult:
-    """Parse, hash, store (once) and index one file. Called inside the batch's transaction (no
-    savepoint per file: a file either raises DicomError before writing anything, or the batch
-    rolls back): the blob row, the index rows and the report line are committed together or not
-    at all; a crash before the commit leaves at most an unrecorded blob file, which the retry
-    overwrites."""
-    job = run.job
-    header = dicom.parse(fh)
-    if header.is_dicomdir:
-        return IngestFileResult.objects.create(job=job, path=entry.path, outcome=FileOutcome.SKIPPED,
-                                               reason="DICOMDIR index: its files are ingested", size=entry.size)
-    sha, size = _hash(fh)
-    try:
-        blob = put_blob(fh, organization=job.organization, sha256=sha)
-    except OSError as exc:
-        raise StorageUnavailable(str(exc)) from exc
-    latest = run.latest_study(header)
-    outcome, reason = FileOutcome.INGESTED, ""
-    if latest is None:
-        latest, created = Study.objects.get_or_create(
-            organization_id=job.organization_id, study_instance_uid=header.study_instance_uid, version=1,
-            defaults={**_study_defaults(header), "case": job.case, "created_by_job": job,
-                      "state": StudyState.PROCESSING})
-        run.latest[header.study_instance_uid] = latest
-        if created:
-            run.fresh[latest.pk] = set()
-    study = latest
-    fresh = run.fresh.get(latest.pk)
-    if fresh is not None and header.sop_instance_uid not in fresh:
-        existing = None  # a study this run created holds only what this run put in it
-    else:
-        existing = Instance.objects.filter(study=latest, sop_instance_uid=header.sop_instance_uid).first()
-    instance = existing
-    if existing is not None and existing.sha256 == sha:
-        outcome, reason = FileOutcome.DUPLICATE, "same SOPInstanceUID and same bytes as a stored instance"
-    else:
-        changed = False
-        if existing is not None:
-            study = _new_version(job, latest, header.sop_instance_uid)
-            run.latest[header.study_instance_uid] = study
-            run.fresh.pop(latest.pk, None)
-            outcome = FileOutcome.NEW_VERSION
-            reason = (f"changed instance with an existing SOPInstanceUID: stored as version {study.version}; "
-                      f"version {latest.version} kept")
-            study.warnings = [*study.warnings, {"kind": "changed_instance",
-                                                "sop_instance_uid": header.sop_instance_uid,
-                                                "previous_version": latest.version}]
-            changed = True
-        series = run.series_for(study, header)
-        instance = Instance.objects.create(
-            organization_id=job.organization_id, study=study, series=series, blob=blob,
-            sop_instance_uid=header.sop_instance_uid, sop_class_uid=header.sop_class_uid,
-            transfer_syntax_uid=header.transfer_syntax_uid, instance_number=header.instance_number,
-            frames=header.frames, rows=header.rows, columns=header.columns, size=size, sha256=sha)
-        if study.pk in run.fresh:
-            run.fresh[study.pk].add(header.sop_instance_uid)
-        if study.case_id is None and job.case_id is not None:
-            study.case_id = job.case_id
-            changed = True
-        if study.state != StudyState.PROCESSING:
-            study.state = StudyState.PROCESSING  # more images arriving: not ready until the job ends
-            changed = True
-        if changed:
-            study.save()
-    run.link(study)
-    return IngestFileResult.objects.create(job=job, path=entry.path, outcome=outcome, reason=reason,
-                                           size=size, study=study, instance=instance)
-
-
 def _finish_study(study: Study) -> None:
     agg = study.instances.aggregate(n=Count("id"), total=Sum("size"))
     modalities = sorted({m for m in study.series.values_list("modality", flat=True) if m})
@@ -263,25 +157,182 @@ def _finish_study(study: Study) -> None:
     study.save()
 
 
-#: files are committed in batches (one commit per batch, not per file); a crash loses at most
-#: the batch in progress, which the retry redoes
-BATCH_FILES, BATCH_BYTES = 32, 64 * 1024 * 1024
+#: a batch is committed at once (one transaction, a few queries for all its files); a crash
+#: loses at most the batch in progress, which the retry redoes. Its files are held in memory
+#: (each at most sources.MEMORY_MAX; a larger file is stored in a batch of its own)
+BATCH_FILES, BATCH_BYTES = 64, 32 * 1024 * 1024
 
 
-def _ingest_entry(run: _Run, entry: sources.Entry) -> None:
-    if not entry.skip_reason and entry.open is not None:
-        try:
-            with entry.open() as fh:
-                _ingest_one(run, entry, fh)
-            return
-        except dicom.DicomError as exc:
-            reason = exc.reason
-        except (zipfile.BadZipFile, zlib.error, EOFError):
-            reason = "damaged zip entry (checksum or compressed data)"
+@dataclass
+class _Item:
+    """One file of a batch: parsed and hashed before the batch's transaction, indexed in it."""
+
+    path: str
+    size: int | None
+    outcome: str = ""
+    reason: str = ""
+    header: dicom.DicomHeader | None = None
+    sha256: str = ""
+    source: bytes | IO[bytes] | None = None  # the plaintext (bytes, or an open file for a large one)
+    study: Study | None = None
+    instance: Instance | None = None
+
+    def skip(self, reason: str) -> _Item:
+        self.outcome, self.reason, self.source = FileOutcome.SKIPPED, reason, None
+        return self
+
+    def result(self, job: IngestJob) -> IngestFileResult:
+        return IngestFileResult(job=job, path=self.path, outcome=self.outcome, reason=self.reason[:300],
+                                size=self.size, study=self.study, instance=self.instance)
+
+
+def _prepare(entry: sources.Entry, fh: IO[bytes]) -> _Item:
+    """Parse and hash one file (raises DicomError). Files up to MEMORY_MAX are read into memory
+    once and parsed and hashed from there; a larger one stays a file (read twice)."""
+    item = _Item(path=entry.path, size=entry.size)
+    size = fh.seek(0, io.SEEK_END)
+    fh.seek(0)
+    if size <= sources.MEMORY_MAX:
+        data = fh.read()
+        item.header = dicom.parse(io.BytesIO(data))
+        item.sha256, item.size, item.source = hashlib.sha256(data).hexdigest(), len(data), data
     else:
-        reason = entry.skip_reason
-    IngestFileResult.objects.create(job=run.job, path=entry.path, outcome=FileOutcome.SKIPPED,
-                                    reason=reason, size=entry.size)
+        item.header = dicom.parse(fh)
+        (item.sha256, item.size), item.source = _hash(fh), fh
+    if item.header.is_dicomdir:
+        return item.skip("DICOMDIR index: its files are ingested")
+    return item
+
+
+class _Run:
+    """One run of a job: caches valid for the run (series, linked studies) and for the batch in
+    its transaction (the locked latest version of each study, the instances it holds)."""
+
+    def __init__(self, job: IngestJob):
+        self.job = job
+        self.linked: set[int] = set()
+        self.series: dict[tuple[int, str], Series] = {}
+        self.latest: dict[str, Study] = {}                            # study UID -> latest version
+        self.held: dict[int, dict[str, Instance]] = {}                # study pk -> SOP UID -> instance
+        self.pending: list[Instance] = []                             # to insert
+        self.dirty: dict[int, Study] = {}                             # to save
+
+    def latest_study(self, header: dicom.DicomHeader) -> Study:
+        """The latest version of the file's study, locked (one writer per study UID at a time:
+        the lock serialises version decisions between jobs), created as version 1 if new."""
+        uid = header.study_instance_uid
+        if uid not in self.latest:
+            job = self.job
+            study = (Study.objects.select_for_update().for_org(job.organization_id)
+                     .filter(study_instance_uid=uid).order_by("-version").first())
+            if study is None:
+                study, _ = Study.objects.get_or_create(
+                    organization_id=job.organization_id, study_instance_uid=uid, version=1,
+                    defaults={**_study_defaults(header), "case": job.case, "created_by_job": job,
+                              "state": StudyState.PROCESSING})
+            self.latest[uid] = study
+        return self.latest[uid]
+
+    def instances(self, study: Study, sop_uids: list[str]) -> dict[str, Instance]:
+        """The study's instances among ``sop_uids`` (one query per study and batch), plus those
+        this batch added."""
+        if study.pk not in self.held:
+            self.flush_instances()
+            self.held[study.pk] = {i.sop_instance_uid: i for i in
+                                   Instance.objects.filter(study=study, sop_instance_uid__in=sop_uids)}
+        return self.held[study.pk]
+
+    def series_for(self, study: Study, header: dicom.DicomHeader) -> Series:
+        key = (study.pk, header.series_instance_uid)
+        if key not in self.series:
+            self.series[key] = _series_for(study, header)
+        return self.series[key]
+
+    def link(self, study: Study) -> None:
+        if study.pk not in self.linked:
+            self.job.studies.add(study)
+            self.linked.add(study.pk)
+
+    def flush_instances(self) -> None:
+        if self.pending:
+            Instance.objects.bulk_create(self.pending)
+            self.pending = []
+
+    def end_batch(self) -> None:
+        """Before the commit: write what is pending. After it the study locks are released, so
+        what others may change is read again in the next batch."""
+        self.flush_instances()
+        for study in self.dirty.values():
+            study.save()
+        self.dirty.clear()
+        self.latest.clear()
+        self.held.clear()
+
+
+def _index(run: _Run, item: _Item, blob: Blob, sop_uids: list[str]) -> None:
+    """Decide the file's outcome (duplicate, new instance, new version) and add its instance."""
+    job, header = run.job, item.header
+    latest = run.latest_study(header)
+    held = run.instances(latest, sop_uids)
+    existing = held.get(header.sop_instance_uid)
+    if existing is not None and existing.sha256 == item.sha256:
+        item.outcome, item.reason = FileOutcome.DUPLICATE, "same SOPInstanceUID and same bytes as a stored instance"
+        item.study, item.instance = latest, existing
+        run.link(latest)
+        return
+    study = latest
+    item.outcome = FileOutcome.INGESTED
+    if existing is not None:
+        run.flush_instances()  # the new version copies the latest one's instances, this batch's too
+        study = _new_version(job, latest, header.sop_instance_uid)
+        run.latest[header.study_instance_uid] = study
+        held = run.instances(study, sop_uids)
+        item.outcome = FileOutcome.NEW_VERSION
+        item.reason = (f"changed instance with an existing SOPInstanceUID: stored as version {study.version}; "
+                       f"version {latest.version} kept")
+        study.warnings = [*study.warnings, {"kind": "changed_instance", "sop_instance_uid": header.sop_instance_uid,
+                                            "previous_version": latest.version}]
+        run.dirty[study.pk] = study
+    instance = Instance(
+        organization_id=job.organization_id, study=study, series=run.series_for(study, header), blob=blob,
+        sop_instance_uid=header.sop_instance_uid, sop_class_uid=header.sop_class_uid,
+        transfer_syntax_uid=header.transfer_syntax_uid, instance_number=header.instance_number,
+        frames=header.frames, rows=header.rows, columns=header.columns, size=item.size, sha256=item.sha256)
+    run.pending.append(instance)
+    held[header.sop_instance_uid] = instance
+    if study.case_id is None and job.case_id is not None:
+        study.case_id = job.case_id
+        run.dirty[study.pk] = study
+    if study.state != StudyState.PROCESSING:
+        study.state = StudyState.PROCESSING  # more images arriving: not ready until the job ends
+        run.dirty[study.pk] = study
+    item.study, item.instance = study, instance
+    run.link(study)
+
+
+def _commit_batch(run: _Run, items: list[_Item]) -> None:
+    """Store and index a batch of files in one transaction: the blob rows, the index rows and
+    the report lines are committed together or not at all; a crash before the commit leaves at
+    most unrecorded blob files, which the retry overwrites."""
+    if not items:
+        return
+    files = [i for i in items if not i.outcome]
+    sop_uids: dict[str, list[str]] = {}
+    for item in files:
+        sop_uids.setdefault(item.header.study_instance_uid, []).append(item.header.sop_instance_uid)
+    with transaction.atomic():
+        for item in files:  # lock (or create) the studies first: concurrent jobs of a study wait here
+            run.latest_study(item.header)
+        try:
+            blobs = put_blobs((i.sha256, i.source) for i in files)
+        except OSError as exc:
+            raise StorageUnavailable(str(exc)) from exc
+        for item in files:
+            _index(run, item, blobs[item.sha256], sop_uids[item.header.study_instance_uid])
+        run.end_batch()
+        IngestFileResult.objects.bulk_create([i.result(run.job) for i in items])
+    for item in items:
+        item.source = None
 
 
 def ingest_job_run(*, job_id: int, progress: Progress | None = None) -> IngestJob:
@@ -296,35 +347,42 @@ def ingest_job_run(*, job_id: int, progress: Progress | None = None) -> IngestJo
     run = _Run(job)
     files = nbytes = 0
     seen: set[str] = set()
-    batch: ExitStack | None = None
-    in_batch = batch_bytes = 0
-    try:
-        for entry in _entries(job):
-            files += 1
-            nbytes += entry.size or 0
-            if entry.path in seen:  # a zip may hold the same name twice: report both
-                entry.path = f"{entry.path} ({files})"
-            seen.add(entry.path)
-            if entry.path in done:
-                continue
-            if batch is None:
-                batch = ExitStack()
-                batch.enter_context(transaction.atomic())
-            _ingest_entry(run, entry)
-            in_batch += 1
-            batch_bytes += entry.size or 0
-            if in_batch >= BATCH_FILES or batch_bytes >= BATCH_BYTES:
-                batch.close()  # commit
-                run.end_batch()
-                batch, in_batch, batch_bytes = None, 0, 0
-            if progress is not None:
-                progress(files, nbytes)
-    except BaseException:
-        if batch is not None:
-            batch.__exit__(*sys.exc_info())  # roll the batch in progress back
-        raise
-    if batch is not None:
-        batch.close()
+    batch: list[_Item] = []
+    held = 0
+    for entry in _entries(job):
+        files += 1
+        nbytes += entry.size or 0
+        if entry.path in seen:  # a zip may hold the same name twice: report both
+            entry.path = f"{entry.path} ({files})"
+        seen.add(entry.path)
+        if entry.path in done:
+            continue
+        item = _Item(path=entry.path, size=entry.size)
+        if entry.skip_reason or entry.open is None:
+            item.skip(entry.skip_reason)
+        else:
+            try:
+                with entry.open() as fh:
+                    item = _prepare(entry, fh)
+                    if item.source is not None and not isinstance(item.source, bytes):
+                        # too large to hold: stored now, while its file is open, on its own
+                        _commit_batch(run, batch)
+                        _commit_batch(run, [item])
+                        batch, held = [], 0
+                        item = None
+            except dicom.DicomError as exc:
+                item.skip(exc.reason)
+            except (zipfile.BadZipFile, zlib.error, EOFError):
+                item.skip("damaged zip entry (checksum or compressed data)")
+        if item is not None:
+            batch.append(item)
+            held += (item.size or 0) if item.source is not None else 0
+        if len(batch) >= BATCH_FILES or held >= BATCH_BYTES:
+            _commit_batch(run, batch)
+            batch, held = [], 0
+        if progress is not None:
+            progress(files, nbytes)
+    _commit_batch(run, batch)
     if progress is not None:
         progress(files, nbytes)
     return _job_finish(job)

@@ -6,6 +6,7 @@ size, so a lying header cannot inflate past the limits."""
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import posixpath
 import tempfile
@@ -20,6 +21,8 @@ from django.conf import settings
 from apps.imaging import dicom
 
 COPY = 1024 * 1024
+#: entries up to this size are extracted into memory (ingest holds a batch of them at a time)
+MEMORY_MAX = 8 * 1024 * 1024
 
 
 @dataclass
@@ -53,7 +56,15 @@ def unsafe_name(name: str) -> str:
 
 @contextlib.contextmanager
 def _extract(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> Iterator[IO[bytes]]:
-    """Extract one entry to a temporary file, never more than its declared size."""
+    """Extract one entry, never more than its declared size: into memory up to MEMORY_MAX
+    (one read; the CRC is checked at the end), else to a temporary file."""
+    if info.file_size <= MEMORY_MAX:
+        with zf.open(info) as src:
+            data = src.read(info.file_size + 1)
+        if len(data) > info.file_size:
+            raise dicom.DicomError("zip bomb suspected: entry inflates past its declared size")
+        yield io.BytesIO(data)
+        return
     with tempfile.TemporaryFile() as out, zf.open(info) as src:
         left = info.file_size
         while True:
