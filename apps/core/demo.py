@@ -78,6 +78,9 @@ def seed() -> list[DemoAccount]:
     from apps.renditions.demo import seed_renditions
 
     seed_renditions(orgs["northwind"])  # original, lossless, preview and education renditions
+    from apps.deid.demo import seed_deid
+
+    seed_deid(orgs["northwind"])  # one finished de-identified export of the demo CT study
     from apps.sharing.demo import seed_shares
 
     seed_shares(orgs["northwind"], "northwind.example")  # a live and an expired-unused share

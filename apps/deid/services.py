@@ -73,9 +73,10 @@ def pseudonym_check(*, study: Study, value: str) -> str:
     return value
 
 
-def deid_export_start(*, study: Study, by, pseudonym: str, request=None) -> DeidExport:
+def deid_export_start(*, study: Study, by, pseudonym: str, request=None, enqueue: bool = True) -> DeidExport:
     """Queue a de-identified export of ``study`` (refused and recorded without
-    ``export_deidentified``). The task runs once the row is committed."""
+    ``export_deidentified``). The task runs once the row is committed (``enqueue=False``: the
+    caller runs ``deid_export_run`` itself, as the demo seed does)."""
     policy.require(by, Action.EXPORT_DEIDENTIFIED, study, request=request)
     pseudonym = pseudonym_check(study=study, value=pseudonym)
     from apps.deid.tasks import deid_export_task
@@ -84,7 +85,8 @@ def deid_export_start(*, study: Study, by, pseudonym: str, request=None) -> Deid
         export = DeidExport.objects.create(organization_id=study.organization_id, study=study, created_by=by,
                                            pseudonym=pseudonym,
                                            files_total=Instance.objects.filter(study=study).count())
-        transaction.on_commit(partial(deid_export_task.delay, export.pk))
+        if enqueue:
+            transaction.on_commit(partial(deid_export_task.delay, export.pk))
     return export
 
 
