@@ -8,8 +8,11 @@ into logs, task arguments, audit details or blob storage names.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from apps.core.models import PublicIdModel
@@ -47,7 +50,34 @@ class StudyState(models.TextChoices):
     FAILED = "failed", _("Failed")
 
 
-class StudyQuerySet(CaseLinkedQuerySet):
+class StudyLinkedQuerySet(CaseLinkedQuerySet):
+    """Rows of a study (the study, its series, instances): a grant scoped to some studies of a
+    case shows those studies only, not the case's others (apps.sharing.policy decides which)."""
+
+    #: path from the model to its study's id ("id" for Study itself)
+    study_lookup: ClassVar[str] = "study_id"
+
+    def visibility(self, user) -> Q:
+        from apps.sharing import policy
+
+        members = super(CaseLinkedQuerySet, self).visibility(user)  # the organization's own staff
+        return members | Q(**{f"{self.study_lookup}__in": policy.granted_study_ids(user)})
+
+
+class WholeCaseQuerySet(CaseLinkedQuerySet):
+    """Rows of a case that can span several of its studies (uploads, ingest jobs and their
+    per-file reports): grantees see them only through a grant on the whole case."""
+
+    def visibility(self, user) -> Q:
+        from apps.sharing import policy
+
+        members = super(CaseLinkedQuerySet, self).visibility(user)
+        return members | Q(**{f"{self.case_lookup}__in": policy.granted_case_ids(user, whole_case=True)})
+
+
+class StudyQuerySet(StudyLinkedQuerySet):
+    study_lookup = "id"
+
     def ready(self) -> StudyQuerySet:
         return self.filter(state__in=[StudyState.READY, StudyState.READY_WITH_WARNINGS])
 
@@ -111,7 +141,7 @@ class Study(PublicIdModel):
         return [m for m in self.modalities.split(",") if m]
 
 
-class SeriesQuerySet(CaseLinkedQuerySet):
+class SeriesQuerySet(StudyLinkedQuerySet):
     case_lookup = "study__case_id"
 
 
@@ -137,7 +167,7 @@ class Series(PublicIdModel):
         return f"Series {self.public_id}"
 
 
-class InstanceQuerySet(CaseLinkedQuerySet):
+class InstanceQuerySet(StudyLinkedQuerySet):
     case_lookup = "study__case_id"
 
 
@@ -176,7 +206,7 @@ class UploadState(models.TextChoices):
     EXPIRED = "expired", _("Expired")
 
 
-class UploadQuerySet(CaseLinkedQuerySet):
+class UploadQuerySet(WholeCaseQuerySet):
 
     def expired(self, now=None):
         from django.utils import timezone
@@ -220,7 +250,7 @@ class JobState(models.TextChoices):
     FAILED = "failed", _("Failed")
 
 
-class IngestJobQuerySet(CaseLinkedQuerySet):
+class IngestJobQuerySet(WholeCaseQuerySet):
     pass
 
 

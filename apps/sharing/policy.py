@@ -191,14 +191,18 @@ def _verified(user: Any) -> bool:
     return bool(check()) if callable(check) else False
 
 
-def granted_case_ids(user: User) -> QuerySet:
+def granted_case_ids(user: User, *, whole_case: bool = False) -> QuerySet:
     """A subquery of the ids of cases on which ``user`` holds a live grant (as grantee or member
-    of the grantee group)."""
+    of the grantee group); with ``whole_case``, only grants that name no studies (rows that span
+    a case's studies, such as uploads, follow those)."""
     from apps.sharing.models import Grant
 
     if not _active_user(user):
         return Grant.objects.none().values("case_id")
-    return Grant.objects.live().addressed_to(user).values("case_id")
+    live = Grant.objects.live().addressed_to(user)
+    if whole_case:
+        live = live.filter(studies__isnull=True)
+    return live.values("case_id")
 
 
 def granted_study_ids(user: User) -> QuerySet:
