@@ -206,6 +206,12 @@ def _finish(export: DeidExport) -> DeidExport:
     return export
 
 
+def study_export_blob_ids(*, study: Study) -> set[int]:
+    """The blobs of a study's de-identified files (for ``apps.imaging.services.study_delete``,
+    which removes those no row points at once the study and its exports are gone)."""
+    return set(DeidExportFile.objects.filter(export__study=study, blob__isnull=False).values_list("blob_id", flat=True))
+
+
 # ----------------------------------------------------------------------------- the package
 
 def deid_export_package(export: DeidExport):
