@@ -410,6 +410,18 @@ def _download_began(grant: Grant, package_key: str, *, since: datetime, while_li
     return began.exists()
 
 
+def _sole_holder(actor: Any, grant: Grant) -> bool:
+    """The actor is the one holder of ``grant``, so the grant's downloads are the actor's: its
+    named grantee, or the holder of an opened link onto it. Not a group member: GrantDownload
+    rows name the grant, not which member began the download."""
+    from apps.sharing.models import ShareLink
+
+    user = _user_of(actor)
+    if grant.grantee_id is not None and _active_user(user) and grant.grantee_id == user.pk:
+        return True
+    return isinstance(actor, LinkHolder) and ShareLink.objects.filter(pk__in=actor.link_ids, grant=grant).exists()
+
+
 def download_authorize(*, actor: Any, obj: object, rendition: str, package_key: str, resumed: bool = False,
                        count: bool = True, request: HttpRequest | None = None) -> Grant | None:
     """The downloads interface's one call before it streams ``rendition`` of ``obj``.
@@ -420,11 +432,11 @@ def download_authorize(*, actor: Any, obj: object, rendition: str, package_key: 
     continuing a transfer) counts once, even when that first download used up the limit.
 
     Large transfers outlive short grants: ``resumed=True`` is also accepted on a grant the actor
-    held that has expired (not revoked, case still open) when a download of the same package
-    under it began less than RESUME_AFTER_EXPIRY ago and while it was live. Nothing else is
-    accepted after expiry: a fresh download, or a Range request with no such download, is refused.
-    The actor is the grant's holder (its grantee or group member, or the holder of an opened link
-    onto it); GrantDownload rows name the grant, not the group member who began them.
+    held alone (its named grantee, or the holder of an opened link onto it) that has expired (not
+    revoked, case still open) when a download of the same package under it began less than
+    RESUME_AFTER_EXPIRY ago and while it was live. Nothing else is accepted after expiry: a fresh
+    download, a Range request with no such download, or a resume on a group grant (its
+    GrantDownload rows do not say which member began them) is refused.
 
     ``count=False`` (HEAD) answers the same question without counting or touching anything."""
     from apps.sharing import services
@@ -447,6 +459,8 @@ def download_authorize(*, actor: Any, obj: object, rendition: str, package_key: 
                     return grant
             for grant in _grants_of(actor, case_id, now, expired_since=now - RESUME_AFTER_EXPIRY):
                 if grant.mfa_required and not (_active_user(user) and _verified(user)):
+                    continue
+                if not _sole_holder(actor, grant):
                     continue
                 if _download_began(grant, package_key, since=now - RESUME_AFTER_EXPIRY, while_live=True) and (
                         not count or services.grant_download_resume(grant=grant, package_key=package_key)):

@@ -215,3 +215,35 @@ def test_head_is_refused_like_get(share, ct_study, admin_b, client_as):
     assert Grant.objects.get(pk=share.grant.pk).download_count == 3
     # the diagnostic original is not on a preview share, whatever the method
     assert share.client.head(_url(ct_study, "original")).status_code == 403
+
+
+def test_a_group_grant_is_not_resumed_after_expiry(ct_study, clinician_a):
+    """GrantDownload rows name the grant, not which group member began the download: after expiry
+    no member can be shown to be the one who began it, so none resumes. A personal grant does."""
+    alice = member(ct_study.organization, Role.EXTERNAL_CONSULTANT, email="alice@alpha.example")
+    bob = member(ct_study.organization, Role.EXTERNAL_CONSULTANT, email="bob@alpha.example")
+    expires = timezone.now() + timedelta(hours=2)
+    group = sharing.grant_create(case=ct_study.case, grantee=None, group_members=[alice, bob], group_name="Board",
+                                 by=clinician_a, permissions=["view", "download_preview"], renditions=["preview"],
+                                 expires_at=expires)
+    personal = sharing.grant_create(case=ct_study.case, grantee=alice, by=clinician_a, expires_at=expires,
+                                    permissions=["view", "download_original"], renditions=["original"])
+    clients = {}
+    for user in (alice, bob):
+        clients[user] = Client()
+        clients[user].force_login(user)
+    half = {}
+    for kind in ("preview", "original"):
+        response = clients[alice].get(_url(ct_study, kind), headers={"Range": "bytes=0-99"})
+        assert response.status_code == 206
+        half[kind] = response["ETag"]
+        _body(response)
+    assert GrantDownload.objects.filter(grant=group).count() == 1
+    assert GrantDownload.objects.filter(grant=personal).count() == 1
+    Grant.objects.filter(pk__in=[group.pk, personal.pk]).update(expires_at=timezone.now())
+    resume = {"Range": "bytes=100-"}
+    assert clients[alice].get(_url(ct_study, "original"), headers={**resume, "If-Range": half["original"]}
+                              ).status_code == 206
+    for user in (alice, bob):
+        assert clients[user].get(_url(ct_study, "preview"), headers={**resume, "If-Range": half["preview"]}
+                                 ).status_code == 404
