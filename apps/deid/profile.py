@@ -12,7 +12,7 @@ private tags. What Lightbox decides on top of it:
   dicom-anonymizer's own UID replacement (a process-wide dictionary of random UIDs) is never
   called: its U rules are replaced here, and its D replacement is not used on UIDs.
 - **Patient name and ID** become the pseudonym the exporter chose; any other person name left
-  (inside a sequence the table keeps) is emptied.
+  (inside a sequence the table keeps) is emptied, any date or time left gets the dummy value.
 - **Marking**: Patient Identity Removed = YES, De-identification Method naming the profile,
   De-identification Method Code Sequence = (113100, DCM, "Basic Application Confidentiality
   Profile"), Longitudinal Temporal Information Modified = REMOVED (dates are not kept).
@@ -187,13 +187,17 @@ def rules() -> dict:
     return dict(_RULES)
 
 
-def _blank_person_names(ds: Dataset) -> None:
-    """A safety net under the table: dicom-anonymizer applies it to top-level attributes, so a
-    person's name inside a sequence the table keeps would survive; every PN left is emptied."""
+def _safety_net(ds: Dataset) -> None:
+    """Under the table: dicom-anonymizer applies it to top-level attributes, so a person's name or
+    a date inside a sequence the table keeps would survive. Every person name left is emptied and
+    every date, date-time and time gets the table's dummy value (the basic profile keeps none:
+    keeping them is the Retain Longitudinal Temporal Information option, not offered)."""
 
     def visit(dataset: Dataset, element) -> None:
         if element.VR == "PN" and element.value:
             element.value = ""
+        elif element.VR in ("DA", "DT", "TM") and element.value:
+            kitware.replace_date_time_element(element)
 
     ds.walk(visit)
 
@@ -232,7 +236,7 @@ def deidentify(ds: Dataset, *, pseudonym: str, key: bytes) -> Dataset:
     ds.file_meta = FileMetaDataset()
     kitware.anonymize_dataset(ds, extra_anonymization_rules=None, delete_private_tags=True, base_rules_gen=rules)
     ds.remove_private_tags()
-    _blank_person_names(ds)
+    _safety_net(ds)
     ds.PatientName = pseudonym
     ds.PatientID = pseudonym
     _map_uids(ds, key)

@@ -357,3 +357,21 @@ def test_unknown_ids_are_404(clinician_a, client_as):
     assert client.get(reverse("deid:export_detail", kwargs={"deidexport_id": uuid.uuid4()})).status_code == 404
     assert client.get(reverse("deid:study_exports", kwargs={"study_id": uuid.uuid4()})).status_code == 404
     assert client.get("/deid/exports/not-a-uuid/").status_code == 404
+
+
+def test_a_task_that_gives_up_marks_the_export_failed(world, monkeypatch):
+    """An unexpected error in the run: the export is failed with the error's kind (no message:
+    messages may quote file content), so its page never waits for ever."""
+    from apps.deid import tasks
+
+    export = deid_export_start(study=world["study"], by=world["clinician"], pseudonym="PSEUDO-5", enqueue=False)
+
+    def broken(*, export_id):
+        raise ValueError("something about a file")
+
+    monkeypatch.setattr(tasks, "deid_export_run", broken)
+    with pytest.raises(ValueError):  # eager tasks propagate (test settings); a worker logs it
+        tasks.deid_export_task.apply(args=[export.pk])
+    export.refresh_from_db()
+    assert export.state == State.FAILED and export.reason == "Unexpected error (ValueError)."
+    assert "something" not in export.reason

@@ -220,3 +220,17 @@ def test_objects_without_pixels_and_unreadable_bytes_are_excluded():
     with pytest.raises(Excluded) as excinfo:
         deidentify_file(b"not a dicom file at all", pseudonym=PSEUDONYM, key=KEY)
     assert excinfo.value.reason == Reason.UNREADABLE
+
+
+def test_names_and_dates_inside_kept_sequences_do_not_survive():
+    """The table acts on top-level attributes; a person name or a date nested in a sequence it
+    keeps is caught by the safety net."""
+    ds = _study(1)[0]
+    item = Dataset()
+    item.PersonName = "Nested^Personella"
+    item.ObservationDateTime = "19991231235959"
+    item.Date = "19991230"
+    ds.RealWorldValueMappingSequence = Sequence([item])
+    data = deidentify_file(_bytes(ds), pseudonym=PSEUDONYM, key=KEY).data
+    for secret in (b"Personella", b"19991231", b"19991230"):
+        assert secret not in data
