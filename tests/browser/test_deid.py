@@ -1,0 +1,67 @@
+"""A de-identified export on a tablet: a radiologist opens the study, starts the export from its
+button, sees it ready with its per-image report and label, and downloads ``..._DeID.zip``."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import pydicom
+import pytest
+from django.urls import reverse
+
+from apps.organizations.models import Organization, Role
+from bench.ingest.synthetic import write_ct_series
+from tests.browser.conftest import _only_local
+from tests.factories import TEST_PASSWORD, CaseFactory, OrganizationFactory, member
+from tests.renditions.conftest import ingest_folder
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def test_export_from_the_study_page_on_a_tablet(browser, live_server, tmp_path, output_dir):
+    org = OrganizationFactory(name="Northwind Test", slug="northwind-deid")
+    if "mfa_required_roles" in {f.name for f in Organization._meta.get_fields()}:
+        Organization.objects.filter(pk=org.pk).update(mfa_required_roles=[])
+    radiologist = member(org, Role.RADIOLOGIST, email="radiologist@northwind.test")
+    paths = write_ct_series(tmp_path / "ct", slices=3, rows=32, columns=32, patient_name="Tabletpatient^Wilhelmina")
+    burned = pydicom.dcmread(paths[0])
+    burned.SOPInstanceUID = burned.file_meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid()
+    burned.BurnedInAnnotation = "YES"
+    burned.save_as(tmp_path / "ct" / "burned.dcm", enforce_file_format=True)
+    [study] = ingest_folder(tmp_path / "ct", org, case=CaseFactory(organization=org))
+
+    context = browser.new_context(viewport={"width": 768, "height": 1024}, locale="en-US", has_touch=True,
+                                  accept_downloads=True)
+    context.route("**/*", _only_local)
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    base = live_server.url
+    study_path = reverse("imaging:study_detail", kwargs={"study_id": study.public_id})
+    try:
+        page.goto(f"{base}/accounts/login/?next={study_path}")
+        page.get_by_label("E-mail address").fill(radiologist.email)
+        page.get_by_label("Password").fill(TEST_PASSWORD)
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url(f"{base}{study_path}")
+        page.get_by_test_id("deid-exports").click()
+        page.get_by_test_id("deid-start").click()
+        page.wait_for_url(f"{base}/deid/exports/**")
+        assert page.get_by_test_id("deid-state").inner_text() == "Ready"
+        assert "PS3.15 Annex E" in page.get_by_test_id("deid-label").inner_text()
+        rows = page.get_by_test_id("deid-file")
+        assert rows.count() == 4
+        assert "Burned-in annotation" in page.locator("tr.outcome-excluded").inner_text()
+        # nothing overflows the tablet's width
+        assert page.evaluate("document.documentElement.scrollWidth") <= 768
+        page.screenshot(path=str(output_dir / "deid-export-tablet.png"), full_page=True)
+        with page.expect_download() as info:
+            page.get_by_test_id("deid-download").click()
+        download = info.value
+        assert download.suggested_filename.endswith("_DeID.zip")
+        data = open(download.path(), "rb").read()
+        names = zipfile.ZipFile(io.BytesIO(data)).namelist()
+        assert sum(n.endswith(".dcm") for n in names) == 3 and any(n.endswith("MANIFEST.txt") for n in names)
+        assert b"Wilhelmina" not in data
+    finally:
+        context.close()
