@@ -81,6 +81,10 @@ def deid_export_start(*, study: Study, by, pseudonym: str, request=None, enqueue
     pseudonym = pseudonym_check(study=study, value=pseudonym)
     from apps.deid.tasks import deid_export_task
 
+    unfinished = DeidExport.objects.filter(study=study, created_by=by, pseudonym=pseudonym,
+                                           state__in=[State.QUEUED, State.RUNNING]).first()
+    if unfinished is not None:
+        return unfinished  # a second click while the first export runs
     with transaction.atomic():
         export = DeidExport.objects.create(organization_id=study.organization_id, study=study, created_by=by,
                                            pseudonym=pseudonym,

@@ -375,3 +375,12 @@ def test_a_task_that_gives_up_marks_the_export_failed(world, monkeypatch):
     export.refresh_from_db()
     assert export.state == State.FAILED and export.reason == "Unexpected error (ValueError)."
     assert "something" not in export.reason
+
+
+def test_a_second_click_while_running_makes_no_second_export(world):
+    first = deid_export_start(study=world["study"], by=world["clinician"], pseudonym="PSEUDO-6", enqueue=False)
+    again = deid_export_start(study=world["study"], by=world["clinician"], pseudonym="PSEUDO-6", enqueue=False)
+    assert again.pk == first.pk and DeidExport.objects.count() == 1
+    deid_export_run(export_id=first.pk)
+    later = deid_export_start(study=world["study"], by=world["clinician"], pseudonym="PSEUDO-6", enqueue=False)
+    assert later.pk != first.pk  # once finished, a new export is a new export
