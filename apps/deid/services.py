@@ -222,9 +222,9 @@ def deid_export_package(export: DeidExport):
     """The export's zip (apps.renditions.packages, the one zip writer): the de-identified files
     and MANIFEST.txt (labels, sha256, sizes, and what was excluded and why).
 
-    The name follows the package convention with ``_DeID``, without the study date: the profile
-    removes dates, so the package does not put one back (``undated_CT-Chest_V1_DeID``); the zip
-    entries are dated when the export was made."""
+    The name follows the package convention with ``_DeID``, dated by the day the export was made
+    rather than the study date: the profile removes dates, so the name does not put one back
+    (``2026-11-25_CT-Chest_V1_DeID``); the zip entries are dated when the export was made too."""
     from apps.renditions.packages import Entry, Package, package_finish, package_name
 
     study = export.study
@@ -233,7 +233,8 @@ def deid_export_package(export: DeidExport):
                   body_part_examined=study.body_part_examined, version=study.version,
                   created_at=export.finished_at or export.created_at)
     body = set(study.series.exclude(body_part_examined="").values_list("body_part_examined", flat=True))
-    name = package_name([named], body_parts=body, deidentified=True)
+    made = timezone.localdate(export.finished_at or export.created_at)
+    name = package_name([named], body_parts=body, deidentified=True, dated=made)
     files = list(export.files.select_related("instance", "blob").order_by("path", "instance__instance_number", "id"))
     with translation.override("en"):
         label = str(LABEL)

@@ -13,21 +13,16 @@ from uuid import UUID
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.core.handlers.asgi import ASGIRequest
-from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_safe
 
-from apps.audit import actions as audit_actions
 from apps.audit.services import record
 from apps.deid import services
 from apps.deid.models import LABEL, DeidExport, Outcome
 from apps.imaging.models import Study
-
-# the download transport of apps.renditions (Range parsing and the streaming bodies), shared so
-# that every package download behaves the same
-from apps.renditions.views import _async_stream, _sync_stream, parse_range
+from apps.renditions.views import package_response  # one download transport for every package
 from apps.sharing import policy
 from apps.sharing.policy import Action
 
@@ -101,7 +96,7 @@ def export_detail(request: HttpRequest, deidexport_id: UUID) -> HttpResponse:
 
 @login_required
 @policy.serves(Action.EXPORT_DEIDENTIFIED)
-@require_GET
+@require_safe
 def export_download(request: HttpRequest, deidexport_id: UUID) -> HttpResponse:
     """The export's zip (``<name>_DeID.zip``): exact Content-Length, strong ETag, single Range
     (with If-Range); audited when the transfer ends, like every package download. Before it is
@@ -111,37 +106,11 @@ def export_download(request: HttpRequest, deidexport_id: UUID) -> HttpResponse:
         messages.info(request, _("This export has nothing to download yet."))
         return redirect(export.get_absolute_url())
     package = services.deid_export_package(export)
-    total = package.size
-    header = request.headers.get("Range")
-    wanted = parse_range(header, total)
-    if_range = request.headers.get("If-Range")
-    if wanted and if_range and if_range.strip() != package.etag:
-        wanted = None
-    if wanted is False:
-        response = HttpResponse(status=416)
-        response["Content-Range"] = f"bytes */{total}"
-        return response
-    start, end = wanted if wanted else (0, total - 1)
-    details = {"scope": "deid_export", "export": str(export.public_id), "package": package.name,
-               "total_bytes": total, "range_start": start, "range_end": end}
     user = request.user
 
-    def done(sent: int, complete: bool) -> None:
-        finished = complete and end == total - 1
-        record(action=audit_actions.DOWNLOAD_COMPLETED if finished else audit_actions.DOWNLOAD_INCOMPLETE,
-               actor=user, organization_id=export.organization_id, target=export, case=export.study.case,
-               study=export.study, request=request, details={**details, "bytes_sent": sent, "completed": finished})
+    def recorded(action: str, figures: dict) -> None:
+        record(action=action, actor=user, organization_id=export.organization_id, target=export,
+               case=export.study.case, study=export.study, request=request,
+               details={"scope": "deid_export", "export": str(export.public_id), **figures})
 
-    stream = _async_stream if isinstance(request, ASGIRequest) else _sync_stream
-    response = StreamingHttpResponse(stream(package, start, end, done), status=206 if wanted else 200,
-                                     content_type="application/zip")
-    response["Content-Length"] = str(end - start + 1)
-    if wanted:
-        response["Content-Range"] = f"bytes {start}-{end}/{total}"
-    response["Accept-Ranges"] = "bytes"
-    response["ETag"] = package.etag
-    response["Content-Disposition"] = f'attachment; filename="{package.filename}"'
-    response["Cache-Control"] = "private, no-store"
-    response["X-Lightbox-Label"] = package.label.encode("ascii", "replace").decode()
-    request.META.pop("HTTP_ACCEPT_ENCODING", None)  # keep GZipMiddleware off (Range, Content-Length)
-    return response
+    return package_response(request, package, on_transfer_end=recorded)

@@ -443,9 +443,11 @@ def study_delete(*, study: Study, by=None, request=None) -> int:
     from django.core.files.storage import default_storage
     from django.db.models import ForeignObjectRel
 
+    from apps.deid.services import study_export_blob_ids
     from apps.renditions.services import study_rendition_blob_ids
 
-    blob_ids = set(study.instances.values_list("blob_id", flat=True)) | study_rendition_blob_ids(study=study)
+    blob_ids = (set(study.instances.values_list("blob_id", flat=True)) | study_rendition_blob_ids(study=study)
+                | study_export_blob_ids(study=study))
     record(action="imaging.study_deleted", actor=by, organization_id=study.organization_id, target=study,
            request=request, details={"version": study.version, "instances": study.num_instances})
     with transaction.atomic():

@@ -33,7 +33,7 @@ import struct
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from django.core.files.storage import default_storage
 from django.utils import timezone, translation
@@ -59,17 +59,20 @@ def _region(value: str) -> str:
     return "".join(w[:1].upper() + w[1:].lower() for w in words if w)
 
 
-def package_name(studies: list[Study], *, body_parts: set[str] | None = None, deidentified: bool = False) -> str:
+def package_name(studies: list[Study], *, body_parts: set[str] | None = None, deidentified: bool = False,
+                 dated: date | None = None) -> str:
     """The package name of one or more studies (see the module docstring for the rule).
-    ``body_parts`` adds the series' Body Part Examined values to the studies' own."""
+    ``body_parts`` adds the series' Body Part Examined values to the studies' own; ``dated``
+    replaces the study date (a de-identified export is named by the day it was made, so its name
+    does not put back the date the profile removed)."""
     dates = sorted(s.study_date for s in studies if s.study_date)
-    date = dates[0].isoformat() if dates else "undated"
+    day = dated.isoformat() if dated else dates[0].isoformat() if dates else "undated"
     modalities = sorted({_token(m).upper() for s in studies for m in s.modality_list if _token(m)}) or ["OT"]
     regions = {_region(s.body_part_examined) for s in studies if s.body_part_examined}
     regions |= {_region(b) for b in body_parts or () if b}
     regions.discard("")
     version = max((s.version for s in studies), default=1)
-    name = f"{date}_{'+'.join(modalities)}-{'+'.join(sorted(regions)) or 'Unspecified'}_V{version}"
+    name = f"{day}_{'+'.join(modalities)}-{'+'.join(sorted(regions)) or 'Unspecified'}_V{version}"
     return name + ("_DeID" if deidentified else "")
 
 

@@ -107,9 +107,24 @@ def _authorize(request: HttpRequest, actor, obj, kind: str, scope: str):
 
 
 def _serve(request: HttpRequest, actor, obj, kind: str, scope: str, build) -> HttpResponse:
-    header = request.headers.get("Range")
     grant = _authorize(request, actor, obj, kind, scope)
     package: Package = build()
+    context = {"scope": scope, "rendition": kind, "grant": str(grant.public_id) if grant else ""}
+
+    def recorded(action: str, figures: dict) -> None:
+        record(action=action, actor=actor, actor_label=_actor_label(actor), organization_id=obj.organization_id,
+               target=obj, request=request, details={**context, **figures})
+
+    return package_response(request, package, on_transfer_end=recorded)
+
+
+def package_response(request: HttpRequest, package: Package, *, on_transfer_end) -> HttpResponse:
+    """The one way a package goes out, once the caller's policy check passed: exact
+    Content-Length, strong ETag, a single Range (with If-Range; 416 when unsatisfiable), HEAD with
+    the headers of a GET and no body. When a transfer ends, ``on_transfer_end(action, figures)``
+    is called once with ``download.completed`` or ``download.incomplete`` and the figures (package,
+    total and range, bytes sent) for the caller to record with its own actor and target."""
+    header = request.headers.get("Range")
     total = package.size
     wanted = parse_range(header, total)
     if_range = request.headers.get("If-Range")
@@ -120,14 +135,12 @@ def _serve(request: HttpRequest, actor, obj, kind: str, scope: str, build) -> Ht
         response["Content-Range"] = f"bytes */{total}"
         return response
     start, end = wanted if wanted else (0, total - 1)
-    details = {"scope": scope, "rendition": kind, "package": package.name, "total_bytes": total,
-               "range_start": start, "range_end": end, "grant": str(grant.public_id) if grant else ""}
+    figures = {"package": package.name, "total_bytes": total, "range_start": start, "range_end": end}
 
     def done(sent: int, complete: bool) -> None:
         finished = complete and end == total - 1
-        record(action=audit_actions.DOWNLOAD_COMPLETED if finished else audit_actions.DOWNLOAD_INCOMPLETE,
-               actor=actor, actor_label=_actor_label(actor), organization_id=obj.organization_id, target=obj,
-               request=request, details={**details, "bytes_sent": sent, "completed": finished})
+        on_transfer_end(audit_actions.DOWNLOAD_COMPLETED if finished else audit_actions.DOWNLOAD_INCOMPLETE,
+                        {**figures, "bytes_sent": sent, "completed": finished})
 
     if request.method == "HEAD":
         # the headers a GET would get, no body: nothing counted, no transfer recorded

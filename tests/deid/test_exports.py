@@ -124,7 +124,10 @@ def test_export_end_to_end(world, client_as, ct_folder, django_capture_on_commit
     download = client.get(reverse("deid:export_download", kwargs={"deidexport_id": export.public_id}))
     assert download.status_code == 200
     filename = download["Content-Disposition"].split('filename="')[1].rstrip('"')
-    assert filename.endswith("_DeID.zip") and filename == "undated_CT-Chest_V1_DeID.zip"
+    # the convention's date is the day the export was made, never the study's date (removed by the profile)
+    made = timezone.localdate(export.finished_at).isoformat()
+    assert filename == f"{made}_CT-Chest_V1_DeID.zip"
+    assert study.study_date.isoformat() not in filename
     data = _body(download)
     assert len(data) == int(download["Content-Length"])
     zf = zipfile.ZipFile(io.BytesIO(data))
@@ -179,6 +182,12 @@ def test_download_resumes_with_range(world, client_as, django_capture_on_commit_
     data = _body(whole)
     part = client.get(url, HTTP_RANGE="bytes=100-", HTTP_IF_RANGE=whole["ETag"])
     assert part.status_code == 206 and _body(part) == data[100:]
+    # HEAD: the headers of a GET, no body, no transfer recorded
+    transfers = AuditEvent.objects.filter(action__startswith="download.").count()
+    head = client.head(url)
+    assert head.status_code == 200 and head.content == b""
+    assert head["Content-Length"] == str(len(data)) and head["ETag"] == whole["ETag"]
+    assert AuditEvent.objects.filter(action__startswith="download.").count() == transfers
 
 
 def test_outputs_are_encrypted_at_rest(world, client_as, django_capture_on_commit_callbacks):
@@ -384,3 +393,20 @@ def test_a_second_click_while_running_makes_no_second_export(world):
     deid_export_run(export_id=first.pk)
     later = deid_export_start(study=world["study"], by=world["clinician"], pseudonym="PSEUDO-6", enqueue=False)
     assert later.pk != first.pk  # once finished, a new export is a new export
+
+
+def test_deleting_the_study_removes_its_exports_blobs(world, client_as, django_capture_on_commit_callbacks):
+    from django.core.files.storage import default_storage
+
+    from apps.imaging.models import Blob
+    from apps.imaging.services import study_delete
+
+    _start(client_as(world["clinician"]), world["study"], django_capture_on_commit_callbacks)
+    outputs = list(Blob.objects.filter(pk__in=DeidExportFile.objects.filter(export__study=world["study"])
+                                       .values("blob_id")))
+    assert outputs and all(default_storage.exists(b.storage_name) for b in outputs)
+
+    study_delete(study=world["study"], by=world["clinician"])
+
+    assert not [b.storage_name for b in outputs if default_storage.exists(b.storage_name)]
+    assert not Blob.objects.filter(pk__in=[b.pk for b in outputs]).exists()
