@@ -150,6 +150,11 @@ class GrantDownload(models.Model):
 
     grant = models.ForeignKey(Grant, on_delete=models.CASCADE, related_name="downloads")
     package_key = models.CharField(max_length=200)
+    # who began it (a signed-in recipient, or a link holder through this link): after the grant
+    # expires only they may resume it, which matters for a group grant's members
+    by_user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                related_name="+")
+    by_link = models.ForeignKey("ShareLink", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     started_at = models.DateTimeField(default=timezone.now)
     last_activity_at = models.DateTimeField(default=timezone.now)
     resumes = models.PositiveIntegerField(default=0)

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from apps.organizations.models import Membership, Organization, Role
@@ -399,27 +399,39 @@ def allowed_renditions(actor: Any, obj: object) -> frozenset[str]:
 RESUME_AFTER_EXPIRY = timedelta(hours=1)
 
 
-def _download_began(grant: Grant, package_key: str, *, since: datetime, while_live: bool = False) -> bool:
+def _download_began(grant: Grant, package_key: str, *, since: datetime, while_live: bool = False,
+                    by: Any = None) -> bool:
     """A counted download of ``package_key`` under ``grant`` began after ``since`` (and, with
-    ``while_live``, while the grant was live: between its start and its expiry)."""
+    ``while_live``, while the grant was live: between its start and its expiry; with ``by``, by
+    that actor: the signed-in user, or the holder of a link onto the grant)."""
     from apps.sharing.models import GrantDownload
 
     began = GrantDownload.objects.filter(grant=grant, package_key=package_key[:200], started_at__gt=since)
     if while_live:
         began = began.filter(started_at__gte=grant.starts_at, started_at__lt=grant.expires_at)
+    if by is not None:
+        user, link_id = _download_by(by, grant)
+        if user is None and link_id is None:
+            return False
+        who = Q()
+        if user is not None:
+            who |= Q(by_user=user)
+        if link_id is not None:
+            who |= Q(by_link_id=link_id)
+        began = began.filter(who)
     return began.exists()
 
 
-def _sole_holder(actor: Any, grant: Grant) -> bool:
-    """The actor is the one holder of ``grant``, so the grant's downloads are the actor's: its
-    named grantee, or the holder of an opened link onto it. Not a group member: GrantDownload
-    rows name the grant, not which member began the download."""
+def _download_by(actor: Any, grant: Grant) -> tuple[Any, int | None]:
+    """Who begins a download under ``grant``: the active signed-in user, and the link onto the
+    grant a link holder opened (either may be None)."""
     from apps.sharing.models import ShareLink
 
     user = _user_of(actor)
-    if grant.grantee_id is not None and _active_user(user) and grant.grantee_id == user.pk:
-        return True
-    return isinstance(actor, LinkHolder) and ShareLink.objects.filter(pk__in=actor.link_ids, grant=grant).exists()
+    link_id = None
+    if isinstance(actor, LinkHolder):
+        link_id = ShareLink.objects.filter(pk__in=actor.link_ids, grant=grant).values_list("pk", flat=True).first()
+    return (user if _active_user(user) else None), link_id
 
 
 def download_authorize(*, actor: Any, obj: object, rendition: str, package_key: str, resumed: bool = False,
@@ -431,12 +443,11 @@ def download_authorize(*, actor: Any, obj: object, rendition: str, package_key: 
     download is counted on it: ``resumed=True`` with the same ``package_key`` (a Range request
     continuing a transfer) counts once, even when that first download used up the limit.
 
-    Large transfers outlive short grants: ``resumed=True`` is also accepted on a grant the actor
-    held alone (its named grantee, or the holder of an opened link onto it) that has expired (not
-    revoked, case still open) when a download of the same package under it began less than
-    RESUME_AFTER_EXPIRY ago and while it was live. Nothing else is accepted after expiry: a fresh
-    download, a Range request with no such download, or a resume on a group grant (its
-    GrantDownload rows do not say which member began them) is refused.
+    Large transfers outlive short grants: ``resumed=True`` is also accepted on a grant of the
+    actor's that has expired (not revoked, case still open) when the actor (the same user, or the
+    holder of the same link; for a group grant, the member who began it) began a download of the
+    same package under it less than RESUME_AFTER_EXPIRY ago and while it was live. Nothing else is
+    accepted after expiry: a fresh download, or a Range request with no such download.
 
     ``count=False`` (HEAD) answers the same question without counting or touching anything."""
     from apps.sharing import services
@@ -460,15 +471,16 @@ def download_authorize(*, actor: Any, obj: object, rendition: str, package_key: 
             for grant in _grants_of(actor, case_id, now, expired_since=now - RESUME_AFTER_EXPIRY):
                 if grant.mfa_required and not (_active_user(user) and _verified(user)):
                     continue
-                if not _sole_holder(actor, grant):
-                    continue
-                if _download_began(grant, package_key, since=now - RESUME_AFTER_EXPIRY, while_live=True) and (
+                if _download_began(grant, package_key, since=now - RESUME_AFTER_EXPIRY, while_live=True,
+                                   by=actor) and (
                         not count or services.grant_download_resume(grant=grant, package_key=package_key)):
                     return grant
         for grant in grants:
             if not grant_covers(grant, action, obj, user=user, rendition=rendition, now=now):
                 continue
-            if not count or services.grant_record_download(grant=grant, package_key=package_key, request=request):
+            by_user, by_link_id = _download_by(actor, grant)
+            if not count or services.grant_record_download(grant=grant, package_key=package_key, request=request,
+                                                           by_user=by_user, by_link_id=by_link_id):
                 return grant
     raise _record_denial(actor, action, obj, request)
 

@@ -292,16 +292,18 @@ def grant_record_open(*, grant: Grant, actor: Any = None, request: HttpRequest |
 
 
 @transaction.atomic
-def grant_record_download(*, grant: Grant, package_key: str, request: HttpRequest | None = None) -> bool:
-    """Count one download of ``package_key`` on ``grant``, unless the grant's download limit is
-    used up (then False, nothing counted). Claimed with a conditional UPDATE, so two parallel
-    downloads cannot both take the last one."""
+def grant_record_download(*, grant: Grant, package_key: str, request: HttpRequest | None = None,
+                          by_user=None, by_link_id: int | None = None) -> bool:
+    """Count one download of ``package_key`` on ``grant``, begun by ``by_user`` (or the holder of
+    link ``by_link_id``), unless the grant's download limit is used up (then False, nothing
+    counted). Claimed with a conditional UPDATE, so two parallel downloads cannot both take the
+    last one."""
     query = Grant.objects.filter(pk=grant.pk)
     if grant.download_limit is not None:
         query = query.filter(download_count__lt=grant.download_limit)
     if not query.update(download_count=F("download_count") + 1):
         return False
-    GrantDownload.objects.create(grant=grant, package_key=package_key[:200])
+    GrantDownload.objects.create(grant=grant, package_key=package_key[:200], by_user=by_user, by_link_id=by_link_id)
     grant.refresh_from_db(fields=["download_count"])
     record(action="grant.download", organization_id=grant.organization_id, target=grant, case=grant.case,
            request=request, actor=getattr(request, "user", None) if request else None,
