@@ -14,6 +14,7 @@ Every other request passes through untouched.
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -21,22 +22,31 @@ from django.core.exceptions import RequestAborted
 
 SCOPE_KEY = "lightbox.tus_body"
 OCTET = b"application/offset+octet-stream"
+AHEAD = 4 * 1024 * 1024  # bytes received ahead of the reader, at most (per request)
 POLL = 0.5    # seconds between checks of BodyStream.stop while no bytes arrive
 STALL = 60    # seconds without a byte: the client is gone (as nginx's client_body_timeout)
 
 
 class BodyStream:
     """The request body, read from the view's thread: ``read(n)`` returns up to ``n`` bytes
-    (fewer only at the end), b"" at the end; raises ``RequestAborted`` if the client went away."""
+    (fewer only at the end), b"" at the end; raises ``RequestAborted`` if the client went away.
+
+    Once read from, a task on the event loop keeps receiving up to AHEAD bytes ahead of the
+    reader, so the network transfer goes on while the view encrypts and writes."""
 
     def __init__(self, receive, loop: asyncio.AbstractEventLoop):
         self._receive = receive
         self._loop = loop
-        self._pending = bytearray()
+        self._pieces: deque[bytes] = deque()
+        self._buffered = 0
+        self._want = 0                    # bytes the reader waits for
+        self._arrived = asyncio.Event()   # more bytes, or the end
+        self._room = asyncio.Event()      # fewer than AHEAD bytes buffered
+        self._pump: asyncio.Task | None = None
         self._task: asyncio.Future | None = None
         self.more = True           # more body to come from the channel
         self.disconnected = False
-        self.finished = asyncio.Event()  # the body was read to its end, or the client left
+        self.finished = asyncio.Event()  # the body was received to its end, or the client left
         #: set by the reader: called while waiting for bytes; True gives up as if disconnected
         self.stop: Callable[[], bool] | None = None
 
@@ -57,27 +67,63 @@ class BodyStream:
                 self._task = None
                 return {"type": "http.disconnect"}
 
-    async def _fill(self, n: int) -> bytes:
-        while self.more and len(self._pending) < n:
-            message = await self._message()
-            if message["type"] == "http.disconnect":
-                self.more, self.disconnected = False, True
-                self.finished.set()
-                break
-            self._pending += message.get("body", b"")
-            if not message.get("more_body", False):
-                self.more = False
-                self.finished.set()
-        out = bytes(self._pending[:n])
-        del self._pending[:n]
+    async def _run_pump(self) -> None:
+        try:
+            while self.more:
+                if self._buffered >= max(AHEAD, self._want):
+                    self._room.clear()
+                    await self._room.wait()
+                    continue
+                message = await self._message()
+                if message["type"] == "http.disconnect":
+                    self.disconnected = True
+                    self.more = False
+                    break
+                body = message.get("body", b"")
+                if body:
+                    self._pieces.append(body)
+                    self._buffered += len(body)
+                self.more = bool(message.get("more_body", False))
+                self._arrived.set()
+        finally:
+            self.more = False
+            self.finished.set()
+            self._arrived.set()
+
+    async def _take(self, n: int) -> bytes:
+        if self._pump is None:
+            self._pump = asyncio.ensure_future(self._run_pump())
+        self._want = n
+        self._room.set()
+        while self._buffered < n and self.more:
+            self._arrived.clear()
+            await self._arrived.wait()
+        parts, want = [], n
+        while want and self._pieces:
+            piece = self._pieces.popleft()
+            if len(piece) > want:
+                self._pieces.appendleft(piece[want:])
+                piece = piece[:want]
+            parts.append(piece)
+            want -= len(piece)
+        out = b"".join(parts)
+        self._buffered -= len(out)
+        if self._buffered < AHEAD:
+            self._room.set()
         return out
 
     def read(self, n: int) -> bytes:
         """Blocking read for the sync view (one hop to the event loop per call)."""
-        data = asyncio.run_coroutine_threadsafe(self._fill(n), self._loop).result()
+        data = asyncio.run_coroutine_threadsafe(self._take(n), self._loop).result()
         if not data and self.disconnected:
             raise RequestAborted("the client disconnected during the request body")
         return data
+
+    def close(self) -> None:
+        """The request is over: stop receiving (on the event loop)."""
+        for task in (self._pump, self._task):
+            if task is not None and not task.done():
+                task.cancel()
 
 
 def _header(scope: dict[str, Any], name: bytes) -> bytes:
@@ -117,7 +163,10 @@ def tus_body_passthrough(app):
             await stream.finished.wait()
             return await receive()
 
-        return await app({**scope, SCOPE_KEY: stream}, django_receive, send)
+        try:
+            return await app({**scope, SCOPE_KEY: stream}, django_receive, send)
+        finally:
+            stream.close()
 
     return application
 

@@ -176,6 +176,35 @@ def _record(blob: Blob) -> Blob:
         return Blob.objects.get(sha256=blob.sha256)
 
 
+def blob_write(source: IO[bytes] | bytes, sha256: str) -> Blob:
+    """Encrypt a plaintext (bytes, or a seekable file from its current position) into storage
+    and return its Blob row, not yet saved (``blobs_record`` saves it). Touches no database,
+    so it may run on another thread. ``sha256`` is the caller's digest of these very bytes."""
+    if isinstance(source, bytes | bytearray | memoryview):
+        return _write(io.BytesIO(source), sha256, len(source))
+    start = source.tell()
+    size = source.seek(0, os.SEEK_END) - start
+    source.seek(start)
+    return _write(source, sha256, size)
+
+
+def blobs_found(sha256s: Iterable[str]) -> dict[str, Blob]:
+    """The stored blobs among these digests (one query)."""
+    return {b.sha256: b for b in Blob.objects.filter(sha256__in=list(set(sha256s)))}
+
+
+def blobs_record(blobs: list[Blob]) -> list[Blob]:
+    """Save the rows of blobs written by ``blob_write``, at once; when a concurrent writer
+    stored some of the same bytes meanwhile, one by one (theirs is kept, ours deleted)."""
+    if not blobs:
+        return []
+    try:
+        with transaction.atomic():
+            return Blob.objects.bulk_create(blobs)
+    except IntegrityError:
+        return [_record(blob) for blob in blobs]
+
+
 def put_blobs(items: Iterable[tuple[str, IO[bytes] | bytes]]) -> dict[str, Blob]:
     """Store many plaintexts at once: ``(sha256, bytes or seekable file at its start)`` pairs,
     each sha256 computed by the caller from those very bytes (it is trusted). One query finds
@@ -183,26 +212,9 @@ def put_blobs(items: Iterable[tuple[str, IO[bytes] | bytes]]) -> dict[str, Blob]
     pending: dict[str, IO[bytes] | bytes] = {}
     for sha256, source in items:
         pending.setdefault(sha256, source)
-    found = {b.sha256: b for b in Blob.objects.filter(sha256__in=list(pending))}
-    new: list[Blob] = []
-    for sha256, source in pending.items():
-        if sha256 in found:
-            continue
-        if isinstance(source, bytes | bytearray | memoryview):
-            size, fileobj = len(source), io.BytesIO(source)
-        else:
-            fileobj = source
-            start = fileobj.tell()
-            size = fileobj.seek(0, os.SEEK_END) - start
-            fileobj.seek(start)
-        new.append(_write(fileobj, sha256, size))
-    if new:
-        try:
-            with transaction.atomic():
-                Blob.objects.bulk_create(new)
-        except IntegrityError:  # a concurrent writer stored some of them: one by one
-            new = [_record(blob) for blob in new]
-        found.update((b.sha256, b) for b in new)
+    found = blobs_found(pending)
+    new = [blob_write(source, sha256) for sha256, source in pending.items() if sha256 not in found]
+    found.update((b.sha256, b) for b in blobs_record(new))
     return found
 
 

@@ -18,6 +18,7 @@ import logging
 import zipfile
 import zlib
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -30,7 +31,7 @@ from django.utils import timezone
 
 from apps.audit.services import record
 from apps.imaging import dicom, sources
-from apps.imaging.blobs import READ_SIZE, put_blobs
+from apps.imaging.blobs import READ_SIZE, blob_write, blobs_found, blobs_record
 from apps.imaging.models import (
     Blob,
     FileOutcome,
@@ -216,6 +217,10 @@ class _Run:
         self.held: dict[int, dict[str, Instance]] = {}                # study pk -> SOP UID -> instance
         self.pending: list[Instance] = []                             # to insert
         self.dirty: dict[int, Study] = {}                             # to save
+        #: blob files are encrypted and written here (both release the GIL) while the run reads on
+        self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="blob-writer")
+        self.claimed: set[str] = set()                                # sha256s this run writes
+        self.written: dict[str, Blob] = {}                            # ... and has recorded
 
     def latest_study(self, header: dicom.DicomHeader) -> Study:
         """The latest version of the file's study, locked (one writer per study UID at a time:
@@ -310,12 +315,45 @@ def _index(run: _Run, item: _Item, blob: Blob, sop_uids: list[str]) -> None:
     run.link(study)
 
 
-def _commit_batch(run: _Run, items: list[_Item]) -> None:
-    """Store and index a batch of files in one transaction: the blob rows, the index rows and
-    the report lines are committed together or not at all; a crash before the commit leaves at
-    most unrecorded blob files, which the retry overwrites."""
+@dataclass
+class _Stored:
+    """A batch whose new blobs are being written (on the run's writer thread)."""
+
+    items: list[_Item]
+    found: dict[str, Blob]                 # already stored (looked up when the batch started)
+    writes: dict[str, Future[Blob]]        # written by this batch
+
+
+def _store_start(run: _Run, items: list[_Item]) -> _Stored:
+    """Look the batch's blobs up and start writing the missing ones in the background, while
+    the next batch is read and parsed. Bytes an earlier batch of this run writes are not
+    written again (that batch is committed first)."""
+    files = [i for i in items if not i.outcome]
+    shas = {i.sha256 for i in files} - run.claimed
+    found = blobs_found(shas)
+    writes: dict[str, Future[Blob]] = {}
+    for item in files:
+        sha = item.sha256
+        if sha in found or sha in run.claimed:
+            continue
+        run.claimed.add(sha)
+        writes[sha] = run.writer.submit(blob_write, item.source, sha)
+    return _Stored(items=items, found=found, writes=writes)
+
+
+def _store_finish(run: _Run, stored: _Stored) -> None:
+    """Commit a batch in one transaction: the blob rows, the index rows and the report lines
+    together or not at all. A crash before the commit leaves at most unrecorded blob files,
+    which the retry overwrites."""
+    items = stored.items
     if not items:
         return
+    written = []
+    for future in stored.writes.values():
+        try:
+            written.append(future.result())
+        except OSError as exc:
+            raise StorageUnavailable(str(exc)) from exc
     files = [i for i in items if not i.outcome]
     sop_uids: dict[str, list[str]] = {}
     for item in files:
@@ -323,12 +361,10 @@ def _commit_batch(run: _Run, items: list[_Item]) -> None:
     with transaction.atomic():
         for item in files:  # lock (or create) the studies first: concurrent jobs of a study wait here
             run.latest_study(item.header)
-        try:
-            blobs = put_blobs((i.sha256, i.source) for i in files)
-        except OSError as exc:
-            raise StorageUnavailable(str(exc)) from exc
+        run.written.update((b.sha256, b) for b in blobs_record(written))
         for item in files:
-            _index(run, item, blobs[item.sha256], sop_uids[item.header.study_instance_uid])
+            blob = stored.found.get(item.sha256) or run.written[item.sha256]
+            _index(run, item, blob, sop_uids[item.header.study_instance_uid])
         run.end_batch()
         IngestFileResult.objects.bulk_create([i.result(run.job) for i in items])
     for item in items:
@@ -345,11 +381,28 @@ def ingest_job_run(*, job_id: int, progress: Progress | None = None) -> IngestJo
     job.refresh_from_db(fields=["state", "attempts", "started_at"])
     done = set(job.files.values_list("path", flat=True))
     run = _Run(job)
-    files = nbytes = 0
+    try:
+        _run_entries(run, done, progress)
+    finally:
+        run.writer.shutdown(wait=True)  # no blob write outlives the run
+    return _job_finish(job)
+
+
+def _run_entries(run: _Run, done: set[str], progress: Progress | None) -> None:
+    """Read, parse and hash batch N+1 while batch N's blobs are written; commit in order."""
+    files = nbytes = held = 0
     seen: set[str] = set()
     batch: list[_Item] = []
-    held = 0
-    for entry in _entries(job):
+    pending: _Stored | None = None
+
+    def flush() -> None:
+        nonlocal batch, held, pending
+        started = _store_start(run, batch)
+        if pending is not None:
+            _store_finish(run, pending)
+        pending, batch, held = started, [], 0
+
+    for entry in _entries(run.job):
         files += 1
         nbytes += entry.size or 0
         if entry.path in seen:  # a zip may hold the same name twice: report both
@@ -357,7 +410,7 @@ def ingest_job_run(*, job_id: int, progress: Progress | None = None) -> IngestJo
         seen.add(entry.path)
         if entry.path in done:
             continue
-        item = _Item(path=entry.path, size=entry.size)
+        item: _Item | None = _Item(path=entry.path, size=entry.size)
         if entry.skip_reason or entry.open is None:
             item.skip(entry.skip_reason)
         else:
@@ -365,10 +418,11 @@ def ingest_job_run(*, job_id: int, progress: Progress | None = None) -> IngestJo
                 with entry.open() as fh:
                     item = _prepare(entry, fh)
                     if item.source is not None and not isinstance(item.source, bytes):
-                        # too large to hold: stored now, while its file is open, on its own
-                        _commit_batch(run, batch)
-                        _commit_batch(run, [item])
-                        batch, held = [], 0
+                        # too large to hold: stored now, while its file is open, in a batch of its own
+                        flush()
+                        _store_finish(run, pending)
+                        pending = None
+                        _store_finish(run, _store_start(run, [item]))
                         item = None
             except dicom.DicomError as exc:
                 item.skip(exc.reason)
@@ -378,14 +432,13 @@ def ingest_job_run(*, job_id: int, progress: Progress | None = None) -> IngestJo
             batch.append(item)
             held += (item.size or 0) if item.source is not None else 0
         if len(batch) >= BATCH_FILES or held >= BATCH_BYTES:
-            _commit_batch(run, batch)
-            batch, held = [], 0
+            flush()
         if progress is not None:
             progress(files, nbytes)
-    _commit_batch(run, batch)
+    flush()
+    _store_finish(run, pending)
     if progress is not None:
         progress(files, nbytes)
-    return _job_finish(job)
 
 
 def _job_finish(job: IngestJob) -> IngestJob:
