@@ -1,0 +1,147 @@
+"""tus PATCH bodies under ASGI (portal.asgi.application, in process): streamed from the receive
+channel into the encrypted staging file, never spooled by Django; a connection that drops
+mid-body keeps what arrived unless the chunk carried a checksum; a request left waiting for the
+body of a dead connection gives way to the client's next request for the same upload."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import os
+
+import pytest
+from django.core.handlers import asgi as django_asgi
+from django.test import Client
+
+from apps.imaging import asgi as tus_asgi
+from apps.imaging.models import Upload
+from apps.imaging.uploads import upload_open
+from apps.organizations.models import Role
+from portal.asgi import application
+from tests.factories import member
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+PIECE = 64 * 1024
+
+
+@pytest.fixture
+def headers(org_a):
+    client = Client()
+    client.force_login(member(org_a, Role.RADIOLOGIST, email="rad@alpha.example"))
+    name, session = next((k, m.value) for k, m in client.cookies.items())
+    return [(b"host", b"testserver"), (b"tus-resumable", b"1.0.0"), (b"x-csrftoken", b"t" * 32),
+            (b"cookie", f"{name}={session}; csrftoken={'t' * 32}".encode())]
+
+
+async def _call(method: str, path: str, headers: list, pieces: list[bytes], *, end: str = "complete",
+                length: int | None = None) -> dict:
+    """One request; ``end``: "complete" (the body ends), "disconnect" (the client goes away
+    after the pieces) or "hang" (no more bytes, no disconnect: a dead connection)."""
+    queue = [{"type": "http.request", "body": p, "more_body": end != "complete" or i < len(pieces) - 1}
+             for i, p in enumerate(pieces)] or [{"type": "http.request", "body": b"", "more_body": False}]
+    out: dict = {}
+
+    async def receive():
+        if queue:
+            return queue.pop(0)
+        if end == "disconnect":
+            return {"type": "http.disconnect"}
+        await asyncio.Event().wait()
+
+    async def send(message):
+        if message["type"] == "http.response.start":
+            out["status"] = message["status"]
+            out["headers"] = {k.decode().lower(): v.decode() for k, v in message["headers"]}
+
+    size = sum(map(len, pieces)) if length is None else length
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
+             "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
+             "headers": [*headers, (b"content-length", str(size).encode())],
+             "client": ("127.0.0.1", 5000), "server": ("testserver", 80)}
+    await application(scope, receive, send)
+    return out
+
+
+def _create(headers, length: int) -> str:
+    meta = b"filename " + base64.b64encode(b"study.zip")
+    r = asyncio.run(_call("POST", "/api/v1/uploads/", [*headers, (b"upload-length", str(length).encode()),
+                                                      (b"upload-metadata", meta)], []))
+    assert r["status"] == 201, r
+    return r["headers"]["location"].split("testserver", 1)[-1]
+
+
+def _patch_headers(headers, offset: int, data: bytes | None = None) -> list:
+    extra = [(b"content-type", b"application/offset+octet-stream"), (b"upload-offset", str(offset).encode())]
+    if data is not None:
+        extra.append((b"upload-checksum", b"sha1 " + base64.b64encode(hashlib.sha1(data).digest())))
+    return [*headers, *extra]
+
+
+def _pieces(data: bytes) -> list[bytes]:
+    return [data[i:i + PIECE] for i in range(0, len(data), PIECE)]
+
+
+def _staged(upload: Upload) -> bytes:
+    with upload_open(upload) as fh:
+        return fh.read()
+
+
+def test_large_chunk_streams_to_staging_without_spooling(headers, monkeypatch, settings):
+    settings.FILE_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
+    spooled = []
+    real = django_asgi.tempfile.SpooledTemporaryFile
+
+    class Recording(real):
+        def write(self, data):
+            spooled.append(len(data))
+            return super().write(data)
+
+    monkeypatch.setattr(django_asgi.tempfile, "SpooledTemporaryFile", Recording)
+    data = os.urandom(5 * 1024 * 1024 + 123)  # five times Django's in-memory body limit
+    url = _create(headers, len(data) + 10)
+    r = asyncio.run(_call("PATCH", url, _patch_headers(headers, 0, data), _pieces(data)))
+    assert r["status"] == 204, r
+    assert r["headers"]["upload-offset"] == str(len(data))
+    upload = Upload.objects.get()
+    assert upload.offset == len(data) and _staged(upload) == data
+    assert sum(spooled) == 0, "Django spooled the body (to a temporary file, in clear, past its limit)"
+
+
+def test_dropped_connection_keeps_what_arrived_unless_checksummed(headers):
+    data = os.urandom(8 * PIECE)
+    url = _create(headers, len(data) + 1)  # one byte short of complete: the staging file stays
+    # with a checksum the chunk cannot be verified: nothing kept
+    asyncio.run(_call("PATCH", url, _patch_headers(headers, 0, data), _pieces(data)[:3], end="disconnect",
+                      length=len(data)))
+    assert Upload.objects.get().offset == 0
+    # without one (browsers' tus-js-client): the bytes that arrived are kept, the client resumes there
+    asyncio.run(_call("PATCH", url, _patch_headers(headers, 0), _pieces(data)[:3], end="disconnect",
+                      length=len(data)))
+    upload = Upload.objects.get()
+    assert upload.offset == 3 * PIECE and _staged(upload) == data[:3 * PIECE]
+    r = asyncio.run(_call("PATCH", url, _patch_headers(headers, upload.offset), _pieces(data[3 * PIECE:])))
+    assert r["status"] == 204 and r["headers"]["upload-offset"] == str(len(data))
+    assert _staged(Upload.objects.get()) == data
+
+
+def test_resumed_request_takes_over_from_a_dead_connection(headers, monkeypatch):
+    monkeypatch.setattr(tus_asgi, "POLL", 0.05)
+    data = os.urandom(8 * PIECE)
+    url = _create(headers, len(data) + 1)
+
+    async def both():
+        # the first request's connection died silently (no FIN, no RST): it waits for bytes
+        dead = asyncio.ensure_future(_call("PATCH", url, _patch_headers(headers, 0, data), _pieces(data)[:2],
+                                           end="hang", length=len(data)))
+        await asyncio.sleep(0.5)
+        resumed = await asyncio.wait_for(_call("PATCH", url, _patch_headers(headers, 0, data), _pieces(data)),
+                                         timeout=20)
+        await asyncio.wait_for(dead, timeout=5)
+        return resumed
+
+    r = asyncio.run(both())
+    assert r["status"] == 204, r
+    upload = Upload.objects.get()
+    assert upload.offset == len(data) and _staged(upload) == data
