@@ -9,6 +9,7 @@ import asyncio
 import base64
 import hashlib
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from django.core.handlers import asgi as django_asgi
@@ -24,6 +25,13 @@ from tests.factories import member
 pytestmark = pytest.mark.django_db(transaction=True)
 
 PIECE = 64 * 1024
+
+
+def _run(coro):
+    """asyncio.run on a thread of its own: a browser test earlier in the same process leaves
+    Playwright's event loop running on this thread."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 @pytest.fixture
@@ -66,7 +74,7 @@ async def _call(method: str, path: str, headers: list, pieces: list[bytes], *, e
 
 def _create(headers, length: int) -> str:
     meta = b"filename " + base64.b64encode(b"study.zip")
-    r = asyncio.run(_call("POST", "/api/v1/uploads/", [*headers, (b"upload-length", str(length).encode()),
+    r = _run(_call("POST", "/api/v1/uploads/", [*headers, (b"upload-length", str(length).encode()),
                                                       (b"upload-metadata", meta)], []))
     assert r["status"] == 201, r
     return r["headers"]["location"].split("testserver", 1)[-1]
@@ -101,7 +109,7 @@ def test_large_chunk_streams_to_staging_without_spooling(headers, monkeypatch, s
     monkeypatch.setattr(django_asgi.tempfile, "SpooledTemporaryFile", Recording)
     data = os.urandom(5 * 1024 * 1024 + 123)  # five times Django's in-memory body limit
     url = _create(headers, len(data) + 10)
-    r = asyncio.run(_call("PATCH", url, _patch_headers(headers, 0, data), _pieces(data)))
+    r = _run(_call("PATCH", url, _patch_headers(headers, 0, data), _pieces(data)))
     assert r["status"] == 204, r
     assert r["headers"]["upload-offset"] == str(len(data))
     upload = Upload.objects.get()
@@ -113,15 +121,15 @@ def test_dropped_connection_keeps_what_arrived_unless_checksummed(headers):
     data = os.urandom(8 * PIECE)
     url = _create(headers, len(data) + 1)  # one byte short of complete: the staging file stays
     # with a checksum the chunk cannot be verified: nothing kept
-    asyncio.run(_call("PATCH", url, _patch_headers(headers, 0, data), _pieces(data)[:3], end="disconnect",
+    _run(_call("PATCH", url, _patch_headers(headers, 0, data), _pieces(data)[:3], end="disconnect",
                       length=len(data)))
     assert Upload.objects.get().offset == 0
     # without one (browsers' tus-js-client): the bytes that arrived are kept, the client resumes there
-    asyncio.run(_call("PATCH", url, _patch_headers(headers, 0), _pieces(data)[:3], end="disconnect",
+    _run(_call("PATCH", url, _patch_headers(headers, 0), _pieces(data)[:3], end="disconnect",
                       length=len(data)))
     upload = Upload.objects.get()
     assert upload.offset == 3 * PIECE and _staged(upload) == data[:3 * PIECE]
-    r = asyncio.run(_call("PATCH", url, _patch_headers(headers, upload.offset), _pieces(data[3 * PIECE:])))
+    r = _run(_call("PATCH", url, _patch_headers(headers, upload.offset), _pieces(data[3 * PIECE:])))
     assert r["status"] == 204 and r["headers"]["upload-offset"] == str(len(data))
     assert _staged(Upload.objects.get()) == data
 
@@ -141,7 +149,7 @@ def test_resumed_request_takes_over_from_a_dead_connection(headers, monkeypatch)
         await asyncio.wait_for(dead, timeout=5)
         return resumed
 
-    r = asyncio.run(both())
+    r = _run(both())
     assert r["status"] == 204, r
     upload = Upload.objects.get()
     assert upload.offset == len(data) and _staged(upload) == data
