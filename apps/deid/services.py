@@ -102,25 +102,13 @@ def _ordered_instances(study: Study) -> list[Instance]:
 
 
 def _paths(instances: list[Instance]) -> dict[int, str]:
-    """Each instance's place in the package: ``S<series number>_<modality>/IM<position>.dcm``,
-    by position in its series (stable across re-runs, excluded instances leave a gap)."""
-    folders: dict[int, str] = {}
-    counts: dict[int, int] = {}
-    paths = {}
-    for inst in instances:
-        series = inst.series
-        if series.pk not in folders:
-            number = series.series_number if series.series_number is not None else 0
-            modality = re.sub(r"[^A-Za-z0-9]", "", series.modality) or "OT"
-            base = folder = f"S{number:03d}_{modality}"
-            n = 1
-            while folder in folders.values():
-                n += 1
-                folder = f"{base}_{n}"
-            folders[series.pk] = folder
-        counts[series.pk] = counts.get(series.pk, 0) + 1
-        paths[inst.pk] = f"{folders[series.pk]}/IM{counts[series.pk]:05d}.dcm"
-    return paths
+    """Each instance's place in the package (the packages' standard layout,
+    ``S<series number>_<modality>/IM<position>.dcm``), by position in its series (stable across
+    re-runs, excluded instances leave a gap)."""
+    from apps.renditions.packages import SeriesLayout
+
+    layout = SeriesLayout()
+    return {inst.pk: layout.place(inst, "dcm") for inst in instances}
 
 
 def _one(inst: Instance, export: DeidExport, key: bytes, path: str) -> dict:

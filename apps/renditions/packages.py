@@ -291,30 +291,42 @@ def _files_for(study: Study, kind: str) -> tuple[list[tuple[Instance, RenditionF
 def _study_entries(study: Study, kind: str, root: str) -> tuple[list[Entry], list[tuple[str, str]]]:
     pairs, missing = _files_for(study, kind)
     entries: list[Entry] = []
-    folders: dict[int, str] = {}
-    counts: dict[int, int] = {}
+    layout = SeriesLayout(prefix=_PREFIX[Kind(kind)])
     for inst, f in pairs:
-        series = inst.series
-        if series.pk not in folders:
-            number = series.series_number if series.series_number is not None else 0
-            base = folder = f"S{number:03d}_{_token(series.modality) or 'OT'}"
-            n = 1
-            while folder in folders.values():
-                n += 1
-                folder = f"{base}_{n}"
-            folders[series.pk] = folder
-        counts[series.pk] = counts.get(series.pk, 0) + 1
         label, code = str(Label(f.label).label), f.label
         if kind == Kind.LOSSLESS and f.kind == Kind.ORIGINAL:
             label = f"{label} (lossless compression not possible)"
             code = code if code == Label.LOSSY_SOURCE else "fallback"
-        entries.append(Entry(path=f"{root}/{folders[series.pk]}/{_PREFIX[Kind(kind)]}{counts[series.pk]:05d}."
-                                  f"{f.extension}",
+        entries.append(Entry(path=f"{root}/{layout.place(inst, f.extension)}",
                              size=f.bytes, crc32=f.crc32 or 0, sha256=f.sha256, label=label, blob=f.blob,
                              code=code))
     gone = [(f"{root} image {inst.instance_number if inst.instance_number is not None else inst.pk}", why)
             for inst, why in missing]
     return entries, gone
+
+
+class SeriesLayout:
+    """The packages' standard folder layout: one folder per series, ``S<number>_<modality>``
+    (``_2``, ``_3`` when two series would share a name), and in it the images in the order they
+    are placed, ``<prefix><position>.<extension>`` (``IM00001.dcm``)."""
+
+    def __init__(self, prefix: str = "IM") -> None:
+        self.prefix = prefix
+        self.folders: dict[int, str] = {}
+        self.counts: dict[int, int] = {}
+
+    def place(self, inst, extension: str) -> str:
+        series = inst.series
+        if series.pk not in self.folders:
+            number = series.series_number if series.series_number is not None else 0
+            base = folder = f"S{number:03d}_{_token(series.modality) or 'OT'}"
+            n = 1
+            while folder in self.folders.values():
+                n += 1
+                folder = f"{base}_{n}"
+            self.folders[series.pk] = folder
+        self.counts[series.pk] = self.counts.get(series.pk, 0) + 1
+        return f"{self.folders[series.pk]}/{self.prefix}{self.counts[series.pk]:05d}.{extension}"
 
 
 def _package_label(kind: str, entries: list[Entry]) -> str:
