@@ -131,15 +131,8 @@ def _server(env: dict[str, str]) -> tuple[subprocess.Popen, str]:
                              "--port", str(port), "--log-level", "warning"], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            urllib.request.urlopen(f"{base}/healthz", timeout=1).close()
-            return proc, base
-        except OSError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise
-            time.sleep(0.2)
+    harness.wait_healthy(proc, base, name="uvicorn")
+    return proc, base
 
 
 def _download(url: str, headers: dict[str, str], sink_limit: int | None = None) -> tuple[int, float, dict]:

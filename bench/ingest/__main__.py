@@ -18,7 +18,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 import zipfile
 from pathlib import Path
 
@@ -69,15 +68,8 @@ def start_gunicorn(inst: harness.Instance, workers: int) -> tuple[subprocess.Pop
          "-w", str(workers), "-b", f"127.0.0.1:{port}", "--timeout", "600", "--log-level", "warning"],
         cwd=harness.ROOT, env=inst.env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            urllib.request.urlopen(f"{base}/healthz", timeout=1).close()
-            return proc, base
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("gunicorn did not start") from None
-            time.sleep(0.2)
+    harness.wait_healthy(proc, base, name="gunicorn")
+    return proc, base
 
 
 def start_worker(inst: harness.Instance) -> subprocess.Popen:
