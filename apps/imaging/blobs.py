@@ -161,8 +161,25 @@ def _write(fileobj: IO[bytes], sha256: str, size: int) -> Blob:
     content = File(_EncryptingReader(fileobj, data_key, prefix, CHUNK_SIZE), name=os.path.basename(name))
     content.DEFAULT_CHUNK_SIZE = CHUNK_SIZE + TAG  # storage writes whole encrypted chunks
     stored = default_storage.save(name, content)
+    _make_durable(stored)
     return Blob(sha256=sha256, size=size, storage_name=stored, key_id=key_id, wrapped_key=wrapped,
                 chunk_size=CHUNK_SIZE, nonce_prefix=prefix)
+
+
+def _make_durable(name: str) -> None:
+    """On local file storage, the blob file and its folder entry reach the disk before the row
+    that records the blob is committed (a crash cannot leave a recorded blob without its bytes).
+    Object storage has the object once the upload call returns."""
+    try:
+        path = default_storage.path(name)
+    except NotImplementedError:
+        return
+    for target, flags in ((path, os.O_RDONLY), (os.path.dirname(path), os.O_RDONLY | os.O_DIRECTORY)):
+        fd = os.open(target, flags)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def _record(blob: Blob) -> Blob:
@@ -203,6 +220,31 @@ def blobs_record(blobs: list[Blob]) -> list[Blob]:
             return Blob.objects.bulk_create(blobs)
     except IntegrityError:
         return [_record(blob) for blob in blobs]
+
+
+def blobs_unreferenced_delete(blob_ids: Iterable[int]) -> list[Blob]:
+    """Delete the rows of those of these blobs that no row of any model points at any more
+    (instances, rendition files, exports, prepared entries...). Returns them: once the caller's
+    transaction is over, ``blob_files_delete`` removes their stored files."""
+    from django.db.models import ForeignObjectRel
+
+    blob_ids = set(blob_ids)
+    if not blob_ids:
+        return []
+    unreferenced = Blob.objects.filter(pk__in=blob_ids)
+    for relation in Blob._meta.get_fields(include_hidden=True):
+        if isinstance(relation, ForeignObjectRel):
+            field = relation.field
+            users = field.model._base_manager.filter(**{f"{field.name}__in": blob_ids}).values(field.attname)
+            unreferenced = unreferenced.exclude(pk__in=users)
+    orphans = list(unreferenced)
+    Blob.objects.filter(pk__in=[b.pk for b in orphans]).delete()
+    return orphans
+
+
+def blob_files_delete(blobs: Iterable[Blob]) -> None:
+    for blob in blobs:
+        default_storage.delete(blob.storage_name)
 
 
 def put_blobs(items: Iterable[tuple[str, IO[bytes] | bytes]]) -> dict[str, Blob]:

@@ -109,3 +109,21 @@ def test_rotate_keys_rewraps_without_touching_data(settings):
     # the old key can go: the data still opens with the new key alone
     settings.LIGHTBOX_MASTER_KEYS = f"rotated2:{new_key}"
     assert blobs.open_blob(blob).read() == data
+
+
+def test_a_new_blob_file_and_its_folder_are_on_disk_before_the_row(monkeypatch):
+    import hashlib
+
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(blobs.os, "fsync", fsync)
+    data = os.urandom(3000)
+    blob = blobs.blob_write(data, hashlib.sha256(data).hexdigest())
+    assert blob.pk is None, "not recorded yet: blobs_record saves the row afterwards"
+    path = default_storage.path(blob.storage_name)
+    assert synced == [path, os.path.dirname(path)]
