@@ -232,6 +232,10 @@ class Upload(PublicIdModel):
     expires_at = models.DateTimeField()
     completed_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
+    #: ingest while the bytes arrive (apps.imaging.follow): the next zip local header to read,
+    #: and whether following has stopped (not a zip, an entry it leaves to the job, job started)
+    follow_offset = models.BigIntegerField(default=0)
+    follow_done = models.BooleanField(default=False)
 
     objects = UploadQuerySet.as_manager()
 
@@ -271,6 +275,8 @@ class IngestJob(PublicIdModel):
     files_ingested = models.PositiveIntegerField(default=0)
     files_duplicate = models.PositiveIntegerField(default=0)
     files_skipped = models.PositiveIntegerField(default=0)
+    #: files whose reading, parsing, hashing and storing was done while the upload still arrived
+    files_prepared = models.PositiveIntegerField(default=0)
     bytes_stored = models.BigIntegerField(default=0)
     error = models.CharField(max_length=300, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -310,3 +316,28 @@ class IngestFileResult(models.Model):
 
     def __str__(self) -> str:
         return f"{self.path}: {self.outcome}"
+
+
+class PreparedEntry(models.Model):
+    """A zip entry of an upload still arriving, already extracted, checked, parsed, hashed and
+    stored as a blob by the follower (apps.imaging.follow), read from its local header. Not an
+    instance yet: the ingest job uses it only if the zip's central directory names the same
+    entry (offset, name, CRC, sizes), after the same checks as any entry, and deletes these rows
+    when it ends. The header holds what the instance and study rows need (patient fields
+    included, as the Study row does); nothing here is shown to anyone."""
+
+    upload = models.ForeignKey(Upload, on_delete=models.CASCADE, related_name="prepared")
+    offset = models.BigIntegerField(help_text="offset of the local file header in the upload")
+    name = models.CharField(max_length=1024)
+    crc32 = models.BigIntegerField()
+    compress_size = models.BigIntegerField()
+    file_size = models.BigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    blob = models.ForeignKey(Blob, on_delete=models.PROTECT, related_name="+")
+    header = models.JSONField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["upload", "offset"], name="prepared_entry_once")]
+
+    def __str__(self) -> str:
+        return f"Prepared entry at {self.offset}"

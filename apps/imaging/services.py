@@ -30,8 +30,15 @@ from django.db.models import Count, F, Sum
 from django.utils import timezone
 
 from apps.audit.services import record
-from apps.imaging import dicom, sources
-from apps.imaging.blobs import READ_SIZE, blob_write, blobs_found, blobs_record
+from apps.imaging import dicom, follow, sources
+from apps.imaging.blobs import (
+    READ_SIZE,
+    blob_files_delete,
+    blob_write,
+    blobs_found,
+    blobs_record,
+    blobs_unreferenced_delete,
+)
 from apps.imaging.models import (
     Blob,
     FileOutcome,
@@ -175,6 +182,7 @@ class _Item:
     header: dicom.DicomHeader | None = None
     sha256: str = ""
     source: bytes | IO[bytes] | None = None  # the plaintext (bytes, or an open file for a large one)
+    blob: Blob | None = None  # already stored (an entry the follower prepared)
     study: Study | None = None
     instance: Instance | None = None
 
@@ -334,7 +342,7 @@ def _store_start(run: _Run, items: list[_Item]) -> _Stored:
     writes: dict[str, Future[Blob]] = {}
     for item in files:
         sha = item.sha256
-        if sha in found or sha in run.claimed:
+        if item.blob is not None or sha in found or sha in run.claimed:
             continue
         run.claimed.add(sha)
         writes[sha] = run.writer.submit(blob_write, item.source, sha)
@@ -363,10 +371,12 @@ def _store_finish(run: _Run, stored: _Stored) -> None:
             run.latest_study(item.header)
         run.written.update((b.sha256, b) for b in blobs_record(written))
         for item in files:
-            blob = stored.found.get(item.sha256) or run.written[item.sha256]
+            blob = item.blob or stored.found.get(item.sha256) or run.written[item.sha256]
             _index(run, item, blob, sop_uids[item.header.study_instance_uid])
         run.end_batch()
         IngestFileResult.objects.bulk_create([i.result(run.job) for i in items])
+        if prepared := sum(1 for i in files if i.blob is not None):
+            IngestJob.objects.filter(pk=run.job.pk).update(files_prepared=F("files_prepared") + prepared)
     for item in items:
         item.source = None
 
@@ -392,6 +402,9 @@ def _run_entries(run: _Run, done: set[str], progress: Progress | None) -> None:
     """Read, parse and hash batch N+1 while batch N's blobs are written; commit in order."""
     files = nbytes = held = 0
     seen: set[str] = set()
+    # entries the follower already read while the upload arrived (used only where the central
+    # directory names the very same entry, after the same checks)
+    prepared = follow.prepared_for_job(run.job.upload) if run.job.upload_id is not None else {}
     batch: list[_Item] = []
     pending: _Stored | None = None
 
@@ -413,6 +426,9 @@ def _run_entries(run: _Run, done: set[str], progress: Progress | None) -> None:
         item: _Item | None = _Item(path=entry.path, size=entry.size)
         if entry.skip_reason or entry.open is None:
             item.skip(entry.skip_reason)
+        elif (early := prepared.get(entry.zip_key)) is not None:
+            item.size, item.sha256, item.blob = early.file_size, early.sha256, early.blob
+            item.header = follow.header_from_json(early.header)
         else:
             try:
                 with entry.open() as fh:
@@ -454,6 +470,7 @@ def _job_finish(job: IngestJob) -> IngestJob:
     warn = job.files_skipped or counts.get(FileOutcome.NEW_VERSION, 0)
     job.state = JobState.DONE_WITH_WARNINGS if warn else JobState.DONE
     job.finished_at = timezone.now()
+    job.refresh_from_db(fields=["files_prepared"])  # counted by the batches (an F() update)
     job.save()
     details = {"job": str(job.public_id), "files": job.files_total, "ingested": job.files_ingested,
                "duplicates": job.files_duplicate, "skipped": job.files_skipped, "bytes": job.bytes_stored}
@@ -484,6 +501,8 @@ def ingest_job_fail(*, job_id: int, error: str) -> None:
         state__in=[StudyState.READY, StudyState.READY_WITH_WARNINGS]).update(state=StudyState.FAILED)
     record(action="imaging.ingest", actor=job.created_by, organization_id=job.organization_id, target=job,
            outcome="failed", details={"job": str(job.public_id)})
+    if job.upload_id is not None:
+        follow.prepared_discard(job.upload)
 
 
 # --- deletion ----------------------------------------------------------------------------------
@@ -493,9 +512,6 @@ def study_delete(*, study: Study, by=None, request=None) -> int:
     content-addressed and may be shared with other studies (dedup): those of the study that no
     row of any model points at any more are removed from storage. Returns the number of blobs
     removed. Audited."""
-    from django.core.files.storage import default_storage
-    from django.db.models import ForeignObjectRel
-
     from apps.deid.services import study_export_blob_ids
     from apps.renditions.services import study_rendition_blob_ids
 
@@ -505,15 +521,6 @@ def study_delete(*, study: Study, by=None, request=None) -> int:
            request=request, details={"version": study.version, "instances": study.num_instances})
     with transaction.atomic():
         study.delete()
-        unreferenced = Blob.objects.filter(pk__in=blob_ids)
-        for relation in Blob._meta.get_fields(include_hidden=True):  # instances, rendition files, documents
-            if isinstance(relation, ForeignObjectRel):
-                field = relation.field
-                users = field.model._base_manager.filter(**{f"{field.name}__in": blob_ids}).values(field.attname)
-                unreferenced = unreferenced.exclude(pk__in=users)
-        orphans = list(unreferenced)
-        for blob in orphans:
-            blob.delete()
-    for blob in orphans:
-        default_storage.delete(blob.storage_name)
+        orphans = blobs_unreferenced_delete(blob_ids)
+    blob_files_delete(orphans)
     return len(orphans)

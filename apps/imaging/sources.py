@@ -31,6 +31,9 @@ class Entry:
     open: Callable[[], contextlib.AbstractContextManager[IO[bytes]]] | None = None
     size: int | None = None
     skip_reason: str = ""
+    #: a zip entry as its central directory describes it: (local header offset, name, CRC-32,
+    #: compressed size, size); what a prepared entry (apps.imaging.follow) must match
+    zip_key: tuple[int, str, int, int, int] | None = None
 
 
 def _is_dicom_magic(fh: IO[bytes]) -> bool:
@@ -52,6 +55,21 @@ def unsafe_name(name: str) -> str:
     if "\0" in name:
         return "unsafe path in zip: NUL byte"
     return ""
+
+
+def entry_refusal(name: str, flag_bits: int, file_size: int, compress_size: int) -> str:
+    """Why a zip entry is not extracted (unsafe name, encrypted, bomb, nested zip, DICOMDIR),
+    or '' to extract it. The ingest and the follower apply the same checks."""
+    reason = unsafe_name(name)
+    if not reason and flag_bits & 0x1:
+        reason = "encrypted zip entry"
+    if not reason and file_size > 1024 * 1024 and file_size / max(1, compress_size) > settings.LIGHTBOX_ZIP_MAX_RATIO:
+        reason = f"zip bomb suspected: entry expands {file_size // max(1, compress_size)}x"
+    if not reason and name.lower().endswith(".zip"):
+        reason = "nested archive not unpacked: upload it on its own"
+    if not reason and posixpath.basename(name).upper() == "DICOMDIR":
+        reason = "DICOMDIR index: its files are ingested"
+    return reason
 
 
 @contextlib.contextmanager
@@ -102,21 +120,12 @@ def zip_entries(fh: IO[bytes], prefix: str = "") -> Iterator[Entry]:
         return
     for info in infos:
         path = posixpath.join(prefix, info.filename) if prefix else info.filename
-        reason = unsafe_name(info.filename)
-        if not reason and info.flag_bits & 0x1:
-            reason = "encrypted zip entry"
-        if not reason and info.file_size > 1024 * 1024 and info.file_size / max(1, info.compress_size) > \
-                settings.LIGHTBOX_ZIP_MAX_RATIO:
-            reason = f"zip bomb suspected: entry expands {info.file_size // max(1, info.compress_size)}x"
-        if not reason and info.filename.lower().endswith(".zip"):
-            reason = "nested archive not unpacked: upload it on its own"
+        reason = entry_refusal(info.filename, info.flag_bits, info.file_size, info.compress_size)
         if reason:
             yield Entry(path=path, size=info.file_size, skip_reason=reason)
             continue
-        if posixpath.basename(info.filename).upper() == "DICOMDIR":
-            yield Entry(path=path, size=info.file_size, skip_reason="DICOMDIR index: its files are ingested")
-            continue
-        yield Entry(path=path, size=info.file_size, open=lambda info=info: _extract(zf, info))
+        key = (info.header_offset, info.filename, info.CRC, info.compress_size, info.file_size)
+        yield Entry(path=path, size=info.file_size, open=lambda info=info: _extract(zf, info), zip_key=key)
 
 
 def stream_entries(opener: Callable[[], contextlib.AbstractContextManager[IO[bytes]]], name: str) -> Iterator[Entry]:

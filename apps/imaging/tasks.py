@@ -1,9 +1,13 @@
 from __future__ import annotations
 
+import logging
+
 from celery import shared_task
 from django.db import OperationalError
 
 from apps.imaging.services import StorageUnavailable, ingest_job_fail, ingest_job_run
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True, autoretry_for=(StorageUnavailable, OperationalError),
@@ -25,3 +29,18 @@ def uploads_expire_task() -> int:
     from apps.imaging.uploads import uploads_expire
 
     return uploads_expire()
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def upload_follow_task(upload_id: int) -> int:
+    """Prepare the entries of an upload received so far (apps.imaging.follow). It only saves
+    the ingest work: if it fails, following stops and the ingest job does everything."""
+    from apps.imaging.follow import upload_follow
+    from apps.imaging.models import Upload
+
+    try:
+        return upload_follow(upload_id=upload_id)
+    except Exception as exc:  # noqa: BLE001 - never fatal; no message text (it could hold a name)
+        logger.warning("upload %s: follower failed (%s); the ingest job does it all", upload_id, type(exc).__name__)
+        Upload.objects.filter(pk=upload_id).update(follow_done=True)
+        return 0

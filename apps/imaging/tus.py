@@ -27,7 +27,7 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 
 from apps.cases.models import Case
-from apps.imaging import uploads
+from apps.imaging import follow, uploads
 from apps.imaging.asgi import body_stream
 from apps.imaging.models import Upload, UploadState
 from apps.sharing import policy
@@ -164,6 +164,7 @@ def _advance(upload: Upload, start: int, received: int) -> bool:
     moved = Upload.objects.filter(pk=upload.pk, offset=start).update(offset=start + received, expires_at=expires)
     if moved:
         upload.offset, upload.expires_at = start + received, expires
+        follow.follow_queue(upload)  # a worker reads what arrived (the upload goes on)
     return bool(moved)
 
 
@@ -230,6 +231,7 @@ def _status_json(upload: Upload) -> dict:
             "state": job.state, "state_label": str(job.get_state_display()),
             "files_total": job.files_total, "files_ingested": job.files_ingested,
             "files_duplicate": job.files_duplicate, "files_skipped": job.files_skipped,
+            "files_prepared": job.files_prepared,
             "files": [{"path": f.path, "outcome": f.outcome, "outcome_label": str(f.get_outcome_display()),
                        "reason": f.reason} for f in job.files.all()[:1000]],
             "studies": [{"id": str(s.public_id), "url": s.get_absolute_url(), "state": s.state,

@@ -11,7 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.audit.services import record
-from apps.imaging import keys, staging
+from apps.imaging import follow, keys, staging
 from apps.imaging.models import Upload, UploadState
 
 
@@ -72,6 +72,9 @@ def upload_complete(*, upload: Upload, request=None):
 
 
 def upload_discard_staging(upload: Upload) -> None:
+    """Delete what the upload staged: its prepared entries (and the blobs no instance took),
+    then its staging file."""
+    follow.prepared_discard(upload)
     for name in (upload.staging_name, f"{upload.staging_name}.stop"):
         try:
             os.unlink(staging.staging_path(name))

@@ -262,9 +262,11 @@ def _embedded_master_keys() -> str:
 
 # "keyid:base64key,..." (32-byte AES keys); the first wraps new data keys, the others still unwrap
 LIGHTBOX_MASTER_KEYS = env_secret("LIGHTBOX_MASTER_KEYS") or _embedded_master_keys()
-# tus staging files (encrypted, outside the storage root); shared by every web server process
+# tus staging files (encrypted, outside the storage root); shared by every web and worker process
 LIGHTBOX_UPLOAD_DIR = Path(env.str("LIGHTBOX_UPLOAD_DIR", default=str(VAR_DIR / "uploads")))
 LIGHTBOX_UPLOAD_EXPIRY_HOURS = env.int("LIGHTBOX_UPLOAD_EXPIRY_HOURS", default=24)
+# a Celery worker reads a zip's entries while the upload still arrives (apps.imaging.follow)
+LIGHTBOX_INGEST_FOLLOW = env.bool("LIGHTBOX_INGEST_FOLLOW", default=True)
 #: a viewer session with no frame or activity for this long is closed (viewer.closed, reason timeout)
 LIGHTBOX_VIEWER_IDLE_MINUTES = env.int("LIGHTBOX_VIEWER_IDLE_MINUTES", default=30)
 LIGHTBOX_ZIP_MAX_ENTRIES = 100_000

@@ -14,6 +14,7 @@ from pydicom.data import get_testdata_file
 from apps.imaging.models import FileOutcome, IngestJob, Instance, Upload
 from apps.organizations.models import Role
 from tests.factories import member
+from tests.imaging.zips import zip_bytes
 
 pytestmark = pytest.mark.django_db
 
@@ -45,11 +46,7 @@ def client(org_a):
 
 
 def _zip(entries: dict[str, bytes], compression=zipfile.ZIP_DEFLATED) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", compression) as zf:
-        for name, data in entries.items():
-            zf.writestr(name, data)
-    return buf.getvalue()
+    return zip_bytes(entries, compression)
 
 
 def test_bad_corpus_in_one_zip(client, small_ct, django_capture_on_commit_callbacks):

@@ -128,10 +128,7 @@ def test_killed_celery_worker_redelivers_and_finishes(tmp_path, study):
 
     redis.Redis.from_url(redis_url).flushdb()  # this test's own Redis db: no stale tasks
     inst = harness.prepare(tmp_path / "var", fast_db=True, REDIS_URL=redis_url)
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "portal", "worker", "-c", "1", "--loglevel", "WARNING",
-         "--without-gossip", "--without-mingle", "--without-heartbeat"],
-        cwd=harness.ROOT, env=inst.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    worker = harness.start_worker(inst)
     try:
         _wait_for(lambda: _children(worker.pid), timeout=60, what="worker pool")
         inst.shell_json(ENQUEUE % str(folder))
@@ -144,11 +141,7 @@ def test_killed_celery_worker_redelivers_and_finishes(tmp_path, study):
         assert done < SLICES, "killed mid-ingest"
         _wait_for(lambda: inst.shell_json(STATE)["state"] == "done", timeout=300, what="redelivered task")
     finally:
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+        harness.stop(worker)
     state = inst.shell_json(STATE)
     assert state["attempts"] >= 2
     _assert_complete(inst, expected)

@@ -1,0 +1,324 @@
+"""Ingest while the upload arrives (apps.imaging.follow): the follower prepares the entries of a
+zip already received, the job re-uses them only where the central directory names the very same
+entry, everything else goes the usual way, and nothing prepared outlives the upload."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import struct
+import zipfile
+
+import pytest
+from django.core.files.storage import default_storage
+from pydicom import dcmread
+
+from apps.imaging import follow, services, uploads
+from apps.imaging.models import Blob, FileOutcome, Instance, JobState, PreparedEntry, Upload
+from apps.imaging.services import ingest_job_run
+from apps.organizations.models import Role
+from tests.factories import member
+from tests.imaging.zips import zip_bytes
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def uploader(org_a):
+    return member(org_a, Role.RADIOLOGIST, email="rad@alpha.example")
+
+
+def _zip(entries: dict[str, bytes], compression=zipfile.ZIP_STORED) -> bytes:
+    return zip_bytes(entries, compression)
+
+
+def _slices(small_ct) -> dict[str, bytes]:
+    return {f"CT/{p.name}": p.read_bytes() for p in sorted(small_ct.iterdir())}
+
+
+def _stage(org, user, data: bytes, upto: int) -> Upload:
+    upload = uploads.upload_create(organization=org, user=user, length=len(data), filename="study.zip")
+    return _append(upload, data, upto)
+
+
+def _append(upload: Upload, data: bytes, upto: int) -> Upload:
+    """What an append (PATCH) leaves: the bytes up to ``upto`` staged, the offset moved."""
+    writer = uploads.upload_writer(upload)
+    writer.write(data[upload.offset:upto])
+    writer.close()
+    Upload.objects.filter(pk=upload.pk).update(offset=upto)
+    upload.refresh_from_db()
+    return upload
+
+
+def _finish(upload: Upload, data: bytes, monkeypatch) -> tuple[object, list[str]]:
+    """Append the rest, complete the upload and run its job; returns the job and the paths the
+    job extracted and parsed itself."""
+    upload = _append(upload, data, len(data))
+    job = uploads.upload_complete(upload=upload)
+    parsed: list[str] = []
+    prepare = services._prepare
+
+    def counting(entry, fh):
+        parsed.append(entry.path)
+        return prepare(entry, fh)
+
+    monkeypatch.setattr(services, "_prepare", counting)
+    return ingest_job_run(job_id=job.pk), parsed
+
+
+def _offsets(data: bytes) -> list[int]:
+    return [i.header_offset for i in zipfile.ZipFile(io.BytesIO(data)).infolist()]
+
+
+@pytest.mark.parametrize("compression", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED])
+def test_received_entries_are_prepared_and_the_job_reuses_them(org_a, uploader, small_ct, monkeypatch, compression):
+    files = _slices(small_ct)
+    data = _zip(files, compression)
+    offsets = _offsets(data)
+    upload = _stage(org_a, uploader, data, offsets[3] + 40)  # entries 0-2 received, 3 begun
+
+    assert follow.upload_follow(upload_id=upload.pk) == 3
+    upload.refresh_from_db()
+    assert upload.follow_offset == offsets[3] and not upload.follow_done
+    assert sorted(PreparedEntry.objects.values_list("name", flat=True)) == list(files)[:3]
+    assert follow.upload_follow(upload_id=upload.pk) == 0  # nothing new: nothing done twice
+
+    upload = _append(upload, data, len(data) - 10)  # all entries, part of the central directory
+    assert follow.upload_follow(upload_id=upload.pk) == 3
+    upload.refresh_from_db()
+    assert upload.follow_done, "the central directory ends the following"
+    prepared_blobs = set(PreparedEntry.objects.values_list("blob_id", flat=True))
+
+    job, parsed = _finish(upload, data, monkeypatch)
+
+    assert job.state == JobState.DONE and job.files_ingested == 6 and job.files_prepared == 6
+    assert parsed == [], "every entry was prepared: none is read again"
+    for content in files.values():
+        uid = dcmread(io.BytesIO(content), stop_before_pixels=True).SOPInstanceUID
+        instance = Instance.objects.get(sop_instance_uid=uid)
+        assert instance.sha256 == hashlib.sha256(content).hexdigest()
+        assert (instance.rows, instance.columns) == (64, 64)
+    assert set(Instance.objects.values_list("blob_id", flat=True)) == prepared_blobs
+    assert not PreparedEntry.objects.exists()
+    assert Blob.objects.count() == 6 and all(default_storage.exists(b.storage_name) for b in Blob.objects.all())
+
+
+def _patch_central(data: bytes, name: bytes, *, new_name: bytes | None = None, crc_delta: int = 0) -> bytes:
+    """Change one entry of the central directory only (its local header stays as it was)."""
+    at = data.rindex(name) - 46  # the central directory header holding the name (the last copy)
+    assert data[at:at + 4] == b"PK\x01\x02"
+    out = bytearray(data)
+    if new_name is not None:
+        assert len(new_name) == len(name)
+        out[at + 46:at + 46 + len(name)] = new_name
+    if crc_delta:
+        (crc,) = struct.unpack_from("<I", out, at + 16)
+        struct.pack_into("<I", out, at + 16, (crc + crc_delta) & 0xFFFFFFFF)
+    return bytes(out)
+
+
+def test_the_central_directory_decides(org_a, uploader, small_ct, monkeypatch):
+    files = dict(list(_slices(small_ct).items())[:3])
+    data = _zip(files)
+    data = _patch_central(data, b"CT/IM00001.dcm", new_name=b"../IM00001.dcm")
+    data = _patch_central(data, b"CT/IM00002.dcm", crc_delta=1)
+    upload = _stage(org_a, uploader, data, len(data) - 1)
+    assert follow.upload_follow(upload_id=upload.pk) == 3  # the local headers look fine
+    early = {p.name: p.blob for p in PreparedEntry.objects.select_related("blob")}
+
+    job, parsed = _finish(upload, data, monkeypatch)
+
+    outcomes = {r.path: (r.outcome, r.reason) for r in job.files.all()}
+    assert outcomes["CT/IM00000.dcm"][0] == FileOutcome.INGESTED
+    assert outcomes["../IM00001.dcm"] == (FileOutcome.SKIPPED, "unsafe path in zip: '..' escapes the archive")
+    # its prepared twin had the right bytes; the directory's CRC does not match them: extracted
+    # again (not trusted), and the zip's own CRC check reports it
+    assert outcomes["CT/IM00002.dcm"] == (FileOutcome.SKIPPED, "damaged zip entry (checksum or compressed data)")
+    assert parsed == [] and job.files_prepared == 1
+    # what the directory refused leaves nothing behind: rows and stored files of its blobs
+    kept = early.pop("CT/IM00000.dcm")
+    assert Instance.objects.get().blob == kept
+    assert list(Blob.objects.all()) == [kept]
+    assert not [b for b in early.values() if default_storage.exists(b.storage_name)]
+    assert not PreparedEntry.objects.exists()
+
+
+class _Unseekable(io.RawIOBase):
+    def __init__(self):
+        self.buf = io.BytesIO()
+
+    def writable(self):
+        return True
+
+    def write(self, b):
+        return self.buf.write(b)
+
+
+def test_what_cannot_be_read_ahead_is_left_to_the_job(org_a, uploader, small_ct, monkeypatch):
+    files = _slices(small_ct)
+    sink = _Unseekable()
+    with zipfile.ZipFile(sink, "w", zipfile.ZIP_DEFLATED) as zf:  # a streamed zip: data descriptors
+        for name, content in files.items():
+            zf.writestr(name, content)
+    data = sink.buf.getvalue()
+    upload = _stage(org_a, uploader, data, len(data) // 2)
+
+    assert follow.upload_follow(upload_id=upload.pk) == 0
+    upload.refresh_from_db()
+    assert upload.follow_done and not PreparedEntry.objects.exists()
+    assert follow.upload_follow(upload_id=upload.pk) == 0
+
+    job, parsed = _finish(upload, data, monkeypatch)
+    assert job.files_ingested == 6 and job.files_prepared == 0 and sorted(parsed) == sorted(files)
+
+
+def test_an_undecodable_entry_name_stops_the_follower(org_a, uploader, small_ct):
+    data = bytearray(_zip({"CT/x.dcm": sorted(small_ct.iterdir())[0].read_bytes()}))
+    struct.pack_into("<H", data, 6, 0x800)            # the local header says: UTF-8 name
+    data[30:32] = b"\xff\xfe"                         # ... and it is not
+    upload = _stage(org_a, uploader, bytes(data), len(data) - 1)
+    assert follow.upload_follow(upload_id=upload.pk) == 0
+    upload.refresh_from_db()
+    assert upload.follow_done and not PreparedEntry.objects.exists()
+
+
+def test_a_single_dicom_file_is_not_followed(org_a, uploader, small_ct):
+    data = sorted(small_ct.iterdir())[0].read_bytes()
+    upload = _stage(org_a, uploader, data, len(data) // 2)
+    assert follow.upload_follow(upload_id=upload.pk) == 0
+    upload.refresh_from_db()
+    assert upload.follow_done
+
+
+def test_the_follower_applies_the_entry_checks(org_a, uploader, small_ct, monkeypatch):
+    good = sorted(small_ct.iterdir())[0].read_bytes()
+    entries = {
+        "CT/good.dcm": good,
+        "../escape.dcm": good,
+        "bomb.dcm": b"\0" * (2 * 1024 * 1024),           # expands ~1000x
+        "nested.zip": _zip({"CT/x.dcm": good}),
+        "CT/DICOMDIR": good,
+        "notes.dcm": b"not a DICOM file " * 100,
+        "lying.dcm": b"\0" * 300_000,                    # its local header will claim 1000 bytes
+    }
+    data = bytearray(_zip(entries, zipfile.ZIP_DEFLATED))
+    lying = zipfile.ZipFile(io.BytesIO(bytes(data))).getinfo("lying.dcm").header_offset
+    struct.pack_into("<I", data, lying + 22, 1000)
+    data = bytes(data)
+    upload = _stage(org_a, uploader, data, len(data) - 1)
+
+    assert follow.upload_follow(upload_id=upload.pk) == 1
+    assert list(PreparedEntry.objects.values_list("name", flat=True)) == ["CT/good.dcm"]
+
+    job, parsed = _finish(upload, data, monkeypatch)
+    outcomes = {r.path: r.outcome for r in job.files.all()}
+    assert outcomes.pop("CT/good.dcm") == FileOutcome.INGESTED
+    assert set(outcomes.values()) == {FileOutcome.SKIPPED}
+    assert "CT/good.dcm" not in parsed
+
+
+def test_a_terminated_upload_leaves_nothing_prepared(org_a, uploader, small_ct):
+    data = _zip(_slices(small_ct))
+    upload = _stage(org_a, uploader, data, len(data) - 1)
+    assert follow.upload_follow(upload_id=upload.pk) == 6
+    blobs = list(Blob.objects.filter(pk__in=PreparedEntry.objects.values("blob_id")))
+    assert len(blobs) == 6 and all(default_storage.exists(b.storage_name) for b in blobs)
+
+    uploads.upload_terminate(upload=upload, by=uploader)
+
+    assert not PreparedEntry.objects.exists() and not Blob.objects.exists()
+    assert not [b for b in blobs if default_storage.exists(b.storage_name)]
+    assert follow.upload_follow(upload_id=upload.pk) == 0
+
+
+def test_an_expired_upload_leaves_nothing_prepared(org_a, uploader, small_ct):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    data = _zip(_slices(small_ct))
+    upload = _stage(org_a, uploader, data, len(data) // 2)
+    assert follow.upload_follow(upload_id=upload.pk) > 0
+    blobs = list(Blob.objects.all())
+    Upload.objects.filter(pk=upload.pk).update(expires_at=timezone.now() - timedelta(minutes=1))
+
+    assert uploads.uploads_expire() == 1
+
+    assert not PreparedEntry.objects.exists() and not Blob.objects.exists()
+    assert not [b for b in blobs if default_storage.exists(b.storage_name)]
+
+
+def test_a_follower_overtaken_drops_its_batch(org_a, uploader, small_ct):
+    data = _zip(_slices(small_ct))
+    upload = _stage(org_a, uploader, data, len(data) - 1)
+    with uploads.upload_open(upload) as fh:
+        end, item = follow._entry(fh, 0, upload.offset)
+    assert item is not None
+
+    follow.prepared_for_job(upload)  # the job started: the follower must not add anything now
+    assert follow.upload_follow(upload_id=upload.pk) == 0
+    assert not follow._commit(upload, 0, end, [item])
+    assert not PreparedEntry.objects.exists() and not Blob.objects.exists()
+    assert not default_storage.exists(f"blobs/{item.sha256[:2]}/{item.sha256[2:4]}/{item.sha256}")
+
+
+def test_the_follower_is_queued_only_with_a_worker_and_while_bytes_are_missing(
+        org_a, uploader, small_ct, settings, monkeypatch, django_capture_on_commit_callbacks):
+    from django.test import Client
+
+    from apps.imaging import tasks
+
+    queued: list[int] = []
+    monkeypatch.setattr(tasks.upload_follow_task, "delay", queued.append)
+    monkeypatch.setattr(tasks.ingest_job_run_task, "delay", lambda job_id: None)
+    data = _zip(_slices(small_ct))
+    client = Client()
+    client.force_login(uploader)
+    tus = {"HTTP_TUS_RESUMABLE": "1.0.0"}
+
+    def send(follow_on: bool, eager: bool) -> list[int]:
+        settings.LIGHTBOX_INGEST_FOLLOW, settings.CELERY_TASK_ALWAYS_EAGER = follow_on, eager
+        queued.clear()
+        r = client.post("/api/v1/uploads/", HTTP_UPLOAD_LENGTH=str(len(data)), **tus)
+        url = r["Location"].split("testserver", 1)[-1]
+        half = len(data) // 2
+        with django_capture_on_commit_callbacks(execute=True):
+            for start, end in ((0, half), (half, len(data))):
+                r = client.generic("PATCH", url, data[start:end], content_type="application/offset+octet-stream",
+                                   HTTP_UPLOAD_OFFSET=str(start), **tus)
+                assert r.status_code == 204
+        return list(queued)
+
+    upload_pk = lambda: Upload.objects.order_by("-pk").values_list("pk", flat=True).first()  # noqa: E731
+    assert send(True, False) == [upload_pk()], "after the first half only: the job reads the last part"
+    assert send(True, True) == [], "eager (no worker): the task would run inside the request"
+    assert send(False, False) == []
+
+    def unreachable(upload_id):
+        raise ConnectionError("broker down")
+
+    monkeypatch.setattr(tasks.upload_follow_task, "delay", unreachable)
+    assert send(True, False) == [], "no broker: the appends still succeed (204), nothing followed"
+
+
+def test_an_entry_claiming_to_be_small_is_never_read_whole_into_memory(org_a, uploader):
+    from apps.imaging import sources
+
+    big = b"\0" * (sources.MEMORY_MAX + 1024)
+    data = bytearray(_zip({"big.dcm": big}))
+    struct.pack_into("<I", data, 22, 100)  # the local header claims 100 bytes once inflated
+    data = bytes(data)
+    upload = _stage(org_a, uploader, data, len(data) - 1)
+    reads: list[int] = []
+    with uploads.upload_open(upload) as fh:
+        real_read = fh.read
+
+        def read(n=-1):
+            reads.append(n)
+            return real_read(n)
+
+        fh.read = read
+        end, item = follow._entry(fh, 0, upload.offset)
+    assert item is None and end == 30 + len("big.dcm") + len(big)
+    assert max(reads) < 1024 * 1024, "the entry's data was not read"
