@@ -13,3 +13,10 @@ from apps.imaging.asgi import tus_body_passthrough  # noqa: E402 - needs the app
 
 # tus appends stream from the receive channel to the view (no spooling of the body by Django)
 application = tus_body_passthrough(django_application)
+
+import gc  # noqa: E402
+
+# what start-up loaded (Django, the apps, their modules) lives as long as the process: frozen,
+# the collector no longer walks it on every full pass (uploads allocate fast enough to trigger
+# many; profiled at ~10 % of a server process's CPU during a large upload)
+gc.freeze()
