@@ -326,17 +326,21 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
         except ValidationError as exc:
             form.add_error(None, exc)
         else:
-            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-            return _accept_and_continue(request, invitation, user)
+            # accepted first, then signed in: the sign-in is recorded in the organization's trail
+            # (the membership exists by then), not in the trail of users of no organization
+            return _accept_and_continue(request, invitation, user, sign_in=True)
     return render(request, "accounts/invitation_accept.html", {**context, "form": form},
                   status=400 if form.errors else 200)
 
 
-def _accept_and_continue(request: HttpRequest, invitation: Invitation, user: User) -> HttpResponse:
+def _accept_and_continue(request: HttpRequest, invitation: Invitation, user: User, *,
+                         sign_in: bool = False) -> HttpResponse:
     try:
         services.invitation_accept(invitation=invitation, user=user, request=request)
     except (ValidationError, PermissionDenied):
         return _refused(request, Refusal.USED, invitation)
+    if sign_in:
+        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
     request.session.pop(BIRTH_DATE_OK, None)
     from apps.organizations.services import ACTIVE_ORG_SESSION_KEY
 

@@ -785,7 +785,7 @@ ROWS = [
     Row("invitation sent", _invite, [(A.INVITATION_CREATED, ALLOWED, ORG)]),
     Row("invitation revoked", _invite_revoke, [(A.INVITATION_REVOKED, ALLOWED, ORG)], setup=_invite),
     Row("invitation accepted (new account)", _invite_accept_new_account,
-        [(A.ACCOUNT_CREATED, ALLOWED, ORG), (A.AUTH_SIGNED_IN, ALLOWED, GLOBAL), (A.INVITATION_ACCEPTED, ALLOWED, ORG)],
+        [(A.ACCOUNT_CREATED, ALLOWED, ORG), (A.INVITATION_ACCEPTED, ALLOWED, ORG), (A.AUTH_SIGNED_IN, ALLOWED, ORG)],
         setup=_invite),
     Row("invitation accepted (signed in)", _invite_accept_signed_in, [(A.INVITATION_ACCEPTED, ALLOWED, ORG)],
         setup=_invite_existing),
