@@ -6,6 +6,8 @@ the suite runs on SQLite.
 
 from __future__ import annotations
 
+import atexit
+import shutil
 import tempfile
 
 from portal.settings.base import *  # noqa: F403
@@ -17,6 +19,8 @@ EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 LIGHTBOX_DEMO_ALLOWED = True
 MEDIA_ROOT = tempfile.mkdtemp(prefix="lightbox-test-storage-")
 LIGHTBOX_UPLOAD_DIR = tempfile.mkdtemp(prefix="lightbox-test-uploads-")
+for _folder in (MEDIA_ROOT, LIGHTBOX_UPLOAD_DIR):  # this process's own: removed when it exits
+    atexit.register(shutil.rmtree, _folder, True)
 STORAGES = {**STORAGES}
 if STORAGES["default"]["BACKEND"].endswith("FileSystemStorage"):
     STORAGES["default"] = {**STORAGES["default"], "OPTIONS": {
