@@ -130,6 +130,32 @@ def wait_healthy(proc: subprocess.Popen, base: str, *, name: str, timeout: float
             time.sleep(0.2)
 
 
+def start_worker(inst: Instance) -> subprocess.Popen:
+    """A Celery worker for the instance (one pool process; its broker is the instance's
+    REDIS_URL)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "portal", "worker", "-c", "1", "--loglevel", "WARNING",
+         "--without-gossip", "--without-mingle", "--without-heartbeat"],
+        cwd=ROOT, env=inst.env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+
+
+def stop(proc: subprocess.Popen | None) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within 30 s."""
+    if proc is None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def redis_db(url: str, db: int) -> str:
+    """``url`` with another database number (tests that flush their broker use their own)."""
+    base, _, last = url.rstrip("/").rpartition("/")
+    return f"{base}/{db}" if last.isdigit() else f"{url.rstrip('/')}/{db}"
+
+
 class CuttingProxy:
     """A loopback TCP proxy that drops every connection, once, after ``cut_after`` bytes from
     the client: a connection that dies half way through an upload."""
@@ -205,10 +231,19 @@ def make_uploader(base: str, inst: Instance, path: Path, *, url: str | None = No
                        metadata=metadata or {"filename": Path(path).name})
 
 
-def tus_upload(base: str, inst: Instance, path: Path, **kwargs) -> str:
-    """Upload (or resume, given ``url``) one file with tuspy; returns the upload URL."""
+def tus_upload(base: str, inst: Instance, path: Path, *, rate: float | None = None, **kwargs) -> str:
+    """Upload (or resume, given ``url``) one file with tuspy; returns the upload URL. ``rate``
+    (MB/s) paces the chunks as a slower link would (a chunk is sent once the average allows)."""
     uploader = make_uploader(base, inst, path, **kwargs)
-    uploader.upload()
+    if rate is None:
+        uploader.upload()
+        return uploader.url
+    start = time.monotonic()
+    while uploader.offset < uploader.get_file_size():
+        uploader.upload_chunk()
+        ahead = uploader.offset / (rate * 1e6) - (time.monotonic() - start)
+        if ahead > 0 and uploader.offset < uploader.get_file_size():
+            time.sleep(ahead)
     return uploader.url
 
 
