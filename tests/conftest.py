@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import os
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -100,6 +102,58 @@ def pytest_runtest_call(item):
         leaks = mail_patient_leaks(mail.outbox)
         if leaks:
             outcome.force_exception(AssertionError(f"e-mail carries patient data: {leaks}"))
+
+
+# --- a live-server test ends only when the server has finished every request it took ----------
+# The server keeps working after a browser has its last byte: a download records its completed
+# transfer in the audit trail when the stream closes. A test that ended then would flush the
+# database under that insert (PostgreSQL: deadlock in teardown). Requests are counted from
+# Django's request_started to request_finished (sent when the response is closed) on the live
+# server's threads; the test client runs on the main thread and is not counted.
+
+_live_requests: dict[threading.Thread, int] = {}
+_live_requests_lock = threading.Lock()
+
+
+def _count_live_request(delta: int) -> None:
+    thread = threading.current_thread()
+    if thread is not threading.main_thread():
+        with _live_requests_lock:
+            _live_requests[thread] = _live_requests.get(thread, 0) + delta
+
+
+def _live_request_started(**kwargs) -> None:
+    _count_live_request(+1)
+
+
+def _live_request_finished(**kwargs) -> None:
+    _count_live_request(-1)
+
+
+def live_requests_in_flight() -> int:
+    """Requests the live server's threads have started and not finished (threads still alive)."""
+    with _live_requests_lock:
+        return sum(n for thread, n in _live_requests.items() if n > 0 and thread.is_alive())
+
+
+@pytest.fixture(autouse=True)
+def _live_server_drained(request):
+    """For a test on pytest-django's live server: set up after the test database (so torn down
+    before it is flushed), and ended only once no request is still being served (at most 30 s)."""
+    if "live_server" not in request.fixturenames:
+        yield
+        return
+    from django.core.signals import request_finished, request_started
+
+    request.getfixturevalue("transactional_db")
+    request_started.connect(_live_request_started, dispatch_uid="tests-live-requests-started")
+    request_finished.connect(_live_request_finished, dispatch_uid="tests-live-requests-finished")
+    with _live_requests_lock:
+        _live_requests.clear()
+    yield
+    deadline = time.monotonic() + 30
+    while live_requests_in_flight() and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 @pytest.fixture(autouse=True)
