@@ -7,7 +7,6 @@ import threading
 import time
 import urllib.request
 
-import pytest
 from django.http import StreamingHttpResponse
 from django.test import override_settings
 from django.urls import path
