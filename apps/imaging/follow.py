@@ -41,7 +41,13 @@ from django.db import transaction
 from django.db.models import Count, Sum
 
 from apps.imaging import dicom, sources
-from apps.imaging.blobs import blob_files_delete, blob_write, blobs_found, blobs_record, blobs_unreferenced_delete
+from apps.imaging.blobs import (
+    blob_files_delete,
+    blobs_found,
+    blobs_record,
+    blobs_unreferenced_delete,
+    blobs_write_many,
+)
 from apps.imaging.models import PreparedEntry, Upload, UploadState
 
 logger = logging.getLogger(__name__)
@@ -169,13 +175,10 @@ def _commit(upload: Upload, start: int, end: int, batch: list[_Prepared]) -> boo
     for item in batch:
         item.sha256 = hashlib.sha256(item.data).hexdigest()
     found = blobs_found(item.sha256 for item in batch)
-    new = {}
-    for item in batch:
-        if item.sha256 not in found and item.sha256 not in new:
-            new[item.sha256] = blob_write(item.data, item.sha256)
+    new = blobs_write_many({i.sha256: i.data for i in batch if i.sha256 not in found})
     try:
         with transaction.atomic():
-            found.update((b.sha256, b) for b in blobs_record(list(new.values())))
+            found.update((b.sha256, b) for b in blobs_record(new))
             PreparedEntry.objects.bulk_create([
                 PreparedEntry(upload=upload, offset=i.offset, name=i.name, crc32=i.crc32,
                               compress_size=i.compress_size, file_size=i.file_size, sha256=i.sha256,
@@ -187,7 +190,7 @@ def _commit(upload: Upload, start: int, end: int, batch: list[_Prepared]) -> boo
             if not moved:
                 raise _Stop("another follower, or the job, went on")
     except _Stop:
-        blob_files_delete(new.values())
+        blob_files_delete(new)
         return False
     return True
 

@@ -32,6 +32,7 @@ from django.utils import timezone
 from apps.audit.services import record
 from apps.imaging import dicom, follow, sources
 from apps.imaging.blobs import (
+    PARALLEL_WRITES,
     READ_SIZE,
     blob_files_delete,
     blob_write,
@@ -225,8 +226,9 @@ class _Run:
         self.held: dict[int, dict[str, Instance]] = {}                # study pk -> SOP UID -> instance
         self.pending: list[Instance] = []                             # to insert
         self.dirty: dict[int, Study] = {}                             # to save
-        #: blob files are encrypted and written here (both release the GIL) while the run reads on
-        self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="blob-writer")
+        #: blob files are encrypted and written here, several at a time (both release the GIL),
+        #: while the run reads on
+        self.writer = ThreadPoolExecutor(max_workers=PARALLEL_WRITES, thread_name_prefix="blob-writer")
         self.claimed: set[str] = set()                                # sha256s this run writes
         self.written: dict[str, Blob] = {}                            # ... and has recorded
 

@@ -127,3 +127,49 @@ def test_a_new_blob_file_and_its_folder_are_on_disk_before_the_row(monkeypatch):
     assert blob.pk is None, "not recorded yet: blobs_record saves the row afterwards"
     path = default_storage.path(blob.storage_name)
     assert synced == [path, os.path.dirname(path)]
+
+
+def _plaintexts(n: int) -> dict[str, bytes]:
+    import hashlib
+
+    datas = [os.urandom(2000 + i) for i in range(n)]
+    return {hashlib.sha256(d).hexdigest(): d for d in datas}
+
+
+def test_write_many_writes_several_at_once(monkeypatch):
+    """Two writes must be under way together: each waits (in its fsync step) for the other."""
+    import threading
+
+    meet = threading.Barrier(2, timeout=10)
+    real = blobs._make_durable
+
+    def durable(name):
+        meet.wait()
+        real(name)
+
+    monkeypatch.setattr(blobs, "_make_durable", durable)
+    sources = _plaintexts(4)
+    written = blobs.blobs_write_many(sources)
+    assert {b.sha256 for b in written} == set(sources)
+    for blob in blobs.blobs_record(written):
+        assert blobs.open_blob(blob).read() == sources[blob.sha256]
+
+
+def test_write_many_is_all_or_nothing(monkeypatch):
+    sources = _plaintexts(6)
+    failing = sorted(sources)[2]
+    real = blobs.blob_write
+    names: list[str] = []
+
+    def write(source, sha256):
+        if sha256 == failing:
+            raise OSError("disk full")
+        blob = real(source, sha256)
+        names.append(blob.storage_name)
+        return blob
+
+    monkeypatch.setattr(blobs, "blob_write", write)
+    with pytest.raises(OSError, match="disk full"):
+        blobs.blobs_write_many(sources)
+    assert len(names) == 5 and not any(default_storage.exists(n) for n in names)
+    assert not Blob.objects.exists()
