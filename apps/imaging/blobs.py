@@ -266,19 +266,6 @@ def blob_files_delete(blobs: Iterable[Blob]) -> None:
         default_storage.delete(blob.storage_name)
 
 
-def put_blobs(items: Iterable[tuple[str, IO[bytes] | bytes]]) -> dict[str, Blob]:
-    """Store many plaintexts at once: ``(sha256, bytes or seekable file at its start)`` pairs,
-    each sha256 computed by the caller from those very bytes (it is trusted). One query finds
-    the blobs already stored, the others are written and inserted together. -> {sha256: Blob}"""
-    pending: dict[str, IO[bytes] | bytes] = {}
-    for sha256, source in items:
-        pending.setdefault(sha256, source)
-    found = blobs_found(pending)
-    new = [blob_write(source, sha256) for sha256, source in pending.items() if sha256 not in found]
-    found.update((b.sha256, b) for b in blobs_record(new))
-    return found
-
-
 def blob_plaintext_size(blob: Blob) -> int:
     return blob.size
 
