@@ -37,7 +37,7 @@ def test_the_suite_runs_on_the_database_the_environment_names():
 def test_with_nothing_set_it_is_the_embedded_default(tmp_path):
     got = _settings_under(clean_env(DJANGO_SETTINGS_MODULE="portal.settings.local", LIGHTBOX_VAR_DIR=str(tmp_path)))
     assert got == {"engine": "django.db.backends.sqlite3", "eager": True, "broker": "memory://",
-                   "storage": "django.core.files.storage.FileSystemStorage", "debug": False}
+                   "storage": "apps.imaging.storage.DirectFileSystemStorage", "debug": False}
     assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0  # the generated key is private
 
 

@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from django.conf import settings
 
 from apps.imaging import keys
+from apps.imaging.directio import BUFFER, DirectReader, DirectWriter
 
 BLOCK = 16
 
@@ -48,10 +49,11 @@ def _keystream_cipher(key: bytes, offset: int):
 
 
 class StagingWriter:
-    """Appends plaintext at ``offset`` to an encrypted staging file."""
+    """Appends plaintext at ``offset`` to an encrypted staging file (apps.imaging.directio:
+    straight to the disk, not through the page cache, where the file system allows it)."""
 
     def __init__(self, path: Path, key: bytes, offset: int, wait: float = 0):
-        self._fh = open(path, "r+b" if path.exists() else "w+b")
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         self._stop = path.with_name(path.name + ".stop")
         # One writer at a time. A request that finds the file locked asks the holder to stop
         # (a request left waiting for the body of a connection that died: see stop_requested),
@@ -59,18 +61,19 @@ class StagingWriter:
         deadline = time.monotonic() + wait
         while True:
             try:
-                fcntl.flock(self._fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
                 if time.monotonic() >= deadline:
-                    self._fh.close()
+                    os.close(self._fd)
                     raise
                 self._stop.touch()
                 time.sleep(0.02)
         self._since = time.time()
         self._stop.unlink(missing_ok=True)
-        self._fh.seek(offset)
-        self._fh.truncate(offset)
+        os.ftruncate(self._fd, offset)
+        self._out = DirectWriter(self._fd, offset)
+        self._key = key
         self._enc = _keystream_cipher(key, offset)
 
     def stop_requested(self) -> bool:
@@ -81,28 +84,39 @@ class StagingWriter:
             return False
 
     def write(self, data: bytes) -> None:
-        self._fh.write(self._enc.update(data))
+        view = memoryview(data)
+        step = BUFFER // 2
+        for at in range(0, len(view), step):
+            piece = view[at:at + step]
+            room = self._out.reserve(len(piece) + BLOCK - 1)  # what update_into asks for
+            self._out.commit(self._enc.update_into(piece, room))
 
     def rollback(self, offset: int) -> None:
-        self._fh.flush()
-        self._fh.truncate(offset)
+        self._out.reset(offset)
+        self._enc = _keystream_cipher(self._key, offset)
+        os.ftruncate(self._fd, offset)
 
     def sync(self) -> None:
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
+        self._out.flush()
+        os.fsync(self._fd)
 
     def close(self) -> None:
-        self.sync()
-        self._fh.close()
+        try:
+            self.sync()
+        finally:
+            self._out.close()
+            os.close(self._fd)
 
 
 class StagingReader(io.RawIOBase):
-    """Plaintext view of a staging file; seekable."""
+    """Plaintext view of a staging file; seekable. Read like it was written, not through the
+    page cache where the file system allows it (apps.imaging.directio), with read-ahead."""
 
     def __init__(self, path: Path, key: bytes, length: int | None = None):
         super().__init__()
-        self._fh = open(path, "rb")
-        self._size = length if length is not None else os.fstat(self._fh.fileno()).st_size
+        self._fd = os.open(path, os.O_RDONLY)
+        self._size = length if length is not None else os.fstat(self._fd).st_size
+        self._in = DirectReader(self._fd, self._size)
         self._key = key
         self._pos = 0
         self._dec = None
@@ -130,13 +144,21 @@ class StagingReader(io.RawIOBase):
         if n <= 0:
             return 0
         if self._dec is None:
-            self._fh.seek(self._pos)
             self._dec = _keystream_cipher(self._key, self._pos)
-        data = self._dec.update(self._fh.read(n))
-        buffer[:len(data)] = data
-        self._pos += len(data)
-        return len(data)
+        if n >= 2 * BLOCK:  # update_into wants BLOCK - 1 bytes of room beyond its input
+            n = min(n, len(buffer) - BLOCK + 1)
+        data = self._in.read(self._pos, n)
+        if len(buffer) >= len(data) + BLOCK - 1:
+            got = self._dec.update_into(data, buffer)
+        else:
+            plain = self._dec.update(data)
+            buffer[:len(plain)] = plain
+            got = len(plain)
+        self._pos += got
+        return got
 
     def close(self) -> None:
-        self._fh.close()
+        if not self.closed:
+            self._in.close()
+            os.close(self._fd)
         super().close()

@@ -230,7 +230,7 @@ if STORAGE_BACKEND == "s3":
     }
 elif STORAGE_BACKEND == "filesystem":
     _default_storage = {
-        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "BACKEND": "apps.imaging.storage.DirectFileSystemStorage",
         "OPTIONS": {"location": str(MEDIA_ROOT), "directory_permissions_mode": 0o700,
                     "file_permissions_mode": 0o600},
     }

@@ -36,7 +36,7 @@ def test_readyz_names_unreachable_storage(client, tmp_path):
     blocker = tmp_path / "not-a-directory"
     blocker.write_text("a file where the storage root should be")
     storages = {
-        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage",
+        "default": {"BACKEND": "apps.imaging.storage.DirectFileSystemStorage",
                     "OPTIONS": {"location": str(blocker / "root")}},
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }

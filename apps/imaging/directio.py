@@ -1,0 +1,248 @@
+"""File writes and reads that bypass the page cache (O_DIRECT) where the file system allows it.
+
+The portal writes every study twice, and reads neither copy back soon: the tus staging file
+(read once by the ingest, then deleted) and the encrypted blob files. Through the page cache,
+each of those bytes first fills a cache page. That evicts pages worth keeping (the database's,
+recent downloads'), and it costs CPU. Where memory is handed back to a hypervisor, as with a
+VM's free page reporting, filling a page that was handed back costs about ten times as much
+(docs/performance.md, seventh pass). With O_DIRECT, data goes from the process's own buffer
+to the disk.
+
+O_DIRECT needs the file offset, the length and the buffer address aligned to the device's
+block. ``DirectWriter`` keeps one aligned buffer, writes whole blocks, and writes the last
+partial block padded before cutting the file back to its length. ``DirectReader`` reads the
+aligned blocks around a range. Either falls back to ordinary I/O, with the same results, where
+the file system refuses O_DIRECT (tmpfs, some network file systems) or the platform has none.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import mmap
+import os
+import threading
+
+#: offsets, lengths and buffer addresses are multiples of this (a page: enough for 512-byte
+#: and 4 KiB sector devices)
+ALIGN = 4096
+#: the aligned buffer: whole blocks are written once it is full
+BUFFER = 1024 * 1024
+O_DIRECT = getattr(os, "O_DIRECT", 0)
+#: idle buffers kept for reuse: a fresh mapping costs a page fault per page on first use
+POOL = 8
+
+_pool: list[mmap.mmap] = []
+_pool_lock = threading.Lock()
+
+
+def _buffer_take() -> mmap.mmap:
+    with _pool_lock:
+        if _pool:
+            return _pool.pop()
+    return mmap.mmap(-1, BUFFER + ALIGN)  # page-aligned
+
+
+def _buffer_give(buffer: mmap.mmap) -> None:
+    with _pool_lock:
+        if len(_pool) < POOL:
+            _pool.append(buffer)
+            return
+    buffer.close()
+
+
+def _down(n: int) -> int:
+    return n - n % ALIGN
+
+
+def _up(n: int) -> int:
+    return -(-n // ALIGN) * ALIGN
+
+
+def direct_on(fd: int) -> bool:
+    """Turn O_DIRECT on for an open file; False where the file system refuses it."""
+    if not O_DIRECT:
+        return False
+    try:
+        fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | O_DIRECT)
+    except OSError:
+        return False
+    return True
+
+
+def direct_off(fd: int) -> None:
+    fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~O_DIRECT)
+
+
+def _pwrite_all(fd: int, view: memoryview, offset: int) -> None:
+    while view:
+        done = os.pwrite(fd, view, offset)
+        if done <= 0:  # pragma: no cover - a regular file writes something or raises
+            raise OSError(errno.EIO, "write made no progress")
+        view, offset = view[done:], offset + done
+
+
+def _pread_into(fd: int, view: memoryview, offset: int) -> int:
+    got = 0
+    while got < len(view):
+        n = os.preadv(fd, [view[got:]], offset + got)
+        if n == 0:
+            break
+        got += n
+    return got
+
+
+class DirectWriter:
+    """Writes a file sequentially from ``offset`` on, through one aligned buffer.
+
+    ``write(data)`` copies into the buffer, or ``reserve(n)`` and ``commit(k)`` let a cipher
+    write into it directly. ``flush()`` puts everything on disk up to ``position`` and cuts the
+    file there (the caller fsyncs for durability). The bytes before ``offset`` in the file are
+    kept: the part of the first block before it is read back first. ``fd`` stays the caller's
+    to close; ``close()`` releases the buffer."""
+
+    def __init__(self, fd: int, offset: int = 0, *, direct: bool = True):
+        self.fd = fd
+        self.direct = direct and direct_on(fd)
+        self._map = _buffer_take()
+        self._view = memoryview(self._map)
+        self._base = self._fill = 0
+        self.reset(offset)
+
+    @property
+    def position(self) -> int:
+        return self._base + self._fill
+
+    def reset(self, offset: int) -> None:
+        """Go on writing at ``offset`` (nothing after it is kept once flushed)."""
+        self._base = _down(offset)
+        self._fill = offset - self._base
+        if self._fill:
+            got = _pread_into(self.fd, self._view[:ALIGN], self._base) if self.direct else os.preadv(
+                self.fd, [self._view[:self._fill]], self._base)
+            if got < self._fill:
+                raise OSError(errno.EIO, "the file is shorter than the offset to write at")
+
+    def reserve(self, n: int) -> memoryview:
+        """Room for ``n`` more bytes (at most BUFFER - ALIGN); fill it, then ``commit``."""
+        if self._fill + n > len(self._view):
+            self._write_blocks()
+        return self._view[self._fill:self._fill + n]
+
+    def commit(self, n: int) -> None:
+        self._fill += n
+
+    def write(self, data) -> None:
+        data = memoryview(data).cast("B")
+        step = BUFFER - ALIGN
+        for at in range(0, len(data), step):
+            piece = data[at:at + step]
+            self.reserve(len(piece))[:] = piece
+            self.commit(len(piece))
+
+    def _write(self, view: memoryview, offset: int) -> None:
+        try:
+            _pwrite_all(self.fd, view, offset)
+        except OSError as exc:
+            if not (self.direct and exc.errno == errno.EINVAL):
+                raise
+            # the device wants a larger alignment than ALIGN: plain writes from now on
+            direct_off(self.fd)
+            self.direct = False
+            _pwrite_all(self.fd, view, offset)
+
+    def _write_blocks(self) -> None:
+        """Write the buffer's whole blocks; the partial block left moves to its start."""
+        whole = _down(self._fill)
+        if not whole:
+            return
+        self._write(self._view[:whole], self._base)
+        rest = self._fill - whole
+        self._view[:rest] = self._view[whole:self._fill]
+        self._base += whole
+        self._fill = rest
+
+    def flush(self) -> None:
+        """Everything written reaches the file, which ends at ``position``."""
+        self._write_blocks()
+        if self._fill:
+            if self.direct:
+                padded = _up(self._fill)
+                self._view[self._fill:padded] = bytes(padded - self._fill)
+                self._write(self._view[:padded], self._base)
+            else:
+                self._write(self._view[:self._fill], self._base)
+        os.ftruncate(self.fd, self.position)
+
+    def close(self) -> None:
+        if self._map is not None:
+            self._view.release()
+            _buffer_give(self._map)
+            self._map = None
+
+
+class DirectReader:
+    """Reads a file through aligned blocks of BUFFER bytes (O_DIRECT where allowed); while the
+    caller works on one block, the next is read ahead on a thread (O_DIRECT gets no read-ahead
+    from the kernel).
+
+    ``read(offset, n)`` returns a view of at most ``n`` bytes from ``offset`` (fewer at a block's
+    end, at ``limit`` or at the end of the file; empty only there), valid until the next call.
+    Any offset may be read; reading front to back is what the read-ahead serves."""
+
+    def __init__(self, fd: int, limit: int, *, direct: bool = True):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.fd = fd
+        self.limit = limit
+        self.direct = direct and direct_on(fd)
+        self._maps = [_buffer_take(), _buffer_take()]
+        self._views = [memoryview(m) for m in self._maps]
+        self._blocks = [(0, 0), (0, 0)]  # (file offset, bytes) held by each buffer
+        self._current = 0
+        self._ahead = None  # the read into the other buffer, under way
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="direct-read")
+
+    def _fill(self, index: int, offset: int) -> None:
+        """Read the aligned block at ``offset`` (a multiple of ALIGN) into buffer ``index``."""
+        view = self._views[index][:min(BUFFER, _up(self.limit - offset))]
+        try:
+            got = _pread_into(self.fd, view, offset)
+        except OSError as exc:
+            if not (self.direct and exc.errno == errno.EINVAL):
+                raise
+            direct_off(self.fd)
+            self.direct = False
+            got = _pread_into(self.fd, view, offset)
+        self._blocks[index] = (offset, min(got, self.limit - offset))
+
+    def _holds(self, index: int, offset: int) -> bool:
+        start, size = self._blocks[index]
+        return start <= offset < start + size
+
+    def read(self, offset: int, n: int) -> memoryview:
+        if n <= 0 or offset >= self.limit:
+            return self._views[self._current][:0]
+        if not self._holds(self._current, offset):
+            other = 1 - self._current
+            if self._ahead is not None:
+                self._ahead.result()  # done before its buffer is looked at or reused
+                self._ahead = None
+            if not self._holds(other, offset):
+                self._fill(other, _down(offset))
+            self._current = other
+            following = self._blocks[other][0] + self._blocks[other][1]
+            if self._blocks[other][1] and following < self.limit:
+                self._ahead = self._pool.submit(self._fill, 1 - other, following)
+        start, size = self._blocks[self._current]
+        at = offset - start
+        return self._views[self._current][at:min(size, at + n)]
+
+    def close(self) -> None:
+        if self._pool is None:
+            return
+        self._pool.shutdown(wait=True)
+        self._pool = None
+        for view, buffer in zip(self._views, self._maps, strict=True):
+            view.release()
+            _buffer_give(buffer)
