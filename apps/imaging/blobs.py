@@ -24,7 +24,7 @@ import shutil
 import struct
 import tempfile
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor, wait
 from typing import IO, BinaryIO
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -209,19 +209,30 @@ def blob_write(source: IO[bytes] | bytes, sha256: str) -> Blob:
     return _write(source, sha256, size)
 
 
-def blobs_write_many(sources: dict[str, bytes]) -> list[Blob]:
-    """``blob_write`` for each ``{sha256: plaintext}``, several at a time. All or nothing: if one
-    write fails, the files the others wrote are deleted and its error is raised."""
-    if len(sources) <= 1:
-        return [blob_write(source, sha256) for sha256, source in sources.items()]
-    with ThreadPoolExecutor(max_workers=PARALLEL_WRITES, thread_name_prefix="blob-write") as pool:
-        futures = [pool.submit(blob_write, source, sha256) for sha256, source in sources.items()]
-    written = [future.result() for future in futures if future.exception() is None]
+def blobs_write_start(sources: dict[str, bytes], pool: Executor) -> list[Future[Blob]]:
+    """Start ``blob_write`` for each ``{sha256: plaintext}`` on ``pool`` (its threads write
+    several at a time); ``blobs_write_finish`` collects them."""
+    return [pool.submit(blob_write, source, sha256) for sha256, source in sources.items()]
+
+
+def blobs_write_finish(futures: list[Future[Blob]]) -> list[Blob]:
+    """Wait for writes begun by ``blobs_write_start``. All or nothing: if one failed, the files
+    the others wrote are deleted and its error is raised."""
+    wait(futures)
     errors = [future.exception() for future in futures if future.exception() is not None]
+    written = [future.result() for future in futures if future.exception() is None]
     if errors:
         blob_files_delete(written)
         raise errors[0]
     return written
+
+
+def blobs_write_many(sources: dict[str, bytes]) -> list[Blob]:
+    """``blob_write`` for each ``{sha256: plaintext}``, several at a time, all or nothing."""
+    if len(sources) <= 1:
+        return [blob_write(source, sha256) for sha256, source in sources.items()]
+    with ThreadPoolExecutor(max_workers=PARALLEL_WRITES, thread_name_prefix="blob-write") as pool:
+        return blobs_write_finish(blobs_write_start(sources, pool))
 
 
 def blobs_found(sha256s: Iterable[str]) -> dict[str, Blob]:

@@ -33,6 +33,7 @@ import io
 import logging
 import struct
 import zlib
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import date
 from functools import partial
 
@@ -42,13 +43,15 @@ from django.db.models import Count, Sum
 
 from apps.imaging import dicom, sources
 from apps.imaging.blobs import (
+    PARALLEL_WRITES,
     blob_files_delete,
     blobs_found,
     blobs_record,
     blobs_unreferenced_delete,
-    blobs_write_many,
+    blobs_write_finish,
+    blobs_write_start,
 )
-from apps.imaging.models import PreparedEntry, Upload, UploadState
+from apps.imaging.models import Blob, PreparedEntry, Upload, UploadState
 
 logger = logging.getLogger(__name__)
 
@@ -169,13 +172,32 @@ def _entry(fh, pos: int, committed: int) -> tuple[int, _Prepared | None] | None:
                           header=header)
 
 
-def _commit(upload: Upload, start: int, end: int, batch: list[_Prepared]) -> bool:
-    """Store the batch's new blobs and record it with the new follow offset, unless another
-    follower moved the offset or the job started meanwhile (then its work is dropped)."""
+@dataclasses.dataclass
+class _Batch:
+    """Entries read from ``start`` to ``end``, their new blobs being written."""
+
+    start: int
+    end: int
+    items: list[_Prepared]
+    found: dict[str, Blob]
+    writes: list[Future[Blob]]
+
+
+def _commit_start(pool: ThreadPoolExecutor, start: int, end: int, batch: list[_Prepared]) -> _Batch:
+    """Hash the batch, look its blobs up and start writing the new ones on ``pool``: the next
+    batch is read meanwhile."""
     for item in batch:
         item.sha256 = hashlib.sha256(item.data).hexdigest()
     found = blobs_found(item.sha256 for item in batch)
-    new = blobs_write_many({i.sha256: i.data for i in batch if i.sha256 not in found})
+    writes = blobs_write_start({i.sha256: i.data for i in batch if i.sha256 not in found}, pool)
+    return _Batch(start=start, end=end, items=batch, found=found, writes=writes)
+
+
+def _commit_finish(upload: Upload, batch: _Batch) -> bool:
+    """Record the batch with the new follow offset once its blobs are written, unless another
+    follower moved the offset or the job started meanwhile (then its work is dropped)."""
+    new = blobs_write_finish(batch.writes)
+    found = dict(batch.found)
     try:
         with transaction.atomic():
             found.update((b.sha256, b) for b in blobs_record(new))
@@ -183,16 +205,70 @@ def _commit(upload: Upload, start: int, end: int, batch: list[_Prepared]) -> boo
                 PreparedEntry(upload=upload, offset=i.offset, name=i.name, crc32=i.crc32,
                               compress_size=i.compress_size, file_size=i.file_size, sha256=i.sha256,
                               blob=found[i.sha256], header=header_to_json(i.header))
-                for i in batch])
+                for i in batch.items])
             # last, so that the upload's row is locked only for the commit (appends update it too)
-            moved = Upload.objects.filter(pk=upload.pk, follow_offset=start, follow_done=False).update(
-                follow_offset=end)
+            moved = Upload.objects.filter(pk=upload.pk, follow_offset=batch.start, follow_done=False).update(
+                follow_offset=batch.end)
             if not moved:
                 raise _Stop("another follower, or the job, went on")
     except _Stop:
         blob_files_delete(new)
         return False
     return True
+
+
+def _commit(upload: Upload, start: int, end: int, batch: list[_Prepared]) -> bool:
+    """Store and record one batch (``_commit_start`` then ``_commit_finish``)."""
+    with ThreadPoolExecutor(max_workers=PARALLEL_WRITES, thread_name_prefix="follow-write") as pool:
+        return _commit_finish(upload, _commit_start(pool, start, end, batch))
+
+
+class _Run:
+    """One follower run: batch N+1 is read and parsed while batch N's blobs are written, and
+    batches are committed in order."""
+
+    def __init__(self, upload: Upload, start: int):
+        self.upload = upload
+        self.start = start        # where the batch being read begins
+        self.batch: list[_Prepared] = []
+        self.held = 0
+        self.prepared = 0
+        self.writing: _Batch | None = None
+        self.pool = ThreadPoolExecutor(max_workers=PARALLEL_WRITES, thread_name_prefix="follow-write")
+
+    def add(self, item: _Prepared) -> None:
+        self.batch.append(item)
+        self.held += item.file_size
+
+    def full(self) -> bool:
+        return len(self.batch) >= BATCH_FILES or self.held >= BATCH_BYTES
+
+    def _finish_writing(self) -> bool:
+        writing, self.writing = self.writing, None
+        if writing is None:
+            return True
+        if not _commit_finish(self.upload, writing):
+            return False
+        self.prepared += len(writing.items)
+        return True
+
+    def hand_over(self, end: int) -> bool:
+        """Commit the batch being written, then start writing the one read up to ``end``.
+        False if another follower or the job went on (stop: nothing more is recorded)."""
+        if not self._finish_writing():
+            return False
+        self.writing = _commit_start(self.pool, self.start, end, self.batch)
+        self.start, self.batch, self.held = end, [], 0
+        return True
+
+    def finish(self, end: int, *, empty_too: bool) -> bool:
+        """Commit everything read up to ``end`` (with no entry in it only if ``empty_too``)."""
+        if (self.batch or (empty_too and end != self.start)) and not self.hand_over(end):
+            return False
+        return self._finish_writing()
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True)
 
 
 def upload_follow(*, upload_id: int) -> int:
@@ -203,38 +279,38 @@ def upload_follow(*, upload_id: int) -> int:
         state__in=[UploadState.TERMINATED, UploadState.EXPIRED]).first()
     if upload is None:
         return 0
-    committed, start = upload.offset, upload.follow_offset
-    pos, prepared, held = start, 0, 0
-    batch: list[_Prepared] = []
+    committed, pos = upload.offset, upload.follow_offset
     limit_files, limit_bytes = settings.LIGHTBOX_ZIP_MAX_ENTRIES, settings.LIGHTBOX_ZIP_MAX_TOTAL_BYTES
     so_far = upload.prepared.aggregate(n=Count("id"), total=Sum("file_size"))
     count, total = so_far["n"], so_far["total"] or 0
+    run = _Run(upload, pos)
     try:
-        with upload_open(upload) as fh:  # its length is the committed offset
-            while True:
-                step = _entry(fh, pos, committed)
-                if step is None:
-                    break
-                pos, item = step
-                if item is not None:
-                    count, total = count + 1, total + item.file_size
-                    if count > limit_files or total > limit_bytes:
-                        raise _Stop("more than a zip may hold")
-                    batch.append(item)
-                    held += item.file_size
-                if len(batch) >= BATCH_FILES or held >= BATCH_BYTES:
-                    if not _commit(upload, start, pos, batch):
-                        return prepared
-                    prepared, start, batch, held = prepared + len(batch), pos, [], 0
+        while True:
+            with upload_open(upload) as fh:  # its length is the committed offset
+                while (step := _entry(fh, pos, committed)) is not None:
+                    pos, item = step
+                    if item is not None:
+                        count, total = count + 1, total + item.file_size
+                        if count > limit_files or total > limit_bytes:
+                            raise _Stop("more than a zip may hold")
+                        run.add(item)
+                    if run.full() and not run.hand_over(pos):
+                        return run.prepared
+            # bytes that arrived meanwhile are read now, not by the task their append queued
+            # (it finds them done): no wait for a task between two chunks
+            arrived = Upload.objects.filter(pk=upload.pk, follow_done=False).values_list("offset", flat=True).first()
+            if arrived is None or arrived == committed:
+                break
+            upload.offset = committed = arrived
+        run.finish(pos, empty_too=True)
+        return run.prepared
     except _Stop as stop:
-        if batch and _commit(upload, start, pos, batch):
-            prepared += len(batch)
+        run.finish(pos, empty_too=False)
         Upload.objects.filter(pk=upload.pk).update(follow_done=True)
         logger.info("upload %s: follower stopped: %s", upload.public_id, stop)
-        return prepared
-    if pos != start and _commit(upload, start, pos, batch):
-        prepared += len(batch)
-    return prepared
+        return run.prepared
+    finally:
+        run.close()
 
 
 # --- the job's side -------------------------------------------------------------------------------

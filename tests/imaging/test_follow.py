@@ -7,13 +7,14 @@ from __future__ import annotations
 import hashlib
 import io
 import struct
+import threading
 import zipfile
 
 import pytest
 from django.core.files.storage import default_storage
 from pydicom import dcmread
 
-from apps.imaging import follow, services, uploads
+from apps.imaging import blobs, follow, services, uploads
 from apps.imaging.models import Blob, FileOutcome, Instance, JobState, PreparedEntry, Upload
 from apps.imaging.services import ingest_job_run
 from apps.organizations.models import Role
@@ -322,3 +323,53 @@ def test_an_entry_claiming_to_be_small_is_never_read_whole_into_memory(org_a, up
         end, item = follow._entry(fh, 0, upload.offset)
     assert item is None and end == 30 + len("big.dcm") + len(big)
     assert max(reads) < 1024 * 1024, "the entry's data was not read"
+
+
+def test_bytes_that_arrive_during_a_run_are_read_in_that_run(org_a, uploader, small_ct, monkeypatch):
+    """An append while the follower works: the same run goes on to it (the task the append
+    queued would only start once this one ends)."""
+    data = _zip(_slices(small_ct))
+    offsets = _offsets(data)
+    upload = _stage(org_a, uploader, data, offsets[2])  # entries 0-1 received
+    entry = follow._entry
+    appended = []
+
+    def entry_then_append(fh, pos, committed):
+        step = entry(fh, pos, committed)
+        if step is None and not appended:  # at the end of what had arrived: a PATCH lands
+            appended.append(_append(Upload.objects.get(pk=upload.pk), data, offsets[5]).offset)
+        return step
+
+    monkeypatch.setattr(follow, "_entry", entry_then_append)
+    assert follow.upload_follow(upload_id=upload.pk) == 5
+    upload.refresh_from_db()
+    assert appended == [offsets[5]] and upload.follow_offset == offsets[5]
+    assert PreparedEntry.objects.count() == 5
+
+
+def test_the_next_batch_is_read_while_the_blobs_of_one_are_written(org_a, uploader, small_ct, monkeypatch):
+    data = _zip(_slices(small_ct))
+    upload = _stage(org_a, uploader, data, len(data))
+    monkeypatch.setattr(follow, "BATCH_FILES", 2)
+    reading_on = threading.Event()
+    waited: list[bool] = []
+    write = blobs.blob_write
+
+    def write_once_reading_goes_on(source, sha256):
+        waited.append(reading_on.wait(5))  # a follower that waits for its writes never sets it
+        return write(source, sha256)
+
+    entry = follow._entry
+    entries: list[int] = []
+
+    def counting(fh, pos, committed):
+        entries.append(pos)
+        if len(entries) > 2:  # the first entry of the second batch
+            reading_on.set()
+        return entry(fh, pos, committed)
+
+    monkeypatch.setattr(blobs, "blob_write", write_once_reading_goes_on)
+    monkeypatch.setattr(follow, "_entry", counting)
+    assert follow.upload_follow(upload_id=upload.pk) == 6
+    assert waited[:2] == [True, True], "the first batch's blobs were written while the second was read"
+    assert PreparedEntry.objects.count() == 6 and Blob.objects.count() == 6
