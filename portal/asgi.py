@@ -14,6 +14,12 @@ from apps.imaging.asgi import tus_body_passthrough  # noqa: E402 - needs the app
 # tus appends stream from the receive channel to the view (no spooling of the body by Django)
 application = tus_body_passthrough(django_application)
 
+from portal.celery import broker_connect  # noqa: E402
+
+# the first task sent opens the broker connection and loads its transport (~0.1 s): done now,
+# not inside the first request that queues one
+broker_connect()
+
 import gc  # noqa: E402
 
 # what start-up loaded (Django, the apps, their modules) lives as long as the process: frozen,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import logging
 import os
 
 from celery import Celery
@@ -20,3 +21,17 @@ def _freeze_startup_objects(**_kwargs) -> None:
     """As portal/asgi.py: the objects loaded before the pool process started are never
     collected, so the collector stops walking them."""
     gc.freeze()
+
+
+def broker_connect(celery_app: Celery | None = None) -> None:
+    """Open the broker connection of this process's producer pool now, if there is a broker
+    (Celery eager has none). A broker that cannot be reached is left to the first send (which
+    the callers handle) and to /readyz."""
+    celery_app = celery_app or app
+    if celery_app.conf.task_always_eager:
+        return
+    try:
+        with celery_app.producer_or_acquire() as producer:
+            producer.connection.ensure_connection(max_retries=0)
+    except Exception as exc:  # noqa: BLE001 - start-up must not fail on a broker that is down
+        logging.getLogger(__name__).warning("broker not reachable at start-up (%s)", type(exc).__name__)
