@@ -22,6 +22,7 @@ import fcntl
 import mmap
 import os
 import threading
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 #: offsets, lengths and buffer addresses are multiples of this (a page: enough for 512-byte
 #: and 4 KiB sector devices)
@@ -32,15 +33,42 @@ O_DIRECT = getattr(os, "O_DIRECT", 0)
 #: idle buffers kept for reuse: a fresh mapping costs a page fault per page on first use
 POOL = 8
 
+#: threads writing full buffers while their writers fill the next (one write under way per writer)
+WRITE_THREADS = 4
+
 _pool: list[mmap.mmap] = []
 _pool_lock = threading.Lock()
+_writes: ThreadPoolExecutor | None = None
+
+
+def _writer_threads() -> ThreadPoolExecutor:
+    global _writes
+    if _writes is None:
+        with _pool_lock:
+            if _writes is None:
+                _writes = ThreadPoolExecutor(max_workers=WRITE_THREADS, thread_name_prefix="direct-write")
+    return _writes
+
+
+def _after_fork_in_child() -> None:
+    """A forked process (Celery's pool, gunicorn's workers) starts with no buffer and no thread
+    of its parent's: the threads do not exist in it."""
+    global _writes, _pool_lock
+    _pool.clear()
+    _writes = None
+    _pool_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _buffer_take() -> mmap.mmap:
     with _pool_lock:
         if _pool:
             return _pool.pop()
-    return mmap.mmap(-1, BUFFER + ALIGN)  # page-aligned
+    # page-aligned; private, so that a forked process never shares a buffer with its parent
+    return mmap.mmap(-1, BUFFER + ALIGN, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
 
 
 def _buffer_give(buffer: mmap.mmap) -> None:
@@ -93,19 +121,25 @@ def _pread_into(fd: int, view: memoryview, offset: int) -> int:
 
 
 class DirectWriter:
-    """Writes a file sequentially from ``offset`` on, through one aligned buffer.
+    """Writes a file sequentially from ``offset`` on, through two aligned buffers.
 
     ``write(data)`` copies into the buffer, or ``reserve(n)`` and ``commit(k)`` let a cipher
-    write into it directly. ``flush()`` puts everything on disk up to ``position`` and cuts the
-    file there (the caller fsyncs for durability). The bytes before ``offset`` in the file are
-    kept: the part of the first block before it is read back first. ``fd`` stays the caller's
-    to close; ``close()`` releases the buffer."""
+    write into it directly. A full buffer's whole blocks are written on a thread while the
+    caller fills the other buffer: an O_DIRECT write waits for the disk, and the caller need not.
+    ``flush()`` puts everything on disk up to ``position`` and cuts the file there (the caller
+    fsyncs for durability); a failed background write is raised by the next ``reserve``,
+    ``flush`` or ``reset``. The bytes before ``offset`` in the file are kept: the part of the
+    first block before it is read back first. ``fd`` stays the caller's to close; ``close()``
+    waits for the write under way and releases the buffers."""
 
     def __init__(self, fd: int, offset: int = 0, *, direct: bool = True):
         self.fd = fd
         self.direct = direct and direct_on(fd)
-        self._map = _buffer_take()
-        self._view = memoryview(self._map)
+        self._maps: list[mmap.mmap] = [_buffer_take()]
+        self._views = [memoryview(self._maps[0])]
+        self._current = 0
+        self._view = self._views[0]
+        self._pending: Future | None = None  # the other buffer's write, under way
         self._base = self._fill = 0
         self.reset(offset)
 
@@ -113,8 +147,15 @@ class DirectWriter:
     def position(self) -> int:
         return self._base + self._fill
 
+    def _settle(self) -> None:
+        """Wait for the write under way; raise its error, if any."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
     def reset(self, offset: int) -> None:
         """Go on writing at ``offset`` (nothing after it is kept once flushed)."""
+        self._settle()
         self._base = _down(offset)
         self._fill = offset - self._base
         if self._fill:
@@ -152,19 +193,34 @@ class DirectWriter:
             _pwrite_all(self.fd, view, offset)
 
     def _write_blocks(self) -> None:
-        """Write the buffer's whole blocks; the partial block left moves to its start."""
+        """Start writing the buffer's whole blocks on a thread and go on in the other buffer,
+        the partial block left at its start."""
         whole = _down(self._fill)
         if not whole:
             return
-        self._write(self._view[:whole], self._base)
+        self._settle()  # the other buffer is free again
+        if len(self._maps) == 1:
+            self._maps.append(_buffer_take())
+            self._views.append(memoryview(self._maps[1]))
+        full, other = self._view, self._views[1 - self._current]
         rest = self._fill - whole
-        self._view[:rest] = self._view[whole:self._fill]
+        other[:rest] = full[whole:self._fill]
+        self._pending = _writer_threads().submit(self._write, full[:whole], self._base)
+        self._current = 1 - self._current
+        self._view = other
         self._base += whole
         self._fill = rest
 
     def flush(self) -> None:
         """Everything written reaches the file, which ends at ``position``."""
-        self._write_blocks()
+        self._settle()
+        whole = _down(self._fill)
+        if whole:
+            self._write(self._view[:whole], self._base)
+            rest = self._fill - whole
+            self._view[:rest] = self._view[whole:self._fill]
+            self._base += whole
+            self._fill = rest
         if self._fill:
             if self.direct:
                 padded = _up(self._fill)
@@ -175,10 +231,17 @@ class DirectWriter:
         os.ftruncate(self.fd, self.position)
 
     def close(self) -> None:
-        if self._map is not None:
-            self._view.release()
-            _buffer_give(self._map)
-            self._map = None
+        if not self._maps:
+            return
+        try:
+            if self._pending is not None:
+                wait([self._pending])  # its buffer is not given back while the disk reads it
+                self._pending = None
+        finally:
+            for view, buffer in zip(self._views, self._maps, strict=True):
+                view.release()
+                _buffer_give(buffer)
+            self._maps, self._views = [], []
 
 
 class DirectReader:
@@ -191,8 +254,6 @@ class DirectReader:
     Any offset may be read; reading front to back is what the read-ahead serves."""
 
     def __init__(self, fd: int, limit: int, *, direct: bool = True):
-        from concurrent.futures import ThreadPoolExecutor
-
         self.fd = fd
         self.limit = limit
         self.direct = direct and direct_on(fd)

@@ -9,6 +9,7 @@ import itertools
 import os
 import shutil
 import subprocess
+import threading
 
 import pytest
 from django.core.files.base import ContentFile
@@ -102,6 +103,50 @@ def test_a_reset_drops_what_was_written_since(folder):
         writer.close()
         os.close(fd)
     assert path.read_bytes() == b"a" * (ALIGN + 10) + b"ccc"
+
+
+def test_a_full_buffer_goes_to_the_disk_while_the_next_one_is_filled(folder, monkeypatch):
+    """The caller does not wait for the disk: the first buffer's write is held back until the
+    caller has filled the second buffer (a writer that writes in line would wait 5 s for it)."""
+    real = directio._pwrite_all
+    filled = threading.Event()
+    waited: list[bool] = []
+
+    def pwrite_all(fd, view, offset):
+        if offset == 0:
+            waited.append(filled.wait(5))
+        return real(fd, view, offset)
+
+    monkeypatch.setattr(directio, "_pwrite_all", pwrite_all)
+    data = os.urandom(3 * directio.BUFFER + 5)
+    fd = os.open(folder / "f", os.O_RDWR | os.O_CREAT, 0o600)
+    writer = directio.DirectWriter(fd)
+    try:
+        writer.write(data[:2 * directio.BUFFER])  # the first buffer is full and handed over
+        filled.set()
+        writer.write(data[2 * directio.BUFFER:])
+        writer.flush()
+    finally:
+        writer.close()
+        os.close(fd)
+    assert waited == [True]
+    assert (folder / "f").read_bytes() == data
+
+
+def test_a_failed_background_write_is_raised_by_the_flush(folder, monkeypatch):
+    def broken(fd, view, offset):
+        raise OSError(errno.EIO, "disk went away")
+
+    fd = os.open(folder / "f", os.O_RDWR | os.O_CREAT, 0o600)
+    writer = directio.DirectWriter(fd)
+    try:
+        monkeypatch.setattr(directio, "_pwrite_all", broken)
+        writer.write(os.urandom(2 * directio.BUFFER))
+        with pytest.raises(OSError, match="disk went away"):
+            writer.flush()
+    finally:
+        writer.close()
+        os.close(fd)
 
 
 def test_where_o_direct_is_refused_plain_writes_give_the_same_file(tmp_path, monkeypatch):
