@@ -69,10 +69,15 @@ def enabled() -> bool:
 
 
 def follow_queue(upload: Upload) -> None:
-    """After an append: queue the follower if the upload is not complete (once committed)."""
+    """After an append: queue the follower if the upload is not complete (once committed) and
+    no follower task is queued already. A run reads what arrived before it begins and while it
+    reads (see ``_arrived``), so one queued task covers every append until it begins: without
+    this, each append of a fast upload queued a task of its own, and all but the first found
+    nothing to do, each taking the worker's turn before the ingest job."""
     if not enabled() or upload.follow_done or (upload.length is not None and upload.offset >= upload.length):
         return
-    transaction.on_commit(partial(_send, upload.pk))
+    if Upload.objects.filter(pk=upload.pk, follow_queued=False, follow_done=False).update(follow_queued=True):
+        transaction.on_commit(partial(_send, upload.pk))
 
 
 def _send(upload_id: int) -> None:
@@ -81,8 +86,17 @@ def _send(upload_id: int) -> None:
     try:
         upload_follow_task.delay(upload_id)
     except Exception as exc:  # noqa: BLE001 - a broker that cannot be reached must not fail the append
+        Upload.objects.filter(pk=upload_id).update(follow_queued=False)  # the next append tries again
         logger.warning("upload %s: follower not queued (%s); the ingest job will do it all", upload_id,
                        type(exc).__name__)
+
+
+def _arrived(upload: Upload) -> int | None:
+    """Where the received bytes end now, and no follower task counts as queued from here on: an
+    append committed before this is read by the run that asks, one committed after it queues a
+    task. None once following is over."""
+    Upload.objects.filter(pk=upload.pk).update(follow_queued=False)
+    return Upload.objects.filter(pk=upload.pk, follow_done=False).values_list("offset", flat=True).first()
 
 
 # --- headers as JSON ------------------------------------------------------------------------------
@@ -275,6 +289,7 @@ def upload_follow(*, upload_id: int) -> int:
     """Prepare the entries of the upload received so far. Returns how many were prepared."""
     from apps.imaging.uploads import upload_open
 
+    Upload.objects.filter(pk=upload_id).update(follow_queued=False)  # before the offset is read (_arrived)
     upload = Upload.objects.filter(pk=upload_id, follow_done=False).exclude(
         state__in=[UploadState.TERMINATED, UploadState.EXPIRED]).first()
     if upload is None:
@@ -298,7 +313,7 @@ def upload_follow(*, upload_id: int) -> int:
                         return run.prepared
             # bytes that arrived meanwhile are read now, not by the task their append queued
             # (it finds them done): no wait for a task between two chunks
-            arrived = Upload.objects.filter(pk=upload.pk, follow_done=False).values_list("offset", flat=True).first()
+            arrived = _arrived(upload)
             if arrived is None or arrived == committed:
                 break
             upload.offset = committed = arrived

@@ -236,6 +236,8 @@ class Upload(PublicIdModel):
     #: and whether following has stopped (not a zip, an entry it leaves to the job, job started)
     follow_offset = models.BigIntegerField(default=0)
     follow_done = models.BooleanField(default=False)
+    #: a follower task is queued and has not yet begun reading: appends queue no other
+    follow_queued = models.BooleanField(default=False)
 
     objects = UploadQuerySet.as_manager()
 

@@ -303,6 +303,52 @@ def test_the_follower_is_queued_only_with_a_worker_and_while_bytes_are_missing(
     assert send(True, False) == [], "no broker: the appends still succeed (204), nothing followed"
 
 
+def test_appends_queue_one_follower_until_it_begins(org_a, uploader, small_ct, settings, monkeypatch,
+                                                    django_capture_on_commit_callbacks):
+    """A fast upload's appends queue one follower task, not one each (all but the first would find
+    nothing to do, each taking the worker's turn before the ingest job); once that task begins
+    reading, the next append queues the next; a send that fails lets the next append try again."""
+    from django.test import Client
+
+    from apps.imaging import tasks
+
+    settings.LIGHTBOX_INGEST_FOLLOW, settings.CELERY_TASK_ALWAYS_EAGER = True, False
+    queued: list[int] = []
+    broker_up = [False]
+
+    def delay(upload_id):
+        if not broker_up[0]:
+            raise ConnectionError("broker down")
+        queued.append(upload_id)
+
+    monkeypatch.setattr(tasks.upload_follow_task, "delay", delay)
+    data = _zip(_slices(small_ct))
+    client = Client()
+    client.force_login(uploader)
+    tus = {"HTTP_TUS_RESUMABLE": "1.0.0"}
+    url = client.post("/api/v1/uploads/", HTTP_UPLOAD_LENGTH=str(len(data)), **tus)["Location"].split("testserver")[-1]
+    cuts = [len(data) * i // 8 for i in range(9)]
+
+    def append(i: int) -> None:
+        with django_capture_on_commit_callbacks(execute=True):
+            r = client.generic("PATCH", url, data[cuts[i]:cuts[i + 1]], content_type="application/offset+octet-stream",
+                               HTTP_UPLOAD_OFFSET=str(cuts[i]), **tus)
+        assert r.status_code == 204
+
+    upload = Upload.objects.get()
+    append(0)
+    assert queued == [] and not Upload.objects.get().follow_queued, "the send failed: nothing counts as queued"
+    broker_up[0] = True
+    for i in (1, 2, 3):
+        append(i)
+    assert queued == [upload.pk], "one task for three appends"
+    follow.upload_follow(upload_id=upload.pk)  # the task begins: it reads all that arrived
+    assert PreparedEntry.objects.exists()
+    append(4)
+    append(5)
+    assert queued == [upload.pk, upload.pk], "the appends after it began queued the next one"
+
+
 def test_an_entry_claiming_to_be_small_is_never_read_whole_into_memory(org_a, uploader):
     from apps.imaging import sources
 
