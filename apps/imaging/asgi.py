@@ -31,8 +31,9 @@ class BodyStream:
     """The request body, read from the view's thread: ``read(n)`` returns up to ``n`` bytes
     (fewer only at the end), b"" at the end; raises ``RequestAborted`` if the client went away.
 
-    Once read from, a task on the event loop keeps receiving up to AHEAD bytes ahead of the
-    reader, so the network transfer goes on while the view encrypts and writes."""
+    From ``start()`` (as the request arrives), a task on the event loop keeps receiving up to
+    AHEAD bytes ahead of the reader, so the network transfer goes on while Django authenticates
+    the request and while the view encrypts and writes."""
 
     def __init__(self, receive, loop: asyncio.AbstractEventLoop):
         self._receive = receive
@@ -90,9 +91,13 @@ class BodyStream:
             self.finished.set()
             self._arrived.set()
 
-    async def _take(self, n: int) -> bytes:
+    def start(self) -> None:
+        """Begin receiving (on the event loop); at most AHEAD bytes are held until the view reads."""
         if self._pump is None:
             self._pump = asyncio.ensure_future(self._run_pump())
+
+    async def _take(self, n: int) -> bytes:
+        self.start()
         self._want = n
         self._room.set()
         while self._buffered < n and self.more:
@@ -151,6 +156,9 @@ def tus_body_passthrough(app):
         if not _is_tus_append(scope, prefix[0]):
             return await app(scope, receive, send)
         stream = BodyStream(receive, asyncio.get_running_loop())
+        # the first AHEAD bytes arrive while the middleware and the view's checks run (the client
+        # waits for nothing); what a refused request sent is dropped with the stream
+        stream.start()
         served = False
 
         async def django_receive():

@@ -9,6 +9,7 @@ import asyncio
 import base64
 import hashlib
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -115,6 +116,39 @@ def test_large_chunk_streams_to_staging_without_spooling(headers, monkeypatch, s
     upload = Upload.objects.get()
     assert upload.offset == len(data) and _staged(upload) == data
     assert sum(spooled) == 0, "Django spooled the body (to a temporary file, in clear, past its limit)"
+
+
+def test_the_body_arrives_while_the_request_is_authenticated(headers, monkeypatch):
+    """The first bytes are received as the request arrives, not once the view starts reading:
+    the transfer goes on during the middleware and the view's checks."""
+    from apps.imaging import tus
+
+    received: list[int] = []
+    seen_by_the_view: list[int] = []
+    writer = tus.uploads.upload_writer
+
+    def upload_writer(upload, wait=0):
+        deadline = time.monotonic() + 2
+        while not received and time.monotonic() < deadline:  # the view has not read a byte yet
+            time.sleep(0.01)
+        seen_by_the_view.append(len(received))
+        return writer(upload, wait=wait)
+
+    monkeypatch.setattr(tus.uploads, "upload_writer", upload_writer)
+    data = os.urandom(2 * 1024 * 1024)
+    url = _create(headers, len(data) + 10)  # not complete: the staging file stays for the check
+    real_call = tus_asgi.BodyStream._message
+
+    async def message(self):
+        got = await real_call(self)
+        received.append(len(got.get("body", b"")))
+        return got
+
+    monkeypatch.setattr(tus_asgi.BodyStream, "_message", message)
+    r = _run(_call("PATCH", url, _patch_headers(headers, 0, data), _pieces(data)))
+    assert r["status"] == 204, r
+    assert seen_by_the_view and seen_by_the_view[0] > 0, "nothing was received before the view read"
+    assert _staged(Upload.objects.get()) == data
 
 
 def test_dropped_connection_keeps_what_arrived_unless_checksummed(headers):
