@@ -73,7 +73,8 @@ def follow_queue(upload: Upload) -> None:
     no follower task is queued already. A run reads what arrived before it begins and while it
     reads (see ``_arrived``), so one queued task covers every append until it begins: without
     this, each append of a fast upload queued a task of its own, and all but the first found
-    nothing to do, each taking the worker's turn before the ingest job."""
+    nothing to do, each taking the worker's turn before the ingest job. A task that fails or is
+    lost leaves the flag set: following stops, and the ingest job does the rest."""
     if not enabled() or upload.follow_done or (upload.length is not None and upload.offset >= upload.length):
         return
     if Upload.objects.filter(pk=upload.pk, follow_queued=False, follow_done=False).update(follow_queued=True):
@@ -91,10 +92,15 @@ def _send(upload_id: int) -> None:
                        type(exc).__name__)
 
 
-def _arrived(upload: Upload) -> int | None:
-    """Where the received bytes end now, and no follower task counts as queued from here on: an
-    append committed before this is read by the run that asks, one committed after it queues a
-    task. None once following is over."""
+def _arrived(upload: Upload, committed: int) -> int | None:
+    """Where the received bytes end now (None once following is over). When nothing more has
+    arrived, the run is about to end: from then on no follower task counts as queued, and the
+    offset is read again, so that an append committed before that is read by this run and one
+    committed after it queues the next task. Appends during the run queue none (the task that
+    began it still counts as queued): the run reads their bytes itself."""
+    arrived = Upload.objects.filter(pk=upload.pk, follow_done=False).values_list("offset", flat=True).first()
+    if arrived != committed:
+        return arrived
     Upload.objects.filter(pk=upload.pk).update(follow_queued=False)
     return Upload.objects.filter(pk=upload.pk, follow_done=False).values_list("offset", flat=True).first()
 
@@ -289,7 +295,6 @@ def upload_follow(*, upload_id: int) -> int:
     """Prepare the entries of the upload received so far. Returns how many were prepared."""
     from apps.imaging.uploads import upload_open
 
-    Upload.objects.filter(pk=upload_id).update(follow_queued=False)  # before the offset is read (_arrived)
     upload = Upload.objects.filter(pk=upload_id, follow_done=False).exclude(
         state__in=[UploadState.TERMINATED, UploadState.EXPIRED]).first()
     if upload is None:
@@ -313,7 +318,7 @@ def upload_follow(*, upload_id: int) -> int:
                         return run.prepared
             # bytes that arrived meanwhile are read now, not by the task their append queued
             # (it finds them done): no wait for a task between two chunks
-            arrived = _arrived(upload)
+            arrived = _arrived(upload, committed)
             if arrived is None or arrived == committed:
                 break
             upload.offset = committed = arrived

@@ -327,7 +327,7 @@ def test_appends_queue_one_follower_until_it_begins(org_a, uploader, small_ct, s
     client.force_login(uploader)
     tus = {"HTTP_TUS_RESUMABLE": "1.0.0"}
     url = client.post("/api/v1/uploads/", HTTP_UPLOAD_LENGTH=str(len(data)), **tus)["Location"].split("testserver")[-1]
-    cuts = [len(data) * i // 8 for i in range(9)]
+    cuts = [len(data) * i // 10 for i in range(11)]
 
     def append(i: int) -> None:
         with django_capture_on_commit_callbacks(execute=True):
@@ -342,11 +342,29 @@ def test_appends_queue_one_follower_until_it_begins(org_a, uploader, small_ct, s
     for i in (1, 2, 3):
         append(i)
     assert queued == [upload.pk], "one task for three appends"
-    follow.upload_follow(upload_id=upload.pk)  # the task begins: it reads all that arrived
+    follow.upload_follow(upload_id=upload.pk)  # the task runs: it reads all that arrived
     assert PreparedEntry.objects.exists()
     append(4)
-    append(5)
-    assert queued == [upload.pk, upload.pk], "the appends after it began queued the next one"
+    assert queued == [upload.pk, upload.pk], "an append after that run ended queued the next task"
+
+    entry = follow._entry
+    during: list[int] = []
+
+    def entry_then_append(fh, pos, committed):
+        step = entry(fh, pos, committed)
+        if step is None and not during:  # at the end of what had arrived: two appends land
+            during.append(pos)
+            append(5)
+            append(6)
+        return step
+
+    monkeypatch.setattr(follow, "_entry", entry_then_append)
+    follow.upload_follow(upload_id=upload.pk)
+    assert during and queued == [upload.pk, upload.pk], "appends during a run queue nothing: it reads them"
+    assert Upload.objects.get().follow_offset > during[0]
+    monkeypatch.setattr(follow, "_entry", entry)
+    append(7)
+    assert queued == [upload.pk] * 3
 
 
 def test_an_entry_claiming_to_be_small_is_never_read_whole_into_memory(org_a, uploader):
