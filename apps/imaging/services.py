@@ -170,6 +170,8 @@ def _finish_study(study: Study) -> None:
 #: loses at most the batch in progress, which the retry redoes. Its files are held in memory
 #: (each at most sources.MEMORY_MAX; a larger file is stored in a batch of its own)
 BATCH_FILES, BATCH_BYTES = 64, 32 * 1024 * 1024
+#: entries the follower prepared hold no bytes: up to this many of them are committed at once
+BATCH_PREPARED = 1000
 
 
 @dataclass
@@ -402,7 +404,7 @@ def ingest_job_run(*, job_id: int, progress: Progress | None = None) -> IngestJo
 
 def _run_entries(run: _Run, done: set[str], progress: Progress | None) -> None:
     """Read, parse and hash batch N+1 while batch N's blobs are written; commit in order."""
-    files = nbytes = held = 0
+    files = nbytes = held = reading = 0  # reading: the batch's entries read here (not prepared)
     seen: set[str] = set()
     # entries the follower already read while the upload arrived (used only where the central
     # directory names the very same entry, after the same checks)
@@ -411,11 +413,11 @@ def _run_entries(run: _Run, done: set[str], progress: Progress | None) -> None:
     pending: _Stored | None = None
 
     def flush() -> None:
-        nonlocal batch, held, pending
+        nonlocal batch, held, pending, reading
         started = _store_start(run, batch)
         if pending is not None:
             _store_finish(run, pending)
-        pending, batch, held = started, [], 0
+        pending, batch, held, reading = started, [], 0, 0
 
     for entry in _entries(run.job):
         files += 1
@@ -448,8 +450,11 @@ def _run_entries(run: _Run, done: set[str], progress: Progress | None) -> None:
                 item.skip("damaged zip entry (checksum or compressed data)")
         if item is not None:
             batch.append(item)
-            held += (item.size or 0) if item.source is not None else 0
-        if len(batch) >= BATCH_FILES or held >= BATCH_BYTES:
+            if item.source is not None:
+                held += item.size or 0
+            if item.blob is None:
+                reading += 1
+        if reading >= BATCH_FILES or held >= BATCH_BYTES or len(batch) >= BATCH_PREPARED:
             flush()
         if progress is not None:
             progress(files, nbytes)

@@ -437,3 +437,27 @@ def test_the_next_batch_is_read_while_the_blobs_of_one_are_written(org_a, upload
     assert follow.upload_follow(upload_id=upload.pk) == 6
     assert waited[:2] == [True, True], "the first batch's blobs were written while the second was read"
     assert PreparedEntry.objects.count() == 6 and Blob.objects.count() == 6
+
+
+def test_prepared_entries_are_committed_together_and_the_rest_in_batches(org_a, uploader, small_ct, monkeypatch):
+    """The entries the follower prepared hold no bytes: the job commits them together, not in
+    batches of BATCH_FILES; the entries it reads itself still count towards BATCH_FILES."""
+    monkeypatch.setattr(services, "BATCH_FILES", 1)
+    files = _slices(small_ct)
+    data = _zip(files)
+    offsets = _offsets(data)
+    upload = _stage(org_a, uploader, data, offsets[4])  # entries 0-3 received
+    assert follow.upload_follow(upload_id=upload.pk) == 4
+    batches: list[int] = []
+    finish = services._store_finish
+
+    def counting(run, stored):
+        if stored.items:
+            batches.append(len(stored.items))
+        return finish(run, stored)
+
+    monkeypatch.setattr(services, "_store_finish", counting)
+    job, parsed = _finish(upload, data, monkeypatch)
+    assert job.state == JobState.DONE and job.files_ingested == 6 and job.files_prepared == 4
+    assert len(parsed) == 2
+    assert batches == [5, 1], "the four prepared entries with the first read by the job, then the other"
