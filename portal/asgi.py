@@ -20,6 +20,10 @@ from portal.celery import broker_connect  # noqa: E402
 # not inside the first request that queues one
 broker_connect()
 
+from portal.memory import apply_from_settings  # noqa: E402
+
+apply_from_settings()  # large buffers reused, not mapped and faulted in afresh (portal/memory.py)
+
 import gc  # noqa: E402
 
 # what start-up loaded (Django, the apps, their modules) lives as long as the process: frozen,

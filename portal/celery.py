@@ -19,7 +19,10 @@ app.autodiscover_tasks()
 @worker_process_init.connect
 def _freeze_startup_objects(**_kwargs) -> None:
     """As portal/asgi.py: the objects loaded before the pool process started are never
-    collected, so the collector stops walking them."""
+    collected, so the collector stops walking them; large buffers are reused (portal/memory.py)."""
+    from portal.memory import apply_from_settings
+
+    apply_from_settings()
     gc.freeze()
 
 

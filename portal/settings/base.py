@@ -273,6 +273,9 @@ LIGHTBOX_UPLOAD_DIR = Path(env.str("LIGHTBOX_UPLOAD_DIR", default=str(VAR_DIR / 
 LIGHTBOX_UPLOAD_EXPIRY_HOURS = env.int("LIGHTBOX_UPLOAD_EXPIRY_HOURS", default=24)
 # a Celery worker reads a zip's entries while the upload still arrives (apps.imaging.follow)
 LIGHTBOX_INGEST_FOLLOW = env.bool("LIGHTBOX_INGEST_FOLLOW", default=True)
+# server and worker processes keep the memory they free for their next large buffers (glibc
+# malloc settings, portal/memory.py)
+LIGHTBOX_KEEP_FREED_MEMORY = env.bool("LIGHTBOX_KEEP_FREED_MEMORY", default=True)
 #: a viewer session with no frame or activity for this long is closed (viewer.closed, reason timeout)
 LIGHTBOX_VIEWER_IDLE_MINUTES = env.int("LIGHTBOX_VIEWER_IDLE_MINUTES", default=30)
 LIGHTBOX_ZIP_MAX_ENTRIES = 100_000
