@@ -47,7 +47,10 @@ class BodyStream:
         self._task: asyncio.Future | None = None
         self.more = True           # more body to come from the channel
         self.disconnected = False
-        self.finished = asyncio.Event()  # the body was received to its end, or the client left
+        #: the reader has had the whole body (or learnt that the client left): only then may
+        #: Django look for a disconnect, which would abandon the request (the body arrives
+        #: before the view runs, so a client gone by then would lose what it sent)
+        self.drained = asyncio.Event()
         #: set by the reader: called while waiting for bytes; True gives up as if disconnected
         self.stop: Callable[[], bool] | None = None
 
@@ -88,7 +91,6 @@ class BodyStream:
                 self._arrived.set()
         finally:
             self.more = False
-            self.finished.set()
             self._arrived.set()
 
     def start(self) -> None:
@@ -113,6 +115,8 @@ class BodyStream:
             want -= len(piece)
         out = b"".join(parts)
         self._buffered -= len(out)
+        if not self.more and not self._buffered:
+            self.drained.set()
         if self._buffered < AHEAD:
             self._room.set()
         return out
@@ -168,7 +172,7 @@ def tus_body_passthrough(app):
                 return {"type": "http.request", "body": b"", "more_body": False}
             # Django listens for a disconnect after the body; the channel is the view's until
             # the body has been read (or the view has answered and this task is cancelled)
-            await stream.finished.wait()
+            await stream.drained.wait()
             return await receive()
 
         try:

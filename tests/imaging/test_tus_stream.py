@@ -151,6 +151,34 @@ def test_the_body_arrives_while_the_request_is_authenticated(headers, monkeypatc
     assert _staged(Upload.objects.get()) == data
 
 
+def test_django_hears_of_a_disconnect_only_once_the_view_has_the_body():
+    """The body arrives while Django authenticates the request, so the client can be gone before
+    the view reads a byte. Django's disconnect listener would then abandon the request and what
+    arrived would be lost: the wrapper holds the disconnect back until the view has the body."""
+    heard: list[str] = []
+
+    async def django(scope, receive, send):
+        assert (await receive())["body"] == b""  # the body Django reads itself
+        listener = asyncio.ensure_future(receive())  # as Django's listen_for_disconnect
+        await asyncio.sleep(0.3)  # every piece, and the disconnect, have arrived by now
+        heard.append("early" if listener.done() else "not yet")
+        stream = scope[tus_asgi.SCOPE_KEY]
+        got = await stream._take(10 * PIECE)
+        heard.append(str(len(got)))
+        heard.append((await asyncio.wait_for(listener, 1))["type"])  # now it may hear it
+
+    pieces = [os.urandom(PIECE) for _ in range(3)]
+    queue = [{"type": "http.request", "body": p, "more_body": True} for p in pieces]
+
+    async def receive():
+        return queue.pop(0) if queue else {"type": "http.disconnect"}
+
+    scope = {"type": "http", "method": "PATCH", "path": "/api/v1/uploads/x/",
+             "headers": [(b"content-type", b"application/offset+octet-stream")]}
+    _run(tus_asgi.tus_body_passthrough(django)(scope, receive, None))
+    assert heard == ["not yet", str(3 * PIECE), "http.disconnect"]
+
+
 def test_dropped_connection_keeps_what_arrived_unless_checksummed(headers):
     data = os.urandom(8 * PIECE)
     url = _create(headers, len(data) + 1)  # one byte short of complete: the staging file stays
