@@ -19,7 +19,6 @@ from __future__ import annotations
 import io
 import logging
 import re
-import zlib
 from functools import partial
 
 from cryptography.exceptions import InvalidTag
@@ -33,6 +32,7 @@ from apps.audit.services import record
 from apps.deid.models import LABEL, DeidExport, DeidExportFile, Outcome, State
 from apps.deid.profile import Excluded, Reason, deidentify_file
 from apps.imaging.blobs import open_blob, put_blob
+from apps.imaging.checksums import crc32
 from apps.imaging.models import Instance, Study
 from apps.sharing import policy
 from apps.sharing.policy import Action
@@ -123,7 +123,7 @@ def _one(inst: Instance, export: DeidExport, key: bytes, path: str) -> dict:
         return {"outcome": Outcome.EXCLUDED, "reason": Reason.UNREADABLE}
     blob = put_blob(io.BytesIO(output.data), organization=inst.organization_id)
     return {"outcome": Outcome.EXPORTED, "path": path, "blob": blob, "sha256": blob.sha256,
-            "crc32": zlib.crc32(output.data), "bytes": len(output.data)}
+            "crc32": crc32(output.data), "bytes": len(output.data)}
 
 
 def _fail(export: DeidExport, reason: str) -> DeidExport:

@@ -51,6 +51,7 @@ from apps.imaging.blobs import (
     blobs_write_finish,
     blobs_write_start,
 )
+from apps.imaging.checksums import crc32
 from apps.imaging.models import Blob, PreparedEntry, Upload, UploadState
 
 logger = logging.getLogger(__name__)
@@ -180,7 +181,7 @@ def _entry(fh, pos: int, committed: int) -> tuple[int, _Prepared | None] | None:
         return end, None  # a folder, or an entry the job reports or extracts itself
     fh.seek(data_at)
     data = _inflate(fh.read(csize), method, usize)
-    if data is None or len(data) != usize or zlib.crc32(data) != crc:
+    if data is None or len(data) != usize or crc32(data) != crc:
         return end, None  # damaged: the job reports it
     try:
         header = dicom.parse(io.BytesIO(data))

@@ -30,7 +30,6 @@ import hashlib
 import os
 import re
 import struct
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -39,6 +38,7 @@ from django.core.files.storage import default_storage
 from django.utils import timezone, translation
 
 from apps.imaging.blobs import iter_blob
+from apps.imaging.checksums import crc32
 from apps.imaging.models import Blob, Instance, Study
 from apps.renditions.models import Kind, Label, RenditionFile, Status
 
@@ -348,7 +348,7 @@ def _deid_of(studies: list[Study]) -> bool:
 def _finish(package: Package, *, what: str, studies: list[Study]) -> Package:
     manifest = _manifest(package, what=what, studies=studies)
     package.entries.insert(0, Entry(path=f"{package.name}/MANIFEST.txt", size=len(manifest),
-                                    crc32=zlib.crc32(manifest), sha256=hashlib.sha256(manifest).hexdigest(),
+                                    crc32=crc32(manifest), sha256=hashlib.sha256(manifest).hexdigest(),
                                     label="manifest", data=manifest))
     when = max((s.created_at for s in studies), default=timezone.now())
     _layout(package, when.astimezone(UTC) if timezone.is_aware(when) else when)

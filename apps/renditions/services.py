@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import logging
-import zlib
 from collections.abc import Iterable
 from functools import partial
 
@@ -20,6 +19,7 @@ from django.db.models import Count, Q, Sum
 from pydicom.uid import UID, JPEGBaseline8Bit
 
 from apps.imaging.blobs import open_blob, put_blob
+from apps.imaging.checksums import crc32
 from apps.imaging.models import Instance, Study
 from apps.renditions import encoders
 from apps.renditions.models import DIAGNOSTIC_LABELS, KIND_LABEL, Kind, Label, Rendition, RenditionFile, Status
@@ -61,7 +61,7 @@ def _rendition_row(study: Study, kind: str) -> Rendition:
 
 def _stored(data: bytes, organization_id: int) -> dict:
     blob = put_blob(io.BytesIO(data), organization=organization_id)
-    return {"blob": blob, "sha256": blob.sha256, "crc32": zlib.crc32(data), "bytes": len(data)}
+    return {"blob": blob, "sha256": blob.sha256, "crc32": crc32(data), "bytes": len(data)}
 
 
 def _make(kind: str, inst: Instance, data: bytes, facts: encoders.SourceFacts | None,
@@ -82,7 +82,7 @@ def _make_fields(kind: str, inst: Instance, data: bytes, facts: encoders.SourceF
     if kind == Kind.ORIGINAL:
         return {**base, "status": Status.READY, "label": Label.LOSSY_SOURCE if lossy_source else
                 Label.DIAGNOSTIC_ORIGINAL, "codec": inst.transfer_syntax_uid, "extension": "dcm",
-                "blob_id": inst.blob_id, "sha256": inst.sha256, "crc32": zlib.crc32(data), "bytes": inst.size,
+                "blob_id": inst.blob_id, "sha256": inst.sha256, "crc32": crc32(data), "bytes": inst.size,
                 "lossy": lossy_source, "rows": inst.rows, "columns": inst.columns}
     if facts is None:
         return {**base, "status": Status.UNAVAILABLE, "reason": facts_reason, "label": KIND_LABEL[Kind(kind)]}
