@@ -24,7 +24,7 @@ import shutil
 import struct
 import tempfile
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Executor, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Executor, Future, wait
 from typing import IO, BinaryIO
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -38,8 +38,9 @@ from apps.imaging.models import Blob
 CHUNK_SIZE = 1024 * 1024
 TAG = 16
 READ_SIZE = 1024 * 1024
-#: files blobs_write_many writes at a time: encryption, writing and fsync release the GIL, and
-#: the disk takes several flushes at once (a blob costs about as long in fsync as in encryption)
+#: blob files written at a time (the follower's and the ingest job's writer threads): encryption,
+#: writing and fsync release the GIL, and the disk takes several flushes at once (a blob costs
+#: about as long in fsync as in encryption)
 PARALLEL_WRITES = 4
 
 
@@ -225,14 +226,6 @@ def blobs_write_finish(futures: list[Future[Blob]]) -> list[Blob]:
         blob_files_delete(written)
         raise errors[0]
     return written
-
-
-def blobs_write_many(sources: dict[str, bytes]) -> list[Blob]:
-    """``blob_write`` for each ``{sha256: plaintext}``, several at a time, all or nothing."""
-    if len(sources) <= 1:
-        return [blob_write(source, sha256) for sha256, source in sources.items()]
-    with ThreadPoolExecutor(max_workers=PARALLEL_WRITES, thread_name_prefix="blob-write") as pool:
-        return blobs_write_finish(blobs_write_start(sources, pool))
 
 
 def blobs_found(sha256s: Iterable[str]) -> dict[str, Blob]:

@@ -238,12 +238,6 @@ def _commit_finish(upload: Upload, batch: _Batch) -> bool:
     return True
 
 
-def _commit(upload: Upload, start: int, end: int, batch: list[_Prepared]) -> bool:
-    """Store and record one batch (``_commit_start`` then ``_commit_finish``)."""
-    with ThreadPoolExecutor(max_workers=PARALLEL_WRITES, thread_name_prefix="follow-write") as pool:
-        return _commit_finish(upload, _commit_start(pool, start, end, batch))
-
-
 class _Run:
     """One follower run: batch N+1 is read and parsed while batch N's blobs are written, and
     batches are committed in order."""

@@ -136,6 +136,14 @@ def _plaintexts(n: int) -> dict[str, bytes]:
     return {hashlib.sha256(d).hexdigest(): d for d in datas}
 
 
+def _write_many(sources: dict[str, bytes]) -> list[Blob]:
+    """As the follower writes a batch: started on a pool of PARALLEL_WRITES threads, then waited for."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=blobs.PARALLEL_WRITES) as pool:
+        return blobs.blobs_write_finish(blobs.blobs_write_start(sources, pool))
+
+
 def test_write_many_writes_several_at_once(monkeypatch):
     """Two writes must be under way together: each waits (in its fsync step) for the other."""
     import threading
@@ -149,7 +157,7 @@ def test_write_many_writes_several_at_once(monkeypatch):
 
     monkeypatch.setattr(blobs, "_make_durable", durable)
     sources = _plaintexts(4)
-    written = blobs.blobs_write_many(sources)
+    written = _write_many(sources)
     assert {b.sha256 for b in written} == set(sources)
     for blob in blobs.blobs_record(written):
         assert blobs.open_blob(blob).read() == sources[blob.sha256]
@@ -170,6 +178,6 @@ def test_write_many_is_all_or_nothing(monkeypatch):
 
     monkeypatch.setattr(blobs, "blob_write", write)
     with pytest.raises(OSError, match="disk full"):
-        blobs.blobs_write_many(sources)
+        _write_many(sources)
     assert len(names) == 5 and not any(default_storage.exists(n) for n in names)
     assert not Blob.objects.exists()

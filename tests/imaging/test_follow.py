@@ -9,6 +9,7 @@ import io
 import struct
 import threading
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from django.core.files.storage import default_storage
@@ -259,7 +260,8 @@ def test_a_follower_overtaken_drops_its_batch(org_a, uploader, small_ct):
 
     follow.prepared_for_job(upload)  # the job started: the follower must not add anything now
     assert follow.upload_follow(upload_id=upload.pk) == 0
-    assert not follow._commit(upload, 0, end, [item])
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        assert not follow._commit_finish(upload, follow._commit_start(pool, 0, end, [item]))
     assert not PreparedEntry.objects.exists() and not Blob.objects.exists()
     assert not default_storage.exists(f"blobs/{item.sha256[:2]}/{item.sha256[2:4]}/{item.sha256}")
 
