@@ -172,14 +172,25 @@ def _write(fileobj: IO[bytes], sha256: str, size: int) -> Blob:
 
 
 def _make_durable(name: str) -> None:
-    """On local file storage, the blob file and its folder entry reach the disk before the row
-    that records the blob is committed (a crash cannot leave a recorded blob without its bytes).
-    Object storage has the object once the upload call returns."""
+    """On local file storage, the blob file and the folder entries that lead to it reach the disk
+    before the row that records the blob is committed (a crash cannot leave a recorded blob
+    without its bytes, nor its bytes in a folder whose own entry was lost: a blob's folders are
+    often new, and on a file system without a journal nothing orders their creation before the
+    file's fsync). A folder with nothing unwritten costs a system call. Object storage has the
+    object once the upload call returns."""
     try:
         path = default_storage.path(name)
+        root = os.path.realpath(default_storage.location)
     except NotImplementedError:
         return
-    for target, flags in ((path, os.O_RDONLY), (os.path.dirname(path), os.O_RDONLY | os.O_DIRECTORY)):
+    targets = [(path, os.O_RDONLY)]
+    folder = os.path.dirname(path)
+    while True:
+        targets.append((folder, os.O_RDONLY | os.O_DIRECTORY))
+        if os.path.realpath(folder) == root or os.path.dirname(folder) == folder:
+            break
+        folder = os.path.dirname(folder)
+    for target, flags in targets:
         fd = os.open(target, flags)
         try:
             os.fsync(fd)

@@ -111,7 +111,9 @@ def test_rotate_keys_rewraps_without_touching_data(settings):
     assert blobs.open_blob(blob).read() == data
 
 
-def test_a_new_blob_file_and_its_folder_are_on_disk_before_the_row(monkeypatch):
+def test_a_new_blob_file_and_its_folders_are_on_disk_before_the_row(monkeypatch):
+    """The file, then every folder leading to it up to the storage root: a blob's folders are
+    often new (blobs/ab/cd/), and a crash must not lose the entry of one whose blob has a row."""
     import hashlib
 
     synced: list[str] = []
@@ -125,8 +127,12 @@ def test_a_new_blob_file_and_its_folder_are_on_disk_before_the_row(monkeypatch):
     data = os.urandom(3000)
     blob = blobs.blob_write(data, hashlib.sha256(data).hexdigest())
     assert blob.pk is None, "not recorded yet: blobs_record saves the row afterwards"
-    path = default_storage.path(blob.storage_name)
-    assert synced == [path, os.path.dirname(path)]
+    path = os.path.realpath(default_storage.path(blob.storage_name))
+    cd = os.path.dirname(path)
+    ab = os.path.dirname(cd)
+    root = os.path.realpath(default_storage.location)
+    assert synced == [path, cd, ab, os.path.dirname(ab), root]
+    assert os.path.dirname(os.path.dirname(ab)) == root  # root/blobs/ab/cd/<sha256>
 
 
 def _plaintexts(n: int) -> dict[str, bytes]:
@@ -181,3 +187,4 @@ def test_write_many_is_all_or_nothing(monkeypatch):
         _write_many(sources)
     assert len(names) == 5 and not any(default_storage.exists(n) for n in names)
     assert not Blob.objects.exists()
+
