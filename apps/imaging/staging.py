@@ -34,6 +34,19 @@ def staging_path(name: str) -> Path:
     return staging_dir() / name
 
 
+def staging_create(name: str) -> Path:
+    """Create an empty staging file, its folder entry on disk before any byte is acknowledged
+    (the offsets recorded later count on the file being there after a crash)."""
+    path = staging_path(name)
+    path.touch(mode=0o600)
+    fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return path
+
+
 def new_key(aad: bytes) -> tuple[bytes, str, bytes]:
     key = os.urandom(32)
     kid, wrapped = keys.wrap_key(key, aad=aad)

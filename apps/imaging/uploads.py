@@ -30,7 +30,7 @@ def upload_create(*, organization, user, length: int | None, filename: str = "",
     _key, upload.key_id, upload.wrapped_key = staging.new_key(_aad(upload))
     upload.staging_name = f"{upload.public_id}.part"
     upload.save()
-    staging.staging_path(upload.staging_name).touch(mode=0o600)
+    staging.staging_create(upload.staging_name)
     record(action="imaging.upload_created", actor=user, organization=organization, target=upload, request=request,
            case=case, details={"length": length})
     return upload

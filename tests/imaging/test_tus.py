@@ -163,3 +163,21 @@ def test_expiry_task_deletes_unfinished_staging(client):
     assert not path.exists()
     assert Upload.objects.get().state == UploadState.EXPIRED
     assert AuditEvent.objects.filter(action="imaging.upload_expired").exists()
+
+
+def test_a_new_staging_file_has_its_folder_entry_on_disk(client, monkeypatch):
+    import os
+
+    from apps.imaging import staging
+
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        return real_fsync(fd)
+
+    monkeypatch.setattr(staging.os, "fsync", fsync)
+    _create(client, 10)
+    path = staging.staging_path(Upload.objects.get().staging_name)
+    assert path.exists() and synced == [os.path.realpath(path.parent)]
