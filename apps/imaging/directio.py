@@ -33,29 +33,30 @@ O_DIRECT = getattr(os, "O_DIRECT", 0)
 #: idle buffers kept for reuse: a fresh mapping costs a page fault per page on first use
 POOL = 8
 
-#: threads writing full buffers while their writers fill the next (one write under way per writer)
-WRITE_THREADS = 4
+#: threads doing the disk's side while callers go on: a writer's full buffer written, a reader's
+#: next block read ahead (at most one under way per writer or reader; none waits for another)
+IO_THREADS = 4
 
 _pool: list[mmap.mmap] = []
 _pool_lock = threading.Lock()
-_writes: ThreadPoolExecutor | None = None
+_io: ThreadPoolExecutor | None = None
 
 
-def _writer_threads() -> ThreadPoolExecutor:
-    global _writes
-    if _writes is None:
+def _io_threads() -> ThreadPoolExecutor:
+    global _io
+    if _io is None:
         with _pool_lock:
-            if _writes is None:
-                _writes = ThreadPoolExecutor(max_workers=WRITE_THREADS, thread_name_prefix="direct-write")
-    return _writes
+            if _io is None:
+                _io = ThreadPoolExecutor(max_workers=IO_THREADS, thread_name_prefix="direct-io")
+    return _io
 
 
 def _after_fork_in_child() -> None:
     """A forked process (Celery's pool, gunicorn's workers) starts with no buffer and no thread
     of its parent's: the threads do not exist in it."""
-    global _writes, _pool_lock
+    global _io, _pool_lock
     _pool.clear()
-    _writes = None
+    _io = None
     _pool_lock = threading.Lock()
 
 
@@ -108,6 +109,19 @@ def _pwrite_all(fd: int, view: memoryview, offset: int) -> None:
         if done <= 0:  # pragma: no cover - a regular file writes something or raises
             raise OSError(errno.EIO, "write made no progress")
         view, offset = view[done:], offset + done
+
+
+def _plain_if_refused(owner, io, *args):
+    """``io(*args)``; if the device refuses O_DIRECT there (it wants a larger alignment than
+    ALIGN), the file goes on with plain I/O (``owner.direct`` False) and ``io`` is tried again."""
+    try:
+        return io(*args)
+    except OSError as exc:
+        if not (owner.direct and exc.errno == errno.EINVAL):
+            raise
+    direct_off(owner.fd)
+    owner.direct = False
+    return io(*args)
 
 
 def _pread_into(fd: int, view: memoryview, offset: int) -> int:
@@ -182,15 +196,7 @@ class DirectWriter:
             self.commit(len(piece))
 
     def _write(self, view: memoryview, offset: int) -> None:
-        try:
-            _pwrite_all(self.fd, view, offset)
-        except OSError as exc:
-            if not (self.direct and exc.errno == errno.EINVAL):
-                raise
-            # the device wants a larger alignment than ALIGN: plain writes from now on
-            direct_off(self.fd)
-            self.direct = False
-            _pwrite_all(self.fd, view, offset)
+        _plain_if_refused(self, _pwrite_all, self.fd, view, offset)
 
     def _write_blocks(self) -> None:
         """Start writing the buffer's whole blocks on a thread and go on in the other buffer,
@@ -205,7 +211,7 @@ class DirectWriter:
         full, other = self._view, self._views[1 - self._current]
         rest = self._fill - whole
         other[:rest] = full[whole:self._fill]
-        self._pending = _writer_threads().submit(self._write, full[:whole], self._base)
+        self._pending = _io_threads().submit(self._write, full[:whole], self._base)
         self._current = 1 - self._current
         self._view = other
         self._base += whole
@@ -261,20 +267,12 @@ class DirectReader:
         self._views = [memoryview(m) for m in self._maps]
         self._blocks = [(0, 0), (0, 0)]  # (file offset, bytes) held by each buffer
         self._current = 0
-        self._ahead = None  # the read into the other buffer, under way
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="direct-read")
+        self._ahead: Future | None = None  # the read into the other buffer, under way
 
     def _fill(self, index: int, offset: int) -> None:
         """Read the aligned block at ``offset`` (a multiple of ALIGN) into buffer ``index``."""
         view = self._views[index][:min(BUFFER, _up(self.limit - offset))]
-        try:
-            got = _pread_into(self.fd, view, offset)
-        except OSError as exc:
-            if not (self.direct and exc.errno == errno.EINVAL):
-                raise
-            direct_off(self.fd)
-            self.direct = False
-            got = _pread_into(self.fd, view, offset)
+        got = _plain_if_refused(self, _pread_into, self.fd, view, offset)
         self._blocks[index] = (offset, min(got, self.limit - offset))
 
     def _holds(self, index: int, offset: int) -> bool:
@@ -294,16 +292,18 @@ class DirectReader:
             self._current = other
             following = self._blocks[other][0] + self._blocks[other][1]
             if self._blocks[other][1] and following < self.limit:
-                self._ahead = self._pool.submit(self._fill, 1 - other, following)
+                self._ahead = _io_threads().submit(self._fill, 1 - other, following)
         start, size = self._blocks[self._current]
         at = offset - start
         return self._views[self._current][at:min(size, at + n)]
 
     def close(self) -> None:
-        if self._pool is None:
+        if not self._maps:
             return
-        self._pool.shutdown(wait=True)
-        self._pool = None
+        if self._ahead is not None:
+            wait([self._ahead])  # its buffer is not given back while the disk fills it
+            self._ahead = None
         for view, buffer in zip(self._views, self._maps, strict=True):
             view.release()
             _buffer_give(buffer)
+        self._maps, self._views = [], []
