@@ -33,6 +33,7 @@ from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 
 from apps.imaging import keys
+from apps.imaging.directio import fsync_paths
 from apps.imaging.models import Blob
 
 CHUNK_SIZE = 1024 * 1024
@@ -183,19 +184,14 @@ def _make_durable(name: str) -> None:
         root = os.path.realpath(default_storage.location)
     except NotImplementedError:
         return
-    targets = [(path, os.O_RDONLY)]
+    targets = [path]
     folder = os.path.dirname(path)
     while True:
-        targets.append((folder, os.O_RDONLY | os.O_DIRECTORY))
+        targets.append(folder)
         if os.path.realpath(folder) == root or os.path.dirname(folder) == folder:
             break
         folder = os.path.dirname(folder)
-    for target, flags in targets:
-        fd = os.open(target, flags)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    fsync_paths(*targets)
 
 
 def _record(blob: Blob) -> Blob:

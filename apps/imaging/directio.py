@@ -111,6 +111,16 @@ def _pwrite_all(fd: int, view: memoryview, offset: int) -> None:
         view, offset = view[done:], offset + done
 
 
+def fsync_paths(*paths: str | os.PathLike) -> None:
+    """fsync each file or folder, in order (a folder: the entries it holds reach the disk)."""
+    for path in paths:
+        fd = os.open(path, os.O_RDONLY)  # a folder opens read-only too
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
 def _plain_if_refused(owner, io, *args):
     """``io(*args)``; if the device refuses O_DIRECT there (it wants a larger alignment than
     ALIGN), the file goes on with plain I/O (``owner.direct`` False) and ``io`` is tried again."""

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from django.conf import settings
 
 from apps.imaging import keys
-from apps.imaging.directio import BUFFER, DirectReader, DirectWriter
+from apps.imaging.directio import BUFFER, DirectReader, DirectWriter, fsync_paths
 
 BLOCK = 16
 
@@ -39,11 +39,7 @@ def staging_create(name: str) -> Path:
     (the offsets recorded later count on the file being there after a crash)."""
     path = staging_path(name)
     path.touch(mode=0o600)
-    fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_paths(path.parent)
     return path
 
 
