@@ -99,11 +99,11 @@ def _arrived(upload: Upload, committed: int) -> int | None:
     offset is read again, so that an append committed before that is read by this run and one
     committed after it queues the next task. Appends during the run queue none (the task that
     began it still counts as queued): the run reads their bytes itself."""
-    arrived = Upload.objects.filter(pk=upload.pk, follow_done=False).values_list("offset", flat=True).first()
-    if arrived != committed:
+    followed = Upload.objects.filter(pk=upload.pk, follow_done=False).values_list("offset", flat=True)
+    if (arrived := followed.first()) != committed:
         return arrived
     Upload.objects.filter(pk=upload.pk).update(follow_queued=False)
-    return Upload.objects.filter(pk=upload.pk, follow_done=False).values_list("offset", flat=True).first()
+    return followed.first()  # a queryset runs again on each first()
 
 
 # --- headers as JSON ------------------------------------------------------------------------------
