@@ -52,16 +52,16 @@ def _peak_rss_mb(pid: int) -> float:
     return best / 1024
 
 
-def _cpu_s(pid: int) -> float:
-    """CPU seconds (user + system) used so far by the processes of the tree under ``pid``."""
-    ticks = 0
+def _cpu_split(pid: int) -> tuple[float, float]:
+    """CPU seconds (user, system) used so far by the processes of the tree under ``pid``."""
+    user = system = 0
     for p in _tree(pid):
         try:
             fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        ticks += int(fields[11]) + int(fields[12])
-    return ticks / os.sysconf("SC_CLK_TCK")
+        user, system = user + int(fields[11]), system + int(fields[12])
+    return user / os.sysconf("SC_CLK_TCK"), system / os.sysconf("SC_CLK_TCK")
 
 
 def plain_copy(paths: list[Path], dest: Path) -> float:
@@ -116,7 +116,8 @@ def run(slices: int, workers: int, work: Path, database_url: str = "", follow: b
     try:
         if worker is not None:
             time.sleep(3)  # let the worker connect to the broker
-        cpu0 = {"server": _cpu_s(server.pid), "worker": _cpu_s(worker.pid) if worker is not None else 0.0}
+        procs = {"server": server.pid, **({"worker": worker.pid} if worker is not None else {})}
+        cpu0 = {name: _cpu_split(pid) for name, pid in procs.items()}
         import tusclient.client  # noqa: F401 - the client's own import (0.2 s) is not the upload
 
         t0 = time.perf_counter()
@@ -125,8 +126,9 @@ def run(slices: int, workers: int, work: Path, database_url: str = "", follow: b
         t_upload = time.perf_counter() - t0
         status = harness.wait_for_ingest(url, inst, timeout=3600)
         e2e = time.perf_counter() - t0
-        cpu = {"server": _cpu_s(server.pid) - cpu0["server"],
-               "worker": _cpu_s(worker.pid) - cpu0["worker"] if worker is not None else 0.0}
+        cpu = {name: tuple(b - a for a, b in zip(cpu0[name], _cpu_split(pid), strict=True))
+               for name, pid in procs.items()}
+        cpu.setdefault("worker", (0.0, 0.0))
         server_rss = _peak_rss_mb(server.pid)
         worker_rss = _peak_rss_mb(worker.pid) if worker is not None else None
     finally:
@@ -139,7 +141,8 @@ def run(slices: int, workers: int, work: Path, database_url: str = "", follow: b
     return {"slices": slices, "MB": mb, "generate_s": gen, "copy_MBps": mb / copy_s, "upload_s": t_upload,
             "after_last_byte_s": e2e - t_upload,
             "e2e_s": e2e, "e2e_MBps": mb / e2e, "ratio": (mb / e2e) / (mb / copy_s),
-            "server_cpu_s": cpu["server"], "worker_cpu_s": cpu["worker"],
+            "server_cpu_s": sum(cpu["server"]), "worker_cpu_s": sum(cpu["worker"]),
+            "server_cpu_user_sys_s": cpu["server"], "worker_cpu_user_sys_s": cpu["worker"],
             "server_peak_rss_MB": server_rss, "worker_peak_rss_MB": worker_rss,
             "mode": ("celery worker (redis)" if redis else "eager (in the server process)")
                     + (", follower on" if follow and redis else ", follower off")
@@ -179,8 +182,10 @@ def main() -> None:
             print(f"  end to end (tus upload -> ready): {row['e2e_s']:.1f} s = {row['e2e_MBps']:.0f} MB/s "
                   f"(upload {row['upload_s']:.1f} s, then {row['after_last_byte_s']:.2f} s to ready), "
                   f"ratio to plain copy {row['ratio']:.2f}")
-            print(f"  CPU: server {row['server_cpu_s']:.1f} s"
-                  + (f", worker {row['worker_cpu_s']:.1f} s" if row["worker_peak_rss_MB"] else ""))
+            print(f"  CPU (user + system): server {row['server_cpu_s']:.1f} s "
+                  "({:.1f} + {:.1f})".format(*row["server_cpu_user_sys_s"])
+                  + (f", worker {row['worker_cpu_s']:.1f} s "
+                     "({:.1f} + {:.1f})".format(*row["worker_cpu_user_sys_s"]) if row["worker_peak_rss_MB"] else ""))
             print(f"  peak RSS: server {row['server_peak_rss_MB']:.0f} MB"
                   + (f", worker {row['worker_peak_rss_MB']:.0f} MB" if row["worker_peak_rss_MB"] else ""))
             sys.stdout.flush()
