@@ -142,7 +142,7 @@ class _Prepared:
     crc32: int
     compress_size: int
     file_size: int
-    data: bytes
+    data: bytes  # let go (b"") once its blob's write is queued
     header: dicom.DicomHeader
     sha256: str = ""
 
@@ -206,11 +206,14 @@ class _Batch:
 
 def _commit_start(pool: ThreadPoolExecutor, start: int, end: int, batch: list[_Prepared]) -> _Batch:
     """Hash the batch, look its blobs up and start writing the new ones on ``pool``: the next
-    batch is read meanwhile."""
+    batch is read meanwhile. An entry's bytes are then held only by its write, so memory goes
+    back as each write ends rather than when the batch is committed."""
     for item in batch:
         item.sha256 = hashlib.sha256(item.data).hexdigest()
     found = blobs_found(item.sha256 for item in batch)
     writes = blobs_write_start({i.sha256: i.data for i in batch if i.sha256 not in found}, pool)
+    for item in batch:
+        item.data = b""
     return _Batch(start=start, end=end, items=batch, found=found, writes=writes)
 
 

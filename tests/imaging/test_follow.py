@@ -463,3 +463,32 @@ def test_prepared_entries_are_committed_together_and_the_rest_in_batches(org_a, 
     assert job.state == JobState.DONE and job.files_ingested == 6 and job.files_prepared == 4
     assert len(parsed) == 2
     assert batches == [5, 1], "the four prepared entries with the first read by the job, then the other"
+
+
+def test_a_batch_lets_go_of_its_bytes_once_its_writes_are_queued(org_a, uploader, small_ct):
+    """The batch being written holds no entry bytes (only its writes do, until each ends): the
+    follower's memory is the batch being read plus the writes in flight, not two batches."""
+    data = _zip(_slices(small_ct))
+    upload = _stage(org_a, uploader, data, len(data))
+    items, pos = [], 0
+    with uploads.upload_open(upload) as fh, pytest.raises(follow._Stop):  # at the central directory
+        while (step := follow._entry(fh, pos, upload.offset)) is not None:
+            pos, item = step
+            if item is not None:
+                items.append(item)
+    assert len(items) == len(_slices(small_ct))
+    expected = [hashlib.sha256(i.data).hexdigest() for i in items]
+    run = follow._Run(upload, 0)
+    try:
+        for item in items:
+            run.add(item)
+        assert run.hand_over(pos)
+        assert [i.sha256 for i in items] == expected
+        assert all(i.data == b"" for i in items)
+        assert run.finish(pos, empty_too=True)
+    finally:
+        run.close()
+    stored = {p.sha256: p.blob for p in PreparedEntry.objects.filter(upload=upload).select_related("blob")}
+    assert sorted(stored) == sorted(expected)
+    for sha, blob in stored.items():
+        assert hashlib.sha256(blobs.open_blob(blob).read()).hexdigest() == sha
