@@ -180,15 +180,17 @@ def _make_durable(name: str) -> None:
     file's fsync). A folder with nothing unwritten costs a system call. Object storage has the
     object once the upload call returns."""
     try:
-        path = default_storage.path(name)
-        root = os.path.realpath(default_storage.location)
+        path = default_storage.path(name)  # the storage's location joined with the name
     except NotImplementedError:
         return
+    # folders are compared as written, not resolved: resolving each one (os.path.realpath, a
+    # system call per path component) cost more than the fsyncs of clean folders
+    root = os.path.abspath(default_storage.location)
     targets = [path]
     folder = os.path.dirname(path)
     while True:
         targets.append(folder)
-        if os.path.realpath(folder) == root or os.path.dirname(folder) == folder:
+        if folder == root or os.path.dirname(folder) == folder:
             break
         folder = os.path.dirname(folder)
     fsync_paths(*targets)
