@@ -98,10 +98,11 @@ def run(slices: int, workers: int, work: Path, database_url: str = "", follow: b
             zf.write(p, f"CT/{p.name}")
     nbytes = sum(p.stat().st_size for p in paths)
     gen = time.perf_counter() - t
-    # the baseline first, its copy deleted only after the ingest: on a file system without a
-    # journal (these machines), creating files right after many were deleted is slower (ext4
-    # skips recently freed inodes), and neither side should pay for the other's clean-up. Each
-    # starts with nothing left to write back (os.sync), or it would wait for the one before
+    # the baseline first. Nothing is deleted until every run is done (main): on a file system
+    # without a journal (these machines), creating files right after many were deleted is
+    # slower (ext4 skips recently freed inodes), and no measurement should pay for another's
+    # clean-up. Each starts with nothing left to write back (os.sync), or it would wait for the
+    # one before
     os.sync()
     copy_s = plain_copy(paths, work / f"copy-{slices}")
     os.sync()
@@ -136,7 +137,6 @@ def run(slices: int, workers: int, work: Path, database_url: str = "", follow: b
         harness.stop(server)
     job = status["job"]
     assert job["state"] == "done" and job["files_ingested"] == slices, job
-    shutil.rmtree(work / f"copy-{slices}")
     mb = nbytes / 1e6
     return {"slices": slices, "MB": mb, "generate_s": gen, "copy_MBps": mb / copy_s, "upload_s": t_upload,
             "after_last_byte_s": e2e - t_upload,
@@ -174,8 +174,11 @@ def main() -> None:
     rows = []
     try:
         modes = {"on": [True], "off": [False], "both": [True, False]}[args.follow]
-        for scale, follow in ((scale, follow) for scale in args.scale for follow in modes):
-            row = run(args.slices * scale, args.workers, work, args.database_url, follow, args.rate)
+        runs = [(scale, follow) for scale in args.scale for follow in modes]
+        for n, (scale, follow) in enumerate(runs):
+            run_dir = work / f"run-{n}"  # each run's files stay until all are done (see run)
+            run_dir.mkdir()
+            row = run(args.slices * scale, args.workers, run_dir, args.database_url, follow, args.rate)
             rows.append(row)
             print(f"scale {scale}: {row['slices']} slices, {row['MB']:.0f} MB ({row['mode']})")
             print(f"  plain copy (file by file, fsync): {row['copy_MBps']:.0f} MB/s")
@@ -189,8 +192,6 @@ def main() -> None:
             print(f"  peak RSS: server {row['server_peak_rss_MB']:.0f} MB"
                   + (f", worker {row['worker_peak_rss_MB']:.0f} MB" if row["worker_peak_rss_MB"] else ""))
             sys.stdout.flush()
-            shutil.rmtree(work / f"study-{row['slices']}", ignore_errors=True)
-            shutil.rmtree(work / f"var-{row['slices']}", ignore_errors=True)
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
