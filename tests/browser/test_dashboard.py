@@ -7,6 +7,7 @@ import re
 import pytest
 from django.core.management import call_command
 from django_otp.oath import TOTP
+from playwright.sync_api import expect
 
 from apps.accounts.demo import DEMO_TOTP_KEY
 from apps.core.demo import DEMO_PASSWORD
@@ -39,16 +40,16 @@ def test_sign_in_dashboard_language_switch_screenshot(page, live_server, output_
     _sign_in(page, live_server.url, "admin@northwind.example")
 
     assert page.get_by_role("heading", level=1).inner_text() == "Dashboard"
-    assert page.get_by_role("heading", name="Northwind General Hospital").is_visible()
+    expect(page.get_by_role("heading", name="Northwind General Hospital")).to_be_visible()
     assert page.get_by_test_id("role").inner_text() == "Organization admin"
-    assert page.get_by_role("link", name="Members").is_visible()
+    expect(page.get_by_role("link", name="Members")).to_be_visible()
 
     page.get_by_label("Language").select_option("es")
     page.get_by_role("button", name="Change").click()
     page.wait_for_load_state()
     assert page.get_by_role("heading", level=1).inner_text() == "Panel"
     assert page.locator("html").get_attribute("lang") == "es"
-    assert page.get_by_role("button", name="Cerrar sesión").is_visible()
+    expect(page.get_by_role("button", name="Cerrar sesión")).to_be_visible()
     shot = output_dir / "dashboard-es.png"
     page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 5_000
@@ -67,13 +68,13 @@ def test_dashboard_fits_a_phone_and_works_by_keyboard(page, live_server, output_
     assert page.evaluate("document.activeElement.textContent").strip() == "Skip to content"
 
     # Morgan starts in the first organization by name, as an external consultant there ...
-    assert page.get_by_role("heading", name="Harbor Valley Clinic").is_visible()
+    expect(page.get_by_role("heading", name="Harbor Valley Clinic")).to_be_visible()
     assert page.get_by_test_id("role").inner_text() == "External consultant"
     # ... and the switcher works on the phone: to Northwind, where Morgan is a radiologist
     page.locator(".org-switcher summary").click()
     page.get_by_role("button", name=re.compile("Northwind General Hospital")).click()
     page.wait_for_load_state()
-    assert page.get_by_role("heading", name="Northwind General Hospital").is_visible()
+    expect(page.get_by_role("heading", name="Northwind General Hospital")).to_be_visible()
     assert page.get_by_test_id("role").inner_text() == "Radiologist"
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
 

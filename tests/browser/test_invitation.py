@@ -9,6 +9,7 @@ import re
 
 import pytest
 from django_otp.oath import TOTP
+from playwright.sync_api import expect
 
 from apps.accounts import services
 from apps.organizations.models import Role
@@ -44,7 +45,7 @@ def test_consultant_invitation_end_to_end(page, live_server, settings, output_di
 
     # 2. enrol TOTP: QR code and manual key; the code is computed from the key shown
     page.wait_for_url(re.compile(r"/accounts/mfa/setup/"))
-    assert page.locator(".qr-code svg").is_visible()
+    expect(page.locator(".qr-code svg")).to_be_visible()
     page.set_viewport_size({"width": 390, "height": 844})  # enrolment happens on phones too
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     page.screenshot(path=str(output_dir / "mfa-setup-phone.png"), full_page=True)
@@ -79,7 +80,7 @@ def test_consultant_invitation_end_to_end(page, live_server, settings, output_di
     table = page.get_by_test_id("shared-with-me").inner_text()
     assert invited_case.title in table and other_case.title not in table
     page.get_by_role("link", name=invited_case.title).click()
-    assert page.get_by_role("heading", name=re.compile("lung nodule")).first.is_visible()
+    expect(page.get_by_role("heading", name=re.compile("lung nodule")).first).to_be_visible()
     response = page.goto(f"{base}/sharing/cases/{other_case.public_id}/")
     assert response.status == 404
     response = page.goto(f"{base}/cases/{other_case.public_id}/")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from playwright.sync_api import expect
 
 from apps.organizations.models import Organization, Role
 from apps.sharing.models import Grant, GrantExtension, OriginalRequest
@@ -50,7 +51,8 @@ def test_share_open_request_original_extend_revoke(browser, live_server, output_
     sharer.get_by_label("Recipient's e-mail address").fill(consultant.email)
     sharer.get_by_role("button", name="Review the share").click()
     # 5: confirm
-    assert sharer.get_by_role("heading", name="5. Confirm the share").is_visible()
+    # the same address answers the POST: wait for the confirmation page, do not just look once
+    expect(sharer.get_by_role("heading", name="5. Confirm the share")).to_be_visible()
     sharer.get_by_role("button", name="Confirm and create the link").click()
     link = sharer.get_by_test_id("share-url").input_value()
     assert re.match(rf"{re.escape(base)}/s/[A-Za-z0-9_-]{{43}}/$", link)
@@ -65,7 +67,7 @@ def test_share_open_request_original_extend_revoke(browser, live_server, output_
     reader.get_by_label("Password").fill(TEST_PASSWORD)
     reader.get_by_role("button", name="Sign in").click()
     reader.wait_for_url(f"{base}/sharing/cases/{case.public_id}/")
-    assert reader.get_by_role("heading", name="Chest CT review").is_visible()
+    expect(reader.get_by_role("heading", name="Chest CT review")).to_be_visible()
     assert "original" not in reader.get_by_test_id("renditions").inner_text()
     # ... and asks for the original DICOM
     reader.get_by_role("link", name="Request the original DICOM").click()
@@ -82,7 +84,7 @@ def test_share_open_request_original_extend_revoke(browser, live_server, output_
     sharer.wait_for_url(f"{base}/sharing/")
     assert OriginalRequest.objects.get().status == "approved"
     reader.goto(f"{base}/sharing/received/")
-    assert reader.get_by_test_id("notifications").get_by_text("approved for 6 hours").is_visible()
+    expect(reader.get_by_test_id("notifications").get_by_text("approved for 6 hours")).to_be_visible()
     reader.goto(f"{base}/sharing/cases/{case.public_id}/")
     assert "original" in reader.get_by_test_id("renditions").inner_text()
 
@@ -100,10 +102,10 @@ def test_share_open_request_original_extend_revoke(browser, live_server, output_
 
     # one-click revoke; the consultant is refused on the next request
     sharer.locator(f'tr[data-grant="{grant.public_id}"]').get_by_role("button", name=re.compile("Revoke")).click()
-    sharer.wait_for_url(f"{base}/sharing/")
-    assert sharer.locator(f'tr[data-grant="{grant.public_id}"]').get_by_test_id("state").inner_text() == "Revoked"
+    # "My shares" reloads at the same address: wait for the new state rather than read the old row
+    expect(sharer.locator(f'tr[data-grant="{grant.public_id}"]').get_by_test_id("state")).to_have_text("Revoked")
     reader.goto(link)
-    assert reader.get_by_test_id("link-refused").is_visible()
+    expect(reader.get_by_test_id("link-refused")).to_be_visible()
 
     # "My shares" on a phone: no sideways scrolling of the page
     phone_ctx, phone = _new_page(browser, width=390)
