@@ -24,6 +24,7 @@ import pydicom
 from PIL import Image, ImageDraw, ImageFont
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
+from pydicom.multival import MultiValue
 from pydicom.uid import (
     JPEG2000Lossless,
     JPEGBaseline8Bit,
@@ -181,6 +182,14 @@ _COPIED = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "Patien
            "SeriesNumber", "InstanceNumber", "SpecificCharacterSet")
 
 
+def _values(value) -> list:
+    """A value of multiplicity 1-n as a list: pydicom gives one value as itself (a number, a
+    string), several as a MultiValue."""
+    if value is None or value == "":
+        return []
+    return list(value) if isinstance(value, MultiValue | list | tuple) else [value]
+
+
 def education_dicom(data: bytes, frame: int = 0) -> tuple[bytes, int, int]:
     """A low-resolution lossy DICOM (Secondary Capture, JPEG baseline) of one frame:
     (file bytes, columns, rows). Marked lossy, derived, with a new SOP Instance UID."""
@@ -215,10 +224,9 @@ def education_dicom(data: bytes, frame: int = 0) -> tuple[bytes, int, int]:
     if info.frames > 1:
         ref.ReferencedFrameNumber = frame + 1
     ds.SourceImageSequence = [ref]
-    previous_ratios = list(source.get("LossyImageCompressionRatio") or []) if info.lossy else []
-    previous_methods = list(source.get("LossyImageCompressionMethod") or []) if info.lossy else []
-    if not isinstance(previous_ratios, list):
-        previous_ratios = [previous_ratios]
+    # the compression history goes on (PS3.3 C.7.6.1.1.5): the source's steps, then this one
+    previous_ratios = _values(source.get("LossyImageCompressionRatio")) if info.lossy else []
+    previous_methods = _values(source.get("LossyImageCompressionMethod")) if info.lossy else []
     ds.LossyImageCompression = "01"
     ds.LossyImageCompressionRatio = [*previous_ratios, round(ratio, 2)]
     ds.LossyImageCompressionMethod = [*previous_methods, "ISO_10918_1"]

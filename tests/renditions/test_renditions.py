@@ -102,3 +102,26 @@ def test_renditions_are_queued_after_ingest(org_a, small_ct, django_capture_on_c
     with django_capture_on_commit_callbacks(execute=True):
         [study] = ingest_folder(small_ct, org_a)
     assert Rendition.objects.get(study=study, kind=Kind.PREVIEW).files_ready == 6
+
+
+@pytest.mark.parametrize("ratio, method", [("10", "ISO_10918_1"), (["10", "2.5"], ["ISO_10918_1", "ISO_15444_1"])])
+def test_education_export_of_a_lossy_source_carries_its_compression_history_on(ratio, method):
+    """A source already lossy-compressed, with one step or several recorded: its ratios and
+    methods come first, this export's JPEG last (PS3.3 C.7.6.1.1.5). One value is not a list."""
+    from bench.ingest.synthetic import ct_slice
+
+    ds = ct_slice(study_uid="1.2.3", series_uid="1.2.3.4", index=0, rows=64, columns=64)
+    ds.LossyImageCompression = "01"
+    ds.LossyImageCompressionRatio = ratio
+    ds.LossyImageCompressionMethod = method
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+
+    data, _columns, _rows = encoders.education_dicom(out.getvalue())
+
+    exported = pydicom.dcmread(io.BytesIO(data))
+    before = ratio if isinstance(ratio, list) else [ratio]
+    ratios = [str(v) for v in exported.LossyImageCompressionRatio]
+    assert ratios[:-1] == before and float(ratios[-1]) > 1
+    assert list(exported.LossyImageCompressionMethod) == [*(method if isinstance(method, list) else [method]),
+                                                          "ISO_10918_1"]
