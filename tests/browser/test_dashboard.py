@@ -26,7 +26,7 @@ def _sign_in(page, base: str, email: str) -> None:
     page.get_by_label("E-mail address").fill(email)
     page.get_by_label("Password").fill(DEMO_PASSWORD)
     page.get_by_role("button", name="Sign in").click()
-    page.wait_for_load_state()
+    page.wait_for_url(lambda url: "/accounts/login/" not in url)  # the sign-in has answered
     if "/accounts/mfa/verify/" in page.url:
         # admins and consultants must use a second factor: the demo authenticator's code
         page.get_by_label(re.compile("Code from your authenticator app")).fill(
@@ -46,8 +46,7 @@ def test_sign_in_dashboard_language_switch_screenshot(page, live_server, output_
 
     page.get_by_label("Language").select_option("es")
     page.get_by_role("button", name="Change").click()
-    page.wait_for_load_state()
-    assert page.get_by_role("heading", level=1).inner_text() == "Panel"
+    expect(page.get_by_role("heading", level=1)).to_have_text("Panel")  # the page in Spanish
     assert page.locator("html").get_attribute("lang") == "es"
     expect(page.get_by_role("button", name="Cerrar sesión")).to_be_visible()
     shot = output_dir / "dashboard-es.png"

@@ -9,6 +9,7 @@ import re
 
 import pytest
 from django.urls import NoReverseMatch, reverse
+from playwright.sync_api import expect
 
 from apps.cases import services
 from apps.cases.models import BoardState, CaseNote
@@ -85,8 +86,7 @@ def test_host_starts_participants_view_host_ends_participants_refused(browser, l
         contexts.append(ctx)
         _sign_in(host_page, base, host.email, board_path)
         host_page.get_by_role("button", name="Start meeting").click()
-        host_page.wait_for_load_state()
-        assert host_page.get_by_test_id("board-state").inner_text() == "Live"
+        expect(host_page.get_by_test_id("board-state")).to_have_text("Live")
         board.refresh_from_db()
         assert board.state == BoardState.LIVE
 
@@ -116,16 +116,14 @@ def test_host_starts_participants_view_host_ends_participants_refused(browser, l
 
         # the host ends the meeting
         host_page.get_by_role("button", name="End meeting").click()
-        host_page.wait_for_load_state()
-        assert host_page.get_by_test_id("board-state").inner_text() == "Ended"
+        expect(host_page.get_by_test_id("board-state")).to_have_text("Ended")
 
         # each participant's next click is refused: the study link on the case page still on screen
         for page in pages:
             with page.expect_response(lambda r: r.url.endswith(study_path)) as response:
                 page.get_by_role("link", name="CT chest with contrast", exact=True).click()
             assert response.value.status in (403, 404)
-            page.wait_for_load_state()
-            assert "CT chest with contrast" not in page.locator("main").inner_text()
+            expect(page.locator("main")).not_to_contain_text("CT chest with contrast")
             # and the case page itself is gone too
             reload = page.goto(f"{base}{reverse('cases:case_detail', kwargs={'case_id': case.public_id})}")
             assert reload.status == 404

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from django.conf import settings
 from django.test import Client
+from playwright.sync_api import expect
 
 from apps.imaging.models import Instance, Study
 from apps.organizations.models import Role
@@ -48,5 +49,4 @@ def test_upload_page_uploads_files_and_shows_the_report(page, live_server, tmp_p
     assert study.case == case and study.is_ready
     assert Instance.objects.count() == 3
     page.get_by_role("link", name="Study").first.click()
-    page.wait_for_load_state()
-    assert page.get_by_test_id("study-state").inner_text() == "Ready"
+    expect(page.get_by_test_id("study-state")).to_have_text("Ready")
