@@ -36,9 +36,20 @@ def test_the_suite_runs_on_the_database_the_environment_names():
 
 def test_with_nothing_set_it_is_the_embedded_default(tmp_path):
     got = _settings_under(clean_env(DJANGO_SETTINGS_MODULE="portal.settings.local", LIGHTBOX_VAR_DIR=str(tmp_path)))
-    assert got == {"engine": "django.db.backends.sqlite3", "eager": True, "broker": "memory://",
+    assert got == {"engine": "django.db.backends.sqlite3", "eager": True, "broker": "memory://localhost/",
                    "storage": "apps.imaging.storage.DirectFileSystemStorage", "debug": False}
     assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0  # the generated key is private
+
+
+def test_the_embedded_default_runs_a_task_without_a_broker_warning(tmp_path):
+    """An eager task takes a producer all the same; its connection must not log a warning."""
+    probe = ("import django, logging, sys; django.setup(); from django.core.management import call_command; "
+             "call_command('migrate', verbosity=0); logging.basicConfig(stream=sys.stdout); "
+             "from apps.sharing.tasks import share_expiries_record_task as t; t.delay(); print('DONE')")
+    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                         env=clean_env(DJANGO_SETTINGS_MODULE="portal.settings.local", LIGHTBOX_VAR_DIR=str(tmp_path)))
+    assert "DONE" in out.stdout, out.stderr
+    assert "WARNING" not in out.stdout + out.stderr
 
 
 def test_variables_switch_to_postgresql_redis_and_s3(tmp_path):

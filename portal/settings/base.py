@@ -334,7 +334,9 @@ ACCOUNT_RATE_LIMITS = {"login_failed": "20/m/ip"}
 
 # --- Celery ---------------------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
-CELERY_BROKER_URL = REDIS_URL or "memory://"
+# eager tasks still take a producer (Celery 5.3+): with a host named, kombu does not warn
+# "No hostname was supplied" on every task of the embedded default
+CELERY_BROKER_URL = REDIS_URL or "memory://localhost/"
 CELERY_RESULT_BACKEND = REDIS_URL or None
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=not REDIS_URL)
 CELERY_TASK_EAGER_PROPAGATES = True
