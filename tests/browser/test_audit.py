@@ -25,6 +25,7 @@ def test_audit_page_on_a_phone_by_keyboard(page, live_server, output_dir):
 
     page.get_by_role("link", name="Audit").click()
     expect(page.get_by_role("heading", level=1)).to_have_text(re.compile(r"^Audit trail of Northwind"))
+    page.wait_for_load_state("load")  # the audit page's own load: its styles are applied
     assert page.evaluate("document.documentElement.scrollWidth") <= 390  # no sideways scrolling
 
     outcome = page.get_by_label("Outcome")

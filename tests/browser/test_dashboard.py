@@ -72,8 +72,8 @@ def test_dashboard_fits_a_phone_and_works_by_keyboard(page, live_server, output_
     # ... and the switcher works on the phone: to Northwind, where Morgan is a radiologist
     page.locator(".org-switcher summary").click()
     page.get_by_role("button", name=re.compile("Northwind General Hospital")).click()
-    page.wait_for_load_state()
     expect(page.get_by_role("heading", name="Northwind General Hospital")).to_be_visible()
+    page.wait_for_load_state("load")  # the new page's own load: its styles are applied
     assert page.get_by_test_id("role").inner_text() == "Radiologist"
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
 
