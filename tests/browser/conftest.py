@@ -7,6 +7,8 @@ the test server are aborted.
 from __future__ import annotations
 
 import os
+import threading
+import time
 from urllib.parse import urlsplit
 
 import pytest
@@ -40,6 +42,19 @@ def _only_local(route):
         route.continue_()
     else:
         route.abort()
+
+
+@pytest.fixture(autouse=True)
+def _live_requests_finished():
+    """After each browser test (its pages closed first: fixtures end in reverse order), wait for
+    the live server's request threads still answering a closed page (a viewer's heartbeat, say)
+    before the database is emptied: on SQLite such a thread holds a table lock that fails the
+    flush ("database table is locked")."""
+    yield
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(
+            "process_request_thread" in t.name for t in threading.enumerate() if t.is_alive()):
+        time.sleep(0.05)
 
 
 @pytest.fixture
