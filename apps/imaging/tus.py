@@ -236,6 +236,7 @@ def _status_json(upload: Upload) -> dict:
                        "reason": f.reason} for f in job.files.all()[:1000]],
             "studies": [{"id": str(s.public_id), "url": s.get_absolute_url(), "state": s.state,
                          "state_label": str(s.get_state_display()), "version": s.version,
+                         "description": s.study_description,
                          "instances": s.num_instances} for s in job.studies.all()],
         }
     return out

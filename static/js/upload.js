@@ -16,6 +16,7 @@
   var pauseBtn = document.getElementById("upload-pause");
   var resumeBtn = document.getElementById("upload-resume");
   var zone = document.getElementById("dropzone");
+  var recent = document.querySelector("[data-testid=recent-uploads]");
   var items = [];
   // as the bench's tuspy client (bench/ingest/harness.py): the server streams each PATCH body
   // from the connection into the encrypted staging file (apps/imaging/asgi.py), never whole in
@@ -37,6 +38,24 @@
     resumeBtn.disabled = !paused;
   }
 
+  // a finished upload joins "Your recent uploads" at once, as the page would list it reloaded
+  function addRecent(it, job) {
+    if (!recent || it.listed) { return; }
+    it.listed = true;
+    var empty = recent.querySelector("[data-empty]");
+    if (empty) { recent.removeChild(empty); }
+    var li = document.createElement("li");
+    li.appendChild(document.createTextNode(strings.justNow + " · " + it.name + " · " + job.state_label));
+    (job.studies || []).forEach(function (s) {
+      li.appendChild(document.createTextNode(" · "));
+      var a = document.createElement("a");
+      a.href = s.url;
+      a.textContent = (s.description || strings.untitled) + " (" + s.state_label + ")";
+      li.appendChild(a);
+    });
+    recent.insertBefore(li, recent.firstChild);
+  }
+
   function showReport(it, data) {
     var job = data.job;
     if (!job) { return false; }
@@ -56,7 +75,9 @@
       li.textContent = f.path + ": " + f.outcome_label + " — " + f.reason;
       it.report.appendChild(li);
     });
-    return job.state !== "queued" && job.state !== "running";
+    var done = job.state !== "queued" && job.state !== "running";
+    if (done) { addRecent(it, job); }
+    return done;
   }
 
   function poll(it) {
@@ -106,7 +127,8 @@
     li.appendChild(name); li.appendChild(document.createTextNode(" · ")); li.appendChild(status);
     li.appendChild(progress); li.appendChild(report);
     list.appendChild(li);
-    var it = { file: file, sent: 0, state: "waiting", status: status, progress: progress, report: report };
+    var it = { file: file, name: path || file.name, sent: 0, state: "waiting", status: status, progress: progress,
+               report: report };
     var caseId = document.getElementById("upload-case").value;
     it.upload = new window.tus.Upload(file, {
       endpoint: endpoint,

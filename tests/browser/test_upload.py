@@ -43,6 +43,12 @@ def test_upload_page_uploads_files_and_shows_the_report(page, live_server, tmp_p
     page.locator("[data-testid=upload-item] .report a").nth(2).wait_for(timeout=60_000)
     page.get_by_text("not a DICOM file", exact=False).wait_for(timeout=60_000)
     assert page.locator("#upload-progress").get_attribute("value") == "100"
+    # "Your recent uploads" lists them as they finish, without a reload
+    recent = page.get_by_test_id("recent-uploads")
+    expect(recent.locator("li")).to_have_count(4)
+    expect(recent).not_to_contain_text("Nothing uploaded yet.")
+    expect(recent).to_contain_text("notes.dcm")
+    expect(recent.get_by_role("link", name="Synthetic CT chest (Ready)")).to_have_count(3)
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     page.screenshot(path=str(output_dir / "upload-phone.png"), full_page=True)
     study = Study.objects.get()
