@@ -14,6 +14,7 @@ from typing import IO
 
 import pydicom
 import pydicom.config
+import pydicom.multival
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import UID
 
@@ -60,6 +61,14 @@ class DicomHeader:
     rows: int | None
     columns: int | None
     is_dicomdir: bool = False
+
+
+def values(value) -> list:
+    """A value of multiplicity 1-n as a list: pydicom gives one value as itself (a number, a
+    string), several as a MultiValue; absent or empty is []."""
+    if value is None or value == "":
+        return []
+    return list(value) if isinstance(value, pydicom.multival.MultiValue | list | tuple) else [value]
 
 
 def _text(ds, keyword: str, limit: int = 200) -> str:
@@ -192,8 +201,6 @@ def dicomdir_references(fh: IO[bytes]) -> list[str]:
         ds = pydicom.dcmread(fh, stop_before_pixels=True)
     paths = []
     for record in ds.get("DirectoryRecordSequence", []):
-        ref = record.get("ReferencedFileID")
-        if ref:
-            parts = [ref] if isinstance(ref, str) else list(ref)
+        if parts := values(record.get("ReferencedFileID")):
             paths.append("/".join(str(p) for p in parts))
     return paths

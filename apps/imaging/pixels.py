@@ -45,6 +45,8 @@ from PIL import Image
 from pydicom.dataset import Dataset
 from pydicom.pixels import apply_color_lut, apply_modality_lut, pixel_array
 
+from apps.imaging.dicom import values
+
 logger = logging.getLogger(__name__)
 
 # (center, width) in Hounsfield units.
@@ -129,14 +131,10 @@ def _opened(src: Any) -> Iterator[IO[bytes]]:
 
 
 def _first(value: Any) -> float | None:
-    if value is None:
+    if not (given := values(value)):
         return None
-    if isinstance(value, pydicom.multival.MultiValue | list | tuple):
-        if not value:
-            return None
-        value = value[0]
     try:
-        number = float(value)
+        number = float(given[0])
     except (TypeError, ValueError):
         return None
     return number if np.isfinite(number) else None

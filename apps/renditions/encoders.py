@@ -24,7 +24,6 @@ import pydicom
 from PIL import Image, ImageDraw, ImageFont
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
-from pydicom.multival import MultiValue
 from pydicom.uid import (
     JPEG2000Lossless,
     JPEGBaseline8Bit,
@@ -34,7 +33,7 @@ from pydicom.uid import (
     generate_uid,
 )
 
-from apps.imaging import pixels
+from apps.imaging import dicom, pixels
 
 #: lossless codecs, in the order tried for the stored lossless rendition
 LOSSLESS_CODECS: dict[str, pydicom.uid.UID] = {
@@ -182,14 +181,6 @@ _COPIED = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "Patien
            "SeriesNumber", "InstanceNumber", "SpecificCharacterSet")
 
 
-def _values(value) -> list:
-    """A value of multiplicity 1-n as a list: pydicom gives one value as itself (a number, a
-    string), several as a MultiValue."""
-    if value is None or value == "":
-        return []
-    return list(value) if isinstance(value, MultiValue | list | tuple) else [value]
-
-
 def education_dicom(data: bytes, frame: int = 0) -> tuple[bytes, int, int]:
     """A low-resolution lossy DICOM (Secondary Capture, JPEG baseline) of one frame:
     (file bytes, columns, rows). Marked lossy, derived, with a new SOP Instance UID."""
@@ -225,8 +216,8 @@ def education_dicom(data: bytes, frame: int = 0) -> tuple[bytes, int, int]:
         ref.ReferencedFrameNumber = frame + 1
     ds.SourceImageSequence = [ref]
     # the compression history goes on (PS3.3 C.7.6.1.1.5): the source's steps, then this one
-    previous_ratios = _values(source.get("LossyImageCompressionRatio")) if info.lossy else []
-    previous_methods = _values(source.get("LossyImageCompressionMethod")) if info.lossy else []
+    previous_ratios = dicom.values(source.get("LossyImageCompressionRatio")) if info.lossy else []
+    previous_methods = dicom.values(source.get("LossyImageCompressionMethod")) if info.lossy else []
     ds.LossyImageCompression = "01"
     ds.LossyImageCompressionRatio = [*previous_ratios, round(ratio, 2)]
     ds.LossyImageCompressionMethod = [*previous_methods, "ISO_10918_1"]
