@@ -20,17 +20,21 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import posixpath
 import shutil
 import struct
 import tempfile
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Executor, Future, wait
+from contextlib import contextmanager
+from functools import partial
 from typing import IO, BinaryIO
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from django.core.files import File
-from django.core.files.storage import default_storage
+from django.core.files.storage import FileSystemStorage, default_storage
 from django.db import IntegrityError, transaction
+from django.utils.crypto import get_random_string
 
 from apps.imaging import keys
 from apps.imaging.directio import fsync_paths
@@ -55,6 +59,23 @@ def _nonce(prefix: bytes, index: int) -> bytes:
 
 def storage_name_for(sha256: str) -> str:
     return f"blobs/{sha256[:2]}/{sha256[2:4]}/{sha256}"
+
+
+def _creates_exclusively(storage) -> bool:
+    """File storage creates a file only where none is (O_EXCL) and takes another name if one
+    is; object storage checks, then writes, and two writers may pass the check together."""
+    return isinstance(storage, FileSystemStorage) and not getattr(storage, "_allow_overwrite", False)
+
+
+def _name_to_write(sha256: str) -> str:
+    """A blob file is never written over: a file already under the blob's name may be another
+    writer's, recorded or about to be (its row holds the key that decrypts it). File storage
+    takes another free name itself if this one is taken; on object storage each write gets its
+    own name from the start."""
+    name = storage_name_for(sha256)
+    if _creates_exclusively(default_storage):
+        return name
+    return f"{name}_{get_random_string(7)}"
 
 
 def _seekable(fileobj: IO[bytes]) -> bool:
@@ -160,10 +181,7 @@ def _write(fileobj: IO[bytes], sha256: str, size: int) -> Blob:
     data_key = AESGCM.generate_key(bit_length=256)
     prefix = os.urandom(8)
     key_id, wrapped = keys.wrap_key(data_key, aad=sha256.encode())
-    name = storage_name_for(sha256)
-    if default_storage.exists(name):
-        # left over by a writer that died before recording the blob: replace it
-        default_storage.delete(name)
+    name = _name_to_write(sha256)
     content = File(_EncryptingReader(fileobj, data_key, prefix, CHUNK_SIZE), name=os.path.basename(name))
     content.DEFAULT_CHUNK_SIZE = CHUNK_SIZE + TAG  # storage writes whole encrypted chunks
     stored = default_storage.save(name, content)
@@ -196,15 +214,39 @@ def _make_durable(name: str) -> None:
     fsync_paths(*targets)
 
 
+def _stale_copies_delete(blob: Blob) -> None:
+    """Delete the other files of this blob's bytes in its folder: left by a writer that died
+    before recording them, or written by one that is about to find this row and delete its own.
+    Called once the row is committed, never before: until then another writer may still win."""
+    folder, own = posixpath.split(blob.storage_name)
+    try:
+        files = default_storage.listdir(folder)[1]
+    except FileNotFoundError:
+        return
+    for name in files:
+        if name.startswith(blob.sha256) and name != own:
+            default_storage.delete(posixpath.join(folder, name))
+
+
+def _recorded(blobs: list[Blob]) -> list[Blob]:
+    """Rows just inserted: a blob written under another name than its own (that one was taken)
+    clears the stale copies once the caller's transaction commits."""
+    for blob in blobs:
+        if blob.storage_name != storage_name_for(blob.sha256):
+            transaction.on_commit(partial(_stale_copies_delete, blob), robust=True)
+    return blobs
+
+
 def _record(blob: Blob) -> Blob:
     try:
         with transaction.atomic():
             blob.save(force_insert=True)
-            return blob
     except IntegrityError:
-        # another writer stored the same bytes at the same time: keep theirs
+        # another writer stored the same bytes at the same time: keep theirs (ours has its own
+        # name, so this deletes only our file)
         default_storage.delete(blob.storage_name)
         return Blob.objects.get(sha256=blob.sha256)
+    return _recorded([blob])[0]
 
 
 def blob_write(source: IO[bytes] | bytes, sha256: str) -> Blob:
@@ -219,7 +261,7 @@ def blob_write(source: IO[bytes] | bytes, sha256: str) -> Blob:
     return _write(source, sha256, size)
 
 
-def blobs_write_start(sources: dict[str, bytes], pool: Executor) -> list[Future[Blob]]:
+def blobs_write_start(sources: dict[str, bytes | IO[bytes]], pool: Executor) -> list[Future[Blob]]:
     """Start ``blob_write`` for each ``{sha256: plaintext}`` on ``pool`` (its threads write
     several at a time); ``blobs_write_finish`` collects them."""
     return [pool.submit(blob_write, source, sha256) for sha256, source in sources.items()]
@@ -237,6 +279,19 @@ def blobs_write_finish(futures: list[Future[Blob]]) -> list[Blob]:
     return written
 
 
+@contextmanager
+def blob_files_kept_if_committed(written: list[Blob]) -> Iterator[list[Blob]]:
+    """Around the transaction that records blobs written by ``blobs_write_start``: if it does
+    not commit (the block raises), their files are deleted, since no row holds their keys. The
+    ingest job and the follower record every batch this way. A process killed before its commit
+    cannot clean up: the next writer of the same bytes clears those files (``_recorded``)."""
+    try:
+        yield written
+    except BaseException:
+        blob_files_delete(written)
+        raise
+
+
 def blobs_found(sha256s: Iterable[str]) -> dict[str, Blob]:
     """The stored blobs among these digests (one query)."""
     return {b.sha256: b for b in Blob.objects.filter(sha256__in=list(set(sha256s)))}
@@ -249,7 +304,7 @@ def blobs_record(blobs: list[Blob]) -> list[Blob]:
         return []
     try:
         with transaction.atomic():
-            return Blob.objects.bulk_create(blobs)
+            return _recorded(Blob.objects.bulk_create(blobs))
     except IntegrityError:
         return [_record(blob) for blob in blobs]
 

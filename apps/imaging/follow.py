@@ -45,6 +45,7 @@ from apps.imaging import dicom, sources
 from apps.imaging.blobs import (
     PARALLEL_WRITES,
     blob_files_delete,
+    blob_files_kept_if_committed,
     blobs_found,
     blobs_record,
     blobs_unreferenced_delete,
@@ -223,7 +224,7 @@ def _commit_finish(upload: Upload, batch: _Batch) -> bool:
     new = blobs_write_finish(batch.writes)
     found = dict(batch.found)
     try:
-        with transaction.atomic():
+        with blob_files_kept_if_committed(new), transaction.atomic():
             found.update((b.sha256, b) for b in blobs_record(new))
             PreparedEntry.objects.bulk_create([
                 PreparedEntry(upload=upload, offset=i.offset, name=i.name, crc32=i.crc32,
@@ -236,7 +237,6 @@ def _commit_finish(upload: Upload, batch: _Batch) -> bool:
             if not moved:
                 raise _Stop("another follower, or the job, went on")
     except _Stop:
-        blob_files_delete(new)
         return False
     return True
 

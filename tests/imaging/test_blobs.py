@@ -188,3 +188,69 @@ def test_write_many_is_all_or_nothing(monkeypatch):
     assert len(names) == 5 and not any(default_storage.exists(n) for n in names)
     assert not Blob.objects.exists()
 
+
+
+def _sha(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
+
+
+def _copies(sha256: str) -> list[str]:
+    folder = os.path.dirname(blobs.storage_name_for(sha256))
+    return sorted(f"{folder}/{n}" for n in default_storage.listdir(folder)[1] if n.startswith(sha256))
+
+
+def test_two_writers_of_the_same_bytes_leave_the_recorded_blob_readable():
+    """Two ingests of the same study at once: both looked the blob up before either recorded
+    it, so both write it. The second must not replace the first's file, whose row (and key)
+    wins, nor delete it when its own row is refused."""
+    data = os.urandom(5000)
+    first = blobs.blob_write(data, _sha(data))
+    second = blobs.blob_write(data, _sha(data))
+    assert first.storage_name != second.storage_name
+    kept = blobs.blobs_record([first])[0]
+    assert blobs.blobs_record([second])[0].pk == kept.pk
+    assert blobs.open_blob(kept).read() == data
+    assert _copies(kept.sha256) == [kept.storage_name]
+
+
+def test_a_late_writer_does_not_replace_a_recorded_blob():
+    data = os.urandom(5000)
+    kept = blobs.blobs_record([blobs.blob_write(data, _sha(data))])[0]
+    late = blobs.blob_write(data, _sha(data))  # looked up before that commit
+    assert blobs._record(late).pk == kept.pk
+    assert blobs.open_blob(kept).read() == data
+    assert _copies(kept.sha256) == [kept.storage_name]
+
+
+def test_a_dead_writers_file_is_cleared_once_the_new_row_commits(django_capture_on_commit_callbacks):
+    """A writer killed before recording leaves a file under the blob's name. The next writer
+    takes another name, and deletes the stale file only once its own row is committed (until
+    then another writer might still record that file)."""
+    data = os.urandom(5000)
+    stale = blobs.blob_write(data, _sha(data)).storage_name  # never recorded
+    assert stale == blobs.storage_name_for(_sha(data))
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        kept = blobs.blobs_record([blobs.blob_write(data, _sha(data))])[0]
+    assert kept.storage_name != stale
+    assert _copies(kept.sha256) == sorted([stale, kept.storage_name])  # not before the commit
+    for callback in callbacks:
+        callback()
+    assert _copies(kept.sha256) == [kept.storage_name]
+    assert blobs.open_blob(kept).read() == data
+
+
+def test_storage_that_writes_over_a_name_gets_a_name_per_write(settings, tmp_path):
+    """Object storage checks a name, then writes: two writers may pass the check together, so
+    there each write has its own name and no file is ever written over."""
+    settings.STORAGES = {**settings.STORAGES, "default": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(tmp_path), "allow_overwrite": True}}}
+    data = os.urandom(3000)
+    first, second = blobs.blob_write(data, _sha(data)), blobs.blob_write(data, _sha(data))
+    assert first.storage_name != second.storage_name
+    assert all(b.storage_name.startswith(blobs.storage_name_for(_sha(data)) + "_") for b in (first, second))
+    kept = blobs.blobs_record([first])[0]
+    assert blobs.blobs_record([second])[0].pk == kept.pk
+    assert blobs.open_blob(kept).read() == data

@@ -261,9 +261,12 @@ def test_a_follower_overtaken_drops_its_batch(org_a, uploader, small_ct):
     follow.prepared_for_job(upload)  # the job started: the follower must not add anything now
     assert follow.upload_follow(upload_id=upload.pk) == 0
     with ThreadPoolExecutor(max_workers=2) as pool:
-        assert not follow._commit_finish(upload, follow._commit_start(pool, 0, end, [item]))
+        batch = follow._commit_start(pool, 0, end, [item])
+        assert not follow._commit_finish(upload, batch)
+    written = [write.result().storage_name for write in batch.writes]
+    assert len(written) == 1 and written[0].startswith(f"blobs/{item.sha256[:2]}/{item.sha256[2:4]}/{item.sha256}")
     assert not PreparedEntry.objects.exists() and not Blob.objects.exists()
-    assert not default_storage.exists(f"blobs/{item.sha256[:2]}/{item.sha256[2:4]}/{item.sha256}")
+    assert not default_storage.exists(written[0])
 
 
 def test_the_follower_is_queued_only_with_a_worker_and_while_bytes_are_missing(
