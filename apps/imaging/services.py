@@ -35,10 +35,12 @@ from apps.imaging.blobs import (
     PARALLEL_WRITES,
     READ_SIZE,
     blob_files_delete,
-    blob_write,
+    blob_files_kept_if_committed,
     blobs_found,
     blobs_record,
     blobs_unreferenced_delete,
+    blobs_write_finish,
+    blobs_write_start,
 )
 from apps.imaging.models import (
     Blob,
@@ -228,8 +230,8 @@ class _Run:
         self.held: dict[int, dict[str, Instance]] = {}                # study pk -> SOP UID -> instance
         self.pending: list[Instance] = []                             # to insert
         self.dirty: dict[int, Study] = {}                             # to save
-        #: blob files are encrypted and written here, several at a time (both release the GIL),
-        #: while the run reads on
+        #: blob files are encrypted and written here, several at a time (writing and fsync release
+        #: the GIL), while the run reads on
         self.writer = ThreadPoolExecutor(max_workers=PARALLEL_WRITES, thread_name_prefix="blob-writer")
         self.claimed: set[str] = set()                                # sha256s this run writes
         self.written: dict[str, Blob] = {}                            # ... and has recorded
@@ -329,11 +331,11 @@ def _index(run: _Run, item: _Item, blob: Blob, sop_uids: list[str]) -> None:
 
 @dataclass
 class _Stored:
-    """A batch whose new blobs are being written (on the run's writer thread)."""
+    """A batch whose new blobs are being written (on the run's writer threads)."""
 
     items: list[_Item]
     found: dict[str, Blob]                 # already stored (looked up when the batch started)
-    writes: dict[str, Future[Blob]]        # written by this batch
+    writes: list[Future[Blob]]             # written by this batch
 
 
 def _store_start(run: _Run, items: list[_Item]) -> _Stored:
@@ -341,36 +343,30 @@ def _store_start(run: _Run, items: list[_Item]) -> _Stored:
     the next batch is read and parsed. Bytes an earlier batch of this run writes are not
     written again (that batch is committed first)."""
     files = [i for i in items if not i.outcome]
-    shas = {i.sha256 for i in files} - run.claimed
-    found = blobs_found(shas)
-    writes: dict[str, Future[Blob]] = {}
+    found = blobs_found({i.sha256 for i in files} - run.claimed)
+    new: dict[str, bytes | IO[bytes]] = {}
     for item in files:
-        sha = item.sha256
-        if item.blob is not None or sha in found or sha in run.claimed:
-            continue
-        run.claimed.add(sha)
-        writes[sha] = run.writer.submit(blob_write, item.source, sha)
-    return _Stored(items=items, found=found, writes=writes)
+        if item.blob is None and item.sha256 not in found and item.sha256 not in run.claimed:
+            run.claimed.add(item.sha256)
+            new[item.sha256] = item.source
+    return _Stored(items=items, found=found, writes=blobs_write_start(new, run.writer))
 
 
 def _store_finish(run: _Run, stored: _Stored) -> None:
     """Commit a batch in one transaction: the blob rows, the index rows and the report lines
-    together or not at all. A crash before the commit leaves at most unrecorded blob files,
-    which the retry overwrites."""
+    together or not at all (the batch's new blob files go if it does not commit)."""
     items = stored.items
     if not items:
         return
-    written = []
-    for future in stored.writes.values():
-        try:
-            written.append(future.result())
-        except OSError as exc:
-            raise StorageUnavailable(str(exc)) from exc
+    try:
+        written = blobs_write_finish(stored.writes)
+    except OSError as exc:
+        raise StorageUnavailable(str(exc)) from exc
     files = [i for i in items if not i.outcome]
     sop_uids: dict[str, list[str]] = {}
     for item in files:
         sop_uids.setdefault(item.header.study_instance_uid, []).append(item.header.sop_instance_uid)
-    with transaction.atomic():
+    with blob_files_kept_if_committed(written), transaction.atomic():
         for item in files:  # lock (or create) the studies first: concurrent jobs of a study wait here
             run.latest_study(item.header)
         run.written.update((b.sha256, b) for b in blobs_record(written))

@@ -71,3 +71,41 @@ def test_dicomdir_is_followed(org_a, tmp_path):
     job = _ingest(org_a, tmp_path / "dd" / "DICOMDIR")
     assert job.files_ingested > 0
     assert job.files.filter(outcome=FileOutcome.INGESTED).count() == job.files_ingested
+
+
+@pytest.mark.parametrize("failing", ["one write", "the commit"])
+def test_a_batch_that_does_not_commit_leaves_no_blob_file(org_a, small_ct, monkeypatch, failing):
+    """The batch's new blob files go with it: no row holds their keys. The retry then stores
+    every instance once."""
+    from django.core.files.storage import default_storage
+
+    from apps.imaging import blobs, services
+
+    real_write, real_index = blobs.blob_write, services._index
+    written: list[str] = []
+    fails = sorted(hashlib.sha256(f.read_bytes()).hexdigest() for f in small_ct.iterdir())[3]
+
+    def write(source, sha256):
+        if failing == "one write" and sha256 == fails:
+            raise OSError("disk full")
+        blob = real_write(source, sha256)
+        written.append(blob.storage_name)
+        return blob
+
+    def index(*args):
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(blobs, "blob_write", write)
+    if failing == "the commit":
+        monkeypatch.setattr(services, "_index", index)
+    job = ingest_job_create(organization=org_a, source_path=str(small_ct), enqueue=False)
+    with pytest.raises(services.StorageUnavailable if failing == "one write" else RuntimeError):
+        ingest_job_run(job_id=job.pk)
+    assert written and not [name for name in written if default_storage.exists(name)]
+    assert not Blob.objects.exists() and not Instance.objects.exists()
+
+    monkeypatch.setattr(blobs, "blob_write", real_write)
+    monkeypatch.setattr(services, "_index", real_index)
+    assert ingest_job_run(job_id=job.pk).files_ingested == 6
+    for inst in Instance.objects.select_related("blob"):
+        assert open_blob(inst.blob).read()
