@@ -297,6 +297,17 @@ def blobs_found(sha256s: Iterable[str]) -> dict[str, Blob]:
     return {b.sha256: b for b in Blob.objects.filter(sha256__in=list(set(sha256s)))}
 
 
+def blobs_lock(found: dict[str, Blob]) -> set[str]:
+    """In the transaction that will point rows at blobs looked up before it (``blobs_found``):
+    lock them, so that a deletion (``blobs_unreferenced_delete``) waits for this commit and then
+    sees the new rows. Returns the sha256s of those deleted since the lookup: the caller stores
+    those bytes again, or gives the batch up."""
+    if not found:
+        return set()
+    kept = Blob.objects.select_for_update().filter(pk__in=[b.pk for b in found.values()]).order_by("pk")
+    return set(found) - set(kept.values_list("sha256", flat=True))
+
+
 def blobs_record(blobs: list[Blob]) -> list[Blob]:
     """Save the rows of blobs written by ``blob_write``, at once; when a concurrent writer
     stored some of the same bytes meanwhile, one by one (theirs is kept, ours deleted)."""
@@ -311,13 +322,17 @@ def blobs_record(blobs: list[Blob]) -> list[Blob]:
 
 def blobs_unreferenced_delete(blob_ids: Iterable[int]) -> list[Blob]:
     """Delete the rows of those of these blobs that no row of any model points at any more
-    (instances, rendition files, exports, prepared entries...). Returns them: once the caller's
-    transaction is over, ``blob_files_delete`` removes their stored files."""
+    (instances, rendition files, exports, prepared entries...). Call it in a transaction.
+    Returns them: once the caller's transaction is over, ``blob_files_delete`` removes their
+    stored files."""
     from django.db.models import ForeignObjectRel
 
     blob_ids = set(blob_ids)
     if not blob_ids:
         return []
+    # first lock the rows: an ingest that took some of them (``blobs_lock``) commits before the
+    # references below are read, so they include its rows
+    blob_ids = set(Blob.objects.select_for_update().filter(pk__in=blob_ids).order_by("pk").values_list("pk", flat=True))
     unreferenced = Blob.objects.filter(pk__in=blob_ids)
     for relation in Blob._meta.get_fields(include_hidden=True):
         if isinstance(relation, ForeignObjectRel):

@@ -47,6 +47,7 @@ from apps.imaging.blobs import (
     blob_files_delete,
     blob_files_kept_if_committed,
     blobs_found,
+    blobs_lock,
     blobs_record,
     blobs_unreferenced_delete,
     blobs_write_finish,
@@ -236,6 +237,10 @@ def _commit_finish(upload: Upload, batch: _Batch) -> bool:
                 follow_offset=batch.end)
             if not moved:
                 raise _Stop("another follower, or the job, went on")
+            # after the upload's row, as prepared_discard locks them; the rows above point at
+            # these blobs only once committed (deferred foreign keys)
+            if blobs_lock(batch.found):
+                raise _Stop("a blob it found was deleted meanwhile: the job stores those bytes")
     except _Stop:
         return False
     return True

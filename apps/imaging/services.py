@@ -36,7 +36,9 @@ from apps.imaging.blobs import (
     READ_SIZE,
     blob_files_delete,
     blob_files_kept_if_committed,
+    blob_write,
     blobs_found,
+    blobs_lock,
     blobs_record,
     blobs_unreferenced_delete,
     blobs_write_finish,
@@ -366,12 +368,19 @@ def _store_finish(run: _Run, stored: _Stored) -> None:
     sop_uids: dict[str, list[str]] = {}
     for item in files:
         sop_uids.setdefault(item.header.study_instance_uid, []).append(item.header.sop_instance_uid)
+    found = dict(stored.found)
     with blob_files_kept_if_committed(written), transaction.atomic():
         for item in files:  # lock (or create) the studies first: concurrent jobs of a study wait here
             run.latest_study(item.header)
+        for sha in blobs_lock(found):  # deleted since the lookup (another study's deletion): store again
+            del found[sha]
+            source = next(i.source for i in files if i.sha256 == sha and i.source is not None)
+            if not isinstance(source, bytes):
+                source.seek(0)
+            written.append(blob_write(source, sha))
         run.written.update((b.sha256, b) for b in blobs_record(written))
         for item in files:
-            blob = item.blob or stored.found.get(item.sha256) or run.written[item.sha256]
+            blob = item.blob or found.get(item.sha256) or run.written[item.sha256]
             _index(run, item, blob, sop_uids[item.header.study_instance_uid])
         run.end_batch()
         IngestFileResult.objects.bulk_create([i.result(run.job) for i in items])

@@ -52,3 +52,78 @@ def test_the_same_study_ingested_twice_at_once(org_a, tmp_path, monkeypatch, rou
     assert len(shas) == 12 and Blob.objects.filter(sha256__in=shas).count() == 12
     for blob in Blob.objects.filter(sha256__in=shas):
         assert hashlib.sha256(open_blob(blob).read()).hexdigest() == blob.sha256
+
+
+def _in_thread(fn, *args, **kwargs) -> threading.Thread:
+    def run():
+        try:
+            fn(*args, **kwargs)
+        except BaseException as exc:  # reported by the test
+            failures.append(exc)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+failures: list[BaseException] = []
+
+
+def _readable(org) -> None:
+    instances = list(Instance.objects.filter(organization=org).select_related("blob"))
+    assert len(instances) == 6
+    for inst in instances:
+        assert hashlib.sha256(open_blob(inst.blob).read()).hexdigest() == inst.sha256
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks: PostgreSQL (SQLite has one writer)")
+def test_a_deletion_between_an_ingests_lookup_and_its_commit(org_a, org_b, admin_a, small_ct, monkeypatch):
+    """Blobs are shared between organizations (dedup). Alpha deletes its study just after
+    Beta's ingest of the same files found those blobs: Beta's ingest stores the bytes again
+    instead of failing on rows that are gone."""
+    ingest_job_run(job_id=ingest_job_create(organization=org_a, source_path=str(small_ct), enqueue=False).pk)
+    alpha = Study.objects.get(organization=org_a)
+    real_found = services.blobs_found
+    failures.clear()
+
+    def found(sha256s):
+        result = real_found(sha256s)
+        if result and Study.objects.filter(pk=alpha.pk).exists():
+            _in_thread(services.study_delete, study=alpha, by=admin_a).join(timeout=30)
+        return result
+
+    monkeypatch.setattr(services, "blobs_found", found)
+    job = ingest_job_run(job_id=ingest_job_create(organization=org_b, source_path=str(small_ct), enqueue=False).pk)
+    assert not failures
+    assert not Study.objects.filter(pk=alpha.pk).exists()
+    assert job.state == JobState.DONE and job.files_ingested == 6
+    _readable(org_b)
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks: PostgreSQL (SQLite has one writer)")
+def test_a_deletion_while_an_ingest_commits_keeps_the_blobs_it_takes(org_a, org_b, admin_a, small_ct, monkeypatch):
+    """Alpha deletes its study while Beta's ingest, which takes the same blobs, is committing:
+    the deletion waits for that commit, then keeps the blobs Beta's instances now use."""
+    import time
+
+    ingest_job_run(job_id=ingest_job_create(organization=org_a, source_path=str(small_ct), enqueue=False).pk)
+    alpha = Study.objects.get(organization=org_a)
+    real_index = services._index
+    deletion: list[threading.Thread] = []
+    failures.clear()
+
+    def index(*args):
+        if not deletion:  # inside Beta's batch transaction, after its blob lookups
+            deletion.append(_in_thread(services.study_delete, study=alpha, by=admin_a))
+            time.sleep(0.5)  # the deletion is under way (or waiting for this transaction)
+        real_index(*args)
+
+    monkeypatch.setattr(services, "_index", index)
+    job = ingest_job_run(job_id=ingest_job_create(organization=org_b, source_path=str(small_ct), enqueue=False).pk)
+    deletion[0].join(timeout=30)
+    assert not failures
+    assert not Study.objects.filter(pk=alpha.pk).exists()
+    assert job.state == JobState.DONE and job.files_ingested == 6
+    _readable(org_b)

@@ -269,6 +269,27 @@ def test_a_follower_overtaken_drops_its_batch(org_a, uploader, small_ct):
     assert not default_storage.exists(written[0])
 
 
+def test_a_follower_drops_its_batch_when_a_blob_it_found_is_deleted_meanwhile(org_a, uploader, small_ct):
+    """Blobs are shared (dedup): another study's deletion may remove one between the batch's
+    lookup and its commit. The batch has let go of its bytes, so it is dropped, and the job
+    stores those bytes."""
+    slices = _slices(small_ct)
+    name, first = sorted(slices.items())[0]
+    stored = blobs.put_blob(io.BytesIO(first))  # already stored (by another study)
+    data = _zip({name: first})
+    upload = _stage(org_a, uploader, data, len(data) - 1)
+    with uploads.upload_open(upload) as fh:
+        end, item = follow._entry(fh, 0, upload.offset)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        batch = follow._commit_start(pool, 0, end, [item])
+        assert batch.found == {stored.sha256: stored} and not batch.writes
+        Blob.objects.filter(pk=stored.pk).delete()  # that study's deletion commits
+        assert not follow._commit_finish(upload, batch)
+    assert not PreparedEntry.objects.exists()
+    upload.refresh_from_db()
+    assert upload.follow_offset == 0
+
+
 def test_the_follower_is_queued_only_with_a_worker_and_while_bytes_are_missing(
         org_a, uploader, small_ct, settings, monkeypatch, django_capture_on_commit_callbacks):
     from django.test import Client
