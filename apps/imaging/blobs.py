@@ -47,6 +47,10 @@ READ_SIZE = 1024 * 1024
 #: fsync release the GIL, and the disk takes several flushes at once. Encryption holds the GIL
 #: (cryptography's AESGCM: two threads encrypt no faster than one), but at ~9 GB/s it is brief
 PARALLEL_WRITES = 4
+#: the ingest job and the follower write and commit files in batches of this many files or
+#: bytes (their bytes held in memory until written; each file at most sources.MEMORY_MAX): one
+#: transaction and a few queries per batch, and a crash loses at most the batch in progress
+BATCH_FILES, BATCH_BYTES = 64, 32 * 1024 * 1024
 
 
 def _aad(index: int, last: bool) -> bytes:

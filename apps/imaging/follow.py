@@ -43,6 +43,8 @@ from django.db.models import Count, Sum
 
 from apps.imaging import dicom, sources
 from apps.imaging.blobs import (
+    BATCH_BYTES,
+    BATCH_FILES,
     PARALLEL_WRITES,
     blob_files_delete,
     blob_files_kept_if_committed,
@@ -62,9 +64,6 @@ LOCAL_HEADER = struct.Struct("<4sHHHHHIIIHH")  # signature, version, flags, meth
 LOCAL_SIGNATURE = b"PK\x03\x04"
 DATA_DESCRIPTOR, ENCRYPTED, UTF8 = 0x8, 0x1, 0x800
 STORED, DEFLATED = 0, 8
-#: a batch is committed at once; its entries are held in memory until then (each at most
-#: sources.MEMORY_MAX, larger ones are left to the job)
-BATCH_FILES, BATCH_BYTES = 64, 32 * 1024 * 1024
 
 
 def enabled() -> bool:

@@ -32,6 +32,8 @@ from django.utils import timezone
 from apps.audit.services import record
 from apps.imaging import dicom, follow, sources
 from apps.imaging.blobs import (
+    BATCH_BYTES,
+    BATCH_FILES,
     PARALLEL_WRITES,
     READ_SIZE,
     blob_files_delete,
@@ -170,10 +172,8 @@ def _finish_study(study: Study) -> None:
     study.save()
 
 
-#: a batch is committed at once (one transaction, a few queries for all its files); a crash
-#: loses at most the batch in progress, which the retry redoes. Its files are held in memory
-#: (each at most sources.MEMORY_MAX; a larger file is stored in a batch of its own)
-BATCH_FILES, BATCH_BYTES = 64, 32 * 1024 * 1024
+#: a batch (blobs.BATCH_FILES, BATCH_BYTES) is committed at once; the retry redoes the one a
+#: crash interrupted. A file larger than sources.MEMORY_MAX is stored in a batch of its own
 #: entries the follower prepared hold no bytes: up to this many of them are committed at once
 BATCH_PREPARED = 1000
 
