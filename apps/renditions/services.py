@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import partial
 
 from django.conf import settings
@@ -18,7 +18,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, Q, Sum
 from pydicom.uid import UID, JPEGBaseline8Bit
 
-from apps.imaging.blobs import open_blob, put_blob
+from apps.imaging.blobs import blobs_lock, open_blob, put_blob
 from apps.imaging.checksums import crc32
 from apps.imaging.models import Instance, Study
 from apps.renditions import encoders
@@ -120,13 +120,28 @@ def _make_fields(kind: str, inst: Instance, data: bytes, facts: encoders.SourceF
     raise ValueError(kind)
 
 
-def _file_create(rendition: Rendition, inst: Instance, fields: dict) -> RenditionFile | None:
-    try:
-        with transaction.atomic():
-            return RenditionFile.objects.create(organization_id=inst.organization_id, study_id=inst.study_id,
-                                                rendition=rendition, instance=inst, kind=rendition.kind, **fields)
-    except IntegrityError:  # another run made it meanwhile
-        return None
+class _BlobGone(Exception):
+    """The blob put_blob found was deleted (another study's deletion) before the row took it."""
+
+
+def _file_create(rendition: Rendition, inst: Instance, make: Callable[[], dict]) -> RenditionFile | None:
+    """Make the file's fields and insert its row. Renditions of the same bytes share a blob, so
+    the one put_blob found is locked in the row's transaction (``blobs_lock``); if a deletion
+    removed it meanwhile, the file is made again and its bytes stored anew."""
+    for _attempt in range(3):
+        fields = make()
+        try:
+            with transaction.atomic():
+                blob = fields.get("blob")
+                if blob is not None and blobs_lock({blob.sha256: blob}):
+                    raise _BlobGone
+                return RenditionFile.objects.create(organization_id=inst.organization_id, study_id=inst.study_id,
+                                                    rendition=rendition, instance=inst, kind=rendition.kind, **fields)
+        except _BlobGone:
+            continue
+        except IntegrityError:  # another run made it meanwhile
+            return None
+    raise RuntimeError("rendition: its blob was deleted three times while being made")
 
 
 def study_renditions_make(*, study_id: int, kinds: Iterable[str] = tuple(Kind)) -> dict[str, Rendition]:
@@ -152,7 +167,7 @@ def study_renditions_make(*, study_id: int, kinds: Iterable[str] = tuple(Kind)) 
         except encoders.NotEncodable as exc:
             facts, facts_reason = None, exc.reason
         for kind in needed:
-            _file_create(renditions[kind], inst, _make(kind, inst, data, facts, facts_reason))
+            _file_create(renditions[kind], inst, partial(_make, kind, inst, data, facts, facts_reason))
     for rendition in renditions.values():
         rendition_summarize(rendition)
     return renditions
@@ -171,7 +186,7 @@ def originals_ensure(*, study: Study) -> None:
             facts, reason = encoders.source_facts(data), ""
         except encoders.NotEncodable as exc:
             facts, reason = None, exc.reason
-        _file_create(rendition, inst, _make(Kind.ORIGINAL, inst, data, facts, reason))
+        _file_create(rendition, inst, partial(_make, Kind.ORIGINAL, inst, data, facts, reason))
         made = True
     if made or rendition.status == Status.PENDING:
         rendition_summarize(rendition)
