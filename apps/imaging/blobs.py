@@ -98,10 +98,13 @@ def hash_stream(fileobj: IO[bytes]) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
-class _EncryptingReader:
-    """Reads plaintext from ``source`` and yields the encrypted chunk stream via ``read(n)``."""
+class _EncryptingReader(io.RawIOBase):
+    """Reads plaintext from ``source`` and yields the encrypted chunk stream via ``read(n)``: a
+    readable, non-seekable file object, as storage backends expect (django-storages' S3 backend
+    asks whether it is closed and seekable before it uploads it)."""
 
     def __init__(self, source: IO[bytes], key: bytes, prefix: bytes, chunk_size: int):
+        super().__init__()
         self._source, self._aead, self._prefix, self._chunk = source, AESGCM(key), prefix, chunk_size
         self._index = 0
         self._next = self._read_plain()
@@ -129,7 +132,16 @@ class _EncryptingReader:
         self._done = last
         return out
 
-    def read(self, n: int = -1) -> bytes:
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self.read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
+
+    def read(self, n: int | None = -1) -> bytes:
+        n = -1 if n is None else n
         left = len(self._buffer) - self._at
         if (n < 0 or left < n) and not self._done:
             parts = [self._buffer[self._at:]]
