@@ -57,6 +57,10 @@ def test_round_trip_and_ranged_reads(s3, size):
         fh = blobs.open_blob(blob)  # a seek into the second chunk opens there (a ranged GET)
         fh.seek(blobs.CHUNK_SIZE + 3)
         assert fh.read(100) == data[blobs.CHUNK_SIZE + 3:blobs.CHUNK_SIZE + 103]
+        # as a download streams it (a Range request, a package's segment)
+        start = blobs.CHUNK_SIZE - 5
+        assert b"".join(blobs.iter_blob(blob, start, 20)) == data[start:start + 20]
+        assert b"".join(blobs.iter_blob(blob, 7)) == data[7:]
 
 
 def test_two_writers_of_the_same_bytes_never_share_an_object(s3, django_capture_on_commit_callbacks):
@@ -87,3 +91,10 @@ def test_a_study_ingested_into_s3_and_deleted(s3, org_a, admin_a, small_ct):
     assert not any(b"Synthetic^Testpatient" in body for body in stored.values())
     study_delete(study=Study.objects.get(), by=admin_a)
     assert not set(_objects(s3)) & keys
+
+
+def test_the_readiness_check_writes_and_deletes_an_object(s3):
+    from apps.core.health import check_storage
+
+    assert check_storage() is None
+    assert _objects(s3) == {}
