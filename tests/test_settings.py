@@ -15,7 +15,8 @@ from tests.servers import ROOT, clean_env
 PROBE = (
     "import django, json; django.setup(); from django.conf import settings as s; "
     "print(json.dumps({'engine': s.DATABASES['default']['ENGINE'], 'eager': s.CELERY_TASK_ALWAYS_EAGER, "
-    "'broker': s.CELERY_BROKER_URL, 'storage': s.STORAGES['default']['BACKEND'], 'debug': s.DEBUG}))"
+    "'broker': s.CELERY_BROKER_URL, 'storage': s.STORAGES['default']['BACKEND'], 'debug': s.DEBUG, "
+    "'cache': s.CACHES['default']['BACKEND']}))"
 )
 
 
@@ -37,7 +38,8 @@ def test_the_suite_runs_on_the_database_the_environment_names():
 def test_with_nothing_set_it_is_the_embedded_default(tmp_path):
     got = _settings_under(clean_env(DJANGO_SETTINGS_MODULE="portal.settings.local", LIGHTBOX_VAR_DIR=str(tmp_path)))
     assert got == {"engine": "django.db.backends.sqlite3", "eager": True, "broker": "memory://localhost/",
-                   "storage": "apps.imaging.storage.DirectFileSystemStorage", "debug": False}
+                   "storage": "apps.imaging.storage.DirectFileSystemStorage", "debug": False,
+                   "cache": "django.core.cache.backends.locmem.LocMemCache"}
     assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0  # the generated key is private
 
 
@@ -59,7 +61,8 @@ def test_variables_switch_to_postgresql_redis_and_s3(tmp_path):
         DJANGO_STORAGE_BACKEND="s3", LIGHTBOX_S3_BUCKET="studies", LIGHTBOX_S3_ENDPOINT_URL="http://s3.internal",
     ))
     assert got == {"engine": "django.db.backends.postgresql", "eager": False, "broker": "redis://cache.internal:6379/0",
-                   "storage": "storages.backends.s3.S3Storage", "debug": False}
+                   "storage": "storages.backends.s3.S3Storage", "debug": False,
+                   "cache": "django.core.cache.backends.redis.RedisCache"}
 
 
 def test_debug_only_when_asked(tmp_path):
@@ -135,3 +138,32 @@ def test_the_server_parses_http_with_httptools():
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
     assert AutoHTTPProtocol is HttpToolsProtocol
+
+
+COUNT_FAILURES = (
+    "import django, sys; django.setup(); from django.core.cache import cache; from django.test import RequestFactory; "
+    "from apps.accounts import brute_force as b; r = RequestFactory().get('/', REMOTE_ADDR=sys.argv[1]); "
+    "[b.invitation_token_failed(r) for _ in range(int(sys.argv[2]))]; print('COUNT', cache.get(b._invite_key(r)))"
+)
+
+
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs Redis (REDIS_URL)")
+def test_with_redis_every_web_process_counts_the_same_invitation_failures(tmp_path):
+    """Two processes, as two web workers: the second sees the first one's failed tokens."""
+    import uuid
+
+    address = f"198.51.100.{uuid.uuid4().int % 250 + 1}"  # one of its own, so runs do not meet
+    env = clean_env(DJANGO_SETTINGS_MODULE="portal.settings.local", LIGHTBOX_VAR_DIR=str(tmp_path),
+                    REDIS_URL=os.environ["REDIS_URL"])
+
+    def fail(times: int) -> str:
+        out = subprocess.run([sys.executable, "-c", COUNT_FAILURES, address, str(times)], cwd=ROOT, env=env,
+                             capture_output=True, text=True, timeout=60)
+        return out.stdout.strip().splitlines()[-1] if out.stdout.strip() else out.stderr
+
+    try:
+        assert fail(3) == "COUNT 3"
+        assert fail(2) == "COUNT 5"
+    finally:
+        subprocess.run([sys.executable, "-c", "import django; django.setup(); from django.core.cache import cache; "
+                        f"cache.delete('lightbox:invite-fail:{address}')"], cwd=ROOT, env=env, timeout=60)

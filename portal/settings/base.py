@@ -334,6 +334,12 @@ ACCOUNT_RATE_LIMITS = {"login_failed": "20/m/ip"}
 
 # --- Celery ---------------------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
+# The cache holds the sign-in throttle (allauth) and the invitation-token lockout: with Redis it
+# is one for every web process and survives their restarts; a per-process memory cache would give
+# each worker its own count. The embedded default (one process) keeps it in memory.
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
+                      "KEY_PREFIX": "lightbox"} if REDIS_URL else
+          {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 # eager tasks still take a producer (Celery 5.3+): with a host named, kombu does not warn
 # "No hostname was supplied" on every task of the embedded default
 CELERY_BROKER_URL = REDIS_URL or "memory://localhost/"

@@ -25,6 +25,9 @@ STORAGES = {**STORAGES}
 if STORAGES["default"]["BACKEND"].endswith("FileSystemStorage"):
     STORAGES["default"] = {**STORAGES["default"], "OPTIONS": {
         **STORAGES["default"]["OPTIONS"], "location": MEDIA_ROOT}}
+# Each test process keeps its own cache (tests clear it; a shared Redis cache would be cleared
+# under the other process's feet). tests/test_settings.py checks the Redis cache itself.
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 # The sign-in gate and step-up are on everywhere else; tests/accounts switches them back on.
 # Other apps' tests sign in with force_login, without a second factor.
 LIGHTBOX_MFA_ENFORCED = False
