@@ -27,6 +27,7 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Executor, Future, wait
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import IO, BinaryIO
 
@@ -34,6 +35,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from django.core.files import File
 from django.core.files.storage import FileSystemStorage, default_storage
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 from django.utils.crypto import get_random_string
 
 from apps.imaging import keys
@@ -61,8 +63,11 @@ def _nonce(prefix: bytes, index: int) -> bytes:
     return bytes(prefix) + struct.pack(">I", index)
 
 
+BLOBS_FOLDER = "blobs"
+
+
 def storage_name_for(sha256: str) -> str:
-    return f"blobs/{sha256[:2]}/{sha256[2:4]}/{sha256}"
+    return f"{BLOBS_FOLDER}/{sha256[:2]}/{sha256[2:4]}/{sha256}"
 
 
 def _creates_exclusively(storage) -> bool:
@@ -245,12 +250,59 @@ def _stale_copies_delete(blob: Blob) -> None:
 
 
 def _recorded(blobs: list[Blob]) -> list[Blob]:
-    """Rows just inserted: a blob written under another name than its own (that one was taken)
-    clears the stale copies once the caller's transaction commits."""
+    """Rows just inserted. On file storage, a blob written under another name than its own (that
+    one was taken) clears the stale copies once the caller's transaction commits. On object
+    storage every write has its own name, so nothing tells of a stale copy without listing the
+    folder: a killed writer's objects are left to ``blobs_orphans_delete`` (scheduled daily)."""
+    if not _creates_exclusively(default_storage):
+        return blobs
     for blob in blobs:
         if blob.storage_name != storage_name_for(blob.sha256):
             transaction.on_commit(partial(_stale_copies_delete, blob), robust=True)
     return blobs
+
+
+def _stored_blob_files() -> Iterator[tuple[str, datetime]]:
+    """Every file under ``blobs/`` in storage, with its modification time (UTC)."""
+    bucket = getattr(default_storage, "bucket", None)
+    if bucket is not None:  # object storage: one listing request per 1,000 objects
+        location = (getattr(default_storage, "location", "") or "").strip("/")
+        start = len(location) + 1 if location else 0
+        for obj in bucket.objects.filter(Prefix=default_storage._normalize_name(BLOBS_FOLDER + "/")):
+            yield obj.key[start:], obj.last_modified
+        return
+    root = default_storage.path(BLOBS_FOLDER)
+    for folder, _dirs, files in os.walk(root):
+        for name in files:
+            path = os.path.join(folder, name)
+            try:
+                modified = datetime.fromtimestamp(os.stat(path).st_mtime, tz=UTC)
+            except FileNotFoundError:
+                continue
+            yield os.path.relpath(path, default_storage.location).replace(os.sep, "/"), modified
+
+
+def blobs_orphans_delete(*, older_than: timedelta = timedelta(hours=24)) -> int:
+    """Delete stored blob files that no Blob row names and that were last written more than
+    ``older_than`` ago: left by a writer killed between its write and its commit. A write in
+    progress is minutes old at most, so it is never taken. Returns how many were deleted."""
+    cutoff = timezone.now() - older_than
+    deleted = 0
+
+    def sweep(page: list[tuple[str, datetime]]) -> int:
+        known = set(Blob.objects.filter(storage_name__in=[name for name, _ in page])
+                    .values_list("storage_name", flat=True))
+        gone = [name for name, modified in page if name not in known and modified < cutoff]
+        for name in gone:
+            default_storage.delete(name)
+        return len(gone)
+
+    page: list[tuple[str, datetime]] = []
+    for item in _stored_blob_files():
+        page.append(item)
+        if len(page) == 1000:
+            deleted, page = deleted + sweep(page), []
+    return deleted + (sweep(page) if page else 0)
 
 
 def _record(blob: Blob) -> Blob:

@@ -44,3 +44,14 @@ def upload_follow_task(upload_id: int) -> int:
         logger.warning("upload %s: follower failed (%s); the ingest job does it all", upload_id, type(exc).__name__)
         Upload.objects.filter(pk=upload_id).update(follow_done=True)
         return 0
+
+
+@shared_task(acks_late=True)
+def blobs_orphans_delete_task() -> int:
+    """Delete stored blob files no row names (a killed writer's), a day old or more (schedule it)."""
+    from apps.imaging.blobs import blobs_orphans_delete
+
+    deleted = blobs_orphans_delete()
+    if deleted:
+        logger.info("blobs: deleted %s stored file(s) that no blob names", deleted)
+    return deleted

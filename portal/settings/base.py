@@ -357,6 +357,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 3, "socket_timeout"
 #: each app adds its own entry here
 CELERY_BEAT_SCHEDULE = {
     "imaging-uploads-expire": {"task": "apps.imaging.tasks.uploads_expire_task", "schedule": 15 * 60},
+    "imaging-blob-orphans-delete": {"task": "apps.imaging.tasks.blobs_orphans_delete_task", "schedule": 24 * 3600},
     "viewer-sessions-close-idle": {"task": "apps.viewer.tasks.viewer_sessions_close_idle_task", "schedule": 5 * 60},
     "sharing-expiries-record": {"task": "apps.sharing.tasks.share_expiries_record_task", "schedule": 5 * 60},
 }

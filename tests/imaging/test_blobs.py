@@ -254,3 +254,33 @@ def test_storage_that_writes_over_a_name_gets_a_name_per_write(settings, tmp_pat
     kept = blobs.blobs_record([first])[0]
     assert blobs.blobs_record([second])[0].pk == kept.pk
     assert blobs.open_blob(kept).read() == data
+
+
+def test_the_sweep_deletes_old_files_no_row_names():
+    """A writer killed between its write and its commit leaves a file no row names. The daily
+    sweep deletes it once it is old enough; a young one may be a write in progress."""
+    import time
+    from datetime import timedelta
+
+    old, young, kept = os.urandom(3000), os.urandom(3000), os.urandom(3000)
+    orphan = blobs.blob_write(old, _sha(old)).storage_name          # never recorded
+    in_progress = blobs.blob_write(young, _sha(young)).storage_name  # not recorded yet
+    recorded = blobs.blobs_record([blobs.blob_write(kept, _sha(kept))])[0]
+    two_hours_ago = time.time() - 7200
+    for name in (orphan, recorded.storage_name):
+        os.utime(default_storage.path(name), (two_hours_ago, two_hours_ago))
+
+    assert blobs.blobs_orphans_delete(older_than=timedelta(hours=1)) >= 1
+    assert not default_storage.exists(orphan)
+    assert default_storage.exists(in_progress)
+    assert blobs.open_blob(recorded).read() == kept
+
+
+def test_the_sweep_command_refuses_a_cutoff_under_an_hour():
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match="at least 1"):
+        call_command("blobs_sweep", "--older-than-hours", "0.5", stdout=io.StringIO())
+    out = io.StringIO()
+    call_command("blobs_sweep", stdout=out)
+    assert out.getvalue().startswith("deleted ")

@@ -1,0 +1,24 @@
+"""Delete stored blob files that no blob row names (left by a writer killed between its write and
+its commit). Runs daily from celery beat; this command runs it by hand."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.core.management.base import BaseCommand, CommandError
+
+from apps.imaging.blobs import blobs_orphans_delete
+
+
+class Command(BaseCommand):
+    help = "Delete stored blob files no blob row names, last written more than --older-than-hours ago."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--older-than-hours", type=float, default=24.0,
+                            help="leave files younger than this (writes in progress); default 24")
+
+    def handle(self, *args, older_than_hours: float, **options):
+        if older_than_hours < 1:
+            raise CommandError("--older-than-hours must be at least 1: younger files may be writes in progress.")
+        deleted = blobs_orphans_delete(older_than=timedelta(hours=older_than_hours))
+        self.stdout.write(f"deleted {deleted} stored file(s) that no blob names")
