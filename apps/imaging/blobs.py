@@ -352,7 +352,8 @@ def blob_files_kept_if_committed(written: list[Blob]) -> Iterator[list[Blob]]:
     """Around the transaction that records blobs written by ``blobs_write_start``: if it does
     not commit (the block raises), their files are deleted, since no row holds their keys. The
     ingest job and the follower record every batch this way. A process killed before its commit
-    cannot clean up: the next writer of the same bytes clears those files (``_recorded``)."""
+    cannot clean up: on file storage the next writer of the same bytes clears those files
+    (``_recorded``); the daily ``blobs_orphans_delete`` takes any still left."""
     try:
         yield written
     except BaseException:
