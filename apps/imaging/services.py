@@ -345,7 +345,7 @@ def _store_start(run: _Run, items: list[_Item]) -> _Stored:
     the next batch is read and parsed. Bytes an earlier batch of this run writes are not
     written again (that batch is committed first)."""
     files = [i for i in items if not i.outcome]
-    found = blobs_found({i.sha256 for i in files} - run.claimed)
+    found = blobs_found({i.sha256 for i in files if i.blob is None} - run.claimed)
     new: dict[str, bytes | IO[bytes]] = {}
     for item in files:
         if item.blob is None and item.sha256 not in found and item.sha256 not in run.claimed:
@@ -374,10 +374,13 @@ def _store_finish(run: _Run, stored: _Stored) -> None:
             run.latest_study(item.header)
         for sha in blobs_lock(found):  # deleted since the lookup (another study's deletion): store again
             del found[sha]
-            source = next(i.source for i in files if i.sha256 == sha and i.source is not None)
+            source = next(i.source for i in files if i.sha256 == sha and i.blob is None)
             if not isinstance(source, bytes):
                 source.seek(0)
-            written.append(blob_write(source, sha))
+            try:
+                written.append(blob_write(source, sha))
+            except OSError as exc:
+                raise StorageUnavailable(str(exc)) from exc
         run.written.update((b.sha256, b) for b in blobs_record(written))
         for item in files:
             blob = item.blob or found.get(item.sha256) or run.written[item.sha256]
