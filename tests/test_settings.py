@@ -167,3 +167,21 @@ def test_with_redis_every_web_process_counts_the_same_invitation_failures(tmp_pa
     finally:
         subprocess.run([sys.executable, "-c", "import django; django.setup(); from django.core.cache import cache; "
                         f"cache.delete('lightbox:invite-fail:{address}')"], cwd=ROOT, env=env, timeout=60)
+
+
+def test_production_collects_static_files_and_every_template_reference_is_in_the_manifest(tmp_path):
+    """Production serves static files from collectstatic's manifest (WhiteNoise): a reference to
+    a file that is not collected fails the page with a 500 there, and only there."""
+    import re
+
+    root = tmp_path / "static"
+    env = clean_env(LIGHTBOX_VAR_DIR=str(tmp_path), DJANGO_STATIC_ROOT=str(root), **PRODUCTION_ENV)
+    result = subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stdout + result.stderr
+    manifest = json.loads((root / "staticfiles.json").read_text())["paths"]
+    pattern = re.compile(r"""\{%\s*static\s+['"]([^'"]+)['"]""")
+    references = {ref for folder in ("templates", "apps") for path in (ROOT / folder).rglob("*.html")
+                  for ref in pattern.findall(path.read_text())}
+    assert references, "no {% static %} reference found: the pattern no longer matches the templates"
+    assert not references - set(manifest)
