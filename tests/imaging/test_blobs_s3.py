@@ -111,3 +111,20 @@ def test_the_sweep_deletes_objects_no_row_names(s3):
     assert set(_objects(s3)) == {orphan, kept.storage_name}
     assert blobs.blobs_orphans_delete(older_than=timedelta(hours=-1)) == 1
     assert list(_objects(s3)) == [kept.storage_name]
+
+
+def test_the_sweep_keeps_recorded_blobs_under_a_bucket_prefix(s3, settings):
+    """With a key prefix (django-storages' ``location``), stored keys and recorded names differ
+    by that prefix: the sweep must compare names, or it would take every blob for an orphan."""
+    from datetime import timedelta
+
+    settings.STORAGES = {**settings.STORAGES, "default": {
+        **settings.STORAGES["default"],
+        "OPTIONS": {**settings.STORAGES["default"]["OPTIONS"], "location": "lightbox/prod"}}}
+    data = os.urandom(3000)
+    orphan = blobs.blob_write(data, hashlib.sha256(data).hexdigest()).storage_name
+    kept = blobs.put_blob(io.BytesIO(os.urandom(3000)))
+    assert set(_objects(s3)) == {f"lightbox/prod/{orphan}", f"lightbox/prod/{kept.storage_name}"}
+    assert blobs.blobs_orphans_delete(older_than=timedelta(hours=-1)) == 1
+    assert list(_objects(s3)) == [f"lightbox/prod/{kept.storage_name}"]
+    assert blobs.open_blob(kept).read()
