@@ -331,3 +331,31 @@ def test_board_members_and_cases_must_belong_to_the_organization(org_a, org_b):
     with pytest.raises(ValidationError):  # the seed's review window: 5 to 7 days
         services.board_create(organization=org_a, by=host, host=host, title="b", meeting_at=_soon(),
                               review_days=30, cases=[], participants=[])
+
+
+def test_an_attachment_whose_stored_bytes_are_deleted_meanwhile_is_stored_again(org_a, clinician_a, monkeypatch):
+    """A preview image saved from a study and attached to a case is the study's own blob (dedup).
+    If the study is deleted between the lookup and the attachment's commit, the bytes are stored
+    again instead of the row pointing at a deleted blob."""
+    import io
+
+    from apps.imaging import blobs
+    from apps.imaging.models import Blob
+
+    png = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 20
+    shared = blobs.put_blob(io.BytesIO(png))  # a study's preview, say
+    real_put = blobs.put_blob
+
+    def put(fileobj, **kwargs):
+        blob = real_put(fileobj, **kwargs)
+        if blob.pk == shared.pk:  # that study's deletion commits now
+            blobs.blob_files_delete(blobs.blobs_unreferenced_delete([blob.pk]))
+        return blob
+
+    monkeypatch.setattr(blobs, "put_blob", put)
+    case = CaseFactory(organization=org_a)
+    attachment = services.attachment_add(case=case, by=clinician_a, fileobj=io.BytesIO(png), filename="slice.png",
+                                         kind="annotated")
+    assert not Blob.objects.filter(pk=shared.pk).exists()
+    attachment.refresh_from_db()
+    assert blobs.open_blob(Blob.objects.get(pk=attachment.blob_id)).read() == png
