@@ -102,6 +102,13 @@ def test_a_deletion_between_an_ingests_lookup_and_its_commit(org_a, org_b, admin
     _readable(org_b)
 
 
+def _waiting_on_a_lock() -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                       "AND wait_event_type = 'Lock'")
+        return cursor.fetchone()[0] > 0
+
+
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks: PostgreSQL (SQLite has one writer)")
 def test_a_deletion_while_an_ingest_commits_keeps_the_blobs_it_takes(org_a, org_b, admin_a, small_ct, monkeypatch):
     """Alpha deletes its study while Beta's ingest, which takes the same blobs, is committing:
@@ -117,7 +124,9 @@ def test_a_deletion_while_an_ingest_commits_keeps_the_blobs_it_takes(org_a, org_
     def index(*args):
         if not deletion:  # inside Beta's batch transaction, after its blob lookups
             deletion.append(_in_thread(services.study_delete, study=alpha, by=admin_a))
-            time.sleep(0.5)  # the deletion is under way (or waiting for this transaction)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and not _waiting_on_a_lock():
+                time.sleep(0.05)  # until the deletion waits for this transaction (or gives up)
         real_index(*args)
 
     monkeypatch.setattr(services, "_index", index)
