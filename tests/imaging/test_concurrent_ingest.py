@@ -18,43 +18,8 @@ from bench.ingest.synthetic import write_ct_series
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks: PostgreSQL (SQLite has one writer)")
-@pytest.mark.parametrize("round_", range(3))
-def test_the_same_study_ingested_twice_at_once(org_a, tmp_path, monkeypatch, round_):
-    write_ct_series(tmp_path, slices=12, rows=32, columns=32)
-    monkeypatch.setattr(services, "BATCH_FILES", 2)  # several batches, so that the jobs interleave
-    jobs = [ingest_job_create(organization=org_a, source_path=str(tmp_path), enqueue=False) for _ in range(2)]
-    start = threading.Barrier(2, timeout=30)
-    errors: list[BaseException] = []
-
-    def run(job):
-        try:
-            start.wait()
-            ingest_job_run(job_id=job.pk)
-        except BaseException as exc:  # reported below
-            errors.append(exc)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run, args=(job,)) for job in jobs]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    assert not errors
-    for job in jobs:
-        job.refresh_from_db()
-        assert job.state == JobState.DONE
-    outcomes = sorted(o for job in jobs for o in job.files.values_list("outcome", flat=True))
-    assert outcomes.count(FileOutcome.INGESTED) == 12 and outcomes.count(FileOutcome.DUPLICATE) == 12
-    assert Study.objects.count() == 1 and Instance.objects.count() == 12
-    shas = set(Instance.objects.values_list("sha256", flat=True))
-    assert len(shas) == 12 and Blob.objects.filter(sha256__in=shas).count() == 12
-    for blob in Blob.objects.filter(sha256__in=shas):
-        assert hashlib.sha256(open_blob(blob).read()).hexdigest() == blob.sha256
-
-
-def _in_thread(fn, *args, **kwargs) -> threading.Thread:
+def _in_thread(failures: list[BaseException], fn, *args, **kwargs) -> threading.Thread:
+    """Start ``fn`` on a thread with its own database connection; what it raises goes to ``failures``."""
     def run():
         try:
             fn(*args, **kwargs)
@@ -68,7 +33,32 @@ def _in_thread(fn, *args, **kwargs) -> threading.Thread:
     return thread
 
 
-failures: list[BaseException] = []
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks: PostgreSQL (SQLite has one writer)")
+@pytest.mark.parametrize("round_", range(3))
+def test_the_same_study_ingested_twice_at_once(org_a, tmp_path, monkeypatch, round_):
+    write_ct_series(tmp_path, slices=12, rows=32, columns=32)
+    monkeypatch.setattr(services, "BATCH_FILES", 2)  # several batches, so that the jobs interleave
+    jobs = [ingest_job_create(organization=org_a, source_path=str(tmp_path), enqueue=False) for _ in range(2)]
+    start = threading.Barrier(2, timeout=30)
+    errors: list[BaseException] = []
+
+    def run(job):
+        start.wait()
+        ingest_job_run(job_id=job.pk)
+
+    for thread in [_in_thread(errors, run, job) for job in jobs]:
+        thread.join(timeout=120)
+    assert not errors
+    for job in jobs:
+        job.refresh_from_db()
+        assert job.state == JobState.DONE
+    outcomes = sorted(o for job in jobs for o in job.files.values_list("outcome", flat=True))
+    assert outcomes.count(FileOutcome.INGESTED) == 12 and outcomes.count(FileOutcome.DUPLICATE) == 12
+    assert Study.objects.count() == 1 and Instance.objects.count() == 12
+    shas = set(Instance.objects.values_list("sha256", flat=True))
+    assert len(shas) == 12 and Blob.objects.filter(sha256__in=shas).count() == 12
+    for blob in Blob.objects.filter(sha256__in=shas):
+        assert hashlib.sha256(open_blob(blob).read()).hexdigest() == blob.sha256
 
 
 def _readable(org) -> None:
@@ -86,12 +76,12 @@ def test_a_deletion_between_an_ingests_lookup_and_its_commit(org_a, org_b, admin
     ingest_job_run(job_id=ingest_job_create(organization=org_a, source_path=str(small_ct), enqueue=False).pk)
     alpha = Study.objects.get(organization=org_a)
     real_found = services.blobs_found
-    failures.clear()
+    failures: list[BaseException] = []
 
     def found(sha256s):
         result = real_found(sha256s)
         if result and Study.objects.filter(pk=alpha.pk).exists():
-            _in_thread(services.study_delete, study=alpha, by=admin_a).join(timeout=30)
+            _in_thread(failures, services.study_delete, study=alpha, by=admin_a).join(timeout=30)
         return result
 
     monkeypatch.setattr(services, "blobs_found", found)
@@ -119,11 +109,11 @@ def test_a_deletion_while_an_ingest_commits_keeps_the_blobs_it_takes(org_a, org_
     alpha = Study.objects.get(organization=org_a)
     real_index = services._index
     deletion: list[threading.Thread] = []
-    failures.clear()
+    failures: list[BaseException] = []
 
     def index(*args):
         if not deletion:  # inside Beta's batch transaction, after its blob lookups
-            deletion.append(_in_thread(services.study_delete, study=alpha, by=admin_a))
+            deletion.append(_in_thread(failures, services.study_delete, study=alpha, by=admin_a))
             deadline = time.monotonic() + 10
             while time.monotonic() < deadline and not _waiting_on_a_lock():
                 time.sleep(0.05)  # until the deletion waits for this transaction (or gives up)
