@@ -64,6 +64,13 @@ def _cpu_split(pid: int) -> tuple[float, float]:
     return user / os.sysconf("SC_CLK_TCK"), system / os.sysconf("SC_CLK_TCK")
 
 
+def _machine_cpu() -> tuple[float, float]:
+    """CPU seconds of the whole machine so far: (busy, idle), all cores, from /proc/stat."""
+    fields = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:8]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields) - idle) / os.sysconf("SC_CLK_TCK"), idle / os.sysconf("SC_CLK_TCK")
+
+
 def plain_copy(paths: list[Path], dest: Path) -> float:
     """Seconds to copy the files one by one with fsync (the baseline)."""
     dest.mkdir(parents=True, exist_ok=True)
@@ -119,6 +126,7 @@ def run(slices: int, workers: int, work: Path, database_url: str = "", follow: b
             time.sleep(3)  # let the worker connect to the broker
         procs = {"server": server.pid, **({"worker": worker.pid} if worker is not None else {})}
         cpu0 = {name: _cpu_split(pid) for name, pid in procs.items()}
+        machine0 = _machine_cpu()
         import tusclient.client  # noqa: F401 - the client's own import (0.2 s) is not the upload
 
         t0 = time.perf_counter()
@@ -127,6 +135,7 @@ def run(slices: int, workers: int, work: Path, database_url: str = "", follow: b
         t_upload = time.perf_counter() - t0
         status = harness.wait_for_ingest(url, inst, timeout=3600)
         e2e = time.perf_counter() - t0
+        machine = tuple(b - a for a, b in zip(machine0, _machine_cpu(), strict=True))
         cpu = {name: tuple(b - a for a, b in zip(cpu0[name], _cpu_split(pid), strict=True))
                for name, pid in procs.items()}
         cpu.setdefault("worker", (0.0, 0.0))
@@ -143,6 +152,7 @@ def run(slices: int, workers: int, work: Path, database_url: str = "", follow: b
             "e2e_s": e2e, "e2e_MBps": mb / e2e, "ratio": (mb / e2e) / (mb / copy_s),
             "server_cpu_s": sum(cpu["server"]), "worker_cpu_s": sum(cpu["worker"]),
             "server_cpu_user_sys_s": cpu["server"], "worker_cpu_user_sys_s": cpu["worker"],
+            "machine_busy_s": machine[0], "machine_idle_s": machine[1],
             "server_peak_rss_MB": server_rss, "worker_peak_rss_MB": worker_rss,
             "mode": ("celery worker (redis)" if redis else "eager (in the server process)")
                     + (", follower on" if follow and redis else ", follower off")
@@ -189,6 +199,9 @@ def main() -> None:
                   "({:.1f} + {:.1f})".format(*row["server_cpu_user_sys_s"])
                   + (f", worker {row['worker_cpu_s']:.1f} s "
                      "({:.1f} + {:.1f})".format(*row["worker_cpu_user_sys_s"]) if row["worker_peak_rss_MB"] else ""))
+            print(f"  whole machine during it: {row['machine_busy_s']:.1f} s busy, "
+                  f"{row['machine_idle_s']:.1f} s idle (of {os.cpu_count()} cores x {row['e2e_s']:.1f} s; "
+                  "the client, PostgreSQL, Redis and the kernel included)")
             print(f"  peak RSS: server {row['server_peak_rss_MB']:.0f} MB"
                   + (f", worker {row['worker_peak_rss_MB']:.0f} MB" if row["worker_peak_rss_MB"] else ""))
             sys.stdout.flush()
