@@ -169,7 +169,9 @@ class GrantViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedVi
     @extend_schema(responses={200: GrantOutputSerializer(many=True)})
     @action(detail=False, methods=["get"])
     def received(self, request: Request) -> Response:
-        """Grants addressed to the signed-in user ("shared with me")."""
-        grants = Grant.objects.addressed_to(request.user).select_related("case", "grantee")[:200]
-        return Response(GrantOutputSerializer(grants, many=True).data)
+        """Grants addressed to the signed-in user ("shared with me"), paginated as the list is."""
+        grants = (Grant.objects.addressed_to(request.user).select_related("case", "grantee")
+                  .order_by("-created_at", "pk"))
+        page = self.paginate_queryset(grants)
+        return self.get_paginated_response(GrantOutputSerializer(page, many=True).data)
 

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from apps.audit.models import AuditEvent
 from apps.sharing.models import Grant, GrantExtension, Notification, OriginalRequest, SharingPolicy
-from tests.factories import UserFactory
+from tests.factories import GrantFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -46,7 +46,7 @@ def test_create_list_revoke_through_the_api(owner, case, consultant):
     listed = _client(owner).get("/api/v1/grants/?mine=1").json()
     assert [g["id"] for g in listed["results"]] == [data["id"]]
     received = _client(consultant).get("/api/v1/grants/received/").json()
-    assert [g["id"] for g in received] == [data["id"]]
+    assert received["count"] == 1 and [g["id"] for g in received["results"]] == [data["id"]]
     # the recipient reads the case; revocation takes effect on the very next request
     recipient = _client(consultant)
     assert _open(recipient, data["link"]).status_code == 302
@@ -194,3 +194,17 @@ def test_openapi_schema_documents_the_grants_api(client_as, admin_a):
         assert path in text, path
     if schema:
         assert "post" in schema["paths"]["/api/v1/grants/"]
+
+
+def test_received_grants_are_paginated_as_the_schema_says(org_a, case, consultant):
+    """"Shared with me" pages like every list (it was a bare list cut at 200 grants, while the
+    OpenAPI schema promised the paginated shape): none is dropped, newest first."""
+    grants = GrantFactory.create_batch(52, organization=org_a, case=case, grantee=consultant)
+    first = _client(consultant).get("/api/v1/grants/received/").json()
+    assert first["count"] == 52 and len(first["results"]) == 50 and first["next"]
+    second = _client(consultant).get("/api/v1/grants/received/?page=2").json()
+    ids = [g["id"] for g in first["results"] + second["results"]]
+    assert sorted(ids) == sorted(str(g.public_id) for g in grants)
+    schema = _client(consultant).get("/api/schema/?format=json").json()
+    ref = schema["paths"]["/api/v1/grants/received/"]["get"]["responses"]["200"]["content"]["application/json"]
+    assert ref["schema"]["$ref"].endswith("/PaginatedGrantOutputList")
