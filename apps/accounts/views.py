@@ -15,7 +15,6 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
@@ -35,6 +34,7 @@ from apps.accounts.forms import (
 from apps.accounts.models import Invitation, InvitationKind, SSOConfig, User
 from apps.accounts.services import Refusal
 from apps.audit.services import record
+from apps.core.redirects import next_url
 from apps.organizations.selectors import active_organization_or_404
 from apps.sharing import policy
 from apps.sharing.policy import Action
@@ -43,14 +43,6 @@ from apps.sharing.policy import Action
 def _to(name: str, next_url: str) -> str:
     """The URL of view ``name`` with ``?next=`` (encoded)."""
     return f"{reverse(name)}?{urlencode({'next': next_url})}"
-
-
-def _next(request: HttpRequest, default: str = "dashboard") -> str:
-    target = request.POST.get("next") or request.GET.get("next") or ""
-    if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()},
-                                                  require_https=request.is_secure()):
-        return target
-    return reverse(default)
 
 
 # --- second factor ---------------------------------------------------------------------------
@@ -63,8 +55,8 @@ def mfa_setup(request: HttpRequest) -> HttpResponse:
     user = request.user
     if mfa.has_second_factor(user):
         if not user.is_verified():
-            return redirect(_to("accounts:mfa_verify", _next(request)))
-        return redirect(_next(request))
+            return redirect(_to("accounts:mfa_verify", next_url(request)))
+        return redirect(next_url(request))
     device = mfa.totp_begin(user)
     form = EnrolForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
@@ -74,14 +66,14 @@ def mfa_setup(request: HttpRequest) -> HttpResponse:
             mfa.mark_verified(request, device)
             mfa.recovery_codes_issue(user)
             record(action="auth.mfa_enrolled", actor=user, request=request)
-            return redirect(_to("accounts:recovery_codes", _next(request)))
+            return redirect(_to("accounts:recovery_codes", next_url(request)))
         form.add_error("code", _("That code does not match. Check the time on your phone and try the next code."))
     qr = segno.make(device.config_url, error="m")
     svg = qr.svg_inline(scale=4, dark="#111", light="#fff", title=_("QR code for your authenticator app"))
     key = mfa.manual_key(device)
     return render(request, "accounts/mfa_setup.html", {
         "form": form, "qr_svg": svg, "manual_key": key, "manual_key_grouped": " ".join(
-            key[i:i + 4] for i in range(0, len(key), 4)), "next": _next(request),
+            key[i:i + 4] for i in range(0, len(key), 4)), "next": next_url(request),
         "required": mfa.mfa_required(user)}, status=400 if form.errors else 200)
 
 
@@ -101,24 +93,24 @@ def recovery_codes(request: HttpRequest) -> HttpResponse:
         if request.POST.get("saved") == "1":
             mfa.recovery_codes_confirm(user, request)
             messages.success(request, _("Your second factor is set up."))
-            return redirect(_next(request))
+            return redirect(next_url(request))
         messages.error(request, _("Tick the box to confirm you saved the recovery codes."))
     codes = list(device.token_set.values_list("token", flat=True)) if not device.confirmed else []
-    return render(request, "accounts/recovery_codes.html", {"codes": codes, "next": _next(request),
+    return render(request, "accounts/recovery_codes.html", {"codes": codes, "next": next_url(request),
                                                             "confirmed": device.confirmed})
 
 
 def _verify(request: HttpRequest, *, purpose: str, template: str) -> HttpResponse:
     user = request.user
     if not mfa.has_second_factor(user):
-        return redirect(_to("accounts:mfa_setup", _next(request)))
+        return redirect(_to("accounts:mfa_setup", next_url(request)))
     form = CodeForm(request.POST or None)
     status = 200
     locked_until = None
     if request.method == "POST" and form.is_valid():
         result, locked_until = mfa.otp_check(request, user, form.cleaned_data["code"], purpose=purpose)
         if result == mfa.OTPResult.OK:
-            return redirect(_next(request))
+            return redirect(next_url(request))
         if result == mfa.OTPResult.LOCKED:
             status = 429
             form.add_error(None, _("Too many wrong codes. Your second factor is locked; try again after "
@@ -127,7 +119,7 @@ def _verify(request: HttpRequest, *, purpose: str, template: str) -> HttpRespons
         else:
             status = 400
             form.add_error("code", _("That code is not right. Enter the current code from your app."))
-    return render(request, template, {"form": form, "next": _next(request), "locked_until": locked_until},
+    return render(request, template, {"form": form, "next": next_url(request), "locked_until": locked_until},
                   status=status)
 
 
@@ -137,7 +129,7 @@ def _verify(request: HttpRequest, *, purpose: str, template: str) -> HttpRespons
 def mfa_verify(request: HttpRequest) -> HttpResponse:
     """The sign-in step after the password, for anyone with an authenticator."""
     if request.user.is_verified():
-        return redirect(_next(request))
+        return redirect(next_url(request))
     return _verify(request, purpose="sign_in", template="accounts/mfa_verify.html")
 
 
@@ -147,7 +139,7 @@ def mfa_verify(request: HttpRequest) -> HttpResponse:
 def step_up(request: HttpRequest) -> HttpResponse:
     """Confirm with a fresh code before a sensitive act (sharing, downloading originals)."""
     if mfa.recently_verified(request) and request.method == "GET":
-        return redirect(_next(request))
+        return redirect(next_url(request))
     return _verify(request, purpose="step_up", template="accounts/step_up.html")
 
 

@@ -10,10 +10,10 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
+from apps.core.redirects import next_url
 from apps.organizations import selectors, services
 from apps.organizations.forms import MemberAddForm, MembershipForm, OrganizationPolicyForm
 from apps.organizations.selectors import active_organization_or_404
@@ -30,12 +30,7 @@ def organization_switch(request: HttpRequest, organization_id: UUID) -> HttpResp
     except ValidationError:
         raise Http404 from None
     messages.success(request, _("You are now working in %(org)s.") % {"org": org.name})
-    target = request.POST.get("next") or "dashboard"
-    if target != "dashboard" and not url_has_allowed_host_and_scheme(
-        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
-        target = "dashboard"
-    return redirect(target)
+    return redirect(next_url(request))
 
 
 @login_required

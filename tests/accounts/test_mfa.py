@@ -7,6 +7,7 @@ import time
 
 import pytest
 from django.test import Client
+from django.urls import reverse
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from rest_framework.permissions import IsAuthenticated
@@ -209,3 +210,15 @@ def test_security_page_and_new_recovery_codes(clinician_a, client_as, verified_c
     assert client.get("/")["Location"].startswith("/accounts/mfa/recovery-codes/")  # save them first
     client.post("/accounts/mfa/recovery-codes/", {"saved": "1"})
     assert client.get("/").status_code == 200
+
+
+@pytest.mark.parametrize("next_value", ["2026-13-45", "0", "dashboard-ish", "https://evil.example/", "//evil.example/"])
+def test_a_next_that_is_not_a_path_here_goes_to_the_dashboard(org_a, verified_client, next_value):
+    """A bare word in ``next`` was handed to ``redirect``, which tried it as a view name: a 500 on
+    the second-factor pages. Now anything but a path on this site goes to the dashboard."""
+    user = member(org_a, Role.RADIOLOGIST)
+    client = verified_client(user)  # recently verified: step-up's GET redirects to next at once
+    response = client.get("/accounts/mfa/step-up/", {"next": next_value})
+    assert response.status_code == 302 and response["Location"] == reverse("dashboard")
+    response = client.get("/accounts/mfa/step-up/", {"next": "/cases/"})
+    assert response.status_code == 302 and response["Location"] == "/cases/"

@@ -124,3 +124,10 @@ def test_open_sign_up_is_closed(client):
                                                         "password2": "a-long-pass-phrase"})
     assert not User.objects.filter(email="x@example.org").exists()
     assert response.status_code == 200
+
+
+@pytest.mark.parametrize("next_value", ["2026-13-45", "0", "NaN", "//evil.example/"])
+def test_switch_with_a_next_that_is_not_a_path_goes_to_the_dashboard(client_as, org_a, admin_a, next_value):
+    """A bare word in ``next`` was tried as a view name by ``redirect``: a 500 (found by a form fuzzer)."""
+    response = client_as(admin_a).post(reverse("organizations:switch", args=[org_a.public_id]), {"next": next_value})
+    assert response.status_code == 302 and response["Location"] == reverse("dashboard")
