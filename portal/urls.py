@@ -10,6 +10,8 @@ from apps.core import views as core_views
 urlpatterns = [
     path("healthz", core_views.healthz, name="healthz"),
     path("readyz", core_views.readyz, name="readyz"),
+    # what a browser asks for where a page names no icon (a PDF, a JSON answer, an image)
+    path("favicon.ico", core_views.favicon),
     path("i18n/", include("django.conf.urls.i18n")),
     path("", include("apps.accounts.urls")),
     path("accounts/", include("allauth.urls")),

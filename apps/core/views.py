@@ -2,13 +2,20 @@ from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.templatetags.static import static
 from django.views.decorators.cache import never_cache
 
 from apps.core import health
 from apps.organizations import selectors as org_selectors
 from apps.sharing import policy
 from apps.sharing.policy import Action
+
+
+def favicon(request: HttpRequest) -> HttpResponse:
+    """Where a browser looks when a page names no icon (a PDF, a JSON answer): the static icon.
+    Resolved per request, so a missing static manifest cannot stop the URLconf from loading."""
+    return redirect(static("img/favicon.svg"), permanent=True)
 
 
 @never_cache

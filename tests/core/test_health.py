@@ -60,3 +60,13 @@ def test_readyz_answers_503_naming_the_database_when_it_is_unreachable(tmp_path)
         assert body["checks"]["database"].startswith("unreachable")
         # the process itself is up
         assert urllib.request.urlopen(f"{base}/healthz", timeout=5).status == 200
+
+
+def test_the_site_icon_is_named_by_pages_and_served(client):
+    """Browsers ask for /favicon.ico where a page names no icon: it was a 404 on every first visit."""
+    response = client.get("/favicon.ico")
+    assert response.status_code == 301
+    icon = client.get(response["Location"])
+    assert icon.status_code == 200 and b"<svg" in b"".join(icon.streaming_content)
+    page = client.get("/accounts/login/").content.decode()
+    assert f'<link rel="icon" href="{response["Location"]}"' in page
