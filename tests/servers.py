@@ -30,19 +30,23 @@ def clean_env(**overrides: str) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def uvicorn_server(env: dict[str, str], *, timeout: float = 30) -> Iterator[str]:
+def uvicorn_server(env: dict[str, str], *, timeout: float = 30, log: Path | None = None) -> Iterator[str]:
+    """The portal served as ``make serve`` does. With ``log``, its output (access lines
+    included, as in production) goes to that file; otherwise warnings only."""
     port = free_port()
+    out = log.open("wb") if log is not None else subprocess.PIPE
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "portal.asgi:application", "--host", "127.0.0.1",
-         "--port", str(port), "--log-level", "warning"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+         "--port", str(port), "--no-server-header", "--log-level", "info" if log is not None else "warning"],
+        cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(f"server exited: {proc.stdout.read().decode(errors='replace')}")
+                output = log.read_bytes() if log is not None else proc.stdout.read()
+                raise RuntimeError(f"server exited: {output.decode(errors='replace')}")
             try:
                 urllib.request.urlopen(f"{base}/healthz", timeout=1).close()
                 break
@@ -57,3 +61,5 @@ def uvicorn_server(env: dict[str, str], *, timeout: float = 30) -> Iterator[str]
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
+        if log is not None:
+            out.close()
