@@ -101,5 +101,7 @@ class AccessGateMiddleware:
         if is_patient_only(memberships) and not path.startswith(_PATIENT_PREFIXES):
             if path == "/":
                 return redirect("education:portal")
+            if path.startswith("/api/"):  # an API client gets JSON, as from every other refusal
+                return JsonResponse({"detail": "patient_portal_only"}, status=403)
             raise PermissionDenied
         return self.get_response(request)

@@ -26,3 +26,32 @@ class OrgScopedViewSet(GenericViewSet):
 
     def get_queryset(self) -> models.QuerySet:
         return self.refine_queryset(self.model.objects.visible_to(self.request.user))
+
+
+_ERROR = {"type": "object", "required": ["detail"], "properties": {"detail": {"type": "string"}}}
+_INVALID = {"type": "object", "description": "Messages by field name; `detail` for the request as a whole.",
+            "additionalProperties": {"type": "array", "items": {"type": "string"}}}
+_ERROR_RESPONSES = {
+    "400": ("Invalid request: what is wrong, by field.", "Invalid", lambda op: "requestBody" in op),
+    "403": ("Not signed in, not allowed, or a fresh second factor needed (`step_up_required`).", "Error",
+            lambda op: True),
+    "404": ("No such object here (other organizations' objects included), or no such page.", "Error",
+            lambda op: True),
+}
+
+
+def schema_error_responses(result: dict, generator: Any, request: Any, public: bool) -> dict:
+    """drf-spectacular post-processing hook: every operation documents the errors it answers with
+    (403 and 404 everywhere, 400 where it takes a body), with their shapes, so a client written
+    from the schema expects them."""
+    schemas = result.setdefault("components", {}).setdefault("schemas", {})
+    schemas.setdefault("Error", _ERROR)
+    schemas.setdefault("Invalid", _INVALID)
+    for operations in result.get("paths", {}).values():
+        for op in operations.values():
+            responses = op.setdefault("responses", {})
+            for code, (description, schema, applies) in _ERROR_RESPONSES.items():
+                if applies(op) and code not in responses:
+                    responses[code] = {"description": description, "content": {
+                        "application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}}}
+    return result

@@ -384,6 +384,8 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Sharing medical imaging studies across care teams.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums",
+                             "apps.core.api.schema_error_responses"],
 }
 
 # --- Demo data ------------------------------------------------------------------------------
