@@ -31,8 +31,8 @@ LAST_SEEN = "lightbox_last_seen"
 STAFF_ROLES = {Role.ORG_ADMIN, Role.RADIOLOGIST, Role.CLINICIAN, Role.COORDINATOR}
 
 # reachable before the second factor is settled (sign-out, the MFA pages, static files...)
-_OPEN_PREFIXES = ("/static/", "/accounts/logout/", "/accounts/mfa/", "/i18n/", "/healthz", "/readyz",
-                  "/invite/", "/favicon.ico")
+_OPEN_PREFIXES = ("/static/", "/accounts/logout/", "/accounts/mfa/", "/accounts/activity/", "/i18n/", "/healthz",
+                  "/readyz", "/invite/", "/favicon.ico")
 # what a patient may reach
 _PATIENT_PREFIXES = ("/portal/", "/accounts/", "/i18n/", "/static/", "/invite/", "/healthz", "/readyz")
 
@@ -77,6 +77,7 @@ class AccessGateMiddleware:
         # 1. idle timeout
         now = time.time()
         limit = idle_limit_seconds(memberships)
+        request.idle_limit_seconds = limit  # pages tell the browser (static/js/activity.js)
         last = request.session.get(LAST_SEEN)
         if limit and last is not None and now - float(last) > limit:
             record(action="auth.idle_timeout", actor=user, request=request, details={"limit_seconds": limit})

@@ -7,6 +7,7 @@ from apps.accounts import views
 app_name = "accounts"
 
 urlpatterns = [
+    path("accounts/activity/", views.activity, name="activity"),
     path("accounts/mfa/setup/", views.mfa_setup, name="mfa_setup"),
     path("accounts/mfa/verify/", views.mfa_verify, name="mfa_verify"),
     path("accounts/mfa/step-up/", views.step_up, name="step_up"),

@@ -45,6 +45,18 @@ def _to(name: str, next_url: str) -> str:
     return f"{reverse(name)}?{urlencode({'next': next_url})}"
 
 
+# --- idle sign-out ---------------------------------------------------------------------------
+
+@login_required
+@require_POST
+def activity(request: HttpRequest) -> HttpResponse:
+    """Someone is typing or pointing on an open page (sent by static/js/activity.js at most once
+    a minute, only after such input): the access gate has counted this request as activity, so a
+    long note is not lost to the idle sign-out. A session already past its limit was signed out
+    by the gate before this view, and the page is told so by the redirect to the sign-in page."""
+    return HttpResponse(status=204)
+
+
 # --- second factor ---------------------------------------------------------------------------
 
 @never_cache

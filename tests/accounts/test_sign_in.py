@@ -86,6 +86,32 @@ def test_idle_timeout_is_shorter_for_external_users(org_a, clinician_a, client_a
     assert staff.get("/")["Location"].startswith("/accounts/login/")
 
 
+def test_activity_on_an_open_page_keeps_the_session_and_tells_the_page_when_it_ended(org_a, clinician_a, client_as):
+    """static/js/activity.js posts to /accounts/activity/ after typing: that counts as activity;
+    a session already past its limit is signed out there as anywhere (the page then says so)."""
+    org_a.staff_idle_minutes = 30
+    org_a.save()
+    client = client_as(clinician_a)
+    page = client.get("/").content.decode()
+    assert 'data-idle-seconds="1800"' in page and 'data-activity-url="/accounts/activity/"' in page
+    assert "js/activity.js" in page and 'id="idle-notice"' in page
+    assert client.get("/accounts/activity/").status_code == 405  # POST only
+
+    session = client.session
+    session[LAST_SEEN] = time.time() - 25 * 60  # 25 of 30 minutes without a request
+    session.save()
+    assert client.post("/accounts/activity/").status_code == 204
+    assert time.time() - client.session[LAST_SEEN] < 5  # the clock starts again
+    session = client.session
+    session[LAST_SEEN] = time.time() - 31 * 60
+    session.save()
+    response = client.post("/accounts/activity/")
+    assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")
+    assert AuditEvent.objects.filter(action="auth.idle_timeout", actor=clinician_a).exists()
+    # signed out pages carry no idle clock
+    assert "data-idle-seconds" not in Client().get("/accounts/login/").content.decode()
+
+
 def test_password_change_and_mfa_reset_end_every_session(org_a, admin_a, clinician_a, client_as):
     first, second = client_as(clinician_a), client_as(clinician_a)
     assert first.get("/").status_code == 200 and second.get("/").status_code == 200
