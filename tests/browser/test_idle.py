@@ -26,15 +26,20 @@ def _session_idle(page, seconds: float) -> None:
     session.save()
 
 
-def test_typing_keeps_the_session_a_notice_warns_and_an_ended_session_keeps_the_text(page, live_server):
-    org = OrganizationFactory(staff_idle_minutes=4)  # 240 s; the warning comes 60 s before
-    user = member(org, Role.CLINICIAN)
+def _sign_in_on_a_fake_clock(page, base: str, idle_minutes: int) -> None:
+    """A clinician of an organization with this idle limit signs in; the page's timers and
+    ``Date`` run on Playwright's clock from here on (the server's time is real)."""
+    user = member(OrganizationFactory(staff_idle_minutes=idle_minutes), Role.CLINICIAN)
     page.clock.install()
-    page.goto(f"{live_server.url}/accounts/login/")
+    page.goto(f"{base}/accounts/login/")
     page.get_by_label("E-mail address").fill(user.email)
     page.get_by_label("Password").fill(TEST_PASSWORD)
     page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(f"{live_server.url}/")
+    page.wait_for_url(f"{base}/")
+
+
+def test_typing_keeps_the_session_a_notice_warns_and_an_ended_session_keeps_the_text(page, live_server):
+    _sign_in_on_a_fake_clock(page, live_server.url, 4)  # 240 s; the warning comes 60 s before
     page.goto(f"{live_server.url}/cases/")
     search = page.locator("input[name=q]")
     warning = page.get_by_text("You will be signed out soon")
@@ -70,14 +75,7 @@ def test_typing_keeps_the_session_a_notice_warns_and_an_ended_session_keeps_the_
 
 
 def test_a_page_left_alone_says_it_was_signed_out(page, live_server):
-    org = OrganizationFactory(staff_idle_minutes=2)
-    user = member(org, Role.CLINICIAN)
-    page.clock.install()
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.get_by_label("E-mail address").fill(user.email)
-    page.get_by_label("Password").fill(TEST_PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(f"{live_server.url}/")
+    _sign_in_on_a_fake_clock(page, live_server.url, 2)
     ended = page.get_by_text("You have been signed out after a while without activity")
     # requests the page makes by itself (an upload's chunks, the viewer's frames) keep the
     # server's session, so they keep the page's clock too: no notice during a long upload
