@@ -25,6 +25,19 @@
 
   function text(el, value) { el.textContent = value; }
 
+  // why an upload stopped, from the server's answer where there is one: a file over the
+  // organization's limit or a refusal will not go through by trying again, a sign-out needs a
+  // sign-in first; anything else (a connection gone after the retries) resumes later
+  function failure(error) {
+    var response = error && error.originalResponse;
+    var status = response ? response.getStatus() : 0;
+    var body = response ? String(response.getBody() || "") : "";
+    if (status === 413) { return strings.tooLarge; }
+    if (status === 403 && /signed_out|sign in first|CSRF|otp_required|mfa_|recovery_codes/.test(body)) { return strings.signedOut; }
+    if (status === 403) { return strings.forbidden; }
+    return strings.failed;
+  }
+
   function updateOverall() {
     var total = 0, sent = 0;
     items.forEach(function (it) { total += it.file.size; sent += it.sent; });
@@ -143,8 +156,8 @@
         it.progress.value = total ? Math.floor(100 * sent / total) : 100;
         updateOverall();
       },
-      onError: function () {
-        it.state = "failed"; text(it.status, " " + strings.failed); updateOverall(); finished();
+      onError: function (error) {
+        it.state = "failed"; text(it.status, " " + failure(error)); updateOverall(); finished();
       },
       onSuccess: function () {
         it.state = "done"; it.sent = file.size; it.progress.value = 100;

@@ -56,3 +56,27 @@ def test_upload_page_uploads_files_and_shows_the_report(page, live_server, tmp_p
     assert Instance.objects.count() == 3
     page.get_by_role("link", name="Study").first.click()
     expect(page.get_by_test_id("study-state")).to_have_text("Ready")
+
+
+def test_a_failed_upload_says_why(page, live_server, tmp_path):
+    """A file over the organization's limit, or an upload after the session ended, says so
+    (it said "it resumes when you choose the file again" for both, which neither would do)."""
+    org = OrganizationFactory(slug="limit-org", upload_max_bytes=1000)
+    user = member(org, Role.RADIOLOGIST, email="rad@limit.example")
+    client = Client()
+    client.force_login(user)
+    page.context.add_cookies([{"name": settings.SESSION_COOKIE_NAME,
+                               "value": client.cookies[settings.SESSION_COOKIE_NAME].value,
+                               "url": live_server.url}])
+    big, small = tmp_path / "big.dcm", tmp_path / "small.dcm"
+    big.write_bytes(b"\0" * 5000)
+    small.write_bytes(b"\0" * 500)
+    page.goto(f"{live_server.url}/studies/upload/")
+    page.get_by_label("Choose files or a zip").set_input_files([str(big)])
+    expect(page.get_by_test_id("upload-item")).to_contain_text(
+        "Not sent: this file is larger than your organization accepts (1000")
+    # signed out in another tab: the next upload is refused as such
+    page.context.clear_cookies()
+    page.get_by_label("Choose files or a zip").set_input_files([str(small)])
+    expect(page.get_by_test_id("upload-item").last).to_contain_text("Stopped: you have been signed out")
+    assert not Study.objects.exists()
