@@ -7,13 +7,20 @@ import logging
 import os
 
 from celery import Celery
-from celery.signals import worker_process_init
+from celery.signals import setup_logging, worker_process_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings.local")
 
 app = Celery("lightbox")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@setup_logging.connect
+def _keep_django_logging(**_kwargs) -> None:
+    """A worker keeps the settings' LOGGING (configured by django.setup()) instead of replacing
+    the root logger's handlers with Celery's own: its handler redacts (apps/core/logs.py), and a
+    failed task logs its error's message."""
 
 
 @worker_process_init.connect

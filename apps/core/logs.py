@@ -1,7 +1,13 @@
-"""Paths in log lines without what must not be logged: a query string can name a patient (the case
-search takes a name or an MRN), and a share link, an invitation or a password reset carries its
-secret in the path. Access lines and Django's request warnings pass the path as an argument,
-which this filter rewrites before any handler formats the record."""
+"""Log records without what must not be logged.
+
+- Paths: a query string can name a patient (the case search takes a name or an MRN), and a share
+  link, an invitation or a password reset carries its secret in the path. Access lines and
+  Django's request warnings pass the path as an argument.
+- Database values: PostgreSQL's error detail quotes the values of the row at fault (``DETAIL:
+  Key (mrn)=(...) already exists``, ``Failing row contains (...)``), and a failed request or task
+  logs that error's message, in its traceback or as an argument.
+
+The filter rewrites a record's arguments and formats its traceback before any handler does."""
 
 from __future__ import annotations
 
@@ -13,6 +19,15 @@ REDACTED = "[redacted]"
 _SECRET_SEGMENT = re.compile(r"^(/s/|/invite/|/accounts/password/reset/key/|/accounts/confirm-email/)[^/?]+")
 
 
+# the rest of the line after PostgreSQL's DETAIL: (values of the row or key at fault)
+_DB_DETAIL = re.compile(r"(DETAIL:\s*).*")
+
+
+def redact_text(text: str) -> str:
+    """``text`` without the values a database error's detail quotes."""
+    return _DB_DETAIL.sub(rf"\g<1>{REDACTED}", text) if "DETAIL:" in text else text
+
+
 def redact_path(path: str) -> str:
     """``path`` with its query string and any secret segment replaced by a marker."""
     path, question, _query = path.partition("?")
@@ -20,13 +35,29 @@ def redact_path(path: str) -> str:
     return path + (f"?{REDACTED}" if question else "")
 
 
-class RedactPaths(logging.Filter):
-    """Rewrites every string argument of a record that is a path (starts with ``/``)."""
+def _redact_arg(arg: object) -> object:
+    if isinstance(arg, str):
+        return redact_path(arg) if arg.startswith("/") else redact_text(arg)
+    if isinstance(arg, BaseException) and "DETAIL:" in str(arg):
+        return redact_text(repr(arg))
+    return arg
+
+
+class Redact(logging.Filter):
+    """Rewrites a record's arguments (paths; database values, also inside an exception passed as
+    an argument) and formats its traceback without database values."""
+
+    _format = logging.Formatter()
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple) and record.args:
-            record.args = tuple(redact_path(a) if isinstance(a, str) and a.startswith("/") else a
-                                for a in record.args)
+            record.args = tuple(_redact_arg(a) for a in record.args)
+        if isinstance(record.msg, str) and "DETAIL:" in record.msg:
+            record.msg = redact_text(record.msg)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = redact_text(self._format.formatException(record.exc_info))
+        elif record.exc_text:
+            record.exc_text = redact_text(record.exc_text)
         return True
 
 
@@ -35,5 +66,5 @@ def install() -> None:
     or gunicorn's access log under its uvicorn worker) that the settings' LOGGING does not reach.
     Django's loggers reach the console handler, which has the filter from LOGGING."""
     access = logging.getLogger("uvicorn.access")
-    if not any(isinstance(f, RedactPaths) for f in access.filters):
-        access.addFilter(RedactPaths())
+    if not any(isinstance(f, Redact) for f in access.filters):
+        access.addFilter(Redact())

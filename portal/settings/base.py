@@ -400,9 +400,10 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    # no query strings (a case search names a patient) and no link or invitation tokens in logs
-    "filters": {"redact_paths": {"()": "apps.core.logs.RedactPaths"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_paths"]}},
+    # no query strings (a case search names a patient), no link or invitation tokens and no
+    # database values (an error's DETAIL) in logs; Celery workers keep this (portal/celery.py)
+    "filters": {"redact": {"()": "apps.core.logs.Redact"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"]}},
     "root": {"handlers": ["console"], "level": env.str("DJANGO_LOG_LEVEL", default="INFO")},
     # django-axes logs e-mail addresses at INFO; personal data stays out of logs
     "loggers": {"axes": {"level": "ERROR"},

@@ -1,15 +1,32 @@
-"""No patient's name (a case search's query string) and no bearer secret (a share link's or an
-invitation's token) in the portal's log lines."""
+"""No patient's name (a case search's query string), no bearer secret (a share link's or an
+invitation's token) and no database values (an error's DETAIL) in the portal's log lines."""
 
 from __future__ import annotations
 
+import logging
+import sys
 import urllib.error
 import urllib.request
 
 import pytest
+from django.db import IntegrityError, transaction
 
-from apps.core.logs import redact_path
+from apps.core.logs import Redact, redact_path
+from tests.factories import PatientFactory
 from tests.servers import clean_env, uvicorn_server
+
+
+def _console_handler() -> logging.Handler:
+    """The handler the settings' LOGGING puts on the root logger (the one production writes to)."""
+    handlers = [h for h in logging.getLogger().handlers if any(isinstance(f, Redact) for f in h.filters)]
+    assert len(handlers) == 1, logging.getLogger().handlers
+    return handlers[0]
+
+
+def _formatted(handler: logging.Handler, msg: str, *args, exc_info=None) -> str:
+    record = logging.LogRecord("django.request", logging.ERROR, __file__, 1, msg, args, exc_info)
+    assert handler.filter(record)
+    return handler.format(record)
 
 
 @pytest.mark.parametrize(("path", "logged"), [
@@ -44,3 +61,40 @@ def test_a_real_server_logs_neither_a_search_nor_a_link_token(tmp_path):
     assert '"GET /healthz?[redacted] HTTP/1.1" 200' in output, output
     assert '"GET /s/[redacted]/?[redacted] HTTP/1.1"' in output, output
     assert "django.request Internal Server Error: /s/[redacted]/" in output, output
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_database_error_logged_loses_the_values_it_quotes():
+    """PostgreSQL's DETAIL quotes the row at fault: here a second patient with the same MRN. A
+    failed request logs it in its traceback, a failed task as an argument (Celery's
+    "raised unexpected: %r")."""
+    mrn = "MRN-" + "4711-SECRET"  # built, so that the traceback's source lines do not show it
+    first = PatientFactory(mrn=mrn)
+    try:
+        with transaction.atomic():
+            PatientFactory(organization=first.organization, mrn=mrn)
+    except IntegrityError as exc:
+        error, exc_info = exc, sys.exc_info()
+    if "DETAIL:" not in str(error):  # SQLite names the columns only; make the PostgreSQL message
+        error = IntegrityError('duplicate key value violates unique constraint "one_mrn_per_org"\n'
+                               f"DETAIL:  Key (organization_id, mrn)=(1, {mrn}) already exists.")
+        try:
+            raise error
+        except IntegrityError:
+            exc_info = sys.exc_info()
+    handler = _console_handler()
+    logged = _formatted(handler, "Internal Server Error: %s", "/cases/new/", exc_info=exc_info)
+    assert "MRN-4711-SECRET" not in logged and "DETAIL:  [redacted]" in logged, logged
+    assert "IntegrityError" in logged and "one_mrn_per_org" in logged  # still says what failed
+    logged = _formatted(handler, "Task %s raised unexpected: %r", "apps.cases.tasks.x", error)
+    assert "MRN-4711-SECRET" not in logged and "[redacted]" in logged, logged
+
+
+def test_a_celery_worker_keeps_the_redacting_handler():
+    """A worker sets up logging through this call; without portal/celery.py's receiver Celery
+    replaces the root logger's handlers with its own, which redact nothing."""
+    from portal.celery import app
+
+    handler = _console_handler()
+    app.log.setup_logging_subsystem(loglevel="INFO")
+    assert _console_handler() is handler
