@@ -19,7 +19,7 @@ from datetime import UTC
 from email.utils import format_datetime
 from uuid import UUID
 
-from django.core.exceptions import RequestAborted
+from django.core.exceptions import PermissionDenied, RequestAborted
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import reverse
@@ -185,7 +185,10 @@ def uploads_root(request: HttpRequest) -> HttpResponse:
     org = request.organization
     if org is None:
         return _error(403, "you are not a member of an organization")
-    policy.require(request.user, Action.UPLOAD_STUDY, org, request=request)  # 403, denial recorded
+    try:
+        policy.require(request.user, Action.UPLOAD_STUDY, org, request=request)  # the denial is recorded
+    except PermissionDenied:
+        return _error(403, "you may not upload studies to this organization")  # plain text, as every tus error
     raw_length = request.headers.get("Upload-Length")
     if raw_length is None or not raw_length.isdigit():
         return _error(400, "Upload-Length is required (deferred length is not supported)")

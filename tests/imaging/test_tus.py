@@ -128,7 +128,10 @@ def test_expired_upload_is_gone(client):
 def test_roles_and_tenants(org_a, org_b, client_as, client):
     url = _create(client, 10)
     consultant = member(org_a, Role.EXTERNAL_CONSULTANT)
-    assert client_as(consultant).post(ROOT, HTTP_UPLOAD_LENGTH="10", **TUS).status_code == 403
+    refused = client_as(consultant).post(ROOT, HTTP_UPLOAD_LENGTH="10", **TUS)
+    assert refused.status_code == 403 and refused["Content-Type"].startswith("text/plain")  # not the HTML page
+    assert refused["Tus-Resumable"] == "1.0.0" and b"may not upload" in refused.content
+    assert AuditEvent.objects.filter(actor=consultant, outcome="denied").exists()  # still recorded
     assert client_as(None).post(ROOT, HTTP_UPLOAD_LENGTH="10", **TUS).status_code == 403
     other = member(org_b, Role.RADIOLOGIST)
     assert client_as(other).head(url, **TUS).status_code == 404
