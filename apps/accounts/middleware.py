@@ -53,9 +53,13 @@ def is_patient_only(memberships: list) -> bool:
     return bool(memberships) and all(m.role == Role.PATIENT for m in memberships)
 
 
-def _refuse(request: HttpRequest, url: str, code: str) -> HttpResponse:
+def _refuse(request: HttpRequest, url: str | None, code: str) -> HttpResponse:
+    """An API client gets JSON naming ``code``; a page is sent to ``url``, or, without one,
+    gets the 403 page."""
     if request.path.startswith("/api/"):
         return JsonResponse({"detail": code}, status=403)
+    if url is None:
+        raise PermissionDenied
     return redirect(url)
 
 
@@ -102,7 +106,5 @@ class AccessGateMiddleware:
         if is_patient_only(memberships) and not path.startswith(_PATIENT_PREFIXES):
             if path == "/":
                 return redirect("education:portal")
-            if path.startswith("/api/"):  # an API client gets JSON, as from every other refusal
-                return JsonResponse({"detail": "patient_portal_only"}, status=403)
-            raise PermissionDenied
+            return _refuse(request, None, "patient_portal_only")
         return self.get_response(request)
