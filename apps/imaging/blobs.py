@@ -366,6 +366,12 @@ def blobs_found(sha256s: Iterable[str]) -> dict[str, Blob]:
     return {b.sha256: b for b in Blob.objects.filter(sha256__in=list(set(sha256s)))}
 
 
+def _rows_locked(pks: Iterable[int]):
+    """These blob rows, locked (SELECT ... FOR UPDATE) always in primary-key order, so that two
+    transactions locking overlapping sets wait for each other instead of deadlocking."""
+    return Blob.objects.select_for_update().filter(pk__in=list(pks)).order_by("pk")
+
+
 def blobs_lock(found: dict[str, Blob]) -> set[str]:
     """In the transaction that will point rows at blobs looked up before it (``blobs_found``):
     lock them, so that a deletion (``blobs_unreferenced_delete``) waits for this commit and then
@@ -373,8 +379,8 @@ def blobs_lock(found: dict[str, Blob]) -> set[str]:
     those bytes again, or gives the batch up."""
     if not found:
         return set()
-    kept = Blob.objects.select_for_update().filter(pk__in=[b.pk for b in found.values()]).order_by("pk")
-    return set(found) - set(kept.values_list("sha256", flat=True))
+    kept = _rows_locked(b.pk for b in found.values()).values_list("sha256", flat=True)
+    return set(found) - set(kept)
 
 
 def blobs_record(blobs: list[Blob]) -> list[Blob]:
@@ -401,7 +407,7 @@ def blobs_unreferenced_delete(blob_ids: Iterable[int]) -> list[Blob]:
         return []
     # first lock the rows: an ingest that took some of them (``blobs_lock``) commits before the
     # references below are read, so they include its rows
-    blob_ids = set(Blob.objects.select_for_update().filter(pk__in=blob_ids).order_by("pk").values_list("pk", flat=True))
+    blob_ids = set(_rows_locked(blob_ids).values_list("pk", flat=True))
     unreferenced = Blob.objects.filter(pk__in=blob_ids)
     for relation in Blob._meta.get_fields(include_hidden=True):
         if isinstance(relation, ForeignObjectRel):
