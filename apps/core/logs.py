@@ -17,8 +17,6 @@ import re
 REDACTED = "[redacted]"
 # path segments that are bearer secrets: share links, invitations, allauth's reset and confirm keys
 _SECRET_SEGMENT = re.compile(r"^(/s/|/invite/|/accounts/password/reset/key/|/accounts/confirm-email/)[^/?]+")
-
-
 # the rest of the line after PostgreSQL's DETAIL: (values of the row or key at fault)
 _DB_DETAIL = re.compile(r"(DETAIL:\s*).*")
 
@@ -52,7 +50,7 @@ class Redact(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple) and record.args:
             record.args = tuple(_redact_arg(a) for a in record.args)
-        if isinstance(record.msg, str) and "DETAIL:" in record.msg:
+        if isinstance(record.msg, str):
             record.msg = redact_text(record.msg)
         if record.exc_info and not record.exc_text:
             record.exc_text = redact_text(self._format.formatException(record.exc_info))
