@@ -27,19 +27,18 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from functools import wraps
 from typing import Any
-from urllib.parse import urlencode
 
 import django_otp
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect
-from django.urls import reverse
 from django.utils import timezone
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from rest_framework.permissions import BasePermission
 
 from apps.audit.services import record
+from apps.core.redirects import with_next
 
 OTP_VERIFIED_AT = "lightbox_otp_verified_at"
 RECOVERY_CODE_COUNT = 10
@@ -194,7 +193,7 @@ def recently_verified(request: HttpRequest, hours: float | None = None) -> bool:
 
 
 def step_up_url(request: HttpRequest) -> str:
-    return f"{reverse('accounts:step_up')}?{urlencode({'next': request.get_full_path()})}"
+    return with_next("accounts:step_up", request.get_full_path())
 
 
 def require_recent_otp(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages
@@ -20,11 +19,11 @@ from django.contrib.auth import logout
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect
-from django.urls import reverse
 from django.utils.translation import gettext as _
 
 from apps.accounts import mfa
 from apps.audit.services import record
+from apps.core.redirects import with_next
 from apps.organizations.models import Role
 
 LAST_SEEN = "lightbox_last_seen"
@@ -63,10 +62,6 @@ def _refuse(request: HttpRequest, url: str | None, code: str) -> HttpResponse:
     return redirect(url)
 
 
-def _with_next(name: str, request: HttpRequest) -> str:
-    return f"{reverse(name)}?{urlencode({'next': request.get_full_path()})}"
-
-
 class AccessGateMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -77,6 +72,7 @@ class AccessGateMiddleware:
             return self.get_response(request)
         memberships = list(getattr(request, "my_memberships", []) or [])
         path = request.path
+        here = request.get_full_path()  # where a sign-in or a code sends the user back to
 
         # 1. idle timeout
         now = time.time()
@@ -88,7 +84,7 @@ class AccessGateMiddleware:
             logout(request)
             messages.info(request, _("You were signed out after %(minutes)s minutes without activity.")
                           % {"minutes": limit // 60})
-            return _refuse(request, _with_next("account_login", request), "signed_out_idle")
+            return _refuse(request, with_next("account_login", here), "signed_out_idle")
         if last is None or now - float(last) > 30:  # write the session at most every 30 s
             request.session[LAST_SEEN] = now
 
@@ -96,11 +92,11 @@ class AccessGateMiddleware:
         if settings.LIGHTBOX_MFA_ENFORCED and not path.startswith(_OPEN_PREFIXES):
             if not user.is_verified():
                 if mfa.has_second_factor(user):
-                    return _refuse(request, _with_next("accounts:mfa_verify", request), "otp_required")
+                    return _refuse(request, with_next("accounts:mfa_verify", here), "otp_required")
                 if mfa.mfa_required(user):
-                    return _refuse(request, _with_next("accounts:mfa_setup", request), "mfa_enrolment_required")
+                    return _refuse(request, with_next("accounts:mfa_setup", here), "mfa_enrolment_required")
             elif mfa.recovery_codes_pending(user):
-                return _refuse(request, _with_next("accounts:recovery_codes", request), "recovery_codes_pending")
+                return _refuse(request, with_next("accounts:recovery_codes", here), "recovery_codes_pending")
 
         # 3. patients: the patient portal only (home leads there; anything else is refused)
         if is_patient_only(memberships) and not path.startswith(_PATIENT_PREFIXES):

@@ -3,7 +3,6 @@ accept), SSO (settings, start). Thin views: parse, call mfa/services, render."""
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
 from uuid import UUID
 
 import segno
@@ -34,16 +33,10 @@ from apps.accounts.forms import (
 from apps.accounts.models import Invitation, InvitationKind, SSOConfig, User
 from apps.accounts.services import Refusal
 from apps.audit.services import record
-from apps.core.redirects import next_url
+from apps.core.redirects import next_url, with_next
 from apps.organizations.selectors import active_organization_or_404
 from apps.sharing import policy
 from apps.sharing.policy import Action
-
-
-def _to(name: str, next_url: str) -> str:
-    """The URL of view ``name`` with ``?next=`` (encoded)."""
-    return f"{reverse(name)}?{urlencode({'next': next_url})}"
-
 
 # --- idle sign-out ---------------------------------------------------------------------------
 
@@ -67,7 +60,7 @@ def mfa_setup(request: HttpRequest) -> HttpResponse:
     user = request.user
     if mfa.has_second_factor(user):
         if not user.is_verified():
-            return redirect(_to("accounts:mfa_verify", next_url(request)))
+            return redirect(with_next("accounts:mfa_verify", next_url(request)))
         return redirect(next_url(request))
     device = mfa.totp_begin(user)
     form = EnrolForm(request.POST or None)
@@ -78,7 +71,7 @@ def mfa_setup(request: HttpRequest) -> HttpResponse:
             mfa.mark_verified(request, device)
             mfa.recovery_codes_issue(user)
             record(action="auth.mfa_enrolled", actor=user, request=request)
-            return redirect(_to("accounts:recovery_codes", next_url(request)))
+            return redirect(with_next("accounts:recovery_codes", next_url(request)))
         form.add_error("code", _("That code does not match. Check the time on your phone and try the next code."))
     qr = segno.make(device.config_url, error="m")
     svg = qr.svg_inline(scale=4, dark="#111", light="#fff", title=_("QR code for your authenticator app"))
@@ -115,7 +108,7 @@ def recovery_codes(request: HttpRequest) -> HttpResponse:
 def _verify(request: HttpRequest, *, purpose: str, template: str) -> HttpResponse:
     user = request.user
     if not mfa.has_second_factor(user):
-        return redirect(_to("accounts:mfa_setup", next_url(request)))
+        return redirect(with_next("accounts:mfa_setup", next_url(request)))
     form = CodeForm(request.POST or None)
     status = 200
     locked_until = None
@@ -318,7 +311,7 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
         return render(request, "accounts/invitation_accept_signed_in.html", context)
 
     if User.objects.filter(email=invitation.email.lower()).exists():
-        context["login_url"] = _to("account_login", request.path)
+        context["login_url"] = with_next("account_login", request.path)
         return render(request, "accounts/invitation_sign_in.html", context)
 
     form = AcceptForm(request.POST if request.POST.get("step") == "account" else None, email=invitation.email)
@@ -358,7 +351,7 @@ def _accept_and_continue(request: HttpRequest, invitation: Invitation, user: Use
         target = reverse("dashboard")
     # The access gate sends the user through second-factor enrolment first, then here.
     if mfa.mfa_required(user) and not mfa.has_second_factor(user):
-        return redirect(_to("accounts:mfa_setup", target))
+        return redirect(with_next("accounts:mfa_setup", target))
     return redirect(target)
 
 
@@ -433,7 +426,7 @@ def recovery_codes_renew(request: HttpRequest) -> HttpResponse:
         return redirect("accounts:mfa_setup")
     mfa.recovery_codes_issue(request.user)
     record(action="auth.mfa_recovery_codes_renewed", actor=request.user, request=request)
-    return redirect(_to("accounts:recovery_codes", reverse("accounts:security")))
+    return redirect(with_next("accounts:recovery_codes", reverse("accounts:security")))
 
 
 @login_required

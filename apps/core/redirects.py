@@ -1,10 +1,11 @@
-"""Where to go after a form: the ``next`` a page passed along, if it is a path on this site."""
+"""Where to go after a form: the ``next`` a page passed along, if it is a path on this site; and
+the URL that passes one along."""
 
 from __future__ import annotations
 
 from django.http import HttpRequest
 from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 
 
 def next_url(request: HttpRequest, default: str = "dashboard") -> str:
@@ -18,3 +19,8 @@ def next_url(request: HttpRequest, default: str = "dashboard") -> str:
     ):
         return target
     return reverse(default)
+
+
+def with_next(name: str, target: str) -> str:
+    """The URL of view ``name`` with ``?next=target`` (encoded), for ``next_url`` to read back."""
+    return f"{reverse(name)}?{urlencode({'next': target})}"
