@@ -282,7 +282,12 @@ def _stored_blob_files() -> Iterator[tuple[str, datetime]]:
             yield os.path.relpath(path, default_storage.location).replace(os.sep, "/"), modified
 
 
-def blobs_orphans_delete(*, older_than: timedelta = timedelta(hours=24)) -> int:
+# How old an unnamed blob file must be before the sweep deletes it: a write in progress is
+# minutes old at most. The daily task and `manage.py blobs_sweep` both default to it.
+ORPHAN_MIN_AGE = timedelta(hours=24)
+
+
+def blobs_orphans_delete(*, older_than: timedelta = ORPHAN_MIN_AGE) -> int:
     """Delete stored blob files that no Blob row names and that were last written more than
     ``older_than`` ago: left by a writer killed between its write and its commit. A write in
     progress is minutes old at most, so it is never taken. Returns how many were deleted."""

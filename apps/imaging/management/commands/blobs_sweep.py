@@ -7,15 +7,16 @@ from datetime import timedelta
 
 from django.core.management.base import BaseCommand, CommandError
 
-from apps.imaging.blobs import blobs_orphans_delete
+from apps.imaging.blobs import ORPHAN_MIN_AGE, blobs_orphans_delete
 
 
 class Command(BaseCommand):
     help = "Delete stored blob files no blob row names, last written more than --older-than-hours ago."
 
     def add_arguments(self, parser):
-        parser.add_argument("--older-than-hours", type=float, default=24.0,
-                            help="leave files younger than this (writes in progress); default 24")
+        default = ORPHAN_MIN_AGE / timedelta(hours=1)
+        parser.add_argument("--older-than-hours", type=float, default=default,
+                            help=f"leave files younger than this (writes in progress); default {default:g}")
 
     def handle(self, *args, older_than_hours: float, **options):
         if older_than_hours < 1:
