@@ -131,7 +131,7 @@ def _server(env: dict[str, str]) -> tuple[subprocess.Popen, str]:
                              "--port", str(port), "--log-level", "warning"], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
-    harness.wait_healthy(proc, base, name="uvicorn")
+    harness.wait_answering(proc, f"{base}/healthz", timeout=60)
     return proc, base
 
 

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,6 +29,36 @@ def clean_env(**overrides: str) -> dict[str, str]:
     return env
 
 
+def wait_answering(proc: subprocess.Popen, url: str, *, timeout: float,
+                   output: Callable[[], bytes] | None = None) -> None:
+    """Wait until the server ``proc`` answers ``url``. RuntimeError if it exits first (with its
+    ``output``, when given) or does not answer within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            said = output().decode(errors="replace") if output is not None else ""
+            raise RuntimeError(f"{proc.args[:3]} exited with {proc.returncode}: {said}")
+        try:
+            urllib.request.urlopen(url, timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{proc.args[:3]} did not answer {url} within {timeout:g} s") from None
+            time.sleep(0.2)
+
+
+def stop(proc: subprocess.Popen | None, timeout: float = 30) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within ``timeout`` seconds."""
+    if proc is None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 @contextlib.contextmanager
 def uvicorn_server(env: dict[str, str], *, timeout: float = 30, log: Path | None = None) -> Iterator[str]:
     """The portal served as ``make serve`` does. With ``log``, its output (access lines
@@ -42,24 +72,10 @@ def uvicorn_server(env: dict[str, str], *, timeout: float = 30, log: Path | None
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if proc.poll() is not None:
-                output = log.read_bytes() if log is not None else proc.stdout.read()
-                raise RuntimeError(f"server exited: {output.decode(errors='replace')}")
-            try:
-                urllib.request.urlopen(f"{base}/healthz", timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
+        wait_answering(proc, f"{base}/healthz", timeout=timeout,
+                       output=lambda: log.read_bytes() if log is not None else proc.stdout.read())
         yield base
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
         if log is not None:
             out.close()

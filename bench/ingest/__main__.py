@@ -90,7 +90,7 @@ def start_gunicorn(inst: harness.Instance, workers: int) -> tuple[subprocess.Pop
          "-w", str(workers), "-b", f"127.0.0.1:{port}", "--timeout", "600", "--log-level", "warning"],
         cwd=harness.ROOT, env=inst.env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
-    harness.wait_healthy(proc, base, name="gunicorn")
+    harness.wait_answering(proc, f"{base}/healthz", timeout=60)
     return proc, base
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import atexit
 import json
-import os
 import secrets
 import shutil
 import socket
@@ -17,11 +16,11 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.servers import ROOT, clean_env, free_port, stop, wait_answering  # noqa: F401 - also used as harness.*
+
 CHUNK = 16 * 1024 * 1024  # as the browser page (static/js/upload.js)
 
 SETUP = r"""
@@ -80,13 +79,6 @@ class Instance:
         return json.loads(line[len(marker):])
 
 
-def clean_env(**overrides: str) -> dict[str, str]:
-    prefixes = ("DJANGO_", "LIGHTBOX_", "DATABASE_URL", "REDIS_URL", "CELERY_")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
-    env.update(overrides)
-    return env
-
-
 def prepare(var_dir: Path, *, fast_db: bool = False, **env_overrides: str) -> Instance:
     """Migrate a fresh instance in ``var_dir`` and sign in an uploader (a session in the database).
 
@@ -110,26 +102,6 @@ def prepare(var_dir: Path, *, fast_db: bool = False, **env_overrides: str) -> In
     return inst
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_healthy(proc: subprocess.Popen, base: str, *, name: str, timeout: float = 60) -> None:
-    """Wait until the server ``proc`` answers ``/healthz`` at ``base``; RuntimeError naming it if
-    it exits or does not answer within ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            urllib.request.urlopen(f"{base}/healthz", timeout=1).close()
-            return
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"{name} did not start") from None
-            time.sleep(0.2)
-
-
 def start_worker(inst: Instance) -> subprocess.Popen:
     """A Celery worker for the instance (one pool process; its broker is the instance's
     REDIS_URL)."""
@@ -137,17 +109,6 @@ def start_worker(inst: Instance) -> subprocess.Popen:
         [sys.executable, "-m", "celery", "-A", "portal", "worker", "-c", "1", "--loglevel", "WARNING",
          "--without-gossip", "--without-mingle", "--without-heartbeat"],
         cwd=ROOT, env=inst.env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-
-
-def stop(proc: subprocess.Popen | None) -> None:
-    """SIGTERM, then SIGKILL if it has not exited within 30 s."""
-    if proc is None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
 
 
 def redis_db(url: str, db: int) -> str:

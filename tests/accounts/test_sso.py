@@ -9,8 +9,6 @@ import re
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 
 import pytest
 import requests
@@ -20,7 +18,7 @@ from apps.accounts.models import SSOConfig
 from apps.audit.models import AuditEvent
 from apps.organizations.models import Role
 from tests.factories import OrganizationFactory, member
-from tests.servers import ROOT, clean_env, free_port
+from tests.servers import ROOT, clean_env, free_port, stop, wait_answering
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -46,24 +44,10 @@ def idp(live_server):
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     issuer = f"http://127.0.0.1:{port}/o"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(proc.stdout.read().decode(errors="replace"))
-            try:
-                urllib.request.urlopen(f"{issuer}/.well-known/openid-configuration", timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
+        wait_answering(proc, f"{issuer}/.well-known/openid-configuration", timeout=60, output=proc.stdout.read)
         yield issuer
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
         os.unlink(db.name)
 
 

@@ -4,7 +4,6 @@ import io
 import os
 import signal
 import subprocess
-import time
 import urllib.request
 from http.cookiejar import CookieJar
 
@@ -14,7 +13,7 @@ from django.core.management import CommandError, call_command
 
 from apps.accounts.models import User
 from apps.organizations.models import Membership, Organization, Role
-from tests.servers import ROOT, clean_env, free_port
+from tests.servers import ROOT, clean_env, free_port, wait_answering
 
 pytestmark = pytest.mark.django_db
 
@@ -52,15 +51,7 @@ def test_make_run_serves_the_demo(tmp_path):
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                urllib.request.urlopen(f"{base}/healthz", timeout=1).close()
-                break
-            except OSError:
-                assert proc.poll() is None, proc.stdout.read().decode()
-                assert time.monotonic() < deadline, "the portal did not come up"
-                time.sleep(0.3)
+        wait_answering(proc, f"{base}/healthz", timeout=90, output=proc.stdout.read)
         opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))
         login_page = opener.open(f"{base}/accounts/login/").read().decode()
         token = login_page.split('name="csrfmiddlewaretoken" value="')[1].split('"')[0]
