@@ -25,6 +25,18 @@ CHROMIUM_ARGS = [
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "[::1]", "::1"}
 
 
+def sign_in(page, base: str, email: str, *, then: str = "/", password: str | None = None) -> None:
+    """Sign in through the sign-in form with ``next=then``; returns on the page ``then``. The
+    password is the factories' (TEST_PASSWORD) unless given; no second factor is asked."""
+    from tests.factories import TEST_PASSWORD
+
+    page.goto(f"{base}/accounts/login/?next={then}")
+    page.get_by_label("E-mail address").fill(email)
+    page.get_by_label("Password").fill(password or TEST_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{base}{then}")
+
+
 @pytest.fixture(scope="session")
 def browser():
     from playwright.sync_api import sync_playwright

@@ -10,19 +10,17 @@ import pydicom
 import pytest
 from django.urls import reverse
 
-from apps.organizations.models import Organization, Role
+from apps.organizations.models import Role
 from bench.ingest.synthetic import write_ct_series
-from tests.browser.conftest import _only_local
-from tests.factories import TEST_PASSWORD, CaseFactory, OrganizationFactory, member
+from tests.browser.conftest import _only_local, sign_in
+from tests.factories import CaseFactory, OrganizationFactory, member
 from tests.renditions.conftest import ingest_folder
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def test_export_from_the_study_page_on_a_tablet(browser, live_server, tmp_path, output_dir):
-    org = OrganizationFactory(name="Northwind Test", slug="northwind-deid")
-    if "mfa_required_roles" in {f.name for f in Organization._meta.get_fields()}:
-        Organization.objects.filter(pk=org.pk).update(mfa_required_roles=[])
+    org = OrganizationFactory(name="Northwind Test", slug="northwind-deid", mfa_required_roles=[])
     radiologist = member(org, Role.RADIOLOGIST, email="radiologist@northwind.test")
     paths = write_ct_series(tmp_path / "ct", slices=3, rows=32, columns=32, patient_name="Tabletpatient^Wilhelmina")
     burned = pydicom.dcmread(paths[0])
@@ -39,11 +37,7 @@ def test_export_from_the_study_page_on_a_tablet(browser, live_server, tmp_path, 
     base = live_server.url
     study_path = reverse("imaging:study_detail", kwargs={"study_id": study.public_id})
     try:
-        page.goto(f"{base}/accounts/login/?next={study_path}")
-        page.get_by_label("E-mail address").fill(radiologist.email)
-        page.get_by_label("Password").fill(TEST_PASSWORD)
-        page.get_by_role("button", name="Sign in").click()
-        page.wait_for_url(f"{base}{study_path}")
+        sign_in(page, base, radiologist.email, then=study_path)
         page.get_by_test_id("deid-exports").click()
         page.get_by_test_id("deid-start").click()
         page.wait_for_url(f"{base}/deid/exports/**")

@@ -13,7 +13,8 @@ from playwright.sync_api import expect
 
 from apps.accounts.middleware import LAST_SEEN
 from apps.organizations.models import Role
-from tests.factories import TEST_PASSWORD, OrganizationFactory, member
+from tests.browser.conftest import sign_in
+from tests.factories import OrganizationFactory, member
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -31,11 +32,7 @@ def _sign_in_on_a_fake_clock(page, base: str, idle_minutes: int) -> None:
     ``Date`` run on Playwright's clock from here on (the server's time is real)."""
     user = member(OrganizationFactory(staff_idle_minutes=idle_minutes), Role.CLINICIAN)
     page.clock.install()
-    page.goto(f"{base}/accounts/login/")
-    page.get_by_label("E-mail address").fill(user.email)
-    page.get_by_label("Password").fill(TEST_PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(f"{base}/")
+    sign_in(page, base, user.email)
 
 
 def test_typing_keeps_the_session_a_notice_warns_and_an_ended_session_keeps_the_text(page, live_server):

@@ -10,9 +10,9 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from apps.organizations.models import Organization, Role
+from apps.organizations.models import Role
 from apps.sharing.models import Grant, GrantExtension, OriginalRequest
-from tests.browser.conftest import _only_local
+from tests.browser.conftest import _only_local, sign_in
 from tests.factories import TEST_PASSWORD, CaseFactory, OrganizationFactory, member
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -25,18 +25,8 @@ def _new_page(browser, width=1280):
     return context, context.new_page()
 
 
-def _sign_in(page, base: str, email: str, then: str) -> None:
-    page.goto(f"{base}/accounts/login/?next={then}")
-    page.get_by_label("E-mail address").fill(email)
-    page.get_by_label("Password").fill(TEST_PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(f"{base}{then}")
-
-
 def test_share_open_request_original_extend_revoke(browser, live_server, output_dir):
-    org = OrganizationFactory(name="Alpha Hospital", slug="alpha")
-    if "mfa_required_roles" in {f.name for f in Organization._meta.get_fields()}:
-        Organization.objects.filter(pk=org.pk).update(mfa_required_roles=[])  # about sharing, not sign-in
+    org = OrganizationFactory(name="Alpha Hospital", slug="alpha", mfa_required_roles=[])  # about sharing, not sign-in
     owner = member(org, Role.CLINICIAN, email="owner@alpha.example")
     consultant = member(org, Role.EXTERNAL_CONSULTANT, email="consultant@alpha.example")
     case = CaseFactory(organization=org, created_by=owner, responsible_clinician=owner, title="Chest CT review")
@@ -44,7 +34,7 @@ def test_share_open_request_original_extend_revoke(browser, live_server, output_
 
     owner_ctx, sharer = _new_page(browser)
     share_path = f"/sharing/cases/{case.public_id}/share/"
-    _sign_in(sharer, base, owner.email, share_path)
+    sign_in(sharer, base, owner.email, then=share_path)
     # 1-4: template, recipient, (scope: whole case), expiry left at the template's default
     sharer.get_by_label("1. What is this share for?").select_option("second_opinion")
     sharer.get_by_label("2. Who receives it?").select_option("user")
@@ -109,7 +99,7 @@ def test_share_open_request_original_extend_revoke(browser, live_server, output_
 
     # "My shares" on a phone: no sideways scrolling of the page
     phone_ctx, phone = _new_page(browser, width=390)
-    _sign_in(phone, base, owner.email, "/sharing/")
+    sign_in(phone, base, owner.email, then="/sharing/")
     assert phone.evaluate("document.documentElement.scrollWidth") <= 390
     phone.screenshot(path=str(output_dir / "my-shares-phone.png"), full_page=True)
     for ctx in (owner_ctx, consultant_ctx, phone_ctx):

@@ -13,10 +13,9 @@ from playwright.sync_api import expect
 
 from apps.cases import services
 from apps.cases.models import BoardState, CaseNote
-from apps.organizations.models import Organization, Role
-from tests.browser.conftest import _only_local
+from apps.organizations.models import Role
+from tests.browser.conftest import _only_local, sign_in
 from tests.factories import (
-    TEST_PASSWORD,
     AttachmentFactory,
     CaseFactory,
     MembershipFactory,
@@ -35,25 +34,11 @@ def _new_page(browser):
     return context, context.new_page()
 
 
-def _sign_in(page, base: str, email: str, then: str) -> None:
-    page.goto(f"{base}/accounts/login/?next={then}")
-    page.get_by_label("E-mail address").fill(email)
-    page.get_by_label("Password").fill(TEST_PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(f"{base}{then}")
-
-
-def _no_second_factor(*orgs: Organization) -> None:
-    """This test is about boards, not sign-in: no role needs a second factor here."""
-    if "mfa_required_roles" in {f.name for f in Organization._meta.get_fields()}:
-        Organization.objects.filter(pk__in=[o.pk for o in orgs]).update(mfa_required_roles=[])
-
-
 @pytest.fixture
 def board_world(db):
-    org = OrganizationFactory(name="Northwind Test", slug="northwind-test")
-    other = OrganizationFactory(name="Riverside Test", slug="riverside-test")
-    _no_second_factor(org, other)
+    # about boards, not sign-in: no role needs a second factor here
+    org = OrganizationFactory(name="Northwind Test", slug="northwind-test", mfa_required_roles=[])
+    other = OrganizationFactory(name="Riverside Test", slug="riverside-test", mfa_required_roles=[])
     host = member(org, Role.RADIOLOGIST, email="host@northwind.test", full_name="Harper Host")
     consultant = member(org, Role.EXTERNAL_CONSULTANT, email="consultant@outside.test", full_name="Casey Outside")
     visitor = member(other, Role.CLINICIAN, email="visitor@riverside.test", full_name="Vic Visitor")
@@ -84,7 +69,7 @@ def test_host_starts_participants_view_host_ends_participants_refused(browser, l
         # the host starts the meeting
         ctx, host_page = _new_page(browser)
         contexts.append(ctx)
-        _sign_in(host_page, base, host.email, board_path)
+        sign_in(host_page, base, host.email, then=board_path)
         host_page.get_by_role("button", name="Start meeting").click()
         expect(host_page.get_by_test_id("board-state")).to_have_text("Live")
         board.refresh_from_db()
@@ -95,7 +80,7 @@ def test_host_starts_participants_view_host_ends_participants_refused(browser, l
         for person in participants:
             ctx, page = _new_page(browser)
             contexts.append(ctx)
-            _sign_in(page, base, person.email, board_path)
+            sign_in(page, base, person.email, then=board_path)
             page.get_by_role("link", name=case.title).click()
             page.wait_for_url(re.compile(re.escape(str(case.public_id))))
             assert page.get_by_test_id("clinical-question").inner_text() == case.referring_question
@@ -140,7 +125,7 @@ def test_case_pages_fit_a_phone_and_label_every_control(page, live_server, board
     paths = [reverse("cases:case_list"), reverse("cases:case_detail", kwargs={"case_id": case.public_id}),
              reverse("cases:case_create"), reverse("cases:board_list"), reverse("cases:board_create"),
              reverse("cases:board_detail", kwargs={"boardsession_id": board.public_id})]
-    _sign_in(page, base, host.email, paths[0])
+    sign_in(page, base, host.email, then=paths[0])
     for path in paths:
         page.goto(f"{base}{path}")
         assert page.evaluate("document.documentElement.scrollWidth") <= 390, path

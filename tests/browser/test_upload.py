@@ -17,10 +17,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def test_upload_page_uploads_files_and_shows_the_report(page, live_server, tmp_path, output_dir):
-    org = OrganizationFactory(slug="upload-org")
-    if hasattr(org, "mfa_required_roles"):
-        org.mfa_required_roles = []
-        org.save()
+    org = OrganizationFactory(slug="upload-org", mfa_required_roles=[])
     user = member(org, Role.RADIOLOGIST, email="rad@upload.example")
     case = CaseFactory(organization=org, title="Outside CT")
     client = Client()
