@@ -201,9 +201,9 @@ def _sniff(fileobj: IO[bytes]) -> str | None:
 
 def attachment_add(*, case: Case, by: User, fileobj: IO[bytes], filename: str, kind: str = AttachmentKind.REPORT,
                    request: HttpRequest | None = None) -> Attachment:
-    """Store a report or annotated document on the case, encrypted (apps.imaging.blobs.put_blob).
+    """Store a report or annotated document on the case, encrypted (apps.imaging.blobs.put_blob_locked).
     Who may: whoever may write notes on it (note_can_add). Audited with ids and size only."""
-    from apps.imaging.blobs import blobs_lock, put_blob
+    from apps.imaging.blobs import put_blob_locked
 
     if not note_can_add(by, case):
         record(action="access.denied", actor=by, organization_id=case.organization_id, target=case,
@@ -219,12 +219,9 @@ def attachment_add(*, case: Case, by: User, fileobj: IO[bytes], filename: str, k
     fileobj.seek(start)
     if size > ATTACHMENT_MAX_BYTES:
         raise ValidationError({"file": _("The file is larger than 50 MB.")})
-    blob = put_blob(fileobj, organization=case.organization)
     name = (filename or "document").replace("\\", "/").rsplit("/", 1)[-1][:200] or "document"
     with transaction.atomic():
-        if blobs_lock({blob.sha256: blob}):  # the same bytes as a study's image, deleted meanwhile
-            fileobj.seek(start)
-            blob = put_blob(fileobj, organization=case.organization)
+        blob = put_blob_locked(fileobj)  # may be a study's image: the same bytes are stored once
         attachment = Attachment.objects.create(organization_id=case.organization_id, case=case, blob=blob, kind=kind,
                                                filename=name, content_type=content_type, size=blob.size,
                                                uploaded_by=by)

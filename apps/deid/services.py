@@ -5,7 +5,7 @@ Security contract:
   (radiologists and clinicians of the study's organization; never through a grant);
 - an instance leaves only through ``apps.deid.profile.deidentify_file``; one the profile excludes
   is recorded with its reason and never stored;
-- the outputs are new blobs in the encrypted store (``put_blob``), nothing in clear on disk;
+- the outputs are new blobs in the encrypted store (``put_blob_locked``), nothing in clear on disk;
 - ``deid.exported`` is recorded once, when the export becomes ready (details: counts and bytes,
   never names or UIDs).
 
@@ -16,6 +16,7 @@ what the first run would have made, and the ready transition is a conditional UP
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 import re
@@ -31,7 +32,7 @@ from apps.audit import actions as audit_actions
 from apps.audit.services import record
 from apps.deid.models import LABEL, DeidExport, DeidExportFile, Outcome, State
 from apps.deid.profile import Excluded, Reason, deidentify_file
-from apps.imaging.blobs import open_blob, put_blob
+from apps.imaging.blobs import open_blob, put_blob_locked
 from apps.imaging.checksums import crc32
 from apps.imaging.models import Instance, Study
 from apps.sharing import policy
@@ -121,9 +122,8 @@ def _one(inst: Instance, export: DeidExport, key: bytes, path: str) -> dict:
     except InvalidTag:
         logger.warning("deid: stored blob of instance %s failed authentication", inst.pk)
         return {"outcome": Outcome.EXCLUDED, "reason": Reason.UNREADABLE}
-    blob = put_blob(io.BytesIO(output.data), organization=inst.organization_id)
-    return {"outcome": Outcome.EXPORTED, "path": path, "blob": blob, "sha256": blob.sha256,
-            "crc32": crc32(output.data), "bytes": len(output.data)}
+    return {"outcome": Outcome.EXPORTED, "path": path, "content": output.data,
+            "sha256": hashlib.sha256(output.data).hexdigest(), "crc32": crc32(output.data), "bytes": len(output.data)}
 
 
 def _fail(export: DeidExport, reason: str) -> DeidExport:
@@ -165,8 +165,11 @@ def deid_export_run(*, export_id: int) -> DeidExport:
         if inst.pk in done:
             continue
         fields = _one(inst, export, key, paths[inst.pk])
+        content = fields.pop("content", None)
         try:
             with transaction.atomic():
+                if content is not None:  # stored in the row's transaction: no deletion takes it first
+                    fields["blob"] = put_blob_locked(io.BytesIO(content), sha256=fields["sha256"])
                 DeidExportFile.objects.create(organization_id=export.organization_id, export=export, instance=inst,
                                               original_bytes=inst.size, **fields)
         except IntegrityError:  # another run made it meanwhile

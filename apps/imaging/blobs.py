@@ -388,6 +388,32 @@ def blobs_lock(found: dict[str, Blob]) -> set[str]:
     return set(found) - set(kept)
 
 
+def put_blob_locked(fileobj: IO[bytes], *, sha256: str | None = None) -> Blob:
+    """``put_blob`` in the transaction that points a row at the blob (attachments, rendition
+    files, de-identified files): the blob row is locked (``blobs_lock``), so that a deletion
+    (``blobs_unreferenced_delete``) waits for the commit and then sees the new row. If a
+    deletion took the blob that ``put_blob`` found before the lock, the bytes are stored again.
+    The ingest does the same for a batch at a time (``blobs_lock`` in ``services``/``follow``).
+    Should the transaction roll back after new bytes were written, their file is left to the
+    daily ``blobs_orphans_delete``."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("put_blob_locked runs in the transaction that points a row at the blob")
+    owned = None
+    if not _seekable(fileobj):
+        fileobj = owned = _spool(fileobj)
+    try:
+        start = fileobj.tell()
+        for _attempt in range(3):
+            blob = put_blob(fileobj, sha256=sha256)
+            if not blobs_lock({blob.sha256: blob}):
+                return blob
+            fileobj.seek(start)  # deleted meanwhile: store the bytes again
+        raise RuntimeError("a blob was deleted three times while being stored")
+    finally:
+        if owned is not None:
+            owned.close()
+
+
 def blobs_record(blobs: list[Blob]) -> list[Blob]:
     """Save the rows of blobs written by ``blob_write``, at once; when a concurrent writer
     stored some of the same bytes meanwhile, one by one (theirs is kept, ours deleted)."""

@@ -8,9 +8,10 @@ made gets a row with status "unavailable" and the reason; the original is always
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from functools import partial
 
 from django.conf import settings
@@ -18,7 +19,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, Q, Sum
 from pydicom.uid import UID, JPEGBaseline8Bit
 
-from apps.imaging.blobs import blobs_lock, open_blob, put_blob
+from apps.imaging.blobs import open_blob, put_blob_locked
 from apps.imaging.checksums import crc32
 from apps.imaging.models import Instance, Study
 from apps.renditions import encoders
@@ -59,9 +60,10 @@ def _rendition_row(study: Study, kind: str) -> Rendition:
     return row
 
 
-def _stored(data: bytes, organization_id: int) -> dict:
-    blob = put_blob(io.BytesIO(data), organization=organization_id)
-    return {"blob": blob, "sha256": blob.sha256, "crc32": crc32(data), "bytes": len(data)}
+def _stored(data: bytes) -> dict:
+    """The fields of a file whose bytes are ``data``: ``_file_create`` stores them (``content``)
+    in the row's transaction."""
+    return {"content": data, "sha256": hashlib.sha256(data).hexdigest(), "crc32": crc32(data), "bytes": len(data)}
 
 
 def _make(kind: str, inst: Instance, data: bytes, facts: encoders.SourceFacts | None,
@@ -97,18 +99,18 @@ def _make_fields(kind: str, inst: Instance, data: bytes, facts: encoders.SourceF
                     if exc.reason not in reasons:
                         reasons.append(exc.reason)
                     continue
-                return {**base, **_stored(encoded, inst.organization_id), "status": Status.READY,
+                return {**base, **_stored(encoded), "status": Status.READY,
                         "label": Label.DIAGNOSTIC_LOSSLESS, "codec": encoders.LOSSLESS_CODECS[codec],
                         "extension": "dcm", "rows": inst.rows, "columns": inst.columns}
             raise encoders.NotEncodable(" ".join(reasons))
         if kind == Kind.PREVIEW:
             jpeg, columns, rows = encoders.preview_jpeg(data, frame)
-            return {**base, **_stored(jpeg, inst.organization_id), "status": Status.READY,
+            return {**base, **_stored(jpeg), "status": Status.READY,
                     "label": Label.PREVIEW_LOSSY, "codec": "image/jpeg", "extension": "jpg", "lossy": True,
                     "rows": rows, "columns": columns}
         if kind == Kind.EDUCATION:
             dcm, columns, rows = encoders.education_dicom(data, frame)
-            return {**base, **_stored(dcm, inst.organization_id), "status": Status.READY,
+            return {**base, **_stored(dcm), "status": Status.READY,
                     "label": Label.EDUCATION_LOW_RES, "codec": JPEGBaseline8Bit, "extension": "dcm",
                     "lossy": True, "rows": rows, "columns": columns}
     except encoders.NotEncodable as exc:
@@ -120,28 +122,19 @@ def _make_fields(kind: str, inst: Instance, data: bytes, facts: encoders.SourceF
     raise ValueError(kind)
 
 
-class _BlobGone(Exception):
-    """The blob put_blob found was deleted (another study's deletion) before the row took it."""
-
-
-def _file_create(rendition: Rendition, inst: Instance, make: Callable[[], dict]) -> RenditionFile | None:
-    """Make the file's fields and insert its row. Renditions of the same bytes share a blob, so
-    the one put_blob found is locked in the row's transaction (``blobs_lock``); if a deletion
-    removed it meanwhile, the file is made again and its bytes stored anew."""
-    for _attempt in range(3):
-        fields = make()
-        try:
-            with transaction.atomic():
-                blob = fields.get("blob")
-                if blob is not None and blobs_lock({blob.sha256: blob}):
-                    raise _BlobGone
-                return RenditionFile.objects.create(organization_id=inst.organization_id, study_id=inst.study_id,
-                                                    rendition=rendition, instance=inst, kind=rendition.kind, **fields)
-        except _BlobGone:
-            continue
-        except IntegrityError:  # another run made it meanwhile
-            return None
-    raise RuntimeError("rendition: its blob was deleted three times while being made")
+def _file_create(rendition: Rendition, inst: Instance, fields: dict) -> RenditionFile | None:
+    """Insert the file's row (fields from ``_make``). Renditions of the same bytes share a blob,
+    so the bytes are stored in the row's transaction (``put_blob_locked``): no deletion can take
+    the blob before the row points at it."""
+    content = fields.pop("content", None)
+    try:
+        with transaction.atomic():
+            if content is not None:
+                fields["blob"] = put_blob_locked(io.BytesIO(content), sha256=fields["sha256"])
+            return RenditionFile.objects.create(organization_id=inst.organization_id, study_id=inst.study_id,
+                                                rendition=rendition, instance=inst, kind=rendition.kind, **fields)
+    except IntegrityError:  # another run made it meanwhile
+        return None
 
 
 def study_renditions_make(*, study_id: int, kinds: Iterable[str] = tuple(Kind)) -> dict[str, Rendition]:
@@ -167,7 +160,7 @@ def study_renditions_make(*, study_id: int, kinds: Iterable[str] = tuple(Kind)) 
         except encoders.NotEncodable as exc:
             facts, facts_reason = None, exc.reason
         for kind in needed:
-            _file_create(renditions[kind], inst, partial(_make, kind, inst, data, facts, facts_reason))
+            _file_create(renditions[kind], inst, _make(kind, inst, data, facts, facts_reason))
     for rendition in renditions.values():
         rendition_summarize(rendition)
     return renditions
@@ -186,7 +179,7 @@ def originals_ensure(*, study: Study) -> None:
             facts, reason = encoders.source_facts(data), ""
         except encoders.NotEncodable as exc:
             facts, reason = None, exc.reason
-        _file_create(rendition, inst, partial(_make, Kind.ORIGINAL, inst, data, facts, reason))
+        _file_create(rendition, inst, _make(Kind.ORIGINAL, inst, data, facts, reason))
         made = True
     if made or rendition.status == Status.PENDING:
         rendition_summarize(rendition)

@@ -251,6 +251,33 @@ def test_a_run_killed_mid_way_resumes_and_records_once(world, monkeypatch):
     assert hashlib.sha256(again.data).hexdigest() == row.sha256
 
 
+def test_a_file_whose_blob_is_deleted_before_its_row_takes_it_is_stored_again(world, monkeypatch):
+    """A re-run makes the same bytes as the run before it, so put_blob may find a blob that a
+    deletion (of unreferenced blobs) removes before the file's row points at it: the bytes are
+    stored again, and no row points at a deleted blob."""
+    from apps.imaging import blobs
+    from apps.imaging.models import Blob
+
+    export = deid_export_start(study=world["study"], by=world["clinician"], pseudonym="PSEUDO-6")
+    real_put, deleted = blobs.put_blob, []
+
+    def put(fileobj, **kwargs):
+        blob = real_put(fileobj, **kwargs)
+        if not deleted:  # a deletion that no row holds back commits here
+            deleted.append(blob.pk)
+            blobs.blob_files_delete(blobs.blobs_unreferenced_delete([blob.pk]))
+        return blob
+
+    monkeypatch.setattr(blobs, "put_blob", put)
+    assert deid_export_run(export_id=export.pk).state == State.READY
+    assert deleted and not Blob.objects.filter(pk=deleted[0]).exists()
+    rows = DeidExportFile.objects.filter(export=export, outcome=Outcome.EXPORTED).select_related("blob")
+    assert rows
+    for row in rows:
+        with blobs.open_blob(row.blob) as fh:
+            assert hashlib.sha256(fh.read()).hexdigest() == row.sha256 == row.blob.sha256
+
+
 def test_outsider_gets_404_and_is_recorded(world, client_as, django_capture_on_commit_callbacks):
     _start(client_as(world["clinician"]), world["study"], django_capture_on_commit_callbacks)
     export = DeidExport.objects.get(study=world["study"])

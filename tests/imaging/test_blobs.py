@@ -284,3 +284,9 @@ def test_the_sweep_command_refuses_a_cutoff_under_an_hour():
     out = io.StringIO()
     call_command("blobs_sweep", stdout=out)
     assert out.getvalue().startswith("deleted ")
+
+
+def test_put_blob_locked_refuses_to_run_outside_a_transaction(transactional_db):
+    """Outside the transaction that points a row at it, nothing would hold the lock."""
+    with pytest.raises(RuntimeError, match="transaction"):
+        blobs.put_blob_locked(io.BytesIO(b"bytes"))

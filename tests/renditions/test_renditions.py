@@ -130,17 +130,16 @@ def test_education_export_of_a_lossy_source_carries_its_compression_history_on(r
 def test_a_shared_blob_deleted_before_the_row_takes_it_is_stored_again(ct_study, monkeypatch):
     """Renditions of the same bytes share a blob (a study's versions). If another study's
     deletion removes the blob put_blob just found, before this rendition's row takes it, the
-    file is made again: no row may point at a deleted blob."""
+    bytes are stored again: no row may point at a deleted blob."""
     import hashlib
 
     from apps.imaging import blobs
     from apps.imaging.models import Blob
-    from apps.renditions import services
 
     files = RenditionFile.objects.filter(study=ct_study)
     made = {(f.kind, f.instance_id): f.sha256 for f in files if f.blob_id}
     files.delete()  # made again below: put_blob finds their blobs still stored
-    real_put = services.put_blob
+    real_put = blobs.put_blob
     deleted: list[int] = []
 
     def put(fileobj, **kwargs):
@@ -150,7 +149,7 @@ def test_a_shared_blob_deleted_before_the_row_takes_it_is_stored_again(ct_study,
             blobs.blob_files_delete(blobs.blobs_unreferenced_delete([blob.pk]))
         return blob
 
-    monkeypatch.setattr(services, "put_blob", put)
+    monkeypatch.setattr(blobs, "put_blob", put)
     study_renditions_make(study_id=ct_study.pk)
     assert deleted and not Blob.objects.filter(pk=deleted[0]).exists()
     remade = {(f.kind, f.instance_id): f for f in RenditionFile.objects.filter(study=ct_study).select_related("blob")
