@@ -7,7 +7,10 @@
   Key (mrn)=(...) already exists``, ``Failing row contains (...)``), and a failed request or task
   logs that error's message, in its traceback or as an argument.
 
-The filter rewrites a record's arguments and formats its traceback before any handler does."""
+The filter rewrites a record's arguments and formats its traceback before any handler does. A
+request refused on purpose (a 4xx: a denial, a missing object) keeps its one warning line without
+Django's traceback: the denial is in the audit trail, and a traceback per refusal buries the
+server errors that need one."""
 
 from __future__ import annotations
 
@@ -43,11 +46,14 @@ def _redact_arg(arg: object) -> object:
 
 class Redact(logging.Filter):
     """Rewrites a record's arguments (paths; database values, also inside an exception passed as
-    an argument) and formats its traceback without database values."""
+    an argument) and formats its traceback without database values; drops the traceback of a
+    refused request (4xx)."""
 
     _format = logging.Formatter()
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if 400 <= getattr(record, "status_code", 0) < 500:  # django.request's refusals
+            record.exc_info = record.exc_text = None
         if isinstance(record.args, tuple) and record.args:
             record.args = tuple(_redact_arg(a) for a in record.args)
         if isinstance(record.msg, str):

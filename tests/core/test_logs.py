@@ -10,9 +10,13 @@ import urllib.request
 
 import pytest
 from django.db import IntegrityError, transaction
+from django.http import HttpResponse
+from django.urls import reverse
+from django.utils.log import log_response
 
 from apps.core.logs import Redact, redact_path
-from tests.factories import PatientFactory
+from apps.organizations.models import Role
+from tests.factories import OrganizationFactory, PatientFactory, member
 from tests.servers import clean_env, uvicorn_server
 
 
@@ -88,6 +92,30 @@ def test_a_database_error_logged_loses_the_values_it_quotes():
     assert "IntegrityError" in logged and "one_mrn_per_org" in logged  # still says what failed
     logged = _formatted(handler, "Task %s raised unexpected: %r", "apps.cases.tasks.x", error)
     assert "MRN-4711-SECRET" not in logged and "[redacted]" in logged, logged
+
+
+@pytest.mark.django_db
+def test_a_refused_request_is_one_line_and_a_server_error_keeps_its_traceback(client, monkeypatch):
+    """Django logs a 403 or 404 with the exception's traceback; the console shows the warning
+    line only (the audit trail has the denial). A 500 still shows where it failed."""
+    handler = _console_handler()
+    lines: list[str] = []
+    monkeypatch.setattr(handler, "emit", lambda record: lines.append(handler.format(record)))
+    client.force_login(member(OrganizationFactory(mfa_required_roles=[]), Role.CLINICIAN))
+    assert client.get(reverse("organizations:members")).status_code == 403  # admins only
+    refusal = "\n".join(lines)
+    assert "django.request" in refusal and "Traceback" not in refusal, refusal
+    lines.clear()
+    log_response("Internal Server Error: %s", "/cases/", response=HttpResponse(status=500),
+                           exception=_raised(RuntimeError("boom")))
+    assert "Traceback" in "\n".join(lines) and "RuntimeError: boom" in "\n".join(lines)
+
+
+def _raised(error: BaseException) -> BaseException:
+    try:
+        raise error
+    except BaseException as exc:
+        return exc
 
 
 def test_a_celery_worker_keeps_the_redacting_handler():
