@@ -42,7 +42,8 @@ class PatientInvitationForm(forms.Form):
 class AcceptForm(forms.Form):
     """Creating the account an invitation was sent for: the e-mail is the invited one."""
 
-    full_name = forms.CharField(label=_("Full name"), max_length=200)
+    full_name = forms.CharField(label=_("Full name"), max_length=200,
+                                widget=forms.TextInput(attrs={"autocomplete": "name"}))
     password1 = forms.CharField(label=_("Choose a password"), strip=False,
                                 widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
                                 help_text=_("At least 12 characters."))
@@ -69,7 +70,8 @@ class AcceptForm(forms.Form):
 
 
 class BirthDateForm(forms.Form):
-    birth_date = forms.DateField(label=_("Your date of birth"), widget=forms.DateInput(attrs={"type": "date"}),
+    birth_date = forms.DateField(label=_("Your date of birth"),
+                                 widget=forms.DateInput(attrs={"type": "date", "autocomplete": "bday"}),
                                  help_text=_("To check that this invitation reached the right person."))
 
 
@@ -88,4 +90,4 @@ class SSOConfigForm(forms.Form):
 
 
 class SSOStartForm(forms.Form):
-    email = forms.EmailField(label=_("Work e-mail address"))
+    email = forms.EmailField(label=_("Work e-mail address"), widget=forms.EmailInput(attrs={"autocomplete": "email"}))
