@@ -25,6 +25,17 @@ CHROMIUM_ARGS = [
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "[::1]", "::1"}
 
 
+def signed_in_as(page, base: str, user) -> None:
+    """The page's browser context carries a session of ``user`` (no form, no second factor)."""
+    from django.conf import settings
+    from django.test import Client
+
+    client = Client()
+    client.force_login(user)
+    name = settings.SESSION_COOKIE_NAME
+    page.context.add_cookies([{"name": name, "value": client.cookies[name].value, "url": base}])
+
+
 def sign_in(page, base: str, email: str, *, then: str = "/", password: str | None = None) -> None:
     """Sign in through the sign-in form with ``next=then``; returns on the page ``then``. The
     password is the factories' (TEST_PASSWORD) unless given; no second factor is asked."""

@@ -4,10 +4,9 @@ callback URL in <code> break instead of widening the page (both did, seen in a c
 from __future__ import annotations
 
 import pytest
-from django.conf import settings
-from django.test import Client
 
 from apps.organizations.models import Membership, Role
+from tests.browser.conftest import signed_in_as
 from tests.factories import OrganizationFactory, member
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -18,11 +17,7 @@ def test_member_and_sso_pages_fit_a_phone(page, live_server):
     admin = member(org, Role.ORG_ADMIN, email="admin@phone.example")
     long_email = member(org, Role.RADIOLOGIST,
                         email="firstname.middlename.lastname.radiology@long-hospital-domain.example")
-    client = Client()
-    client.force_login(admin)
-    page.context.add_cookies([{"name": settings.SESSION_COOKIE_NAME,
-                               "value": client.cookies[settings.SESSION_COOKIE_NAME].value,
-                               "url": live_server.url}])
+    signed_in_as(page, live_server.url, admin)
     page.set_viewport_size({"width": 390, "height": 844})
     membership = Membership.objects.get(user=long_email)
     for path in (f"/org/members/{membership.public_id}/", "/org/sso/"):

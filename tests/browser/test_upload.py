@@ -4,13 +4,12 @@ app) on a phone-sized screen, sees progress, and then the per-file report and th
 from __future__ import annotations
 
 import pytest
-from django.conf import settings
-from django.test import Client
 from playwright.sync_api import expect
 
 from apps.imaging.models import Instance, Study
 from apps.organizations.models import Role
 from bench.ingest.synthetic import write_ct_series
+from tests.browser.conftest import signed_in_as
 from tests.factories import CaseFactory, OrganizationFactory, member
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -20,11 +19,7 @@ def test_upload_page_uploads_files_and_shows_the_report(page, live_server, tmp_p
     org = OrganizationFactory(slug="upload-org", mfa_required_roles=[])
     user = member(org, Role.RADIOLOGIST, email="rad@upload.example")
     case = CaseFactory(organization=org, title="Outside CT")
-    client = Client()
-    client.force_login(user)
-    page.context.add_cookies([{"name": settings.SESSION_COOKIE_NAME,
-                               "value": client.cookies[settings.SESSION_COOKIE_NAME].value,
-                               "url": live_server.url}])
+    signed_in_as(page, live_server.url, user)
     paths = write_ct_series(tmp_path / "ct", slices=3, rows=64, columns=64)
     paths.append(tmp_path / "notes.dcm")
     paths[-1].write_bytes(b"not a dicom file" * 20)
@@ -60,11 +55,7 @@ def test_a_failed_upload_says_why(page, live_server, tmp_path):
     (it said "it resumes when you choose the file again" for both, which neither would do)."""
     org = OrganizationFactory(slug="limit-org", upload_max_bytes=1000)
     user = member(org, Role.RADIOLOGIST, email="rad@limit.example")
-    client = Client()
-    client.force_login(user)
-    page.context.add_cookies([{"name": settings.SESSION_COOKIE_NAME,
-                               "value": client.cookies[settings.SESSION_COOKIE_NAME].value,
-                               "url": live_server.url}])
+    signed_in_as(page, live_server.url, user)
     big, small = tmp_path / "big.dcm", tmp_path / "small.dcm"
     big.write_bytes(b"\0" * 5000)
     small.write_bytes(b"\0" * 500)
