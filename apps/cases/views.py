@@ -20,7 +20,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from apps.audit.services import record
 from apps.cases import selectors, services
 from apps.cases.forms import AttachmentForm, BoardForm, CaseCreateForm, CaseFilterForm, CaseForm, NoteForm
-from apps.cases.models import BoardState, NoteKind
+from apps.cases.models import BoardState
 from apps.organizations.selectors import active_organization_or_404
 from apps.sharing import policy
 from apps.sharing.policy import Action
@@ -88,16 +88,23 @@ def case_create(request: HttpRequest) -> HttpResponse:
 @login_required
 def case_detail(request: HttpRequest, case_id: UUID) -> HttpResponse:
     case = selectors.case_get(user=request.user, public_id=case_id, request=request)
+    return _case_page(request, case)
+
+
+def _case_page(request: HttpRequest, case, *, note_form: NoteForm | None = None,
+               attachment_form: AttachmentForm | None = None) -> HttpResponse:
+    """The case page (recorded as viewed). With a form that failed, that form shows its errors
+    beside its fields and keeps what was typed (status 400)."""
     policy.require(request.user, Action.VIEW_CASE, case, request=request)
     page = selectors.case_page(user=request.user, case=case)
     record(action="case.viewed", actor=request.user, organization_id=case.organization_id, target=case,
            request=request)
     return render(request, "cases/case_detail.html", {
-        "case": case, "page": page, "note_form": NoteForm(auto_id="note_%s"),
-        "attachment_form": AttachmentForm(auto_id="attachment_%s"),
+        "case": case, "page": page, "note_form": note_form or NoteForm(auto_id="note_%s"),
+        "attachment_form": attachment_form or AttachmentForm(auto_id="attachment_%s"),
         "can_add_note": services.note_can_add(request.user, case),
         "show_patient": policy.can(request.user, Action.VIEW_PATIENT_IDENTITY, case),
-    })
+    }, status=400 if note_form is not None or attachment_form is not None else 200)
 
 
 @login_required
@@ -150,13 +157,18 @@ def case_reopen(request: HttpRequest, case_id: UUID) -> HttpResponse:
 @require_POST
 def note_add(request: HttpRequest, case_id: UUID) -> HttpResponse:
     case = selectors.case_get(user=request.user, public_id=case_id, request=request)
+    form = NoteForm(request.POST, auto_id="note_%s")
+    if not form.is_valid():
+        if not services.note_can_add(request.user, case):
+            raise PermissionDenied
+        return _case_page(request, case, note_form=form)  # beside the note, whose text stays
     try:
-        services.note_add(case=case, by=request.user, body=request.POST.get("body", ""),
-                          kind=request.POST.get("kind", NoteKind.NOTE), request=request)
+        services.note_add(case=case, by=request.user, body=form.cleaned_data["body"],
+                          kind=form.cleaned_data["kind"], request=request)
     except ValidationError as exc:
-        messages.error(request, " ".join(exc.messages))
-    else:
-        messages.success(request, _("Note added."))
+        _form_errors(form, exc)
+        return _case_page(request, case, note_form=form)
+    messages.success(request, _("Note added."))
     return redirect(f"{case.get_absolute_url()}#notes")
 
 
@@ -164,20 +176,19 @@ def note_add(request: HttpRequest, case_id: UUID) -> HttpResponse:
 @require_POST
 def attachment_add(request: HttpRequest, case_id: UUID) -> HttpResponse:
     case = selectors.case_get(user=request.user, public_id=case_id, request=request)
-    form = AttachmentForm(request.POST, request.FILES)
+    form = AttachmentForm(request.POST, request.FILES, auto_id="attachment_%s")
     if not form.is_valid():
         if not services.note_can_add(request.user, case):
             raise PermissionDenied
-        messages.error(request, " ".join(e for errors in form.errors.values() for e in errors))
-    else:
-        upload = form.cleaned_data["file"]
-        try:
-            services.attachment_add(case=case, by=request.user, fileobj=upload, filename=upload.name,
-                                    kind=form.cleaned_data["kind"], request=request)
-        except ValidationError as exc:
-            messages.error(request, " ".join(exc.messages))
-        else:
-            messages.success(request, _("Document attached."))
+        return _case_page(request, case, attachment_form=form)  # the errors beside the fields
+    upload = form.cleaned_data["file"]
+    try:
+        services.attachment_add(case=case, by=request.user, fileobj=upload, filename=upload.name,
+                                kind=form.cleaned_data["kind"], request=request)
+    except ValidationError as exc:
+        _form_errors(form, exc)
+        return _case_page(request, case, attachment_form=form)
+    messages.success(request, _("Document attached."))
     return redirect(f"{case.get_absolute_url()}#attachments")
 
 

@@ -238,11 +238,32 @@ def test_adding_a_note_from_the_page(org_a, clinician_a, client_as):
     assert response.status_code == 302
     note = CaseNote.objects.get()
     assert (note.author, note.kind, note.body) == (clinician_a, "report", "No growth in 12 months.")
-    client_as(clinician_a).post(url, {"kind": "note", "body": "  "})
+    assert client_as(clinician_a).post(url, {"kind": "note", "body": "  "}).status_code == 400
     assert CaseNote.objects.count() == 1
     outsider = member(org_a, Role.EXTERNAL_CONSULTANT)  # no grant on this case
     assert client_as(outsider).post(url, {"kind": "note", "body": "hi"}).status_code == 404
     assert CaseNote.objects.count() == 1
+
+
+def test_a_refused_note_or_document_is_explained_beside_its_form(org_a, clinician_a, client_as):
+    """The error is shown at the form's field (aria-invalid, described by it), not only as a
+    message at the top of a page scrolled to the notes; the kind chosen stays chosen."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    case = CaseFactory(organization=org_a)
+    client = client_as(clinician_a)
+    response = client.post(reverse("cases:note_add", kwargs={"case_id": case.public_id}),
+                           {"kind": "report", "body": "   "})
+    assert response.status_code == 400 and not CaseNote.objects.exists()
+    html = response.content.decode()
+    assert 'id="note_body_error"' in html and 'aria-describedby="note_body_error"' in html
+    assert '<option value="report" selected>' in html
+    response = client.post(reverse("cases:attachment_add", kwargs={"case_id": case.public_id}),
+                           {"kind": "annotated", "file": SimpleUploadedFile("x.pdf", b"<html>")})
+    assert response.status_code == 400 and not Attachment.objects.exists()
+    html = response.content.decode()
+    assert 'id="attachment_file_error"' in html and "Attach a PDF, PNG or JPEG file." in html
+    assert '<option value="annotated" selected>' in html
 
 
 def test_attachments_are_stored_encrypted_served_by_policy_and_audited(org_a, org_b, clinician_a, client_as,
