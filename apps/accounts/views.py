@@ -15,6 +15,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 from django_otp.plugins.otp_static.models import StaticDevice
@@ -242,21 +243,23 @@ def patient_invite(request: HttpRequest, case_id: UUID) -> HttpResponse:
                   status=400 if form.errors else 200)
 
 
+# lazy: translated when a page is rendered, in its language (at import it would stay English)
 _REFUSAL_TEXT = {
-    Refusal.UNKNOWN: (_("This invitation link is not valid"),
-                      _("The link may be incomplete or mistyped. Open it again from the e-mail, or ask the "
+    Refusal.UNKNOWN: (gettext_lazy("This invitation link is not valid"),
+                      gettext_lazy("The link may be incomplete or mistyped. Open it again from the e-mail, or ask the "
                         "person who invited you to send a new invitation.")),
-    Refusal.EXPIRED: (_("This invitation has expired"),
-                      _("Invitations work for a limited time. Ask the person who invited you for a new one.")),
-    Refusal.USED: (_("This invitation was already used"),
-                   _("Each invitation link works once. If you accepted it, sign in with your e-mail address "
+    Refusal.EXPIRED: (gettext_lazy("This invitation has expired"),
+                      gettext_lazy("Invitations work for a limited time. Ask the person who invited you for a "
+                                   "new one.")),
+    Refusal.USED: (gettext_lazy("This invitation was already used"),
+                   gettext_lazy("Each invitation link works once. If you accepted it, sign in with your e-mail address "
                      "and password.")),
-    Refusal.REVOKED: (_("This invitation was withdrawn"),
-                      _("The person who invited you withdrew it. Ask them if you still need access.")),
-    Refusal.LOCKED: (_("This invitation is locked"),
-                     _("The date of birth was entered wrongly too many times. Ask for a new invitation.")),
-    "throttled": (_("Too many invalid links"),
-                  _("Too many invalid invitation links were opened from your network. Wait 15 minutes and "
+    Refusal.REVOKED: (gettext_lazy("This invitation was withdrawn"),
+                      gettext_lazy("The person who invited you withdrew it. Ask them if you still need access.")),
+    Refusal.LOCKED: (gettext_lazy("This invitation is locked"),
+                     gettext_lazy("The date of birth was entered wrongly too many times. Ask for a new invitation.")),
+    "throttled": (gettext_lazy("Too many invalid links"),
+                  gettext_lazy("Too many invalid invitation links were opened from your network. Wait 15 minutes and "
                     "open the link from your e-mail again.")),
 }
 

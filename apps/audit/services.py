@@ -45,6 +45,14 @@ def _member_org_ids(user: Any) -> list[int]:
                 .order_by("organization_id").values_list("organization_id", flat=True))
 
 
+def _target_type(target) -> str:
+    """The model's name ("case", "grant"); a lazily loaded user (request.user) is a "user"."""
+    if target is None:
+        return ""
+    meta = getattr(target, "_meta", None)
+    return meta.model_name if meta is not None else type(target).__name__.lower()
+
+
 def record(*, action: str, actor: Any = None, organization: Organization | None = None,
            organization_id: int | None = None, target: Any = None, outcome: str = "allowed",
            request: HttpRequest | None = None, details: dict[str, Any] | None = None,
@@ -102,7 +110,7 @@ def record(*, action: str, actor: Any = None, organization: Organization | None 
         actor_label=actor_label[:200],
         link_ref=link_ref,
         action=action,
-        target_type=type(target).__name__.lower() if target is not None else "",
+        target_type=_target_type(target),
         target_id=target_id[:64],
         case_ref=getattr(case, "public_id", None),
         study_ref=getattr(study, "public_id", None),

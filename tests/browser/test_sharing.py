@@ -58,7 +58,7 @@ def test_share_open_request_original_extend_revoke(browser, live_server, output_
     reader.get_by_role("button", name="Sign in").click()
     reader.wait_for_url(f"{base}/sharing/cases/{case.public_id}/")
     expect(reader.get_by_role("heading", name="Chest CT review")).to_be_visible()
-    assert "original" not in reader.get_by_test_id("renditions").inner_text()
+    assert "Original DICOM" not in reader.get_by_test_id("renditions").inner_text()
     # ... and asks for the original DICOM
     reader.get_by_role("link", name="Request the original DICOM").click()
     reader.get_by_label("Why do you need the original DICOM?").fill("Volumetry needs the thin-slice series.")
@@ -76,7 +76,7 @@ def test_share_open_request_original_extend_revoke(browser, live_server, output_
     reader.goto(f"{base}/sharing/received/")
     expect(reader.get_by_test_id("notifications").get_by_text("approved for 6 hours")).to_be_visible()
     reader.goto(f"{base}/sharing/cases/{case.public_id}/")
-    assert "original" in reader.get_by_test_id("renditions").inner_text()
+    assert "Original DICOM" in reader.get_by_test_id("renditions").inner_text()
 
     # extend the share with a written reason
     row = sharer.locator(f'tr[data-grant="{grant.public_id}"]')
