@@ -9,6 +9,7 @@ import zipfile
 import pydicom
 import pytest
 from django.urls import reverse
+from playwright.sync_api import expect
 
 from apps.organizations.models import Role
 from bench.ingest.synthetic import write_ct_series
@@ -57,5 +58,37 @@ def test_export_from_the_study_page_on_a_tablet(browser, live_server, tmp_path, 
         names = zipfile.ZipFile(io.BytesIO(data)).namelist()
         assert sum(n.endswith(".dcm") for n in names) == 3 and any(n.endswith("MANIFEST.txt") for n in names)
         assert b"Wilhelmina" not in data
+    finally:
+        context.close()
+
+
+def test_the_progress_updates_in_place_then_the_finished_page_loads(browser, live_server, tmp_path):
+    """While the export runs, its progress is fetched again and replaced in place: the page is
+    not reloaded (a value set on it survives) until the export is finished."""
+    from django.db.models import F
+
+    from apps.deid.models import DeidExport
+    from apps.deid.services import deid_export_run, deid_export_start
+
+    org = OrganizationFactory(slug="northwind-progress", mfa_required_roles=[])
+    radiologist = member(org, Role.RADIOLOGIST, email="radiologist@progress.test")
+    write_ct_series(tmp_path / "ct", slices=3, rows=32, columns=32)
+    [study] = ingest_folder(tmp_path / "ct", org, case=CaseFactory(organization=org))
+    export = deid_export_start(study=study, by=radiologist, pseudonym="PSEUDO-PROGRESS", enqueue=False)
+    DeidExport.objects.filter(pk=export.pk).update(files_total=3)
+    context = browser.new_context(viewport={"width": 768, "height": 1024}, locale="en-US")
+    context.route("**/*", _only_local)
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    try:
+        sign_in(page, live_server.url, radiologist.email, then=export.get_absolute_url())
+        assert "0 of 3 images processed" in page.get_by_test_id("deid-counts").inner_text()
+        page.evaluate("() => { window.stillTheSamePage = true; }")
+        DeidExport.objects.filter(pk=export.pk).update(files_done=F("files_done") + 2)
+        expect(page.get_by_test_id("deid-counts")).to_contain_text("2 of 3 images processed")
+        assert page.evaluate("() => window.stillTheSamePage === true")  # updated in place
+        deid_export_run(export_id=export.pk)
+        expect(page.get_by_test_id("deid-download")).to_be_visible()
+        assert page.evaluate("() => window.stillTheSamePage === undefined")  # the finished page, loaded once
     finally:
         context.close()
