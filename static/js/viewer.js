@@ -49,7 +49,11 @@
     state.kind = kind;
     labelEl.dataset.kind = kind;
     if (labelEl.textContent !== text) { labelEl.textContent = text; }
+    nameCanvas();
   }
+
+  // the image's name for assistive technology: its quality label and its position
+  function nameCanvas() { canvas.setAttribute("aria-label", labelEl.textContent + ", " + positionEl.textContent); }
 
   function showMessage(text) {
     messageEl.textContent = text;
@@ -64,6 +68,9 @@
     setLabel("none");
     showMessage(text);
     root.classList.add("viewer-stopped");
+    // access has ended: the controls say so (disabled), not only by looking faded
+    root.querySelectorAll(".viewer-toolbar button, .viewer-toolbar input, .viewer-toolbar select, .viewer-slider input")
+      .forEach(function (control) { control.disabled = true; });
   }
 
   // ---------------------------------------------------------------- drawing
@@ -195,6 +202,7 @@
     slider.max = String(Math.max(1, total));
     slider.value = String(state.pos + 1);
     positionEl.textContent = (total ? state.pos + 1 : 0) + " / " + total;
+    nameCanvas();
     var item = state.stack[state.pos];
     document.getElementById("meta-image").textContent = item
       ? (item.number !== null ? "#" + item.number : "—") + (item.frameCount > 1 ? " · " + (item.frame + 1) + "/" + item.frameCount : "")
@@ -331,9 +339,26 @@
     radio.addEventListener("change", function () { if (radio.checked) { state.tool = radio.value; } });
   });
 
+  function panBy(dx, dy) { state.panX += dx; state.panY += dy; draw(); }
+
+  function windowBy(centerSteps, widthFactor) {
+    var win = currentWindow(), step = Math.max(win[1], 10) / 20;
+    setWindow(win[0] + centerSteps * step, win[1] * widthFactor);
+  }
+
   stage.addEventListener("keydown", function (event) {
-    var handled = true;
+    if (state.stopped) { return; }
+    var handled = true, move = Math.max(stage.clientWidth, 100) / 10;
+    if (event.shiftKey && event.key.indexOf("Arrow") === 0) {  // Shift+arrows: pan
+      panBy({ ArrowLeft: -move, ArrowRight: move }[event.key] || 0, { ArrowUp: -move, ArrowDown: move }[event.key] || 0);
+      event.preventDefault();
+      return;
+    }
     switch (event.key) {
+      case "w": windowBy(0, 0.8); break;  // window narrower (more contrast)
+      case "W": windowBy(0, 1.25); break;  // window wider
+      case "l": windowBy(-1, 1); break;  // level lower (brighter)
+      case "L": windowBy(1, 1); break;  // level higher (darker)
       case "ArrowDown": case "ArrowRight": go(state.pos + 1); break;
       case "ArrowUp": case "ArrowLeft": go(state.pos - 1); break;
       case "PageDown": go(state.pos + 10); break;

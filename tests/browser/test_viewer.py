@@ -43,6 +43,10 @@ def _gray(value_hu: float, center: float, width: float) -> float:
     return float(np.clip((value_hu - low) / (width - 1) * 255, 0, 255))
 
 
+def _gray_image(png: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(png)).convert("L"), dtype=np.float32)
+
+
 def _centre_of_canvas(page, at: float = 0.5) -> float:
     """Mean gray of a small patch of the canvas screenshot, centred horizontally, ``at`` of its height."""
     shot = page.get_by_test_id("viewer-canvas").screenshot()
@@ -88,6 +92,21 @@ def test_scroll_to_a_slice_then_lung_preset_changes_the_pixels(page, live_server
     assert page.get_by_test_id("meta-window").inner_text() == "-600/1500"
     assert label.is_visible() and label.inner_text() == "Diagnostic original (lossless)"
     page.screenshot(path=str(output_dir / "viewer-lung.png"))
+    # the image is named by its quality label and position (role img)
+    expect(page.get_by_role("img", name="Diagnostic original (lossless), 13 / 20")).to_be_visible()
+
+    # window, level and pan from the keyboard, for any modality (not only the CT presets)
+    page.get_by_test_id("viewer-stage").focus()
+    page.keyboard.press("w")  # narrower: 1500 * 0.8
+    _wait_shown(page, pos=12, quality="diagnostic", window="-600/1200")
+    page.keyboard.press("Shift+L")  # level up by a twentieth of the window
+    _wait_shown(page, pos=12, quality="diagnostic", window="-540/1200")
+    before = page.get_by_test_id("viewer-canvas").screenshot()
+    for _ in range(3):
+        page.keyboard.press("Shift+ArrowRight")
+    moved = page.get_by_test_id("viewer-canvas").screenshot()
+    assert np.abs(_gray_image(before) - _gray_image(moved)).mean() > 5  # the image moved
+    assert page.get_by_test_id("viewer-position").inner_text() == "13 / 20"  # not the next slice
 
     page.goto(live_server.url + "/")  # pagehide: the beacon closes the session
     page.wait_for_timeout(200)
@@ -125,4 +144,5 @@ def test_preview_recipient_on_a_phone_is_stopped_by_revocation(page, live_server
     message.wait_for(state="visible")
     assert "access to this study has ended" in message.inner_text()
     assert label.is_visible() and label.inner_text() == "No image"
+    expect(page.get_by_test_id("viewer-slice")).to_be_disabled()  # the controls say it, not only faded
     assert _centre_of_canvas(page, at=0.88) < 5  # nothing left on screen
