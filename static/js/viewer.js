@@ -31,6 +31,7 @@
     series: 0, stack: [], pos: 0, center: null, width: null, fileWindow: null,
     zoom: 1, panX: 0, panY: 0, invert: false, tool: "scroll", mode: data.mode,
     image: null, kind: "none", token: 0, stopped: false, cine: null, frames: 0, dragWindow: false,
+    shown: null,  // the series and stack position of the pixels on screen (the next ones may still be loading)
   };
 
   function frameUrl(item, quality, extra) {
@@ -52,8 +53,22 @@
     nameCanvas();
   }
 
-  // the image's name for assistive technology: its quality label and its position
-  function nameCanvas() { canvas.setAttribute("aria-label", labelEl.textContent + ", " + positionEl.textContent); }
+  function seriesName(index) {
+    var series = data.series[index];
+    if (!series) { return ""; }
+    return (series.number !== null ? series.number + " · " : "") + (series.description || series.modality || "");
+  }
+
+  // The image's name for assistive technology, like the label under it, follows the pixels on
+  // screen: its quality label, series and position. While the next image loads, the name is still
+  // that of the one shown, so a preview is never named as the original or the other way round.
+  function nameCanvas() {
+    var shown = state.shown;
+    if (state.kind === "none" || !shown) { canvas.setAttribute("aria-label", ds.labelNone); return; }
+    canvas.setAttribute("aria-label", ds.textCanvas.replace("{quality}", labelEl.textContent)
+      .replace("{series}", seriesName(shown.series)).replace("{n}", String(shown.pos + 1))
+      .replace("{total}", String(shown.total)));
+  }
 
   function showMessage(text) {
     messageEl.textContent = text;
@@ -64,12 +79,15 @@
     state.stopped = true;
     stopCine();
     state.image = null;
+    state.dragWindow = false;
     draw();
     setLabel("none");
     showMessage(text);
     root.classList.add("viewer-stopped");
-    // access has ended: the controls say so (disabled), not only by looking faded
-    root.querySelectorAll(".viewer-toolbar button, .viewer-toolbar input, .viewer-toolbar select, .viewer-slider input")
+    // access has ended: the controls say so (disabled, so neither a pointer nor the keyboard
+    // operates them), not only by looking faded; the stage's own handlers check state.stopped
+    root.querySelectorAll("#viewer-series-list button, .viewer-toolbar button, .viewer-toolbar input, " +
+                          ".viewer-toolbar select, .viewer-slider input")
       .forEach(function (control) { control.disabled = true; });
   }
 
@@ -141,6 +159,7 @@
     }
     showMessage("");
     state.image = result.bitmap;
+    state.shown = { series: state.series, pos: state.pos, total: state.stack.length };
     draw();
     setLabel(finalPass ? result.label : "loading");
     if (result.windowText) { document.getElementById("meta-window").textContent = result.windowText; }
@@ -211,7 +230,7 @@
   }
 
   function go(pos) {
-    if (!state.stack.length) { return; }
+    if (state.stopped || !state.stack.length) { return; }
     var p = Math.max(0, Math.min(state.stack.length - 1, pos));
     if (p === state.pos && state.image) { return; }
     state.pos = p;
@@ -221,7 +240,7 @@
 
   function selectSeries(index) {
     var series = data.series[index];
-    if (!series) { return; }
+    if (!series || state.stopped) { return; }
     state.series = index;
     state.stack = [];
     series.instances.forEach(function (inst) {
@@ -341,13 +360,19 @@
 
   function panBy(dx, dy) { state.panX += dx; state.panY += dy; draw(); }
 
-  function windowBy(centerSteps, widthFactor) {
+  // Keyboard window/level, for every modality (the presets are CT's): steps relative to the
+  // current window, so they suit a CT in HU as well as an MR's arbitrary units. A held key
+  // (auto-repeat) asks for small frames only, like a drag; releasing it loads the full frame.
+  function windowBy(centerSteps, widthFactor, held) {
     var win = currentWindow(), step = Math.max(win[1], 10) / 20;
-    setWindow(win[0] + centerSteps * step, win[1] * widthFactor);
+    if (held) { state.dragWindow = true; }
+    setWindow(win[0] + centerSteps * step, win[1] * widthFactor, held);
   }
 
   stage.addEventListener("keydown", function (event) {
     if (state.stopped) { return; }
+    // leave the browser's and the screen reader's shortcuts alone (Ctrl and + zooms the page)
+    if (event.ctrlKey || event.metaKey || event.altKey) { return; }
     var handled = true, move = Math.max(stage.clientWidth, 100) / 10;
     if (event.shiftKey && event.key.indexOf("Arrow") === 0) {  // Shift+arrows: pan
       panBy({ ArrowLeft: -move, ArrowRight: move }[event.key] || 0, { ArrowUp: -move, ArrowDown: move }[event.key] || 0);
@@ -355,10 +380,10 @@
       return;
     }
     switch (event.key) {
-      case "w": windowBy(0, 0.8); break;  // window narrower (more contrast)
-      case "W": windowBy(0, 1.25); break;  // window wider
-      case "l": windowBy(-1, 1); break;  // level lower (brighter)
-      case "L": windowBy(1, 1); break;  // level higher (darker)
+      case "w": windowBy(0, 0.8, event.repeat); break;  // window narrower (more contrast)
+      case "W": windowBy(0, 1.25, event.repeat); break;  // window wider
+      case "l": windowBy(-1, 1, event.repeat); break;  // level lower (brighter)
+      case "L": windowBy(1, 1, event.repeat); break;  // level higher (darker)
       case "ArrowDown": case "ArrowRight": go(state.pos + 1); break;
       case "ArrowUp": case "ArrowLeft": go(state.pos - 1); break;
       case "PageDown": go(state.pos + 10); break;
@@ -374,10 +399,14 @@
     }
     if (handled) { event.preventDefault(); }
   });
+  stage.addEventListener("keyup", function () {
+    if (state.dragWindow && !gesture && !state.stopped) { state.dragWindow = false; load(); }
+  });
 
   var wheelRest = 0;
   stage.addEventListener("wheel", function (event) {
     event.preventDefault();
+    if (state.stopped) { return; }
     if (event.ctrlKey) { zoomBy(event.deltaY < 0 ? 1.1 : 0.9); return; }
     wheelRest += event.deltaMode === 1 ? event.deltaY * 33 : event.deltaY;
     var steps = Math.trunc(wheelRest / 50);
@@ -395,6 +424,7 @@
 
   stage.addEventListener("pointerdown", function (event) {
     stage.focus();
+    if (state.stopped) { return; }
     stage.setPointerCapture(event.pointerId);
     pointers.set(event.pointerId, { x: event.clientX, y: event.clientY });
     if (pointers.size === 2) {
@@ -436,7 +466,7 @@
   function endPointer(event) {
     pointers.delete(event.pointerId);
     if (pointers.size === 0) {
-      if (state.dragWindow) { state.dragWindow = false; load(); }
+      if (state.dragWindow && !state.stopped) { state.dragWindow = false; load(); }
       gesture = null;
     }
   }

@@ -1,10 +1,14 @@
 """Must-show 1: the viewer in Chromium on a 20-slice CT phantom: scroll to a slice, apply the lung
 preset, and read from the screenshot's pixels that the slice and then the window changed. Also:
-a revoked grant stops an open viewer at its next frame; the page fits a phone; closing is audited."""
+a revoked grant stops an open viewer at its next frame; the page fits a phone; closing is audited.
+Keyboard and screen readers (an axe-core and keyboard audit): window/level and pan from the keys
+for any modality, the image named by what is on screen, disabled controls once access has ended,
+a focus ring that stands out next to the black stage and the grey page."""
 
 from __future__ import annotations
 
 import io
+import re
 
 import numpy as np
 import pytest
@@ -66,6 +70,41 @@ def _wait_shown(page, *, pos: int, quality: str, window: str | None = None) -> N
     expect(viewer).to_have_attribute("data-shown-quality", quality)
 
 
+DIAGNOSTIC = "Diagnostic original (lossless)"
+PREVIEW = "Preview - not for diagnostic use"
+LOADING = "Preview - not for diagnostic use (loading full quality)"
+
+
+def _canvas_name(quality: str, n: int, total: int = 20) -> str:
+    return f"{quality} — series 1 · Phantom axial, image {n} of {total}"
+
+
+def _body_left_x(png: bytes) -> int:
+    """Where the phantom's body (brighter than air) begins, from the left, halfway down a screenshot."""
+    image = _gray_image(png)
+    return int(np.nonzero(image[image.shape[0] // 2] > 20)[0][0])
+
+
+def _body_top_y(png: bytes) -> int:
+    """The top row of the phantom's body in a screenshot (the first rows may be the label's edge)."""
+    return 2 + int(np.nonzero((_gray_image(png)[2:] > 20).any(axis=1))[0][0])
+
+
+def _luminance(rgb) -> float:
+    channels = [c / 255 for c in rgb[:3]]
+    lin = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+
+
+def _rgb(css: str) -> list[float]:
+    return [float(v) for v in css[css.index("(") + 1:css.index(")")].split(",")[:3]]
+
+
+def _contrast(a, b) -> float:
+    high, low = sorted([_luminance(a), _luminance(b)], reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
 def test_scroll_to_a_slice_then_lung_preset_changes_the_pixels(page, live_server, clinician_a, ct_study, output_dir):
     _sign_in(page, live_server, clinician_a)
     page.goto(live_server.url + reverse("viewer:viewer", kwargs={"study_id": ct_study.public_id}))
@@ -92,21 +131,8 @@ def test_scroll_to_a_slice_then_lung_preset_changes_the_pixels(page, live_server
     assert page.get_by_test_id("meta-window").inner_text() == "-600/1500"
     assert label.is_visible() and label.inner_text() == "Diagnostic original (lossless)"
     page.screenshot(path=str(output_dir / "viewer-lung.png"))
-    # the image is named by its quality label and position (role img)
-    expect(page.get_by_role("img", name="Diagnostic original (lossless), 13 / 20")).to_be_visible()
-
-    # window, level and pan from the keyboard, for any modality (not only the CT presets)
-    page.get_by_test_id("viewer-stage").focus()
-    page.keyboard.press("w")  # narrower: 1500 * 0.8
-    _wait_shown(page, pos=12, quality="diagnostic", window="-600/1200")
-    page.keyboard.press("Shift+L")  # level up by a twentieth of the window
-    _wait_shown(page, pos=12, quality="diagnostic", window="-540/1200")
-    before = page.get_by_test_id("viewer-canvas").screenshot()
-    for _ in range(3):
-        page.keyboard.press("Shift+ArrowRight")
-    moved = page.get_by_test_id("viewer-canvas").screenshot()
-    assert np.abs(_gray_image(before) - _gray_image(moved)).mean() > 5  # the image moved
-    assert page.get_by_test_id("viewer-position").inner_text() == "13 / 20"  # not the next slice
+    # the image is named by its quality label, series and position (role img)
+    expect(page.get_by_role("img", name=_canvas_name(DIAGNOSTIC, 13))).to_be_visible()
 
     page.goto(live_server.url + "/")  # pagehide: the beacon closes the session
     page.wait_for_timeout(200)
@@ -133,6 +159,9 @@ def test_preview_recipient_on_a_phone_is_stopped_by_revocation(page, live_server
     _wait_shown(page, pos=0, quality="preview")
     label = page.get_by_test_id("viewer-label")
     assert label.inner_text() == "Preview - not for diagnostic use"
+    expect(page.get_by_role("img", name=_canvas_name(PREVIEW, 1))).to_be_attached()
+    page.get_by_test_id("viewer-keys").get_by_text("Keyboard").click()  # the list of keys fits too
+    expect(page.get_by_text("narrower window (more contrast), wider window")).to_be_visible()
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     page.screenshot(path=str(output_dir / "viewer-phone-preview.png"), full_page=True)
     assert _centre_of_canvas(page, at=0.88) > 20  # the body phantom, below where messages appear
@@ -144,5 +173,183 @@ def test_preview_recipient_on_a_phone_is_stopped_by_revocation(page, live_server
     message.wait_for(state="visible")
     assert "access to this study has ended" in message.inner_text()
     assert label.is_visible() and label.inner_text() == "No image"
-    expect(page.get_by_test_id("viewer-slice")).to_be_disabled()  # the controls say it, not only faded
     assert _centre_of_canvas(page, at=0.88) < 5  # nothing left on screen
+    expect(page.get_by_role("img", name="No image")).to_be_attached()
+
+    # the controls say it (disabled), not only by looking faded, and nothing operates them
+    controls = page.locator("#viewer-series-list button, .viewer-toolbar button, .viewer-toolbar input, "
+                            ".viewer-toolbar select, .viewer-slider input")
+    assert controls.count() >= 12
+    for i in range(controls.count()):
+        expect(controls.nth(i)).to_be_disabled()
+    page.get_by_test_id("viewer-stage").focus()
+    for key in ("End", "i", "w", "Shift+ArrowRight", "+"):
+        page.keyboard.press(key)
+    page.get_by_test_id("viewer-canvas").hover(position={"x": 20, "y": 20})
+    page.mouse.wheel(0, 400)
+    page.wait_for_timeout(200)
+    assert page.get_by_test_id("viewer-position").inner_text() == "2 / 20"
+    assert page.locator("#viewer-invert").get_attribute("aria-pressed") == "false"
+    assert label.inner_text() == "No image"
+
+    # the text still shown keeps 4.5:1: no fading (opacity), colours against what is behind them
+    texts = page.evaluate("""() => Array.from(document.querySelectorAll(
+            '.viewer-toolbar label, .viewer-toolbar button, .viewer-toolbar select, .viewer-slider label, '
+        + '#viewer-position, #viewer-series-list span'))
+      .filter(el => el.offsetParent !== null && el.textContent.trim())
+      .map(el => {
+        let opacity = 1, bg = null;
+        for (let a = el; a; a = a.parentElement) {
+          const s = getComputedStyle(a);
+          opacity *= Number(s.opacity);
+          if (!bg && s.backgroundColor !== 'rgba(0, 0, 0, 0)') { bg = s.backgroundColor; }
+        }
+        return [el.textContent.trim(), getComputedStyle(el).color, bg || 'rgb(255, 255, 255)', opacity];
+      })""")
+    assert len(texts) >= 10
+    page.screenshot(path=str(output_dir / "viewer-phone-stopped.png"), full_page=True)
+    for text, colour, background, opacity in texts:
+        fg, bg = _rgb(colour), _rgb(background)
+        seen = [b + (f - b) * opacity for f, b in zip(fg, bg, strict=True)]  # what fading leaves of the text
+        assert _contrast(seen, bg) >= 4.5, (text, colour, background, opacity)
+
+
+def test_window_level_and_pan_from_the_keyboard_on_an_mr_series(page, live_server, clinician_a, ct_study):
+    """The CT presets are hidden for MR (and NM); the keys still set window and level, in steps of
+    the current window, and Shift+arrows move the image."""
+    from apps.imaging.models import Series
+
+    Series.objects.filter(study=ct_study).update(modality="MR")
+    _sign_in(page, live_server, clinician_a)
+    page.goto(live_server.url + reverse("viewer:viewer", kwargs={"study_id": ct_study.public_id}))
+    _wait_shown(page, pos=0, quality="diagnostic", window="40/400")
+    expect(page.get_by_test_id("preset-lung")).to_be_hidden()
+    stage = page.get_by_test_id("viewer-stage")
+    stage.focus()
+    centre = body_hu(0)
+
+    page.keyboard.press("w")  # narrower window: 400 * 0.8
+    _wait_shown(page, pos=0, quality="diagnostic", window="40/320")
+    assert abs(_centre_of_canvas(page) - _gray(centre, 40, 320)) <= 4
+    page.keyboard.press("Shift+L")  # level up by a twentieth of the window
+    _wait_shown(page, pos=0, quality="diagnostic", window="56/320")
+    assert abs(_centre_of_canvas(page) - _gray(centre, 56, 320)) <= 4
+    page.keyboard.press("l")
+    page.keyboard.press("l")
+    _wait_shown(page, pos=0, quality="diagnostic", window="24/320")
+    page.keyboard.press("Shift+W")  # wider: 320 * 1.25
+    _wait_shown(page, pos=0, quality="diagnostic", window="24/400")
+    assert abs(_centre_of_canvas(page) - _gray(centre, 24, 400)) <= 4
+    assert page.get_by_test_id("meta-window").inner_text() == "24/400"
+
+    # Shift+arrows move the image by a tenth of the stage's width
+    canvas = page.get_by_test_id("viewer-canvas")
+    step = stage.bounding_box()["width"] / 10
+    shot = canvas.screenshot()
+    left, top = _body_left_x(shot), _body_top_y(shot)
+    for _ in range(3):
+        page.keyboard.press("Shift+ArrowRight")
+    assert abs(_body_left_x(canvas.screenshot()) - (left + 3 * step)) <= 2, (left, step)
+    page.keyboard.press("Shift+ArrowLeft")
+    assert abs(_body_left_x(canvas.screenshot()) - (left + 2 * step)) <= 2
+    page.keyboard.press("Shift+ArrowDown")
+    page.keyboard.press("Shift+ArrowDown")
+    page.keyboard.press("Shift+ArrowUp")
+    assert abs(_body_top_y(canvas.screenshot()) - (top + step)) <= 2, (top, step)
+    assert page.get_by_test_id("viewer-position").inner_text() == "1 / 20"  # not the next slice
+
+    # a held key asks for small frames only (like a drag); letting go loads the full frame
+    page.keyboard.down("w")
+    page.keyboard.down("w")  # auto-repeat
+    page.keyboard.down("w")
+    _wait_shown(page, pos=0, quality="low", window="24/205")  # 400 * 0.8 ** 3 = 204.8
+    page.keyboard.up("w")
+    _wait_shown(page, pos=0, quality="diagnostic", window="24/205")
+
+    # Ctrl and + is the browser's page zoom, not the image's
+    zoom = page.locator("#meta-zoom").inner_text()
+    page.keyboard.press("Control+=")
+    assert page.locator("#meta-zoom").inner_text() == zoom
+    page.keyboard.press("+")
+    expect(page.locator("#meta-zoom")).not_to_have_text(zoom)
+
+
+def test_the_image_is_named_by_what_is_on_screen(page, live_server, clinician_a, ct_study):
+    """The canvas is an image named by its quality label, series and position, from the frame on
+    screen: while the next frame loads it keeps the shown frame's name, then the preview's, then
+    the original's (never the original's name on a preview)."""
+    _sign_in(page, live_server, clinician_a)
+    second = str(ct_study.phantom_instances[1].public_id)
+    held, hold = [], [False]
+
+    def frames(route):
+        if hold[0] and second in route.request.url:
+            held.append(route)
+        else:
+            route.continue_()
+
+    page.route("**/viewer/**", frames)
+    page.goto(live_server.url + reverse("viewer:viewer", kwargs={"study_id": ct_study.public_id}))
+    _wait_shown(page, pos=0, quality="diagnostic")
+    expect(page.get_by_role("img", name=_canvas_name(DIAGNOSTIC, 1))).to_be_visible()
+
+    stage = page.get_by_role("application", name="Phantom CT")
+    expect(stage).to_have_attribute("aria-roledescription", "image viewer")
+    expect(stage).to_have_accessible_description(re.compile("move the image.*narrower window"))
+
+    hold[0] = True
+    stage.focus()
+    page.keyboard.press("ArrowDown")
+    expect(page.get_by_test_id("viewer-position")).to_have_text("2 / 20")
+    for _ in range(100):  # the low-quality request goes out after 120 ms
+        if any("quality=low" in r.request.url for r in held):
+            break
+        page.wait_for_timeout(20)
+    # nothing of image 2 is on screen yet: the name is still image 1's
+    expect(page.get_by_role("img", name=_canvas_name(DIAGNOSTIC, 1))).to_be_attached()
+    for route in [r for r in held if "quality=low" in r.request.url]:
+        held.remove(route)
+        route.continue_()
+    _wait_shown(page, pos=1, quality="low")
+    expect(page.get_by_role("img", name=_canvas_name(LOADING, 2))).to_be_attached()
+    hold[0] = False
+    for route in held:
+        route.continue_()
+    _wait_shown(page, pos=1, quality="diagnostic")
+    expect(page.get_by_role("img", name=_canvas_name(DIAGNOSTIC, 2))).to_be_attached()
+
+
+def test_the_focus_ring_stands_out_on_the_stage_and_the_page(page, live_server, clinician_a, ct_study):
+    """Two rings: yellow against the black stage, dark against the page (>= 3:1 each); on a tablet
+    and a phone the series list, which scrolls, leaves the ring room."""
+    _sign_in(page, live_server, clinician_a)
+    page.set_viewport_size({"width": 768, "height": 1024})
+    page.goto(live_server.url + reverse("viewer:viewer", kwargs={"study_id": ct_study.public_id}))
+    _wait_shown(page, pos=0, quality="diagnostic")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 768
+    page.locator("#viewer-fps").focus()
+    page.keyboard.press("Tab")  # by keyboard, so :focus-visible applies
+    stage = page.get_by_test_id("viewer-stage")
+    expect(stage).to_be_focused()
+
+    def pixel(x: float, y: float):
+        shot = Image.open(io.BytesIO(page.screenshot(clip={"x": x, "y": y, "width": 1, "height": 1})))
+        return shot.convert("RGB").getpixel((0, 0))
+
+    box = stage.bounding_box()
+    y = box["y"] + box["height"] * 0.6
+    inside, inner, outer, page_bg = (pixel(box["x"] + 3, y), pixel(box["x"] - 1, y), pixel(box["x"] - 4, y),
+                                     pixel(box["x"] - 9, y))
+    assert _contrast(inner, inside) >= 3, (inner, inside)
+    assert _contrast(outer, page_bg) >= 3, (outer, page_bg)
+
+    for width in (768, 390):
+        page.set_viewport_size({"width": width, "height": 900})
+        page.locator(".viewer-series-button").first.focus()
+        page.keyboard.press("Shift+Tab")
+        page.keyboard.press("Tab")
+        button = page.locator(".viewer-series-button").first
+        expect(button).to_be_focused()
+        box = button.bounding_box()
+        y = box["y"] + box["height"] / 2
+        assert _contrast(pixel(box["x"] - 4, y), pixel(box["x"] - 12, y)) >= 3, width  # the dark ring, not clipped
