@@ -1,5 +1,6 @@
 """De-identified export pages: a study's exports (and the form that starts one), one export's
-progress and per-file report, and its download (a zip, resumable with Range).
+progress and per-file report, its progress as JSON (what the page polls while it runs), and its
+download (a zip, resumable with Range).
 
 Every view needs ``export_deidentified`` on the study or export (``policy.require``: refusals
 are recorded). Exports are staff rows: one outside the user's organizations, or seen only
@@ -13,14 +14,15 @@ from uuid import UUID
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.template.defaultfilters import filesizeformat
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_safe
 
 from apps.audit.services import record
 from apps.deid import services
-from apps.deid.models import LABEL, DeidExport, Outcome
+from apps.deid.models import LABEL, DeidExport, Outcome, State
 from apps.imaging.models import Study
 from apps.renditions.views import package_response  # one download transport for every package
 from apps.sharing import policy
@@ -83,8 +85,9 @@ def study_exports(request: HttpRequest, study_id: UUID) -> HttpResponse:
 @policy.serves(Action.EXPORT_DEIDENTIFIED)
 @require_GET
 def export_detail(request: HttpRequest, deidexport_id: UUID) -> HttpResponse:
-    """State, progress (the page reloads itself until the export is finished) and the per-file
-    report (series, image number, outcome, reason; never file names)."""
+    """State, progress (while the export runs, static/js/deid_progress.js polls ``export_status``
+    and updates it in place; a Refresh link without JavaScript) and the per-file report (series,
+    image number, outcome, reason; never file names)."""
     export = _export(request, deidexport_id)
     files = export.files.select_related("instance", "instance__series").order_by(
         "instance__series__series_number", "instance__instance_number", "id")
@@ -92,6 +95,32 @@ def export_detail(request: HttpRequest, deidexport_id: UUID) -> HttpResponse:
         "export": export, "study": export.study, "files": files[:1000], "label": LABEL,
         "excluded": export.files.filter(outcome=Outcome.EXCLUDED).count(),
     })
+
+
+@login_required
+@policy.serves(Action.EXPORT_DEIDENTIFIED)
+@require_GET
+def export_status(request: HttpRequest, deidexport_id: UUID) -> JsonResponse:
+    """The export's progress as JSON, for its page to update in place: state, counts, percent and
+    bytes, and the failure's reason as the page shows it. Refused exactly as the page is (same
+    lookup); no patient data, pseudonym, names or UIDs."""
+    export = _export(request, deidexport_id)
+    response = JsonResponse({
+        "state": export.state,
+        "state_label": str(export.get_state_display()),
+        "finished": export.is_finished,
+        "downloadable": export.downloadable,
+        "percent": export.percent,
+        "files_total": export.files_total,
+        "files_done": export.files_done,
+        "files_exported": export.files_exported,
+        "files_excluded": export.files_excluded,
+        "bytes": export.bytes,
+        "bytes_label": filesizeformat(export.bytes),
+        "reason": export.reason if export.state == State.FAILED else "",
+    })
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 @login_required

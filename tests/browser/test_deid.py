@@ -63,11 +63,13 @@ def test_export_from_the_study_page_on_a_tablet(browser, live_server, tmp_path, 
 
 
 def test_the_progress_updates_in_place_then_the_finished_page_loads(browser, live_server, tmp_path):
-    """While the export runs, its progress is fetched again and replaced in place: the page is
-    not reloaded (a value set on it survives) until the export is finished."""
+    """While the export runs, the page polls its status (JSON) and updates the state, the progress
+    bar, the counts and the status message in place: no navigation, a value set on the page
+    survives, and the focused control keeps the focus. Once the export is ready, the finished page
+    is loaded once, with its download."""
     from django.db.models import F
 
-    from apps.deid.models import DeidExport
+    from apps.deid.models import DeidExport, State
     from apps.deid.services import deid_export_run, deid_export_start
 
     org = OrganizationFactory(slug="northwind-progress", mfa_required_roles=[])
@@ -80,15 +82,42 @@ def test_the_progress_updates_in_place_then_the_finished_page_loads(browser, liv
     context.route("**/*", _only_local)
     context.set_default_timeout(15_000)
     page = context.new_page()
+    status_url = reverse("deid:export_status", kwargs={"deidexport_id": export.public_id})
     try:
         sign_in(page, live_server.url, radiologist.email, then=export.get_absolute_url())
+        url = page.url
+        loads = []
+        page.on("load", lambda: loads.append(page.url))
+        polls = []
+        page.on("request", lambda request: polls.append(request.url) if status_url in request.url else None)
         assert "0 of 3 images processed" in page.get_by_test_id("deid-counts").inner_text()
+        expect(page.get_by_test_id("deid-state")).to_have_text("Queued")
         page.evaluate("() => { window.stillTheSamePage = true; }")
-        DeidExport.objects.filter(pk=export.pk).update(files_done=F("files_done") + 2)
+        page.get_by_test_id("deid-refresh").focus()  # a keyboard user on the page's one control
+
+        DeidExport.objects.filter(pk=export.pk).update(state=State.RUNNING, files_done=F("files_done") + 2,
+                                                       files_exported=2, bytes=3 * 1024)
         expect(page.get_by_test_id("deid-counts")).to_contain_text("2 of 3 images processed")
-        assert page.evaluate("() => window.stillTheSamePage === true")  # updated in place
+        expect(page.get_by_test_id("deid-counts")).to_contain_text("2 exported")
+        expect(page.get_by_test_id("deid-counts")).to_contain_text("3.0\xa0KB")
+        expect(page.get_by_test_id("deid-progress")).to_have_attribute("value", "66")
+        expect(page.get_by_test_id("deid-state")).to_have_text("De-identifying")
+        expect(page.get_by_test_id("deid-state")).to_have_class("badge state-running")
+        expect(page.get_by_role("status").filter(has_text="progress below updates by itself")).to_be_visible()
+        assert polls, "the page polls its status"
+        # updated in place: the same document, the same address, the focus where it was
+        assert page.evaluate("() => window.stillTheSamePage === true")
+        assert page.url == url and loads == []
+        assert page.evaluate("() => document.activeElement.dataset.testid") == "deid-refresh"
+
         deid_export_run(export_id=export.pk)
         expect(page.get_by_test_id("deid-download")).to_be_visible()
         assert page.evaluate("() => window.stillTheSamePage === undefined")  # the finished page, loaded once
+        assert page.url == url and len(loads) == 1
+        expect(page.get_by_test_id("deid-state")).to_have_text("Ready")
+        assert page.get_by_test_id("deid-file").count() == 3  # the per-image report came with it
+        seen = len(polls)
+        page.wait_for_timeout(4_000)
+        assert len(polls) == seen and len(loads) == 1  # the finished page polls no more
     finally:
         context.close()

@@ -380,13 +380,85 @@ def test_progress_page_refreshes_while_running(world, client_as):
     export = deid_export_start(study=world["study"], by=world["clinician"], pseudonym="PSEUDO-4")
     page = client_as(world["clinician"]).get(export.get_absolute_url())
     assert page.status_code == 200
-    # no whole-page reload (it reset the reader's place and focus every 3 s): the progress part
-    # refreshes itself in place (static/js/refresh.js), or by hand without JavaScript
-    assert b'http-equiv="refresh"' not in page.content and b'data-testid="deid-progress"' in page.content
-    assert b'data-refresh-every="3"' in page.content and b'data-testid="deid-refresh"' in page.content
+    text = page.content.decode()
+    # no whole-page reload (it reset the reader's place and focus every 3 s, axe meta-refresh): the
+    # page's script polls the export's status and updates the progress in place; without
+    # JavaScript, a Refresh link
+    assert 'http-equiv="refresh"' not in text and 'data-testid="deid-progress"' in text
+    assert 'js/deid_progress.js' in text and "<script>" not in text  # served by the app (CSP: no inline)
+    status_url = reverse("deid:export_status", kwargs={"deidexport_id": export.public_id})
+    assert f'data-status-url="{status_url}"' in text
+    assert 'data-testid="deid-refresh">Refresh</a>' in text and f'href="{export.get_absolute_url()}"' in text
+    assert "refresh the page to see the progress" in text  # what the page says without JavaScript
+    # the strings the script fills in come from the template, translated
+    assert 'data-text-processed="{done} of {total} images processed"' in text
     download = client_as(world["clinician"]).get(reverse("deid:export_download",
                                                          kwargs={"deidexport_id": export.public_id}))
     assert download.status_code == 302
+
+
+def test_finished_page_does_not_poll(world, client_as):
+    export = deid_export_start(study=world["study"], by=world["clinician"], pseudonym="PSEUDO-7", enqueue=False)
+    deid_export_run(export_id=export.pk)
+    text = client_as(world["clinician"]).get(export.get_absolute_url()).content.decode()
+    assert 'data-testid="deid-download"' in text
+    assert "deid_progress.js" not in text and "data-status-url" not in text and 'data-testid="deid-refresh"' not in text
+
+
+def _status_url(export) -> str:
+    return reverse("deid:export_status", kwargs={"deidexport_id": export.public_id})
+
+
+def test_status_json_gives_the_owner_state_and_counts(world, client_as):
+    export = deid_export_start(study=world["study"], by=world["clinician"], pseudonym="PSEUDO-8", enqueue=False)
+    DeidExport.objects.filter(pk=export.pk).update(state=State.RUNNING, files_total=5, files_done=2,
+                                                   files_exported=1, files_excluded=1, bytes=2048)
+    client = client_as(world["clinician"])
+    response = client.get(_status_url(export))
+    assert response.status_code == 200 and response["Content-Type"] == "application/json"
+    assert response["Cache-Control"] == "no-store"
+    assert response.json() == {
+        "state": "running", "state_label": "De-identifying", "finished": False, "downloadable": False,
+        "percent": 40, "files_total": 5, "files_done": 2, "files_exported": 1, "files_excluded": 1,
+        "bytes": 2048, "bytes_label": "2.0\xa0KB", "reason": "",
+    }
+
+    deid_export_run(export_id=export.pk)
+    status = client.get(_status_url(export)).json()
+    assert (status["state"], status["finished"], status["downloadable"]) == ("ready", True, True)
+    assert status["percent"] == 100
+    assert (status["files_total"], status["files_exported"], status["files_excluded"]) == (5, 4, 1)
+    body = client.get(_status_url(export)).content.decode()
+    for secret in (PATIENT_NAME, MRN, "Quillfeather", "PSEUDO-8", str(world["study"].public_id),
+                   str(world["case"].public_id), world["clinician"].email):
+        assert secret not in body  # counts and state only: no patient, pseudonym, ids or people
+
+
+def test_status_json_gives_the_reason_of_a_failed_export(world, client_as):
+    export = deid_export_start(study=world["study"], by=world["clinician"], pseudonym="PSEUDO-9", enqueue=False)
+    DeidExport.objects.filter(pk=export.pk).update(state=State.FAILED, reason="The study is not ready.")
+    status = client_as(world["clinician"]).get(_status_url(export)).json()
+    assert (status["state"], status["finished"], status["reason"]) == ("failed", True, "The study is not ready.")
+
+
+def test_status_json_is_refused_as_the_page_is(world, client_as):
+    """Same answers as the export's page, each refusal recorded: 404 to another organization's
+    member and to a grant holder (exports are staff rows), 403 to staff without the action."""
+    export = deid_export_start(study=world["study"], by=world["clinician"], pseudonym="PSEUDO-10", enqueue=False)
+    sharing.grant_create(case=world["case"], grantee=world["consultant"], by=world["clinician"],
+                         permissions=["view", "download_preview", "download_original"],
+                         expires_at=timezone.now() + timedelta(hours=4))
+    coordinator = member(world["org"], Role.COORDINATOR, email="coordinator@alpha.example")
+    for actor, expected in ((world["outsider"], 404), (world["consultant"], 404), (coordinator, 403)):
+        client = client_as(actor)
+        assert client.get(export.get_absolute_url()).status_code == expected
+        before = AuditEvent.objects.filter(action=A.ACCESS_DENIED).count()
+        response = client.get(_status_url(export))
+        assert response.status_code == expected, actor.email
+        assert b"running" not in response.content and b"files_total" not in response.content
+        assert AuditEvent.objects.filter(action=A.ACCESS_DENIED).count() == before + 1
+    response = client_as(None).get(_status_url(export))  # signed out: to the sign-in page, as the page
+    assert response.status_code == 302 and "/accounts/login/" in response["Location"]
 
 
 def test_unknown_ids_are_404(clinician_a, client_as):
