@@ -94,7 +94,11 @@ def case_detail(request: HttpRequest, case_id: UUID) -> HttpResponse:
 def _case_page(request: HttpRequest, case, *, note_form: NoteForm | None = None,
                attachment_form: AttachmentForm | None = None) -> HttpResponse:
     """The case page (recorded as viewed). With a form that failed, that form shows its errors
-    beside its fields and keeps what was typed (status 400)."""
+    beside its fields and keeps what was typed (status 400); only to whoever may add notes and
+    documents, as the form's own view would (anyone else is refused)."""
+    failed = note_form is not None or attachment_form is not None
+    if failed and not services.note_can_add(request.user, case):
+        raise PermissionDenied
     policy.require(request.user, Action.VIEW_CASE, case, request=request)
     page = selectors.case_page(user=request.user, case=case)
     record(action="case.viewed", actor=request.user, organization_id=case.organization_id, target=case,
@@ -104,7 +108,7 @@ def _case_page(request: HttpRequest, case, *, note_form: NoteForm | None = None,
         "attachment_form": attachment_form or AttachmentForm(auto_id="attachment_%s"),
         "can_add_note": services.note_can_add(request.user, case),
         "show_patient": policy.can(request.user, Action.VIEW_PATIENT_IDENTITY, case),
-    }, status=400 if note_form is not None or attachment_form is not None else 200)
+    }, status=400 if failed else 200)
 
 
 @login_required
@@ -159,8 +163,6 @@ def note_add(request: HttpRequest, case_id: UUID) -> HttpResponse:
     case = selectors.case_get(user=request.user, public_id=case_id, request=request)
     form = NoteForm(request.POST, auto_id="note_%s")
     if not form.is_valid():
-        if not services.note_can_add(request.user, case):
-            raise PermissionDenied
         return _case_page(request, case, note_form=form)  # beside the note, whose text stays
     try:
         services.note_add(case=case, by=request.user, body=form.cleaned_data["body"],
@@ -178,8 +180,6 @@ def attachment_add(request: HttpRequest, case_id: UUID) -> HttpResponse:
     case = selectors.case_get(user=request.user, public_id=case_id, request=request)
     form = AttachmentForm(request.POST, request.FILES, auto_id="attachment_%s")
     if not form.is_valid():
-        if not services.note_can_add(request.user, case):
-            raise PermissionDenied
         return _case_page(request, case, attachment_form=form)  # the errors beside the fields
     upload = form.cleaned_data["file"]
     try:
