@@ -4,6 +4,8 @@ import uuid
 
 from django.db import models
 
+from apps.core import i18n
+
 
 class PublicIdModel(models.Model):
     """Rows are addressed in URLs and payloads by a random UUID, never by their sequential id."""
@@ -13,3 +15,19 @@ class PublicIdModel(models.Model):
 
     class Meta:
         abstract = True
+
+
+class Explained(models.Model):
+    """A row that may say why (a file skipped, a rendition not made, an export failed). The reason
+    is kept in English, and with its message ids (``apps.core.i18n``) so that a page shows it in
+    the reader's language. Write both with ``**i18n.explained(text)``."""
+
+    reason = models.CharField(max_length=300, blank=True)
+    reason_parts = models.JSONField(default=list, blank=True, editable=False)
+
+    class Meta:
+        abstract = True
+
+    @property
+    def reason_shown(self) -> str:
+        return i18n.translate(i18n.restore(self.reason, self.reason_parts))

@@ -18,7 +18,7 @@ from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from apps.core.models import PublicIdModel
+from apps.core.models import Explained, PublicIdModel
 from apps.deid.profile import Reason
 from apps.organizations.scoping import OrgScopedQuerySet
 
@@ -49,7 +49,7 @@ class DeidExportQuerySet(OrgScopedQuerySet):
         return self.filter(state__in=[State.READY, State.FAILED])
 
 
-class DeidExport(PublicIdModel):
+class DeidExport(PublicIdModel, Explained):
     organization = models.ForeignKey("organizations.Organization", on_delete=models.PROTECT, related_name="+")
     study = models.ForeignKey("imaging.Study", on_delete=models.CASCADE, related_name="deid_exports")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
@@ -64,7 +64,6 @@ class DeidExport(PublicIdModel):
     files_exported = models.PositiveIntegerField(default=0)
     files_excluded = models.PositiveIntegerField(default=0)
     bytes = models.BigIntegerField(default=0, help_text="bytes of the exported files")
-    reason = models.CharField(max_length=300, blank=True, help_text="why it failed")
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 

@@ -27,9 +27,12 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, Q, Sum
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from apps.audit import actions as audit_actions
 from apps.audit.services import record
+from apps.core import i18n
+from apps.core.i18n import Deferred
 from apps.deid.models import LABEL, DeidExport, DeidExportFile, Outcome, State
 from apps.deid.profile import Excluded, Reason, deidentify_file
 from apps.imaging.blobs import open_blob, put_blob_locked
@@ -128,7 +131,7 @@ def _one(inst: Instance, export: DeidExport, key: bytes, path: str) -> dict:
 
 def _fail(export: DeidExport, reason: str) -> DeidExport:
     DeidExport.objects.filter(pk=export.pk).exclude(state=State.READY).update(
-        state=State.FAILED, reason=reason[:300], finished_at=timezone.now())
+        state=State.FAILED, **i18n.explained(reason), finished_at=timezone.now())
     export.refresh_from_db()
     return export
 
@@ -137,10 +140,9 @@ def deid_export_fail(*, export_id: int, error: BaseException) -> None:
     """Mark an unfinished export failed after an error the run could not handle (the type name
     only: messages may quote file content)."""
     logger.warning("deid: export %s failed (%s)", export_id, type(error).__name__)
-    with translation.override("en"):
-        reason = _("Unexpected error (%(kind)s).") % {"kind": type(error).__name__}
+    reason = Deferred(gettext_noop("Unexpected error (%(error)s)."), error=type(error).__name__)
     DeidExport.objects.filter(pk=export_id, state__in=[State.QUEUED, State.RUNNING]).update(
-        state=State.FAILED, reason=reason, finished_at=timezone.now())
+        state=State.FAILED, **i18n.explained(reason), finished_at=timezone.now())
 
 
 def deid_export_run(*, export_id: int) -> DeidExport:
@@ -151,12 +153,11 @@ def deid_export_run(*, export_id: int) -> DeidExport:
         return export
     DeidExport.objects.filter(pk=export.pk, state=State.QUEUED).update(state=State.RUNNING, started_at=timezone.now())
     study = export.study
-    with translation.override("en"):  # stored reasons are the same whoever started it
-        if not study.is_ready:
-            return _fail(export, _("The study is not ready (still arriving, or its ingest failed)."))
-        instances = _ordered_instances(study)
-        if not instances:
-            return _fail(export, _("The study has no images to export."))
+    if not study.is_ready:
+        return _fail(export, Deferred(gettext_noop("The study is not ready (still arriving, or its ingest failed).")))
+    instances = _ordered_instances(study)
+    if not instances:
+        return _fail(export, Deferred(gettext_noop("The study has no images to export.")))
     paths = _paths(instances)
     DeidExport.objects.filter(pk=export.pk).update(files_total=len(instances))
     done = set(DeidExportFile.objects.filter(export=export).values_list("instance_id", flat=True))

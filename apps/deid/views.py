@@ -117,7 +117,7 @@ def export_status(request: HttpRequest, deidexport_id: UUID) -> JsonResponse:
         "files_excluded": export.files_excluded,
         "bytes": export.bytes,
         "bytes_label": filesizeformat(export.bytes),
-        "reason": export.reason if export.state == State.FAILED else "",
+        "reason": export.reason_shown if export.state == State.FAILED else "",
     })
     response["Cache-Control"] = "no-store"
     return response

@@ -15,8 +15,11 @@ from typing import IO
 import pydicom
 import pydicom.config
 import pydicom.multival
+from django.utils.translation import gettext_noop
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import UID
+
+from apps.core.i18n import Deferred
 
 DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"
 DEFLATED = "1.2.840.10008.1.2.1.99"
@@ -108,14 +111,14 @@ def _check_complete(fh: IO[bytes], pos: int, size: int, ds, tsuid: UID) -> None:
         return
     if pos >= size:
         if "Rows" in ds and "Columns" in ds:
-            raise DicomError("truncated: the image has no pixel data")
+            raise DicomError(Deferred(gettext_noop("truncated: the image has no pixel data")))
         return
     little = tsuid.is_little_endian if tsuid.is_transfer_syntax else True
     implicit = tsuid.is_implicit_VR if tsuid.is_transfer_syntax else False
     fh.seek(pos)
     head = fh.read(12)
     if len(head) < 8:
-        raise DicomError("truncated: the file ends inside an element header")
+        raise DicomError(Deferred(gettext_noop("truncated: the file ends inside an element header")))
     end = "<" if little else ">"
     group, element = struct.unpack(end + "HH", head[:4])
     if (group, element) not in PIXEL_TAGS:
@@ -124,16 +127,17 @@ def _check_complete(fh: IO[bytes], pos: int, size: int, ds, tsuid: UID) -> None:
         (length,), header = struct.unpack(end + "I", head[4:8]), 8
     elif head[4:6] in LONG_VRS:
         if len(head) < 12:
-            raise DicomError("truncated: the file ends inside the pixel data header")
+            raise DicomError(Deferred(gettext_noop("truncated: the file ends inside the pixel data header")))
         (length,), header = struct.unpack(end + "I", head[8:12]), 12
     else:
         (length,), header = struct.unpack(end + "H", head[6:8]), 8
     if length == 0xFFFFFFFF:
         fh.seek(max(0, size - 8))
         if fh.read(8) not in (SEQ_DELIMITER_LE, SEQ_DELIMITER_BE):
-            raise DicomError("truncated: the compressed pixel data has no end marker")
+            raise DicomError(Deferred(gettext_noop("truncated: the compressed pixel data has no end marker")))
     elif pos + header + length > size:
-        raise DicomError(f"truncated: pixel data needs {length} bytes, the file holds {size - pos - header}")
+        raise DicomError(Deferred(gettext_noop("truncated: pixel data needs %(needed)s bytes, the file holds %(held)s"),
+                                  needed=length, held=size - pos - header))
 
 
 def parse(fh: IO[bytes]) -> DicomHeader:
@@ -141,18 +145,19 @@ def parse(fh: IO[bytes]) -> DicomHeader:
     size = _size(fh)
     start = fh.tell()
     if size - start < 132:
-        raise DicomError("not a DICOM file: too short")
+        raise DicomError(Deferred(gettext_noop("not a DICOM file: too short")))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             ds = pydicom.dcmread(fh, stop_before_pixels=True)
             pos = fh.tell()
     except InvalidDicomError:
-        raise DicomError("not a DICOM file (no DICM preamble or file meta information)") from None
+        raise DicomError(Deferred(gettext_noop(
+            "not a DICOM file (no DICM preamble or file meta information)"))) from None
     except (EOFError, struct.error):
-        raise DicomError("truncated: the file ends inside the header") from None
+        raise DicomError(Deferred(gettext_noop("truncated: the file ends inside the header"))) from None
     except Exception as exc:  # noqa: BLE001 - pydicom raises many types on malformed input
-        raise DicomError(f"malformed DICOM: {type(exc).__name__}") from None
+        raise DicomError(Deferred(gettext_noop("malformed DICOM: %(error)s"), error=type(exc).__name__)) from None
     meta = getattr(ds, "file_meta", None)
     tsuid = UID(str(meta.get("TransferSyntaxUID", "") if meta is not None else "") or "1.2.840.10008.1.2")
     sop_class = _text(ds, "SOPClassUID", 64) or (_text(meta, "MediaStorageSOPClassUID", 64) if meta else "")
@@ -168,8 +173,9 @@ def parse(fh: IO[bytes]) -> DicomHeader:
             promised = meta is not None and bool(_text(meta, "MediaStorageSOPInstanceUID", 64))
             if promised and pos >= size:
                 # the file meta names an instance but the dataset stops short of its identity
-                raise DicomError(f"missing {keyword}: the file ends early (truncated?)")
-            raise DicomError(f"missing {keyword}")
+                raise DicomError(Deferred(gettext_noop("missing %(keyword)s: the file ends early (truncated?)"),
+                                               keyword=keyword))
+            raise DicomError(Deferred(gettext_noop("missing %(keyword)s"), keyword=keyword))
     _check_complete(fh, pos, size, ds, tsuid)
     return DicomHeader(
         sop_instance_uid=_text(ds, "SOPInstanceUID", 64),

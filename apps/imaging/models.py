@@ -15,7 +15,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
-from apps.core.models import PublicIdModel
+from apps.core.models import Explained, PublicIdModel
 from apps.organizations.scoping import CaseLinkedQuerySet
 
 
@@ -301,13 +301,12 @@ class FileOutcome(models.TextChoices):
     SKIPPED = "skipped", _("Skipped")
 
 
-class IngestFileResult(models.Model):
+class IngestFileResult(Explained):
     """One line of a job's per-file report: what happened to this file and why."""
 
     job = models.ForeignKey(IngestJob, on_delete=models.CASCADE, related_name="files")
     path = models.CharField(max_length=1000)
     outcome = models.CharField(max_length=16, choices=FileOutcome.choices)
-    reason = models.CharField(max_length=300, blank=True)
     size = models.BigIntegerField(null=True, blank=True)
     study = models.ForeignKey(Study, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     instance = models.ForeignKey(Instance, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")

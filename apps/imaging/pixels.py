@@ -17,7 +17,8 @@ Public API (the viewer and the renditions use it; nothing else decodes pixels):
 - ``PRESETS``: CT window presets (lung, mediastinum, bone, brain) as (center, width).
 - ``UndecodableFrame(reason)``: raised for anything pydicom and its installed codecs cannot turn
   into pixels (unsupported transfer syntax, missing pixel data, truncated or corrupt data, frame
-  index out of range). ``reason`` is short, translated, free of patient data and safe to show.
+  index out of range). ``reason`` is short, free of patient data and safe to show; it is an
+  ``apps.core.i18n.Deferred``, shown with ``i18n.translate`` (a rendition stores it).
 
 ``src`` is an ``apps.imaging.models.Instance`` (its blob is opened and decrypted with
 ``open_blob``), a path, or a readable, seekable binary file object. Frames are decoded one at a
@@ -40,11 +41,12 @@ from typing import IO, Any
 
 import numpy as np
 import pydicom
-from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 from PIL import Image
 from pydicom.dataset import Dataset
 from pydicom.pixels import apply_color_lut, apply_modality_lut, pixel_array
 
+from apps.core.i18n import Deferred
 from apps.imaging.dicom import values
 
 logger = logging.getLogger(__name__)
@@ -142,7 +144,7 @@ def _first(value: Any) -> float | None:
 
 def _info(ds: Dataset) -> FrameInfo:
     if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
-        raise UndecodableFrame(_("The file holds no pixel data."))
+        raise UndecodableFrame(Deferred(gettext_noop("The file holds no pixel data.")))
     tsuid = str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "") or "")
     center, width = _first(ds.get("WindowCenter")), _first(ds.get("WindowWidth"))
     spacing = ds.get("PixelSpacing")
@@ -177,7 +179,7 @@ def _read_header(fh: IO[bytes]) -> Dataset:
             ds = pydicom.dcmread(fh, stop_before_pixels=False, force=True, defer_size=256)
     except Exception as exc:  # pydicom raises many types on damaged files
         logger.info("pixels: unreadable header (%s)", type(exc).__name__)
-        raise UndecodableFrame(_("The file cannot be read as DICOM.")) from exc
+        raise UndecodableFrame(Deferred(gettext_noop("The file cannot be read as DICOM."))) from exc
     meta = getattr(ds, "file_meta", None)
     if meta is not None and "TransferSyntaxUID" not in meta and ds.original_encoding[0] is not None:
         # No file meta (or no transfer syntax in it): use the encoding the dataset was read with.
@@ -199,9 +201,9 @@ def frame_count(src: Any) -> int:
 
 def _decode(fh: IO[bytes], ds: Dataset, info: FrameInfo, index: int) -> np.ndarray:
     if not 0 <= index < info.frames:
-        raise UndecodableFrame(_("No such frame."))
+        raise UndecodableFrame(Deferred(gettext_noop("No such frame.")))
     if not info.rows or not info.columns:
-        raise UndecodableFrame(_("The file does not say how large its image is."))
+        raise UndecodableFrame(Deferred(gettext_noop("The file does not say how large its image is.")))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -211,25 +213,27 @@ def _decode(fh: IO[bytes], ds: Dataset, info: FrameInfo, index: int) -> np.ndarr
         name = type(exc).__name__
         logger.info("pixels: undecodable frame (%s, ts=%s)", name, info.transfer_syntax_uid)
         if isinstance(exc, NotImplementedError | RuntimeError) and "plugin" in str(exc).lower():
-            raise UndecodableFrame(_("This file's compression (transfer syntax %(uid)s) cannot be decoded here.")
-                                   % {"uid": info.transfer_syntax_uid or "?"}) from exc
-        raise UndecodableFrame(_("The image data in this file is damaged or in an unsupported form.")) from exc
+            raise UndecodableFrame(Deferred(gettext_noop(
+                "This file's compression (transfer syntax %(uid)s) cannot be decoded here."),
+                uid=info.transfer_syntax_uid or "?")) from exc
+        raise UndecodableFrame(Deferred(gettext_noop(
+            "The image data in this file is damaged or in an unsupported form."))) from exc
     if arr.ndim == 3 and info.frames > 1 and arr.shape[-1] != 3:  # a single-frame index still gave a stack
         arr = arr[0]
     if info.photometric == "PALETTE COLOR":
         try:
             arr = apply_color_lut(arr, ds)
         except Exception as exc:
-            raise UndecodableFrame(_("The file's colour palette cannot be applied.")) from exc
+            raise UndecodableFrame(Deferred(gettext_noop("The file's colour palette cannot be applied."))) from exc
         if arr.dtype != np.uint8:
             arr = (arr >> 8).astype(np.uint8) if arr.dtype == np.uint16 else arr
     elif not info.is_colour:
         try:
             arr = apply_modality_lut(arr, ds)
         except Exception as exc:
-            raise UndecodableFrame(_("The file's rescale values cannot be applied.")) from exc
+            raise UndecodableFrame(Deferred(gettext_noop("The file's rescale values cannot be applied."))) from exc
     if arr.ndim not in (2, 3):
-        raise UndecodableFrame(_("The image data has an unexpected shape."))
+        raise UndecodableFrame(Deferred(gettext_noop("The image data has an unexpected shape.")))
     return arr
 
 

@@ -28,8 +28,11 @@ from typing import IO, Any
 from django.db import transaction
 from django.db.models import Count, F, Sum
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 from apps.audit.services import record
+from apps.core import i18n
+from apps.core.i18n import Deferred
 from apps.imaging import dicom, follow, sources
 from apps.imaging.blobs import (
     BATCH_BYTES,
@@ -198,7 +201,7 @@ class _Item:
         return self
 
     def result(self, job: IngestJob) -> IngestFileResult:
-        return IngestFileResult(job=job, path=self.path, outcome=self.outcome, reason=self.reason[:300],
+        return IngestFileResult(job=job, path=self.path, outcome=self.outcome, **i18n.explained(self.reason),
                                 size=self.size, study=self.study, instance=self.instance)
 
 
@@ -297,7 +300,8 @@ def _index(run: _Run, item: _Item, blob: Blob, sop_uids: list[str]) -> None:
     held = run.instances(latest, sop_uids)
     existing = held.get(header.sop_instance_uid)
     if existing is not None and existing.sha256 == item.sha256:
-        item.outcome, item.reason = FileOutcome.DUPLICATE, "same SOPInstanceUID and same bytes as a stored instance"
+        item.outcome = FileOutcome.DUPLICATE
+        item.reason = Deferred(gettext_noop("same SOPInstanceUID and same bytes as a stored instance"))
         item.study, item.instance = latest, existing
         run.link(latest)
         return
@@ -309,8 +313,9 @@ def _index(run: _Run, item: _Item, blob: Blob, sop_uids: list[str]) -> None:
         run.latest[header.study_instance_uid] = study
         held = run.instances(study, sop_uids)
         item.outcome = FileOutcome.NEW_VERSION
-        item.reason = (f"changed instance with an existing SOPInstanceUID: stored as version {study.version}; "
-                       f"version {latest.version} kept")
+        item.reason = Deferred(gettext_noop("changed instance with an existing SOPInstanceUID: stored as version "
+                                            "%(version)s; version %(kept)s kept"), version=study.version,
+                               kept=latest.version)
         study.warnings = [*study.warnings, {"kind": "changed_instance", "sop_instance_uid": header.sop_instance_uid,
                                             "previous_version": latest.version}]
         run.dirty[study.pk] = study
@@ -455,7 +460,7 @@ def _run_entries(run: _Run, done: set[str], progress: Progress | None) -> None:
             except dicom.DicomError as exc:
                 item.skip(exc.reason)
             except (zipfile.BadZipFile, zlib.error, EOFError):
-                item.skip("damaged zip entry (checksum or compressed data)")
+                item.skip(Deferred(gettext_noop("damaged zip entry (checksum or compressed data)")))
         if item is not None:
             batch.append(item)
             if item.source is not None:

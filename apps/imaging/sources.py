@@ -17,12 +17,15 @@ from pathlib import Path
 from typing import IO
 
 from django.conf import settings
+from django.utils.translation import gettext_noop
 
+from apps.core.i18n import Deferred
 from apps.imaging import dicom
 
 COPY = 1024 * 1024
 #: entries up to this size are extracted into memory (ingest holds a batch of them at a time)
 MEMORY_MAX = 8 * 1024 * 1024
+INFLATES = Deferred(gettext_noop("zip bomb suspected: entry inflates past its declared size"))
 
 
 @dataclass
@@ -49,11 +52,11 @@ def unsafe_name(name: str) -> str:
     if "\\" in name:
         name = name.replace("\\", "/")
     if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
-        return "unsafe path in zip: absolute path"
+        return Deferred(gettext_noop("unsafe path in zip: absolute path"))
     if ".." in name.split("/"):
-        return "unsafe path in zip: '..' escapes the archive"
+        return Deferred(gettext_noop("unsafe path in zip: '..' escapes the archive"))
     if "\0" in name:
-        return "unsafe path in zip: NUL byte"
+        return Deferred(gettext_noop("unsafe path in zip: NUL byte"))
     return ""
 
 
@@ -62,13 +65,14 @@ def entry_refusal(name: str, flag_bits: int, file_size: int, compress_size: int)
     or '' to extract it. The ingest and the follower apply the same checks."""
     reason = unsafe_name(name)
     if not reason and flag_bits & 0x1:
-        reason = "encrypted zip entry"
+        reason = Deferred(gettext_noop("encrypted zip entry"))
     if not reason and file_size > 1024 * 1024 and file_size / max(1, compress_size) > settings.LIGHTBOX_ZIP_MAX_RATIO:
-        reason = f"zip bomb suspected: entry expands {file_size // max(1, compress_size)}x"
+        reason = Deferred(gettext_noop("zip bomb suspected: entry expands %(ratio)sx"),
+                          ratio=file_size // max(1, compress_size))
     if not reason and name.lower().endswith(".zip"):
-        reason = "nested archive not unpacked: upload it on its own"
+        reason = Deferred(gettext_noop("nested archive not unpacked: upload it on its own"))
     if not reason and posixpath.basename(name).upper() == "DICOMDIR":
-        reason = "DICOMDIR index: its files are ingested"
+        reason = Deferred(gettext_noop("DICOMDIR index: its files are ingested"))
     return reason
 
 
@@ -80,7 +84,7 @@ def _extract(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> Iterator[IO[bytes]]:
         with zf.open(info) as src:
             data = src.read(info.file_size + 1)
         if len(data) > info.file_size:
-            raise dicom.DicomError("zip bomb suspected: entry inflates past its declared size")
+            raise dicom.DicomError(INFLATES)
         yield io.BytesIO(data)
         return
     with tempfile.TemporaryFile() as out, zf.open(info) as src:
@@ -91,7 +95,7 @@ def _extract(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> Iterator[IO[bytes]]:
                 break
             left -= len(chunk)
             if left < 0:
-                raise dicom.DicomError("zip bomb suspected: entry inflates past its declared size")
+                raise dicom.DicomError(INFLATES)
             out.write(chunk)
         out.seek(0)
         yield out
@@ -101,22 +105,22 @@ def zip_entries(fh: IO[bytes], prefix: str = "") -> Iterator[Entry]:
     try:
         zf = zipfile.ZipFile(fh)
     except (zipfile.BadZipFile, OSError, ValueError):
-        yield Entry(path=prefix or "(archive)", skip_reason="damaged zip archive")
+        yield Entry(path=prefix or "(archive)", skip_reason=Deferred(gettext_noop("damaged zip archive")))
         return
     infos = [i for i in zf.infolist() if not i.is_dir()]
     label = prefix or "(archive)"
     if not infos:
-        yield Entry(path=label, skip_reason="the zip holds no files")
+        yield Entry(path=label, skip_reason=Deferred(gettext_noop("the zip holds no files")))
         return
     if len(infos) > settings.LIGHTBOX_ZIP_MAX_ENTRIES:
-        yield Entry(path=label, skip_reason=f"zip refused: {len(infos)} entries (limit "
-                                            f"{settings.LIGHTBOX_ZIP_MAX_ENTRIES})")
+        yield Entry(path=label, skip_reason=Deferred(gettext_noop("zip refused: %(entries)s entries (limit %(limit)s)"),
+                                                     entries=len(infos), limit=settings.LIGHTBOX_ZIP_MAX_ENTRIES))
         return
     # the ratio is checked per entry below (so a bomb among good files costs only itself); the
     # total is checked here, before anything is extracted
     total = sum(i.file_size for i in infos)
     if total > settings.LIGHTBOX_ZIP_MAX_TOTAL_BYTES:
-        yield Entry(path=label, skip_reason="zip refused: uncompressed size over the limit")
+        yield Entry(path=label, skip_reason=Deferred(gettext_noop("zip refused: uncompressed size over the limit")))
         return
     for info in infos:
         path = posixpath.join(prefix, info.filename) if prefix else info.filename
@@ -155,9 +159,9 @@ def path_entries(root: Path) -> Iterator[Entry]:
                 full = Path(dirpath) / filename
                 rel = full.relative_to(root).as_posix()
                 if full.is_symlink():
-                    yield Entry(path=rel, skip_reason="symbolic link not followed")
+                    yield Entry(path=rel, skip_reason=Deferred(gettext_noop("symbolic link not followed")))
                 elif filename.upper() == "DICOMDIR":
-                    yield Entry(path=rel, skip_reason="DICOMDIR index: its files are ingested")
+                    yield Entry(path=rel, skip_reason=Deferred(gettext_noop("DICOMDIR index: its files are ingested")))
                 elif filename.lower().endswith(".zip"):
                     with open(full, "rb") as fh:
                         yield from zip_entries(fh, prefix=rel)
@@ -169,16 +173,16 @@ def path_entries(root: Path) -> Iterator[Entry]:
             try:
                 refs = dicom.dicomdir_references(fh)
             except Exception:  # noqa: BLE001
-                yield Entry(path=root.name, skip_reason="damaged DICOMDIR")
+                yield Entry(path=root.name, skip_reason=Deferred(gettext_noop("damaged DICOMDIR")))
                 return
         base = root.parent.resolve()
         for ref in refs:
             reason = unsafe_name(ref)
             full = (base / ref).resolve()
             if not reason and not full.is_relative_to(base):
-                reason = "unsafe path in DICOMDIR"
+                reason = Deferred(gettext_noop("unsafe path in DICOMDIR"))
             if not reason and not full.is_file():
-                reason = "referenced by the DICOMDIR but missing"
+                reason = Deferred(gettext_noop("referenced by the DICOMDIR but missing"))
             if reason:
                 yield Entry(path=ref, skip_reason=reason)
             else:

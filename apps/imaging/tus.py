@@ -236,7 +236,7 @@ def _status_json(upload: Upload) -> dict:
             "files_duplicate": job.files_duplicate, "files_skipped": job.files_skipped,
             "files_prepared": job.files_prepared,
             "files": [{"path": f.path, "outcome": f.outcome, "outcome_label": str(f.get_outcome_display()),
-                       "reason": f.reason} for f in job.files.all()[:1000]],
+                       "reason": f.reason, "reason_label": f.reason_shown} for f in job.files.all()[:1000]],
             "studies": [{"id": str(s.public_id), "url": s.get_absolute_url(), "state": s.state,
                          "state_label": str(s.get_state_display()), "version": s.version,
                          "description": s.study_description,

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pydicom
+from django.utils.translation import gettext_noop
 from PIL import Image, ImageDraw, ImageFont
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
@@ -33,6 +34,7 @@ from pydicom.uid import (
     generate_uid,
 )
 
+from apps.core.i18n import Deferred
 from apps.imaging import dicom, pixels
 
 #: lossless codecs, in the order tried for the stored lossless rendition
@@ -56,7 +58,7 @@ class NotEncodable(Exception):
 
     def __init__(self, reason: str):
         super().__init__(reason)
-        self.reason = reason[:300]
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,7 @@ def _read(data: bytes, *, stop_before_pixels: bool = False) -> Dataset:
             warnings.simplefilter("ignore")
             return pydicom.dcmread(io.BytesIO(data), force=True, stop_before_pixels=stop_before_pixels)
     except Exception as exc:  # pydicom raises many types on damaged files
-        raise NotEncodable("The file cannot be read as DICOM.") from exc
+        raise NotEncodable(Deferred(gettext_noop("The file cannot be read as DICOM."))) from exc
 
 
 def _tsuid(ds: Dataset) -> str:
@@ -107,10 +109,11 @@ def lossless_encode(data: bytes, codec: str) -> bytes:
     target = LOSSLESS_CODECS[codec]
     ds = _read(data)
     if "PixelData" not in ds:
-        raise NotEncodable("No (integer) pixel data to compress.")
+        raise NotEncodable(Deferred(gettext_noop("No (integer) pixel data to compress.")))
     tsuid = _tsuid(ds)
     if str(ds.get("LossyImageCompression") or "").strip() == "01" or tsuid in pixels.LOSSY_TRANSFER_SYNTAXES:
-        raise NotEncodable("The original is already lossy-compressed: a lossless copy would not be diagnostic-grade.")
+        raise NotEncodable(Deferred(gettext_noop(
+            "The original is already lossy-compressed: a lossless copy would not be diagnostic-grade.")))
     try:
         if tsuid and pydicom.uid.UID(tsuid).is_compressed:
             with warnings.catch_warnings():
@@ -118,9 +121,10 @@ def lossless_encode(data: bytes, codec: str) -> bytes:
                 ds.decompress(generate_instance_uid=False)
         original = _pixels_of(ds)
     except Exception as exc:
-        raise NotEncodable(f"The original pixels cannot be decoded here ({_short(exc)}).") from exc
+        raise NotEncodable(Deferred(gettext_noop("The original pixels cannot be decoded here (%(error)s)."),
+                                    error=_short(exc))) from exc
     if tsuid == target:
-        raise NotEncodable(f"The original is already {target.name}.")
+        raise NotEncodable(Deferred(gettext_noop("The original is already %(codec)s."), codec=target.name))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -128,14 +132,17 @@ def lossless_encode(data: bytes, codec: str) -> bytes:
         out = io.BytesIO()
         ds.save_as(out, enforce_file_format=True)
     except Exception as exc:
-        raise NotEncodable(f"{target.name} cannot encode this image ({_short(exc)}).") from exc
+        raise NotEncodable(Deferred(gettext_noop("%(codec)s cannot encode this image (%(error)s)."),
+                                    codec=target.name, error=_short(exc))) from exc
     encoded = out.getvalue()
     try:
         decoded = _pixels_of(_read(encoded))
     except Exception as exc:
-        raise NotEncodable(f"The {target.name} copy cannot be decoded back ({_short(exc)}).") from exc
+        raise NotEncodable(Deferred(gettext_noop("The %(codec)s copy cannot be decoded back (%(error)s)."),
+                                    codec=target.name, error=_short(exc))) from exc
     if decoded.shape != original.shape or not np.array_equal(decoded, original):
-        raise NotEncodable(f"The {target.name} copy does not decode to the original pixels.")
+        raise NotEncodable(Deferred(gettext_noop("The %(codec)s copy does not decode to the original pixels."),
+                                    codec=target.name))
     return encoded
 
 

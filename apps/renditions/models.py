@@ -15,7 +15,7 @@ from __future__ import annotations
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from apps.core.models import PublicIdModel
+from apps.core.models import Explained, PublicIdModel
 from apps.organizations.scoping import CaseLinkedQuerySet
 
 
@@ -61,7 +61,7 @@ class RenditionQuerySet(CaseLinkedQuerySet):
     case_lookup = "study__case_id"
 
 
-class Rendition(PublicIdModel):
+class Rendition(PublicIdModel, Explained):
     """One kind of rendition of one study version: the summary the study page shows."""
 
     organization = models.ForeignKey("organizations.Organization", on_delete=models.PROTECT, related_name="+")
@@ -76,7 +76,6 @@ class Rendition(PublicIdModel):
     bytes = models.BigIntegerField(default=0, help_text="bytes of the ready files")
     original_bytes = models.BigIntegerField(default=0, help_text="bytes of the originals of the ready files")
     ratio = models.FloatField(null=True, blank=True, help_text="bytes / original_bytes")
-    reason = models.CharField(max_length=300, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     objects = RenditionQuerySet.as_manager()
@@ -105,7 +104,7 @@ class RenditionFileQuerySet(CaseLinkedQuerySet):
         return self.filter(status=Status.READY)
 
 
-class RenditionFile(PublicIdModel):
+class RenditionFile(PublicIdModel, Explained):
     """One instance's file of one rendition, or the reason it could not be made."""
 
     organization = models.ForeignKey("organizations.Organization", on_delete=models.PROTECT, related_name="+")
@@ -115,7 +114,6 @@ class RenditionFile(PublicIdModel):
     kind = models.CharField(max_length=16, choices=Kind.choices)
     label = models.CharField(max_length=32, choices=Label.choices)
     status = models.CharField(max_length=16, choices=Status.choices)
-    reason = models.CharField(max_length=300, blank=True)
     codec = models.CharField(max_length=100, blank=True, help_text="transfer syntax UID or MIME type")
     extension = models.CharField(max_length=8, default="dcm")
     blob = models.ForeignKey("imaging.Blob", null=True, blank=True, on_delete=models.PROTECT, related_name="+")

@@ -17,8 +17,11 @@ from functools import partial
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Q, Sum
+from django.utils.translation import gettext_noop
 from pydicom.uid import UID, JPEGBaseline8Bit
 
+from apps.core import i18n
+from apps.core.i18n import Deferred
 from apps.imaging.blobs import open_blob, put_blob_locked
 from apps.imaging.checksums import crc32
 from apps.imaging.models import Instance, Study
@@ -87,7 +90,7 @@ def _make_fields(kind: str, inst: Instance, data: bytes, facts: encoders.SourceF
                 "blob_id": inst.blob_id, "sha256": inst.sha256, "crc32": crc32(data), "bytes": inst.size,
                 "lossy": lossy_source, "rows": inst.rows, "columns": inst.columns}
     if facts is None:
-        return {**base, "status": Status.UNAVAILABLE, "reason": facts_reason, "label": KIND_LABEL[Kind(kind)]}
+        return {**base, "status": Status.UNAVAILABLE, **i18n.explained(facts_reason), "label": KIND_LABEL[Kind(kind)]}
     frame = max(inst.frames or 1, 1) // 2
     try:
         if kind == Kind.LOSSLESS:
@@ -102,7 +105,7 @@ def _make_fields(kind: str, inst: Instance, data: bytes, facts: encoders.SourceF
                 return {**base, **_stored(encoded), "status": Status.READY,
                         "label": Label.DIAGNOSTIC_LOSSLESS, "codec": encoders.LOSSLESS_CODECS[codec],
                         "extension": "dcm", "rows": inst.rows, "columns": inst.columns}
-            raise encoders.NotEncodable(" ".join(reasons))
+            raise encoders.NotEncodable(Deferred.join(reasons))
         if kind == Kind.PREVIEW:
             jpeg, columns, rows = encoders.preview_jpeg(data, frame)
             return {**base, **_stored(jpeg), "status": Status.READY,
@@ -114,11 +117,11 @@ def _make_fields(kind: str, inst: Instance, data: bytes, facts: encoders.SourceF
                     "label": Label.EDUCATION_LOW_RES, "codec": JPEGBaseline8Bit, "extension": "dcm",
                     "lossy": True, "rows": rows, "columns": columns}
     except encoders.NotEncodable as exc:
-        return {**base, "status": Status.UNAVAILABLE, "reason": exc.reason, "label": KIND_LABEL[Kind(kind)]}
+        return {**base, "status": Status.UNAVAILABLE, **i18n.explained(exc.reason), "label": KIND_LABEL[Kind(kind)]}
     except Exception as exc:  # noqa: BLE001 - one odd file must not stop a study's other renditions
         logger.warning("renditions: %s failed for instance %s (%s)", kind, inst.pk, type(exc).__name__)
-        return {**base, "status": Status.UNAVAILABLE, "reason": f"Unexpected error ({type(exc).__name__}).",
-                "label": KIND_LABEL[Kind(kind)]}
+        return {**base, "status": Status.UNAVAILABLE, "label": KIND_LABEL[Kind(kind)],
+                **i18n.explained(Deferred(gettext_noop("Unexpected error (%(error)s)."), error=type(exc).__name__))}
     raise ValueError(kind)
 
 
@@ -215,8 +218,12 @@ def rendition_summarize(rendition: Rendition) -> Rendition:
             study_id=rendition.study_id, source_lossy=True).exists():
         label = Label.LOSSY_SOURCE  # never diagnostic-grade when any source was lossy
     rendition.label = label
-    reasons = list(dict.fromkeys(files.filter(status=Status.UNAVAILABLE).values_list("reason", flat=True)))
-    rendition.reason = " ".join(reasons[:3])[:300]
+    reasons = {}  # the first three distinct reasons, in the files' order, as they were made
+    for english, parts in files.filter(status=Status.UNAVAILABLE).values_list("reason", "reason_parts"):
+        if english not in reasons and len(reasons) < 3:
+            reasons[english] = i18n.restore(english, parts)
+    for field, value in i18n.explained(Deferred.join(reasons.values())).items():
+        setattr(rendition, field, value)
     rendition.save()
     return rendition
 

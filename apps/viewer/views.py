@@ -27,6 +27,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
+from apps.core import i18n
 from apps.imaging import pixels
 from apps.imaging.models import Instance, Study
 from apps.sharing import policy
@@ -159,7 +160,7 @@ def frame(request: HttpRequest, instance_id: UUID) -> HttpResponse:
         except pixels.UndecodableFrame as exc:
             # 200 with a message: the file is stored and may be downloaded, it just cannot be shown
             response = JsonResponse({"error": "undecodable", "message": _("This image cannot be displayed here."),
-                                     "reason": exc.reason}, status=200)
+                                     "reason": i18n.translate(exc.reason)}, status=200)
             response["X-Lightbox-Frame"] = "undecodable"
             response["Cache-Control"] = "private, no-cache"
             response["ETag"] = etag

@@ -85,7 +85,7 @@
     (job.files || []).forEach(function (f) {
       if (!f.reason) { return; }
       var li = document.createElement("li");
-      li.textContent = f.path + ": " + f.outcome_label + " — " + f.reason;
+      li.textContent = f.path + ": " + f.outcome_label + " — " + (f.reason_label || f.reason);
       it.report.appendChild(li);
     });
     var done = job.state !== "queued" && job.state !== "running";

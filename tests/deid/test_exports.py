@@ -376,6 +376,34 @@ def test_study_not_ready_fails_with_a_reason(org_a, clinician_a, client_as, djan
     assert not AuditEvent.objects.filter(action=A.DEID_EXPORTED).exists()
 
 
+def test_a_failed_exports_reason_is_shown_in_the_readers_language(org_a, clinician_a, client_as,
+                                                                  django_capture_on_commit_callbacks):
+    """Started by an English reader, the task stores its reason in English; a Spanish reader
+    sees it in Spanish, on the page and in its status JSON."""
+    from tests.factories import StudyFactory
+
+    study = StudyFactory(organization=org_a, state="processing")
+    _start(client_as(clinician_a), study, django_capture_on_commit_callbacks)
+    export = DeidExport.objects.get(study=study)
+    assert export.reason == "The study is not ready (still arriving, or its ingest failed)."
+    spanish = "El estudio no está listo (todavía está llegando o su ingesta falló)."
+    client = client_as(clinician_a)
+    assert spanish in client.get(export.get_absolute_url(), HTTP_ACCEPT_LANGUAGE="es").content.decode()
+    assert client.get(_status_url(export), HTTP_ACCEPT_LANGUAGE="es").json()["reason"] == spanish
+    assert client.get(_status_url(export), HTTP_ACCEPT_LANGUAGE="en").json()["reason"] == export.reason
+
+
+def test_an_export_the_task_gave_up_on_says_so_in_the_readers_language(world, client_as):
+    from apps.deid.services import deid_export_fail
+
+    export = deid_export_start(study=world["study"], by=world["clinician"], pseudonym="PSEUDO-8", enqueue=False)
+    deid_export_fail(export_id=export.pk, error=MemoryError())
+    export.refresh_from_db()
+    assert (export.state, export.reason) == (State.FAILED, "Unexpected error (MemoryError).")
+    status = client_as(world["clinician"]).get(_status_url(export), HTTP_ACCEPT_LANGUAGE="es").json()
+    assert status["reason"] == "Error inesperado (MemoryError)."
+
+
 def test_progress_page_refreshes_while_running(world, client_as):
     export = deid_export_start(study=world["study"], by=world["clinician"], pseudonym="PSEUDO-4")
     page = client_as(world["clinician"]).get(export.get_absolute_url())

@@ -123,3 +123,33 @@ def test_lying_zip_header_cannot_inflate(tmp_path):
         with entries[0].open() as fh:
             fh.read()
     assert "zip bomb" in str(excinfo.value) or "Bad" in type(excinfo.value).__name__
+
+
+def test_each_files_reason_is_shown_in_the_readers_language(client, small_ct, django_capture_on_commit_callbacks):
+    """The ingest runs in a task and stores its reasons in English (manage.py, logs, the JSON's
+    ``reason``); the uploader reads them in their own language, on the upload page (the JSON's
+    ``reason_label``) and on the study page."""
+    good = {f"good/{p.name}": p.read_bytes() for p in sorted(small_ct.iterdir())}
+    bad = {"bad/report.dcm": b"This is a text report renamed .dcm, not DICOM.\n" * 20,
+           "../../etc/evil.dcm": good["good/IM00000.dcm"],
+           "bad/header.dcm": good["good/IM00000.dcm"][:200]}
+    with django_capture_on_commit_callbacks(execute=True):
+        job = _upload(client, _zip({**good, **bad}), "corpus.zip")
+    job.refresh_from_db()
+    study = job.studies.get()
+    english = {f.path: f.reason for f in job.files.all()}
+    assert english["bad/report.dcm"] == "not a DICOM file (no DICM preamble or file meta information)"
+    assert english["../../etc/evil.dcm"] == "unsafe path in zip: '..' escapes the archive"
+
+    status = client.get(f"/api/v1/uploads/{job.upload.public_id}/", HTTP_ACCEPT_LANGUAGE="es").json()
+    shown = {f["path"]: (f["reason"], f["reason_label"]) for f in status["job"]["files"]}
+    assert shown["bad/report.dcm"] == (english["bad/report.dcm"],
+                                       "no es un archivo DICOM (sin preámbulo DICM ni metainformación de archivo)")
+    assert shown["../../etc/evil.dcm"][1] == "ruta insegura en el zip: '..' sale del archivo"
+    assert shown["bad/header.dcm"] == ("missing SOPInstanceUID", "falta SOPInstanceUID")  # with its argument
+
+    page = client.get(study.get_absolute_url(), HTTP_ACCEPT_LANGUAGE="es").content.decode()
+    assert "ruta insegura en el zip: &#x27;..&#x27; sale del archivo" in page
+    assert "unsafe path" not in page and "not a DICOM file" not in page
+    english_page = client.get(study.get_absolute_url(), HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "unsafe path in zip: &#x27;..&#x27; escapes the archive" in english_page

@@ -110,3 +110,23 @@ def test_unencodable_file_keeps_its_original_and_says_why(org_a, tmp_path):
 
     with open_blob(ct.blob) as fh:
         assert np.array_equal(_pixels(fh.read()), _pixels((folder / names[1]).read_bytes()))
+
+
+@pytest.mark.django_db
+def test_why_a_rendition_is_missing_is_shown_in_the_readers_language(org_a, clinician_a, client_as, tmp_path):
+    """The reason is made in a task (stored in English) and shown in the reader's language."""
+    from django.utils import translation
+
+    from apps.renditions.models import Rendition
+
+    folder = copy_files([Path(DATA_ROOT) / "test_files" / "SC_jpeg_no_color_transform.dcm"], tmp_path / "in")
+    (study,) = ingest_folder(folder, org_a)
+    study_renditions_make(study_id=study.pk)
+    lossless = Rendition.objects.get(study=study, kind=Kind.LOSSLESS)
+    english = "The original is already lossy-compressed: a lossless copy would not be diagnostic-grade."
+    assert lossless.reason == english
+    spanish = "El original ya está comprimido con pérdida: una copia sin pérdida no sería apta para diagnóstico."
+    with translation.override("es"):
+        assert lossless.reason_shown == spanish
+    page = client_as(clinician_a).get(study.get_absolute_url(), HTTP_ACCEPT_LANGUAGE="es").content.decode()
+    assert spanish in page and english not in page

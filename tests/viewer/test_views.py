@@ -148,6 +148,17 @@ def test_undecodable_file_gives_a_message_not_a_500(client_as, clinician_a, ct_s
     assert response.json()["error"] == "undecodable" and response.json()["reason"]
 
 
+def test_why_a_frame_cannot_be_shown_is_in_the_readers_language(client_as, clinician_a, ct_study):
+    """The pixel module's reasons are also stored by renditions (in English): the viewer
+    translates them for its reader."""
+    response = client_as(clinician_a).get(_frame_url(ct_study.phantom_instances[0], frame=3),
+                                          HTTP_ACCEPT_LANGUAGE="es")
+    assert response.json()["reason"] == "No existe ese fotograma."
+    response = client_as(clinician_a).get(_frame_url(ct_study.phantom_instances[0], frame=3),
+                                          HTTP_ACCEPT_LANGUAGE="en")
+    assert response.json()["reason"] == "No such frame."
+
+
 @pytest.mark.parametrize("query", ["frame=-1", "frame=x", "quality=raw", "center=10", "size=99999", "width=0&center=1",
                                    "format=gif"])
 def test_bad_frame_requests_are_400(client_as, clinician_a, ct_study, query):

@@ -1,0 +1,81 @@
+"""Texts written where no reader's language is known, shown later in the reader's language.
+
+An ingest, a rendition or an export runs in a Celery task: whoever reads its per-file reasons
+does so later, in their own language. Such a text is a ``Deferred``: a ``str`` holding its
+English (what logs, ``manage.py`` and machine-facing JSON keep), that also carries its message id
+and arguments. ``explained(text)`` gives the two columns of ``apps.core.models.Explained`` (the
+English ``reason`` and its ``reason_parts``), and ``Explained.reason_shown`` translates them into
+the active language when a page is drawn. Message ids are marked with ``gettext_noop`` at the
+call site so that makemessages finds them; arguments are inserted untranslated (numbers, names of
+codecs or exception types).
+
+    raise DicomError(Deferred(gettext_noop("missing %(keyword)s"), keyword="SOPInstanceUID"))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from django.utils.translation import gettext
+
+Part = tuple[str, dict[str, Any]]
+
+
+class Deferred(str):
+    """English text that keeps the message ids and arguments it was made from."""
+
+    parts: tuple[Part, ...]
+
+    def __new__(cls, msgid: str, /, **args: Any) -> Deferred:
+        return cls._of(((msgid, args),))
+
+    @classmethod
+    def _of(cls, parts: Iterable[Part]) -> Deferred:
+        parts = tuple(parts)
+        self = super().__new__(cls, " ".join(_render(m, a) for m, a in parts))
+        self.parts = parts
+        return self
+
+    @classmethod
+    def join(cls, texts: Iterable[str]) -> str:
+        """Several texts as one, space-separated. Stays translatable when every text is a
+        ``Deferred``; a plain ``str`` among them (a library's message) gives a plain ``str``."""
+        texts = list(texts)
+        if all(isinstance(t, Deferred) for t in texts):
+            return cls._of(p for t in texts for p in t.parts)
+        return " ".join(texts)
+
+    def translated(self) -> str:
+        return " ".join(_render(gettext(m), a) for m, a in self.parts)
+
+
+def _render(template: str, args: dict[str, Any]) -> str:
+    return template % args  # a mapping: a message without placeholders comes out as it is
+
+
+def restore(english: str, parts: list | None) -> str:
+    """A stored text back as it was made: a ``Deferred`` if its parts were kept, else the English."""
+    if not parts:
+        return english
+    try:
+        return Deferred._of((str(m), dict(a)) for m, a in parts)
+    except (TypeError, ValueError, KeyError):  # a row written by hand or by an older release
+        return english
+
+
+def translate(text: str) -> str:
+    """The text in the active language: a ``Deferred`` translated, any other text as it is."""
+    if isinstance(text, Deferred):
+        try:
+            return text.translated()
+        except (TypeError, ValueError, KeyError):  # a translation with broken placeholders
+            return str(text)
+    return text
+
+
+def explained(text: str, max_length: int = 300) -> dict[str, Any]:
+    """The columns of ``apps.core.models.Explained`` for a text: its English, cut to the column,
+    and its parts (``[]`` for a plain text, which is then shown as it is)."""
+    parts = [[m, a] for m, a in text.parts] if isinstance(text, Deferred) else []
+    return {"reason": str(text)[:max_length], "reason_parts": parts}
