@@ -74,8 +74,9 @@ def translate(text: str) -> str:
     return text
 
 
-def explained(text: str, max_length: int = 300) -> dict[str, Any]:
-    """The columns of ``apps.core.models.Explained`` for a text: its English, cut to the column,
-    and its parts (``[]`` for a plain text, which is then shown as it is)."""
+def explained(text: str, max_length: int = 300, field: str = "reason") -> dict[str, Any]:
+    """The two columns of a text (``apps.core.models.Explained``'s ``reason`` and
+    ``reason_parts``, or another ``field`` and its ``<field>_parts``): its English, cut to the
+    column, and its parts (``[]`` for a plain text, which is then shown as it is)."""
     parts = [[m, a] for m, a in text.parts] if isinstance(text, Deferred) else []
-    return {"reason": str(text)[:max_length], "reason_parts": parts}
+    return {field: str(text)[:max_length], f"{field}_parts": parts}

@@ -15,6 +15,7 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from apps.core import i18n
 from apps.core.models import PublicIdModel
 from apps.organizations.scoping import OrgScopedQuerySet
 from apps.sharing.usecases import UseCase
@@ -277,7 +278,8 @@ class Notification(models.Model):
                                      on_delete=models.CASCADE, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     verb = models.CharField(max_length=64)
-    message = models.CharField(max_length=300)
+    message = models.CharField(max_length=300)  # English: written by ``notify`` in a task or for another reader
+    message_parts = models.JSONField(default=list, blank=True, editable=False)  # apps.core.i18n
     url = models.CharField(max_length=300, blank=True)
     read_at = models.DateTimeField(null=True, blank=True)
 
@@ -286,3 +288,8 @@ class Notification(models.Model):
 
     def __str__(self) -> str:
         return self.verb
+
+    @property
+    def message_shown(self) -> str:
+        """The message in the reader's language (not the language of whoever caused it)."""
+        return i18n.translate(i18n.restore(self.message, self.message_parts))

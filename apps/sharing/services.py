@@ -21,8 +21,11 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from apps.audit.services import record
+from apps.core import i18n
+from apps.core.i18n import Deferred
 from apps.sharing import policy
 from apps.sharing.models import (
     Grant,
@@ -481,8 +484,9 @@ def _grant_renew(*, grant: Grant, by: User, hours: int | None,
 def notify(*, user: User, organization_id: int | None, verb: str, message: str, url: str = "") -> Notification:
     """An in-app notice plus an e-mail. ``message`` must hold no PHI (no names, MRNs, dates of
     birth, clinical text): it says that something happened and where to look."""
-    note = Notification.objects.create(user=user, organization_id=organization_id, verb=verb, message=message,
-                                       url=url)
+    note = Notification.objects.create(user=user, organization_id=organization_id, verb=verb, url=url,
+                                       **i18n.explained(message, field="message"))
+    message = i18n.translate(message)  # the e-mail: in the language of the request that caused it
     base = str(getattr(settings, "LIGHTBOX_BASE_URL", "") or "").rstrip("/")
     body = message + ("\n\n" + base + url if url else "")
     send_mail(subject=_("[Lightbox] %(message)s") % {"message": message[:80]}, message=body,
@@ -522,9 +526,10 @@ def original_request_create(*, grant: Grant, by: User, reason: str,
     url = reverse("sharing:original_request_decide", kwargs={"originalrequest_id": req.public_id})
     for user in _deciders(grant):
         notify(user=user, organization_id=grant.organization_id, verb="original_request.created", url=url,
-               message=_("A recipient asked for the original DICOM of a shared case."))
+               message=Deferred(gettext_noop("A recipient asked for the original DICOM of a shared case.")))
     notify(user=by, organization_id=grant.organization_id, verb="original_request.sent",
-           url=reverse("sharing:shared_with_me"), message=_("Your request for the original DICOM was sent."))
+           url=reverse("sharing:shared_with_me"),
+           message=Deferred(gettext_noop("Your request for the original DICOM was sent.")))
     return req
 
 
@@ -566,12 +571,14 @@ def _original_request_decide(*, original_request: OriginalRequest, by: User, app
            case=req.case, request=request, details={"hours": hours if approve else None})
     from django.urls import reverse
 
-    message = (_("Your request for the original DICOM was approved for %(hours)s hours.") % {"hours": hours}
-               if approve else _("Your request for the original DICOM was declined."))
+    message = (Deferred(gettext_noop("Your request for the original DICOM was approved for %(hours)s hours."),
+                        hours=hours)
+               if approve else Deferred(gettext_noop("Your request for the original DICOM was declined.")))
     notify(user=req.requested_by, organization_id=req.organization_id, verb=f"original_request.{req.status}",
            url=reverse("sharing:shared_with_me"), message=message)
     notify(user=by, organization_id=req.organization_id, verb=f"original_request.{req.status}",
-           url=reverse("sharing:my_shares"), message=_("You decided a request for the original DICOM."))
+           url=reverse("sharing:my_shares"),
+           message=Deferred(gettext_noop("You decided a request for the original DICOM.")))
     return req
 
 

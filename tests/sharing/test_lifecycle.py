@@ -10,7 +10,7 @@ import pytest
 from django.core import mail
 from django.test import Client
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from apps.audit.models import AuditEvent
 from apps.sharing.models import Grant, GrantExtension, Notification, OriginalRequest, SharingPolicy
@@ -182,6 +182,29 @@ def test_declined_request_notifies_both(owner, case, consultant):
     assert Notification.objects.filter(user=owner, verb="original_request.declined").exists()
     page = _client(consultant).get(reverse("sharing:shared_with_me"))
     assert b"declined" in page.content
+
+
+def test_a_notice_is_shown_in_its_readers_language_not_its_senders(owner, case, consultant):
+    """The consultant asks in Spanish and the owner decides in English: each reads their notices
+    in the language of the page they are on; each e-mail goes in the language of the request
+    that caused it."""
+    from apps.sharing import services
+
+    grant = services.grant_create(case=case, grantee=consultant, permissions=["view"], by=owner,
+                                  expires_at=timezone.now() + timedelta(hours=4))
+    with translation.override("es"):
+        req = services.original_request_create(grant=grant, by=consultant, reason="Necesito la serie completa.")
+    (to_owner,) = [m for m in mail.outbox if m.to == [owner.email]]
+    assert to_owner.body.startswith("Un destinatario ha solicitado")  # the e-mail went in Spanish
+    with translation.override("en"):
+        services.original_request_decide(original_request=req, by=owner, approve=True, hours=12)
+    notice = Notification.objects.get(user=consultant, verb="original_request.approved")
+    assert notice.message == "Your request for the original DICOM was approved for 12 hours."
+    spanish = "Su solicitud del DICOM original se ha aprobado durante 12 horas."
+    page = _client(consultant).get(reverse("sharing:shared_with_me"), HTTP_ACCEPT_LANGUAGE="es").content.decode()
+    assert spanish in page and "Your request for the original DICOM was sent" not in page
+    page = _client(owner).get(reverse("sharing:shared_with_me"), HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "A recipient asked for the original DICOM of a shared case." in page
 
 
 def test_openapi_schema_documents_the_grants_api(client_as, admin_a):
