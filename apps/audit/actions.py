@@ -12,6 +12,7 @@ and are gone.)
 from __future__ import annotations
 
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 # The issue's list (#9) -> the name(s) recorded for it:
 #   sign-in / sign-out / failed sign-in ....... auth.signed_in / auth.signed_out / auth.sign_in_failed
@@ -233,3 +234,54 @@ ACCESS_ACTIONS: frozenset[str] = frozenset({
 
 def label(action: str) -> str:
     return str(LABELS.get(action, action))
+
+
+#: what an event is about, by the name ``record`` stores (``target_type``, the model's name); a
+#: type not listed is shown as stored (the trail outlives models)
+TARGETS: dict[str, str] = {
+    "user": pgettext_lazy("audit object", "Account"),
+    "ssoconfig": pgettext_lazy("audit object", "Single sign-on settings"),
+    "invitation": pgettext_lazy("audit object", "Invitation"),
+    "organization": pgettext_lazy("audit object", "Organization"),
+    "membership": pgettext_lazy("audit object", "Membership"),
+    "patient": pgettext_lazy("audit object", "Patient"),
+    "case": pgettext_lazy("audit object", "Case"),
+    "casenote": pgettext_lazy("audit object", "Note"),
+    "boardsession": pgettext_lazy("audit object", "Tumor board"),
+    "attachment": pgettext_lazy("audit object", "Attachment"),
+    "grant": pgettext_lazy("audit object", "Share"),
+    "grantextension": pgettext_lazy("audit object", "Share extension"),
+    "sharelink": pgettext_lazy("audit object", "Share link"),
+    "sharingpolicy": pgettext_lazy("audit object", "Sharing policy"),
+    "originalrequest": pgettext_lazy("audit object", "Request for the original"),
+    "study": pgettext_lazy("audit object", "Study"),
+    "series": pgettext_lazy("audit object", "Series"),
+    "instance": pgettext_lazy("audit object", "Image"),
+    "upload": pgettext_lazy("audit object", "Upload"),
+    "ingestjob": pgettext_lazy("audit object", "Ingest"),
+    "viewersession": pgettext_lazy("audit object", "Viewer session"),
+    "rendition": pgettext_lazy("audit object", "Rendition"),
+    "deidexport": pgettext_lazy("audit object", "De-identified export"),
+}
+
+#: who acted, when ``record`` names no person (``actor_type``; a person is named by their e-mail)
+ACTORS: dict[str, str] = {
+    "user": pgettext_lazy("audit actor", "Account"),
+    "link": pgettext_lazy("audit actor", "Share link"),
+    "anonymous": pgettext_lazy("audit actor", "Anonymous visitor"),
+    "system": pgettext_lazy("audit actor", "System"),
+}
+
+
+def target_label(target_type: str) -> str:
+    return str(TARGETS.get(target_type, target_type))
+
+
+def actor_label(actor_type: str, stored: str) -> tuple[str, str]:
+    """(name, reference) of an event's actor: the stored label when it names a person (their
+    e-mail), else the actor type's name, with the share link's id when one is stored."""
+    if stored.startswith("link:"):
+        return str(ACTORS["link"]), stored[5:]
+    if not stored or stored == actor_type or stored in ACTORS:
+        return str(ACTORS.get(stored or actor_type, stored or actor_type)), ""
+    return stored, ""

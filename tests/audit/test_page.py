@@ -173,3 +173,34 @@ def test_date_range_is_exact_at_day_boundaries(org_a, monkeypatch):
     assert _found(org_a, date_from=date(2026, 3, 5)) == []
     assert _found(org_a, date_to=date(2026, 2, 28)) == []
     assert _found(org_a, date_from=date(2026, 2, 1), date_to=date(2026, 3, 3)) == made[4::-1]
+
+
+def test_who_and_what_are_named_in_the_readers_language(org_a, admin_a, clinician_a, client_as):
+    """The trail stores codes ("system", "anonymous", "link:<id>", the model's name); the page
+    names them in the reader's language, and a person by their e-mail."""
+    case = CaseFactory(organization=org_a)
+    link_id = uuid.uuid4()
+    record(action=actions.SHARE_EXPIRED, actor_label="system", organization=org_a, target=case)
+    record(action=actions.AUTH_SIGN_IN_FAILED, actor_label="anonymous", organization=org_a, outcome="denied")
+    record(action=actions.GRANT_OPENED, actor_label=f"link:{link_id}", organization=org_a, target=case)
+    record(action=actions.CASE_VIEWED, actor=clinician_a, organization=org_a, target=clinician_a)
+    html = client_as(admin_a).get(reverse("audit:event_list"), HTTP_ACCEPT_LANGUAGE="es").content.decode()
+    cells = html.split("<tbody>", 1)[1]
+    assert "<td>Sistema</td>" in cells and "<td>Visitante anónimo</td>" in cells
+    assert f'Enlace para compartir <small class="mono">{str(link_id)[:12]}' in cells
+    assert f"<td>{clinician_a.email}</td>" in cells
+    assert "<td>Caso <small" in cells and "<td>Cuenta <small" in cells
+    for code in ("<td>system</td>", "<td>anonymous</td>", "link:", "<td>case <small", "<td>user <small"):
+        assert code not in cells, code
+    english = client_as(admin_a).get(reverse("audit:event_list"), HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "<td>System</td>" in english and "<td>Case <small" in english
+
+
+def test_every_model_is_named_on_the_audit_page_or_is_never_a_target():
+    """A new model gets a name in actions.TARGETS, or is added here as never recorded as a target."""
+    from django.apps import apps
+
+    never_targets = {"auditevent", "auditchain", "notification", "grantdownload", "blob", "ingestfileresult",
+                     "preparedentry", "renditionfile", "deidexportfile"}
+    ours = {m._meta.model_name for m in apps.get_models() if m.__module__.startswith("apps.")}
+    assert ours - never_targets == set(actions.TARGETS)
