@@ -72,6 +72,15 @@ def test_mail_has_link_and_no_patient_data(org_a, radiologist, case):
         assert patient.birth_date.isoformat() not in text
 
 
+def test_the_mail_declares_the_language_it_is_written_in(org_a, radiologist, case):
+    from django.utils import translation
+
+    with translation.override("es"):
+        _invite(org_a, radiologist, case)
+    html = mail.outbox[0].alternatives[0][0]
+    assert '<html lang="es">' in html and "Hola:" in html
+
+
 def test_consultant_accepts_creates_account_enrols_and_sees_only_the_invited_case(org_a, radiologist, case):
     other_case = CaseFactory(organization=org_a, created_by=radiologist)
     invitation, raw = _invite(org_a, radiologist, case)
