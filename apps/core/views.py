@@ -48,6 +48,16 @@ def permission_denied(request: HttpRequest, exception: Exception | None = None) 
     return render(request, "403.html", status=403)
 
 
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """A form or request sent without a valid security token: the page was open across a sign-out
+    or a new sign-in, or the browser blocks cookies. Nothing was done; the page says how to go on,
+    in the reader's language. Scripts get JSON (upload.js tells its user to sign in again)."""
+    if "text/html" not in request.headers.get("Accept", ""):
+        return JsonResponse({"error": "csrf_failed", "detail": "CSRF check failed: reload the page and try again."},
+                            status=403)
+    return render(request, "403_csrf.html", status=403)
+
+
 def page_not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     return render(request, "404.html", status=404)
 

@@ -33,7 +33,7 @@
     var status = response ? response.getStatus() : 0;
     var body = response ? String(response.getBody() || "") : "";
     if (status === 413) { return strings.tooLarge; }
-    if (status === 403 && /signed_out|sign in first|CSRF|otp_required|mfa_|recovery_codes/.test(body)) { return strings.signedOut; }
+    if (status === 403 && /signed_out|sign in first|CSRF|csrf_failed|otp_required|mfa_|recovery_codes/.test(body)) { return strings.signedOut; }
     if (status === 403) { return strings.forbidden; }
     return strings.failed;
   }

@@ -57,3 +57,22 @@ def test_security_headers_are_sent(client):
     assert response["X-Content-Type-Options"] == "nosniff"
     csp = response["Content-Security-Policy"]
     assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp
+
+
+@pytest.mark.django_db
+def test_a_form_sent_without_its_security_token_is_explained_in_the_readers_language(clinician_a):
+    """A form left open across a sign-out and sign-in: the portal's page, in Spanish, says nothing
+    was saved and what to do; a script gets JSON it can recognise."""
+    from tests.factories import CaseFactory
+
+    case = CaseFactory(organization=clinician_a.memberships.first().organization)
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(clinician_a)
+    url = case.get_absolute_url() + "notes/"
+    page = client.post(url, {"text": "x"}, HTTP_ACCEPT="text/html", HTTP_ACCEPT_LANGUAGE="es")
+    assert page.status_code == 403 and b'data-testid="csrf-failed"' in page.content
+    html = page.content.decode()
+    assert "No se pudo enviar el formulario" in html and "No se ha guardado nada" in html
+    assert 'lang="es"' in html and "CSRF" not in html
+    script = client.post(url, {"text": "x"}, HTTP_ACCEPT="application/json")
+    assert script.status_code == 403 and script.json()["error"] == "csrf_failed"
