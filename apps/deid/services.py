@@ -16,14 +16,12 @@ what the first run would have made, and the ready transition is a conditional UP
 
 from __future__ import annotations
 
-import hashlib
-import io
 import logging
 import re
 from functools import partial
 
 from cryptography.exceptions import InvalidTag
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import Count, Q, Sum
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
@@ -35,8 +33,7 @@ from apps.core import i18n
 from apps.core.i18n import Deferred
 from apps.deid.models import LABEL, DeidExport, DeidExportFile, Outcome, State
 from apps.deid.profile import Excluded, Reason, deidentify_file
-from apps.imaging.blobs import open_blob, put_blob_locked
-from apps.imaging.checksums import crc32
+from apps.imaging.blobs import content_fields, open_blob, row_with_content_create
 from apps.imaging.models import Instance, Study
 from apps.sharing import policy
 from apps.sharing.policy import Action
@@ -125,8 +122,7 @@ def _one(inst: Instance, export: DeidExport, key: bytes, path: str) -> dict:
     except InvalidTag:
         logger.warning("deid: stored blob of instance %s failed authentication", inst.pk)
         return {"outcome": Outcome.EXCLUDED, "reason": Reason.UNREADABLE}
-    return {"outcome": Outcome.EXPORTED, "path": path, "content": output.data,
-            "sha256": hashlib.sha256(output.data).hexdigest(), "crc32": crc32(output.data), "bytes": len(output.data)}
+    return {"outcome": Outcome.EXPORTED, "path": path, **content_fields(output.data)}
 
 
 def _fail(export: DeidExport, reason: str) -> DeidExport:
@@ -165,16 +161,8 @@ def deid_export_run(*, export_id: int) -> DeidExport:
     for inst in instances:
         if inst.pk in done:
             continue
-        fields = _one(inst, export, key, paths[inst.pk])
-        content = fields.pop("content", None)
-        try:
-            with transaction.atomic():
-                if content is not None:  # stored in the row's transaction: no deletion takes it first
-                    fields["blob"] = put_blob_locked(io.BytesIO(content), sha256=fields["sha256"])
-                DeidExportFile.objects.create(organization_id=export.organization_id, export=export, instance=inst,
-                                              original_bytes=inst.size, **fields)
-        except IntegrityError:  # another run made it meanwhile
-            pass
+        row_with_content_create(DeidExportFile, organization_id=export.organization_id, export=export, instance=inst,
+                                original_bytes=inst.size, **_one(inst, export, key, paths[inst.pk]))
         DeidExport.objects.filter(pk=export.pk).update(
             files_done=DeidExportFile.objects.filter(export=export).count())
     return _finish(export)

@@ -34,11 +34,12 @@ from typing import IO, BinaryIO
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from django.core.files import File
 from django.core.files.storage import FileSystemStorage, default_storage
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 from django.utils.crypto import get_random_string
 
 from apps.imaging import keys
+from apps.imaging.checksums import crc32
 from apps.imaging.directio import fsync_paths
 from apps.imaging.models import Blob
 
@@ -412,6 +413,27 @@ def put_blob_locked(fileobj: IO[bytes], *, sha256: str | None = None) -> Blob:
     finally:
         if owned is not None:
             owned.close()
+
+
+def content_fields(data: bytes) -> dict:
+    """The fields of a row that points at a file of ``data`` (its ``sha256``, ``crc32`` and
+    ``bytes``), and the bytes themselves as ``content``, for ``row_with_content_create``."""
+    return {"content": data, "sha256": hashlib.sha256(data).hexdigest(), "crc32": crc32(data), "bytes": len(data)}
+
+
+def row_with_content_create(model: type[models.Model], **fields) -> models.Model | None:
+    """Insert a row that may point at a file given as ``content`` (``content_fields``): the bytes
+    are stored with ``put_blob_locked`` in the row's transaction, so no deletion takes the blob
+    before the row points at it (rendition files, de-identified files). None when the row's
+    unique constraint says another run made it meanwhile."""
+    content = fields.pop("content", None)
+    try:
+        with transaction.atomic():
+            if content is not None:
+                fields["blob"] = put_blob_locked(io.BytesIO(content), sha256=fields["sha256"])
+            return model.objects.create(**fields)
+    except IntegrityError:
+        return None
 
 
 def blobs_record(blobs: list[Blob]) -> list[Blob]:

@@ -8,21 +8,19 @@ made gets a row with status "unavailable" and the reason; the original is always
 
 from __future__ import annotations
 
-import hashlib
-import io
 import logging
 from collections.abc import Iterable
 from functools import partial
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import Count, Q, Sum
 from django.utils.translation import gettext_noop
 from pydicom.uid import UID, JPEGBaseline8Bit
 
 from apps.core import i18n
 from apps.core.i18n import Deferred
-from apps.imaging.blobs import open_blob, put_blob_locked
+from apps.imaging.blobs import content_fields, open_blob, row_with_content_create
 from apps.imaging.checksums import crc32
 from apps.imaging.models import Instance, Study
 from apps.renditions import encoders
@@ -63,12 +61,6 @@ def _rendition_row(study: Study, kind: str) -> Rendition:
     return row
 
 
-def _stored(data: bytes) -> dict:
-    """The fields of a file whose bytes are ``data``: ``_file_create`` stores them (``content``)
-    in the row's transaction."""
-    return {"content": data, "sha256": hashlib.sha256(data).hexdigest(), "crc32": crc32(data), "bytes": len(data)}
-
-
 def _make(kind: str, inst: Instance, data: bytes, facts: encoders.SourceFacts | None,
           facts_reason: str) -> dict:
     """The fields of one RenditionFile row (without its keys). A lossy source is never labelled
@@ -102,18 +94,18 @@ def _make_fields(kind: str, inst: Instance, data: bytes, facts: encoders.SourceF
                     if exc.reason not in reasons:
                         reasons.append(exc.reason)
                     continue
-                return {**base, **_stored(encoded), "status": Status.READY,
+                return {**base, **content_fields(encoded), "status": Status.READY,
                         "label": Label.DIAGNOSTIC_LOSSLESS, "codec": encoders.LOSSLESS_CODECS[codec],
                         "extension": "dcm", "rows": inst.rows, "columns": inst.columns}
             raise encoders.NotEncodable(Deferred.join(reasons))
         if kind == Kind.PREVIEW:
             jpeg, columns, rows = encoders.preview_jpeg(data, frame)
-            return {**base, **_stored(jpeg), "status": Status.READY,
+            return {**base, **content_fields(jpeg), "status": Status.READY,
                     "label": Label.PREVIEW_LOSSY, "codec": "image/jpeg", "extension": "jpg", "lossy": True,
                     "rows": rows, "columns": columns}
         if kind == Kind.EDUCATION:
             dcm, columns, rows = encoders.education_dicom(data, frame)
-            return {**base, **_stored(dcm), "status": Status.READY,
+            return {**base, **content_fields(dcm), "status": Status.READY,
                     "label": Label.EDUCATION_LOW_RES, "codec": JPEGBaseline8Bit, "extension": "dcm",
                     "lossy": True, "rows": rows, "columns": columns}
     except encoders.NotEncodable as exc:
@@ -126,18 +118,10 @@ def _make_fields(kind: str, inst: Instance, data: bytes, facts: encoders.SourceF
 
 
 def _file_create(rendition: Rendition, inst: Instance, fields: dict) -> RenditionFile | None:
-    """Insert the file's row (fields from ``_make``). Renditions of the same bytes share a blob,
-    so the bytes are stored in the row's transaction (``put_blob_locked``): no deletion can take
-    the blob before the row points at it."""
-    content = fields.pop("content", None)
-    try:
-        with transaction.atomic():
-            if content is not None:
-                fields["blob"] = put_blob_locked(io.BytesIO(content), sha256=fields["sha256"])
-            return RenditionFile.objects.create(organization_id=inst.organization_id, study_id=inst.study_id,
-                                                rendition=rendition, instance=inst, kind=rendition.kind, **fields)
-    except IntegrityError:  # another run made it meanwhile
-        return None
+    """Insert the file's row (fields from ``_make``), its bytes stored in the row's transaction
+    (renditions of the same bytes share a blob); None if another run made it meanwhile."""
+    return row_with_content_create(RenditionFile, organization_id=inst.organization_id, study_id=inst.study_id,
+                                   rendition=rendition, instance=inst, kind=rendition.kind, **fields)
 
 
 def study_renditions_make(*, study_id: int, kinds: Iterable[str] = tuple(Kind)) -> dict[str, Rendition]:
