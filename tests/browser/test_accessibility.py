@@ -70,3 +70,18 @@ def test_the_focus_ring_has_a_dark_ring_on_the_page_and_a_yellow_one_on_the_head
     ring = page.evaluate("() => { const s = getComputedStyle(document.activeElement);"
                          " return [document.activeElement.closest('main') !== null, s.outlineColor, s.boxShadow]; }")
     assert ring[0] and ring[1] == INK and FOCUS in ring[2], ring
+
+
+def test_a_long_address_in_a_sentence_wraps_on_a_small_phone(page, live_server):
+    """The invitation page names the invited address in its first sentence; at 320 px a long
+    address widened the page (a sideways scroll for every line)."""
+    from apps.accounts.services import invitation_create
+
+    org = OrganizationFactory(name="Northwind Test", mfa_required_roles=[])
+    admin = member(org, Role.ORG_ADMIN, email="admin@wrap.example")
+    _invitation, raw = invitation_create(organization=org, by=admin, role=Role.EXTERNAL_CONSULTANT,
+                                         email="a.very.long.consultant.address@an-elsewhere-hospital.example")
+    page.set_viewport_size({"width": 320, "height": 700})
+    page.goto(f"{live_server.url}/invite/{raw}/")
+    assert "a.very.long.consultant.address" in page.inner_text("main")
+    assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")

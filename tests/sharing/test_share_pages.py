@@ -143,3 +143,17 @@ def test_case_and_study_pages_offer_sharing_to_sharers_only(owner, case, consult
     GrantFactory(organization=case.organization, case=case, grantee=consultant, permissions=["view"])
     assert b'data-testid="share-case"' not in client_as(consultant).get(case_url).content
     assert b'data-testid="share-study"' not in client_as(consultant).get(study_url).content
+
+
+def test_a_shared_case_without_images_says_so(owner, case, consultant):
+    from tests.factories import GrantFactory, StudyFactory
+
+    GrantFactory(organization=case.organization, case=case, grantee=consultant)
+    recipient = Client()
+    recipient.force_login(consultant)
+    url = reverse("sharing:shared_case", kwargs={"case_id": case.public_id})
+    page = recipient.get(url).content.decode()
+    assert 'data-testid="no-studies"' in page and 'data-testid="open-viewer"' not in page
+    StudyFactory(organization=case.organization, case=case)
+    page = recipient.get(url).content.decode()
+    assert 'data-testid="no-studies"' not in page and 'data-testid="open-viewer"' in page
