@@ -62,6 +62,7 @@ logger = logging.getLogger(__name__)
 
 LOCAL_HEADER = struct.Struct("<4sHHHHHIIIHH")  # signature, version, flags, method, time, date, CRC, sizes, lengths
 LOCAL_SIGNATURE = b"PK\x03\x04"
+NAME_MAX = PreparedEntry._meta.get_field("name").max_length  # a longer name is left to the job
 DATA_DESCRIPTOR, ENCRYPTED, UTF8 = 0x8, 0x1, 0x800
 STORED, DEFLATED = 0, 8
 
@@ -178,7 +179,7 @@ def _entry(fh, pos: int, committed: int) -> tuple[int, _Prepared | None] | None:
         return None
     name = zip_name(fh.read(nlen), flags)
     if (name.endswith("/") or max(usize, csize) > sources.MEMORY_MAX  # never read a large entry into memory
-            or sources.entry_refusal(name, flags, usize, csize)):
+            or len(name) > NAME_MAX or sources.entry_refusal(name, flags, usize, csize)):
         return end, None  # a folder, or an entry the job reports or extracts itself
     fh.seek(data_at)
     data = _inflate(fh.read(csize), method, usize)

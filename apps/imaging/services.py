@@ -181,6 +181,20 @@ def _finish_study(study: Study) -> None:
 BATCH_PREPARED = 1000
 
 
+REPORT_PATH_MAX = IngestFileResult._meta.get_field("path").max_length
+
+
+def _report_path(path: str) -> str:
+    """The path as a report line keeps it: a zip may name an entry with up to 65,535 bytes, the
+    column holds 1,000 characters. A longer path keeps its start and its end around a hash of the
+    whole, so that two long paths stay two lines and a retried run finds the line it wrote."""
+    if len(path) <= REPORT_PATH_MAX:
+        return path
+    mark = f"…[{hashlib.sha256(path.encode('utf-8', 'surrogatepass')).hexdigest()[:16]}]…"
+    keep = (REPORT_PATH_MAX - len(mark)) // 2
+    return path[:keep] + mark + path[-keep:]
+
+
 @dataclass
 class _Item:
     """One file of a batch: parsed and hashed before the batch's transaction, indexed in it."""
@@ -435,8 +449,9 @@ def _run_entries(run: _Run, done: set[str], progress: Progress | None) -> None:
     for entry in _entries(run.job):
         files += 1
         nbytes += entry.size or 0
+        entry.path = _report_path(entry.path)
         if entry.path in seen:  # a zip may hold the same name twice: report both
-            entry.path = f"{entry.path} ({files})"
+            entry.path = _report_path(f"{entry.path} ({files})")
         seen.add(entry.path)
         if entry.path in done:
             continue

@@ -516,3 +516,22 @@ def test_a_batch_lets_go_of_its_bytes_once_its_writes_are_queued(org_a, uploader
     assert sorted(stored) == sorted(expected)
     for sha, blob in stored.items():
         assert hashlib.sha256(blobs.open_blob(blob).read()).hexdigest() == sha
+
+
+def test_entries_with_names_longer_than_a_row_holds_are_left_to_the_job(org_a, uploader, small_ct, monkeypatch):
+    """A zip may name an entry with up to 65,535 bytes: the follower leaves such an entry to the
+    job (it failed recording it, a DataError on PostgreSQL), which reports it under a shortened
+    path and ingests it with the rest."""
+    slices = _slices(small_ct)
+    long_name = "deep/" * 300 + "IM00001.dcm"
+    data = _zip({**slices, long_name: slices["CT/IM00001.dcm"][:-1] + b"\1"})
+    upload = _stage(org_a, uploader, data, len(data) - 1)
+    assert follow.upload_follow(upload_id=upload.pk) == len(slices)
+    assert len(long_name) > follow.NAME_MAX
+    assert sorted(PreparedEntry.objects.values_list("name", flat=True)) == sorted(slices)
+    job, parsed = _finish(upload, data, monkeypatch)
+    assert len(parsed) == 1 and parsed[0].startswith("deep/deep/")
+    lines = {r.path: r for r in job.files.all()}
+    (long_line,) = [p for p in lines if p.startswith("deep/")]
+    assert len(long_line) <= 1000 and long_line.endswith("deep/IM00001.dcm")
+    assert lines[long_line].outcome == FileOutcome.NEW_VERSION  # changed bytes, same SOPInstanceUID
