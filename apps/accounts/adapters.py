@@ -44,6 +44,11 @@ class AccountAdapter(DefaultAccountAdapter):
         return False
 
     def authenticate(self, request: HttpRequest, **credentials: Any) -> Any:
+        from apps.accounts.models import User
+
+        if len(credentials.get("email") or "") > User._meta.get_field("email").max_length:
+            # no account has such an address; and django-axes would fail storing it (255 characters)
+            return None
         user = super().authenticate(request, **credentials)
         if user is not None and password_login_refused(user):
             record(action="auth.password_login_refused", actor=user, outcome="denied", request=request)

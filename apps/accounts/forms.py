@@ -4,7 +4,11 @@ from django import forms
 from django.contrib.auth import password_validation
 from django.utils.translation import gettext_lazy as _
 
+from apps.accounts.models import Invitation
 from apps.organizations.models import Role
+
+#: an invited address longer than its column cannot be stored (nor can such an address exist)
+_INVITED_EMAIL_MAX = Invitation._meta.get_field("email").max_length
 
 
 class CodeForm(forms.Form):
@@ -21,7 +25,7 @@ class EnrolForm(forms.Form):
 
 
 class InvitationForm(forms.Form):
-    email = forms.EmailField(label=_("E-mail address"))
+    email = forms.EmailField(label=_("E-mail address"), max_length=_INVITED_EMAIL_MAX)
     role = forms.ChoiceField(label=_("Role"), choices=[c for c in Role.choices if c[0] != Role.PATIENT],
                              initial=Role.EXTERNAL_CONSULTANT)
     cases = forms.ModelMultipleChoiceField(
@@ -36,7 +40,7 @@ class InvitationForm(forms.Form):
 
 
 class PatientInvitationForm(forms.Form):
-    email = forms.EmailField(label=_("Patient's e-mail address"))
+    email = forms.EmailField(label=_("Patient's e-mail address"), max_length=_INVITED_EMAIL_MAX)
 
 
 class AcceptForm(forms.Form):

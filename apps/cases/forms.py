@@ -14,6 +14,7 @@ from apps.cases.models import (
     CaseStatus,
     NoteKind,
 )
+from apps.core.forms import BoundedDateTimeField
 from apps.organizations.models import Organization, Role
 from apps.sharing import policy
 from apps.sharing.policy import Action
@@ -101,6 +102,7 @@ class BoardForm(forms.ModelForm):
         model = BoardSession
         fields = ["title", "meeting_at", "review_days", "host", "cases", "participants"]
         widgets = {"meeting_at": DATETIME}
+        field_classes = {"meeting_at": BoundedDateTimeField}
 
     def __init__(self, *args, organization: Organization, **kwargs) -> None:
         super().__init__(*args, **kwargs)

@@ -5,7 +5,10 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from django.db import models
+from rest_framework import serializers
 from rest_framework.viewsets import GenericViewSet
+
+from apps.core.forms import datetime_in_range
 
 
 class OrgScopedViewSet(GenericViewSet):
@@ -26,6 +29,21 @@ class OrgScopedViewSet(GenericViewSet):
 
     def get_queryset(self) -> models.QuerySet:
         return self.refine_queryset(self.model.objects.visible_to(self.request.user))
+
+
+class BoundedDateTimeField(serializers.DateTimeField):
+    """A DateTimeField that answers 400 ("Datetime value out of range.") for a time outside
+    apps.core.forms.DATETIME_FIRST_YEAR..DATETIME_LAST_YEAR in UTC, including one DRF itself fails
+    to convert (9999-12-31 without an offset west of UTC raises OverflowError inside DRF)."""
+
+    def to_internal_value(self, value: Any):
+        try:
+            result = super().to_internal_value(value)
+        except OverflowError:
+            self.fail("overflow")
+        if not datetime_in_range(result):
+            self.fail("overflow")
+        return result
 
 
 _ERROR = {"type": "object", "required": ["detail"], "properties": {"detail": {"type": "string"}}}

@@ -16,9 +16,9 @@ from rest_framework.exceptions import ValidationError as ApiValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from apps.core.api import OrgScopedViewSet
+from apps.core.api import BoundedDateTimeField, OrgScopedViewSet
 from apps.sharing import policy, services
-from apps.sharing.models import Grant, SecondFactor
+from apps.sharing.models import COUNT_MAX, Grant, SecondFactor
 from apps.sharing.usecases import RecipientKind, Rendition, UseCase
 
 
@@ -49,20 +49,21 @@ class GrantCreateSerializer(serializers.Serializer):
     case = serializers.UUIDField()
     use_case = serializers.ChoiceField(choices=UseCase.choices)
     recipient_kind = serializers.ChoiceField(choices=RecipientKind.choices)
-    recipient_email = serializers.EmailField(required=False, allow_blank=True)
+    recipient_email = serializers.EmailField(required=False, allow_blank=True,
+                                             max_length=Grant._meta.get_field("grantee_email").max_length)
     group_emails = serializers.ListField(child=serializers.EmailField(), required=False)
     group_name = serializers.CharField(required=False, allow_blank=True, max_length=120)
     renditions = serializers.ListField(child=serializers.ChoiceField(choices=Rendition.choices), required=False)
     hours = serializers.IntegerField(required=False, min_value=1)
-    download_limit = serializers.IntegerField(required=False, min_value=1)
+    download_limit = serializers.IntegerField(required=False, min_value=1, max_value=COUNT_MAX)
     second_factor = serializers.ChoiceField(choices=SecondFactor.choices, required=False, allow_blank=True)
     passcode = serializers.CharField(required=False, allow_blank=True, max_length=64, write_only=True)
-    max_uses = serializers.IntegerField(required=False, min_value=1)
-    not_before = serializers.DateTimeField(required=False)
+    max_uses = serializers.IntegerField(required=False, min_value=1, max_value=COUNT_MAX)
+    not_before = BoundedDateTimeField(required=False)
 
 
 class ExtendSerializer(serializers.Serializer):
-    expires_at = serializers.DateTimeField()
+    expires_at = BoundedDateTimeField()
     reason = serializers.CharField(min_length=10, max_length=1000)
 
 

@@ -6,7 +6,8 @@ from typing import Any
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from apps.sharing.models import SecondFactor
+from apps.core.forms import BoundedDateTimeField
+from apps.sharing.models import COUNT_MAX, Grant, SecondFactor
 from apps.sharing.usecases import ANONYMOUS_MAX_HOURS, TEMPLATES, RecipientKind, Rendition, UseCase
 
 
@@ -18,6 +19,7 @@ class ShareForm(forms.Form):
     recipient_kind = forms.ChoiceField(label=_("2. Who receives it?"), choices=RecipientKind.choices,
                                        initial=RecipientKind.USER)
     recipient_email = forms.EmailField(label=_("Recipient's e-mail address"), required=False,
+                                       max_length=Grant._meta.get_field("grantee_email").max_length,
                                        help_text=_("A person with a Lightbox account, or the address to invite."))
     group_emails = forms.CharField(label=_("Group members' e-mail addresses"), required=False,
                                    widget=forms.Textarea(attrs={"rows": 3}),
@@ -33,11 +35,13 @@ class ShareForm(forms.Form):
         help_text=_("Tick none to share the whole case; tick some to share only those studies."))
     hours = forms.IntegerField(label=_("4. Expires after (hours)"), required=False, min_value=1,
                                help_text=_("Leave empty for the template's default, the shortest practical."))
-    download_limit = forms.IntegerField(label=_("Download limit"), required=False, min_value=1)
-    not_before = forms.DateTimeField(label=_("Not before"), required=False,
-                                     widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
-                                     help_text=_("The link does not open before this time (a tumor board's day)."))
-    max_uses = forms.IntegerField(label=_("Use limit (number of openings)"), required=False, min_value=1)
+    download_limit = forms.IntegerField(label=_("Download limit"), required=False, min_value=1,
+                                        max_value=COUNT_MAX)
+    not_before = BoundedDateTimeField(label=_("Not before"), required=False,
+                                      widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+                                      help_text=_("The link does not open before this time (a tumor board's day)."))
+    max_uses = forms.IntegerField(label=_("Use limit (number of openings)"), required=False, min_value=1,
+                                  max_value=COUNT_MAX)
     second_factor = forms.ChoiceField(label=_("Second factor for the link"), choices=SecondFactor.choices,
                                       required=False)
     passcode = forms.CharField(label=_("Passcode"), required=False, min_length=6, max_length=64,
@@ -91,8 +95,8 @@ class ShareForm(forms.Form):
 
 
 class ExtendForm(forms.Form):
-    expires_at = forms.DateTimeField(label=_("New expiry"),
-                                     widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
+    expires_at = BoundedDateTimeField(label=_("New expiry"),
+                                      widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
     reason = forms.CharField(label=_("Reason for the extension"), min_length=10, max_length=1000,
                              widget=forms.Textarea(attrs={"rows": 3}),
                              help_text=_("Required and recorded. No patient names or identifiers."))

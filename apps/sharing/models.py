@@ -20,6 +20,9 @@ from apps.core.models import PublicIdModel
 from apps.organizations.scoping import OrgScopedQuerySet
 from apps.sharing.usecases import UseCase
 
+#: the largest count (download limit, use limit) the PositiveIntegerField columns hold on every database
+COUNT_MAX = 2_147_483_647
+
 
 class Permission(models.TextChoices):
     VIEW = "view", _("View")

@@ -1,0 +1,41 @@
+"""Form fields shared by the apps' forms."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+#: the years a typed date and time may fall in (UTC). Far wider than any share, expiry or meeting,
+#: and narrow enough that adding the longest expiry to it stays a date the database can store and
+#: Python can compute with (year 9999 in one time zone is year 10000 in UTC: PostgreSQL stores it,
+#: then every page that reads the row fails).
+DATETIME_FIRST_YEAR = 1900
+DATETIME_LAST_YEAR = 2999
+
+
+def datetime_in_range(value: datetime) -> bool:
+    """Whether an aware ``value`` lies within DATETIME_FIRST_YEAR..DATETIME_LAST_YEAR in UTC."""
+    try:
+        year = value.astimezone(UTC).year
+    except OverflowError:  # 0001-01-01 in a zone east of UTC, 9999-12-31 west of it
+        return False
+    return DATETIME_FIRST_YEAR <= year <= DATETIME_LAST_YEAR
+
+
+class BoundedDateTimeField(forms.DateTimeField):
+    """A DateTimeField that refuses, beside the field, a date and time out of
+    DATETIME_FIRST_YEAR..DATETIME_LAST_YEAR (a typo such as 9999 or 0001 in the year)."""
+
+    default_error_messages = {
+        "out_of_range": _("Enter a date and time between the years %(first)s and %(last)s."),
+    }
+
+    def to_python(self, value: Any) -> datetime | None:
+        result = super().to_python(value)
+        if result is not None and not datetime_in_range(result):
+            raise forms.ValidationError(self.error_messages["out_of_range"], code="out_of_range",
+                                        params={"first": DATETIME_FIRST_YEAR, "last": DATETIME_LAST_YEAR})
+        return result

@@ -1,0 +1,178 @@
+"""Odd input that a careless user or script may send to the forms and the API: each is refused
+with a 400 (the error beside its field, or a JSON error), never a server error, and nothing is
+stored that the database cannot hold or give back. Run on PostgreSQL: SQLite enforces no length
+and stores a year-10000 timestamp as text."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from apps.cases.models import BoardSession
+from apps.organizations.models import Role
+from apps.sharing.models import Grant, ShareLink
+from tests.factories import CaseFactory, GrantFactory, member
+
+pytestmark = pytest.mark.django_db
+
+LONG_EMAIL = "x" * 300 + "@example.org"  # a valid-looking address longer than the column (254)
+HUGE = str(2**63)                        # past PostgreSQL's integer (and SQLite's) range
+
+
+@pytest.fixture
+def owner(org_a):
+    return member(org_a, Role.CLINICIAN, email="owner@alpha.example")
+
+
+@pytest.fixture
+def recipient(org_a):
+    return member(org_a, Role.CLINICIAN, email="recipient@alpha.example")
+
+
+@pytest.fixture
+def case(org_a, owner):
+    return CaseFactory(organization=org_a, created_by=owner, responsible_clinician=owner)
+
+
+def _share(client, case, **fields):
+    return client.post(reverse("sharing:case_share", kwargs={"case_id": case.public_id}), {"confirm": "1", **fields})
+
+
+# --- the share form -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("field", ["download_limit", "max_uses"])
+def test_share_form_refuses_a_count_the_column_cannot_hold(client_as, owner, recipient, case, field):
+    response = _share(client_as(owner), case, use_case="second_opinion", recipient_kind="user",
+                      recipient_email=recipient.email, **{field: HUGE})
+    assert response.status_code == 400
+    assert field in response.context["form"].errors
+    assert not Grant.objects.exists()
+
+
+def test_share_form_refuses_a_start_in_year_9999(client_as, owner, recipient, case):
+    response = _share(client_as(owner), case, use_case="second_opinion", recipient_kind="user",
+                      recipient_email=recipient.email, not_before="9999-12-31T23:59")
+    assert response.status_code == 400
+    assert "not_before" in response.context["form"].errors
+    assert not Grant.objects.exists()
+
+
+def test_share_form_refuses_a_start_before_year_1_in_utc_so_my_shares_still_opens(client_as, owner, recipient,
+                                                                                   case):
+    client = client_as(owner)
+    response = _share(client, case, use_case="second_opinion", recipient_kind="user",
+                      recipient_email=recipient.email, not_before="0001-01-01T00:00+05:00")
+    assert response.status_code == 400
+    assert "not_before" in response.context["form"].errors
+    assert not ShareLink.objects.exists()
+    assert client.get(reverse("sharing:my_shares")).status_code == 200
+
+
+def test_share_form_refuses_an_invited_address_longer_than_the_column(client_as, owner, case):
+    response = _share(client_as(owner), case, use_case="second_opinion", recipient_kind="email",
+                      recipient_email=LONG_EMAIL)
+    assert response.status_code == 400
+    assert "recipient_email" in response.context["form"].errors
+    assert not Grant.objects.exists()
+
+
+def test_extending_to_year_9999_is_refused_beside_the_field(client_as, owner, recipient, case):
+    grant = GrantFactory(organization=case.organization, case=case, grantee=recipient, created_by=owner,
+                         use_case="second_opinion")
+    response = client_as(owner).post(reverse("sharing:grant_extend", kwargs={"grant_id": grant.public_id}),
+                                     {"expires_at": "9999-12-31T23:59", "reason": "The board moved to next week."})
+    assert response.status_code == 400
+    assert "expires_at" in response.context["form"].errors
+
+
+# --- tumor boards ---------------------------------------------------------------------------
+
+def test_a_board_in_year_10000_utc_is_refused_so_the_board_list_still_opens(client_as, org_a, owner):
+    client = client_as(owner)
+    response = client.post(reverse("cases:board_create"), {
+        "title": "Thoracic board", "meeting_at": "9999-12-31T23:59-05:00", "review_days": "5", "host": owner.pk})
+    assert response.status_code == 400
+    assert "meeting_at" in response.context["form"].errors
+    assert not BoardSession.objects.exists()
+    assert client.get(reverse("cases:board_list")).status_code == 200
+
+
+# --- the grants API -------------------------------------------------------------------------
+
+def _api_create(client, case, **fields):
+    return client.post("/api/v1/grants/", {"case": str(case.public_id), **fields}, content_type="application/json")
+
+
+@pytest.mark.parametrize("field", ["download_limit", "max_uses"])
+def test_api_refuses_a_count_the_column_cannot_hold(client_as, owner, recipient, case, field):
+    response = _api_create(client_as(owner), case, use_case="second_opinion", recipient_kind="user",
+                           recipient_email=recipient.email, **{field: 2**63})
+    assert response.status_code == 400
+    assert field in response.json()
+    assert not Grant.objects.exists()
+
+
+def test_api_refuses_a_start_in_year_9999(client_as, owner, recipient, case):
+    response = _api_create(client_as(owner), case, use_case="second_opinion", recipient_kind="user",
+                           recipient_email=recipient.email, not_before="9999-12-31T23:59:59Z")
+    assert response.status_code == 400
+    assert "not_before" in response.json()
+    assert not Grant.objects.exists()
+
+
+def test_api_refuses_an_invited_address_longer_than_the_column(client_as, owner, case):
+    response = _api_create(client_as(owner), case, use_case="second_opinion", recipient_kind="email",
+                           recipient_email=LONG_EMAIL)
+    assert response.status_code == 400
+    assert "recipient_email" in response.json()
+    assert not Grant.objects.exists()
+
+
+def test_api_refuses_a_time_without_offset_that_overflows_in_the_server_time_zone(client_as, owner, recipient,
+                                                                                   case):
+    grant = GrantFactory(organization=case.organization, case=case, grantee=recipient, created_by=owner,
+                         use_case="second_opinion")
+    client = client_as(owner)
+    with timezone.override("America/New_York"):  # 9999-12-31 23:59 there is year 10000 in UTC
+        created = _api_create(client, case, use_case="second_opinion", recipient_kind="user",
+                              recipient_email=recipient.email, not_before="9999-12-31T23:59:59")
+        extended = client.post(f"/api/v1/grants/{grant.public_id}/extend/",
+                               {"expires_at": "9999-12-31T23:59:59", "reason": "The board moved to next week."},
+                               content_type="application/json")
+    assert created.status_code == 400 and "not_before" in created.json()
+    assert extended.status_code == 400 and "expires_at" in extended.json()
+    assert Grant.objects.count() == 1
+
+
+# --- invitations, members, sign-in -----------------------------------------------------------
+
+def test_inviting_an_address_longer_than_the_column_is_refused_beside_the_field(client_as, admin_a):
+    response = client_as(admin_a).post(reverse("accounts:invitation_send"),
+                                       {"email": LONG_EMAIL, "role": Role.EXTERNAL_CONSULTANT})
+    assert response.status_code == 400
+    assert "email" in response.context["form"].errors
+
+
+def test_inviting_a_patient_at_an_address_longer_than_the_column_is_refused(client_as, owner, case):
+    response = client_as(owner).post(reverse("accounts:patient_invite", kwargs={"case_id": case.public_id}),
+                                     {"email": LONG_EMAIL})
+    assert response.status_code == 400
+    assert "email" in response.context["form"].errors
+
+
+def test_adding_a_member_with_an_address_longer_than_the_column_is_refused(client_as, admin_a):
+    response = client_as(admin_a).post(reverse("organizations:members"),
+                                       {"email": LONG_EMAIL, "role": Role.CLINICIAN, "full_name": "A. Person"})
+    assert response.status_code == 400
+    assert "email" in response.context["form"].errors
+
+
+def test_signing_in_with_an_address_longer_than_any_account_is_a_plain_failed_sign_in(client):
+    from axes.models import AccessAttempt
+
+    response = client.post(reverse("account_login"), {"login": LONG_EMAIL, "password": "whatever-it-is"})
+    assert response.status_code == 200
+    assert response.context["form"].errors
+    assert not response.wsgi_request.user.is_authenticated
+    assert not AccessAttempt.objects.exists()
