@@ -6,6 +6,7 @@ the file size."""
 from __future__ import annotations
 
 import os
+import re
 import struct
 import warnings
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ import pydicom
 import pydicom.config
 import pydicom.multival
 from django.utils.translation import gettext_noop
-from pydicom.errors import InvalidDicomError
+from pydicom.errors import BytesLengthException, InvalidDicomError
 from pydicom.uid import UID
 
 from apps.core.i18n import Deferred
@@ -27,6 +28,12 @@ PIXEL_TAGS = {(0x7FE0, 0x0010), (0x7FE0, 0x0008), (0x7FE0, 0x0009)}
 SEQ_DELIMITER_LE = bytes.fromhex("feffdde000000000")
 SEQ_DELIMITER_BE = bytes.fromhex("fffee0dd00000000")
 LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
+UID_MAX = 64  # characters, DICOM PS3.5 (UI) and the index's columns
+INT_MIN, INT_MAX = -(2**31), 2**31 - 1  # the index's integer columns
+US_MAX = 2**16 - 1  # Rows and Columns are unsigned shorts
+#: control characters (C0, DEL, C1): PostgreSQL refuses NUL in text, and none belongs in a
+#: name, an identifier or a description (an ESC left behind is a charset pydicom could not decode)
+CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 
 # Invalid values are reported by pydicom through logging, with the value in the message: a
@@ -74,17 +81,24 @@ def values(value) -> list:
     return list(value) if isinstance(value, pydicom.multival.MultiValue | list | tuple) else [value]
 
 
-def _text(ds, keyword: str, limit: int = 200) -> str:
+def _text(ds, keyword: str, limit: int | None = 200) -> str:
+    """A text value as the index keeps it: several values joined with a backslash (as DICOM
+    writes them), control characters (NUL included) as spaces, cut to the column's length."""
     value = ds.get(keyword)
-    return "" if value is None else str(value).strip()[:limit]
+    text = "\\".join(str(v) for v in values(value)) if value is not None else ""
+    return CONTROL.sub(" ", text).strip()[:limit]
 
 
-def _int(ds, keyword: str) -> int | None:
+def _int(ds, keyword: str, low: int = INT_MIN, high: int = INT_MAX) -> int | None:
+    """An integer value, or None where it is absent, not one integer ("abc", "1.5", several
+    values, infinite, bytes of the wrong length) or outside ``low``..``high`` (the index's column
+    could not hold it)."""
     try:
         value = ds.get(keyword)
-        return None if value in (None, "") else int(value)
-    except (TypeError, ValueError):
+        number = None if value in (None, "") else int(value)
+    except (TypeError, ValueError, ArithmeticError, BytesLengthException):
         return None
+    return number if number is None or low <= number <= high else None
 
 
 def _date(ds, keyword: str) -> date | None:
@@ -158,31 +172,49 @@ def parse(fh: IO[bytes]) -> DicomHeader:
         raise DicomError(Deferred(gettext_noop("truncated: the file ends inside the header"))) from None
     except Exception as exc:  # noqa: BLE001 - pydicom raises many types on malformed input
         raise DicomError(Deferred(gettext_noop("malformed DICOM: %(error)s"), error=type(exc).__name__)) from None
+    try:
+        with warnings.catch_warnings():  # pydicom converts a value when it is first read
+            warnings.simplefilter("ignore")
+            return _header(fh, ds, pos, size)
+    except DicomError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a value pydicom cannot convert (a VR that lies, a bad charset)
+        raise DicomError(Deferred(gettext_noop("malformed DICOM: %(error)s"), error=type(exc).__name__)) from None
+
+
+def _header(fh: IO[bytes], ds, pos: int, size: int) -> DicomHeader:
     meta = getattr(ds, "file_meta", None)
     tsuid = UID(str(meta.get("TransferSyntaxUID", "") if meta is not None else "") or "1.2.840.10008.1.2")
-    sop_class = _text(ds, "SOPClassUID", 64) or (_text(meta, "MediaStorageSOPClassUID", 64) if meta else "")
+    transfer_syntax = (_text(meta, "TransferSyntaxUID", UID_MAX) if meta is not None else "") or "1.2.840.10008.1.2"
+    sop_class = _text(ds, "SOPClassUID", UID_MAX) or (_text(meta, "MediaStorageSOPClassUID", UID_MAX) if meta else "")
     if sop_class == DICOMDIR_SOP_CLASS or "DirectoryRecordSequence" in ds:
-        return DicomHeader(sop_instance_uid="", sop_class_uid=DICOMDIR_SOP_CLASS, transfer_syntax_uid=str(tsuid),
+        return DicomHeader(sop_instance_uid="", sop_class_uid=DICOMDIR_SOP_CLASS, transfer_syntax_uid=transfer_syntax,
                            study_instance_uid="", series_instance_uid="", series_number=None,
                            instance_number=None, modality="", series_description="", body_part_examined="",
                            accession_number="", study_date=None, study_description="", patient_id="",
                            patient_name="", patient_birth_date=None, frames=0, rows=None, columns=None,
                            is_dicomdir=True)
+    uids = {}
     for keyword in ("SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID"):
-        if not _text(ds, keyword, 64):
-            promised = meta is not None and bool(_text(meta, "MediaStorageSOPInstanceUID", 64))
+        uids[keyword] = uid = _text(ds, keyword, limit=None)
+        if not uid:
+            promised = meta is not None and bool(_text(meta, "MediaStorageSOPInstanceUID", UID_MAX))
             if promised and pos >= size:
                 # the file meta names an instance but the dataset stops short of its identity
                 raise DicomError(Deferred(gettext_noop("missing %(keyword)s: the file ends early (truncated?)"),
                                                keyword=keyword))
             raise DicomError(Deferred(gettext_noop("missing %(keyword)s"), keyword=keyword))
+        if len(uid) > UID_MAX:
+            # cut to the column, two objects whose UIDs differ only past it would become one
+            raise DicomError(Deferred(gettext_noop("invalid %(keyword)s: longer than %(max)s characters"),
+                                      keyword=keyword, max=UID_MAX))
     _check_complete(fh, pos, size, ds, tsuid)
     return DicomHeader(
-        sop_instance_uid=_text(ds, "SOPInstanceUID", 64),
+        sop_instance_uid=uids["SOPInstanceUID"],
         sop_class_uid=sop_class,
-        transfer_syntax_uid=str(tsuid),
-        study_instance_uid=_text(ds, "StudyInstanceUID", 64),
-        series_instance_uid=_text(ds, "SeriesInstanceUID", 64),
+        transfer_syntax_uid=transfer_syntax,
+        study_instance_uid=uids["StudyInstanceUID"],
+        series_instance_uid=uids["SeriesInstanceUID"],
         series_number=_int(ds, "SeriesNumber"),
         instance_number=_int(ds, "InstanceNumber"),
         modality=_text(ds, "Modality", 16),
@@ -194,9 +226,9 @@ def parse(fh: IO[bytes]) -> DicomHeader:
         patient_id=_text(ds, "PatientID", 64),
         patient_name=_text(ds, "PatientName"),
         patient_birth_date=_date(ds, "PatientBirthDate"),
-        frames=_int(ds, "NumberOfFrames") or 1,
-        rows=_int(ds, "Rows"),
-        columns=_int(ds, "Columns"),
+        frames=_int(ds, "NumberOfFrames", 1) or 1,
+        rows=_int(ds, "Rows", 0, US_MAX),
+        columns=_int(ds, "Columns", 0, US_MAX),
     )
 
 
