@@ -5,6 +5,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
+from apps.accounts import views as accounts_views
 from apps.core import views as core_views
 
 urlpatterns = [
@@ -12,7 +13,7 @@ urlpatterns = [
     path("readyz", core_views.readyz, name="readyz"),
     # what a browser asks for where a page names no icon (a PDF, a JSON answer, an image)
     path("favicon.ico", core_views.favicon),
-    path("i18n/", include("django.conf.urls.i18n")),
+    path("i18n/setlang/", accounts_views.set_language, name="set_language"),
     path("", include("apps.accounts.urls")),
     path("accounts/", include("allauth.urls")),
     path("portal/", include("apps.education.urls")),

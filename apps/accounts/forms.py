@@ -1,14 +1,22 @@
 from __future__ import annotations
 
 from django import forms
+from django.conf import settings
 from django.contrib.auth import password_validation
 from django.utils.translation import gettext_lazy as _
 
 from apps.accounts.models import Invitation
+from apps.accounts.services import language_of
 from apps.organizations.models import Role
 
 #: an invited address longer than its column cannot be stored (nor can such an address exist)
 _INVITED_EMAIL_MAX = Invitation._meta.get_field("email").max_length
+
+
+def _language_field() -> forms.ChoiceField:
+    return forms.ChoiceField(
+        label=_("Language of the invitation"), choices=settings.LANGUAGES, required=False,
+        help_text=_("The e-mail is written in it, and the new account's pages are shown in it."))
 
 
 class CodeForm(forms.Form):
@@ -32,15 +40,22 @@ class InvitationForm(forms.Form):
         label=_("Cases the invitation opens"), required=False, queryset=None,
         widget=forms.CheckboxSelectMultiple,
         help_text=_("An external consultant sees only these cases, and nothing else."))
+    language = _language_field()
 
     def __init__(self, *args, cases_qs=None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        self.fields["language"].initial = language_of(None)
         self.fields["cases"].queryset = cases_qs
         self.fields["cases"].label_from_instance = lambda c: c.title
 
 
 class PatientInvitationForm(forms.Form):
     email = forms.EmailField(label=_("Patient's e-mail address"), max_length=_INVITED_EMAIL_MAX)
+    language = _language_field()
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["language"].initial = language_of(None)
 
 
 class AcceptForm(forms.Form):

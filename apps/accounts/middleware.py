@@ -19,6 +19,7 @@ from django.contrib.auth import logout
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect
+from django.utils import translation
 from django.utils.translation import gettext as _
 
 from apps.accounts import mfa
@@ -104,3 +105,29 @@ class AccessGateMiddleware:
                 return redirect("education:portal")
             return _refuse(request, None, "patient_portal_only")
         return self.get_response(request)
+
+
+class UserLanguageMiddleware:
+    """A signed-in person's pages are in their own language (``User.language``), on whichever
+    device they sign in: it is activated for the request and the language cookie follows it. The
+    switcher changes both (``apps.accounts.views.set_language``)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        from apps.accounts.services import language_supported
+
+        user = getattr(request, "user", None)
+        wanted = language_supported(user.language) if user is not None and user.is_authenticated else ""
+        if wanted and wanted != translation.get_language():
+            translation.activate(wanted)
+            request.LANGUAGE_CODE = wanted
+        response = self.get_response(request)
+        name = settings.LANGUAGE_COOKIE_NAME
+        if wanted and request.COOKIES.get(name) != wanted and name not in response.cookies:
+            response.set_cookie(name, wanted, max_age=settings.LANGUAGE_COOKIE_AGE,
+                                path=settings.LANGUAGE_COOKIE_PATH, domain=settings.LANGUAGE_COOKIE_DOMAIN,
+                                secure=settings.LANGUAGE_COOKIE_SECURE, httponly=settings.LANGUAGE_COOKIE_HTTPONLY,
+                                samesite=settings.LANGUAGE_COOKIE_SAMESITE)
+        return response

@@ -55,6 +55,9 @@ class User(AbstractUser):
     # Part of every session's auth hash: changing it ends all of the user's sessions at once
     # (password reset, MFA reset), whatever the session backend.
     security_stamp = models.CharField(max_length=32, default=new_security_stamp, editable=False)
+    #: the language of the portal's pages on any device this person signs in on, and of e-mails
+    #: others' actions send them; set by the language switcher, at sign-in and from an invitation
+    language = models.CharField(_("language"), max_length=8, blank=True, choices=settings.LANGUAGES)
 
     USERNAME_FIELD = "email"
     REQUIRED_FIELDS: list[str] = []
@@ -157,6 +160,8 @@ class Invitation(PublicIdModel):
     kind = models.CharField(max_length=16, choices=InvitationKind.choices, default=InvitationKind.MEMBER)
     email = models.EmailField(_("e-mail address"))
     role = models.CharField(_("role"), max_length=32, choices=Role.choices, default=Role.EXTERNAL_CONSULTANT)
+    #: the language of the invitation e-mail, and of the account made by accepting it
+    language = models.CharField(_("language"), max_length=8, blank=True, choices=settings.LANGUAGES)
     cases = models.ManyToManyField("cases.Case", blank=True, related_name="invitations")
     patient = models.ForeignKey("cases.Patient", null=True, blank=True, on_delete=models.CASCADE,
                                 related_name="invitations")

@@ -44,6 +44,46 @@ def invitation_url(raw: str, request: HttpRequest | None = None) -> str:
     return f"{settings.ACCOUNT_DEFAULT_HTTP_PROTOCOL}://{settings.ALLOWED_HOSTS[0]}{path}"
 
 
+# --- a person's language ----------------------------------------------------------------------
+
+#: the session key where a choice made before signing in waits for the account it is made for
+LANGUAGE_CHOSEN = "lightbox_language_chosen"
+
+
+def language_supported(code: str | None) -> str:
+    """``code`` if the portal is translated into it, else ""."""
+    code = (code or "").strip().lower().replace("_", "-")
+    known = dict(settings.LANGUAGES)
+    return code if code in known else code.split("-")[0] if code.split("-")[0] in known else ""
+
+
+def language_of(user: User | None) -> str:
+    """The language to write to ``user`` in (an e-mail their action did not cause): theirs, else
+    the current request's, else the portal's default."""
+    return (language_supported(getattr(user, "language", "")) or language_supported(translation.get_language())
+            or settings.LANGUAGE_CODE)
+
+
+def language_remember(*, user: User, code: str) -> bool:
+    """Keep ``code`` as ``user``'s language; False if it is not one of the portal's."""
+    code = language_supported(code)
+    if not code:
+        return False
+    if user.language != code:
+        User.objects.filter(pk=user.pk).update(language=code)
+        user.language = code
+    return True
+
+
+def language_at_sign_in(*, user: User, request: HttpRequest) -> None:
+    """A language chosen with the switcher on the sign-in pages (this browser, before this
+    sign-in) becomes the account's. Otherwise the account's own language, if it has one, applies
+    from the next page (``UserLanguageMiddleware``); an account without one follows the browser.
+    Only a choice is kept: the language a browser happened to ask for is not."""
+    chosen = request.session.pop(LANGUAGE_CHOSEN, "") if hasattr(request, "session") else ""
+    language_remember(user=user, code=chosen)
+
+
 # --- creating --------------------------------------------------------------------------------
 
 def invitation_check_rights(*, by: User, organization: Organization, role: str, cases: Iterable[Case],
@@ -62,13 +102,17 @@ def invitation_check_rights(*, by: User, organization: Organization, role: str, 
 
 
 def invitation_create(*, organization: Organization, by: User, email: str, role: str,
-                      cases: Iterable[Case] = (), patient: Any = None,
+                      cases: Iterable[Case] = (), patient: Any = None, language: str = "",
                       request: HttpRequest | None = None) -> tuple[Invitation, str]:
     """Invite ``email`` to ``organization`` with ``role``; returns (invitation, raw token).
 
     The raw token (256 random bits) is returned once, for the e-mail; only its sha256 is stored.
-    The invitation expires after the organization's ``invitation_ttl_hours`` and works once."""
+    The invitation expires after the organization's ``invitation_ttl_hours`` and works once.
+    ``language`` is the e-mail's and the new account's (the inviter's current one if not given)."""
     cases = list(cases)
+    if language and not language_supported(language):
+        raise ValidationError(_("Unknown language."))
+    language = language_supported(language) or language_of(None)
     email = (email or "").strip().lower()
     kind = InvitationKind.PATIENT if patient is not None else InvitationKind.MEMBER
     if kind == InvitationKind.PATIENT:
@@ -85,7 +129,7 @@ def invitation_create(*, organization: Organization, by: User, email: str, role:
     raw = secrets.token_urlsafe(32)
     with transaction.atomic():
         invitation = _invitation_insert(organization=organization, kind=kind, email=email, role=role,
-                                        patient=patient, raw=raw, by=by, cases=cases,
+                                        patient=patient, raw=raw, by=by, cases=cases, language=language,
                                         request=request)
     # Sent once the row exists (the send is claimed on sent_at, so a retry never sends twice).
     invitation_send(invitation=invitation, raw=raw, request=request)
@@ -93,9 +137,9 @@ def invitation_create(*, organization: Organization, by: User, email: str, role:
 
 
 def _invitation_insert(*, organization: Organization, kind: str, email: str, role: str, patient: Any,
-                       raw: str, by: User, cases: list, request: HttpRequest | None) -> Invitation:
+                       raw: str, by: User, cases: list, language: str, request: HttpRequest | None) -> Invitation:
     invitation = Invitation.objects.create(
-        organization=organization, kind=kind, email=email, role=role, patient=patient,
+        organization=organization, kind=kind, email=email, role=role, patient=patient, language=language,
         token_hash=hash_token(raw), created_by=by,
         expires_at=timezone.now() + timedelta(hours=organization.invitation_ttl_hours))
     if cases:
@@ -116,7 +160,7 @@ def invitation_send(*, invitation: Invitation, raw: str, request: HttpRequest | 
                "inviter": invitation.created_by.display_name if invitation.created_by else "",
                "url": invitation_url(raw, request), "patient": invitation.kind == InvitationKind.PATIENT,
                "case_count": invitation.cases.count()}
-    with translation.override(translation.get_language() or settings.LANGUAGE_CODE):
+    with translation.override(language_supported(invitation.language) or language_of(None)):
         subject = render_to_string("accounts/email/invitation_subject.txt", context).strip()
         text = render_to_string("accounts/email/invitation_message.txt", context)
         html = render_to_string("accounts/email/invitation_message.html", context)
@@ -243,7 +287,8 @@ def account_create_for_invitation(*, invitation: Invitation, full_name: str, pas
                                   request: HttpRequest | None = None) -> User:
     if User.objects.filter(email=invitation.email.lower()).exists():
         raise ValidationError(_("An account with this e-mail address exists; sign in to accept."))
-    user = User.objects.create_user(email=invitation.email, password=password, full_name=full_name.strip())
+    user = User.objects.create_user(email=invitation.email, password=password, full_name=full_name.strip(),
+                                    language=language_supported(invitation.language))
     record(action="account.created", actor=user, organization_id=invitation.organization_id, target=user,
            request=request, details={"via": "invitation"})
     return user

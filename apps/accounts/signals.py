@@ -13,6 +13,10 @@ from apps.audit.services import record
 @receiver(user_logged_in)
 def _logged_in(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
     record(action="auth.signed_in", actor=user, request=request)
+    if request is not None:
+        from apps.accounts.services import language_at_sign_in
+
+        language_at_sign_in(user=user, request=request)
 
 
 @receiver(user_logged_out)

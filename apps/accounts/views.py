@@ -51,6 +51,25 @@ def activity(request: HttpRequest) -> HttpResponse:
     return HttpResponse(status=204)
 
 
+# --- language --------------------------------------------------------------------------------
+
+def set_language(request: HttpRequest) -> HttpResponse:
+    """Django's language switcher, remembered: a signed-in person's choice becomes their language
+    (pages on every device, e-mails others' actions send them); a choice made before signing in
+    waits in the session for the account that signs in next (``services.language_at_sign_in``)."""
+    from django.conf import settings
+    from django.views.i18n import set_language as switch
+
+    response = switch(request)
+    code = services.language_supported(request.POST.get("language")) if request.method == "POST" else ""
+    if code and settings.LANGUAGE_COOKIE_NAME in response.cookies:
+        if request.user.is_authenticated:
+            services.language_remember(user=request.user, code=code)
+        else:
+            request.session[services.LANGUAGE_CHOSEN] = code
+    return response
+
+
 # --- second factor ---------------------------------------------------------------------------
 
 @never_cache
@@ -185,7 +204,7 @@ def invitation_send(request: HttpRequest) -> HttpResponse:
         data = form.cleaned_data
         try:
             services.invitation_create(organization=org, by=request.user, email=data["email"], role=data["role"],
-                                       cases=data["cases"], request=request)
+                                       cases=data["cases"], language=data["language"], request=request)
         except ValidationError as exc:
             form.add_error(None, exc)
         except PermissionDenied:
@@ -233,7 +252,7 @@ def patient_invite(request: HttpRequest, case_id: UUID) -> HttpResponse:
         try:
             services.invitation_create(organization=case.organization, by=request.user,
                                        email=form.cleaned_data["email"], role="patient", patient=case.patient,
-                                       request=request)
+                                       language=form.cleaned_data["language"], request=request)
         except ValidationError as exc:
             form.add_error(None, exc)
         else:

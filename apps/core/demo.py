@@ -60,6 +60,8 @@ def seed() -> list[DemoAccount]:
             user = _user(f"{local}@{domain}", f"{full_name} ({name.split()[0]})")
             Membership.objects.get_or_create(user=user, organization=org, defaults={"role": role})
             accounts.append(DemoAccount(user.email, org.name, Role(role).label))
+    # someone who chose Spanish: their pages are in Spanish on any browser they sign in on
+    User.objects.filter(email=f"clinician@{ORGS[1][2]}", language="").update(language="es")
     email, full_name, roles = SHARED_USER
     shared = _user(email, full_name)
     for slug, role in roles.items():

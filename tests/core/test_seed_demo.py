@@ -32,6 +32,14 @@ def test_seed_demo_makes_two_organizations_with_every_role_and_is_idempotent():
     assert "lightbox-demo" in text and "admin@northwind.example" in text  # credentials printed
     assert "demo_otp_code" in text  # and how the second factor of admins and consultants works
     assert User.objects.count() == 13
+    # one demo person chose Spanish: signed in on a browser that asks for English, pages are Spanish
+    from django.test import Client
+
+    assert User.objects.get(email="clinician@harborvalley.example").language == "es"
+    browser = Client(HTTP_ACCEPT_LANGUAGE="en")
+    assert browser.post("/accounts/login/", {"login": "clinician@harborvalley.example",
+                                             "password": "lightbox-demo"}).status_code == 302
+    assert '<html lang="es">' in browser.get("/", follow=True).content.decode()
 
 
 def test_seed_demo_is_refused_where_the_demo_is_not_allowed(settings):
