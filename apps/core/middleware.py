@@ -1,4 +1,6 @@
-"""Responses are not kept by browsers or proxies unless their view says otherwise.
+"""Request-wide settings of apps.core: caching, and the reader's time zone.
+
+Responses are not kept by browsers or proxies unless their view says otherwise.
 
 Nearly every page of the portal carries patient data (names, MRNs, report notes) or a secret
 (a share link's page, an invitation). A browser keeps pages in its disk cache unless told not
@@ -11,7 +13,15 @@ use), downloads. Static files never reach this middleware (WhiteNoise answers th
 
 from __future__ import annotations
 
+import functools
+import zoneinfo
+from urllib.parse import unquote
+
+from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
+
+#: the browser's own time zone (an IANA name), written by static/js/timezone.js
+TIME_ZONE_COOKIE = "lightbox_tz"
 
 
 class PrivateByDefaultMiddleware:
@@ -23,3 +33,35 @@ class PrivateByDefaultMiddleware:
         if not response.has_header("Cache-Control"):
             add_never_cache_headers(response)
         return response
+
+
+@functools.cache
+def _zone_names() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def zone_named(name: str | None) -> zoneinfo.ZoneInfo | None:
+    """The time zone called ``name``, if there is one by that IANA name (anything else: None)."""
+    name = unquote(name or "")[:64]  # a script may have written it URL-encoded
+    return zoneinfo.ZoneInfo(name) if name in _zone_names() else None
+
+
+class TimeZoneMiddleware:
+    """Times are shown, and typed into forms, in the reader's own time zone: care teams and
+    consultants work from several. static/js/timezone.js keeps the browser's zone in a cookie;
+    without it (a first page, no JavaScript) the server's ``TIME_ZONE`` applies. Every page says
+    which zone its times are in (the footer, and each date-and-time field's label)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        zone = zone_named(request.COOKIES.get(TIME_ZONE_COOKIE))
+        if zone is None:
+            timezone.deactivate()
+        else:
+            timezone.activate(zone)
+        try:
+            return self.get_response(request)
+        finally:
+            timezone.deactivate()

@@ -89,6 +89,7 @@ MIDDLEWARE = [
     "apps.core.middleware.PrivateByDefaultMiddleware",  # no-store unless a view chose its caching
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
+    "apps.core.middleware.TimeZoneMiddleware",  # times in the reader's own zone
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
