@@ -20,6 +20,10 @@ from portal.celery import broker_connect  # noqa: E402
 # not inside the first request that queues one
 broker_connect()
 
+from apps.core import beat  # noqa: E402
+
+beat.start()  # the embedded default only: no broker, so this process runs the beat schedule
+
 from portal.memory import apply_from_settings  # noqa: E402
 
 apply_from_settings()  # large buffers reused, not mapped and faulted in afresh (portal/memory.py)

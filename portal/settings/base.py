@@ -358,7 +358,9 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 3, "socket_timeout": 5}
 #: periodic work, run by `celery -A portal beat` beside the workers (one beat process per deployment);
-#: each app adds its own entry here
+#: each app adds its own entry here. Where tasks run eagerly (no broker: the embedded default) the
+#: server process runs it itself (apps/core/beat.py).
+LIGHTBOX_IN_PROCESS_BEAT = env.bool("LIGHTBOX_IN_PROCESS_BEAT", default=CELERY_TASK_ALWAYS_EAGER)
 CELERY_BEAT_SCHEDULE = {
     "imaging-uploads-expire": {"task": "apps.imaging.tasks.uploads_expire_task", "schedule": 15 * 60},
     "imaging-blob-orphans-delete": {"task": "apps.imaging.tasks.blobs_orphans_delete_task", "schedule": 24 * 3600},

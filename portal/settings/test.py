@@ -15,6 +15,7 @@ from portal.settings.base import STORAGES
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 CELERY_TASK_ALWAYS_EAGER = True
+LIGHTBOX_IN_PROCESS_BEAT = False  # tests run the schedule's tasks themselves (tests/core/test_beat.py)
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 LIGHTBOX_DEMO_ALLOWED = True
 MEDIA_ROOT = tempfile.mkdtemp(prefix="lightbox-test-storage-")
