@@ -98,6 +98,64 @@ def test_a_board_in_year_10000_utc_is_refused_so_the_board_list_still_opens(clie
     assert client.get(reverse("cases:board_list")).status_code == 200
 
 
+# --- case documents ------------------------------------------------------------------------
+
+PDF = b"%PDF-1.4\n" + b"generated report body " * 20
+
+
+def _attach(client, case, file_name: str, *, token: str = "", **headers):
+    """POST the attachment form as a browser or script sends it, with ``file_name`` as given. (The
+    test client's own encoding cannot send a long name: SimpleUploadedFile cuts it to 255.)"""
+    boundary = "lightbox-test-boundary"
+    fields = {"csrfmiddlewaretoken": token, "kind": "report"} if token else {"kind": "report"}
+    body = b"".join(f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
+                    for k, v in fields.items())
+    body += (f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{file_name}"\r\n'
+             f"Content-Type: application/pdf\r\n\r\n").encode() + PDF + f"\r\n--{boundary}--\r\n".encode()
+    return client.generic("POST", reverse("cases:attachment_add", kwargs={"case_id": case.public_id}), body,
+                          content_type=f"multipart/form-data; boundary={boundary}", HTTP_ACCEPT="text/html", **headers)
+
+
+@pytest.mark.parametrize("length", [201, 255, 900])
+def test_a_document_with_a_long_file_name_is_kept_with_its_name_shortened_and_its_extension(client_as, owner, case,
+                                                                                          length):
+    from apps.cases.models import Attachment
+
+    name = "Report " + "x" * (length - 11) + ".pdf"
+    response = _attach(client_as(owner), case, name)
+    assert response.status_code == 302
+    stored = Attachment.objects.get().filename
+    assert len(stored) == Attachment._meta.get_field("filename").max_length
+    assert stored.startswith("Report xxx") and stored.endswith("x….pdf")
+    download = client_as(owner).get(reverse("cases:attachment_download",
+                                            kwargs={"attachment_id": Attachment.objects.get().public_id}))
+    assert download.status_code == 200 and ".pdf" in download["Content-Disposition"]
+
+
+def test_a_file_name_too_long_to_read_is_explained_in_the_readers_language(owner, case):
+    """A name past what Django reads of a part's headers (1,024 bytes) loses the whole form, so no
+    field can carry the error: the portal's page says what to do, in Spanish here, with the
+    security check on as in a browser; a script gets JSON."""
+    from django.test import Client
+
+    from apps.cases.models import Attachment
+
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(owner)
+    page = client.get(case.get_absolute_url())
+    response = _attach(client, case, "x" * 996 + ".pdf", token=str(page.context["csrf_token"]),
+                       HTTP_ACCEPT_LANGUAGE="es")
+    assert response.status_code == 400 and b'data-testid="form-unreadable"' in response.content
+    html = response.content.decode()
+    assert 'lang="es"' in html and "No se ha guardado nada" in html and "200" in html
+    script = client.generic("POST", reverse("cases:attachment_add", kwargs={"case_id": case.public_id}),
+                            b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"" + b"x" * 1000
+                            + b"\"\r\n\r\n%PDF-\r\n--b--\r\n", content_type="multipart/form-data; boundary=b",
+                            HTTP_ACCEPT="application/json")
+    assert script.status_code == 400 and script.json()["error"] == "unreadable_form"
+    assert not Attachment.objects.exists()
+
+
 # --- the grants API -------------------------------------------------------------------------
 
 def _api_create(client, case, **fields):

@@ -11,6 +11,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
+from apps.core.forms import UPLOAD_NAME_MAX
 from apps.core.models import PublicIdModel
 from apps.organizations.scoping import CaseLinkedQuerySet, OrgScopedQuerySet
 
@@ -198,7 +199,7 @@ class Attachment(PublicIdModel):
     case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="attachments")
     blob = models.ForeignKey("imaging.Blob", on_delete=models.PROTECT, related_name="+")
     kind = models.CharField(_("kind"), max_length=16, choices=AttachmentKind.choices, default=AttachmentKind.REPORT)
-    filename = models.CharField(_("file name"), max_length=200)
+    filename = models.CharField(_("file name"), max_length=UPLOAD_NAME_MAX)  # longer names: shortened on upload
     content_type = models.CharField(max_length=100, default="application/pdf")
     size = models.BigIntegerField()
     uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")

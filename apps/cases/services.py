@@ -199,6 +199,27 @@ def _sniff(fileobj: IO[bytes]) -> str | None:
     return next((ctype for magic, ctype in ATTACHMENT_TYPES.items() if head.startswith(magic)), None)
 
 
+#: the longest ending after a last dot that is taken for an extension (".pdf", ".jpeg") and kept
+#: whole when a name is shortened; a longer one is part of the name
+_EXTENSION_MAX = 10
+
+
+def _stored_file_name(filename: str) -> str:
+    """The uploader's file name as stored: its last path part, shortened to fit the column when
+    longer (browsers and scripts may send any length). The end of its stem goes, marked with "…";
+    its extension stays, so the downloaded copy still opens in the right program."""
+    limit = Attachment._meta.get_field("filename").max_length
+    name = (filename or "").replace("\\", "/").rsplit("/", 1)[-1] or "document"
+    if len(name) <= limit:
+        return name
+    stem, _dot, extension = name.rpartition(".")
+    if stem and 0 < len(extension) <= _EXTENSION_MAX:
+        extension = "." + extension
+    else:
+        stem, extension = name, ""
+    return stem[:limit - len(extension) - 1] + "…" + extension
+
+
 def attachment_add(*, case: Case, by: User, fileobj: IO[bytes], filename: str, kind: str = AttachmentKind.REPORT,
                    request: HttpRequest | None = None) -> Attachment:
     """Store a report or annotated document on the case, encrypted (apps.imaging.blobs.put_blob_locked).
@@ -219,7 +240,7 @@ def attachment_add(*, case: Case, by: User, fileobj: IO[bytes], filename: str, k
     fileobj.seek(start)
     if size > ATTACHMENT_MAX_BYTES:
         raise ValidationError({"file": _("The file is larger than 50 MB.")})
-    name = (filename or "document").replace("\\", "/").rsplit("/", 1)[-1][:200] or "document"
+    name = _stored_file_name(filename)
     with transaction.atomic():
         blob = put_blob_locked(fileobj)  # may be a study's image: the same bytes are stored once
         attachment = Attachment.objects.create(organization_id=case.organization_id, case=case, blob=blob, kind=kind,

@@ -15,6 +15,13 @@ from django.utils.translation import gettext_lazy as _
 DATETIME_FIRST_YEAR = 1900
 DATETIME_LAST_YEAR = 2999
 
+#: the longest uploaded file name kept whole (characters). Longer names are stored shortened, their
+#: extension kept. A name far longer (past roughly 900 bytes) cannot be read at all: Django reads at
+#: most 1,024 bytes of a multipart part's headers (MAX_TOTAL_HEADER_SIZE) and refuses the whole
+#: request, so the page it gets (apps.core.views.bad_request) asks for a name of at most this
+#: length, which fits even at 4 bytes a character.
+UPLOAD_NAME_MAX = 200
+
 
 def datetime_in_range(value: datetime) -> bool:
     """Whether an aware ``value`` lies within DATETIME_FIRST_YEAR..DATETIME_LAST_YEAR in UTC."""

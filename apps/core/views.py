@@ -2,11 +2,14 @@ from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http.multipartparser import MultiPartParserError
 from django.shortcuts import redirect, render
 from django.templatetags.static import static
+from django.views import defaults
 from django.views.decorators.cache import never_cache
 
 from apps.core import health
+from apps.core.forms import UPLOAD_NAME_MAX
 from apps.organizations import selectors as org_selectors
 from apps.sharing import policy
 from apps.sharing.policy import Action
@@ -56,6 +59,19 @@ def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
         return JsonResponse({"error": "csrf_failed", "detail": "CSRF check failed: reload the page and try again."},
                             status=403)
     return render(request, "403_csrf.html", status=403)
+
+
+def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """A form Django could not read (MultiPartParserError): in practice a file whose name is too
+    long for the part's headers (Django reads at most 1,024 bytes of them), and the whole request is
+    lost, so no form can show the error beside its field. The page says so in the reader's language
+    and how to go on; scripts get JSON. Other bad requests keep Django's page."""
+    if not isinstance(exception, MultiPartParserError):
+        return defaults.bad_request(request, exception)
+    if "text/html" not in request.headers.get("Accept", ""):
+        return JsonResponse({"error": "unreadable_form", "detail": "The form could not be read: a file name may be "
+                             f"too long (at most {UPLOAD_NAME_MAX} characters)."}, status=400)
+    return render(request, "400_unreadable.html", {"name_max": UPLOAD_NAME_MAX}, status=400)
 
 
 def page_not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
