@@ -179,6 +179,35 @@ def test_api_refuses_a_start_in_year_9999(client_as, owner, recipient, case):
     assert not Grant.objects.exists()
 
 
+@pytest.mark.parametrize("value", [True, False, 0, 1, 2**63, 2**200, 1.5, [], {}, ["x"], {"id": 1}, "not-a-uuid"],
+                         ids=repr)
+def test_api_refuses_a_case_id_of_the_wrong_type_beside_the_field(client_as, owner, recipient, case, value):
+    """An id is a UUID string: a boolean or a number was read as the UUID of that integer (true as
+    ...0001) and answered 404 as if it named a case elsewhere."""
+    response = client_as(owner).post("/api/v1/grants/", {
+        "case": value, "use_case": "second_opinion", "recipient_kind": "user", "recipient_email": recipient.email,
+    }, content_type="application/json")
+    assert response.status_code == 400
+    assert response.json()["case"] == ["Must be a valid UUID."]
+    assert not Grant.objects.exists()
+
+
+def test_api_answers_a_case_id_that_names_no_visible_case_with_the_same_404(client_as, owner, recipient, case,
+                                                                             org_b):
+    """A well-formed id of no case, or of another organization's case, stays 404 with one body:
+    the answer does not tell which ids exist elsewhere."""
+    import uuid
+    from types import SimpleNamespace
+
+    elsewhere, nowhere = CaseFactory(organization=org_b), SimpleNamespace(public_id=uuid.uuid4())
+    client = client_as(owner)
+    answers = [_api_create(client, c, use_case="second_opinion", recipient_kind="user",
+                           recipient_email=recipient.email) for c in (elsewhere, nowhere)]
+    assert [a.status_code for a in answers] == [404, 404]
+    assert answers[0].json() == answers[1].json()
+    assert not Grant.objects.exists()
+
+
 def test_api_refuses_an_invited_address_longer_than_the_column(client_as, owner, case):
     response = _api_create(client_as(owner), case, use_case="second_opinion", recipient_kind="email",
                            recipient_email=LONG_EMAIL)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any, ClassVar
 
 from django.db import models
@@ -29,6 +30,18 @@ class OrgScopedViewSet(GenericViewSet):
 
     def get_queryset(self) -> models.QuerySet:
         return self.refine_queryset(self.model.objects.visible_to(self.request.user))
+
+
+class PublicIdField(serializers.UUIDField):
+    """A ``public_id`` in a request body: a UUID written as a string, as the API writes them.
+    Anything else (``true``, a number, a list, an object) is a 400 beside the field ("Must be a
+    valid UUID."). DRF's UUIDField takes a JSON number as the UUID of that integer value, and
+    ``true`` as 1, so a wrong type named no row and was answered 404 as if it were an id."""
+
+    def to_internal_value(self, data: Any) -> uuid.UUID:
+        if not isinstance(data, str | uuid.UUID):
+            self.fail("invalid", value=data)
+        return super().to_internal_value(data)
 
 
 class BoundedDateTimeField(serializers.DateTimeField):

@@ -16,7 +16,7 @@ from rest_framework.exceptions import ValidationError as ApiValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from apps.core.api import BoundedDateTimeField, OrgScopedViewSet
+from apps.core.api import BoundedDateTimeField, OrgScopedViewSet, PublicIdField
 from apps.sharing import policy, services
 from apps.sharing.models import COUNT_MAX, Grant, SecondFactor
 from apps.sharing.usecases import RecipientKind, Rendition, UseCase
@@ -46,7 +46,7 @@ class GrantCreatedSerializer(GrantOutputSerializer):
 
 
 class GrantCreateSerializer(serializers.Serializer):
-    case = serializers.UUIDField()
+    case = PublicIdField(help_text="The case's id (a UUID string). One not visible to you is answered 404.")
     use_case = serializers.ChoiceField(choices=UseCase.choices)
     recipient_kind = serializers.ChoiceField(choices=RecipientKind.choices)
     recipient_email = serializers.EmailField(required=False, allow_blank=True,
