@@ -5,13 +5,19 @@ and stores a year-10000 timestamp as text."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+from datetime import timezone as dt_timezone
+from zoneinfo import ZoneInfo
+
 import pytest
+from django.core.exceptions import ValidationError
 from django.urls import reverse
 from django.utils import timezone
 
 from apps.cases.models import BoardSession
 from apps.organizations.models import Role
 from apps.sharing.models import Grant, ShareLink
+from apps.sharing.services import grant_create, grant_extend, share_create, share_link_create
 from tests.factories import CaseFactory, GrantFactory, member
 
 pytestmark = pytest.mark.django_db
@@ -263,3 +269,69 @@ def test_signing_in_with_an_address_longer_than_any_account_is_a_plain_failed_si
     assert response.context["form"].errors
     assert not response.wsgi_request.user.is_authenticated
     assert not AccessAttempt.objects.exists()
+
+
+
+# --- the sharing services, for callers other than the forms and the API ------------------------
+# (seed_demo, a shell, a later feature): the same limits, as a ValidationError, not a database error
+
+FAR = {"9999-12-31 23:59 New York": datetime(9999, 12, 31, 23, 59, tzinfo=ZoneInfo("America/New_York")),
+       "0001-01-01 00:00+05:00": datetime(1, 1, 1, tzinfo=dt_timezone(timedelta(hours=5))),
+       "3000-01-01 UTC": datetime(3000, 1, 1, tzinfo=UTC),
+       "1899-12-31 UTC": datetime(1899, 12, 31, tzinfo=UTC)}
+OUT_OF_YEARS = "between the years 1900 and 2999"
+
+
+def _grant(case, owner, recipient, **fields):
+    return grant_create(**{"case": case, "grantee": recipient, "permissions": ["view"], "by": owner,
+                           "expires_at": timezone.now() + timedelta(days=1), **fields})
+
+
+@pytest.mark.parametrize("limit", [0, -1, 2_147_483_648, 2**63, True])
+def test_grant_create_refuses_a_download_limit_the_column_cannot_hold(owner, recipient, case, limit):
+    with pytest.raises(ValidationError, match="download limit must be a whole number from 1 to 2147483647"):
+        _grant(case, owner, recipient, download_limit=limit)
+    assert not Grant.objects.exists()
+
+
+@pytest.mark.parametrize("field", ["starts_at", "expires_at"])
+@pytest.mark.parametrize("when", FAR)
+def test_grant_create_refuses_a_time_outside_the_years_it_can_store(owner, recipient, case, field, when):
+    with pytest.raises(ValidationError, match=OUT_OF_YEARS):
+        _grant(case, owner, recipient, **{field: FAR[when]})
+    assert not Grant.objects.exists()
+
+
+@pytest.mark.parametrize("limit", [0, -1, 2_147_483_648, 2**63])
+def test_share_link_create_refuses_a_use_limit_the_column_cannot_hold(owner, recipient, case, limit):
+    grant = _grant(case, owner, recipient)
+    with pytest.raises(ValidationError, match="use limit must be a whole number from 1 to 2147483647"):
+        share_link_create(grant=grant, by=owner, max_uses=limit)
+    assert not ShareLink.objects.exists()
+
+
+@pytest.mark.parametrize("when", FAR)
+def test_share_link_create_refuses_a_not_before_outside_the_years_it_can_store(owner, recipient, case, when):
+    grant = _grant(case, owner, recipient)
+    with pytest.raises(ValidationError, match=OUT_OF_YEARS):
+        share_link_create(grant=grant, by=owner, not_before=FAR[when])
+    assert not ShareLink.objects.exists()
+
+
+@pytest.mark.parametrize("when", FAR)
+def test_share_create_refuses_a_not_before_outside_the_years_it_can_store(owner, recipient, case, when):
+    """9999-12-31 overflowed when the expiry was counted from it (OverflowError, a server error)."""
+    with pytest.raises(ValidationError, match=OUT_OF_YEARS):
+        share_create(case=case, by=owner, use_case="second_opinion", recipient_kind="user", grantee=recipient,
+                     not_before=FAR[when])
+    assert not Grant.objects.exists() and not ShareLink.objects.exists()
+
+
+@pytest.mark.parametrize("when", FAR)
+def test_grant_extend_refuses_a_time_outside_the_years_it_can_store(owner, recipient, case, when):
+    grant = _grant(case, owner, recipient)
+    expires_at = grant.expires_at
+    with pytest.raises(ValidationError, match=OUT_OF_YEARS):
+        grant_extend(grant=grant, by=owner, expires_at=FAR[when], reason="The board moved to next week.")
+    grant.refresh_from_db()
+    assert grant.expires_at == expires_at
