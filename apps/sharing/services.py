@@ -19,7 +19,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import F
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
@@ -511,11 +511,15 @@ def notify(*, user: User, organization_id: int | None, verb: str, message: str, 
     birth, clinical text): it says that something happened and where to look."""
     note = Notification.objects.create(user=user, organization_id=organization_id, verb=verb, url=url,
                                        **i18n.explained(message, field="message"))
-    message = i18n.translate(message)  # the e-mail: in the language of the request that caused it
+    from apps.accounts.services import language_of
+
+    # the e-mail: in the recipient's own language, else in the language of the request that caused it
+    with translation.override(language_of(user)):
+        message = i18n.translate(message)
+        subject = _("[Lightbox] %(message)s") % {"message": message[:80]}
     base = str(getattr(settings, "LIGHTBOX_BASE_URL", "") or "").rstrip("/")
     body = message + ("\n\n" + base + url if url else "")
-    send_mail(subject=_("[Lightbox] %(message)s") % {"message": message[:80]}, message=body,
-              from_email=None, recipient_list=[user.email], fail_silently=True)
+    send_mail(subject=subject, message=body, from_email=None, recipient_list=[user.email], fail_silently=True)
     return note
 
 

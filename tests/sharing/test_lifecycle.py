@@ -207,6 +207,26 @@ def test_a_notice_is_shown_in_its_readers_language_not_its_senders(owner, case, 
     assert "A recipient asked for the original DICOM of a shared case." in page
 
 
+def test_an_e_mail_goes_in_its_recipients_chosen_language_whoever_caused_it(owner, case, consultant):
+    """The consultant chose Spanish (User.language); the owner, deciding in English, sends them a
+    Spanish e-mail, and gets their own in English."""
+    from apps.sharing import services
+
+    consultant.language = "es"
+    consultant.save(update_fields=["language"])
+    grant = services.grant_create(case=case, grantee=consultant, permissions=["view"], by=owner,
+                                  expires_at=timezone.now() + timedelta(hours=4))
+    with translation.override("en"):
+        req = services.original_request_create(grant=grant, by=consultant, reason="Full series please.")
+        mail.outbox.clear()
+        services.original_request_decide(original_request=req, by=owner, approve=True, hours=12)
+    (to_consultant,) = [m for m in mail.outbox if m.to == [consultant.email]]
+    assert to_consultant.body.startswith("Su solicitud del DICOM original se ha aprobado durante 12 horas.")
+    assert to_consultant.subject.startswith("[Lightbox] Su solicitud")
+    (to_owner,) = [m for m in mail.outbox if m.to == [owner.email]]
+    assert to_owner.body.startswith("You decided a request")
+
+
 def test_openapi_schema_documents_the_grants_api(client_as, admin_a):
     response = client_as(admin_a).get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
     assert response.status_code == 200
