@@ -335,3 +335,21 @@ def test_grant_extend_refuses_a_time_outside_the_years_it_can_store(owner, recip
         grant_extend(grant=grant, by=owner, expires_at=FAR[when], reason="The board moved to next week.")
     grant.refresh_from_db()
     assert grant.expires_at == expires_at
+
+
+@pytest.mark.parametrize("when", FAR)
+def test_board_create_and_update_refuse_a_meeting_outside_the_years_they_can_store(org_a, owner, case, when):
+    from apps.cases.services import board_create, board_update
+
+    soon = timezone.now() + timedelta(days=1)
+    with pytest.raises(ValidationError, match=OUT_OF_YEARS):
+        board_create(organization=org_a, by=owner, host=owner, title="Board", meeting_at=FAR[when], review_days=7,
+                     cases=[case], participants=[])
+    assert not BoardSession.objects.exists()
+    board = board_create(organization=org_a, by=owner, host=owner, title="Board", meeting_at=soon, review_days=7,
+                         cases=[case], participants=[])
+    with pytest.raises(ValidationError, match=OUT_OF_YEARS):
+        board_update(board=board, by=owner, host=owner, title="Board", meeting_at=FAR[when], review_days=7,
+                     cases=[case], participants=[])
+    board.refresh_from_db()
+    assert board.meeting_at == soon

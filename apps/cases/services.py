@@ -30,6 +30,7 @@ from apps.cases.models import (
     NoteKind,
     Patient,
 )
+from apps.core.forms import require_datetimes_in_range
 from apps.organizations.models import Membership, Organization
 from apps.sharing import policy
 from apps.sharing.models import GrantSource, Permission, ShareLink
@@ -285,6 +286,7 @@ def board_create(*, organization: Organization, by: User, host: User, title: str
     policy.require(by, Action.MANAGE_CASE, organization, request=request)
     cases, participants = list(cases), list(participants)
     _check_board_members(organization, cases, participants, host)
+    require_datetimes_in_range(meeting_at)
     board = BoardSession(organization=organization, host=host, title=title, meeting_at=meeting_at,
                          review_days=review_days)
     board.full_clean()
@@ -305,6 +307,7 @@ def board_update(*, board: BoardSession, by: User, host: User, title: str, meeti
         raise ValidationError(_("Only a scheduled board can be edited."))
     cases, participants = list(cases), list(participants)
     _check_board_members(board.organization, cases, participants, host)
+    require_datetimes_in_range(meeting_at)
     board.host, board.title, board.meeting_at, board.review_days = host, title, meeting_at, review_days
     board.full_clean()
     with transaction.atomic():

@@ -32,6 +32,20 @@ def datetime_in_range(value: datetime) -> bool:
     return DATETIME_FIRST_YEAR <= year <= DATETIME_LAST_YEAR
 
 
+def require_datetimes_in_range(*values: datetime | None) -> None:
+    """Each given date and time lies within DATETIME_FIRST_YEAR..DATETIME_LAST_YEAR in UTC, as the
+    forms' and the API's BoundedDateTimeField require; for services, so that every caller (a shell,
+    seed_demo, the next feature) gets a ValidationError: a later one overflows when an expiry is
+    counted from it, or is stored as a year PostgreSQL keeps but cannot give back (every page
+    listing the row then fails)."""
+    from django.core.exceptions import ValidationError
+    from django.utils.translation import gettext
+
+    if any(v is not None and not (isinstance(v, datetime) and datetime_in_range(v)) for v in values):
+        raise ValidationError(gettext("Dates and times must be between the years %(first)s and %(last)s.")
+                              % {"first": DATETIME_FIRST_YEAR, "last": DATETIME_LAST_YEAR})
+
+
 class BoundedDateTimeField(forms.DateTimeField):
     """A DateTimeField that refuses, beside the field, a date and time out of
     DATETIME_FIRST_YEAR..DATETIME_LAST_YEAR (a typo such as 9999 or 0001 in the year)."""

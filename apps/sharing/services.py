@@ -25,7 +25,7 @@ from django.utils.translation import gettext_noop
 
 from apps.audit.services import record
 from apps.core import i18n
-from apps.core.forms import DATETIME_FIRST_YEAR, DATETIME_LAST_YEAR, datetime_in_range
+from apps.core.forms import require_datetimes_in_range
 from apps.core.i18n import Deferred
 from apps.sharing import policy
 from apps.sharing.models import (
@@ -59,16 +59,6 @@ def _require_count(value: int | None, message: str) -> None:
         raise ValidationError(message % {"max": COUNT_MAX})
 
 
-def _require_times(*values: datetime | None) -> None:
-    """Each given date and time lies within DATETIME_FIRST_YEAR..DATETIME_LAST_YEAR in UTC (as the
-    forms' and the API's BoundedDateTimeField require): a later one overflows when the expiry is
-    counted from it, or is stored as a year PostgreSQL keeps but cannot give back (every page
-    listing the row then fails)."""
-    if any(v is not None and not (isinstance(v, datetime) and datetime_in_range(v)) for v in values):
-        raise ValidationError(_("Dates and times must be between the years %(first)s and %(last)s.")
-                              % {"first": DATETIME_FIRST_YEAR, "last": DATETIME_LAST_YEAR})
-
-
 @transaction.atomic
 def grant_create(*, case: Case, grantee: User | None, permissions: Iterable[str], expires_at: datetime,
                  by: User | None, source: str = GrantSource.SHARE, starts_at: datetime | None = None,
@@ -84,7 +74,7 @@ def grant_create(*, case: Case, grantee: User | None, permissions: Iterable[str]
     function checks the grant itself is sound: an open case, known permissions, a future expiry,
     times and a download limit the database holds.
     """
-    _require_times(starts_at, expires_at)
+    require_datetimes_in_range(starts_at, expires_at)
     _require_count(download_limit, _("A download limit must be a whole number from 1 to %(max)s."))
     permissions = sorted(set(permissions))
     unknown = set(permissions) - set(Permission.values)
@@ -170,7 +160,7 @@ def share_link_create(*, grant: Grant, by: User | None, anonymous: bool = False,
     if second_factor == SecondFactor.BIRTH_DATE and not grant.case.patient.birth_date:
         raise ValidationError(_("The patient's birth date is not on record; choose a passcode instead."))
     _require_count(max_uses, _("A use limit must be a whole number from 1 to %(max)s."))
-    _require_times(not_before)
+    require_datetimes_in_range(not_before)
     if anonymous and not grant.is_anonymous:
         raise ValidationError(_("An anonymous link needs a grant without a named recipient."))
     raw = secrets.token_urlsafe(32)
@@ -392,7 +382,7 @@ def _share_create(*, case: Case, by: User, use_case: str, recipient_kind: str, g
                   second_factor: str, passcode: str, max_uses: int | None, not_before: datetime | None,
                   allow_download_original: bool | None,
                   request: HttpRequest | None) -> tuple[Grant, ShareLink, str]:
-    _require_times(not_before)  # before the expiry is counted from it
+    require_datetimes_in_range(not_before)  # before the expiry is counted from it
     template = template_for(case.organization_id, use_case)
     org_policy = sharing_policy_for(case.organization_id)
     if recipient_kind not in template.recipients:
@@ -444,7 +434,7 @@ def grant_extend(*, grant: Grant, by: User, expires_at: datetime, reason: str,
 @transaction.atomic
 def _grant_extend(*, grant: Grant, by: User, expires_at: datetime, reason: str,
                   request: HttpRequest | None) -> Grant:
-    _require_times(expires_at)
+    require_datetimes_in_range(expires_at)
     grant = Grant.objects.select_for_update().select_related("case").get(pk=grant.pk)
     reason = (reason or "").strip()
     if len(reason) < 10:
