@@ -16,6 +16,7 @@ _INVITED_EMAIL_MAX = Invitation._meta.get_field("email").max_length
 def _language_field() -> forms.ChoiceField:
     return forms.ChoiceField(
         label=_("Language of the invitation"), choices=settings.LANGUAGES, required=False,
+        initial=lambda: language_of(None),  # the inviter's, when the page is drawn
         help_text=_("The e-mail is written in it, and the new account's pages are shown in it."))
 
 
@@ -44,7 +45,6 @@ class InvitationForm(forms.Form):
 
     def __init__(self, *args, cases_qs=None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["language"].initial = language_of(None)
         self.fields["cases"].queryset = cases_qs
         self.fields["cases"].label_from_instance = lambda c: c.title
 
@@ -52,10 +52,6 @@ class InvitationForm(forms.Form):
 class PatientInvitationForm(forms.Form):
     email = forms.EmailField(label=_("Patient's e-mail address"), max_length=_INVITED_EMAIL_MAX)
     language = _language_field()
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.fields["language"].initial = language_of(None)
 
 
 class AcceptForm(forms.Form):

@@ -51,10 +51,12 @@ LANGUAGE_CHOSEN = "lightbox_language_chosen"
 
 
 def language_supported(code: str | None) -> str:
-    """``code`` if the portal is translated into it, else ""."""
-    code = (code or "").strip().lower().replace("_", "-")
-    known = dict(settings.LANGUAGES)
-    return code if code in known else code.split("-")[0] if code.split("-")[0] in known else ""
+    """``code`` (or its generic language: "es-AR" gives "es") if the portal is translated into
+    it, else "" (Django's own lookup, as LocaleMiddleware uses)."""
+    try:
+        return translation.get_supported_language_variant((code or "").strip().lower().replace("_", "-"))
+    except LookupError:
+        return ""
 
 
 def language_of(user: User | None) -> str:
