@@ -524,7 +524,9 @@ def test_entries_with_names_longer_than_a_row_holds_are_left_to_the_job(org_a, u
     path and ingests it with the rest."""
     slices = _slices(small_ct)
     long_name = "deep/" * 300 + "IM00001.dcm"
-    data = _zip({**slices, long_name: slices["CT/IM00001.dcm"][:-1] + b"\1"})
+    original = slices["CT/IM00001.dcm"]
+    changed = original[:-1] + bytes([original[-1] ^ 0xFF])  # differs whatever the last byte was
+    data = _zip({**slices, long_name: changed})
     upload = _stage(org_a, uploader, data, len(data) - 1)
     assert follow.upload_follow(upload_id=upload.pk) == len(slices)
     assert len(long_name) > follow.NAME_MAX
