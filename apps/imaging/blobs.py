@@ -206,8 +206,14 @@ def _write(fileobj: IO[bytes], sha256: str, size: int) -> Blob:
     name = _name_to_write(sha256)
     content = File(_EncryptingReader(fileobj, data_key, prefix, CHUNK_SIZE), name=os.path.basename(name))
     content.DEFAULT_CHUNK_SIZE = CHUNK_SIZE + TAG  # storage writes whole encrypted chunks
-    stored = default_storage.save(name, content)
-    _make_durable(stored)
+    try:
+        stored = default_storage.save(name, content)
+        _make_durable(stored)
+    except FileNotFoundError:
+        # the file went before this writer recorded it: a writer of the same bytes recorded its
+        # own copy first and cleared the others (``_stale_copies_delete``). Recording this blob
+        # takes that writer's row instead (``_kept_copy``), or fails if there is none.
+        stored = ""
     return Blob(sha256=sha256, size=size, storage_name=stored, key_id=key_id, wrapped_key=wrapped,
                 chunk_size=CHUNK_SIZE, nonce_prefix=prefix)
 
@@ -311,7 +317,27 @@ def blobs_orphans_delete(*, older_than: timedelta = ORPHAN_MIN_AGE) -> int:
     return deleted + (sweep(page) if page else 0)
 
 
+def _cleared(blob: Blob) -> bool:
+    """A blob written by ``_write`` whose file another writer cleared before it was recorded."""
+    return not blob.storage_name
+
+
+def _kept_copy(blob: Blob) -> Blob:
+    """The row of the writer that cleared this blob's file (it commits before it clears), locked
+    like a found blob when in a transaction. Without that row the file was lost some other way:
+    a storage error, and the caller's task retries."""
+    rows = Blob.objects.filter(sha256=blob.sha256)
+    if transaction.get_connection().in_atomic_block:
+        rows = rows.select_for_update()
+    kept = rows.first()
+    if kept is None:
+        raise FileNotFoundError(f"the file of blob {blob.sha256[:12]} went before it was recorded")
+    return kept
+
+
 def _record(blob: Blob) -> Blob:
+    if _cleared(blob):
+        return _kept_copy(blob)
     try:
         with transaction.atomic():
             blob.save(force_insert=True)
@@ -439,13 +465,15 @@ def row_with_content_create(model: type[models.Model], **fields) -> models.Model
 def blobs_record(blobs: list[Blob]) -> list[Blob]:
     """Save the rows of blobs written by ``blob_write``, at once; when a concurrent writer
     stored some of the same bytes meanwhile, one by one (theirs is kept, ours deleted)."""
+    kept = [_kept_copy(blob) for blob in blobs if _cleared(blob)]
+    blobs = [blob for blob in blobs if not _cleared(blob)]
     if not blobs:
-        return []
+        return kept
     try:
         with transaction.atomic():
-            return _recorded(Blob.objects.bulk_create(blobs))
+            return kept + _recorded(Blob.objects.bulk_create(blobs))
     except IntegrityError:
-        return [_record(blob) for blob in blobs]
+        return kept + [_record(blob) for blob in blobs]
 
 
 def blobs_unreferenced_delete(blob_ids: Iterable[int]) -> list[Blob]:
@@ -474,7 +502,8 @@ def blobs_unreferenced_delete(blob_ids: Iterable[int]) -> list[Blob]:
 
 def blob_files_delete(blobs: Iterable[Blob]) -> None:
     for blob in blobs:
-        default_storage.delete(blob.storage_name)
+        if not _cleared(blob):
+            default_storage.delete(blob.storage_name)
 
 
 def blob_plaintext_size(blob: Blob) -> int:

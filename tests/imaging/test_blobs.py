@@ -241,6 +241,59 @@ def test_a_dead_writers_file_is_cleared_once_the_new_row_commits(django_capture_
     assert blobs.open_blob(kept).read() == data
 
 
+def _cleared_while_written(monkeypatch, data: bytes) -> list[Blob]:
+    """Another writer of the same bytes records its own copy, and clears the others, while the
+    first write of ``data`` is being made durable (between the storage's save and the fsync)."""
+    from django.db import transaction
+
+    real = blobs._make_durable
+    winners: list[Blob] = []
+
+    def durable(name):
+        if not winners and name == blobs.storage_name_for(_sha(data)):
+            other = blobs.blob_write(data, _sha(data))  # another name: this one is taken
+            with transaction.atomic():
+                winners.append(blobs.blobs_record([other])[0])  # clears the copy on commit
+        real(name)
+
+    monkeypatch.setattr(blobs, "_make_durable", durable)
+    return winners
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("path", ["put_blob", "blobs_record"])
+def test_a_writer_whose_file_another_writer_cleared_takes_that_writers_row(monkeypatch, path):
+    """Two ingests (or two rendition tasks) of the same bytes at once: the one that records
+    first clears the other copies, possibly while the other is still writing its file. The
+    other then takes the recorded row instead of failing on its vanished file."""
+    data = os.urandom(5000)
+    winners = _cleared_while_written(monkeypatch, data)
+    if path == "put_blob":
+        blob = blobs.put_blob(io.BytesIO(data))
+    else:
+        late = blobs.blob_write(data, _sha(data))
+        blob = blobs.blobs_record([late])[0]
+        blobs.blob_files_delete([late])  # what a failed batch does: must not touch the winner's file
+    assert len(winners) == 1 and blob.pk == winners[0].pk
+    assert blobs.open_blob(blob).read() == data
+    assert _copies(blob.sha256) == [blob.storage_name]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_vanished_file_with_no_row_to_take_is_a_storage_error(monkeypatch):
+    def vanish(name):
+        default_storage.delete(name)
+        raise FileNotFoundError(name)
+
+    monkeypatch.setattr(blobs, "_make_durable", vanish)
+    data = os.urandom(300)
+    with pytest.raises(FileNotFoundError):
+        blobs.put_blob(io.BytesIO(data))
+    with pytest.raises(FileNotFoundError):
+        blobs.blobs_record([blobs.blob_write(data, _sha(data))])
+    assert not Blob.objects.filter(sha256=_sha(data)).exists()
+
+
 def test_storage_that_writes_over_a_name_gets_a_name_per_write(settings, tmp_path):
     """Object storage checks a name, then writes: two writers may pass the check together, so
     there each write has its own name and no file is ever written over."""
