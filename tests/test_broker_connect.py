@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+import uuid
 
 import pytest
 from celery import Celery
@@ -15,20 +16,24 @@ from portal.celery import broker_connect
 REDIS_URL = os.environ.get("REDIS_URL", "")
 
 
-def _clients(url: str) -> int:
+def _clients(url: str, name: str) -> int:
+    """Connections to the broker named ``name`` (the other xdist worker, and anything else on
+    the same Redis, opens and closes its own connections meanwhile)."""
     import redis
 
-    return len(redis.Redis.from_url(url).client_list())
+    return sum(c.get("name") == name for c in redis.Redis.from_url(url).client_list())
 
 
 @pytest.mark.skipif(not REDIS_URL, reason="needs a Redis broker (REDIS_URL)")
 def test_the_broker_connection_is_opened_at_start_up():
     app = Celery("probe", broker=REDIS_URL)
     app.conf.broker_connection_retry_on_startup = False
-    before = _clients(REDIS_URL)
+    name = f"broker-connect-probe-{uuid.uuid4().hex}"
+    app.conf.broker_transport_options = {"client_name": name}
+    assert _clients(REDIS_URL, name) == 0
     try:
         broker_connect(app)
-        assert _clients(REDIS_URL) == before + 1
+        assert _clients(REDIS_URL, name) == 1
         with app.producer_or_acquire() as producer:  # what the first send takes: already open
             assert producer.connection.connected
     finally:
