@@ -152,7 +152,9 @@ def test_with_redis_every_web_process_counts_the_same_invitation_failures(tmp_pa
     """Two processes, as two web workers: the second sees the first one's failed tokens."""
     import uuid
 
-    address = f"198.51.100.{uuid.uuid4().int % 250 + 1}"  # one of its own, so runs do not meet
+    # one of its own (IPv6 documentation range), so runs sharing a Redis do not meet (1 in 250 did)
+    u = uuid.uuid4().hex
+    address = f"2001:db8:{u[:4]}:{u[4:8]}::{u[8:12]}"
     env = clean_env(DJANGO_SETTINGS_MODULE="portal.settings.local", LIGHTBOX_VAR_DIR=str(tmp_path),
                     REDIS_URL=os.environ["REDIS_URL"])
 
