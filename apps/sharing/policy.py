@@ -388,7 +388,7 @@ def allowed_renditions(actor: Any, obj: object) -> frozenset[str]:
 
     allowed = set()
     for rendition, permission in RENDITION_PERMISSION.items():
-        action = next(iter(PERMISSION_ACTIONS[permission]))
+        (action,) = PERMISSION_ACTIONS[permission]  # a download permission is one action
         if can(actor, action, obj, rendition=rendition):
             allowed.add(rendition)
     return frozenset(allowed)
