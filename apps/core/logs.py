@@ -65,6 +65,20 @@ class Redact(logging.Filter):
         return True
 
 
+class ScrubbedError(Exception):
+    """Raised by a task in place of an unexpected error: its message is the error's type name
+    only. A message can quote patient data (an OSError names the file or folder it failed on,
+    and uploads and import folders are often named after the patient; a library error can quote
+    a DICOM value), and whatever a task raises is logged with its message and traceback (by
+    Celery in a worker; run eagerly, by Django for the request that queued it)."""
+
+
+def scrubbed(error: BaseException) -> ScrubbedError:
+    """``error`` as a ScrubbedError keeping its traceback's frames (where it failed) but not its
+    message; raise it ``from None`` so that the original is not printed as its context."""
+    return ScrubbedError(type(error).__name__).with_traceback(error.__traceback__)
+
+
 def install() -> None:
     """Put the filter on the server's access logger, which has handlers of its own (uvicorn's,
     or gunicorn's access log under its uvicorn worker) that the settings' LOGGING does not reach.

@@ -3,6 +3,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.db import OperationalError
 
+from apps.core.logs import scrubbed
 from apps.deid.services import deid_export_fail, deid_export_run
 
 TRANSIENT = (OSError, OperationalError)
@@ -21,6 +22,6 @@ def deid_export_task(self, export_id: int) -> None:
         if self.request.retries >= self.max_retries:
             deid_export_fail(export_id=export_id, error=exc)
         raise
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - re-raised, without its message
         deid_export_fail(export_id=export_id, error=exc)
-        raise
+        raise scrubbed(exc) from None  # logged: not its message (it may quote file content)

@@ -5,6 +5,7 @@ import logging
 from celery import shared_task
 from django.db import OperationalError
 
+from apps.core.logs import scrubbed
 from apps.imaging.services import StorageUnavailable, ingest_job_fail, ingest_job_run
 
 logger = logging.getLogger(__name__)
@@ -18,9 +19,9 @@ def ingest_job_run_task(job_id: int) -> None:
         ingest_job_run(job_id=job_id)
     except (StorageUnavailable, OperationalError):
         raise
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - re-raised, without its message
         ingest_job_fail(job_id=job_id, error=type(exc).__name__)
-        raise
+        raise scrubbed(exc) from None  # logged: not its message (a path may name the patient)
 
 
 @shared_task(acks_late=True)

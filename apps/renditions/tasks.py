@@ -3,6 +3,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.db import OperationalError
 
+from apps.core.logs import scrubbed
 from apps.renditions.services import study_renditions_make
 
 
@@ -11,4 +12,9 @@ from apps.renditions.services import study_renditions_make
 def study_renditions_task(study_id: int) -> None:
     """Entry point only (ids in, nothing out): the idempotent work is
     ``services.study_renditions_make``, so a redelivered task makes only what is missing."""
-    study_renditions_make(study_id=study_id)
+    try:
+        study_renditions_make(study_id=study_id)
+    except (OSError, OperationalError):
+        raise  # retried (storage, database); their messages name storage paths, not patients
+    except Exception as exc:  # noqa: BLE001 - re-raised, without its message
+        raise scrubbed(exc) from None  # logged: not its message (it may quote file content)

@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from apps.audit import actions as A
 from apps.audit.models import AuditEvent
+from apps.core.logs import ScrubbedError
 from apps.deid.models import DeidExport, DeidExportFile, Outcome, State
 from apps.deid.profile import Reason
 from apps.deid.services import deid_export_package, deid_export_run, deid_export_start
@@ -504,8 +505,10 @@ def test_a_task_that_gives_up_marks_the_export_failed(world, monkeypatch):
         raise ValueError("something about a file")
 
     monkeypatch.setattr(tasks, "deid_export_run", broken)
-    with pytest.raises(ValueError):  # eager tasks propagate (test settings); a worker logs it
+    # eager tasks propagate (test settings); a worker logs it: by its kind, not its message
+    with pytest.raises(ScrubbedError, match=r"^ValueError$") as raised:
         tasks.deid_export_task.apply(args=[export.pk])
+    assert raised.value.__suppress_context__ and raised.traceback[-1].name == "broken"  # where it failed
     export.refresh_from_db()
     assert export.state == State.FAILED and export.reason == "Unexpected error (ValueError)."
     assert "something" not in export.reason
