@@ -16,6 +16,7 @@ import copy
 import io
 import logging
 import secrets
+import smtplib
 import uuid
 import warnings
 import zipfile
@@ -24,6 +25,7 @@ from datetime import date
 import pytest
 from django.conf import settings
 from django.core import mail
+from django.core.mail.backends.base import BaseEmailBackend
 from django.test import Client
 from django.urls import reverse
 from pydicom.uid import generate_uid
@@ -256,3 +258,31 @@ def _drive(m, org, case, *, radiologist, owner, consultant, admin, tmp_path, on_
     assert _client(owner).get(missing, {"q": m["family"]}).status_code == 404
     assert _client(consultant).get(reverse("cases:case_list"), {"q": m["patient_id"]}).status_code in (200, 403)
     assert rad.get(reverse("audit:event_list"), {"patient": m["family"]}).status_code == 403
+
+
+class RefusingBackend(BaseEmailBackend):
+    """A mail server that refuses every recipient, as smtplib reports it (the addresses in the
+    error's message)."""
+
+    def send_messages(self, email_messages):
+        raise smtplib.SMTPRecipientsRefused({a: (550, b"5.1.1 <" + a.encode() + b">: user unknown")
+                                             for msg in email_messages for a in msg.recipients()})
+
+
+def test_a_patient_address_the_mail_server_refuses_is_not_logged(org_a, caplog, settings):
+    """The invitation's send fails inside the request: Django logs the 500 with its traceback,
+    whose last line is smtplib's message naming the patient's address."""
+    settings.EMAIL_BACKEND = f"{__name__}.RefusingBackend"
+    address = f"qz{secrets.token_hex(4)}.patient@home.example"
+    owner = member(org_a, Role.CLINICIAN, email="owner@alpha.example")
+    case = CaseFactory(organization=org_a, created_by=owner, responsible_clinician=owner,
+                       patient=PatientFactory(organization=org_a, birth_date=BIRTH))
+    client = Client(raise_request_exception=False)
+    client.force_login(owner)
+    caplog.set_level(logging.DEBUG)
+    response = client.post(reverse("accounts:patient_invite", kwargs={"case_id": case.public_id}),
+                           {"email": address, "language": "en"})
+    assert response.status_code == 500
+    written = [_as_written(r) for r in caplog.records]
+    assert any("SMTPRecipientsRefused" in text for text in written), written  # the error is still told
+    assert not [text for text in written if address in text or address.split("@")[0] in text]

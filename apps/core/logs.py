@@ -6,6 +6,8 @@
 - Database values: PostgreSQL's error detail quotes the values of the row at fault (``DETAIL:
   Key (mrn)=(...) already exists``, ``Failing row contains (...)``), and a failed request or task
   logs that error's message, in its traceback or as an argument.
+- E-mail addresses: a mail server's refusal names the recipient (smtplib's
+  ``SMTPRecipientsRefused``), and the recipient of a patient invitation is a patient.
 
 The filter rewrites a record's arguments and formats its traceback before any handler does. A
 request refused on purpose (a 4xx: a denial, a missing object) keeps its one warning line without
@@ -16,17 +18,21 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Mapping
 
 REDACTED = "[redacted]"
 # path segments that are bearer secrets: share links, invitations, allauth's reset and confirm keys
 _SECRET_SEGMENT = re.compile(r"^(/s/|/invite/|/accounts/password/reset/key/|/accounts/confirm-email/)[^/?]+")
 # the rest of the line after PostgreSQL's DETAIL: (values of the row or key at fault)
 _DB_DETAIL = re.compile(r"(DETAIL:\s*).*")
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 
 
 def redact_text(text: str) -> str:
-    """``text`` without the values a database error's detail quotes."""
-    return _DB_DETAIL.sub(rf"\g<1>{REDACTED}", text) if "DETAIL:" in text else text
+    """``text`` without the values a database error's detail quotes, nor e-mail addresses."""
+    if "DETAIL:" in text:
+        text = _DB_DETAIL.sub(rf"\g<1>{REDACTED}", text)
+    return _EMAIL.sub(REDACTED, text) if "@" in text else text
 
 
 def redact_path(path: str) -> str:
@@ -39,15 +45,16 @@ def redact_path(path: str) -> str:
 def _redact_arg(arg: object) -> object:
     if isinstance(arg, str):
         return redact_path(arg) if arg.startswith("/") else redact_text(arg)
-    if isinstance(arg, BaseException) and "DETAIL:" in str(arg):
-        return redact_text(repr(arg))
+    if isinstance(arg, BaseException):
+        text = repr(arg)
+        return redacted if (redacted := redact_text(text)) != text else arg
     return arg
 
 
 class Redact(logging.Filter):
-    """Rewrites a record's arguments (paths; database values, also inside an exception passed as
-    an argument) and formats its traceback without database values; drops the traceback of a
-    refused request (4xx)."""
+    """Rewrites a record's arguments (paths; database values and e-mail addresses, also inside an
+    exception passed as an argument) and formats its traceback without them; drops the traceback
+    of a refused request (4xx)."""
 
     _format = logging.Formatter()
 
@@ -56,6 +63,8 @@ class Redact(logging.Filter):
             record.exc_info = record.exc_text = None
         if isinstance(record.args, tuple) and record.args:
             record.args = tuple(_redact_arg(a) for a in record.args)
+        elif isinstance(record.args, Mapping):  # one dict for "%(name)s" formats (Celery's task failures)
+            record.args = {k: _redact_arg(v) for k, v in record.args.items()}
         if isinstance(record.msg, str):
             record.msg = redact_text(record.msg)
         if record.exc_info and not record.exc_text:

@@ -92,6 +92,30 @@ def test_a_database_error_logged_loses_the_values_it_quotes():
     assert "IntegrityError" in logged and "one_mrn_per_org" in logged  # still says what failed
     logged = _formatted(handler, "Task %s raised unexpected: %r", "apps.cases.tasks.x", error)
     assert "MRN-4711-SECRET" not in logged and "[redacted]" in logged, logged
+    # as Celery logs a failed task: one dict of arguments, the error as its repr
+    logged = _formatted(handler, "Task %(name)s[%(id)s] raised unexpected: %(exc)s",
+                        {"name": "apps.cases.tasks.x", "id": "1", "exc": repr(error)})
+    assert "MRN-4711-SECRET" not in logged and "apps.cases.tasks.x[1] raised unexpected" in logged, logged
+
+
+def test_an_email_address_logged_is_redacted():
+    """A mail server's refusal names the recipient (a patient, for a patient invitation), in a
+    traceback's last line or in an error passed as an argument."""
+    import smtplib
+
+    address = "jane.roe+1@home.example"
+    error = smtplib.SMTPRecipientsRefused({address: (550, f"5.1.1 <{address}>: user unknown".encode())})
+    try:
+        raise error
+    except smtplib.SMTPException:
+        exc_info = sys.exc_info()
+    handler = _console_handler()
+    logged = _formatted(handler, "Internal Server Error: %s", "/cases/x/invite-patient/", exc_info=exc_info)
+    assert "jane.roe" not in logged and "SMTPRecipientsRefused: {'[redacted]'" in logged, logged
+    for logged in (_formatted(handler, "Task %s raised unexpected: %r", "x", error),
+                   _formatted(handler, "Task %(name)s raised unexpected: %(exc)s", {"name": "x", "exc": repr(error)}),
+                   _formatted(handler, "sent to %s", address)):
+        assert "jane.roe" not in logged and "[redacted]" in logged, logged
 
 
 @pytest.mark.django_db
