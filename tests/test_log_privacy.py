@@ -101,17 +101,23 @@ def _tus_upload(client: Client, data: bytes, **metadata: str) -> None:
     assert response.status_code == 201 and response["Upload-Offset"] == str(len(data)), response.content
 
 
-def _all_loggers_at_debug(monkeypatch) -> None:
+@pytest.fixture
+def every_logger_at_debug():
     """Every logger at DEBUG, enabled and propagating to the root (where caplog listens), but
-    those the settings hold higher on purpose (axes logs e-mail addresses at INFO)."""
+    those the settings hold higher on purpose (axes logs e-mail addresses at INFO); restored after
+    (setLevel clears the loggers' cached levels both ways)."""
     kept = set(settings.LOGGING.get("loggers", {}))
     manager = logging.getLogger().manager
+    saved = []
     for name, logger in list(manager.loggerDict.items()):
         if isinstance(logger, logging.Logger) and not any(name == k or name.startswith(k + ".") for k in kept):
-            monkeypatch.setattr(logger, "level", logging.DEBUG)
-            monkeypatch.setattr(logger, "propagate", True)
-            monkeypatch.setattr(logger, "disabled", False)
-    manager._clear_cache()
+            saved.append((logger, logger.level, logger.propagate, logger.disabled))
+            logger.setLevel(logging.DEBUG)
+            logger.propagate, logger.disabled = True, False
+    yield
+    for logger, level, propagate, disabled in saved:
+        logger.setLevel(level)
+        logger.propagate, logger.disabled = propagate, disabled
 
 
 def _as_written(record: logging.LogRecord) -> str:
@@ -130,7 +136,7 @@ def _leaks(texts: list[tuple[str, str]], markers: dict[str, str]) -> list[str]:
             for where, text in texts for kind, n in needles.items() if n in text]
 
 
-def test_main_flows_log_and_mail_no_patient_data(org_a, caplog, monkeypatch, tmp_path,
+def test_main_flows_log_and_mail_no_patient_data(org_a, caplog, every_logger_at_debug, tmp_path,
                                                  django_capture_on_commit_callbacks):
     m = _markers()
     org_a.mfa_required_roles = []
@@ -143,7 +149,6 @@ def test_main_flows_log_and_mail_no_patient_data(org_a, caplog, monkeypatch, tmp
                              birth_date=BIRTH)
     case = CaseFactory(organization=org_a, patient=patient, title=m["case_title"], created_by=owner,
                        responsible_clinician=owner)
-    _all_loggers_at_debug(monkeypatch)
     logging.captureWarnings(True)  # a warning goes to stderr, which is a log too: here it is a record
     caplog.set_level(logging.DEBUG)
     try:
