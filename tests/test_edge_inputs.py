@@ -238,6 +238,52 @@ def test_api_refuses_a_time_without_offset_that_overflows_in_the_server_time_zon
     assert Grant.objects.count() == 1
 
 
+# --- ticked boxes: an id past the key column's range is an invalid choice ---------------------
+
+TICKED_IDS = [HUGE, str(-2**64), "99999999999999999999", "9" * 5000]
+
+
+@pytest.mark.parametrize("value", TICKED_IDS, ids=["2**63", "-2**64", "20 digits", "5000 digits"])
+def test_inviting_with_a_case_id_past_the_column_is_refused_beside_the_field(client_as, admin_a, value):
+    from apps.accounts.models import Invitation
+
+    response = client_as(admin_a).post(reverse("accounts:invitation_send"), {
+        "email": "consultant@elsewhere.example", "role": Role.EXTERNAL_CONSULTANT, "cases": [value]})
+    assert response.status_code == 400
+    assert "cases" in response.context["form"].errors
+    assert not Invitation.objects.exists()
+
+
+@pytest.mark.parametrize("field", ["cases", "participants"])
+@pytest.mark.parametrize("value", TICKED_IDS, ids=["2**63", "-2**64", "20 digits", "5000 digits"])
+def test_a_board_with_an_id_past_the_column_is_refused_beside_the_field(client_as, org_a, owner, case, field,
+                                                                         value):
+    from tests.factories import BoardSessionFactory
+
+    board = BoardSessionFactory(organization=org_a, host=owner)
+    data = {"title": "Thoracic board", "meeting_at": "2030-03-04T17:00", "review_days": "5", "host": owner.pk,
+            field: [value]}
+    client = client_as(owner)
+    created = client.post(reverse("cases:board_create"), data)
+    edited = client.post(reverse("cases:board_edit", kwargs={"boardsession_id": board.public_id}), data)
+    for response in (created, edited):
+        assert response.status_code == 400
+        assert field in response.context["form"].errors
+    assert BoardSession.objects.count() == 1
+
+
+@pytest.mark.parametrize("value", TICKED_IDS, ids=["2**63", "-2**64", "20 digits", "5000 digits"])
+def test_sharing_a_study_id_past_the_column_is_refused_beside_the_field(client_as, owner, recipient, case, value):
+    from tests.factories import StudyFactory
+
+    StudyFactory(organization=case.organization, case=case)
+    response = _share(client_as(owner), case, use_case="second_opinion", recipient_kind="user",
+                      recipient_email=recipient.email, studies=[value])
+    assert response.status_code == 400
+    assert "studies" in response.context["form"].errors
+    assert not Grant.objects.exists()
+
+
 # --- invitations, members, sign-in -----------------------------------------------------------
 
 def test_inviting_an_address_longer_than_the_column_is_refused_beside_the_field(client_as, admin_a):

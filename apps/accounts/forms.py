@@ -7,6 +7,7 @@ from django.utils.translation import gettext_lazy as _
 
 from apps.accounts.models import Invitation
 from apps.accounts.services import language_of
+from apps.core.forms import BoundedModelMultipleChoiceField
 from apps.organizations.models import Role
 
 #: an invited address longer than its column cannot be stored (nor can such an address exist)
@@ -37,7 +38,7 @@ class InvitationForm(forms.Form):
     email = forms.EmailField(label=_("E-mail address"), max_length=_INVITED_EMAIL_MAX)
     role = forms.ChoiceField(label=_("Role"), choices=[c for c in Role.choices if c[0] != Role.PATIENT],
                              initial=Role.EXTERNAL_CONSULTANT)
-    cases = forms.ModelMultipleChoiceField(
+    cases = BoundedModelMultipleChoiceField(
         label=_("Cases the invitation opens"), required=False, queryset=None,
         widget=forms.CheckboxSelectMultiple,
         help_text=_("An external consultant sees only these cases, and nothing else."))

@@ -14,7 +14,7 @@ from apps.cases.models import (
     CaseStatus,
     NoteKind,
 )
-from apps.core.forms import BoundedDateTimeField
+from apps.core.forms import BoundedDateTimeField, BoundedModelMultipleChoiceField
 from apps.organizations.models import Organization, Role
 from apps.sharing import policy
 from apps.sharing.policy import Action
@@ -28,7 +28,7 @@ class MemberChoiceField(forms.ModelChoiceField):
         return obj.full_name or obj.email
 
 
-class MembersChoiceField(forms.ModelMultipleChoiceField):
+class MembersChoiceField(BoundedModelMultipleChoiceField):
     def label_from_instance(self, obj: User) -> str:
         return f"{obj.full_name or obj.email} ({obj.email})"
 
@@ -113,7 +113,7 @@ class BoardForm(forms.ModelForm):
             help_text=BoardSession._meta.get_field("review_days").help_text)
         hosts = [r for r in Role.values if Action.MANAGE_CASE in policy.ROLE_ACTIONS[r]]
         self.fields["host"] = MemberChoiceField(label=_("Host"), queryset=_members(organization, hosts))
-        self.fields["cases"] = forms.ModelMultipleChoiceField(
+        self.fields["cases"] = BoundedModelMultipleChoiceField(
             label=_("Cases"), required=False, widget=forms.CheckboxSelectMultiple,
             queryset=Case.objects.for_org(organization.pk).open().order_by("title"))
         self.fields["participants"] = MembersChoiceField(

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django import forms
+from django.db import connection, models
 from django.utils.translation import gettext_lazy as _
 
 #: the years a typed date and time may fall in (UTC). Far wider than any share, expiry or meeting,
@@ -21,6 +22,9 @@ DATETIME_LAST_YEAR = 2999
 #: request, so the page it gets (apps.core.views.bad_request) asks for a name of at most this
 #: length, which fits even at 4 bytes a character.
 UPLOAD_NAME_MAX = 200
+
+#: more characters than any 64-bit integer id is written with (sign and spaces included)
+_INTEGER_DIGITS_MAX = 24
 
 
 def datetime_in_range(value: datetime) -> bool:
@@ -60,3 +64,24 @@ class BoundedDateTimeField(forms.DateTimeField):
             raise forms.ValidationError(self.error_messages["out_of_range"], code="out_of_range",
                                         params={"first": DATETIME_FIRST_YEAR, "last": DATETIME_LAST_YEAR})
         return result
+
+
+
+class BoundedModelMultipleChoiceField(forms.ModelMultipleChoiceField):
+    """A ModelMultipleChoiceField that refuses, as an invalid choice, an integer id the key column
+    cannot hold (``99999999999999999999``). Django checks each id's type but not its range, and the
+    ``id IN (...)`` query then fails on SQLite (OverflowError): a 500 instead of the error beside
+    the field. (A single ModelChoiceField needs no such check: Django's ``exact`` lookup finds no
+    row for such an id.)"""
+
+    def clean(self, value: Any) -> Any:
+        meta = self.queryset.model._meta
+        key = meta.get_field(self.to_field_name) if self.to_field_name else meta.pk
+        if isinstance(value, list | tuple) and isinstance(key, models.IntegerField):
+            low, high = connection.ops.integer_field_range(key.get_internal_type())
+            for item in value:
+                if isinstance(item, str) and item.strip().lstrip("+-").isdecimal() and not (
+                        len(item) <= _INTEGER_DIGITS_MAX and low <= int(item) <= high):
+                    raise forms.ValidationError(self.error_messages["invalid_choice"], code="invalid_choice",
+                                                params={"value": item})
+        return super().clean(value)

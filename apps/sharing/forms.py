@@ -6,7 +6,7 @@ from typing import Any
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from apps.core.forms import BoundedDateTimeField
+from apps.core.forms import BoundedDateTimeField, BoundedModelMultipleChoiceField
 from apps.sharing.models import COUNT_MAX, Grant, SecondFactor
 from apps.sharing.usecases import ANONYMOUS_MAX_HOURS, TEMPLATES, RecipientKind, Rendition, UseCase
 
@@ -30,7 +30,7 @@ class ShareForm(forms.Form):
         choices=[("", _("As the template says")), (Rendition.PREVIEW, _("Compressed preview only")),
                  (Rendition.ORIGINAL, _("Original DICOM and preview"))],
         help_text=_("Only templates marked “as chosen” let you pick; others use the template's images."))
-    studies = forms.ModelMultipleChoiceField(
+    studies = BoundedModelMultipleChoiceField(
         label=_("Studies"), required=False, queryset=None, widget=forms.CheckboxSelectMultiple,
         help_text=_("Tick none to share the whole case; tick some to share only those studies."))
     hours = forms.IntegerField(label=_("4. Expires after (hours)"), required=False, min_value=1,
