@@ -21,6 +21,9 @@ if TYPE_CHECKING:
 #: the page counts at most this many matches ("more than 10,000"): an exact count of a million
 #: rows is work nobody reads
 COUNT_CAP = 10_000
+#: the largest row offset a query may skip to: OFFSET is a signed 64-bit integer in PostgreSQL and
+#: SQLite, and a larger one fails the query ("bigint out of range", "datatype mismatch")
+OFFSET_MAX = 2**63 - 1
 
 
 @dataclass
@@ -148,8 +151,10 @@ class EventPage:
 
 
 def event_page(qs: AuditEventQuerySet, *, number: int = 1, size: int = 50) -> EventPage:
-    """One page of a search: the rows (one query, LIMIT size + 1) and a count capped at COUNT_CAP."""
-    number = max(1, number)
+    """One page of a search: the rows (one query, LIMIT size + 1) and a count capped at COUNT_CAP.
+    A page number past any the database can skip to (``?page=99999999999999999999``) is the last
+    such page, found empty like any page past the end."""
+    number = min(max(1, number), (OFFSET_MAX - size - 1) // size + 1)
     offset = (number - 1) * size
     rows = list(qs.select_related("actor")[offset:offset + size + 1])
     total = qs.order_by()[:COUNT_CAP + 1].count()

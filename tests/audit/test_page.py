@@ -115,6 +115,15 @@ def test_pagination(org_a, admin_a, client_as):
     assert "page=3" in html and "page=1" in html and "action=case.viewed" in html
 
 
+@pytest.mark.parametrize("number", ["99999999999999999999", str(2**63 // 50 + 2), "9" * 4000])
+def test_a_page_past_any_the_database_can_skip_to_is_an_empty_page(world, admin_a, client_as, number):
+    response = client_as(admin_a).get(reverse("audit:event_list"), {"page": number})
+    assert response.status_code == 200
+    page = response.context["page"]
+    assert (page.events, page.has_next, page.has_previous) == ([], False, True)
+    assert page.total >= 5  # the search still counted what there is
+
+
 def test_count_is_capped(org_a, monkeypatch):
     from apps.audit import selectors
 
