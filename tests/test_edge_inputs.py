@@ -238,6 +238,17 @@ def test_api_refuses_a_time_without_offset_that_overflows_in_the_server_time_zon
     assert Grant.objects.count() == 1
 
 
+@pytest.mark.parametrize("action", ["", "extend/", "renew/"])
+def test_api_refuses_a_body_nested_deeper_than_json_can_be_read(client_as, owner, recipient, case, action):
+    """Python's JSON decoder gives up on [[[[...]]]] a few thousand deep (RecursionError): a 400."""
+    grant = GrantFactory(organization=case.organization, case=case, grantee=recipient, created_by=owner)
+    url = "/api/v1/grants/" + (f"{grant.public_id}/{action}" if action else "")
+    response = client_as(owner).post(url, "[" * 100_000 + "]" * 100_000, content_type="application/json")
+    assert response.status_code == 400
+    assert "detail" in response.json()
+    assert Grant.objects.count() == 1
+
+
 # --- ticked boxes: an id past the key column's range is an invalid choice ---------------------
 
 TICKED_IDS = [HUGE, str(-2**64), "99999999999999999999", "9" * 5000]
