@@ -37,7 +37,15 @@ from apps.renditions.packages import Package, case_package, study_package
 from apps.sharing import policy
 from apps.sharing.policy import Action
 
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_RANGE = re.compile(r"^bytes=([0-9]*)-([0-9]*)$")
+#: a byte position past the end of any package: what a position written with more digits stands for
+#: (int() refuses a number of more than 4,300 digits, and no package nears 10**18 bytes)
+_PAST_ANY_PACKAGE = 10**18
+
+
+def _position(digits: str) -> int:
+    digits = digits.lstrip("0") or "0"
+    return int(digits) if len(digits) <= len(str(_PAST_ANY_PACKAGE)) else _PAST_ANY_PACKAGE
 
 
 def _visible(actor, obj, request) -> None:
@@ -68,11 +76,11 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | bool | None:
         return None
     first, last = match.group(1), match.group(2)
     if not first:  # suffix: the last N bytes
-        n = int(last)
+        n = _position(last)
         return (max(size - n, 0), size - 1) if n and size else False
-    start = int(first)
-    end = min(int(last), size - 1) if last else size - 1
-    if start >= size or (last and int(last) < start):
+    start = _position(first)
+    end = min(_position(last), size - 1) if last else size - 1
+    if start >= size or (last and _position(last) < start):
         return False
     return start, end
 

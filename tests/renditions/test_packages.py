@@ -145,6 +145,32 @@ def test_range_edge_cases(ct_study, clinician_a, client_as):
     assert all(n.endswith(".jpg") for n in rows)
 
 
+LONG = "9" * 5000  # more digits than int() reads (4,300)
+
+
+@pytest.mark.parametrize(("header", "expected"), [
+    (f"bytes={LONG}-", False),                     # a start past any package: unsatisfiable
+    (f"bytes=0-{LONG}", (0, 999)),                 # an end past it: to the last byte
+    (f"bytes=-{LONG}", (0, 999)),                  # a suffix longer than the package: all of it
+    (f"bytes={'0' * 5000}10-{'0' * 5000}19", (10, 19)),  # leading zeros are still the number
+    ("bytes=99999999999999999999-", False),
+    ("bytes=\u0663-\u0665", None),                 # digits other than 0-9: not a form we take
+])
+def test_parse_range_takes_a_position_of_any_length(header, expected):
+    from apps.renditions.views import parse_range
+
+    assert parse_range(header, 1000) == expected
+
+
+def test_a_range_written_with_thousands_of_digits_is_answered_not_a_server_error(ct_study, clinician_a, client_as):
+    client = client_as(clinician_a)
+    past = client.get(_url(ct_study, "preview"), HTTP_RANGE=f"bytes={LONG}-")
+    assert past.status_code == 416
+    whole = client.get(_url(ct_study, "preview"), HTTP_RANGE=f"bytes=0-{LONG}")
+    assert whole.status_code == 206 and whole["Content-Range"].startswith("bytes 0-")
+    _body(whole)
+
+
 def test_lossless_package_and_its_labels(ct_study, clinician_a, client_as):
     data = _body(client_as(clinician_a).get(_url(ct_study, "lossless")))
     zf, rows, text = _manifest_rows(data)
