@@ -41,6 +41,9 @@ READ = 1024 * 1024
 #: after a dropped connection can be quicker than the server noticing the drop)
 LOCK_WAIT = 10
 OCTET = "application/offset+octet-stream"
+#: what a header's number written with more than 19 digits stands for: more bytes than any upload
+#: or offset (int() refuses a number of more than 4,300 digits)
+_PAST_ANY_UPLOAD = 10**19
 
 
 def _resp(status: int, **headers: str) -> HttpResponse:
@@ -74,6 +77,16 @@ def _parse_metadata(raw: str) -> dict[str, str] | None:
     return out
 
 
+def _header_int(value: str | None) -> int | None:
+    """A header's non-negative integer (Upload-Length, Upload-Offset, Content-Length), or None when
+    it is missing or not one. Only the digits 0-9 count, as HTTP writes numbers: str.isdigit() also
+    takes '²', which int() refuses, and '٣', which it reads as 3."""
+    if not value or not value.isascii() or not value.isdigit():
+        return None
+    digits = value.lstrip("0") or "0"
+    return int(digits) if len(digits) <= len(str(_PAST_ANY_UPLOAD)) else _PAST_ANY_UPLOAD
+
+
 def _upload_url(upload: Upload) -> str:
     return reverse("imaging:tus_upload", kwargs={"upload_id": upload.public_id})
 
@@ -104,7 +117,7 @@ def _write_body(request: HttpRequest, upload: Upload) -> HttpResponse | None:
         except binascii.Error:
             return _error(400, "malformed Upload-Checksum")
         digest = CHECKSUMS[algo.lower()]()
-    declared = request.headers.get("Content-Length")
+    declared = _header_int(request.headers.get("Content-Length"))
     start = upload.offset
     stream = body_stream(request)  # straight from the ASGI channel when served through it
     try:
@@ -143,7 +156,7 @@ def _write_body(request: HttpRequest, upload: Upload) -> HttpResponse | None:
             if digest is not None:
                 digest.update(chunk)
             writer.write(chunk)
-        if declared is not None and declared.isdigit() and int(declared) != received:
+        if declared is not None and declared != received:
             writer.rollback(start)
             return _error(400, "body shorter than Content-Length")
         if digest is not None and digest.digest() != expected:
@@ -189,10 +202,9 @@ def uploads_root(request: HttpRequest) -> HttpResponse:
         policy.require(request.user, Action.UPLOAD_STUDY, org, request=request)  # the denial is recorded
     except PermissionDenied:
         return _error(403, "you may not upload studies to this organization")  # plain text, as every tus error
-    raw_length = request.headers.get("Upload-Length")
-    if raw_length is None or not raw_length.isdigit():
+    length = _header_int(request.headers.get("Upload-Length"))
+    if length is None:
         return _error(400, "Upload-Length is required (deferred length is not supported)")
-    length = int(raw_length)
     if length > org.upload_max_bytes:
         return _error(413, f"larger than this organization's upload limit ({org.upload_max_bytes} bytes)")
     metadata = _parse_metadata(request.headers.get("Upload-Metadata", ""))
@@ -282,10 +294,10 @@ def upload_detail(request: HttpRequest, upload_id: UUID) -> HttpResponse:
         return _error(405, "method not allowed")
     if not request.headers.get("Content-Type", "").startswith(OCTET):
         return _error(415, f"Content-Type must be {OCTET}")
-    raw_offset = request.headers.get("Upload-Offset", "")
-    if not raw_offset.isdigit():
+    offset = _header_int(request.headers.get("Upload-Offset"))
+    if offset is None:
         return _error(400, "Upload-Offset is required")
-    if int(raw_offset) != upload.offset:
+    if offset != upload.offset:
         return _resp(409, Upload_Offset=str(upload.offset))
     if upload.state != UploadState.UPLOADING:
         return _resp(204, Upload_Offset=str(upload.offset))

@@ -111,6 +111,26 @@ def test_limits_and_protocol_errors(client, org_a):
                           **TUS).status_code == 415
 
 
+@pytest.mark.parametrize("value", ["\u00b2", "\u0663", "-1", "1.5", " 3", ""])
+def test_a_length_or_offset_that_is_not_written_in_digits_0_to_9_is_a_400(client, value):
+    """'²' passes str.isdigit() but not int(); '٣' (Arabic-Indic three) passes both."""
+    assert client.post(ROOT, HTTP_UPLOAD_LENGTH=value, **TUS).status_code == 400
+    url = _create(client, 3)
+    assert _patch(client, url, value, b"abc").status_code == 400
+    assert Upload.objects.get().offset == 0
+
+
+def test_a_length_or_offset_of_thousands_of_digits_is_too_large_or_a_conflict(client, org_a):
+    org_a.upload_max_bytes = 100
+    org_a.save()
+    huge = "9" * 5000  # int() refuses more than 4,300 digits
+    assert client.post(ROOT, HTTP_UPLOAD_LENGTH=huge, **TUS).status_code == 413
+    assert client.post(ROOT, HTTP_UPLOAD_LENGTH="0" * 5000 + "3", **TUS).status_code == 201  # still 3
+    url = _create(client, 3)
+    assert _patch(client, url, huge, b"abc").status_code == 409
+    assert _patch(client, url, "0" * 5000, b"abc")["Upload-Offset"] == "3"
+
+
 def test_termination_deletes_staging(client):
     url = _create(client, 10)
     _patch(client, url, 0, b"12345")
