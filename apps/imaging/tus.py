@@ -67,12 +67,17 @@ def _expires(upload: Upload) -> str:
 
 
 def _parse_metadata(raw: str) -> dict[str, str] | None:
+    """Upload-Metadata's pairs, or None when malformed: a value not base64 of UTF-8 text, or one
+    holding a NUL character, which PostgreSQL cannot store (the file name and the kept metadata
+    are saved with the upload)."""
     out: dict[str, str] = {}
     for pair in filter(None, (p.strip() for p in raw.split(","))):
         key, _, value = pair.partition(" ")
         try:
             out[key] = base64.b64decode(value, validate=True).decode() if value else ""
         except (binascii.Error, UnicodeDecodeError):
+            return None
+        if "\x00" in out[key]:
             return None
     return out
 

@@ -131,6 +131,15 @@ def test_a_length_or_offset_of_thousands_of_digits_is_too_large_or_a_conflict(cl
     assert _patch(client, url, "0" * 5000, b"abc")["Upload-Offset"] == "3"
 
 
+@pytest.mark.parametrize("key", ["filename", "name", "filetype", "case"])
+def test_metadata_holding_a_nul_character_is_malformed(client, key):
+    """PostgreSQL stores no NUL in text: the name and the kept metadata were a 500 there."""
+    response = client.post(ROOT, HTTP_UPLOAD_LENGTH="10", HTTP_UPLOAD_METADATA=_meta(**{key: "scan\x00.dcm"}), **TUS)
+    assert response.status_code == 400
+    assert response.content == b"malformed Upload-Metadata"
+    assert not Upload.objects.exists()
+
+
 def test_termination_deletes_staging(client):
     url = _create(client, 10)
     _patch(client, url, 0, b"12345")
