@@ -5,6 +5,7 @@ from django.utils.translation import gettext_lazy as _
 
 from apps.audit import actions
 from apps.audit.models import Outcome
+from apps.core.forms import BoundedDateField
 
 
 class DateInput(forms.DateInput):
@@ -21,8 +22,8 @@ class AuditSearchForm(forms.Form):
                                 choices=[("", _("Any")), (Outcome.ALLOWED, _("Allowed")),
                                          (Outcome.DENIED, _("Denied")),
                                          (Outcome.FAILED, _("Failed"))])
-    date_from = forms.DateField(label=_("From"), required=False, widget=DateInput)
-    date_to = forms.DateField(label=_("To"), required=False, widget=DateInput)
+    date_from = BoundedDateField(label=_("From"), required=False, widget=DateInput)
+    date_to = BoundedDateField(label=_("To"), required=False, widget=DateInput)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -67,6 +67,23 @@ class BoundedDateTimeField(forms.DateTimeField):
 
 
 
+class BoundedDateField(forms.DateField):
+    """A DateField that refuses, beside the field, a date out of DATETIME_FIRST_YEAR..DATETIME_LAST_YEAR:
+    a search from such a day is turned into times of day, and 9999-12-31 has no next day while
+    0001-01-01 west of UTC has no time in UTC (OverflowError, a 500)."""
+
+    default_error_messages = {
+        "out_of_range": _("Enter a date between the years %(first)s and %(last)s."),
+    }
+
+    def to_python(self, value: Any) -> Any:
+        result = super().to_python(value)
+        if result is not None and not DATETIME_FIRST_YEAR <= result.year <= DATETIME_LAST_YEAR:
+            raise forms.ValidationError(self.error_messages["out_of_range"], code="out_of_range",
+                                        params={"first": DATETIME_FIRST_YEAR, "last": DATETIME_LAST_YEAR})
+        return result
+
+
 class BoundedModelMultipleChoiceField(forms.ModelMultipleChoiceField):
     """A ModelMultipleChoiceField that refuses, as an invalid choice, an integer id the key column
     cannot hold (``99999999999999999999``). Django checks each id's type but not its range, and the

@@ -124,6 +124,26 @@ def test_a_page_past_any_the_database_can_skip_to_is_an_empty_page(world, admin_
     assert page.total >= 5  # the search still counted what there is
 
 
+@pytest.mark.parametrize(("field", "day"), [("date_to", "9999-12-31"), ("date_from", "0001-01-01"),
+                                            ("date_from", "3000-01-01"), ("date_to", "1899-12-31")])
+@pytest.mark.parametrize("zone", ["UTC", "America/Adak", "Pacific/Kiritimati"])
+def test_a_search_date_the_trail_cannot_count_from_is_refused_beside_the_field(world, admin_a, client_as, settings,
+                                                                                field, day, zone):
+    """9999-12-31 has no next day, and 0001-01-01 west of UTC no time in UTC: both were a 500."""
+    settings.TIME_ZONE = zone
+    response = client_as(admin_a).get(reverse("audit:event_list"), {field: day})
+    assert response.status_code == 400
+    assert response.context["form"].errors[field] == ["Enter a date between the years 1900 and 2999."]
+
+
+def test_a_search_date_out_of_range_is_explained_in_spanish(world, admin_a, client_as):
+    client = client_as(admin_a)
+    client.cookies["django_language"] = "es"
+    response = client.get(reverse("audit:event_list"), {"date_to": "9999-12-31"}, HTTP_ACCEPT_LANGUAGE="es")
+    assert response.status_code == 400
+    assert "Introduzca una fecha entre los años 1900 y 2999." in response.content.decode()
+
+
 def test_count_is_capped(org_a, monkeypatch):
     from apps.audit import selectors
 
