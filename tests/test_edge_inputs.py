@@ -251,10 +251,12 @@ def test_api_refuses_a_body_nested_deeper_than_json_can_be_read(client_as, owner
 
 # --- ticked boxes: an id past the key column's range is an invalid choice ---------------------
 
-TICKED_IDS = [HUGE, str(-2**64), "99999999999999999999", "9" * 5000]
+TICKED_IDS = [HUGE, str(-2**64), " +99999999999999999999 ", "9_999_999_999_999_999_999", "\u0669" * 20,
+              "9" * 5000, "+-5"]
+TICKED_IDS_NAMES = ["2**63", "-2**64", "signed, spaced", "underscores", "Arabic-Indic nines", "5000 digits", "+-5"]
 
 
-@pytest.mark.parametrize("value", TICKED_IDS, ids=["2**63", "-2**64", "20 digits", "5000 digits"])
+@pytest.mark.parametrize("value", TICKED_IDS, ids=TICKED_IDS_NAMES)
 def test_inviting_with_a_case_id_past_the_column_is_refused_beside_the_field(client_as, admin_a, value):
     from apps.accounts.models import Invitation
 
@@ -266,7 +268,7 @@ def test_inviting_with_a_case_id_past_the_column_is_refused_beside_the_field(cli
 
 
 @pytest.mark.parametrize("field", ["cases", "participants"])
-@pytest.mark.parametrize("value", TICKED_IDS, ids=["2**63", "-2**64", "20 digits", "5000 digits"])
+@pytest.mark.parametrize("value", TICKED_IDS, ids=TICKED_IDS_NAMES)
 def test_a_board_with_an_id_past_the_column_is_refused_beside_the_field(client_as, org_a, owner, case, field,
                                                                          value):
     from tests.factories import BoardSessionFactory
@@ -283,7 +285,7 @@ def test_a_board_with_an_id_past_the_column_is_refused_beside_the_field(client_a
     assert BoardSession.objects.count() == 1
 
 
-@pytest.mark.parametrize("value", TICKED_IDS, ids=["2**63", "-2**64", "20 digits", "5000 digits"])
+@pytest.mark.parametrize("value", TICKED_IDS, ids=TICKED_IDS_NAMES)
 def test_sharing_a_study_id_past_the_column_is_refused_beside_the_field(client_as, owner, recipient, case, value):
     from tests.factories import StudyFactory
 

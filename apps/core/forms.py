@@ -23,9 +23,6 @@ DATETIME_LAST_YEAR = 2999
 #: length, which fits even at 4 bytes a character.
 UPLOAD_NAME_MAX = 200
 
-#: more characters than any 64-bit integer id is written with (sign and spaces included)
-_INTEGER_DIGITS_MAX = 24
-
 
 def datetime_in_range(value: datetime) -> bool:
     """Whether an aware ``value`` lies within DATETIME_FIRST_YEAR..DATETIME_LAST_YEAR in UTC."""
@@ -97,8 +94,11 @@ class BoundedModelMultipleChoiceField(forms.ModelMultipleChoiceField):
         if isinstance(value, list | tuple) and isinstance(key, models.IntegerField):
             low, high = connection.ops.integer_field_range(key.get_internal_type())
             for item in value:
-                if isinstance(item, str) and item.strip().lstrip("+-").isdecimal() and not (
-                        len(item) <= _INTEGER_DIGITS_MAX and low <= int(item) <= high):
+                try:
+                    number = int(item)  # as the key column reads it
+                except (TypeError, ValueError):
+                    continue  # not an integer: Django's own check refuses it
+                if not low <= number <= high:
                     raise forms.ValidationError(self.error_messages["invalid_choice"], code="invalid_choice",
                                                 params={"value": item})
         return super().clean(value)
