@@ -91,9 +91,11 @@ def _csv_rows(qs: Any) -> Iterator[str]:
 
 @login_required
 @require_GET
-def export_csv(request: HttpRequest) -> StreamingHttpResponse:
+def export_csv(request: HttpRequest) -> HttpResponse:
     org = _org_for_audit(request)
-    _form, qs = _search(request, org)
+    form, qs = _search(request, org)
+    if form.errors:  # never the whole trail in place of the search asked for
+        return event_list(request)
     record(action=actions.AUDIT_EXPORTED, actor=request.user, organization=org, request=request,
            details={"format": "csv"})
     response = StreamingHttpResponse(_csv_rows(qs.order_by("seq")), content_type="text/csv; charset=utf-8")
@@ -104,9 +106,11 @@ def export_csv(request: HttpRequest) -> StreamingHttpResponse:
 
 @login_required
 @require_GET
-def export_fhir(request: HttpRequest) -> StreamingHttpResponse:
+def export_fhir(request: HttpRequest) -> HttpResponse:
     org = _org_for_audit(request)
-    _form, qs = _search(request, org)
+    form, qs = _search(request, org)
+    if form.errors:  # never the whole trail in place of the search asked for
+        return event_list(request)
     record(action=actions.AUDIT_EXPORTED, actor=request.user, organization=org, request=request,
            details={"format": "fhir"})
     base = request.build_absolute_uri("/fhir/")

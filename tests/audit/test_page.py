@@ -169,6 +169,20 @@ def test_csv_export_streams_the_search(world, admin_a, client_as):
     assert "Fictional Person" not in text
 
 
+@pytest.mark.parametrize("name", ["audit:export_csv", "audit:export_fhir"])
+def test_an_export_of_an_invalid_search_is_refused_not_the_whole_trail(world, admin_a, client_as, name):
+    """A search the page refuses (its end before its start) must not export every event."""
+    client = client_as(admin_a)
+    bad = {"user": "rad@alpha", "date_from": "2026-03-02", "date_to": "2026-03-01"}
+    page = client.get(reverse("audit:event_list"), bad)
+    assert page.status_code == 400 and reverse(name) not in page.content.decode()  # no export link offered
+    before = AuditEvent.objects.filter(action=actions.AUDIT_EXPORTED).count()
+    response = client.get(reverse(name), bad)
+    assert response.status_code == 400 and not response.streaming
+    assert "The start date is after the end date." in response.content.decode()  # why, on the page
+    assert AuditEvent.objects.filter(action=actions.AUDIT_EXPORTED).count() == before  # nothing exported
+
+
 def test_case_access_history(world, org_a):
     case1 = world["case1"]
     record(action=actions.NOTE_ADDED, organization=org_a, target=case1)  # not an access
