@@ -116,7 +116,8 @@ def record(*, action: str, actor: Any = None, organization: Organization | None 
         study_ref=getattr(study, "public_id", None),
         outcome=outcome,
         ip=_client_ip(request) if request is not None else None,
-        user_agent=(request.META.get("HTTP_USER_AGENT", "")[:300] if request is not None else ""),
+        # a header may hold a NUL, which PostgreSQL cannot store (the event would be lost)
+        user_agent=(request.META.get("HTTP_USER_AGENT", "").replace("\x00", "")[:300] if request is not None else ""),
         details=details or {},
     )
 

@@ -15,7 +15,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from django.test import Client
+from django.test import Client, RequestFactory
 from django.urls import reverse
 from django.utils import timezone
 
@@ -940,3 +940,13 @@ def test_timestamps_follow_the_chain(w):
     times = list(AuditEvent.objects.filter(organization=w.org).order_by("seq").values_list("created_at", flat=True))
     assert times == sorted(times)
     assert times[-1] <= timezone.now()
+
+
+def test_a_user_agent_with_a_nul_is_recorded_without_it(org_a, admin_a):
+    """uvicorn refuses such a header, but another server in front may pass it: the event must
+    still be recorded (PostgreSQL refuses text holding NUL)."""
+    from apps.audit.services import record
+
+    request = RequestFactory().get("/", HTTP_USER_AGENT="Mozilla/5.0\x00(probe)")
+    event = record(action=A.CASE_VIEWED, actor=admin_a, organization=org_a, request=request)
+    assert AuditEvent.objects.get(pk=event.pk).user_agent == "Mozilla/5.0(probe)"
