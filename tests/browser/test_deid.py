@@ -113,6 +113,12 @@ def test_the_progress_updates_in_place_then_the_finished_page_loads(browser, liv
         deid_export_run(export_id=export.pk)
         expect(page.get_by_test_id("deid-download")).to_be_visible()
         assert page.evaluate("() => window.stillTheSamePage === undefined")  # the finished page, loaded once
+        # its content shows before its load event (images, scripts): wait for that event
+        page.wait_for_load_state("load")
+        for _ in range(100):
+            if loads:
+                break
+            page.wait_for_timeout(50)
         assert page.url == url and len(loads) == 1
         expect(page.get_by_test_id("deid-state")).to_have_text("Ready")
         assert page.get_by_test_id("deid-file").count() == 3  # the per-image report came with it
