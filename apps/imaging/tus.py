@@ -27,6 +27,7 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 
 from apps.cases.models import Case
+from apps.core.http import header_number
 from apps.imaging import follow, uploads
 from apps.imaging.asgi import body_stream
 from apps.imaging.models import Upload, UploadState
@@ -41,8 +42,8 @@ READ = 1024 * 1024
 #: after a dropped connection can be quicker than the server noticing the drop)
 LOCK_WAIT = 10
 OCTET = "application/offset+octet-stream"
-#: what a header's number written with more than 19 digits stands for: more bytes than any upload
-#: or offset (int() refuses a number of more than 4,300 digits)
+#: what a header's number written with more digits than this stands for: more bytes than any
+#: upload or offset (``header_number``)
 _PAST_ANY_UPLOAD = 10**19
 
 
@@ -82,16 +83,6 @@ def _parse_metadata(raw: str) -> dict[str, str] | None:
     return out
 
 
-def _header_int(value: str | None) -> int | None:
-    """A header's non-negative integer (Upload-Length, Upload-Offset, Content-Length), or None when
-    it is missing or not one. Only the digits 0-9 count, as HTTP writes numbers: str.isdigit() also
-    takes '²', which int() refuses, and '٣', which it reads as 3."""
-    if not value or not value.isascii() or not value.isdigit():
-        return None
-    digits = value.lstrip("0") or "0"
-    return int(digits) if len(digits) <= len(str(_PAST_ANY_UPLOAD)) else _PAST_ANY_UPLOAD
-
-
 def _upload_url(upload: Upload) -> str:
     return reverse("imaging:tus_upload", kwargs={"upload_id": upload.public_id})
 
@@ -122,7 +113,7 @@ def _write_body(request: HttpRequest, upload: Upload) -> HttpResponse | None:
         except binascii.Error:
             return _error(400, "malformed Upload-Checksum")
         digest = CHECKSUMS[algo.lower()]()
-    declared = _header_int(request.headers.get("Content-Length"))
+    declared = header_number(request.headers.get("Content-Length"), past=_PAST_ANY_UPLOAD)
     start = upload.offset
     stream = body_stream(request)  # straight from the ASGI channel when served through it
     try:
@@ -207,7 +198,7 @@ def uploads_root(request: HttpRequest) -> HttpResponse:
         policy.require(request.user, Action.UPLOAD_STUDY, org, request=request)  # the denial is recorded
     except PermissionDenied:
         return _error(403, "you may not upload studies to this organization")  # plain text, as every tus error
-    length = _header_int(request.headers.get("Upload-Length"))
+    length = header_number(request.headers.get("Upload-Length"), past=_PAST_ANY_UPLOAD)
     if length is None:
         return _error(400, "Upload-Length is required (deferred length is not supported)")
     if length > org.upload_max_bytes:
@@ -299,7 +290,7 @@ def upload_detail(request: HttpRequest, upload_id: UUID) -> HttpResponse:
         return _error(405, "method not allowed")
     if not request.headers.get("Content-Type", "").startswith(OCTET):
         return _error(415, f"Content-Type must be {OCTET}")
-    offset = _header_int(request.headers.get("Upload-Offset"))
+    offset = header_number(request.headers.get("Upload-Offset"), past=_PAST_ANY_UPLOAD)
     if offset is None:
         return _error(400, "Upload-Offset is required")
     if offset != upload.offset:

@@ -31,6 +31,7 @@ from django.views.decorators.http import require_safe
 from apps.audit import actions as audit_actions
 from apps.audit.services import record
 from apps.cases.models import Case
+from apps.core.http import header_number
 from apps.imaging.models import Study
 from apps.renditions.models import SHARING_RENDITION, Kind
 from apps.renditions.packages import Package, case_package, study_package
@@ -41,11 +42,6 @@ _RANGE = re.compile(r"^bytes=([0-9]*)-([0-9]*)$")
 #: a byte position past the end of any package: what a position written with more digits stands for
 #: (int() refuses a number of more than 4,300 digits, and no package nears 10**18 bytes)
 _PAST_ANY_PACKAGE = 10**18
-
-
-def _position(digits: str) -> int:
-    digits = digits.lstrip("0") or "0"
-    return int(digits) if len(digits) <= len(str(_PAST_ANY_PACKAGE)) else _PAST_ANY_PACKAGE
 
 
 def _visible(actor, obj, request) -> None:
@@ -75,12 +71,12 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | bool | None:
     if not match or (not match.group(1) and not match.group(2)):
         return None
     first, last = match.group(1), match.group(2)
+    stop = header_number(last, past=_PAST_ANY_PACKAGE)  # None when not given
     if not first:  # suffix: the last N bytes
-        n = _position(last)
-        return (max(size - n, 0), size - 1) if n and size else False
-    start = _position(first)
-    end = min(_position(last), size - 1) if last else size - 1
-    if start >= size or (last and _position(last) < start):
+        return (max(size - stop, 0), size - 1) if stop and size else False
+    start = header_number(first, past=_PAST_ANY_PACKAGE)
+    end = min(stop, size - 1) if stop is not None else size - 1
+    if start >= size or (stop is not None and stop < start):
         return False
     return start, end
 
