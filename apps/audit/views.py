@@ -53,7 +53,11 @@ def _query_without_page(request: HttpRequest) -> str:
 @require_GET
 def event_list(request: HttpRequest) -> HttpResponse:
     org = _org_for_audit(request)
-    form, qs = _search(request, org)
+    return _event_page(request, org, *_search(request, org))
+
+
+def _event_page(request: HttpRequest, org: Any, form: AuditSearchForm, qs: Any) -> HttpResponse:
+    """The page of a search (400, with the reasons beside the fields, when the search is invalid)."""
     try:
         number = int(request.GET.get("page", "1"))
     except ValueError:
@@ -95,7 +99,7 @@ def export_csv(request: HttpRequest) -> HttpResponse:
     org = _org_for_audit(request)
     form, qs = _search(request, org)
     if form.errors:  # never the whole trail in place of the search asked for
-        return event_list(request)
+        return _event_page(request, org, form, qs)
     record(action=actions.AUDIT_EXPORTED, actor=request.user, organization=org, request=request,
            details={"format": "csv"})
     response = StreamingHttpResponse(_csv_rows(qs.order_by("seq")), content_type="text/csv; charset=utf-8")
@@ -110,7 +114,7 @@ def export_fhir(request: HttpRequest) -> HttpResponse:
     org = _org_for_audit(request)
     form, qs = _search(request, org)
     if form.errors:  # never the whole trail in place of the search asked for
-        return event_list(request)
+        return _event_page(request, org, form, qs)
     record(action=actions.AUDIT_EXPORTED, actor=request.user, organization=org, request=request,
            details={"format": "fhir"})
     base = request.build_absolute_uri("/fhir/")
