@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from django import forms
@@ -47,7 +47,22 @@ def require_datetimes_in_range(*values: datetime | None) -> None:
                               % {"first": DATETIME_FIRST_YEAR, "last": DATETIME_LAST_YEAR})
 
 
-class BoundedDateTimeField(forms.DateTimeField):
+class _InYearRange:
+    """A date or date-and-time field that refuses, beside the field, a value out of
+    DATETIME_FIRST_YEAR..DATETIME_LAST_YEAR (``in_range`` says how the field reads it)."""
+
+    def in_range(self, value: Any) -> bool:
+        raise NotImplementedError
+
+    def to_python(self, value: Any) -> Any:
+        result = super().to_python(value)
+        if result is not None and not self.in_range(result):
+            raise forms.ValidationError(self.error_messages["out_of_range"], code="out_of_range",
+                                        params={"first": DATETIME_FIRST_YEAR, "last": DATETIME_LAST_YEAR})
+        return result
+
+
+class BoundedDateTimeField(_InYearRange, forms.DateTimeField):
     """A DateTimeField that refuses, beside the field, a date and time out of
     DATETIME_FIRST_YEAR..DATETIME_LAST_YEAR (a typo such as 9999 or 0001 in the year)."""
 
@@ -55,16 +70,11 @@ class BoundedDateTimeField(forms.DateTimeField):
         "out_of_range": _("Enter a date and time between the years %(first)s and %(last)s."),
     }
 
-    def to_python(self, value: Any) -> datetime | None:
-        result = super().to_python(value)
-        if result is not None and not datetime_in_range(result):
-            raise forms.ValidationError(self.error_messages["out_of_range"], code="out_of_range",
-                                        params={"first": DATETIME_FIRST_YEAR, "last": DATETIME_LAST_YEAR})
-        return result
+    def in_range(self, value: datetime) -> bool:
+        return datetime_in_range(value)
 
 
-
-class BoundedDateField(forms.DateField):
+class BoundedDateField(_InYearRange, forms.DateField):
     """A DateField that refuses, beside the field, a date out of DATETIME_FIRST_YEAR..DATETIME_LAST_YEAR:
     a search from such a day is turned into times of day, and 9999-12-31 has no next day while
     0001-01-01 west of UTC has no time in UTC (OverflowError, a 500)."""
@@ -73,12 +83,8 @@ class BoundedDateField(forms.DateField):
         "out_of_range": _("Enter a date between the years %(first)s and %(last)s."),
     }
 
-    def to_python(self, value: Any) -> Any:
-        result = super().to_python(value)
-        if result is not None and not DATETIME_FIRST_YEAR <= result.year <= DATETIME_LAST_YEAR:
-            raise forms.ValidationError(self.error_messages["out_of_range"], code="out_of_range",
-                                        params={"first": DATETIME_FIRST_YEAR, "last": DATETIME_LAST_YEAR})
-        return result
+    def in_range(self, value: date) -> bool:
+        return DATETIME_FIRST_YEAR <= value.year <= DATETIME_LAST_YEAR
 
 
 class BoundedModelMultipleChoiceField(forms.ModelMultipleChoiceField):
