@@ -8,6 +8,7 @@ import pytest
 from cryptography.exceptions import InvalidTag
 from django.core.files.storage import default_storage
 from django.core.management import call_command
+from django.db import transaction
 
 from apps.imaging import blobs
 from apps.imaging.models import Blob
@@ -244,8 +245,6 @@ def test_a_dead_writers_file_is_cleared_once_the_new_row_commits(django_capture_
 def _cleared_while_written(monkeypatch, data: bytes) -> list[Blob]:
     """Another writer of the same bytes records its own copy, and clears the others, while the
     first write of ``data`` is being made durable (between the storage's save and the fsync)."""
-    from django.db import transaction
-
     real = blobs._make_durable
     winners: list[Blob] = []
 
