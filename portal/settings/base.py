@@ -415,7 +415,12 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"]}},
     "root": {"handlers": ["console"], "level": env.str("DJANGO_LOG_LEVEL", default="INFO")},
     # django-axes logs e-mail addresses at INFO; personal data stays out of logs
-    "loggers": {"axes": {"level": "ERROR"},
+    # Django's own handlers on `django` (console under DEBUG, e-mail to ADMINS with the request)
+    # and `django.server` (runserver's access log) would see each record before the redacting
+    # handler: both loggers keep none and leave their records to the root's handler
+    "loggers": {"django": {"handlers": [], "level": "INFO"},
+                "django.server": {"handlers": [], "level": "INFO"},
+                "axes": {"level": "ERROR"},
                 # pylibjpeg-openjpeg logs every tile it encodes at INFO (renditions)
                 "openjpeg": {"level": "WARNING"}},
 }

@@ -150,3 +150,42 @@ def test_a_celery_worker_keeps_the_redacting_handler():
     handler = _console_handler()
     app.log.setup_logging_subsystem(loglevel="INFO")
     assert _console_handler() is handler
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("debug", [False, True])
+def test_no_logger_writes_or_mails_past_the_redacting_filter(client, settings, debug):
+    """Django's own logging puts handlers on the `django` logger (a console one for DEBUG, an
+    e-mail to ADMINS otherwise, with the request in it) and on `django.server` (runserver's
+    access log, query strings included). They see a record before the root's redacting handler
+    does, so they would write or mail a search's patient name or a link's token. The settings
+    leave every record to the root's handler, whether or not DEBUG is on or ADMINS set."""
+    from django.utils.log import AdminEmailHandler
+
+    settings.DEBUG = debug
+    settings.ADMINS = [("Ops", "ops@hospital.example")]
+    loggers = [logging.getLogger()] + [logging.getLogger(name) for name in logging.Logger.manager.loggerDict]
+    for logger in loggers:
+        for handler in logger.handlers:
+            if type(handler).__module__.startswith("_pytest"):
+                continue  # pytest's capture
+            assert not isinstance(handler, AdminEmailHandler), logger.name
+            assert any(isinstance(f, Redact) for f in handler.filters) or not _writes_django_records(logger), (
+                logger.name, handler)
+    lines: list[str] = []
+    for name in ("django.request", "django.server", "django.security.csrf"):
+        record = logging.LogRecord(name, logging.ERROR, __file__, 1, "Failure: %s", ("/s/Zx9-secret-token/?q=Doe",),
+                                   None)
+        logger = logging.getLogger(name)
+        while logger is not None:
+            for handler in logger.handlers:
+                if type(handler).__module__.startswith("_pytest"):
+                    continue
+                if handler.filter(record) and record.levelno >= handler.level:
+                    lines.append(handler.format(record))
+            logger = logger.parent if logger.propagate else None
+    assert lines and not any("Zx9" in line or "Doe" in line for line in lines), lines
+
+
+def _writes_django_records(logger: logging.Logger) -> bool:
+    return logger.name == "django" or logger.name.startswith("django.")
