@@ -130,14 +130,15 @@ class CasePage:
     can_view_images: bool = False
 
 
-def _studies_of(case: Case) -> list[Any]:
-    """The case's studies, latest version of each (everyone sees the same version), with their
-    renditions when the imaging app has them: a fixed number of queries whatever their count.
-    Series and instance counts are kept on the study row by ingest."""
+def _studies_of(case: Case, user: User) -> list[Any]:
+    """The case's studies this user may see (``visible_to``: a grant naming some studies of the
+    case lists those, not the others), latest version of each (everyone sees the same version),
+    with their renditions when the imaging app has them: a fixed number of queries whatever their
+    count. Series and instance counts are kept on the study row by ingest."""
     if not imaging_ready():
         return []
     Study = django_apps.get_model("imaging", "Study")
-    qs = Study.objects.filter(case=case)
+    qs = Study.objects.visible_to(user).filter(case=case)
     if hasattr(qs, "latest_versions"):
         qs = qs.latest_versions()
     related = {f.name for f in Study._meta.get_fields()}
@@ -153,7 +154,7 @@ def case_page(*, user: User, case: Case) -> CasePage:
     page = CasePage(case=case, can_manage=can_manage,
                     can_view_images=policy.can(user, Action.VIEW_IMAGES, case))
     if page.can_view_images:  # images and clinical documents: not for status-only roles
-        page.studies = _studies_of(case)
+        page.studies = _studies_of(case, user)
         page.attachments = attachments_of(case)
     page.notes = list(CaseNote.objects.filter(case=case).select_related("author").order_by("created_at", "id"))
     now = timezone.now()

@@ -193,6 +193,22 @@ def test_a_coordinator_sees_status_not_studies_or_documents(org_a, client_as):
     assert "status, not its images" in body
 
 
+def test_a_study_scoped_grantee_sees_only_the_shared_studies_on_the_case_page(org_a, clinician_a, client_as):
+    """A grant naming one study of a case lists that study on the case page, not the case's
+    others (as the study pages, the viewer and the shared-case page already refuse them)."""
+    case = CaseFactory(organization=org_a)
+    shared = StudyFactory(organization=org_a, case=case, study_description="Shared chest CT")
+    StudyFactory(organization=org_a, case=case, study_description="Unshared brain MR")
+    consultant = member(org_a, Role.EXTERNAL_CONSULTANT)
+    grant_create(case=case, grantee=consultant, permissions=["view"], by=clinician_a, studies=[shared],
+                 expires_at=timezone.now() + timedelta(days=2))
+    body = client_as(consultant).get(_page(case)).content.decode()
+    assert "Shared chest CT" in body
+    assert "Unshared brain MR" not in body
+    staff = client_as(clinician_a).get(_page(case)).content.decode()
+    assert "Shared chest CT" in staff and "Unshared brain MR" in staff
+
+
 def _case_with(org, author, n_studies: int, n_notes: int = 200):
     case = CaseFactory(organization=org)
     for i in range(n_studies):
