@@ -107,18 +107,42 @@ def viewer_page(request: HttpRequest, study_id: UUID) -> HttpResponse:
         details={"mode": "diagnostic" if diagnostic else "preview", "series": len(series_list),
                  "instances": sum(len(s["instances"]) for s in series_list)})
     session_id = viewer_session.key
-    # the browser session's own viewer sessions: only these may be touched or closed from it
-    sessions = dict(request.session.get(SESSIONS_KEY, {}))
-    if len(sessions) >= MAX_OPEN_SESSIONS:  # tabs closed without a beacon: keep the newest
-        sessions = dict(sorted(sessions.items(), key=lambda kv: kv[1][1])[-MAX_OPEN_SESSIONS + 1:])
-    sessions[session_id] = [str(study.public_id), int(time.time())]
-    request.session[SESSIONS_KEY] = sessions
+    _remember_session(request, session_id, study)
     return render(request, "viewer/viewer.html", {
         "study": study, "diagnostic": diagnostic, "session_id": session_id,
         "viewer_data": {"series": series_list, "mode": "diagnostic" if diagnostic else "preview",
                         "session": session_id},
         "back_url": study.get_absolute_url() if getattr(actor, "is_authenticated", False) else "",
     })
+
+
+def _remember_session(request: HttpRequest, session_id: str, study: Study) -> None:
+    """The browser session's own viewer sessions: only these may be touched or closed from it."""
+    sessions = dict(request.session.get(SESSIONS_KEY, {}))
+    if len(sessions) >= MAX_OPEN_SESSIONS:  # tabs closed without a beacon: keep the newest
+        sessions = dict(sorted(sessions.items(), key=lambda kv: kv[1][1])[-MAX_OPEN_SESSIONS + 1:])
+    sessions[session_id] = [str(study.public_id), int(time.time())]
+    request.session[SESSIONS_KEY] = sessions
+
+
+def _frame_session(request: HttpRequest, actor, study: Study, quality: str) -> None:
+    """Keep the viewer session a frame belongs to alive; a frame asked for outside any viewer
+    session of this browser session for its study (a script, a copied frame URL) opens one, so
+    that reading pixels is recorded (viewer.opened, once per study and browser session) even
+    without the page."""
+    sessions = request.session.get(SESSIONS_KEY, {})
+    wanted = str(study.public_id)
+    key = request.headers.get("X-Lightbox-Viewer-Session", "")
+    if not key or (sessions.get(key) or [None])[0] != wanted:
+        key = next((k for k, opened in sessions.items() if opened[0] == wanted), "")
+    if key:
+        viewer_session_touch(key=key)
+        return
+    user = policy._user_of(actor)
+    viewer_session = viewer_session_open(
+        study=study, user=user if _signed_in(user) else None, actor=actor, actor_label=_actor_label(actor),
+        request=request, details={"mode": "diagnostic" if quality == "diagnostic" else "preview", "via": "frame"})
+    _remember_session(request, viewer_session.key, study)
 
 
 @policy.link_aware
@@ -147,9 +171,7 @@ def frame(request: HttpRequest, instance_id: UUID) -> HttpResponse:
         except PermissionDenied:
             return _json_error(403, "preview_only",
                                _("You may view previews of this study only, not the diagnostic original."))
-    key = request.headers.get("X-Lightbox-Viewer-Session", "")
-    if key and key in request.session.get(SESSIONS_KEY, {}):
-        viewer_session_touch(key=key)
+    _frame_session(request, actor, instance.study, wanted.quality)
     etag = services.frame_etag(instance, wanted)
     # weak comparison (RFC 9110 13.1.2): GZipMiddleware turns our ETag into W/"..." on the way out
     if etag in [t.strip().removeprefix("W/") for t in request.headers.get("If-None-Match", "").split(",")]:

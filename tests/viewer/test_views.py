@@ -210,3 +210,22 @@ def test_multi_frame_instance_serves_each_frame(client_as, clinician_a, ct_study
     assert client.get(_frame_url(instance, frame=10)).json()["error"] == "undecodable"
     page = client.get(reverse("viewer:viewer", kwargs={"study_id": ct_study.public_id}))
     assert f'"id": "{instance.public_id}", "frames": 10' in page.content.decode()
+
+
+def test_frames_fetched_without_the_viewer_page_are_recorded_once_per_study(client_as, clinician_a, ct_study):
+    """Frames are audited through the viewer session; a client that asks for frames without
+    opening the page (a script, a bookmarked frame URL) opens one, recorded as viewer.opened once
+    for the study in that browser session, then its frames keep it alive like the page's."""
+    client = client_as(clinician_a)
+    for instance in ct_study.phantom_instances[:3]:
+        assert client.get(_frame_url(instance, quality="diagnostic")).status_code == 200
+    opened = AuditEvent.objects.filter(action="viewer.opened", study_ref=ct_study.public_id)
+    assert opened.count() == 1
+    event = opened.get()
+    assert event.actor == clinician_a and event.organization_id == ct_study.organization_id
+    assert event.details["mode"] == "diagnostic" and event.details["via"] == "frame"
+    # the page opened afterwards is a session of its own; its frames add nothing
+    client.get(reverse("viewer:viewer", kwargs={"study_id": ct_study.public_id}))
+    session = AuditEvent.objects.filter(action="viewer.opened").latest("id").details["session"]
+    client.get(_frame_url(ct_study.phantom_instances[4]), HTTP_X_LIGHTBOX_VIEWER_SESSION=session)
+    assert opened.count() == 2
