@@ -90,10 +90,14 @@ def upload_terminate(*, upload: Upload, by, request=None) -> None:
 
 
 def uploads_expire(now=None) -> int:
-    """Expire unfinished uploads past their time and delete their staging files."""
+    """Expire unfinished uploads past their time and delete their staging files. Each upload is
+    claimed first (a conditional UPDATE): one that left ``uploading`` since it was listed (its last
+    chunk completed it, or another run expired it) is left alone, so its staging file stays for its
+    ingest job and the expiry is recorded once."""
     n = 0
     for upload in Upload.objects.expired(now):
-        Upload.objects.filter(pk=upload.pk, state=UploadState.UPLOADING).update(state=UploadState.EXPIRED)
+        if not Upload.objects.filter(pk=upload.pk, state=UploadState.UPLOADING).update(state=UploadState.EXPIRED):
+            continue
         upload_discard_staging(upload)
         record(action="imaging.upload_expired", organization_id=upload.organization_id, target=upload,
                details={"bytes": upload.offset})

@@ -197,6 +197,26 @@ def test_expiry_task_deletes_unfinished_staging(client):
     assert AuditEvent.objects.filter(action="imaging.upload_expired").exists()
 
 
+def test_expiry_leaves_an_upload_that_completed_meanwhile_alone(client, monkeypatch):
+    """The sweep lists expired uploads, then claims each (conditional UPDATE). An upload that left
+    ``uploading`` in between (its last chunk completed it, or another sweep expired it) is not
+    the sweep's: its staging file stays for the ingest job, nothing is recorded or counted."""
+    from apps.imaging import staging, uploads
+    from apps.imaging.models import UploadQuerySet
+
+    url = _create(client, 10)
+    _patch(client, url, 0, b"12345")
+    upload = Upload.objects.get()
+    Upload.objects.update(expires_at="2000-01-01T00:00:00Z")
+    listed = list(Upload.objects.expired())
+    Upload.objects.update(state=UploadState.COMPLETE)  # the last chunk landed after the listing
+    monkeypatch.setattr(UploadQuerySet, "expired", lambda self, now=None: listed)
+    assert uploads.uploads_expire() == 0
+    assert staging.staging_path(upload.staging_name).exists()
+    assert Upload.objects.get().state == UploadState.COMPLETE
+    assert not AuditEvent.objects.filter(action="imaging.upload_expired").exists()
+
+
 def test_a_new_staging_file_has_its_folder_entry_on_disk(client, monkeypatch):
     import os
 
