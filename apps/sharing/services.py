@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -42,7 +43,15 @@ from apps.sharing.models import (
     ShareLink,
     SharingPolicy,
 )
-from apps.sharing.usecases import ANONYMOUS_MAX_HOURS, TEMPLATES, RecipientKind, Rendition, UseCase, template_for
+from apps.sharing.usecases import (
+    ANONYMOUS_MAX_HOURS,
+    TEMPLATES,
+    RecipientKind,
+    Rendition,
+    Template,
+    UseCase,
+    template_for,
+)
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
@@ -321,8 +330,11 @@ def grant_record_download(*, grant: Grant, package_key: str, request: HttpReques
         return False
     GrantDownload.objects.create(grant=grant, package_key=package_key[:200], by_user=by_user, by_link_id=by_link_id)
     grant.refresh_from_db(fields=["download_count"])
+    # the one who began it: the user, and the link it came through (an anonymous holder has no user)
+    link_ref = (ShareLink.objects.filter(pk=by_link_id).values_list("public_id", flat=True).first()
+                if by_link_id is not None else None)
     record(action="grant.download", organization_id=grant.organization_id, target=grant, case=grant.case,
-           request=request, actor=getattr(request, "user", None) if request else None,
+           request=request, actor=by_user, link=link_ref, actor_label=f"link:{link_ref}" if link_ref else "",
            details={"downloads": grant.download_count, "limit": grant.download_limit})
     return True
 
@@ -347,6 +359,46 @@ def grant_download_resume(*, grant: Grant, package_key: str) -> bool:
 
 def sharing_policy_for(organization_id: int) -> SharingPolicy:
     return SharingPolicy.objects.get_or_create(organization_id=organization_id)[0]
+
+
+@dataclass(frozen=True)
+class ShareTerms:
+    """What a share from a template gives, as the organization applies the template."""
+
+    template: Template
+    hours: int
+    permissions: tuple[str, ...]
+    renditions: tuple[str, ...]
+    download_limit: int | None
+
+
+def share_terms(*, organization_id: int, use_case: str, recipient_kind: str, hours: int | None = None,
+                renditions: Iterable[str] | None = None, download_limit: int | None = None,
+                allow_download_original: bool | None = None) -> ShareTerms:
+    """The expiry, permissions, renditions and download limit that ``share_create`` would give.
+
+    The one place these are worked out: the share page's review step shows exactly what
+    confirming creates, and refuses there what creating would refuse (ValidationError)."""
+    template = template_for(organization_id, use_case)
+    org_policy = sharing_policy_for(organization_id)
+    if recipient_kind not in template.recipients:
+        raise ValidationError(_("This kind of share cannot go to that kind of recipient."))
+    hours = hours or template.default_hours
+    if hours > template.max_hours:
+        raise ValidationError(_("At most %(hours)s hours for this kind of share.") % {"hours": template.max_hours})
+    permissions = list(template.permissions)
+    chosen = list(renditions) if renditions is not None and template.choose_rendition else list(template.renditions)
+    if template.choose_rendition and Rendition.ORIGINAL in chosen:
+        permissions.append("download_original")
+    if allow_download_original is False:
+        permissions = [p for p in permissions if p != "download_original"]
+        chosen = [r for r in chosen if r != Rendition.ORIGINAL] or [Rendition.PREVIEW]
+    if recipient_kind == RecipientKind.ANONYMOUS:
+        hours = min(hours, ANONYMOUS_MAX_HOURS, org_policy.anonymous_max_hours or ANONYMOUS_MAX_HOURS)
+        limit = org_policy.anonymous_download_limit or 1
+        download_limit = min(download_limit or limit, limit)
+    return ShareTerms(template=template, hours=hours, permissions=tuple(permissions), renditions=tuple(chosen),
+                      download_limit=download_limit)
 
 
 def share_create(*, case: Case, by: User, use_case: str, recipient_kind: str, grantee: User | None = None,
@@ -383,25 +435,13 @@ def _share_create(*, case: Case, by: User, use_case: str, recipient_kind: str, g
                   allow_download_original: bool | None,
                   request: HttpRequest | None) -> tuple[Grant, ShareLink, str]:
     require_datetimes_in_range(not_before)  # before the expiry is counted from it
-    template = template_for(case.organization_id, use_case)
-    org_policy = sharing_policy_for(case.organization_id)
-    if recipient_kind not in template.recipients:
-        raise ValidationError(_("This kind of share cannot go to that kind of recipient."))
-    hours = hours or template.default_hours
-    if hours > template.max_hours:
-        raise ValidationError(_("At most %(hours)s hours for this kind of share.") % {"hours": template.max_hours})
-    permissions = list(template.permissions)
-    chosen = list(renditions) if renditions is not None and template.choose_rendition else list(template.renditions)
-    if template.choose_rendition and Rendition.ORIGINAL in chosen:
-        permissions.append("download_original")
-    if allow_download_original is False:
-        permissions = [p for p in permissions if p != "download_original"]
-        chosen = [r for r in chosen if r != Rendition.ORIGINAL] or [Rendition.PREVIEW]
+    terms = share_terms(organization_id=case.organization_id, use_case=use_case, recipient_kind=recipient_kind,
+                        hours=hours, renditions=renditions, download_limit=download_limit,
+                        allow_download_original=allow_download_original)
+    template, hours, download_limit = terms.template, terms.hours, terms.download_limit
+    permissions, chosen = list(terms.permissions), list(terms.renditions)
     anonymous = recipient_kind == RecipientKind.ANONYMOUS
     if anonymous:
-        hours = min(hours, ANONYMOUS_MAX_HOURS, org_policy.anonymous_max_hours or ANONYMOUS_MAX_HOURS)
-        limit = org_policy.anonymous_download_limit or 1
-        download_limit = min(download_limit or limit, limit)
         grantee, group_members, grantee_email = None, (), ""
     elif recipient_kind == RecipientKind.USER and grantee is None:
         raise ValidationError(_("Choose the person to share with."))

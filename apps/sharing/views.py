@@ -34,7 +34,7 @@ from apps.sharing.forms import (
 from apps.sharing.models import SecondFactor, ShareLink
 from apps.sharing.policy import Action
 from apps.sharing.services import LinkRefusal
-from apps.sharing.usecases import TEMPLATES, RecipientKind, Rendition
+from apps.sharing.usecases import TEMPLATES, RecipientKind, Rendition, template_for
 
 SECOND_FACTOR_SESSION_KEY = "lightbox_link_second_factor_ok"
 OPENED_SESSION_KEY = "lightbox_opened_grants"
@@ -87,23 +87,33 @@ def study_share(request: HttpRequest, study_id: UUID) -> HttpResponse:
 def _share_steps(request: HttpRequest, case, studies=()) -> HttpResponse:
     form = ShareForm(request.POST or None, case=case,
                      initial={"studies": [s.pk for s in studies]} if studies else None)
-    context = {"case": case, "form": form, "templates": TEMPLATES.values(),
+    # the templates as this organization applies them (its defaults and maxima), not the code's table
+    context = {"case": case, "form": form,
+               "templates": [template_for(case.organization_id, key) for key in TEMPLATES],
                "anonymous_enabled": case.organization.anonymous_links_enabled}
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        if request.POST.get("confirm") != "1":
-            template = TEMPLATES[data["use_case"]]
-            context.update(confirming=True, template=template,
-                           hours=data.get("hours") or template.default_hours)
-            return render(request, "sharing/share_confirm.html", context)
         rendition = data.get("rendition") or None
+        renditions = ([Rendition.ORIGINAL, Rendition.PREVIEW] if rendition == Rendition.ORIGINAL
+                      else ([Rendition.PREVIEW] if rendition else None))
+        if request.POST.get("confirm") != "1":
+            # the review shows what confirming creates, and refuses here what creating would refuse
+            try:
+                terms = services.share_terms(
+                    organization_id=case.organization_id, use_case=data["use_case"],
+                    recipient_kind=data["recipient_kind"], hours=data.get("hours"), renditions=renditions,
+                    download_limit=data.get("download_limit"))
+            except ValidationError as exc:
+                form.add_error("hours" if data.get("hours") else None, exc)
+            else:
+                context.update(confirming=True, template=terms.template, terms=terms, hours=terms.hours)
+                return render(request, "sharing/share_confirm.html", context)
+            return render(request, "sharing/share_form.html", context, status=400)
         try:
             grant, link, raw = services.share_create(
                 case=case, by=request.user, use_case=data["use_case"], recipient_kind=data["recipient_kind"],
                 grantee=data["grantee"], group_members=data["group_members"], group_name=data.get("group_name", ""),
-                grantee_email=data.get("recipient_email") or "", hours=data.get("hours"),
-                renditions=[Rendition.ORIGINAL, Rendition.PREVIEW] if rendition == Rendition.ORIGINAL
-                else ([Rendition.PREVIEW] if rendition else None),
+                grantee_email=data.get("recipient_email") or "", hours=data.get("hours"), renditions=renditions,
                 download_limit=data.get("download_limit"), second_factor=data.get("second_factor") or "",
                 passcode=data.get("passcode") or "", max_uses=data.get("max_uses"),
                 not_before=data.get("not_before"), studies=list(data.get("studies") or []), request=request)
@@ -161,8 +171,6 @@ def grant_extend(request: HttpRequest, grant_id: UUID) -> HttpResponse:
         else:
             messages.success(request, _("The share was extended."))
             return redirect("sharing:my_shares")
-    from apps.sharing.usecases import template_for
-
     template = template_for(grant.organization_id, grant.use_case)
     return render(request, "sharing/grant_extend.html",
                   {"grant": grant, "form": form, "template": template,

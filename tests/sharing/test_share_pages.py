@@ -157,3 +157,43 @@ def test_a_shared_case_without_images_says_so(owner, case, consultant):
     StudyFactory(organization=case.organization, case=case)
     page = recipient.get(url).content.decode()
     assert 'data-testid="no-studies"' not in page and 'data-testid="open-viewer"' in page
+
+
+def test_review_step_refuses_an_expiry_past_the_template_maximum_beside_the_field(owner, case, consultant):
+    """Review is where a too-long expiry is refused, beside the hours field: not a confirm page
+    promising 500 hours and then a refusal at the top of the form after confirming."""
+    client = Client()
+    client.force_login(owner)
+    url = reverse("sharing:case_share", kwargs={"case_id": case.public_id})
+    form = {"use_case": "consultant", "recipient_kind": "user", "recipient_email": consultant.email,
+            "hours": 500}
+    review = client.post(url, form)
+    assert review.status_code == 400
+    assert b'name="confirm"' not in review.content
+    assert "hours" in review.context["form"].errors
+    assert not Grant.objects.exists()
+
+
+def test_review_step_shows_what_confirming_creates(owner, case, consultant, client_as):
+    """The organization's narrowed default expiry, and the download-original permission that
+    choosing originals adds, are what the review shows and what the grant gets."""
+    from apps.sharing import services
+
+    policy_ = services.sharing_policy_for(case.organization_id)
+    policy_.template_settings = {"consultant": {"default_hours": 12, "max_hours": 48}}
+    policy_.save()
+    client = Client()
+    client.force_login(owner)
+    url = reverse("sharing:case_share", kwargs={"case_id": case.public_id})
+    page = client.get(url).content.decode()
+    assert "12 h" in page and "48 h" in page  # the templates table shows the organization's figures
+    form = {"use_case": "consultant", "recipient_kind": "user", "recipient_email": consultant.email,
+            "rendition": "original"}
+    review = client.post(url, form)
+    assert review.status_code == 200
+    text = review.content.decode()
+    assert "12 hours" in text and "Download original" in text and "Original DICOM" in text
+    assert client.post(url, {**form, "confirm": "1"}).status_code == 200
+    grant = Grant.objects.get()
+    assert abs((grant.expires_at - grant.starts_at).total_seconds() - 12 * 3600) < 5
+    assert "download_original" in grant.permissions
