@@ -35,6 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.core.exceptions import PermissionDenied
@@ -142,9 +143,14 @@ class LinkHolder:
     is_authenticated = False
     is_active = True
 
-    @property
+    @cached_property
     def label(self) -> str:
-        return "link:" + ",".join(str(i) for i in self.link_ids)
+        """How the audit trail names this actor: ``link:<public id>`` of each link (a single
+        one is also the event's ``link_ref``), never the rows' internal ids."""
+        from apps.sharing.models import ShareLink
+
+        public = dict(ShareLink.objects.filter(pk__in=self.link_ids).values_list("pk", "public_id"))
+        return "link:" + ",".join(str(public.get(i, i)) for i in self.link_ids)
 
 
 def actor_for(request: HttpRequest) -> Any:

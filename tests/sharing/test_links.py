@@ -186,3 +186,29 @@ def test_mfa_template_refuses_a_recipient_without_mfa(case, owner, consultant):
     assert not policy.can(consultant, Action.VIEW_CASE, case)
     consultant.is_verified = lambda: True  # as django-otp's middleware sets it after a TOTP check
     assert policy.can(consultant, Action.VIEW_CASE, case)
+
+
+def test_an_anonymous_link_holders_reads_name_the_link_in_the_trail(case, owner, rf):
+    """What a link holder does (viewer sessions, downloads counted on the grant) is recorded as
+    done through that link: its public id in link_ref and in the label, never an internal row id
+    and never as an unknown anonymous visitor."""
+    from django.contrib.auth.models import AnonymousUser
+
+    from tests.factories import StudyFactory
+
+    study = StudyFactory(organization=case.organization, case=case)
+    grant, link, raw = _anonymous(case, owner, renditions=["original", "preview"])
+    holder = Client()
+    assert holder.get(_url(raw)).status_code == 302
+    assert holder.get(reverse("viewer:viewer", kwargs={"study_id": study.public_id})).status_code == 200
+    opened = AuditEvent.objects.get(action="viewer.opened")
+    assert opened.actor_type == "link" and opened.link_ref == link.public_id
+    assert opened.actor_label == f"link:{link.public_id}"
+
+    request = rf.get("/")
+    request.user = AnonymousUser()
+    actor = policy.LinkHolder(link_ids=(link.pk,))
+    assert policy.download_authorize(actor=actor, obj=study, rendition="original", package_key="k",
+                                     request=request) == grant
+    counted = AuditEvent.objects.get(action="grant.download")
+    assert counted.actor_type == "link" and counted.link_ref == link.public_id
