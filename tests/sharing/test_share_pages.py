@@ -197,3 +197,25 @@ def test_review_step_shows_what_confirming_creates(owner, case, consultant, clie
     grant = Grant.objects.get()
     assert abs((grant.expires_at - grant.starts_at).total_seconds() - 12 * 3600) < 5
     assert "download_original" in grant.permissions
+
+
+def test_my_shares_offers_renew_only_where_renewing_can_succeed(owner, case, consultant, client_as):
+    """Renew is offered for renewable templates on open cases only: a second opinion (not
+    renewable) or a share on a closed case would only answer with an error."""
+    from tests.factories import CaseFactory, GrantFactory
+
+    renewable = GrantFactory(organization=case.organization, case=case, grantee=consultant,
+                             created_by=owner, use_case="consultant")
+    fixed = GrantFactory(organization=case.organization, case=case, grantee=consultant,
+                         created_by=owner, use_case="second_opinion")
+    closed_case = CaseFactory(organization=case.organization, status="closed")
+    on_closed = GrantFactory(organization=case.organization, case=closed_case, grantee=consultant,
+                             created_by=owner, use_case="consultant")
+    page = client_as(owner).get(reverse("sharing:my_shares")).content.decode()
+
+    def renew_offered(grant):
+        return reverse("sharing:grant_renew", kwargs={"grant_id": grant.public_id}) in page
+
+    assert renew_offered(renewable)
+    assert not renew_offered(fixed)
+    assert not renew_offered(on_closed)
