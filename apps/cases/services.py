@@ -342,7 +342,11 @@ def _board_start(*, board: BoardSession, by: User, request: HttpRequest | None) 
     board.state, board.started_at = BoardState.LIVE, now
     expires_at = now + board.review_window
     cases = [c for c in board.cases.all() if c.is_open]
-    participants = [u for u in board.participants.all() if u.pk != board.host_id and u.is_active]
+    # participants must be members (as when the board was scheduled): one whose membership ended
+    # since then gets nothing
+    members = Membership.objects.filter(organization_id=board.organization_id, is_active=True).values("user_id")
+    participants = [u for u in board.participants.filter(pk__in=members)
+                    if u.pk != board.host_id and u.is_active]
     grants = [
         grant_create(case=case, grantee=user, permissions=[Permission.VIEW], expires_at=expires_at, by=by,
                      source=GrantSource.BOARD, starts_at=now, request=request)

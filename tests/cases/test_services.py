@@ -315,6 +315,19 @@ def test_a_closed_case_on_a_board_is_skipped(board):
     assert not policy.can(consultant, Action.VIEW_CASE, cases[1])
 
 
+def test_a_participant_removed_from_the_organization_before_the_meeting_gets_no_access(board):
+    """Participants must be members: one whose membership was deactivated after the board was
+    scheduled (a consultant's engagement ended) is given nothing when the meeting starts."""
+    from apps.organizations.models import Membership
+
+    board, host, cases, consultant, coordinator = board
+    assert policy.can(coordinator, Action.VIEW_CASE, cases[0])  # staff: by role
+    Membership.objects.filter(user=consultant, organization=board.organization).update(is_active=False)
+    assert services.board_start(board=board, by=host) == 2  # the coordinator's two grants only
+    assert not Grant.objects.filter(grantee=consultant).exists()
+    assert not policy.can(consultant, Action.VIEW_CASE, cases[0])
+
+
 def test_board_members_and_cases_must_belong_to_the_organization(org_a, org_b):
     host = member(org_a, Role.RADIOLOGIST)
     stranger = member(org_b, Role.EXTERNAL_CONSULTANT)
