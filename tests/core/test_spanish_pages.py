@@ -59,3 +59,18 @@ def test_an_event_about_the_signed_in_user_names_its_target_user(shared, rf):
     user = shared["clinician"]
     record(action="access.denied", actor=user, target=SimpleLazyObject(lambda: user), outcome="denied")
     assert AuditEvent.objects.latest("pk").target_type == "user"
+
+
+def test_starting_and_ending_a_board_say_meeting_not_signed_in(client_as):
+    """"Meeting started" was "Sesión iniciada", which Spanish readers take for "Signed in"."""
+    from apps.cases.models import BoardSession
+
+    org = OrganizationFactory(mfa_required_roles=[])
+    host = member(org, Role.RADIOLOGIST)
+    board = BoardSession.objects.create(organization=org, title="Board", host=host,
+                                        meeting_at=timezone.now() + timedelta(days=1))
+    client = client_as(host)
+    for name, said in (("cases:board_start", "Reunión iniciada"), ("cases:board_end", "Reunión finalizada")):
+        page = client.post(reverse(name, kwargs={"boardsession_id": board.public_id}), follow=True, **ES)
+        text = page.content.decode()
+        assert said in text and "Sesión" not in text
