@@ -54,6 +54,7 @@ from django.utils.translation import pgettext_lazy
 #   de-identified export made ................. deid.exported
 #   every denial by the policy ................ access.denied (apps.sharing.policy.require)
 #   audit trail exported ...................... audit.exported
+#   encryption key rotation ................... keys.rotated (manage.py rotate_keys)
 
 # --- sign-in and security ------------------------------------------------------------------------
 AUTH_SIGNED_IN = "auth.signed_in"
@@ -134,6 +135,7 @@ IMAGING_UPLOAD_EXPIRED = "imaging.upload_expired"
 IMAGING_INGEST = "imaging.ingest"
 IMAGING_STUDY_INGESTED = "imaging.study_ingested"
 IMAGING_STUDY_DELETED = "imaging.study_deleted"
+KEYS_ROTATED = "keys.rotated"
 
 #: every action with a short human label (the audit page shows and filters by these)
 LABELS: dict[str, str] = {
@@ -210,6 +212,7 @@ LABELS: dict[str, str] = {
     IMAGING_INGEST: _("Ingest run"),
     IMAGING_STUDY_INGESTED: _("Study ingested"),
     IMAGING_STUDY_DELETED: _("Study deleted"),
+    KEYS_ROTATED: _("Encryption keys re-wrapped"),
 }
 
 ALL: tuple[str, ...] = tuple(LABELS)

@@ -151,6 +151,7 @@ FHIR_MAP: dict[str, Mapping] = {
     A.IMAGING_INGEST: Mapping("110107", "C"),
     A.IMAGING_STUDY_INGESTED: Mapping("110107", "C"),
     A.IMAGING_STUDY_DELETED: Mapping("110105", "D"),
+    A.KEYS_ROTATED: Mapping("110113", "U", ("110129",)),  # Security Alert: Security Configuration
 }
 
 

@@ -552,6 +552,14 @@ def _upload_cancel(w):
     assert w.clients["clinician"].delete(w.upload_url, **TUS).status_code == 204
 
 
+def _keys_rotate(w):
+    import io
+
+    from django.core.management import call_command
+
+    call_command("rotate_keys", stdout=io.StringIO())
+
+
 def _upload_expire(w):
     from apps.imaging.models import Upload
     from apps.imaging.tasks import uploads_expire_task
@@ -822,6 +830,7 @@ ROWS = [
         setup=_passcode_share),
     Row("share expired", _share_expire, [(A.SHARE_EXPIRED, ALLOWED, ORG)], setup=_make_grant),
     Row("audit trail exported", _audit_export, [(A.AUDIT_EXPORTED, ALLOWED, ORG)]),
+    Row("encryption keys re-wrapped", _keys_rotate, [(A.KEYS_ROTATED, ALLOWED, GLOBAL)]),
     # --- de-identification: the export's run records once, when it is ready
     Row("de-identified export made", _deid_export, [(A.DEID_EXPORTED, ALLOWED, ORG)], setup=_study),
 ]

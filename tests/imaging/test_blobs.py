@@ -110,6 +110,12 @@ def test_rotate_keys_rewraps_without_touching_data(settings):
     # the old key can go: the data still opens with the new key alone
     settings.LIGHTBOX_MASTER_KEYS = f"rotated2:{new_key}"
     assert blobs.open_blob(blob).read() == data
+    # recorded (the global chain: blobs are shared between organizations), with figures only
+    from apps.audit.models import AuditEvent
+
+    event = AuditEvent.objects.get(action="keys.rotated")
+    assert event.organization_id is None and event.actor_type == "system"
+    assert event.details == {"key_id": "rotated2", "blobs": 1, "uploads": 0}
 
 
 def test_a_new_blob_file_and_its_folders_are_on_disk_before_the_row(monkeypatch):
