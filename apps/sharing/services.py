@@ -569,6 +569,8 @@ def original_request_create(*, grant: Grant, by: User, reason: str,
     """A preview recipient asks for the original DICOM. Deciders are notified (no PHI)."""
     reason = (reason or "").strip()
     if not grant.is_live() or not _is_recipient(grant, by):
+        record(action="access.denied", actor=by, organization_id=grant.organization_id, target=grant,
+               case=grant.case, outcome="denied", request=request, details={"wanted": "original_request"})
         raise PermissionDenied
     if policy.can(by, policy.Action.DOWNLOAD_ORIGINAL, grant.case):
         raise ValidationError(_("You can already download the original DICOM."))

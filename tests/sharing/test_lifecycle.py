@@ -251,3 +251,21 @@ def test_received_grants_are_paginated_as_the_schema_says(org_a, case, consultan
     schema = _client(consultant).get("/api/schema/?format=json").json()
     ref = schema["paths"]["/api/v1/grants/received/"]["get"]["responses"]["200"]["content"]["application/json"]
     assert ref["schema"]["$ref"].endswith("/PaginatedGrantOutputList")
+
+
+def test_asking_for_the_original_of_someone_elses_share_is_refused_and_recorded(owner, case, consultant, org_a):
+    """Staff see their organization's grants, but only the grant's recipient may ask for the
+    original under it: anyone else gets 403, and the refusal is in the trail like every denial."""
+    from apps.organizations.models import Role
+    from apps.sharing import services
+    from tests.factories import member
+
+    grant = services.grant_create(case=case, grantee=consultant, permissions=["view"], by=owner,
+                                  expires_at=timezone.now() + timedelta(hours=4))
+    coordinator = member(org_a, Role.COORDINATOR)
+    url = reverse("sharing:original_request_create", kwargs={"grant_id": grant.public_id})
+    response = _client(coordinator).post(url, {"reason": "I would like the originals too."})
+    assert response.status_code == 403
+    assert not OriginalRequest.objects.exists()
+    denied = AuditEvent.objects.filter(action="access.denied", outcome="denied", actor=coordinator)
+    assert denied.count() == 1 and denied.get().organization_id == org_a.pk
