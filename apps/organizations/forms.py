@@ -10,7 +10,9 @@ from apps.organizations.models import Membership, Organization, Role
 class MemberAddForm(forms.Form):
     email = forms.EmailField(label=_("E-mail address"), max_length=User._meta.get_field("email").max_length)
     full_name = forms.CharField(label=_("Full name"), max_length=200, required=False)
-    role = forms.ChoiceField(label=_("Role"), choices=Role.choices)
+    # no role ticked in advance: the first choice is "Organization admin", and a quick "Add member"
+    # must not make someone an admin by default
+    role = forms.ChoiceField(label=_("Role"), choices=[("", _("Choose a role")), *Role.choices])
 
 
 class MembershipForm(forms.ModelForm):

@@ -131,3 +131,19 @@ def test_switch_with_a_next_that_is_not_a_path_goes_to_the_dashboard(client_as, 
     """A bare word in ``next`` was tried as a view name by ``redirect``: a 500 (found by a form fuzzer)."""
     response = client_as(admin_a).post(reverse("organizations:switch", args=[org_a.public_id]), {"next": next_value})
     assert response.status_code == 302 and response["Location"] == reverse("dashboard")
+
+
+def test_adding_a_member_asks_for_a_role_instead_of_defaulting_to_admin(client_as, admin_a, org_a):
+    """The form used to preselect its first role, "Organization admin": a quick "Add member" made
+    an admin. Now no role is chosen in advance and one must be chosen."""
+    page = client_as(admin_a).get(reverse("organizations:members"))
+    import re
+
+    select = re.search(r'<select name="role"[^>]*>(.*?)</select>', page.content.decode(), re.S).group(1)
+    first = re.search(r'<option value="([^"]*)"', select).group(1)
+    assert first == ""  # what a browser shows chosen when none is marked selected
+    assert re.findall(r'<option value="([^"]*)" selected', select) in ([], [""])
+    response = client_as(admin_a).post(reverse("organizations:members"), {
+        "email": "someone@example.org", "full_name": "Some One", "role": ""})
+    assert response.status_code == 400 and "role" in response.context["form"].errors
+    assert not User.objects.filter(email="someone@example.org").exists()
