@@ -37,11 +37,12 @@ def viewer_session_open(*, study: Any, user: Any, actor: Any, actor_label: str, 
     return session
 
 
-def viewer_session_touch(*, key: str, now: datetime | None = None) -> None:
-    """The session is in use (a frame, a heartbeat)."""
+def viewer_session_touch(*, key: str, now: datetime | None = None) -> bool:
+    """The session is in use (a frame, a heartbeat). False when it is closed (the idle sweep, the
+    page's close) or unknown: what is read next belongs to a new session."""
     now = now or timezone.now()
-    ViewerSession.objects.filter(key=key, closed_at__isnull=True, last_seen_at__lt=now - TOUCH_EVERY) \
-        .update(last_seen_at=now)
+    open_ = ViewerSession.objects.filter(key=key, closed_at__isnull=True)
+    return bool(open_.filter(last_seen_at__lt=now - TOUCH_EVERY).update(last_seen_at=now)) or open_.exists()
 
 
 def viewer_session_close(*, key: str, reason: str, frames: int | None = None,

@@ -127,17 +127,18 @@ def _remember_session(request: HttpRequest, session_id: str, study: Study) -> No
 
 def _frame_session(request: HttpRequest, actor, study: Study, quality: str) -> None:
     """Keep the viewer session a frame belongs to alive; a frame asked for outside any viewer
-    session of this browser session for its study (a script, a copied frame URL) opens one, so
-    that reading pixels is recorded (viewer.opened, once per study and browser session) even
-    without the page."""
-    sessions = request.session.get(SESSIONS_KEY, {})
+    session of this browser session for its study (a script, a copied frame URL), or after its
+    session was closed (the idle sweep), opens one, so that reading pixels is recorded
+    (viewer.opened, once per study and browser session) even without the page."""
+    sessions = dict(request.session.get(SESSIONS_KEY, {}))
     wanted = str(study.public_id)
-    key = request.headers.get("X-Lightbox-Viewer-Session", "")
-    if not key or (sessions.get(key) or [None])[0] != wanted:
-        key = next((k for k, opened in sessions.items() if opened[0] == wanted), "")
-    if key:
-        viewer_session_touch(key=key)
-        return
+    sent = request.headers.get("X-Lightbox-Viewer-Session", "")
+    keys = [k for k, opened in sessions.items() if opened[0] == wanted]
+    for key in sorted(keys, key=lambda k: k != sent):  # the page's own session first
+        if viewer_session_touch(key=key):
+            return
+        del sessions[key]  # closed (the idle sweep): reading on is a new, recorded session
+        request.session[SESSIONS_KEY] = sessions
     user = policy._user_of(actor)
     viewer_session = viewer_session_open(
         study=study, user=user if _signed_in(user) else None, actor=actor, actor_label=_actor_label(actor),

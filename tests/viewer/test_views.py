@@ -229,3 +229,30 @@ def test_frames_fetched_without_the_viewer_page_are_recorded_once_per_study(clie
     session = AuditEvent.objects.filter(action="viewer.opened").latest("id").details["session"]
     client.get(_frame_url(ct_study.phantom_instances[4]), HTTP_X_LIGHTBOX_VIEWER_SESSION=session)
     assert opened.count() == 2
+
+
+def test_frames_after_the_idle_sweep_closed_the_session_open_a_recorded_one(client_as, clinician_a, ct_study):
+    """A reader leaves the viewer idle past the limit (the sweep records viewer.closed), then
+    comes back and reads on with the page's old session key: that reading is recorded again
+    (one new viewer.opened), not added silently to the closed session."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.viewer.models import ViewerSession
+    from apps.viewer.sessions import viewer_sessions_close_idle
+
+    client = client_as(clinician_a)
+    client.get(reverse("viewer:viewer", kwargs={"study_id": ct_study.public_id}))
+    opened = AuditEvent.objects.filter(action="viewer.opened", study_ref=ct_study.public_id)
+    old_key = opened.get().details["session"]
+    ViewerSession.objects.filter(key=old_key).update(last_seen_at=timezone.now() - timedelta(days=1))
+    assert viewer_sessions_close_idle() == 1
+    for instance in ct_study.phantom_instances[:3]:
+        response = client.get(_frame_url(instance), HTTP_X_LIGHTBOX_VIEWER_SESSION=old_key)
+        assert response.status_code == 200
+    assert opened.count() == 2
+    new_key = opened.latest("id").details["session"]
+    assert new_key != old_key
+    assert ViewerSession.objects.get(key=new_key).closed_at is None
+    assert ViewerSession.objects.get(key=old_key).close_reason == "timeout"
