@@ -2,18 +2,22 @@ from __future__ import annotations
 
 from django.contrib import admin
 
+from apps.core.admin import ReadOnlyAdmin, ReadOnlyTabularInline
 from apps.organizations.models import Membership, Organization
 
 
-class MembershipInline(admin.TabularInline):
+class MembershipInline(ReadOnlyTabularInline):
+    """Roles change through organizations.services.membership_update/_add (policy, audit)."""
+
     model = Membership
     extra = 0
     raw_id_fields = ["user"]
 
 
 @admin.register(Organization)
-class OrganizationAdmin(admin.ModelAdmin):
+class OrganizationAdmin(ReadOnlyAdmin):
+    """Policy fields change through organizations.services.organization_update_policy (audited)."""
+
     list_display = ["name", "slug", "anonymous_links_enabled", "created_at"]
     search_fields = ["name", "slug"]
-    prepopulated_fields = {"slug": ["name"]}
     inlines = [MembershipInline]

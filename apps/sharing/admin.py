@@ -1,22 +1,12 @@
-"""Read-mostly admin for support staff: grants and links are changed through the services (which
-audit), never edited here."""
+"""Read-only admin for support staff: grants, links and sharing policies are changed through the
+services (which check the policy and audit), never edited here."""
 
 from __future__ import annotations
 
 from django.contrib import admin
 
+from apps.core.admin import ReadOnlyAdmin
 from apps.sharing.models import Grant, OriginalRequest, ShareLink, SharingPolicy
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(Grant)
@@ -39,5 +29,5 @@ class OriginalRequestAdmin(ReadOnlyAdmin):
 
 
 @admin.register(SharingPolicy)
-class SharingPolicyAdmin(admin.ModelAdmin):
+class SharingPolicyAdmin(ReadOnlyAdmin):
     list_display = ["organization", "anonymous_max_hours", "anonymous_download_limit"]
