@@ -1,0 +1,52 @@
+"""A refused form on a phone: the first error is brought into view and read out, instead of
+waiting screens below the top of the reloaded page (found by an exploratory test on a phone)."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect
+
+from apps.organizations.models import Role
+from tests.browser.conftest import _only_local, signed_in_as
+from tests.factories import CaseFactory, OrganizationFactory, member
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def phone(browser):
+    context = browser.new_context(viewport={"width": 390, "height": 844}, locale="en-US", is_mobile=True,
+                                  has_touch=True)
+    context.route("**/*", _only_local)
+    context.set_default_timeout(15_000)
+    yield context.new_page()
+    context.close()
+
+
+def test_a_refused_share_form_shows_its_first_error_on_a_phone(phone, live_server, output_dir):
+    org = OrganizationFactory(mfa_required_roles=[])
+    owner = member(org, Role.CLINICIAN)
+    case = CaseFactory(organization=org, created_by=owner, responsible_clinician=owner)
+    base = live_server.url
+    signed_in_as(phone, base, owner)
+    phone.goto(f"{base}/sharing/cases/{case.public_id}/share/")
+    phone.get_by_label("Recipient's e-mail address").fill("nobody@example.org")
+    phone.get_by_role("button", name="Review the share").click()
+    error = phone.locator("#id_recipient_email_error")
+    expect(error).to_contain_text("No active account has that address")
+    expect(error).to_be_focused()
+    expect(error).to_be_in_viewport()
+    expect(phone.get_by_label("Recipient's e-mail address")).to_be_in_viewport()
+    phone.screenshot(path=str(output_dir / "share-form-error-phone.png"))
+
+
+def test_a_page_without_errors_keeps_its_place(phone, live_server):
+    org = OrganizationFactory(mfa_required_roles=[])
+    owner = member(org, Role.CLINICIAN)
+    case = CaseFactory(organization=org, created_by=owner, responsible_clinician=owner)
+    base = live_server.url
+    signed_in_as(phone, base, owner)
+    phone.goto(f"{base}/sharing/cases/{case.public_id}/share/")
+    phone.wait_for_load_state("load")
+    assert phone.evaluate("window.scrollY") == 0
+    assert phone.evaluate("document.activeElement === document.body")
