@@ -1,0 +1,53 @@
+"""A table wider than a phone scrolls sideways inside its frame; a shadow on the edge that hides
+columns says so. Without it, "My shares" on a phone showed two columns (case, recipient) and
+looked complete: its state, expiry and Revoke/Extend buttons were out of sight."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from PIL import Image
+
+from apps.organizations.models import Role
+from tests.browser.conftest import _only_local, signed_in_as
+from tests.factories import CaseFactory, GrantFactory, OrganizationFactory, member
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def _edge_shade(page, side: str) -> int:
+    """The darkest grey level in a body cell's row, at the given edge of the table's frame."""
+    wrap = page.locator(".table-wrap").first
+    image = Image.open(io.BytesIO(wrap.screenshot())).convert("L")
+    cell = page.locator(".table-wrap tbody tr").first.bounding_box()
+    frame = wrap.bounding_box()
+    y = int(cell["y"] - frame["y"] + cell["height"] / 2)
+    x = 1 if side == "left" else image.width - 2
+    return min(image.getpixel((x, yy)) for yy in range(y - 3, y + 4))
+
+
+def test_a_table_wider_than_a_phone_shows_a_shadow_where_columns_are_hidden(browser, live_server, output_dir):
+    org = OrganizationFactory(mfa_required_roles=[])
+    owner = member(org, Role.CLINICIAN)
+    consultant = member(org, Role.EXTERNAL_CONSULTANT, email="a.rather.long.address@consultants.example")
+    case = CaseFactory(organization=org, created_by=owner, responsible_clinician=owner,
+                       title="Chest CT - second opinion")
+    GrantFactory(organization=org, case=case, grantee=consultant, created_by=owner, use_case="consultant")
+    context = browser.new_context(viewport={"width": 390, "height": 844}, locale="en-US", is_mobile=True)
+    context.route("**/*", _only_local)
+    page = context.new_page()
+    try:
+        signed_in_as(page, live_server.url, owner)
+        page.goto(f"{live_server.url}/sharing/")
+        wrap = page.locator(".table-wrap").first
+        assert wrap.evaluate("w => w.scrollWidth > w.clientWidth")  # the columns do not fit: it scrolls
+        page.screenshot(path=str(output_dir / "my-shares-phone-shadow.png"))
+        assert _edge_shade(page, "right") < 240  # more to the right: a shadow there
+        assert _edge_shade(page, "left") > 250   # nothing hidden on the left yet
+        wrap.evaluate("w => { w.scrollLeft = w.scrollWidth; }")
+        page.wait_for_timeout(100)
+        assert _edge_shade(page, "left") < 240
+        assert _edge_shade(page, "right") > 250
+    finally:
+        context.close()
