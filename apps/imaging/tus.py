@@ -24,6 +24,7 @@ from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.views.decorators.cache import never_cache
 
 from apps.cases.models import Case
@@ -214,8 +215,13 @@ def uploads_root(request: HttpRequest) -> HttpResponse:
             return _error(400, "unknown case")
     filename = metadata.get("filename") or metadata.get("name") or ""
     keep = {k: v[:200] for k, v in metadata.items() if k in {"filename", "name", "filetype", "type", "case"}}
-    upload = uploads.upload_create(organization=org, user=request.user, length=length, filename=filename,
-                                   metadata=keep, case=case, request=request)
+    try:
+        upload = uploads.upload_create(organization=org, user=request.user, length=length, filename=filename,
+                                       metadata=keep, case=case, request=request)
+    except PermissionDenied:  # the denial is recorded; the case is seen, so it is named
+        if case is not None and not case.is_open:
+            return _error(403, gettext("This case is closed: reopen it to upload studies into it."))
+        return _error(403, gettext("You may not upload studies into this case."))
     headers = {"Location": request.build_absolute_uri(_upload_url(upload)), "Upload_Expires": _expires(upload)}
     if request.headers.get("Content-Type", "").startswith(OCTET):
         if (bad := _write_body(request, upload)) is not None:

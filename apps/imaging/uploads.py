@@ -13,6 +13,8 @@ from django.utils import timezone
 from apps.audit.services import record
 from apps.imaging import follow, keys, staging
 from apps.imaging.models import Upload, UploadState
+from apps.sharing import policy
+from apps.sharing.policy import Action
 
 
 def _aad(upload: Upload) -> bytes:
@@ -25,6 +27,10 @@ def expiry_from_now():
 
 def upload_create(*, organization, user, length: int | None, filename: str = "", metadata: dict | None = None,
                   case=None, request=None) -> Upload:
+    """Start an upload. Into ``case`` only if the policy lets ``user`` upload into it (an open
+    case: ``policy.upload_cases``); PermissionDenied (recorded) otherwise, and nothing is made."""
+    if case is not None:
+        policy.require(user, Action.UPLOAD_STUDY, case, request=request)
     upload = Upload(organization=organization, created_by=user, length=length, filename=filename[:255],
                     metadata=metadata or {}, case=case, expires_at=expiry_from_now())
     _key, upload.key_id, upload.wrapped_key = staging.new_key(_aad(upload))

@@ -7,7 +7,6 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from apps.cases.models import Case
 from apps.imaging import selectors
 from apps.imaging.models import FileOutcome
 from apps.sharing import policy
@@ -42,7 +41,7 @@ def upload_page(request: HttpRequest) -> HttpResponse:
     if org is None:
         raise PermissionDenied
     policy.require(request.user, Action.UPLOAD_STUDY, org, request=request)
-    cases = Case.objects.visible_to(request.user).filter(organization=org).open().order_by("-created_at")[:200]
+    cases = policy.upload_cases(request.user, org).order_by("-created_at")[:200]
     return render(request, "imaging/upload.html", {
         "cases": cases, "preselected": request.GET.get("case", ""),
         "recent": selectors.recent_uploads(user=request.user, organization=org),

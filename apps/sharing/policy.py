@@ -376,6 +376,9 @@ def can(actor: Any, action: Action | str, obj: object, *, rendition: str | None 
     usecases.Rendition value) narrows a download check to one rendition."""
     action = Action(action)
     user = _user_of(actor)
+    if action is Action.UPLOAD_STUDY and type(obj).__name__ == "Case":
+        # studies go into a case only by the one rule the upload page offers cases by
+        return upload_cases(user, obj).filter(pk=getattr(obj, "pk", None)).exists()
     if _active_user(user) and _role_allows(user, action, obj):
         return True
     case_id = _case_id_of(obj)
@@ -384,6 +387,20 @@ def can(actor: Any, action: Action | str, obj: object, *, rendition: str | None 
     now = timezone.now()
     return any(grant_covers(g, action, obj, user=user, rendition=rendition, now=now)
                for g in _grants_of(actor, case_id, now))
+
+
+def upload_cases(user: Any, obj: object) -> QuerySet:
+    """The cases of ``obj``'s organization (an Organization, or a row of one) that ``user`` may
+    upload studies into: the open cases they see, when their role there may upload. The upload
+    page offers these and the tus server accepts no other (``can(user, UPLOAD_STUDY, case)``):
+    a closed case takes no new studies."""
+    from apps.cases.models import Case
+
+    org_id = _org_id_of(obj)
+    role = role_in(user, org_id)
+    if role is None or Action.UPLOAD_STUDY not in ROLE_ACTIONS[role]:
+        return Case.objects.none()
+    return Case.objects.visible_to(user).filter(organization_id=org_id).open()
 
 
 def allowed_renditions(actor: Any, obj: object) -> frozenset[str]:

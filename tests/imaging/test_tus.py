@@ -91,6 +91,40 @@ def test_creation_with_upload_and_case(client, org_a, small_ct, django_capture_o
     assert Study.objects.get().case == case
 
 
+@pytest.mark.parametrize("language", ["en", "es"])
+def test_a_closed_case_takes_no_upload(client, org_a, uploader, language):
+    """The upload page offers open cases only (policy.upload_cases); the tus server takes the same
+    rule: a closed case named in the metadata is refused with a reason, the denial recorded, and
+    no upload made."""
+    from apps.cases.models import CaseStatus
+    from apps.sharing import policy
+
+    closed = CaseFactory(organization=org_a, status=CaseStatus.CLOSED)
+    assert closed not in policy.upload_cases(uploader, org_a)
+    uploader.language = language
+    uploader.save(update_fields=["language"])
+    for body in (b"", b"DICM"):
+        r = client.generic("POST", ROOT, body, content_type="application/offset+octet-stream",
+                           HTTP_UPLOAD_LENGTH="4",
+                           HTTP_UPLOAD_METADATA=_meta(filename="a.dcm", case=str(closed.public_id)), **TUS)
+        assert r.status_code == 403, r.content
+        assert r.content.decode() == {"en": "This case is closed: reopen it to upload studies into it.",
+                                      "es": "Este caso está cerrado: reábralo para subir estudios a él."}[language]
+    assert not Upload.objects.exists()
+    assert not AuditEvent.objects.filter(action="imaging.upload_created").exists()
+    assert AuditEvent.objects.filter(action="access.denied", outcome="denied").count() == 2
+
+
+def test_the_upload_page_offers_open_cases_only(client, org_a):
+    from apps.cases.models import CaseStatus
+
+    open_case = CaseFactory(organization=org_a, title="Still open")
+    CaseFactory(organization=org_a, title="Already closed", status=CaseStatus.CLOSED)
+    page = client.get("/studies/upload/")
+    assert page.status_code == 200
+    assert list(page.context["cases"]) == [open_case]
+
+
 def test_checksum_mismatch_is_460_and_rolls_back(client):
     url = _create(client, 10)
     bad = "sha1 " + base64.b64encode(hashlib.sha1(b"other").digest()).decode()
