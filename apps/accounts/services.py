@@ -104,9 +104,13 @@ def invitation_check_rights(*, by: User, organization: Organization, role: str, 
 
 
 def invitation_create(*, organization: Organization, by: User, email: str, role: str,
-                      cases: Iterable[Case] = (), patient: Any = None, language: str = "",
-                      request: HttpRequest | None = None) -> tuple[Invitation, str]:
+                      cases: Iterable[Case] = (), patient: Any = None, case: Case | None = None,
+                      language: str = "", request: HttpRequest | None = None) -> tuple[Invitation, str]:
     """Invite ``email`` to ``organization`` with ``role``; returns (invitation, raw token).
+
+    A patient (``patient``) is invited from one of their cases (``case``): the inviter needs
+    SHARE_CASE on it (``policy.require``, the denial recorded); staff and consultant invitations
+    need the rights of ``invitation_check_rights``. Nothing is made when refused.
 
     The raw token (256 random bits) is returned once, for the e-mail; only its sha256 is stored.
     The invitation expires after the organization's ``invitation_ttl_hours`` and works once.
@@ -119,8 +123,11 @@ def invitation_create(*, organization: Organization, by: User, email: str, role:
     kind = InvitationKind.PATIENT if patient is not None else InvitationKind.MEMBER
     if kind == InvitationKind.PATIENT:
         role = Role.PATIENT
-        if patient.organization_id != organization.pk:
+        if case is None:
+            raise TypeError("a patient is invited from one of their cases: pass case=")
+        if patient.organization_id != organization.pk or case.patient_id != patient.pk:
             raise PermissionDenied
+        policy.require(by, Action.SHARE_CASE, case, request=request)
         if patient.birth_date is None:
             raise ValidationError(_("The patient's date of birth is not recorded; it is needed to check "
                                     "the invitation."))

@@ -252,6 +252,7 @@ def patient_invite(request: HttpRequest, case_id: UUID) -> HttpResponse:
         try:
             services.invitation_create(organization=case.organization, by=request.user,
                                        email=form.cleaned_data["email"], role="patient", patient=case.patient,
+                                       case=case,
                                        language=form.cleaned_data["language"], request=request)
         except ValidationError as exc:
             form.add_error(None, exc)

@@ -206,8 +206,25 @@ def patient_invitation(org_a, radiologist):
     patient = PatientFactory(organization=org_a, birth_date=date(1961, 4, 2))
     case = CaseFactory(organization=org_a, patient=patient, created_by=radiologist)
     invitation, raw = services.invitation_create(organization=org_a, by=radiologist, email="pat@home.example",
-                                                 role=Role.PATIENT, patient=patient)
+                                                 role=Role.PATIENT, patient=patient, case=case)
     return invitation, raw, case
+
+
+@pytest.mark.parametrize("role", [Role.COORDINATOR, Role.ORG_ADMIN])
+def test_the_service_refuses_a_patient_invitation_from_someone_who_may_not_share_the_case(org_a, role):
+    """The service itself asks the policy (SHARE_CASE on the case the patient is invited from),
+    not only the page: a caller without it gets PermissionDenied, recorded, and nothing is made."""
+    from django.core.exceptions import PermissionDenied
+
+    patient = PatientFactory(organization=org_a, birth_date=date(1961, 4, 2))
+    case = CaseFactory(organization=org_a, patient=patient)
+    inviter = member(org_a, role)
+    assert not policy.can(inviter, Action.SHARE_CASE, case)
+    with pytest.raises(PermissionDenied):
+        services.invitation_create(organization=org_a, by=inviter, email="pat@home.example", role=Role.PATIENT,
+                                   patient=patient, case=case)
+    assert not Invitation.objects.exists() and not mail.outbox
+    assert AuditEvent.objects.filter(action="access.denied", actor=inviter).exists()
 
 
 def test_patient_proves_birth_date_and_reaches_only_the_portal(patient_invitation, org_a):

@@ -496,7 +496,7 @@ def _invite_patient(w):
     w.patient.birth_date = datetime.date(1970, 1, 2)
     w.patient.save()
     w.invitation, w.invitation_raw = invitation_create(organization=w.org, by=w.clinician, email="pat@example.org",
-                                                       role=Role.PATIENT, patient=w.patient, cases=[w.case])
+                                                       role=Role.PATIENT, patient=w.patient, case=w.case)
 
 
 def _invite_unknown_locked(w):
