@@ -51,7 +51,8 @@ from django.utils.translation import pgettext_lazy
 #                                               organization.policy_changed,
 #                                               sharing_policy.updated, organization.sso_changed
 #   original requested / approved / declined .. original_request.created / .approved / .declined
-#   de-identified export made ................. deid.exported
+#   de-identified export made ................. deid.exported (deid.export_started when asked for,
+#                                               deid.export_failed when it fails)
 #   every denial by the policy ................ access.denied (apps.sharing.policy.require)
 #   audit trail exported ...................... audit.exported
 #   encryption key rotation ................... keys.rotated (manage.py rotate_keys)
@@ -84,6 +85,8 @@ VIEWER_CLOSED = "viewer.closed"
 DOWNLOAD_COMPLETED = "download.completed"
 DOWNLOAD_INCOMPLETE = "download.incomplete"
 DEID_EXPORTED = "deid.exported"
+DEID_EXPORT_STARTED = "deid.export_started"
+DEID_EXPORT_FAILED = "deid.export_failed"
 # --- sharing -------------------------------------------------------------------------------------
 SHARE_EXPIRED = "share.expired"
 SHARE_REFUSED = "share.refused"
@@ -164,6 +167,8 @@ LABELS: dict[str, str] = {
     DOWNLOAD_COMPLETED: _("Download completed"),
     DOWNLOAD_INCOMPLETE: _("Download not completed"),
     DEID_EXPORTED: _("De-identified export made"),
+    DEID_EXPORT_STARTED: _("De-identified export started"),
+    DEID_EXPORT_FAILED: _("De-identified export failed"),
     SHARE_EXPIRED: _("Share expired"),
     SHARE_REFUSED: _("Share refused"),
     GRANT_CREATED: _("Access granted (shared)"),

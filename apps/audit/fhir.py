@@ -104,6 +104,8 @@ FHIR_MAP: dict[str, Mapping] = {
     A.DOWNLOAD_INCOMPLETE: Mapping("110104", "R"),
     A.GRANT_DOWNLOAD: Mapping("110104", "R"),
     A.DEID_EXPORTED: Mapping("110106", "R"),
+    A.DEID_EXPORT_STARTED: Mapping("110106", "E"),  # Export: the job is asked for
+    A.DEID_EXPORT_FAILED: Mapping("110106", "E"),   # Export: the job failed (outcome 8)
     A.GRANT_CREATED: _DISCLOSE,
     A.SHARE_LINK_CREATED: _DISCLOSE,
     A.GRANT_EXTENDED: _PERMS,

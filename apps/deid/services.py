@@ -6,8 +6,10 @@ Security contract:
 - an instance leaves only through ``apps.deid.profile.deidentify_file``; one the profile excludes
   is recorded with its reason and never stored;
 - the outputs are new blobs in the encrypted store (``put_blob_locked``), nothing in clear on disk;
-- ``deid.exported`` is recorded once, when the export becomes ready (details: counts and bytes,
-  never names or UIDs).
+- ``deid.export_started`` is recorded when an export is asked for (who, study, case,
+  organization), ``deid.exported`` once, when it becomes ready (details: counts and bytes, never
+  names or UIDs), and ``deid.export_failed`` once, when it fails (outcome failed; the kind of
+  failure only, never an exception's message: it may quote a path or a DICOM value).
 
 ``deid_export_run`` is idempotent: a file row is keyed by (export, instance) and the UID key is
 the export's, so a re-run (the task is ``acks_late``) makes only the missing files, byte for byte
@@ -90,6 +92,9 @@ def deid_export_start(*, study: Study, by, pseudonym: str, request=None, enqueue
         export = DeidExport.objects.create(organization_id=study.organization_id, study=study, created_by=by,
                                            pseudonym=pseudonym,
                                            files_total=Instance.objects.filter(study=study).count())
+        record(action=audit_actions.DEID_EXPORT_STARTED, actor=by, organization_id=study.organization_id,
+               target=export, case=study.case, study=study, request=request,
+               details={"export": str(export.public_id)})
         if enqueue:
             transaction.on_commit(partial(deid_export_task.delay, export.pk))
     return export
@@ -125,9 +130,22 @@ def _one(inst: Instance, export: DeidExport, key: bytes, path: str) -> dict:
     return {"outcome": Outcome.EXPORTED, "path": path, **content_fields(output.data)}
 
 
-def _fail(export: DeidExport, reason: str) -> DeidExport:
-    DeidExport.objects.filter(pk=export.pk).exclude(state=State.READY).update(
-        state=State.FAILED, **i18n.explained(reason), finished_at=timezone.now())
+def _record_failure(export: DeidExport, details: dict[str, str]) -> None:
+    """``deid.export_failed`` for an export just marked failed (by its starter, with the kind of
+    failure only)."""
+    study = export.study
+    record(action=audit_actions.DEID_EXPORT_FAILED, actor=export.created_by, organization_id=export.organization_id,
+           target=export, case=study.case, study=study, outcome="failed",
+           details={"export": str(export.public_id), **details})
+
+
+def _fail(export: DeidExport, reason: str, code: str) -> DeidExport:
+    """Mark the export failed with ``reason`` (shown) and record it once, by ``code``."""
+    with transaction.atomic():
+        failed = DeidExport.objects.filter(pk=export.pk).exclude(state__in=[State.READY, State.FAILED]).update(
+            state=State.FAILED, **i18n.explained(reason), finished_at=timezone.now())
+        if failed:
+            _record_failure(export, {"reason": code})
     export.refresh_from_db()
     return export
 
@@ -137,8 +155,12 @@ def deid_export_fail(*, export_id: int, error: BaseException) -> None:
     only: messages may quote file content)."""
     logger.warning("deid: export %s failed (%s)", export_id, type(error).__name__)
     reason = Deferred(gettext_noop("Unexpected error (%(error)s)."), error=type(error).__name__)
-    DeidExport.objects.filter(pk=export_id, state__in=[State.QUEUED, State.RUNNING]).update(
-        state=State.FAILED, **i18n.explained(reason), finished_at=timezone.now())
+    with transaction.atomic():
+        failed = DeidExport.objects.filter(pk=export_id, state__in=[State.QUEUED, State.RUNNING]).update(
+            state=State.FAILED, **i18n.explained(reason), finished_at=timezone.now())
+        if failed:
+            export = DeidExport.objects.select_related("study", "study__case", "created_by").get(pk=export_id)
+            _record_failure(export, {"reason": "error", "error": type(error).__name__})
 
 
 def deid_export_run(*, export_id: int) -> DeidExport:
@@ -150,10 +172,11 @@ def deid_export_run(*, export_id: int) -> DeidExport:
     DeidExport.objects.filter(pk=export.pk, state=State.QUEUED).update(state=State.RUNNING, started_at=timezone.now())
     study = export.study
     if not study.is_ready:
-        return _fail(export, Deferred(gettext_noop("The study is not ready (still arriving, or its ingest failed).")))
+        return _fail(export, Deferred(gettext_noop("The study is not ready (still arriving, or its ingest failed).")),
+                     "study_not_ready")
     instances = _ordered_instances(study)
     if not instances:
-        return _fail(export, Deferred(gettext_noop("The study has no images to export.")))
+        return _fail(export, Deferred(gettext_noop("The study has no images to export.")), "no_images")
     paths = _paths(instances)
     DeidExport.objects.filter(pk=export.pk).update(files_total=len(instances))
     done = set(DeidExportFile.objects.filter(export=export).values_list("instance_id", flat=True))

@@ -27,7 +27,7 @@ from tests.factories import TEST_PASSWORD, CaseFactory, GrantFactory, PatientFac
 pytestmark = pytest.mark.django_db
 
 ORG, GLOBAL = "org", "global"
-ALLOWED, DENIED = "allowed", "denied"
+ALLOWED, DENIED, FAILED = "allowed", "denied", "failed"
 
 
 @dataclass
@@ -721,6 +721,13 @@ def _deid_export(w):
     assert deid_export_run(export_id=export.pk).state == "ready"  # what the queued task runs
 
 
+def _deid_export_fail(w):
+    from apps.deid.services import deid_export_fail, deid_export_start
+
+    export = deid_export_start(study=w.study, by=w.clinician, pseudonym="TRAIL-F9", enqueue=False)
+    deid_export_fail(export_id=export.pk, error=OSError("/var/storage/blobs/ab"))  # the task gave up
+
+
 ROWS = [
     # account events go into the chain of each organization the person belongs to (here: A)
     Row("sign-in", _sign_in, [(A.AUTH_SIGNED_IN, ALLOWED, ORG)]),
@@ -832,7 +839,10 @@ ROWS = [
     Row("audit trail exported", _audit_export, [(A.AUDIT_EXPORTED, ALLOWED, ORG)]),
     Row("encryption keys re-wrapped", _keys_rotate, [(A.KEYS_ROTATED, ALLOWED, GLOBAL)]),
     # --- de-identification: the export's run records once, when it is ready
-    Row("de-identified export made", _deid_export, [(A.DEID_EXPORTED, ALLOWED, ORG)], setup=_study),
+    Row("de-identified export made", _deid_export,
+        [(A.DEID_EXPORT_STARTED, ALLOWED, ORG), (A.DEID_EXPORTED, ALLOWED, ORG)], setup=_study),
+    Row("de-identified export failed", _deid_export_fail,
+        [(A.DEID_EXPORT_STARTED, ALLOWED, ORG), (A.DEID_EXPORT_FAILED, FAILED, ORG)], setup=_study),
 ]
 
 #: actions of the vocabulary whose feature is not built yet, or not yet driven here

@@ -514,6 +514,43 @@ def test_a_task_that_gives_up_marks_the_export_failed(world, monkeypatch):
     assert "something" not in export.reason
 
 
+def test_starting_an_export_is_recorded(world):
+    """Who started it, on which study and case, in which organization (no pseudonym, no names)."""
+    export = deid_export_start(study=world["study"], by=world["clinician"], pseudonym="PSEUDO-9", enqueue=False)
+    [event] = AuditEvent.objects.filter(action=A.DEID_EXPORT_STARTED)
+    assert (event.actor_id, event.organization_id, event.outcome) == (world["clinician"].pk, world["org"].pk,
+                                                                       "allowed")
+    assert (event.case_ref, event.study_ref) == (world["case"].public_id, world["study"].public_id)
+    assert event.details["export"] == str(export.public_id)
+    assert "PSEUDO-9" not in str(event.details)
+    deid_export_start(study=world["study"], by=world["clinician"], pseudonym="PSEUDO-9", enqueue=False)
+    assert AuditEvent.objects.filter(action=A.DEID_EXPORT_STARTED).count() == 1  # the second click starts nothing
+
+
+def test_a_failed_export_is_recorded_with_its_reason_type_only(world, org_a, clinician_a):
+    """The run's own refusals (study not ready) and a task that gave up are recorded once as
+    failed, with the kind of failure: never the exception's message (it may quote a path or a
+    DICOM value)."""
+    from apps.deid.services import deid_export_fail
+    from tests.factories import StudyFactory
+
+    not_ready = StudyFactory(organization=org_a, case=world["case"], state="processing")
+    export = deid_export_start(study=not_ready, by=clinician_a, pseudonym="PSEUDO-10", enqueue=False)
+    deid_export_run(export_id=export.pk)
+    deid_export_run(export_id=export.pk)  # a re-run of a finished export records nothing more
+    given_up = deid_export_start(study=world["study"], by=clinician_a, pseudonym="PSEUDO-11", enqueue=False)
+    deid_export_fail(export_id=given_up.pk, error=ValueError(f"bad value {MRN} in /var/storage/x"))
+    deid_export_fail(export_id=given_up.pk, error=ValueError("again"))  # already failed: not twice
+    events = list(AuditEvent.objects.filter(action=A.DEID_EXPORT_FAILED).order_by("seq"))
+    assert [(e.outcome, e.actor_id, e.organization_id, e.study_ref, e.details) for e in events] == [
+        ("failed", clinician_a.pk, org_a.pk, not_ready.public_id, {"export": str(export.public_id),
+                                                                   "reason": "study_not_ready"}),
+        ("failed", clinician_a.pk, org_a.pk, world["study"].public_id, {"export": str(given_up.public_id),
+                                                                        "reason": "error", "error": "ValueError"}),
+    ]
+    assert not AuditEvent.objects.filter(action=A.DEID_EXPORTED).exists()
+
+
 def test_a_second_click_while_running_makes_no_second_export(world):
     first = deid_export_start(study=world["study"], by=world["clinician"], pseudonym="PSEUDO-6", enqueue=False)
     again = deid_export_start(study=world["study"], by=world["clinician"], pseudonym="PSEUDO-6", enqueue=False)
