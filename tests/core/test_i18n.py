@@ -85,3 +85,36 @@ def test_pages_follow_the_chosen_language(client_as, admin_a):
     assert '<html lang="es">' in page and "Panel" in page and "Cerrar sesión" in page
     with translation.override("es"):
         assert translation.gettext("Dashboard") == "Panel"
+
+
+@pytest.mark.parametrize("lang", ["en", "es"])
+def test_dates_read_the_same_in_every_language(lang):
+    """12/05/2026 is 5 December to a European reader and 12 May to an American one: pages show
+    dates as year-month-day with a 24-hour clock in every language."""
+    from datetime import date, datetime
+
+    from django.template import Context, Template
+
+    template = Template('{{ d|date:"SHORT_DATE_FORMAT" }}|{{ t|date:"SHORT_DATETIME_FORMAT" }}')
+    with translation.override(lang):
+        shown = template.render(Context({"d": date(2026, 3, 4), "t": datetime(2026, 3, 4, 15, 7)}))
+    assert shown == "2026-03-04|2026-03-04 15:07"
+
+
+@pytest.mark.django_db
+def test_case_and_share_pages_show_an_expiry_the_same_way(client_as, admin_a):
+    """The case page and My shares used different formats for the same expiry."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from tests.factories import CaseFactory, GrantFactory, UserFactory
+
+    case = CaseFactory(organization=admin_a.memberships.get().organization)
+    expires = (timezone.now() + timedelta(days=3)).replace(hour=15, minute=7, second=0, microsecond=0)
+    GrantFactory(organization=case.organization, case=case, grantee=UserFactory(), created_by=admin_a,
+                 expires_at=expires)
+    client = client_as(admin_a)
+    shown = timezone.localtime(expires).strftime("%Y-%m-%d %H:%M")
+    for url in (reverse("cases:case_detail", kwargs={"case_id": case.public_id}), reverse("sharing:my_shares")):
+        assert shown in client.get(url).content.decode(), url
