@@ -5,11 +5,15 @@
 2. second factor: a user with an authenticator must enter a code after the password; a user
    whose role requires one and who has none is sent to enrol; recovery codes must be saved
    before anything else is reachable;
-3. patients reach the patient portal only (403 elsewhere; home redirects there).
+3. patients reach the patient portal only (403 elsewhere; home redirects there), plus the two
+   doors into it: their share links (``/s/<token>/``, which sends a patient to the portal once the
+   link's checks pass) and the study download endpoint, where ``apps.sharing.policy`` lets a
+   patient take the education rendition of what a live grant names and nothing else.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 
@@ -34,7 +38,10 @@ STAFF_ROLES = {Role.ORG_ADMIN, Role.RADIOLOGIST, Role.CLINICIAN, Role.COORDINATO
 _OPEN_PREFIXES = ("/static/", "/accounts/logout/", "/accounts/mfa/", "/accounts/activity/", "/i18n/", "/healthz",
                   "/readyz", "/invite/", "/favicon.ico")
 # what a patient may reach
-_PATIENT_PREFIXES = ("/portal/", "/accounts/", "/i18n/", "/static/", "/invite/", "/healthz", "/readyz")
+_PATIENT_PREFIXES = ("/portal/", "/accounts/", "/i18n/", "/static/", "/invite/", "/healthz", "/readyz", "/s/")
+#: the one data endpoint a patient reaches (apps.renditions.views.study_download): the portal's
+#: download button; the policy refuses a patient every rendition but the education one
+_PATIENT_DOWNLOAD = re.compile(r"^/studies/[0-9a-f-]{36}/download/$")
 
 
 def idle_limit_seconds(memberships: list) -> int | None:
@@ -100,7 +107,8 @@ class AccessGateMiddleware:
                 return _refuse(request, with_next("accounts:recovery_codes", here), "recovery_codes_pending")
 
         # 3. patients: the patient portal only (home leads there; anything else is refused)
-        if is_patient_only(memberships) and not path.startswith(_PATIENT_PREFIXES):
+        if (is_patient_only(memberships) and not path.startswith(_PATIENT_PREFIXES)
+                and not _PATIENT_DOWNLOAD.match(path)):
             if path == "/":
                 return redirect("education:portal")
             return _refuse(request, None, "patient_portal_only")

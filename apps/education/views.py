@@ -1,14 +1,25 @@
 """The patient portal: the only place a patient account reaches (apps.accounts.middleware keeps
-patients out of everything else). The education issue fills it with the patient's own
-education copies."""
+patients out of everything else). It lists the patient's live patient-education shares; each
+study's education copy is downloaded through the one download endpoint
+(``renditions:study_download?rendition=education``), where ``apps.sharing.policy`` decides and
+counts the download on the grant, as for any recipient."""
 
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.views.decorators.cache import never_cache
+
+from apps.education import selectors
+from apps.education.selectors import CopyState
+from apps.sharing import services as sharing_services
 
 
 @login_required
+@never_cache
 def portal(request: HttpRequest) -> HttpResponse:
-    return render(request, "education/portal.html", {})
+    shares = selectors.education_shares_for(user=request.user)
+    # shown to the patient: each share's opening is recorded once per session (grant.opened)
+    sharing_services.grants_record_open_once(grants=[s.grant for s in shares], request=request, actor=request.user)
+    return render(request, "education/portal.html", {"shares": shares, "CopyState": CopyState})

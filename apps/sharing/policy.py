@@ -25,7 +25,8 @@ Grants. A grant covers an object when it is live (not revoked, started, not expi
 the object is in its case (and in its named studies, if it names any), and one of its permissions
 maps to the action (``PERMISSION_ACTIONS``). Download actions also need the grant under its
 download limit and the rendition in its scope; a grant marked ``mfa_required`` needs a user who
-passed MFA in this session. Every check reads the database: revocation and expiry take effect on
+passed MFA in this session. A patient downloads only ``PATIENT_RENDITIONS`` (the education copy),
+whatever the grant names. Every check reads the database: revocation and expiry take effect on
 the very next request.
 """
 
@@ -129,6 +130,10 @@ OWNER_NEEDS: dict[Action, Action] = {
     Action.MANAGE_GRANT: Action.SHARE_CASE,
     Action.DECIDE_ORIGINAL_REQUEST: Action.DOWNLOAD_ORIGINAL,
 }
+
+#: what a patient account may download through any grant: the labelled low-resolution education
+#: copy, never an original, a lossless copy or a preview (apps.education's portal offers it)
+PATIENT_RENDITIONS = frozenset({"education"})
 
 LINK_SESSION_KEY = "lightbox_share_links"
 
@@ -311,6 +316,8 @@ def grant_covers(grant: Grant, action: Action | str, obj: object, *, user: Any =
             return False
     if action in DOWNLOAD_ACTIONS:
         if grant.over_download_limit:
+            return False
+        if rendition not in PATIENT_RENDITIONS and role_in(user, grant.organization_id) == Role.PATIENT:
             return False
         if rendition is not None:
             if grant.renditions and rendition not in grant.renditions:

@@ -316,6 +316,22 @@ def grant_record_open(*, grant: Grant, actor: Any = None, request: HttpRequest |
            target=grant, case=grant.case, request=request, details={"opens": grant.open_count})
 
 
+#: the grants whose opening this browser session has recorded: showing them again is no new opening
+OPENED_SESSION_KEY = "lightbox_opened_grants"
+
+
+def grants_record_open_once(*, grants: Iterable[Grant], request: HttpRequest, actor: Any = None,
+                            actor_label: str = "") -> None:
+    """Record the opening of each of ``grants`` not yet opened in this session (a shared case or
+    the patient portal shown: ``grant.opened``), and remember them in the session."""
+    opened = set(request.session.get(OPENED_SESSION_KEY, []))
+    for grant in grants:
+        if grant.pk not in opened:
+            grant_record_open(grant=grant, actor=actor, request=request, actor_label=actor_label)
+            opened.add(grant.pk)
+    request.session[OPENED_SESSION_KEY] = sorted(opened)
+
+
 @transaction.atomic
 def grant_record_download(*, grant: Grant, package_key: str, request: HttpRequest | None = None,
                           by_user=None, by_link_id: int | None = None) -> bool:

@@ -21,6 +21,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
 from apps.accounts.mfa import require_recent_otp
+from apps.accounts.middleware import is_patient_only
 from apps.organizations.selectors import active_organization_or_404
 from apps.sharing import policy, selectors, services
 from apps.sharing.forms import (
@@ -37,7 +38,7 @@ from apps.sharing.services import LinkRefusal
 from apps.sharing.usecases import TEMPLATES, RecipientKind, Rendition, template_for
 
 SECOND_FACTOR_SESSION_KEY = "lightbox_link_second_factor_ok"
-OPENED_SESSION_KEY = "lightbox_opened_grants"
+OPENED_SESSION_KEY = services.OPENED_SESSION_KEY
 
 _REFUSAL_STATUS = {LinkRefusal.DEAD: 410}
 
@@ -281,6 +282,9 @@ def link_open(request: HttpRequest, token: str) -> HttpResponse:
         if link.pk not in held:
             request.session[policy.LINK_SESSION_KEY] = [*held, link.pk]
     request.session[OPENED_SESSION_KEY] = sorted({*request.session.get(OPENED_SESSION_KEY, []), link.grant_id})
+    if user is not None and is_patient_only(list(getattr(request, "my_memberships", None) or [])):
+        # a patient reaches the patient portal only (apps.accounts.middleware): what was shared is there
+        return redirect("education:portal")
     return redirect("sharing:shared_case", case_id=link.grant.case.public_id)
 
 
@@ -296,13 +300,8 @@ def shared_case(request: HttpRequest, case_id: UUID) -> HttpResponse:
     case = selectors.case_get_shared(actor=actor, public_id=case_id, request=request)
     now = timezone.now()
     grants = [g for g in policy._grants_of(actor, case.pk, now)]
-    opened = set(request.session.get(OPENED_SESSION_KEY, []))
-    for grant in grants:
-        if grant.pk not in opened:
-            services.grant_record_open(grant=grant, actor=policy._user_of(actor), request=request,
-                                       actor_label=actor.label if isinstance(actor, policy.LinkHolder) else "")
-            opened.add(grant.pk)
-    request.session[OPENED_SESSION_KEY] = sorted(opened)
+    services.grants_record_open_once(grants=grants, request=request, actor=policy._user_of(actor),
+                                     actor_label=actor.label if isinstance(actor, policy.LinkHolder) else "")
     renditions = policy.allowed_renditions(actor, case)
     studies = []
     try:

@@ -1,0 +1,176 @@
+"""The patient portal end to end: a patient opens their patient-education link, lands on the
+portal, sees the share and downloads the education copy through the one download endpoint and
+the policy; nothing else is reachable and nothing of another patient shows."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from datetime import timedelta
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from apps.audit.models import AuditEvent
+from apps.organizations.models import Role
+from apps.renditions.models import Kind, Rendition
+from apps.sharing import services
+from apps.sharing.models import Grant
+from apps.sharing.usecases import RecipientKind, UseCase
+from tests.factories import StudyFactory, member
+
+pytestmark = pytest.mark.django_db
+
+
+def _client(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def _download_url(study, rendition: str = "education") -> str:
+    return reverse("renditions:study_download", kwargs={"study_id": study.public_id}) + f"?rendition={rendition}"
+
+
+def _zip(response) -> zipfile.ZipFile:
+    return zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content)))
+
+
+def test_patient_opens_link_and_lands_on_portal_with_the_share(edu_study, edu_share, patient):
+    grant, _link, raw = edu_share
+    client = _client(patient)
+    response = client.get(reverse("sharing:link_open", kwargs={"token": raw}))
+    assert response.status_code == 302 and response["Location"] == reverse("education:portal")
+    page = client.get(response["Location"])
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "CT chest (education test)" in html
+    assert "Patient education - low resolution, not for diagnosis" in html
+    assert "Casey Sharer" in html
+    assert _download_url(edu_study).replace("&", "&amp;") in html
+    assert 'data-testid="portal-empty"' not in html
+    grant.refresh_from_db()
+    assert grant.open_count == 1  # the link's opening; the portal shown right after is the same opening
+    assert AuditEvent.objects.filter(action="grant.opened", target_id=str(grant.public_id)).count() == 1
+
+
+def test_portal_listing_is_recorded_once_per_session(edu_study, edu_share, patient):
+    grant, _link, _raw = edu_share
+    client = _client(patient)
+    assert client.get(reverse("education:portal")).status_code == 200
+    assert client.get(reverse("education:portal")).status_code == 200
+    grant.refresh_from_db()
+    assert grant.open_count == 1 and grant.first_opened_at is not None
+
+
+def test_download_of_the_education_copy_is_counted_and_recorded(edu_study, edu_share, patient):
+    grant, _link, _raw = edu_share
+    client = _client(patient)
+    response = client.get(_download_url(edu_study))
+    assert response.status_code == 200
+    names = _zip(response).namelist()
+    assert any("/ED" in n and n.endswith(".dcm") for n in names), names
+    assert not any("/IM" in n or "/PV" in n for n in names)
+    grant.refresh_from_db()
+    assert grant.download_count == 1
+    assert AuditEvent.objects.filter(action="grant.download", target_id=str(grant.public_id)).exists()
+    assert AuditEvent.objects.filter(action="download.completed", details__rendition="education").exists()
+    # the limit (2) counts portal downloads like any other; then the portal says so
+    assert client.get(_download_url(edu_study)).status_code == 200
+    assert client.get(_download_url(edu_study)).status_code == 403
+    assert 'data-testid="education-limit"' in client.get(reverse("education:portal")).content.decode()
+
+
+@pytest.mark.parametrize("rendition", ["original", "lossless", "preview"])
+def test_patient_never_gets_another_rendition(edu_study, edu_share, patient, rendition):
+    grant, _link, _raw = edu_share
+    response = _client(patient).get(_download_url(edu_study, rendition))
+    assert response.status_code == 403
+    grant.refresh_from_db()
+    assert grant.download_count == 0
+    assert AuditEvent.objects.filter(action="access.denied", outcome="denied").exists()
+
+
+def test_patient_gets_no_original_even_on_a_grant_naming_it(edu_study, edu_case, sharer, patient):
+    """A second-opinion share (originals) to a patient account still gives the patient no original:
+    the policy's patient rule, not the template, decides."""
+    grant, _link, _raw = services.share_create(case=edu_case, by=sharer, use_case=UseCase.SECOND_OPINION,
+                                               recipient_kind=RecipientKind.USER, grantee=patient)
+    assert "download_original" in grant.permissions
+    assert _client(patient).get(_download_url(edu_study, "original")).status_code == 403
+
+
+def test_other_patient_and_other_org_see_nothing(org_a, org_b, edu_study, edu_share):
+    for user in (member(org_a, Role.PATIENT, email="other@alpha.example"),
+                 member(org_b, Role.PATIENT, email="pat@beta.example")):
+        client = _client(user)
+        html = client.get(reverse("education:portal")).content.decode()
+        assert 'data-testid="portal-empty"' in html and "CT chest" not in html
+        assert client.get(_download_url(edu_study)).status_code == 404
+
+
+@pytest.mark.parametrize("how", ["revoked", "expired"])
+def test_revoked_or_expired_share_is_gone(edu_study, edu_share, patient, sharer, how):
+    grant, _link, raw = edu_share
+    if how == "revoked":
+        services.grants_revoke(grants=[grant], by=sharer, reason="test")
+    else:
+        Grant.objects.filter(pk=grant.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    client = _client(patient)
+    html = client.get(reverse("education:portal")).content.decode()
+    assert 'data-testid="portal-empty"' in html and "CT chest" not in html
+    assert client.get(_download_url(edu_study)).status_code == 404
+    assert client.get(reverse("sharing:link_open", kwargs={"token": raw})).status_code == 410
+
+
+def test_copy_not_ready_yet_says_it_is_being_prepared(org_a, edu_case, edu_share, patient):
+    StudyFactory(organization=org_a, case=edu_case, state="ready", study_description="MR knee")
+    html = _client(patient).get(reverse("education:portal")).content.decode()
+    assert "MR knee" in html and 'data-testid="education-preparing"' in html
+    assert 'data-testid="education-download"' not in html
+
+
+def test_copy_pending_is_being_prepared(edu_study, edu_share, patient):
+    Rendition.objects.filter(study=edu_study, kind=Kind.EDUCATION).update(status="pending")
+    html = _client(patient).get(reverse("education:portal")).content.decode()
+    assert 'data-testid="education-preparing"' in html
+
+
+def test_patient_still_refused_everything_else(edu_study, edu_share, patient):
+    _grant, _link, raw = edu_share
+    client = _client(patient)
+    client.get(reverse("sharing:link_open", kwargs={"token": raw}))
+    for url in (reverse("sharing:shared_case", kwargs={"case_id": edu_study.case.public_id}),
+                reverse("cases:case_detail", kwargs={"case_id": edu_study.case.public_id}),
+                reverse("viewer:viewer", kwargs={"study_id": edu_study.public_id}),
+                reverse("imaging:study_detail", kwargs={"study_id": edu_study.public_id}),
+                reverse("sharing:my_shares"), reverse("cases:case_list"),
+                reverse("renditions:case_download", kwargs={"case_id": edu_study.case.public_id})):
+        assert client.get(url).status_code == 403, url
+
+
+def test_other_shares_to_a_patient_are_not_listed(edu_study, edu_case, sharer, patient):
+    services.share_create(case=edu_case, by=sharer, use_case=UseCase.TELEHEALTH,
+                          recipient_kind=RecipientKind.USER, grantee=patient)
+    html = _client(patient).get(reverse("education:portal")).content.decode()
+    assert 'data-testid="portal-empty"' in html
+
+
+def test_staff_opening_a_link_still_lands_on_the_shared_case(edu_case, sharer, org_a):
+    consultant = member(org_a, Role.EXTERNAL_CONSULTANT, email="c@alpha.example")
+    _grant, _link, raw = services.share_create(case=edu_case, by=sharer, use_case=UseCase.TELEHEALTH,
+                                               recipient_kind=RecipientKind.USER, grantee=consultant)
+    response = _client(consultant).get(reverse("sharing:link_open", kwargs={"token": raw}))
+    assert response["Location"] == reverse("sharing:shared_case", kwargs={"case_id": edu_case.public_id})
+
+
+def test_portal_in_spanish(edu_study, edu_share, patient):
+    patient.language = "es"
+    patient.save(update_fields=["language"])
+    html = _client(patient).get(reverse("education:portal")).content.decode()
+    assert "no apto para diagnóstico" in html
+    assert "Descargar su copia" in html
+
+
