@@ -25,10 +25,11 @@ from functools import partial
 from pathlib import Path
 from typing import IO, Any
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Count, F, Sum
 from django.utils import timezone
-from django.utils.translation import gettext_noop
+from django.utils.translation import gettext_lazy, gettext_noop
 
 from apps.audit.services import record
 from apps.core import i18n
@@ -542,20 +543,45 @@ def ingest_job_fail(*, job_id: int, error: str) -> None:
 
 # --- deletion ----------------------------------------------------------------------------------
 
-def study_delete(*, study: Study, by=None, request=None) -> int:
-    """Delete one study version (its series, instances and rendition files). Blobs are
-    content-addressed and may be shared with other studies (dedup): those of the study that no
-    row of any model points at any more are removed from storage. Returns the number of blobs
-    removed. Audited."""
+class StudyBusy(ValidationError):
+    """The study cannot be deleted now: an ingest is still adding to it."""
+
+
+def study_delete(*, study: Study, by: Any, request: Any = None) -> int:
+    """Delete one study version (its series, instances, rendition files and de-identified
+    exports). Blobs are content-addressed and may be shared with other studies (dedup): those of
+    the study that no row of any model points at any more are removed from storage. Returns the
+    number of blobs removed. Audited (``imaging.study_deleted``, in the deleting transaction).
+
+    Security contract: ``by`` must hold DELETE_STUDY on the study (policy; a refusal is recorded
+    before anything is touched, and no grant gives it). A study an ingest job is still working
+    on (queued or running) is refused with ``StudyBusy``: the study row is locked first, the lock
+    an ingest takes before it adds to a study, so a job that has touched the study is seen. A grant
+    naming this study and no other is revoked: left naming nothing, it would cover the whole case.
+    Other versions of the study are kept."""
     from apps.deid.services import study_export_blob_ids
     from apps.renditions.services import study_rendition_blob_ids
+    from apps.sharing import policy
+    from apps.sharing.models import Grant
+    from apps.sharing.services import grants_revoke
 
-    blob_ids = (set(study.instances.values_list("blob_id", flat=True)) | study_rendition_blob_ids(study=study)
-                | study_export_blob_ids(study=study))
-    record(action="imaging.study_deleted", actor=by, organization_id=study.organization_id, target=study,
-           request=request, details={"version": study.version, "instances": study.num_instances})
+    policy.require(by, policy.Action.DELETE_STUDY, study, request=request)
     with transaction.atomic():
+        if not Study.objects.select_for_update().filter(pk=study.pk).exists():
+            raise Study.DoesNotExist("the study was deleted meanwhile")
+        if IngestJob.objects.filter(studies=study, state__in=[JobState.QUEUED, JobState.RUNNING]).exists():
+            raise StudyBusy(gettext_lazy("Images are still being added to this study: it can be deleted once "
+                                         "its upload has finished processing."), code="ingest_running")
+        blob_ids = (set(study.instances.values_list("blob_id", flat=True)) | study_rendition_blob_ids(study=study)
+                    | study_export_blob_ids(study=study))
+        only_this = (Grant.objects.filter(pk__in=Grant.objects.filter(studies=study).values("pk"))
+                     .annotate(named=Count("studies", distinct=True)).filter(named=1))
+        revoked = grants_revoke(grants=list(only_this), by=by, reason="study_deleted", request=request)
+        details = {"version": study.version, "instances": study.num_instances, "grants_revoked": revoked}
         study.delete()
         orphans = blobs_unreferenced_delete(blob_ids)
+        details["blobs_removed"] = len(orphans)
+        record(action="imaging.study_deleted", actor=by, organization_id=study.organization_id, target=study,
+               request=request, details=details)
     blob_files_delete(orphans)
     return len(orphans)

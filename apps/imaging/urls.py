@@ -11,4 +11,5 @@ urlpatterns = [
     path("api/v1/uploads/<uuid:upload_id>/", tus.upload_detail, name="tus_upload"),
     path("studies/upload/", views.upload_page, name="upload"),
     path("studies/<uuid:study_id>/", views.study_detail, name="study_detail"),
+    path("studies/<uuid:study_id>/delete/", views.study_delete, name="study_delete"),
 ]

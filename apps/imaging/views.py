@@ -2,12 +2,17 @@ from __future__ import annotations
 
 from uuid import UUID
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.db.models import Sum
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_http_methods
 
-from apps.imaging import selectors
+from apps.accounts.mfa import require_recent_otp
+from apps.imaging import selectors, services
 from apps.imaging.models import FileOutcome
 from apps.sharing import policy
 from apps.sharing.policy import Action
@@ -29,8 +34,44 @@ def study_detail(request: HttpRequest, study_id: UUID) -> HttpResponse:
     return render(request, "imaging/study_detail.html", {
         "study": study, "series": series, "jobs": jobs,
         "show_patient": policy.can(request.user, Action.VIEW_PATIENT_IDENTITY, study),
+        "may_delete": policy.can(request.user, Action.DELETE_STUDY, study),
         "versions": study.__class__.objects.visible_to(request.user).filter(
             organization=study.organization, study_instance_uid=study.study_instance_uid).order_by("version"),
+    })
+
+
+@login_required
+@require_recent_otp  # a deletion cannot be undone: a recent second factor, as for sharing
+@require_http_methods(["GET", "POST"])
+@policy.serves(Action.DELETE_STUDY)
+def study_delete(request: HttpRequest, study_id: UUID) -> HttpResponse:
+    """GET: what deleting this study version removes, and the button. POST (CSRF-checked):
+    delete it through ``services.study_delete`` (which asks the policy itself), then back to its
+    case (or the study list) with a message. A study an ingest is still filling is refused with
+    its reason on the study page."""
+    from apps.deid.models import DeidExport
+    from apps.renditions.models import Rendition
+
+    study = selectors.study_get(user=request.user, public_id=study_id)  # 404 to other organizations
+    policy.require(request.user, Action.DELETE_STUDY, study, request=request)
+    if request.method == "POST":
+        try:
+            services.study_delete(study=study, by=request.user, request=request)
+        except services.StudyBusy as exc:
+            messages.error(request, " ".join(exc.messages))
+            return redirect("imaging:study_detail", study_id=study.public_id)
+        messages.success(request, _("The study was deleted."))
+        if study.case_id is not None:
+            return redirect("cases:case_detail", case_id=study.case.public_id)
+        return redirect("cases:case_list")
+    renditions = Rendition.objects.filter(study=study)
+    return render(request, "imaging/study_delete.html", {
+        "study": study,
+        "renditions": renditions.count(),
+        "rendition_bytes": renditions.aggregate(n=Sum("bytes"))["n"] or 0,
+        "exports": DeidExport.objects.filter(study=study).count(),
+        "other_versions": study.__class__.objects.for_org(study.organization_id).filter(
+            study_instance_uid=study.study_instance_uid).exclude(pk=study.pk).count(),
     })
 
 

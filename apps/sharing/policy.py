@@ -72,6 +72,10 @@ class Action(StrEnum):
     # A de-identified copy (PS3.15 Annex E) of a study, for use outside the organization: staff
     # who read the originals, never through a grant (apps.deid).
     EXPORT_DEIDENTIFIED = "export_deidentified"
+    # Delete a study version for good (its images, renditions and de-identified exports):
+    # radiologists, who manage the organization's imaging and can check what they remove, and
+    # org admins, who answer for its records (a wrong-patient upload); never through a grant.
+    DELETE_STUDY = "delete_study"
     # Patient name, MRN and birth date: staff of the organization only, never through a grant.
     # Outsiders (consultants, board guests, link holders) see the case without identifiers.
     VIEW_PATIENT_IDENTITY = "view_patient_identity"
@@ -83,10 +87,14 @@ _READER = {Action.VIEW_CASE, Action.VIEW_IMAGES, Action.DOWNLOAD_PREVIEW, Action
 
 ROLE_ACTIONS: dict[str, frozenset[Action]] = {
     # Org admins run the organization; they see case status but not pixels (minimum necessary).
+    # Deleting a study needs no pixels; it is theirs to do as the ones who answer for the records.
     Role.ORG_ADMIN: frozenset(_STAFF | {Action.MANAGE_MEMBERS, Action.MANAGE_ORGANIZATION, Action.VIEW_AUDIT,
-                                        Action.VIEW_CASE, Action.MANAGE_CASE, Action.MANAGE_GRANT}),
+                                        Action.VIEW_CASE, Action.MANAGE_CASE, Action.MANAGE_GRANT,
+                                        Action.DELETE_STUDY}),
     Role.RADIOLOGIST: frozenset(_STAFF | _READER | {Action.MANAGE_GRANT, Action.DECIDE_ORIGINAL_REQUEST,
-                                                    Action.UPLOAD_STUDY, Action.EXPORT_DEIDENTIFIED}),
+                                                    Action.UPLOAD_STUDY, Action.EXPORT_DEIDENTIFIED,
+                                                    Action.DELETE_STUDY}),
+    # Clinicians and coordinators upload but do not delete: a deletion cannot be undone.
     Role.CLINICIAN: frozenset(_STAFF | _READER | {Action.MANAGE_GRANT, Action.UPLOAD_STUDY,
                                                   Action.EXPORT_DEIDENTIFIED}),
     # Coordinators organize cases and boards: status, not pixels.

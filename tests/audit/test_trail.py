@@ -243,7 +243,7 @@ def _study_delete(w):
     from apps.imaging.models import Study
     from apps.imaging.services import study_delete
 
-    study_delete(study=Study.objects.get(case=w.case), by=w.clinician)
+    study_delete(study=Study.objects.get(case=w.case), by=w.radiologist)  # DELETE_STUDY: not clinicians
 
 
 # --- accounts: second factor, invitations, single sign-on -------------------------------------

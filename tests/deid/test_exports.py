@@ -560,7 +560,8 @@ def test_a_second_click_while_running_makes_no_second_export(world):
     assert later.pk != first.pk  # once finished, a new export is a new export
 
 
-def test_deleting_the_study_removes_its_exports_blobs(world, client_as, django_capture_on_commit_callbacks):
+def test_deleting_the_study_removes_its_exports_blobs(world, client_as, django_capture_on_commit_callbacks,
+                                                      admin_a):
     from django.core.files.storage import default_storage
 
     from apps.imaging.models import Blob
@@ -571,7 +572,7 @@ def test_deleting_the_study_removes_its_exports_blobs(world, client_as, django_c
                                        .values("blob_id")))
     assert outputs and all(default_storage.exists(b.storage_name) for b in outputs)
 
-    study_delete(study=world["study"], by=world["clinician"])
+    study_delete(study=world["study"], by=admin_a)  # DELETE_STUDY: org admins and radiologists
 
     assert not [b.storage_name for b in outputs if default_storage.exists(b.storage_name)]
     assert not Blob.objects.filter(pk__in=[b.pk for b in outputs]).exists()

@@ -18,9 +18,9 @@ READER = {Action.VIEW_CASE, Action.VIEW_IMAGES, Action.DOWNLOAD_PREVIEW, Action.
           Action.SHARE_CASE, Action.MANAGE_CASE}
 EXPECTED = {
     Role.ORG_ADMIN: STAFF | {Action.MANAGE_MEMBERS, Action.MANAGE_ORGANIZATION, Action.VIEW_AUDIT,
-                             Action.VIEW_CASE, Action.MANAGE_CASE, Action.MANAGE_GRANT},
+                             Action.VIEW_CASE, Action.MANAGE_CASE, Action.MANAGE_GRANT, Action.DELETE_STUDY},
     Role.RADIOLOGIST: STAFF | READER | {Action.MANAGE_GRANT, Action.DECIDE_ORIGINAL_REQUEST, Action.UPLOAD_STUDY,
-                                        Action.EXPORT_DEIDENTIFIED},
+                                        Action.EXPORT_DEIDENTIFIED, Action.DELETE_STUDY},
     Role.CLINICIAN: STAFF | READER | {Action.MANAGE_GRANT, Action.UPLOAD_STUDY, Action.EXPORT_DEIDENTIFIED},
     Role.COORDINATOR: STAFF | {Action.VIEW_CASE, Action.MANAGE_CASE, Action.MANAGE_GRANT, Action.UPLOAD_STUDY},
     Role.EXTERNAL_CONSULTANT: {Action.VIEW_ORGANIZATION},

@@ -11,7 +11,7 @@ from apps.renditions.models import Kind, RenditionFile, Status
 from tests.factories import InstanceFactory, RenditionFactory, RenditionFileFactory, StudyFactory
 
 
-def test_study_delete_removes_its_blobs_and_keeps_shared_ones(ct_study, clinician_a):
+def test_study_delete_removes_its_blobs_and_keeps_shared_ones(ct_study, admin_a):
     files = RenditionFile.objects.filter(study=ct_study, status=Status.READY).select_related("blob")
     made = {f.kind for f in files if f.kind != Kind.ORIGINAL}
     assert {Kind.LOSSLESS, Kind.PREVIEW, Kind.EDUCATION} <= made
@@ -31,7 +31,7 @@ def test_study_delete_removes_its_blobs_and_keeps_shared_ones(ct_study, clinicia
     gone = (originals | renditions) - kept
     assert all(default_storage.exists(b.storage_name) for b in originals | renditions)
 
-    removed = study_delete(study=ct_study, by=clinician_a)
+    removed = study_delete(study=ct_study, by=admin_a)
 
     assert removed == len(gone)
     assert not [b.storage_name for b in gone if default_storage.exists(b.storage_name)]

@@ -45,7 +45,7 @@ ACTORS = ["owner", "other_member", "recipient", "other_user", "other_tenant", "a
 STATES = ["active", "expired", "revoked", "over_limit", "case_closed"]
 CASE_ACTIONS = [Action.VIEW_CASE, Action.VIEW_IMAGES, Action.DOWNLOAD_PREVIEW, Action.DOWNLOAD_ORIGINAL,
                 Action.SHARE_CASE, Action.MANAGE_CASE, Action.MANAGE_GRANT, Action.VIEW_ORG_DATA,
-                Action.EXPORT_DEIDENTIFIED]
+                Action.EXPORT_DEIDENTIFIED, Action.DELETE_STUDY]
 
 #: the recipient's and the link's grant: view and preview downloads, no originals
 GRANT_PERMISSIONS = ["view", "download_preview"]
@@ -53,6 +53,8 @@ GRANT_PERMISSIONS = ["view", "download_preview"]
 OWNER = {Action.VIEW_CASE, Action.VIEW_IMAGES, Action.DOWNLOAD_PREVIEW, Action.DOWNLOAD_ORIGINAL,
          Action.SHARE_CASE, Action.MANAGE_CASE, Action.MANAGE_GRANT, Action.VIEW_ORG_DATA,
          Action.EXPORT_DEIDENTIFIED}  # staff (a clinician); never through a grant
+# DELETE_STUDY is held by no actor here: the owner is a clinician (deletion is for radiologists
+# and org admins, tests/imaging/test_delete.py) and no grant permission gives it
 GRANTED = {Action.VIEW_CASE, Action.VIEW_IMAGES, Action.DOWNLOAD_PREVIEW}
 
 
