@@ -1,6 +1,7 @@
 """The sharing part of the demo (called from apps.core.demo.seed): on the Northwind demo case, a
 live second-opinion share to the demo consultant and an expired, never opened telehealth share,
-so "My shares" shows states and "Shared with me" has something in it. Idempotent."""
+so "My shares" shows states and "Shared with me" has something in it; and a live
+patient-education share to the demo patient, so the patient portal shows it. Idempotent."""
 
 from __future__ import annotations
 
@@ -31,6 +32,15 @@ def seed_shares(org: Organization, domain: str) -> None:
         grant = services.grant_create(
             case=case, grantee=consultant, permissions=second.permissions, renditions=second.renditions,
             expires_at=now + timedelta(hours=second.default_hours), by=sharer, use_case=UseCase.SECOND_OPINION)
+        services.share_link_create(grant=grant, by=sharer)
+    patient = User.objects.filter(email=f"patient@{domain}").first()
+    education = TEMPLATES[UseCase.PATIENT_EDUCATION]
+    if patient is not None and not Grant.objects.filter(
+            case=case, grantee=patient, use_case=UseCase.PATIENT_EDUCATION).live().exists():
+        grant = services.grant_create(
+            case=case, grantee=patient, permissions=education.permissions, renditions=education.renditions,
+            expires_at=now + timedelta(hours=education.default_hours), by=sharer,
+            use_case=UseCase.PATIENT_EDUCATION)
         services.share_link_create(grant=grant, by=sharer)
     if not mine.filter(use_case=UseCase.TELEHEALTH).exists():
         triage = TEMPLATES[UseCase.TELEHEALTH]

@@ -30,3 +30,18 @@ def test_seed_demo_shares_show_states_and_are_idempotent():
     received = recipient.get(reverse("sharing:shared_with_me")).content.decode()
     assert live.case.title in received
     assert recipient.get(reverse("sharing:shared_case", kwargs={"case_id": live.case.public_id})).status_code == 200
+
+
+def test_seed_demo_gives_the_demo_patient_a_patient_education_share_on_the_portal():
+    call_command("seed_demo", stdout=io.StringIO())
+    call_command("seed_demo", stdout=io.StringIO())
+    patient = User.objects.get(email="patient@northwind.example")
+    [grant] = Grant.objects.filter(grantee=patient)
+    assert grant.use_case == "patient_education" and grant.renditions == ["education"]
+    assert grant.links.count() == 1
+    client = Client()
+    client.force_login(patient)
+    page = client.get(reverse("education:portal")).content.decode()
+    assert 'data-testid="education-share"' in page and 'data-testid="portal-empty"' not in page
+    # the education copy is made after the seed commits (renditions task): ready or being prepared
+    assert 'data-testid="education-download"' in page or 'data-testid="education-preparing"' in page
