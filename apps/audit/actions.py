@@ -56,6 +56,8 @@ from django.utils.translation import pgettext_lazy
 #   every denial by the policy ................ access.denied (apps.sharing.policy.require)
 #   audit trail exported ...................... audit.exported
 #   encryption key rotation ................... keys.rotated (manage.py rotate_keys)
+#   organization onboarded .................... organization.created (manage.py organization_create)
+#                                               + membership.added (its first org admin)
 
 # --- sign-in and security ------------------------------------------------------------------------
 AUTH_SIGNED_IN = "auth.signed_in"
@@ -139,6 +141,7 @@ IMAGING_INGEST = "imaging.ingest"
 IMAGING_STUDY_INGESTED = "imaging.study_ingested"
 IMAGING_STUDY_DELETED = "imaging.study_deleted"
 KEYS_ROTATED = "keys.rotated"
+ORGANIZATION_CREATED = "organization.created"
 
 #: every action with a short human label (the audit page shows and filters by these)
 LABELS: dict[str, str] = {
@@ -218,6 +221,7 @@ LABELS: dict[str, str] = {
     IMAGING_STUDY_INGESTED: _("Study ingested"),
     IMAGING_STUDY_DELETED: _("Study deleted"),
     KEYS_ROTATED: _("Encryption keys re-wrapped"),
+    ORGANIZATION_CREATED: _("Organization created"),
 }
 
 ALL: tuple[str, ...] = tuple(LABELS)

@@ -3,10 +3,12 @@ recorded in the audit log."""
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.core.validators import validate_email
+from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from django.utils.translation import gettext as _
 
@@ -20,6 +22,9 @@ if TYPE_CHECKING:
     pass
 
 ACTIVE_ORG_SESSION_KEY = "lightbox_active_org"
+
+#: an organization's short name (its SSO provider id ``org-<slug>`` and URLs use it)
+_SLUG = re.compile(r"[a-z0-9][a-z0-9-]*")
 
 
 def organization_switch(*, request: HttpRequest, organization: Organization) -> None:
@@ -70,6 +75,14 @@ def membership_add(*, organization: Organization, by: User, email: str, role: st
     link that the caller sends them (e-mail carries only that link).
     """
     policy.require(by, Action.MANAGE_MEMBERS, organization, request=request)
+    return _membership_insert(organization=organization, by=by, email=email, role=role, full_name=full_name,
+                              request=request)
+
+
+def _membership_insert(*, organization: Organization, by: User | None, email: str, role: str,
+                       full_name: str = "", request: HttpRequest | None = None) -> tuple[Membership, bool]:
+    """The one way a member is added (``membership_add``, ``organization_create``); callers
+    check the rights."""
     if role not in Role.values:
         raise ValidationError(_("Unknown role."))
     email = email.strip().lower()
@@ -89,6 +102,78 @@ def membership_add(*, organization: Organization, by: User, email: str, role: st
     record(action="membership.added", actor=by, organization=organization, target=membership,
            request=request, details={"role": role, "account_created": created})
     return membership, created
+
+
+def password_link_send(*, user: User, request: HttpRequest | None = None) -> None:
+    """E-mail ``user`` allauth's one-time link to set a password (the mail carries only that
+    link). Without a request (a management command) the link points at the first of
+    ``ALLOWED_HOSTS`` over ``ACCOUNT_DEFAULT_HTTP_PROTOCOL``, as invitation links do."""
+    from allauth.account.forms import ResetPasswordForm
+    from django.conf import settings
+
+    if request is None:
+        request = HttpRequest()
+        host = settings.ALLOWED_HOSTS[0] if settings.ALLOWED_HOSTS else "localhost"
+        secure = settings.ACCOUNT_DEFAULT_HTTP_PROTOCOL == "https"
+        request.META = {"SERVER_NAME": host.strip("[]") if host != "*" else "localhost",
+                        "SERVER_PORT": "443" if secure else "80", "REMOTE_ADDR": "127.0.0.1",
+                        "HTTP_HOST": host if host != "*" else "localhost",
+                        "wsgi.url_scheme": "https" if secure else "http"}
+        if secure:
+            request.META["HTTPS"] = "on"
+            request.is_secure = lambda: True  # type: ignore[method-assign]
+    from allauth.core import context
+
+    form = ResetPasswordForm(data={"email": user.email})
+    if form.is_valid():
+        with context.request_context(request):  # allauth builds the link from its current request
+            form.save(request)
+
+
+def organization_create(*, slug: str, name: str, admin_email: str, admin_name: str = "",
+                        request: HttpRequest | None = None) -> tuple[Organization, Membership, bool]:
+    """Create an organization and make ``admin_email`` its first org admin; returns
+    (organization, membership, account_created).
+
+    Security contract: an operator's act (``manage.py organization_create``), not a portal one:
+    no role of any organization may create another, so there is no policy action and no user
+    actor (the events name the system). The first admin is added the way an org admin adds staff
+    (``_membership_insert``: a member first, a new account with no usable password, the caller
+    sends the link to set one); they then sign in with that password (password sign-in is never
+    turned off for org admins), enrol their second factor, and configure SSO and members in the
+    portal. A taken slug is refused (``ValidationError``) with nothing changed, so a second run
+    is harmless. Recorded: ``organization.created`` and ``membership.added`` in the new
+    organization's chain."""
+    slug = (slug or "").strip().lower()
+    name = (name or "").strip()
+    admin_email = (admin_email or "").strip().lower()
+    errors: dict[str, str] = {}
+    if not slug or len(slug) > Organization._meta.get_field("slug").max_length or not _SLUG.fullmatch(slug):
+        errors["slug"] = _("Enter a short name of 1 to 60 lower-case letters, digits and hyphens, starting "
+                           "with a letter or digit.")
+    if not name or len(name) > Organization._meta.get_field("name").max_length:
+        errors["name"] = _("Enter the organization's name (at most 200 characters).")
+    try:
+        validate_email(admin_email)
+    except ValidationError:
+        errors["admin_email"] = _("Enter a valid e-mail address for the first org admin.")
+    if errors:
+        raise ValidationError(errors)
+    try:
+        with transaction.atomic():
+            if Organization.objects.filter(slug=slug).exists():
+                raise ValidationError({"slug": _("An organization with the short name %(slug)s already exists; "
+                                                 "nothing was changed.") % {"slug": slug}})
+            organization = Organization.objects.create(slug=slug, name=name)
+            record(action="organization.created", actor_label="system", organization=organization,
+                   target=organization, request=request, details={"slug": slug})
+            membership, created = _membership_insert(organization=organization, by=None, email=admin_email,
+                                                     role=Role.ORG_ADMIN, full_name=admin_name,
+                                                     request=request)
+    except IntegrityError:  # the same slug created meanwhile by another run
+        raise ValidationError({"slug": _("An organization with the short name %(slug)s already exists; "
+                                         "nothing was changed.") % {"slug": slug}}) from None
+    return organization, membership, created
 
 
 @transaction.atomic

@@ -560,6 +560,15 @@ def _keys_rotate(w):
     call_command("rotate_keys", stdout=io.StringIO())
 
 
+def _organization_create(w):
+    import io
+
+    from django.core.management import call_command
+
+    call_command("organization_create", slug="onboarded", name="Onboarded Hospital",
+                 admin_email="first-admin@onboarded.example", stdout=io.StringIO())
+
+
 def _upload_expire(w):
     from apps.imaging.models import Upload
     from apps.imaging.tasks import uploads_expire_task
@@ -838,6 +847,8 @@ ROWS = [
     Row("share expired", _share_expire, [(A.SHARE_EXPIRED, ALLOWED, ORG)], setup=_make_grant),
     Row("audit trail exported", _audit_export, [(A.AUDIT_EXPORTED, ALLOWED, ORG)]),
     Row("encryption keys re-wrapped", _keys_rotate, [(A.KEYS_ROTATED, ALLOWED, GLOBAL)]),
+    Row("organization onboarded", _organization_create,
+        [(A.ORGANIZATION_CREATED, ALLOWED, "org onboarded"), (A.MEMBERSHIP_ADDED, ALLOWED, "org onboarded")]),
     # --- de-identification: the export's run records once, when it is ready
     Row("de-identified export made", _deid_export,
         [(A.DEID_EXPORT_STARTED, ALLOWED, ORG), (A.DEID_EXPORTED, ALLOWED, ORG)], setup=_study),
@@ -884,7 +895,10 @@ def w(org_a, org_b, admin_a, clinician_a, ct_folder, settings):
 def _events_after(last_id: int, org) -> list[tuple[str, str, str]]:
     rows = AuditEvent.objects.filter(id__gt=last_id).order_by("id").values_list("action", "outcome",
                                                                                 "organization_id")
-    return [(a, o, GLOBAL if org_id is None else ORG if org_id == org.pk else f"org {org_id}")
+    from apps.organizations.models import Organization
+
+    slugs = dict(Organization.objects.values_list("pk", "slug"))  # another organization: "org <slug>"
+    return [(a, o, GLOBAL if org_id is None else ORG if org_id == org.pk else f"org {slugs.get(org_id, org_id)}")
             for a, o, org_id in rows]
 
 
