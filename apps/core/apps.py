@@ -9,5 +9,8 @@ class CoreConfig(AppConfig):
 
     def ready(self) -> None:
         from apps.core import logs
+        from apps.core.admin import third_party_admins_read_only
 
         logs.install()
+        # after django.contrib.admin's autodiscovery (its ready() ran first: it is listed first)
+        third_party_admins_read_only()

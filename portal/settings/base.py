@@ -320,6 +320,7 @@ OTP_TOTP_ISSUER = "Lightbox"
 # LIGHTBOX_OTP_MAX_FAILURES in a row (a fixed lock, rather than django-otp's doubling delays)
 OTP_TOTP_THROTTLE_FACTOR = 0
 OTP_STATIC_THROTTLE_FACTOR = 0
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True  # the admin never shows an authenticator key, its QR code or recovery codes
 SOCIALACCOUNT_ADAPTER = "apps.accounts.adapters.SocialAccountAdapter"
 SOCIALACCOUNT_AUTO_SIGNUP = False
 SOCIALACCOUNT_EMAIL_AUTHENTICATION = False  # linking is decided by the adapter, against memberships
