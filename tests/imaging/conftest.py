@@ -23,3 +23,15 @@ def small_ct_zip(small_ct, tmp_path_factory) -> Path:
         for f in sorted(small_ct.iterdir()):
             zf.write(f, f"CT/{f.name}")
     return path
+
+
+@pytest.fixture
+def ingested(org_a, small_ct):
+    """The small CT series ingested into a case of org A: its ready study."""
+    from apps.imaging.services import ingest_job_create, ingest_job_run
+    from tests.factories import CaseFactory
+
+    case = CaseFactory(organization=org_a)
+    job = ingest_job_create(organization=org_a, source_path=str(small_ct), case=case, enqueue=False)
+    ingest_job_run(job_id=job.pk)
+    return job.studies.get()

@@ -18,17 +18,9 @@ from apps.imaging.services import StudyBusy, ingest_job_create, ingest_job_run, 
 from apps.organizations.models import Role
 from apps.sharing import services as sharing
 from apps.sharing.models import Grant
-from tests.factories import CaseFactory, member
+from tests.factories import member
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def ingested(org_a, small_ct):
-    case = CaseFactory(organization=org_a)
-    job = ingest_job_create(organization=org_a, source_path=str(small_ct), case=case, enqueue=False)
-    ingest_job_run(job_id=job.pk)
-    return job.studies.get()
 
 
 def _url(study, name="imaging:study_delete"):

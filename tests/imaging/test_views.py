@@ -2,19 +2,10 @@ from __future__ import annotations
 
 import pytest
 
-from apps.imaging.services import ingest_job_create, ingest_job_run
 from apps.organizations.models import Role
-from tests.factories import CaseFactory, GrantFactory, StudyFactory, member
+from tests.factories import GrantFactory, StudyFactory, member
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def ingested(org_a, small_ct):
-    case = CaseFactory(organization=org_a)
-    job = ingest_job_create(organization=org_a, source_path=str(small_ct), case=case, enqueue=False)
-    ingest_job_run(job_id=job.pk)
-    return job.studies.get()
 
 
 def test_study_page_shows_metadata_series_and_state(client_as, org_a, ingested):
