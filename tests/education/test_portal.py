@@ -174,3 +174,20 @@ def test_portal_in_spanish(edu_study, edu_share, patient):
     assert "Descargar su copia" in html
 
 
+
+
+@pytest.mark.parametrize("language", ["en", "es"])
+def test_portal_dates_read_year_month_day(edu_study, edu_share, patient, language):
+    """Dates on pages read year-month-day with a 24-hour clock in every language: the portal
+    showed the expiry as 'Jan. 4, 2027, 8:40 p.m.' ('4 de enero de 2027 a las 20:40')."""
+    from datetime import date
+
+    grant, _link, _raw = edu_share
+    expires = (timezone.now() + timedelta(days=3)).replace(hour=15, minute=7, second=0, microsecond=0)
+    Grant.objects.filter(pk=grant.pk).update(expires_at=expires)
+    type(edu_study).objects.filter(pk=edu_study.pk).update(study_date=date(2026, 3, 4))
+    patient.language = language
+    patient.save(update_fields=["language"])
+    html = _client(patient).get(reverse("education:portal")).content.decode()
+    assert f">{timezone.localtime(expires):%Y-%m-%d %H:%M}</time>" in html
+    assert ">2026-03-04</time>" in html

@@ -219,3 +219,18 @@ def test_my_shares_offers_renew_only_where_renewing_can_succeed(owner, case, con
     assert renew_offered(renewable)
     assert not renew_offered(fixed)
     assert not renew_offered(on_closed)
+
+
+def test_share_done_shows_the_expiry_year_month_day(owner, case, consultant):
+    """The page that shows a new link gave its expiry in Django's long form ('Jan. 4, 2027, 8:40
+    p.m.'); every other page reads year-month-day with a 24-hour clock."""
+    from django.utils import timezone
+
+    client = Client()
+    client.force_login(owner)
+    url = reverse("sharing:case_share", kwargs={"case_id": case.public_id})
+    form = {"use_case": "second_opinion", "recipient_kind": "user", "recipient_email": consultant.email,
+            "confirm": "1"}
+    done = client.post(url, form).content.decode()
+    shown = timezone.localtime(Grant.objects.get().expires_at).strftime("%Y-%m-%d %H:%M")
+    assert f">{shown}</time>" in done
