@@ -128,6 +128,7 @@ class CasePage:
     attachments: list[Attachment] = field(default_factory=list)
     can_manage: bool = False
     can_view_images: bool = False
+    can_delete_studies: bool = False
 
 
 def _studies_of(case: Case, user: User) -> list[Any]:
@@ -152,10 +153,13 @@ def case_page(*, user: User, case: Case) -> CasePage:
     one per study, note or participant."""
     can_manage = policy.can(user, Action.MANAGE_CASE, case)
     page = CasePage(case=case, can_manage=can_manage,
-                    can_view_images=policy.can(user, Action.VIEW_IMAGES, case))
+                    can_view_images=policy.can(user, Action.VIEW_IMAGES, case),
+                    can_delete_studies=policy.can(user, Action.DELETE_STUDY, case))
     if page.can_view_images:  # images and clinical documents: not for status-only roles
-        page.studies = _studies_of(case, user)
         page.attachments = attachments_of(case)
+    if page.can_view_images or page.can_delete_studies:
+        # an org admin sees no pixels but may delete a study: the list (no viewer) leads to its page
+        page.studies = _studies_of(case, user)
     page.notes = list(CaseNote.objects.filter(case=case).select_related("author").order_by("created_at", "id"))
     now = timezone.now()
     if can_manage:

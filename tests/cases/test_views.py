@@ -193,6 +193,19 @@ def test_a_coordinator_sees_status_not_studies_or_documents(org_a, client_as):
     assert "status, not its images" in body
 
 
+def test_an_org_admin_reaches_a_study_to_delete_from_the_case_page_without_the_viewer(org_a, admin_a, client_as):
+    """Org admins may delete a study (DELETE_STUDY) but see no pixels: the case page lists the
+    case's studies to them, each leading to its page (where "Delete study" is), with no viewer
+    link. Before, it said "status, not its images" and the study page was reachable by URL only."""
+    case = CaseFactory(organization=org_a)
+    study = StudyFactory(organization=org_a, case=case, study_description="Wrong-patient CT")
+    body = client_as(admin_a).get(_page(case)).content.decode()
+    assert "Wrong-patient CT" in body
+    assert reverse("imaging:study_detail", kwargs={"study_id": study.public_id}) in body
+    assert reverse("viewer:viewer", kwargs={"study_id": study.public_id}) not in body
+    assert "status, not its images" not in body
+
+
 def test_a_study_scoped_grantee_sees_only_the_shared_studies_on_the_case_page(org_a, clinician_a, client_as):
     """A grant naming one study of a case lists that study on the case page, not the case's
     others (as the study pages, the viewer and the shared-case page already refuse them)."""
