@@ -151,6 +151,21 @@ def test_patient_still_refused_everything_else(edu_study, edu_share, patient):
         assert client.get(url).status_code == 403, url
 
 
+@pytest.mark.parametrize(("language", "back"), [("en", "Back to your patient portal"),
+                                                ("es", "Volver a su portal del paciente")])
+def test_refused_page_leads_a_patient_back_to_the_portal(edu_study, edu_share, patient, language, back):
+    """A patient refused a staff page (the viewer, the case) is told where their images are and
+    led back to the portal, in their language; not the staff text ('your role... ask your
+    administrator') and a link to a dashboard they do not have."""
+    patient.language = language
+    patient.save(update_fields=["language"])
+    response = _client(patient).get(reverse("viewer:viewer", kwargs={"study_id": edu_study.public_id}))
+    html = response.content.decode()
+    assert response.status_code == 403
+    assert f'href="{reverse("education:portal")}" data-testid="back-to-portal">{back}</a>' in html
+    assert f'href="{reverse("dashboard")}"' not in html.split("<main", 1)[1]
+
+
 def test_other_shares_to_a_patient_are_not_listed(edu_study, edu_case, sharer, patient):
     services.share_create(case=edu_case, by=sharer, use_case=UseCase.TELEHEALTH,
                           recipient_kind=RecipientKind.USER, grantee=patient)
