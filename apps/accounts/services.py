@@ -4,7 +4,9 @@ atomic, audited; audit details and e-mails carry ids and figures only, never pat
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
+import smtplib
 from collections.abc import Iterable
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
@@ -23,6 +25,8 @@ from apps.audit.services import record
 from apps.organizations.models import Membership, Organization, Role
 from apps.sharing import policy
 from apps.sharing.policy import Action
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
@@ -141,8 +145,25 @@ def invitation_create(*, organization: Organization, by: User, email: str, role:
                                         patient=patient, raw=raw, by=by, cases=cases, language=language,
                                         request=request)
     # Sent once the row exists (the send is claimed on sent_at, so a retry never sends twice).
-    invitation_send(invitation=invitation, raw=raw, request=request)
+    try:
+        invitation_send(invitation=invitation, raw=raw, request=request)
+    except (smtplib.SMTPException, OSError) as exc:
+        _invitation_not_sent(invitation=invitation, error=exc, by=by, request=request)
     return invitation, raw
+
+
+def _invitation_not_sent(*, invitation: Invitation, error: Exception, by: User,
+                         request: HttpRequest | None) -> None:
+    """The mail server was unreachable or refused the address. Nobody received the link and its
+    secret is not kept, so the invitation is withdrawn (recorded) and the sender told why; the
+    log names the error's type only (its message quotes the address)."""
+    logger.warning("Invitation e-mail not sent: %s", type(error).__name__)
+    Invitation.objects.filter(pk=invitation.pk).update(sent_at=None, revoked_at=timezone.now())
+    record(action="invitation.revoked", actor=by, organization_id=invitation.organization_id, target=invitation,
+           request=request, outcome="failed", details={"reason": "not_sent", "error": type(error).__name__})
+    raise ValidationError(_("The invitation e-mail could not be sent (the mail server could not be reached or "
+                            "refused the address), so the invitation was withdrawn. Check the address and try "
+                            "again later."))
 
 
 def _invitation_insert(*, organization: Organization, kind: str, email: str, role: str, patient: Any,

@@ -256,3 +256,48 @@ def test_patient_invitation_locks_after_five_wrong_birth_dates(patient_invitatio
     # even the right date no longer opens it
     response = browser.post(_url(raw), {"step": "birth_date", "birth_date": "1961-04-02"})
     assert response.status_code == 410 and b"locked" in response.content
+
+
+class _DownMailServer:
+    """An e-mail backend whose server cannot be reached (or refuses the recipient)."""
+
+    error: Exception = ConnectionRefusedError(111, "Connection refused")
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def send_messages(self, messages):
+        raise self.error
+
+
+class _RefusingMailServer(_DownMailServer):
+    import smtplib
+
+    error = smtplib.SMTPRecipientsRefused({"x@elsewhere.example": (550, b"user unknown")})
+
+
+@pytest.mark.parametrize("backend", ["_DownMailServer", "_RefusingMailServer"])
+def test_an_invitation_whose_email_cannot_be_sent_is_withdrawn_with_a_reason(settings, org_a, radiologist, case,
+                                                                            verified_client, backend):
+    """The mail server is down or refuses the address: the sender gets the form back with the
+    reason (no server error), and the invitation, whose link nobody received and whose secret is
+    not kept, is withdrawn (recorded), so it cannot be mistaken for one on its way."""
+    settings.EMAIL_BACKEND = f"{__name__}.{backend}"
+    client = verified_client(radiologist)
+    client.raise_request_exception = False
+    response = client.post("/org/invitations/new/", {"email": "c@elsewhere.example",
+                                                     "role": Role.EXTERNAL_CONSULTANT, "cases": [case.pk],
+                                                     "language": "en"})
+    assert response.status_code == 400
+    assert "could not be sent" in response.content.decode()
+    invitation = Invitation.objects.get()
+    assert invitation.revoked_at is not None and invitation.sent_at is None
+    withdrawn = AuditEvent.objects.get(action="invitation.revoked")
+    assert withdrawn.details["reason"] == "not_sent"
+    # a patient invitation the same way
+    patient_case = CaseFactory(organization=org_a, created_by=radiologist,
+                               patient=PatientFactory(organization=org_a, birth_date=date(1970, 1, 2)))
+    response = client.post(f"/cases/{patient_case.public_id}/invite-patient/",
+                           {"email": "p@home.example", "language": "en"})
+    assert response.status_code == 400 and "could not be sent" in response.content.decode()
+    assert not Invitation.objects.filter(revoked_at__isnull=True).exists()
