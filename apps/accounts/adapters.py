@@ -14,9 +14,12 @@ SSO links accounts, it never creates one, and so never creates an org admin.
 
 from __future__ import annotations
 
+import logging
+import smtplib
 from typing import Any
 
 from allauth.account.adapter import DefaultAccountAdapter
+from allauth.core import context as allauth_context
 from allauth.core.exceptions import ImmediateHttpResponse
 from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
 from django import forms
@@ -25,6 +28,8 @@ from django.shortcuts import render
 from django.utils.translation import gettext as _
 
 from apps.audit.services import record
+
+logger = logging.getLogger(__name__)
 
 
 def password_login_refused(user: Any) -> bool:
@@ -39,9 +44,26 @@ def password_login_refused(user: Any) -> bool:
     ).exists()
 
 
+#: set on the request when allauth could not hand an e-mail to the mail server
+MAIL_FAILED = "lightbox_mail_failed"
+
+
 class AccountAdapter(DefaultAccountAdapter):
     def is_open_for_signup(self, request: HttpRequest) -> bool:
         return False
+
+    def send_mail(self, template_prefix: str, email: str, context: dict[str, Any]) -> None:
+        """E-mail is a notification layer: a mail server that is down or refuses the address
+        does not turn the page into a server error (a password reset says, as always, that a
+        link was sent if the account exists). The log names the error's type only (its message
+        quotes the address); callers that must tell someone read ``MAIL_FAILED`` on the request."""
+        try:
+            super().send_mail(template_prefix, email, context)
+        except (smtplib.SMTPException, OSError) as exc:
+            logger.warning("E-mail %s not sent: %s", template_prefix.rsplit("/", 1)[-1], type(exc).__name__)
+            request = allauth_context.request
+            if request is not None:
+                setattr(request, MAIL_FAILED, True)
 
     def authenticate(self, request: HttpRequest, **credentials: Any) -> Any:
         from apps.accounts.models import User

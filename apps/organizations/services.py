@@ -104,10 +104,12 @@ def _membership_insert(*, organization: Organization, by: User | None, email: st
     return membership, created
 
 
-def password_link_send(*, user: User, request: HttpRequest | None = None) -> None:
+def password_link_send(*, user: User, request: HttpRequest | None = None) -> bool:
     """E-mail ``user`` allauth's one-time link to set a password (the mail carries only that
     link). Without a request (a management command) the link points at the first of
-    ``ALLOWED_HOSTS`` over ``ACCOUNT_DEFAULT_HTTP_PROTOCOL``, as invitation links do."""
+    ``ALLOWED_HOSTS`` over ``ACCOUNT_DEFAULT_HTTP_PROTOCOL``, as invitation links do. False when
+    the mail server could not take it (``AccountAdapter.send_mail``): the person can ask for a
+    link later with "Forgot your password?"."""
     from allauth.account.forms import ResetPasswordForm
     from django.conf import settings
 
@@ -124,10 +126,14 @@ def password_link_send(*, user: User, request: HttpRequest | None = None) -> Non
             request.is_secure = lambda: True  # type: ignore[method-assign]
     from allauth.core import context
 
+    from apps.accounts.adapters import MAIL_FAILED
+
     form = ResetPasswordForm(data={"email": user.email})
-    if form.is_valid():
-        with context.request_context(request):  # allauth builds the link from its current request
-            form.save(request)
+    if not form.is_valid():
+        return False
+    with context.request_context(request):  # allauth builds the link from its current request
+        form.save(request)
+    return not getattr(request, MAIL_FAILED, False)
 
 
 def organization_create(*, slug: str, name: str, admin_email: str, admin_name: str = "",

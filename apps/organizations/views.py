@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from allauth.account.forms import ResetPasswordForm
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
@@ -48,13 +47,15 @@ def member_list(request: HttpRequest) -> HttpResponse:
         except ValidationError as exc:
             form.add_error("email", exc)
         else:
-            if created:
+            if created and services.password_link_send(user=membership.user, request=request):
                 # The new member sets their own password through a one-time link; the e-mail
                 # carries that link and nothing about patients.
-                reset = ResetPasswordForm(data={"email": membership.user.email})
-                if reset.is_valid():
-                    reset.save(request)
                 messages.success(request, _("%(email)s was added and sent a link to set a password.")
+                                 % {"email": membership.user.email})
+            elif created:
+                messages.warning(request, _("%(email)s was added, but the e-mail with a link to set a password "
+                                            "could not be sent. Once e-mail works again, they can ask for one "
+                                            "with “Forgot your password?” on the sign-in page.")
                                  % {"email": membership.user.email})
             else:
                 messages.success(request, _("%(email)s was added.") % {"email": membership.user.email})

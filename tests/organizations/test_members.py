@@ -147,3 +147,34 @@ def test_adding_a_member_asks_for_a_role_instead_of_defaulting_to_admin(client_a
         "email": "someone@example.org", "full_name": "Some One", "role": ""})
     assert response.status_code == 400 and "role" in response.context["form"].errors
     assert not User.objects.filter(email="someone@example.org").exists()
+
+
+class DownMailServer:
+    """An e-mail backend whose server cannot be reached."""
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def send_messages(self, messages):
+        raise ConnectionRefusedError(111, "Connection refused")
+
+
+def test_a_member_added_while_mail_is_down_is_kept_and_the_admin_told(client_as, admin_a, org_a, settings):
+    """The member is added (nothing lost); the admin learns that the link did not go out and how
+    the person can get one later, instead of a server error."""
+    settings.EMAIL_BACKEND = f"{__name__}.DownMailServer"
+    client = client_as(admin_a)
+    client.raise_request_exception = False
+    response = client.post(reverse("organizations:members"), {
+        "email": "new.radiologist@example.org", "full_name": "New Radiologist", "role": Role.RADIOLOGIST},
+        follow=True)
+    assert response.status_code == 200
+    assert Membership.objects.filter(user__email="new.radiologist@example.org", organization=org_a).exists()
+    assert "could not be sent" in response.content.decode()
+
+
+def test_password_reset_while_mail_is_down_is_not_a_server_error(client, settings, admin_a):
+    settings.EMAIL_BACKEND = f"{__name__}.DownMailServer"
+    client.raise_request_exception = False
+    response = client.post(reverse("account_reset_password"), {"email": admin_a.email})
+    assert response.status_code == 302

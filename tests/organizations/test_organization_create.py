@@ -103,3 +103,12 @@ def test_membership_add_still_needs_manage_members(org_a, clinician_a):
 
     with pytest.raises(PermissionDenied):
         membership_add(organization=org_a, by=clinician_a, email="x@alpha.example", role=Role.ORG_ADMIN)
+
+
+def test_created_while_mail_is_down_says_the_link_was_not_sent(settings):
+    """The organization and its admin are kept; the operator is told to have the admin use
+    'Forgot your password?' once mail works (a second run would be refused: the slug exists)."""
+    settings.EMAIL_BACKEND = "tests.organizations.test_members.DownMailServer"
+    out = _run(slug="st-elsewhere", name="St Elsewhere", admin_email="first.admin@elsewhere.example")
+    assert Membership.objects.filter(organization__slug="st-elsewhere", role=Role.ORG_ADMIN).exists()
+    assert "could not be sent" in out

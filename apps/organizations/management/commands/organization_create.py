@@ -37,9 +37,11 @@ class Command(BaseCommand):
                      for field, messages in fields.items() for m in messages]
             raise CommandError("\n".join(lines)) from None
         user = membership.user
-        if created:
-            password_link_send(user=user)  # after the commit: the account exists for the link
+        if created and password_link_send(user=user):  # after the commit: the account exists for the link
             how = "a new account; an e-mail with a link to set its password was sent"
+        elif created:
+            how = ("a new account; the e-mail with a link to set its password could not be sent: once e-mail "
+                   "works, they ask for one with 'Forgot your password?' on the sign-in page")
         else:
             how = "an existing account; they sign in as before"
         self.stdout.write(f"created organization {organization.slug} ({organization.name}); "
