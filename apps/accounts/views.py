@@ -162,7 +162,8 @@ def mfa_verify(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def step_up(request: HttpRequest) -> HttpResponse:
-    """Confirm with a fresh code before a sensitive act (sharing, downloading originals)."""
+    """Confirm with a fresh code before a sensitive act (sharing, invitations, recovery codes, a
+    member's second-factor reset, deleting a study)."""
     if mfa.recently_verified(request) and request.method == "GET":
         return redirect(next_url(request))
     return _verify(request, purpose="step_up", template="accounts/step_up.html")

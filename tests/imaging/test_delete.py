@@ -53,7 +53,7 @@ def test_confirmation_page_states_what_goes_and_get_deletes_nothing(client_as, o
     r = client_as(rad).get(_url(ingested))
     assert r.status_code == 200
     html = r.content.decode()
-    assert "1 series with 6 images" in html and "cannot be undone" in html
+    assert "Images as received: 6 (series: 1;" in html and "cannot be undone" in html
     assert 'method="post"' in html and "csrfmiddlewaretoken" in html
     assert Study.objects.filter(pk=ingested.pk).exists() and Blob.objects.count() == 6
     assert not AuditEvent.objects.filter(action="imaging.study_deleted").exists()
