@@ -97,6 +97,8 @@ def _share_steps(request: HttpRequest, case, studies=()) -> HttpResponse:
         rendition = data.get("rendition") or None
         renditions = ([Rendition.ORIGINAL, Rendition.PREVIEW] if rendition == Rendition.ORIGINAL
                       else ([Rendition.PREVIEW] if rendition else None))
+        if request.POST.get("edit") == "1":  # back from the review to change what was entered
+            return render(request, "sharing/share_form.html", context)
         if request.POST.get("confirm") != "1":
             # the review shows what confirming creates, and refuses here what creating would refuse
             try:

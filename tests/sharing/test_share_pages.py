@@ -234,3 +234,18 @@ def test_share_done_shows_the_expiry_year_month_day(owner, case, consultant):
     done = client.post(url, form).content.decode()
     shown = timezone.localtime(Grant.objects.get().expires_at).strftime("%Y-%m-%d %H:%M")
     assert f">{shown}</time>" in done
+
+
+def test_review_step_goes_back_to_the_filled_form_to_change_it(owner, case, consultant):
+    """The review offers Change: the form comes back with what was entered, and nothing is created."""
+    client = Client()
+    client.force_login(owner)
+    url = reverse("sharing:case_share", kwargs={"case_id": case.public_id})
+    form = {"use_case": "consultant", "recipient_kind": "user", "recipient_email": consultant.email, "hours": "30"}
+    review = client.post(url, form).content.decode()
+    assert 'name="edit"' in review
+    back = client.post(url, {**form, "confirm": "1", "edit": "1"})
+    assert back.status_code == 200 and not Grant.objects.exists()
+    page = back.content.decode()
+    assert "Confirm and create the link" not in page
+    assert f'value="{consultant.email}"' in page and 'value="30"' in page
