@@ -41,6 +41,7 @@ from django.utils.translation import pgettext_lazy
 #                                               download against a share's limit
 #   share created ............................. grant.created (+ share_link.created)
 #   share extended ............................ grant.extended
+#   member taken out of a group share ......... grant.member_removed (their membership ended)
 #   share renewed ............................. grant.created + grant.revoked (reason "renewed")
 #                                               + share_link.created
 #   share revoked ............................. grant.revoked / share_link.revoked
@@ -95,6 +96,7 @@ SHARE_REFUSED = "share.refused"
 GRANT_CREATED = "grant.created"
 GRANT_REVOKED = "grant.revoked"
 GRANT_EXTENDED = "grant.extended"
+GRANT_MEMBER_REMOVED = "grant.member_removed"
 GRANT_ACCEPTED = "grant.accepted"
 GRANT_OPENED = "grant.opened"
 GRANT_DOWNLOAD = "grant.download"
@@ -176,6 +178,7 @@ LABELS: dict[str, str] = {
     SHARE_REFUSED: _("Share refused"),
     GRANT_CREATED: _("Access granted (shared)"),
     GRANT_REVOKED: _("Access revoked"),
+    GRANT_MEMBER_REMOVED: _("Removed from a group share"),
     GRANT_EXTENDED: _("Access extended"),
     GRANT_ACCEPTED: _("Share accepted"),
     GRANT_OPENED: _("Shared case opened"),

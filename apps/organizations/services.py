@@ -63,6 +63,10 @@ def membership_update(*, membership: Membership, by: User, role: str, is_active:
     if before != after:
         record(action="membership.updated", actor=by, organization=membership.organization,
                target=membership, request=request, details={"before": before, "after": after})
+    if before["is_active"] and not is_active:  # the person left: what was shared with them here ends too
+        from apps.sharing.services import grants_end_for_member
+
+        grants_end_for_member(organization=membership.organization, user=membership.user, by=by, request=request)
     return membership
 
 

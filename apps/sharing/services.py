@@ -24,6 +24,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
+from apps.audit import actions as audit_actions
 from apps.audit.services import record
 from apps.core import i18n
 from apps.core.forms import require_datetimes_in_range
@@ -58,6 +59,7 @@ if TYPE_CHECKING:
 
     from apps.accounts.models import User
     from apps.cases.models import Case
+    from apps.organizations.models import Organization
 
 
 def _require_count(value: int | None, message: str) -> None:
@@ -139,6 +141,24 @@ def grants_revoke(*, grants: Iterable[Grant], by: User | None, reason: str,
         record(action="grant.revoked", actor=by, organization_id=grant.organization_id, target=grant,
                case=grant.case, request=request, details={"reason": reason})
     return len(to_revoke)
+
+
+def grants_end_for_member(*, organization: Organization, user: User, by: User | None,
+                          request: HttpRequest | None = None) -> int:
+    """A member leaves ``organization`` (deactivated): the live shares of that organization
+    addressed to them are revoked, and they are taken out of its group shares, which stay for the
+    other members. Each change is recorded (reason ``membership_ended``). Returns how many
+    shares they lost."""
+    live = Grant.objects.filter(organization=organization).live()
+    own = list(live.filter(grantee=user))
+    revoked = grants_revoke(grants=own, by=by, reason="membership_ended", request=request)
+    groups = list(live.filter(group_members=user).exclude(pk__in=[g.pk for g in own]).select_related("case"))
+    for grant in groups:
+        grant.group_members.remove(user)
+        record(action=audit_actions.GRANT_MEMBER_REMOVED, actor=by, organization_id=grant.organization_id,
+               target=grant, case=grant.case, request=request,
+               details={"reason": "membership_ended", "member": str(user.public_id)})
+    return revoked + len(groups)
 
 
 # --------------------------------------------------------------------------- tokens

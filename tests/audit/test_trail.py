@@ -75,6 +75,16 @@ def _role_change(w):
     membership_update(membership=w.coordinator.memberships.get(), by=w.admin, role=Role.CLINICIAN, is_active=True)
 
 
+def _group_member_leaves(w):
+    """A consultant in a group share is deactivated: taken out of it (the share stays)."""
+    from apps.organizations.services import membership_update
+
+    grant = GrantFactory(organization=w.org, case=w.case, grantee=None, group_name="Board", created_by=w.clinician)
+    grant.group_members.set([w.consultant, w.clinician])
+    membership_update(membership=w.consultant.memberships.get(organization=w.org), by=w.admin,
+                      role=Role.EXTERNAL_CONSULTANT, is_active=False)
+
+
 def _policy_change(w):
     from apps.organizations.services import organization_update_policy
 
@@ -745,6 +755,8 @@ ROWS = [
     Row("failed sign-in, unknown account", _sign_in_unknown, [(A.AUTH_SIGN_IN_FAILED, DENIED, GLOBAL)]),
     Row("member added", _member_add, [(A.MEMBERSHIP_ADDED, ALLOWED, ORG)]),
     Row("role change", _role_change, [(A.MEMBERSHIP_UPDATED, ALLOWED, ORG)]),
+    Row("member left a group share", _group_member_leaves,
+        [(A.MEMBERSHIP_UPDATED, ALLOWED, ORG), (A.GRANT_MEMBER_REMOVED, ALLOWED, ORG)]),
     Row("policy change", _policy_change, [(A.ORGANIZATION_POLICY_CHANGED, ALLOWED, ORG)]),
     Row("patient created", _patient_create, [(A.PATIENT_CREATED, ALLOWED, ORG)]),
     Row("case created", _case_create, [(A.CASE_CREATED, ALLOWED, ORG)]),

@@ -178,3 +178,36 @@ def test_password_reset_while_mail_is_down_is_not_a_server_error(client, setting
     client.raise_request_exception = False
     response = client.post(reverse("account_reset_password"), {"email": admin_a.email})
     assert response.status_code == 302
+
+
+def test_a_deactivated_member_loses_the_shares_they_hold_there(client_as, admin_a, org_a):
+    """An org admin removes a consultant (or a staff member who left): the shares addressed to
+    them in this organization end with it; a group share keeps its other members. Recorded."""
+    from apps.cases.models import Case
+    from apps.sharing import policy
+    from apps.sharing.models import Grant
+    from apps.sharing.policy import Action
+    from tests.factories import CaseFactory, GrantFactory
+
+    consultant = member(org_a, Role.EXTERNAL_CONSULTANT)
+    colleague = member(org_a, Role.EXTERNAL_CONSULTANT)
+    case, board_case = CaseFactory(organization=org_a), CaseFactory(organization=org_a)
+    own = GrantFactory(organization=org_a, case=case, grantee=consultant)
+    group = GrantFactory(organization=org_a, case=board_case, grantee=None, group_name="Board")
+    group.group_members.set([consultant, colleague])
+    elsewhere = GrantFactory(case__organization=OrganizationFactory(), grantee=consultant)
+    assert policy.can(consultant, Action.VIEW_CASE, case) and policy.can(consultant, Action.VIEW_CASE, board_case)
+    m = Membership.objects.get(user=consultant, organization=org_a)
+    response = client_as(admin_a).post(reverse("organizations:membership_edit", args=[m.public_id]),
+                                       {"role": Role.EXTERNAL_CONSULTANT})  # is_active unticked
+    assert response.status_code == 302
+    for c in (case, board_case):
+        assert not policy.can(consultant, Action.VIEW_CASE, Case.objects.get(pk=c.pk))
+    assert policy.can(colleague, Action.VIEW_CASE, board_case)
+    own.refresh_from_db()
+    assert own.revoked_at is not None and own.revoke_reason == "membership_ended"
+    assert Grant.objects.get(pk=group.pk).revoked_at is None
+    assert Grant.objects.get(pk=elsewhere.pk).revoked_at is None  # another organization's share
+    assert AuditEvent.objects.filter(action="grant.revoked", details__reason="membership_ended").count() == 1
+    removed = AuditEvent.objects.get(action="grant.member_removed")
+    assert removed.details["reason"] == "membership_ended" and removed.organization == org_a
