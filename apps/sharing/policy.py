@@ -325,7 +325,7 @@ def grant_covers(grant: Grant, action: Action | str, obj: object, *, user: Any =
     if action in DOWNLOAD_ACTIONS:
         if grant.over_download_limit:
             return False
-        if rendition not in PATIENT_RENDITIONS and role_in(user, grant.organization_id) == Role.PATIENT:
+        if rendition not in PATIENT_RENDITIONS and _downloads_as_patient(user, grant.organization_id):
             return False
         if rendition is not None:
             if grant.renditions and rendition not in grant.renditions:
@@ -355,6 +355,19 @@ def role_in(user: User, organization_id: int) -> str | None:
         Membership.objects.filter(user=user, organization_id=organization_id, is_active=True)
         .values_list("role", flat=True).first()
     )
+
+
+def _downloads_as_patient(user: Any, organization_id: int) -> bool:
+    """Whether ``user`` downloads as a patient (``PATIENT_RENDITIONS`` only) under a grant of
+    ``organization_id``: a patient there, or, when not a member there, an account that is a patient
+    wherever it is a member (the account ``apps.accounts.middleware`` keeps to the patient portal
+    and its download endpoint, whichever organization the grant comes from)."""
+    if not _active_user(user):
+        return False
+    roles = dict(Membership.objects.filter(user=user, is_active=True).values_list("organization_id", "role"))
+    if organization_id in roles:
+        return roles[organization_id] == Role.PATIENT
+    return bool(roles) and all(role == Role.PATIENT for role in roles.values())
 
 
 def _owner_ids(obj: object) -> set[int]:

@@ -206,3 +206,17 @@ def test_portal_dates_read_year_month_day(edu_study, edu_share, patient, languag
     html = _client(patient).get(reverse("education:portal")).content.decode()
     assert f">{timezone.localtime(expires):%Y-%m-%d %H:%M}</time>" in html
     assert ">2026-03-04</time>" in html
+
+
+@pytest.mark.parametrize("rendition", ["original", "lossless", "preview"])
+def test_patient_of_another_organization_gets_no_other_rendition(org_b, edu_study, edu_case, sharer, rendition):
+    """The middleware lets every patient-only account reach the download endpoint; the policy's
+    patient rule must hold for them too when the grant comes from an organization they are not a
+    member of (a share to the account of a patient of another organization)."""
+    outsider_patient = member(org_b, Role.PATIENT, email="pat@beta.example")
+    grant, _link, _raw = services.share_create(case=edu_case, by=sharer, use_case=UseCase.SECOND_OPINION,
+                                               recipient_kind=RecipientKind.USER, grantee=outsider_patient)
+    assert "download_original" in grant.permissions
+    assert _client(outsider_patient).get(_download_url(edu_study, rendition)).status_code == 403
+    grant.refresh_from_db()
+    assert grant.download_count == 0
