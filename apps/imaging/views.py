@@ -6,14 +6,14 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db.models import Sum
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 
 from apps.accounts.mfa import require_recent_otp
 from apps.imaging import selectors, services
-from apps.imaging.models import FileOutcome
+from apps.imaging.models import FileOutcome, Study
 from apps.sharing import policy
 from apps.sharing.policy import Action
 
@@ -60,6 +60,8 @@ def study_delete(request: HttpRequest, study_id: UUID) -> HttpResponse:
         except services.StudyBusy as exc:
             messages.error(request, " ".join(exc.messages))
             return redirect("imaging:study_detail", study_id=study.public_id)
+        except Study.DoesNotExist:  # deleted by another request since it was read (a double click)
+            raise Http404 from None
         messages.success(request, _("The study was deleted."))
         if study.case_id is not None:
             return redirect("cases:case_detail", case_id=study.case.public_id)

@@ -170,3 +170,23 @@ def test_deleting_needs_a_recent_second_factor(settings, org_a, ingested):
     assert back["Location"] == _url(ingested)
     assert client.post(_url(ingested)).status_code == 302
     assert not Study.objects.filter(pk=ingested.pk).exists()
+
+
+def test_a_study_deleted_meanwhile_is_a_404_not_a_server_error(client_as, org_a, ingested, monkeypatch):
+    """Two deletions of one study (a double click, two admins): the second finds the row gone once
+    it holds the lock, and answers 404, with nothing more recorded."""
+    from apps.imaging import views
+
+    rad, other = member(org_a, Role.RADIOLOGIST), member(org_a, Role.ORG_ADMIN)
+    fetched = views.selectors.study_get
+
+    def fetch_then_lose_the_race(**kwargs):
+        study = fetched(**kwargs)
+        study_delete(study=Study.objects.get(pk=study.pk), by=other)  # the other request wins
+        return study
+
+    monkeypatch.setattr(views.selectors, "study_get", fetch_then_lose_the_race)
+    client = client_as(rad)
+    client.raise_request_exception = False
+    assert client.post(_url(ingested)).status_code == 404
+    assert AuditEvent.objects.filter(action="imaging.study_deleted").count() == 1
