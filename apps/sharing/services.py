@@ -145,14 +145,15 @@ def grants_revoke(*, grants: Iterable[Grant], by: User | None, reason: str,
 
 def grants_end_for_member(*, organization: Organization, user: User, by: User | None,
                           request: HttpRequest | None = None) -> int:
-    """A member leaves ``organization`` (deactivated): the live shares of that organization
-    addressed to them are revoked, and they are taken out of its group shares, which stay for the
-    other members. Each change is recorded (reason ``membership_ended``). Returns how many
-    shares they lost."""
-    live = Grant.objects.filter(organization=organization).live()
-    own = list(live.filter(grantee=user))
+    """A member leaves ``organization`` (deactivated): the shares of that organization
+    addressed to them that are neither revoked nor expired are revoked, and they are taken out of
+    its group shares, which stay for the other members. Not only live ones: a share that starts
+    later, or whose case is closed for now, would give access once it starts or the case reopens.
+    Each change is recorded (reason ``membership_ended``). Returns how many shares they lost."""
+    unended = Grant.objects.filter(organization=organization, revoked_at__isnull=True, expires_at__gt=timezone.now())
+    own = list(unended.filter(grantee=user))
     revoked = grants_revoke(grants=own, by=by, reason="membership_ended", request=request)
-    groups = list(live.filter(group_members=user).exclude(pk__in=[g.pk for g in own]).select_related("case"))
+    groups = list(unended.filter(group_members=user).exclude(pk__in=[g.pk for g in own]).select_related("case"))
     for grant in groups:
         grant.group_members.remove(user)
         record(action=audit_actions.GRANT_MEMBER_REMOVED, actor=by, organization_id=grant.organization_id,

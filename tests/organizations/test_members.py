@@ -211,3 +211,41 @@ def test_a_deactivated_member_loses_the_shares_they_hold_there(client_as, admin_
     assert AuditEvent.objects.filter(action="grant.revoked", details__reason="membership_ended").count() == 1
     removed = AuditEvent.objects.get(action="grant.member_removed")
     assert removed.details["reason"] == "membership_ended" and removed.organization == org_a
+
+
+@pytest.mark.parametrize("later", ["scheduled", "closed_case"])
+def test_a_deactivated_member_loses_shares_that_are_not_live_yet(client_as, admin_a, org_a, later):
+    """A share that starts later (a tumor board's day) or whose case is closed for now would give
+    access once it starts or the case reopens: deactivating the member ends it too."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.cases.models import Case
+    from apps.sharing import policy
+    from apps.sharing.models import Grant
+    from apps.sharing.policy import Action
+    from tests.factories import CaseFactory, GrantFactory
+
+    consultant = member(org_a, Role.EXTERNAL_CONSULTANT)
+    colleague = member(org_a, Role.EXTERNAL_CONSULTANT)
+    case = CaseFactory(organization=org_a)
+    now = timezone.now()
+    own = GrantFactory(organization=org_a, case=case, grantee=consultant)
+    group = GrantFactory(organization=org_a, case=case, grantee=None, group_name="Board")
+    group.group_members.set([consultant, colleague])
+    if later == "scheduled":
+        Grant.objects.filter(pk__in=[own.pk, group.pk]).update(starts_at=now + timedelta(hours=2),
+                                                                expires_at=now + timedelta(hours=26))
+    else:
+        Case.objects.filter(pk=case.pk).update(status="closed")
+    m = Membership.objects.get(user=consultant, organization=org_a)
+    assert client_as(admin_a).post(reverse("organizations:membership_edit", args=[m.public_id]),
+                                   {"role": Role.EXTERNAL_CONSULTANT}).status_code == 302
+    # the share starts, the case reopens: nothing of it for the member who left
+    Grant.objects.filter(pk__in=[own.pk, group.pk]).update(starts_at=now - timedelta(minutes=1))
+    Case.objects.filter(pk=case.pk).update(status="open")
+    assert not policy.can(consultant, Action.VIEW_CASE, Case.objects.get(pk=case.pk))
+    own.refresh_from_db()
+    assert own.revoked_at is not None and own.revoke_reason == "membership_ended"
+    assert not Grant.objects.get(pk=group.pk).group_members.filter(pk=consultant.pk).exists()
