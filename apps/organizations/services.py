@@ -165,8 +165,13 @@ def organization_create(*, slug: str, name: str, admin_email: str, admin_name: s
         errors["name"] = _("Enter the organization's name (at most 200 characters).")
     try:
         validate_email(admin_email)
+        if len(admin_email) > User._meta.get_field("email").max_length:
+            raise ValidationError("too long")
     except ValidationError:
         errors["admin_email"] = _("Enter a valid e-mail address for the first org admin.")
+    admin_name = (admin_name or "").strip()
+    if len(admin_name) > User._meta.get_field("full_name").max_length:
+        errors["admin_name"] = _("Enter the first org admin's full name in at most 200 characters.")
     if errors:
         raise ValidationError(errors)
     try:

@@ -112,3 +112,18 @@ def test_created_while_mail_is_down_says_the_link_was_not_sent(settings):
     out = _run(slug="st-elsewhere", name="St Elsewhere", admin_email="first.admin@elsewhere.example")
     assert Membership.objects.filter(organization__slug="st-elsewhere", role=Role.ORG_ADMIN).exists()
     assert "could not be sent" in out
+
+
+@pytest.mark.parametrize(("options", "field"), [
+    ({"slug": "ok", "name": "X", "admin_email": "a@x.example", "admin_name": "N" * 201}, "--admin-name"),
+    ({"slug": "ok", "name": "X", "admin_email": "a" * 64 + "@" + ".".join(["b" * 63] * 3) + ".example"},
+     "--admin-email"),
+])
+def test_a_too_long_admin_name_or_address_is_refused_clearly(options, field):
+    """The columns hold 200 characters of name and 254 of address: longer is refused like any bad
+    input (not a database error's traceback), with nothing changed."""
+    before = _snapshot()
+    with pytest.raises(CommandError) as exc:
+        _run(**options)
+    assert str(exc.value).startswith(field)
+    assert _snapshot() == before
