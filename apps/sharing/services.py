@@ -19,7 +19,7 @@ from django.contrib.auth.hashers import check_password, make_password
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import send_mail
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
@@ -146,12 +146,16 @@ def grants_revoke(*, grants: Iterable[Grant], by: User | None, reason: str,
 def grants_end_for_member(*, organization: Organization, user: User, by: User | None,
                           request: HttpRequest | None = None) -> int:
     """A member leaves ``organization`` (deactivated): the shares of that organization
-    addressed to them that are neither revoked nor expired are revoked, and they are taken out of
-    its group shares, which stay for the other members. Not only live ones: a share that starts
+    addressed to them (or sent to their e-mail address and not yet accepted) that are neither
+    revoked nor expired are revoked, and they are taken out of its group shares, which stay for
+    the other members. Not only live ones: a share that starts
     later, or whose case is closed for now, would give access once it starts or the case reopens.
     Each change is recorded (reason ``membership_ended``). Returns how many shares they lost."""
     unended = Grant.objects.filter(organization=organization, revoked_at__isnull=True, expires_at__gt=timezone.now())
-    own = list(unended.filter(grantee=user))
+    addressed = Q(grantee=user)
+    if user.email:  # sent to their address and not yet accepted: opening its link would bind it to them
+        addressed |= Q(grantee__isnull=True, grantee_email=user.email.lower())
+    own = list(unended.filter(addressed))
     revoked = grants_revoke(grants=own, by=by, reason="membership_ended", request=request)
     groups = list(unended.filter(group_members=user).exclude(pk__in=[g.pk for g in own]).select_related("case"))
     for grant in groups:

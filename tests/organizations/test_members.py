@@ -249,3 +249,28 @@ def test_a_deactivated_member_loses_shares_that_are_not_live_yet(client_as, admi
     own.refresh_from_db()
     assert own.revoked_at is not None and own.revoke_reason == "membership_ended"
     assert not Grant.objects.get(pk=group.pk).group_members.filter(pk=consultant.pk).exists()
+
+
+def test_a_deactivated_member_cannot_accept_a_share_sent_to_their_address(client, client_as, admin_a, org_a):
+    """A share sent by e-mail to a member's address is theirs once they open its link: deactivating
+    them ends it too, so the link no longer binds it to the person who left."""
+    from apps.cases.models import Case
+    from apps.sharing import policy
+    from apps.sharing import services as sharing
+    from apps.sharing.models import Grant
+    from apps.sharing.policy import Action
+    from tests.factories import CaseFactory, GrantFactory
+
+    consultant = member(org_a, Role.EXTERNAL_CONSULTANT, email="leaving@consult.example")
+    case = CaseFactory(organization=org_a)
+    invited = GrantFactory(organization=org_a, case=case, grantee=None, grantee_email="leaving@consult.example")
+    _link, raw = sharing.share_link_create(grant=invited, by=admin_a)
+    m = Membership.objects.get(user=consultant, organization=org_a)
+    assert client_as(admin_a).post(reverse("organizations:membership_edit", args=[m.public_id]),
+                                   {"role": Role.EXTERNAL_CONSULTANT}).status_code == 302
+    client.force_login(consultant)
+    client.get(reverse("sharing:link_open", kwargs={"token": raw}))
+    assert not policy.can(consultant, Action.VIEW_CASE, Case.objects.get(pk=case.pk))
+    invited.refresh_from_db()
+    assert invited.revoked_at is not None and invited.revoke_reason == "membership_ended"
+    assert Grant.objects.get(pk=invited.pk).grantee_id is None
