@@ -158,9 +158,11 @@ def _invitation_not_sent(*, invitation: Invitation, error: Exception, by: User,
     secret is not kept, so the invitation is withdrawn (recorded) and the sender told why; the
     log names the error's type only (its message quotes the address)."""
     logger.warning("Invitation e-mail not sent: %s", type(error).__name__)
-    Invitation.objects.filter(pk=invitation.pk).update(sent_at=None, revoked_at=timezone.now())
-    record(action="invitation.revoked", actor=by, organization_id=invitation.organization_id, target=invitation,
-           request=request, outcome="failed", details={"reason": "not_sent", "error": type(error).__name__})
+    with transaction.atomic():
+        Invitation.objects.filter(pk=invitation.pk).update(sent_at=None, revoked_at=timezone.now())
+        record(action="invitation.revoked", actor=by, organization_id=invitation.organization_id,
+               target=invitation, request=request, outcome="failed",
+               details={"reason": "not_sent", "error": type(error).__name__})
     raise ValidationError(_("The invitation e-mail could not be sent (the mail server could not be reached or "
                             "refused the address), so the invitation was withdrawn. Check the address and try "
                             "again later."))

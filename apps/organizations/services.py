@@ -174,6 +174,9 @@ def organization_create(*, slug: str, name: str, admin_email: str, admin_name: s
         errors["admin_name"] = _("Enter the first org admin's full name in at most 200 characters.")
     if errors:
         raise ValidationError(errors)
+    if User.objects.filter(email=admin_email, is_active=False).exists():
+        raise ValidationError({"admin_email": _("The account with this address is deactivated and cannot sign in; "
+                                                "choose another first org admin.")})
     try:
         with transaction.atomic():
             if Organization.objects.filter(slug=slug).exists():

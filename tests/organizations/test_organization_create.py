@@ -127,3 +127,12 @@ def test_a_too_long_admin_name_or_address_is_refused_clearly(options, field):
         _run(**options)
     assert str(exc.value).startswith(field)
     assert _snapshot() == before
+
+
+def test_a_deactivated_account_is_not_made_the_first_admin():
+    """It could not sign in: the organization would start with no admin able to act."""
+    UserFactory(email="gone@elsewhere.example", is_active=False)
+    before = _snapshot()
+    with pytest.raises(CommandError, match="deactivated"):
+        _run(slug="st-elsewhere", name="St Elsewhere", admin_email="gone@elsewhere.example")
+    assert _snapshot() == before
