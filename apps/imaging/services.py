@@ -574,10 +574,13 @@ def study_delete(*, study: Study, by: Any, request: Any = None) -> int:
                                          "its upload has finished processing."), code="ingest_running")
         blob_ids = (set(study.instances.values_list("blob_id", flat=True)) | study_rendition_blob_ids(study=study)
                     | study_export_blob_ids(study=study))
-        only_this = (Grant.objects.filter(pk__in=Grant.objects.filter(studies=study).values("pk"))
-                     .annotate(named=Count("studies", distinct=True)).filter(named=1))
-        revoked = grants_revoke(grants=list(only_this), by=by, reason="study_deleted", request=request)
-        details = {"version": study.version, "instances": study.num_instances, "grants_revoked": revoked}
+        naming = (Grant.objects.filter(pk__in=Grant.objects.filter(studies=study).values("pk"))
+                  .annotate(named=Count("studies", distinct=True)))
+        revoked = grants_revoke(grants=list(naming.filter(named=1)), by=by, reason="study_deleted", request=request)
+        # shares that named other studies too keep those (their scope narrows with the deletion)
+        narrowed = [str(g.public_id) for g in naming.filter(named__gt=1, revoked_at__isnull=True)]
+        details = {"version": study.version, "instances": study.num_instances, "grants_revoked": revoked,
+                   "grants_narrowed": narrowed}
         study.delete()
         orphans = blobs_unreferenced_delete(blob_ids)
         details["blobs_removed"] = len(orphans)

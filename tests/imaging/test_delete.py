@@ -140,6 +140,9 @@ def test_a_grant_naming_only_this_study_is_revoked(org_a, ingested):
     assert Grant.objects.get(pk=only.pk).revoked_at is not None
     assert Grant.objects.get(pk=both.pk).revoked_at is None
     assert list(Grant.objects.get(pk=both.pk).studies.all()) == [other]
+    # the narrowed share is named in the deletion's record
+    details = AuditEvent.objects.get(action="imaging.study_deleted").details
+    assert details["grants_revoked"] == 1 and details["grants_narrowed"] == [str(both.public_id)]
 
 
 def test_deleting_needs_a_recent_second_factor(settings, org_a, ingested):
