@@ -423,10 +423,11 @@ def share_terms(*, organization_id: int, use_case: str, recipient_kind: str, hou
     template = template_for(organization_id, use_case)
     org_policy = sharing_policy_for(organization_id)
     if recipient_kind not in template.recipients:
-        raise ValidationError(_("This kind of share cannot go to that kind of recipient."))
+        raise ValidationError(_("This kind of share cannot go to that kind of recipient."), code="recipient_kind")
     hours = hours or template.default_hours
     if hours > template.max_hours:
-        raise ValidationError(_("At most %(hours)s hours for this kind of share.") % {"hours": template.max_hours})
+        raise ValidationError(_("At most %(hours)s hours for this kind of share.") % {"hours": template.max_hours},
+                              code="hours")
     permissions = list(template.permissions)
     chosen = list(renditions) if renditions is not None and template.choose_rendition else list(template.renditions)
     if template.choose_rendition and Rendition.ORIGINAL in chosen:

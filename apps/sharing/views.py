@@ -107,7 +107,7 @@ def _share_steps(request: HttpRequest, case, studies=()) -> HttpResponse:
                     recipient_kind=data["recipient_kind"], hours=data.get("hours"), renditions=renditions,
                     download_limit=data.get("download_limit"))
             except ValidationError as exc:
-                form.add_error("hours" if data.get("hours") else None, exc)
+                form.add_error(exc.code if exc.code in form.fields else None, exc)  # beside the field it is about
             else:
                 context.update(confirming=True, template=terms.template, terms=terms, hours=terms.hours)
                 return render(request, "sharing/share_confirm.html", context)
