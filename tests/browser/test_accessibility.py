@@ -1,8 +1,13 @@
 """Keyboard and small-screen use, seen in Chromium: a table wider than the screen can be scrolled
 from the keyboard and is named; the organization menu opens within a phone's screen; the focus
-ring stands out on the page's white and grey as well as on the blue header."""
+ring stands out on the page's white and grey as well as on the blue header. axe-core (vendored in
+tests/browser/vendor/axe-core) finds no WCAG 2.x A/AA or best-practice violation on the pages added
+for patients, study deletion, the share review, the mail-down warning and the step-up page, in
+English and Spanish, at a phone's and a tablet's width, and none of them is wider than 320 px."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
@@ -85,3 +90,162 @@ def test_a_long_address_in_a_sentence_wraps_on_a_small_phone(page, live_server):
     page.goto(f"{live_server.url}/invite/{raw}/")
     assert "a.very.long.consultant.address" in page.inner_text("main")
     assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
+
+
+# --- axe-core on the pages added for the patient portal, study deletion, the share review, the
+# patients' refused page, the member page's mail warning, the step-up page, a refused form and a
+# table wider than a phone: English and Spanish, at a phone's and a tablet's width, and no page
+# wider than a 320 px screen. axe-core is the vendored copy in tests/browser/vendor/axe-core (no
+# network in tests).
+
+AXE = Path(__file__).parent / "vendor" / "axe-core" / "axe.min.js"
+AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa", "best-practice"]
+SIZES = [(390, 844), (768, 1024)]
+
+
+def _axe_violations(page) -> list[str]:
+    if not page.evaluate("() => typeof window.axe === 'object'"):
+        # evaluated by the DevTools protocol: the pages' Content-Security-Policy allows no inline script
+        page.evaluate(AXE.read_text(encoding="utf-8") + "\n;undefined")
+    found = page.evaluate("tags => axe.run(document, {runOnly: {type: 'tag', values: tags}})"
+                          ".then(r => r.violations.map(v => [v.id, v.impact, v.nodes.map(n => n.target.join(' '))]))",
+                          AXE_TAGS)
+    return [f"{rule} ({impact}): {', '.join(targets[:5])}" for rule, impact, targets in found]
+
+
+def _check(page, user, open_page) -> None:
+    """For English and Spanish (the user's language), open the page (``open_page(page)``), run axe
+    at each size and check that nothing is wider than a 320 px screen."""
+    from apps.accounts.models import User
+
+    problems = []
+    for language in ("en", "es"):
+        User.objects.filter(pk=user.pk).update(language=language)
+        page.set_viewport_size({"width": SIZES[0][0], "height": SIZES[0][1]})
+        open_page(page)
+        page.wait_for_load_state("load")
+        assert page.get_attribute("html", "lang") == language
+        for width, height in SIZES:
+            page.set_viewport_size({"width": width, "height": height})
+            problems += [f"{page.url} {language} {width}px {v}" for v in _axe_violations(page)]
+        page.set_viewport_size({"width": 320, "height": 700})
+        wide = page.evaluate("() => document.documentElement.scrollWidth")
+        if wide > 320:
+            problems.append(f"{page.url} {language} 320px: the page is {wide} px wide")
+    assert not problems, "\n".join(problems)
+
+
+class _DownMailServer:
+    """An e-mail backend whose server cannot be reached."""
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def send_messages(self, messages):
+        raise ConnectionRefusedError(111, "Connection refused")
+
+
+def test_the_patient_portal_and_the_patients_refused_page(page, live_server):
+    from apps.sharing import services
+    from apps.sharing.usecases import RecipientKind, UseCase
+    from tests.factories import CaseFactory, RenditionFactory, StudyFactory
+
+    org = OrganizationFactory(name="Northwind Test", mfa_required_roles=[])
+    owner = member(org, Role.CLINICIAN, email="owner@portal.example", full_name="Casey Clinician")
+    patient = member(org, Role.PATIENT, email="patient@portal.example")
+    case = CaseFactory(organization=org, created_by=owner, responsible_clinician=owner)
+    study = StudyFactory(organization=org, case=case)
+    RenditionFactory(organization=org, study=study, kind="education", label="education_low_res")
+    services.share_create(case=case, by=owner, use_case=UseCase.PATIENT_EDUCATION,
+                          recipient_kind=RecipientKind.USER, grantee=patient)
+    signed_in_as(page, live_server.url, patient)
+
+    def portal(page):
+        page.goto(f"{live_server.url}/portal/")
+        page.get_by_test_id("education-download").wait_for()
+
+    def refused(page):
+        assert page.goto(f"{live_server.url}/cases/").status == 403
+        page.get_by_test_id("back-to-portal").wait_for()
+
+    _check(page, patient, portal)
+    _check(page, patient, refused)
+
+
+def test_the_delete_study_and_step_up_pages(page, live_server):
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    from tests.factories import CaseFactory, StudyFactory
+
+    org = OrganizationFactory(name="Northwind Test", mfa_required_roles=[])
+    radiologist = member(org, Role.RADIOLOGIST, email="radiologist@delete.example")
+    TOTPDevice.objects.create(user=radiologist, name="phone", confirmed=True)
+    case = CaseFactory(organization=org, created_by=radiologist, responsible_clinician=radiologist)
+    study = StudyFactory(organization=org, case=case, num_instances=120, num_series=3, total_bytes=64_000_000)
+    signed_in_as(page, live_server.url, radiologist)
+
+    def delete(page):
+        page.goto(f"{live_server.url}/studies/{study.public_id}/delete/")
+        page.get_by_test_id("confirm-delete").wait_for()
+
+    def step_up(page):
+        page.goto(f"{live_server.url}/accounts/mfa/step-up/?next=/")
+        page.locator("input[name=code]").fill("000000")  # a wrong code: the refused form
+        page.locator("main button[type=submit]").click()
+        page.locator("#id_code_error").wait_for()
+
+    _check(page, radiologist, delete)
+    _check(page, radiologist, step_up)
+
+
+def test_the_share_review_a_refused_share_form_and_my_shares(page, live_server):
+    from tests.factories import CaseFactory, GrantFactory
+
+    org = OrganizationFactory(name="Northwind Test", mfa_required_roles=[])
+    owner = member(org, Role.CLINICIAN, email="owner@share.example")
+    consultant = member(org, Role.EXTERNAL_CONSULTANT, email="a.long.consultant.address@another-hospital.example")
+    case = CaseFactory(organization=org, created_by=owner, responsible_clinician=owner, title="Chest CT review")
+    for _ in range(2):
+        GrantFactory(organization=org, case=case, created_by=owner, grantee=consultant)
+    share = f"{live_server.url}/sharing/cases/{case.public_id}/share/"
+    signed_in_as(page, live_server.url, owner)
+
+    def fill(page, email):
+        page.goto(share)
+        page.locator("select[name=use_case]").select_option("second_opinion")
+        page.locator("select[name=recipient_kind]").select_option("user")
+        page.locator("input[name=recipient_email]").fill(email)
+        page.locator("form.share-form button[type=submit], main form button.primary").first.click()
+
+    def review(page):
+        fill(page, consultant.email)
+        page.locator("input[name=confirm]").wait_for(state="attached")
+
+    def refused(page):
+        fill(page, "nobody@example.org")
+        page.locator("#id_recipient_email_error").wait_for()
+
+    def my_shares(page):
+        page.goto(f"{live_server.url}/sharing/")
+
+    _check(page, owner, review)
+    _check(page, owner, refused)
+    _check(page, owner, my_shares)
+
+
+def test_the_member_page_warning_when_mail_is_down(page, live_server, settings):
+    settings.EMAIL_BACKEND = f"{__name__}._DownMailServer"
+    org = OrganizationFactory(name="Northwind Test", mfa_required_roles=[])
+    admin = member(org, Role.ORG_ADMIN, email="admin@mail-down.example")
+    signed_in_as(page, live_server.url, admin)
+    added = iter(range(10))
+
+    def warned(page):
+        page.goto(f"{live_server.url}/org/members/")
+        page.locator("input[name=email]").fill(f"new.radiologist.{next(added)}@example.org")
+        page.locator("input[name=full_name]").fill("New Radiologist")
+        page.locator("select[name=role]").select_option(Role.RADIOLOGIST)
+        page.locator("input[name=email]").evaluate("e => e.form.requestSubmit()")
+        page.locator(".message-warning").wait_for()
+
+    _check(page, admin, warned)
