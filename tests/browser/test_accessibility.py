@@ -220,6 +220,9 @@ def test_the_share_review_a_refused_share_form_and_my_shares(page, live_server):
     def review(page):
         fill(page, consultant.email)
         page.locator("input[name=confirm]").wait_for(state="attached")
+        # its way back to the form is not a second "Change" beside the language switcher's
+        names = page.get_by_role("button").all_inner_texts()
+        assert len(names) == len(set(names)), names
 
     def refused(page):
         fill(page, "nobody@example.org")
