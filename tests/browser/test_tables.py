@@ -27,6 +27,15 @@ def _edge_shade(page, side: str) -> int:
     return min(image.getpixel((x, yy)) for yy in range(y - 3, y + 4))
 
 
+def _darkest_shadow(page) -> int:
+    """The darkest grey level of the right edge's shadow alone (the table hidden, its place kept)."""
+    wrap = page.locator(".table-wrap").first
+    wrap.evaluate("w => { w.firstElementChild.style.visibility = 'hidden'; }")
+    image = Image.open(io.BytesIO(wrap.screenshot())).convert("L")
+    wrap.evaluate("w => { w.firstElementChild.style.visibility = ''; }")
+    return min(image.getpixel((image.width - 2, y)) for y in range(image.height))
+
+
 def test_a_table_wider_than_a_phone_shows_a_shadow_where_columns_are_hidden(browser, live_server, output_dir):
     org = OrganizationFactory(mfa_required_roles=[])
     owner = member(org, Role.CLINICIAN)
@@ -44,6 +53,7 @@ def test_a_table_wider_than_a_phone_shows_a_shadow_where_columns_are_hidden(brow
         assert wrap.evaluate("w => w.scrollWidth > w.clientWidth")  # the columns do not fit: it scrolls
         page.screenshot(path=str(output_dir / "my-shares-phone-shadow.png"))
         assert _edge_shade(page, "right") < 240  # more to the right: a shadow there
+        assert _darkest_shadow(page) >= 199  # light enough for any text over it (a link 4.5:1)
         assert _edge_shade(page, "left") > 250   # nothing hidden on the left yet
         wrap.evaluate("w => { w.scrollLeft = w.scrollWidth; }")
         page.wait_for_timeout(100)
