@@ -318,17 +318,12 @@ def board_update(*, board: BoardSession, by: User, host: User, title: str, meeti
                details={"cases": len(cases), "participants": len(participants)})
 
 
-def _require_host(board: BoardSession, by: User, request: HttpRequest | None, wanted: str) -> None:
-    if by.pk != board.host_id or not policy.can(by, Action.MANAGE_CASE, board):
-        record(action="access.denied", actor=by, organization_id=board.organization_id, target=board,
-               outcome="denied", request=request, details={"wanted": wanted})
-        raise PermissionDenied
 
 
 def board_start(*, board: BoardSession, by: User, request: HttpRequest | None = None) -> int:
     """The host starts the meeting: each participant gets one "view" grant on each open case of
     the board, expiring at the end of the review window. Returns how many grants were made."""
-    _require_host(board, by, request, "board_start")
+    policy.require(by, Action.RUN_BOARD, board, request=request)
     with transaction.atomic():
         return _board_start(board=board, by=by, request=request)
 
@@ -362,7 +357,7 @@ def _board_start(*, board: BoardSession, by: User, request: HttpRequest | None) 
 def board_end(*, board: BoardSession, by: User, request: HttpRequest | None = None) -> int:
     """The host ends the meeting: every grant it made is revoked now. Policy reads grants on
     each request, so a participant's next request is refused. Returns how many were revoked."""
-    _require_host(board, by, request, "board_end")
+    policy.require(by, Action.RUN_BOARD, board, request=request)
     with transaction.atomic():
         return _board_end(board=board, by=by, request=request)
 

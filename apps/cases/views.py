@@ -238,7 +238,7 @@ def board_create(request: HttpRequest) -> HttpResponse:
 @login_required
 def board_detail(request: HttpRequest, boardsession_id: UUID) -> HttpResponse:
     board = selectors.board_get(user=request.user, public_id=boardsession_id)
-    is_host = request.user.pk == board.host_id
+    is_host = policy.can(request.user, Action.RUN_BOARD, board)
     return render(request, "cases/board_detail.html", {
         "board": board, "cases": selectors.board_cases(user=request.user, board=board),
         "participants": list(board.participants.order_by("full_name", "email")),

@@ -76,6 +76,9 @@ class Action(StrEnum):
     # radiologists, who manage the organization's imaging and can check what they remove, and
     # org admins, who answer for its records (a wrong-patient upload); never through a grant.
     DELETE_STUDY = "delete_study"
+    # Start or end a tumor board's meeting (which gives its participants access, then takes it
+    # away): the board's host only, while their role may manage cases there.
+    RUN_BOARD = "run_board"
     # Patient name, MRN and birth date: staff of the organization only, never through a grant.
     # Outsiders (consultants, board guests, link holders) see the case without identifiers.
     VIEW_PATIENT_IDENTITY = "view_patient_identity"
@@ -407,6 +410,9 @@ def can(actor: Any, action: Action | str, obj: object, *, rendition: str | None 
     if action is Action.UPLOAD_STUDY and type(obj).__name__ == "Case":
         # studies go into a case only by the one rule the upload page offers cases by
         return upload_cases(user, obj).filter(pk=getattr(obj, "pk", None)).exists()
+    if action is Action.RUN_BOARD:
+        return (_active_user(user) and getattr(obj, "host_id", None) == user.pk
+                and _role_allows(user, Action.MANAGE_CASE, obj))
     if _active_user(user) and _role_allows(user, action, obj):
         return True
     case_id = _case_id_of(obj)

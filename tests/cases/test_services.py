@@ -372,3 +372,20 @@ def test_an_attachment_whose_stored_bytes_are_deleted_meanwhile_is_stored_again(
     assert not Blob.objects.filter(pk=shared.pk).exists()
     attachment.refresh_from_db()
     assert blobs.open_blob(Blob.objects.get(pk=attachment.blob_id)).read() == png
+
+
+def test_running_a_board_is_a_policy_decision_for_its_host_while_their_role_manages_cases(board, org_a):
+    """Starting a meeting gives access away, so the policy module decides it (Action.RUN_BOARD):
+    the host, and only while their role may manage cases there."""
+    from apps.organizations.models import Membership
+
+    board, host, cases, consultant, coordinator = board
+    assert policy.can(host, Action.RUN_BOARD, board)
+    assert not policy.can(member(org_a, Role.RADIOLOGIST), Action.RUN_BOARD, board)
+    assert not policy.can(member(org_a, Role.ORG_ADMIN), Action.RUN_BOARD, board)
+    Membership.objects.filter(user=host, organization=org_a).update(role=Role.EXTERNAL_CONSULTANT)
+    assert not policy.can(host, Action.RUN_BOARD, board)
+    with pytest.raises(PermissionDenied):
+        services.board_start(board=board, by=host)
+    denial = AuditEvent.objects.get(action="access.denied")
+    assert denial.details["wanted"] == "run_board"
