@@ -379,7 +379,7 @@ def test_running_a_board_is_a_policy_decision_for_its_host_while_their_role_mana
     the host, and only while their role may manage cases there."""
     from apps.organizations.models import Membership
 
-    board, host, cases, consultant, coordinator = board
+    board, host = board[:2]
     assert policy.can(host, Action.RUN_BOARD, board)
     assert not policy.can(member(org_a, Role.RADIOLOGIST), Action.RUN_BOARD, board)
     assert not policy.can(member(org_a, Role.ORG_ADMIN), Action.RUN_BOARD, board)
