@@ -318,8 +318,6 @@ def board_update(*, board: BoardSession, by: User, host: User, title: str, meeti
                details={"cases": len(cases), "participants": len(participants)})
 
 
-
-
 def board_start(*, board: BoardSession, by: User, request: HttpRequest | None = None) -> int:
     """The host starts the meeting: each participant gets one "view" grant on each open case of
     the board, expiring at the end of the review window. Returns how many grants were made."""
