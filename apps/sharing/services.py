@@ -349,12 +349,14 @@ def grants_record_open_once(*, grants: Iterable[Grant], request: HttpRequest, ac
                             actor_label: str = "") -> None:
     """Record the opening of each of ``grants`` not yet opened in this session (a shared case or
     the patient portal shown: ``grant.opened``), and remember them in the session."""
-    opened = set(request.session.get(OPENED_SESSION_KEY, []))
+    before = set(request.session.get(OPENED_SESSION_KEY, []))
+    opened = set(before)
     for grant in grants:
         if grant.pk not in opened:
             grant_record_open(grant=grant, actor=actor, request=request, actor_label=actor_label)
             opened.add(grant.pk)
-    request.session[OPENED_SESSION_KEY] = sorted(opened)
+    if opened != before:  # the session is saved only when it changed
+        request.session[OPENED_SESSION_KEY] = sorted(opened)
 
 
 @transaction.atomic
