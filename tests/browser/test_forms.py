@@ -23,13 +23,17 @@ def phone(browser):
     context.close()
 
 
-def test_a_refused_share_form_shows_its_first_error_on_a_phone(phone, live_server, output_dir):
+def _open_share_form(phone, live_server) -> None:
+    """A clinician's share form for a case of theirs, on the phone."""
     org = OrganizationFactory(mfa_required_roles=[])
     owner = member(org, Role.CLINICIAN)
     case = CaseFactory(organization=org, created_by=owner, responsible_clinician=owner)
-    base = live_server.url
-    signed_in_as(phone, base, owner)
-    phone.goto(f"{base}/sharing/cases/{case.public_id}/share/")
+    signed_in_as(phone, live_server.url, owner)
+    phone.goto(f"{live_server.url}/sharing/cases/{case.public_id}/share/")
+
+
+def test_a_refused_share_form_shows_its_first_error_on_a_phone(phone, live_server, output_dir):
+    _open_share_form(phone, live_server)
     phone.get_by_label("Recipient's e-mail address").fill("nobody@example.org")
     phone.get_by_role("button", name="Review the share").click()
     error = phone.locator("#id_recipient_email_error")
@@ -41,12 +45,7 @@ def test_a_refused_share_form_shows_its_first_error_on_a_phone(phone, live_serve
 
 
 def test_a_page_without_errors_keeps_its_place(phone, live_server):
-    org = OrganizationFactory(mfa_required_roles=[])
-    owner = member(org, Role.CLINICIAN)
-    case = CaseFactory(organization=org, created_by=owner, responsible_clinician=owner)
-    base = live_server.url
-    signed_in_as(phone, base, owner)
-    phone.goto(f"{base}/sharing/cases/{case.public_id}/share/")
+    _open_share_form(phone, live_server)
     phone.wait_for_load_state("load")
     assert phone.evaluate("window.scrollY") == 0
     assert phone.evaluate("document.activeElement === document.body")
