@@ -22,6 +22,7 @@ from django.utils.translation import gettext as _
 
 from apps.accounts.models import Invitation, InvitationKind, SSOConfig, User, new_security_stamp
 from apps.audit.services import record
+from apps.core.site import site_url
 from apps.organizations.models import Membership, Organization, Role
 from apps.sharing import policy
 from apps.sharing.policy import Action
@@ -45,7 +46,7 @@ def invitation_url(raw: str, request: HttpRequest | None = None) -> str:
     path = reverse("accounts:invitation_accept", kwargs={"token": raw})
     if request is not None:
         return request.build_absolute_uri(path)
-    return f"{settings.ACCOUNT_DEFAULT_HTTP_PROTOCOL}://{settings.ALLOWED_HOSTS[0]}{path}"
+    return site_url(path)
 
 
 # --- a person's language ----------------------------------------------------------------------

@@ -14,6 +14,7 @@ from django.utils.translation import gettext as _
 
 from apps.accounts.models import User
 from apps.audit.services import record
+from apps.core.site import site_request
 from apps.organizations.models import Membership, Organization, Role
 from apps.sharing import policy
 from apps.sharing.policy import Action
@@ -110,24 +111,14 @@ def _membership_insert(*, organization: Organization, by: User | None, email: st
 
 def password_link_send(*, user: User, request: HttpRequest | None = None) -> bool:
     """E-mail ``user`` allauth's one-time link to set a password (the mail carries only that
-    link). Without a request (a management command) the link points at the first of
-    ``ALLOWED_HOSTS`` over ``ACCOUNT_DEFAULT_HTTP_PROTOCOL``, as invitation links do. False when
-    the mail server could not take it (``AccountAdapter.send_mail``): the person can ask for a
-    link later with "Forgot your password?"."""
+    link). Without a request (a management command) the link points at the portal's own address
+    (``apps.core.site``), as invitation links do. False when the mail server could not take it
+    (``AccountAdapter.send_mail``): the person can ask for a link later with "Forgot your
+    password?"."""
     from allauth.account.forms import ResetPasswordForm
-    from django.conf import settings
 
     if request is None:
-        request = HttpRequest()
-        host = settings.ALLOWED_HOSTS[0] if settings.ALLOWED_HOSTS else "localhost"
-        secure = settings.ACCOUNT_DEFAULT_HTTP_PROTOCOL == "https"
-        request.META = {"SERVER_NAME": host.strip("[]") if host != "*" else "localhost",
-                        "SERVER_PORT": "443" if secure else "80", "REMOTE_ADDR": "127.0.0.1",
-                        "HTTP_HOST": host if host != "*" else "localhost",
-                        "wsgi.url_scheme": "https" if secure else "http"}
-        if secure:
-            request.META["HTTPS"] = "on"
-            request.is_secure = lambda: True  # type: ignore[method-assign]
+        request = site_request()
     from allauth.core import context
 
     from apps.accounts.adapters import MAIL_FAILED

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from django.conf import settings
 from django.contrib.auth.hashers import check_password, make_password
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import send_mail
@@ -29,6 +28,7 @@ from apps.audit.services import record
 from apps.core import i18n
 from apps.core.forms import require_datetimes_in_range
 from apps.core.i18n import Deferred
+from apps.core.site import site_url
 from apps.sharing import policy
 from apps.sharing.models import (
     COUNT_MAX,
@@ -102,6 +102,8 @@ def grant_create(*, case: Case, grantee: User | None, permissions: Iterable[str]
     studies = list(studies)
     if any(getattr(s, "case_id", None) != case.pk for s in studies):
         raise ValidationError(_("Only studies of this case can be shared from it."))
+    if studies:
+        _studies_lock(studies=studies, case=case)
     grant = Grant.objects.create(organization_id=case.organization_id, case=case, grantee=grantee,
                                  permissions=permissions, source=source, created_by=by,
                                  starts_at=starts_at, expires_at=expires_at, group_name=group_name,
@@ -121,6 +123,28 @@ def grant_create(*, case: Case, grantee: User | None, permissions: Iterable[str]
                                      "studies": [str(s.public_id) for s in studies],
                                      "grantee": str(grantee.public_id) if grantee else None})
     return grant
+
+
+def _studies_lock(*, studies: list[Any], case: Case) -> None:
+    """Lock the rows of the studies a grant is about to name, in the caller's transaction, and
+    check they are still there and still in ``case``.
+
+    ``apps.imaging.services.study_delete`` takes the same row lock before it deletes a study, so
+    the two serialize: a deletion that came first has committed and the study is gone here (a
+    ValidationError, shown on the share form), or the deletion waits for this grant to commit and
+    then revokes or narrows it. Without the lock, the deletion could not see the uncommitted grant
+    and its foreign key to the study would fail at commit (a 500). Locked in id order, so two
+    shares naming the same studies do not deadlock."""
+    from apps.imaging.models import Study
+
+    wanted = {s.pk for s in studies}
+    found = dict(Study.objects.select_for_update().filter(pk__in=wanted).order_by("pk")
+                 .values_list("pk", "case_id"))
+    if set(found) != wanted:
+        raise ValidationError(_("A study to be shared was deleted meanwhile. Check the studies and share again."),
+                              code="study_deleted")
+    if any(case_id != case.pk for case_id in found.values()):
+        raise ValidationError(_("Only studies of this case can be shared from it."))
 
 
 @transaction.atomic
@@ -591,8 +615,7 @@ def notify(*, user: User, organization_id: int | None, verb: str, message: str, 
     with translation.override(language_of(user)):
         message = i18n.translate(message)
         subject = _("[Lightbox] %(message)s") % {"message": message[:80]}
-    base = str(getattr(settings, "LIGHTBOX_BASE_URL", "") or "").rstrip("/")
-    body = message + ("\n\n" + base + url if url else "")
+    body = message + ("\n\n" + site_url(url) if url else "")  # a mail is read away from the portal
     send_mail(subject=subject, message=body, from_email=None, recipient_list=[user.email], fail_silently=True)
     return note
 

@@ -174,6 +174,9 @@ ACCOUNT_PASSWORD_RESET_BY_CODE_ENABLED = False
 ACCOUNT_LOGIN_ON_PASSWORD_RESET = False
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Lightbox] "
 ACCOUNT_DEFAULT_HTTP_PROTOCOL = env.str("LIGHTBOX_HTTP_PROTOCOL", default="http")
+# the portal's address in links made without a request (e-mails from commands and tasks,
+# notices); empty: LIGHTBOX_HTTP_PROTOCOL over the first of ALLOWED_HOSTS (apps.core.site)
+LIGHTBOX_BASE_URL = env.str("LIGHTBOX_BASE_URL", default="")
 
 # --- Sessions and cookies -------------------------------------------------------------------
 SESSION_COOKIE_NAME = env.str("DJANGO_SESSION_COOKIE_NAME", default="lightbox_session")
@@ -388,6 +391,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["apps.core.parsers.JSONParser", "rest_framework.parsers.FormParser",
                                "rest_framework.parsers.MultiPartParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # a 404 says "Not found." in the reader's language, never which model was looked for
+    "EXCEPTION_HANDLER": "apps.core.api.exception_handler",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
 }
