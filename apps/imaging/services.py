@@ -556,7 +556,9 @@ def study_delete(*, study: Study, by: Any, request: Any = None) -> int:
     Security contract: ``by`` must hold DELETE_STUDY on the study (policy; a refusal is recorded
     before anything is touched, and no grant gives it). A study an ingest job is still working
     on (queued or running) is refused with ``StudyBusy``: the study row is locked first, the lock
-    an ingest takes before it adds to a study, so a job that has touched the study is seen. A grant
+    an ingest takes before it adds to a study, so a job that has touched the study is seen. A share
+    being created that names the study takes the same lock (``apps.sharing.services.grant_create``):
+    the deletion waits for it to commit and then sees it, or it sees the study gone. A grant
     naming this study and no other is revoked: left naming nothing, it would cover the whole case.
     Other versions of the study are kept."""
     from apps.deid.services import study_export_blob_ids

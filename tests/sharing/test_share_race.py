@@ -1,0 +1,114 @@
+"""A share naming a study is created while that study is deleted (two people, two connections).
+
+Without a common lock, the deletion does not see the share's uncommitted row naming the study and
+the share's foreign key to it fails at commit (PostgreSQL checks Django's foreign keys then): a
+500 for the sharer. Share creation locks the named studies' rows, the lock ``study_delete`` takes
+first, so the two run one after the other: whichever comes second sees what the first did."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from django.db import connection, connections
+from django.test import Client
+from django.urls import reverse
+
+from apps.imaging import services as imaging_services
+from apps.imaging.models import Study
+from apps.sharing import services
+from apps.sharing.models import Grant
+from tests.factories import StudyFactory
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks: PostgreSQL (SQLite has one writer)"),
+]
+
+
+def _in_thread(failures: list[BaseException], fn, *args, **kwargs) -> threading.Thread:
+    """Start ``fn`` on a thread with its own database connection; what it raises goes to ``failures``."""
+    def run():
+        try:
+            fn(*args, **kwargs)
+        except BaseException as exc:  # reported by the test
+            failures.append(exc)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+def _waiting_on_a_lock() -> list[str]:
+    """The statements of the other connections that wait for a lock."""
+    with connection.cursor() as cursor:
+        # inside a transaction pg_stat_activity keeps the statements it first read: read afresh
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute("SELECT query FROM pg_stat_activity WHERE datname = current_database() "
+                       "AND wait_event_type = 'Lock'")
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _share_study(owner, study, consultant):
+    client = Client()
+    client.force_login(owner)
+    url = reverse("sharing:study_share", kwargs={"study_id": study.public_id})
+    return client.post(url, {"use_case": "second_opinion", "recipient_kind": "user",
+                             "recipient_email": consultant.email, "studies": [study.pk], "confirm": "1"})
+
+
+def test_a_study_deleted_after_the_form_was_checked_is_refused_on_the_form(owner, case, consultant, radiologist,
+                                                                           monkeypatch):
+    """The deletion commits after the share form was validated (the study was still there) and
+    before the share is written: the sharer is told on the form, nothing is shared, no 500."""
+    study = StudyFactory(organization=case.organization, case=case)
+    real_terms = services.share_terms
+    failures: list[BaseException] = []
+
+    def terms(**kwargs):  # inside the share's transaction, before anything is written
+        _in_thread(failures, imaging_services.study_delete, study=study, by=radiologist).join(timeout=30)
+        return real_terms(**kwargs)
+
+    monkeypatch.setattr(services, "share_terms", terms)
+    response = _share_study(owner, study, consultant)
+    assert not failures
+    assert not Study.objects.filter(pk=study.pk).exists()
+    assert response.status_code == 400
+    assert "A study to be shared was deleted meanwhile" in response.content.decode()
+    assert not Grant.objects.exists()
+
+
+def test_a_deletion_while_a_share_commits_waits_then_revokes_it(owner, case, consultant, radiologist, monkeypatch):
+    """The deletion starts after the share named the study and before it commits: it waits for the
+    share, then sees it and revokes it (it named that study only; left naming nothing, it would
+    cover the whole case). The share page shows the new share; the study is gone."""
+    study = StudyFactory(organization=case.organization, case=case)
+    real_link_create = services.share_link_create
+    deletion: list[threading.Thread] = []
+    failures: list[BaseException] = []
+    waited: list[list[str]] = []
+
+    def link_create(**kwargs):  # after the grant naming the study was written, before the commit
+        if not deletion:
+            deletion.append(_in_thread(failures, imaging_services.study_delete, study=study, by=radiologist))
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and not _waiting_on_a_lock():
+                time.sleep(0.05)  # until the deletion waits for this transaction (or gives up)
+            waited.append(_waiting_on_a_lock())
+        return real_link_create(**kwargs)
+
+    monkeypatch.setattr(services, "share_link_create", link_create)
+    response = _share_study(owner, study, consultant)
+    deletion[0].join(timeout=30)
+    # the deletion waited for the share at its first step, the lock on the study's row
+    (statements,) = waited
+    assert len(statements) == 1 and "imaging_study" in statements[0] and "FOR UPDATE" in statements[0]
+    assert not failures
+    assert response.status_code == 200
+    assert not Study.objects.filter(pk=study.pk).exists()
+    grant = Grant.objects.get()
+    assert grant.revoked_at is not None and grant.revoke_reason == "study_deleted"
+    assert not grant.studies.exists()
