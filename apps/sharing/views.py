@@ -32,10 +32,10 @@ from apps.sharing.forms import (
     ShareForm,
     SharingPolicyForm,
 )
-from apps.sharing.models import SecondFactor, ShareLink
+from apps.sharing.models import GrantState, SecondFactor, ShareLink
 from apps.sharing.policy import Action
 from apps.sharing.services import LinkRefusal
-from apps.sharing.usecases import TEMPLATES, RecipientKind, Rendition, template_for
+from apps.sharing.usecases import TEMPLATES, RecipientKind, Rendition, UseCase, template_for
 
 SECOND_FACTOR_SESSION_KEY = "lightbox_link_second_factor_ok"
 OPENED_SESSION_KEY = services.OPENED_SESSION_KEY
@@ -144,6 +144,9 @@ def my_shares(request: HttpRequest) -> HttpResponse:
 @login_required
 def shared_with_me(request: HttpRequest) -> HttpResponse:
     grants = selectors.grants_received(user=request.user)
+    for g in grants:  # the offer to ask for the original: the policy's decision, as on the shared case
+        g.can_request_original = (g.current_state == GrantState.ACTIVE
+                                  and policy.can(request.user, Action.REQUEST_ORIGINAL, g))
     return render(request, "sharing/shared_with_me.html", {
         "grants": grants, "notifications": selectors.notifications_for(user=request.user)})
 
@@ -284,10 +287,27 @@ def link_open(request: HttpRequest, token: str) -> HttpResponse:
         if link.pk not in held:
             request.session[policy.LINK_SESSION_KEY] = [*held, link.pk]
     request.session[OPENED_SESSION_KEY] = sorted({*request.session.get(OPENED_SESSION_KEY, []), link.grant_id})
-    if user is not None and is_patient_only(list(getattr(request, "my_memberships", None) or [])):
-        # a patient reaches the patient portal only (apps.accounts.middleware): what was shared is there
+    if user is not None and _lands_on_portal(request, link):
         return redirect("education:portal")
     return redirect("sharing:shared_case", case_id=link.grant.case.public_id)
+
+
+def _lands_on_portal(request: HttpRequest, link: ShareLink) -> bool:
+    """Where an opened link leads a signed-in recipient: the patient portal for a patient, where
+    what was shared is listed; else the shared case. Only where they land: access stays the
+    policy's (a patient is held to the portal by apps.accounts.middleware and to the education
+    copy by ``policy``; nobody gains anything by landing on the portal).
+
+    - a patient-only account reaches nothing else (apps.accounts.middleware);
+    - an account of no organization yet (a patient who accepted a patient-education share sent
+      to their e-mail address, before or without a patient invitation) opening its own
+      patient-education share: the portal lists it (bound to them by ``share_link_use``) with
+      its download. Anyone with a role somewhere keeps the shared case, as for any other share.
+    """
+    memberships = list(getattr(request, "my_memberships", None) or [])
+    if is_patient_only(memberships):
+        return True
+    return not memberships and not link.anonymous and link.grant.use_case == UseCase.PATIENT_EDUCATION
 
 
 @policy.link_aware
@@ -312,14 +332,14 @@ def shared_case(request: HttpRequest, case_id: UUID) -> HttpResponse:
         Study = None
     if Study is not None:
         studies = [s for s in Study.objects.filter(case=case) if policy.can(actor, Action.VIEW_IMAGES, s)]
+    # the grants under which the signed-in user may ask for the original (the policy's decision,
+    # the one original_request_create makes): never an opened anonymous link's
     user = policy._user_of(actor)
-    can_request_original = (
-        user is not None and Rendition.ORIGINAL not in renditions
-        and any(g.grantee_id == user.pk or g.group_members.filter(pk=user.pk).exists() for g in grants))
+    original_requestable = [g for g in grants if policy.can(user, Action.REQUEST_ORIGINAL, g)] if user else []
     return render(request, "sharing/shared_case.html", {
         "case": case, "grants": grants, "renditions": sorted(renditions), "studies": studies,
         "is_link_holder": isinstance(actor, policy.LinkHolder) and actor.user is None,
-        "anonymous": any(g.is_anonymous for g in grants), "can_request_original": can_request_original,
+        "anonymous": any(g.is_anonymous for g in grants), "original_requestable": original_requestable,
         "recipient_kinds": RecipientKind})
 
 

@@ -19,7 +19,7 @@ from apps.renditions.models import Kind, Rendition
 from apps.sharing import services
 from apps.sharing.models import Grant
 from apps.sharing.usecases import RecipientKind, UseCase
-from tests.factories import StudyFactory, member
+from tests.factories import TEST_PASSWORD, StudyFactory, UserFactory, member
 
 pytestmark = pytest.mark.django_db
 
@@ -220,3 +220,57 @@ def test_patient_of_another_organization_gets_no_other_rendition(org_b, edu_stud
     assert _client(outsider_patient).get(_download_url(edu_study, rendition)).status_code == 403
     grant.refresh_from_db()
     assert grant.download_count == 0
+
+
+def _sign_in_through_the_link(raw: str, email: str) -> tuple[Client, str]:
+    """Open the link signed out, sign in on the page it sends to; (client, where the link lands)."""
+    client = Client()
+    link = reverse("sharing:link_open", kwargs={"token": raw})
+    to_sign_in = client.get(link)
+    assert to_sign_in.status_code == 302 and to_sign_in["Location"].startswith(reverse("account_login"))
+    signed_in = client.post(to_sign_in["Location"], {"login": email, "password": TEST_PASSWORD})
+    assert signed_in.status_code == 302 and signed_in["Location"] == link
+    landed = client.get(link)
+    assert landed.status_code == 302
+    return client, landed["Location"]
+
+
+def test_patient_invited_by_email_without_a_membership_lands_on_the_portal(edu_study, edu_case, sharer):
+    """A patient-education share to an e-mail address, accepted by an account that is no
+    organization's member yet (so not held to the patient portal by the access gate): it lands
+    on the patient portal, where the share is listed and its education copy downloads, as for a
+    patient account; not on the shared-case page."""
+    recipient = UserFactory(email="new.patient@example.org")
+    grant, _link, raw = services.share_create(case=edu_case, by=sharer, use_case=UseCase.PATIENT_EDUCATION,
+                                              recipient_kind=RecipientKind.EMAIL,
+                                              grantee_email="New.Patient@example.org")
+    client, landed = _sign_in_through_the_link(raw, "new.patient@example.org")
+    assert landed == reverse("education:portal")
+    grant.refresh_from_db()
+    assert grant.grantee == recipient  # the e-mail share is bound to the account that accepted it
+    html = client.get(landed).content.decode()
+    assert "CT chest (education test)" in html and 'data-testid="portal-empty"' not in html
+    assert _download_url(edu_study).replace("&", "&amp;") in html
+    assert client.get(_download_url(edu_study)).status_code == 200
+    # nothing more than the share gave: no other rendition, no membership made
+    assert client.get(_download_url(edu_study, "original")).status_code == 403
+    assert not recipient.memberships.exists()
+
+
+def test_staff_sent_a_patient_education_share_by_email_still_land_on_the_shared_case(org_b, edu_case, sharer):
+    """Someone who works in an organization (here a clinician of another) keeps the shared-case
+    page: the portal is where patients land, and landing there gives nobody more access."""
+    clinician = member(org_b, Role.CLINICIAN, email="doctor@beta.example")
+    _grant, _link, raw = services.share_create(case=edu_case, by=sharer, use_case=UseCase.PATIENT_EDUCATION,
+                                               recipient_kind=RecipientKind.EMAIL, grantee_email=clinician.email)
+    landed = _sign_in_through_the_link(raw, clinician.email)[1]
+    assert landed == reverse("sharing:shared_case", kwargs={"case_id": edu_case.public_id})
+
+
+def test_an_account_of_no_organization_sent_another_kind_of_share_lands_on_the_shared_case(edu_case, sharer):
+    """Only a patient-education share leads to the portal (the portal lists nothing else)."""
+    UserFactory(email="reader@example.org")
+    _grant, _link, raw = services.share_create(case=edu_case, by=sharer, use_case=UseCase.CUSTOM,
+                                               recipient_kind=RecipientKind.EMAIL, grantee_email="reader@example.org")
+    landed = _sign_in_through_the_link(raw, "reader@example.org")[1]
+    assert landed == reverse("sharing:shared_case", kwargs={"case_id": edu_case.public_id})
