@@ -8,6 +8,8 @@ mismatch or an oversize body rolls the file back to the last offset; a client th
 mid-body keeps what arrived unless it sent a checksum.
 Header names are case-insensitive (tuspy sends them in lower case). Serve under ASGI: WSGI
 servers drop chunked bodies.
+A refusal keeps the status and headers tus prescribes; its plain text body is in the reader's
+language (the signed-in user's, else the language cookie or Accept-Language).
 """
 
 from __future__ import annotations
@@ -46,6 +48,9 @@ OCTET = "application/offset+octet-stream"
 #: what a header's number written with more digits than this stands for: more bytes than any
 #: upload or offset (``header_number``)
 _PAST_ANY_UPLOAD = 10**19
+#: ``Lightbox-Refusal`` of the 403 to a request without a session: the upload page says "signed
+#: out" on it whatever the language of the text
+SIGNED_OUT = "signed_out"
 
 
 def _resp(status: int, **headers: str) -> HttpResponse:
@@ -57,11 +62,20 @@ def _resp(status: int, **headers: str) -> HttpResponse:
     return response
 
 
-def _error(status: int, message: str) -> HttpResponse:
-    response = _resp(status)
+def _error(status: int, message: str, **headers: str) -> HttpResponse:
+    """A refusal: the status and headers tus prescribes, and a plain text body saying why in the
+    reader's language (LocaleMiddleware and apps.accounts' UserLanguageMiddleware have activated
+    it). Clients act on the status; the text is for the person reading the error."""
+    response = _resp(status, **headers)
     response.content = message.encode()
     response["Content-Type"] = "text/plain; charset=utf-8"
     return response
+
+
+def _offset_conflict(offset: int | None) -> HttpResponse:
+    """409: the request's Upload-Offset is not where the upload stands (``offset``)."""
+    return _error(409, gettext("Upload-Offset does not match the upload's offset (%(offset)s): resume from there")
+                  % {"offset": offset}, Upload_Offset=str(offset))
 
 
 def _expires(upload: Upload) -> str:
@@ -90,13 +104,15 @@ def _upload_url(upload: Upload) -> str:
 
 def _check_version(request: HttpRequest) -> HttpResponse | None:
     if request.headers.get("Tus-Resumable") != TUS_VERSION:
-        return _resp(412, Tus_Version=TUS_VERSION)
+        return _error(412, gettext("unsupported tus version: send Tus-Resumable: %(version)s")
+                      % {"version": TUS_VERSION}, Tus_Version=TUS_VERSION)
     return None
 
 
 def _unauthenticated(request: HttpRequest) -> HttpResponse | None:
     if not request.user.is_authenticated:
-        return _error(403, "sign in first")
+        # the upload page tells a sign-out from a refusal by this header, not by the text
+        return _error(403, gettext("sign in first"), Lightbox_Refusal=SIGNED_OUT)
     return None
 
 
@@ -108,11 +124,11 @@ def _write_body(request: HttpRequest, upload: Upload) -> HttpResponse | None:
     if checksum:
         algo, _, value = checksum.partition(" ")
         if algo.lower() not in CHECKSUMS:
-            return _error(400, "unsupported checksum algorithm")
+            return _error(400, gettext("unsupported checksum algorithm"))
         try:
             expected = base64.b64decode(value, validate=True)
         except binascii.Error:
-            return _error(400, "malformed Upload-Checksum")
+            return _error(400, gettext("malformed Upload-Checksum"))
         digest = CHECKSUMS[algo.lower()]()
     declared = header_number(request.headers.get("Content-Length"), past=_PAST_ANY_UPLOAD)
     start = upload.offset
@@ -120,7 +136,7 @@ def _write_body(request: HttpRequest, upload: Upload) -> HttpResponse | None:
     try:
         writer = uploads.upload_writer(upload, wait=LOCK_WAIT)
     except BlockingIOError:
-        return _error(423, "another request is writing this upload")
+        return _error(423, gettext("another request is writing this upload"))
     if stream is not None:
         stream.stop = writer.stop_requested  # a newer request for this upload takes over
     else:
@@ -128,7 +144,7 @@ def _write_body(request: HttpRequest, upload: Upload) -> HttpResponse | None:
     try:
         current = Upload.objects.filter(pk=upload.pk).values_list("offset", flat=True).first()
         if current != start:  # the request that held the lock moved it (kept a partial body)
-            return _resp(409, Upload_Offset=str(current))
+            return _offset_conflict(current)
         received = 0
         while True:
             try:
@@ -143,26 +159,26 @@ def _write_body(request: HttpRequest, upload: Upload) -> HttpResponse | None:
                     writer.sync()
                     if not _advance(upload, start, received):
                         writer.rollback(start)
-                return _error(400, "the client disconnected")  # nobody reads it
+                return _error(400, gettext("the client disconnected"))  # nobody reads it
             if not chunk:
                 break
             received += len(chunk)
             if upload.length is not None and start + received > upload.length:
                 writer.rollback(start)
-                return _error(413, "more bytes than Upload-Length")
+                return _error(413, gettext("more bytes than Upload-Length"))
             if digest is not None:
                 digest.update(chunk)
             writer.write(chunk)
         if declared is not None and declared != received:
             writer.rollback(start)
-            return _error(400, "body shorter than Content-Length")
+            return _error(400, gettext("body shorter than Content-Length"))
         if digest is not None and digest.digest() != expected:
             writer.rollback(start)
-            return _resp(460)
+            return _error(460, gettext("checksum mismatch: the chunk was not kept"))
         writer.sync()  # the bytes are on disk before the offset says so
         if not _advance(upload, start, received):
             writer.rollback(start)
-            return _error(409, "offset changed meanwhile")
+            return _error(409, gettext("offset changed meanwhile"))
     finally:
         writer.close()
     return None
@@ -189,30 +205,32 @@ def uploads_root(request: HttpRequest) -> HttpResponse:
             headers["Tus_Max_Size"] = str(org.upload_max_bytes)
         return _resp(204, **headers)
     if request.method != "POST":
-        return _error(405, "use POST to create an upload")
+        return _error(405, gettext("use POST to create an upload"))
     if (bad := _unauthenticated(request)) or (bad := _check_version(request)):
         return bad
     org = request.organization
     if org is None:
-        return _error(403, "you are not a member of an organization")
+        return _error(403, gettext("you are not a member of an organization"))
     try:
         policy.require(request.user, Action.UPLOAD_STUDY, org, request=request)  # the denial is recorded
     except PermissionDenied:
-        return _error(403, "you may not upload studies to this organization")  # plain text, as every tus error
+        # plain text, as every tus error
+        return _error(403, gettext("you may not upload studies to this organization"))
     length = header_number(request.headers.get("Upload-Length"), past=_PAST_ANY_UPLOAD)
     if length is None:
-        return _error(400, "Upload-Length is required (deferred length is not supported)")
+        return _error(400, gettext("Upload-Length is required (deferred length is not supported)"))
     if length > org.upload_max_bytes:
-        return _error(413, f"larger than this organization's upload limit ({org.upload_max_bytes} bytes)")
+        return _error(413, gettext("larger than this organization's upload limit (%(limit)s bytes)")
+                      % {"limit": org.upload_max_bytes})
     metadata = _parse_metadata(request.headers.get("Upload-Metadata", ""))
     if metadata is None:
-        return _error(400, "malformed Upload-Metadata")
+        return _error(400, gettext("malformed Upload-Metadata"))
     case = None
     if metadata.get("case"):
         try:
             case = Case.objects.visible_to(request.user).filter(organization=org).get(public_id=UUID(metadata["case"]))
         except (ValueError, Case.DoesNotExist):
-            return _error(400, "unknown case")
+            return _error(400, gettext("unknown case"))
     filename = metadata.get("filename") or metadata.get("name") or ""
     keep = {k: v[:200] for k, v in metadata.items() if k in {"filename", "name", "filetype", "type", "case"}}
     try:
@@ -271,7 +289,7 @@ def upload_detail(request: HttpRequest, upload_id: UUID) -> HttpResponse:
         visible = visible.filter(created_by=request.user)  # only the uploader writes to it
     upload = visible.select_related("organization").filter(public_id=upload_id).first()
     if upload is None:
-        return _error(404, "no such upload")
+        return _error(404, gettext("no such upload"))
     if request.method == "GET":
         policy.require(request.user, Action.VIEW_CASE, upload, request=request)
         return JsonResponse(_status_json(upload))
@@ -280,10 +298,10 @@ def upload_detail(request: HttpRequest, upload_id: UUID) -> HttpResponse:
     if bad := _check_version(request):
         return bad
     if upload.state == UploadState.TERMINATED:
-        return _error(404, "no such upload")
+        return _error(404, gettext("no such upload"))
     if upload.state == UploadState.EXPIRED or (upload.state == UploadState.UPLOADING
                                                and upload.expires_at < timezone.now()):
-        return _error(410, "this upload expired")
+        return _error(410, gettext("this upload expired"))
     if request.method == "HEAD":
         headers = {"Upload_Offset": str(upload.offset), "Upload_Expires": _expires(upload)}
         if upload.length is not None:
@@ -293,14 +311,14 @@ def upload_detail(request: HttpRequest, upload_id: UUID) -> HttpResponse:
         uploads.upload_terminate(upload=upload, by=request.user, request=request)
         return _resp(204)
     if request.method != "PATCH":
-        return _error(405, "method not allowed")
+        return _error(405, gettext("method not allowed"))
     if not request.headers.get("Content-Type", "").startswith(OCTET):
-        return _error(415, f"Content-Type must be {OCTET}")
+        return _error(415, gettext("Content-Type must be %(type)s") % {"type": OCTET})
     offset = header_number(request.headers.get("Upload-Offset"), past=_PAST_ANY_UPLOAD)
     if offset is None:
-        return _error(400, "Upload-Offset is required")
+        return _error(400, gettext("Upload-Offset is required"))
     if offset != upload.offset:
-        return _resp(409, Upload_Offset=str(upload.offset))
+        return _offset_conflict(upload.offset)
     if upload.state != UploadState.UPLOADING:
         return _resp(204, Upload_Offset=str(upload.offset))
     if (bad := _write_body(request, upload)) is not None:

@@ -68,3 +68,23 @@ def test_a_failed_upload_says_why(page, live_server, tmp_path):
     page.get_by_label("Choose files or a zip").set_input_files([str(small)])
     expect(page.get_by_test_id("upload-item").last).to_contain_text("Stopped: you have been signed out")
     assert not Study.objects.exists()
+
+
+def test_a_session_that_ended_is_told_as_such_in_spanish(page, live_server, tmp_path):
+    """The session ends while the page stays open (its CSRF cookie too): the tus server's 403
+    text is Spanish now, and the page still knows it for a sign-out (by its Lightbox-Refusal
+    header) and says so in its own Spanish message."""
+    from django.conf import settings
+
+    org = OrganizationFactory(slug="gone-org")
+    user = member(org, Role.RADIOLOGIST, email="rad@gone.example", language="es")
+    signed_in_as(page, live_server.url, user)
+    small = tmp_path / "small.dcm"
+    small.write_bytes(b"\0" * 500)
+    page.goto(f"{live_server.url}/studies/upload/")
+    page.context.clear_cookies(name=settings.SESSION_COOKIE_NAME)
+    with page.expect_response(lambda r: r.request.method == "POST" and "/api/v1/uploads/" in r.url) as refused:
+        page.locator("#upload-files").set_input_files([str(small)])
+    assert refused.value.status == 403 and refused.value.text() == "inicie sesión primero"
+    expect(page.get_by_test_id("upload-item")).to_contain_text("Detenido: se cerró su sesión")
+    assert not Study.objects.exists()

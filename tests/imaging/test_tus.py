@@ -267,3 +267,102 @@ def test_a_new_staging_file_has_its_folder_entry_on_disk(client, monkeypatch):
     _create(client, 10)
     path = staging.staging_path(Upload.objects.get().staging_name)
     assert path.exists() and synced == [os.path.realpath(path.parent)]
+
+
+#: each refusal of the tus server: its status, the tus headers it keeps, and its text in English
+#: and Spanish (the reader's language; the client acts on the status)
+REFUSALS = {
+    "no_tus_resumable": (412, {"Tus-Version": "1.0.0"}, "unsupported tus version: send Tus-Resumable: 1.0.0",
+                         "versión de tus no admitida: envíe Tus-Resumable: 1.0.0"),
+    "no_length": (400, {}, "Upload-Length is required (deferred length is not supported)",
+                  "Upload-Length es obligatorio (no se admite la longitud diferida)"),
+    "over_the_limit": (413, {}, "larger than this organization's upload limit (100 bytes)",
+                       "supera el límite de subida de esta organización (100 bytes)"),
+    "bad_metadata": (400, {}, "malformed Upload-Metadata", "Upload-Metadata mal formado"),
+    "unknown_case": (400, {}, "unknown case", "caso desconocido"),
+    "offset_mismatch": (409, {"Upload-Offset": "0"},
+                        "Upload-Offset does not match the upload's offset (0): resume from there",
+                        "Upload-Offset no coincide con el desplazamiento de la subida (0): reanude desde ahí"),
+    "checksum_mismatch": (460, {}, "checksum mismatch: the chunk was not kept",
+                          "la suma de comprobación no coincide: el fragmento no se ha guardado"),
+    "unsupported_checksum": (400, {}, "unsupported checksum algorithm",
+                             "algoritmo de suma de comprobación no admitido"),
+    "more_than_the_length": (413, {}, "more bytes than Upload-Length", "más bytes que Upload-Length"),
+    "not_octet_stream": (415, {}, "Content-Type must be application/offset+octet-stream",
+                         "Content-Type debe ser application/offset+octet-stream"),
+    "expired": (410, {}, "this upload expired", "esta subida ha caducado"),
+    "unknown_upload": (404, {}, "no such upload", "no existe esa subida"),
+}
+
+
+def _refuse(client, what: str, url: str):
+    """One request that the server refuses as ``what`` (``url``: an upload of 10 bytes at offset 0)."""
+    bad_sum = "sha1 " + base64.b64encode(hashlib.sha1(b"other").digest()).decode()
+    unknown_case = "00000000-0000-0000-0000-000000000000"
+    return {
+        "no_tus_resumable": lambda: client.post(ROOT, HTTP_UPLOAD_LENGTH="10"),
+        "no_length": lambda: client.post(ROOT, **TUS),
+        "over_the_limit": lambda: client.post(ROOT, HTTP_UPLOAD_LENGTH="101", **TUS),
+        "bad_metadata": lambda: client.post(ROOT, HTTP_UPLOAD_LENGTH="10", HTTP_UPLOAD_METADATA="filename ***",
+                                            **TUS),
+        "unknown_case": lambda: client.post(ROOT, HTTP_UPLOAD_LENGTH="10", HTTP_UPLOAD_METADATA=_meta(
+            case=unknown_case), **TUS),
+        "offset_mismatch": lambda: _patch(client, url, 5, b"x"),
+        "checksum_mismatch": lambda: _patch(client, url, 0, b"hello", HTTP_UPLOAD_CHECKSUM=bad_sum),
+        "unsupported_checksum": lambda: _patch(client, url, 0, b"hello", HTTP_UPLOAD_CHECKSUM="crc32 AAAA"),
+        "more_than_the_length": lambda: _patch(client, url, 0, b"x" * 11),
+        "not_octet_stream": lambda: client.generic("PATCH", url, b"ab", content_type="text/plain",
+                                                   HTTP_UPLOAD_OFFSET="0", **TUS),
+        "expired": lambda: _patch(client, url, 0, b"x"),
+        "unknown_upload": lambda: client.delete(f"{ROOT}{unknown_case}/", **TUS),
+    }[what]()
+
+
+@pytest.mark.parametrize("what", REFUSALS)
+@pytest.mark.parametrize("how", ["user_language", "accept_language"])
+@pytest.mark.parametrize("language", ["en", "es"])
+def test_a_refusal_is_in_the_readers_language_with_its_tus_status_and_headers(client, org_a, uploader, what, how,
+                                                                              language):
+    """The text follows the signed-in user's language, or, without one, the browser's
+    (Accept-Language); the status and the tus headers are the same in every language."""
+    org_a.upload_max_bytes = 100
+    org_a.save()
+    url = _create(client, 10)
+    if how == "user_language":
+        uploader.language = language
+        uploader.save(update_fields=["language"])
+        client.defaults["HTTP_ACCEPT_LANGUAGE"] = "es" if language == "en" else "en"  # the user's own wins
+    else:
+        client.defaults["HTTP_ACCEPT_LANGUAGE"] = language
+    if what == "expired":
+        Upload.objects.update(expires_at="2000-01-01T00:00:00Z")
+    status, headers, english, spanish = REFUSALS[what]
+    r = _refuse(client, what, url)
+    assert r.status_code == status
+    assert r["Tus-Resumable"] == "1.0.0" and "no-store" in r["Cache-Control"]
+    assert {name: r[name] for name in headers} == headers
+    assert r["Content-Type"] == "text/plain; charset=utf-8"
+    assert r.content.decode() == {"en": english, "es": spanish}[language]
+    assert Upload.objects.get().offset == 0  # nothing kept
+
+
+@pytest.mark.parametrize(("language", "text"), [("en", "sign in first"), ("es", "inicie sesión primero")])
+def test_a_request_without_a_session_is_refused_in_the_browsers_language(language, text):
+    """The 403 says "sign in" in the browser's language; the upload page knows it by its
+    Lightbox-Refusal header (static/js/upload.js), whatever the language of the text."""
+    r = Client().post(ROOT, HTTP_UPLOAD_LENGTH="10", HTTP_ACCEPT_LANGUAGE=language, **TUS)
+    assert r.status_code == 403 and r["Tus-Resumable"] == "1.0.0"
+    assert r["Lightbox-Refusal"] == "signed_out"
+    assert r.content.decode() == text
+
+
+def test_the_upload_page_tells_a_sign_out_by_its_header_not_by_its_text():
+    """The page maps statuses to its own translated messages; the only server answer it reads
+    beyond the status is the sign-out, and no longer by the English text."""
+    from pathlib import Path
+
+    from django.contrib.staticfiles import finders
+
+    script = Path(finders.find("js/upload.js")).read_text(encoding="utf-8")
+    assert 'getHeader("Lightbox-Refusal")' in script and '"signed_out"' in script
+    assert "sign in first" not in script
