@@ -16,7 +16,7 @@ PROBE = (
     "import django, json; django.setup(); from django.conf import settings as s; "
     "print(json.dumps({'engine': s.DATABASES['default']['ENGINE'], 'eager': s.CELERY_TASK_ALWAYS_EAGER, "
     "'broker': s.CELERY_BROKER_URL, 'storage': s.STORAGES['default']['BACKEND'], 'debug': s.DEBUG, "
-    "'cache': s.CACHES['default']['BACKEND']}))"
+    "'cache': s.CACHES['default']['BACKEND'], 'renderers': s.REST_FRAMEWORK['DEFAULT_RENDERER_CLASSES']}))"
 )
 
 
@@ -69,6 +69,9 @@ def test_debug_only_when_asked(tmp_path):
     got = _settings_under(clean_env(DJANGO_SETTINGS_MODULE="portal.settings.local", LIGHTBOX_VAR_DIR=str(tmp_path),
                                     DJANGO_DEBUG="1"))
     assert got["debug"] is True
+    assert got["renderers"][-1] == "rest_framework.renderers.BrowsableAPIRenderer"  # a developer's HTML API pages
+    without = _settings_under(clean_env(DJANGO_SETTINGS_MODULE="portal.settings.local", LIGHTBOX_VAR_DIR=str(tmp_path)))
+    assert without["renderers"] == ["rest_framework.renderers.JSONRenderer"]
 
 
 PRODUCTION_ENV = {

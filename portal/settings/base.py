@@ -390,6 +390,10 @@ REST_FRAMEWORK = {
     # DRF's JSON parser, plus a 400 for a body nested too deep to decode
     "DEFAULT_PARSER_CLASSES": ["apps.core.parsers.JSONParser", "rest_framework.parsers.FormParser",
                                "rest_framework.parsers.MultiPartParser"],
+    # JSON only: DRF's browsable HTML pages (its own templates and forms, an undocumented surface next
+    # to patient data) only when DJANGO_DEBUG is on, for a developer
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"]
+    + (["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG else []),
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     # a 404 says "Not found." in the reader's language, never which model was looked for
     "EXCEPTION_HANDLER": "apps.core.api.exception_handler",

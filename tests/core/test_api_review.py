@@ -257,6 +257,16 @@ def test_odd_query_strings_are_answered_not_crashed(world, client_as, query):
     assert response.status_code == 200 or response.json() in ({"detail": "Invalid page."}, {"detail": "Not found."})
 
 
+def test_the_api_answers_json_only_never_drfs_html_pages(world, client_as):
+    """DRF's browsable API (its own HTML templates and forms) is off unless DJANGO_DEBUG is on."""
+    client = client_as(world["users"]["owner"])
+    response = client.get("/api/v1/grants/", HTTP_ACCEPT="text/html,application/xhtml+xml,*/*;q=0.8")
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("application/json")
+    assert "results" in response.json()
+    assert client.get("/api/v1/grants/?format=api").status_code == 404
+
+
 # --- every change to who may see what is audited --------------------------------------------
 
 def test_every_grant_change_through_the_api_is_audited(world, client_as):
