@@ -1,6 +1,13 @@
 """``manage.py ingest PATH --org SLUG [--case ID]``: ingest a folder tree, a zip, a DICOMDIR or
 single files from the server's disk, with a progress bar. ``--resume JOB`` finishes an
-interrupted job (what the task's retry does)."""
+interrupted job (what the task's retry does).
+
+What reaches the terminal (and whatever records it: a scrollback, a cron mail, a CI log) holds no
+patient data. File names of DICOM exports often carry the patient's name, so the per-file report
+names a file by its position in the job's report (the order the files were read, as the portal's
+report lists them) unless ``--show-paths`` is given; reasons are the ingest's own texts, which
+never quote a header value; DICOM header values (patient name, IDs) are never printed.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +18,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from apps.cases.models import Case
-from apps.imaging.models import IngestJob
+from apps.imaging.models import FileOutcome, IngestJob
 from apps.imaging.services import ingest_job_create, ingest_job_run
 from apps.organizations.models import Organization
 
@@ -31,6 +38,8 @@ class Command(BaseCommand):
         parser.add_argument("--case", help="public id of a case of that organization")
         parser.add_argument("--resume", help="public id of an interrupted ingest job to finish")
         parser.add_argument("--no-progress", action="store_true")
+        parser.add_argument("--show-paths", action="store_true",
+                            help="name files by their paths in the report (file names may carry patient names)")
 
     def handle(self, *args, **opts):
         jobs = []
@@ -48,11 +57,12 @@ class Command(BaseCommand):
                 case = Case.objects.for_org(org.pk).filter(public_id=opts["case"]).first()
                 if case is None:
                     raise CommandError("no such case in that organization")
-            for raw in opts["paths"]:
-                path = Path(raw).resolve()
-                if not path.exists():
-                    raise CommandError(f"{raw}: not found")
-                jobs.append(ingest_job_create(organization=org, source_path=str(path), case=case, enqueue=False))
+            paths = [Path(raw).resolve() for raw in opts["paths"]]
+            for n, (raw, path) in enumerate(zip(opts["paths"], paths, strict=True), 1):
+                if not path.exists():  # checked for all before any job is made
+                    raise CommandError(f"{raw}: not found" if opts["show_paths"] else f"PATH {n}: not found")
+            jobs = [ingest_job_create(organization=org, source_path=str(path), case=case, enqueue=False)
+                    for path in paths]
         for job in jobs:
             total = _count(Path(job.source_path)) if job.source_path else 0
             self.stdout.write(f"ingest job {job.public_id}")
@@ -62,8 +72,23 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"{job.state}: {job.files_ingested} ingested, {job.files_duplicate} duplicate, "
                 f"{job.files_skipped} skipped, {job.bytes_stored / 1e6:.1f} MB stored")
-            for line in job.files.exclude(reason=""):
-                self.stdout.write(f"  {line.path}: {line.get_outcome_display()}: {line.reason}")
+            self._report(job, show_paths=opts["show_paths"])
+
+    def _report(self, job: IngestJob, *, show_paths: bool) -> None:
+        """A line per file with a reason: its position in the job's report (or its path), outcome
+        and reason, in English (i18n.Deferred keeps the English of each reason)."""
+        outcomes = dict(FileOutcome.choices)
+        hidden = 0
+        lines = job.files.order_by("id").values_list("path" if show_paths else "id", "outcome", "reason")
+        for position, (name, outcome, reason) in enumerate(lines.iterator(chunk_size=2000), 1):
+            if not reason:
+                continue
+            if not show_paths:
+                name, hidden = f"file {position}", hidden + 1
+            self.stdout.write(f"  {name}: {outcomes.get(outcome, outcome)}: {reason}")
+        if hidden:
+            self.stdout.write("  (files numbered in the order read, as the job's report in the portal lists them; "
+                              "file names may carry patient names: --show-paths prints them)")
 
     @staticmethod
     def _bar(total: int):
