@@ -30,13 +30,17 @@ from typing import Any
 
 import django_otp
 from django.conf import settings
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect
 from django.utils import timezone
+from django_otp.oath import TOTP
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
+from django_otp.util import random_hex
 from rest_framework.permissions import BasePermission
 
+from apps.accounts.models import User
 from apps.audit.services import record
 from apps.core.redirects import with_next
 
@@ -78,12 +82,48 @@ def recovery_codes_pending(user: Any) -> bool:
 
 # --- enrolment -------------------------------------------------------------------------------
 
-def totp_begin(user: Any) -> TOTPDevice:
-    """The unconfirmed authenticator being enrolled (kept across page loads, so the QR code does
-    not change under the user's feet)."""
-    device = totp_device(user, confirmed=False)
-    if device is None:
-        device = TOTPDevice.objects.create(user=user, name="authenticator", confirmed=False)
+#: the session key where the key of the authenticator being enrolled waits for its first code
+TOTP_PENDING_KEY = "lightbox_totp_pending_key"
+
+
+def totp_pending(request: HttpRequest) -> TOTPDevice:
+    """The authenticator being enrolled in this session, not stored: its key waits in the session
+    until a code from it confirms it (``totp_confirm``). So looking at the enrolment page writes
+    nothing to the database, the QR code does not change on reload, and a key shown and abandoned
+    dies with the session: it is never the key of a later enrolment, which someone who saw it
+    then (over a shoulder, on a shared screen) could answer."""
+    key = request.session.get(TOTP_PENDING_KEY)
+    if not (isinstance(key, str) and len(key) == 40 and all(c in "0123456789abcdef" for c in key)):
+        key = random_hex(20)
+        request.session[TOTP_PENDING_KEY] = key
+    return TOTPDevice(user=request.user, name="authenticator", key=key, confirmed=False)
+
+
+def totp_confirm(request: HttpRequest, code: str) -> TOTPDevice | None:
+    """Store the pending authenticator, confirmed, if ``code`` is its current one; None (and
+    nothing stored) if not, or if the user has one already (a second tab, a double submit). The
+    code is checked as django-otp checks a stored device (its tolerance and drift) and is then
+    used up (``last_t``), so it cannot also verify a sign-in."""
+    user = request.user
+    device = totp_pending(request)
+    code = "".join((code or "").split())
+    if not (code.isdigit() and len(code) == device.digits):
+        return None
+    totp = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift)
+    totp.time = time.time()
+    if not totp.verify(int(code), device.tolerance):
+        return None
+    with transaction.atomic():
+        User.objects.select_for_update().filter(pk=user.pk).first()  # one enrolment at a time
+        if has_second_factor(user):
+            return None
+        TOTPDevice.objects.filter(user=user, confirmed=False).delete()  # left by enrolment pages before
+        device.last_t, device.confirmed = totp.t(), True
+        if getattr(settings, "OTP_TOTP_SYNC", True):
+            device.drift = totp.drift
+        device.last_used_at = timezone.now()
+        device.save()
+    request.session.pop(TOTP_PENDING_KEY, None)
     return device
 
 

@@ -82,13 +82,12 @@ def mfa_setup(request: HttpRequest) -> HttpResponse:
         if not user.is_verified():
             return redirect(with_next("accounts:mfa_verify", next_url(request)))
         return redirect(next_url(request))
-    device = mfa.totp_begin(user)
+    device = mfa.totp_pending(request)  # kept in the session until confirmed: a GET stores nothing
     form = EnrolForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        if device.verify_token(form.cleaned_data["code"]):
-            device.confirmed = True
-            device.save(update_fields=["confirmed"])
-            mfa.mark_verified(request, device)
+        enrolled = mfa.totp_confirm(request, form.cleaned_data["code"])
+        if enrolled is not None:
+            mfa.mark_verified(request, enrolled)
             mfa.recovery_codes_issue(user)
             record(action="auth.mfa_enrolled", actor=user, request=request)
             return redirect(with_next("accounts:recovery_codes", next_url(request)))

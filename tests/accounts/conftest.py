@@ -20,6 +20,12 @@ def totp_code(device: TOTPDevice, *, ahead: int = 0) -> str:
     return f"{totp.token():0{device.digits}d}"
 
 
+def pending_device(client) -> TOTPDevice:
+    """The authenticator ``client``'s enrolment page shows (its key waits in the session; nothing
+    is stored before a code confirms it), as an app that scanned the QR code holds it."""
+    return TOTPDevice(key=client.session[mfa.TOTP_PENDING_KEY])
+
+
 def enrol(user) -> TOTPDevice:
     """A confirmed authenticator and saved recovery codes for ``user``."""
     device = TOTPDevice.objects.create(user=user, name="authenticator", confirmed=True)

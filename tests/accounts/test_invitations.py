@@ -11,7 +11,6 @@ from django.core import mail
 from django.db import connection
 from django.test import Client
 from django.utils import timezone
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from apps.accounts import services
 from apps.accounts.models import Invitation, User
@@ -20,7 +19,7 @@ from apps.organizations.models import Membership, Role
 from apps.sharing import policy
 from apps.sharing.models import Grant
 from apps.sharing.policy import Action
-from tests.accounts.conftest import totp_code
+from tests.accounts.conftest import pending_device, totp_code
 from tests.factories import CaseFactory, PatientFactory, member
 
 pytestmark = pytest.mark.django_db
@@ -100,7 +99,7 @@ def test_consultant_accepts_creates_account_enrols_and_sees_only_the_invited_cas
     for path in ("/", "/cases/", f"/sharing/cases/{case.public_id}/"):
         assert browser.get(path)["Location"].startswith("/accounts/mfa/setup/"), path
     browser.get("/accounts/mfa/setup/")
-    device = TOTPDevice.objects.get(user=user)
+    device = pending_device(browser)
     assert browser.post("/accounts/mfa/setup/", {"code": totp_code(device), "next": "/"}).status_code == 302
     # recovery codes must be saved before going on
     assert browser.get("/")["Location"].startswith("/accounts/mfa/recovery-codes/")

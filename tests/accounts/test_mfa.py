@@ -19,7 +19,7 @@ from rest_framework.views import APIView
 from apps.accounts import mfa
 from apps.audit.models import AuditEvent
 from apps.organizations.models import Role
-from tests.accounts.conftest import enrol, totp_code
+from tests.accounts.conftest import enrol, pending_device, totp_code
 from tests.factories import CaseFactory, member
 
 pytestmark = pytest.mark.django_db
@@ -45,17 +45,18 @@ def test_enrolment_shows_qr_and_key_and_confirms_with_a_code(admin_a, client_as)
     page = client.get("/accounts/mfa/setup/?next=/org/members/")
     assert page.status_code == 200
     assert b"<svg" in page.content and b"data-testid=\"totp-key\"" in page.content
-    device = TOTPDevice.objects.get(user=admin_a, confirmed=False)
+    device = pending_device(client)
     assert mfa.manual_key(device).encode() in page.content
-    # the QR code does not change on reload (same device)
-    client.get("/accounts/mfa/setup/")
-    assert TOTPDevice.objects.filter(user=admin_a).count() == 1
+    # the QR code does not change on reload (same key); nothing is stored before a code confirms it
+    assert mfa.manual_key(device).encode() in client.get("/accounts/mfa/setup/").content
+    assert not TOTPDevice.objects.filter(user=admin_a).exists()
     wrong = client.post("/accounts/mfa/setup/", {"code": "000000" if totp_code(device) != "000000" else "111111"})
     assert wrong.status_code == 400
+    assert not TOTPDevice.objects.filter(user=admin_a).exists() and not mfa.has_second_factor(admin_a)
     response = client.post("/accounts/mfa/setup/", {"code": totp_code(device), "next": "/org/members/"})
     assert response["Location"].startswith("/accounts/mfa/recovery-codes/")
-    device.refresh_from_db()
-    assert device.confirmed
+    [stored] = TOTPDevice.objects.filter(user=admin_a)
+    assert stored.confirmed and stored.key == device.key
     codes_page = client.get("/accounts/mfa/recovery-codes/")
     codes = list(StaticDevice.objects.get(user=admin_a).token_set.values_list("token", flat=True))
     assert len(codes) == 10 and all(c.encode() in codes_page.content for c in codes)
@@ -63,6 +64,45 @@ def test_enrolment_shows_qr_and_key_and_confirms_with_a_code(admin_a, client_as)
     done = client.post("/accounts/mfa/recovery-codes/", {"saved": "1", "next": "/org/members/"})
     assert done["Location"] == "/org/members/"
     assert client.get("/org/members/").status_code == 200
+
+
+def test_looking_at_the_enrolment_page_stores_nothing_and_an_abandoned_key_dies_with_the_session(admin_a, client_as):
+    """GET /accounts/mfa/setup/ used to store an unconfirmed authenticator, kept for good and shown
+    again at the next enrolment, however much later: anyone who saw that QR code then could
+    answer the authenticator enrolled with it. The key now waits in the session."""
+    first = client_as(admin_a)
+    first.get("/accounts/mfa/setup/")
+    abandoned = pending_device(first)
+    assert not TOTPDevice.objects.filter(user=admin_a).exists()
+    assert not mfa.has_second_factor(admin_a) and not mfa.recovery_codes_pending(admin_a)
+    # another session (a new sign-in) gets another key; a code of the abandoned one enrols nothing
+    later = client_as(admin_a)
+    page = later.get("/accounts/mfa/setup/")
+    device = pending_device(later)
+    assert device.key != abandoned.key and mfa.manual_key(abandoned).encode() not in page.content
+    assert later.post("/accounts/mfa/setup/", {"code": totp_code(abandoned)}).status_code == 400
+    assert not TOTPDevice.objects.filter(user=admin_a).exists()
+    assert later.post("/accounts/mfa/setup/", {"code": totp_code(device)}).status_code == 302
+    assert list(TOTPDevice.objects.filter(user=admin_a).values_list("key", "confirmed")) == [(device.key, True)]
+    assert mfa.TOTP_PENDING_KEY not in later.session
+
+
+def test_enrolment_removes_authenticators_left_unconfirmed_and_uses_up_its_code(admin_a, client_as):
+    """An unconfirmed device stored by the enrolment page of old versions goes when the user
+    enrols (the migration removes the others); the code that confirmed the new one cannot also
+    pass the sign-in check."""
+    TOTPDevice.objects.create(user=admin_a, name="authenticator", confirmed=False)
+    client = client_as(admin_a)
+    client.get("/accounts/mfa/setup/")
+    device = pending_device(client)
+    code = totp_code(device)
+    assert client.post("/accounts/mfa/setup/", {"code": code}).status_code == 302
+    assert list(TOTPDevice.objects.filter(user=admin_a).values_list("confirmed", flat=True)) == [True]
+    again = client_as(admin_a)
+    assert again.post("/accounts/mfa/verify/", {"code": code, "next": "/"}).status_code != 302
+    # a second submit of the enrolment form enrols nothing more
+    client.post("/accounts/mfa/setup/", {"code": totp_code(device, ahead=1)})
+    assert TOTPDevice.objects.filter(user=admin_a).count() == 1
 
 
 def test_sign_in_asks_for_the_code_after_the_password(org_a, clinician_a):

@@ -293,9 +293,9 @@ def _mfa_enrol_start(w):
 
 
 def _mfa_enrol(w):
-    from django_otp.plugins.otp_totp.models import TOTPDevice
+    from tests.accounts.conftest import pending_device
 
-    device = TOTPDevice.objects.get(user=w.mfa_user, confirmed=False)
+    device = pending_device(w.mfa_client)
     response = w.mfa_client.post(reverse("accounts:mfa_setup"), {"code": _totp(device)})
     assert response.status_code == 302, response.content[:300]
 
