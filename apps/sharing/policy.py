@@ -28,6 +28,10 @@ download limit and the rendition in its scope; a grant marked ``mfa_required`` n
 passed MFA in this session. A patient downloads only ``PATIENT_RENDITIONS`` (the education copy),
 whatever the grant names. Every check reads the database: revocation and expiry take effect on
 the very next request.
+
+Asking for the original DICOM (REQUEST_ORIGINAL) is decided on a grant, not through a role: its
+own recipient, while it is live, when they cannot download the original already
+(``original_request_refusal``). The request service and the pages that offer it ask this.
 """
 
 from __future__ import annotations
@@ -68,6 +72,9 @@ class Action(StrEnum):
     MANAGE_CASE = "manage_case"               # edit, close, reopen, run tumor boards
     MANAGE_GRANT = "manage_grant"             # revoke, extend or renew a grant (its creator too)
     DECIDE_ORIGINAL_REQUEST = "decide_original_request"  # approve/decline (a radiologist or the owner)
+    # Ask for the original DICOM under a grant (an OriginalRequest): decided on the grant, held by
+    # no role; see ``original_request_refusal``.
+    REQUEST_ORIGINAL = "request_original"
     UPLOAD_STUDY = "upload_study"             # upload and ingest studies into the organization
     # A de-identified copy (PS3.15 Annex E) of a study, for use outside the organization: staff
     # who read the originals, never through a grant (apps.deid).
@@ -413,6 +420,8 @@ def can(actor: Any, action: Action | str, obj: object, *, rendition: str | None 
     if action is Action.RUN_BOARD:
         return (_active_user(user) and getattr(obj, "host_id", None) == user.pk
                 and _role_allows(user, Action.MANAGE_CASE, obj))
+    if action is Action.REQUEST_ORIGINAL:
+        return type(obj).__name__ == "Grant" and original_request_refusal(user, obj) is None
     if _active_user(user) and _role_allows(user, action, obj):
         return True
     case_id = _case_id_of(obj)
@@ -421,6 +430,56 @@ def can(actor: Any, action: Action | str, obj: object, *, rendition: str | None 
     now = timezone.now()
     return any(grant_covers(g, action, obj, user=user, rendition=rendition, now=now)
                for g in _grants_of(actor, case_id, now))
+
+
+def is_recipient(grant: Grant, user: Any) -> bool:
+    """Whether ``grant`` is addressed to ``user``: its named grantee; for an invitation not yet
+    accepted, the account with its e-mail address; else a member of its group. (An anonymous
+    link's grant has no recipient.) Says nothing about whether the grant is live."""
+    if not _active_user(user):
+        return False
+    if grant.grantee_id is not None:
+        return grant.grantee_id == user.pk
+    if grant.grantee_email:
+        return grant.grantee_email == (user.email or "").lower()
+    return grant.group_members.filter(pk=user.pk).exists()
+
+
+class OriginalRefusal(StrEnum):
+    """Why ``user`` may not ask for the original DICOM under a grant."""
+
+    NOT_RECIPIENT = "not_recipient"  # a dead grant, someone else's, or one needing MFA not passed
+    HAS_ORIGINAL = "has_original"    # they can download the original of what it covers already
+
+
+def _downloads_original_of(user: Any, grant: Grant) -> bool:
+    """``user`` can download, right now, the original of everything ``grant`` covers (by their
+    role or through any live grant): its case, or each study it names."""
+    from apps.imaging.models import Study
+
+    scope = _study_scope(grant)
+    if scope is None:
+        return can(user, Action.DOWNLOAD_ORIGINAL, grant.case)
+    return all(can(user, Action.DOWNLOAD_ORIGINAL, study) for study in Study.objects.filter(pk__in=scope))
+
+
+def original_request_refusal(actor: Any, grant: Grant, *, now: datetime | None = None) -> OriginalRefusal | None:
+    """Why the user of ``actor`` may not ask for the original DICOM under ``grant``, or None when
+    they may (``can(actor, REQUEST_ORIGINAL, grant)``).
+
+    Security contract: only the grant's own recipient (``is_recipient``: the named grantee, a
+    member of its group, the account an invitation went to), while the grant is live and, when it
+    is marked ``mfa_required``, after MFA in this session; and only when they cannot download the
+    original of what it covers already (asking would give nothing). Anonymous links never ask:
+    a link holder's links are not theirs to ask under."""
+    user = _user_of(actor)
+    if not (_active_user(user) and grant.is_live(now) and is_recipient(grant, user)):
+        return OriginalRefusal.NOT_RECIPIENT
+    if grant.mfa_required and not _verified(user):
+        return OriginalRefusal.NOT_RECIPIENT
+    if _downloads_original_of(user, grant):
+        return OriginalRefusal.HAS_ORIGINAL
+    return None
 
 
 def upload_cases(user: Any, obj: object) -> QuerySet:

@@ -264,21 +264,13 @@ def share_link_refusal(*, link: ShareLink, user: Any, now: datetime | None = Non
     else:
         if user is None or not user.is_authenticated:
             return LinkRefusal.SIGN_IN
-        if not _is_recipient(grant, user):
+        if not policy.is_recipient(grant, user):
             return LinkRefusal.WRONG_RECIPIENT
         if grant.mfa_required and not policy._verified(user):
             return LinkRefusal.MFA_REQUIRED
     if link.max_uses is not None and link.use_count >= link.max_uses:
         return LinkRefusal.USED_UP
     return None
-
-
-def _is_recipient(grant: Grant, user: Any) -> bool:
-    if grant.grantee_id is not None:
-        return grant.grantee_id == user.pk
-    if grant.grantee_email:
-        return grant.grantee_email == (user.email or "").lower()
-    return grant.group_members.filter(pk=user.pk).exists()
 
 
 def share_link_refused(*, link: ShareLink | None, reason: str, user: Any = None,
@@ -633,14 +625,15 @@ def _deciders(grant: Grant) -> list[User]:
 
 def original_request_create(*, grant: Grant, by: User, reason: str,
                             request: HttpRequest | None = None) -> OriginalRequest:
-    """A preview recipient asks for the original DICOM. Deciders are notified (no PHI)."""
+    """A preview recipient asks for the original DICOM. Deciders are notified (no PHI).
+
+    Who may ask is the policy's (``REQUEST_ORIGINAL`` on the grant): anyone else is refused and
+    the refusal recorded; the grant's recipient who can download the original already is told so
+    (a ValidationError)."""
     reason = (reason or "").strip()
-    if not grant.is_live() or not _is_recipient(grant, by):
-        record(action="access.denied", actor=by, organization_id=grant.organization_id, target=grant,
-               case=grant.case, outcome="denied", request=request, details={"wanted": "original_request"})
-        raise PermissionDenied
-    if policy.can(by, policy.Action.DOWNLOAD_ORIGINAL, grant.case):
+    if policy.original_request_refusal(by, grant) is policy.OriginalRefusal.HAS_ORIGINAL:
         raise ValidationError(_("You can already download the original DICOM."))
+    policy.require(by, policy.Action.REQUEST_ORIGINAL, grant, request=request)
     if len(reason) < 10:
         raise ValidationError(_("Say why you need the original (at least 10 characters)."))
     if OriginalRequest.objects.filter(grant=grant, requested_by=by, status=OriginalRequestStatus.PENDING).exists():

@@ -26,6 +26,8 @@ EXPECTED = {
     Role.EXTERNAL_CONSULTANT: {Action.VIEW_ORGANIZATION},
     Role.PATIENT: {Action.VIEW_ORGANIZATION},
 }
+# Held by no role, decided on one object: RUN_BOARD (the board's host), REQUEST_ORIGINAL (a live
+# grant's own recipient: tests/sharing/test_original_request_policy.py covers every kind).
 
 
 @pytest.mark.parametrize("role", list(Role))
@@ -33,6 +35,7 @@ EXPECTED = {
 def test_every_role_and_action(role, action, org_a, org_b):
     user = member(org_a, role)
     assert policy.can(user, action, org_a) is (action in EXPECTED[role])
+    assert (action in policy.ROLE_ACTIONS[role]) is (action in EXPECTED[role])
     # rights in one organization never reach another
     assert policy.can(user, action, org_b) is False
 

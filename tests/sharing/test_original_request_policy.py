@@ -1,0 +1,237 @@
+"""Who may ask for the original DICOM under a grant (Action.REQUEST_ORIGINAL) is the policy's
+decision, and the service that records the request, the shared-case page's button and the
+"shared with me" link all follow it: for every kind of recipient, for outsiders and staff, and for
+grants that are no longer live."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.urls import reverse
+from django.utils import timezone
+
+from apps.audit.models import AuditEvent
+from apps.organizations.models import Role
+from apps.sharing import policy, services
+from apps.sharing.models import OriginalRequest
+from apps.sharing.policy import Action, OriginalRefusal
+from tests.factories import GrantFactory, StudyFactory, UserFactory, member
+
+pytestmark = pytest.mark.django_db
+
+PREVIEW = {"permissions": ["view", "download_preview"], "renditions": ["preview"]}
+ORIGINAL = {"permissions": ["view", "download_original"], "renditions": ["original", "preview"]}
+
+
+def _grant(case, **kwargs):
+    return GrantFactory(organization=case.organization, case=case, **{"grantee": None, **PREVIEW, **kwargs})
+
+
+def _named_grantee(case, org):
+    user = member(org, Role.EXTERNAL_CONSULTANT)
+    return user, _grant(case, grantee=user)
+
+
+def _group_member(case, org):
+    user = member(org, Role.EXTERNAL_CONSULTANT)
+    grant = _grant(case, group_name="Board")
+    grant.group_members.set([user, UserFactory()])
+    return user, grant
+
+
+def _invited_not_yet_accepted(case, org):
+    user = UserFactory(email="Invited@Example.org")
+    return user, _grant(case, grantee_email="invited@example.org")
+
+
+def _invitation_accepted(case, org):
+    user = UserFactory(email="accepted@example.org")
+    return user, _grant(case, grantee_email="accepted@example.org", grantee=user)
+
+
+def _someone_else(case, org):
+    _named_grantee(case, org)
+    return member(org, Role.EXTERNAL_CONSULTANT), _grant(case, grantee=UserFactory())
+
+
+def _other_group_member(case, org):
+    grant = _grant(case, group_name="Board")
+    grant.group_members.set([UserFactory()])
+    return member(org, Role.EXTERNAL_CONSULTANT), grant
+
+
+def _staff_coordinator(case, org):
+    return member(org, Role.COORDINATOR), _grant(case, grantee=UserFactory())
+
+
+def _staff_radiologist(case, org):
+    """Downloads originals by role, but the grant is not theirs: refused, not "you already can"."""
+    return member(org, Role.RADIOLOGIST), _grant(case, grantee=UserFactory())
+
+
+def _anonymous_link_grant(case, org):
+    return member(org, Role.EXTERNAL_CONSULTANT), _grant(case, grantee=None)
+
+
+def _dead(state):
+    def build(case, org):
+        user, grant = _named_grantee(case, org)
+        now = timezone.now()
+        if state == "expired":
+            grant.expires_at = now - timedelta(seconds=1)
+        elif state == "revoked":
+            grant.revoked_at = now
+        elif state == "not_started":
+            grant.starts_at = now + timedelta(hours=1)
+        elif state == "case_closed":
+            case.status = "closed"
+            case.save()
+        elif state == "user_inactive":
+            user.is_active = False
+            user.save()
+        grant.save()
+        return user, grant
+    return build
+
+
+def _mfa_not_passed(case, org):
+    user = member(org, Role.EXTERNAL_CONSULTANT)
+    return user, _grant(case, grantee=user, mfa_required=True)
+
+
+def _mfa_passed(case, org):
+    user, grant = _mfa_not_passed(case, org)
+    user.is_verified = lambda: True
+    return user, grant
+
+
+def _already_has_original(case, org):
+    user = member(org, Role.EXTERNAL_CONSULTANT)
+    return user, _grant(case, grantee=user, **ORIGINAL)
+
+
+def _original_through_another_grant(case, org):
+    user, grant = _named_grantee(case, org)
+    _grant(case, grantee=user, **ORIGINAL)
+    return user, grant
+
+
+def _study_share_with_its_original(case, org):
+    """A one-study share that gives that study's original: nothing to ask for (the old service
+    let its recipient ask, because no grant gives a whole-case download of a one-study share)."""
+    user = member(org, Role.EXTERNAL_CONSULTANT)
+    grant = _grant(case, grantee=user, **ORIGINAL)
+    grant.studies.set([StudyFactory(organization=org, case=case)])
+    StudyFactory(organization=org, case=case)  # another study of the case, not shared
+    return user, grant
+
+
+def _study_share_with_preview(case, org):
+    user = member(org, Role.EXTERNAL_CONSULTANT)
+    grant = _grant(case, grantee=user)
+    grant.studies.set([StudyFactory(organization=org, case=case)])
+    return user, grant
+
+
+def _original_used_up(case, org):
+    """The download limit is used up: they cannot download the original now, so they may ask."""
+    user = member(org, Role.EXTERNAL_CONSULTANT)
+    return user, _grant(case, grantee=user, download_limit=1, download_count=1, **ORIGINAL)
+
+
+MAY = None
+CASES = [
+    ("named_grantee", _named_grantee, MAY),
+    ("group_member", _group_member, MAY),
+    ("invited_not_yet_accepted", _invited_not_yet_accepted, MAY),
+    ("invitation_accepted", _invitation_accepted, MAY),
+    ("mfa_passed", _mfa_passed, MAY),
+    ("study_share_with_preview", _study_share_with_preview, MAY),
+    ("original_used_up", _original_used_up, MAY),
+    ("someone_else", _someone_else, OriginalRefusal.NOT_RECIPIENT),
+    ("other_group_member", _other_group_member, OriginalRefusal.NOT_RECIPIENT),
+    ("staff_coordinator", _staff_coordinator, OriginalRefusal.NOT_RECIPIENT),
+    ("staff_radiologist", _staff_radiologist, OriginalRefusal.NOT_RECIPIENT),
+    ("anonymous_link_grant", _anonymous_link_grant, OriginalRefusal.NOT_RECIPIENT),
+    ("mfa_not_passed", _mfa_not_passed, OriginalRefusal.NOT_RECIPIENT),
+    *[(f"grant_{state}", _dead(state), OriginalRefusal.NOT_RECIPIENT)
+      for state in ("expired", "revoked", "not_started", "case_closed", "user_inactive")],
+    ("already_has_original", _already_has_original, OriginalRefusal.HAS_ORIGINAL),
+    ("original_through_another_grant", _original_through_another_grant, OriginalRefusal.HAS_ORIGINAL),
+    ("study_share_with_its_original", _study_share_with_its_original, OriginalRefusal.HAS_ORIGINAL),
+]
+
+
+@pytest.mark.parametrize(("build", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_the_policy_and_the_service_agree(case, org_a, build, expected):
+    user, grant = build(case, org_a)
+    assert policy.original_request_refusal(user, grant) == expected
+    assert policy.can(user, Action.REQUEST_ORIGINAL, grant) is (expected is MAY)
+    reason = "Need the thin-slice series to measure."
+    if expected is MAY:
+        req = services.original_request_create(grant=grant, by=user, reason=reason)
+        assert req.requested_by == user and req.grant == grant
+    elif expected is OriginalRefusal.HAS_ORIGINAL:
+        with pytest.raises(ValidationError, match="already download the original"):
+            services.original_request_create(grant=grant, by=user, reason=reason)
+        assert not AuditEvent.objects.filter(action="access.denied").exists()
+    else:
+        with pytest.raises(PermissionDenied):
+            services.original_request_create(grant=grant, by=user, reason=reason)
+        denial = AuditEvent.objects.get(action="access.denied")
+        assert denial.outcome == "denied" and denial.organization_id == org_a.pk
+        assert denial.target_id == str(grant.public_id) and denial.case_ref == case.public_id
+        assert denial.details == {"wanted": "request_original"}
+    assert OriginalRequest.objects.exists() is (expected is MAY)
+
+
+@pytest.mark.parametrize(("build", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_the_pages_offer_what_the_policy_allows(case, org_a, client_as, build, expected):
+    """The shared case's button and the "shared with me" link appear exactly when the service
+    would take the request."""
+    user, grant = build(case, org_a)
+    if not user.is_active:
+        return  # signs in nowhere
+    client = client_as(user)
+    if getattr(user, "is_verified", None) is not None and "is_verified" in user.__dict__:
+        return  # a patched MFA state does not survive the test client's request
+    form_url = reverse("sharing:original_request_create", kwargs={"grant_id": grant.public_id})
+    offered = expected is MAY
+    page = client.get(reverse("sharing:shared_case", kwargs={"case_id": case.public_id}))
+    if page.status_code == 200:
+        assert (form_url in page.content.decode()) is offered
+    else:
+        assert not offered or grant.grantee_id is None  # an invitation not yet accepted: reached by its link
+    mine = client.get(reverse("sharing:shared_with_me")).content.decode()
+    assert (form_url in mine) is (offered and (grant.grantee_id == user.pk or grant.group_members.filter(
+        pk=user.pk).exists()))
+
+
+def test_a_recipient_who_also_opened_an_anonymous_link_is_offered_only_their_own_grant(case, org_a, client_as):
+    """The page used to offer the original under every grant the visitor holds, including an
+    anonymous link's grant, under which the service refuses the request."""
+    org_a.anonymous_links_enabled = True
+    org_a.save()
+    user, own = _named_grantee(case, org_a)
+    anonymous = _grant(case, grantee=None)
+    _link, raw = services.share_link_create(grant=anonymous, by=None, anonymous=True)
+    client = client_as(user)
+    assert client.get(reverse("sharing:link_open", kwargs={"token": raw})).status_code == 302
+    page = client.get(reverse("sharing:shared_case", kwargs={"case_id": case.public_id})).content.decode()
+    url = "sharing:original_request_create"
+    assert reverse(url, kwargs={"grant_id": own.public_id}) in page
+    assert reverse(url, kwargs={"grant_id": anonymous.public_id}) not in page
+    response = client.post(reverse(url, kwargs={"grant_id": anonymous.public_id}),
+                           {"reason": "Need the thin-slice series to measure."})
+    assert response.status_code in (403, 404)
+    assert not OriginalRequest.objects.exists()
+
+
+def test_a_one_study_share_with_its_original_is_not_offered_nor_taken(case, org_a, client_as):
+    user, grant = _study_share_with_its_original(case, org_a)
+    url = reverse("sharing:original_request_create", kwargs={"grant_id": grant.public_id})
+    response = client_as(user).post(url, {"reason": "Need the thin-slice series to measure."})
+    assert response.status_code == 400 and "already download the original" in response.content.decode()
+    assert not OriginalRequest.objects.exists()
