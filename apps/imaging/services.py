@@ -234,7 +234,7 @@ def _prepare(entry: sources.Entry, fh: IO[bytes]) -> _Item:
         item.header = dicom.parse(fh)
         (item.sha256, item.size), item.source = _hash(fh), fh
     if item.header.is_dicomdir:
-        return item.skip("DICOMDIR index: its files are ingested")
+        return item.skip(Deferred(gettext_noop("DICOMDIR index: its files are ingested")))
     return item
 
 

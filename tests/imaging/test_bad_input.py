@@ -125,6 +125,20 @@ def test_lying_zip_header_cannot_inflate(tmp_path):
     assert "zip bomb" in str(excinfo.value) or "Bad" in type(excinfo.value).__name__
 
 
+def _dicomdir_object() -> bytes:
+    """A small synthetic object of the DICOMDIR's SOP class (a fictional patient)."""
+    from pydicom.uid import generate_uid
+
+    from apps.imaging.dicom import DICOMDIR_SOP_CLASS
+    from bench.ingest.synthetic import ct_slice
+
+    ds = ct_slice(study_uid=generate_uid(), series_uid=generate_uid(), index=0, rows=4, columns=4, seed=b"\1" * 32)
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = DICOMDIR_SOP_CLASS
+    buf = io.BytesIO()
+    ds.save_as(buf, enforce_file_format=True)
+    return buf.getvalue()
+
+
 def test_each_files_reason_is_shown_in_the_readers_language(client, small_ct, django_capture_on_commit_callbacks):
     """The ingest runs in a task and stores its reasons in English (manage.py, logs, the JSON's
     ``reason``); the uploader reads them in their own language, on the upload page (the JSON's
@@ -132,7 +146,8 @@ def test_each_files_reason_is_shown_in_the_readers_language(client, small_ct, dj
     good = {f"good/{p.name}": p.read_bytes() for p in sorted(small_ct.iterdir())}
     bad = {"bad/report.dcm": b"This is a text report renamed .dcm, not DICOM.\n" * 20,
            "../../etc/evil.dcm": good["good/IM00000.dcm"],
-           "bad/header.dcm": good["good/IM00000.dcm"][:200]}
+           "bad/header.dcm": good["good/IM00000.dcm"][:200],
+           "bad/index.dcm": _dicomdir_object()}  # a DICOMDIR by its content, not by its name
     with django_capture_on_commit_callbacks(execute=True):
         job = _upload(client, _zip({**good, **bad}), "corpus.zip")
     job.refresh_from_db()
@@ -147,6 +162,8 @@ def test_each_files_reason_is_shown_in_the_readers_language(client, small_ct, dj
                                        "no es un archivo DICOM (sin preámbulo DICM ni metainformación de archivo)")
     assert shown["../../etc/evil.dcm"][1] == "ruta insegura en el zip: '..' sale del archivo"
     assert shown["bad/header.dcm"] == ("missing SOPInstanceUID", "falta SOPInstanceUID")  # with its argument
+    assert shown["bad/index.dcm"] == ("DICOMDIR index: its files are ingested",
+                                      "índice DICOMDIR: se incorporan sus archivos")
 
     page = client.get(study.get_absolute_url(), HTTP_ACCEPT_LANGUAGE="es").content.decode()
     assert "ruta insegura en el zip: &#x27;..&#x27; sale del archivo" in page
