@@ -7,30 +7,16 @@ import hashlib
 import threading
 
 import pytest
-from django.db import connection, connections
+from django.db import connection
 
 from apps.imaging import services
 from apps.imaging.blobs import open_blob
 from apps.imaging.models import Blob, FileOutcome, Instance, JobState, Study
 from apps.imaging.services import ingest_job_create, ingest_job_run
 from bench.ingest.synthetic import write_ct_series
+from tests.threads import in_thread
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def _in_thread(failures: list[BaseException], fn, *args, **kwargs) -> threading.Thread:
-    """Start ``fn`` on a thread with its own database connection; what it raises goes to ``failures``."""
-    def run():
-        try:
-            fn(*args, **kwargs)
-        except BaseException as exc:  # reported by the test
-            failures.append(exc)
-        finally:
-            connections.close_all()
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    return thread
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks: PostgreSQL (SQLite has one writer)")
@@ -46,7 +32,7 @@ def test_the_same_study_ingested_twice_at_once(org_a, tmp_path, monkeypatch, rou
         start.wait()
         ingest_job_run(job_id=job.pk)
 
-    for thread in [_in_thread(errors, run, job) for job in jobs]:
+    for thread in [in_thread(errors, run, job) for job in jobs]:
         thread.join(timeout=120)
     assert not errors
     for job in jobs:
@@ -81,7 +67,7 @@ def test_a_deletion_between_an_ingests_lookup_and_its_commit(org_a, org_b, admin
     def found(sha256s):
         result = real_found(sha256s)
         if result and Study.objects.filter(pk=alpha.pk).exists():
-            _in_thread(failures, services.study_delete, study=alpha, by=admin_a).join(timeout=30)
+            in_thread(failures, services.study_delete, study=alpha, by=admin_a).join(timeout=30)
         return result
 
     monkeypatch.setattr(services, "blobs_found", found)
@@ -113,7 +99,7 @@ def test_a_deletion_while_an_ingest_commits_keeps_the_blobs_it_takes(org_a, org_
 
     def index(*args):
         if not deletion:  # inside Beta's batch transaction, after its blob lookups
-            deletion.append(_in_thread(failures, services.study_delete, study=alpha, by=admin_a))
+            deletion.append(in_thread(failures, services.study_delete, study=alpha, by=admin_a))
             deadline = time.monotonic() + 10
             while time.monotonic() < deadline and not _waiting_on_a_lock():
                 time.sleep(0.05)  # until the deletion waits for this transaction (or gives up)

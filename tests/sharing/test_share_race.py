@@ -11,7 +11,7 @@ import threading
 import time
 
 import pytest
-from django.db import connection, connections
+from django.db import connection
 from django.test import Client
 from django.urls import reverse
 
@@ -20,26 +20,12 @@ from apps.imaging.models import Study
 from apps.sharing import services
 from apps.sharing.models import Grant
 from tests.factories import StudyFactory
+from tests.threads import in_thread
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks: PostgreSQL (SQLite has one writer)"),
 ]
-
-
-def _in_thread(failures: list[BaseException], fn, *args, **kwargs) -> threading.Thread:
-    """Start ``fn`` on a thread with its own database connection; what it raises goes to ``failures``."""
-    def run():
-        try:
-            fn(*args, **kwargs)
-        except BaseException as exc:  # reported by the test
-            failures.append(exc)
-        finally:
-            connections.close_all()
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    return thread
 
 
 def _waiting_on_a_lock() -> list[str]:
@@ -69,7 +55,7 @@ def test_a_study_deleted_after_the_form_was_checked_is_refused_on_the_form(owner
     failures: list[BaseException] = []
 
     def terms(**kwargs):  # inside the share's transaction, before anything is written
-        _in_thread(failures, imaging_services.study_delete, study=study, by=radiologist).join(timeout=30)
+        in_thread(failures, imaging_services.study_delete, study=study, by=radiologist).join(timeout=30)
         return real_terms(**kwargs)
 
     monkeypatch.setattr(services, "share_terms", terms)
@@ -93,7 +79,7 @@ def test_a_deletion_while_a_share_commits_waits_then_revokes_it(owner, case, con
 
     def link_create(**kwargs):  # after the grant naming the study was written, before the commit
         if not deletion:
-            deletion.append(_in_thread(failures, imaging_services.study_delete, study=study, by=radiologist))
+            deletion.append(in_thread(failures, imaging_services.study_delete, study=study, by=radiologist))
             deadline = time.monotonic() + 5
             while time.monotonic() < deadline and not _waiting_on_a_lock():
                 time.sleep(0.05)  # until the deletion waits for this transaction (or gives up)
