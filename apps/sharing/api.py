@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.urls import reverse
-from drf_spectacular.utils import extend_schema
+from django.utils.translation import gettext as _
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
@@ -19,7 +21,10 @@ from rest_framework.response import Response
 from apps.core.api import BoundedDateTimeField, OrgScopedViewSet, PublicIdField
 from apps.sharing import policy, services
 from apps.sharing.models import COUNT_MAX, Grant, SecondFactor
-from apps.sharing.usecases import RecipientKind, Rendition, UseCase
+from apps.sharing.usecases import TEMPLATES, RecipientKind, Rendition, UseCase
+
+#: no template lasts longer (each refuses more than its own maximum, beside ``hours``)
+HOURS_MAX = max(t.max_hours for t in TEMPLATES.values())
 
 
 class GrantOutputSerializer(serializers.ModelSerializer):
@@ -51,10 +56,12 @@ class GrantCreateSerializer(serializers.Serializer):
     recipient_kind = serializers.ChoiceField(choices=RecipientKind.choices)
     recipient_email = serializers.EmailField(required=False, allow_blank=True,
                                              max_length=Grant._meta.get_field("grantee_email").max_length)
-    group_emails = serializers.ListField(child=serializers.EmailField(), required=False)
+    group_emails = serializers.ListField(child=serializers.EmailField(), required=False,
+                                         max_length=services.GROUP_MAX_MEMBERS,
+                                         help_text="Each needs an active account; an address without one is refused.")
     group_name = serializers.CharField(required=False, allow_blank=True, max_length=120)
     renditions = serializers.ListField(child=serializers.ChoiceField(choices=Rendition.choices), required=False)
-    hours = serializers.IntegerField(required=False, min_value=1)
+    hours = serializers.IntegerField(required=False, min_value=1, max_value=HOURS_MAX)
     download_limit = serializers.IntegerField(required=False, min_value=1, max_value=COUNT_MAX)
     second_factor = serializers.ChoiceField(choices=SecondFactor.choices, required=False, allow_blank=True)
     passcode = serializers.CharField(required=False, allow_blank=True, max_length=64, write_only=True)
@@ -68,13 +75,25 @@ class ExtendSerializer(serializers.Serializer):
 
 
 class RenewSerializer(serializers.Serializer):
-    hours = serializers.IntegerField(required=False, min_value=1)
+    hours = serializers.IntegerField(required=False, min_value=1, max_value=HOURS_MAX)
 
 
-def _api_errors(exc: Exception):
+def _api_errors(exc: Exception, serializer: type[serializers.Serializer]):
+    """A service's refusal as the API's error: a rule about one field of the request (the
+    ValidationError's code names it, e.g. ``hours``) beside that field, others under ``detail``."""
     if isinstance(exc, ValidationError):
-        return ApiValidationError({"detail": exc.messages})
+        fields = serializer().fields
+        errors: dict[str, list[str]] = {}
+        for error in exc.error_list if not hasattr(exc, "error_dict") else \
+                [e for field_errors in exc.error_dict.values() for e in field_errors]:
+            key = error.code if error.code in fields else "detail"
+            errors.setdefault(key, []).extend(error.messages)
+        return ApiValidationError(errors)
     return ApiPermissionDenied(str(exc) or None)
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").lower() in ("1", "true", "yes")
 
 
 class GrantViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedViewSet):
@@ -95,12 +114,18 @@ class GrantViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedVi
 
     def refine_queryset(self, queryset):
         queryset = queryset.select_related("case", "grantee")
-        if self.request.query_params.get("mine"):
+        if _flag(self.request.query_params.get("mine")):
             queryset = queryset.filter(created_by=self.request.user)
         return queryset
 
     def _link(self, raw: str) -> str:
         return self.request.build_absolute_uri(reverse("sharing:link_open", kwargs={"token": raw}))
+
+    @extend_schema(parameters=[OpenApiParameter(
+        "mine", OpenApiTypes.BOOL, required=False,
+        description="1 (or true): only the grants you created (\"my shares\").")])
+    def list(self, request: Request, *args, **kwargs) -> Response:
+        return super().list(request, *args, **kwargs)
 
     @extend_schema(request=GrantCreateSerializer, responses={201: GrantCreatedSerializer})
     def create(self, request: Request) -> Response:
@@ -113,12 +138,22 @@ class GrantViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedVi
         case = Case.objects.visible_to(request.user).filter(public_id=v["case"]).first()
         if case is None:
             raise NotFound
-        grantee = None
+        # who may share is asked first (and a refusal recorded), so that only someone who may
+        # share learns which addresses have accounts
+        policy.require(request.user, policy.Action.SHARE_CASE, case, request=request)
+        grantee, members = None, []
         if v["recipient_kind"] == RecipientKind.USER:
             grantee = User.objects.filter(email=(v.get("recipient_email") or "").lower(), is_active=True).first()
             if grantee is None:
-                raise ApiValidationError({"recipient_email": ["No active account has that address."]})
-        members = list(User.objects.filter(email__in=[e.lower() for e in v.get("group_emails", [])], is_active=True))
+                raise ApiValidationError({"recipient_email": [
+                    _("No active account has that address. Invite it instead.")]})
+        elif v["recipient_kind"] == RecipientKind.GROUP:
+            emails = sorted({e.lower() for e in v.get("group_emails", [])})
+            members = list(User.objects.filter(email__in=emails, is_active=True))
+            missing = sorted(set(emails) - {(m.email or "").lower() for m in members})
+            if missing:  # as the share form says: each member needs an account, none is dropped
+                raise ApiValidationError({"group_emails": [
+                    _("No active account for: %(emails)s") % {"emails": ", ".join(missing)}]})
         try:
             grant, _link, raw = services.share_create(
                 case=case, by=request.user, use_case=v["use_case"], recipient_kind=v["recipient_kind"],
@@ -128,7 +163,7 @@ class GrantViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedVi
                 second_factor=v.get("second_factor", ""), passcode=v.get("passcode", ""),
                 max_uses=v.get("max_uses"), not_before=v.get("not_before"), request=request)
         except (ValidationError, PermissionDenied) as exc:
-            raise _api_errors(exc) from exc
+            raise _api_errors(exc, GrantCreateSerializer) from exc
         grant.link = self._link(raw)
         return Response(GrantCreatedSerializer(grant).data, status=status.HTTP_201_CREATED)
 
@@ -150,7 +185,7 @@ class GrantViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedVi
         try:
             grant = services.grant_extend(grant=grant, by=request.user, request=request, **data.validated_data)
         except (ValidationError, PermissionDenied) as exc:
-            raise _api_errors(exc) from exc
+            raise _api_errors(exc, ExtendSerializer) from exc
         return Response(GrantOutputSerializer(grant).data)
 
     @extend_schema(request=RenewSerializer, responses={201: GrantCreatedSerializer})
@@ -163,7 +198,7 @@ class GrantViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedVi
             new, _link, raw = services.grant_renew(grant=grant, by=request.user, hours=data.validated_data.get("hours"),
                                                    request=request)
         except (ValidationError, PermissionDenied) as exc:
-            raise _api_errors(exc) from exc
+            raise _api_errors(exc, RenewSerializer) from exc
         new.link = self._link(raw)
         return Response(GrantCreatedSerializer(new).data, status=status.HTTP_201_CREATED)
 

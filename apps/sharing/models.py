@@ -18,7 +18,7 @@ from django.utils.translation import gettext_lazy as _
 from apps.core import i18n
 from apps.core.models import PublicIdModel
 from apps.organizations.scoping import OrgScopedQuerySet
-from apps.sharing.usecases import TEMPLATES, UseCase
+from apps.sharing.usecases import UseCase
 
 #: the largest count (download limit, use limit) the PositiveIntegerField columns hold on every database
 COUNT_MAX = 2_147_483_647
@@ -105,13 +105,6 @@ class Grant(PublicIdModel):
     @property
     def over_download_limit(self) -> bool:
         return self.download_limit is not None and self.download_count >= self.download_limit
-
-    @property
-    def renewable(self) -> bool:
-        """Whether renewing can succeed (the checks grant_renew makes): its template is renewable
-        and its case is still open. "My shares" offers Renew only then."""
-        template = TEMPLATES.get(self.use_case)
-        return bool(template and template.renewable) and self.case.status == "open"
 
     @property
     def is_anonymous(self) -> bool:

@@ -29,6 +29,8 @@ passed MFA in this session. A patient downloads only ``PATIENT_RENDITIONS`` (the
 whatever the grant names. Every check reads the database: revocation and expiry take effect on
 the very next request.
 
+Renewing a grant (RENEW_GRANT) is decided on the grant: managing it and sharing its case, both.
+
 Asking for the original DICOM (REQUEST_ORIGINAL) is decided on a grant, not through a role: its
 own recipient, while it is live, when they cannot download the original already
 (``original_request_refusal``). The request service and the pages that offer it ask this.
@@ -70,7 +72,11 @@ class Action(StrEnum):
     DOWNLOAD_ORIGINAL = "download_original"   # the diagnostic original DICOM
     SHARE_CASE = "share_case"                 # grant others access
     MANAGE_CASE = "manage_case"               # edit, close, reopen, run tumor boards
-    MANAGE_GRANT = "manage_grant"             # revoke, extend or renew a grant (its creator too)
+    MANAGE_GRANT = "manage_grant"             # revoke or extend a grant (its creator too)
+    # Renew a grant: a fresh grant and a fresh link, so a new share. Held by no role: MANAGE_GRANT
+    # on the grant and SHARE_CASE on its case, both (``can``), so roles that may not share (org
+    # admins, coordinators) manage grants but never receive a working link by renewing one.
+    RENEW_GRANT = "renew_grant"
     DECIDE_ORIGINAL_REQUEST = "decide_original_request"  # approve/decline (a radiologist or the owner)
     # Ask for the original DICOM under a grant (an OriginalRequest): decided on the grant, held by
     # no role; see ``original_request_refusal``.
@@ -422,6 +428,10 @@ def can(actor: Any, action: Action | str, obj: object, *, rendition: str | None 
                 and _role_allows(user, Action.MANAGE_CASE, obj))
     if action is Action.REQUEST_ORIGINAL:
         return type(obj).__name__ == "Grant" and original_request_refusal(user, obj) is None
+    if action is Action.RENEW_GRANT:
+        # renewing makes a new share (and hands its maker a new link): what creating one needs
+        return (type(obj).__name__ == "Grant" and _active_user(user) and can(user, Action.MANAGE_GRANT, obj)
+                and can(user, Action.SHARE_CASE, obj.case))  # type: ignore[attr-defined]
     if _active_user(user) and _role_allows(user, action, obj):
         return True
     case_id = _case_id_of(obj)

@@ -63,7 +63,7 @@ def grants_created_by(*, user: User) -> list[Grant]:
     if not user.is_authenticated:
         return []
     grants = list(Grant.objects.filter(created_by=user).select_related("case", "grantee", "organization")
-                  .prefetch_related("links", "extensions").order_by("-created_at")[:200])
+                  .prefetch_related("links", "extensions", "renewals").order_by("-created_at")[:200])
     now = timezone.now()
     for g in grants:
         g.current_state = g.state(now)

@@ -62,12 +62,12 @@ if TYPE_CHECKING:
     from apps.organizations.models import Organization
 
 
-def _require_count(value: int | None, message: str) -> None:
+def _require_count(value: int | None, message: str, *, code: str | None = None) -> None:
     """A download or use limit is None (no limit) or a whole number from 1 to COUNT_MAX, the most
     its column holds: checked here as well as in the forms and the API, so that every caller
     (seed_demo, a shell, the next feature) gets a ValidationError, not a database error."""
     if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= COUNT_MAX):
-        raise ValidationError(message % {"max": COUNT_MAX})
+        raise ValidationError(message % {"max": COUNT_MAX}, code=code)
 
 
 @transaction.atomic
@@ -86,7 +86,8 @@ def grant_create(*, case: Case, grantee: User | None, permissions: Iterable[str]
     times and a download limit the database holds.
     """
     require_datetimes_in_range(starts_at, expires_at)
-    _require_count(download_limit, _("A download limit must be a whole number from 1 to %(max)s."))
+    _require_count(download_limit, _("A download limit must be a whole number from 1 to %(max)s."),
+                   code="download_limit")
     permissions = sorted(set(permissions))
     unknown = set(permissions) - set(Permission.values)
     if unknown or not permissions:
@@ -206,18 +207,21 @@ def share_link_get(raw_token: str) -> ShareLink | None:
 
 @transaction.atomic
 def share_link_create(*, grant: Grant, by: User | None, anonymous: bool = False, second_factor: str = "",
-                      passcode: str = "", max_uses: int | None = None, not_before: datetime | None = None,
+                      passcode: str = "", passcode_hash: str = "", max_uses: int | None = None,
+                      not_before: datetime | None = None,
                       request: HttpRequest | None = None) -> tuple[ShareLink, str]:
     """A new link onto ``grant``. Returns the link and its raw token, which is shown once and never
-    stored (256 random bits; the row holds its sha256)."""
+    stored (256 random bits; the row holds its sha256). A passcode is given in clear (a new
+    share) or as the hash of an earlier link's (a renewal keeps the passcode the recipient knows)."""
     second_factor = second_factor or SecondFactor.NONE
     if second_factor not in SecondFactor.values:
-        raise ValidationError(_("Unknown second factor."))
-    if second_factor == SecondFactor.PASSCODE and len(passcode or "") < 6:
-        raise ValidationError(_("A passcode needs at least 6 characters."))
+        raise ValidationError(_("Unknown second factor."), code="second_factor")
+    if second_factor == SecondFactor.PASSCODE and not passcode_hash and len(passcode or "") < 6:
+        raise ValidationError(_("A passcode needs at least 6 characters."), code="passcode")
     if second_factor == SecondFactor.BIRTH_DATE and not grant.case.patient.birth_date:
-        raise ValidationError(_("The patient's birth date is not on record; choose a passcode instead."))
-    _require_count(max_uses, _("A use limit must be a whole number from 1 to %(max)s."))
+        raise ValidationError(_("The patient's birth date is not on record; choose a passcode instead."),
+                              code="second_factor")
+    _require_count(max_uses, _("A use limit must be a whole number from 1 to %(max)s."), code="max_uses")
     require_datetimes_in_range(not_before)
     if anonymous and not grant.is_anonymous:
         raise ValidationError(_("An anonymous link needs a grant without a named recipient."))
@@ -225,7 +229,7 @@ def share_link_create(*, grant: Grant, by: User | None, anonymous: bool = False,
     link = ShareLink.objects.create(
         organization_id=grant.organization_id, grant=grant, token_hash=_hash_token(raw), anonymous=anonymous,
         second_factor=second_factor,
-        passcode_hash=make_password(passcode) if second_factor == SecondFactor.PASSCODE else "",
+        passcode_hash=(passcode_hash or make_password(passcode)) if second_factor == SecondFactor.PASSCODE else "",
         max_uses=max_uses, not_before=not_before, created_by=by)
     record(action="share_link.created", actor=by, organization_id=grant.organization_id, target=link,
            case=grant.case, request=request,
@@ -431,6 +435,21 @@ class ShareTerms:
     download_limit: int | None
 
 
+def _anonymous_max_hours(org_policy: SharingPolicy) -> int:
+    """The longest an anonymous link may last: the code's cap, or less by the organization's policy."""
+    return min(ANONYMOUS_MAX_HOURS, org_policy.anonymous_max_hours or ANONYMOUS_MAX_HOURS)
+
+
+def grant_max_hours(*, grant: Grant) -> int:
+    """The longest ``grant`` may last from its start, under the rules now in force: its template's
+    maximum as the organization applies it and, for an anonymous link, the anonymous cap (code
+    and organization). Extending never passes it; the extension page shows it."""
+    template = template_for(grant.organization_id, grant.use_case)
+    if grant.is_anonymous:
+        return min(template.max_hours, _anonymous_max_hours(sharing_policy_for(grant.organization_id)))
+    return template.max_hours
+
+
 def share_terms(*, organization_id: int, use_case: str, recipient_kind: str, hours: int | None = None,
                 renditions: Iterable[str] | None = None, download_limit: int | None = None,
                 allow_download_original: bool | None = None) -> ShareTerms:
@@ -454,7 +473,7 @@ def share_terms(*, organization_id: int, use_case: str, recipient_kind: str, hou
         permissions = [p for p in permissions if p != "download_original"]
         chosen = [r for r in chosen if r != Rendition.ORIGINAL] or [Rendition.PREVIEW]
     if recipient_kind == RecipientKind.ANONYMOUS:
-        hours = min(hours, ANONYMOUS_MAX_HOURS, org_policy.anonymous_max_hours or ANONYMOUS_MAX_HOURS)
+        hours = min(hours, _anonymous_max_hours(org_policy))
         limit = org_policy.anonymous_download_limit or 1
         download_limit = min(download_limit or limit, limit)
     return ShareTerms(template=template, hours=hours, permissions=tuple(permissions), renditions=tuple(chosen),
@@ -476,9 +495,7 @@ def share_create(*, case: Case, by: User, use_case: str, recipient_kind: str, gr
     """
     policy.require(by, policy.Action.SHARE_CASE, case, request=request)
     if recipient_kind == RecipientKind.ANONYMOUS and not case.organization.anonymous_links_enabled:
-        record(action="share.refused", actor=by, organization_id=case.organization_id, target=case,
-               outcome="denied", request=request, details={"reason": "anonymous_links_off"})
-        raise PermissionDenied(_("Anonymous links are switched off for this organization."))
+        raise _anonymous_links_off(case=case, by=by, request=request)
     with transaction.atomic():
         return _share_create(case=case, by=by, use_case=use_case, recipient_kind=recipient_kind, grantee=grantee,
                              group_members=group_members, group_name=group_name, grantee_email=grantee_email,
@@ -487,6 +504,22 @@ def share_create(*, case: Case, by: User, use_case: str, recipient_kind: str, gr
                              not_before=not_before, allow_download_original=allow_download_original,
                              request=request)
 
+
+def _anonymous_links_off(*, case: Case, by: User, request: HttpRequest | None) -> PermissionDenied:
+    """Record a share refused because the organization switched anonymous links off; returns the
+    exception to raise."""
+    record(action="share.refused", actor=by, organization_id=case.organization_id, target=case,
+           outcome="denied", request=request, details={"reason": "anonymous_links_off"})
+    return PermissionDenied(_("Anonymous links are switched off for this organization."))
+
+
+#: the most people one group share names (the form and the API refuse more)
+GROUP_MAX_MEMBERS = 100
+
+
+# Refusals name the share request's field they are about in their code (``hours``,
+# ``recipient_kind``, ``recipient_email``, ``group_emails``, ``passcode``, ...: the share form's and
+# the API's field names), so both show them beside that field.
 
 def _share_create(*, case: Case, by: User, use_case: str, recipient_kind: str, grantee: User | None,
                   group_members: Iterable[User], group_name: str, grantee_email: str, hours: int | None,
@@ -504,11 +537,16 @@ def _share_create(*, case: Case, by: User, use_case: str, recipient_kind: str, g
     if anonymous:
         grantee, group_members, grantee_email = None, (), ""
     elif recipient_kind == RecipientKind.USER and grantee is None:
-        raise ValidationError(_("Choose the person to share with."))
-    elif recipient_kind == RecipientKind.GROUP and not list(group_members):
-        raise ValidationError(_("Choose the people in the group."))
+        raise ValidationError(_("Choose the person to share with."), code="recipient_email")
+    elif recipient_kind == RecipientKind.GROUP:
+        group_members = list(group_members)
+        if not group_members:
+            raise ValidationError(_("Choose the people in the group."), code="group_emails")
+        if len(group_members) > GROUP_MAX_MEMBERS:
+            raise ValidationError(_("A group share names at most %(count)s people.") % {"count": GROUP_MAX_MEMBERS},
+                                  code="group_emails")
     elif recipient_kind == RecipientKind.EMAIL and not grantee_email:
-        raise ValidationError(_("Enter the e-mail address to invite."))
+        raise ValidationError(_("Enter the e-mail address to invite."), code="recipient_email")
     now = timezone.now()
     starts_at = not_before if not_before and not_before > now else now
     grant = grant_create(case=case, grantee=grantee if recipient_kind == RecipientKind.USER else None,
@@ -538,17 +576,17 @@ def _grant_extend(*, grant: Grant, by: User, expires_at: datetime, reason: str,
     grant = Grant.objects.select_for_update().select_related("case").get(pk=grant.pk)
     reason = (reason or "").strip()
     if len(reason) < 10:
-        raise ValidationError(_("Give a reason for the extension (at least 10 characters)."))
+        raise ValidationError(_("Give a reason for the extension (at least 10 characters)."), code="reason")
     if grant.revoked_at is not None or not grant.case.is_open:
         raise ValidationError(_("A revoked grant or a closed case cannot be extended."))
     if expires_at <= grant.expires_at:
-        raise ValidationError(_("The new expiry must be later than the current one."))
-    template = template_for(grant.organization_id, grant.use_case)
-    max_hours = min(template.max_hours, ANONYMOUS_MAX_HOURS) if grant.is_anonymous else template.max_hours
+        raise ValidationError(_("The new expiry must be later than the current one."), code="expires_at")
+    max_hours = grant_max_hours(grant=grant)
     ceiling = grant.starts_at + timedelta(hours=max_hours)
     if expires_at > ceiling:
         raise ValidationError(_("That is past the organization's maximum for this kind of share (%(hours)s h "
-                                "from its start). Renew it for a new review cycle instead.") % {"hours": max_hours})
+                                "from its start). Renew it for a new review cycle instead.") % {"hours": max_hours},
+                              code="expires_at")
     GrantExtension.objects.create(grant=grant, by=by, previous_expires_at=grant.expires_at,
                                   new_expires_at=expires_at, reason=reason)
     previous = grant.expires_at
@@ -560,37 +598,121 @@ def _grant_extend(*, grant: Grant, by: User, expires_at: datetime, reason: str,
     return grant
 
 
+class RenewRefusal:
+    """Why a grant cannot be renewed (``grant_renew_refusal``)."""
+
+    NOT_RENEWABLE = "not_renewable"   # its template is not renewable
+    RENEWED = "renewed"               # renewed already: its newest share is the one to renew
+    REVOKED = "revoked"
+    CASE_CLOSED = "case_closed"
+    ANONYMOUS_OFF = "anonymous_off"   # an anonymous link, and the organization switched them off
+
+
+RENEW_REFUSAL_MESSAGES = {
+    RenewRefusal.NOT_RENEWABLE: gettext_noop("This kind of share cannot be renewed; create a new share."),
+    RenewRefusal.RENEWED: gettext_noop("This share was renewed already; renew its newest share instead."),
+    RenewRefusal.REVOKED: gettext_noop("A revoked share cannot be renewed; create a new share if it is needed."),
+    RenewRefusal.CASE_CLOSED: gettext_noop("This case is closed; nothing can be shared from it."),
+    RenewRefusal.ANONYMOUS_OFF: gettext_noop("Anonymous links are switched off for this organization."),
+}
+
+
+def grant_renew_refusal(*, grant: Grant) -> str | None:
+    """Why renewing ``grant`` cannot succeed (a ``RenewRefusal``), or None when it can.
+
+    The one rule: ``grant_renew`` refuses with it (on the locked row) and "My shares" offers Renew
+    only where it says None (``grant_renewable``). Who may renew is the policy's (RENEW_GRANT).
+    A revoked grant stays revoked: renewing it would undo the revocation. A grant renewed once
+    (it is then revoked, reason "renewed", and has a renewal) is not renewed again, so two
+    renewals at once make one new share. Uses a prefetched ``renewals`` when there is one."""
+    template = TEMPLATES.get(grant.use_case)
+    if template is None or not template.renewable:
+        return RenewRefusal.NOT_RENEWABLE
+    if grant.revoke_reason == "renewed" or any(True for _r in grant.renewals.all()):
+        return RenewRefusal.RENEWED
+    if grant.revoked_at is not None:
+        return RenewRefusal.REVOKED
+    if not grant.case.is_open:
+        return RenewRefusal.CASE_CLOSED
+    if grant.is_anonymous and not grant.organization.anonymous_links_enabled:
+        return RenewRefusal.ANONYMOUS_OFF
+    return None
+
+
+def grant_renewable(*, grant: Grant, by: User) -> bool:
+    """Whether ``by`` may renew ``grant`` and renewing can succeed: what "My shares" offers."""
+    return grant_renew_refusal(grant=grant) is None and policy.can(by, policy.Action.RENEW_GRANT, grant)
+
+
+def _recipient_kind(grant: Grant) -> str:
+    if grant.is_anonymous:
+        return RecipientKind.ANONYMOUS
+    if grant.grantee_id is None and grant.grantee_email:
+        return RecipientKind.EMAIL
+    if grant.grantee_id is None:
+        return RecipientKind.GROUP
+    return RecipientKind.USER
+
+
 def grant_renew(*, grant: Grant, by: User, hours: int | None = None,
                 request: HttpRequest | None = None) -> tuple[Grant, ShareLink, str]:
     """A new review cycle: a fresh grant with the same recipient and scope, and a fresh link; the
-    old grant and its links end now. Only templates marked renewable."""
-    policy.require(by, policy.Action.MANAGE_GRANT, grant, request=request)
-    return _grant_renew(grant=grant, by=by, hours=hours, request=request)
+    old grant and its links end now. Only templates marked renewable.
+
+    Security contract: renewing makes a new share and hands ``by`` its link, so it needs what
+    sharing needs (policy RENEW_GRANT: managing the grant and SHARE_CASE on its case; refusals
+    recorded). The new share is held to the rules now in force, as a new share would be
+    (``share_terms``: the template's maximum as the organization applies it, the anonymous cap
+    and download limit, the organization's anonymous-link switch), and keeps every restriction
+    of the old one: recipient, studies, permissions and renditions (never more than the template
+    now gives), MFA, download limit, and its link's second factor (the same passcode) and use
+    limit. Never a revoked grant, never one renewed already (``grant_renew_refusal``, checked on
+    the locked row)."""
+    policy.require(by, policy.Action.RENEW_GRANT, grant, request=request)
+    try:
+        return _grant_renew(grant=grant, by=by, hours=hours, request=request)
+    except _AnonymousLinksOff:  # recorded once the renewal's transaction is rolled back
+        raise _anonymous_links_off(case=grant.case, by=by, request=request) from None
+
+
+class _AnonymousLinksOff(Exception):
+    pass
 
 
 @transaction.atomic
 def _grant_renew(*, grant: Grant, by: User, hours: int | None,
                  request: HttpRequest | None) -> tuple[Grant, ShareLink, str]:
-    template = template_for(grant.organization_id, grant.use_case)
-    if not template.renewable:
-        raise ValidationError(_("This kind of share cannot be renewed; create a new share."))
-    if not grant.case.is_open:
-        raise ValidationError(_("This case is closed; nothing can be shared from it."))
-    hours = hours or template.default_hours
-    if hours > template.max_hours:
-        raise ValidationError(_("At most %(hours)s hours for this kind of share.") % {"hours": template.max_hours})
+    # one renewal at a time: a second one waits here, then finds this grant renewed
+    grant = (Grant.objects.select_for_update(of=("self",)).select_related("case", "case__organization",
+                                                                          "organization")
+             .get(pk=grant.pk))
+    refusal = grant_renew_refusal(grant=grant)
+    if refusal == RenewRefusal.ANONYMOUS_OFF:
+        raise _AnonymousLinksOff
+    if refusal is not None:
+        raise ValidationError(_(RENEW_REFUSAL_MESSAGES[refusal]), code="renew")
+    terms = share_terms(organization_id=grant.organization_id, use_case=grant.use_case,
+                        recipient_kind=_recipient_kind(grant), hours=hours,
+                        renditions=grant.renditions or None, download_limit=grant.download_limit)
+    permissions = [p for p in terms.permissions if p in grant.permissions]
+    renditions = [r for r in grant.renditions if r in terms.renditions]
+    if grant.renditions and not renditions:
+        raise ValidationError(_(RENEW_REFUSAL_MESSAGES[RenewRefusal.NOT_RENEWABLE]), code="renew")
     old_link = grant.links.order_by("-created_at").first()
     now = timezone.now()
     new = grant_create(case=grant.case, grantee=grant.grantee, group_members=list(grant.group_members.all()),
                        group_name=grant.group_name, grantee_email=grant.grantee_email,
-                       permissions=grant.permissions, renditions=grant.renditions,
-                       expires_at=now + timedelta(hours=hours),
-                       by=by, use_case=grant.use_case, mfa_required=grant.mfa_required,
-                       download_limit=grant.download_limit, source=grant.source, renewed_from=grant,
-                       studies=list(grant.studies.all()) if hasattr(grant, "studies") else (), request=request)
+                       permissions=permissions, renditions=renditions,
+                       expires_at=now + timedelta(hours=terms.hours), by=by, use_case=grant.use_case,
+                       mfa_required=grant.mfa_required or terms.template.mfa_required,
+                       download_limit=terms.download_limit, source=grant.source, renewed_from=grant,
+                       studies=list(grant.studies.all()), request=request)
     grants_revoke(grants=[grant], by=by, reason="renewed", request=request)
-    link, raw = share_link_create(grant=new, by=by, anonymous=bool(old_link and old_link.anonymous),
-                                  max_uses=old_link.max_uses if old_link else None, request=request)
+    link, raw = share_link_create(
+        grant=new, by=by, anonymous=old_link.anonymous if old_link else grant.is_anonymous,
+        second_factor=old_link.second_factor if old_link else "",
+        passcode_hash=old_link.passcode_hash if old_link else "",
+        max_uses=old_link.max_uses if old_link else None, request=request)
     return new, link, raw
 
 

@@ -121,7 +121,7 @@ def _share_steps(request: HttpRequest, case, studies=()) -> HttpResponse:
                 passcode=data.get("passcode") or "", max_uses=data.get("max_uses"),
                 not_before=data.get("not_before"), studies=list(data.get("studies") or []), request=request)
         except ValidationError as exc:
-            form.add_error(None, exc)
+            form.add_error(exc.code if exc.code in form.fields else None, exc)  # beside the field it is about
         except PermissionDenied as exc:
             form.add_error("recipient_kind", str(exc) or _("Not allowed."))
         else:
@@ -132,8 +132,11 @@ def _share_steps(request: HttpRequest, case, studies=()) -> HttpResponse:
 
 @login_required
 def my_shares(request: HttpRequest) -> HttpResponse:
-    """Shares I made, with their state and usage, and one-click revoke."""
+    """Shares I made, with their state and usage, and one-click revoke. Renew is offered where
+    renewing would succeed (the service's own rule and the policy's RENEW_GRANT)."""
     grants = selectors.grants_created_by(user=request.user)
+    for g in grants:
+        g.can_renew = services.grant_renewable(grant=g, by=request.user)
     pending = selectors.original_requests_pending_for(user=request.user)
     org = request.organization  # type: ignore[attr-defined]
     return render(request, "sharing/my_shares.html", {
@@ -180,7 +183,7 @@ def grant_extend(request: HttpRequest, grant_id: UUID) -> HttpResponse:
     template = template_for(grant.organization_id, grant.use_case)
     return render(request, "sharing/grant_extend.html",
                   {"grant": grant, "form": form, "template": template,
-                   "ceiling": grant.starts_at + timedelta(hours=template.max_hours)},
+                   "ceiling": grant.starts_at + timedelta(hours=services.grant_max_hours(grant=grant))},
                   status=400 if form.errors else 200)
 
 
@@ -188,11 +191,14 @@ def grant_extend(request: HttpRequest, grant_id: UUID) -> HttpResponse:
 @require_POST
 def grant_renew(request: HttpRequest, grant_id: UUID) -> HttpResponse:
     grant = selectors.grant_get_for_manager(user=request.user, public_id=grant_id)
-    policy.require(request.user, Action.MANAGE_GRANT, grant, request=request)
+    policy.require(request.user, Action.RENEW_GRANT, grant, request=request)
     try:
         new, link, raw = services.grant_renew(grant=grant, by=request.user, request=request)
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
+        return redirect("sharing:my_shares")
+    except PermissionDenied as exc:  # the organization switched anonymous links off (recorded)
+        messages.error(request, str(exc))
         return redirect("sharing:my_shares")
     return render(request, "sharing/share_done.html",
                   {"case": new.case, "grant": new, "link": link, "url": _link_url(request, raw), "renewed": True})
@@ -200,11 +206,18 @@ def grant_renew(request: HttpRequest, grant_id: UUID) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-@policy.serves(Action.VIEW_CASE)
+@policy.serves(Action.REQUEST_ORIGINAL)
 def original_request_create(request: HttpRequest, grant_id: UUID) -> HttpResponse:
+    """The form to ask for the original DICOM under a grant. Shown only to whom the service would
+    take it from (the policy's REQUEST_ORIGINAL): anyone else is refused (recorded), as the submit
+    is; a recipient who can download the original already is sent back to the case, told so."""
     grant = selectors.grant_get_for_recipient(user=request.user, public_id=grant_id)
-    if not policy.can(request.user, Action.VIEW_CASE, grant):
-        raise Http404  # a dead grant: nothing to ask about
+    refusal = policy.original_request_refusal(request.user, grant)
+    if refusal is policy.OriginalRefusal.HAS_ORIGINAL and request.method == "GET":
+        messages.info(request, _("You can already download the original DICOM."))
+        return redirect("sharing:shared_case", case_id=grant.case.public_id)
+    if refusal is not None and refusal is not policy.OriginalRefusal.HAS_ORIGINAL:
+        policy.require(request.user, Action.REQUEST_ORIGINAL, grant, request=request)  # 403, recorded
     form = OriginalRequestForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:

@@ -62,10 +62,13 @@ def expected_actions(actor: str, state: str) -> set[Action]:
     if actor == "owner":
         return OWNER  # staff rights do not hang on grants; a closed case stays readable to them
     if actor in ("recipient", "link_holder"):
+        # the named recipient of a live preview-only grant may ask for its original (a download
+        # limit used up does not end the grant); never a link holder, never staff
+        asks = {Action.REQUEST_ORIGINAL} if actor == "recipient" else set()
         if state == "active":
-            return GRANTED
+            return GRANTED | asks
         if state == "over_limit":
-            return GRANTED - {Action.DOWNLOAD_PREVIEW, Action.DOWNLOAD_ORIGINAL}
+            return (GRANTED - {Action.DOWNLOAD_PREVIEW, Action.DOWNLOAD_ORIGINAL}) | asks
     return set()
 
 

@@ -235,3 +235,26 @@ def test_a_one_study_share_with_its_original_is_not_offered_nor_taken(case, org_
     response = client_as(user).post(url, {"reason": "Need the thin-slice series to measure."})
     assert response.status_code == 400 and "already download the original" in response.content.decode()
     assert not OriginalRequest.objects.exists()
+
+
+@pytest.mark.parametrize(("build", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_the_form_opens_for_whom_the_submit_is_for(case, org_a, client_as, build, expected):
+    """GET asks the policy the submit asks: staff and others whose submit would be refused are
+    refused the form too (403, recorded; 404 for a grant they cannot see at all); a recipient who
+    can download the original already is sent back to the case."""
+    user, grant = build(case, org_a)
+    if not user.is_active or "is_verified" in user.__dict__:
+        return  # signs in nowhere; a patched MFA state does not survive the test client's request
+    response = client_as(user).get(reverse("sharing:original_request_create", kwargs={"grant_id": grant.public_id}))
+    if expected is MAY and grant.grantee_id is None and grant.grantee_email:
+        assert response.status_code == 404  # an invitation not yet accepted: reached by its link, which binds it
+    elif expected is MAY:
+        assert response.status_code == 200
+    elif expected is OriginalRefusal.HAS_ORIGINAL:
+        assert response.status_code == 302
+        assert response["Location"] == reverse("sharing:shared_case", kwargs={"case_id": case.public_id})
+    else:
+        assert response.status_code in (403, 404)
+        if response.status_code == 403:
+            denial = AuditEvent.objects.get(action="access.denied")
+            assert denial.details == {"wanted": "request_original"} and denial.actor == user
