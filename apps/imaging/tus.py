@@ -19,6 +19,7 @@ import binascii
 import hashlib
 from datetime import UTC
 from email.utils import format_datetime
+from enum import StrEnum
 from uuid import UUID
 
 from django.core.exceptions import PermissionDenied, RequestAborted
@@ -48,9 +49,21 @@ OCTET = "application/offset+octet-stream"
 #: what a header's number written with more digits than this stands for: more bytes than any
 #: upload or offset (``header_number``)
 _PAST_ANY_UPLOAD = 10**19
-#: ``Lightbox-Refusal`` of the 403 to a request without a session: the upload page says "signed
-#: out" on it whatever the language of the text
-SIGNED_OUT = "signed_out"
+#: the methods each resource answers (the ``Allow`` header of its 405)
+ROOT_METHODS = "OPTIONS, POST"
+UPLOAD_METHODS = "GET, HEAD, PATCH, DELETE, OPTIONS"
+
+
+class Refusal(StrEnum):
+    """The ``Lightbox-Refusal`` header of a refusal the upload page explains in its own words
+    (static/js/upload.js): the text is in the reader's language, so the page goes by this code,
+    never by the text. A refusal without one is told by its status alone."""
+
+    SIGNED_OUT = "signed_out"          # 403: no session (sign in, then the file resumes)
+    CASE_CLOSED = "case_closed"        # 403: the case named was closed (after the page was loaded)
+    CASE_FORBIDDEN = "case_forbidden"  # 403: the case named takes no upload from this user
+    TOO_LARGE = "too_large"            # 413: Upload-Length over the organization's limit
+    OVER_LENGTH = "over_length"        # 413: more bytes than Upload-Length (the file changed)
 
 
 def _resp(status: int, **headers: str) -> HttpResponse:
@@ -66,7 +79,7 @@ def _error(status: int, message: str, **headers: str) -> HttpResponse:
     """A refusal: the status and headers tus prescribes, and a plain text body saying why in the
     reader's language (LocaleMiddleware and apps.accounts' UserLanguageMiddleware have activated
     it). Clients act on the status; the text is for the person reading the error."""
-    response = _resp(status, **headers)
+    response = _resp(status, **{name: str(value) for name, value in headers.items()})  # a Refusal: plain str
     response.content = message.encode()
     response["Content-Type"] = "text/plain; charset=utf-8"
     return response
@@ -112,7 +125,7 @@ def _check_version(request: HttpRequest) -> HttpResponse | None:
 def _unauthenticated(request: HttpRequest) -> HttpResponse | None:
     if not request.user.is_authenticated:
         # the upload page tells a sign-out from a refusal by this header, not by the text
-        return _error(403, gettext("sign in first"), Lightbox_Refusal=SIGNED_OUT)
+        return _error(403, gettext("sign in first"), Lightbox_Refusal=Refusal.SIGNED_OUT)
     return None
 
 
@@ -165,7 +178,7 @@ def _write_body(request: HttpRequest, upload: Upload) -> HttpResponse | None:
             received += len(chunk)
             if upload.length is not None and start + received > upload.length:
                 writer.rollback(start)
-                return _error(413, gettext("more bytes than Upload-Length"))
+                return _error(413, gettext("more bytes than Upload-Length"), Lightbox_Refusal=Refusal.OVER_LENGTH)
             if digest is not None:
                 digest.update(chunk)
             writer.write(chunk)
@@ -205,7 +218,7 @@ def uploads_root(request: HttpRequest) -> HttpResponse:
             headers["Tus_Max_Size"] = str(org.upload_max_bytes)
         return _resp(204, **headers)
     if request.method != "POST":
-        return _error(405, gettext("use POST to create an upload"))
+        return _error(405, gettext("use POST to create an upload"), Allow=ROOT_METHODS)
     if (bad := _unauthenticated(request)) or (bad := _check_version(request)):
         return bad
     org = request.organization
@@ -221,7 +234,7 @@ def uploads_root(request: HttpRequest) -> HttpResponse:
         return _error(400, gettext("Upload-Length is required (deferred length is not supported)"))
     if length > org.upload_max_bytes:
         return _error(413, gettext("larger than this organization's upload limit (%(limit)s bytes)")
-                      % {"limit": org.upload_max_bytes})
+                      % {"limit": org.upload_max_bytes}, Lightbox_Refusal=Refusal.TOO_LARGE)
     metadata = _parse_metadata(request.headers.get("Upload-Metadata", ""))
     if metadata is None:
         return _error(400, gettext("malformed Upload-Metadata"))
@@ -238,8 +251,10 @@ def uploads_root(request: HttpRequest) -> HttpResponse:
                                        metadata=keep, case=case, request=request)
     except PermissionDenied:  # the denial is recorded; the case is seen, so it is named
         if case is not None and not case.is_open:
-            return _error(403, gettext("This case is closed: reopen it to upload studies into it."))
-        return _error(403, gettext("You may not upload studies into this case."))
+            return _error(403, gettext("This case is closed: reopen it to upload studies into it."),
+                          Lightbox_Refusal=Refusal.CASE_CLOSED)
+        return _error(403, gettext("You may not upload studies into this case."),
+                      Lightbox_Refusal=Refusal.CASE_FORBIDDEN)
     headers = {"Location": request.build_absolute_uri(_upload_url(upload)), "Upload_Expires": _expires(upload)}
     if request.headers.get("Content-Type", "").startswith(OCTET):
         if (bad := _write_body(request, upload)) is not None:
@@ -282,6 +297,8 @@ def _status_json(upload: Upload) -> dict:
 def upload_detail(request: HttpRequest, upload_id: UUID) -> HttpResponse:
     """HEAD (offset), PATCH (append), DELETE (termination); GET returns the status and the
     per-file report as JSON (not part of tus)."""
+    if request.method not in UPLOAD_METHODS.split(", "):  # whichever upload it names
+        return _error(405, gettext("method not allowed"), Allow=UPLOAD_METHODS)
     if bad := _unauthenticated(request):
         return bad
     visible = Upload.objects.visible_to(request.user)
@@ -310,8 +327,6 @@ def upload_detail(request: HttpRequest, upload_id: UUID) -> HttpResponse:
     if request.method == "DELETE":
         uploads.upload_terminate(upload=upload, by=request.user, request=request)
         return _resp(204)
-    if request.method != "PATCH":
-        return _error(405, gettext("method not allowed"))
     if not request.headers.get("Content-Type", "").startswith(OCTET):
         return _error(415, gettext("Content-Type must be %(type)s") % {"type": OCTET})
     offset = header_number(request.headers.get("Upload-Offset"), past=_PAST_ANY_UPLOAD)

@@ -26,18 +26,24 @@
   function text(el, value) { el.textContent = value; }
 
   // why an upload stopped, from the server's answer where there is one: a file over the
-  // organization's limit or a refusal will not go through by trying again, a sign-out needs a
-  // sign-in first; anything else (a connection gone after the retries) resumes later. The tus
-  // server's texts are in the reader's language, so a sign-out is told by codes: its own
-  // Lightbox-Refusal header, the JSON of the access gate and of the CSRF check
+  // organization's limit, a closed case or a refusal will not go through by trying again, a
+  // sign-out needs a sign-in first; anything else (a connection gone after the retries) resumes
+  // later. The tus server's texts are in the reader's language, so the page goes by codes: the
+  // Lightbox-Refusal header (apps/imaging/tus.py Refusal), the JSON of the access gate and of the
+  // CSRF check
+  var REFUSALS = {
+    "signed_out": strings.signedOut, "case_closed": strings.caseClosed, "case_forbidden": strings.caseForbidden,
+    "too_large": strings.tooLarge, "over_length": strings.overLength
+  };
   function failure(error) {
     var response = error && error.originalResponse;
     var status = response ? response.getStatus() : 0;
     var body = response ? String(response.getBody() || "") : "";
     var refusal = response ? String(response.getHeader("Lightbox-Refusal") || "") : "";
-    if (status === 413) { return strings.tooLarge; }
-    if (status === 403 && (refusal === "signed_out" ||
-        /signed_out|CSRF|csrf_failed|otp_required|mfa_|recovery_codes/.test(body))) { return strings.signedOut; }
+    if (Object.prototype.hasOwnProperty.call(REFUSALS, refusal)) { return REFUSALS[refusal]; }
+    if (status === 403 && /signed_out|CSRF|csrf_failed|otp_required|mfa_|recovery_codes/.test(body)) {
+      return strings.signedOut;
+    }
     if (status === 403) { return strings.forbidden; }
     return strings.failed;
   }

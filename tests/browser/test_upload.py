@@ -88,3 +88,50 @@ def test_a_session_that_ended_is_told_as_such_in_spanish(page, live_server, tmp_
     assert refused.value.status == 403 and refused.value.text() == "inicie sesión primero"
     expect(page.get_by_test_id("upload-item")).to_contain_text("Detenido: se cerró su sesión")
     assert not Study.objects.exists()
+
+
+@pytest.mark.parametrize(("language", "shown"), [
+    ("en", "Not sent: this case has been closed. Reopen it to upload studies into it."),
+    ("es", "No enviado: este caso se ha cerrado. Reábralo para subir estudios a él."),
+])
+def test_a_case_closed_after_the_page_was_loaded_is_named_as_the_reason(page, live_server, tmp_path, language,
+                                                                          shown):
+    """The case is closed in another tab between loading the page and sending: the server's 403
+    (Lightbox-Refusal: case_closed) is told as a closed case, not as "you may not upload studies
+    to this organization"."""
+    from apps.cases.models import Case, CaseStatus
+
+    org = OrganizationFactory(slug=f"closing-org-{language}", mfa_required_roles=[])
+    user = member(org, Role.RADIOLOGIST, email=f"rad-{language}@closing.example", language=language)
+    case = CaseFactory(organization=org, title="Closing soon")
+    signed_in_as(page, live_server.url, user)
+    small = tmp_path / "small.dcm"
+    small.write_bytes(b"\0" * 500)
+    page.goto(f"{live_server.url}/studies/upload/")
+    page.locator("#upload-case").select_option(label="Closing soon")
+    Case.objects.filter(pk=case.pk).update(status=CaseStatus.CLOSED)
+    with page.expect_response(lambda r: r.request.method == "POST" and "/api/v1/uploads/" in r.url) as refused:
+        page.locator("#upload-files").set_input_files([str(small)])
+    assert refused.value.status == 403 and refused.value.headers["lightbox-refusal"] == "case_closed"
+    expect(page.get_by_test_id("upload-item")).to_contain_text(shown)
+    assert not Study.objects.exists()
+
+
+def test_more_bytes_than_declared_is_not_told_as_over_the_organizations_limit(page, live_server, tmp_path):
+    """A 413 for an append past Upload-Length (the file changed while it was sent; the server's
+    answer is stood in for here, as a browser cannot grow a file mid-upload) says so, not "larger
+    than your organization accepts"."""
+    org = OrganizationFactory(slug="growing-org", mfa_required_roles=[])
+    user = member(org, Role.RADIOLOGIST, email="rad@growing.example")
+    signed_in_as(page, live_server.url, user)
+    small = tmp_path / "small.dcm"
+    small.write_bytes(b"\0" * 500)
+    page.route("**/api/v1/uploads/*/", lambda route: route.fulfill(
+        status=413, body="more bytes than Upload-Length",
+        headers={"Tus-Resumable": "1.0.0", "Lightbox-Refusal": "over_length"})
+        if route.request.method == "PATCH" else route.continue_())
+    page.goto(f"{live_server.url}/studies/upload/")
+    page.locator("#upload-files").set_input_files([str(small)])
+    expect(page.get_by_test_id("upload-item")).to_contain_text(
+        "Stopped: the file changed while it was being sent. Choose it again to send it anew.")
+    expect(page.get_by_test_id("upload-item")).not_to_contain_text("larger than your organization accepts")

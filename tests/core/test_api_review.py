@@ -298,7 +298,7 @@ def test_openapi_schema_generates_without_warnings_or_errors(tmp_path):
     assert "/api/v1/grants/{grant_id}/renew/" in (tmp_path / "schema.yaml").read_text()
 
 
-# --- findings F1-F7 of /tmp/api_review.md (each a strict xfail until its fix) ---------------
+# --- findings F1-F7 of /tmp/api_review.md (fixed; each was a strict xfail until its fix) ----
 
 def test_a_revoked_grant_cannot_be_renewed_back_to_life(world, client_as):
     client = client_as(world["users"]["owner"])
@@ -355,7 +355,6 @@ def test_a_group_address_with_no_account_is_refused_beside_the_field(world, clie
     assert response.status_code == 400 and "group_emails" in response.json()
 
 
-@pytest.mark.xfail(strict=True, reason="/tmp/api_review.md F7: the tus endpoint's 405 names no Allow header")
 @pytest.mark.parametrize("method", ["get", "put", "delete"])
 def test_tus_root_405_names_the_allowed_methods(world, client_as, method):
     response = getattr(client_as(world["users"]["owner"]), method)("/api/v1/uploads/", HTTP_TUS_RESUMABLE="1.0.0")

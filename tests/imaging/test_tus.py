@@ -108,6 +108,7 @@ def test_a_closed_case_takes_no_upload(client, org_a, uploader, language):
                            HTTP_UPLOAD_LENGTH="4",
                            HTTP_UPLOAD_METADATA=_meta(filename="a.dcm", case=str(closed.public_id)), **TUS)
         assert r.status_code == 403, r.content
+        assert r["Lightbox-Refusal"] == "case_closed"  # the upload page says so in its own words
         assert r.content.decode() == {"en": "This case is closed: reopen it to upload studies into it.",
                                       "es": "Este caso está cerrado: reábralo para subir estudios a él."}[language]
     assert not Upload.objects.exists()
@@ -276,7 +277,8 @@ REFUSALS = {
                          "versión de tus no admitida: envíe Tus-Resumable: 1.0.0"),
     "no_length": (400, {}, "Upload-Length is required (deferred length is not supported)",
                   "Upload-Length es obligatorio (no se admite la longitud diferida)"),
-    "over_the_limit": (413, {}, "larger than this organization's upload limit (100 bytes)",
+    "over_the_limit": (413, {"Lightbox-Refusal": "too_large"},
+                       "larger than this organization's upload limit (100 bytes)",
                        "supera el límite de subida de esta organización (100 bytes)"),
     "bad_metadata": (400, {}, "malformed Upload-Metadata", "Upload-Metadata mal formado"),
     "unknown_case": (400, {}, "unknown case", "caso desconocido"),
@@ -287,7 +289,8 @@ REFUSALS = {
                           "la suma de comprobación no coincide: el fragmento no se ha guardado"),
     "unsupported_checksum": (400, {}, "unsupported checksum algorithm",
                              "algoritmo de suma de comprobación no admitido"),
-    "more_than_the_length": (413, {}, "more bytes than Upload-Length", "más bytes que Upload-Length"),
+    "more_than_the_length": (413, {"Lightbox-Refusal": "over_length"}, "more bytes than Upload-Length",
+                             "más bytes que Upload-Length"),
     "not_octet_stream": (415, {}, "Content-Type must be application/offset+octet-stream",
                          "Content-Type debe ser application/offset+octet-stream"),
     "expired": (410, {}, "this upload expired", "esta subida ha caducado"),
@@ -341,6 +344,8 @@ def test_a_refusal_is_in_the_readers_language_with_its_tus_status_and_headers(cl
     assert r.status_code == status
     assert r["Tus-Resumable"] == "1.0.0" and "no-store" in r["Cache-Control"]
     assert {name: r[name] for name in headers} == headers
+    if "Lightbox-Refusal" not in headers:  # the page tells these by their status
+        assert "Lightbox-Refusal" not in r
     assert r["Content-Type"] == "text/plain; charset=utf-8"
     assert r.content.decode() == {"en": english, "es": spanish}[language]
     assert Upload.objects.get().offset == 0  # nothing kept
@@ -353,6 +358,7 @@ def test_a_request_without_a_session_is_refused_in_the_browsers_language(languag
     r = Client().post(ROOT, HTTP_UPLOAD_LENGTH="10", HTTP_ACCEPT_LANGUAGE=language, **TUS)
     assert r.status_code == 403 and r["Tus-Resumable"] == "1.0.0"
     assert r["Lightbox-Refusal"] == "signed_out"
+    assert type(r["Lightbox-Refusal"]) is str  # a str subclass (the Refusal) fails WSGI servers
     assert r.content.decode() == text
 
 
@@ -366,3 +372,69 @@ def test_the_upload_page_tells_a_sign_out_by_its_header_not_by_its_text():
     script = Path(finders.find("js/upload.js")).read_text(encoding="utf-8")
     assert 'getHeader("Lightbox-Refusal")' in script and '"signed_out"' in script
     assert "sign in first" not in script
+
+
+def test_a_case_that_takes_no_upload_from_this_user_is_refused_with_its_code(client, org_a, monkeypatch):
+    """An open case the policy still refuses (apps.imaging.uploads.upload_create) is named as such,
+    not as a closed one nor as the organization's refusal."""
+    from django.core.exceptions import PermissionDenied
+
+    from apps.imaging import uploads
+
+    def refuse(**kwargs):
+        raise PermissionDenied
+
+    monkeypatch.setattr(uploads, "upload_create", refuse)
+    case = CaseFactory(organization=org_a)
+    r = client.post(ROOT, HTTP_UPLOAD_LENGTH="4", HTTP_UPLOAD_METADATA=_meta(case=str(case.public_id)), **TUS)
+    assert r.status_code == 403 and r["Lightbox-Refusal"] == "case_forbidden"
+    assert r.content.decode() == "You may not upload studies into this case."
+
+
+def test_the_organizations_refusal_carries_no_code(org_a, client_as):
+    """A role that may not upload gets the page's general "may not upload" message (no code)."""
+    r = client_as(member(org_a, Role.EXTERNAL_CONSULTANT, email="ext@alpha.example")).post(
+        ROOT, HTTP_UPLOAD_LENGTH="4", **TUS)
+    assert r.status_code == 403 and "Lightbox-Refusal" not in r
+
+
+def test_the_upload_page_has_a_message_for_every_refusal_code():
+    """Each Lightbox-Refusal code the server sends is mapped by upload.js to a text of the page."""
+    import re
+    from pathlib import Path
+
+    from django.contrib.staticfiles import finders
+    from django.template.loader import get_template
+
+    from apps.imaging.tus import Refusal
+
+    script = Path(finders.find("js/upload.js")).read_text(encoding="utf-8")
+    mapping = dict(re.findall(r'"([a-z_]+)": strings\.(\w+)', script))
+    assert set(mapping) == {code.value for code in Refusal}
+    template = Path(get_template("imaging/upload.html").origin.name).read_text(encoding="utf-8")
+    for key in mapping.values():  # dataset.caseClosed <- data-case-closed
+        assert "data-" + re.sub(r"[A-Z]", lambda m: "-" + m.group().lower(), key) + "=" in template, key
+
+
+@pytest.mark.parametrize(("url", "method", "allow"), [
+    (ROOT, "get", "OPTIONS, POST"), (ROOT, "put", "OPTIONS, POST"), (ROOT, "delete", "OPTIONS, POST"),
+    ("{upload}", "put", "GET, HEAD, PATCH, DELETE, OPTIONS"),
+    ("{upload}", "post", "GET, HEAD, PATCH, DELETE, OPTIONS"),
+    (ROOT + "00000000-0000-0000-0000-000000000000/", "put", "GET, HEAD, PATCH, DELETE, OPTIONS"),
+])
+def test_a_method_the_resource_does_not_answer_is_405_with_allow(client, url, method, allow):
+    """RFC 9110 15.5.6: a 405 names the methods the resource answers (the same for every upload, so
+    it is answered before the upload is looked up); those methods are not 405."""
+    url = url.format(upload=_create(client, 10))
+    r = getattr(client, method)(url, **TUS)
+    assert r.status_code == 405 and r["Allow"] == allow and r["Tus-Resumable"] == "1.0.0"
+    for allowed in allow.split(", "):
+        assert client.generic(allowed, url, **TUS).status_code != 405, allowed
+    assert Client().generic(method.upper(), url, **TUS).status_code == 405  # signed out too
+
+
+def test_options_on_an_upload_still_advertises_tus(client):
+    url = _create(client, 10)
+    r = client.options(url, **TUS)
+    assert r.status_code == 204 and r["Tus-Version"] == "1.0.0" and "termination" in r["Tus-Extension"]
+    assert "Allow" not in r
