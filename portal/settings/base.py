@@ -406,7 +406,8 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums",
-                             "apps.core.api.schema_error_responses"],
+                             "apps.core.api.schema_error_responses",
+                             "apps.imaging.openapi.schema_tus_paths"],  # after: tus refusals are text
 }
 
 # --- Demo data ------------------------------------------------------------------------------

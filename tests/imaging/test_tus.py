@@ -438,3 +438,11 @@ def test_options_on_an_upload_still_advertises_tus(client):
     r = client.options(url, **TUS)
     assert r.status_code == 204 and r["Tus-Version"] == "1.0.0" and "termination" in r["Tus-Extension"]
     assert "Allow" not in r
+
+
+def test_the_status_json_is_as_the_schema_says(client):
+    """GET on an upload answers the fields apps.imaging.openapi documents (UploadStatus)."""
+    from apps.imaging.openapi import UPLOAD_STATUS
+
+    data = client.get(_create(client, 10)).json()
+    assert set(data) == set(UPLOAD_STATUS["properties"]) == set(UPLOAD_STATUS["required"])
