@@ -26,8 +26,10 @@ the object is in its case (and in its named studies, if it names any), and one o
 maps to the action (``PERMISSION_ACTIONS``). Download actions also need the grant under its
 download limit and the rendition in its scope; a grant marked ``mfa_required`` needs a user who
 passed MFA in this session. A patient downloads only ``PATIENT_RENDITIONS`` (the education copy),
-whatever the grant names. Every check reads the database: revocation and expiry take effect on
-the very next request.
+whatever the grant names. A patient-education share gives the education copy only, whoever holds
+it (a patient member, or an account that accepted one sent to its e-mail address): never the
+viewer's frames of the originals. Every check reads the database: revocation and expiry take effect
+on the very next request.
 
 Renewing a grant (RENEW_GRANT) is decided on the grant: managing it and sharing its case, both.
 
@@ -321,7 +323,7 @@ def _study_scope(grant: Grant) -> set[int] | None:
 def grant_covers(grant: Grant, action: Action | str, obj: object, *, user: Any = None,
                  rendition: str | None = None, now: datetime | None = None) -> bool:
     """Whether one grant covers ``action`` on ``obj`` right now (see the module docstring)."""
-    from apps.sharing.usecases import RENDITION_PERMISSION
+    from apps.sharing.usecases import RENDITION_PERMISSION, UseCase
 
     action = Action(action)
     now = now or timezone.now()
@@ -352,6 +354,9 @@ def grant_covers(grant: Grant, action: Action | str, obj: object, *, user: Any =
             return False
     if action == Action.VIEW_CASE:
         return True
+    if action == Action.VIEW_IMAGES and grant.use_case == UseCase.PATIENT_EDUCATION:
+        # the education copy only, whoever holds it: never the viewer's frames of the originals
+        return False
     return any(action in PERMISSION_ACTIONS.get(p, ()) for p in grant.permissions)
 
 

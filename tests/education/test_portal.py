@@ -274,3 +274,25 @@ def test_an_account_of_no_organization_sent_another_kind_of_share_lands_on_the_s
                                                recipient_kind=RecipientKind.EMAIL, grantee_email="reader@example.org")
     landed = _sign_in_through_the_link(raw, "reader@example.org")[1]
     assert landed == reverse("sharing:shared_case", kwargs={"case_id": edu_case.public_id})
+
+
+@pytest.mark.parametrize("recipient_kind", ["no_organization", "clinician_elsewhere"])
+def test_a_patient_education_share_opens_no_viewer_whoever_holds_it(org_b, edu_study, edu_case, sharer,
+                                                                       recipient_kind):
+    """The share gives the education copy, never the viewer's frames of the originals: not to an
+    account of no organization that accepted it by e-mail (not held to the portal by the access
+    gate), nor to staff of another organization it was sent to."""
+    if recipient_kind == "no_organization":
+        recipient = UserFactory(email="new.patient@example.org")
+    else:
+        recipient = member(org_b, Role.CLINICIAN, email="doctor@beta.example")
+    _grant, _link, raw = services.share_create(case=edu_case, by=sharer, use_case=UseCase.PATIENT_EDUCATION,
+                                               recipient_kind=RecipientKind.EMAIL, grantee_email=recipient.email)
+    client = _sign_in_through_the_link(raw, recipient.email)[0]
+    instance = edu_study.instances.first()
+    assert client.get(reverse("viewer:viewer", kwargs={"study_id": edu_study.public_id})).status_code in (403, 404)
+    assert client.get(reverse("viewer:frame", kwargs={"instance_id": instance.public_id})).status_code in (403, 404)
+    shared_case = client.get(reverse("sharing:shared_case", kwargs={"case_id": edu_case.public_id}))
+    assert shared_case.status_code == 200
+    assert reverse("viewer:viewer", kwargs={"study_id": edu_study.public_id}) not in shared_case.content.decode()
+    assert client.get(_download_url(edu_study)).status_code == 200  # what the share is for
