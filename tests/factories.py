@@ -316,3 +316,27 @@ def member(organization: Organization, role: str = Role.CLINICIAN, **user_kwargs
     user = UserFactory(**user_kwargs)
     MembershipFactory(user=user, organization=organization, role=role)
     return user
+
+
+#: the ways a grant stops giving anything (``grant_kill``)
+DEAD_GRANT_STATES = ("expired", "revoked", "not_started", "case_closed", "user_inactive")
+
+
+def grant_kill(grant: Grant, *, user: User, state: str) -> None:
+    """Make ``grant`` dead in one of ``DEAD_GRANT_STATES`` (``user``: its recipient)."""
+    now = timezone.now()
+    if state == "expired":
+        grant.expires_at = now - timedelta(seconds=1)
+    elif state == "revoked":
+        grant.revoked_at = now
+    elif state == "not_started":
+        grant.starts_at = now + timedelta(hours=1)
+    elif state == "case_closed":
+        grant.case.status = "closed"
+        grant.case.save()
+    elif state == "user_inactive":
+        user.is_active = False
+        user.save()
+    else:
+        raise ValueError(state)
+    grant.save()

@@ -11,7 +11,7 @@ from apps.cases.models import Case
 from apps.organizations.models import Role
 from apps.sharing import policy
 from apps.sharing.policy import Action
-from tests.factories import CaseFactory, GrantFactory, member
+from tests.factories import DEAD_GRANT_STATES, CaseFactory, GrantFactory, grant_kill, member
 
 pytestmark = pytest.mark.django_db
 
@@ -49,24 +49,11 @@ def test_a_live_grant_allows_exactly_its_permissions(case, consultant, permissio
     assert not policy.can(consultant, Action.VIEW_CASE, other)
 
 
-@pytest.mark.parametrize("state", ["expired", "revoked", "not_started", "case_closed", "user_inactive"])
+@pytest.mark.parametrize("state", DEAD_GRANT_STATES)
 def test_a_dead_grant_allows_nothing(case, consultant, state):
     grant = GrantFactory(organization=case.organization, case=case, grantee=consultant, permissions=["view"])
     assert policy.can(consultant, Action.VIEW_IMAGES, case)
-    now = timezone.now()
-    if state == "expired":
-        grant.expires_at = now - timedelta(seconds=1)
-    elif state == "revoked":
-        grant.revoked_at = now
-    elif state == "not_started":
-        grant.starts_at = now + timedelta(hours=1)
-    elif state == "case_closed":
-        case.status = "closed"
-        case.save()
-    elif state == "user_inactive":
-        consultant.is_active = False
-        consultant.save()
-    grant.save()
+    grant_kill(grant, user=consultant, state=state)
     case.refresh_from_db()
     assert not policy.can(consultant, Action.VIEW_CASE, case)
     assert not policy.can(consultant, Action.VIEW_IMAGES, case)

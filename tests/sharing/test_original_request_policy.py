@@ -5,19 +5,16 @@ grants that are no longer live."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.urls import reverse
-from django.utils import timezone
 
 from apps.audit.models import AuditEvent
 from apps.organizations.models import Role
 from apps.sharing import policy, services
 from apps.sharing.models import OriginalRequest
 from apps.sharing.policy import Action, OriginalRefusal
-from tests.factories import GrantFactory, StudyFactory, UserFactory, member
+from tests.factories import DEAD_GRANT_STATES, GrantFactory, StudyFactory, UserFactory, grant_kill, member
 
 pytestmark = pytest.mark.django_db
 
@@ -78,20 +75,7 @@ def _anonymous_link_grant(case, org):
 def _dead(state):
     def build(case, org):
         user, grant = _named_grantee(case, org)
-        now = timezone.now()
-        if state == "expired":
-            grant.expires_at = now - timedelta(seconds=1)
-        elif state == "revoked":
-            grant.revoked_at = now
-        elif state == "not_started":
-            grant.starts_at = now + timedelta(hours=1)
-        elif state == "case_closed":
-            case.status = "closed"
-            case.save()
-        elif state == "user_inactive":
-            user.is_active = False
-            user.save()
-        grant.save()
+        grant_kill(grant, user=user, state=state)
         return user, grant
     return build
 
@@ -157,7 +141,7 @@ CASES = [
     ("anonymous_link_grant", _anonymous_link_grant, OriginalRefusal.NOT_RECIPIENT),
     ("mfa_not_passed", _mfa_not_passed, OriginalRefusal.NOT_RECIPIENT),
     *[(f"grant_{state}", _dead(state), OriginalRefusal.NOT_RECIPIENT)
-      for state in ("expired", "revoked", "not_started", "case_closed", "user_inactive")],
+      for state in DEAD_GRANT_STATES],
     ("already_has_original", _already_has_original, OriginalRefusal.HAS_ORIGINAL),
     ("original_through_another_grant", _original_through_another_grant, OriginalRefusal.HAS_ORIGINAL),
     ("study_share_with_its_original", _study_share_with_its_original, OriginalRefusal.HAS_ORIGINAL),
