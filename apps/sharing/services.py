@@ -682,6 +682,9 @@ class _AnonymousLinksOff(Exception):
 @transaction.atomic
 def _grant_renew(*, grant: Grant, by: User, hours: int | None,
                  request: HttpRequest | None) -> tuple[Grant, ShareLink, str]:
+    # the studies it names first, then the grant: the order study_delete takes them (study, then
+    # the grants naming it), so a renewal and a deletion at once wait for each other, never deadlock
+    _studies_lock(studies=list(grant.studies.all()), case=grant.case)
     # one renewal at a time: a second one waits here, then finds this grant renewed
     grant = (Grant.objects.select_for_update(of=("self",)).select_related("case", "case__organization",
                                                                           "organization")

@@ -19,7 +19,7 @@ from apps.imaging import services as imaging_services
 from apps.imaging.models import Study
 from apps.sharing import services
 from apps.sharing.models import Grant
-from tests.factories import StudyFactory
+from tests.factories import GrantFactory, StudyFactory
 from tests.threads import in_thread
 
 pytestmark = [
@@ -98,3 +98,40 @@ def test_a_deletion_while_a_share_commits_waits_then_revokes_it(owner, case, con
     grant = Grant.objects.get()
     assert grant.revoked_at is not None and grant.revoke_reason == "study_deleted"
     assert not grant.studies.exists()
+
+
+def test_a_renewal_and_a_deletion_of_its_study_at_once_wait_for_each_other(owner, case, consultant, radiologist,
+                                                                             monkeypatch):
+    """A renewal locks the study its grant names before the grant, as study_delete does (study,
+    then the grants naming it): the deletion, started once the renewal holds its locks, waits for
+    it and then revokes the renewed share. Locked the other way round, the two deadlocked and one
+    of them failed (a 500)."""
+    study = StudyFactory(organization=case.organization, case=case)
+    grant = GrantFactory(organization=case.organization, case=case, grantee=consultant, created_by=owner,
+                         use_case="consultant", permissions=["view"], renditions=["preview"])
+    grant.studies.set([study])
+    real_refusal = services.grant_renew_refusal
+    deletion: list[threading.Thread] = []
+    failures: list[BaseException] = []
+    waited: list[list[str]] = []
+
+    def refusal(**kwargs):  # inside the renewal's transaction, its locks taken
+        if not deletion:
+            deletion.append(in_thread(failures, imaging_services.study_delete, study=study, by=radiologist))
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and not _waiting_on_a_lock():
+                time.sleep(0.05)
+            waited.append(_waiting_on_a_lock())
+        return real_refusal(**kwargs)
+
+    monkeypatch.setattr(services, "grant_renew_refusal", refusal)
+    new, _link, _raw = services.grant_renew(grant=grant, by=owner)
+    deletion[0].join(timeout=30)
+    (statements,) = waited
+    assert len(statements) == 1 and "imaging_study" in statements[0] and "FOR UPDATE" in statements[0]
+    assert not failures
+    assert not Study.objects.filter(pk=study.pk).exists()
+    new.refresh_from_db()
+    grant.refresh_from_db()
+    assert grant.revoke_reason == "renewed"
+    assert new.revoked_at is not None and new.revoke_reason == "study_deleted"
