@@ -33,6 +33,7 @@ from django.conf import settings
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect
+from django.urls import reverse
 from django.utils import timezone
 from django_otp.oath import TOTP
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
@@ -236,10 +237,15 @@ def step_up_url(request: HttpRequest) -> str:
     return with_next("accounts:step_up", request.get_full_path())
 
 
-def require_recent_otp(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+def require_recent_otp(view: Callable[..., HttpResponse] | None = None, *,
+                       back: str | None = None) -> Any:
     """Decorator: the view runs only with an OTP verification in the last LIGHTBOX_STEP_UP_HOURS;
     otherwise the user goes to the step-up page (enrolment first if they have no authenticator),
-    which returns to this URL. Use it under ``login_required``."""
+    which returns to this URL. Use it under ``login_required``. A view that only takes a POST (a
+    button) names with ``back`` the page the button is on: the step-up returns there, and the user
+    presses it again (a GET of the view itself would be refused)."""
+    if view is None:
+        return lambda v: require_recent_otp(v, back=back)
 
     @wraps(view)
     def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
@@ -249,6 +255,8 @@ def require_recent_otp(view: Callable[..., HttpResponse]) -> Callable[..., HttpR
                details={"path": request.path[:200]})
         if request.path.startswith("/api/"):
             return JsonResponse({"detail": "step_up_required", "step_up_url": step_up_url(request)}, status=403)
+        if back is not None and request.method != "GET":
+            return redirect(with_next("accounts:step_up", reverse(back)))
         return redirect(step_up_url(request))
 
     wrapped.lightbox_step_up = True  # type: ignore[attr-defined]

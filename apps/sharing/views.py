@@ -165,6 +165,7 @@ def grant_revoke(request: HttpRequest, grant_id: UUID) -> HttpResponse:
 
 
 @login_required
+@require_recent_otp  # a longer access for someone else: a recent second factor, as for sharing
 @require_http_methods(["GET", "POST"])
 @policy.serves(Action.MANAGE_GRANT)
 def grant_extend(request: HttpRequest, grant_id: UUID) -> HttpResponse:
@@ -188,6 +189,7 @@ def grant_extend(request: HttpRequest, grant_id: UUID) -> HttpResponse:
 
 
 @login_required
+@require_recent_otp(back="sharing:my_shares")  # a new share and its link: as for sharing (and the API)
 @require_POST
 def grant_renew(request: HttpRequest, grant_id: UUID) -> HttpResponse:
     grant = selectors.grant_get_for_manager(user=request.user, public_id=grant_id)

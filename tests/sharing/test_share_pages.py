@@ -4,6 +4,7 @@ confirm; then the link is shown once."""
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
 from django.test import Client
@@ -249,3 +250,44 @@ def test_review_step_goes_back_to_the_filled_form_to_change_it(owner, case, cons
     page = back.content.decode()
     assert "Confirm and create the link" not in page
     assert f'value="{consultant.email}"' in page and 'value="30"' in page
+
+
+def test_renewing_and_extending_on_my_shares_need_a_recent_second_factor(owner, case, consultant, settings):
+    """As sharing and the API do: renewing hands out a new share and its link, extending keeps
+    someone's access longer. A stale second factor goes to the step-up page, which returns to My
+    shares for Renew (a button: a GET of its URL would be refused); nothing changes meanwhile."""
+    import time
+
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    from apps.accounts import mfa
+    from tests.accounts.conftest import enrol, totp_code
+    from tests.factories import GrantFactory
+
+    settings.LIGHTBOX_MFA_ENFORCED = True
+    grant = GrantFactory(organization=case.organization, case=case, grantee=consultant, created_by=owner,
+                         use_case="consultant", permissions=["view"], renditions=["preview"])
+    expires = grant.expires_at
+    enrol(owner)
+    device = TOTPDevice.objects.get(user=owner)
+    client = Client()
+    client.force_login(owner)
+    assert client.post("/accounts/mfa/verify/", {"code": totp_code(device), "next": "/"}).status_code == 302
+    session = client.session
+    session[mfa.OTP_VERIFIED_AT] = time.time() - (settings.LIGHTBOX_STEP_UP_HOURS + 0.1) * 3600
+    session.save()
+    renew = reverse("sharing:grant_renew", kwargs={"grant_id": grant.public_id})
+    extend = reverse("sharing:grant_extend", kwargs={"grant_id": grant.public_id})
+    refused = client.post(renew)
+    assert refused.status_code == 302 and refused["Location"].startswith(reverse("accounts:step_up"))
+    assert "next=" + reverse("sharing:my_shares") in refused["Location"].replace("%2F", "/")
+    assert client.get(extend)["Location"].startswith(reverse("accounts:step_up"))
+    later = (expires + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M")
+    assert client.post(extend, {"expires_at": later, "reason": "board moved"}).status_code == 302
+    assert Grant.objects.count() == 1
+    grant.refresh_from_db()
+    assert grant.expires_at == expires and grant.revoked_at is None
+    # with a fresh code, Renew works
+    client.post(reverse("accounts:step_up"), {"code": totp_code(device, ahead=1), "next": reverse("sharing:my_shares")})
+    assert client.post(renew).status_code == 200
+    assert Grant.objects.count() == 2
