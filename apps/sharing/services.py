@@ -288,7 +288,12 @@ def share_link_refused(*, link: ShareLink | None, reason: str, user: Any = None,
 @transaction.atomic
 def share_link_use(*, link: ShareLink, user: Any, request: HttpRequest | None = None) -> bool:
     """Count one opening of ``link`` (use limit, grant usage) and bind an invitation grant to the
-    user who accepted it. False when the use limit was reached meanwhile (conditional UPDATE)."""
+    user who accepted it. False when the use limit was reached meanwhile (conditional UPDATE).
+
+    The grant's row is locked first, then the link's: the order grants_revoke takes them (it
+    revokes the grant, then its links), so an opening and a revocation at once wait for each
+    other instead of deadlocking."""
+    list(Grant.objects.select_for_update().filter(pk=link.grant_id).values_list("pk", flat=True))
     query = ShareLink.objects.filter(pk=link.pk, revoked_at__isnull=True, locked_at__isnull=True)
     if link.max_uses is not None:
         query = query.filter(use_count__lt=link.max_uses)

@@ -135,3 +135,39 @@ def test_a_renewal_and_a_deletion_of_its_study_at_once_wait_for_each_other(owner
     grant.refresh_from_db()
     assert grant.revoke_reason == "renewed"
     assert new.revoked_at is not None and new.revoke_reason == "study_deleted"
+
+
+def test_a_link_opened_while_its_share_is_revoked_waits_for_each_other(owner, case, consultant, monkeypatch):
+    """Opening a link counts a use on the link, then the opening on its grant; revoking takes the
+    grant, then its links. The opening locks the grant first too: a revocation that starts while
+    a link is being opened waits for it, then revokes the grant and the link. Locked the other way
+    round, the two deadlocked (one of them a 500)."""
+    grant = GrantFactory(organization=case.organization, case=case, grantee=consultant, created_by=owner,
+                         use_case="consultant", permissions=["view"], renditions=["preview"])
+    link, _raw = services.share_link_create(grant=grant, by=owner)
+    real_record_open = services.grant_record_open
+    revocation: list[threading.Thread] = []
+    failures: list[BaseException] = []
+    waited: list[list[str]] = []
+
+    def record_open(**kwargs):  # inside the opening's transaction: the link's use counted
+        if not revocation:
+            revocation.append(in_thread(failures, services.grants_revoke, grants=[grant], by=owner,
+                                        reason="revoked by sharer"))
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and not _waiting_on_a_lock():
+                time.sleep(0.05)
+            waited.append(_waiting_on_a_lock())
+        return real_record_open(**kwargs)
+
+    monkeypatch.setattr(services, "grant_record_open", record_open)
+    assert services.share_link_use(link=link, user=consultant) is True
+    revocation[0].join(timeout=30)
+    (statements,) = waited
+    # the revocation waits at its first step, the grant's row (pg_stat_activity cuts the long SELECT)
+    assert len(statements) == 1 and statements[0].startswith('SELECT "sharing_grant"."id"')
+    assert not failures
+    grant.refresh_from_db()
+    link.refresh_from_db()
+    assert grant.revoked_at is not None and grant.open_count == 1
+    assert link.revoked_at is not None and link.use_count == 1
