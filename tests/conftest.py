@@ -157,6 +157,18 @@ def _live_server_drained(request):
 
 
 @pytest.fixture(autouse=True)
+def _default_language():
+    """Each test starts in the default language: a request leaves its language active in the
+    thread (LocaleMiddleware activates one per request and never deactivates it), so a test
+    after a Spanish request would read Spanish messages from services it calls directly."""
+    from django.utils import translation
+
+    translation.deactivate()
+    yield
+    translation.deactivate()
+
+
+@pytest.fixture(autouse=True)
 def _fresh_cache():
     """Throttles and lockout counters in the cache belong to one test: a lockout test must not
     lock out the next test's users (the cache is per process and outlives database rollbacks)."""
