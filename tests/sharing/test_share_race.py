@@ -38,6 +38,39 @@ def _waiting_on_a_lock() -> list[str]:
         return [row[0] for row in cursor.fetchall()]
 
 
+class _Interleaved:
+    """Work started on a thread of its own in the middle of the transaction under test."""
+
+    def __init__(self) -> None:
+        self.thread: threading.Thread | None = None
+        self.waiting: list[str] = []  # the statements waiting for a lock once it was started
+        self.failures: list[BaseException] = []
+
+    def finished(self) -> list[str]:
+        """Wait for the thread; the statements that were waiting for a lock."""
+        assert self.thread is not None, "never started"
+        self.thread.join(timeout=30)
+        return self.waiting
+
+
+def _interleave(monkeypatch, module, name: str, fn, **kwargs) -> _Interleaved:
+    """On the first call of ``module.name`` (inside the transaction under test), start ``fn`` on a
+    thread with its own connection and wait (at most 5 s) until it waits for a lock; then go on."""
+    real, run = getattr(module, name), _Interleaved()
+
+    def patched(**kw):
+        if run.thread is None:
+            run.thread = in_thread(run.failures, fn, **kwargs)
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and not _waiting_on_a_lock():
+                time.sleep(0.05)
+            run.waiting = _waiting_on_a_lock()
+        return real(**kw)
+
+    monkeypatch.setattr(module, name, patched)
+    return run
+
+
 def _share_study(owner, study, consultant):
     client = Client()
     client.force_login(owner)
@@ -72,27 +105,14 @@ def test_a_deletion_while_a_share_commits_waits_then_revokes_it(owner, case, con
     share, then sees it and revokes it (it named that study only; left naming nothing, it would
     cover the whole case). The share page shows the new share; the study is gone."""
     study = StudyFactory(organization=case.organization, case=case)
-    real_link_create = services.share_link_create
-    deletion: list[threading.Thread] = []
-    failures: list[BaseException] = []
-    waited: list[list[str]] = []
-
-    def link_create(**kwargs):  # after the grant naming the study was written, before the commit
-        if not deletion:
-            deletion.append(in_thread(failures, imaging_services.study_delete, study=study, by=radiologist))
-            deadline = time.monotonic() + 5
-            while time.monotonic() < deadline and not _waiting_on_a_lock():
-                time.sleep(0.05)  # until the deletion waits for this transaction (or gives up)
-            waited.append(_waiting_on_a_lock())
-        return real_link_create(**kwargs)
-
-    monkeypatch.setattr(services, "share_link_create", link_create)
+    # after the grant naming the study was written, before the commit
+    deletion = _interleave(monkeypatch, services, "share_link_create", imaging_services.study_delete, study=study,
+                           by=radiologist)
     response = _share_study(owner, study, consultant)
-    deletion[0].join(timeout=30)
     # the deletion waited for the share at its first step, the lock on the study's row
-    (statements,) = waited
+    statements = deletion.finished()
     assert len(statements) == 1 and "imaging_study" in statements[0] and "FOR UPDATE" in statements[0]
-    assert not failures
+    assert not deletion.failures
     assert response.status_code == 200
     assert not Study.objects.filter(pk=study.pk).exists()
     grant = Grant.objects.get()
@@ -110,26 +130,13 @@ def test_a_renewal_and_a_deletion_of_its_study_at_once_wait_for_each_other(owner
     grant = GrantFactory(organization=case.organization, case=case, grantee=consultant, created_by=owner,
                          use_case="consultant", permissions=["view"], renditions=["preview"])
     grant.studies.set([study])
-    real_refusal = services.grant_renew_refusal
-    deletion: list[threading.Thread] = []
-    failures: list[BaseException] = []
-    waited: list[list[str]] = []
-
-    def refusal(**kwargs):  # inside the renewal's transaction, its locks taken
-        if not deletion:
-            deletion.append(in_thread(failures, imaging_services.study_delete, study=study, by=radiologist))
-            deadline = time.monotonic() + 5
-            while time.monotonic() < deadline and not _waiting_on_a_lock():
-                time.sleep(0.05)
-            waited.append(_waiting_on_a_lock())
-        return real_refusal(**kwargs)
-
-    monkeypatch.setattr(services, "grant_renew_refusal", refusal)
+    # inside the renewal's transaction, its locks taken
+    deletion = _interleave(monkeypatch, services, "grant_renew_refusal", imaging_services.study_delete, study=study,
+                           by=radiologist)
     new, _link, _raw = services.grant_renew(grant=grant, by=owner)
-    deletion[0].join(timeout=30)
-    (statements,) = waited
+    statements = deletion.finished()
     assert len(statements) == 1 and "imaging_study" in statements[0] and "FOR UPDATE" in statements[0]
-    assert not failures
+    assert not deletion.failures
     assert not Study.objects.filter(pk=study.pk).exists()
     new.refresh_from_db()
     grant.refresh_from_db()
@@ -145,28 +152,14 @@ def test_a_link_opened_while_its_share_is_revoked_waits_for_each_other(owner, ca
     grant = GrantFactory(organization=case.organization, case=case, grantee=consultant, created_by=owner,
                          use_case="consultant", permissions=["view"], renditions=["preview"])
     link, _raw = services.share_link_create(grant=grant, by=owner)
-    real_record_open = services.grant_record_open
-    revocation: list[threading.Thread] = []
-    failures: list[BaseException] = []
-    waited: list[list[str]] = []
-
-    def record_open(**kwargs):  # inside the opening's transaction: the link's use counted
-        if not revocation:
-            revocation.append(in_thread(failures, services.grants_revoke, grants=[grant], by=owner,
-                                        reason="revoked by sharer"))
-            deadline = time.monotonic() + 5
-            while time.monotonic() < deadline and not _waiting_on_a_lock():
-                time.sleep(0.05)
-            waited.append(_waiting_on_a_lock())
-        return real_record_open(**kwargs)
-
-    monkeypatch.setattr(services, "grant_record_open", record_open)
+    # inside the opening's transaction: the link's use counted
+    revocation = _interleave(monkeypatch, services, "grant_record_open", services.grants_revoke, grants=[grant],
+                             by=owner, reason="revoked by sharer")
     assert services.share_link_use(link=link, user=consultant) is True
-    revocation[0].join(timeout=30)
-    (statements,) = waited
+    statements = revocation.finished()
     # the revocation waits at its first step, the grant's row (pg_stat_activity cuts the long SELECT)
     assert len(statements) == 1 and statements[0].startswith('SELECT "sharing_grant"."id"')
-    assert not failures
+    assert not revocation.failures
     grant.refresh_from_db()
     link.refresh_from_db()
     assert grant.revoked_at is not None and grant.open_count == 1
