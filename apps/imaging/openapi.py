@@ -185,11 +185,11 @@ def _upload_path() -> dict:
                           "410": GONE, "412": PRECONDITION},
         },
         "options": {
-            "operationId": "v1_uploads_upload_options", "tags": TAGS, "security": [_SESSION],
-            "summary": "tus discovery on an upload",
+            "operationId": "v1_uploads_upload_options", "tags": TAGS, "security": [_SESSION, {}],
+            "summary": "tus discovery on an upload (signed in or not; says nothing about the upload)",
             "responses": {"204": {"description": "What the server supports.", "headers": {
                 **RESUMABLE_OUT, "Tus-Version": _out("Versions spoken."),
-                "Tus-Extension": _out(f"`{tus.EXTENSIONS}`.")}}, **common},
+                "Tus-Extension": _out(f"`{tus.EXTENSIONS}`.")}}},
         },
     }
     for op in operations.values():  # drf-spectacular takes each key of a path for a method

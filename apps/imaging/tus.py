@@ -299,6 +299,10 @@ def upload_detail(request: HttpRequest, upload_id: UUID) -> HttpResponse:
     per-file report as JSON (not part of tus)."""
     if request.method not in UPLOAD_METHODS.split(", "):  # whichever upload it names
         return _error(405, gettext("method not allowed"), Allow=UPLOAD_METHODS)
+    if request.method == "OPTIONS":
+        # tus discovery: what the server speaks, whoever asks and whichever upload the URL names
+        # (nothing about the upload, so not whether it exists), as on /api/v1/uploads/
+        return _resp(204, Tus_Version=TUS_VERSION, Tus_Extension=EXTENSIONS)
     if bad := _unauthenticated(request):
         return bad
     visible = Upload.objects.visible_to(request.user)
@@ -310,8 +314,6 @@ def upload_detail(request: HttpRequest, upload_id: UUID) -> HttpResponse:
     if request.method == "GET":
         policy.require(request.user, Action.VIEW_CASE, upload, request=request)
         return JsonResponse(_status_json(upload))
-    if request.method == "OPTIONS":
-        return _resp(204, Tus_Version=TUS_VERSION, Tus_Extension=EXTENSIONS)
     if bad := _check_version(request):
         return bad
     if upload.state == UploadState.TERMINATED:

@@ -440,6 +440,20 @@ def test_options_on_an_upload_still_advertises_tus(client):
     assert "Allow" not in r
 
 
+@pytest.mark.parametrize("who", ["signed_out", "another_user"])
+def test_options_on_an_upload_answers_anyone_and_says_nothing_of_the_upload(client, org_a, who):
+    """tus discovery needs no session (as on the root); the answer is the same whether the upload
+    exists or not, so it reveals nothing."""
+    url = _create(client, 10)
+    other = Client()
+    if who == "another_user":
+        other.force_login(member(org_a, Role.CLINICIAN))
+    for target in (url, ROOT + "00000000-0000-0000-0000-000000000000/"):
+        r = other.options(target, **TUS)
+        assert r.status_code == 204 and r["Tus-Version"] == "1.0.0" and "termination" in r["Tus-Extension"]
+        assert "Upload-Offset" not in r and "Upload-Length" not in r and not r.content
+
+
 def test_the_status_json_is_as_the_schema_says(client):
     """GET on an upload answers the fields apps.imaging.openapi documents (UploadStatus)."""
     from apps.imaging.openapi import UPLOAD_STATUS
