@@ -101,9 +101,7 @@ def grant_create(*, case: Case, grantee: User | None, permissions: Iterable[str]
     if set(renditions) - set(Rendition.values):
         raise ValidationError(_("Unknown rendition."))
     studies = list(studies)
-    if any(getattr(s, "case_id", None) != case.pk for s in studies):
-        raise ValidationError(_("Only studies of this case can be shared from it."))
-    if studies:
+    if studies:  # locked, and checked as the database has them: still there, in this case
         _studies_lock(studies=studies, case=case)
     grant = Grant.objects.create(organization_id=case.organization_id, case=case, grantee=grantee,
                                  permissions=permissions, source=source, created_by=by,
@@ -689,7 +687,8 @@ def _grant_renew(*, grant: Grant, by: User, hours: int | None,
                  request: HttpRequest | None) -> tuple[Grant, ShareLink, str]:
     # the studies it names first, then the grant: the order study_delete takes them (study, then
     # the grants naming it), so a renewal and a deletion at once wait for each other, never deadlock
-    _studies_lock(studies=list(grant.studies.all()), case=grant.case)
+    studies = list(grant.studies.all())
+    _studies_lock(studies=studies, case=grant.case)
     # one renewal at a time: a second one waits here, then finds this grant renewed
     grant = (Grant.objects.select_for_update(of=("self",)).select_related("case", "case__organization",
                                                                           "organization")
@@ -714,7 +713,7 @@ def _grant_renew(*, grant: Grant, by: User, hours: int | None,
                        expires_at=now + timedelta(hours=terms.hours), by=by, use_case=grant.use_case,
                        mfa_required=grant.mfa_required or terms.template.mfa_required,
                        download_limit=terms.download_limit, source=grant.source, renewed_from=grant,
-                       studies=list(grant.studies.all()), request=request)
+                       studies=studies, request=request)
     grants_revoke(grants=[grant], by=by, reason="renewed", request=request)
     link, raw = share_link_create(
         grant=new, by=by, anonymous=old_link.anonymous if old_link else grant.is_anonymous,
