@@ -269,3 +269,17 @@ def test_asking_for_the_original_of_someone_elses_share_is_refused_and_recorded(
     assert not OriginalRequest.objects.exists()
     denied = AuditEvent.objects.filter(action="access.denied", outcome="denied", actor=coordinator)
     assert denied.count() == 1 and denied.get().organization_id == org_a.pk
+
+
+def test_a_share_names_only_studies_of_its_own_case(owner, case, consultant):
+    """A study of another case of the organization is refused, nothing is created."""
+    from django.core.exceptions import ValidationError
+
+    from apps.sharing import services
+    from tests.factories import CaseFactory, StudyFactory
+
+    elsewhere = StudyFactory(organization=case.organization, case=CaseFactory(organization=case.organization))
+    with pytest.raises(ValidationError, match="Only studies of this case can be shared from it"):
+        services.share_create(case=case, by=owner, use_case="consultant", recipient_kind="user",
+                              grantee=consultant, studies=[elsewhere])
+    assert not Grant.objects.exists()
