@@ -45,6 +45,21 @@ def viewer_session_touch(*, key: str, now: datetime | None = None) -> bool:
     return bool(open_.filter(last_seen_at__lt=now - TOUCH_EVERY).update(last_seen_at=now)) or open_.exists()
 
 
+#: how long after its page closed a session (the beacon, as the page is left) a frame the page
+#: asked for before it left may still arrive: it belongs to that session, recorded and closed
+LATE_FRAME_GRACE = timedelta(seconds=10)
+
+
+def viewer_session_left_just_now(*, key: str, study: Any, now: datetime | None = None) -> bool:
+    """The session of ``study`` was closed by its own page (reason "closed") within
+    ``LATE_FRAME_GRACE``: a frame sent with its key (a secret only that page held) is one the
+    leaving page asked for, not a new reading (which, later, or after the idle sweep, opens a new
+    recorded session)."""
+    now = now or timezone.now()
+    return ViewerSession.objects.filter(key=key, study=study, close_reason="closed",
+                                        closed_at__gte=now - LATE_FRAME_GRACE).exists()
+
+
 def viewer_session_close(*, key: str, reason: str, frames: int | None = None,
                          request: HttpRequest | None = None, now: datetime | None = None) -> bool:
     """Close the session once and record viewer.closed; False if it was closed already."""

@@ -34,7 +34,12 @@ from apps.sharing import policy
 from apps.sharing.policy import Action
 from apps.sharing.usecases import Rendition
 from apps.viewer import services
-from apps.viewer.sessions import viewer_session_close, viewer_session_open, viewer_session_touch
+from apps.viewer.sessions import (
+    viewer_session_close,
+    viewer_session_left_just_now,
+    viewer_session_open,
+    viewer_session_touch,
+)
 
 SESSIONS_KEY = "lightbox_viewer_sessions"
 MAX_OPEN_SESSIONS = 50
@@ -128,8 +133,9 @@ def _remember_session(request: HttpRequest, session_id: str, study: Study) -> No
 def _frame_session(request: HttpRequest, actor, study: Study, quality: str) -> None:
     """Keep the viewer session a frame belongs to alive; a frame asked for outside any viewer
     session of this browser session for its study (a script, a copied frame URL), or after its
-    session was closed (the idle sweep), opens one, so that reading pixels is recorded
-    (viewer.opened, once per study and browser session) even without the page."""
+    session was closed (the idle sweep, or its page long left), opens one, so that reading pixels
+    is recorded (viewer.opened, once per study and browser session) even without the page. A
+    frame the page asked for just before it was left belongs to the session it closed."""
     sessions = dict(request.session.get(SESSIONS_KEY, {}))
     wanted = str(study.public_id)
     sent = request.headers.get("X-Lightbox-Viewer-Session", "")
@@ -139,6 +145,8 @@ def _frame_session(request: HttpRequest, actor, study: Study, quality: str) -> N
             return
         del sessions[key]  # closed (the idle sweep): reading on is a new, recorded session
         request.session[SESSIONS_KEY] = sessions
+    if sent and viewer_session_left_just_now(key=sent, study=study):
+        return  # asked for by the page before it was left (its beacon took the key off the list)
     user = policy._user_of(actor)
     viewer_session = viewer_session_open(
         study=study, user=user if _signed_in(user) else None, actor=actor, actor_label=_actor_label(actor),

@@ -256,3 +256,29 @@ def test_frames_after_the_idle_sweep_closed_the_session_open_a_recorded_one(clie
     assert new_key != old_key
     assert ViewerSession.objects.get(key=new_key).closed_at is None
     assert ViewerSession.objects.get(key=old_key).close_reason == "timeout"
+
+
+def test_frames_in_flight_as_the_page_is_left_belong_to_the_session_it_closed(client_as, clinician_a, ct_study):
+    """The page's beacon closes its session as it is left, while frames it asked for (prefetch)
+    may still arrive: those open no new session. Sent later with the same key (a reader back at
+    the tab), reading is recorded again, as after the idle sweep."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.viewer.models import ViewerSession
+    from apps.viewer.sessions import LATE_FRAME_GRACE
+
+    client = client_as(clinician_a)
+    client.get(reverse("viewer:viewer", kwargs={"study_id": ct_study.public_id}))
+    opened = AuditEvent.objects.filter(action="viewer.opened", study_ref=ct_study.public_id)
+    key = opened.get().details["session"]
+    close = reverse("viewer:close", kwargs={"study_id": ct_study.public_id})
+    assert client.post(close, {"session": key}).status_code in (200, 204)
+    assert ViewerSession.objects.get(key=key).close_reason == "closed"
+    for instance in ct_study.phantom_instances[:3]:
+        assert client.get(_frame_url(instance), HTTP_X_LIGHTBOX_VIEWER_SESSION=key).status_code == 200
+    assert opened.count() == 1
+    ViewerSession.objects.filter(key=key).update(closed_at=timezone.now() - LATE_FRAME_GRACE - timedelta(seconds=1))
+    assert client.get(_frame_url(ct_study.phantom_instances[3]), HTTP_X_LIGHTBOX_VIEWER_SESSION=key).status_code == 200
+    assert opened.count() == 2
