@@ -572,7 +572,8 @@ def download_authorize(*, actor: Any, obj: object, rendition: str, package_key: 
     Raises PermissionDenied (recorded) unless the actor may download that rendition. Staff
     download on their role (returns None). A recipient downloads on a grant (returned), and the
     download is counted on it: ``resumed=True`` with the same ``package_key`` (a Range request
-    continuing a transfer) counts once, even when that first download used up the limit.
+    continuing a transfer the same actor began, as below) counts once, even when that first
+    download used up the limit; another member's transfer is not a resume of theirs.
 
     Large transfers outlive short grants: ``resumed=True`` is also accepted on a grant of the
     actor's that has expired (not revoked, case still open) when the actor (the same user, or the
@@ -595,9 +596,13 @@ def download_authorize(*, actor: Any, obj: object, rendition: str, package_key: 
         grants = _grants_of(actor, case_id, now)
         if resumed:
             for grant in grants:
-                if not count and _download_began(grant, package_key, since=now - services.RESUME_WINDOW):
-                    return grant
-                if count and services.grant_download_resume(grant=grant, package_key=package_key):
+                # the actor's own transfer only (another member's is not theirs to continue
+                # uncounted), and with the second factor a grant that needs it asks for
+                if grant.mfa_required and not (_active_user(user) and _verified(user)):
+                    continue
+                if not _download_began(grant, package_key, since=now - services.RESUME_WINDOW, by=actor):
+                    continue
+                if not count or services.grant_download_resume(grant=grant, package_key=package_key):
                     return grant
             for grant in _grants_of(actor, case_id, now, expired_since=now - RESUME_AFTER_EXPIRY):
                 if grant.mfa_required and not (_active_user(user) and _verified(user)):

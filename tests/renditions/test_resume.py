@@ -239,3 +239,28 @@ def test_a_group_grant_is_resumed_after_expiry_only_by_the_member_who_began(ct_s
     resume = {"Range": "bytes=100-", "If-Range": etag}
     assert clients[bob].get(_url(ct_study, "preview"), headers=resume).status_code == 404
     assert clients[alice].get(_url(ct_study, "preview"), headers=resume).status_code == 206
+
+
+@pytest.mark.parametrize("range_header", ["bytes=1-", "bytes=-100000000"])
+def test_a_member_cannot_take_another_members_download_as_a_resume(ct_study, clinician_a, range_header):
+    """A resume continues the caller's own transfer: on a live group grant whose download limit
+    is used up, another member's Range request (a suffix range is the whole package) is not a
+    resume of the first member's download, and is refused like a fresh download."""
+    alice = member(ct_study.organization, Role.EXTERNAL_CONSULTANT, email="alice@alpha.example")
+    bob = member(ct_study.organization, Role.EXTERNAL_CONSULTANT, email="bob@alpha.example")
+    group = sharing.grant_create(case=ct_study.case, grantee=None, group_members=[alice, bob], group_name="Board",
+                                 by=clinician_a, permissions=["view", "download_preview"], renditions=["preview"],
+                                 download_limit=1, expires_at=timezone.now() + timedelta(hours=2))
+    clients = {}
+    for user in (alice, bob):
+        clients[user] = Client()
+        clients[user].force_login(user)
+    whole = clients[alice].get(_url(ct_study))
+    assert whole.status_code == 200
+    _body(whole)
+    assert clients[bob].get(_url(ct_study)).status_code == 403  # the limit is used up
+    assert clients[bob].head(_url(ct_study), headers={"Range": range_header}).status_code == 403
+    assert clients[bob].get(_url(ct_study), headers={"Range": range_header}).status_code == 403
+    # alice resumes her own transfer, uncounted
+    assert clients[alice].get(_url(ct_study), headers={"Range": range_header}).status_code == 206
+    assert Grant.objects.get(pk=group.pk).download_count == 1
