@@ -11,6 +11,8 @@ private tags. What Lightbox decides on top of it:
   references between them stay consistent) and a different one in another export.
   dicom-anonymizer's own UID replacement (a process-wide dictionary of random UIDs) is never
   called: its U rules are replaced here, and its D replacement is not used on UIDs.
+- **Sequences**: the table's actions apply in sequence items too, at any depth (dicom-anonymizer
+  applies them to top-level attributes only): ``_clean_sequences``.
 - **Patient name and ID** become the pseudonym the exporter chose; any other person name left
   (inside a sequence the table keeps) is emptied, any date or time left gets the dummy value.
 - **Marking**: Patient Identity Removed = YES, De-identification Method naming the profile,
@@ -187,6 +189,23 @@ def rules() -> dict:
     return dict(_RULES)
 
 
+def _clean_sequences(ds: Dataset, table: dict) -> None:
+    """The table inside sequences, at any depth (PS3.15 E.1.1: K is "cleaned for sequences").
+    dicom-anonymizer applies each attribute's action to top-level attributes only, so a record
+    number, accession number, institution or address in an item of a sequence the table keeps
+    (or does not list) would leave as it came; here each item's attributes get their actions,
+    then the sequences left in the item are walked the same way."""
+    for element in list(ds):
+        if element.VR != "SQ":
+            continue
+        for item in element.value or ():
+            for tag in [(e.tag.group, e.tag.element) for e in item]:
+                action = table.get(tag)
+                if action is not None:
+                    action(item, tag)
+            _clean_sequences(item, table)
+
+
 def _safety_net(ds: Dataset) -> None:
     """Under the table: dicom-anonymizer applies it to top-level attributes, so a person's name or
     a date inside a sequence the table keeps would survive. Every person name left is emptied and
@@ -236,6 +255,7 @@ def deidentify(ds: Dataset, *, pseudonym: str, key: bytes) -> Dataset:
     ds.file_meta = FileMetaDataset()
     kitware.anonymize_dataset(ds, extra_anonymization_rules=None, delete_private_tags=True, base_rules_gen=rules)
     ds.remove_private_tags()
+    _clean_sequences(ds, rules())
     _safety_net(ds)
     ds.PatientName = pseudonym
     ds.PatientID = pseudonym

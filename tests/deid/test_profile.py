@@ -234,3 +234,29 @@ def test_names_and_dates_inside_kept_sequences_do_not_survive():
     data = deidentify_file(_bytes(ds), pseudonym=PSEUDONYM, key=KEY).data
     for secret in (b"Personella", b"19991231", b"19991230"):
         assert secret not in data
+
+
+def test_the_table_applies_inside_sequences_at_any_depth():
+    """PS3.15 E.1.1: an attribute of Table E.1-1 gets its action wherever it is, in the items of
+    a sequence the table keeps too (K is "cleaned for sequences"): a record number, accession
+    number, institution or address nested in one, at any depth, does not leave; what the table
+    keeps there (a code) stays."""
+    ds = _study(1)[0]
+    inner = Dataset()
+    inner.PatientID = "NESTED-MRN-4411"
+    inner.InstitutionAddress = "12 Nestedway Lane"
+    item = Dataset()
+    item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = "T-D3000", "SRT", "Chest"
+    item.OtherPatientIDs = "NESTED-OTHER-5512"
+    item.AccessionNumber = "NESTED-ACC-6613"
+    item.InstitutionName = "Nestedvale Infirmary"
+    item.PatientAddress = "9 Quietnest Road"
+    item.DeviceSerialNumber = "NESTED-SN-7714"
+    item.AnatomicRegionModifierSequence = Sequence([inner])
+    ds.AnatomicRegionSequence = Sequence([item])
+    data = deidentify_file(_bytes(ds), pseudonym=PSEUDONYM, key=KEY).data
+    for secret in (b"NESTED-MRN-4411", b"Nestedway", b"NESTED-OTHER-5512", b"NESTED-ACC-6613", b"Nestedvale",
+                   b"Quietnest", b"NESTED-SN-7714"):
+        assert secret not in data
+    out = pydicom.dcmread(io.BytesIO(data))
+    assert out.AnatomicRegionSequence[0].CodeValue == "T-D3000"
