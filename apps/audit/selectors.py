@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
-from django.db.models import Q
+from django.db.models import CharField, Q
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from apps.audit.actions import ACCESS_ACTIONS
@@ -61,30 +62,30 @@ def event_search(*, organization: Organization, filters: AuditFilters) -> AuditE
     from apps.accounts.models import User
     from apps.cases.models import Case, Patient
 
+    # Text criteria become subqueries, never capped lists: a cap would let rows matching the term
+    # elsewhere (other organizations' accounts, other patients) push out the ones searched for,
+    # and the search would answer "nothing" for events that are there.
     qs = AuditEvent.objects.for_org(organization.pk)
     if filters.user:
         term = filters.user.strip()
-        user_ids = list(User.objects.filter(email__icontains=term).values_list("pk", flat=True)[:200])
-        qs = qs.filter(actor_id__in=user_ids)
+        qs = qs.filter(actor_id__in=User.objects.filter(email__icontains=term).values("pk"))
     if filters.patient:
         term = filters.patient.strip()
         as_id = _uuid(term)
         patients = Patient.objects.for_org(organization.pk)
         patients = patients.filter(public_id=as_id) if as_id else \
             patients.filter(Q(mrn=term) | Q(name__icontains=term))
-        patient_ids = list(patients.values_list("public_id", flat=True)[:200])
-        case_refs = list(Case.objects.for_org(organization.pk).filter(patient__public_id__in=patient_ids)
-                         .values_list("public_id", flat=True))
-        qs = qs.filter(Q(case_ref__in=case_refs)
-                       | Q(target_type="patient", target_id__in=[str(p) for p in patient_ids]))
+        case_refs = Case.objects.for_org(organization.pk).filter(patient__in=patients.values("pk"))
+        patient_refs = patients.annotate(ref=Cast("public_id", output_field=CharField())).values("ref")
+        qs = qs.filter(Q(case_ref__in=case_refs.values("public_id"))
+                       | Q(target_type="patient", target_id__in=patient_refs))
     if filters.case:
         as_id = _uuid(filters.case)
         if as_id:
             qs = qs.filter(case_ref=as_id)
         else:
-            refs = list(Case.objects.for_org(organization.pk).filter(title__icontains=filters.case.strip())
-                        .values_list("public_id", flat=True)[:200])
-            qs = qs.filter(case_ref__in=refs)
+            cases = Case.objects.for_org(organization.pk).filter(title__icontains=filters.case.strip())
+            qs = qs.filter(case_ref__in=cases.values("public_id"))
     if filters.study:
         as_id = _uuid(filters.study)
         qs = qs.filter(study_ref=as_id) if as_id else qs.none()

@@ -80,6 +80,27 @@ def test_patient_search_stays_in_the_organization(world, org_b):
     assert _found(org_b, patient="MRN-4242") == []
 
 
+def test_a_search_term_matching_many_elsewhere_still_finds_the_organizations_events(org_a, org_b):
+    """Text criteria are resolved to ids without a cap: 250 accounts of another organization (or
+    250 patients here) matching the term first must not push the one searched for out of the
+    search, which would then answer "nothing" for events that are there."""
+    from apps.accounts.models import User
+
+    User.objects.bulk_create([User(email=f"drsmith{i:03d}@beta.example") for i in range(250)])
+    PatientFactory.create_batch(250, organization=org_a, name="Smithson Fictional")
+    wanted = member(org_a, Role.RADIOLOGIST, email="drsmith@alpha.example")
+    patient = PatientFactory(organization=org_a, name="Smithson Fictional")
+    case = CaseFactory(organization=org_a, patient=patient, title="Smithson knee")
+    CaseFactory.create_batch(210, organization=org_a, title="Smithson other")
+    event = record(action=actions.CASE_VIEWED, actor=wanted, organization=org_a, target=case)
+    assert _found(org_a, user="drsmith") == [event.pk]
+    assert _found(org_a, patient="smithson") == [event.pk]
+    about_patient = record(action=actions.PATIENT_CREATED, actor=wanted, organization=org_a, target=patient)
+    assert _found(org_a, patient=str(patient.public_id)) == [about_patient.pk, event.pk]
+    assert _found(org_a, user="drsmith") == [about_patient.pk, event.pk]
+    assert _found(org_a, case="smithson") == [event.pk]
+
+
 def test_page_for_admins_only_with_nav_link(world, admin_a, clinician_a, client_as):
     response = client_as(admin_a).get(reverse("audit:event_list"))
     assert response.status_code == 200
