@@ -185,7 +185,10 @@ def preview_jpeg(data: bytes, frame: int = 0) -> tuple[bytes, int, int]:
 _COPIED = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "PatientIdentityRemoved",
            "DeidentificationMethod", "StudyInstanceUID", "StudyDate", "StudyTime", "StudyID", "AccessionNumber",
            "StudyDescription", "ReferringPhysicianName", "Modality", "BodyPartExamined", "Laterality",
-           "SeriesNumber", "InstanceNumber", "SpecificCharacterSet")
+           "SeriesNumber", "InstanceNumber", "SpecificCharacterSet",
+           # the pixels are the source's, scaled: what it says of text or faces in them holds here
+           # too, and nothing is claimed when it says nothing
+           "BurnedInAnnotation", "RecognizableVisualFeatures")
 
 
 def education_dicom(data: bytes, frame: int = 0) -> tuple[bytes, int, int]:
@@ -228,7 +231,6 @@ def education_dicom(data: bytes, frame: int = 0) -> tuple[bytes, int, int]:
     ds.LossyImageCompression = "01"
     ds.LossyImageCompressionRatio = [*previous_ratios, round(ratio, 2)]
     ds.LossyImageCompressionMethod = [*previous_methods, "ISO_10918_1"]
-    ds.BurnedInAnnotation = "NO"
     ds.Rows, ds.Columns = rows, columns
     ds.SamplesPerPixel = samples
     ds.PhotometricInterpretation = "YBR_FULL_422" if colour else "MONOCHROME2"

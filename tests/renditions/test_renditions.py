@@ -127,6 +127,27 @@ def test_education_export_of_a_lossy_source_carries_its_compression_history_on(r
                                                           "ISO_10918_1"]
 
 
+@pytest.mark.parametrize(("source", "expected"), [("YES", "YES"), ("NO", "NO"), (None, None)])
+def test_education_export_never_says_its_pixels_are_free_of_burned_in_text_the_source_may_have(source, expected):
+    """The education copy is the source's pixels, scaled: Burned In Annotation (0028,0301) says
+    what the source said, and nothing when the source did not say. "NO" on a copy of an image
+    with the patient's name burned in would let anything that trusts the flag (a de-identifier
+    excludes on it) take it as clean."""
+    from bench.ingest.synthetic import ct_slice
+
+    ds = ct_slice(study_uid="1.2.3", series_uid="1.2.3.4", index=0, rows=64, columns=64)
+    if source is not None:
+        ds.BurnedInAnnotation = source
+    elif "BurnedInAnnotation" in ds:
+        del ds.BurnedInAnnotation
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+
+    data, _columns, _rows = encoders.education_dicom(out.getvalue())
+
+    assert pydicom.dcmread(io.BytesIO(data)).get("BurnedInAnnotation") == expected
+
+
 def test_a_shared_blob_deleted_before_the_row_takes_it_is_stored_again(ct_study, monkeypatch):
     """Renditions of the same bytes share a blob (a study's versions). If another study's
     deletion removes the blob put_blob just found, before this rendition's row takes it, the
