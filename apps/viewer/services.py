@@ -6,7 +6,8 @@ Renditions of a frame (``quality``):
 - ``preview``: a lossy JPEG (or WebP) of at most 1024 px;
 - ``diagnostic``: a lossless PNG at full resolution. Only for actors who may have originals
   (the view checks the policy); a file already marked lossy (0028,2110 = 01, or a lossy-only
-  transfer syntax) is rendered but labelled ``lossy`` and never ``diagnostic``.
+  transfer syntax) is rendered but labelled ``lossy`` and never ``diagnostic``; one reduced by
+  ``size`` is labelled ``preview``.
 
 The label a frame carries (``RenderedFrame.label``) is what the viewer shows: it follows the
 pixels actually served.
@@ -28,7 +29,7 @@ from apps.imaging import pixels
 QUALITIES = ("low", "preview", "diagnostic")
 LIMITS = {"low": 256, "preview": 1024, "diagnostic": 4096}
 JPEG_QUALITY = {"low": 60, "preview": 88}
-RENDER_VERSION = "1"  # bump when rendering changes, so cached frames are not reused
+RENDER_VERSION = "2"  # bump when rendering (or a label) changes, so cached frames are not reused
 
 LABEL_DIAGNOSTIC = "diagnostic"
 LABEL_PREVIEW = "preview"
@@ -140,7 +141,9 @@ def frame_render(*, src: Any, request: FrameRequest) -> RenderedFrame:
     if request.quality == "diagnostic":
         out.write(encode_png(image))
         content_type = "image/png"
-        label = LABEL_LOSSY if decoded.info.lossy else LABEL_DIAGNOSTIC
+        # fewer pixels than the original (``size`` asked for less) is not the diagnostic original
+        reduced = image.size != (decoded.pixels.shape[1], decoded.pixels.shape[0])
+        label = LABEL_LOSSY if decoded.info.lossy else LABEL_PREVIEW if reduced else LABEL_DIAGNOSTIC
     elif request.fmt == "webp":
         image.save(out, format="WEBP", quality=JPEG_QUALITY[request.quality])
         content_type, label = "image/webp", LABEL_PREVIEW

@@ -61,6 +61,19 @@ def test_diagnostic_frame_is_lossless_png_at_the_asked_window(client_as, clinici
     assert abs(_centre(other_slice) - _gray(body_hu(2), 40, 400)) <= 1
 
 
+def test_a_reduced_diagnostic_frame_is_not_labelled_diagnostic(client_as, clinician_a, ct_study):
+    """``size`` shrinks a diagnostic frame too: a PNG of fewer pixels than the original is not the
+    diagnostic original, and its label (what the viewer shows under it) must not say so."""
+    client = client_as(clinician_a)
+    instance = ct_study.phantom_instances[12]
+    reduced = client.get(_frame_url(instance, quality="diagnostic", size=64))
+    assert reduced.status_code == 200 and Image.open(io.BytesIO(reduced.content)).size == (64, 64)
+    assert reduced["X-Lightbox-Frame"] == "preview"
+    assert reduced["X-Lightbox-Size"] == "128x128"  # the original's size, as before
+    full = client.get(_frame_url(instance, quality="diagnostic", size=128))
+    assert full["X-Lightbox-Frame"] == "diagnostic"
+
+
 def test_frames_carry_etag_and_private_revalidated_caching(client_as, clinician_a, ct_study):
     client = client_as(clinician_a)
     url = _frame_url(ct_study.phantom_instances[0], quality="preview", size=64)
