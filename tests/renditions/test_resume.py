@@ -264,3 +264,26 @@ def test_a_member_cannot_take_another_members_download_as_a_resume(ct_study, cli
     # alice resumes her own transfer, uncounted
     assert clients[alice].get(_url(ct_study), headers={"Range": range_header}).status_code == 206
     assert Grant.objects.get(pk=group.pk).download_count == 1
+
+
+def test_a_resume_on_a_live_grant_needing_mfa_needs_mfa(ct_study, clinician_a):
+    """A grant marked mfa_required gives nothing to a session without the second factor, a
+    resume of a transfer begun with it included."""
+    from django.core.exceptions import PermissionDenied
+
+    from apps.sharing import policy
+
+    consultant = member(ct_study.organization, Role.EXTERNAL_CONSULTANT, email="mfa@alpha.example")
+    grant = sharing.grant_create(case=ct_study.case, grantee=consultant, by=clinician_a,
+                                 permissions=["view", "download_preview"], renditions=["preview"],
+                                 expires_at=timezone.now() + timedelta(hours=2))
+    Grant.objects.filter(pk=grant.pk).update(mfa_required=True)
+    key = f"study:{ct_study.public_id}:preview"
+    consultant.is_verified = lambda: True
+    assert policy.download_authorize(actor=consultant, obj=ct_study, rendition="preview", package_key=key) == grant
+    consultant.is_verified = lambda: False
+    with pytest.raises(PermissionDenied):
+        policy.download_authorize(actor=consultant, obj=ct_study, rendition="preview", package_key=key, resumed=True)
+    consultant.is_verified = lambda: True
+    assert policy.download_authorize(actor=consultant, obj=ct_study, rendition="preview", package_key=key,
+                                     resumed=True) == grant
