@@ -11,7 +11,14 @@ from PIL import Image
 
 from apps.organizations.models import Role
 from tests.browser.conftest import _only_local, signed_in_as
-from tests.factories import CaseFactory, GrantFactory, OrganizationFactory, member
+from tests.factories import (
+    CaseFactory,
+    GrantFactory,
+    OrganizationFactory,
+    RenditionFactory,
+    StudyFactory,
+    member,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -59,5 +66,41 @@ def test_a_table_wider_than_a_phone_shows_a_shadow_where_columns_are_hidden(brow
         page.wait_for_timeout(100)
         assert _edge_shade(page, "left") < 240
         assert _edge_shade(page, "right") > 250
+    finally:
+        context.close()
+
+
+def test_a_cases_studies_fit_a_tablet_each_label_once_diagnostic_first(browser, live_server, output_dir):
+    """The longest label wraps inside its badge instead of pushing the table wider than a tablet;
+    a lossy source's original and lossless copy share one label, shown once."""
+    org = OrganizationFactory(mfa_required_roles=[])
+    owner = member(org, Role.CLINICIAN)
+    case = CaseFactory(organization=org, created_by=owner, responsible_clinician=owner,
+                       title="Chest CT - second opinion")
+    lossy = StudyFactory(organization=org, case=case, study_description="Whole body bone scan")
+    for kind in ("education", "original", "preview", "lossless"):
+        label = {"education": "education_low_res", "preview": "preview_lossy"}.get(kind, "lossy_source")
+        RenditionFactory(organization=org, study=lossy, kind=kind, label=label)
+    clean = StudyFactory(organization=org, case=case, study_description="CT chest")
+    for kind, label in (("education", "education_low_res"), ("preview", "preview_lossy"),
+                        ("original", "diagnostic_original"), ("lossless", "diagnostic_lossless")):
+        RenditionFactory(organization=org, study=clean, kind=kind, label=label)
+    context = browser.new_context(viewport={"width": 768, "height": 1024}, locale="en-US")
+    context.route("**/*", _only_local)
+    page = context.new_page()
+    try:
+        signed_in_as(page, live_server.url, owner)
+        page.goto(f"{live_server.url}/cases/{case.public_id}/")
+        rows = page.get_by_test_id("study")
+        labels = {rows.nth(i).locator("td").first.inner_text().split("\n")[0]:
+                  rows.nth(i).get_by_test_id("rendition-badge").evaluate_all(
+                      "bs => bs.map(b => b.dataset.label)") for i in range(rows.count())}
+        assert labels == {
+            "Whole body bone scan": ["lossy_source", "preview_lossy", "education_low_res"],
+            "CT chest": ["diagnostic_original", "diagnostic_lossless", "preview_lossy", "education_low_res"],
+        }
+        wrap = page.locator(".table-wrap").first
+        page.screenshot(path=str(output_dir / "case-studies-tablet.png"), full_page=True)
+        assert wrap.evaluate("w => w.scrollWidth <= w.clientWidth")  # nothing hidden sideways
     finally:
         context.close()

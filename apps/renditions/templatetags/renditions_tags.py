@@ -1,6 +1,9 @@
 """Rendition badges and download buttons, for every page that shows a study's renditions.
 
 ``{% rendition_badge rendition %}``: the label as a badge (a Rendition or a RenditionFile).
+``renditions|badge_list``: a study's renditions for a row of badges: diagnostic ones first, each
+label once (a lossy source's original and lossless copy carry the same label; shown twice, the
+two identical badges read as a mistake).
 ``{% rendition_downloads study %}``: the study's renditions with their badges, and a download
 button for each rendition the viewer of the page may take (``policy.allowed_renditions``):
 the preview first; the diagnostic ones only with the "original" permission.
@@ -18,6 +21,21 @@ register = template.Library()
 
 #: the order downloads are offered in (staged delivery: the preview first)
 OFFER_ORDER = (Kind.PREVIEW, Kind.EDUCATION, Kind.LOSSLESS, Kind.ORIGINAL)
+
+
+#: the order of a row of badges: what may be used for diagnosis first
+BADGE_ORDER = (Kind.ORIGINAL, Kind.LOSSLESS, Kind.PREVIEW, Kind.EDUCATION)
+
+
+@register.filter
+def badge_list(renditions) -> list:
+    rank = {kind: i for i, kind in enumerate(BADGE_ORDER)}
+    seen, out = set(), []
+    for rendition in sorted(renditions, key=lambda r: rank.get(r.kind, len(rank))):
+        if rendition.label not in seen:
+            seen.add(rendition.label)
+            out.append(rendition)
+    return out
 
 
 @register.inclusion_tag("renditions/_badge.html")
