@@ -50,7 +50,12 @@ def _ensure_an_admin_remains(membership: Membership, *, new_role: str, new_activ
 @transaction.atomic
 def membership_update(*, membership: Membership, by: User, role: str, is_active: bool,
                       request: HttpRequest | None = None) -> Membership:
-    """Change a member's role or (de)activate them. Org admins only; an org keeps one admin."""
+    """Change a member's role or (de)activate them. Org admins only; an org keeps one admin.
+
+    Changes to one organization's memberships run one at a time (its row is locked first): two
+    admins demoting each other at once would each see the other still an admin and leave none.
+    The second waits, then is judged on what the first did (it may no longer be an admin)."""
+    list(Organization.objects.select_for_update().filter(pk=membership.organization_id).values_list("pk"))
     policy.require(by, Action.MANAGE_MEMBERS, membership.organization, request=request)
     if role not in Role.values:
         raise ValidationError(_("Unknown role."))
