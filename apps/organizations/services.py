@@ -99,7 +99,12 @@ def _membership_insert(*, organization: Organization, by: User | None, email: st
     user = User.objects.filter(email=email).first()
     created = user is None
     if user is None:
-        user = User.objects.create_user(email=email, password=None, full_name=full_name.strip())
+        try:
+            with transaction.atomic():
+                user = User.objects.create_user(email=email, password=None, full_name=full_name.strip())
+        except IntegrityError:  # the same address added at this moment (a double click): theirs is it
+            user = User.objects.get(email=email)
+            created = False
     membership, made = Membership.objects.get_or_create(
         user=user, organization=organization, defaults={"role": role},
     )

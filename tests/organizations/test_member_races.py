@@ -1,11 +1,14 @@
-"""Two org admins at once (two connections): the organization never loses its last admin."""
+"""Two org admins at once (two connections): the organization never loses its last admin, and
+the same new person added twice (a double click) is added once, without a server error."""
 
 from __future__ import annotations
 
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection
+from django.urls import reverse
 
+from apps.accounts.models import User
 from apps.organizations import services
 from apps.organizations.models import Membership, Role
 from tests.factories import member
@@ -64,3 +67,27 @@ def test_an_admin_deactivating_the_other_admin_while_being_demoted_leaves_an_adm
     assert Membership.objects.filter(organization=org_a, role=Role.ORG_ADMIN, is_active=True).count() == 1
     assert len(failures) == 1
 
+
+def test_the_same_new_person_added_twice_at_once_is_added_once(client_as, admin_a, org_a, monkeypatch):
+    """A double click on "Add member" for an address with no account: both requests find no
+    account; the first creates it. The second is told the person is a member already (400), not a 500."""
+    real_create = User.objects.create_user
+    failures: list[BaseException] = []
+    other = []
+
+    def create_user(*args, **kwargs):
+        if not other:  # the other request gets here first and commits
+            other.append(True)
+            in_thread_until_blocked(failures, services.membership_add, organization=org_a, by=admin_a,
+                                    email="new.person@example.org", role=Role.CLINICIAN).join(timeout=30)
+        return real_create(*args, **kwargs)
+
+    monkeypatch.setattr(User.objects, "create_user", create_user)
+    response = client_as(admin_a).post(reverse("organizations:members"), {
+        "email": "new.person@example.org", "role": Role.CLINICIAN})
+
+    assert not failures
+    assert response.status_code == 400
+    assert "already a member" in response.content.decode()
+    user = User.objects.get(email="new.person@example.org")
+    assert Membership.objects.filter(user=user, organization=org_a, is_active=True).count() == 1
