@@ -447,23 +447,36 @@ def can(actor: Any, action: Action | str, obj: object, *, rendition: str | None 
                for g in _grants_of(actor, case_id, now))
 
 
-def is_recipient(grant: Grant, user: Any) -> bool:
-    """Whether ``grant`` is addressed to ``user``: its named grantee; for an invitation not yet
-    accepted, the account with its e-mail address; else a member of its group. (An anonymous
-    link's grant has no recipient.) Says nothing about whether the grant is live."""
+def holds(grant: Grant, user: Any) -> bool:
+    """Whether ``grant`` is ``user``'s: they are its grantee (an invitation once accepted) or a
+    member of its group; the grants ``Grant.objects.addressed_to(user)`` lists ("shared with me")
+    and through which they see its case. An invitation not yet accepted is nobody's. Says
+    nothing about whether the grant is live."""
     if not _active_user(user):
         return False
     if grant.grantee_id is not None:
         return grant.grantee_id == user.pk
     if grant.grantee_email:
-        return grant.grantee_email == (user.email or "").lower()
+        return False  # sent to an address, not accepted yet: opening its link binds it (share_link_use)
     return grant.group_members.filter(pk=user.pk).exists()
+
+
+def is_recipient(grant: Grant, user: Any) -> bool:
+    """Whether ``grant`` is addressed to ``user``: it is theirs (``holds``) or, for an invitation
+    not yet accepted, they are the account with its e-mail address, who may open its link and so
+    accept it. (An anonymous link's grant has no recipient.) Says nothing about whether the grant
+    is live. Opening a link asks this; anything the grant gives needs ``holds``."""
+    if not _active_user(user):
+        return False
+    if grant.grantee_id is None and grant.grantee_email:
+        return grant.grantee_email == (user.email or "").lower()
+    return holds(grant, user)
 
 
 class OriginalRefusal(StrEnum):
     """Why ``user`` may not ask for the original DICOM under a grant."""
 
-    NOT_RECIPIENT = "not_recipient"  # a dead grant, someone else's, or one needing MFA not passed
+    NOT_RECIPIENT = "not_recipient"  # a dead grant, not theirs (yet), or one needing MFA not passed
     HAS_ORIGINAL = "has_original"    # they can download the original of what it covers already
 
 
@@ -482,13 +495,14 @@ def original_request_refusal(actor: Any, grant: Grant, *, now: datetime | None =
     """Why the user of ``actor`` may not ask for the original DICOM under ``grant``, or None when
     they may (``can(actor, REQUEST_ORIGINAL, grant)``).
 
-    Security contract: only the grant's own recipient (``is_recipient``: the named grantee, a
-    member of its group, the account an invitation went to), while the grant is live and, when it
+    Security contract: only the grant's own recipient, once it is theirs (``holds``: the named
+    grantee, a member of its group, the account that accepted an invitation; an address that has
+    not opened its invitation's link holds nothing yet), while the grant is live and, when it
     is marked ``mfa_required``, after MFA in this session; and only when they cannot download the
     original of what it covers already (asking would give nothing). Anonymous links never ask:
     a link holder's links are not theirs to ask under."""
     user = _user_of(actor)
-    if not (_active_user(user) and grant.is_live(now) and is_recipient(grant, user)):
+    if not (_active_user(user) and grant.is_live(now) and holds(grant, user)):
         return OriginalRefusal.NOT_RECIPIENT
     if grant.mfa_required and not _verified(user):
         return OriginalRefusal.NOT_RECIPIENT

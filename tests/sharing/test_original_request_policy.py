@@ -129,13 +129,15 @@ MAY = None
 CASES = [
     ("named_grantee", _named_grantee, MAY),
     ("group_member", _group_member, MAY),
-    ("invited_not_yet_accepted", _invited_not_yet_accepted, MAY),
     ("invitation_accepted", _invitation_accepted, MAY),
     ("mfa_passed", _mfa_passed, MAY),
     ("study_share_with_preview", _study_share_with_preview, MAY),
     ("original_used_up", _original_used_up, MAY),
     ("someone_else", _someone_else, OriginalRefusal.NOT_RECIPIENT),
     ("other_group_member", _other_group_member, OriginalRefusal.NOT_RECIPIENT),
+    # not theirs until they open its link (which binds it to them): the e-mail address alone
+    # gives nothing, as for the case itself (tests below)
+    ("invited_not_yet_accepted", _invited_not_yet_accepted, OriginalRefusal.NOT_RECIPIENT),
     ("staff_coordinator", _staff_coordinator, OriginalRefusal.NOT_RECIPIENT),
     ("staff_radiologist", _staff_radiologist, OriginalRefusal.NOT_RECIPIENT),
     ("anonymous_link_grant", _anonymous_link_grant, OriginalRefusal.NOT_RECIPIENT),
@@ -187,10 +189,9 @@ def test_the_pages_offer_what_the_policy_allows(case, org_a, client_as, build, e
     if page.status_code == 200:
         assert (form_url in page.content.decode()) is offered
     else:
-        assert not offered or grant.grantee_id is None  # an invitation not yet accepted: reached by its link
+        assert not offered
     mine = client.get(reverse("sharing:shared_with_me")).content.decode()
-    assert (form_url in mine) is (offered and (grant.grantee_id == user.pk or grant.group_members.filter(
-        pk=user.pk).exists()))
+    assert (form_url in mine) is offered
 
 
 def test_a_recipient_who_also_opened_an_anonymous_link_is_offered_only_their_own_grant(case, org_a, client_as):
@@ -232,9 +233,7 @@ def test_the_form_opens_for_whom_the_submit_is_for(case, org_a, client_as, build
     if "is_verified" in user.__dict__:
         pytest.skip("a patched MFA state does not survive the test client's request")
     response = client_as(user).get(reverse("sharing:original_request_create", kwargs={"grant_id": grant.public_id}))
-    if expected is MAY and grant.grantee_id is None and grant.grantee_email:
-        assert response.status_code == 404  # an invitation not yet accepted: reached by its link, which binds it
-    elif expected is MAY:
+    if expected is MAY:
         assert response.status_code == 200
     elif expected is OriginalRefusal.HAS_ORIGINAL:
         assert response.status_code == 302
@@ -244,3 +243,34 @@ def test_the_form_opens_for_whom_the_submit_is_for(case, org_a, client_as, build
         if response.status_code == 403:
             denial = AuditEvent.objects.get(action="access.denied")
             assert denial.details == {"wanted": "request_original"} and denial.actor == user
+
+
+def test_an_invitation_is_the_invited_accounts_once_its_link_is_opened(case, org_a, owner, client_as):
+    """Until the link sent to the address is opened (which binds the grant to the account), the
+    account with that address holds nothing under it: not the case, not the "shared with me" row,
+    not the request form, and not the request itself (refused and recorded, as the form is).
+    Opening the link is also where its second factor is asked: the address alone must not do."""
+    user = UserFactory(email="Invited@Example.org")
+    grant, _link, raw = services.share_create(case=case, by=owner, use_case="second_opinion",
+                                              recipient_kind="email", grantee_email="invited@example.org",
+                                              renditions=["preview"], allow_download_original=False)
+    client = client_as(user)
+    form_url = reverse("sharing:original_request_create", kwargs={"grant_id": grant.public_id})
+    reason = "Need the thin-slice series to measure."
+
+    assert policy.original_request_refusal(user, grant) is OriginalRefusal.NOT_RECIPIENT
+    assert form_url not in client.get(reverse("sharing:shared_with_me")).content.decode()
+    assert client.get(form_url).status_code == 404
+    with pytest.raises(PermissionDenied):
+        services.original_request_create(grant=grant, by=user, reason=reason)
+    assert AuditEvent.objects.get(action="access.denied").details == {"wanted": "request_original"}
+    assert not OriginalRequest.objects.exists()
+
+    assert client.get(reverse("sharing:link_open", kwargs={"token": raw})).status_code == 302  # accepts it
+    grant.refresh_from_db()
+    assert grant.grantee == user
+    assert policy.can(user, Action.REQUEST_ORIGINAL, grant)
+    assert form_url in client.get(reverse("sharing:shared_with_me")).content.decode()
+    assert client.get(form_url).status_code == 200
+    assert client.post(form_url, {"reason": reason}).status_code == 302
+    assert OriginalRequest.objects.get().requested_by == user
