@@ -301,7 +301,11 @@ def board_create(*, organization: Organization, by: User, host: User, title: str
 
 def board_update(*, board: BoardSession, by: User, host: User, title: str, meeting_at, review_days: int,
                  cases: Iterable[Case], participants: Iterable[User], request: HttpRequest | None = None) -> None:
-    """Edit a board that has not started: once live, its grants stand for what it was."""
+    """Edit a board that has not started: once live, its grants stand for what it was.
+
+    Whether it has started is read on its locked row, not on ``board`` (read when the edit page
+    was): a start meanwhile refuses the edit, and a start now waits for it. Only the edited
+    fields are written, never the state."""
     policy.require(by, Action.MANAGE_CASE, board, request=request)
     if board.state != BoardState.SCHEDULED:
         raise ValidationError(_("Only a scheduled board can be edited."))
@@ -311,7 +315,9 @@ def board_update(*, board: BoardSession, by: User, host: User, title: str, meeti
     board.host, board.title, board.meeting_at, board.review_days = host, title, meeting_at, review_days
     board.full_clean()
     with transaction.atomic():
-        board.save()
+        if not BoardSession.objects.select_for_update().filter(pk=board.pk, state=BoardState.SCHEDULED).exists():
+            raise ValidationError(_("Only a scheduled board can be edited."))
+        board.save(update_fields=["host", "title", "meeting_at", "review_days"])
         board.cases.set(cases)
         board.participants.set(participants)
         record(action="board.edited", actor=by, organization_id=board.organization_id, target=board, request=request,

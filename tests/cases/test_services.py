@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from apps.audit.models import AuditEvent
 from apps.cases import services
-from apps.cases.models import BoardState, Case, CaseNote, CaseStatus, Patient
+from apps.cases.models import BoardSession, BoardState, Case, CaseNote, CaseStatus, Patient
 from apps.organizations.models import Role
 from apps.sharing import policy
 from apps.sharing.models import Grant
@@ -389,3 +389,22 @@ def test_running_a_board_is_a_policy_decision_for_its_host_while_their_role_mana
         services.board_start(board=board, by=host)
     denial = AuditEvent.objects.get(action="access.denied")
     assert denial.details["wanted"] == "run_board"
+
+
+def test_an_edit_read_before_the_meeting_started_does_not_undo_the_start(board):
+    """The edit page was loaded (and its board read) while the board was scheduled; the host
+    starts the meeting before the edit is saved. Saving wrote the whole row back, the state
+    "scheduled" included: the live board could no longer be ended (its grants stayed until the
+    window closed) and a second start made a second set of grants. The edit is refused."""
+    board, host, cases, consultant, coordinator = board
+    read_before = BoardSession.objects.get(pk=board.pk)
+    services.board_start(board=board, by=host)
+
+    with pytest.raises(ValidationError):
+        services.board_update(board=read_before, by=coordinator, host=host, title="Renamed",
+                              meeting_at=read_before.meeting_at, review_days=7, cases=cases,
+                              participants=[consultant])
+
+    board.refresh_from_db()
+    assert board.state == BoardState.LIVE and board.title == "Thoracic board"
+    assert services.board_end(board=board, by=host) == 4
