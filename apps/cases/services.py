@@ -340,7 +340,10 @@ def _board_start(*, board: BoardSession, by: User, request: HttpRequest | None) 
         raise ValidationError(_("This board has already started."))
     board.state, board.started_at = BoardState.LIVE, now
     expires_at = now + board.review_window
-    cases = [c for c in board.cases.all() if c.is_open]
+    # the cases' rows are locked, and their state read on them: a case being closed meanwhile is
+    # skipped once its close commits, and one closed after waits and then revokes these grants
+    # (else they would outlive the close and come back when the case is reopened)
+    cases = [c for c in board.cases.select_for_update(of=("self",)).order_by("pk") if c.is_open]
     # participants must be members (as when the board was scheduled): one whose membership ended
     # since then gets nothing
     members = Membership.objects.filter(organization_id=board.organization_id, is_active=True).values("user_id")
