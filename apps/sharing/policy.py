@@ -40,7 +40,7 @@ own recipient, while it is live, when they cannot download the original already
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -285,6 +285,15 @@ def _grants_of(actor: Any, case_id: int, now: datetime, *, expired_since: dateti
 
     With ``expired_since``: instead the grants held the same way that expired after that time,
     neither revoked nor of a closed case (only ``download_authorize`` asks, to resume a transfer)."""
+    return _grants_held(actor, {case_id}, now, expired_since=expired_since).get(case_id, [])
+
+
+def _grants_held(actor: Any, case_ids: set[int], now: datetime, *,
+                 expired_since: datetime | None = None) -> dict[int, list[Grant]]:
+    """``_grants_of`` for several cases at once (by case id), in two or three queries whatever
+    their number; the grants' named studies come with them (``_study_scope`` reads those)."""
+    from django.db.models import prefetch_related_objects
+
     from apps.sharing.models import Grant, ShareLink
 
     def usable(grant: Grant) -> bool:
@@ -296,19 +305,23 @@ def _grants_of(actor: Any, case_id: int, now: datetime, *, expired_since: dateti
     grants: list[Grant] = []
     user = _user_of(actor)
     if _active_user(user):
-        held = Grant.objects.addressed_to(user).filter(case_id=case_id).select_related("case")
+        held = Grant.objects.addressed_to(user).filter(case_id__in=case_ids).select_related("case")
         held = held.live(now) if expired_since is None else held.filter(
             revoked_at__isnull=True, case__status="open", expires_at__gt=expired_since, expires_at__lte=now)
         grants += list(held)
     if isinstance(actor, LinkHolder) and actor.link_ids:
         # switching anonymous links off for the organization stops opened ones too
         links = (ShareLink.objects.filter(pk__in=actor.link_ids, anonymous=True, revoked_at__isnull=True,
-                                          locked_at__isnull=True, grant__case_id=case_id,
+                                          locked_at__isnull=True, grant__case_id__in=case_ids,
                                           organization__anonymous_links_enabled=True)
                  .select_related("grant", "grant__case"))
         grants += [link.grant for link in links
                    if (link.not_before is None or link.not_before <= now) and usable(link.grant)]
-    return grants
+    prefetch_related_objects(grants, "studies")
+    by_case: dict[int, list[Grant]] = {}
+    for grant in grants:
+        by_case.setdefault(grant.case_id, []).append(grant)
+    return by_case
 
 
 def _study_scope(grant: Grant) -> set[int] | None:
@@ -316,13 +329,17 @@ def _study_scope(grant: Grant) -> set[int] | None:
     studies = getattr(grant, "studies", None)
     if studies is None:
         return None
-    ids = set(studies.values_list("pk", flat=True))
+    if "studies" in getattr(grant, "_prefetched_objects_cache", {}):
+        ids = {study.pk for study in studies.all()}
+    else:
+        ids = set(studies.values_list("pk", flat=True))
     return ids or None
 
 
 def grant_covers(grant: Grant, action: Action | str, obj: object, *, user: Any = None,
-                 rendition: str | None = None, now: datetime | None = None) -> bool:
-    """Whether one grant covers ``action`` on ``obj`` right now (see the module docstring)."""
+                 rendition: str | None = None, now: datetime | None = None, facts: _Facts | None = None) -> bool:
+    """Whether one grant covers ``action`` on ``obj`` right now (see the module docstring).
+    ``facts``: what was read already about ``user`` (``_Facts``), so as not to read it again."""
     from apps.sharing.usecases import RENDITION_PERMISSION, UseCase
 
     action = Action(action)
@@ -343,7 +360,8 @@ def grant_covers(grant: Grant, action: Action | str, obj: object, *, user: Any =
     if action in DOWNLOAD_ACTIONS:
         if grant.over_download_limit:
             return False
-        if rendition not in PATIENT_RENDITIONS and _downloads_as_patient(user, grant.organization_id):
+        if rendition not in PATIENT_RENDITIONS and _downloads_as_patient(
+                user, grant.organization_id, roles=facts.roles if facts is not None else None):
             return False
         if rendition is not None:
             if grant.renditions and rendition not in grant.renditions:
@@ -369,6 +387,13 @@ def _org_id_of(obj: object) -> int:
     return org_id
 
 
+def _active_roles(user: Any) -> dict[int, str]:
+    """The user's role in each organization where they hold an active membership."""
+    if not _active_user(user):
+        return {}
+    return dict(Membership.objects.filter(user=user, is_active=True).values_list("organization_id", "role"))
+
+
 def role_in(user: User, organization_id: int) -> str | None:
     if not _active_user(user):
         return None
@@ -378,14 +403,16 @@ def role_in(user: User, organization_id: int) -> str | None:
     )
 
 
-def _downloads_as_patient(user: Any, organization_id: int) -> bool:
+def _downloads_as_patient(user: Any, organization_id: int, *, roles: dict[int, str] | None = None) -> bool:
     """Whether ``user`` downloads as a patient (``PATIENT_RENDITIONS`` only) under a grant of
     ``organization_id``: a patient there, or, when not a member there, an account that is a patient
     wherever it is a member (the account ``apps.accounts.middleware`` keeps to the patient portal
-    and its download endpoint, whichever organization the grant comes from)."""
+    and its download endpoint, whichever organization the grant comes from). ``roles``: the
+    user's active memberships (``_Facts.roles``), when read already."""
     if not _active_user(user):
         return False
-    roles = dict(Membership.objects.filter(user=user, is_active=True).values_list("organization_id", "role"))
+    if roles is None:
+        roles = _active_roles(user)
     if organization_id in roles:
         return roles[organization_id] == Role.PATIENT
     return bool(roles) and all(role == Role.PATIENT for role in roles.values())
@@ -406,14 +433,87 @@ def _owner_ids(obj: object) -> set[int]:
     return {i for i in ids if i is not None}
 
 
-def _role_allows(user: Any, action: Action, obj: object) -> bool:
-    role = role_in(user, _org_id_of(obj))
+def _role_allows(user: Any, action: Action, obj: object, facts: _Facts | None = None) -> bool:
+    org_id = _org_id_of(obj)
+    role = facts.roles.get(org_id) if facts is not None else role_in(user, org_id)
     if role is None:
         return False
     if action in ROLE_ACTIONS[role]:
         return True
     needs = OWNER_NEEDS.get(action)
     return needs is not None and needs in ROLE_ACTIONS[role] and user.pk in _owner_ids(obj)
+
+
+class _Facts:
+    """What the policy reads from the database to decide for one actor, read once and shared by
+    the decisions of one call: ``can`` (one decision) or ``can_each`` (a page's list). The user's
+    active memberships; the grants the actor holds, by case (``_grants_held``); which group
+    grants name the user. Never kept past that call: a revocation, an expiry or a role change
+    takes effect on the very next one, as the module promises."""
+
+    def __init__(self, actor: Any, now: datetime) -> None:
+        self.actor = actor
+        self.user = _user_of(actor)
+        self.now = now
+        self._held: dict[int, list[Grant]] = {}
+        self._in_group: dict[int, bool] = {}
+        self._as_user: _Facts | None = None
+
+    @cached_property
+    def roles(self) -> dict[int, str]:
+        """The user's role by organization (active memberships; none for an inactive user)."""
+        return _active_roles(self.user)
+
+    def grants_of(self, case_id: int) -> list[Grant]:
+        """``_grants_of(actor, case_id, now)``."""
+        self.load_grants({case_id})
+        return self._held[case_id]
+
+    def load_grants(self, case_ids: set[int | None]) -> None:
+        wanted = {c for c in case_ids if c is not None and c not in self._held}
+        if wanted:
+            found = _grants_held(self.actor, wanted, self.now)  # type: ignore[arg-type]
+            self._held.update({c: found.get(c, []) for c in wanted})
+
+    def in_group(self, grant: Grant) -> bool:
+        """Whether the user is a member of ``grant``'s group."""
+        self.load_groups([grant])
+        return self._in_group[grant.pk]
+
+    def load_groups(self, grants: list[Grant]) -> None:
+        from apps.sharing.models import Grant
+
+        wanted = {g.pk for g in grants if g.pk not in self._in_group}
+        if not wanted:
+            return
+        member_of: set[int] = set()
+        if _active_user(self.user):
+            member_of = set(Grant.group_members.through.objects.filter(grant_id__in=wanted, user_id=self.user.pk)
+                            .values_list("grant_id", flat=True))
+        self._in_group.update({pk: pk in member_of for pk in wanted})
+
+    def for_user(self) -> _Facts:
+        """The facts of the signed-in user alone, without the anonymous links the actor opened
+        (what a grant's own recipient holds): itself, unless the actor is a LinkHolder."""
+        if not isinstance(self.actor, LinkHolder):
+            return self
+        if self._as_user is None:
+            self._as_user = _Facts(self.user, self.now)
+        return self._as_user
+
+    def prepare(self, action: Action, objs: list[Any]) -> None:
+        """Read at once what deciding ``action`` on each of ``objs`` will need."""
+        from django.db.models import prefetch_related_objects
+
+        case_ids = {_case_id_of(obj) for obj in objs}
+        grants = [obj for obj in objs if type(obj).__name__ == "Grant"]
+        if action in (Action.REQUEST_ORIGINAL, Action.RENEW_GRANT):
+            self.for_user().load_grants(case_ids)
+        else:
+            self.load_grants(case_ids)
+        if action is Action.REQUEST_ORIGINAL and grants:
+            prefetch_related_objects(grants, "studies")
+            self.for_user().load_groups([g for g in grants if g.grantee_id is None and not g.grantee_email])
 
 
 def can(actor: Any, action: Action | str, obj: object, *, rendition: str | None = None) -> bool:
@@ -423,28 +523,43 @@ def can(actor: Any, action: Action | str, obj: object, *, rendition: str | None 
     First the user's role in the object's organization (plus owner rights); then, for objects of
     a case, a live grant held by the actor that covers the object. ``rendition`` (a
     usecases.Rendition value) narrows a download check to one rendition."""
+    return _decide(_Facts(actor, timezone.now()), Action(action), obj, rendition=rendition)
+
+
+def can_each(actor: Any, action: Action | str, objs: Iterable[Any], *, rendition: str | None = None) -> list[bool]:
+    """``can(actor, action, obj)`` for each of ``objs``, in order: the same decisions, made by the
+    same code, with what they read from the database read once for all of them (a page listing
+    many grants asks this, so its queries do not grow with the list)."""
+    objs = list(objs)
     action = Action(action)
-    user = _user_of(actor)
+    facts = _Facts(actor, timezone.now())
+    facts.prepare(action, objs)
+    return [_decide(facts, action, obj, rendition=rendition) for obj in objs]
+
+
+def _decide(facts: _Facts, action: Action, obj: object, *, rendition: str | None = None) -> bool:
+    """``can(facts.actor, action, obj)``, reading through ``facts``."""
+    user = facts.user
     if action is Action.UPLOAD_STUDY and type(obj).__name__ == "Case":
         # studies go into a case only by the one rule the upload page offers cases by
         return upload_cases(user, obj).filter(pk=getattr(obj, "pk", None)).exists()
     if action is Action.RUN_BOARD:
         return (_active_user(user) and getattr(obj, "host_id", None) == user.pk
-                and _role_allows(user, Action.MANAGE_CASE, obj))
+                and _role_allows(user, Action.MANAGE_CASE, obj, facts))
     if action is Action.REQUEST_ORIGINAL:
-        return type(obj).__name__ == "Grant" and original_request_refusal(user, obj) is None
+        return type(obj).__name__ == "Grant" and _original_request_refusal(obj, facts.for_user()) is None  # type: ignore[arg-type]
     if action is Action.RENEW_GRANT:
         # renewing makes a new share (and hands its maker a new link): what creating one needs
-        return (type(obj).__name__ == "Grant" and _active_user(user) and can(user, Action.MANAGE_GRANT, obj)
-                and can(user, Action.SHARE_CASE, obj.case))  # type: ignore[attr-defined]
-    if _active_user(user) and _role_allows(user, action, obj):
+        mine = facts.for_user()
+        return (type(obj).__name__ == "Grant" and _active_user(user) and _decide(mine, Action.MANAGE_GRANT, obj)
+                and _decide(mine, Action.SHARE_CASE, obj.case))  # type: ignore[attr-defined]
+    if _active_user(user) and _role_allows(user, action, obj, facts):
         return True
     case_id = _case_id_of(obj)
     if case_id is None:
         return False
-    now = timezone.now()
-    return any(grant_covers(g, action, obj, user=user, rendition=rendition, now=now)
-               for g in _grants_of(actor, case_id, now))
+    return any(grant_covers(g, action, obj, user=user, rendition=rendition, now=facts.now, facts=facts)
+               for g in facts.grants_of(case_id))
 
 
 def holds(grant: Grant, user: Any) -> bool:
@@ -452,13 +567,17 @@ def holds(grant: Grant, user: Any) -> bool:
     member of its group; the grants ``Grant.objects.addressed_to(user)`` lists ("shared with me")
     and through which they see its case. An invitation not yet accepted is nobody's. Says
     nothing about whether the grant is live."""
-    if not _active_user(user):
+    return _holds(grant, _Facts(user, timezone.now()))
+
+
+def _holds(grant: Grant, facts: _Facts) -> bool:
+    if not _active_user(facts.user):
         return False
     if grant.grantee_id is not None:
-        return grant.grantee_id == user.pk
+        return grant.grantee_id == facts.user.pk
     if grant.grantee_email:
         return False  # sent to an address, not accepted yet: opening its link binds it (share_link_use)
-    return grant.group_members.filter(pk=user.pk).exists()
+    return facts.in_group(grant)
 
 
 def is_recipient(grant: Grant, user: Any) -> bool:
@@ -480,15 +599,12 @@ class OriginalRefusal(StrEnum):
     HAS_ORIGINAL = "has_original"    # they can download the original of what it covers already
 
 
-def _downloads_original_of(user: Any, grant: Grant) -> bool:
-    """``user`` can download, right now, the original of everything ``grant`` covers (by their
-    role or through any live grant): its case, or each study it names."""
-    from apps.imaging.models import Study
-
-    scope = _study_scope(grant)
-    if scope is None:
-        return can(user, Action.DOWNLOAD_ORIGINAL, grant.case)
-    return all(can(user, Action.DOWNLOAD_ORIGINAL, study) for study in Study.objects.filter(pk__in=scope))
+def _downloads_original_of(grant: Grant, facts: _Facts) -> bool:
+    """The user of ``facts`` can download, right now, the original of everything ``grant`` covers
+    (by their role or through any live grant): its case, or each study it names."""
+    if _study_scope(grant) is None:
+        return _decide(facts, Action.DOWNLOAD_ORIGINAL, grant.case)
+    return all(_decide(facts, Action.DOWNLOAD_ORIGINAL, study) for study in grant.studies.all())  # type: ignore[attr-defined]
 
 
 def original_request_refusal(actor: Any, grant: Grant, *, now: datetime | None = None) -> OriginalRefusal | None:
@@ -501,12 +617,27 @@ def original_request_refusal(actor: Any, grant: Grant, *, now: datetime | None =
     is marked ``mfa_required``, after MFA in this session; and only when they cannot download the
     original of what it covers already (asking would give nothing). Anonymous links never ask:
     a link holder's links are not theirs to ask under."""
-    user = _user_of(actor)
-    if not (_active_user(user) and grant.is_live(now) and holds(grant, user)):
+    return original_request_refusals(actor, [grant], now=now)[0]
+
+
+def original_request_refusals(actor: Any, grants: Iterable[Grant], *,
+                              now: datetime | None = None) -> list[OriginalRefusal | None]:
+    """``original_request_refusal`` for each of ``grants``, in order, reading what the rule needs
+    once for all of them."""
+    grants = list(grants)
+    facts = _Facts(_user_of(actor), now or timezone.now())
+    facts.prepare(Action.REQUEST_ORIGINAL, grants)
+    return [_original_request_refusal(grant, facts) for grant in grants]
+
+
+def _original_request_refusal(grant: Grant, facts: _Facts) -> OriginalRefusal | None:
+    """The one rule of REQUEST_ORIGINAL (``original_request_refusal``), for the user of ``facts``."""
+    user = facts.user
+    if not (_active_user(user) and grant.is_live(facts.now) and _holds(grant, facts)):
         return OriginalRefusal.NOT_RECIPIENT
     if grant.mfa_required and not _verified(user):
         return OriginalRefusal.NOT_RECIPIENT
-    if _downloads_original_of(user, grant):
+    if _downloads_original_of(grant, facts):
         return OriginalRefusal.HAS_ORIGINAL
     return None
 

@@ -89,9 +89,10 @@ def original_request_get(*, user: User, public_id: UUID) -> OriginalRequest:
 
 
 def original_requests_pending_for(*, user: User) -> list[OriginalRequest]:
-    reqs = (OriginalRequest.objects.visible_to(user).filter(status="pending")
-            .select_related("grant", "case", "requested_by")[:100])
-    return [r for r in reqs if policy.can(user, policy.Action.DECIDE_ORIGINAL_REQUEST, r)]
+    reqs = list(OriginalRequest.objects.visible_to(user).filter(status="pending")
+                .select_related("grant", "case", "requested_by")[:100])
+    decides = policy.can_each(user, policy.Action.DECIDE_ORIGINAL_REQUEST, reqs)
+    return [r for r, may in zip(reqs, decides, strict=True) if may]
 
 
 def notifications_for(*, user: User, limit: int = 20) -> list[Notification]:

@@ -624,7 +624,7 @@ def grant_renew_refusal(*, grant: Grant) -> str | None:
     """Why renewing ``grant`` cannot succeed (a ``RenewRefusal``), or None when it can.
 
     The one rule: ``grant_renew`` refuses with it (on the locked row) and "My shares" offers Renew
-    only where it says None (``grant_renewable``). Who may renew is the policy's (RENEW_GRANT).
+    only where it says None (``grants_renewable``). Who may renew is the policy's (RENEW_GRANT).
     A revoked grant stays revoked: renewing it would undo the revocation. A grant renewed once
     (it is then revoked, reason "renewed", and has a renewal) is not renewed again, so two
     renewals at once make one new share. Uses a prefetched ``renewals`` when there is one."""
@@ -643,8 +643,17 @@ def grant_renew_refusal(*, grant: Grant) -> str | None:
 
 
 def grant_renewable(*, grant: Grant, by: User) -> bool:
-    """Whether ``by`` may renew ``grant`` and renewing can succeed: what "My shares" offers."""
-    return grant_renew_refusal(grant=grant) is None and policy.can(by, policy.Action.RENEW_GRANT, grant)
+    """Whether ``by`` may renew ``grant`` and renewing can succeed (``grants_renewable``)."""
+    return grants_renewable(grants=[grant], by=by)[0]
+
+
+def grants_renewable(*, grants: Iterable[Grant], by: User) -> list[bool]:
+    """For each of ``grants``, in order: whether ``by`` may renew it (the policy's RENEW_GRANT)
+    and renewing can succeed (``grant_renew_refusal``): what "My shares" offers. The policy reads
+    what it needs once for all the grants (so the page's queries do not grow with its list)."""
+    grants = list(grants)
+    allowed = policy.can_each(by, policy.Action.RENEW_GRANT, grants)
+    return [may and grant_renew_refusal(grant=g) is None for g, may in zip(grants, allowed, strict=True)]
 
 
 def _recipient_kind(grant: Grant) -> str:

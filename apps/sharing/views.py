@@ -135,8 +135,8 @@ def my_shares(request: HttpRequest) -> HttpResponse:
     """Shares I made, with their state and usage, and one-click revoke. Renew is offered where
     renewing would succeed (the service's own rule and the policy's RENEW_GRANT)."""
     grants = selectors.grants_created_by(user=request.user)
-    for g in grants:
-        g.can_renew = services.grant_renewable(grant=g, by=request.user)
+    for g, renewable in zip(grants, services.grants_renewable(grants=grants, by=request.user), strict=True):
+        g.can_renew = renewable
     pending = selectors.original_requests_pending_for(user=request.user)
     org = request.organization  # type: ignore[attr-defined]
     return render(request, "sharing/my_shares.html", {
@@ -147,9 +147,13 @@ def my_shares(request: HttpRequest) -> HttpResponse:
 @login_required
 def shared_with_me(request: HttpRequest) -> HttpResponse:
     grants = selectors.grants_received(user=request.user)
-    for g in grants:  # the offer to ask for the original: the policy's decision, as on the shared case
-        g.can_request_original = (g.current_state == GrantState.ACTIVE
-                                  and policy.can(request.user, Action.REQUEST_ORIGINAL, g))
+    # the offer to ask for the original: the policy's decision, as on the shared case (asked for
+    # all the active grants at once, so the page's queries do not grow with the list)
+    active = [g for g in grants if g.current_state == GrantState.ACTIVE]
+    requestable = {g.pk for g, may in zip(active, policy.can_each(request.user, Action.REQUEST_ORIGINAL, active),
+                                          strict=True) if may}
+    for g in grants:
+        g.can_request_original = g.pk in requestable
     return render(request, "sharing/shared_with_me.html", {
         "grants": grants, "notifications": selectors.notifications_for(user=request.user)})
 
@@ -346,11 +350,14 @@ def shared_case(request: HttpRequest, case_id: UUID) -> HttpResponse:
     except ImportError:  # pragma: no cover - imaging app not there yet
         Study = None
     if Study is not None:
-        studies = [s for s in Study.objects.filter(case=case) if policy.can(actor, Action.VIEW_IMAGES, s)]
+        all_studies = list(Study.objects.filter(case=case))
+        studies = [s for s, may in zip(all_studies, policy.can_each(actor, Action.VIEW_IMAGES, all_studies),
+                                       strict=True) if may]
     # the grants under which the signed-in user may ask for the original (the policy's decision,
     # the one original_request_create makes): never an opened anonymous link's
     user = policy._user_of(actor)
-    original_requestable = [g for g in grants if policy.can(user, Action.REQUEST_ORIGINAL, g)] if user else []
+    original_requestable = [g for g, may in zip(grants, policy.can_each(user, Action.REQUEST_ORIGINAL, grants),
+                                                strict=True) if may] if user else []
     return render(request, "sharing/shared_case.html", {
         "case": case, "grants": grants, "renditions": sorted(renditions), "studies": studies,
         "is_link_holder": isinstance(actor, policy.LinkHolder) and actor.user is None,

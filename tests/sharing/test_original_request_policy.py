@@ -155,6 +155,9 @@ def test_the_policy_and_the_service_agree(case, org_a, build, expected):
     user, grant = build(case, org_a)
     assert policy.original_request_refusal(user, grant) == expected
     assert policy.can(user, Action.REQUEST_ORIGINAL, grant) is (expected is MAY)
+    # the answer for many grants at once (the pages) is the same rule's
+    assert policy.original_request_refusals(user, [grant, grant]) == [expected, expected]
+    assert policy.can_each(user, Action.REQUEST_ORIGINAL, [grant]) == [expected is MAY]
     reason = "Need the thin-slice series to measure."
     if expected is MAY:
         req = services.original_request_create(grant=grant, by=user, reason=reason)
@@ -259,6 +262,7 @@ def test_an_invitation_is_the_invited_accounts_once_its_link_is_opened(case, org
     reason = "Need the thin-slice series to measure."
 
     assert policy.original_request_refusal(user, grant) is OriginalRefusal.NOT_RECIPIENT
+    assert policy.can_each(user, Action.REQUEST_ORIGINAL, [grant]) == [False]
     assert form_url not in client.get(reverse("sharing:shared_with_me")).content.decode()
     assert client.get(form_url).status_code == 404
     with pytest.raises(PermissionDenied):
