@@ -34,10 +34,12 @@ class MembersChoiceField(BoundedModelMultipleChoiceField):
 
 
 def _members(organization: Organization, roles: list[str] | None = None):
-    qs = User.objects.filter(memberships__organization=organization, memberships__is_active=True, is_active=True)
+    """Active members of ``organization`` (with one of ``roles`` there). One filter() call: a
+    second would join memberships again and match a role held in another organization."""
+    here = {"memberships__organization": organization, "memberships__is_active": True}
     if roles is not None:
-        qs = qs.filter(memberships__role__in=roles)
-    return qs.distinct().order_by("full_name", "email")
+        here["memberships__role__in"] = roles
+    return User.objects.filter(is_active=True, **here).distinct().order_by("full_name", "email")
 
 
 class CaseForm(forms.ModelForm):

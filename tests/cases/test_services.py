@@ -408,3 +408,23 @@ def test_an_edit_read_before_the_meeting_started_does_not_undo_the_start(board):
     board.refresh_from_db()
     assert board.state == BoardState.LIVE and board.title == "Thoracic board"
     assert services.board_end(board=board, by=host) == 4
+
+
+def test_the_board_and_case_forms_offer_people_by_their_role_in_this_organization(org_a, org_b, client_as):
+    """A person's role elsewhere does not qualify them here: a consultant of this organization
+    who is a radiologist in another is not offered as a board host, nor a patient here who is a
+    clinician elsewhere as a case's responsible clinician."""
+    from django.urls import reverse
+
+    from apps.organizations.models import Membership
+
+    coordinator = member(org_a, Role.COORDINATOR)
+    consultant = member(org_a, Role.EXTERNAL_CONSULTANT)
+    Membership.objects.create(user=consultant, organization=org_b, role=Role.RADIOLOGIST)
+    patient = member(org_a, Role.PATIENT)
+    Membership.objects.create(user=patient, organization=org_b, role=Role.CLINICIAN)
+    client = client_as(coordinator)
+    host_field = client.get(reverse("cases:board_create")).context["form"].fields["host"]
+    assert consultant not in host_field.queryset and coordinator in host_field.queryset
+    clinician_field = client.get(reverse("cases:case_create")).context["form"].fields["responsible_clinician"]
+    assert patient not in clinician_field.queryset
