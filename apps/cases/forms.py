@@ -5,6 +5,7 @@ from django.utils.translation import gettext_lazy as _
 
 from apps.accounts.models import User
 from apps.cases.models import (
+    BOARD_PARTICIPANT_ROLES,
     REVIEW_DAYS_DEFAULT,
     REVIEW_DAYS_MAX,
     REVIEW_DAYS_MIN,
@@ -120,7 +121,7 @@ class BoardForm(forms.ModelForm):
             queryset=Case.objects.for_org(organization.pk).open().order_by("title"))
         self.fields["participants"] = MembersChoiceField(
             label=_("Participants"), required=False, widget=forms.CheckboxSelectMultiple,
-            queryset=_members(organization),
+            queryset=_members(organization, list(BOARD_PARTICIPANT_ROLES)),
             help_text=_("Members and invited external consultants. Each gets view access to every case "
                         "when the meeting starts, until it ends."))
 

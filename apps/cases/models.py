@@ -13,6 +13,7 @@ from django.utils.translation import gettext_lazy as _
 
 from apps.core.forms import UPLOAD_NAME_MAX
 from apps.core.models import PublicIdModel
+from apps.organizations.models import Role
 from apps.organizations.scoping import CaseLinkedQuerySet, OrgScopedQuerySet
 
 
@@ -133,6 +134,10 @@ class BoardState(models.TextChoices):
 
 #: the seed's table: a tumor board's review window is 5 to 7 days
 REVIEW_DAYS_MIN, REVIEW_DAYS_MAX, REVIEW_DAYS_DEFAULT = 5, 7, 7
+
+#: who may take part in a tumor board (and so be given view access to all of its cases): staff
+#: and external consultants, never a patient account, whose access is its own education copies
+BOARD_PARTICIPANT_ROLES = tuple(r for r in Role.values if r != Role.PATIENT)
 
 
 class BoardSessionQuerySet(OrgScopedQuerySet["BoardSession"]):

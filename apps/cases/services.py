@@ -20,6 +20,7 @@ from django.utils.translation import gettext as _
 
 from apps.audit.services import record
 from apps.cases.models import (
+    BOARD_PARTICIPANT_ROLES,
     Attachment,
     AttachmentKind,
     BoardSession,
@@ -271,11 +272,14 @@ def _check_board_members(organization: Organization, cases: Iterable[Case], part
     if any(c.organization_id != organization.pk for c in cases):
         raise ValidationError({"cases": _("Every case must belong to this organization.")})
     user_ids = {u.pk for u in participants} | {host.pk}
-    members = set(Membership.objects.filter(organization=organization, is_active=True, user_id__in=user_ids)
-                  .values_list("user_id", flat=True))
-    if user_ids - members:
+    roles = dict(Membership.objects.filter(organization=organization, is_active=True, user_id__in=user_ids)
+                 .values_list("user_id", "role"))
+    if user_ids - set(roles):
         raise ValidationError({"participants": _("Participants must be members of this organization "
                                                  "(invite external consultants first).")})
+    if any(roles[u.pk] not in BOARD_PARTICIPANT_ROLES for u in participants):
+        raise ValidationError({"participants": _("A patient cannot take part in a tumor board: they would "
+                                                 "see every case on it.")})
     if not policy.can(host, Action.MANAGE_CASE, organization):
         raise ValidationError({"host": _("The host must be able to run tumor boards here.")})
 
@@ -344,9 +348,10 @@ def _board_start(*, board: BoardSession, by: User, request: HttpRequest | None) 
     # skipped once its close commits, and one closed after waits and then revokes these grants
     # (else they would outlive the close and come back when the case is reopened)
     cases = [c for c in board.cases.select_for_update(of=("self",)).order_by("pk") if c.is_open]
-    # participants must be members (as when the board was scheduled): one whose membership ended
-    # since then gets nothing
-    members = Membership.objects.filter(organization_id=board.organization_id, is_active=True).values("user_id")
+    # participants must be members (as when the board was scheduled) who may take part: one whose
+    # membership ended, or who became a patient account, since then gets nothing
+    members = Membership.objects.filter(organization_id=board.organization_id, is_active=True,
+                                        role__in=BOARD_PARTICIPANT_ROLES).values("user_id")
     participants = [u for u in board.participants.filter(pk__in=members)
                     if u.pk != board.host_id and u.is_active]
     grants = [

@@ -410,6 +410,34 @@ def test_an_edit_read_before_the_meeting_started_does_not_undo_the_start(board):
     assert services.board_end(board=board, by=host) == 4
 
 
+def test_a_patient_account_is_never_a_board_participant(board, org_a, org_b, client_as):
+    """A board gives each participant view access to every case on it: other patients' cases. A
+    patient account is not offered on the board form, is refused by the service, and one whose
+    role became patient after the board was scheduled gets nothing when the meeting starts (a
+    patient who also works elsewhere is not kept to the patient portal, so the grant would open
+    the case pages and their images)."""
+    from django.urls import reverse
+
+    from apps.organizations.models import Membership
+
+    board, host, cases, consultant, coordinator = board
+    patient = member(org_a, Role.PATIENT)
+    Membership.objects.create(user=patient, organization=org_b, role=Role.CLINICIAN)  # staff elsewhere
+    page = client_as(host).get(reverse("cases:board_create")).content.decode()
+    assert consultant.email in page and patient.email not in page
+    with pytest.raises(ValidationError):
+        services.board_create(organization=org_a, by=host, host=host, title="b", meeting_at=_soon(), review_days=7,
+                              cases=cases, participants=[consultant, patient])
+    with pytest.raises(ValidationError):
+        services.board_update(board=board, by=host, host=host, title="b", meeting_at=_soon(), review_days=7,
+                              cases=cases, participants=[patient])
+
+    Membership.objects.filter(user=consultant, organization=org_a).update(role=Role.PATIENT)
+    assert services.board_start(board=board, by=host) == 2  # the coordinator's grants only
+    assert not Grant.objects.filter(grantee=consultant).exists()
+    assert not policy.can(consultant, Action.VIEW_CASE, cases[0])
+
+
 def test_the_board_and_case_forms_offer_people_by_their_role_in_this_organization(org_a, org_b, client_as):
     """A person's role elsewhere does not qualify them here: a consultant of this organization
     who is a radiologist in another is not offered as a board host, nor a patient here who is a
