@@ -427,6 +427,14 @@ def sharing_policy_for(organization_id: int) -> SharingPolicy:
     return SharingPolicy.objects.get_or_create(organization_id=organization_id)[0]
 
 
+def _sharing_policies_read(organization_ids: Iterable[int]) -> dict[int, SharingPolicy]:
+    """The sharing policy of each organization, read without creating one: an organization that
+    has none gets an unsaved one with the defaults (what ``sharing_policy_for`` would create)."""
+    ids = set(organization_ids)
+    found = {p.organization_id: p for p in SharingPolicy.objects.filter(organization_id__in=ids)}
+    return {i: found.get(i) or SharingPolicy(organization_id=i) for i in ids}
+
+
 @dataclass(frozen=True)
 class ShareTerms:
     """What a share from a template gives, as the organization applies the template."""
@@ -455,13 +463,14 @@ def grant_max_hours(*, grant: Grant) -> int:
 
 def share_terms(*, organization_id: int, use_case: str, recipient_kind: str, hours: int | None = None,
                 renditions: Iterable[str] | None = None, download_limit: int | None = None,
-                allow_download_original: bool | None = None) -> ShareTerms:
+                allow_download_original: bool | None = None, org_policy: SharingPolicy | None = None) -> ShareTerms:
     """The expiry, permissions, renditions and download limit that ``share_create`` would give.
 
     The one place these are worked out: the share page's review step shows exactly what
-    confirming creates, and refuses there what creating would refuse (ValidationError)."""
-    template = template_for(organization_id, use_case)
-    org_policy = sharing_policy_for(organization_id)
+    confirming creates, and refuses there what creating would refuse (ValidationError).
+    ``org_policy``: the organization's SharingPolicy, when read already (then nothing is read)."""
+    org_policy = org_policy or sharing_policy_for(organization_id)
+    template = template_for(organization_id, use_case, template_settings=org_policy.template_settings or {})
     if recipient_kind not in template.recipients:
         raise ValidationError(_("This kind of share cannot go to that kind of recipient."), code="recipient_kind")
     hours = hours or template.default_hours
@@ -609,6 +618,7 @@ class RenewRefusal:
     REVOKED = "revoked"
     CASE_CLOSED = "case_closed"
     ANONYMOUS_OFF = "anonymous_off"   # an anonymous link, and the organization switched them off
+    RECIPIENT_KIND = "recipient_kind"  # its template (as in force now) takes no such recipient
 
 
 RENEW_REFUSAL_MESSAGES = {
@@ -617,17 +627,24 @@ RENEW_REFUSAL_MESSAGES = {
     RenewRefusal.REVOKED: gettext_noop("A revoked share cannot be renewed; create a new share if it is needed."),
     RenewRefusal.CASE_CLOSED: gettext_noop("This case is closed; nothing can be shared from it."),
     RenewRefusal.ANONYMOUS_OFF: gettext_noop("Anonymous links are switched off for this organization."),
+    RenewRefusal.RECIPIENT_KIND: gettext_noop("This kind of share cannot go to that kind of recipient."),
 }
 
 
-def grant_renew_refusal(*, grant: Grant) -> str | None:
+def grant_renew_refusal(*, grant: Grant, org_policy: SharingPolicy | None = None) -> str | None:
     """Why renewing ``grant`` cannot succeed (a ``RenewRefusal``), or None when it can.
 
     The one rule: ``grant_renew`` refuses with it (on the locked row) and "My shares" offers Renew
     only where it says None (``grants_renewable``). Who may renew is the policy's (RENEW_GRANT).
     A revoked grant stays revoked: renewing it would undo the revocation. A grant renewed once
     (it is then revoked, reason "renewed", and has a renewal) is not renewed again, so two
-    renewals at once make one new share. Uses a prefetched ``renewals`` when there is one."""
+    renewals at once make one new share. The renewal is held to the rules now in force
+    (``_renewal_terms``): a recipient its template no longer takes, or nothing left of what it
+    gave, is refused here, not half-way through the renewal.
+
+    Read-only (no audit record, no row created): the page asks it for every grant it lists.
+    Uses a prefetched ``renewals`` when there is one; ``org_policy``: the organization's
+    SharingPolicy, when read already."""
     template = TEMPLATES.get(grant.use_case)
     if template is None or not template.renewable:
         return RenewRefusal.NOT_RENEWABLE
@@ -639,7 +656,40 @@ def grant_renew_refusal(*, grant: Grant) -> str | None:
         return RenewRefusal.CASE_CLOSED
     if grant.is_anonymous and not grant.organization.anonymous_links_enabled:
         return RenewRefusal.ANONYMOUS_OFF
+    try:
+        _renewal_terms(grant=grant, org_policy=org_policy or _sharing_policies_read([grant.organization_id])[
+            grant.organization_id])
+    except _RenewalRefused as refused:
+        return refused.reason
     return None
+
+
+class _RenewalRefused(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _renewal_terms(*, grant: Grant, hours: int | None = None,
+                   org_policy: SharingPolicy | None = None) -> tuple[ShareTerms, list[str], list[str]]:
+    """What renewing ``grant`` gives under the rules now in force: the terms a new share of its
+    template to its kind of recipient gets (``share_terms``), and its permissions and renditions
+    within them (a renewal never widens a share). Raises _RenewalRefused when the rules refuse
+    the renewal whatever is asked, and share_terms' ValidationError for a bad ``hours``."""
+    try:
+        terms = share_terms(organization_id=grant.organization_id, use_case=grant.use_case,
+                            recipient_kind=_recipient_kind(grant), hours=hours,
+                            renditions=grant.renditions or None, download_limit=grant.download_limit,
+                            org_policy=org_policy)
+    except ValidationError as exc:
+        if exc.code == "recipient_kind":
+            raise _RenewalRefused(RenewRefusal.RECIPIENT_KIND) from None
+        raise
+    permissions = [p for p in terms.permissions if p in grant.permissions]
+    renditions = [r for r in grant.renditions if r in terms.renditions]
+    if not permissions or (grant.renditions and not renditions):
+        raise _RenewalRefused(RenewRefusal.NOT_RENEWABLE)
+    return terms, permissions, renditions
 
 
 def grant_renewable(*, grant: Grant, by: User) -> bool:
@@ -649,11 +699,14 @@ def grant_renewable(*, grant: Grant, by: User) -> bool:
 
 def grants_renewable(*, grants: Iterable[Grant], by: User) -> list[bool]:
     """For each of ``grants``, in order: whether ``by`` may renew it (the policy's RENEW_GRANT)
-    and renewing can succeed (``grant_renew_refusal``): what "My shares" offers. The policy reads
-    what it needs once for all the grants (so the page's queries do not grow with its list)."""
+    and renewing can succeed (``grant_renew_refusal``), the two questions ``grant_renew`` asks:
+    what "My shares" offers. Read-only, and the policy and each organization's rules are read
+    once for all the grants (so the page's queries do not grow with its list)."""
     grants = list(grants)
     allowed = policy.can_each(by, policy.Action.RENEW_GRANT, grants)
-    return [may and grant_renew_refusal(grant=g) is None for g, may in zip(grants, allowed, strict=True)]
+    policies = _sharing_policies_read(g.organization_id for g in grants)
+    return [may and grant_renew_refusal(grant=g, org_policy=policies[g.organization_id]) is None
+            for g, may in zip(grants, allowed, strict=True)]
 
 
 def _recipient_kind(grant: Grant) -> str:
@@ -707,13 +760,8 @@ def _grant_renew(*, grant: Grant, by: User, hours: int | None,
         raise _AnonymousLinksOff
     if refusal is not None:
         raise ValidationError(_(RENEW_REFUSAL_MESSAGES[refusal]), code="renew")
-    terms = share_terms(organization_id=grant.organization_id, use_case=grant.use_case,
-                        recipient_kind=_recipient_kind(grant), hours=hours,
-                        renditions=grant.renditions or None, download_limit=grant.download_limit)
-    permissions = [p for p in terms.permissions if p in grant.permissions]
-    renditions = [r for r in grant.renditions if r in terms.renditions]
-    if grant.renditions and not renditions:
-        raise ValidationError(_(RENEW_REFUSAL_MESSAGES[RenewRefusal.NOT_RENEWABLE]), code="renew")
+    # the rules allow a renewal (just asked): what is left to refuse here is a bad ``hours``
+    terms, permissions, renditions = _renewal_terms(grant=grant, hours=hours)
     old_link = grant.links.order_by("-created_at").first()
     now = timezone.now()
     new = grant_create(case=grant.case, grantee=grant.grantee, group_members=list(grant.group_members.all()),

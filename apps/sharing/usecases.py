@@ -98,14 +98,17 @@ RENDITION_PERMISSION: dict[str, str] = {
 }
 
 
-def template_for(organization_id: int, key: str) -> Template:
+def template_for(organization_id: int, key: str, *, template_settings: dict | None = None) -> Template:
     """The template as this organization applies it: its own defaults and maxima, which may only
-    narrow the code's table (a maximum above the table's is ignored)."""
+    narrow the code's table (a maximum above the table's is ignored). ``template_settings``: the
+    organization's ``SharingPolicy.template_settings``, when read already."""
     from apps.sharing.models import SharingPolicy
 
     base = TEMPLATES[UseCase(key)]
-    policy = SharingPolicy.objects.filter(organization_id=organization_id).first()
-    override = (policy.template_settings or {}).get(base.key, {}) if policy else {}
+    if template_settings is None:
+        policy = SharingPolicy.objects.filter(organization_id=organization_id).first()
+        template_settings = (policy.template_settings or {}) if policy else {}
+    override = template_settings.get(base.key, {})
     max_hours = min(int(override.get("max_hours", base.max_hours)), base.max_hours)
     max_hours = max(max_hours, 1)
     default_hours = min(int(override.get("default_hours", base.default_hours)), max_hours)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -21,7 +22,7 @@ from apps.organizations.models import Role
 from apps.sharing import policy, services
 from apps.sharing.models import Grant, SharingPolicy
 from apps.sharing.policy import Action
-from apps.sharing.usecases import RecipientKind, UseCase
+from apps.sharing.usecases import TEMPLATES, RecipientKind, UseCase
 from tests.factories import CaseFactory, GrantFactory, member
 
 pytestmark = pytest.mark.django_db
@@ -132,6 +133,65 @@ def test_my_shares_offers_renew_exactly_where_renewing_succeeds(org_a, case, own
         else:
             with pytest.raises(ValidationError):
                 services.grant_renew(grant=g, by=owner)
+
+
+def _invitation_kind_dropped(case, owner, monkeypatch):
+    """The template no longer takes e-mail invitations (the code's table changed since)."""
+    grant = GrantFactory(organization=case.organization, case=case, grantee=None, grantee_email="x@example.org",
+                         created_by=owner, use_case="consultant", permissions=["view"], renditions=["preview"])
+    template = TEMPLATES[UseCase.CONSULTANT]
+    monkeypatch.setitem(TEMPLATES, UseCase.CONSULTANT, replace(template, recipients=(RecipientKind.USER,)))
+    return grant
+
+
+def _group_kind_not_taken(case, owner, monkeypatch):
+    """A group share under a template that takes named people and e-mail invitations only."""
+    grant = GrantFactory(organization=case.organization, case=case, grantee=None, group_name="Team",
+                         created_by=owner, use_case="consultant", permissions=["view"], renditions=["preview"])
+    grant.group_members.set([member(case.organization, Role.EXTERNAL_CONSULTANT)])
+    return grant
+
+
+def _renditions_not_given(case, owner, monkeypatch):
+    """It names only a rendition the template does not give (any longer)."""
+    return GrantFactory(organization=case.organization, case=case, grantee=member(case.organization, Role.PATIENT),
+                        created_by=owner, use_case="tumor_board", permissions=["view"], renditions=["education"])
+
+
+def _permissions_not_given(case, owner, monkeypatch):
+    """Nothing it gives is in what the template gives now."""
+    return GrantFactory(organization=case.organization, case=case, grantee=member(case.organization, Role.RADIOLOGIST),
+                        created_by=owner, use_case="tumor_board", permissions=["download_original"])
+
+
+def _anonymous_switched_off(case, owner, monkeypatch):
+    grant, _link, _raw = _anonymous(case, owner)
+    case.organization.anonymous_links_enabled = False
+    case.organization.save(update_fields=["anonymous_links_enabled"])
+    return grant
+
+
+@pytest.mark.parametrize("build", [_invitation_kind_dropped, _group_kind_not_taken, _renditions_not_given,
+                                   _permissions_not_given, _anonymous_switched_off])
+def test_my_shares_offers_no_renew_that_the_rules_in_force_refuse(case, owner, client_as, monkeypatch, build):
+    """The renewal is held to the organization's rules now in force (``share_terms``): where they
+    refuse it, "My shares" does not offer it, and rendering the page records and creates nothing."""
+    grant = build(case, owner, monkeypatch)
+    grant.refresh_from_db()
+    SharingPolicy.objects.filter(organization=case.organization).delete()
+    client = client_as(owner)  # signing in is recorded: before counting
+    events = AuditEvent.objects.count()
+    page = client.get(reverse("sharing:my_shares")).content.decode()
+    assert reverse("sharing:grant_revoke", kwargs={"grant_id": grant.public_id}) in page  # it is listed
+    assert reverse("sharing:grant_renew", kwargs={"grant_id": grant.public_id}) not in page
+    assert services.grant_renew_refusal(grant=grant) is not None
+    assert not services.grant_renewable(grant=grant, by=owner)
+    assert AuditEvent.objects.count() == events and not SharingPolicy.objects.exists()  # no side effects
+    with pytest.raises((ValidationError, PermissionDenied)):
+        services.grant_renew(grant=grant, by=owner)
+    assert Grant.objects.filter(renewed_from=grant).count() == 0
+    grant.refresh_from_db()
+    assert grant.revoked_at is None
 
 
 def test_my_shares_offers_no_renew_to_a_creator_who_may_no_longer_share(org_a, case, consultant, client_as):
