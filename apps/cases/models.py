@@ -144,8 +144,14 @@ class BoardSessionQuerySet(OrgScopedQuerySet["BoardSession"]):
     visible_action = "view_case"
 
     def visibility(self, user) -> Q:
-        """Staff who see cases, plus the board's participants while it is live."""
-        mine = BoardSession.objects.filter(participants=user, state=BoardState.LIVE).values("id")
+        """Staff who see cases, plus a participant of a live board while it gives them access (a
+        live grant it made them): not after the review window though nobody ended the board, nor
+        once their membership ended (which revokes those grants)."""
+        from apps.sharing.models import Grant
+
+        given = Grant.objects.live().addressed_to(user).filter(board_sessions__participants=user) \
+            .values("board_sessions")
+        mine = BoardSession.objects.filter(participants=user, state=BoardState.LIVE, id__in=given).values("id")
         return super().visibility(user) | Q(id__in=mine)
 
 

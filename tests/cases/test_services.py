@@ -420,7 +420,7 @@ def test_a_patient_account_is_never_a_board_participant(board, org_a, org_b, cli
 
     from apps.organizations.models import Membership
 
-    board, host, cases, consultant, coordinator = board
+    board, host, cases, consultant, _coordinator = board
     patient = member(org_a, Role.PATIENT)
     Membership.objects.create(user=patient, organization=org_b, role=Role.CLINICIAN)  # staff elsewhere
     page = client_as(host).get(reverse("cases:board_create")).content.decode()
@@ -456,3 +456,30 @@ def test_the_board_and_case_forms_offer_people_by_their_role_in_this_organizatio
     assert consultant not in host_field.queryset and coordinator in host_field.queryset
     clinician_field = client.get(reverse("cases:case_create")).context["form"].fields["responsible_clinician"]
     assert patient not in clinician_field.queryset
+
+
+def test_a_participant_sees_the_board_only_while_it_gives_them_access(board, org_a, client_as):
+    """A live board's page (its title, host and the names and addresses of everyone on it) is
+    shown to a participant while the board gives them access: not once the review window is
+    over though the host never ended it, nor once their membership ended (a consultant whose
+    engagement ended) (both were 200 while the board stayed live)."""
+    from django.urls import reverse
+
+    from apps.organizations.models import Membership
+    from apps.organizations.services import membership_update
+
+    board, host, _cases, consultant, coordinator = board
+    url = reverse("cases:board_detail", args=[board.public_id])
+    assert client_as(consultant).get(url).status_code == 404  # scheduled: nothing given yet
+    services.board_start(board=board, by=host)
+    assert client_as(consultant).get(url).status_code == 200
+
+    Grant.objects.filter(grantee=consultant).update(expires_at=timezone.now() - timedelta(minutes=1))
+    assert client_as(consultant).get(url).status_code == 404  # the window is over; the board is still "live"
+    assert client_as(coordinator).get(url).status_code == 200  # staff see boards by their role
+
+    Grant.objects.filter(grantee=consultant).update(expires_at=_soon())
+    admin = member(org_a, Role.ORG_ADMIN)
+    membership_update(membership=Membership.objects.get(user=consultant, organization=org_a), by=admin,
+                      role=Role.EXTERNAL_CONSULTANT, is_active=False)
+    assert client_as(consultant).get(url).status_code == 404
