@@ -12,6 +12,7 @@ from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
+from apps.accounts.mfa import require_recent_otp
 from apps.core.redirects import next_url
 from apps.organizations import selectors, services
 from apps.organizations.forms import MemberAddForm, MembershipForm, OrganizationPolicyForm
@@ -34,6 +35,7 @@ def organization_switch(request: HttpRequest, organization_id: UUID) -> HttpResp
 
 @login_required
 @require_http_methods(["GET", "POST"])
+@require_recent_otp  # adding people with a role (an org admin, say): a recent second factor, as for invitations
 def member_list(request: HttpRequest) -> HttpResponse:
     org = active_organization_or_404(request)
     policy.require(request.user, Action.MANAGE_MEMBERS, org, request=request)
@@ -68,6 +70,7 @@ def member_list(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
+@require_recent_otp  # roles and deactivation: a recent second factor, as for invitations
 def membership_edit(request: HttpRequest, membership_id: UUID) -> HttpResponse:
     membership = selectors.membership_get(user=request.user, public_id=membership_id)
     policy.require(request.user, Action.MANAGE_MEMBERS, membership.organization, request=request)
@@ -88,6 +91,7 @@ def membership_edit(request: HttpRequest, membership_id: UUID) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
+@require_recent_otp  # second factor, anonymous links, sign-in: a recent second factor
 def organization_settings(request: HttpRequest) -> HttpResponse:
     org = active_organization_or_404(request)
     policy.require(request.user, Action.MANAGE_ORGANIZATION, org, request=request)

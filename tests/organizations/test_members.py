@@ -274,3 +274,46 @@ def test_a_deactivated_member_cannot_accept_a_share_sent_to_their_address(client
     invited.refresh_from_db()
     assert invited.revoked_at is not None and invited.revoke_reason == "membership_ended"
     assert Grant.objects.get(pk=invited.pk).grantee_id is None
+
+
+@pytest.mark.parametrize("change", ["add_member", "change_role", "settings"])
+def test_member_and_settings_changes_need_a_recent_second_factor(settings, client, org_a, admin_a, clinician_a,
+                                                                  change):
+    """Making someone an org admin, adding a person or turning the second factor off for a role
+    are at least as sensitive as inviting one (which asks for a recent code): a session whose
+    last code is older than the step-up window is sent to enter one, and nothing changes."""
+    import time
+
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    from apps.accounts import mfa
+    from tests.accounts.conftest import enrol, totp_code
+
+    settings.LIGHTBOX_MFA_ENFORCED = True
+    enrol(admin_a)
+    client.force_login(admin_a)
+    device = TOTPDevice.objects.get(user=admin_a)
+    assert client.post("/accounts/mfa/verify/", {"code": totp_code(device), "next": "/"}).status_code == 302
+    session = client.session
+    session[mfa.OTP_VERIFIED_AT] = time.time() - (settings.LIGHTBOX_STEP_UP_HOURS + 0.1) * 3600
+    session.save()
+    clinician = Membership.objects.get(user=clinician_a, organization=org_a)
+    url, data = {
+        "add_member": (reverse("organizations:members"), {"email": "new@example.org", "role": Role.ORG_ADMIN}),
+        "change_role": (reverse("organizations:membership_edit", args=[clinician.public_id]),
+                        {"role": Role.ORG_ADMIN, "is_active": "on"}),
+        "settings": (reverse("organizations:settings"), {
+            "upload_max_bytes": org_a.upload_max_bytes, "invitation_ttl_hours": 72, "password_login_allowed": "on",
+            "mfa_required_roles": [], "staff_idle_minutes": 60, "external_idle_minutes": 15}),
+    }[change]
+
+    response = client.post(url, data)
+
+    assert response.status_code == 302 and response["Location"].startswith(reverse("accounts:step_up"))
+    assert not User.objects.filter(email="new@example.org").exists()
+    clinician.refresh_from_db()
+    org_a.refresh_from_db()
+    assert clinician.role == Role.CLINICIAN
+    assert Role.ORG_ADMIN in org_a.mfa_required_roles
+    assert not AuditEvent.objects.filter(action__in=["membership.added", "membership.updated",
+                                                     "organization.policy_changed"]).exists()
