@@ -40,8 +40,8 @@ def _ensure_an_admin_remains(membership: Membership, *, new_role: str, new_activ
         return
     if new_role == Role.ORG_ADMIN and new_active:
         return
-    others = Membership.objects.filter(
-        organization_id=membership.organization_id, role=Role.ORG_ADMIN, is_active=True,
+    others = Membership.objects.filter(  # an admin whose account is deactivated holds nothing (policy)
+        organization_id=membership.organization_id, role=Role.ORG_ADMIN, is_active=True, user__is_active=True,
     ).exclude(pk=membership.pk)
     if not others.exists():
         raise ValidationError(_("An organization must keep at least one active organization admin."))

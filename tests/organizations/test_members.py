@@ -317,3 +317,17 @@ def test_member_and_settings_changes_need_a_recent_second_factor(settings, clien
     assert Role.ORG_ADMIN in org_a.mfa_required_roles
     assert not AuditEvent.objects.filter(action__in=["membership.added", "membership.updated",
                                                      "organization.policy_changed"]).exists()
+
+
+def test_an_admin_whose_account_is_deactivated_does_not_count_as_the_remaining_admin(client_as, admin_a, org_a):
+    """The other admin's account was deactivated (they cannot sign in; the policy gives them
+    nothing): the last admin who can act may not demote themselves, leaving no one to manage members."""
+    other = member(org_a, Role.ORG_ADMIN)
+    User.objects.filter(pk=other.pk).update(is_active=False)
+    m = Membership.objects.get(user=admin_a, organization=org_a)
+    response = client_as(admin_a).post(reverse("organizations:membership_edit", args=[m.public_id]),
+                                       {"role": Role.CLINICIAN, "is_active": "on"})
+    assert response.status_code == 400
+    assert "at least one active organization admin" in response.content.decode()
+    m.refresh_from_db()
+    assert m.role == Role.ORG_ADMIN
