@@ -92,7 +92,7 @@ def grant_create(*, case: Case, grantee: User | None, permissions: Iterable[str]
     unknown = set(permissions) - set(Permission.values)
     if unknown or not permissions:
         raise ValidationError(_("Unknown or missing permissions."))
-    if not case.is_open:
+    if not _case_open_locked(case):
         raise ValidationError(_("This case is closed; nothing can be shared from it."))
     starts_at = starts_at or timezone.now()
     if expires_at <= starts_at:
@@ -122,6 +122,23 @@ def grant_create(*, case: Case, grantee: User | None, permissions: Iterable[str]
                                      "studies": [str(s.public_id) for s in studies],
                                      "grantee": str(grantee.public_id) if grantee else None})
     return grant
+
+
+def _case_open_locked(case: Case) -> bool:
+    """Lock the case's row (the lock ``apps.cases.services.case_close`` takes with its UPDATE) and
+    say whether it is open as the database has it, not as ``case`` was read.
+
+    A share and a close at once run one after the other: a close that committed first is seen here
+    (the share is refused), or the close waits for the new grant to commit and then revokes it.
+    Checked on the object read before, a share made while the case closed kept its grant
+    unrevoked (closing never saw it) and reopening the case brought it back. The case is the first
+    row a share locks (then the studies, then a grant being renewed), as the close takes the case
+    before its grants: never the other way round. In the caller's transaction."""
+    from apps.cases.models import Case, CaseStatus
+
+    status = (Case.objects.select_for_update(no_key=True).filter(pk=case.pk)
+              .values_list("status", flat=True).first())
+    return status == CaseStatus.OPEN
 
 
 def _studies_lock(*, studies: list[Any], case: Case) -> None:
@@ -747,8 +764,11 @@ class _AnonymousLinksOff(Exception):
 @transaction.atomic
 def _grant_renew(*, grant: Grant, by: User, hours: int | None,
                  request: HttpRequest | None) -> tuple[Grant, ShareLink, str]:
-    # the studies it names first, then the grant: the order study_delete takes them (study, then
-    # the grants naming it), so a renewal and a deletion at once wait for each other, never deadlock
+    # the case first (as case_close: the case, then its grants), then the studies it names, then
+    # the grant (as study_delete: the study, then the grants naming it): a renewal and a close or
+    # a deletion at once wait for each other, never deadlock. Whether the case is still open is
+    # grant_renew_refusal's question, asked on the locked grant below.
+    _case_open_locked(grant.case)
     studies = list(grant.studies.all())
     _studies_lock(studies=studies, case=grant.case)
     # one renewal at a time: a second one waits here, then finds this grant renewed

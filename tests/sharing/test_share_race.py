@@ -15,6 +15,8 @@ from django.db import connection
 from django.test import Client
 from django.urls import reverse
 
+from apps.cases import services as case_services
+from apps.cases.models import Case
 from apps.imaging import services as imaging_services
 from apps.imaging.models import Study
 from apps.sharing import services
@@ -164,3 +166,65 @@ def test_a_link_opened_while_its_share_is_revoked_waits_for_each_other(owner, ca
     link.refresh_from_db()
     assert grant.revoked_at is not None and grant.open_count == 1
     assert link.revoked_at is not None and link.use_count == 1
+
+
+def _share_case(owner, case, consultant):
+    client = Client()
+    client.force_login(owner)
+    url = reverse("sharing:case_share", kwargs={"case_id": case.public_id})
+    return client.post(url, {"use_case": "second_opinion", "recipient_kind": "user",
+                             "recipient_email": consultant.email, "confirm": "1"})
+
+
+def test_a_case_closed_after_the_share_form_was_checked_is_refused_on_the_form(owner, case, consultant,
+                                                                               radiologist, monkeypatch):
+    """The close commits after the share page read the case (open) and before the share is
+    written: the share is refused on the form, as on a closed case. Checked on the case as the page
+    had read it, the share went through on the closed case; its grant was never revoked (the close
+    had run) and came back to life when the case was reopened."""
+    real_terms = services.share_terms
+    failures: list[BaseException] = []
+
+    def terms(**kwargs):  # inside the share's transaction, before anything is written
+        in_thread(failures, case_services.case_close, case=Case.objects.get(pk=case.pk), by=radiologist).join(30)
+        return real_terms(**kwargs)
+
+    monkeypatch.setattr(services, "share_terms", terms)
+    response = _share_case(owner, case, consultant)
+    assert not failures
+    assert response.status_code == 400
+    assert "This case is closed; nothing can be shared from it." in response.content.decode()
+    assert not Grant.objects.exists()
+
+
+def test_a_close_while_a_share_commits_waits_then_revokes_it(owner, case, consultant, radiologist, monkeypatch):
+    """The close starts after the share wrote its grant and before it commits: it waits for the
+    share (the case's row, locked by the share first), then revokes the new grant with the others.
+    Reopening the case does not bring it back."""
+    closing = _interleave(monkeypatch, services, "share_link_create", case_services.case_close,
+                          case=Case.objects.get(pk=case.pk), by=radiologist)
+    response = _share_case(owner, case, consultant)
+    statements = closing.finished()
+    assert len(statements) == 1 and statements[0].startswith('UPDATE "cases_case"')
+    assert not closing.failures
+    assert response.status_code == 200
+    grant = Grant.objects.get()
+    assert grant.revoked_at is not None and grant.revoke_reason == "case_closed"
+    case_services.case_reopen(case=Case.objects.get(pk=case.pk), by=radiologist)
+    grant.refresh_from_db()
+    assert grant.revoked_at is not None
+
+
+def test_a_renewal_and_a_close_at_once_wait_for_each_other(owner, case, consultant, radiologist, monkeypatch):
+    """A renewal locks the case first, as the close does (the case, then its grants): a close that
+    starts once the renewal holds its locks waits for it, then revokes the renewed share too."""
+    grant = GrantFactory(organization=case.organization, case=case, grantee=consultant, created_by=owner,
+                         use_case="consultant", permissions=["view"], renditions=["preview"])
+    closing = _interleave(monkeypatch, services, "grant_renew_refusal", case_services.case_close,
+                          case=Case.objects.get(pk=case.pk), by=radiologist)
+    new, _link, _raw = services.grant_renew(grant=grant, by=owner)
+    statements = closing.finished()
+    assert len(statements) == 1 and statements[0].startswith('UPDATE "cases_case"')
+    assert not closing.failures
+    new.refresh_from_db()
+    assert new.revoked_at is not None and new.revoke_reason == "case_closed"
