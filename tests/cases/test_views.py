@@ -128,6 +128,23 @@ def test_filters_and_search(org_a, clinician_a, client_as):
     assert _titles(client.get(LIST + f"?status=&q={mr.patient.mrn}")) == ["Brain MR"]
 
 
+def _empty_note(response) -> str:
+    html = response.content.decode()
+    start = html.index('data-testid="no-cases">') + len('data-testid="no-cases">')
+    return html[start:html.index("</p>", start)]
+
+
+def test_an_empty_list_says_whether_nothing_matched_or_there_is_no_case_yet(org_a, clinician_a, client_as):
+    """"No case matches" on an organization with no case at all sent people looking for a filter."""
+    coordinator = member(org_a, Role.COORDINATOR)
+    consultant = member(org_a, Role.EXTERNAL_CONSULTANT)
+    assert _empty_note(client_as(coordinator).get(LIST)) == (
+        "No case yet. Open one with New case, then upload its studies.")
+    assert _empty_note(client_as(consultant).get(LIST)) == "No case yet."  # may not open one
+    CaseFactory(organization=org_a, title="Chest CT")
+    assert _empty_note(client_as(coordinator).get(LIST + "?status=closed")) == "No case matches."
+
+
 def test_the_list_is_paginated(org_a, clinician_a, client_as):
     for i in range(30):
         CaseFactory(organization=org_a, title=f"Case {i:02d}")
