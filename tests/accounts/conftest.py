@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+import time
+
 import pytest
+from django.conf import settings
+from django.test import Client
 from django_otp.oath import TOTP
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
@@ -32,6 +36,19 @@ def enrol(user) -> TOTPDevice:
     mfa.recovery_codes_issue(user)
     mfa.recovery_codes_confirm(user)
     return device
+
+
+def stale_second_factor_client(user) -> tuple[Client, TOTPDevice]:
+    """A Client signed in as ``user`` (enrolled if need be) who passed the second factor longer
+    ago than the step-up window (LIGHTBOX_STEP_UP_HOURS), and that authenticator."""
+    device = TOTPDevice.objects.filter(user=user, confirmed=True).first() or enrol(user)
+    client = Client()
+    client.force_login(user)
+    assert client.post("/accounts/mfa/verify/", {"code": totp_code(device), "next": "/"}).status_code == 302
+    session = client.session
+    session[mfa.OTP_VERIFIED_AT] = time.time() - (settings.LIGHTBOX_STEP_UP_HOURS + 0.1) * 3600
+    session.save()
+    return client, device
 
 
 @pytest.fixture

@@ -148,24 +148,10 @@ def test_a_grant_naming_only_this_study_is_revoked(org_a, ingested):
 def test_deleting_needs_a_recent_second_factor(settings, org_a, ingested):
     """A deletion cannot be undone: a radiologist whose second factor is older than the step-up
     window is sent to enter a code first; a POST without it deletes nothing."""
-    import time
-
-    from django.test import Client
-    from django_otp.plugins.otp_totp.models import TOTPDevice
-
-    from apps.accounts import mfa
-    from tests.accounts.conftest import enrol, totp_code
+    from tests.accounts.conftest import stale_second_factor_client, totp_code
 
     settings.LIGHTBOX_MFA_ENFORCED = True
-    radiologist = member(org_a, Role.RADIOLOGIST)
-    enrol(radiologist)
-    client = Client()
-    client.force_login(radiologist)
-    device = TOTPDevice.objects.get(user=radiologist)
-    assert client.post("/accounts/mfa/verify/", {"code": totp_code(device), "next": "/"}).status_code == 302
-    session = client.session
-    session[mfa.OTP_VERIFIED_AT] = time.time() - (settings.LIGHTBOX_STEP_UP_HOURS + 0.1) * 3600
-    session.save()
+    client, device = stale_second_factor_client(member(org_a, Role.RADIOLOGIST))
     response = client.post(_url(ingested))
     assert response.status_code == 302 and response["Location"].startswith(reverse("accounts:step_up"))
     assert Study.objects.filter(pk=ingested.pk).exists()

@@ -20,9 +20,10 @@ pytestmark = [
 ]
 
 
-def test_two_admins_demoting_each_other_at_once_leave_the_organization_an_admin(org_a, admin_a, monkeypatch):
-    """Each admin demotes the other at the same moment. Each change alone leaves one admin; both
-    together would leave none. The second waits for the first and is then refused."""
+def _admin_acts_while_checked(org_a, admin_a, monkeypatch, *, role: str, is_active: bool) -> list[BaseException]:
+    """admin_a changes a second admin (to ``role``, ``is_active``); once that change is checked and
+    not yet committed, the second admin makes admin_a a clinician. What the second one's request
+    raised."""
     admin_2 = member(org_a, Role.ORG_ADMIN)
     mine = Membership.objects.get(user=admin_a, organization=org_a)
     theirs = Membership.objects.get(user=admin_2, organization=org_a)
@@ -37,9 +38,15 @@ def test_two_admins_demoting_each_other_at_once_leave_the_organization_an_admin(
                                                  role=Role.CLINICIAN, is_active=True))
 
     monkeypatch.setattr(services, "_ensure_an_admin_remains", check)
-    services.membership_update(membership=theirs, by=admin_a, role=Role.CLINICIAN, is_active=True)
+    services.membership_update(membership=theirs, by=admin_a, role=role, is_active=is_active)
     other[0].join(timeout=30)
+    return failures
 
+
+def test_two_admins_demoting_each_other_at_once_leave_the_organization_an_admin(org_a, admin_a, monkeypatch):
+    """Each admin demotes the other at the same moment. Each change alone leaves one admin; both
+    together would leave none. The second waits for the first and is then refused."""
+    failures = _admin_acts_while_checked(org_a, admin_a, monkeypatch, role=Role.CLINICIAN, is_active=True)
     admins = Membership.objects.filter(organization=org_a, role=Role.ORG_ADMIN, is_active=True)
     assert list(admins.values_list("user_id", flat=True)) == [admin_a.pk]
     assert len(failures) == 1 and isinstance(failures[0], (PermissionDenied, ValidationError))
@@ -47,23 +54,7 @@ def test_two_admins_demoting_each_other_at_once_leave_the_organization_an_admin(
 
 def test_an_admin_deactivating_the_other_admin_while_being_demoted_leaves_an_admin(org_a, admin_a, monkeypatch):
     """The same with a deactivation: admin_a deactivates admin_2 while admin_2 makes admin_a a clinician."""
-    admin_2 = member(org_a, Role.ORG_ADMIN)
-    mine = Membership.objects.get(user=admin_a, organization=org_a)
-    theirs = Membership.objects.get(user=admin_2, organization=org_a)
-    real_check = services._ensure_an_admin_remains
-    failures: list[BaseException] = []
-    other = []
-
-    def check(membership, **kwargs):
-        real_check(membership, **kwargs)
-        if not other:
-            other.append(in_thread_until_blocked(failures, services.membership_update, membership=mine, by=admin_2,
-                                                 role=Role.CLINICIAN, is_active=True))
-
-    monkeypatch.setattr(services, "_ensure_an_admin_remains", check)
-    services.membership_update(membership=theirs, by=admin_a, role=Role.ORG_ADMIN, is_active=False)
-    other[0].join(timeout=30)
-
+    failures = _admin_acts_while_checked(org_a, admin_a, monkeypatch, role=Role.ORG_ADMIN, is_active=False)
     assert Membership.objects.filter(organization=org_a, role=Role.ORG_ADMIN, is_active=True).count() == 1
     assert len(failures) == 1
 

@@ -277,26 +277,14 @@ def test_a_deactivated_member_cannot_accept_a_share_sent_to_their_address(client
 
 
 @pytest.mark.parametrize("change", ["add_member", "change_role", "settings"])
-def test_member_and_settings_changes_need_a_recent_second_factor(settings, client, org_a, admin_a, clinician_a,
-                                                                  change):
+def test_member_and_settings_changes_need_a_recent_second_factor(settings, org_a, admin_a, clinician_a, change):
     """Making someone an org admin, adding a person or turning the second factor off for a role
     are at least as sensitive as inviting one (which asks for a recent code): a session whose
     last code is older than the step-up window is sent to enter one, and nothing changes."""
-    import time
-
-    from django_otp.plugins.otp_totp.models import TOTPDevice
-
-    from apps.accounts import mfa
-    from tests.accounts.conftest import enrol, totp_code
+    from tests.accounts.conftest import stale_second_factor_client
 
     settings.LIGHTBOX_MFA_ENFORCED = True
-    enrol(admin_a)
-    client.force_login(admin_a)
-    device = TOTPDevice.objects.get(user=admin_a)
-    assert client.post("/accounts/mfa/verify/", {"code": totp_code(device), "next": "/"}).status_code == 302
-    session = client.session
-    session[mfa.OTP_VERIFIED_AT] = time.time() - (settings.LIGHTBOX_STEP_UP_HOURS + 0.1) * 3600
-    session.save()
+    client, _device = stale_second_factor_client(admin_a)
     clinician = Membership.objects.get(user=clinician_a, organization=org_a)
     url, data = {
         "add_member": (reverse("organizations:members"), {"email": "new@example.org", "role": Role.ORG_ADMIN}),

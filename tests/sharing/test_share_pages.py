@@ -256,26 +256,16 @@ def test_renewing_and_extending_on_my_shares_need_a_recent_second_factor(owner, 
     """As sharing and the API do: renewing hands out a new share and its link, extending keeps
     someone's access longer. A stale second factor goes to the step-up page, which returns to My
     shares for Renew (a button: a GET of its URL would be refused); nothing changes meanwhile."""
-    import time
 
-    from django_otp.plugins.otp_totp.models import TOTPDevice
 
-    from apps.accounts import mfa
-    from tests.accounts.conftest import enrol, totp_code
+    from tests.accounts.conftest import stale_second_factor_client, totp_code
     from tests.factories import GrantFactory
 
     settings.LIGHTBOX_MFA_ENFORCED = True
     grant = GrantFactory(organization=case.organization, case=case, grantee=consultant, created_by=owner,
                          use_case="consultant", permissions=["view"], renditions=["preview"])
     expires = grant.expires_at
-    enrol(owner)
-    device = TOTPDevice.objects.get(user=owner)
-    client = Client()
-    client.force_login(owner)
-    assert client.post("/accounts/mfa/verify/", {"code": totp_code(device), "next": "/"}).status_code == 302
-    session = client.session
-    session[mfa.OTP_VERIFIED_AT] = time.time() - (settings.LIGHTBOX_STEP_UP_HOURS + 0.1) * 3600
-    session.save()
+    client, device = stale_second_factor_client(owner)
     renew = reverse("sharing:grant_renew", kwargs={"grant_id": grant.public_id})
     extend = reverse("sharing:grant_extend", kwargs={"grant_id": grant.public_id})
     refused = client.post(renew)
