@@ -1,5 +1,5 @@
 """The cases part of the demo (called from apps.core.demo.seed): the Northwind chest CT case with
-its clinical context and notes, a second case, and a scheduled tumor board. Fictional people
+its clinical context and notes, a second case, and a scheduled tumor board; Harbor Valley's case. Fictional people
 only; idempotent (get_or_create on natural keys)."""
 
 from __future__ import annotations
@@ -52,37 +52,66 @@ def _next_thursday_4pm() -> datetime:
     return timezone.make_aware(datetime.combine(today + timedelta(days=days), time(16, 0)))
 
 
-def seed_cases(org: Organization, domain: str) -> None:
+#: Harbor Valley's case, written in Spanish as its Spanish-speaking clinician would (case text is
+#: what people type, never translated); a CT slice of pydicom's test data goes on it
+HARBOR_CASE = {
+    "mrn": "HV-0001", "name": "Sam Ficticio", "birth_date": date(1958, 2, 3),
+    "title": "TC de tórax - control de nódulo",
+    "referring_question": "Nódulo de 6 mm en el lóbulo inferior izquierdo en un TC de 2025. ¿Estable, "
+                          "o conviene biopsia?",
+    "referred_by": "Dra. Lucía Ejemplo, Centro de Salud Puerto (medicina de familia)",
+    "service_line": "Neumología", "days_ago": 2,
+    "notes": [
+        ("clinician", NoteKind.NOTE, "TC de control subido. Paciente asintomático; sin antecedentes de "
+                                     "tabaquismo."),
+    ],
+}
+
+
+def _seed_case(org: Organization, spec: dict, user) -> Case:
+    clinician = user("clinician")
+    patient, _ = Patient.objects.get_or_create(
+        organization=org, mrn=spec["mrn"], defaults={"name": spec["name"], "birth_date": spec["birth_date"]})
+    case, _ = Case.objects.get_or_create(
+        organization=org, title=spec["title"],
+        defaults={"patient": patient, "created_by": clinician, "responsible_clinician": clinician})
+    # the imaging demo may have made the case first, with fewer details: fill in what is empty
+    changed = []
+    for name in ("referring_question", "referred_by", "service_line"):
+        if not getattr(case, name):
+            setattr(case, name, spec[name])
+            changed.append(name)
+    for name, value in (("responsible_clinician", clinician), ("created_by", clinician)):
+        if getattr(case, f"{name}_id") is None:
+            setattr(case, name, value)
+            changed.append(name)
+    if case.episode_start is None:
+        case.episode_start = timezone.localdate() - timedelta(days=spec["days_ago"])
+        changed.append("episode_start")
+    if changed:
+        case.save(update_fields=[*changed, "updated_at"])
+    for local, kind, body in spec["notes"]:
+        CaseNote.objects.get_or_create(organization=org, case=case, author=user(local), body=body,
+                                       defaults={"kind": kind})
+    return case
+
+
+def _users_of(domain: str):
     def user(local: str) -> User:
         return User.objects.get(email=f"{local}@{domain}")
 
+    return user
+
+
+def seed_harbor_case(org: Organization, domain: str) -> Case:
+    """Harbor Valley's one case (HARBOR_CASE), so that its Spanish-speaking demo clinician sees one."""
+    return _seed_case(org, HARBOR_CASE, _users_of(domain))
+
+
+def seed_cases(org: Organization, domain: str) -> None:
+    user = _users_of(domain)
     clinician, radiologist = user("clinician"), user("radiologist")
-    cases = []
-    for spec in CASES:
-        patient, _ = Patient.objects.get_or_create(
-            organization=org, mrn=spec["mrn"], defaults={"name": spec["name"], "birth_date": spec["birth_date"]})
-        case, created = Case.objects.get_or_create(
-            organization=org, title=spec["title"],
-            defaults={"patient": patient, "created_by": clinician, "responsible_clinician": clinician})
-        # the imaging demo may have made the case first, with fewer details: fill in what is empty
-        changed = []
-        for name in ("referring_question", "referred_by", "service_line"):
-            if not getattr(case, name):
-                setattr(case, name, spec[name])
-                changed.append(name)
-        for name, value in (("responsible_clinician", clinician), ("created_by", clinician)):
-            if getattr(case, f"{name}_id") is None:
-                setattr(case, name, value)
-                changed.append(name)
-        if case.episode_start is None:
-            case.episode_start = timezone.localdate() - timedelta(days=spec["days_ago"])
-            changed.append("episode_start")
-        if changed:
-            case.save(update_fields=[*changed, "updated_at"])
-        for local, kind, body in spec["notes"]:
-            CaseNote.objects.get_or_create(organization=org, case=case, author=user(local), body=body,
-                                           defaults={"kind": kind})
-        cases.append(case)
+    cases = [_seed_case(org, spec, user) for spec in CASES]
 
     board, created = BoardSession.objects.get_or_create(
         organization=org, title=BOARD_TITLE,

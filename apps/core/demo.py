@@ -86,4 +86,9 @@ def seed() -> list[DemoAccount]:
     from apps.sharing.demo import seed_shares
 
     seed_shares(orgs["northwind"], "northwind.example")  # a live and an expired-unused share
+    from apps.cases.demo import seed_harbor_case
+
+    # Harbor Valley (the Spanish-speaking demo clinician's): one case with a CT slice and its renditions
+    seed_imaging(orgs["harbor"], case=seed_harbor_case(orgs["harbor"], "harborvalley.example"), files=["CT_small.dcm"])
+    seed_renditions(orgs["harbor"])
     return accounts

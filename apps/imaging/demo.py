@@ -1,6 +1,7 @@
 """The imaging part of the demo (called from apps.core.demo.seed): studies on the Northwind
-"Chest CT - second opinion" case, ingested from pydicom's bundled test files (public test data,
-no real patients). Idempotent: files already stored in the organization are not ingested again."""
+"Chest CT - second opinion" case (and a CT slice on Harbor Valley's case), ingested from
+pydicom's bundled test files (public test data, no real patients). Idempotent: files already
+stored in the organization are not ingested again."""
 
 from __future__ import annotations
 
@@ -26,9 +27,10 @@ def _demo_case(org: Organization) -> Case:
     return case
 
 
-def seed_imaging(org: Organization) -> list[Study]:
-    case = _demo_case(org)
-    paths = [p for p in (get_testdata_file(name, download=False) for name in DEMO_FILES) if p]
+def seed_imaging(org: Organization, *, case: Case | None = None, files: list[str] = DEMO_FILES) -> list[Study]:
+    """``files`` of pydicom's test data on ``case`` (the chest CT case by default)."""
+    case = case or _demo_case(org)
+    paths = [p for p in (get_testdata_file(name, download=False) for name in files) if p]
     with tempfile.TemporaryDirectory(prefix="lightbox-demo-") as tmp:
         for path in paths:
             shutil.copy(path, Path(tmp) / Path(path).name)
