@@ -3,8 +3,10 @@
 ``?rendition=`` picks the rendition: ``preview`` (the default: a share offers the preview first),
 ``education``, ``lossless`` or ``original``; the last two are diagnostic renditions and need the
 "original" permission. Which the actor may take is ``apps.sharing.policy``'s decision:
-``download_authorize`` is called before the first byte, counts the download on the grant it
-used, and counts a resumed transfer (a Range request not starting at 0) of the same package once.
+``download_authorize`` is asked before any work (counting nothing), and again, counting the
+download on the grant it used, once the package is built and the Range is known to be
+satisfiable (a request answered 416 counts nothing); a resumed transfer (a Range request not
+starting at 0) of the same package counts once.
 
 The response has the exact Content-Length, a strong ETag and ``Accept-Ranges: bytes``; a single
 ``Range`` (honoured only when ``If-Range``, if sent, matches the ETag) gets 206 with that slice.
@@ -91,19 +93,19 @@ def _resumed(request: HttpRequest) -> bool:
     return bool(header) and not header.replace(" ", "").startswith("bytes=0-")
 
 
-def _authorize(request: HttpRequest, actor, obj, kind: str, scope: str):
-    """The policy's decision before any work. The package key names what is downloaded, so a
-    Range request continuing it is a resume: counted once on a grant, and accepted for an hour
-    after it began even if the grant expired meanwhile. A fresh download needs the object to be
-    visible first (404 otherwise); a refused resume of an object no longer visible is a 404 too.
-    HEAD asks the same question without counting."""
+def _authorize(request: HttpRequest, actor, obj, kind: str, scope: str, *, count: bool):
+    """The policy's decision. The package key names what is downloaded, so a Range request
+    continuing it is a resume: counted once on a grant, and accepted for an hour after it began
+    even if the grant expired meanwhile. A fresh download needs the object to be visible first
+    (404 otherwise); a refused resume of an object no longer visible is a 404 too. ``count=False``
+    asks the same question without counting (HEAD, and the check before any work)."""
     resumed = _resumed(request)
     if not resumed:
         _visible(actor, obj, request)
     try:
         return policy.download_authorize(actor=actor, obj=obj, rendition=SHARING_RENDITION[Kind(kind)],
                                          package_key=f"{scope}:{obj.public_id}:{kind}", resumed=resumed,
-                                         count=request.method != "HEAD", request=request)
+                                         count=count, request=request)
     except PermissionDenied:
         if resumed and not policy.can(actor, Action.VIEW_CASE, obj):
             raise Http404 from None  # the denial is recorded already
@@ -111,8 +113,15 @@ def _authorize(request: HttpRequest, actor, obj, kind: str, scope: str):
 
 
 def _serve(request: HttpRequest, actor, obj, kind: str, scope: str, build) -> HttpResponse:
-    grant = _authorize(request, actor, obj, kind, scope)
+    # may they, before any work; nothing is counted until the package is known to go out: a Range
+    # it cannot satisfy (416, judged on the package's size) must not use up one of a grant's downloads
+    grant = _authorize(request, actor, obj, kind, scope, count=False)
     package: Package = build()
+    refusal = range_refusal(request, package)
+    if refusal is not None:
+        return refusal
+    if request.method != "HEAD":
+        grant = _authorize(request, actor, obj, kind, scope, count=True)
     context = {"scope": scope, "rendition": kind, "grant": str(grant.public_id) if grant else ""}
 
     def recorded(action: str, figures: dict) -> None:
@@ -122,22 +131,38 @@ def _serve(request: HttpRequest, actor, obj, kind: str, scope: str, build) -> Ht
     return package_response(request, package, on_transfer_end=recorded)
 
 
+def _wanted(request: HttpRequest, package: Package) -> tuple[int, int] | bool | None:
+    """The request's Range on this package (``parse_range``), None (all of it) when If-Range
+    names another version of it."""
+    wanted = parse_range(request.headers.get("Range"), package.size)
+    if_range = request.headers.get("If-Range")
+    if wanted and if_range and if_range.strip() != package.etag:
+        wanted = None  # the package changed since the first part: send it whole
+    return wanted
+
+
+def range_refusal(request: HttpRequest, package: Package) -> HttpResponse | None:
+    """The 416 answer when the request's Range cannot be satisfied by ``package``, else None.
+    ``package_response`` answers with it; a caller that counts downloads asks first, so that a
+    refused Range counts nothing."""
+    if _wanted(request, package) is not False:
+        return None
+    response = HttpResponse(status=416)
+    response["Content-Range"] = f"bytes */{package.size}"
+    return response
+
+
 def package_response(request: HttpRequest, package: Package, *, on_transfer_end) -> HttpResponse:
     """The one way a package goes out, once the caller's policy check passed: exact
     Content-Length, strong ETag, a single Range (with If-Range; 416 when unsatisfiable), HEAD with
     the headers of a GET and no body. When a transfer ends, ``on_transfer_end(action, figures)``
     is called once with ``download.completed`` or ``download.incomplete`` and the figures (package,
     total and range, bytes sent) for the caller to record with its own actor and target."""
-    header = request.headers.get("Range")
+    refusal = range_refusal(request, package)
+    if refusal is not None:
+        return refusal
     total = package.size
-    wanted = parse_range(header, total)
-    if_range = request.headers.get("If-Range")
-    if wanted and if_range and if_range.strip() != package.etag:
-        wanted = None  # the package changed since the first part: send it whole
-    if wanted is False:
-        response = HttpResponse(status=416)
-        response["Content-Range"] = f"bytes */{total}"
-        return response
+    wanted = _wanted(request, package)
     start, end = wanted if wanted else (0, total - 1)
     figures = {"package": package.name, "total_bytes": total, "range_start": start, "range_end": end}
 
