@@ -30,6 +30,7 @@ private tags. What Lightbox decides on top of it:
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import hmac
 import io
@@ -235,6 +236,62 @@ def _map_uids(ds: Dataset, key: bytes) -> None:
     ds.walk(visit)
 
 
+def _clean(ds: Dataset) -> None:
+    """The table (top level, then in sequences), private tags removed, and the safety net: what
+    the profile does to a dataset's attributes, before the pseudonym, UIDs and marking."""
+    kitware.anonymize_dataset(ds, extra_anonymization_rules=None, delete_private_tags=True, base_rules_gen=rules)
+    ds.remove_private_tags()
+    _clean_sequences(ds, rules())
+    _safety_net(ds)
+
+
+def _values(ds: Dataset, prefix: str = "") -> dict[str, object]:
+    """Every non-empty attribute value of ``ds`` (any depth), by path (``Keyword`` or the tag,
+    ``Sequence[0].Keyword`` in items), UIDs and pixel data left out."""
+    found: dict[str, object] = {}
+    for element in ds:
+        name = f"{prefix}{element.keyword or element.tag}"
+        if element.keyword in _PIXEL_KEYWORDS or element.VR == "UI" or element.tag.group == 0x0002:
+            continue
+        if element.VR == "SQ":
+            for i, item in enumerate(element.value or ()):
+                found.update(_values(item, f"{name}[{i}]."))
+            continue
+        value = element.value
+        if value is None or value == "" or value == b"":
+            continue
+        if isinstance(value, list | tuple) or element.VM > 1:
+            value = tuple(str(v) for v in value)
+            if not any(value):
+                continue
+        elif not isinstance(value, bytes):
+            value = str(value)
+        found[name] = value
+    return found
+
+
+def identity_left(ds: Dataset) -> list[str]:
+    """The attributes of ``ds`` (paths as ``_values`` names them; never their values) that still
+    carry what this profile removes, empties or replaces: the same table, private-tag removal and
+    safety net run on a copy, and every value they would change is reported. Empty: nothing the
+    profile would touch is left, so a file's claim of Patient Identity Removed = YES holds.
+
+    What this cannot see: UIDs (a replaced UID looks like any other) and the pixels (burned-in
+    text). A pseudonym in Patient's Name or ID cannot be told from a real name, so it is reported
+    like one: the check under-claims, never over-claims. A dataset the profile cannot process is
+    reported as ``["(not verifiable)"]``."""
+    try:
+        # a copy without the pixels (never looked at, and possibly large)
+        cleaned = copy.deepcopy(Dataset({element.tag: element for element in ds
+                                         if element.keyword not in _PIXEL_KEYWORDS}))
+        cleaned.file_meta = FileMetaDataset()
+        _clean(cleaned)
+        before, after = _values(ds), _values(cleaned)
+    except Exception:  # noqa: BLE001 - an odd file is not verified, whatever the reason
+        return ["(not verifiable)"]
+    return sorted(path for path, value in before.items() if after.get(path) != value)
+
+
 # ----------------------------------------------------------------------------- one file
 
 @dataclass(frozen=True)
@@ -253,10 +310,7 @@ def deidentify(ds: Dataset, *, pseudonym: str, key: bytes) -> Dataset:
     transfer_syntax = ds.file_meta.TransferSyntaxUID if "TransferSyntaxUID" in getattr(ds, "file_meta", {}) else None
     # group 0002 is rebuilt below: dicom-anonymizer must not see (and randomize) it
     ds.file_meta = FileMetaDataset()
-    kitware.anonymize_dataset(ds, extra_anonymization_rules=None, delete_private_tags=True, base_rules_gen=rules)
-    ds.remove_private_tags()
-    _clean_sequences(ds, rules())
-    _safety_net(ds)
+    _clean(ds)
     ds.PatientName = pseudonym
     ds.PatientID = pseudonym
     _map_uids(ds, key)

@@ -64,7 +64,7 @@ class NotEncodable(Exception):
 @dataclass(frozen=True)
 class SourceFacts:
     lossy: bool              # Lossy Image Compression (0028,2110) = 01, or a lossy-only syntax
-    identity_removed: bool   # Patient Identity Removed (0012,0062) = YES
+    identity_removed: bool   # Patient Identity Removed (0012,0062) = YES, and true (``identity_verified``)
     transfer_syntax_uid: str
 
 
@@ -85,8 +85,21 @@ def source_facts(data: bytes) -> SourceFacts:
     ds = _read(data, stop_before_pixels=True)
     tsuid = _tsuid(ds)
     lossy = str(ds.get("LossyImageCompression") or "").strip() == "01" or tsuid in pixels.LOSSY_TRANSFER_SYNTAXES
-    return SourceFacts(lossy=lossy, identity_removed=str(ds.get("PatientIdentityRemoved") or "").upper() == "YES",
-                       transfer_syntax_uid=tsuid)
+    return SourceFacts(lossy=lossy, identity_removed=identity_verified(data, ds), transfer_syntax_uid=tsuid)
+
+
+def identity_verified(data: bytes, header: Dataset) -> bool:
+    """Whether the file says Patient Identity Removed (0012,0062) = YES and it is so: nothing the
+    de-identification profile would remove, empty or replace is left in it (``apps.deid.profile
+    .identity_left``, the profile's own table and safety net; the whole file is read, as attributes
+    may follow the pixel data). A package is named ``_DeID`` and its manifest says "De-identified:
+    yes" on this, so the claim alone is not enough: a file saying YES that still names its patient
+    (or carries a pseudonym, which cannot be told from a name) is not de-identified here."""
+    from apps.deid.profile import identity_left
+
+    if str(header.get("PatientIdentityRemoved") or "").strip().upper() != "YES":
+        return False
+    return not identity_left(_read(data))
 
 
 def _short(exc: BaseException) -> str:

@@ -123,7 +123,9 @@ class RenditionFile(PublicIdModel, Explained):
     original_bytes = models.BigIntegerField(default=0)
     lossy = models.BooleanField(default=False, help_text="this file went through lossy compression")
     source_lossy = models.BooleanField(default=False, help_text="the original was already lossy-compressed")
-    identity_removed = models.BooleanField(default=False, help_text="Patient Identity Removed (0012,0062) = YES")
+    identity_removed = models.BooleanField(default=False, help_text=(
+        "Patient Identity Removed (0012,0062) = YES, verified: nothing the de-identification profile "
+        "would remove is left (apps.renditions.encoders.identity_verified)"))
     rows = models.PositiveIntegerField(null=True, blank=True)
     columns = models.PositiveIntegerField(null=True, blank=True)
 

@@ -11,10 +11,12 @@ stored, not deflated: DICOM and JPEG hardly deflate and the length must be known
 Memory stays at one blob chunk (1 MiB) whatever the package size.
 
 Naming (``package_name``): ``YYYY-MM-DD_<Modality>-<BodyRegion>_V<version>`` plus ``_DeID`` when
-every file of it has Patient Identity Removed = YES. Several modalities or body regions are
-joined with "+" in alphabetical order (``CT+PT-Abdomen+Chest``); the date is the earliest study
-date ("undated" without one), the version the highest study version; a modality missing is
-``OT``, a body region missing ``Unspecified``.
+every file of it says Patient Identity Removed = YES and it is so (``encoders.identity_verified``:
+nothing the de-identification profile would remove is left; the claim alone is not trusted).
+Several modalities or body regions are joined with "+" in alphabetical order
+(``CT+PT-Abdomen+Chest``); the date is the earliest study date ("undated" without one), the
+version the highest study version; a modality missing is ``OT``, a body region missing
+``Unspecified``.
 
 Layout::
 

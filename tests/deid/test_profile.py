@@ -15,7 +15,7 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from pydicom.uid import generate_uid
 
-from apps.deid.profile import Excluded, Reason, deidentify_file, uid_for
+from apps.deid.profile import Excluded, Reason, deidentify_file, identity_left, uid_for
 from bench.ingest.synthetic import ct_slice
 
 KEY = b"k" * 32
@@ -260,3 +260,34 @@ def test_the_table_applies_inside_sequences_at_any_depth():
         assert secret not in data
     out = pydicom.dcmread(io.BytesIO(data))
     assert out.AnatomicRegionSequence[0].CodeValue == "T-D3000"
+
+
+# ----------------------------------------------------------------------------- verifying a claim
+
+def test_identity_left_names_what_the_profile_would_still_remove():
+    """``identity_left`` checks a file's claim of Patient Identity Removed = YES with the profile
+    itself: empty on the profile's own output (no pseudonym), and naming (never showing) what is
+    left otherwise: a name or ID at the top level, a name or record number nested in a sequence,
+    a private tag; a pseudonym counts, as it cannot be told from a name."""
+    clean = pydicom.dcmread(io.BytesIO(deidentify_file(_bytes(_study(1)[0]), pseudonym="", key=KEY).data))
+    assert identity_left(clean) == []
+    with_pseudonym = pydicom.dcmread(io.BytesIO(deidentify_file(_bytes(_study(1)[0]), pseudonym=PSEUDONYM,
+                                                                key=KEY).data))
+    assert identity_left(with_pseudonym) == ["PatientID", "PatientName"]
+
+    claimed = _study(1)[0]
+    claimed.PatientIdentityRemoved = "YES"
+    left = identity_left(claimed)
+    assert {"PatientName", "PatientID", "PatientBirthDate"} <= set(left)
+    assert not any(str(claimed.PatientName) in path for path in left)  # names, not values
+    assert str(claimed.PatientName)  # and the dataset checked is left as it was
+
+    nested = Dataset()
+    nested.PersonName = "Nested^Personella"
+    nested.OtherPatientIDs = "NESTED-OTHER-5512"
+    clean.RealWorldValueMappingSequence = Sequence([nested])
+    clean.add_new(0x00110010, "LO", "LIGHTBOX TEST")
+    clean.add_new(0x00111001, "LO", PRIVATE_MARKER)
+    assert set(identity_left(clean)) == {"RealWorldValueMappingSequence[0].PersonName",
+                                         "RealWorldValueMappingSequence[0].OtherPatientIDs",
+                                         "(0011,0010)", "(0011,1001)"}

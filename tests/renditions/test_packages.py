@@ -81,16 +81,48 @@ def test_version_in_the_name_increases_with_a_new_study_version(org_a, tmp_path)
     assert study_package(v2, "original").name == "2026-01-01_CT-Chest_V2"
 
 
-def test_deid_suffix_when_every_file_had_its_identity_removed(org_a, tmp_path):
+def _manifest_of(package) -> str:
+    data = b"".join(package.iter_range(0, package.size - 1))
+    return zipfile.ZipFile(io.BytesIO(data)).read(f"{package.name}/MANIFEST.txt").decode()
+
+
+def _ct_saying_identity_removed(folder, *, clean: bool, pseudonym: str = ""):
+    """Two synthetic CT files (fictional patient) that say Patient Identity Removed = YES: taken
+    through the de-identification profile (``clean``), or with the fictional name, ID and birth
+    date kept."""
+    from apps.deid.profile import deidentify_file
     from bench.ingest.synthetic import write_ct_series
 
-    folder = tmp_path / "deid"
     for p in write_ct_series(folder, slices=2, rows=16, columns=16):
-        ds = pydicom.dcmread(p)
-        ds.PatientIdentityRemoved = "YES"
-        ds.save_as(p)
+        if clean:
+            p.write_bytes(deidentify_file(p.read_bytes(), pseudonym=pseudonym, key=b"test-key" * 4).data)
+        else:
+            ds = pydicom.dcmread(p)
+            ds.PatientIdentityRemoved = "YES"
+            ds.save_as(p)
+    return folder
+
+
+def test_deid_suffix_when_every_file_is_de_identified(org_a, tmp_path):
+    [study] = ingest_folder(_ct_saying_identity_removed(tmp_path / "deid", clean=True), org_a)
+    package = study_package(study, "preview")
+    assert package.name.endswith("_V1_DeID")
+    assert "De-identified: yes" in _manifest_of(package)
+
+
+@pytest.mark.parametrize("pseudonym", [None, "CASE-0001"])
+def test_no_deid_suffix_when_a_file_says_identity_removed_but_still_names_its_patient(org_a, tmp_path, pseudonym):
+    """Patient Identity Removed = YES is a claim: a file that makes it but keeps the patient's
+    name (or a pseudonym there, which cannot be told from a name) is not labelled de-identified,
+    neither in the package's name nor in its manifest."""
+    folder = _ct_saying_identity_removed(tmp_path / "claim", clean=pseudonym is not None, pseudonym=pseudonym or "")
+    assert all(str(pydicom.dcmread(p).PatientIdentityRemoved) == "YES" and str(pydicom.dcmread(p).PatientName)
+               for p in folder.iterdir())
     [study] = ingest_folder(folder, org_a)
-    assert study_package(study, "preview").name.endswith("_V1_DeID")
+    for kind in ("preview", "original"):
+        package = study_package(study, kind)
+        assert not package.name.endswith("_DeID")
+        assert "De-identified: no" in _manifest_of(package)
 
 
 # ----------------------------------------------------------------------------- 2. resume
