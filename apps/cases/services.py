@@ -367,9 +367,13 @@ def _board_start(*, board: BoardSession, by: User, request: HttpRequest | None) 
 
 
 def board_end(*, board: BoardSession, by: User, request: HttpRequest | None = None) -> int:
-    """The host ends the meeting: every grant it made is revoked now. Policy reads grants on
-    each request, so a participant's next request is refused. Returns how many were revoked."""
-    policy.require(by, Action.RUN_BOARD, board, request=request)
+    """End the meeting: every grant it made is revoked now. Policy reads grants on each request,
+    so a participant's next request is refused. Returns how many were revoked.
+
+    The host may, and so may anyone who may manage cases in the board's organization
+    (``Action.END_BOARD``): a board whose host left or was demoted mid-meeting can still be
+    ended. The audit event names who ended it (its actor, and whether that was the host)."""
+    policy.require(by, Action.END_BOARD, board, request=request)
     with transaction.atomic():
         return _board_end(board=board, by=by, request=request)
 
@@ -382,5 +386,5 @@ def _board_end(*, board: BoardSession, by: User, request: HttpRequest | None) ->
     board.state, board.ended_at = BoardState.ENDED, now
     revoked = grants_revoke(grants=board.grants.all(), by=by, reason="board_ended", request=request)
     record(action="board.ended", actor=by, organization_id=board.organization_id, target=board, request=request,
-           details={"grants_revoked": revoked})
+           details={"grants_revoked": revoked, "by_host": by.pk == board.host_id})
     return revoked

@@ -238,11 +238,11 @@ def board_create(request: HttpRequest) -> HttpResponse:
 @login_required
 def board_detail(request: HttpRequest, boardsession_id: UUID) -> HttpResponse:
     board = selectors.board_get(user=request.user, public_id=boardsession_id)
-    is_host = policy.can(request.user, Action.RUN_BOARD, board)
     return render(request, "cases/board_detail.html", {
         "board": board, "cases": selectors.board_cases(user=request.user, board=board),
         "participants": list(board.participants.order_by("full_name", "email")),
-        "is_host": is_host,
+        "can_start": board.state == BoardState.SCHEDULED and policy.can(request.user, Action.RUN_BOARD, board),
+        "can_end": board.state == BoardState.LIVE and policy.can(request.user, Action.END_BOARD, board),
         "can_edit": board.state == BoardState.SCHEDULED and policy.can(request.user, Action.MANAGE_CASE, board),
     })
 

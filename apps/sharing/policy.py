@@ -91,9 +91,14 @@ class Action(StrEnum):
     # radiologists, who manage the organization's imaging and can check what they remove, and
     # org admins, who answer for its records (a wrong-patient upload); never through a grant.
     DELETE_STUDY = "delete_study"
-    # Start or end a tumor board's meeting (which gives its participants access, then takes it
-    # away): the board's host only, while their role may manage cases there.
+    # Start a tumor board's meeting (which gives its participants access): the board's host
+    # only, while their role may manage cases there.
     RUN_BOARD = "run_board"
+    # End a live board's meeting (which takes that access away at once): the host (RUN_BOARD) or
+    # anyone whose role may manage cases in the board's organization, so a meeting whose host
+    # left, was demoted or forgot does not give access for the whole review window. Held by no
+    # role: decided on a board only.
+    END_BOARD = "end_board"
     # Patient name, MRN and birth date: staff of the organization only, never through a grant.
     # Outsiders (consultants, board guests, link holders) see the case without identifiers.
     VIEW_PATIENT_IDENTITY = "view_patient_identity"
@@ -546,6 +551,10 @@ def _decide(facts: _Facts, action: Action, obj: object, *, rendition: str | None
     if action is Action.RUN_BOARD:
         return (_active_user(user) and getattr(obj, "host_id", None) == user.pk
                 and _role_allows(user, Action.MANAGE_CASE, obj, facts))
+    if action is Action.END_BOARD:
+        # ending only takes access away: its host, or whoever may manage cases there
+        return type(obj).__name__ == "BoardSession" and _active_user(user) and (
+            _decide(facts, Action.RUN_BOARD, obj) or _role_allows(user, Action.MANAGE_CASE, obj, facts))
     if action is Action.REQUEST_ORIGINAL:
         return type(obj).__name__ == "Grant" and _original_request_refusal(obj, facts.for_user()) is None  # type: ignore[arg-type]
     if action is Action.RENEW_GRANT:

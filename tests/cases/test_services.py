@@ -483,3 +483,52 @@ def test_a_participant_sees_the_board_only_while_it_gives_them_access(board, org
     membership_update(membership=Membership.objects.get(user=consultant, organization=org_a), by=admin,
                       role=Role.EXTERNAL_CONSULTANT, is_active=False)
     assert client_as(consultant).get(url).status_code == 404
+
+
+def test_a_coordinator_ends_a_live_board_whose_host_lost_their_rights(board, org_a):
+    """Only the host could end a meeting: once the host was deactivated (or demoted) mid-meeting,
+    nobody could, and the board's grants lasted the whole review window. Ending a board only takes
+    access away; the host or anyone who may manage cases there (policy Action.END_BOARD) may.
+    Starting stays the host's."""
+    from apps.organizations.models import Membership
+    from apps.organizations.services import membership_update
+
+    board, host, cases, consultant, coordinator = board
+    services.board_start(board=board, by=host)
+    membership_update(membership=Membership.objects.get(user=host, organization=org_a),
+                      by=member(org_a, Role.ORG_ADMIN), role=Role.RADIOLOGIST, is_active=False)
+    with pytest.raises(PermissionDenied):
+        services.board_end(board=board, by=consultant)
+    assert AuditEvent.objects.get(action="access.denied").details == {"wanted": "end_board"}
+    assert policy.can(consultant, Action.VIEW_CASE, cases[0])
+
+    assert services.board_end(board=board, by=coordinator) == 4
+    board.refresh_from_db()
+    assert board.state == BoardState.ENDED
+    assert not policy.can(consultant, Action.VIEW_CASE, cases[0])
+    assert {g.revoke_reason for g in board.grants.all()} == {"board_ended"}
+    assert set(board.grants.values_list("revoked_by", flat=True)) == {coordinator.pk}
+    ended = AuditEvent.objects.get(action="board.ended")
+    assert ended.actor == coordinator and ended.details["by_host"] is False
+    assert not policy.can(coordinator, Action.RUN_BOARD, board)  # starting stays the host's
+    assert not policy.can(consultant, Action.END_BOARD, board)  # a participant, not staff
+    assert not policy.can(host, Action.END_BOARD, board)  # no longer a member
+    assert not policy.can(coordinator, Action.END_BOARD, org_a)  # decided on a board only
+
+
+def test_the_host_still_ends_their_board_and_only_the_host_starts_one(board):
+    board, host, _cases, _consultant, coordinator = board
+    with pytest.raises(PermissionDenied):
+        services.board_start(board=board, by=coordinator)
+    services.board_start(board=board, by=host)
+    assert policy.can(host, Action.END_BOARD, board)
+    services.board_end(board=board, by=host)
+    assert AuditEvent.objects.get(action="board.ended").details["by_host"] is True
+
+
+@pytest.mark.parametrize("role", list(Role))
+def test_who_may_end_a_board_is_who_may_manage_cases_there(board, org_a, org_b, role):
+    board = board[0]
+    user = member(org_a, role)
+    assert policy.can(user, Action.END_BOARD, board) is (Action.MANAGE_CASE in policy.ROLE_ACTIONS[role])
+    assert not policy.can(member(org_b, role), Action.END_BOARD, board)

@@ -422,6 +422,46 @@ def test_scheduling_starting_and_ending_a_board_from_the_pages(org_a, client_as)
     assert "Thoracic board" in listing.content.decode()
 
 
+def test_a_coordinator_ends_from_the_page_a_live_board_whose_host_was_deactivated(org_a, client_as):
+    """The board page offers "End meeting" to whoever may end it (the host, or anyone who may
+    manage cases there), not only to the host: a meeting whose host left mid-meeting is ended by
+    a coordinator, its grants revoked at once. A participant gets no button and is refused
+    (recorded)."""
+    from apps.cases import services
+    from apps.organizations.models import Membership
+
+    host = member(org_a, Role.RADIOLOGIST)
+    consultant = member(org_a, Role.EXTERNAL_CONSULTANT)
+    coordinator = member(org_a, Role.COORDINATOR)
+    case = CaseFactory(organization=org_a)
+    board = BoardSessionFactory(organization=org_a, host=host)
+    board.cases.add(case)
+    board.participants.add(consultant)
+    services.board_start(board=board, by=host)
+    Membership.objects.filter(user=host, organization=org_a).update(is_active=False)
+    detail = reverse("cases:board_detail", kwargs={"boardsession_id": board.public_id})
+    end = reverse("cases:board_end", kwargs={"boardsession_id": board.public_id})
+    end_button = "End meeting</button>"
+
+    page = client_as(consultant).get(detail)
+    assert page.status_code == 200 and end_button not in page.content.decode()
+    assert client_as(consultant).post(end).status_code == 403
+    assert AuditEvent.objects.filter(action="access.denied", actor=consultant,
+                                     details__wanted="end_board").count() == 1
+    board.refresh_from_db()
+    assert board.state == BoardState.LIVE
+
+    page = client_as(coordinator).get(detail).content.decode()
+    assert end_button in page and "Start meeting" not in page
+    assert client_as(coordinator).post(end).status_code == 302
+    board.refresh_from_db()
+    assert board.state == BoardState.ENDED
+    assert not board.grants.filter(revoked_at__isnull=True).exists()
+    assert client_as(consultant).get(_page(case)).status_code == 404
+    assert AuditEvent.objects.get(action="board.ended").actor == coordinator
+    assert end_button not in client_as(coordinator).get(detail).content.decode()
+
+
 def test_a_board_is_edited_while_scheduled_only(org_a, client_as):
     host = member(org_a, Role.COORDINATOR)  # coordinators run boards too
     case = CaseFactory(organization=org_a)
