@@ -121,12 +121,30 @@ def viewer_page(request: HttpRequest, study_id: UUID) -> HttpResponse:
     })
 
 
+def _opener(request: HttpRequest) -> int | None:
+    """Who opens viewer sessions in this browser session now: the signed-in user's id, None for
+    an anonymous link holder."""
+    user = getattr(request, "user", None)
+    return user.pk if _signed_in(user) else None
+
+
+def _own_sessions(request: HttpRequest) -> dict[str, list]:
+    """The browser session's viewer sessions opened by whoever is signed in now (key: [study
+    public id, opened at, opener]). Django keeps a session's data when an anonymous visitor signs
+    in (login() cycles the key; it flushes only when another user was signed in), so a link
+    holder's sessions would otherwise still be listed for the person who signs in after them:
+    theirs are not touched, kept alive or closed from there, and are dropped at the next write."""
+    opener = _opener(request)
+    return {key: opened for key, opened in request.session.get(SESSIONS_KEY, {}).items()
+            if (opened[2] if len(opened) > 2 else None) == opener}
+
+
 def _remember_session(request: HttpRequest, session_id: str, study: Study) -> None:
     """The browser session's own viewer sessions: only these may be touched or closed from it."""
-    sessions = dict(request.session.get(SESSIONS_KEY, {}))
+    sessions = _own_sessions(request)
     if len(sessions) >= MAX_OPEN_SESSIONS:  # tabs closed without a beacon: keep the newest
         sessions = dict(sorted(sessions.items(), key=lambda kv: kv[1][1])[-MAX_OPEN_SESSIONS + 1:])
-    sessions[session_id] = [str(study.public_id), int(time.time())]
+    sessions[session_id] = [str(study.public_id), int(time.time()), _opener(request)]
     request.session[SESSIONS_KEY] = sessions
 
 
@@ -136,7 +154,7 @@ def _frame_session(request: HttpRequest, actor, study: Study, quality: str) -> N
     session was closed (the idle sweep, or its page long left), opens one, so that reading pixels
     is recorded (viewer.opened, once per study and browser session) even without the page. A
     frame the page asked for just before it was left belongs to the session it closed."""
-    sessions = dict(request.session.get(SESSIONS_KEY, {}))
+    sessions = _own_sessions(request)
     wanted = str(study.public_id)
     sent = request.headers.get("X-Lightbox-Viewer-Session", "")
     keys = [k for k, opened in sessions.items() if opened[0] == wanted]
@@ -215,7 +233,7 @@ def viewer_close(request: HttpRequest, study_id: UUID) -> HttpResponse:
     actor = policy.actor_for(request)
     study = Study.objects.filter(public_id=study_id).first()
     session_id = request.POST.get("session", "")
-    sessions = dict(request.session.get(SESSIONS_KEY, {}))
+    sessions = _own_sessions(request)
     opened = sessions.get(session_id)
     if study is None or opened is None or opened[0] != str(study.public_id):
         _visible(actor, study, request)  # 404 to outsiders; nothing to record for others
@@ -237,7 +255,7 @@ def viewer_heartbeat(request: HttpRequest, study_id: UUID) -> HttpResponse:
     """The page is still in use (sent by viewer.js after user activity): keeps the session from
     the idle sweep. Only the browser session's own viewer sessions; 404 to outsiders."""
     session_id = request.POST.get("session", "")
-    opened = request.session.get(SESSIONS_KEY, {}).get(session_id)
+    opened = _own_sessions(request).get(session_id)
     if opened is None or opened[0] != str(study_id):
         _visible(policy.actor_for(request), Study.objects.filter(public_id=study_id).first(), request)
         return HttpResponse(status=204)

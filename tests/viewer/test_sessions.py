@@ -106,3 +106,42 @@ def test_close_needs_the_csrf_token(clinician_a, ct_study):
 def test_the_sweep_is_scheduled():
     tasks = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
     assert "apps.viewer.tasks.viewer_sessions_close_idle_task" in tasks
+
+
+def test_signing_in_after_viewing_through_a_link_starts_a_session_of_ones_own(client, clinician_a, ct_study):
+    """Django keeps the session's data when an anonymous visitor signs in (login() only cycles the
+    key), so the viewer sessions a link holder opened in this browser are still listed after
+    someone signs in. The person signed in does not read on under them: their first frame opens
+    (and records) a session of their own, and the link holder's is neither kept alive nor closed
+    from there (the idle sweep closes it)."""
+    from apps.sharing import services as sharing
+    from apps.sharing.usecases import RecipientKind, UseCase
+
+    org = ct_study.organization
+    org.anonymous_links_enabled = True
+    org.save()
+    _grant, _link, raw = sharing.share_create(case=ct_study.case, by=clinician_a, use_case=UseCase.CUSTOM,
+                                              recipient_kind=RecipientKind.ANONYMOUS)
+    assert client.get(reverse("sharing:link_open", kwargs={"token": raw})).status_code == 302
+    held = _open(client, ct_study)
+    assert ViewerSession.objects.get(key=held).user is None
+
+    client.force_login(clinician_a)  # django.contrib.auth.login on this browser's session, as every sign-in path
+    _idle(held, settings.LIGHTBOX_VIEWER_IDLE_MINUTES + 1)
+    instance = ct_study.phantom_instances[0]
+    frame = reverse("viewer:frame", kwargs={"instance_id": instance.public_id}) + "?frame=0&quality=low"
+    assert client.get(frame, HTTP_X_LIGHTBOX_VIEWER_SESSION=held).status_code == 200
+    own = ViewerSession.objects.exclude(key=held).get(study=ct_study)
+    assert own.user == clinician_a and own.closed_at is None
+    opened = AuditEvent.objects.filter(action="viewer.opened").latest("id")
+    assert opened.details["session"] == own.key and opened.actor == clinician_a
+    # the next frames extend their own session only
+    assert client.get(frame, HTTP_X_LIGHTBOX_VIEWER_SESSION=held).status_code == 200
+    assert ViewerSession.objects.filter(study=ct_study).count() == 2
+    heartbeat = reverse("viewer:heartbeat", kwargs={"study_id": ct_study.public_id})
+    close = reverse("viewer:close", kwargs={"study_id": ct_study.public_id})
+    assert client.post(heartbeat, {"session": held}).status_code == 204
+    assert client.post(close, {"session": held}).status_code == 204
+    assert not _closed(ct_study).exists()
+    assert viewer_sessions_close_idle_task() == 1  # the link holder's, idle since the sign-in
+    assert _closed(ct_study).get().details["session"] == held
