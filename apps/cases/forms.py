@@ -4,6 +4,7 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from apps.accounts.models import User
+from apps.cases import selectors
 from apps.cases.models import (
     BOARD_PARTICIPANT_ROLES,
     REVIEW_DAYS_DEFAULT,
@@ -55,7 +56,7 @@ class CaseForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         self.fields["responsible_clinician"] = MemberChoiceField(
             label=_("Responsible clinician"), required=False,
-            queryset=_members(organization, [Role.CLINICIAN, Role.RADIOLOGIST]))
+            queryset=selectors.responsible_clinicians(organization_id=organization.pk))
         self.fields["referring_question"].label = _("Clinical question")
         self.fields["referring_question"].help_text = _("Why the images were sent: what should the reader answer?")
 

@@ -139,6 +139,10 @@ REVIEW_DAYS_MIN, REVIEW_DAYS_MAX, REVIEW_DAYS_DEFAULT = 5, 7, 7
 #: and external consultants, never a patient account, whose access is its own education copies
 BOARD_PARTICIPANT_ROLES = tuple(r for r in Role.values if r != Role.PATIENT)
 
+#: who may be a case's responsible clinician (an owner of the case for the policy): the
+#: organization's clinicians and radiologists (``selectors.responsible_clinicians``)
+RESPONSIBLE_CLINICIAN_ROLES = (Role.CLINICIAN.value, Role.RADIOLOGIST.value)
+
 
 class BoardSessionQuerySet(OrgScopedQuerySet["BoardSession"]):
     visible_action = "view_case"

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from apps.audit.models import AuditEvent
 from apps.audit.services import record
-from apps.cases.models import Attachment, BoardSession, Case, CaseNote, CaseStatus
+from apps.cases.models import RESPONSIBLE_CLINICIAN_ROLES, Attachment, BoardSession, Case, CaseNote, CaseStatus
 from apps.sharing import policy
 from apps.sharing.models import Grant
 from apps.sharing.policy import Action
@@ -186,6 +186,17 @@ def attachment_get(*, user: User, public_id: UUID) -> Attachment:
 
 
 # --- tumor boards ---------------------------------------------------------------------------
+
+def responsible_clinicians(*, organization_id: int) -> QuerySet[User]:
+    """Who may be a case's responsible clinician in this organization: its active clinicians and
+    radiologists (active accounts). The case form offers these and the services accept no other.
+    One filter() call: a second would join memberships again and match a role held elsewhere."""
+    from apps.accounts.models import User
+
+    return (User.objects.filter(is_active=True, memberships__organization_id=organization_id,
+                                memberships__is_active=True, memberships__role__in=RESPONSIBLE_CLINICIAN_ROLES)
+            .distinct().order_by("full_name", "email"))
+
 
 def board_get(*, user: User, public_id: UUID) -> BoardSession:
     try:

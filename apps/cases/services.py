@@ -19,6 +19,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from apps.audit.services import record
+from apps.cases import selectors
 from apps.cases.models import (
     BOARD_PARTICIPANT_ROLES,
     Attachment,
@@ -74,9 +75,11 @@ def patient_get_or_create(*, organization: Organization, by: User, mrn: str, nam
 # --- cases ----------------------------------------------------------------------------------
 
 def _check_clinician(organization_id: int, user: User | None) -> None:
-    if user is not None and not Membership.objects.filter(user=user, organization_id=organization_id,
-                                                          is_active=True).exists():
-        raise ValidationError({"responsible_clinician": _("Pick a member of this organization.")})
+    """The responsible clinician is one the case form offers (``selectors.responsible_clinicians``):
+    an active clinician or radiologist of the organization, never any member."""
+    if user is not None and not selectors.responsible_clinicians(organization_id=organization_id) \
+            .filter(pk=user.pk).exists():
+        raise ValidationError({"responsible_clinician": _("Pick a clinician or radiologist of this organization.")})
 
 
 def case_create(*, organization: Organization, by: User, patient: Patient, title: str,

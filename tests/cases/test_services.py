@@ -54,6 +54,47 @@ def test_case_create_picks_a_known_patient_or_creates_one_and_audits_ids_only(or
     _phi_free(events, "Jane Roe", "MRN-77", "Nodule growth?")
 
 
+@pytest.mark.parametrize("role", list(Role))
+def test_the_responsible_clinician_is_a_clinician_or_radiologist_here_for_the_service_too(org_a, org_b, clinician_a,
+                                                                                         role):
+    """The case form offers only this organization's active clinicians and radiologists as a
+    case's responsible clinician (an owner of the case for the policy); the services accepted any
+    active member (a patient, a consultant, a coordinator). One rule for both."""
+    from apps.cases.forms import CaseForm
+    from apps.organizations.models import Membership
+
+    person = member(org_a, role)
+    Membership.objects.create(user=person, organization=org_b, role=Role.CLINICIAN)  # a role elsewhere is not one here
+    accepted = role in (Role.CLINICIAN, Role.RADIOLOGIST)
+    assert (person in CaseForm(organization=org_a).fields["responsible_clinician"].queryset) is accepted
+    patient = PatientFactory(organization=org_a)
+    if accepted:
+        case = services.case_create(organization=org_a, by=clinician_a, patient=patient, title="t",
+                                    responsible_clinician=person)
+        assert case.responsible_clinician == person
+    else:
+        with pytest.raises(ValidationError) as refused:
+            services.case_create(organization=org_a, by=clinician_a, patient=patient, title="t",
+                                 responsible_clinician=person)
+        assert "responsible_clinician" in refused.value.error_dict
+        assert not Case.objects.exists()
+        case = CaseFactory(organization=org_a, responsible_clinician=None)
+        with pytest.raises(ValidationError):
+            services.case_update(case=case, by=clinician_a, values={"responsible_clinician": person})
+        case.refresh_from_db()
+        assert case.responsible_clinician is None
+
+
+def test_a_responsible_clinician_who_left_is_refused_by_the_service(org_a, clinician_a):
+    from apps.organizations.models import Membership
+
+    person = member(org_a, Role.CLINICIAN)
+    Membership.objects.filter(user=person).update(is_active=False)
+    case = CaseFactory(organization=org_a, responsible_clinician=None)
+    with pytest.raises(ValidationError):
+        services.case_update(case=case, by=clinician_a, values={"responsible_clinician": person})
+
+
 def test_a_new_mrn_needs_a_name(org_a, clinician_a):
     with pytest.raises(ValidationError):
         services.patient_get_or_create(organization=org_a, by=clinician_a, mrn="NEW-1", name=" ")
