@@ -8,7 +8,7 @@ from uuid import UUID
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db import transaction
 from django.http import FileResponse, HttpRequest, HttpResponse
@@ -95,10 +95,10 @@ def _case_page(request: HttpRequest, case, *, note_form: NoteForm | None = None,
                attachment_form: AttachmentForm | None = None) -> HttpResponse:
     """The case page (recorded as viewed). With a form that failed, that form shows its errors
     beside its fields and keeps what was typed (status 400); only to whoever may add notes and
-    documents, as the form's own view would (anyone else is refused)."""
+    documents, as the form's own view would (anyone else is refused, and the refusal recorded)."""
     failed = note_form is not None or attachment_form is not None
-    if failed and not services.note_can_add(request.user, case):
-        raise PermissionDenied
+    if failed:
+        policy.require(request.user, Action.ADD_NOTE, case, request=request)
     policy.require(request.user, Action.VIEW_CASE, case, request=request)
     page = selectors.case_page(user=request.user, case=case)
     record(action="case.viewed", actor=request.user, organization_id=case.organization_id, target=case,

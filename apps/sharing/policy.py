@@ -99,6 +99,9 @@ class Action(StrEnum):
     # left, was demoted or forgot does not give access for the whole review window. Held by no
     # role: decided on a board only.
     END_BOARD = "end_board"
+    # Write a note or attach a document on a case: whoever reads its images (by role or through a
+    # live grant) or runs it (MANAGE_CASE), while it is open. Held by no role: decided on a case.
+    ADD_NOTE = "add_note"
     # Patient name, MRN and birth date: staff of the organization only, never through a grant.
     # Outsiders (consultants, board guests, link holders) see the case without identifiers.
     VIEW_PATIENT_IDENTITY = "view_patient_identity"
@@ -555,6 +558,9 @@ def _decide(facts: _Facts, action: Action, obj: object, *, rendition: str | None
         # ending only takes access away: its host, or whoever may manage cases there
         return type(obj).__name__ == "BoardSession" and _active_user(user) and (
             _decide(facts, Action.RUN_BOARD, obj) or _role_allows(user, Action.MANAGE_CASE, obj, facts))
+    if action is Action.ADD_NOTE:
+        return type(obj).__name__ == "Case" and obj.is_open and (  # type: ignore[attr-defined]
+            _decide(facts, Action.VIEW_IMAGES, obj) or _decide(facts, Action.MANAGE_CASE, obj))
     if action is Action.REQUEST_ORIGINAL:
         return type(obj).__name__ == "Grant" and _original_request_refusal(obj, facts.for_user()) is None  # type: ignore[arg-type]
     if action is Action.RENEW_GRANT:

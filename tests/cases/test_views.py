@@ -312,6 +312,29 @@ def test_a_refused_note_or_document_is_explained_beside_its_form(org_a, clinicia
     assert '<option value="annotated" selected>' in html
 
 
+@pytest.mark.parametrize("form", ["note", "note_invalid", "attachment", "attachment_invalid"])
+def test_a_refused_note_or_document_leaves_a_denial_in_the_audit_trail(org_a, clinician_a, client_as, form):
+    """Someone who sees a case but may not write on it (here: it is closed) is refused a note or
+    a document, and every refusal is recorded, also when the form was invalid too (the page that
+    would show its errors was refused with no record)."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    case = CaseFactory(organization=org_a, status="closed")
+    kind, _sep, invalid = form.partition("_")
+    if kind == "note":
+        data = {"kind": "note", "body": "  " if invalid else "Looks stable."}
+    else:
+        data = {"kind": "report", "file": SimpleUploadedFile("r.pdf", b"%PDF-1.4 report")}
+        if invalid:
+            data["kind"] = "no-such-kind"
+    response = client_as(clinician_a).post(reverse(f"cases:{kind}_add", kwargs={"case_id": case.public_id}), data)
+    assert response.status_code == 403
+    assert not CaseNote.objects.exists() and not Attachment.objects.exists()
+    denial = AuditEvent.objects.get(action="access.denied")
+    assert (denial.actor, denial.outcome, denial.target_id) == (clinician_a, "denied", str(case.public_id))
+    assert denial.details == {"wanted": "add_note"}
+
+
 def test_attachments_are_stored_encrypted_served_by_policy_and_audited(org_a, org_b, clinician_a, client_as,
                                                                      tmp_path):
     from django.core.files.uploadedfile import SimpleUploadedFile
