@@ -2,8 +2,8 @@
 
 Read through the sharing app's querysets (``Grant.objects.live().addressed_to(user)``) and its
 policy: a grant expired, revoked or of a closed case is gone on the next request, and whether a
-study's education copy may be downloaded is ``policy.can``'s answer, as the download itself asks
-``policy.download_authorize``."""
+study's education copy may be downloaded, and why not, is ``policy.download_refusal``'s answer (the
+rule ``policy.can`` applies), as the download itself asks ``policy.download_authorize``."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from apps.imaging.models import Study
 from apps.renditions.models import Kind, Label, Rendition, Status
 from apps.sharing import policy
 from apps.sharing.models import Grant
-from apps.sharing.policy import Action
 from apps.sharing.usecases import Rendition as SharedRendition
 from apps.sharing.usecases import UseCase
 
@@ -29,6 +28,13 @@ class CopyState:
     PREPARING = "preparing"          # not made yet (the renditions task runs after ingest)
     UNAVAILABLE = "unavailable"      # could not be made from these images
     LIMIT_REACHED = "limit_reached"  # the share's download limit is used up
+    SECOND_FACTOR = "second_factor"  # the share asks for a second factor, not passed in this session
+    NOT_INCLUDED = "not_included"    # the share does not give the education copy (its scope)
+
+
+#: the policy's reason for a refused download, as the portal tells it (anything else: NOT_INCLUDED)
+_REFUSAL_STATES = {policy.GrantRefusal.LIMIT_REACHED: CopyState.LIMIT_REACHED,
+                   policy.GrantRefusal.SECOND_FACTOR: CopyState.SECOND_FACTOR}
 
 
 @dataclass(frozen=True)
@@ -57,9 +63,10 @@ def _state(user: User, study: Study, statuses: dict[int, str]) -> str:
         return CopyState.PREPARING
     if status == Status.UNAVAILABLE:
         return CopyState.UNAVAILABLE
-    if not policy.can(user, Action.DOWNLOAD_PREVIEW, study, rendition=SharedRendition.EDUCATION):
-        return CopyState.LIMIT_REACHED
-    return CopyState.READY
+    refusal = policy.download_refusal(user, study, rendition=SharedRendition.EDUCATION)
+    if refusal is None:
+        return CopyState.READY
+    return _REFUSAL_STATES.get(refusal, CopyState.NOT_INCLUDED)
 
 
 def education_shares_for(*, user: User) -> list[EducationShare]:

@@ -31,6 +31,10 @@ it (a patient member, or an account that accepted one sent to its e-mail address
 viewer's frames of the originals. Every check reads the database: revocation and expiry take effect
 on the very next request.
 
+Why a download is refused (a second factor, the download limit, a scope that leaves the rendition
+out) is ``download_refusal``'s answer, from the same rule (``_grant_refusal``), for pages that
+explain it.
+
 Renewing a grant (RENEW_GRANT) is decided on the grant: managing it and sharing its case, both.
 
 Asking for the original DICOM (REQUEST_ORIGINAL) is decided on a grant, not through a role: its
@@ -344,46 +348,71 @@ def _study_scope(grant: Grant) -> set[int] | None:
     return ids or None
 
 
+class GrantRefusal(StrEnum):
+    """Why a grant does not cover an action on an object (``download_refusal`` tells pages)."""
+
+    SECOND_FACTOR = "second_factor"  # it is marked mfa_required and MFA was not passed in this session
+    LIMIT_REACHED = "limit_reached"  # its downloads are used up
+    NOT_INCLUDED = "not_included"    # it does not give this (the rendition, the study, the permission)
+    NO_ACCESS = "no_access"          # it is not live, or of another case; or no grant at all
+
+
+#: which reason a page gives when several grants refuse: first what the actor can do something
+#: about (pass MFA), then what their care team can (the limit, the share's scope)
+_REFUSAL_ORDER = (GrantRefusal.SECOND_FACTOR, GrantRefusal.LIMIT_REACHED, GrantRefusal.NOT_INCLUDED,
+                  GrantRefusal.NO_ACCESS)
+
+
 def grant_covers(grant: Grant, action: Action | str, obj: object, *, user: Any = None,
                  rendition: str | None = None, now: datetime | None = None, facts: _Facts | None = None) -> bool:
     """Whether one grant covers ``action`` on ``obj`` right now (see the module docstring).
     ``facts``: what was read already about ``user`` (``_Facts``), so as not to read it again."""
+    return _grant_refusal(grant, action, obj, user=user, rendition=rendition, now=now, facts=facts) is None
+
+
+def _grant_refusal(grant: Grant, action: Action | str, obj: object, *, user: Any = None,
+                   rendition: str | None = None, now: datetime | None = None,
+                   facts: _Facts | None = None) -> GrantRefusal | None:
+    """The one rule of ``grant_covers``: None when the grant covers ``action`` on ``obj``, else
+    the first reason it does not."""
     from apps.sharing.usecases import RENDITION_PERMISSION, UseCase
 
     action = Action(action)
     now = now or timezone.now()
     if not grant.is_live(now) or _case_id_of(obj) != grant.case_id:
-        return False
+        return GrantRefusal.NO_ACCESS
     if grant.mfa_required and not (_active_user(user) and _verified(user)):
-        return False
+        return GrantRefusal.SECOND_FACTOR
     scope = _study_scope(grant)
     if scope is not None:
         study_id = _study_id_of(obj)
         if study_id is None:
             # case-level: the page and the list of its (named) studies, never a whole-case download
             if action not in (Action.VIEW_CASE, Action.VIEW_IMAGES):
-                return False
+                return GrantRefusal.NOT_INCLUDED
         elif study_id not in scope:
-            return False
+            return GrantRefusal.NOT_INCLUDED
     if action in DOWNLOAD_ACTIONS:
         if grant.over_download_limit:
-            return False
+            return GrantRefusal.LIMIT_REACHED
         if rendition not in PATIENT_RENDITIONS and _downloads_as_patient(
                 user, grant.organization_id, roles=facts.roles if facts is not None else None):
-            return False
+            return GrantRefusal.NOT_INCLUDED
         if rendition is not None:
             if grant.renditions and rendition not in grant.renditions:
-                return False
+                return GrantRefusal.NOT_INCLUDED
             if RENDITION_PERMISSION.get(rendition) not in grant.permissions:
-                return False
+                return GrantRefusal.NOT_INCLUDED
         elif action == Action.DOWNLOAD_ORIGINAL and grant.renditions and "original" not in grant.renditions:
-            return False
+            return GrantRefusal.NOT_INCLUDED
     if action == Action.VIEW_CASE:
-        return True
+        return None
     if action == Action.VIEW_IMAGES and grant.use_case == UseCase.PATIENT_EDUCATION:
         # the education copy only, whoever holds it: never the viewer's frames of the originals
-        return False
-    return any(action in PERMISSION_ACTIONS.get(p, ()) for p in grant.permissions)
+        return GrantRefusal.NOT_INCLUDED
+    if any(action in PERMISSION_ACTIONS.get(p, ()) for p in grant.permissions):
+        return None
+    return GrantRefusal.NOT_INCLUDED
 
 
 def _org_id_of(obj: object) -> int:
@@ -685,6 +714,31 @@ def allowed_renditions(actor: Any, obj: object) -> frozenset[str]:
     return frozenset(allowed)
 
 
+def _download_action(rendition: str) -> Action:
+    """The action downloading ``rendition`` (a usecases.Rendition value) needs."""
+    from apps.sharing.usecases import RENDITION_PERMISSION
+
+    return Action.DOWNLOAD_ORIGINAL if RENDITION_PERMISSION[rendition] == "download_original" \
+        else Action.DOWNLOAD_PREVIEW
+
+
+def download_refusal(actor: Any, obj: object, *, rendition: str) -> GrantRefusal | None:
+    """Why ``actor`` may not download ``rendition`` of ``obj`` (a study or a case) right now, or
+    None when they may: None exactly when ``can`` says yes to the download (the same decision,
+    made by the same code; nothing is counted). For pages that explain a refusal (the patient
+    portal) rather than only withhold the button. When several grants of the actor's refuse,
+    the reason is the first of ``_REFUSAL_ORDER`` among theirs; with none, NO_ACCESS."""
+    action = _download_action(rendition)
+    facts = _Facts(actor, timezone.now())
+    if _decide(facts, action, obj, rendition=rendition):
+        return None
+    case_id = _case_id_of(obj)
+    grants = facts.grants_of(case_id) if case_id is not None else []
+    refusals = [refusal for g in grants if (refusal := _grant_refusal(
+        g, action, obj, user=facts.user, rendition=rendition, now=facts.now, facts=facts)) is not None]
+    return min(refusals, key=_REFUSAL_ORDER.index, default=GrantRefusal.NO_ACCESS)
+
+
 #: a transfer begun while its grant was live may be resumed this long after it began, even when
 #: the grant expired meanwhile; never after a revocation, nor once the case is closed
 RESUME_AFTER_EXPIRY = timedelta(hours=1)
@@ -743,10 +797,8 @@ def download_authorize(*, actor: Any, obj: object, rendition: str, package_key: 
 
     ``count=False`` (HEAD) answers the same question without counting or touching anything."""
     from apps.sharing import services
-    from apps.sharing.usecases import RENDITION_PERMISSION
 
-    action = Action.DOWNLOAD_ORIGINAL if RENDITION_PERMISSION[rendition] == "download_original" \
-        else Action.DOWNLOAD_PREVIEW
+    action = _download_action(rendition)
     user = _user_of(actor)
     if _active_user(user) and _role_allows(user, action, obj):
         return None

@@ -296,3 +296,43 @@ def test_a_patient_education_share_opens_no_viewer_whoever_holds_it(org_b, edu_s
     assert shared_case.status_code == 200
     assert reverse("viewer:viewer", kwargs={"study_id": edu_study.public_id}) not in shared_case.content.decode()
     assert client.get(_download_url(edu_study)).status_code == 200  # what the share is for
+
+
+_REASONS = {"limit": "education-limit", "second_factor": "education-second-factor",
+            "scope": "education-not-included", "permission": "education-not-included"}
+
+
+@pytest.mark.parametrize("reason", list(_REASONS))
+def test_the_portal_says_why_a_copy_cannot_be_downloaded(edu_study, edu_share, patient, reason):
+    """The portal said "downloaded as many times as allowed" whenever the policy refused the
+    download: also for a share that asks for a second factor not passed in this session, or whose
+    scope leaves the education copy out. It says the policy's reason (``download_refusal``), and
+    the download endpoint refuses in each case."""
+    grant, _link, _raw = edu_share
+    change = {"limit": {"download_count": 2}, "second_factor": {"mfa_required": True},
+              "scope": {"renditions": ["preview"]}, "permission": {"permissions": ["view"]}}[reason]
+    Grant.objects.filter(pk=grant.pk).update(**change)
+    client = _client(patient)
+    html = client.get(reverse("education:portal")).content.decode()
+    assert 'data-testid="education-download"' not in html
+    shown = {testid for testid in set(_REASONS.values()) if f'data-testid="{testid}"' in html}
+    assert shown == {_REASONS[reason]}
+    # refused (a share needing a second factor does not show the study to this session at all)
+    assert client.get(_download_url(edu_study)).status_code in (403, 404)
+
+
+def test_a_copy_the_patient_may_download_has_no_refusal(edu_study, edu_share, patient):
+    from apps.sharing import policy
+
+    assert policy.download_refusal(patient, edu_study, rendition="education") is None
+    html = _client(patient).get(reverse("education:portal")).content.decode()
+    assert 'data-testid="education-download"' in html
+    assert not any(f'data-testid="{testid}"' in html for testid in _REASONS.values())
+
+
+def test_the_second_factor_reason_leads_to_the_security_page(edu_study, edu_share, patient):
+    grant, _link, _raw = edu_share
+    Grant.objects.filter(pk=grant.pk).update(mfa_required=True)
+    html = _client(patient).get(reverse("education:portal")).content.decode()
+    assert 'data-testid="education-second-factor"' in html
+    assert reverse("accounts:security") in html
