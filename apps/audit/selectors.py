@@ -8,8 +8,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
-from django.db.models import CharField, Q
-from django.db.models.functions import Cast
+from django.db.models import CharField, Func, Q
 from django.utils import timezone
 
 from apps.audit.actions import ACCESS_ACTIONS
@@ -56,6 +55,22 @@ def _day_start(day: date) -> datetime:
     return timezone.make_aware(datetime.combine(day, time.min))
 
 
+class UUIDText(Func):
+    """A UUID column as the text ``str(uuid)`` gives (what ``target_id`` holds), in SQL: PostgreSQL
+    casts its uuid type to that form; SQLite stores 32 hex digits, which get their dashes back.
+    For a column (its SQL is repeated, it has no parameters)."""
+
+    output_field = CharField()
+
+    def as_postgresql(self, compiler, connection, **extra_context):
+        return self.as_sql(compiler, connection, template="CAST(%(expressions)s AS text)", **extra_context)
+
+    def as_sqlite(self, compiler, connection, **extra_context):
+        parts = "||'-'||".join(f"substr(%(expressions)s, {start}, {length})"
+                               for start, length in ((1, 8), (9, 4), (13, 4), (17, 4), (21, 12)))
+        return self.as_sql(compiler, connection, template=f"lower({parts})", **extra_context)
+
+
 def event_search(*, organization: Organization, filters: AuditFilters) -> AuditEventQuerySet:
     """The organization's events matching ``filters``, newest first. The caller checked
     VIEW_AUDIT; rows of other organizations are never among them (``for_org``)."""
@@ -76,7 +91,7 @@ def event_search(*, organization: Organization, filters: AuditFilters) -> AuditE
         patients = patients.filter(public_id=as_id) if as_id else \
             patients.filter(Q(mrn=term) | Q(name__icontains=term))
         case_refs = Case.objects.for_org(organization.pk).filter(patient__in=patients.values("pk"))
-        patient_refs = patients.annotate(ref=Cast("public_id", output_field=CharField())).values("ref")
+        patient_refs = patients.annotate(ref=UUIDText("public_id")).values("ref")
         qs = qs.filter(Q(case_ref__in=case_refs.values("public_id"))
                        | Q(target_type="patient", target_id__in=patient_refs))
     if filters.case:
