@@ -240,6 +240,12 @@ def _verified(user: Any) -> bool:
     return bool(check()) if callable(check) else False
 
 
+def second_factor_met(grant: Grant, user: Any) -> bool:
+    """What ``grant`` asks of a second factor is met: it asks none (not ``mfa_required``), or
+    ``user`` is active and passed MFA in this session."""
+    return not grant.mfa_required or (_active_user(user) and _verified(user))
+
+
 def granted_case_ids(user: User, *, whole_case: bool = False) -> QuerySet:
     """A subquery of the ids of cases on which ``user`` holds a live grant (as grantee or member
     of the grantee group); with ``whole_case``, only grants that name no studies (rows that span
@@ -381,7 +387,7 @@ def _grant_refusal(grant: Grant, action: Action | str, obj: object, *, user: Any
     now = now or timezone.now()
     if not grant.is_live(now) or _case_id_of(obj) != grant.case_id:
         return GrantRefusal.NO_ACCESS
-    if grant.mfa_required and not (_active_user(user) and _verified(user)):
+    if not second_factor_met(grant, user):
         return GrantRefusal.SECOND_FACTOR
     scope = _study_scope(grant)
     if scope is not None:
@@ -679,7 +685,7 @@ def _original_request_refusal(grant: Grant, facts: _Facts) -> OriginalRefusal | 
     user = facts.user
     if not (_active_user(user) and grant.is_live(facts.now) and _holds(grant, facts)):
         return OriginalRefusal.NOT_RECIPIENT
-    if grant.mfa_required and not _verified(user):
+    if not second_factor_met(grant, user):
         return OriginalRefusal.NOT_RECIPIENT
     if _downloads_original_of(grant, facts):
         return OriginalRefusal.HAS_ORIGINAL
@@ -810,14 +816,14 @@ def download_authorize(*, actor: Any, obj: object, rendition: str, package_key: 
             for grant in grants:
                 # the actor's own transfer only (another member's is not theirs to continue
                 # uncounted), and with the second factor a grant that needs it asks for
-                if grant.mfa_required and not (_active_user(user) and _verified(user)):
+                if not second_factor_met(grant, user):
                     continue
                 if not _download_began(grant, package_key, since=now - services.RESUME_WINDOW, by=actor):
                     continue
                 if not count or services.grant_download_resume(grant=grant, package_key=package_key):
                     return grant
             for grant in _grants_of(actor, case_id, now, expired_since=now - RESUME_AFTER_EXPIRY):
-                if grant.mfa_required and not (_active_user(user) and _verified(user)):
+                if not second_factor_met(grant, user):
                     continue
                 if _download_began(grant, package_key, since=now - RESUME_AFTER_EXPIRY, while_live=True,
                                    by=actor) and (

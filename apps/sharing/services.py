@@ -285,7 +285,7 @@ def share_link_refusal(*, link: ShareLink, user: Any, now: datetime | None = Non
             return LinkRefusal.SIGN_IN
         if not policy.is_recipient(grant, user):
             return LinkRefusal.WRONG_RECIPIENT
-        if grant.mfa_required and not policy._verified(user):
+        if not policy.second_factor_met(grant, user):
             return LinkRefusal.MFA_REQUIRED
     if link.max_uses is not None and link.use_count >= link.max_uses:
         return LinkRefusal.USED_UP
