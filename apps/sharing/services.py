@@ -472,9 +472,11 @@ def grant_max_hours(*, grant: Grant) -> int:
     """The longest ``grant`` may last from its start, under the rules now in force: its template's
     maximum as the organization applies it and, for an anonymous link, the anonymous cap (code
     and organization). Extending never passes it; the extension page shows it."""
-    template = template_for(grant.organization_id, grant.use_case)
+    org_policy = _sharing_policies_read([grant.organization_id])[grant.organization_id]
+    template = template_for(grant.organization_id, grant.use_case,
+                            template_settings=org_policy.template_settings or {})
     if grant.is_anonymous:
-        return min(template.max_hours, _anonymous_max_hours(sharing_policy_for(grant.organization_id)))
+        return min(template.max_hours, _anonymous_max_hours(org_policy))
     return template.max_hours
 
 
@@ -775,13 +777,14 @@ def _grant_renew(*, grant: Grant, by: User, hours: int | None,
     grant = (Grant.objects.select_for_update(of=("self",)).select_related("case", "case__organization",
                                                                           "organization")
              .get(pk=grant.pk))
-    refusal = grant_renew_refusal(grant=grant)
+    org_policy = sharing_policy_for(grant.organization_id)  # read once, for the question and the terms
+    refusal = grant_renew_refusal(grant=grant, org_policy=org_policy)
     if refusal == RenewRefusal.ANONYMOUS_OFF:
         raise _AnonymousLinksOff
     if refusal is not None:
         raise ValidationError(_(RENEW_REFUSAL_MESSAGES[refusal]), code="renew")
     # the rules allow a renewal (just asked): what is left to refuse here is a bad ``hours``
-    terms, permissions, renditions = _renewal_terms(grant=grant, hours=hours)
+    terms, permissions, renditions = _renewal_terms(grant=grant, hours=hours, org_policy=org_policy)
     old_link = grant.links.order_by("-created_at").first()
     now = timezone.now()
     new = grant_create(case=grant.case, grantee=grant.grantee, group_members=list(grant.group_members.all()),
