@@ -711,11 +711,6 @@ def _renewal_terms(*, grant: Grant, hours: int | None = None,
     return terms, permissions, renditions
 
 
-def grant_renewable(*, grant: Grant, by: User) -> bool:
-    """Whether ``by`` may renew ``grant`` and renewing can succeed (``grants_renewable``)."""
-    return grants_renewable(grants=[grant], by=by)[0]
-
-
 def grants_renewable(*, grants: Iterable[Grant], by: User) -> list[bool]:
     """For each of ``grants``, in order: whether ``by`` may renew it (the policy's RENEW_GRANT)
     and renewing can succeed (``grant_renew_refusal``), the two questions ``grant_renew`` asks:

@@ -185,7 +185,7 @@ def test_my_shares_offers_no_renew_that_the_rules_in_force_refuse(case, owner, c
     assert reverse("sharing:grant_revoke", kwargs={"grant_id": grant.public_id}) in page  # it is listed
     assert reverse("sharing:grant_renew", kwargs={"grant_id": grant.public_id}) not in page
     assert services.grant_renew_refusal(grant=grant) is not None
-    assert not services.grant_renewable(grant=grant, by=owner)
+    assert services.grants_renewable(grants=[grant], by=owner) == [False]
     assert AuditEvent.objects.count() == events and not SharingPolicy.objects.exists()  # no side effects
     with pytest.raises((ValidationError, PermissionDenied)):
         services.grant_renew(grant=grant, by=owner)
