@@ -35,15 +35,6 @@ class MembersChoiceField(BoundedModelMultipleChoiceField):
         return f"{obj.full_name or obj.email} ({obj.email})"
 
 
-def _members(organization: Organization, roles: list[str] | None = None):
-    """Active members of ``organization`` (with one of ``roles`` there). One filter() call: a
-    second would join memberships again and match a role held in another organization."""
-    here = {"memberships__organization": organization, "memberships__is_active": True}
-    if roles is not None:
-        here["memberships__role__in"] = roles
-    return User.objects.filter(is_active=True, **here).distinct().order_by("full_name", "email")
-
-
 class CaseForm(forms.ModelForm):
     class Meta:
         model = Case
@@ -116,13 +107,14 @@ class BoardForm(forms.ModelForm):
             choices=[(d, _("%(days)d days") % {"days": d}) for d in range(REVIEW_DAYS_MIN, REVIEW_DAYS_MAX + 1)],
             help_text=BoardSession._meta.get_field("review_days").help_text)
         hosts = [r for r in Role.values if Action.MANAGE_CASE in policy.ROLE_ACTIONS[r]]
-        self.fields["host"] = MemberChoiceField(label=_("Host"), queryset=_members(organization, hosts))
+        self.fields["host"] = MemberChoiceField(
+            label=_("Host"), queryset=selectors.members(organization_id=organization.pk, roles=hosts))
         self.fields["cases"] = BoundedModelMultipleChoiceField(
             label=_("Cases"), required=False, widget=forms.CheckboxSelectMultiple,
             queryset=Case.objects.for_org(organization.pk).open().order_by("title"))
         self.fields["participants"] = MembersChoiceField(
             label=_("Participants"), required=False, widget=forms.CheckboxSelectMultiple,
-            queryset=_members(organization, list(BOARD_PARTICIPANT_ROLES)),
+            queryset=selectors.members(organization_id=organization.pk, roles=BOARD_PARTICIPANT_ROLES),
             help_text=_("Members and invited external consultants. Each gets view access to every case "
                         "when the meeting starts, until it ends."))
 

@@ -3,6 +3,7 @@ another organization owns, or one the user's grant no longer covers, is a 404, n
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, Any
@@ -187,15 +188,22 @@ def attachment_get(*, user: User, public_id: UUID) -> Attachment:
 
 # --- tumor boards ---------------------------------------------------------------------------
 
-def responsible_clinicians(*, organization_id: int) -> QuerySet[User]:
-    """Who may be a case's responsible clinician in this organization: its active clinicians and
-    radiologists (active accounts). The case form offers these and the services accept no other.
-    One filter() call: a second would join memberships again and match a role held elsewhere."""
+def members(*, organization_id: int, roles: Iterable[str] | None = None) -> QuerySet[User]:
+    """Active accounts with an active membership of this organization (with one of ``roles``
+    there), by name. One filter() call: a second would join memberships again and match a role
+    held in another organization."""
     from apps.accounts.models import User
 
-    return (User.objects.filter(is_active=True, memberships__organization_id=organization_id,
-                                memberships__is_active=True, memberships__role__in=RESPONSIBLE_CLINICIAN_ROLES)
-            .distinct().order_by("full_name", "email"))
+    here: dict[str, object] = {"memberships__organization_id": organization_id, "memberships__is_active": True}
+    if roles is not None:
+        here["memberships__role__in"] = list(roles)
+    return User.objects.filter(is_active=True, **here).distinct().order_by("full_name", "email")
+
+
+def responsible_clinicians(*, organization_id: int) -> QuerySet[User]:
+    """Who may be a case's responsible clinician in this organization: its active clinicians and
+    radiologists (active accounts). The case form offers these and the services accept no other."""
+    return members(organization_id=organization_id, roles=RESPONSIBLE_CLINICIAN_ROLES)
 
 
 def board_get(*, user: User, public_id: UUID) -> BoardSession:
