@@ -165,13 +165,6 @@ def case_reopen(*, case: Case, by: User, request: HttpRequest | None = None) -> 
 
 # --- notes ----------------------------------------------------------------------------------
 
-def note_can_add(user: User, case: Case) -> bool:
-    """Notes are written by the people who read the images (radiologists, clinicians, consultants
-    with a view grant) or run the case (coordinators, admins), on an open case: the policy's
-    ``Action.ADD_NOTE``."""
-    return policy.can(user, Action.ADD_NOTE, case)
-
-
 def note_add(*, case: Case, by: User, body: str, kind: str = NoteKind.NOTE,
              request: HttpRequest | None = None) -> CaseNote:
     """Write a note on the case (``Action.ADD_NOTE``; a refusal is recorded). Audited with its
