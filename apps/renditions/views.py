@@ -145,8 +145,10 @@ def range_refusal(request: HttpRequest, package: Package) -> HttpResponse | None
     """The 416 answer when the request's Range cannot be satisfied by ``package``, else None.
     ``package_response`` answers with it; a caller that counts downloads asks first, so that a
     refused Range counts nothing."""
-    if _wanted(request, package) is not False:
-        return None
+    return _unsatisfiable(package) if _wanted(request, package) is False else None
+
+
+def _unsatisfiable(package: Package) -> HttpResponse:
     response = HttpResponse(status=416)
     response["Content-Range"] = f"bytes */{package.size}"
     return response
@@ -158,11 +160,10 @@ def package_response(request: HttpRequest, package: Package, *, on_transfer_end)
     the headers of a GET and no body. When a transfer ends, ``on_transfer_end(action, figures)``
     is called once with ``download.completed`` or ``download.incomplete`` and the figures (package,
     total and range, bytes sent) for the caller to record with its own actor and target."""
-    refusal = range_refusal(request, package)
-    if refusal is not None:
-        return refusal
-    total = package.size
     wanted = _wanted(request, package)
+    if wanted is False:
+        return _unsatisfiable(package)
+    total = package.size
     start, end = wanted if wanted else (0, total - 1)
     figures = {"package": package.name, "total_bytes": total, "range_start": start, "range_end": end}
 
