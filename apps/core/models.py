@@ -31,3 +31,19 @@ class Explained(models.Model):
     @property
     def reason_shown(self) -> str:
         return i18n.translate(i18n.restore(self.reason, self.reason_parts))
+
+
+class UnsentTask(models.Model):
+    """A task whose send to the broker failed after its rows were committed (``apps.core.queue``):
+    sent again by the periodic sweep once the broker answers. Its arguments are row ids only."""
+
+    task = models.CharField(max_length=200)
+    args = models.JSONField(default=list)
+    error = models.CharField(max_length=100, blank=True, help_text="the send's exception type, never its message")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"UnsentTask {self.task}"

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import re
-from functools import partial
 
 from cryptography.exceptions import InvalidTag
 from django.db import transaction
@@ -33,6 +32,7 @@ from apps.audit import actions as audit_actions
 from apps.audit.services import record
 from apps.core import i18n
 from apps.core.i18n import Deferred
+from apps.core.queue import send_on_commit
 from apps.deid.models import LABEL, DeidExport, DeidExportFile, Outcome, State
 from apps.deid.profile import Excluded, Reason, deidentify_file
 from apps.imaging.blobs import content_fields, open_blob, row_with_content_create
@@ -96,7 +96,7 @@ def deid_export_start(*, study: Study, by, pseudonym: str, request=None, enqueue
                target=export, case=study.case, study=study, request=request,
                details={"export": str(export.public_id)})
         if enqueue:
-            transaction.on_commit(partial(deid_export_task.delay, export.pk))
+            send_on_commit(deid_export_task, export.pk)
     return export
 
 

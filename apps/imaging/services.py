@@ -21,7 +21,6 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import IO, Any
 
@@ -34,6 +33,7 @@ from django.utils.translation import gettext_lazy, gettext_noop
 from apps.audit.services import record
 from apps.core import i18n
 from apps.core.i18n import Deferred
+from apps.core.queue import send_on_commit
 from apps.imaging import dicom, follow, sources
 from apps.imaging.blobs import (
     BATCH_BYTES,
@@ -86,14 +86,15 @@ def _hash(fh: IO[bytes]) -> tuple[str, int]:
 
 def ingest_job_create(*, organization, upload: Upload | None = None, source_path: str = "", case=None,
                       created_by=None, enqueue: bool = True) -> IngestJob:
-    """Create an ingest job and queue its task once the row is committed (args are ids only)."""
+    """Create an ingest job and queue its task once the row is committed (args are ids only; a
+    broker that cannot take it then leaves the job queued and sent again: ``apps.core.queue``)."""
     job = IngestJob.objects.create(organization=organization, upload=upload, source_path=source_path,
                                    case=case if case is not None else getattr(upload, "case", None),
                                    created_by=created_by)
     if enqueue:
         from apps.imaging.tasks import ingest_job_run_task
 
-        transaction.on_commit(partial(ingest_job_run_task.delay, job.pk))
+        send_on_commit(ingest_job_run_task, job.pk)
     return job
 
 

@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from functools import partial
 
 from django.conf import settings
-from django.db import transaction
 from django.db.models import Count, Q, Sum
 from django.utils.translation import gettext_noop
 from pydicom.uid import UID, JPEGBaseline8Bit
 
 from apps.core import i18n
 from apps.core.i18n import Deferred
+from apps.core.queue import send_on_commit
 from apps.imaging.blobs import content_fields, open_blob, row_with_content_create
 from apps.imaging.checksums import crc32
 from apps.imaging.models import Instance, Study
@@ -34,12 +33,13 @@ LOSSLESS_PREFERENCE = ("jpeg-ls", "jpeg2000", "rle")
 
 
 def renditions_queue(*, study_id: int) -> None:
-    """Queue the renditions of a study once the current transaction commits (ids only)."""
+    """Queue the renditions of a study once the current transaction commits (ids only; sent again
+    if the broker cannot take it then: ``apps.core.queue``)."""
     if not getattr(settings, "LIGHTBOX_RENDITIONS_AFTER_INGEST", True):
         return
     from apps.renditions.tasks import study_renditions_task
 
-    transaction.on_commit(partial(study_renditions_task.delay, study_id))
+    send_on_commit(study_renditions_task, study_id)
 
 
 def key_instance_ids(instances: Iterable[Instance]) -> set[int]:

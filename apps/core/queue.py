@@ -1,0 +1,75 @@
+"""Queuing a task once its rows are committed, and sending it again when the broker could not take it.
+
+Services queue their tasks with ``send_on_commit(task, id)`` (``transaction.on_commit``, ids
+only). When the broker cannot be reached at that moment (Redis down or restarting), the send
+fails after the commit: the work it names is saved (an upload's bytes staged, an export asked
+for) but nothing would ever run it, and the request that did the work would end in a 500. Here
+such a send is recorded as an ``UnsentTask`` row (the task's name and its ids, never patient
+data) and the request goes on; the page shows the work as queued. The beat entry
+``core-unsent-tasks-send`` (``unsent_tasks_send``) sends the rows again once the broker answers.
+A row exists only for a send that failed, so this never queues a task twice (the tasks are
+idempotent all the same). Where tasks run eagerly (the embedded default, no broker) the task runs
+in-process as before, and what it raises reaches the caller.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import partial
+
+from django.db import transaction
+
+from apps.core.models import UnsentTask
+
+logger = logging.getLogger(__name__)
+
+#: rows sent again per sweep, at most (the next sweep takes the rest)
+SWEEP_MAX = 1000
+
+
+def send_on_commit(task, *args: int) -> None:
+    """Queue ``task(*args)`` once the current transaction commits (at once outside one)."""
+    transaction.on_commit(partial(_send, task, args))
+
+
+def _send(task, args: tuple) -> None:
+    if task.app.conf.task_always_eager:
+        task.delay(*args)
+        return
+    try:
+        task.delay(*args)
+    except Exception as exc:  # noqa: BLE001 - any failure to publish: the committed work must not be lost
+        UnsentTask.objects.create(task=task.name, args=list(args), error=type(exc).__name__)
+        logger.warning(
+            "task %s not queued (%s): it is sent again once the broker answers", task.name, type(exc).__name__
+        )
+
+
+def unsent_tasks_send() -> int:
+    """Send the tasks the broker could not take (schedule it). Each row is claimed by deleting it
+    in a transaction that rolls back if the send fails, so a row is sent by one sweep and kept
+    until a send succeeds; the first failure ends the sweep (the broker is still away)."""
+    from portal.celery import app
+
+    sent = 0
+    for row in UnsentTask.objects.all()[:SWEEP_MAX]:
+        task = app.tasks.get(row.task)
+        if task is None:  # renamed or removed in a release: nothing can run it
+            logger.error("unsent task %s: no such task; row %s kept", row.task, row.pk)
+            continue
+        eager = task.app.conf.task_always_eager  # no broker now: the task runs here, after its claim
+        try:
+            with transaction.atomic():
+                if not UnsentTask.objects.filter(pk=row.pk).delete()[0]:
+                    continue  # another sweep sent it
+                if not eager:
+                    task.delay(*row.args)
+        except Exception as exc:  # noqa: BLE001 - the broker still cannot be reached: the row stays
+            logger.warning("unsent tasks: %s still not queued (%s); %s sent", row.task, type(exc).__name__, sent)
+            break
+        if eager:
+            task.delay(*row.args)
+        sent += 1
+    if sent:
+        logger.info("unsent tasks: %s sent", sent)
+    return sent

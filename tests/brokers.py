@@ -1,0 +1,27 @@
+"""A Celery broker that cannot be reached, for real: the app sends to a port nothing listens on."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+UNREACHABLE = "redis://127.0.0.1:1/0"  # nothing listens on port 1: connection refused
+
+
+def _reset(app) -> None:
+    app._pool = None  # the connection pool and the producer pool are made again from the new URL
+    app.amqp._producer_pool = None
+
+
+@contextmanager
+def broker_unreachable():
+    """Tasks are sent (not run eagerly) to a broker that refuses connections."""
+    from portal.celery import app
+
+    saved = app.conf.broker_url, app.conf.task_always_eager
+    app.conf.broker_url, app.conf.task_always_eager = UNREACHABLE, False
+    _reset(app)
+    try:
+        yield
+    finally:
+        app.conf.broker_url, app.conf.task_always_eager = saved
+        _reset(app)

@@ -1,0 +1,44 @@
+"""A task the broker could not take when its work was committed is recorded and sent again by the
+sweep (apps.core.queue); nothing else is queued twice."""
+
+from __future__ import annotations
+
+import pytest
+from celery import shared_task
+
+from apps.core.models import UnsentTask
+from apps.core.queue import send_on_commit, unsent_tasks_send
+from tests.brokers import broker_unreachable
+
+pytestmark = pytest.mark.django_db
+
+RAN: list[int] = []
+
+
+@shared_task
+def _probe_task(row_id: int) -> None:
+    RAN.append(row_id)
+
+
+def test_a_send_the_broker_refuses_is_recorded_and_sent_again_once_it_answers(
+    django_capture_on_commit_callbacks, caplog
+):
+    RAN.clear()
+    with broker_unreachable(), django_capture_on_commit_callbacks(execute=True):
+        send_on_commit(_probe_task, 7)
+    [row] = UnsentTask.objects.all()
+    assert (row.task, row.args, row.error) == (_probe_task.name, [7], "OperationalError")
+    assert "not queued (OperationalError)" in caplog.text
+    with broker_unreachable():
+        assert unsent_tasks_send() == 0  # still away: the row stays
+    assert UnsentTask.objects.count() == 1 and RAN == []
+    assert unsent_tasks_send() == 1  # it answers (here: tasks run eagerly)
+    assert RAN == [7] and not UnsentTask.objects.exists()
+    assert unsent_tasks_send() == 0 and RAN == [7]  # sent once
+
+
+def test_a_send_that_succeeds_leaves_no_row(django_capture_on_commit_callbacks):
+    RAN.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        send_on_commit(_probe_task, 8)
+    assert RAN == [8] and not UnsentTask.objects.exists()
