@@ -69,6 +69,12 @@ FORBIDDEN = {
 }
 SIGNED_OUT = {**FORBIDDEN, "description": "Not signed in (`Lightbox-Refusal: signed_out`). " + _GATE,
               "headers": {**RESUMABLE_OUT, **_refusal_out(tus.Refusal.SIGNED_OUT)}}
+APPEND_FORBIDDEN = {
+    **FORBIDDEN,
+    "description": "Not signed in (`Lightbox-Refusal: signed_out`), or the policy, asked again before "
+                   "each append, refuses it: the case was closed (`case_closed`) or no longer takes this "
+                   "user's uploads (`case_forbidden`), or the user's role may no longer upload. " + _GATE,
+}
 PRECONDITION = _refusal("Tus-Resumable missing or another version.",
                         extra={"Tus-Version": _out("The versions the server speaks.")})
 NOT_FOUND = _refusal("No such upload for this user (other users' and organizations' uploads "
@@ -120,8 +126,9 @@ def _root_path() -> dict:
                     **RESUMABLE_OUT, "Location": _out("The upload's URL.", type="string", format="uri"),
                     **EXPIRES_OUT, **{k: {**v, "description": "With a body: bytes kept of it."}
                                       for k, v in OFFSET_OUT.items()}}},
-                "400": _refusal("Upload-Length missing, malformed Upload-Metadata or Upload-Checksum, or a case "
-                                "this user cannot see."),
+                "400": _refusal("Upload-Length missing or not a number, malformed Upload-Metadata, an "
+                                "Upload-Checksum with a body that is malformed or of an unknown algorithm (nothing "
+                                "is created), or a case this user cannot see."),
                 "403": FORBIDDEN,
                 "412": PRECONDITION,
                 "413": _refusal("Upload-Length is over the organization's limit (`Lightbox-Refusal: too_large`).",
@@ -164,9 +171,10 @@ def _upload_path() -> dict:
             "requestBody": {"required": True, "content": _BINARY},
             "responses": {
                 "204": {"description": "Appended.", "headers": {**RESUMABLE_OUT, **OFFSET_OUT, **EXPIRES_OUT}},
-                "400": _refusal("Upload-Offset missing, a malformed Upload-Checksum or an unknown algorithm, or a "
-                                "body shorter than Content-Length: nothing of it was kept."),
+                "400": _refusal("Upload-Offset missing or not a number, a malformed Upload-Checksum or an unknown "
+                                "algorithm, or a body shorter than Content-Length: nothing of it was kept."),
                 **common,
+                "403": APPEND_FORBIDDEN,
                 "409": _refusal("Upload-Offset is not the upload's offset: resume from the one sent.",
                                 extra=OFFSET_OUT),
                 "410": GONE, "412": PRECONDITION,
@@ -182,6 +190,8 @@ def _upload_path() -> dict:
             "summary": "Abandon an upload (tus termination)",
             "parameters": [TUS_RESUMABLE, CSRF_TOKEN],
             "responses": {"204": {"description": "Removed.", "headers": RESUMABLE_OUT}, **common,
+                          "409": _refusal("Every byte arrived and the ingest has the upload: it can no longer "
+                                          "be cancelled."),
                           "410": GONE, "412": PRECONDITION},
         },
         "options": {

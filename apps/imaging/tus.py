@@ -111,6 +111,12 @@ def _parse_metadata(raw: str) -> dict[str, str] | None:
     return out
 
 
+def _not_a_number(header: str) -> HttpResponse:
+    """400: ``header`` (Upload-Offset, Upload-Length) is there but not a number written in digits
+    0-9 (it was answered as if missing)."""
+    return _error(400, gettext("%(header)s must be a number of bytes, in digits 0-9") % {"header": header})
+
+
 def _upload_url(upload: Upload) -> str:
     return reverse("imaging:tus_upload", kwargs={"upload_id": upload.public_id})
 
@@ -129,20 +135,36 @@ def _unauthenticated(request: HttpRequest) -> HttpResponse | None:
     return None
 
 
+def _checksum(request: HttpRequest) -> tuple[str, bytes] | HttpResponse | None:
+    """Upload-Checksum as (algorithm, expected digest); None without one; a 400 when its algorithm
+    is not one of CHECKSUMS or its digest is not the base64 of a digest of that algorithm's size
+    (an empty one included: it could match no body, so every chunk would be a 460)."""
+    checksum = request.headers.get("Upload-Checksum", "")
+    if not checksum:
+        return None
+    algo, _, value = checksum.partition(" ")
+    algo = algo.lower()
+    if algo not in CHECKSUMS:
+        return _error(400, gettext("unsupported checksum algorithm"))
+    try:
+        expected = base64.b64decode(value, validate=True)
+    except binascii.Error:
+        return _error(400, gettext("malformed Upload-Checksum"))
+    if len(expected) != CHECKSUMS[algo]().digest_size:
+        return _error(400, gettext("malformed Upload-Checksum"))
+    return algo, expected
+
+
 def _write_body(request: HttpRequest, upload: Upload) -> HttpResponse | None:
     """Append the request body at upload.offset; verify the checksum; update the offset."""
-    checksum = request.headers.get("Upload-Checksum", "")
+    checksum = _checksum(request)
+    if isinstance(checksum, HttpResponse):
+        return checksum
     digest = None
     expected = b""
-    if checksum:
-        algo, _, value = checksum.partition(" ")
-        if algo.lower() not in CHECKSUMS:
-            return _error(400, gettext("unsupported checksum algorithm"))
-        try:
-            expected = base64.b64decode(value, validate=True)
-        except binascii.Error:
-            return _error(400, gettext("malformed Upload-Checksum"))
-        digest = CHECKSUMS[algo.lower()]()
+    if checksum is not None:
+        algo, expected = checksum
+        digest = CHECKSUMS[algo]()
     declared = header_number(request.headers.get("Content-Length"), past=_PAST_ANY_UPLOAD)
     start = upload.offset
     stream = body_stream(request)  # straight from the ASGI channel when served through it
@@ -231,6 +253,8 @@ def uploads_root(request: HttpRequest) -> HttpResponse:
         return _error(403, gettext("you may not upload studies to this organization"))
     length = header_number(request.headers.get("Upload-Length"), past=_PAST_ANY_UPLOAD)
     if length is None:
+        if "Upload-Length" in request.headers:
+            return _not_a_number("Upload-Length")
         return _error(400, gettext("Upload-Length is required (deferred length is not supported)"))
     if length > org.upload_max_bytes:
         return _error(413, gettext("larger than this organization's upload limit (%(limit)s bytes)")
@@ -238,6 +262,9 @@ def uploads_root(request: HttpRequest) -> HttpResponse:
     metadata = _parse_metadata(request.headers.get("Upload-Metadata", ""))
     if metadata is None:
         return _error(400, gettext("malformed Upload-Metadata"))
+    with_body = request.headers.get("Content-Type", "").startswith(OCTET)
+    if with_body and isinstance(bad := _checksum(request), HttpResponse):
+        return bad  # refused before the upload exists (it was created, and the 400 dropped, before)
     case = None
     if metadata.get("case"):
         try:
@@ -250,13 +277,9 @@ def uploads_root(request: HttpRequest) -> HttpResponse:
         upload = uploads.upload_create(organization=org, user=request.user, length=length, filename=filename,
                                        metadata=keep, case=case, request=request)
     except PermissionDenied:  # the denial is recorded; the case is seen, so it is named
-        if case is not None and not case.is_open:
-            return _error(403, gettext("This case is closed: reopen it to upload studies into it."),
-                          Lightbox_Refusal=Refusal.CASE_CLOSED)
-        return _error(403, gettext("You may not upload studies into this case."),
-                      Lightbox_Refusal=Refusal.CASE_FORBIDDEN)
+        return _case_refusal(case)
     headers = {"Location": request.build_absolute_uri(_upload_url(upload)), "Upload_Expires": _expires(upload)}
-    if request.headers.get("Content-Type", "").startswith(OCTET):
+    if with_body:
         if (bad := _write_body(request, upload)) is not None:
             if bad.status_code == 460:
                 return bad
@@ -265,6 +288,28 @@ def uploads_root(request: HttpRequest) -> HttpResponse:
     elif length == 0:
         _maybe_complete(request, upload)
     return _resp(201, **headers)
+
+
+def _case_refusal(case: Case | None) -> HttpResponse:
+    """403: the policy refused an upload into ``case`` (one the user sees, so it is named)."""
+    if case is not None and not case.is_open:
+        return _error(403, gettext("This case is closed: reopen it to upload studies into it."),
+                      Lightbox_Refusal=Refusal.CASE_CLOSED)
+    return _error(403, gettext("You may not upload studies into this case."),
+                  Lightbox_Refusal=Refusal.CASE_FORBIDDEN)
+
+
+def _may_append(request: HttpRequest, upload: Upload) -> HttpResponse | None:
+    """The policy asked again before bytes are written (as at creation; the denial recorded):
+    the case may have been closed, or the uploader's role changed, since the upload began, and
+    the last byte files the studies into the case."""
+    try:
+        policy.require(request.user, Action.UPLOAD_STUDY, upload.case or upload.organization, request=request)
+    except PermissionDenied:
+        if upload.case is None:
+            return _error(403, gettext("you may not upload studies to this organization"))
+        return _case_refusal(upload.case)
+    return None
 
 
 def _maybe_complete(request: HttpRequest, upload: Upload) -> None:
@@ -308,7 +353,7 @@ def upload_detail(request: HttpRequest, upload_id: UUID) -> HttpResponse:
     visible = Upload.objects.visible_to(request.user)
     if request.method in ("HEAD", "PATCH", "DELETE"):
         visible = visible.filter(created_by=request.user)  # only the uploader writes to it
-    upload = visible.select_related("organization").filter(public_id=upload_id).first()
+    upload = visible.select_related("organization", "case").filter(public_id=upload_id).first()
     if upload is None:
         return _error(404, gettext("no such upload"))
     if request.method == "GET":
@@ -327,18 +372,22 @@ def upload_detail(request: HttpRequest, upload_id: UUID) -> HttpResponse:
             headers["Upload_Length"] = str(upload.length)
         return _resp(200, **headers)
     if request.method == "DELETE":
-        uploads.upload_terminate(upload=upload, by=request.user, request=request)
+        if not uploads.upload_terminate(upload=upload, by=request.user, request=request):
+            # every byte is in and the ingest has it: its staging file stays for the ingest
+            return _error(409, gettext("this upload is finished: it can no longer be cancelled"))
         return _resp(204)
     if not request.headers.get("Content-Type", "").startswith(OCTET):
         return _error(415, gettext("Content-Type must be %(type)s") % {"type": OCTET})
     offset = header_number(request.headers.get("Upload-Offset"), past=_PAST_ANY_UPLOAD)
     if offset is None:
+        if "Upload-Offset" in request.headers:
+            return _not_a_number("Upload-Offset")
         return _error(400, gettext("Upload-Offset is required"))
     if offset != upload.offset:
         return _offset_conflict(upload.offset)
     if upload.state != UploadState.UPLOADING:
         return _resp(204, Upload_Offset=str(upload.offset))
-    if (bad := _write_body(request, upload)) is not None:
+    if (bad := _may_append(request, upload)) or (bad := _write_body(request, upload)):
         return bad
     with transaction.atomic():
         _maybe_complete(request, upload)

@@ -88,11 +88,16 @@ def upload_discard_staging(upload: Upload) -> None:
             pass
 
 
-def upload_terminate(*, upload: Upload, by, request=None) -> None:
-    Upload.objects.filter(pk=upload.pk).update(state=UploadState.TERMINATED)
+def upload_terminate(*, upload: Upload, by, request=None) -> bool:
+    """Abandon an unfinished upload and delete what it staged. Claimed first (a conditional
+    UPDATE): an upload that is no longer ``uploading`` (its last byte arrived, so its ingest job
+    reads the staging file; or it expired) is left alone and False returned."""
+    if not Upload.objects.filter(pk=upload.pk, state=UploadState.UPLOADING).update(state=UploadState.TERMINATED):
+        return False
     upload_discard_staging(upload)
     record(action="imaging.upload_deleted", actor=by, organization_id=upload.organization_id, target=upload,
            request=request, details={"bytes": upload.offset})
+    return True
 
 
 def uploads_expire(now=None) -> int:
