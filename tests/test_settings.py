@@ -63,7 +63,7 @@ def test_variables_switch_to_postgresql_redis_and_s3(tmp_path):
     ))
     assert got == {"engine": "django.db.backends.postgresql", "eager": False, "broker": "redis://cache.internal:6379/0",
                    "storage": "storages.backends.s3.S3Storage", "debug": False,
-                   "cache": "django.core.cache.backends.redis.RedisCache",
+                   "cache": "apps.core.cache.ResilientRedisCache",
                    "renderers": ["rest_framework.renderers.JSONRenderer"]}
 
 

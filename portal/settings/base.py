@@ -346,10 +346,11 @@ ACCOUNT_RATE_LIMITS = {"login_failed": "20/m/ip"}
 REDIS_URL = env.str("REDIS_URL", default="")
 # The cache holds the sign-in throttle (allauth) and the invitation-token lockout: with Redis it
 # is one for every web process and survives their restarts; a per-process memory cache would give
-# each worker its own count. The embedded default (one process) keeps it in memory.
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
-                      "KEY_PREFIX": "lightbox"} if REDIS_URL else
-          {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# each worker its own count. The embedded default (one process) keeps it in memory. While Redis
+# cannot be reached the cache reads as empty (apps/core/cache.py): sign-in goes on, not a 500.
+CACHES = {"default": {"BACKEND": "apps.core.cache.ResilientRedisCache", "LOCATION": REDIS_URL,
+                      "KEY_PREFIX": "lightbox", "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2}}
+          if REDIS_URL else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 # eager tasks still take a producer (Celery 5.3+): with a host named, kombu does not warn
 # "No hostname was supplied" on every task of the embedded default
 CELERY_BROKER_URL = REDIS_URL or "memory://localhost/"
