@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import re
+from datetime import timedelta
 
 from cryptography.exceptions import InvalidTag
 from django.db import transaction
@@ -76,19 +77,37 @@ def pseudonym_check(*, study: Study, value: str) -> str:
     return value
 
 
+#: an export of the same thing that finished this recently is the one a second start meant (a
+#: double click, a second tab, answered after a small study's export already finished); after
+#: it, starting again makes a new export (its own UID mapping; the profile may have changed)
+JUST_FINISHED = timedelta(minutes=5)
+
+
 def deid_export_start(*, study: Study, by, pseudonym: str, request=None, enqueue: bool = True) -> DeidExport:
     """Queue a de-identified export of ``study`` (refused and recorded without
     ``export_deidentified``). The task runs once the row is committed (``enqueue=False``: the
-    caller runs ``deid_export_run`` itself, as the demo seed does)."""
+    caller runs ``deid_export_run`` itself, as the demo seed does).
+
+    Idempotent: while an export by ``by`` of the same study with the same pseudonym (the profile
+    is one, so that is the same thing) is queued or running, or finished ready less than
+    ``JUST_FINISHED`` ago, that export is returned and nothing is recorded (no second
+    ``deid.export_started``). A failed one is not: starting again is the retry. Two starts at once
+    (a double click, two tabs) are serialized by a lock on the study row, taken before the look for
+    an existing export: the second waits for the first to commit, then finds its export. The same
+    lock ``study_delete`` takes: a study deleted meanwhile raises ``Study.DoesNotExist``."""
     policy.require(by, Action.EXPORT_DEIDENTIFIED, study, request=request)
     pseudonym = pseudonym_check(study=study, value=pseudonym)
     from apps.deid.tasks import deid_export_task
 
-    unfinished = DeidExport.objects.filter(study=study, created_by=by, pseudonym=pseudonym,
-                                           state__in=[State.QUEUED, State.RUNNING]).first()
-    if unfinished is not None:
-        return unfinished  # a second click while the first export runs
     with transaction.atomic():
+        if not Study.objects.select_for_update(no_key=True).filter(pk=study.pk).exists():
+            raise Study.DoesNotExist("the study was deleted meanwhile")
+        same = DeidExport.objects.filter(study=study, created_by=by, pseudonym=pseudonym)
+        existing = (same.filter(Q(state__in=[State.QUEUED, State.RUNNING])
+                                | Q(state=State.READY, finished_at__gte=timezone.now() - JUST_FINISHED))
+                    .order_by("-created_at", "-id").first())
+        if existing is not None:
+            return existing
         export = DeidExport.objects.create(organization_id=study.organization_id, study=study, created_by=by,
                                            pseudonym=pseudonym,
                                            files_total=Instance.objects.filter(study=study).count())

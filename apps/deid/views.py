@@ -71,8 +71,13 @@ def study_exports(request: HttpRequest, study_id: UUID) -> HttpResponse:
             export = services.deid_export_start(study=study, by=request.user, pseudonym=pseudonym, request=request)
         except services.InvalidPseudonym as exc:
             error = str(exc)
+        except Study.DoesNotExist:  # deleted since this request found it
+            raise Http404 from None
         else:
-            messages.success(request, _("The de-identified export has started."))
+            if export.is_finished:  # the same export, just made (a second click, another tab)
+                messages.info(request, _("This export was made moments ago with the same pseudonym: here it is."))
+            else:
+                messages.success(request, _("The de-identified export has started."))
             return redirect(export.get_absolute_url())
     exports = DeidExport.objects.visible_to(request.user).filter(study=study).select_related("created_by")[:50]
     return render(request, "deid/study_exports.html", {

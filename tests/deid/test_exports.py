@@ -555,9 +555,35 @@ def test_a_second_click_while_running_makes_no_second_export(world):
     first = deid_export_start(study=world["study"], by=world["clinician"], pseudonym="PSEUDO-6", enqueue=False)
     again = deid_export_start(study=world["study"], by=world["clinician"], pseudonym="PSEUDO-6", enqueue=False)
     assert again.pk == first.pk and DeidExport.objects.count() == 1
-    deid_export_run(export_id=first.pk)
-    later = deid_export_start(study=world["study"], by=world["clinician"], pseudonym="PSEUDO-6", enqueue=False)
-    assert later.pk != first.pk  # once finished, a new export is a new export
+    other = deid_export_start(study=world["study"], by=world["clinician"], pseudonym="PSEUDO-7", enqueue=False)
+    assert other.pk != first.pk  # another pseudonym is another export
+
+
+def test_a_second_click_after_a_quick_finish_returns_the_finished_export(world, client_as,
+                                                                        django_capture_on_commit_callbacks):
+    """A small study's export may be ready before the second click of a double click (or the start
+    in another tab) arrives: that start returns the ready export, with a message saying so, and
+    records nothing. Once ``JUST_FINISHED`` has passed, or when the export failed, starting again
+    makes a new export (its own UID mapping: a deliberate re-export, or the retry)."""
+    from apps.deid.services import JUST_FINISHED
+
+    client = client_as(world["clinician"])
+    _start(client, world["study"], django_capture_on_commit_callbacks)
+    first = DeidExport.objects.get()
+    assert first.state == State.READY  # tasks run eagerly here
+    response = _start(client, world["study"], django_capture_on_commit_callbacks)
+    assert response.status_code == 302 and response["Location"] == first.get_absolute_url()
+    assert DeidExport.objects.count() == 1
+    assert AuditEvent.objects.filter(action=A.DEID_EXPORT_STARTED).count() == 1
+    page = client.get(first.get_absolute_url())
+    assert "made moments ago with the same pseudonym" in page.content.decode()
+
+    DeidExport.objects.filter(pk=first.pk).update(finished_at=timezone.now() - JUST_FINISHED - timedelta(seconds=1))
+    later = deid_export_start(study=world["study"], by=world["clinician"], pseudonym="PSEUDO-CASE-1", enqueue=False)
+    assert later.pk != first.pk
+    DeidExport.objects.filter(pk=later.pk).update(state=State.FAILED, finished_at=timezone.now())
+    retry = deid_export_start(study=world["study"], by=world["clinician"], pseudonym="PSEUDO-CASE-1", enqueue=False)
+    assert retry.pk not in (first.pk, later.pk)
 
 
 def test_deleting_the_study_removes_its_exports_blobs(world, client_as, django_capture_on_commit_callbacks,
