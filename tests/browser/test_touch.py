@@ -87,3 +87,32 @@ def test_the_viewers_way_back_frame_rate_and_keyboard_help_are_finger_sized(page
             if box is None or box["height"] < TARGET:
                 problems.append(f"{width}x{height} {name}: {box}")
     assert not problems, "\n".join(problems)
+
+
+def test_the_patient_portal_draws_one_line_between_two_studies(page, live_server):
+    from apps.sharing import services
+    from apps.sharing.usecases import RecipientKind, UseCase
+    from tests.factories import RenditionFactory, StudyFactory
+
+    org = OrganizationFactory(name="Northwind Test", mfa_required_roles=[])
+    owner = member(org, Role.CLINICIAN, email="owner@lines.example")
+    patient = member(org, Role.PATIENT, email="patient@lines.example")
+    case = CaseFactory(organization=org, created_by=owner, responsible_clinician=owner)
+    for description in ("CT chest", "CT abdomen"):
+        study = StudyFactory(organization=org, case=case, study_description=description)
+        RenditionFactory(organization=org, study=study, kind="education", label="education_low_res")
+    services.share_create(
+        case=case, by=owner, use_case=UseCase.PATIENT_EDUCATION, recipient_kind=RecipientKind.USER, grantee=patient
+    )
+    signed_in_as(page, live_server.url, patient)
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(f"{live_server.url}/portal/")
+    items = page.get_by_test_id("education-study")
+    assert items.count() == 2
+    # the lines drawn in the gap between the first study and the second: the first's bottom
+    # border and the second's top border
+    lines = items.evaluate_all(
+        "els => { const w = (e, side) => parseFloat(getComputedStyle(e)[`border${side}Width`]) > 0;"
+        " return [w(els[0], 'Bottom'), w(els[1], 'Top')].filter(Boolean).length; }"
+    )
+    assert lines == 1
