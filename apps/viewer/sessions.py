@@ -50,14 +50,23 @@ def viewer_session_touch(*, key: str, now: datetime | None = None) -> bool:
 LATE_FRAME_GRACE = timedelta(seconds=10)
 
 
-def viewer_session_left_just_now(*, key: str, study: Any, now: datetime | None = None) -> bool:
+def viewer_session_left_just_now(*, key: str, study: Any, user: Any, actor_label: str,
+                                 now: datetime | None = None) -> bool:
     """The session of ``study`` was closed by its own page (reason "closed") within
-    ``LATE_FRAME_GRACE``: a frame sent with its key (a secret only that page held) is one the
-    leaving page asked for, not a new reading (which, later, or after the idle sweep, opens a new
-    recorded session)."""
+    ``LATE_FRAME_GRACE`` and was opened by the person the frame request is from now (``user``,
+    None for an anonymous link holder, and ``actor_label``, as ``viewer_session_open`` stores
+    them): a frame sent with its key (a secret only that page held) is one the leaving page asked
+    for, not a new reading (which, later, or after the idle sweep, opens a new recorded session).
+
+    Whoever it is from matters: Django keeps a browser session's data when a link holder signs
+    in, so a frame sent with the key of the page a link holder just left may already be the
+    signed-in person's. It is their reading, recorded as theirs, never added to the link
+    holder's closed session (nor the other way round after a sign-out)."""
     now = now or timezone.now()
+    user_id = user.pk if getattr(user, "is_authenticated", False) else None
     return ViewerSession.objects.filter(key=key, study=study, close_reason="closed",
-                                        closed_at__gte=now - LATE_FRAME_GRACE).exists()
+                                        closed_at__gte=now - LATE_FRAME_GRACE,
+                                        user_id=user_id, actor_label=actor_label).exists()
 
 
 def viewer_session_close(*, key: str, reason: str, frames: int | None = None,

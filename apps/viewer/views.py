@@ -163,9 +163,9 @@ def _frame_session(request: HttpRequest, actor, study: Study, quality: str) -> N
             return
         del sessions[key]  # closed (the idle sweep): reading on is a new, recorded session
         request.session[SESSIONS_KEY] = sessions
-    if sent and viewer_session_left_just_now(key=sent, study=study):
-        return  # asked for by the page before it was left (its beacon took the key off the list)
     user = policy._user_of(actor)
+    if sent and viewer_session_left_just_now(key=sent, study=study, user=user, actor_label=_actor_label(actor)):
+        return  # asked for by the page before it was left (its beacon took the key off the list)
     viewer_session = viewer_session_open(
         study=study, user=user if _signed_in(user) else None, actor=actor, actor_label=_actor_label(actor),
         request=request, details={"mode": "diagnostic" if quality == "diagnostic" else "preview", "via": "frame"})

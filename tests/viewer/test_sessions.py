@@ -145,3 +145,35 @@ def test_signing_in_after_viewing_through_a_link_starts_a_session_of_ones_own(cl
     assert not _closed(ct_study).exists()
     assert viewer_sessions_close_idle_task() == 1  # the link holder's, idle since the sign-in
     assert _closed(ct_study).get().details["session"] == held
+
+
+def test_a_frame_after_signing_in_is_the_new_persons_even_within_the_grace(client, clinician_a, ct_study):
+    """A link holder leaves the viewer (its beacon closes the session, reason "closed") and, less
+    than LATE_FRAME_GRACE later, someone signs in on that browser. A frame still in flight from the
+    leaving page belongs to the session it closed; but a frame sent with that key once the person
+    has signed in is theirs: it opens (and records) a session of their own, never passes as the
+    link holder's late frame."""
+    from apps.sharing import services as sharing
+    from apps.sharing.usecases import RecipientKind, UseCase
+
+    org = ct_study.organization
+    org.anonymous_links_enabled = True
+    org.save()
+    _grant, _link, raw = sharing.share_create(case=ct_study.case, by=clinician_a, use_case=UseCase.CUSTOM,
+                                              recipient_kind=RecipientKind.ANONYMOUS)
+    assert client.get(reverse("sharing:link_open", kwargs={"token": raw})).status_code == 302
+    held = _open(client, ct_study)
+    close = reverse("viewer:close", kwargs={"study_id": ct_study.public_id})
+    assert client.post(close, {"session": held}).status_code == 204
+    frame = reverse("viewer:frame", kwargs={"instance_id": ct_study.phantom_instances[0].public_id}) + "?quality=low"
+    opened = AuditEvent.objects.filter(action="viewer.opened", study_ref=ct_study.public_id)
+    # the leaving page's own late frame: the grace the beacon's race needs
+    assert client.get(frame, HTTP_X_LIGHTBOX_VIEWER_SESSION=held).status_code == 200
+    assert opened.count() == 1
+
+    client.force_login(clinician_a)  # within the grace
+    assert client.get(frame, HTTP_X_LIGHTBOX_VIEWER_SESSION=held).status_code == 200
+    own = ViewerSession.objects.exclude(key=held).get(study=ct_study)
+    assert own.user == clinician_a and own.closed_at is None
+    assert opened.count() == 2 and opened.latest("id").actor == clinician_a
+    assert opened.latest("id").details["session"] == own.key
