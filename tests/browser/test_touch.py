@@ -116,3 +116,19 @@ def test_the_patient_portal_draws_one_line_between_two_studies(page, live_server
         " return [w(els[0], 'Bottom'), w(els[1], 'Top')].filter(Boolean).length; }"
     )
     assert lines == 1
+
+
+def test_no_shares_yet_is_said_without_an_empty_table_on_a_phone(page, live_server):
+    """An empty table on a phone showed its first columns' headings with the rest scrolled out of
+    sight, and the sentence saying it was empty inside it."""
+    org = OrganizationFactory(name="Northwind Test", mfa_required_roles=[])
+    user = member(org, Role.CLINICIAN, email="nothing.yet@touch.example")
+    signed_in_as(page, live_server.url, user)
+    page.set_viewport_size({"width": 390, "height": 844})
+    for path, empty, sentence in [
+        ("/sharing/", "my-shares-empty", "You have not shared anything yet."),
+        ("/sharing/received/", "shared-with-me-empty", "Nothing has been shared with you."),
+    ]:
+        page.goto(f"{live_server.url}{path}")
+        assert sentence in page.get_by_test_id(empty).inner_text()
+        assert page.locator("main table").count() == 0, path
