@@ -11,13 +11,18 @@ from apps.imaging.services import StorageUnavailable, ingest_job_fail, ingest_jo
 logger = logging.getLogger(__name__)
 
 
-@shared_task(acks_late=True, reject_on_worker_lost=True, autoretry_for=(StorageUnavailable, OperationalError),
-             retry_backoff=True, max_retries=5)
-def ingest_job_run_task(job_id: int) -> None:
-    """Entry point only: the work (idempotent, resumable) is ``services.ingest_job_run``."""
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True,
+             autoretry_for=(StorageUnavailable, OperationalError), retry_backoff=True, max_retries=5)
+def ingest_job_run_task(self, job_id: int) -> None:
+    """Entry point only: the work (idempotent, resumable) is ``services.ingest_job_run``. When
+    storage (or the database) is still failing after the retries, the job is marked failed, so
+    its upload's page stops showing it running; what it stored is kept, and ``manage.py ingest
+    --resume JOB`` finishes it once storage is back."""
     try:
         ingest_job_run(job_id=job_id)
-    except (StorageUnavailable, OperationalError):
+    except (StorageUnavailable, OperationalError) as exc:
+        if self.request.retries >= self.max_retries:
+            ingest_job_fail(job_id=job_id, error=type(exc).__name__)
         raise
     except Exception as exc:  # noqa: BLE001 - re-raised, without its message
         ingest_job_fail(job_id=job_id, error=type(exc).__name__)
