@@ -132,3 +132,31 @@ def test_no_shares_yet_is_said_without_an_empty_table_on_a_phone(page, live_serv
         page.goto(f"{live_server.url}{path}")
         assert sentence in page.get_by_test_id(empty).inner_text()
         assert page.locator("main table").count() == 0, path
+
+
+def test_a_date_in_a_narrow_table_column_is_not_broken_over_two_lines_on_a_phone(page, live_server):
+    """2026-12-06 broke after its first hyphen in the studies table and the case's recent access
+    on a phone; a date read as 2026- / 12-06 is easily misread."""
+    import datetime
+
+    from tests.factories import StudyFactory
+
+    org = OrganizationFactory(name="Northwind Test", mfa_required_roles=[])
+    user = member(org, Role.CLINICIAN, email="dates@touch.example")
+    case = CaseFactory(organization=org, created_by=user, responsible_clinician=user)
+    StudyFactory(
+        organization=org, case=case, study_description="Whole Body Bone", study_date=datetime.date(2004, 8, 26)
+    )
+    admin = member(org, Role.ORG_ADMIN, email="admin.dates@touch.example")
+    page.set_viewport_size({"width": 390, "height": 844})
+    problems = []
+    for who, path in [(user, f"/cases/{case.public_id}/"), (admin, "/org/audit/")]:
+        page.context.clear_cookies()
+        signed_in_as(page, live_server.url, who)
+        page.goto(f"{live_server.url}{path}")
+        dates = page.locator("main td time")
+        assert dates.count() >= 1, path
+        # an inline element has one client rectangle per line it runs over
+        lines = dates.evaluate_all("els => els.map(e => [e.textContent, e.getClientRects().length])")
+        problems += [f"{path}: {text} on {n} lines" for text, n in lines if n != 1]
+    assert not problems, "\n".join(problems)
