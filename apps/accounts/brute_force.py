@@ -1,9 +1,11 @@
-"""Brute-force defences: passwords (django-axes), invitation tokens (per address, in the cache).
-OTP codes are locked in apps.accounts.mfa. Every lockout is an audit event; pages say clearly
-what happened and when to try again."""
+"""Brute-force defences: passwords (django-axes), invitation tokens (per address, in the cache),
+the code that confirms an authenticator being enrolled (per account, in the cache). Codes of an
+enrolled second factor are locked in apps.accounts.mfa (on the device). Every lockout is an
+audit event; pages say clearly what happened and when to try again."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from axes.backends import AxesStandaloneBackend
@@ -12,6 +14,7 @@ from django.core.cache import cache
 from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.utils import timezone
 
 from apps.audit.services import record
 
@@ -68,19 +71,80 @@ def invitation_token_blocked(request: HttpRequest) -> bool:
     return cache.get(_invite_key(request), 0) >= settings.LIGHTBOX_INVITE_TOKEN_MAX_FAILURES
 
 
+def _counted(key: str, window: int) -> int:
+    """Add one to the count under ``key`` (atomic in Redis), kept ``window`` seconds from the first."""
+    if cache.add(key, 1, window):
+        return 1
+    try:
+        return cache.incr(key)
+    except ValueError:  # expired in between
+        cache.set(key, 1, window)
+        return 1
+
+
 def invitation_token_failed(request: HttpRequest) -> int:
     """Count one unknown invitation token from this address (window: the first failure)."""
-    key = _invite_key(request)
-    window = settings.LIGHTBOX_INVITE_TOKEN_WINDOW_MINUTES * 60
-    if cache.add(key, 1, window):
-        count = 1
-    else:
-        try:
-            count = cache.incr(key)
-        except ValueError:
-            cache.set(key, 1, window)
-            count = 1
+    count = _counted(_invite_key(request), settings.LIGHTBOX_INVITE_TOKEN_WINDOW_MINUTES * 60)
     if count == settings.LIGHTBOX_INVITE_TOKEN_MAX_FAILURES:
         record(action="invitation.token_locked_out", outcome="denied", request=request, actor_label="anonymous",
                details={"failures": count})
     return count
+
+
+# --- the code that confirms an authenticator being enrolled --------------------------------------
+# Not on the device, as the sign-in codes are (apps.accounts.mfa.locked_until): the device being
+# enrolled is not stored until a code confirms it (its key waits in the session), and a count kept
+# in the session would not hold against codes posted at once (each request reads the count as it
+# was and writes it back). The same limits as the enrolled factor: LIGHTBOX_OTP_MAX_FAILURES wrong
+# codes lock enrolment for LIGHTBOX_OTP_LOCK_MINUTES, recorded as the sign-in codes are (purpose
+# "enrol"). While Redis cannot be reached the count rests, as the other counts here do
+# (apps.core.cache); the pending key is a secret of the very session that posts the codes.
+
+def _enrol_key(user: Any) -> str:
+    return f"lightbox:otp-enrol-fail:{user.pk}"
+
+
+def _enrol_until_key(user: Any) -> str:
+    return f"lightbox:otp-enrol-locked:{user.pk}"
+
+
+def enrolment_code_claim(request: HttpRequest, user: Any) -> datetime | None:
+    """Claim one try at the code typed on the enrolment page, before it is checked: None when it
+    may be checked, else when enrolment unlocks (the refusal recorded, the code left unchecked).
+    Counted first, atomically, so that codes posted at once cannot all be checked against a count
+    none of them has raised yet; a right code gives its try back (``enrolment_code_right``)."""
+    window = settings.LIGHTBOX_OTP_LOCK_MINUTES * 60
+    tries = _counted(_enrol_key(user), window)
+    if tries <= settings.LIGHTBOX_OTP_MAX_FAILURES:
+        return None
+    stored = cache.get(_enrol_until_key(user))
+    until = (datetime.fromtimestamp(stored, tz=UTC) if stored else timezone.now() + timedelta(seconds=window))
+    record(action="auth.otp_refused_locked", actor=user, outcome="denied", request=request,
+           details={"purpose": "enrol"})
+    return until
+
+
+def enrolment_code_wrong(request: HttpRequest, user: Any) -> datetime | None:
+    """A claimed code did not match: recorded (``auth.otp_failed``); the try that reaches
+    LIGHTBOX_OTP_MAX_FAILURES locks enrolment for LIGHTBOX_OTP_LOCK_MINUTES from now (recorded
+    once, ``auth.otp_locked_out``). Returns when enrolment unlocks, None while it is not locked."""
+    failures = min(int(cache.get(_enrol_key(user), 1)), settings.LIGHTBOX_OTP_MAX_FAILURES)
+    record(action="auth.otp_failed", actor=user, outcome="denied", request=request,
+           details={"purpose": "enrol", "failures": failures})
+    if failures < settings.LIGHTBOX_OTP_MAX_FAILURES:
+        return None
+    lock = settings.LIGHTBOX_OTP_LOCK_MINUTES * 60
+    until = timezone.now() + timedelta(seconds=lock)
+    if cache.add(_enrol_until_key(user), until.timestamp(), lock):
+        cache.set(_enrol_key(user), failures, lock)  # the count lasts as long as the lock
+        record(action="auth.otp_locked_out", actor=user, outcome="denied", request=request,
+               details={"purpose": "enrol", "failures": failures,
+                        "minutes": settings.LIGHTBOX_OTP_LOCK_MINUTES})
+        return until
+    stored = cache.get(_enrol_until_key(user))
+    return datetime.fromtimestamp(stored, tz=UTC) if stored else until
+
+
+def enrolment_code_right(user: Any) -> None:
+    """The code matched: wrong codes before it no longer count."""
+    cache.delete_many([_enrol_key(user), _enrol_until_key(user)])

@@ -100,24 +100,34 @@ def totp_pending(request: HttpRequest) -> TOTPDevice:
     return TOTPDevice(user=request.user, name="authenticator", key=key, confirmed=False)
 
 
-def totp_confirm(request: HttpRequest, code: str) -> TOTPDevice | None:
-    """Store the pending authenticator, confirmed, if ``code`` is its current one; None (and
-    nothing stored) if not, or if the user has one already (a second tab, a double submit). The
-    code is checked as django-otp checks a stored device (its tolerance and drift) and is then
-    used up (``last_t``), so it cannot also verify a sign-in."""
+def totp_confirm(request: HttpRequest, code: str) -> tuple[str, Any]:
+    """Store the pending authenticator, confirmed, if ``code`` is its current one: (OTPResult.OK,
+    the device). (WRONG, None), nothing stored, if not, or if the user has one already (a second
+    tab, a double submit); (LOCKED, when it unlocks) after LIGHTBOX_OTP_MAX_FAILURES wrong codes,
+    the code left unchecked (``brute_force.enrolment_code_claim``: the limits of the enrolled
+    factor's lock, counted per account; failures and the lockout are recorded as the sign-in
+    codes' are, purpose "enrol"). The code is checked as django-otp checks a stored device (its
+    tolerance and drift) and is then used up (``last_t``), so it cannot also verify a sign-in."""
+    from apps.accounts import brute_force
+
     user = request.user
     device = totp_pending(request)
     code = "".join((code or "").split())
     if not (code.isdigit() and len(code) == device.digits):
-        return None
+        return OTPResult.WRONG, None
+    until = brute_force.enrolment_code_claim(request, user)
+    if until is not None:
+        return OTPResult.LOCKED, until
     totp = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift)
     totp.time = time.time()
     if not totp.verify(int(code), device.tolerance):
-        return None
+        until = brute_force.enrolment_code_wrong(request, user)
+        return (OTPResult.WRONG, None) if until is None else (OTPResult.LOCKED, until)
+    brute_force.enrolment_code_right(user)
     with transaction.atomic():
         User.objects.select_for_update().filter(pk=user.pk).first()  # one enrolment at a time
         if has_second_factor(user):
-            return None
+            return OTPResult.WRONG, None
         TOTPDevice.objects.filter(user=user, confirmed=False).delete()  # left by enrolment pages before
         device.last_t, device.confirmed = totp.t(), True
         if getattr(settings, "OTP_TOTP_SYNC", True):
@@ -125,7 +135,7 @@ def totp_confirm(request: HttpRequest, code: str) -> TOTPDevice | None:
         device.last_used_at = timezone.now()
         device.save()
     request.session.pop(TOTP_PENDING_KEY, None)
-    return device
+    return OTPResult.OK, device
 
 
 def manual_key(device: TOTPDevice) -> str:

@@ -3,6 +3,7 @@ accept), SSO (settings, start). Thin views: parse, call mfa/services, render."""
 
 from __future__ import annotations
 
+import math
 from uuid import UUID
 
 import segno
@@ -15,7 +16,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 from django_otp.plugins.otp_static.models import StaticDevice
@@ -84,21 +85,31 @@ def mfa_setup(request: HttpRequest) -> HttpResponse:
         return redirect(next_url(request))
     device = mfa.totp_pending(request)  # kept in the session until confirmed: a GET stores nothing
     form = EnrolForm(request.POST or None)
+    status = 200
     if request.method == "POST" and form.is_valid():
-        enrolled = mfa.totp_confirm(request, form.cleaned_data["code"])
-        if enrolled is not None:
+        result, enrolled = mfa.totp_confirm(request, form.cleaned_data["code"])
+        if result == mfa.OTPResult.OK:
             mfa.mark_verified(request, enrolled)
             mfa.recovery_codes_issue(user)
             record(action="auth.mfa_enrolled", actor=user, request=request)
             return redirect(with_next("accounts:recovery_codes", next_url(request)))
-        form.add_error("code", _("That code does not match. Check the time on your phone and try the next code."))
+        if result == mfa.OTPResult.LOCKED:
+            status = 429
+            minutes = max(1, math.ceil((enrolled - timezone.now()).total_seconds() / 60))
+            form.add_error(None, ngettext(
+                "Too many wrong codes. Wait %(minutes)s minute, then enter the code your app shows at that moment.",
+                "Too many wrong codes. Wait %(minutes)s minutes, then enter the code your app shows at that moment.",
+                minutes) % {"minutes": minutes})
+        else:
+            status = 400
+            form.add_error("code", _("That code does not match. Check the time on your phone and try the next code."))
     qr = segno.make(device.config_url, error="m")
     svg = qr.svg_inline(scale=4, dark="#111", light="#fff", title=_("QR code for your authenticator app"))
     key = mfa.manual_key(device)
     return render(request, "accounts/mfa_setup.html", {
         "form": form, "qr_svg": svg, "manual_key": key, "manual_key_grouped": " ".join(
             key[i:i + 4] for i in range(0, len(key), 4)), "next": next_url(request),
-        "required": mfa.mfa_required(user)}, status=400 if form.errors else 200)
+        "required": mfa.mfa_required(user)}, status=400 if form.errors and status == 200 else status)
 
 
 @never_cache

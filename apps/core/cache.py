@@ -1,14 +1,17 @@
 """The shared cache (Redis), read as empty while Redis cannot be reached.
 
 The cache holds only counters that slow down guessing: allauth's per-address sign-in and
-password-reset throttles and the invitation-token lockout (``apps.accounts.brute_force``).
+password-reset throttles, the invitation-token lockout and the lock on the code that confirms an
+authenticator being enrolled (``apps.accounts.brute_force``).
 Django's Redis backend raises when Redis is down or restarting, and every sign-in (even with the
 right password), password reset and invitation page was a 500. Here a connection error or time
 out is logged and the cache answers as an empty one that keeps nothing (``get`` the default,
 ``add`` stored, ``incr`` a missing key): those throttles rest until Redis answers again. What
 locks an account after wrong passwords (django-axes) and wrong second-factor codes
-(``apps.accounts.mfa``) is kept in the database and still applies, and invitation tokens are 256
-random bits: no guessing gets anywhere in that time. Sessions are in the database too.
+(``apps.accounts.mfa``) is kept in the database and still applies, invitation tokens are 256
+random bits: no guessing gets anywhere in that time, and the key being enrolled is a secret of
+the very session that posts codes for it (whoever holds the session reads it on the page).
+Sessions are in the database too.
 """
 
 from __future__ import annotations

@@ -149,6 +149,59 @@ def test_wrong_codes_lock_the_second_factor(settings, clinician_a):
     assert client.post("/accounts/mfa/verify/", {"code": good, "next": "/"})["Location"] == "/"
 
 
+def test_wrong_enrolment_codes_lock_enrolment(settings, admin_a, client_as):
+    """The code typed on the enrolment page was checked without any limit, while the sign-in code
+    locks after LIGHTBOX_OTP_MAX_FAILURES wrong ones. The same limits now hold for it, per account
+    (another session, with another key, is locked too), recorded as the sign-in codes are
+    (purpose "enrol"); the page says to wait, and how long."""
+    from django.core.cache import cache
+
+    client = client_as(admin_a)
+    client.get("/accounts/mfa/setup/")
+    device = pending_device(client)
+    good = totp_code(device)
+    bad = "123456" if good != "123456" else "654321"
+    for attempt in range(settings.LIGHTBOX_OTP_MAX_FAILURES - 1):
+        assert client.post("/accounts/mfa/setup/", {"code": bad}).status_code == 400, attempt
+    locked = client.post("/accounts/mfa/setup/", {"code": bad})
+    assert locked.status_code == 429
+    assert f"Wait {settings.LIGHTBOX_OTP_LOCK_MINUTES} minutes" in locked.content.decode()
+    # even the right code is refused while the lock holds, in this session and in another
+    assert client.post("/accounts/mfa/setup/", {"code": good}).status_code == 429
+    other = client_as(admin_a)
+    other.get("/accounts/mfa/setup/")
+    assert other.post("/accounts/mfa/setup/", {"code": totp_code(pending_device(other))}).status_code == 429
+    assert not TOTPDevice.objects.filter(user=admin_a).exists()
+    events = AuditEvent.objects.filter(actor=admin_a, details__purpose="enrol")
+    assert events.filter(action="auth.otp_failed").count() == settings.LIGHTBOX_OTP_MAX_FAILURES
+    assert events.filter(action="auth.otp_locked_out").count() == 1
+    assert events.filter(action="auth.otp_refused_locked").count() == 2
+    # once the lock has lapsed (the cache forgets it), the right code enrols
+    cache.clear()
+    assert client.post("/accounts/mfa/setup/", {"code": good})["Location"].startswith("/accounts/mfa/recovery-codes/")
+    assert mfa.has_second_factor(admin_a)
+
+
+def test_a_right_enrolment_code_clears_the_wrong_ones_before_it(settings, admin_a, client_as):
+    client = client_as(admin_a)
+    client.get("/accounts/mfa/setup/")
+    device = pending_device(client)
+    bad = "123456" if totp_code(device) != "123456" else "654321"
+    for _ in range(settings.LIGHTBOX_OTP_MAX_FAILURES - 1):
+        assert client.post("/accounts/mfa/setup/", {"code": bad}).status_code == 400
+    assert client.post("/accounts/mfa/setup/", {"code": totp_code(device)}).status_code == 302
+
+
+def test_enrolment_codes_posted_at_once_are_each_counted_before_any_is_checked(settings, rf, admin_a):
+    """A try is claimed (an atomic count) before its code is checked: codes posted at once cannot
+    all be checked against a count none of them has raised yet."""
+    from apps.accounts import brute_force
+
+    request = rf.post("/accounts/mfa/setup/")
+    claims = [brute_force.enrolment_code_claim(request, admin_a) for _ in range(settings.LIGHTBOX_OTP_MAX_FAILURES + 1)]
+    assert claims[:-1] == [None] * settings.LIGHTBOX_OTP_MAX_FAILURES and claims[-1] is not None
+
+
 # --- step-up ---------------------------------------------------------------------------------
 
 def _age_verification(client, hours: float) -> None:
