@@ -81,6 +81,10 @@ NOT_FOUND = _refusal("No such upload for this user (other users' and organizatio
                      "included), or it was terminated.")
 GONE = _refusal("The upload expired before it was finished.")
 CHECKSUM_MISMATCH = _refusal("Upload-Checksum does not match the body: nothing of it was kept.")
+STAGING_UNAVAILABLE = _refusal(
+    "The server cannot store uploads at the moment (its staging disk is full or cannot be written): nothing "
+    "was acknowledged that is not stored; try again later from the upload's offset.",
+    extra={"Retry-After": _out("Seconds to wait before trying again.", type="integer")})
 
 UPLOAD_STATUS = {
     "type": "object",
@@ -134,6 +138,7 @@ def _root_path() -> dict:
                 "413": _refusal("Upload-Length is over the organization's limit (`Lightbox-Refusal: too_large`).",
                                 extra=_refusal_out(tus.Refusal.TOO_LARGE)),
                 "460": CHECKSUM_MISMATCH,
+                "503": STAGING_UNAVAILABLE,
             },
         },
     }
@@ -183,6 +188,7 @@ def _upload_path() -> dict:
                 "415": _refusal(f"Content-Type is not `{tus.OCTET}`."),
                 "423": _refusal("Another request is writing this upload: try again."),
                 "460": CHECKSUM_MISMATCH,
+                "503": STAGING_UNAVAILABLE,
             },
         },
         "delete": {

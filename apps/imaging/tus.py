@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import logging
 from datetime import UTC
 from email.utils import format_datetime
 from enum import StrEnum
@@ -49,6 +50,8 @@ OCTET = "application/offset+octet-stream"
 #: what a header's number written with more digits than this stands for: more bytes than any
 #: upload or offset (``header_number``)
 _PAST_ANY_UPLOAD = 10**19
+logger = logging.getLogger(__name__)
+
 #: the methods each resource answers (the ``Allow`` header of its 405)
 ROOT_METHODS = "OPTIONS, POST"
 UPLOAD_METHODS = "GET, HEAD, PATCH, DELETE, OPTIONS"
@@ -155,8 +158,25 @@ def _checksum(request: HttpRequest) -> tuple[str, bytes] | HttpResponse | None:
     return algo, expected
 
 
+def _storage_unavailable(upload: Upload | None, exc: OSError) -> HttpResponse:
+    """503: the staging folder cannot be written (disk full, unwritable, gone). The offset moves
+    only after the bytes are on disk, so nothing acknowledged is lost: clients retry a 5xx
+    (tus-js-client after its delays) and resume from the offset."""
+    logger.warning("upload %s: staging not writable (%s)", getattr(upload, "pk", "-"), type(exc).__name__)
+    return _error(503, gettext("The server cannot store uploads at the moment. Try again later: the upload "
+                               "resumes where it stopped."), Retry_After="60")
+
+
 def _write_body(request: HttpRequest, upload: Upload) -> HttpResponse | None:
-    """Append the request body at upload.offset; verify the checksum; update the offset."""
+    """Append the request body at upload.offset; verify the checksum; update the offset. A
+    staging file that cannot be written is a 503, the offset left where it was."""
+    try:
+        return _append(request, upload)
+    except OSError as exc:
+        return _storage_unavailable(upload, exc)
+
+
+def _append(request: HttpRequest, upload: Upload) -> HttpResponse | None:
     checksum = _checksum(request)
     if isinstance(checksum, HttpResponse):
         return checksum
@@ -276,6 +296,8 @@ def uploads_root(request: HttpRequest) -> HttpResponse:
     try:
         upload = uploads.upload_create(organization=org, user=request.user, length=length, filename=filename,
                                        metadata=keep, case=case, request=request)
+    except OSError as exc:  # the staging file cannot be made: nothing was saved
+        return _storage_unavailable(None, exc)
     except PermissionDenied:  # the denial is recorded; the case is seen, so it is named
         return _case_refusal(case)
     headers = {"Location": request.build_absolute_uri(_upload_url(upload)), "Upload_Expires": _expires(upload)}

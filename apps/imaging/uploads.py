@@ -35,8 +35,8 @@ def upload_create(*, organization, user, length: int | None, filename: str = "",
                     metadata=metadata or {}, case=case, expires_at=expiry_from_now())
     _key, upload.key_id, upload.wrapped_key = staging.new_key(_aad(upload))
     upload.staging_name = f"{upload.public_id}.part"
+    staging.staging_create(upload.staging_name)  # first: a folder that cannot be written saves no row (OSError)
     upload.save()
-    staging.staging_create(upload.staging_name)
     record(action="imaging.upload_created", actor=user, organization=organization, target=upload, request=request,
            case=case, details={"length": length})
     return upload

@@ -318,7 +318,7 @@ def test_openapi_schema_documents_the_tus_upload_endpoint(tmp_path):
         "signed_out", "case_closed", "case_forbidden"]
     assert {p["name"] for p in append["parameters"]} >= {"upload_id", "Upload-Offset", "Upload-Checksum"}
     assert set(append["responses"]) == {"204", "400", "403", "404", "409", "410", "412", "413", "415", "423",
-                                        "460"}
+                                        "460", "503"}
     assert "application/offset+octet-stream" in append["requestBody"]["content"]
     assert "text/plain" in append["responses"]["409"]["content"]  # tus refusals are text, not the API's JSON
     assert "Upload-Offset" in upload["head"]["responses"]["200"]["headers"]
