@@ -243,6 +243,12 @@ def recently_verified(request: HttpRequest, hours: float | None = None) -> bool:
     return at is not None and time.time() - float(at) <= hours * 3600
 
 
+def _record_step_up_required(request: HttpRequest) -> None:
+    """The refusal for want of a recent code, in the audit trail: the pages' and the API's alike."""
+    record(action="auth.step_up_required", actor=request.user, outcome="denied", request=request,
+           details={"path": request.path[:200]})
+
+
 def step_up_url(request: HttpRequest) -> str:
     return with_next("accounts:step_up", request.get_full_path())
 
@@ -261,8 +267,7 @@ def require_recent_otp(view: Callable[..., HttpResponse] | None = None, *,
     def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         if not settings.LIGHTBOX_MFA_ENFORCED or recently_verified(request):
             return view(request, *args, **kwargs)
-        record(action="auth.step_up_required", actor=request.user, outcome="denied", request=request,
-               details={"path": request.path[:200]})
+        _record_step_up_required(request)
         if request.path.startswith("/api/"):
             return JsonResponse({"detail": "step_up_required", "step_up_url": step_up_url(request)}, status=403)
         if back is not None and request.method != "GET":
@@ -274,9 +279,13 @@ def require_recent_otp(view: Callable[..., HttpResponse] | None = None, *,
 
 
 class RecentOTP(BasePermission):
-    """DRF permission: like ``require_recent_otp``, answering 403 ``step_up_required``."""
+    """DRF permission: like ``require_recent_otp``, answering 403 ``step_up_required``; the
+    refusal is recorded as the pages' is (an API client is refused as often as a page)."""
 
     message = "step_up_required"
 
     def has_permission(self, request: Any, view: Any) -> bool:
-        return not settings.LIGHTBOX_MFA_ENFORCED or recently_verified(request)
+        if not settings.LIGHTBOX_MFA_ENFORCED or recently_verified(request):
+            return True
+        _record_step_up_required(request)
+        return False

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from django.db import models
 from django.http import Http404
+from django.utils.translation import gettext_lazy as _
 from rest_framework import exceptions, serializers
 from rest_framework.views import exception_handler as drf_exception_handler
 from rest_framework.viewsets import GenericViewSet
@@ -42,6 +44,34 @@ def exception_handler(exc: Exception, context: dict) -> Any:
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     return drf_exception_handler(exc, context)
+
+
+#: keys a request body may carry beside its serializer's fields: an HTML form's CSRF token
+_FORM_KEYS = frozenset({"csrfmiddlewaretoken"})
+
+
+class StrictSerializer(serializers.Serializer):
+    """A request body's serializer that refuses a key it does not know (400, "Unknown field."
+    beside that key, with the other fields' errors), where DRF drops it without a word: a
+    misspelt ``hours`` (``hour``), or ``expires_at`` sent to create, made a share with the
+    template's defaults that its sender believed they had limited."""
+
+    unknown_message = _("Unknown field.")
+
+    def to_internal_value(self, data: Any) -> Any:
+        unknown = {}
+        if isinstance(data, Mapping):
+            unknown = {str(key)[:100]: [self.unknown_message] for key in data
+                       if key not in self.fields and key not in _FORM_KEYS}
+        try:
+            value = super().to_internal_value(data)
+        except exceptions.ValidationError as exc:
+            if unknown and isinstance(exc.detail, dict):
+                raise exceptions.ValidationError({**unknown, **exc.detail}) from exc
+            raise
+        if unknown:
+            raise exceptions.ValidationError(unknown)
+        return value
 
 
 class PublicIdField(serializers.UUIDField):

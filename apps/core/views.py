@@ -1,12 +1,16 @@
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.http.multipartparser import MultiPartParserError
 from django.shortcuts import redirect, render
 from django.templatetags.static import static
+from django.utils.translation import gettext as _
 from django.views import defaults
 from django.views.decorators.cache import never_cache
+from rest_framework import exceptions as api_exceptions
 
 from apps.core import health
 from apps.core.forms import UPLOAD_NAME_MAX
@@ -61,12 +65,31 @@ def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
     return render(request, "403_csrf.html", status=403)
 
 
+def _is_api(request: HttpRequest) -> bool:
+    return request.path.startswith("/api/")
+
+
+def _api_bad_request_detail(exception: Exception | None) -> str:
+    """Why Django refused an API request before any view read it, in the reader's language."""
+    if isinstance(exception, RequestDataTooBig):
+        return _("The request body is larger than this server accepts (%(limit)s bytes).") % {
+            "limit": settings.DATA_UPLOAD_MAX_MEMORY_SIZE}
+    if isinstance(exception, TooManyFieldsSent | TooManyFilesSent):
+        return _("The request has more fields than this server accepts (%(limit)s).") % {
+            "limit": settings.DATA_UPLOAD_MAX_NUMBER_FIELDS}
+    return str(api_exceptions.ParseError.default_detail)  # DRF's "Malformed request."
+
+
 def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     """A form Django could not read (MultiPartParserError): in practice a file whose name is too
     long for the part's headers (Django reads at most 1,024 bytes of them), and the whole request is
     lost, so no form can show the error beside its field. The page says so in the reader's language
-    and how to go on; scripts get JSON. Other bad requests keep Django's page."""
+    and how to go on; scripts get JSON. Under /api/, any other request Django refuses (a body over
+    DATA_UPLOAD_MAX_MEMORY_SIZE, too many fields) is JSON saying why, as the API's own 400s are
+    (it was Django's bare HTML page). Other bad requests keep Django's page."""
     if not isinstance(exception, MultiPartParserError):
+        if _is_api(request):
+            return JsonResponse({"detail": _api_bad_request_detail(exception)}, status=400)
         return defaults.bad_request(request, exception)
     if "text/html" not in request.headers.get("Accept", ""):
         return JsonResponse({"error": "unreadable_form", "detail": "The form could not be read: a file name may be "
@@ -75,6 +98,10 @@ def bad_request(request: HttpRequest, exception: Exception | None = None) -> Htt
 
 
 def page_not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """The 404 page; under /api/ (a path no route takes, such as an upload id that is not a UUID)
+    the API's own JSON answer, DRF's translated "Not found.", as for an id of no visible row."""
+    if _is_api(request):
+        return JsonResponse({"detail": str(api_exceptions.NotFound.default_detail)}, status=404)
     return render(request, "404.html", status=404)
 
 

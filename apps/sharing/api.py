@@ -18,7 +18,7 @@ from rest_framework.exceptions import ValidationError as ApiValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from apps.core.api import BoundedDateTimeField, OrgScopedViewSet, PublicIdField
+from apps.core.api import BoundedDateTimeField, OrgScopedViewSet, PublicIdField, StrictSerializer
 from apps.sharing import policy, services
 from apps.sharing.models import COUNT_MAX, Grant, SecondFactor
 from apps.sharing.usecases import TEMPLATES, RecipientKind, Rendition, UseCase
@@ -50,7 +50,7 @@ class GrantCreatedSerializer(GrantOutputSerializer):
         fields = [*GrantOutputSerializer.Meta.fields, "link"]
 
 
-class GrantCreateSerializer(serializers.Serializer):
+class GrantCreateSerializer(StrictSerializer):
     case = PublicIdField(help_text="The case's id (a UUID string). One not visible to you is answered 404.")
     use_case = serializers.ChoiceField(choices=UseCase.choices)
     recipient_kind = serializers.ChoiceField(choices=RecipientKind.choices)
@@ -69,12 +69,12 @@ class GrantCreateSerializer(serializers.Serializer):
     not_before = BoundedDateTimeField(required=False)
 
 
-class ExtendSerializer(serializers.Serializer):
+class ExtendSerializer(StrictSerializer):
     expires_at = BoundedDateTimeField()
     reason = serializers.CharField(min_length=10, max_length=1000)
 
 
-class RenewSerializer(serializers.Serializer):
+class RenewSerializer(StrictSerializer):
     hours = serializers.IntegerField(required=False, min_value=1, max_value=HOURS_MAX)
 
 
