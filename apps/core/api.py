@@ -113,13 +113,27 @@ _ERROR_RESPONSES = {
 }
 
 
+def _strict_components() -> set[str]:
+    """The schema's component names of StrictSerializer bodies (drf-spectacular drops the
+    ``Serializer`` suffix)."""
+    found, todo = set(), [StrictSerializer]
+    while todo:
+        for sub in todo.pop().__subclasses__():
+            found.add(sub.__name__.removesuffix("Serializer"))
+            todo.append(sub)
+    return found
+
+
 def schema_error_responses(result: dict, generator: Any, request: Any, public: bool) -> dict:
     """drf-spectacular post-processing hook: every operation documents the errors it answers with
     (403 and 404 everywhere, 400 where it takes a body), with their shapes, so a client written
-    from the schema expects them."""
+    from the schema expects them; a body that refuses unknown fields (StrictSerializer) says so
+    (``additionalProperties: false``)."""
     schemas = result.setdefault("components", {}).setdefault("schemas", {})
     schemas.setdefault("Error", _ERROR)
     schemas.setdefault("Invalid", _INVALID)
+    for name in _strict_components() & schemas.keys():
+        schemas[name]["additionalProperties"] = False
     for operations in result.get("paths", {}).values():
         for op in operations.values():
             responses = op.setdefault("responses", {})

@@ -277,3 +277,20 @@ def test_odd_values_are_refused_beside_their_field(world, client_as, label, extr
 def test_json_python_cannot_or_should_not_read_is_a_400(world, client_as, raw):
     response = client_as(world["users"]["owner"]).post("/api/v1/grants/", raw, content_type="application/json")
     assert response.status_code == 400 and response.json().keys() == {"detail"}
+
+
+def test_the_schema_says_which_bodies_refuse_unknown_fields(tmp_path):
+    import yaml
+    from django.core.management import call_command
+
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(tmp_path / "schema.yaml"))
+    schema = yaml.safe_load((tmp_path / "schema.yaml").read_text())
+    paths, components = schema["paths"], schema["components"]["schemas"]
+    bodies = {
+        path: paths[path]["post"]["requestBody"]["content"]["application/json"]["schema"]["$ref"].split("/")[-1]
+        for path in ("/api/v1/grants/", "/api/v1/grants/{grant_id}/extend/", "/api/v1/grants/{grant_id}/renew/")
+    }
+    assert {name: components[name].get("additionalProperties") for name in bodies.values()} == dict.fromkeys(
+        bodies.values(), False
+    )
+    assert "additionalProperties" not in components["GrantOutput"]  # answers may grow
