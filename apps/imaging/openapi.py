@@ -78,7 +78,8 @@ APPEND_FORBIDDEN = {
 PRECONDITION = _refusal("Tus-Resumable missing or another version.",
                         extra={"Tus-Version": _out("The versions the server speaks.")})
 NOT_FOUND = _refusal("No such upload for this user (other users' and organizations' uploads "
-                     "included), or it was terminated.")
+                     "included; for GET, any upload to whoever is not staff of its organization), or it "
+                     "was terminated.")
 GONE = _refusal("The upload expired before it was finished.")
 CHECKSUM_MISMATCH = _refusal("Upload-Checksum does not match the body: nothing of it was kept.")
 STAGING_UNAVAILABLE = _refusal(
@@ -151,7 +152,8 @@ def _upload_path() -> dict:
         "get": {
             "operationId": "v1_uploads_retrieve", "tags": TAGS, "security": [_SESSION],
             "summary": "An upload's status and ingest report (not part of tus)",
-            "description": f"Methods: {tus.UPLOAD_METHODS}; any other is answered 405 with `Allow`.",
+            "description": "For staff of the upload's organization (the report names files as they were "
+                           f"named). Methods: {tus.UPLOAD_METHODS}; any other is answered 405 with `Allow`.",
             "responses": {"200": {"description": "The upload and, once finished, its ingest.",
                                   "content": {"application/json": {"schema": {
                                       "$ref": "#/components/schemas/UploadStatus"}}}}, **common},

@@ -226,3 +226,39 @@ def test_an_uploader_whose_role_may_no_longer_upload_writes_no_more(client, org_
     assert response.status_code == 403 and b"may not upload" in response.content
     assert Upload.objects.get().offset == 0 and not IngestJob.objects.exists()
     assert client.delete(url, **TUS).status_code == 204  # abandoning it is still theirs to do
+
+
+# --- the upload's status and per-file report ---------------------------------------------------
+
+
+@pytest.fixture
+def reported_upload(org_a, uploader):
+    """A finished upload into a case, whose per-file report names a file by a patient's name
+    (exports often do: README), and a consultant holding a live whole-case grant on that case."""
+    from tests.factories import GrantFactory, IngestJobFactory, UploadFactory
+
+    case = CaseFactory(organization=org_a, created_by=uploader)
+    upload = UploadFactory(
+        organization=org_a, case=case, created_by=uploader, filename="DOE_JANE_CT.zip", state=UploadState.COMPLETE
+    )
+    job = IngestJobFactory(organization=org_a, upload=upload, case=case, created_by=uploader)
+    job.files.create(path="DOE_JANE/IM0001.dcm", outcome="skipped")
+    consultant = member(org_a, Role.EXTERNAL_CONSULTANT)
+    GrantFactory(organization=org_a, case=case, grantee=consultant, created_by=uploader, permissions=["view"])
+    return upload, consultant
+
+
+def test_the_per_file_report_is_for_staff_not_for_a_grants_recipient(client, client_as, reported_upload, org_a):
+    """The status JSON was served on VIEW_CASE, which a whole-case grant gives: a consultant read
+    the file names (a patient's name, often) that the study page shows staff only, and outsiders
+    never see identifiers. It is the organization's own record (VIEW_ORG_DATA): 404 to the
+    recipient, the refusal recorded."""
+    upload, consultant = reported_upload
+    url = f"{ROOT}{upload.public_id}/"
+    refused = client_as(consultant).get(url)
+    assert refused.status_code == 404 and b"DOE" not in refused.content
+    assert AuditEvent.objects.filter(actor=consultant, action="access.denied", outcome="denied").exists()
+    mine = client.get(url)
+    assert mine.status_code == 200 and mine.json()["job"]["files"][0]["path"] == "DOE_JANE/IM0001.dcm"
+    for role in (Role.CLINICIAN, Role.COORDINATOR, Role.ORG_ADMIN):  # staff of the organization
+        assert client_as(member(org_a, role)).get(url).status_code == 200, role
