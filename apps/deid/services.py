@@ -38,6 +38,7 @@ from apps.deid.models import LABEL, DeidExport, DeidExportFile, Outcome, State
 from apps.deid.profile import Excluded, Reason, deidentify_file
 from apps.imaging.blobs import content_fields, open_blob, row_with_content_create
 from apps.imaging.models import Instance, Study
+from apps.imaging.storage import STORAGE_ERRORS
 from apps.sharing import policy
 from apps.sharing.policy import Action
 
@@ -142,6 +143,11 @@ def _one(inst: Instance, export: DeidExport, key: bytes, path: str) -> dict:
         with open_blob(inst.blob) as fh:
             output = deidentify_file(fh, pseudonym=export.pseudonym, key=key)
     except Excluded as exc:
+        if isinstance(exc.__cause__, STORAGE_ERRORS):
+            # the stored original could not be read (storage unreachable, disk error), not a bad
+            # file: the task retries, and fails the export if it gives up, rather than leave the
+            # image out of a "ready" export as unreadable
+            raise exc.__cause__ from None
         return {"outcome": Outcome.EXCLUDED, "reason": exc.reason}
     except InvalidTag:
         logger.warning("deid: stored blob of instance %s failed authentication", inst.pk)

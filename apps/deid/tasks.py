@@ -5,8 +5,9 @@ from django.db import OperationalError
 
 from apps.core.logs import scrubbed
 from apps.deid.services import deid_export_fail, deid_export_run
+from apps.imaging.storage import STORAGE_ERRORS
 
-TRANSIENT = (OSError, OperationalError)
+TRANSIENT = (*STORAGE_ERRORS, OperationalError)
 
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, autoretry_for=TRANSIENT,

@@ -62,6 +62,7 @@ from apps.imaging.models import (
     StudyState,
     Upload,
 )
+from apps.imaging.storage import STORAGE_ERRORS
 
 logger = logging.getLogger(__name__)
 
@@ -383,7 +384,7 @@ def _store_finish(run: _Run, stored: _Stored) -> None:
         return
     try:
         written = blobs_write_finish(stored.writes)
-    except OSError as exc:
+    except STORAGE_ERRORS as exc:
         raise StorageUnavailable(str(exc)) from exc
     files = [i for i in items if not i.outcome]
     sop_uids: dict[str, list[str]] = {}
@@ -400,7 +401,7 @@ def _store_finish(run: _Run, stored: _Stored) -> None:
                 source.seek(0)
             try:
                 written.append(blob_write(source, sha))
-            except OSError as exc:
+            except STORAGE_ERRORS as exc:
                 raise StorageUnavailable(str(exc)) from exc
         run.written.update((b.sha256, b) for b in blobs_record(written))
         for item in files:

@@ -17,6 +17,18 @@ from django.utils.deconstruct import deconstructible
 
 from apps.imaging.directio import DirectWriter
 
+try:
+    from botocore.exceptions import BotoCoreError, ClientError
+except ImportError:  # pragma: no cover - django-storages' S3 backend is not installed
+    _OBJECT_STORAGE_ERRORS: tuple[type[Exception], ...] = ()
+else:
+    _OBJECT_STORAGE_ERRORS = (BotoCoreError, ClientError)
+
+#: what a storage backend raises when it cannot be reached or written, for the tasks to retry:
+#: OSError from files (disk full, unwritable), botocore's errors from S3-compatible storage
+#: (endpoint unreachable, time out, throttling, a 5xx); none is a problem of the file stored
+STORAGE_ERRORS: tuple[type[Exception], ...] = (OSError, *_OBJECT_STORAGE_ERRORS)
+
 
 @deconstructible(path="apps.imaging.storage.DirectFileSystemStorage")
 class DirectFileSystemStorage(FileSystemStorage):

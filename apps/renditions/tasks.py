@@ -4,17 +4,18 @@ from celery import shared_task
 from django.db import OperationalError
 
 from apps.core.logs import scrubbed
+from apps.imaging.storage import STORAGE_ERRORS
 from apps.renditions.services import study_renditions_make
 
 
-@shared_task(acks_late=True, reject_on_worker_lost=True, autoretry_for=(OSError, OperationalError),
+@shared_task(acks_late=True, reject_on_worker_lost=True, autoretry_for=(*STORAGE_ERRORS, OperationalError),
              retry_backoff=True, max_retries=5)
 def study_renditions_task(study_id: int) -> None:
     """Entry point only (ids in, nothing out): the idempotent work is
     ``services.study_renditions_make``, so a redelivered task makes only what is missing."""
     try:
         study_renditions_make(study_id=study_id)
-    except (OSError, OperationalError):
+    except (*STORAGE_ERRORS, OperationalError):
         raise  # retried (storage, database); their messages name storage paths, not patients
     except Exception as exc:  # noqa: BLE001 - re-raised, without its message
         raise scrubbed(exc) from None  # logged: not its message (it may quote file content)

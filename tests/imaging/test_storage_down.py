@@ -14,6 +14,7 @@ from apps.imaging.models import JobState
 from apps.imaging.services import ingest_job_create, ingest_job_run
 from apps.imaging.tasks import ingest_job_run_task
 from tests.factories import CaseFactory
+from tests.storage_outages import S3_UNREACHABLE
 
 pytestmark = pytest.mark.django_db
 
@@ -49,3 +50,19 @@ def test_an_ingest_that_storage_keeps_failing_ends_failed_and_finishes_once_stor
     ingest_job_run(job_id=job.pk)  # storage is back: what manage.py ingest --resume does
     job.refresh_from_db()
     assert job.state == JobState.DONE and job.studies.get().num_instances == 6
+
+
+def test_object_storage_that_cannot_be_reached_is_retried_not_failed_at_once(org_a, small_ct, settings):
+    """S3-compatible storage whose endpoint refuses connections (nothing listens on port 1): the
+    ingest retries as it does on a full disk; it failed at once, as if the files were bad."""
+    settings.STORAGES = {**settings.STORAGES, "default": S3_UNREACHABLE}
+    job = ingest_job_create(
+        organization=org_a, source_path=str(small_ct), case=CaseFactory(organization=org_a), enqueue=False
+    )
+    with pytest.raises(Retry):
+        ingest_job_run_task.apply(args=(job.pk,), retries=0)
+    job.refresh_from_db()
+    assert job.state == JobState.RUNNING
+    ingest_job_run_task.apply(args=(job.pk,), retries=ingest_job_run_task.max_retries, throw=False)
+    job.refresh_from_db()
+    assert (job.state, job.error) == (JobState.FAILED, "StorageUnavailable")
