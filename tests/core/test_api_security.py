@@ -294,3 +294,38 @@ def test_the_schema_says_which_bodies_refuse_unknown_fields(tmp_path):
         bodies.values(), False
     )
     assert "additionalProperties" not in components["GrantOutput"]  # answers may grow
+
+
+def _api_routes() -> set[str]:
+    """Every route under /api/v1/ in the URL configuration, written as the schema writes paths."""
+    import re
+
+    from django.urls import URLPattern, URLResolver, get_resolver
+
+    found: set[str] = set()
+
+    def walk(patterns, prefix: str) -> None:
+        for pattern in patterns:
+            route = prefix + str(pattern.pattern)
+            if isinstance(pattern, URLResolver):
+                walk(pattern.url_patterns, route)
+            elif isinstance(pattern, URLPattern) and route.lstrip("^").startswith("api/v1/"):
+                route = re.sub(r"\(\?P<(\w+)>[^)]*\)", r"{\1}", route)  # router regexes
+                route = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", route)  # path converters
+                route = route.replace("^", "").replace("$", "").replace("\\.", ".")
+                if "{format}" not in route:
+                    found.add("/" + route)
+
+    walk(get_resolver().url_patterns, "")
+    return found
+
+
+def test_the_schema_describes_every_api_route_and_no_other(tmp_path):
+    import yaml
+    from django.core.management import call_command
+
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(tmp_path / "schema.yaml"))
+    documented = set(yaml.safe_load((tmp_path / "schema.yaml").read_text())["paths"])
+    routes = _api_routes()
+    assert len(routes) >= 8
+    assert documented == routes
