@@ -48,6 +48,7 @@ from pydicom.pixels import apply_color_lut, apply_modality_lut, pixel_array
 
 from apps.core.i18n import Deferred
 from apps.imaging.dicom import values
+from apps.imaging.storage import STORAGE_ERRORS
 
 logger = logging.getLogger(__name__)
 
@@ -177,6 +178,8 @@ def _read_header(fh: IO[bytes]) -> Dataset:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             ds = pydicom.dcmread(fh, stop_before_pixels=False, force=True, defer_size=256)
+    except STORAGE_ERRORS:
+        raise  # the stored file could not be read (storage unreachable), not a damaged file
     except Exception as exc:  # pydicom raises many types on damaged files
         logger.info("pixels: unreadable header (%s)", type(exc).__name__)
         raise UndecodableFrame(Deferred(gettext_noop("The file cannot be read as DICOM."))) from exc
@@ -209,6 +212,8 @@ def _decode(fh: IO[bytes], ds: Dataset, info: FrameInfo, index: int) -> np.ndarr
             warnings.simplefilter("ignore")
             # ``ds`` was read with deferred large values, so this reads only what the frame needs.
             arr = pixel_array(ds, index=index if info.frames > 1 else None)
+    except STORAGE_ERRORS:
+        raise  # deferred values are read from the stored file: storage, not the file
     except Exception as exc:
         name = type(exc).__name__
         logger.info("pixels: undecodable frame (%s, ts=%s)", name, info.transfer_syntax_uid)

@@ -100,6 +100,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "apps.accounts.middleware.AccessGateMiddleware",
     "apps.audit.middleware.DenialAuditMiddleware",  # a policy denial rolled back with the view's transaction
+    "apps.imaging.middleware.StorageUnavailableMiddleware",  # stored files unreachable: a 503 saying so
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     "django.middleware.gzip.GZipMiddleware",

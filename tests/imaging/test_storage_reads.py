@@ -1,0 +1,45 @@
+"""Stored images that cannot be read at the moment (S3-compatible storage unreachable): a download
+and a viewer frame answer 503 saying so (a page, or JSON for the viewer), not a 500, and the viewer
+is not told that the file is damaged."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from tests.storage_outages import S3_UNREACHABLE
+from tests.viewer.conftest import make_ct_study
+
+pytestmark = pytest.mark.django_db
+
+MESSAGE = b"The stored images cannot be reached at the moment"
+
+
+@pytest.fixture
+def study(org_a, clinician_a):
+    return make_ct_study(org_a, clinician_a)
+
+
+@pytest.fixture
+def client(clinician_a):
+    c = Client(raise_request_exception=False)
+    c.force_login(clinician_a)
+    return c
+
+
+def test_a_download_while_storage_is_unreachable_is_a_503_page(client, study, settings):
+    settings.STORAGES = {**settings.STORAGES, "default": S3_UNREACHABLE}
+    url = reverse("renditions:study_download", kwargs={"study_id": study.public_id}) + "?rendition=original"
+    response = client.get(url, HTTP_ACCEPT="text/html")
+    assert response.status_code == 503 and response["Retry-After"] == "60"
+    assert MESSAGE in response.content
+
+
+def test_a_viewer_frame_while_storage_is_unreachable_is_a_503_not_a_damaged_file(client, study, settings):
+    settings.STORAGES = {**settings.STORAGES, "default": S3_UNREACHABLE}
+    instance = study.phantom_instances[0]
+    url = reverse("viewer:frame", kwargs={"instance_id": instance.public_id}) + "?quality=diagnostic"
+    response = client.get(url, HTTP_ACCEPT="image/*,application/json")
+    assert response.status_code == 503
+    assert response.json()["error"] == "storage_unavailable"
