@@ -160,3 +160,15 @@ def test_a_date_in_a_narrow_table_column_is_not_broken_over_two_lines_on_a_phone
         lines = dates.evaluate_all("els => els.map(e => [e.textContent, e.getClientRects().length])")
         problems += [f"{path}: {text} on {n} lines" for text, n in lines if n != 1]
     assert not problems, "\n".join(problems)
+
+
+def test_one_organization_is_named_in_the_header_without_a_menu_that_offers_nothing(page, live_server):
+    """A person in one organization had a menu whose only entry switched to where they already
+    were: a control that did nothing."""
+    org = OrganizationFactory(name="Northwind Test", mfa_required_roles=[])
+    user = member(org, Role.CLINICIAN, email="one.org@touch.example")
+    signed_in_as(page, live_server.url, user)
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(f"{live_server.url}/")
+    assert page.locator(".org-switcher").count() == 0
+    assert " ".join(page.get_by_test_id("organization").text_content().split()) == "Organization: Northwind Test"
