@@ -14,7 +14,7 @@ from datetime import date
 from typing import IO, TYPE_CHECKING, Any
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -55,7 +55,9 @@ def patient_get_or_create(*, organization: Organization, by: User, mrn: str, nam
                           birth_date: date | None = None, request: HttpRequest | None = None
                           ) -> tuple[Patient, bool]:
     """The organization's patient with this MRN, created when new. PHI never leaves the
-    organization: the lookup is by (organization, MRN) and the audit trail holds ids only."""
+    organization: the lookup is by (organization, MRN) and the audit trail holds ids only. The
+    same new patient entered twice at once (a double click, two people with one referral) is one
+    patient: the insert that loses the race on the unique (organization, MRN) takes the winner's."""
     policy.require(by, Action.MANAGE_CASE, organization, request=request)
     mrn = mrn.strip()
     if not mrn:
@@ -66,8 +68,12 @@ def patient_get_or_create(*, organization: Organization, by: User, mrn: str, nam
             return patient, False
         if not name.strip():
             raise ValidationError({"patient_name": _("No patient has this number yet: enter the patient's name.")})
-        patient = Patient.objects.create(organization=organization, mrn=mrn, name=name.strip(),
-                                         birth_date=birth_date)
+        try:
+            with transaction.atomic():  # a savepoint: the caller's transaction goes on after a lost race
+                patient = Patient.objects.create(organization=organization, mrn=mrn, name=name.strip(),
+                                                 birth_date=birth_date)
+        except IntegrityError:
+            return Patient.objects.for_org(organization.pk).get(mrn=mrn), False
         record(action="patient.created", actor=by, organization=organization, target=patient, request=request)
     return patient, True
 
