@@ -172,3 +172,19 @@ def test_one_organization_is_named_in_the_header_without_a_menu_that_offers_noth
     page.goto(f"{live_server.url}/")
     assert page.locator(".org-switcher").count() == 0
     assert " ".join(page.get_by_test_id("organization").text_content().split()) == "Organization: Northwind Test"
+
+
+def test_a_button_that_cannot_be_used_yet_looks_it(page, live_server):
+    """Pause and Resume on the upload page are disabled until a file uploads; they looked exactly
+    like the buttons that work, and a tap on them did nothing."""
+    org = OrganizationFactory(name="Northwind Test", mfa_required_roles=[])
+    user = member(org, Role.CLINICIAN, email="upload@touch.example")
+    signed_in_as(page, live_server.url, user)
+    page.set_viewport_size({"width": 768, "height": 1024})
+    page.goto(f"{live_server.url}/studies/upload/")
+    pause = page.locator("#upload-pause")
+    assert pause.is_disabled()
+    look = "b => { const s = getComputedStyle(b); return [s.color, s.borderTopStyle, s.borderTopColor]; }"
+    disabled = pause.evaluate(look)
+    pause.evaluate("b => { b.disabled = false; }")
+    assert pause.evaluate(look) != disabled
