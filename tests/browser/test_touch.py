@@ -188,3 +188,23 @@ def test_a_button_that_cannot_be_used_yet_looks_it(page, live_server):
     disabled = pause.evaluate(look)
     pause.evaluate("b => { b.disabled = false; }")
     assert pause.evaluate(look) != disabled
+
+
+def test_a_shared_cases_studies_have_a_view_button_and_whole_dates_on_a_phone(page, live_server, org_a, clinician_a):
+    """The consultant's page of a case shared with them listed each study as two small links
+    (Study · View, 24 px high) with its date broken after the first hyphen."""
+    import datetime
+
+    from apps.imaging.models import Study
+    from tests.viewer.conftest import make_ct_study, make_preview_recipient
+
+    study = make_ct_study(org_a, clinician_a)
+    Study.objects.filter(pk=study.pk).update(study_date=datetime.date(2004, 8, 26), study_description="")
+    consultant = make_preview_recipient(org_a, clinician_a, study)
+    signed_in_as(page, live_server.url, consultant)
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(f"{live_server.url}/sharing/cases/{study.case.public_id}/")
+    view = page.get_by_test_id("open-viewer")
+    assert view.bounding_box()["height"] >= TARGET
+    assert page.locator(".shared-studies time").evaluate("e => e.getClientRects().length") == 1
+    assert "Untitled study" in page.locator(".shared-studies").inner_text()
