@@ -1,7 +1,7 @@
 """Stored files that cannot be read or written at the moment (a disk full or unwritable, S3-compatible
 storage unreachable): a 503 that says so, not a 500.
 
-Downloads, viewer frames, DICOMweb and attachments read blobs inside their views; when the
+Downloads, viewer frames and case attachments read or write blobs inside their views; when the
 storage backend fails there, the error (``apps.imaging.storage.STORAGE_ERRORS``) reaches this
 middleware, which answers 503 with ``Retry-After``: a page in the reader's language, or JSON for
 scripts (the viewer then says the image could not be loaded, not that the file is damaged).
@@ -35,7 +35,9 @@ class StorageUnavailableMiddleware:
         if not isinstance(exception, STORAGE_ERRORS):
             return None
         logger.warning("storage unavailable on %s (%s)", request.method, type(exception).__name__)
-        message = _("The stored images cannot be reached at the moment. Nothing was lost: try again in a few minutes.")
+        message = _(
+            "Stored files cannot be read or written at the moment. Nothing stored was lost: try again in a few minutes."
+        )
         if "text/html" in request.headers.get("Accept", ""):
             response = render(request, "503_storage.html", {"message": message}, status=503)
         else:

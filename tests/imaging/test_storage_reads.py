@@ -13,7 +13,7 @@ from tests.viewer.conftest import make_ct_study
 
 pytestmark = pytest.mark.django_db
 
-MESSAGE = b"The stored images cannot be reached at the moment"
+MESSAGE = b"Stored files cannot be read or written at the moment"
 
 
 @pytest.fixture
@@ -43,3 +43,26 @@ def test_a_viewer_frame_while_storage_is_unreachable_is_a_503_not_a_damaged_file
     response = client.get(url, HTTP_ACCEPT="image/*,application/json")
     assert response.status_code == 503
     assert response.json()["error"] == "storage_unavailable"
+
+
+def test_attaching_a_document_while_storage_cannot_be_written_is_a_503_and_saves_nothing(
+    client, study, tmp_path, settings
+):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from apps.cases.models import Attachment
+
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("a file where the storage root's folder should be")
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "apps.imaging.storage.DirectFileSystemStorage",
+            "OPTIONS": {"location": str(blocker / "root")},
+        },
+    }
+    pdf = SimpleUploadedFile("report.pdf", b"%PDF-1.4\n%fictional report\n%%EOF\n", content_type="application/pdf")
+    url = reverse("cases:attachment_add", kwargs={"case_id": study.case.public_id})
+    response = client.post(url, {"kind": "report", "file": pdf}, HTTP_ACCEPT="text/html")
+    assert response.status_code == 503 and MESSAGE in response.content
+    assert not Attachment.objects.exists()
