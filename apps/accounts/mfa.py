@@ -279,8 +279,8 @@ def require_recent_otp(view: Callable[..., HttpResponse] | None = None, *,
 
 
 class RecentOTP(BasePermission):
-    """DRF permission: like ``require_recent_otp``, answering 403 ``step_up_required``; the
-    refusal is recorded as the pages' is (an API client is refused as often as a page)."""
+    """DRF permission: like ``require_recent_otp``, answering 403 ``step_up_required``, and the
+    refusal recorded in the audit trail as that decorator records the pages' refusals."""
 
     message = "step_up_required"
 
