@@ -252,6 +252,11 @@
     state.pos = 0;
     state.center = state.width = null;
     state.zoom = 1; state.panX = state.panY = 0;
+    // a series of one image has nothing to play: Play and its speed are disabled (a tap did nothing)
+    var single = state.stack.length < 2;
+    if (single) { stopCine(); }
+    cineButton.disabled = single;
+    fpsSelect.disabled = single;
     document.getElementById("meta-series").textContent =
       (series.number !== null ? series.number + " · " : "") + (series.description || "—");
     document.getElementById("meta-modality").textContent = series.modality || "—";

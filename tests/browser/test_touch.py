@@ -208,3 +208,22 @@ def test_a_shared_cases_studies_have_a_view_button_and_whole_dates_on_a_phone(pa
     assert view.bounding_box()["height"] >= TARGET
     assert page.locator(".shared-studies time").evaluate("e => e.getClientRects().length") == 1
     assert "Untitled study" in page.locator(".shared-studies").inner_text()
+
+
+def test_play_is_disabled_for_a_single_image(page, live_server, org_a, clinician_a):
+    """Play on a one-image series (a plain radiograph, a single MR slice) did nothing when tapped."""
+    from bench.frames_synthetic import store_ct_phantom
+    from tests.factories import StudyFactory
+    from tests.viewer.conftest import make_ct_study
+
+    stack = make_ct_study(org_a, clinician_a)
+    single = StudyFactory(organization=org_a, case=stack.case, study_description="One slice")
+    store_ct_phantom(study=single, slices=1, rows=64, columns=64)
+    signed_in_as(page, live_server.url, clinician_a)
+    page.set_viewport_size({"width": 1024, "height": 768})
+    for study, disabled in [(single, True), (stack, False)]:
+        page.goto(f"{live_server.url}/studies/{study.public_id}/viewer/")
+        page.get_by_test_id("viewer-stage").wait_for()
+        page.wait_for_function("() => document.getElementById('meta-series').textContent !== '—'")
+        assert page.get_by_test_id("viewer-cine").is_disabled() is disabled, study.study_description
+        assert page.locator("#viewer-fps").is_disabled() is disabled
