@@ -304,6 +304,9 @@ def uploads_root(request: HttpRequest) -> HttpResponse:
     if with_body:
         if (bad := _write_body(request, upload)) is not None:
             if bad.status_code == 460:
+                # the 460 carries no Location, so nobody can resume this upload: abandoned at once
+                # (recorded) rather than left with its staging file until it expires
+                uploads.upload_terminate(upload=upload, by=request.user, request=request)
                 return bad
         headers["Upload_Offset"] = str(upload.offset)
         _maybe_complete(request, upload)

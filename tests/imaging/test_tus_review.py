@@ -150,6 +150,22 @@ def test_creation_with_a_bad_checksum_is_400_and_creates_nothing(client, checksu
     assert good.status_code == 201 and good["Upload-Offset"] == "2"
 
 
+def test_creation_whose_first_bytes_fail_their_checksum_leaves_no_upload_behind(client):
+    """The 460 names no Location, so the upload it made could never be resumed: it stayed, with
+    its staging file, until it expired. It is abandoned at once, both steps recorded."""
+    from apps.imaging import staging
+
+    response = client.post(
+        ROOT, b"ab", content_type=OCTET, HTTP_UPLOAD_LENGTH="4", HTTP_UPLOAD_CHECKSUM=_sha1(b"other"), **TUS
+    )
+    assert response.status_code == 460 and "Location" not in response
+    upload = Upload.objects.get()
+    assert upload.state == UploadState.TERMINATED
+    assert not staging.staging_path(upload.staging_name).exists()
+    actions = list(AuditEvent.objects.order_by("pk").values_list("action", flat=True))
+    assert actions[-2:] == ["imaging.upload_created", "imaging.upload_deleted"]
+
+
 def test_after_termination_an_upload_is_404_and_after_expiry_410(client):
     ended, expired = _create(client, 4), _create(client, 4)
     assert client.delete(ended, **TUS).status_code == 204
