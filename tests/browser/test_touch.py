@@ -227,3 +227,30 @@ def test_play_is_disabled_for_a_single_image(page, live_server, org_a, clinician
         page.wait_for_function("() => document.getElementById('meta-series').textContent !== '—'")
         assert page.get_by_test_id("viewer-cine").is_disabled() is disabled, study.study_description
         assert page.locator("#viewer-fps").is_disabled() is disabled
+
+
+def test_the_case_and_study_columns_keep_room_and_open_in_viewer_is_a_target_on_a_phone(page, live_server):
+    """On a phone the case list's first column was squeezed to a word a line (a case's question ran
+    down the screen), and the case page's Open in viewer was a 24 px link under the study's name."""
+    from tests.factories import StudyFactory
+
+    org = OrganizationFactory(name="Northwind Test", mfa_required_roles=[])
+    user = member(org, Role.CLINICIAN, email="columns@touch.example")
+    case = CaseFactory(
+        organization=org,
+        created_by=user,
+        responsible_clinician=user,
+        title="Chest CT - second opinion",
+        referring_question="8 mm nodule in the right upper lobe on the outside CT. Has it grown since the prior study?",
+    )
+    StudyFactory(organization=org, case=case, study_description="Whole Body Bone")
+    signed_in_as(page, live_server.url, user)
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(f"{live_server.url}/cases/")
+    first = page.locator(".case-table tbody td").first.bounding_box()
+    assert first["width"] >= 160, first
+    page.goto(f"{live_server.url}/cases/{case.public_id}/")
+    study = page.get_by_test_id("study").locator("td").first.bounding_box()
+    assert study["width"] >= 160, study
+    view = page.locator(".studies-table .view-link").bounding_box()
+    assert view["height"] >= TARGET, view
