@@ -254,3 +254,25 @@ def test_the_case_and_study_columns_keep_room_and_open_in_viewer_is_a_target_on_
     assert study["width"] >= 160, study
     view = page.locator(".studies-table .view-link").bounding_box()
     assert view["height"] >= TARGET, view
+
+
+def test_each_choice_in_a_list_of_checkboxes_is_a_finger_sized_row(page, live_server):
+    """The participants of a tumor board, the studies of a share: a 13 px box on a 24 px line."""
+    org = OrganizationFactory(name="Northwind Test", mfa_required_roles=[])
+    user = member(org, Role.RADIOLOGIST, email="host@touch.example")
+    for i in range(3):
+        member(org, Role.CLINICIAN, email=f"participant{i}@touch.example")
+    signed_in_as(page, live_server.url, user)
+    problems = []
+    for width, height in SIZES:
+        page.set_viewport_size({"width": width, "height": height})
+        page.goto(f"{live_server.url}/boards/new/")
+        choices = page.locator(".checkbox-list .choice")
+        assert choices.count() >= 3
+        for label, box in choices.evaluate_all(
+            "els => els.map(c => [c.querySelector('label').getBoundingClientRect().height,"
+            " c.querySelector('input').getBoundingClientRect().height])"
+        ):
+            if label < TARGET or box < 20:
+                problems.append(f"{width}x{height}: label {label}px, box {box}px")
+    assert not problems, "\n".join(problems)
