@@ -17,11 +17,14 @@ def broker_unreachable():
     """Tasks are sent (not run eagerly) to a broker that refuses connections."""
     from portal.celery import app
 
-    saved = app.conf.broker_url, app.conf.task_always_eager
+    keys = ("broker_url", "task_always_eager")
+    saved = {key: app.conf.changes[key] for key in keys if key in app.conf.changes}
     app.conf.broker_url, app.conf.task_always_eager = UNREACHABLE, False
     _reset(app)
     try:
         yield
     finally:
-        app.conf.broker_url, app.conf.task_always_eager = saved
+        for key in keys:  # read from the Django settings again (override_settings in other tests)
+            app.conf.changes.pop(key, None)
+        app.conf.changes.update(saved)
         _reset(app)
