@@ -276,3 +276,27 @@ def test_each_choice_in_a_list_of_checkboxes_is_a_finger_sized_row(page, live_se
             if label < TARGET or box < 20:
                 problems.append(f"{width}x{height}: label {label}px, box {box}px")
     assert not problems, "\n".join(problems)
+
+
+def test_the_help_of_a_long_list_of_checkboxes_is_not_scrolled_out_of_sight(page, live_server):
+    """A long list scrolls within its box; its help ("Tick none to share the whole case", who a
+    board's participants are) was inside the scrolling box, below the choices, out of sight."""
+    org = OrganizationFactory(name="Northwind Test", mfa_required_roles=[])
+    user = member(org, Role.RADIOLOGIST, email="host.help@touch.example")
+    for i in range(10):
+        member(org, Role.CLINICIAN, email=f"participant.help{i}@touch.example")
+    signed_in_as(page, live_server.url, user)
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(f"{live_server.url}/boards/new/")
+    help_text = page.locator("#id_participants_helptext")
+    assert "Members and invited external consultants" in help_text.inner_text()
+    scrolled_within = help_text.evaluate(
+        "e => { for (let a = e.parentElement; a && a !== document.body; a = a.parentElement) {"
+        " const s = getComputedStyle(a).overflowY;"
+        " if ((s === 'auto' || s === 'scroll') && a.scrollHeight > a.clientHeight + 1) return a.tagName; }"
+        " return null; }"
+    )
+    assert scrolled_within is None
+    # the choices themselves still scroll in their box rather than running down the page
+    choices = page.locator(".checkbox-list .choices").last
+    assert choices.evaluate("c => c.scrollHeight > c.clientHeight")
