@@ -212,6 +212,17 @@ def rendition_summarize(rendition: Rendition) -> Rendition:
     return rendition
 
 
+def study_renditions_stopped(*, study_id: int) -> int:
+    """The task gave up on a study (stored files still unreadable after its retries, or an
+    unexpected error): its renditions still "being made" say they were not made and why, rather
+    than being made for ever. Files already made are kept; a later run (``manage.py
+    renditions``) makes the rest and recomputes the state. Returns the renditions marked."""
+    reason = Deferred(gettext_noop("Not made: the work stopped on an error (stored files could not be read, or an "
+                                   "unexpected error). An administrator can make it again."))
+    return Rendition.objects.filter(study_id=study_id, status=Status.PENDING).update(
+        status=Status.UNAVAILABLE, **i18n.explained(reason))
+
+
 def study_rendition_blob_ids(*, study: Study) -> set[int]:
     """The blobs of a study's rendition files (for ``apps.imaging.services.study_delete``, which
     removes those no row points at once the study is gone). The original kind's are the
