@@ -523,4 +523,11 @@
   } else {
     selectSeries(0);
   }
+  // On a tablet or a phone the image's lower part and its slider opened below the screen's edge
+  // (the site's header and menus stand above the viewer). When they do not fit, the page opens
+  // scrolled to the viewer's title: the image and the slider are in sight; the header is a scroll up.
+  var sliderBox = root.querySelector(".viewer-slider");
+  if (sliderBox && sliderBox.getBoundingClientRect().bottom > window.innerHeight && window.scrollY === 0) {
+    root.scrollIntoView({ block: "start" });
+  }
 })();

@@ -300,3 +300,27 @@ def test_the_help_of_a_long_list_of_checkboxes_is_not_scrolled_out_of_sight(page
     # the choices themselves still scroll in their box rather than running down the page
     choices = page.locator(".checkbox-list .choices").last
     assert choices.evaluate("c => c.scrollHeight > c.clientHeight")
+
+
+def test_the_viewer_opens_with_the_image_and_its_slider_in_sight_on_a_tablet_and_a_phone(
+    page, live_server, org_a, clinician_a
+):
+    """The header and menus above the viewer pushed the image's lower edge and the image slider
+    below the screen of a tablet (either way up) and a phone."""
+    from tests.viewer.conftest import make_ct_study
+
+    study = make_ct_study(org_a, clinician_a)
+    signed_in_as(page, live_server.url, clinician_a)
+    problems = []
+    for width, height in SIZES:
+        page.set_viewport_size({"width": width, "height": height})
+        page.goto(f"{live_server.url}/studies/{study.public_id}/viewer/")
+        page.get_by_test_id("viewer-stage").wait_for()
+        boxes = page.evaluate(
+            "() => ['.viewer-stage', '.viewer-slider', '.viewer-title'].map("
+            "s => { const r = document.querySelector(s).getBoundingClientRect(); return [s, r.top, r.bottom]; })"
+        )
+        problems += [
+            f"{width}x{height} {s}: {top:.0f}-{bottom:.0f}" for s, top, bottom in boxes if top < 0 or bottom > height
+        ]
+    assert not problems, "\n".join(problems)
