@@ -55,7 +55,7 @@ class ShareForm(forms.Form):
         studies = Study.objects.filter(case=case) if case is not None else Study.objects.none()
         self.fields["studies"].queryset = studies
         self.fields["studies"].label_from_instance = lambda s: (
-            f"{s.study_description or _('Study')} ({s.modalities or '—'}, {s.study_date or '—'})")
+            f"{s.study_description or _('Untitled study')} ({s.modalities or '—'}, {s.study_date or '—'})")
         if not studies.exists():
             del self.fields["studies"]
 
