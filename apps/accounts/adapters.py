@@ -65,6 +65,22 @@ class AccountAdapter(DefaultAccountAdapter):
             if request is not None:
                 setattr(request, MAIL_FAILED, True)
 
+    def add_message(self, request: HttpRequest, level: int, message_template: str | None = None,
+                    message_context: dict[str, Any] | None = None, extra_tags: str = "",
+                    message: str | None = None) -> None:
+        """No "Successfully signed in" above the page asking for the second factor: the password
+        alone does not sign in someone who has (or must set up) one, and the message told them
+        they were in while the next page still asked for a code."""
+        from django.conf import settings
+
+        from apps.accounts import mfa
+
+        user = (message_context or {}).get("user")
+        if (message_template == "account/messages/logged_in.txt" and user is not None
+                and settings.LIGHTBOX_MFA_ENFORCED and (mfa.has_second_factor(user) or mfa.mfa_required(user))):
+            return
+        super().add_message(request, level, message_template, message_context, extra_tags, message)
+
     def authenticate(self, request: HttpRequest, **credentials: Any) -> Any:
         from apps.accounts.models import User
 
