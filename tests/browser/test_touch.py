@@ -324,3 +324,30 @@ def test_the_viewer_opens_with_the_image_and_its_slider_in_sight_on_a_tablet_and
             f"{width}x{height} {s}: {top:.0f}-{bottom:.0f}" for s, top, bottom in boxes if top < 0 or bottom > height
         ]
     assert not problems, "\n".join(problems)
+
+
+def test_a_studys_rendition_labels_do_not_stretch_its_row_on_a_phone(page, live_server):
+    """Squeezed to 140 px, each of a study's four rendition labels ran over three lines: every row
+    of a case's studies was 260 px high on a phone, the study's name floating in its middle."""
+    from tests.factories import RenditionFactory, StudyFactory
+
+    org = OrganizationFactory(name="Northwind Test", mfa_required_roles=[])
+    user = member(org, Role.CLINICIAN, email="renditions@touch.example")
+    case = CaseFactory(organization=org, created_by=user, responsible_clinician=user)
+    study = StudyFactory(organization=org, case=case, study_description="Whole Body Bone")
+    for kind, label in [
+        ("original", "diagnostic_original"),
+        ("lossless", "diagnostic_lossless"),
+        ("preview", "preview_lossy"),
+        ("education", "education_low_res"),
+    ]:
+        RenditionFactory(organization=org, study=study, kind=kind, label=label)
+    signed_in_as(page, live_server.url, user)
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(f"{live_server.url}/cases/{case.public_id}/")
+    row = page.get_by_test_id("study").bounding_box()
+    assert row["height"] <= 180, row
+    badges = page.get_by_test_id("rendition-badge").evaluate_all(
+        "els => els.map(e => [e.textContent, e.getClientRects().length, Math.round(e.getBoundingClientRect().height)])"
+    )
+    assert len(badges) == 4 and all(height < 40 for _text, _n, height in badges), badges
