@@ -8,7 +8,7 @@ into logs, task arguments, audit details or blob storage names.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 from django.conf import settings
 from django.db import models
@@ -260,6 +260,39 @@ class IngestJobQuerySet(WholeCaseQuerySet):
     pass
 
 
+class JobFailure(NamedTuple):
+    """Why a failed job failed and what can be done, for the person who uploaded it: a stable
+    code (clients go by it) and a message in the reader's language."""
+
+    code: str
+    message: str
+
+
+#: ``IngestJob.error`` holds the type of the exception the task gave up on (apps.imaging.tasks),
+#: never its text (a path may name the patient); each type the task can give up on, by code
+FAILURE_CODES = {
+    "StorageUnavailable": "storage_unavailable",   # storage still failing after the retries
+    "OperationalError": "database_unavailable",    # the database, likewise
+    "FileNotFoundError": "upload_unreadable",      # the staged file was gone
+    "PermissionError": "upload_unreadable",        # or could not be read
+}
+# what is true of each: the staged file stays until the job finishes, so a job that failed on
+# storage or the database loses nothing and ``manage.py ingest --resume`` finishes it
+# (tests/imaging/test_storage_down.py); a staged file that cannot be read must be sent again
+FAILURE_MESSAGES = {
+    "storage_unavailable": _("The images could not be stored: the portal's storage did not answer, even after "
+                             "several tries. Nothing you sent is lost and you need not upload it again: once "
+                             "storage is back, an administrator can finish it with "
+                             "manage.py ingest --resume %(job)s."),
+    "database_unavailable": _("The images could not be recorded: the portal's database did not answer, even "
+                              "after several tries. Nothing you sent is lost and you need not upload it again: "
+                              "an administrator can finish it with manage.py ingest --resume %(job)s."),
+    "upload_unreadable": _("The uploaded file could no longer be read on the server. Please upload it again."),
+    "unexpected": _("An unexpected error stopped the processing. Please tell an administrator, quoting "
+                    "reference %(job)s."),
+}
+
+
 class IngestJob(PublicIdModel):
     """One ingest run over an upload (or a server-side path, from ``manage.py ingest``). Safe to
     run twice: every effect is keyed (blob by sha256, instance by study and SOP UID, report line
@@ -292,6 +325,14 @@ class IngestJob(PublicIdModel):
 
     def __str__(self) -> str:
         return f"IngestJob {self.public_id}"
+
+    @property
+    def failure(self) -> JobFailure | None:
+        """Why the job failed and what to do, by the type of error recorded; None unless failed."""
+        if self.state != JobState.FAILED:
+            return None
+        code = FAILURE_CODES.get(self.error, "unexpected")
+        return JobFailure(code, str(FAILURE_MESSAGES[code]) % {"job": self.public_id})
 
 
 class FileOutcome(models.TextChoices):

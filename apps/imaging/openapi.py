@@ -13,6 +13,7 @@ from uuid import UUID
 from django.urls import reverse
 
 from apps.imaging import tus
+from apps.imaging.models import FAILURE_MESSAGES
 
 TAGS = ["v1"]
 _TEXT = {"text/plain": {"schema": {"type": "string"}}}
@@ -87,6 +88,20 @@ STAGING_UNAVAILABLE = _refusal(
     "was acknowledged that is not stored; try again later from the upload's offset.",
     extra={"Retry-After": _out("Seconds to wait before trying again.", type="integer")})
 
+JOB_FAILURE = {
+    "type": "object", "nullable": True, "required": ["code", "message"],
+    "description": "Null unless the job's state is `failed`: why it failed (by the type of error, never its text) "
+                   "and what can be done.",
+    "properties": {
+        "code": {"type": "string", "enum": sorted(FAILURE_MESSAGES),
+                 "description": "`storage_unavailable` and `database_unavailable`: still failing after the "
+                                "retries; nothing is lost and `manage.py ingest --resume` finishes the job. "
+                                "`upload_unreadable`: the staged file could not be read; upload it again. "
+                                "`unexpected`: any other error."},
+        "message": {"type": "string", "description": "The reason and the next step, in the reader's language."},
+    },
+}
+
 UPLOAD_STATUS = {
     "type": "object",
     "required": ["id", "state", "offset", "length", "filename", "job"],
@@ -95,8 +110,9 @@ UPLOAD_STATUS = {
         "state": {"type": "string"}, "offset": {"type": "integer"},
         "length": {"type": "integer", "nullable": True}, "filename": {"type": "string"},
         "job": {"type": "object", "nullable": True, "description": "The ingest of the finished upload: its "
-                "state, counts, per-file outcomes (`files`) and the studies it made (`studies`).",
-                "additionalProperties": True},
+                "state, counts, per-file outcomes (`files`), the studies it made (`studies`) and, when it "
+                "failed as a whole, why (`failure`).",
+                "properties": {"failure": JOB_FAILURE}, "additionalProperties": True},
     },
 }
 

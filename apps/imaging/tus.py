@@ -352,6 +352,8 @@ def _status_json(upload: Upload) -> dict:
             "files_total": job.files_total, "files_ingested": job.files_ingested,
             "files_duplicate": job.files_duplicate, "files_skipped": job.files_skipped,
             "files_prepared": job.files_prepared,
+            # a failed job says why and what can be done (a code and the reader's language), null otherwise
+            "failure": {"code": failure.code, "message": failure.message} if (failure := job.failure) else None,
             "files": [{"path": f.path, "outcome": f.outcome, "outcome_label": str(f.get_outcome_display()),
                        "reason": f.reason, "reason_label": f.reason_shown} for f in job.files.all()[:1000]],
             "studies": [{"id": str(s.public_id), "url": s.get_absolute_url(), "state": s.state,
