@@ -356,6 +356,9 @@ CACHES = {"default": {"BACKEND": "apps.core.cache.ResilientRedisCache", "LOCATIO
 # "No hostname was supplied" on every task of the embedded default
 CELERY_BROKER_URL = REDIS_URL or "memory://localhost/"
 CELERY_RESULT_BACKEND = REDIS_URL or None
+# Nothing reads a task's result: a send that subscribed to it first (the Redis result store's
+# default) waited about 20 s on a Redis that is down before failing (apps/core/queue.py)
+CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=not REDIS_URL)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True

@@ -3,6 +3,8 @@ sweep (apps.core.queue); nothing else is queued twice."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from celery import shared_task
 
@@ -42,3 +44,16 @@ def test_a_send_that_succeeds_leaves_no_row(django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
         send_on_commit(_probe_task, 8)
     assert RAN == [8] and not UnsentTask.objects.exists()
+
+
+def test_a_refused_send_does_not_wait_on_the_result_store(django_capture_on_commit_callbacks):
+    """In production one Redis is the broker and the result store. Nothing reads task results, so a
+    send must not subscribe to its result first: with Redis away that subscription retried for
+    about 20 s (the request waited) and then failed with a RuntimeError asking for a restart."""
+    RAN.clear()
+    started = time.monotonic()
+    with broker_unreachable(result_backend=True), django_capture_on_commit_callbacks(execute=True):
+        send_on_commit(_probe_task, 9)
+    assert time.monotonic() - started < 5
+    [row] = UnsentTask.objects.all()
+    assert (row.args, row.error) == ([9], "OperationalError")
