@@ -34,7 +34,9 @@ class StorageUnavailableMiddleware:
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if not isinstance(exception, STORAGE_ERRORS):
             return None
-        logger.warning("storage unavailable on %s (%s)", request.method, type(exception).__name__)
+        # with its traceback, at the level of the 500 this replaces: any OSError a view raises
+        # comes here, a bug's (a blob missing, a wrong path) as well as an outage's
+        logger.error("storage unavailable on %s (%s)", request.method, type(exception).__name__, exc_info=exception)
         message = _(
             "Stored files cannot be read or written at the moment. Nothing stored was lost: try again in a few minutes."
         )

@@ -4,10 +4,13 @@ is not told that the file is damaged."""
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from django.test import Client
 from django.urls import reverse
 
+from apps.imaging.middleware import StorageUnavailableMiddleware
 from tests.storage_outages import S3_UNREACHABLE
 from tests.viewer.conftest import make_ct_study
 
@@ -66,3 +69,18 @@ def test_attaching_a_document_while_storage_cannot_be_written_is_a_503_and_saves
     response = client.post(url, {"kind": "report", "file": pdf}, HTTP_ACCEPT="text/html")
     assert response.status_code == 503 and MESSAGE in response.content
     assert not Attachment.objects.exists()
+
+
+def test_a_storage_error_keeps_its_traceback_in_the_log_and_its_path_off_the_page(rf, caplog):
+    """Every OSError a view raises is answered 503 here, whatever raised it (a storage outage, or a
+    bug: a blob missing after a faulty sweep, a wrong path). The log keeps the traceback, at the
+    level of the 500 it replaces, so such a bug is seen and traced; the answer names no path."""
+    middleware = StorageUnavailableMiddleware(lambda request: None)
+    try:
+        raise FileNotFoundError(2, "No such file or directory", "/srv/lightbox/blobs/ab/cd/abcd")
+    except OSError as exc:
+        error = exc
+        response = middleware.process_exception(rf.get("/"), exc)
+    assert response.status_code == 503 and b"/srv/lightbox" not in response.content
+    [logged] = [r for r in caplog.records if r.name == "apps.imaging.middleware"]
+    assert logged.levelno == logging.ERROR and logged.exc_info[1] is error
