@@ -18,11 +18,25 @@ def _reset(app) -> None:
 def broker_unreachable(*, result_backend: bool = False):
     """Tasks are sent (not run eagerly) to a broker that refuses connections; with
     ``result_backend`` the result store is that Redis too, as in production (one REDIS_URL)."""
+    with _broker(UNREACHABLE, result_backend=result_backend):
+        yield
+
+
+@contextmanager
+def broker_in_memory():
+    """Tasks are sent (not run eagerly) to kombu's in-process broker, which takes every message
+    (nothing consumes them)."""
+    with _broker("memory://localhost/"):
+        yield
+
+
+@contextmanager
+def _broker(url: str, *, result_backend: bool = False):
     from portal.celery import app
 
     keys = ("broker_url", "task_always_eager", "result_backend")
     saved = {key: app.conf.changes[key] for key in keys if key in app.conf.changes}
-    app.conf.broker_url, app.conf.task_always_eager = UNREACHABLE, False
+    app.conf.broker_url, app.conf.task_always_eager = url, False
     if result_backend:
         app.conf.result_backend = UNREACHABLE
     _reset(app)

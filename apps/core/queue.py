@@ -48,7 +48,8 @@ def _send(task, args: tuple) -> None:
 def unsent_tasks_send() -> int:
     """Send the tasks the broker could not take (schedule it). Each row is claimed by deleting it
     in a transaction that rolls back if the send fails, so a row is sent by one sweep and kept
-    until a send succeeds; the first failure ends the sweep (the broker is still away)."""
+    until a send succeeds; the first failure ends the sweep (the broker is still away), except a
+    row its task no longer takes (TypeError: kept for an administrator, the sweep goes on)."""
     from portal.celery import app
 
     sent = 0
@@ -64,6 +65,9 @@ def unsent_tasks_send() -> int:
                     continue  # another sweep sent it
                 if not eager:
                     task.delay(*row.args)
+        except TypeError as exc:  # its task no longer takes these arguments (a release changed it)
+            logger.error("unsent task %s: %s; row %s kept", row.task, exc, row.pk)
+            continue  # no send will ever take it: the broker is not the cause, the others go on
         except Exception as exc:  # noqa: BLE001 - the broker still cannot be reached: the row stays
             logger.warning("unsent tasks: %s still not queued (%s); %s sent", row.task, type(exc).__name__, sent)
             break

@@ -10,7 +10,7 @@ from celery import shared_task
 
 from apps.core.models import UnsentTask
 from apps.core.queue import send_on_commit, unsent_tasks_send
-from tests.brokers import broker_unreachable
+from tests.brokers import broker_in_memory, broker_unreachable
 
 pytestmark = pytest.mark.django_db
 
@@ -57,3 +57,14 @@ def test_a_refused_send_does_not_wait_on_the_result_store(django_capture_on_comm
     assert time.monotonic() - started < 5
     [row] = UnsentTask.objects.all()
     assert (row.args, row.error) == ([9], "OperationalError")
+
+
+def test_a_row_that_can_never_be_sent_does_not_hold_back_the_others():
+    """A row whose arguments its task no longer takes (a release changed the signature) raises
+    TypeError on every send; it is kept for an administrator, and the sweep goes on with the
+    others (it stopped there, every minute, so no row after it was ever sent)."""
+    UnsentTask.objects.create(task=_probe_task.name, args=[], error="OperationalError")
+    UnsentTask.objects.create(task=_probe_task.name, args=[5], error="OperationalError")
+    with broker_in_memory():
+        assert unsent_tasks_send() == 1
+    assert list(UnsentTask.objects.values_list("args", flat=True)) == [[]]
