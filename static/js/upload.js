@@ -76,7 +76,19 @@
       a.textContent = (s.description || strings.untitled) + " (" + s.state_label + ")";
       li.appendChild(a);
     });
+    if (job.failure) { li.appendChild(failureNote(job.failure, "help")); }
     recent.insertBefore(li, recent.firstChild);
+  }
+
+  // a job that failed as a whole: why, and what can be done (the server's words, in the
+  // reader's language, chosen by the type of error: apps.imaging.models.FAILURE_MESSAGES)
+  function failureNote(failure, className) {
+    var p = document.createElement("p");
+    p.className = className;
+    p.setAttribute("data-testid", "job-failure");
+    p.setAttribute("data-code", failure.code);
+    text(p, failure.message);
+    return p;
   }
 
   function showReport(it, data) {
@@ -84,6 +96,11 @@
     if (!job) { return false; }
     text(it.status, job.state_label);
     it.report.textContent = "";
+    if (it.failureNote) { it.failureNote.remove(); it.failureNote = null; }
+    if (job.failure) {
+      it.failureNote = failureNote(job.failure, "job-failure");
+      it.report.parentNode.insertBefore(it.failureNote, it.report);
+    }
     (job.studies || []).forEach(function (s) {
       var li = document.createElement("li");
       var a = document.createElement("a");
