@@ -9,7 +9,8 @@ data) and the request goes on; the page shows the work as queued. The beat entry
 ``core-unsent-tasks-send`` (``unsent_tasks_send``) sends the rows again once the broker answers.
 A row exists only for a send that failed, so this never queues a task twice (the tasks are
 idempotent all the same). Where tasks run eagerly (the embedded default, no broker) the task runs
-in-process as before, and what it raises reaches the caller.
+in-process, its retries at once, and a task that still fails is logged (by type) as a worker
+would log it, not raised into the request that queued it: the task records how it ended.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import logging
 from functools import partial
 
+from celery.exceptions import Retry
 from django.db import transaction
 
 from apps.core.models import UnsentTask
@@ -34,7 +36,7 @@ def send_on_commit(task, *args: int) -> None:
 
 def _send(task, args: tuple) -> None:
     if task.app.conf.task_always_eager:
-        task.delay(*args)
+        _run_in_process(task, args)
         return
     try:
         task.delay(*args)
@@ -43,6 +45,23 @@ def _send(task, args: tuple) -> None:
         logger.warning(
             "task %s not queued (%s): it is sent again once the broker answers", task.name, type(exc).__name__
         )
+
+
+def _run_in_process(task, args: tuple) -> None:
+    """Run ``task`` here as a worker would: its retries one after another (Celery's eager mode
+    raises a task's first Retry to the caller instead), and a task that still fails logged, by
+    type only, not raised into the request that queued it: the task records how it ended (a job
+    failed, with why)."""
+    retries = 0
+    while True:
+        try:
+            task.apply(args=args, retries=retries, throw=True)
+        except Retry:
+            retries += 1
+            continue
+        except Exception as exc:  # noqa: BLE001 - as a worker: logged, the request goes on
+            logger.error("task %s failed in-process (%s)", task.name, type(exc).__name__)
+        return
 
 
 def unsent_tasks_send() -> int:

@@ -102,3 +102,19 @@ def test_a_job_that_did_not_fail_has_no_failure(client, small_ct):
     status = client.get(url).json()
     assert status["job"]["failure"] is None
     assert set(UPLOAD_STATUS["properties"]["job"]["properties"]) <= set(status["job"])
+
+
+def test_in_process_tasks_a_retried_ingest_that_gave_up_ends_the_upload_without_a_server_error(
+        org_a, small_ct, tmp_path, django_capture_on_commit_callbacks):
+    """The embedded default runs tasks in the request (Celery eager): the ingest's retries run
+    there too, and Celery then raises its Retry to the caller. The last PATCH still answers 204,
+    and the job says why it failed."""
+    c = Client(raise_request_exception=False)
+    c.force_login(member(org_a, Role.RADIOLOGIST, email="rad@alpha.example"))
+    data = sorted(small_ct.iterdir())[0].read_bytes()
+    r = c.post(ROOT, HTTP_UPLOAD_LENGTH=str(len(data)), HTTP_UPLOAD_METADATA=_meta(filename="one.dcm"), **TUS)
+    url = r["Location"].split("testserver", 1)[-1]
+    with storage_unwritable(tmp_path), django_capture_on_commit_callbacks(execute=True):
+        assert _patch(c, url, 0, data).status_code == 204
+    status = c.get(url).json()["job"]
+    assert (status["state"], status["failure"]["code"]) == (JobState.FAILED, "storage_unavailable")
