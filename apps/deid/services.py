@@ -82,6 +82,9 @@ def pseudonym_check(*, study: Study, value: str) -> str:
 #: double click, a second tab, answered after a small study's export already finished); after
 #: it, starting again makes a new export (its own UID mapping; the profile may have changed)
 JUST_FINISHED = timedelta(minutes=5)
+#: a queued export no worker has started after this long was lost by the task queue (a broker
+#: restarted without its messages, a process killed between the commit and the send)
+NEVER_STARTED = timedelta(minutes=15)
 
 
 def deid_export_start(*, study: Study, by, pseudonym: str, request=None, enqueue: bool = True) -> DeidExport:
@@ -92,7 +95,9 @@ def deid_export_start(*, study: Study, by, pseudonym: str, request=None, enqueue
     Idempotent: while an export by ``by`` of the same study with the same pseudonym (the profile
     is one, so that is the same thing) is queued or running, or finished ready less than
     ``JUST_FINISHED`` ago, that export is returned and nothing is recorded (no second
-    ``deid.export_started``). A failed one is not: starting again is the retry. Two starts at once
+    ``deid.export_started``). A failed one is not: starting again is the retry. Nor is one still
+    queued ``NEVER_STARTED`` after it was made: the task queue lost it, so it is marked failed
+    (recorded) and a new one is made, or the person could never have their export. Two starts at once
     (a double click, two tabs) are serialized by a lock on the study row, taken before the look for
     an existing export: the second waits for the first to commit, then finds its export. The same
     lock ``study_delete`` takes: a study deleted meanwhile raises ``Study.DoesNotExist``."""
@@ -104,6 +109,9 @@ def deid_export_start(*, study: Study, by, pseudonym: str, request=None, enqueue
         if not Study.objects.select_for_update(no_key=True).filter(pk=study.pk).exists():
             raise Study.DoesNotExist("the study was deleted meanwhile")
         same = DeidExport.objects.filter(study=study, created_by=by, pseudonym=pseudonym)
+        for lost in same.filter(state=State.QUEUED, created_at__lt=timezone.now() - NEVER_STARTED):
+            _fail(lost, Deferred(gettext_noop("Never started: the portal's work queue lost it. Starting the export "
+                                              "again made a new one.")), "never_started")
         existing = (same.filter(Q(state__in=[State.QUEUED, State.RUNNING])
                                 | Q(state=State.READY, finished_at__gte=timezone.now() - JUST_FINISHED))
                     .order_by("-created_at", "-id").first())

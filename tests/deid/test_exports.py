@@ -602,3 +602,21 @@ def test_deleting_the_study_removes_its_exports_blobs(world, client_as, django_c
 
     assert not [b.storage_name for b in outputs if default_storage.exists(b.storage_name)]
     assert not Blob.objects.filter(pk__in=[b.pk for b in outputs]).exists()
+
+
+def test_an_export_the_queue_lost_does_not_block_starting_again(world):
+    """A queued export no worker started within ``NEVER_STARTED`` (the broker restarted without its
+    messages) is not returned for ever by the double-click guard: it is marked failed, with why and
+    recorded, and a new export is made; one queued a moment ago is still the one returned."""
+    from apps.deid.services import NEVER_STARTED
+
+    first = deid_export_start(study=world["study"], by=world["clinician"], pseudonym="PSEUDO-LOST", enqueue=False)
+    again = deid_export_start(study=world["study"], by=world["clinician"], pseudonym="PSEUDO-LOST", enqueue=False)
+    assert again.pk == first.pk
+    DeidExport.objects.filter(pk=first.pk).update(created_at=timezone.now() - NEVER_STARTED - timedelta(seconds=1))
+    fresh = deid_export_start(study=world["study"], by=world["clinician"], pseudonym="PSEUDO-LOST", enqueue=False)
+    assert fresh.pk != first.pk and fresh.state == State.QUEUED
+    first.refresh_from_db()
+    assert first.state == State.FAILED and "work queue lost it" in first.reason
+    assert AuditEvent.objects.filter(action=A.DEID_EXPORT_FAILED, details__reason="never_started").count() == 1
+    assert deid_export_run(export_id=first.pk).state == State.FAILED  # a late worker leaves it so
