@@ -68,16 +68,22 @@ def test_header_and_standalone_links_are_finger_sized_on_a_tablet_and_a_phone(pa
     assert not problems, "\n".join(problems)
 
 
-def test_the_viewers_way_back_frame_rate_and_keyboard_help_are_finger_sized(page, live_server, org_a, clinician_a):
+def _viewer_at_each_size(page, live_server, org, user):
+    """A CT study's viewer, opened by ``user`` at each of ``SIZES`` in turn (yields the size)."""
     from tests.viewer.conftest import make_ct_study
 
-    study = make_ct_study(org_a, clinician_a)
-    signed_in_as(page, live_server.url, clinician_a)
-    problems = []
+    study = make_ct_study(org, user)
+    signed_in_as(page, live_server.url, user)
     for width, height in SIZES:
         page.set_viewport_size({"width": width, "height": height})
         page.goto(f"{live_server.url}/studies/{study.public_id}/viewer/")
         page.get_by_test_id("viewer-stage").wait_for()
+        yield width, height
+
+
+def test_the_viewers_way_back_frame_rate_and_keyboard_help_are_finger_sized(page, live_server, org_a, clinician_a):
+    problems = []
+    for width, height in _viewer_at_each_size(page, live_server, org_a, clinician_a):
         for name, locator in [
             ("Back to study", page.get_by_role("link", name="Back to study")),
             ("Frames/s", page.locator("#viewer-fps")),
@@ -307,15 +313,8 @@ def test_the_viewer_opens_with_the_image_and_its_slider_in_sight_on_a_tablet_and
 ):
     """The header and menus above the viewer pushed the image's lower edge and the image slider
     below the screen of a tablet (either way up) and a phone."""
-    from tests.viewer.conftest import make_ct_study
-
-    study = make_ct_study(org_a, clinician_a)
-    signed_in_as(page, live_server.url, clinician_a)
     problems = []
-    for width, height in SIZES:
-        page.set_viewport_size({"width": width, "height": height})
-        page.goto(f"{live_server.url}/studies/{study.public_id}/viewer/")
-        page.get_by_test_id("viewer-stage").wait_for()
+    for width, height in _viewer_at_each_size(page, live_server, org_a, clinician_a):
         boxes = page.evaluate(
             "() => ['.viewer-stage', '.viewer-slider', '.viewer-title'].map("
             "s => { const r = document.querySelector(s).getBoundingClientRect(); return [s, r.top, r.bottom]; })"

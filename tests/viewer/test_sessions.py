@@ -108,22 +108,27 @@ def test_the_sweep_is_scheduled():
     assert "apps.viewer.tasks.viewer_sessions_close_idle_task" in tasks
 
 
+def _open_as_link_holder(client, study, sharer) -> str:
+    """The key of a viewer session ``client`` opened on ``study`` through an anonymous link."""
+    from apps.sharing import services as sharing
+    from apps.sharing.usecases import RecipientKind, UseCase
+
+    org = study.organization
+    org.anonymous_links_enabled = True
+    org.save()
+    _grant, _link, raw = sharing.share_create(case=study.case, by=sharer, use_case=UseCase.CUSTOM,
+                                              recipient_kind=RecipientKind.ANONYMOUS)
+    assert client.get(reverse("sharing:link_open", kwargs={"token": raw})).status_code == 302
+    return _open(client, study)
+
+
 def test_signing_in_after_viewing_through_a_link_starts_a_session_of_ones_own(client, clinician_a, ct_study):
     """Django keeps the session's data when an anonymous visitor signs in (login() only cycles the
     key), so the viewer sessions a link holder opened in this browser are still listed after
     someone signs in. The person signed in does not read on under them: their first frame opens
     (and records) a session of their own, and the link holder's is neither kept alive nor closed
     from there (the idle sweep closes it)."""
-    from apps.sharing import services as sharing
-    from apps.sharing.usecases import RecipientKind, UseCase
-
-    org = ct_study.organization
-    org.anonymous_links_enabled = True
-    org.save()
-    _grant, _link, raw = sharing.share_create(case=ct_study.case, by=clinician_a, use_case=UseCase.CUSTOM,
-                                              recipient_kind=RecipientKind.ANONYMOUS)
-    assert client.get(reverse("sharing:link_open", kwargs={"token": raw})).status_code == 302
-    held = _open(client, ct_study)
+    held = _open_as_link_holder(client, ct_study, clinician_a)
     assert ViewerSession.objects.get(key=held).user is None
 
     client.force_login(clinician_a)  # django.contrib.auth.login on this browser's session, as every sign-in path
@@ -153,16 +158,7 @@ def test_a_frame_after_signing_in_is_the_new_persons_even_within_the_grace(clien
     leaving page belongs to the session it closed; but a frame sent with that key once the person
     has signed in is theirs: it opens (and records) a session of their own, never passes as the
     link holder's late frame."""
-    from apps.sharing import services as sharing
-    from apps.sharing.usecases import RecipientKind, UseCase
-
-    org = ct_study.organization
-    org.anonymous_links_enabled = True
-    org.save()
-    _grant, _link, raw = sharing.share_create(case=ct_study.case, by=clinician_a, use_case=UseCase.CUSTOM,
-                                              recipient_kind=RecipientKind.ANONYMOUS)
-    assert client.get(reverse("sharing:link_open", kwargs={"token": raw})).status_code == 302
-    held = _open(client, ct_study)
+    held = _open_as_link_holder(client, ct_study, clinician_a)
     close = reverse("viewer:close", kwargs={"study_id": ct_study.public_id})
     assert client.post(close, {"session": held}).status_code == 204
     frame = reverse("viewer:frame", kwargs={"instance_id": ct_study.phantom_instances[0].public_id}) + "?quality=low"
