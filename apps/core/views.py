@@ -60,8 +60,9 @@ def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
     or a new sign-in, or the browser blocks cookies. Nothing was done; the page says how to go on,
     in the reader's language. Scripts get JSON (upload.js tells its user to sign in again)."""
     if "text/html" not in request.headers.get("Accept", ""):
-        return JsonResponse({"error": "csrf_failed", "detail": "CSRF check failed: reload the page and try again."},
-                            status=403)
+        return JsonResponse({"error": "csrf_failed", "detail": _(
+            "The request's security check failed (the page was open across a sign-out, or cookies are blocked). "
+            "Nothing was done: reload the page and try again.")}, status=403)
     return render(request, "403_csrf.html", status=403)
 
 

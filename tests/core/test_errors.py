@@ -76,3 +76,5 @@ def test_a_form_sent_without_its_security_token_is_explained_in_the_readers_lang
     assert 'lang="es"' in html and "CSRF" not in html
     script = client.post(url, {"text": "x"}, HTTP_ACCEPT="application/json")
     assert script.status_code == 403 and script.json()["error"] == "csrf_failed"
+    assert "No se ha hecho nada" in client.post(url, {"text": "x"}, HTTP_ACCEPT="application/json",
+                                                HTTP_ACCEPT_LANGUAGE="es").json()["detail"]
