@@ -39,6 +39,7 @@ from django_otp.oath import TOTP
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from django_otp.util import random_hex
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.permissions import BasePermission
 
 from apps.accounts.models import User
@@ -279,8 +280,9 @@ def require_recent_otp(view: Callable[..., HttpResponse] | None = None, *,
 
 
 class RecentOTP(BasePermission):
-    """DRF permission: like ``require_recent_otp``, answering 403 ``step_up_required``, and the
-    refusal recorded in the audit trail as that decorator records the pages' refusals."""
+    """DRF permission: like ``require_recent_otp``, answering 403 ``step_up_required`` with the
+    ``step_up_url`` to pass the second factor again, and the refusal recorded in the audit trail
+    as that decorator records the pages' refusals."""
 
     message = "step_up_required"
 
@@ -288,4 +290,5 @@ class RecentOTP(BasePermission):
         if not settings.LIGHTBOX_MFA_ENFORCED or recently_verified(request):
             return True
         _record_step_up_required(request)
-        return False
+        # the answer the decorator gives under /api/: where to pass the second factor again
+        raise PermissionDenied({"detail": self.message, "step_up_url": step_up_url(request)})

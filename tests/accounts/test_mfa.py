@@ -269,6 +269,7 @@ def test_recent_otp_drf_permission(settings, clinician_a, verified_client):
     session[mfa.OTP_VERIFIED_AT] = time.time() - (settings.LIGHTBOX_STEP_UP_HOURS + 1) * 3600
     response = call()
     assert response.status_code == 403 and response.data["detail"] == "step_up_required"
+    assert response.data["step_up_url"].startswith(reverse("accounts:step_up"))  # as the decorator's answer
 
 
 def test_admin_resets_a_members_second_factor_and_their_sessions_end(org_a, admin_a, verified_client):
