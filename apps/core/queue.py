@@ -16,11 +16,13 @@ would log it, not raised into the request that queued it: the task records how i
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from functools import partial
 
 from celery.exceptions import Retry
 from django.db import transaction
 
+from apps.core.logs import scrubbed
 from apps.core.models import UnsentTask
 
 logger = logging.getLogger(__name__)
@@ -62,6 +64,24 @@ def _run_in_process(task, args: tuple) -> None:
         except Exception as exc:  # noqa: BLE001 - as a worker: logged, the request goes on
             logger.error("task %s failed in-process (%s)", task.name, type(exc).__name__)
         return
+
+
+def run_or_give_up(task, work: Callable[[], object], give_up: Callable[[BaseException], object]) -> None:
+    """The body of a bound task whose work is idempotent: run ``work``; where the task gives up,
+    ``give_up(error)`` first marks what it was doing as failed (a job, an export, renditions),
+    so that no page shows it running for ever. It gives up on an error it does not retry, and on
+    one it retries (its ``autoretry_for``: storage, the database) once its retries are used up.
+    The error is raised on: a retried one for Celery to retry, any other without its message
+    (``scrubbed``: it may quote file content or a path that names the patient)."""
+    try:
+        work()
+    except task.autoretry_for as exc:
+        if task.request.retries >= task.max_retries:
+            give_up(exc)
+        raise
+    except Exception as exc:  # noqa: BLE001 - re-raised, without its message
+        give_up(exc)
+        raise scrubbed(exc) from None
 
 
 def unsent_tasks_send() -> int:

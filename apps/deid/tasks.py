@@ -3,7 +3,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.db import OperationalError
 
-from apps.core.logs import scrubbed
+from apps.core.queue import run_or_give_up
 from apps.deid.services import deid_export_fail, deid_export_run
 from apps.imaging.storage import STORAGE_ERRORS
 
@@ -17,12 +17,5 @@ def deid_export_task(self, export_id: int) -> None:
     ``services.deid_export_run``, so a redelivered task makes only the missing files. When it
     gives up (an unexpected error, or storage still failing after the retries) the export is
     marked failed, so its page never spins for ever."""
-    try:
-        deid_export_run(export_id=export_id)
-    except TRANSIENT as exc:
-        if self.request.retries >= self.max_retries:
-            deid_export_fail(export_id=export_id, error=exc)
-        raise
-    except Exception as exc:  # noqa: BLE001 - re-raised, without its message
-        deid_export_fail(export_id=export_id, error=exc)
-        raise scrubbed(exc) from None  # logged: not its message (it may quote file content)
+    run_or_give_up(self, lambda: deid_export_run(export_id=export_id),
+                   lambda exc: deid_export_fail(export_id=export_id, error=exc))

@@ -5,7 +5,7 @@ import logging
 from celery import shared_task
 from django.db import OperationalError
 
-from apps.core.logs import scrubbed
+from apps.core.queue import run_or_give_up
 from apps.imaging.services import StorageUnavailable, ingest_job_fail, ingest_job_run
 
 logger = logging.getLogger(__name__)
@@ -18,15 +18,8 @@ def ingest_job_run_task(self, job_id: int) -> None:
     storage (or the database) is still failing after the retries, the job is marked failed, so
     its upload's page stops showing it running; what it stored is kept, and ``manage.py ingest
     --resume JOB`` finishes it once storage is back."""
-    try:
-        ingest_job_run(job_id=job_id)
-    except (StorageUnavailable, OperationalError) as exc:
-        if self.request.retries >= self.max_retries:
-            ingest_job_fail(job_id=job_id, error=type(exc).__name__)
-        raise
-    except Exception as exc:  # noqa: BLE001 - re-raised, without its message
-        ingest_job_fail(job_id=job_id, error=type(exc).__name__)
-        raise scrubbed(exc) from None  # logged: not its message (a path may name the patient)
+    run_or_give_up(self, lambda: ingest_job_run(job_id=job_id),
+                   lambda exc: ingest_job_fail(job_id=job_id, error=type(exc).__name__))
 
 
 @shared_task(acks_late=True)

@@ -3,7 +3,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.db import OperationalError
 
-from apps.core.logs import scrubbed
+from apps.core.queue import run_or_give_up
 from apps.imaging.storage import STORAGE_ERRORS
 from apps.renditions.services import study_renditions_make, study_renditions_stopped
 
@@ -14,12 +14,5 @@ def study_renditions_task(self, study_id: int) -> None:
     """Entry point only (ids in, nothing out): the idempotent work is
     ``services.study_renditions_make``, so a redelivered task makes only what is missing. When it
     gives up, the renditions still being made say they were not made (``study_renditions_stopped``)."""
-    try:
-        study_renditions_make(study_id=study_id)
-    except (*STORAGE_ERRORS, OperationalError):
-        if self.request.retries >= self.max_retries:
-            study_renditions_stopped(study_id=study_id)
-        raise  # retried (storage, database); their messages name storage paths, not patients
-    except Exception as exc:  # noqa: BLE001 - re-raised, without its message
-        study_renditions_stopped(study_id=study_id)
-        raise scrubbed(exc) from None  # logged: not its message (it may quote file content)
+    run_or_give_up(self, lambda: study_renditions_make(study_id=study_id),
+                   lambda _exc: study_renditions_stopped(study_id=study_id))
