@@ -85,7 +85,7 @@ def mfa_setup(request: HttpRequest) -> HttpResponse:
         return redirect(next_url(request))
     device = mfa.totp_pending(request)  # kept in the session until confirmed: a GET stores nothing
     form = EnrolForm(request.POST or None)
-    status = 200
+    locked = False
     if request.method == "POST" and form.is_valid():
         result, enrolled = mfa.totp_confirm(request, form.cleaned_data["code"])
         if result == mfa.OTPResult.OK:
@@ -94,14 +94,13 @@ def mfa_setup(request: HttpRequest) -> HttpResponse:
             record(action="auth.mfa_enrolled", actor=user, request=request)
             return redirect(with_next("accounts:recovery_codes", next_url(request)))
         if result == mfa.OTPResult.LOCKED:
-            status = 429
+            locked = True
             minutes = max(1, math.ceil((enrolled - timezone.now()).total_seconds() / 60))
             form.add_error(None, ngettext(
                 "Too many wrong codes. Wait %(minutes)s minute, then enter the code your app shows at that moment.",
                 "Too many wrong codes. Wait %(minutes)s minutes, then enter the code your app shows at that moment.",
                 minutes) % {"minutes": minutes})
         else:
-            status = 400
             form.add_error("code", _("That code does not match. Check the time on your phone and try the next code."))
     qr = segno.make(device.config_url, error="m")
     svg = qr.svg_inline(scale=4, dark="#111", light="#fff", title=_("QR code for your authenticator app"))
@@ -109,7 +108,7 @@ def mfa_setup(request: HttpRequest) -> HttpResponse:
     return render(request, "accounts/mfa_setup.html", {
         "form": form, "qr_svg": svg, "manual_key": key, "manual_key_grouped": " ".join(
             key[i:i + 4] for i in range(0, len(key), 4)), "next": next_url(request),
-        "required": mfa.mfa_required(user)}, status=400 if form.errors and status == 200 else status)
+        "required": mfa.mfa_required(user)}, status=429 if locked else 400 if form.errors else 200)
 
 
 @never_cache
