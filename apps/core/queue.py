@@ -110,8 +110,8 @@ def unsent_tasks_send() -> int:
         except Exception as exc:  # noqa: BLE001 - the broker still cannot be reached: the row stays
             logger.warning("unsent tasks: %s still not queued (%s); %s sent", row.task, type(exc).__name__, sent)
             break
-        if eager:
-            task.delay(*row.args)
+        if eager:  # as _send does: its retries run here, one after another, and a failure is logged
+            _run_in_process(task, tuple(row.args))
         sent += 1
     if sent:
         logger.info("unsent tasks: %s sent", sent)

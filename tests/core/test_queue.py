@@ -68,3 +68,27 @@ def test_a_row_that_can_never_be_sent_does_not_hold_back_the_others():
     with broker_in_memory():
         assert unsent_tasks_send() == 1
     assert list(UnsentTask.objects.values_list("args", flat=True)) == [[]]
+
+
+RETRIED: list[int] = []
+
+
+@shared_task(bind=True, max_retries=3)
+def _retried_probe_task(self, row_id: int) -> None:
+    """Fails on its first two tries (a storage error a retry gets past), then runs."""
+    RETRIED.append(self.request.retries)
+    if self.request.retries < 2:
+        raise self.retry(countdown=0)
+    RAN.append(row_id)
+
+
+def test_in_process_the_sweep_runs_a_tasks_retries_as_the_first_send_does(caplog):
+    """Where tasks run in-process (the embedded default), a row sent again ran through Celery's
+    eager ``delay``, which raises the task's first Retry: the sweep ended there with the row
+    deleted and the work never done. It runs the retries one after another, as ``_send`` does."""
+    RAN.clear(), RETRIED.clear()
+    UnsentTask.objects.create(task=_retried_probe_task.name, args=[11], error="OperationalError")
+    UnsentTask.objects.create(task=_probe_task.name, args=[12], error="OperationalError")
+    assert unsent_tasks_send() == 2
+    assert RETRIED == [0, 1, 2] and RAN == [11, 12]
+    assert not UnsentTask.objects.exists()
