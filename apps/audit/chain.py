@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import re
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -28,6 +31,7 @@ if TYPE_CHECKING:
     from apps.audit.models import AuditEvent
 
 GENESIS = "0" * 64
+anchor_logger = logging.getLogger("lightbox.audit.anchors")
 VERSION = 1
 
 #: the fields covered by the hash, in the order verify_audit reads them
@@ -178,10 +182,33 @@ def iter_chain_rows(chain: int, *, chunk_size: int = 5000) -> Iterator[tuple[Any
 
 
 def verify_chain(chain: int) -> ChainReport:
+    """One chain, its head and its events read in one snapshot (``snapshot``)."""
     from apps.audit.models import AuditChain
 
-    head = AuditChain.objects.filter(key=chain).values_list("seq", "last_hash").first()
-    return verify_rows(chain, iter_chain_rows(chain), head)
+    with snapshot():
+        head = AuditChain.objects.filter(key=chain).values_list("seq", "last_hash").first()
+        return verify_rows(chain, iter_chain_rows(chain), head)
+
+
+@contextmanager
+def snapshot() -> Iterator[None]:
+    """Reads that see the trail as it was at one moment. On a live trail the head and the events
+    are otherwise read at different moments: an event appended between the two reads made the
+    chain look cut ("head says N events but N+1 were found"). PostgreSQL: a read-only REPEATABLE
+    READ transaction (READ COMMITTED takes a new snapshot per statement). SQLite: its transaction
+    reads one state of the file. Inside a caller's transaction (tests, a shell) its reads are kept."""
+    from apps.audit.models import AuditEvent
+
+    db = router.db_for_read(AuditEvent)
+    conn = connections[db]
+    if conn.in_atomic_block:
+        yield
+        return
+    with transaction.atomic(using=db):
+        if conn.vendor == "postgresql":
+            with conn.cursor() as cur:
+                cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        yield
 
 
 def chain_keys() -> list[int]:
@@ -190,3 +217,65 @@ def chain_keys() -> list[int]:
     keys = set(AuditChain.objects.values_list("key", flat=True))
     keys |= {k or 0 for k in AuditEvent.objects.order_by().values_list("organization_id", flat=True).distinct()}
     return sorted(keys)
+
+
+# --- anchors: chain heads kept outside the database ----------------------------------------------
+# The hashes are plain SHA-256: whoever can switch the database's trigger off (the table's owner)
+# can rewrite a chain from some event on, recompute every later hash and move the head, and the
+# chain verifies again. An anchor (a chain's seq and hash, noted at some moment) kept where that
+# person cannot reach it (the log shipped off the host, a printout, a ticket) catches it: the event
+# at that seq no longer has that hash. ``manage.py verify_audit`` prints one anchor per chain, the
+# beat task ``audit_anchors_log_task`` logs them, and ``verify_audit --anchors FILE`` checks a file
+# of anchors (any text: lines without the marker, such as the rest of a log, are skipped).
+
+ANCHOR_MARK = "audit-anchor"
+_ANCHOR = re.compile(ANCHOR_MARK + r" chain=(\d+) seq=(\d+) sha256=([0-9a-f]{64})\b")
+
+
+@dataclass(frozen=True)
+class Anchor:
+    chain: int
+    seq: int
+    hash: str
+
+    def line(self) -> str:
+        return f"{ANCHOR_MARK} chain={self.chain} seq={self.seq} sha256={self.hash}"
+
+
+def heads() -> list[Anchor]:
+    """Each chain's head as it is now, by chain key (organization id, 0 for the global chain)."""
+    from apps.audit.models import AuditChain
+
+    return [Anchor(key, seq, last) for key, seq, last in
+            AuditChain.objects.filter(seq__gt=0).order_by("key").values_list("key", "seq", "last_hash")]
+
+
+def parse_anchors(lines: Iterable[str]) -> list[Anchor]:
+    """The anchors written anywhere in ``lines`` (log lines around them are skipped)."""
+    return [Anchor(int(m[1]), int(m[2]), m[3]) for line in lines for m in _ANCHOR.finditer(line)]
+
+
+def check_anchor(anchor: Anchor) -> Break | None:
+    """None if the event at the anchor's place still has the anchor's hash."""
+    from apps.audit.models import AuditEvent
+
+    qs = AuditEvent.objects.filter(organization__isnull=True) if anchor.chain == 0 else \
+        AuditEvent.objects.filter(organization_id=anchor.chain)
+    row = qs.filter(seq=anchor.seq).values_list("id", "created_at", "hash").first()
+    if row is None:
+        return Break(anchor.chain, None, None, anchor.seq,
+                     f"the anchored event at seq {anchor.seq} is missing (the trail was cut or rewritten)")
+    if row[2] != anchor.hash:
+        return Break(anchor.chain, row[0], row[1], anchor.seq,
+                     "its hash is not the one its anchor noted (the trail was rewritten from here or before)")
+    return None
+
+
+def anchors_log() -> int:
+    """Log each chain's head as an anchor line (the beat task ``audit_anchors_log_task``): where the
+    logs are shipped off the host, the anchors live where the database's owner cannot rewrite
+    them. The lines hold chain ids, counts and hashes only."""
+    now = heads()
+    for anchor in now:
+        anchor_logger.info("%s", anchor.line())
+    return len(now)

@@ -1,25 +1,34 @@
-"""``manage.py verify_audit [--org SLUG]``: recompute every hash chain of the audit trail.
+"""``manage.py verify_audit [--org SLUG] [--anchors FILE]``: recompute every hash chain of the audit trail.
 
-Exit 0 with the number of events checked when every chain is intact; exit 1 naming the first
-event that does not match (its id, time, chain and place), or the chain whose end went missing."""
+Exit 0 with the number of events checked when every chain is intact, followed by one anchor line
+per chain (``audit-anchor chain=<id> seq=<n> sha256=<hash>``: keep them outside the database);
+exit 1 naming the first event that does not match (its id, time, chain and place), the chain
+whose end went missing, or an anchor of ``--anchors FILE`` whose event no longer has its hash.
+The heads and the events are read in one snapshot, so a trail in use verifies as it was then."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from apps.audit.chain import chain_keys, verify_chain
+from apps.audit.chain import Anchor, Break, chain_keys, check_anchor, heads, parse_anchors, snapshot, verify_chain
 from apps.organizations.models import Organization
 
 
 class Command(BaseCommand):
-    help = "Recompute the audit trail's hash chains; exit 1 naming the first event that does not match."
+    help = ("Recompute the audit trail's hash chains (and check anchors noted earlier); exit 1 naming the first "
+            "event that does not match.")
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--org", metavar="SLUG", help="check only this organization's chain")
+        parser.add_argument("--anchors", metavar="FILE", type=Path,
+                            help="a file holding anchor lines printed or logged earlier (other lines are "
+                                 "skipped, so a log file will do): each anchored event must still have its hash")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        anchors = self._anchors(options["anchors"])
         if options["org"]:
             org = Organization.objects.filter(slug=options["org"]).first()
             if org is None:
@@ -27,21 +36,51 @@ class Command(BaseCommand):
             keys = [org.pk]
         else:
             keys = chain_keys()
-        slugs = dict(Organization.objects.filter(pk__in=keys).values_list("pk", "slug"))
+        slugs = dict(Organization.objects.filter(pk__in=keys + [a.chain for a in anchors]).values_list("pk", "slug"))
         total = 0
-        for key in keys:
-            report = verify_chain(key)
-            total += report.events
-            name = slugs.get(key, "global") if key else "global"
-            brk = report.broken
-            if brk is not None:
-                if brk.event_id is None:
-                    where = f"chain {name!r}: {brk.reason}"
-                else:
-                    where = (f"event id={brk.event_id} at {brk.created_at:%Y-%m-%dT%H:%M:%S.%f%z} "
-                             f"(chain {name!r}, seq {brk.seq}): {brk.reason}")
-                raise CommandError(f"Audit trail TAMPERED: {where}", returncode=1)
-            if options["verbosity"] > 1:
-                self.stdout.write(f"chain {name!r}: {report.events} events intact")
+        with snapshot():
+            for key in keys:
+                report = verify_chain(key)
+                total += report.events
+                if report.broken is not None:
+                    self._tampered(report.broken, slugs)
+                if options["verbosity"] > 1:
+                    self.stdout.write(f"chain {self._name(key, slugs)!r}: {report.events} events intact")
+            # without --org every anchor counts: a chain whose events and head are all gone is
+            # not among chain_keys, and its anchors say it existed
+            checked = [a for a in anchors if a.chain in keys] if options["org"] else anchors
+            for anchor in checked:
+                if (brk := check_anchor(anchor)) is not None:
+                    self._tampered(brk, slugs)
+            now = [a for a in heads() if a.chain in keys]
         self.stdout.write(self.style.SUCCESS(
-            f"Audit trail intact: {total} events in {len(keys)} chain{'s' if len(keys) != 1 else ''} verified."))
+            f"Audit trail intact: {total} events in {len(keys)} chain{'s' if len(keys) != 1 else ''} verified"
+            + (f", {len(checked)} anchor{'s' if len(checked) != 1 else ''} matched." if anchors else ".")))
+        for anchor in now:
+            self.stdout.write(anchor.line())
+
+    def _anchors(self, path: Path | None) -> list[Anchor]:
+        if path is None:
+            return []
+        try:
+            with path.open(encoding="utf-8", errors="replace") as f:
+                anchors = parse_anchors(f)
+        except OSError as exc:
+            raise CommandError(f"cannot read the anchors file: {exc.strerror}", returncode=2) from None
+        if not anchors:
+            raise CommandError(f"no anchor lines in {path} (lines like 'audit-anchor chain=1 seq=2 sha256=...')",
+                               returncode=2)
+        return anchors
+
+    @staticmethod
+    def _name(key: int, slugs: dict[int, str]) -> str:
+        return slugs.get(key, f"organization {key}") if key else "global"
+
+    def _tampered(self, brk: Break, slugs: dict[int, str]) -> None:
+        name = self._name(brk.chain, slugs)
+        if brk.event_id is None:
+            where = f"chain {name!r}: {brk.reason}"
+        else:
+            where = (f"event id={brk.event_id} at {brk.created_at:%Y-%m-%dT%H:%M:%S.%f%z} "
+                     f"(chain {name!r}, seq {brk.seq}): {brk.reason}")
+        raise CommandError(f"Audit trail TAMPERED: {where}", returncode=1)
