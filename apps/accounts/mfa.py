@@ -44,6 +44,7 @@ from rest_framework.permissions import BasePermission
 
 from apps.accounts.models import User
 from apps.audit.services import record
+from apps.core.api import is_api_request
 from apps.core.redirects import with_next
 
 OTP_VERIFIED_AT = "lightbox_otp_verified_at"
@@ -269,7 +270,7 @@ def require_recent_otp(view: Callable[..., HttpResponse] | None = None, *,
         if not settings.LIGHTBOX_MFA_ENFORCED or recently_verified(request):
             return view(request, *args, **kwargs)
         _record_step_up_required(request)
-        if request.path.startswith("/api/"):
+        if is_api_request(request):
             return JsonResponse({"detail": "step_up_required", "step_up_url": step_up_url(request)}, status=403)
         if back is not None and request.method != "GET":
             return redirect(with_next("accounts:step_up", reverse(back)))

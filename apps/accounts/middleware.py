@@ -28,6 +28,7 @@ from django.utils.translation import gettext as _
 
 from apps.accounts import mfa
 from apps.audit.services import record
+from apps.core.api import is_api_request
 from apps.core.redirects import with_next
 from apps.organizations.models import Role
 
@@ -63,7 +64,7 @@ def is_patient_only(memberships: list) -> bool:
 def _refuse(request: HttpRequest, url: str | None, code: str) -> HttpResponse:
     """An API client gets JSON naming ``code``; a page is sent to ``url``, or, without one,
     gets the 403 page."""
-    if request.path.startswith("/api/"):
+    if is_api_request(request):
         return JsonResponse({"detail": code}, status=403)
     if url is None:
         raise PermissionDenied

@@ -15,6 +15,14 @@ from rest_framework.viewsets import GenericViewSet
 
 from apps.core.forms import datetime_in_range
 
+#: every API route is under this prefix (portal/urls.py): its clients get JSON, never a page
+API_PREFIX = "/api/"
+
+
+def is_api_request(request) -> bool:
+    """An API request (JSON answers, refusals included), as opposed to a page's."""
+    return request.path.startswith(API_PREFIX)
+
 
 class OrgScopedViewSet(GenericViewSet):
     """Subclasses set ``model`` and narrow with ``refine_queryset``; they may not override

@@ -13,6 +13,7 @@ from django.views.decorators.cache import never_cache
 from rest_framework import exceptions as api_exceptions
 
 from apps.core import health
+from apps.core.api import is_api_request
 from apps.core.forms import UPLOAD_NAME_MAX
 from apps.organizations import selectors as org_selectors
 from apps.sharing import policy
@@ -66,10 +67,6 @@ def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
     return render(request, "403_csrf.html", status=403)
 
 
-def _is_api(request: HttpRequest) -> bool:
-    return request.path.startswith("/api/")
-
-
 def _api_bad_request_detail(exception: Exception | None) -> str:
     """Why Django refused an API request before any view read it, in the reader's language."""
     if isinstance(exception, RequestDataTooBig):
@@ -89,7 +86,7 @@ def bad_request(request: HttpRequest, exception: Exception | None = None) -> Htt
     DATA_UPLOAD_MAX_MEMORY_SIZE, too many fields) is JSON saying why, as the API's own 400s are
     (it was Django's bare HTML page). Other bad requests keep Django's page."""
     if not isinstance(exception, MultiPartParserError):
-        if _is_api(request):
+        if is_api_request(request):
             return JsonResponse({"detail": _api_bad_request_detail(exception)}, status=400)
         return defaults.bad_request(request, exception)
     if "text/html" not in request.headers.get("Accept", ""):
@@ -101,7 +98,7 @@ def bad_request(request: HttpRequest, exception: Exception | None = None) -> Htt
 def page_not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     """The 404 page; under /api/ (a path no route takes, such as an upload id that is not a UUID)
     the API's own JSON answer, DRF's translated "Not found.", as for an id of no visible row."""
-    if _is_api(request):
+    if is_api_request(request):
         return JsonResponse({"detail": str(api_exceptions.NotFound.default_detail)}, status=404)
     return render(request, "404.html", status=404)
 
