@@ -16,11 +16,12 @@ pytestmark = pytest.mark.django_db
 
 TABLE = AuditEvent._meta.db_table
 TRIGGER = "audit_auditevent_append_only"
+HEAD_TABLE, HEAD_TRIGGER = "audit_auditchain", "audit_auditchain_forward_only"
 ON_POSTGRES = connection.vendor == "postgresql"
 
 
 @contextlib.contextmanager
-def trigger_disabled():
+def trigger_disabled(table: str = TABLE, trigger: str = TRIGGER):
     """Tampering as an attacker with table-owner rights would: switch the trigger off (PostgreSQL),
     inside the test's transaction, and on again."""
     if ON_POSTGRES:
@@ -28,13 +29,13 @@ def trigger_disabled():
             # run the deferred foreign-key checks of this transaction now: PostgreSQL refuses to
             # ALTER a table with pending trigger events
             cur.execute("SET CONSTRAINTS ALL IMMEDIATE")
-            cur.execute(f"ALTER TABLE {TABLE} DISABLE TRIGGER {TRIGGER}")
+            cur.execute(f"ALTER TABLE {table} DISABLE TRIGGER {trigger}")
     try:
         yield
     finally:
         if ON_POSTGRES:
             with connection.cursor() as cur:
-                cur.execute(f"ALTER TABLE {TABLE} ENABLE TRIGGER {TRIGGER}")
+                cur.execute(f"ALTER TABLE {table} ENABLE TRIGGER {trigger}")
                 cur.execute("SET CONSTRAINTS ALL DEFERRED")
 
 
@@ -168,29 +169,10 @@ def _rewrite_from(event: AuditEvent) -> None:
             prev = compute_hash(**fields)
             cur.execute(f"UPDATE {TABLE} SET action = %s, prev_hash = %s, hash = %s WHERE id = %s",
                         [fields["action"], fields["prev_hash"], prev, row[0]])
-    with chain_head_trigger_disabled():
+    with trigger_disabled(HEAD_TABLE, HEAD_TRIGGER):
         AuditChain.objects.filter(key=event.organization_id).update(last_hash=prev)
 
 
-@contextlib.contextmanager
-def chain_head_trigger_disabled():
-    from apps.audit.models import AuditChain
-
-    table = AuditChain._meta.db_table
-    if ON_POSTGRES:
-        with connection.cursor() as cur:
-            cur.execute("SET CONSTRAINTS ALL IMMEDIATE")
-            cur.execute(f"ALTER TABLE {table} DISABLE TRIGGER {HEAD_TRIGGER}")
-    try:
-        yield
-    finally:
-        if ON_POSTGRES:
-            with connection.cursor() as cur:
-                cur.execute(f"ALTER TABLE {table} ENABLE TRIGGER {HEAD_TRIGGER}")
-                cur.execute("SET CONSTRAINTS ALL DEFERRED")
-
-
-HEAD_TRIGGER = "audit_auditchain_forward_only"
 
 
 def _anchor_lines(out: str) -> list[str]:
@@ -238,7 +220,7 @@ def test_an_anchor_whose_chain_is_gone_is_a_break(org_a, verify_audit, tmp_path)
     noted.write_text(verify_audit()[1])
     with trigger_disabled(), connection.cursor() as cur:
         cur.execute(f"DELETE FROM {TABLE} WHERE organization_id = %s", [org_a.pk])
-    with chain_head_trigger_disabled():
+    with trigger_disabled(HEAD_TABLE, HEAD_TRIGGER):
         AuditChain.objects.filter(key=org_a.pk).delete()
     assert verify_audit()[0] == 0  # nothing left to walk
     code, message = verify_audit("--anchors", str(noted))
