@@ -11,16 +11,31 @@ A row exists only for a send that failed, so this never queues a task twice (the
 idempotent all the same). Where tasks run eagerly (the embedded default, no broker) the task runs
 in-process, its retries at once, and a task that still fails is logged (by type) as a worker
 would log it, not raised into the request that queued it: the task records how it ended.
+
+A task lost after it was sent (a broker restarted without its messages, a process killed between
+the commit and the send) leaves its work queued and never started. Each app that queues work
+sweeps for it on a schedule (``lost_tasks_send``, one mechanism): work still queued
+``LIGHTBOX_TASK_NEVER_STARTED_MINUTES`` after it was queued, or after it was last sent again, is
+sent again through the same send (``_send``), at most once a period (claimed by a conditional
+UPDATE), and after ``LOST_SENDS`` sends it is marked failed with the reason (the app's
+``give_up``). A send again may duplicate a message still waiting in the queue: the tasks leave
+work that is done, or running under another message, alone (they claim it with their message's
+id, which the broker keeps when it delivers a message again).
 """
 
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable
+from datetime import timedelta
 from functools import partial
 
 from celery.exceptions import Retry
-from django.db import transaction
+from django.conf import settings
+from django.db import models, transaction
+from django.db.models import F, Q
+from django.utils import timezone
 
 from apps.core.logs import scrubbed
 from apps.core.models import UnsentTask
@@ -29,6 +44,9 @@ logger = logging.getLogger(__name__)
 
 #: rows sent again per sweep, at most (the next sweep takes the rest)
 SWEEP_MAX = 1000
+
+#: times work queued and never started is sent again before it is marked failed (``lost_tasks_send``)
+LOST_SENDS = 3
 
 
 def send_on_commit(task, *args: int) -> None:
@@ -54,10 +72,10 @@ def _run_in_process(task, args: tuple) -> None:
     raises a task's first Retry to the caller instead), and a task that still fails logged, by
     type only, not raised into the request that queued it: the task records how it ended (a job
     failed, with why)."""
-    retries = 0
+    retries, task_id = 0, str(uuid.uuid4())  # one id for every try, as a worker's retries keep theirs
     while True:
         try:
-            task.apply(args=args, retries=retries, throw=True)
+            task.apply(args=args, retries=retries, task_id=task_id, throw=True)
         except Retry:
             retries += 1
             continue
@@ -116,3 +134,44 @@ def unsent_tasks_send() -> int:
     if sent:
         logger.info("unsent tasks: %s sent", sent)
     return sent
+
+
+def never_started_after() -> timedelta:
+    """How long queued work may wait for its task before it is taken for lost (a setting)."""
+    return timedelta(minutes=settings.LIGHTBOX_TASK_NEVER_STARTED_MINUTES)
+
+
+def lost_tasks_send(task, queued: models.QuerySet, *, queued_at: str, arg: str = "pk",
+                    give_up: Callable[[models.QuerySet, int], object], now=None) -> tuple[int, int]:
+    """Send ``task`` again for the work in ``queued`` (the caller's rows queued and never started,
+    with ``resent_at`` and ``resends`` fields) that has waited ``never_started_after()`` since
+    ``queued_at`` or since it was last sent again; the task's one argument is the row's ``arg``.
+    Each send is claimed by a conditional UPDATE (``resends`` as it was read), so two sweeps never
+    both send, and one period passes between two sends of the same work. Work sent ``LOST_SENDS``
+    times is handed to ``give_up(claim, value)``, which marks it failed through ``claim`` (the row,
+    still queued and not claimed meanwhile: an UPDATE that finds nothing means a task started it).
+    Work whose send the broker refused waits for ``unsent_tasks_send`` (an ``UnsentTask`` row):
+    the broker is away, the task is not lost. Logs task names and ids only. Returns (sent again,
+    given up)."""
+    now = now or timezone.now()
+    cutoff = now - never_started_after()
+    waiting = {tuple(args) for args in UnsentTask.objects.filter(task=task.name).values_list("args", flat=True)}
+    due = queued.filter(Q(resent_at__isnull=True, **{f"{queued_at}__lt": cutoff}) | Q(resent_at__lt=cutoff))
+    sent = failed = 0
+    for pk, value, resends in due.order_by("pk").values_list("pk", arg, "resends")[:SWEEP_MAX]:
+        if (value,) in waiting:
+            continue
+        claim = queued.filter(pk=pk, resends=resends)
+        if resends >= LOST_SENDS:
+            if give_up(claim, value):
+                failed += 1
+                logger.error("task %s %s: queued and never started, sent again %s times; its work is marked failed",
+                             task.name, value, resends)
+            continue
+        if not claim.update(resent_at=now, resends=F("resends") + 1):
+            continue  # another sweep sent it, or a task started it
+        logger.warning("task %s %s: queued and never started; sent again (%s of %s)",
+                       task.name, value, resends + 1, LOST_SENDS)
+        _send(task, (value,))
+        sent += 1
+    return sent, failed

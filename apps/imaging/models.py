@@ -268,6 +268,10 @@ class JobFailure(NamedTuple):
     message: str
 
 
+#: ``IngestJob.error`` of a job queued and never started (its task lost by the task queue, sent
+#: again ``apps.core.queue.LOST_SENDS`` times): the sweep's give-up, not an exception's type
+NEVER_STARTED = "NeverStarted"
+
 #: ``IngestJob.error`` holds the type of the exception the task gave up on (apps.imaging.tasks),
 #: never its text (a path may name the patient); each type the task can give up on, by code
 FAILURE_CODES = {
@@ -275,6 +279,7 @@ FAILURE_CODES = {
     "OperationalError": "database_unavailable",    # the database, likewise
     "FileNotFoundError": "upload_unreadable",      # the staged file was gone
     "PermissionError": "upload_unreadable",        # or could not be read
+    NEVER_STARTED: "never_started",                # the task queue lost it, sent again and lost again
 }
 # what is true of each: the staged file stays until the job finishes, so a job that failed on
 # storage or the database loses nothing and ``manage.py ingest --resume`` finishes it
@@ -287,6 +292,10 @@ FAILURE_MESSAGES = {
     "database_unavailable": _("The images could not be recorded: the portal's database did not answer, even "
                               "after several tries. Nothing you sent is lost and you need not upload it again: "
                               "an administrator can finish it with manage.py ingest --resume %(job)s."),
+    "never_started": _("The images were received, but their processing never started: the portal's work "
+                       "queue lost it, even after it was sent again several times. Nothing you sent is lost "
+                       "and you need not upload it again: an administrator can finish it with "
+                       "manage.py ingest --resume %(job)s."),
     "upload_unreadable": _("The uploaded file could no longer be read on the server. Please upload it again."),
     "unexpected": _("An unexpected error stopped the processing. Please tell an administrator, quoting "
                     "reference %(job)s."),
@@ -317,6 +326,13 @@ class IngestJob(PublicIdModel):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     studies = models.ManyToManyField(Study, blank=True, related_name="ingest_jobs")
+    #: the id of the task message running the job (a message the broker delivers again keeps it):
+    #: another message for the job, a duplicate, leaves it alone (``services.ingest_job_run``)
+    task_id = models.CharField(max_length=64, blank=True)
+    #: queued and never started: when the sweep last sent its task again, and how many times
+    #: (``services.ingest_jobs_lost_send``)
+    resent_at = models.DateTimeField(null=True, blank=True)
+    resends = models.PositiveSmallIntegerField(default=0)
 
     objects = IngestJobQuerySet.as_manager()
 

@@ -96,6 +96,8 @@ JOB_FAILURE = {
         "code": {"type": "string", "enum": sorted(FAILURE_MESSAGES),
                  "description": "`storage_unavailable` and `database_unavailable`: still failing after the "
                                 "retries; nothing is lost and `manage.py ingest --resume` finishes the job. "
+                                "`never_started`: the task queue lost the job, even when it was sent again; "
+                                "nothing is lost and `manage.py ingest --resume` finishes it. "
                                 "`upload_unreadable`: the staged file could not be read; upload it again. "
                                 "`unexpected`: any other error."},
         "message": {"type": "string", "description": "The reason and the next step, in the reader's language."},

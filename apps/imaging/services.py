@@ -26,14 +26,14 @@ from typing import IO, Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Count, F, Sum
+from django.db.models import Count, F, Q, Sum
 from django.utils import timezone
 from django.utils.translation import gettext_lazy, gettext_noop
 
 from apps.audit.services import record
 from apps.core import i18n
 from apps.core.i18n import Deferred
-from apps.core.queue import send_on_commit
+from apps.core.queue import lost_tasks_send, send_on_commit
 from apps.imaging import dicom, follow, sources
 from apps.imaging.blobs import (
     BATCH_BYTES,
@@ -51,6 +51,7 @@ from apps.imaging.blobs import (
     blobs_write_start,
 )
 from apps.imaging.models import (
+    NEVER_STARTED,
     Blob,
     FileOutcome,
     IngestFileResult,
@@ -415,14 +416,27 @@ def _store_finish(run: _Run, stored: _Stored) -> None:
         item.source = None
 
 
-def ingest_job_run(*, job_id: int, progress: Progress | None = None) -> IngestJob:
-    """Run (or resume) an ingest job. Safe to call any number of times."""
+def ingest_job_run(*, job_id: int, progress: Progress | None = None, task_id: str | None = None) -> IngestJob:
+    """Run (or resume) an ingest job. Safe to call any number of times.
+
+    ``task_id``: the id of the task message that runs it (the broker keeps it when it delivers a
+    message again). The task runs a job that is queued, that this message started (a worker killed
+    mid-job: resumed), or that the lost-task sweep gave up on (its message came late); a job
+    running under another message (a duplicate the sweep sent while the first still waited in the
+    queue) or failed otherwise is left alone, and so is a job done. Without it (``manage.py ingest
+    --resume``) any job not done is run."""
     job = IngestJob.objects.select_related("organization", "upload", "case").get(pk=job_id)
     if job.state in (JobState.DONE, JobState.DONE_WITH_WARNINGS):
         return job
-    IngestJob.objects.filter(pk=job.pk).update(state=JobState.RUNNING, attempts=F("attempts") + 1,
-                                               started_at=job.started_at or timezone.now())
-    job.refresh_from_db(fields=["state", "attempts", "started_at"])
+    claim = IngestJob.objects.filter(pk=job.pk)
+    if task_id is not None:
+        claim = claim.filter(Q(state=JobState.QUEUED) | Q(state=JobState.FAILED, error=NEVER_STARTED)
+                             | Q(state=JobState.RUNNING, task_id__in=[task_id, ""]))
+    if not claim.update(state=JobState.RUNNING, attempts=F("attempts") + 1,
+                        started_at=job.started_at or timezone.now(), task_id=task_id or job.task_id):
+        logger.info("ingest job %s: %s, left alone by task %s", job.pk, job.state, task_id)
+        return job
+    job.refresh_from_db(fields=["state", "attempts", "started_at", "task_id", "resent_at", "resends"])
     done = set(job.files.values_list("path", flat=True))
     run = _Run(job)
     try:
@@ -537,10 +551,33 @@ def ingest_job_fail(*, job_id: int, error: str) -> None:
     IngestJob.objects.filter(pk=job_id).update(state=JobState.FAILED, error=error[:300], finished_at=timezone.now())
     Study.objects.filter(created_by_job=job).exclude(
         state__in=[StudyState.READY, StudyState.READY_WITH_WARNINGS]).update(state=StudyState.FAILED)
+    _job_failed(job)
+
+
+def _job_failed(job: IngestJob) -> None:
     record(action="imaging.ingest", actor=job.created_by, organization_id=job.organization_id, target=job,
            outcome="failed", details={"job": str(job.public_id)})
     if job.upload_id is not None:
         follow.prepared_discard(job.upload)
+
+
+def _lost_jobs_give_up(claim, job_id: int) -> bool:
+    """The sweep gives up on a job its task never started: failed (``NEVER_STARTED``), unless a
+    task started it meanwhile. It created no study; its staged file is kept for ``--resume``."""
+    if not claim.update(state=JobState.FAILED, error=NEVER_STARTED, finished_at=timezone.now()):
+        return False
+    _job_failed(IngestJob.objects.get(pk=job_id))
+    return True
+
+
+def ingest_jobs_lost_send(now=None) -> tuple[int, int]:
+    """Send again the ingest task of upload jobs queued and never started (the task queue lost
+    it), and mark failed those it lost every time (``apps.core.queue.lost_tasks_send``; schedule
+    it). Jobs of ``manage.py ingest`` run in the command, not in a task: not swept."""
+    from apps.imaging.tasks import ingest_job_run_task
+
+    queued = IngestJob.objects.filter(state=JobState.QUEUED, started_at__isnull=True, upload__isnull=False)
+    return lost_tasks_send(ingest_job_run_task, queued, queued_at="created_at", give_up=_lost_jobs_give_up, now=now)
 
 
 # --- deletion ----------------------------------------------------------------------------------

@@ -18,8 +18,16 @@ def ingest_job_run_task(self, job_id: int) -> None:
     storage (or the database) is still failing after the retries, the job is marked failed, so
     its upload's page stops showing it running; what it stored is kept, and ``manage.py ingest
     --resume JOB`` finishes it once storage is back."""
-    run_or_give_up(self, lambda: ingest_job_run(job_id=job_id),
+    run_or_give_up(self, lambda: ingest_job_run(job_id=job_id, task_id=self.request.id),
                    lambda exc: ingest_job_fail(job_id=job_id, error=type(exc).__name__))
+
+
+@shared_task(acks_late=True)
+def ingest_jobs_lost_send_task() -> tuple[int, int]:
+    """Send again the ingest jobs whose task the queue lost; fail those lost every time (schedule it)."""
+    from apps.imaging.services import ingest_jobs_lost_send
+
+    return ingest_jobs_lost_send()
 
 
 @shared_task(acks_late=True)

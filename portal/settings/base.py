@@ -283,6 +283,10 @@ LIGHTBOX_UPLOAD_DIR = Path(env.str("LIGHTBOX_UPLOAD_DIR", default=str(VAR_DIR / 
 LIGHTBOX_UPLOAD_EXPIRY_HOURS = env.int("LIGHTBOX_UPLOAD_EXPIRY_HOURS", default=24)
 # a Celery worker reads a zip's entries while the upload still arrives (apps.imaging.follow)
 LIGHTBOX_INGEST_FOLLOW = env.bool("LIGHTBOX_INGEST_FOLLOW", default=True)
+# work queued and not started after this long (or this long after it was last sent again) was lost
+# by the task queue: it is sent again, three times at most, then marked failed (apps/core/queue.py).
+# Above the longest a task may wait in the queue behind others.
+LIGHTBOX_TASK_NEVER_STARTED_MINUTES = env.int("LIGHTBOX_TASK_NEVER_STARTED_MINUTES", default=15)
 # server and worker processes keep the memory they free for their next large buffers (glibc
 # malloc settings, portal/memory.py)
 LIGHTBOX_KEEP_FREED_MEMORY = env.bool("LIGHTBOX_KEEP_FREED_MEMORY", default=True)
@@ -380,6 +384,8 @@ CELERY_BEAT_SCHEDULE = {
     # each audit chain's head logged as an anchor line: kept off the host with the logs, it catches
     # a trail rewritten by whoever owns the database (apps/audit/chain.py, verify_audit --anchors)
     "audit-anchors-log": {"task": "apps.audit.tasks.audit_anchors_log_task", "schedule": 3600},
+    # ingest jobs and renditions queued and never started: the task was lost (apps/core/queue.py)
+    "imaging-ingest-jobs-lost-send": {"task": "apps.imaging.tasks.ingest_jobs_lost_send_task", "schedule": 5 * 60},
     # a task the broker could not take when its work was committed (apps/core/queue.py)
     "core-unsent-tasks-send": {"task": "apps.core.tasks.unsent_tasks_send_task", "schedule": 60},
 }

@@ -18,6 +18,8 @@ from tests.storage_outages import S3_UNREACHABLE
 
 pytestmark = pytest.mark.django_db
 
+TASK_ID = "6f1c0e7e-0000-4000-8000-000000000001"  # one task's message: its retries keep its id
+
 
 @contextmanager
 def storage_unwritable(tmp_path):
@@ -40,10 +42,11 @@ def test_an_ingest_that_storage_keeps_failing_ends_failed_and_finishes_once_stor
     )
     with storage_unwritable(tmp_path):
         with pytest.raises(Retry):  # transient: tried again later
-            ingest_job_run_task.apply(args=(job.pk,), retries=0)
+            ingest_job_run_task.apply(args=(job.pk,), retries=0, task_id=TASK_ID)
         job.refresh_from_db()
         assert job.state == JobState.RUNNING
-        last = ingest_job_run_task.apply(args=(job.pk,), retries=ingest_job_run_task.max_retries, throw=False)
+        last = ingest_job_run_task.apply(args=(job.pk,), retries=ingest_job_run_task.max_retries, throw=False,
+                                         task_id=TASK_ID)  # a retry keeps its task's id
     assert last.failed()
     job.refresh_from_db()
     assert (job.state, job.error) == (JobState.FAILED, "StorageUnavailable")  # not "running" for ever
@@ -60,9 +63,9 @@ def test_object_storage_that_cannot_be_reached_is_retried_not_failed_at_once(org
         organization=org_a, source_path=str(small_ct), case=CaseFactory(organization=org_a), enqueue=False
     )
     with pytest.raises(Retry):
-        ingest_job_run_task.apply(args=(job.pk,), retries=0)
+        ingest_job_run_task.apply(args=(job.pk,), retries=0, task_id=TASK_ID)
     job.refresh_from_db()
     assert job.state == JobState.RUNNING
-    ingest_job_run_task.apply(args=(job.pk,), retries=ingest_job_run_task.max_retries, throw=False)
+    ingest_job_run_task.apply(args=(job.pk,), retries=ingest_job_run_task.max_retries, throw=False, task_id=TASK_ID)
     job.refresh_from_db()
     assert (job.state, job.error) == (JobState.FAILED, "StorageUnavailable")
