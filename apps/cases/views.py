@@ -9,7 +9,6 @@ from uuid import UUID
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.core.paginator import Paginator
 from django.db import transaction
 from django.http import FileResponse, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -21,6 +20,7 @@ from apps.audit.services import record
 from apps.cases import selectors, services
 from apps.cases.forms import AttachmentForm, BoardForm, CaseCreateForm, CaseFilterForm, CaseForm, NoteForm
 from apps.cases.models import BoardState
+from apps.core.pagination import page_of
 from apps.organizations.selectors import active_organization_or_404
 from apps.sharing import policy
 from apps.sharing.policy import Action
@@ -47,11 +47,9 @@ def case_list(request: HttpRequest) -> HttpResponse:
     if form.is_bound and form.is_valid():
         filters = selectors.CaseFilters(**form.cleaned_data)
     cases = selectors.case_list(user=request.user, organization=org, filters=filters)
-    page = Paginator(cases, PAGE_SIZE).get_page(request.GET.get("page"))
-    query = request.GET.copy()
-    query.pop("page", None)
+    page = page_of(request, cases, size=PAGE_SIZE)
     return render(request, "cases/case_list.html", {
-        "organization": org, "form": form, "page": page, "query": query.urlencode(),
+        "organization": org, "form": form, "page": page, "query": page.query,
         "counts": selectors.case_counts(user=request.user, organization=org),
         "can_create": policy.can(request.user, Action.MANAGE_CASE, org),
         "can_run_boards": policy.can(request.user, Action.MANAGE_CASE, org),
