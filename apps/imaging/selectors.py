@@ -16,6 +16,11 @@ def study_get(*, user, public_id: UUID) -> Study:
         raise Http404 from None
 
 
+def study_series(*, study: Study):
+    """The study's series in order (number, then arrival); a query to page through, not a list."""
+    return study.series.order_by("series_number", "id")
+
+
 def study_jobs(*, user, study: Study):
     """Ingest jobs that touched this study, with their per-file report lines for it."""
     return (IngestJob.objects.visible_to(user).filter(studies=study).order_by("-created_at")

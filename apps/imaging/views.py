@@ -12,10 +12,14 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 
 from apps.accounts.mfa import require_recent_otp
+from apps.core.pagination import page_of
 from apps.imaging import selectors, services
 from apps.imaging.models import FileOutcome, Study
 from apps.sharing import policy
 from apps.sharing.policy import Action
+
+#: series per page of the study page (a CT or MR seldom has more; some have hundreds)
+SERIES_PAGE_SIZE = 100
 
 
 @login_required
@@ -24,7 +28,8 @@ def study_detail(request: HttpRequest, study_id: UUID) -> HttpResponse:
     """A study's metadata, series, state, warnings and the per-file report of its ingests."""
     study = selectors.study_get(user=request.user, public_id=study_id)
     policy.require(request.user, Action.VIEW_CASE, study, request=request)
-    series = list(study.series.all())
+    # a study may hold hundreds of series: a page of them, with "Showing N of M" and the others' pages
+    series = page_of(request, selectors.study_series(study=study), size=SERIES_PAGE_SIZE)
     jobs = []
     can_see_report = policy.can(request.user, Action.UPLOAD_STUDY, study.organization)
     if can_see_report:
