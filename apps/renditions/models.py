@@ -143,3 +143,24 @@ class RenditionFile(PublicIdModel, Explained):
     @property
     def ratio(self) -> float | None:
         return self.bytes / self.original_bytes if self.original_bytes and self.status == Status.READY else None
+
+
+class RenditionRun(models.Model):
+    """The renditions task of one study version, from its queuing to its start. Queued
+    (``services.renditions_queue``: ``started_at`` empty), then claimed by the task that starts it,
+    by its message's id (a message the broker delivers again keeps it): a duplicate message (sent
+    again by the lost-task sweep while the first still waited) finds the run started by another
+    and leaves the work to it. A run queued and never started is sent again by the sweep
+    (``services.study_renditions_lost_send``, ``apps.core.queue.lost_tasks_send``), and deleted
+    when the sweep gives up (its renditions then say why they were not made). Never shown."""
+
+    study = models.OneToOneField("imaging.Study", on_delete=models.CASCADE, related_name="+")
+    queued_at = models.DateTimeField()
+    started_at = models.DateTimeField(null=True, blank=True)
+    task_id = models.CharField(max_length=64, blank=True)
+    #: queued and never started: when the sweep last sent its task again, and how many times
+    resent_at = models.DateTimeField(null=True, blank=True)
+    resends = models.PositiveSmallIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"RenditionRun of study {self.study_id}"

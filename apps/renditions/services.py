@@ -13,17 +13,27 @@ from collections.abc import Iterable
 
 from django.conf import settings
 from django.db.models import Count, Q, Sum
+from django.utils import timezone
 from django.utils.translation import gettext_noop
 from pydicom.uid import UID, JPEGBaseline8Bit
 
 from apps.core import i18n
 from apps.core.i18n import Deferred
-from apps.core.queue import send_on_commit
+from apps.core.queue import lost_tasks_send, send_on_commit
 from apps.imaging.blobs import content_fields, open_blob, row_with_content_create
 from apps.imaging.checksums import crc32
 from apps.imaging.models import Instance, Study
 from apps.renditions import encoders
-from apps.renditions.models import DIAGNOSTIC_LABELS, KIND_LABEL, Kind, Label, Rendition, RenditionFile, Status
+from apps.renditions.models import (
+    DIAGNOSTIC_LABELS,
+    KIND_LABEL,
+    Kind,
+    Label,
+    Rendition,
+    RenditionFile,
+    RenditionRun,
+    Status,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +49,26 @@ def renditions_queue(*, study_id: int) -> None:
         return
     from apps.renditions.tasks import study_renditions_task
 
+    # recorded as queued and not started (again, for a study that gets more images): a task the
+    # queue loses is sent again by the sweep (study_renditions_lost_send)
+    RenditionRun.objects.update_or_create(study_id=study_id, defaults={
+        "queued_at": timezone.now(), "started_at": None, "task_id": "", "resent_at": None, "resends": 0})
     send_on_commit(study_renditions_task, study_id)
+
+
+def study_renditions_claim(*, study_id: int, task_id: str) -> bool:
+    """The task ``task_id`` starts the renditions of a study: True if it is to make them. It
+    claims a run that is queued, or that it started itself (a worker killed mid-run: its message
+    delivered again); a run started by another message (a duplicate sent again while the first
+    still waited, or after the first finished) is left to it. A study with no run (queued before
+    runs were recorded, or one the sweep gave up on, whose message came late) is made."""
+    run = RenditionRun.objects.filter(study_id=study_id)
+    if run.filter(Q(started_at__isnull=True) | Q(task_id=task_id)).update(started_at=timezone.now(), task_id=task_id):
+        return True
+    if run.exists():
+        logger.info("renditions of study %s: started by another task; task %s leaves them", study_id, task_id)
+        return False
+    return True
 
 
 def key_instance_ids(instances: Iterable[Instance]) -> set[int]:
@@ -221,6 +250,34 @@ def study_renditions_stopped(*, study_id: int) -> int:
                                    "unexpected error). An administrator can make it again."))
     return Rendition.objects.filter(study_id=study_id, status=Status.PENDING).update(
         status=Status.UNAVAILABLE, **i18n.explained(reason))
+
+
+def _lost_give_up(claim, study_id: int) -> bool:
+    """The sweep gives up on renditions whose task never started: the run is deleted (unless a
+    task started it meanwhile) and every rendition of the study not made says why."""
+    if not claim.delete()[0]:
+        return False
+    study = Study.objects.filter(pk=study_id).first()
+    if study is None or not study.is_ready:
+        return True
+    for kind in Kind:
+        _rendition_row(study, kind)
+    reason = Deferred(gettext_noop("Not made: the portal's work queue lost the task, even after it was sent again "
+                                   "several times. An administrator can make it again."))
+    Rendition.objects.filter(study_id=study_id, status=Status.PENDING).update(
+        status=Status.UNAVAILABLE, **i18n.explained(reason))
+    return True
+
+
+def study_renditions_lost_send(now=None) -> tuple[int, int]:
+    """Send again the renditions task of studies whose run is queued and never started (the task
+    queue lost it), and give up on those it lost every time (``apps.core.queue.lost_tasks_send``;
+    schedule it)."""
+    from apps.renditions.tasks import study_renditions_task
+
+    queued = RenditionRun.objects.filter(started_at__isnull=True)
+    return lost_tasks_send(study_renditions_task, queued, queued_at="queued_at", arg="study_id",
+                           give_up=_lost_give_up, now=now)
 
 
 def study_rendition_blob_ids(*, study: Study) -> set[int]:

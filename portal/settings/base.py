@@ -386,6 +386,7 @@ CELERY_BEAT_SCHEDULE = {
     "audit-anchors-log": {"task": "apps.audit.tasks.audit_anchors_log_task", "schedule": 3600},
     # ingest jobs and renditions queued and never started: the task was lost (apps/core/queue.py)
     "imaging-ingest-jobs-lost-send": {"task": "apps.imaging.tasks.ingest_jobs_lost_send_task", "schedule": 5 * 60},
+    "renditions-lost-send": {"task": "apps.renditions.tasks.study_renditions_lost_send_task", "schedule": 5 * 60},
     # a task the broker could not take when its work was committed (apps/core/queue.py)
     "core-unsent-tasks-send": {"task": "apps.core.tasks.unsent_tasks_send_task", "schedule": 60},
 }
