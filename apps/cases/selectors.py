@@ -120,7 +120,7 @@ def service_lines(*, user: User, organization: Organization) -> list[str]:
 @dataclass
 class CasePage:
     case: Case
-    studies: list[Any] = field(default_factory=list)
+    studies: Any = field(default_factory=list)  # a query of them: the view shows a page
     notes: list[CaseNote] = field(default_factory=list)
     participants: list[Grant] = field(default_factory=list)
     my_grants: list[Grant] = field(default_factory=list)
@@ -132,11 +132,12 @@ class CasePage:
     can_delete_studies: bool = False
 
 
-def _studies_of(case: Case, user: User) -> list[Any]:
+def _studies_of(case: Case, user: User) -> Any:
     """The case's studies this user may see (``visible_to``: a grant naming some studies of the
     case lists those, not the others), latest version of each (everyone sees the same version),
     with their renditions when the imaging app has them: a fixed number of queries whatever their
-    count. Series and instance counts are kept on the study row by ingest."""
+    count. Series and instance counts are kept on the study row by ingest. A query, ordered, for
+    the page to show a page of (a case may gather hundreds of studies over the years)."""
     if not imaging_ready():
         return []
     Study = django_apps.get_model("imaging", "Study")
@@ -146,7 +147,7 @@ def _studies_of(case: Case, user: User) -> list[Any]:
     related = {f.name for f in Study._meta.get_fields()}
     if "renditions" in related:
         qs = qs.prefetch_related("renditions")
-    return list(qs.order_by("-study_date", "-created_at", "id"))
+    return qs.order_by("-study_date", "-created_at", "id")
 
 
 def case_page(*, user: User, case: Case) -> CasePage:

@@ -26,6 +26,8 @@ from apps.sharing import policy
 from apps.sharing.policy import Action
 
 PAGE_SIZE = 25
+#: studies per page of a case's page (most cases have a few; a long follow-up gathers hundreds)
+STUDIES_PAGE_SIZE = 50
 
 
 def _form_errors(form, exc: ValidationError) -> None:
@@ -99,6 +101,7 @@ def _case_page(request: HttpRequest, case, *, note_form: NoteForm | None = None,
         policy.require(request.user, Action.ADD_NOTE, case, request=request)
     policy.require(request.user, Action.VIEW_CASE, case, request=request)
     page = selectors.case_page(user=request.user, case=case)
+    page.studies = page_of(request, page.studies, size=STUDIES_PAGE_SIZE, param="studies")
     record(action="case.viewed", actor=request.user, organization_id=case.organization_id, target=case,
            request=request)
     return render(request, "cases/case_detail.html", {

@@ -1,0 +1,44 @@
+"""Lists of the case pages as an organization's data grows: a page at a time, saying how many
+are shown of how many, with the way to the rest (apps.core.pagination)."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from apps.cases import views
+from tests.factories import CaseFactory, StudyFactory
+from tests.pages import page_range, queries_and_html
+
+pytestmark = pytest.mark.django_db
+
+
+def test_the_case_list_says_which_cases_of_how_many_it_shows(org_a, clinician_a, client_as, monkeypatch):
+    monkeypatch.setattr(views, "PAGE_SIZE", 4)
+    CaseFactory.create_batch(10, organization=org_a)
+    client = client_as(clinician_a)
+    _n, first = queries_and_html(client, reverse("cases:case_list") + "?status=open")
+    assert page_range(first) == "Showing 1–4 of 10"
+    assert 'href="?status=open&amp;page=2" rel="next"' in first
+    _n, last = queries_and_html(client, reverse("cases:case_list") + "?status=open&page=3")
+    assert page_range(last) == "Showing 9–10 of 10"
+
+
+def test_a_case_page_shows_a_page_of_its_studies_and_how_many_there_are(org_a, clinician_a, client_as,
+                                                                          monkeypatch):
+    monkeypatch.setattr(views, "STUDIES_PAGE_SIZE", 3)
+    case = CaseFactory(organization=org_a)
+    for i in range(7):
+        StudyFactory(organization=org_a, case=case, study_description=f"Study {i}")
+    url = reverse("cases:case_detail", kwargs={"case_id": case.public_id})
+    client = client_as(clinician_a)
+    _n, first = queries_and_html(client, url)
+    assert first.count('data-testid="study"') == 3 and page_range(first) == "Showing 1–3 of 7"
+    assert 'href="?studies=2#studies" rel="next"' in first
+    _n, last = queries_and_html(client, url + "?studies=3")
+    assert last.count('data-testid="study"') == 1 and page_range(last) == "Showing 7–7 of 7"
+    seen = set()
+    for n in (1, 2, 3):
+        _q, html = queries_and_html(client, f"{url}?studies={n}")
+        seen |= {f"Study {i}" for i in range(7) if f">Study {i}<" in html}
+    assert seen == {f"Study {i}" for i in range(7)}  # every study on one page or another, none twice or lost
