@@ -22,6 +22,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from apps.accounts.mfa import require_recent_otp
 from apps.accounts.middleware import is_patient_only
+from apps.core.pagination import page_of
 from apps.organizations.selectors import active_organization_or_404
 from apps.sharing import policy, selectors, services
 from apps.sharing.forms import (
@@ -39,6 +40,8 @@ from apps.sharing.usecases import TEMPLATES, RecipientKind, Rendition, UseCase, 
 
 SECOND_FACTOR_SESSION_KEY = "lightbox_link_second_factor_ok"
 OPENED_SESSION_KEY = services.OPENED_SESSION_KEY
+#: grants per page of "My shares" and "Shared with me" (a busy sharer makes thousands)
+SHARES_PAGE_SIZE = 50
 
 _REFUSAL_STATUS = {LinkRefusal.DEAD: 410}
 
@@ -134,28 +137,30 @@ def _share_steps(request: HttpRequest, case, studies=()) -> HttpResponse:
 def my_shares(request: HttpRequest) -> HttpResponse:
     """Shares I made, with their state and usage, and one-click revoke. Renew is offered where
     renewing would succeed (the service's own rule and the policy's RENEW_GRANT)."""
-    grants = selectors.grants_created_by(user=request.user)
+    page = page_of(request, selectors.grants_created_by(user=request.user), size=SHARES_PAGE_SIZE)
+    grants = selectors.with_state(page)
     for g, renewable in zip(grants, services.grants_renewable(grants=grants, by=request.user), strict=True):
         g.can_renew = renewable
     pending = selectors.original_requests_pending_for(user=request.user)
     org = request.organization  # type: ignore[attr-defined]
     return render(request, "sharing/my_shares.html", {
-        "grants": grants, "pending": pending,
+        "grants": grants, "page": page, "pending": pending,
         "can_edit_policy": bool(org) and policy.can(request.user, Action.MANAGE_ORGANIZATION, org)})
 
 
 @login_required
 def shared_with_me(request: HttpRequest) -> HttpResponse:
-    grants = selectors.grants_received(user=request.user)
+    page = page_of(request, selectors.grants_received(user=request.user), size=SHARES_PAGE_SIZE)
+    grants = selectors.with_state(page)
     # the offer to ask for the original: the policy's decision, as on the shared case (asked for
-    # all the active grants at once, so the page's queries do not grow with the list)
+    # the page's active grants at once, so the queries do not grow with the list)
     active = [g for g in grants if g.current_state == GrantState.ACTIVE]
     requestable = {g.pk for g, may in zip(active, policy.can_each(request.user, Action.REQUEST_ORIGINAL, active),
                                           strict=True) if may}
     for g in grants:
         g.can_request_original = g.pk in requestable
     return render(request, "sharing/shared_with_me.html", {
-        "grants": grants, "notifications": selectors.notifications_for(user=request.user)})
+        "grants": grants, "page": page, "notifications": selectors.notifications_for(user=request.user)})
 
 
 @login_required

@@ -1,0 +1,61 @@
+""""My shares" and "Shared with me" a page at a time: a busy sharer's thousands of grants were
+cut at 200 without a word; now each page says which of how many it shows, with the rest a link
+away, and what the policy offers is asked for the page's grants only."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from apps.organizations.models import Role
+from apps.sharing import views
+from tests.factories import CaseFactory, GrantFactory, member
+from tests.pages import page_range, queries_and_html
+
+pytestmark = pytest.mark.django_db
+
+PREVIEW = {"permissions": ["view", "download_preview"], "renditions": ["preview"]}
+
+
+@pytest.fixture
+def shares(org_a):
+    sharer, consultant = member(org_a, Role.CLINICIAN), member(org_a, Role.EXTERNAL_CONSULTANT)
+    for i in range(7):
+        case = CaseFactory(organization=org_a, title=f"Shared case {i}", created_by=sharer,
+                           responsible_clinician=sharer)
+        GrantFactory(organization=org_a, case=case, grantee=consultant, created_by=sharer, **PREVIEW)
+    return sharer, consultant
+
+
+@pytest.mark.parametrize(("who", "url_name", "row"), [
+    ("sharer", "sharing:my_shares", "/revoke/"),
+    ("consultant", "sharing:shared_with_me", 'data-testid="request-original"'),
+])
+def test_the_share_lists_come_a_page_at_a_time(shares, client_as, monkeypatch, who, url_name, row):
+    monkeypatch.setattr(views, "SHARES_PAGE_SIZE", 3)
+    user = shares[0] if who == "sharer" else shares[1]
+    client = client_as(user)
+    url = reverse(url_name)
+    titles = set()
+    for n, expected in ((1, "Showing 1–3 of 7"), (2, "Showing 4–6 of 7"), (3, "Showing 7–7 of 7")):
+        _q, html = queries_and_html(client, f"{url}?page={n}")
+        assert page_range(html) == expected
+        shown = {f"Shared case {i}" for i in range(7) if f"Shared case {i}<" in html}
+        assert len(shown) == (3 if n < 3 else 1) and not shown & titles
+        titles |= shown
+        # each row still offers what the policy allows (asked for the page's grants)
+        assert html.count(row) == len(shown)
+    assert 'href="?page=2" rel="prev"' in html and 'rel="next"' not in html
+
+
+def test_the_share_lists_cost_the_same_for_a_page_of_3_as_for_a_page_of_30(org_a, client_as):
+    sharers = [member(org_a, Role.CLINICIAN) for _ in range(2)]
+    consultants = [member(org_a, Role.EXTERNAL_CONSULTANT) for _ in range(2)]
+    counts = {}
+    for sharer, consultant, n in ((sharers[0], consultants[0], 3), (sharers[1], consultants[1], 30)):
+        for _ in range(n):
+            case = CaseFactory(organization=org_a, created_by=sharer, responsible_clinician=sharer)
+            GrantFactory(organization=org_a, case=case, grantee=consultant, created_by=sharer, **PREVIEW)
+        counts[n] = (queries_and_html(client_as(sharer), reverse("sharing:my_shares"))[0],
+                     queries_and_html(client_as(consultant), reverse("sharing:shared_with_me"))[0])
+    assert counts[3] == counts[30], counts
