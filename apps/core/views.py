@@ -48,7 +48,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     if org:
         context["membership"] = request.membership  # type: ignore[attr-defined]
         if policy.can(request.user, Action.VIEW_MEMBERS, org):
-            context["member_count"] = len(org_selectors.member_list(user=request.user, organization=org))
+            context["member_count"] = org_selectors.member_count(user=request.user, organization=org)
     return render(request, "core/dashboard.html", context)
 
 

@@ -13,12 +13,16 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
 from apps.accounts.mfa import require_recent_otp
+from apps.core.pagination import page_of
 from apps.core.redirects import next_url
 from apps.organizations import selectors, services
 from apps.organizations.forms import MemberAddForm, MembershipForm, OrganizationPolicyForm
 from apps.organizations.selectors import active_organization_or_404
 from apps.sharing import policy
 from apps.sharing.policy import Action
+
+#: memberships per page of the members page
+MEMBERS_PAGE_SIZE = 50
 
 
 @login_required
@@ -62,9 +66,9 @@ def member_list(request: HttpRequest) -> HttpResponse:
             else:
                 messages.success(request, _("%(email)s was added.") % {"email": membership.user.email})
             return redirect("organizations:members")
-    members = selectors.member_list(user=request.user, organization=org)
+    members = page_of(request, selectors.member_list(user=request.user, organization=org), size=MEMBERS_PAGE_SIZE)
     return render(request, "organizations/member_list.html",
-                  {"organization": org, "members": members, "form": form},
+                  {"organization": org, "members": members, "page": members, "form": form},
                   status=400 if form.errors else 200)
 
 
