@@ -54,6 +54,7 @@ def test_the_organization_menu_opens_within_a_phone_screen(page, live_server):
     signed_in_as(page, live_server.url, user)
     page.set_viewport_size({"width": 390, "height": 844})
     page.goto(f"{live_server.url}/")
+    page.get_by_role("button", name="Menu").click()  # the header's menu, where the organization menu is
     page.locator(".org-switcher summary").click()
     menu = page.locator(".org-switcher ul")
     menu.wait_for()

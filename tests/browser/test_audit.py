@@ -23,6 +23,7 @@ def test_audit_page_on_a_phone_by_keyboard(page, live_server, output_dir):
     page.set_viewport_size({"width": 390, "height": 844})
     _sign_in(page, live_server.url, "admin@northwind.example")
 
+    page.get_by_role("button", name="Menu").click()  # on a phone the header's links are behind it
     page.get_by_role("link", name="Audit").click()
     expect(page.get_by_role("heading", level=1)).to_have_text(re.compile(r"^Audit trail of Northwind"))
     page.wait_for_load_state("load")  # the audit page's own load: its styles are applied

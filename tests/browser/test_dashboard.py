@@ -69,7 +69,8 @@ def test_dashboard_fits_a_phone_and_works_by_keyboard(page, live_server, output_
     # Morgan starts in the first organization by name, as an external consultant there ...
     expect(page.get_by_role("heading", name="Harbor Valley Clinic")).to_be_visible()
     assert page.get_by_test_id("role").inner_text() == "External consultant"
-    # ... and the switcher works on the phone: to Northwind, where Morgan is a radiologist
+    # ... and the switcher works on the phone, in the header's menu: to Northwind, where Morgan is a radiologist
+    page.get_by_role("button", name="Menu").click()
     page.locator(".org-switcher summary").click()
     page.get_by_role("button", name=re.compile("Northwind General Hospital")).click()
     expect(page.get_by_role("heading", name="Northwind General Hospital")).to_be_visible()
