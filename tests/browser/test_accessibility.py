@@ -2,8 +2,9 @@
 from the keyboard and is named; the organization menu opens within a phone's screen; the focus
 ring stands out on the page's white and grey as well as on the blue header. axe-core (vendored in
 tests/browser/vendor/axe-core) finds no WCAG 2.x A/AA or best-practice violation on the pages added
-for patients, study deletion, the share review, the mail-down warning and the step-up page, in
-English and Spanish, at a phone's and a tablet's width, and none of them is wider than 320 px."""
+for patients, study deletion, the share review, the mail-down warning, the step-up page and a
+phone's header menu and list filters, in English and Spanish, at a phone's and a tablet's width,
+and none of them is wider than 320 px."""
 
 from __future__ import annotations
 
@@ -253,3 +254,32 @@ def test_the_member_page_warning_when_mail_is_down(page, live_server, settings):
         page.locator(".message-warning").wait_for()
 
     _check(page, admin, warned)
+
+
+def test_the_phones_menu_and_filters_on_the_case_list_and_the_audit_trail(page, live_server):
+    """The header's Menu (its links, the organization menu, the language switcher) and a list's
+    Filters, closed and open (the button's names are found by class: they are translated)."""
+    from tests.factories import CaseFactory
+
+    first = OrganizationFactory(name="Northwind Test", mfa_required_roles=[])
+    second = OrganizationFactory(name="Seaside Test", mfa_required_roles=[])
+    admin = member(first, Role.ORG_ADMIN, email="admin@menu.example")
+    Membership.objects.create(user=admin, organization=second, role=Role.CLINICIAN)
+    CaseFactory(organization=first, created_by=admin, responsible_clinician=admin, title="Chest CT review")
+    signed_in_as(page, live_server.url, admin)
+
+    def closed(page):
+        page.goto(f"{live_server.url}/cases/")
+        assert page.locator(".menu-toggle").get_attribute("aria-expanded") == "false"
+
+    def opened(path):
+        def open_page(page):
+            page.goto(f"{live_server.url}{path}")
+            page.locator(".menu-toggle").click()
+            page.locator(".org-switcher summary").click()
+            assert page.locator(".filters-toggle").get_attribute("aria-expanded") == "true"  # a filter in use
+        return open_page
+
+    _check(page, admin, closed)
+    _check(page, admin, opened("/cases/?status=open"))
+    _check(page, admin, opened("/org/audit/?outcome=denied"))

@@ -29,6 +29,9 @@ def test_audit_page_on_a_phone_by_keyboard(page, live_server, output_dir):
     page.wait_for_load_state("load")  # the audit page's own load: its styles are applied
     assert page.evaluate("document.documentElement.scrollWidth") <= 390  # no sideways scrolling
 
+    filters = page.get_by_role("button", name="Filters")  # closed: no filter is in use yet
+    filters.focus()
+    page.keyboard.press("Enter")
     outcome = page.get_by_label("Outcome")
     outcome.focus()
     outcome.select_option("denied")

@@ -1,7 +1,10 @@
 """The first screen on a phone (390x844): the header is one short row, its links and tools behind
-one Menu button. A tablet (768x1024 upright, 1024x768 on its side) shows the navigation as before,
-without the button. Measured in Chromium at 390 px with an organization administrator of two
-organizations (the most links): the header was 312 px high; now it is 60 px."""
+one Menu button, and a list's filters (the case list, the audit trail) behind a Filters button that
+is open when a filter is in use, so that a clinician sees the first case without scrolling. A
+tablet (768x1024 upright, 1024x768 on its side) shows the navigation and the filters as before,
+without either button. Measured in Chromium at 390 px with an organization administrator of two
+organizations (the most links): the header was 312 px high and the first case row began at
+1015 px, below the first screen; now the header is 60 px and the first case row begins at 301 px."""
 
 from __future__ import annotations
 
@@ -47,16 +50,23 @@ def _menu(page, **hidden):
     return page.get_by_role("button", name="Menu", **hidden)
 
 
-def test_on_a_phone_the_header_is_one_short_row(page, live_server, admin):
+def _filters(page, **hidden):
+    return page.get_by_role("button", name="Filters", **hidden)
+
+
+def test_on_a_phone_the_header_is_one_short_row_and_the_first_case_is_in_sight(page, live_server, admin):
     signed_in_as(page, live_server.url, admin)
     page.set_viewport_size(PHONE)
     page.goto(f"{live_server.url}/cases/")
     header = page.locator(".site-header").bounding_box()
     assert header["height"] < HEADER_MAX, header
+    row = page.locator(".case-table tbody tr").first.bounding_box()
+    assert row["y"] + row["height"] <= PHONE["height"], row  # the whole first case, without scrolling
     expect(_menu(page)).to_be_visible()
     assert _menu(page).bounding_box()["height"] >= TARGET
     expect(page.get_by_role("link", name="Cases", exact=True)).to_be_hidden()
     expect(page.get_by_role("button", name="Sign out")).to_be_hidden()
+    expect(page.get_by_label("Search")).to_be_hidden()
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
 
 
@@ -99,25 +109,59 @@ def test_the_menu_opens_by_keyboard_and_everything_in_it_is_reachable_and_finger
     expect(page.get_by_role("link", name="Cases", exact=True)).to_be_hidden()
 
 
+def test_on_a_phone_the_filters_are_open_only_when_one_is_in_use(page, live_server, admin):
+    signed_in_as(page, live_server.url, admin)
+    page.set_viewport_size(PHONE)
+    base = live_server.url
+    # nothing narrows the list (the Clear link's "?status=", a page of it): closed, and a tap opens them
+    for path in ["/cases/", "/cases/?status=", "/cases/?page=1"]:
+        page.goto(f"{base}{path}")
+        expect(_filters(page)).to_have_attribute("aria-expanded", "false")
+        expect(page.get_by_label("Search")).to_be_hidden()
+    _filters(page).click()
+    expect(page.get_by_label("Search")).to_be_visible()
+    page.get_by_label("Status").select_option("closed")
+    page.get_by_role("button", name="Filter", exact=True).click()
+    # a filter in the URL: open, showing what narrows the list
+    page.wait_for_url(re.compile(r"status=closed"))
+    expect(_filters(page)).to_have_attribute("aria-expanded", "true")
+    expect(page.get_by_label("Status")).to_have_value("closed")
+    expect(page.locator(".case-table tbody tr")).to_have_count(1)
+    for path in ["/cases/?q=Chest", "/cases/?modality=CT&page=1", "/org/audit/?outcome=denied"]:
+        page.goto(f"{base}{path}")
+        expect(_filters(page)).to_have_attribute("aria-expanded", "true")
+        expect(page.locator("form.filters input, form.filters select").first).to_be_visible()
+    # the audit trail: the same filters, closed until one is in use; a refused search shows why
+    page.goto(f"{base}/org/audit/")
+    expect(_filters(page)).to_have_attribute("aria-expanded", "false")
+    expect(page.get_by_label("Outcome")).to_be_hidden()
+    page.goto(f"{base}/org/audit/?date_from=2026-02-01&date_to=2026-01-01")
+    expect(_filters(page)).to_have_attribute("aria-expanded", "true")
+    expect(page.get_by_text("The start date is after the end date.")).to_be_visible()
+
+
 @pytest.mark.parametrize("size", TABLETS, ids=["768x1024", "1024x768"])
-def test_a_tablet_shows_the_navigation_without_a_menu(page, live_server, admin, size):
+def test_a_tablet_shows_the_navigation_and_the_filters_without_a_menu(page, live_server, admin, size):
     signed_in_as(page, live_server.url, admin)
     page.set_viewport_size(size)
     for path in ["/cases/", "/org/audit/"]:
         page.goto(f"{live_server.url}{path}")
-        assert _menu(page, include_hidden=True).count() == 1  # there for a phone, not shown here
+        # the buttons are there for a phone, not shown here
+        assert _menu(page, include_hidden=True).count() == 1 and _filters(page, include_hidden=True).count() == 1
         expect(_menu(page)).to_be_hidden()
+        expect(_filters(page)).to_be_hidden()
         controls = page.evaluate(_HEADER_CONTROLS)
         assert [c for c in controls if not c[1] and c[0] != "Menu"] == [], controls
         expect(page.locator(".main-nav").get_by_role("link", name="Audit")).to_be_visible()
+        expect(page.locator("form.filters")).to_be_visible()
     # the header's rows as before: the navigation beside the name at 1024 px, below it at 768 px
     brand = page.locator(".brand").bounding_box()
     nav = page.locator(".main-nav").bounding_box()
     assert (nav["x"] > brand["x"] + brand["width"]) is (size["width"] == 1024), (brand, nav)
 
 
-def test_without_javascript_a_phone_shows_the_whole_header(browser, live_server, admin):
-    """No Menu button that would do nothing: everything shown, as before."""
+def test_without_javascript_a_phone_shows_the_whole_header_and_the_filters(browser, live_server, admin):
+    """No Menu or Filters button that would do nothing: everything shown, as before."""
     from tests.browser.conftest import _only_local
 
     context = browser.new_context(viewport=PHONE, locale="en-US", java_script_enabled=False)
@@ -128,7 +172,9 @@ def test_without_javascript_a_phone_shows_the_whole_header(browser, live_server,
         page.goto(f"{live_server.url}/cases/")
         assert _menu(page, include_hidden=True).count() == 1  # in the page, for a browser that runs the script
         expect(_menu(page)).to_be_hidden()
+        expect(_filters(page)).to_be_hidden()
         expect(page.locator(".main-nav").get_by_role("link", name="Audit")).to_be_visible()
         expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+        expect(page.get_by_label("Search")).to_be_visible()
     finally:
         context.close()
