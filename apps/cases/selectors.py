@@ -130,6 +130,7 @@ class CasePage:
     can_manage: bool = False
     can_view_images: bool = False
     can_delete_studies: bool = False
+    can_upload: bool = False  # studies into this case: the upload page with it chosen
 
 
 def _studies_of(case: Case, user: User) -> Any:
@@ -156,7 +157,8 @@ def case_page(*, user: User, case: Case) -> CasePage:
     can_manage = policy.can(user, Action.MANAGE_CASE, case)
     page = CasePage(case=case, can_manage=can_manage,
                     can_view_images=policy.can(user, Action.VIEW_IMAGES, case),
-                    can_delete_studies=policy.can(user, Action.DELETE_STUDY, case))
+                    can_delete_studies=policy.can(user, Action.DELETE_STUDY, case),
+                    can_upload=policy.can(user, Action.UPLOAD_STUDY, case))
     if page.can_view_images:  # images and clinical documents: not for status-only roles
         page.attachments = attachments_of(case)
     if page.can_view_images or page.can_delete_studies:

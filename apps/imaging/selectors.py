@@ -7,6 +7,11 @@ from uuid import UUID
 from django.http import Http404
 
 from apps.imaging.models import IngestJob, Study
+from apps.sharing import policy
+
+#: how many cases the upload page's case list offers: the newest open ones (a case's own page
+#: leads to the upload page with that case chosen, whatever its age)
+UPLOAD_CASE_CHOICES = 200
 
 
 def study_get(*, user, public_id: UUID) -> Study:
@@ -30,3 +35,20 @@ def study_jobs(*, user, study: Study):
 def recent_uploads(*, user, organization, limit: int = 10):
     return (IngestJob.objects.visible_to(user).filter(organization=organization, created_by=user)
             .select_related("upload").prefetch_related("studies").order_by("-created_at")[:limit])
+
+
+def upload_case_choices(*, user, organization, chosen: str = "") -> tuple[list, int]:
+    """The open cases ``user`` may upload into (the policy's ``upload_cases``), newest first, at
+    most ``UPLOAD_CASE_CHOICES`` of them, with ``chosen`` (a case's public id, from its page)
+    among them whatever its age; and how many there are in all, for the page to say so."""
+    qs = policy.upload_cases(user, organization).order_by("-created_at", "-id")
+    cases = list(qs[:UPLOAD_CASE_CHOICES])
+    total = qs.count() if len(cases) == UPLOAD_CASE_CHOICES else len(cases)
+    if chosen and all(str(c.public_id) != chosen for c in cases):
+        try:
+            extra = qs.filter(public_id=UUID(chosen)).first()
+        except ValueError:
+            extra = None
+        if extra is not None:
+            cases.insert(0, extra)
+    return cases, total

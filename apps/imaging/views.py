@@ -89,9 +89,11 @@ def upload_page(request: HttpRequest) -> HttpResponse:
     if org is None:
         raise PermissionDenied
     policy.require(request.user, Action.UPLOAD_STUDY, org, request=request)
-    cases = policy.upload_cases(request.user, org).order_by("-created_at")[:200]
+    preselected = request.GET.get("case", "")
+    cases, case_total = selectors.upload_case_choices(user=request.user, organization=org, chosen=preselected)
     return render(request, "imaging/upload.html", {
-        "cases": cases, "preselected": request.GET.get("case", ""),
+        "cases": cases, "case_total": case_total, "case_limit": selectors.UPLOAD_CASE_CHOICES,
+        "preselected": preselected,
         "recent": selectors.recent_uploads(user=request.user, organization=org),
         "max_bytes": org.upload_max_bytes,
     })

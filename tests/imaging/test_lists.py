@@ -4,10 +4,11 @@ of how many and the way to the rest, in the same number of queries for 3 series 
 from __future__ import annotations
 
 import pytest
+from django.urls import reverse
 
 from apps.imaging import views
 from apps.organizations.models import Role
-from tests.factories import InstanceFactory, SeriesFactory, StudyFactory, member
+from tests.factories import CaseFactory, InstanceFactory, SeriesFactory, StudyFactory, member
 from tests.pages import page_range, queries_and_html
 
 pytestmark = pytest.mark.django_db
@@ -47,3 +48,43 @@ def test_the_study_page_costs_the_same_for_3_series_as_for_30(org_a, client_as, 
     many, many_html = queries_and_html(client, _study_with(org_a, 30).get_absolute_url())
     assert few_html.count('data-testid="series"') == 3 and many_html.count('data-testid="series"') == 30
     assert many == few, (few, many)
+
+
+def test_the_upload_page_says_when_it_lists_only_the_newest_cases_and_takes_any_from_its_page(
+        org_a, clinician_a, client_as, monkeypatch):
+    from apps.imaging import selectors
+
+    monkeypatch.setattr(selectors, "UPLOAD_CASE_CHOICES", 3)
+    oldest = CaseFactory(organization=org_a, title="The oldest open case")
+    CaseFactory.create_batch(4, organization=org_a)
+    client = client_as(clinician_a)
+    _n, html = queries_and_html(client, reverse("imaging:upload"))
+    assert _case_options(html) == 1 + 3 and "The oldest open case" not in html
+    assert "The 3 newest open cases of 5 are listed." in " ".join(html.split())
+    # the case's page leads to the upload page with that case chosen, whatever its age
+    _n, case_page = queries_and_html(client, reverse("cases:case_detail", kwargs={"case_id": oldest.public_id}))
+    link = f'{reverse("imaging:upload")}?case={oldest.public_id}'
+    assert f'href="{link}" data-testid="upload-to-case"' in case_page
+    _n, chosen = queries_and_html(client, link)
+    assert f'<option value="{oldest.public_id}" selected>The oldest open case</option>' in chosen
+    _n, bad = queries_and_html(client, reverse("imaging:upload") + "?case=not-a-uuid")
+    assert "selected" not in bad.split('<select id="upload-case"', 1)[1].split("</select>", 1)[0]
+
+
+def test_the_upload_page_lists_every_case_when_there_are_few(org_a, clinician_a, client_as):
+    CaseFactory.create_batch(3, organization=org_a)
+    _n, html = queries_and_html(client_as(clinician_a), reverse("imaging:upload"))
+    assert _case_options(html) == 1 + 3 and 'data-testid="case-choices"' not in html
+
+
+@pytest.mark.parametrize(("role", "status"), [(Role.ORG_ADMIN, "open"), (Role.CLINICIAN, "closed")])
+def test_no_upload_button_where_the_policy_takes_no_upload(org_a, client_as, role, status):
+    case = CaseFactory(organization=org_a, status=status)
+    _n, html = queries_and_html(client_as(member(org_a, role)),
+                                reverse("cases:case_detail", kwargs={"case_id": case.public_id}))
+    assert 'data-testid="upload-to-case"' not in html
+
+
+def _case_options(html: str) -> int:
+    select = html.split('<select id="upload-case"', 1)[1].split("</select>", 1)[0]
+    return select.count("<option value=")
