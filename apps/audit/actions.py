@@ -139,6 +139,8 @@ IMAGING_UPLOAD_CREATED = "imaging.upload_created"
 IMAGING_UPLOAD_COMPLETED = "imaging.upload_completed"
 IMAGING_UPLOAD_DELETED = "imaging.upload_deleted"
 IMAGING_UPLOAD_EXPIRED = "imaging.upload_expired"
+#: a failed ingest's staged file discarded, LIGHTBOX_FAILED_UPLOAD_KEEP_DAYS after the failure
+IMAGING_UPLOAD_DISCARDED = "imaging.upload_discarded"
 IMAGING_INGEST = "imaging.ingest"
 IMAGING_STUDY_INGESTED = "imaging.study_ingested"
 IMAGING_STUDY_DELETED = "imaging.study_deleted"
@@ -220,6 +222,7 @@ LABELS: dict[str, str] = {
     IMAGING_UPLOAD_COMPLETED: _("Study uploaded"),
     IMAGING_UPLOAD_DELETED: _("Upload cancelled"),
     IMAGING_UPLOAD_EXPIRED: _("Upload expired"),
+    IMAGING_UPLOAD_DISCARDED: _("Failed upload's file discarded"),
     IMAGING_INGEST: _("Ingest run"),
     IMAGING_STUDY_INGESTED: _("Study ingested"),
     IMAGING_STUDY_DELETED: _("Study deleted"),

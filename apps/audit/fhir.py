@@ -151,6 +151,7 @@ FHIR_MAP: dict[str, Mapping] = {
     A.IMAGING_UPLOAD_COMPLETED: Mapping("110107", "C"),
     A.IMAGING_UPLOAD_DELETED: Mapping("110107", "D"),
     A.IMAGING_UPLOAD_EXPIRED: Mapping("110107", "D"),
+    A.IMAGING_UPLOAD_DISCARDED: Mapping("110107", "D"),
     A.IMAGING_INGEST: Mapping("110107", "C"),
     A.IMAGING_STUDY_INGESTED: Mapping("110107", "C"),
     A.IMAGING_STUDY_DELETED: Mapping("110105", "D"),

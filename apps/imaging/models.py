@@ -297,6 +297,10 @@ FAILURE_MESSAGES = {
                        "and you need not upload it again: an administrator can finish it with "
                        "manage.py ingest --resume %(job)s."),
     "upload_unreadable": _("The uploaded file could no longer be read on the server. Please upload it again."),
+    # the job failed and its staged file was discarded since (LIGHTBOX_FAILED_UPLOAD_KEEP_DAYS):
+    # whatever the error, nothing is left to resume
+    "upload_discarded": _("The processing failed, and the uploaded file has since been removed from the server "
+                          "(the file of a failed upload is kept for %(days)s days). Please upload it again."),
     "unexpected": _("An unexpected error stopped the processing. Please tell an administrator, quoting "
                     "reference %(job)s."),
 }
@@ -333,6 +337,9 @@ class IngestJob(PublicIdModel):
     #: (``services.ingest_jobs_lost_send``)
     resent_at = models.DateTimeField(null=True, blank=True)
     resends = models.PositiveSmallIntegerField(default=0)
+    #: the job failed and its upload's staged file was discarded ``LIGHTBOX_FAILED_UPLOAD_KEEP_DAYS``
+    #: after (``uploads.failed_uploads_discard``): it cannot be resumed, the file must be sent again
+    upload_discarded_at = models.DateTimeField(null=True, blank=True)
 
     objects = IngestJobQuerySet.as_manager()
 
@@ -347,8 +354,9 @@ class IngestJob(PublicIdModel):
         """Why the job failed and what to do, by the type of error recorded; None unless failed."""
         if self.state != JobState.FAILED:
             return None
-        code = FAILURE_CODES.get(self.error, "unexpected")
-        return JobFailure(code, str(FAILURE_MESSAGES[code]) % {"job": self.public_id})
+        code = "upload_discarded" if self.upload_discarded_at else FAILURE_CODES.get(self.error, "unexpected")
+        return JobFailure(code, str(FAILURE_MESSAGES[code]) % {"job": self.public_id,
+                                                              "days": settings.LIGHTBOX_FAILED_UPLOAD_KEEP_DAYS})
 
 
 class FileOutcome(models.TextChoices):

@@ -99,6 +99,8 @@ JOB_FAILURE = {
                                 "`never_started`: the task queue lost the job, even when it was sent again; "
                                 "nothing is lost and `manage.py ingest --resume` finishes it. "
                                 "`upload_unreadable`: the staged file could not be read; upload it again. "
+                                "`upload_discarded`: the job failed and its staged file was removed since "
+                                "(kept `LIGHTBOX_FAILED_UPLOAD_KEEP_DAYS` days after a failure); upload it again. "
                                 "`unexpected`: any other error."},
         "message": {"type": "string", "description": "The reason and the next step, in the reader's language."},
     },

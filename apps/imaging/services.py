@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Count, F, Q, Sum
@@ -72,6 +73,11 @@ Progress = Callable[[int, int], None]  # (files done, bytes done)
 
 class StorageUnavailable(Exception):
     """Transient: the storage backend could not be reached; the task retries."""
+
+
+class UploadDiscarded(Exception):
+    """The job failed and its upload's staged file was discarded since (its retention,
+    ``LIGHTBOX_FAILED_UPLOAD_KEEP_DAYS``): nothing is left to resume."""
 
 
 def _hash(fh: IO[bytes]) -> tuple[str, int]:
@@ -424,16 +430,23 @@ def ingest_job_run(*, job_id: int, progress: Progress | None = None, task_id: st
     mid-job: resumed), or that the lost-task sweep gave up on (its message came late); a job
     running under another message (a duplicate the sweep sent while the first still waited in the
     queue) or failed otherwise is left alone, and so is a job done. Without it (``manage.py ingest
-    --resume``) any job not done is run."""
+    --resume``) any job not done is run. A job whose staged file was discarded (it failed
+    ``LIGHTBOX_FAILED_UPLOAD_KEEP_DAYS`` ago) is never run: UploadDiscarded without ``task_id``."""
     job = IngestJob.objects.select_related("organization", "upload", "case").get(pk=job_id)
     if job.state in (JobState.DONE, JobState.DONE_WITH_WARNINGS):
         return job
-    claim = IngestJob.objects.filter(pk=job.pk)
+    claim = IngestJob.objects.filter(pk=job.pk, upload_discarded_at__isnull=True)  # the discard claims it too
     if task_id is not None:
         claim = claim.filter(Q(state=JobState.QUEUED) | Q(state=JobState.FAILED, error=NEVER_STARTED)
                              | Q(state=JobState.RUNNING, task_id__in=[task_id, ""]))
     if not claim.update(state=JobState.RUNNING, attempts=F("attempts") + 1,
                         started_at=job.started_at or timezone.now(), task_id=task_id or job.task_id):
+        job.refresh_from_db(fields=["state", "upload_discarded_at"])
+        if job.upload_discarded_at is not None and task_id is None:
+            raise UploadDiscarded(
+                f"ingest job {job.public_id}: its uploaded file was discarded on {job.upload_discarded_at:%Y-%m-%d}, "
+                f"{settings.LIGHTBOX_FAILED_UPLOAD_KEEP_DAYS} days or more after the job failed "
+                "(LIGHTBOX_FAILED_UPLOAD_KEEP_DAYS); there is nothing left to resume: the file must be uploaded again")
         logger.info("ingest job %s: %s, left alone by task %s", job.pk, job.state, task_id)
         return job
     job.refresh_from_db(fields=["state", "attempts", "started_at", "task_id", "resent_at", "resends"])

@@ -38,6 +38,14 @@ def uploads_expire_task() -> int:
     return uploads_expire()
 
 
+@shared_task(acks_late=True)
+def failed_uploads_discard_task() -> int:
+    """Discard the staged files of failed ingests past their retention (schedule it)."""
+    from apps.imaging.uploads import failed_uploads_discard
+
+    return failed_uploads_discard()
+
+
 @shared_task(acks_late=True, ignore_result=True)
 def upload_follow_task(upload_id: int) -> int:
     """Prepare the entries of an upload received so far (apps.imaging.follow). It only saves

@@ -116,6 +116,31 @@ def uploads_expire(now=None) -> int:
     return n
 
 
+def failed_uploads_discard(now=None) -> int:
+    """Discard the staged file of each upload whose ingest job failed
+    ``LIGHTBOX_FAILED_UPLOAD_KEEP_DAYS`` ago or more (schedule it). A failed job keeps it so that
+    ``manage.py ingest --resume`` can finish the job; past that time it is not kept for ever. Each
+    job is claimed first (a conditional UPDATE on ``upload_discarded_at``, the job still failed):
+    a job resumed meanwhile is left alone, and the discard is recorded once. From then on the job's
+    failure asks the uploader to upload the file again, and ``--resume`` says the file is gone."""
+    from apps.imaging.models import IngestJob, JobState
+
+    now = now or timezone.now()
+    keep = timedelta(days=settings.LIGHTBOX_FAILED_UPLOAD_KEEP_DAYS)
+    due = IngestJob.objects.filter(state=JobState.FAILED, upload__isnull=False, upload_discarded_at__isnull=True,
+                                   finished_at__lt=now - keep)
+    n = 0
+    for job in due.select_related("upload", "case").order_by("pk"):
+        if not due.filter(pk=job.pk).update(upload_discarded_at=now):
+            continue
+        upload_discard_staging(job.upload)
+        record(action="imaging.upload_discarded", organization_id=job.organization_id, target=job.upload,
+               case=job.case, details={"job": str(job.public_id), "bytes": job.upload.offset,
+                                       "kept_days": settings.LIGHTBOX_FAILED_UPLOAD_KEEP_DAYS})
+        n += 1
+    return n
+
+
 def upload_rewrap(*, key_id: str) -> int:
     n = 0
     for upload in Upload.objects.filter(state=UploadState.UPLOADING).exclude(key_id=key_id):

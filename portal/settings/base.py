@@ -281,6 +281,9 @@ LIGHTBOX_MASTER_KEYS = env_secret("LIGHTBOX_MASTER_KEYS") or _embedded_master_ke
 # tus staging files (encrypted, outside the storage root); shared by every web and worker process
 LIGHTBOX_UPLOAD_DIR = Path(env.str("LIGHTBOX_UPLOAD_DIR", default=str(VAR_DIR / "uploads")))
 LIGHTBOX_UPLOAD_EXPIRY_HOURS = env.int("LIGHTBOX_UPLOAD_EXPIRY_HOURS", default=24)
+# the staged file of an upload whose ingest job failed is kept this long after the failure, for
+# `manage.py ingest --resume`, then discarded (apps.imaging.uploads.failed_uploads_discard)
+LIGHTBOX_FAILED_UPLOAD_KEEP_DAYS = env.int("LIGHTBOX_FAILED_UPLOAD_KEEP_DAYS", default=14)
 # a Celery worker reads a zip's entries while the upload still arrives (apps.imaging.follow)
 LIGHTBOX_INGEST_FOLLOW = env.bool("LIGHTBOX_INGEST_FOLLOW", default=True)
 # work queued and not started after this long (or this long after it was last sent again) was lost
@@ -387,6 +390,8 @@ CELERY_BEAT_SCHEDULE = {
     # ingest jobs and renditions queued and never started: the task was lost (apps/core/queue.py)
     "imaging-ingest-jobs-lost-send": {"task": "apps.imaging.tasks.ingest_jobs_lost_send_task", "schedule": 5 * 60},
     "renditions-lost-send": {"task": "apps.renditions.tasks.study_renditions_lost_send_task", "schedule": 5 * 60},
+    # the staged files of failed ingests, LIGHTBOX_FAILED_UPLOAD_KEEP_DAYS after the failure
+    "imaging-failed-uploads-discard": {"task": "apps.imaging.tasks.failed_uploads_discard_task", "schedule": 3600},
     # a task the broker could not take when its work was committed (apps/core/queue.py)
     "core-unsent-tasks-send": {"task": "apps.core.tasks.unsent_tasks_send_task", "schedule": 60},
 }

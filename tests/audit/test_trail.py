@@ -588,6 +588,24 @@ def _upload_expire(w):
     assert uploads_expire_task() == 1
 
 
+def _upload_failed_long_ago(w):
+    """An upload received whole whose ingest job failed, longer ago than its file is kept."""
+    from apps.imaging.models import IngestJob
+    from apps.imaging.services import ingest_job_fail
+
+    _upload_create(w)
+    _upload_finish(w)
+    job = IngestJob.objects.get(upload__public_id=w.upload_url.rstrip("/").rsplit("/", 1)[-1])
+    ingest_job_fail(job_id=job.pk, error="StorageUnavailable")
+    IngestJob.objects.filter(pk=job.pk).update(finished_at=timezone.now() - timedelta(days=15))
+
+
+def _failed_upload_discard(w):
+    from apps.imaging.tasks import failed_uploads_discard_task
+
+    assert failed_uploads_discard_task() == 1
+
+
 def _study(w):
     from apps.imaging.models import Study
     from apps.renditions.services import study_renditions_make
@@ -839,6 +857,8 @@ ROWS = [
     Row("study uploaded", _upload_finish, [(A.IMAGING_UPLOAD_COMPLETED, ALLOWED, ORG)], setup=_upload_create),
     Row("upload cancelled", _upload_cancel, [(A.IMAGING_UPLOAD_DELETED, ALLOWED, ORG)], setup=_upload_create),
     Row("upload expired", _upload_expire, [(A.IMAGING_UPLOAD_EXPIRED, ALLOWED, ORG)], setup=_upload_create),
+    Row("failed upload's file discarded", _failed_upload_discard, [(A.IMAGING_UPLOAD_DISCARDED, ALLOWED, ORG)],
+        setup=_upload_failed_long_ago),
     # --- viewer and downloads
     Row("viewer opened", _viewer_open, [(A.VIEWER_OPENED, ALLOWED, ORG)], setup=_study),
     Row("viewer closed", _viewer_close, [(A.VIEWER_CLOSED, ALLOWED, ORG)], setup=_study_and_viewer),

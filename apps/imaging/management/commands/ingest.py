@@ -1,6 +1,7 @@
 """``manage.py ingest PATH --org SLUG [--case ID]``: ingest a folder tree, a zip, a DICOMDIR or
 single files from the server's disk, with a progress bar. ``--resume JOB`` finishes an
-interrupted job (what the task's retry does).
+interrupted job (what the task's retry does); an upload's job only while its staged file is kept
+(``LIGHTBOX_FAILED_UPLOAD_KEEP_DAYS`` after the job failed), after which it says the file is gone.
 
 What reaches the terminal (and whatever records it: a scrollback, a cron mail, a CI log) holds no
 patient data. File names of DICOM exports often carry the patient's name, so the per-file report
@@ -19,7 +20,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from apps.cases.models import Case
 from apps.imaging.models import FileOutcome, IngestJob
-from apps.imaging.services import ingest_job_create, ingest_job_run
+from apps.imaging.services import UploadDiscarded, ingest_job_create, ingest_job_run
 from apps.organizations.models import Organization
 
 
@@ -66,7 +67,10 @@ class Command(BaseCommand):
         for job in jobs:
             total = _count(Path(job.source_path)) if job.source_path else 0
             self.stdout.write(f"ingest job {job.public_id}")
-            job = ingest_job_run(job_id=job.pk, progress=None if opts["no_progress"] else self._bar(total))
+            try:
+                job = ingest_job_run(job_id=job.pk, progress=None if opts["no_progress"] else self._bar(total))
+            except UploadDiscarded as exc:  # kept so long after the failure, then discarded: say so
+                raise CommandError(str(exc)) from None
             if not opts["no_progress"]:
                 sys.stderr.write("\n")
             self.stdout.write(
