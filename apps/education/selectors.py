@@ -50,20 +50,27 @@ class EducationShare:
     label: Any = Label.EDUCATION_LOW_RES.label
 
 
-def _studies_of(grant: Grant) -> list[Study]:
-    named = list(grant.studies.all().order_by("study_date", "pk"))
-    if named:
-        return named
-    return list(Study.objects.filter(case_id=grant.case_id).latest_versions().ready().order_by("study_date", "pk"))
+def _studies_by_grant(grants: list[Grant]) -> dict[int, list[Study]]:
+    """The studies each grant covers: those it names, else its case's ready studies (latest
+    versions), in two queries whatever the number of grants."""
+    from django.db.models import Prefetch, prefetch_related_objects
+
+    prefetch_related_objects(grants, Prefetch("studies", queryset=Study.objects.order_by("study_date", "pk")))
+    whole_case = {g.case_id for g in grants if not g.studies.all()}
+    by_case: dict[int, list[Study]] = {}
+    if whole_case:
+        for study in (Study.objects.filter(case_id__in=whole_case).latest_versions().ready()
+                      .order_by("study_date", "pk")):
+            by_case.setdefault(study.case_id, []).append(study)
+    return {g.pk: list(g.studies.all()) or by_case.get(g.case_id, []) for g in grants}
 
 
-def _state(user: User, study: Study, statuses: dict[int, str]) -> str:
+def _state(study: Study, statuses: dict[int, str], refusal: policy.GrantRefusal | None) -> str:
     status = statuses.get(study.pk)
     if status is None or status == Status.PENDING or not study.is_ready:
         return CopyState.PREPARING
     if status == Status.UNAVAILABLE:
         return CopyState.UNAVAILABLE
-    refusal = policy.download_refusal(user, study, rendition=SharedRendition.EDUCATION)
     if refusal is None:
         return CopyState.READY
     return _REFUSAL_STATES.get(refusal, CopyState.NOT_INCLUDED)
@@ -71,14 +78,16 @@ def _state(user: User, study: Study, statuses: dict[int, str]) -> str:
 
 def education_shares_for(*, user: User) -> list[EducationShare]:
     """The live patient-education grants addressed to ``user``, newest first, each with the
-    studies it covers and the state of their education copies."""
+    studies it covers and the state of their education copies: a fixed number of queries
+    whatever the number of shares and studies (the policy's ``download_refusals`` decides for
+    all the studies at once)."""
     grants = list(Grant.objects.live().addressed_to(user).filter(use_case=UseCase.PATIENT_EDUCATION)
                   .select_related("case", "created_by").order_by("-created_at"))
-    shares = []
-    for grant in grants:
-        studies = _studies_of(grant)
-        statuses = dict(Rendition.objects.filter(study__in=studies, kind=Kind.EDUCATION)
-                        .values_list("study_id", "status"))
-        shares.append(EducationShare(grant=grant, studies=[EducationStudy(study=s, state=_state(user, s, statuses))
-                                                           for s in studies]))
-    return shares
+    studies_of = _studies_by_grant(grants)
+    every = list({s.pk: s for studies in studies_of.values() for s in studies}.values())
+    statuses = dict(Rendition.objects.filter(study__in=every, kind=Kind.EDUCATION).values_list("study_id", "status"))
+    refusals = dict(zip((s.pk for s in every), policy.download_refusals(
+        user, every, rendition=SharedRendition.EDUCATION), strict=True))
+    return [EducationShare(grant=grant, studies=[EducationStudy(study=s, state=_state(s, statuses, refusals[s.pk]))
+                                                 for s in studies_of[grant.pk]])
+            for grant in grants]

@@ -734,8 +734,22 @@ def download_refusal(actor: Any, obj: object, *, rendition: str) -> GrantRefusal
     made by the same code; nothing is counted). For pages that explain a refusal (the patient
     portal) rather than only withhold the button. When several grants of the actor's refuse,
     the reason is the first of ``_REFUSAL_ORDER`` among theirs; with none, NO_ACCESS."""
+    return _download_refusal(_Facts(actor, timezone.now()), _download_action(rendition), obj, rendition=rendition)
+
+
+def download_refusals(actor: Any, objs: Iterable[Any], *, rendition: str) -> list[GrantRefusal | None]:
+    """``download_refusal(actor, obj, rendition=rendition)`` for each of ``objs``, in order: the
+    same answers, made by the same code, with what they read from the database read once for
+    all of them (the patient portal lists every study of every share; its queries do not grow
+    with them)."""
+    objs = list(objs)
     action = _download_action(rendition)
     facts = _Facts(actor, timezone.now())
+    facts.prepare(action, objs)
+    return [_download_refusal(facts, action, obj, rendition=rendition) for obj in objs]
+
+
+def _download_refusal(facts: _Facts, action: Action, obj: object, *, rendition: str) -> GrantRefusal | None:
     if _decide(facts, action, obj, rendition=rendition):
         return None
     case_id = _case_id_of(obj)
