@@ -21,12 +21,17 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_safe
 
 from apps.audit.services import record
+from apps.core.pagination import page_of
 from apps.deid import services
 from apps.deid.models import LABEL, DeidExport, Outcome, State
 from apps.imaging.models import Study
 from apps.renditions.views import package_response  # one download transport for every package
 from apps.sharing import policy
 from apps.sharing.policy import Action
+
+#: a study's exports per page, and an export's per-image report lines per page
+EXPORTS_PAGE_SIZE = 50
+FILES_PAGE_SIZE = 500
 
 
 def _refuse(request: HttpRequest, obj) -> None:
@@ -79,9 +84,10 @@ def study_exports(request: HttpRequest, study_id: UUID) -> HttpResponse:
             else:
                 messages.success(request, _("The de-identified export has started."))
             return redirect(export.get_absolute_url())
-    exports = DeidExport.objects.visible_to(request.user).filter(study=study).select_related("created_by")[:50]
+    exports = page_of(request, DeidExport.objects.visible_to(request.user).filter(study=study)
+                      .select_related("created_by").order_by("-created_at", "-id"), size=EXPORTS_PAGE_SIZE)
     return render(request, "deid/study_exports.html", {
-        "study": study, "exports": exports, "pseudonym": pseudonym, "error": error, "label": LABEL,
+        "study": study, "exports": exports, "page": exports, "pseudonym": pseudonym, "error": error, "label": LABEL,
         "study_ready": study.is_ready,
     }, status=400 if error else 200)
 
@@ -96,8 +102,9 @@ def export_detail(request: HttpRequest, deidexport_id: UUID) -> HttpResponse:
     export = _export(request, deidexport_id)
     files = export.files.select_related("instance", "instance__series").order_by(
         "instance__series__series_number", "instance__instance_number", "id")
+    files = page_of(request, files, size=FILES_PAGE_SIZE)
     return render(request, "deid/export_detail.html", {
-        "export": export, "study": export.study, "files": files[:1000], "label": LABEL,
+        "export": export, "study": export.study, "files": files, "page": files, "label": LABEL,
         "excluded": export.files.filter(outcome=Outcome.EXCLUDED).count(),
     })
 
