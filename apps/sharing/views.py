@@ -40,7 +40,8 @@ from apps.sharing.usecases import TEMPLATES, RecipientKind, Rendition, UseCase, 
 
 SECOND_FACTOR_SESSION_KEY = "lightbox_link_second_factor_ok"
 OPENED_SESSION_KEY = services.OPENED_SESSION_KEY
-#: grants per page of "My shares" and "Shared with me" (a busy sharer makes thousands)
+#: grants per page of "My shares" and "Shared with me" (a busy sharer makes thousands), and
+#: studies per page of a shared case
 SHARES_PAGE_SIZE = 50
 
 _REFUSAL_STATUS = {LinkRefusal.DEAD: 410}
@@ -355,9 +356,11 @@ def shared_case(request: HttpRequest, case_id: UUID) -> HttpResponse:
     except ImportError:  # pragma: no cover - imaging app not there yet
         Study = None
     if Study is not None:
-        all_studies = list(Study.objects.filter(case=case))
+        all_studies = list(Study.objects.filter(case=case).order_by("-study_date", "-created_at", "id"))
         studies = [s for s, may in zip(all_studies, policy.can_each(actor, Action.VIEW_IMAGES, all_studies),
                                        strict=True) if may]
+    # a page of them (a case may gather hundreds), with how many of how many and the others' pages
+    studies = page_of(request, studies, size=SHARES_PAGE_SIZE, param="studies")
     # the grants under which the signed-in user may ask for the original (the policy's decision,
     # the one original_request_create makes): never an opened anonymous link's
     user = policy._user_of(actor)

@@ -59,3 +59,24 @@ def test_the_share_lists_cost_the_same_for_a_page_of_3_as_for_a_page_of_30(org_a
         counts[n] = (queries_and_html(client_as(sharer), reverse("sharing:my_shares"))[0],
                      queries_and_html(client_as(consultant), reverse("sharing:shared_with_me"))[0])
     assert counts[3] == counts[30], counts
+
+
+def test_a_shared_case_lists_its_studies_a_page_at_a_time(org_a, client_as, monkeypatch):
+    from tests.factories import StudyFactory
+
+    monkeypatch.setattr(views, "SHARES_PAGE_SIZE", 3)
+    consultant = member(org_a, Role.EXTERNAL_CONSULTANT)
+    case = CaseFactory(organization=org_a)
+    for i in range(7):
+        StudyFactory(organization=org_a, case=case, study_description=f"Shared study {i}")
+    GrantFactory(organization=org_a, case=case, grantee=consultant, **PREVIEW)
+    url = reverse("sharing:shared_case", kwargs={"case_id": case.public_id})
+    client = client_as(consultant)
+    seen: set[str] = set()
+    for n, expected in ((1, "Showing 1–3 of 7"), (2, "Showing 4–6 of 7"), (3, "Showing 7–7 of 7")):
+        _q, html = queries_and_html(client, f"{url}?studies={n}")
+        assert page_range(html) == expected
+        shown = {f"Shared study {i}" for i in range(7) if f">Shared study {i}</a>" in html}
+        assert len(shown) == (3 if n < 3 else 1) and not shown & seen
+        seen |= shown
+    assert 'href="?studies=2#studies-heading" rel="prev"' in html
