@@ -35,10 +35,15 @@ from apps.accounts.forms import (
 from apps.accounts.models import Invitation, InvitationKind, SSOConfig, User
 from apps.accounts.services import Refusal
 from apps.audit.services import record
+from apps.core.pagination import page_of
 from apps.core.redirects import next_url, with_next
 from apps.organizations.selectors import active_organization_or_404
 from apps.sharing import policy
 from apps.sharing.policy import Action
+
+#: invitations per page of the invitations page
+INVITATIONS_PAGE_SIZE = 50
+
 
 # --- idle sign-out ---------------------------------------------------------------------------
 
@@ -195,7 +200,8 @@ def invitation_list(request: HttpRequest) -> HttpResponse:
     invitations = Invitation.objects.visible_to(request.user).for_org(org.pk).select_related("created_by")
     if not policy.can(request.user, Action.MANAGE_MEMBERS, org):
         invitations = invitations.filter(created_by=request.user)
-    return render(request, "accounts/invitation_list.html", {"organization": org, "invitations": invitations[:100],
+    page = page_of(request, invitations.order_by("-created_at", "-id"), size=INVITATIONS_PAGE_SIZE)
+    return render(request, "accounts/invitation_list.html", {"organization": org, "invitations": page, "page": page,
                                                             "now": timezone.now()})
 
 

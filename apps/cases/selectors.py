@@ -221,7 +221,7 @@ def board_list(*, user: User, organization: Organization) -> QuerySet[BoardSessi
     return (BoardSession.objects.visible_to(user).filter(organization=organization).select_related("host")
             .annotate(case_count=Count("cases", distinct=True),
                       participant_count=Count("participants", distinct=True))
-            .order_by("-meeting_at"))
+            .order_by("-meeting_at", "-id"))
 
 
 def board_cases(*, user: User, board: BoardSession) -> list[Case]:

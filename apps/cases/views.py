@@ -211,9 +211,9 @@ def attachment_download(request: HttpRequest, attachment_id: UUID) -> HttpRespon
 @login_required
 def board_list(request: HttpRequest) -> HttpResponse:
     org = active_organization_or_404(request)
-    boards = selectors.board_list(user=request.user, organization=org)
+    boards = page_of(request, selectors.board_list(user=request.user, organization=org), size=PAGE_SIZE)
     return render(request, "cases/board_list.html", {
-        "organization": org, "boards": boards,
+        "organization": org, "boards": boards, "page": boards,
         "can_create": policy.can(request.user, Action.MANAGE_CASE, org),
     })
 

@@ -42,3 +42,18 @@ def test_a_case_page_shows_a_page_of_its_studies_and_how_many_there_are(org_a, c
         _q, html = queries_and_html(client, f"{url}?studies={n}")
         seen |= {f"Study {i}" for i in range(7) if f">Study {i}<" in html}
     assert seen == {f"Study {i}" for i in range(7)}  # every study on one page or another, none twice or lost
+
+
+def test_the_tumor_boards_come_a_page_at_a_time_in_the_same_queries(org_a, clinician_a, client_as, monkeypatch):
+    from tests.factories import BoardSessionFactory
+
+    monkeypatch.setattr(views, "PAGE_SIZE", 3)
+    client = client_as(clinician_a)
+    BoardSessionFactory.create_batch(2, organization=org_a, host=clinician_a)
+    few, _html = queries_and_html(client, reverse("cases:board_list"))
+    BoardSessionFactory.create_batch(5, organization=org_a, host=clinician_a)
+    many, first = queries_and_html(client, reverse("cases:board_list"))
+    assert first.count("/boards/") - first.count("/boards/new/") >= 3 and page_range(first) == "Showing 1–3 of 7"
+    _n, last = queries_and_html(client, reverse("cases:board_list") + "?page=3")
+    assert page_range(last) == "Showing 7–7 of 7" and 'href="?page=2" rel="prev"' in last
+    assert many == few, (few, many)
