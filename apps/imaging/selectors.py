@@ -32,9 +32,11 @@ def study_jobs(*, user, study: Study):
             .prefetch_related("files"))
 
 
-def recent_uploads(*, user, organization, limit: int = 10):
+def recent_uploads(*, user, organization):
+    """The user's uploads into ``organization``, newest first: a query the upload page shows a
+    page of (years of uploads pile up), each with its studies in one more query."""
     return (IngestJob.objects.visible_to(user).filter(organization=organization, created_by=user)
-            .select_related("upload").prefetch_related("studies").order_by("-created_at")[:limit])
+            .select_related("upload").prefetch_related("studies").order_by("-created_at", "-id"))
 
 
 def upload_case_choices(*, user, organization, chosen: str = "") -> tuple[list, int]:

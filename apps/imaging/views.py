@@ -20,6 +20,8 @@ from apps.sharing.policy import Action
 
 #: series per page of the study page (a CT or MR seldom has more; some have hundreds)
 SERIES_PAGE_SIZE = 100
+#: the user's uploads per page of the upload page ("Your recent uploads")
+RECENT_UPLOADS_PAGE_SIZE = 10
 
 
 @login_required
@@ -94,6 +96,7 @@ def upload_page(request: HttpRequest) -> HttpResponse:
     return render(request, "imaging/upload.html", {
         "cases": cases, "case_total": case_total, "case_limit": selectors.UPLOAD_CASE_CHOICES,
         "preselected": preselected,
-        "recent": selectors.recent_uploads(user=request.user, organization=org),
+        "recent": page_of(request, selectors.recent_uploads(user=request.user, organization=org),
+                          size=RECENT_UPLOADS_PAGE_SIZE, param="uploads"),
         "max_bytes": org.upload_max_bytes,
     })

@@ -88,3 +88,26 @@ def test_no_upload_button_where_the_policy_takes_no_upload(org_a, client_as, rol
 def _case_options(html: str) -> int:
     select = html.split('<select id="upload-case"', 1)[1].split("</select>", 1)[0]
     return select.count("<option value=")
+
+
+def test_the_recent_uploads_come_a_page_at_a_time_in_the_same_queries(org_a, clinician_a, client_as, monkeypatch):
+    from tests.factories import IngestJobFactory
+
+    monkeypatch.setattr(views, "RECENT_UPLOADS_PAGE_SIZE", 3)
+    client = client_as(clinician_a)
+    url = reverse("imaging:upload")
+
+    def jobs(numbers):
+        for i in numbers:
+            job = IngestJobFactory(organization=org_a, created_by=clinician_a, source_path=f"/import/batch-{i}")
+            job.studies.add(StudyFactory(organization=org_a), StudyFactory(organization=org_a))
+
+    jobs(range(2))
+    few, _html = queries_and_html(client, url)
+    jobs(range(2, 7))
+    many, first = queries_and_html(client, url)
+    assert first.count("/import/batch-") == 3 and page_range(first) == "Showing 1–3 of 7"
+    assert 'href="?uploads=2#recent-heading" rel="next"' in first
+    _n, last = queries_and_html(client, url + "?uploads=3")
+    assert last.count("/import/batch-") == 1 and page_range(last) == "Showing 7–7 of 7"
+    assert many == few, (few, many)
