@@ -121,7 +121,7 @@ def service_lines(*, user: User, organization: Organization) -> list[str]:
 class CasePage:
     case: Case
     studies: Any = field(default_factory=list)  # a query of them: the view shows a page
-    notes: list[CaseNote] = field(default_factory=list)
+    notes: Any = field(default_factory=list)  # a query of them: the view shows a page
     participants: list[Grant] = field(default_factory=list)
     my_grants: list[Grant] = field(default_factory=list)
     history: list[AuditEvent] = field(default_factory=list)
@@ -164,7 +164,7 @@ def case_page(*, user: User, case: Case) -> CasePage:
     if page.can_view_images or page.can_delete_studies:
         # an org admin sees no pixels but may delete a study: the list (no viewer) leads to its page
         page.studies = _studies_of(case, user)
-    page.notes = list(CaseNote.objects.filter(case=case).select_related("author").order_by("created_at", "id"))
+    page.notes = CaseNote.objects.filter(case=case).select_related("author").order_by("created_at", "id")
     now = timezone.now()
     if can_manage:
         # who has access, and until when: the live grants (the case's participants)

@@ -28,6 +28,8 @@ from apps.sharing.policy import Action
 PAGE_SIZE = 25
 #: studies per page of a case's page (most cases have a few; a long follow-up gathers hundreds)
 STUDIES_PAGE_SIZE = 50
+#: notes per page of a case's page (a long case gathers hundreds)
+NOTES_PAGE_SIZE = 50
 
 
 def _form_errors(form, exc: ValidationError) -> None:
@@ -102,6 +104,8 @@ def _case_page(request: HttpRequest, case, *, note_form: NoteForm | None = None,
     policy.require(request.user, Action.VIEW_CASE, case, request=request)
     page = selectors.case_page(user=request.user, case=case)
     page.studies = page_of(request, page.studies, size=STUDIES_PAGE_SIZE, param="studies")
+    # the notes oldest first, opening on the newest (the last page); older ones a link away
+    page.notes = page_of(request, page.notes, size=NOTES_PAGE_SIZE, param="notes", last_first=True)
     record(action="case.viewed", actor=request.user, organization_id=case.organization_id, target=case,
            request=request)
     return render(request, "cases/case_detail.html", {

@@ -15,12 +15,20 @@ from django.http import HttpRequest
 PAGE_SIZE = 25
 
 
-def page_of(request: HttpRequest, items: Any, *, size: int = PAGE_SIZE, param: str = "page") -> Page:
+def page_of(request: HttpRequest, items: Any, *, size: int = PAGE_SIZE, param: str = "page",
+            last_first: bool = False) -> Page:
     """The page of ``items`` (a queryset, ordered; or a list) that ``request`` asks for with
-    ``?<param>=N`` (the first for a missing or bad number, the last past the end). The page
-    carries ``param`` and ``query`` (the request's other parameters, urlencoded) for the links
-    of ``includes/pagination.html``, so a filter or another list's page is kept."""
-    page = Paginator(items, size).get_page(request.GET.get(param))
+    ``?<param>=N`` (the first for a missing or bad number, the last past the end; with
+    ``last_first``, the last when none is asked for: a timeline read oldest first opens on its
+    newest entries, and that page takes up to half a page more rather than open on a few). The
+    page carries ``param`` and ``query`` (the request's other parameters,
+    urlencoded) for the links of ``includes/pagination.html``, so a filter or another list's
+    page is kept."""
+    paginator = Paginator(items, size, orphans=size // 2 if last_first else 0)
+    number = request.GET.get(param)
+    if number is None and last_first:
+        number = paginator.num_pages
+    page = paginator.get_page(number)
     query = request.GET.copy()
     query.pop(param, None)
     page.param = param  # type: ignore[attr-defined]

@@ -57,3 +57,22 @@ def test_the_tumor_boards_come_a_page_at_a_time_in_the_same_queries(org_a, clini
     _n, last = queries_and_html(client, reverse("cases:board_list") + "?page=3")
     assert page_range(last) == "Showing 7–7 of 7" and 'href="?page=2" rel="prev"' in last
     assert many == few, (few, many)
+
+
+def test_a_case_page_opens_on_its_newest_notes_with_the_older_ones_a_link_away(org_a, clinician_a, client_as,
+                                                                                monkeypatch):
+    from apps.cases.models import CaseNote
+
+    monkeypatch.setattr(views, "NOTES_PAGE_SIZE", 3)
+    case = CaseFactory(organization=org_a)
+    CaseNote.objects.bulk_create([CaseNote(organization=org_a, case=case, author=clinician_a, body=f"Remark {i}.")
+                                  for i in range(7)])
+    url = reverse("cases:case_detail", kwargs={"case_id": case.public_id})
+    client = client_as(clinician_a)
+    _n, newest = queries_and_html(client, url)
+    # 7 = 3 + 4: the newest page takes the one left over rather than open on it alone
+    assert [i for i in range(7) if f"Remark {i}." in newest] == [3, 4, 5, 6]
+    assert page_range(newest) == "Showing 4–7 of 7" and "Notes (7)" in newest
+    assert 'href="?notes=1#notes" rel="prev"' in newest and '<ol class="timeline" start="4">' in newest
+    _n, older = queries_and_html(client, url + "?notes=1")
+    assert [i for i in range(7) if f"Remark {i}." in older] == [0, 1, 2] and page_range(older) == "Showing 1–3 of 7"
