@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from uuid import UUID
 
+from django.db.models import Count, F, Q, Window
+from django.db.models.functions import RowNumber
 from django.http import Http404
 
-from apps.imaging.models import IngestJob, Study
+from apps.imaging.models import FileOutcome, IngestFileResult, IngestJob, Study
 from apps.sharing import policy
 
 #: how many cases the upload page's case list offers: the newest open ones (a case's own page
 #: leads to the upload page with that case chosen, whatever its age)
 UPLOAD_CASE_CHOICES = 200
+
+#: the study page's upload report: its latest ingests, and at most this many lines of each
+REPORT_JOBS = 5
+REPORT_LINES = 500
 
 
 def study_get(*, user, public_id: UUID) -> Study:
@@ -27,9 +34,33 @@ def study_series(*, study: Study):
 
 
 def study_jobs(*, user, study: Study):
-    """Ingest jobs that touched this study, with their per-file report lines for it."""
-    return (IngestJob.objects.visible_to(user).filter(studies=study).order_by("-created_at")
-            .prefetch_related("files"))
+    """Ingest jobs that touched this study, newest first."""
+    return IngestJob.objects.visible_to(user).filter(studies=study).order_by("-created_at", "-id")
+
+
+@dataclass(frozen=True)
+class JobReport:
+    job: IngestJob
+    lines: list[IngestFileResult]  # the first REPORT_LINES
+    total: int                      # all of them
+
+
+def study_job_reports(*, user, study: Study) -> list[JobReport]:
+    """The study page's upload report: the latest ``REPORT_JOBS`` ingests that touched the study,
+    each with the first ``REPORT_LINES`` lines of its per-file report about this study (and the
+    files it skipped) and how many there are: three queries, whatever the number of files (a zip
+    of thousands was read whole for each job)."""
+    jobs = list(study_jobs(user=user, study=study)[:REPORT_JOBS])
+    if not jobs:
+        return []
+    about = IngestFileResult.objects.filter(Q(study=study) | Q(outcome=FileOutcome.SKIPPED), job__in=jobs)
+    totals = dict(about.order_by().values("job_id").annotate(n=Count("id")).values_list("job_id", "n"))
+    first = (about.annotate(line=Window(RowNumber(), partition_by=F("job_id"), order_by=F("id").asc()))
+             .filter(line__lte=REPORT_LINES).order_by("job_id", "id"))
+    lines: dict[int, list[IngestFileResult]] = {}
+    for f in first:
+        lines.setdefault(f.job_id, []).append(f)
+    return [JobReport(job=job, lines=lines.get(job.pk, []), total=totals.get(job.pk, 0)) for job in jobs]
 
 
 def recent_uploads(*, user, organization):

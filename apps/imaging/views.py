@@ -14,7 +14,7 @@ from django.views.decorators.http import require_http_methods
 from apps.accounts.mfa import require_recent_otp
 from apps.core.pagination import page_of
 from apps.imaging import selectors, services
-from apps.imaging.models import FileOutcome, Study
+from apps.imaging.models import Study
 from apps.sharing import policy
 from apps.sharing.policy import Action
 
@@ -33,11 +33,8 @@ def study_detail(request: HttpRequest, study_id: UUID) -> HttpResponse:
     # a study may hold hundreds of series: a page of them, with "Showing N of M" and the others' pages
     series = page_of(request, selectors.study_series(study=study), size=SERIES_PAGE_SIZE)
     jobs = []
-    can_see_report = policy.can(request.user, Action.UPLOAD_STUDY, study.organization)
-    if can_see_report:
-        for job in selectors.study_jobs(user=request.user, study=study)[:5]:
-            lines = [f for f in job.files.all() if f.study_id == study.pk or f.outcome == FileOutcome.SKIPPED]
-            jobs.append((job, lines))
+    if policy.can(request.user, Action.UPLOAD_STUDY, study.organization):
+        jobs = selectors.study_job_reports(user=request.user, study=study)
     return render(request, "imaging/study_detail.html", {
         "study": study, "series": series, "jobs": jobs,
         "show_patient": policy.can(request.user, Action.VIEW_PATIENT_IDENTITY, study),

@@ -111,3 +111,27 @@ def test_the_recent_uploads_come_a_page_at_a_time_in_the_same_queries(org_a, cli
     _n, last = queries_and_html(client, url + "?uploads=3")
     assert last.count("/import/batch-") == 1 and page_range(last) == "Showing 7–7 of 7"
     assert many == few, (few, many)
+
+
+def test_the_upload_report_shows_the_first_lines_of_each_ingest_in_the_same_queries(org_a, clinician_a, client_as,
+                                                                                     monkeypatch):
+    from apps.imaging import selectors
+    from apps.imaging.models import IngestFileResult
+    from tests.factories import IngestJobFactory
+
+    monkeypatch.setattr(selectors, "REPORT_LINES", 3)
+    client = client_as(clinician_a)
+    counts = {}
+    for n in (2, 7):
+        study, other = StudyFactory(organization=org_a), StudyFactory(organization=org_a)
+        for _ in range(2):
+            job = IngestJobFactory(organization=org_a, created_by=clinician_a)
+            job.studies.add(study)
+            IngestFileResult.objects.bulk_create(
+                [IngestFileResult(job=job, path=f"scan/{i}.dcm", outcome="ingested", study=study) for i in range(n)]
+                + [IngestFileResult(job=job, path=f"other/{i}.dcm", outcome="ingested", study=other)
+                   for i in range(4)])  # another study's lines: not this page's
+        counts[n], html = queries_and_html(client, study.get_absolute_url())
+        assert html.count('data-testid="report-line"') == 2 * min(n, 3) and "other/" not in html
+    assert html.count('data-testid="report-range">Showing 1–3 of 7</p>') == 2
+    assert counts[2] == counts[7], counts
