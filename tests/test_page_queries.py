@@ -1,0 +1,105 @@
+"""Pages and API lists whose queries must not grow with the rows they show, measured with few
+rows and with many (3 and 30): the viewer (series and instances), a tumor board (cases and
+participants), a shared case through an anonymous link (studies and grants), the audit page, and
+the REST API's lists. The lists that page are tested in each app's test_lists.py."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from apps.organizations.models import Role
+from apps.sharing import services as sharing
+from apps.sharing.usecases import RecipientKind, UseCase
+from tests.factories import (
+    AuditEventFactory,
+    BoardSessionFactory,
+    CaseFactory,
+    GrantFactory,
+    InstanceFactory,
+    RenditionFactory,
+    SeriesFactory,
+    StudyFactory,
+    member,
+)
+from tests.pages import queries_and_html
+
+pytestmark = pytest.mark.django_db
+
+PREVIEW = {"permissions": ["view", "download_preview"], "renditions": ["preview"]}
+
+
+def _same(counts: dict[int, int]) -> None:
+    assert counts[3] == counts[30], counts
+
+
+def test_the_viewer_costs_the_same_for_3_series_as_for_30(org_a, client_as):
+    radiologist = member(org_a, Role.RADIOLOGIST)
+    counts = {}
+    for n in (3, 30):
+        study = StudyFactory(organization=org_a)
+        for i in range(n):
+            series = SeriesFactory(organization=org_a, study=study, series_number=i + 1)
+            InstanceFactory.create_batch(2, organization=org_a, series=series)
+        counts[n], _html = queries_and_html(client_as(radiologist), reverse("viewer:viewer", args=[study.public_id]))
+    _same(counts)
+
+
+def test_a_tumor_board_costs_the_same_for_3_cases_as_for_30(org_a, clinician_a, client_as):
+    counts = {}
+    for n in (3, 30):
+        board = BoardSessionFactory(organization=org_a, host=clinician_a)
+        for _ in range(n):
+            board.cases.add(CaseFactory(organization=org_a))
+            board.participants.add(member(org_a, Role.EXTERNAL_CONSULTANT))
+        counts[n], _html = queries_and_html(client_as(clinician_a), reverse("cases:board_detail",
+                                                                            args=[board.public_id]))
+    _same(counts)
+
+
+def test_a_shared_case_through_a_link_costs_the_same_for_3_studies_as_for_30(org_a, clinician_a):
+    org_a.anonymous_links_enabled = True
+    org_a.save()
+    counts = {}
+    for n in (3, 30):
+        case = CaseFactory(organization=org_a)
+        for _ in range(n):
+            RenditionFactory(organization=org_a, study=StudyFactory(organization=org_a, case=case))
+            GrantFactory(organization=org_a, case=case, grantee=member(org_a, Role.EXTERNAL_CONSULTANT), **PREVIEW)
+        _grant, _link, raw = sharing.share_create(case=case, by=clinician_a, use_case=UseCase.CUSTOM,
+                                                  recipient_kind=RecipientKind.ANONYMOUS)
+        holder = Client()
+        assert holder.get(reverse("sharing:link_open", kwargs={"token": raw})).status_code == 302
+        counts[n], html = queries_and_html(holder, reverse("sharing:shared_case", args=[case.public_id]))
+        assert html.count('data-testid="open-viewer"') == n
+    _same(counts)
+
+
+def test_the_audit_page_costs_the_same_for_3_events_as_for_30(org_a, admin_a, client_as):
+    counts = {}
+    for n in (3, 30):
+        AuditEventFactory.create_batch(n - (3 if n == 30 else 0), organization=org_a, actor=member(org_a))
+        counts[n], _html = queries_and_html(client_as(admin_a), reverse("audit:event_list"))
+    _same(counts)
+
+
+@pytest.mark.parametrize("url", ["/api/v1/grants/", "/api/v1/grants/received/", "/api/v1/organizations/"])
+def test_the_api_lists_cost_the_same_for_3_rows_as_for_30(org_a, client_as, url):
+    counts = {}
+    for n in (3, 30):
+        sharer, consultant = member(org_a, Role.CLINICIAN), member(org_a, Role.EXTERNAL_CONSULTANT)
+        for _ in range(n):
+            case = CaseFactory(organization=org_a, created_by=sharer, responsible_clinician=sharer)
+            grant = GrantFactory(organization=org_a, case=case, grantee=consultant, created_by=sharer, **PREVIEW)
+            grant.studies.set([StudyFactory(organization=org_a, case=case)])
+        client = client_as(consultant if "received" in url else sharer)
+        client.get(url)
+        with CaptureQueriesContext(connection) as ctx:
+            response = client.get(url)
+        assert response.status_code == 200
+        assert response.json()["count"] >= (1 if "organizations" in url else n)
+        counts[n] = len(ctx.captured_queries)
+    _same(counts)
