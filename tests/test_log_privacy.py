@@ -193,8 +193,11 @@ def _drive(m, org, case, *, radiologist, owner, consultant, admin, tmp_path, on_
                                created_by=radiologist, enqueue=False)
     assert ingest_job_run_task.apply(args=(failed.pk,), throw=False).failed()
     assert IngestJob.objects.get(pk=failed.pk).state == JobState.FAILED
+    # a failed job's message delivered again leaves it alone: a second job meets the same error
+    again = ingest_job_create(organization=org, source_path=str(tmp_path / m["failed_folder"]),
+                              created_by=radiologist, enqueue=False)
     with pytest.raises(Exception) as raised:  # whatever it is, its text is checked
-        ingest_job_run_task.apply(args=(failed.pk,), throw=True)
+        ingest_job_run_task.apply(args=(again.pk,), throw=True)
     logging.getLogger("django.request").error("Internal Server Error: %s", "/api/v1/uploads/x/",
                                               exc_info=(raised.type, raised.value, raised.tb))
 
