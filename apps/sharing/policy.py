@@ -713,9 +713,10 @@ def allowed_renditions(actor: Any, obj: object) -> frozenset[str]:
     from apps.sharing.usecases import RENDITION_PERMISSION
 
     allowed = set()
+    facts = _Facts(actor, timezone.now())  # what the decisions read, read once for all renditions
     for rendition, permission in RENDITION_PERMISSION.items():
         (action,) = PERMISSION_ACTIONS[permission]  # a download permission is one action
-        if can(actor, action, obj, rendition=rendition):
+        if _decide(facts, Action(action), obj, rendition=rendition):
             allowed.add(rendition)
     return frozenset(allowed)
 

@@ -76,3 +76,21 @@ def test_my_shares_costs_the_same_for_one_grant_as_for_twelve(org_a, client_as):
     assert few_page.count("/renew/") == 1 and many_page.count("/renew/") == 12
     assert few_page.count("/sharing/requests/") == 1 and many_page.count("/sharing/requests/") == 12
     assert many <= few, (few, many)
+
+
+def test_allowed_renditions_reads_what_it_decides_on_once_for_all_renditions(org_a, client_as):
+    """The study page and the shared case ask which renditions may be downloaded: one reading of
+    the actor's memberships and grants for every rendition (it read them again for each)."""
+    from apps.sharing import policy
+    from apps.sharing.usecases import RENDITION_PERMISSION
+
+    consultant = member(org_a, Role.EXTERNAL_CONSULTANT)
+    case = CaseFactory(organization=org_a)
+    study = StudyFactory(organization=org_a, case=case)
+    GrantFactory(organization=org_a, case=case, grantee=consultant, **PREVIEW)
+    with CaptureQueriesContext(connection) as queries:
+        allowed = policy.allowed_renditions(consultant, study)
+    assert allowed == {"preview"}
+    assert len(queries) < len(RENDITION_PERMISSION), len(queries)  # not a reading per rendition
+    assert allowed == {r for r, p in RENDITION_PERMISSION.items()
+                       if policy.can(consultant, next(iter(policy.PERMISSION_ACTIONS[p])), study, rendition=r)}
