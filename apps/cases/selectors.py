@@ -131,6 +131,8 @@ class CasePage:
     can_view_images: bool = False
     can_delete_studies: bool = False
     can_upload: bool = False  # studies into this case: the upload page with it chosen
+    can_add_note: bool = False
+    show_patient: bool = False
 
 
 def _studies_of(case: Case, user: User) -> Any:
@@ -151,14 +153,19 @@ def _studies_of(case: Case, user: User) -> Any:
     return qs.order_by("-study_date", "-created_at", "id")
 
 
+#: what the case page asks the policy about its case
+PAGE_ACTIONS = (Action.MANAGE_CASE, Action.VIEW_IMAGES, Action.DELETE_STUDY, Action.UPLOAD_STUDY, Action.ADD_NOTE,
+                Action.VIEW_PATIENT_IDENTITY)
+
+
 def case_page(*, user: User, case: Case) -> CasePage:
     """Everything the case page shows, in a bounded number of queries: one per section, not
     one per study, note or participant."""
-    can_manage = policy.can(user, Action.MANAGE_CASE, case)
-    page = CasePage(case=case, can_manage=can_manage,
-                    can_view_images=policy.can(user, Action.VIEW_IMAGES, case),
-                    can_delete_studies=policy.can(user, Action.DELETE_STUDY, case),
-                    can_upload=policy.can(user, Action.UPLOAD_STUDY, case))
+    may = policy.can_actions(user, PAGE_ACTIONS, case)  # the page's buttons, decided at once
+    can_manage = may[Action.MANAGE_CASE]
+    page = CasePage(case=case, can_manage=can_manage, can_view_images=may[Action.VIEW_IMAGES],
+                    can_delete_studies=may[Action.DELETE_STUDY], can_upload=may[Action.UPLOAD_STUDY],
+                    can_add_note=may[Action.ADD_NOTE], show_patient=may[Action.VIEW_PATIENT_IDENTITY])
     if page.can_view_images:  # images and clinical documents: not for status-only roles
         page.attachments = attachments_of(case)
     if page.can_view_images or page.can_delete_studies:

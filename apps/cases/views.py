@@ -111,8 +111,7 @@ def _case_page(request: HttpRequest, case, *, note_form: NoteForm | None = None,
     return render(request, "cases/case_detail.html", {
         "case": case, "page": page, "note_form": note_form or NoteForm(auto_id="note_%s"),
         "attachment_form": attachment_form or AttachmentForm(auto_id="attachment_%s"),
-        "can_add_note": policy.can(request.user, Action.ADD_NOTE, case),
-        "show_patient": policy.can(request.user, Action.VIEW_PATIENT_IDENTITY, case),
+        "can_add_note": page.can_add_note, "show_patient": page.show_patient,
     }, status=400 if failed else 200)
 
 

@@ -94,3 +94,21 @@ def test_allowed_renditions_reads_what_it_decides_on_once_for_all_renditions(org
     assert len(queries) < len(RENDITION_PERMISSION), len(queries)  # not a reading per rendition
     assert allowed == {r for r, p in RENDITION_PERMISSION.items()
                        if policy.can(consultant, next(iter(policy.PERMISSION_ACTIONS[p])), study, rendition=r)}
+
+
+@pytest.mark.parametrize("role", [Role.CLINICIAN, Role.COORDINATOR, Role.ORG_ADMIN, Role.EXTERNAL_CONSULTANT, None])
+def test_can_actions_decides_as_can_does_reading_once(org_a, org_b, role):
+    """The case page's buttons: ``can_actions`` gives ``can``'s answer for each action, with one
+    reading of the actor's memberships (it was one per button)."""
+    from apps.cases.selectors import PAGE_ACTIONS
+    from apps.sharing import policy
+
+    actor = member(org_a, role) if role else member(org_b, Role.CLINICIAN)
+    case = CaseFactory(organization=org_a)
+    if role == Role.EXTERNAL_CONSULTANT:
+        GrantFactory(organization=org_a, case=case, grantee=actor, **PREVIEW)
+    with CaptureQueriesContext(connection) as queries:
+        decided = policy.can_actions(actor, PAGE_ACTIONS, case)
+    assert decided == {a: policy.can(actor, a, case) for a in PAGE_ACTIONS}
+    roles_read = [q for q in queries if '"organizations_membership"."role"' in q["sql"]]
+    assert len(roles_read) <= 2, len(roles_read)  # not one per action
