@@ -126,7 +126,7 @@ class CasePage:
     my_grants: list[Grant] = field(default_factory=list)
     history: list[AuditEvent] = field(default_factory=list)
     boards: list[BoardSession] = field(default_factory=list)
-    attachments: list[Attachment] = field(default_factory=list)
+    attachments: Any = field(default_factory=list)  # a query of them: the view shows a page
     can_manage: bool = False
     can_view_images: bool = False
     can_delete_studies: bool = False
@@ -185,8 +185,9 @@ def case_page(*, user: User, case: Case) -> CasePage:
     return page
 
 
-def attachments_of(case: Case) -> list[Attachment]:
-    return list(Attachment.objects.filter(case=case).select_related("uploaded_by").order_by("-created_at", "-id"))
+def attachments_of(case: Case) -> QuerySet[Attachment]:
+    """The case's reports and attachments, newest first: a query the page shows a page of."""
+    return Attachment.objects.filter(case=case).select_related("uploaded_by").order_by("-created_at", "-id")
 
 
 def attachment_get(*, user: User, public_id: UUID) -> Attachment:

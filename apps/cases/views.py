@@ -30,6 +30,8 @@ PAGE_SIZE = 25
 STUDIES_PAGE_SIZE = 50
 #: notes per page of a case's page (a long case gathers hundreds)
 NOTES_PAGE_SIZE = 50
+#: reports and attachments per page of a case's page
+ATTACHMENTS_PAGE_SIZE = 25
 
 
 def _form_errors(form, exc: ValidationError) -> None:
@@ -106,6 +108,7 @@ def _case_page(request: HttpRequest, case, *, note_form: NoteForm | None = None,
     page.studies = page_of(request, page.studies, size=STUDIES_PAGE_SIZE, param="studies")
     # the notes oldest first, opening on the newest (the last page); older ones a link away
     page.notes = page_of(request, page.notes, size=NOTES_PAGE_SIZE, param="notes", last_first=True)
+    page.attachments = page_of(request, page.attachments, size=ATTACHMENTS_PAGE_SIZE, param="attachments")
     record(action="case.viewed", actor=request.user, organization_id=case.organization_id, target=case,
            request=request)
     return render(request, "cases/case_detail.html", {

@@ -76,3 +76,21 @@ def test_a_case_page_opens_on_its_newest_notes_with_the_older_ones_a_link_away(o
     assert 'href="?notes=1#notes" rel="prev"' in newest and '<ol class="timeline" start="4">' in newest
     _n, older = queries_and_html(client, url + "?notes=1")
     assert [i for i in range(7) if f"Remark {i}." in older] == [0, 1, 2] and page_range(older) == "Showing 1–3 of 7"
+
+
+def test_a_case_page_shows_a_page_of_its_attachments(org_a, clinician_a, client_as, monkeypatch):
+    from tests.factories import AttachmentFactory
+
+    monkeypatch.setattr(views, "ATTACHMENTS_PAGE_SIZE", 3)
+    case = CaseFactory(organization=org_a)
+    url = reverse("cases:case_detail", kwargs={"case_id": case.public_id})
+    client = client_as(clinician_a)
+    AttachmentFactory.create_batch(2, organization=org_a, case=case)
+    few, _html = queries_and_html(client, url)
+    AttachmentFactory.create_batch(5, organization=org_a, case=case)
+    many, first = queries_and_html(client, url)
+    assert first.count('data-testid="attachment"') == 3 and page_range(first) == "Showing 1–3 of 7"
+    assert 'href="?attachments=2#attachments" rel="next"' in first
+    _n, last = queries_and_html(client, url + "?attachments=3")
+    assert last.count('data-testid="attachment"') == 1 and page_range(last) == "Showing 7–7 of 7"
+    assert many == few, (few, many)
