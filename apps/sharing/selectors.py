@@ -94,8 +94,12 @@ def original_request_get(*, user: User, public_id: UUID) -> OriginalRequest:
 
 
 def original_requests_pending_for(*, user: User) -> list[OriginalRequest]:
+    """The pending requests for an original the user may decide, newest first. All the pending
+    ones the user sees are asked of the policy at once (``can_each``, a fixed number of queries):
+    cutting them first (it took the newest 100) hid those the user may decide behind
+    others' in an organization with many waiting. The page shows a page of them."""
     reqs = list(OriginalRequest.objects.visible_to(user).filter(status="pending")
-                .select_related("grant", "case", "requested_by")[:100])
+                .select_related("grant", "case", "requested_by").order_by("-created_at", "-id"))
     decides = policy.can_each(user, policy.Action.DECIDE_ORIGINAL_REQUEST, reqs)
     return [r for r, may in zip(reqs, decides, strict=True) if may]
 

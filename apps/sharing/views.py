@@ -142,7 +142,8 @@ def my_shares(request: HttpRequest) -> HttpResponse:
     grants = selectors.with_state(page)
     for g, renewable in zip(grants, services.grants_renewable(grants=grants, by=request.user), strict=True):
         g.can_renew = renewable
-    pending = selectors.original_requests_pending_for(user=request.user)
+    pending = page_of(request, selectors.original_requests_pending_for(user=request.user), size=SHARES_PAGE_SIZE,
+                      param="requests")
     org = request.organization  # type: ignore[attr-defined]
     return render(request, "sharing/my_shares.html", {
         "grants": grants, "page": page, "pending": pending,

@@ -80,3 +80,31 @@ def test_a_shared_case_lists_its_studies_a_page_at_a_time(org_a, client_as, monk
         assert len(shown) == (3 if n < 3 else 1) and not shown & seen
         seen |= shown
     assert 'href="?studies=2#studies-heading" rel="prev"' in html
+
+
+def test_my_shares_lists_every_request_the_sharer_may_decide_a_page_at_a_time(org_a, client_as, monkeypatch):
+    """With more than 100 requests waiting in the organization, those the sharer may decide (on
+    their own shares) were lost behind others' when the first 100 were taken before the policy
+    was asked; now all are asked at once, newest first, and shown a page at a time."""
+    from apps.sharing.models import OriginalRequest
+
+    sharer, other = member(org_a, Role.CLINICIAN), member(org_a, Role.CLINICIAN)
+    consultant = member(org_a, Role.EXTERNAL_CONSULTANT)
+
+    def requests(by, n, reason):
+        grant = GrantFactory(organization=org_a, case=CaseFactory(organization=org_a, created_by=by,
+                                                                  responsible_clinician=by),
+                             grantee=consultant, created_by=by, **PREVIEW)
+        OriginalRequest.objects.bulk_create([OriginalRequest(organization=org_a, case=grant.case, grant=grant,
+                                                             requested_by=consultant, reason=f"{reason} {i}")
+                                             for i in range(n)])
+
+    requests(sharer, 4, "Mine")  # older than the others: the 100 newest waiting were all others'
+    requests(other, 101, "Not mine")  # the sharer sees them (same organization) but may not decide them
+    monkeypatch.setattr(views, "SHARES_PAGE_SIZE", 3)
+    client = client_as(sharer)
+    url = reverse("sharing:my_shares")
+    _n, first = queries_and_html(client, url)
+    _n, second = queries_and_html(client, url + "?requests=2")
+    assert first.count("/sharing/requests/") == 3 and second.count("/sharing/requests/") == 1
+    assert page_range(first) == "Showing 1–3 of 4" and 'href="?requests=2#pending-heading" rel="next"' in first
