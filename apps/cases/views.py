@@ -19,7 +19,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from apps.audit.services import record
 from apps.cases import selectors, services
 from apps.cases.forms import AttachmentForm, BoardForm, CaseCreateForm, CaseFilterForm, CaseForm, NoteForm
-from apps.cases.models import BoardState
+from apps.cases.models import BoardState, CaseStatus
 from apps.core.pagination import page_of
 from apps.organizations.selectors import active_organization_or_404
 from apps.sharing import policy
@@ -47,11 +47,15 @@ def _form_errors(form, exc: ValidationError) -> None:
 @login_required
 def case_list(request: HttpRequest) -> HttpResponse:
     org = active_organization_or_404(request)
-    form = CaseFilterForm(request.GET or None,
-                          service_lines=selectors.service_lines(user=request.user, organization=org))
-    filters = selectors.CaseFilters(status="open") if not request.GET else selectors.CaseFilters()
-    if form.is_bound and form.is_valid():
+    # the list opens on the open cases, and keeps to them on its other pages (?page=2) and for
+    # any address that names no status; "Any status" is asked for with status= (empty)
+    data = request.GET.copy()
+    data.setdefault("status", CaseStatus.OPEN)
+    form = CaseFilterForm(data, service_lines=selectors.service_lines(user=request.user, organization=org))
+    if form.is_valid():
         filters = selectors.CaseFilters(**form.cleaned_data)
+    else:  # refused input is shown beside its field; the list keeps only the status asked for
+        filters = selectors.CaseFilters(status=form.cleaned_data.get("status", ""))
     cases = selectors.case_list(user=request.user, organization=org, filters=filters)
     page = page_of(request, cases, size=PAGE_SIZE)
     return render(request, "cases/case_list.html", {
@@ -60,6 +64,9 @@ def case_list(request: HttpRequest) -> HttpResponse:
         "can_create": policy.can(request.user, Action.MANAGE_CASE, org),
         "can_run_boards": policy.can(request.user, Action.MANAGE_CASE, org),
         "filtered_status": filters.status,
+        # the default (open cases) is no filter in use: on a phone the filters start closed
+        "filters_in_use": any(value for name, value in (form.cleaned_data or {}).items()
+                              if (name, value) != ("status", CaseStatus.OPEN)),
         "show_patient": policy.can(request.user, Action.VIEW_PATIENT_IDENTITY, org),
     })
 

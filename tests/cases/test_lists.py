@@ -7,6 +7,7 @@ import pytest
 from django.urls import reverse
 
 from apps.cases import views
+from apps.cases.models import CaseStatus
 from tests.factories import CaseFactory, StudyFactory
 from tests.pages import page_range, queries_and_html
 
@@ -94,3 +95,28 @@ def test_a_case_page_shows_a_page_of_its_attachments(org_a, clinician_a, client_
     _n, last = queries_and_html(client, url + "?attachments=3")
     assert last.count('data-testid="attachment"') == 1 and page_range(last) == "Showing 7–7 of 7"
     assert many == few, (few, many)
+
+
+def test_the_list_keeps_to_open_cases_on_its_other_pages_until_any_status_is_asked_for(
+        org_a, clinician_a, client_as, monkeypatch):
+    """The list opens on the open cases; its page 2 (?page=2, no status in the address) showed
+    every case while the form said "Any status"."""
+    monkeypatch.setattr(views, "PAGE_SIZE", 4)
+    for i in range(6):
+        CaseFactory(organization=org_a, title=f"Open case {i:03d}")
+    closed = CaseFactory(organization=org_a, title="A closed one", status=CaseStatus.CLOSED)
+    client = client_as(clinician_a)
+    _n, first = queries_and_html(client, reverse("cases:case_list"))
+    _n, second = queries_and_html(client, reverse("cases:case_list") + "?page=2")
+    assert 'href="?page=2" rel="next"' in first
+    for html in (first, second):
+        assert closed.title not in html
+        assert '<option value="open" selected>' in html
+        # the default is no filter in use: on a phone the filters start closed
+        assert 'aria-expanded="false"' in html.split("filters-toggle")[1][:120]
+    assert "Open case 000" in second and page_range(second) == "Showing 5–6 of 6"
+    _n, every = queries_and_html(client, reverse("cases:case_list") + "?status=")  # "Any status", Clear
+    assert closed.title in every and page_range(every) == "Showing 1–4 of 7"
+    _n, only_closed = queries_and_html(client, reverse("cases:case_list") + "?status=closed")
+    assert closed.title in only_closed and "Open case" not in only_closed
+    assert 'aria-expanded="true"' in only_closed.split("filters-toggle")[1][:120]
