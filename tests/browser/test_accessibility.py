@@ -281,5 +281,5 @@ def test_the_phones_menu_and_filters_on_the_case_list_and_the_audit_trail(page, 
         return open_page
 
     _check(page, admin, closed)
-    _check(page, admin, opened("/cases/?status=open"))
+    _check(page, admin, opened("/cases/?status=closed"))
     _check(page, admin, opened("/org/audit/?outcome=denied"))
