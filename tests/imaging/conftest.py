@@ -4,8 +4,11 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from django.test import Client
 
+from apps.organizations.models import Role
 from bench.ingest.synthetic import write_ct_series
+from tests.factories import member
 
 
 @pytest.fixture(scope="session")
@@ -35,3 +38,11 @@ def ingested(org_a, small_ct):
     job = ingest_job_create(organization=org_a, source_path=str(small_ct), case=case, enqueue=False)
     ingest_job_run(job_id=job.pk)
     return job.studies.get()
+
+
+@pytest.fixture
+def radiologist_client(org_a) -> Client:
+    """A radiologist of org_a, signed in: the tests that upload through tus and read the job."""
+    c = Client()
+    c.force_login(member(org_a, Role.RADIOLOGIST, email="rad@alpha.example"))
+    return c

@@ -10,7 +10,6 @@ from datetime import timedelta
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.test import Client
 from django.utils import timezone
 
 from apps.audit.models import AuditEvent
@@ -19,18 +18,14 @@ from apps.imaging.models import IngestJob, JobState, Upload
 from apps.imaging.services import ingest_job_fail
 from apps.imaging.tasks import failed_uploads_discard_task, ingest_job_run_task
 from apps.imaging.uploads import failed_uploads_discard
-from apps.organizations.models import Role
-from tests.factories import member
 from tests.imaging.test_failure_reason import _uploaded
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def client(org_a):
-    c = Client()
-    c.force_login(member(org_a, Role.RADIOLOGIST, email="rad@alpha.example"))
-    return c
+def client(radiologist_client):
+    return radiologist_client
 
 
 def _failed(client, small_ct, days_ago: float):

@@ -21,10 +21,8 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def client(org_a):
-    c = Client()
-    c.force_login(member(org_a, Role.RADIOLOGIST, email="rad@alpha.example"))
-    return c
+def client(radiologist_client):
+    return radiologist_client
 
 
 def _uploaded(client, small_ct) -> tuple[str, IngestJob]:

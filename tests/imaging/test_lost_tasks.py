@@ -10,7 +10,6 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from django.test import Client
 from django.utils import timezone
 
 from apps.audit.models import AuditEvent
@@ -19,19 +18,16 @@ from apps.core.models import UnsentTask
 from apps.imaging.models import IngestJob, JobState
 from apps.imaging.services import ingest_job_create, ingest_jobs_lost_send
 from apps.imaging.tasks import ingest_job_run_task
-from apps.organizations.models import Role
 from tests.brokers import broker_in_memory
-from tests.factories import CaseFactory, member
+from tests.factories import CaseFactory
 from tests.imaging.test_failure_reason import _uploaded
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def client(org_a):
-    c = Client()
-    c.force_login(member(org_a, Role.RADIOLOGIST, email="rad@alpha.example"))
-    return c
+def client(radiologist_client):
+    return radiologist_client
 
 
 def _waited(job: IngestJob, minutes: float, *, field: str = "created_at") -> None:
