@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from uuid import UUID
 
-from django.db.models import Count, F, Q, Window
+from django.db.models import Case, Count, F, Q, Value, When, Window
 from django.db.models.functions import RowNumber
 from django.http import Http404
 
@@ -45,6 +45,27 @@ class JobReport:
     total: int                      # all of them
 
 
+#: a report's lines, the files that need the uploader's attention first: skipped, then changed
+#: (stored as a new version), then the rest, each in the order they were read
+PROBLEMS_FIRST = (Case(When(outcome=FileOutcome.SKIPPED, then=Value(0)),
+                       When(outcome=FileOutcome.NEW_VERSION, then=Value(1)), default=Value(2)), "id")
+
+
+def _report_lines(study: Study, jobs):
+    """The report lines of ``jobs`` about ``study`` (and the files they skipped)."""
+    return IngestFileResult.objects.filter(Q(study=study) | Q(outcome=FileOutcome.SKIPPED), job__in=jobs)
+
+
+def study_job_report(*, user, study: Study, job_id: str):
+    """One ingest of the study, for the study page's whole report of it: (the job, its lines
+    problems first, to page through); None for an id that is no visible ingest of this study."""
+    try:
+        job = study_jobs(user=user, study=study).get(public_id=UUID(job_id))
+    except (ValueError, IngestJob.DoesNotExist):
+        return None
+    return job, _report_lines(study, [job]).order_by(*PROBLEMS_FIRST)
+
+
 def study_job_reports(*, user, study: Study) -> list[JobReport]:
     """The study page's upload report: the latest ``REPORT_JOBS`` ingests that touched the study,
     each with the first ``REPORT_LINES`` lines of its per-file report about this study (and the
@@ -53,10 +74,10 @@ def study_job_reports(*, user, study: Study) -> list[JobReport]:
     jobs = list(study_jobs(user=user, study=study)[:REPORT_JOBS])
     if not jobs:
         return []
-    about = IngestFileResult.objects.filter(Q(study=study) | Q(outcome=FileOutcome.SKIPPED), job__in=jobs)
+    about = _report_lines(study, jobs)
     totals = dict(about.order_by().values("job_id").annotate(n=Count("id")).values_list("job_id", "n"))
-    first = (about.annotate(line=Window(RowNumber(), partition_by=F("job_id"), order_by=F("id").asc()))
-             .filter(line__lte=REPORT_LINES).order_by("job_id", "id"))
+    first = (about.annotate(line=Window(RowNumber(), partition_by=F("job_id"), order_by=list(PROBLEMS_FIRST)))
+             .filter(line__lte=REPORT_LINES).order_by("job_id", "line"))
     lines: dict[int, list[IngestFileResult]] = {}
     for f in first:
         lines.setdefault(f.job_id, []).append(f)

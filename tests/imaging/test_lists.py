@@ -3,6 +3,8 @@ of how many and the way to the rest, in the same number of queries for 3 series 
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.urls import reverse
 
@@ -135,3 +137,40 @@ def test_the_upload_report_shows_the_first_lines_of_each_ingest_in_the_same_quer
         assert html.count('data-testid="report-line"') == 2 * min(n, 3) and "other/" not in html
     assert html.count('data-testid="report-range">Showing 1–3 of 7</p>') == 2
     assert counts[2] == counts[7], counts
+
+
+def test_the_upload_report_puts_problems_first_and_leads_to_the_whole_of_it(org_a, org_b, clinician_a, client_as,
+                                                                            monkeypatch):
+    """A zip of thousands of files: its skipped and changed files came after the first lines
+    shown (every line in the order read), and the rest of the report could not be reached."""
+    from apps.imaging import selectors
+    from apps.imaging.models import IngestFileResult
+    from tests.factories import IngestJobFactory
+
+    monkeypatch.setattr(selectors, "REPORT_LINES", 3)
+    client = client_as(clinician_a)
+    study = StudyFactory(organization=org_a)
+    job = IngestJobFactory(organization=org_a, created_by=clinician_a)
+    job.studies.add(study)
+    IngestFileResult.objects.bulk_create(
+        [IngestFileResult(job=job, path=f"scan/{i}.dcm", outcome="ingested", study=study) for i in range(5)]
+        + [IngestFileResult(job=job, path="scan/changed.dcm", outcome="new_version", study=study),
+           IngestFileResult(job=job, path="notes.txt", outcome="skipped", reason="Not a DICOM file.")])
+
+    def lines(html):
+        return re.findall(r'data-testid="report-line"[^>]*><td class="mono">([^<]+)</td>', html)
+
+    _n, html = queries_and_html(client, study.get_absolute_url())
+    assert lines(html) == ["notes.txt", "scan/changed.dcm", "scan/0.dcm"]
+    assert f'href="?report={job.public_id}#report-heading"' in html
+    _n, whole = queries_and_html(client, f"{study.get_absolute_url()}?report={job.public_id}")
+    assert lines(whole) == ["notes.txt", "scan/changed.dcm", "scan/0.dcm"]
+    assert page_range(whole) == "Showing 1–3 of 7"
+    assert f'href="?report={job.public_id}&amp;lines=2#report-heading" rel="next"' in whole
+    _n, last = queries_and_html(client, f"{study.get_absolute_url()}?report={job.public_id}&lines=3")
+    assert lines(last) == ["scan/4.dcm"] and page_range(last) == "Showing 7–7 of 7"
+    # an id that is no ingest of this study (another organization's, a bad one): the latest ingests
+    foreign = IngestJobFactory(organization=org_b)
+    for report in (str(foreign.public_id), "not-an-id"):
+        _n, html = queries_and_html(client, f"{study.get_absolute_url()}?report={report}")
+        assert lines(html) == ["notes.txt", "scan/changed.dcm", "scan/0.dcm"] and "rel=\"next\"" not in html
