@@ -36,6 +36,7 @@ from apps.core.http import header_number
 from apps.imaging import follow, uploads
 from apps.imaging.asgi import body_stream
 from apps.imaging.models import Upload, UploadState
+from apps.imaging.selectors import PROBLEMS_FIRST
 from apps.sharing import policy
 from apps.sharing.policy import Action
 
@@ -342,6 +343,11 @@ def _maybe_complete(request: HttpRequest, upload: Upload) -> None:
         uploads.upload_complete(upload=upload, request=request)
 
 
+#: the per-file report lines an upload's status carries at most (``files_total`` says how many
+#: there are), the files that need the uploader's attention first (as the study page's report)
+STATUS_FILES = 1000
+
+
 def _status_json(upload: Upload) -> dict:
     job = getattr(upload, "job", None)
     out = {"id": str(upload.public_id), "state": upload.state, "offset": upload.offset, "length": upload.length,
@@ -355,7 +361,8 @@ def _status_json(upload: Upload) -> dict:
             # a failed job says why and what can be done (a code and the reader's language), null otherwise
             "failure": {"code": failure.code, "message": failure.message} if (failure := job.failure) else None,
             "files": [{"path": f.path, "outcome": f.outcome, "outcome_label": str(f.get_outcome_display()),
-                       "reason": f.reason, "reason_label": f.reason_shown} for f in job.files.all()[:1000]],
+                       "reason": f.reason, "reason_label": f.reason_shown}
+                      for f in job.files.order_by(*PROBLEMS_FIRST)[:STATUS_FILES]],
             "studies": [{"id": str(s.public_id), "url": s.get_absolute_url(), "state": s.state,
                          "state_label": str(s.get_state_display()), "version": s.version,
                          "description": s.study_description,

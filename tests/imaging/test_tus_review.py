@@ -278,3 +278,20 @@ def test_the_per_file_report_is_for_staff_not_for_a_grants_recipient(client, cli
     assert mine.status_code == 200 and mine.json()["job"]["files"][0]["path"] == "DOE_JANE/IM0001.dcm"
     for role in (Role.CLINICIAN, Role.COORDINATOR, Role.ORG_ADMIN):  # staff of the organization
         assert client_as(member(org_a, role)).get(url).status_code == 200, role
+
+
+def test_the_status_lists_the_files_that_need_attention_first(client, reported_upload, monkeypatch):
+    """Its report is cut at STATUS_FILES lines: a zip's skipped and changed files came after the
+    first thousand ingested ones, so the upload page never showed why they were skipped."""
+    from apps.imaging import tus
+
+    upload, _consultant = reported_upload
+    job = upload.job
+    job.files.all().delete()
+    for i in range(3):
+        job.files.create(path=f"scan/{i}.dcm", outcome="ingested")
+    job.files.create(path="scan/changed.dcm", outcome="new_version")
+    job.files.create(path="notes.txt", outcome="skipped", reason="Not a DICOM file.")
+    monkeypatch.setattr(tus, "STATUS_FILES", 3)
+    files = client.get(f"{ROOT}{upload.public_id}/").json()["job"]["files"]
+    assert [f["path"] for f in files] == ["notes.txt", "scan/changed.dcm", "scan/0.dcm"]
