@@ -49,3 +49,30 @@ def test_a_page_without_errors_keeps_its_place(phone, live_server):
     phone.wait_for_load_state("load")
     assert phone.evaluate("window.scrollY") == 0
     assert phone.evaluate("document.activeElement === document.body")
+
+
+def test_a_long_list_of_choices_is_narrowed_by_what_is_typed_and_keeps_what_is_ticked(page, live_server):
+    """A tumor board's form offers every open case of the organization: a hospital's hundreds
+    were one list to scroll through. The box above a long list narrows it; a ticked case stays."""
+    org = OrganizationFactory(mfa_required_roles=[])
+    host = member(org, Role.CLINICIAN)
+    for i in range(20):
+        CaseFactory(organization=org, created_by=host, title=f"Chest CT {i:02d}")
+    CaseFactory(organization=org, created_by=host, title="Liver MR follow-up")
+    signed_in_as(page, live_server.url, host)
+    page.goto(f"{live_server.url}/boards/new/")
+    cases = page.get_by_role("group", name="Cases")
+    find = cases.get_by_label("Find in this list")
+    expect(find).to_be_visible()
+    choices = cases.locator(".choice")
+    expect(choices).to_have_count(21)
+    cases.get_by_label("Chest CT 07").check()
+    find.fill("liver")
+    expect(cases.locator(".choice:visible")).to_have_count(2)
+    expect(cases.get_by_label("Liver MR follow-up")).to_be_visible()
+    expect(cases.get_by_label("Chest CT 07")).to_be_visible()  # ticked: never hidden
+    expect(cases.get_by_label("Chest CT 08")).to_be_hidden()
+    find.fill("")
+    expect(cases.locator(".choice:visible")).to_have_count(21)
+    # a short list (the host's choice of participants here: one member) has no box
+    assert page.locator(".choices-filter").count() == 1
