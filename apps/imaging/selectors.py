@@ -66,12 +66,12 @@ def study_job_report(*, user, study: Study, job_id: str):
     return job, _report_lines(study, [job]).order_by(*PROBLEMS_FIRST)
 
 
-def study_job_reports(*, user, study: Study) -> list[JobReport]:
-    """The study page's upload report: the latest ``REPORT_JOBS`` ingests that touched the study,
-    each with the first ``REPORT_LINES`` lines of its per-file report about this study (and the
-    files it skipped) and how many there are: three queries, whatever the number of files (a zip
-    of thousands was read whole for each job)."""
-    jobs = list(study_jobs(user=user, study=study)[:REPORT_JOBS])
+def study_job_reports(*, study: Study, jobs) -> list[JobReport]:
+    """The study page's upload report: for ``jobs`` (a page of ``study_jobs``, ``REPORT_JOBS``
+    at a time, the latest first), the first ``REPORT_LINES`` lines of each one's per-file report
+    about this study (and the files it skipped), problems first, and how many there are: two
+    queries, whatever the number of files (a zip of thousands was read whole for each job)."""
+    jobs = list(jobs)
     if not jobs:
         return []
     about = _report_lines(study, jobs)

@@ -40,8 +40,10 @@ def study_detail(request: HttpRequest, study_id: UUID) -> HttpResponse:
             job, lines = one
             report_page = page_of(request, lines, size=selectors.REPORT_LINES, param="lines")
             jobs = [selectors.JobReport(job=job, lines=list(report_page), total=report_page.paginator.count)]
-        else:
-            jobs = selectors.study_job_reports(user=request.user, study=study)
+        else:  # the latest ingests, REPORT_JOBS a page (?ingests=N for the older ones)
+            report_page = page_of(request, selectors.study_jobs(user=request.user, study=study),
+                                  size=selectors.REPORT_JOBS, param="ingests")
+            jobs = selectors.study_job_reports(study=study, jobs=report_page)
     return render(request, "imaging/study_detail.html", {
         "study": study, "series": series, "jobs": jobs, "report_page": report_page,
         "show_patient": policy.can(request.user, Action.VIEW_PATIENT_IDENTITY, study),

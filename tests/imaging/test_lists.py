@@ -174,3 +174,24 @@ def test_the_upload_report_puts_problems_first_and_leads_to_the_whole_of_it(org_
     for report in (str(foreign.public_id), "not-an-id"):
         _n, html = queries_and_html(client, f"{study.get_absolute_url()}?report={report}")
         assert lines(html) == ["notes.txt", "scan/changed.dcm", "scan/0.dcm"] and "rel=\"next\"" not in html
+
+
+def test_older_ingests_of_a_study_are_a_page_away(org_a, clinician_a, client_as, monkeypatch):
+    """The study page showed its latest REPORT_JOBS ingests and no way to the older ones."""
+    from apps.imaging import selectors
+    from apps.imaging.models import IngestFileResult
+    from tests.factories import IngestJobFactory
+
+    monkeypatch.setattr(selectors, "REPORT_JOBS", 2)
+    client = client_as(clinician_a)
+    study = StudyFactory(organization=org_a)
+    for n in range(3):
+        job = IngestJobFactory(organization=org_a, created_by=clinician_a)
+        job.studies.add(study)
+        IngestFileResult.objects.create(job=job, path=f"batch-{n}/IM1.dcm", outcome="ingested", study=study)
+    _n, first = queries_and_html(client, study.get_absolute_url())
+    assert "batch-2/" in first and "batch-1/" in first and "batch-0/" not in first
+    assert page_range(first) == "Showing 1–2 of 3"
+    assert 'href="?ingests=2#report-heading" rel="next"' in first
+    _n, older = queries_and_html(client, study.get_absolute_url() + "?ingests=2")
+    assert "batch-0/" in older and "batch-2/" not in older
