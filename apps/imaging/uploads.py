@@ -3,6 +3,7 @@ termination and expiry. The HTTP side is apps.imaging.tus; this module holds no 
 
 from __future__ import annotations
 
+import logging
 import os
 from datetime import timedelta
 
@@ -13,8 +14,11 @@ from django.utils import timezone
 from apps.audit.services import record
 from apps.imaging import follow, keys, staging
 from apps.imaging.models import Upload, UploadState
+from apps.imaging.storage import STORAGE_ERRORS
 from apps.sharing import policy
 from apps.sharing.policy import Action
+
+logger = logging.getLogger(__name__)
 
 
 def _aad(upload: Upload) -> bytes:
@@ -131,12 +135,20 @@ def failed_uploads_discard(now=None) -> int:
                                    finished_at__lt=now - keep)
     n = 0
     for job in due.select_related("upload", "case").order_by("pk"):
-        if not due.filter(pk=job.pk).update(upload_discarded_at=now):
+        # claim, discard and record in one transaction: a discard that fails (storage down)
+        # leaves the job unclaimed, for the next sweep, instead of marked discarded with its file kept
+        try:
+            with transaction.atomic():
+                if not due.filter(pk=job.pk).update(upload_discarded_at=now):
+                    continue
+                upload_discard_staging(job.upload)
+                record(action="imaging.upload_discarded", organization_id=job.organization_id, target=job.upload,
+                       case=job.case, details={"job": str(job.public_id), "bytes": job.upload.offset,
+                                               "kept_days": settings.LIGHTBOX_FAILED_UPLOAD_KEEP_DAYS})
+        except STORAGE_ERRORS as exc:
+            logger.warning("ingest job %s: its failed upload's staged file not discarded (%s); the next sweep "
+                           "tries again", job.pk, type(exc).__name__)
             continue
-        upload_discard_staging(job.upload)
-        record(action="imaging.upload_discarded", organization_id=job.organization_id, target=job.upload,
-               case=job.case, details={"job": str(job.public_id), "bytes": job.upload.offset,
-                                       "kept_days": settings.LIGHTBOX_FAILED_UPLOAD_KEEP_DAYS})
         n += 1
     return n
 

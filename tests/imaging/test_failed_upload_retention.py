@@ -57,6 +57,27 @@ def test_the_staged_file_of_a_failed_ingest_is_discarded_after_its_retention(cli
     assert AuditEvent.objects.filter(action="imaging.upload_discarded").count() == 1
 
 
+def test_a_discard_that_fails_leaves_the_job_for_the_next_sweep(client, small_ct, monkeypatch):
+    """Storage down at the discard: the job was marked discarded all the same, its file kept for
+    ever and its uploader told to upload again while --resume could still have finished it."""
+    from apps.imaging import uploads
+
+    url, job, path = _failed(client, small_ct, days_ago=15)
+    real = uploads.upload_discard_staging
+
+    def storage_down(upload):
+        raise PermissionError("storage refused")
+
+    monkeypatch.setattr(uploads, "upload_discard_staging", storage_down)
+    assert failed_uploads_discard() == 0
+    job.refresh_from_db()
+    assert job.upload_discarded_at is None and path.exists()
+    assert not AuditEvent.objects.filter(action="imaging.upload_discarded").exists()
+    assert "manage.py ingest --resume" in client.get(url).json()["job"]["failure"]["message"]
+    monkeypatch.setattr(uploads, "upload_discard_staging", real)
+    assert failed_uploads_discard() == 1 and not path.exists()
+
+
 def test_resume_says_plainly_that_the_staged_file_is_gone(client, small_ct):
     _url, job, _path = _failed(client, small_ct, days_ago=15)
     failed_uploads_discard()
