@@ -33,7 +33,7 @@ from apps.audit import actions as audit_actions
 from apps.audit.services import record
 from apps.core import i18n
 from apps.core.i18n import Deferred
-from apps.core.queue import send_on_commit
+from apps.core.queue import never_started_after, send_on_commit
 from apps.deid.models import LABEL, DeidExport, DeidExportFile, Outcome, State
 from apps.deid.profile import Excluded, Reason, deidentify_file
 from apps.imaging.blobs import content_fields, open_blob, row_with_content_create
@@ -82,9 +82,6 @@ def pseudonym_check(*, study: Study, value: str) -> str:
 #: double click, a second tab, answered after a small study's export already finished); after
 #: it, starting again makes a new export (its own UID mapping; the profile may have changed)
 JUST_FINISHED = timedelta(minutes=5)
-#: a queued export no worker has started after this long was lost by the task queue (a broker
-#: restarted without its messages, a process killed between the commit and the send)
-NEVER_STARTED = timedelta(minutes=15)
 
 
 def deid_export_start(*, study: Study, by, pseudonym: str, request=None, enqueue: bool = True) -> DeidExport:
@@ -96,7 +93,8 @@ def deid_export_start(*, study: Study, by, pseudonym: str, request=None, enqueue
     is one, so that is the same thing) is queued or running, or finished ready less than
     ``JUST_FINISHED`` ago, that export is returned and nothing is recorded (no second
     ``deid.export_started``). A failed one is not: starting again is the retry. Nor is one still
-    queued ``NEVER_STARTED`` after it was made: the task queue lost it, so it is marked failed
+    queued ``apps.core.queue.never_started_after()`` after it was made (the setting that also tells
+    the lost-task sweeps of ingest and renditions): the task queue lost it, so it is marked failed
     (recorded) and a new one is made, or the person could never have their export. Two starts at once
     (a double click, two tabs) are serialized by a lock on the study row, taken before the look for
     an existing export: the second waits for the first to commit, then finds its export. The same
@@ -109,7 +107,7 @@ def deid_export_start(*, study: Study, by, pseudonym: str, request=None, enqueue
         if not Study.objects.select_for_update(no_key=True).filter(pk=study.pk).exists():
             raise Study.DoesNotExist("the study was deleted meanwhile")
         same = DeidExport.objects.filter(study=study, created_by=by, pseudonym=pseudonym)
-        for lost in same.filter(state=State.QUEUED, created_at__lt=timezone.now() - NEVER_STARTED):
+        for lost in same.filter(state=State.QUEUED, created_at__lt=timezone.now() - never_started_after()):
             _fail(lost, Deferred(gettext_noop("Never started: the portal's work queue lost it. Starting the export "
                                               "again made a new one.")), "never_started")
         existing = (same.filter(Q(state__in=[State.QUEUED, State.RUNNING])

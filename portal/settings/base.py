@@ -287,7 +287,8 @@ LIGHTBOX_FAILED_UPLOAD_KEEP_DAYS = env.int("LIGHTBOX_FAILED_UPLOAD_KEEP_DAYS", d
 # a Celery worker reads a zip's entries while the upload still arrives (apps.imaging.follow)
 LIGHTBOX_INGEST_FOLLOW = env.bool("LIGHTBOX_INGEST_FOLLOW", default=True)
 # work queued and not started after this long (or this long after it was last sent again) was lost
-# by the task queue: it is sent again, three times at most, then marked failed (apps/core/queue.py).
+# by the task queue: it is sent again, three times at most, then marked failed (apps/core/queue.py);
+# a de-identified export is failed and replaced when it is started again (apps/deid/services.py).
 # Above the longest a task may wait in the queue behind others.
 LIGHTBOX_TASK_NEVER_STARTED_MINUTES = env.int("LIGHTBOX_TASK_NEVER_STARTED_MINUTES", default=15)
 # server and worker processes keep the memory they free for their next large buffers (glibc

@@ -605,15 +605,16 @@ def test_deleting_the_study_removes_its_exports_blobs(world, client_as, django_c
 
 
 def test_an_export_the_queue_lost_does_not_block_starting_again(world):
-    """A queued export no worker started within ``NEVER_STARTED`` (the broker restarted without its
+    """A queued export no worker started within ``never_started_after()`` (the broker restarted without its
     messages) is not returned for ever by the double-click guard: it is marked failed, with why and
     recorded, and a new export is made; one queued a moment ago is still the one returned."""
-    from apps.deid.services import NEVER_STARTED
+    from apps.core.queue import never_started_after
 
     first = deid_export_start(study=world["study"], by=world["clinician"], pseudonym="PSEUDO-LOST", enqueue=False)
     again = deid_export_start(study=world["study"], by=world["clinician"], pseudonym="PSEUDO-LOST", enqueue=False)
     assert again.pk == first.pk
-    DeidExport.objects.filter(pk=first.pk).update(created_at=timezone.now() - NEVER_STARTED - timedelta(seconds=1))
+    lost_at = timezone.now() - never_started_after() - timedelta(seconds=1)
+    DeidExport.objects.filter(pk=first.pk).update(created_at=lost_at)
     fresh = deid_export_start(study=world["study"], by=world["clinician"], pseudonym="PSEUDO-LOST", enqueue=False)
     assert fresh.pk != first.pk and fresh.state == State.QUEUED
     first.refresh_from_db()
