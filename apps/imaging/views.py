@@ -32,20 +32,20 @@ def study_detail(request: HttpRequest, study_id: UUID) -> HttpResponse:
     policy.require(request.user, Action.VIEW_CASE, study, request=request)
     # a study may hold hundreds of series: a page of them, with "Showing N of M" and the others' pages
     series = page_of(request, selectors.study_series(study=study), size=SERIES_PAGE_SIZE)
-    jobs, report_page = [], None
+    jobs, lines_page, ingests_page = [], None, None
     if policy.can(request.user, Action.UPLOAD_STUDY, study.organization):
         # ?report=<ingest>: that ingest's whole report, a page at a time; else the latest ingests'
         one = selectors.study_job_report(user=request.user, study=study, job_id=request.GET.get("report", ""))
         if one is not None:
             job, lines = one
-            report_page = page_of(request, lines, size=selectors.REPORT_LINES, param="lines")
-            jobs = [selectors.JobReport(job=job, lines=list(report_page), total=report_page.paginator.count)]
+            lines_page = page_of(request, lines, size=selectors.REPORT_LINES, param="lines")
+            jobs = [selectors.JobReport(job=job, lines=list(lines_page), total=lines_page.paginator.count)]
         else:  # the latest ingests, REPORT_JOBS a page (?ingests=N for the older ones)
-            report_page = page_of(request, selectors.study_jobs(user=request.user, study=study),
-                                  size=selectors.REPORT_JOBS, param="ingests")
-            jobs = selectors.study_job_reports(study=study, jobs=report_page)
+            ingests_page = page_of(request, selectors.study_jobs(user=request.user, study=study),
+                                   size=selectors.REPORT_JOBS, param="ingests")
+            jobs = selectors.study_job_reports(study=study, jobs=ingests_page)
     return render(request, "imaging/study_detail.html", {
-        "study": study, "series": series, "jobs": jobs, "report_page": report_page,
+        "study": study, "series": series, "jobs": jobs, "lines_page": lines_page, "ingests_page": ingests_page,
         "show_patient": policy.can(request.user, Action.VIEW_PATIENT_IDENTITY, study),
         "may_delete": policy.can(request.user, Action.DELETE_STUDY, study),
         "versions": study.__class__.objects.visible_to(request.user).filter(
