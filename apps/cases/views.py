@@ -63,7 +63,6 @@ def case_list(request: HttpRequest) -> HttpResponse:
         "counts": selectors.case_counts(user=request.user, organization=org),
         "can_create": policy.can(request.user, Action.MANAGE_CASE, org),
         "can_run_boards": policy.can(request.user, Action.MANAGE_CASE, org),
-        "filtered_status": filters.status,
         # the default (open cases) is no filter in use: on a phone the filters start closed
         "filters_in_use": any(value for name, value in (form.cleaned_data or {}).items()
                               if (name, value) != ("status", CaseStatus.OPEN)),
