@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django import forms
+from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
 from apps.accounts.models import User
@@ -16,7 +17,11 @@ from apps.cases.models import (
     CaseStatus,
     NoteKind,
 )
-from apps.core.forms import BoundedDateTimeField, BoundedModelMultipleChoiceField
+from apps.core.forms import (
+    BoundedDateTimeField,
+    SearchedChoicesForm,
+    SearchedModelMultipleChoiceField,
+)
 from apps.organizations.models import Organization, Role
 from apps.sharing import policy
 from apps.sharing.policy import Action
@@ -30,7 +35,7 @@ class MemberChoiceField(forms.ModelChoiceField):
         return obj.full_name or obj.email
 
 
-class MembersChoiceField(BoundedModelMultipleChoiceField):
+class MembersChoiceField(SearchedModelMultipleChoiceField):
     def label_from_instance(self, obj: User) -> str:
         return f"{obj.full_name or obj.email} ({obj.email})"
 
@@ -92,14 +97,19 @@ class NoteForm(forms.Form):
     body = forms.CharField(label=_("Note"), widget=forms.Textarea(attrs={"rows": 4}), max_length=20_000)
 
 
-class BoardForm(forms.ModelForm):
+class BoardForm(SearchedChoicesForm, forms.ModelForm):
+    """A tumor board. Its cases (an organization's open cases: thousands in a hospital) and its
+    participants (hundreds of members) are searched lists: the page draws those ticked and a
+    bounded number of matches of a search, found by the case list's search and by name or e-mail;
+    any open case and any eligible member of the organization is accepted, drawn or not."""
+
     class Meta:
         model = BoardSession
         fields = ["title", "meeting_at", "review_days", "host", "cases", "participants"]
         widgets = {"meeting_at": DATETIME}
         field_classes = {"meeting_at": BoundedDateTimeField}
 
-    def __init__(self, *args, organization: Organization, **kwargs) -> None:
+    def __init__(self, *args, organization: Organization, user: User, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.fields["meeting_at"].input_formats = ["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"]
         self.fields["review_days"] = forms.TypedChoiceField(
@@ -109,12 +119,16 @@ class BoardForm(forms.ModelForm):
         hosts = [r for r in Role.values if Action.MANAGE_CASE in policy.ROLE_ACTIONS[r]]
         self.fields["host"] = MemberChoiceField(
             label=_("Host"), queryset=selectors.members(organization_id=organization.pk, roles=hosts))
-        self.fields["cases"] = BoundedModelMultipleChoiceField(
+        url = reverse("cases:board_choices")
+        self.fields["cases"] = SearchedModelMultipleChoiceField(
             label=_("Cases"), required=False, widget=forms.CheckboxSelectMultiple,
-            queryset=Case.objects.for_org(organization.pk).open().order_by("title"))
+            queryset=Case.objects.for_org(organization.pk).open().order_by("title", "id"),
+            match=lambda q: selectors.case_search_match(user=user, organization=organization, q=q),
+            search_url=f"{url}?list=cases")
         self.fields["participants"] = MembersChoiceField(
             label=_("Participants"), required=False, widget=forms.CheckboxSelectMultiple,
             queryset=selectors.members(organization_id=organization.pk, roles=BOARD_PARTICIPANT_ROLES),
+            match=lambda q: selectors.member_search_match(q=q), search_url=f"{url}?list=participants",
             help_text=_("Members and invited external consultants. Each gets view access to every case "
                         "when the meeting starts, until it ends."))
 

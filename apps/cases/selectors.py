@@ -87,15 +87,25 @@ def case_list(*, user: User, organization: Organization, filters: CaseFilters) -
         lookup = _modality_lookup()
         if lookup:
             qs = qs.filter(id__in=Case.objects.filter(**{lookup: filters.modality}).values("id"))
-    if filters.q:
-        q = filters.q.strip()
-        match = (Q(title__icontains=q) | Q(referring_question__icontains=q) | Q(referred_by__icontains=q)
-                 | Q(service_line__icontains=q))
-        if policy.can(user, Action.VIEW_PATIENT_IDENTITY, organization):
-            # only staff may find a case by who the patient is: a search must not confirm a name
-            match |= Q(patient__mrn__iexact=q) | Q(patient__name__icontains=q)
-        qs = qs.filter(match)
+    if filters.q.strip():
+        qs = qs.filter(case_search_match(user=user, organization=organization, q=filters.q))
     return qs.select_related("patient", "responsible_clinician").order_by("-created_at", "-id")
+
+
+def case_search_match(*, user: User, organization: Organization, q: str) -> Q:
+    """The cases a search text finds, for this user in this organization: the case list's search
+    and the tumor board form's choice of cases (one search, so a case found in one is found in
+    the other). Title, clinical question, referrer, service line; the patient's MRN and name
+    only for those who may see who the patient is. An empty text matches every case."""
+    q = q.strip()
+    if not q:
+        return Q()
+    match = (Q(title__icontains=q) | Q(referring_question__icontains=q) | Q(referred_by__icontains=q)
+             | Q(service_line__icontains=q))
+    if policy.can(user, Action.VIEW_PATIENT_IDENTITY, organization):
+        # only staff may find a case by who the patient is: a search must not confirm a name
+        match |= Q(patient__mrn__iexact=q) | Q(patient__name__icontains=q)
+    return match
 
 
 def case_scope(*, user: User, organization: Organization) -> QuerySet[Case]:
@@ -209,6 +219,13 @@ def members(*, organization_id: int, roles: Iterable[str] | None = None) -> Quer
     if roles is not None:
         here["memberships__role__in"] = list(roles)
     return User.objects.filter(is_active=True, **here).distinct().order_by("full_name", "email")
+
+
+def member_search_match(*, q: str) -> Q:
+    """The accounts a search text finds among members: a part of their name or e-mail address.
+    An empty text matches everyone."""
+    q = q.strip()
+    return Q(full_name__icontains=q) | Q(email__icontains=q) if q else Q()
 
 
 def responsible_clinicians(*, organization_id: int) -> QuerySet[User]:

@@ -18,6 +18,7 @@ urlpatterns = [
     path("attachments/<uuid:attachment_id>/", views.attachment_download, name="attachment_download"),
     path("boards/", views.board_list, name="board_list"),
     path("boards/new/", views.board_create, name="board_create"),
+    path("boards/choices/", views.board_choices, name="board_choices"),
     path("boards/<uuid:boardsession_id>/", views.board_detail, name="board_detail"),
     path("boards/<uuid:boardsession_id>/edit/", views.board_edit, name="board_edit"),
     path("boards/<uuid:boardsession_id>/start/", views.board_start, name="board_start"),

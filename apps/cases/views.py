@@ -10,7 +10,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.http import FileResponse, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
@@ -20,6 +20,7 @@ from apps.audit.services import record
 from apps.cases import selectors, services
 from apps.cases.forms import AttachmentForm, BoardForm, CaseCreateForm, CaseFilterForm, CaseForm, NoteForm
 from apps.cases.models import BoardState, CaseStatus
+from apps.core.forms import SearchedModelMultipleChoiceField
 from apps.core.pagination import page_of
 from apps.organizations.selectors import active_organization_or_404
 from apps.sharing import policy
@@ -235,7 +236,7 @@ def board_list(request: HttpRequest) -> HttpResponse:
 def board_create(request: HttpRequest) -> HttpResponse:
     org = active_organization_or_404(request)
     policy.require(request.user, Action.MANAGE_CASE, org, request=request)
-    form = BoardForm(request.POST or None, organization=org, initial={"host": request.user})
+    form = BoardForm(request.POST or None, organization=org, user=request.user, initial={"host": request.user})
     if request.method == "POST" and form.is_valid():
         try:
             board = services.board_create(organization=org, by=request.user, request=request, **form.cleaned_data)
@@ -246,6 +247,25 @@ def board_create(request: HttpRequest) -> HttpResponse:
             return redirect("cases:board_detail", boardsession_id=board.public_id)
     return render(request, "cases/board_form.html", {"form": form, "board": None},
                   status=400 if form.errors else 200)
+
+
+@login_required
+@require_GET
+def board_choices(request: HttpRequest) -> JsonResponse:
+    """The matches of a search in the board form's list of cases or of participants (``?list=``),
+    as the form would draw them, for the form's script to show as the search is typed: for whoever
+    may schedule boards in the active organization, as the form itself. ``ticked`` (repeated) are
+    the ids already ticked, which the answer leaves out of its matches."""
+    org = active_organization_or_404(request)
+    policy.require(request.user, Action.MANAGE_CASE, org, request=request)
+    field = BoardForm(organization=org, user=request.user).fields.get(request.GET.get("list", ""))
+    if not isinstance(field, SearchedModelMultipleChoiceField):
+        raise Http404
+    found = field.search(q=request.GET.get("q", ""), ticked=request.GET.getlist("ticked"))
+    return JsonResponse({
+        "choices": [{"value": str(value), "label": label} for value, label in map(field.choice_of, found.matches)],
+        "shown": len(found.matches), "total": found.total, "status": found.status,
+    })
 
 
 @login_required
@@ -268,7 +288,7 @@ def board_edit(request: HttpRequest, boardsession_id: UUID) -> HttpResponse:
     if board.state != BoardState.SCHEDULED:
         messages.error(request, _("Only a scheduled board can be edited."))
         return redirect("cases:board_detail", boardsession_id=board.public_id)
-    form = BoardForm(request.POST or None, instance=board, organization=board.organization)
+    form = BoardForm(request.POST or None, instance=board, organization=board.organization, user=request.user)
     if request.method == "POST" and form.is_valid():
         board.refresh_from_db()
         try:

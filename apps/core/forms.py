@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
 from django import forms
 from django.db import connection, models
+from django.forms.models import ModelChoiceIteratorValue
+from django.forms.utils import ErrorDict
+from django.utils.functional import cached_property
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 #: the years a typed date and time may fall in (UTC). Far wider than any share, expiry or meeting,
@@ -108,3 +113,152 @@ class BoundedModelMultipleChoiceField(forms.ModelMultipleChoiceField):
                     raise forms.ValidationError(self.error_messages["invalid_choice"], code="invalid_choice",
                                                 params={"value": item})
         return super().clean(value)
+
+
+#: the longest search text a list of choices reads (characters); the rest of a longer one is ignored
+CHOICES_SEARCH_MAX = 200
+#: how many matches of the search a searched list of choices shows, beside those already ticked
+CHOICES_SHOWN = 50
+#: past this many choices, a list has a box to search it (forms.js narrows a plain one in the browser)
+CHOICES_SEARCH_FROM = 12
+#: the name of the buttons that search a list of choices: the form is drawn again, nothing is saved
+CHOICES_SEARCH_BUTTON = "search_choices"
+
+
+def search_text(value: Any) -> str:
+    """A search text as typed, made safe to query with: NUL characters (which PostgreSQL refuses in
+    a text) dropped, spaces at either end trimmed, at most CHOICES_SEARCH_MAX characters."""
+    if not isinstance(value, str):
+        return ""
+    return value.replace("\x00", "").strip()[:CHOICES_SEARCH_MAX].strip()
+
+
+@dataclass
+class ChoiceSearch:
+    """What a searched list of choices shows: the choices already ticked (always, whatever is
+    searched, so that nothing chosen is lost), then at most ``size`` of the others that match the
+    search text ``q``, of ``total`` that do."""
+
+    q: str
+    ticked: list[models.Model]
+    matches: list[models.Model]
+    total: int
+    size: int
+
+    @property
+    def rows(self) -> list[models.Model]:
+        return [*self.ticked, *self.matches]
+
+    @property
+    def more(self) -> bool:
+        return self.total > len(self.matches)
+
+    @property
+    def offered(self) -> bool:
+        """Whether the list has a search box: it is long, or searched already."""
+        return bool(self.q) or self.more or len(self.rows) > CHOICES_SEARCH_FROM
+
+    @property
+    def status(self) -> str:
+        """Says how many match and how many are shown ("" when every choice is shown)."""
+        shown, total = len(self.matches), self.total
+        if self.more and self.q:
+            return gettext("Showing %(shown)d of %(total)d matching; narrow the search.") % {
+                "shown": shown, "total": total}
+        if self.more:
+            return gettext("Showing %(shown)d of %(total)d; search to find the others.") % {
+                "shown": shown, "total": total}
+        if self.q and not total:
+            return gettext("No other choice matches “%(q)s”.") % {"q": self.q}
+        if self.q:
+            return ngettext("%(total)d choice matches the search.", "%(total)d choices match the search.",
+                            total) % {"total": total}
+        return ""
+
+
+class SearchedBoundField(forms.BoundField):
+    """A searched list of choices in a form: its choices are the field's ``search`` for the text
+    sent under ``<name>_q`` and what is ticked (sent, or the initial ones when the form is not)."""
+
+    @property
+    def search_name(self) -> str:
+        return f"{self.html_name}_q"
+
+    @property
+    def search_button(self) -> str:
+        return CHOICES_SEARCH_BUTTON
+
+    @cached_property
+    def search(self) -> ChoiceSearch:
+        q = search_text(self.form.data.get(self.search_name)) if self.form.is_bound else ""
+        found = self.field.search(q=q, ticked=self.value() or [])
+        self.field.widget.choices = [self.field.choice_of(row) for row in found.rows]
+        return found
+
+    @cached_property
+    def subwidgets(self) -> list[Any]:
+        self.search  # noqa: B018 -- the choices to draw are the search's
+        return super().subwidgets
+
+
+class SearchedModelMultipleChoiceField(BoundedModelMultipleChoiceField):
+    """A list of choices too long to draw whole (an organization's open cases, its members): the
+    form draws the choices ticked, then at most CHOICES_SHOWN of those that ``match`` the search
+    text (a function from the text to a Q), and says how many more match. Validation still
+    accepts any row of ``queryset``, drawn or not; a row outside it is an invalid choice.
+    ``search_url`` is where the page's script asks for matches as the search text is typed."""
+
+    def __init__(self, *args: Any, match: Any, search_url: str = "", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.match, self.search_url = match, search_url
+
+    def get_bound_field(self, form: forms.BaseForm, field_name: str) -> SearchedBoundField:
+        return SearchedBoundField(form, self, field_name)
+
+    def choice_of(self, obj: models.Model) -> tuple[ModelChoiceIteratorValue, str]:
+        return ModelChoiceIteratorValue(self.prepare_value(obj), obj), self.label_from_instance(obj)
+
+    def search(self, *, q: str, ticked: Any, size: int | None = None) -> ChoiceSearch:
+        """The rows ticked (those of ``ticked``, ids or rows, that ``queryset`` holds) and the first
+        ``size`` others matching ``q``: three queries, however many rows there are."""
+        q, size = search_text(q), CHOICES_SHOWN if size is None else size
+        ids = self._ids(ticked)
+        ticked_rows = list(self.queryset.filter(pk__in=ids)) if ids else []
+        others = self.queryset.filter(self.match(q)).exclude(pk__in=[row.pk for row in ticked_rows])
+        return ChoiceSearch(q=q, ticked=ticked_rows, matches=list(others[:size]), total=others.count(), size=size)
+
+    def _ids(self, values: Any) -> list[int]:
+        """The ids among ``values`` (rows, or ids as sent) that the key column can hold; others are
+        left out (they are no row to show; validation refuses them)."""
+        if isinstance(values, str | int) or not hasattr(values, "__iter__"):
+            values = [values]
+        low, high = connection.ops.integer_field_range(self.queryset.model._meta.pk.get_internal_type())
+        ids = []
+        for value in values:
+            value = getattr(value, "pk", value)
+            try:
+                number = int(value)
+            except (TypeError, ValueError):
+                continue
+            if low <= number <= high:
+                ids.append(number)
+        return ids
+
+
+class SearchedChoicesForm(forms.BaseForm):
+    """A form with searched lists of choices: a press of one of their Search buttons (named
+    CHOICES_SEARCH_BUTTON) draws the form again as it was sent, ticks and text kept, without
+    checking or saving it (``is_valid()`` is False, and no error is shown)."""
+
+    @property
+    def searching(self) -> bool:
+        return self.is_bound and CHOICES_SEARCH_BUTTON in self.data
+
+    def full_clean(self) -> None:
+        if self.searching:
+            self._errors, self.cleaned_data = ErrorDict(), {}
+            return
+        super().full_clean()
+
+    def is_valid(self) -> bool:
+        return not self.searching and super().is_valid()
