@@ -36,3 +36,89 @@
     });
   });
 })();
+
+/* A list searched on the server (a tumor board's cases and participants: an organization's
+   thousands): the page holds the choices ticked and some matches of the search box, whose Search
+   button draws the form again with the others (templates/includes/field.html). With this script
+   the box asks the server for the matches as it is typed (the form's JSON, data-url) and puts
+   them in place of the choices not ticked; what is ticked stays where it is. The status line
+   below the box (aria-live) says how many match. Should the server not answer, the Search button
+   does what it does without the script. */
+(function () {
+  "use strict";
+  if (!window.fetch || !window.URLSearchParams) { return; }
+  var boxes = document.querySelectorAll(".choices-search[data-url]");
+  Array.prototype.forEach.call(boxes, function (box) {
+    var input = box.querySelector("input[type=search]");
+    var button = box.querySelector("button[type=submit]");
+    if (!input || !button) { return; }
+    var list = document.getElementById(input.getAttribute("aria-controls"));
+    var status = document.getElementById(input.getAttribute("aria-describedby"));
+    if (!list || !status) { return; }
+    var name = button.value, prefix = list.id.replace(/_choices$/, "");
+    var timer = null, asked = 0, fallback = false;
+
+    function ticks() { return list.querySelectorAll("input[type=checkbox]"); }
+
+    function show(data) {
+      var kept = {};
+      Array.prototype.forEach.call(ticks(), function (tick) {
+        if (tick.checked) { kept[tick.value] = true; } else { tick.closest(".choice").remove(); }
+      });
+      Array.prototype.forEach.call(list.querySelectorAll("p.help"), function (p) { p.remove(); });
+      data.choices.forEach(function (choice) {
+        if (kept[choice.value]) { return; }
+        var row = document.createElement("div");
+        var tick = document.createElement("input");
+        var label = document.createElement("label");
+        row.className = "choice";
+        tick.type = "checkbox";
+        tick.name = name;
+        tick.value = choice.value;
+        tick.id = prefix + "_v" + choice.value;
+        label.htmlFor = tick.id;
+        label.textContent = choice.label;
+        row.appendChild(tick);
+        row.appendChild(document.createTextNode(" "));
+        row.appendChild(label);
+        list.appendChild(row);
+      });
+      status.textContent = data.status;
+    }
+
+    function search() {
+      window.clearTimeout(timer);
+      var params = new URLSearchParams();
+      params.set("q", input.value);
+      Array.prototype.forEach.call(ticks(), function (tick) {
+        if (tick.checked) { params.append("ticked", tick.value); }
+      });
+      var mine = ++asked;
+      window.fetch(box.getAttribute("data-url") + "&" + params.toString(),
+                   { credentials: "same-origin", headers: { "Accept": "application/json" } })
+        .then(function (response) {
+          if (!response.ok) { throw new Error(String(response.status)); }
+          return response.json();
+        })
+        .then(function (data) { if (mine === asked) { show(data); } })
+        .catch(function () {
+          if (mine !== asked) { return; }
+          fallback = true;  // the server's own search: the form drawn again, as without the script
+          button.click();
+        });
+    }
+
+    input.addEventListener("input", function () {
+      window.clearTimeout(timer);
+      timer = window.setTimeout(search, 250);
+    });
+    input.addEventListener("keydown", function (event) {
+      if (event.key === "Enter") { event.preventDefault(); search(); }
+    });
+    button.addEventListener("click", function (event) {
+      if (fallback) { return; }
+      event.preventDefault();
+      search();
+    });
+  });
+})();

@@ -142,3 +142,77 @@ def test_case_pages_fit_a_phone_and_label_every_control(page, live_server, board
     with page.expect_navigation():
         page.keyboard.press("Enter")
     assert "Added by keyboard." in page.locator(".timeline").inner_text()
+
+
+# --- the board form's searched lists ----------------------------------------------------------
+
+@pytest.fixture
+def many_cases(db):
+    """An organization with more open cases and consultants than the board form draws."""
+    from apps.core.forms import CHOICES_SHOWN
+
+    org = OrganizationFactory(name="Northwind Test", slug="northwind-test", mfa_required_roles=[])
+    host = member(org, Role.RADIOLOGIST, email="host@northwind.test", full_name="Harper Host")
+    for i in range(CHOICES_SHOWN + 10):
+        CaseFactory(organization=org, title=f"Chest CT {i:03d}")
+    wanted = CaseFactory(organization=org, title="Zygoma fracture review")
+    for i in range(15):
+        member(org, Role.EXTERNAL_CONSULTANT, full_name=f"Consultant {i:02d}")
+    consultant = member(org, Role.EXTERNAL_CONSULTANT, email="zoe@outside.test", full_name="Zoe Outside")
+    return host, wanted, consultant
+
+
+def _tablet(browser, *, script: bool):
+    context = browser.new_context(viewport={"width": 768, "height": 1024}, locale="en-US", has_touch=True,
+                                  java_script_enabled=script)
+    context.route("**/*", _only_local)
+    context.set_default_timeout(15_000)
+    return context, context.new_page()
+
+
+@pytest.mark.parametrize("script", [True, False], ids=["script", "no-script"])
+def test_a_board_finds_ticks_and_keeps_a_case_beyond_those_drawn_on_a_tablet(browser, live_server, many_cases,
+                                                                            output_dir, script):
+    """A case beyond the first drawn is found by the list's search (typed, with the script;
+    the Search button, without), ticked, kept ticked through the next search, and saved."""
+    from apps.cases.models import BoardSession
+    from tests.browser.conftest import signed_in_as
+
+    host, wanted, consultant = many_cases
+    context, page = _tablet(browser, script=script)
+    try:
+        signed_in_as(page, live_server.url, host)
+        page.goto(f"{live_server.url}{reverse('cases:board_create')}")
+        page.get_by_label("Title").fill("Maxillofacial board")
+        page.get_by_label("Meeting time", exact=False).fill("2030-01-15T16:00")
+        cases = page.get_by_role("group", name="Cases")
+        found = cases.get_by_test_id("choices-found")
+        expect(found).to_have_text("Showing 50 of 61; search to find the others.")
+        expect(cases.locator(".choice")).to_have_count(50)
+        expect(cases.get_by_label("Zygoma fracture review")).to_have_count(0)
+
+        def search(group, text):
+            group.get_by_label("Find in this list").fill(text)
+            if not script:  # the form drawn again, as sent
+                group.get_by_role("button", name="Search").click()
+                page.wait_for_load_state()
+
+        search(cases, "zygoma")
+        expect(found).to_have_text("1 choice matches the search.")
+        cases.get_by_label("Zygoma fracture review").check()
+        search(cases, "chest ct 05")
+        expect(cases.locator(".choice")).to_have_count(11)  # 050-059, and the ticked one
+        expect(cases.get_by_label("Zygoma fracture review")).to_be_checked()
+        participants = page.get_by_role("group", name="Participants")
+        search(participants, "outside.test")
+        participants.get_by_label("Zoe Outside").check()
+        expect(page.get_by_label("Title")).to_have_value("Maxillofacial board")  # typed, kept
+        assert page.evaluate("document.documentElement.scrollWidth") <= 768
+        page.screenshot(path=str(output_dir / f"board-form-search-tablet-{'script' if script else 'no-script'}.png"),
+                        full_page=True)
+        page.get_by_role("button", name="Schedule board").click()
+        expect(page.get_by_test_id("board-state")).to_have_text("Scheduled")
+        board = BoardSession.objects.get()
+        assert list(board.cases.all()) == [wanted] and list(board.participants.all()) == [consultant]
+    finally:
+        context.close()
