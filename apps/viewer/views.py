@@ -29,11 +29,11 @@ from django.views.decorators.http import require_GET, require_POST
 
 from apps.core import i18n
 from apps.imaging import pixels
-from apps.imaging.models import Instance, Study
+from apps.imaging.models import Instance, Series, Study
 from apps.sharing import policy
 from apps.sharing.policy import Action
 from apps.sharing.usecases import Rendition
-from apps.viewer import services
+from apps.viewer import selectors, services
 from apps.viewer.sessions import (
     viewer_session_close,
     viewer_session_left_just_now,
@@ -119,6 +119,37 @@ def viewer_page(request: HttpRequest, study_id: UUID) -> HttpResponse:
                         "session": session_id},
         "back_url": study.get_absolute_url() if getattr(actor, "is_authenticated", False) else "",
     })
+
+
+@policy.link_aware
+@policy.serves(Action.VIEW_IMAGES)
+@never_cache
+@require_GET
+def series_instances(request: HttpRequest, study_id: UUID, series_id: UUID) -> HttpResponse:
+    """A page of one series' instances (``?start=``, from 0), asked for by viewer.js when a series
+    is picked: ``{"instances": [...], "next": <start of the next page> or null}``. The page's
+    policy (VIEW_IMAGES on the study, 404 to outsiders); refusals answer JSON like a frame's, so
+    viewer.js stops with its message. Not audited: the page recorded the viewer's opening, and
+    pixels are read through frames."""
+    actor = policy.actor_for(request)
+    study = Study.objects.select_related("organization", "case").filter(public_id=study_id).first()
+    if study is None or not policy.can(actor, Action.VIEW_IMAGES, study):
+        try:
+            _visible(actor, study, request)
+            policy.require(actor, Action.VIEW_IMAGES, study, request=request)
+        except Http404:
+            return _json_error(404, "gone", _("This study is no longer available to you."))
+        except PermissionDenied:
+            return _json_error(403, "denied", _("Your access to these images has ended or does not cover them."))
+    series_pk = Series.objects.filter(study=study, public_id=series_id).values_list("pk", flat=True).first()
+    if series_pk is None:  # another study's series, or none
+        return _json_error(404, "not_found", _("This series is not part of this study."))
+    try:
+        start = selectors.parse_start(request.GET.get("start"))
+    except ValueError:
+        return _json_error(400, "bad_request", _("That request for a series' images is not valid."))
+    instances, following = selectors.viewer_series_instances(series_pk=series_pk, start=start)
+    return JsonResponse({"instances": instances, "next": following})
 
 
 def _opener(request: HttpRequest) -> int | None:

@@ -22,6 +22,12 @@ def _frame_url(instance, **params):
     return reverse("viewer:frame", kwargs={"instance_id": instance.public_id}) + ("?" + query if query else "")
 
 
+def _series_url(study, series, **params):
+    query = "&".join(f"{k}={v}" for k, v in params.items())
+    url = reverse("viewer:series_instances", kwargs={"study_id": study.public_id, "series_id": series.public_id})
+    return url + ("?" + query if query else "")
+
+
 def _gray(value_hu: float, center: float, width: float) -> float:
     low = center - 0.5 - (width - 1) / 2
     return float(np.clip((value_hu - low) / (width - 1) * 255, 0, 255))
@@ -295,3 +301,99 @@ def test_frames_in_flight_as_the_page_is_left_belong_to_the_session_it_closed(cl
     ViewerSession.objects.filter(key=key).update(closed_at=timezone.now() - LATE_FRAME_GRACE - timedelta(seconds=1))
     assert client.get(_frame_url(ct_study.phantom_instances[3]), HTTP_X_LIGHTBOX_VIEWER_SESSION=key).status_code == 200
     assert opened.count() == 2
+
+
+# ---------------------------------------------------------------- a series' instances, asked for when picked
+
+@pytest.fixture
+def second_series(ct_study):
+    """A second series of the phantom study: 3 instances, numbered backwards from their creation."""
+    series = SeriesFactory(organization=ct_study.organization, study=ct_study, series_number=2, modality="CT",
+                           series_description="Second")
+    series.made = [InstanceFactory(organization=ct_study.organization, series=series, instance_number=n, rows=64,
+                                   columns=64) for n in (3, 2, 1)]
+    return series
+
+
+def test_series_instances_for_the_owner_in_the_viewers_order_and_not_audited(client_as, clinician_a, ct_study,
+                                                                              second_series):
+    client = client_as(clinician_a)
+    response = client.get(_series_url(ct_study, second_series))
+    assert response.status_code == 200 and "no-store" in response["Cache-Control"]
+    body = response.json()
+    assert body["next"] is None
+    assert body["instances"] == [{"id": str(i.public_id), "frames": 1, "number": i.instance_number, "rows": 64,
+                                  "columns": 64} for i in reversed(second_series.made)]
+    assert not AuditEvent.objects.filter(action__startswith="viewer.").exists()  # the page records the session
+
+
+def test_series_instances_for_a_link_holder_and_a_preview_only_recipient(client, client_as, clinician_a, ct_study,
+                                                                         second_series, preview_recipient):
+    from apps.sharing import services as sharing
+    from apps.sharing.usecases import RecipientKind, UseCase
+
+    ct_study.organization.anonymous_links_enabled = True
+    ct_study.organization.save()
+    _grant, _link, raw = sharing.share_create(case=ct_study.case, by=clinician_a, use_case=UseCase.CUSTOM,
+                                              recipient_kind=RecipientKind.ANONYMOUS)
+    assert client.get(reverse("sharing:link_open", kwargs={"token": raw})).status_code == 302
+    for holder in (client, client_as(preview_recipient)):
+        response = holder.get(_series_url(ct_study, second_series))
+        assert response.status_code == 200 and len(response.json()["instances"]) == 3
+
+
+def test_series_instances_are_404_to_outsiders_and_to_anonymous(client, client_as, admin_b, ct_study, second_series):
+    for outsider in (client_as(admin_b), client):
+        response = outsider.get(_series_url(ct_study, second_series))
+        assert response.status_code == 404 and response.json()["error"] == "gone"
+        assert str(second_series.made[0].public_id) not in response.content.decode()
+    assert AuditEvent.objects.filter(action="access.denied").exists()
+
+
+@pytest.mark.parametrize("ending", ["revoked", "expired"])
+def test_series_instances_stop_once_the_grant_has_ended(client_as, clinician_a, ct_study, second_series,
+                                                         preview_recipient, ending):
+    """As a frame: the recipient no longer sees the case, so the answer is the JSON 404 of a study
+    no longer available (viewer.js stops with its message), the same as for any outsider."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.sharing import services
+    from apps.sharing.models import Grant
+
+    client = client_as(preview_recipient)
+    assert client.get(_series_url(ct_study, second_series)).status_code == 200
+    if ending == "revoked":
+        services.grants_revoke(grants=[preview_recipient.grant], by=clinician_a, reason="test")
+    else:
+        Grant.objects.filter(pk=preview_recipient.grant.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    stopped = client.get(_series_url(ct_study, second_series))
+    assert stopped.status_code == 404 and stopped.json()["error"] == "gone" and stopped.json()["message"]
+    assert "instances" not in stopped.json() and "no-store" in stopped["Cache-Control"]
+
+
+def test_series_instances_are_403_json_to_staff_without_view_images(client_as, admin_a, ct_study, second_series):
+    """An organization's admin sees a case's status, not its pixels (the page is 403 to them too)."""
+    response = client_as(admin_a).get(_series_url(ct_study, second_series))
+    assert response.status_code == 403 and response.json()["error"] == "denied"
+
+
+def test_a_series_of_another_study_or_organization_is_404(client_as, clinician_a, org_b, ct_study, second_series):
+    from tests.factories import StudyFactory
+
+    other_study = StudyFactory(organization=ct_study.organization, case=ct_study.case)
+    other_org_series = SeriesFactory(organization=org_b)
+    InstanceFactory(organization=org_b, series=other_org_series)
+    client = client_as(clinician_a)
+    for study, series in ((other_study, second_series), (ct_study, other_org_series)):
+        response = client.get(_series_url(study, series))
+        assert response.status_code == 404 and "instances" not in response.json()
+    # the other organization's study, named with its own series, is hidden as a whole
+    assert client.get(_series_url(other_org_series.study, other_org_series)).status_code == 404
+
+
+@pytest.mark.parametrize("start", ["-1", "x", "1.5", "99999999999"])
+def test_bad_series_page_requests_are_400(client_as, clinician_a, ct_study, second_series, start):
+    response = client_as(clinician_a).get(_series_url(ct_study, second_series, start=start))
+    assert response.status_code == 400 and response.json()["error"] == "bad_request"

@@ -1,0 +1,83 @@
+"""What the viewer shows of a study: its series (counted in the database) and its instances a
+page at a time.
+
+No policy check here: the views have made it (the study) before calling. A series' instances are
+listed a page (``SERIES_PAGE``) at a time, so neither the viewer's page nor one answer grows with
+the study: the page embeds the series list and the first page of the first series, viewer.js
+asks for the rest (apps.viewer.views.series_instances).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import Count, F, Sum, Value, Window
+from django.db.models.functions import Greatest, RowNumber
+
+from apps.imaging.models import Instance, Study
+
+#: instances in one answer (about 90 bytes each in JSON); a larger series takes several
+SERIES_PAGE = 1000
+#: the highest ``start`` accepted (a series of more instances is not expected)
+MAX_START = 10_000_000
+#: the viewer's order of a series' instances (as the frames' stack runs)
+INSTANCE_ORDER = ("instance_number", "id")
+
+
+@dataclass(frozen=True)
+class ViewerSeries:
+    pk: int
+    public_id: str
+    number: int | None
+    modality: str
+    description: str
+    count: int  # instances
+    frames: int  # images in the stack: each instance's frames (at least one)
+    thumbnail: str  # public id of the middle instance
+
+    def as_json(self) -> dict[str, Any]:
+        return {"id": self.public_id, "number": self.number, "modality": self.modality,
+                "description": self.description, "count": self.count, "frames": self.frames,
+                "thumbnail": self.thumbnail}
+
+
+def viewer_series_list(*, study: Study) -> list[ViewerSeries]:
+    """The study's series that hold instances, in series order, with their counts and the middle
+    instance (the thumbnail): two queries, whatever the number of series and instances."""
+    rows = (study.series.annotate(count=Count("instances"),
+                                  frames=Sum(Greatest(F("instances__frames"), Value(1))))
+            .filter(count__gt=0).order_by("series_number", "id")
+            .values("pk", "public_id", "series_number", "modality", "series_description", "count", "frames"))
+    order = [F(name).asc() for name in INSTANCE_ORDER]
+    middles = dict(Instance.objects.filter(study=study)
+                   .annotate(position=Window(RowNumber(), partition_by=[F("series_id")], order_by=order),
+                             in_series=Window(Count("id"), partition_by=[F("series_id")]))
+                   .filter(position=F("in_series") / 2 + 1)
+                   .values_list("series_id", "public_id"))
+    return [ViewerSeries(pk=row["pk"], public_id=str(row["public_id"]), number=row["series_number"],
+                         modality=row["modality"], description=row["series_description"], count=row["count"],
+                         frames=row["frames"] or row["count"], thumbnail=str(middles.get(row["pk"], "")))
+            for row in rows]
+
+
+def viewer_series_instances(*, series_pk: int, start: int = 0,
+                            limit: int | None = None) -> tuple[list[dict[str, Any]], int | None]:
+    """Up to ``limit`` (SERIES_PAGE) instances of a series from position ``start``, and where the
+    next page starts (None after the last)."""
+    limit = SERIES_PAGE if limit is None else limit
+    rows = list(Instance.objects.filter(series_id=series_pk).order_by(*INSTANCE_ORDER)
+                .values("public_id", "frames", "instance_number", "rows", "columns")[start:start + limit + 1])
+    items = [{"id": str(row["public_id"]), "frames": row["frames"] or 1, "number": row["instance_number"],
+              "rows": row["rows"], "columns": row["columns"]} for row in rows[:limit]]
+    return items, (start + limit if len(rows) > limit else None)
+
+
+def parse_start(value: str | None) -> int:
+    """The ``start`` of a page request; raises ValueError when it is not a position."""
+    if value in (None, ""):
+        return 0
+    start = int(value)  # ValueError for text
+    if not 0 <= start <= MAX_START:
+        raise ValueError(value)
+    return start
