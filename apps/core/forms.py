@@ -197,8 +197,12 @@ class SearchedBoundField(forms.BoundField):
 
     @cached_property
     def subwidgets(self) -> list[Any]:
-        self.search  # noqa: B018 -- the choices to draw are the search's
+        self.search  # noqa: B018 -- the choices to draw are the search's, never the whole queryset
         return super().subwidgets
+
+    def as_widget(self, *args: Any, **kwargs: Any) -> Any:
+        self.search  # noqa: B018 -- as subwidgets: {{ field }} draws the search's choices too
+        return super().as_widget(*args, **kwargs)
 
 
 class SearchedModelMultipleChoiceField(BoundedModelMultipleChoiceField):

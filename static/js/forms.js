@@ -48,6 +48,25 @@
   "use strict";
   if (!window.fetch || !window.URLSearchParams) { return; }
   var boxes = document.querySelectorAll(".choices-search[data-url]");
+  /* Enter in a form's other fields submits it with its first button, a list's Search (without the
+     script, the form drawn again: nothing saved by surprise). With the script, Enter in a search
+     box searches (below) and Enter elsewhere does what the form's main button does, as before. */
+  var forms = [];
+  Array.prototype.forEach.call(boxes, function (box) {
+    var form = box.closest("form");
+    if (form && forms.indexOf(form) === -1) { forms.push(form); }
+  });
+  forms.forEach(function (form) {
+    var main = form.querySelector("button.primary[type=submit]");
+    if (!main) { return; }
+    form.addEventListener("keydown", function (event) {
+      var field = event.target;
+      if (event.key !== "Enter" || event.defaultPrevented || field.tagName !== "INPUT" ||
+          field.closest(".choices-search")) { return; }
+      event.preventDefault();
+      if (form.requestSubmit) { form.requestSubmit(main); } else { main.click(); }
+    });
+  });
   Array.prototype.forEach.call(boxes, function (box) {
     var input = box.querySelector("input[type=search]");
     var button = box.querySelector("button[type=submit]");
