@@ -142,7 +142,8 @@ def never_started_after() -> timedelta:
 
 
 def lost_tasks_send(task, queued: models.QuerySet, *, queued_at: str, arg: str = "pk",
-                    give_up: Callable[[models.QuerySet, int], object], now=None) -> tuple[int, int]:
+                    give_up: Callable[[models.QuerySet, int], object], now=None,
+                    after: timedelta | None = None, release: dict | None = None) -> tuple[int, int]:
     """Send ``task`` again for the work in ``queued`` (the caller's rows queued and never started,
     with ``resent_at`` and ``resends`` fields) that has waited ``never_started_after()`` since
     ``queued_at`` or since it was last sent again; the task's one argument is the row's ``arg``.
@@ -152,9 +153,14 @@ def lost_tasks_send(task, queued: models.QuerySet, *, queued_at: str, arg: str =
     still queued and not claimed meanwhile: an UPDATE that finds nothing means a task started it).
     Work whose send the broker refused waits for ``unsent_tasks_send`` (an ``UnsentTask`` row):
     the broker is away, the task is not lost. Logs task names and ids only. Returns (sent again,
-    given up)."""
+    given up).
+
+    The same sweep takes work that started and then stopped showing signs of life (``queued`` is
+    then the caller's stalled rows, ``queued_at`` its last sign of life): ``after`` is its own
+    period, and ``release`` the fields the claim sets so that the message sent again may take the
+    work over (the run that stalled loses it: apps.imaging.services, ``JobTakenOver``)."""
     now = now or timezone.now()
-    cutoff = now - never_started_after()
+    cutoff = now - (after or never_started_after())
     waiting = {tuple(args) for args in UnsentTask.objects.filter(task=task.name).values_list("args", flat=True)}
     due = queued.filter(Q(resent_at__isnull=True, **{f"{queued_at}__lt": cutoff}) | Q(resent_at__lt=cutoff))
     sent = failed = 0
@@ -165,13 +171,13 @@ def lost_tasks_send(task, queued: models.QuerySet, *, queued_at: str, arg: str =
         if resends >= LOST_SENDS:
             if give_up(claim, value):
                 failed += 1
-                logger.error("task %s %s: queued and never started, sent again %s times; its work is marked failed",
-                             task.name, value, resends)
+                logger.error("task %s %s: %s, sent again %s times; its work is marked failed", task.name, value,
+                             "stalled" if release is not None else "queued and never started", resends)
             continue
-        if not claim.update(resent_at=now, resends=F("resends") + 1):
+        if not claim.update(resent_at=now, resends=F("resends") + 1, **(release or {})):
             continue  # another sweep sent it, or a task started it
-        logger.warning("task %s %s: queued and never started; sent again (%s of %s)",
-                       task.name, value, resends + 1, LOST_SENDS)
+        logger.warning("task %s %s: %s; sent again (%s of %s)", task.name, value,
+                       "stalled" if release is not None else "queued and never started", resends + 1, LOST_SENDS)
         _send(task, (value,))
         sent += 1
     return sent, failed

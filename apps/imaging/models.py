@@ -272,6 +272,11 @@ class JobFailure(NamedTuple):
 #: again ``apps.core.queue.LOST_SENDS`` times): the sweep's give-up, not an exception's type
 NEVER_STARTED = "NeverStarted"
 
+#: ``IngestJob.error`` of a job that started and then stopped committing its batches (its worker
+#: and its message both lost: a broker restarted without its messages while the worker died), sent
+#: again until ``apps.core.queue.LOST_SENDS`` sends in all: the sweep's give-up
+STALLED = "Stalled"
+
 #: ``IngestJob.error`` holds the type of the exception the task gave up on (apps.imaging.tasks),
 #: never its text (a path may name the patient); each type the task can give up on, by code
 FAILURE_CODES = {
@@ -280,6 +285,7 @@ FAILURE_CODES = {
     "FileNotFoundError": "upload_unreadable",      # the staged file was gone
     "PermissionError": "upload_unreadable",        # or could not be read
     NEVER_STARTED: "never_started",                # the task queue lost it, sent again and lost again
+    STALLED: "stalled",                            # it stopped partway, sent again and stopped again
 }
 # what is true of each: the staged file stays until the job finishes, so a job that failed on
 # storage or the database loses nothing and ``manage.py ingest --resume`` finishes it
@@ -296,6 +302,9 @@ FAILURE_MESSAGES = {
                        "queue lost it, even after it was sent again several times. Nothing you sent is lost "
                        "and you need not upload it again: an administrator can finish it with "
                        "manage.py ingest --resume %(job)s."),
+    "stalled": _("The processing of the images stopped partway and did not resume, even after it was started "
+                 "again several times. What was stored is kept, and you need not upload again: an administrator "
+                 "can finish it with manage.py ingest --resume %(job)s."),
     "upload_unreadable": _("The uploaded file could no longer be read on the server. Please upload it again."),
     # the job failed and its staged file was discarded since (LIGHTBOX_FAILED_UPLOAD_KEEP_DAYS):
     # whatever the error, nothing is left to resume
@@ -337,6 +346,9 @@ class IngestJob(PublicIdModel):
     #: (``services.ingest_jobs_lost_send``)
     resent_at = models.DateTimeField(null=True, blank=True)
     resends = models.PositiveSmallIntegerField(default=0)
+    #: the running job's last sign of life: its claim, then each batch it commits. A job running
+    #: with none for ``LIGHTBOX_INGEST_STALLED_MINUTES`` is sent again (``services.ingest_jobs_lost_send``)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
     #: the job failed and its upload's staged file was discarded ``LIGHTBOX_FAILED_UPLOAD_KEEP_DAYS``
     #: after (``uploads.failed_uploads_discard``): it cannot be resumed, the file must be sent again
     upload_discarded_at = models.DateTimeField(null=True, blank=True)

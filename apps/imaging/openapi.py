@@ -98,6 +98,8 @@ JOB_FAILURE = {
                                 "retries; nothing is lost and `manage.py ingest --resume` finishes the job. "
                                 "`never_started`: the task queue lost the job, even when it was sent again; "
                                 "nothing is lost and `manage.py ingest --resume` finishes it. "
+                                "`stalled`: the job stopped partway and stopped again each time it was sent "
+                                "again; what it stored is kept and `manage.py ingest --resume` finishes it. "
                                 "`upload_unreadable`: the staged file could not be read; upload it again. "
                                 "`upload_discarded`: the job failed and its staged file was removed since "
                                 "(kept `LIGHTBOX_FAILED_UPLOAD_KEEP_DAYS` days after a failure); upload it again. "

@@ -15,12 +15,14 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import uuid
 import zipfile
 import zlib
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import IO, Any
 
@@ -53,6 +55,7 @@ from apps.imaging.blobs import (
 )
 from apps.imaging.models import (
     NEVER_STARTED,
+    STALLED,
     Blob,
     FileOutcome,
     IngestFileResult,
@@ -73,6 +76,11 @@ Progress = Callable[[int, int], None]  # (files done, bytes done)
 
 class StorageUnavailable(Exception):
     """Transient: the storage backend could not be reached; the task retries."""
+
+
+class JobTakenOver(Exception):
+    """Another run took the job over (the sweep sent its task again after it stalled, or
+    ``manage.py ingest --resume``): this run stops at its next commit, which rolls back."""
 
 
 class UploadDiscarded(Exception):
@@ -399,6 +407,7 @@ def _store_finish(run: _Run, stored: _Stored) -> None:
         sop_uids.setdefault(item.header.study_instance_uid, []).append(item.header.sop_instance_uid)
     found = dict(stored.found)
     with blob_files_kept_if_committed(written), transaction.atomic():
+        _job_hold(run.job)
         for item in files:  # lock (or create) the studies first: concurrent jobs of a study wait here
             run.latest_study(item.header)
         for sha in blobs_lock(found):  # deleted since the lookup (another study's deletion): store again
@@ -439,8 +448,10 @@ def ingest_job_run(*, job_id: int, progress: Progress | None = None, task_id: st
     if task_id is not None:
         claim = claim.filter(Q(state=JobState.QUEUED) | Q(state=JobState.FAILED, error=NEVER_STARTED)
                              | Q(state=JobState.RUNNING, task_id__in=[task_id, ""]))
+    lease = task_id or f"resume-{uuid.uuid4().hex}"  # --resume takes the job over from any run
+    now = timezone.now()
     if not claim.update(state=JobState.RUNNING, attempts=F("attempts") + 1,
-                        started_at=job.started_at or timezone.now(), task_id=task_id or job.task_id):
+                        started_at=job.started_at or now, task_id=lease, heartbeat_at=now):
         job.refresh_from_db(fields=["state", "upload_discarded_at"])
         if job.upload_discarded_at is not None and task_id is None:
             raise UploadDiscarded(
@@ -449,14 +460,29 @@ def ingest_job_run(*, job_id: int, progress: Progress | None = None, task_id: st
                 "(LIGHTBOX_FAILED_UPLOAD_KEEP_DAYS); there is nothing left to resume: the file must be uploaded again")
         logger.info("ingest job %s: %s, left alone by task %s", job.pk, job.state, task_id)
         return job
-    job.refresh_from_db(fields=["state", "attempts", "started_at", "task_id", "resent_at", "resends"])
+    job.refresh_from_db(fields=["state", "attempts", "started_at", "task_id", "resent_at", "resends", "heartbeat_at"])
     done = set(job.files.values_list("path", flat=True))
     run = _Run(job)
     try:
-        _run_entries(run, done, progress)
-    finally:
-        run.writer.shutdown(wait=True)  # no blob write outlives the run
-    return _job_finish(job)
+        try:
+            _run_entries(run, done, progress)
+        finally:
+            run.writer.shutdown(wait=True)  # no blob write outlives the run
+        return _job_finish(job)
+    except JobTakenOver:
+        logger.warning("ingest job %s: taken over by another run; this run (task %s) stops", job.pk, task_id)
+        job.refresh_from_db()
+        return job
+
+
+def _job_hold(job: IngestJob) -> None:
+    """In a batch's or the finish's transaction, first: the run still holds the job (its lease,
+    ``task_id``), and this is its sign of life (``heartbeat_at``). The job's row stays locked
+    until the commit, so a sweep or ``--resume`` taking the job over waits for it, and then
+    sees a run alive."""
+    if not IngestJob.objects.filter(pk=job.pk, state=JobState.RUNNING, task_id=job.task_id).update(
+            heartbeat_at=timezone.now()):
+        raise JobTakenOver(job.pk)
 
 
 def _run_entries(run: _Run, done: set[str], progress: Progress | None) -> None:
@@ -471,85 +497,108 @@ def _run_entries(run: _Run, done: set[str], progress: Progress | None) -> None:
 
     def flush() -> None:
         nonlocal batch, held, pending, reading
-        started = _store_start(run, batch)
-        if pending is not None:
-            _store_finish(run, pending)
-        pending, batch, held, reading = started, [], 0, 0
+        previous, pending = pending, _store_start(run, batch)
+        batch, held, reading = [], 0, 0
+        if previous is not None:
+            _store_finish(run, previous)
 
-    for entry in _entries(run.job):
-        files += 1
-        nbytes += entry.size or 0
-        entry.path = _report_path(entry.path)
-        if entry.path in seen:  # a zip may hold the same name twice: report both
-            entry.path = _report_path(f"{entry.path} ({files})")
-        seen.add(entry.path)
-        if entry.path in done:
-            continue
-        item: _Item | None = _Item(path=entry.path, size=entry.size)
-        if entry.skip_reason or entry.open is None:
-            item.skip(entry.skip_reason)
-        elif (early := prepared.get(entry.zip_key)) is not None:
-            item.size, item.sha256, item.blob = early.file_size, early.sha256, early.blob
-            item.header = follow.header_from_json(early.header)
-        else:
-            try:
-                with entry.open() as fh:
-                    item = _prepare(entry, fh)
-                    if item.source is not None and not isinstance(item.source, bytes):
-                        # too large to hold: stored now, while its file is open, in a batch of its own
-                        flush()
-                        _store_finish(run, pending)
-                        pending = None
-                        _store_finish(run, _store_start(run, [item]))
-                        item = None
-            except dicom.DicomError as exc:
-                item.skip(exc.reason)
-            except (zipfile.BadZipFile, zlib.error, EOFError):
-                item.skip(Deferred(gettext_noop("damaged zip entry (checksum or compressed data)")))
-        if item is not None:
-            batch.append(item)
-            if item.source is not None:
-                held += item.size or 0
-            if item.blob is None:
-                reading += 1
-        if reading >= BATCH_FILES or held >= BATCH_BYTES or len(batch) >= BATCH_PREPARED:
-            flush()
-        if progress is not None:
-            progress(files, nbytes)
-    flush()
-    _store_finish(run, pending)
+    def finish_pending() -> None:
+        nonlocal pending
+        last, pending = pending, None
+        _store_finish(run, last)
+
+    try:
+        for entry in _entries(run.job):
+            files += 1
+            nbytes += entry.size or 0
+            entry.path = _report_path(entry.path)
+            if entry.path in seen:  # a zip may hold the same name twice: report both
+                entry.path = _report_path(f"{entry.path} ({files})")
+            seen.add(entry.path)
+            if entry.path in done:
+                continue
+            item: _Item | None = _Item(path=entry.path, size=entry.size)
+            if entry.skip_reason or entry.open is None:
+                item.skip(entry.skip_reason)
+            elif (early := prepared.get(entry.zip_key)) is not None:
+                item.size, item.sha256, item.blob = early.file_size, early.sha256, early.blob
+                item.header = follow.header_from_json(early.header)
+            else:
+                try:
+                    with entry.open() as fh:
+                        item = _prepare(entry, fh)
+                        if item.source is not None and not isinstance(item.source, bytes):
+                            # too large to hold: stored now, while its file is open, in a batch of its own
+                            flush()
+                            finish_pending()
+                            _store_finish(run, _store_start(run, [item]))
+                            item = None
+                except dicom.DicomError as exc:
+                    item.skip(exc.reason)
+                except (zipfile.BadZipFile, zlib.error, EOFError):
+                    item.skip(Deferred(gettext_noop("damaged zip entry (checksum or compressed data)")))
+            if item is not None:
+                batch.append(item)
+                if item.source is not None:
+                    held += item.size or 0
+                if item.blob is None:
+                    reading += 1
+            if reading >= BATCH_FILES or held >= BATCH_BYTES or len(batch) >= BATCH_PREPARED:
+                flush()
+            if progress is not None:
+                progress(files, nbytes)
+        flush()
+        finish_pending()
+    except BaseException:
+        if pending is not None:  # started, never committed: its blob files go (the run stops here)
+            _store_abandon(pending)
+        raise
     if progress is not None:
         progress(files, nbytes)
 
 
-def _job_finish(job: IngestJob) -> IngestJob:
-    counts = dict(job.files.values_list("outcome").annotate(n=Count("id")))
-    stored = job.files.filter(outcome__in=[FileOutcome.INGESTED, FileOutcome.NEW_VERSION]).aggregate(s=Sum("size"))
-    for study in job.studies.all():
-        _finish_study(study)
-    job.files_total = sum(counts.values())
-    job.files_ingested = counts.get(FileOutcome.INGESTED, 0) + counts.get(FileOutcome.NEW_VERSION, 0)
-    job.files_duplicate = counts.get(FileOutcome.DUPLICATE, 0)
-    job.files_skipped = counts.get(FileOutcome.SKIPPED, 0)
-    job.bytes_stored = stored["s"] or 0
-    warn = job.files_skipped or counts.get(FileOutcome.NEW_VERSION, 0)
-    job.state = JobState.DONE_WITH_WARNINGS if warn else JobState.DONE
-    job.finished_at = timezone.now()
-    job.refresh_from_db(fields=["files_prepared"])  # counted by the batches (an F() update)
-    job.save()
-    details = {"job": str(job.public_id), "files": job.files_total, "ingested": job.files_ingested,
-               "duplicates": job.files_duplicate, "skipped": job.files_skipped, "bytes": job.bytes_stored}
-    record(action="imaging.ingest", actor=job.created_by, organization_id=job.organization_id, target=job,
-           case=job.case, details=details)
-    for study in job.studies.all():
-        record(action="imaging.study_ingested", actor=job.created_by, organization_id=job.organization_id,
-               target=study, details={"version": study.version, "instances": study.num_instances,
-                                      "state": study.state})
-    from apps.renditions.services import renditions_queue  # renditions follow ingest, after commit
+def _store_abandon(stored: _Stored) -> None:
+    """A batch started and never committed (the run stopped on an error, or lost its job): its
+    writes are waited for and the files they made deleted, since no row holds their keys."""
+    try:
+        written = blobs_write_finish(stored.writes)
+    except Exception:  # noqa: BLE001 - a write failed: blobs_write_finish deleted the others' files
+        return
+    blob_files_delete(written)
 
-    for study in job.studies.all():
-        if study.is_ready:
-            renditions_queue(study_id=study.pk)
+
+def _job_finish(job: IngestJob) -> IngestJob:
+    """The job's counts, its studies ready, its records and renditions, in one transaction
+    that only the run holding the job commits (``_job_hold``); then its staged file goes."""
+    with transaction.atomic():
+        _job_hold(job)
+        counts = dict(job.files.values_list("outcome").annotate(n=Count("id")))
+        stored = job.files.filter(outcome__in=[FileOutcome.INGESTED, FileOutcome.NEW_VERSION]).aggregate(s=Sum("size"))
+        for study in job.studies.all():
+            _finish_study(study)
+        job.files_total = sum(counts.values())
+        job.files_ingested = counts.get(FileOutcome.INGESTED, 0) + counts.get(FileOutcome.NEW_VERSION, 0)
+        job.files_duplicate = counts.get(FileOutcome.DUPLICATE, 0)
+        job.files_skipped = counts.get(FileOutcome.SKIPPED, 0)
+        job.bytes_stored = stored["s"] or 0
+        warn = job.files_skipped or counts.get(FileOutcome.NEW_VERSION, 0)
+        job.state = JobState.DONE_WITH_WARNINGS if warn else JobState.DONE
+        job.finished_at = timezone.now()
+        job.refresh_from_db(fields=["files_prepared"])  # counted by the batches (an F() update)
+        job.save()
+        details = {"job": str(job.public_id), "files": job.files_total, "ingested": job.files_ingested,
+                   "duplicates": job.files_duplicate, "skipped": job.files_skipped, "bytes": job.bytes_stored}
+        record(action="imaging.ingest", actor=job.created_by, organization_id=job.organization_id, target=job,
+               case=job.case, details=details)
+        for study in job.studies.all():
+            record(action="imaging.study_ingested", actor=job.created_by, organization_id=job.organization_id,
+                   target=study, details={"version": study.version, "instances": study.num_instances,
+                                          "state": study.state})
+        from apps.renditions.services import renditions_queue  # renditions follow ingest, after commit
+
+        for study in job.studies.all():
+            if study.is_ready:
+                renditions_queue(study_id=study.pk)
     if job.upload_id is not None:
         from apps.imaging.uploads import upload_discard_staging
 
@@ -557,17 +606,26 @@ def _job_finish(job: IngestJob) -> IngestJob:
     return job
 
 
-def ingest_job_fail(*, job_id: int, error: str) -> None:
-    """The task gave up: the job and the studies it created are marked failed (no partial study
-    is ever shown as ready)."""
+def ingest_job_fail(*, job_id: int, error: str, task_id: str | None = None) -> None:
+    """The task (message ``task_id``) gave up: the job and the studies it created are marked
+    failed (no partial study is ever shown as ready). A job running under another message (it
+    was taken over) is left alone."""
     job = IngestJob.objects.get(pk=job_id)
-    IngestJob.objects.filter(pk=job_id).update(state=JobState.FAILED, error=error[:300], finished_at=timezone.now())
-    Study.objects.filter(created_by_job=job).exclude(
-        state__in=[StudyState.READY, StudyState.READY_WITH_WARNINGS]).update(state=StudyState.FAILED)
+    mine = IngestJob.objects.filter(pk=job_id)
+    if task_id is not None:
+        mine = mine.exclude(Q(state=JobState.RUNNING) & ~Q(task_id=task_id))
+    if not mine.update(state=JobState.FAILED, error=error[:300], finished_at=timezone.now()):
+        logger.warning("ingest job %s: task %s gave up (%s); another run holds the job, left alone",
+                       job_id, task_id, error[:80])
+        return
     _job_failed(job)
 
 
 def _job_failed(job: IngestJob) -> None:
+    """Mark the studies the job created failed, unless ready (no partial study is shown as ready),
+    record the failure and drop what the follower prepared for it."""
+    Study.objects.filter(created_by_job=job).exclude(
+        state__in=[StudyState.READY, StudyState.READY_WITH_WARNINGS]).update(state=StudyState.FAILED)
     record(action="imaging.ingest", actor=job.created_by, organization_id=job.organization_id, target=job,
            outcome="failed", details={"job": str(job.public_id)})
     if job.upload_id is not None:
@@ -583,14 +641,41 @@ def _lost_jobs_give_up(claim, job_id: int) -> bool:
     return True
 
 
+def _stalled_jobs_give_up(claim, job_id: int) -> bool:
+    """The sweep gives up on a job that stalled again after ``LOST_SENDS`` sends in all: failed
+    (``STALLED``), with the studies it created, unless a run showed a sign of life meanwhile.
+    What it stored and its staged file are kept for ``--resume``."""
+    if not claim.update(state=JobState.FAILED, error=STALLED, finished_at=timezone.now()):
+        return False
+    _job_failed(IngestJob.objects.get(pk=job_id))
+    return True
+
+
 def ingest_jobs_lost_send(now=None) -> tuple[int, int]:
-    """Send again the ingest task of upload jobs queued and never started (the task queue lost
-    it), and mark failed those it lost every time (``apps.core.queue.lost_tasks_send``; schedule
-    it). Jobs of ``manage.py ingest`` run in the command, not in a task: not swept."""
+    """Send again the ingest task of upload jobs the task queue lost, and mark failed those it
+    lost every time (``apps.core.queue.lost_tasks_send``; schedule it). Jobs of ``manage.py ingest``
+    run in the command, not in a task: not swept. Two kinds of lost:
+
+    - queued and never started (``LIGHTBOX_TASK_NEVER_STARTED_MINUTES``);
+    - running, with no batch committed for ``LIGHTBOX_INGEST_STALLED_MINUTES``: its worker died
+      and its message is gone too (a worker killed is not enough: the broker delivers its message
+      again, ``acks_late``). The sweep's claim releases the job (``task_id`` emptied), so the
+      message it sends takes it over and resumes it; a run still alive after all finds the job
+      gone at its next commit (``JobTakenOver``) and stops, its batch rolled back.
+
+    Returns (sent again, given up), both kinds together."""
     from apps.imaging.tasks import ingest_job_run_task
 
-    queued = IngestJob.objects.filter(state=JobState.QUEUED, started_at__isnull=True, upload__isnull=False)
-    return lost_tasks_send(ingest_job_run_task, queued, queued_at="created_at", give_up=_lost_jobs_give_up, now=now)
+    now = now or timezone.now()
+    swept = IngestJob.objects.filter(upload__isnull=False)
+    queued = swept.filter(state=JobState.QUEUED, started_at__isnull=True)
+    sent, failed = lost_tasks_send(ingest_job_run_task, queued, queued_at="created_at", give_up=_lost_jobs_give_up,
+                                   now=now)
+    after = timedelta(minutes=settings.LIGHTBOX_INGEST_STALLED_MINUTES)
+    stalled = swept.filter(state=JobState.RUNNING, heartbeat_at__lt=now - after)
+    more = lost_tasks_send(ingest_job_run_task, stalled, queued_at="heartbeat_at", give_up=_stalled_jobs_give_up,
+                           now=now, after=after, release={"task_id": ""})
+    return sent + more[0], failed + more[1]
 
 
 # --- deletion ----------------------------------------------------------------------------------

@@ -19,7 +19,8 @@ def ingest_job_run_task(self, job_id: int) -> None:
     its upload's page stops showing it running; what it stored is kept, and ``manage.py ingest
     --resume JOB`` finishes it once storage is back."""
     run_or_give_up(self, lambda: ingest_job_run(job_id=job_id, task_id=self.request.id),
-                   lambda exc: ingest_job_fail(job_id=job_id, error=type(exc).__name__))
+                   lambda exc: ingest_job_fail(job_id=job_id, error=type(exc).__name__,
+                                                    task_id=self.request.id))
 
 
 @shared_task(acks_late=True)

@@ -291,6 +291,11 @@ LIGHTBOX_INGEST_FOLLOW = env.bool("LIGHTBOX_INGEST_FOLLOW", default=True)
 # a de-identified export is failed and replaced when it is started again (apps/deid/services.py).
 # Above the longest a task may wait in the queue behind others.
 LIGHTBOX_TASK_NEVER_STARTED_MINUTES = env.int("LIGHTBOX_TASK_NEVER_STARTED_MINUTES", default=15)
+# an ingest job running and committing no batch for this long lost its worker and its message:
+# it is sent again to be taken over, three sends in all at most, then marked failed
+# (apps.imaging.services.ingest_jobs_lost_send). Above the longest one batch may take (one file
+# of the largest size written to storage)
+LIGHTBOX_INGEST_STALLED_MINUTES = env.int("LIGHTBOX_INGEST_STALLED_MINUTES", default=30)
 # server and worker processes keep the memory they free for their next large buffers (glibc
 # malloc settings, portal/memory.py)
 LIGHTBOX_KEEP_FREED_MEMORY = env.bool("LIGHTBOX_KEEP_FREED_MEMORY", default=True)
