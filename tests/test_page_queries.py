@@ -48,6 +48,36 @@ def test_the_viewer_costs_the_same_for_3_series_as_for_30(org_a, client_as):
     _same(counts)
 
 
+def _instances(series, n: int) -> None:
+    """``n`` more instances of ``series`` sharing one stored blob (fast: the page reads no pixels)."""
+    from apps.imaging.models import Instance
+
+    blob = InstanceFactory(organization=series.organization, series=series).blob
+    Instance.objects.bulk_create(
+        Instance(organization=series.organization, study=series.study, series=series, blob=blob, size=blob.size,
+                 sha256=blob.sha256, sop_instance_uid=f"1.2.826.0.1.3680043.10.9.{series.pk}.{i}",
+                 instance_number=i + 2, rows=512, columns=512) for i in range(n))
+
+
+def test_the_viewer_costs_the_same_and_weighs_the_same_for_30_instances_as_for_300(org_a, client_as, monkeypatch):
+    """The page embeds the series list and the first series' first page of instances: the other
+    series' instances (asked for when picked), and the rest of a long first series, are not in it."""
+    from apps.viewer import selectors
+
+    monkeypatch.setattr(selectors, "SERIES_PAGE", 20)
+    radiologist = member(org_a, Role.RADIOLOGIST)
+    counts, sizes = {}, {}
+    for n in (30, 300):
+        study = StudyFactory(organization=org_a)
+        for number in (1, 2, 3):
+            _instances(SeriesFactory(organization=org_a, study=study, series_number=number), n - 1)
+        counts[n], html = queries_and_html(client_as(radiologist), reverse("viewer:viewer", args=[study.public_id]))
+        sizes[n] = len(html.replace(str(study.public_id), ""))
+        assert f'"count": {n}, "frames": {n}' in html
+    assert counts[30] == counts[300], counts
+    assert abs(sizes[300] - sizes[30]) < 200, sizes  # the same but for the counts' digits and ids
+
+
 def test_a_tumor_board_costs_the_same_for_3_cases_as_for_30(org_a, clinician_a, client_as):
     counts = {}
     for n in (3, 30):

@@ -1,9 +1,10 @@
-"""The in-browser viewer: a page per study, a frame endpoint, and a close endpoint.
+"""The in-browser viewer: a page per study, a series' instances (asked for when the series is
+picked), a frame endpoint, and a close endpoint.
 
-Every request goes through apps.sharing.policy (nothing here decides access): the page and
-each frame need VIEW_IMAGES on the study; a ``diagnostic`` (lossless, full resolution) frame
-also needs the original rendition (``allowed_renditions`` on the page, the same check on each
-frame), so a preview-only recipient gets lossy preview frames only. Grants are read live: a
+Every request goes through apps.sharing.policy (nothing here decides access): the page, a
+series' instances and each frame need VIEW_IMAGES on the study; a ``diagnostic`` (lossless, full
+resolution) frame also needs the original rendition (``allowed_renditions`` on the page, the same
+check on each frame), so a preview-only recipient gets lossy preview frames only. Grants are read live: a
 revoked or expired grant stops an open viewer at its next frame (HTTP 403/404 with a JSON
 message that viewer.js shows). Frames are ``Cache-Control: private, no-cache`` with an ETag:
 the browser keeps them, but revalidates each one, so the policy sees every frame.
@@ -92,30 +93,24 @@ def viewer_page(request: HttpRequest, study_id: UUID) -> HttpResponse:
     _visible(actor, study, request)
     policy.require(actor, Action.VIEW_IMAGES, study, request=request)
     diagnostic = _may_view_diagnostic(actor, study)
-    series_list = []
-    instances = Instance.objects.filter(study=study).order_by("series_id", "instance_number", "id")
-    by_series: dict[int, list[dict]] = {}
-    for inst in instances.values("series_id", "public_id", "frames", "instance_number", "rows", "columns"):
-        by_series.setdefault(inst["series_id"], []).append({
-            "id": str(inst["public_id"]), "frames": inst["frames"] or 1, "number": inst["instance_number"],
-            "rows": inst["rows"], "columns": inst["columns"]})
-    for series in study.series.all():
-        items = by_series.get(series.pk, [])
-        if items:
-            series_list.append({"id": str(series.public_id), "number": series.series_number,
-                                "modality": series.modality, "description": series.series_description,
-                                "instances": items})
+    # the series list, and the instances of the first series only (the one shown first): the
+    # others' come from series_instances when picked, so the page does not grow with the study
+    series_list = selectors.viewer_series_list(study=study)
+    series_data = [series.as_json() for series in series_list]
+    if series_list:
+        series_data[0]["instances"], series_data[0]["next"] = selectors.viewer_series_instances(
+            series_pk=series_list[0].pk)
     user = policy._user_of(actor)
     viewer_session = viewer_session_open(
         study=study, user=user if _signed_in(user) else None, actor=actor, actor_label=_actor_label(actor),
         request=request,
         details={"mode": "diagnostic" if diagnostic else "preview", "series": len(series_list),
-                 "instances": sum(len(s["instances"]) for s in series_list)})
+                 "instances": sum(series.count for series in series_list)})
     session_id = viewer_session.key
     _remember_session(request, session_id, study)
     return render(request, "viewer/viewer.html", {
         "study": study, "diagnostic": diagnostic, "session_id": session_id,
-        "viewer_data": {"series": series_list, "mode": "diagnostic" if diagnostic else "preview",
+        "viewer_data": {"series": series_data, "mode": "diagnostic" if diagnostic else "preview",
                         "session": session_id},
         "back_url": study.get_absolute_url() if getattr(actor, "is_authenticated", False) else "",
     })

@@ -3,6 +3,8 @@
  * Frames come from the server already windowed (16-bit to 8-bit happens there), so every frame
  * request passes the access policy: a revoked or expired grant stops the viewer at its next frame.
  * The label under the image follows the pixels on screen (a low-quality first frame says so).
+ * The page lists the series and the first series' instances; another series' instances are asked
+ * for (a page at a time) when it is picked, and kept for when it is picked again.
  * No framework, no inline code (CSP); translated strings arrive as data- attributes. */
 (function () {
   "use strict";
@@ -17,6 +19,7 @@
   var ctx = canvas.getContext("2d");
   var labelEl = document.getElementById("viewer-label");
   var messageEl = document.getElementById("viewer-message");
+  var loadingEl = document.getElementById("viewer-loading");
   var slider = document.getElementById("viewer-slice");
   var positionEl = document.getElementById("viewer-position");
   var cineButton = document.getElementById("viewer-cine");
@@ -28,11 +31,15 @@
   var PREFETCH = 3;
 
   var state = {
-    series: 0, stack: [], pos: 0, center: null, width: null, fileWindow: null,
+    series: 0, stack: [], total: 0, pos: 0, center: null, width: null, fileWindow: null,
     zoom: 1, panX: 0, panY: 0, invert: false, tool: "scroll", mode: data.mode,
     image: null, kind: "none", token: 0, stopped: false, cine: null, frames: 0, dragWindow: false,
     shown: null,  // the series and stack position of the pixels on screen (the next ones may still be loading)
+    waiting: false,  // the image at pos is not listed yet: it is shown when its series' page arrives
   };
+  // per series (by index): its stack as far as listed (an image per frame), where the next page
+  // of its instances starts (null once all are listed), and whether a page is being asked for
+  var records = [];
 
   function frameUrl(item, quality, extra) {
     var url = ds.frameUrl.replace(ZERO, item.id) + "?frame=" + item.frame + "&quality=" + quality;
@@ -77,6 +84,7 @@
 
   function stop(text) {
     state.stopped = true;
+    setLoading("stopped");
     stopCine();
     state.image = null;
     state.dragWindow = false;
@@ -159,11 +167,12 @@
     }
     showMessage("");
     state.image = result.bitmap;
-    state.shown = { series: state.series, pos: state.pos, total: state.stack.length };
+    state.shown = { series: state.series, pos: state.pos, total: state.total };
     draw();
     setLabel(finalPass ? result.label : "loading");
     if (result.windowText) { document.getElementById("meta-window").textContent = result.windowText; }
     if (result.fileWindow) { state.fileWindow = result.fileWindow; }
+    root.dataset.shownSeries = data.series[state.series].id;
     root.dataset.shownPos = String(state.pos);
     root.dataset.shownWindow = result.windowText;
     root.dataset.shownQuality = finalPass ? result.label : "low";
@@ -171,8 +180,17 @@
   }
 
   function load(options) {
-    if (state.stopped || !state.stack.length) { return; }
+    if (state.stopped || !state.total) { return; }
     var item = state.stack[state.pos];
+    if (!item) {  // not listed yet: shown when its page arrives (a frame still on its way is dropped)
+      state.token += 1;
+      state.waiting = true;
+      setLoading("loading");
+      fetchPage(state.series);
+      return;
+    }
+    state.waiting = false;
+    if (root.dataset.seriesState !== "ready") { setLoading("ready"); }
     var token = ++state.token;
     var lowOnly = options && options.lowOnly;
     var done = false;
@@ -214,10 +232,84 @@
     next();
   }
 
+  // ---------------------------------------------------------------- series
+
+  function recordOf(index) {
+    if (!records[index]) { records[index] = { stack: [], next: 0, fetching: false }; }
+    return records[index];
+  }
+
+  function addInstances(record, instances) {
+    instances.forEach(function (inst) {
+      for (var f = 0; f < inst.frames; f++) {
+        record.stack.push({ id: inst.id, frame: f, frameCount: inst.frames, number: inst.number,
+                            rows: inst.rows, columns: inst.columns });
+      }
+    });
+  }
+
+  // the series' number of images, known from the page before all its instances are listed
+  function seriesTotal(index) {
+    var record = recordOf(index);
+    if (record.next === null) { return record.stack.length; }
+    return Math.max(data.series[index].frames || 0, record.stack.length);
+  }
+
+  function setLoading(kind) {  // loading, ready, failed or stopped
+    root.dataset.seriesState = kind;
+    loadingEl.hidden = kind !== "loading";
+    stage.setAttribute("aria-busy", kind === "loading" ? "true" : "false");
+  }
+
+  // Ask for the next page of a series' instances, one request at a time. An answer for a series
+  // no longer shown is kept for when it is picked again, never shown; a failure shows the network
+  // message, and picking the series again (or moving to an image not yet listed) asks again.
+  function fetchPage(index) {
+    var record = recordOf(index);
+    if (record.fetching || record.next === null || state.stopped) { return; }
+    record.fetching = true;
+    var url = ds.seriesUrl.replace(ZERO, data.series[index].id) + "?start=" + record.next;
+    fetch(url, { credentials: "same-origin", headers: { "Accept": "application/json" } })
+      .then(function (response) {
+        if (response.status === 403 || response.status === 404) { return { denied: true }; }
+        if (!response.ok) { return { error: true }; }
+        return response.json();
+      })
+      .catch(function () { return { error: true }; })
+      .then(function (body) {
+        record.fetching = false;
+        var current = index === state.series && !state.stopped;
+        if (body.denied) {
+          if (current) { stop(ds.msgDenied); }
+          return;
+        }
+        if (body.error || !Array.isArray(body.instances)) {
+          record.failed = true;  // cine does not ask again on its own (the reader does, by moving or picking)
+          if (current && (state.waiting || state.cine)) { setLoading("failed"); showMessage(ds.msgNetwork); }
+          return;
+        }
+        record.failed = false;
+        addInstances(record, body.instances);
+        record.next = typeof body.next === "number" && body.instances.length ? body.next : null;
+        if (!current) { return; }
+        listed();
+        fetchPage(index);  // a long series: its next page, until all are listed
+      });
+  }
+
+  // more of the shown series is listed: its total, and the image waited for
+  function listed() {
+    state.total = seriesTotal(state.series);
+    if (state.pos >= state.total) { state.pos = Math.max(0, state.total - 1); }
+    updateCineControls();
+    updatePosition();
+    if (state.waiting && state.stack[state.pos]) { load(); }
+  }
+
   // ---------------------------------------------------------------- navigation
 
   function updatePosition() {
-    var total = state.stack.length;
+    var total = state.total;
     slider.max = String(Math.max(1, total));
     slider.value = String(state.pos + 1);
     positionEl.textContent = (total ? state.pos + 1 : 0) + " / " + total;
@@ -230,33 +322,42 @@
   }
 
   function go(pos) {
-    if (state.stopped || !state.stack.length) { return; }
-    var p = Math.max(0, Math.min(state.stack.length - 1, pos));
+    if (state.stopped || !state.total) { return; }
+    var p = Math.max(0, Math.min(state.total - 1, pos));
     if (p === state.pos && state.image) { return; }
     state.pos = p;
     updatePosition();
     load();
   }
 
-  function selectSeries(index) {
-    var series = data.series[index];
-    if (!series || state.stopped) { return; }
-    state.series = index;
-    state.stack = [];
-    series.instances.forEach(function (inst) {
-      for (var f = 0; f < inst.frames; f++) {
-        state.stack.push({ id: inst.id, frame: f, frameCount: inst.frames, number: inst.number,
-                           rows: inst.rows, columns: inst.columns });
-      }
-    });
-    state.pos = 0;
-    state.center = state.width = null;
-    state.zoom = 1; state.panX = state.panY = 0;
-    // a series of one image has nothing to play: Play and its speed are disabled (a tap did nothing)
-    var single = state.stack.length < 2;
+  // a series of one image has nothing to play: Play and its speed are disabled (a tap did nothing)
+  function updateCineControls() {
+    var single = state.total < 2;
     if (single) { stopCine(); }
     cineButton.disabled = single;
     fpsSelect.disabled = single;
+  }
+
+  function selectSeries(index) {
+    var series = data.series[index];
+    if (!series || state.stopped) { return; }
+    var record = recordOf(index);
+    state.series = index;
+    state.stack = record.stack;  // the same list: pages arriving later extend it
+    state.total = seriesTotal(index);
+    state.pos = 0;
+    state.waiting = false;
+    state.center = state.width = null;
+    state.zoom = 1; state.panX = state.panY = 0;
+    updateCineControls();
+    showMessage("");
+    if (!record.stack.length) {  // nothing of it listed yet: no image of the series left before on screen
+      state.token += 1;
+      state.image = null;
+      state.shown = null;
+      draw();
+      setLabel("none");
+    }
     document.getElementById("meta-series").textContent =
       (series.number !== null ? series.number + " · " : "") + (series.description || "—");
     document.getElementById("meta-modality").textContent = series.modality || "—";
@@ -267,6 +368,7 @@
     state.image = null;
     updatePosition();
     load();
+    fetchPage(index);  // the rest of a long series (nothing once all is listed)
   }
 
   function buildSeriesList() {
@@ -276,15 +378,14 @@
       var button = document.createElement("button");
       button.type = "button";
       button.className = "viewer-series-button";
-      var middle = series.instances[Math.floor(series.instances.length / 2)];
       var img = document.createElement("img");
       img.alt = "";
       img.width = 64; img.height = 64;
       img.loading = "lazy";
-      img.src = ds.frameUrl.replace(ZERO, middle.id) + "?frame=0&quality=low&size=64";
+      img.src = ds.frameUrl.replace(ZERO, series.thumbnail) + "?frame=0&quality=low&size=64";
       var text = document.createElement("span");
       text.textContent = (series.modality || "") + " " + (series.number !== null ? series.number : "") +
-        (series.description ? " · " + series.description : "") + " (" + series.instances.length + ")";
+        (series.description ? " · " + series.description : "") + " (" + series.count + ")";
       button.appendChild(img);
       button.appendChild(text);
       button.addEventListener("click", function () { selectSeries(index); stage.focus(); });
@@ -328,11 +429,16 @@
 
   function toggleCine() {
     if (state.cine) { stopCine(); return; }
-    if (state.stopped || state.stack.length < 2) { return; }
+    if (state.stopped || state.total < 2) { return; }
     cineButton.setAttribute("aria-pressed", "true");
     cineButton.textContent = ds.textPause;
     state.cine = window.setInterval(function () {
-      state.pos = (state.pos + 1) % state.stack.length;
+      var next = (state.pos + 1) % state.total;
+      if (!state.stack[next]) {  // waits for the next page of a long series
+        if (!recordOf(state.series).failed) { fetchPage(state.series); }
+        return;
+      }
+      state.pos = next;
       updatePosition();
       load();
     }, 1000 / Number(fpsSelect.value || 10));
@@ -394,7 +500,7 @@
       case "PageDown": go(state.pos + 10); break;
       case "PageUp": go(state.pos - 10); break;
       case "Home": go(0); break;
-      case "End": go(state.stack.length - 1); break;
+      case "End": go(state.total - 1); break;
       case "+": case "=": zoomBy(1.25); break;
       case "-": zoomBy(0.8); break;
       case "0": fit(); break;
@@ -455,7 +561,7 @@
     }
     var dx = event.clientX - gesture.x, dy = event.clientY - gesture.y;
     if (gesture.kind === "scroll") {
-      var step = Math.max(4, stage.clientHeight / Math.max(state.stack.length, 1) / 2);
+      var step = Math.max(4, stage.clientHeight / Math.max(state.total, 1) / 2);
       go(gesture.pos + Math.round(dy / step));
     } else if (gesture.kind === "pan") {
       state.panX = gesture.panX + dx; state.panY = gesture.panY + dy; draw();
@@ -514,6 +620,10 @@
 
   // ---------------------------------------------------------------- start
 
+  if (data.series.length && data.series[0].instances) {  // the first series' first page came with the page
+    addInstances(recordOf(0), data.series[0].instances);
+    recordOf(0).next = typeof data.series[0].next === "number" ? data.series[0].next : null;
+  }
   window.addEventListener("resize", resize);
   resize();
   buildSeriesList();

@@ -353,3 +353,129 @@ def test_the_focus_ring_stands_out_on_the_stage_and_the_page(page, live_server, 
         box = button.bounding_box()
         y = box["y"] + box["height"] / 2
         assert _contrast(pixel(box["x"] - 4, y), pixel(box["x"] - 12, y)) >= 3, width  # the dark ring, not clipped
+
+
+def _second_series(ct_study):
+    """A second series of the phantom study: 6 slices of 64 x 64, series 2 "Phantom coronal"."""
+    from apps.imaging.models import Series
+    from bench.frames_synthetic import store_ct_phantom
+
+    instances = store_ct_phantom(study=ct_study, slices=6, rows=64, columns=64)
+    Series.objects.filter(pk=instances[0].series_id).update(series_number=2, series_description="Phantom coronal")
+    return instances[0].series, instances
+
+
+def test_switching_series_loads_the_picked_series_and_ignores_a_late_answer(page, live_server, clinician_a,
+                                                                             ct_study, monkeypatch):
+    """The page carries the first series' instances only (here a page of 4 at a time); another
+    series' are asked for when it is picked, with a loading state meanwhile. An answer that comes
+    after the reader has picked another series is not shown; the keyboard and cine work across the
+    pages of a long series, and the slider reaches its last image."""
+    from apps.viewer import selectors
+
+    monkeypatch.setattr(selectors, "SERIES_PAGE", 4)  # the live server runs in this process
+    first_series = ct_study.phantom_instances[0].series
+    series, instances = _second_series(ct_study)
+    held, hold = [], [True]
+
+    def lists(route):
+        if hold[0] and str(series.public_id) in route.request.url:
+            held.append(route)
+        else:
+            route.continue_()
+
+    page.route("**/series/*/instances*", lists)
+    _sign_in(page, live_server, clinician_a)
+    page.goto(live_server.url + reverse("viewer:viewer", kwargs={"study_id": ct_study.public_id}))
+    _wait_shown(page, pos=0, quality="diagnostic")
+    html = page.content()
+    assert str(instances[0].public_id) not in html and str(instances[5].public_id) not in html
+    viewer, position = page.locator("#viewer"), page.get_by_test_id("viewer-position")
+    loading, stage = page.get_by_test_id("viewer-loading"), page.get_by_test_id("viewer-stage")
+    buttons = page.locator(".viewer-series-button")
+    expect(buttons).to_have_count(2)
+    expect(buttons.nth(1)).to_contain_text("Phantom coronal (6)")
+    expect(position).to_have_text("1 / 20")
+
+    buttons.nth(1).click()
+    expect(loading).to_be_visible()
+    expect(loading).to_have_text("Loading images…")
+    expect(stage).to_have_attribute("aria-busy", "true")
+    expect(position).to_have_text("1 / 6")  # the series' length is known before its instances
+    expect(page.get_by_role("img", name="No image")).to_be_attached()  # the first series' image is gone
+    assert _centre_of_canvas(page) < 5
+
+    # the first series again before the answer came: the late answer does not replace it
+    buttons.nth(0).click()
+    expect(page.get_by_role("img", name=_canvas_name(DIAGNOSTIC, 1))).to_be_attached()
+    expect(loading).to_be_hidden()
+    hold[0] = False
+    for route in held:
+        route.continue_()
+    page.wait_for_timeout(500)
+    expect(viewer).to_have_attribute("data-shown-series", str(first_series.public_id))
+    expect(position).to_have_text("1 / 20")
+    expect(page.get_by_role("img", name=_canvas_name(DIAGNOSTIC, 1))).to_be_attached()
+
+    # the second series: its images, position and details
+    buttons.nth(1).click()
+    expect(viewer).to_have_attribute("data-shown-series", str(series.public_id))
+    _wait_shown(page, pos=0, quality="diagnostic")
+    expect(position).to_have_text("1 / 6")
+    expect(page.get_by_role("img", name=f"{DIAGNOSTIC} — series 2 · Phantom coronal, image 1 of 6")).to_be_attached()
+    expect(page.locator("#meta-size")).to_have_text("64 × 64")
+    expect(page.locator("#meta-series")).to_have_text("2 · Phantom coronal")
+    stage.focus()
+    page.keyboard.press("End")  # past the first page of 4
+    _wait_shown(page, pos=5, quality="diagnostic")
+    expect(position).to_have_text("6 / 6")
+    assert abs(_centre_of_canvas(page) - _gray(body_hu(5), 40, 400)) <= 4
+    page.keyboard.press("ArrowUp")
+    _wait_shown(page, pos=4, quality="diagnostic")
+    expect(position).to_have_text("5 / 6")
+    page.keyboard.press(" ")  # cine
+    expect(page.get_by_test_id("viewer-cine")).to_have_attribute("aria-pressed", "true")
+    expect(viewer).to_have_attribute("data-shown-pos", "0")  # went round
+    page.keyboard.press(" ")
+    expect(page.get_by_test_id("viewer-cine")).to_have_attribute("aria-pressed", "false")
+
+    # the first series' slider reaches its 20th image, five pages on
+    buttons.nth(0).click()
+    _wait_shown(page, pos=0, quality="diagnostic")
+    page.get_by_test_id("viewer-slice").fill("20")
+    _wait_shown(page, pos=19, quality="diagnostic")
+    expect(position).to_have_text("20 / 20")
+    assert abs(_centre_of_canvas(page) - _gray(body_hu(19), 40, 400)) <= 4
+    # one session, recorded when the page opened; none per series
+    assert AuditEvent.objects.filter(action="viewer.opened", study_ref=ct_study.public_id).count() == 1
+
+
+def test_a_series_that_could_not_be_loaded_says_so_and_loads_when_picked_again(page, live_server, clinician_a,
+                                                                               ct_study):
+    series, _instances = _second_series(ct_study)
+    failing = [True]
+
+    def lists(route):
+        if failing[0]:
+            route.abort()
+        else:
+            route.continue_()
+
+    page.route("**/series/*/instances*", lists)
+    _sign_in(page, live_server, clinician_a)
+    page.goto(live_server.url + reverse("viewer:viewer", kwargs={"study_id": ct_study.public_id}))
+    _wait_shown(page, pos=0, quality="diagnostic")
+    buttons = page.locator(".viewer-series-button")
+    buttons.nth(1).click()
+    message = page.get_by_test_id("viewer-message")
+    expect(message).to_be_visible()
+    expect(message).to_contain_text("The image could not be loaded")
+    expect(page.get_by_test_id("viewer-loading")).to_be_hidden()
+    expect(buttons.nth(1)).to_be_enabled()  # not stopped: the reader may try again
+
+    failing[0] = False
+    buttons.nth(1).click()
+    expect(page.locator("#viewer")).to_have_attribute("data-shown-series", str(series.public_id))
+    _wait_shown(page, pos=0, quality="diagnostic")
+    expect(message).to_be_hidden()
+    expect(page.get_by_test_id("viewer-position")).to_have_text("1 / 6")

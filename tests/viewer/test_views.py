@@ -228,7 +228,9 @@ def test_multi_frame_instance_serves_each_frame(client_as, clinician_a, ct_study
     assert first.content != last.content  # different frames, different pixels
     assert client.get(_frame_url(instance, frame=10)).json()["error"] == "undecodable"
     page = client.get(reverse("viewer:viewer", kwargs={"study_id": ct_study.public_id}))
-    assert f'"id": "{instance.public_id}", "frames": 10' in page.content.decode()
+    assert f'"count": 1, "frames": 10, "thumbnail": "{instance.public_id}"' in page.content.decode()
+    listed = client.get(_series_url(ct_study, series)).json()["instances"]
+    assert [(i["id"], i["frames"]) for i in listed] == [(str(instance.public_id), 10)]
 
 
 def test_frames_fetched_without_the_viewer_page_are_recorded_once_per_study(client_as, clinician_a, ct_study):
@@ -315,6 +317,33 @@ def second_series(ct_study):
     return series
 
 
+def _viewer_data(response) -> dict:
+    import json
+    import re
+
+    match = re.search(r'<script id="viewer-data" type="application/json">(.*?)</script>', response.content.decode(),
+                      re.S)
+    return json.loads(match.group(1))
+
+
+def test_page_embeds_the_series_list_and_the_first_series_instances_only(client_as, clinician_a, ct_study,
+                                                                          second_series):
+    response = client_as(clinician_a).get(reverse("viewer:viewer", kwargs={"study_id": ct_study.public_id}))
+    data = _viewer_data(response)
+    first, second = data["series"]
+    assert [i["id"] for i in first["instances"]] == [str(i.public_id) for i in ct_study.phantom_instances]
+    assert first["next"] is None and (first["count"], first["frames"]) == (20, 20)
+    assert first["thumbnail"] == str(ct_study.phantom_instances[10].public_id)  # the middle one
+    assert "instances" not in second and (second["count"], second["frames"]) == (3, 3)
+    assert (second["id"], second["number"], second["modality"], second["description"]) == (
+        str(second_series.public_id), 2, "CT", "Second")
+    assert second["thumbnail"] == str(second_series.made[1].public_id)  # number 2 of 1, 2, 3
+    body = response.content.decode()
+    assert not any(str(i.public_id) in body for i in second_series.made[::2])  # not the thumbnail's neighbours
+    opened = AuditEvent.objects.get(action="viewer.opened", study_ref=ct_study.public_id)
+    assert (opened.details["series"], opened.details["instances"]) == (2, 23)
+
+
 def test_series_instances_for_the_owner_in_the_viewers_order_and_not_audited(client_as, clinician_a, ct_study,
                                                                               second_series):
     client = client_as(clinician_a)
@@ -391,6 +420,24 @@ def test_a_series_of_another_study_or_organization_is_404(client_as, clinician_a
         assert response.status_code == 404 and "instances" not in response.json()
     # the other organization's study, named with its own series, is hidden as a whole
     assert client.get(_series_url(other_org_series.study, other_org_series)).status_code == 404
+
+
+def test_a_long_series_comes_a_page_at_a_time(client_as, clinician_a, ct_study, monkeypatch):
+    from apps.viewer import selectors
+
+    monkeypatch.setattr(selectors, "SERIES_PAGE", 8)
+    client = client_as(clinician_a)
+    series = ct_study.phantom_instances[0].series
+    data = _viewer_data(client.get(reverse("viewer:viewer", kwargs={"study_id": ct_study.public_id})))
+    assert len(data["series"][0]["instances"]) == 8 and data["series"][0]["next"] == 8
+    assert data["series"][0]["frames"] == 20  # the slider's length before the rest is listed
+    listed, start = list(data["series"][0]["instances"]), 8
+    while start is not None:
+        body = client.get(_series_url(ct_study, series, start=start)).json()
+        listed += body["instances"]
+        start = body["next"]
+    assert [i["id"] for i in listed] == [str(i.public_id) for i in ct_study.phantom_instances]
+    assert client.get(_series_url(ct_study, series, start=500)).json() == {"instances": [], "next": None}
 
 
 @pytest.mark.parametrize("start", ["-1", "x", "1.5", "99999999999"])
