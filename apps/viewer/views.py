@@ -76,6 +76,22 @@ def _json_error(status: int, code: str, message: str) -> JsonResponse:
     return response
 
 
+def _images_refusal(actor, obj, request) -> JsonResponse | None:
+    """None if the actor may view the images of ``obj`` (a study or an instance); otherwise the
+    JSON refusal viewer.js stops on, recorded by the policy: 404 ``gone`` to whoever may not see
+    its case (outsiders, ended grants), 403 ``denied`` to those who see the case but not images."""
+    if obj is not None and policy.can(actor, Action.VIEW_IMAGES, obj):
+        return None
+    try:
+        _visible(actor, obj, request)
+        policy.require(actor, Action.VIEW_IMAGES, obj, request=request)
+    except Http404:
+        return _json_error(404, "gone", _("This study is no longer available to you."))
+    except PermissionDenied:
+        return _json_error(403, "denied", _("Your access to these images has ended or does not cover them."))
+    return None
+
+
 def _may_view_diagnostic(actor, obj) -> bool:
     return Rendition.ORIGINAL in policy.allowed_renditions(actor, obj)
 
@@ -128,14 +144,8 @@ def series_instances(request: HttpRequest, study_id: UUID, series_id: UUID) -> H
     pixels are read through frames."""
     actor = policy.actor_for(request)
     study = Study.objects.select_related("organization", "case").filter(public_id=study_id).first()
-    if study is None or not policy.can(actor, Action.VIEW_IMAGES, study):
-        try:
-            _visible(actor, study, request)
-            policy.require(actor, Action.VIEW_IMAGES, study, request=request)
-        except Http404:
-            return _json_error(404, "gone", _("This study is no longer available to you."))
-        except PermissionDenied:
-            return _json_error(403, "denied", _("Your access to these images has ended or does not cover them."))
+    if (refused := _images_refusal(actor, study, request)) is not None:
+        return refused
     series_pk = Series.objects.filter(study=study, public_id=series_id).values_list("pk", flat=True).first()
     if series_pk is None:  # another study's series, or none
         return _json_error(404, "not_found", _("This series is not part of this study."))
@@ -206,14 +216,8 @@ def frame(request: HttpRequest, instance_id: UUID) -> HttpResponse:
     apps.viewer.services). Refusals and undecodable files answer JSON with a message."""
     actor = policy.actor_for(request)
     instance = Instance.objects.select_related("study", "blob").filter(public_id=instance_id).first()
-    if instance is None or not policy.can(actor, Action.VIEW_IMAGES, instance):
-        try:
-            _visible(actor, instance, request)
-            policy.require(actor, Action.VIEW_IMAGES, instance, request=request)
-        except Http404:
-            return _json_error(404, "gone", _("This study is no longer available to you."))
-        except PermissionDenied:
-            return _json_error(403, "denied", _("Your access to these images has ended or does not cover them."))
+    if (refused := _images_refusal(actor, instance, request)) is not None:
+        return refused
     try:
         wanted = services.parse_frame_request(request.GET)
     except services.BadFrameRequest:
