@@ -85,6 +85,7 @@ BOARD_ENDED = "board.ended"
 # --- imaging -------------------------------------------------------------------------------------
 VIEWER_OPENED = "viewer.opened"
 VIEWER_CLOSED = "viewer.closed"
+EDUCATION_VIEWED = "education.viewed"
 DOWNLOAD_COMPLETED = "download.completed"
 DOWNLOAD_INCOMPLETE = "download.incomplete"
 DEID_EXPORTED = "deid.exported"
@@ -171,6 +172,7 @@ LABELS: dict[str, str] = {
     BOARD_ENDED: _("Tumor board ended"),
     VIEWER_OPENED: _("Viewer opened"),
     VIEWER_CLOSED: _("Viewer closed"),
+    EDUCATION_VIEWED: _("Education copy viewed"),
     DOWNLOAD_COMPLETED: _("Download completed"),
     DOWNLOAD_INCOMPLETE: _("Download not completed"),
     DEID_EXPORTED: _("De-identified export made"),
@@ -245,8 +247,8 @@ MEMBER_ACCOUNT_ACTIONS: frozenset[str] = frozenset({
 
 #: the actions that say someone saw or downloaded a case's studies (the case page's history)
 ACCESS_ACTIONS: frozenset[str] = frozenset({
-    CASE_VIEWED, GRANT_OPENED, VIEWER_OPENED, VIEWER_CLOSED, DOWNLOAD_COMPLETED, DOWNLOAD_INCOMPLETE,
-    GRANT_DOWNLOAD, DEID_EXPORTED, ATTACHMENT_DOWNLOADED,
+    CASE_VIEWED, GRANT_OPENED, VIEWER_OPENED, VIEWER_CLOSED, EDUCATION_VIEWED, DOWNLOAD_COMPLETED,
+    DOWNLOAD_INCOMPLETE, GRANT_DOWNLOAD, DEID_EXPORTED, ATTACHMENT_DOWNLOADED,
 })
 
 

@@ -100,6 +100,7 @@ FHIR_MAP: dict[str, Mapping] = {
     A.BOARD_ENDED: _REVOKE,
     A.VIEWER_OPENED: Mapping("110103", "R"),
     A.VIEWER_CLOSED: Mapping("110103", "R"),
+    A.EDUCATION_VIEWED: Mapping("110103", "R"),
     A.DOWNLOAD_COMPLETED: Mapping("110104", "R"),
     A.DOWNLOAD_INCOMPLETE: Mapping("110104", "R"),
     A.GRANT_DOWNLOAD: Mapping("110104", "R"),

@@ -7,11 +7,11 @@ rule ``policy.can`` applies), as the download itself asks ``policy.download_auth
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from apps.imaging.models import Study
-from apps.renditions.models import Kind, Label, Rendition, Status
+from apps.renditions.models import Kind, Label, Rendition, RenditionFile, Status
 from apps.sharing import policy
 from apps.sharing.models import Grant
 from apps.sharing.usecases import Rendition as SharedRendition
@@ -37,10 +37,21 @@ _REFUSAL_STATES = {policy.GrantRefusal.LIMIT_REACHED: CopyState.LIMIT_REACHED,
                    policy.GrantRefusal.SECOND_FACTOR: CopyState.SECOND_FACTOR}
 
 
+@dataclass
+class EducationImage:
+    """One image of a study's education copy, shown on the page: ``src`` is filled by
+    ``apps.education.services.education_images_fill`` (left empty, the image is not shown)."""
+
+    file: RenditionFile
+    src: str = ""
+
+
 @dataclass(frozen=True)
 class EducationStudy:
     study: Study
     state: str
+    #: the copy's images, when it is READY (shown on the page)
+    images: list[EducationImage] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -88,6 +99,14 @@ def education_shares_for(*, user: User) -> list[EducationShare]:
     statuses = dict(Rendition.objects.filter(study__in=every, kind=Kind.EDUCATION).values_list("study_id", "status"))
     refusals = dict(zip((s.pk for s in every), policy.download_refusals(
         user, every, rendition=SharedRendition.EDUCATION), strict=True))
-    return [EducationShare(grant=grant, studies=[EducationStudy(study=s, state=_state(s, statuses, refusals[s.pk]))
-                                                 for s in studies_of[grant.pk]])
+    states = {s.pk: _state(s, statuses, refusals[s.pk]) for s in every}
+    images: dict[int, list[EducationImage]] = {}
+    ready = [pk for pk, state in states.items() if state == CopyState.READY]
+    if ready:
+        for file in (RenditionFile.objects.filter(study_id__in=ready, kind=Kind.EDUCATION, status=Status.READY)
+                     .select_related("instance__series", "blob")
+                     .order_by("instance__series__series_number", "instance__instance_number", "pk")):
+            images.setdefault(file.study_id, []).append(EducationImage(file=file))
+    return [EducationShare(grant=grant, studies=[
+        EducationStudy(study=s, state=states[s.pk], images=images.get(s.pk, [])) for s in studies_of[grant.pk]])
             for grant in grants]

@@ -2,7 +2,8 @@
 patients out of everything else). It lists the patient's live patient-education shares; each
 study's education copy is downloaded through the one download endpoint
 (``renditions:study_download?rendition=education``), where ``apps.sharing.policy`` decides and
-counts the download on the grant, as for any recipient."""
+counts the download on the grant, as for any recipient. The copy's images are shown in the page
+(``apps.education.services``)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 
-from apps.education import selectors
+from apps.education import selectors, services
 from apps.education.selectors import CopyState
 from apps.sharing import services as sharing_services
 
@@ -22,4 +23,5 @@ def portal(request: HttpRequest) -> HttpResponse:
     shares = selectors.education_shares_for(user=request.user)
     # shown to the patient: each share's opening is recorded once per session (grant.opened)
     sharing_services.grants_record_open_once(grants=[s.grant for s in shares], request=request, actor=request.user)
+    services.education_images_fill(shares=shares, request=request)
     return render(request, "education/portal.html", {"shares": shares, "CopyState": CopyState})

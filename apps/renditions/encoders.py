@@ -24,7 +24,7 @@ import pydicom
 from django.utils.translation import gettext_noop
 from PIL import Image, ImageDraw, ImageFont
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.encaps import encapsulate
+from pydicom.encaps import encapsulate, generate_frames
 from pydicom.uid import (
     JPEG2000Lossless,
     JPEGBaseline8Bit,
@@ -202,6 +202,18 @@ _COPIED = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "Patien
            # the pixels are the source's, scaled: what it says of text or faces in them holds here
            # too, and nothing is claimed when it says nothing
            "BurnedInAnnotation", "RecognizableVisualFeatures")
+
+
+def education_jpeg(data: bytes) -> bytes:
+    """The JPEG image an education file (``education_dicom``) holds, as it was encoded: what the
+    patient portal shows in the browser. Raises NotEncodable for any other file."""
+    ds = _read(data)
+    if _tsuid(ds) != JPEGBaseline8Bit or "PixelData" not in ds:
+        raise NotEncodable(Deferred(gettext_noop("The file is not an education image.")))
+    try:
+        return next(generate_frames(ds.PixelData, number_of_frames=1))
+    except Exception as exc:  # damaged encapsulation
+        raise NotEncodable(Deferred(gettext_noop("The file cannot be read as DICOM."))) from exc
 
 
 def education_dicom(data: bytes, frame: int = 0) -> tuple[bytes, int, int]:

@@ -280,6 +280,15 @@ def study_renditions_lost_send(now=None) -> tuple[int, int]:
                            give_up=_lost_give_up, now=now)
 
 
+def education_image(*, file: RenditionFile) -> bytes:
+    """The JPEG image of an education file (small: at most EDUCATION_MAX px), read from its blob,
+    for the patient portal to show. Raises encoders.NotEncodable for a file that is not one."""
+    if file.kind != Kind.EDUCATION or file.blob is None:
+        raise encoders.NotEncodable(Deferred(gettext_noop("The file is not an education image.")))
+    with open_blob(file.blob) as fh:
+        return encoders.education_jpeg(fh.read())
+
+
 def study_rendition_blob_ids(*, study: Study) -> set[int]:
     """The blobs of a study's rendition files (for ``apps.imaging.services.study_delete``, which
     removes those no row points at once the study is gone). The original kind's are the

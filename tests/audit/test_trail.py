@@ -671,6 +671,23 @@ def _download_on_grant(w):
     b"".join(response.streaming_content)
 
 
+def _study_shared_with_a_patient(w):
+    from apps.sharing import services
+    from apps.sharing.usecases import RecipientKind, UseCase
+
+    _study(w)
+    w.patient_user = member(w.org, Role.PATIENT, email="patient@alpha.example")
+    services.share_create(case=w.case, by=w.clinician, use_case=UseCase.PATIENT_EDUCATION,
+                          recipient_kind=RecipientKind.USER, grantee=w.patient_user)
+    w.clients["patient"] = Client()
+    w.clients["patient"].force_login(w.patient_user)  # signed in before the row runs
+
+
+def _education_viewed(w):
+    page = w.clients["patient"].get(reverse("education:portal")).content.decode()
+    assert 'data-testid="education-image"' in page
+
+
 # --- links and expiry ----------------------------------------------------------------------
 
 def _anonymous_links_off(w):
@@ -865,6 +882,8 @@ ROWS = [
     Row("viewer closed after idling", _viewer_timeout, [(A.VIEWER_CLOSED, ALLOWED, ORG)], setup=_study_and_viewer),
     Row("download completed", _download_complete, [(A.DOWNLOAD_COMPLETED, ALLOWED, ORG)], setup=_study),
     Row("download incomplete", _download_part, [(A.DOWNLOAD_INCOMPLETE, ALLOWED, ORG)], setup=_study),
+    Row("education copy shown on the patient portal", _education_viewed,
+        [(A.GRANT_OPENED, ALLOWED, ORG), (A.EDUCATION_VIEWED, ALLOWED, ORG)], setup=_study_shared_with_a_patient),
     Row("download on a share", _download_on_grant,
         [(A.GRANT_DOWNLOAD, ALLOWED, ORG), (A.DOWNLOAD_COMPLETED, ALLOWED, ORG)], setup=_study_shared),
     # --- links, expiry

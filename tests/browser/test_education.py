@@ -60,6 +60,14 @@ def test_patient_opens_education_link_on_a_phone_and_downloads(browser, live_ser
         "Patient education - low resolution, not for diagnosis")
     expect(share.get_by_test_id("shared-by")).to_have_text("Casey Clinician")
     expect(share.get_by_text("CT chest")).to_be_visible()
+    # the copy's images are shown in the page, decoded, labelled, within the screen's width
+    images = share.get_by_test_id("education-image")
+    expect(images).to_have_count(1)
+    expect(images.first).to_be_visible()
+    assert images.first.evaluate("img => img.complete && img.naturalWidth > 0")
+    img_box = images.first.bounding_box()
+    assert img_box is not None and img_box["width"] > 100 and img_box["x"] + img_box["width"] <= 390
+    expect(share.get_by_test_id("education-images")).to_contain_text("Not for diagnosis")
     # fits the phone: nothing wider than the screen
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     button = share.get_by_test_id("education-download")
