@@ -4,6 +4,7 @@ to whom, in how many queries), notes, attachments, closing and tumor-board butto
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -12,7 +13,9 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from apps.audit import actions
 from apps.audit.models import AuditEvent
+from apps.audit.services import record
 from apps.cases.models import Attachment, BoardState, Case, CaseNote, Patient
 from apps.organizations.models import Role
 from apps.organizations.services import ACTIVE_ORG_SESSION_KEY
@@ -198,6 +201,20 @@ def test_a_consultant_sees_their_own_access_not_the_participants_or_history(org_
     assert 'data-testid="my-access"' in body
     assert "Another Outsider" not in body and 'id="history"' not in body
     assert 'id="participants"' in client_as(clinician_a).get(_page(case)).content.decode()
+
+
+def test_the_access_history_names_actors_without_a_person_in_the_readers_language(org_a, clinician_a, client_as):
+    """The trail stores codes for who acted without a person ("system", "link:<id>"); the case
+    page's history names them as the audit page does, never shows the code."""
+    case = CaseFactory(organization=org_a)
+    link_id = uuid.uuid4()
+    record(action=actions.SHARE_EXPIRED, actor_label="system", organization=org_a, target=case)
+    record(action=actions.GRANT_OPENED, actor_label=f"link:{link_id}", organization=org_a, target=case)
+    html = client_as(clinician_a).get(_page(case), HTTP_ACCEPT_LANGUAGE="es").content.decode()
+    history = html.split('id="history"', 1)[1]
+    assert "<td>Sistema</td>" in history
+    assert f'Enlace para compartir <small class="mono">{str(link_id)[:12]}' in history
+    assert "<td>system</td>" not in history and f"link:{link_id}" not in history
 
 
 def test_a_coordinator_sees_status_not_studies_or_documents(org_a, client_as):

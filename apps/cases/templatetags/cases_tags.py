@@ -27,3 +27,10 @@ def rendition_labels(renditions: list[str]) -> str:
 def action_label(action: str) -> str:
     """An audit action's label ("case.viewed" -> "Case viewed", translated)."""
     return actions.label(action)
+
+
+@register.filter
+def event_actor(event) -> tuple[str, str]:
+    """(name, reference) of who an audit event without a person names: "System", "Share link"
+    and its id, translated (the stored label is a code such as "system" or "link:<uuid>")."""
+    return actions.actor_label(event.actor_type, event.actor_label)
