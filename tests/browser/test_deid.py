@@ -127,3 +127,19 @@ def test_the_progress_updates_in_place_then_the_finished_page_loads(browser, liv
         assert len(polls) == seen and len(loads) == 1  # the finished page polls no more
     finally:
         context.close()
+
+
+def test_the_profiles_label_fits_a_phone_in_spanish(page, live_server):
+    """The profile's name, in a badge that never wrapped, was 433 px wide in Spanish: the whole
+    export page scrolled sideways on a 390 px phone."""
+    from tests.browser.conftest import signed_in_as
+    from tests.factories import StudyFactory
+
+    org = OrganizationFactory(slug="northwind-deid-phone", mfa_required_roles=[])
+    radiologist = member(org, Role.RADIOLOGIST, email="radiologist@phone.test", language="es")
+    study = StudyFactory(organization=org, case=CaseFactory(organization=org))
+    signed_in_as(page, live_server.url, radiologist)
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(live_server.url + reverse("deid:study_exports", kwargs={"study_id": study.public_id}))
+    assert "PS3.15" in page.get_by_test_id("deid-label").inner_text()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
