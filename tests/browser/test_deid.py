@@ -143,3 +143,22 @@ def test_the_profiles_label_fits_a_phone_in_spanish(page, live_server):
     page.goto(live_server.url + reverse("deid:study_exports", kwargs={"study_id": study.public_id}))
     assert "PS3.15" in page.get_by_test_id("deid-label").inner_text()
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
+
+
+def test_no_export_yet_is_said_without_an_empty_table_on_a_phone(page, live_server):
+    """The sentence saying a study has no export yet sat in an empty table's first row, scrolled
+    with the table: on a phone in Spanish it was cut off at the screen's edge."""
+    from tests.browser.conftest import signed_in_as
+    from tests.factories import StudyFactory
+
+    org = OrganizationFactory(slug="northwind-deid-empty", mfa_required_roles=[])
+    radiologist = member(org, Role.RADIOLOGIST, email="radiologist@empty.test", language="es")
+    study = StudyFactory(organization=org, case=CaseFactory(organization=org))
+    signed_in_as(page, live_server.url, radiologist)
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(live_server.url + reverse("deid:study_exports", kwargs={"study_id": study.public_id}))
+    empty = page.get_by_test_id("deid-exports-empty")
+    assert empty.inner_text() == "Todavía no hay ninguna exportación desidentificada."
+    box = empty.bounding_box()
+    assert box["x"] >= 0 and box["x"] + box["width"] <= 390
+    assert page.locator("main table").count() == 0
