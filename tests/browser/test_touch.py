@@ -355,3 +355,31 @@ def test_a_studys_rendition_labels_do_not_stretch_its_row_on_a_phone(page, live_
         "els => els.map(e => [e.textContent, e.getClientRects().length, Math.round(e.getBoundingClientRect().height)])"
     )
     assert len(badges) == 4 and all(height < 40 for _text, _n, height in badges), badges
+
+
+def test_a_studys_rendition_labels_keep_to_two_lines_in_a_box_on_its_page(page, live_server):
+    """On the study page the label column was squeezed to 100 px: in Spanish each label ran over
+    three to five lines inside a pill, an oval whose words crossed its border, on a tablet and a
+    phone alike."""
+    from tests.factories import RenditionFactory, StudyFactory
+
+    org = OrganizationFactory(name="Northwind Test", mfa_required_roles=[])
+    user = member(org, Role.CLINICIAN, email="study.renditions@touch.example", language="es")
+    case = CaseFactory(organization=org, created_by=user, responsible_clinician=user)
+    study = StudyFactory(organization=org, case=case, study_description="Whole Body Bone")
+    for kind, label in [("original", "diagnostic_original"), ("lossless", "diagnostic_lossless"),
+                        ("preview", "preview_lossy"), ("education", "education_low_res")]:
+        RenditionFactory(organization=org, study=study, kind=kind, label=label)
+    signed_in_as(page, live_server.url, user)
+    for width, height in [(390, 844), (768, 1024)]:
+        page.set_viewport_size({"width": width, "height": height})
+        page.goto(f"{live_server.url}/studies/{study.public_id}/")
+        badges = page.get_by_test_id("rendition-badge").evaluate_all("""els => els.map(e => {
+          const s = getComputedStyle(e);
+          const inner = e.clientHeight - parseFloat(s.paddingTop) - parseFloat(s.paddingBottom);
+          return [e.textContent, Math.round(inner / parseFloat(s.lineHeight)), parseFloat(s.borderTopLeftRadius)];
+        })""")
+        assert len(badges) == 4, badges
+        for text, lines, radius in badges:
+            assert lines <= 2, (width, text, lines)
+            assert lines == 1 or radius <= 8, (width, text, radius)
