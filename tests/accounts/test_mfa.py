@@ -306,6 +306,17 @@ def test_security_page_and_new_recovery_codes(clinician_a, client_as, verified_c
     assert client.get("/").status_code == 200
 
 
+def test_with_no_recovery_code_left_the_security_page_says_to_make_new_ones(clinician_a, verified_client):
+    """With every recovery code used (or none ever made, as the demo's accounts), the page said
+    "0 recovery codes left." and then "Sign in with a recovery code": what to do was not said."""
+    client = verified_client(clinician_a)
+    StaticDevice.objects.get(user=clinician_a).token_set.all().delete()
+    html = client.get("/accounts/mfa/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "0 recovery codes left" not in html and "Sign in with a recovery code" not in html
+    assert 'data-testid="no-recovery-codes"' in html and "make new ones" in html
+    assert 'class="primary">Make new recovery codes' in html
+
+
 @pytest.mark.parametrize("next_value", ["2026-13-45", "0", "dashboard-ish", "https://evil.example/", "//evil.example/"])
 def test_a_next_that_is_not_a_path_here_goes_to_the_dashboard(org_a, verified_client, next_value):
     """A bare word in ``next`` was handed to ``redirect``, which tried it as a view name: a 500 on
