@@ -212,3 +212,18 @@ def test_an_anonymous_link_holders_reads_name_the_link_in_the_trail(case, owner,
                                      request=request) == grant
     counted = AuditEvent.objects.get(action="grant.download")
     assert counted.actor_type == "link" and counted.link_ref == link.public_id
+
+
+def test_an_anonymous_link_holder_is_not_offered_the_studys_page_that_asks_them_to_sign_in(case, owner):
+    """Each study's name on the shared case page linked to the study's own page, which sends an
+    anonymous link holder to the sign-in form: only the viewer (View) is offered to them."""
+    from tests.factories import StudyFactory
+
+    study = StudyFactory(organization=case.organization, case=case, study_description="Chest CT")
+    _grant, _link, raw = _anonymous(case, owner)
+    visitor = Client()
+    page = visitor.get(visitor.get(_url(raw))["Location"]).content.decode()
+    study_page = reverse("imaging:study_detail", kwargs={"study_id": study.public_id})
+    assert "Chest CT" in page and reverse("viewer:viewer", kwargs={"study_id": study.public_id}) in page
+    assert f'href="{study_page}"' not in page
+    assert visitor.get(study_page)["Location"].startswith("/accounts/login/")  # why it is not offered
