@@ -48,6 +48,11 @@ class InvitationForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["cases"].queryset = cases_qs
         self.fields["cases"].label_from_instance = lambda c: c.title
+        if cases_qs is not None and not cases_qs.exists():
+            # an org admin (who shares no case) saw "None to choose from." and nothing more
+            self.fields["cases"].help_text = _(
+                "You may share no open case: a consultant invited now sees nothing until someone who "
+                "may share a case (a clinician or a radiologist) shares it with them.")
 
 
 class PatientInvitationForm(forms.Form):

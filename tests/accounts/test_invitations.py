@@ -300,3 +300,18 @@ def test_an_invitation_whose_email_cannot_be_sent_is_withdrawn_with_a_reason(set
                            {"email": "p@home.example", "language": "en"})
     assert response.status_code == 400 and "could not be sent" in response.content.decode()
     assert not Invitation.objects.filter(revoked_at__isnull=True).exists()
+
+
+def test_an_inviter_who_may_share_no_case_is_told_what_the_consultant_will_see(org_a, admin_a, verified_client):
+    """An org admin's invitation form listed no case under "Cases the invitation opens", said
+    "None to choose from." and the usual help ("sees only these cases"): nothing said the invited
+    consultant would see nothing until a case is shared with them, nor by whom."""
+    CaseFactory(organization=org_a)  # open, but an admin does not share cases
+    html = verified_client(admin_a).get("/org/invitations/new/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "You may share no open case" in html and "a clinician or a radiologist" in html
+
+
+def test_an_inviter_who_may_share_cases_keeps_the_usual_help(org_a, radiologist, case, verified_client):
+    html = verified_client(radiologist).get("/org/invitations/new/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert case.title in html and "You may share no open case" not in html
+    assert "An external consultant sees only these cases, and nothing else." in html
