@@ -24,6 +24,7 @@ from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
@@ -128,8 +129,17 @@ def viewer_page(request: HttpRequest, study_id: UUID) -> HttpResponse:
         "study": study, "diagnostic": diagnostic, "session_id": session_id,
         "viewer_data": {"series": series_data, "mode": "diagnostic" if diagnostic else "preview",
                         "session": session_id},
-        "back_url": study.get_absolute_url() if getattr(actor, "is_authenticated", False) else "",
+        **_back(actor, study),
     })
+
+
+def _back(actor, study: Study) -> dict[str, str]:
+    """Where the page's "back" link leads: the study's page for a signed-in user, the shared case
+    (where the link led) for an anonymous link holder, who has no study page to go back to."""
+    if getattr(actor, "is_authenticated", False):
+        return {"back_url": study.get_absolute_url(), "back_label": _("Back to study")}
+    return {"back_url": reverse("sharing:shared_case", kwargs={"case_id": study.case.public_id}),
+            "back_label": _("Back to the shared case")}
 
 
 @policy.link_aware

@@ -444,3 +444,24 @@ def test_a_long_series_comes_a_page_at_a_time(client_as, clinician_a, ct_study, 
 def test_bad_series_page_requests_are_400(client_as, clinician_a, ct_study, second_series, start):
     response = client_as(clinician_a).get(_series_url(ct_study, second_series, start=start))
     assert response.status_code == 400 and response.json()["error"] == "bad_request"
+
+
+def test_the_viewer_leads_back_to_the_study_or_for_a_link_holder_to_the_shared_case(client, client_as, clinician_a,
+                                                                                    ct_study):
+    """A link holder has no study page (it sends them to the sign-in form): their way back is the
+    shared case the link opened."""
+    from apps.sharing import services as sharing
+    from apps.sharing.usecases import RecipientKind, UseCase
+
+    url = reverse("viewer:viewer", kwargs={"study_id": ct_study.public_id})
+    page = client_as(clinician_a).get(url).content.decode()
+    assert f'href="{ct_study.get_absolute_url()}" data-testid="viewer-back">Back to study<' in page
+    ct_study.organization.anonymous_links_enabled = True
+    ct_study.organization.save()
+    _grant, _link, raw = sharing.share_create(case=ct_study.case, by=clinician_a, use_case=UseCase.CUSTOM,
+                                              recipient_kind=RecipientKind.ANONYMOUS)
+    assert client.get(reverse("sharing:link_open", kwargs={"token": raw})).status_code == 302
+    page = client.get(url).content.decode()
+    back = reverse("sharing:shared_case", kwargs={"case_id": ct_study.case.public_id})
+    assert f'href="{back}" data-testid="viewer-back">Back to the shared case<' in page
+    assert client.get(back).status_code == 200
