@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 from django import forms
+from django.template.defaultfilters import filesizeformat
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from apps.accounts.models import User
@@ -32,6 +34,13 @@ class OrganizationPolicyForm(forms.ModelForm):
         choices=[c for c in Role.choices if c[0] != Role.PATIENT], widget=forms.CheckboxSelectMultiple,
         help_text=_("Everyone may set up an authenticator app; these roles must. External consultants always must."),
     )
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # the limit is typed in bytes: say what the one in force is in a size people read
+        self.fields["upload_max_bytes"].help_text = gettext(
+            "Uploads larger than this are refused before any byte is stored. Now: %(size)s "
+            "(1 GB is 1073741824 bytes).") % {"size": filesizeformat(self.instance.upload_max_bytes)}
 
     def clean_mfa_required_roles(self) -> list[str]:
         roles = set(self.cleaned_data["mfa_required_roles"]) | {Role.EXTERNAL_CONSULTANT.value}

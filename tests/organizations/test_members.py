@@ -319,3 +319,12 @@ def test_an_admin_whose_account_is_deactivated_does_not_count_as_the_remaining_a
     assert "at least one active organization admin" in response.content.decode()
     m.refresh_from_db()
     assert m.role == Role.ORG_ADMIN
+
+
+@pytest.mark.parametrize(("language", "said"), [("en", "Now: 20.0\xa0GB"), ("es", "Ahora: 20,0\xa0GB")])
+def test_the_upload_limit_is_said_in_a_size_people_read(client_as, admin_a, org_a, language, said):
+    """The limit is typed in bytes (21474836480 by default): the form says what it is."""
+    admin_a.language = language
+    admin_a.save(update_fields=["language"])
+    page = client_as(admin_a).get(reverse("organizations:settings")).content.decode()
+    assert said in page
