@@ -41,3 +41,18 @@ def test_upload_page_for_uploaders_only(client_as, org_a):
     assert "vendor/tus-js-client/tus.min.js" in html and 'href="/studies/upload/"' in html
     assert client_as(member(org_a, Role.ORG_ADMIN)).get("/studies/upload/").status_code == 403
     assert client_as(member(org_a, Role.PATIENT)).get("/studies/upload/").status_code in (302, 403)
+
+
+@pytest.mark.parametrize(("stored", "shown"), [
+    ("Fictional^Pat", "Fictional, Pat"),
+    ("Doe^John^Q^Dr^Jr", "Doe, Dr John Q Jr"),
+    ("Yamada^Tarou=山田^太郎", "Yamada, Tarou"),
+    ("Mononym", "Mononym"),
+    ("^Given", "Given"),
+    ("A^B\\C^D", "A^B\\C^D"),  # several names: as stored
+])
+def test_the_study_page_shows_the_patients_name_as_people_read_it(client_as, org_a, stored, shown):
+    """DICOM keeps a name as Family^Given^Middle^Prefix^Suffix; the page said 'Fictional^Pat'."""
+    study = StudyFactory(organization=org_a, patient_name=stored)
+    html = client_as(member(org_a, Role.RADIOLOGIST)).get(study.get_absolute_url()).content.decode()
+    assert f"<dd>{shown} · " in html.replace("&#x27;", "'")
