@@ -178,3 +178,25 @@ def test_without_javascript_a_phone_shows_the_whole_header_and_the_filters(brows
         expect(page.get_by_label("Search")).to_be_visible()
     finally:
         context.close()
+
+
+@pytest.mark.parametrize("language", ["en", "es"])
+def test_a_tablet_header_is_two_rows_with_sign_out_beside_the_other_tools(page, live_server, language):
+    """At 768 px the Spanish header took three rows (167 px), "Cerrar sesión" alone on the
+    third, at the left. The language's label is read, not shown (the list names the languages),
+    and the tools keep to the right as they wrap."""
+    org = OrganizationFactory(name="Northwind General Hospital", mfa_required_roles=[])
+    user = member(org, Role.CLINICIAN, email="clinician@tablet.example")
+    user.language = language
+    user.save(update_fields=["language"])
+    signed_in_as(page, live_server.url, user)
+    page.set_viewport_size({"width": 768, "height": 1024})
+    page.goto(f"{live_server.url}/cases/")
+    header = page.locator(".site-header").bounding_box()
+    assert header["height"] < 125, header  # two rows of 44 px targets
+    select = page.locator("#language-select")
+    expect(page.get_by_label("Language" if language == "en" else "Idioma")).to_have_count(1)
+    sign_out = page.locator("form.signout button").bounding_box()
+    assert abs(sign_out["y"] - select.bounding_box()["y"]) < 5  # one row
+    assert sign_out["x"] + sign_out["width"] <= 768 and sign_out["x"] > 384  # at the right
+    assert page.evaluate("document.documentElement.scrollWidth") <= 768
