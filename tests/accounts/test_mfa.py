@@ -327,3 +327,15 @@ def test_a_next_that_is_not_a_path_here_goes_to_the_dashboard(org_a, verified_cl
     assert response.status_code == 302 and response["Location"] == reverse("dashboard")
     response = client.get("/accounts/mfa/step-up/", {"next": "/cases/"})
     assert response.status_code == 302 and response["Location"] == "/cases/"
+
+
+def test_the_security_page_leads_to_changing_the_password_for_accounts_that_have_one(clinician_a, client_as):
+    """The password change page was reachable only by typing its address; an account signed in
+    by single sign-on has no password here, and no such link."""
+    url = reverse("accounts:security")
+    link = f'href="{reverse("account_change_password")}" data-testid="change-password"'
+    assert link in client_as(clinician_a).get(url).content.decode()
+    assert client_as(clinician_a).get(reverse("account_change_password")).status_code == 200
+    clinician_a.set_unusable_password()
+    clinician_a.save()
+    assert link not in client_as(clinician_a).get(url).content.decode()
