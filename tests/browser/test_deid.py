@@ -129,18 +129,23 @@ def test_the_progress_updates_in_place_then_the_finished_page_loads(browser, liv
         context.close()
 
 
-def test_the_profiles_label_fits_a_phone_in_spanish(page, live_server):
-    """The profile's name, in a badge that never wrapped, was 433 px wide in Spanish: the whole
-    export page scrolled sideways on a 390 px phone."""
+def _exports_page_on_a_phone_in_spanish(page, live_server, slug: str) -> None:
+    """A radiologist reading Spanish opens a study's de-identified exports (none yet) on a phone."""
     from tests.browser.conftest import signed_in_as
     from tests.factories import StudyFactory
 
-    org = OrganizationFactory(slug="northwind-deid-phone", mfa_required_roles=[])
-    radiologist = member(org, Role.RADIOLOGIST, email="radiologist@phone.test", language="es")
+    org = OrganizationFactory(slug=slug, mfa_required_roles=[])
+    radiologist = member(org, Role.RADIOLOGIST, email=f"radiologist@{slug}.test", language="es")
     study = StudyFactory(organization=org, case=CaseFactory(organization=org))
     signed_in_as(page, live_server.url, radiologist)
     page.set_viewport_size({"width": 390, "height": 844})
     page.goto(live_server.url + reverse("deid:study_exports", kwargs={"study_id": study.public_id}))
+
+
+def test_the_profiles_label_fits_a_phone_in_spanish(page, live_server):
+    """The profile's name, in a badge that never wrapped, was 433 px wide in Spanish: the whole
+    export page scrolled sideways on a 390 px phone."""
+    _exports_page_on_a_phone_in_spanish(page, live_server, "northwind-deid-phone")
     assert "PS3.15" in page.get_by_test_id("deid-label").inner_text()
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
 
@@ -148,15 +153,7 @@ def test_the_profiles_label_fits_a_phone_in_spanish(page, live_server):
 def test_no_export_yet_is_said_without_an_empty_table_on_a_phone(page, live_server):
     """The sentence saying a study has no export yet sat in an empty table's first row, scrolled
     with the table: on a phone in Spanish it was cut off at the screen's edge."""
-    from tests.browser.conftest import signed_in_as
-    from tests.factories import StudyFactory
-
-    org = OrganizationFactory(slug="northwind-deid-empty", mfa_required_roles=[])
-    radiologist = member(org, Role.RADIOLOGIST, email="radiologist@empty.test", language="es")
-    study = StudyFactory(organization=org, case=CaseFactory(organization=org))
-    signed_in_as(page, live_server.url, radiologist)
-    page.set_viewport_size({"width": 390, "height": 844})
-    page.goto(live_server.url + reverse("deid:study_exports", kwargs={"study_id": study.public_id}))
+    _exports_page_on_a_phone_in_spanish(page, live_server, "northwind-deid-empty")
     empty = page.get_by_test_id("deid-exports-empty")
     assert empty.inner_text() == "Todavía no hay ninguna exportación desidentificada."
     box = empty.bounding_box()

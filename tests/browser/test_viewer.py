@@ -365,6 +365,15 @@ def _second_series(ct_study):
     return instances[0].series, instances
 
 
+def _open_with_series_lists(page, live_server, user, study, lists) -> None:
+    """The viewer of ``study`` as ``user``, its requests for a series' instances through ``lists``
+    (a Playwright route handler), once the first image is shown."""
+    page.route("**/series/*/instances*", lists)
+    _sign_in(page, live_server, user)
+    page.goto(live_server.url + reverse("viewer:viewer", kwargs={"study_id": study.public_id}))
+    _wait_shown(page, pos=0, quality="diagnostic")
+
+
 def test_switching_series_loads_the_picked_series_and_ignores_a_late_answer(page, live_server, clinician_a,
                                                                              ct_study, monkeypatch):
     """The page carries the first series' instances only (here a page of 4 at a time); another
@@ -384,10 +393,7 @@ def test_switching_series_loads_the_picked_series_and_ignores_a_late_answer(page
         else:
             route.continue_()
 
-    page.route("**/series/*/instances*", lists)
-    _sign_in(page, live_server, clinician_a)
-    page.goto(live_server.url + reverse("viewer:viewer", kwargs={"study_id": ct_study.public_id}))
-    _wait_shown(page, pos=0, quality="diagnostic")
+    _open_with_series_lists(page, live_server, clinician_a, ct_study, lists)
     html = page.content()
     assert str(instances[0].public_id) not in html and str(instances[5].public_id) not in html
     viewer, position = page.locator("#viewer"), page.get_by_test_id("viewer-position")
@@ -461,10 +467,7 @@ def test_a_series_that_could_not_be_loaded_says_so_and_loads_when_picked_again(p
         else:
             route.continue_()
 
-    page.route("**/series/*/instances*", lists)
-    _sign_in(page, live_server, clinician_a)
-    page.goto(live_server.url + reverse("viewer:viewer", kwargs={"study_id": ct_study.public_id}))
-    _wait_shown(page, pos=0, quality="diagnostic")
+    _open_with_series_lists(page, live_server, clinician_a, ct_study, lists)
     buttons = page.locator(".viewer-series-button")
     buttons.nth(1).click()
     message = page.get_by_test_id("viewer-message")
