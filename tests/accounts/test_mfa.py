@@ -304,6 +304,9 @@ def test_security_page_and_new_recovery_codes(clinician_a, client_as, verified_c
     assert client.get("/")["Location"].startswith("/accounts/mfa/recovery-codes/")  # save them first
     client.post("/accounts/mfa/recovery-codes/", {"saved": "1"})
     assert client.get("/").status_code == 200
+    # opened again, once saved: not headed "Save your recovery codes" over a page that says they are
+    again = client.get("/accounts/mfa/recovery-codes/").content.decode()
+    assert "Your recovery codes are saved." in again and "Save your recovery codes" not in again
 
 
 def test_with_no_recovery_code_left_the_security_page_says_to_make_new_ones(clinician_a, verified_client):
