@@ -160,10 +160,12 @@ def test_another_organizations_case_or_member_is_refused_and_never_shown(org_a, 
 def test_members_are_found_by_name_or_e_mail(org_a, clinician_a, client_as, few_shown):
     for i in range(12):
         member(org_a, Role.EXTERNAL_CONSULTANT, full_name=f"Consultant {i:02d}")
-    by_mail = member(org_a, Role.EXTERNAL_CONSULTANT, full_name="Pat Smith", email="p.smith@outside.test")
+    # a name no generated member has (a generated "Goldsmith" matched "SMITH" once)
+    by_mail = member(org_a, Role.EXTERNAL_CONSULTANT, full_name="Pat Quillfeatherby",
+                     email="p.quillfeatherby@outside.test")
     patient = member(org_a, Role.PATIENT, full_name="Pat Patient", email="pat@patient.test")
     client = client_as(clinician_a)
-    for q in ("outside.test", "pat smith", "SMITH"):
+    for q in ("outside.test", "pat quillfeatherby", "QUILLFEATHERBY"):
         html = client.post(reverse("cases:board_create"), {
             **BOARD, "participants_q": q, "search_choices": "participants"}).content.decode()
         assert _boxes(html, "participants") == {by_mail.pk: False}, q
