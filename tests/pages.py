@@ -24,3 +24,17 @@ def page_range(html: str) -> str:
     """The page's "Showing 1–25 of 812" line, spaces collapsed ("" when there is one page)."""
     match = re.search(r'data-testid="page-range">(.*?)</p>', html, re.S)
     return " ".join(match.group(1).split()) if match else ""
+
+
+def first_and_last_of_seven(client: Client, url: str, *, row: str, param: str = "page",
+                            anchor: str = "") -> tuple[int, str, str]:
+    """A list of 7 rows shown 3 a page (its page size patched to 3): the first page holds 3 rows
+    (``row`` counted in its HTML), says "Showing 1–3 of 7" and links to page 2 (``?<param>=2``
+    then ``anchor``); the third holds the seventh row. Returns the first page's queries and both
+    pages' HTML, for the caller's own checks."""
+    queries, first = queries_and_html(client, url)
+    assert first.count(row) == 3 and page_range(first) == "Showing 1–3 of 7"
+    assert f'href="?{param}=2{anchor}" rel="next"' in first
+    _n, last = queries_and_html(client, f"{url}?{param}=3")
+    assert last.count(row) == 1 and page_range(last) == "Showing 7–7 of 7"
+    return queries, first, last
