@@ -5,6 +5,7 @@ types have settled), and what its pagination says."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from django.db import connection
 from django.test import Client
@@ -38,3 +39,20 @@ def first_and_last_of_seven(client: Client, url: str, *, row: str, param: str = 
     _n, last = queries_and_html(client, f"{url}?{param}=3")
     assert last.count(row) == 1 and page_range(last) == "Showing 7–7 of 7"
     return queries, first, last
+
+
+def pages_of_seven(client: Client, url: str, *, shown_in: Callable[[str], set[str]],
+                   param: str = "page") -> list[tuple[str, set[str]]]:
+    """Pages 1 to 3 of a list of 7 rows shown 3 a page: each says its range and shows rows
+    (``shown_in`` picks them out of its HTML) that no other page showed, 3, 3, then 1. Returns
+    each page's HTML and rows, for the caller's own checks."""
+    seen: set[str] = set()
+    pages = []
+    for n, expected in ((1, "Showing 1–3 of 7"), (2, "Showing 4–6 of 7"), (3, "Showing 7–7 of 7")):
+        _q, html = queries_and_html(client, f"{url}?{param}={n}")
+        assert page_range(html) == expected
+        shown = shown_in(html)
+        assert len(shown) == (3 if n < 3 else 1) and not shown & seen
+        seen |= shown
+        pages.append((html, shown))
+    return pages
