@@ -23,6 +23,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import IO, Any
 
@@ -632,20 +633,12 @@ def _job_failed(job: IngestJob) -> None:
         follow.prepared_discard(job.upload)
 
 
-def _lost_jobs_give_up(claim, job_id: int) -> bool:
-    """The sweep gives up on a job its task never started: failed (``NEVER_STARTED``), unless a
-    task started it meanwhile. It created no study; its staged file is kept for ``--resume``."""
-    if not claim.update(state=JobState.FAILED, error=NEVER_STARTED, finished_at=timezone.now()):
-        return False
-    _job_failed(IngestJob.objects.get(pk=job_id))
-    return True
-
-
-def _stalled_jobs_give_up(claim, job_id: int) -> bool:
-    """The sweep gives up on a job that stalled again after ``LOST_SENDS`` sends in all: failed
-    (``STALLED``), with the studies it created, unless a run showed a sign of life meanwhile.
-    What it stored and its staged file are kept for ``--resume``."""
-    if not claim.update(state=JobState.FAILED, error=STALLED, finished_at=timezone.now()):
+def _lost_job_give_up(claim, job_id: int, *, error: str) -> bool:
+    """The sweep gives up on a lost job: failed with ``error`` (``NEVER_STARTED``: its task never
+    started it, so it made no study; ``STALLED``: it stopped again after ``LOST_SENDS`` sends in
+    all, and the studies it created are failed with it), unless a run took it meanwhile (the
+    claim then finds nothing). What it stored and its staged file are kept for ``--resume``."""
+    if not claim.update(state=JobState.FAILED, error=error, finished_at=timezone.now()):
         return False
     _job_failed(IngestJob.objects.get(pk=job_id))
     return True
@@ -669,12 +662,12 @@ def ingest_jobs_lost_send(now=None) -> tuple[int, int]:
     now = now or timezone.now()
     swept = IngestJob.objects.filter(upload__isnull=False)
     queued = swept.filter(state=JobState.QUEUED, started_at__isnull=True)
-    sent, failed = lost_tasks_send(ingest_job_run_task, queued, queued_at="created_at", give_up=_lost_jobs_give_up,
-                                   now=now)
+    sent, failed = lost_tasks_send(ingest_job_run_task, queued, queued_at="created_at", now=now,
+                                   give_up=partial(_lost_job_give_up, error=NEVER_STARTED))
     after = timedelta(minutes=settings.LIGHTBOX_INGEST_STALLED_MINUTES)
     stalled = swept.filter(state=JobState.RUNNING, heartbeat_at__lt=now - after)
-    more = lost_tasks_send(ingest_job_run_task, stalled, queued_at="heartbeat_at", give_up=_stalled_jobs_give_up,
-                           now=now, after=after, release={"task_id": ""})
+    more = lost_tasks_send(ingest_job_run_task, stalled, queued_at="heartbeat_at", now=now, after=after,
+                           release={"task_id": ""}, give_up=partial(_lost_job_give_up, error=STALLED))
     return sent + more[0], failed + more[1]
 
 
