@@ -161,6 +161,7 @@ def lost_tasks_send(task, queued: models.QuerySet, *, queued_at: str, arg: str =
     work over (the run that stalled loses it: apps.imaging.services, ``JobTakenOver``)."""
     now = now or timezone.now()
     cutoff = now - (after or never_started_after())
+    lost = "stalled" if release is not None else "queued and never started"  # for the log
     waiting = {tuple(args) for args in UnsentTask.objects.filter(task=task.name).values_list("args", flat=True)}
     due = queued.filter(Q(resent_at__isnull=True, **{f"{queued_at}__lt": cutoff}) | Q(resent_at__lt=cutoff))
     sent = failed = 0
@@ -172,12 +173,11 @@ def lost_tasks_send(task, queued: models.QuerySet, *, queued_at: str, arg: str =
             if give_up(claim, value):
                 failed += 1
                 logger.error("task %s %s: %s, sent again %s times; its work is marked failed", task.name, value,
-                             "stalled" if release is not None else "queued and never started", resends)
+                             lost, resends)
             continue
         if not claim.update(resent_at=now, resends=F("resends") + 1, **(release or {})):
             continue  # another sweep sent it, or a task started it
-        logger.warning("task %s %s: %s; sent again (%s of %s)", task.name, value,
-                       "stalled" if release is not None else "queued and never started", resends + 1, LOST_SENDS)
+        logger.warning("task %s %s: %s; sent again (%s of %s)", task.name, value, lost, resends + 1, LOST_SENDS)
         _send(task, (value,))
         sent += 1
     return sent, failed
