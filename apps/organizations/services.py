@@ -83,8 +83,19 @@ def membership_add(*, organization: Organization, by: User, email: str, role: st
 
     A new account gets no usable password: the person sets one through the password-reset
     link that the caller sends them (e-mail carries only that link).
+
+    Security contract: an account that already exists and is not a member here (a member of
+    another organization, a share's recipient) is not added (``ValidationError``): it joins only
+    by accepting an invitation, signed in as itself. An org admin has power over the accounts of
+    their members (a second-factor reset, the organization's SSO signing them in, password
+    sign-in turned off for its staff); added without their consent, another hospital's staff
+    would come under it, and an admin with an SSO provider of their own could sign in as them.
+    A member who was deactivated here is taken back as before.
     """
     policy.require(by, Action.MANAGE_MEMBERS, organization, request=request)
+    if User.objects.filter(email=email.strip().lower()).exclude(memberships__organization=organization).exists():
+        raise ValidationError(_("This address already has a Lightbox account. Send them an invitation instead: "
+                                "they join when they accept it, signed in to their account."))
     return _membership_insert(organization=organization, by=by, email=email, role=role, full_name=full_name,
                               request=request)
 

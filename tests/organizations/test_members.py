@@ -328,3 +328,28 @@ def test_the_upload_limit_is_said_in_a_size_people_read(client_as, admin_a, org_
     admin_a.save(update_fields=["language"])
     page = client_as(admin_a).get(reverse("organizations:settings")).content.decode()
     assert said in page
+
+
+@pytest.mark.parametrize("who", ["other_org_admin", "no_organization"])
+def test_an_account_from_elsewhere_is_not_added_without_its_consent(client_as, admin_a, org_a, admin_b, who):
+    """Another hospital's staff (or a share's recipient with no organization) joins only through an
+    invitation they accept: added directly, they would come under this organization's admin
+    (second-factor reset, its SSO signing them in, its password sign-in switch)."""
+    from tests.factories import UserFactory
+
+    target = admin_b if who == "other_org_admin" else UserFactory(email="recipient@elsewhere.example")
+    response = client_as(admin_a).post(reverse("organizations:members"), {
+        "email": target.email.upper(), "role": Role.CLINICIAN})
+    assert response.status_code == 400
+    assert "Send them an invitation instead" in response.content.decode()
+    assert not Membership.objects.filter(user=target, organization=org_a).exists()
+    assert not AuditEvent.objects.filter(action="membership.added", organization=org_a).exists()
+
+
+def test_a_member_deactivated_here_is_taken_back(client_as, admin_a, org_a, clinician_a):
+    Membership.objects.filter(user=clinician_a, organization=org_a).update(is_active=False)
+    response = client_as(admin_a).post(reverse("organizations:members"), {
+        "email": clinician_a.email, "role": Role.RADIOLOGIST})
+    assert response.status_code == 302
+    m = Membership.objects.get(user=clinician_a, organization=org_a)
+    assert m.is_active and m.role == Role.RADIOLOGIST
