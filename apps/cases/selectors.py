@@ -142,6 +142,7 @@ class CasePage:
     can_delete_studies: bool = False
     can_upload: bool = False  # studies into this case: the upload page with it chosen
     can_add_note: bool = False
+    can_share: bool = False  # the case, while it is open
     show_patient: bool = False
 
 
@@ -163,19 +164,28 @@ def _studies_of(case: Case, user: User) -> Any:
     return qs.order_by("-study_date", "-created_at", "id")
 
 
-#: what the case page asks the policy about its case
-PAGE_ACTIONS = (Action.MANAGE_CASE, Action.VIEW_IMAGES, Action.DELETE_STUDY, Action.UPLOAD_STUDY, Action.ADD_NOTE,
-                Action.VIEW_PATIENT_IDENTITY)
+#: what the case page asks the policy about its case: whether it may be seen at all, and its buttons
+PAGE_ACTIONS = (Action.VIEW_CASE, Action.MANAGE_CASE, Action.VIEW_IMAGES, Action.DELETE_STUDY, Action.UPLOAD_STUDY,
+                Action.ADD_NOTE, Action.SHARE_CASE, Action.VIEW_PATIENT_IDENTITY)
 
 
-def case_page(*, user: User, case: Case) -> CasePage:
+def case_page_decisions(*, user: User, case: Case) -> dict[Action, bool]:
+    """The policy's answer for each of ``PAGE_ACTIONS`` on ``case``, decided at once (the
+    actor's memberships and grants read once for all of them)."""
+    return policy.can_actions(user, PAGE_ACTIONS, case)
+
+
+def case_page(*, user: User, case: Case, may: dict[Action, bool]) -> CasePage:
     """Everything the case page shows, in a bounded number of queries: one per section, not
-    one per study, note or participant."""
-    may = policy.can_actions(user, PAGE_ACTIONS, case)  # the page's buttons, decided at once
+    one per study, note or participant. ``may``: ``case_page_decisions`` for this user and case,
+    whose ``VIEW_CASE`` the caller has required."""
+    if not may[Action.VIEW_CASE]:
+        raise ValueError("case_page: the case may not be seen by this user")
     can_manage = may[Action.MANAGE_CASE]
     page = CasePage(case=case, can_manage=can_manage, can_view_images=may[Action.VIEW_IMAGES],
                     can_delete_studies=may[Action.DELETE_STUDY], can_upload=may[Action.UPLOAD_STUDY],
-                    can_add_note=may[Action.ADD_NOTE], show_patient=may[Action.VIEW_PATIENT_IDENTITY])
+                    can_add_note=may[Action.ADD_NOTE], can_share=case.is_open and may[Action.SHARE_CASE],
+                    show_patient=may[Action.VIEW_PATIENT_IDENTITY])
     if page.can_view_images:  # images and clinical documents: not for status-only roles
         page.attachments = attachments_of(case)
     if page.can_view_images or page.can_delete_studies:

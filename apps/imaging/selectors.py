@@ -28,6 +28,25 @@ def study_get(*, user, public_id: UUID) -> Study:
         raise Http404 from None
 
 
+#: what the study page asks the policy about its study: whether it may be seen at all, and its buttons
+PAGE_ACTIONS = (policy.Action.VIEW_CASE, policy.Action.VIEW_IMAGES, policy.Action.SHARE_CASE,
+                policy.Action.EXPORT_DEIDENTIFIED, policy.Action.DELETE_STUDY, policy.Action.VIEW_PATIENT_IDENTITY)
+
+
+def study_page_decisions(*, user, actor, study: Study) -> dict[policy.Action, bool]:
+    """The policy's answer for each of ``PAGE_ACTIONS`` on ``study``, decided at once for the
+    signed-in ``user`` (their memberships and grants read once for all of them), except
+    ``VIEW_IMAGES``, decided for the request's ``actor`` (``policy.actor_for``: the anonymous
+    links opened in the session count for the viewer, which takes them) when that is not the user
+    alone. ``SHARE_CASE`` is false for a study in no case or in a closed one."""
+    may = policy.can_actions(user, PAGE_ACTIONS, study)
+    if actor is not user:
+        may[policy.Action.VIEW_IMAGES] = policy.can(actor, policy.Action.VIEW_IMAGES, study)
+    if study.case is None or not study.case.is_open:
+        may[policy.Action.SHARE_CASE] = False
+    return may
+
+
 def study_series(*, study: Study):
     """The study's series in order (number, then arrival); a query to page through, not a list."""
     return study.series.order_by("series_number", "id")

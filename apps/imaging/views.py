@@ -29,7 +29,8 @@ RECENT_UPLOADS_PAGE_SIZE = 10
 def study_detail(request: HttpRequest, study_id: UUID) -> HttpResponse:
     """A study's metadata, series, state, warnings and the per-file report of its ingests."""
     study = selectors.study_get(user=request.user, public_id=study_id)
-    policy.require(request.user, Action.VIEW_CASE, study, request=request)
+    may = selectors.study_page_decisions(user=request.user, actor=policy.actor_for(request), study=study)
+    policy.require_decided(may[Action.VIEW_CASE], request.user, Action.VIEW_CASE, study, request=request)
     # a study may hold hundreds of series: a page of them, with "Showing N of M" and the others' pages
     series = page_of(request, selectors.study_series(study=study), size=SERIES_PAGE_SIZE)
     jobs, lines_page, ingests_page = [], None, None
@@ -46,8 +47,9 @@ def study_detail(request: HttpRequest, study_id: UUID) -> HttpResponse:
             jobs = selectors.study_job_reports(study=study, jobs=ingests_page)
     return render(request, "imaging/study_detail.html", {
         "study": study, "series": series, "jobs": jobs, "lines_page": lines_page, "ingests_page": ingests_page,
-        "show_patient": policy.can(request.user, Action.VIEW_PATIENT_IDENTITY, study),
-        "may_delete": policy.can(request.user, Action.DELETE_STUDY, study),
+        "show_patient": may[Action.VIEW_PATIENT_IDENTITY], "may_delete": may[Action.DELETE_STUDY],
+        "can_view": may[Action.VIEW_IMAGES], "may_share": may[Action.SHARE_CASE],
+        "may_export": may[Action.EXPORT_DEIDENTIFIED],
         "versions": study.__class__.objects.visible_to(request.user).filter(
             organization=study.organization, study_instance_uid=study.study_instance_uid).order_by("version"),
     })

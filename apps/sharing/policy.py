@@ -897,6 +897,14 @@ def require(actor: Any, action: Action | str, obj: object, *, request: HttpReque
             rendition: str | None = None) -> None:
     """Raise PermissionDenied (a DeniedByPolicy, with the denial recorded) unless
     ``can(actor, action, obj)``."""
-    if can(actor, action, obj, rendition=rendition):
-        return
-    raise _record_denial(actor, action, obj, request)
+    require_decided(can(actor, action, obj, rendition=rendition), actor, action, obj, request=request)
+
+
+def require_decided(allowed: bool, actor: Any, action: Action | str, obj: object, *,
+                    request: HttpRequest | None = None) -> None:
+    """``require`` for a decision this module has just made (``allowed``: ``can`` or one
+    answer of ``can_actions`` for the same actor, action and object), so that a page deciding
+    its buttons at once need not decide again whether it may be seen: raise PermissionDenied
+    (a DeniedByPolicy, with the denial recorded) unless ``allowed``."""
+    if not allowed:
+        raise _record_denial(actor, action, obj, request)
