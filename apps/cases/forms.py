@@ -20,6 +20,7 @@ from apps.cases.models import (
 from apps.core.forms import (
     BoundedDateTimeField,
     SearchedChoicesForm,
+    SearchedModelChoiceField,
     SearchedModelMultipleChoiceField,
 )
 from apps.organizations.models import Organization, Role
@@ -35,9 +36,19 @@ class MemberChoiceField(forms.ModelChoiceField):
         return obj.full_name or obj.email
 
 
-class MembersChoiceField(SearchedModelMultipleChoiceField):
+class _SearchedMemberLabel:
+    """Members in a searched list: by name and e-mail address, which the search finds them by."""
+
     def label_from_instance(self, obj: User) -> str:
         return f"{obj.full_name or obj.email} ({obj.email})"
+
+
+class MembersChoiceField(_SearchedMemberLabel, SearchedModelMultipleChoiceField):
+    pass
+
+
+class SearchedMemberChoiceField(_SearchedMemberLabel, SearchedModelChoiceField):
+    pass
 
 
 class CaseForm(forms.ModelForm):
@@ -98,10 +109,11 @@ class NoteForm(forms.Form):
 
 
 class BoardForm(SearchedChoicesForm, forms.ModelForm):
-    """A tumor board. Its cases (an organization's open cases: thousands in a hospital) and its
-    participants (hundreds of members) are searched lists: the page draws those ticked and a
-    bounded number of matches of a search, found by the case list's search and by name or e-mail;
-    any open case and any eligible member of the organization is accepted, drawn or not."""
+    """A tumor board. Its cases (an organization's open cases: thousands in a hospital), its
+    participants and its host (hundreds or thousands of members) are searched lists: the page
+    draws those ticked (the host chosen) and a bounded number of matches of a search, found by
+    the case list's search and by name or e-mail; any open case and any eligible member of the
+    organization is accepted, drawn or not."""
 
     class Meta:
         model = BoardSession
@@ -116,10 +128,11 @@ class BoardForm(SearchedChoicesForm, forms.ModelForm):
             label=_("Review window"), coerce=int, initial=REVIEW_DAYS_DEFAULT,
             choices=[(d, _("%(days)d days") % {"days": d}) for d in range(REVIEW_DAYS_MIN, REVIEW_DAYS_MAX + 1)],
             help_text=BoardSession._meta.get_field("review_days").help_text)
-        hosts = [r for r in Role.values if Action.MANAGE_CASE in policy.ROLE_ACTIONS[r]]
-        self.fields["host"] = MemberChoiceField(
-            label=_("Host"), queryset=selectors.members(organization_id=organization.pk, roles=hosts))
         url = reverse("cases:board_choices")
+        hosts = [r for r in Role.values if Action.MANAGE_CASE in policy.ROLE_ACTIONS[r]]
+        self.fields["host"] = SearchedMemberChoiceField(
+            label=_("Host"), queryset=selectors.members(organization_id=organization.pk, roles=hosts),
+            match=lambda q: selectors.member_search_match(q=q), search_url=f"{url}?list=host")
         self.fields["cases"] = SearchedModelMultipleChoiceField(
             label=_("Cases"), required=False, widget=forms.CheckboxSelectMultiple,
             queryset=Case.objects.for_org(organization.pk).open().order_by("title", "id"),

@@ -20,7 +20,7 @@ from apps.audit.services import record
 from apps.cases import selectors, services
 from apps.cases.forms import AttachmentForm, BoardForm, CaseCreateForm, CaseFilterForm, CaseForm, NoteForm
 from apps.cases.models import BoardState, CaseStatus
-from apps.core.forms import SearchedModelMultipleChoiceField
+from apps.core.forms import SearchedChoices
 from apps.core.pagination import page_of
 from apps.organizations.selectors import active_organization_or_404
 from apps.sharing import policy
@@ -253,14 +253,15 @@ def board_create(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def board_choices(request: HttpRequest) -> JsonResponse:
-    """The matches of a search in the board form's list of cases or of participants (``?list=``),
-    as the form would draw them, for the form's script to show as the search is typed: for whoever
-    may schedule boards in the active organization, as the form itself. ``ticked`` (repeated) are
-    the ids already ticked, which the answer leaves out of its matches."""
+    """The matches of a search in the board form's list of cases, of participants or of hosts
+    (``?list=``, the field's name), as the form would draw them, for the form's script to show as
+    the search is typed: for whoever may schedule boards in the active organization, as the form
+    itself. ``ticked`` (repeated) are the ids already ticked (the host chosen), which the answer
+    leaves out of its matches."""
     org = active_organization_or_404(request)
     policy.require(request.user, Action.MANAGE_CASE, org, request=request)
     field = BoardForm(organization=org, user=request.user).fields.get(request.GET.get("list", ""))
-    if not isinstance(field, SearchedModelMultipleChoiceField):
+    if not isinstance(field, SearchedChoices):
         raise Http404
     found = field.search(q=request.GET.get("q", ""), ticked=request.GET.getlist("ticked"))
     return JsonResponse({

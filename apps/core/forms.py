@@ -205,12 +205,14 @@ class SearchedBoundField(forms.BoundField):
         return super().as_widget(*args, **kwargs)
 
 
-class SearchedModelMultipleChoiceField(BoundedModelMultipleChoiceField):
+class SearchedChoices:
     """A list of choices too long to draw whole (an organization's open cases, its members): the
     form draws the choices ticked, then at most CHOICES_SHOWN of those that ``match`` the search
     text (a function from the text to a Q), and says how many more match. Validation still
     accepts any row of ``queryset``, drawn or not; a row outside it is an invalid choice.
-    ``search_url`` is where the page's script asks for matches as the search text is typed."""
+    ``search_url`` is where the page's script asks for matches as the search text is typed.
+    Mixed into a model choice field: several choices (SearchedModelMultipleChoiceField) or one
+    (SearchedModelChoiceField)."""
 
     def __init__(self, *args: Any, match: Any, search_url: str = "", **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -247,6 +249,19 @@ class SearchedModelMultipleChoiceField(BoundedModelMultipleChoiceField):
             if low <= number <= high:
                 ids.append(number)
         return ids
+
+
+class SearchedModelMultipleChoiceField(SearchedChoices, BoundedModelMultipleChoiceField):
+    """Several choices of a searched list (SearchedChoices): a tumor board's cases, its
+    participants. Drawn as checkboxes (give it CheckboxSelectMultiple)."""
+
+
+class SearchedModelChoiceField(SearchedChoices, forms.ModelChoiceField):
+    """One choice of a searched list (SearchedChoices): a tumor board's host among an
+    organization's members. Drawn as radio buttons, the one chosen first, then the matches of
+    the search; any row of ``queryset`` is accepted, drawn or not."""
+
+    widget = forms.RadioSelect
 
 
 class SearchedChoicesForm(forms.BaseForm):

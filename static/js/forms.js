@@ -37,9 +37,10 @@
   });
 })();
 
-/* A list searched on the server (a tumor board's cases and participants: an organization's
-   thousands): the page holds the choices ticked and some matches of the search box, whose Search
-   button draws the form again with the others (templates/includes/field.html). With this script
+/* A list searched on the server (a tumor board's cases, participants and host: an organization's
+   thousands): the page holds the choices ticked (checkboxes; for one choice, radio buttons, the
+   one chosen) and some matches of the search box, whose Search button draws the form again with
+   the others (templates/includes/field.html). With this script
    the box asks the server for the matches as it is typed (the form's JSON, data-url) and puts
    them in place of the choices not ticked; what is ticked stays where it is. The status line
    below the box (aria-live) says how many match. Should the server not answer, the Search button
@@ -75,9 +76,10 @@
     var status = document.getElementById(input.getAttribute("aria-describedby"));
     if (!list || !status) { return; }
     var name = button.value, prefix = list.id.replace(/_choices$/, "");
+    var type = box.getAttribute("data-input") === "radio" ? "radio" : "checkbox";
     var timer = null, asked = 0, fallback = false;
 
-    function ticks() { return list.querySelectorAll("input[type=checkbox]"); }
+    function ticks() { return list.querySelectorAll("input[type=" + type + "]"); }
 
     function show(data) {
       var kept = {};
@@ -91,7 +93,7 @@
         var tick = document.createElement("input");
         var label = document.createElement("label");
         row.className = "choice";
-        tick.type = "checkbox";
+        tick.type = type;
         tick.name = name;
         tick.value = choice.value;
         tick.id = prefix + "_v" + choice.value;

@@ -223,3 +223,54 @@ def test_a_board_finds_ticks_and_keeps_a_case_beyond_those_drawn_on_a_tablet(bro
         assert list(board.cases.all()) == [wanted] and list(board.participants.all()) == [consultant]
     finally:
         context.close()
+
+
+@pytest.mark.parametrize("script", [True, False], ids=["script", "no-script"])
+def test_a_board_host_beyond_those_drawn_is_found_chosen_and_saved_on_a_tablet(browser, live_server, output_dir,
+                                                                              script, monkeypatch):
+    """The host is one choice of a searched list (radio buttons), as the cases and participants
+    are lists of several: the host chosen is drawn first, then some members who may host; one
+    beyond those is found by the search (typed, with the script; the Search button, without),
+    chosen, kept through the next search, and saved."""
+    from apps.cases.models import BoardSession
+    from apps.core import forms as core_forms
+    from tests.browser.conftest import signed_in_as
+
+    monkeypatch.setattr(core_forms, "CHOICES_SHOWN", 12)
+    org = OrganizationFactory(name="Northwind Test", slug="northwind-test", mfa_required_roles=[])
+    me = member(org, Role.RADIOLOGIST, email="me@northwind.test", full_name="Harper Scheduler")
+    for i in range(15):
+        member(org, Role.CLINICIAN, full_name=f"Clinician {i:02d}")
+    wanted = member(org, Role.COORDINATOR, email="z.vandersnoot@northwind.test", full_name="Zoltana Vandersnoot")
+    context, page = _tablet(browser, script=script)
+    try:
+        signed_in_as(page, live_server.url, me)
+        page.goto(f"{live_server.url}{reverse('cases:board_create')}")
+        page.get_by_label("Title").fill("Hosted by a coordinator")
+        page.get_by_label("Meeting time", exact=False).fill("2030-01-15T16:00")
+        hosts = page.get_by_role("group", name="Host")
+        expect(hosts.get_by_role("radio")).to_have_count(13)  # the user, chosen by default, and 12 more
+        expect(hosts.get_by_role("radio", name="Harper Scheduler (me@northwind.test)")).to_be_checked()
+        expect(hosts.get_by_test_id("choices-found")).to_have_text("Showing 12 of 16; search to find the others.")
+        expect(hosts.get_by_label("Zoltana Vandersnoot", exact=False)).to_have_count(0)
+
+        def search(text):
+            hosts.get_by_label("Find in this list").fill(text)
+            if not script:
+                hosts.get_by_role("button", name="Search").click()
+                page.wait_for_load_state()
+
+        search("vandersnoot")
+        expect(hosts.get_by_test_id("choices-found")).to_have_text("1 choice matches the search.")
+        hosts.get_by_label("Zoltana Vandersnoot", exact=False).check()
+        search("clinician 1")
+        # the host chosen stays; the user, no longer chosen, goes with the earlier matches
+        expect(hosts.get_by_role("radio")).to_have_count(6)  # the chosen, then Clinician 10-14
+        expect(hosts.get_by_label("Zoltana Vandersnoot", exact=False)).to_be_checked()
+        expect(page.get_by_label("Title")).to_have_value("Hosted by a coordinator")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 768
+        page.get_by_role("button", name="Schedule board").click()
+        expect(page.get_by_test_id("board-state")).to_have_text("Scheduled")
+        assert BoardSession.objects.get().host == wanted
+    finally:
+        context.close()

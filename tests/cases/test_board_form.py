@@ -207,3 +207,87 @@ def test_the_choices_endpoint_answers_whoever_may_schedule_boards_only(org_a, or
     assert client_as(consultant).get(url, {"list": "cases", "q": "chest"}).status_code == 403
     assert client_as(member(org_b, Role.CLINICIAN)).get(url, {"list": "cases", "q": "chest"}).json()["choices"] == []
     assert Client().get(url, {"list": "cases"}).status_code == 302  # signed out: to the sign-in page
+
+
+# --- the host: one choice among the organization's members, searched as the other lists --------
+
+def _radios(html: str, name: str) -> dict[int, bool]:
+    """The radio buttons of list ``name`` on the page: id -> chosen."""
+    found = {}
+    for tag in re.findall(rf'<input type="radio" name="{name}"[^>]*>', html):
+        found[int(re.search(r'value="(\d+)"', tag).group(1))] = " checked" in tag
+    return found
+
+
+def test_the_host_list_draws_the_host_chosen_and_a_bounded_number_of_members(org_a, clinician_a, client_as,
+                                                                             few_shown):
+    """A hospital's thousands of members who may host were one drop-down of every one of them."""
+    for i in range(12):
+        member(org_a, Role.CLINICIAN, full_name=f"Clinician {i:02d}")
+    member(org_a, Role.EXTERNAL_CONSULTANT, full_name="Never a host")
+    html = client_as(clinician_a).get(reverse("cases:board_create")).content.decode()
+    hosts = _radios(html, "host")
+    assert len(hosts) == 6 and hosts[clinician_a.pk] is True and sum(hosts.values()) == 1  # the user by default
+    assert next(iter(hosts)) == clinician_a.pk  # the host chosen comes first
+    assert _found(html, "host") == "Showing 5 of 12; search to find the others."
+    assert '<select name="host"' not in html  # no drop-down of every member
+    assert "Never a host" not in html
+
+
+def test_a_host_beyond_those_drawn_is_found_by_search_and_saved(org_a, clinician_a, client_as, few_shown):
+    for i in range(12):
+        member(org_a, Role.RADIOLOGIST, full_name=f"Radiologist {i:02d}")
+    # a name no generated member has, and after theirs (the list is by name)
+    wanted = member(org_a, Role.COORDINATOR, full_name="Zoltana Vandersnoot", email="o.vandersnoot@northwind.test")
+    client = client_as(clinician_a)
+    url = reverse("cases:board_create")
+    assert wanted.pk not in _radios(client.get(url).content.decode(), "host")
+    # the Search button draws the form again with the matches, the host chosen kept; nothing saved
+    html = client.post(url, {**BOARD, "host": clinician_a.pk, "host_q": "vandersnoot",
+                             "search_choices": "host"}).content.decode()
+    assert _radios(html, "host") == {clinician_a.pk: True, wanted.pk: False}
+    assert _found(html, "host") == "1 choice matches the search."
+    assert not BoardSession.objects.exists()
+    # as the script asks while the text is typed
+    body = client.get(reverse("cases:board_choices"), {"list": "host", "q": "VANDERSNOOT",
+                                                       "ticked": [clinician_a.pk]}).json()
+    assert body["choices"] == [{"value": str(wanted.pk),
+                                "label": "Zoltana Vandersnoot (o.vandersnoot@northwind.test)"}]
+    saved = client.post(url, {**BOARD, "host": wanted.pk, "host_q": "vandersnoot"})
+    assert saved.status_code == 302, saved.content.decode()[:2000]
+    assert BoardSession.objects.get().host == wanted
+
+
+def test_any_eligible_member_may_host_and_no_one_else(org_a, org_b, clinician_a, client_as, few_shown):
+    for i in range(12):
+        member(org_a, Role.CLINICIAN, full_name=f"Clinician {i:02d}")
+    undrawn = member(org_a, Role.ORG_ADMIN, full_name="Ximena Quarterfold")  # never drawn: not searched for
+    consultant = member(org_a, Role.EXTERNAL_CONSULTANT, full_name="Casey Outside")
+    patient = member(org_a, Role.PATIENT, full_name="Pat Patient")
+    theirs = member(org_b, Role.CLINICIAN, full_name="Their clinician")
+    client = client_as(clinician_a)
+    url = reverse("cases:board_create")
+    assert undrawn.pk not in _radios(client.get(url).content.decode(), "host")
+    for refused in (consultant, patient, theirs, "99999999999999999999", "nobody"):
+        response = client.post(url, {**BOARD, "host": getattr(refused, "pk", refused)})
+        assert response.status_code == 400, refused
+        assert "Select a valid choice" in response.content.decode()
+        assert "Their clinician" not in response.content.decode()
+    assert not BoardSession.objects.exists()
+    assert client.get(reverse("cases:board_choices"), {"list": "host", "q": "their"}).json()["choices"] == []
+    assert client.post(url, {**BOARD, "host": undrawn.pk}).status_code == 302
+    assert BoardSession.objects.get().host == undrawn
+
+
+def test_editing_a_board_keeps_its_host_chosen_whatever_is_searched(org_a, clinician_a, client_as, few_shown):
+    for i in range(12):
+        member(org_a, Role.CLINICIAN, full_name=f"Clinician {i:02d}")
+    host = member(org_a, Role.RADIOLOGIST, full_name="Zebulon Hostwright")
+    board = BoardSessionFactory(organization=org_a, host=host)
+    edit = reverse("cases:board_edit", kwargs={"boardsession_id": board.public_id})
+    client = client_as(clinician_a)
+    hosts = _radios(client.get(edit).content.decode(), "host")
+    assert hosts[host.pk] is True and sum(hosts.values()) == 1
+    searched = client.post(edit, {**BOARD, "host": host.pk, "host_q": "nothing like it",
+                                  "search_choices": "host"}).content.decode()
+    assert _radios(searched, "host") == {host.pk: True}
