@@ -177,8 +177,9 @@ def test_the_case_page_shows_the_context_first_and_records_the_view(org_a, clini
     event = AuditEvent.objects.filter(action="case.viewed").get()
     assert event.case_ref == case.public_id and event.actor == clinician_a
     assert case.patient.name not in json.dumps(event.details)
-    # the view itself now appears in the page's access history
-    assert "case.viewed" in client_as(clinician_a).get(_page(case)).content.decode()
+    # the view itself now appears in the page's access history, by its label
+    history = client_as(clinician_a).get(_page(case)).content.decode().split('id="history"', 1)[1]
+    assert "<td>Case page viewed</td>" in history
 
 
 def test_a_refused_case_page_is_404_and_recorded(org_a, org_b, admin_b, client_as):
@@ -204,8 +205,9 @@ def test_a_consultant_sees_their_own_access_not_the_participants_or_history(org_
 
 
 def test_the_access_history_names_actors_without_a_person_in_the_readers_language(org_a, clinician_a, client_as):
-    """The trail stores codes for who acted without a person ("system", "link:<id>"); the case
-    page's history names them as the audit page does, never shows the code."""
+    """The trail stores codes for who acted without a person ("system", "link:<id>") and for what
+    was done ("share.expired"); the case page's history names them as the audit page does, never
+    shows the code (not even in a hover title)."""
     case = CaseFactory(organization=org_a)
     link_id = uuid.uuid4()
     record(action=actions.SHARE_EXPIRED, actor_label="system", organization=org_a, target=case)
@@ -215,6 +217,8 @@ def test_the_access_history_names_actors_without_a_person_in_the_readers_languag
     assert "<td>Sistema</td>" in history
     assert f'Enlace para compartir <small class="mono">{str(link_id)[:12]}' in history
     assert "<td>system</td>" not in history and f"link:{link_id}" not in history
+    assert "<td>Acceso compartido caducado</td>" in history
+    assert actions.SHARE_EXPIRED not in history and actions.GRANT_OPENED not in history
 
 
 def test_a_coordinator_sees_status_not_studies_or_documents(org_a, client_as):
