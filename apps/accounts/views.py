@@ -124,6 +124,11 @@ def recovery_codes(request: HttpRequest) -> HttpResponse:
     user = request.user
     if not mfa.has_second_factor(user):
         return redirect("accounts:mfa_setup")
+    if not user.is_verified():
+        # the page is open before the second factor (apps.accounts.middleware): a session with the
+        # password alone would read codes not saved yet (or make new ones), confirm them and pass
+        # the second factor with one
+        return redirect(with_next("accounts:mfa_verify", request.get_full_path()))
     device = StaticDevice.objects.filter(user=user).first()
     if device is None:
         mfa.recovery_codes_issue(user)

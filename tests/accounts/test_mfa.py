@@ -115,6 +115,29 @@ def test_sign_in_asks_for_the_code_after_the_password(org_a, clinician_a):
     assert client.get("/").status_code == 200
 
 
+@pytest.mark.parametrize("codes", ["not_saved_yet", "none_made"])
+def test_the_password_alone_neither_shows_nor_confirms_recovery_codes(org_a, clinician_a, codes):
+    """Someone who has only the password (signed in, no code yet) reached the recovery codes
+    page, which is open before the second factor: it showed codes not yet saved (or made new
+    ones where there were none), and "I saved them" confirmed them; one of them then passed the
+    second factor. Only a session that passed the second factor sees or confirms them."""
+    TOTPDevice.objects.create(user=clinician_a, name="authenticator", confirmed=True)
+    issued = mfa.recovery_codes_issue(clinician_a) if codes == "not_saved_yet" else []
+    client = Client()
+    assert client.post("/accounts/login/", {"login": clinician_a.email,
+                                            "password": "correct-horse-battery-staple"}).status_code == 302
+    page = client.get("/accounts/mfa/recovery-codes/?next=/cases/")
+    assert page.status_code == 302
+    assert page["Location"].startswith("/accounts/mfa/verify/?next=%2Faccounts%2Fmfa%2Frecovery-codes%2F")
+    saved = client.post("/accounts/mfa/recovery-codes/", {"saved": "1", "next": "/"})
+    assert saved.status_code == 302 and saved["Location"].startswith("/accounts/mfa/verify/")
+    assert list(StaticDevice.objects.filter(user=clinician_a).values_list("confirmed", flat=True)) == \
+        ([False] if issued else [])
+    for code in issued[:1]:
+        assert client.post("/accounts/mfa/verify/", {"code": code, "next": "/"}).status_code == 400
+    assert client.get("/")["Location"].startswith("/accounts/mfa/verify/")
+
+
 def test_recovery_code_works_once(clinician_a):
     enrol(clinician_a)
     code = StaticDevice.objects.get(user=clinician_a).token_set.first().token
