@@ -363,7 +363,13 @@ def sso_config_save(*, organization: Organization, by: User, issuer: str, client
                     client_secret: str, allowed_domains: str, enabled: bool,
                     request: HttpRequest | None = None) -> SSOConfig:
     """Set the organization's OpenID Connect sign-in. An empty ``client_secret`` keeps the one
-    stored (the form never shows it back)."""
+    stored (the form never shows it back).
+
+    Security contract: an e-mail domain is one organization's. "Sign in with your organization"
+    (``apps.accounts.views.sso_start``) sends an address to the provider of the organization
+    whose domains take it; a domain another organization's configuration already names is
+    refused (``ValidationError``), or an admin could list another hospital's domain and have its
+    staff sent to a provider of their own, to type their hospital password there."""
     policy.require(by, Action.MANAGE_ORGANIZATION, organization, request=request)
     config = SSOConfig.objects.filter(organization=organization).first() or SSOConfig(organization=organization)
     config.issuer = issuer.strip().rstrip("/")
@@ -374,6 +380,11 @@ def sso_config_save(*, organization: Organization, by: User, issuer: str, client
         config.client_secret = client_secret
     if not config.domains:
         raise ValidationError(_("Name at least one e-mail domain."))
+    others = {d for other in SSOConfig.objects.exclude(organization=organization) for d in other.domains}
+    if taken := [d for d in config.domains if d in others]:
+        raise ValidationError(_("Another organization's single sign-on already takes addresses at %(domains)s: "
+                                "each e-mail domain signs in through one organization only.")
+                              % {"domains": ", ".join(taken)})
     config.save()
     record(action="organization.sso_changed", actor=by, organization=organization, target=config,
            request=request, details={"enabled": enabled, "domains": config.domains,

@@ -187,3 +187,26 @@ def test_org_admin_sets_up_sso_with_the_secret_stored_encrypted(org_a, admin_a, 
     config.refresh_from_db()
     assert config.client_secret == "very-secret-client-secret-42"
     assert AuditEvent.objects.filter(action="organization.sso_changed", organization=org_a).count() == 2
+
+
+def test_an_email_domain_signs_in_through_one_organization_only(org_a, org_b, admin_a, admin_b, verified_client):
+    """"Sign in with your organization" sends an address to the provider of the organization whose
+    domains take it: another organization's admin naming Alpha's domain for a provider of their
+    own would have had Alpha's staff type their password there. The domain is refused."""
+    from apps.accounts.models import SSOConfig
+
+    alpha = {"enabled": "on", "issuer": "https://login.alpha.example", "client_id": "lightbox",
+             "client_secret": "alpha-client-secret-0123456789", "allowed_domains": "alpha.example"}
+    client_a = verified_client(admin_a)
+    assert client_a.post("/org/sso/", alpha).status_code == 302
+    beta = verified_client(admin_b)
+    response = beta.post("/org/sso/", {**alpha, "issuer": "https://idp.beta.example",
+                                       "allowed_domains": "beta.example, ALPHA.example"})
+    assert response.status_code == 400
+    assert "already takes addresses at alpha.example" in response.content.decode()
+    assert not SSOConfig.objects.filter(organization=org_b).exists()
+    assert beta.post("/org/sso/", {**alpha, "issuer": "https://idp.beta.example",
+                                   "allowed_domains": "beta.example"}).status_code == 302
+    # Alpha saving its own settings again is not refused by its own domains
+    assert client_a.post("/org/sso/", {**alpha, "client_secret": ""}).status_code == 302
+    assert [c.organization for c in SSOConfig.objects.all() if c.allows_email("sam@alpha.example")] == [org_a]
