@@ -5,6 +5,9 @@ from django.http import HttpRequest
 from apps.sharing import policy
 from apps.sharing.policy import Action
 
+#: what the navigation asks the policy about the active organization
+NAV_ACTIONS = (Action.UPLOAD_STUDY, Action.MANAGE_MEMBERS, Action.MANAGE_ORGANIZATION, Action.VIEW_AUDIT)
+
 
 def organizations(request: HttpRequest) -> dict[str, object]:
     user = getattr(request, "user", None)
@@ -12,11 +15,14 @@ def organizations(request: HttpRequest) -> dict[str, object]:
         return {}
     membership = request.membership  # type: ignore[attr-defined]
     org = membership.organization if membership else None
+    # the navigation's links, decided at once (the user's memberships read once for all of them)
+    may = policy.can_actions(user, NAV_ACTIONS, org) if org else dict.fromkeys(NAV_ACTIONS, False)
     return {
         "my_memberships": request.my_memberships,  # type: ignore[attr-defined]
         "active_membership": membership,
         "active_organization": org,
-        "can_manage_members": bool(org) and policy.can(user, Action.MANAGE_MEMBERS, org),
-        "can_manage_organization": bool(org) and policy.can(user, Action.MANAGE_ORGANIZATION, org),
-        "can_view_audit": bool(org) and policy.can(user, Action.VIEW_AUDIT, org),
+        "can_upload": may[Action.UPLOAD_STUDY],
+        "can_manage_members": may[Action.MANAGE_MEMBERS],
+        "can_manage_organization": may[Action.MANAGE_ORGANIZATION],
+        "can_view_audit": may[Action.VIEW_AUDIT],
     }
