@@ -111,5 +111,5 @@ def test_a_case_page_refused_is_refused_and_recorded_once(shared_study, client_a
     _sharer, _consultant, study = shared_study
     outsider = member(study.organization, Role.EXTERNAL_CONSULTANT)  # a member, with no grant
     response = client_as(outsider).get(reverse("cases:case_detail", args=[study.case.public_id]))
-    assert response.status_code == 403 and study.case.title.encode() not in response.content
+    assert response.status_code == 404 and study.case.title.encode() not in response.content  # as to outsiders
     assert AuditEvent.objects.filter(action="access.denied", actor=outsider).count() == 1
