@@ -8,7 +8,11 @@
 3. patients reach the patient portal only (403 elsewhere; home redirects there), plus the two
    doors into it: their share links (``/s/<token>/``, which sends a patient to the portal once the
    link's checks pass) and the study download endpoint, where ``apps.sharing.policy`` lets a
-   patient take the education rendition of what a live grant names and nothing else.
+   patient take the education rendition of what a live grant names and nothing else;
+4. the patient portal is for patients: a member who is a patient in none of their organizations
+   (staff, an external consultant) is sent to their dashboard, told why, rather than shown a
+   portal that says nothing was shared with them (what is shared with them is on their shared
+   cases, where an opened link sends them: ``apps.sharing.views._lands_on_portal``).
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ _OPEN_PREFIXES = ("/static/", "/accounts/logout/", "/accounts/mfa/", "/accounts/
                   "/readyz", "/invite/", "/favicon.ico")
 # what a patient may reach
 _PATIENT_PREFIXES = ("/portal/", "/accounts/", "/i18n/", "/static/", "/invite/", "/healthz", "/readyz", "/s/")
+_PORTAL_PREFIX = "/portal/"
 #: the one data endpoint a patient reaches (apps.renditions.views.study_download): the portal's
 #: download button; the policy refuses a patient every rendition but the education one
 _PATIENT_DOWNLOAD = re.compile(r"^/studies/[0-9a-f-]{36}/download/$")
@@ -59,6 +64,11 @@ def idle_limit_seconds(memberships: list) -> int | None:
 
 def is_patient_only(memberships: list) -> bool:
     return bool(memberships) and all(m.role == Role.PATIENT for m in memberships)
+
+
+def is_patient_nowhere(memberships: list) -> bool:
+    """A member of some organization who is a patient in none of them."""
+    return bool(memberships) and all(m.role != Role.PATIENT for m in memberships)
 
 
 def _refuse(request: HttpRequest, url: str | None, code: str) -> HttpResponse:
@@ -113,6 +123,11 @@ class AccessGateMiddleware:
             if path == "/":
                 return redirect("education:portal")
             return _refuse(request, None, "patient_portal_only")
+
+        # 4. the patient portal: not for members who are patients nowhere (their dashboard instead)
+        if path.startswith(_PORTAL_PREFIX) and is_patient_nowhere(memberships):
+            messages.info(request, _("The patient portal is for patients. Here is your dashboard."))
+            return redirect("dashboard")
         return self.get_response(request)
 
 

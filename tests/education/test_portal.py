@@ -19,7 +19,7 @@ from apps.renditions.models import Kind, Rendition
 from apps.sharing import services
 from apps.sharing.models import Grant
 from apps.sharing.usecases import RecipientKind, UseCase
-from tests.factories import TEST_PASSWORD, StudyFactory, UserFactory, member
+from tests.factories import TEST_PASSWORD, MembershipFactory, StudyFactory, UserFactory, member
 
 pytestmark = pytest.mark.django_db
 
@@ -336,3 +336,25 @@ def test_the_second_factor_reason_leads_to_the_security_page(edu_study, edu_shar
     html = _client(patient).get(reverse("education:portal")).content.decode()
     assert 'data-testid="education-second-factor"' in html
     assert reverse("accounts:security") in html
+
+
+
+@pytest.mark.parametrize("role", [Role.CLINICIAN, Role.ORG_ADMIN, Role.COORDINATOR, Role.EXTERNAL_CONSULTANT])
+def test_a_member_who_is_a_patient_nowhere_is_sent_from_the_portal_to_their_dashboard(org_a, role):
+    """Staff who typed /portal/ were shown 'Nothing has been shared with you yet' under 'Your
+    patient portal', as if they were a patient still waiting for their scans."""
+    client = _client(member(org_a, role))
+    response = client.get(reverse("education:portal"))
+    assert response.status_code == 302 and response["Location"] == reverse("dashboard")
+    html = client.get(response["Location"]).content.decode()
+    assert "The patient portal is for patients. Here is your dashboard." in html
+    assert 'data-testid="portal-empty"' not in html
+
+
+def test_the_portal_stays_for_patients_and_for_accounts_of_no_organization(org_a, org_b, patient):
+    assert _client(patient).get(reverse("education:portal")).status_code == 200
+    # a patient here and staff elsewhere: the portal is still theirs
+    MembershipFactory(user=patient, organization=org_b, role=Role.CLINICIAN)
+    assert _client(patient).get(reverse("education:portal")).status_code == 200
+    # an account of no organization (a patient-education share accepted by e-mail) keeps its portal
+    assert _client(UserFactory()).get(reverse("education:portal")).status_code == 200
