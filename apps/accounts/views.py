@@ -57,6 +57,17 @@ def activity(request: HttpRequest) -> HttpResponse:
     return HttpResponse(status=204)
 
 
+# --- e-mail address ---------------------------------------------------------------------------
+
+def email_addresses_not_offered(request: HttpRequest) -> HttpResponse:
+    """allauth's page to add e-mail addresses and make one primary is not offered (404): with no
+    e-mail verification (accounts are made by admins and invitations), it let anyone signed in
+    make any address not yet taken their account's own, and the portal knows people by their
+    address (a share to a user, a group share's members, SSO, invitations). The address is the
+    one the account was made with."""
+    raise Http404
+
+
 # --- language --------------------------------------------------------------------------------
 
 def set_language(request: HttpRequest) -> HttpResponse:

@@ -210,3 +210,20 @@ def test_an_email_domain_signs_in_through_one_organization_only(org_a, org_b, ad
     # Alpha saving its own settings again is not refused by its own domains
     assert client_a.post("/org/sso/", {**alpha, "client_secret": ""}).status_code == 302
     assert [c.organization for c in SSOConfig.objects.all() if c.allows_email("sam@alpha.example")] == [org_a]
+
+
+def test_nobody_makes_another_address_their_own(org_a, clinician_a, admin_a, client_as):
+    """allauth's e-mail page, with no verification, let anyone signed in take an address no
+    account had yet: a share to a user with that address (looked up by it) then went to them."""
+    from allauth.account.models import EmailAddress
+
+    from apps.accounts.models import User
+
+    client = client_as(clinician_a)
+    assert client.get("/accounts/email/").status_code == 404
+    for action in ("action_add", "action_primary"):
+        assert client.post("/accounts/email/", {action: "", "email": "dr.smith@hospital-c.example"}).status_code == 404
+    clinician_a.refresh_from_db()
+    assert clinician_a.email == "clinician@alpha.example"
+    assert not EmailAddress.objects.filter(email="dr.smith@hospital-c.example").exists()
+    assert not User.objects.filter(email="dr.smith@hospital-c.example").exists()
