@@ -417,6 +417,11 @@ def _accept_and_continue(request: HttpRequest, invitation: Invitation, user: Use
 def sso_settings(request: HttpRequest) -> HttpResponse:
     org = active_organization_or_404(request)
     policy.require(request.user, Action.MANAGE_ORGANIZATION, org, request=request)
+    return _sso_settings_form(request, org)
+
+
+@mfa.require_recent_otp  # its provider decides who signs in as the staff: a recent second factor, as for members
+def _sso_settings_form(request: HttpRequest, org) -> HttpResponse:
     config = SSOConfig.objects.filter(organization=org).first()
     initial = {"enabled": True}
     if config:

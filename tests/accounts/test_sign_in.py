@@ -227,3 +227,20 @@ def test_nobody_makes_another_address_their_own(org_a, clinician_a, admin_a, cli
     assert clinician_a.email == "clinician@alpha.example"
     assert not EmailAddress.objects.filter(email="dr.smith@hospital-c.example").exists()
     assert not User.objects.filter(email="dr.smith@hospital-c.example").exists()
+
+
+def test_single_sign_on_settings_need_a_recent_second_factor(org_a, admin_a):
+    """The provider named here signs in the organization's staff: changing it is at least as
+    sensitive as adding a member (which asks for a recent code). A session whose last code is
+    older than the step-up window is sent to enter one, and nothing changes."""
+    from django.urls import reverse
+
+    from tests.accounts.conftest import stale_second_factor_client
+
+    client, _device = stale_second_factor_client(admin_a)
+    response = client.post("/org/sso/", {"enabled": "on", "issuer": "https://idp.elsewhere.example",
+                                         "client_id": "x", "client_secret": "a-long-client-secret-0123456789",
+                                         "allowed_domains": "alpha.example"})
+    assert response.status_code == 302 and response["Location"].startswith(reverse("accounts:step_up"))
+    assert not SSOConfig.objects.filter(organization=org_a).exists()
+    assert client.get("/org/sso/")["Location"].startswith(reverse("accounts:step_up"))
