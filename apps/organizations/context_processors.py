@@ -25,4 +25,7 @@ def organizations(request: HttpRequest) -> dict[str, object]:
         "can_manage_members": may[Action.MANAGE_MEMBERS],
         "can_manage_organization": may[Action.MANAGE_ORGANIZATION],
         "can_view_audit": may[Action.VIEW_AUDIT],
+        # called by the template only where it may draw the link (not in a patient's navigation)
+        "has_shares_page": lambda: policy.has_shares_page(
+            user, roles=[m.role for m in request.my_memberships]),  # type: ignore[attr-defined]
     }

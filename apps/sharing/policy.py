@@ -620,6 +620,36 @@ def _decide(facts: _Facts, action: Action, obj: object, *, rendition: str | None
                for g in facts.grants_of(case_id))
 
 
+#: what makes the "Shares" page (apps.sharing.views.my_shares: the shares one made, the requests
+#: for originals one decides, the link to the organization's sharing settings) worth a link for a
+#: role: sharing cases, or setting how the organization shares
+_SHARES_PAGE_ROLE_ACTIONS = frozenset({Action.SHARE_CASE, Action.MANAGE_ORGANIZATION})
+
+
+def has_shares_page(user: Any, *, roles: Iterable[str] | None = None) -> bool:
+    """Whether the "Shares" page has anything for ``user``, for the navigation's link to it:
+    their role in one of their active organizations may share cases or set the sharing settings
+    (``_SHARES_PAGE_ROLE_ACTIONS``); or they made shares (to revoke, extend or renew; a board's
+    host makes them too); or a live grant addressed to them allows resharing (a permission that
+    maps to SHARE_CASE). Decides no share: each is still ``can``'s.
+
+    ``roles``: the user's roles in their active memberships, when read already (the request's
+    ``my_memberships``). At most two queries, and none for a role that shares."""
+    from apps.sharing.models import Grant
+
+    if not _active_user(user):
+        return False
+    if roles is None:
+        roles = _active_roles(user).values()
+    if any(ROLE_ACTIONS.get(role, frozenset()) & _SHARES_PAGE_ROLE_ACTIONS for role in roles):
+        return True
+    if Grant.objects.filter(created_by=user).exists():
+        return True
+    resharing = {p for p, actions in PERMISSION_ACTIONS.items() if Action.SHARE_CASE in actions}
+    held = Grant.objects.live().addressed_to(user).values_list("permissions", flat=True)
+    return any(resharing.intersection(permissions or ()) for permissions in held)
+
+
 def holds(grant: Grant, user: Any) -> bool:
     """Whether ``grant`` is ``user``'s: they are its grantee (an invitation once accepted) or a
     member of its group; the grants ``Grant.objects.addressed_to(user)`` lists ("shared with me")
