@@ -96,31 +96,40 @@ def _csv_rows(qs: Any) -> Iterator[str]:
 @login_required
 @require_GET
 def export_csv(request: HttpRequest) -> HttpResponse:
-    org = _org_for_audit(request)
-    form, qs = _search(request, org)
-    if form.errors:  # never the whole trail in place of the search asked for
-        return _event_page(request, org, form, qs)
-    record(action=actions.AUDIT_EXPORTED, actor=request.user, organization=org, request=request,
-           details={"format": "csv"})
-    response = StreamingHttpResponse(_csv_rows(qs.order_by("seq")), content_type="text/csv; charset=utf-8")
-    stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
-    response["Content-Disposition"] = f'attachment; filename="audit-{org.slug}-{stamp}.csv"'
-    return response
+    org, qs, invalid = _export_search(request, "csv")
+    if invalid is not None:
+        return invalid
+    return _export_response(_csv_rows(qs.order_by("seq")), "text/csv; charset=utf-8", f"audit-{org.slug}", "csv")
 
 
 @login_required
 @require_GET
 def export_fhir(request: HttpRequest) -> HttpResponse:
-    org = _org_for_audit(request)
-    form, qs = _search(request, org)
-    if form.errors:  # never the whole trail in place of the search asked for
-        return _event_page(request, org, form, qs)
-    record(action=actions.AUDIT_EXPORTED, actor=request.user, organization=org, request=request,
-           details={"format": "fhir"})
+    org, qs, invalid = _export_search(request, "fhir")
+    if invalid is not None:
+        return invalid
     base = request.build_absolute_uri("/fhir/")
     body = fhir.bundle_stream(qs.order_by("seq").iterator(chunk_size=2000), site=request.get_host(), base_url=base,
                               total=None, timestamp=timezone.now().isoformat())
-    response = StreamingHttpResponse(body, content_type="application/fhir+json; charset=utf-8")
+    return _export_response(body, "application/fhir+json; charset=utf-8", f"audit-{org.slug}", "fhir.json")
+
+
+def _export_search(request: HttpRequest, fmt: str) -> tuple[Any, Any, HttpResponse | None]:
+    """The organization and the events an export of the trail (``fmt``) takes, its export
+    recorded; and, when the search asked for is not valid, the audit page with its errors to
+    answer instead (never the whole trail in place of the search asked for), nothing recorded."""
+    org = _org_for_audit(request)
+    form, qs = _search(request, org)
+    if form.errors:
+        return org, qs, _event_page(request, org, form, qs)
+    record(action=actions.AUDIT_EXPORTED, actor=request.user, organization=org, request=request,
+           details={"format": fmt})
+    return org, qs, None
+
+
+def _export_response(body, content_type: str, name: str, extension: str) -> StreamingHttpResponse:
+    """A streamed download of an export, named ``<name>-<UTC stamp>.<extension>``."""
+    response = StreamingHttpResponse(body, content_type=content_type)
     stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
-    response["Content-Disposition"] = f'attachment; filename="audit-{org.slug}-{stamp}.fhir.json"'
+    response["Content-Disposition"] = f'attachment; filename="{name}-{stamp}.{extension}"'
     return response
