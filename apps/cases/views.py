@@ -59,15 +59,16 @@ def case_list(request: HttpRequest) -> HttpResponse:
         filters = selectors.CaseFilters(status=form.cleaned_data.get("status", ""))
     cases = selectors.case_list(user=request.user, organization=org, filters=filters)
     page = page_of(request, cases, size=PAGE_SIZE)
+    may = policy.can_actions(request.user, (Action.MANAGE_CASE, Action.VIEW_PATIENT_IDENTITY), org)
     return render(request, "cases/case_list.html", {
         "organization": org, "form": form, "page": page, "query": page.query,
         "counts": selectors.case_counts(user=request.user, organization=org),
-        "can_create": policy.can(request.user, Action.MANAGE_CASE, org),
-        "can_run_boards": policy.can(request.user, Action.MANAGE_CASE, org),
+        "can_create": may[Action.MANAGE_CASE],
+        "can_run_boards": may[Action.MANAGE_CASE],
         # the default (open cases) is no filter in use: on a phone the filters start closed
         "filters_in_use": any(value for name, value in (form.cleaned_data or {}).items()
                               if (name, value) != ("status", CaseStatus.OPEN)),
-        "show_patient": policy.can(request.user, Action.VIEW_PATIENT_IDENTITY, org),
+        "show_patient": may[Action.VIEW_PATIENT_IDENTITY],
     })
 
 
