@@ -744,6 +744,35 @@ def upload_cases(user: Any, obj: object) -> QuerySet:
     return Case.objects.visible_to(user).filter(organization_id=org_id).open()
 
 
+def shareable_cases(user: Any, obj: object) -> QuerySet:
+    """The cases of ``obj``'s organization (an Organization, or a row of one) that ``user`` may
+    share: exactly those on which ``can(user, SHARE_CASE, case)`` is true (open or closed; the
+    invitation form offers the open ones), in a few queries however many cases the organization
+    has. A role there that holds SHARE_CASE holds it on every case of the organization
+    (``_role_allows``): the answer is then a query of them all, none decided one by one.
+    Otherwise only cases the user owns (when ``OWNER_NEEDS`` gives SHARE_CASE to owners whose
+    role holds what it needs) or holds a live grant on can be shared; those few are decided by
+    ``_decide``, as ``can_each`` decides, so the grant rule (resharing, study scope, a second
+    factor) is not written twice."""
+    from apps.cases.models import Case
+
+    org_id = _org_id_of(obj)
+    if not _active_user(user):
+        return Case.objects.none()
+    facts = _Facts(user, timezone.now())
+    role = facts.roles.get(org_id)
+    if role is not None and Action.SHARE_CASE in ROLE_ACTIONS[role]:
+        return Case.objects.for_org(org_id)
+    maybe = Q(id__in=granted_case_ids(user))
+    needs = OWNER_NEEDS.get(Action.SHARE_CASE)
+    if role is not None and needs is not None and needs in ROLE_ACTIONS[role]:
+        maybe |= Q(created_by=user) | Q(responsible_clinician=user)  # the case owners of ``_owner_ids``
+    candidates = list(Case.objects.for_org(org_id).filter(maybe))
+    facts.prepare(Action.SHARE_CASE, candidates)
+    allowed = [case.pk for case in candidates if _decide(facts, Action.SHARE_CASE, case)]
+    return Case.objects.for_org(org_id).filter(pk__in=allowed)
+
+
 def allowed_renditions(actor: Any, obj: object) -> frozenset[str]:
     """The renditions (usecases.Rendition values) ``actor`` may download of ``obj`` (a study or a
     case) right now. Staff get each rendition their role's download actions allow; recipients
