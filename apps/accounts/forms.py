@@ -1,14 +1,24 @@
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django import forms
 from django.conf import settings
 from django.contrib.auth import password_validation
+from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
 from apps.accounts.models import Invitation
 from apps.accounts.services import language_of
-from apps.core.forms import BoundedModelMultipleChoiceField
+from apps.cases.selectors import case_search_match
+from apps.core.forms import SearchedChoicesForm, SearchedModelMultipleChoiceField
 from apps.organizations.models import Role
+
+if TYPE_CHECKING:
+    from django.db.models import QuerySet
+
+    from apps.accounts.models import User
+    from apps.organizations.models import Organization
 
 #: an invited address longer than its column cannot be stored (nor can such an address exist)
 _INVITED_EMAIL_MAX = Invitation._meta.get_field("email").max_length
@@ -34,21 +44,29 @@ class EnrolForm(forms.Form):
                                       "pattern": "[0-9]{6}"}))
 
 
-class InvitationForm(forms.Form):
+class InvitationForm(SearchedChoicesForm, forms.Form):
+    """Invite someone by e-mail, optionally to cases. Its cases (the open cases the inviter may
+    share: thousands in a hospital) are a searched list, as a tumor board's: the page draws those
+    ticked and a bounded number of matches of the case list's search; any case of ``cases_qs`` is
+    accepted, drawn or not, and no other."""
+
     email = forms.EmailField(label=_("E-mail address"), max_length=_INVITED_EMAIL_MAX)
     role = forms.ChoiceField(label=_("Role"), choices=[c for c in Role.choices if c[0] != Role.PATIENT],
                              initial=Role.EXTERNAL_CONSULTANT)
-    cases = BoundedModelMultipleChoiceField(
-        label=_("Cases the invitation opens"), required=False, queryset=None,
+    cases = SearchedModelMultipleChoiceField(
+        label=_("Cases the invitation opens"), required=False, queryset=None, match=None,
         widget=forms.CheckboxSelectMultiple,
         help_text=_("An external consultant sees only these cases, and nothing else."))
     language = _language_field()
 
-    def __init__(self, *args, cases_qs=None, **kwargs) -> None:
+    def __init__(self, *args, organization: Organization, user: User, cases_qs: QuerySet, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["cases"].queryset = cases_qs
-        self.fields["cases"].label_from_instance = lambda c: c.title
-        if cases_qs is not None and not cases_qs.exists():
+        field = self.fields["cases"]
+        field.queryset = cases_qs
+        field.match = lambda q: case_search_match(user=user, organization=organization, q=q)
+        field.search_url = f"{reverse('accounts:invitation_choices')}?list=cases"
+        field.label_from_instance = lambda c: c.title
+        if not cases_qs.exists():
             # an org admin (who shares no case) saw "None to choose from." and nothing more
             self.fields["cases"].help_text = _(
                 "You may share no open case: a consultant invited now sees nothing until someone who "

@@ -21,6 +21,7 @@ urlpatterns = [
     path("invite/<str:token>/", views.invitation_accept, name="invitation_accept"),
     path("org/invitations/", views.invitation_list, name="invitation_list"),
     path("org/invitations/new/", views.invitation_send, name="invitation_send"),
+    path("org/invitations/choices/", views.invitation_choices, name="invitation_choices"),
     path("org/invitations/<uuid:invitation_id>/revoke/", views.invitation_revoke, name="invitation_revoke"),
     path("org/sso/", views.sso_settings, name="sso_settings"),
     path("cases/<uuid:case_id>/invite-patient/", views.patient_invite, name="patient_invite"),

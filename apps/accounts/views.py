@@ -11,7 +11,7 @@ from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -35,6 +35,7 @@ from apps.accounts.forms import (
 from apps.accounts.models import Invitation, InvitationKind, SSOConfig, User
 from apps.accounts.services import Refusal
 from apps.audit.services import record
+from apps.core.forms import SearchedChoices
 from apps.core.pagination import page_of
 from apps.core.redirects import next_url, with_next
 from apps.organizations.selectors import active_organization_or_404
@@ -201,18 +202,20 @@ def step_up(request: HttpRequest) -> HttpResponse:
 
 # --- invitations -------------------------------------------------------------------------------
 
-def _shareable_cases(request: HttpRequest, org):
-    from apps.cases.models import Case
-
-    cases = Case.objects.visible_to(request.user).for_org(org.pk).filter(status="open").order_by("title")
-    return Case.objects.filter(pk__in=[c.pk for c in cases if policy.can(request.user, Action.SHARE_CASE, c)])
+def _invitation_cases(request: HttpRequest, org):
+    """The open cases of ``org`` an invitation from this user may open, as the policy decides
+    (``shareable_cases``: a query, never a decision a case); or PermissionDenied (recorded) when
+    the user may neither invite members nor share any open case."""
+    cases = policy.shareable_cases(request.user, org).open().order_by("title", "id")
+    if not (policy.can(request.user, Action.MANAGE_MEMBERS, org) or cases.exists()):
+        policy.require(request.user, Action.MANAGE_MEMBERS, org, request=request)
+    return cases
 
 
 @login_required
 def invitation_list(request: HttpRequest) -> HttpResponse:
     org = active_organization_or_404(request)
-    if not (policy.can(request.user, Action.MANAGE_MEMBERS, org) or _shareable_cases(request, org).exists()):
-        policy.require(request.user, Action.MANAGE_MEMBERS, org, request=request)
+    _invitation_cases(request, org)
     invitations = Invitation.objects.visible_to(request.user).for_org(org.pk).select_related("created_by")
     if not policy.can(request.user, Action.MANAGE_MEMBERS, org):
         invitations = invitations.filter(created_by=request.user)
@@ -228,10 +231,8 @@ def invitation_send(request: HttpRequest) -> HttpResponse:
     """Invite a consultant (or a staff member) by e-mail, optionally to named cases. Giving access
     away: a recent second factor is asked for (step-up)."""
     org = active_organization_or_404(request)
-    cases_qs = _shareable_cases(request, org)
-    if not (policy.can(request.user, Action.MANAGE_MEMBERS, org) or cases_qs.exists()):
-        policy.require(request.user, Action.MANAGE_MEMBERS, org, request=request)
-    form = InvitationForm(request.POST or None, cases_qs=cases_qs)
+    form = InvitationForm(request.POST or None, organization=org, user=request.user,
+                          cases_qs=_invitation_cases(request, org))
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
@@ -251,6 +252,20 @@ def invitation_send(request: HttpRequest) -> HttpResponse:
     return render(request, "accounts/invitation_send.html", {"organization": org, "form": form,
                                                              "grant_hours": template.default_hours},
                   status=400 if form.errors else 200)
+
+
+@login_required
+def invitation_choices(request: HttpRequest) -> JsonResponse:
+    """The matches of a search in the invitation form's list of cases (``?list=cases``), as the
+    form would draw them, for the form's script to show as the search is typed (as the tumor
+    board form's ``board_choices``): for whoever may send invitations in the active organization,
+    as the form itself. ``ticked`` (repeated) are the ids already ticked, left out of the matches."""
+    org = active_organization_or_404(request)
+    form = InvitationForm(organization=org, user=request.user, cases_qs=_invitation_cases(request, org))
+    field = form.fields.get(request.GET.get("list", ""))
+    if not isinstance(field, SearchedChoices):
+        raise Http404
+    return JsonResponse(field.answer(q=request.GET.get("q", ""), ticked=request.GET.getlist("ticked")))
 
 
 @login_required

@@ -264,11 +264,7 @@ def board_choices(request: HttpRequest) -> JsonResponse:
     field = BoardForm(organization=org, user=request.user).fields.get(request.GET.get("list", ""))
     if not isinstance(field, SearchedChoices):
         raise Http404
-    found = field.search(q=request.GET.get("q", ""), ticked=request.GET.getlist("ticked"))
-    return JsonResponse({
-        "choices": [{"value": str(value), "label": label} for value, label in map(field.choice_of, found.matches)],
-        "shown": len(found.matches), "total": found.total, "status": found.status,
-    })
+    return JsonResponse(field.answer(q=request.GET.get("q", ""), ticked=request.GET.getlist("ticked")))
 
 
 @login_required

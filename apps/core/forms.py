@@ -233,6 +233,14 @@ class SearchedChoices:
         others = self.queryset.filter(self.match(q)).exclude(pk__in=[row.pk for row in ticked_rows])
         return ChoiceSearch(q=q, ticked=ticked_rows, matches=list(others[:size]), total=others.count(), size=size)
 
+    def answer(self, *, q: str, ticked: Any) -> dict[str, Any]:
+        """What a choices endpoint answers the form's script (static/js/forms.js) as the search
+        text is typed: the matches of ``q`` other than those ``ticked``, as the form would draw
+        them, how many are shown of how many match, and the status line."""
+        found = self.search(q=q, ticked=ticked)
+        choices = [{"value": str(value), "label": label} for value, label in map(self.choice_of, found.matches)]
+        return {"choices": choices, "shown": len(found.matches), "total": found.total, "status": found.status}
+
     def _ids(self, values: Any) -> list[int]:
         """The ids among ``values`` (rows, or ids as sent) that the key column can hold; others are
         left out (they are no row to show; validation refuses them)."""
