@@ -274,7 +274,13 @@ def original_request_decide(request: HttpRequest, originalrequest_id: UUID) -> H
 def link_open(request: HttpRequest, token: str) -> HttpResponse:
     """Open a share link: identity-linked links need the named recipient signed in (with MFA where
     the template says); anonymous ones need the organization's switch on. A second factor, a
-    not-before time, a use limit and lockout are checked here; every refusal is recorded."""
+    not-before time, a use limit and lockout are checked here; every refusal is recorded.
+
+    An anonymous link is used only by a POST: a GET that would use it shows a confirmation page
+    and changes nothing (no use counted, no opening recorded, nothing in the session). Mail
+    gateways (Safe Links, Mimecast, Proofpoint) fetch every URL in an e-mail before the recipient
+    clicks; a GET that counted would use up a one-use link and record an opening nobody made.
+    Identity-linked links open on a GET: a scanner is not the named recipient signed in."""
     link = services.share_link_get(token)
     user = request.user if request.user.is_authenticated else None
     if link is None:
@@ -304,6 +310,8 @@ def link_open(request: HttpRequest, token: str) -> HttpResponse:
         if link.pk not in set(request.session.get(SECOND_FACTOR_SESSION_KEY, [])):
             return render(request, "sharing/link_second_factor.html", {"form": form, "link": link},
                           status=400 if form.errors else 200)
+    if link.anonymous and request.method != "POST":
+        return render(request, "sharing/link_confirm.html", {"link": link})
     if not services.share_link_use(link=link, user=user, request=request):
         services.share_link_refused(link=link, reason=LinkRefusal.USED_UP, user=user, request=request)
         return render(request, "sharing/link_refused.html", {"reason": LinkRefusal.USED_UP, "link": link},

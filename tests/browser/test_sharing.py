@@ -104,3 +104,52 @@ def test_share_open_request_original_extend_revoke(browser, live_server, output_
     phone.screenshot(path=str(output_dir / "my-shares-phone.png"), full_page=True)
     for ctx in (owner_ctx, consultant_ctx, phone_ctx):
         ctx.close()
+
+
+def test_an_anonymous_link_opens_on_a_phone_only_when_its_button_is_pressed(browser, live_server, output_dir):
+    """A one-use anonymous link: the page its address shows (what a mail gateway's pre-fetch
+    gets) uses nothing and fits a phone and a tablet; pressing its button opens the shared case.
+    Once used, the link is refused."""
+    from apps.sharing import services
+    from apps.sharing.models import ShareLink
+    from apps.sharing.usecases import RecipientKind, UseCase
+    from tests.browser.test_accessibility import _axe_violations
+
+    org = OrganizationFactory(name="Alpha Hospital", slug="alpha", mfa_required_roles=[], anonymous_links_enabled=True)
+    owner = member(org, Role.CLINICIAN, email="owner@alpha.example")
+    case = CaseFactory(organization=org, created_by=owner, responsible_clinician=owner, title="Chest CT review")
+    _grant, link, raw = services.share_create(case=case, by=owner, use_case=UseCase.CUSTOM,
+                                              recipient_kind=RecipientKind.ANONYMOUS, max_uses=1)
+    url = f"{live_server.url}/s/{raw}/"
+
+    tablet_ctx, tablet = _new_page(browser, width=768)
+    tablet.set_viewport_size({"width": 768, "height": 1024})
+    tablet.goto(url)  # as a mail gateway would, before the recipient
+    expect(tablet.get_by_role("heading", name="Imaging shared with you")).to_be_visible()
+    assert tablet.evaluate("document.documentElement.scrollWidth") <= 768
+    assert not _axe_violations(tablet)
+    tablet.screenshot(path=str(output_dir / "link-confirm-tablet.png"), full_page=True)
+    assert ShareLink.objects.get(pk=link.pk).use_count == 0
+
+    phone_ctx, phone = _new_page(browser, width=390)
+    phone.set_viewport_size({"width": 390, "height": 844})
+    phone.goto(url)
+    expect(phone.get_by_text("Alpha Hospital shared medical imaging with you")).to_be_visible()
+    assert "Chest CT review" not in phone.content()
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 390
+    assert not _axe_violations(phone)
+    button = phone.get_by_role("button", name="Open the shared imaging")
+    box = button.bounding_box()
+    assert box is not None and box["height"] >= 40 and box["x"] + box["width"] <= 390
+    phone.screenshot(path=str(output_dir / "link-confirm-phone.png"), full_page=True)
+    assert ShareLink.objects.get(pk=link.pk).use_count == 0
+    button.click()
+    phone.wait_for_url(f"{live_server.url}/sharing/cases/{case.public_id}/")
+    expect(phone.get_by_role("heading", name="Chest CT review")).to_be_visible()
+    expect(phone.get_by_test_id("anonymous-banner")).to_be_visible()
+    assert ShareLink.objects.get(pk=link.pk).use_count == 1
+
+    tablet.goto(url)  # used up now
+    expect(tablet.get_by_test_id("link-refused")).to_have_attribute("data-reason", "used_up")
+    for ctx in (tablet_ctx, phone_ctx):
+        ctx.close()

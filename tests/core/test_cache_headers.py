@@ -71,6 +71,13 @@ def test_share_link_and_sign_in_pages_are_not_stored(org_a, admin_a, client):
         response = client.get(url)
         assert response.status_code in (200, 302), url
         assert "no-store" in response["Cache-Control"], url
+    # an anonymous link's GET: the page asking to confirm the opening
+    org_a.anonymous_links_enabled = True
+    org_a.save()
+    _, token = share_link_create(grant=GrantFactory(organization=org_a, grantee=None), by=admin_a, anonymous=True)
+    response = client.get(reverse("sharing:link_open", kwargs={"token": token}))
+    assert response.status_code == 200 and b'data-testid="link-confirm"' in response.content
+    assert "no-store" in response["Cache-Control"]
 
 
 def test_static_files_keep_their_own_caching(client):

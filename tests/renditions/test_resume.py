@@ -19,7 +19,7 @@ from apps.organizations.models import Role
 from apps.sharing import services as sharing
 from apps.sharing.models import Grant, GrantDownload, ShareLink
 from apps.sharing.usecases import RecipientKind, UseCase
-from tests.factories import member
+from tests.factories import member, open_anonymous_link
 
 pytestmark = pytest.mark.django_db
 
@@ -56,7 +56,7 @@ class Share:
             Grant.objects.filter(pk=self.grant.pk).update(permissions=["view", "download_preview"],
                                                           renditions=["preview"])
             self.client = Client()
-            assert self.client.get(reverse("sharing:link_open", kwargs={"token": raw})).status_code == 302
+            assert open_anonymous_link(self.client, raw).status_code == 302
         # shared two hours ago, so downloads may be dated back within its lifetime
         Grant.objects.filter(pk=self.grant.pk).update(starts_at=timezone.now() - timedelta(hours=2))
 

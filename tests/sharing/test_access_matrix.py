@@ -120,7 +120,7 @@ def _clients(world: World) -> dict[str, Client]:
         if user is not None:
             clients[name].force_login(user)
     holder = Client()
-    assert holder.get(reverse("sharing:link_open", kwargs={"token": world.link_raw})).status_code == 302
+    assert factories.open_anonymous_link(holder, world.link_raw).status_code == 302
     clients["link_holder"] = holder
     return clients
 

@@ -16,7 +16,7 @@ from apps.sharing import policy, services
 from apps.sharing.models import Grant, ShareLink
 from apps.sharing.policy import Action
 from apps.sharing.usecases import RecipientKind, UseCase
-from tests.factories import UserFactory
+from tests.factories import UserFactory, open_anonymous_link
 
 pytestmark = pytest.mark.django_db
 
@@ -65,7 +65,7 @@ def test_anonymous_links_cannot_be_created_while_the_org_has_them_off(case, owne
 def test_anonymous_link_holder_sees_banner_and_every_use_is_recorded(case, owner):
     grant, _link, raw = _anonymous(case, owner)
     visitor = Client()
-    response = visitor.get(_url(raw))
+    response = open_anonymous_link(visitor, raw)
     assert response.status_code == 302
     page = visitor.get(response["Location"])
     assert page.status_code == 200
@@ -78,13 +78,112 @@ def test_anonymous_link_holder_sees_banner_and_every_use_is_recorded(case, owner
     # switching anonymous links off stops live ones too
     _grant2, _link2, raw2 = _anonymous(case, owner)
     holder = Client()
-    assert holder.get(_url(raw2)).status_code == 302
+    assert open_anonymous_link(holder, raw2).status_code == 302
     case_url = reverse("sharing:shared_case", kwargs={"case_id": case.public_id})
     assert holder.get(case_url).status_code == 200
     case.organization.anonymous_links_enabled = False
     case.organization.save()
     assert Client().get(_url(raw2)).status_code == 403
     assert holder.get(case_url).status_code == 404  # an opened one stops on its next request
+
+
+def _nothing_used(link, grant, audit_events: int, client: Client) -> None:
+    link.refresh_from_db()
+    grant.refresh_from_db()
+    assert link.use_count == 0 and grant.open_count == 0
+    assert AuditEvent.objects.count() == audit_events
+    assert policy.LINK_SESSION_KEY not in client.session and services.OPENED_SESSION_KEY not in client.session
+    case_url = reverse("sharing:shared_case", kwargs={"case_id": grant.case.public_id})
+    assert client.get(case_url)["Location"].startswith("/accounts/login/")
+
+
+def test_a_get_of_an_anonymous_link_changes_nothing_until_the_holder_confirms(case, owner):
+    """Mail gateways (Safe Links, Mimecast, Proofpoint) fetch every URL of an e-mail before the
+    recipient clicks. A GET of an anonymous link shows a page to confirm, saying nothing about the
+    patient, and changes nothing: no use counted (a one-use link stays usable), no opening
+    recorded, no access. Its POST opens the link as a GET did before."""
+    grant, link, raw = _anonymous(case, owner, max_uses=1)
+    events = AuditEvent.objects.count()
+    scanner = Client()
+    for _fetch in range(2):
+        response = scanner.get(_url(raw))
+        assert response.status_code == 200 and b'data-testid="link-confirm"' in response.content
+        assert "no-store" in response["Cache-Control"]
+        html = response.content.decode()
+        assert case.organization.name in html and 'method="post"' in html and "csrfmiddlewaretoken" in html
+        assert case.patient.name not in html and case.patient.mrn not in html and case.title not in html
+        _nothing_used(link, grant, events, scanner)
+    # the recipient, in their own browser: the page, then its button
+    recipient = Client(enforce_csrf_checks=True)
+    page = recipient.get(_url(raw))
+    assert page.status_code == 200
+    _nothing_used(link, grant, events, recipient)
+    token = recipient.cookies["csrftoken"].value
+    response = recipient.post(_url(raw), {"csrfmiddlewaretoken": token})
+    case_url = reverse("sharing:shared_case", kwargs={"case_id": case.public_id})
+    assert response.status_code == 302 and response["Location"] == case_url
+    link.refresh_from_db()
+    assert link.use_count == 1
+    assert AuditEvent.objects.filter(action="grant.opened", target_id=str(grant.public_id)).count() == 1
+    assert recipient.get(case_url).status_code == 200
+    assert scanner.get(case_url)["Location"].startswith("/accounts/login/")  # the scanner holds nothing
+    # used up: a GET is now refused, and recorded, as before
+    response = Client().get(_url(raw))
+    assert response.status_code == 403 and b'data-reason="used_up"' in response.content
+    assert AuditEvent.objects.filter(action="share_link.refused", details__reason="used_up").count() == 1
+    assert Client().post(_url(raw)).status_code == 403  # nor does a POST use it again
+    link.refresh_from_db()
+    assert link.use_count == 1
+
+
+def test_only_anonymous_links_ask_for_confirmation(case, owner, consultant):
+    """An identity-linked link still opens on a GET by its named recipient signed in (a mail
+    gateway's fetch only gets the sign-in page); an anonymous one, opened by the same signed-in
+    user, asks first."""
+    named_grant, named, named_raw = services.share_create(
+        case=case, by=owner, use_case=UseCase.SECOND_OPINION, recipient_kind=RecipientKind.USER,
+        grantee=consultant, max_uses=1)
+    _grant, anonymous, anonymous_raw = _anonymous(case, owner, max_uses=1)
+    client = Client()
+    client.force_login(consultant)
+    response = client.get(_url(named_raw))
+    assert response.status_code == 302
+    assert response["Location"] == reverse("sharing:shared_case", kwargs={"case_id": case.public_id})
+    response = client.get(_url(anonymous_raw))
+    assert response.status_code == 200 and b'data-testid="link-confirm"' in response.content
+    named.refresh_from_db()
+    anonymous.refresh_from_db()
+    assert (named.use_count, anonymous.use_count) == (1, 0)
+    assert AuditEvent.objects.filter(action="grant.opened").count() == 1
+    # a scanner, signed out, gets the sign-in page for the named link and uses nothing
+    response = Client().get(_url(named_raw))
+    assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+    named_grant.refresh_from_db()
+    assert named_grant.open_count == 1
+
+
+def test_a_second_factor_is_asked_as_before_and_its_post_opens_the_link(case, owner):
+    """A link with a passcode: a GET shows the passcode form (as before), whose right answer
+    opens the link. Once passed in this session, a GET of the link again asks to confirm rather
+    than using it."""
+    _grant, link, raw = _anonymous(case, owner, second_factor="passcode", passcode="blue-kettle-42", max_uses=2)
+    visitor = Client()
+    response = visitor.get(_url(raw))
+    assert response.status_code == 200 and b'name="value"' in response.content
+    assert b'data-testid="link-confirm"' not in response.content
+    response = visitor.post(_url(raw), {"value": "blue-kettle-42"})
+    assert response.status_code == 302
+    assert response["Location"] == reverse("sharing:shared_case", kwargs={"case_id": case.public_id})
+    link.refresh_from_db()
+    assert link.use_count == 1
+    events = AuditEvent.objects.count()
+    response = visitor.get(_url(raw))
+    assert response.status_code == 200 and b'data-testid="link-confirm"' in response.content
+    link.refresh_from_db()
+    assert link.use_count == 1 and AuditEvent.objects.count() == events
+    assert open_anonymous_link(visitor, raw).status_code == 302
+    link.refresh_from_db()
+    assert link.use_count == 2
 
 
 def test_passcode_locks_after_five_wrong_tries(case, owner):
@@ -199,7 +298,7 @@ def test_an_anonymous_link_holders_reads_name_the_link_in_the_trail(case, owner,
     study = StudyFactory(organization=case.organization, case=case)
     grant, link, raw = _anonymous(case, owner, renditions=["original", "preview"])
     holder = Client()
-    assert holder.get(_url(raw)).status_code == 302
+    assert open_anonymous_link(holder, raw).status_code == 302
     assert holder.get(reverse("viewer:viewer", kwargs={"study_id": study.public_id})).status_code == 200
     opened = AuditEvent.objects.get(action="viewer.opened")
     assert opened.actor_type == "link" and opened.link_ref == link.public_id
@@ -222,7 +321,7 @@ def test_an_anonymous_link_holder_is_not_offered_the_studys_page_that_asks_them_
     study = StudyFactory(organization=case.organization, case=case, study_description="Chest CT")
     _grant, _link, raw = _anonymous(case, owner)
     visitor = Client()
-    page = visitor.get(visitor.get(_url(raw))["Location"]).content.decode()
+    page = visitor.get(open_anonymous_link(visitor, raw)["Location"]).content.decode()
     study_page = reverse("imaging:study_detail", kwargs={"study_id": study.public_id})
     assert "Chest CT" in page and reverse("viewer:viewer", kwargs={"study_id": study.public_id}) in page
     assert f'href="{study_page}"' not in page

@@ -14,7 +14,15 @@ from apps.organizations.models import Role
 from apps.sharing import policy, services
 from apps.sharing.models import OriginalRequest
 from apps.sharing.policy import Action, OriginalRefusal
-from tests.factories import DEAD_GRANT_STATES, GrantFactory, StudyFactory, UserFactory, grant_kill, member
+from tests.factories import (
+    DEAD_GRANT_STATES,
+    GrantFactory,
+    StudyFactory,
+    UserFactory,
+    grant_kill,
+    member,
+    open_anonymous_link,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -206,7 +214,7 @@ def test_a_recipient_who_also_opened_an_anonymous_link_is_offered_only_their_own
     anonymous = _grant(case, grantee=None)
     _link, raw = services.share_link_create(grant=anonymous, by=None, anonymous=True)
     client = client_as(user)
-    assert client.get(reverse("sharing:link_open", kwargs={"token": raw})).status_code == 302
+    assert open_anonymous_link(client, raw).status_code == 302
     page = client.get(reverse("sharing:shared_case", kwargs={"case_id": case.public_id})).content.decode()
     url = "sharing:original_request_create"
     assert reverse(url, kwargs={"grant_id": own.public_id}) in page

@@ -13,6 +13,7 @@ from django.utils import timezone
 from apps.audit.models import AuditEvent
 from apps.viewer.models import ViewerSession
 from apps.viewer.tasks import viewer_sessions_close_idle_task
+from tests.factories import open_anonymous_link
 
 pytestmark = pytest.mark.django_db
 
@@ -118,7 +119,7 @@ def _open_as_link_holder(client, study, sharer) -> str:
     org.save()
     _grant, _link, raw = sharing.share_create(case=study.case, by=sharer, use_case=UseCase.CUSTOM,
                                               recipient_kind=RecipientKind.ANONYMOUS)
-    assert client.get(reverse("sharing:link_open", kwargs={"token": raw})).status_code == 302
+    assert open_anonymous_link(client, raw).status_code == 302
     return _open(client, study)
 
 

@@ -12,7 +12,7 @@ from PIL import Image
 
 from apps.audit.models import AuditEvent
 from bench.frames_synthetic import body_hu
-from tests.factories import InstanceFactory, SeriesFactory
+from tests.factories import InstanceFactory, SeriesFactory, open_anonymous_link
 
 pytestmark = pytest.mark.django_db
 
@@ -365,7 +365,7 @@ def test_series_instances_for_a_link_holder_and_a_preview_only_recipient(client,
     ct_study.organization.save()
     _grant, _link, raw = sharing.share_create(case=ct_study.case, by=clinician_a, use_case=UseCase.CUSTOM,
                                               recipient_kind=RecipientKind.ANONYMOUS)
-    assert client.get(reverse("sharing:link_open", kwargs={"token": raw})).status_code == 302
+    assert open_anonymous_link(client, raw).status_code == 302
     for holder in (client, client_as(preview_recipient)):
         response = holder.get(_series_url(ct_study, second_series))
         assert response.status_code == 200 and len(response.json()["instances"]) == 3
@@ -460,7 +460,7 @@ def test_the_viewer_leads_back_to_the_study_or_for_a_link_holder_to_the_shared_c
     ct_study.organization.save()
     _grant, _link, raw = sharing.share_create(case=ct_study.case, by=clinician_a, use_case=UseCase.CUSTOM,
                                               recipient_kind=RecipientKind.ANONYMOUS)
-    assert client.get(reverse("sharing:link_open", kwargs={"token": raw})).status_code == 302
+    assert open_anonymous_link(client, raw).status_code == 302
     page = client.get(url).content.decode()
     back = reverse("sharing:shared_case", kwargs={"case_id": ct_study.case.public_id})
     assert f'href="{back}" data-testid="viewer-back">Back to the shared case<' in page
