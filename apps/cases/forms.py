@@ -31,11 +31,6 @@ DATE = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
 DATETIME = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
 
 
-class MemberChoiceField(forms.ModelChoiceField):
-    def label_from_instance(self, obj: User) -> str:
-        return obj.full_name or obj.email
-
-
 class _SearchedMemberLabel:
     """Members in a searched list: by name and e-mail address, which the search finds them by."""
 
@@ -51,7 +46,12 @@ class SearchedMemberChoiceField(_SearchedMemberLabel, SearchedModelChoiceField):
     pass
 
 
-class CaseForm(forms.ModelForm):
+class CaseForm(SearchedChoicesForm, forms.ModelForm):
+    """A case's own fields. Its responsible clinician (one of the organization's clinicians and
+    radiologists: hundreds in a hospital) is a searched list, as a tumor board's host: the one
+    named, then a bounded number of matches by name or e-mail; any of them is accepted, drawn or
+    not, and the case may name no one."""
+
     class Meta:
         model = Case
         fields = ["title", "referring_question", "referred_by", "service_line", "responsible_clinician",
@@ -61,9 +61,11 @@ class CaseForm(forms.ModelForm):
 
     def __init__(self, *args, organization: Organization, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["responsible_clinician"] = MemberChoiceField(
-            label=_("Responsible clinician"), required=False,
-            queryset=selectors.responsible_clinicians(organization_id=organization.pk))
+        self.fields["responsible_clinician"] = SearchedMemberChoiceField(
+            label=_("Responsible clinician"), required=False, blank=True, empty_label=_("No one named yet"),
+            queryset=selectors.responsible_clinicians(organization_id=organization.pk),
+            match=lambda q: selectors.member_search_match(q=q),
+            search_url=f"{reverse('cases:case_choices')}?list=responsible_clinician")
         self.fields["referring_question"].label = _("Clinical question")
         self.fields["referring_question"].help_text = _("Why the images were sent: what should the reader answer?")
 

@@ -9,6 +9,7 @@ app_name = "cases"
 urlpatterns = [
     path("cases/", views.case_list, name="case_list"),
     path("cases/new/", views.case_create, name="case_create"),
+    path("cases/choices/", views.case_choices, name="case_choices"),
     path("cases/<uuid:case_id>/", views.case_detail, name="case_detail"),
     path("cases/<uuid:case_id>/edit/", views.case_edit, name="case_edit"),
     path("cases/<uuid:case_id>/close/", views.case_close, name="case_close"),

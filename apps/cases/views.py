@@ -253,6 +253,20 @@ def board_create(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_GET
+def case_choices(request: HttpRequest) -> JsonResponse:
+    """The matches of a search in the case form's list of responsible clinicians (``?list=``, the
+    field's name), as the form would draw them, for the form's script (as ``board_choices``): for
+    whoever may create or edit cases in the active organization. ``ticked``: the one named."""
+    org = active_organization_or_404(request)
+    policy.require(request.user, Action.MANAGE_CASE, org, request=request)
+    field = CaseForm(organization=org).fields.get(request.GET.get("list", ""))
+    if not isinstance(field, SearchedChoices):
+        raise Http404
+    return JsonResponse(field.answer(q=request.GET.get("q", ""), ticked=request.GET.getlist("ticked")))
+
+
+@login_required
+@require_GET
 def board_choices(request: HttpRequest) -> JsonResponse:
     """The matches of a search in the board form's list of cases, of participants or of hosts
     (``?list=``, the field's name), as the form would draw them, for the form's script to show as

@@ -193,6 +193,10 @@ class SearchedBoundField(forms.BoundField):
         q = search_text(self.form.data.get(self.search_name)) if self.form.is_bound else ""
         found = self.field.search(q=q, ticked=self.value() or [])
         self.field.widget.choices = [self.field.choice_of(row) for row in found.rows]
+        if not isinstance(self.field, forms.ModelMultipleChoiceField) and self.field.empty_label is not None:
+            # one choice that may be none (a field made with blank=True): "none" first, whatever
+            # the search (js/forms.js keeps it too)
+            self.field.widget.choices.insert(0, ("", self.field.empty_label))
         return found
 
     @cached_property

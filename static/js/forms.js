@@ -84,7 +84,8 @@
     function show(data) {
       var kept = {};
       Array.prototype.forEach.call(ticks(), function (tick) {
-        if (tick.checked) { kept[tick.value] = true; } else { tick.closest(".choice").remove(); }
+        // kept: the ticked ones, and an optional single choice's "none" (value ""), drawn first
+        if (tick.checked || tick.value === "") { kept[tick.value] = true; } else { tick.closest(".choice").remove(); }
       });
       Array.prototype.forEach.call(list.querySelectorAll("p.help"), function (p) { p.remove(); });
       data.choices.forEach(function (choice) {

@@ -274,3 +274,54 @@ def test_a_board_host_beyond_those_drawn_is_found_chosen_and_saved_on_a_tablet(b
         assert BoardSession.objects.get().host == wanted
     finally:
         context.close()
+
+
+@pytest.mark.parametrize("script", [True, False], ids=["script", "no-script"])
+def test_a_cases_responsible_clinician_is_found_chosen_and_cleared_on_a_tablet(browser, live_server, script,
+                                                                              monkeypatch):
+    """The case form's responsible clinician is one choice of a searched list, as a board's host,
+    that may be no one: "No one named yet" is drawn first and stays through every search (with
+    the script, the list redrawn as the text is typed; without, by the Search button)."""
+    from apps.cases.models import Case
+    from apps.core import forms as core_forms
+    from tests.browser.conftest import signed_in_as
+
+    monkeypatch.setattr(core_forms, "CHOICES_SHOWN", 12)
+    org = OrganizationFactory(name="Northwind Test", slug="northwind-test", mfa_required_roles=[])
+    me = member(org, Role.CLINICIAN, email="me@northwind.test", full_name="Harper Caseopener")
+    for i in range(15):
+        member(org, Role.CLINICIAN, full_name=f"Clinician {i:02d}")
+    wanted = member(org, Role.RADIOLOGIST, email="z.quillfeather@northwind.test", full_name="Zerelda Quillfeather")
+    context, page = _tablet(browser, script=script)
+    try:
+        signed_in_as(page, live_server.url, me)
+        page.goto(f"{live_server.url}{reverse('cases:case_create')}")
+        page.get_by_label("Patient's medical record number").fill("QF-0001")
+        page.get_by_label("Patient's name (new patients only)").fill("Test^Patient")
+        page.get_by_label("Title").fill("Wexcombe review")
+        clinician = page.get_by_role("group", name="Responsible clinician")
+        expect(clinician.get_by_role("radio")).to_have_count(13)  # no one, then 12
+        expect(clinician.get_by_role("radio", name="No one named yet")).to_be_checked()
+
+        def search(text):
+            clinician.get_by_label("Find in this list").fill(text)
+            if not script:
+                clinician.get_by_role("button", name="Search").click()
+                page.wait_for_load_state()
+
+        search("quillfeather")
+        expect(clinician.get_by_test_id("choices-found")).to_have_text("1 choice matches the search.")
+        expect(clinician.get_by_role("radio")).to_have_count(2)  # no one stays, and the match
+        clinician.get_by_label("Zerelda Quillfeather", exact=False).check()
+        search("clinician 1")
+        expect(clinician.get_by_test_id("choices-found")).to_have_text("5 choices match the search.")
+        expect(clinician.get_by_role("radio")).to_have_count(7)  # no one, the chosen, Clinician 10-14
+        expect(clinician.get_by_label("Zerelda Quillfeather", exact=False)).to_be_checked()
+        expect(clinician.get_by_role("radio", name="No one named yet")).to_have_count(1)
+        expect(page.get_by_label("Title")).to_have_value("Wexcombe review")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 768
+        page.get_by_role("button", name="Create case").click()
+        expect(page.get_by_role("heading", name="Wexcombe review")).to_be_visible()
+        assert Case.objects.get().responsible_clinician == wanted
+    finally:
+        context.close()
