@@ -225,27 +225,55 @@ def test_a_board_finds_ticks_and_keeps_a_case_beyond_those_drawn_on_a_tablet(bro
         context.close()
 
 
+@pytest.fixture
+def fifteen_clinicians(db, monkeypatch):
+    """An organization with 15 clinicians, more than a one-choice list of members draws (12 here)."""
+    from apps.core import forms as core_forms
+
+    monkeypatch.setattr(core_forms, "CHOICES_SHOWN", 12)
+    org = OrganizationFactory(name="Northwind Test", slug="northwind-test", mfa_required_roles=[])
+    for i in range(15):
+        member(org, Role.CLINICIAN, full_name=f"Clinician {i:02d}")
+    return org
+
+
+def _tablet_at(browser, live_server, user, path: str, *, script: bool):
+    """A tablet (with or without the script), ``user`` signed in, at ``path``."""
+    from tests.browser.conftest import signed_in_as
+
+    context, page = _tablet(browser, script=script)
+    try:
+        signed_in_as(page, live_server.url, user)
+        page.goto(f"{live_server.url}{path}")
+    except Exception:
+        context.close()
+        raise
+    return context, page
+
+
+def _search_one(page, group, text: str, *, script: bool) -> None:
+    """Search a one-choice list: typed (the script asks as it is typed), or typed and its Search
+    button pressed (the form drawn again, as sent)."""
+    group.get_by_label("Find in this list").fill(text)
+    if not script:
+        group.get_by_role("button", name="Search").click()
+        page.wait_for_load_state()
+
+
 @pytest.mark.parametrize("script", [True, False], ids=["script", "no-script"])
 def test_a_board_host_beyond_those_drawn_is_found_chosen_and_saved_on_a_tablet(browser, live_server, output_dir,
-                                                                              script, monkeypatch):
+                                                                              script, fifteen_clinicians):
     """The host is one choice of a searched list (radio buttons), as the cases and participants
     are lists of several: the host chosen is drawn first, then some members who may host; one
     beyond those is found by the search (typed, with the script; the Search button, without),
     chosen, kept through the next search, and saved."""
     from apps.cases.models import BoardSession
-    from apps.core import forms as core_forms
-    from tests.browser.conftest import signed_in_as
 
-    monkeypatch.setattr(core_forms, "CHOICES_SHOWN", 12)
-    org = OrganizationFactory(name="Northwind Test", slug="northwind-test", mfa_required_roles=[])
+    org = fifteen_clinicians
     me = member(org, Role.RADIOLOGIST, email="me@northwind.test", full_name="Harper Scheduler")
-    for i in range(15):
-        member(org, Role.CLINICIAN, full_name=f"Clinician {i:02d}")
     wanted = member(org, Role.COORDINATOR, email="z.vandersnoot@northwind.test", full_name="Zoltana Vandersnoot")
-    context, page = _tablet(browser, script=script)
+    context, page = _tablet_at(browser, live_server, me, reverse("cases:board_create"), script=script)
     try:
-        signed_in_as(page, live_server.url, me)
-        page.goto(f"{live_server.url}{reverse('cases:board_create')}")
         page.get_by_label("Title").fill("Hosted by a coordinator")
         page.get_by_label("Meeting time", exact=False).fill("2030-01-15T16:00")
         hosts = page.get_by_role("group", name="Host")
@@ -255,10 +283,7 @@ def test_a_board_host_beyond_those_drawn_is_found_chosen_and_saved_on_a_tablet(b
         expect(hosts.get_by_label("Zoltana Vandersnoot", exact=False)).to_have_count(0)
 
         def search(text):
-            hosts.get_by_label("Find in this list").fill(text)
-            if not script:
-                hosts.get_by_role("button", name="Search").click()
-                page.wait_for_load_state()
+            _search_one(page, hosts, text, script=script)
 
         search("vandersnoot")
         expect(hosts.get_by_test_id("choices-found")).to_have_text("1 choice matches the search.")
@@ -278,24 +303,17 @@ def test_a_board_host_beyond_those_drawn_is_found_chosen_and_saved_on_a_tablet(b
 
 @pytest.mark.parametrize("script", [True, False], ids=["script", "no-script"])
 def test_a_cases_responsible_clinician_is_found_chosen_and_cleared_on_a_tablet(browser, live_server, script,
-                                                                              monkeypatch):
+                                                                              fifteen_clinicians):
     """The case form's responsible clinician is one choice of a searched list, as a board's host,
     that may be no one: "No one named yet" is drawn first and stays through every search (with
     the script, the list redrawn as the text is typed; without, by the Search button)."""
     from apps.cases.models import Case
-    from apps.core import forms as core_forms
-    from tests.browser.conftest import signed_in_as
 
-    monkeypatch.setattr(core_forms, "CHOICES_SHOWN", 12)
-    org = OrganizationFactory(name="Northwind Test", slug="northwind-test", mfa_required_roles=[])
+    org = fifteen_clinicians
     me = member(org, Role.CLINICIAN, email="me@northwind.test", full_name="Harper Caseopener")
-    for i in range(15):
-        member(org, Role.CLINICIAN, full_name=f"Clinician {i:02d}")
     wanted = member(org, Role.RADIOLOGIST, email="z.quillfeather@northwind.test", full_name="Zerelda Quillfeather")
-    context, page = _tablet(browser, script=script)
+    context, page = _tablet_at(browser, live_server, me, reverse("cases:case_create"), script=script)
     try:
-        signed_in_as(page, live_server.url, me)
-        page.goto(f"{live_server.url}{reverse('cases:case_create')}")
         page.get_by_label("Patient's medical record number").fill("QF-0001")
         page.get_by_label("Patient's name (new patients only)").fill("Test^Patient")
         page.get_by_label("Title").fill("Wexcombe review")
@@ -304,10 +322,7 @@ def test_a_cases_responsible_clinician_is_found_chosen_and_cleared_on_a_tablet(b
         expect(clinician.get_by_role("radio", name="No one named yet")).to_be_checked()
 
         def search(text):
-            clinician.get_by_label("Find in this list").fill(text)
-            if not script:
-                clinician.get_by_role("button", name="Search").click()
-                page.wait_for_load_state()
+            _search_one(page, clinician, text, script=script)
 
         search("quillfeather")
         expect(clinician.get_by_test_id("choices-found")).to_have_text("1 choice matches the search.")
