@@ -3,8 +3,9 @@ from the keyboard and is named; the organization menu opens within a phone's scr
 ring stands out on the page's white and grey as well as on the blue header. axe-core (vendored in
 tests/browser/vendor/axe-core) finds no WCAG 2.x A/AA or best-practice violation on the pages added
 for patients, study deletion, the share review, the mail-down warning, the step-up page and a
-phone's header menu and list filters, in English and Spanish, at a phone's and a tablet's width,
-and none of them is wider than 320 px."""
+phone's header menu and list filters, and the forms with searched lists (case, tumor board,
+invitation), in English and Spanish, at a phone's and a tablet's width, and none of them is wider
+than 320 px."""
 
 from __future__ import annotations
 
@@ -283,3 +284,29 @@ def test_the_phones_menu_and_filters_on_the_case_list_and_the_audit_trail(page, 
     _check(page, admin, closed)
     _check(page, admin, opened("/cases/?status=closed"))
     _check(page, admin, opened("/org/audit/?outcome=denied"))
+
+
+def test_the_forms_with_searched_lists(page, live_server):
+    """The case form's responsible clinician, the tumor board form's host, cases and participants,
+    and the invitation form's cases: searched lists (radio buttons or checkboxes, their Find box,
+    Search button and status line), each long enough to be searched."""
+    from apps.core import forms as core_forms
+    from tests.factories import CaseFactory
+
+    org = OrganizationFactory(name="Northwind Test", mfa_required_roles=[])
+    clinician = member(org, Role.CLINICIAN, email="clinician@forms.example")
+    for i in range(core_forms.CHOICES_SEARCH_FROM + 1):
+        member(org, Role.CLINICIAN, email=f"clinician.{i}@forms.example")
+        member(org, Role.EXTERNAL_CONSULTANT, email=f"consultant.{i}@forms.example")
+        CaseFactory(organization=org, created_by=clinician, title=f"Chest CT {i:02d}")
+    signed_in_as(page, live_server.url, clinician)
+
+    def opened(path, searched):
+        def open_page(page):
+            page.goto(f"{live_server.url}{path}")
+            assert page.locator(".choices-search").count() == searched
+        return open_page
+
+    _check(page, clinician, opened("/cases/new/", 1))
+    _check(page, clinician, opened("/boards/new/", 3))
+    _check(page, clinician, opened("/org/invitations/new/", 1))
