@@ -330,30 +330,34 @@ def account_create_for_invitation(*, invitation: Invitation, full_name: str, pas
 # --- sessions --------------------------------------------------------------------------------
 
 def user_sessions_end(*, user: User, reason: str, by: User | None = None,
-                      request: HttpRequest | None = None) -> None:
+                      request: HttpRequest | None = None, operator: bool = False) -> None:
     """End every session of ``user`` at once: the session auth hash includes the security stamp,
-    so a new stamp makes every existing session invalid on its next request."""
+    so a new stamp makes every existing session invalid on its next request. ``by``: who did it
+    (the user when None), or ``operator``: a management command."""
     User.objects.filter(pk=user.pk).update(security_stamp=new_security_stamp())
     user.refresh_from_db(fields=["security_stamp"])
-    record(action="auth.sessions_ended", actor=by or user, target=user, request=request, details={"reason": reason})
+    record(action="auth.sessions_ended", actor=None if operator else by or user,
+           actor_label="system" if operator else "", target=user, request=request, details={"reason": reason})
 
 
 @transaction.atomic
-def mfa_reset(*, user: User, by: User, request: HttpRequest | None = None) -> None:
+def mfa_reset(*, user: User, by: User | None, request: HttpRequest | None = None) -> None:
     """Remove the user's authenticator and recovery codes and end all their sessions; they
-    enrol again at their next sign-in. Org admins of an organization the user belongs to, or
-    the user themselves."""
+    enrol again at their next sign-in. ``by``: the user themselves, or an org admin of every
+    organization the user is a member of (``policy.second_factor_reset_allowed``); None: the
+    operator (``manage.py mfa_reset``), for a person of several organizations."""
     from django_otp.plugins.otp_static.models import StaticDevice
     from django_otp.plugins.otp_totp.models import TOTPDevice
 
-    if by.pk != user.pk:
-        orgs = Membership.objects.filter(user=user, is_active=True).values_list("organization", flat=True)
-        if not any(policy.can(by, Action.MANAGE_MEMBERS, Organization.objects.get(pk=o)) for o in orgs):
-            raise PermissionDenied
+    if by is not None and not policy.second_factor_reset_allowed(by, user):
+        raise PermissionDenied
     TOTPDevice.objects.filter(user=user).delete()
     StaticDevice.objects.filter(user=user).delete()
-    record(action="auth.mfa_reset", actor=by, target=user, request=request)
-    user_sessions_end(user=user, reason="mfa_reset", by=by, request=request)
+    if by is None:
+        record(action="auth.mfa_reset", actor_label="system", target=user, details={"via": "manage.py mfa_reset"})
+    else:
+        record(action="auth.mfa_reset", actor=by, target=user, request=request)
+    user_sessions_end(user=user, reason="mfa_reset", by=by, request=request, operator=by is None)
 
 
 # --- SSO ----------------------------------------------------------------------------------------

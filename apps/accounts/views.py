@@ -517,6 +517,14 @@ def member_mfa_reset(request: HttpRequest, membership_id: UUID) -> HttpResponse:
     if membership is None:
         raise Http404
     policy.require(request.user, Action.MANAGE_MEMBERS, membership.organization, request=request)
+    try:
+        policy.require_decided(policy.second_factor_reset_allowed(request.user, membership.user), request.user,
+                               Action.MANAGE_MEMBERS, membership, request=request)
+    except PermissionDenied:  # a member of another organization too: recorded, and said why
+        messages.error(request, _("%(email)s is also a member of another organization, so their second factor is "
+                                  "not this organization's alone to reset. Ask the Lightbox operator to reset it.")
+                       % {"email": membership.user.email})
+        return redirect("organizations:membership_edit", membership_id=membership.public_id)
     services.mfa_reset(user=membership.user, by=request.user, request=request)
     messages.success(request, _("The second factor of %(email)s was reset; they set it up again at their next "
                                 "sign-in.") % {"email": membership.user.email})

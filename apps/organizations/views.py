@@ -89,8 +89,10 @@ def membership_edit(request: HttpRequest, membership_id: UUID) -> HttpResponse:
         else:
             messages.success(request, _("Membership of %(email)s saved.") % {"email": membership.user.email})
             return redirect("organizations:members")
-    return render(request, "organizations/membership_edit.html",
-                  {"membership": membership, "form": form}, status=400 if form.errors else 200)
+    return render(request, "organizations/membership_edit.html", {
+        "membership": membership, "form": form,
+        "can_reset_mfa": policy.second_factor_reset_allowed(request.user, membership.user),
+    }, status=400 if form.errors else 200)
 
 
 @login_required

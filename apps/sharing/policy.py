@@ -650,6 +650,25 @@ def has_shares_page(user: Any, *, roles: Iterable[str] | None = None) -> bool:
     return any(resharing.intersection(permissions or ()) for permissions in held)
 
 
+def second_factor_reset_allowed(by: Any, user: Any) -> bool:
+    """Whether ``by`` may reset ``user``'s second factor (remove their authenticator and recovery
+    codes): themselves; or whoever may manage the members (an org admin) of every organization
+    where ``user`` holds an active membership. A person who works with two hospitals is under
+    neither one's admin alone: a reset by one, then its single sign-on, would sign in as them in
+    the other too. Theirs is reset by the operator (``manage.py mfa_reset``)."""
+    from apps.organizations.models import Membership, Organization
+
+    if not _active_user(by):
+        return False
+    if by.pk == user.pk:
+        return True
+    org_ids = set(Membership.objects.filter(user=user, is_active=True).values_list("organization_id", flat=True))
+    if not org_ids:
+        return False
+    facts = _Facts(by, timezone.now())
+    return all(_decide(facts, Action.MANAGE_MEMBERS, org) for org in Organization.objects.filter(pk__in=org_ids))
+
+
 def holds(grant: Grant, user: Any) -> bool:
     """Whether ``grant`` is ``user``'s: they are its grantee (an invitation once accepted) or a
     member of its group; the grants ``Grant.objects.addressed_to(user)`` lists ("shared with me")
