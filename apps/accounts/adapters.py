@@ -47,6 +47,10 @@ def password_login_refused(user: Any) -> bool:
 #: set on the request when allauth could not hand an e-mail to the mail server
 MAIL_FAILED = "lightbox_mail_failed"
 
+#: the roles (organizations.models.Role values) an organization's single sign-on signs in: its
+#: staff, never external consultants or patients
+SSO_ROLES = ("org_admin", "radiologist", "clinician", "coordinator")
+
 
 class AccountAdapter(DefaultAccountAdapter):
     def is_open_for_signup(self, request: HttpRequest) -> bool:
@@ -129,7 +133,7 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
 
     def pre_social_login(self, request: HttpRequest, sociallogin: Any) -> None:
         from apps.accounts.models import SSOConfig, User
-        from apps.organizations.models import Membership, Role
+        from apps.organizations.models import Membership
 
         provider_id = sociallogin.provider.app.provider_id
         config = SSOConfig.objects.filter(enabled=True).select_related("organization") \
@@ -143,9 +147,8 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
         if not config.allows_email(email):
             self._refuse(request, "domain_not_allowed", config.organization_id)
         user = User.objects.filter(email=email, is_active=True).first()
-        staff_roles = [Role.ORG_ADMIN, Role.RADIOLOGIST, Role.CLINICIAN, Role.COORDINATOR]
         if user is None or not Membership.objects.filter(user=user, organization=config.organization,
-                                                        is_active=True, role__in=staff_roles).exists():
+                                                        is_active=True, role__in=SSO_ROLES).exists():
             self._refuse(request, "no_membership", config.organization_id)
         if sociallogin.is_existing and sociallogin.user.pk != user.pk:
             self._refuse(request, "linked_elsewhere", config.organization_id)

@@ -466,9 +466,7 @@ def sso_start(request: HttpRequest) -> HttpResponse:
     """Sign in with your organization: the e-mail's domain picks the organization's provider."""
     form = SSOStartForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        email = form.cleaned_data["email"].lower()
-        config = next((c for c in SSOConfig.objects.filter(enabled=True).select_related("organization")
-                       if c.allows_email(email)), None)
+        config = _sso_config_for(form.cleaned_data["email"].lower())
         if config is None:
             form.add_error("email", _("No organization signs in this address through single sign-on. "
                                       "Use your password, or ask your organization's admin."))
@@ -477,6 +475,24 @@ def sso_start(request: HttpRequest) -> HttpResponse:
 
             return oidc_login(request, config.provider_id)
     return render(request, "accounts/sso_start.html", {"form": form}, status=400 if form.errors else 200)
+
+
+def _sso_config_for(email: str) -> SSOConfig | None:
+    """The single sign-on that takes ``email``: the one enabled configuration whose domains take
+    it. Should several take it (domains named twice before ``sso_config_save`` refused it), the
+    one of an organization where the address is staff: never another organization's provider,
+    which would have the person type their hospital password there; none when it is staff of
+    none of them."""
+    from apps.accounts.adapters import SSO_ROLES
+    from apps.organizations.models import Membership
+
+    configs = [c for c in SSOConfig.objects.filter(enabled=True).select_related("organization").order_by("pk")
+               if c.allows_email(email)]
+    if len(configs) > 1:
+        staff_of = set(Membership.objects.filter(user__email=email, user__is_active=True, is_active=True,
+                                                 role__in=SSO_ROLES).values_list("organization_id", flat=True))
+        configs = [c for c in configs if c.organization_id in staff_of]
+    return configs[0] if configs else None
 
 
 # --- managing second factors -----------------------------------------------------------------

@@ -117,3 +117,33 @@ def test_unknown_domain_gets_a_clear_message(live_server, alpha):
                             data={"email": "x@nowhere.example", "csrfmiddlewaretoken": _csrf(start.text)},
                             headers={"Referer": start.url})
     assert response.status_code == 400 and "No organization signs in this address" in response.text
+
+
+def test_a_domain_another_organization_also_names_sends_its_staff_to_their_own_provider(live_server, idp):
+    """A domain named by two organizations' single sign-on (made before saving refused it): the
+    address goes to the provider of the organization where it is staff, never to the other's,
+    where a person would type their hospital password; an address staff of neither gets the
+    message, sent nowhere."""
+    from apps.accounts.crypto import encrypt
+
+    rogue = OrganizationFactory(name="Elsewhere Clinic", slug="elsewhere", mfa_required_roles=[])
+    # listed first, as the first one was taken: its provider is not the test one (nothing answers there)
+    SSOConfig.objects.create(organization=rogue, issuer="http://127.0.0.1:9/o", client_id="rogue",
+                             client_secret_encrypted=encrypt("rogue-secret-" + "y" * 30),
+                             allowed_domains="alpha.example", enabled=True)
+    org = OrganizationFactory(name="Alpha Hospital", slug="alpha")
+    SSOConfig.objects.create(organization=org, issuer=idp, client_id=CLIENT_ID,
+                             client_secret_encrypted=encrypt(CLIENT_SECRET), allowed_domains="alpha.example",
+                             enabled=True)
+    member(org, Role.CLINICIAN, email="sam@alpha.example", full_name="Sam Staff")
+    member(rogue, Role.EXTERNAL_CONSULTANT, email="sam@alpha.example")  # not staff there
+
+    landed = _sso_sign_in(live_server.url, "sam@alpha.example", "sam")  # at the test provider, then back
+    assert landed.url == f"{live_server.url}/" and "Alpha Hospital" in landed.text
+
+    browser = requests.Session()
+    start = browser.get(f"{live_server.url}/accounts/sso/")
+    response = browser.post(f"{live_server.url}/accounts/sso/",
+                            data={"email": "nia@alpha.example", "csrfmiddlewaretoken": _csrf(start.text)},
+                            headers={"Referer": start.url}, allow_redirects=False)
+    assert response.status_code == 400 and "No organization signs in this address" in response.text
