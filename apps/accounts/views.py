@@ -35,7 +35,6 @@ from apps.accounts.forms import (
 from apps.accounts.models import Invitation, InvitationKind, SSOConfig, User
 from apps.accounts.services import Refusal
 from apps.audit.services import record
-from apps.core.forms import SearchedChoices
 from apps.core.pagination import page_of
 from apps.core.redirects import next_url, with_next
 from apps.organizations.selectors import active_organization_or_404
@@ -262,10 +261,7 @@ def invitation_choices(request: HttpRequest) -> JsonResponse:
     as the form itself. ``ticked`` (repeated) are the ids already ticked, left out of the matches."""
     org = active_organization_or_404(request)
     form = InvitationForm(organization=org, user=request.user, cases_qs=_invitation_cases(request, org))
-    field = form.fields.get(request.GET.get("list", ""))
-    if not isinstance(field, SearchedChoices):
-        raise Http404
-    return JsonResponse(field.answer(q=request.GET.get("q", ""), ticked=request.GET.getlist("ticked")))
+    return form.choices_response(request.GET)
 
 
 @login_required

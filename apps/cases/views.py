@@ -10,7 +10,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
@@ -20,7 +20,6 @@ from apps.audit.services import record
 from apps.cases import selectors, services
 from apps.cases.forms import AttachmentForm, BoardForm, CaseCreateForm, CaseFilterForm, CaseForm, NoteForm
 from apps.cases.models import BoardState, CaseStatus
-from apps.core.forms import SearchedChoices
 from apps.core.pagination import page_of
 from apps.organizations.selectors import active_organization_or_404
 from apps.sharing import policy
@@ -259,10 +258,7 @@ def case_choices(request: HttpRequest) -> JsonResponse:
     whoever may create or edit cases in the active organization. ``ticked``: the one named."""
     org = active_organization_or_404(request)
     policy.require(request.user, Action.MANAGE_CASE, org, request=request)
-    field = CaseForm(organization=org).fields.get(request.GET.get("list", ""))
-    if not isinstance(field, SearchedChoices):
-        raise Http404
-    return JsonResponse(field.answer(q=request.GET.get("q", ""), ticked=request.GET.getlist("ticked")))
+    return CaseForm(organization=org).choices_response(request.GET)
 
 
 @login_required
@@ -275,10 +271,7 @@ def board_choices(request: HttpRequest) -> JsonResponse:
     leaves out of its matches."""
     org = active_organization_or_404(request)
     policy.require(request.user, Action.MANAGE_CASE, org, request=request)
-    field = BoardForm(organization=org, user=request.user).fields.get(request.GET.get("list", ""))
-    if not isinstance(field, SearchedChoices):
-        raise Http404
-    return JsonResponse(field.answer(q=request.GET.get("q", ""), ticked=request.GET.getlist("ticked")))
+    return BoardForm(organization=org, user=request.user).choices_response(request.GET)
 
 
 @login_required

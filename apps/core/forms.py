@@ -10,6 +10,7 @@ from django import forms
 from django.db import connection, models
 from django.forms.models import ModelChoiceIteratorValue
 from django.forms.utils import ErrorDict
+from django.http import Http404, JsonResponse
 from django.utils.functional import cached_property
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
@@ -293,3 +294,12 @@ class SearchedChoicesForm(forms.BaseForm):
 
     def is_valid(self) -> bool:
         return not self.searching and super().is_valid()
+
+    def choices_response(self, query: Any) -> JsonResponse:
+        """What the form's choices endpoint answers its script (static/js/forms.js) as a search
+        is typed: ``SearchedChoices.answer`` for the searched list ``query["list"]`` names, the
+        text ``q`` and the ids ``ticked`` (repeated); 404 when it names no searched list here."""
+        field = self.fields.get(query.get("list", ""))
+        if not isinstance(field, SearchedChoices):
+            raise Http404
+        return JsonResponse(field.answer(q=query.get("q", ""), ticked=query.getlist("ticked")))
