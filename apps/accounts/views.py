@@ -501,7 +501,8 @@ def security(request: HttpRequest) -> HttpResponse:
     device = StaticDevice.objects.filter(user=user, confirmed=True).first()
     return render(request, "accounts/security.html", {
         "enrolled": mfa.has_second_factor(user), "required": mfa.mfa_required(user),
-        "codes_left": device.token_set.count() if device else 0})
+        "codes_left": device.token_set.count() if device else 0,
+        "admin_resets": policy.second_factor_reset_by_an_admin(user)})
 
 
 @login_required

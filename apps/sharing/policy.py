@@ -669,6 +669,16 @@ def second_factor_reset_allowed(by: Any, user: Any) -> bool:
     return all(_decide(facts, Action.MANAGE_MEMBERS, org) for org in Organization.objects.filter(pk__in=org_ids))
 
 
+def second_factor_reset_by_an_admin(user: Any) -> bool:
+    """Whether an org admin can reset ``user``'s second factor at all, under
+    ``second_factor_reset_allowed``: only when ``user`` belongs to exactly one organization. A
+    person of several (or of none, as a grantee only) is reset by the operator; their security page
+    says so rather than send them to an admin who would be refused."""
+    from apps.organizations.models import Membership
+
+    return Membership.objects.filter(user=user, is_active=True).values("organization_id").distinct().count() == 1
+
+
 def holds(grant: Grant, user: Any) -> bool:
     """Whether ``grant`` is ``user``'s: they are its grantee (an invitation once accepted) or a
     member of its group; the grants ``Grant.objects.addressed_to(user)`` lists ("shared with me")

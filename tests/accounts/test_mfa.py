@@ -20,7 +20,7 @@ from apps.accounts import mfa
 from apps.audit.models import AuditEvent
 from apps.organizations.models import Role
 from tests.accounts.conftest import enrol, pending_device, totp_code
-from tests.factories import CaseFactory, member
+from tests.factories import CaseFactory, MembershipFactory, member
 
 pytestmark = pytest.mark.django_db
 
@@ -365,3 +365,20 @@ def test_the_security_page_leads_to_changing_the_password_for_accounts_that_have
     clinician_a.set_unusable_password()
     clinician_a.save()
     assert link not in client_as(clinician_a).get(url).content.decode()
+
+
+def test_the_security_page_of_a_person_of_two_organizations_does_not_send_them_to_an_admin(
+        clinician_a, verified_client):
+    """An admin may reset only the second factor of a person whose every organization they
+    manage (``policy.second_factor_reset_allowed``); the page still told a consultant of two
+    hospitals to ask their admin, who would be refused. It now says who does it."""
+    client = verified_client(clinician_a)
+    html = client.get("/accounts/mfa/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "ask your organization's admin to reset" in html and "reset-by-operator" not in html
+    MembershipFactory(user=clinician_a, role=Role.EXTERNAL_CONSULTANT)  # consults for another hospital
+    html = client.get("/accounts/mfa/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "admin to reset" not in html and 'data-testid="reset-by-operator"' in html
+    assert "Sign in with a recovery code." in html and "the team that runs Lightbox" in html
+    StaticDevice.objects.get(user=clinician_a).token_set.all().delete()
+    html = client.get("/accounts/mfa/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "Sign in with a recovery code" not in html and "the team that runs Lightbox" in html
