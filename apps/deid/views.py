@@ -140,7 +140,8 @@ def export_status(request: HttpRequest, deidexport_id: UUID) -> JsonResponse:
 @require_safe
 def export_download(request: HttpRequest, deidexport_id: UUID) -> HttpResponse:
     """The export's zip (``<name>_DeID.zip``): exact Content-Length, strong ETag, single Range
-    (with If-Range); audited when the transfer ends, like every package download. Before it is
+    (with If-Range); audited when the transfer ends, like every package download, and stopped when
+    the user's right to it ends meanwhile (asked again while it is sent). Before it is
     ready (or when it holds no file) the export's page says why."""
     export = _export(request, deidexport_id)
     if not export.downloadable:
@@ -154,4 +155,11 @@ def export_download(request: HttpRequest, deidexport_id: UUID) -> HttpResponse:
                case=export.study.case, study=export.study, request=request,
                details={"scope": "deid_export", "export": str(export.public_id), **figures})
 
-    return package_response(request, package, on_transfer_end=recorded)
+    def still_allowed() -> bool:  # asked again while the zip is sent: a membership ended stops it
+        try:
+            policy.require(user, Action.EXPORT_DEIDENTIFIED, export, request=request)
+        except PermissionDenied:
+            return False
+        return True
+
+    return package_response(request, package, on_transfer_end=recorded, still_allowed=still_allowed)

@@ -14,12 +14,20 @@ Under ASGI (uvicorn) the body is an async iterator that reads one blob chunk at 
 worker thread, so memory stays flat; Django would otherwise collect a sync iterator whole.
 Every transfer is audited when it ends: download.completed or download.incomplete, with the bytes
 sent and the range.
+
+Access is asked again while a transfer runs (``policy.download_may_continue``, at most every
+RECHECK_SECONDS): a grant or link revoked, a case closed or a membership ended stops a transfer
+under way, not only the next request. The client then has fewer bytes than the Content-Length
+announced (as on a dropped connection, so it cannot take the file as complete), and the transfer
+is recorded as download.incomplete with ``stopped: access_ended`` beside the denial.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
+import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from uuid import UUID
 
@@ -41,6 +49,10 @@ from apps.sharing import policy
 from apps.sharing.policy import Action
 
 _RANGE = re.compile(r"^bytes=([0-9]*)-([0-9]*)$")
+#: how often, at most, a transfer under way asks the policy again whether it may go on (seconds)
+RECHECK_SECONDS = 5
+#: ``details.stopped`` of a transfer cut short because the access it began under ended
+STOPPED_ACCESS_ENDED = "access_ended"
 #: a byte position past the end of any package: what a position written with more digits stands for
 #: (int() refuses a number of more than 4,300 digits, and no package nears 10**18 bytes)
 _PAST_ANY_PACKAGE = 10**18
@@ -93,6 +105,11 @@ def _resumed(request: HttpRequest) -> bool:
     return bool(header) and not header.replace(" ", "").startswith("bytes=0-")
 
 
+def _package_key(obj, kind: str, scope: str) -> str:
+    """What a grant's download count and resumes know a package by."""
+    return f"{scope}:{obj.public_id}:{kind}"
+
+
 def _authorize(request: HttpRequest, actor, obj, kind: str, scope: str, *, count: bool):
     """The policy's decision. The package key names what is downloaded, so a Range request
     continuing it is a resume: counted once on a grant, and accepted for an hour after it began
@@ -104,7 +121,7 @@ def _authorize(request: HttpRequest, actor, obj, kind: str, scope: str, *, count
         _visible(actor, obj, request)
     try:
         return policy.download_authorize(actor=actor, obj=obj, rendition=SHARING_RENDITION[Kind(kind)],
-                                         package_key=f"{scope}:{obj.public_id}:{kind}", resumed=resumed,
+                                         package_key=_package_key(obj, kind, scope), resumed=resumed,
                                          count=count, request=request)
     except PermissionDenied:
         if resumed and not policy.can(actor, Action.VIEW_CASE, obj):
@@ -128,7 +145,11 @@ def _serve(request: HttpRequest, actor, obj, kind: str, scope: str, build) -> Ht
         record(action=action, actor=actor, actor_label=_actor_label(actor), organization_id=obj.organization_id,
                target=obj, request=request, details={**context, **figures})
 
-    return package_response(request, package, on_transfer_end=recorded)
+    def still_allowed() -> bool:
+        return policy.download_may_continue(actor=actor, obj=obj, rendition=SHARING_RENDITION[Kind(kind)],
+                                            package_key=_package_key(obj, kind, scope), request=request)
+
+    return package_response(request, package, on_transfer_end=recorded, still_allowed=still_allowed)
 
 
 def _wanted(request: HttpRequest, package: Package) -> tuple[int, int] | bool | None:
@@ -154,12 +175,17 @@ def _unsatisfiable(package: Package) -> HttpResponse:
     return response
 
 
-def package_response(request: HttpRequest, package: Package, *, on_transfer_end) -> HttpResponse:
+def package_response(request: HttpRequest, package: Package, *, on_transfer_end,
+                     still_allowed: Callable[[], bool]) -> HttpResponse:
     """The one way a package goes out, once the caller's policy check passed: exact
     Content-Length, strong ETag, a single Range (with If-Range; 416 when unsatisfiable), HEAD with
     the headers of a GET and no body. When a transfer ends, ``on_transfer_end(action, figures)``
     is called once with ``download.completed`` or ``download.incomplete`` and the figures (package,
-    total and range, bytes sent) for the caller to record with its own actor and target."""
+    total and range, bytes sent) for the caller to record with its own actor and target.
+
+    ``still_allowed()``: the caller's policy question, asked again while the body is sent (at most
+    every RECHECK_SECONDS; it records its own refusal). When it says no, nothing more is sent and
+    the figures say ``stopped: access_ended``."""
     wanted = _wanted(request, package)
     if wanted is False:
         return _unsatisfiable(package)
@@ -167,19 +193,22 @@ def package_response(request: HttpRequest, package: Package, *, on_transfer_end)
     start, end = wanted if wanted else (0, total - 1)
     figures = {"package": package.name, "total_bytes": total, "range_start": start, "range_end": end}
 
-    def done(sent: int, complete: bool) -> None:
+    def done(sent: int, complete: bool, stopped: bool = False) -> None:
         finished = complete and end == total - 1
         on_transfer_end(audit_actions.DOWNLOAD_COMPLETED if finished else audit_actions.DOWNLOAD_INCOMPLETE,
-                        {**figures, "bytes_sent": sent, "completed": finished})
+                        {**figures, "bytes_sent": sent, "completed": finished,
+                         **({"stopped": STOPPED_ACCESS_ENDED} if stopped else {})})
 
     if request.method == "HEAD":
         # the headers a GET would get, no body: nothing counted, no transfer recorded
         response = HttpResponse(status=206 if wanted else 200, content_type="application/zip")
     elif isinstance(request, ASGIRequest):
-        response = StreamingHttpResponse(_async_stream(package, start, end, done), status=206 if wanted else 200,
+        response = StreamingHttpResponse(_async_stream(package, start, end, done, still_allowed),
+                                         status=206 if wanted else 200,
                                          content_type="application/zip")
     else:
-        response = StreamingHttpResponse(_sync_stream(package, start, end, done), status=206 if wanted else 200,
+        response = StreamingHttpResponse(_sync_stream(package, start, end, done, still_allowed),
+                                         status=206 if wanted else 200,
                                          content_type="application/zip")
     response["Content-Length"] = str(end - start + 1)
     if wanted:
@@ -195,15 +224,33 @@ def package_response(request: HttpRequest, package: Package, *, on_transfer_end)
     return response
 
 
-def _sync_stream(package: Package, start: int, end: int, done):
-    sent, complete = 0, False
+class _Recheck:
+    """When a transfer under way asks its policy question again: at most every RECHECK_SECONDS."""
+
+    def __init__(self) -> None:
+        self.last = time.monotonic()  # the transfer was just authorized
+
+    def due(self) -> bool:
+        now = time.monotonic()
+        if now - self.last < RECHECK_SECONDS:
+            return False
+        self.last = now
+        return True
+
+
+def _sync_stream(package: Package, start: int, end: int, done, still_allowed: Callable[[], bool]):
+    sent, complete, stopped = 0, False, False
+    recheck = _Recheck()
     try:
         for chunk in package.iter_range(start, end):
+            if recheck.due() and not still_allowed():
+                stopped = True
+                break
             sent += len(chunk)
             yield chunk
-        complete = True
+        complete = not stopped
     finally:
-        done(sent, complete)
+        done(sent, complete, stopped)
 
 
 #: the worker thread reads and decrypts about this many bytes per hop to the event loop
@@ -225,21 +272,22 @@ def _batch(pieces) -> list[bytes]:
 _FINISHING: set[asyncio.Future] = set()
 
 
-async def _finish(executor: ThreadPoolExecutor, pieces, done, sent: int, complete: bool) -> None:
+async def _finish(executor: ThreadPoolExecutor, pieces, done, sent: int, complete: bool, stopped: bool) -> None:
     try:
         await asyncio.get_running_loop().run_in_executor(executor, pieces.close)
     finally:
         executor.shutdown(wait=False)
-        await sync_to_async(done)(sent, complete)
+        await sync_to_async(done)(sent, complete, stopped)
 
 
-async def _async_stream(package: Package, start: int, end: int, done):
+async def _async_stream(package: Package, start: int, end: int, done, still_allowed: Callable[[], bool]):
     # one worker thread per transfer, always the same: hopping between the default pool's
     # threads made the decrypting reads 3-4 times slower (measured by bench/renditions.py)
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lightbox-download")
     loop = asyncio.get_running_loop()
     pieces = package.iter_range(start, end)
-    sent, complete = 0, False
+    sent, complete, stopped = 0, False, False
+    recheck = _Recheck()
     ahead = None
     try:
         ahead = loop.run_in_executor(executor, _batch, pieces)
@@ -247,17 +295,21 @@ async def _async_stream(package: Package, start: int, end: int, done):
             # the worker reads and decrypts the next batch while the event loop sends this one;
             # at most two batches are held (memory stays flat)
             ahead = loop.run_in_executor(executor, _batch, pieces)
+            if recheck.due() and not await sync_to_async(still_allowed)():
+                stopped = True
+                break
             chunk = parts[0] if len(parts) == 1 else b"".join(parts)
             sent += len(chunk)
             yield chunk
-        ahead = None
-        complete = True
+        else:
+            ahead = None
+            complete = True
     finally:
         if ahead is not None:
             ahead.cancel()  # a batch being read finishes first: _finish's close queues behind it
         # Django cancels the response task when the client disconnects, which a client does as
         # soon as it has the last byte: the audit record must not depend on this task surviving
-        task = asyncio.ensure_future(_finish(executor, pieces, done, sent, complete))
+        task = asyncio.ensure_future(_finish(executor, pieces, done, sent, complete, stopped))
         _FINISHING.add(task)
         task.add_done_callback(_FINISHING.discard)
         await asyncio.shield(task)

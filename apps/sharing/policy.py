@@ -950,6 +950,27 @@ def download_authorize(*, actor: Any, obj: object, rendition: str, package_key: 
     raise _record_denial(actor, action, obj, request)
 
 
+def download_may_continue(*, actor: Any, obj: object, rendition: str, package_key: str,
+                          request: HttpRequest | None = None) -> bool:
+    """Whether a transfer of ``package_key`` already under way (authorized by
+    ``download_authorize`` when it began) may go on sending bytes: the downloads interface asks
+    this while it streams, so that a long transfer does not outlive the access it began under.
+
+    Security contract: exactly when a resume of it would be accepted now
+    (``download_authorize(resumed=True, count=False)``, which counts and changes nothing): staff
+    while their role allows the download; a recipient or link holder while a grant of theirs
+    under which they began it is live, or expired less than RESUME_AFTER_EXPIRY after the
+    transfer began (the rule for resuming, unchanged); never after the grant or the link is
+    revoked, the case closed, anonymous links switched off or the membership ended. A refusal is
+    recorded (access.denied), as any refusal of ``download_authorize``."""
+    try:
+        download_authorize(actor=actor, obj=obj, rendition=rendition, package_key=package_key, resumed=True,
+                           count=False, request=request)
+    except PermissionDenied:
+        return False
+    return True
+
+
 class DeniedByPolicy(PermissionDenied):
     """PermissionDenied that carries its audit event, so the denial survives a rollback.
 

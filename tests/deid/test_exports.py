@@ -621,3 +621,26 @@ def test_an_export_the_queue_lost_does_not_block_starting_again(world):
     assert first.state == State.FAILED and "work queue lost it" in first.reason
     assert AuditEvent.objects.filter(action=A.DEID_EXPORT_FAILED, details__reason="never_started").count() == 1
     assert deid_export_run(export_id=first.pk).state == State.FAILED  # a late worker leaves it so
+
+
+def test_a_membership_ended_meanwhile_stops_the_download(world, client_as, admin_a, monkeypatch,
+                                                         django_capture_on_commit_callbacks):
+    """The zip is not sent on once the person's right to it ended (asked again while it streams)."""
+    from apps.organizations.models import Membership
+    from apps.organizations.services import membership_update
+    from apps.renditions import views as rendition_views
+
+    monkeypatch.setattr(rendition_views, "RECHECK_SECONDS", 0)
+    client = client_as(world["clinician"])
+    _start(client, world["study"], django_capture_on_commit_callbacks)
+    export = DeidExport.objects.get(study=world["study"])
+    response = client.get(reverse("deid:export_download", kwargs={"deidexport_id": export.public_id}))
+    pieces = iter(response.streaming_content)
+    sent = len(next(pieces))
+    membership_update(membership=Membership.objects.get(user=world["clinician"], organization=world["org"]),
+                      by=admin_a, role=Role.CLINICIAN, is_active=False)
+    sent += sum(len(p) for p in pieces)
+    assert sent < int(response["Content-Length"])
+    event = AuditEvent.objects.get(action__startswith="download.")
+    assert (event.action, event.details["stopped"]) == ("download.incomplete", "access_ended")
+    assert AuditEvent.objects.filter(action="access.denied", actor=world["clinician"]).exists()

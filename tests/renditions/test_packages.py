@@ -291,8 +291,8 @@ def test_async_stream_cut_midway_is_recorded_incomplete(ct_study, monkeypatch):
     reports = []
 
     async def cut_after_two():
-        stream = views._async_stream(package, 0, package.size - 1, lambda sent, complete: reports.append(
-            (sent, complete)))
+        stream = views._async_stream(package, 0, package.size - 1, lambda sent, complete, stopped: reports.append(
+            (sent, complete)), lambda: True)
         got = len(await anext(stream))
         for _ in range(200):  # the second batch is asked for before the first is sent on
             if len(asked) == 2:
@@ -309,8 +309,8 @@ def test_async_stream_cut_midway_is_recorded_incomplete(ct_study, monkeypatch):
     assert reports == [(got, False)]
 
     async def whole():
-        stream = views._async_stream(package, 0, package.size - 1, lambda sent, complete: reports.append(
-            (sent, complete)))
+        stream = views._async_stream(package, 0, package.size - 1, lambda sent, complete, stopped: reports.append(
+            (sent, complete)), lambda: True)
         return b"".join([part async for part in stream])
 
     assert len(async_to_sync(whole)()) == package.size
