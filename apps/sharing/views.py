@@ -344,6 +344,10 @@ def _lands_on_portal(request: HttpRequest, link: ShareLink) -> bool:
     return not memberships and not link.anonymous and link.grant.use_case == UseCase.PATIENT_EDUCATION
 
 
+#: the package (``?rendition=`` of the case download) that gives each rendition a share may offer
+_CASE_PACKAGES = {Rendition.ORIGINAL: "original", Rendition.PREVIEW: "preview", Rendition.EDUCATION: "education"}
+
+
 @policy.link_aware
 @policy.serves(Action.VIEW_CASE)
 @never_cache
@@ -375,8 +379,13 @@ def shared_case(request: HttpRequest, case_id: UUID) -> HttpResponse:
     user = policy._user_of(actor)
     original_requestable = [g for g, may in zip(grants, policy.can_each(user, Action.REQUEST_ORIGINAL, grants),
                                                 strict=True) if may] if user else []
+    # a download button for each rendition the policy lets them take of the whole case (a link
+    # holder has no study page to download from, so without these "You may download" was all)
+    downloads = [_CASE_PACKAGES[r] for r in sorted(renditions) if r in _CASE_PACKAGES] if studies else []
+    limit_reached = any(g.download_limit and g.download_count >= g.download_limit for g in grants)
     return render(request, "sharing/shared_case.html", {
-        "case": case, "grants": grants, "renditions": sorted(renditions), "studies": studies,
+        "case": case, "grants": grants, "renditions": sorted(renditions), "studies": studies, "downloads": downloads,
+        "limit_reached": limit_reached and not downloads,
         "is_link_holder": isinstance(actor, policy.LinkHolder) and actor.user is None,
         "anonymous": any(g.is_anonymous for g in grants), "original_requestable": original_requestable,
         "recipient_kinds": RecipientKind})
