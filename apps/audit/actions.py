@@ -33,7 +33,8 @@ from django.utils.translation import pgettext_lazy
 #                                               (one per study; imaging.ingest per run) /
 #                                               imaging.study_deleted (imaging.upload_created,
 #                                               _deleted, _expired)
-#   case-page view ............................ case.viewed (grant.opened: a shared case opened)
+#   case-page view ............................ case.viewed (grant.opened: a shared case opened;
+#                                               study.viewed: a study's page)
 #   viewer opened / closed .................... viewer.opened / viewer.closed (details.reason
 #                                               "timeout" when the idle sweep closes it)
 #   download (bytes sent, completed or not) ... download.completed / download.incomplete
@@ -75,6 +76,7 @@ PATIENT_CREATED = "patient.created"
 CASE_CREATED = "case.created"
 CASE_EDITED = "case.edited"
 CASE_VIEWED = "case.viewed"
+STUDY_VIEWED = "study.viewed"
 CASE_CLOSED = "case.closed"
 CASE_REOPENED = "case.reopened"
 NOTE_ADDED = "note.added"
@@ -163,6 +165,7 @@ LABELS: dict[str, str] = {
     CASE_CREATED: _("Case created"),
     CASE_EDITED: _("Case edited"),
     CASE_VIEWED: _("Case page viewed"),
+    STUDY_VIEWED: _("Study page viewed"),
     CASE_CLOSED: _("Case closed"),
     CASE_REOPENED: _("Case reopened"),
     NOTE_ADDED: _("Note added"),
@@ -247,7 +250,7 @@ MEMBER_ACCOUNT_ACTIONS: frozenset[str] = frozenset({
 
 #: the actions that say someone saw or downloaded a case's studies (the case page's history)
 ACCESS_ACTIONS: frozenset[str] = frozenset({
-    CASE_VIEWED, GRANT_OPENED, VIEWER_OPENED, VIEWER_CLOSED, EDUCATION_VIEWED, DOWNLOAD_COMPLETED,
+    CASE_VIEWED, STUDY_VIEWED, GRANT_OPENED, VIEWER_OPENED, VIEWER_CLOSED, EDUCATION_VIEWED, DOWNLOAD_COMPLETED,
     DOWNLOAD_INCOMPLETE, GRANT_DOWNLOAD, DEID_EXPORTED, ATTACHMENT_DOWNLOADED,
 })
 

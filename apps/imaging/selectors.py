@@ -7,8 +7,10 @@ from uuid import UUID
 
 from django.db.models import Case, Count, F, Q, Value, When, Window
 from django.db.models.functions import RowNumber
-from django.http import Http404
+from django.http import Http404, HttpRequest
 
+from apps.audit import actions as audit_actions
+from apps.audit.services import record
 from apps.imaging.models import FileOutcome, IngestFileResult, IngestJob, Study
 from apps.sharing import policy
 
@@ -21,10 +23,16 @@ REPORT_JOBS = 5
 REPORT_LINES = 500
 
 
-def study_get(*, user, public_id: UUID) -> Study:
+def study_get(*, user, public_id: UUID, request: HttpRequest | None = None) -> Study:
+    """The study, for a user who may see it; else 404, and a refusal of a study that exists is
+    recorded in its organization's trail (as ``apps.cases.selectors.case_get`` records a case's)."""
     try:
         return Study.objects.visible_to(user).select_related("organization", "case").get(public_id=public_id)
     except Study.DoesNotExist:
+        study = Study.objects.filter(public_id=public_id).select_related("case").first()
+        if study is not None and getattr(user, "is_authenticated", False):
+            record(action=audit_actions.ACCESS_DENIED, actor=user, organization_id=study.organization_id,
+                   target=study, outcome="denied", request=request, details={"wanted": "view_case"})
         raise Http404 from None
 
 

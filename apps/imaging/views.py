@@ -12,6 +12,8 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 
 from apps.accounts.mfa import require_recent_otp
+from apps.audit import actions as audit_actions
+from apps.audit.services import record
 from apps.core.pagination import page_of
 from apps.imaging import selectors, services
 from apps.imaging.models import Study
@@ -27,10 +29,13 @@ RECENT_UPLOADS_PAGE_SIZE = 10
 @login_required
 @policy.serves(Action.VIEW_CASE)
 def study_detail(request: HttpRequest, study_id: UUID) -> HttpResponse:
-    """A study's metadata, series, state, warnings and the per-file report of its ingests."""
-    study = selectors.study_get(user=request.user, public_id=study_id)
+    """A study's metadata, series, state, warnings and the per-file report of its ingests
+    (recorded as viewed, as the case page is)."""
+    study = selectors.study_get(user=request.user, public_id=study_id, request=request)
     may = selectors.study_page_decisions(user=request.user, actor=policy.actor_for(request), study=study)
     policy.require_decided(may[Action.VIEW_CASE], request.user, Action.VIEW_CASE, study, request=request)
+    record(action=audit_actions.STUDY_VIEWED, actor=request.user, organization_id=study.organization_id,
+           target=study, request=request)
     # a study may hold hundreds of series: a page of them, with "Showing N of M" and the others' pages
     series = page_of(request, selectors.study_series(study=study), size=SERIES_PAGE_SIZE)
     jobs, lines_page, ingests_page = [], None, None
@@ -67,7 +72,7 @@ def study_delete(request: HttpRequest, study_id: UUID) -> HttpResponse:
     from apps.deid.models import DeidExport
     from apps.renditions.models import Rendition
 
-    study = selectors.study_get(user=request.user, public_id=study_id)  # 404 to other organizations
+    study = selectors.study_get(user=request.user, public_id=study_id, request=request)  # 404 to others
     policy.require(request.user, Action.DELETE_STUDY, study, request=request)
     if request.method == "POST":
         try:

@@ -617,6 +617,16 @@ def _study(w):
     study_renditions_make(study_id=w.study.pk)
 
 
+def _study_page(w):
+    assert w.clients["clinician"].get(reverse("imaging:study_detail", kwargs={"study_id": w.study.public_id})
+                                      ).status_code == 200
+
+
+def _study_page_denied(w):
+    assert w.clients["outsider"].get(reverse("imaging:study_detail", kwargs={"study_id": w.study.public_id})
+                                     ).status_code == 404
+
+
 def _viewer_url(w) -> str:
     return reverse("viewer:viewer", kwargs={"study_id": w.study.public_id})
 
@@ -877,6 +887,9 @@ ROWS = [
     Row("failed upload's file discarded", _failed_upload_discard, [(A.IMAGING_UPLOAD_DISCARDED, ALLOWED, ORG)],
         setup=_upload_failed_long_ago),
     # --- viewer and downloads
+    Row("study page view", _study_page, [(A.STUDY_VIEWED, ALLOWED, ORG)], setup=_study),
+    Row("study page refused to another organization", _study_page_denied, [(A.ACCESS_DENIED, DENIED, ORG)],
+        setup=_study),
     Row("viewer opened", _viewer_open, [(A.VIEWER_OPENED, ALLOWED, ORG)], setup=_study),
     Row("viewer closed", _viewer_close, [(A.VIEWER_CLOSED, ALLOWED, ORG)], setup=_study_and_viewer),
     Row("viewer closed after idling", _viewer_timeout, [(A.VIEWER_CLOSED, ALLOWED, ORG)], setup=_study_and_viewer),
