@@ -833,13 +833,19 @@ def original_request_create(*, grant: Grant, by: User, reason: str,
 
     Who may ask is the policy's (``REQUEST_ORIGINAL`` on the grant): anyone else is refused and
     the refusal recorded; the grant's recipient who can download the original already is told so
-    (a ValidationError)."""
+    (a ValidationError). The request, its audit event and the notices are written in one
+    transaction: no request without its event, no event for a request that was not made."""
     reason = (reason or "").strip()
     if policy.original_request_refusal(by, grant) is policy.OriginalRefusal.HAS_ORIGINAL:
         raise ValidationError(_("You can already download the original DICOM."))
     policy.require(by, policy.Action.REQUEST_ORIGINAL, grant, request=request)
     if len(reason) < 10:
         raise ValidationError(_("Say why you need the original (at least 10 characters)."))
+    with transaction.atomic():
+        return _original_request_create(grant=grant, by=by, reason=reason, request=request)
+
+
+def _original_request_create(*, grant: Grant, by: User, reason: str, request: HttpRequest | None) -> OriginalRequest:
     if OriginalRequest.objects.filter(grant=grant, requested_by=by, status=OriginalRequestStatus.PENDING).exists():
         raise ValidationError(_("You already asked; the request is waiting for a decision."))
     req = OriginalRequest.objects.create(organization_id=grant.organization_id, case=grant.case, grant=grant,

@@ -286,3 +286,23 @@ def test_an_invitation_is_the_invited_accounts_once_its_link_is_opened(case, org
     assert client.get(form_url).status_code == 200
     assert client.post(form_url, {"reason": reason}).status_code == 302
     assert OriginalRequest.objects.get().requested_by == user
+
+
+def test_a_request_is_never_kept_without_its_audit_event(case, org_a, monkeypatch):
+    """The request and its event are one transaction: when the audit write fails, no request is
+    left waiting for a decision (and no one is notified of it)."""
+    from apps.sharing.models import Notification
+
+    user, grant = _named_grantee(case, org_a)
+
+    def failing(**kwargs):
+        if kwargs["action"] == "original_request.created":
+            raise RuntimeError("audit store unavailable")
+        return record(**kwargs)
+
+    record = services.record
+    monkeypatch.setattr(services, "record", failing)
+    with pytest.raises(RuntimeError):
+        services.original_request_create(grant=grant, by=user, reason="Need the full-resolution series.")
+    assert not OriginalRequest.objects.exists()
+    assert not Notification.objects.exists()
