@@ -205,6 +205,13 @@ def case_page(*, user: User, case: Case, may: dict[Action, bool]) -> CasePage:
     return page
 
 
+def case_grants_closing_ends(*, case: Case) -> list[Grant]:
+    """The grants that closing ``case`` would end (``services.case_close`` revokes every grant
+    not revoked): those live now or yet to start; an expired one has ended already."""
+    return list(case.grants.filter(revoked_at__isnull=True, expires_at__gt=timezone.now())
+                .select_related("grantee", "created_by").order_by("expires_at"))
+
+
 def attachments_of(case: Case) -> QuerySet[Attachment]:
     """The case's reports and attachments, newest first: a query the page shows a page of."""
     return Attachment.objects.filter(case=case).select_related("uploaded_by").order_by("-created_at", "-id")

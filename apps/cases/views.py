@@ -147,9 +147,19 @@ def case_edit(request: HttpRequest, case_id: UUID) -> HttpResponse:
 
 
 @login_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def case_close(request: HttpRequest, case_id: UUID) -> HttpResponse:
+    """GET: who loses access on closing, and the button (one tap on the case page closed it at
+    once, ending every grant and link for good: too easy a slip on a touch screen, beside Edit).
+    POST (CSRF-checked): close it through ``services.case_close``."""
     case = selectors.case_get(user=request.user, public_id=case_id, request=request)
+    if request.method == "GET":
+        policy.require(request.user, Action.MANAGE_CASE, case, request=request)
+        if not case.is_open:
+            messages.info(request, _("This case is already closed."))
+            return redirect("cases:case_detail", case_id=case.public_id)
+        return render(request, "cases/case_close.html", {
+            "case": case, "grants": selectors.case_grants_closing_ends(case=case)})
     try:
         revoked = services.case_close(case=case, by=request.user, request=request)
     except ValidationError as exc:

@@ -438,6 +438,42 @@ def test_editing_and_closing_from_the_page(org_a, clinician_a, client_as):
     assert case.is_open and client_as(consultant).get(_page(case)).status_code == 404
 
 
+def test_closing_a_case_is_asked_first_on_a_page_that_names_whose_access_ends(org_a, org_b, clinician_a, client_as):
+    """GET of the close URL changes nothing: it lists the grants closing would end (live or yet to
+    start; not one already expired or revoked) and the button; the POST closes. Whoever may not
+    manage the case is refused (403), another organization's member gets 404, and a closed case
+    sends back to its page."""
+    case = CaseFactory(organization=org_a, created_by=clinician_a)
+    consultant = member(org_a, Role.EXTERNAL_CONSULTANT, email="live@consult.example")
+    later = member(org_a, Role.EXTERNAL_CONSULTANT, email="later@consult.example")
+    gone = member(org_a, Role.EXTERNAL_CONSULTANT, email="expired@consult.example")
+    now = timezone.now()
+    live = grant_create(case=case, grantee=consultant, permissions=["view"], by=clinician_a,
+                        expires_at=now + timedelta(days=1))
+    grant_create(case=case, grantee=later, permissions=["view"], by=clinician_a,
+                 starts_at=now + timedelta(hours=2), expires_at=now + timedelta(days=2))
+    expired = grant_create(case=case, grantee=gone, permissions=["view"], by=clinician_a,
+                           expires_at=now + timedelta(days=1))
+    type(expired).objects.filter(pk=expired.pk).update(expires_at=now - timedelta(minutes=1))
+    close = reverse("cases:case_close", kwargs={"case_id": case.public_id})
+    response = client_as(clinician_a).get(close)
+    assert response.status_code == 200
+    text = response.content.decode()
+    assert "live@consult.example" in text and "later@consult.example" in text
+    assert "expired@consult.example" not in text
+    case.refresh_from_db()
+    live.refresh_from_db()
+    assert case.is_open and live.revoked_at is None
+    assert client_as(consultant).get(close).status_code == 403  # sees the case, may not close it
+    assert client_as(member(org_b, Role.CLINICIAN)).get(close).status_code == 404
+    assert client_as(clinician_a).post(close).status_code == 302
+    case.refresh_from_db()
+    live.refresh_from_db()
+    assert not case.is_open and live.revoked_at is not None
+    response = client_as(clinician_a).get(close)
+    assert response.status_code == 302 and response["Location"] == _page(case)
+
+
 # --- tumor boards from the pages ------------------------------------------------------------
 
 def test_scheduling_starting_and_ending_a_board_from_the_pages(org_a, client_as):
