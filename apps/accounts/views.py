@@ -155,7 +155,7 @@ def recovery_codes(request: HttpRequest) -> HttpResponse:
                                                             "confirmed": device.confirmed})
 
 
-def _verify(request: HttpRequest, *, purpose: str, template: str) -> HttpResponse:
+def _verify(request: HttpRequest, *, purpose: str, template: str, extra: dict | None = None) -> HttpResponse:
     user = request.user
     if not mfa.has_second_factor(user):
         return redirect(with_next("accounts:mfa_setup", next_url(request)))
@@ -174,8 +174,8 @@ def _verify(request: HttpRequest, *, purpose: str, template: str) -> HttpRespons
         else:
             status = 400
             form.add_error("code", _("That code is not right. Enter the current code from your app."))
-    return render(request, template, {"form": form, "next": next_url(request), "locked_until": locked_until},
-                  status=status)
+    return render(request, template, {"form": form, "next": next_url(request), "locked_until": locked_until,
+                                      **(extra or {})}, status=status)
 
 
 @never_cache
@@ -185,7 +185,21 @@ def mfa_verify(request: HttpRequest) -> HttpResponse:
     """The sign-in step after the password, for anyone with an authenticator."""
     if request.user.is_verified():
         return redirect(next_url(request))
-    return _verify(request, purpose="sign_in", template="accounts/mfa_verify.html")
+    return _verify(request, purpose="sign_in", template="accounts/mfa_verify.html",
+                   extra={"reset_by": _second_factor_resetter(request.user)})
+
+
+def _second_factor_resetter(user: User) -> str:
+    """The name of the organization whose admin can reset ``user``'s second factor, or "" when
+    only the operator can (several organizations, or none): someone who lost both their phone and
+    their recovery codes is stuck on the code page unless it says whom to ask. Named, because an
+    external consultant's "organization" is the hospital that invited them, not their own."""
+    if not policy.second_factor_reset_by_an_admin(user):
+        return ""
+    from apps.organizations.models import Membership
+
+    membership = Membership.objects.filter(user=user, is_active=True).select_related("organization").first()
+    return membership.organization.name if membership else ""
 
 
 @never_cache
