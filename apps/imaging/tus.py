@@ -310,9 +310,8 @@ def uploads_root(request: HttpRequest) -> HttpResponse:
                 uploads.upload_terminate(upload=upload, by=request.user, request=request)
                 return bad
         headers["Upload_Offset"] = str(upload.offset)
-        _maybe_complete(request, upload)
-    elif length == 0:
-        _maybe_complete(request, upload)
+    if (with_body or length == 0) and (bad := _maybe_complete(request, upload)) is not None:
+        return bad
     return _resp(201, **headers)
 
 
@@ -334,13 +333,22 @@ def _may_append(request: HttpRequest, upload: Upload) -> HttpResponse | None:
     except PermissionDenied:
         if upload.case is None:
             return _error(403, gettext("you may not upload studies to this organization"))
-        return _case_refusal(upload.case)
+        return _case_refusal(Case.objects.filter(pk=upload.case_id).first())  # as it is now, not as read
     return None
 
 
-def _maybe_complete(request: HttpRequest, upload: Upload) -> None:
+def _maybe_complete(request: HttpRequest, upload: Upload) -> HttpResponse | None:
+    """Once every byte is in, hand the upload to its ingest, which files its studies into the
+    case: only if the policy still allows it. A body can take minutes to arrive after the check
+    made before it (``_may_append``), and the case may have been closed or the uploader's
+    membership ended meanwhile: asked again here (the denial recorded), the refusal is returned
+    and the upload is not handed over; its bytes stay, and an empty PATCH at its offset hands it
+    over once the policy allows it again."""
     if upload.length is not None and upload.offset >= upload.length:
+        if (bad := _may_append(request, upload)) is not None:
+            return bad
         uploads.upload_complete(upload=upload, request=request)
+    return None
 
 
 #: the per-file report lines an upload's status carries at most (``files_total`` says how many
@@ -430,5 +438,6 @@ def upload_detail(request: HttpRequest, upload_id: UUID) -> HttpResponse:
     if (bad := _may_append(request, upload)) or (bad := _write_body(request, upload)):
         return bad
     with transaction.atomic():
-        _maybe_complete(request, upload)
+        if (bad := _maybe_complete(request, upload)) is not None:
+            return bad
     return _resp(204, Upload_Offset=str(upload.offset), Upload_Expires=_expires(upload))

@@ -244,6 +244,52 @@ def test_an_uploader_whose_role_may_no_longer_upload_writes_no_more(client, org_
     assert client.delete(url, **TUS).status_code == 204  # abandoning it is still theirs to do
 
 
+def test_a_case_closed_while_the_last_body_arrived_is_not_filed_into(client, org_a, uploader, monkeypatch):
+    """The policy was asked before the body only: a case closed while its last bytes arrived (a
+    large PATCH takes minutes) still had the upload handed to its ingest, which files the studies
+    into the closed case. Asked again before handing it over: refused (recorded), bytes kept,
+    and an empty PATCH at its offset hands it over once the case is open again."""
+    from apps.imaging import tus
+
+    case = CaseFactory(organization=org_a, created_by=uploader)
+    url = _in_case(client, case)
+    write_body = tus._write_body
+
+    def close_meanwhile(request, upload):
+        refusal = write_body(request, upload)
+        Case.objects.filter(pk=case.pk).update(status="closed")
+        return refusal
+
+    monkeypatch.setattr(tus, "_write_body", close_meanwhile)
+    response = _patch(client, url, 0, b"abcd")
+    assert response.status_code == 403 and response["Lightbox-Refusal"] == "case_closed"
+    upload = Upload.objects.get()
+    assert upload.offset == 4 and upload.state == UploadState.UPLOADING
+    assert not IngestJob.objects.exists()
+    assert AuditEvent.objects.filter(actor=uploader, action="access.denied", outcome="denied").exists()
+    monkeypatch.setattr(tus, "_write_body", write_body)
+    Case.objects.filter(pk=case.pk).update(status="open")
+    assert _patch(client, url, 4, b"", CONTENT_TYPE=OCTET, CONTENT_LENGTH="0").status_code == 204
+    assert Upload.objects.get().state == UploadState.COMPLETE and IngestJob.objects.filter(case=case).exists()
+
+
+def test_a_membership_ended_while_a_created_upload_arrived_is_not_filed(client, org_a, uploader, monkeypatch):
+    """The same for creation-with-upload (the whole file in the POST that creates the upload)."""
+    from apps.imaging import tus
+
+    write_body = tus._write_body
+
+    def leave_meanwhile(request, upload):
+        refusal = write_body(request, upload)
+        Membership.objects.filter(user=uploader, organization=org_a).update(is_active=False)
+        return refusal
+
+    monkeypatch.setattr(tus, "_write_body", leave_meanwhile)
+    response = client.post(ROOT, b"abcd", content_type=OCTET, HTTP_UPLOAD_LENGTH="4", **TUS)
+    assert response.status_code == 403
+    assert Upload.objects.get().state == UploadState.UPLOADING and not IngestJob.objects.exists()
+
+
 # --- the upload's status and per-file report ---------------------------------------------------
 
 
