@@ -1,0 +1,77 @@
+"""The share's review step (5. Confirm the share) shows back every term given on the form, and the
+page after it every term the link was made with. It left out the opening time ("Not before", a
+tumor board's day), the use limit, the link's second factor and the group's name: a wrong date
+could not be caught before the link existed, and nothing reminded the sharer to give the
+passcode by phone."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+from playwright.sync_api import expect
+
+from apps.organizations.models import Role
+from apps.sharing.models import ShareLink
+from tests.browser.conftest import _only_local, signed_in_as
+from tests.factories import CaseFactory, OrganizationFactory, member
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+TEXT = {
+    "en": {"review": "Review the share", "confirm": "Confirm and create the link", "opens": "Opens",
+           "counted": "168 hours, counted from when it opens", "phone": "by another channel (phone)"},
+    "es": {"review": "Revisar el acceso compartido", "confirm": "Confirmar y crear el enlace", "opens": "Se abre",
+           "counted": "168 horas, contadas desde que se abre", "phone": "por otro medio (teléfono)"},
+}
+
+
+@pytest.mark.parametrize(("viewport", "language"), [((768, 1024), "es"), ((390, 844), "en")])
+def test_the_review_and_the_created_share_show_every_term_given(browser, live_server, output_dir, viewport,
+                                                                 language):
+    org = OrganizationFactory(mfa_required_roles=[])
+    clinician = member(org, Role.CLINICIAN, email="clinician@review.example", language=language)
+    member(org, Role.RADIOLOGIST, email="radiologist@review.example")
+    member(org, Role.EXTERNAL_CONSULTANT, email="consultant@review.example")
+    case = CaseFactory(organization=org, created_by=clinician, responsible_clinician=clinician,
+                       title="Chest CT - board")
+    opens = (timezone.localtime() + timedelta(days=3)).replace(hour=15, minute=0, second=0, microsecond=0)
+    width, height = viewport
+    context = browser.new_context(viewport={"width": width, "height": height}, has_touch=True, is_mobile=True,
+                                  locale="es-ES" if language == "es" else "en-US", timezone_id="UTC")
+    context.route("**/*", _only_local)
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    words = TEXT[language]
+    try:
+        signed_in_as(page, live_server.url, clinician)
+        page.goto(f"{live_server.url}/sharing/cases/{case.public_id}/share/")
+        page.locator("#id_use_case").select_option("tumor_board")
+        page.locator("#id_recipient_kind").select_option("group")
+        page.locator("#id_group_emails").fill("consultant@review.example\nradiologist@review.example")
+        page.locator("#id_group_name").fill("Thoracic board")
+        page.locator("#id_not_before").fill(opens.strftime("%Y-%m-%dT%H:%M"))
+        page.locator("#id_max_uses").fill("3")
+        page.locator("#id_second_factor").select_option("passcode")
+        page.locator("#id_passcode").fill("board-2026")
+        page.get_by_role("button", name=words["review"]).tap()
+
+        review = page.locator("main dl.facts")
+        expect(review).to_contain_text("Thoracic board")
+        expect(page.get_by_test_id("confirm-not-before")).to_have_text(opens.strftime("%Y-%m-%d 15:00"))
+        expect(review).to_contain_text(words["counted"])
+        expect(page.get_by_test_id("confirm-max-uses")).to_have_text("3")
+        expect(page.get_by_test_id("confirm-second-factor")).to_contain_text(words["phone"])
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+        page.screenshot(path=str(output_dir / f"share-review-{language}-{width}.png"), full_page=True)
+        assert not ShareLink.objects.exists()  # a review creates nothing
+
+        page.get_by_role("button", name=words["confirm"]).tap()
+        expect(page.get_by_test_id("share-url")).to_be_visible()
+        expect(page.get_by_test_id("share-opens")).to_have_text(opens.strftime("%Y-%m-%d 15:00"))
+        expect(page.get_by_test_id("share-second-factor")).to_contain_text(words["phone"])
+        link = ShareLink.objects.get()
+        assert (link.max_uses, link.second_factor, link.not_before) == (3, "passcode", opens)
+    finally:
+        context.close()
