@@ -114,6 +114,33 @@ def test_the_access_is_asked_no_more_often_than_recheck_seconds(ct_study, clinic
     assert len(first) + sum(len(p) for p in pieces) == int(response["Content-Length"])
 
 
+def test_a_grant_revoked_meanwhile_stops_the_transfer_under_asgi(ct_study, clinician_a, monkeypatch):
+    """The same through Django's ASGI handler: the async stream asks the policy in a thread."""
+    from asgiref.sync import async_to_sync, sync_to_async
+    from django.test import AsyncClient
+
+    monkeypatch.setattr(views, "BATCH", 1)  # one piece a batch: the question is asked between pieces
+    grant, _client = _consultant_share(ct_study, clinician_a)
+    client = AsyncClient()
+    client.force_login(grant.grantee)
+
+    async def fetch():
+        response = await client.get(_url(ct_study))
+        assert response.is_async
+        pieces = aiter(response.streaming_content)
+        got = len(await anext(pieces))
+        await sync_to_async(sharing.grants_revoke)(grants=[grant], by=clinician_a, reason="test")
+        got += sum([len(part) async for part in pieces])
+        await asyncio.gather(*views._FINISHING)
+        return response, got
+
+    response, got = async_to_sync(fetch)()
+    assert got < int(response["Content-Length"])
+    event = _transfer_event()
+    assert (event.action, event.details["stopped"], event.details["bytes_sent"]) == (
+        "download.incomplete", "access_ended", got)
+
+
 class _Pieces:
     """A package of three pieces (what ``_async_stream`` reads in its worker thread)."""
 
