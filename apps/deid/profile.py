@@ -6,13 +6,22 @@ comes from dicom-anonymizer (KitwareMedical), which ships it per edition of the 
 private tags. What Lightbox decides on top of it:
 
 - **UIDs** (action U, and any other non-registered UID left anywhere, sequences and file meta
-  included) map to ``2.25.<keyed hash>``: HMAC-SHA256 under the export's key, so one input UID
-  gives the same output UID in every file of one export (studies, series, instances and the
-  references between them stay consistent) and a different one in another export.
+  included, a UID attribute written with another VR too) map to ``2.25.<keyed hash>``:
+  HMAC-SHA256 under the export's key, so one input UID gives the same output UID in every file
+  of one export (studies, series, instances and the references between them stay consistent)
+  and a different one in another export.
   dicom-anonymizer's own UID replacement (a process-wide dictionary of random UIDs) is never
   called: its U rules are replaced here, and its D replacement is not used on UIDs.
 - **Sequences**: the table's actions apply in sequence items too, at any depth (dicom-anonymizer
   applies them to top-level attributes only): ``_clean_sequences``.
+- **Elements the data dictionary does not name** are removed, as private ones are: what the table
+  would do to them cannot be known, and a damaged file's corrupted tag lands there with the value
+  of the attribute it was (a patient's name under (1710,0010)).
+- **Checked before it leaves** (``_left_from``): a file whose output still holds one of the
+  original's UIDs (other than those the standard defines) or its patient's name or ID, wherever
+  (a damaged file's value read into another attribute, a kept attribute a writer filled with
+  them), or a text value with control characters (a corrupted length read the attributes after
+  it into one value), is refused (``Reason.FAILED``), never exported.
 - **Patient name and ID** become the pseudonym the exporter chose; any other person name left
   (inside a sequence the table keeps) is emptied, any date or time left gets the dummy value.
 - **Marking**: Patient Identity Removed = YES, De-identification Method naming the profile,
@@ -34,6 +43,7 @@ import copy
 import hashlib
 import hmac
 import io
+import re
 from dataclasses import dataclass
 from typing import IO
 
@@ -41,7 +51,10 @@ import pydicom
 from dicomanonymizer import simpledicomanonymizer as kitware
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+from pydicom.datadict import get_entry
+from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID, UID_dictionary
 
@@ -222,16 +235,60 @@ def _safety_net(ds: Dataset) -> None:
     ds.walk(visit)
 
 
-def _map_uids(ds: Dataset, key: bytes) -> None:
-    """Every UID value in the dataset (any depth) that the standard does not define becomes
-    ``uid_for(key, value)``."""
+def _dictionary_vr(tag) -> str | None:
+    """The VR the data dictionary gives a public attribute (repeating groups included), or None
+    for a private tag or one the dictionary does not name."""
+    if tag.is_private:
+        return None
+    try:
+        return get_entry(tag)[0]
+    except KeyError:
+        return None
+
+
+def _remove_unknown(ds: Dataset) -> None:
+    """Remove every public element the data dictionary does not name (any depth), as private
+    ones are: its meaning, so what the table would do to it, is unknown. A damaged file's
+    corrupted tag lands here with the value of the attribute it was ((0010,0010) read as
+    (1710,0010): the patient's name, under no action). Group lengths go too (retired; the
+    writer needs none)."""
 
     def visit(dataset: Dataset, element) -> None:
-        if element.VR != "UI" or element.value in (None, ""):
-            return
-        values = list(element.value) if element.VM > 1 else [element.value]
-        mapped = [v if not v or _registered(str(v)) else uid_for(key, str(v)) for v in values]
-        element.value = mapped if element.VM > 1 else mapped[0]
+        if not element.tag.is_private and _dictionary_vr(element.tag) is None:
+            del dataset[element.tag]
+
+    ds.walk(visit)
+
+
+def _texts(value) -> list[str]:
+    """The values of an element as strings, whatever its encoded VR (the bytes of an OB or UN
+    value included)."""
+    if value is None:
+        return []
+    if isinstance(value, bytes | bytearray):
+        value = bytes(value).decode("ascii", "replace")
+    if isinstance(value, list | tuple | MultiValue):
+        return [str(v).strip("\0 ") for v in value]
+    return [v.strip("\0 ") for v in str(value).split("\\")]
+
+
+def _map_uids(ds: Dataset, key: bytes) -> None:
+    """Every UID value in the dataset (any depth) that the standard does not define becomes
+    ``uid_for(key, value)``: elements encoded as UI, and UID attributes a writer encoded with
+    another VR (a Study Instance UID written as LO would otherwise leave as it came), which are
+    rewritten as UI."""
+
+    def visit(dataset: Dataset, element) -> None:
+        if element.VR == "UI":
+            if element.value in (None, ""):
+                return
+            values = list(element.value) if element.VM > 1 else [element.value]
+            mapped = [v if not v or _registered(str(v)) else uid_for(key, str(v)) for v in values]
+            element.value = mapped if element.VM > 1 else mapped[0]
+        elif _dictionary_vr(element.tag) == "UI":
+            values = [v if not v or _registered(v) else uid_for(key, v) for v in _texts(element.value)]
+            dataset[element.tag] = DataElement(element.tag, "UI", values if len(values) > 1 else
+                                               values[0] if values else "")
 
     ds.walk(visit)
 
@@ -241,6 +298,7 @@ def _clean(ds: Dataset) -> None:
     the profile does to a dataset's attributes, before the pseudonym, UIDs and marking."""
     kitware.anonymize_dataset(ds, extra_anonymization_rules=None, delete_private_tags=True, base_rules_gen=rules)
     ds.remove_private_tags()
+    _remove_unknown(ds)
     _clean_sequences(ds, rules())
     _safety_net(ds)
 
@@ -331,6 +389,88 @@ def deidentify(ds: Dataset, *, pseudonym: str, key: bytes) -> Dataset:
     return ds
 
 
+# ----------------------------------------------------------------------------- the check before it leaves
+
+#: attributes naming the patient: their values must not be found anywhere in the output
+_PATIENT_KEYWORDS = ("PatientName", "PatientID", "OtherPatientIDs", "OtherPatientNames", "PatientBirthName",
+                     "PatientMotherBirthName", "MedicalRecordLocator")
+#: the shortest name or ID looked for (shorter ones match by chance: an ID "0101" in a dummy date)
+_SHORTEST = 6
+#: the shortest UID looked for
+_SHORTEST_UID = 10
+#: file meta UIDs that name no patient and may be written again as they came: the transfer syntax
+#: (kept) and the implementation class (ours, which may have written the original too)
+_META_KEPT = (0x00020010, 0x00020012)
+_DUMMIES = ("ANONYMIZED", "00010101010101.000000+0000", "000000.00", "000Y", "http://anonymized.invalid")
+_DIGITS_AND_DOTS = re.compile(rf"[0-9.]{{{_SHORTEST_UID},}}")
+_TEXT_VRS = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UR", "UT"})
+#: C0 controls but tab, line feed, form feed, carriage return and escape
+_CONTROL = re.compile("[\x00-\x08\x0b\x0e-\x1a\x1c-\x1f]")
+
+
+@dataclass(frozen=True)
+class _Identity:
+    uids: frozenset[str]
+    texts: frozenset[str]
+
+
+def _identity_of(ds: Dataset) -> _Identity:
+    """What identifies the original: its UIDs that the standard does not define (any depth,
+    file meta included, whatever VR they were written with) and its patient's names and IDs
+    (whole values and name components)."""
+    uids: set[str] = set()
+    texts: set[str] = set()
+
+    def visit(dataset: Dataset, element) -> None:
+        if element.tag in _META_KEPT or element.VR == "SQ":
+            return
+        if element.VR == "UI" or _dictionary_vr(element.tag) == "UI":
+            uids.update(v for v in _texts(element.value) if len(v) >= _SHORTEST_UID and not _registered(v))
+        elif element.keyword in _PATIENT_KEYWORDS:
+            for value in _texts(element.value):
+                texts.add(value)
+                texts.update(re.split(r"[\^=,]+", value))
+
+    ds.walk(visit)
+    if getattr(ds, "file_meta", None) is not None:
+        ds.file_meta.walk(visit)
+    texts = {t.strip() for t in texts}
+    return _Identity(uids=frozenset(uids), texts=frozenset(
+        t for t in texts if len(t) >= _SHORTEST and t.strip("0.") and not any(t in dummy for dummy in _DUMMIES)))
+
+
+def _left_from(identity: _Identity, ds: Dataset) -> bool:
+    """Whether the de-identified dataset (any depth, file meta included; not the pixel data)
+    still holds anything of ``identity`` in any value (a damaged file's value read into another
+    attribute, a kept attribute a writer filled with the patient's ID), or a value misread from a
+    damaged file: a text with control characters other than tab, line and page breaks and the
+    escapes of ISO 2022 character sets (a corrupted length swallows the attributes after it,
+    headers and values together, into one value the table does not act on), where what the
+    original held cannot be known. Either way it must not leave."""
+    found: list[int] = []
+
+    def visit(dataset: Dataset, element) -> None:
+        if element.VR == "SQ" or element.keyword in _PIXEL_KEYWORDS:
+            return
+        if isinstance(element.value, bytes | bytearray):
+            values = [bytes(element.value).decode("latin-1")]
+        else:
+            values = _texts(element.value)
+            if element.VR in _TEXT_VRS and any(_CONTROL.search(v) for v in values):
+                found.append(element.tag)
+                return
+        for value in values:
+            if any(text in value for text in identity.texts):
+                found.append(element.tag)
+            for run in _DIGITS_AND_DOTS.findall(value):
+                if run in identity.uids or (len(run) > 64 and any(uid in run for uid in identity.uids)):
+                    found.append(element.tag)
+
+    ds.walk(visit)
+    ds.file_meta.walk(visit)
+    return bool(found)
+
+
 def deidentify_file(source: IO[bytes] | bytes, *, pseudonym: str, key: bytes) -> Output:
     """Read one stored original (bytes or a binary file), de-identify it, and return the new
     file's bytes. Raises Excluded (with a Reason) when it must not or cannot be exported."""
@@ -343,10 +483,16 @@ def deidentify_file(source: IO[bytes] | bytes, *, pseudonym: str, key: bytes) ->
         raise Excluded(Reason.UNREADABLE) from exc
     out = io.BytesIO()
     try:
+        if reason := exclusion_reason(ds):
+            raise Excluded(reason)
+        identity = _identity_of(ds)
         deidentify(ds, pseudonym=pseudonym, key=key)
+        left = _left_from(identity, ds)
         ds.save_as(out, enforce_file_format=True)
     except Excluded:
         raise
     except Exception as exc:  # e.g. a VR the table's dummy values do not cover
         raise Excluded(Reason.FAILED) from exc
+    if left:  # the profile ran, yet something of the original is still there: refused
+        raise Excluded(Reason.FAILED)
     return Output(data=out.getvalue(), sop_instance_uid=str(ds.SOPInstanceUID))
