@@ -75,3 +75,36 @@ def test_the_review_and_the_created_share_show_every_term_given(browser, live_se
         assert (link.max_uses, link.second_factor, link.not_before) == (3, "passcode", opens)
     finally:
         context.close()
+
+
+@pytest.mark.parametrize(("viewport", "language", "copied"), [
+    ((390, 844), "es", "Enlace copiado"), ((768, 1024), "en", "Link copied")])
+def test_the_link_shown_once_is_copied_by_a_tap(browser, live_server, viewport, language, copied):
+    """The link is shown once: a Copy link button puts all of it on the clipboard and says so
+    (selecting the read-only field by hand on a phone easily took part of it)."""
+    org = OrganizationFactory(mfa_required_roles=[])
+    clinician = member(org, Role.CLINICIAN, email="clinician@copy.example", language=language)
+    member(org, Role.EXTERNAL_CONSULTANT, email="consultant@copy.example")
+    case = CaseFactory(organization=org, created_by=clinician, responsible_clinician=clinician, title="Chest CT")
+    width, height = viewport
+    context = browser.new_context(viewport={"width": width, "height": height}, has_touch=True, is_mobile=True,
+                                  locale="es-ES" if language == "es" else "en-US")
+    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server.url)
+    context.route("**/*", _only_local)
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    words = TEXT[language]
+    try:
+        signed_in_as(page, live_server.url, clinician)
+        page.goto(f"{live_server.url}/sharing/cases/{case.public_id}/share/")
+        page.locator("#id_recipient_email").fill("consultant@copy.example")
+        page.get_by_role("button", name=words["review"]).tap()
+        page.get_by_role("button", name=words["confirm"]).tap()
+        url = page.get_by_test_id("share-url").input_value()
+        assert "/s/" in url
+        page.get_by_role("button", name="Copiar enlace" if language == "es" else "Copy link").tap()
+        expect(page.get_by_test_id("copy-status")).to_contain_text(copied)
+        assert page.evaluate("navigator.clipboard.readText()") == url
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+    finally:
+        context.close()
