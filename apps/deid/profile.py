@@ -32,8 +32,8 @@ private tags. What Lightbox decides on top of it:
 - **Exclusions** (``exclusion_reason``): instances whose pixels may show identifying text or
   features are never exported: Burned In Annotation = YES, Recognizable Visual Features = YES,
   document, video, photographic and secondary capture SOP classes, modalities where burned-in
-  text is the rule (ultrasound, endoscopy, photography) unless the file says Burned In
-  Annotation = NO, and objects without pixel data (reports and other non-image objects).
+  text is the rule (ultrasound, by its modality or its SOP class, endoscopy, photography) unless
+  the file says Burned In Annotation = NO, and objects without pixel data (reports and other non-image objects).
   The profile cleans headers only; pixels are never changed (Clean Pixel Data is not offered).
 """
 
@@ -73,6 +73,11 @@ DOCUMENT_PREFIX = "1.2.840.10008.5.1.4.1.1.104."       # encapsulated PDF, CDA, 
 VISIBLE_LIGHT_PREFIX = "1.2.840.10008.5.1.4.1.1.77.1."  # video, photographic, ophthalmic, dermoscopic
 #: modalities where text is burned into the pixels as a rule: only with Burned In Annotation = NO
 BURNED_IN_LIKELY_MODALITIES = frozenset({"US", "IVUS", "ES", "XC", "GM", "OP", "DOC", "SC"})
+#: ultrasound SOP classes (image and multi-frame, their retired first versions, enhanced volume):
+#: the same rule whatever the Modality attribute says (a converted file may say OT, or nothing)
+ULTRASOUND_SOP_CLASSES = frozenset({"1.2.840.10008.5.1.4.1.1.6.1", "1.2.840.10008.5.1.4.1.1.3.1",
+                                    "1.2.840.10008.5.1.4.1.1.6", "1.2.840.10008.5.1.4.1.1.3",
+                                    "1.2.840.10008.5.1.4.1.1.6.2"})
 
 
 class Reason(models.TextChoices):
@@ -129,7 +134,8 @@ def exclusion_reason(ds: Dataset) -> str | None:
     if not any(k in ds for k in _PIXEL_KEYWORDS):
         return Reason.NO_PIXELS
     modality = str(ds.get("Modality", "")).strip().upper()
-    if modality in BURNED_IN_LIKELY_MODALITIES and str(ds.get("BurnedInAnnotation", "")).strip().upper() != "NO":
+    likely = modality in BURNED_IN_LIKELY_MODALITIES or sop_class in ULTRASOUND_SOP_CLASSES
+    if likely and str(ds.get("BurnedInAnnotation", "")).strip().upper() != "NO":
         return Reason.BURNED_IN_LIKELY
     return None
 

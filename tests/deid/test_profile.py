@@ -211,6 +211,24 @@ def test_ultrasound_that_says_no_burned_in_text_is_exported():
     assert out.PatientIdentityRemoved == "YES"
 
 
+@pytest.mark.parametrize("modality", ["OT", None])
+def test_ultrasound_is_known_by_its_sop_class_too(modality):
+    """An ultrasound image whose Modality attribute says something else, or nothing (a converted
+    file): still ultrasound, excluded unless it says Burned In Annotation = NO."""
+    ds = _study(1)[0]
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.6.1"
+    if modality is None:
+        del ds.Modality
+    else:
+        ds.Modality = modality
+    with pytest.raises(Excluded) as excinfo:
+        deidentify_file(_bytes(ds), pseudonym=PSEUDONYM, key=KEY)
+    assert excinfo.value.reason == Reason.BURNED_IN_LIKELY
+    ds.BurnedInAnnotation = "NO"
+    out = pydicom.dcmread(io.BytesIO(deidentify_file(_bytes(ds), pseudonym=PSEUDONYM, key=KEY).data))
+    assert out.PatientIdentityRemoved == "YES"
+
+
 def test_objects_without_pixels_and_unreadable_bytes_are_excluded():
     ds = _study(1)[0]
     del ds.PixelData
