@@ -30,13 +30,15 @@ if TYPE_CHECKING:
 HISTORY_LENGTH = 20
 
 
-def _record_refusal(*, user: User, public_id: UUID, request: HttpRequest | None) -> None:
-    """A refused request for a case that exists is recorded in its organization's trail (a
-    participant clicking after the board ended, a closed case...). The answer stays 404."""
-    case = Case.objects.filter(public_id=public_id).only("id", "public_id", "organization_id").first()
-    if case is not None and getattr(user, "is_authenticated", False):
-        record(action="access.denied", actor=user, organization_id=case.organization_id, target=case, case=case,
-               outcome="denied", request=request, details={"wanted": "view_case"})
+def _record_refusal(*, user: User, public_id: UUID, request: HttpRequest | None, model: type = Case,
+                    wanted: str = "view_case") -> None:
+    """A refused request for a case (or a case's attachment, a tumor board: ``model``) that exists
+    is recorded in its organization's trail (a participant clicking after the board ended, a
+    report downloaded after the share was revoked, a closed case...). The answer stays 404."""
+    obj = model.objects.filter(public_id=public_id).first()
+    if obj is not None and getattr(user, "is_authenticated", False):
+        record(action="access.denied", actor=user, organization_id=obj.organization_id, target=obj,
+               outcome="denied", request=request, details={"wanted": wanted})
 
 
 def case_get(*, user: User, public_id: UUID, request: HttpRequest | None = None) -> Case:
@@ -217,10 +219,12 @@ def attachments_of(case: Case) -> QuerySet[Attachment]:
     return Attachment.objects.filter(case=case).select_related("uploaded_by").order_by("-created_at", "-id")
 
 
-def attachment_get(*, user: User, public_id: UUID) -> Attachment:
+def attachment_get(*, user: User, public_id: UUID, request: HttpRequest | None = None) -> Attachment:
     try:
         return Attachment.objects.visible_to(user).select_related("case", "blob").get(public_id=public_id)
     except Attachment.DoesNotExist:
+        _record_refusal(user=user, public_id=public_id, request=request, model=Attachment,
+                        wanted=str(Action.VIEW_IMAGES))  # what downloading it needs (services.attachment_open)
         raise Http404 from None
 
 
@@ -251,11 +255,12 @@ def responsible_clinicians(*, organization_id: int) -> QuerySet[User]:
     return members(organization_id=organization_id, roles=RESPONSIBLE_CLINICIAN_ROLES)
 
 
-def board_get(*, user: User, public_id: UUID) -> BoardSession:
+def board_get(*, user: User, public_id: UUID, request: HttpRequest | None = None) -> BoardSession:
     try:
         return (BoardSession.objects.visible_to(user).select_related("organization", "host")
                 .get(public_id=public_id))
     except BoardSession.DoesNotExist:
+        _record_refusal(user=user, public_id=public_id, request=request, model=BoardSession)
         raise Http404 from None
 
 

@@ -221,7 +221,7 @@ def attachment_add(request: HttpRequest, case_id: UUID) -> HttpResponse:
 @require_GET
 @never_cache
 def attachment_download(request: HttpRequest, attachment_id: UUID) -> HttpResponse:
-    attachment = selectors.attachment_get(user=request.user, public_id=attachment_id)
+    attachment = selectors.attachment_get(user=request.user, public_id=attachment_id, request=request)
     stream = services.attachment_open(attachment=attachment, by=request.user, request=request)
     response = FileResponse(stream, as_attachment=True, filename=attachment.filename,
                             content_type=attachment.content_type)
@@ -286,7 +286,7 @@ def board_choices(request: HttpRequest) -> JsonResponse:
 
 @login_required
 def board_detail(request: HttpRequest, boardsession_id: UUID) -> HttpResponse:
-    board = selectors.board_get(user=request.user, public_id=boardsession_id)
+    board = selectors.board_get(user=request.user, public_id=boardsession_id, request=request)
     return render(request, "cases/board_detail.html", {
         "board": board, "cases": selectors.board_cases(user=request.user, board=board),
         "participants": list(board.participants.order_by("full_name", "email")),
@@ -299,7 +299,7 @@ def board_detail(request: HttpRequest, boardsession_id: UUID) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def board_edit(request: HttpRequest, boardsession_id: UUID) -> HttpResponse:
-    board = selectors.board_get(user=request.user, public_id=boardsession_id)
+    board = selectors.board_get(user=request.user, public_id=boardsession_id, request=request)
     policy.require(request.user, Action.MANAGE_CASE, board, request=request)
     if board.state != BoardState.SCHEDULED:
         messages.error(request, _("Only a scheduled board can be edited."))
@@ -321,7 +321,7 @@ def board_edit(request: HttpRequest, boardsession_id: UUID) -> HttpResponse:
 @login_required
 @require_POST
 def board_start(request: HttpRequest, boardsession_id: UUID) -> HttpResponse:
-    board = selectors.board_get(user=request.user, public_id=boardsession_id)
+    board = selectors.board_get(user=request.user, public_id=boardsession_id, request=request)
     try:
         n = services.board_start(board=board, by=request.user, request=request)
     except ValidationError as exc:
@@ -334,7 +334,7 @@ def board_start(request: HttpRequest, boardsession_id: UUID) -> HttpResponse:
 @login_required
 @require_POST
 def board_end(request: HttpRequest, boardsession_id: UUID) -> HttpResponse:
-    board = selectors.board_get(user=request.user, public_id=boardsession_id)
+    board = selectors.board_get(user=request.user, public_id=boardsession_id, request=request)
     try:
         n = services.board_end(board=board, by=request.user, request=request)
     except ValidationError as exc:

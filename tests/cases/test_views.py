@@ -396,6 +396,55 @@ def test_attachments_are_stored_encrypted_served_by_policy_and_audited(org_a, or
     assert actions == ["attachment.added", "attachment.downloaded", "attachment.downloaded"]
 
 
+def test_a_refused_attachment_download_is_recorded(org_a, org_b, clinician_a, client_as):
+    """A report asked for after the share was revoked, or by another organization, is a 404 as
+    before, and now recorded in the attachment's organization's trail (as a refused case page is;
+    a refused study download was already)."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from apps.sharing.services import grants_revoke
+
+    case = CaseFactory(organization=org_a)
+    client_as(clinician_a).post(reverse("cases:attachment_add", kwargs={"case_id": case.public_id}),
+                                {"kind": "report", "file": SimpleUploadedFile("r.pdf", b"%PDF-1.4\n" + b"x" * 100)})
+    attachment = Attachment.objects.get()
+    download = reverse("cases:attachment_download", kwargs={"attachment_id": attachment.public_id})
+    consultant = member(org_a, Role.EXTERNAL_CONSULTANT)
+    grant = grant_create(case=case, grantee=consultant, permissions=["view"], by=clinician_a,
+                         expires_at=timezone.now() + timedelta(days=1))
+    assert client_as(consultant).get(download).status_code == 200
+    grants_revoke(grants=[grant], by=clinician_a, reason="test")
+    outsider = member(org_b, Role.CLINICIAN)
+    for user in (consultant, outsider):
+        assert client_as(user).get(download).status_code == 404
+    denials = AuditEvent.objects.filter(action="access.denied").order_by("id")
+    assert [(e.actor, e.organization_id, e.target_type, e.target_id, e.case_ref, e.details["wanted"])
+            for e in denials] == [
+        (user, org_a.pk, "attachment", str(attachment.public_id), case.public_id, "view_images")
+        for user in (consultant, outsider)]
+    assert client_as(outsider).get(reverse("cases:attachment_download", kwargs={"attachment_id": uuid.uuid4()})
+                                   ).status_code == 404
+    assert denials.count() == 2  # nothing to record for an attachment that does not exist
+
+
+def test_a_board_page_refused_after_the_board_ended_is_recorded(org_a, client_as):
+    from apps.cases import services
+
+    host = member(org_a, Role.RADIOLOGIST)
+    consultant = member(org_a, Role.EXTERNAL_CONSULTANT)
+    board = services.board_create(organization=org_a, by=host, host=host, title="Board",
+                                  meeting_at=timezone.now() + timedelta(hours=2), review_days=5,
+                                  cases=[CaseFactory(organization=org_a)], participants=[consultant])
+    url = reverse("cases:board_detail", args=[board.public_id])
+    services.board_start(board=board, by=host)
+    assert client_as(consultant).get(url).status_code == 200
+    services.board_end(board=board, by=host)
+    assert client_as(consultant).get(url).status_code == 404
+    denial = AuditEvent.objects.get(action="access.denied")
+    assert (denial.actor, denial.organization_id, denial.target_type, denial.target_id) == (
+        consultant, org_a.pk, "boardsession", str(board.public_id))
+
+
 # --- create, edit, close from the pages -----------------------------------------------------
 
 def test_creating_a_case_with_a_new_then_a_known_patient(org_a, clinician_a, client_as):
