@@ -370,9 +370,11 @@ def share_link_revoke(*, link: ShareLink, by: User | None, request: HttpRequest 
 
 # --------------------------------------------------------------------------- usage
 
+@transaction.atomic
 def grant_record_open(*, grant: Grant, actor: Any = None, request: HttpRequest | None = None,
                       actor_label: str = "") -> None:
-    """Keep the grant's usage: first and last opened, number of openings; audited."""
+    """Keep the grant's usage: first and last opened, number of openings; audited, in the same
+    transaction (no opening counted without its event)."""
     now = timezone.now()
     Grant.objects.filter(pk=grant.pk, first_opened_at__isnull=True).update(first_opened_at=now)
     Grant.objects.filter(pk=grant.pk).update(last_opened_at=now, open_count=F("open_count") + 1)

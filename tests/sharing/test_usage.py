@@ -117,3 +117,19 @@ def test_my_shares_shows_states_and_revokes_in_one_click(grant, owner, consultan
     recipient = Client()
     recipient.force_login(consultant)
     assert case.title in recipient.get(reverse("sharing:shared_with_me")).content.decode()
+
+
+def test_an_opening_is_never_counted_without_its_audit_event(grant, consultant, monkeypatch):
+    """The grant's usage (first and last opened, openings) and its grant.opened event are one
+    transaction: when the audit write fails, the opening is not counted either."""
+    def failing(**kwargs):
+        if kwargs["action"] == "grant.opened":
+            raise RuntimeError("audit store unavailable")
+        return record(**kwargs)
+
+    record = services.record
+    monkeypatch.setattr(services, "record", failing)
+    with pytest.raises(RuntimeError):
+        services.grant_record_open(grant=grant, actor=consultant)
+    grant.refresh_from_db()
+    assert (grant.first_opened_at, grant.last_opened_at, grant.open_count) == (None, None, 0)
