@@ -119,14 +119,24 @@ def case_update(*, case: Case, by: User, values: dict[str, Any], request: HttpRe
     changed = [name for name, value in values.items() if getattr(case, name) != value]
     if not changed:
         return []
+    details: dict[str, Any] = {"fields": sorted(changed)}
+    if "responsible_clinician" in changed:
+        # an owner of the case for the policy (OWNER_NEEDS: deciding requests for originals,
+        # managing its shares): who lost and who gained that is named, by account id
+        details["responsible_clinician"] = {
+            "before": _public_id(case.responsible_clinician), "after": _public_id(values["responsible_clinician"])}
     for name in changed:
         setattr(case, name, values[name])
     case.full_clean()
     with transaction.atomic():
         case.save(update_fields=[*changed, "updated_at"])
         record(action="case.edited", actor=by, organization_id=case.organization_id, target=case,
-               request=request, details={"fields": sorted(changed)})
+               request=request, details=details)
     return changed
+
+
+def _public_id(user: User | None) -> str | None:
+    return str(user.public_id) if user is not None else None
 
 
 def _links_revoke(*, case: Case, by: User, request: HttpRequest | None) -> int:

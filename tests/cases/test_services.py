@@ -137,6 +137,20 @@ def test_case_update_records_which_fields_changed_not_their_text(org_a, clinicia
     assert AuditEvent.objects.filter(action="case.edited").count() == 1
 
 
+def test_a_new_responsible_clinician_is_named_in_the_trail(org_a, clinician_a):
+    """The responsible clinician is an owner of the case for the policy (deciding requests for
+    its originals): the event names who lost and who gained that, by account id."""
+    before, after = member(org_a, Role.CLINICIAN), member(org_a, Role.RADIOLOGIST)
+    case = CaseFactory(organization=org_a, responsible_clinician=before)
+    services.case_update(case=case, by=clinician_a, values={"responsible_clinician": after})
+    services.case_update(case=case, by=clinician_a, values={"responsible_clinician": None})
+    assert [e.details for e in AuditEvent.objects.filter(action="case.edited").order_by("id")] == [
+        {"fields": ["responsible_clinician"],
+         "responsible_clinician": {"before": str(before.public_id), "after": str(after.public_id)}},
+        {"fields": ["responsible_clinician"],
+         "responsible_clinician": {"before": str(after.public_id), "after": None}}]
+
+
 # --- closing --------------------------------------------------------------------------------
 
 @pytest.fixture
