@@ -409,6 +409,7 @@ _SHORTEST_UID = 10
 _META_KEPT = (0x00020010, 0x00020012)
 _DUMMIES = ("ANONYMIZED", "00010101010101.000000+0000", "000000.00", "000Y", "http://anonymized.invalid")
 _DIGITS_AND_DOTS = re.compile(rf"[0-9.]{{{_SHORTEST_UID},}}")
+_DIGIT_RUNS = re.compile(r"\d+")
 _TEXT_VRS = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UR", "UT"})
 #: C0 controls but tab, line feed, form feed, carriage return and escape
 _CONTROL = re.compile("[\x00-\x08\x0b\x0e-\x1a\x1c-\x1f]")
@@ -417,7 +418,8 @@ _CONTROL = re.compile("[\x00-\x08\x0b\x0e-\x1a\x1c-\x1f]")
 @dataclass(frozen=True)
 class _Identity:
     uids: frozenset[str]
-    texts: frozenset[str]
+    texts: frozenset[str]     # names and IDs, found anywhere in a text
+    numbers: frozenset[str]   # IDs of digits only, found as a whole number
 
 
 def _identity_of(ds: Dataset) -> _Identity:
@@ -440,9 +442,10 @@ def _identity_of(ds: Dataset) -> _Identity:
     ds.walk(visit)
     if getattr(ds, "file_meta", None) is not None:
         ds.file_meta.walk(visit)
-    texts = {t.strip() for t in texts}
-    return _Identity(uids=frozenset(uids), texts=frozenset(
-        t for t in texts if len(t) >= _SHORTEST and t.strip("0.") and not any(t in dummy for dummy in _DUMMIES)))
+    kept = {t for t in (t.strip() for t in texts)
+            if len(t) >= _SHORTEST and t.strip("0.") and not any(t in dummy for dummy in _DUMMIES)}
+    return _Identity(uids=frozenset(uids), texts=frozenset(t for t in kept if not t.isdigit()),
+                     numbers=frozenset(t for t in kept if t.isdigit()))
 
 
 def _left_from(identity: _Identity, ds: Dataset) -> bool:
@@ -465,8 +468,13 @@ def _left_from(identity: _Identity, ds: Dataset) -> bool:
             if element.VR in _TEXT_VRS and any(_CONTROL.search(v) for v in values):
                 found.append(element.tag)
                 return
+        textual = element.VR in _TEXT_VRS or isinstance(element.value, bytes | bytearray)
         for value in values:
-            if any(text in value for text in identity.texts):
+            # names and IDs in text (not in a UID or a number: a replaced UID's 39 digits hold a
+            # 6-digit ID by chance in one file of a few thousand); an ID of digits only as a whole
+            # number, not inside a longer one (a slice position, a count)
+            if textual and (any(text in value for text in identity.texts)
+                            or identity.numbers.intersection(_DIGIT_RUNS.findall(value))):
                 found.append(element.tag)
             for run in _DIGITS_AND_DOTS.findall(value):
                 if run in identity.uids or (len(run) > 64 and any(uid in run for uid in identity.uids)):

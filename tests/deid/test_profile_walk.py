@@ -353,7 +353,7 @@ def test_elements_the_dictionary_does_not_name_are_removed(implicit):
     assert out.AnatomicRegionSequence[0].CodeValue == "T-D3000"
 
 
-@pytest.mark.parametrize("where", ["patient_id", "uid", "misread"])
+@pytest.mark.parametrize("where", ["patient_id", "digits", "uid", "misread"])
 def test_a_file_still_holding_what_identified_it_is_refused(where):
     """After the profile ran, the output is checked against the original: one of its UIDs or its
     patient's name or ID in any value the table does not act on (a writer's habit, a damaged
@@ -364,6 +364,9 @@ def test_a_file_still_holding_what_identified_it_is_refused(where):
     ds.PatientID = "MRN-CHECK-31337"
     if where == "patient_id":
         ds.ManufacturerModelName = "Scanner MRN-CHECK-31337"
+    elif where == "digits":
+        ds.PatientID = "48291377"
+        ds.ManufacturerModelName = "Scanner 48291377"
     elif where == "uid":
         ds.FlowCompensationDirection = ds.StudyInstanceUID
     else:
@@ -374,11 +377,18 @@ def test_a_file_still_holding_what_identified_it_is_refused(where):
 
 
 def test_the_check_does_not_refuse_a_clean_file():
+    """Text with line breaks and tabs is text; a patient ID of digits only is looked for as a
+    whole number in text, not inside a replaced UID (whose 39 digits hold any 6 digits in one
+    file of a few thousand) nor inside a longer number."""
     ds = _slice()
     ds.ManufacturerModelName = "Scanner 64"
     ds.ImageComments = "line one\r\nline two\tend"  # X: removed, and breaks are text anyway
+    replaced = uid_for(KEY, ds.StudyInstanceUID)
+    ds.PatientID = replaced[-9:-2]  # digits the replaced Study Instance UID holds
+    ds.SliceLocation = f"{ds.PatientID}1.5"
     out = _read(deidentify_file(_bytes(ds), pseudonym=PSEUDONYM, key=KEY).data)
     assert out.ManufacturerModelName == "Scanner 64"
+    assert out.StudyInstanceUID == replaced and str(ds.PatientID) in replaced
 
 
 def _damaged(raw: bytes, rnd: random.Random) -> list[bytes]:
