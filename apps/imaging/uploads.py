@@ -32,7 +32,9 @@ def expiry_from_now():
 def upload_create(*, organization, user, length: int | None, filename: str = "", metadata: dict | None = None,
                   case=None, request=None) -> Upload:
     """Start an upload. Into ``case`` only if the policy lets ``user`` upload into it (an open
-    case: ``policy.upload_cases``); PermissionDenied (recorded) otherwise, and nothing is made."""
+    case: ``policy.upload_cases``); PermissionDenied (recorded) otherwise, and nothing is made.
+    The row and its imaging.upload_created event are one transaction (neither without the other;
+    the staging file of a row not saved is removed)."""
     if case is not None:
         policy.require(user, Action.UPLOAD_STUDY, case, request=request)
     upload = Upload(organization=organization, created_by=user, length=length, filename=filename[:255],
@@ -40,9 +42,14 @@ def upload_create(*, organization, user, length: int | None, filename: str = "",
     _key, upload.key_id, upload.wrapped_key = staging.new_key(_aad(upload))
     upload.staging_name = f"{upload.public_id}.part"
     staging.staging_create(upload.staging_name)  # first: a folder that cannot be written saves no row (OSError)
-    upload.save()
-    record(action="imaging.upload_created", actor=user, organization=organization, target=upload, request=request,
-           case=case, details={"length": length})
+    try:
+        with transaction.atomic():
+            upload.save()
+            record(action="imaging.upload_created", actor=user, organization=organization, target=upload,
+                   request=request, case=case, details={"length": length})
+    except BaseException:
+        _staging_files_delete(upload)  # nothing was prepared from it: no row names it
+        raise
     return upload
 
 
@@ -85,6 +92,10 @@ def upload_discard_staging(upload: Upload) -> None:
     """Delete what the upload staged: its prepared entries (and the blobs no instance took),
     then its staging file."""
     follow.prepared_discard(upload)
+    _staging_files_delete(upload)
+
+
+def _staging_files_delete(upload: Upload) -> None:
     for name in (upload.staging_name, f"{upload.staging_name}.stop"):
         try:
             os.unlink(staging.staging_path(name))
@@ -95,12 +106,15 @@ def upload_discard_staging(upload: Upload) -> None:
 def upload_terminate(*, upload: Upload, by, request=None) -> bool:
     """Abandon an unfinished upload and delete what it staged. Claimed first (a conditional
     UPDATE): an upload that is no longer ``uploading`` (its last byte arrived, so its ingest job
-    reads the staging file; or it expired) is left alone and False returned."""
-    if not Upload.objects.filter(pk=upload.pk, state=UploadState.UPLOADING).update(state=UploadState.TERMINATED):
-        return False
+    reads the staging file; or it expired) is left alone and False returned. The claim and its
+    imaging.upload_deleted event are one transaction; what it staged is deleted once both are in."""
+    with transaction.atomic():
+        if not Upload.objects.filter(pk=upload.pk, state=UploadState.UPLOADING).update(
+                state=UploadState.TERMINATED):
+            return False
+        record(action="imaging.upload_deleted", actor=by, organization_id=upload.organization_id, target=upload,
+               request=request, details={"bytes": upload.offset})
     upload_discard_staging(upload)
-    record(action="imaging.upload_deleted", actor=by, organization_id=upload.organization_id, target=upload,
-           request=request, details={"bytes": upload.offset})
     return True
 
 

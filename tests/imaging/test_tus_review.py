@@ -290,6 +290,46 @@ def test_a_membership_ended_while_a_created_upload_arrived_is_not_filed(client, 
     assert Upload.objects.get().state == UploadState.UPLOADING and not IngestJob.objects.exists()
 
 
+def _failing_record(monkeypatch, action: str) -> None:
+    """The audit write of ``action`` fails (the trail's store refuses it)."""
+    from apps.imaging import uploads
+
+    record = uploads.record
+
+    def failing(**kwargs):
+        if kwargs["action"] == action:
+            raise RuntimeError("audit store unavailable")
+        return record(**kwargs)
+
+    monkeypatch.setattr(uploads, "record", failing)
+
+
+def test_an_upload_is_never_started_without_its_audit_event(org_a, uploader, monkeypatch):
+    import os
+
+    from apps.imaging import staging, uploads
+
+    folder = staging.staging_path("x").parent
+    before = set(os.listdir(folder))
+    _failing_record(monkeypatch, "imaging.upload_created")
+    with pytest.raises(RuntimeError):
+        uploads.upload_create(organization=org_a, user=uploader, length=4)
+    assert not Upload.objects.exists()
+    assert set(os.listdir(folder)) == before  # its staging file removed with it
+
+
+def test_an_upload_is_never_cancelled_without_its_audit_event(client, org_a, uploader, monkeypatch):
+    url = _create(client, 4)
+    assert _patch(client, url, 0, b"ab").status_code == 204
+    _failing_record(monkeypatch, "imaging.upload_deleted")
+    with pytest.raises(RuntimeError):
+        client.delete(url, **TUS)
+    upload = Upload.objects.get()
+    assert upload.state == UploadState.UPLOADING  # not cancelled: it can be resumed, or cancelled again
+    monkeypatch.undo()
+    assert _patch(client, url, 2, b"cd").status_code == 204  # what it staged is still there
+
+
 # --- the upload's status and per-file report ---------------------------------------------------
 
 
