@@ -14,6 +14,9 @@ private tags. What Lightbox decides on top of it:
   called: its U rules are replaced here, and its D replacement is not used on UIDs.
 - **Sequences**: the table's actions apply in sequence items too, at any depth (dicom-anonymizer
   applies them to top-level attributes only): ``_clean_sequences``.
+- **Where the original can be fetched from** (Retrieve URL and URI, storage and file access
+  URLs, not in the table) is removed at any depth: a DICOMweb URL names the organization's server
+  and holds the original Study Instance UID.
 - **Elements the data dictionary does not name** are removed, as private ones are: what the table
   would do to them cannot be known, and a damaged file's corrupted tag lands there with the value
   of the attribute it was (a patient's name under (1710,0010)).
@@ -266,6 +269,20 @@ def _remove_unknown(ds: Dataset) -> None:
     ds.walk(visit)
 
 
+#: where the original can be fetched from (not in Table E.1-1): a DICOMweb or file URL names the
+#: organization's server and holds the original UIDs, so they are removed (X) wherever they are
+LOCATORS = frozenset({"RetrieveURL", "RetrieveURI", "StorageURL", "StoredInstanceBaseURI", "FolderAccessURI",
+                      "FileAccessURI", "ContactURI"})
+
+
+def _remove_locators(ds: Dataset) -> None:
+    def visit(dataset: Dataset, element) -> None:
+        if element.keyword in LOCATORS:
+            del dataset[element.tag]
+
+    ds.walk(visit)
+
+
 def _texts(value) -> list[str]:
     """The values of an element as strings, whatever its encoded VR (the bytes of an OB or UN
     value included)."""
@@ -305,6 +322,7 @@ def _clean(ds: Dataset) -> None:
     kitware.anonymize_dataset(ds, extra_anonymization_rules=None, delete_private_tags=True, base_rules_gen=rules)
     ds.remove_private_tags()
     _remove_unknown(ds)
+    _remove_locators(ds)
     _clean_sequences(ds, rules())
     _safety_net(ds)
 

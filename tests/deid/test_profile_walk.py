@@ -353,6 +353,25 @@ def test_elements_the_dictionary_does_not_name_are_removed(implicit):
     assert out.AnatomicRegionSequence[0].CodeValue == "T-D3000"
 
 
+def test_where_the_original_can_be_fetched_from_is_removed():
+    """Retrieve URL and URI, storage and file access URLs (not in Table E.1-1), at the top level and
+    in an item of a kept sequence: a DICOMweb URL names the organization's server and holds the
+    original Study Instance UID. Removed, and the file is exported (before, it left with them)."""
+    ds = _slice()
+    url = f"https://pacs.quillfeather.example/dicomweb/studies/{ds.StudyInstanceUID}"
+    ds.RetrieveURL = url
+    item = Dataset()
+    item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = "T-D3000", "SRT", "Chest"
+    item.RetrieveURI = url + "/series"
+    item.FileAccessURI = "file://quillfeather-nas/scans/12.dcm"
+    ds.AnatomicRegionSequence = Sequence([item])
+    data = deidentify_file(_bytes(ds), pseudonym=PSEUDONYM, key=KEY).data
+    assert b"quillfeather" not in data
+    out = _read(data)
+    assert "RetrieveURL" not in out and "RetrieveURI" not in out.AnatomicRegionSequence[0]
+    assert out.AnatomicRegionSequence[0].CodeValue == "T-D3000"
+
+
 @pytest.mark.parametrize("where", ["patient_id", "digits", "uid", "misread"])
 def test_a_file_still_holding_what_identified_it_is_refused(where):
     """After the profile ran, the output is checked against the original: one of its UIDs or its
