@@ -23,8 +23,9 @@ private tags. What Lightbox decides on top of it:
 - **Checked before it leaves** (``_left_from``): a file whose output still holds one of the
   original's UIDs (other than those the standard defines) or its patient's name or ID, wherever
   (a damaged file's value read into another attribute, a kept attribute a writer filled with
-  them), or a text value with control characters (a corrupted length read the attributes after
-  it into one value), is refused (``Reason.FAILED``), never exported.
+  them; in compressed pixel data, a JPEG comment), or a text value with control characters (a
+  corrupted length read the attributes after it into one value), is refused
+  (``Reason.FAILED``), never exported.
 - **Patient name and ID** become the pseudonym the exporter chose; any other person name left
   (inside a sequence the table keeps) is emptied, any date or time left gets the dummy value.
 - **Marking**: Patient Identity Removed = YES, De-identification Method naming the profile,
@@ -467,13 +468,13 @@ def _identity_of(ds: Dataset) -> _Identity:
 
 
 def _left_from(identity: _Identity, ds: Dataset) -> bool:
-    """Whether the de-identified dataset (any depth, file meta included; not the pixel data)
-    still holds anything of ``identity`` in any value (a damaged file's value read into another
-    attribute, a kept attribute a writer filled with the patient's ID), or a value misread from a
-    damaged file: a text with control characters other than tab, line and page breaks and the
-    escapes of ISO 2022 character sets (a corrupted length swallows the attributes after it,
-    headers and values together, into one value the table does not act on), where what the
-    original held cannot be known. Either way it must not leave."""
+    """Whether the de-identified dataset (any depth, file meta included; compressed pixel data
+    for names and IDs, ``_in_codestream``) still holds anything of ``identity`` in any value (a
+    damaged file's value read into another attribute, a kept attribute a writer filled with the
+    patient's ID), or a value misread from a damaged file: a text with control characters other
+    than tab, line and page breaks and the escapes of ISO 2022 character sets (a corrupted length
+    swallows the attributes after it, headers and values together, into one value the table does
+    not act on), where what the original held cannot be known. Either way it must not leave."""
     found: list[int] = []
 
     def visit(dataset: Dataset, element) -> None:
@@ -486,13 +487,15 @@ def _left_from(identity: _Identity, ds: Dataset) -> bool:
             if element.VR in _TEXT_VRS and any(_CONTROL.search(v) for v in values):
                 found.append(element.tag)
                 return
-        textual = element.VR in _TEXT_VRS or isinstance(element.value, bytes | bytearray)
+        textual = element.VR in _TEXT_VRS
         for value in values:
             # names and IDs in text (not in a UID or a number: a replaced UID's 39 digits hold a
             # 6-digit ID by chance in one file of a few thousand); an ID of digits only as a whole
-            # number, not inside a longer one (a slice position, a count)
-            if textual and (any(text in value for text in identity.texts)
-                            or identity.numbers.intersection(_DIGIT_RUNS.findall(value))):
+            # number, not inside a longer one (a slice position, a count); in bytes (OB, UN)
+            # names and IDs with letters only (digits turn up in binary values by chance)
+            if (textual or element.VR in ("OB", "UN")) and any(text in value for text in identity.texts):
+                found.append(element.tag)
+            if textual and identity.numbers.intersection(_DIGIT_RUNS.findall(value)):
                 found.append(element.tag)
             for run in _DIGITS_AND_DOTS.findall(value):
                 if run in identity.uids or (len(run) > 64 and any(uid in run for uid in identity.uids)):
@@ -500,7 +503,24 @@ def _left_from(identity: _Identity, ds: Dataset) -> bool:
 
     ds.walk(visit)
     ds.file_meta.walk(visit)
-    return bool(found)
+    return bool(found) or _in_codestream(identity, ds)
+
+
+def _in_codestream(identity: _Identity, ds: Dataset) -> bool:
+    """Whether compressed pixel data holds the patient's name or ID as text: a JPEG comment or
+    application segment, a JPEG 2000 comment, written by the device or a converter (the profile
+    does not change pixel data). Compressed data looks random, so a name or ID of six characters
+    or more is not found there by chance; RLE (runs of raw values, and no room for text) is not
+    searched."""
+    syntax = ds.file_meta.get("TransferSyntaxUID")
+    if "PixelData" not in ds or syntax is None or not UID(syntax).is_encapsulated or syntax == pydicom.uid.RLELossless:
+        return False
+    data = ds.PixelData
+    for text in identity.texts | identity.numbers:
+        for encoded in {text.encode("utf-8"), text.encode("latin-1", "ignore")}:
+            if encoded in data:
+                return True
+    return False
 
 
 def deidentify_file(source: IO[bytes] | bytes, *, pseudonym: str, key: bytes) -> Output:

@@ -395,6 +395,32 @@ def test_a_file_still_holding_what_identified_it_is_refused(where):
     assert excinfo.value.reason == Reason.FAILED
 
 
+def _jpeg(comment: bytes) -> Dataset:
+    """A slice whose pixel data is an encapsulated JPEG baseline frame carrying ``comment`` in a
+    COM segment (the pixels are never decoded: the profile does not change them)."""
+    ds = _slice()
+    frame = (b"\xff\xd8\xff\xfe" + (len(comment) + 2).to_bytes(2, "big") + comment
+             + bytes(range(256)) * 4 + b"\xff\xd9")
+    ds.PixelData = pydicom.encaps.encapsulate([frame])
+    ds["PixelData"].VR = "OB"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit = 8, 8, 7
+    ds.file_meta.TransferSyntaxUID = pydicom.uid.JPEGBaseline8Bit
+    ds.PatientName, ds.PatientID = "Codestream^Quillon", "MRN-JPEG-7781"
+    return ds
+
+
+@pytest.mark.parametrize("comment", [b"Patient: Codestream^Quillon", b"ID MRN-JPEG-7781"])
+def test_a_name_in_a_compressed_frame_refuses_the_file(comment):
+    """The patient's name or ID in a JPEG comment of the pixel data (written by a device or a
+    converter; the profile cleans headers, never pixels): refused, never exported. Another
+    comment is no reason to refuse."""
+    with pytest.raises(Excluded) as excinfo:
+        deidentify_file(_bytes(_jpeg(comment)), pseudonym=PSEUDONYM, key=KEY)
+    assert excinfo.value.reason == Reason.FAILED
+    out = _read(deidentify_file(_bytes(_jpeg(b"Made by a converter 2.1")), pseudonym=PSEUDONYM, key=KEY).data)
+    assert out.file_meta.TransferSyntaxUID == pydicom.uid.JPEGBaseline8Bit
+
+
 def test_the_check_does_not_refuse_a_clean_file():
     """Text with line breaks and tabs is text; a patient ID of digits only is looked for as a
     whole number in text, not inside a replaced UID (whose 39 digits hold any 6 digits in one
