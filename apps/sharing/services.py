@@ -189,9 +189,12 @@ def grants_end_for_member(*, organization: Organization, user: User, by: User | 
     addressed to them (or sent to their e-mail address and not yet accepted) that are neither
     revoked nor expired are revoked, and they are taken out of its group shares, which stay for
     the other members. Not only live ones: a share that starts
-    later, or whose case is closed for now, would give access once it starts or the case reopens.
-    Each change is recorded (reason ``membership_ended``). Returns how many shares they lost."""
-    unended = Grant.objects.filter(organization=organization, revoked_at__isnull=True, expires_at__gt=timezone.now())
+    later, or whose case is closed for now, would give access once it starts or the case reopens;
+    nor only unexpired ones: a share that expired less than ``policy.RESUME_AFTER_EXPIRY`` ago
+    still lets a transfer begun under it be resumed (and go on). Each change is recorded (reason
+    ``membership_ended``). Returns how many shares they lost."""
+    unended = Grant.objects.filter(organization=organization, revoked_at__isnull=True,
+                                   expires_at__gt=timezone.now() - policy.RESUME_AFTER_EXPIRY)
     addressed = Q(grantee=user)
     if user.email:  # sent to their address and not yet accepted: opening its link would bind it to them
         addressed |= Q(grantee__isnull=True, grantee_email=user.email.lower())

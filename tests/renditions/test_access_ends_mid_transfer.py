@@ -106,6 +106,33 @@ def test_an_expiry_meanwhile_lets_the_transfer_finish(ct_study, clinician_a):
     assert not AuditEvent.objects.filter(action="access.denied").exists()
 
 
+@pytest.mark.parametrize("addressed", ["grantee", "group"])
+def test_a_member_who_left_after_their_share_expired_cannot_resume(ct_study, clinician_a, admin_a, addressed):
+    """A transfer begun under a share may be resumed for an hour after it began though the share
+    expired meanwhile; but not once its recipient's membership ended: leaving ends the shares that
+    can still be used that way, not only the unexpired ones."""
+    consultant = member(ct_study.organization, Role.EXTERNAL_CONSULTANT, email="consultant@alpha.example")
+    terms = {"case": ct_study.case, "by": clinician_a, "permissions": ["view", "download_preview"],
+             "renditions": ["preview"], "starts_at": timezone.now() - timedelta(hours=2),
+             "expires_at": timezone.now() + timedelta(hours=2)}
+    if addressed == "grantee":
+        grant = sharing.grant_create(grantee=consultant, **terms)
+    else:
+        grant = sharing.grant_create(grantee=None, group_members=[consultant, clinician_a], group_name="Board",
+                                     **terms)
+    client = Client()
+    client.force_login(consultant)
+    head = client.head(_url(ct_study))
+    half = int(head["Content-Length"]) // 2
+    assert client.get(_url(ct_study), headers={"Range": f"bytes=0-{half - 1}"}).status_code == 206
+    Grant.objects.filter(pk=grant.pk).update(expires_at=timezone.now())  # after the transfer began
+    resume = {"Range": f"bytes={half}-", "If-Range": head["ETag"]}
+    membership_update(membership=Membership.objects.get(user=consultant), by=admin_a,
+                      role=Role.EXTERNAL_CONSULTANT, is_active=False)
+    assert client.get(_url(ct_study), headers=resume).status_code == 404
+    assert AuditEvent.objects.filter(action="access.denied", actor=consultant).exists()
+
+
 def test_the_access_is_asked_no_more_often_than_recheck_seconds(ct_study, clinician_a, monkeypatch):
     monkeypatch.setattr(views, "RECHECK_SECONDS", 3600)
     grant, client = _consultant_share(ct_study, clinician_a)
