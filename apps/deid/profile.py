@@ -17,6 +17,8 @@ private tags. What Lightbox decides on top of it:
 - **Where the original can be fetched from** (Retrieve URL and URI, storage and file access
   URLs, not in the table) is removed at any depth: a DICOMweb URL names the organization's server
   and holds the original Study Instance UID.
+- **Overlay planes** lose what the table leaves of them (their data and comments are X): the
+  whole 60xx group goes, not a description of an overlay that is no longer there.
 - **Elements the data dictionary does not name** are removed, as private ones are: what the table
   would do to them cannot be known, and a damaged file's corrupted tag lands there with the value
   of the attribute it was (a patient's name under (1710,0010)).
@@ -276,9 +278,18 @@ LOCATORS = frozenset({"RetrieveURL", "RetrieveURI", "StorageURL", "StoredInstanc
                       "FileAccessURI", "ContactURI"})
 
 
+def _overlay(tag) -> bool:
+    return 0x6000 <= tag.group <= 0x601E and tag.group % 2 == 0
+
+
 def _remove_locators(ds: Dataset) -> None:
+    """Remove, at any depth, where the original can be fetched from (``LOCATORS``), and what is
+    left of overlay planes once the table removed their Overlay Data and Comments (X): rows,
+    columns, origin, a description and a label describing an overlay no longer there (the Overlay
+    Plane module without its Type 1 data, which viewers reject; its free text, unprocessed)."""
+
     def visit(dataset: Dataset, element) -> None:
-        if element.keyword in LOCATORS:
+        if element.keyword in LOCATORS or _overlay(element.tag):
             del dataset[element.tag]
 
     ds.walk(visit)

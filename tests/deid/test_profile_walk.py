@@ -256,9 +256,8 @@ def _walk(out: Dataset, uids: set[str]) -> list[str]:
             category = ACTIONS.get(element.tag)
             if element.tag.is_private:
                 wrong.append(f"{name}: private")
-            elif element.tag.group & 0xFF00 in (0x5000,) or (element.tag.group & 0xFF00 == 0x6000
-                                                              and element.tag.element in (0x3000, 0x4000)):
-                wrong.append(f"{name}: curve, overlay data or overlay comments")
+            elif element.tag.group & 0xFF00 in (0x5000, 0x6000):
+                wrong.append(f"{name}: a curve or an overlay plane")
             elif element.VR == "UI":
                 for v in element.value if element.VM > 1 else [element.value]:
                     v = str(v or "")
@@ -351,6 +350,19 @@ def test_elements_the_dictionary_does_not_name_are_removed(implicit):
     out = _read(data)
     assert 0x17100010 not in out and 0x0C100020 not in out.AnatomicRegionSequence[0]
     assert out.AnatomicRegionSequence[0].CodeValue == "T-D3000"
+
+
+def test_an_overlay_plane_goes_whole():
+    """The table removes Overlay Data and Overlay Comments (X); what is left of the plane (rows,
+    columns, origin, description, label) describes an overlay no longer there (the module without
+    its Type 1 data, which viewers reject) and its text is not processed: the group goes whole."""
+    path = get_testdata_file("MR-SIEMENS-DICOM-WithOverlays.dcm")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        original = pydicom.dcmread(path)
+        assert 0x60003000 in original and 0x60000010 in original
+        out = _read(deidentify_file(Path(path).read_bytes(), pseudonym=PSEUDONYM, key=KEY).data)
+    assert not [e.tag for e in out if e.tag.group & 0xFF00 == 0x6000]
 
 
 def test_where_the_original_can_be_fetched_from_is_removed():
