@@ -23,7 +23,8 @@ private tags. What Lightbox decides on top of it:
   would do to them cannot be known, and a damaged file's corrupted tag lands there with the value
   of the attribute it was (a patient's name under (1710,0010)).
 - **Checked before it leaves** (``_left_from``): a file whose output still holds one of the
-  original's UIDs (other than those the standard defines) or its patient's name or ID, wherever
+  original's UIDs (other than those the standard defines), its patient's name or ID or its
+  accession number, wherever
   (a damaged file's value read into another attribute, a kept attribute a writer filled with
   them; in compressed pixel data, a JPEG comment), or a text value with control characters (a
   corrupted length read the attributes after it into one value), is refused
@@ -427,9 +428,10 @@ def deidentify(ds: Dataset, *, pseudonym: str, key: bytes) -> Dataset:
 
 # ----------------------------------------------------------------------------- the check before it leaves
 
-#: attributes naming the patient: their values must not be found anywhere in the output
+#: attributes naming the patient or their exam: their values must not be found anywhere in the
+#: output (the accession number is the exam's number in the organization's records)
 _PATIENT_KEYWORDS = ("PatientName", "PatientID", "OtherPatientIDs", "OtherPatientNames", "PatientBirthName",
-                     "PatientMotherBirthName", "MedicalRecordLocator")
+                     "PatientMotherBirthName", "MedicalRecordLocator", "AccessionNumber")
 #: the shortest name or ID looked for (shorter ones match by chance: an ID "0101" in a dummy date)
 _SHORTEST = 6
 #: the shortest UID looked for

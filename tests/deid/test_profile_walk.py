@@ -384,10 +384,10 @@ def test_where_the_original_can_be_fetched_from_is_removed():
     assert out.AnatomicRegionSequence[0].CodeValue == "T-D3000"
 
 
-@pytest.mark.parametrize("where", ["patient_id", "digits", "uid", "misread"])
+@pytest.mark.parametrize("where", ["patient_id", "digits", "accession", "uid", "misread"])
 def test_a_file_still_holding_what_identified_it_is_refused(where):
-    """After the profile ran, the output is checked against the original: one of its UIDs or its
-    patient's name or ID in any value the table does not act on (a writer's habit, a damaged
+    """After the profile ran, the output is checked against the original: one of its UIDs, its
+    patient's name or ID or its accession number in any value the table does not act on (a writer's habit, a damaged
     file's value read into another attribute), or a text holding control characters (a
     corrupted length swallowed the next attributes, headers and values, into one value): the
     file is refused with a reason, never exported."""
@@ -398,6 +398,10 @@ def test_a_file_still_holding_what_identified_it_is_refused(where):
     elif where == "digits":
         ds.PatientID = "48291377"
         ds.ManufacturerModelName = "Scanner 48291377"
+    elif where == "accession":
+        ds.AccessionNumber = "ACC-CHECK-5531"
+        ds.ProtocolName = "Chest ACC-CHECK-5531"
+        ds.ManufacturerModelName = "Scanner ACC-CHECK-5531"
     elif where == "uid":
         ds.FlowCompensationDirection = ds.StudyInstanceUID
     else:
