@@ -144,3 +144,40 @@
     });
   });
 })();
+
+/* A form that changes something is sent once. On a slow network a second tap on its button (the
+   first seemed to do nothing) sent it again: two shares with two live links, of which the sharer
+   saw one, or the same note twice. Once a POST form is on its way its buttons are disabled (after
+   the browser has taken the pressed button's name and value) and a further submit is refused;
+   coming back to the page (the Back button) or a response that never replaced the page frees
+   them again. */
+(function () {
+  "use strict";
+  var FREE_AFTER = 15000;  // ms: no new page by then (a failed network): the form may be sent again
+  function free(form) {
+    delete form.dataset.sending;
+    form.removeAttribute("aria-busy");
+    Array.prototype.forEach.call(form.querySelectorAll("button[data-busy]"), function (button) {
+      button.disabled = false;
+      button.removeAttribute("data-busy");
+    });
+  }
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (!(form instanceof HTMLFormElement) || (form.getAttribute("method") || "").toLowerCase() !== "post") { return; }
+    if (form.dataset.sending) { event.preventDefault(); return; }
+    if (event.defaultPrevented) { return; }
+    form.dataset.sending = "1";
+    form.setAttribute("aria-busy", "true");
+    window.setTimeout(function () {
+      Array.prototype.forEach.call(form.querySelectorAll("button:not([type=button]):not(:disabled)"), function (button) {
+        button.disabled = true;
+        button.setAttribute("data-busy", "");
+      });
+    }, 0);
+    window.setTimeout(function () { free(form); }, FREE_AFTER);
+  });
+  window.addEventListener("pageshow", function (event) {
+    if (event.persisted) { Array.prototype.forEach.call(document.querySelectorAll("form[data-sending]"), free); }
+  });
+})();
