@@ -106,5 +106,10 @@ def test_the_link_shown_once_is_copied_by_a_tap(browser, live_server, viewport, 
         expect(page.get_by_test_id("copy-status")).to_contain_text(copied)
         assert page.evaluate("navigator.clipboard.readText()") == url
         assert page.evaluate("document.documentElement.scrollWidth") <= width
+        # and back to the case, where the share is among who has access (the only way back was
+        # Go to my shares, whose rows do not lead to the case)
+        page.get_by_test_id("back-to-case").tap()
+        page.wait_for_url(f"{live_server.url}/cases/{case.public_id}/")
+        expect(page.get_by_test_id("participant")).to_contain_text("consultant@copy.example")
     finally:
         context.close()
