@@ -16,7 +16,9 @@ nothing the de-identification profile would remove is left; the claim alone is n
 Several modalities or body regions are joined with "+" in alphabetical order
 (``CT+PT-Abdomen+Chest``); the date is the earliest study date ("undated" without one), the
 version the highest study version; a modality missing is ``OT``, a body region missing
-``Unspecified``.
+``Unspecified``. A package of a lossy rendition ends in ``_Preview`` or ``_Education``
+(``lossy_suffix``), so that its file (and folder) cannot be taken for the diagnostic original's,
+which would otherwise bear the very same name.
 
 Layout::
 
@@ -76,6 +78,17 @@ def package_name(studies: list[Study], *, body_parts: set[str] | None = None, de
     version = max((s.version for s in studies), default=1)
     name = f"{day}_{'+'.join(modalities)}-{'+'.join(sorted(regions)) or 'Unspecified'}_V{version}"
     return name + ("_DeID" if deidentified else "")
+
+
+#: the end of a package's name for each lossy, not-for-diagnosis rendition (``package_name``
+#: gives the same name to every rendition of a study: a preview downloaded beside the original,
+#: or forwarded by a patient, would otherwise look like the original)
+_LOSSY_SUFFIX = {Kind.PREVIEW: "_Preview", Kind.EDUCATION: "_Education"}
+
+
+def lossy_suffix(kind: str) -> str:
+    """``_Preview``/``_Education`` for a lossy rendition's package name, "" for a diagnostic one."""
+    return _LOSSY_SUFFIX.get(kind, "")
 
 
 # ----------------------------------------------------------------------------- zip layout
@@ -384,7 +397,7 @@ def _study_package(study: Study, kind: str) -> Package:
     originals_ensure(study=study)
     deid = _deid_of([study])
     body = set(study.series.exclude(body_part_examined="").values_list("body_part_examined", flat=True))
-    name = package_name([study], body_parts=body, deidentified=deid)
+    name = package_name([study], body_parts=body, deidentified=deid) + lossy_suffix(kind)
     entries, missing = _study_entries(study, kind, name)
     package = Package(name=name, label=_package_label(kind, entries), entries=entries, missing=missing,
                       deidentified=deid)
@@ -400,7 +413,7 @@ def _case_package(studies: list[Study], kind: str) -> Package:
     body = set()
     for study in studies:
         body |= set(study.series.exclude(body_part_examined="").values_list("body_part_examined", flat=True))
-    name = package_name(studies, body_parts=body, deidentified=deid)
+    name = package_name(studies, body_parts=body, deidentified=deid) + lossy_suffix(kind)
     entries, missing, used = [], [], set()
     for study in studies:
         sub = package_name([study], body_parts=set(study.series.exclude(body_part_examined="")

@@ -106,7 +106,7 @@ def _ct_saying_identity_removed(folder, *, clean: bool, pseudonym: str = ""):
 def test_deid_suffix_when_every_file_is_de_identified(org_a, tmp_path):
     [study] = ingest_folder(_ct_saying_identity_removed(tmp_path / "deid", clean=True), org_a)
     package = study_package(study, "preview")
-    assert package.name.endswith("_V1_DeID")
+    assert package.name.endswith("_V1_DeID_Preview")  # the lossy rendition's suffix last
     assert "De-identified: yes" in _manifest_of(package)
 
 
@@ -121,7 +121,7 @@ def test_no_deid_suffix_when_a_file_says_identity_removed_but_still_names_its_pa
     [study] = ingest_folder(folder, org_a)
     for kind in ("preview", "original"):
         package = study_package(study, kind)
-        assert not package.name.endswith("_DeID")
+        assert "_DeID" not in package.name
         assert "De-identified: no" in _manifest_of(package)
 
 
@@ -269,8 +269,8 @@ def test_case_package_has_one_folder_per_study(ct_study, clinician_a, client_as)
     url = reverse("renditions:case_download", kwargs={"case_id": ct_study.case.public_id}) + "?rendition=preview"
     response = client_as(clinician_a).get(url)
     _zf, rows, _text = _manifest_rows(_body(response))
-    assert response["Content-Disposition"] == 'attachment; filename="2026-01-01_CT-Chest_V1.zip"'
-    assert all(n.startswith("2026-01-01_CT-Chest_V1/2026-01-01_CT-Chest_V1/S001_CT/PV") for n in rows)
+    assert response["Content-Disposition"] == 'attachment; filename="2026-01-01_CT-Chest_V1_Preview.zip"'
+    assert all(n.startswith("2026-01-01_CT-Chest_V1_Preview/2026-01-01_CT-Chest_V1/S001_CT/PV") for n in rows)
     assert len(rows) == 6
 
 

@@ -1,0 +1,41 @@
+"""A lossy rendition's zip is not named as the diagnostic original's: the preview, the education
+copy and the original of one study all came as ``2026-01-01_CT-Chest_V1.zip``, so a preview saved
+beside the original (the browser renames it "(1)"), or an education copy a patient forwards to
+another doctor, looked like the diagnostic original."""
+
+from __future__ import annotations
+
+import zipfile
+from io import BytesIO
+
+import pytest
+from django.urls import reverse
+
+from apps.renditions.packages import study_package
+
+pytestmark = pytest.mark.django_db
+
+
+def test_each_lossy_rendition_says_so_in_its_name(ct_study):
+    original = study_package(ct_study, "original")
+    assert original.filename == "2026-01-01_CT-Chest_V1.zip"
+    assert study_package(ct_study, "lossless").filename == "2026-01-01_CT-Chest_V1.zip"  # diagnostic too
+    for kind, suffix, prefix in (("preview", "_Preview", "PV"), ("education", "_Education", "ED")):
+        package = study_package(ct_study, kind)
+        assert package.filename == f"2026-01-01_CT-Chest_V1{suffix}.zip"
+        images = [e.path for e in package.entries if not e.path.endswith("MANIFEST.txt")]
+        assert images and all(p.startswith(f"2026-01-01_CT-Chest_V1{suffix}/S001_CT/{prefix}") for p in images)
+
+
+def test_the_downloaded_zips_bear_those_names(ct_study, clinician_a, client_as):
+    client = client_as(clinician_a)
+    study_url = reverse("renditions:study_download", kwargs={"study_id": ct_study.public_id})
+    case_url = reverse("renditions:case_download", kwargs={"case_id": ct_study.case.public_id})
+    for url, kind, name in ((study_url, "education", "2026-01-01_CT-Chest_V1_Education"),
+                            (case_url, "preview", "2026-01-01_CT-Chest_V1_Preview"),
+                            (case_url, "original", "2026-01-01_CT-Chest_V1")):
+        response = client.get(f"{url}?rendition={kind}")
+        assert response.status_code == 200
+        assert response["Content-Disposition"] == f'attachment; filename="{name}.zip"'
+        body = b"".join(response.streaming_content)
+        assert all(n.startswith(f"{name}/") for n in zipfile.ZipFile(BytesIO(body)).namelist())
