@@ -67,6 +67,16 @@ def _only_local(route):
         route.abort()
 
 
+def device_context(browser, width: int, height: int, *, language: str = "en", **options):
+    """A browser context for a touch device of ``width`` x ``height`` (a tablet, a phone) in
+    ``language`` ("en" or "es"), reaching only this machine, with the suite's timeout."""
+    context = browser.new_context(viewport={"width": width, "height": height}, has_touch=True, is_mobile=True,
+                                  locale="es-ES" if language == "es" else "en-US", **options)
+    context.route("**/*", _only_local)
+    context.set_default_timeout(15_000)
+    return context
+
+
 @pytest.fixture(autouse=True)
 def _live_requests_finished():
     """After each browser test (its pages closed first: fixtures end in reverse order), wait for

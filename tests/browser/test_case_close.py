@@ -11,7 +11,7 @@ from playwright.sync_api import expect
 from apps.cases.models import Case
 from apps.organizations.models import Role
 from apps.sharing.models import Grant
-from tests.browser.conftest import _only_local, signed_in_as
+from tests.browser.conftest import device_context, signed_in_as
 from tests.factories import CaseFactory, GrantFactory, OrganizationFactory, member
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -32,10 +32,7 @@ def test_closing_a_case_asks_first_and_names_whose_access_ends(browser, live_ser
                        title="Chest CT - second opinion")
     grant = GrantFactory(organization=org, case=case, grantee=consultant, created_by=clinician)
     width, height = viewport
-    context = browser.new_context(viewport={"width": width, "height": height}, has_touch=True, is_mobile=True,
-                                  locale="es-ES" if language == "es" else "en-US")
-    context.route("**/*", _only_local)
-    context.set_default_timeout(15_000)
+    context = device_context(browser, width, height, language=language)
     page = context.new_page()
     words = TEXT[language]
     try:

@@ -10,7 +10,7 @@ from playwright.sync_api import expect
 
 from apps.organizations.models import Role
 from apps.sharing.models import Grant
-from tests.browser.conftest import _only_local, signed_in_as
+from tests.browser.conftest import device_context, signed_in_as
 from tests.factories import CaseFactory, OrganizationFactory, member
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -21,10 +21,7 @@ def test_confirming_a_share_twice_on_a_slow_network_sends_it_once(browser, live_
     clinician = member(org, Role.CLINICIAN, email="clinician@once.example")
     member(org, Role.EXTERNAL_CONSULTANT, email="consultant@once.example")
     case = CaseFactory(organization=org, created_by=clinician, responsible_clinician=clinician, title="Chest CT")
-    context = browser.new_context(viewport={"width": 768, "height": 1024}, has_touch=True, is_mobile=True,
-                                  locale="en-US")
-    context.route("**/*", _only_local)
-    context.set_default_timeout(15_000)
+    context = device_context(browser, 768, 1024)
     page = context.new_page()
     share_url = f"{live_server.url}/sharing/cases/{case.public_id}/share/"
     held = []

@@ -13,7 +13,7 @@ from playwright.sync_api import expect
 from apps.organizations.models import Role
 from apps.sharing import services
 from apps.sharing.usecases import RecipientKind, Rendition, UseCase
-from tests.browser.conftest import _only_local
+from tests.browser.conftest import device_context
 from tests.browser.test_education import _ready_study
 from tests.factories import CaseFactory, OrganizationFactory, member
 
@@ -30,10 +30,7 @@ def test_anonymous_link_holder_downloads_within_the_limit_on_a_tablet(browser, l
         renditions=[Rendition.ORIGINAL, Rendition.PREVIEW], download_limit=1)
     assert grant.download_limit == 1 and "download_original" in grant.permissions
 
-    context = browser.new_context(viewport={"width": 768, "height": 1024}, has_touch=True, is_mobile=True,
-                                  locale="en-US", accept_downloads=True)
-    context.route("**/*", _only_local)
-    context.set_default_timeout(15_000)
+    context = device_context(browser, 768, 1024, accept_downloads=True)
     page = context.new_page()
     page.goto(f"{live_server.url}/s/{raw}/")
     page.get_by_role("button", name="Open the shared imaging").click()

@@ -14,7 +14,7 @@ from playwright.sync_api import expect
 
 from apps.organizations.models import Role
 from apps.sharing.models import ShareLink
-from tests.browser.conftest import _only_local, signed_in_as
+from tests.browser.conftest import device_context, signed_in_as
 from tests.factories import CaseFactory, OrganizationFactory, member
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -38,10 +38,7 @@ def test_the_review_and_the_created_share_show_every_term_given(browser, live_se
                        title="Chest CT - board")
     opens = (timezone.localtime() + timedelta(days=3)).replace(hour=15, minute=0, second=0, microsecond=0)
     width, height = viewport
-    context = browser.new_context(viewport={"width": width, "height": height}, has_touch=True, is_mobile=True,
-                                  locale="es-ES" if language == "es" else "en-US", timezone_id="UTC")
-    context.route("**/*", _only_local)
-    context.set_default_timeout(15_000)
+    context = device_context(browser, width, height, language=language, timezone_id="UTC")
     page = context.new_page()
     words = TEXT[language]
     try:
@@ -87,11 +84,8 @@ def test_the_link_shown_once_is_copied_by_a_tap(browser, live_server, viewport, 
     member(org, Role.EXTERNAL_CONSULTANT, email="consultant@copy.example")
     case = CaseFactory(organization=org, created_by=clinician, responsible_clinician=clinician, title="Chest CT")
     width, height = viewport
-    context = browser.new_context(viewport={"width": width, "height": height}, has_touch=True, is_mobile=True,
-                                  locale="es-ES" if language == "es" else "en-US")
+    context = device_context(browser, width, height, language=language)
     context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server.url)
-    context.route("**/*", _only_local)
-    context.set_default_timeout(15_000)
     page = context.new_page()
     words = TEXT[language]
     try:
