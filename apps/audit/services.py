@@ -126,6 +126,19 @@ def record(*, action: str, actor: Any = None, organization: Organization | None 
 _pending_denials: ContextVar[list[BaseException] | None] = ContextVar("lightbox_pending_denials", default=None)
 
 
+def record_hidden_refusal(*, user: Any, model: type, public_id: Any, request: HttpRequest | None,
+                          wanted: str = "view_case") -> None:
+    """A request for an object its tenant-scoped queryset hid from ``user`` (the answer stays
+    404, so that outsiders cannot probe which ids exist): when the object exists (a case, a study,
+    a case's attachment, a tumor board: ``model``, by ``public_id``), the refusal is recorded in
+    its organization's trail (a participant clicking after the board ended, a report downloaded
+    after the share was revoked, a closed case...)."""
+    obj = model.objects.filter(public_id=public_id).first()
+    if obj is not None and getattr(user, "is_authenticated", False):
+        record(action="access.denied", actor=user, organization_id=obj.organization_id, target=obj,
+               outcome="denied", request=request, details={"wanted": wanted})
+
+
 def denial_track(exc: BaseException) -> None:
     """Called by the policy for a denial recorded inside an atomic block: kept until the request
     or task ends, when ``denials_kept`` makes sure it is still recorded. Outside a request or a

@@ -15,7 +15,7 @@ from django.http import Http404
 from django.utils import timezone
 
 from apps.audit.models import AuditEvent
-from apps.audit.services import record
+from apps.audit.services import record_hidden_refusal
 from apps.cases.models import RESPONSIBLE_CLINICIAN_ROLES, Attachment, BoardSession, Case, CaseNote, CaseStatus
 from apps.sharing import policy
 from apps.sharing.models import Grant
@@ -30,24 +30,13 @@ if TYPE_CHECKING:
 HISTORY_LENGTH = 20
 
 
-def _record_refusal(*, user: User, public_id: UUID, request: HttpRequest | None, model: type = Case,
-                    wanted: str = "view_case") -> None:
-    """A refused request for a case (or a case's attachment, a tumor board: ``model``) that exists
-    is recorded in its organization's trail (a participant clicking after the board ended, a
-    report downloaded after the share was revoked, a closed case...). The answer stays 404."""
-    obj = model.objects.filter(public_id=public_id).first()
-    if obj is not None and getattr(user, "is_authenticated", False):
-        record(action="access.denied", actor=user, organization_id=obj.organization_id, target=obj,
-               outcome="denied", request=request, details={"wanted": wanted})
-
-
 def case_get(*, user: User, public_id: UUID, request: HttpRequest | None = None) -> Case:
     try:
         return (Case.objects.visible_to(user)
                 .select_related("organization", "patient", "responsible_clinician", "created_by", "closed_by")
                 .get(public_id=public_id))
     except Case.DoesNotExist:
-        _record_refusal(user=user, public_id=public_id, request=request)
+        record_hidden_refusal(user=user, public_id=public_id, request=request, model=Case)
         raise Http404 from None
 
 
@@ -223,8 +212,8 @@ def attachment_get(*, user: User, public_id: UUID, request: HttpRequest | None =
     try:
         return Attachment.objects.visible_to(user).select_related("case", "blob").get(public_id=public_id)
     except Attachment.DoesNotExist:
-        _record_refusal(user=user, public_id=public_id, request=request, model=Attachment,
-                        wanted=str(Action.VIEW_IMAGES))  # what downloading it needs (services.attachment_open)
+        record_hidden_refusal(user=user, public_id=public_id, request=request, model=Attachment,
+                              wanted=str(Action.VIEW_IMAGES))  # what downloading it needs (services.attachment_open)
         raise Http404 from None
 
 
@@ -260,7 +249,7 @@ def board_get(*, user: User, public_id: UUID, request: HttpRequest | None = None
         return (BoardSession.objects.visible_to(user).select_related("organization", "host")
                 .get(public_id=public_id))
     except BoardSession.DoesNotExist:
-        _record_refusal(user=user, public_id=public_id, request=request, model=BoardSession)
+        record_hidden_refusal(user=user, public_id=public_id, request=request, model=BoardSession)
         raise Http404 from None
 
 

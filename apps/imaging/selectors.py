@@ -9,8 +9,7 @@ from django.db.models import Case, Count, F, Q, Value, When, Window
 from django.db.models.functions import RowNumber
 from django.http import Http404, HttpRequest
 
-from apps.audit import actions as audit_actions
-from apps.audit.services import record
+from apps.audit.services import record_hidden_refusal
 from apps.imaging.models import FileOutcome, IngestFileResult, IngestJob, Study
 from apps.sharing import policy
 
@@ -25,14 +24,11 @@ REPORT_LINES = 500
 
 def study_get(*, user, public_id: UUID, request: HttpRequest | None = None) -> Study:
     """The study, for a user who may see it; else 404, and a refusal of a study that exists is
-    recorded in its organization's trail (as ``apps.cases.selectors.case_get`` records a case's)."""
+    recorded in its organization's trail (``record_hidden_refusal``, as a case's is)."""
     try:
         return Study.objects.visible_to(user).select_related("organization", "case").get(public_id=public_id)
     except Study.DoesNotExist:
-        study = Study.objects.filter(public_id=public_id).select_related("case").first()
-        if study is not None and getattr(user, "is_authenticated", False):
-            record(action=audit_actions.ACCESS_DENIED, actor=user, organization_id=study.organization_id,
-                   target=study, outcome="denied", request=request, details={"wanted": "view_case"})
+        record_hidden_refusal(user=user, model=Study, public_id=public_id, request=request)
         raise Http404 from None
 
 
