@@ -185,21 +185,10 @@ def mfa_verify(request: HttpRequest) -> HttpResponse:
     """The sign-in step after the password, for anyone with an authenticator."""
     if request.user.is_verified():
         return redirect(next_url(request))
+    # whom to ask when the phone and the recovery codes are both lost: the organization named (an
+    # external consultant's "organization" is the hospital that invited them), or "" (the operator)
     return _verify(request, purpose="sign_in", template="accounts/mfa_verify.html",
-                   extra={"reset_by": _second_factor_resetter(request.user)})
-
-
-def _second_factor_resetter(user: User) -> str:
-    """The name of the organization whose admin can reset ``user``'s second factor, or "" when
-    only the operator can (several organizations, or none): someone who lost both their phone and
-    their recovery codes is stuck on the code page unless it says whom to ask. Named, because an
-    external consultant's "organization" is the hospital that invited them, not their own."""
-    if not policy.second_factor_reset_by_an_admin(user):
-        return ""
-    from apps.organizations.models import Membership
-
-    membership = Membership.objects.filter(user=user, is_active=True).select_related("organization").first()
-    return membership.organization.name if membership else ""
+                   extra={"reset_by": getattr(policy.second_factor_resetting_organization(request.user), "name", "")})
 
 
 @never_cache
@@ -516,7 +505,7 @@ def security(request: HttpRequest) -> HttpResponse:
     return render(request, "accounts/security.html", {
         "enrolled": mfa.has_second_factor(user), "required": mfa.mfa_required(user),
         "codes_left": device.token_set.count() if device else 0,
-        "admin_resets": policy.second_factor_reset_by_an_admin(user)})
+        "admin_resets": policy.second_factor_resetting_organization(user) is not None})
 
 
 @login_required

@@ -669,14 +669,13 @@ def second_factor_reset_allowed(by: Any, user: Any) -> bool:
     return all(_decide(facts, Action.MANAGE_MEMBERS, org) for org in Organization.objects.filter(pk__in=org_ids))
 
 
-def second_factor_reset_by_an_admin(user: Any) -> bool:
-    """Whether an org admin can reset ``user``'s second factor at all, under
-    ``second_factor_reset_allowed``: only when ``user`` belongs to exactly one organization. A
-    person of several (or of none, as a grantee only) is reset by the operator; their security page
-    says so rather than send them to an admin who would be refused."""
-    from apps.organizations.models import Membership
-
-    return Membership.objects.filter(user=user, is_active=True).values("organization_id").distinct().count() == 1
+def second_factor_resetting_organization(user: Any) -> Organization | None:
+    """The organization whose admin can reset ``user``'s second factor under
+    ``second_factor_reset_allowed``: their one organization; None for a person of several (or of
+    none, as a grantee only), whose factor the operator resets. Their security and code pages name
+    it, or the operator, rather than send them to an admin who would be refused."""
+    orgs = list(Organization.objects.filter(memberships__user=user, memberships__is_active=True).distinct()[:2])
+    return orgs[0] if len(orgs) == 1 else None
 
 
 def holds(grant: Grant, user: Any) -> bool:
