@@ -382,7 +382,7 @@ def shared_case(request: HttpRequest, case_id: UUID) -> HttpResponse:
     # a download button for each rendition the policy lets them take of the whole case (a link
     # holder has no study page to download from, so without these "You may download" was all)
     downloads = [_CASE_PACKAGES[r] for r in sorted(renditions) if r in _CASE_PACKAGES] if studies else []
-    limit_reached = any(g.download_limit and g.download_count >= g.download_limit for g in grants)
+    limit_reached = any(g.over_download_limit for g in grants)  # as the policy refuses them
     return render(request, "sharing/shared_case.html", {
         "case": case, "grants": grants, "renditions": sorted(renditions), "studies": studies, "downloads": downloads,
         "limit_reached": limit_reached and not downloads,
