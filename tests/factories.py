@@ -349,3 +349,16 @@ def open_anonymous_link(client, raw: str):
     from django.urls import reverse
 
     return client.post(reverse("sharing:link_open", kwargs={"token": raw}))
+
+
+def audit_write_fails(monkeypatch, module, action: str) -> None:
+    """The audit write of ``action`` through ``module.record`` fails (the trail's store refuses
+    it); every other action is recorded as usual."""
+    record = module.record
+
+    def failing(**kwargs):
+        if kwargs["action"] == action:
+            raise RuntimeError("audit store unavailable")
+        return record(**kwargs)
+
+    monkeypatch.setattr(module, "record", failing)

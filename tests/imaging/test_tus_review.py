@@ -14,7 +14,7 @@ from apps.audit.models import AuditEvent
 from apps.cases.models import Case
 from apps.imaging.models import IngestJob, Upload, UploadState
 from apps.organizations.models import Membership, Role
-from tests.factories import CaseFactory, member
+from tests.factories import CaseFactory, audit_write_fails, member
 
 pytestmark = pytest.mark.django_db
 
@@ -291,17 +291,10 @@ def test_a_membership_ended_while_a_created_upload_arrived_is_not_filed(client, 
 
 
 def _failing_record(monkeypatch, action: str) -> None:
-    """The audit write of ``action`` fails (the trail's store refuses it)."""
+    """The audit write of ``action`` by the uploads service fails."""
     from apps.imaging import uploads
 
-    record = uploads.record
-
-    def failing(**kwargs):
-        if kwargs["action"] == action:
-            raise RuntimeError("audit store unavailable")
-        return record(**kwargs)
-
-    monkeypatch.setattr(uploads, "record", failing)
+    audit_write_fails(monkeypatch, uploads, action)
 
 
 def test_an_upload_is_never_started_without_its_audit_event(org_a, uploader, monkeypatch):

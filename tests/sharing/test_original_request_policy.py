@@ -19,6 +19,7 @@ from tests.factories import (
     GrantFactory,
     StudyFactory,
     UserFactory,
+    audit_write_fails,
     grant_kill,
     member,
     open_anonymous_link,
@@ -295,13 +296,7 @@ def test_a_request_is_never_kept_without_its_audit_event(case, org_a, monkeypatc
 
     user, grant = _named_grantee(case, org_a)
 
-    def failing(**kwargs):
-        if kwargs["action"] == "original_request.created":
-            raise RuntimeError("audit store unavailable")
-        return record(**kwargs)
-
-    record = services.record
-    monkeypatch.setattr(services, "record", failing)
+    audit_write_fails(monkeypatch, services, "original_request.created")
     with pytest.raises(RuntimeError):
         services.original_request_create(grant=grant, by=user, reason="Need the full-resolution series.")
     assert not OriginalRequest.objects.exists()

@@ -15,7 +15,7 @@ from django.utils import timezone
 from apps.sharing import policy, selectors, services
 from apps.sharing.models import Grant, GrantDownload
 from apps.sharing.policy import Action
-from tests.factories import StudyFactory
+from tests.factories import StudyFactory, audit_write_fails
 
 pytestmark = pytest.mark.django_db
 
@@ -122,13 +122,7 @@ def test_my_shares_shows_states_and_revokes_in_one_click(grant, owner, consultan
 def test_an_opening_is_never_counted_without_its_audit_event(grant, consultant, monkeypatch):
     """The grant's usage (first and last opened, openings) and its grant.opened event are one
     transaction: when the audit write fails, the opening is not counted either."""
-    def failing(**kwargs):
-        if kwargs["action"] == "grant.opened":
-            raise RuntimeError("audit store unavailable")
-        return record(**kwargs)
-
-    record = services.record
-    monkeypatch.setattr(services, "record", failing)
+    audit_write_fails(monkeypatch, services, "grant.opened")
     with pytest.raises(RuntimeError):
         services.grant_record_open(grant=grant, actor=consultant)
     grant.refresh_from_db()
