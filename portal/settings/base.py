@@ -144,6 +144,14 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     _pool_max = env.int("DJANGO_DB_POOL_MAX", default=16)
     if _pool_max and not DATABASES["default"]["CONN_MAX_AGE"]:
         DATABASES["default"]["OPTIONS"]["pool"] = {"min_size": 1, "max_size": _pool_max, "timeout": 3}
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The embedded default is written by several threads (uvicorn runs each request in its own)
+    # and, beside it, by a Celery worker. A transaction that read, then wrote while another held
+    # the database failed at once with "database is locked" (SQLite gives up on such an upgrade
+    # rather than wait). Transactions take the write lock when they begin (IMMEDIATE) and wait
+    # for it up to ``timeout`` seconds; WAL lets reads go on while one writes.
+    DATABASES["default"].setdefault("OPTIONS", {}).update({
+        "transaction_mode": "IMMEDIATE", "timeout": 20, "init_command": "PRAGMA journal_mode=WAL;"})
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Auth -----------------------------------------------------------------------------------
