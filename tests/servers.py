@@ -79,3 +79,16 @@ def uvicorn_server(env: dict[str, str], *, timeout: float = 30, log: Path | None
         stop(proc)
         if log is not None:
             out.close()
+
+
+@contextlib.contextmanager
+def server_log_on_failure(log: Path, tail: int = 20_000) -> Iterator[None]:
+    """Print the end of the server's ``log`` if the block fails (pytest shows it with the
+    failure): a 500 seen by a client is explained by the server's traceback."""
+    try:
+        yield
+    except BaseException:
+        if log.exists():
+            print(f"--- the server's log ({log}), its last {tail} characters ---")
+            print(log.read_text(errors="replace")[-tail:])
+        raise

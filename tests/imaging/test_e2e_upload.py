@@ -23,7 +23,7 @@ from pydicom import dcmread
 
 from bench.ingest import harness
 from bench.ingest.synthetic import write_ct_series
-from tests.servers import uvicorn_server
+from tests.servers import server_log_on_failure, uvicorn_server
 
 pytestmark = [pytest.mark.slow]
 
@@ -88,12 +88,13 @@ def instance(request, tmp_path):
         harness.stop(worker)
 
 
-def test_cut_connection_resumes_and_stores_identical_encrypted_study(instance, big_study):
+def test_cut_connection_resumes_and_stores_identical_encrypted_study(instance, big_study, tmp_path):
     inst, with_worker = instance
     archive, paths, expected = big_study
     size = archive.stat().st_size
     assert size > 200 * 1024 * 1024
-    with uvicorn_server(inst.env, timeout=60) as base:
+    log = tmp_path / "server.log"
+    with server_log_on_failure(log), uvicorn_server(inst.env, timeout=60, log=log) as base:
         port = int(base.rsplit(":", 1)[1])
         proxy = harness.CuttingProxy(port, cut_after=size // 2)
         via_proxy = f"http://127.0.0.1:{proxy.port}"
