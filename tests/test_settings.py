@@ -93,6 +93,24 @@ def test_production_settings_pass_check_deploy_with_no_warning(tmp_path):
     assert "System check identified no issues" in output
 
 
+@pytest.mark.parametrize(("extra", "warned"), [
+    ({"DJANGO_ALLOWED_HOSTS": "localhost,lightbox.hospital.example"}, True),
+    ({"DJANGO_ALLOWED_HOSTS": "127.0.0.1,lightbox.hospital.example"}, True),
+    ({"DJANGO_ALLOWED_HOSTS": "localhost,lightbox.hospital.example",
+      "LIGHTBOX_BASE_URL": "https://lightbox.hospital.example"}, False),
+    ({"DJANGO_ALLOWED_HOSTS": "lightbox.hospital.example,localhost"}, False),
+])
+def test_check_deploy_warns_when_links_sent_by_e_mail_would_point_at_this_machine(tmp_path, extra, warned):
+    """An invitation sent by a Celery task or manage.py has no request to take the address
+    from: it uses LIGHTBOX_BASE_URL, else the first allowed host, which may be the probe's."""
+    env = clean_env(LIGHTBOX_VAR_DIR=str(tmp_path), **{**PRODUCTION_ENV, **extra})
+    result = subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    output = result.stdout + result.stderr
+    assert ("lightbox.W001" in output) is warned, output
+    assert (result.returncode != 0) is warned
+
+
 def test_production_refuses_to_start_without_a_secret_key(tmp_path):
     env = clean_env(LIGHTBOX_VAR_DIR=str(tmp_path), **{**PRODUCTION_ENV, "DJANGO_SECRET_KEY": ""})
     result = subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True,

@@ -8,7 +8,7 @@ class CoreConfig(AppConfig):
     label = "core"
 
     def ready(self) -> None:
-        from apps.core import logs
+        from apps.core import checks, logs  # noqa: F401 - checks registers the system checks
         from apps.core.admin import third_party_admins_read_only
 
         logs.install()
