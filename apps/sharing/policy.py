@@ -38,8 +38,9 @@ explain it.
 Renewing a grant (RENEW_GRANT) is decided on the grant: managing it and sharing its case, both.
 
 Asking for the original DICOM (REQUEST_ORIGINAL) is decided on a grant, not through a role: its
-own recipient, while it is live, when they cannot download the original already
-(``original_request_refusal``). The request service and the pages that offer it ask this.
+own recipient, while it is live, when they cannot download the original already and no request
+of theirs under it waits for a decision (``original_request_refusal``). The request service and
+the pages that offer it ask this.
 """
 
 from __future__ import annotations
@@ -500,6 +501,7 @@ class _Facts:
         self.now = now
         self._held: dict[int, list[Grant]] = {}
         self._in_group: dict[int, bool] = {}
+        self._pending: dict[int, bool] = {}
         self._as_user: _Facts | None = None
 
     @cached_property
@@ -535,6 +537,24 @@ class _Facts:
                             .values_list("grant_id", flat=True))
         self._in_group.update({pk: pk in member_of for pk in wanted})
 
+    def has_pending_request(self, grant: Grant) -> bool:
+        """Whether the user's own request for the original under ``grant`` waits for a decision."""
+        self.load_pending([grant])
+        return self._pending[grant.pk]
+
+    def load_pending(self, grants: list[Grant]) -> None:
+        from apps.sharing.models import OriginalRequest, OriginalRequestStatus
+
+        wanted = {g.pk for g in grants if g.pk not in self._pending}
+        if not wanted:
+            return
+        pending: set[int] = set()
+        if _active_user(self.user):
+            pending = set(OriginalRequest.objects.filter(grant_id__in=wanted, requested_by_id=self.user.pk,
+                                                         status=OriginalRequestStatus.PENDING)
+                          .values_list("grant_id", flat=True))
+        self._pending.update({pk: pk in pending for pk in wanted})
+
     def for_user(self) -> _Facts:
         """The facts of the signed-in user alone, without the anonymous links the actor opened
         (what a grant's own recipient holds): itself, unless the actor is a LinkHolder."""
@@ -557,6 +577,7 @@ class _Facts:
         if action is Action.REQUEST_ORIGINAL and grants:
             prefetch_related_objects(grants, "studies")
             self.for_user().load_groups([g for g in grants if g.grantee_id is None and not g.grantee_email])
+            self.for_user().load_pending(grants)
 
 
 def can(actor: Any, action: Action | str, obj: object, *, rendition: str | None = None) -> bool:
@@ -713,6 +734,7 @@ class OriginalRefusal(StrEnum):
 
     NOT_RECIPIENT = "not_recipient"  # a dead grant, not theirs (yet), or one needing MFA not passed
     HAS_ORIGINAL = "has_original"    # they can download the original of what it covers already
+    PENDING = "pending"              # their earlier request under it still waits for a decision
 
 
 def _downloads_original_of(grant: Grant, facts: _Facts) -> bool:
@@ -731,8 +753,10 @@ def original_request_refusal(actor: Any, grant: Grant, *, now: datetime | None =
     grantee, a member of its group, the account that accepted an invitation; an address that has
     not opened its invitation's link holds nothing yet), while the grant is live and, when it
     is marked ``mfa_required``, after MFA in this session; and only when they cannot download the
-    original of what it covers already (asking would give nothing). Anonymous links never ask:
-    a link holder's links are not theirs to ask under."""
+    original of what it covers already (asking would give nothing), nor while their earlier
+    request under it waits for a decision (``PENDING``: one request at a time; once it is decided,
+    declined or approved and expired, they may ask again). Anonymous links never ask: a link
+    holder's links are not theirs to ask under."""
     return original_request_refusals(actor, [grant], now=now)[0]
 
 
@@ -755,6 +779,8 @@ def _original_request_refusal(grant: Grant, facts: _Facts) -> OriginalRefusal | 
         return OriginalRefusal.NOT_RECIPIENT
     if _downloads_original_of(grant, facts):
         return OriginalRefusal.HAS_ORIGINAL
+    if facts.has_pending_request(grant):
+        return OriginalRefusal.PENDING
     return None
 
 

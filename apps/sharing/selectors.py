@@ -104,6 +104,21 @@ def original_requests_pending_for(*, user: User) -> list[OriginalRequest]:
     return [r for r, may in zip(reqs, decides, strict=True) if may]
 
 
+def original_requests_latest(*, user: User, grants: Iterable[Grant]) -> dict[int, OriginalRequest]:
+    """The user's own newest request for the original DICOM under each of ``grants``, by grant id
+    (grants they never asked under are left out), in one query: what the pages show of it
+    (waiting for a decision, declined). Whether they may ask (again) is the policy's
+    (REQUEST_ORIGINAL), not this."""
+    ids = [g.pk for g in grants]
+    if not ids or not getattr(user, "is_authenticated", False):
+        return {}
+    latest: dict[int, OriginalRequest] = {}
+    for req in (OriginalRequest.objects.filter(grant_id__in=ids, requested_by=user)
+                .order_by("grant_id", "-created_at", "-id")):
+        latest.setdefault(req.grant_id, req)
+    return latest
+
+
 def notifications_for(*, user: User, limit: int = 20) -> list[Notification]:
     return list(Notification.objects.filter(user=user)[:limit])
 

@@ -837,12 +837,16 @@ def original_request_create(*, grant: Grant, by: User, reason: str,
     """A preview recipient asks for the original DICOM. Deciders are notified (no PHI).
 
     Who may ask is the policy's (``REQUEST_ORIGINAL`` on the grant): anyone else is refused and
-    the refusal recorded; the grant's recipient who can download the original already is told so
-    (a ValidationError). The request, its audit event and the notices are written in one
-    transaction: no request without its event, no event for a request that was not made."""
+    the refusal recorded; the grant's recipient who can download the original already, or whose
+    earlier request under it waits for a decision, is told so (a ValidationError: one request at a
+    time). The request, its audit event and the notices are written in one transaction: no
+    request without its event, no event for a request that was not made."""
     reason = (reason or "").strip()
-    if policy.original_request_refusal(by, grant) is policy.OriginalRefusal.HAS_ORIGINAL:
+    refusal = policy.original_request_refusal(by, grant)
+    if refusal is policy.OriginalRefusal.HAS_ORIGINAL:
         raise ValidationError(_("You can already download the original DICOM."))
+    if refusal is policy.OriginalRefusal.PENDING:
+        raise ValidationError(_(ORIGINAL_REQUEST_PENDING))
     policy.require(by, policy.Action.REQUEST_ORIGINAL, grant, request=request)
     if len(reason) < 10:
         raise ValidationError(_("Say why you need the original (at least 10 characters)."))
@@ -850,9 +854,17 @@ def original_request_create(*, grant: Grant, by: User, reason: str,
         return _original_request_create(grant=grant, by=by, reason=reason, request=request)
 
 
+#: a second request while the first waits for a decision (the policy's OriginalRefusal.PENDING)
+ORIGINAL_REQUEST_PENDING = gettext_noop("You already asked; the request is waiting for a decision.")
+
+
 def _original_request_create(*, grant: Grant, by: User, reason: str, request: HttpRequest | None) -> OriginalRequest:
+    # the grant's row is locked first, so two submits at once (a double tap, two tabs) run one
+    # after the other and the second sees the first's request: one request, not two. (FOR NO KEY
+    # UPDATE: rows that merely reference the grant are not held up.)
+    Grant.objects.select_for_update(no_key=True).filter(pk=grant.pk).values_list("pk", flat=True).first()
     if OriginalRequest.objects.filter(grant=grant, requested_by=by, status=OriginalRequestStatus.PENDING).exists():
-        raise ValidationError(_("You already asked; the request is waiting for a decision."))
+        raise ValidationError(_(ORIGINAL_REQUEST_PENDING))
     req = OriginalRequest.objects.create(organization_id=grant.organization_id, case=grant.case, grant=grant,
                                          requested_by=by, reason=reason)
     record(action="original_request.created", actor=by, organization_id=grant.organization_id, target=req,

@@ -33,7 +33,7 @@ from apps.sharing.forms import (
     ShareForm,
     SharingPolicyForm,
 )
-from apps.sharing.models import GrantState, SecondFactor, ShareLink
+from apps.sharing.models import GrantState, OriginalRequestStatus, SecondFactor, ShareLink
 from apps.sharing.policy import Action
 from apps.sharing.services import LinkRefusal
 from apps.sharing.usecases import TEMPLATES, RecipientKind, Rendition, UseCase, template_for
@@ -45,6 +45,8 @@ OPENED_SESSION_KEY = services.OPENED_SESSION_KEY
 SHARES_PAGE_SIZE = 50
 
 _REFUSAL_STATUS = {LinkRefusal.DEAD: 410}
+#: the states of a recipient's own request for the original that the shared case shows them
+_REQUEST_SHOWN = (OriginalRequestStatus.PENDING, OriginalRequestStatus.DECLINED)
 
 
 def _link_url(request: HttpRequest, raw: str) -> str:
@@ -159,8 +161,10 @@ def shared_with_me(request: HttpRequest) -> HttpResponse:
     active = [g for g in grants if g.current_state == GrantState.ACTIVE]
     requestable = {g.pk for g, may in zip(active, policy.can_each(request.user, Action.REQUEST_ORIGINAL, active),
                                           strict=True) if may}
+    asked = selectors.original_requests_latest(user=request.user, grants=grants)
     for g in grants:
         g.can_request_original = g.pk in requestable
+        g.original_request = asked.get(g.pk)  # the newest of theirs: shown while it waits
     return render(request, "sharing/shared_with_me.html", {
         "grants": grants, "page": page, "notifications": selectors.notifications_for(user=request.user)})
 
@@ -223,13 +227,16 @@ def grant_renew(request: HttpRequest, grant_id: UUID) -> HttpResponse:
 def original_request_create(request: HttpRequest, grant_id: UUID) -> HttpResponse:
     """The form to ask for the original DICOM under a grant. Shown only to whom the service would
     take it from (the policy's REQUEST_ORIGINAL): anyone else is refused (recorded), as the submit
-    is; a recipient who can download the original already is sent back to the case, told so."""
+    is; a recipient who can download the original already, or whose earlier request waits for a
+    decision, is sent back to the case, told so (a submit is refused by the service, shown here)."""
     grant = selectors.grant_get_for_recipient(user=request.user, public_id=grant_id)
     refusal = policy.original_request_refusal(request.user, grant)
-    if refusal is policy.OriginalRefusal.HAS_ORIGINAL and request.method == "GET":
-        messages.info(request, _("You can already download the original DICOM."))
+    told = {policy.OriginalRefusal.HAS_ORIGINAL: _("You can already download the original DICOM."),
+            policy.OriginalRefusal.PENDING: _(services.ORIGINAL_REQUEST_PENDING)}
+    if refusal in told and request.method == "GET":
+        messages.info(request, told[refusal])
         return redirect("sharing:shared_case", case_id=grant.case.public_id)
-    if refusal is not None and refusal is not policy.OriginalRefusal.HAS_ORIGINAL:
+    if refusal is not None and refusal not in told:
         policy.require(request.user, Action.REQUEST_ORIGINAL, grant, request=request)  # 403, recorded
     form = OriginalRequestForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
@@ -379,6 +386,12 @@ def shared_case(request: HttpRequest, case_id: UUID) -> HttpResponse:
     user = policy._user_of(actor)
     original_requestable = [g for g, may in zip(grants, policy.can_each(user, Action.REQUEST_ORIGINAL, grants),
                                                 strict=True) if may] if user else []
+    # and what became of their own newest request under each: waiting for a decision (then the
+    # policy offers no second one) or declined (offered again where the policy allows)
+    asked = selectors.original_requests_latest(user=user, grants=grants) if user else {}
+    original_requests = [
+        {"grant": g, "request": asked.get(g.pk), "offer": g in original_requestable} for g in grants
+        if g in original_requestable or getattr(asked.get(g.pk), "status", None) in _REQUEST_SHOWN]
     # a download button for each rendition the policy lets them take of the whole case (a link
     # holder has no study page to download from, so without these "You may download" was all)
     downloads = [_CASE_PACKAGES[r] for r in sorted(renditions) if r in _CASE_PACKAGES] if studies else []
@@ -387,7 +400,7 @@ def shared_case(request: HttpRequest, case_id: UUID) -> HttpResponse:
         "case": case, "grants": grants, "renditions": sorted(renditions), "studies": studies, "downloads": downloads,
         "limit_reached": limit_reached and not downloads,
         "is_link_holder": isinstance(actor, policy.LinkHolder) and actor.user is None,
-        "anonymous": any(g.is_anonymous for g in grants), "original_requestable": original_requestable,
+        "anonymous": any(g.is_anonymous for g in grants), "original_requests": original_requests,
         "recipient_kinds": RecipientKind})
 
 
