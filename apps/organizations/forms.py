@@ -1,7 +1,11 @@
 from __future__ import annotations
 
+from decimal import ROUND_HALF_UP, Decimal, localcontext
+
 from django import forms
 from django.template.defaultfilters import filesizeformat
+from django.utils.formats import number_format
+from django.utils.html import format_html
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
@@ -23,6 +27,75 @@ class MembershipForm(forms.ModelForm):
         fields = ["role", "is_active"]
 
 
+# Sizes in the units filesizeformat shows everywhere else in the portal: 1 GB is 1024 MB is 1024**3 bytes
+MB = 1024**2
+GB = 1024**3
+SIZE_UNITS = {"MB": MB, "GB": GB}
+BIGINT_MAX = 2**63 - 1  # the column (BigIntegerField) holds no more
+
+
+def size_in_unit(value: int) -> tuple[str, str]:
+    """``value`` bytes as (number, unit) for a person to read and to send back unchanged: in GB when
+    that takes at most two decimals (20 GB, 1.5 GB), otherwise in MB, exactly (2000 MB)."""
+    gb = Decimal(value) / GB
+    if value >= GB and gb == gb.quantize(Decimal("0.01")):
+        number, unit = gb, "GB"
+    else:
+        with localcontext(prec=60):  # a whole number of bytes over 2**20 ends within 20 decimals
+            number, unit = Decimal(value) / MB, "MB"
+    return format(number.normalize(), "f"), unit
+
+
+class ByteSizeWidget(forms.MultiWidget):
+    """A number and a unit (MB, GB) in one row; the field's label names the number box."""
+
+    use_fieldset = False  # one label, as for any text box (includes/field.html)
+
+    def __init__(self, attrs: dict | None = None) -> None:
+        super().__init__({
+            "number": forms.NumberInput(attrs={"step": "any", "inputmode": "decimal"}),
+            "unit": forms.Select(choices=[("MB", _("MB")), ("GB", _("GB"))], attrs={"aria-label": _("Unit")}),
+        }, attrs)
+
+    def decompress(self, value: object) -> list[object]:
+        if value in (None, ""):
+            return [None, "GB"]
+        return list(size_in_unit(int(value)))
+
+    def id_for_label(self, id_: str) -> str:
+        return f"{id_}_0" if id_ else ""
+
+    def render(self, name: str, value: object, attrs: dict | None = None, renderer: object = None) -> str:
+        return format_html('<span class="size-input">{}</span>', super().render(name, value, attrs, renderer))
+
+
+class UploadLimitField(forms.MultiValueField):
+    """The largest upload, typed as a number and a unit, cleaned to a whole number of bytes from
+    1 MiB up to what the column holds. The bounds are checked on the number as typed, before it is
+    multiplied out (-1e999999 GB would overflow)."""
+
+    widget = ByteSizeWidget
+    min_bytes = MB
+    max_bytes = BIGINT_MAX // GB * GB  # a whole number of GB, as the message says it
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__((forms.DecimalField(), forms.ChoiceField(choices=[(u, u) for u in SIZE_UNITS])), **kwargs)
+
+    def compress(self, data_list: list) -> int | None:
+        if not data_list:
+            return None
+        number, unit = data_list
+        factor = SIZE_UNITS[unit]
+        with localcontext(prec=60):
+            if number < Decimal(self.min_bytes) / factor:
+                raise forms.ValidationError(_("The largest upload must be at least 1 MiB."), code="min_value")
+            if number > Decimal(self.max_bytes) / factor:
+                raise forms.ValidationError(
+                    gettext("The largest upload must be at most %(max)s GB.")
+                    % {"max": number_format(self.max_bytes // GB, force_grouping=True)}, code="max_value")
+            return int((number * factor).to_integral_value(rounding=ROUND_HALF_UP))
+
+
 class OrganizationPolicyForm(forms.ModelForm):
     class Meta:
         model = Organization
@@ -35,9 +108,14 @@ class OrganizationPolicyForm(forms.ModelForm):
         help_text=_("Everyone may set up an authenticator app; these roles must. External consultants always must."),
     )
 
+    # typed as a number and a unit (the box shows the limit in force in them); stored, and given by
+    # the API, in bytes
+    upload_max_bytes = UploadLimitField(label=_("Largest upload"))
+
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        # the limit is typed in bytes: say what the one in force is in a size people read
+        # the limit in force stays in view when the box holds a refused value; the message (translated
+        # already) says which GB the units are
         self.fields["upload_max_bytes"].help_text = gettext(
             "Uploads larger than this are refused before any byte is stored. Now: %(size)s "
             "(1 GB is 1073741824 bytes).") % {"size": filesizeformat(self.instance.upload_max_bytes)}
@@ -66,12 +144,6 @@ class OrganizationPolicyForm(forms.ModelForm):
 
     def clean_external_idle_minutes(self) -> int:
         return self._clean_idle("external_idle_minutes")
-
-    def clean_upload_max_bytes(self) -> int:
-        value = self.cleaned_data["upload_max_bytes"]
-        if value < 1024 * 1024:
-            raise forms.ValidationError(_("The largest upload must be at least 1 MiB."))
-        return value
 
     def clean_invitation_ttl_hours(self) -> int:
         value = self.cleaned_data["invitation_ttl_hours"]

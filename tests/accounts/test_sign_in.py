@@ -147,7 +147,8 @@ def test_identity_policy_on_the_settings_form(org_a, admin_a, verified_client):
     page = client.get(reverse("organizations:settings"))
     for name in ("password_login_allowed", "mfa_required_roles", "staff_idle_minutes", "external_idle_minutes"):
         assert f'name="{name}"'.encode() in page.content
-    base = {"upload_max_bytes": 5 * 1024**3, "invitation_ttl_hours": 72, "staff_idle_minutes": 30,
+    base = {"upload_max_bytes_number": "5", "upload_max_bytes_unit": "GB", "invitation_ttl_hours": 72,
+            "staff_idle_minutes": 30,
             "external_idle_minutes": 10, "mfa_required_roles": [Role.ORG_ADMIN, Role.CLINICIAN]}
     # password sign-in cannot be turned off before SSO is set up
     refused = client.post(reverse("organizations:settings"), base)

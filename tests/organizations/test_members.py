@@ -101,9 +101,11 @@ def test_switch_ignores_an_offsite_next(client_as, org_a, admin_a):
 
 def test_admin_edits_policy_settings_with_validation(client_as, admin_a, org_a):
     url = reverse("organizations:settings")
-    bad = client_as(admin_a).post(url, {"upload_max_bytes": 10, "invitation_ttl_hours": 72})
+    bad = client_as(admin_a).post(url, {"upload_max_bytes_number": "0.5", "upload_max_bytes_unit": "MB",
+                                        "invitation_ttl_hours": 72})
     assert bad.status_code == 400
-    ok = client_as(admin_a).post(url, {"upload_max_bytes": 5 * 1024**3, "invitation_ttl_hours": 48,
+    ok = client_as(admin_a).post(url, {"upload_max_bytes_number": "5", "upload_max_bytes_unit": "GB",
+                                       "invitation_ttl_hours": 48,
                                        "anonymous_links_enabled": "on", "password_login_allowed": "on",
                                        "mfa_required_roles": [Role.ORG_ADMIN], "staff_idle_minutes": 60,
                                        "external_idle_minutes": 15})
@@ -291,7 +293,8 @@ def test_member_and_settings_changes_need_a_recent_second_factor(settings, org_a
         "change_role": (reverse("organizations:membership_edit", args=[clinician.public_id]),
                         {"role": Role.ORG_ADMIN, "is_active": "on"}),
         "settings": (reverse("organizations:settings"), {
-            "upload_max_bytes": org_a.upload_max_bytes, "invitation_ttl_hours": 72, "password_login_allowed": "on",
+            "upload_max_bytes_number": "20", "upload_max_bytes_unit": "GB", "invitation_ttl_hours": 72,
+            "password_login_allowed": "on",
             "mfa_required_roles": [], "staff_idle_minutes": 60, "external_idle_minutes": 15}),
     }[change]
 
