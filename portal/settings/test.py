@@ -7,11 +7,12 @@ the suite runs on SQLite.
 from __future__ import annotations
 
 import atexit
+import os
 import shutil
 import tempfile
 
 from portal.settings.base import *  # noqa: F403
-from portal.settings.base import STORAGES
+from portal.settings.base import DATABASES, STORAGES
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 CELERY_TASK_ALWAYS_EAGER = True
@@ -32,3 +33,15 @@ CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"
 # The sign-in gate and step-up are on everywhere else; tests/accounts switches them back on.
 # Other apps' tests sign in with force_login, without a second factor.
 LIGHTBOX_MFA_ENFORCED = False
+# On SQLite the test database is a file in memory (/dev/shm), not Django's in-memory database:
+# that one is a single connection which the live server's request threads share, so that two
+# requests at once (a viewer's frames and its heartbeat) interleaved their transactions on it
+# (a session's save failed: "the session was deleted before the request completed"). With a
+# file each thread has its own connection, and their transactions wait for each other, as in
+# the embedded default (portal.settings.base).
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    _shm = "/dev/shm"  # noqa: S108 - mkdtemp makes a private folder (0700) with a random name
+    _db_dir = tempfile.mkdtemp(prefix="lightbox-test-db-", dir=_shm if os.path.isdir(_shm) else None)
+    atexit.register(shutil.rmtree, _db_dir, True)
+    DATABASES["default"]["TEST"] = {**DATABASES["default"].get("TEST", {}),
+                                    "NAME": os.path.join(_db_dir, "test.sqlite3")}

@@ -64,3 +64,15 @@ def test_concurrent_read_then_write_transactions_wait_for_each_other_on_sqlite(t
     # and no update was lost: each transaction saw the one before it
     assert result["n"] == result["expected"]
 
+
+def test_the_live_servers_threads_do_not_share_one_sqlite_connection(db):
+    """On SQLite the suite's database is a file (portal.settings.test): Django's in-memory test
+    database is one connection that the live server's request threads would share, so that two
+    requests at once interleaved their transactions on it."""
+    from django.db import connection
+    from django.test.testcases import LiveServerTestCase
+
+    if connection.vendor != "sqlite":
+        return  # PostgreSQL: every thread has its own connection anyway
+    assert not connection.is_in_memory_db()
+    assert LiveServerTestCase._make_connections_override() == {}
