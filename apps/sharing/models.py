@@ -18,7 +18,7 @@ from django.utils.translation import gettext_lazy as _
 from apps.core import i18n
 from apps.core.models import PublicIdModel
 from apps.organizations.scoping import OrgScopedQuerySet
-from apps.sharing.usecases import UseCase
+from apps.sharing.usecases import RecipientKind, UseCase
 
 #: the largest count (download limit, use limit) the PositiveIntegerField columns hold on every database
 COUNT_MAX = 2_147_483_647
@@ -36,6 +36,42 @@ class GrantSource(models.TextChoices):
     BOARD = "board", _("Tumor board")
     INVITATION = "invitation", _("Invitation")
     ORIGINAL_REQUEST = "original_request", _("Original DICOM request")
+
+
+class ShareKind(models.TextChoices):
+    """Who a share reaches, as the pages name it to its sharer (the review step, Share created):
+    from how it was made (``GrantSource``), its recipient and its use case (``share_kind``)."""
+
+    NAMED_PERSON = "named_person", _("Only the named recipient, signed in")
+    GROUP = "group", _("A group: each of its members, signed in")
+    TUMOR_BOARD = "tumor_board", _("A tumor board group: each of its members, signed in")
+    INVITATION = "invitation", _("An invitation of an outside consultant: whoever accepts it at that e-mail "
+                                 "address, signed in")
+    PATIENT = "patient", _("A patient, signed in (the education copy)")
+    ANONYMOUS = "anonymous", _("Anonymous link")
+    BOARD_MEETING = "board_meeting", _("A participant of a tumor board meeting, signed in")
+    CONSULTANT_INVITED = "consultant_invited", _("An outside consultant invited to the organization, signed in")
+    ORIGINAL_APPROVED = "original_approved", _("An approved request for the original DICOM: its requester, "
+                                               "signed in")
+
+
+def share_kind(*, recipient_kind: str, use_case: str = UseCase.CUSTOM, source: str = GrantSource.SHARE) -> ShareKind:
+    """The kind of a share made by ``source`` for a ``recipient_kind`` (a RecipientKind value)
+    under the ``use_case`` template. A share made on the share page (source SHARE) is named by its
+    recipient (a patient-education share goes to a patient); the others by how they were made."""
+    made_by = {GrantSource.BOARD: ShareKind.BOARD_MEETING, GrantSource.INVITATION: ShareKind.CONSULTANT_INVITED,
+               GrantSource.ORIGINAL_REQUEST: ShareKind.ORIGINAL_APPROVED}
+    if source in made_by:
+        return made_by[GrantSource(source)]
+    if recipient_kind == RecipientKind.ANONYMOUS:
+        return ShareKind.ANONYMOUS
+    if use_case == UseCase.PATIENT_EDUCATION:
+        return ShareKind.PATIENT
+    if recipient_kind == RecipientKind.GROUP:
+        return ShareKind.TUMOR_BOARD if use_case == UseCase.TUMOR_BOARD else ShareKind.GROUP
+    if recipient_kind == RecipientKind.EMAIL:
+        return ShareKind.INVITATION
+    return ShareKind.NAMED_PERSON
 
 
 class GrantQuerySet(OrgScopedQuerySet["Grant"]):
@@ -109,6 +145,21 @@ class Grant(PublicIdModel):
     @property
     def is_anonymous(self) -> bool:
         return self.grantee_id is None and not self.grantee_email and not self.group_name
+
+    @property
+    def recipient_kind(self) -> str:
+        """A RecipientKind value: a named user (an accepted invitation too), an e-mail address
+        not accepted yet, a group, or nobody (an anonymous link)."""
+        if self.is_anonymous:
+            return RecipientKind.ANONYMOUS
+        if self.grantee_id is not None:
+            return RecipientKind.USER
+        return RecipientKind.EMAIL if self.grantee_email else RecipientKind.GROUP
+
+    @property
+    def kind(self) -> ShareKind:
+        """Who this share reaches (``share_kind``)."""
+        return share_kind(recipient_kind=self.recipient_kind, use_case=self.use_case, source=self.source)
 
     def state(self, now: datetime | None = None) -> str:
         """active, scheduled, revoked, expired_used or expired_unused (for "my shares")."""

@@ -33,7 +33,7 @@ from apps.sharing.forms import (
     ShareForm,
     SharingPolicyForm,
 )
-from apps.sharing.models import GrantState, OriginalRequestStatus, SecondFactor, ShareLink
+from apps.sharing.models import GrantState, OriginalRequestStatus, SecondFactor, ShareLink, share_kind
 from apps.sharing.policy import Action
 from apps.sharing.services import LinkRefusal
 from apps.sharing.usecases import TEMPLATES, RecipientKind, Rendition, UseCase, template_for
@@ -115,7 +115,8 @@ def _share_steps(request: HttpRequest, case, studies=()) -> HttpResponse:
             except ValidationError as exc:
                 form.add_error(exc.code if exc.code in form.fields else None, exc)  # beside the field it is about
             else:
-                context.update(confirming=True, template=terms.template, terms=terms, hours=terms.hours)
+                context.update(confirming=True, template=terms.template, terms=terms, hours=terms.hours,
+                               kind=share_kind(recipient_kind=data["recipient_kind"], use_case=data["use_case"]))
                 return render(request, "sharing/share_confirm.html", context)
             return render(request, "sharing/share_form.html", context, status=400)
         try:

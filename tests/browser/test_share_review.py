@@ -60,6 +60,8 @@ def test_the_review_and_the_created_share_show_every_term_given(browser, live_se
         expect(review).to_contain_text(words["counted"])
         expect(page.get_by_test_id("confirm-max-uses")).to_have_text("3")
         expect(page.get_by_test_id("confirm-second-factor")).to_contain_text(words["phone"])
+        # the kind of share: a tumor board's group (it said a named person once created)
+        expect(page.get_by_test_id("share-kind")).to_have_attribute("data-kind", "tumor_board")
         assert page.evaluate("document.documentElement.scrollWidth") <= width
         page.screenshot(path=str(output_dir / f"share-review-{language}-{width}.png"), full_page=True)
         assert not ShareLink.objects.exists()  # a review creates nothing
@@ -68,6 +70,8 @@ def test_the_review_and_the_created_share_show_every_term_given(browser, live_se
         expect(page.get_by_test_id("share-url")).to_be_visible()
         expect(page.get_by_test_id("share-opens")).to_have_text(opens.strftime("%Y-%m-%d 15:00"))
         expect(page.get_by_test_id("share-second-factor")).to_contain_text(words["phone"])
+        expect(page.get_by_test_id("share-kind")).to_have_attribute("data-kind", "tumor_board")
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
         link = ShareLink.objects.get()
         assert (link.max_uses, link.second_factor, link.not_before) == (3, "passcode", opens)
     finally:

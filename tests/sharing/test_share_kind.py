@@ -1,0 +1,95 @@
+"""The review step and "Share created" name the kind of share being made: who it reaches. The
+created page said "Only the named recipient, signed in" for every share but an anonymous link: a
+group (a tumor board), an invitation to an outside consultant's address and a patient's share too.
+Every kind the code makes is named: on the share page (each recipient kind and the patient's
+template) and by renewal (which also renews tumor board meetings', organization invitations' and
+approved original requests' shares)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.urls import reverse
+
+from apps.organizations.models import Role
+from apps.sharing.models import Grant, GrantSource, ShareKind
+from tests.factories import GrantFactory, UserFactory, member
+
+pytestmark = pytest.mark.django_db
+
+
+def _shown_kind(html: str) -> str:
+    found = re.findall(r'data-testid="share-kind" data-kind="([a-z_]+)">([^<]+)<', html)
+    assert len(found) == 1, found
+    kind, label = found[0]
+    assert label.strip() == str(ShareKind(kind).label)
+    return kind
+
+
+SHARES = [
+    ("second_opinion", "user", ShareKind.NAMED_PERSON),
+    ("tumor_board", "user", ShareKind.NAMED_PERSON),
+    ("second_opinion", "email", ShareKind.INVITATION),
+    ("consultant", "email", ShareKind.INVITATION),
+    ("tumor_board", "group", ShareKind.TUMOR_BOARD),
+    ("custom", "group", ShareKind.GROUP),
+    ("patient_education", "user", ShareKind.PATIENT),
+    ("patient_education", "email", ShareKind.PATIENT),
+    ("custom", "anonymous", ShareKind.ANONYMOUS),
+]
+
+
+@pytest.mark.parametrize(("use_case", "recipient_kind", "expected"), SHARES,
+                         ids=[f"{u}-{r}" for u, r, _e in SHARES])
+def test_the_review_and_the_created_share_name_its_kind(org_a, owner, case, consultant, client_as, use_case,
+                                                        recipient_kind, expected):
+    org_a.anonymous_links_enabled = True
+    org_a.save()
+    patient = member(org_a, Role.PATIENT, email="patient@alpha.example")
+    form = {"use_case": use_case, "recipient_kind": recipient_kind}
+    if recipient_kind == "user":
+        form["recipient_email"] = patient.email if use_case == "patient_education" else consultant.email
+    elif recipient_kind == "email":
+        form["recipient_email"] = "outside@elsewhere.example"
+    elif recipient_kind == "group":
+        form.update(group_emails=f"{consultant.email}\n{UserFactory().email}", group_name="Thoracic board")
+    client = client_as(owner)
+    url = reverse("sharing:case_share", kwargs={"case_id": case.public_id})
+
+    review = client.post(url, form)
+    assert review.status_code == 200 and 'name="confirm"' in review.content.decode()
+    assert _shown_kind(review.content.decode()) == expected
+    done = client.post(url, {**form, "confirm": "1"})
+    assert done.status_code == 200 and 'data-testid="share-url"' in done.content.decode()
+    assert _shown_kind(done.content.decode()) == expected
+    assert Grant.objects.get().kind == expected
+
+
+RENEWED = [
+    (GrantSource.SHARE, {"use_case": "tumor_board", "group_name": "Board"}, ShareKind.TUMOR_BOARD),
+    (GrantSource.SHARE, {"use_case": "consultant", "grantee_email": "outside@elsewhere.example"},
+     ShareKind.INVITATION),
+    (GrantSource.BOARD, {"use_case": "custom"}, ShareKind.BOARD_MEETING),
+    (GrantSource.INVITATION, {"use_case": "consultant"}, ShareKind.CONSULTANT_INVITED),
+    (GrantSource.ORIGINAL_REQUEST, {"use_case": "consultant"}, ShareKind.ORIGINAL_APPROVED),
+]
+
+
+@pytest.mark.parametrize(("source", "fields", "expected"), RENEWED, ids=[e.value for _s, _f, e in RENEWED])
+def test_a_renewed_share_names_its_kind(org_a, owner, case, consultant, client_as, source, fields, expected):
+    recipient = None if "group_name" in fields or "grantee_email" in fields else consultant
+    grant = GrantFactory(organization=org_a, case=case, grantee=recipient, created_by=owner, source=source,
+                         permissions=["view", "download_preview"], renditions=["preview"], **fields)
+    if "group_name" in fields:
+        grant.group_members.set([consultant])
+    assert grant.kind == expected
+    done = client_as(owner).post(reverse("sharing:grant_renew", kwargs={"grant_id": grant.public_id}))
+    assert done.status_code == 200, done.content.decode()[:500]
+    assert _shown_kind(done.content.decode()) == expected
+
+
+def test_an_accepted_invitation_is_the_named_person_it_was_bound_to(org_a, case, consultant):
+    grant = GrantFactory(organization=org_a, case=case, grantee=consultant, grantee_email=consultant.email,
+                         use_case="consultant")
+    assert grant.kind == ShareKind.NAMED_PERSON
