@@ -64,6 +64,15 @@ def test_share_open_request_original_extend_revoke(browser, live_server, output_
     reader.get_by_label("Why do you need the original DICOM?").fill("Volumetry needs the thin-slice series.")
     reader.get_by_role("button", name="Send the request").click()
     reader.wait_for_url(f"{base}/sharing/received/")
+    # while it waits for a decision the case says so, and does not offer to ask again (on a tablet too)
+    expect(reader.get_by_test_id("original-request-pending")).to_be_visible()
+    reader.set_viewport_size({"width": 768, "height": 1024})
+    reader.goto(f"{base}/sharing/cases/{case.public_id}/")
+    expect(reader.get_by_test_id("original-request-pending")).to_contain_text("waiting for a decision")
+    expect(reader.get_by_test_id("request-original")).to_have_count(0)
+    assert reader.evaluate("document.documentElement.scrollWidth") <= 768
+    reader.screenshot(path=str(output_dir / "original-request-pending-tablet.png"), full_page=True)
+    reader.set_viewport_size({"width": 1280, "height": 900})
 
     # the owner sees the request in "My shares" and approves it for 6 hours
     sharer.goto(f"{base}/sharing/")
