@@ -88,7 +88,7 @@ class UploadLimitField(forms.MultiValueField):
         factor = SIZE_UNITS[unit]
         with localcontext(prec=60):
             if number < Decimal(self.min_bytes) / factor:
-                raise forms.ValidationError(_("The largest upload must be at least 1 MiB."), code="min_value")
+                raise forms.ValidationError(_("The largest upload must be at least 1 MB."), code="min_value")
             if number > Decimal(self.max_bytes) / factor:
                 raise forms.ValidationError(
                     gettext("The largest upload must be at most %(max)s GB.")
@@ -118,7 +118,7 @@ class OrganizationPolicyForm(forms.ModelForm):
         # already) says which GB the units are
         self.fields["upload_max_bytes"].help_text = gettext(
             "Uploads larger than this are refused before any byte is stored. Now: %(size)s "
-            "(1 GB is 1073741824 bytes).") % {"size": filesizeformat(self.instance.upload_max_bytes)}
+            "(1 GB is 1024 MB).") % {"size": filesizeformat(self.instance.upload_max_bytes)}
 
     def clean_mfa_required_roles(self) -> list[str]:
         roles = set(self.cleaned_data["mfa_required_roles"]) | {Role.EXTERNAL_CONSULTANT.value}

@@ -71,11 +71,11 @@ def test_saving_the_form_unchanged_keeps_a_limit_that_is_no_round_size(client_as
 
 
 @pytest.mark.parametrize(("number", "unit", "message"), [
-    ("-2", "GB", "The largest upload must be at least 1 MiB."),
-    ("-1e999999", "GB", "The largest upload must be at least 1 MiB."),
-    ("0", "MB", "The largest upload must be at least 1 MiB."),
-    ("0.5", "MB", "The largest upload must be at least 1 MiB."),
-    ("1e-30", "GB", "The largest upload must be at least 1 MiB."),
+    ("-2", "GB", "The largest upload must be at least 1 MB."),
+    ("-1e999999", "GB", "The largest upload must be at least 1 MB."),
+    ("0", "MB", "The largest upload must be at least 1 MB."),
+    ("0.5", "MB", "The largest upload must be at least 1 MB."),
+    ("1e-30", "GB", "The largest upload must be at least 1 MB."),
     ("9999999999", "GB", "The largest upload must be at most 8,589,934,591 GB."),
     ("1e999999", "GB", "The largest upload must be at most 8,589,934,591 GB."),
     ("two", "GB", "Enter a number."),
