@@ -217,6 +217,19 @@ def test_head_is_refused_like_get(share, ct_study, admin_b, client_as):
     assert share.client.head(_url(ct_study, "original")).status_code == 403
 
 
+def test_the_refusal_page_speaks_to_an_anonymous_link_holder_of_the_link_not_of_a_role(share, ct_study):
+    """A link holder has no role and no dashboard: the refusal says what the link allows and
+    whom to ask. A signed-in recipient keeps the members' page."""
+    Grant.objects.filter(pk=share.grant.pk).update(download_count=3)  # the downloads used up
+    refused = share.get()
+    assert refused.status_code == 403
+    page = refused.content.decode()
+    link_holder = share.link is not None
+    assert ('data-testid="refused-link-holder"' in page) is link_holder
+    assert ("Your role in this organization" in page) is not link_holder
+    assert ("Back to the dashboard" in page) is not link_holder
+
+
 def test_a_group_grant_is_resumed_after_expiry_only_by_the_member_who_began(ct_study, clinician_a):
     """A download row names who began it: after a group grant expires, the member who began a
     transfer resumes it; another member of the same group, who began nothing, is refused."""
