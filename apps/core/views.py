@@ -100,7 +100,10 @@ def page_not_found(request: HttpRequest, exception: Exception | None = None) -> 
     the API's own JSON answer, DRF's translated "Not found.", as for an id of no visible row."""
     if is_api_request(request):
         return JsonResponse({"detail": str(api_exceptions.NotFound.default_detail)}, status=404)
-    return render(request, "404.html", status=404)
+    # an anonymous link's holder has no dashboard: what they followed (a study's View) may be gone
+    # because the share ended since they opened it, and whom to ask is the link's sender
+    link_holder = isinstance(policy.actor_for(request), policy.LinkHolder) and not request.user.is_authenticated
+    return render(request, "404.html", {"link_holder": link_holder}, status=404)
 
 
 def server_error(request: HttpRequest) -> HttpResponse:

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import pytest
 from django.test import Client
+from django.urls import reverse
 
 from apps.organizations.models import Role
 from apps.sharing import services
 from apps.sharing.usecases import RecipientKind, UseCase
-from tests.factories import CaseFactory, OrganizationFactory, grant_kill, member, open_anonymous_link
+from tests.factories import CaseFactory, OrganizationFactory, StudyFactory, grant_kill, member, open_anonymous_link
 
 pytestmark = pytest.mark.django_db
 
@@ -49,3 +50,25 @@ def test_a_link_that_opens_later_says_when_not_to_ask_again(anonymous_link):
     grant_kill(grant, user=owner, state="not_started")
     page = open_anonymous_link(Client(), raw).content.decode()
     assert "Try again at the time you were given" in page and NEXT_STEP not in page
+
+
+def test_a_study_page_of_a_share_that_ended_tells_the_link_holder_whom_to_ask(anonymous_link):
+    """The shared case page was open when the share was withdrawn: its study's View answers 404
+    (nothing is shared any more), and the page says why it may be and whom to ask, with no
+    dashboard they cannot open."""
+    org, owner, grant, raw = anonymous_link
+    study = StudyFactory(organization=org, case=grant.case)
+    client = Client()
+    assert open_anonymous_link(client, raw).status_code == 302
+    viewer = reverse("viewer:viewer", kwargs={"study_id": study.public_id})
+    assert client.get(viewer).status_code == 200
+    grant_kill(grant, user=owner, state="revoked")
+    gone = client.get(viewer)
+    assert gone.status_code == 404
+    page = gone.content.decode()
+    assert 'data-testid="not-found-link-holder"' in page and "Back to the dashboard" not in page
+    # anyone else keeps the usual page
+    stranger = Client().get(viewer)
+    assert stranger.status_code in (302, 404)
+    if stranger.status_code == 404:
+        assert 'data-testid="not-found-link-holder"' not in stranger.content.decode()
