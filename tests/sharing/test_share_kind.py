@@ -64,6 +64,11 @@ def test_the_review_and_the_created_share_name_its_kind(org_a, owner, case, cons
     assert done.status_code == 200 and 'data-testid="share-url"' in done.content.decode()
     assert _shown_kind(done.content.decode()) == expected
     assert Grant.objects.get().kind == expected
+    # and whom it reaches: the person, the invited address or the group, as My shares says
+    recipient = re.findall(r'data-testid="share-recipient">(.*?)</dd>', done.content.decode(), re.S)
+    wanted = {"user": form.get("recipient_email"), "email": "outside@elsewhere.example (invited)",
+              "group": "Thoracic board"}.get(recipient_kind)
+    assert recipient == ([wanted] if wanted else [])
 
 
 RENEWED = [
