@@ -56,3 +56,18 @@ def pages_of_seven(client: Client, url: str, *, shown_in: Callable[[str], set[st
         seen |= shown
         pages.append((html, shown))
     return pages
+
+
+def reads_of(queries: list[str], table: str) -> list[str]:
+    """Those of ``queries`` that read ``table`` itself: their main FROM is it (a queryset's
+    ``visible_to`` names the membership table only in a subquery of its WHERE, which is not a
+    reading of the user's memberships)."""
+    return [sql for sql in queries if " FROM " in sql and sql.split(" FROM ", 1)[1].startswith(f'"{table}"')]
+
+
+def page_queries(client: Client, url: str) -> tuple[int, list[str]]:
+    """One warm GET of ``url``: its status and the SQL of its queries."""
+    client.get(url)
+    with CaptureQueriesContext(connection) as ctx:
+        response = client.get(url)
+    return response.status_code, [q["sql"] for q in ctx.captured_queries]

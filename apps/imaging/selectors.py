@@ -37,15 +37,20 @@ PAGE_ACTIONS = (policy.Action.VIEW_CASE, policy.Action.VIEW_IMAGES, policy.Actio
                 policy.Action.EXPORT_DEIDENTIFIED, policy.Action.DELETE_STUDY, policy.Action.VIEW_PATIENT_IDENTITY)
 
 
-def study_page_decisions(*, user, actor, study: Study) -> dict[policy.Action, bool]:
+def study_page_decisions(*, user, actor, study: Study, request: HttpRequest | None = None) -> dict[policy.Action, bool]:
     """The policy's answer for each of ``PAGE_ACTIONS`` on ``study``, decided at once for the
     signed-in ``user`` (their memberships and grants read once for all of them), except
     ``VIEW_IMAGES``, decided for the request's ``actor`` (``policy.actor_for``: the anonymous
     links opened in the session count for the viewer, which takes them) when that is not the user
-    alone. ``SHARE_CASE`` is false for a study in no case or in a closed one."""
-    may = policy.can_actions(user, PAGE_ACTIONS, study)
+    alone. ``SHARE_CASE`` is false for a study in no case or in a closed one. With ``request``,
+    what the decisions read is the request's (``policy.request_facts``), shared with the page's
+    other decisions (its navigation, its download buttons)."""
+    may = policy.can_actions(user, PAGE_ACTIONS, study,
+                             facts=policy.request_facts(request, user) if request is not None else None)
     if actor is not user:
-        may[policy.Action.VIEW_IMAGES] = policy.can(actor, policy.Action.VIEW_IMAGES, study)
+        may[policy.Action.VIEW_IMAGES] = policy.can(
+            actor, policy.Action.VIEW_IMAGES, study,
+            facts=policy.request_facts(request, actor) if request is not None else None)
     if study.case is None or not study.case.is_open:
         may[policy.Action.SHARE_CASE] = False
     return may

@@ -32,14 +32,16 @@ def study_detail(request: HttpRequest, study_id: UUID) -> HttpResponse:
     """A study's metadata, series, state, warnings and the per-file report of its ingests
     (recorded as viewed, as the case page is)."""
     study = selectors.study_get(user=request.user, public_id=study_id, request=request)
-    may = selectors.study_page_decisions(user=request.user, actor=policy.actor_for(request), study=study)
+    may = selectors.study_page_decisions(user=request.user, actor=policy.actor_for(request), study=study,
+                                         request=request)
     policy.require_decided(may[Action.VIEW_CASE], request.user, Action.VIEW_CASE, study, request=request)
     record(action=audit_actions.STUDY_VIEWED, actor=request.user, organization_id=study.organization_id,
            target=study, request=request)
     # a study may hold hundreds of series: a page of them, with "Showing N of M" and the others' pages
     series = page_of(request, selectors.study_series(study=study), size=SERIES_PAGE_SIZE)
     jobs, lines_page, ingests_page = [], None, None
-    if policy.can(request.user, Action.UPLOAD_STUDY, study.organization):
+    if policy.can(request.user, Action.UPLOAD_STUDY, study.organization,
+                  facts=policy.request_facts(request, request.user)):
         # ?report=<ingest>: that ingest's whole report, a page at a time; else the latest ingests'
         one = selectors.study_job_report(user=request.user, study=study, job_id=request.GET.get("report", ""))
         if one is not None:

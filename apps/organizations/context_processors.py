@@ -15,8 +15,9 @@ def organizations(request: HttpRequest) -> dict[str, object]:
         return {}
     membership = request.membership  # type: ignore[attr-defined]
     org = membership.organization if membership else None
-    # the navigation's links, decided at once (the user's memberships read once for all of them)
-    may = policy.can_actions(user, NAV_ACTIONS, org) if org else dict.fromkeys(NAV_ACTIONS, False)
+    # the navigation's links, decided at once on the memberships the request read (``my_memberships``)
+    may = (policy.can_actions(user, NAV_ACTIONS, org, facts=policy.request_facts(request, user)) if org
+           else dict.fromkeys(NAV_ACTIONS, False))
     return {
         "my_memberships": request.my_memberships,  # type: ignore[attr-defined]
         "active_membership": membership,

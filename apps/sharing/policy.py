@@ -492,13 +492,16 @@ class _Facts:
     """What the policy reads from the database to decide for one actor, read once and shared by
     the decisions of one call: ``can`` (one decision) or ``can_each`` (a page's list). The user's
     active memberships; the grants the actor holds, by case (``_grants_held``); which group
-    grants name the user. Never kept past that call: a revocation, an expiry or a role change
-    takes effect on the very next one, as the module promises."""
+    grants name the user. Never kept past that call (``request_facts``: past the page's request):
+    a revocation, an expiry or a role change takes effect on the very next one, as the module
+    promises."""
 
-    def __init__(self, actor: Any, now: datetime) -> None:
+    def __init__(self, actor: Any, now: datetime, *, roles: dict[int, str] | None = None) -> None:
         self.actor = actor
         self.user = _user_of(actor)
         self.now = now
+        if roles is not None:  # the user's active memberships, read already (``request_facts``)
+            self.__dict__["roles"] = dict(roles) if _active_user(self.user) else {}
         self._held: dict[int, list[Grant]] = {}
         self._in_group: dict[int, bool] = {}
         self._pending: dict[int, bool] = {}
@@ -580,21 +583,52 @@ class _Facts:
             self.for_user().load_pending(grants)
 
 
-def can(actor: Any, action: Action | str, obj: object, *, rendition: str | None = None) -> bool:
+def request_facts(request: HttpRequest, actor: Any = None) -> _Facts:
+    """What the policy reads to decide for ``actor`` (``actor_for(request)`` when not given) in
+    this request, to pass as ``facts=`` to each decision of a page that only reads (a GET): the
+    user's active memberships are the request's own (``request.my_memberships``, read once by
+    apps.organizations.middleware), not read again; the actor's grants are read by the first
+    decision that needs them and shared by the others. Kept on the request only, so a revocation,
+    an expiry or a role change takes effect on the next request, as for ``can``. A view that
+    changes grants or memberships decides afresh after doing so (it does not pass these)."""
+    actor = actor_for(request) if actor is None else actor
+    kept: list[_Facts] = request.__dict__.setdefault("_lightbox_policy_facts", [])
+    for facts in kept:
+        if facts.actor == actor:
+            return facts
+    user, signed_in = _user_of(actor), getattr(request, "user", None)
+    memberships = getattr(request, "my_memberships", None)
+    roles = None
+    if memberships is not None and _active_user(user) and _active_user(signed_in) and user.pk == signed_in.pk:
+        roles = {m.organization_id: m.role for m in memberships if m.is_active}
+    facts = _Facts(actor, timezone.now(), roles=roles)
+    kept.append(facts)
+    return facts
+
+
+def _facts_of(actor: Any, facts: _Facts | None) -> _Facts:
+    """``facts`` when they are ``actor``'s (``request_facts``), else what is read afresh."""
+    return facts if facts is not None and facts.actor == actor else _Facts(actor, timezone.now())
+
+
+def can(actor: Any, action: Action | str, obj: object, *, rendition: str | None = None,
+        facts: _Facts | None = None) -> bool:
     """True when ``actor`` (a User or a LinkHolder) may do ``action`` on ``obj``. The only
     function that says yes.
 
     First the user's role in the object's organization (plus owner rights); then, for objects of
     a case, a live grant held by the actor that covers the object. ``rendition`` (a
-    usecases.Rendition value) narrows a download check to one rendition."""
-    return _decide(_Facts(actor, timezone.now()), Action(action), obj, rendition=rendition)
+    usecases.Rendition value) narrows a download check to one rendition. ``facts``: the
+    request's (``request_facts``), so as not to read again what the page's other decisions read."""
+    return _decide(_facts_of(actor, facts), Action(action), obj, rendition=rendition)
 
 
-def can_actions(actor: Any, actions: Iterable[Action | str], obj: object) -> dict[Action, bool]:
+def can_actions(actor: Any, actions: Iterable[Action | str], obj: object, *,
+                facts: _Facts | None = None) -> dict[Action, bool]:
     """``can(actor, action, obj)`` for each of ``actions`` on one object (a page's buttons): the
     same decisions, made by the same code, with the actor's memberships and grants read once for
-    all of them rather than once for each."""
-    facts = _Facts(actor, timezone.now())
+    all of them rather than once for each (once for the request with ``facts``)."""
+    facts = _facts_of(actor, facts)
     return {Action(action): _decide(facts, Action(action), obj) for action in actions}
 
 
@@ -827,14 +861,15 @@ def shareable_cases(user: Any, obj: object) -> QuerySet:
     return Case.objects.for_org(org_id).filter(pk__in=allowed)
 
 
-def allowed_renditions(actor: Any, obj: object) -> frozenset[str]:
+def allowed_renditions(actor: Any, obj: object, *, facts: _Facts | None = None) -> frozenset[str]:
     """The renditions (usecases.Rendition values) ``actor`` may download of ``obj`` (a study or a
     case) right now. Staff get each rendition their role's download actions allow; recipients
-    get what a live grant's permissions and rendition scope allow, within its download limit."""
+    get what a live grant's permissions and rendition scope allow, within its download limit.
+    ``facts``: the request's (``request_facts``), as for ``can``."""
     from apps.sharing.usecases import RENDITION_PERMISSION
 
     allowed = set()
-    facts = _Facts(actor, timezone.now())  # what the decisions read, read once for all renditions
+    facts = _facts_of(actor, facts)  # what the decisions read, read once for all renditions
     for rendition, permission in RENDITION_PERMISSION.items():
         (action,) = PERMISSION_ACTIONS[permission]  # a download permission is one action
         if _decide(facts, Action(action), obj, rendition=rendition):
@@ -1028,10 +1063,10 @@ def _record_denial(actor: Any, action: Action | str, obj: object, request: HttpR
 
 
 def require(actor: Any, action: Action | str, obj: object, *, request: HttpRequest | None = None,
-            rendition: str | None = None) -> None:
+            rendition: str | None = None, facts: _Facts | None = None) -> None:
     """Raise PermissionDenied (a DeniedByPolicy, with the denial recorded) unless
-    ``can(actor, action, obj)``."""
-    require_decided(can(actor, action, obj, rendition=rendition), actor, action, obj, request=request)
+    ``can(actor, action, obj)`` (``facts``: as for ``can``)."""
+    require_decided(can(actor, action, obj, rendition=rendition, facts=facts), actor, action, obj, request=request)
 
 
 def require_decided(allowed: bool, actor: Any, action: Action | str, obj: object, *,

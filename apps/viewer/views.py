@@ -59,12 +59,12 @@ def _signed_in_or_link(actor) -> bool:
     return bool(getattr(actor, "is_authenticated", False)) or isinstance(actor, policy.LinkHolder)
 
 
-def _visible(actor, obj, request) -> None:
+def _visible(actor, obj, request, *, facts=None) -> None:
     """404 (recorded) unless the actor may at least see the object's case: outsiders cannot tell
-    a missing study from a hidden one."""
+    a missing study from a hidden one. ``facts``: the request's (``policy.request_facts``)."""
     if obj is None:
         raise Http404
-    if not policy.can(actor, Action.VIEW_CASE, obj):
+    if not policy.can(actor, Action.VIEW_CASE, obj, facts=facts):
         try:
             policy.require(actor, Action.VIEW_CASE, obj, request=request)
         except PermissionDenied:
@@ -93,8 +93,8 @@ def _images_refusal(actor, obj, request) -> JsonResponse | None:
     return None
 
 
-def _may_view_diagnostic(actor, obj) -> bool:
-    return Rendition.ORIGINAL in policy.allowed_renditions(actor, obj)
+def _may_view_diagnostic(actor, obj, *, facts=None) -> bool:
+    return Rendition.ORIGINAL in policy.allowed_renditions(actor, obj, facts=facts)
 
 
 @policy.link_aware
@@ -107,9 +107,12 @@ def viewer_page(request: HttpRequest, study_id: UUID) -> HttpResponse:
     if not _signed_in_or_link(actor):
         return redirect_to_login(request.get_full_path())
     study = Study.objects.select_related("organization", "case").filter(public_id=study_id).first()
-    _visible(actor, study, request)
-    policy.require(actor, Action.VIEW_IMAGES, study, request=request)
-    diagnostic = _may_view_diagnostic(actor, study)
+    # the page only reads: its decisions (and the navigation's) share what they read, the
+    # request's memberships and the actor's grants, rather than read them for each
+    facts = policy.request_facts(request, actor)
+    _visible(actor, study, request, facts=facts)
+    policy.require(actor, Action.VIEW_IMAGES, study, request=request, facts=facts)
+    diagnostic = _may_view_diagnostic(actor, study, facts=facts)
     # the series list, and the instances of the first series only (the one shown first): the
     # others' come from series_instances when picked, so the page does not grow with the study
     series_list = selectors.viewer_series_list(study=study)

@@ -2,7 +2,9 @@
 navigation's links, the case page's and the study page's buttons. Each role still gets the links
 and buttons its role gives, and the user's memberships are read once for all of a page's
 questions about one object, not once a question (they were: 5 reads for the header, 12 for a
-consultant's study page)."""
+consultant's study page). The navigation and the study page read none of their own: they decide
+on the memberships the request read once (``request.my_memberships``, ``policy.request_facts``;
+tests/imaging/test_page_queries.py counts every reading of the table)."""
 
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ NAV = {"Upload": "imaging:upload", "Members": "organizations:members", "Settings
 
 @pytest.fixture
 def memberships_read(monkeypatch):
-    """The number of times the policy has read a user's active memberships."""
+    """The number of times the policy has read a user's active memberships itself."""
     reads = []
     real = policy._active_roles
     monkeypatch.setattr(policy, "_active_roles", lambda user: reads.append(user.pk) or real(user))
@@ -53,7 +55,7 @@ def test_the_navigation_shows_each_roles_links_from_one_read_of_its_memberships(
         org_a, client_as, memberships_read, role, links):
     html, reads = _get(client_as(member(org_a, role)), reverse("sharing:shared_with_me"), memberships_read)
     assert _nav_links(html) == links
-    assert reads == 1  # the page itself asks nothing of the policy
+    assert reads == 0  # the page itself asks nothing of the policy; the navigation, the request's
 
 
 @pytest.fixture
@@ -71,10 +73,10 @@ def test_the_case_page_decides_its_buttons_from_one_read(shared_study, client_as
     sharer, consultant, study = shared_study
     url = reverse("cases:case_detail", args=[study.case.public_id])
     html, reads = _get(client_as(consultant), url, memberships_read)
-    assert reads == 2  # the navigation, then the page
+    assert reads == 1  # the page (the navigation decides on the request's memberships)
     assert 'data-testid="share-case"' not in html and 'data-testid="upload-to-case"' not in html
     html, reads = _get(client_as(sharer), url, memberships_read)
-    assert reads == 2
+    assert reads == 1
     assert 'data-testid="share-case"' in html and 'data-testid="upload-to-case"' in html
 
 
@@ -82,14 +84,14 @@ def test_the_study_page_decides_its_buttons_from_one_read(shared_study, client_a
     sharer, consultant, study = shared_study
     url = reverse("imaging:study_detail", args=[study.public_id])
     html, reads = _get(client_as(consultant), url, memberships_read)
-    # the navigation; the page's buttons; its ingest reports (an upload right in the organization);
-    # the renditions its downloads offer
-    assert reads == 4
+    # the navigation, the page's buttons, its ingest reports (an upload right in the organization)
+    # and the renditions its downloads offer: all on the request's memberships (they read 4 times)
+    assert reads == 0
     assert 'data-testid="open-viewer"' in html  # the grant lets the consultant view
     for button in ("share-study", "deid-exports", "delete-study"):
         assert f'data-testid="{button}"' not in html
     html, reads = _get(client_as(sharer), url, memberships_read)
-    assert reads == 4
+    assert reads == 0
     for button in ("open-viewer", "share-study"):
         assert f'data-testid="{button}"' in html
 

@@ -47,7 +47,9 @@ def rendition_badge(rendition) -> dict:
 def rendition_downloads(context, study) -> dict:
     request = context.get("request")
     actor = policy.actor_for(request) if request is not None else None
-    allowed = policy.allowed_renditions(actor, study) if actor is not None else frozenset()
+    # what the page's own decisions read already (the request's memberships and grants) is not read again
+    allowed = (policy.allowed_renditions(actor, study, facts=policy.request_facts(request, actor))
+               if actor is not None else frozenset())
     renditions = {r.kind: r for r in Rendition.objects.filter(study=study)}
     rows = []
     for kind in OFFER_ORDER:
