@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -62,23 +63,29 @@ def stop(proc: subprocess.Popen | None, timeout: float = 30) -> None:
 @contextlib.contextmanager
 def uvicorn_server(env: dict[str, str], *, timeout: float = 30, log: Path | None = None) -> Iterator[str]:
     """The portal served as ``make serve`` does. With ``log``, its output (access lines
-    included, as in production) goes to that file; otherwise warnings only."""
+    included, as in production) goes to that file; otherwise warnings only, to a temporary file
+    (a pipe nobody reads would stop the server once it filled)."""
     port = free_port()
-    out = log.open("wb") if log is not None else subprocess.PIPE
+    out = log.open("wb") if log is not None else tempfile.TemporaryFile()
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "portal.asgi:application", "--host", "127.0.0.1",
          "--port", str(port), "--no-server-header", "--log-level", "info" if log is not None else "warning"],
         cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
+
+    def output() -> bytes:
+        out.flush()
+        with open(out.fileno(), "rb", closefd=False) as again:
+            again.seek(0)
+            return again.read()
+
     try:
-        wait_answering(proc, f"{base}/healthz", timeout=timeout,
-                       output=lambda: log.read_bytes() if log is not None else proc.stdout.read())
+        wait_answering(proc, f"{base}/healthz", timeout=timeout, output=output)
         yield base
     finally:
         stop(proc)
-        if log is not None:
-            out.close()
+        out.close()
 
 
 @contextlib.contextmanager
