@@ -531,14 +531,17 @@ class _Facts:
     def load_groups(self, grants: list[Grant]) -> None:
         from apps.sharing.models import Grant
 
-        wanted = {g.pk for g in grants if g.pk not in self._in_group}
+        self._load_per_grant(self._in_group, grants, lambda wanted: Grant.group_members.through.objects.filter(
+            grant_id__in=wanted, user_id=self.user.pk))
+
+    def _load_per_grant(self, known: dict[int, bool], grants: list[Grant], rows: Callable[[set[int]], Any]) -> None:
+        """Fill ``known`` (grant id -> whether the user has a row of ``rows(ids)``) for the
+        ``grants`` not in it yet, in one query; none for an inactive user, who has none."""
+        wanted = {g.pk for g in grants if g.pk not in known}
         if not wanted:
             return
-        member_of: set[int] = set()
-        if _active_user(self.user):
-            member_of = set(Grant.group_members.through.objects.filter(grant_id__in=wanted, user_id=self.user.pk)
-                            .values_list("grant_id", flat=True))
-        self._in_group.update({pk: pk in member_of for pk in wanted})
+        found = set(rows(wanted).values_list("grant_id", flat=True)) if _active_user(self.user) else set()
+        known.update({pk: pk in found for pk in wanted})
 
     def has_pending_request(self, grant: Grant) -> bool:
         """Whether the user's own request for the original under ``grant`` waits for a decision."""
@@ -548,15 +551,8 @@ class _Facts:
     def load_pending(self, grants: list[Grant]) -> None:
         from apps.sharing.models import OriginalRequest, OriginalRequestStatus
 
-        wanted = {g.pk for g in grants if g.pk not in self._pending}
-        if not wanted:
-            return
-        pending: set[int] = set()
-        if _active_user(self.user):
-            pending = set(OriginalRequest.objects.filter(grant_id__in=wanted, requested_by_id=self.user.pk,
-                                                         status=OriginalRequestStatus.PENDING)
-                          .values_list("grant_id", flat=True))
-        self._pending.update({pk: pk in pending for pk in wanted})
+        self._load_per_grant(self._pending, grants, lambda wanted: OriginalRequest.objects.filter(
+            grant_id__in=wanted, requested_by_id=self.user.pk, status=OriginalRequestStatus.PENDING))
 
     def for_user(self) -> _Facts:
         """The facts of the signed-in user alone, without the anonymous links the actor opened
