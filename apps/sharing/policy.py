@@ -581,8 +581,9 @@ class _Facts:
 
 def request_facts(request: HttpRequest, actor: Any = None) -> _Facts:
     """What the policy reads to decide for ``actor`` (``actor_for(request)`` when not given) in
-    this request, to pass as ``facts=`` to each decision of a page that only reads (a GET): the
-    user's active memberships are the request's own (``request.my_memberships``, read once by
+    this request, to pass as ``facts=`` to each decision of a request that changes no grant or
+    membership (a page's GET; the viewer's frames, series and heartbeat): the user's active
+    memberships are the request's own (``request.my_memberships``, read once by
     apps.organizations.middleware), not read again; the actor's grants are read by the first
     decision that needs them and shared by the others. Kept on the request only, so a revocation,
     an expiry or a role change takes effect on the next request, as for ``can``. A view that

@@ -66,7 +66,7 @@ def _visible(actor, obj, request, *, facts=None) -> None:
         raise Http404
     if not policy.can(actor, Action.VIEW_CASE, obj, facts=facts):
         try:
-            policy.require(actor, Action.VIEW_CASE, obj, request=request)
+            policy.require(actor, Action.VIEW_CASE, obj, request=request, facts=facts)
         except PermissionDenied:
             raise Http404 from None
 
@@ -77,15 +77,16 @@ def _json_error(status: int, code: str, message: str) -> JsonResponse:
     return response
 
 
-def _images_refusal(actor, obj, request) -> JsonResponse | None:
+def _images_refusal(actor, obj, request, *, facts=None) -> JsonResponse | None:
     """None if the actor may view the images of ``obj`` (a study or an instance); otherwise the
     JSON refusal viewer.js stops on, recorded by the policy: 404 ``gone`` to whoever may not see
-    its case (outsiders, ended grants), 403 ``denied`` to those who see the case but not images."""
-    if obj is not None and policy.can(actor, Action.VIEW_IMAGES, obj):
+    its case (outsiders, ended grants), 403 ``denied`` to those who see the case but not images.
+    ``facts``: the request's (``policy.request_facts``)."""
+    if obj is not None and policy.can(actor, Action.VIEW_IMAGES, obj, facts=facts):
         return None
     try:
-        _visible(actor, obj, request)
-        policy.require(actor, Action.VIEW_IMAGES, obj, request=request)
+        _visible(actor, obj, request, facts=facts)
+        policy.require(actor, Action.VIEW_IMAGES, obj, request=request, facts=facts)
     except Http404:
         return _json_error(404, "gone", _("This study is no longer available to you."))
     except PermissionDenied:
@@ -157,7 +158,9 @@ def series_instances(request: HttpRequest, study_id: UUID, series_id: UUID) -> H
     pixels are read through frames."""
     actor = policy.actor_for(request)
     study = Study.objects.select_related("organization", "case").filter(public_id=study_id).first()
-    if (refused := _images_refusal(actor, study, request)) is not None:
+    # decided on this request's reading of the memberships and the actor's grants (each request
+    # decides afresh: a revoked grant or an ended membership stops the next one)
+    if (refused := _images_refusal(actor, study, request, facts=policy.request_facts(request, actor))) is not None:
         return refused
     series_pk = Series.objects.filter(study=study, public_id=series_id).values_list("pk", flat=True).first()
     if series_pk is None:  # another study's series, or none
@@ -229,7 +232,11 @@ def frame(request: HttpRequest, instance_id: UUID) -> HttpResponse:
     apps.viewer.services). Refusals and undecodable files answer JSON with a message."""
     actor = policy.actor_for(request)
     instance = Instance.objects.select_related("study", "blob").filter(public_id=instance_id).first()
-    if (refused := _images_refusal(actor, instance, request)) is not None:
+    # one request per frame, hundreds a study: its decisions (the images, the diagnostic original)
+    # share this request's reading of the memberships (the middleware's) and of the actor's
+    # grants, read afresh by the next frame, so a revocation or an ended membership stops it
+    facts = policy.request_facts(request, actor)
+    if (refused := _images_refusal(actor, instance, request, facts=facts)) is not None:
         return refused
     try:
         wanted = services.parse_frame_request(request.GET)
@@ -237,7 +244,8 @@ def frame(request: HttpRequest, instance_id: UUID) -> HttpResponse:
         return _json_error(400, "bad_request", _("That frame request is not valid."))
     if wanted.quality == "diagnostic":
         try:
-            policy.require(actor, Action.DOWNLOAD_ORIGINAL, instance, request=request, rendition=Rendition.ORIGINAL)
+            policy.require(actor, Action.DOWNLOAD_ORIGINAL, instance, request=request, rendition=Rendition.ORIGINAL,
+                           facts=facts)
         except PermissionDenied:
             return _json_error(403, "preview_only",
                                _("You may view previews of this study only, not the diagnostic original."))
@@ -300,7 +308,9 @@ def viewer_heartbeat(request: HttpRequest, study_id: UUID) -> HttpResponse:
     session_id = request.POST.get("session", "")
     opened = _own_sessions(request).get(session_id)
     if opened is None or opened[0] != str(study_id):
-        _visible(policy.actor_for(request), Study.objects.filter(public_id=study_id).first(), request)
+        actor = policy.actor_for(request)
+        _visible(actor, Study.objects.filter(public_id=study_id).first(), request,
+                 facts=policy.request_facts(request, actor))
         return HttpResponse(status=204)
     viewer_session_touch(key=session_id)
     return HttpResponse(status=204)
