@@ -85,7 +85,7 @@ def seed() -> list[DemoAccount]:
     seed_deid(orgs["northwind"])  # one finished de-identified export of the demo CT study
     from apps.sharing.demo import seed_shares
 
-    seed_shares(orgs["northwind"], "northwind.example")  # a live and an expired-unused share
+    seed_shares(orgs["northwind"], "northwind.example")  # live and expired shares, a pending original request
     from apps.cases.demo import seed_harbor_case
 
     # Harbor Valley (the Spanish-speaking demo clinician's): one case with a CT slice and its renditions
