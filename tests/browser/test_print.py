@@ -1,0 +1,64 @@
+"""Printed pages other than the recovery codes: the print rules in lightbox.css apply to every
+page, and on paper nothing scrolls sideways. A table wider than the page (the audit trail's eight
+columns) was printed cut at the page's edge inside its .table-wrap: the case, study and IP address
+of each event were not on paper. Printed, a table is whole, its cells wrapping."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import RequestFactory
+from playwright.sync_api import expect
+
+from apps.audit.services import record
+from apps.organizations.models import Role
+from tests.browser.conftest import device_context, signed_in_as
+from tests.factories import CaseFactory, OrganizationFactory, StudyFactory, member
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+#: each table in the page's content whose right edge, or whose .table-wrap's content, goes past
+#: the content's own right edge (what paper cuts off)
+CUT_TABLES = """() => {
+  const right = document.querySelector('main').getBoundingClientRect().right;
+  return [...document.querySelectorAll('main table')].filter(t => {
+    const wrap = t.closest('.table-wrap');
+    return t.getBoundingClientRect().right > right + 1 || (wrap && wrap.scrollWidth > wrap.clientWidth + 1);
+  }).map(t => t.className || t.dataset.testid || 'table');
+}"""
+
+
+@pytest.mark.parametrize("language", ["en", "es"])
+def test_printed_tables_are_whole(browser, live_server, output_dir, language):
+    """720 px: the printable width of an A4 or Letter page, where a phone or a tablet lays out
+    what it prints; in Spanish too (longer words)."""
+    width = 720
+    org = OrganizationFactory(name="Hospital Universitario de Ejemplo", mfa_required_roles=[])
+    admin = member(org, Role.ORG_ADMIN, email="administrator.of.records@hospital-universitario.example",
+                   language=language)
+    case = CaseFactory(organization=org, created_by=admin, responsible_clinician=admin, title="Chest CT")
+    study = StudyFactory(organization=org, case=case, study_description="CT CHEST WITH CONTRAST HIGH RESOLUTION")
+    request = RequestFactory().get("/", REMOTE_ADDR="2001:db8:85a3:8d3:1319:8a2e:370:7348")
+    request.user = admin
+    for _ in range(3):
+        record(action="study.viewed", organization=org, actor=admin, target=study, case=case, study=study,
+               request=request)
+    context = device_context(browser, width, 1000, language=language)
+    page = context.new_page()
+    try:
+        signed_in_as(page, live_server.url, admin)
+        for path in ("/org/audit/", f"/cases/{case.public_id}/"):
+            page.goto(f"{live_server.url}{path}")
+            page.wait_for_load_state("load")
+            page.emulate_media(media="print")
+            expect(page.locator("header.site-header")).to_be_hidden()  # the print rules apply
+            assert page.evaluate(CUT_TABLES) == [], path
+            page.screenshot(path=str(output_dir / f"print-{path.strip('/').split('/')[-1]}-{language}.png"),
+                            full_page=True)
+            page.emulate_media(media="screen")
+        page.goto(f"{live_server.url}/org/audit/")
+        page.emulate_media(media="print")
+        ip = page.get_by_role("cell", name="2001:db8:85a3:8d3:1319:8a2e:370:7348").first
+        expect(ip).to_be_visible()
+        assert ip.bounding_box()["x"] + ip.bounding_box()["width"] <= width
+    finally:
+        context.close()
