@@ -160,10 +160,13 @@ PAGE_ACTIONS = (Action.VIEW_CASE, Action.MANAGE_CASE, Action.VIEW_IMAGES, Action
                 Action.ADD_NOTE, Action.SHARE_CASE, Action.VIEW_PATIENT_IDENTITY)
 
 
-def case_page_decisions(*, user: User, case: Case) -> dict[Action, bool]:
+def case_page_decisions(*, user: User, case: Case, request: HttpRequest | None = None) -> dict[Action, bool]:
     """The policy's answer for each of ``PAGE_ACTIONS`` on ``case``, decided at once (the
-    actor's memberships and grants read once for all of them)."""
-    return policy.can_actions(user, PAGE_ACTIONS, case)
+    actor's memberships and grants read once for all of them). With ``request``, what the
+    decisions read is the request's (``policy.request_facts``: its memberships, read by the
+    middleware), shared with the page's other decisions (its navigation)."""
+    return policy.can_actions(user, PAGE_ACTIONS, case,
+                              facts=policy.request_facts(request, user) if request is not None else None)
 
 
 def case_page(*, user: User, case: Case, may: dict[Action, bool]) -> CasePage:

@@ -58,7 +58,8 @@ def case_list(request: HttpRequest) -> HttpResponse:
         filters = selectors.CaseFilters(status=form.cleaned_data.get("status", ""))
     cases = selectors.case_list(user=request.user, organization=org, filters=filters)
     page = page_of(request, cases, size=PAGE_SIZE)
-    may = policy.can_actions(request.user, (Action.MANAGE_CASE, Action.VIEW_PATIENT_IDENTITY), org)
+    may = policy.can_actions(request.user, (Action.MANAGE_CASE, Action.VIEW_PATIENT_IDENTITY), org,
+                             facts=policy.request_facts(request, request.user))
     return render(request, "cases/case_list.html", {
         "organization": org, "form": form, "page": page, "query": page.query,
         "counts": selectors.case_counts(user=request.user, organization=org),
@@ -110,7 +111,8 @@ def _case_page(request: HttpRequest, case, *, note_form: NoteForm | None = None,
     failed = note_form is not None or attachment_form is not None
     if failed:
         policy.require(request.user, Action.ADD_NOTE, case, request=request)
-    may = selectors.case_page_decisions(user=request.user, case=case)
+    # decided on the memberships the request read (a form that failed changed no grant or membership)
+    may = selectors.case_page_decisions(user=request.user, case=case, request=request)
     policy.require_decided(may[Action.VIEW_CASE], request.user, Action.VIEW_CASE, case, request=request)
     page = selectors.case_page(user=request.user, case=case, may=may)
     page.studies = page_of(request, page.studies, size=STUDIES_PAGE_SIZE, param="studies")
@@ -238,7 +240,8 @@ def board_list(request: HttpRequest) -> HttpResponse:
     boards = page_of(request, selectors.board_list(user=request.user, organization=org), size=PAGE_SIZE)
     return render(request, "cases/board_list.html", {
         "organization": org, "boards": boards, "page": boards,
-        "can_create": policy.can(request.user, Action.MANAGE_CASE, org),
+        "can_create": policy.can(request.user, Action.MANAGE_CASE, org,
+                                 facts=policy.request_facts(request, request.user)),
     })
 
 
@@ -287,12 +290,15 @@ def board_choices(request: HttpRequest) -> JsonResponse:
 @login_required
 def board_detail(request: HttpRequest, boardsession_id: UUID) -> HttpResponse:
     board = selectors.board_get(user=request.user, public_id=boardsession_id, request=request)
+    facts = policy.request_facts(request, request.user)  # the memberships the request read
     return render(request, "cases/board_detail.html", {
         "board": board, "cases": selectors.board_cases(user=request.user, board=board),
         "participants": list(board.participants.order_by("full_name", "email")),
-        "can_start": board.state == BoardState.SCHEDULED and policy.can(request.user, Action.RUN_BOARD, board),
-        "can_end": board.state == BoardState.LIVE and policy.can(request.user, Action.END_BOARD, board),
-        "can_edit": board.state == BoardState.SCHEDULED and policy.can(request.user, Action.MANAGE_CASE, board),
+        "can_start": board.state == BoardState.SCHEDULED and policy.can(request.user, Action.RUN_BOARD, board,
+                                                                         facts=facts),
+        "can_end": board.state == BoardState.LIVE and policy.can(request.user, Action.END_BOARD, board, facts=facts),
+        "can_edit": board.state == BoardState.SCHEDULED and policy.can(request.user, Action.MANAGE_CASE, board,
+                                                                        facts=facts),
     })
 
 

@@ -629,13 +629,15 @@ def can_actions(actor: Any, actions: Iterable[Action | str], obj: object, *,
     return {Action(action): _decide(facts, Action(action), obj) for action in actions}
 
 
-def can_each(actor: Any, action: Action | str, objs: Iterable[Any], *, rendition: str | None = None) -> list[bool]:
+def can_each(actor: Any, action: Action | str, objs: Iterable[Any], *, rendition: str | None = None,
+             facts: _Facts | None = None) -> list[bool]:
     """``can(actor, action, obj)`` for each of ``objs``, in order: the same decisions, made by the
     same code, with what they read from the database read once for all of them (a page listing
-    many grants asks this, so its queries do not grow with the list)."""
+    many grants asks this, so its queries do not grow with the list). ``facts``: the request's
+    (``request_facts``), as for ``can``."""
     objs = list(objs)
     action = Action(action)
-    facts = _Facts(actor, timezone.now())
+    facts = _facts_of(actor, facts)
     facts.prepare(action, objs)
     return [_decide(facts, action, obj, rendition=rendition) for obj in objs]
 
@@ -645,7 +647,7 @@ def _decide(facts: _Facts, action: Action, obj: object, *, rendition: str | None
     user = facts.user
     if action is Action.UPLOAD_STUDY and type(obj).__name__ == "Case":
         # studies go into a case only by the one rule the upload page offers cases by
-        return upload_cases(user, obj).filter(pk=getattr(obj, "pk", None)).exists()
+        return upload_cases(user, obj, roles=facts.roles).filter(pk=getattr(obj, "pk", None)).exists()
     if action is Action.RUN_BOARD:
         return (_active_user(user) and getattr(obj, "host_id", None) == user.pk
                 and _role_allows(user, Action.MANAGE_CASE, obj, facts))
@@ -815,15 +817,16 @@ def _original_request_refusal(grant: Grant, facts: _Facts) -> OriginalRefusal | 
     return None
 
 
-def upload_cases(user: Any, obj: object) -> QuerySet:
+def upload_cases(user: Any, obj: object, *, roles: dict[int, str] | None = None) -> QuerySet:
     """The cases of ``obj``'s organization (an Organization, or a row of one) that ``user`` may
     upload studies into: the open cases they see, when their role there may upload. The upload
     page offers these and the tus server accepts no other (``can(user, UPLOAD_STUDY, case)``):
-    a closed case takes no new studies."""
+    a closed case takes no new studies. ``roles``: the user's active memberships
+    (``_Facts.roles``), when read already."""
     from apps.cases.models import Case
 
     org_id = _org_id_of(obj)
-    role = role_in(user, org_id)
+    role = roles.get(org_id) if roles is not None else role_in(user, org_id)
     if role is None or Action.UPLOAD_STUDY not in ROLE_ACTIONS[role]:
         return Case.objects.none()
     return Case.objects.visible_to(user).filter(organization_id=org_id).open()

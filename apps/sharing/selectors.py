@@ -22,13 +22,15 @@ if TYPE_CHECKING:
 
 def case_get_shared(*, actor: Any, public_id: UUID, request=None) -> Case:
     """A case the actor may at least see (staff role or live grant, or an opened link), else 404
-    (recorded): outsiders cannot tell a missing case from a hidden one."""
+    (recorded): outsiders cannot tell a missing case from a hidden one. With ``request``,
+    decided on what the request read (``policy.request_facts``)."""
     from apps.cases.models import Case
 
     case = Case.objects.select_related("organization", "patient").filter(public_id=public_id).first()
     if case is None:
         raise Http404
-    if not policy.can(actor, policy.Action.VIEW_CASE, case):
+    facts = policy.request_facts(request, actor) if request is not None else None
+    if not policy.can(actor, policy.Action.VIEW_CASE, case, facts=facts):
         policy._record_denial(actor, policy.Action.VIEW_CASE, case, request)
         raise Http404
     return case

@@ -15,7 +15,6 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
@@ -150,7 +149,8 @@ def my_shares(request: HttpRequest) -> HttpResponse:
     org = request.organization  # type: ignore[attr-defined]
     return render(request, "sharing/my_shares.html", {
         "grants": grants, "page": page, "pending": pending,
-        "can_edit_policy": bool(org) and policy.can(request.user, Action.MANAGE_ORGANIZATION, org)})
+        "can_edit_policy": bool(org) and policy.can(request.user, Action.MANAGE_ORGANIZATION, org,
+                                                    facts=policy.request_facts(request, request.user))})
 
 
 @login_required
@@ -160,8 +160,10 @@ def shared_with_me(request: HttpRequest) -> HttpResponse:
     # the offer to ask for the original: the policy's decision, as on the shared case (asked for
     # the page's active grants at once, so the queries do not grow with the list)
     active = [g for g in grants if g.current_state == GrantState.ACTIVE]
-    requestable = {g.pk for g, may in zip(active, policy.can_each(request.user, Action.REQUEST_ORIGINAL, active),
-                                          strict=True) if may}
+    # (on the memberships the request read: ``policy.request_facts``)
+    asks = policy.can_each(request.user, Action.REQUEST_ORIGINAL, active,
+                           facts=policy.request_facts(request, request.user))
+    requestable = {g.pk for g, may in zip(active, asks, strict=True) if may}
     asked = selectors.original_requests_latest(user=request.user, grants=grants)
     for g in grants:
         g.can_request_original = g.pk in requestable
@@ -366,11 +368,13 @@ def shared_case(request: HttpRequest, case_id: UUID) -> HttpResponse:
     if not getattr(actor, "is_authenticated", False) and not isinstance(actor, policy.LinkHolder):
         return redirect_to_login(request.get_full_path())
     case = selectors.case_get_shared(actor=actor, public_id=case_id, request=request)
-    now = timezone.now()
-    grants = [g for g in policy._grants_of(actor, case.pk, now)]
+    # the page only reads (an opening is counted on the grant, which changes no decision): its
+    # decisions share what the request read, its memberships and the actor's grants, read once
+    facts = policy.request_facts(request, actor)
+    grants = list(facts.grants_of(case.pk))
     services.grants_record_open_once(grants=grants, request=request, actor=policy._user_of(actor),
                                      actor_label=actor.label if isinstance(actor, policy.LinkHolder) else "")
-    renditions = policy.allowed_renditions(actor, case)
+    renditions = policy.allowed_renditions(actor, case, facts=facts)
     studies = []
     try:
         from apps.imaging.models import Study  # type: ignore[import-not-found]
@@ -378,15 +382,16 @@ def shared_case(request: HttpRequest, case_id: UUID) -> HttpResponse:
         Study = None
     if Study is not None:
         all_studies = list(Study.objects.filter(case=case).order_by("-study_date", "-created_at", "id"))
-        studies = [s for s, may in zip(all_studies, policy.can_each(actor, Action.VIEW_IMAGES, all_studies),
-                                       strict=True) if may]
+        studies = [s for s, may in zip(all_studies, policy.can_each(actor, Action.VIEW_IMAGES, all_studies,
+                                                                    facts=facts), strict=True) if may]
     # a page of them (a case may gather hundreds), with how many of how many and the others' pages
     studies = page_of(request, studies, size=SHARES_PAGE_SIZE, param="studies")
     # the grants under which the signed-in user may ask for the original (the policy's decision,
     # the one original_request_create makes): never an opened anonymous link's
     user = policy._user_of(actor)
-    original_requestable = [g for g, may in zip(grants, policy.can_each(user, Action.REQUEST_ORIGINAL, grants),
-                                                strict=True) if may] if user else []
+    original_requestable = [g for g, may in zip(grants, policy.can_each(
+        user, Action.REQUEST_ORIGINAL, grants, facts=policy.request_facts(request, user)), strict=True)
+        if may] if user else []
     # and what became of their own newest request under each: waiting for a decision (then the
     # policy offers no second one) or declined (offered again where the policy allows)
     asked = selectors.original_requests_latest(user=user, grants=grants) if user else {}

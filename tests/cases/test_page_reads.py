@@ -1,0 +1,62 @@
+"""The case pages read the signed-in user's memberships once a request: the middleware's reading
+(``request.my_memberships``), on which their decisions and the navigation's are made
+(``policy.request_facts``). The case page read them twice more (its buttons, and whether the
+user may upload into the case), the case list, the boards and a board's page once more each; a
+reader's grants are read once by the policy (tests/imaging/test_page_queries.py does the same for
+the study page)."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from apps.cases.models import BoardState
+from apps.organizations.models import Role
+from tests.factories import BoardSessionFactory, member
+from tests.imaging.test_page_queries import page_reader, study_with_series
+from tests.pages import page_queries, reads_of
+
+pytestmark = pytest.mark.django_db
+
+READERS = [("staff", 200), ("consultant", 200), ("other_org_reader", 200)]
+
+
+def policy_grant_reads(queries: list[str]) -> list[str]:
+    """The policy's readings of the grants addressed to the user for the cases it decides on
+    (not the page's own lists of grants: a case's participants, the user's shares of it)."""
+    return [sql for sql in reads_of(queries, "sharing_grant")
+            if '"sharing_grant"."case_id" IN (' in sql and '"grantee_id" = ' in sql]
+
+
+def assert_read_once(queries: list[str], *, reader: bool) -> None:
+    memberships = reads_of(queries, "organizations_membership")
+    assert len(memberships) == 1, memberships
+    grants = policy_grant_reads(queries)
+    assert len(grants) == (1 if reader else 0), grants
+
+
+@pytest.mark.parametrize(("who", "status"), READERS)
+def test_the_case_page_reads_the_users_memberships_once(org_a, org_b, client_as, who, status):
+    study = study_with_series(org_a)
+    client = client_as(page_reader(who, org_a, org_b, study))
+    got, queries = page_queries(client, reverse("cases:case_detail", args=[study.case.public_id]))
+    assert got == status
+    assert_read_once(queries, reader=who != "staff")
+
+
+@pytest.mark.parametrize("who", ["staff", "consultant", "other_org_reader"])
+@pytest.mark.parametrize("url", ["cases:case_list", "cases:board_list"])
+def test_the_case_list_and_the_boards_read_the_users_memberships_once(org_a, org_b, client_as, who, url):
+    study = study_with_series(org_a)
+    got, queries = page_queries(client_as(page_reader(who, org_a, org_b, study)), reverse(url))
+    assert got == 200
+    assert len(reads_of(queries, "organizations_membership")) == 1
+
+
+@pytest.mark.parametrize("state", [BoardState.SCHEDULED, BoardState.LIVE])
+def test_a_boards_page_reads_the_hosts_memberships_once(org_a, client_as, state):
+    host = member(org_a, Role.CLINICIAN, email="host@alpha.example")
+    board = BoardSessionFactory(organization=org_a, host=host, state=state)
+    got, queries = page_queries(client_as(host), reverse("cases:board_detail", args=[board.public_id]))
+    assert got == 200
+    assert len(reads_of(queries, "organizations_membership")) == 1
