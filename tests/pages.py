@@ -71,3 +71,24 @@ def page_queries(client: Client, url: str) -> tuple[int, list[str]]:
     with CaptureQueriesContext(connection) as ctx:
         response = client.get(url)
     return response.status_code, [q["sql"] for q in ctx.captured_queries]
+
+
+def policy_grant_reads(queries: list[str]) -> list[str]:
+    """The policy's readings of the actor's grants: those addressed to the user for the cases it
+    decides on (not a page's own lists of grants: a case's participants, the user's shares of
+    it), and those behind the anonymous links the visitor opened (the link table, with its grant)."""
+    addressed = [sql for sql in reads_of(queries, "sharing_grant")
+                 if '"sharing_grant"."case_id" IN (' in sql and '"grantee_id" = ' in sql]
+    behind_links = [sql for sql in reads_of(queries, "sharing_sharelink")
+                    if '"sharing_grant"."id"' in sql.split(" FROM ")[0]]
+    return addressed + behind_links
+
+
+def assert_read_once(queries: list[str], *, reader: bool) -> None:
+    """The request read the user's memberships once (the middleware's ``request.my_memberships``,
+    which the policy's decisions share through ``policy.request_facts``) and, for a ``reader``
+    (someone holding grants), their grants once; a staff member's none."""
+    memberships = reads_of(queries, "organizations_membership")
+    assert len(memberships) == 1, memberships
+    grants = policy_grant_reads(queries)
+    assert len(grants) == (1 if reader else 0), grants

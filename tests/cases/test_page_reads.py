@@ -14,25 +14,11 @@ from apps.cases.models import BoardState
 from apps.organizations.models import Role
 from tests.factories import BoardSessionFactory, member
 from tests.imaging.test_page_queries import page_reader, study_with_series
-from tests.pages import page_queries, reads_of
+from tests.pages import assert_read_once, page_queries, reads_of
 
 pytestmark = pytest.mark.django_db
 
 READERS = [("staff", 200), ("consultant", 200), ("other_org_reader", 200)]
-
-
-def policy_grant_reads(queries: list[str]) -> list[str]:
-    """The policy's readings of the grants addressed to the user for the cases it decides on
-    (not the page's own lists of grants: a case's participants, the user's shares of it)."""
-    return [sql for sql in reads_of(queries, "sharing_grant")
-            if '"sharing_grant"."case_id" IN (' in sql and '"grantee_id" = ' in sql]
-
-
-def assert_read_once(queries: list[str], *, reader: bool) -> None:
-    memberships = reads_of(queries, "organizations_membership")
-    assert len(memberships) == 1, memberships
-    grants = policy_grant_reads(queries)
-    assert len(grants) == (1 if reader else 0), grants
 
 
 @pytest.mark.parametrize(("who", "status"), READERS)

@@ -10,7 +10,7 @@ import pytest
 from apps.organizations.models import Role
 from apps.sharing.usecases import UseCase
 from tests.factories import CaseFactory, GrantFactory, InstanceFactory, SeriesFactory, StudyFactory, member
-from tests.pages import page_queries, reads_of
+from tests.pages import assert_read_once, page_queries
 
 pytestmark = pytest.mark.django_db
 
@@ -49,11 +49,7 @@ def test_the_study_page_reads_the_users_memberships_once(org_a, org_b, client_as
     study = study_with_series(org_a)
     got, queries = page_queries(client_as(page_reader(who, org_a, org_b, study)), study.get_absolute_url())
     assert got == status
-    reads = reads_of(queries, "organizations_membership")
-    assert len(reads) == 1, reads
-    # the grants' rows (the navigation's "Shares" link asks two other questions of the table)
-    grants = [sql for sql in reads_of(queries, "sharing_grant") if '"grantee_id"' in sql.split(" FROM ")[0]]
-    assert len(grants) == (1 if who.endswith(("consultant", "reader")) else 0), grants  # a reader's: once
+    assert_read_once(queries, reader=who in ("consultant", "other_org_reader"))
 
 
 @pytest.mark.parametrize("who", ["staff", "consultant"])

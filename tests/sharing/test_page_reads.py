@@ -9,10 +9,10 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from tests.cases.test_page_reads import READERS, assert_read_once
+from tests.cases.test_page_reads import READERS
 from tests.factories import open_anonymous_link
 from tests.imaging.test_page_queries import page_reader, study_with_series
-from tests.pages import page_queries, reads_of
+from tests.pages import assert_read_once, page_queries, reads_of
 
 pytestmark = pytest.mark.django_db
 

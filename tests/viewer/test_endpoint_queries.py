@@ -15,7 +15,7 @@ from apps.organizations.models import Membership, Role
 from apps.sharing import services as sharing
 from apps.sharing.usecases import RecipientKind, UseCase
 from tests.factories import GrantFactory, InstanceFactory, SeriesFactory, member, open_anonymous_link
-from tests.pages import page_queries, reads_of
+from tests.pages import page_queries, policy_grant_reads, reads_of
 
 pytestmark = pytest.mark.django_db
 
@@ -26,16 +26,6 @@ def _frame_url(instance, quality: str) -> str:
 
 def _series_url(study, series) -> str:
     return reverse("viewer:series_instances", kwargs={"study_id": study.public_id, "series_id": series.public_id})
-
-
-def _grant_reads(queries: list[str]) -> list[str]:
-    """The policy's readings of the actor's grants: those addressed to the user (the grant
-    table, asked by grantee or group) and those behind the opened anonymous links (the link
-    table, with its grant)."""
-    addressed = [sql for sql in reads_of(queries, "sharing_grant") if '"grantee_id" = ' in sql]
-    behind_links = [sql for sql in reads_of(queries, "sharing_sharelink")
-                    if '"sharing_grant"."id"' in sql.split(" FROM ")[0]]
-    return addressed + behind_links
 
 
 def _reader(who: str, org_a, org_b, study):
@@ -65,7 +55,7 @@ def _link_holder(client, study, sharer, *, original: bool):
 def _assert_read_once(queries: list[str], *, signed_in: bool, reader: bool) -> None:
     memberships = reads_of(queries, "organizations_membership")
     assert len(memberships) == (1 if signed_in else 0), memberships
-    grants = _grant_reads(queries)
+    grants = policy_grant_reads(queries)
     assert len(grants) == (1 if reader else 0), grants
 
 

@@ -10,7 +10,7 @@ import pytest
 from django.urls import reverse
 
 from tests.imaging.test_page_queries import page_reader, study_with_series
-from tests.pages import page_queries, reads_of
+from tests.pages import assert_read_once, page_queries
 
 pytestmark = pytest.mark.django_db
 
@@ -27,11 +27,7 @@ def test_the_viewer_reads_the_users_memberships_once(org_a, org_b, client_as, wh
     study = study_with_series(org_a)
     got, queries = page_queries(client_as(page_reader(who, org_a, org_b, study)), _url(study))
     assert got == status
-    reads = reads_of(queries, "organizations_membership")
-    assert len(reads) == 1, reads
-    # the grants' rows (the navigation's "Shares" link asks two other questions of the table)
-    grants = [sql for sql in reads_of(queries, "sharing_grant") if '"grantee_id"' in sql.split(" FROM ")[0]]
-    assert len(grants) == (1 if who.endswith(("consultant", "reader")) else 0), grants  # a reader's: once
+    assert_read_once(queries, reader=who in ("consultant", "other_org_reader"))
 
 
 @pytest.mark.parametrize("who", ["staff", "consultant"])
