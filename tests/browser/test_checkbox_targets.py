@@ -1,6 +1,7 @@
 """A checkbox of its own on a form (the organization's Allow anonymous links and Staff may sign in
-with a password) is a finger-sized row whose label is the target, as each choice of a list of
-checkboxes is: it was a 13 px box beside a 24 px line of text, on a phone and a tablet alike."""
+with a password, the recovery codes page's I saved these recovery codes) is a finger-sized row
+whose label is the target, as each choice of a list of checkboxes is: it was a 13 px box beside a
+24 px line of text, on a phone and a tablet alike."""
 
 from __future__ import annotations
 
@@ -39,5 +40,30 @@ def test_a_lone_checkbox_is_a_finger_sized_row(browser, live_server, output_dir,
         page.locator("main form.stacked button.primary").tap()
         expect(page.locator(".message-success")).to_be_visible()
         assert Organization.objects.get(pk=org.pk).anonymous_links_enabled
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize(("viewport", "language"), [((390, 844), "es"), ((768, 1024), "en")])
+def test_the_recovery_codes_confirmation_is_a_finger_sized_row(browser, live_server, viewport, language):
+    from apps.accounts import mfa
+    from tests.browser.test_recovery_codes_print import verified_session
+
+    org = OrganizationFactory(mfa_required_roles=[])
+    user = member(org, Role.CLINICIAN, email="clinician@codes.example", language=language)
+    width, height = viewport
+    context = device_context(browser, width, height, language=language)
+    page = context.new_page()
+    try:
+        verified_session(page, live_server.url, user)
+        mfa.recovery_codes_issue(user)
+        page.goto(f"{live_server.url}/accounts/mfa/recovery-codes/")
+        box = page.locator("#id_saved")
+        expect(box).to_be_visible()
+        assert box.bounding_box()["height"] >= 20 and box.bounding_box()["width"] >= 20
+        assert page.locator("label[for='id_saved']").bounding_box()["height"] >= 40
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+        page.locator("label[for='id_saved']").tap()
+        expect(box).to_be_checked()
     finally:
         context.close()
