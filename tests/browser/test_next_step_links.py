@@ -9,7 +9,7 @@ from playwright.sync_api import expect
 
 from apps.organizations.models import Role
 from tests.browser.conftest import device_context, signed_in_as
-from tests.factories import CaseFactory, OrganizationFactory, member
+from tests.factories import CaseFactory, GrantFactory, OrganizationFactory, member
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -44,6 +44,26 @@ def test_where_to_go_next_is_a_finger_sized_link(browser, live_server, viewport,
 
         page.goto(f"{live_server.url}/no-such-page/")
         assert_finger_sized(page.locator("main .error-page a"))
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize(("viewport", "language"), [((390, 844), "es"), ((768, 1024), "en")])
+def test_my_shares_extend_is_as_tall_as_revoke(browser, live_server, viewport, language):
+    """My shares: each share's Extend (a link) was 24 px tall beside its 40 px Revoke button."""
+    org = OrganizationFactory(mfa_required_roles=[])
+    clinician = member(org, Role.CLINICIAN, email="clinician@extend.example", language=language)
+    consultant = member(org, Role.EXTERNAL_CONSULTANT, email="consultant@extend.example")
+    case = CaseFactory(organization=org, created_by=clinician, responsible_clinician=clinician, title="Chest CT")
+    GrantFactory(organization=org, case=case, grantee=consultant, created_by=clinician)
+    width, height = viewport
+    context = device_context(browser, width, height, language=language)
+    page = context.new_page()
+    try:
+        signed_in_as(page, live_server.url, clinician)
+        page.goto(f"{live_server.url}/sharing/")
+        assert_finger_sized(page.locator("td.actions a, td.actions button"))
         assert page.evaluate("document.documentElement.scrollWidth") <= width
     finally:
         context.close()
