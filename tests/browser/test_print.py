@@ -27,6 +27,15 @@ CUT_TABLES = """() => {
 }"""
 
 
+#: the column headings broken inside a word: more lines than words ("Fec" / "ha")
+BROKEN_HEADINGS = """() => [...document.querySelectorAll('main th')].filter(th => {
+  const words = th.innerText.trim().split(/\\s+/).filter(Boolean).length;
+  const range = document.createRange(); range.selectNodeContents(th);
+  const lines = new Set([...range.getClientRects()].map(r => Math.round(r.top))).size;
+  return words && lines > words;
+}).map(th => th.innerText)"""
+
+
 @pytest.mark.parametrize("language", ["en", "es"])
 def test_printed_tables_are_whole(browser, live_server, output_dir, language):
     """720 px: the printable width of an A4 or Letter page, where a phone or a tablet lays out
@@ -52,6 +61,7 @@ def test_printed_tables_are_whole(browser, live_server, output_dir, language):
             page.emulate_media(media="print")
             expect(page.locator("header.site-header")).to_be_hidden()  # the print rules apply
             assert page.evaluate(CUT_TABLES) == [], path
+            assert page.evaluate(BROKEN_HEADINGS) == [], path
             page.screenshot(path=str(output_dir / f"print-{path.strip('/').split('/')[-1]}-{language}.png"),
                             full_page=True)
             page.emulate_media(media="screen")
