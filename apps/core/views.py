@@ -7,6 +7,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.http.multipartparser import MultiPartParserError
 from django.shortcuts import redirect, render
 from django.templatetags.static import static
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views import defaults
 from django.views.decorators.cache import never_cache
@@ -17,6 +18,7 @@ from apps.core.api import is_api_request
 from apps.core.forms import UPLOAD_NAME_MAX
 from apps.organizations import selectors as org_selectors
 from apps.sharing import policy
+from apps.sharing import selectors as sharing_selectors
 from apps.sharing.policy import Action
 
 
@@ -53,7 +55,15 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 
 
 def permission_denied(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
-    return render(request, "403.html", status=403)
+    """The refusal page. An anonymous link's holder (refused a download the link does not allow)
+    has no dashboard: the way back is the shared case their link opened, when it is one case."""
+    context: dict[str, object] = {}
+    actor = policy.actor_for(request)
+    if isinstance(actor, policy.LinkHolder) and not request.user.is_authenticated:
+        cases = sharing_selectors.cases_of_opened_links(link_ids=actor.link_ids)
+        if len(cases) == 1:
+            context["shared_case_url"] = reverse("sharing:shared_case", kwargs={"case_id": cases[0]})
+    return render(request, "403.html", context, status=403)
 
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:

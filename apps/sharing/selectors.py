@@ -36,6 +36,16 @@ def case_get_shared(*, actor: Any, public_id: UUID, request=None) -> Case:
     return case
 
 
+def cases_of_opened_links(*, link_ids: Iterable[int]) -> list[UUID]:
+    """The public ids of the cases an anonymous link holder's opened links (their session's
+    ShareLink ids) lead to: the way back from a refusal to the shared case page. Whether those
+    links still open is not decided here: the case page decides it, and says so if one ended."""
+    from apps.sharing.models import ShareLink
+
+    return list(ShareLink.objects.filter(pk__in=list(link_ids))
+                .values_list("grant__case__public_id", flat=True).distinct())
+
+
 def grant_get_for_manager(*, user: User, public_id: UUID) -> Grant:
     """A grant the user may see as staff of its organization or as its creator; else 404."""
     if not user.is_authenticated:

@@ -67,3 +67,35 @@ def test_my_shares_extend_is_as_tall_as_revoke(browser, live_server, viewport, l
         assert page.evaluate("document.documentElement.scrollWidth") <= width
     finally:
         context.close()
+
+
+@pytest.mark.parametrize(("viewport", "language", "back"), [
+    ((390, 844), "es", "Volver al caso compartido"), ((768, 1024), "en", "Back to the shared case")])
+def test_a_link_holder_refused_a_download_is_led_back_to_the_shared_case(browser, live_server, viewport,
+                                                                         language, back):
+    """An anonymous link's holder asking for what the link does not allow (the original DICOM of a
+    preview-only link) was told to ask the sender, with no way back to the case but the browser's."""
+    from apps.sharing import services
+    from apps.sharing.usecases import RecipientKind, UseCase
+
+    org = OrganizationFactory(mfa_required_roles=[], anonymous_links_enabled=True)
+    clinician = member(org, Role.CLINICIAN, email="clinician@refused.example")
+    case = CaseFactory(organization=org, created_by=clinician, responsible_clinician=clinician, title="Chest CT")
+    _grant, _link, raw = services.share_create(case=case, by=clinician, use_case=UseCase.CUSTOM,
+                                               recipient_kind=RecipientKind.ANONYMOUS, max_uses=3)
+    width, height = viewport
+    context = device_context(browser, width, height, language=language)
+    page = context.new_page()
+    try:
+        page.goto(f"{live_server.url}/s/{raw}/")
+        page.locator("main form button").first.tap()
+        page.wait_for_url(f"{live_server.url}/sharing/cases/{case.public_id}/")
+        refused = page.goto(f"{live_server.url}/cases/{case.public_id}/download/?rendition=original")
+        assert refused.status == 403
+        expect(page.get_by_test_id("refused-link-holder")).to_be_visible()
+        assert_finger_sized(page.get_by_role("link", name=back))
+        page.get_by_role("link", name=back).tap()
+        page.wait_for_url(f"{live_server.url}/sharing/cases/{case.public_id}/")
+        expect(page.get_by_test_id("anonymous-banner")).to_be_visible()
+    finally:
+        context.close()
