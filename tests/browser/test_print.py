@@ -1,7 +1,8 @@
 """Printed pages other than the recovery codes: the print rules in lightbox.css apply to every
 page, and on paper nothing scrolls sideways. A table wider than the page (the audit trail's eight
 columns) was printed cut at the page's edge inside its .table-wrap: the case, study and IP address
-of each event were not on paper. Printed, a table is whole, its cells wrapping."""
+of each event were not on paper. Printed, a table is whole, its cells wrapping. And the footer's
+time zone is printed: a printed case's times had no zone."""
 
 from __future__ import annotations
 
@@ -62,6 +63,9 @@ def test_printed_tables_are_whole(browser, live_server, output_dir, language):
             expect(page.locator("header.site-header")).to_be_hidden()  # the print rules apply
             assert page.evaluate(CUT_TABLES) == [], path
             assert page.evaluate(BROKEN_HEADINGS) == [], path
+            # the times on paper say their zone, as the page's footer does on screen
+            expect(page.get_by_test_id("time-zone")).to_be_visible()
+            expect(page.locator("footer.site-footer p").first).to_be_hidden()  # the tagline is not printed
             page.screenshot(path=str(output_dir / f"print-{path.strip('/').split('/')[-1]}-{language}.png"),
                             full_page=True)
             page.emulate_media(media="screen")
