@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from decimal import ROUND_HALF_UP, Decimal, localcontext
 
 from django import forms
@@ -46,6 +47,28 @@ def size_in_unit(value: int) -> tuple[str, str]:
     return format(number.normalize(), "f"), unit
 
 
+#: a number written with one decimal comma or point ("1,5", "1.5")
+_DECIMAL = re.compile(r"^[+-]?\d+(?:[.,]\d+)?$")
+#: "1.500" or "1,500": a thousands separator, or a decimal one? Not guessed
+_AMBIGUOUS = re.compile(r"^[+-]?[1-9]\d{0,2}[.,]\d{3}$")
+
+
+class SizeNumberField(forms.DecimalField):
+    """A size's number, with a decimal comma or a decimal point, as people write it in the
+    portal's languages (a number box would drop the comma: "1,5" became 15). A separator that may
+    be one of thousands ("1.500") is refused with a message rather than read one way or the other."""
+
+    def to_python(self, value: object) -> Decimal | None:
+        text = str(value).strip() if value is not None else ""
+        if _AMBIGUOUS.match(text):
+            raise forms.ValidationError(
+                _("“%(value)s” can be read two ways. Write it without a thousands separator (1500), and use a comma "
+                  "or a point only before decimals (1,5)."), code="ambiguous", params={"value": text})
+        if "," in text and _DECIMAL.match(text):
+            text = text.replace(",", ".")
+        return super().to_python(text)
+
+
 class ByteSizeWidget(forms.MultiWidget):
     """A number and a unit (MB, GB) in one row; the field's label names the number box."""
 
@@ -53,7 +76,8 @@ class ByteSizeWidget(forms.MultiWidget):
 
     def __init__(self, attrs: dict | None = None) -> None:
         super().__init__({
-            "number": forms.NumberInput(attrs={"step": "any", "inputmode": "decimal"}),
+            # a text box: a number box drops a decimal comma; the keyboard is still the numeric one
+            "number": forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off", "spellcheck": "false"}),
             "unit": forms.Select(choices=[("MB", _("MB")), ("GB", _("GB"))], attrs={"aria-label": _("Unit")}),
         }, attrs)
 
@@ -79,7 +103,7 @@ class UploadLimitField(forms.MultiValueField):
     max_bytes = BIGINT_MAX // GB * GB  # a whole number of GB, as the message says it
 
     def __init__(self, **kwargs) -> None:
-        super().__init__((forms.DecimalField(), forms.ChoiceField(choices=[(u, u) for u in SIZE_UNITS])), **kwargs)
+        super().__init__((SizeNumberField(), forms.ChoiceField(choices=[(u, u) for u in SIZE_UNITS])), **kwargs)
 
     def compress(self, data_list: list) -> int | None:
         if not data_list:

@@ -41,3 +41,24 @@ def test_the_upload_limit_is_typed_in_gb_on_a_tablet_and_a_phone(browser, live_s
         assert org.upload_max_bytes == 2560 * 1024**2
     finally:
         context.close()
+
+
+def test_one_and_a_half_gb_typed_the_spanish_way_is_saved_as_one_and_a_half(browser, live_server):
+    """"1,5" in the number box: a number box dropped the comma and 15 GB was saved."""
+    org = OrganizationFactory(name="Size Test", slug="size-test-es", mfa_required_roles=[])
+    admin = member(org, Role.ORG_ADMIN, email="admin@size-es.example", language="es")
+    context = device_context(browser, 768, 1024, language="es")
+    page = context.new_page()
+    try:
+        signed_in_as(page, live_server.url, admin)
+        page.goto(f"{live_server.url}/org/settings/")
+        number = page.get_by_label("Carga máxima")
+        number.fill("")
+        number.press_sequentially("1,5")
+        expect(number).to_have_value("1,5")
+        page.locator("main form button[type=submit]").click()
+        expect(page.locator(".message-success")).to_be_visible()
+        org.refresh_from_db()
+        assert org.upload_max_bytes == 1536 * 1024**2
+    finally:
+        context.close()

@@ -84,6 +84,10 @@ def test_saving_the_form_unchanged_keeps_a_limit_that_is_no_round_size(client_as
     ("5368709120", "", "This field is required."),
     ("", "GB", "This field is required."),
     ("5", "TB", "Select a valid choice."),
+    ("1.500", "GB", "“1.500” can be read two ways."),
+    ("1,500", "MB", "“1,500” can be read two ways."),
+    ("1,5,5", "GB", "Enter a number."),
+    ("0,5", "MB", "The largest upload must be at least 1 MB."),
 ])
 def test_a_bad_limit_is_refused_with_a_message_beside_the_field(client_as, admin_a, org_a, number, unit, message):
     response = client_as(admin_a).post(URL, settings_data(number, unit))
@@ -103,3 +107,14 @@ def test_the_messages_are_translated(org_a):
         form = OrganizationPolicyForm(settings_data("two", "GB"), instance=org_a)
         assert not form.is_valid()
         assert form.errors["upload_max_bytes"] == ["Introduzca un número."]
+
+
+@pytest.mark.parametrize(("number", "unit", "stored"), [
+    ("1,5", "GB", 1536 * MB), ("1.5", "GB", 1536 * MB), (" 2,25 ", "GB", 2304 * MB), ("0,5", "GB", 512 * MB),
+    ("1500", "MB", 1500 * MB), ("10,25", "GB", 10 * GB + 256 * MB), ("0.500", "GB", 512 * MB),
+])
+def test_a_decimal_comma_is_read_as_people_write_it(client_as, admin_a, org_a, number, unit, stored):
+    """In Spanish 1,5 is one and a half: it was taken as 15 (a number box drops the comma)."""
+    assert client_as(admin_a).post(URL, settings_data(number, unit)).status_code == 302
+    org_a.refresh_from_db()
+    assert org_a.upload_max_bytes == stored
