@@ -21,6 +21,10 @@ $(STAMP): requirements.txt
 	$(PY) -m pip install --quiet -r requirements.txt
 	touch $(STAMP)
 
+# links made without a request (the demo's notices, invitations from manage.py) name the address
+# served here, port included, unless LIGHTBOX_BASE_URL is set
+demo-db serve: export LIGHTBOX_BASE_URL ?= http://$(HOST):$(PORT)
+
 demo-db:
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py seed_demo

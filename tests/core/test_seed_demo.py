@@ -85,5 +85,10 @@ def test_make_run_serves_the_demo(tmp_path):
     finally:
         os.killpg(proc.pid, signal.SIGTERM)  # make and the uvicorn it started
         proc.wait(timeout=10)
+    # the demo's notices (printed by the console mail backend) link to the address served, port
+    # included: without it they named http://localhost/, where nothing answers
+    output = proc.stdout.read().decode(errors="replace")
+    assert f"{base}/sharing/requests/" in output, output[-3000:]
+    assert "http://localhost/" not in output
     assert (tmp_path / "lightbox.sqlite3").exists()
     assert settings.DATABASES  # the test process itself is untouched
