@@ -393,11 +393,13 @@ def shared_case(request: HttpRequest, case_id: UUID) -> HttpResponse:
         user, Action.REQUEST_ORIGINAL, grants, facts=policy.request_facts(request, user)), strict=True)
         if may] if user else []
     # and what became of their own newest request under each: waiting for a decision (then the
-    # policy offers no second one) or declined (offered again where the policy allows)
+    # policy offers no second one) or declined (offered again where the policy allows); said only
+    # while they cannot download the original anyway (another share may give it: then it is moot)
     asked = selectors.original_requests_latest(user=user, grants=grants) if user else {}
+    moot = Rendition.ORIGINAL in renditions
     original_requests = [
         {"grant": g, "request": asked.get(g.pk), "offer": g in original_requestable} for g in grants
-        if g in original_requestable or getattr(asked.get(g.pk), "status", None) in _REQUEST_SHOWN]
+        if g in original_requestable or (not moot and getattr(asked.get(g.pk), "status", None) in _REQUEST_SHOWN)]
     # a download button for each rendition the policy lets them take of the whole case (a link
     # holder has no study page to download from, so without these "You may download" was all)
     downloads = [_CASE_PACKAGES[r] for r in sorted(renditions) if r in _CASE_PACKAGES] if studies else []

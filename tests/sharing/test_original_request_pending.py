@@ -106,3 +106,18 @@ def test_another_recipients_pending_request_changes_nothing_for_me(case, owner, 
     body = page.content.decode()
     assert 'data-testid="original-request-pending"' not in body
     assert reverse("sharing:original_request_create", kwargs={"grant_id": group.public_id}) in body
+
+
+def test_a_pending_request_is_not_said_once_another_share_gives_the_original(case, grant, owner, recipient,
+                                                                            client_as):
+    """Asked under a preview share, then given the original by another share: the page offers the
+    original's download, and "your request is waiting" under it would only confuse."""
+    client = client_as(recipient)
+    case_url, _mine, form_url = _urls(case, grant)
+    assert client.post(form_url, {"reason": REASON}).status_code == 302
+    assert 'data-testid="original-request-pending"' in client.get(case_url).content.decode()
+    GrantFactory(organization=case.organization, case=case, grantee=recipient, created_by=owner,
+                 permissions=["view", "download_preview", "download_original"], renditions=["preview", "original"])
+    page = client.get(case_url).content.decode()
+    assert 'data-testid="original-request-pending"' not in page
+    assert OriginalRequest.objects.get().status == "pending"  # still there for the deciders
