@@ -2,7 +2,8 @@
 page, and on paper nothing scrolls sideways. A table wider than the page (the audit trail's eight
 columns) was printed cut at the page's edge inside its .table-wrap: the case, study and IP address
 of each event were not on paper. Printed, a table is whole, its cells wrapping. And the footer's
-time zone is printed: a printed case's times had no zone."""
+time zone is printed: a printed case's times had no zone. The case page's empty Attach and Add
+note forms are left out of print."""
 
 from __future__ import annotations
 
@@ -74,5 +75,33 @@ def test_printed_tables_are_whole(browser, live_server, output_dir, language):
         ip = page.get_by_role("cell", name="2001:db8:85a3:8d3:1319:8a2e:370:7348").first
         expect(ip).to_be_visible()
         assert ip.bounding_box()["x"] + ip.bounding_box()["width"] <= width
+    finally:
+        context.close()
+
+
+def test_case_page_forms_are_not_printed(browser, live_server):
+    """The case page's empty Attach and Add note forms are for the screen: on paper they were a
+    file box, a kind list and an empty note box under the case (.no-print, as on the recovery
+    codes page); the case, its studies and its notes are printed."""
+    org = OrganizationFactory(mfa_required_roles=[])
+    clinician = member(org, Role.CLINICIAN, email="clinician@print-forms.example")
+    case = CaseFactory(organization=org, created_by=clinician, responsible_clinician=clinician, title="Chest CT")
+    StudyFactory(organization=org, case=case)
+    context = device_context(browser, 720, 1000)
+    page = context.new_page()
+    try:
+        signed_in_as(page, live_server.url, clinician)
+        page.goto(f"{live_server.url}/cases/{case.public_id}/")
+        page.wait_for_load_state("load")
+        forms = page.locator("main form.attachment-form, main form.note-form")
+        expect(forms).to_have_count(2)
+        for i in range(2):
+            expect(forms.nth(i)).to_be_visible()
+        page.emulate_media(media="print")
+        expect(page.locator("header.site-header")).to_be_hidden()  # the print rules apply
+        for i in range(2):
+            expect(forms.nth(i)).to_be_hidden()
+        expect(page.get_by_test_id("clinical-question")).to_be_visible()  # the case itself is printed
+        expect(page.locator("#notes-heading")).to_be_visible()
     finally:
         context.close()
