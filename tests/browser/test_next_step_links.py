@@ -5,11 +5,13 @@ error pages' Back to the dashboard were a 19 px line of text."""
 from __future__ import annotations
 
 import pytest
+from django.test import RequestFactory
 from playwright.sync_api import expect
 
+from apps.audit.services import record
 from apps.organizations.models import Role
 from tests.browser.conftest import device_context, signed_in_as
-from tests.factories import CaseFactory, GrantFactory, OrganizationFactory, member
+from tests.factories import CaseFactory, GrantFactory, OrganizationFactory, StudyFactory, member
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -18,6 +20,9 @@ CONFIRM = {"en": "Confirm and create the link", "es": "Confirmar y crear el enla
 
 
 def assert_finger_sized(links) -> None:
+    # measured once the stylesheet is applied: a box read before (the page just navigated to) was
+    # the unstyled 17 px line, a flaky failure
+    links.page.wait_for_load_state("load")
     expect(links.first).to_be_visible()
     for i in range(links.count()):
         box = links.nth(i).bounding_box()
@@ -97,5 +102,111 @@ def test_a_link_holder_refused_a_download_is_led_back_to_the_shared_case(browser
         page.get_by_role("link", name=back).tap()
         page.wait_for_url(f"{live_server.url}/sharing/cases/{case.public_id}/")
         expect(page.get_by_test_id("anonymous-banner")).to_be_visible()
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize(("viewport", "language"), [((390, 844), "es"), ((768, 1024), "en")])
+def test_share_done_links_leave_no_separator_dangling(browser, live_server, viewport, language):
+    """Share created: Back to the case and Go to my shares are a list that wraps between its
+    links; the "·" between them was left at a line's end when they wrapped on a phone."""
+    org = OrganizationFactory(mfa_required_roles=[])
+    clinician = member(org, Role.CLINICIAN, email="clinician@dangle.example", language=language)
+    member(org, Role.EXTERNAL_CONSULTANT, email="consultant@dangle.example")
+    case = CaseFactory(organization=org, created_by=clinician, responsible_clinician=clinician, title="Chest CT")
+    width, height = viewport
+    context = device_context(browser, width, height, language=language)
+    page = context.new_page()
+    try:
+        signed_in_as(page, live_server.url, clinician)
+        page.goto(f"{live_server.url}/sharing/cases/{case.public_id}/share/")
+        page.locator("#id_recipient_email").fill("consultant@dangle.example")
+        page.get_by_role("button", name=REVIEW[language]).tap()
+        page.get_by_role("button", name=CONFIRM[language]).tap()
+        links = page.get_by_test_id("next-links")
+        expect(links.get_by_role("listitem")).to_have_count(2)
+        assert "·" not in links.inner_text()
+        assert_finger_sized(links.get_by_role("link"))
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize(("viewport", "language"), [((390, 844), "es"), ((768, 1024), "en")])
+def test_audit_exports_and_ids_are_finger_sized(browser, live_server, viewport, language):
+    """The audit trail: Export CSV and Export FHIR were a 24 px line of text; a row's case and
+    study links (a short id) were 39 px wide. Each is now at least 40 x 40 px, and the page does
+    not scroll sideways (the table does, in its own box)."""
+    org = OrganizationFactory(mfa_required_roles=[])
+    admin = member(org, Role.ORG_ADMIN, email="admin@audit-targets.example", language=language)
+    case = CaseFactory(organization=org, created_by=admin, responsible_clinician=admin, title="Chest CT")
+    study = StudyFactory(organization=org, case=case)
+    request = RequestFactory().get("/", REMOTE_ADDR="192.0.2.10")
+    request.user = admin
+    record(action="study.viewed", organization=org, actor=admin, target=study, case=case, study=study,
+           request=request)
+    width, height = viewport
+    context = device_context(browser, width, height, language=language)
+    page = context.new_page()
+    try:
+        signed_in_as(page, live_server.url, admin)
+        page.goto(f"{live_server.url}/org/audit/")
+        exports = page.locator(".audit-exports a")
+        expect(exports).to_have_count(2)
+        assert_finger_sized(exports)
+        ids = page.locator(".audit-table td a")
+        expect(ids).to_have_count(2)
+        assert_finger_sized(ids)
+        for i in range(ids.count()):
+            assert ids.nth(i).bounding_box()["width"] >= 40, ids.nth(i).bounding_box()
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize(("viewport", "language"), [((390, 844), "es"), ((768, 1024), "en")])
+def test_settings_and_sign_in_links_are_finger_sized(browser, live_server, viewport, language):
+    """Organization settings' Single sign-on for staff and the sign-in page's Forgot your
+    password? and Sign in with your organization were a 19 px line of text."""
+    org = OrganizationFactory(mfa_required_roles=[])
+    admin = member(org, Role.ORG_ADMIN, email="admin@sso-link.example", language=language)
+    width, height = viewport
+    context = device_context(browser, width, height, language=language)
+    page = context.new_page()
+    try:
+        signed_in_as(page, live_server.url, admin)
+        page.goto(f"{live_server.url}/org/settings/")
+        assert_finger_sized(page.locator("main a[href='/org/sso/']"))
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+        context.clear_cookies()
+        page.goto(f"{live_server.url}/accounts/login/")
+        links = page.locator("main .card p a")
+        expect(links).to_have_count(2)
+        assert_finger_sized(links)
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize(("viewport", "language"), [((390, 844), "es"), ((768, 1024), "en")])
+def test_shared_case_study_name_is_finger_sized(browser, live_server, viewport, language):
+    """A case shared with you: each study's name, the way to the study's page, was a 24 px line
+    of text beside its View button."""
+    org = OrganizationFactory(mfa_required_roles=[])
+    clinician = member(org, Role.CLINICIAN, email="clinician@study-name.example")
+    consultant = member(org, Role.EXTERNAL_CONSULTANT, email="consultant@study-name.example", language=language)
+    case = CaseFactory(organization=org, created_by=clinician, responsible_clinician=clinician, title="Chest CT")
+    StudyFactory(organization=org, case=case, study_description="CT CHEST")
+    GrantFactory(organization=org, case=case, grantee=consultant, created_by=clinician)
+    width, height = viewport
+    context = device_context(browser, width, height, language=language)
+    page = context.new_page()
+    try:
+        signed_in_as(page, live_server.url, consultant)
+        page.goto(f"{live_server.url}/sharing/cases/{case.public_id}/")
+        name = page.locator(".shared-studies a:not(.button)")
+        expect(name).to_have_text("CT CHEST")
+        assert_finger_sized(name)
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
     finally:
         context.close()
