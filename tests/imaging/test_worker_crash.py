@@ -123,10 +123,12 @@ def _children(pid: int) -> list[int]:
 @pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs a Redis broker (REDIS_URL)")
 def test_killed_celery_worker_redelivers_and_finishes(tmp_path, study):
     folder, expected = study
-    redis_url = os.environ["REDIS_URL"]
+    # a Redis database of its own, flushed here (no stale tasks): flushing the suite's own emptied
+    # what tests running beside it had counted there (tests/test_settings.py's invitation failures)
+    redis_url = harness.redis_db(os.environ["REDIS_URL"], 12)
     import redis
 
-    redis.Redis.from_url(redis_url).flushdb()  # this test's own Redis db: no stale tasks
+    redis.Redis.from_url(redis_url).flushdb()
     inst = harness.prepare(tmp_path / "var", fast_db=True, REDIS_URL=redis_url)
     worker = harness.start_worker(inst)
     try:
