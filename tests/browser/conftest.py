@@ -6,6 +6,7 @@ the test server are aborted.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -75,6 +76,20 @@ def device_context(browser, width: int, height: int, *, language: str = "en", **
     context.route("**/*", _only_local)
     context.set_default_timeout(15_000)
     return context
+
+
+#: a phone in Spanish and a tablet in English: the devices the touch-target tests walk
+PHONE_ES_TABLET_EN = [((390, 844), "es"), ((768, 1024), "en")]
+
+
+@contextlib.contextmanager
+def device_page(browser, viewport: tuple[int, int], language: str = "en", **options):
+    """A page on a touch device of ``viewport`` (``device_context``), its context closed after."""
+    context = device_context(browser, *viewport, language=language, **options)
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
 
 
 @pytest.fixture(autouse=True)

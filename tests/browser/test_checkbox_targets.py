@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import expect
 
 from apps.organizations.models import Organization, Role
-from tests.browser.conftest import device_context, signed_in_as
+from tests.browser.conftest import PHONE_ES_TABLET_EN, device_page, signed_in_as
 from tests.factories import OrganizationFactory, member
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -17,14 +17,12 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 LABEL = {"en": "Allow anonymous links", "es": "Permitir enlaces anónimos"}
 
 
-@pytest.mark.parametrize(("viewport", "language"), [((390, 844), "es"), ((768, 1024), "en")])
+@pytest.mark.parametrize(("viewport", "language"), PHONE_ES_TABLET_EN)
 def test_a_lone_checkbox_is_a_finger_sized_row(browser, live_server, output_dir, viewport, language):
     org = OrganizationFactory(mfa_required_roles=[], anonymous_links_enabled=False)
     admin = member(org, Role.ORG_ADMIN, email="admin@checkbox.example", language=language)
-    width, height = viewport
-    context = device_context(browser, width, height, language=language)
-    page = context.new_page()
-    try:
+    width = viewport[0]
+    with device_page(browser, viewport, language) as page:
         signed_in_as(page, live_server.url, admin)
         page.goto(f"{live_server.url}/org/settings/")
         for box in (page.locator("#id_anonymous_links_enabled"), page.locator("#id_password_login_allowed")):
@@ -40,21 +38,17 @@ def test_a_lone_checkbox_is_a_finger_sized_row(browser, live_server, output_dir,
         page.locator("main form.stacked button.primary").tap()
         expect(page.locator(".message-success")).to_be_visible()
         assert Organization.objects.get(pk=org.pk).anonymous_links_enabled
-    finally:
-        context.close()
 
 
-@pytest.mark.parametrize(("viewport", "language"), [((390, 844), "es"), ((768, 1024), "en")])
+@pytest.mark.parametrize(("viewport", "language"), PHONE_ES_TABLET_EN)
 def test_the_recovery_codes_confirmation_is_a_finger_sized_row(browser, live_server, viewport, language):
     from apps.accounts import mfa
     from tests.browser.test_recovery_codes_print import verified_session
 
     org = OrganizationFactory(mfa_required_roles=[])
     user = member(org, Role.CLINICIAN, email="clinician@codes.example", language=language)
-    width, height = viewport
-    context = device_context(browser, width, height, language=language)
-    page = context.new_page()
-    try:
+    width = viewport[0]
+    with device_page(browser, viewport, language) as page:
         verified_session(page, live_server.url, user)
         mfa.recovery_codes_issue(user)
         page.goto(f"{live_server.url}/accounts/mfa/recovery-codes/")
@@ -65,5 +59,3 @@ def test_the_recovery_codes_confirmation_is_a_finger_sized_row(browser, live_ser
         assert page.evaluate("document.documentElement.scrollWidth") <= width
         page.locator("label[for='id_saved']").tap()
         expect(box).to_be_checked()
-    finally:
-        context.close()

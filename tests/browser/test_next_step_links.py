@@ -10,7 +10,7 @@ from playwright.sync_api import expect
 
 from apps.audit.services import record
 from apps.organizations.models import Role
-from tests.browser.conftest import device_context, signed_in_as
+from tests.browser.conftest import PHONE_ES_TABLET_EN, device_page, signed_in_as
 from tests.factories import CaseFactory, GrantFactory, OrganizationFactory, StudyFactory, member
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -29,32 +29,33 @@ def assert_finger_sized(links) -> None:
         assert box["height"] >= 40, (links.nth(i).inner_text(), box)
 
 
-@pytest.mark.parametrize(("viewport", "language"), [((390, 844), "es"), ((768, 1024), "en")])
+def create_share(page, base: str, case, email: str, language: str) -> None:
+    """Share ``case`` with ``email`` on the share page, through its review step: Share created."""
+    page.goto(f"{base}/sharing/cases/{case.public_id}/share/")
+    page.locator("#id_recipient_email").fill(email)
+    page.get_by_role("button", name=REVIEW[language]).tap()
+    page.get_by_role("button", name=CONFIRM[language]).tap()
+    expect(page.get_by_test_id("share-url")).to_be_visible()
+
+
+@pytest.mark.parametrize(("viewport", "language"), PHONE_ES_TABLET_EN)
 def test_where_to_go_next_is_a_finger_sized_link(browser, live_server, viewport, language):
     org = OrganizationFactory(mfa_required_roles=[])
     clinician = member(org, Role.CLINICIAN, email="clinician@next.example", language=language)
     member(org, Role.EXTERNAL_CONSULTANT, email="consultant@next.example")
     case = CaseFactory(organization=org, created_by=clinician, responsible_clinician=clinician, title="Chest CT")
-    width, height = viewport
-    context = device_context(browser, width, height, language=language)
-    page = context.new_page()
-    try:
+    width = viewport[0]
+    with device_page(browser, viewport, language) as page:
         signed_in_as(page, live_server.url, clinician)
-        page.goto(f"{live_server.url}/sharing/cases/{case.public_id}/share/")
-        page.locator("#id_recipient_email").fill("consultant@next.example")
-        page.get_by_role("button", name=REVIEW[language]).tap()
-        page.get_by_role("button", name=CONFIRM[language]).tap()
-        expect(page.get_by_test_id("share-url")).to_be_visible()
+        create_share(page, live_server.url, case, "consultant@next.example", language)
         assert_finger_sized(page.locator("main section a"))
 
         page.goto(f"{live_server.url}/no-such-page/")
         assert_finger_sized(page.locator("main .error-page a"))
         assert page.evaluate("document.documentElement.scrollWidth") <= width
-    finally:
-        context.close()
 
 
-@pytest.mark.parametrize(("viewport", "language"), [((390, 844), "es"), ((768, 1024), "en")])
+@pytest.mark.parametrize(("viewport", "language"), PHONE_ES_TABLET_EN)
 def test_my_shares_extend_is_as_tall_as_revoke(browser, live_server, viewport, language):
     """My shares: each share's Extend (a link) was 24 px tall beside its 40 px Revoke button."""
     org = OrganizationFactory(mfa_required_roles=[])
@@ -62,16 +63,12 @@ def test_my_shares_extend_is_as_tall_as_revoke(browser, live_server, viewport, l
     consultant = member(org, Role.EXTERNAL_CONSULTANT, email="consultant@extend.example")
     case = CaseFactory(organization=org, created_by=clinician, responsible_clinician=clinician, title="Chest CT")
     GrantFactory(organization=org, case=case, grantee=consultant, created_by=clinician)
-    width, height = viewport
-    context = device_context(browser, width, height, language=language)
-    page = context.new_page()
-    try:
+    width = viewport[0]
+    with device_page(browser, viewport, language) as page:
         signed_in_as(page, live_server.url, clinician)
         page.goto(f"{live_server.url}/sharing/")
         assert_finger_sized(page.locator("td.actions a, td.actions button"))
         assert page.evaluate("document.documentElement.scrollWidth") <= width
-    finally:
-        context.close()
 
 
 @pytest.mark.parametrize(("viewport", "language", "back"), [
@@ -88,10 +85,7 @@ def test_a_link_holder_refused_a_download_is_led_back_to_the_shared_case(browser
     case = CaseFactory(organization=org, created_by=clinician, responsible_clinician=clinician, title="Chest CT")
     _grant, _link, raw = services.share_create(case=case, by=clinician, use_case=UseCase.CUSTOM,
                                                recipient_kind=RecipientKind.ANONYMOUS, max_uses=3)
-    width, height = viewport
-    context = device_context(browser, width, height, language=language)
-    page = context.new_page()
-    try:
+    with device_page(browser, viewport, language) as page:
         page.goto(f"{live_server.url}/s/{raw}/")
         page.locator("main form button").first.tap()
         page.wait_for_url(f"{live_server.url}/sharing/cases/{case.public_id}/")
@@ -102,11 +96,9 @@ def test_a_link_holder_refused_a_download_is_led_back_to_the_shared_case(browser
         page.get_by_role("link", name=back).tap()
         page.wait_for_url(f"{live_server.url}/sharing/cases/{case.public_id}/")
         expect(page.get_by_test_id("anonymous-banner")).to_be_visible()
-    finally:
-        context.close()
 
 
-@pytest.mark.parametrize(("viewport", "language"), [((390, 844), "es"), ((768, 1024), "en")])
+@pytest.mark.parametrize(("viewport", "language"), PHONE_ES_TABLET_EN)
 def test_share_done_links_leave_no_separator_dangling(browser, live_server, viewport, language):
     """Share created: Back to the case and Go to my shares are a list that wraps between its
     links; the "·" between them was left at a line's end when they wrapped on a phone."""
@@ -114,25 +106,18 @@ def test_share_done_links_leave_no_separator_dangling(browser, live_server, view
     clinician = member(org, Role.CLINICIAN, email="clinician@dangle.example", language=language)
     member(org, Role.EXTERNAL_CONSULTANT, email="consultant@dangle.example")
     case = CaseFactory(organization=org, created_by=clinician, responsible_clinician=clinician, title="Chest CT")
-    width, height = viewport
-    context = device_context(browser, width, height, language=language)
-    page = context.new_page()
-    try:
+    width = viewport[0]
+    with device_page(browser, viewport, language) as page:
         signed_in_as(page, live_server.url, clinician)
-        page.goto(f"{live_server.url}/sharing/cases/{case.public_id}/share/")
-        page.locator("#id_recipient_email").fill("consultant@dangle.example")
-        page.get_by_role("button", name=REVIEW[language]).tap()
-        page.get_by_role("button", name=CONFIRM[language]).tap()
+        create_share(page, live_server.url, case, "consultant@dangle.example", language)
         links = page.get_by_test_id("next-links")
         expect(links.get_by_role("listitem")).to_have_count(2)
         assert "·" not in links.inner_text()
         assert_finger_sized(links.get_by_role("link"))
         assert page.evaluate("document.documentElement.scrollWidth") <= width
-    finally:
-        context.close()
 
 
-@pytest.mark.parametrize(("viewport", "language"), [((390, 844), "es"), ((768, 1024), "en")])
+@pytest.mark.parametrize(("viewport", "language"), PHONE_ES_TABLET_EN)
 def test_audit_exports_and_ids_are_finger_sized(browser, live_server, viewport, language):
     """The audit trail: Export CSV and Export FHIR were a 24 px line of text; a row's case and
     study links (a short id) were 39 px wide. Each is now at least 40 x 40 px, and the page does
@@ -145,10 +130,8 @@ def test_audit_exports_and_ids_are_finger_sized(browser, live_server, viewport, 
     request.user = admin
     record(action="study.viewed", organization=org, actor=admin, target=study, case=case, study=study,
            request=request)
-    width, height = viewport
-    context = device_context(browser, width, height, language=language)
-    page = context.new_page()
-    try:
+    width = viewport[0]
+    with device_page(browser, viewport, language) as page:
         signed_in_as(page, live_server.url, admin)
         page.goto(f"{live_server.url}/org/audit/")
         exports = page.locator(".audit-exports a")
@@ -160,35 +143,29 @@ def test_audit_exports_and_ids_are_finger_sized(browser, live_server, viewport, 
         for i in range(ids.count()):
             assert ids.nth(i).bounding_box()["width"] >= 40, ids.nth(i).bounding_box()
         assert page.evaluate("document.documentElement.scrollWidth") <= width
-    finally:
-        context.close()
 
 
-@pytest.mark.parametrize(("viewport", "language"), [((390, 844), "es"), ((768, 1024), "en")])
+@pytest.mark.parametrize(("viewport", "language"), PHONE_ES_TABLET_EN)
 def test_settings_and_sign_in_links_are_finger_sized(browser, live_server, viewport, language):
     """Organization settings' Single sign-on for staff and the sign-in page's Forgot your
     password? and Sign in with your organization were a 19 px line of text."""
     org = OrganizationFactory(mfa_required_roles=[])
     admin = member(org, Role.ORG_ADMIN, email="admin@sso-link.example", language=language)
-    width, height = viewport
-    context = device_context(browser, width, height, language=language)
-    page = context.new_page()
-    try:
+    width = viewport[0]
+    with device_page(browser, viewport, language) as page:
         signed_in_as(page, live_server.url, admin)
         page.goto(f"{live_server.url}/org/settings/")
         assert_finger_sized(page.locator("main a[href='/org/sso/']"))
         assert page.evaluate("document.documentElement.scrollWidth") <= width
-        context.clear_cookies()
+        page.context.clear_cookies()
         page.goto(f"{live_server.url}/accounts/login/")
         links = page.locator("main .card p a")
         expect(links).to_have_count(2)
         assert_finger_sized(links)
         assert page.evaluate("document.documentElement.scrollWidth") <= width
-    finally:
-        context.close()
 
 
-@pytest.mark.parametrize(("viewport", "language"), [((390, 844), "es"), ((768, 1024), "en")])
+@pytest.mark.parametrize(("viewport", "language"), PHONE_ES_TABLET_EN)
 def test_shared_case_study_name_is_finger_sized(browser, live_server, viewport, language):
     """A case shared with you: each study's name, the way to the study's page, was a 24 px line
     of text beside its View button."""
@@ -198,15 +175,11 @@ def test_shared_case_study_name_is_finger_sized(browser, live_server, viewport, 
     case = CaseFactory(organization=org, created_by=clinician, responsible_clinician=clinician, title="Chest CT")
     StudyFactory(organization=org, case=case, study_description="CT CHEST")
     GrantFactory(organization=org, case=case, grantee=consultant, created_by=clinician)
-    width, height = viewport
-    context = device_context(browser, width, height, language=language)
-    page = context.new_page()
-    try:
+    width = viewport[0]
+    with device_page(browser, viewport, language) as page:
         signed_in_as(page, live_server.url, consultant)
         page.goto(f"{live_server.url}/sharing/cases/{case.public_id}/")
         name = page.locator(".shared-studies a:not(.button)")
         expect(name).to_have_text("CT CHEST")
         assert_finger_sized(name)
         assert page.evaluate("document.documentElement.scrollWidth") <= width
-    finally:
-        context.close()
