@@ -183,3 +183,22 @@ def test_shared_case_study_name_is_finger_sized(browser, live_server, viewport, 
         expect(name).to_have_text("CT CHEST")
         assert_finger_sized(name)
         assert page.evaluate("document.documentElement.scrollWidth") <= width
+
+
+@pytest.mark.parametrize(("viewport", "language"), PHONE_ES_TABLET_EN)
+def test_a_link_standing_alone_on_its_line_is_finger_sized(browser, live_server, viewport, language):
+    """A paragraph holding one link, where to go next (the password reset's Back to sign in, the
+    security page's Change your password, My shares' sharing settings), was a 19 px line of text;
+    tests/core/test_template_links.py keeps new ones to the rule."""
+    org = OrganizationFactory(mfa_required_roles=[])
+    admin = member(org, Role.ORG_ADMIN, email="admin@alone.example", language=language)
+    width = viewport[0]
+    with device_page(browser, viewport, language) as page:
+        page.goto(f"{live_server.url}/accounts/password/reset/done/")
+        assert_finger_sized(page.locator("main p a"))
+        signed_in_as(page, live_server.url, admin)
+        page.goto(f"{live_server.url}/accounts/mfa/")
+        assert_finger_sized(page.get_by_test_id("change-password"))
+        page.goto(f"{live_server.url}/sharing/")
+        assert_finger_sized(page.locator("main a[href='/sharing/settings/']"))
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
