@@ -165,8 +165,7 @@ def case_page_decisions(*, user: User, case: Case, request: HttpRequest | None =
     actor's memberships and grants read once for all of them). With ``request``, what the
     decisions read is the request's (``policy.request_facts``: its memberships, read by the
     middleware), shared with the page's other decisions (its navigation)."""
-    return policy.can_actions(user, PAGE_ACTIONS, case,
-                              facts=policy.request_facts(request, user) if request is not None else None)
+    return policy.can_actions(user, PAGE_ACTIONS, case, facts=policy.request_facts(request, user))
 
 
 def case_page(*, user: User, case: Case, may: dict[Action, bool]) -> CasePage:

@@ -45,12 +45,10 @@ def study_page_decisions(*, user, actor, study: Study, request: HttpRequest | No
     alone. ``SHARE_CASE`` is false for a study in no case or in a closed one. With ``request``,
     what the decisions read is the request's (``policy.request_facts``), shared with the page's
     other decisions (its navigation, its download buttons)."""
-    may = policy.can_actions(user, PAGE_ACTIONS, study,
-                             facts=policy.request_facts(request, user) if request is not None else None)
+    may = policy.can_actions(user, PAGE_ACTIONS, study, facts=policy.request_facts(request, user))
     if actor is not user:
-        may[policy.Action.VIEW_IMAGES] = policy.can(
-            actor, policy.Action.VIEW_IMAGES, study,
-            facts=policy.request_facts(request, actor) if request is not None else None)
+        may[policy.Action.VIEW_IMAGES] = policy.can(actor, policy.Action.VIEW_IMAGES, study,
+                                                    facts=policy.request_facts(request, actor))
     if study.case is None or not study.case.is_open:
         may[policy.Action.SHARE_CASE] = False
     return may

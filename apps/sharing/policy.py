@@ -579,7 +579,7 @@ class _Facts:
             self.for_user().load_pending(grants)
 
 
-def request_facts(request: HttpRequest, actor: Any = None) -> _Facts:
+def request_facts(request: HttpRequest | None, actor: Any = None) -> _Facts | None:
     """What the policy reads to decide for ``actor`` (``actor_for(request)`` when not given) in
     this request, to pass as ``facts=`` to each decision of a request that changes no grant or
     membership (a page's GET; the viewer's frames, series and heartbeat): the user's active
@@ -587,7 +587,10 @@ def request_facts(request: HttpRequest, actor: Any = None) -> _Facts:
     apps.organizations.middleware), not read again; the actor's grants are read by the first
     decision that needs them and shared by the others. Kept on the request only, so a revocation,
     an expiry or a role change takes effect on the next request, as for ``can``. A view that
-    changes grants or memberships decides afresh after doing so (it does not pass these)."""
+    changes grants or memberships decides afresh after doing so (it does not pass these). None
+    without a request (a selector called from a task or a test): the decisions read afresh."""
+    if request is None:
+        return None
     actor = actor_for(request) if actor is None else actor
     kept: list[_Facts] = request.__dict__.setdefault("_lightbox_policy_facts", [])
     for facts in kept:

@@ -29,8 +29,7 @@ def case_get_shared(*, actor: Any, public_id: UUID, request=None) -> Case:
     case = Case.objects.select_related("organization", "patient").filter(public_id=public_id).first()
     if case is None:
         raise Http404
-    facts = policy.request_facts(request, actor) if request is not None else None
-    if not policy.can(actor, policy.Action.VIEW_CASE, case, facts=facts):
+    if not policy.can(actor, policy.Action.VIEW_CASE, case, facts=policy.request_facts(request, actor)):
         policy._record_denial(actor, policy.Action.VIEW_CASE, case, request)
         raise Http404
     return case
