@@ -54,13 +54,19 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     return render(request, "core/dashboard.html", context)
 
 
+def _anonymous_link_holder(request: HttpRequest) -> policy.LinkHolder | None:
+    """The visitor, when they opened anonymous share links and are not signed in
+    (``policy.actor_for``): no role and no dashboard, so the error pages speak of the link."""
+    actor = policy.actor_for(request)
+    return actor if isinstance(actor, policy.LinkHolder) and actor.user is None else None
+
+
 def permission_denied(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     """The refusal page. An anonymous link's holder (refused a download the link does not allow)
     has no dashboard: the way back is the shared case their link opened, when it is one case."""
     context: dict[str, object] = {}
-    actor = policy.actor_for(request)
-    if isinstance(actor, policy.LinkHolder) and not request.user.is_authenticated:
-        cases = sharing_selectors.cases_of_opened_links(link_ids=actor.link_ids)
+    if (holder := _anonymous_link_holder(request)) is not None:
+        cases = sharing_selectors.cases_of_opened_links(link_ids=holder.link_ids)
         if len(cases) == 1:
             context["shared_case_url"] = reverse("sharing:shared_case", kwargs={"case_id": cases[0]})
     return render(request, "403.html", context, status=403)
@@ -112,8 +118,7 @@ def page_not_found(request: HttpRequest, exception: Exception | None = None) -> 
         return JsonResponse({"detail": str(api_exceptions.NotFound.default_detail)}, status=404)
     # an anonymous link's holder has no dashboard: what they followed (a study's View) may be gone
     # because the share ended since they opened it, and whom to ask is the link's sender
-    link_holder = isinstance(policy.actor_for(request), policy.LinkHolder) and not request.user.is_authenticated
-    return render(request, "404.html", {"link_holder": link_holder}, status=404)
+    return render(request, "404.html", {"link_holder": _anonymous_link_holder(request) is not None}, status=404)
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
