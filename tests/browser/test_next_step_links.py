@@ -4,6 +4,8 @@ error pages' Back to the dashboard were a 19 px line of text."""
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 from django.test import RequestFactory
 from playwright.sync_api import expect
@@ -29,25 +31,28 @@ def assert_finger_sized(links) -> None:
         assert box["height"] >= 40, (links.nth(i).inner_text(), box)
 
 
-def create_share(page, base: str, case, email: str, language: str) -> None:
-    """Share ``case`` with ``email`` on the share page, through its review step: Share created."""
-    page.goto(f"{base}/sharing/cases/{case.public_id}/share/")
-    page.locator("#id_recipient_email").fill(email)
-    page.get_by_role("button", name=REVIEW[language]).tap()
-    page.get_by_role("button", name=CONFIRM[language]).tap()
-    expect(page.get_by_test_id("share-url")).to_be_visible()
-
-
-@pytest.mark.parametrize(("viewport", "language"), PHONE_ES_TABLET_EN)
-def test_where_to_go_next_is_a_finger_sized_link(browser, live_server, viewport, language):
+@contextlib.contextmanager
+def share_created(browser, base: str, viewport, language: str):
+    """A clinician's page on Share created, on a touch device: their case shared with a consultant
+    on the share page, through its review step."""
     org = OrganizationFactory(mfa_required_roles=[])
     clinician = member(org, Role.CLINICIAN, email="clinician@next.example", language=language)
     member(org, Role.EXTERNAL_CONSULTANT, email="consultant@next.example")
     case = CaseFactory(organization=org, created_by=clinician, responsible_clinician=clinician, title="Chest CT")
-    width = viewport[0]
     with device_page(browser, viewport, language) as page:
-        signed_in_as(page, live_server.url, clinician)
-        create_share(page, live_server.url, case, "consultant@next.example", language)
+        signed_in_as(page, base, clinician)
+        page.goto(f"{base}/sharing/cases/{case.public_id}/share/")
+        page.locator("#id_recipient_email").fill("consultant@next.example")
+        page.get_by_role("button", name=REVIEW[language]).tap()
+        page.get_by_role("button", name=CONFIRM[language]).tap()
+        expect(page.get_by_test_id("share-url")).to_be_visible()
+        yield page
+
+
+@pytest.mark.parametrize(("viewport", "language"), PHONE_ES_TABLET_EN)
+def test_where_to_go_next_is_a_finger_sized_link(browser, live_server, viewport, language):
+    width = viewport[0]
+    with share_created(browser, live_server.url, viewport, language) as page:
         assert_finger_sized(page.locator("main section a"))
 
         page.goto(f"{live_server.url}/no-such-page/")
@@ -102,14 +107,8 @@ def test_a_link_holder_refused_a_download_is_led_back_to_the_shared_case(browser
 def test_share_done_links_leave_no_separator_dangling(browser, live_server, viewport, language):
     """Share created: Back to the case and Go to my shares are a list that wraps between its
     links; the "·" between them was left at a line's end when they wrapped on a phone."""
-    org = OrganizationFactory(mfa_required_roles=[])
-    clinician = member(org, Role.CLINICIAN, email="clinician@dangle.example", language=language)
-    member(org, Role.EXTERNAL_CONSULTANT, email="consultant@dangle.example")
-    case = CaseFactory(organization=org, created_by=clinician, responsible_clinician=clinician, title="Chest CT")
     width = viewport[0]
-    with device_page(browser, viewport, language) as page:
-        signed_in_as(page, live_server.url, clinician)
-        create_share(page, live_server.url, case, "consultant@dangle.example", language)
+    with share_created(browser, live_server.url, viewport, language) as page:
         links = page.get_by_test_id("next-links")
         expect(links.get_by_role("listitem")).to_have_count(2)
         assert "·" not in links.inner_text()
