@@ -62,9 +62,11 @@ def _modality_lookup() -> str | None:
     return "studies__modalities__icontains" if imaging_ready() else None
 
 
-def case_list(*, user: User, organization: Organization, filters: CaseFilters) -> QuerySet[Case]:
+def case_list(*, user: User, organization: Organization, filters: CaseFilters,
+              request: HttpRequest | None = None) -> QuerySet[Case]:
     """The cases of the active organization this user may see, filtered. Tenant scoping is
-    ``visible_to`` plus the active organization: another organization's case never appears."""
+    ``visible_to`` plus the active organization: another organization's case never appears.
+    ``request``: as for ``case_search_match``."""
     qs = case_scope(user=user, organization=organization)
     if filters.status in CaseStatus.values:
         qs = qs.filter(status=filters.status)
@@ -79,21 +81,23 @@ def case_list(*, user: User, organization: Organization, filters: CaseFilters) -
         if lookup:
             qs = qs.filter(id__in=Case.objects.filter(**{lookup: filters.modality}).values("id"))
     if filters.q.strip():
-        qs = qs.filter(case_search_match(user=user, organization=organization, q=filters.q))
+        qs = qs.filter(case_search_match(user=user, organization=organization, q=filters.q, request=request))
     return qs.select_related("patient", "responsible_clinician").order_by("-created_at", "-id")
 
 
-def case_search_match(*, user: User, organization: Organization, q: str) -> Q:
+def case_search_match(*, user: User, organization: Organization, q: str, request: HttpRequest | None = None) -> Q:
     """The cases a search text finds, for this user in this organization: the case list's search
     and the tumor board form's choice of cases (one search, so a case found in one is found in
     the other). Title, clinical question, referrer, service line; the patient's MRN and name
-    only for those who may see who the patient is. An empty text matches every case."""
+    only for those who may see who the patient is. An empty text matches every case. With
+    ``request`` (a page that only reads), that decision is made on what the request read
+    (``policy.request_facts``: its memberships), shared with the page's other decisions."""
     q = q.strip()
     if not q:
         return Q()
     match = (Q(title__icontains=q) | Q(referring_question__icontains=q) | Q(referred_by__icontains=q)
              | Q(service_line__icontains=q))
-    if policy.can(user, Action.VIEW_PATIENT_IDENTITY, organization):
+    if policy.can(user, Action.VIEW_PATIENT_IDENTITY, organization, facts=policy.request_facts(request, user)):
         # only staff may find a case by who the patient is: a search must not confirm a name
         match |= Q(patient__mrn__iexact=q) | Q(patient__name__icontains=q)
     return match

@@ -56,7 +56,7 @@ def case_list(request: HttpRequest) -> HttpResponse:
         filters = selectors.CaseFilters(**form.cleaned_data)
     else:  # refused input is shown beside its field; the list keeps only the status asked for
         filters = selectors.CaseFilters(status=form.cleaned_data.get("status", ""))
-    cases = selectors.case_list(user=request.user, organization=org, filters=filters)
+    cases = selectors.case_list(user=request.user, organization=org, filters=filters, request=request)
     page = page_of(request, cases, size=PAGE_SIZE)
     may = policy.can_actions(request.user, (Action.MANAGE_CASE, Action.VIEW_PATIENT_IDENTITY), org,
                              facts=policy.request_facts(request, request.user))

@@ -11,8 +11,8 @@ import pytest
 from django.urls import reverse
 
 from apps.cases.models import BoardState
-from apps.organizations.models import Role
-from tests.factories import BoardSessionFactory, member
+from apps.organizations.models import Membership, Role
+from tests.factories import BoardSessionFactory, CaseFactory, GrantFactory, PatientFactory, member
 from tests.imaging.test_page_queries import page_reader, study_with_series
 from tests.pages import assert_read_once, page_queries, reads_of
 
@@ -46,3 +46,28 @@ def test_a_boards_page_reads_the_hosts_memberships_once(org_a, client_as, state)
     got, queries = page_queries(client_as(host), reverse("cases:board_detail", args=[board.public_id]))
     assert got == 200
     assert len(reads_of(queries, "organizations_membership")) == 1
+
+
+@pytest.mark.parametrize("who", ["staff", "consultant", "other_org_reader"])
+def test_the_case_lists_search_reads_the_users_memberships_once(org_a, org_b, client_as, who):
+    """The search asks whether the user may find a case by who the patient is on the request's
+    memberships, as the list's buttons do (it read them again, once more)."""
+    study = study_with_series(org_a)
+    client = client_as(page_reader(who, org_a, org_b, study))
+    got, queries = page_queries(client, reverse("cases:case_list") + "?status=&q=Lung")
+    assert got == 200
+    assert len(reads_of(queries, "organizations_membership")) == 1
+
+
+def test_a_role_that_loses_the_patients_identity_stops_finding_the_case_by_it(org_a, client_as):
+    """The search decides on that request's memberships: the next search reads them again."""
+    staff = member(org_a, Role.CLINICIAN, email="searcher@alpha.example")
+    case = CaseFactory(organization=org_a, patient=PatientFactory(organization=org_a, mrn="MRN-40411"),
+                       title="Hip follow-up")
+    GrantFactory(organization=org_a, case=case, grantee=staff, permissions=["view"])  # still sees the case
+    client = client_as(staff)
+    search = reverse("cases:case_list") + "?status=&q=MRN-40411"
+    assert "Hip follow-up" in client.get(search).content.decode()
+    Membership.objects.filter(user=staff, organization=org_a).update(role=Role.EXTERNAL_CONSULTANT)
+    assert "Hip follow-up" in client.get(reverse("cases:case_list") + "?status=").content.decode()
+    assert "Hip follow-up" not in client.get(search).content.decode()
