@@ -287,7 +287,9 @@ def viewer_close(request: HttpRequest, study_id: UUID) -> HttpResponse:
     sessions = _own_sessions(request)
     opened = sessions.get(session_id)
     if study is None or opened is None or opened[0] != str(study.public_id):
-        _visible(actor, study, request)  # 404 to outsiders; nothing to record for others
+        # 404 to outsiders; nothing to record for others. Closing changes no grant or membership:
+        # decided on what the request read (its memberships), as the heartbeat's
+        _visible(actor, study, request, facts=policy.request_facts(request, actor))
         return HttpResponse(status=204)
     del sessions[session_id]
     request.session[SESSIONS_KEY] = sessions

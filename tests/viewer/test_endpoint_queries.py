@@ -1,10 +1,11 @@
 """The viewer's hot endpoints read the signed-in user's memberships once a request (the
 middleware's reading, ``request.my_memberships``) and a reader's grants once: a frame (the viewer
-asks for hundreds), a series' instances and the heartbeat decide on ``policy.request_facts``. A
-diagnostic frame read the memberships three times (the middleware, see the images, the original)
-and a reader's grants twice. Each request still decides afresh: tests/viewer/test_views.py
-(test_revoked_grant_stops_the_next_frame, test_series_instances_stop_once_the_grant_has_ended)
-and the ended membership below."""
+asks for hundreds), a series' instances, the heartbeat and the close beacon decide on
+``policy.request_facts``. A diagnostic frame read the memberships three times (the middleware, see
+the images, the original) and a reader's grants twice. Each request still decides afresh:
+tests/viewer/test_views.py (test_revoked_grant_stops_the_next_frame,
+test_series_instances_stop_once_the_grant_has_ended) and the ended membership and the revoked grant
+below."""
 
 from __future__ import annotations
 
@@ -133,3 +134,41 @@ def test_a_role_that_loses_the_original_stops_the_next_diagnostic_frame(org_a, c
     Membership.objects.filter(user=staff, organization=org_a).update(role=Role.COORDINATOR)
     stopped = client.get(url)
     assert stopped.status_code == 403 and stopped.json()["error"] == "denied"
+
+
+@pytest.mark.parametrize("who", ["staff", "consultant", "other_org_reader", "outsider"])
+def test_closing_anothers_session_reads_them_once(org_a, org_b, client_as, ct_study, who):
+    """Closing asks the policy only for a session not of this browser's (404 to outsiders, 204
+    and nothing closed for anyone else): on the request's memberships and the actor's grants,
+    each read once (it read the memberships again for each decision: once more, and twice more
+    for an outsider, refused and recorded)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    user = (member(org_b, Role.CLINICIAN, email="outsider@beta.example") if who == "outsider"
+            else _reader(who, org_a, org_b, ct_study))
+    client = client_as(user)
+    url = reverse("viewer:close", kwargs={"study_id": ct_study.public_id})
+    client.post(url, {"session": "not-mine"})
+    with CaptureQueriesContext(connection) as ctx:
+        response = client.post(url, {"session": "not-mine"})
+    assert response.status_code == (404 if who == "outsider" else 204)
+    _assert_read_once([q["sql"] for q in ctx.captured_queries], signed_in=True, reader=who != "staff")
+
+
+def test_an_ended_membership_is_refused_at_the_next_close(org_a, client_as, ct_study):
+    """The memberships a close decides on are that request's: the next one reads them again."""
+    staff = member(org_a, Role.RADIOLOGIST, email="radiologist2@alpha.example")
+    client = client_as(staff)
+    url = reverse("viewer:close", kwargs={"study_id": ct_study.public_id})
+    assert client.post(url, {"session": "not-mine"}).status_code == 204
+    Membership.objects.filter(user=staff, organization=org_a).update(is_active=False)
+    assert client.post(url, {"session": "not-mine"}).status_code == 404
+
+
+def test_a_revoked_grant_is_refused_at_the_next_close(org_a, client_as, clinician_a, ct_study, preview_recipient):
+    client = client_as(preview_recipient)
+    url = reverse("viewer:close", kwargs={"study_id": ct_study.public_id})
+    assert client.post(url, {"session": "not-mine"}).status_code == 204
+    sharing.grants_revoke(grants=[preview_recipient.grant], by=clinician_a, reason="test")
+    assert client.post(url, {"session": "not-mine"}).status_code == 404
