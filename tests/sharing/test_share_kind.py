@@ -65,9 +65,14 @@ def test_the_review_and_the_created_share_name_its_kind(org_a, owner, case, cons
     assert _shown_kind(done.content.decode()) == expected
     assert Grant.objects.get().kind == expected
     # and whom it reaches: the person, the invited address or the group, as My shares says
-    recipient = re.findall(r'data-testid="share-recipient">(.*?)</dd>', done.content.decode(), re.S)
-    wanted = {"user": form.get("recipient_email"), "email": "outside@elsewhere.example (invited)",
-              "group": "Thoracic board"}.get(recipient_kind)
+    # (the same words as the case page's shares and closing a case: one include names them all)
+    recipient = [" ".join(re.sub(r"<[^>]+>", " ", r).split())
+                 for r in re.findall(r'data-testid="share-recipient">(.*?)</dd>', done.content.decode(), re.S)]
+    if recipient_kind == "user":
+        person = patient if use_case == "patient_education" else consultant
+        wanted = f"{person.full_name} {person.email}" if person.full_name else person.email
+    else:
+        wanted = {"email": "Invited: outside@elsewhere.example", "group": "Group: Thoracic board"}.get(recipient_kind)
     assert recipient == ([wanted] if wanted else [])
 
 
