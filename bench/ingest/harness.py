@@ -5,20 +5,18 @@ connection), and read-only checks run inside the instance (``manage.py shell``).
 
 from __future__ import annotations
 
-import atexit
 import json
 import secrets
-import shutil
 import socket
 import string
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from portal import tmpfs
 from tests.servers import ROOT, clean_env, free_port, stop, wait_answering  # noqa: F401 - also used as harness.*
 
 CHUNK = 16 * 1024 * 1024  # as the browser page (static/js/upload.js)
@@ -86,9 +84,8 @@ def prepare(var_dir: Path, *, fast_db: bool = False, **env_overrides: str) -> In
     commit (this machine's disk takes ~30 ms each). Storage and staging stay in ``var_dir``."""
     var_dir = Path(var_dir)
     var_dir.mkdir(parents=True, exist_ok=True)
-    if fast_db and "DATABASE_URL" not in env_overrides and Path("/dev/shm").is_dir():
-        db_dir = Path(tempfile.mkdtemp(prefix="lightbox-db-", dir="/dev/shm"))
-        atexit.register(shutil.rmtree, db_dir, True)  # memory, not disk: give it back
+    if fast_db and "DATABASE_URL" not in env_overrides and Path(tmpfs.SHM).is_dir():
+        db_dir = Path(tmpfs.private_memory_folder("lightbox-db-"))  # memory, not disk; removed at exit
         env_overrides["DATABASE_URL"] = f"sqlite:///{db_dir / 'lightbox.sqlite3'}"
     # renditions (previews, lossless copies) are another stage with their own benchmark: off here
     settings_env = {"LIGHTBOX_VAR_DIR": str(var_dir), "DJANGO_SETTINGS_MODULE": "portal.settings.local",

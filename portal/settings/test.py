@@ -13,6 +13,7 @@ import tempfile
 
 from portal.settings.base import *  # noqa: F403
 from portal.settings.base import DATABASES, STORAGES
+from portal.tmpfs import private_memory_folder
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 CELERY_TASK_ALWAYS_EAGER = True
@@ -40,8 +41,6 @@ LIGHTBOX_MFA_ENFORCED = False
 # file each thread has its own connection, and their transactions wait for each other, as in
 # the embedded default (portal.settings.base).
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    _shm = "/dev/shm"  # noqa: S108 - mkdtemp makes a private folder (0700) with a random name
-    _db_dir = tempfile.mkdtemp(prefix="lightbox-test-db-", dir=_shm if os.path.isdir(_shm) else None)
-    atexit.register(shutil.rmtree, _db_dir, True)
+    _db_dir = private_memory_folder("lightbox-test-db-")
     DATABASES["default"]["TEST"] = {**DATABASES["default"].get("TEST", {}),
                                     "NAME": os.path.join(_db_dir, "test.sqlite3")}
