@@ -49,7 +49,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     context: dict[str, object] = {"organization": org}
     if org:
         context["membership"] = request.membership  # type: ignore[attr-defined]
-        if policy.can(request.user, Action.VIEW_MEMBERS, org):
+        # on the memberships the request read, as the navigation's links (the page only reads)
+        if policy.can(request.user, Action.VIEW_MEMBERS, org, facts=policy.request_facts(request, request.user)):
             context["member_count"] = org_selectors.member_count(user=request.user, organization=org)
     return render(request, "core/dashboard.html", context)
 
