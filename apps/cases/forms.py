@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django import forms
+from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
@@ -115,7 +116,8 @@ class BoardForm(SearchedChoicesForm, forms.ModelForm):
     participants and its host (hundreds or thousands of members) are searched lists: the page
     draws those ticked (the host chosen) and a bounded number of matches of a search, found by
     the case list's search and by name or e-mail; any open case and any eligible member of the
-    organization is accepted, drawn or not."""
+    organization is accepted, drawn or not. ``request``: a request that only reads (the choices
+    endpoint), whose memberships the case search decides on (``case_search_match``)."""
 
     class Meta:
         model = BoardSession
@@ -123,7 +125,8 @@ class BoardForm(SearchedChoicesForm, forms.ModelForm):
         widgets = {"meeting_at": DATETIME}
         field_classes = {"meeting_at": BoundedDateTimeField}
 
-    def __init__(self, *args, organization: Organization, user: User, **kwargs) -> None:
+    def __init__(self, *args, organization: Organization, user: User, request: HttpRequest | None = None,
+                 **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.fields["meeting_at"].input_formats = ["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"]
         self.fields["review_days"] = forms.TypedChoiceField(
@@ -138,7 +141,7 @@ class BoardForm(SearchedChoicesForm, forms.ModelForm):
         self.fields["cases"] = SearchedModelMultipleChoiceField(
             label=_("Cases"), required=False, widget=forms.CheckboxSelectMultiple,
             queryset=Case.objects.for_org(organization.pk).open().order_by("title", "id"),
-            match=lambda q: selectors.case_search_match(user=user, organization=organization, q=q),
+            match=lambda q: selectors.case_search_match(user=user, organization=organization, q=q, request=request),
             search_url=f"{url}?list=cases")
         self.fields["participants"] = MembersChoiceField(
             label=_("Participants"), required=False, widget=forms.CheckboxSelectMultiple,

@@ -283,8 +283,10 @@ def board_choices(request: HttpRequest) -> JsonResponse:
     itself. ``ticked`` (repeated) are the ids already ticked (the host chosen), which the answer
     leaves out of its matches."""
     org = active_organization_or_404(request)
-    policy.require(request.user, Action.MANAGE_CASE, org, request=request)
-    return BoardForm(organization=org, user=request.user).choices_response(request.GET)
+    # a search only reads: its decisions are made on the memberships the request read
+    policy.require(request.user, Action.MANAGE_CASE, org, request=request,
+                   facts=policy.request_facts(request, request.user))
+    return BoardForm(organization=org, user=request.user, request=request).choices_response(request.GET)
 
 
 @login_required

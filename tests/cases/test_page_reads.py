@@ -71,3 +71,25 @@ def test_a_role_that_loses_the_patients_identity_stops_finding_the_case_by_it(or
     Membership.objects.filter(user=staff, organization=org_a).update(role=Role.EXTERNAL_CONSULTANT)
     assert "Hip follow-up" in client.get(reverse("cases:case_list") + "?status=").content.decode()
     assert "Hip follow-up" not in client.get(search).content.decode()
+
+
+@pytest.mark.parametrize("role", [Role.CLINICIAN, Role.COORDINATOR])
+def test_the_board_forms_case_search_reads_the_users_memberships_once(org_a, client_as, role):
+    """The search of the board form's cases (cases:board_choices, asked as the text is typed)
+    decides whether the user may schedule boards, and whether they may find a case by who the
+    patient is, on the request's memberships: it read them twice more."""
+    CaseFactory(organization=org_a, title="Chest CT")
+    client = client_as(member(org_a, role, email="scheduler@alpha.example"))
+    got, queries = page_queries(client, reverse("cases:board_choices") + "?list=cases&q=chest")
+    assert got == 200
+    assert len(reads_of(queries, "organizations_membership")) == 1
+
+
+def test_a_role_that_loses_the_boards_is_refused_the_next_board_search(org_a, client_as):
+    staff = member(org_a, Role.CLINICIAN, email="scheduler@alpha.example")
+    CaseFactory(organization=org_a, patient=PatientFactory(organization=org_a, mrn="MRN-40412"), title="Hip CT")
+    client = client_as(staff)
+    url = reverse("cases:board_choices") + "?list=cases&q=MRN-40412"
+    assert [c["label"] for c in client.get(url).json()["choices"]] == ["Hip CT"]
+    Membership.objects.filter(user=staff, organization=org_a).update(role=Role.EXTERNAL_CONSULTANT)
+    assert client.get(url).status_code == 403
