@@ -1,16 +1,21 @@
 """The imaging part of the demo (called from apps.core.demo.seed): studies on the Northwind
-"Chest CT - second opinion" case (and a CT slice on Harbor Valley's case), ingested from
-pydicom's bundled test files (public test data, no real patients). Idempotent: files already
-stored in the organization are not ingested again."""
+"Chest CT - second opinion" case (and a CT slice on Harbor Valley's case), a small brain MR study
+on the "Brain MR - tumor board review" case, and one head CT uploaded by the demo clinician with
+"No case (attach later)", to attach to a case from its page. All ingested through the ingest
+service from pydicom's bundled test files (public test data, fictional patients). Idempotent: a
+file whose bytes are stored in the organization already is not ingested again, wherever its
+study is now (a demo user may have attached the unattached one since)."""
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import tempfile
 from pathlib import Path
 
 from pydicom.data import get_testdata_file
 
+from apps.accounts.models import User
 from apps.cases.models import Case, Patient
 from apps.imaging.models import Instance, Study
 from apps.imaging.services import ingest_job_create, ingest_job_run
@@ -19,6 +24,12 @@ from apps.organizations.models import Organization
 DEMO_MRN, DEMO_CASE_TITLE = "DEMO-0001", "Chest CT - second opinion"
 #: pydicom's bundled test files: a CT slice, an MR slice, a multi-frame MR, and JPEG 2000 / RLE CTs
 DEMO_FILES = ["CT_small.dcm", "MR_small.dcm", "emri_small.dcm", "JPEG2000.dcm", "MR_small_RLE.dcm"]
+#: a small real MR study of pydicom's DICOMDIR test set (description "Brain", two series: a
+#: localizer and a three-slice pilot) for the brain MR case; its study is in no other demo file
+BRAIN_MR_FILES = ["dicomdirtests/98892003/MR1/4919", "dicomdirtests/98892003/MR2/4950",
+                  "dicomdirtests/98892003/MR2/4981", "dicomdirtests/98892003/MR2/5011"]
+#: the study uploaded with no case: a head CT slice of pydicom-data, in no other demo study
+UNATTACHED_FILES = ["693_UNCR.dcm"]
 
 
 def _demo_case(org: Organization) -> Case:
@@ -27,14 +38,48 @@ def _demo_case(org: Organization) -> Case:
     return case
 
 
+def _sha256(path: str) -> str:
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def _ingest(org: Organization, files: list[str], *, case: Case | None, created_by: User | None = None) -> None:
+    """Ingest those of ``files`` (pydicom test data) the organization does not hold yet, into
+    ``case`` (None: no case, as an upload with "No case (attach later)"), as an upload does."""
+    paths = [p for p in (get_testdata_file(name, download=False) for name in files) if p]
+    digests = {path: _sha256(path) for path in paths}
+    held = set(Instance.objects.for_org(org.pk).filter(sha256__in=digests.values()).values_list("sha256", flat=True))
+    missing = [path for path in paths if digests[path] not in held]
+    if not missing:
+        return
+    with tempfile.TemporaryDirectory(prefix="lightbox-demo-") as tmp:
+        for path in missing:
+            shutil.copy(path, Path(tmp) / Path(path).name)
+        job = ingest_job_create(organization=org, source_path=tmp, case=case, created_by=created_by, enqueue=False)
+        ingest_job_run(job_id=job.pk)
+
+
 def seed_imaging(org: Organization, *, case: Case | None = None, files: list[str] = DEMO_FILES) -> list[Study]:
     """``files`` of pydicom's test data on ``case`` (the chest CT case by default)."""
     case = case or _demo_case(org)
-    paths = [p for p in (get_testdata_file(name, download=False) for name in files) if p]
-    with tempfile.TemporaryDirectory(prefix="lightbox-demo-") as tmp:
-        for path in paths:
-            shutil.copy(path, Path(tmp) / Path(path).name)
-        if Instance.objects.for_org(org.pk).filter(study__case=case).count() < len(paths):
-            job = ingest_job_create(organization=org, source_path=tmp, case=case, enqueue=False)
-            ingest_job_run(job_id=job.pk)
+    _ingest(org, files, case=case)
     return list(Study.objects.for_org(org.pk).filter(case=case))
+
+
+def seed_brain_mr(org: Organization) -> list[Study]:
+    """The brain MR study (``BRAIN_MR_FILES``) on Northwind's second case, the one shared with the
+    demo consultant for telehealth triage (previews only): the share then has images to show."""
+    from apps.cases.demo import CASES
+
+    case = Case.objects.filter(organization=org, title=CASES[1]["title"]).first()
+    if case is None:
+        return []
+    return seed_imaging(org, case=case, files=BRAIN_MR_FILES)
+
+
+def seed_unattached_study(org: Organization, domain: str) -> None:
+    """A study the demo clinician uploaded with "No case (attach later)" (``UNATTACHED_FILES``),
+    so that attaching a study to a case from its page can be shown."""
+    clinician = User.objects.filter(email=f"clinician@{domain}").first()
+    if clinician is not None:
+        _ingest(org, UNATTACHED_FILES, case=None, created_by=clinician)

@@ -17,3 +17,42 @@ def test_seed_demo_ingests_studies_on_the_chest_ct_case_idempotently():
     counts = (Study.objects.count(), Instance.objects.count(), Blob.objects.count())
     seed()
     assert (Study.objects.count(), Instance.objects.count(), Blob.objects.count()) == counts
+
+
+def test_seed_demo_gives_the_brain_mr_case_a_study_and_seeds_one_study_in_no_case_idempotently():
+    """The brain MR case (shared with the consultant for telehealth triage) has a real MR study;
+    one study the demo clinician uploaded with "No case (attach later)" waits to be attached.
+    Both come through the ingest service and duplicate no other demo study; seeding again,
+    even after the unattached study was attached to a case, changes nothing."""
+    from apps.cases.demo import CASES
+    from apps.cases.models import Case
+    from apps.imaging.models import IngestJob
+
+    seed()
+    northwind = Study.objects.filter(organization__slug="northwind")
+    [brain] = northwind.filter(case__title=CASES[1]["title"])
+    assert brain.is_ready and brain.modality_list == ["MR"]
+    assert (brain.series.count(), brain.instances.count()) == (2, 4)
+    assert brain.created_by_job is not None  # ingested, not made by hand
+    [unattached] = northwind.filter(case=None)
+    assert unattached.is_ready and unattached.modality_list == ["CT"]
+    assert unattached.created_by_job.created_by.email == "clinician@northwind.example"
+    uids = list(northwind.latest_versions().values_list("study_instance_uid", flat=True))
+    assert len(uids) == len(set(uids))
+
+    def counts():
+        # the chest CT case's jobs left out: ingest skips its MR_small_RLE.dcm (pydicom's file has
+        # trailing padding after the pixel data), so each seed tries that one file again
+        jobs = IngestJob.objects.exclude(case__title="Chest CT - second opinion")
+        return Study.objects.count(), Instance.objects.count(), Blob.objects.count(), jobs.count()
+
+    before = counts()
+    seed()
+    assert counts() == before
+    assert northwind.get(pk=unattached.pk).case is None
+    # a demo user attaches it to a case: the next seed leaves it there and makes no other
+    chest = Case.objects.get(organization__slug="northwind", title="Chest CT - second opinion")
+    Study.objects.filter(pk=unattached.pk).update(case=chest)
+    seed()
+    assert counts() == before
+    assert Study.objects.get(pk=unattached.pk).case == chest

@@ -89,3 +89,36 @@ def test_seed_demo_shows_a_pending_original_request_to_the_consultant_and_to_who
     decide_url = reverse("sharing:original_request_decide", kwargs={"originalrequest_id": req.public_id})
     assert f'href="{decide_url}"' in decider.get(reverse("sharing:my_shares")).content.decode()
     assert decider.get(decide_url).status_code == 200
+
+
+def test_seed_demo_telehealth_share_reaches_the_brain_mr_study_as_previews(django_capture_on_commit_callbacks):
+    """The consultant's preview-only telehealth share (view only), with its pending request for the
+    original, is on a case that has a study: they see it and open it in the viewer as previews,
+    never the original; the policy refuses a second request only because the first one waits."""
+    from apps.sharing import policy
+    from apps.sharing.policy import Action, OriginalRefusal
+
+    with django_capture_on_commit_callbacks(execute=True):  # the renditions, as eager Celery makes them
+        call_command("seed_demo", stdout=io.StringIO())
+    consultant = User.objects.get(email="consultant@northwind.example")
+    [req] = OriginalRequest.objects.filter(requested_by=consultant)
+    grant = req.grant
+    [study] = grant.case.studies.all()
+    assert study.is_ready and study.modality_list == ["MR"]
+    assert policy.can(consultant, Action.VIEW_IMAGES, study)
+    assert not policy.can(consultant, Action.DOWNLOAD_ORIGINAL, study)
+    assert policy.original_request_refusal(consultant, grant) == OriginalRefusal.PENDING
+
+    recipient = Client()
+    recipient.force_login(consultant)
+    page = recipient.get(reverse("sharing:shared_case", kwargs={"case_id": grant.case.public_id})).content.decode()
+    viewer_url = reverse("viewer:viewer", kwargs={"study_id": study.public_id})
+    assert f'href="{viewer_url}"' in page and 'data-testid="no-studies"' not in page
+    assert 'data-testid="download-original"' not in page
+    viewer = recipient.get(viewer_url)
+    assert viewer.status_code == 200 and "Previews only" in viewer.content.decode()
+    instance = study.instances.order_by("pk").first()
+    frame = reverse("viewer:frame", kwargs={"instance_id": instance.public_id})
+    preview = recipient.get(f"{frame}?quality=preview")
+    assert preview.status_code == 200 and preview["X-Lightbox-Frame"] == "preview"
+    assert recipient.get(f"{frame}?quality=diagnostic").status_code == 403
