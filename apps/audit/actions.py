@@ -32,7 +32,7 @@ from django.utils.translation import pgettext_lazy
 #   study uploaded / ingested / deleted ....... imaging.upload_completed / imaging.study_ingested
 #                                               (one per study; imaging.ingest per run) /
 #                                               imaging.study_deleted (imaging.upload_created,
-#                                               _deleted, _expired)
+#                                               _deleted, _expired; imaging.study_attached)
 #   case-page view ............................ case.viewed (grant.opened: a shared case opened;
 #                                               study.viewed: a study's page)
 #   viewer opened / closed .................... viewer.opened / viewer.closed (details.reason
@@ -147,6 +147,8 @@ IMAGING_UPLOAD_DISCARDED = "imaging.upload_discarded"
 IMAGING_INGEST = "imaging.ingest"
 IMAGING_STUDY_INGESTED = "imaging.study_ingested"
 IMAGING_STUDY_DELETED = "imaging.study_deleted"
+#: a study uploaded with no case ("attach later") put into a case afterwards, one per version
+IMAGING_STUDY_ATTACHED = "imaging.study_attached"
 KEYS_ROTATED = "keys.rotated"
 ORGANIZATION_CREATED = "organization.created"
 
@@ -231,6 +233,7 @@ LABELS: dict[str, str] = {
     IMAGING_INGEST: _("Ingest run"),
     IMAGING_STUDY_INGESTED: _("Study ingested"),
     IMAGING_STUDY_DELETED: _("Study deleted"),
+    IMAGING_STUDY_ATTACHED: _("Study attached to a case"),
     KEYS_ROTATED: _("Encryption keys re-wrapped"),
     ORGANIZATION_CREATED: _("Organization created"),
 }

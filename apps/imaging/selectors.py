@@ -132,3 +132,14 @@ def upload_case_choices(*, user, organization, chosen: str = "") -> tuple[list, 
         if extra is not None:
             cases.insert(0, extra)
     return cases, total
+
+
+def attach_case_get(*, user, study: Study, public_id: str):
+    """The case ``public_id`` names if ``user`` may attach ``study`` to it: one of the policy's
+    ``upload_cases`` of the study's organization (an open case they see, where their role may
+    upload); else None (a garbled id, another organization's case, a closed case, an unseen one)."""
+    try:
+        wanted = UUID(str(public_id))
+    except ValueError:
+        return None
+    return policy.upload_cases(user, study.organization).filter(public_id=wanted).first()

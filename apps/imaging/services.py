@@ -720,3 +720,57 @@ def study_delete(*, study: Study, by: Any, request: Any = None) -> int:
                request=request, details=details)
     blob_files_delete(orphans)
     return len(orphans)
+
+
+# --- attaching to a case -----------------------------------------------------------------------
+
+class StudyAttachRefused(ValidationError):
+    """The study cannot be attached to that case: the case is another organization's, or the
+    study is in a case already (moving a study between cases is not offered)."""
+
+
+def study_attach(*, study: Study, case: Any, by: Any, request: Any = None) -> list[Study]:
+    """Attach a study uploaded with no case ("attach later") to ``case``, with every other
+    version of it (same StudyInstanceUID in the organization) that is in no case either: versions
+    belong together, as ``_new_version`` keeps them. Returns the versions attached, each audited
+    (``imaging.study_attached``, in the same transaction).
+
+    Security contract: ``by`` must hold UPLOAD_STUDY on ``case`` (the policy's one rule for
+    putting studies into a case, as the upload does: an open case they see, in an organization
+    where their role may upload; a refusal is recorded). The case must be in the study's
+    organization (``StudyAttachRefused``): data never crosses tenants. Everyone a live grant on
+    the whole case reaches sees the study from then on (the page says so before confirming).
+
+    The versions' rows are locked first (the lock an ingest takes before it adds to a study, and
+    ``study_delete`` takes), and what is decided is read under that lock: a study attached
+    meanwhile (a second submit) is refused with ``StudyAttachRefused``, nothing written twice; a
+    study an ingest job is still working on (queued or running) is refused with ``StudyBusy``,
+    since the ingest saves the whole study row when it finishes."""
+    from apps.audit import actions as audit_actions
+    from apps.sharing import policy
+
+    policy.require(by, policy.Action.UPLOAD_STUDY, case, request=request)
+    if case.organization_id != study.organization_id:
+        raise StudyAttachRefused(gettext_lazy("This case belongs to another organization: a study can only be "
+                                              "attached to a case of its own organization."),
+                                 code="other_organization")
+    with transaction.atomic():
+        versions = list(Study.objects.select_for_update().for_org(study.organization_id)
+                        .filter(study_instance_uid=study.study_instance_uid).order_by("version"))
+        locked = next((v for v in versions if v.pk == study.pk), None)
+        if locked is None:
+            raise Study.DoesNotExist("the study was deleted meanwhile")
+        if locked.case_id is not None:
+            raise StudyAttachRefused(gettext_lazy("This study is in a case already."), code="attached")
+        if IngestJob.objects.filter(studies__in=versions, state__in=[JobState.QUEUED, JobState.RUNNING]).exists():
+            raise StudyBusy(gettext_lazy("Images are still being added to this study: it can be attached to a "
+                                         "case once its upload has finished processing."), code="ingest_running")
+        attached = [v for v in versions if v.case_id is None]
+        Study.objects.filter(pk__in=[v.pk for v in attached]).update(case=case, updated_at=timezone.now())
+        for version in attached:
+            version.case = case
+            record(action=audit_actions.IMAGING_STUDY_ATTACHED, actor=by, organization_id=study.organization_id,
+                   target=version, case=case, request=request,
+                   details={"case": str(case.public_id), "version": version.version})
+    study.case = case
+    return attached

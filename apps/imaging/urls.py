@@ -12,4 +12,5 @@ urlpatterns = [
     path("studies/upload/", views.upload_page, name="upload"),
     path("studies/<uuid:study_id>/", views.study_detail, name="study_detail"),
     path("studies/<uuid:study_id>/delete/", views.study_delete, name="study_delete"),
+    path("studies/<uuid:study_id>/attach/", views.study_attach, name="study_attach"),
 ]

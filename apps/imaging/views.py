@@ -4,7 +4,7 @@ from uuid import UUID
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Sum
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -18,6 +18,7 @@ from apps.core.pagination import page_of
 from apps.imaging import selectors, services
 from apps.imaging.models import Study
 from apps.sharing import policy
+from apps.sharing import selectors as sharing_selectors
 from apps.sharing.policy import Action
 
 #: series per page of the study page (a CT or MR seldom has more; some have hundreds)
@@ -40,8 +41,13 @@ def study_detail(request: HttpRequest, study_id: UUID) -> HttpResponse:
     # a study may hold hundreds of series: a page of them, with "Showing N of M" and the others' pages
     series = page_of(request, selectors.study_series(study=study), size=SERIES_PAGE_SIZE)
     jobs, lines_page, ingests_page = [], None, None
-    if policy.can(request.user, Action.UPLOAD_STUDY, study.organization,
-                  facts=policy.request_facts(request, request.user)):
+    may_upload = policy.can(request.user, Action.UPLOAD_STUDY, study.organization,
+                            facts=policy.request_facts(request, request.user))
+    # uploaded with no case ("attach later"): the open cases it may go into, or why there are none
+    attach_cases = None
+    if may_upload and study.case_id is None:
+        attach_cases, _total = selectors.upload_case_choices(user=request.user, organization=study.organization)
+    if may_upload:
         # ?report=<ingest>: that ingest's whole report, a page at a time; else the latest ingests'
         one = selectors.study_job_report(user=request.user, study=study, job_id=request.GET.get("report", ""))
         if one is not None:
@@ -56,7 +62,7 @@ def study_detail(request: HttpRequest, study_id: UUID) -> HttpResponse:
         "study": study, "series": series, "jobs": jobs, "lines_page": lines_page, "ingests_page": ingests_page,
         "show_patient": may[Action.VIEW_PATIENT_IDENTITY], "may_delete": may[Action.DELETE_STUDY],
         "can_view": may[Action.VIEW_IMAGES], "may_share": may[Action.SHARE_CASE],
-        "may_export": may[Action.EXPORT_DEIDENTIFIED],
+        "may_export": may[Action.EXPORT_DEIDENTIFIED], "attach_cases": attach_cases,
         "versions": study.__class__.objects.visible_to(request.user).filter(
             organization=study.organization, study_instance_uid=study.study_instance_uid).order_by("version"),
     })
@@ -96,6 +102,48 @@ def study_delete(request: HttpRequest, study_id: UUID) -> HttpResponse:
         "exports": DeidExport.objects.filter(study=study).count(),
         "other_versions": study.__class__.objects.for_org(study.organization_id).filter(
             study_instance_uid=study.study_instance_uid).exclude(pk=study.pk).count(),
+    })
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+@policy.serves(Action.UPLOAD_STUDY)
+def study_attach(request: HttpRequest, study_id: UUID) -> HttpResponse:
+    """Attach a study uploaded with no case ("attach later") to a case. GET ?case=<id> (the
+    study page's choice): whom the case's shares on the whole case will then reach, and the
+    button. POST (CSRF-checked): attach it through ``services.study_attach`` (which asks the
+    policy itself), then back to the study page with a message. A case it cannot go into (a
+    garbled id, a closed case, another organization's) and a study in a case already are told
+    there, never a 500."""
+    study = selectors.study_get(user=request.user, public_id=study_id, request=request)  # 404 to others
+    policy.require(request.user, Action.UPLOAD_STUDY, study.organization, request=request)
+    back = redirect("imaging:study_detail", study_id=study.public_id)
+    if study.case_id is not None:
+        messages.info(request, _("This study is in a case already."))
+        return back
+    chosen = (request.POST if request.method == "POST" else request.GET).get("case", "")
+    case = selectors.attach_case_get(user=request.user, study=study, public_id=chosen)
+    if case is None:
+        messages.error(request, _("Choose an open case you may upload studies into."))
+        return back
+    if request.method == "POST":
+        try:
+            attached = services.study_attach(study=study, case=case, by=request.user, request=request)
+        except ValidationError as exc:  # in a case meanwhile (a second submit), or an ingest still running
+            messages.error(request, " ".join(exc.messages))
+            return back
+        except Study.DoesNotExist:  # deleted by another request since it was read
+            raise Http404 from None
+        if len(attached) > 1:
+            messages.success(request, _("The study was attached to the case, with its other versions: "
+                                        "%(n)d versions in all.") % {"n": len(attached)})
+        else:
+            messages.success(request, _("The study was attached to the case."))
+        return back
+    return render(request, "imaging/study_attach.html", {
+        "study": study, "case": case, "grants": sharing_selectors.case_wide_grants(case=case),
+        "other_versions": study.__class__.objects.for_org(study.organization_id).filter(
+            study_instance_uid=study.study_instance_uid, case__isnull=True).exclude(pk=study.pk).count(),
     })
 
 

@@ -161,3 +161,12 @@ def grants_downloaded_again_within(*, organization_id: int, hours: int = 24) -> 
                          "shortest_gap_seconds": int(min(gaps).total_seconds())})
     return rows
 
+
+
+def case_wide_grants(*, case: Case) -> list[Grant]:
+    """The grants on ``case`` that cover all of its studies (they name none), live now or yet to
+    start: a study put into the case reaches their recipients from then on (the page that attaches
+    a study to a case lists them before the button). Revoked or expired grants, and grants that
+    name studies, reach no study added later."""
+    return list(case.grants.filter(revoked_at__isnull=True, expires_at__gt=timezone.now(), studies__isnull=True)
+                .select_related("grantee", "created_by").order_by("expires_at", "id"))

@@ -256,6 +256,21 @@ def _study_delete(w):
     study_delete(study=Study.objects.get(case=w.case), by=w.radiologist)  # DELETE_STUDY: not clinicians
 
 
+def _loose_study(w):
+    """A study uploaded with "No case (attach later)" (its ingest is a row of its own), and a case
+    of its own to go into (the other rows find w.case's one study)."""
+    from apps.imaging.models import Study
+
+    w.loose = Study.objects.create(organization=w.org, study_instance_uid="1.2.826.0.1.3680043.10.9.1")
+    w.loose_case = CaseFactory(organization=w.org, patient=w.patient, created_by=w.clinician)
+
+
+def _study_attach(w):
+    response = w.clients["clinician"].post(reverse("imaging:study_attach", kwargs={"study_id": w.loose.public_id}),
+                                           {"case": str(w.loose_case.public_id)})
+    assert response.status_code == 302
+
+
 # --- accounts: second factor, invitations, single sign-on -------------------------------------
 
 def _totp(device, ahead: int = 0) -> str:
@@ -831,6 +846,7 @@ ROWS = [
     Row("share link revoked", _link_revoke, [(A.SHARE_LINK_REVOKED, ALLOWED, ORG)], setup=_link_make),
     Row("study ingested", _ingest, [(A.IMAGING_INGEST, ALLOWED, ORG), (A.IMAGING_STUDY_INGESTED, ALLOWED, ORG)]),
     Row("study deleted", _study_delete, [(A.IMAGING_STUDY_DELETED, ALLOWED, ORG)], setup=_ingest),
+    Row("study attached to a case", _study_attach, [(A.IMAGING_STUDY_ATTACHED, ALLOWED, ORG)], setup=_loose_study),
     # closing a case revokes its live grants, each recorded, then records the close
     Row("case closed", _case_close, lambda w: [(A.GRANT_REVOKED, ALLOWED, ORG)] * _unrevoked_grants(w)
         + [(A.CASE_CLOSED, ALLOWED, ORG)]),

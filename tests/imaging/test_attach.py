@@ -1,0 +1,263 @@
+"""Attaching a study uploaded with no case ("No case (attach later)") to a case afterwards: who
+may (whoever may upload into that case, by the policy's one rule), into which cases (open ones of
+the study's own organization), what it does (every version in no case goes, each audited), who
+then sees the study (the case's shares on the whole case, told before confirming), and what is
+refused with a message, never a 500 (a case in another organization, a closed case, a study in a
+case already, one an ingest is still filling)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.core.exceptions import PermissionDenied
+from django.urls import reverse
+from django.utils import timezone
+
+from apps.audit.models import AuditEvent
+from apps.cases.models import Case
+from apps.imaging.models import IngestJob, JobState, Study
+from apps.imaging.services import StudyAttachRefused, StudyBusy, ingest_job_create, study_attach
+from apps.organizations.models import Role
+from apps.sharing import services as sharing
+from tests.factories import CaseFactory, MembershipFactory, StudyFactory, member
+
+pytestmark = pytest.mark.django_db
+
+ATTACHED = "imaging.study_attached"
+
+
+def _url(study) -> str:
+    return reverse("imaging:study_attach", kwargs={"study_id": study.public_id})
+
+
+@pytest.fixture
+def clinician(org_a):
+    return member(org_a, Role.CLINICIAN, email="clinician@alpha.example")
+
+
+@pytest.fixture
+def case(org_a, clinician):
+    return CaseFactory(organization=org_a, created_by=clinician, responsible_clinician=clinician, title="Nodule")
+
+
+@pytest.fixture
+def loose(org_a):
+    """A study uploaded with "No case (attach later)"."""
+    return StudyFactory(organization=org_a, case=None, study_description="CT abdomen")
+
+
+def _grant(case, grantee, by, **kwargs):
+    return sharing.grant_create(case=case, grantee=grantee, by=by, permissions=["view"],
+                                expires_at=timezone.now() + timedelta(hours=2), **kwargs)
+
+
+def test_attaching_from_the_study_page_works_and_is_audited(client_as, clinician, case, loose):
+    client = client_as(clinician)
+    page = client.get(loose.get_absolute_url()).content.decode()
+    assert 'data-testid="attach-form"' in page and str(case.public_id) in page
+    confirm = client.get(_url(loose), {"case": str(case.public_id)})
+    assert confirm.status_code == 200
+    html = confirm.content.decode()
+    assert "Nodule" in html and 'method="post"' in html and "csrfmiddlewaretoken" in html
+    assert Study.objects.get(pk=loose.pk).case_id is None  # a GET only asks
+    assert not AuditEvent.objects.filter(action=ATTACHED).exists()
+
+    r = client.post(_url(loose), {"case": str(case.public_id)})
+    assert r.status_code == 302 and r["Location"] == loose.get_absolute_url()
+    assert Study.objects.get(pk=loose.pk).case_id == case.pk
+    event = AuditEvent.objects.get(action=ATTACHED)
+    assert (event.actor_id, event.outcome, event.target_id) == (clinician.pk, "allowed", str(loose.public_id))
+    assert event.details == {"case": str(case.public_id), "version": 1}
+    assert event.case_ref == case.public_id
+    followed = client.get(r["Location"]).content.decode()
+    assert "The study was attached to the case." in followed
+    assert 'data-testid="attach-form"' not in followed  # in a case now: nothing more to attach
+
+
+def test_post_without_csrf_token_is_refused(org_a, clinician, case, loose):
+    from django.test import Client
+
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(clinician)
+    assert client.post(_url(loose), {"case": str(case.public_id)}).status_code == 403
+    assert Study.objects.get(pk=loose.pk).case_id is None
+
+
+def test_a_case_of_another_organization_is_refused(client_as, org_a, org_b, clinician, loose):
+    foreign = CaseFactory(organization=org_b)
+    MembershipFactory(user=clinician, organization=org_b, role=Role.CLINICIAN)  # may upload there too
+    with pytest.raises(StudyAttachRefused) as refused:
+        study_attach(study=loose, case=foreign, by=clinician)
+    assert refused.value.code == "other_organization"
+    r = client_as(clinician).post(_url(loose), {"case": str(foreign.public_id)}, follow=True)
+    assert r.status_code == 200 and "Choose an open case you may upload studies into." in r.content.decode()
+    assert Study.objects.get(pk=loose.pk).case_id is None
+    assert not AuditEvent.objects.filter(action=ATTACHED).exists()
+
+
+def test_a_closed_case_is_refused(client_as, clinician, case, loose):
+    Case.objects.filter(pk=case.pk).update(status="closed")
+    case.refresh_from_db()
+    with pytest.raises(PermissionDenied):
+        study_attach(study=loose, case=case, by=clinician)
+    client = client_as(clinician)
+    for r in (client.get(_url(loose), {"case": str(case.public_id)}, follow=True),
+              client.post(_url(loose), {"case": str(case.public_id)}, follow=True)):
+        assert r.status_code == 200 and "Choose an open case you may upload studies into." in r.content.decode()
+    assert Study.objects.get(pk=loose.pk).case_id is None
+    assert not AuditEvent.objects.filter(action=ATTACHED).exists()
+
+
+def test_a_role_that_may_not_upload_is_refused(client_as, org_a, case, loose):
+    admin = member(org_a, Role.ORG_ADMIN)  # sees the study (case status), may not upload
+    client = client_as(admin)
+    page = client.get(loose.get_absolute_url())
+    assert page.status_code == 200 and 'id="attach-heading"' not in page.content.decode()
+    assert client.get(_url(loose), {"case": str(case.public_id)}).status_code == 403
+    assert client.post(_url(loose), {"case": str(case.public_id)}).status_code == 403
+    with pytest.raises(PermissionDenied):
+        study_attach(study=loose, case=case, by=admin)
+    assert Study.objects.get(pk=loose.pk).case_id is None
+    assert not AuditEvent.objects.filter(action=ATTACHED).exists()
+    assert AuditEvent.objects.filter(action="access.denied", actor=admin, details__wanted="upload_study").exists()
+
+
+def test_an_outside_grantee_cannot_attach(client_as, org_a, clinician, case, loose):
+    consultant = member(org_a, Role.EXTERNAL_CONSULTANT)
+    sharing.grant_create(case=case, grantee=consultant, by=clinician, expires_at=timezone.now() + timedelta(hours=2),
+                         permissions=["view", "download_preview", "download_original", "reshare"])
+    client = client_as(consultant)
+    assert client.get(_url(loose), {"case": str(case.public_id)}).status_code == 404  # a study in no case: unseen
+    assert client.post(_url(loose), {"case": str(case.public_id)}).status_code == 404
+    with pytest.raises(PermissionDenied):
+        study_attach(study=loose, case=case, by=consultant)
+    assert Study.objects.get(pk=loose.pk).case_id is None
+    assert not AuditEvent.objects.filter(action=ATTACHED).exists()
+
+
+def test_a_user_of_another_organization_gets_404(client_as, org_b, case, loose):
+    client = client_as(member(org_b, Role.CLINICIAN))
+    assert client.get(_url(loose), {"case": str(case.public_id)}).status_code == 404
+    assert client.post(_url(loose), {"case": str(case.public_id)}).status_code == 404
+    assert Study.objects.get(pk=loose.pk).case_id is None
+
+
+def test_a_study_in_a_case_already_is_refused(client_as, org_a, clinician, case):
+    other = CaseFactory(organization=org_a)
+    study = StudyFactory(organization=org_a, case=other)
+    with pytest.raises(StudyAttachRefused) as refused:
+        study_attach(study=study, case=case, by=clinician)
+    assert refused.value.code == "attached"
+    r = client_as(clinician).post(_url(study), {"case": str(case.public_id)}, follow=True)
+    assert r.status_code == 200 and "This study is in a case already." in r.content.decode()
+    assert Study.objects.get(pk=study.pk).case_id == other.pk
+    assert not AuditEvent.objects.filter(action=ATTACHED).exists()
+
+
+def test_a_second_submit_is_refused_by_what_the_lock_reads(org_a, clinician, case, loose):
+    """Two submits at once: the second one waits for the first's lock, then reads the study in a
+    case: refused, nothing recorded twice (its copy of the study, read before, still says none)."""
+    stale = Study.objects.get(pk=loose.pk)
+    study_attach(study=loose, case=case, by=clinician)
+    other = CaseFactory(organization=org_a)
+    assert stale.case_id is None
+    with pytest.raises(StudyAttachRefused):
+        study_attach(study=stale, case=other, by=clinician)
+    assert Study.objects.get(pk=loose.pk).case_id == case.pk
+    assert AuditEvent.objects.filter(action=ATTACHED).count() == 1
+
+
+@pytest.mark.parametrize("state", [JobState.QUEUED, JobState.RUNNING])
+def test_refused_while_an_ingest_of_it_runs(client_as, org_a, clinician, case, loose, state):
+    job = ingest_job_create(organization=org_a, source_path="/nonexistent", enqueue=False)
+    IngestJob.objects.filter(pk=job.pk).update(state=state)
+    job.studies.add(loose)
+    with pytest.raises(StudyBusy):
+        study_attach(study=loose, case=case, by=clinician)
+    r = client_as(clinician).post(_url(loose), {"case": str(case.public_id)}, follow=True)
+    assert r.status_code == 200 and "still being added" in r.content.decode()
+    assert Study.objects.get(pk=loose.pk).case_id is None
+    assert not AuditEvent.objects.filter(action=ATTACHED).exists()
+
+
+def test_a_finished_ingest_does_not_hold_it(org_a, clinician, case, loose):
+    job = ingest_job_create(organization=org_a, source_path="/nonexistent", enqueue=False)
+    IngestJob.objects.filter(pk=job.pk).update(state=JobState.DONE)
+    job.studies.add(loose)
+    assert [s.pk for s in study_attach(study=loose, case=case, by=clinician)] == [loose.pk]
+    assert Study.objects.get(pk=loose.pk).case_id == case.pk
+
+
+def test_every_version_in_no_case_goes_with_it(client_as, org_a, clinician, case, loose):
+    v2 = StudyFactory(organization=org_a, case=None, study_instance_uid=loose.study_instance_uid, version=2,
+                      previous=loose)
+    unrelated = StudyFactory(organization=org_a, case=None)
+    client = client_as(clinician)
+    confirm = client.get(_url(v2), {"case": str(case.public_id)}).content.decode()
+    assert "1 other version of this study, in no case either, is attached with it." in confirm
+    r = client.post(_url(v2), {"case": str(case.public_id)}, follow=True)
+    assert "with its other versions: 2 versions in all." in r.content.decode()
+    assert set(Study.objects.filter(case=case).values_list("pk", flat=True)) == {loose.pk, v2.pk}
+    assert Study.objects.get(pk=unrelated.pk).case_id is None
+    events = AuditEvent.objects.filter(action=ATTACHED).order_by("seq")
+    assert [(e.target_id, e.details["version"]) for e in events] == [(str(loose.public_id), 1),
+                                                                     (str(v2.public_id), 2)]
+
+
+def test_a_case_wide_share_reaches_the_study_once_attached_a_study_scoped_one_does_not(client_as, org_a, clinician,
+                                                                                       case, loose):
+    named = StudyFactory(organization=org_a, case=case)
+    whole = member(org_a, Role.EXTERNAL_CONSULTANT, email="whole@alpha.example")
+    scoped = member(org_a, Role.EXTERNAL_CONSULTANT, email="scoped@alpha.example")
+    _grant(case, whole, clinician)
+    _grant(case, scoped, clinician, studies=[named])
+    assert client_as(whole).get(loose.get_absolute_url()).status_code == 404
+    study_attach(study=loose, case=case, by=clinician)
+    assert client_as(whole).get(loose.get_absolute_url()).status_code == 200
+    assert client_as(scoped).get(loose.get_absolute_url()).status_code == 404
+    assert client_as(scoped).get(named.get_absolute_url()).status_code == 200
+
+
+def test_the_confirmation_names_the_case_wide_shares_only(client_as, org_a, clinician, case, loose):
+    named = StudyFactory(organization=org_a, case=case)
+    whole = member(org_a, Role.EXTERNAL_CONSULTANT, email="whole@alpha.example")
+    scoped = member(org_a, Role.EXTERNAL_CONSULTANT, email="scoped@alpha.example")
+    revoked = member(org_a, Role.EXTERNAL_CONSULTANT, email="revoked@alpha.example")
+    _grant(case, whole, clinician)
+    _grant(case, scoped, clinician, studies=[named])
+    sharing.grants_revoke(grants=[_grant(case, revoked, clinician)], by=clinician, reason="test")
+    html = client_as(clinician).get(_url(loose), {"case": str(case.public_id)}).content.decode()
+    assert 'data-testid="attach-reaches"' in html
+    assert "whole@alpha.example" in html
+    assert "scoped@alpha.example" not in html and "revoked@alpha.example" not in html
+
+
+def test_the_confirmation_says_when_no_share_reaches_it(client_as, clinician, case, loose):
+    html = client_as(clinician).get(_url(loose), {"case": str(case.public_id)}).content.decode()
+    assert 'data-testid="attach-reaches-nobody"' in html and 'data-testid="attach-reaches"' not in html
+
+
+@pytest.mark.parametrize("data", [{}, {"case": ""}, {"case": "garbage"},
+                                  {"case": "00000000-0000-0000-0000-000000000000"},
+                                  {"case": ["a", "b"]}, {"case": "x" * 5000}, {"case": "\x00"}])
+def test_garbage_is_a_message_not_a_500(client_as, clinician, case, loose, data):
+    client = client_as(clinician)
+    for r in (client.post(_url(loose), data, follow=True), client.get(_url(loose), data, follow=True)):
+        assert r.status_code == 200
+        assert "Choose an open case you may upload studies into." in r.content.decode()
+    assert Study.objects.get(pk=loose.pk).case_id is None
+
+
+def test_the_study_page_says_why_when_no_case_can_take_it(client_as, org_a, clinician, case, loose):
+    Case.objects.filter(pk=case.pk).update(status="closed")
+    html = client_as(clinician).get(loose.get_absolute_url()).content.decode()
+    assert 'data-testid="attach-none"' in html and 'data-testid="attach-form"' not in html
+
+
+def test_the_upload_page_leads_to_a_study_in_no_case(client_as, org_a, clinician, loose):
+    job = ingest_job_create(organization=org_a, source_path="/nonexistent", created_by=clinician, enqueue=False)
+    IngestJob.objects.filter(pk=job.pk).update(state=JobState.DONE)
+    job.studies.add(loose)
+    html = client_as(clinician).get(reverse("imaging:upload")).content.decode()
+    assert loose.get_absolute_url() in html
