@@ -25,8 +25,8 @@ from apps.core.i18n import Deferred
 DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"
 DEFLATED = "1.2.840.10008.1.2.1.99"
 PIXEL_TAGS = {(0x7FE0, 0x0010), (0x7FE0, 0x0008), (0x7FE0, 0x0009)}
-SEQ_DELIMITER_LE = bytes.fromhex("feffdde000000000")
-SEQ_DELIMITER_BE = bytes.fromhex("fffee0dd00000000")
+ITEM_TAG = (0xFFFE, 0xE000)  # an item of encapsulated pixel data (the offset table, a fragment)
+SEQ_DELIMITER_TAG = (0xFFFE, 0xE0DD)  # the end of encapsulated pixel data
 LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
 UID_MAX = 64  # characters, DICOM PS3.5 (UI) and the index's columns
 INT_MIN, INT_MAX = -(2**31), 2**31 - 1  # the index's integer columns
@@ -119,6 +119,27 @@ def _size(fh: IO[bytes]) -> int:
     return size
 
 
+def _check_fragments(fh: IO[bytes], at: int, size: int, end: str) -> None:
+    """Raise unless the encapsulated pixel data starting at ``at`` is whole: its items (the
+    offset table, then the fragments) each fit in the file, up to the sequence delimiter. What
+    follows the delimiter (Data Set Trailing Padding, a digital signature) is the file's business:
+    only the file's last bytes had been looked at, so such files were refused as truncated."""
+    while True:
+        fh.seek(at)
+        head = fh.read(8)
+        if len(head) < 8:
+            raise DicomError(Deferred(gettext_noop("truncated: the compressed pixel data has no end marker")))
+        group, element, length = struct.unpack(end + "HHI", head)
+        if (group, element) == SEQ_DELIMITER_TAG:
+            return
+        if (group, element) != ITEM_TAG or length == 0xFFFFFFFF:
+            raise DicomError(Deferred(gettext_noop("damaged: the compressed pixel data is not a sequence of "
+                                                   "fragments")))
+        at += 8 + length
+        if at > size:
+            raise DicomError(Deferred(gettext_noop("truncated: the compressed pixel data has no end marker")))
+
+
 def _check_complete(fh: IO[bytes], pos: int, size: int, ds, tsuid: UID) -> None:
     """Raise if the pixel data element is cut short (a truncated transfer)."""
     if tsuid == DEFLATED:  # the dataset is compressed: positions are not file offsets
@@ -146,9 +167,7 @@ def _check_complete(fh: IO[bytes], pos: int, size: int, ds, tsuid: UID) -> None:
     else:
         (length,), header = struct.unpack(end + "H", head[6:8]), 8
     if length == 0xFFFFFFFF:
-        fh.seek(max(0, size - 8))
-        if fh.read(8) not in (SEQ_DELIMITER_LE, SEQ_DELIMITER_BE):
-            raise DicomError(Deferred(gettext_noop("truncated: the compressed pixel data has no end marker")))
+        _check_fragments(fh, pos + header, size, end)
     elif pos + header + length > size:
         raise DicomError(Deferred(gettext_noop("truncated: pixel data needs %(needed)s bytes, the file holds %(held)s"),
                                   needed=length, held=size - pos - header))
