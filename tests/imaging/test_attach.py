@@ -259,5 +259,9 @@ def test_the_upload_page_leads_to_a_study_in_no_case(client_as, org_a, clinician
     job = ingest_job_create(organization=org_a, source_path="/nonexistent", created_by=clinician, enqueue=False)
     IngestJob.objects.filter(pk=job.pk).update(state=JobState.DONE)
     job.studies.add(loose)
+    placed = StudyFactory(organization=org_a)
+    job.studies.add(placed)
     html = client_as(clinician).get(reverse("imaging:upload")).content.decode()
-    assert loose.get_absolute_url() in html
+    assert loose.get_absolute_url() in html and placed.get_absolute_url() in html
+    assert html.count('data-testid="no-case"') == 1  # the study in no case is marked, the other not
+    assert "can be attached to one later, from the study's page" in html
