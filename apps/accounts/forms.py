@@ -16,6 +16,7 @@ from apps.organizations.models import Role
 
 if TYPE_CHECKING:
     from django.db.models import QuerySet
+    from django.http import HttpRequest
 
     from apps.accounts.models import User
     from apps.organizations.models import Organization
@@ -59,11 +60,13 @@ class InvitationForm(SearchedChoicesForm, forms.Form):
         help_text=_("An external consultant sees only these cases, and nothing else."))
     language = _language_field()
 
-    def __init__(self, *args, organization: Organization, user: User, cases_qs: QuerySet, **kwargs) -> None:
+    def __init__(self, *args, organization: Organization, user: User, cases_qs: QuerySet,
+                 request: HttpRequest | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         field = self.fields["cases"]
         field.queryset = cases_qs
-        field.match = lambda q: case_search_match(user=user, organization=organization, q=q)
+        # ``request``: one that only reads (the choices endpoint), whose memberships the search decides on
+        field.match = lambda q: case_search_match(user=user, organization=organization, q=q, request=request)
         field.search_url = f"{reverse('accounts:invitation_choices')}?list=cases"
         field.label_from_instance = lambda c: c.title
         if not cases_qs.exists():

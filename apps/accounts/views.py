@@ -204,22 +204,24 @@ def step_up(request: HttpRequest) -> HttpResponse:
 
 # --- invitations -------------------------------------------------------------------------------
 
-def _invitation_cases(request: HttpRequest, org):
+def _invitation_cases(request: HttpRequest, org, *, facts=None):
     """The open cases of ``org`` an invitation from this user may open, as the policy decides
     (``shareable_cases``: a query, never a decision a case); or PermissionDenied (recorded) when
-    the user may neither invite members nor share any open case."""
-    cases = policy.shareable_cases(request.user, org).open().order_by("title", "id")
-    if not (policy.can(request.user, Action.MANAGE_MEMBERS, org) or cases.exists()):
-        policy.require(request.user, Action.MANAGE_MEMBERS, org, request=request)
+    the user may neither invite members nor share any open case. ``facts``: the request's
+    (``policy.request_facts``), for a request that only reads."""
+    cases = policy.shareable_cases(request.user, org, facts=facts).open().order_by("title", "id")
+    if not (policy.can(request.user, Action.MANAGE_MEMBERS, org, facts=facts) or cases.exists()):
+        policy.require(request.user, Action.MANAGE_MEMBERS, org, request=request, facts=facts)
     return cases
 
 
 @login_required
 def invitation_list(request: HttpRequest) -> HttpResponse:
     org = active_organization_or_404(request)
-    _invitation_cases(request, org)
+    facts = policy.request_facts(request, request.user)  # the page only reads: the memberships the request read
+    _invitation_cases(request, org, facts=facts)
     invitations = Invitation.objects.visible_to(request.user).for_org(org.pk).select_related("created_by")
-    if not policy.can(request.user, Action.MANAGE_MEMBERS, org):
+    if not policy.can(request.user, Action.MANAGE_MEMBERS, org, facts=facts):
         invitations = invitations.filter(created_by=request.user)
     page = page_of(request, invitations.order_by("-created_at", "-id"), size=INVITATIONS_PAGE_SIZE)
     return render(request, "accounts/invitation_list.html", {"organization": org, "invitations": page, "page": page,
@@ -263,8 +265,10 @@ def invitation_choices(request: HttpRequest) -> JsonResponse:
     board form's ``board_choices``): for whoever may send invitations in the active organization,
     as the form itself. ``ticked`` (repeated) are the ids already ticked, left out of the matches."""
     org = active_organization_or_404(request)
-    form = InvitationForm(organization=org, user=request.user, cases_qs=_invitation_cases(request, org))
-    return form.choices_response(request.GET)
+    # a search only reads: its decisions are made on the memberships (and grants) the request read
+    cases = _invitation_cases(request, org, facts=policy.request_facts(request, request.user))
+    return InvitationForm(organization=org, user=request.user, cases_qs=cases, request=request) \
+        .choices_response(request.GET)
 
 
 @login_required

@@ -835,7 +835,7 @@ def upload_cases(user: Any, obj: object, *, roles: dict[int, str] | None = None)
     return Case.objects.visible_to(user).filter(organization_id=org_id).open()
 
 
-def shareable_cases(user: Any, obj: object) -> QuerySet:
+def shareable_cases(user: Any, obj: object, *, facts: _Facts | None = None) -> QuerySet:
     """The cases of ``obj``'s organization (an Organization, or a row of one) that ``user`` may
     share: exactly those on which ``can(user, SHARE_CASE, case)`` is true (open or closed; the
     invitation form offers the open ones), in a few queries however many cases the organization
@@ -844,13 +844,13 @@ def shareable_cases(user: Any, obj: object) -> QuerySet:
     Otherwise only cases the user owns (when ``OWNER_NEEDS`` gives SHARE_CASE to owners whose
     role holds what it needs) or holds a live grant on can be shared; those few are decided by
     ``_decide``, as ``can_each`` decides, so the grant rule (resharing, study scope, a second
-    factor) is not written twice."""
+    factor) is not written twice. ``facts``: the request's (``request_facts``), as for ``can``."""
     from apps.cases.models import Case
 
     org_id = _org_id_of(obj)
     if not _active_user(user):
         return Case.objects.none()
-    facts = _Facts(user, timezone.now())
+    facts = _facts_of(user, facts)
     role = facts.roles.get(org_id)
     if role is not None and Action.SHARE_CASE in ROLE_ACTIONS[role]:
         return Case.objects.for_org(org_id)

@@ -157,3 +157,41 @@ def test_the_choices_endpoint_answers_whoever_may_send_invitations_only(org_a, o
     assert client_as(clinician_a).get(url, {"list": "email"}).status_code == 404
     assert client_as(clinician_a).get(url).status_code == 404
     assert Client().get(url, {"list": "cases"}).status_code == 302  # signed out: to the sign-in page
+
+
+def _inviter(who: str, org_a):
+    """A clinician (shares every case by their role), an org admin (invites members, shares no
+    case) or a consultant holding a grant that lets them reshare a case."""
+    if who == "consultant":
+        consultant = member(org_a, Role.EXTERNAL_CONSULTANT)
+        GrantFactory(organization=org_a, case=CaseFactory(organization=org_a, title="Chest CT"), grantee=consultant,
+                     permissions=["view", "reshare"])
+        return consultant
+    return member(org_a, Role.CLINICIAN if who == "clinician" else Role.ORG_ADMIN)
+
+
+@pytest.mark.parametrize("who", ["clinician", "org_admin", "consultant"])
+@pytest.mark.parametrize("url", ["accounts:invitation_list", "accounts:invitation_choices"])
+def test_the_invitations_and_their_case_search_read_the_users_memberships_once(org_a, verified_client, who, url):
+    """Which cases the user may invite to, whether they may invite members, and whether they may
+    find a case by who the patient is are decided on the request's memberships and the user's
+    grants (``policy.request_facts``): each read the memberships three times more."""
+    from tests.pages import assert_read_once, page_queries
+
+    CaseFactory(organization=org_a, title="Chest MR")
+    got, queries = page_queries(verified_client(_inviter(who, org_a)),
+                                reverse(url) + ("?list=cases&q=chest" if "choices" in url else ""))
+    assert got == 200
+    assert_read_once(queries, reader=who == "consultant")
+
+
+def test_a_revoked_resharing_grant_is_refused_at_the_next_invitation_search(org_a, clinician_a, verified_client):
+    from apps.sharing import services as sharing
+
+    consultant = _inviter("consultant", org_a)
+    client = verified_client(consultant)
+    url = reverse("accounts:invitation_choices")
+    assert [c["label"] for c in client.get(url, {"list": "cases", "q": "chest"}).json()["choices"]] == ["Chest CT"]
+    sharing.grants_revoke(grants=list(consultant.grants.all()), by=clinician_a, reason="test")
+    assert client.get(url, {"list": "cases", "q": "chest"}).status_code == 403
+    assert client.get(reverse("accounts:invitation_list")).status_code == 403
