@@ -22,8 +22,10 @@ from apps.imaging.services import ingest_job_create, ingest_job_run
 from apps.organizations.models import Organization
 
 DEMO_MRN, DEMO_CASE_TITLE = "DEMO-0001", "Chest CT - second opinion"
-#: pydicom's bundled test files: a CT slice, an MR slice, a multi-frame MR, and JPEG 2000 / RLE CTs
-DEMO_FILES = ["CT_small.dcm", "MR_small.dcm", "emri_small.dcm", "JPEG2000.dcm", "MR_small_RLE.dcm"]
+#: pydicom's bundled test files: a CT slice, an MR slice, a multi-frame MR and a JPEG 2000 image.
+#: (Not MR_small_RLE.dcm: it is MR_small.dcm re-encoded under the same SOPInstanceUID, so it
+#: would make a second version of that study, with a warning, on every demo.)
+DEMO_FILES = ["CT_small.dcm", "MR_small.dcm", "emri_small.dcm", "JPEG2000.dcm"]
 #: a small real MR study of pydicom's DICOMDIR test set (description "Brain", two series: a
 #: localizer and a three-slice pilot) for the brain MR case; its study is in no other demo file
 BRAIN_MR_FILES = ["dicomdirtests/98892003/MR1/4919", "dicomdirtests/98892003/MR2/4950",
