@@ -85,7 +85,8 @@ def study_share(request: HttpRequest, study_id: UUID) -> HttpResponse:
     policy.require(request.user, Action.SHARE_CASE, study, request=request)
     if study.case is None:
         messages.error(request, _("Attach this study to a case before sharing it."))
-        return redirect("dashboard")
+        # its page offers the cases it may go into (imaging.views.study_attach)
+        return redirect(f"{study.get_absolute_url()}#attach")
     return _share_steps(request, study.case, studies=[study])
 
 
@@ -142,10 +143,12 @@ def my_shares(request: HttpRequest) -> HttpResponse:
     renewing would succeed (the service's own rule and the policy's RENEW_GRANT)."""
     page = page_of(request, selectors.grants_created_by(user=request.user), size=SHARES_PAGE_SIZE)
     grants = selectors.with_state(page)
-    for g, renewable in zip(grants, services.grants_renewable(grants=grants, by=request.user), strict=True):
+    # the page only reads: its decisions share the memberships and grants the request read
+    for g, renewable in zip(grants, services.grants_renewable(grants=grants, by=request.user, request=request),
+                            strict=True):
         g.can_renew = renewable
-    pending = page_of(request, selectors.original_requests_pending_for(user=request.user), size=SHARES_PAGE_SIZE,
-                      param="requests")
+    pending = page_of(request, selectors.original_requests_pending_for(user=request.user, request=request),
+                      size=SHARES_PAGE_SIZE, param="requests")
     org = request.organization  # type: ignore[attr-defined]
     return render(request, "sharing/my_shares.html", {
         "grants": grants, "page": page, "pending": pending,

@@ -265,3 +265,8 @@ def test_the_upload_page_leads_to_a_study_in_no_case(client_as, org_a, clinician
     assert loose.get_absolute_url() in html and placed.get_absolute_url() in html
     assert html.count('data-testid="no-case"') == 1  # the study in no case is marked, the other not
     assert "can be attached to one later, from the study's page" in html
+
+
+def test_sharing_a_study_in_no_case_leads_to_where_it_is_attached(client_as, clinician, case, loose):
+    r = client_as(clinician).get(reverse("sharing:study_share", kwargs={"study_id": loose.public_id}))
+    assert r.status_code == 302 and r["Location"] == f"{loose.get_absolute_url()}#attach"
