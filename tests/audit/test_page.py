@@ -7,10 +7,11 @@ import csv
 import io
 import uuid
 from datetime import date, timedelta
+from html.parser import HTMLParser
 
 import pytest
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from apps.audit import actions
 from apps.audit.models import AuditEvent
@@ -251,7 +252,7 @@ def test_who_and_what_are_named_in_the_readers_language(org_a, admin_a, clinicia
     html = client_as(admin_a).get(reverse("audit:event_list"), HTTP_ACCEPT_LANGUAGE="es").content.decode()
     cells = html.split("<tbody>", 1)[1]
     assert "<td>Sistema</td>" in cells and "<td>Visitante anónimo</td>" in cells
-    assert f'Enlace para compartir <small class="mono">{str(link_id)[:12]}' in cells
+    assert f'Enlace para compartir <small class="mono audit-id">{str(link_id)[:9]}' in cells
     assert f"<td>{clinician_a.email}</td>" in cells
     assert "<td>Caso <small" in cells and "<td>Cuenta <small" in cells
     for code in ("<td>system</td>", "<td>anonymous</td>", "link:", "<td>case <small", "<td>user <small"):
@@ -268,3 +269,71 @@ def test_every_model_is_named_on_the_audit_page_or_is_never_a_target():
                      "preparedentry", "renditionfile", "deidexportfile", "unsenttask", "renditionrun"}
     ours = {m._meta.model_name for m in apps.get_models() if m.__module__.startswith("apps.")}
     assert ours - never_targets == set(actions.TARGETS)
+
+
+class _Cells(HTMLParser):
+    """The text a reader sees in each body cell of the audit table (attributes left out)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[list[str]] = []
+        self._in_body = False
+        self._cell: list[str] | None = None
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "tbody":
+            self._in_body = True
+        elif self._in_body and tag == "tr":
+            self.rows.append([])
+        elif self._in_body and tag == "td":
+            self._cell = []
+
+    def handle_endtag(self, tag):
+        if tag == "tbody":
+            self._in_body = False
+        elif tag == "td" and self._cell is not None:
+            self.rows[-1].append("".join(self._cell).strip())
+            self._cell = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def _visible_cells(html: str) -> list[list[str]]:
+    parser = _Cells()
+    parser.feed(html)
+    return parser.rows
+
+
+@pytest.mark.parametrize("language", ["en", "es"])
+def test_each_events_action_code_and_whole_ids_are_in_the_pages_text(org_a, admin_a, client_as, language):
+    """On a tablet there is no hover: the action code the search and the exports use was a title
+    only, and the object's and share link's ids were cut to 12 characters. Both are text now."""
+    case = CaseFactory(organization=org_a)
+    link_id = uuid.uuid4()
+    record(action=actions.GRANT_OPENED, actor_label=f"link:{link_id}", organization=org_a, target=case,
+           outcome="denied")
+    record(action="legacy.unknown_action", organization=org_a)  # no label: its code, once
+    html = client_as(admin_a).get(reverse("audit:event_list"), HTTP_ACCEPT_LANGUAGE=language).content.decode()
+    with translation.override(language):
+        label = actions.label(actions.GRANT_OPENED)
+    assert label != actions.GRANT_OPENED
+    rows = {row[2]: row for row in _visible_cells(html)}  # by the action cell's text
+    opened = rows[f"{label}{actions.GRANT_OPENED}"]  # the name in the reader's language, then the code
+    assert opened[1].endswith(str(link_id))  # the share link's id, whole
+    assert opened[4].endswith(str(case.public_id))  # the object's id, whole
+    assert "legacy.unknown_action" in rows  # no name: the code alone, once
+
+
+def test_ids_and_codes_break_only_after_their_separators():
+    from apps.audit.templatetags.audit_tags import id_breaks
+
+    assert id_breaks("b6ea2368-a9c4-4f1e-8a2b-0123456789ab") == \
+        "b6ea2368-<wbr>a9c4-<wbr>4f1e-<wbr>8a2b-<wbr>0123456789ab"
+    assert id_breaks("share_link.second_factor_failed") == "share_<wbr>link.<wbr>second_<wbr>factor_<wbr>failed"
+    assert id_breaks("2001:db8::1") == "2001:<wbr>db8:<wbr>:<wbr>1"
+    assert id_breaks("a" * 20) == "aaaaaaaa<wbr>aaaaaaaa<wbr>aaaa"  # a hash: every 8 characters
+    assert id_breaks("<b>&-x") == "&lt;b&gt;&amp;-<wbr>x"  # escaped
+    assert id_breaks(None) == id_breaks("") == ""
+    assert id_breaks(42) == "42"
