@@ -158,9 +158,12 @@ def _check_complete(fh: IO[bytes], pos: int, size: int, ds, tsuid: UID) -> None:
     group, element = struct.unpack(end + "HH", head[:4])
     if (group, element) not in PIXEL_TAGS:
         return
-    if implicit:
+    vr = head[4:6]
+    if implicit or not (vr.isalpha() and vr.isupper()):
+        # no VR where the transfer syntax promises one: the element is in implicit VR, as pydicom
+        # reads it too (pydicom's SC_rgb_jpeg.dcm); its "length" is not the VR's last two bytes
         (length,), header = struct.unpack(end + "I", head[4:8]), 8
-    elif head[4:6] in LONG_VRS:
+    elif vr in LONG_VRS:
         if len(head) < 12:
             raise DicomError(Deferred(gettext_noop("truncated: the file ends inside the pixel data header")))
         (length,), header = struct.unpack(end + "I", head[8:12]), 12

@@ -65,3 +65,12 @@ def test_something_other_than_fragments_is_damaged():
     broken = data[:first_item] + struct.pack("<HH", 0x0008, 0x0010) + data[first_item + 4:]
     with pytest.raises(dicom.DicomError, match="damaged: the compressed pixel data is not a sequence of fragments"):
         _parse(broken)
+
+
+def test_pixel_data_written_in_implicit_vr_in_an_explicit_file_is_read_as_pydicom_reads_it():
+    # pydicom's SC_rgb_jpeg.dcm: JPEG baseline (explicit VR), but its Pixel Data element has no VR;
+    # its first two length bytes had been read as a VR and the next two (0xFFFF) as a length
+    data = _bytes("SC_rgb_jpeg.dcm")
+    assert _parse(data).rows == 256
+    with pytest.raises(dicom.DicomError, match="truncated: the compressed pixel data has no end marker"):
+        _parse(data[:-200])
