@@ -11,6 +11,7 @@ from datetime import timedelta
 
 import pytest
 from django.core.exceptions import PermissionDenied
+from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
@@ -21,6 +22,7 @@ from apps.imaging.services import StudyAttachRefused, StudyBusy, ingest_job_crea
 from apps.organizations.models import Role
 from apps.sharing import services as sharing
 from tests.factories import CaseFactory, MembershipFactory, StudyFactory, member
+from tests.threads import in_thread_until_blocked, waiting_on_a_lock
 
 pytestmark = pytest.mark.django_db
 
@@ -164,6 +166,47 @@ def test_a_second_submit_is_refused_by_what_the_lock_reads(org_a, clinician, cas
     assert stale.case_id is None
     with pytest.raises(StudyAttachRefused):
         study_attach(study=stale, case=other, by=clinician)
+    assert Study.objects.get(pk=loose.pk).case_id == case.pk
+    assert AuditEvent.objects.filter(action=ATTACHED).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks: PostgreSQL (SQLite has one writer)")
+def test_two_submits_at_once_the_second_waits_for_the_first_and_is_refused(org_a, clinician, case, loose,
+                                                                            monkeypatch):
+    """Two people (two connections) attach the same study at once, to two cases: the second waits
+    for the first's lock on the study, then reads it in a case and is told so; one attach, one event."""
+    from django.test import Client
+
+    from apps.imaging import services as imaging_services
+
+    other = CaseFactory(organization=org_a)
+    failures: list[BaseException] = []
+    second: dict = {}
+    started: list = []
+
+    def submit_to_other():
+        client = Client()
+        client.force_login(clinician)
+        second["response"] = client.post(_url(loose), {"case": str(other.public_id)}, follow=True)
+
+    real = imaging_services.record
+
+    def record_once_the_second_waits(**kwargs):  # inside the first's transaction, the study locked
+        if not started:
+            started.append(in_thread_until_blocked(failures, submit_to_other))
+            second["waited"] = waiting_on_a_lock()
+        return real(**kwargs)
+
+    monkeypatch.setattr(imaging_services, "record", record_once_the_second_waits)
+    first = Client()
+    first.force_login(clinician)
+    assert first.post(_url(loose), {"case": str(case.public_id)}).status_code == 302
+    started[0].join(timeout=30)
+    assert not failures
+    assert any("FOR UPDATE" in q for q in second["waited"]), second["waited"]
+    assert second["response"].status_code == 200
+    assert "This study is in a case already." in second["response"].content.decode()
     assert Study.objects.get(pk=loose.pk).case_id == case.pk
     assert AuditEvent.objects.filter(action=ATTACHED).count() == 1
 
