@@ -16,6 +16,8 @@ from apps.sharing import policy
 from apps.sharing.models import Grant, GrantDownload, Notification, OriginalRequest
 
 if TYPE_CHECKING:
+    from django.http import HttpRequest
+
     from apps.accounts.models import User
     from apps.cases.models import Case
 
@@ -104,14 +106,16 @@ def original_request_get(*, user: User, public_id: UUID) -> OriginalRequest:
     return req
 
 
-def original_requests_pending_for(*, user: User) -> list[OriginalRequest]:
+def original_requests_pending_for(*, user: User, request: HttpRequest | None = None) -> list[OriginalRequest]:
     """The pending requests for an original the user may decide, newest first. All the pending
     ones the user sees are asked of the policy at once (``can_each``, a fixed number of queries):
     cutting them first (it took the newest 100) hid those the user may decide behind
-    others' in an organization with many waiting. The page shows a page of them."""
+    others' in an organization with many waiting. The page shows a page of them. With
+    ``request`` (the page's), the policy decides on what the request read (``policy.request_facts``)."""
     reqs = list(OriginalRequest.objects.visible_to(user).filter(status="pending")
                 .select_related("grant", "case", "requested_by").order_by("-created_at", "-id"))
-    decides = policy.can_each(user, policy.Action.DECIDE_ORIGINAL_REQUEST, reqs)
+    decides = policy.can_each(user, policy.Action.DECIDE_ORIGINAL_REQUEST, reqs,
+                              facts=policy.request_facts(request, user))
     return [r for r, may in zip(reqs, decides, strict=True) if may]
 
 

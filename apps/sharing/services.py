@@ -716,13 +716,14 @@ def _renewal_terms(*, grant: Grant, hours: int | None = None,
     return terms, permissions, renditions
 
 
-def grants_renewable(*, grants: Iterable[Grant], by: User) -> list[bool]:
+def grants_renewable(*, grants: Iterable[Grant], by: User, request: HttpRequest | None = None) -> list[bool]:
     """For each of ``grants``, in order: whether ``by`` may renew it (the policy's RENEW_GRANT)
     and renewing can succeed (``grant_renew_refusal``), the two questions ``grant_renew`` asks:
     what "My shares" offers. Read-only, and the policy and each organization's rules are read
-    once for all the grants (so the page's queries do not grow with its list)."""
+    once for all the grants (so the page's queries do not grow with its list). With ``request``
+    (the page's), the policy decides on what the request read (``policy.request_facts``)."""
     grants = list(grants)
-    allowed = policy.can_each(by, policy.Action.RENEW_GRANT, grants)
+    allowed = policy.can_each(by, policy.Action.RENEW_GRANT, grants, facts=policy.request_facts(request, by))
     policies = _sharing_policies_read(g.organization_id for g in grants)
     return [may and grant_renew_refusal(grant=g, org_policy=policies[g.organization_id]) is None
             for g, may in zip(grants, allowed, strict=True)]

@@ -143,10 +143,12 @@ def my_shares(request: HttpRequest) -> HttpResponse:
     renewing would succeed (the service's own rule and the policy's RENEW_GRANT)."""
     page = page_of(request, selectors.grants_created_by(user=request.user), size=SHARES_PAGE_SIZE)
     grants = selectors.with_state(page)
-    for g, renewable in zip(grants, services.grants_renewable(grants=grants, by=request.user), strict=True):
+    # the page only reads: its decisions share the memberships and grants the request read
+    for g, renewable in zip(grants, services.grants_renewable(grants=grants, by=request.user, request=request),
+                            strict=True):
         g.can_renew = renewable
-    pending = page_of(request, selectors.original_requests_pending_for(user=request.user), size=SHARES_PAGE_SIZE,
-                      param="requests")
+    pending = page_of(request, selectors.original_requests_pending_for(user=request.user, request=request),
+                      size=SHARES_PAGE_SIZE, param="requests")
     org = request.organization  # type: ignore[attr-defined]
     return render(request, "sharing/my_shares.html", {
         "grants": grants, "page": page, "pending": pending,

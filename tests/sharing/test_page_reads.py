@@ -9,8 +9,9 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
+from apps.organizations.models import Membership, Role
 from tests.cases.test_page_reads import READERS
-from tests.factories import open_anonymous_link
+from tests.factories import CaseFactory, GrantFactory, OriginalRequestFactory, member, open_anonymous_link
 from tests.imaging.test_page_queries import page_reader, study_with_series
 from tests.pages import assert_read_once, page_queries, reads_of
 
@@ -51,3 +52,32 @@ def test_shared_with_me_and_my_shares_read_the_users_memberships_once(org_a, org
     got, queries = page_queries(client_as(page_reader(who, org_a, org_b, study)), reverse(url))
     assert got == status
     assert_read_once(queries, reader=url == "sharing:shared_with_me" and who != "staff")
+
+
+@pytest.mark.parametrize("role", [Role.CLINICIAN, Role.RADIOLOGIST])
+def test_my_shares_with_shares_and_requests_reads_the_memberships_and_grants_once(org_a, client_as, role):
+    """A sharer's own shares (whether each may be renewed) and the requests for an original they
+    may decide are decided on the request's memberships and grants (``policy.request_facts``):
+    each list read the memberships once more, and the user's grants on the cases again."""
+    sharer = member(org_a, role, email="sharer@alpha.example")
+    consultant = member(org_a, Role.EXTERNAL_CONSULTANT, email="asker@alpha.example")
+    case = CaseFactory(organization=org_a)
+    grant = GrantFactory(organization=org_a, case=case, grantee=consultant, created_by=sharer,
+                         permissions=["view", "download_preview"])
+    OriginalRequestFactory(organization=org_a, grant=grant)
+    got, queries = page_queries(client_as(sharer), reverse("sharing:my_shares"))
+    assert got == 200
+    assert_read_once(queries, reader=True)  # the sharer's own grants on the case (none): whose renewal decides
+
+
+def test_a_role_that_loses_the_decisions_stops_seeing_the_requests_on_the_next_visit(org_a, client_as):
+    radiologist = member(org_a, Role.RADIOLOGIST, email="decider@alpha.example")
+    consultant = member(org_a, Role.EXTERNAL_CONSULTANT, email="asker@alpha.example")
+    grant = GrantFactory(organization=org_a, case=CaseFactory(organization=org_a), grantee=consultant,
+                         created_by=radiologist, permissions=["view", "download_preview"])
+    waiting = OriginalRequestFactory(organization=org_a, grant=grant)
+    client = client_as(radiologist)
+    decide = reverse("sharing:original_request_decide", args=[waiting.public_id])
+    assert decide in client.get(reverse("sharing:my_shares")).content.decode()
+    Membership.objects.filter(user=radiologist, organization=org_a).update(role=Role.COORDINATOR)
+    assert decide not in client.get(reverse("sharing:my_shares")).content.decode()
