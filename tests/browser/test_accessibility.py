@@ -2,10 +2,10 @@
 from the keyboard and is named; the organization menu opens within a phone's screen; the focus
 ring stands out on the page's white and grey as well as on the blue header. axe-core (vendored in
 tests/browser/vendor/axe-core) finds no WCAG 2.x A/AA or best-practice violation on the pages added
-for patients, study deletion, the share review, the mail-down warning, the step-up page and a
-phone's header menu and list filters, and the forms with searched lists (case, tumor board,
-invitation), in English and Spanish, at a phone's and a tablet's width, and none of them is wider
-than 320 px."""
+for patients, study deletion, attaching a study to a case, the share review, the mail-down
+warning, the step-up page and a phone's header menu and list filters, and the forms with searched
+lists (case, tumor board, invitation), in English and Spanish, at a phone's and a tablet's width,
+and none of them is wider than 320 px."""
 
 from __future__ import annotations
 
@@ -310,3 +310,28 @@ def test_the_forms_with_searched_lists(page, live_server):
     _check(page, clinician, opened("/cases/new/", 1))
     _check(page, clinician, opened("/boards/new/", 3))
     _check(page, clinician, opened("/org/invitations/new/", 1))
+
+
+def test_attaching_a_study_to_a_case(page, live_server):
+    """The study page of a study in no case (its Attach to a case), and the confirmation that
+    names whom the case's shares then reach."""
+    from tests.factories import CaseFactory, GrantFactory, StudyFactory
+
+    org = OrganizationFactory(name="Northwind Test", mfa_required_roles=[])
+    clinician = member(org, Role.CLINICIAN, email="clinician@attach.example")
+    consultant = member(org, Role.EXTERNAL_CONSULTANT, email="a.long.consultant.address@another-hospital.example")
+    case = CaseFactory(organization=org, created_by=clinician, responsible_clinician=clinician, title="Chest CT")
+    GrantFactory(organization=org, case=case, created_by=clinician, grantee=consultant)
+    study = StudyFactory(organization=org, case=None)
+    signed_in_as(page, live_server.url, clinician)
+
+    def study_page(page):
+        page.goto(f"{live_server.url}{study.get_absolute_url()}")
+        page.get_by_test_id("attach-form").wait_for()
+
+    def confirmation(page):
+        page.goto(f"{live_server.url}/studies/{study.public_id}/attach/?case={case.public_id}")
+        page.get_by_test_id("attach-reaches").wait_for()
+
+    _check(page, clinician, study_page)
+    _check(page, clinician, confirmation)
