@@ -18,6 +18,8 @@ from apps.sharing.usecases import Rendition as SharedRendition
 from apps.sharing.usecases import UseCase
 
 if TYPE_CHECKING:
+    from django.http import HttpRequest
+
     from apps.accounts.models import User
 
 
@@ -87,18 +89,19 @@ def _state(study: Study, statuses: dict[int, str], refusal: policy.GrantRefusal 
     return _REFUSAL_STATES.get(refusal, CopyState.NOT_INCLUDED)
 
 
-def education_shares_for(*, user: User) -> list[EducationShare]:
+def education_shares_for(*, user: User, request: HttpRequest | None = None) -> list[EducationShare]:
     """The live patient-education grants addressed to ``user``, newest first, each with the
     studies it covers and the state of their education copies: a fixed number of queries
     whatever the number of shares and studies (the policy's ``download_refusals`` decides for
-    all the studies at once)."""
+    all the studies at once). With ``request`` (the portal's), the policy decides on what the
+    request read (``policy.request_facts``: its memberships)."""
     grants = list(Grant.objects.live().addressed_to(user).filter(use_case=UseCase.PATIENT_EDUCATION)
                   .select_related("case", "created_by").order_by("-created_at"))
     studies_of = _studies_by_grant(grants)
     every = list({s.pk: s for studies in studies_of.values() for s in studies}.values())
     statuses = dict(Rendition.objects.filter(study__in=every, kind=Kind.EDUCATION).values_list("study_id", "status"))
     refusals = dict(zip((s.pk for s in every), policy.download_refusals(
-        user, every, rendition=SharedRendition.EDUCATION), strict=True))
+        user, every, rendition=SharedRendition.EDUCATION, facts=policy.request_facts(request, user)), strict=True))
     states = {s.pk: _state(s, statuses, refusals[s.pk]) for s in every}
     images: dict[int, list[EducationImage]] = {}
     ready = [pk for pk, state in states.items() if state == CopyState.READY]

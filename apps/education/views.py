@@ -20,7 +20,9 @@ from apps.sharing import services as sharing_services
 @login_required
 @never_cache
 def portal(request: HttpRequest) -> HttpResponse:
-    shares = selectors.education_shares_for(user=request.user)
+    # the copies' states are decided on the memberships the request read (recording an opening
+    # changes no access)
+    shares = selectors.education_shares_for(user=request.user, request=request)
     # shown to the patient: each share's opening is recorded once per session (grant.opened)
     sharing_services.grants_record_open_once(grants=[s.grant for s in shares], request=request, actor=request.user)
     services.education_images_fill(shares=shares, request=request)

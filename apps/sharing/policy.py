@@ -897,14 +897,15 @@ def download_refusal(actor: Any, obj: object, *, rendition: str) -> GrantRefusal
     return _download_refusal(_Facts(actor, timezone.now()), _download_action(rendition), obj, rendition=rendition)
 
 
-def download_refusals(actor: Any, objs: Iterable[Any], *, rendition: str) -> list[GrantRefusal | None]:
+def download_refusals(actor: Any, objs: Iterable[Any], *, rendition: str,
+                      facts: _Facts | None = None) -> list[GrantRefusal | None]:
     """``download_refusal(actor, obj, rendition=rendition)`` for each of ``objs``, in order: the
     same answers, made by the same code, with what they read from the database read once for
     all of them (the patient portal lists every study of every share; its queries do not grow
-    with them)."""
+    with them). ``facts``: the request's (``request_facts``), as for ``can``."""
     objs = list(objs)
     action = _download_action(rendition)
-    facts = _Facts(actor, timezone.now())
+    facts = _facts_of(actor, facts)
     facts.prepare(action, objs)
     return [_download_refusal(facts, action, obj, rendition=rendition) for obj in objs]
 

@@ -60,3 +60,27 @@ def test_download_refusals_answers_as_download_refusal_does_for_each_study(org_a
     assert policy.download_refusals(patient, studies, rendition="education") == singles
     assert set(singles) == {None, policy.GrantRefusal.LIMIT_REACHED, policy.GrantRefusal.SECOND_FACTOR,
                             policy.GrantRefusal.NO_ACCESS, policy.GrantRefusal.NOT_INCLUDED}
+
+
+def test_the_portal_reads_the_patients_memberships_and_grants_once(org_a, client_as):
+    """The copies' states are decided on the request's memberships (``policy.request_facts``), as
+    the navigation's links are: it read them once more."""
+    from tests.pages import assert_read_once, page_queries
+
+    sharer, patient = member(org_a, Role.CLINICIAN), member(org_a, Role.PATIENT)
+    _shares(org_a, sharer, patient, 2, 2, named=False)
+    got, queries = page_queries(client_as(patient), reverse("education:portal"))
+    assert got == 200
+    assert_read_once(queries, reader=True)
+
+
+def test_a_share_that_reaches_its_limit_is_refused_on_the_next_visit(org_a, client_as):
+    from apps.sharing.models import Grant
+
+    sharer, patient = member(org_a, Role.CLINICIAN), member(org_a, Role.PATIENT)
+    _shares(org_a, sharer, patient, 1, 1, named=False)
+    client = client_as(patient)
+    assert 'data-testid="education-download"' in client.get(reverse("education:portal")).content.decode()
+    Grant.objects.filter(grantee=patient).update(download_count=2)
+    html = client.get(reverse("education:portal")).content.decode()
+    assert 'data-testid="education-download"' not in html and 'data-testid="education-limit"' in html
