@@ -106,6 +106,7 @@ def study_delete(request: HttpRequest, study_id: UUID) -> HttpResponse:
 
 
 @login_required
+@require_recent_otp  # a case shared as a whole shares the study with its recipients: as for sharing
 @require_http_methods(["GET", "POST"])
 @policy.serves(Action.UPLOAD_STUDY)
 def study_attach(request: HttpRequest, study_id: UUID) -> HttpResponse:

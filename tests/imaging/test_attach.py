@@ -313,3 +313,24 @@ def test_the_upload_page_leads_to_a_study_in_no_case(client_as, org_a, clinician
 def test_sharing_a_study_in_no_case_leads_to_where_it_is_attached(client_as, clinician, case, loose):
     r = client_as(clinician).get(reverse("sharing:study_share", kwargs={"study_id": loose.public_id}))
     assert r.status_code == 302 and r["Location"] == f"{loose.get_absolute_url()}#attach"
+
+
+def test_attaching_needs_a_recent_second_factor_as_sharing_does(settings, org_a, case, loose):
+    """Attaching to a case shared as a whole shares the study with its recipients: someone whose
+    second factor is not recent enters a code first (the step-up returns to the confirmation, with
+    the case chosen); a POST without it attaches nothing."""
+    from tests.accounts.conftest import stale_second_factor_client, totp_code
+
+    settings.LIGHTBOX_MFA_ENFORCED = True
+    client, device = stale_second_factor_client(member(org_a, Role.CLINICIAN))
+    response = client.post(_url(loose), {"case": str(case.public_id)})
+    assert response.status_code == 302 and response["Location"].startswith(reverse("accounts:step_up"))
+    assert Study.objects.get(pk=loose.pk).case_id is None
+    confirm = f"{_url(loose)}?case={case.public_id}"
+    asked = client.get(confirm)
+    assert asked.status_code == 302 and asked["Location"].startswith(reverse("accounts:step_up"))
+    back = client.post(reverse("accounts:step_up"), {"code": totp_code(device, ahead=1), "next": confirm})
+    assert back["Location"] == confirm
+    assert client.get(confirm).status_code == 200
+    assert client.post(_url(loose), {"case": str(case.public_id)}).status_code == 302
+    assert Study.objects.get(pk=loose.pk).case_id == case.pk
