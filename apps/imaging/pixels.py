@@ -227,11 +227,9 @@ def _decode(fh: IO[bytes], ds: Dataset, info: FrameInfo, index: int) -> np.ndarr
         arr = arr[0]
     if info.photometric == "PALETTE COLOR":
         try:
-            arr = apply_color_lut(arr, ds)
+            arr = _palette_rgb(arr, ds)
         except Exception as exc:
             raise UndecodableFrame(Deferred(gettext_noop("The file's colour palette cannot be applied."))) from exc
-        if arr.dtype != np.uint8:
-            arr = (arr >> 8).astype(np.uint8) if arr.dtype == np.uint16 else arr
     elif not info.is_colour:
         try:
             arr = apply_modality_lut(arr, ds)
@@ -240,6 +238,19 @@ def _decode(fh: IO[bytes], ds: Dataset, info: FrameInfo, index: int) -> np.ndarr
     if arr.ndim not in (2, 3):
         raise UndecodableFrame(Deferred(gettext_noop("The image data has an unexpected shape.")))
     return arr
+
+
+def _palette_rgb(arr: np.ndarray, ds: Dataset) -> np.ndarray:
+    """Palette indices as 8-bit RGB. pydicom's ``apply_color_lut`` reads 16-bit (OW) LUT data in
+    the machine's byte order whatever the file's, so a big-endian file's palette (pydicom's
+    OBXXXX1A_expb.dcm) came out byte-swapped and the image black; segmented LUTs it reads right."""
+    rgb = apply_color_lut(arr, ds)
+    if (rgb.dtype == np.uint16 and ds.original_encoding[1] is False
+            and "RedPaletteColorLookupTableData" in ds):
+        rgb = rgb.byteswap()
+    if rgb.dtype == np.uint16:
+        rgb = (rgb >> 8).astype(np.uint8)
+    return rgb
 
 
 def load_frame(src: Any, index: int = 0) -> DecodedFrame:

@@ -1,0 +1,274 @@
+"""Everything after ingest, for pydicom's test files that ingest accepts: each file is ingested
+alone through the real services (a case of its own) and every consumer of its stored instance is
+asked for it: the viewer's frame endpoint (diagnostic PNG, preview JPEG, low first paint) for the
+first and the last frame, the renditions (original, lossless-compressed DICOM, labelled preview,
+education copy) and their study downloads, the de-identified export and its download, and the
+study, case and viewer pages.
+
+Expected of each: an image that is right (the served frame follows pydicom's own pixels: same
+colour model, linear in the modality values within the window, inverted for MONOCHROME1), or a
+labelled refusal (the frame answers "undecodable" with a reason, a rendition file is "not
+available" with a reason that is not "Unexpected error", the export lists the file as excluded
+with its reason); never a 500, an exception, or an image silently wrong.
+
+The whole corpus (129 accepted files) takes over two minutes; ``FILES`` is a choice of 50 that
+covers each transfer syntax (implicit and explicit little endian, big endian, deflated, RLE,
+JPEG baseline, extended, lossless, JPEG-LS, JPEG 2000 lossless and lossy), each photometric
+interpretation in the corpus (MONOCHROME1/2, RGB native and planar, YBR_FULL, YBR_FULL_422,
+YBR_ICT, YBR_RCT, PALETTE COLOR with plain and segmented tables, little and big endian), bit depths
+1, 8, 12, 16 and 32, multi-frame files (up to 120 frames), the files ingest accepts since its
+truncation fixes (trailing padding, Pixel Data without a VR), and those nothing here can decode
+or that hold no pixels. Files are read with ``get_testdata_file(name, download=False)``: never
+downloaded."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import warnings
+import zipfile
+
+import numpy as np
+import pydicom
+import pytest
+from django.urls import reverse
+from PIL import Image
+from pydicom.data import get_testdata_file
+from pydicom.pixels import apply_color_lut, apply_modality_lut, pixel_array
+
+from apps.deid.models import DeidExportFile, Outcome, State
+from apps.deid.profile import Reason
+from apps.deid.services import deid_export_run, deid_export_start
+from apps.imaging.blobs import open_blob
+from apps.imaging.models import FileOutcome, IngestFileResult, Instance
+from apps.renditions.models import Kind, RenditionFile, Status
+from apps.renditions.services import education_image, study_renditions_make
+from apps.viewer import services as frames
+from tests.factories import CaseFactory
+from tests.renditions.conftest import ingest_folder
+
+pytestmark = pytest.mark.django_db
+
+#: files nothing installed here decodes (pydicom neither): every consumer refuses them, labelled
+UNDECODABLE = {"JPEG-lossy.dcm", "JPEG2000-embedded-sequence-delimiter.dcm", "badVR.dcm"}
+#: objects without pixel data (RT plan, structured reports, a waveform)
+NO_PIXELS = {"rtplan.dcm", "test-SR.dcm", "waveform_ecg.dcm", "reportsi_with_empty_number_tags.dcm"}
+
+FILES = sorted({
+    # implicit / explicit little endian, deflated; CT and MR; trailing padding; overlays
+    "CT_small.dcm", "MR_small_implicit.dcm", "MR_small_padded.dcm", "image_dfl.dcm",
+    "MR-SIEMENS-DICOM-WithOverlays.dcm", "eCT_Supplemental.dcm", "mlut_18.dcm", "vlut_04.dcm",
+    # big endian: monochrome, multi-frame, RGB, palette (plain and segmented tables)
+    "MR_small_bigendian.dcm", "emri_small_big_endian.dcm", "ExplVR_BigEnd.dcm", "SC_rgb_small_odd_big_endian.dcm",
+    "OBXXXX1A_expb.dcm", "OBXXXX1A_expb_2frame.dcm", "gdcm-US-ALOKA-16_big.dcm",
+    # RLE
+    "MR_small_RLE.dcm", "emri_small_RLE.dcm", "SC_rgb_rle_16bit_2frame.dcm", "OBXXXX1A_rle.dcm",
+    "rtdose_rle_1frame.dcm",
+    # JPEG baseline (RGB, YBR_FULL, YBR_FULL_422, odd size, 120 frames), extended, lossless
+    "SC_rgb_jpeg.dcm", "SC_jpeg_no_color_transform.dcm", "SC_rgb_dcmtk_+eb+cy+n1.dcm", "SC_rgb_dcmtk_+eb+cy+np.dcm",
+    "SC_rgb_small_odd_jpeg.dcm", "color3d_jpeg_baseline.dcm", "JPGExtended.dcm", "JPEG-LL.dcm",
+    "JPGLosslessP14SV1_1s_1f_8b.dcm", "bad_sequence.dcm",
+    # JPEG-LS and JPEG 2000 (lossless and lossy; YBR_ICT, YBR_RCT; multi-frame)
+    "MR_small_jpeg_ls_lossless.dcm", "emri_small_jpeg_ls_lossless.dcm", "MR_small_jp2klossless.dcm",
+    "emri_small_jpeg_2k_lossless.dcm", "JPEG2000.dcm", "J2K_pixelrep_mismatch.dcm", "US1_J2KI.dcm", "US1_J2KR.dcm",
+    "GDCMJ2K_TextGBR.dcm",
+    # MONOCHROME1 (uncompressed, but once lossy); native colour: planar, YBR, 16 and 32 bits; palette
+    "RG3_UNCI.dcm", "color-pl.dcm", "SC_ybr_full_uncompressed.dcm", "SC_ybr_full_422_uncompressed.dcm",
+    "SC_rgb_32bit.dcm", "OBXXXX1A.dcm", "gdcm-US-ALOKA-16.dcm",
+    # 1 bit, 3 frames; 32-bit dose grid, 15 frames
+    "liver.dcm", "rtdose.dcm",
+    *UNDECODABLE, *NO_PIXELS,
+})
+QUALITIES = ("diagnostic", "preview", "low")
+
+
+def _path(name: str) -> str:
+    path = get_testdata_file(name, download=False)
+    if not path or not os.path.isfile(path):
+        pytest.skip(f"{name} is not present locally")
+    return path
+
+
+def _read(path) -> pydicom.Dataset:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return pydicom.dcmread(path, force=True)
+
+
+def _palette(ds: pydicom.Dataset, indices: np.ndarray) -> np.ndarray:
+    """The palette applied here, in the file's byte order (pydicom reads plain 16-bit tables in
+    the machine's order; its segmented tables it reads right)."""
+    if "RedPaletteColorLookupTableData" not in ds:
+        return apply_color_lut(indices, ds)
+    order = "<" if ds.original_encoding[1] else ">"
+    first = ds.RedPaletteColorLookupTableDescriptor[1]
+    tables = [np.frombuffer(ds[f"{c}PaletteColorLookupTableData"].value, dtype=f"{order}u2")
+              for c in ("Red", "Green", "Blue")]
+    at = np.clip(indices.astype(np.int64) - first, 0, len(tables[0]) - 1)
+    return np.stack([t[at] for t in tables], axis=-1)
+
+
+def _reference(ds: pydicom.Dataset, frame: int) -> tuple[np.ndarray, bool]:
+    """pydicom's own pixels of ``frame``: (modality values, or RGB; colour or not)."""
+    count = int(ds.get("NumberOfFrames") or 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        arr = pixel_array(ds, index=frame if count > 1 else None)
+    photometric = str(ds.PhotometricInterpretation).strip()
+    if photometric == "PALETTE COLOR":
+        return _palette(ds, arr), True
+    if arr.ndim == 3:
+        return arr, True
+    return apply_modality_lut(arr, ds), False
+
+
+def _follows(served: np.ndarray, reference: np.ndarray, colour: bool, window: str, monochrome1: bool) -> float:
+    """How closely the served 8-bit frame follows the reference (a correlation, 1.0 when
+    exactly linear): monochrome values are clipped to the served window first."""
+    expected = reference.astype(np.float64)
+    if not colour:
+        center, width = (float(v) for v in window.split("/"))
+        expected = np.clip(expected, center - width / 2, center + width / 2)
+        expected = -expected if monochrome1 else expected
+    a, b = served.astype(np.float64).ravel(), expected.ravel()
+    if a.std() == 0 or b.std() == 0:
+        return 1.0 if a.std() == b.std() else 0.0
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def _body(response) -> bytes:
+    return b"".join(response.streaming_content) if response.streaming else response.content
+
+
+def _check_frames(client, inst: Instance, ds: pydicom.Dataset, name: str) -> None:
+    url = reverse("viewer:frame", kwargs={"instance_id": inst.public_id})
+    last = max(inst.frames or 1, 1) - 1
+    for frame in sorted({0, last}):
+        reference = None if name in UNDECODABLE | NO_PIXELS else _reference(ds, frame)
+        for quality in QUALITIES:
+            response = client.get(f"{url}?quality={quality}&frame={frame}")
+            where = (name, frame, quality)
+            assert response.status_code == 200, where
+            if reference is None:
+                body = response.json()
+                assert response["X-Lightbox-Frame"] == "undecodable", where
+                assert body["error"] == "undecodable" and body["message"] and body["reason"], where
+                continue
+            arr, colour = reference
+            assert response["Content-Type"] == ("image/png" if quality == "diagnostic" else "image/jpeg"), where
+            image = Image.open(io.BytesIO(response.content))
+            image.load()
+            assert image.mode == ("RGB" if colour else "L"), where
+            rows, columns = arr.shape[:2]
+            limit = frames.LIMITS[quality] if quality != "diagnostic" else max(rows, columns)
+            scale = min(1.0, limit / max(rows, columns))
+            assert abs(image.size[0] - columns * scale) <= 1 and abs(image.size[1] - rows * scale) <= 1, where
+            if quality == "diagnostic":
+                lossy = str(ds.get("LossyImageCompression") or "") == "01" or ds.file_meta.TransferSyntaxUID in (
+                    "1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51")
+                assert response["X-Lightbox-Frame"] == ("lossy" if lossy else "diagnostic"), where
+                photometric = str(ds.PhotometricInterpretation).strip()
+                follows = _follows(np.asarray(image), arr, colour, response["X-Lightbox-Window"],
+                                   photometric == "MONOCHROME1")
+                assert follows > 0.98, (where, follows)
+            else:
+                assert response["X-Lightbox-Frame"] == "preview", where
+
+
+def _check_renditions(study, name: str, ds: pydicom.Dataset) -> None:
+    study_renditions_make(study_id=study.pk)
+    made = {f.kind: f for f in RenditionFile.objects.filter(study=study).select_related("blob")}
+    assert set(made) == set(Kind.values), name  # one instance: it is the education key image too
+    assert made[Kind.ORIGINAL].status == Status.READY, name
+    for kind, f in made.items():
+        if f.status != Status.READY:
+            assert f.status == Status.UNAVAILABLE and f.reason, (name, kind)
+            assert not f.reason.startswith("Unexpected error"), (name, kind, f.reason)
+    shown = name not in UNDECODABLE | NO_PIXELS
+    assert (made[Kind.PREVIEW].status == Status.READY) == shown, (name, made[Kind.PREVIEW].reason)
+    assert (made[Kind.EDUCATION].status == Status.READY) == shown, (name, made[Kind.EDUCATION].reason)
+    if not shown:
+        return
+    middle, colour = _reference(ds, max(int(ds.get("NumberOfFrames") or 1), 1) // 2)
+    with open_blob(made[Kind.PREVIEW].blob) as fh:
+        preview = Image.open(io.BytesIO(fh.read()))
+        preview.load()
+    assert preview.mode == ("RGB" if colour else "L"), name
+    above_band = np.asarray(preview)[: int(preview.size[1] * 0.9)]
+    if np.ptp(middle) > 0:  # an image, not one flat colour (the big-endian palette came out black)
+        assert np.ptp(above_band) > 0, name
+    education = Image.open(io.BytesIO(education_image(file=made[Kind.EDUCATION])))
+    education.load()
+    assert education.mode == ("RGB" if colour else "L"), name
+    if made[Kind.LOSSLESS].status == Status.READY:
+        with open_blob(made[Kind.LOSSLESS].blob) as fh:
+            copy = pydicom.dcmread(io.BytesIO(fh.read()))
+        assert copy.file_meta.TransferSyntaxUID.is_compressed, name
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            assert np.array_equal(copy.pixel_array, ds.pixel_array), name
+
+
+def _check_deid(client, study, clinician, ds: pydicom.Dataset, name: str) -> None:
+    export = deid_export_start(study=study, by=clinician, pseudonym="SWEEP-1", enqueue=False)
+    export = deid_export_run(export_id=export.pk)
+    assert export.state == State.READY, (name, export.reason)
+    [row] = DeidExportFile.objects.filter(export=export).select_related("blob")
+    if row.outcome == Outcome.EXCLUDED:
+        # left out for what its pixels may show, or for having none: never for failing
+        assert row.reason in {Reason.BURNED_IN_LIKELY, Reason.SECONDARY_CAPTURE, Reason.NO_PIXELS}, (name, row.reason)
+        assert (row.reason == Reason.NO_PIXELS) == (name in NO_PIXELS), name
+    else:
+        with open_blob(row.blob) as fh:
+            out = _read(io.BytesIO(fh.read()))
+        assert out.PatientIdentityRemoved == "YES" and out.PixelData == ds.PixelData, name
+    response = client.get(reverse("deid:export_download", kwargs={"deidexport_id": export.public_id}))
+    if row.outcome == Outcome.EXPORTED:
+        assert response.status_code == 200, name
+        assert zipfile.ZipFile(io.BytesIO(_body(response))).testzip() is None, name
+    else:
+        assert response.status_code == 302, name  # nothing to download: back to the export's page
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_every_consumer_of_an_ingested_test_file(name, org_a, clinician_a, client_as, tmp_path):
+    path = _path(name)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(path, folder / name)
+    case = CaseFactory(organization=org_a, created_by=clinician_a, responsible_clinician=clinician_a)
+    [study] = ingest_folder(folder, org_a, case=case)
+    inst = Instance.objects.select_related("blob").get(study=study)
+    assert IngestFileResult.objects.get(instance=inst).outcome == FileOutcome.INGESTED
+    ds = _read(path)
+    client = client_as(clinician_a)
+
+    _check_frames(client, inst, ds, name)
+    _check_renditions(study, name, ds)
+    for kind in Kind.values:
+        response = client.get(reverse("renditions:study_download", kwargs={"study_id": study.public_id}),
+                              {"rendition": kind})
+        assert response.status_code == 200, (name, kind)
+        assert zipfile.ZipFile(io.BytesIO(_body(response))).testzip() is None, (name, kind)
+    for url in (study.get_absolute_url(), case.get_absolute_url(),
+                reverse("viewer:viewer", kwargs={"study_id": study.public_id})):
+        assert client.get(url).status_code == 200, (name, url)
+    _check_deid(client, study, clinician_a, ds, name)
+
+
+def test_the_chosen_files_are_there():
+    missing = [name for name in FILES if not get_testdata_file(name, download=False)]
+    assert not missing
+
+
+@pytest.mark.parametrize(("big", "little"), [("OBXXXX1A_expb.dcm", "OBXXXX1A.dcm"),
+                                             ("OBXXXX1A_expb_2frame.dcm", "OBXXXX1A_2frame.dcm")])
+def test_a_big_endian_palette_shows_the_colours_of_its_little_endian_copy(big, little):
+    """pydicom's apply_color_lut read a big-endian file's 16-bit palette byte-swapped: its entries
+    (0xFF00 for full red) became 0x00FF, and the 8 bits shown of them 0: a black image, in the
+    viewer and in the preview and education renditions."""
+    request = frames.FrameRequest(quality="diagnostic")
+    shown = [np.asarray(Image.open(io.BytesIO(frames.frame_render(src=_path(n), request=request).body)))
+             for n in (big, little)]
+    assert shown[1].max() > 0 and np.array_equal(shown[0], shown[1])
