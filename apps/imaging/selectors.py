@@ -117,11 +117,14 @@ def recent_uploads(*, user, organization):
             .select_related("upload").prefetch_related("studies").order_by("-created_at", "-id"))
 
 
-def upload_case_choices(*, user, organization, chosen: str = "") -> tuple[list, int]:
+def upload_case_choices(*, user, organization, chosen: str = "", facts=None) -> tuple[list, int]:
     """The open cases ``user`` may upload into (the policy's ``upload_cases``), newest first, at
     most ``UPLOAD_CASE_CHOICES`` of them, with ``chosen`` (a case's public id, from its page)
-    among them whatever its age; and how many there are in all, for the page to say so."""
-    qs = policy.upload_cases(user, organization).order_by("-created_at", "-id")
+    among them whatever its age; and how many there are in all, for the page to say so.
+    ``facts``: the request's (``policy.request_facts``), whose memberships decide the role, not
+    read again."""
+    roles = facts.roles if facts is not None and facts.actor == user else None
+    qs = policy.upload_cases(user, organization, roles=roles).order_by("-created_at", "-id")
     cases = list(qs[:UPLOAD_CASE_CHOICES])
     total = qs.count() if len(cases) == UPLOAD_CASE_CHOICES else len(cases)
     if chosen and all(str(c.public_id) != chosen for c in cases):

@@ -154,9 +154,12 @@ def upload_page(request: HttpRequest) -> HttpResponse:
     org = request.organization
     if org is None:
         raise PermissionDenied
-    policy.require(request.user, Action.UPLOAD_STUDY, org, request=request)
+    # the page only reads: its decisions share the memberships the request read (request_facts)
+    facts = policy.request_facts(request, request.user)
+    policy.require(request.user, Action.UPLOAD_STUDY, org, request=request, facts=facts)
     preselected = request.GET.get("case", "")
-    cases, case_total = selectors.upload_case_choices(user=request.user, organization=org, chosen=preselected)
+    cases, case_total = selectors.upload_case_choices(user=request.user, organization=org, chosen=preselected,
+                                                      facts=facts)
     return render(request, "imaging/upload.html", {
         "cases": cases, "case_total": case_total, "case_limit": selectors.UPLOAD_CASE_CHOICES,
         "preselected": preselected,

@@ -62,3 +62,20 @@ def test_the_study_page_costs_the_same_for_one_series_as_for_five(org_a, org_b, 
         assert status == 200
         counts[n] = len(queries)
     assert counts[1] == counts[5], counts
+
+
+def test_the_upload_page_reads_the_users_memberships_once(org_a, clinician_a, client_as):
+    """Whether the user may upload there and which cases they may upload into are decided on the
+    request's memberships (``policy.request_facts``); each had read them again (three readings in
+    all). Decisions unchanged: a role that may no longer upload is refused on the next visit."""
+    from django.urls import reverse
+
+    from apps.organizations.models import Membership
+
+    CaseFactory(organization=org_a)
+    client = client_as(clinician_a)
+    status, queries = page_queries(client, reverse("imaging:upload"))
+    assert status == 200
+    assert_read_once(queries, reader=False)
+    Membership.objects.filter(user=clinician_a, organization=org_a).update(role=Role.ORG_ADMIN)
+    assert client.get(reverse("imaging:upload")).status_code == 403
