@@ -70,6 +70,11 @@ LOSSY_TRANSFER_SYNTAXES = frozenset({
 })
 COLOUR_INTERPRETATIONS = {"RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT", "YBR_PARTIAL_420",
                           "PALETTE COLOR"}
+#: colour models whose samples pydicom hands over as they are: shown as RGB they would be the wrong
+#: colours, so they are refused. HSV, ARGB and CMYK (retired) always; YBR_PARTIAL_422 (retired) and
+#: YBR_PARTIAL_420 in native pixel data only (a JPEG or MPEG decoder gives RGB of them)
+UNSHOWN_COLOUR_MODELS = frozenset({"HSV", "ARGB", "CMYK"})
+UNSHOWN_NATIVE_COLOUR_MODELS = frozenset({"YBR_PARTIAL_422", "YBR_PARTIAL_420"})
 
 
 class UndecodableFrame(Exception):
@@ -207,6 +212,11 @@ def _decode(fh: IO[bytes], ds: Dataset, info: FrameInfo, index: int) -> np.ndarr
         raise UndecodableFrame(Deferred(gettext_noop("No such frame.")))
     if not info.rows or not info.columns:
         raise UndecodableFrame(Deferred(gettext_noop("The file does not say how large its image is.")))
+    if info.photometric in UNSHOWN_COLOUR_MODELS or (
+            info.photometric in UNSHOWN_NATIVE_COLOUR_MODELS
+            and info.transfer_syntax_uid in ("", *pydicom.uid.UncompressedTransferSyntaxes)):
+        raise UndecodableFrame(Deferred(gettext_noop(
+            "This file's colour model (%(photometric)s) cannot be shown here."), photometric=info.photometric))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -11,14 +11,15 @@ labelled refusal (the frame answers "undecodable" with a reason, a rendition fil
 available" with a reason that is not "Unexpected error", the export lists the file as excluded
 with its reason); never a 500, an exception, or an image silently wrong.
 
-The whole corpus (129 accepted files) takes over two minutes; ``FILES`` is a choice of 50 that
+The whole corpus (129 accepted files) takes over two minutes; ``FILES`` is a choice of 55 that
 covers each transfer syntax (implicit and explicit little endian, big endian, deflated, RLE,
 JPEG baseline, extended, lossless, JPEG-LS, JPEG 2000 lossless and lossy), each photometric
 interpretation in the corpus (MONOCHROME1/2, RGB native and planar, YBR_FULL, YBR_FULL_422,
 YBR_ICT, YBR_RCT, PALETTE COLOR with plain and segmented tables, little and big endian), bit depths
 1, 8, 12, 16 and 32, multi-frame files (up to 120 frames), the files ingest accepts since its
 truncation fixes (trailing padding, Pixel Data without a VR), and those nothing here can decode
-or that hold no pixels. Files are read with ``get_testdata_file(name, download=False)``: never
+or that hold no pixels. Colour models the corpus lacks (HSV, ARGB, CMYK, native YBR_PARTIAL_*) are
+generated. Files are read with ``get_testdata_file(name, download=False)``: never
 downloaded."""
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from django.urls import reverse
 from PIL import Image
 from pydicom.data import get_testdata_file
 from pydicom.pixels import apply_color_lut, apply_modality_lut, pixel_array
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from apps.deid.models import DeidExportFile, Outcome, State
 from apps.deid.profile import Reason
@@ -272,3 +274,46 @@ def test_a_big_endian_palette_shows_the_colours_of_its_little_endian_copy(big, l
     shown = [np.asarray(Image.open(io.BytesIO(frames.frame_render(src=_path(n), request=request).body)))
              for n in (big, little)]
     assert shown[1].max() > 0 and np.array_equal(shown[0], shown[1])
+
+
+def _synthetic_colour(folder, photometric: str, samples: int) -> None:
+    """A 16x16 8-bit image of a fictional patient, native (explicit VR little endian), its samples
+    in the colour model ``photometric``."""
+    ds = pydicom.Dataset()
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
+    ds.SOPInstanceUID, ds.StudyInstanceUID, ds.SeriesInstanceUID = (generate_uid() for _ in range(3))
+    ds.PatientName, ds.PatientID, ds.Modality = "Synthetic^Colour", "SYN-COLOUR", "OT"
+    ds.Rows = ds.Columns = 16
+    ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.PlanarConfiguration = samples, photometric, 0
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+    ds.PixelData = (np.arange(16 * 16 * samples) % 251).astype(np.uint8).tobytes()
+    ds.file_meta = pydicom.dataset.FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    folder.mkdir()
+    ds.save_as(folder / "colour.dcm", enforce_file_format=True)
+
+
+@pytest.mark.parametrize(("photometric", "samples"), [("HSV", 3), ("YBR_PARTIAL_422", 3), ("YBR_PARTIAL_420", 3),
+                                                      ("ARGB", 4), ("CMYK", 4)])
+def test_a_colour_model_the_pixels_cannot_show_is_refused_by_name(photometric, samples, org_a, clinician_a,
+                                                                    client_as, tmp_path):
+    """pydicom converts YBR_FULL and YBR_FULL_422 native samples to RGB, and its JPEG and JPEG 2000
+    decoders give RGB; HSV and native YBR_PARTIAL_422/420 samples it hands over as they are, and
+    they were shown as if they were RGB: the wrong colours, unlabelled, in the viewer and in the
+    preview and education copies. ARGB and CMYK it refuses, which read as a damaged file."""
+    _synthetic_colour(tmp_path / "in", photometric, samples)
+    case = CaseFactory(organization=org_a, created_by=clinician_a, responsible_clinician=clinician_a)
+    [study] = ingest_folder(tmp_path / "in", org_a, case=case)
+    inst = Instance.objects.get(study=study)
+    reason = f"This file's colour model ({photometric}) cannot be shown here."
+    url = reverse("viewer:frame", kwargs={"instance_id": inst.public_id})
+    for quality in QUALITIES:
+        response = client_as(clinician_a).get(url, {"quality": quality})
+        assert response.status_code == 200 and response["X-Lightbox-Frame"] == "undecodable"
+        assert response.json()["reason"] == reason
+    study_renditions_make(study_id=study.pk)
+    made = {f.kind: f for f in RenditionFile.objects.filter(study=study)}
+    for kind in (Kind.PREVIEW, Kind.EDUCATION):
+        assert (made[kind].status, made[kind].reason) == (Status.UNAVAILABLE, reason)
+    spanish = client_as(clinician_a).get(url, {"quality": "preview"}, HTTP_ACCEPT_LANGUAGE="es")
+    assert spanish.status_code == 200 and photometric in spanish.json()["reason"]
