@@ -117,6 +117,21 @@ def recent_uploads(*, user, organization):
             .select_related("upload").prefetch_related("studies").order_by("-created_at", "-id"))
 
 
+def studies_in_no_case(*, user, organization):
+    """The studies of ``organization`` that are in no case (uploaded with "No case (attach
+    later)", by anyone there), newest first: a query the upload page shows a page of, for whoever
+    may upload there to find and attach them, with who uploaded each (no query per row).
+
+    One row per StudyInstanceUID: its newest version in no case (a version whose next one is
+    in no case too is left out). Attaching a study from its page attaches every version of it
+    in no case at once, and the study page lists the versions: a row per version would offer
+    the same study several times. Tenant-scoped: ``visible_to`` (rows of the organizations where
+    the user holds VIEW_CASE), narrowed to ``organization``; nothing of another shows."""
+    return (Study.objects.visible_to(user).filter(organization=organization, case__isnull=True)
+            .filter(Q(superseded_by__isnull=True) | Q(superseded_by__case__isnull=False))
+            .select_related("created_by_job__created_by").order_by("-created_at", "-id"))
+
+
 def upload_case_choices(*, user, organization, chosen: str = "", facts=None) -> tuple[list, int]:
     """The open cases ``user`` may upload into (the policy's ``upload_cases``), newest first, at
     most ``UPLOAD_CASE_CHOICES`` of them, with ``chosen`` (a case's public id, from its page)

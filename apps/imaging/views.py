@@ -25,6 +25,8 @@ from apps.sharing.policy import Action
 SERIES_PAGE_SIZE = 100
 #: the user's uploads per page of the upload page ("Your recent uploads")
 RECENT_UPLOADS_PAGE_SIZE = 10
+#: the organization's studies in no case per page of the upload page ("Studies in no case")
+NO_CASE_PAGE_SIZE = 10
 
 
 @login_required
@@ -150,7 +152,9 @@ def study_attach(request: HttpRequest, study_id: UUID) -> HttpResponse:
 
 @login_required
 def upload_page(request: HttpRequest) -> HttpResponse:
-    """Drag and drop files, a folder or a zip; resumable (tus-js-client)."""
+    """Drag and drop files, a folder or a zip; resumable (tus-js-client). Below: the user's
+    recent uploads, and the organization's studies in no case (whoever uploaded them), each
+    leading to its page's Attach to a case."""
     org = request.organization
     if org is None:
         raise PermissionDenied
@@ -165,5 +169,9 @@ def upload_page(request: HttpRequest) -> HttpResponse:
         "preselected": preselected,
         "recent": page_of(request, selectors.recent_uploads(user=request.user, organization=org),
                           size=RECENT_UPLOADS_PAGE_SIZE, param="uploads"),
+        # the organization's studies uploaded with no case, by anyone: found here to be attached
+        "no_case": page_of(request, selectors.studies_in_no_case(user=request.user, organization=org),
+                           size=NO_CASE_PAGE_SIZE, param="no_case"),
+        "show_patient": policy.can(request.user, Action.VIEW_PATIENT_IDENTITY, org, facts=facts),
         "max_bytes": org.upload_max_bytes,
     })

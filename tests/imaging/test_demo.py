@@ -53,3 +53,20 @@ def test_seed_demo_gives_the_brain_mr_case_a_study_and_seeds_one_study_in_no_cas
     seed()
     assert counts() == before
     assert Study.objects.get(pk=unattached.pk).case == chest
+
+
+def test_a_demo_radiologist_finds_the_study_the_demo_clinician_left_in_no_case(client):
+    """The upload page's "Studies in no case" lists it for a colleague of its uploader, who
+    attaches it from its page."""
+    from django.urls import reverse
+
+    from apps.accounts.models import User
+
+    seed()
+    [unattached] = Study.objects.filter(organization__slug="northwind", case=None)
+    client.force_login(User.objects.get(email="radiologist@northwind.example"))
+    response = client.get(reverse("imaging:upload"))
+    assert response.status_code == 200, response.status_code
+    section = response.content.decode().split('id="no-case-heading"', 1)[1].split("</section>", 1)[0]
+    assert f'href="{unattached.get_absolute_url()}#attach"' in section
+    assert "Uploaded by Casey Clinician (Northwind)" in section
