@@ -253,13 +253,16 @@ def _decode(fh: IO[bytes], ds: Dataset, info: FrameInfo, index: int) -> np.ndarr
 def _palette_rgb(arr: np.ndarray, ds: Dataset) -> np.ndarray:
     """Palette indices as 8-bit RGB. pydicom's ``apply_color_lut`` reads 16-bit (OW) LUT data in
     the machine's byte order whatever the file's, so a big-endian file's palette (pydicom's
-    OBXXXX1A_expb.dcm) came out byte-swapped and the image black; segmented LUTs it reads right."""
+    OBXXXX1A_expb.dcm) came out byte-swapped and the image black; segmented LUTs it reads right.
+    Entries are as wide as the LUT Descriptor's third value says (8 or 16 bits), also when 8-bit
+    entries are each stored in 16 bits, as some writers do: their top 8 bits, all 0, were shown."""
     rgb = apply_color_lut(arr, ds)
     if (rgb.dtype == np.uint16 and ds.original_encoding[1] is False
             and "RedPaletteColorLookupTableData" in ds):
         rgb = rgb.byteswap()
     if rgb.dtype == np.uint16:
-        rgb = (rgb >> 8).astype(np.uint8)
+        bits = int(ds.RedPaletteColorLookupTableDescriptor[2])
+        rgb = np.minimum(rgb >> max(bits - 8, 0), 255).astype(np.uint8)
     return rgb
 
 

@@ -317,3 +317,20 @@ def test_a_colour_model_the_pixels_cannot_show_is_refused_by_name(photometric, s
         assert (made[kind].status, made[kind].reason) == (Status.UNAVAILABLE, reason)
     spanish = client_as(clinician_a).get(url, {"quality": "preview"}, HTTP_ACCEPT_LANGUAGE="es")
     assert spanish.status_code == 200 and photometric in spanish.json()["reason"]
+
+
+def test_a_palette_of_8_bit_entries_stored_in_16_bits_shows_its_colours(tmp_path):
+    """A LUT Descriptor saying 8 bits per entry over LUT Data of 16 bits per entry (each 8-bit
+    entry in a 16-bit word, as some writers store them; pydicom reads them as 16-bit): the top 8
+    bits, all 0, were shown, a black image."""
+    ds = _read(_path("OBXXXX1A.dcm"))
+    for colour in ("Red", "Green", "Blue"):
+        table = np.frombuffer(ds[f"{colour}PaletteColorLookupTableData"].value, dtype="<u2")
+        ds[f"{colour}PaletteColorLookupTableData"].value = (table >> 8).astype("<u2").tobytes()
+        descriptor = list(ds[f"{colour}PaletteColorLookupTableDescriptor"].value)
+        ds[f"{colour}PaletteColorLookupTableDescriptor"].value = [*descriptor[:2], 8]
+    ds.save_as(tmp_path / "palette8.dcm")
+    request = frames.FrameRequest(quality="diagnostic")
+    shown = [np.asarray(Image.open(io.BytesIO(frames.frame_render(src=src, request=request).body)))
+             for src in (tmp_path / "palette8.dcm", _path("OBXXXX1A.dcm"))]
+    assert shown[1].max() > 0 and np.array_equal(shown[0], shown[1])
