@@ -334,3 +334,17 @@ def test_attaching_needs_a_recent_second_factor_as_sharing_does(settings, org_a,
     assert client.get(confirm).status_code == 200
     assert client.post(_url(loose), {"case": str(case.public_id)}).status_code == 302
     assert Study.objects.get(pk=loose.pk).case_id == case.pk
+
+
+def test_an_attach_is_never_kept_without_its_audit_event(org_a, clinician, case, loose, monkeypatch):
+    """The attach and its events are one transaction: when the audit write fails, the study (and
+    every version that would have gone with it) stays in no case."""
+    from apps.imaging import services
+    from tests.factories import audit_write_fails
+
+    older = StudyFactory(organization=org_a, case=None, study_instance_uid=loose.study_instance_uid, version=2)
+    audit_write_fails(monkeypatch, services, ATTACHED)
+    with pytest.raises(RuntimeError):
+        study_attach(study=loose, case=case, by=clinician)
+    assert set(Study.objects.filter(pk__in=[loose.pk, older.pk]).values_list("case_id", flat=True)) == {None}
+    assert not AuditEvent.objects.filter(action=ATTACHED).exists()
