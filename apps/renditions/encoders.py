@@ -127,6 +127,12 @@ def lossless_encode(data: bytes, codec: str) -> bytes:
     if str(ds.get("LossyImageCompression") or "").strip() == "01" or tsuid in pixels.LOSSY_TRANSFER_SYNTAXES:
         raise NotEncodable(Deferred(gettext_noop(
             "The original is already lossy-compressed: a lossless copy would not be diagnostic-grade.")))
+    if ds.original_encoding[1] is False:
+        # pydicom writes a big-endian dataset little-endian only with every OW/OF/OL/OD/UN value
+        # (a palette, an overlay, a LUT) byte-swapped by hand; unswapped, the copy would decode to
+        # the same pixel values and still show wrong, which the check below would not see
+        raise NotEncodable(Deferred(gettext_noop(
+            "The original is big-endian (a retired transfer syntax): no lossless copy is made of it.")))
     try:
         if tsuid and pydicom.uid.UID(tsuid).is_compressed:
             with warnings.catch_warnings():
