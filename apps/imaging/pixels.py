@@ -61,9 +61,10 @@ PRESETS: dict[str, tuple[float, float]] = {
 }
 MODALITY_DEFAULTS: dict[str, tuple[float, float]] = {"CT": (40.0, 400.0)}
 
-# Transfer syntaxes that can only be lossy (JPEG baseline/extended, MPEG-2/4, HEVC).
+# Transfer syntaxes that are lossy by their name (JPEG baseline/extended, JPEG-LS near-lossless,
+# MPEG-2/4, HEVC), whether or not the file says Lossy Image Compression = 01.
 LOSSY_TRANSFER_SYNTAXES = frozenset({
-    "1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51",
+    "1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.81",
     "1.2.840.10008.1.2.4.100", "1.2.840.10008.1.2.4.101", "1.2.840.10008.1.2.4.102",
     "1.2.840.10008.1.2.4.103", "1.2.840.10008.1.2.4.104", "1.2.840.10008.1.2.4.105",
     "1.2.840.10008.1.2.4.106", "1.2.840.10008.1.2.4.107", "1.2.840.10008.1.2.4.108",

@@ -44,7 +44,7 @@ from apps.deid.profile import Reason
 from apps.deid.services import deid_export_run, deid_export_start
 from apps.imaging.blobs import open_blob
 from apps.imaging.models import FileOutcome, IngestFileResult, Instance
-from apps.renditions.models import Kind, RenditionFile, Status
+from apps.renditions.models import Kind, Label, RenditionFile, Status
 from apps.renditions.services import education_image, study_renditions_make
 from apps.viewer import services as frames
 from tests.factories import CaseFactory
@@ -169,7 +169,7 @@ def _check_frames(client, inst: Instance, ds: pydicom.Dataset, name: str) -> Non
             assert abs(image.size[0] - columns * scale) <= 1 and abs(image.size[1] - rows * scale) <= 1, where
             if quality == "diagnostic":
                 lossy = str(ds.get("LossyImageCompression") or "") == "01" or ds.file_meta.TransferSyntaxUID in (
-                    "1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51")
+                    "1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.81")
                 assert response["X-Lightbox-Frame"] == ("lossy" if lossy else "diagnostic"), where
                 photometric = str(ds.PhotometricInterpretation).strip()
                 follows = _follows(np.asarray(image), arr, colour, response["X-Lightbox-Window"],
@@ -338,3 +338,30 @@ def test_a_palette_of_8_bit_entries_stored_in_16_bits_shows_its_colours(tmp_path
     shown = [np.asarray(Image.open(io.BytesIO(frames.frame_render(src=src, request=request).body)))
              for src in (tmp_path / "palette8.dcm", _path("OBXXXX1A.dcm"))]
     assert shown[1].max() > 0 and np.array_equal(shown[0], shown[1])
+
+
+@pytest.mark.parametrize("name", ["JPEGLSNearLossless_08.dcm", "SC_rgb_jls_lossy_line.dcm"])
+def test_a_near_lossless_jpeg_ls_file_is_never_labelled_diagnostic(name, org_a, clinician_a, client_as, tmp_path):
+    """JPEG-LS Lossy (Near-Lossless), 1.2.840.10008.1.2.4.81, is lossy by its transfer syntax,
+    whether or not the file says Lossy Image Compression = 01 (pydicom's near-lossless files do
+    not): its frames were labelled "diagnostic", its original "Diagnostic original", and a
+    "Diagnostic - lossless compressed" copy was made of it. pydicom's files lack the study's
+    identifiers, which ingest needs; they are added."""
+    ds = _read(_path(name))
+    for keyword in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"):
+        if keyword not in ds:
+            setattr(ds, keyword, generate_uid())
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    (tmp_path / "in").mkdir()
+    ds.save_as(tmp_path / "in" / name, enforce_file_format=True)
+    case = CaseFactory(organization=org_a, created_by=clinician_a, responsible_clinician=clinician_a)
+    [study] = ingest_folder(tmp_path / "in", org_a, case=case)
+    inst = Instance.objects.get(study=study)
+    response = client_as(clinician_a).get(reverse("viewer:frame", kwargs={"instance_id": inst.public_id}),
+                                          {"quality": "diagnostic"})
+    assert response["Content-Type"] == "image/png" and response["X-Lightbox-Frame"] == "lossy"
+    study_renditions_make(study_id=study.pk)
+    made = {f.kind: f for f in RenditionFile.objects.filter(study=study)}
+    assert made[Kind.ORIGINAL].label == Label.LOSSY_SOURCE and made[Kind.ORIGINAL].source_lossy
+    assert made[Kind.LOSSLESS].status == Status.UNAVAILABLE
+    assert made[Kind.LOSSLESS].reason.startswith("The original is already lossy-compressed")
