@@ -283,6 +283,12 @@ def decode_frame(src: Any, index: int = 0) -> np.ndarray:
 
 
 def _range_window(arr: np.ndarray) -> tuple[float, float]:
+    """The window spanning the frame's values: its finite ones (float pixel data, a parametric map,
+    may hold NaN or infinities, which made the window NaN and the whole image black)."""
+    if arr.dtype.kind == "f":
+        arr = arr[np.isfinite(arr)]
+        if not arr.size:
+            return 0.0, 1.0
     low, high = float(np.min(arr)), float(np.max(arr))
     return (low + high) / 2.0, max(high - low, 1.0)
 
@@ -318,7 +324,9 @@ def to_8bit(array: np.ndarray, center: float, width: float, invert: bool = False
     low = float(center) - 0.5 - (width - 1.0) / 2.0
     scale = 255.0 / max(width - 1.0, 1e-6)
     values = (array.astype(np.float32, copy=False) - np.float32(low)) * np.float32(scale)
-    np.clip(values, 0.0, 255.0, out=values)
+    np.clip(values, 0.0, 255.0, out=values)  # infinities to 0 and 255
+    if array.dtype.kind == "f":
+        np.nan_to_num(values, copy=False, nan=0.0)  # no value (NaN) shows black, as the lowest
     out = (values + np.float32(0.5)).astype(np.uint8)
     return 255 - out if invert else out
 

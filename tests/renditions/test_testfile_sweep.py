@@ -365,3 +365,30 @@ def test_a_near_lossless_jpeg_ls_file_is_never_labelled_diagnostic(name, org_a, 
     assert made[Kind.ORIGINAL].label == Label.LOSSY_SOURCE and made[Kind.ORIGINAL].source_lossy
     assert made[Kind.LOSSLESS].status == Status.UNAVAILABLE
     assert made[Kind.LOSSLESS].reason.startswith("The original is already lossy-compressed")
+
+
+def test_float_pixel_data_with_nan_and_infinities_shows_its_finite_values(org_a, clinician_a, client_as, tmp_path):
+    """A parametric map's Float Pixel Data may hold NaN (no value) and infinities: the default
+    window, from the frame's value range, became NaN and the whole image black, labelled
+    diagnostic, its window sent as "nan/nan"."""
+    ds = pydicom.Dataset()
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.30"  # Parametric Map
+    ds.SOPInstanceUID, ds.StudyInstanceUID, ds.SeriesInstanceUID = (generate_uid() for _ in range(3))
+    ds.PatientName, ds.PatientID, ds.Modality = "Synthetic^Map", "SYN-MAP", "MR"
+    ds.Rows = ds.Columns = 4
+    ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.BitsAllocated, ds.NumberOfFrames = 1, "MONOCHROME2", 32, 1
+    ds.FloatPixelData = np.array([np.nan, np.inf, -np.inf, *range(13)], dtype="<f4").tobytes()
+    ds.file_meta = pydicom.dataset.FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    (tmp_path / "in").mkdir()
+    ds.save_as(tmp_path / "in" / "map.dcm", enforce_file_format=True)
+    case = CaseFactory(organization=org_a, created_by=clinician_a, responsible_clinician=clinician_a)
+    [study] = ingest_folder(tmp_path / "in", org_a, case=case)
+    inst = Instance.objects.get(study=study)
+    response = client_as(clinician_a).get(reverse("viewer:frame", kwargs={"instance_id": inst.public_id}),
+                                          {"quality": "diagnostic"})
+    assert response["X-Lightbox-Frame"] == "diagnostic"
+    assert response["X-Lightbox-Window"] == response["X-Lightbox-Default-Window"] == "6/12"
+    shown = np.asarray(Image.open(io.BytesIO(response.content))).ravel().tolist()
+    assert shown[:3] == [0, 255, 0]  # NaN black, the infinities at either end
+    assert shown[3] == 0 and shown[-1] == 255 and shown[3:] == sorted(shown[3:])  # the finite values, in order
