@@ -242,8 +242,13 @@ def _decode(fh: IO[bytes], ds: Dataset, info: FrameInfo, index: int) -> np.ndarr
         except Exception as exc:
             raise UndecodableFrame(Deferred(gettext_noop("The file's colour palette cannot be applied."))) from exc
     elif not info.is_colour:
+        stored_integers = arr.dtype.kind in "iu"
         try:
             arr = apply_modality_lut(arr, ds)
+            # a Rescale Slope or Intercept of NaN or infinity (or one that overflows) turns every
+            # value into one that is not a number: a blank image, not this file's
+            if stored_integers and arr.dtype.kind == "f" and not np.isfinite(arr).all():
+                raise ValueError("rescaled values are not finite")
         except Exception as exc:
             raise UndecodableFrame(Deferred(gettext_noop("The file's rescale values cannot be applied."))) from exc
     if arr.ndim not in (2, 3):

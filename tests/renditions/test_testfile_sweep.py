@@ -392,3 +392,26 @@ def test_float_pixel_data_with_nan_and_infinities_shows_its_finite_values(org_a,
     shown = np.asarray(Image.open(io.BytesIO(response.content))).ravel().tolist()
     assert shown[:3] == [0, 255, 0]  # NaN black, the infinities at either end
     assert shown[3] == 0 and shown[-1] == 255 and shown[3:] == sorted(shown[3:])  # the finite values, in order
+
+
+@pytest.mark.parametrize(("slope", "intercept"), [("NaN", "0"), ("1e999", "0"), ("1", "NaN"), ("1", "-1e999")])
+def test_a_rescale_that_is_not_a_number_is_refused_not_shown_blank(slope, intercept, org_a, clinician_a, client_as,
+                                                                    tmp_path):
+    """pydicom's CT_small.dcm with a Rescale Slope or Intercept of NaN or infinity: every
+    Hounsfield value became NaN or infinite, and the frame a flat black or white image, labelled
+    diagnostic; the preview and education copies were made of it."""
+    ds = _read(_path("CT_small.dcm"))
+    ds.RescaleSlope = pydicom.valuerep.DSfloat(slope, validation_mode=0)
+    ds.RescaleIntercept = pydicom.valuerep.DSfloat(intercept, validation_mode=0)
+    (tmp_path / "in").mkdir()
+    ds.save_as(tmp_path / "in" / "ct.dcm")
+    case = CaseFactory(organization=org_a, created_by=clinician_a, responsible_clinician=clinician_a)
+    [study] = ingest_folder(tmp_path / "in", org_a, case=case)
+    inst = Instance.objects.get(study=study)
+    response = client_as(clinician_a).get(reverse("viewer:frame", kwargs={"instance_id": inst.public_id}),
+                                          {"quality": "preview"})
+    assert response.status_code == 200 and response["X-Lightbox-Frame"] == "undecodable"
+    assert response.json()["reason"] == "The file's rescale values cannot be applied."
+    study_renditions_make(study_id=study.pk)
+    preview = RenditionFile.objects.get(study=study, kind=Kind.PREVIEW)
+    assert (preview.status, preview.reason) == (Status.UNAVAILABLE, "The file's rescale values cannot be applied.")
