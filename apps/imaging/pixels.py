@@ -260,16 +260,24 @@ def _palette_rgb(arr: np.ndarray, ds: Dataset) -> np.ndarray:
     """Palette indices as 8-bit RGB. pydicom's ``apply_color_lut`` reads 16-bit (OW) LUT data in
     the machine's byte order whatever the file's, so a big-endian file's palette (pydicom's
     OBXXXX1A_expb.dcm) came out byte-swapped and the image black; segmented LUTs it reads right.
-    Entries are as wide as the LUT Descriptor's third value says (8 or 16 bits), also when 8-bit
-    entries are each stored in 16 bits, as some writers do: their top 8 bits, all 0, were shown."""
+
+    16-bit entries are shown by their top 8 bits, but for 8-bit entries each stored in 16 bits, as
+    some writers do (the LUT Descriptor says 8 and no entry is above 255), whose top 8 bits, all 0,
+    were shown: a black image. A descriptor that says 8 over full 16-bit entries is wrong, as
+    other viewers take it (cornerstone's "incorrect LUT descriptor")."""
     rgb = apply_color_lut(arr, ds)
-    if (rgb.dtype == np.uint16 and ds.original_encoding[1] is False
-            and "RedPaletteColorLookupTableData" in ds):
-        rgb = rgb.byteswap()
-    if rgb.dtype == np.uint16:
-        bits = int(ds.RedPaletteColorLookupTableDescriptor[2])
-        rgb = np.minimum(rgb >> max(bits - 8, 0), 255).astype(np.uint8)
-    return rgb
+    if rgb.dtype != np.uint16:
+        return rgb
+    shift = 8
+    if "RedPaletteColorLookupTableData" in ds:
+        order = ">u2" if ds.original_encoding[1] is False else "<u2"
+        if order == ">u2":
+            rgb = rgb.byteswap()
+        tables = [np.frombuffer(ds[f"{c}PaletteColorLookupTableData"].value, dtype=order)
+                  for c in ("Red", "Green", "Blue")]
+        if int(ds.RedPaletteColorLookupTableDescriptor[2]) == 8 and max(int(t.max()) for t in tables) <= 255:
+            shift = 0
+    return (rgb >> shift).astype(np.uint8)
 
 
 def load_frame(src: Any, index: int = 0) -> DecodedFrame:

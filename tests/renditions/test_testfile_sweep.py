@@ -323,14 +323,18 @@ def test_a_colour_model_the_pixels_cannot_show_is_refused_by_name(photometric, s
     assert spanish.status_code == 200 and photometric in spanish.json()["reason"]
 
 
-def test_a_palette_of_8_bit_entries_stored_in_16_bits_shows_its_colours(tmp_path):
-    """A LUT Descriptor saying 8 bits per entry over LUT Data of 16 bits per entry (each 8-bit
-    entry in a 16-bit word, as some writers store them; pydicom reads them as 16-bit): the top 8
-    bits, all 0, were shown, a black image."""
+@pytest.mark.parametrize("entries", [8, 16])
+def test_a_palette_whose_descriptor_says_8_bits_over_16_bit_words_shows_its_colours(entries, tmp_path):
+    """A LUT Descriptor saying 8 bits per entry over LUT Data of 16 bits per entry (pydicom reads
+    them as 16-bit). Some writers store each 8-bit entry in a 16-bit word: their top 8 bits, all
+    0, were shown, a black image. Others write full 16-bit entries under a descriptor that says 8
+    (cornerstone's "incorrect LUT descriptor" case): those are shown by their top 8 bits, as
+    before."""
     ds = _read(_path("OBXXXX1A.dcm"))
     for colour in ("Red", "Green", "Blue"):
         table = np.frombuffer(ds[f"{colour}PaletteColorLookupTableData"].value, dtype="<u2")
-        ds[f"{colour}PaletteColorLookupTableData"].value = (table >> 8).astype("<u2").tobytes()
+        if entries == 8:
+            ds[f"{colour}PaletteColorLookupTableData"].value = (table >> 8).astype("<u2").tobytes()
         descriptor = list(ds[f"{colour}PaletteColorLookupTableDescriptor"].value)
         ds[f"{colour}PaletteColorLookupTableDescriptor"].value = [*descriptor[:2], 8]
     ds.save_as(tmp_path / "palette8.dcm")
