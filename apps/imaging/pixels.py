@@ -298,8 +298,8 @@ def decode_frame(src: Any, index: int = 0) -> np.ndarray:
 def _range_window(arr: np.ndarray) -> tuple[float, float]:
     """The window spanning the frame's values: its finite ones (float pixel data, a parametric map,
     may hold NaN or infinities, which made the window NaN and the whole image black)."""
-    if arr.dtype.kind == "f":
-        arr = arr[np.isfinite(arr)]
+    if arr.dtype.kind == "f" and not (finite := np.isfinite(arr)).all():
+        arr = arr[finite]  # a copy only of a frame that holds such values
         if not arr.size:
             return 0.0, 1.0
     low, high = float(np.min(arr)), float(np.max(arr))
