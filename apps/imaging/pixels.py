@@ -15,10 +15,14 @@ Public API (the viewer and the renditions use it; nothing else decodes pixels):
 - ``render_frame(src, index, *, center=None, width=None, invert=None, max_size=None) -> PIL.Image``
   (mode "L" or "RGB"). ``invert=None`` inverts MONOCHROME1 so that it displays like MONOCHROME2.
 - ``PRESETS``: CT window presets (lung, mediastinum, bone, brain) as (center, width).
+- ``decoded_bytes(ds, frames=1) -> int`` and ``check_decoded_size(ds, frames, limit, reason)``:
+  the memory the decoded pixels take, from the header alone, and the refusal of a file over a
+  budget before anything is decoded (the lossless copy checks a whole object with them).
 - ``UndecodableFrame(reason)``: raised for anything pydicom and its installed codecs cannot turn
   into pixels (unsupported transfer syntax, missing pixel data, truncated or corrupt data, frame
-  index out of range). ``reason`` is short, free of patient data and safe to show; it is an
-  ``apps.core.i18n.Deferred``, shown with ``i18n.translate`` (a rendition stores it).
+  index out of range, a frame over ``settings.LIGHTBOX_MAX_FRAME_BYTES`` decoded). ``reason`` is
+  short, free of patient data and safe to show; it is an ``apps.core.i18n.Deferred``, shown with
+  ``i18n.translate`` (a rendition stores it).
 
 ``src`` is an ``apps.imaging.models.Instance`` (its blob is opened and decrypted with
 ``open_blob``), a path, or a readable, seekable binary file object. Frames are decoded one at a
@@ -41,6 +45,7 @@ from typing import IO, Any
 
 import numpy as np
 import pydicom
+from django.conf import settings
 from django.utils.translation import gettext_noop
 from PIL import Image
 from pydicom.dataset import Dataset
@@ -149,6 +154,14 @@ def _first(value: Any) -> float | None:
     return number if np.isfinite(number) else None
 
 
+def frames_of(ds: Dataset) -> int:
+    """Number of Frames, 1 when absent or unreadable."""
+    try:
+        return max(int(ds.get("NumberOfFrames") or 1), 1)
+    except (TypeError, ValueError):
+        return 1
+
+
 def _info(ds: Dataset) -> FrameInfo:
     if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
         raise UndecodableFrame(Deferred(gettext_noop("The file holds no pixel data.")))
@@ -159,14 +172,10 @@ def _info(ds: Dataset) -> FrameInfo:
         pixel_spacing = (float(spacing[0]), float(spacing[1])) if spacing and len(spacing) == 2 else None
     except (TypeError, ValueError):
         pixel_spacing = None
-    try:
-        frames = int(ds.get("NumberOfFrames") or 1)
-    except (TypeError, ValueError):
-        frames = 1
     return FrameInfo(
         rows=int(ds.get("Rows") or 0),
         columns=int(ds.get("Columns") or 0),
-        frames=max(frames, 1),
+        frames=frames_of(ds),
         samples_per_pixel=int(ds.get("SamplesPerPixel") or 1),
         photometric=str(ds.get("PhotometricInterpretation") or "MONOCHROME2").strip().upper(),
         bits_stored=int(ds.get("BitsStored") or ds.get("BitsAllocated") or 8),
@@ -208,6 +217,33 @@ def frame_count(src: Any) -> int:
     return frame_info(src).frames
 
 
+def decoded_bytes(ds: Dataset, frames: int = 1) -> int:
+    """The bytes ``frames`` decoded frames of ``ds`` take, from its header alone: rows x columns x
+    samples per pixel x bytes per sample (Bits Allocated in whole bytes; 1-bit data is unpacked to
+    a byte a pixel; an unreadable Bits Allocated counts as 16 bits)."""
+    def number(keyword: str, default: int) -> int:
+        try:
+            return max(int(ds.get(keyword) or default), 0)
+        except (TypeError, ValueError):
+            return default
+
+    bits = number("BitsAllocated", 16) or 16
+    return (number("Rows", 0) * number("Columns", 0) * max(number("SamplesPerPixel", 1), 1)
+            * max(-(-bits // 8), 1) * max(frames, 1))
+
+
+def check_decoded_size(ds: Dataset, *, frames: int, limit: int, reason: str) -> None:
+    """Raise UndecodableFrame(``reason`` % size, limit) when ``frames`` decoded frames of ``ds``
+    would take more than ``limit`` bytes: a small file (a few bytes of compressed data, or a
+    header alone) may declare an image of 65535 x 65535 x 3 samples of 16 bits, whose decoding
+    would allocate 25 GB and end the process. ``reason`` is a message id with ``%(size)s`` and
+    ``%(limit)s`` (in MB)."""
+    size = decoded_bytes(ds, frames)
+    if size > limit:
+        logger.info("pixels: not decoded, %d MB over the %d MB limit", -(-size // 1_000_000), limit // 1_000_000)
+        raise UndecodableFrame(Deferred(reason, size=-(-size // 1_000_000), limit=limit // 1_000_000))
+
+
 def _decode(fh: IO[bytes], ds: Dataset, info: FrameInfo, index: int) -> np.ndarray:
     if not 0 <= index < info.frames:
         raise UndecodableFrame(Deferred(gettext_noop("No such frame.")))
@@ -218,6 +254,10 @@ def _decode(fh: IO[bytes], ds: Dataset, info: FrameInfo, index: int) -> np.ndarr
             and info.transfer_syntax_uid in ("", *pydicom.uid.UncompressedTransferSyntaxes)):
         raise UndecodableFrame(Deferred(gettext_noop(
             "This file's colour model (%(photometric)s) cannot be shown here."), photometric=info.photometric))
+    # before any decoding: one frame (or a single-frame file whole)
+    check_decoded_size(ds, frames=1, limit=settings.LIGHTBOX_MAX_FRAME_BYTES, reason=gettext_noop(
+        "The image is too large to be shown here: one frame takes %(size)s MB decoded, over this portal's "
+        "limit of %(limit)s MB."))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pydicom
+from django.conf import settings
 from django.utils.translation import gettext_noop
 from PIL import Image, ImageDraw, ImageFont
 from pydicom.dataset import Dataset, FileMetaDataset
@@ -133,6 +134,13 @@ def lossless_encode(data: bytes, codec: str) -> bytes:
         # the same pixel values and still show wrong, which the check below would not see
         raise NotEncodable(Deferred(gettext_noop(
             "The original is big-endian (a retired transfer syntax): no lossless copy is made of it.")))
+    try:  # the whole object is decoded at once (below): refused before, when it is too large for that
+        pixels.check_decoded_size(ds, frames=pixels.frames_of(ds), limit=settings.LIGHTBOX_MAX_OBJECT_BYTES,
+                                  reason=gettext_noop(
+            "The original is too large for a lossless copy here: its pixels take %(size)s MB decoded, over this "
+            "portal's limit of %(limit)s MB."))
+    except pixels.UndecodableFrame as exc:
+        raise NotEncodable(exc.reason) from exc
     try:
         if tsuid and pydicom.uid.UID(tsuid).is_compressed:
             with warnings.catch_warnings():

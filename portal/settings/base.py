@@ -309,6 +309,17 @@ LIGHTBOX_INGEST_STALLED_MINUTES = env.int("LIGHTBOX_INGEST_STALLED_MINUTES", def
 LIGHTBOX_KEEP_FREED_MEMORY = env.bool("LIGHTBOX_KEEP_FREED_MEMORY", default=True)
 #: a viewer session with no frame or activity for this long is closed (viewer.closed, reason timeout)
 LIGHTBOX_VIEWER_IDLE_MINUTES = env.int("LIGHTBOX_VIEWER_IDLE_MINUTES", default=30)
+#: the most one frame's decoded pixels may take (rows x columns x samples x bytes per sample),
+#: checked from the header before any decoding, so that a small file declaring a huge image
+#: (65535 x 65535 x 3 x 16 bits: 25 GB) cannot exhaust the web process that renders frames or a
+#: worker. The largest real frames: a 4k x 4k x 3 x 16-bit frame 101 MB, a 61-megapixel RGB
+#: photograph 181 MB, an 8k x 8k 16-bit radiograph or film scan 134 MB; rendering one needs a
+#: few times this (float copies for the rescale and the window)
+LIGHTBOX_MAX_FRAME_BYTES = env.int("LIGHTBOX_MAX_FRAME_MB", default=256) * 1_000_000
+#: the same for a whole object decoded at once (all its frames): the lossless copy, made by a
+#: worker, decodes the original whole and needs about three times this. A tomosynthesis object
+#: (70 frames of 2457 x 1996 x 16 bits) is 687 MB, an ultrasound cine of 600 RGB frames 864 MB
+LIGHTBOX_MAX_OBJECT_BYTES = env.int("LIGHTBOX_MAX_OBJECT_MB", default=1024) * 1_000_000
 LIGHTBOX_ZIP_MAX_ENTRIES = 100_000
 LIGHTBOX_ZIP_MAX_RATIO = 100          # uncompressed / compressed, per entry and overall
 LIGHTBOX_ZIP_MAX_TOTAL_BYTES = 64 * 1024**3
