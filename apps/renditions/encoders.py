@@ -103,9 +103,11 @@ def identity_verified(data: bytes, header: Dataset) -> bool:
     return not identity_left(_read(data))
 
 
-def _short(exc: BaseException) -> str:
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return text[:160]
+def _error_name(exc: BaseException) -> str:
+    """What a reason says of an error: its type's name only. A library's message may quote the
+    file's values (pydicom's "invalid literal for int() with base 10: '...'" quotes a header
+    value, which may be the patient's name in a damaged file), and a reason is shown to users."""
+    return type(exc).__name__
 
 
 def _pixels_of(ds: Dataset) -> np.ndarray:
@@ -149,7 +151,7 @@ def lossless_encode(data: bytes, codec: str) -> bytes:
         original = _pixels_of(ds)
     except Exception as exc:
         raise NotEncodable(Deferred(gettext_noop("The original pixels cannot be decoded here (%(error)s)."),
-                                    error=_short(exc))) from exc
+                                    error=_error_name(exc))) from exc
     if tsuid == target:
         raise NotEncodable(Deferred(gettext_noop("The original is already %(codec)s."), codec=target.name))
     try:
@@ -160,13 +162,13 @@ def lossless_encode(data: bytes, codec: str) -> bytes:
         ds.save_as(out, enforce_file_format=True)
     except Exception as exc:
         raise NotEncodable(Deferred(gettext_noop("%(codec)s cannot encode this image (%(error)s)."),
-                                    codec=target.name, error=_short(exc))) from exc
+                                    codec=target.name, error=_error_name(exc))) from exc
     encoded = out.getvalue()
     try:
         decoded = _pixels_of(_read(encoded))
     except Exception as exc:
         raise NotEncodable(Deferred(gettext_noop("The %(codec)s copy cannot be decoded back (%(error)s)."),
-                                    codec=target.name, error=_short(exc))) from exc
+                                    codec=target.name, error=_error_name(exc))) from exc
     if decoded.shape != original.shape or not np.array_equal(decoded, original):
         raise NotEncodable(Deferred(gettext_noop("The %(codec)s copy does not decode to the original pixels."),
                                     codec=target.name))
