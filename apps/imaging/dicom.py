@@ -9,6 +9,7 @@ import os
 import re
 import struct
 import warnings
+import zlib
 from dataclasses import dataclass
 from datetime import date
 from typing import IO
@@ -17,6 +18,7 @@ import pydicom
 import pydicom.config
 import pydicom.multival
 from django.utils.translation import gettext_noop
+from pydicom.dataelem import RawDataElement
 from pydicom.errors import BytesLengthException, InvalidDicomError
 from pydicom.uid import UID
 
@@ -176,6 +178,32 @@ def _check_complete(fh: IO[bytes], pos: int, size: int, ds, tsuid: UID) -> None:
                                   needed=length, held=size - pos - header))
 
 
+def _ended_early(exc: Exception, fh: IO[bytes], size: int) -> bool:
+    """Whether pydicom failed because the file ends too soon: it raises OSError ("No tag to
+    read") when the file ends inside a sequence of undefined length, and zlib an error -5
+    (Z_BUF_ERROR) when a deflated data set is cut short."""
+    if isinstance(exc, zlib.error):
+        return str(exc).startswith("Error -5 ")
+    try:
+        return isinstance(exc, OSError) and fh.tell() >= size
+    except (OSError, ValueError):
+        return False
+
+
+def _check_values(ds) -> None:
+    """Raise if a value is cut short by the end of the file. pydicom reads what is left of a
+    value whose length runs past the end and says nothing, so a file cut inside its header (a
+    UID cut to its first digits, a sequence cut in an item) would have been ingested as whole.
+    Only the elements as read are looked at (nothing is converted): a sequence of defined
+    length is one value here, its items with it; one of undefined length was read to its end."""
+    for dataset in (getattr(ds, "file_meta", None), ds):
+        for tag in dataset.keys() if dataset is not None else ():
+            raw = dataset.get_item(tag, keep_deferred=True)  # as read: nothing converted
+            if (isinstance(raw, RawDataElement) and isinstance(raw.value, bytes) and raw.length != 0xFFFFFFFF
+                    and len(raw.value) < raw.length):
+                raise DicomError(Deferred(gettext_noop("truncated: the file ends inside the header")))
+
+
 def parse(fh: IO[bytes]) -> DicomHeader:
     """Read one DICOM file's header (not its pixels) from a seekable binary file."""
     size = _size(fh)
@@ -193,7 +221,10 @@ def parse(fh: IO[bytes]) -> DicomHeader:
     except (EOFError, struct.error):
         raise DicomError(Deferred(gettext_noop("truncated: the file ends inside the header"))) from None
     except Exception as exc:  # noqa: BLE001 - pydicom raises many types on malformed input
+        if _ended_early(exc, fh, size):
+            raise DicomError(Deferred(gettext_noop("truncated: the file ends inside the header"))) from None
         raise DicomError(Deferred(gettext_noop("malformed DICOM: %(error)s"), error=type(exc).__name__)) from None
+    _check_values(ds)
     try:
         with warnings.catch_warnings():  # pydicom converts a value when it is first read
             warnings.simplefilter("ignore")

@@ -146,7 +146,7 @@ def test_each_files_reason_is_shown_in_the_readers_language(client, small_ct, dj
     good = {f"good/{p.name}": p.read_bytes() for p in sorted(small_ct.iterdir())}
     bad = {"bad/report.dcm": b"This is a text report renamed .dcm, not DICOM.\n" * 20,
            "../../etc/evil.dcm": good["good/IM00000.dcm"],
-           "bad/header.dcm": good["good/IM00000.dcm"][:200],
+           "bad/header.dcm": open(get_testdata_file("meta_missing_tsyntax.dcm", download=False), "rb").read(),
            "bad/index.dcm": _dicomdir_object()}  # a DICOMDIR by its content, not by its name
     with django_capture_on_commit_callbacks(execute=True):
         job = _upload(client, _zip({**good, **bad}), "corpus.zip")

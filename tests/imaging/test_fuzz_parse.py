@@ -1,0 +1,149 @@
+"""apps.imaging.dicom.parse on damaged files: it returns a header whose values the index can hold
+or raises DicomError with a reason, never anything else, and fast. First the cases a seeded
+fuzzer found (crafted bytes), then a small seeded fuzzer over pydicom's test files so that the
+class stays fixed. Test data: pydicom's files and synthetic slices (a fictional patient)."""
+
+from __future__ import annotations
+
+import io
+import random
+import struct
+import time
+import warnings
+
+import pydicom
+import pytest
+from pydicom.data import get_testdata_file
+from pydicom.dataset import Dataset
+from pydicom.uid import generate_uid
+
+from apps.imaging import dicom
+from bench.ingest.synthetic import ct_slice
+
+
+def _slice(*, undefined: bool = False) -> bytes:
+    """A 4x4 synthetic CT slice with a Referenced Study Sequence (before the study's UIDs)."""
+    ds = ct_slice(study_uid=generate_uid(), series_uid=generate_uid(), index=0, rows=4, columns=4, seed=b"\1" * 32)
+    item = Dataset()
+    item.ReferencedSOPClassUID = "1.2.840.10008.3.1.2.3.1"
+    item.ReferencedSOPInstanceUID = generate_uid()
+    ds.ReferencedStudySequence = [item]
+    ds["ReferencedStudySequence"].is_undefined_length = undefined
+    item.is_undefined_length_sequence_item = undefined
+    buf = io.BytesIO()
+    ds.save_as(buf, enforce_file_format=True)
+    return buf.getvalue()
+
+
+def _reason(data: bytes) -> str:
+    with pytest.raises(dicom.DicomError) as exc:
+        dicom.parse(io.BytesIO(data))
+    return str(exc.value.reason)
+
+
+def test_a_file_cut_inside_a_uid_is_truncated_not_a_shorter_uid():
+    # pydicom reads what is left of a value that runs past the end, silently: the file had been
+    # ingested with its series UID cut to its first digits (and no pixels, no Rows to miss)
+    data = _slice()
+    series_uid = pydicom.dcmread(io.BytesIO(data)).SeriesInstanceUID
+    cut = data.index(series_uid.encode()) + 10
+    assert _reason(data[:cut]) == "truncated: the file ends inside the header"
+
+
+def test_a_file_cut_inside_a_sequence_of_defined_length_is_truncated():
+    data = _slice(undefined=False)
+    at = data.index(b"\x08\x00\x10\x11SQ\0\0")  # (0008,1110) Referenced Study Sequence
+    assert struct.unpack("<I", data[at + 8:at + 12])[0] != 0xFFFFFFFF
+    assert _reason(data[:at + 40]) == "truncated: the file ends inside the header"
+
+
+def test_a_file_cut_inside_a_sequence_of_undefined_length_is_truncated_not_malformed():
+    # pydicom raises OSError ("No tag to read"), which had been reported as "malformed DICOM: OSError"
+    data = _slice(undefined=True)
+    at = data.index(b"\x08\x00\x10\x11SQ\0\0")
+    assert struct.unpack("<I", data[at + 8:at + 12])[0] == 0xFFFFFFFF
+    assert _reason(data[:at + 40]) == "truncated: the file ends inside the header"
+
+
+def test_a_cut_deflated_file_is_truncated_not_malformed():
+    # zlib's "Error -5 ... incomplete or truncated stream" had been "malformed DICOM: error"
+    data = open(get_testdata_file("image_dfl.dcm", download=False), "rb").read()
+    assert dicom.parse(io.BytesIO(data)).sop_instance_uid
+    assert _reason(data[:len(data) // 2]) == "truncated: the file ends inside the header"
+
+
+def test_every_header_value_cut_in_its_middle_is_refused():
+    """Each element before the pixel data, of a file in each encoding, cut halfway through its value."""
+    for name in ("CT_small.dcm", "MR_small_implicit.dcm", "MR_small_bigendian.dcm", "rtplan.dcm", "test-SR.dcm"):
+        data = open(get_testdata_file(name, download=False), "rb").read()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True)
+        for tag in ds.keys():
+            raw = ds.get_item(tag)
+            if getattr(raw, "length", 0) in range(2, 0xFFFFFFFF) and raw.value_tell is not None:
+                with pytest.raises(dicom.DicomError):
+                    dicom.parse(io.BytesIO(data[:raw.value_tell + raw.length // 2]))
+
+
+# --- a small seeded fuzzer --------------------------------------------------------------------
+
+FILES = ("CT_small.dcm", "MR_small_implicit.dcm", "MR_small_bigendian.dcm", "JPEG2000.dcm", "SC_rgb_jpeg.dcm",
+         "rtdose.dcm", "rtplan.dcm", "test-SR.dcm", "image_dfl.dcm", "badVR.dcm")
+SEED, MUTANTS = 20261206, 120  # per file
+INSERTS = (b"\xfe\xff\x00\xe0\xff\xff\xff\xff",  # an item of undefined length
+           b"\xfe\xff\xdd\xe0\x00\x00\x00\x00",  # a sequence delimiter
+           b"\xe0\x7f\x10\x00OB\x00\x00\xff\xff\xff\xff",  # encapsulated pixel data
+           b"\x08\x00\x05\x00CS\x0a\x00ISO_IR 192")  # a character set
+
+
+def _mutant(rng: random.Random, data: bytes) -> bytes:
+    b = bytearray(data)
+    header = min(len(b), 1500)  # where the elements before the pixel data are, in these files
+    at = rng.randrange(128, header)
+    kind = rng.randrange(7)
+    if kind == 0:
+        return bytes(b[:rng.randrange(132, len(b))])
+    if kind == 1:
+        for _ in range(rng.randint(1, 8)):
+            b[rng.randrange(128, header)] = rng.randrange(256)
+    elif kind == 2:  # a length (or anything) set to a huge, odd or undefined value
+        b[at:at + 4] = struct.pack("<I", rng.choice((0xFFFFFFFF, 0xFFFFFFFE, 0x7FFFFFFF, 0x80000001, 1, 3)))
+    elif kind == 3:
+        b[at:at + 2] = rng.choice((b"SQ", b"UN", b"OB", b"XX", b"\0\0", b"UT", b"AT", b"DS", b"ob"))
+    elif kind == 4:
+        del b[at:at + rng.randrange(1, 200)]
+    elif kind == 5:
+        b[at:at] = data[at:at + rng.randrange(1, 400)]
+    else:
+        b[at:at] = rng.choice(INSERTS)
+    return bytes(b)
+
+
+def _sane(header: dicom.DicomHeader) -> None:
+    if header.is_dicomdir:
+        return
+    for uid in (header.sop_instance_uid, header.study_instance_uid, header.series_instance_uid):
+        assert 0 < len(uid) <= dicom.UID_MAX and not dicom.CONTROL.search(uid)
+    assert len(header.sop_class_uid) <= dicom.UID_MAX and len(header.transfer_syntax_uid) <= dicom.UID_MAX
+    assert 1 <= header.frames <= dicom.INT_MAX
+    assert header.rows is None or 0 <= header.rows <= dicom.US_MAX
+    assert header.columns is None or 0 <= header.columns <= dicom.US_MAX
+
+
+def test_seeded_mutants_give_a_header_or_a_reason():
+    rng = random.Random(SEED)
+    slowest = 0.0
+    for name in FILES:
+        data = open(get_testdata_file(name, download=False), "rb").read()
+        for n in range(MUTANTS):
+            mutant = _mutant(rng, data)
+            start = time.perf_counter()
+            try:
+                header = dicom.parse(io.BytesIO(mutant))
+            except dicom.DicomError as exc:
+                assert str(exc.reason), (name, n)
+            else:
+                _sane(header)
+            slowest = max(slowest, time.perf_counter() - start)
+    assert slowest < 2, slowest
