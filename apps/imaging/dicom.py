@@ -147,7 +147,7 @@ def _check_complete(fh: IO[bytes], pos: int, size: int, ds, tsuid: UID) -> None:
     if tsuid == DEFLATED:  # the dataset is compressed: positions are not file offsets
         return
     if pos >= size:
-        if "Rows" in ds and "Columns" in ds:
+        if "Rows" in ds or "Columns" in ds:  # a file cut inside the Columns element's header has Rows only
             raise DicomError(Deferred(gettext_noop("truncated: the image has no pixel data")))
         return
     little = tsuid.is_little_endian if tsuid.is_transfer_syntax else True

@@ -65,6 +65,14 @@ def test_a_file_cut_inside_a_sequence_of_undefined_length_is_truncated_not_malfo
     assert _reason(data[:at + 40]) == "truncated: the file ends inside the header"
 
 
+def test_an_image_cut_inside_the_columns_element_header_is_truncated():
+    # pydicom ends the data set quietly when fewer than 8 bytes are left: Rows was read, Columns
+    # and the pixel data were not, and the file had been ingested as an image without pixels
+    data = _slice()
+    at = data.index(b"\x28\x00\x11\x00US")  # (0028,0011) Columns
+    assert _reason(data[:at + 4]) == "truncated: the image has no pixel data"
+
+
 def test_a_cut_deflated_file_is_truncated_not_malformed():
     # zlib's "Error -5 ... incomplete or truncated stream" had been "malformed DICOM: error"
     data = open(get_testdata_file("image_dfl.dcm", download=False), "rb").read()
