@@ -73,6 +73,22 @@ def test_an_image_cut_inside_the_columns_element_header_is_truncated():
     assert _reason(data[:at + 4]) == "truncated: the image has no pixel data"
 
 
+def test_a_value_pydicom_quotes_stays_out_of_the_logs(caplog):
+    # pydicom logs "Unknown encoding '<the file's Specific Character Set>'" in any validation mode;
+    # a damaged file's may hold a name (here a fictional one)
+    ds = ct_slice(study_uid=generate_uid(), series_uid=generate_uid(), index=0, rows=4, columns=4, seed=b"\1" * 32)
+    ds.SpecificCharacterSet = "FICTIONAL^NAME"
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds.save_as(buf, enforce_file_format=True)
+    caplog.clear()
+    with caplog.at_level("DEBUG"):
+        assert dicom.parse(io.BytesIO(buf.getvalue())).patient_name
+    assert "Unknown encoding" in caplog.text
+    assert "FICTIONAL" not in caplog.text
+
+
 def test_a_cut_deflated_file_is_truncated_not_malformed():
     # zlib's "Error -5 ... incomplete or truncated stream" had been "malformed DICOM: error"
     data = open(get_testdata_file("image_dfl.dcm", download=False), "rb").read()
