@@ -26,7 +26,7 @@ def test_upload_page_uploads_files_and_shows_the_report(page, live_server, tmp_p
 
     page.set_viewport_size({"width": 390, "height": 844})
     page.goto(f"{live_server.url}/studies/upload/")
-    page.get_by_label("Case").select_option(label="Outside CT")
+    page.get_by_label("Case", exact=True).select_option(label="Outside CT")
     page.get_by_label("Choose files or a zip").set_input_files([str(p) for p in paths])
     items = page.get_by_test_id("upload-item")
     items.first.wait_for()
