@@ -6,7 +6,8 @@ Public API (the viewer and the renditions use it; nothing else decodes pixels):
 - ``frame_count(src) -> int``
 - ``decode_frame(src, index) -> numpy.ndarray``: one frame in *modality values*: the Modality LUT
   (Rescale Slope/Intercept or a Modality LUT Sequence) applied to monochrome data, so CT comes
-  out in Hounsfield units; colour data (RGB, YBR_*, PALETTE COLOR) comes out as RGB (H, W, 3).
+  out in Hounsfield units (float32 for a Rescale Slope/Intercept); colour data (RGB, YBR_*,
+  PALETTE COLOR) comes out as RGB (H, W, 3).
 - ``load_frame(src, index) -> DecodedFrame``: the frame and its ``FrameInfo`` from one read.
 - ``default_window(src) -> (center, width)``: the file's first WindowCenter/WindowWidth, else the
   modality default (CT soft tissue 40/400), else the frame's own value range.
@@ -282,18 +283,43 @@ def _decode(fh: IO[bytes], ds: Dataset, info: FrameInfo, index: int) -> np.ndarr
         except Exception as exc:
             raise UndecodableFrame(Deferred(gettext_noop("The file's colour palette cannot be applied."))) from exc
     elif not info.is_colour:
-        stored_integers = arr.dtype.kind in "iu"
         try:
-            arr = apply_modality_lut(arr, ds)
-            # a Rescale Slope or Intercept of NaN or infinity (or one that overflows) turns every
-            # value into one that is not a number: a blank image, not this file's
-            if stored_integers and arr.dtype.kind == "f" and not np.isfinite(arr).all():
-                raise ValueError("rescaled values are not finite")
+            arr = _modality(arr, ds)
         except Exception as exc:
             raise UndecodableFrame(Deferred(gettext_noop("The file's rescale values cannot be applied."))) from exc
     if arr.ndim not in (2, 3):
         raise UndecodableFrame(Deferred(gettext_noop("The image data has an unexpected shape.")))
     return arr
+
+
+def _modality(arr: np.ndarray, ds: Dataset) -> np.ndarray:
+    """The Modality LUT applied to stored values. Rescale Slope/Intercept is applied here in one
+    float32 copy (pydicom's ``apply_modality_lut`` makes a float64 one, 8 bytes a pixel for 8-bit
+    data, which ``to_8bit`` then copied again to float32: the same values, as the window is computed
+    in float32). A Modality LUT Sequence, float pixel data, and a rescale whose values would not
+    fit in float32 are left to pydicom as before."""
+    stored_integers = arr.dtype.kind in "iu"
+    if stored_integers and "ModalityLUTSequence" not in ds and "RescaleSlope" in ds and "RescaleIntercept" in ds:
+        try:
+            slope, intercept = float(ds.RescaleSlope), float(ds.RescaleIntercept)
+        except (TypeError, ValueError):  # several values or none: pydicom's way, as before
+            slope = intercept = float("nan")
+        ends = (float(arr.min()) * slope, float(arr.max()) * slope) if arr.size else (0.0, 0.0)
+        if all(np.isfinite(v) and abs(v) < 1e37 for v in (slope, intercept, *ends)):
+            return _rescaled(arr, slope, intercept)  # finite: every value is below float32's largest
+    out = apply_modality_lut(arr, ds)
+    # a Rescale Slope or Intercept of NaN or infinity (or one that overflows) turns every value
+    # into one that is not a number: a blank image, not this file's
+    if stored_integers and out.dtype.kind == "f" and not np.isfinite(out).all():
+        raise ValueError("rescaled values are not finite")
+    return out
+
+
+def _rescaled(arr: np.ndarray, slope: float, intercept: float) -> np.ndarray:
+    out = arr.astype(np.float32)
+    np.multiply(out, np.float32(slope), out=out)
+    np.add(out, np.float32(intercept), out=out)
+    return out
 
 
 def _palette_rgb(arr: np.ndarray, ds: Dataset) -> np.ndarray:
@@ -304,8 +330,19 @@ def _palette_rgb(arr: np.ndarray, ds: Dataset) -> np.ndarray:
     16-bit entries are shown by their top 8 bits, but for 8-bit entries each stored in 16 bits, as
     some writers do (the LUT Descriptor says 8 and no entry is above 255), whose top 8 bits, all 0,
     were shown: a black image. A descriptor that says 8 over full 16-bit entries is wrong, as
-    other viewers take it (cornerstone's "incorrect LUT descriptor")."""
-    rgb = apply_color_lut(arr, ds)
+    other viewers take it (cornerstone's "incorrect LUT descriptor").
+
+    The palette is looked up once for every value the pixels' type can hold (256 or 65536), and
+    that small table, made 8-bit, indexes the frame: its RGB is made once, in 8 bits, not first
+    in 16 bits (6 bytes a pixel) and then shifted and copied."""
+    if arr.dtype.kind in "iu" and arr.dtype.itemsize <= 2:
+        unsigned = np.dtype(f"{arr.dtype.byteorder}u{arr.dtype.itemsize}")
+        every = np.arange(2 ** (8 * arr.dtype.itemsize), dtype=np.uint32).astype(unsigned).view(arr.dtype)
+        return _palette_8bit(apply_color_lut(every, ds), ds)[arr.view(unsigned)]
+    return _palette_8bit(apply_color_lut(arr, ds), ds)
+
+
+def _palette_8bit(rgb: np.ndarray, ds: Dataset) -> np.ndarray:
     if rgb.dtype != np.uint16:
         return rgb
     shift = 8
@@ -366,38 +403,53 @@ def default_window(src: Any) -> tuple[float, float]:
     return _range_window(decode_frame(src, 0))
 
 
-def to_8bit(array: np.ndarray, center: float, width: float, invert: bool = False) -> np.ndarray:
+def to_8bit(array: np.ndarray, center: float, width: float, invert: bool = False, *,
+            overwrite: bool = False) -> np.ndarray:
     """Map modality values to 0..255 with the DICOM linear VOI function (PS3.3 C.11.2.1.2.1).
 
-    Colour (H, W, 3) arrays are not windowed: 8-bit data is kept, wider data is scaled to 8 bits."""
+    Colour (H, W, 3) arrays are not windowed: 8-bit data is kept, wider data is scaled to 8 bits.
+    ``overwrite=True``: ``array`` is not used afterwards, and a float32 or 8-bit colour one is
+    windowed or inverted in place, not copied (a frame's 4 bytes a pixel, not 8 or more)."""
     if array.ndim == 3 and array.shape[-1] == 3:
         out = array if array.dtype == np.uint8 else _scale_colour(array)
-        return 255 - out if invert else out
+        if not invert:
+            return out
+        return np.subtract(255, out, out=out) if out is not array or (overwrite and out.flags.writeable) else 255 - out
     width = max(float(width), 1.0)
     low = float(center) - 0.5 - (width - 1.0) / 2.0
     scale = 255.0 / max(width - 1.0, 1e-6)
-    values = (array.astype(np.float32, copy=False) - np.float32(low)) * np.float32(scale)
-    np.clip(values, 0.0, 255.0, out=values)  # infinities to 0 and 255
-    if array.dtype.kind == "f":
-        np.nan_to_num(values, copy=False, nan=0.0)  # no value (NaN) shows black, as the lowest
-    out = (values + np.float32(0.5)).astype(np.uint8)
-    return 255 - out if invert else out
+    # one float32 working array, computed in place: ``array`` itself when it may be overwritten
+    values = array if overwrite and array.dtype == np.float32 and array.flags.writeable else array.astype(np.float32)
+    np.subtract(values, np.float32(low), out=values)
+    np.multiply(values, np.float32(scale), out=values)
+    # infinities to 0 and 255, and no value (NaN) shows black, as the lowest: fmax and fmin take
+    # the number over NaN (np.clip keeps NaN, and np.nan_to_num makes three masks of the frame)
+    np.fmax(values, np.float32(0.0), out=values)
+    np.fmin(values, np.float32(255.0), out=values)
+    np.add(values, np.float32(0.5), out=values)
+    out = values.astype(np.uint8)
+    del values
+    return np.subtract(255, out, out=out) if invert else out
 
 
 def _scale_colour(array: np.ndarray) -> np.ndarray:
     peak = float(np.max(array)) or 1.0
-    return np.clip(array.astype(np.float32) * (255.0 / peak), 0, 255).astype(np.uint8)
+    values = array.astype(np.float32)
+    np.multiply(values, np.float32(255.0 / peak), out=values)
+    return np.clip(values, 0, 255, out=values).astype(np.uint8)
 
 
 def image_from(frame: DecodedFrame, *, center: float | None = None, width: float | None = None,
-               invert: bool | None = None, max_size: int | None = None) -> Image.Image:
-    """A PIL image of an already decoded frame (see ``render_frame``)."""
+               invert: bool | None = None, max_size: int | None = None, consume: bool = False) -> Image.Image:
+    """A PIL image of an already decoded frame (see ``render_frame``). ``consume=True``: the
+    caller has no further use for ``frame.pixels``' values, which are then overwritten (its shape
+    stays), so that the 8-bit image is made without another copy of the frame."""
     if center is None or width is None:
         default_center, default_width = window_for(frame)
         center = default_center if center is None else center
         width = default_width if width is None else width
     flip = frame.info.invert if invert is None else (invert != frame.info.invert)
-    data = to_8bit(frame.pixels, center, width, invert=flip)
+    data = to_8bit(frame.pixels, center, width, invert=flip, overwrite=consume)
     image = Image.fromarray(np.ascontiguousarray(data), mode=None)
     if max_size and max(image.size) > max_size:
         image.thumbnail((max_size, max_size), Image.Resampling.BILINEAR)
@@ -411,4 +463,5 @@ def render_frame(src: Any, index: int = 0, *, center: float | None = None, width
     ``center``/``width`` default to ``default_window``; ``invert=None`` shows MONOCHROME1 like
     MONOCHROME2, ``True`` inverts the display relative to that; ``max_size`` shrinks (never
     enlarges) so that the longer side is at most that many pixels. Raises ``UndecodableFrame``."""
-    return image_from(load_frame(src, index), center=center, width=width, invert=invert, max_size=max_size)
+    return image_from(load_frame(src, index), center=center, width=width, invert=invert, max_size=max_size,
+                      consume=True)

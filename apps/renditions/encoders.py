@@ -193,7 +193,7 @@ def _band(image: Image.Image, text: str) -> Image.Image:
 def _frame_image(data: bytes, frame: int, max_size: int) -> tuple[Image.Image, pixels.FrameInfo]:
     try:
         decoded = pixels.load_frame(io.BytesIO(data), frame)
-        return pixels.image_from(decoded, max_size=max_size), decoded.info
+        return pixels.image_from(decoded, max_size=max_size, consume=True), decoded.info
     except pixels.UndecodableFrame as exc:
         raise NotEncodable(exc.reason) from exc
 

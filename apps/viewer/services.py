@@ -20,7 +20,7 @@ import io
 import struct
 import zlib
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
@@ -29,7 +29,7 @@ from apps.imaging import pixels
 QUALITIES = ("low", "preview", "diagnostic")
 LIMITS = {"low": 256, "preview": 1024, "diagnostic": 4096}
 JPEG_QUALITY = {"low": 60, "preview": 88}
-RENDER_VERSION = "4"  # bump when rendering (or a label) changes, so cached frames are not reused
+RENDER_VERSION = "5"  # bump when rendering (or a label) changes, so cached frames are not reused
 
 LABEL_DIAGNOSTIC = "diagnostic"
 LABEL_PREVIEW = "preview"
@@ -99,19 +99,35 @@ def _png_chunk(kind: bytes, payload: bytes) -> bytes:
     return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
 
 
-def encode_png(image: Any, *, level: int = 3) -> bytes:
+PNG_BLOCK_BYTES = 1 << 20  # rows are filtered and compressed about this many bytes at a time
+
+
+def encode_png(image: Any, *, level: int = 3, out: IO[bytes] | None = None) -> bytes:
     """A lossless 8-bit PNG (gray or RGB) of a PIL image, written directly with zlib.
 
     Pillow's encoder tries PNG's row filters adaptively, which for windowed CT with scanner noise
-    costs twice the time for a few percent of size; rows here are unfiltered (filter type 0)."""
-    array = np.asarray(image, dtype=np.uint8)
-    height, width = array.shape[:2]
-    channels = 1 if array.ndim == 2 else array.shape[2]
-    raw = np.zeros((height, width * channels + 1), dtype=np.uint8)
-    raw[:, 1:] = array.reshape(height, -1)
+    costs twice the time for a few percent of size; rows here are unfiltered (filter type 0).
+
+    The rows are taken, filtered and compressed a block of about ``PNG_BLOCK_BYTES`` at a time, each
+    block's compressed bytes an IDAT chunk of their own (the image data is the concatenation of the
+    IDAT chunks): the image, its filtered rows, their compressed stream and the file were each a
+    whole copy of the frame, four for an RGB frame of noise, which does not compress. With ``out``
+    the file is written there (and ``b""`` returned)."""
+    sink = io.BytesIO() if out is None else out
+    width, height = image.size
+    channels = len(image.getbands())
     header = struct.pack(">IIBBBBB", width, height, 8, 0 if channels == 1 else 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header)
-            + _png_chunk(b"IDAT", zlib.compress(raw.tobytes(), level)) + _png_chunk(b"IEND", b""))
+    sink.write(b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header))
+    rows = max(1, PNG_BLOCK_BYTES // max(width * channels, 1))
+    compressor = zlib.compressobj(level)
+    for top in range(0, height, rows):
+        block = np.asarray(image.crop((0, top, width, min(top + rows, height))), dtype=np.uint8)
+        raw = np.zeros((block.shape[0], width * channels + 1), dtype=np.uint8)
+        raw[:, 1:] = block.reshape(block.shape[0], -1)
+        if data := compressor.compress(raw):
+            sink.write(_png_chunk(b"IDAT", data))
+    sink.write(_png_chunk(b"IDAT", compressor.flush()) + _png_chunk(b"IEND", b""))
+    return sink.getvalue() if out is None else b""
 
 
 @dataclass(frozen=True)
@@ -136,14 +152,18 @@ def frame_render(*, src: Any, request: FrameRequest) -> RenderedFrame:
     default_center, default_width = pixels.window_for(decoded)
     center = default_center if request.center is None else request.center
     width = default_width if request.width is None else request.width
-    image = pixels.image_from(decoded, center=center, width=width, invert=None, max_size=request.max_size)
+    image = pixels.image_from(decoded, center=center, width=width, invert=None, max_size=request.max_size,
+                              consume=True)
+    # the frame's pixels (overwritten by the window) are not kept while the image is encoded
+    info, shape = decoded.info, decoded.pixels.shape
+    del decoded
     out = io.BytesIO()
     if request.quality == "diagnostic":
-        out.write(encode_png(image))
+        encode_png(image, out=out)
         content_type = "image/png"
         # fewer pixels than the original (``size`` asked for less) is not the diagnostic original
-        reduced = image.size != (decoded.pixels.shape[1], decoded.pixels.shape[0])
-        label = LABEL_LOSSY if decoded.info.lossy else LABEL_PREVIEW if reduced else LABEL_DIAGNOSTIC
+        reduced = image.size != (shape[1], shape[0])
+        label = LABEL_LOSSY if info.lossy else LABEL_PREVIEW if reduced else LABEL_DIAGNOSTIC
     elif request.fmt == "webp":
         image.save(out, format="WEBP", quality=JPEG_QUALITY[request.quality])
         content_type, label = "image/webp", LABEL_PREVIEW
@@ -152,4 +172,4 @@ def frame_render(*, src: Any, request: FrameRequest) -> RenderedFrame:
         content_type, label = "image/jpeg", LABEL_PREVIEW
     return RenderedFrame(body=out.getvalue(), content_type=content_type, label=label, center=center, width=width,
                          default_center=default_center, default_width=default_width,
-                         rows=decoded.info.rows, columns=decoded.info.columns, frames=decoded.info.frames)
+                         rows=info.rows, columns=info.columns, frames=info.frames)
