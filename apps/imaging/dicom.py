@@ -241,6 +241,8 @@ def parse(fh: IO[bytes]) -> DicomHeader:
     except Exception as exc:  # noqa: BLE001 - pydicom raises many types on malformed input
         if _ended_early(exc, fh, size):
             raise DicomError(Deferred(gettext_noop("truncated: the file ends inside the header"))) from None
+        if isinstance(exc, zlib.error):  # its class name, "error", would say nothing
+            raise DicomError(Deferred(gettext_noop("damaged: the deflated data set cannot be decompressed"))) from None
         raise DicomError(Deferred(gettext_noop("malformed DICOM: %(error)s"), error=type(exc).__name__)) from None
     _check_values(ds)
     try:

@@ -96,6 +96,14 @@ def test_a_cut_deflated_file_is_truncated_not_malformed():
     assert _reason(data[:len(data) // 2]) == "truncated: the file ends inside the header"
 
 
+def test_a_damaged_deflated_file_says_so():
+    # zlib's error -3 had been "malformed DICOM: error" (the exception's class name)
+    data = bytearray(open(get_testdata_file("image_dfl.dcm", download=False), "rb").read())
+    deflated = 144 + struct.unpack("<I", data[140:144])[0]  # after the file meta (its group length)
+    data[deflated + 32:deflated + 48] = b"\xff" * 16  # the data set's first elements
+    assert _reason(bytes(data)) == "damaged: the deflated data set cannot be decompressed"
+
+
 def test_every_header_value_cut_in_its_middle_is_refused():
     """Each element before the pixel data, of a file in each encoding, cut halfway through its value."""
     for name in ("CT_small.dcm", "MR_small_implicit.dcm", "MR_small_bigendian.dcm", "rtplan.dcm", "test-SR.dcm"):
