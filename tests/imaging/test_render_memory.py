@@ -14,7 +14,6 @@ files, and generated noise (noise, which does not compress, is the worst case of
 from __future__ import annotations
 
 import io
-import os
 import tracemalloc
 import warnings
 from pathlib import Path
@@ -23,25 +22,12 @@ import numpy as np
 import pydicom
 import pytest
 from PIL import Image
-from pydicom.data import get_testdata_file
 from pydicom.pixels import apply_color_lut, apply_modality_lut, pixel_array
 from pydicom.uid import ExplicitVRLittleEndian
 
 from apps.imaging import pixels
 from apps.viewer import services as frames
-
-
-def _path(name: str) -> str:
-    path = get_testdata_file(name, download=False)
-    if not path or not os.path.isfile(path):
-        pytest.skip(f"{name} is not present locally")
-    return path
-
-
-def _read(src) -> pydicom.Dataset:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return pydicom.dcmread(src, force=True)
+from tests.dicomfiles import pydicom_file, read_dataset
 
 
 def _bytes(ds: pydicom.Dataset) -> bytes:
@@ -55,7 +41,7 @@ def _bytes(ds: pydicom.Dataset) -> bytes:
 def _mono8_rescaled() -> bytes:
     """pydicom's OBXXXX1A.dcm (8-bit) as monochrome with a fractional Rescale Slope/Intercept:
     pydicom's corpus has no 8-bit monochrome file with one."""
-    ds = _read(_path("OBXXXX1A.dcm"))
+    ds = read_dataset(pydicom_file("OBXXXX1A.dcm"))
     ds.PhotometricInterpretation = "MONOCHROME2"
     for keyword in ("RedPaletteColorLookupTableDescriptor", "GreenPaletteColorLookupTableDescriptor",
                     "BluePaletteColorLookupTableDescriptor", "RedPaletteColorLookupTableData",
@@ -69,7 +55,7 @@ def _mono8_rescaled() -> bytes:
 def _noise(kind: str, size: int = 1024) -> tuple[bytes, int]:
     """A ``size`` x ``size`` frame of noise of ``kind``, rewritten from a pydicom test file, and its
     decoded size."""
-    ds = _read(_path("OBXXXX1A.dcm" if kind == "palette 8-bit" else "CT_small.dcm"))
+    ds = read_dataset(pydicom_file("OBXXXX1A.dcm" if kind == "palette 8-bit" else "CT_small.dcm"))
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     bits = 16 if kind == "mono 16-bit rescaled" else 8
     ds.Rows = ds.Columns = size
@@ -137,8 +123,8 @@ MONOCHROME = ["CT_small.dcm", "693_UNCR.dcm", "MR2_UNCR.dcm", "MR2_J2KR.dcm", "m
 
 @pytest.mark.parametrize("name", MONOCHROME)
 def test_a_rescaled_monochrome_frame_shows_what_pydicom_s_modality_values_showed(name):
-    data = _mono8_rescaled() if name == "mono8 rescaled" else Path(_path(name)).read_bytes()
-    ds = _read(io.BytesIO(data))
+    data = _mono8_rescaled() if name == "mono8 rescaled" else Path(pydicom_file(name)).read_bytes()
+    ds = read_dataset(io.BytesIO(data))
     values = apply_modality_lut(pixel_array(ds), ds)  # float64 (or the Modality LUT's integers)
     info = pixels.frame_info(io.BytesIO(data))
     low, high = float(values.min()), float(values.max())
@@ -163,7 +149,7 @@ PALETTES = ["OBXXXX1A.dcm", "OBXXXX1A_expb.dcm", "OBXXXX1A_rle.dcm", "OT-PAL-8-f
 def test_a_palette_frame_shows_the_colours_of_the_whole_frame_s_lookup(name):
     """The old way, pydicom's lookup of the whole frame in 16 bits and then made 8-bit, against
     the lookup of every index value once and that table indexed by the frame."""
-    data = Path(_path(name)).read_bytes()
+    data = Path(pydicom_file(name)).read_bytes()
     ds = pixels._read_header(io.BytesIO(data))  # a transfer syntax for a file without one
     arr = pixel_array(ds, index=0 if pixels.frames_of(ds) > 1 else None)
     served, _ = _served(data)
@@ -182,7 +168,7 @@ def test_a_png_written_in_blocks_of_rows_is_the_image(shape, monkeypatch):
 
 @pytest.mark.parametrize("name", ["CT_small.dcm", "OBXXXX1A.dcm"])
 def test_a_decoded_frame_is_left_as_it_was_unless_its_rendering_may_consume_it(name):
-    frame = pixels.load_frame(_path(name))
+    frame = pixels.load_frame(pydicom_file(name))
     before = frame.pixels.copy()
     pixels.image_from(frame, invert=True)
     assert np.array_equal(frame.pixels, before)
@@ -193,7 +179,7 @@ def test_a_decoded_frame_is_left_as_it_was_unless_its_rendering_may_consume_it(n
 @pytest.mark.parametrize(("slope", "intercept"), [("1e36", "0"), ("1", "3e38"), ("-1e30", "5"), ("0.001", "-1e-30")])
 def test_a_huge_or_tiny_rescale_shows_as_it_did(slope, intercept):
     """Values that float32 cannot hold are rescaled by pydicom in float64, as before."""
-    ds = _read(_path("CT_small.dcm"))
+    ds = read_dataset(pydicom_file("CT_small.dcm"))
     ds.RescaleSlope, ds.RescaleIntercept = slope, intercept
     data = _bytes(ds)
     values = apply_modality_lut(pixel_array(ds), ds)

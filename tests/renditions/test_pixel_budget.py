@@ -6,15 +6,11 @@ worker. Test data: pydicom's test files, rewritten, and generated images."""
 
 from __future__ import annotations
 
-import os
-import warnings
-
 import numpy as np
 import pydicom
 import pytest
 from django.test import override_settings
 from django.urls import reverse
-from pydicom.data import get_testdata_file
 from pydicom.pixels.decoders.base import Decoder
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
@@ -25,6 +21,7 @@ from apps.imaging.models import Instance
 from apps.renditions import encoders
 from apps.renditions.models import Kind, RenditionFile, Status
 from apps.renditions.services import study_renditions_make
+from tests.dicomfiles import pydicom_file, read_dataset
 from tests.factories import CaseFactory
 from tests.renditions.conftest import ingest_folder
 
@@ -34,19 +31,6 @@ TOO_LARGE_FRAME = ("The image is too large to be shown here: one frame takes 257
                    "limit of 256 MB.")
 TOO_LARGE_OBJECT = ("The original is too large for a lossless copy here: its pixels take 25770 MB decoded, over "
                     "this portal's limit of 1024 MB.")
-
-
-def _path(name: str) -> str:
-    path = get_testdata_file(name, download=False)
-    if not path or not os.path.isfile(path):
-        pytest.skip(f"{name} is not present locally")
-    return path
-
-
-def _read(path) -> pydicom.Dataset:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return pydicom.dcmread(path, force=True)
 
 
 @pytest.fixture
@@ -72,7 +56,7 @@ def test_a_small_file_declaring_a_huge_image_is_refused_before_decoding(decodes,
     65535 x 65535 RGB of 16 bits: the viewer, the preview, the education copy and the lossless
     copy refuse it with the reason, and no decoder is ever called. Its de-identified export
     decodes nothing either (the profile cleans headers only)."""
-    ds = _read(_path("MR_small_jp2klossless.dcm"))
+    ds = read_dataset(pydicom_file("MR_small_jp2klossless.dcm"))
     ds.Rows = ds.Columns = 65535
     ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.PlanarConfiguration = 3, "RGB", 0
     ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, 16, 15
@@ -114,7 +98,7 @@ def test_a_large_frame_within_the_budget_is_shown(tmp_path):
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds.save_as(tmp_path / "large.dcm", enforce_file_format=True)
     del ds
-    assert pixels.decoded_bytes(_read(tmp_path / "large.dcm")) == 4096 * 4096 * 3 * 2
+    assert pixels.decoded_bytes(read_dataset(tmp_path / "large.dcm")) == 4096 * 4096 * 3 * 2
     image = pixels.render_frame(tmp_path / "large.dcm", max_size=512)
     shown = np.asarray(image)
     assert image.mode == "RGB" and shown.shape == (512, 512, 3)
@@ -125,7 +109,7 @@ def test_the_budgets_are_the_settings(tmp_path):
     """pydicom's emri_small_jpeg_2k_lossless.dcm: 10 frames of 64 x 64 x 16 bits, 8192 bytes a
     frame, 81920 the object. Each budget is the most allowed: at it the frame is shown and the
     lossless copy made, a byte below it they are refused."""
-    path = _path("emri_small_jpeg_2k_lossless.dcm")
+    path = pydicom_file("emri_small_jpeg_2k_lossless.dcm")
     with open(path, "rb") as fh:
         data = fh.read()
     with override_settings(LIGHTBOX_MAX_FRAME_BYTES=8192, LIGHTBOX_MAX_OBJECT_BYTES=81920):

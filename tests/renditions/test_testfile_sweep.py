@@ -25,7 +25,6 @@ downloaded."""
 from __future__ import annotations
 
 import io
-import os
 import shutil
 import warnings
 import zipfile
@@ -47,6 +46,7 @@ from apps.imaging.models import FileOutcome, IngestFileResult, Instance
 from apps.renditions.models import Kind, Label, RenditionFile, Status
 from apps.renditions.services import education_image, study_renditions_make
 from apps.viewer import services as frames
+from tests.dicomfiles import pydicom_file, read_dataset
 from tests.factories import CaseFactory
 from tests.renditions.conftest import ingest_folder
 
@@ -84,19 +84,6 @@ FILES = sorted({
 })
 QUALITIES = ("diagnostic", "preview", "low")
 BIG_ENDIAN = "The original is big-endian (a retired transfer syntax): no lossless copy is made of it."
-
-
-def _path(name: str) -> str:
-    path = get_testdata_file(name, download=False)
-    if not path or not os.path.isfile(path):
-        pytest.skip(f"{name} is not present locally")
-    return path
-
-
-def _read(path) -> pydicom.Dataset:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return pydicom.dcmread(path, force=True)
 
 
 def _palette(ds: pydicom.Dataset, indices: np.ndarray) -> np.ndarray:
@@ -227,7 +214,7 @@ def _check_deid(client, study, clinician, ds: pydicom.Dataset, name: str) -> Non
         assert (row.reason == Reason.NO_PIXELS) == (name in NO_PIXELS), name
     else:
         with open_blob(row.blob) as fh:
-            out = _read(io.BytesIO(fh.read()))
+            out = read_dataset(io.BytesIO(fh.read()))
         assert out.PatientIdentityRemoved == "YES" and out.PixelData == ds.PixelData, name
     response = client.get(reverse("deid:export_download", kwargs={"deidexport_id": export.public_id}))
     if row.outcome == Outcome.EXPORTED:
@@ -239,7 +226,7 @@ def _check_deid(client, study, clinician, ds: pydicom.Dataset, name: str) -> Non
 
 @pytest.mark.parametrize("name", FILES)
 def test_every_consumer_of_an_ingested_test_file(name, org_a, clinician_a, client_as, tmp_path):
-    path = _path(name)
+    path = pydicom_file(name)
     folder = tmp_path / "in"
     folder.mkdir()
     shutil.copy(path, folder / name)
@@ -247,7 +234,7 @@ def test_every_consumer_of_an_ingested_test_file(name, org_a, clinician_a, clien
     [study] = ingest_folder(folder, org_a, case=case)
     inst = Instance.objects.select_related("blob").get(study=study)
     assert IngestFileResult.objects.get(instance=inst).outcome == FileOutcome.INGESTED
-    ds = _read(path)
+    ds = read_dataset(path)
     client = client_as(clinician_a)
 
     _check_frames(client, inst, ds, name)
@@ -275,7 +262,7 @@ def test_a_big_endian_palette_shows_the_colours_of_its_little_endian_copy(big, l
     (0xFF00 for full red) became 0x00FF, and the 8 bits shown of them 0: a black image, in the
     viewer and in the preview and education renditions."""
     request = frames.FrameRequest(quality="diagnostic")
-    shown = [np.asarray(Image.open(io.BytesIO(frames.frame_render(src=_path(n), request=request).body)))
+    shown = [np.asarray(Image.open(io.BytesIO(frames.frame_render(src=pydicom_file(n), request=request).body)))
              for n in (big, little)]
     assert shown[1].max() > 0 and np.array_equal(shown[0], shown[1])
 
@@ -330,7 +317,7 @@ def test_a_palette_whose_descriptor_says_8_bits_over_16_bit_words_shows_its_colo
     0, were shown, a black image. Others write full 16-bit entries under a descriptor that says 8
     (cornerstone's "incorrect LUT descriptor" case): those are shown by their top 8 bits, as
     before."""
-    ds = _read(_path("OBXXXX1A.dcm"))
+    ds = read_dataset(pydicom_file("OBXXXX1A.dcm"))
     for colour in ("Red", "Green", "Blue"):
         table = np.frombuffer(ds[f"{colour}PaletteColorLookupTableData"].value, dtype="<u2")
         if entries == 8:
@@ -340,7 +327,7 @@ def test_a_palette_whose_descriptor_says_8_bits_over_16_bit_words_shows_its_colo
     ds.save_as(tmp_path / "palette8.dcm")
     request = frames.FrameRequest(quality="diagnostic")
     shown = [np.asarray(Image.open(io.BytesIO(frames.frame_render(src=src, request=request).body)))
-             for src in (tmp_path / "palette8.dcm", _path("OBXXXX1A.dcm"))]
+             for src in (tmp_path / "palette8.dcm", pydicom_file("OBXXXX1A.dcm"))]
     assert shown[1].max() > 0 and np.array_equal(shown[0], shown[1])
 
 
@@ -351,7 +338,7 @@ def test_a_near_lossless_jpeg_ls_file_is_never_labelled_diagnostic(name, org_a, 
     not): its frames were labelled "diagnostic", its original "Diagnostic original", and a
     "Diagnostic - lossless compressed" copy was made of it. pydicom's files lack the study's
     identifiers, which ingest needs; they are added."""
-    ds = _read(_path(name))
+    ds = read_dataset(pydicom_file(name))
     for keyword in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"):
         if keyword not in ds:
             setattr(ds, keyword, generate_uid())
@@ -404,7 +391,7 @@ def test_a_rescale_that_is_not_a_number_is_refused_not_shown_blank(slope, interc
     """pydicom's CT_small.dcm with a Rescale Slope or Intercept of NaN or infinity: every
     Hounsfield value became NaN or infinite, and the frame a flat black or white image, labelled
     diagnostic; the preview and education copies were made of it."""
-    ds = _read(_path("CT_small.dcm"))
+    ds = read_dataset(pydicom_file("CT_small.dcm"))
     ds.RescaleSlope = pydicom.valuerep.DSfloat(slope, validation_mode=0)
     ds.RescaleIntercept = pydicom.valuerep.DSfloat(intercept, validation_mode=0)
     (tmp_path / "in").mkdir()
