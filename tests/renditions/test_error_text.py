@@ -6,19 +6,18 @@ the value is a fictional patient's name, as a damaged file may hold one there.""
 from __future__ import annotations
 
 import logging
-import os
 import warnings
 
 import pydicom
 import pytest
 from django.urls import reverse
-from pydicom.data import get_testdata_file
 from pydicom.dataelem import RawDataElement
 from pydicom.tag import Tag
 
 from apps.imaging.models import Instance
 from apps.renditions.models import Kind, Rendition, RenditionFile, Status
 from apps.renditions.services import study_renditions_make
+from tests.dicomfiles import pydicom_file, read_dataset
 from tests.factories import CaseFactory
 from tests.renditions.conftest import ingest_folder
 
@@ -28,12 +27,7 @@ NAME = "ROE^JANE"  # fictional
 
 
 def test_an_error_quoting_a_header_value_is_named_by_its_type(org_a, clinician_a, client_as, tmp_path, caplog):
-    path = get_testdata_file("badVR.dcm", download=False)
-    if not path or not os.path.isfile(path):
-        pytest.skip("badVR.dcm is not present locally")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        ds = pydicom.dcmread(path, force=True)
+    ds = read_dataset(pydicom_file("badVR.dcm"))
     ds[0x00280008] = RawDataElement(Tag(0x00280008), "IS", len(NAME), NAME.encode(), 0, False, True)
     (tmp_path / "in").mkdir()
     ds.save_as(tmp_path / "in" / "bad.dcm")
