@@ -160,4 +160,4 @@ def attach_case_get(*, user, study: Study, public_id: str):
         wanted = UUID(str(public_id))
     except ValueError:
         return None
-    return policy.upload_cases(user, study.organization).filter(public_id=wanted).first()
+    return policy.upload_cases(user, study.organization).filter(public_id=wanted).select_related("patient").first()

@@ -762,6 +762,18 @@ def study_attach(*, study: Study, case: Any, by: Any, request: Any = None) -> li
             raise Study.DoesNotExist("the study was deleted meanwhile")
         if locked.case_id is not None:
             raise StudyAttachRefused(gettext_lazy("This study is in a case already."), code="attached")
+        if any(v.case_id not in (None, case.pk) for v in versions):
+            # a changed instance uploaded into a case made a newer version there: this older one
+            # belongs with it, never in another case (whose shares would reach that patient's images)
+            raise StudyAttachRefused(gettext_lazy("Another version of this study is in a case already: this one can "
+                                                  "only be attached to that case."), code="versions_elsewhere")
+        # the case is locked and read again too: a case closed meanwhile takes no study (closing
+        # ends its shares with what it holds then), and a close waits for this attach to commit
+        from apps.cases.models import Case
+
+        if not list(Case.objects.select_for_update().filter(pk=case.pk).open().values_list("pk", flat=True)):
+            raise StudyAttachRefused(gettext_lazy("This case has been closed: reopen it to attach studies to it."),
+                                     code="case_closed")
         if IngestJob.objects.filter(studies__in=versions, state__in=[JobState.QUEUED, JobState.RUNNING]).exists():
             raise StudyBusy(gettext_lazy("Images are still being added to this study: it can be attached to a "
                                          "case once its upload has finished processing."), code="ingest_running")

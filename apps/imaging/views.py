@@ -13,7 +13,8 @@ from django.views.decorators.http import require_http_methods
 
 from apps.accounts.mfa import require_recent_otp
 from apps.audit import actions as audit_actions
-from apps.audit.services import record
+from apps.audit.services import record, record_hidden_refusal
+from apps.cases.models import Case
 from apps.core.pagination import page_of
 from apps.imaging import selectors, services
 from apps.imaging.models import Study
@@ -127,6 +128,11 @@ def study_attach(request: HttpRequest, study_id: UUID) -> HttpResponse:
     chosen = (request.POST if request.method == "POST" else request.GET).get("case", "")
     case = selectors.attach_case_get(user=request.user, study=study, public_id=chosen)
     if case is None:
+        try:  # an id that names no case the user may upload into: recorded if the case exists
+            record_hidden_refusal(user=request.user, model=Case, public_id=UUID(str(chosen)), request=request,
+                                  wanted=Action.UPLOAD_STUDY.value)
+        except ValueError:
+            pass  # not an id at all
         messages.error(request, _("Choose an open case you may upload studies into."))
         return back
     if request.method == "POST":
@@ -143,8 +149,14 @@ def study_attach(request: HttpRequest, study_id: UUID) -> HttpResponse:
         else:
             messages.success(request, _("The study was attached to the case."))
         return back
+    show_patient = policy.can(request.user, Action.VIEW_PATIENT_IDENTITY, study.organization,
+                              facts=policy.request_facts(request, request.user))
     return render(request, "imaging/study_attach.html", {
         "study": study, "case": case, "grants": sharing_selectors.case_wide_grants(case=case),
+        # whose images these are, beside the case's patient, so that a wrong case is seen before
+        # the images reach the case's shares (an attach is not undone from the portal)
+        "show_patient": show_patient,
+        "patient_differs": show_patient and (study.patient_id or "").strip() != (case.patient.mrn or "").strip(),
         "other_versions": study.__class__.objects.for_org(study.organization_id).filter(
             study_instance_uid=study.study_instance_uid, case__isnull=True).exclude(pk=study.pk).count(),
     })

@@ -32,6 +32,7 @@ def test_attaching_a_study_on_a_phone_and_a_tablet(browser, live_server, viewpor
         signed_in_as(page, live_server.url, clinician)
         page.goto(f"{live_server.url}{study.get_absolute_url()}")
         problems = [f"study page: {c}" for c in page.evaluate(_SMALL_CONTROLS, TARGET)]
+        page.locator("#attach-case").select_option(str(case.public_id))  # none is chosen for the user
         page.get_by_test_id("attach-continue").click()
         page.get_by_test_id("confirm-attach").wait_for()
         reaches = page.get_by_test_id("attach-reaches").inner_text()

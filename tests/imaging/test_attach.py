@@ -348,3 +348,72 @@ def test_an_attach_is_never_kept_without_its_audit_event(org_a, clinician, case,
         study_attach(study=loose, case=case, by=clinician)
     assert set(Study.objects.filter(pk__in=[loose.pk, older.pk]).values_list("case_id", flat=True)) == {None}
     assert not AuditEvent.objects.filter(action=ATTACHED).exists()
+
+
+def test_no_case_is_chosen_for_the_user(client_as, clinician, case, loose):
+    """The study page's case box starts on "Choose a case…" (required), not on the newest case:
+    a Continue pressed without looking picks nothing."""
+    page = client_as(clinician).get(loose.get_absolute_url()).content.decode()
+    box = page[page.index('id="attach-case"'):]
+    first = box[box.index("<option"):box.index("</option>")]
+    assert 'value=""' in first and "Choose a case" in first
+
+
+def test_a_version_whose_newer_one_is_in_a_case_only_goes_into_that_case(client_as, org_a, clinician, case, loose):
+    """A changed instance uploaded into a case makes a newer version there and leaves the older one
+    in no case: that one belongs with it, never in another case, whose shares would reach this
+    patient's images."""
+    other = CaseFactory(organization=org_a, created_by=clinician, responsible_clinician=clinician, title="Other")
+    newer = StudyFactory(organization=org_a, case=case, study_instance_uid=loose.study_instance_uid, version=2)
+    client = client_as(clinician)
+    followed = client.post(_url(loose), {"case": str(other.public_id)}, follow=True).content.decode()
+    assert "Another version of this study is in a case already" in followed
+    assert Study.objects.get(pk=loose.pk).case_id is None
+    assert not AuditEvent.objects.filter(action=ATTACHED).exists()
+    assert client.post(_url(loose), {"case": str(case.public_id)}).status_code == 302
+    assert Study.objects.get(pk=loose.pk).case_id == case.pk == Study.objects.get(pk=newer.pk).case_id
+
+
+def test_a_case_closed_meanwhile_takes_no_study(org_a, clinician, case, loose, monkeypatch):
+    """The case is read again under a lock: one closed after the policy allowed the attach (a
+    close committed in between) is refused, the study left in no case."""
+    from apps.cases.models import CaseStatus
+    from apps.sharing import policy
+
+    require = policy.require
+
+    def allowed_then_closed(*args, **kwargs):
+        require(*args, **kwargs)
+        Case.objects.filter(pk=case.pk).update(status=CaseStatus.CLOSED)  # another request closes it
+
+    monkeypatch.setattr(policy, "require", allowed_then_closed)
+    with pytest.raises(StudyAttachRefused) as refused:
+        study_attach(study=loose, case=case, by=clinician)
+    assert refused.value.code == "case_closed"
+    assert Study.objects.get(pk=loose.pk).case_id is None
+
+
+def test_a_case_the_user_may_not_upload_into_is_recorded_as_refused(client_as, clinician, loose):
+    """Another organization's case id: a message, and the refusal in that case's trail."""
+    foreign = CaseFactory(title="Elsewhere")
+    r = client_as(clinician).post(_url(loose), {"case": str(foreign.public_id)})
+    assert r.status_code == 302 and Study.objects.get(pk=loose.pk).case_id is None
+    denied = AuditEvent.objects.get(action="access.denied", target_id=str(foreign.public_id))
+    assert (denied.actor_id, denied.organization_id, denied.details) == (
+        clinician.pk, foreign.organization_id, {"wanted": "upload_study"})
+    client_as(clinician).post(_url(loose), {"case": "not-an-id"})
+    assert AuditEvent.objects.filter(action="access.denied").count() == 1
+
+
+def test_the_confirmation_shows_both_patients_and_warns_when_they_differ(client_as, clinician, case, loose):
+    case.patient.mrn, case.patient.name = "MRN-7", "Case Patient"
+    case.patient.save()
+    Study.objects.filter(pk=loose.pk).update(patient_id="OTHER-1", patient_name="Image^Patient")
+    client = client_as(clinician)
+    html = client.get(_url(loose), {"case": str(case.public_id)}).content.decode()
+    assert 'data-testid="attach-patients"' in html
+    assert "OTHER-1" in html and "MRN-7" in html and "Case Patient" in html
+    assert 'data-testid="attach-patient-differs"' in html
+    Study.objects.filter(pk=loose.pk).update(patient_id="MRN-7")
+    html = client.get(_url(loose), {"case": str(case.public_id)}).content.decode()
+    assert 'data-testid="attach-patients"' in html and 'data-testid="attach-patient-differs"' not in html
