@@ -163,6 +163,16 @@ def frames_of(ds: Dataset) -> int:
         return 1
 
 
+def _header_int(ds: Dataset, keyword: str, default: int) -> int:
+    """A count from the header (Rows, Columns, Samples per Pixel, Bits Allocated...), not
+    negative; ``default`` when it is absent, empty or unreadable (a damaged file: several values
+    where one is due, or text), which had made int() raise and the viewer answer 500."""
+    try:
+        return max(int(ds.get(keyword) or default), 0)
+    except (TypeError, ValueError):
+        return default
+
+
 def _info(ds: Dataset) -> FrameInfo:
     if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
         raise UndecodableFrame(Deferred(gettext_noop("The file holds no pixel data.")))
@@ -174,12 +184,12 @@ def _info(ds: Dataset) -> FrameInfo:
     except (TypeError, ValueError):
         pixel_spacing = None
     return FrameInfo(
-        rows=int(ds.get("Rows") or 0),
-        columns=int(ds.get("Columns") or 0),
+        rows=_header_int(ds, "Rows", 0),  # 0: "does not say how large its image is" (load_frame)
+        columns=_header_int(ds, "Columns", 0),
         frames=frames_of(ds),
-        samples_per_pixel=int(ds.get("SamplesPerPixel") or 1),
+        samples_per_pixel=_header_int(ds, "SamplesPerPixel", 1),
         photometric=str(ds.get("PhotometricInterpretation") or "MONOCHROME2").strip().upper(),
-        bits_stored=int(ds.get("BitsStored") or ds.get("BitsAllocated") or 8),
+        bits_stored=_header_int(ds, "BitsStored", 0) or _header_int(ds, "BitsAllocated", 8),
         modality=str(ds.get("Modality") or "").strip().upper(),
         transfer_syntax_uid=tsuid,
         window=(center, width) if center is not None and width is not None and width > 0 else None,
@@ -222,15 +232,9 @@ def decoded_bytes(ds: Dataset, frames: int = 1) -> int:
     """The bytes ``frames`` decoded frames of ``ds`` take, from its header alone: rows x columns x
     samples per pixel x bytes per sample (Bits Allocated in whole bytes; 1-bit data is unpacked to
     a byte a pixel; an unreadable Bits Allocated counts as 16 bits)."""
-    def number(keyword: str, default: int) -> int:
-        try:
-            return max(int(ds.get(keyword) or default), 0)
-        except (TypeError, ValueError):
-            return default
-
-    bits = number("BitsAllocated", 16) or 16
-    return (number("Rows", 0) * number("Columns", 0) * max(number("SamplesPerPixel", 1), 1)
-            * max(-(-bits // 8), 1) * max(frames, 1))
+    bits = _header_int(ds, "BitsAllocated", 16) or 16
+    samples = max(_header_int(ds, "SamplesPerPixel", 1), 1)
+    return _header_int(ds, "Rows", 0) * _header_int(ds, "Columns", 0) * samples * max(-(-bits // 8), 1) * max(frames, 1)
 
 
 def check_decoded_size(ds: Dataset, *, frames: int, limit: int, reason: str) -> None:
@@ -299,7 +303,11 @@ def _modality(arr: np.ndarray, ds: Dataset) -> np.ndarray:
     in float32). A Modality LUT Sequence, float pixel data, and a rescale whose values would not
     fit in float32 are left to pydicom as before."""
     stored_integers = arr.dtype.kind in "iu"
-    if stored_integers and "ModalityLUTSequence" not in ds and "RescaleSlope" in ds and "RescaleIntercept" in ds:
+    # float32 holds 8- and 16-bit stored values exactly; 32-bit ones above 2**24 it rounds before
+    # the rescale, which an intercept near them then shows (grey levels off, a "diagnostic" image
+    # wrong): those are rescaled by pydicom in float64, as before
+    if (stored_integers and arr.dtype.itemsize <= 2 and "ModalityLUTSequence" not in ds
+            and "RescaleSlope" in ds and "RescaleIntercept" in ds):
         try:
             slope, intercept = float(ds.RescaleSlope), float(ds.RescaleIntercept)
         except (TypeError, ValueError):  # several values or none: pydicom's way, as before
