@@ -8,6 +8,10 @@
   logs that error's message, in its traceback or as an argument.
 - E-mail addresses: a mail server's refusal names the recipient (smtplib's
   ``SMTPRecipientsRefused``), and the recipient of a patient invitation is a patient.
+- What pydicom quotes from a file: "Unknown encoding '<Specific Character Set>'", a decoder's
+  error text. A damaged file's values hold anything (the ingest's fuzzer found a neighbouring UID
+  swallowed by a wrong length; a name could be), so in records of pydicom's loggers (``pydicom``
+  and its children) every quoted part is replaced.
 
 The filter rewrites a record's arguments and formats its traceback before any handler does. A
 request refused on purpose (a 4xx: a denial, a missing object) keeps its one warning line without
@@ -26,6 +30,7 @@ _SECRET_SEGMENT = re.compile(r"^(/s/|/invite/|/accounts/password/reset/key/|/acc
 # the rest of the line after PostgreSQL's DETAIL: (values of the row or key at fault)
 _DB_DETAIL = re.compile(r"(DETAIL:\s*).*")
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_QUOTED = re.compile(r"'.*'", re.DOTALL)
 
 
 def redact_text(text: str) -> str:
@@ -61,6 +66,12 @@ class Redact(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if 400 <= getattr(record, "status_code", 0) < 500:  # django.request's refusals
             record.exc_info = record.exc_text = None
+        if record.name == "pydicom" or record.name.startswith("pydicom."):
+            message = record.getMessage()
+            record.msg, record.args = _QUOTED.sub(f"'{REDACTED}'", message), ()
+            if record.exc_info:  # a decoder's error, logged with its text: its type only
+                record.exc_text = f"{record.exc_info[0].__name__} ({REDACTED})" if record.exc_info[0] else None
+                record.exc_info = None
         if isinstance(record.args, tuple) and record.args:
             record.args = tuple(_redact_arg(a) for a in record.args)
         elif isinstance(record.args, Mapping):  # one dict for "%(name)s" formats (Celery's task failures)

@@ -5,7 +5,6 @@ the file size."""
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 import struct
@@ -42,23 +41,6 @@ CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 # Invalid values are reported by pydicom through logging, with the value in the message: a
 # patient name could reach the logs. Lightbox reads leniently and reports per file instead.
 pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE
-
-
-class _NoValues(logging.Filter):
-    """pydicom still quotes a value from the file in some messages, whatever the mode: "Unknown
-    encoding 'DOE^JANE'". A damaged Specific Character Set holds anything (the fuzzer found a
-    UID swallowed by a wrong length), so what pydicom quotes is left out of the record."""
-
-    QUOTED = re.compile(r"'.*'", re.DOTALL)
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if "'" in message:
-            record.msg, record.args = self.QUOTED.sub("'…'", message), ()
-        return True
-
-
-logging.getLogger("pydicom").addFilter(_NoValues())
 
 
 class DicomError(Exception):

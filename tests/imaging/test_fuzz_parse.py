@@ -5,7 +5,9 @@ class stays fixed. Test data: pydicom's files and synthetic slices (a fictional 
 
 from __future__ import annotations
 
+import copy
 import io
+import logging
 import random
 import struct
 import time
@@ -17,6 +19,7 @@ from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
+from apps.core.logs import Redact
 from apps.imaging import dicom
 from bench.ingest.synthetic import ct_slice
 
@@ -85,8 +88,35 @@ def test_a_value_pydicom_quotes_stays_out_of_the_logs(caplog):
     caplog.clear()
     with caplog.at_level("DEBUG"):
         assert dicom.parse(io.BytesIO(buf.getvalue())).patient_name
-    assert "Unknown encoding" in caplog.text
-    assert "FICTIONAL" not in caplog.text
+    written = _as_written(caplog.records)
+    assert "Unknown encoding" in written
+    assert "FICTIONAL" not in written
+
+
+def _as_written(records) -> str:
+    """The records as the console handler writes them (apps.core.logs.Redact, then formatted)."""
+    lines = []
+    for record in records:
+        record = copy.copy(record)
+        Redact().filter(record)
+        lines.append(logging.Formatter("%(name)s %(message)s").format(record))
+    return "\n".join(lines)
+
+
+def test_what_pydicoms_child_loggers_quote_stays_out_of_the_logs(caplog):
+    # pydicom's pixel decoders log on their own loggers (pydicom.pixels.decoders.base), an error's
+    # text with them: a logger's filter on "pydicom" alone did not see those records
+    with caplog.at_level("DEBUG"):
+        try:
+            raise ValueError("invalid literal for int() with base 10: 'ROE^JANE'")
+        except ValueError as exc:
+            logging.getLogger("pydicom.pixels.decoders.base").exception(exc)
+        logging.getLogger("pydicom").warning("Unknown encoding 'DOE^JOHN' - using default encoding instead")
+    written = _as_written(caplog.records)
+    assert "ROE" not in written and "DOE" not in written
+    assert "pydicom.pixels.decoders.base" in written and "Unknown encoding" in written
+    logging.getLogger("apps.imaging").warning("a message of ours with 'quotes' stays as it is")
+    assert "'quotes'" in _as_written(caplog.records[-1:])
 
 
 def test_a_cut_deflated_file_is_truncated_not_malformed():
