@@ -35,6 +35,7 @@ def test_attaching_a_study_on_a_phone_and_a_tablet(browser, live_server, viewpor
         page.locator("#attach-case").select_option(str(case.public_id))  # none is chosen for the user
         page.get_by_test_id("attach-continue").click()
         page.get_by_test_id("confirm-attach").wait_for()
+        page.wait_for_load_state("load")  # its stylesheet applied before anything is measured
         reaches = page.get_by_test_id("attach-reaches").inner_text()
         assert "a.long.consultant.address@another-hospital.example" in reaches
         problems += [f"confirmation: {c}" for c in page.evaluate(_SMALL_CONTROLS, TARGET)]
