@@ -155,14 +155,6 @@ def _first(value: Any) -> float | None:
     return number if np.isfinite(number) else None
 
 
-def frames_of(ds: Dataset) -> int:
-    """Number of Frames, 1 when absent or unreadable."""
-    try:
-        return max(int(ds.get("NumberOfFrames") or 1), 1)
-    except (TypeError, ValueError):
-        return 1
-
-
 def _header_int(ds: Dataset, keyword: str, default: int) -> int:
     """A count from the header (Rows, Columns, Samples per Pixel, Bits Allocated...), not
     negative; ``default`` when it is absent, empty or unreadable (a damaged file: several values
@@ -171,6 +163,11 @@ def _header_int(ds: Dataset, keyword: str, default: int) -> int:
         return max(int(ds.get(keyword) or default), 0)
     except (TypeError, ValueError):
         return default
+
+
+def frames_of(ds: Dataset) -> int:
+    """Number of Frames, 1 when absent or unreadable."""
+    return max(_header_int(ds, "NumberOfFrames", 1), 1)
 
 
 def _info(ds: Dataset) -> FrameInfo:
