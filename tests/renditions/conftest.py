@@ -44,3 +44,25 @@ def ct_study(org_a, tmp_path, small_ct):
     study_renditions_make(study_id=study.pk)
     study.refresh_from_db()
     return study
+
+
+def assert_frames_and_copies_refused(client, study, reason: str) -> dict:
+    """``study``'s one image is refused with ``reason`` by the viewer (each quality: 200, marked
+    undecodable, the reason in its JSON) and by the preview and education copies (unavailable,
+    with the reason). Returns the study's rendition files by kind, for what else a test checks."""
+    from django.urls import reverse
+
+    from apps.imaging.models import Instance
+    from apps.renditions.models import Kind, RenditionFile, Status
+    from apps.renditions.services import study_renditions_make
+
+    url = reverse("viewer:frame", kwargs={"instance_id": Instance.objects.get(study=study).public_id})
+    for quality in ("diagnostic", "preview", "low"):
+        response = client.get(url, {"quality": quality})
+        assert response.status_code == 200 and response["X-Lightbox-Frame"] == "undecodable"
+        assert response.json()["reason"] == reason
+    study_renditions_make(study_id=study.pk)
+    made = {f.kind: f for f in RenditionFile.objects.filter(study=study)}
+    for kind in (Kind.PREVIEW, Kind.EDUCATION):
+        assert (made[kind].status, made[kind].reason) == (Status.UNAVAILABLE, reason)
+    return made

@@ -10,20 +10,17 @@ import numpy as np
 import pydicom
 import pytest
 from django.test import override_settings
-from django.urls import reverse
 from pydicom.pixels.decoders.base import Decoder
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from apps.deid.models import DeidExportFile, State
 from apps.deid.services import deid_export_run, deid_export_start
 from apps.imaging import pixels
-from apps.imaging.models import Instance
 from apps.renditions import encoders
-from apps.renditions.models import Kind, RenditionFile, Status
-from apps.renditions.services import study_renditions_make
+from apps.renditions.models import Kind, Status
 from tests.dicomfiles import pydicom_file, read_dataset
 from tests.factories import CaseFactory
-from tests.renditions.conftest import ingest_folder
+from tests.renditions.conftest import assert_frames_and_copies_refused, ingest_folder
 
 pytestmark = pytest.mark.django_db
 
@@ -64,16 +61,7 @@ def test_a_small_file_declaring_a_huge_image_is_refused_before_decoding(decodes,
     ds.save_as(tmp_path / "in" / "huge.dcm")
     case = CaseFactory(organization=org_a, created_by=clinician_a, responsible_clinician=clinician_a)
     [study] = ingest_folder(tmp_path / "in", org_a, case=case)
-    inst = Instance.objects.get(study=study)
-    url = reverse("viewer:frame", kwargs={"instance_id": inst.public_id})
-    for quality in ("diagnostic", "preview", "low"):
-        response = client_as(clinician_a).get(url, {"quality": quality})
-        assert response.status_code == 200 and response["X-Lightbox-Frame"] == "undecodable"
-        assert response.json()["reason"] == TOO_LARGE_FRAME
-    study_renditions_make(study_id=study.pk)
-    made = {f.kind: f for f in RenditionFile.objects.filter(study=study)}
-    for kind in (Kind.PREVIEW, Kind.EDUCATION):
-        assert (made[kind].status, made[kind].reason) == (Status.UNAVAILABLE, TOO_LARGE_FRAME)
+    made = assert_frames_and_copies_refused(client_as(clinician_a), study, TOO_LARGE_FRAME)
     assert (made[Kind.LOSSLESS].status, made[Kind.LOSSLESS].reason) == (Status.UNAVAILABLE, TOO_LARGE_OBJECT)
     assert made[Kind.ORIGINAL].status == Status.READY  # the original is kept and may be downloaded
     export = deid_export_run(export_id=deid_export_start(study=study, by=clinician_a, pseudonym="BUDGET-1",

@@ -48,7 +48,7 @@ from apps.renditions.services import education_image, study_renditions_make
 from apps.viewer import services as frames
 from tests.dicomfiles import pydicom_file, read_dataset
 from tests.factories import CaseFactory
-from tests.renditions.conftest import ingest_folder
+from tests.renditions.conftest import assert_frames_and_copies_refused, ingest_folder
 
 pytestmark = pytest.mark.django_db
 
@@ -295,17 +295,9 @@ def test_a_colour_model_the_pixels_cannot_show_is_refused_by_name(photometric, s
     _synthetic_colour(tmp_path / "in", photometric, samples)
     case = CaseFactory(organization=org_a, created_by=clinician_a, responsible_clinician=clinician_a)
     [study] = ingest_folder(tmp_path / "in", org_a, case=case)
-    inst = Instance.objects.get(study=study)
     reason = f"This file's colour model ({photometric}) cannot be shown here."
-    url = reverse("viewer:frame", kwargs={"instance_id": inst.public_id})
-    for quality in QUALITIES:
-        response = client_as(clinician_a).get(url, {"quality": quality})
-        assert response.status_code == 200 and response["X-Lightbox-Frame"] == "undecodable"
-        assert response.json()["reason"] == reason
-    study_renditions_make(study_id=study.pk)
-    made = {f.kind: f for f in RenditionFile.objects.filter(study=study)}
-    for kind in (Kind.PREVIEW, Kind.EDUCATION):
-        assert (made[kind].status, made[kind].reason) == (Status.UNAVAILABLE, reason)
+    assert_frames_and_copies_refused(client_as(clinician_a), study, reason)
+    url = reverse("viewer:frame", kwargs={"instance_id": Instance.objects.get(study=study).public_id})
     spanish = client_as(clinician_a).get(url, {"quality": "preview"}, HTTP_ACCEPT_LANGUAGE="es")
     assert spanish.status_code == 200 and photometric in spanish.json()["reason"]
 
