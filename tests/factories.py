@@ -362,3 +362,13 @@ def audit_write_fails(monkeypatch, module, action: str) -> None:
         return record(**kwargs)
 
     monkeypatch.setattr(module, "record", failing)
+
+
+def working_in(client, organization) -> None:
+    """The test client's session works in ``organization`` (the active organization of someone
+    in several), as the organization switcher leaves it."""
+    from apps.organizations.services import ACTIVE_ORG_SESSION_KEY
+
+    session = client.session
+    session[ACTIVE_ORG_SESSION_KEY] = str(organization.public_id)
+    session.save()

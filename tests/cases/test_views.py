@@ -18,7 +18,6 @@ from apps.audit.models import AuditEvent
 from apps.audit.services import record
 from apps.cases.models import Attachment, BoardState, Case, CaseNote, Patient
 from apps.organizations.models import Role
-from apps.organizations.services import ACTIVE_ORG_SESSION_KEY
 from apps.sharing.services import grant_create
 from tests.factories import (
     AttachmentFactory,
@@ -28,6 +27,7 @@ from tests.factories import (
     MembershipFactory,
     StudyFactory,
     member,
+    working_in,
 )
 
 pytestmark = pytest.mark.django_db
@@ -85,9 +85,7 @@ def test_someone_in_both_organizations_sees_only_the_active_ones(two_orgs, org_a
     both = member(org_a, Role.RADIOLOGIST)
     MembershipFactory(user=both, organization=org_b, role=Role.RADIOLOGIST)
     client = client_as(both)
-    session = client.session
-    session[ACTIVE_ORG_SESSION_KEY] = str(org_b.public_id)
-    session.save()
+    working_in(client, org_b)
     response = client.get(LIST + "?status=")
     assert set(_titles(response)) == {c.title for c in b}
     assert response.context["counts"]["total"] == len(b)

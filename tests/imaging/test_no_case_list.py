@@ -14,9 +14,8 @@ from django.urls import reverse
 
 from apps.imaging import views
 from apps.organizations.models import Role
-from apps.organizations.services import ACTIVE_ORG_SESSION_KEY
 from apps.sharing import policy
-from tests.factories import CaseFactory, IngestJobFactory, MembershipFactory, StudyFactory, member
+from tests.factories import CaseFactory, IngestJobFactory, MembershipFactory, StudyFactory, member, working_in
 from tests.pages import first_and_last_of_seven, queries_and_html
 
 pytestmark = pytest.mark.django_db
@@ -85,9 +84,7 @@ def test_another_organizations_studies_and_attached_studies_never_show(org_a, or
     MembershipFactory(user=both, organization=org_b, role=Role.RADIOLOGIST)
     for who in (both, member(org_a, Role.RADIOLOGIST)):
         client = client_as(who)
-        session = client.session
-        session[ACTIVE_ORG_SESSION_KEY] = str(org_a.public_id)
-        session.save()
+        working_in(client, org_a)
         _n, html = queries_and_html(client, URL)
         section = no_case_section(html)
         assert section.count(ROW) == 1 and mine.get_absolute_url() in section
@@ -95,9 +92,7 @@ def test_another_organizations_studies_and_attached_studies_never_show(org_a, or
         assert "Uploaded into a case" not in section
     # working in Beta, the same person sees Beta's and not Alpha's
     client = client_as(both)
-    session = client.session
-    session[ACTIVE_ORG_SESSION_KEY] = str(org_b.public_id)
-    session.save()
+    working_in(client, org_b)
     _n, html = queries_and_html(client, URL)
     section = no_case_section(html)
     assert section.count(ROW) == 1 and "Beta study, waiting" in section and "Ours, waiting" not in section
