@@ -5,18 +5,27 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from django.apps import apps as django_apps
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Max, Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
 from apps.audit.models import AuditEvent
 from apps.audit.services import record_hidden_refusal
-from apps.cases.models import RESPONSIBLE_CLINICIAN_ROLES, Attachment, BoardSession, Case, CaseNote, CaseStatus
+from apps.cases.models import (
+    BOARD_PARTICIPANT_ROLES,
+    RESPONSIBLE_CLINICIAN_ROLES,
+    Attachment,
+    BoardSession,
+    BoardState,
+    Case,
+    CaseNote,
+    CaseStatus,
+)
 from apps.sharing import policy
 from apps.sharing.models import Grant
 from apps.sharing.policy import Action
@@ -272,3 +281,52 @@ def board_cases(*, user: User, board: BoardSession) -> list[Case]:
     return list(Case.objects.visible_to(user).filter(board_sessions=board).select_related("patient")
                 .order_by("title"))
 
+
+
+def board_grantees(*, board: BoardSession) -> QuerySet[User]:
+    """Whom starting ``board`` gives a view grant on each of its open cases: its participants
+    who are still active accounts with an active membership of its organization in a role that
+    may take part (``BOARD_PARTICIPANT_ROLES``: one who left, or became a patient account, since it
+    was scheduled gets nothing), the host left out (they run cases there already).
+    ``services.board_start`` grants exactly these; the attach confirmation counts them."""
+    from apps.organizations.models import Membership
+
+    allowed = Membership.objects.filter(organization_id=board.organization_id, is_active=True,
+                                        role__in=BOARD_PARTICIPANT_ROLES).values("user_id")
+    return board.participants.filter(pk__in=allowed, is_active=True).exclude(pk=board.host_id)
+
+
+@dataclass(frozen=True)
+class BoardReach:
+    """A tumor board through which others see every study of a case: how many people, and until
+    when (a live board: when the grants its start made end; a scheduled one: not started, None)."""
+
+    board: BoardSession
+    people: int
+    until: datetime | None
+
+
+def case_boards_reaching(*, user: User, case: Case) -> list[BoardReach]:
+    """The tumor boards on ``case`` whose participants see every study of it, a study attached
+    later too, by what the policy grants: a live board through the grants its start made on this
+    case that are live now (ended boards revoked theirs; past the review window they expired; a
+    case closed when it started got none); a scheduled one through those its start will make
+    (``board_grantees``), if it names anyone. The page that attaches a study to a case lists them
+    beside the shares on the whole case (``apps.sharing.selectors.case_wide_grants``, which leaves
+    the boards' grants to this list). Boards are read through ``visible_to(user)``, by meeting
+    time; a query or two per board, and a case is on a few."""
+    now = timezone.now()
+    reach = []
+    boards = (BoardSession.objects.visible_to(user).filter(cases=case, state__in=[BoardState.SCHEDULED,
+                                                                                  BoardState.LIVE])
+              .order_by("meeting_at", "id"))
+    for board in boards:
+        if board.state == BoardState.LIVE:
+            given = board.grants.filter(case=case).live(now).aggregate(people=Count("grantee", distinct=True),
+                                                                        until=Max("expires_at"))
+            people, until = given["people"], given["until"]
+        else:
+            people, until = board_grantees(board=board).count(), None
+        if people:
+            reach.append(BoardReach(board=board, people=people, until=until))
+    return reach

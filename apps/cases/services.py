@@ -360,10 +360,7 @@ def _board_start(*, board: BoardSession, by: User, request: HttpRequest | None) 
     cases = [c for c in board.cases.select_for_update(of=("self",)).order_by("pk") if c.is_open]
     # participants must be members (as when the board was scheduled) who may take part: one whose
     # membership ended, or who became a patient account, since then gets nothing
-    members = Membership.objects.filter(organization_id=board.organization_id, is_active=True,
-                                        role__in=BOARD_PARTICIPANT_ROLES).values("user_id")
-    participants = [u for u in board.participants.filter(pk__in=members)
-                    if u.pk != board.host_id and u.is_active]
+    participants = list(selectors.board_grantees(board=board))
     grants = [
         grant_create(case=case, grantee=user, permissions=[Permission.VIEW], expires_at=expires_at, by=by,
                      source=GrantSource.BOARD, starts_at=now, request=request)

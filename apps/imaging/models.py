@@ -84,6 +84,10 @@ class StudyQuerySet(StudyLinkedQuerySet):
     def latest_versions(self) -> StudyQuerySet:
         return self.filter(superseded_by__isnull=True)
 
+    def versions_of(self, study: Study) -> StudyQuerySet:
+        """Every version of ``study`` (its StudyInstanceUID in its organization), itself included."""
+        return self.for_org(study.organization_id).filter(study_instance_uid=study.study_instance_uid)
+
 
 class Study(PublicIdModel):
     """One version of a DICOM study in one organization. A changed instance re-sent with the
@@ -257,7 +261,11 @@ class JobState(models.TextChoices):
 
 
 class IngestJobQuerySet(WholeCaseQuerySet):
-    pass
+    def adding_to(self, studies) -> IngestJobQuerySet:
+        """Jobs still adding to any of ``studies`` (queued or running): a study is not deleted
+        nor attached to a case until they end, since an ingest saves the whole study row when it
+        finishes. The one rule for both, and for the study page that offers them."""
+        return self.filter(studies__in=studies, state__in=[JobState.QUEUED, JobState.RUNNING])
 
 
 class JobFailure(NamedTuple):

@@ -152,6 +152,13 @@ def upload_case_choices(*, user, organization, chosen: str = "", facts=None) -> 
     return cases, total
 
 
+def attach_waits_for_ingest(*, study: Study) -> bool:
+    """Whether an ingest is still adding to ``study`` or another version of it (queued or
+    running, ``IngestJobQuerySet.adding_to``): ``services.study_attach`` refuses it then, so the
+    study page offers no case box until the ingest ends."""
+    return IngestJob.objects.adding_to(Study.objects.versions_of(study)).exists()
+
+
 def attach_case_get(*, user, study: Study, public_id: str):
     """The case ``public_id`` names if ``user`` may attach ``study`` to it: one of the policy's
     ``upload_cases`` of the study's organization (an open case they see, where their role may

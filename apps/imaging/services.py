@@ -701,7 +701,7 @@ def study_delete(*, study: Study, by: Any, request: Any = None) -> int:
     with transaction.atomic():
         if not Study.objects.select_for_update().filter(pk=study.pk).exists():
             raise Study.DoesNotExist("the study was deleted meanwhile")
-        if IngestJob.objects.filter(studies=study, state__in=[JobState.QUEUED, JobState.RUNNING]).exists():
+        if IngestJob.objects.adding_to([study]).exists():
             raise StudyBusy(gettext_lazy("Images are still being added to this study: it can be deleted once "
                                          "its upload has finished processing."), code="ingest_running")
         blob_ids = (set(study.instances.values_list("blob_id", flat=True)) | study_rendition_blob_ids(study=study)
@@ -755,8 +755,7 @@ def study_attach(*, study: Study, case: Any, by: Any, request: Any = None) -> li
                                               "attached to a case of its own organization."),
                                  code="other_organization")
     with transaction.atomic():
-        versions = list(Study.objects.select_for_update().for_org(study.organization_id)
-                        .filter(study_instance_uid=study.study_instance_uid).order_by("version"))
+        versions = list(Study.objects.select_for_update().versions_of(study).order_by("version"))
         locked = next((v for v in versions if v.pk == study.pk), None)
         if locked is None:
             raise Study.DoesNotExist("the study was deleted meanwhile")
@@ -774,7 +773,7 @@ def study_attach(*, study: Study, case: Any, by: Any, request: Any = None) -> li
         if not list(Case.objects.select_for_update().filter(pk=case.pk).open().values_list("pk", flat=True)):
             raise StudyAttachRefused(gettext_lazy("This case has been closed: reopen it to attach studies to it."),
                                      code="case_closed")
-        if IngestJob.objects.filter(studies__in=versions, state__in=[JobState.QUEUED, JobState.RUNNING]).exists():
+        if IngestJob.objects.adding_to(versions).exists():
             raise StudyBusy(gettext_lazy("Images are still being added to this study: it can be attached to a "
                                          "case once its upload has finished processing."), code="ingest_running")
         attached = [v for v in versions if v.case_id is None]

@@ -14,6 +14,7 @@ from django.views.decorators.http import require_http_methods
 from apps.accounts.mfa import require_recent_otp
 from apps.audit import actions as audit_actions
 from apps.audit.services import record, record_hidden_refusal
+from apps.cases import selectors as case_selectors
 from apps.cases.models import Case
 from apps.core.pagination import page_of
 from apps.imaging import selectors, services
@@ -44,12 +45,17 @@ def study_detail(request: HttpRequest, study_id: UUID) -> HttpResponse:
     # a study may hold hundreds of series: a page of them, with "Showing N of M" and the others' pages
     series = page_of(request, selectors.study_series(study=study), size=SERIES_PAGE_SIZE)
     jobs, lines_page, ingests_page = [], None, None
-    may_upload = policy.can(request.user, Action.UPLOAD_STUDY, study.organization,
-                            facts=policy.request_facts(request, request.user))
-    # uploaded with no case ("attach later"): the open cases it may go into, or why there are none
-    attach_cases = None
-    if may_upload and study.case_id is None:
-        attach_cases, _total = selectors.upload_case_choices(user=request.user, organization=study.organization)
+    facts = policy.request_facts(request, request.user)
+    may_upload = policy.can(request.user, Action.UPLOAD_STUDY, study.organization, facts=facts)
+    # uploaded with no case ("attach later"): the open cases it may go into (?case=<id> chosen, as
+    # the upload page takes it, whatever its age), or why there are none; none while an ingest
+    # still adds to it, which the attach would refuse
+    may_attach = may_upload and study.case_id is None
+    attach_busy = may_attach and selectors.attach_waits_for_ingest(study=study)
+    attach_cases, attach_case_total, attach_chosen = None, 0, request.GET.get("case", "")
+    if may_attach and not attach_busy:
+        attach_cases, attach_case_total = selectors.upload_case_choices(
+            user=request.user, organization=study.organization, chosen=attach_chosen, facts=facts)
     if may_upload:
         # ?report=<ingest>: that ingest's whole report, a page at a time; else the latest ingests'
         one = selectors.study_job_report(user=request.user, study=study, job_id=request.GET.get("report", ""))
@@ -65,7 +71,9 @@ def study_detail(request: HttpRequest, study_id: UUID) -> HttpResponse:
         "study": study, "series": series, "jobs": jobs, "lines_page": lines_page, "ingests_page": ingests_page,
         "show_patient": may[Action.VIEW_PATIENT_IDENTITY], "may_delete": may[Action.DELETE_STUDY],
         "can_view": may[Action.VIEW_IMAGES], "may_share": may[Action.SHARE_CASE],
-        "may_export": may[Action.EXPORT_DEIDENTIFIED], "attach_cases": attach_cases,
+        "may_export": may[Action.EXPORT_DEIDENTIFIED], "may_attach": may_attach, "attach_busy": attach_busy,
+        "attach_cases": attach_cases, "attach_case_total": attach_case_total, "attach_chosen": attach_chosen,
+        "case_limit": selectors.UPLOAD_CASE_CHOICES,
         "versions": study.__class__.objects.visible_to(request.user).filter(
             organization=study.organization, study_instance_uid=study.study_instance_uid).order_by("version"),
     })
@@ -114,8 +122,8 @@ def study_delete(request: HttpRequest, study_id: UUID) -> HttpResponse:
 @policy.serves(Action.UPLOAD_STUDY)
 def study_attach(request: HttpRequest, study_id: UUID) -> HttpResponse:
     """Attach a study uploaded with no case ("attach later") to a case. GET ?case=<id> (the
-    study page's choice): whom the case's shares on the whole case will then reach, and the
-    button. POST (CSRF-checked): attach it through ``services.study_attach`` (which asks the
+    study page's choice): whom the case's shares on the whole case and its tumor boards will then
+    reach, and the button. POST (CSRF-checked): attach it through ``services.study_attach`` (which asks the
     policy itself), then back to the study page with a message. A case it cannot go into (a
     garbled id, a closed case, another organization's) and a study in a case already are told
     there, never a 500."""
@@ -153,6 +161,8 @@ def study_attach(request: HttpRequest, study_id: UUID) -> HttpResponse:
                               facts=policy.request_facts(request, request.user))
     return render(request, "imaging/study_attach.html", {
         "study": study, "case": case, "grants": sharing_selectors.case_wide_grants(case=case),
+        # tumor boards on the case: their participants see its studies too (live, or once started)
+        "boards": case_selectors.case_boards_reaching(user=request.user, case=case),
         # whose images these are, beside the case's patient, so that a wrong case is seen before
         # the images reach the case's shares (an attach is not undone from the portal)
         "show_patient": show_patient,
@@ -179,6 +189,8 @@ def upload_page(request: HttpRequest) -> HttpResponse:
     return render(request, "imaging/upload.html", {
         "cases": cases, "case_total": case_total, "case_limit": selectors.UPLOAD_CASE_CHOICES,
         "preselected": preselected,
+        # chosen from a case's page: the studies in no case below lead to their Attach with it chosen
+        "chosen_case": next((c for c in cases if str(c.public_id) == preselected), None),
         "recent": page_of(request, selectors.recent_uploads(user=request.user, organization=org),
                           size=RECENT_UPLOADS_PAGE_SIZE, param="uploads"),
         # the organization's studies uploaded with no case, by anyone: found here to be attached

@@ -313,16 +313,26 @@ def test_the_forms_with_searched_lists(page, live_server):
 
 
 def test_attaching_a_study_to_a_case(page, live_server):
-    """The study page of a study in no case (its Attach to a case), and the confirmation that
-    names whom the case's shares then reach."""
-    from tests.factories import CaseFactory, GrantFactory, StudyFactory
+    """The study page of a study in no case (its Attach to a case), the confirmation that names
+    whom the case's shares and tumor boards then reach, and the study page of one an ingest still
+    adds to (why it has no case box)."""
+    from apps.imaging.models import IngestJob, JobState
+    from apps.imaging.services import ingest_job_create
+    from tests.factories import BoardSessionFactory, CaseFactory, GrantFactory, StudyFactory
 
     org = OrganizationFactory(name="Northwind Test", mfa_required_roles=[])
     clinician = member(org, Role.CLINICIAN, email="clinician@attach.example")
     consultant = member(org, Role.EXTERNAL_CONSULTANT, email="a.long.consultant.address@another-hospital.example")
     case = CaseFactory(organization=org, created_by=clinician, responsible_clinician=clinician, title="Chest CT")
     GrantFactory(organization=org, case=case, created_by=clinician, grantee=consultant)
+    board = BoardSessionFactory(organization=org, host=clinician, title="Thoracic board")
+    board.cases.add(case)
+    board.participants.add(consultant)
     study = StudyFactory(organization=org, case=None)
+    busy = StudyFactory(organization=org, case=None)
+    job = ingest_job_create(organization=org, source_path="/nonexistent", enqueue=False)
+    IngestJob.objects.filter(pk=job.pk).update(state=JobState.RUNNING)
+    job.studies.add(busy)
     signed_in_as(page, live_server.url, clinician)
 
     def study_page(page):
@@ -332,6 +342,12 @@ def test_attaching_a_study_to_a_case(page, live_server):
     def confirmation(page):
         page.goto(f"{live_server.url}/studies/{study.public_id}/attach/?case={case.public_id}")
         page.get_by_test_id("attach-reaches").wait_for()
+        page.get_by_test_id("attach-boards").wait_for()
+
+    def busy_page(page):
+        page.goto(f"{live_server.url}{busy.get_absolute_url()}")
+        page.get_by_test_id("attach-busy").wait_for()
 
     _check(page, clinician, study_page)
     _check(page, clinician, confirmation)
+    _check(page, clinician, busy_page)

@@ -1,6 +1,7 @@
 """Attaching a study uploaded with no case, on a phone (in Spanish) and a tablet (in English): the
 study page's "Attach to a case" (its case list and button) and the confirmation that names whom
-the case's shares then reach are finger-sized, fit the screen, and attach the study."""
+the case's shares and tumor boards then reach are finger-sized, fit the screen, and attach the
+study; a study an ingest still adds to says why it has no case box, within the screen."""
 
 from __future__ import annotations
 
@@ -9,11 +10,19 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from apps.imaging.models import Study
+from apps.imaging.models import IngestJob, JobState, Study
+from apps.imaging.services import ingest_job_create
 from apps.organizations.models import Role
 from tests.browser.conftest import PHONE_ES_TABLET_EN, device_page, signed_in_as
 from tests.browser.test_touch import _SMALL_CONTROLS, TARGET
-from tests.factories import CaseFactory, GrantFactory, OrganizationFactory, StudyFactory, member
+from tests.factories import (
+    BoardSessionFactory,
+    CaseFactory,
+    GrantFactory,
+    OrganizationFactory,
+    StudyFactory,
+    member,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -27,7 +36,15 @@ def test_attaching_a_study_on_a_phone_and_a_tablet(browser, live_server, viewpor
                        title="Chest CT review with a rather long title")
     GrantFactory(organization=org, case=case, created_by=clinician, grantee=consultant,
                  expires_at=timezone.now() + timedelta(days=2))
+    guest = member(org, Role.EXTERNAL_CONSULTANT, email="board.guest@another-hospital.example")
+    board = BoardSessionFactory(organization=org, host=clinician, title="Thoracic oncology tumor board, weekly meeting")
+    board.cases.add(case)
+    board.participants.add(guest)
     study = StudyFactory(organization=org, case=None, study_description="CT abdomen")
+    busy = StudyFactory(organization=org, case=None, study_description="MR pelvis")
+    job = ingest_job_create(organization=org, source_path="/nonexistent", enqueue=False)
+    IngestJob.objects.filter(pk=job.pk).update(state=JobState.RUNNING)
+    job.studies.add(busy)
     with device_page(browser, viewport, language) as page:
         signed_in_as(page, live_server.url, clinician)
         page.goto(f"{live_server.url}{study.get_absolute_url()}")
@@ -38,10 +55,17 @@ def test_attaching_a_study_on_a_phone_and_a_tablet(browser, live_server, viewpor
         page.wait_for_load_state("load")  # its stylesheet applied before anything is measured
         reaches = page.get_by_test_id("attach-reaches").inner_text()
         assert "a.long.consultant.address@another-hospital.example" in reaches
+        assert "Thoracic oncology tumor board" in page.get_by_test_id("attach-boards").inner_text()
         problems += [f"confirmation: {c}" for c in page.evaluate(_SMALL_CONTROLS, TARGET)]
         wide = page.evaluate("() => document.documentElement.scrollWidth")
         assert wide <= viewport[0], f"the confirmation is {wide} px wide"
         page.get_by_test_id("confirm-attach").click()
         page.wait_for_url(f"{live_server.url}{study.get_absolute_url()}")
+        # a study an ingest still adds to: why there is no case box, and nothing wider than the screen
+        page.goto(f"{live_server.url}{busy.get_absolute_url()}")
+        page.get_by_test_id("attach-busy").wait_for()
+        wide = page.evaluate("() => document.documentElement.scrollWidth")
+        assert wide <= viewport[0], f"the busy study's page is {wide} px wide"
+        assert page.locator("#attach-case").count() == 0
         assert not problems, problems
     assert Study.objects.get(pk=study.pk).case_id == case.pk

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from apps.imaging.models import JobState
 from apps.organizations.models import Role
 from tests.browser.conftest import PHONE_ES_TABLET_EN, device_page, signed_in_as
 from tests.browser.test_accessibility import _axe_violations
@@ -22,7 +23,7 @@ def test_a_colleague_finds_a_study_in_no_case_on_a_phone_and_a_tablet(browser, l
                        full_name="Alexandra Constantinopoulou-Fairweather")
     radiologist = member(org, Role.RADIOLOGIST, email="radiologist@no-case.example", language=language)
     CaseFactory(organization=org, title="Abdominal pain follow-up")
-    job = IngestJobFactory(organization=org, created_by=clinician)
+    job = IngestJobFactory(organization=org, created_by=clinician, state=JobState.DONE)  # its upload finished
     study = StudyFactory(organization=org, case=None, created_by_job=job, total_bytes=52_428_800,
                          study_description="CT abdomen and pelvis with contrast, outside hospital",
                          modalities="CT,SR", patient_name="Example^Patient^Middle", patient_id="MRN-0000012345")

@@ -417,3 +417,156 @@ def test_the_confirmation_shows_both_patients_and_warns_when_they_differ(client_
     Study.objects.filter(pk=loose.pk).update(patient_id="MRN-7")
     html = client.get(_url(loose), {"case": str(case.public_id)}).content.decode()
     assert 'data-testid="attach-patients"' in html and 'data-testid="attach-patient-differs"' not in html
+
+
+# --- the study page's case box: the newest cases, and a way to an older one ------------------
+
+def _attach_box(page: str) -> str:
+    return page.split('<select id="attach-case"', 1)[1].split("</select>", 1)[0]
+
+
+def test_the_study_page_says_when_it_lists_only_the_newest_cases_and_takes_an_older_one_chosen(
+        client_as, org_a, org_b, clinician, loose, monkeypatch):
+    """As the upload page does (one note, the same words): the box lists the newest
+    UPLOAD_CASE_CHOICES open cases and says so. An older case is reached from its own page:
+    "Upload studies" chooses it on the upload page, whose "Studies in no case" then lead to the
+    study's Attach with that case chosen (?case=, through the same upload_case_choices)."""
+    from apps.imaging import selectors
+
+    monkeypatch.setattr(selectors, "UPLOAD_CASE_CHOICES", 3)
+    oldest = CaseFactory(organization=org_a, title="The oldest open case")
+    CaseFactory.create_batch(4, organization=org_a)
+    client = client_as(clinician)
+    page = client.get(loose.get_absolute_url()).content.decode()
+    assert _attach_box(page).count("<option value=") == 1 + 3 and "The oldest open case" not in page
+    assert "The 3 newest open cases of 5 are listed. To attach it to another, open that case" in " ".join(page.split())
+    assert 'aria-describedby="attach-case-help"' in page and 'id="attach-case-help"' in page
+
+    upload = client.get(reverse("imaging:upload"), {"case": str(oldest.public_id)}).content.decode()
+    link = f"{loose.get_absolute_url()}?case={oldest.public_id}#attach"
+    assert f'href="{link}"' in upload
+    assert "the case “The oldest open case” is chosen there" in upload
+    chosen = client.get(link.split("#")[0]).content.decode()
+    assert f'<option value="{oldest.public_id}" selected>The oldest open case</option>' in _attach_box(chosen)
+    assert _attach_box(chosen).count(" selected") == 1
+
+    foreign = CaseFactory(organization=org_b, title="Another hospital's case")
+    for garbage in ("not-a-uuid", str(foreign.public_id)):
+        html = client.get(loose.get_absolute_url(), {"case": garbage}).content.decode()
+        assert " selected" not in _attach_box(html) and "Another hospital's case" not in html
+    plain = client.get(reverse("imaging:upload"), {"case": str(foreign.public_id)}).content.decode()
+    assert f'href="{loose.get_absolute_url()}#attach"' in plain  # chosen nothing: the links choose nothing
+
+
+def test_the_study_page_lists_every_case_without_a_note_when_there_are_few(client_as, org_a, clinician, loose):
+    CaseFactory.create_batch(3, organization=org_a)
+    page = client_as(clinician).get(loose.get_absolute_url()).content.decode()
+    assert _attach_box(page).count("<option value=") == 1 + 3
+    assert 'data-testid="case-choices"' not in page and "aria-describedby" not in _attach_box(page)
+
+
+# --- no case box while an ingest still adds to the study --------------------------------------
+
+@pytest.mark.parametrize("state", [JobState.QUEUED, JobState.RUNNING])
+@pytest.mark.parametrize("which", ["itself", "another_version"])
+def test_the_study_page_offers_no_case_box_while_an_ingest_adds_to_it(client_as, org_a, clinician, case, loose,
+                                                                        state, which):
+    """The page says why instead of offering a form the POST would refuse; the POST still refuses
+    (the page was read before the ingest began); the box is back once the ingest ends. Another
+    version in no case being filled holds it too: it would be attached with it."""
+    other = StudyFactory(organization=org_a, case=None, study_instance_uid=loose.study_instance_uid, version=2,
+                         previous=loose)
+    job = ingest_job_create(organization=org_a, source_path="/nonexistent", enqueue=False)
+    IngestJob.objects.filter(pk=job.pk).update(state=state)
+    job.studies.add(loose if which == "itself" else other)
+    client = client_as(clinician)
+    page = client.get(loose.get_absolute_url()).content.decode()
+    assert 'data-testid="attach-busy"' in page and "still being added" in page
+    assert 'data-testid="attach-form"' not in page and 'id="attach-case"' not in page
+    r = client.post(_url(loose), {"case": str(case.public_id)}, follow=True)
+    assert "still being added" in r.content.decode()
+    assert Study.objects.get(pk=loose.pk).case_id is None
+
+    IngestJob.objects.filter(pk=job.pk).update(state=JobState.DONE)
+    page = client.get(loose.get_absolute_url()).content.decode()
+    assert 'data-testid="attach-form"' in page and 'data-testid="attach-busy"' not in page
+
+
+def test_an_ingest_of_another_study_does_not_hold_the_case_box(client_as, org_a, clinician, case, loose):
+    job = ingest_job_create(organization=org_a, source_path="/nonexistent", enqueue=False)
+    IngestJob.objects.filter(pk=job.pk).update(state=JobState.RUNNING)
+    job.studies.add(StudyFactory(organization=org_a, case=None))
+    page = client_as(clinician).get(loose.get_absolute_url()).content.decode()
+    assert 'data-testid="attach-form"' in page and 'data-testid="attach-busy"' not in page
+
+
+# --- tumor boards on the case: their participants see the study once attached ---------------
+
+def _board(org, case, host, participants, title):
+    from apps.cases.services import board_create
+
+    return board_create(organization=org, by=host, host=host, title=title, review_days=7,
+                        meeting_at=timezone.now() + timedelta(days=1), cases=[case], participants=participants)
+
+
+def _board_items(html: str) -> list[str]:
+    return [" ".join(li.split("</li>", 1)[0].split()) for li in html.split('data-testid="attach-board">')[1:]]
+
+
+def test_the_confirmation_names_the_tumor_boards_whose_participants_then_see_the_study(
+        client_as, org_a, clinician, case, loose):
+    """Scheduled boards (their start gives each participant a grant on the case) and live ones
+    (their grants on it live now), by title and meeting time, with how many people; not an ended
+    board, a live one past its review window, one naming nobody its start would grant (its host
+    only, a participant who left), nor a board on another case. A live board's grants are told by
+    their board, not again as shares."""
+    from apps.cases.services import board_end, board_start
+    from apps.organizations.models import Membership
+    from apps.sharing.models import Grant
+
+    guest = member(org_a, Role.EXTERNAL_CONSULTANT, email="board.guest@alpha.example")
+    a, b = member(org_a, Role.RADIOLOGIST), member(org_a, Role.EXTERNAL_CONSULTANT, email="live.guest@alpha.example")
+    left = member(org_a, Role.EXTERNAL_CONSULTANT)
+    _board(org_a, case, clinician, [guest], "Thoracic board")
+    live = _board(org_a, case, clinician, [a, b], "Live board")
+    board_start(board=live, by=clinician)
+    ended = _board(org_a, case, clinician, [guest], "Ended board")
+    board_start(board=ended, by=clinician)
+    board_end(board=ended, by=clinician)
+    lapsed = _board(org_a, case, clinician, [guest], "Lapsed board")
+    board_start(board=lapsed, by=clinician)
+    Grant.objects.filter(board_sessions=lapsed).update(expires_at=timezone.now() - timedelta(minutes=1))
+    _board(org_a, case, clinician, [], "Host only board")
+    _board(org_a, case, clinician, [left], "Left board")
+    Membership.objects.filter(user=left).update(is_active=False)
+    _board(org_a, CaseFactory(organization=org_a), clinician, [guest], "Other case board")
+
+    html = client_as(clinician).get(_url(loose), {"case": str(case.public_id)}).content.decode()
+    items = {item.split(" · ")[0]: item for item in _board_items(html)}
+    assert set(items) == {"Thoracic board", "Live board"}, items
+    scheduled, running = items["Thoracic board"], items["Live board"]
+    assert scheduled.startswith("Thoracic board · <time datetime=")
+    assert scheduled.endswith("scheduled: 1 participant will see the case once it starts")
+    assert running.startswith("Live board · <time datetime=") and "live: 2 participants see the case until" in running
+    assert 'data-testid="attach-reaches"' not in html and "live.guest@alpha.example" not in html
+    assert 'data-testid="attach-reaches-nobody"' not in html
+
+
+def test_the_boards_listed_are_whom_the_policy_then_shows_the_study(client_as, org_a, clinician, case, loose):
+    """What the confirmation tells is what happens: the scheduled board's participant sees the
+    attached study once it starts; an ended board's participant does not."""
+    from apps.cases.services import board_end, board_start
+
+    guest = member(org_a, Role.EXTERNAL_CONSULTANT)
+    former = member(org_a, Role.EXTERNAL_CONSULTANT)
+    ended = _board(org_a, case, clinician, [former], "Ended board")
+    board_start(board=ended, by=clinician)
+    board_end(board=ended, by=clinician)
+    scheduled = _board(org_a, case, clinician, [guest], "Thoracic board")
+    html = client_as(clinician).get(_url(loose), {"case": str(case.public_id)}).content.decode()
+    assert [i.split(" · ")[0] for i in _board_items(html)] == ["Thoracic board"]
+    assert client_as(clinician).post(_url(loose), {"case": str(case.public_id)}).status_code == 302
+    assert client_as(guest).get(loose.get_absolute_url()).status_code == 404
+    board_start(board=scheduled, by=clinician)
+    assert client_as(guest).get(loose.get_absolute_url()).status_code == 200
+    assert client_as(former).get(loose.get_absolute_url()).status_code == 404
