@@ -7,7 +7,8 @@ Public API (the viewer and the renditions use it; nothing else decodes pixels):
 - ``decode_frame(src, index) -> numpy.ndarray``: one frame in *modality values*: the Modality LUT
   (Rescale Slope/Intercept or a Modality LUT Sequence) applied to monochrome data, so CT comes
   out in Hounsfield units (float32 for a Rescale Slope/Intercept); colour data (RGB, YBR_*,
-  PALETTE COLOR) comes out as RGB (H, W, 3).
+  PALETTE COLOR) comes out as RGB (H, W, 3); a palette with an Alpha table is composited on
+  black, the viewer's background (``_palette_rgb``).
 - ``load_frame(src, index) -> DecodedFrame``: the frame and its ``FrameInfo`` from one read.
 - ``default_window(src) -> (center, width)``: the file's first WindowCenter/WindowWidth, else the
   modality default (CT soft tissue 40/400), else the frame's own value range.
@@ -19,6 +20,9 @@ Public API (the viewer and the renditions use it; nothing else decodes pixels):
 - ``decoded_bytes(ds, frames=1) -> int`` and ``check_decoded_size(ds, frames, limit, reason)``:
   the memory the decoded pixels take, from the header alone, and the refusal of a file over a
   budget before anything is decoded (the lossless copy checks a whole object with them).
+- ``check_colour_model(ds)``: the refusal, by name, of a colour model whose samples are not shown
+  here (``UNSHOWN_COLOUR_MODELS``; ``COLOUR_MODELS_SHOWN_ONLY_FROM`` in any other transfer
+  syntax); frames and the lossless copy are refused through it.
 - ``UndecodableFrame(reason)``: raised for anything pydicom and its installed codecs cannot turn
   into pixels (unsupported transfer syntax, missing pixel data, truncated or corrupt data, frame
   index out of range, a frame over ``settings.LIGHTBOX_MAX_FRAME_BYTES`` decoded). ``reason`` is
@@ -78,10 +82,26 @@ LOSSY_TRANSFER_SYNTAXES = frozenset({
 COLOUR_INTERPRETATIONS = {"RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT", "YBR_PARTIAL_420",
                           "PALETTE COLOR"}
 #: colour models whose samples pydicom hands over as they are: shown as RGB they would be the wrong
-#: colours, so they are refused. HSV, ARGB and CMYK (retired) always; YBR_PARTIAL_422 (retired) and
-#: YBR_PARTIAL_420 in native pixel data only (a JPEG or MPEG decoder gives RGB of them)
-UNSHOWN_COLOUR_MODELS = frozenset({"HSV", "ARGB", "CMYK"})
-UNSHOWN_NATIVE_COLOUR_MODELS = frozenset({"YBR_PARTIAL_422", "YBR_PARTIAL_420"})
+#: colours, so they are refused by name (``check_colour_model``), in every transfer syntax. HSV,
+#: ARGB and CMYK (retired); YBR_PARTIAL_422 (retired) and YBR_PARTIAL_420 too: pydicom 3 converts
+#: only YBR_FULL and YBR_FULL_422 (native, RLE, JPEG-LS and JPEG alike), and its JPEG decoders
+#: (pylibjpeg-libjpeg, Pillow) return the codestream's Y, Cb and Cr without a colour transform,
+#: so that a JPEG baseline YBR_PARTIAL_422 image was shown as its YCbCr samples, as native, RLE
+#: and JPEG-LS ones were. Their conversion (the PS3.3 C.7.6.3.1.2 coefficients, limited range)
+#: is not made here: it would be the one colour conversion of this module that pydicom does not
+#: make, for a retired model (422) and one meant for MPEG (420), with no real file of either at
+#: hand to check it against; a refusal by name is shown instead of a guess.
+UNSHOWN_COLOUR_MODELS = frozenset({"HSV", "ARGB", "CMYK", "YBR_PARTIAL_422", "YBR_PARTIAL_420"})
+#: colour models shown only from the transfer syntaxes whose decoders give RGB of them, and refused
+#: in any other, as UNSHOWN_COLOUR_MODELS are. YBR_ICT and YBR_RCT are JPEG 2000's component
+#: transforms (PS3.3 C.7.6.3.1.2), which its decoder undoes (pydicom then names the frame RGB);
+#: in native pixel data, RLE, JPEG-LS or JPEG they are not defined (their chroma are the
+#: codestream's signed values), pydicom hands the samples over as they are, and shown as RGB
+#: they were the wrong colours, labelled as the original.
+COLOUR_MODELS_SHOWN_ONLY_FROM: dict[str, frozenset[str]] = {
+    "YBR_ICT": frozenset(pydicom.uid.JPEG2000TransferSyntaxes),
+    "YBR_RCT": frozenset(pydicom.uid.JPEG2000TransferSyntaxes),
+}
 
 
 class UndecodableFrame(Exception):
@@ -246,16 +266,29 @@ def check_decoded_size(ds: Dataset, *, frames: int, limit: int, reason: str) -> 
         raise UndecodableFrame(Deferred(reason, size=-(-size // 1_000_000), limit=limit // 1_000_000))
 
 
+def check_colour_model(ds: Dataset) -> None:
+    """Raise UndecodableFrame, naming the colour model, when ``ds``'s pixels are in one that is not
+    shown here (UNSHOWN_COLOUR_MODELS, or one of COLOUR_MODELS_SHOWN_ONLY_FROM in another transfer
+    syntax). The lossless copy checks an original with it: a copy of samples whose colours are not
+    known would be as wrong as showing them, and a JPEG 2000 copy of native YBR_RCT samples (its
+    encoder applies the RCT to what it takes for RGB) would be read as RGB everywhere."""
+    info = _info(ds)
+    _check_colour_model(info.photometric, info.transfer_syntax_uid)
+
+
+def _check_colour_model(photometric: str, transfer_syntax_uid: str) -> None:
+    shown_from = COLOUR_MODELS_SHOWN_ONLY_FROM.get(photometric)
+    if photometric in UNSHOWN_COLOUR_MODELS or (shown_from is not None and transfer_syntax_uid not in shown_from):
+        raise UndecodableFrame(Deferred(gettext_noop(
+            "This file's colour model (%(photometric)s) cannot be shown here."), photometric=photometric))
+
+
 def _decode(fh: IO[bytes], ds: Dataset, info: FrameInfo, index: int) -> np.ndarray:
     if not 0 <= index < info.frames:
         raise UndecodableFrame(Deferred(gettext_noop("No such frame.")))
     if not info.rows or not info.columns:
         raise UndecodableFrame(Deferred(gettext_noop("The file does not say how large its image is.")))
-    if info.photometric in UNSHOWN_COLOUR_MODELS or (
-            info.photometric in UNSHOWN_NATIVE_COLOUR_MODELS
-            and info.transfer_syntax_uid in ("", *pydicom.uid.UncompressedTransferSyntaxes)):
-        raise UndecodableFrame(Deferred(gettext_noop(
-            "This file's colour model (%(photometric)s) cannot be shown here."), photometric=info.photometric))
+    _check_colour_model(info.photometric, info.transfer_syntax_uid)
     # before any decoding: one frame (or a single-frame file whole)
     check_decoded_size(ds, frames=1, limit=settings.LIGHTBOX_MAX_FRAME_BYTES, reason=gettext_noop(
         "The image is too large to be shown here: one frame takes %(size)s MB decoded, over this portal's "
@@ -339,12 +372,28 @@ def _palette_rgb(arr: np.ndarray, ds: Dataset) -> np.ndarray:
 
     The palette is looked up once for every value the pixels' type can hold (256 or 65536), and
     that small table, made 8-bit, indexes the frame: its RGB is made once, in 8 bits, not first
-    in 16 bits (6 bytes a pixel) and then shifted and copied."""
+    in 16 bits (6 bytes a pixel) and then shifted and copied.
+
+    A palette with an Alpha Palette Color Lookup Table (``apply_color_lut`` then gives RGBA) is
+    composited on black (``_on_black``)."""
     if arr.dtype.kind in "iu" and arr.dtype.itemsize <= 2:
         unsigned = np.dtype(f"{arr.dtype.byteorder}u{arr.dtype.itemsize}")
         every = np.arange(2 ** (8 * arr.dtype.itemsize), dtype=np.uint32).astype(unsigned).view(arr.dtype)
-        return _palette_8bit(apply_color_lut(every, ds), ds)[arr.view(unsigned)]
-    return _palette_8bit(apply_color_lut(arr, ds), ds)
+        return _on_black(_palette_8bit(apply_color_lut(every, ds), ds))[arr.view(unsigned)]
+    return _on_black(_palette_8bit(apply_color_lut(arr, ds), ds))
+
+
+def _on_black(rgb: np.ndarray) -> np.ndarray:
+    """8-bit RGBA palette entries as RGB composited on black, RGB as it is. An Alpha table gave
+    4 channels where every consumer takes (H, W, 3): the diagnostic PNG was written as RGB over
+    RGBA rows (a garbled image) and the preview and education copies failed. Its alpha is the
+    entry's opacity (0 fully transparent, PS3.3 C.7.9): an entry is shown as it would be over the
+    viewer's black background, not at full strength as dropping the alpha would show what the
+    file says is transparent (a label map's background, a translucent label)."""
+    if rgb.ndim < 2 or rgb.shape[-1] != 4:
+        return rgb
+    alpha = rgb[..., 3:].astype(np.uint16)
+    return ((rgb[..., :3] * alpha + 127) // 255).astype(np.uint8)
 
 
 def _palette_8bit(rgb: np.ndarray, ds: Dataset) -> np.ndarray:

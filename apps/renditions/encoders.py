@@ -120,7 +120,8 @@ def lossless_encode(data: bytes, codec: str) -> bytes:
     """``data`` (a DICOM file) re-encoded with ``codec`` (a LOSSLESS_CODECS key), verified.
 
     Raises NotEncodable with the reason when the file has no pixel data, is already lossy
-    (a lossless copy of a lossy image would not be diagnostic-grade), cannot be decoded, cannot be
+    (a lossless copy of a lossy image would not be diagnostic-grade), is in a colour model the
+    frames are refused for (``pixels.check_colour_model``), cannot be decoded, cannot be
     encoded by the codec, or when the decoded result differs from the original in any pixel."""
     target = LOSSLESS_CODECS[codec]
     ds = _read(data)
@@ -136,7 +137,10 @@ def lossless_encode(data: bytes, codec: str) -> bytes:
         # the same pixel values and still show wrong, which the check below would not see
         raise NotEncodable(Deferred(gettext_noop(
             "The original is big-endian (a retired transfer syntax): no lossless copy is made of it.")))
-    try:  # the whole object is decoded at once (below): refused before, when it is too large for that
+    try:
+        # samples in a colour model not shown here: the copy is refused by the frames' reason
+        pixels.check_colour_model(ds)
+        # the whole object is decoded at once (below): refused before, when it is too large for that
         pixels.check_decoded_size(ds, frames=pixels.frames_of(ds), limit=settings.LIGHTBOX_MAX_OBJECT_BYTES,
                                   reason=gettext_noop(
             "The original is too large for a lossless copy here: its pixels take %(size)s MB decoded, over this "

@@ -29,7 +29,7 @@ from apps.imaging import pixels
 QUALITIES = ("low", "preview", "diagnostic")
 LIMITS = {"low": 256, "preview": 1024, "diagnostic": 4096}
 JPEG_QUALITY = {"low": 60, "preview": 88}
-RENDER_VERSION = "6"  # bump when rendering (or a label) changes, so cached frames are not reused
+RENDER_VERSION = "7"  # bump when rendering (or a label) changes, so cached frames are not reused
 
 LABEL_DIAGNOSTIC = "diagnostic"
 LABEL_PREVIEW = "preview"

@@ -18,9 +18,9 @@ interpretation in the corpus (MONOCHROME1/2, RGB native and planar, YBR_FULL, YB
 YBR_ICT, YBR_RCT, PALETTE COLOR with plain and segmented tables, little and big endian), bit depths
 1, 8, 12, 16 and 32, multi-frame files (up to 120 frames), the files ingest accepts since its
 truncation fixes (trailing padding, Pixel Data without a VR), and those nothing here can decode
-or that hold no pixels. Colour models the corpus lacks (HSV, ARGB, CMYK, native YBR_PARTIAL_*) are
-generated. Files are read with ``get_testdata_file(name, download=False)``: never
-downloaded."""
+or that hold no pixels. Colour models the corpus lacks (HSV, ARGB, CMYK, YBR_PARTIAL_*, YBR_ICT and
+YBR_RCT outside JPEG 2000, a palette with an Alpha table) are generated. Files are read with
+``get_testdata_file(name, download=False)``: never downloaded."""
 
 from __future__ import annotations
 
@@ -35,14 +35,18 @@ import pytest
 from django.urls import reverse
 from PIL import Image
 from pydicom.data import get_testdata_file
+from pydicom.encaps import encapsulate, generate_frames
 from pydicom.pixels import apply_color_lut, apply_modality_lut, pixel_array
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import ExplicitVRLittleEndian, JPEGBaseline8Bit, JPEGLSLossless, RLELossless, generate_uid
 
+from apps.core.i18n import translate
 from apps.deid.models import DeidExportFile, Outcome, State
 from apps.deid.profile import Reason
 from apps.deid.services import deid_export_run, deid_export_start
+from apps.imaging import pixels
 from apps.imaging.blobs import open_blob
 from apps.imaging.models import FileOutcome, IngestFileResult, Instance
+from apps.renditions import encoders
 from apps.renditions.models import Kind, Label, RenditionFile, Status
 from apps.renditions.services import education_image, study_renditions_make
 from apps.viewer import services as frames
@@ -267,39 +271,119 @@ def test_a_big_endian_palette_shows_the_colours_of_its_little_endian_copy(big, l
     assert shown[1].max() > 0 and np.array_equal(shown[0], shown[1])
 
 
-def _synthetic_colour(folder, photometric: str, samples: int) -> None:
-    """A 16x16 8-bit image of a fictional patient, native (explicit VR little endian), its samples
-    in the colour model ``photometric``."""
+def _synthetic_colour(folder, photometric: str, samples: int, transfer_syntax=ExplicitVRLittleEndian) -> None:
+    """A 16x16 8-bit image of a fictional patient, in ``transfer_syntax`` (native: explicit VR
+    little endian), its samples in the colour model ``photometric`` (encoded as RGB, then named)."""
     ds = pydicom.Dataset()
     ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
     ds.SOPInstanceUID, ds.StudyInstanceUID, ds.SeriesInstanceUID = (generate_uid() for _ in range(3))
     ds.PatientName, ds.PatientID, ds.Modality = "Synthetic^Colour", "SYN-COLOUR", "OT"
     ds.Rows = ds.Columns = 16
-    ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.PlanarConfiguration = samples, photometric, 0
+    ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.PlanarConfiguration = samples, "RGB", 0
     ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
     ds.PixelData = (np.arange(16 * 16 * samples) % 251).astype(np.uint8).tobytes()
     ds.file_meta = pydicom.dataset.FileMetaDataset()
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    if transfer_syntax != ExplicitVRLittleEndian:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds.compress(transfer_syntax, generate_instance_uid=False)
+    ds.PhotometricInterpretation = photometric
     folder.mkdir()
     ds.save_as(folder / "colour.dcm", enforce_file_format=True)
 
 
-@pytest.mark.parametrize(("photometric", "samples"), [("HSV", 3), ("YBR_PARTIAL_422", 3), ("YBR_PARTIAL_420", 3),
-                                                      ("ARGB", 4), ("CMYK", 4)])
-def test_a_colour_model_the_pixels_cannot_show_is_refused_by_name(photometric, samples, org_a, clinician_a,
-                                                                    client_as, tmp_path):
-    """pydicom converts YBR_FULL and YBR_FULL_422 native samples to RGB, and its JPEG and JPEG 2000
-    decoders give RGB; HSV and native YBR_PARTIAL_422/420 samples it hands over as they are, and
-    they were shown as if they were RGB: the wrong colours, unlabelled, in the viewer and in the
-    preview and education copies. ARGB and CMYK it refuses, which read as a damaged file."""
-    _synthetic_colour(tmp_path / "in", photometric, samples)
+@pytest.mark.parametrize(("photometric", "samples", "transfer_syntax"), [
+    ("HSV", 3, ExplicitVRLittleEndian), ("YBR_PARTIAL_422", 3, ExplicitVRLittleEndian),
+    ("YBR_PARTIAL_420", 3, ExplicitVRLittleEndian), ("ARGB", 4, ExplicitVRLittleEndian),
+    ("CMYK", 4, ExplicitVRLittleEndian),
+    # JPEG 2000's component transforms, outside JPEG 2000
+    ("YBR_ICT", 3, ExplicitVRLittleEndian), ("YBR_RCT", 3, ExplicitVRLittleEndian),
+    ("YBR_ICT", 3, RLELossless), ("YBR_RCT", 3, JPEGLSLossless),
+    # the JPEG and MPEG subsampled models, in codecs that do not convert colour
+    ("YBR_PARTIAL_422", 3, RLELossless), ("YBR_PARTIAL_420", 3, RLELossless),
+    ("YBR_PARTIAL_422", 3, JPEGLSLossless), ("YBR_PARTIAL_420", 3, JPEGLSLossless),
+])
+def test_a_colour_model_the_pixels_cannot_show_is_refused_by_name(photometric, samples, transfer_syntax, org_a,
+                                                                    clinician_a, client_as, tmp_path):
+    """pydicom converts YBR_FULL and YBR_FULL_422 samples to RGB (native, RLE and JPEG-LS alike),
+    its JPEG 2000 decoder gives RGB of YBR_ICT and YBR_RCT, and a JPEG baseline/extended decoder
+    of YBR_PARTIAL_422/420. HSV, and YBR_ICT, YBR_RCT and YBR_PARTIAL_422/420 in native, RLE or
+    JPEG-LS data, it hands over as they are, and they were shown as if they were RGB: the wrong
+    colours, unlabelled, in the viewer and in the preview and education copies. ARGB and CMYK it
+    refuses, which read as a damaged file. The lossless copy is refused for the same reason (it
+    was refused with its codecs' errors, or, for YBR_RCT, made as a JPEG 2000 copy that every
+    decoder reads as RGB)."""
+    _synthetic_colour(tmp_path / "in", photometric, samples, transfer_syntax)
     case = CaseFactory(organization=org_a, created_by=clinician_a, responsible_clinician=clinician_a)
     [study] = ingest_folder(tmp_path / "in", org_a, case=case)
     reason = f"This file's colour model ({photometric}) cannot be shown here."
-    assert_frames_and_copies_refused(client_as(clinician_a), study, reason)
+    made = assert_frames_and_copies_refused(client_as(clinician_a), study, reason)
+    assert (made[Kind.LOSSLESS].status, made[Kind.LOSSLESS].reason) == (Status.UNAVAILABLE, reason)
     url = reverse("viewer:frame", kwargs={"instance_id": Instance.objects.get(study=study).public_id})
     spanish = client_as(clinician_a).get(url, {"quality": "preview"}, HTTP_ACCEPT_LANGUAGE="es")
     assert spanish.status_code == 200 and photometric in spanish.json()["reason"]
+
+
+@pytest.mark.parametrize("photometric", ["YBR_PARTIAL_422", "YBR_PARTIAL_420"])
+def test_a_partial_ybr_jpeg_baseline_image_is_refused_not_shown_as_its_ycbcr(photometric, tmp_path):
+    """pydicom's JPEG decoders (pylibjpeg-libjpeg, Pillow) return the codestream's Y, Cb and Cr,
+    and pydicom converts only YBR_FULL and YBR_FULL_422 of them: a YBR_PARTIAL_422/420 JPEG
+    baseline image was shown as its YCbCr samples (red as purple), as if a JPEG decoder had
+    given RGB of it. It is refused by name in the viewer and the preview and education copies
+    (a lossy original gets no lossless copy)."""
+    rgb = np.zeros((32, 32, 3), dtype=np.uint8)
+    rgb[:16, :, 0] = 220  # red above, blue below
+    rgb[16:, :, 2] = 220
+    jpeg = io.BytesIO()
+    Image.fromarray(rgb).save(jpeg, format="JPEG", quality=95)
+    ds = pydicom.Dataset()
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
+    ds.SOPInstanceUID, ds.StudyInstanceUID, ds.SeriesInstanceUID = (generate_uid() for _ in range(3))
+    ds.Rows = ds.Columns = 32
+    ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.PlanarConfiguration = 3, photometric, 0
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+    ds.PixelData = encapsulate([jpeg.getvalue()])
+    ds["PixelData"].VR = "OB"
+    ds.file_meta = pydicom.dataset.FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = JPEGBaseline8Bit
+    ds.save_as(tmp_path / "partial.dcm", enforce_file_format=True)
+    reason = f"This file's colour model ({photometric}) cannot be shown here."
+    with pytest.raises(pixels.UndecodableFrame) as refused:
+        frames.frame_render(src=tmp_path / "partial.dcm", request=frames.FrameRequest(quality="diagnostic"))
+    assert translate(refused.value.reason) == reason
+    data = (tmp_path / "partial.dcm").read_bytes()
+    for make in (encoders.preview_jpeg, encoders.education_dicom):
+        with pytest.raises(encoders.NotEncodable) as refused:
+            make(data)
+        assert translate(refused.value.reason) == reason
+
+
+def test_a_palette_with_an_alpha_table_is_shown_as_rgb_composited_on_black(tmp_path):
+    """pydicom's apply_color_lut gives RGBA of a palette with an Alpha Palette Color Lookup Table:
+    the 4 channels were taken for a monochrome frame and windowed, the diagnostic PNG was written
+    as RGB over RGBA rows (a garbled image) and the preview and education copies failed. Each
+    entry is shown over black as its alpha (0 transparent, the largest value opaque) says."""
+    ds = read_dataset(pydicom_file("OBXXXX1A.dcm"))  # 256 entries of 16 bits
+    alpha = np.arange(256, dtype="<u2") * 257  # index 0 transparent ... 255 opaque
+    ds.AlphaPaletteColorLookupTableDescriptor = list(ds.RedPaletteColorLookupTableDescriptor)
+    ds.AlphaPaletteColorLookupTableData = alpha.tobytes()
+    ds["AlphaPaletteColorLookupTableData"].VR = "OW"
+    ds.save_as(tmp_path / "alpha.dcm")
+    indices = read_dataset(tmp_path / "alpha.dcm").pixel_array
+    rgb = np.stack([np.frombuffer(ds[f"{c}PaletteColorLookupTableData"].value, dtype="<u2") >> 8
+                    for c in ("Red", "Green", "Blue")], axis=-1)
+    expected = np.rint(rgb[indices] * (indices[..., None] / 255.0)).astype(np.uint8)
+    assert expected.max() > 0 and not np.array_equal(expected, rgb[indices])
+
+    rendered = frames.frame_render(src=tmp_path / "alpha.dcm", request=frames.FrameRequest(quality="diagnostic"))
+    shown = Image.open(io.BytesIO(rendered.body))
+    assert shown.mode == "RGB" and np.array_equal(np.asarray(shown), expected)
+    data = (tmp_path / "alpha.dcm").read_bytes()
+    preview = Image.open(io.BytesIO(encoders.preview_jpeg(data)[0]))
+    education = Image.open(io.BytesIO(next(generate_frames(
+        pydicom.dcmread(io.BytesIO(encoders.education_dicom(data)[0])).PixelData, number_of_frames=1))))
+    assert preview.mode == education.mode == "RGB"
 
 
 @pytest.mark.parametrize("entries", [8, 16])
