@@ -5,9 +5,11 @@ the file size."""
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import struct
+import traceback
 import warnings
 import zlib
 from dataclasses import dataclass
@@ -16,10 +18,12 @@ from typing import IO
 
 import pydicom
 import pydicom.config
+import pydicom.dataelem
 import pydicom.multival
 from django.utils.translation import gettext_noop
 from pydicom.dataelem import RawDataElement
 from pydicom.errors import BytesLengthException, InvalidDicomError
+from pydicom.tag import BaseTag, Tag
 from pydicom.uid import UID
 
 from apps.core.i18n import Deferred
@@ -31,8 +35,15 @@ ITEM_TAG = (0xFFFE, 0xE000)  # an item of encapsulated pixel data (the offset ta
 SEQ_DELIMITER_TAG = (0xFFFE, 0xE0DD)  # the end of encapsulated pixel data
 LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
 UID_MAX = 64  # characters, DICOM PS3.5 (UI) and the index's columns
+#: what an identifying UID may hold once its trailing padding (NUL, space) is off: components
+#: separated by dots (DICOM PS3.5 9.1), of digits, or of hexadecimal letters too, as hashing
+#: anonymizers write them (pydicom's bad_sequence.dcm). Leading zeros are accepted (common in
+#: archives); a space inside (pydicom strips those around a UI value), a control character, a
+#: backslash (several values) or punctuation is not.
+UID_COMPONENT = re.compile("[0-9A-Fa-f]+", re.ASCII)
 INT_MIN, INT_MAX = -(2**31), 2**31 - 1  # the index's integer columns
 US_MAX = 2**16 - 1  # Rows and Columns are unsigned shorts
+SPECIFIC_CHARACTER_SET = Tag(0x0008, 0x0005)
 #: control characters (C0, DEL, C1): PostgreSQL refuses NUL in text, and none belongs in a
 #: name, an identifier or a description (an ESC left behind is a charset pydicom could not decode)
 CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
@@ -41,6 +52,8 @@ CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 # Invalid values are reported by pydicom through logging, with the value in the message: a
 # patient name could reach the logs. Lightbox reads leniently and reports per file instead.
 pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE
+
+logger = logging.getLogger(__name__)
 
 
 class DicomError(Exception):
@@ -89,6 +102,37 @@ def _text(ds, keyword: str, limit: int | None = 200) -> str:
     value = ds.get(keyword)
     text = "\\".join(str(v) for v in values(value)) if value is not None else ""
     return CONTROL.sub(" ", text).strip()[:limit]
+
+
+def _uid(ds, keyword: str) -> str:
+    """An identifying UID (SOP instance, study, series) as the index keys on it, or "" when
+    absent or only padding. Raise unless it can serve as an identity: one value, of components
+    that ``UID_COMPONENT`` matches, ``UID_MAX`` characters at most. Reasons name the attribute,
+    never its value."""
+    value = ds.get(keyword)
+    if len(items := values(value)) > 1:
+        raise DicomError(Deferred(gettext_noop("invalid %(keyword)s: several values where one is expected"),
+                                  keyword=keyword))
+    first = items[0] if items else ""
+    # under a VR that pydicom leaves as bytes (OB): decoded as a UI value would be
+    uid = (first.decode("latin-1") if isinstance(first, bytes) else str(first)).rstrip("\0 ")
+    if not uid:
+        return ""
+    if "\\" in uid:  # under a VR pydicom does not split (UT, OB)
+        raise DicomError(Deferred(gettext_noop("invalid %(keyword)s: several values where one is expected"),
+                                  keyword=keyword))
+    components = uid.split(".")
+    if not all(UID_COMPONENT.fullmatch(c) for c in components if c):
+        raise DicomError(Deferred(gettext_noop("invalid %(keyword)s: characters other than digits and dots"),
+                                  keyword=keyword))
+    if "" in components:
+        raise DicomError(Deferred(gettext_noop("invalid %(keyword)s: an empty component (a dot at either end, or "
+                                               "two together)"), keyword=keyword))
+    if len(uid) > UID_MAX:
+        # cut to the column, two objects whose UIDs differ only past it would become one
+        raise DicomError(Deferred(gettext_noop("invalid %(keyword)s: longer than %(max)s characters"),
+                                  keyword=keyword, max=UID_MAX))
+    return uid
 
 
 def _int(ds, keyword: str, low: int = INT_MIN, high: int = INT_MAX) -> int | None:
@@ -181,13 +225,46 @@ def _check_complete(fh: IO[bytes], pos: int, size: int, ds, tsuid: UID) -> None:
 def _ended_early(exc: Exception, fh: IO[bytes], size: int) -> bool:
     """Whether pydicom failed because the file ends too soon: it raises OSError ("No tag to
     read") when the file ends inside a sequence of undefined length, and zlib an error -5
-    (Z_BUF_ERROR) when a deflated data set is cut short."""
+    (Z_BUF_ERROR) when a deflated data set is cut short. An element that runs past the end of
+    an inflated data set raises EOFError, which pydicom's handler turns into a TypeError (it
+    names the stream's file, and an inflated stream has none): the EOFError is its context."""
     if isinstance(exc, zlib.error):
         return str(exc).startswith("Error -5 ")
+    if isinstance(exc.__context__, EOFError):
+        return True
     try:
         return isinstance(exc, OSError) and fh.tell() >= size
     except (OSError, ValueError):
         return False
+
+
+def _unreadable_tag(exc: BaseException) -> BaseTag | None:
+    """The tag of the element pydicom was converting when it raised ``exc``: the innermost
+    conversion of a raw element in the traceback (an unknown VR, a length that is no multiple of
+    the VR's size, a value the character set cannot decode); the Specific Character Set's when
+    pydicom failed outside a conversion in looking up the character sets it names. None when
+    neither is in the traceback."""
+    tag = None
+    in_charset = False
+    for frame, _ in traceback.walk_tb(exc.__traceback__):
+        if frame.f_code is pydicom.dataelem.convert_raw_data_element.__code__:
+            raw = frame.f_locals.get("raw")
+            tag = raw.tag if isinstance(raw, RawDataElement) else tag
+        in_charset = in_charset or frame.f_globals.get("__name__") == "pydicom.charset"
+    return tag if tag is not None or not in_charset else SPECIFIC_CHARACTER_SET
+
+
+def _unreadable(exc: Exception) -> DicomError:
+    """The refusal of a file whose header pydicom failed to read: which element, where the
+    traceback says. Neither the exception's text (pydicom quotes the bytes it could not convert)
+    nor its type (a Python name says nothing to an uploader) is in the reason; the type and the
+    tag are logged, for a developer."""
+    tag = _unreadable_tag(exc)
+    logger.info("DICOM header unreadable: %s at element %s", type(exc).__name__, "unknown" if tag is None else tag)
+    if tag is None:
+        return DicomError(Deferred(gettext_noop("damaged: the file's header cannot be read")))
+    return DicomError(Deferred(gettext_noop("damaged: the header element with tag %(tag)s cannot be read"),
+                               tag=str(tag)))
 
 
 def _check_values(ds) -> None:
@@ -225,7 +302,7 @@ def parse(fh: IO[bytes]) -> DicomHeader:
             raise DicomError(Deferred(gettext_noop("truncated: the file ends inside the header"))) from None
         if isinstance(exc, zlib.error):  # its class name, "error", would say nothing
             raise DicomError(Deferred(gettext_noop("damaged: the deflated data set cannot be decompressed"))) from None
-        raise DicomError(Deferred(gettext_noop("malformed DICOM: %(error)s"), error=type(exc).__name__)) from None
+        raise _unreadable(exc) from None
     _check_values(ds)
     try:
         with warnings.catch_warnings():  # pydicom converts a value when it is first read
@@ -234,7 +311,7 @@ def parse(fh: IO[bytes]) -> DicomHeader:
     except DicomError:
         raise
     except Exception as exc:  # noqa: BLE001 - a value pydicom cannot convert (a VR that lies, a bad charset)
-        raise DicomError(Deferred(gettext_noop("malformed DICOM: %(error)s"), error=type(exc).__name__)) from None
+        raise _unreadable(exc) from None
 
 
 def _header(fh: IO[bytes], ds, pos: int, size: int) -> DicomHeader:
@@ -251,7 +328,7 @@ def _header(fh: IO[bytes], ds, pos: int, size: int) -> DicomHeader:
                            is_dicomdir=True)
     uids = {}
     for keyword in ("SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID"):
-        uids[keyword] = uid = _text(ds, keyword, limit=None)
+        uids[keyword] = uid = _uid(ds, keyword)
         if not uid:
             promised = meta is not None and bool(_text(meta, "MediaStorageSOPInstanceUID", UID_MAX))
             if promised and pos >= size:
@@ -259,10 +336,6 @@ def _header(fh: IO[bytes], ds, pos: int, size: int) -> DicomHeader:
                 raise DicomError(Deferred(gettext_noop("missing %(keyword)s: the file ends early (truncated?)"),
                                                keyword=keyword))
             raise DicomError(Deferred(gettext_noop("missing %(keyword)s"), keyword=keyword))
-        if len(uid) > UID_MAX:
-            # cut to the column, two objects whose UIDs differ only past it would become one
-            raise DicomError(Deferred(gettext_noop("invalid %(keyword)s: longer than %(max)s characters"),
-                                      keyword=keyword, max=UID_MAX))
     _check_complete(fh, pos, size, ds, tsuid)
     return DicomHeader(
         sop_instance_uid=uids["SOPInstanceUID"],

@@ -108,10 +108,7 @@ def test_numbers_outside_the_index_are_unknown(elements, field, expected):
     ("SeriesDescription", "LO", b"x\0y ", "series_description", "x y"),
     ("BodyPartExamined", "CS", b"\0\0CHEST ", "body_part_examined", "CHEST"),
     ("Modality", "CS", b"C\0T ", "modality", "C T"),
-    ("SOPInstanceUID", "UI", b"1.2\0003.4", "sop_instance_uid", "1.2 3.4"),
-    ("StudyInstanceUID", "UI", b"1.2\0003.5", "study_instance_uid", "1.2 3.5"),
-    ("SeriesInstanceUID", "UI", b"1.2\0003.6", "series_instance_uid", "1.2 3.6"),
-    ("SOPClassUID", "UI", b"1.2\0.3", "sop_class_uid", "1.2 .3"),
+    ("SOPClassUID", "UI", b"1.2\0.3", "sop_class_uid", "1.2 .3"),  # not an identity: kept, as it is shown
     ("StudyDate", "DA", b"2020\0000101 ", "study_date", None),  # not a date (as before)
     # several values where one is expected: joined as DICOM writes them, cut to the column
     ("PatientName", "PN", b"A^B\\C^D", "patient_name", "A^B\\C^D"),
@@ -121,13 +118,90 @@ def test_text_is_kept_without_control_characters(keyword, vr, raw, field, expect
     assert getattr(_parse(**{keyword: (vr, raw)}), field) == expected
 
 
-@pytest.mark.parametrize("keyword", ["PatientName", "StudyDate", "SOPInstanceUID", "Modality"])
-def test_a_value_pydicom_cannot_convert_is_a_reason_not_an_exception(keyword):
+@pytest.mark.parametrize(("keyword", "tag"), [("PatientName", "(0010,0010)"), ("StudyDate", "(0008,0020)"),
+                                            ("SOPInstanceUID", "(0008,0018)"), ("Modality", "(0008,0060)")])
+def test_a_value_pydicom_cannot_convert_is_a_reason_not_an_exception(keyword, tag):
     """pydicom converts a value when it is first read, after dcmread: its exception (here a
-    length that is no multiple of 8 bytes for a UV) left parse and failed the whole ingest."""
+    length that is no multiple of 8 bytes for a UV) left parse and failed the whole ingest. Then
+    the reason was "malformed DICOM: BytesLengthException": it names the element now, by its tag."""
     with pytest.raises(dicom.DicomError) as refused:
         _parse(**{keyword: ("UV", b"\1\2\3")})
-    assert refused.value.reason == "malformed DICOM: BytesLengthException"
+    assert refused.value.reason == f"damaged: the header element with tag {tag} cannot be read"
+    assert refused.value.reason.parts == (("damaged: the header element with tag %(tag)s cannot be read",
+                                           {"tag": tag}),)
+
+
+def _with_charset(raw: bytes) -> bytes:
+    """A synthetic slice whose Specific Character Set is ``raw`` (10 bytes), which pydicom would not write."""
+    data = _dicom(SpecificCharacterSet=("CS", b"ISO_IR 100"), PatientName=("PN", b"M\xfcller^J"))
+    assert len(raw) == 10 and data.count(b"ISO_IR 100") == 1
+    return data.replace(b"ISO_IR 100", raw)
+
+
+@pytest.mark.parametrize(("data", "tag"), [
+    # pydicom found no Value Representation it knows (bytes flipped in the element's header)
+    (lambda: _dicom(PatientName=("ZZ", b"Doe^John")), "(0010,0010)"),
+    (lambda: _dicom(InstanceNumber=("ZZ", b"12")), "(0020,0013)"),
+    # a character set that is a number, or holds a NUL: pydicom failed to look it up while it
+    # read the data set (TypeError, ValueError "embedded null character")
+    (lambda: _dicom(SpecificCharacterSet=("US", b"\x01\x00")), "(0008,0005)"),
+    (lambda: _with_charset(b"IR\x00100    "), "(0008,0005)"),
+])
+def test_an_element_pydicom_cannot_read_is_named_by_its_tag(data, tag, caplog):
+    """Not "malformed DICOM: NotImplementedError" (or TypeError, ValueError): an uploader cannot
+    act on a Python type. The type goes to the log, for a developer; pydicom's text, which quotes
+    the value, goes nowhere."""
+    with caplog.at_level("DEBUG", logger="apps.imaging.dicom"), pytest.raises(dicom.DicomError) as refused:
+        dicom.parse(io.BytesIO(data()))
+    assert refused.value.reason == f"damaged: the header element with tag {tag} cannot be read"
+    logged = [r.getMessage() for r in caplog.records if r.name == "apps.imaging.dicom"]
+    assert len(logged) == 1 and tag in logged[0] and "Error at element" in logged[0]  # the type's name
+    assert "Doe" not in logged[0] and "ISO" not in logged[0]
+
+
+@pytest.mark.parametrize("keyword", ["SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID"])
+@pytest.mark.parametrize(("vr", "raw", "reason"), [
+    ("UI", b"1.2\0003.4", "characters other than digits and dots"),  # a NUL inside is no padding; it was "1.2 3.4"
+    ("UI", b"1.2 3.4", "characters other than digits and dots"),
+    ("UI", b"1.2.3.4-5", "characters other than digits and dots"),
+    ("UN", b"1.2.\xd9\xa3", "characters other than digits and dots"),  # not ASCII (UN: pydicom reads it as UI)
+    ("UI", b"1.2.3.4\\1.2.3.5", "several values where one is expected"),  # which one is the identity?
+    ("UT", b"1.2.3.4\\1.2.3.5", "several values where one is expected"),  # a VR pydicom does not split
+    ("UI", b"1.2..3", "an empty component (a dot at either end, or two together)"),
+    ("UI", b".1.2.3", "an empty component (a dot at either end, or two together)"),
+    ("UI", b"1.2.3.", "an empty component (a dot at either end, or two together)"),
+    ("OB", b"1.2.3 4", "characters other than digits and dots"),
+])
+def test_an_identifying_uid_that_cannot_serve_as_an_identity_is_refused(keyword, vr, raw, reason):
+    """DICOM PS3.5 9.1: a UID is components of digits separated by dots. The index keys studies,
+    series and instances on these three: they were checked for length only, so that a NUL
+    (stored as a space), a space, several values or a dot too many went in as an identity. The
+    reason names the attribute, never the value."""
+    with pytest.raises(dicom.DicomError) as refused:
+        _parse(**{keyword: (vr, raw)})
+    assert refused.value.reason == f"invalid {keyword}: {reason}"
+    assert refused.value.reason.parts == ((f"invalid %(keyword)s: {reason}", {"keyword": keyword}),)
+
+
+@pytest.mark.parametrize(("vr", "raw", "expected"), [
+    ("UI", b"1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.5.1.4.1.1.2"),
+    ("UI", b"1.2.3.4\0", "1.2.3.4"),  # padding: a trailing NUL (as DICOM pads a UID), or a space
+    ("UI", b"1.2.3.4 ", "1.2.3.4"),
+    ("UI", b"1.2.3.4\0\0 \0", "1.2.3.4"),
+    ("UI", b"0.0", "0.0"),
+    # leading zeros are against PS3.5 9.1, but archives hold them: refused, their studies could not be shared
+    ("UI", b"1.2.840.0113654.2.70.1.097", "1.2.840.0113654.2.70.1.097"),
+    # hashing anonymizers write hexadecimal (pydicom's bad_sequence.dcm, which the renditions sweep ingests)
+    ("UI", b"05fa52f0e599f17b8186ff18fcdf2b5570a52206a75c4d03afebf5c475dc8758",
+     "05fa52f0e599f17b8186ff18fcdf2b5570a52206a75c4d03afebf5c475dc8758"),
+    ("UI", "1." + "2" * 62, "1." + "2" * 62),  # 64 characters
+    # under a VR pydicom gives as bytes: the UID, not "b'1.2.3.4\\x00'" as the index had it
+    ("OB", b"1.2.3.4\0", "1.2.3.4"),
+])
+def test_an_identifying_uid_as_archives_write_it_is_accepted(vr, raw, expected):
+    for keyword, field in (("SOPInstanceUID", "sop_instance_uid"), ("StudyInstanceUID", "study_instance_uid"),
+                           ("SeriesInstanceUID", "series_instance_uid")):
+        assert getattr(_parse(**{keyword: (vr, raw)}), field) == expected
 
 
 @pytest.mark.parametrize(("raw", "expected"), [
@@ -166,9 +240,11 @@ ODD = {
     "id_nul.dcm": {"PatientID": ("LO", b"\0ID "), "AccessionNumber": ("SH", b"A\0B ")},
     "descriptions_nul.dcm": {"StudyDescription": ("LO", b"x\0y "), "SeriesDescription": ("LO", b"x\0y "),
                              "BodyPartExamined": ("CS", b"\0\0CHEST "), "Modality": ("CS", b"C\0T ")},
-    "uids_nul.dcm": {"SOPInstanceUID": ("UI", b"1.2\0003.4"), "SeriesInstanceUID": ("UI", b"1.2\0003.6"),
-                     "SOPClassUID": ("UI", b"1.2\0.3")},
+    "uids_nul.dcm": {"SOPInstanceUID": ("UI", b"1.2\0003.4"), "SeriesInstanceUID": ("UI", b"1.2\0003.6")},
     "study_uid_nul.dcm": {"StudyInstanceUID": ("UI", b"1.2\0003.5")},
+    "sop_class_nul.dcm": {"SOPClassUID": ("UI", b"1.2\0.3")},
+    "uid_multi.dcm": {"SeriesInstanceUID": ("UI", b"1.2.3.4\\1.2.3.5")},
+    "uid_leading_zero.dcm": {"SOPInstanceUID": ("UI", b"1.2.840.0113654.2.70.1.097")},
     "transfer_syntax_nul.dcm": {"transfer_syntax": b"1.2.840\0.10008.1.2.1"},
     "transfer_syntax_long.dcm": {"transfer_syntax": b"1.2.840.10008.1.2.1" + b".9" * 40},
     "uid_long.dcm": {"SOPInstanceUID": ("UI", "1." + "2" * 100)},
@@ -227,8 +303,11 @@ def test_odd_files_in_one_upload_are_ingested_or_skipped_and_shown(org_a, clinic
         assert lines[path].outcome == FileOutcome.INGESTED, path
     skipped = {p: f.reason for p, f in lines.items() if f.outcome == FileOutcome.SKIPPED}
     assert skipped == {"odd/uid_long.dcm": "invalid SOPInstanceUID: longer than 64 characters",
-                       "odd/charset_number.dcm": "malformed DICOM: TypeError",
-                       "odd/name_wrong_length.dcm": "malformed DICOM: BytesLengthException"}
+                       "odd/uids_nul.dcm": "invalid SOPInstanceUID: characters other than digits and dots",
+                       "odd/study_uid_nul.dcm": "invalid StudyInstanceUID: characters other than digits and dots",
+                       "odd/uid_multi.dcm": "invalid SeriesInstanceUID: several values where one is expected",
+                       "odd/charset_number.dcm": "damaged: the header element with tag (0008,0005) cannot be read",
+                       "odd/name_wrong_length.dcm": "damaged: the header element with tag (0010,0010) cannot be read"}
     assert Instance.objects.count() == len(good) + len(odd) - len(skipped)
     for model in (Study, Series, Instance):
         _no_control_characters(model)
@@ -238,6 +317,8 @@ def test_odd_files_in_one_upload_are_ingested_or_skipped_and_shown(org_a, clinic
     assert inst["odd/columns_huge.dcm"].columns is None
     assert inst["odd/rows_wrong_length.dcm"].rows is None
     assert len(inst["odd/transfer_syntax_long.dcm"].transfer_syntax_uid) == 64
+    assert inst["odd/sop_class_nul.dcm"].sop_class_uid == "1.2 .3"
+    assert inst["odd/uid_leading_zero.dcm"].sop_instance_uid == "1.2.840.0113654.2.70.1.097"
     studies = {path: line.study for path, line in lines.items() if line.study is not None}
     assert studies["odd/name_nul.dcm"].patient_name == "Doe ^John"
     assert len(studies["odd/long_text.dcm"].patient_id) == 64
