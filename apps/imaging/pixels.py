@@ -3,6 +3,8 @@
 Public API (the viewer and the renditions use it; nothing else decodes pixels):
 
 - ``frame_info(src) -> FrameInfo``: the header facts needed to show a frame (no pixel decoding).
+- ``header_lossy(ds)`` and ``irreversibly_coded(ds, frames=None)``: lossy by the header's flag or
+  transfer syntax, and by a JPEG 2000 codestream's 9-7 irreversible transform (``apps.imaging.j2k``).
 - ``frame_count(src) -> int``
 - ``decode_frame(src, index) -> numpy.ndarray``: one frame in *modality values*: the Modality LUT
   (Rescale Slope/Intercept or a Modality LUT Sequence) applied to monochrome data, so CT comes
@@ -44,8 +46,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import warnings
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
 from typing import IO, Any
 
 import numpy as np
@@ -54,9 +56,11 @@ from django.conf import settings
 from django.utils.translation import gettext_noop
 from PIL import Image
 from pydicom.dataset import Dataset
+from pydicom.encaps import generate_frames, get_frame
 from pydicom.pixels import apply_color_lut, apply_modality_lut, pixel_array
 
 from apps.core.i18n import Deferred
+from apps.imaging import j2k
 from apps.imaging.dicom import values
 from apps.imaging.storage import STORAGE_ERRORS
 
@@ -125,7 +129,8 @@ class FrameInfo:
     modality: str
     transfer_syntax_uid: str
     window: tuple[float, float] | None  # the file's first WindowCenter/WindowWidth
-    lossy: bool  # LossyImageCompression == "01" or a lossy-only transfer syntax
+    # ``header_lossy``; a frame from ``load_frame`` also when its JPEG 2000 codestream is irreversible
+    lossy: bool
     pixel_spacing: tuple[float, float] | None = None
     slice_location: float | None = None
 
@@ -210,7 +215,7 @@ def _info(ds: Dataset) -> FrameInfo:
         modality=str(ds.get("Modality") or "").strip().upper(),
         transfer_syntax_uid=tsuid,
         window=(center, width) if center is not None and width is not None and width > 0 else None,
-        lossy=str(ds.get("LossyImageCompression") or "").strip() == "01" or tsuid in LOSSY_TRANSFER_SYNTAXES,
+        lossy=header_lossy(ds),
         pixel_spacing=pixel_spacing,
         slice_location=_first(ds.get("SliceLocation")),
     )
@@ -233,6 +238,36 @@ def _read_header(fh: IO[bytes]) -> Dataset:
         meta.TransferSyntaxUID = (pydicom.uid.ImplicitVRLittleEndian if implicit else
                                   pydicom.uid.ExplicitVRLittleEndian if little else pydicom.uid.ExplicitVRBigEndian)
     return ds
+
+
+def header_lossy(ds: Dataset) -> bool:
+    """Lossy by the header: Lossy Image Compression (0028,2110) = 01, or a transfer syntax that is
+    lossy by its name (``LOSSY_TRANSFER_SYNTAXES``)."""
+    tsuid = str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "") or "")
+    return str(ds.get("LossyImageCompression") or "").strip() == "01" or tsuid in LOSSY_TRANSFER_SYNTAXES
+
+
+def irreversibly_coded(ds: Dataset, frames: Iterable[int] | None = None) -> bool:
+    """Whether the JPEG 2000 codestream of any of ``frames`` (0-based; every frame when None) used
+    the 9-7 irreversible transform (``apps.imaging.j2k``): lossy whatever the header says, as a
+    writer may leave Lossy Image Compression out of a .91 (lossy-or-lossless) file. False for other
+    transfer syntaxes, and for encapsulation that cannot be split into frames (the decoder reports
+    damaged data; this only adds certainty of loss). Reads the pixel data, which decoding a frame
+    has already read."""
+    tsuid = str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "") or "")
+    if tsuid not in j2k.TRANSFER_SYNTAXES or "PixelData" not in ds:
+        return False
+    count = frames_of(ds)
+    try:
+        if frames is None:
+            return any(j2k.irreversible(codestream) for codestream in generate_frames(ds.PixelData,
+                                                                                      number_of_frames=count))
+        return any(j2k.irreversible(get_frame(ds.PixelData, index, number_of_frames=count)) for index in frames)
+    except STORAGE_ERRORS:
+        raise
+    except Exception as exc:  # noqa: BLE001 - pydicom raises many types on damaged encapsulation
+        logger.info("pixels: frames not split (%s)", type(exc).__name__)
+        return False
 
 
 def frame_info(src: Any) -> FrameInfo:
@@ -412,13 +447,17 @@ def _palette_8bit(rgb: np.ndarray, ds: Dataset) -> np.ndarray:
 
 
 def load_frame(src: Any, index: int = 0) -> DecodedFrame:
-    """Decode frame ``index`` (0-based) of ``src`` with its header facts, from one read.
+    """Decode frame ``index`` (0-based) of ``src`` with its header facts, from one read. Its
+    ``info.lossy`` is also true when this frame's JPEG 2000 codestream is irreversible.
 
     Raises ``UndecodableFrame`` (never anything else for bad files)."""
     with _opened(src) as fh:
         ds = _read_header(fh)
         info = _info(ds)
-        return DecodedFrame(pixels=_decode(fh, ds, info, index), info=info, index=index)
+        arr = _decode(fh, ds, info, index)
+        if not info.lossy and irreversibly_coded(ds, [index]):
+            info = replace(info, lossy=True)
+        return DecodedFrame(pixels=arr, info=info, index=index)
 
 
 def decode_frame(src: Any, index: int = 0) -> np.ndarray:

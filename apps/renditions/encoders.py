@@ -36,7 +36,7 @@ from pydicom.uid import (
 )
 
 from apps.core.i18n import Deferred
-from apps.imaging import dicom, pixels
+from apps.imaging import dicom, j2k, pixels
 
 #: lossless codecs, in the order tried for the stored lossless rendition
 LOSSLESS_CODECS: dict[str, pydicom.uid.UID] = {
@@ -64,7 +64,7 @@ class NotEncodable(Exception):
 
 @dataclass(frozen=True)
 class SourceFacts:
-    lossy: bool              # Lossy Image Compression (0028,2110) = 01, or a lossy-only syntax
+    lossy: bool              # pixels.header_lossy, or a JPEG 2000 frame coded irreversibly
     identity_removed: bool   # Patient Identity Removed (0012,0062) = YES, and true (``identity_verified``)
     transfer_syntax_uid: str
 
@@ -85,7 +85,7 @@ def _tsuid(ds: Dataset) -> str:
 def source_facts(data: bytes) -> SourceFacts:
     ds = _read(data, stop_before_pixels=True)
     tsuid = _tsuid(ds)
-    lossy = str(ds.get("LossyImageCompression") or "").strip() == "01" or tsuid in pixels.LOSSY_TRANSFER_SYNTAXES
+    lossy = pixels.header_lossy(ds) or (tsuid in j2k.TRANSFER_SYNTAXES and pixels.irreversibly_coded(_read(data)))
     return SourceFacts(lossy=lossy, identity_removed=identity_verified(data, ds), transfer_syntax_uid=tsuid)
 
 
@@ -128,7 +128,7 @@ def lossless_encode(data: bytes, codec: str) -> bytes:
     if "PixelData" not in ds:
         raise NotEncodable(Deferred(gettext_noop("No (integer) pixel data to compress.")))
     tsuid = _tsuid(ds)
-    if str(ds.get("LossyImageCompression") or "").strip() == "01" or tsuid in pixels.LOSSY_TRANSFER_SYNTAXES:
+    if pixels.header_lossy(ds) or pixels.irreversibly_coded(ds):
         raise NotEncodable(Deferred(gettext_noop(
             "The original is already lossy-compressed: a lossless copy would not be diagnostic-grade.")))
     if ds.original_encoding[1] is False:
