@@ -2,10 +2,11 @@
 
 ``?rendition=`` picks the rendition: ``preview`` (the default: a share offers the preview first),
 ``education``, ``lossless`` or ``original``; the last two are diagnostic renditions and need the
-"original" permission. Which the actor may take is ``apps.sharing.policy``'s decision:
-``download_authorize`` is asked before any work (counting nothing), and again, counting the
-download on the grant it used, once the package is built and the Range is known to be
-satisfiable (a request answered 416 counts nothing); a resumed transfer (a Range request not
+"original" permission. Which the actor may take is ``apps.sharing.policy``'s decision, made once
+a request before any work (``download_decide``, counting nothing, on what one reading of the
+actor's memberships and grants says, the check that the case may be seen included); the download
+is counted on that decision (``download_count``) once the package is built and the Range is known
+to be satisfiable (a request answered 416 counts nothing); a resumed transfer (a Range request not
 starting at 0) of the same package counts once.
 
 The response has the exact Content-Length, a strong ETag and ``Accept-Ranges: bytes``; a single
@@ -15,11 +16,13 @@ worker thread, so memory stays flat; Django would otherwise collect a sync itera
 Every transfer is audited when it ends: download.completed or download.incomplete, with the bytes
 sent and the range.
 
-Access is asked again while a transfer runs (``policy.download_may_continue``, at most every
-RECHECK_SECONDS): a grant or link revoked, a case closed or a membership ended stops a transfer
-under way, not only the next request. The client then has fewer bytes than the Content-Length
-announced (as on a dropped connection, so it cannot take the file as complete), and the transfer
-is recorded as download.incomplete with ``stopped: access_ended`` beside the denial.
+Access is asked again, afresh, while a transfer runs (``policy.download_may_continue``, at most
+RECHECK_SECONDS after the decision or the last check, so before the first byte when the package
+took that long to build): a grant or link revoked, a case closed or a membership ended stops a
+transfer under way, not only the next request. The client then has fewer bytes than the
+Content-Length announced (as on a dropped connection, so it cannot take the file as complete),
+and the transfer is recorded as download.incomplete with ``stopped: access_ended`` beside the
+denial.
 """
 
 from __future__ import annotations
@@ -58,13 +61,13 @@ STOPPED_ACCESS_ENDED = "access_ended"
 _PAST_ANY_PACKAGE = 10**18
 
 
-def _visible(actor, obj, request) -> None:
+def _visible(actor, obj, request, facts) -> None:
     """404 (recorded) unless the actor may see the object's case at all."""
     if obj is None:
         raise Http404
-    if not policy.can(actor, Action.VIEW_CASE, obj):
+    if not policy.can(actor, Action.VIEW_CASE, obj, facts=facts):
         try:
-            policy.require(actor, Action.VIEW_CASE, obj, request=request)
+            policy.require_decided(False, actor, Action.VIEW_CASE, obj, request=request)
         except PermissionDenied:
             raise Http404 from None
 
@@ -110,21 +113,34 @@ def _package_key(obj, kind: str, scope: str) -> str:
     return f"{scope}:{obj.public_id}:{kind}"
 
 
-def _authorize(request: HttpRequest, actor, obj, kind: str, scope: str, *, count: bool):
-    """The policy's decision. The package key names what is downloaded, so a Range request
-    continuing it is a resume: counted once on a grant, and accepted for an hour after it began
-    even if the grant expired meanwhile. A fresh download needs the object to be visible first
-    (404 otherwise); a refused resume of an object no longer visible is a 404 too. ``count=False``
-    asks the same question without counting (HEAD, and the check before any work)."""
+def _decide(request: HttpRequest, actor, obj, kind: str, scope: str) -> policy.DownloadDecision:
+    """The policy's decision, once a request: the actor's memberships (the request's own) and
+    grants are read once for all its checks. The package key names what is downloaded, so a
+    Range request continuing it is a resume: counted once on a grant, and accepted for an hour
+    after it began even if the grant expired meanwhile. A fresh download needs the object to be
+    visible first (404 otherwise); a refused resume of an object no longer visible is a 404 too."""
     resumed = _resumed(request)
+    facts = policy.decision_facts(request, actor)  # dropped once decided: the count writes
     if not resumed:
-        _visible(actor, obj, request)
+        _visible(actor, obj, request, facts)
     try:
-        return policy.download_authorize(actor=actor, obj=obj, rendition=SHARING_RENDITION[Kind(kind)],
-                                         package_key=_package_key(obj, kind, scope), resumed=resumed,
-                                         count=count, request=request)
+        return policy.download_decide(actor=actor, obj=obj, rendition=SHARING_RENDITION[Kind(kind)],
+                                      package_key=_package_key(obj, kind, scope), resumed=resumed,
+                                      request=request, facts=facts)
     except PermissionDenied:
-        if resumed and not policy.can(actor, Action.VIEW_CASE, obj):
+        if resumed and not policy.can(actor, Action.VIEW_CASE, obj, facts=facts):
+            raise Http404 from None  # the denial is recorded already
+        raise
+
+
+def _count(request: HttpRequest, actor, obj, decision: policy.DownloadDecision):
+    """Count the decided download: the grant it is counted on (None by role). Refused when no
+    grant of the decision takes it any more (its limit used up by a parallel download meanwhile):
+    403, recorded, or 404 for a resume of an object no longer visible, as a refused decision."""
+    try:
+        return policy.download_count(decision, request=request)
+    except PermissionDenied:
+        if _resumed(request) and not policy.can(actor, Action.VIEW_CASE, obj):
             raise Http404 from None  # the denial is recorded already
         raise
 
@@ -132,13 +148,13 @@ def _authorize(request: HttpRequest, actor, obj, kind: str, scope: str, *, count
 def _serve(request: HttpRequest, actor, obj, kind: str, scope: str, build) -> HttpResponse:
     # may they, before any work; nothing is counted until the package is known to go out: a Range
     # it cannot satisfy (416, judged on the package's size) must not use up one of a grant's downloads
-    grant = _authorize(request, actor, obj, kind, scope, count=False)
+    decided_at = time.monotonic()
+    decision = _decide(request, actor, obj, kind, scope)
     package: Package = build()
     refusal = range_refusal(request, package)
     if refusal is not None:
         return refusal
-    if request.method != "HEAD":
-        grant = _authorize(request, actor, obj, kind, scope, count=True)
+    grant = decision.grant if request.method == "HEAD" else _count(request, actor, obj, decision)
     context = {"scope": scope, "rendition": kind, "grant": str(grant.public_id) if grant else ""}
 
     def recorded(action: str, figures: dict) -> None:
@@ -149,7 +165,8 @@ def _serve(request: HttpRequest, actor, obj, kind: str, scope: str, build) -> Ht
         return policy.download_may_continue(actor=actor, obj=obj, rendition=SHARING_RENDITION[Kind(kind)],
                                             package_key=_package_key(obj, kind, scope), request=request)
 
-    return package_response(request, package, on_transfer_end=recorded, still_allowed=still_allowed)
+    return package_response(request, package, on_transfer_end=recorded, still_allowed=still_allowed,
+                            allowed_at=decided_at)
 
 
 def _wanted(request: HttpRequest, package: Package) -> tuple[int, int] | bool | None:
@@ -176,7 +193,7 @@ def _unsatisfiable(package: Package) -> HttpResponse:
 
 
 def package_response(request: HttpRequest, package: Package, *, on_transfer_end,
-                     still_allowed: Callable[[], bool]) -> HttpResponse:
+                     still_allowed: Callable[[], bool], allowed_at: float | None = None) -> HttpResponse:
     """The one way a package goes out, once the caller's policy check passed: exact
     Content-Length, strong ETag, a single Range (with If-Range; 416 when unsatisfiable), HEAD with
     the headers of a GET and no body. When a transfer ends, ``on_transfer_end(action, figures)``
@@ -185,7 +202,8 @@ def package_response(request: HttpRequest, package: Package, *, on_transfer_end,
 
     ``still_allowed()``: the caller's policy question, asked again while the body is sent (at most
     every RECHECK_SECONDS; it records its own refusal). When it says no, nothing more is sent and
-    the figures say ``stopped: access_ended``."""
+    the figures say ``stopped: access_ended``. ``allowed_at``: when (``time.monotonic()``) the
+    caller's policy said yes, if not just now: the first check is due RECHECK_SECONDS after it."""
     wanted = _wanted(request, package)
     if wanted is False:
         return _unsatisfiable(package)
@@ -203,11 +221,11 @@ def package_response(request: HttpRequest, package: Package, *, on_transfer_end,
         # the headers a GET would get, no body: nothing counted, no transfer recorded
         response = HttpResponse(status=206 if wanted else 200, content_type="application/zip")
     elif isinstance(request, ASGIRequest):
-        response = StreamingHttpResponse(_async_stream(package, start, end, done, still_allowed),
+        response = StreamingHttpResponse(_async_stream(package, start, end, done, still_allowed, allowed_at),
                                          status=206 if wanted else 200,
                                          content_type="application/zip")
     else:
-        response = StreamingHttpResponse(_sync_stream(package, start, end, done, still_allowed),
+        response = StreamingHttpResponse(_sync_stream(package, start, end, done, still_allowed, allowed_at),
                                          status=206 if wanted else 200,
                                          content_type="application/zip")
     response["Content-Length"] = str(end - start + 1)
@@ -225,10 +243,12 @@ def package_response(request: HttpRequest, package: Package, *, on_transfer_end,
 
 
 class _Recheck:
-    """When a transfer under way asks its policy question again: at most every RECHECK_SECONDS."""
+    """When a transfer under way asks its policy question again: at most every RECHECK_SECONDS
+    after the last answer (``allowed_at``, the policy's yes before the transfer; else now, the
+    transfer just authorized)."""
 
-    def __init__(self) -> None:
-        self.last = time.monotonic()  # the transfer was just authorized
+    def __init__(self, allowed_at: float | None = None) -> None:
+        self.last = time.monotonic() if allowed_at is None else allowed_at
 
     def due(self) -> bool:
         now = time.monotonic()
@@ -238,9 +258,10 @@ class _Recheck:
         return True
 
 
-def _sync_stream(package: Package, start: int, end: int, done, still_allowed: Callable[[], bool]):
+def _sync_stream(package: Package, start: int, end: int, done, still_allowed: Callable[[], bool],
+                 allowed_at: float | None = None):
     sent, complete, stopped = 0, False, False
-    recheck = _Recheck()
+    recheck = _Recheck(allowed_at)
     try:
         for chunk in package.iter_range(start, end):
             if recheck.due() and not still_allowed():
@@ -280,14 +301,15 @@ async def _finish(executor: ThreadPoolExecutor, pieces, done, sent: int, complet
         await sync_to_async(done)(sent, complete, stopped)
 
 
-async def _async_stream(package: Package, start: int, end: int, done, still_allowed: Callable[[], bool]):
+async def _async_stream(package: Package, start: int, end: int, done, still_allowed: Callable[[], bool],
+                        allowed_at: float | None = None):
     # one worker thread per transfer, always the same: hopping between the default pool's
     # threads made the decrypting reads 3-4 times slower (measured by bench/renditions.py)
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lightbox-download")
     loop = asyncio.get_running_loop()
     pieces = package.iter_range(start, end)
     sent, complete, stopped = 0, False, False
-    recheck = _Recheck()
+    recheck = _Recheck(allowed_at)
     ahead = None
     try:
         ahead = loop.run_in_executor(executor, _batch, pieces)

@@ -45,7 +45,7 @@ the pages that offer it ask this.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -303,7 +303,7 @@ def _grants_of(actor: Any, case_id: int, now: datetime, *, expired_since: dateti
     anonymous link that is itself live (not revoked, not locked, past its not-before time).
 
     With ``expired_since``: instead the grants held the same way that expired after that time,
-    neither revoked nor of a closed case (only ``download_authorize`` asks, to resume a transfer)."""
+    neither revoked nor of a closed case (only ``download_decide`` asks, to resume a transfer)."""
     return _grants_held(actor, {case_id}, now, expired_since=expired_since).get(case_id, [])
 
 
@@ -596,14 +596,24 @@ def request_facts(request: HttpRequest | None, actor: Any = None) -> _Facts | No
     for facts in kept:
         if facts.actor == actor:
             return facts
+    facts = decision_facts(request, actor)
+    kept.append(facts)
+    return facts
+
+
+def decision_facts(request: HttpRequest, actor: Any) -> _Facts:
+    """What the policy reads to make one decision for ``actor`` in ``request``, and the checks
+    that go with it (``facts=`` of ``can``, ``require``, ``download_decide``), in a request that
+    then writes what such facts hold (a counted download: the grant's count, its download rows):
+    the user's active memberships are the request's own (``request.my_memberships``), as for
+    ``request_facts``, but these facts are not kept on the request. The caller decides with them
+    before it writes and drops them: anything it asks after its write reads afresh."""
     user, signed_in = _user_of(actor), getattr(request, "user", None)
     memberships = getattr(request, "my_memberships", None)
     roles = None
     if memberships is not None and _active_user(user) and _active_user(signed_in) and user.pk == signed_in.pk:
         roles = {m.organization_id: m.role for m in memberships if m.is_active}
-    facts = _Facts(actor, timezone.now(), roles=roles)
-    kept.append(facts)
-    return facts
+    return _Facts(actor, timezone.now(), roles=roles)
 
 
 def _facts_of(actor: Any, facts: _Facts | None) -> _Facts:
@@ -960,15 +970,77 @@ def _download_by(actor: Any, grant: Grant) -> tuple[Any, int | None]:
     return (user if _active_user(user) else None), link_id
 
 
-def download_authorize(*, actor: Any, obj: object, rendition: str, package_key: str, resumed: bool = False,
-                       count: bool = True, request: HttpRequest | None = None) -> Grant | None:
-    """The downloads interface's one call before it streams ``rendition`` of ``obj``.
+class DownloadDecision:
+    """``download_decide``'s yes to one download: by the actor's role (``by_role``, nothing to
+    count) or on the actor's grants, in the order ``download_count`` tries to count on them (each
+    with whether it continues a transfer begun under it, which is not counted again). The request
+    that decided counts on it and drops it, never keeps it for a later decision. Counting is a
+    conditional UPDATE, so the download limit is the database's when the download is counted, not
+    the decision's; a grant after the first is looked at only when counting on those before it
+    failed, which wrote nothing."""
 
-    Raises PermissionDenied (recorded) unless the actor may download that rendition. Staff
-    download on their role (returns None). A recipient downloads on a grant (returned), and the
-    download is counted on it: ``resumed=True`` with the same ``package_key`` (a Range request
-    continuing a transfer the same actor began, as below) counts once, even when that first
-    download used up the limit; another member's transfer is not a resume of theirs.
+    def __init__(self, *, actor: Any, obj: object, action: Action, package_key: str,
+                 grants: Iterator[tuple[Grant, bool]] | None) -> None:
+        self.actor, self.obj, self.action, self.package_key = actor, obj, action, package_key
+        self.by_role = grants is None
+        self._grants = grants if grants is not None else iter(())
+        self._seen: list[tuple[Grant, bool]] = []
+
+    def grants(self) -> Iterator[tuple[Grant, bool]]:
+        """The grants it may be counted on, in order; each found when first asked for (a later one
+        only when counting on the earlier ones failed)."""
+        yield from self._seen
+        for found in self._grants:
+            self._seen.append(found)
+            yield found
+
+    @property
+    def grant(self) -> Grant | None:
+        """The grant it is decided on (the first of ``grants``); None by role."""
+        return next((grant for grant, _resume in self.grants()), None)
+
+
+def _download_grants(actor: Any, obj: object, *, action: Action, rendition: str, package_key: str, resumed: bool,
+                     facts: _Facts) -> Iterator[tuple[Grant, bool]]:
+    """The grants under which ``actor`` may download ``rendition`` of ``obj`` (``download_decide``
+    has found their role gives no download), in the order they are tried, each with whether the
+    download continues a transfer begun under it: first, for a ``resumed`` one, the live grants
+    under which the actor began it, then the expired ones they began it under while live; then
+    each live grant that covers the download."""
+    from apps.sharing import services
+
+    user, now = facts.user, facts.now
+    case_id = _case_id_of(obj)
+    if case_id is None:
+        return
+    grants = facts.grants_of(case_id)
+    if resumed:
+        for grant in grants:
+            # the actor's own transfer only (another member's is not theirs to continue
+            # uncounted), and with the second factor a grant that needs it asks for
+            if second_factor_met(grant, user) and _download_began(
+                    grant, package_key, since=now - services.RESUME_WINDOW, by=actor):
+                yield grant, True
+        for grant in _grants_of(actor, case_id, now, expired_since=now - RESUME_AFTER_EXPIRY):
+            if second_factor_met(grant, user) and _download_began(
+                    grant, package_key, since=now - RESUME_AFTER_EXPIRY, while_live=True, by=actor):
+                yield grant, True
+    for grant in grants:
+        if grant_covers(grant, action, obj, user=user, rendition=rendition, now=now, facts=facts):
+            yield grant, False
+
+
+def download_decide(*, actor: Any, obj: object, rendition: str, package_key: str, resumed: bool = False,
+                    request: HttpRequest | None = None, facts: _Facts | None = None) -> DownloadDecision:
+    """Whether ``actor`` may download ``rendition`` of ``obj``, decided once, counting nothing:
+    the decision (``DownloadDecision``) that ``download_count`` then counts, so that a download
+    decided before its package is built is not decided again to be counted. Raises
+    PermissionDenied (recorded) when not.
+
+    Staff download on their role. A recipient downloads on a grant: ``resumed=True`` with the
+    same ``package_key`` (a Range request continuing a transfer the same actor began, as below)
+    counts once, even when that first download used up the limit; another member's transfer is
+    not a resume of theirs.
 
     Large transfers outlive short grants: ``resumed=True`` is also accepted on a grant of the
     actor's that has expired (not revoked, case still open) when the actor (the same user, or the
@@ -976,60 +1048,69 @@ def download_authorize(*, actor: Any, obj: object, rendition: str, package_key: 
     same package under it less than RESUME_AFTER_EXPIRY ago and while it was live. Nothing else is
     accepted after expiry: a fresh download, or a Range request with no such download.
 
-    ``count=False`` (HEAD) answers the same question without counting or touching anything."""
+    ``facts``: what the caller's checks of this request read already (``decision_facts``); they
+    must not have been read before a write of the request that changes them."""
+    action = _download_action(rendition)
+    facts = _facts_of(actor, facts)
+    if _active_user(facts.user) and _role_allows(facts.user, action, obj, facts):
+        return DownloadDecision(actor=actor, obj=obj, action=action, package_key=package_key, grants=None)
+    decision = DownloadDecision(actor=actor, obj=obj, action=action, package_key=package_key,
+                                grants=_download_grants(actor, obj, action=action, rendition=rendition,
+                                                        package_key=package_key, resumed=resumed, facts=facts))
+    if decision.grant is None:
+        raise _record_denial(actor, action, obj, request)
+    return decision
+
+
+def download_count(decision: DownloadDecision, *, request: HttpRequest | None = None) -> Grant | None:
+    """Count the download ``decision`` allows, once it is known to go out: on its first grant that takes it
+    (a new download claims one of the grant's downloads, a resumed one touches its transfer's
+    row), and return that grant; None by role (nothing counted). Raises PermissionDenied
+    (recorded) when no grant of the decision takes it: the limit used up meanwhile by another
+    download, say. Reads nothing the decision read again."""
     from apps.sharing import services
 
-    action = _download_action(rendition)
-    user = _user_of(actor)
-    if _active_user(user) and _role_allows(user, action, obj):
+    if decision.by_role:
         return None
-    case_id = _case_id_of(obj)
-    now = timezone.now()
-    if case_id is not None:
-        grants = _grants_of(actor, case_id, now)
-        if resumed:
-            for grant in grants:
-                # the actor's own transfer only (another member's is not theirs to continue
-                # uncounted), and with the second factor a grant that needs it asks for
-                if not second_factor_met(grant, user):
-                    continue
-                if not _download_began(grant, package_key, since=now - services.RESUME_WINDOW, by=actor):
-                    continue
-                if not count or services.grant_download_resume(grant=grant, package_key=package_key):
-                    return grant
-            for grant in _grants_of(actor, case_id, now, expired_since=now - RESUME_AFTER_EXPIRY):
-                if not second_factor_met(grant, user):
-                    continue
-                if _download_began(grant, package_key, since=now - RESUME_AFTER_EXPIRY, while_live=True,
-                                   by=actor) and (
-                        not count or services.grant_download_resume(grant=grant, package_key=package_key)):
-                    return grant
-        for grant in grants:
-            if not grant_covers(grant, action, obj, user=user, rendition=rendition, now=now):
-                continue
-            by_user, by_link_id = _download_by(actor, grant)
-            if not count or services.grant_record_download(grant=grant, package_key=package_key, request=request,
-                                                           by_user=by_user, by_link_id=by_link_id):
+    for grant, resume in decision.grants():
+        if resume:
+            if services.grant_download_resume(grant=grant, package_key=decision.package_key):
                 return grant
-    raise _record_denial(actor, action, obj, request)
+            continue
+        by_user, by_link_id = _download_by(decision.actor, grant)
+        if services.grant_record_download(grant=grant, package_key=decision.package_key, request=request,
+                                          by_user=by_user, by_link_id=by_link_id):
+            return grant
+    raise _record_denial(decision.actor, decision.action, decision.obj, request)
+
+
+def download_authorize(*, actor: Any, obj: object, rendition: str, package_key: str, resumed: bool = False,
+                       count: bool = True, request: HttpRequest | None = None) -> Grant | None:
+    """``download_decide`` then, unless ``count=False`` (HEAD: the same question, without counting
+    or touching anything), ``download_count``: the grant the download is (or would be) counted
+    on; None by role. Raises PermissionDenied (recorded) when refused."""
+    decision = download_decide(actor=actor, obj=obj, rendition=rendition, package_key=package_key,
+                               resumed=resumed, request=request)
+    return download_count(decision, request=request) if count else decision.grant
 
 
 def download_may_continue(*, actor: Any, obj: object, rendition: str, package_key: str,
                           request: HttpRequest | None = None) -> bool:
-    """Whether a transfer of ``package_key`` already under way (authorized by
-    ``download_authorize`` when it began) may go on sending bytes: the downloads interface asks
-    this while it streams, so that a long transfer does not outlive the access it began under.
+    """Whether a transfer of ``package_key`` already under way (decided by ``download_decide``
+    when it began) may go on sending bytes: the downloads interface asks this while it streams,
+    so that a long transfer does not outlive the access it began under. Decided afresh (never
+    on the facts of the decision it began under, which its count may have changed).
 
     Security contract: exactly when a resume of it would be accepted now
-    (``download_authorize(resumed=True, count=False)``, which counts and changes nothing): staff
+    (``download_decide(resumed=True)``, which counts and changes nothing): staff
     while their role allows the download; a recipient or link holder while a grant of theirs
     under which they began it is live, or expired less than RESUME_AFTER_EXPIRY after the
     transfer began (the rule for resuming, unchanged); never after the grant or the link is
     revoked, the case closed, anonymous links switched off or the membership ended. A refusal is
-    recorded (access.denied), as any refusal of ``download_authorize``."""
+    recorded (access.denied), as any refusal of ``download_decide``."""
     try:
-        download_authorize(actor=actor, obj=obj, rendition=rendition, package_key=package_key, resumed=True,
-                           count=False, request=request)
+        download_decide(actor=actor, obj=obj, rendition=rendition, package_key=package_key, resumed=True,
+                        request=request)
     except PermissionDenied:
         return False
     return True

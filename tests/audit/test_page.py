@@ -333,6 +333,8 @@ def test_ids_and_codes_break_only_after_their_separators():
         "b6ea2368-<wbr>a9c4-<wbr>4f1e-<wbr>8a2b-<wbr>0123456789ab"
     assert id_breaks("share_link.second_factor_failed") == "share_<wbr>link.<wbr>second_<wbr>factor_<wbr>failed"
     assert id_breaks("2001:db8::1") == "2001:<wbr>db8:<wbr>:<wbr>1"
+    # a visitor who opened two share links: after the comma too, never inside the second id's group
+    assert id_breaks("0123456789ab,b6ea2368-a9c4") == "0123456789ab,<wbr>b6ea2368-<wbr>a9c4"
     assert id_breaks("a" * 20) == "aaaaaaaa<wbr>aaaaaaaa<wbr>aaaa"  # a hash: every 8 characters
     assert id_breaks("<b>&-x") == "&lt;b&gt;&amp;-<wbr>x"  # escaped
     assert id_breaks(None) == id_breaks("") == ""

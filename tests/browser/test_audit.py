@@ -8,12 +8,13 @@ import uuid
 import pytest
 from django.core.management import call_command
 from django.test import RequestFactory
+from django.urls import reverse
 from playwright.sync_api import expect
 
 from apps.audit import actions
 from apps.audit.services import record
 from apps.organizations.models import Organization, Role
-from tests.browser.conftest import device_page, signed_in_as
+from tests.browser.conftest import PHONE_ES_TABLET_EN, device_page, signed_in_as
 from tests.browser.test_dashboard import _sign_in
 from tests.factories import CaseFactory, OrganizationFactory, StudyFactory, member
 
@@ -114,3 +115,25 @@ def test_ids_and_action_codes_read_on_a_phone_and_a_tablet(browser, live_server,
         page.locator(".audit-table td a.mono").first.click()  # a case's short id: its events
         expect(page.locator("input[name=case]")).to_have_value(str(case.public_id))  # the id whole, to copy
         expect(page.locator("input[name=case]")).to_be_visible()
+
+
+@pytest.mark.parametrize(("viewport", "language"), PHONE_ES_TABLET_EN)
+def test_a_cases_recent_access_shows_a_share_links_id_whole_on_a_phone_and_a_tablet(browser, live_server,
+                                                                                    viewport, language):
+    """A case's Recent access cut a share link's id to 12 characters, so a security officer could
+    not match it with the audit page's. It is now whole and broken as the audit page breaks it
+    (``id_breaks``): two lines at most, only after a separator; the page does not scroll sideways."""
+    org = OrganizationFactory(mfa_required_roles=[])
+    clinician = member(org, Role.CLINICIAN, email="clinician@recent-access.example", language=language)
+    case = CaseFactory(organization=org, created_by=clinician, responsible_clinician=clinician, title="Chest CT")
+    link_id = str(uuid.uuid4())
+    record(action=actions.GRANT_OPENED, organization=org, actor_label=f"link:{link_id}", target=case, case=case)
+    with device_page(browser, viewport, language) as page:
+        signed_in_as(page, live_server.url, clinician)
+        page.goto(live_server.url + reverse("cases:case_detail", kwargs={"case_id": case.public_id}))
+        expect(page.locator("#history .audit-id")).to_have_text(link_id)
+        page.wait_for_load_state("load")  # the page's styles are applied
+        assert page.evaluate("document.documentElement.scrollWidth") <= viewport[0]
+        [found] = page.evaluate(ID_LINES)
+        assert found["text"] == link_id and found["lines"] <= 2, found
+        assert set(found["before"]) <= set("-"), found

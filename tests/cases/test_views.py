@@ -205,7 +205,11 @@ def test_a_consultant_sees_their_own_access_not_the_participants_or_history(org_
 def test_the_access_history_names_actors_without_a_person_in_the_readers_language(org_a, clinician_a, client_as):
     """The trail stores codes for who acted without a person ("system", "link:<id>") and for what
     was done ("share.expired"); the case page's history names them as the audit page does, never
-    shows the code (not even in a hover title)."""
+    shows the code (not even in a hover title). A share link's id is shown whole, broken where the
+    audit page breaks it (``id_breaks``): cut to 12 characters, a security officer could not match
+    it with the audit page's."""
+    from apps.audit.templatetags.audit_tags import id_breaks
+
     case = CaseFactory(organization=org_a)
     link_id = uuid.uuid4()
     record(action=actions.SHARE_EXPIRED, actor_label="system", organization=org_a, target=case)
@@ -213,7 +217,8 @@ def test_the_access_history_names_actors_without_a_person_in_the_readers_languag
     html = client_as(clinician_a).get(_page(case), HTTP_ACCEPT_LANGUAGE="es").content.decode()
     history = html.split('id="history"', 1)[1]
     assert "<td>Sistema</td>" in history
-    assert f'Enlace para compartir <small class="mono">{str(link_id)[:12]}' in history
+    assert f'Enlace para compartir <small class="mono audit-id">{id_breaks(link_id)}</small>' in history
+    assert "…" not in history
     assert "<td>system</td>" not in history and f"link:{link_id}" not in history
     assert "<td>Acceso compartido caducado</td>" in history
     assert actions.SHARE_EXPIRED not in history and actions.GRANT_OPENED not in history

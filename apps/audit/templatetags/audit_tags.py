@@ -1,4 +1,5 @@
-"""Template filters of the audit page (templates/audit/event_list.html)."""
+"""Template filters of the audit trail: its page (templates/audit/event_list.html) and a case's
+Recent access (templates/cases/case_detail.html), which show ids the same way."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from django.utils.safestring import SafeString
 
 register = template.Library()
 
-#: where an id or a code may break: after its separators ("b6ea2368-", "imaging.", "study_", "2001:")
-_AFTER_SEPARATOR = re.compile(r"(?<=[-._:/@])")
+#: where an id or a code may break: after its separators ("b6ea2368-", "imaging.", "study_", "2001:"),
+#: and after the comma between the ids of several share links one visitor opened ("link:<id>,<id>")
+_AFTER_SEPARATOR = re.compile(r"(?<=[-._:/@,])")
 #: a run without a separator longer than this (a hash) breaks every CHUNK characters instead
 LONG_RUN, CHUNK = 16, 8
 
