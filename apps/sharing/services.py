@@ -408,10 +408,13 @@ def grants_record_open_once(*, grants: Iterable[Grant], request: HttpRequest, ac
 def grant_record_download(*, grant: Grant, package_key: str, request: HttpRequest | None = None,
                           by_user=None, by_link_id: int | None = None) -> bool:
     """Count one download of ``package_key`` on ``grant``, begun by ``by_user`` (or the holder of
-    link ``by_link_id``), unless the grant's download limit is used up (then False, nothing
-    counted). Claimed with a conditional UPDATE, so two parallel downloads cannot both take the
-    last one."""
-    query = Grant.objects.filter(pk=grant.pk)
+    link ``by_link_id``), unless the grant's download limit is used up or the grant is no longer
+    live (revoked, which closing its case does, or expired since the download was decided, while
+    its package was built): then False, nothing counted. Claimed with a conditional UPDATE on the
+    grant's own row, so two parallel downloads cannot both take the last one, nor one be counted
+    on a grant revoked before it."""
+    now = timezone.now()
+    query = Grant.objects.filter(pk=grant.pk, revoked_at__isnull=True, starts_at__lte=now, expires_at__gt=now)
     if grant.download_limit is not None:
         query = query.filter(download_count__lt=grant.download_limit)
     if not query.update(download_count=F("download_count") + 1):
@@ -433,9 +436,10 @@ RESUME_WINDOW = timedelta(hours=24)
 
 def grant_download_resume(*, grant: Grant, package_key: str) -> bool:
     """A resumed transfer of a package already counted on this grant (within RESUME_WINDOW):
-    touch its row and count nothing. False when there is nothing to resume."""
+    touch its row and count nothing. False when there is nothing to resume, or the grant has been
+    revoked since the resume was decided (an expired one may be resumed: ``policy.download_decide``)."""
     now = timezone.now()
-    last = (GrantDownload.objects.filter(grant=grant, package_key=package_key[:200],
+    last = (GrantDownload.objects.filter(grant=grant, grant__revoked_at__isnull=True, package_key=package_key[:200],
                                          started_at__gte=now - RESUME_WINDOW).order_by("-started_at").first())
     if last is None:
         return False

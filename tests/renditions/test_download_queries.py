@@ -22,6 +22,7 @@ from apps.audit.models import AuditEvent
 from apps.organizations.models import Membership, Role
 from apps.renditions import views
 from apps.sharing import services as sharing
+from apps.sharing.models import GrantDownload, ShareLink
 from tests.factories import member
 from tests.pages import policy_grant_reads, reads_of
 from tests.renditions.test_resume import Share
@@ -98,21 +99,49 @@ def test_the_next_download_decides_afresh(ct_study, clinician_a, client_as):
     assert _download_queries(staff, _url(ct_study))[0] == 404
 
 
-def test_a_grant_revoked_while_the_package_is_built_sends_no_byte(ct_study, clinician_a, monkeypatch):
-    """The decision is made before the package is built. When building took RECHECK_SECONDS or
-    more, the transfer asks the policy afresh before its first byte (not RECHECK_SECONDS after it
-    began): a grant revoked meanwhile gets nothing."""
-    share = Share(ct_study, clinician_a, "recipient")
+def _slow_build(monkeypatch, meanwhile) -> None:
+    """The package takes longer to build than RECHECK_SECONDS, and ``meanwhile`` happens during it."""
     monkeypatch.setattr(views, "RECHECK_SECONDS", 0.2)
     build = views.study_package
 
     def slow_build(study, kind):
         package = build(study, kind)
-        sharing.grants_revoke(grants=[share.grant], by=clinician_a, reason="test")
+        meanwhile()
         time.sleep(0.25)
         return package
 
     monkeypatch.setattr(views, "study_package", slow_build)
+
+
+@pytest.mark.parametrize("resumed", [False, True])
+def test_a_grant_revoked_while_the_package_is_built_is_refused_and_not_counted(ct_study, clinician_a, monkeypatch,
+                                                                                 resumed):
+    """The decision is made before the package is built; counting it, after, claims the download
+    only on a grant still live: one revoked meanwhile (closing its case revokes it too) is refused
+    cleanly, nothing counted, no byte sent; a resumed transfer likewise (404, as any refused
+    resume of a case its reader no longer sees)."""
+    share = Share(ct_study, clinician_a, "recipient")
+    headers = {}
+    if resumed:
+        _body, total, etag = share.begin()
+        headers = {"Range": f"bytes={total // 2}-", "If-Range": etag}
+    counted = GrantDownload.objects.filter(grant=share.grant).count()
+    stopped = AuditEvent.objects.filter(action="download.incomplete").count()  # the first half's, if begun
+    _slow_build(monkeypatch, lambda: sharing.grants_revoke(grants=[share.grant], by=clinician_a, reason="test"))
+    response = share.get(**headers)
+    assert response.status_code == (404 if resumed else 403)
+    share.grant.refresh_from_db()
+    assert share.grant.download_count == (1 if resumed else 0)
+    assert GrantDownload.objects.filter(grant=share.grant).count() == counted
+    assert AuditEvent.objects.filter(action="download.incomplete").count() == stopped  # no transfer began
+
+
+def test_a_link_revoked_while_the_package_is_built_sends_no_byte(ct_study, clinician_a, monkeypatch):
+    """What the count cannot see (the anonymous link revoked, its grant still live): when building
+    took RECHECK_SECONDS or more, the transfer asks the policy afresh before its first byte (not
+    RECHECK_SECONDS after it began), and the holder gets nothing."""
+    share = Share(ct_study, clinician_a, "link")
+    _slow_build(monkeypatch, lambda: ShareLink.objects.filter(pk=share.link.pk).update(revoked_at=timezone.now()))
     response = share.get()
     assert response.status_code == 200
     assert b"".join(response.streaming_content) == b""
