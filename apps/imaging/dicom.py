@@ -86,6 +86,23 @@ class DicomHeader:
     rows: int | None
     columns: int | None
     is_dicomdir: bool = False
+    #: what is wrong with a file that is still ingested (it is kept: nothing is lost), as kinds of
+    #: ``WARNINGS``; the study it goes into is then ready with warnings
+    warnings: tuple[str, ...] = ()
+
+
+#: warnings of a file that is ingested all the same (``DicomHeader.warnings``): the kind a study
+#: records (``Study.warnings``, with the file's SOP Instance UID) and the reason its report line gives
+PIXEL_DATA_SHORT = "pixel_data_short"
+WARNINGS: dict[str, str] = {
+    PIXEL_DATA_SHORT: gettext_noop("kept, but its image data is shorter than its header says: the image cannot "
+                                   "be shown"),
+}
+
+
+def warning_reason(kinds) -> str:
+    """The reason a report line gives for a file ingested with ``kinds`` of ``WARNINGS`` ("" for none)."""
+    return Deferred.join(Deferred(WARNINGS[kind]) for kind in kinds if kind in WARNINGS) if kinds else ""
 
 
 def values(value) -> list:
@@ -186,14 +203,16 @@ def _check_fragments(fh: IO[bytes], at: int, size: int, end: str) -> None:
             raise DicomError(Deferred(gettext_noop("truncated: the compressed pixel data has no end marker")))
 
 
-def _check_complete(fh: IO[bytes], pos: int, size: int, ds, tsuid: UID) -> None:
-    """Raise if the pixel data element is cut short (a truncated transfer)."""
+def _check_complete(fh: IO[bytes], pos: int, size: int, ds, tsuid: UID) -> tuple[tuple[int, int], int] | None:
+    """Raise if the pixel data element is cut short (a truncated transfer). Return the pixel data
+    element's tag and length (0xFFFFFFFF: encapsulated), None where there is none or it is not
+    looked at (a deflated data set)."""
     if tsuid == DEFLATED:  # the dataset is compressed: positions are not file offsets
-        return
+        return None
     if pos >= size:
         if "Rows" in ds or "Columns" in ds:  # a file cut inside the Columns element's header has Rows only
             raise DicomError(Deferred(gettext_noop("truncated: the image has no pixel data")))
-        return
+        return None
     little = tsuid.is_little_endian if tsuid.is_transfer_syntax else True
     implicit = tsuid.is_implicit_VR if tsuid.is_transfer_syntax else False
     fh.seek(pos)
@@ -203,7 +222,7 @@ def _check_complete(fh: IO[bytes], pos: int, size: int, ds, tsuid: UID) -> None:
     end = "<" if little else ">"
     group, element = struct.unpack(end + "HH", head[:4])
     if (group, element) not in PIXEL_TAGS:
-        return
+        return None
     vr = head[4:6]
     if implicit or not (vr.isalpha() and vr.isupper()):
         # no VR where the transfer syntax promises one: the element is in implicit VR, as pydicom
@@ -220,6 +239,47 @@ def _check_complete(fh: IO[bytes], pos: int, size: int, ds, tsuid: UID) -> None:
     elif pos + header + length > size:
         raise DicomError(Deferred(gettext_noop("truncated: pixel data needs %(needed)s bytes, the file holds %(held)s"),
                                   needed=length, held=size - pos - header))
+    return (group, element), length
+
+
+#: bits of a sample of float and double float pixel data, whatever Bits Allocated says
+FLOAT_BITS = {(0x7FE0, 0x0008): 32, (0x7FE0, 0x0009): 64}
+
+
+def native_pixel_bytes(ds, tag: tuple[int, int] = (0x7FE0, 0x0010)) -> int | None:
+    """The bytes native (uncompressed) pixel data of ``ds`` takes by its header: rows x columns x
+    samples per pixel x frames x Bits Allocated / 8 (1-bit data packed 8 pixels a byte, the last
+    byte partly used; YBR_FULL_422 two samples a pixel, PS3.5 8.2.1), without the pad byte of
+    an odd length. None when the header does not say (no Rows, Columns or Bits Allocated, a Bits
+    Allocated that is no whole number of bytes but 1), as the decoder then refuses the image."""
+    rows, columns = _int(ds, "Rows", 0, US_MAX), _int(ds, "Columns", 0, US_MAX)
+    bits = FLOAT_BITS.get(tag) or _int(ds, "BitsAllocated", 0, 64)
+    if not rows or not columns or not bits or (bits != 1 and bits % 8):
+        return None
+    samples = _int(ds, "SamplesPerPixel", 1, US_MAX) or 1
+    frames = _int(ds, "NumberOfFrames", 1) or 1
+    pixels = rows * columns * samples * frames
+    length = -(-pixels // 8) if bits == 1 else pixels * (bits // 8)
+    if _text(ds, "PhotometricInterpretation", 16) == "YBR_FULL_422":
+        length = length // 3 * 2
+    return length
+
+
+def _file_warnings(ds, tsuid: UID, pixel_element: tuple[tuple[int, int], int] | None) -> tuple[str, ...]:
+    """What is wrong with a file that is ingested all the same (``WARNINGS``): native pixel data
+    shorter than its header says (Rows and Columns that do not match it, a frame missing), which
+    no decoder can show; longer is accepted (the pad byte of an odd length, trailing bytes the
+    decoders leave alone). Compressed pixel data is not looked at here: its length says nothing."""
+    if pixel_element is None or not tsuid.is_transfer_syntax or tsuid.is_compressed:
+        return ()
+    tag, length = pixel_element
+    if length == 0xFFFFFFFF:
+        return ()
+    expected = native_pixel_bytes(ds, tag)
+    if expected is not None and length < expected:
+        logger.info("DICOM pixel data short: %d bytes where the header says %d", length, expected)
+        return (PIXEL_DATA_SHORT,)
+    return ()
 
 
 def _ended_early(exc: Exception, fh: IO[bytes], size: int) -> bool:
@@ -336,7 +396,7 @@ def _header(fh: IO[bytes], ds, pos: int, size: int) -> DicomHeader:
                 raise DicomError(Deferred(gettext_noop("missing %(keyword)s: the file ends early (truncated?)"),
                                                keyword=keyword))
             raise DicomError(Deferred(gettext_noop("missing %(keyword)s"), keyword=keyword))
-    _check_complete(fh, pos, size, ds, tsuid)
+    pixel_element = _check_complete(fh, pos, size, ds, tsuid)
     return DicomHeader(
         sop_instance_uid=uids["SOPInstanceUID"],
         sop_class_uid=sop_class,
@@ -357,6 +417,7 @@ def _header(fh: IO[bytes], ds, pos: int, size: int) -> DicomHeader:
         frames=_int(ds, "NumberOfFrames", 1) or 1,
         rows=_int(ds, "Rows", 0, US_MAX),
         columns=_int(ds, "Columns", 0, US_MAX),
+        warnings=_file_warnings(ds, tsuid, pixel_element),
     )
 
 

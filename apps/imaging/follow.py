@@ -119,6 +119,7 @@ def header_from_json(data: dict) -> dicom.DicomHeader:
     for name in ("study_date", "patient_birth_date"):
         if values.get(name):
             values[name] = date.fromisoformat(values[name])
+    values["warnings"] = tuple(values.get("warnings") or ())  # absent from an entry prepared by an older release
     return dicom.DicomHeader(**values)
 
 
