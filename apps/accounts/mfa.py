@@ -255,19 +255,44 @@ def step_up_url(request: HttpRequest) -> str:
     return with_next("accounts:step_up", request.get_full_path())
 
 
+def step_up_needed(request: HttpRequest) -> bool:
+    """Whether a view under ``require_recent_otp`` (or ``RecentOTP``) would send this request to
+    the step-up page now: what they decide, and what a page says before a button leads there."""
+    return settings.LIGHTBOX_MFA_ENFORCED and not recently_verified(request)
+
+
+def step_up_reason(target: str) -> tuple[bool, str]:
+    """For the step-up and enrolment pages: whether ``target`` (their ``next``, a path on this
+    site) is a page that asks for a recent second factor, and the ``why`` its
+    ``require_recent_otp`` gives ("" if none), so that they say why the user was sent there.
+    Read from the view the path resolves to, never from the query string: a link cannot make the
+    page say anything else."""
+    from urllib.parse import urlsplit
+
+    from django.urls import Resolver404, resolve
+
+    try:
+        func = resolve(urlsplit(target).path).func
+    except Resolver404:
+        return False, ""
+    return bool(getattr(func, "lightbox_step_up", False)), str(getattr(func, "lightbox_step_up_why", "") or "")
+
+
 def require_recent_otp(view: Callable[..., HttpResponse] | None = None, *,
-                       back: str | None = None) -> Any:
+                       back: str | None = None, why: Any = None) -> Any:
     """Decorator: the view runs only with an OTP verification in the last LIGHTBOX_STEP_UP_HOURS;
     otherwise the user goes to the step-up page (enrolment first if they have no authenticator),
     which returns to this URL. Use it under ``login_required``. A view that only takes a POST (a
     button) names with ``back`` the page the button is on: the step-up returns there, and the user
-    presses it again (a GET of the view itself would be refused)."""
+    presses it again (a GET of the view itself would be refused). ``why`` (a lazy sentence) is what
+    the step-up and enrolment pages then say (``step_up_reason``); without it they say only that
+    the page the user was going to asks for a second factor."""
     if view is None:
-        return lambda v: require_recent_otp(v, back=back)
+        return lambda v: require_recent_otp(v, back=back, why=why)
 
     @wraps(view)
     def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if not settings.LIGHTBOX_MFA_ENFORCED or recently_verified(request):
+        if not step_up_needed(request):
             return view(request, *args, **kwargs)
         _record_step_up_required(request)
         if is_api_request(request):
@@ -277,6 +302,7 @@ def require_recent_otp(view: Callable[..., HttpResponse] | None = None, *,
         return redirect(step_up_url(request))
 
     wrapped.lightbox_step_up = True  # type: ignore[attr-defined]
+    wrapped.lightbox_step_up_why = why  # type: ignore[attr-defined]
     return wrapped
 
 
@@ -288,7 +314,7 @@ class RecentOTP(BasePermission):
     message = "step_up_required"
 
     def has_permission(self, request: Any, view: Any) -> bool:
-        if not settings.LIGHTBOX_MFA_ENFORCED or recently_verified(request):
+        if not step_up_needed(request):
             return True
         _record_step_up_required(request)
         # the answer the decorator gives under /api/: where to pass the second factor again

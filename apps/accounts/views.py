@@ -121,10 +121,13 @@ def mfa_setup(request: HttpRequest) -> HttpResponse:
     qr = segno.make(device.config_url, error="m")
     svg = qr.svg_inline(scale=4, dark="#111", light="#fff", title=_("QR code for your authenticator app"))
     key = mfa.manual_key(device)
+    # sent here by a page that asks for a recent second factor (attaching a study, sharing): why
+    step_up_for, step_up_why = mfa.step_up_reason(next_url(request))
     return render(request, "accounts/mfa_setup.html", {
         "form": form, "qr_svg": svg, "manual_key": key, "manual_key_grouped": " ".join(
             key[i:i + 4] for i in range(0, len(key), 4)), "next": next_url(request),
-        "required": mfa.mfa_required(user)}, status=429 if locked else 400 if form.errors else 200)
+        "required": mfa.mfa_required(user), "step_up_for": step_up_for, "step_up_why": step_up_why},
+        status=429 if locked else 400 if form.errors else 200)
 
 
 @never_cache
@@ -199,7 +202,8 @@ def step_up(request: HttpRequest) -> HttpResponse:
     member's second-factor reset, deleting a study)."""
     if mfa.recently_verified(request) and request.method == "GET":
         return redirect(next_url(request))
-    return _verify(request, purpose="step_up", template="accounts/step_up.html")
+    return _verify(request, purpose="step_up", template="accounts/step_up.html",
+                   extra={"step_up_why": mfa.step_up_reason(next_url(request))[1]})
 
 
 # --- invitations -------------------------------------------------------------------------------

@@ -9,8 +9,10 @@ from django.db.models import Sum
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_http_methods
 
+from apps.accounts import mfa
 from apps.accounts.mfa import require_recent_otp
 from apps.audit import actions as audit_actions
 from apps.audit.services import record, record_hidden_refusal
@@ -18,6 +20,7 @@ from apps.cases import selectors as case_selectors
 from apps.cases.models import Case
 from apps.core.pagination import page_of
 from apps.imaging import selectors, services
+from apps.imaging.forms import StudyAttachForm
 from apps.imaging.models import Study
 from apps.sharing import policy
 from apps.sharing import selectors as sharing_selectors
@@ -56,6 +59,10 @@ def study_detail(request: HttpRequest, study_id: UUID) -> HttpResponse:
     if may_attach and not attach_busy:
         attach_cases, attach_case_total = selectors.upload_case_choices(
             user=request.user, organization=study.organization, chosen=attach_chosen, facts=facts)
+    # the attach asks for a recent second factor (study_attach's step-up): said before, and whether
+    # one must be set up first, so that the step-up or enrolment page is no surprise
+    attach_step_up = bool(attach_cases) and mfa.step_up_needed(request)
+    attach_enrol_first = attach_step_up and not mfa.has_second_factor(request.user)
     if may_upload:
         # ?report=<ingest>: that ingest's whole report, a page at a time; else the latest ingests'
         one = selectors.study_job_report(user=request.user, study=study, job_id=request.GET.get("report", ""))
@@ -73,6 +80,7 @@ def study_detail(request: HttpRequest, study_id: UUID) -> HttpResponse:
         "can_view": may[Action.VIEW_IMAGES], "may_share": may[Action.SHARE_CASE],
         "may_export": may[Action.EXPORT_DEIDENTIFIED], "may_attach": may_attach, "attach_busy": attach_busy,
         "attach_cases": attach_cases, "attach_case_total": attach_case_total, "attach_chosen": attach_chosen,
+        "attach_step_up": attach_step_up, "attach_enrol_first": attach_enrol_first,
         "case_limit": selectors.UPLOAD_CASE_CHOICES,
         "versions": study.__class__.objects.visible_to(request.user).filter(
             organization=study.organization, study_instance_uid=study.study_instance_uid).order_by("version"),
@@ -117,13 +125,18 @@ def study_delete(request: HttpRequest, study_id: UUID) -> HttpResponse:
 
 
 @login_required
-@require_recent_otp  # a case shared as a whole shares the study with its recipients: as for sharing
+# a case shared as a whole shares the study with its recipients: as for sharing (the step-up and
+# enrolment pages say why; the study page's Attach section says so before)
+@require_recent_otp(why=gettext_lazy("Attaching a study to a case asks for your second factor: the case's shares "
+                                     "and tumor boards then reach the study."))
 @require_http_methods(["GET", "POST"])
 @policy.serves(Action.UPLOAD_STUDY)
 def study_attach(request: HttpRequest, study_id: UUID) -> HttpResponse:
     """Attach a study uploaded with no case ("attach later") to a case. GET ?case=<id> (the
     study page's choice): whom the case's shares on the whole case and its tumor boards will then
-    reach, and the button. POST (CSRF-checked): attach it through ``services.study_attach`` (which asks the
+    reach, and the button; when the patient ID in the images is not the case's MRN, a box the user
+    must tick before a danger button (a POST without it is refused, nothing attached, the page
+    again at 400 saying why). POST (CSRF-checked): attach it through ``services.study_attach`` (which asks the
     policy itself), then back to the study page with a message. A case it cannot go into (a
     garbled id, a closed case, another organization's) and a study in a case already are told
     there, never a 500."""
@@ -143,7 +156,9 @@ def study_attach(request: HttpRequest, study_id: UUID) -> HttpResponse:
             pass  # not an id at all
         messages.error(request, _("Choose an open case you may upload studies into."))
         return back
-    if request.method == "POST":
+    # another patient's images: attached only once the user ticks that they checked (the form)
+    form = StudyAttachForm(request.POST if request.method == "POST" else None, study=study, case=case)
+    if request.method == "POST" and form.is_valid():
         try:
             attached = services.study_attach(study=study, case=case, by=request.user, request=request)
         except ValidationError as exc:  # in a case meanwhile (a second submit), or an ingest still running
@@ -157,6 +172,14 @@ def study_attach(request: HttpRequest, study_id: UUID) -> HttpResponse:
         else:
             messages.success(request, _("The study was attached to the case."))
         return back
+    return _attach_confirmation(request, study=study, case=case, form=form,
+                                status=400 if form.is_bound else 200)
+
+
+def _attach_confirmation(request: HttpRequest, *, study: Study, case: Case, form: StudyAttachForm,
+                         status: int) -> HttpResponse:
+    """The attach confirmation: whom the study then reaches, both patients, and the button (a
+    danger one, after a box to tick, when the patients differ)."""
     show_patient = policy.can(request.user, Action.VIEW_PATIENT_IDENTITY, study.organization,
                               facts=policy.request_facts(request, request.user))
     return render(request, "imaging/study_attach.html", {
@@ -166,10 +189,10 @@ def study_attach(request: HttpRequest, study_id: UUID) -> HttpResponse:
         # whose images these are, beside the case's patient, so that a wrong case is seen before
         # the images reach the case's shares (an attach is not undone from the portal)
         "show_patient": show_patient,
-        "patient_differs": show_patient and (study.patient_id or "").strip() != (case.patient.mrn or "").strip(),
+        "patient_differs": form.patient_differs, "form": form,
         "other_versions": study.__class__.objects.for_org(study.organization_id).filter(
             study_instance_uid=study.study_instance_uid, case__isnull=True).exclude(pk=study.pk).count(),
-    })
+    }, status=status)
 
 
 @login_required

@@ -27,6 +27,8 @@ from tests.threads import in_thread_until_blocked, waiting_on_a_lock
 pytestmark = pytest.mark.django_db
 
 ATTACHED = "imaging.study_attached"
+#: the MRN of ``case``'s patient, and the patient ID in ``loose``'s images
+PATIENT_ID = "MRN-ATTACH-1"
 
 
 def _url(study) -> str:
@@ -40,13 +42,15 @@ def clinician(org_a):
 
 @pytest.fixture
 def case(org_a, clinician):
-    return CaseFactory(organization=org_a, created_by=clinician, responsible_clinician=clinician, title="Nodule")
+    return CaseFactory(organization=org_a, created_by=clinician, responsible_clinician=clinician, title="Nodule",
+                       patient__mrn=PATIENT_ID)
 
 
 @pytest.fixture
 def loose(org_a):
-    """A study uploaded with "No case (attach later)"."""
-    return StudyFactory(organization=org_a, case=None, study_description="CT abdomen")
+    """A study uploaded with "No case (attach later)", of ``case``'s patient (the patient ID in
+    its images is the case's MRN: no box to tick to attach it there)."""
+    return StudyFactory(organization=org_a, case=None, study_description="CT abdomen", patient_id=PATIENT_ID)
 
 
 def _grant(case, grantee, by, **kwargs):
@@ -180,7 +184,7 @@ def test_two_submits_at_once_the_second_waits_for_the_first_and_is_refused(org_a
 
     from apps.imaging import services as imaging_services
 
-    other = CaseFactory(organization=org_a)
+    other = CaseFactory(organization=org_a, patient=case.patient)  # the same patient's other case
     failures: list[BaseException] = []
     second: dict = {}
     started: list = []
@@ -234,7 +238,7 @@ def test_a_finished_ingest_does_not_hold_it(org_a, clinician, case, loose):
 
 def test_every_version_in_no_case_goes_with_it(client_as, org_a, clinician, case, loose):
     v2 = StudyFactory(organization=org_a, case=None, study_instance_uid=loose.study_instance_uid, version=2,
-                      previous=loose)
+                      previous=loose, patient_id=PATIENT_ID)
     unrelated = StudyFactory(organization=org_a, case=None)
     client = client_as(clinician)
     confirm = client.get(_url(v2), {"case": str(case.public_id)}).content.decode()
@@ -363,7 +367,8 @@ def test_a_version_whose_newer_one_is_in_a_case_only_goes_into_that_case(client_
     """A changed instance uploaded into a case makes a newer version there and leaves the older one
     in no case: that one belongs with it, never in another case, whose shares would reach this
     patient's images."""
-    other = CaseFactory(organization=org_a, created_by=clinician, responsible_clinician=clinician, title="Other")
+    other = CaseFactory(organization=org_a, created_by=clinician, responsible_clinician=clinician, title="Other",
+                        patient=case.patient)
     newer = StudyFactory(organization=org_a, case=case, study_instance_uid=loose.study_instance_uid, version=2)
     client = client_as(clinician)
     followed = client.post(_url(loose), {"case": str(other.public_id)}, follow=True).content.decode()
@@ -417,6 +422,128 @@ def test_the_confirmation_shows_both_patients_and_warns_when_they_differ(client_
     Study.objects.filter(pk=loose.pk).update(patient_id="MRN-7")
     html = client.get(_url(loose), {"case": str(case.public_id)}).content.decode()
     assert 'data-testid="attach-patients"' in html and 'data-testid="attach-patient-differs"' not in html
+
+
+# --- another patient's images: a box to tick, checked on the server ---------------------------
+
+CHECKED = 'name="patient_checked"'
+REFUSED = "Tick the box to confirm that these images belong to this case&#x27;s patient"
+
+
+def _confirm_button(html: str) -> str:
+    return html[html.rindex("<button", 0, html.index('data-testid="confirm-attach"')):].split(">", 1)[0]
+
+
+def test_another_patients_images_are_attached_only_once_the_box_is_ticked(client_as, clinician, case, loose):
+    """The patient ID in the images is not the case's MRN: the confirmation asks for a required box
+    and its button is a danger one; a POST without the box (a forged form, a browser without
+    validation) is refused with why, nothing attached or audited; with it, the study is attached."""
+    Study.objects.filter(pk=loose.pk).update(patient_id="OTHER-1")
+    client = client_as(clinician)
+    html = client.get(_url(loose), {"case": str(case.public_id)}).content.decode()
+    assert CHECKED in html and 'data-testid="attach-patient-differs"' in html
+    box = html[html.index(CHECKED) - 200:html.index(CHECKED) + 200]
+    assert "required" in box
+    assert "I have checked that these images belong to this case&#x27;s patient." in html
+    assert 'class="danger"' in _confirm_button(html) and "primary" not in _confirm_button(html)
+
+    for data in ({"case": str(case.public_id)}, {"case": str(case.public_id), "patient_checked": ""}):
+        refused = client.post(_url(loose), data)
+        assert refused.status_code == 400
+        page = refused.content.decode()
+        assert REFUSED in page and "Nothing was attached." in page and CHECKED in page
+        assert Study.objects.get(pk=loose.pk).case_id is None
+    assert not AuditEvent.objects.filter(action=ATTACHED).exists()
+
+    r = client.post(_url(loose), {"case": str(case.public_id), "patient_checked": "on"})
+    assert r.status_code == 302 and r["Location"] == loose.get_absolute_url()
+    assert Study.objects.get(pk=loose.pk).case_id == case.pk
+    assert AuditEvent.objects.filter(action=ATTACHED).count() == 1
+
+
+def test_the_same_patient_needs_no_box(client_as, clinician, case, loose):
+    html = client_as(clinician).get(_url(loose), {"case": str(case.public_id)}).content.decode()
+    assert CHECKED not in html and 'data-testid="attach-patient-differs"' not in html
+    assert 'class="primary"' in _confirm_button(html)
+
+
+def test_another_version_of_another_patient_needs_the_box_too(client_as, org_a, clinician, case, loose):
+    """Every version in no case goes with the study: one whose images name another patient asks
+    for the box, though the version on the page names the case's."""
+    StudyFactory(organization=org_a, case=None, study_instance_uid=loose.study_instance_uid, version=2,
+                 previous=loose, patient_id="OTHER-2")
+    client = client_as(clinician)
+    assert CHECKED in client.get(_url(loose), {"case": str(case.public_id)}).content.decode()
+    assert client.post(_url(loose), {"case": str(case.public_id)}).status_code == 400
+    assert set(Study.objects.filter(study_instance_uid=loose.study_instance_uid)
+               .values_list("case_id", flat=True)) == {None}
+
+
+# --- the second factor attaching asks for: said before, explained on the way, back after ------
+
+ASKS = "Attaching asks for your second factor."
+WHY = "Attaching a study to a case asks for your second factor"
+
+
+def test_the_study_page_says_attaching_asks_for_the_second_factor(settings, client_as, org_a, case, loose):
+    from tests.accounts.conftest import enrol, stale_second_factor_client, totp_code
+
+    settings.LIGHTBOX_MFA_ENFORCED = True
+    never = member(org_a, Role.CLINICIAN, email="never@alpha.example")  # no authenticator (not required)
+    page = client_as(never).get(loose.get_absolute_url()).content.decode()
+    assert 'data-testid="attach-second-factor"' in page
+    assert "Attaching asks for your second factor: you first set one up" in page
+    stale, _device = stale_second_factor_client(member(org_a, Role.CLINICIAN, email="stale@alpha.example"))
+    page = stale.get(loose.get_absolute_url()).content.decode()
+    assert ASKS in page and "you first set one up" not in page
+    fresh_user = member(org_a, Role.CLINICIAN, email="fresh@alpha.example")
+    fresh = client_as(fresh_user)
+    verified = fresh.post(reverse("accounts:mfa_verify"), {"code": totp_code(enrol(fresh_user)), "next": "/"})
+    assert verified.status_code == 302
+    page = fresh.get(loose.get_absolute_url()).content.decode()
+    assert 'data-testid="attach-form"' in page and 'data-testid="attach-second-factor"' not in page
+    settings.LIGHTBOX_MFA_ENFORCED = False  # no step-up at all: nothing said
+    assert 'data-testid="attach-second-factor"' not in client_as(never).get(loose.get_absolute_url()).content.decode()
+
+
+def test_without_a_second_factor_the_attach_explains_the_enrolment_and_comes_back(settings, client_as, org_a,
+                                                                                 case, loose):
+    """Someone who never set up a second factor is sent to set one up: that page says it is for
+    attaching the study, and once it is set up (recovery codes saved) they are back on the
+    confirmation with the case chosen."""
+    from tests.accounts.conftest import pending_device, totp_code
+
+    settings.LIGHTBOX_MFA_ENFORCED = True
+    client = client_as(member(org_a, Role.CLINICIAN, email="never@alpha.example"))
+    confirm = f"{_url(loose)}?case={case.public_id}"
+    r = client.get(confirm)
+    assert r["Location"].startswith(reverse("accounts:step_up"))
+    r = client.get(r["Location"])
+    assert r.status_code == 302 and r["Location"].startswith(reverse("accounts:mfa_setup"))
+    setup = client.get(r["Location"])
+    html = setup.content.decode()
+    assert setup.status_code == 200 and 'data-testid="step-up-why"' in html
+    assert WHY in html and "once it is set up, you go back to where you were" in html
+    enrolled = client.post(reverse("accounts:mfa_setup"), {"code": totp_code(pending_device(client)), "next": confirm})
+    assert enrolled["Location"].startswith(reverse("accounts:recovery_codes"))
+    saved = client.post(enrolled["Location"], {"saved": "1", "next": confirm})
+    assert saved.status_code == 302 and saved["Location"] == confirm
+    page = client.get(confirm)
+    assert page.status_code == 200 and 'data-testid="confirm-attach"' in page.content.decode()
+
+
+def test_the_step_up_page_says_why_for_an_attach_and_not_for_other_pages(settings, org_a, case, loose):
+    from tests.accounts.conftest import stale_second_factor_client
+
+    settings.LIGHTBOX_MFA_ENFORCED = True
+    client, _device = stale_second_factor_client(member(org_a, Role.CLINICIAN))
+    confirm = f"{_url(loose)}?case={case.public_id}"
+    html = client.get(client.get(confirm)["Location"]).content.decode()
+    assert WHY in html and "Giving access, changing sign-in security" not in html
+    # a next that is no page asking for a step-up (or no page at all): the general words
+    for target in ("/cases/", "/no/such/page/"):
+        html = client.get(reverse("accounts:step_up"), {"next": target}).content.decode()
+        assert WHY not in html and "Giving access, changing sign-in security" in html
 
 
 # --- the study page's case box: the newest cases, and a way to an older one ------------------
@@ -475,7 +602,7 @@ def test_the_study_page_offers_no_case_box_while_an_ingest_adds_to_it(client_as,
     (the page was read before the ingest began); the box is back once the ingest ends. Another
     version in no case being filled holds it too: it would be attached with it."""
     other = StudyFactory(organization=org_a, case=None, study_instance_uid=loose.study_instance_uid, version=2,
-                         previous=loose)
+                         previous=loose, patient_id=PATIENT_ID)
     job = ingest_job_create(organization=org_a, source_path="/nonexistent", enqueue=False)
     IngestJob.objects.filter(pk=job.pk).update(state=state)
     job.studies.add(loose if which == "itself" else other)
