@@ -59,9 +59,18 @@ def _keystream_cipher(key: bytes, offset: int):
 
 class StagingWriter:
     """Appends plaintext at ``offset`` to an encrypted staging file (apps.imaging.directio:
-    straight to the disk, not through the page cache, where the file system allows it)."""
+    straight to the disk, not through the page cache, where the file system allows it).
 
-    def __init__(self, path: Path, key: bytes, offset: int, wait: float = 0):
+    The file is locked (``flock``: one writer at a time, whichever process) before anything
+    else. Without ``offset`` it is only locked, not touched: the caller reads the upload's
+    offset again under the lock, then calls ``begin`` (or ``close``). A writer that cut the file
+    back to an offset read before the lock destroyed the bytes the previous holder had just
+    written and counted."""
+
+    def __init__(self, path: Path, key: bytes, offset: int | None = None, wait: float = 0):
+        self._out: DirectWriter | None = None
+        self._dirty = False
+        self._key = key
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         self._stop = path.with_name(path.name + ".stop")
         # One writer at a time. A request that finds the file locked asks the holder to stop
@@ -80,10 +89,20 @@ class StagingWriter:
                 time.sleep(0.02)
         self._since = time.time()
         self._stop.unlink(missing_ok=True)
+        if offset is not None:
+            try:
+                self.begin(offset)
+            except BaseException:
+                self.close()
+                raise
+
+    def begin(self, offset: int) -> None:
+        """Write from ``offset`` on: what the file holds past it (bytes never counted: a write
+        cut short, a process that died) is cut off. Only with the lock held and ``offset``
+        read under it."""
         os.ftruncate(self._fd, offset)
         self._out = DirectWriter(self._fd, offset)
-        self._key = key
-        self._enc = _keystream_cipher(key, offset)
+        self._enc = _keystream_cipher(self._key, offset)
 
     def stop_requested(self) -> bool:
         """Another request for this upload waits for the lock (the client resumed elsewhere)."""
@@ -99,22 +118,36 @@ class StagingWriter:
             piece = view[at:at + step]
             room = self._out.reserve(len(piece) + BLOCK - 1)  # what update_into asks for
             self._out.commit(self._enc.update_into(piece, room))
+            self._dirty = True
 
     def rollback(self, offset: int) -> None:
         self._out.reset(offset)
         self._enc = _keystream_cipher(self._key, offset)
         os.ftruncate(self._fd, offset)
+        self._dirty = False
 
     def sync(self) -> None:
+        """What was written is on disk. Nothing is written when nothing was (the file is not
+        touched: its last block is not written again under a reader)."""
+        if self._out is None or not self._dirty:
+            return
         self._out.flush()
         os.fsync(self._fd)
+        self._dirty = False
 
     def close(self) -> None:
+        """Sync and unlock (closing the file releases the lock). Once only."""
+        if self._fd < 0:
+            return
         try:
             self.sync()
         finally:
-            self._out.close()
-            os.close(self._fd)
+            try:
+                if self._out is not None:
+                    self._out.close()
+            finally:
+                fd, self._fd = self._fd, -1
+                os.close(fd)
 
 
 class StagingReader(io.RawIOBase):

@@ -58,11 +58,27 @@ def upload_key(upload: Upload) -> bytes:
 
 
 def upload_writer(upload: Upload, wait: float = 0) -> staging.StagingWriter:
-    """The staging file, locked for appending at ``upload.offset`` (waits up to ``wait`` seconds
-    for another writer; BlockingIOError after that). The caller checks the offset again once it
-    holds the lock."""
-    return staging.StagingWriter(staging.staging_path(upload.staging_name), upload_key(upload), upload.offset,
-                                 wait=wait)
+    """The staging file, locked for appending: one writer per upload at a time, whichever
+    process serves the request (waits up to ``wait`` seconds for another writer;
+    BlockingIOError after that).
+
+    The writer starts at the offset read from the database once the lock is held, never at one
+    read before (``upload.offset``): the holder before may have moved it while this one waited
+    (a live request finishing its chunk, a cut one keeping what arrived), and cutting the file
+    back to a stale offset destroyed bytes it had written and counted. Only bytes past the
+    committed offset (never counted) are cut. The caller checks the offset again once it holds
+    the lock and writes nothing if it moved. The writer that moves the offset commits it before
+    closing, which unlocks: callers are not inside a transaction (the next holder would read the
+    offset from before it)."""
+    writer = staging.StagingWriter(staging.staging_path(upload.staging_name), upload_key(upload), wait=wait)
+    try:
+        committed = Upload.objects.filter(pk=upload.pk).values_list("offset", flat=True).first()
+        if committed is not None:  # a row gone: nothing to write (the caller finds no offset)
+            writer.begin(committed)
+    except BaseException:
+        writer.close()
+        raise
+    return writer
 
 
 def upload_open(upload: Upload):

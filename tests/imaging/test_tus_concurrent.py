@@ -1,0 +1,216 @@
+"""Two requests appending to the same tus upload at once (two browser tabs uploading the same
+file: the second tab's tus-js-client resumes the first one's upload from localStorage). One
+writer at a time; a request that finds the offset moved once it holds the upload gets a 409 and
+changes nothing, neither the offset nor a byte of the staging file; the staged bytes are the
+file's, and the upload is completed once.
+
+In process (portal.asgi.application, on the test database: PostgreSQL or SQLite) and end to
+end (uvicorn with several worker processes on loopback, SQLite, the ingest run)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import http.client
+import os
+import subprocess
+import sys
+import threading
+import time
+from urllib.parse import urlsplit
+
+import pytest
+from django.test import Client
+
+from apps.imaging import asgi as tus_asgi
+from apps.imaging.models import Upload
+from apps.organizations.models import Role
+from portal.asgi import application
+from tests.factories import member
+from tests.imaging.test_tus_stream import PIECE, _call, _create, _patch_headers, _pieces, _run, _staged
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def headers(org_a):
+    """A signed-in uploader's request headers (as tests/imaging/test_tus_stream.py)."""
+    client = Client()
+    client.force_login(member(org_a, Role.RADIOLOGIST, email="rad@alpha.example"))
+    name, session = next((k, m.value) for k, m in client.cookies.items())
+    return [(b"host", b"testserver"), (b"tus-resumable", b"1.0.0"), (b"x-csrftoken", b"t" * 32),
+            (b"cookie", f"{name}={session}; csrftoken={'t' * 32}".encode())]
+
+
+async def _paced(path: str, headers: list, pieces: list[bytes], pause: float) -> dict:
+    """A PATCH whose body arrives piece by piece, ``pause`` seconds apart (a live connection
+    sending a chunk: never idle long enough to be taken for a dead one)."""
+    size = sum(map(len, pieces))
+    queue = list(pieces)
+    out: dict = {}
+
+    async def receive():
+        if not queue:
+            await asyncio.Event().wait()
+        await asyncio.sleep(pause)
+        piece = queue.pop(0)
+        return {"type": "http.request", "body": piece, "more_body": bool(queue)}
+
+    async def send(message):
+        if message["type"] == "http.response.start":
+            out["status"] = message["status"]
+            out["headers"] = {k.decode().lower(): v.decode() for k, v in message["headers"]}
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "PATCH",
+             "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
+             "headers": [*headers, (b"content-length", str(size).encode())],
+             "client": ("127.0.0.1", 5001), "server": ("testserver", 80)}
+    await application(scope, receive, send)
+    return out
+
+
+def test_a_request_waiting_for_a_live_writer_changes_nothing_once_the_offset_moved(headers):
+    """Tab 2 PATCHes at the offset tab 1's PATCH starts from: it waits for tab 1's chunk,
+    then finds the offset moved: 409 at the new offset, and tab 1's bytes stay (they were cut
+    back to the stale offset, so the file came out with a hole of garbage)."""
+    data = os.urandom(16 * PIECE)
+    half = len(data) // 2
+    url = _create(headers, len(data) + 1)  # one byte short of complete: the staging file stays
+
+    async def both():
+        first = asyncio.ensure_future(_paced(url, _patch_headers(headers, 0), _pieces(data[:half]), 0.05))
+        await asyncio.sleep(0.15)  # the first holds the upload, its body still arriving
+        second = await asyncio.wait_for(_call("PATCH", url, _patch_headers(headers, 0), _pieces(data[:half])),
+                                        timeout=20)
+        return await asyncio.wait_for(first, timeout=20), second
+
+    first, second = _run(both())
+    assert first["status"] == 204 and first["headers"]["upload-offset"] == str(half), first
+    assert second["status"] == 409 and second["headers"]["upload-offset"] == str(half), second
+    upload = Upload.objects.get()
+    assert upload.offset == half and _staged(upload) == data[:half]
+    r = _run(_call("PATCH", url, _patch_headers(headers, half), _pieces(data[half:])))
+    assert r["status"] == 204, r
+    assert _staged(Upload.objects.get()) == data
+
+
+def test_a_cut_writer_keeps_exactly_what_arrived_and_the_request_taking_over_writes_nothing(headers, monkeypatch):
+    """A connection that went quiet (no checksum: browsers) gives way to the next request for
+    the upload: it keeps the bytes that arrived, and the request that asked it to stop, sent
+    at the old offset, gets a 409 at the new one without touching them."""
+    monkeypatch.setattr(tus_asgi, "POLL", 0.05)
+    data = os.urandom(8 * PIECE)
+    url = _create(headers, len(data) + 1)
+
+    async def both():
+        quiet = asyncio.ensure_future(_call("PATCH", url, _patch_headers(headers, 0), _pieces(data)[:2],
+                                            end="hang", length=len(data)))
+        await asyncio.sleep(0.5)
+        taking_over = await asyncio.wait_for(_call("PATCH", url, _patch_headers(headers, 0), _pieces(data)),
+                                             timeout=20)
+        await asyncio.wait_for(quiet, timeout=5)
+        return taking_over
+
+    r = _run(both())
+    assert r["status"] == 409 and r["headers"]["upload-offset"] == str(2 * PIECE), r
+    upload = Upload.objects.get()
+    assert upload.offset == 2 * PIECE and _staged(upload) == data[:2 * PIECE]
+    r = _run(_call("PATCH", url, _patch_headers(headers, upload.offset), _pieces(data[2 * PIECE:])))
+    assert r["status"] == 204, r
+    assert _staged(Upload.objects.get()) == data
+
+
+# --- end to end: two "tabs" against several server processes ---------------------------------------
+
+TAB_CHUNK = 1024 * 1024
+TAB_PIECE = 64 * 1024
+
+
+def _tab(base: str, url: str, inst, data: bytes, seen: list[int], stop: threading.Event) -> None:
+    """What tus-js-client does in a tab resuming ``url``: HEAD for the offset, PATCH the next
+    chunk from there (no checksum, as browsers send), and on a 409 or 423 ask again. The body
+    goes out in pieces a little apart, so that the two tabs' PATCHes overlap."""
+    where = urlsplit(base)
+    path = urlsplit(url).path
+    common = {**inst.headers(), "Tus-Resumable": "1.0.0"}
+    while not stop.is_set():
+        conn = http.client.HTTPConnection(where.hostname, where.port, timeout=60)
+        try:
+            conn.request("HEAD", path, headers=common)
+            response = conn.getresponse()
+            response.read()
+            assert response.status == 200, response.status
+            offset = int(response.getheader("Upload-Offset"))
+            if offset >= len(data):
+                return
+            chunk = data[offset:offset + TAB_CHUNK]
+            conn.putrequest("PATCH", path)
+            for name, value in {**common, "Content-Type": "application/offset+octet-stream",
+                                "Upload-Offset": str(offset), "Content-Length": str(len(chunk))}.items():
+                conn.putheader(name, value)
+            conn.endheaders()
+            for at in range(0, len(chunk), TAB_PIECE):
+                conn.send(chunk[at:at + TAB_PIECE])
+                time.sleep(0.005)
+            response = conn.getresponse()
+            response.read()
+            seen.append(response.status)
+            assert response.status in (204, 409, 423), response.status
+        finally:
+            conn.close()
+
+
+@pytest.mark.slow
+def test_two_tabs_sending_the_same_file_to_several_workers_store_it_intact(tmp_path):
+    from pydicom.uid import generate_uid
+
+    from bench.ingest import harness
+    from bench.ingest.synthetic import ct_slice
+
+    inst = harness.prepare(tmp_path / "var", fast_db=True)
+    source = tmp_path / "big.dcm"
+    ct_slice(study_uid=generate_uid(), series_uid=generate_uid(), index=0, rows=2048,
+             columns=2048).save_as(source, enforce_file_format=True)
+    data = source.read_bytes()
+    assert len(data) > 8 * 1024 * 1024
+    port = harness.free_port()
+    base = f"http://127.0.0.1:{port}"
+    log = (tmp_path / "server.log").open("wb")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "portal.asgi:application", "--host", "127.0.0.1", "--port", str(port),
+         "--workers", "3", "--log-level", "warning"],
+        cwd=harness.ROOT, env=inst.env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        harness.wait_answering(server, f"{base}/healthz", timeout=60)
+        uploader = harness.make_uploader(base, inst, source, chunk_size=TAB_CHUNK)
+        uploader.upload_chunk()  # tab 1 creates the upload and sends its first chunk; tab 2 finds it
+        url = uploader.url
+        seen: list[int] = []
+        stop = threading.Event()
+        errors: list[BaseException] = []
+
+        def run():
+            try:
+                _tab(base, url, inst, data, seen, stop)
+            except BaseException as exc:  # reported by the test (a thread's error is lost otherwise)
+                errors.append(exc)
+                stop.set()
+
+        tabs = [threading.Thread(target=run) for _ in range(2)]
+        for t in tabs:
+            t.start()
+        for t in tabs:
+            t.join(timeout=300)
+        assert not errors, errors
+        assert 409 in seen or 423 in seen, f"the tabs never met: {seen}"
+        status = harness.wait_for_ingest(url, inst, timeout=120)
+        stored = harness.verify(inst)
+    finally:
+        harness.stop(server)
+        log.close()
+    assert status["state"] == "complete" and status["offset"] == len(data)
+    job = status["job"]
+    assert job["state"] == "done" and job["files_ingested"] == 1 and job["files_skipped"] == 0, job
+    assert [s["state"] for s in stored["studies"]] == ["ready"]
+    expected = hashlib.sha256(data).hexdigest()
+    assert [v[:2] for v in stored["instances"].values()] == [[expected, expected]]
