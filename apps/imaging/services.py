@@ -8,6 +8,15 @@ insert each for blobs, instances and report lines.
 Duplicates: the same SOPInstanceUID with the same bytes is a duplicate (nothing stored); the
 same SOPInstanceUID with different bytes makes a new version of the study (earlier version
 untouched, warning recorded), never an overwrite.
+
+Cases: an ingest never changes the case of a study that exists, and adds to a study in a case
+only when the upload was sent into that case (whose UPLOAD_STUDY the upload checked). A study
+reaches a case's shares otherwise only through ``study_attach`` (second factor, confirmation
+of the case's audience and of the patient). So a file of a study stored in no case, sent into
+a case, goes into that study in no case; a file of a study in a case, sent into no case or
+another case, goes into a new version of it in no case, which can be attached to that case
+only. Either is told on the file's report line and the job ends with warnings; nothing is
+refused, so no bytes are lost.
 """
 
 from __future__ import annotations
@@ -155,27 +164,32 @@ def _series_for(study: Study, header: dicom.DicomHeader) -> Series:
     return series
 
 
-def _new_version(job: IngestJob, latest: Study, changed_uid: str) -> Study:
+def _new_version(job: IngestJob, latest: Study, changed_uid: str | None, *, case_id: int | None) -> Study:
     """Copy ``latest`` into version + 1 (rows only: the instances point at the same blobs),
-    leaving out the changed instance, which the caller adds."""
-    fields = {f: getattr(latest, f) for f in ("organization_id", "case_id", "study_instance_uid",
+    leaving out the changed instance (``changed_uid``, None: none), which the caller adds.
+    ``case_id``: the new version's case, ``latest``'s own or None (``_may_add_to``): a copy of a
+    study never goes into a case the study is not in."""
+    if case_id not in (None, latest.case_id):
+        raise ValueError("a new version goes into its study's case or into none")
+    fields = {f: getattr(latest, f) for f in ("organization_id", "study_instance_uid",
                                               "accession_number", "study_date", "study_description",
                                               "modalities", "body_part_examined", "patient_id",
                                               "patient_name", "patient_birth_date")}
-    study = Study.objects.create(**fields, version=latest.version + 1, previous=latest, created_by_job=job,
-                                 state=StudyState.PROCESSING, warnings=list(latest.warnings))
+    study = Study.objects.create(**fields, case_id=case_id, version=latest.version + 1, previous=latest,
+                                 created_by_job=job, state=StudyState.PROCESSING, warnings=list(latest.warnings))
     series_map: dict[int, Series] = {}
     for series in latest.series.all():
         series_map[series.pk] = Series.objects.create(
             organization_id=series.organization_id, study=study, series_instance_uid=series.series_instance_uid,
             series_number=series.series_number, modality=series.modality,
             series_description=series.series_description, body_part_examined=series.body_part_examined)
+    kept = latest.instances.all() if changed_uid is None else latest.instances.exclude(sop_instance_uid=changed_uid)
     Instance.objects.bulk_create([
         Instance(organization_id=i.organization_id, study=study, series=series_map[i.series_id], blob_id=i.blob_id,
                  sop_instance_uid=i.sop_instance_uid, sop_class_uid=i.sop_class_uid,
                  transfer_syntax_uid=i.transfer_syntax_uid, instance_number=i.instance_number, frames=i.frames,
                  rows=i.rows, columns=i.columns, size=i.size, sha256=i.sha256)
-        for i in latest.instances.exclude(sop_instance_uid=changed_uid).iterator()
+        for i in kept.iterator()
     ], batch_size=500)
     return study
 
@@ -326,32 +340,68 @@ class _Run:
         self.held.clear()
 
 
+#: told on the report line of a file placed otherwise than its upload asked (``_may_add_to``)
+IN_NO_CASE = gettext_noop("This study is stored in no case: the file went into it there, not into the case "
+                          "chosen for the upload. To put the study into a case, use “Attach to a case” on its page.")
+VERSION_IN_NO_CASE = gettext_noop("Version %(kept)s of this study is in a case, which an upload adds to only when "
+                                  "it is sent into that case: the file went into version %(version)s, in no case, "
+                                  "which can be attached to that case from the study's page.")
+DUPLICATE_ELSEWHERE = gettext_noop("The study it belongs to is not in the case chosen for the upload, and an upload "
+                                   "does not move a study.")
+
+
+def _may_add_to(job: IngestJob, latest: Study) -> bool:
+    """Whether a file of ``latest``'s study (its latest version, locked) may go into ``latest``
+    itself (or a new version in its case): when ``latest`` is in no case, or in the case the
+    upload was sent into. An ingest never changes a study's case either: a study in no case stays
+    there, whatever case the upload names (it must not bring a study someone else stored,
+    possibly another patient's, to that case's shares without the attach's second factor and
+    confirmation). Otherwise (a study in a case, an upload into no case or another case) the
+    file goes into a new version in no case, which ``study_attach`` puts into that case only."""
+    return latest.case_id is None or latest.case_id == job.case_id
+
+
 def _index(run: _Run, item: _Item, blob: Blob, sop_uids: list[str]) -> None:
-    """Decide the file's outcome (duplicate, new instance, new version) and add its instance."""
+    """Decide the file's outcome (duplicate, new instance, new version) and add its instance,
+    into a study in a case only as ``_may_add_to`` allows."""
     job, header = run.job, item.header
     latest = run.latest_study(header)
     held = run.instances(latest, sop_uids)
     existing = held.get(header.sop_instance_uid)
     if existing is not None and existing.sha256 == item.sha256:
         item.outcome = FileOutcome.DUPLICATE
-        item.reason = Deferred(gettext_noop("same SOPInstanceUID and same bytes as a stored instance"))
+        reasons = [Deferred(gettext_noop("same SOPInstanceUID and same bytes as a stored instance"))]
+        if job.case_id is not None and latest.case_id != job.case_id:
+            reasons.append(Deferred(DUPLICATE_ELSEWHERE))
+        item.reason = Deferred.join(reasons)
         item.study, item.instance = latest, existing
         run.link(latest)
         return
     study = latest
     item.outcome = FileOutcome.INGESTED
-    if existing is not None:
+    reasons = []
+    may_add = _may_add_to(job, latest)
+    if existing is not None or not may_add:
         run.flush_instances()  # the new version copies the latest one's instances, this batch's too
-        study = _new_version(job, latest, header.sop_instance_uid)
+        study = _new_version(job, latest, header.sop_instance_uid if existing is not None else None,
+                             case_id=latest.case_id if may_add else None)
         run.latest[header.study_instance_uid] = study
         held = run.instances(study, sop_uids)
-        item.outcome = FileOutcome.NEW_VERSION
-        item.reason = Deferred(gettext_noop("changed instance with an existing SOPInstanceUID: stored as version "
-                                            "%(version)s; version %(kept)s kept"), version=study.version,
-                               kept=latest.version)
-        study.warnings = [*study.warnings, {"kind": "changed_instance", "sop_instance_uid": header.sop_instance_uid,
-                                            "previous_version": latest.version}]
         run.dirty[study.pk] = study
+        if existing is not None:
+            item.outcome = FileOutcome.NEW_VERSION
+            reasons.append(Deferred(gettext_noop("changed instance with an existing SOPInstanceUID: stored as "
+                                                 "version %(version)s; version %(kept)s kept"),
+                                    version=study.version, kept=latest.version))
+            study.warnings = [*study.warnings, {"kind": "changed_instance",
+                                                "sop_instance_uid": header.sop_instance_uid,
+                                                "previous_version": latest.version}]
+    if not may_add:
+        reasons.append(Deferred(VERSION_IN_NO_CASE, kept=latest.version, version=study.version))
+    elif study.case_id is None and job.case_id is not None:
+        reasons.append(Deferred(IN_NO_CASE))
+    if reasons:
+        item.reason = Deferred.join(reasons)
     instance = Instance(
         organization_id=job.organization_id, study=study, series=run.series_for(study, header), blob=blob,
         sop_instance_uid=header.sop_instance_uid, sop_class_uid=header.sop_class_uid,
@@ -359,9 +409,6 @@ def _index(run: _Run, item: _Item, blob: Blob, sop_uids: list[str]) -> None:
         frames=header.frames, rows=header.rows, columns=header.columns, size=item.size, sha256=item.sha256)
     run.pending.append(instance)
     held[header.sop_instance_uid] = instance
-    if study.case_id is None and job.case_id is not None:
-        study.case_id = job.case_id
-        run.dirty[study.pk] = study
     if study.state != StudyState.PROCESSING:
         study.state = StudyState.PROCESSING  # more images arriving: not ready until the job ends
         run.dirty[study.pk] = study
@@ -568,6 +615,18 @@ def _store_abandon(stored: _Stored) -> None:
     blob_files_delete(written)
 
 
+def _placed_otherwise(job: IngestJob) -> bool:
+    """Whether some file of the job is not where its upload asked (``_may_add_to``): a study of
+    the job in no case or another case than the one the upload was sent into, or a new version
+    in no case made for a file of a study in a case. Their report lines say so, and the job
+    ends with warnings, so that the uploader reads them."""
+    if job.case_id is not None and job.studies.exclude(case_id=job.case_id).exists():
+        return True
+    # an ingested file's line says nothing unless it was placed otherwise (a study in a case, an
+    # upload into no case: the version in no case the uploader asked for, told where the rest is)
+    return job.files.filter(outcome=FileOutcome.INGESTED).exclude(reason="").exists()
+
+
 def _job_finish(job: IngestJob) -> IngestJob:
     """The job's counts, its studies ready, its records and renditions, in one transaction
     that only the run holding the job commits (``_job_hold``); then its staged file goes."""
@@ -582,7 +641,8 @@ def _job_finish(job: IngestJob) -> IngestJob:
         job.files_duplicate = counts.get(FileOutcome.DUPLICATE, 0)
         job.files_skipped = counts.get(FileOutcome.SKIPPED, 0)
         job.bytes_stored = stored["s"] or 0
-        warn = job.files_skipped or counts.get(FileOutcome.NEW_VERSION, 0)
+        warn = (job.files_skipped or counts.get(FileOutcome.NEW_VERSION, 0)
+                or _placed_otherwise(job))
         job.state = JobState.DONE_WITH_WARNINGS if warn else JobState.DONE
         job.finished_at = timezone.now()
         job.refresh_from_db(fields=["files_prepared"])  # counted by the batches (an F() update)
@@ -762,8 +822,10 @@ def study_attach(*, study: Study, case: Any, by: Any, request: Any = None) -> li
         if locked.case_id is not None:
             raise StudyAttachRefused(gettext_lazy("This study is in a case already."), code="attached")
         if any(v.case_id not in (None, case.pk) for v in versions):
-            # a changed instance uploaded into a case made a newer version there: this older one
-            # belongs with it, never in another case (whose shares would reach that patient's images)
+            # versions belong together: one in no case whose other version is in a case (a file of
+            # a study in a case uploaded into no case or another case made a newer version in no
+            # case: ``_may_add_to``) goes into that case or none, never into another (whose shares
+            # would reach that patient's images), whether it is the older version or the newer
             raise StudyAttachRefused(gettext_lazy("Another version of this study is in a case already: this one can "
                                                   "only be attached to that case."), code="versions_elsewhere")
         # the case is locked and read again too: a case closed meanwhile takes no study (closing
