@@ -243,17 +243,17 @@ def _check_complete(fh: IO[bytes], pos: int, size: int, ds, tsuid: UID) -> tuple
 
 
 #: bits of a sample of float and double float pixel data, whatever Bits Allocated says
-FLOAT_BITS = {(0x7FE0, 0x0008): 32, (0x7FE0, 0x0009): 64}
+FLOAT_BITS = {Tag(0x7FE0, 0x0008): 32, Tag(0x7FE0, 0x0009): 64}
 
 
-def native_pixel_bytes(ds, tag: tuple[int, int] = (0x7FE0, 0x0010)) -> int | None:
+def native_pixel_bytes(ds, tag: int | tuple[int, int] = (0x7FE0, 0x0010)) -> int | None:
     """The bytes native (uncompressed) pixel data of ``ds`` takes by its header: rows x columns x
     samples per pixel x frames x Bits Allocated / 8 (1-bit data packed 8 pixels a byte, the last
     byte partly used; YBR_FULL_422 two samples a pixel, PS3.5 8.2.1), without the pad byte of
     an odd length. None when the header does not say (no Rows, Columns or Bits Allocated, a Bits
     Allocated that is no whole number of bytes but 1), as the decoder then refuses the image."""
     rows, columns = _int(ds, "Rows", 0, US_MAX), _int(ds, "Columns", 0, US_MAX)
-    bits = FLOAT_BITS.get(tag) or _int(ds, "BitsAllocated", 0, 64)
+    bits = FLOAT_BITS.get(Tag(tag)) or _int(ds, "BitsAllocated", 0, 64)
     if not rows or not columns or not bits or (bits != 1 and bits % 8):
         return None
     samples = _int(ds, "SamplesPerPixel", 1, US_MAX) or 1

@@ -61,6 +61,7 @@ from pydicom.pixels import apply_color_lut, apply_modality_lut, pixel_array
 
 from apps.core.i18n import Deferred
 from apps.imaging import j2k
+from apps.imaging.dicom import native_pixel_bytes as dicom_native_pixel_bytes
 from apps.imaging.dicom import values
 from apps.imaging.storage import STORAGE_ERRORS
 
@@ -336,14 +337,8 @@ def _decode(fh: IO[bytes], ds: Dataset, info: FrameInfo, index: int) -> np.ndarr
     except STORAGE_ERRORS:
         raise  # deferred values are read from the stored file: storage, not the file
     except Exception as exc:
-        name = type(exc).__name__
-        logger.info("pixels: undecodable frame (%s, ts=%s)", name, info.transfer_syntax_uid)
-        if isinstance(exc, NotImplementedError | RuntimeError) and "plugin" in str(exc).lower():
-            raise UndecodableFrame(Deferred(gettext_noop(
-                "This file's compression (transfer syntax %(uid)s) cannot be decoded here."),
-                uid=info.transfer_syntax_uid or "?")) from exc
-        raise UndecodableFrame(Deferred(gettext_noop(
-            "The image data in this file is damaged or in an unsupported form."))) from exc
+        logger.info("pixels: undecodable frame (%s, ts=%s)", type(exc).__name__, info.transfer_syntax_uid)
+        raise UndecodableFrame(undecodable_reason(ds, exc)) from exc
     if arr.ndim == 3 and info.frames > 1 and arr.shape[-1] != 3:  # a single-frame index still gave a stack
         arr = arr[0]
     if info.photometric == "PALETTE COLOR":
@@ -359,6 +354,46 @@ def _decode(fh: IO[bytes], ds: Dataset, info: FrameInfo, index: int) -> np.ndarr
     if arr.ndim not in (2, 3):
         raise UndecodableFrame(Deferred(gettext_noop("The image data has an unexpected shape.")))
     return arr
+
+
+def transfer_syntax_name(uid: str) -> str:
+    """A transfer syntax by its name (pydicom's: "JPEG 2000 Image Compression"), its UID when
+    pydicom does not know it (a private one), "?" when there is none."""
+    return pydicom.uid.UID(uid).name if uid else "?"
+
+
+def shorter_than_header(ds: Dataset) -> bool:
+    """Whether ``ds``'s native (uncompressed) pixel data holds fewer bytes than its header says
+    (``apps.imaging.dicom.native_pixel_bytes``): Rows and Columns that do not match it, a frame
+    missing. Reads the pixel data's value (decoding it has)."""
+    tsuid = str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "") or "")
+    if not tsuid or pydicom.uid.UID(tsuid).is_compressed:
+        return False
+    for keyword in ("PixelData", "FloatPixelData", "DoubleFloatPixelData"):
+        if keyword in ds:
+            try:
+                held = len(ds[keyword].value or b"")
+            except STORAGE_ERRORS:
+                raise
+            except Exception:  # noqa: BLE001 - a value pydicom cannot read: not measured
+                return False
+            expected = dicom_native_pixel_bytes(ds, ds[keyword].tag)
+            return expected is not None and held < expected
+    return False
+
+
+def undecodable_reason(ds: Dataset, exc: BaseException) -> Deferred:
+    """Why the pixels of ``ds`` could not be decoded (``exc``, from pydicom or a codec), in words a
+    reader can act on, never the exception's type or text (which may quote the file): data shorter
+    than the header says, a compression no installed decoder takes (by its name), else damaged."""
+    if shorter_than_header(ds):
+        return Deferred(gettext_noop("The image data in this file is shorter than its header says: it cannot be "
+                                     "shown."))
+    if isinstance(exc, NotImplementedError | RuntimeError) and "plugin" in str(exc).lower():
+        tsuid = str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "") or "")
+        return Deferred(gettext_noop("This file's compression (%(name)s) cannot be decoded here."),
+                        name=transfer_syntax_name(tsuid))
+    return Deferred(gettext_noop("The image data in this file is damaged or in an unsupported form."))
 
 
 def _modality(arr: np.ndarray, ds: Dataset) -> np.ndarray:

@@ -16,6 +16,7 @@ transfer syntaxes goes through pydicom's encoders (pyjpegls, pylibjpeg-openjpeg,
 from __future__ import annotations
 
 import io
+import logging
 import warnings
 from dataclasses import dataclass
 
@@ -51,6 +52,8 @@ EDUCATION_QUALITY = 85
 BAND_TEXT = "PREVIEW - NOT FOR DIAGNOSTIC USE"
 #: UID root for derived objects (the generate_uid default root, with our own entropy sources)
 _EDUCATION_ENTROPY = "lightbox-education-v1"
+
+logger = logging.getLogger(__name__)
 
 
 class NotEncodable(Exception):
@@ -103,11 +106,13 @@ def identity_verified(data: bytes, header: Dataset) -> bool:
     return not identity_left(_read(data))
 
 
-def _error_name(exc: BaseException) -> str:
-    """What a reason says of an error: its type's name only. A library's message may quote the
-    file's values (pydicom's "invalid literal for int() with base 10: '...'" quotes a header
-    value, which may be the patient's name in a damaged file), and a reason is shown to users."""
-    return type(exc).__name__
+def _logged(exc: BaseException, what: str) -> BaseException:
+    """Log ``exc``'s type (at info, for a developer) and return it. A reason shown to users names
+    neither the type (a Python name says nothing to them) nor the message (a library's may quote
+    the file's values: pydicom's "invalid literal for int() with base 10: '...'" quotes a header
+    value, which may be the patient's name in a damaged file)."""
+    logger.info("renditions: %s (%s)", what, type(exc).__name__)
+    return exc
 
 
 def _pixels_of(ds: Dataset) -> np.ndarray:
@@ -154,8 +159,7 @@ def lossless_encode(data: bytes, codec: str) -> bytes:
                 ds.decompress(generate_instance_uid=False)
         original = _pixels_of(ds)
     except Exception as exc:
-        raise NotEncodable(Deferred(gettext_noop("The original pixels cannot be decoded here (%(error)s)."),
-                                    error=_error_name(exc))) from exc
+        raise NotEncodable(pixels.undecodable_reason(ds, _logged(exc, "original not decoded"))) from exc
     if tsuid == target:
         raise NotEncodable(Deferred(gettext_noop("The original is already %(codec)s."), codec=target.name))
     try:
@@ -165,14 +169,15 @@ def lossless_encode(data: bytes, codec: str) -> bytes:
         out = io.BytesIO()
         ds.save_as(out, enforce_file_format=True)
     except Exception as exc:
-        raise NotEncodable(Deferred(gettext_noop("%(codec)s cannot encode this image (%(error)s)."),
-                                    codec=target.name, error=_error_name(exc))) from exc
+        _logged(exc, f"not encoded as {target.name}")
+        raise NotEncodable(Deferred(gettext_noop("%(codec)s cannot encode this image."), codec=target.name)) from exc
     encoded = out.getvalue()
     try:
         decoded = _pixels_of(_read(encoded))
     except Exception as exc:
-        raise NotEncodable(Deferred(gettext_noop("The %(codec)s copy cannot be decoded back (%(error)s)."),
-                                    codec=target.name, error=_error_name(exc))) from exc
+        _logged(exc, f"{target.name} copy not decoded back")
+        raise NotEncodable(Deferred(gettext_noop("The %(codec)s copy cannot be decoded back."),
+                                    codec=target.name)) from exc
     if decoded.shape != original.shape or not np.array_equal(decoded, original):
         raise NotEncodable(Deferred(gettext_noop("The %(codec)s copy does not decode to the original pixels."),
                                     codec=target.name))

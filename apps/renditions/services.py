@@ -142,7 +142,8 @@ def _make_fields(kind: str, inst: Instance, data: bytes, facts: encoders.SourceF
     except Exception as exc:  # noqa: BLE001 - one odd file must not stop a study's other renditions
         logger.warning("renditions: %s failed for instance %s (%s)", kind, inst.pk, type(exc).__name__)
         return {**base, "status": Status.UNAVAILABLE, "label": KIND_LABEL[Kind(kind)],
-                **i18n.explained(Deferred(gettext_noop("Unexpected error (%(error)s)."), error=type(exc).__name__))}
+                **i18n.explained(Deferred(gettext_noop("Not made: an unexpected error (recorded in the "
+                                                            "portal's log).")))}
     raise ValueError(kind)
 
 

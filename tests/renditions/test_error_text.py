@@ -1,5 +1,5 @@
-"""Reasons and logs name an error by its type, never by its message: a library's message may
-quote the file's values. pydicom's badVR.dcm says Number of Frames = "1A", and decoding it fails
+"""Logs name an error by its type, never by its message, and reasons by neither: a library's message
+may quote the file's values. pydicom's badVR.dcm says Number of Frames = "1A", and decoding it fails
 with "invalid literal for int() with base 10: '1A'"; the lossless copy's reason quoted it. Here
 the value is a fictional patient's name, as a damaged file may hold one there."""
 
@@ -45,7 +45,7 @@ def test_an_error_quoting_a_header_value_is_named_by_its_type(org_a, clinician_a
     study_renditions_make(study_id=study.pk)
     lossless = RenditionFile.objects.get(study=study, kind=Kind.LOSSLESS)
     assert lossless.status == Status.UNAVAILABLE
-    assert lossless.reason == "The original pixels cannot be decoded here (ValueError)."
+    assert lossless.reason == "The image data in this file is damaged or in an unsupported form."
     for row in [*RenditionFile.objects.filter(study=study), *Rendition.objects.filter(study=study)]:
         assert NAME not in row.reason and NAME not in str(row.reason_parts), row.kind
     assert NAME not in caplog.text

@@ -178,7 +178,7 @@ def _check_renditions(study, name: str, ds: pydicom.Dataset) -> None:
     for kind, f in made.items():
         if f.status != Status.READY:
             assert f.status == Status.UNAVAILABLE and f.reason, (name, kind)
-            assert not f.reason.startswith("Unexpected error"), (name, kind, f.reason)
+            assert "unexpected error" not in f.reason.lower(), (name, kind, f.reason)
     if ds.original_encoding[1] is False and "PixelData" in ds:
         # no lossless copy of a big-endian file: said plainly, not as three codecs' error messages
         assert (made[Kind.LOSSLESS].status, made[Kind.LOSSLESS].reason) == (Status.UNAVAILABLE, BIG_ENDIAN), name
