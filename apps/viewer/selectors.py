@@ -68,8 +68,11 @@ def viewer_series_instances(*, series_pk: int, start: int = 0,
     limit = SERIES_PAGE if limit is None else limit
     rows = list(Instance.objects.filter(series_id=series_pk).order_by(*INSTANCE_ORDER)
                 .values("public_id", "frames", "instance_number", "rows", "columns")[start:start + limit + 1])
+    # ``image``: whether the object's header gives an image to show (Rows and Columns): an RT plan,
+    # a structured report or a waveform (ECG) has none, and the viewer says so without asking
     items = [{"id": str(row["public_id"]), "frames": row["frames"] or 1, "number": row["instance_number"],
-              "rows": row["rows"], "columns": row["columns"]} for row in rows[:limit]]
+              "rows": row["rows"], "columns": row["columns"], "image": bool(row["rows"] and row["columns"])}
+             for row in rows[:limit]]
     return items, (start + limit if len(rows) > limit else None)
 
 

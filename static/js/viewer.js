@@ -25,6 +25,8 @@
   var cineButton = document.getElementById("viewer-cine");
   var fpsSelect = document.getElementById("viewer-fps");
   var invertButton = document.getElementById("viewer-invert");
+  var modeEl = document.getElementById("meta-mode");
+  var modeText = modeEl.textContent;  // the page's: what this reader may see of an image
   var csrf = root.querySelector("input[name=csrfmiddlewaretoken]");
   var ZERO = "00000000-0000-0000-0000-000000000000";
   var LOW_DELAY_MS = 120;
@@ -35,6 +37,7 @@
     zoom: 1, panX: 0, panY: 0, invert: false, tool: "scroll", mode: data.mode,
     image: null, kind: "none", token: 0, stopped: false, cine: null, frames: 0, dragWindow: false,
     shown: null,  // the series and stack position of the pixels on screen (the next ones may still be loading)
+    noImage: false,  // the image at pos has none to show (no image in the object, or not decodable)
     waiting: false,  // the image at pos is not listed yet: it is shown when its series' page arrives
   };
   // per series (by index): its stack as far as listed (an image per frame), where the next page
@@ -80,6 +83,33 @@
   function showMessage(text) {
     messageEl.textContent = text;
     messageEl.hidden = !text;
+  }
+
+  // An object with no image (an RT plan, a report, an ECG) or one that cannot be decoded: the
+  // page says so, claims no quality (the Mode says there is no image, not "Diagnostic quality
+  // available"), and the tools that act on an image (window presets, zoom, fit, invert, the window,
+  // pan and zoom drags) are disabled until an image is shown again
+  function setImageShown(shown) {
+    state.noImage = !shown;
+    root.dataset.image = shown ? "shown" : "none";
+    modeEl.textContent = shown ? modeText : modeEl.dataset.none;
+    root.querySelectorAll("#viewer-presets button, #viewer-zoom-in, #viewer-zoom-out, #viewer-fit, #viewer-invert, " +
+                          "input[name=viewer-tool]:not([value=scroll])")
+      .forEach(function (control) { control.disabled = !shown || state.stopped; });
+    if (!shown && state.tool !== "scroll") {
+      state.tool = "scroll";
+      root.querySelector("input[name=viewer-tool][value=scroll]").checked = true;
+    }
+  }
+
+  function noImage(text) {
+    state.image = null;
+    state.shown = null;
+    draw();
+    setLabel("none");
+    showMessage(text);
+    setImageShown(false);
+    document.getElementById("meta-window").textContent = "—";
   }
 
   function stop(text) {
@@ -159,13 +189,11 @@
     if (result.denied) { stop(ds.msgDenied); return false; }
     if (result.error) { showMessage(ds.msgNetwork); return false; }
     if (result.undecodable) {
-      state.image = null;
-      draw();
-      setLabel("none");
-      showMessage(ds.msgUndecodable + (result.body && result.body.reason ? " " + result.body.reason : ""));
+      noImage(ds.msgUndecodable + (result.body && result.body.reason ? " " + result.body.reason : ""));
       return true;
     }
     showMessage("");
+    setImageShown(true);
     state.image = result.bitmap;
     state.shown = { series: state.series, pos: state.pos, total: state.total };
     draw();
@@ -192,6 +220,10 @@
     state.waiting = false;
     if (root.dataset.seriesState !== "ready") { setLoading("ready"); }
     var token = ++state.token;
+    if (item.image === false) {  // nothing to ask for: the object holds no image
+      noImage(ds.msgNoImage);
+      return;
+    }
     var lowOnly = options && options.lowOnly;
     var done = false;
     state.frames += 1;
@@ -243,7 +275,7 @@
     instances.forEach(function (inst) {
       for (var f = 0; f < inst.frames; f++) {
         record.stack.push({ id: inst.id, frame: f, frameCount: inst.frames, number: inst.number,
-                            rows: inst.rows, columns: inst.columns });
+                            rows: inst.rows, columns: inst.columns, image: inst.image });
       }
     });
   }
@@ -415,11 +447,12 @@
   }
 
   function zoomBy(factor) {
+    if (state.noImage) { return; }
     state.zoom = Math.max(0.1, Math.min(20, state.zoom * factor));
     draw();
   }
 
-  function fit() { state.zoom = 1; state.panX = state.panY = 0; draw(); }
+  function fit() { if (state.noImage) { return; } state.zoom = 1; state.panX = state.panY = 0; draw(); }
 
   function stopCine() {
     if (state.cine) { window.clearInterval(state.cine); state.cine = null; }
@@ -445,6 +478,7 @@
   }
 
   function toggleInvert() {
+    if (state.noImage) { return; }
     state.invert = !state.invert;
     invertButton.setAttribute("aria-pressed", String(state.invert));
     draw();
@@ -469,12 +503,13 @@
     radio.addEventListener("change", function () { if (radio.checked) { state.tool = radio.value; } });
   });
 
-  function panBy(dx, dy) { state.panX += dx; state.panY += dy; draw(); }
+  function panBy(dx, dy) { if (state.noImage) { return; } state.panX += dx; state.panY += dy; draw(); }
 
   // Keyboard window/level, for every modality (the presets are CT's): steps relative to the
   // current window, so they suit a CT in HU as well as an MR's arbitrary units. A held key
   // (auto-repeat) asks for small frames only, like a drag; releasing it loads the full frame.
   function windowBy(centerSteps, widthFactor, held) {
+    if (state.noImage) { return; }
     var win = currentWindow(), step = Math.max(win[1], 10) / 20;
     if (held) { state.dragWindow = true; }
     setWindow(win[0] + centerSteps * step, win[1] * widthFactor, held);
@@ -543,6 +578,7 @@
       gesture = { kind: "pinch", dist: p.dist, mx: p.mx, my: p.my, zoom: state.zoom, panX: state.panX, panY: state.panY };
     } else if (pointers.size === 1) {
       var tool = event.button === 2 ? "window" : state.tool;
+      if (state.noImage) { tool = "scroll"; }  // no image to window, move or zoom: drags go through the stack
       gesture = { kind: tool, x: event.clientX, y: event.clientY, pos: state.pos, zoom: state.zoom,
                   panX: state.panX, panY: state.panY, win: currentWindow() };
     }
@@ -630,6 +666,7 @@
   if (!data.series.length) {
     setLabel("none");
     showMessage(ds.msgEmpty);
+    setImageShown(false);
   } else {
     selectSeries(0);
   }

@@ -352,7 +352,7 @@ def test_series_instances_for_the_owner_in_the_viewers_order_and_not_audited(cli
     body = response.json()
     assert body["next"] is None
     assert body["instances"] == [{"id": str(i.public_id), "frames": 1, "number": i.instance_number, "rows": 64,
-                                  "columns": 64} for i in reversed(second_series.made)]
+                                  "columns": 64, "image": True} for i in reversed(second_series.made)]
     assert not AuditEvent.objects.filter(action__startswith="viewer.").exists()  # the page records the session
 
 
