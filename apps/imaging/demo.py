@@ -32,6 +32,9 @@ BRAIN_MR_FILES = ["dicomdirtests/98892003/MR1/4919", "dicomdirtests/98892003/MR2
                   "dicomdirtests/98892003/MR2/4981", "dicomdirtests/98892003/MR2/5011"]
 #: the study uploaded with no case: a head CT slice of pydicom-data, in no other demo study
 UNATTACHED_FILES = ["693_UNCR.dcm"]
+#: the folder the demo's files are ingested from, inside a temporary one: "Your recent uploads"
+#: names a job by its folder's last part (``IngestJob.source_name``), not "lightbox-demo-x1y2z3"
+DEMO_SOURCE_NAME = "Demo data"
 
 
 def _demo_case(org: Organization) -> Case:
@@ -55,9 +58,12 @@ def _ingest(org: Organization, files: list[str], *, case: Case | None, created_b
     if not missing:
         return
     with tempfile.TemporaryDirectory(prefix="lightbox-demo-") as tmp:
+        source = Path(tmp) / DEMO_SOURCE_NAME
+        source.mkdir()
         for path in missing:
-            shutil.copy(path, Path(tmp) / Path(path).name)
-        job = ingest_job_create(organization=org, source_path=tmp, case=case, created_by=created_by, enqueue=False)
+            shutil.copy(path, source / Path(path).name)
+        job = ingest_job_create(organization=org, source_path=str(source), case=case, created_by=created_by,
+                                enqueue=False)
         ingest_job_run(job_id=job.pk)
 
 

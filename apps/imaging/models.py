@@ -8,6 +8,7 @@ into logs, task arguments, audit details or blob storage names.
 
 from __future__ import annotations
 
+from pathlib import PurePath
 from typing import ClassVar, NamedTuple
 
 from django.conf import settings
@@ -260,6 +261,13 @@ class JobState(models.TextChoices):
     FAILED = "failed", _("Failed")
 
 
+#: what a finished job none of whose files went into a study shows instead of its state ("Done
+#: with warnings" said nothing of a text file, an empty file, a damaged or nested zip sent alone):
+#: ``IngestJob.outcome`` and ``outcome_label``, told from its per-file outcomes, not stored
+NOTHING_IMPORTED = "nothing_imported"
+NOTHING_IMPORTED_LABEL = _("Nothing imported")
+
+
 class IngestJobQuerySet(WholeCaseQuerySet):
     def adding_to(self, studies) -> IngestJobQuerySet:
         """Jobs still adding to any of ``studies`` (queued or running): a study is not deleted
@@ -368,6 +376,35 @@ class IngestJob(PublicIdModel):
 
     def __str__(self) -> str:
         return f"IngestJob {self.public_id}"
+
+    @property
+    def imported_nothing(self) -> bool:
+        """Finished, and not one of its files is in a study: each was skipped (not DICOM, empty,
+        damaged, cut short, a zip inside the zip), or there was none. Told from the counts of its
+        per-file outcomes the job keeps when it ends (``files_ingested`` counts new versions too;
+        a duplicate's images are in the portal already), so a list of jobs reads nothing more."""
+        return (self.state in (JobState.DONE, JobState.DONE_WITH_WARNINGS)
+                and not self.files_ingested and not self.files_duplicate)
+
+    @property
+    def outcome(self) -> str:
+        """The job's state, or ``NOTHING_IMPORTED`` for a finished job that imported nothing."""
+        return NOTHING_IMPORTED if self.imported_nothing else self.state
+
+    @property
+    def outcome_label(self) -> str:
+        """``outcome`` in the reader's language, where pages show the job's state."""
+        return str(NOTHING_IMPORTED_LABEL if self.imported_nothing else self.get_state_display())
+
+    @property
+    def source_name(self) -> str:
+        """What the uploader knows the upload by: the name of the file they sent, or, for a
+        server folder or file (``manage.py ingest``, the demo), its last part, never the server's
+        path (where the portal keeps its files is no uploader's business, and a temporary folder's
+        name says nothing). Reads ``upload``: select it with the job."""
+        if self.upload_id is not None and self.upload.filename:
+            return self.upload.filename
+        return PurePath(self.source_path.rstrip("/\\")).name if self.source_path else ""
 
     @property
     def failure(self) -> JobFailure | None:

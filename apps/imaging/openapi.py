@@ -13,7 +13,7 @@ from uuid import UUID
 from django.urls import reverse
 
 from apps.imaging import tus
-from apps.imaging.models import FAILURE_MESSAGES
+from apps.imaging.models import FAILURE_MESSAGES, NOTHING_IMPORTED, JobState
 
 TAGS = ["v1"]
 _TEXT = {"text/plain": {"schema": {"type": "string"}}}
@@ -118,7 +118,16 @@ UPLOAD_STATUS = {
         "job": {"type": "object", "nullable": True, "description": "The ingest of the finished upload: its "
                 "state, counts, per-file outcomes (`files`), the studies it made (`studies`) and, when it "
                 "failed as a whole, why (`failure`).",
-                "properties": {"failure": JOB_FAILURE}, "additionalProperties": True},
+                "properties": {
+                    "failure": JOB_FAILURE,
+                    "state": {"type": "string", "enum": sorted(JobState.values),
+                              "description": "As stored: `queued` and `running` until the job ends."},
+                    "outcome": {"type": "string", "enum": sorted([*JobState.values, NOTHING_IMPORTED]),
+                                "description": "`state`, except `nothing_imported` for a job that ended "
+                                               "with no file in a study (each one skipped, or none)."},
+                    "state_label": {"type": "string", "description": "`outcome` in the reader's language."},
+                    "report_url": {"type": "string", "description": "The job's report page."}},
+                "additionalProperties": True},
     },
 }
 

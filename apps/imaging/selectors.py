@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from uuid import UUID
 
 from django.db.models import Case, Count, F, Q, Value, When, Window
@@ -69,6 +69,21 @@ class JobReport:
     job: IngestJob
     lines: list[IngestFileResult]  # the first REPORT_LINES
     total: int                      # all of them
+    #: how many of them of each outcome (``FileOutcome``): the study page counts its own study's
+    #: files, not the whole upload's (its lines are that study's, and the files skipped)
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def ingested(self) -> int:  # a changed file stored as a new version was ingested too
+        return self.counts.get(FileOutcome.INGESTED, 0) + self.counts.get(FileOutcome.NEW_VERSION, 0)
+
+    @property
+    def duplicates(self) -> int:
+        return self.counts.get(FileOutcome.DUPLICATE, 0)
+
+    @property
+    def skipped(self) -> int:
+        return self.counts.get(FileOutcome.SKIPPED, 0)
 
 
 #: a report's lines, the files that need the uploader's attention first: skipped, then changed
@@ -80,6 +95,21 @@ PROBLEMS_FIRST = (Case(When(outcome=FileOutcome.SKIPPED, then=Value(0)),
 def _report_lines(study: Study, jobs):
     """The report lines of ``jobs`` about ``study`` (and the files they skipped)."""
     return IngestFileResult.objects.filter(Q(study=study) | Q(outcome=FileOutcome.SKIPPED), job__in=jobs)
+
+
+def _outcome_counts(lines) -> dict[int, dict[str, int]]:
+    """How many of ``lines`` there are of each outcome, by job: one query."""
+    counts: dict[int, dict[str, int]] = {}
+    for job_id, outcome, n in (lines.order_by().values("job_id", "outcome").annotate(n=Count("id"))
+                               .values_list("job_id", "outcome", "n")):
+        counts.setdefault(job_id, {})[outcome] = n
+    return counts
+
+
+def study_job_counts(*, study: Study, job: IngestJob) -> dict[str, int]:
+    """How many lines of ``job``'s report about ``study`` (and the files it skipped) there are of
+    each outcome: the counts over the study page's whole report of one ingest."""
+    return _outcome_counts(_report_lines(study, [job])).get(job.pk, {})
 
 
 def study_job_report(*, user, study: Study, job_id: str):
@@ -101,13 +131,14 @@ def study_job_reports(*, study: Study, jobs) -> list[JobReport]:
     if not jobs:
         return []
     about = _report_lines(study, jobs)
-    totals = dict(about.order_by().values("job_id").annotate(n=Count("id")).values_list("job_id", "n"))
+    counts = _outcome_counts(about)
     first = (about.annotate(line=Window(RowNumber(), partition_by=F("job_id"), order_by=list(PROBLEMS_FIRST)))
              .filter(line__lte=REPORT_LINES).order_by("job_id", "line"))
     lines: dict[int, list[IngestFileResult]] = {}
     for f in first:
         lines.setdefault(f.job_id, []).append(f)
-    return [JobReport(job=job, lines=lines.get(job.pk, []), total=totals.get(job.pk, 0)) for job in jobs]
+    return [JobReport(job=job, lines=lines.get(job.pk, []), total=sum(counts.get(job.pk, {}).values()),
+                      counts=counts.get(job.pk, {})) for job in jobs]
 
 
 def recent_uploads(*, user, organization):
@@ -115,6 +146,32 @@ def recent_uploads(*, user, organization):
     page of (years of uploads pile up), each with its studies in one more query."""
     return (IngestJob.objects.visible_to(user).filter(organization=organization, created_by=user)
             .select_related("upload").prefetch_related("studies").order_by("-created_at", "-id"))
+
+
+def upload_job_get(*, user, public_id: UUID, request: HttpRequest | None = None) -> IngestJob:
+    """One upload's ingest, for its report page, if ``user`` may see it (``visible_to``: its
+    organization's staff); else 404, and a refusal of a job that exists is recorded in its
+    organization's trail, as a study's is. The view then asks the policy whether the user may
+    upload there: the report is for those who upload, as on the study page."""
+    try:
+        return (IngestJob.objects.visible_to(user).select_related("organization", "upload")
+                .get(public_id=public_id))
+    except IngestJob.DoesNotExist:
+        record_hidden_refusal(user=user, model=IngestJob, public_id=public_id, request=request,
+                              wanted=policy.Action.UPLOAD_STUDY.value)
+        raise Http404 from None
+
+
+def upload_job_lines(*, job: IngestJob):
+    """Every line of ``job``'s per-file report, problems first (as the study page's): a query to
+    page through; a zip of thousands of files has thousands of lines."""
+    return IngestFileResult.objects.filter(job=job).order_by(*PROBLEMS_FIRST)
+
+
+def upload_job_studies(*, user, job: IngestJob):
+    """The studies ``job`` added to that ``user`` may see (``visible_to``), each with its
+    description, state and number of images for the report page to name it by."""
+    return Study.objects.visible_to(user).filter(ingest_jobs=job).order_by("created_at", "id")
 
 
 def studies_in_no_case(*, user, organization):

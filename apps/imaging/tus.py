@@ -28,7 +28,7 @@ from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.translation import gettext
+from django.utils.translation import gettext, ngettext
 from django.views.decorators.cache import never_cache
 
 from apps.cases.models import Case
@@ -362,7 +362,10 @@ def _status_json(upload: Upload) -> dict:
            "filename": upload.filename, "job": None}
     if job is not None:
         out["job"] = {
-            "state": job.state, "state_label": str(job.get_state_display()),
+            # ``state`` as stored (clients poll until it is neither queued nor running); ``outcome``
+            # tells a finished job that imported nothing apart ("nothing_imported"), as its label does
+            "state": job.state, "outcome": job.outcome, "state_label": job.outcome_label,
+            "report_url": reverse("imaging:upload_report", kwargs={"ingestjob_id": job.public_id}),
             "files_total": job.files_total, "files_ingested": job.files_ingested,
             "files_duplicate": job.files_duplicate, "files_skipped": job.files_skipped,
             "files_prepared": job.files_prepared,
@@ -373,8 +376,9 @@ def _status_json(upload: Upload) -> dict:
                       for f in job.files.order_by(*PROBLEMS_FIRST)[:STATUS_FILES]],
             "studies": [{"id": str(s.public_id), "url": s.get_absolute_url(), "state": s.state,
                          "state_label": str(s.get_state_display()), "version": s.version,
-                         "description": s.study_description,
-                         "instances": s.num_instances} for s in job.studies.all()],
+                         "description": s.study_description, "instances": s.num_instances,
+                         "instances_label": ngettext("%(n)s image", "%(n)s images", s.num_instances)
+                         % {"n": s.num_instances}} for s in job.studies.all()],
         }
     return out
 

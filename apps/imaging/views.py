@@ -69,7 +69,8 @@ def study_detail(request: HttpRequest, study_id: UUID) -> HttpResponse:
         if one is not None:
             job, lines = one
             lines_page = page_of(request, lines, size=selectors.REPORT_LINES, param="lines")
-            jobs = [selectors.JobReport(job=job, lines=list(lines_page), total=lines_page.paginator.count)]
+            jobs = [selectors.JobReport(job=job, lines=list(lines_page), total=lines_page.paginator.count,
+                                        counts=selectors.study_job_counts(study=study, job=job))]
         else:  # the latest ingests, REPORT_JOBS a page (?ingests=N for the older ones)
             ingests_page = page_of(request, selectors.study_jobs(user=request.user, study=study),
                                    size=selectors.REPORT_JOBS, param="ingests")
@@ -221,4 +222,23 @@ def upload_page(request: HttpRequest) -> HttpResponse:
                            size=NO_CASE_PAGE_SIZE, param="no_case"),
         "show_patient": policy.can(request.user, Action.VIEW_PATIENT_IDENTITY, org, facts=facts),
         "max_bytes": org.upload_max_bytes,
+    })
+
+
+@login_required
+@require_http_methods(["GET", "HEAD"])
+@policy.serves(Action.UPLOAD_STUDY)
+def upload_report(request: HttpRequest, ingestjob_id: UUID) -> HttpResponse:
+    """One upload's ingest: its outcome, the studies it added and its whole per-file report
+    (problems first, a page at a time), reached from "Your recent uploads". An upload that
+    imported nothing (a text file, a damaged zip) has no study page to carry its reasons: here
+    they stay after a reload. For whoever may upload into the job's organization, as the study
+    page's report is (file names are the organization's own record); 404 to whoever cannot see
+    the job, 403 to its other staff."""
+    job = selectors.upload_job_get(user=request.user, public_id=ingestjob_id, request=request)
+    policy.require(request.user, Action.UPLOAD_STUDY, job.organization, request=request)
+    return render(request, "imaging/upload_report.html", {
+        "job": job,
+        "lines": page_of(request, selectors.upload_job_lines(job=job), size=selectors.REPORT_LINES, param="lines"),
+        "studies": selectors.upload_job_studies(user=request.user, job=job),
     })

@@ -102,7 +102,7 @@ def test_the_recent_uploads_come_a_page_at_a_time_in_the_same_queries(org_a, cli
     jobs(range(2))
     few, _html = queries_and_html(client, url)
     jobs(range(2, 7))
-    many, _first, _last = first_and_last_of_seven(client, url, row="/import/batch-", param="uploads",
+    many, _first, _last = first_and_last_of_seven(client, url, row='job-source">batch-', param="uploads",
                                                   anchor="#recent-heading")
     assert many == few, (few, many)
 
