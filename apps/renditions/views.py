@@ -3,11 +3,12 @@
 ``?rendition=`` picks the rendition: ``preview`` (the default: a share offers the preview first),
 ``education``, ``lossless`` or ``original``; the last two are diagnostic renditions and need the
 "original" permission. Which the actor may take is ``apps.sharing.policy``'s decision, made once
-a request before any work (``download_decide``, counting nothing, on what one reading of the
-actor's memberships and grants says, the check that the case may be seen included); the download
-is counted on that decision (``download_count``) once the package is built and the Range is known
-to be satisfiable (a request answered 416 counts nothing); a resumed transfer (a Range request not
-starting at 0) of the same package counts once.
+a request before any work (``download_decide``, counting nothing, on what the request's reading
+of the actor's memberships and one reading of their grants say, the check that the case may be
+seen included); once the package is built and the Range is known to be satisfiable (a request
+answered 416 counts nothing) it is decided again, afresh (access may have ended meanwhile), and
+counted on that decision (``download_count``); a resumed transfer (a Range request not starting
+at 0) of the same package counts once.
 
 The response has the exact Content-Length, a strong ETag and ``Accept-Ranges: bytes``; a single
 ``Range`` (honoured only when ``If-Range``, if sent, matches the ETag) gets 206 with that slice.
@@ -133,14 +134,19 @@ def _decide(request: HttpRequest, actor, obj, kind: str, scope: str) -> policy.D
         raise
 
 
-def _count(request: HttpRequest, actor, obj, decision: policy.DownloadDecision):
-    """Count the decided download: the grant it is counted on (None by role). Refused when no
-    grant of the decision takes it any more (its limit used up by a parallel download meanwhile):
-    403, recorded, or 404 for a resume of an object no longer visible, as a refused decision."""
+def _count(request: HttpRequest, actor, obj, kind: str, scope: str):
+    """Decide again, afresh, once the package is built, and count the download on that decision:
+    the grant it is counted on (None by role). Access may have ended while the package was built
+    (a grant or a link revoked, anonymous links switched off, a membership ended): the first
+    decision's reading is not trusted for what goes out, as the count writes. Refused: 403,
+    recorded, or 404 when the object may no longer be seen at all (as a refused decision)."""
     try:
+        decision = policy.download_decide(actor=actor, obj=obj, rendition=SHARING_RENDITION[Kind(kind)],
+                                          package_key=_package_key(obj, kind, scope), resumed=_resumed(request),
+                                          request=request)
         return policy.download_count(decision, request=request)
     except PermissionDenied:
-        if _resumed(request) and not policy.can(actor, Action.VIEW_CASE, obj):
+        if not policy.can(actor, Action.VIEW_CASE, obj):
             raise Http404 from None  # the denial is recorded already
         raise
 
@@ -154,7 +160,7 @@ def _serve(request: HttpRequest, actor, obj, kind: str, scope: str, build) -> Ht
     refusal = range_refusal(request, package)
     if refusal is not None:
         return refusal
-    grant = decision.grant if request.method == "HEAD" else _count(request, actor, obj, decision)
+    grant = decision.grant if request.method == "HEAD" else _count(request, actor, obj, kind, scope)
     context = {"scope": scope, "rendition": kind, "grant": str(grant.public_id) if grant else ""}
 
     def recorded(action: str, figures: dict) -> None:

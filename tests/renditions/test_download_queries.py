@@ -19,7 +19,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from apps.audit.models import AuditEvent
-from apps.organizations.models import Membership, Role
+from apps.organizations.models import Membership, Organization, Role
 from apps.renditions import views
 from apps.sharing import services as sharing
 from apps.sharing.models import GrantDownload, ShareLink
@@ -44,31 +44,33 @@ def _download_queries(client: Client, url: str, **headers) -> tuple[int, list[st
     return response.status_code, [q["sql"] for q in ctx.captured_queries]
 
 
-def _assert_read_once(queries: list[str], *, signed_in: bool, reader: bool) -> None:
+def _assert_read(queries: list[str], *, signed_in: bool, reader: bool, times: int = 2) -> None:
+    """The memberships (for a signed-in actor) and the grants (for a reader) read ``times``: by
+    default twice, the request's reading and once afresh after the package is built."""
     memberships = reads_of(queries, "organizations_membership")
-    assert len(memberships) == (1 if signed_in else 0), memberships
+    assert len(memberships) == (times if signed_in else 0), memberships
     grants = policy_grant_reads(queries)
-    assert len(grants) == (1 if reader else 0), grants
+    assert len(grants) == (times if reader else 0), grants
 
 
 @pytest.mark.parametrize("who", ["staff", "recipient", "link_holder"])
-def test_a_download_reads_the_memberships_and_the_grants_once(ct_study, clinician_a, client_as, who):
+def test_a_download_reads_the_memberships_and_the_grants_twice(ct_study, clinician_a, client_as, who):
     client = client_as(clinician_a) if who == "staff" else Share(ct_study, clinician_a, who).client
     client.get(_url(ct_study), headers={"Range": "bytes=0-0"})  # the session settled (a download counted)
     status, queries = _download_queries(client, _url(ct_study))
     assert status == 200
-    _assert_read_once(queries, signed_in=who != "link_holder", reader=who != "staff")
-    assert len(queries) <= {"staff": 16, "recipient": 26, "link_holder": 27}[who], queries  # 20, 38, 34 before
+    _assert_read(queries, signed_in=who != "link_holder", reader=who != "staff")
+    assert len(queries) <= {"staff": 17, "recipient": 29, "link_holder": 29}[who], queries  # 20, 38, 34 before
 
 
 @pytest.mark.parametrize("how", ["recipient", "link_holder"])
-def test_a_resumed_download_reads_them_once_and_counts_once(ct_study, clinician_a, how):
+def test_a_resumed_download_reads_them_twice_and_counts_once(ct_study, clinician_a, how):
     share = Share(ct_study, clinician_a, how)
     first, _total, etag = share.begin()
     status, queries = _download_queries(share.client, _url(ct_study), Range=f"bytes={len(first)}-",
                                         **{"If-Range": etag})
     assert status == 206
-    _assert_read_once(queries, signed_in=how == "recipient", reader=True)
+    _assert_read(queries, signed_in=how == "recipient", reader=True)
     share.grant.refresh_from_db()
     assert share.grant.download_count == 1  # the resume was not counted again
 
@@ -78,7 +80,7 @@ def test_a_refused_download_reads_them_once(ct_study, clinician_a, client_as):
     coordinator = member(ct_study.organization, Role.COORDINATOR, email="coordinator@alpha.example")
     status, queries = _download_queries(client_as(coordinator), _url(ct_study))
     assert status == 403
-    _assert_read_once(queries, signed_in=True, reader=True)
+    _assert_read(queries, signed_in=True, reader=True, times=1)  # refused before any package is built
     assert AuditEvent.objects.filter(action="access.denied", details__wanted="download_preview").exists()
 
 
@@ -116,10 +118,10 @@ def _slow_build(monkeypatch, meanwhile) -> None:
 @pytest.mark.parametrize("resumed", [False, True])
 def test_a_grant_revoked_while_the_package_is_built_is_refused_and_not_counted(ct_study, clinician_a, monkeypatch,
                                                                                  resumed):
-    """The decision is made before the package is built; counting it, after, claims the download
-    only on a grant still live: one revoked meanwhile (closing its case revokes it too) is refused
-    cleanly, nothing counted, no byte sent; a resumed transfer likewise (404, as any refused
-    resume of a case its reader no longer sees)."""
+    """The decision made before the package is built is made again, afresh, before the download
+    is counted and sent: a grant revoked meanwhile (closing its case revokes it too) is refused
+    cleanly (404: the case is no longer theirs to see), nothing counted, no byte sent; a resumed
+    transfer likewise. The count itself also claims a download only on a grant still live."""
     share = Share(ct_study, clinician_a, "recipient")
     headers = {}
     if resumed:
@@ -129,21 +131,39 @@ def test_a_grant_revoked_while_the_package_is_built_is_refused_and_not_counted(c
     stopped = AuditEvent.objects.filter(action="download.incomplete").count()  # the first half's, if begun
     _slow_build(monkeypatch, lambda: sharing.grants_revoke(grants=[share.grant], by=clinician_a, reason="test"))
     response = share.get(**headers)
-    assert response.status_code == (404 if resumed else 403)
+    assert response.status_code == 404
     share.grant.refresh_from_db()
     assert share.grant.download_count == (1 if resumed else 0)
     assert GrantDownload.objects.filter(grant=share.grant).count() == counted
     assert AuditEvent.objects.filter(action="download.incomplete").count() == stopped  # no transfer began
 
 
-def test_a_link_revoked_while_the_package_is_built_sends_no_byte(ct_study, clinician_a, monkeypatch):
-    """What the count cannot see (the anonymous link revoked, its grant still live): when building
-    took RECHECK_SECONDS or more, the transfer asks the policy afresh before its first byte (not
-    RECHECK_SECONDS after it began), and the holder gets nothing."""
+def _revoke_link(share):
+    ShareLink.objects.filter(pk=share.link.pk).update(revoked_at=timezone.now())
+
+
+def _links_off(share):
+    Organization.objects.filter(pk=share.study.organization_id).update(anonymous_links_enabled=False)
+
+
+@pytest.mark.parametrize("end_access", [_revoke_link, _links_off], ids=["link_revoked", "links_switched_off"])
+def test_a_link_ended_while_the_package_is_built_is_refused_and_not_counted(ct_study, clinician_a, monkeypatch,
+                                                                             end_access):
+    """What the grant's own row does not say (its anonymous link revoked, or anonymous links
+    switched off for the organization) is decided afresh too: refused, nothing counted or sent."""
     share = Share(ct_study, clinician_a, "link")
-    _slow_build(monkeypatch, lambda: ShareLink.objects.filter(pk=share.link.pk).update(revoked_at=timezone.now()))
+    _slow_build(monkeypatch, lambda: end_access(share))
     response = share.get()
-    assert response.status_code == 200
-    assert b"".join(response.streaming_content) == b""
-    event = AuditEvent.objects.get(action="download.incomplete")
-    assert event.details["stopped"] == views.STOPPED_ACCESS_ENDED and event.details["bytes_sent"] == 0
+    assert response.status_code == 404
+    share.grant.refresh_from_db()
+    assert share.grant.download_count == 0
+    assert not GrantDownload.objects.filter(grant=share.grant).exists()
+    assert not AuditEvent.objects.filter(action__in=["grant.download", "download.incomplete"]).exists()
+
+
+def test_a_membership_ended_while_the_package_is_built_is_refused(ct_study, clinician_a, client_as, monkeypatch):
+    """Staff download on their role, nothing to count: their role is asked again, afresh."""
+    staff = client_as(clinician_a)
+    _slow_build(monkeypatch, lambda: Membership.objects.filter(user=clinician_a).update(is_active=False))
+    assert staff.get(_url(ct_study)).status_code == 404
+    assert not AuditEvent.objects.filter(action__in=["download.completed", "download.incomplete"]).exists()
