@@ -46,7 +46,8 @@ def test_upload_page_uploads_files_and_shows_the_report(page, live_server, tmp_p
     study = Study.objects.get()
     assert study.case == case and study.is_ready
     assert Instance.objects.count() == 3
-    page.get_by_role("link", name="Study").first.click()
+    # the file's report names its study by its description and its images (static/js/upload.js)
+    page.locator("[data-testid=upload-item] .report a").first.click()
     expect(page.get_by_test_id("study-state")).to_have_text("Ready")
 
 
