@@ -261,7 +261,9 @@ def _loose_study(w):
     of its own to go into (the other rows find w.case's one study)."""
     from apps.imaging.models import Study
 
-    w.loose = Study.objects.create(organization=w.org, study_instance_uid="1.2.826.0.1.3680043.10.9.1")
+    # the case patient's images (another patient's would ask for a box to tick: tests/imaging/test_attach.py)
+    w.loose = Study.objects.create(organization=w.org, study_instance_uid="1.2.826.0.1.3680043.10.9.1",
+                                   patient_id=w.patient.mrn)
     w.loose_case = CaseFactory(organization=w.org, patient=w.patient, created_by=w.clinician)
 
 
