@@ -13,7 +13,7 @@ from django.http import Http404
 from django.utils import timezone
 
 from apps.sharing import policy
-from apps.sharing.models import Grant, GrantDownload, GrantSource, Notification, OriginalRequest
+from apps.sharing.models import Grant, GrantDownload, Notification, OriginalRequest
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
@@ -171,8 +171,8 @@ def case_wide_grants(*, case: Case) -> list[Grant]:
     """The shares on ``case`` that cover all of its studies (they name none), live now or yet to
     start: a study put into the case reaches their recipients from then on (the page that attaches
     a study to a case lists them before the button). Revoked or expired grants, and grants that
-    name studies, reach no study added later. A tumor board's grants are left out: that page
-    lists them by their board (``apps.cases.selectors.case_boards_reaching``)."""
+    name studies, reach no study added later. A tumor board's own grants (``board.grants``) are
+    left out: that page lists them by their board (``apps.cases.selectors.case_boards_reaching``)."""
     return list(case.grants.filter(revoked_at__isnull=True, expires_at__gt=timezone.now(), studies__isnull=True)
-                .exclude(source=GrantSource.BOARD)
+                .filter(board_sessions__isnull=True)
                 .select_related("grantee", "created_by").order_by("expires_at", "id"))

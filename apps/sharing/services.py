@@ -647,6 +647,7 @@ class RenewRefusal:
     CASE_CLOSED = "case_closed"
     ANONYMOUS_OFF = "anonymous_off"   # an anonymous link, and the organization switched them off
     RECIPIENT_KIND = "recipient_kind"  # its template (as in force now) takes no such recipient
+    BOARD = "board"                   # a tumor board's: it ends with the board (board_end)
 
 
 RENEW_REFUSAL_MESSAGES = {
@@ -656,6 +657,7 @@ RENEW_REFUSAL_MESSAGES = {
     RenewRefusal.CASE_CLOSED: gettext_noop("This case is closed; nothing can be shared from it."),
     RenewRefusal.ANONYMOUS_OFF: gettext_noop("Anonymous links are switched off for this organization."),
     RenewRefusal.RECIPIENT_KIND: gettext_noop("This kind of share cannot go to that kind of recipient."),
+    RenewRefusal.BOARD: gettext_noop("A tumor board's access ends with its board and cannot be renewed on its own."),
 }
 
 
@@ -673,6 +675,10 @@ def grant_renew_refusal(*, grant: Grant, org_policy: SharingPolicy | None = None
     Read-only (no audit record, no row created): the page asks it for every grant it lists.
     Uses a prefetched ``renewals`` when there is one; ``org_policy``: the organization's
     SharingPolicy, when read already."""
+    if grant.source == GrantSource.BOARD:
+        # a renewal is a new grant outside the board's own (board.grants): ending the board,
+        # which revokes those, would have left it live
+        return RenewRefusal.BOARD
     template = TEMPLATES.get(grant.use_case)
     if template is None or not template.renewable:
         return RenewRefusal.NOT_RENEWABLE

@@ -587,3 +587,25 @@ def test_who_may_end_a_board_is_who_may_manage_cases_there(board, org_a, org_b, 
     user = member(org_a, role)
     assert policy.can(user, Action.END_BOARD, board) is (Action.MANAGE_CASE in policy.ROLE_ACTIONS[role])
     assert not policy.can(member(org_b, role), Action.END_BOARD, board)
+
+
+def test_a_boards_grant_is_not_renewed_on_its_own_and_one_renewed_before_is_listed_as_a_share(board):
+    """A board's access ends with the board: its grants cannot be renewed (a renewal, a grant
+    outside ``board.grants``, outlived ``board_end``). One renewed before this rule (source board,
+    in no board's grants) still reaches the case's studies, so the attach page lists it as a share."""
+    from apps.sharing import selectors as sharing_selectors
+    from apps.sharing import services as sharing_services
+    from apps.sharing.models import GrantSource
+
+    board, host, cases, consultant, _coordinator = board
+    services.board_start(board=board, by=host)
+    grant = board.grants.get(case=cases[0], grantee=consultant)
+    assert sharing_services.grant_renew_refusal(grant=grant) == sharing_services.RenewRefusal.BOARD
+    with pytest.raises(ValidationError):
+        sharing_services.grant_renew(grant=grant, by=host)
+    assert board.grants.count() == 4 and Grant.objects.filter(renewed_from=grant).count() == 0
+
+    assert sharing_selectors.case_wide_grants(case=cases[0]) == []  # listed by their board
+    earlier_renewal = grant_create(case=cases[0], grantee=consultant, permissions=["view"], expires_at=_soon(3),
+                                   by=host, source=GrantSource.BOARD)
+    assert sharing_selectors.case_wide_grants(case=cases[0]) == [earlier_renewal]
