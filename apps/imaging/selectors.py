@@ -199,11 +199,13 @@ def upload_case_choices(*, user, organization, chosen: str = "", facts=None) -> 
     qs = policy.upload_cases(user, organization, roles=roles).order_by("-created_at", "-id")
     cases = list(qs[:UPLOAD_CASE_CHOICES])
     total = qs.count() if len(cases) == UPLOAD_CASE_CHOICES else len(cases)
-    if chosen and all(str(c.public_id) != chosen for c in cases):
-        try:
-            extra = qs.filter(public_id=UUID(chosen)).first()
-        except ValueError:
-            extra = None
+    try:
+        wanted = UUID(chosen) if chosen else None
+    except ValueError:  # not a case's id: nothing chosen
+        wanted = None
+    # compared as UUIDs: the same id spelt otherwise (capitals, no hyphens) is not a second entry
+    if wanted is not None and all(c.public_id != wanted for c in cases):
+        extra = qs.filter(public_id=wanted).first()
         if extra is not None:
             cases.insert(0, extra)
     return cases, total

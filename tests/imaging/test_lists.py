@@ -8,7 +8,7 @@ import re
 import pytest
 from django.urls import reverse
 
-from apps.imaging import views
+from apps.imaging import selectors, views
 from apps.organizations.models import Role
 from tests.factories import CaseFactory, InstanceFactory, SeriesFactory, StudyFactory, member
 from tests.pages import first_and_last_of_seven, page_range, queries_and_html
@@ -187,3 +187,14 @@ def test_older_ingests_of_a_study_are_a_page_away(org_a, clinician_a, client_as,
     assert 'href="?ingests=2#report-heading" rel="next"' in first
     _n, older = queries_and_html(client, study.get_absolute_url() + "?ingests=2")
     assert "batch-0/" in older and "batch-2/" not in older
+
+
+def test_a_chosen_case_spelt_otherwise_is_listed_once_and_chosen(org_a, clinician_a):
+    """?case= with the case's id in capitals or without hyphens names the same case: it is not
+    added a second time (neither entry chosen); garbage chooses nothing."""
+    old, *_newer = [CaseFactory(organization=org_a) for _ in range(3)]
+    for spelling in (str(old.public_id).upper(), old.public_id.hex, str(old.public_id)):
+        cases, total = selectors.upload_case_choices(user=clinician_a, organization=org_a, chosen=spelling)
+        assert [c.pk for c in cases].count(old.pk) == 1 and total == 3
+    cases, _total = selectors.upload_case_choices(user=clinician_a, organization=org_a, chosen="not-a-case")
+    assert len(cases) == 3
