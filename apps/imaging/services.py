@@ -400,6 +400,11 @@ def _index(run: _Run, item: _Item, blob: Blob, sop_uids: list[str]) -> None:
         reasons.append(Deferred(VERSION_IN_NO_CASE, kept=latest.version, version=study.version))
     elif study.case_id is None and job.case_id is not None:
         reasons.append(Deferred(IN_NO_CASE))
+    if header.warnings:  # kept (nothing lost), flagged: the study is ready with warnings (dicom.WARNINGS)
+        reasons.append(dicom.warning_reason(header.warnings))
+        study.warnings = [*study.warnings, *({"kind": kind, "sop_instance_uid": header.sop_instance_uid}
+                                             for kind in header.warnings)]
+        run.dirty[study.pk] = study
     if reasons:
         item.reason = Deferred.join(reasons)
     instance = Instance(
@@ -615,15 +620,15 @@ def _store_abandon(stored: _Stored) -> None:
     blob_files_delete(written)
 
 
-def _placed_otherwise(job: IngestJob) -> bool:
-    """Whether some file of the job is not where its upload asked (``_may_add_to``): a study of
-    the job in no case or another case than the one the upload was sent into, or a new version
-    in no case made for a file of a study in a case. Their report lines say so, and the job
-    ends with warnings, so that the uploader reads them."""
+def _lines_to_read(job: IngestJob) -> bool:
+    """Whether some file of the job was ingested with something its uploader should read: not
+    where its upload asked (``_may_add_to``: a study of the job in no case or another case than the
+    one the upload was sent into, or a new version in no case made for a file of a study in a
+    case), or kept with a warning (``dicom.WARNINGS``: image data shorter than its header says).
+    Their report lines say so, and the job ends with warnings, so that the uploader reads them."""
     if job.case_id is not None and job.studies.exclude(case_id=job.case_id).exists():
         return True
-    # an ingested file's line says nothing unless it was placed otherwise (a study in a case, an
-    # upload into no case: the version in no case the uploader asked for, told where the rest is)
+    # an ingested file's line says nothing unless it was placed otherwise or kept with a warning
     return job.files.filter(outcome=FileOutcome.INGESTED).exclude(reason="").exists()
 
 
@@ -642,7 +647,7 @@ def _job_finish(job: IngestJob) -> IngestJob:
         job.files_skipped = counts.get(FileOutcome.SKIPPED, 0)
         job.bytes_stored = stored["s"] or 0
         warn = (job.files_skipped or counts.get(FileOutcome.NEW_VERSION, 0)
-                or _placed_otherwise(job))
+                or _lines_to_read(job))
         job.state = JobState.DONE_WITH_WARNINGS if warn else JobState.DONE
         job.finished_at = timezone.now()
         job.refresh_from_db(fields=["files_prepared"])  # counted by the batches (an F() update)
