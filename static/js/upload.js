@@ -24,13 +24,28 @@
   var CHUNK = 16 * 1024 * 1024;
 
   function text(el, value) { el.textContent = value; }
+  // a translated text's placeholder replaced by a value taken as it is ("$&" in a case's title too)
+  function fill(template, placeholder, value) { return template.replace(placeholder, function () { return value; }); }
+
+  function statusOf(error) {
+    var response = error && error.originalResponse;
+    return response ? response.getStatus() : 0;
+  }
+  // a 4xx is the server's refusal, which sending again cannot change; but for 409 (the offsets
+  // differ: resume from the server's) and 423 (another request is still writing the upload)
+  function refused(status) { return status >= 400 && status < 500 && status !== 409 && status !== 423; }
+  // the browser knows it has no connection (navigator.onLine): nothing can be sent until the
+  // `online` event, so an upload waits for it rather than failing (tus-js-client's retries give
+  // up at once while offline)
+  function offline() { return window.navigator.onLine === false; }
 
   // why an upload stopped, from the server's answer where there is one: a file over the
   // organization's limit, a closed case or a refusal will not go through by trying again, a
   // sign-out needs a sign-in first; anything else (a connection gone after the retries) resumes
   // later. The tus server's texts are in the reader's language, so the page goes by codes: the
   // Lightbox-Refusal header (apps/imaging/tus.py Refusal), the JSON of the access gate and of the
-  // CSRF check
+  // CSRF check; another refusal (a 4xx: an unknown case, say, one deleted since the page was
+  // loaded) shows the server's plain text reason, and no resuming
   var REFUSALS = {
     "signed_out": strings.signedOut, "case_closed": strings.caseClosed, "case_forbidden": strings.caseForbidden,
     "too_large": strings.tooLarge, "over_length": strings.overLength
@@ -45,6 +60,11 @@
       return strings.signedOut;
     }
     if (status === 403) { return strings.forbidden; }
+    if (refused(status)) {
+      var plain = /^text\/plain/.test(String(response.getHeader("Content-Type") || ""));
+      var reason = plain && body.trim().length <= 300 ? body.trim() : "";
+      return fill(strings.refused, "{reason}", reason || "HTTP " + status);
+    }
     return strings.failed;
   }
 
@@ -55,10 +75,11 @@
     var p = total ? Math.floor(100 * sent / total) : 100;
     bar.value = p;
     text(percent, p + "%");
-    var active = items.some(function (it) { return it.state === "uploading"; });
-    var paused = items.some(function (it) { return it.state === "paused"; });
+    var active = items.some(function (it) { return it.state === "uploading" || it.state === "offline"; });
+    // a failed upload (not a refused one) resumes from where the server stands
+    var resumable = items.some(function (it) { return it.state === "paused" || it.state === "failed"; });
     pauseBtn.disabled = !active;
-    resumeBtn.disabled = !paused;
+    resumeBtn.disabled = !resumable;
   }
 
   // a finished upload joins "Your recent uploads" at once, as the page would list it reloaded
@@ -137,13 +158,30 @@
     if (busy || !queue.length) { return; }
     var it = queue.shift();
     busy = true;
+    if (it.upload.url) { send(it); return; }  // begun on this page: resumed where the server stands
     it.upload.findPreviousUploads().then(function (previous) {
+      // only an upload of this file begun into the case chosen now: the server files the study
+      // into the case named when the upload was created, so one begun into another case (or
+      // into none) is not resumed but left to expire, and this one starts anew
+      previous = previous.filter(function (p) { return String((p.metadata || {})["case"] || "") === it.caseId; });
       if (previous.length) { it.upload.resumeFromPreviousUpload(previous[0]); }
-      it.state = "uploading";
-      text(it.status, " " + strings.uploading);
-      it.upload.start();
-      updateOverall();
+      send(it);
     });
+  }
+
+  function send(it) {
+    it.state = "uploading";
+    it.droppedOffline = false;
+    text(it.status, " " + strings.uploading);
+    it.upload.start();
+    updateOverall();
+  }
+
+  // the connection is gone: the upload keeps its turn and resumes when it is back
+  function waitOnline(it) {
+    it.state = "offline";
+    text(it.status, " " + strings.offline);
+    updateOverall();
   }
 
   function finished() { busy = false; next(); }
@@ -157,6 +195,12 @@
     var name = document.createElement("span");
     name.className = "mono";
     text(name, path || file.name);
+    var select = document.getElementById("upload-case");
+    var caseId = select.value;
+    // which case this upload goes into, as chosen when the file was (the select may change later)
+    var into = document.createElement("span");
+    into.setAttribute("data-testid", "upload-case");
+    text(into, caseId ? fill(strings.intoCase, "{case}", select.options[select.selectedIndex].text) : strings.noCase);
     var status = document.createElement("span");
     text(status, " " + strings.waiting);
     var progress = document.createElement("progress");
@@ -164,12 +208,12 @@
     progress.setAttribute("aria-label", path || file.name);
     var report = document.createElement("ul");
     report.className = "report";
-    li.appendChild(name); li.appendChild(document.createTextNode(" · ")); li.appendChild(status);
+    li.appendChild(name); li.appendChild(document.createTextNode(" · ")); li.appendChild(into);
+    li.appendChild(document.createTextNode(" · ")); li.appendChild(status);
     li.appendChild(progress); li.appendChild(report);
     list.appendChild(li);
     var it = { file: file, name: path || file.name, sent: 0, state: "waiting", status: status, progress: progress,
-               report: report };
-    var caseId = document.getElementById("upload-case").value;
+               report: report, caseId: caseId };
     it.upload = new window.tus.Upload(file, {
       endpoint: endpoint,
       chunkSize: CHUNK,
@@ -178,13 +222,26 @@
       metadata: { filename: path || file.name, filetype: file.type || "application/octet-stream", "case": caseId },
       storeFingerprintForResuming: true,
       removeFingerprintOnSuccess: true,
+      // retryDelays are for a server's hiccup (a 5xx, a 409, a 423, a connection reset); offline,
+      // the upload waits for the connection instead (onError)
+      onShouldRetry: function (error) {
+        if (offline()) { it.droppedOffline = true; return false; }
+        return !refused(statusOf(error));
+      },
       onProgress: function (sent, total) {
         it.sent = sent;
         it.progress.value = total ? Math.floor(100 * sent / total) : 100;
         updateOverall();
       },
       onError: function (error) {
-        it.state = "failed"; text(it.status, " " + failure(error)); updateOverall(); finished();
+        if (!statusOf(error) && (it.droppedOffline || offline())) {
+          if (offline()) { waitOnline(it); } else { send(it); }  // back already
+          return;
+        }
+        var why = failure(error);
+        // refused (a 4xx, or a reason the page names): resuming cannot help, so it is not offered
+        it.state = refused(statusOf(error)) || why !== strings.failed ? "refused" : "failed";
+        text(it.status, " " + why); updateOverall(); finished();
       },
       onSuccess: function () {
         it.state = "done"; it.sent = file.size; it.progress.value = 100;
@@ -239,9 +296,19 @@
       Array.prototype.forEach.call(dt.files, function (f) { add(f, f.name); });
     }
   });
+  window.addEventListener("offline", function () {
+    items.forEach(function (it) {
+      // a request under way may stall rather than fail: stopped now, it resumes from what the
+      // server kept when the connection is back
+      if (it.state === "uploading") { it.upload.abort(); waitOnline(it); }
+    });
+  });
+  window.addEventListener("online", function () {
+    items.forEach(function (it) { if (it.state === "offline") { send(it); } });
+  });
   pauseBtn.addEventListener("click", function () {
     items.forEach(function (it) {
-      if (it.state === "uploading") {
+      if (it.state === "uploading" || it.state === "offline") {
         it.upload.abort(); it.state = "paused"; text(it.status, " " + strings.paused);
       }
     });
@@ -249,7 +316,7 @@
   });
   resumeBtn.addEventListener("click", function () {
     items.forEach(function (it) {
-      if (it.state === "paused") { it.state = "uploading"; text(it.status, " " + strings.uploading); it.upload.start(); }
+      if (it.state === "paused") { send(it); } else if (it.state === "failed") { it.state = "waiting"; text(it.status, " " + strings.waiting); start(it); }
     });
     updateOverall();
   });
