@@ -126,7 +126,7 @@
       var li = document.createElement("li");
       var a = document.createElement("a");
       a.href = s.url;
-      a.textContent = strings.study + " (" + s.state_label + ", " + s.instances + ")";
+      a.textContent = (s.description || strings.untitled) + " (" + s.state_label + ", " + (s.instances_label || s.instances) + ")";
       li.appendChild(a);
       it.report.appendChild(li);
     });

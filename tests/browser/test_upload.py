@@ -47,6 +47,8 @@ def test_upload_page_uploads_files_and_shows_the_report(page, live_server, tmp_p
     assert study.case == case and study.is_ready
     assert Instance.objects.count() == 3
     # the file's report names its study by its description and its images (static/js/upload.js)
+    expect(page.locator("[data-testid=upload-item] .report a").first).to_have_text(
+        "Synthetic CT chest (Ready, 1 image)")  # the images this file brought
     page.locator("[data-testid=upload-item] .report a").first.click()
     expect(page.get_by_test_id("study-state")).to_have_text("Ready")
 
