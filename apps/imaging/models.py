@@ -13,7 +13,7 @@ from typing import ClassVar, NamedTuple
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils.translation import gettext_lazy as _
 
 from apps.core.models import Explained, PublicIdModel
@@ -83,7 +83,16 @@ class StudyQuerySet(StudyLinkedQuerySet):
         return self.filter(state__in=[StudyState.READY, StudyState.READY_WITH_WARNINGS])
 
     def latest_versions(self) -> StudyQuerySet:
-        return self.filter(superseded_by__isnull=True)
+        """The versions shown where they are, a case or no case: those no newer version
+        supersedes there. A study's version in a case stays its case's while the version after it
+        is in no case (an upload sent outside the case makes one there, ``services._may_add_to``,
+        until ``study_attach`` puts it into the case, where it then supersedes the older one); in
+        no case, the newest version there (one whose next version is in a case, from before
+        uploads stopped placing versions in cases, is still the one in no case)."""
+        newer_in_its_case = Study.objects.filter(previous=OuterRef("pk"), case_id=OuterRef("case_id"))
+        newer_in_no_case = Study.objects.filter(previous=OuterRef("pk"), case__isnull=True)
+        return self.filter(Q(case__isnull=False) & ~Exists(newer_in_its_case)
+                           | Q(case__isnull=True) & ~Exists(newer_in_no_case))
 
     def versions_of(self, study: Study) -> StudyQuerySet:
         """Every version of ``study`` (its StudyInstanceUID in its organization), itself included."""

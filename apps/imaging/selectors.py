@@ -184,8 +184,7 @@ def studies_in_no_case(*, user, organization):
     in no case at once, and the study page lists the versions: a row per version would offer
     the same study several times. Tenant-scoped: ``visible_to`` (rows of the organizations where
     the user holds VIEW_CASE), narrowed to ``organization``; nothing of another shows."""
-    return (Study.objects.visible_to(user).filter(organization=organization, case__isnull=True)
-            .filter(Q(superseded_by__isnull=True) | Q(superseded_by__case__isnull=False))
+    return (Study.objects.visible_to(user).filter(organization=organization, case__isnull=True).latest_versions()
             .select_related("created_by_job__created_by").order_by("-created_at", "-id"))
 
 

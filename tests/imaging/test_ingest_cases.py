@@ -287,3 +287,29 @@ def test_a_job_over_several_batches_and_a_crash_makes_one_version_in_no_case(
     [v2] = Study.objects.exclude(pk=v1.pk)
     assert (v2.version, v2.case_id, v2.previous_id, v2.num_instances) == (2, None, v1.pk, 11)
     assert set(job.files.values_list("study_id", flat=True)) == {v2.pk}
+
+
+def test_the_case_keeps_showing_its_version_while_the_newer_one_waits_in_no_case(
+        org_a, clinician, case_a, small_ct, tmp_path, client_as):
+    """A version in no case made by an upload outside case A supersedes case A's version only
+    once attached there: until then case A's page, its whole-case download and its consultants
+    keep version 1, and "Studies in no case" offers version 2. (Version 1 had vanished from the
+    case: the case lists latest versions only, and version 2 superseded it from no case.)"""
+    from apps.cases.selectors import _studies_of
+    from apps.imaging.selectors import studies_in_no_case
+
+    _ingest(org_a, small_ct, case=case_a, by=clinician)
+    v1 = Study.objects.get()
+    consultant = _consultant_of(case_a, clinician, "a.consultant@alpha.example")
+    _ingest(org_a, _one_file(small_ct, tmp_path / "one", changed=False), by=member(org_a, Role.RADIOLOGIST))
+    v2 = Study.objects.get(version=2)
+
+    assert [s.pk for s in _studies_of(case_a, clinician)] == [v1.pk]
+    assert list(Study.objects.filter(case=case_a).latest_versions().ready()) == [v1]  # the case's download
+    assert [s.pk for s in _studies_of(case_a, consultant)] == [v1.pk]
+    assert str(v1.public_id) in client_as(clinician).get(case_a.get_absolute_url()).content.decode()
+    assert [s.pk for s in studies_in_no_case(user=clinician, organization=org_a)] == [v2.pk]
+
+    study_attach(study=v2, case=case_a, by=clinician)
+    assert [s.pk for s in _studies_of(case_a, clinician)] == [v2.pk]
+    assert list(studies_in_no_case(user=clinician, organization=org_a)) == []
