@@ -175,8 +175,11 @@ def _new_version(job: IngestJob, latest: Study, changed_uid: str | None, *, case
                                               "accession_number", "study_date", "study_description",
                                               "modalities", "body_part_examined", "patient_id",
                                               "patient_name", "patient_birth_date")}
+    # a file's own warnings (dicom.WARNINGS: its image data short, say) leave with it when it is replaced
+    warnings = [w for w in latest.warnings if not (changed_uid and w.get("sop_instance_uid") == changed_uid
+                                                   and w.get("kind") in dicom.WARNINGS)]
     study = Study.objects.create(**fields, case_id=case_id, version=latest.version + 1, previous=latest,
-                                 created_by_job=job, state=StudyState.PROCESSING, warnings=list(latest.warnings))
+                                 created_by_job=job, state=StudyState.PROCESSING, warnings=warnings)
     series_map: dict[int, Series] = {}
     for series in latest.series.all():
         series_map[series.pk] = Series.objects.create(
@@ -294,8 +297,15 @@ class _Run:
         uid = header.study_instance_uid
         if uid not in self.latest:
             job = self.job
-            study = (Study.objects.select_for_update().for_org(job.organization_id)
-                     .filter(study_instance_uid=uid).order_by("-version").first())
+            versions = Study.objects.for_org(job.organization_id).filter(study_instance_uid=uid)
+            study = versions.select_for_update().order_by("-version").first()
+            # a job that waited for that lock gets the row it chose before waiting (PostgreSQL
+            # checks that row again, it does not look for rows committed meanwhile): a version
+            # the job holding the lock made is read and locked now, or this job would make a
+            # second version after the same one (an IntegrityError, the job failed)
+            while study is not None and (newer := versions.filter(version__gt=study.version)
+                                         .order_by("-version").first()) is not None:
+                study = versions.select_for_update().get(pk=newer.pk)
             if study is None:
                 study, _ = Study.objects.get_or_create(
                     organization_id=job.organization_id, study_instance_uid=uid, version=1,

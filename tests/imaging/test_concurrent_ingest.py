@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 
 import pytest
 from django.db import connection
@@ -112,3 +113,57 @@ def test_a_deletion_while_an_ingest_commits_keeps_the_blobs_it_takes(org_a, org_
     assert not Study.objects.filter(pk=alpha.pk).exists()
     assert job.state == JobState.DONE and job.files_ingested == 6
     _readable(org_b)
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks: PostgreSQL (SQLite has one writer)")
+def test_two_jobs_making_versions_of_one_study_at_once_chain_them(org_a, tmp_path, monkeypatch):
+    """Two uploads at once, each a new file of a study already stored: the second job waits for
+    the first's lock on version 1 while the first makes version 2. It must then add to version 2
+    (version 3 after it), not make a second version 2 after version 1: that failed the job with
+    an IntegrityError (PostgreSQL gives a waiting lock the row it chose before it waited)."""
+    from pydicom import dcmread
+    from pydicom.uid import generate_uid
+
+    study_dir = tmp_path / "study"
+    write_ct_series(study_dir, slices=4, rows=32, columns=32)
+    first = ingest_job_create(organization=org_a, source_path=str(study_dir), enqueue=False)
+    ingest_job_run(job_id=first.pk)
+    folders = []
+    for n in range(2):
+        ds = dcmread(sorted(study_dir.iterdir())[0])
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+        (folder := tmp_path / f"more{n}").mkdir()
+        ds.save_as(folder / "new.dcm")
+        folders.append(folder)
+    # a changed file makes a version; the first job holds the lock a moment after making it
+    for folder in folders:
+        ds = dcmread(folder / "new.dcm")
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = dcmread(
+            sorted(study_dir.iterdir())[1 + folders.index(folder)]).SOPInstanceUID
+        ds.InstanceNumber = 99
+        ds.save_as(folder / "new.dcm")
+    made, real = threading.Event(), services._new_version
+
+    def slow_new_version(*args, **kwargs):
+        study = real(*args, **kwargs)
+        if not made.is_set():
+            made.set()
+            time.sleep(1.0)  # the other job now waits for version 1's lock
+        return study
+
+    monkeypatch.setattr(services, "_new_version", slow_new_version)
+    jobs = [ingest_job_create(organization=org_a, source_path=str(f), enqueue=False) for f in folders]
+    errors: list[BaseException] = []
+    one = in_thread(errors, lambda: ingest_job_run(job_id=jobs[0].pk))
+    assert made.wait(30)
+    time.sleep(0.2)
+    two = in_thread(errors, lambda: ingest_job_run(job_id=jobs[1].pk))
+    one.join(timeout=60)
+    two.join(timeout=60)
+    assert not errors
+    for job in jobs:
+        job.refresh_from_db()
+        assert job.state == JobState.DONE_WITH_WARNINGS, job.error
+    versions = list(Study.objects.order_by("version").values_list("version", "previous__version"))
+    assert versions == [(1, None), (2, 1), (3, 2)]
+    assert Study.objects.get(version=3).instances.count() == 4

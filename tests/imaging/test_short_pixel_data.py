@@ -158,3 +158,26 @@ def test_ingest_keeps_the_file_and_the_study_is_ready_with_warnings(org_a, clini
     assert job.state == JobState.DONE_WITH_WARNINGS
     page = client_as(clinician_a).get(study.get_absolute_url()).content.decode()
     assert "its image data is shorter than its header says, so it cannot be shown" in page
+
+
+@pytest.mark.django_db
+def test_a_replaced_file_takes_its_warning_with_it(org_a, clinician_a, tmp_path):
+    """The short file sent again whole (same SOPInstanceUID, changed bytes) makes version 2:
+    it keeps the change's record, not the replaced file's warning."""
+    from apps.imaging.services import ingest_job_create, ingest_job_run
+
+    whole = _slice()
+    short = ct_phantom_slice(1, rows=32, columns=32, study_uid=whole.StudyInstanceUID,
+                             series_uid=whole.SeriesInstanceUID)
+    fixed = _bytes(short)
+    short.Rows = 48
+    for name, data in (("first", _bytes(short)), ("again", fixed)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "f.dcm").write_bytes(data)
+        ingest_job_run(job_id=ingest_job_create(organization=org_a, source_path=str(tmp_path / name),
+                                                enqueue=False).pk)
+    from apps.imaging.models import Study
+
+    v1, v2 = Study.objects.order_by("version")
+    assert [w["kind"] for w in v1.warnings] == [dicom.PIXEL_DATA_SHORT]
+    assert [w["kind"] for w in v2.warnings] == ["changed_instance"]
