@@ -366,8 +366,9 @@ def shorter_than_header(ds: Dataset) -> bool:
     """Whether ``ds``'s native (uncompressed) pixel data holds fewer bytes than its header says
     (``apps.imaging.dicom.native_pixel_bytes``): Rows and Columns that do not match it, a frame
     missing. Reads the pixel data's value (decoding it has)."""
-    tsuid = str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "") or "")
-    if not tsuid or pydicom.uid.UID(tsuid).is_compressed:
+    tsuid = pydicom.uid.UID(str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "") or ""))
+    # a private or unknown transfer syntax is not measured (pydicom's is_compressed raises for it)
+    if not tsuid or not tsuid.is_transfer_syntax or tsuid.is_compressed:
         return False
     for keyword in ("PixelData", "FloatPixelData", "DoubleFloatPixelData"):
         if keyword in ds:

@@ -126,3 +126,29 @@ def test_an_unexpected_error_is_not_named_by_its_type(org_a, clinician_a, tmp_pa
     assert "KeyError" not in row.reason and not TYPE_NAME.search(row.reason)
     assert "unexpected error" in row.reason.lower()
     assert "KeyError" in caplog.text
+
+
+@pytest.mark.parametrize("tsuid", ["1.3.46.670589.33.1.4.1", "1.2.3.4.5"])
+def test_a_private_transfer_syntax_is_refused_with_a_reason_not_a_500(org_a, clinician_a, client_as, tmp_path,
+                                                                       tsuid):
+    """A transfer syntax pydicom does not know (a vendor's private one) cannot be decoded: the
+    viewer says so (200, undecodable, a reason) and the lossless copy is refused with one; asking
+    whether its pixel data is short (pydicom raises for is_compressed of such a UID) made both a 500
+    and an 'unexpected error'."""
+    ds = ct_phantom_slice(0, rows=32, columns=32)
+    ds.file_meta.TransferSyntaxUID = tsuid
+    out = io.BytesIO()
+    ds.save_as(out, implicit_vr=False, little_endian=True, enforce_file_format=True)
+    data = out.getvalue()
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "private.dcm").write_bytes(data)
+    case = CaseFactory(organization=org_a, created_by=clinician_a, responsible_clinician=clinician_a)
+    [study] = ingest_folder(tmp_path / "in", org_a, case=case)
+    inst = Instance.objects.get(study=study)
+    response = client_as(clinician_a).get(reverse("viewer:frame", kwargs={"instance_id": inst.public_id}),
+                                          {"quality": "diagnostic"})
+    assert response.status_code == 200 and response["X-Lightbox-Frame"] == "undecodable"
+    assert response.json()["reason"] and not TYPE_NAME.search(response.json()["reason"])
+    with pytest.raises(encoders.NotEncodable) as refused:
+        encoders.lossless_encode(data, "rle")
+    assert refused.value.reason and not TYPE_NAME.search(refused.value.reason)
