@@ -234,9 +234,15 @@ def upload_report(request: HttpRequest, ingestjob_id: UUID) -> HttpResponse:
     imported nothing (a text file, a damaged zip) has no study page to carry its reasons: here
     they stay after a reload. For whoever may upload into the job's organization, as the study
     page's report is (file names are the organization's own record); 404 to whoever cannot see
-    the job, 403 to its other staff."""
+    the job or is not of its organization's staff (a grantee of one of its cases sees the job's
+    case, not the job), 403 to its other staff."""
     job = selectors.upload_job_get(user=request.user, public_id=ingestjob_id, request=request)
-    policy.require(request.user, Action.UPLOAD_STUDY, job.organization, request=request)
+    try:
+        policy.require(request.user, Action.UPLOAD_STUDY, job.organization, request=request)
+    except PermissionDenied:
+        if policy.role_in(request.user, job.organization_id) is None:
+            raise Http404 from None  # the refusal is recorded already
+        raise
     return render(request, "imaging/upload_report.html", {
         "job": job,
         "lines": page_of(request, selectors.upload_job_lines(job=job), size=selectors.REPORT_LINES, param="lines"),

@@ -228,3 +228,23 @@ def test_the_demos_uploads_are_named_demo_data_not_a_temporary_folder(client):
     recent = _recent(client.get(UPLOAD_PAGE).content.decode())
     assert 'data-testid="job-source">Demo data</span>' in recent
     assert "/tmp" not in recent and "lightbox-demo-" not in recent
+
+
+def test_a_grantee_of_the_jobs_case_from_elsewhere_is_told_nothing_of_the_job(client_as, org_a, org_b, uploader):
+    """Someone of another organization holding a share of the job's case sees the job's case and
+    so, to ``visible_to``, the job: refused with 404 (as anyone it is hidden from), not 403, which
+    said the job exists."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.sharing.services import grant_create
+    from tests.factories import CaseFactory
+
+    case = CaseFactory(organization=org_a)
+    job = IngestJobFactory(organization=org_a, created_by=uploader, state=JobState.DONE, case=case)
+    reader = member(org_b, Role.RADIOLOGIST)
+    grant_create(case=case, grantee=reader, permissions=["view"], expires_at=timezone.now() + timedelta(days=1),
+                 by=uploader)
+    r = client_as(reader).get(reverse("imaging:upload_report", kwargs={"ingestjob_id": job.public_id}))
+    assert r.status_code == 404
