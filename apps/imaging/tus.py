@@ -199,6 +199,8 @@ def _append(request: HttpRequest, upload: Upload) -> HttpResponse | None:
         stream = request
     try:
         current = Upload.objects.filter(pk=upload.pk).values_list("offset", flat=True).first()
+        if current is None:  # the upload's row went while this request waited: no offset to tell
+            return _error(404, gettext("no such upload"))
         if current != start:  # the request that held the lock moved it (kept a partial body)
             return _offset_conflict(current)
         received = 0

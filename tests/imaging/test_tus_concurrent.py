@@ -94,6 +94,27 @@ def test_a_request_waiting_for_a_live_writer_changes_nothing_once_the_offset_mov
     assert _staged(Upload.objects.get()) == data
 
 
+def test_a_request_waiting_for_the_lock_of_an_upload_gone_meanwhile_is_told_so(headers):
+    """The upload's row deleted while a request waited for its lock: 404, not a 409 saying
+    "Upload-Offset: None"."""
+    from asgiref.sync import sync_to_async
+
+    data = os.urandom(8 * PIECE)
+    url = _create(headers, len(data) * 2)
+
+    async def both():
+        first = asyncio.ensure_future(_paced(url, _patch_headers(headers, 0), _pieces(data), 0.05))
+        await asyncio.sleep(0.15)  # the first holds the upload, its body still arriving
+        second = asyncio.ensure_future(_call("PATCH", url, _patch_headers(headers, 0), _pieces(data)))
+        await asyncio.sleep(0.1)  # the second waits for the lock
+        await sync_to_async(Upload.objects.all().delete)()
+        return await asyncio.wait_for(first, timeout=20), await asyncio.wait_for(second, timeout=20)
+
+    _first, second = _run(both())
+    assert second["status"] == 404, second
+    assert "upload-offset" not in second["headers"]
+
+
 def test_a_cut_writer_keeps_exactly_what_arrived_and_the_request_taking_over_writes_nothing(headers, monkeypatch):
     """A connection that went quiet (no checksum: browsers) gives way to the next request for
     the upload: it keeps the bytes that arrived, and the request that asked it to stop, sent
