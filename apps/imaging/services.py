@@ -207,8 +207,11 @@ def _finish_study(study: Study) -> None:
     study.total_bytes = agg["total"] or 0
     study.num_series = study.series.count()
     study.modalities = ",".join(modalities)[:100]
+    # the warnings as stored now: another job's batch may have added some since this job read the
+    # row (it is not locked here), which a save of the whole row would have put back as they were
+    study.warnings = Study.objects.filter(pk=study.pk).values_list("warnings", flat=True).get()
     study.state = StudyState.READY_WITH_WARNINGS if study.warnings else StudyState.READY
-    study.save()
+    study.save(update_fields=["num_instances", "total_bytes", "num_series", "modalities", "state"])
 
 
 #: a batch (blobs.BATCH_FILES, BATCH_BYTES) is committed at once; the retry redoes the one a

@@ -167,3 +167,20 @@ def test_two_jobs_making_versions_of_one_study_at_once_chain_them(org_a, tmp_pat
     versions = list(Study.objects.order_by("version").values_list("version", "previous__version"))
     assert versions == [(1, None), (2, 1), (3, 2)]
     assert Study.objects.get(version=3).instances.count() == 4
+
+
+def test_finishing_a_job_keeps_the_warnings_another_job_added_meanwhile(org_a, tmp_path):
+    """A job's end reads its studies without a lock: a warning another job's batch stored since
+    (a changed instance, short image data) is kept, and the study is ready with warnings; the
+    whole row saved as the job had read it put the old warnings back."""
+    from apps.imaging.models import StudyState
+
+    write_ct_series(tmp_path, slices=2, rows=32, columns=32)
+    job = ingest_job_create(organization=org_a, source_path=str(tmp_path), enqueue=False)
+    ingest_job_run(job_id=job.pk)
+    read_by_the_job = Study.objects.get()
+    added = [{"kind": "pixel_data_short", "sop_instance_uid": "1.2.3"}]
+    Study.objects.filter(pk=read_by_the_job.pk).update(warnings=added)
+    services._finish_study(read_by_the_job)
+    study = Study.objects.get()
+    assert study.warnings == added and study.state == StudyState.READY_WITH_WARNINGS
