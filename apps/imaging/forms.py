@@ -8,30 +8,28 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from apps.imaging.models import Study
-
-
-def _patient_key(value: str | None) -> str:
-    return (value or "").strip()
+from apps.imaging.services import attach_patient_ids_differ
 
 
 def attach_patient_differs(*, study: Study, case: Any) -> bool:
     """Whether a patient ID in the images that attaching ``study`` to ``case`` moves (the study
     and its other versions in no case, as ``services.study_attach`` takes them) is not the case
-    patient's MRN. The confirmation then warns, and the attach is refused unless the user ticks
+    patient's MRN, by ``services.attach_patient_ids_differ`` (the rule the service applies again
+    under its locks). The confirmation then warns, and the attach is refused unless the user ticks
     that they checked the images are that patient's: another patient's images in the case would
     reach the case's shares and that patient's portal. Decided afresh for the page and the POST."""
-    mrn = _patient_key(case.patient.mrn)
-    ids = {_patient_key(study.patient_id)}
-    ids.update(_patient_key(p) for p in Study.objects.versions_of(study).filter(case__isnull=True)
-               .values_list("patient_id", flat=True))
-    return any(i != mrn for i in ids)
+    ids = [study.patient_id, *Study.objects.versions_of(study).filter(case__isnull=True)
+           .values_list("patient_id", flat=True)]
+    return attach_patient_ids_differ(patient_ids=ids, mrn=case.patient.mrn)
 
 
 class StudyAttachForm(forms.Form):
     """The attach confirmation's POST. When the patient ID in the images is not the case's MRN
     (``attach_patient_differs``, decided by the view for each request, never taken from the form),
     the user must tick that they checked the images are the case patient's: without the box the
-    attach is refused and nothing is attached. When they match, there is no box."""
+    attach is refused and nothing is attached. When they match, there is no box. The view passes
+    the answer to ``services.study_attach`` (``patient_confirmed``), which decides again under its
+    locks: a version of another patient made since this form was checked is refused there."""
 
     patient_checked = forms.BooleanField(
         label=_("I have checked that these images belong to this case's patient."),

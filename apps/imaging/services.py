@@ -807,7 +807,17 @@ class StudyAttachRefused(ValidationError):
     study is in a case already (moving a study between cases is not offered)."""
 
 
-def study_attach(*, study: Study, case: Any, by: Any, request: Any = None) -> list[Study]:
+def attach_patient_ids_differ(*, patient_ids: list[str | None], mrn: str | None) -> bool:
+    """Whether any of ``patient_ids`` (the patient IDs in the images of the versions an attach
+    moves) is not ``mrn``, the case patient's MRN, once blanks around them are ignored. The one
+    rule for "another patient's images": ``study_attach`` refuses them unless confirmed, and the
+    attach confirmation (``forms.attach_patient_differs``) asks for the box by it."""
+    key = (mrn or "").strip()
+    return any((p or "").strip() != key for p in patient_ids)
+
+
+def study_attach(*, study: Study, case: Any, by: Any, request: Any = None,
+                 patient_confirmed: bool = False) -> list[Study]:
     """Attach a study uploaded with no case ("attach later") to ``case``, with every other
     version of it (same StudyInstanceUID in the organization) that is in no case either: versions
     belong together, as ``_new_version`` keeps them. Returns the versions attached, each audited
@@ -823,7 +833,13 @@ def study_attach(*, study: Study, case: Any, by: Any, request: Any = None) -> li
     ``study_delete`` takes), and what is decided is read under that lock: a study attached
     meanwhile (a second submit) is refused with ``StudyAttachRefused``, nothing written twice; a
     study an ingest job is still working on (queued or running) is refused with ``StudyBusy``,
-    since the ingest saves the whole study row when it finishes."""
+    since the ingest saves the whole study row when it finishes.
+
+    Another patient's images: when the patient ID in any version attached (read under the lock,
+    so a version made since the page was shown counts) is not the case patient's MRN (read under
+    the case's lock), the attach is refused (``StudyAttachRefused``, code ``patient_unconfirmed``,
+    nothing attached) unless ``patient_confirmed``: the caller says the user checked that they are
+    the case patient's images, which would otherwise reach the case's shares."""
     from apps.audit import actions as audit_actions
     from apps.sharing import policy
 
@@ -850,13 +866,21 @@ def study_attach(*, study: Study, case: Any, by: Any, request: Any = None) -> li
         # ends its shares with what it holds then), and a close waits for this attach to commit
         from apps.cases.models import Case
 
-        if not list(Case.objects.select_for_update().filter(pk=case.pk).open().values_list("pk", flat=True)):
+        mrns = list(Case.objects.select_for_update(of=("self",)).filter(pk=case.pk).open()
+                    .values_list("patient__mrn", flat=True))
+        if not mrns:
             raise StudyAttachRefused(gettext_lazy("This case has been closed: reopen it to attach studies to it."),
                                      code="case_closed")
         if IngestJob.objects.adding_to(versions).exists():
             raise StudyBusy(gettext_lazy("Images are still being added to this study: it can be attached to a "
                                          "case once its upload has finished processing."), code="ingest_running")
         attached = [v for v in versions if v.case_id is None]
+        if not patient_confirmed and attach_patient_ids_differ(patient_ids=[v.patient_id for v in attached],
+                                                               mrn=mrns[0]):
+            raise StudyAttachRefused(gettext_lazy("The patient ID in the images of this study, or of another version "
+                                                  "of it that would be attached with it, is not the case's MRN: "
+                                                  "confirm that these images belong to this case's patient to attach "
+                                                  "them. Nothing was attached."), code="patient_unconfirmed")
         Study.objects.filter(pk__in=[v.pk for v in attached]).update(case=case, updated_at=timezone.now())
         for version in attached:
             version.case = case

@@ -138,7 +138,9 @@ def study_attach(request: HttpRequest, study_id: UUID) -> HttpResponse:
     reach, and the button; when the patient ID in the images is not the case's MRN, a box the user
     must tick before a danger button (a POST without it is refused, nothing attached, the page
     again at 400 saying why). POST (CSRF-checked): attach it through ``services.study_attach`` (which asks the
-    policy itself), then back to the study page with a message. A case it cannot go into (a
+    policy itself, and refuses another patient's images under its locks unless the box was ticked: a
+    version made since the form was checked brings the page back with the box), then back to the study
+    page with a message. A case it cannot go into (a
     garbled id, a closed case, another organization's) and a study in a case already are told
     there, never a 500."""
     study = selectors.study_get(user=request.user, public_id=study_id, request=request)  # 404 to others
@@ -161,8 +163,16 @@ def study_attach(request: HttpRequest, study_id: UUID) -> HttpResponse:
     form = StudyAttachForm(request.POST if request.method == "POST" else None, study=study, case=case)
     if request.method == "POST" and form.is_valid():
         try:
-            attached = services.study_attach(study=study, case=case, by=request.user, request=request)
+            attached = services.study_attach(study=study, case=case, by=request.user, request=request,
+                                             patient_confirmed=form.cleaned_data.get("patient_checked", False))
         except ValidationError as exc:  # in a case meanwhile (a second submit), or an ingest still running
+            if getattr(exc, "code", None) == "patient_unconfirmed":
+                # another patient's images since the form was checked (a version made meanwhile, seen
+                # under the service's lock): the confirmation again, its box to tick and why (the form
+                # decides afresh; one that sees them no more is told the service's reason)
+                form = StudyAttachForm(request.POST, study=study, case=case)
+                if not form.is_valid():
+                    return _attach_confirmation(request, study=study, case=case, form=form, status=400)
             messages.error(request, " ".join(exc.messages))
             return back
         except Study.DoesNotExist:  # deleted by another request since it was read

@@ -346,7 +346,8 @@ def test_an_attach_is_never_kept_without_its_audit_event(org_a, clinician, case,
     from apps.imaging import services
     from tests.factories import audit_write_fails
 
-    older = StudyFactory(organization=org_a, case=None, study_instance_uid=loose.study_instance_uid, version=2)
+    older = StudyFactory(organization=org_a, case=None, study_instance_uid=loose.study_instance_uid, version=2,
+                         patient_id=PATIENT_ID)
     audit_write_fails(monkeypatch, services, ATTACHED)
     with pytest.raises(RuntimeError):
         study_attach(study=loose, case=case, by=clinician)
@@ -477,6 +478,87 @@ def test_another_version_of_another_patient_needs_the_box_too(client_as, org_a, 
     assert client.post(_url(loose), {"case": str(case.public_id)}).status_code == 400
     assert set(Study.objects.filter(study_instance_uid=loose.study_instance_uid)
                .values_list("case_id", flat=True)) == {None}
+
+
+@pytest.mark.parametrize("which", ["itself", "another_version"])
+def test_the_service_refuses_another_patients_images_unless_confirmed(org_a, clinician, case, loose, which):
+    """The rule lives in the service, so every caller (the page, an API, a command) obeys it:
+    another patient's images (in the study or in a version in no case that goes with it) are
+    refused unless the caller says the user confirmed, nothing attached or audited; with it,
+    every version is attached."""
+    if which == "itself":
+        Study.objects.filter(pk=loose.pk).update(patient_id="OTHER-1")
+    else:
+        StudyFactory(organization=org_a, case=None, study_instance_uid=loose.study_instance_uid, version=2,
+                     previous=loose, patient_id="OTHER-2")
+    with pytest.raises(StudyAttachRefused) as refused:
+        study_attach(study=loose, case=case, by=clinician)
+    assert refused.value.code == "patient_unconfirmed"
+    assert "is not the case's MRN" in " ".join(refused.value.messages)
+    assert "Nothing was attached." in " ".join(refused.value.messages)
+    assert set(Study.objects.filter(study_instance_uid=loose.study_instance_uid)
+               .values_list("case_id", flat=True)) == {None}
+    assert not AuditEvent.objects.filter(action=ATTACHED).exists()
+
+    attached = study_attach(study=loose, case=case, by=clinician, patient_confirmed=True)
+    assert len(attached) == (1 if which == "itself" else 2)
+    assert set(Study.objects.filter(study_instance_uid=loose.study_instance_uid)
+               .values_list("case_id", flat=True)) == {case.pk}
+    assert AuditEvent.objects.filter(action=ATTACHED).count() == len(attached)
+
+
+def test_the_service_compares_with_the_mrn_as_the_form_does(org_a, clinician, case, loose):
+    """Blanks around either ID are no other patient (one rule, the form's and the service's)."""
+    Study.objects.filter(pk=loose.pk).update(patient_id=f" {PATIENT_ID}  ")
+    assert [s.pk for s in study_attach(study=loose, case=case, by=clinician)] == [loose.pk]
+
+
+def test_another_patients_version_made_after_the_page_was_shown_needs_the_box(client_as, org_a, clinician, case,
+                                                                              loose):
+    """The page showed no box (the case patient's images); a version naming another patient is made
+    before the POST: the POST without the box is refused, the page shown again with the box."""
+    client = client_as(clinician)
+    assert CHECKED not in client.get(_url(loose), {"case": str(case.public_id)}).content.decode()
+    StudyFactory(organization=org_a, case=None, study_instance_uid=loose.study_instance_uid, version=2,
+                 previous=loose, patient_id="OTHER-2")
+    refused = client.post(_url(loose), {"case": str(case.public_id)})
+    assert refused.status_code == 400
+    page = refused.content.decode()
+    assert REFUSED in page and "Nothing was attached." in page and CHECKED in page
+    assert set(Study.objects.filter(study_instance_uid=loose.study_instance_uid)
+               .values_list("case_id", flat=True)) == {None}
+    assert not AuditEvent.objects.filter(action=ATTACHED).exists()
+
+
+def test_another_patients_version_made_after_the_form_was_checked_is_refused_under_the_lock(
+        client_as, org_a, clinician, case, loose, monkeypatch):
+    """The form found the case patient's images only (no box), then, before the service locks the
+    versions, an upload makes a version naming another patient: the service sees it under its lock
+    and refuses, nothing attached or audited; the confirmation comes back with the box to tick."""
+    from apps.sharing import policy
+
+    require, made = policy.require, []
+
+    def allowed_then_another_patients_version(user, action, target, **kwargs):
+        require(user, action, target, **kwargs)
+        if isinstance(target, Case) and not made:  # the service's check: an ingest commits a version meanwhile
+            made.append(StudyFactory(organization=org_a, case=None, study_instance_uid=loose.study_instance_uid,
+                                     version=2, previous=loose, patient_id="OTHER-2"))
+
+    client = client_as(clinician)
+    monkeypatch.setattr(policy, "require", allowed_then_another_patients_version)
+    refused = client.post(_url(loose), {"case": str(case.public_id)})
+    assert made and refused.status_code == 400
+    page = refused.content.decode()
+    assert REFUSED in page and "Nothing was attached." in page and CHECKED in page
+    assert set(Study.objects.filter(study_instance_uid=loose.study_instance_uid)
+               .values_list("case_id", flat=True)) == {None}
+    assert not AuditEvent.objects.filter(action=ATTACHED).exists()
+
+    r = client.post(_url(loose), {"case": str(case.public_id), "patient_checked": "on"})
+    assert r.status_code == 302
+    assert set(Study.objects.filter(study_instance_uid=loose.study_instance_uid)
+               .values_list("case_id", flat=True)) == {case.pk}
 
 
 # --- the second factor attaching asks for: said before, explained on the way, back after ------
