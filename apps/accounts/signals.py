@@ -23,6 +23,10 @@ def _logged_in(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
 def _logged_out(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
     if user is not None:
         record(action="auth.signed_out", actor=user, request=request)
+    if request is not None:
+        from apps.core.middleware import SIGNED_OUT
+
+        setattr(request, SIGNED_OUT, True)  # the response clears the browser's copies (PrivateByDefaultMiddleware)
 
 
 @receiver(user_login_failed)

@@ -24,7 +24,18 @@ from django.utils.cache import add_never_cache_headers
 TIME_ZONE_COOKIE = "lightbox_tz"
 
 
+#: set on a request that signed its user out (apps.accounts.signals): its response asks the
+#: browser to forget what this site kept (``Clear-Site-Data``)
+SIGNED_OUT = "lightbox_signed_out"
+
+
 class PrivateByDefaultMiddleware:
+    """No page is cached unless its view chose how (``Cache-Control``), and signing out makes the
+    browser forget what the site kept in it: a shared workstation's next user finds neither the
+    viewer's cached frames (``private, no-cache``) nor the upload page's resumable uploads (file
+    names, cases and upload addresses in localStorage). Cookies are the session's, ended by the
+    sign-out itself (and the time zone's, kept)."""
+
     def __init__(self, get_response):
         self.get_response = get_response
 
@@ -32,6 +43,8 @@ class PrivateByDefaultMiddleware:
         response = self.get_response(request)
         if not response.has_header("Cache-Control"):
             add_never_cache_headers(response)
+        if getattr(request, SIGNED_OUT, False):
+            response["Clear-Site-Data"] = '"cache", "storage"'
         return response
 
 
