@@ -243,7 +243,7 @@ def test_a_newer_version_in_no_case_whose_older_one_is_in_a_case_only_goes_into_
         study_attach(study=v2, case=case_b, by=clinician)
     assert refused.value.code == "versions_elsewhere"
     assert Study.objects.get(pk=v2.pk).case_id is None
-    assert [s.pk for s in study_attach(study=v2, case=case_a, by=clinician)] == [v2.pk]
+    assert [s.pk for s in study_attach(study=v2, case=case_a, by=clinician, patient_confirmed=True)] == [v2.pk]
     assert set(Study.objects.values_list("case_id", flat=True)) == {case_a.pk}
 
 
@@ -310,6 +310,6 @@ def test_the_case_keeps_showing_its_version_while_the_newer_one_waits_in_no_case
     assert str(v1.public_id) in client_as(clinician).get(case_a.get_absolute_url()).content.decode()
     assert [s.pk for s in studies_in_no_case(user=clinician, organization=org_a)] == [v2.pk]
 
-    study_attach(study=v2, case=case_a, by=clinician)
+    study_attach(study=v2, case=case_a, by=clinician, patient_confirmed=True)
     assert [s.pk for s in _studies_of(case_a, clinician)] == [v2.pk]
     assert list(studies_in_no_case(user=clinician, organization=org_a)) == []
