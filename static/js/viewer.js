@@ -35,7 +35,8 @@
   var state = {
     series: 0, stack: [], total: 0, pos: 0, center: null, width: null, fileWindow: null,
     zoom: 1, panX: 0, panY: 0, invert: false, tool: "scroll", mode: data.mode,
-    image: null, kind: "none", token: 0, stopped: false, cine: null, frames: 0, dragWindow: false,
+    image: null, kind: "none", token: 0, stopped: false, cine: null, dragWindow: false,
+    frames: 0,  // images shown, for the close beacon: one each time another image comes on screen
     shown: null,  // the series and stack position of the pixels on screen (the next ones may still be loading)
     noImage: false,  // the image at pos has none to show (no image in the object, or not decodable)
     waiting: false,  // the image at pos is not listed yet: it is shown when its series' page arrives
@@ -192,6 +193,11 @@
       noImage(ds.msgUndecodable + (result.body && result.body.reason ? " " + result.body.reason : ""));
       return true;
     }
+    // counted when another image comes on screen: not for its low-quality first pass and its full
+    // frame both, a new window of the image on screen, a frame that never arrived (scrolled past)
+    // or one with nothing to show (no image, not decodable)
+    var previous = state.shown;
+    if (!previous || previous.series !== state.series || previous.pos !== state.pos) { state.frames += 1; }
     showMessage("");
     setImageShown(true);
     state.image = result.bitmap;
@@ -226,7 +232,6 @@
     }
     var lowOnly = options && options.lowOnly;
     var done = false;
-    state.frames += 1;
     var full = lowOnly ? null : fetchFrame(frameUrl(item, state.mode));
     var showLow = function () {
       if (done || token !== state.token) { return; }
@@ -251,7 +256,10 @@
     // warm the browser's HTTP cache; displaying the frame later still revalidates (ETag, 304)
     var order = [];
     for (var d = 1; d <= PREFETCH; d++) { order.push(state.pos + d, state.pos - d); }
-    var queue = order.filter(function (p) { return p >= 0 && p < state.stack.length; });
+    // (an object with no image has no frame to ask for: the server would only say so)
+    var queue = order.filter(function (p) {
+      return p >= 0 && p < state.stack.length && state.stack[p].image !== false;
+    });
     var next = function () {
       if (token !== state.token || !queue.length || state.stopped) { return; }
       var item = state.stack[queue.shift()];
@@ -356,7 +364,9 @@
   function go(pos) {
     if (state.stopped || !state.total) { return; }
     var p = Math.max(0, Math.min(state.total - 1, pos));
-    if (p === state.pos && state.image) { return; }
+    // the image at pos is shown, or its lack of one said: nothing to ask for again (a drag over
+    // an image that cannot be decoded asked for it at every move, in full and then small)
+    if (p === state.pos && (state.image || state.noImage)) { return; }
     state.pos = p;
     updatePosition();
     load();
@@ -588,6 +598,7 @@
     if (!pointers.has(event.pointerId) || !gesture) { return; }
     pointers.set(event.pointerId, { x: event.clientX, y: event.clientY });
     if (gesture.kind === "pinch" && pointers.size === 2) {
+      if (state.noImage) { return; }  // no image to zoom or move (the next one would open zoomed)
       var p = pinchInfo();
       state.zoom = Math.max(0.1, Math.min(20, gesture.zoom * p.dist / gesture.dist));
       state.panX = gesture.panX + (p.mx - gesture.mx);
