@@ -185,7 +185,9 @@ def deid_export_fail(*, export_id: int, error: BaseException) -> None:
     """Mark an unfinished export failed after an error the run could not handle (the type name
     only: messages may quote file content)."""
     logger.warning("deid: export %s failed (%s)", export_id, type(error).__name__)
-    reason = Deferred(gettext_noop("Unexpected error (%(error)s)."), error=type(error).__name__)
+    # in words (the type is logged above and kept in the audit event's details, for the team that runs the portal)
+    reason = Deferred(gettext_noop("The export stopped on an unexpected error (recorded in the portal's log). "
+                                   "Start it again; if it stops again, tell your administrator."))
     with transaction.atomic():
         failed = DeidExport.objects.filter(pk=export_id, state__in=[State.QUEUED, State.RUNNING]).update(
             state=State.FAILED, **i18n.explained(reason), finished_at=timezone.now())
