@@ -379,6 +379,8 @@ def _status_json(upload: Upload) -> dict:
             "studies": [{"id": str(s.public_id), "url": s.get_absolute_url(), "state": s.state,
                          "state_label": str(s.get_state_display()), "version": s.version,
                          "description": s.study_description, "instances": s.num_instances,
+                         # in no case: the upload page's row says to attach it from its page
+                         "in_case": s.case_id is not None,
                          "instances_label": ngettext("%(n)s image", "%(n)s images", s.num_instances)
                          % {"n": s.num_instances}} for s in job.studies.all()],
         }

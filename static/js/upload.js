@@ -82,20 +82,49 @@
     resumeBtn.disabled = !resumable;
   }
 
-  // a finished upload joins "Your recent uploads" at once, as the page would list it reloaded
+  function span(testid, value) {
+    var el = document.createElement("span");
+    el.setAttribute("data-testid", testid);
+    text(el, value);
+    return el;
+  }
+
+  // a finished upload joins "Your recent uploads" at once, as the page lists it reloaded
+  // (templates/imaging/upload.html): its source, outcome, report and studies, a study in no case
+  // with the badge that says where to attach it
   function addRecent(it, job) {
     if (!recent || it.listed) { return; }
     it.listed = true;
     var empty = recent.querySelector("[data-empty]");
     if (empty) { recent.removeChild(empty); }
     var li = document.createElement("li");
-    li.appendChild(document.createTextNode(strings.justNow + " · " + it.name + " · " + job.state_label));
+    li.setAttribute("data-testid", "recent-upload");
+    var outcome = span("job-outcome", job.state_label);
+    outcome.setAttribute("data-outcome", job.outcome || job.state);
+    li.appendChild(document.createTextNode(strings.justNow + " · "));
+    li.appendChild(span("job-source", it.name));
+    li.appendChild(document.createTextNode(" · "));
+    li.appendChild(outcome);
+    if (job.report_url) {
+      li.appendChild(document.createTextNode(" · "));
+      var report = document.createElement("a");
+      report.href = job.report_url;
+      report.setAttribute("data-testid", "job-report");
+      text(report, strings.perFileReport);
+      li.appendChild(report);
+    }
     (job.studies || []).forEach(function (s) {
       li.appendChild(document.createTextNode(" · "));
       var a = document.createElement("a");
       a.href = s.url;
       a.textContent = (s.description || strings.untitled) + " (" + s.state_label + ")";
       li.appendChild(a);
+      if (s.in_case === false) {
+        li.appendChild(document.createTextNode(" "));
+        var badge = span("no-case", strings.inNoCase);
+        badge.className = "badge";
+        li.appendChild(badge);
+      }
     });
     if (job.failure) { li.appendChild(failureNote(job.failure, "help")); }
     recent.insertBefore(li, recent.firstChild);
@@ -245,6 +274,7 @@
       },
       onSuccess: function () {
         it.state = "done"; it.sent = file.size; it.progress.value = 100;
+        showInterrupted();  // resumed and finished here: no longer interrupted
         text(it.status, " " + strings.processing);
         updateOverall();
         poll(it);
@@ -255,15 +285,48 @@
     start(it);
   }
 
-  function readEntry(entry, prefix) {
+  // a folder brings the operating system's own files along (.DS_Store, AppleDouble ._*, Thumbs.db,
+  // desktop.ini, anything in a dot-folder): each would be an upload that imports nothing. They
+  // are left out of a folder, chosen or dropped, and counted in one quiet line; a file chosen
+  // (or dropped) by itself is always sent.
+  var SYSTEM_NAMES = /^(thumbs\.db|ehthumbs\.db|desktop\.ini)$/i;
+  function systemFile(path) {
+    return String(path).split("/").some(function (part, i, parts) {
+      return part.charAt(0) === "." || (i === parts.length - 1 && SYSTEM_NAMES.test(part));
+    });
+  }
+  var skippedNote = document.getElementById("upload-skipped");
+  // one line per folder chosen or dropped: the last one's count
+  function skipper() {
+    var batch = { count: 0, names: [] };
+    skippedNote.hidden = true;
+    return function (path) {
+      var base = String(path).split("/").pop();
+      batch.count += 1;
+      if (batch.names.indexOf(base) < 0) { batch.names.push(base); }
+      var shown = batch.names.slice(0, 2).join(", ") + (batch.names.length > 2 ? ", …" : "");
+      var template = batch.count === 1 ? strings.skippedOne : strings.skippedMany;
+      text(skippedNote, fill(fill(template, "{n}", String(batch.count)), "{names}", shown));
+      skippedNote.hidden = false;
+    };
+  }
+  // a file of a folder: sent, or counted as skipped when it is the system's
+  function addFromFolder(file, path, skip) {
+    if (systemFile(path)) { skip(path); } else { add(file, path); }
+  }
+
+  function readEntry(entry, prefix, skip) {
     if (entry.isFile) {
-      entry.file(function (f) { add(f, prefix + f.name); });
+      entry.file(function (f) {
+        // at the top of the drop, the file was chosen by itself
+        if (prefix) { addFromFolder(f, prefix + f.name, skip); } else { add(f, f.name); }
+      });
     } else if (entry.isDirectory) {
       var reader = entry.createReader();
       var readAll = function () {
         reader.readEntries(function (entries) {
           if (!entries.length) { return; }
-          entries.forEach(function (e) { readEntry(e, prefix + entry.name + "/"); });
+          entries.forEach(function (e) { readEntry(e, prefix + entry.name + "/", skip); });
           readAll();
         });
       };
@@ -276,7 +339,10 @@
     e.target.value = "";
   });
   document.getElementById("upload-folder").addEventListener("change", function (e) {
-    Array.prototype.forEach.call(e.target.files, function (f) { add(f, f.webkitRelativePath || f.name); });
+    var skip = skipper();
+    Array.prototype.forEach.call(e.target.files, function (f) {
+      addFromFolder(f, f.webkitRelativePath || f.name, skip);
+    });
     e.target.value = "";
   });
   ["dragenter", "dragover"].forEach(function (type) {
@@ -288,14 +354,76 @@
     zone.classList.remove("dragover");
     var dt = e.dataTransfer;
     if (dt.items && dt.items.length && dt.items[0].webkitGetAsEntry) {
+      var skip = skipper();
       Array.prototype.forEach.call(dt.items, function (item) {
         var entry = item.webkitGetAsEntry();
-        if (entry) { readEntry(entry, ""); }
+        if (entry) { readEntry(entry, "", skip); }
       });
     } else {
       Array.prototype.forEach.call(dt.files, function (f) { add(f, f.name); });
     }
   });
+  // uploads interrupted on an earlier visit (a reload, a closed tab): tus-js-client keeps each
+  // one's address, file name and case in localStorage ("tus::<fingerprint>::<n>") until it
+  // finishes; the page names them, so they are not forgotten, and offers to forget them: their
+  // entries go and the server's uploads are terminated (DELETE). Read once at load: an upload
+  // begun on this page is not an interrupted one.
+  var interruptedBox = document.getElementById("upload-interrupted");
+  var interrupted = [];
+  function storage() {
+    try { return window.localStorage; } catch (e) { return null; }
+  }
+  function readInterrupted() {
+    var store = storage();
+    if (!store) { return []; }
+    var found = [];
+    for (var i = 0; i < store.length; i++) {
+      var key = store.key(i);
+      if (!key || key.indexOf("tus::") !== 0) { continue; }
+      var value = null;
+      try { value = JSON.parse(store.getItem(key)); } catch (e) { value = null; }
+      var name = value && value.metadata && value.metadata.filename;
+      found.push({ key: key, name: name ? String(name) : key.split("::")[1] || key,
+                   url: value && value.uploadUrl ? String(value.uploadUrl) : "" });
+    }
+    return found;
+  }
+  function sameOrigin(url) {
+    try { return !!url && new URL(url, window.location.href).origin === window.location.origin; } catch (e) { return false; }
+  }
+  function inUse(entry) {
+    return items.some(function (it) { return it.upload.url && it.upload.url === entry.url && it.state !== "done"; });
+  }
+  function showInterrupted() {
+    if (!interruptedBox) { return; }
+    var store = storage();
+    interrupted = interrupted.filter(function (e) { return store && store.getItem(e.key) !== null; });
+    var names = [];
+    interrupted.forEach(function (e) { if (names.indexOf(e.name) < 0) { names.push(e.name); } });
+    interruptedBox.hidden = names.length === 0;
+    if (!names.length) { return; }
+    var shown = names.slice(0, 5).join(", ") + (names.length > 5 ? ", …" : "");
+    text(interruptedBox.querySelector("[data-testid=interrupted-text]"),
+         fill(names.length === 1 ? strings.interruptedOne : strings.interruptedMany, "{names}", shown));
+  }
+  if (interruptedBox) {
+    interrupted = readInterrupted();
+    showInterrupted();
+    interruptedBox.querySelector("button").addEventListener("click", function () {
+      var store = storage();
+      interrupted.forEach(function (e) {
+        if (inUse(e)) { return; }  // being resumed on this page now
+        if (store) { store.removeItem(e.key); }
+        // the server keeps what arrived until it expires; terminated now (only the uploader may)
+        if (sameOrigin(e.url)) {
+          fetch(e.url, { method: "DELETE", credentials: "same-origin",
+                         headers: { "Tus-Resumable": "1.0.0", "X-CSRFToken": csrf } }).catch(function () {});
+        }
+      });
+      showInterrupted();
+    });
+  }
+
   window.addEventListener("offline", function () {
     items.forEach(function (it) {
       // a request under way may stall rather than fail: stopped now, it resumes from what the

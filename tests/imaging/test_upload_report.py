@@ -135,6 +135,8 @@ def test_a_study_of_one_image_says_1_image(client, small_ct, django_capture_on_c
     job = _sent(client, sorted(small_ct.iterdir())[0].read_bytes(), "one.dcm", django_capture_on_commit_callbacks)
     status = client.get(f"/api/v1/uploads/{job.upload.public_id}/").json()["job"]
     assert status["studies"][0]["instances_label"] == "1 image"
+    # uploaded with no case: the upload page's live row shows the badge the reloaded one does
+    assert status["studies"][0]["in_case"] is False
     assert "· 1 image" in client.get(status["report_url"]).content.decode()
 
 
