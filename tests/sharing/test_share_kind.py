@@ -80,7 +80,6 @@ RENEWED = [
     (GrantSource.SHARE, {"use_case": "tumor_board", "group_name": "Board"}, ShareKind.TUMOR_BOARD),
     (GrantSource.SHARE, {"use_case": "consultant", "grantee_email": "outside@elsewhere.example"},
      ShareKind.INVITATION),
-    (GrantSource.BOARD, {"use_case": "custom"}, ShareKind.BOARD_MEETING),
     (GrantSource.INVITATION, {"use_case": "consultant"}, ShareKind.CONSULTANT_INVITED),
     (GrantSource.ORIGINAL_REQUEST, {"use_case": "consultant"}, ShareKind.ORIGINAL_APPROVED),
 ]
@@ -97,6 +96,16 @@ def test_a_renewed_share_names_its_kind(org_a, owner, case, consultant, client_a
     done = client_as(owner).post(reverse("sharing:grant_renew", kwargs={"grant_id": grant.public_id}))
     assert done.status_code == 200, done.content.decode()[:500]
     assert _shown_kind(done.content.decode()) == expected
+
+
+def test_a_board_meetings_grant_is_not_renewed_on_its_own(org_a, owner, case, consultant, client_as):
+    """A tumor board's grant ends with its board: renewing it alone is refused, nothing made."""
+    grant = GrantFactory(organization=org_a, case=case, grantee=consultant, created_by=owner, source=GrantSource.BOARD,
+                         permissions=["view"], use_case="custom")
+    assert grant.kind == ShareKind.BOARD_MEETING
+    done = client_as(owner).post(reverse("sharing:grant_renew", kwargs={"grant_id": grant.public_id}), follow=True)
+    assert "cannot be renewed on its own" in done.content.decode()
+    assert Grant.objects.count() == 1
 
 
 def test_an_accepted_invitation_is_the_named_person_it_was_bound_to(org_a, case, consultant):
