@@ -46,3 +46,14 @@ def radiologist_client(org_a) -> Client:
     c = Client()
     c.force_login(member(org_a, Role.RADIOLOGIST, email="rad@alpha.example"))
     return c
+
+
+@pytest.fixture
+def headers(org_a):
+    """A signed-in uploader's raw ASGI request headers, for tus requests sent straight to the
+    application (tests/imaging/test_tus_stream.py, test_tus_concurrent.py)."""
+    client = Client()
+    client.force_login(member(org_a, Role.RADIOLOGIST, email="rad@alpha.example"))
+    name, session = next((k, m.value) for k, m in client.cookies.items())
+    return [(b"host", b"testserver"), (b"tus-resumable", b"1.0.0"), (b"x-csrftoken", b"t" * 32),
+            (b"cookie", f"{name}={session}; csrftoken={'t' * 32}".encode())]

@@ -20,26 +20,13 @@ import time
 from urllib.parse import urlsplit
 
 import pytest
-from django.test import Client
 
 from apps.imaging import asgi as tus_asgi
 from apps.imaging.models import Upload
-from apps.organizations.models import Role
 from portal.asgi import application
-from tests.factories import member
 from tests.imaging.test_tus_stream import PIECE, _call, _create, _patch_headers, _pieces, _run, _staged
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def headers(org_a):
-    """A signed-in uploader's request headers (as tests/imaging/test_tus_stream.py)."""
-    client = Client()
-    client.force_login(member(org_a, Role.RADIOLOGIST, email="rad@alpha.example"))
-    name, session = next((k, m.value) for k, m in client.cookies.items())
-    return [(b"host", b"testserver"), (b"tus-resumable", b"1.0.0"), (b"x-csrftoken", b"t" * 32),
-            (b"cookie", f"{name}={session}; csrftoken={'t' * 32}".encode())]
 
 
 async def _paced(path: str, headers: list, pieces: list[bytes], pause: float) -> dict:

@@ -14,14 +14,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from django.core.handlers import asgi as django_asgi
-from django.test import Client
 
 from apps.imaging import asgi as tus_asgi
 from apps.imaging.models import Upload
 from apps.imaging.uploads import upload_open
-from apps.organizations.models import Role
 from portal.asgi import application
-from tests.factories import member
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -35,13 +32,6 @@ def _run(coro):
         return pool.submit(asyncio.run, coro).result()
 
 
-@pytest.fixture
-def headers(org_a):
-    client = Client()
-    client.force_login(member(org_a, Role.RADIOLOGIST, email="rad@alpha.example"))
-    name, session = next((k, m.value) for k, m in client.cookies.items())
-    return [(b"host", b"testserver"), (b"tus-resumable", b"1.0.0"), (b"x-csrftoken", b"t" * 32),
-            (b"cookie", f"{name}={session}; csrftoken={'t' * 32}".encode())]
 
 
 async def _call(method: str, path: str, headers: list, pieces: list[bytes], *, end: str = "complete",
