@@ -7,6 +7,11 @@
   var form = document.getElementById("upload-form");
   if (!form || !window.tus) { return; }
   var endpoint = form.getAttribute("data-endpoint");
+  // the signed-in user's public id (never an e-mail or a name): each upload's entry in
+  // localStorage carries it as `owner`, so a later user of this browser (a session ended by
+  // closing it, with no sign-out to clear the site's data) neither sees nor resumes it
+  var owner = form.getAttribute("data-owner") || "";
+  function ours(metadata) { return !!owner && !!metadata && String(metadata.owner || "") === owner; }
   var csrf = form.querySelector("input[name=csrfmiddlewaretoken]").value;
   var strings = document.getElementById("upload-strings").dataset;
   var list = document.getElementById("upload-list");
@@ -192,7 +197,10 @@
       // only an upload of this file begun into the case chosen now: the server files the study
       // into the case named when the upload was created, so one begun into another case (or
       // into none) is not resumed but left to expire, and this one starts anew
-      previous = previous.filter(function (p) { return String((p.metadata || {})["case"] || "") === it.caseId; });
+      // and only the signed-in user's own
+      previous = previous.filter(function (p) {
+        return ours(p.metadata) && String((p.metadata || {})["case"] || "") === it.caseId;
+      });
       if (previous.length) { it.upload.resumeFromPreviousUpload(previous[0]); }
       send(it);
     });
@@ -248,7 +256,8 @@
       chunkSize: CHUNK,
       retryDelays: [0, 1000, 3000, 5000, 10000, 20000],
       headers: { "X-CSRFToken": csrf },
-      metadata: { filename: path || file.name, filetype: file.type || "application/octet-stream", "case": caseId },
+      metadata: { filename: path || file.name, filetype: file.type || "application/octet-stream", "case": caseId,
+                  owner: owner },
       storeFingerprintForResuming: true,
       removeFingerprintOnSuccess: true,
       // retryDelays are for a server's hiccup (a 5xx, a 409, a 423, a connection reset); offline,
@@ -288,10 +297,13 @@
   // a folder brings the operating system's own files along (.DS_Store, AppleDouble ._*, Thumbs.db,
   // desktop.ini, anything in a dot-folder): each would be an upload that imports nothing. They
   // are left out of a folder, chosen or dropped, and counted in one quiet line; a file chosen
-  // (or dropped) by itself is always sent.
+  // (or dropped) by itself is always sent. The path's first part is the chosen (or dropped)
+  // folder's own name, which the user picked: a folder named ".export" is not the system's.
   var SYSTEM_NAMES = /^(thumbs\.db|ehthumbs\.db|desktop\.ini)$/i;
   function systemFile(path) {
-    return String(path).split("/").some(function (part, i, parts) {
+    var parts = String(path).split("/");
+    if (parts.length > 1) { parts = parts.slice(1); }
+    return parts.some(function (part, i) {
       return part.charAt(0) === "." || (i === parts.length - 1 && SYSTEM_NAMES.test(part));
     });
   }
@@ -367,7 +379,9 @@
   // one's address, file name and case in localStorage ("tus::<fingerprint>::<n>") until it
   // finishes; the page names them, so they are not forgotten, and offers to forget them: their
   // entries go and the server's uploads are terminated (DELETE). Read once at load: an upload
-  // begun on this page is not an interrupted one.
+  // begun on this page is not an interrupted one. Only the signed-in user's entries are named
+  // (and resumed, and forgotten); any other (another user's, one with no owner, one unreadable)
+  // is removed at once, unseen.
   var interruptedBox = document.getElementById("upload-interrupted");
   var interrupted = [];
   function storage() {
@@ -376,20 +390,30 @@
   function readInterrupted() {
     var store = storage();
     if (!store) { return []; }
-    var found = [];
+    var found = [], others = [];
     for (var i = 0; i < store.length; i++) {
       var key = store.key(i);
       if (!key || key.indexOf("tus::") !== 0) { continue; }
       var value = null;
       try { value = JSON.parse(store.getItem(key)); } catch (e) { value = null; }
+      if (!value || !ours(value.metadata)) { others.push(key); continue; }
       var name = value && value.metadata && value.metadata.filename;
       found.push({ key: key, name: name ? String(name) : key.split("::")[1] || key,
                    url: value && value.uploadUrl ? String(value.uploadUrl) : "" });
     }
+    others.forEach(function (key) { try { store.removeItem(key); } catch (e) { /* nothing kept */ } });
     return found;
   }
-  function sameOrigin(url) {
-    try { return !!url && new URL(url, window.location.href).origin === window.location.origin; } catch (e) { return false; }
+  // an upload of this portal's tus endpoint (same origin, its path under the endpoint's): the
+  // only address Forget sends a DELETE to
+  function tusUpload(url) {
+    try {
+      var here = window.location.href;
+      var target = new URL(url, here), root = new URL(endpoint, here);
+      var base = root.pathname.replace(/\/?$/, "/");
+      return !!url && target.origin === window.location.origin && target.pathname.indexOf(base) === 0 &&
+        target.pathname.length > base.length;
+    } catch (e) { return false; }
   }
   function inUse(entry) {
     return items.some(function (it) { return it.upload.url && it.upload.url === entry.url && it.state !== "done"; });
@@ -415,7 +439,7 @@
         if (inUse(e)) { return; }  // being resumed on this page now
         if (store) { store.removeItem(e.key); }
         // the server keeps what arrived until it expires; terminated now (only the uploader may)
-        if (sameOrigin(e.url)) {
+        if (tusUpload(e.url)) {
           fetch(e.url, { method: "DELETE", credentials: "same-origin",
                          headers: { "Tus-Resumable": "1.0.0", "X-CSRFToken": csrf } }).catch(function () {});
         }

@@ -75,3 +75,37 @@ def test_a_dropped_folder_leaves_the_systems_files_out_but_not_a_file_dropped_by
     expect(page.get_by_test_id("upload-item")).to_have_count(2)
     assert _items_named(page) == [".DS_Store", "study/IM0001"]
     expect(page.get_by_test_id("upload-skipped")).to_have_text("2 system files skipped (.DS_Store, Thumbs.db)")
+
+
+def test_a_folder_whose_own_name_starts_with_a_dot_is_sent_chosen_or_dropped(page, live_server, tmp_path):
+    """The path's first part is the folder the user chose or dropped: ".export" is theirs, not
+    the system's; the system's files inside it are still left out."""
+    org = OrganizationFactory(slug="dot-folder-org", mfa_required_roles=[])
+    user = member(org, Role.RADIOLOGIST, email="rad@dot-folder.example")
+    signed_in_as(page, live_server.url, user)
+    folder = tmp_path / ".export"
+    (folder / "CT").mkdir(parents=True)
+    (folder / "CT" / "IM0001").write_bytes(b"\0" * 300)
+    (folder / ".DS_Store").write_bytes(b"\1" * 50)
+    page.goto(f"{live_server.url}/studies/upload/")
+    page.wait_for_load_state("load")
+    page.locator("#upload-folder").set_input_files(str(folder))
+    expect(page.get_by_test_id("upload-item")).to_have_count(1)
+    assert _items_named(page) == [".export/CT/IM0001"]
+    expect(page.get_by_test_id("upload-skipped")).to_have_text("1 system file skipped (.DS_Store)")
+
+    page.evaluate("""() => {
+      const fileEntry = (f) => ({isFile: true, isDirectory: false, name: f.name, file: (cb) => cb(f)});
+      const dirEntry = (name, children) => ({isFile: false, isDirectory: true, name, createReader() {
+        let read = false;
+        return {readEntries(cb) { const out = read ? [] : children; read = true; cb(out); }};
+      }});
+      const entry = dirEntry(".dropped", [fileEntry(new File(["scan"], "IM0002")),
+                                          fileEntry(new File(["mac"], "._IM0002"))]);
+      const drop = new Event("drop", {bubbles: true, cancelable: true});
+      Object.defineProperty(drop, "dataTransfer", {value: {items: [{webkitGetAsEntry: () => entry}], files: []}});
+      document.getElementById("dropzone").dispatchEvent(drop);
+    }""")
+    expect(page.get_by_test_id("upload-item")).to_have_count(2)
+    assert _items_named(page) == [".dropped/IM0002", ".export/CT/IM0001"]
+    expect(page.get_by_test_id("upload-skipped")).to_have_text("1 system file skipped (._IM0002)")
