@@ -17,6 +17,14 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 TUS_KEYS = "() => Object.keys(localStorage).filter((k) => k.startsWith('tus::'))"
 
 
+def _refuse_patch(route):
+    """Every chunk refused: an upload is created (its entry stored) and stops at 0 bytes."""
+    if route.request.method == "PATCH":
+        route.fulfill(status=400, body="no", headers={"Tus-Resumable": "1.0.0", "Content-Type": "text/plain"})
+    else:
+        route.continue_()
+
+
 def test_interrupted_uploads_are_named_after_a_reload_and_can_be_forgotten(page, live_server, tmp_path):
     org = OrganizationFactory(slug="interrupted-org", mfa_required_roles=[])
     user = member(org, Role.RADIOLOGIST, email="rad@interrupted.example")
@@ -26,13 +34,7 @@ def test_interrupted_uploads_are_named_after_a_reload_and_can_be_forgotten(page,
     other.write_bytes(b"\1" * 600)
 
     # every chunk refused: both uploads are created (their entries stored) and stop at 0 bytes
-    def refuse_patch(route):
-        if route.request.method == "PATCH":
-            route.fulfill(status=400, body="no", headers={"Tus-Resumable": "1.0.0", "Content-Type": "text/plain"})
-        else:
-            route.continue_()
-
-    page.route("**/api/v1/uploads/*/", refuse_patch)
+    page.route("**/api/v1/uploads/*/", _refuse_patch)
     page.goto(f"{live_server.url}/studies/upload/")
     page.wait_for_load_state("load")
     notice = page.get_by_test_id("upload-interrupted")
@@ -125,14 +127,8 @@ def test_an_upload_begun_here_stores_its_owner_and_is_not_resumed_by_another_use
     scan = tmp_path / "scan.dcm"
     scan.write_bytes(b"\0" * 500)
 
-    def refuse_patch(route):
-        if route.request.method == "PATCH":
-            route.fulfill(status=400, body="no", headers={"Tus-Resumable": "1.0.0", "Content-Type": "text/plain"})
-        else:
-            route.continue_()
-
     signed_in_as(page, live_server.url, a)
-    page.route("**/api/v1/uploads/*/", refuse_patch)
+    page.route("**/api/v1/uploads/*/", _refuse_patch)
     page.goto(f"{live_server.url}/studies/upload/")
     page.wait_for_load_state("load")
     page.locator("#upload-files").set_input_files([str(scan)])
