@@ -181,6 +181,11 @@ def _first(value: Any) -> float | None:
     return number if np.isfinite(number) else None
 
 
+def transfer_syntax_of(ds: Dataset) -> str:
+    """The transfer syntax UID the data set was read in ("" when its file meta has none)."""
+    return str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "") or "")
+
+
 def _header_int(ds: Dataset, keyword: str, default: int) -> int:
     """A count from the header (Rows, Columns, Samples per Pixel, Bits Allocated...), not
     negative; ``default`` when it is absent, empty or unreadable (a damaged file: several values
@@ -199,7 +204,7 @@ def frames_of(ds: Dataset) -> int:
 def _info(ds: Dataset) -> FrameInfo:
     if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
         raise UndecodableFrame(Deferred(gettext_noop("The file holds no pixel data.")))
-    tsuid = str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "") or "")
+    tsuid = transfer_syntax_of(ds)
     center, width = _first(ds.get("WindowCenter")), _first(ds.get("WindowWidth"))
     spacing = ds.get("PixelSpacing")
     try:
@@ -244,7 +249,7 @@ def _read_header(fh: IO[bytes]) -> Dataset:
 def header_lossy(ds: Dataset) -> bool:
     """Lossy by the header: Lossy Image Compression (0028,2110) = 01, or a transfer syntax that is
     lossy by its name (``LOSSY_TRANSFER_SYNTAXES``)."""
-    tsuid = str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "") or "")
+    tsuid = transfer_syntax_of(ds)
     return str(ds.get("LossyImageCompression") or "").strip() == "01" or tsuid in LOSSY_TRANSFER_SYNTAXES
 
 
@@ -255,7 +260,7 @@ def irreversibly_coded(ds: Dataset, frames: Iterable[int] | None = None) -> bool
     transfer syntaxes, and for encapsulation that cannot be split into frames (the decoder reports
     damaged data; this only adds certainty of loss). Reads the pixel data, which decoding a frame
     has already read."""
-    tsuid = str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "") or "")
+    tsuid = transfer_syntax_of(ds)
     if tsuid not in j2k.TRANSFER_SYNTAXES or "PixelData" not in ds:
         return False
     count = frames_of(ds)
@@ -366,7 +371,7 @@ def shorter_than_header(ds: Dataset) -> bool:
     """Whether ``ds``'s native (uncompressed) pixel data holds fewer bytes than its header says
     (``apps.imaging.dicom.native_pixel_bytes``): Rows and Columns that do not match it, a frame
     missing. Reads the pixel data's value (decoding it has)."""
-    tsuid = pydicom.uid.UID(str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "") or ""))
+    tsuid = pydicom.uid.UID(transfer_syntax_of(ds))
     # a private or unknown transfer syntax is not measured (pydicom's is_compressed raises for it)
     if not tsuid or not tsuid.is_transfer_syntax or tsuid.is_compressed:
         return False
@@ -391,7 +396,7 @@ def undecodable_reason(ds: Dataset, exc: BaseException) -> Deferred:
         return Deferred(gettext_noop("The image data in this file is shorter than its header says: it cannot be "
                                      "shown."))
     if isinstance(exc, NotImplementedError | RuntimeError) and "plugin" in str(exc).lower():
-        tsuid = str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "") or "")
+        tsuid = transfer_syntax_of(ds)
         return Deferred(gettext_noop("This file's compression (%(name)s) cannot be decoded here."),
                         name=transfer_syntax_name(tsuid))
     return Deferred(gettext_noop("The image data in this file is damaged or in an unsupported form."))

@@ -81,13 +81,9 @@ def _read(data: bytes, *, stop_before_pixels: bool = False) -> Dataset:
         raise NotEncodable(Deferred(gettext_noop("The file cannot be read as DICOM."))) from exc
 
 
-def _tsuid(ds: Dataset) -> str:
-    return str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "") or "")
-
-
 def source_facts(data: bytes) -> SourceFacts:
     ds = _read(data, stop_before_pixels=True)
-    tsuid = _tsuid(ds)
+    tsuid = pixels.transfer_syntax_of(ds)
     lossy = pixels.header_lossy(ds) or (tsuid in j2k.TRANSFER_SYNTAXES and pixels.irreversibly_coded(_read(data)))
     return SourceFacts(lossy=lossy, identity_removed=identity_verified(data, ds), transfer_syntax_uid=tsuid)
 
@@ -132,7 +128,7 @@ def lossless_encode(data: bytes, codec: str) -> bytes:
     ds = _read(data)
     if "PixelData" not in ds:
         raise NotEncodable(Deferred(gettext_noop("No (integer) pixel data to compress.")))
-    tsuid = _tsuid(ds)
+    tsuid = pixels.transfer_syntax_of(ds)
     if pixels.header_lossy(ds) or pixels.irreversibly_coded(ds):
         raise NotEncodable(Deferred(gettext_noop(
             "The original is already lossy-compressed: a lossless copy would not be diagnostic-grade.")))
@@ -233,7 +229,7 @@ def education_jpeg(data: bytes) -> bytes:
     """The JPEG image an education file (``education_dicom``) holds, as it was encoded: what the
     patient portal shows in the browser. Raises NotEncodable for any other file."""
     ds = _read(data)
-    if _tsuid(ds) != JPEGBaseline8Bit or "PixelData" not in ds:
+    if pixels.transfer_syntax_of(ds) != JPEGBaseline8Bit or "PixelData" not in ds:
         raise NotEncodable(Deferred(gettext_noop("The file is not an education image.")))
     try:
         return next(generate_frames(ds.PixelData, number_of_frames=1))
