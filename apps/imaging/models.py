@@ -280,8 +280,9 @@ NOTHING_IMPORTED_LABEL = _("Nothing imported")
 class IngestJobQuerySet(WholeCaseQuerySet):
     def adding_to(self, studies) -> IngestJobQuerySet:
         """Jobs still adding to any of ``studies`` (queued or running): a study is not deleted
-        nor attached to a case until they end, since an ingest saves the whole study row when it
-        finishes. The one rule for both, and for the study page that offers them."""
+        nor attached to a case until they end, since an ingest decides where its files go by the
+        study's case, and saves the study's rows, until it ends. The one rule for both, and for the
+        study page that offers them."""
         return self.filter(studies__in=studies, state__in=[JobState.QUEUED, JobState.RUNNING])
 
 

@@ -833,7 +833,8 @@ def study_attach(*, study: Study, case: Any, by: Any, request: Any = None,
     ``study_delete`` takes), and what is decided is read under that lock: a study attached
     meanwhile (a second submit) is refused with ``StudyAttachRefused``, nothing written twice; a
     study an ingest job is still working on (queued or running) is refused with ``StudyBusy``,
-    since the ingest saves the whole study row when it finishes.
+    since an ingest decides where its files go by the study's case, and saves the study's rows,
+    until it ends.
 
     Another patient's images: when the patient ID in any version attached (read under the lock,
     so a version made since the page was shown counts) is not the case patient's MRN (read under
