@@ -18,9 +18,9 @@ Every transfer is audited when it ends: download.completed or download.incomplet
 sent and the range.
 
 Access is asked again, afresh, while a transfer runs (``policy.download_may_continue``, at most
-RECHECK_SECONDS after the decision or the last check, so before the first byte when the package
-took that long to build): a grant or link revoked, a case closed or a membership ended stops a
-transfer under way, not only the next request. The client then has fewer bytes than the
+every RECHECK_SECONDS after the decision made once the package was built): a grant or link
+revoked, a case closed or a membership ended stops a transfer under way, not only the next
+request. The client then has fewer bytes than the
 Content-Length announced (as on a dropped connection, so it cannot take the file as complete),
 and the transfer is recorded as download.incomplete with ``stopped: access_ended`` beside the
 denial.
@@ -154,7 +154,6 @@ def _count(request: HttpRequest, actor, obj, kind: str, scope: str):
 def _serve(request: HttpRequest, actor, obj, kind: str, scope: str, build) -> HttpResponse:
     # may they, before any work; nothing is counted until the package is known to go out: a Range
     # it cannot satisfy (416, judged on the package's size) must not use up one of a grant's downloads
-    decided_at = time.monotonic()
     decision = _decide(request, actor, obj, kind, scope)
     package: Package = build()
     refusal = range_refusal(request, package)
@@ -171,8 +170,7 @@ def _serve(request: HttpRequest, actor, obj, kind: str, scope: str, build) -> Ht
         return policy.download_may_continue(actor=actor, obj=obj, rendition=SHARING_RENDITION[Kind(kind)],
                                             package_key=_package_key(obj, kind, scope), request=request)
 
-    return package_response(request, package, on_transfer_end=recorded, still_allowed=still_allowed,
-                            allowed_at=decided_at)
+    return package_response(request, package, on_transfer_end=recorded, still_allowed=still_allowed)
 
 
 def _wanted(request: HttpRequest, package: Package) -> tuple[int, int] | bool | None:
@@ -199,7 +197,7 @@ def _unsatisfiable(package: Package) -> HttpResponse:
 
 
 def package_response(request: HttpRequest, package: Package, *, on_transfer_end,
-                     still_allowed: Callable[[], bool], allowed_at: float | None = None) -> HttpResponse:
+                     still_allowed: Callable[[], bool]) -> HttpResponse:
     """The one way a package goes out, once the caller's policy check passed: exact
     Content-Length, strong ETag, a single Range (with If-Range; 416 when unsatisfiable), HEAD with
     the headers of a GET and no body. When a transfer ends, ``on_transfer_end(action, figures)``
@@ -208,8 +206,7 @@ def package_response(request: HttpRequest, package: Package, *, on_transfer_end,
 
     ``still_allowed()``: the caller's policy question, asked again while the body is sent (at most
     every RECHECK_SECONDS; it records its own refusal). When it says no, nothing more is sent and
-    the figures say ``stopped: access_ended``. ``allowed_at``: when (``time.monotonic()``) the
-    caller's policy said yes, if not just now: the first check is due RECHECK_SECONDS after it."""
+    the figures say ``stopped: access_ended``."""
     wanted = _wanted(request, package)
     if wanted is False:
         return _unsatisfiable(package)
@@ -227,11 +224,11 @@ def package_response(request: HttpRequest, package: Package, *, on_transfer_end,
         # the headers a GET would get, no body: nothing counted, no transfer recorded
         response = HttpResponse(status=206 if wanted else 200, content_type="application/zip")
     elif isinstance(request, ASGIRequest):
-        response = StreamingHttpResponse(_async_stream(package, start, end, done, still_allowed, allowed_at),
+        response = StreamingHttpResponse(_async_stream(package, start, end, done, still_allowed),
                                          status=206 if wanted else 200,
                                          content_type="application/zip")
     else:
-        response = StreamingHttpResponse(_sync_stream(package, start, end, done, still_allowed, allowed_at),
+        response = StreamingHttpResponse(_sync_stream(package, start, end, done, still_allowed),
                                          status=206 if wanted else 200,
                                          content_type="application/zip")
     response["Content-Length"] = str(end - start + 1)
@@ -249,12 +246,10 @@ def package_response(request: HttpRequest, package: Package, *, on_transfer_end,
 
 
 class _Recheck:
-    """When a transfer under way asks its policy question again: at most every RECHECK_SECONDS
-    after the last answer (``allowed_at``, the policy's yes before the transfer; else now, the
-    transfer just authorized)."""
+    """When a transfer under way asks its policy question again: at most every RECHECK_SECONDS."""
 
-    def __init__(self, allowed_at: float | None = None) -> None:
-        self.last = time.monotonic() if allowed_at is None else allowed_at
+    def __init__(self) -> None:
+        self.last = time.monotonic()  # the transfer was just authorized
 
     def due(self) -> bool:
         now = time.monotonic()
@@ -264,10 +259,9 @@ class _Recheck:
         return True
 
 
-def _sync_stream(package: Package, start: int, end: int, done, still_allowed: Callable[[], bool],
-                 allowed_at: float | None = None):
+def _sync_stream(package: Package, start: int, end: int, done, still_allowed: Callable[[], bool]):
     sent, complete, stopped = 0, False, False
-    recheck = _Recheck(allowed_at)
+    recheck = _Recheck()
     try:
         for chunk in package.iter_range(start, end):
             if recheck.due() and not still_allowed():
@@ -307,15 +301,14 @@ async def _finish(executor: ThreadPoolExecutor, pieces, done, sent: int, complet
         await sync_to_async(done)(sent, complete, stopped)
 
 
-async def _async_stream(package: Package, start: int, end: int, done, still_allowed: Callable[[], bool],
-                        allowed_at: float | None = None):
+async def _async_stream(package: Package, start: int, end: int, done, still_allowed: Callable[[], bool]):
     # one worker thread per transfer, always the same: hopping between the default pool's
     # threads made the decrypting reads 3-4 times slower (measured by bench/renditions.py)
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lightbox-download")
     loop = asyncio.get_running_loop()
     pieces = package.iter_range(start, end)
     sent, complete, stopped = 0, False, False
-    recheck = _Recheck(allowed_at)
+    recheck = _Recheck()
     ahead = None
     try:
         ahead = loop.run_in_executor(executor, _batch, pieces)
