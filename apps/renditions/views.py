@@ -141,10 +141,9 @@ def _count(request: HttpRequest, actor, obj, kind: str, scope: str):
     decision's reading is not trusted for what goes out, as the count writes. Refused: 403,
     recorded, or 404 when the object may no longer be seen at all (as a refused decision)."""
     try:
-        decision = policy.download_decide(actor=actor, obj=obj, rendition=SHARING_RENDITION[Kind(kind)],
-                                          package_key=_package_key(obj, kind, scope), resumed=_resumed(request),
-                                          request=request)
-        return policy.download_count(decision, request=request)
+        return policy.download_authorize(actor=actor, obj=obj, rendition=SHARING_RENDITION[Kind(kind)],
+                                         package_key=_package_key(obj, kind, scope), resumed=_resumed(request),
+                                         request=request)
     except PermissionDenied:
         if not policy.can(actor, Action.VIEW_CASE, obj):
             raise Http404 from None  # the denial is recorded already
