@@ -12,8 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Count, F, Sum, Value, Window
+from django.db.models import Count, F, Q, Sum, Value, Window
 from django.db.models.functions import Greatest, RowNumber
+from django.utils.translation import gettext_lazy as _
 
 from apps.imaging.models import Instance, Study
 
@@ -23,6 +24,16 @@ SERIES_PAGE = 1000
 MAX_START = 10_000_000
 #: the viewer's order of a series' instances (as the frames' stack runs)
 INSTANCE_ORDER = ("instance_number", "id")
+#: an instance whose header gives an image to show (Rows and Columns), as ``image`` below says
+HAS_IMAGE = Q(rows__gt=0, columns__gt=0)
+
+#: what a series of objects with no image holds, by modality, for its thumbnail's placeholder
+#: (another modality is named by its code)
+NO_IMAGE_KINDS = {
+    "SR": _("Report"), "PR": _("Presentation state"), "KO": _("Key images"), "DOC": _("Document"),
+    "RTPLAN": _("Treatment plan"), "RTSTRUCT": _("Structure set"), "RTRECORD": _("Treatment record"),
+    "ECG": _("Waveform"), "HD": _("Waveform"),
+}
 
 
 @dataclass(frozen=True)
@@ -34,23 +45,34 @@ class ViewerSeries:
     description: str
     count: int  # instances
     frames: int  # images in the stack: each instance's frames (at least one)
-    thumbnail: str  # public id of the middle instance
+    #: public id of the middle one of its instances with an image (``HAS_IMAGE``); "" for a
+    #: series with none (reports, presentation states, key object selections, plans...), whose
+    #: thumbnail is a placeholder that names ``kind``, and no frame is asked for it
+    thumbnail: str
+
+    @property
+    def kind(self) -> str:
+        """What the series holds, for a thumbnail with no image: "" when it has one."""
+        if self.thumbnail:
+            return ""
+        return str(NO_IMAGE_KINDS.get(self.modality.upper(), self.modality))
 
     def as_json(self) -> dict[str, Any]:
         return {"id": self.public_id, "number": self.number, "modality": self.modality,
                 "description": self.description, "count": self.count, "frames": self.frames,
-                "thumbnail": self.thumbnail}
+                "thumbnail": self.thumbnail, "kind": self.kind}
 
 
 def viewer_series_list(*, study: Study) -> list[ViewerSeries]:
     """The study's series that hold instances, in series order, with their counts and the middle
-    instance (the thumbnail): two queries, whatever the number of series and instances."""
+    one of their instances with an image (the thumbnail; none for a series with no image): two
+    queries, whatever the number of series and instances."""
     rows = (study.series.annotate(count=Count("instances"),
                                   frames=Sum(Greatest(F("instances__frames"), Value(1))))
             .filter(count__gt=0).order_by("series_number", "id")
             .values("pk", "public_id", "series_number", "modality", "series_description", "count", "frames"))
     order = [F(name).asc() for name in INSTANCE_ORDER]
-    middles = dict(Instance.objects.filter(study=study)
+    middles = dict(Instance.objects.filter(HAS_IMAGE, study=study)
                    .annotate(position=Window(RowNumber(), partition_by=[F("series_id")], order_by=order),
                              in_series=Window(Count("id"), partition_by=[F("series_id")]))
                    .filter(position=F("in_series") / 2 + 1)

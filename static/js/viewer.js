@@ -413,6 +413,23 @@
     fetchPage(index);  // the rest of a long series (nothing once all is listed)
   }
 
+  // a series thumbnail with no image: "No image" and what the series holds (its kind), in the
+  // thumbnail's place
+  function thumbPlaceholder(kind) {
+    var box = document.createElement("span");
+    box.className = "viewer-thumb-none";
+    box.setAttribute("data-testid", "viewer-thumb-none");
+    var none = document.createElement("span");
+    none.textContent = ds.labelNone;
+    box.appendChild(none);
+    if (kind) {
+      var what = document.createElement("small");
+      what.textContent = kind;
+      box.appendChild(what);
+    }
+    return box;
+  }
+
   function buildSeriesList() {
     var list = document.getElementById("viewer-series-list");
     data.series.forEach(function (series, index) {
@@ -420,15 +437,26 @@
       var button = document.createElement("button");
       button.type = "button";
       button.className = "viewer-series-button";
-      var img = document.createElement("img");
-      img.alt = "";
-      img.width = 64; img.height = 64;
-      img.loading = "lazy";
-      img.src = ds.frameUrl.replace(ZERO, series.thumbnail) + "?frame=0&quality=low&size=64";
       var text = document.createElement("span");
       text.textContent = (series.modality || "") + " " + (series.number !== null ? series.number : "") +
         (series.description ? " · " + series.description : "") + " (" + series.count + ")";
-      button.appendChild(img);
+      if (series.thumbnail) {
+        var img = document.createElement("img");
+        img.alt = "";
+        img.width = 64; img.height = 64;
+        img.loading = "lazy";
+        // a frame that cannot be decoded answers JSON, not an image: the placeholder takes its
+        // place (an <img> that failed is not asked for again)
+        img.addEventListener("error", function () {
+          button.replaceChild(thumbPlaceholder(ds.thumbUndecodable), img);
+        }, { once: true });
+        img.src = ds.frameUrl.replace(ZERO, series.thumbnail) + "?frame=0&quality=low&size=64";
+        button.appendChild(img);
+      } else {
+        // no object of the series has an image (reports, presentation states, key images...):
+        // a labelled placeholder, and no frame asked for
+        button.appendChild(thumbPlaceholder(series.kind));
+      }
       button.appendChild(text);
       button.addEventListener("click", function () { selectSeries(index); stage.focus(); });
       li.appendChild(button);

@@ -18,7 +18,7 @@ from playwright.sync_api import expect
 from apps.audit.models import AuditEvent
 from tests.browser.conftest import device_page, signed_in_as
 from tests.viewer.conftest import make_ct_study
-from tests.viewer.no_image import store_mixed_series, store_rt_plan, store_short_ct
+from tests.viewer.no_image import store_mixed_series, store_report, store_rt_plan, store_short_ct
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -175,3 +175,35 @@ def test_a_pinch_without_an_image_does_not_zoom_the_next_image(browser, live_ser
         page.keyboard.press("ArrowDown")  # 4 / 4: an image again, at the fitted size
         expect(page.locator("#viewer")).to_have_attribute("data-shown-pos", "3")
         expect(zoom).to_have_text(fit)
+
+
+def test_a_series_with_no_image_has_a_labelled_thumbnail_and_asks_for_no_frame(page, live_server, org_a,
+                                                                               clinician_a):
+    study = make_ct_study(org_a, clinician_a)  # its phantom CT is series 1
+    plan = store_rt_plan(study, number=0)
+    short = store_short_ct(study, number=2)
+    report = store_report(study, number=3)
+    urls: list[str] = []
+    page.on("request", lambda request: urls.append(request.url))
+    signed_in_as(page, live_server.url, clinician_a)
+    page.goto(live_server.url + reverse("viewer:viewer", kwargs={"study_id": study.public_id}))
+    page.wait_for_load_state("load")
+    buttons = page.locator(".viewer-series-button")
+    expect(buttons).to_have_count(4)
+
+    # the plan and the report: "No image" and what they hold, in the thumbnail's place
+    for index, kind in ((0, "Treatment plan"), (3, "Report")):
+        placeholder = buttons.nth(index).get_by_test_id("viewer-thumb-none")
+        expect(placeholder).to_have_text("No image" + kind)
+        expect(buttons.nth(index).locator("img")).to_have_count(0)
+    # the phantom CT: its image
+    expect(buttons.nth(1).locator("img")).to_have_js_property("complete", True)
+    assert buttons.nth(1).locator("img").evaluate("img => img.naturalWidth") > 0
+    # the CT that cannot be decoded: asked for once (nothing says so before), then the placeholder
+    expect(buttons.nth(2).get_by_test_id("viewer-thumb-none")).to_have_text("No imageCannot be shown")
+    expect(buttons.nth(2).locator("img")).to_have_count(0)
+
+    page.wait_for_timeout(500)
+    assert _frame_requests(urls, plan) == 0 and _frame_requests(urls, report) == 0
+    thumbs = [u for u in urls if f"/instances/{short.public_id}/frame" in u and "size=64" in u]
+    assert len(thumbs) == 1

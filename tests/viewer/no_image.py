@@ -60,6 +60,18 @@ def store_rt_plan(study, *, number: int = 0):
     return _store(study, ds, number=number, modality="RTPLAN", description="Plan")
 
 
+BASIC_TEXT_SR = "1.2.840.10008.5.1.4.1.1.88.11"
+
+
+def store_report(study, *, number: int = 3):
+    """A structured report (no pixel data, no Rows and Columns), series ``number``."""
+    ds = _rt_plan(study)
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID = BASIC_TEXT_SR
+    del ds.RTPlanLabel
+    ds.Modality, ds.SeriesNumber = "SR", number
+    return _store(study, ds, number=number, modality="SR", description="Report")
+
+
 def _short_ct(study, index: int = 0, series_uid: str | None = None) -> Dataset:
     ds = ct_phantom_slice(index, rows=32, columns=32, study_uid=study.study_instance_uid,
                           series_uid=series_uid or generate_uid())

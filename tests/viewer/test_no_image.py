@@ -12,7 +12,7 @@ import re
 import pytest
 from django.urls import reverse
 
-from tests.viewer.no_image import store_rt_plan, store_short_ct
+from tests.viewer.no_image import store_mixed_series, store_report, store_rt_plan, store_short_ct
 
 pytestmark = pytest.mark.django_db
 
@@ -55,3 +55,17 @@ def test_a_frame_shorter_than_its_header_says_why(client_as, clinician_a, ct_stu
     assert response.json()["reason"] == "The image data in this file is shorter than its header says: it cannot " \
                                         "be shown."
     assert "Error" not in response.content.decode()
+
+
+def test_a_series_with_no_image_has_no_thumbnail_to_ask_for_but_its_kind(client_as, clinician_a, ct_study):
+    store_rt_plan(ct_study, number=0)
+    store_report(ct_study, number=3)
+    mixed = store_mixed_series(ct_study, number=4)  # image, no image, not decodable, image
+    _, data = _page(client_as(clinician_a), ct_study)
+    plan, ct, report, mixed_series = data["series"]
+    assert (plan["thumbnail"], plan["kind"]) == ("", "Treatment plan")
+    assert (report["thumbnail"], report["kind"]) == ("", "Report")
+    assert ct["thumbnail"] and ct["kind"] == ""
+    # the middle one of the objects with an image, never the one without
+    assert mixed_series["thumbnail"] == str(mixed[2].public_id) and mixed_series["kind"] == ""
+

@@ -221,7 +221,8 @@ def test_multi_frame_instance_serves_each_frame(client_as, clinician_a, ct_study
     with open(path, "rb") as fh:
         blob = put_blob(fh, organization=ct_study.organization)
     series = SeriesFactory(organization=ct_study.organization, study=ct_study)
-    instance = InstanceFactory(organization=ct_study.organization, series=series, blob=blob, frames=10)
+    instance = InstanceFactory(organization=ct_study.organization, series=series, blob=blob, frames=10, rows=64,
+                               columns=64)  # as ingest reads them from its header
     client = client_as(clinician_a)
     first, last = (client.get(_frame_url(instance, quality="diagnostic", frame=i)) for i in (0, 9))
     assert first["Content-Type"] == last["Content-Type"] == "image/png"
