@@ -17,6 +17,11 @@ a case, goes into that study in no case; a file of a study in a case, sent into 
 another case, goes into a new version of it in no case, which can be attached to that case
 only. Either is told on the file's report line and the job ends with warnings; nothing is
 refused, so no bytes are lost.
+
+Patients: one StudyInstanceUID is one patient's. A file whose patient ID is not that of the
+study stored under its StudyInstanceUID (stored before, or started by an earlier file of the same
+upload: the first file decides) is refused, its report line says why (naming no patient), the
+rest of the upload is ingested and the job ends with warnings (``_same_patient``).
 """
 
 from __future__ import annotations
@@ -361,6 +366,28 @@ VERSION_IN_NO_CASE = gettext_noop("Version %(kept)s of this study is in a case, 
                                   "which can be attached to that case from the study's page.")
 DUPLICATE_ELSEWHERE = gettext_noop("The study it belongs to is not in the case chosen for the upload, and an upload "
                                    "does not move a study.")
+#: told on the report line of a file refused because its patient is not its study's (``_same_patient``);
+#: it names no patient (no PHI on report lines, in logs or in the audit)
+PATIENT_DIFFERS = gettext_noop("refused: the patient ID in this file is not that of the study already stored under "
+                               "the same Study Instance UID (by an earlier upload or an earlier file of this one); a "
+                               "study holds one patient's images only, so nothing of this file was stored")
+
+
+def patient_key(patient_id: str | None) -> str:
+    """A patient ID as the rules that compare them read it: blanks around it ignored, as the
+    index keeps it (``dicom._text``); missing is empty."""
+    return (patient_id or "").strip()
+
+
+def _same_patient(study: Study, header: dicom.DicomHeader) -> bool:
+    """Whether a file is of its study's patient: one StudyInstanceUID belongs to one patient, and
+    an ingest never puts two patients' images in one study (any version of it: a version copies
+    its patient from the one before). The study's patient is the one its first file named (the
+    first stored, or the first of the batch that started it), as indexed: its patient ID, the one
+    patient identifier the index keeps. An empty patient ID is a value like any other: a file with
+    none is not shown to be the patient of a study with one, nor the reverse, so either is refused;
+    a study whose files all have none (as some de-identified ones do) takes more with none."""
+    return patient_key(study.patient_id) == patient_key(header.patient_id)
 
 
 def _may_add_to(job: IngestJob, latest: Study) -> bool:
@@ -375,10 +402,19 @@ def _may_add_to(job: IngestJob, latest: Study) -> bool:
 
 
 def _index(run: _Run, item: _Item, blob: Blob, sop_uids: list[str]) -> None:
-    """Decide the file's outcome (duplicate, new instance, new version) and add its instance,
-    into a study in a case only as ``_may_add_to`` allows."""
+    """Decide the file's outcome (refused: another patient's, ``_same_patient``; duplicate, new
+    instance, new version) and add its instance, into a study in a case only as ``_may_add_to``
+    allows."""
     job, header = run.job, item.header
     latest = run.latest_study(header)
+    if not _same_patient(latest, header):
+        # refused before anything is decided (a duplicate, a new version): its blob, if this batch
+        # wrote it, is deleted with the batch's commit (``_store_finish``). Logged without the
+        # file's path, which may name the patient
+        logger.warning("ingest job %s: a file refused, its patient ID is not that of study %s",
+                       job.pk, latest.public_id)
+        item.skip(Deferred(PATIENT_DIFFERS))
+        return
     held = run.instances(latest, sop_uids)
     existing = held.get(header.sop_instance_uid)
     if existing is not None and existing.sha256 == item.sha256:
@@ -485,14 +521,22 @@ def _store_finish(run: _Run, stored: _Stored) -> None:
                 written.append(blob_write(source, sha))
             except STORAGE_ERRORS as exc:
                 raise StorageUnavailable(str(exc)) from exc
-        run.written.update((b.sha256, b) for b in blobs_record(written))
+        recorded = {b.sha256: b for b in blobs_record(written)}
+        run.written.update(recorded)
         for item in files:
             blob = item.blob or found.get(item.sha256) or run.written[item.sha256]
             _index(run, item, blob, sop_uids[item.header.study_instance_uid])
         run.end_batch()
+        # the bytes of a refused file (another patient's) that this batch wrote are not kept
+        refused = {i.sha256 for i in files if i.outcome == FileOutcome.SKIPPED} & recorded.keys()
+        orphans = blobs_unreferenced_delete(recorded[sha].pk for sha in refused) if refused else []
         IngestFileResult.objects.bulk_create([i.result(run.job) for i in items])
         if prepared := sum(1 for i in files if i.blob is not None):
             IngestJob.objects.filter(pk=run.job.pk).update(files_prepared=F("files_prepared") + prepared)
+    for blob in orphans:  # a later batch with the same bytes writes them again
+        run.written.pop(blob.sha256, None)
+        run.claimed.discard(blob.sha256)
+    blob_files_delete(orphans)
     for item in items:
         item.source = None
 
@@ -812,8 +856,8 @@ def attach_patient_ids_differ(*, patient_ids: list[str | None], mrn: str | None)
     moves) is not ``mrn``, the case patient's MRN, once blanks around them are ignored. The one
     rule for "another patient's images": ``study_attach`` refuses them unless confirmed, and the
     attach confirmation (``forms.attach_patient_differs``) asks for the box by it."""
-    key = (mrn or "").strip()
-    return any((p or "").strip() != key for p in patient_ids)
+    key = patient_key(mrn)
+    return any(patient_key(p) != key for p in patient_ids)
 
 
 def study_attach(*, study: Study, case: Any, by: Any, request: Any = None,
