@@ -11,6 +11,7 @@ from django.http import Http404, HttpRequest
 
 from apps.audit.services import record_hidden_refusal
 from apps.imaging.models import FileOutcome, IngestFileResult, IngestJob, Study
+from apps.imaging.services import DUPLICATE_ELSEWHERE
 from apps.sharing import policy
 
 #: how many cases the upload page's case list offers: the newest open ones (a case's own page
@@ -86,10 +87,23 @@ class JobReport:
         return self.counts.get(FileOutcome.SKIPPED, 0)
 
 
-#: a report's lines, the files that need the uploader's attention first: skipped, then changed
-#: (stored as a new version), then the rest, each in the order they were read
-PROBLEMS_FIRST = (Case(When(outcome=FileOutcome.SKIPPED, then=Value(0)),
-                       When(outcome=FileOutcome.NEW_VERSION, then=Value(1)), default=Value(2)), "id")
+#: how much a report line asks of its uploader, most first; a line that meets none is "ok" (a
+#: file ingested with nothing to say). The study page's report, the upload's report page and the
+#: upload page's live lines (the status JSON) list lines in this order, and mark each with it.
+SEVERITIES = (
+    # not imported
+    ("problem", Q(outcome=FileOutcome.SKIPPED)),
+    # imported, but not as the upload asked, or with something to check: changed (stored as a new
+    # version), put into no case or another case, kept with a warning; the job ends "with warnings"
+    ("warning", Q(outcome=FileOutcome.NEW_VERSION) | (Q(outcome=FileOutcome.INGESTED) & ~Q(reason=""))
+     | Q(outcome=FileOutcome.DUPLICATE, reason__contains=DUPLICATE_ELSEWHERE)),
+    # for information: already stored, nothing to do
+    ("note", Q(outcome=FileOutcome.DUPLICATE)),
+)
+SEVERITY = Case(*(When(q, then=Value(name)) for name, q in SEVERITIES), default=Value("ok"))
+#: a report's lines in ``SEVERITIES``' order, each in the order the files were read
+PROBLEMS_FIRST = (Case(*(When(q, then=Value(rank)) for rank, (_name, q) in enumerate(SEVERITIES)),
+                       default=Value(len(SEVERITIES))), "id")
 
 
 def _report_lines(study: Study, jobs):
@@ -119,7 +133,7 @@ def study_job_report(*, user, study: Study, job_id: str):
         job = study_jobs(user=user, study=study).get(public_id=UUID(job_id))
     except (ValueError, IngestJob.DoesNotExist):
         return None
-    return job, _report_lines(study, [job]).order_by(*PROBLEMS_FIRST)
+    return job, _report_lines(study, [job]).annotate(severity=SEVERITY).order_by(*PROBLEMS_FIRST)
 
 
 def study_job_reports(*, study: Study, jobs) -> list[JobReport]:
@@ -132,7 +146,8 @@ def study_job_reports(*, study: Study, jobs) -> list[JobReport]:
         return []
     about = _report_lines(study, jobs)
     counts = _outcome_counts(about)
-    first = (about.annotate(line=Window(RowNumber(), partition_by=F("job_id"), order_by=list(PROBLEMS_FIRST)))
+    first = (about.annotate(severity=SEVERITY,
+                            line=Window(RowNumber(), partition_by=F("job_id"), order_by=list(PROBLEMS_FIRST)))
              .filter(line__lte=REPORT_LINES).order_by("job_id", "line"))
     lines: dict[int, list[IngestFileResult]] = {}
     for f in first:
@@ -163,9 +178,10 @@ def upload_job_get(*, user, public_id: UUID, request: HttpRequest | None = None)
 
 
 def upload_job_lines(*, job: IngestJob):
-    """Every line of ``job``'s per-file report, problems first (as the study page's): a query to
-    page through; a zip of thousands of files has thousands of lines."""
-    return IngestFileResult.objects.filter(job=job).order_by(*PROBLEMS_FIRST)
+    """Every line of ``job``'s per-file report, problems first (``PROBLEMS_FIRST``, as the study
+    page's), each with its ``severity``: a query to page through; a zip of thousands of files has
+    thousands of lines."""
+    return IngestFileResult.objects.filter(job=job).annotate(severity=SEVERITY).order_by(*PROBLEMS_FIRST)
 
 
 def upload_job_studies(*, user, job: IngestJob):

@@ -36,7 +36,7 @@ from apps.core.http import header_number
 from apps.imaging import follow, uploads
 from apps.imaging.asgi import body_stream
 from apps.imaging.models import Upload, UploadState
-from apps.imaging.selectors import PROBLEMS_FIRST
+from apps.imaging.selectors import upload_job_lines
 from apps.sharing import policy
 from apps.sharing.policy import Action
 
@@ -360,6 +360,7 @@ STATUS_FILES = 1000
 
 def _status_json(upload: Upload) -> dict:
     job = getattr(upload, "job", None)
+    files = list(upload_job_lines(job=job)[:STATUS_FILES]) if job is not None else []
     out = {"id": str(upload.public_id), "state": upload.state, "offset": upload.offset, "length": upload.length,
            "filename": upload.filename, "job": None}
     if job is not None:
@@ -374,8 +375,8 @@ def _status_json(upload: Upload) -> dict:
             # a failed job says why and what can be done (a code and the reader's language), null otherwise
             "failure": {"code": failure.code, "message": failure.message} if (failure := job.failure) else None,
             "files": [{"path": f.path, "outcome": f.outcome, "outcome_label": str(f.get_outcome_display()),
-                       "reason": f.reason, "reason_label": f.reason_shown}
-                      for f in job.files.order_by(*PROBLEMS_FIRST)[:STATUS_FILES]],
+                       "reason": f.reason, "reason_label": f.reason_shown, "severity": f.severity}
+                      for f in files],
             "studies": [{"id": str(s.public_id), "url": s.get_absolute_url(), "state": s.state,
                          "state_label": str(s.get_state_display()), "version": s.version,
                          "description": s.study_description, "instances": s.num_instances,

@@ -164,9 +164,15 @@
       li.appendChild(a);
       it.report.appendChild(li);
     });
-    (job.files || []).forEach(function (f) {
-      if (!f.reason) { return; }
+    // the lines that say something, in the server's order (apps.imaging.selectors.SEVERITIES:
+    // problems, warnings, notes), as the report page lists them; a file ingested with nothing to
+    // say ("ok") is left to that page
+    var files = job.files || [];
+    files.forEach(function (f) {
+      if (f.severity === "ok" || !f.reason) { return; }
       var li = document.createElement("li");
+      li.setAttribute("data-testid", "report-line");
+      li.setAttribute("data-severity", f.severity || "");
       li.textContent = f.path + ": " + f.outcome_label + " — " + (f.reason_label || f.reason);
       it.report.appendChild(li);
     });
