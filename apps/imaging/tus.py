@@ -353,8 +353,9 @@ def _maybe_complete(request: HttpRequest, upload: Upload) -> HttpResponse | None
     return None
 
 
-#: the per-file report lines an upload's status carries at most (``files_total`` says how many
-#: there are), the files that need the uploader's attention first (as the study page's report)
+#: the per-file report lines an upload's status carries at most (``files_count`` says how many
+#: there are; the upload page then says it lists only these and leads to the report page, which
+#: lists them all), the files that need the uploader's attention first (as the study page's report)
 STATUS_FILES = 1000
 
 
@@ -377,6 +378,8 @@ def _status_json(upload: Upload) -> dict:
             "files": [{"path": f.path, "outcome": f.outcome, "outcome_label": str(f.get_outcome_display()),
                        "reason": f.reason, "reason_label": f.reason_shown, "severity": f.severity}
                       for f in files],
+            # every line of the report so far: more than ``files`` when they were cut at STATUS_FILES
+            "files_count": job.files.count() if len(files) == STATUS_FILES else len(files),
             "studies": [{"id": str(s.public_id), "url": s.get_absolute_url(), "state": s.state,
                          "state_label": str(s.get_state_display()), "version": s.version,
                          "description": s.study_description, "instances": s.num_instances,

@@ -176,6 +176,23 @@
       li.textContent = f.path + ": " + f.outcome_label + " — " + (f.reason_label || f.reason);
       it.report.appendChild(li);
     });
+    // the status carries the first lines only (apps.imaging.tus.STATUS_FILES): say so, and lead
+    // to the report page, which lists them all
+    if (job.files_count > files.length) {
+      var cut = document.createElement("li");
+      cut.setAttribute("data-testid", "report-cut");
+      var lang = document.documentElement.lang || undefined;
+      text(cut, fill(fill(strings.reportCut, "{shown}", files.length.toLocaleString(lang)), "{total}",
+                     Number(job.files_count).toLocaleString(lang)) + " ");
+      if (job.report_url) {
+        var full = document.createElement("a");
+        full.href = job.report_url;
+        full.setAttribute("data-testid", "report-cut-link");
+        text(full, strings.fullReport);
+        cut.appendChild(full);
+      }
+      it.report.appendChild(cut);
+    }
     var done = job.state !== "queued" && job.state !== "running";
     if (done) { addRecent(it, job); }
     return done;

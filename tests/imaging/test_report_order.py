@@ -79,3 +79,22 @@ def test_the_status_json_lists_its_lines_as_the_report_page_does(client_as, uplo
     upload, _job, _study = reported
     status = client_as(uploader).get(f"/api/v1/uploads/{upload.public_id}/").json()["job"]
     assert [(f["path"], f["severity"]) for f in status["files"]] == LISTED
+    assert status["files_count"] == len(READ)
+
+
+def test_a_status_cut_at_status_files_says_how_many_lines_there_are(client_as, uploader, reported):
+    """An upload of more files than the status carries lines for: it says how many there are (the
+    upload page then says it lists only some, and leads to the report page, which lists them all)."""
+    from apps.imaging.tus import STATUS_FILES
+    from tests.pages import page_range
+
+    upload, job, study = reported
+    IngestFileResult.objects.bulk_create(IngestFileResult(job=job, path=f"bulk/{i:04}.dcm", outcome="ingested",
+                                                          study=study) for i in range(STATUS_FILES))
+    client = client_as(uploader)
+    status = client.get(f"/api/v1/uploads/{upload.public_id}/").json()["job"]
+    assert len(status["files"]) == STATUS_FILES and status["files_count"] == STATUS_FILES + len(READ)
+    assert [(f["path"], f["severity"]) for f in status["files"][:5]] == LISTED[:5]  # what is cut is "ok"
+    report = client.get(status["report_url"]).content.decode()
+    assert _lines(report)[:5] == LISTED[:5]
+    assert page_range(report) == f"Showing 1–500 of {STATUS_FILES + len(READ)}"
