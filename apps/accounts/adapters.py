@@ -9,7 +9,9 @@ allauth's ``openid_connect`` provider serves it at ``/accounts/oidc/org-<slug>/l
 is built here from the stored configuration (the secret is decrypted only in memory). Someone
 arriving by SSO is signed in only when the provider vouches for their e-mail (verified), its
 domain is allowed, and an org admin already made them a *staff* member of that organization:
-SSO links accounts, it never creates one, and so never creates an org admin.
+SSO links accounts, it never creates one, and so never creates an org admin. Its provider's word
+opens that organization only: a member of other organizations too is signed in by it only with a
+second factor to enter next (``apps.sharing.policy.sso_sign_in_allowed``).
 """
 
 from __future__ import annotations
@@ -32,16 +34,27 @@ from apps.audit.services import record
 logger = logging.getLogger(__name__)
 
 
-def password_login_refused(user: Any) -> bool:
-    """Staff of an organization that turned password sign-in off must use its SSO. Org admins
+def password_off_organizations(user: Any) -> Any:
+    """The organizations that sign ``user`` in through their single sign-on only: those that
+    turned password sign-in off, where the user is staff other than an org admin. Org admins
     keep their password (with a required second factor) so that a broken SSO cannot lock the
     organization out."""
-    from apps.organizations.models import Membership, Role
+    from apps.organizations.models import Organization, Role
 
-    return Membership.objects.filter(
-        user=user, is_active=True, organization__password_login_allowed=False,
-        role__in=[Role.RADIOLOGIST, Role.CLINICIAN, Role.COORDINATOR],
-    ).exists()
+    return Organization.objects.filter(
+        password_login_allowed=False, memberships__user=user, memberships__is_active=True,
+        memberships__role__in=[Role.RADIOLOGIST, Role.CLINICIAN, Role.COORDINATOR],
+    ).distinct()
+
+
+def password_login_refused(user: Any) -> bool:
+    """Staff of an organization that turned password sign-in off must use its SSO, unless that
+    SSO cannot sign them in (``policy.sso_sign_in_allowed``: they are also a member of another
+    organization and have no second factor): then their password is their way in, with a second
+    factor they must set up (``mfa.mfa_required``), after which that SSO signs them in too."""
+    from apps.sharing import policy
+
+    return any(policy.sso_sign_in_allowed(user, org) for org in password_off_organizations(user))
 
 
 #: set on the request when allauth could not hand an e-mail to the mail server
@@ -131,9 +144,20 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
                actor_label="anonymous", details={"reason": reason})
         raise ImmediateHttpResponse(render(request, "accounts/sso_refused.html", {"reason": reason}, status=403))
 
+    def _refuse_other_organizations(self, request: HttpRequest, user: Any, provider_id: str) -> None:
+        """The provider named a member of other organizations too, whose data its word does not
+        open (``policy.sso_sign_in_allowed``). Recorded in the trail of each organization of
+        theirs: the others' admins see that this provider named their member. The page tells
+        them to sign in with their password and a second factor."""
+        record(action="auth.sso_refused_other_organizations", outcome="denied", request=request, target=user,
+               actor_label="anonymous", details={"reason": "other_organizations", "provider": provider_id})
+        raise ImmediateHttpResponse(render(request, "accounts/sso_refused.html", {"reason": "other_organizations"},
+                                           status=403))
+
     def pre_social_login(self, request: HttpRequest, sociallogin: Any) -> None:
         from apps.accounts.models import SSOConfig, User
         from apps.organizations.models import Membership
+        from apps.sharing import policy
 
         provider_id = sociallogin.provider.app.provider_id
         config = SSOConfig.objects.filter(enabled=True).select_related("organization") \
@@ -152,6 +176,8 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
             self._refuse(request, "no_membership", config.organization_id)
         if sociallogin.is_existing and sociallogin.user.pk != user.pk:
             self._refuse(request, "linked_elsewhere", config.organization_id)
+        if not policy.sso_sign_in_allowed(user, config.organization):
+            self._refuse_other_organizations(request, user, provider_id)
         if not sociallogin.is_existing:
             sociallogin.user = user
             sociallogin.save(request, connect=True)  # link the provider's subject to this account

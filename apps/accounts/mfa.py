@@ -55,16 +55,22 @@ RECOVERY_CODE_COUNT = 10
 
 def mfa_required(user: Any) -> bool:
     """True when one of the user's active memberships has a role its organization requires a
-    second factor for (Organization.mfa_required_roles)."""
+    second factor for (Organization.mfa_required_roles); or when the user is a member of several
+    organizations, one of which signs them in through its single sign-on only
+    (``adapters.password_off_organizations``): that SSO cannot sign them in without a second
+    factor (``policy.sso_sign_in_allowed``), so they sign in with a password, and the second
+    factor stands in for the provider."""
+    from apps.accounts.adapters import password_off_organizations
     from apps.organizations.models import Membership
 
     if not getattr(user, "is_authenticated", False):
         return False
-    for role, required in (Membership.objects.filter(user=user, is_active=True)
-                           .values_list("role", "organization__mfa_required_roles")):
+    memberships = list(Membership.objects.filter(user=user, is_active=True)
+                       .values_list("role", "organization__mfa_required_roles"))
+    for role, required in memberships:
         if role in (required or []):
             return True
-    return False
+    return len(memberships) > 1 and password_off_organizations(user).exists()
 
 
 def totp_device(user: Any, *, confirmed: bool | None = True) -> TOTPDevice | None:

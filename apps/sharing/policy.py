@@ -745,6 +745,30 @@ def second_factor_resetting_organization(user: Any) -> Organization | None:
     return orgs[0] if len(orgs) == 1 else None
 
 
+def sso_sign_in_allowed(user: Any, organization: Organization) -> bool:
+    """Whether ``organization``'s single sign-on may sign ``user`` in, once its provider vouched
+    for the address and the user is staff there (``apps.accounts.adapters`` asks; it refuses
+    otherwise).
+
+    Security contract: an organization's provider vouches for that organization's staff, and its
+    admin runs it: they can make it name anyone of theirs. The session it opens reaches every
+    organization of the person, so it signs in only someone whose active memberships are all in
+    ``organization``; or someone with a confirmed second factor while the access gate asks for it
+    (LIGHTBOX_MFA_ENFORCED): then nothing is reachable before a code the provider cannot give, and
+    that no one organization's admin may reset for a person of several
+    (``second_factor_reset_allowed``). Anyone else signs in with a password and a second factor
+    (``apps.accounts.adapters.password_login_refused`` and ``apps.accounts.mfa.mfa_required``
+    then let them, and ask for one)."""
+    from django.conf import settings
+
+    from apps.accounts.mfa import has_second_factor
+
+    if not _active_user(user):
+        return False
+    elsewhere = Membership.objects.filter(user=user, is_active=True).exclude(organization=organization).exists()
+    return not elsewhere or (settings.LIGHTBOX_MFA_ENFORCED and has_second_factor(user))
+
+
 def holds(grant: Grant, user: Any) -> bool:
     """Whether ``grant`` is ``user``'s: they are its grantee (an invitation once accepted) or a
     member of its group; the grants ``Grant.objects.addressed_to(user)`` lists ("shared with me")

@@ -14,10 +14,11 @@ import pytest
 import requests
 
 from apps.accounts import services
-from apps.accounts.models import SSOConfig
+from apps.accounts.models import SSOConfig, User
 from apps.audit.models import AuditEvent
-from apps.organizations.models import Role
-from tests.factories import OrganizationFactory, member
+from apps.organizations.models import Membership, Role
+from tests.accounts.conftest import enrol
+from tests.factories import CaseFactory, OrganizationFactory, member
 from tests.servers import ROOT, clean_env, free_port, stop, wait_answering
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -67,8 +68,8 @@ def _csrf(html: str) -> str:
     return re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', html).group(1)
 
 
-def _sso_sign_in(base: str, email: str, username: str) -> requests.Response:
-    browser = requests.Session()
+def _sso_sign_in(base: str, email: str, username: str, browser: requests.Session | None = None) -> requests.Response:
+    browser = browser or requests.Session()
     start = browser.get(f"{base}/accounts/sso/")
     at_idp = browser.post(f"{base}/accounts/sso/", data={"email": email, "csrfmiddlewaretoken": _csrf(start.text)},
                           headers={"Referer": start.url})
@@ -137,9 +138,10 @@ def test_a_domain_another_organization_also_names_sends_its_staff_to_their_own_p
                              enabled=True)
     member(org, Role.CLINICIAN, email="sam@alpha.example", full_name="Sam Staff")
     member(rogue, Role.EXTERNAL_CONSULTANT, email="sam@alpha.example")  # not staff there
+    enrol(User.objects.get(email="sam@alpha.example"))  # a member of two: Alpha's SSO, then the code
 
     landed = _sso_sign_in(live_server.url, "sam@alpha.example", "sam")  # at the test provider, then back
-    assert landed.url == f"{live_server.url}/" and "Alpha Hospital" in landed.text
+    assert landed.url.startswith(f"{live_server.url}/accounts/mfa/verify/")
 
     browser = requests.Session()
     start = browser.get(f"{live_server.url}/accounts/sso/")
@@ -147,3 +149,37 @@ def test_a_domain_another_organization_also_names_sends_its_staff_to_their_own_p
                             data={"email": "nia@alpha.example", "csrfmiddlewaretoken": _csrf(start.text)},
                             headers={"Referer": start.url}, allow_redirects=False)
     assert response.status_code == 400 and "No organization signs in this address" in response.text
+
+
+@pytest.fixture
+def case_elsewhere(alpha):
+    """Sam, staff of Alpha (whose provider is the test one), is also a clinician of Gamma, an
+    organization without single sign-on that asks its clinicians for no second factor, and Sam
+    has none; a case of Gamma's that Sam may open."""
+    gamma = OrganizationFactory(name="Gamma Hospital", slug="gamma", mfa_required_roles=[])
+    sam = User.objects.get(email="sam@alpha.example")
+    Membership.objects.create(user=sam, organization=gamma, role=Role.CLINICIAN)
+    return CaseFactory(organization=gamma, created_by=sam, responsible_clinician=sam)
+
+
+def test_one_organizations_provider_does_not_sign_in_to_another_organization(live_server, case_elsewhere):
+    """Alpha's provider vouches for Sam as far as Alpha goes: Alpha's admin runs it and can make
+    it name anyone of Alpha's. What it says does not open Gamma's cases, whose admin never trusted
+    it: the sign-in is refused and says how to sign in instead. With a second factor (which
+    neither admin alone may reset for Sam), the provider signs Sam in and the code comes next,
+    before anything of Gamma's."""
+    case_page = f"{live_server.url}/cases/{case_elsewhere.public_id}/"
+    browser = requests.Session()
+    refused = _sso_sign_in(live_server.url, "sam@alpha.example", "sam", browser)
+    assert refused.status_code == 403
+    assert 'data-reason="other_organizations"' in refused.text
+    assert "Sign in with your e-mail address and password" in refused.text
+    assert browser.get(case_page).url.startswith(f"{live_server.url}/accounts/login/")  # not signed in
+    assert AuditEvent.objects.filter(action="auth.sso_refused_other_organizations").count() == 2  # both trails
+    assert not AuditEvent.objects.filter(action="auth.signed_in").exists()
+
+    enrol(User.objects.get(email="sam@alpha.example"))
+    browser = requests.Session()
+    landed = _sso_sign_in(live_server.url, "sam@alpha.example", "sam", browser)
+    assert landed.url.startswith(f"{live_server.url}/accounts/mfa/verify/")
+    assert browser.get(case_page).url.startswith(f"{live_server.url}/accounts/mfa/verify/")

@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from apps.audit import actions as A
 from apps.audit.models import AuditEvent
-from apps.organizations.models import Role
+from apps.organizations.models import Membership, Role
 from tests.factories import TEST_PASSWORD, CaseFactory, GrantFactory, PatientFactory, member
 
 pytestmark = pytest.mark.django_db
@@ -443,6 +443,18 @@ def _sso_linked(w):
 
 def _sso_refused(w):
     assert not _sso_login(w, "someone@elsewhere.example")
+
+
+def _sso_member_elsewhere(w):
+    """A fresh staff member of A who is also a member of the other organization: A's provider
+    does not sign them in (apps.sharing.policy.sso_sign_in_allowed)."""
+    _sso_org(w)
+    w.in_both = _fresh_member(w, Role.CLINICIAN)
+    Membership.objects.create(user=w.in_both, organization=w.other_org, role=Role.CLINICIAN)
+
+
+def _sso_refused_elsewhere(w):
+    assert not _sso_login(w, w.in_both.email)
 
 
 def _sso_change(w):
@@ -880,6 +892,10 @@ ROWS = [
     Row("SSO settings changed", _sso_change, [(A.ORGANIZATION_SSO_CHANGED, ALLOWED, ORG)]),
     Row("SSO sign-in linked", _sso_linked, [(A.AUTH_SSO_LINKED, ALLOWED, ORG)], setup=_sso_org),
     Row("SSO sign-in refused", _sso_refused, [(A.AUTH_SSO_REFUSED, DENIED, ORG)], setup=_sso_org),
+    # recorded in the chain of each organization of the person
+    Row("SSO sign-in refused (member of other organizations)", _sso_refused_elsewhere,
+        [(A.AUTH_SSO_REFUSED_OTHER_ORGANIZATIONS, DENIED, ORG),
+         (A.AUTH_SSO_REFUSED_OTHER_ORGANIZATIONS, DENIED, "org beta")], setup=_sso_member_elsewhere),
     # --- invitations
     Row("invitation sent", _invite, [(A.INVITATION_CREATED, ALLOWED, ORG)]),
     Row("invitation revoked", _invite_revoke, [(A.INVITATION_REVOKED, ALLOWED, ORG)], setup=_invite),
