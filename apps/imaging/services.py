@@ -43,7 +43,7 @@ from typing import IO, Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Count, F, Q, Sum
 from django.utils import timezone
 from django.utils.translation import gettext_lazy, gettext_noop
@@ -304,23 +304,41 @@ class _Run:
         the lock serialises version decisions between jobs), created as version 1 if new."""
         uid = header.study_instance_uid
         if uid not in self.latest:
-            job = self.job
-            versions = Study.objects.for_org(job.organization_id).filter(study_instance_uid=uid)
-            study = versions.select_for_update().order_by("-version").first()
-            # a job that waited for that lock gets the row it chose before waiting (PostgreSQL
-            # checks that row again, it does not look for rows committed meanwhile): a version
-            # the job holding the lock made is read and locked now, or this job would make a
-            # second version after the same one (an IntegrityError, the job failed)
-            while study is not None and (newer := versions.filter(version__gt=study.version)
-                                         .order_by("-version").first()) is not None:
-                study = versions.select_for_update().get(pk=newer.pk)
-            if study is None:
-                study, _ = Study.objects.get_or_create(
-                    organization_id=job.organization_id, study_instance_uid=uid, version=1,
-                    defaults={**_study_defaults(header), "case": job.case, "created_by_job": job,
-                              "state": StudyState.PROCESSING})
-            self.latest[uid] = study
+            self.latest[uid] = self._latest_locked(header)
         return self.latest[uid]
+
+    def _latest_locked(self, header: dicom.DicomHeader) -> Study:
+        """Read the latest version, lock it, and take it only if it is the latest still: under
+        READ COMMITTED a lock that waited gets the row as committed then, or nothing if it was
+        deleted meanwhile, and each query sees what was committed before it began. So:
+
+        - a version the job holding the lock made while this one waited is seen by the check
+          after the lock, and read and locked in turn (else this job would make a second version
+          after the same one: an IntegrityError, the job failed);
+        - a version deleted between its read and its lock is not there to lock: read again (an
+          older version is the latest then, or none is left and version 1 is made);
+        - version 1 made by another job while this one made it too (the insert waits for the
+          other's commit, then fails on the unique constraint) is locked like any stored version,
+          never added to unlocked (the lock is what ``study_delete``, ``study_attach`` and other
+          jobs wait for)."""
+        job = self.job
+        versions = Study.objects.for_org(job.organization_id).filter(study_instance_uid=header.study_instance_uid)
+        while True:
+            latest = versions.order_by("-version").values_list("pk", flat=True).first()
+            if latest is None:
+                try:
+                    with transaction.atomic():  # a savepoint: the batch goes on after a conflict
+                        return Study.objects.create(
+                            organization_id=job.organization_id, study_instance_uid=header.study_instance_uid,
+                            version=1, **_study_defaults(header), case=job.case, created_by_job=job,
+                            state=StudyState.PROCESSING)  # inserted: no other job locks it before the commit
+                except IntegrityError:
+                    if not versions.exists():
+                        raise  # not the other job's version 1: some other constraint
+                    continue
+            study = versions.select_for_update().filter(pk=latest).first()
+            if study is not None and not versions.filter(version__gt=study.version).exists():
+                return study
 
     def instances(self, study: Study, sop_uids: list[str]) -> dict[str, Instance]:
         """The study's instances among ``sop_uids`` (one query per study and batch), plus those
