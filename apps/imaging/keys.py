@@ -18,7 +18,8 @@ WRAP_NONCE = 12
 
 
 def parse_master_keys(value: str) -> dict[str, bytes]:
-    """``"id:b64,id2:b64"`` -> ordered {id: 32-byte key}; raises on a malformed or short key."""
+    """``"id:b64,id2:b64"`` -> ordered {id: 32-byte key}; raises on a malformed or short key and
+    on a key id given twice (naming the id, never the key)."""
     keys: dict[str, bytes] = {}
     for item in (part.strip() for part in value.split(",")):
         if not item:
@@ -26,6 +27,8 @@ def parse_master_keys(value: str) -> dict[str, bytes]:
         kid, sep, b64 = item.partition(":")
         if not sep or not kid:
             raise ImproperlyConfigured("LIGHTBOX_MASTER_KEYS: each entry is keyid:base64key")
+        if kid in keys:  # the later one replaced the first: a key added under an id in use
+            raise ImproperlyConfigured(f"LIGHTBOX_MASTER_KEYS: key id {kid!r} is given more than once")
         key = base64.b64decode(b64)
         if len(key) != 32:
             raise ImproperlyConfigured(f"LIGHTBOX_MASTER_KEYS: key {kid!r} is not 32 bytes (AES-256)")

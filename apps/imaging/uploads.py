@@ -183,10 +183,27 @@ def failed_uploads_discard(now=None) -> int:
     return n
 
 
-def upload_rewrap(*, key_id: str) -> int:
-    n = 0
-    for upload in Upload.objects.filter(state=UploadState.UPLOADING).exclude(key_id=key_id):
-        key = upload_key(upload)
-        kid, wrapped = keys.wrap_key(key, aad=_aad(upload), key_id=key_id)
-        n += Upload.objects.filter(pk=upload.pk, key_id=upload.key_id).update(key_id=kid, wrapped_key=wrapped)
-    return n
+def uploads_staged():
+    """Uploads whose staging file may still be there, so whose data key is still needed: all but
+    those cancelled or expired (the file goes once the upload is claimed), those whose ingest job
+    ended done (the file goes with the job's end) and those whose failed job's file was discarded
+    (``failed_uploads_discard``). A finished upload's file stays while its job is queued or
+    running, and after it failed (``manage.py ingest --resume``). Told from the rows, not from the
+    folder: a host that does not see LIGHTBOX_UPLOAD_DIR finds no file, and a key left unwrapped
+    for that reason is lost once its master key is removed."""
+    from apps.imaging.models import JobState
+
+    return (Upload.objects.exclude(state__in=[UploadState.TERMINATED, UploadState.EXPIRED])
+            .exclude(job__state__in=[JobState.DONE, JobState.DONE_WITH_WARNINGS])
+            .exclude(job__upload_discarded_at__isnull=False))
+
+
+def upload_rewrap(upload: Upload, *, key_id: str) -> bool:
+    """Re-wrap the upload's data key with the master key ``key_id``; the staged bytes stay as they
+    are. One conditional UPDATE (the row still on the key it was read with), committed at once:
+    a rotation stopped half way leaves each row on its old key or on the new one, both readable
+    while both are configured, and the next run goes on. False when there was nothing to do."""
+    if upload.key_id == key_id:
+        return False
+    kid, wrapped = keys.wrap_key(upload_key(upload), aad=_aad(upload), key_id=key_id)
+    return bool(Upload.objects.filter(pk=upload.pk, key_id=upload.key_id).update(key_id=kid, wrapped_key=wrapped))

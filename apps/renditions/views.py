@@ -50,6 +50,7 @@ from apps.imaging.models import Study
 from apps.renditions.models import SHARING_RENDITION, Kind
 from apps.renditions.packages import Package, case_package, study_package
 from apps.sharing import policy
+from apps.sharing import services as sharing_services
 from apps.sharing.policy import Action
 
 _RANGE = re.compile(r"^bytes=([0-9]*)-([0-9]*)$")
@@ -104,9 +105,11 @@ def _actor_label(actor) -> str:
 
 
 def _resumed(request: HttpRequest) -> bool:
-    """A Range request not starting at 0 continues a transfer."""
-    header = request.headers.get("Range")
-    return bool(header) and not header.replace(" ", "").startswith("bytes=0-")
+    """A Range request from a byte after the first (``bytes=N-``, N > 0) continues a transfer. A
+    suffix range (``bytes=-N``, the last N bytes, which may be the whole package) does not: it is
+    a new download, counted like one."""
+    match = _RANGE.match((request.headers.get("Range") or "").strip().replace(" ", ""))
+    return bool(match and match.group(1).strip("0"))  # digits, not all zeros (no int(): any length)
 
 
 def _package_key(obj, kind: str, scope: str) -> str:
@@ -136,14 +139,16 @@ def _decide(request: HttpRequest, actor, obj, kind: str, scope: str) -> policy.D
 
 def _count(request: HttpRequest, actor, obj, kind: str, scope: str):
     """Decide again, afresh, once the package is built, and count the download on that decision:
-    the grant it is counted on (None by role). Access may have ended while the package was built
-    (a grant or a link revoked, anonymous links switched off, a membership ended): the first
-    decision's reading is not trusted for what goes out, as the count writes. Refused: 403,
-    recorded, or 404 when the object may no longer be seen at all (as a refused decision)."""
+    the grant it is counted on and its transfer's row (None, None by role). Access may have ended
+    while the package was built (a grant or a link revoked, anonymous links switched off, a
+    membership ended): the first decision's reading is not trusted for what goes out, as the count
+    writes. Refused: 403, recorded, or 404 when the object may no longer be seen at all (as a
+    refused decision)."""
     try:
-        return policy.download_authorize(actor=actor, obj=obj, rendition=SHARING_RENDITION[Kind(kind)],
-                                         package_key=_package_key(obj, kind, scope), resumed=_resumed(request),
-                                         request=request)
+        decision = policy.download_decide(actor=actor, obj=obj, rendition=SHARING_RENDITION[Kind(kind)],
+                                          package_key=_package_key(obj, kind, scope), resumed=_resumed(request),
+                                          request=request)
+        return policy.download_count(decision, request=request), decision.transfer_id
     except PermissionDenied:
         if not policy.can(actor, Action.VIEW_CASE, obj):
             raise Http404 from None  # the denial is recorded already
@@ -158,10 +163,12 @@ def _serve(request: HttpRequest, actor, obj, kind: str, scope: str, build) -> Ht
     refusal = range_refusal(request, package)
     if refusal is not None:
         return refusal
-    grant = decision.grant if request.method == "HEAD" else _count(request, actor, obj, kind, scope)
+    grant, transfer = (decision.grant, None) if request.method == "HEAD" else _count(request, actor, obj, kind, scope)
     context = {"scope": scope, "rendition": kind, "grant": str(grant.public_id) if grant else ""}
 
     def recorded(action: str, figures: dict) -> None:
+        if transfer is not None and figures.get("completed"):
+            sharing_services.grant_download_finished(transfer_id=transfer)  # downloaded: not resumed again
         record(action=action, actor=actor, actor_label=_actor_label(actor), organization_id=obj.organization_id,
                target=obj, request=request, details={**context, **figures})
 

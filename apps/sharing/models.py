@@ -200,8 +200,9 @@ class GrantExtension(models.Model):
 
 class GrantDownload(models.Model):
     """One counted download of one package under a grant. A resumed transfer of the same package
-    touches this row instead of adding one, so it counts once; a fresh download adds a row, so
-    "downloaded again within 24 h" is two rows of one package close together."""
+    (by the same user, or in the same browser session through the same link, before its last byte
+    went out) touches this row instead of adding one, so it counts once; a fresh download adds a
+    row, so "downloaded again within 24 h" is two rows of one package close together."""
 
     grant = models.ForeignKey(Grant, on_delete=models.CASCADE, related_name="downloads")
     package_key = models.CharField(max_length=200)
@@ -210,9 +211,14 @@ class GrantDownload(models.Model):
     by_user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                 related_name="+")
     by_link = models.ForeignKey("ShareLink", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # a link holder's transfer is theirs in the browser session that began it (a digest of the
+    # session key, never the key): anyone else holding the same link begins a counted download
+    by_session = models.CharField(max_length=64, blank=True, default="", editable=False)
     started_at = models.DateTimeField(default=timezone.now)
     last_activity_at = models.DateTimeField(default=timezone.now)
     resumes = models.PositiveIntegerField(default=0)
+    # when the package's last byte went out: a finished transfer is not resumed (a new one is counted)
+    completed_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["started_at"]

@@ -45,6 +45,7 @@ the pages that offer it ask this.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -180,10 +181,13 @@ LINK_SESSION_KEY = "lightbox_share_links"
 @dataclass(frozen=True)
 class LinkHolder:
     """A visitor who opened anonymous share links in this session (ids of ShareLink rows), and
-    the signed-in user, if any. Holds nothing beyond what those links' grants name."""
+    the signed-in user, if any. Holds nothing beyond what those links' grants name.
+    ``session_ref``: a digest of the browser session's key (``session_ref``), which binds a
+    download's resumes to the session that began it."""
 
     link_ids: tuple[int, ...]
     user: Any = None
+    session_ref: str = ""
     is_authenticated = False
     is_active = True
 
@@ -197,13 +201,21 @@ class LinkHolder:
         return "link:" + ",".join(str(public.get(i, i)) for i in self.link_ids)
 
 
+def session_ref(request: HttpRequest) -> str:
+    """A digest of the request's session key ("" with no session): what a link holder's
+    download is bound to, stored instead of the key itself."""
+    key = getattr(getattr(request, "session", None), "session_key", None)
+    return hashlib.sha256(key.encode()).hexdigest() if key else ""
+
+
 def actor_for(request: HttpRequest) -> Any:
     """The actor of a request: the user, or a LinkHolder when anonymous links were opened."""
     link_ids = tuple(request.session.get(LINK_SESSION_KEY, ())) if hasattr(request, "session") else ()
     user = getattr(request, "user", None)
     if not link_ids:
         return user
-    return LinkHolder(link_ids=link_ids, user=user if user is not None and user.is_authenticated else None)
+    return LinkHolder(link_ids=link_ids, user=user if user is not None and user.is_authenticated else None,
+                      session_ref=session_ref(request))
 
 
 V = TypeVar("V", bound=Callable[..., Any])
@@ -959,58 +971,64 @@ def _download_refusal(facts: _Facts, action: Action, obj: object, *, rendition: 
 RESUME_AFTER_EXPIRY = timedelta(hours=1)
 
 
-def _download_began(grant: Grant, package_key: str, *, since: datetime, while_live: bool = False,
-                    by: Any = None) -> bool:
-    """A counted download of ``package_key`` under ``grant`` began after ``since`` (and, with
-    ``while_live``, while the grant was live: between its start and its expiry; with ``by``, by
-    that actor: the signed-in user, or the holder of a link onto the grant)."""
+def _transfer_to_resume(grant: Grant, package_key: str, *, since: datetime, by: Any,
+                        while_live: bool = False) -> int | None:
+    """The counted transfer of ``package_key`` under ``grant`` that ``by`` may resume (its id, the
+    latest), or None: one begun after ``since`` (and, with ``while_live``, while the grant was
+    live: between its start and its expiry) whose last byte has not gone out yet, by that actor:
+    the signed-in user, or the holder of a link onto the grant in the browser session that began
+    it. Holding the same link in another session is not enough (a link passed on begins a counted
+    download of its own), nor is a transfer that was finished (the package downloaded again)."""
     from apps.sharing.models import GrantDownload
 
-    began = GrantDownload.objects.filter(grant=grant, package_key=package_key[:200], started_at__gt=since)
+    user, link_id, session = _download_by(by, grant)
+    who = Q()
+    if user is not None:
+        who |= Q(by_user=user)
+    if link_id is not None and session:
+        who |= Q(by_link_id=link_id, by_session=session)
+    if not who:
+        return None
+    began = GrantDownload.objects.filter(who, grant=grant, package_key=package_key[:200], started_at__gt=since,
+                                         completed_at__isnull=True)
     if while_live:
         began = began.filter(started_at__gte=grant.starts_at, started_at__lt=grant.expires_at)
-    if by is not None:
-        user, link_id = _download_by(by, grant)
-        if user is None and link_id is None:
-            return False
-        who = Q()
-        if user is not None:
-            who |= Q(by_user=user)
-        if link_id is not None:
-            who |= Q(by_link_id=link_id)
-        began = began.filter(who)
-    return began.exists()
+    return began.order_by("-started_at").values_list("pk", flat=True).first()
 
 
-def _download_by(actor: Any, grant: Grant) -> tuple[Any, int | None]:
+def _download_by(actor: Any, grant: Grant) -> tuple[Any, int | None, str]:
     """Who begins a download under ``grant``: the active signed-in user, and the link onto the
-    grant a link holder opened (either may be None)."""
+    grant a link holder opened with the session they opened it in (either may be None; the
+    session "" when there is no link)."""
     from apps.sharing.models import ShareLink
 
     user = _user_of(actor)
-    link_id = None
+    link_id, session = None, ""
     if isinstance(actor, LinkHolder):
         link_id = ShareLink.objects.filter(pk__in=actor.link_ids, grant=grant).values_list("pk", flat=True).first()
-    return (user if _active_user(user) else None), link_id
+        session = actor.session_ref if link_id is not None else ""
+    return (user if _active_user(user) else None), link_id, session
 
 
 class DownloadDecision:
     """``download_decide``'s yes to one download: by the actor's role (``by_role``, nothing to
     count) or on the actor's grants, in the order ``download_count`` tries to count on them (each
-    with whether it continues a transfer begun under it, which is not counted again). The request
-    that decided counts on it and drops it, never keeps it for a later decision. Counting is a
-    conditional UPDATE, so the download limit is the database's when the download is counted, not
-    the decision's; a grant after the first is looked at only when counting on those before it
-    failed, which wrote nothing."""
+    with the id of the actor's transfer it continues, which is not counted again, or None). The
+    request that decided counts on it and drops it, never keeps it for a later decision. Counting
+    is a conditional UPDATE, so the download limit is the database's when the download is counted,
+    not the decision's; a grant after the first is looked at only when counting on those before it
+    failed, which wrote nothing. Once counted, ``transfer_id`` is the transfer (GrantDownload) it
+    was counted on or continues (None by role)."""
 
     def __init__(self, *, actor: Any, obj: object, action: Action, package_key: str,
-                 grants: Iterator[tuple[Grant, bool]] | None) -> None:
+                 grants: Iterator[tuple[Grant, int | None]] | None) -> None:
         self.actor, self.obj, self.action, self.package_key = actor, obj, action, package_key
         self.by_role = grants is None
         self._grants = grants if grants is not None else iter(())
-        self._seen: list[tuple[Grant, bool]] = []
+        self._seen: list[tuple[Grant, int | None]] = []
+        self.transfer_id: int | None = None
 
-    def grants(self) -> Iterator[tuple[Grant, bool]]:
+    def grants(self) -> Iterator[tuple[Grant, int | None]]:
         """The grants it may be counted on, in order; each found when first asked for (a later one
         only when counting on the earlier ones failed)."""
         yield from self._seen
@@ -1025,12 +1043,12 @@ class DownloadDecision:
 
 
 def _download_grants(actor: Any, obj: object, *, action: Action, rendition: str, package_key: str, resumed: bool,
-                     facts: _Facts) -> Iterator[tuple[Grant, bool]]:
+                     facts: _Facts) -> Iterator[tuple[Grant, int | None]]:
     """The grants under which ``actor`` may download ``rendition`` of ``obj`` (``download_decide``
-    has found their role gives no download), in the order they are tried, each with whether the
-    download continues a transfer begun under it: first, for a ``resumed`` one, the live grants
-    under which the actor began it, then the expired ones they began it under while live; then
-    each live grant that covers the download."""
+    has found their role gives no download), in the order they are tried, each with the transfer
+    begun under it that the download continues (``_transfer_to_resume``), or None: first, for a
+    ``resumed`` one, the live grants under which the actor began it, then the expired ones they
+    began it under while live; then each live grant that covers the download."""
     from apps.sharing import services
 
     user, now = facts.user, facts.now
@@ -1042,16 +1060,16 @@ def _download_grants(actor: Any, obj: object, *, action: Action, rendition: str,
         for grant in grants:
             # the actor's own transfer only (another member's is not theirs to continue
             # uncounted), and with the second factor a grant that needs it asks for
-            if second_factor_met(grant, user) and _download_began(
-                    grant, package_key, since=now - services.RESUME_WINDOW, by=actor):
-                yield grant, True
+            if second_factor_met(grant, user) and (transfer := _transfer_to_resume(
+                    grant, package_key, since=now - services.RESUME_WINDOW, by=actor)):
+                yield grant, transfer
         for grant in _grants_of(actor, case_id, now, expired_since=now - RESUME_AFTER_EXPIRY):
-            if second_factor_met(grant, user) and _download_began(
-                    grant, package_key, since=now - RESUME_AFTER_EXPIRY, while_live=True, by=actor):
-                yield grant, True
+            if second_factor_met(grant, user) and (transfer := _transfer_to_resume(
+                    grant, package_key, since=now - RESUME_AFTER_EXPIRY, while_live=True, by=actor)):
+                yield grant, transfer
     for grant in grants:
         if grant_covers(grant, action, obj, user=user, rendition=rendition, now=now, facts=facts):
-            yield grant, False
+            yield grant, None
 
 
 def download_decide(*, actor: Any, obj: object, rendition: str, package_key: str, resumed: bool = False,
@@ -1089,7 +1107,8 @@ def download_decide(*, actor: Any, obj: object, rendition: str, package_key: str
 def download_count(decision: DownloadDecision, *, request: HttpRequest | None = None) -> Grant | None:
     """Count the download ``decision`` allows, once it is known to go out: on its first grant that takes it
     (a new download claims one of the grant's downloads, a resumed one touches its transfer's
-    row), and return that grant; None by role (nothing counted). Raises PermissionDenied
+    row), and return that grant, with ``decision.transfer_id`` the transfer's row; None by role
+    (nothing counted). Raises PermissionDenied
     (recorded) when no grant of the decision takes it: the limit used up meanwhile by another
     download, say. Reads nothing the decision read again."""
     from apps.sharing import services
@@ -1097,13 +1116,16 @@ def download_count(decision: DownloadDecision, *, request: HttpRequest | None = 
     if decision.by_role:
         return None
     for grant, resume in decision.grants():
-        if resume:
-            if services.grant_download_resume(grant=grant, package_key=decision.package_key):
+        if resume is not None:
+            if services.grant_download_resume(transfer_id=resume):
+                decision.transfer_id = resume
                 return grant
             continue
-        by_user, by_link_id = _download_by(decision.actor, grant)
-        if services.grant_record_download(grant=grant, package_key=decision.package_key, request=request,
-                                          by_user=by_user, by_link_id=by_link_id):
+        by_user, by_link_id, by_session = _download_by(decision.actor, grant)
+        transfer = services.grant_record_download(grant=grant, package_key=decision.package_key, request=request,
+                                                  by_user=by_user, by_link_id=by_link_id, by_session=by_session)
+        if transfer is not None:
+            decision.transfer_id = transfer
             return grant
     raise _record_denial(decision.actor, decision.action, decision.obj, request)
 

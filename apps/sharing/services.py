@@ -406,11 +406,12 @@ def grants_record_open_once(*, grants: Iterable[Grant], request: HttpRequest, ac
 
 @transaction.atomic
 def grant_record_download(*, grant: Grant, package_key: str, request: HttpRequest | None = None,
-                          by_user=None, by_link_id: int | None = None) -> bool:
+                          by_user=None, by_link_id: int | None = None, by_session: str = "") -> int | None:
     """Count one download of ``package_key`` on ``grant``, begun by ``by_user`` (or the holder of
-    link ``by_link_id``), unless the grant's download limit is used up or the grant is no longer
-    live (revoked, which closing its case does, or expired since the download was decided, while
-    its package was built): then False, nothing counted. Claimed with a conditional UPDATE on the
+    link ``by_link_id`` in the browser session ``by_session``, ``policy.session_ref``): the id of
+    its transfer's row (GrantDownload). Unless the grant's download limit is used up or the grant
+    is no longer live (revoked, which closing its case does, or expired since the download was
+    decided, while its package was built): then None, nothing counted. Claimed with a conditional UPDATE on the
     grant's own row, so two parallel downloads cannot both take the last one, nor one be counted
     on a grant revoked before it."""
     now = timezone.now()
@@ -418,8 +419,9 @@ def grant_record_download(*, grant: Grant, package_key: str, request: HttpReques
     if grant.download_limit is not None:
         query = query.filter(download_count__lt=grant.download_limit)
     if not query.update(download_count=F("download_count") + 1):
-        return False
-    GrantDownload.objects.create(grant=grant, package_key=package_key[:200], by_user=by_user, by_link_id=by_link_id)
+        return None
+    transfer = GrantDownload.objects.create(grant=grant, package_key=package_key[:200], by_user=by_user,
+                                            by_link_id=by_link_id, by_session=by_session)
     grant.refresh_from_db(fields=["download_count"])
     # the one who began it: the user, and the link it came through (an anonymous holder has no user)
     link_ref = (ShareLink.objects.filter(pk=by_link_id).values_list("public_id", flat=True).first()
@@ -427,24 +429,28 @@ def grant_record_download(*, grant: Grant, package_key: str, request: HttpReques
     record(action="grant.download", organization_id=grant.organization_id, target=grant, case=grant.case,
            request=request, actor=by_user, link=link_ref, actor_label=f"link:{link_ref}" if link_ref else "",
            details={"downloads": grant.download_count, "limit": grant.download_limit})
-    return True
+    return transfer.pk
 
 
 #: a Range request continuing a transfer is a resume (not a new download) within this window
 RESUME_WINDOW = timedelta(hours=24)
 
 
-def grant_download_resume(*, grant: Grant, package_key: str) -> bool:
-    """A resumed transfer of a package already counted on this grant (within RESUME_WINDOW):
-    touch its row and count nothing. False when there is nothing to resume, or the grant has been
-    revoked since the resume was decided (an expired one may be resumed: ``policy.download_decide``)."""
+def grant_download_resume(*, transfer_id: int) -> bool:
+    """A resumed transfer already counted (``policy.download_decide`` found it the actor's, begun
+    within RESUME_WINDOW and not finished): touch its row and count nothing. False when the
+    grant has been revoked, or the transfer finished, since the resume was decided (an expired
+    grant's may be resumed: ``policy.download_decide``)."""
     now = timezone.now()
-    last = (GrantDownload.objects.filter(grant=grant, grant__revoked_at__isnull=True, package_key=package_key[:200],
-                                         started_at__gte=now - RESUME_WINDOW).order_by("-started_at").first())
-    if last is None:
-        return False
-    GrantDownload.objects.filter(pk=last.pk).update(last_activity_at=now, resumes=F("resumes") + 1)
-    return True
+    return bool(GrantDownload.objects.filter(pk=transfer_id, grant__revoked_at__isnull=True, completed_at__isnull=True,
+                                             started_at__gte=now - RESUME_WINDOW)
+                .update(last_activity_at=now, resumes=F("resumes") + 1))
+
+
+def grant_download_finished(*, transfer_id: int) -> None:
+    """The last byte of a counted transfer's package went out: it is not resumed again (a Range
+    request for it is a new download, counted)."""
+    GrantDownload.objects.filter(pk=transfer_id, completed_at__isnull=True).update(completed_at=timezone.now())
 
 
 # --------------------------------------------------------------------------- shares from templates

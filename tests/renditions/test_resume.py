@@ -256,9 +256,10 @@ def test_a_group_grant_is_resumed_after_expiry_only_by_the_member_who_began(ct_s
 
 @pytest.mark.parametrize("range_header", ["bytes=1-", "bytes=-100000000"])
 def test_a_member_cannot_take_another_members_download_as_a_resume(ct_study, clinician_a, range_header):
-    """A resume continues the caller's own transfer: on a live group grant whose download limit
-    is used up, another member's Range request (a suffix range is the whole package) is not a
-    resume of the first member's download, and is refused like a fresh download."""
+    """A resume continues the caller's own transfer under way: on a live group grant whose
+    download limit is used up, another member's Range request (a suffix range is the whole
+    package) is not a resume of the first member's download, and is refused like a fresh
+    download; the first member resumes theirs from where it stopped, not once it is finished."""
     alice = member(ct_study.organization, Role.EXTERNAL_CONSULTANT, email="alice@alpha.example")
     bob = member(ct_study.organization, Role.EXTERNAL_CONSULTANT, email="bob@alpha.example")
     group = sharing.grant_create(case=ct_study.case, grantee=None, group_members=[alice, bob], group_name="Board",
@@ -268,15 +269,19 @@ def test_a_member_cannot_take_another_members_download_as_a_resume(ct_study, cli
     for user in (alice, bob):
         clients[user] = Client()
         clients[user].force_login(user)
-    whole = clients[alice].get(_url(ct_study))
-    assert whole.status_code == 200
-    _body(whole)
+    begun = clients[alice].get(_url(ct_study), headers={"Range": "bytes=0-0"})
+    assert begun.status_code == 206
+    _body(begun)
     assert clients[bob].get(_url(ct_study)).status_code == 403  # the limit is used up
     assert clients[bob].head(_url(ct_study), headers={"Range": range_header}).status_code == 403
     assert clients[bob].get(_url(ct_study), headers={"Range": range_header}).status_code == 403
-    # alice resumes her own transfer, uncounted
-    assert clients[alice].get(_url(ct_study), headers={"Range": range_header}).status_code == 206
+    # alice resumes her own transfer, uncounted, to its end
+    rest = clients[alice].get(_url(ct_study), headers={"Range": "bytes=1-"})
+    assert rest.status_code == 206
+    _body(rest)
     assert Grant.objects.get(pk=group.pk).download_count == 1
+    # finished: the same Range again is a new download, refused by the limit
+    assert clients[alice].get(_url(ct_study), headers={"Range": range_header}).status_code == 403
 
 
 def test_a_resume_on_a_live_grant_needing_mfa_needs_mfa(ct_study, clinician_a):

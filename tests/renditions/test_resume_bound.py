@@ -1,0 +1,120 @@
+"""A download limit holds against Range requests: only a transfer under way is resumed uncounted,
+and only by whoever began it (the signed-in user, or the link holder in the browser session that
+began it). A suffix range ("the last N bytes", which may be the whole package) is a new download;
+a transfer whose last byte went out is not resumed again; holding the same link in another
+session begins a counted download of its own."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import timedelta
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from apps.organizations.models import Role
+from apps.sharing import services as sharing
+from apps.sharing.models import Grant, GrantDownload
+from apps.sharing.usecases import RecipientKind, UseCase
+from tests.factories import member, open_anonymous_link
+
+pytestmark = pytest.mark.django_db
+
+
+def _url(study, kind="original"):
+    return reverse("renditions:study_download", kwargs={"study_id": study.public_id}) + f"?rendition={kind}"
+
+
+def _body(response) -> bytes:
+    return b"".join(response.streaming_content)
+
+
+def _link_share(study, owner, limit: int) -> str:
+    org = study.organization
+    org.anonymous_links_enabled = True
+    org.save()
+    _grant, _link, raw = sharing.share_create(case=study.case, by=owner, use_case=UseCase.CUSTOM,
+                                              recipient_kind=RecipientKind.ANONYMOUS, download_limit=limit,
+                                              renditions=["original"])
+    return raw
+
+
+def _visitor(raw: str) -> Client:
+    client = Client()
+    assert open_anonymous_link(client, raw).status_code == 302
+    return client
+
+
+def _count(study) -> int:
+    return Grant.objects.get(case=study.case).download_count
+
+
+def test_a_link_used_up_gives_nothing_more_by_range(ct_study, clinician_a):
+    raw = _link_share(ct_study, clinician_a, limit=1)
+    first = _visitor(raw)
+    whole = first.get(_url(ct_study))
+    assert whole.status_code == 200
+    _body(whole)
+    assert first.get(_url(ct_study)).status_code == 403  # the one download is used
+    # the same visitor: a suffix range is a new download, and the finished transfer is not resumed
+    assert first.get(_url(ct_study), headers={"Range": "bytes=-100000000"}).status_code == 403
+    assert first.get(_url(ct_study), headers={"Range": "bytes=1-"}).status_code == 403
+    # others the link was passed on to: a session of their own, no transfer of theirs to continue
+    for _ in range(3):
+        other = _visitor(raw)
+        assert other.get(_url(ct_study), headers={"Range": "bytes=-100000000"}).status_code == 403
+        assert other.get(_url(ct_study), headers={"Range": "bytes=1-"}).status_code == 403
+    assert _count(ct_study) == 1
+    assert GrantDownload.objects.get(grant__case=ct_study.case).completed_at is not None
+
+
+def test_a_transfer_under_way_is_resumed_in_its_own_session_only(ct_study, clinician_a):
+    raw = _link_share(ct_study, clinician_a, limit=1)
+    first = _visitor(raw)
+    head = first.head(_url(ct_study))
+    total, etag = int(head["Content-Length"]), head["ETag"]
+    part = first.get(_url(ct_study), headers={"Range": f"bytes=0-{total // 2 - 1}"})
+    assert part.status_code == 206
+    begun = _body(part)
+    # another holder of the link cannot ride on it
+    other = _visitor(raw)
+    assert other.get(_url(ct_study), headers={"Range": f"bytes={len(begun)}-", "If-Range": etag}).status_code == 403
+    # the visitor who began it resumes it, uncounted, and gets the whole package
+    rest = first.get(_url(ct_study), headers={"Range": f"bytes={len(begun)}-", "If-Range": etag})
+    assert rest.status_code == 206
+    whole = begun + _body(rest)
+    assert len(whole) == total
+    assert _count(ct_study) == 1
+    transfer = GrantDownload.objects.get(grant__case=ct_study.case)
+    assert transfer.resumes == 1 and transfer.completed_at is not None
+    # finished: the same range again is a new download, and the one download is used
+    assert first.get(_url(ct_study), headers={"Range": f"bytes={len(begun)}-"}).status_code == 403
+    staff = Client()
+    staff.force_login(clinician_a)
+    assert hashlib.sha256(whole).digest() == hashlib.sha256(_body(staff.get(_url(ct_study)))).digest()
+
+
+def test_a_suffix_range_is_counted_as_a_download(ct_study, clinician_a):
+    consultant = member(ct_study.organization, Role.EXTERNAL_CONSULTANT, email="consultant@alpha.example")
+    sharing.grant_create(case=ct_study.case, grantee=consultant, by=clinician_a,
+                         permissions=["view", "download_original"], renditions=["original"], download_limit=2,
+                         expires_at=timezone.now() + timedelta(hours=2))
+    client = Client()
+    client.force_login(consultant)
+    part = client.get(_url(ct_study), headers={"Range": "bytes=0-99"})
+    assert part.status_code == 206
+    _body(part)
+    assert _count(ct_study) == 1
+    # the rest of a transfer under way: uncounted
+    rest = client.get(_url(ct_study), headers={"Range": "bytes=100-"})
+    assert rest.status_code == 206
+    _body(rest)
+    assert _count(ct_study) == 1
+    # a suffix range is a download of its own, counted; the limit then refuses the next
+    suffix = client.get(_url(ct_study), headers={"Range": "bytes=-50"})
+    assert suffix.status_code == 206
+    _body(suffix)
+    assert _count(ct_study) == 2
+    assert client.get(_url(ct_study), headers={"Range": "bytes=-50"}).status_code == 403
