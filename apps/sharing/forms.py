@@ -103,8 +103,26 @@ class ExtendForm(forms.Form):
 
 
 class SecondFactorForm(forms.Form):
-    value = forms.CharField(label=_("Passcode or birth date"), max_length=64,
+    """A link's second factor: the passcode (masked), or the patient's birth date as a date field
+    (the browser's date picker; typed, only YYYY-MM-DD is taken, so 04/12/1961 is never read as
+    the wrong day). An answer that is not a date is an error of the form, not a wrong answer: it
+    uses none of the link's tries."""
+
+    value = forms.CharField(label=_("Passcode"), max_length=64,
                             widget=forms.PasswordInput(attrs={"autocomplete": "off"}))
+
+    def __init__(self, *args: Any, birth_date: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if birth_date:
+            self.fields["value"] = forms.DateField(
+                label=_("Patient's birth date"), input_formats=["%Y-%m-%d"],
+                widget=forms.DateInput(attrs={"type": "date", "autocomplete": "off"}, format="%Y-%m-%d"),
+                error_messages={"invalid": _("Enter the date as year-month-day, for example 1961-04-12.")})
+
+    def answer(self) -> str:
+        """The answer as the link's check takes it (a birth date as YYYY-MM-DD)."""
+        value = self.cleaned_data["value"]
+        return value.isoformat() if hasattr(value, "isoformat") else value
 
 
 class OriginalRequestForm(forms.Form):

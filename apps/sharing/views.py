@@ -16,6 +16,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -308,9 +309,9 @@ def link_open(request: HttpRequest, token: str) -> HttpResponse:
                       status=_REFUSAL_STATUS.get(refusal, 403))
     passed = set(request.session.get(SECOND_FACTOR_SESSION_KEY, []))
     if link.second_factor != SecondFactor.NONE and link.pk not in passed:
-        form = SecondFactorForm(request.POST or None)
+        form = SecondFactorForm(request.POST or None, birth_date=link.second_factor == SecondFactor.BIRTH_DATE)
         if request.method == "POST" and form.is_valid():
-            if services.share_link_check_second_factor(link=link, value=form.cleaned_data["value"], request=request):
+            if services.share_link_check_second_factor(link=link, value=form.answer(), request=request):
                 request.session[SECOND_FACTOR_SESSION_KEY] = sorted(passed | {link.pk})
             else:
                 link.refresh_from_db()
@@ -318,8 +319,9 @@ def link_open(request: HttpRequest, token: str) -> HttpResponse:
                     return render(request, "sharing/link_refused.html",
                                   {"reason": LinkRefusal.LOCKED, "link": link}, status=403)
                 left = ShareLink.MAX_FAILED_ATTEMPTS - link.failed_attempts
-                form.add_error("value", _("That is not right. %(left)s tries left before the link locks.")
-                               % {"left": left})
+                form.add_error("value", ngettext("That is not right. %(left)s try left before the link locks.",
+                                                 "That is not right. %(left)s tries left before the link locks.",
+                                                 left) % {"left": left})
         if link.pk not in set(request.session.get(SECOND_FACTOR_SESSION_KEY, [])):
             return render(request, "sharing/link_second_factor.html", {"form": form, "link": link},
                           status=400 if form.errors else 200)

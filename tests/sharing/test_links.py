@@ -326,3 +326,32 @@ def test_an_anonymous_link_holder_is_not_offered_the_studys_page_that_asks_them_
     assert "Chest CT" in page and reverse("viewer:viewer", kwargs={"study_id": study.public_id}) in page
     assert f'href="{study_page}"' not in page
     assert visitor.get(study_page)["Location"].startswith("/accounts/login/")  # why it is not offered
+
+
+def test_a_birth_date_is_asked_with_a_date_field_and_a_misformatted_one_uses_no_try(case, owner):
+    """The birth date is asked with a date field (not a masked one); a day written another way
+    (04/12/1961, 12.04.1961) is an error of the form that says how to write it, and uses none of
+    the link's five tries; a wrong date does, and says how many are left in words that fit."""
+    _grant, link, raw = _anonymous(case, owner, second_factor="birth_date")
+    visitor = Client()
+    page = visitor.get(_url(raw)).content.decode()
+    assert 'type="date"' in page and 'type="password"' not in page
+    born = case.patient.birth_date
+    for written in (born.strftime("%d/%m/%Y"), born.strftime("%m/%d/%Y"), born.strftime("%d.%m.%Y"), "yesterday"):
+        response = visitor.post(_url(raw), {"value": written})
+        assert response.status_code == 400
+        assert "1961-04-12" in response.content.decode()  # how to write it
+    link.refresh_from_db()
+    assert link.failed_attempts == 0
+    for left in (4, 3, 2, 1):
+        response = visitor.post(_url(raw), {"value": "1900-01-01"})
+        assert response.status_code == 400
+        expected = "1 try left" if left == 1 else f"{left} tries left"
+        assert expected in response.content.decode()
+    assert visitor.post(_url(raw), {"value": born.isoformat()}).status_code == 302
+
+
+def test_a_passcode_is_still_asked_masked(case, owner):
+    _grant, _link, raw = _anonymous(case, owner, second_factor="passcode", passcode="blue-kettle-42")
+    page = Client().get(_url(raw)).content.decode()
+    assert 'type="password"' in page and 'type="date"' not in page
