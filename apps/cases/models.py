@@ -14,7 +14,7 @@ from django.utils.translation import gettext_lazy as _
 from apps.core.forms import UPLOAD_NAME_MAX
 from apps.core.models import PublicIdModel
 from apps.organizations.models import Role
-from apps.organizations.scoping import CaseLinkedQuerySet, OrgScopedQuerySet
+from apps.organizations.scoping import CaseLinkedQuerySet, OrgScopedQuerySet, WholeCaseQuerySet
 
 
 class PatientQuerySet(OrgScopedQuerySet["Patient"]):
@@ -197,6 +197,13 @@ class BoardSession(PublicIdModel):
         return timedelta(days=self.review_days)
 
 
+class AttachmentQuerySet(WholeCaseQuerySet):
+    """A case's reports and attachments: tied to none of its studies, so a grantee sees them only
+    through a grant on the whole case; a share that names some studies of the case gives none
+    of its documents (they may be about the others). Opening one is the policy's (VIEW_IMAGES
+    on the attachment, ``apps.sharing.policy``), which says the same."""
+
+
 class AttachmentKind(models.TextChoices):
     REPORT = "report", _("Radiology report")
     ANNOTATED = "annotated", _("Annotated images")
@@ -219,7 +226,7 @@ class Attachment(PublicIdModel):
     size = models.BigIntegerField()
     uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
 
-    objects = CaseChildQuerySet.as_manager()
+    objects = AttachmentQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]

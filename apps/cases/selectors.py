@@ -193,7 +193,7 @@ def case_page(*, user: User, case: Case, may: dict[Action, bool]) -> CasePage:
                     can_add_note=may[Action.ADD_NOTE], can_share=case.is_open and may[Action.SHARE_CASE],
                     show_patient=may[Action.VIEW_PATIENT_IDENTITY])
     if page.can_view_images:  # images and clinical documents: not for status-only roles
-        page.attachments = attachments_of(case)
+        page.attachments = attachments_of(case, user)
     if page.can_view_images or page.can_delete_studies:
         # an org admin sees no pixels but may delete a study: the list (no viewer) leads to its page
         page.studies = _studies_of(case, user)
@@ -218,9 +218,13 @@ def case_grants_closing_ends(*, case: Case) -> list[Grant]:
                 .select_related("grantee", "created_by").order_by("expires_at"))
 
 
-def attachments_of(case: Case) -> QuerySet[Attachment]:
-    """The case's reports and attachments, newest first: a query the page shows a page of."""
-    return Attachment.objects.filter(case=case).select_related("uploaded_by").order_by("-created_at", "-id")
+def attachments_of(case: Case, user: User) -> QuerySet[Attachment]:
+    """The case's reports and attachments that ``user`` may open, newest first: a query the page
+    shows a page of. ``visible_to``: staff and a grant on the whole case list them all; a grant
+    naming some studies of the case lists none (``AttachmentQuerySet``), as the policy refuses
+    opening them (``services.attachment_open``)."""
+    return (Attachment.objects.visible_to(user).filter(case=case).select_related("uploaded_by")
+            .order_by("-created_at", "-id"))
 
 
 def attachment_get(*, user: User, public_id: UUID, request: HttpRequest | None = None) -> Attachment:

@@ -17,7 +17,7 @@ from django.db.models import Exists, OuterRef, Q
 from django.utils.translation import gettext_lazy as _
 
 from apps.core.models import Explained, PublicIdModel
-from apps.organizations.scoping import CaseLinkedQuerySet
+from apps.organizations.scoping import CaseLinkedQuerySet, WholeCaseQuerySet
 
 
 class Blob(models.Model):
@@ -63,17 +63,6 @@ class StudyLinkedQuerySet(CaseLinkedQuerySet):
 
         members = super(CaseLinkedQuerySet, self).visibility(user)  # the organization's own staff
         return members | Q(**{f"{self.study_lookup}__in": policy.granted_study_ids(user)})
-
-
-class WholeCaseQuerySet(CaseLinkedQuerySet):
-    """Rows of a case that can span several of its studies (uploads, ingest jobs and their
-    per-file reports): grantees see them only through a grant on the whole case."""
-
-    def visibility(self, user) -> Q:
-        from apps.sharing import policy
-
-        members = super(CaseLinkedQuerySet, self).visibility(user)
-        return members | Q(**{f"{self.case_lookup}__in": policy.granted_case_ids(user, whole_case=True)})
 
 
 class StudyQuerySet(StudyLinkedQuerySet):

@@ -59,6 +59,18 @@ class CaseLinkedQuerySet(OrgScopedQuerySet[M]):
         return super().visibility(user) | Q(**{f"{self.case_lookup}__in": policy.granted_case_ids(user)})
 
 
+class WholeCaseQuerySet(CaseLinkedQuerySet):
+    """Rows of a case tied to no one study of it (uploads, ingest jobs and their per-file
+    reports, which can span several; a case's reports and attachments): grantees see them only
+    through a grant on the whole case, never through one that names some of its studies."""
+
+    def visibility(self, user: User) -> Q:
+        from apps.sharing import policy
+
+        members = super(CaseLinkedQuerySet, self).visibility(user)
+        return members | Q(**{f"{self.case_lookup}__in": policy.granted_case_ids(user, whole_case=True)})
+
+
 def org_scoped_models() -> list[type[models.Model]]:
     """Every installed model whose default manager is tenant-scoped."""
     from django.apps import apps

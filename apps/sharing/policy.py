@@ -406,8 +406,12 @@ def _grant_refusal(grant: Grant, action: Action | str, obj: object, *, user: Any
     if scope is not None:
         study_id = _study_id_of(obj)
         if study_id is None:
-            # case-level: the page and the list of its (named) studies, never a whole-case download
-            if action not in (Action.VIEW_CASE, Action.VIEW_IMAGES):
+            # case-level: the case's page and the list of its (named) studies; never a whole-case
+            # download, nor a row of the case tied to none of its studies (its reports and
+            # attachments, which may be about the others: apps.cases.models.AttachmentQuerySet)
+            from apps.cases.models import Case
+
+            if not (action == Action.VIEW_CASE or (action == Action.VIEW_IMAGES and isinstance(obj, Case))):
                 return GrantRefusal.NOT_INCLUDED
         elif study_id not in scope:
             return GrantRefusal.NOT_INCLUDED
