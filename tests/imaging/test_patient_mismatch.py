@@ -15,7 +15,7 @@ from pydicom import dcmread
 from pydicom.uid import generate_uid
 
 from apps.audit.models import AuditEvent
-from apps.imaging import follow, uploads
+from apps.imaging import follow, services, uploads
 from apps.imaging.models import Blob, FileOutcome, Instance, JobState, PreparedEntry, Study
 from apps.imaging.services import PATIENT_DIFFERS, ingest_job_create, ingest_job_run
 from apps.organizations.models import Role
@@ -62,11 +62,15 @@ def _no_phi_anywhere(job, caplog) -> None:
         assert OTHER not in str(event.details) and PATIENT not in str(event.details)
 
 
-def test_a_zip_mixing_two_patients_in_one_study_keeps_the_first_patients_files_only(org_a, tmp_path, caplog):
+@pytest.mark.parametrize("batch_files", [None, 1])
+def test_a_zip_mixing_two_patients_in_one_study_keeps_the_first_patients_files_only(
+        org_a, tmp_path, caplog, monkeypatch, batch_files):
     """The first file of the study in the upload decides its patient: the other patient's file,
     second in the zip, is refused (not added to the study), the study's files after it and
-    another study of that other patient are ingested."""
+    another study of that other patient are ingested. In one batch, or a batch a file."""
     caplog.set_level(logging.INFO)
+    if batch_files is not None:
+        monkeypatch.setattr(services, "BATCH_FILES", batch_files)
     study, series, elsewhere = generate_uid(), generate_uid(), generate_uid()
     intruder = _slice(study, series, 1, patient_id=OTHER)
     entries = {"a/IM0.dcm": _slice(study, series, 0), "a/IM1.dcm": intruder,
