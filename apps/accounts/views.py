@@ -362,7 +362,10 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
         return _refused(request, Refusal.UNKNOWN)
     if refusal:
         return _refused(request, refusal, invitation)
-    context: dict = {"invitation": invitation, "organization": invitation.organization}
+    # the page says a second factor comes next only where the invited role must have one (a
+    # patient's role never does: the organization's settings cannot ask it of them)
+    context: dict = {"invitation": invitation, "organization": invitation.organization,
+                     "second_factor_next": invitation.role in (invitation.organization.mfa_required_roles or [])}
 
     # patients first prove their date of birth (kept for this invitation in the session)
     if invitation.kind == InvitationKind.PATIENT and request.session.get(BIRTH_DATE_OK) != str(invitation.public_id):

@@ -48,7 +48,7 @@ class Organization(PublicIdModel):
     password_login_allowed = models.BooleanField(
         _("staff may sign in with a password"), default=True,
         help_text=_("Turn off to make staff sign in through the organization's single sign-on. "
-                    "External consultants and patients always use a password and a second factor."),
+                    "External consultants always use a password and a second factor; patients, a password."),
     )
     mfa_required_roles = models.JSONField(
         _("roles that must use a second factor"), default=default_mfa_required_roles, blank=True,

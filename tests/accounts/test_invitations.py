@@ -315,3 +315,19 @@ def test_an_inviter_who_may_share_cases_keeps_the_usual_help(org_a, radiologist,
     html = verified_client(radiologist).get("/org/invitations/new/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
     assert case.title in html and "You may share no open case" not in html
     assert "An external consultant sees only these cases, and nothing else." in html
+
+
+def test_the_accept_page_says_a_second_factor_comes_next_only_where_the_role_needs_one(patient_invitation, org_a,
+                                                                                       radiologist, case):
+    """A consultant's role must have a second factor, and the page says it comes next; a
+    patient's never does (the organization cannot ask it of them), and the page does not promise
+    one that never comes."""
+    _invitation, raw = _invite(org_a, radiologist, case)
+    consultant_page = Client().get(_url(raw)).content.decode()
+    assert "Next you will set up a second factor" in consultant_page
+    _invitation, raw, _case = patient_invitation
+    browser = Client()
+    assert browser.post(_url(raw), {"step": "birth_date", "birth_date": "1961-04-02"}).status_code == 302
+    patient_page = browser.get(_url(raw)).content.decode()
+    assert 'data-testid="invitation-next"' in patient_page
+    assert "second factor" not in patient_page
