@@ -54,6 +54,8 @@ from django.utils.translation import pgettext_lazy
 #                                               organization.policy_changed,
 #                                               sharing_policy.updated, organization.sso_changed
 #   original requested / approved / declined .. original_request.created / .approved / .declined
+#   original request closed, its share ended .. original_request.withdrawn (the share it was asked
+#                                               under revoked, or its asker left its group)
 #   de-identified export made ................. deid.exported (deid.export_started when asked for,
 #                                               deid.export_failed when it fails)
 #   every denial by the policy ................ access.denied (apps.sharing.policy.require)
@@ -111,6 +113,7 @@ SHARE_LINK_SECOND_FACTOR_FAILED = "share_link.second_factor_failed"
 ORIGINAL_REQUEST_CREATED = "original_request.created"
 ORIGINAL_REQUEST_APPROVED = "original_request.approved"
 ORIGINAL_REQUEST_DECLINED = "original_request.declined"
+ORIGINAL_REQUEST_WITHDRAWN = "original_request.withdrawn"
 
 # --- accounts, policies, attachments, uploads -------------------------------------------------
 AUTH_MFA_ENROLLED = "auth.mfa_enrolled"
@@ -203,6 +206,7 @@ LABELS: dict[str, str] = {
     ORIGINAL_REQUEST_CREATED: _("Original requested"),
     ORIGINAL_REQUEST_APPROVED: _("Original request approved"),
     ORIGINAL_REQUEST_DECLINED: _("Original request declined"),
+    ORIGINAL_REQUEST_WITHDRAWN: _("Original request withdrawn: its share ended"),
     AUTH_MFA_ENROLLED: _("Two-factor enrolled"),
     AUTH_MFA_RESET: _("Two-factor reset"),
     AUTH_MFA_RECOVERY_CODES_SAVED: _("Recovery codes saved"),

@@ -870,6 +870,45 @@ def _original_request_refusal(grant: Grant, facts: _Facts) -> OriginalRefusal | 
     return None
 
 
+def original_request_decidable(req: Any, *, now: datetime | None = None) -> bool:
+    """Whether a request for the original DICOM (an OriginalRequest) may still be decided:
+    ``original_requests_decidable`` for one."""
+    return original_requests_decidable([req], now=now)[0]
+
+
+def original_requests_decidable(reqs: Iterable[Any], *, now: datetime | None = None) -> list[bool]:
+    """For each of ``reqs`` (OriginalRequests, with their grant, its case and the requester at
+    hand), in order: whether it may still be decided. Who decides is DECIDE_ORIGINAL_REQUEST's;
+    this is about the request itself, read in one query whatever their number.
+
+    Security contract: approving gives the requester a new grant of the original, the follow-up
+    of the share they asked under; never a way back in once that share is no longer theirs. So
+    a request may be decided only while it waits for a decision and the grant it was asked under
+    is live (not revoked, which closing its case and the end of their membership do; started;
+    not expired; its case open) and still held by the requester (``holds``: its grantee, or a
+    member of its group, with an active account). A grant that is extended before a decision
+    brings its request back; a revoked one never does (``services.grants_revoke`` withdraws its
+    requests)."""
+    from apps.sharing.models import Grant, OriginalRequestStatus
+
+    reqs = list(reqs)
+    now = now or timezone.now()
+    facts: dict[int, _Facts] = {}
+    for req in reqs:
+        facts.setdefault(req.requested_by_id, _Facts(req.requested_by, now))
+    # whether each requester is in the group of a group grant, for all of them in one query
+    groups = [r for r in reqs if r.grant.grantee_id is None and not r.grant.grantee_email]
+    if groups:
+        members = set(Grant.group_members.through.objects
+                      .filter(grant_id__in={r.grant_id for r in groups},
+                              user_id__in={r.requested_by_id for r in groups})
+                      .values_list("grant_id", "user_id"))
+        for req in groups:
+            facts[req.requested_by_id]._in_group[req.grant_id] = (req.grant_id, req.requested_by_id) in members
+    return [req.status == OriginalRequestStatus.PENDING and req.grant.is_live(now)
+            and _holds(req.grant, facts[req.requested_by_id]) for req in reqs]
+
+
 def upload_cases(user: Any, obj: object, *, roles: dict[int, str] | None = None) -> QuerySet:
     """The cases of ``obj``'s organization (an Organization, or a row of one) that ``user`` may
     upload studies into: the open cases they see, when their role there may upload. The upload

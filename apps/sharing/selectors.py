@@ -99,7 +99,7 @@ def with_state(grants: Iterable[Grant]) -> list[Grant]:
 
 
 def original_request_get(*, user: User, public_id: UUID) -> OriginalRequest:
-    req = (OriginalRequest.objects.visible_to(user).select_related("grant", "case", "requested_by")
+    req = (OriginalRequest.objects.visible_to(user).select_related("grant", "grant__case", "case", "requested_by")
            .filter(public_id=public_id).first())
     if req is None:
         raise Http404
@@ -111,12 +111,16 @@ def original_requests_pending_for(*, user: User, request: HttpRequest | None = N
     ones the user sees are asked of the policy at once (``can_each``, a fixed number of queries):
     cutting them first (it took the newest 100) hid those the user may decide behind
     others' in an organization with many waiting. The page shows a page of them. With
-    ``request`` (the page's), the policy decides on what the request read (``policy.request_facts``)."""
+    ``request`` (the page's), the policy decides on what the request read (``policy.request_facts``).
+    A request whose share is no longer its requester's (expired, or its case closed; a revoked
+    one's requests are withdrawn) is not listed: it cannot be decided
+    (``policy.original_requests_decidable``)."""
     reqs = list(OriginalRequest.objects.visible_to(user).filter(status="pending")
-                .select_related("grant", "case", "requested_by").order_by("-created_at", "-id"))
+                .select_related("grant", "grant__case", "case", "requested_by").order_by("-created_at", "-id"))
     decides = policy.can_each(user, policy.Action.DECIDE_ORIGINAL_REQUEST, reqs,
                               facts=policy.request_facts(request, user))
-    return [r for r, may in zip(reqs, decides, strict=True) if may]
+    reqs = [r for r, may in zip(reqs, decides, strict=True) if may]
+    return [r for r, open_ in zip(reqs, policy.original_requests_decidable(reqs), strict=True) if open_]
 
 
 def original_requests_latest(*, user: User, grants: Iterable[Grant]) -> dict[int, OriginalRequest]:

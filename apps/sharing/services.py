@@ -167,10 +167,18 @@ def _studies_lock(*, studies: list[Any], case: Case) -> None:
 def grants_revoke(*, grants: Iterable[Grant], by: User | None, reason: str,
                   request: HttpRequest | None = None) -> int:
     """Revoke every still-unrevoked grant given. Takes effect on the next request (policy reads
-    grants live). Returns how many were revoked; an already revoked grant stays as it was."""
+    grants live). Returns how many were revoked; an already revoked grant stays as it was.
+    Requests for the original still waiting under a revoked grant are withdrawn with it
+    (``_original_requests_withdraw``): every way a grant is revoked (by its sharer, by closing
+    its case, by a renewal, a board's end, a study's deletion, the end of its recipient's
+    membership) comes through here.
+
+    Only the grants' rows are locked (not their cases'): ``original_request_decide`` locks the
+    case, then the grant, then the request, as closing a case does, and a revocation takes the
+    grant, then its requests."""
     now = timezone.now()
     ids = [g.pk for g in grants]
-    to_revoke = list(Grant.objects.select_for_update().filter(pk__in=ids, revoked_at__isnull=True)
+    to_revoke = list(Grant.objects.select_for_update(of=("self",)).filter(pk__in=ids, revoked_at__isnull=True)
                      .select_related("case"))
     for grant in to_revoke:
         grant.revoked_at = now
@@ -180,7 +188,33 @@ def grants_revoke(*, grants: Iterable[Grant], by: User | None, reason: str,
         grant.links.filter(revoked_at__isnull=True).update(revoked_at=now)
         record(action="grant.revoked", actor=by, organization_id=grant.organization_id, target=grant,
                case=grant.case, request=request, details={"reason": reason})
+        _original_requests_withdraw(grant=grant, by=by, reason=reason, request=request)
     return len(to_revoke)
+
+
+def _original_requests_withdraw(*, grant: Grant, by: User | None, reason: str, request: HttpRequest | None,
+                                requested_by: User | None = None) -> int:
+    """The requests for the original DICOM still waiting under ``grant`` (only ``requested_by``'s,
+    when given) once it is no longer their requester's: revoked, or the requester taken out of
+    its group. Approving one would give a new grant of the original to someone who no longer
+    holds the share they asked under (``policy.original_requests_decidable`` refuses it too).
+    Each is closed as declined with no decider (``decided_by`` empty) and recorded as
+    ``original_request.withdrawn`` with why the share ended, so deciders no longer see it
+    waiting. In the caller's transaction, after the grant's row is locked. Returns how many."""
+    pending = OriginalRequest.objects.select_for_update().filter(grant=grant, status=OriginalRequestStatus.PENDING)
+    if requested_by is not None:
+        pending = pending.filter(requested_by=requested_by)
+    now = timezone.now()
+    withdrawn = list(pending.order_by("pk"))
+    for req in withdrawn:
+        req.status = OriginalRequestStatus.DECLINED
+        req.decided_by = None
+        req.decided_at = now
+        req.save(update_fields=["status", "decided_by", "decided_at"])
+        record(action=audit_actions.ORIGINAL_REQUEST_WITHDRAWN, actor=by, organization_id=grant.organization_id,
+               target=req, case=grant.case, request=request,
+               details={"reason": reason, "grant": str(grant.public_id)})
+    return len(withdrawn)
 
 
 def grants_end_for_member(*, organization: Organization, user: User, by: User | None,
@@ -206,6 +240,9 @@ def grants_end_for_member(*, organization: Organization, user: User, by: User | 
         record(action=audit_actions.GRANT_MEMBER_REMOVED, actor=by, organization_id=grant.organization_id,
                target=grant, case=grant.case, request=request,
                details={"reason": "membership_ended", "member": str(user.public_id)})
+        # the share is no longer theirs: what they asked under it is not decided
+        _original_requests_withdraw(grant=grant, by=by, reason="membership_ended", request=request,
+                                    requested_by=user)
     return revoked + len(groups)
 
 
@@ -907,12 +944,28 @@ def original_request_decide(*, original_request: OriginalRequest, by: User, appr
                                     note=note, request=request)
 
 
+#: deciding a request whose share is no longer its requester's (``policy.original_request_decidable``)
+ORIGINAL_REQUEST_LAPSED = gettext_noop("This request can no longer be decided: the share it was made under has "
+                                       "ended, or is no longer the requester's.")
+
+
 @transaction.atomic
 def _original_request_decide(*, original_request: OriginalRequest, by: User, approve: bool, hours: int | None,
                              note: str, request: HttpRequest | None) -> OriginalRequest:
-    req = OriginalRequest.objects.select_for_update().select_related("grant", "case").get(pk=original_request.pk)
+    from apps.cases.models import Case
+
+    # decided on the rows as the database has them, locked in the order closing the case takes
+    # them (the case, then its grants, then their requests: ``grants_revoke``): a revocation or a
+    # close that committed first is seen here (refused), or it waits for this decision and then
+    # withdraws what is left. Approving then locks the case again (``grant_create``), already ours.
+    Case.objects.select_for_update(no_key=True).filter(pk=original_request.case_id).values_list("pk").first()
+    Grant.objects.select_for_update(no_key=True).filter(pk=original_request.grant_id).values_list("pk").first()
+    req = (OriginalRequest.objects.select_for_update(of=("self",))
+           .select_related("grant", "grant__case", "case", "requested_by").get(pk=original_request.pk))
     if req.status != OriginalRequestStatus.PENDING:
         raise ValidationError(_("This request was already decided."))
+    if not policy.original_request_decidable(req):
+        raise ValidationError(_(ORIGINAL_REQUEST_LAPSED), code="lapsed")
     org_policy = sharing_policy_for(req.organization_id)
     limit = org_policy.original_approval_max_hours or 48
     hours = hours or min(24, limit)

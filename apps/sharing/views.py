@@ -279,7 +279,8 @@ def original_request_decide(request: HttpRequest, originalrequest_id: UUID) -> H
                 return redirect("sharing:my_shares")
     return render(request, "sharing/original_decide.html",
                   {"req": req, "form": form,
-                   "can_decide": policy.can(request.user, Action.DECIDE_ORIGINAL_REQUEST, req)},
+                   "can_decide": policy.can(request.user, Action.DECIDE_ORIGINAL_REQUEST, req),
+                   "decidable": policy.original_request_decidable(req)},
                   status=400 if form.errors else 200)
 
 

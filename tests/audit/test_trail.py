@@ -801,10 +801,17 @@ def _audit_export(w):
     assert response.status_code == 200
 
 
-def _unrevoked_grants(w) -> int:
+def _case_close_events(w) -> list[tuple[str, str, str]]:
+    """What closing the case records: each grant it revokes (in the order grants_revoke takes
+    them), each followed by the requests for the original withdrawn with it, then the close."""
     from apps.sharing.models import Grant
 
-    return Grant.objects.filter(case=w.case, revoked_at__isnull=True).count()  # what case_close revokes
+    events = []
+    for grant in Grant.objects.filter(case=w.case, revoked_at__isnull=True):
+        events.append((A.GRANT_REVOKED, ALLOWED, ORG))
+        events += [(A.ORIGINAL_REQUEST_WITHDRAWN, ALLOWED, ORG)] * grant.original_requests.filter(
+            status="pending").count()
+    return [*events, (A.CASE_CLOSED, ALLOWED, ORG)]
 
 
 def _deid_export(w):
@@ -848,6 +855,9 @@ ROWS = [
         [(A.GRANT_CREATED, ALLOWED, ORG), (A.ORIGINAL_REQUEST_APPROVED, ALLOWED, ORG)], setup=_make_request),
     Row("original declined", _original_decide(False), [(A.ORIGINAL_REQUEST_DECLINED, ALLOWED, ORG)],
         setup=_make_request),
+    # revoking a share withdraws the requests for the original still waiting under it
+    Row("original request withdrawn", _share_revoke,
+        [(A.GRANT_REVOKED, ALLOWED, ORG), (A.ORIGINAL_REQUEST_WITHDRAWN, ALLOWED, ORG)], setup=_make_request),
     Row("attachment added", _attachment_add, [(A.ATTACHMENT_ADDED, ALLOWED, ORG)]),
     Row("attachment downloaded", _attachment_download, [(A.ATTACHMENT_DOWNLOADED, ALLOWED, ORG)],
         setup=_attachment_add),
@@ -861,9 +871,9 @@ ROWS = [
     Row("study ingested", _ingest, [(A.IMAGING_INGEST, ALLOWED, ORG), (A.IMAGING_STUDY_INGESTED, ALLOWED, ORG)]),
     Row("study deleted", _study_delete, [(A.IMAGING_STUDY_DELETED, ALLOWED, ORG)], setup=_ingest),
     Row("study attached to a case", _study_attach, [(A.IMAGING_STUDY_ATTACHED, ALLOWED, ORG)], setup=_loose_study),
-    # closing a case revokes its live grants, each recorded, then records the close
-    Row("case closed", _case_close, lambda w: [(A.GRANT_REVOKED, ALLOWED, ORG)] * _unrevoked_grants(w)
-        + [(A.CASE_CLOSED, ALLOWED, ORG)]),
+    # closing a case revokes its live grants, each recorded (with the requests for the original
+    # waiting under it, withdrawn), then records the close
+    Row("case closed", _case_close, _case_close_events),
     Row("case reopened", _case_reopen, [(A.CASE_REOPENED, ALLOWED, ORG)], setup=_case_close),
     # --- second factor
     Row("MFA enrolment", _mfa_enrol, [(A.AUTH_MFA_ENROLLED, ALLOWED, ORG)], setup=_mfa_enrol_start),
