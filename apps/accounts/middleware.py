@@ -5,14 +5,20 @@
 2. second factor: a user with an authenticator must enter a code after the password; a user
    whose role requires one and who has none is sent to enrol; recovery codes must be saved
    before anything else is reachable;
-3. patients reach the patient portal only (403 elsewhere; home redirects there), plus the two
-   doors into it: their share links (``/s/<token>/``, which sends a patient to the portal once the
-   link's checks pass) and the study download endpoint, where ``apps.sharing.policy`` lets a
-   patient take the education rendition of what a live grant names and nothing else;
+3. patients reach the patient portal only (403 elsewhere, on a page that leads back to the portal;
+   home redirects there), plus the two doors into it: their share links (``/s/<token>/``, which
+   sends a patient to the portal once the link's checks pass) and the study download endpoint,
+   where ``apps.sharing.policy`` lets a patient take the education rendition of what a live grant
+   names and nothing else. An account of no organization whose live grants are all
+   patient-education shares (a patient who accepted one sent to their e-mail address) is kept to
+   the portal the same way (``request.kept_to_portal``; ``policy.gives_portal_only``): those
+   grants give nothing else anyway (``policy.USE_CASE_GIVES``), so the gate shows the patient's
+   page and way back rather than the staff refusal of a page they were never meant to reach;
 4. the patient portal is for patients: a member who is a patient in none of their organizations
    (staff, an external consultant) is sent to their dashboard, told why, rather than shown a
    portal that says nothing was shared with them (what is shared with them is on their shared
-   cases, where an opened link sends them: ``apps.sharing.views._lands_on_portal``).
+   cases, where an opened link sends them: ``apps.sharing.views._lands_on_portal``), unless a
+   live patient-education share is addressed to them: the portal is the only place it shows.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from apps.audit.services import record
 from apps.core.api import is_api_request
 from apps.core.redirects import with_next
 from apps.organizations.models import Role
+from apps.sharing import policy
 
 LAST_SEEN = "lightbox_last_seen"
 STAFF_ROLES = {Role.ORG_ADMIN, Role.RADIOLOGIST, Role.CLINICIAN, Role.COORDINATOR}
@@ -117,15 +124,20 @@ class AccessGateMiddleware:
             elif mfa.recovery_codes_pending(user):
                 return _refuse(request, with_next("accounts:recovery_codes", here), "recovery_codes_pending")
 
-        # 3. patients: the patient portal only (home leads there; anything else is refused)
-        if (is_patient_only(memberships) and not path.startswith(_PATIENT_PREFIXES)
-                and not _PATIENT_DOWNLOAD.match(path)):
+        # 3. patients, and accounts of no organization whose grants give only what the portal
+        # shows: the patient portal only (home leads there; anything else is refused)
+        kept = is_patient_only(memberships) or (
+            not memberships and policy.gives_portal_only(policy.live_grant_use_cases(user)))
+        request.kept_to_portal = kept  # the refusal page and the navigation speak to a patient
+        if kept and not path.startswith(_PATIENT_PREFIXES) and not _PATIENT_DOWNLOAD.match(path):
             if path == "/":
                 return redirect("education:portal")
             return _refuse(request, None, "patient_portal_only")
 
-        # 4. the patient portal: not for members who are patients nowhere (their dashboard instead)
-        if path.startswith(_PORTAL_PREFIX) and is_patient_nowhere(memberships):
+        # 4. the patient portal: not for members who are patients nowhere (their dashboard
+        # instead), unless a patient-education share is theirs (the portal is where it shows)
+        if (path.startswith(_PORTAL_PREFIX) and is_patient_nowhere(memberships)
+                and not policy.has_portal_share(policy.live_grant_use_cases(user))):
             messages.info(request, _("The patient portal is for patients. Here is your dashboard."))
             return redirect("dashboard")
         return self.get_response(request)

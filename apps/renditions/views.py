@@ -64,10 +64,11 @@ _PAST_ANY_PACKAGE = 10**18
 
 
 def _visible(actor, obj, request, facts) -> None:
-    """404 (recorded) unless the actor may see the object's case at all."""
+    """404 (recorded) unless the actor may know of the object at all (``policy.may_know``: they
+    see its case, or a share of theirs reaches it, such as a patient-education share)."""
     if obj is None:
         raise Http404
-    if not policy.can(actor, Action.VIEW_CASE, obj, facts=facts):
+    if not policy.may_know(actor, obj, facts=facts):
         try:
             policy.require_decided(False, actor, Action.VIEW_CASE, obj, request=request)
         except PermissionDenied:
@@ -132,7 +133,7 @@ def _decide(request: HttpRequest, actor, obj, kind: str, scope: str) -> policy.D
                                       package_key=_package_key(obj, kind, scope), resumed=resumed,
                                       request=request, facts=facts)
     except PermissionDenied:
-        if resumed and not policy.can(actor, Action.VIEW_CASE, obj, facts=facts):
+        if resumed and not policy.may_know(actor, obj, facts=facts):
             raise Http404 from None  # the denial is recorded already
         raise
 
@@ -150,7 +151,7 @@ def _count(request: HttpRequest, actor, obj, kind: str, scope: str):
                                           request=request)
         return policy.download_count(decision, request=request), decision.transfer_id
     except PermissionDenied:
-        if not policy.can(actor, Action.VIEW_CASE, obj):
+        if not policy.may_know(actor, obj):
             raise Http404 from None  # the denial is recorded already
         raise
 

@@ -26,10 +26,13 @@ the object is in its case (and in its named studies, if it names any), and one o
 maps to the action (``PERMISSION_ACTIONS``). Download actions also need the grant under its
 download limit and the rendition in its scope; a grant marked ``mfa_required`` needs a user who
 passed MFA in this session. A patient downloads only ``PATIENT_RENDITIONS`` (the education copy),
-whatever the grant names. A patient-education share gives the education copy only, whoever holds
-it (a patient member, or an account that accepted one sent to its e-mail address): never the
-viewer's frames of the originals. Every check reads the database: revocation and expiry take effect
-on the very next request.
+whatever the grant names. A grant's use case caps what it gives (``USE_CASE_GIVES``), whatever its
+permissions name: a patient-education share gives the download of the education copy (the patient
+portal's) and nothing else, whoever holds it (a patient member, an account of no organization that
+accepted one sent to its e-mail address, staff of another organization, an anonymous link's holder):
+never the case page (its notes, its clinical question), study pages, the viewer's frames, previews
+or originals, nor a request for the original. Every check reads the database: revocation and expiry
+take effect on the very next request.
 
 Why a download is refused (a second factor, the download limit, a scope that leaves the rendition
 out) is ``download_refusal``'s answer, from the same rule (``_grant_refusal``), for pages that
@@ -59,6 +62,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from apps.organizations.models import Membership, Organization, Role
+from apps.sharing.usecases import UseCase
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
@@ -139,7 +143,7 @@ ROLE_ACTIONS: dict[str, frozenset[Action]] = {
 }
 
 #: what each grant permission lets its grantee do on the granted case. Any live grant also
-#: shows the case page (VIEW_CASE).
+#: shows the case page (VIEW_CASE), unless its use case gives none (``USE_CASE_GIVES``).
 PERMISSION_ACTIONS: dict[str, frozenset[Action]] = {
     "view": frozenset({Action.VIEW_CASE, Action.VIEW_IMAGES}),
     "download_preview": frozenset({Action.DOWNLOAD_PREVIEW}),
@@ -174,6 +178,32 @@ OWNER_NEEDS: dict[Action, Action] = {
 #: what a patient account may download through any grant: the labelled low-resolution education
 #: copy, never an original, a lossless copy or a preview (apps.education's portal offers it)
 PATIENT_RENDITIONS = frozenset({"education"})
+
+#: what a grant of a use case gives at most, whatever its permissions name: the actions, and the
+#: renditions its downloads may be of. A patient-education share is for the patient portal: the
+#: labelled low-resolution education copy, downloaded (and shown on the portal's page, which asks
+#: the same question); never the case page, its notes and clinical question, the study pages,
+#: the viewer, previews or originals, whoever holds it. A use case not named here is capped by
+#: its permissions only.
+USE_CASE_GIVES: dict[str, tuple[frozenset[Action], frozenset[str]]] = {
+    UseCase.PATIENT_EDUCATION: (frozenset({Action.DOWNLOAD_PREVIEW}), PATIENT_RENDITIONS),
+}
+
+
+def use_cases_without(action: Action | str) -> list[str]:
+    """The use cases whose grants never give ``action`` (``USE_CASE_GIVES``), for querysets that
+    list what grants show (``granted_case_ids``) and pages that send a grant's holder somewhere."""
+    return [use_case for use_case, (actions, _renditions) in USE_CASE_GIVES.items() if action not in actions]
+
+
+def _use_case_refuses(grant: Grant, action: Action, rendition: str | None) -> bool:
+    """Whether ``grant``'s use case never gives ``action`` (of ``rendition``, for a download)."""
+    gives = USE_CASE_GIVES.get(grant.use_case)
+    if gives is None:
+        return False
+    actions, renditions = gives
+    return action not in actions or (action in DOWNLOAD_ACTIONS and rendition not in renditions)
+
 
 LINK_SESSION_KEY = "lightbox_share_links"
 
@@ -267,7 +297,8 @@ def granted_case_ids(user: User, *, whole_case: bool = False) -> QuerySet:
 
     if not _active_user(user):
         return Grant.objects.none().values("case_id")
-    live = Grant.objects.live().addressed_to(user)
+    # a grant that gives no case page (a patient-education share) shows none of its case's rows
+    live = Grant.objects.live().addressed_to(user).exclude(use_case__in=use_cases_without(Action.VIEW_CASE))
     if whole_case:
         live = live.filter(studies__isnull=True)
     return live.values("case_id")
@@ -284,7 +315,7 @@ def granted_study_ids(user: User) -> QuerySet:
 
     if not _active_user(user):
         return Study.objects.none().values("id")
-    live = Grant.objects.live().addressed_to(user)
+    live = Grant.objects.live().addressed_to(user).exclude(use_case__in=use_cases_without(Action.VIEW_CASE))
     whole_cases = live.filter(studies__isnull=True).values("case_id")
     named = live.filter(studies__isnull=False).values("studies")
     return Study.objects.filter(Q(case_id__in=whole_cases) | Q(id__in=named)).values("id")
@@ -391,10 +422,12 @@ def grant_covers(grant: Grant, action: Action | str, obj: object, *, user: Any =
 
 def _grant_refusal(grant: Grant, action: Action | str, obj: object, *, user: Any = None,
                    rendition: str | None = None, now: datetime | None = None,
-                   facts: _Facts | None = None) -> GrantRefusal | None:
+                   facts: _Facts | None = None, reach_only: bool = False) -> GrantRefusal | None:
     """The one rule of ``grant_covers``: None when the grant covers ``action`` on ``obj``, else
-    the first reason it does not."""
-    from apps.sharing.usecases import RENDITION_PERMISSION, UseCase
+    the first reason it does not. With ``reach_only`` (``may_know``), only whether the grant
+    reaches ``obj`` at all (live, of its case, its second factor passed, ``obj`` in its studies),
+    whatever it gives there."""
+    from apps.sharing.usecases import RENDITION_PERMISSION
 
     action = Action(action)
     now = now or timezone.now()
@@ -415,6 +448,12 @@ def _grant_refusal(grant: Grant, action: Action | str, obj: object, *, user: Any
                 return GrantRefusal.NOT_INCLUDED
         elif study_id not in scope:
             return GrantRefusal.NOT_INCLUDED
+    if reach_only:
+        return None
+    if _use_case_refuses(grant, action, rendition):
+        # its use case gives less than its permissions name (a patient-education share: the
+        # education copy only, whoever holds it)
+        return GrantRefusal.NOT_INCLUDED
     if action in DOWNLOAD_ACTIONS:
         if grant.over_download_limit:
             return GrantRefusal.LIMIT_REACHED
@@ -430,12 +469,24 @@ def _grant_refusal(grant: Grant, action: Action | str, obj: object, *, user: Any
             return GrantRefusal.NOT_INCLUDED
     if action == Action.VIEW_CASE:
         return None
-    if action == Action.VIEW_IMAGES and grant.use_case == UseCase.PATIENT_EDUCATION:
-        # the education copy only, whoever holds it: never the viewer's frames of the originals
-        return GrantRefusal.NOT_INCLUDED
     if any(action in PERMISSION_ACTIONS.get(p, ()) for p in grant.permissions):
         return None
     return GrantRefusal.NOT_INCLUDED
+
+
+def may_know(actor: Any, obj: object, *, facts: _Facts | None = None) -> bool:
+    """Whether ``actor`` may be told that ``obj`` (a case, a study, a row of one) exists, so that a
+    refusal on it is a 403 rather than a 404: they may see its case (VIEW_CASE), or a live grant
+    of theirs reaches it though it gives no case page (a patient-education share: the patient
+    portal lists its studies, and a rendition it does not give is refused, not hidden). Gives
+    nothing: every action on it is still ``can``'s. ``facts``: as for ``can``."""
+    facts = _facts_of(actor, facts)
+    if _decide(facts, Action.VIEW_CASE, obj):
+        return True
+    case_id = _case_id_of(obj)
+    return case_id is not None and any(
+        _grant_refusal(grant, Action.VIEW_CASE, obj, user=facts.user, now=facts.now, reach_only=True) is None
+        for grant in facts.grants_of(case_id))
 
 
 def _org_id_of(obj: object) -> int:
@@ -729,8 +780,34 @@ def has_shares_page(user: Any, *, roles: Iterable[str] | None = None) -> bool:
     if Grant.objects.filter(created_by=user).exists():
         return True
     resharing = {p for p, actions in PERMISSION_ACTIONS.items() if Action.SHARE_CASE in actions}
-    held = Grant.objects.live().addressed_to(user).values_list("permissions", flat=True)
+    held = (Grant.objects.live().addressed_to(user).exclude(use_case__in=use_cases_without(Action.SHARE_CASE))
+            .values_list("permissions", flat=True))
     return any(resharing.intersection(permissions or ()) for permissions in held)
+
+
+def live_grant_use_cases(user: Any) -> frozenset[str]:
+    """The use cases of the live grants addressed to ``user`` (one query; none for an inactive
+    or anonymous user)."""
+    from apps.sharing.models import Grant
+
+    if not _active_user(user):
+        return frozenset()
+    return frozenset(Grant.objects.live().addressed_to(user).values_list("use_case", flat=True))
+
+
+def gives_portal_only(use_cases: Iterable[str]) -> bool:
+    """Whether grants of ``use_cases`` (``live_grant_use_cases``) give nothing beyond the patient
+    portal: there is one, and none of them gives a case page (``USE_CASE_GIVES``: patient
+    education). The access gate keeps an account of no organization holding only such grants to
+    the portal, as it keeps a patient."""
+    use_cases = set(use_cases)
+    return bool(use_cases) and use_cases <= set(use_cases_without(Action.VIEW_CASE))
+
+
+def has_portal_share(use_cases: Iterable[str]) -> bool:
+    """Whether grants of ``use_cases`` (``live_grant_use_cases``) include one the patient portal
+    lists (a patient-education share): the portal is then for its holder, whatever their role."""
+    return UseCase.PATIENT_EDUCATION in set(use_cases)
 
 
 def second_factor_reset_allowed(by: Any, user: Any) -> bool:
@@ -819,6 +896,7 @@ class OriginalRefusal(StrEnum):
     """Why ``user`` may not ask for the original DICOM under a grant."""
 
     NOT_RECIPIENT = "not_recipient"  # a dead grant, not theirs (yet), or one needing MFA not passed
+    NOT_OFFERED = "not_offered"      # its use case never gives the original (a patient-education share)
     HAS_ORIGINAL = "has_original"    # they can download the original of what it covers already
     PENDING = "pending"              # their earlier request under it still waits for a decision
 
@@ -841,8 +919,9 @@ def original_request_refusal(actor: Any, grant: Grant, *, now: datetime | None =
     is marked ``mfa_required``, after MFA in this session; and only when they cannot download the
     original of what it covers already (asking would give nothing), nor while their earlier
     request under it waits for a decision (``PENDING``: one request at a time; once it is decided,
-    declined or approved and expired, they may ask again). Anonymous links never ask: a link
-    holder's links are not theirs to ask under."""
+    declined or approved and expired, they may ask again). Never under a grant whose use case
+    does not give the original (``NOT_OFFERED``: a patient-education share). Anonymous links never
+    ask: a link holder's links are not theirs to ask under."""
     return original_request_refusals(actor, [grant], now=now)[0]
 
 
@@ -863,6 +942,9 @@ def _original_request_refusal(grant: Grant, facts: _Facts) -> OriginalRefusal | 
         return OriginalRefusal.NOT_RECIPIENT
     if not second_factor_met(grant, user):
         return OriginalRefusal.NOT_RECIPIENT
+    if grant.use_case in use_cases_without(Action.DOWNLOAD_ORIGINAL):
+        # an approval grants the original under the same use case, which would not give it
+        return OriginalRefusal.NOT_OFFERED
     if _downloads_original_of(grant, facts):
         return OriginalRefusal.HAS_ORIGINAL
     if facts.has_pending_request(grant):

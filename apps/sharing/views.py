@@ -169,7 +169,9 @@ def shared_with_me(request: HttpRequest) -> HttpResponse:
                            facts=policy.request_facts(request, request.user))
     requestable = {g.pk for g, may in zip(active, asks, strict=True) if may}
     asked = selectors.original_requests_latest(user=request.user, grants=grants)
+    on_portal = policy.use_cases_without(Action.VIEW_CASE)  # no case page: shown on the patient portal
     for g in grants:
+        g.on_portal = g.use_case in on_portal
         g.can_request_original = g.pk in requestable
         g.original_request = asked.get(g.pk)  # the newest of theirs: shown while it waits
     return render(request, "sharing/shared_with_me.html", {
@@ -349,15 +351,15 @@ def _lands_on_portal(request: HttpRequest, link: ShareLink) -> bool:
     copy by ``policy``; nobody gains anything by landing on the portal).
 
     - a patient-only account reaches nothing else (apps.accounts.middleware);
-    - an account of no organization yet (a patient who accepted a patient-education share sent
-      to their e-mail address, before or without a patient invitation) opening its own
-      patient-education share: the portal lists it (bound to them by ``share_link_use``) with
-      its download. Anyone with a role somewhere keeps the shared case, as for any other share.
+    - whoever opens their own patient-education share (an account of no organization that
+      accepted one sent to its e-mail address, a patient, staff of another organization): the
+      portal lists it (bound to them by ``share_link_use``) with its download, and it gives no
+      case page to land on (``policy.USE_CASE_GIVES``).
     """
     memberships = list(getattr(request, "my_memberships", None) or [])
     if is_patient_only(memberships):
         return True
-    return not memberships and not link.anonymous and link.grant.use_case == UseCase.PATIENT_EDUCATION
+    return not link.anonymous and link.grant.use_case in policy.use_cases_without(Action.VIEW_CASE)
 
 
 #: the package (``?rendition=`` of the case download) that gives each rendition a share may offer

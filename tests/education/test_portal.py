@@ -257,14 +257,16 @@ def test_patient_invited_by_email_without_a_membership_lands_on_the_portal(edu_s
     assert not recipient.memberships.exists()
 
 
-def test_staff_sent_a_patient_education_share_by_email_still_land_on_the_shared_case(org_b, edu_case, sharer):
-    """Someone who works in an organization (here a clinician of another) keeps the shared-case
-    page: the portal is where patients land, and landing there gives nobody more access."""
+def test_staff_sent_a_patient_education_share_by_email_land_on_the_portal(org_b, edu_study, edu_case, sharer):
+    """Someone who works in an organization (here a clinician of another) sent a patient-education
+    share lands on the portal too: the share gives no case page to land on (its use case gives
+    the education copy only, whoever holds it), and the portal lists it for them."""
     clinician = member(org_b, Role.CLINICIAN, email="doctor@beta.example")
     _grant, _link, raw = services.share_create(case=edu_case, by=sharer, use_case=UseCase.PATIENT_EDUCATION,
                                                recipient_kind=RecipientKind.EMAIL, grantee_email=clinician.email)
-    landed = _sign_in_through_the_link(raw, clinician.email)[1]
-    assert landed == reverse("sharing:shared_case", kwargs={"case_id": edu_case.public_id})
+    client, landed = _sign_in_through_the_link(raw, clinician.email)
+    assert landed == reverse("education:portal")
+    assert "CT chest (education test)" in client.get(landed).content.decode()
 
 
 def test_an_account_of_no_organization_sent_another_kind_of_share_lands_on_the_shared_case(edu_case, sharer):
@@ -279,9 +281,9 @@ def test_an_account_of_no_organization_sent_another_kind_of_share_lands_on_the_s
 @pytest.mark.parametrize("recipient_kind", ["no_organization", "clinician_elsewhere"])
 def test_a_patient_education_share_opens_no_viewer_whoever_holds_it(org_b, edu_study, edu_case, sharer,
                                                                        recipient_kind):
-    """The share gives the education copy, never the viewer's frames of the originals: not to an
-    account of no organization that accepted it by e-mail (not held to the portal by the access
-    gate), nor to staff of another organization it was sent to."""
+    """The share gives the education copy, never the viewer's frames of the originals nor the case
+    page: not to an account of no organization that accepted it by e-mail, nor to staff of another
+    organization it was sent to."""
     if recipient_kind == "no_organization":
         recipient = UserFactory(email="new.patient@example.org")
     else:
@@ -293,7 +295,7 @@ def test_a_patient_education_share_opens_no_viewer_whoever_holds_it(org_b, edu_s
     assert client.get(reverse("viewer:viewer", kwargs={"study_id": edu_study.public_id})).status_code in (403, 404)
     assert client.get(reverse("viewer:frame", kwargs={"instance_id": instance.public_id})).status_code in (403, 404)
     shared_case = client.get(reverse("sharing:shared_case", kwargs={"case_id": edu_case.public_id}))
-    assert shared_case.status_code == 200
+    assert shared_case.status_code in (403, 404)
     assert reverse("viewer:viewer", kwargs={"study_id": edu_study.public_id}) not in shared_case.content.decode()
     assert client.get(_download_url(edu_study)).status_code == 200  # what the share is for
 
