@@ -520,11 +520,12 @@ def _anonymous_max_hours(org_policy: SharingPolicy) -> int:
     return min(ANONYMOUS_MAX_HOURS, org_policy.anonymous_max_hours or ANONYMOUS_MAX_HOURS)
 
 
-def grant_max_hours(*, grant: Grant) -> int:
+def grant_max_hours(*, grant: Grant, org_policy: SharingPolicy | None = None) -> int:
     """The longest ``grant`` may last from its start, under the rules now in force: its template's
     maximum as the organization applies it and, for an anonymous link, the anonymous cap (code
-    and organization). Extending never passes it; the extension page shows it."""
-    org_policy = _sharing_policies_read([grant.organization_id])[grant.organization_id]
+    and organization). Extending never passes it (``grant_extend_ceiling``). ``org_policy``: the
+    organization's SharingPolicy, when read already."""
+    org_policy = org_policy or _sharing_policies_read([grant.organization_id])[grant.organization_id]
     template = template_for(grant.organization_id, grant.use_case,
                             template_settings=org_policy.template_settings or {})
     if grant.is_anonymous:
@@ -644,10 +645,68 @@ def _share_create(*, case: Case, by: User, use_case: str, recipient_kind: str, g
     return grant, link, raw
 
 
+def grant_extend_ceiling(*, grant: Grant, org_policy: SharingPolicy | None = None) -> datetime:
+    """The latest expiry ``grant`` may be extended to: its start plus ``grant_max_hours``. The one
+    place it is worked out: ``grant_extend`` refuses past it, the extension page shows it, and
+    ``grant_extend_refusal`` says no extension is possible when it is not later than the expiry."""
+    return grant.starts_at + timedelta(hours=grant_max_hours(grant=grant, org_policy=org_policy))
+
+
+class ExtendRefusal:
+    """Why a grant cannot be extended (``grant_extend_refusal``)."""
+
+    ENDED = "ended"            # revoked, or its case closed
+    BOARD = "board"            # a tumor board's: it lasts for the board's review window
+    AT_MAXIMUM = "at_maximum"  # it ends at the latest expiry its kind of share allows already
+
+
+def grant_extend_refusal(*, grant: Grant, org_policy: SharingPolicy | None = None) -> str | None:
+    """Why no extension of ``grant`` can succeed, whatever new expiry is asked (an
+    ``ExtendRefusal``), or None when a later expiry is possible.
+
+    The one rule: ``grant_extend`` refuses with it (on the locked row), "My shares" offers Extend
+    only where it says None (``grants_extendable``) and the extension page explains it instead of
+    offering a form. A grant already ending at (or after) ``grant_extend_ceiling`` cannot be
+    pushed later. Who may extend is the policy's (MANAGE_GRANT). Read-only."""
+    if grant.revoked_at is not None or not grant.case.is_open:
+        return ExtendRefusal.ENDED
+    if grant.source == GrantSource.BOARD:
+        # made by board_start for the board's review window (5 to 7 days, longer than the
+        # maximum of the grants' own kind); the board's end revokes them
+        return ExtendRefusal.BOARD
+    if grant_extend_ceiling(grant=grant, org_policy=org_policy) <= grant.expires_at:
+        return ExtendRefusal.AT_MAXIMUM
+    return None
+
+
+def grant_extend_refusal_message(*, grant: Grant, refusal: str) -> str:
+    """``refusal`` (of ``grant_extend_refusal``) in words, for the extension page and the
+    service's ValidationError."""
+    if refusal == ExtendRefusal.BOARD:
+        return _("A tumor board's access lasts for the board's review window and ends with the board; it cannot "
+                 "be extended on its own.")
+    if refusal == ExtendRefusal.AT_MAXIMUM:
+        return _("This share is already at its longest: a “%(kind)s” share lasts at most %(hours)s hours from "
+                 "its start (the maximum for this kind of share), and this one already ends then. For more "
+                 "time, create a new share, or renew this one where “Renew” is offered.") % {
+            "kind": grant.get_use_case_display(), "hours": grant_max_hours(grant=grant)}
+    return _("A revoked grant or a closed case cannot be extended.")
+
+
+def grants_extendable(*, grants: Iterable[Grant]) -> list[bool]:
+    """For each of ``grants``, in order: whether some later expiry is possible
+    (``grant_extend_refusal`` says None), what "My shares" offers Extend on. Each organization's
+    rules are read once for all the grants. Who may extend is the policy's (MANAGE_GRANT)."""
+    grants = list(grants)
+    policies = _sharing_policies_read(g.organization_id for g in grants)
+    return [grant_extend_refusal(grant=g, org_policy=policies[g.organization_id]) is None for g in grants]
+
+
 def grant_extend(*, grant: Grant, by: User, expires_at: datetime, reason: str,
                  request: HttpRequest | None = None) -> Grant:
     """Push ``grant``'s expiry later. Needs a written reason; audited; never past the template's
-    maximum (as the organization sets it) counted from the grant's start."""
+    maximum (as the organization sets it) counted from the grant's start (``grant_extend_ceiling``);
+    refused whatever is asked where ``grant_extend_refusal`` says so."""
     policy.require(by, policy.Action.MANAGE_GRANT, grant, request=request)
     return _grant_extend(grant=grant, by=by, expires_at=expires_at, reason=reason, request=request)
 
@@ -660,12 +719,14 @@ def _grant_extend(*, grant: Grant, by: User, expires_at: datetime, reason: str,
     reason = (reason or "").strip()
     if len(reason) < 10:
         raise ValidationError(_("Give a reason for the extension (at least 10 characters)."), code="reason")
-    if grant.revoked_at is not None or not grant.case.is_open:
-        raise ValidationError(_("A revoked grant or a closed case cannot be extended."))
+    org_policy = _sharing_policies_read([grant.organization_id])[grant.organization_id]
+    refusal = grant_extend_refusal(grant=grant, org_policy=org_policy)
+    if refusal is not None:
+        raise ValidationError(grant_extend_refusal_message(grant=grant, refusal=refusal), code=refusal)
     if expires_at <= grant.expires_at:
         raise ValidationError(_("The new expiry must be later than the current one."), code="expires_at")
-    max_hours = grant_max_hours(grant=grant)
-    ceiling = grant.starts_at + timedelta(hours=max_hours)
+    max_hours = grant_max_hours(grant=grant, org_policy=org_policy)
+    ceiling = grant_extend_ceiling(grant=grant, org_policy=org_policy)
     if expires_at > ceiling:
         raise ValidationError(_("That is past the organization's maximum for this kind of share (%(hours)s h "
                                 "from its start). Renew it for a new review cycle instead.") % {"hours": max_hours},

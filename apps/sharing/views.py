@@ -5,7 +5,6 @@ Link-holder pages resolve their actor with ``policy.actor_for(request)``; every 
 
 from __future__ import annotations
 
-from datetime import timedelta
 from uuid import UUID
 
 from django.contrib import messages
@@ -148,6 +147,9 @@ def my_shares(request: HttpRequest) -> HttpResponse:
     for g, renewable in zip(grants, services.grants_renewable(grants=grants, by=request.user, request=request),
                             strict=True):
         g.can_renew = renewable
+    # Extend only where a later expiry is possible (the service's rule, as for renewing)
+    for g, extendable in zip(grants, services.grants_extendable(grants=grants), strict=True):
+        g.can_extend = extendable
     pending = page_of(request, selectors.original_requests_pending_for(user=request.user, request=request),
                       size=SHARES_PAGE_SIZE, param="requests")
     org = request.organization  # type: ignore[attr-defined]
@@ -195,6 +197,13 @@ def grant_revoke(request: HttpRequest, grant_id: UUID) -> HttpResponse:
 def grant_extend(request: HttpRequest, grant_id: UUID) -> HttpResponse:
     grant = selectors.grant_get_for_manager(user=request.user, public_id=grant_id)
     policy.require(request.user, Action.MANAGE_GRANT, grant, request=request)
+    refusal = services.grant_extend_refusal(grant=grant)
+    if refusal is not None:
+        # no later expiry is possible: said why, with no form that cannot succeed
+        return render(request, "sharing/grant_extend.html",
+                      {"grant": grant, "refusal": refusal,
+                       "refusal_message": services.grant_extend_refusal_message(grant=grant, refusal=refusal)},
+                      status=400 if request.method == "POST" else 200)
     form = ExtendForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -208,7 +217,7 @@ def grant_extend(request: HttpRequest, grant_id: UUID) -> HttpResponse:
     template = template_for(grant.organization_id, grant.use_case)
     return render(request, "sharing/grant_extend.html",
                   {"grant": grant, "form": form, "template": template,
-                   "ceiling": grant.starts_at + timedelta(hours=services.grant_max_hours(grant=grant))},
+                   "ceiling": services.grant_extend_ceiling(grant=grant)},
                   status=400 if form.errors else 200)
 
 
