@@ -1,13 +1,13 @@
 """Showing the education copy on the patient portal's page.
 
-A patient on a phone or a tablet cannot open the copy's DICOM files, so the portal shows its
-images in the page itself: each is the JPEG the education file holds (at most 512 px, "not for
-diagnosis" beside it), sent inline (a ``data:`` URI) with the page, which is never cached: no
-image of the patient is kept by the browser, and no other address serves them. Only copies the
-policy lets the patient take are shown (the selector's READY state, ``policy.download_refusals``),
-so a share over its download limit shows none either; showing them counts no download (the limit
-counts copies taken away). The showing is recorded once per study and browser session
-(``education.viewed``)."""
+A patient on a phone or a tablet sees the copy's images in the page itself (its zip holds them as
+labelled JPEG pictures, never DICOM files: ``apps.renditions.packages``): each is the JPEG the
+education file holds (at most 512 px, "not for diagnosis" beside it), sent inline (a ``data:``
+URI) with the page, which is never cached: no image of the patient is kept by the browser, and
+no other address serves them. Only copies the policy lets the patient take are shown (the
+selector's READY state, ``policy.download_refusals``), so a share over its download limit shows
+none either; showing them counts no download (the limit counts copies taken away). The showing
+is recorded once per study and browser session (``education.viewed``)."""
 
 from __future__ import annotations
 

@@ -11,6 +11,10 @@ transfer syntaxes goes through pydicom's encoders (pyjpegls, pylibjpeg-openjpeg,
 - ``education_dicom(data, frame)``: a low-resolution (at most 512 px) lossy DICOM of one key
   image, marked as PS3.3 asks of a lossy derived image: Lossy Image Compression (0028,2110) = 01
   with its Ratio and Method, Image Type DERIVED, a new SOP Instance UID.
+- ``education_export(data, frame)``: that DICOM and, from the same decoded pixels, the JPEG the
+  patient's education zip holds (a phone opens it, a DICOM file it cannot): the same image with a
+  burned-in "EDUCATION COPY - NOT FOR DIAGNOSIS" band, and nothing else (no metadata, so no
+  patient identifier).
 """
 
 from __future__ import annotations
@@ -50,6 +54,9 @@ EDUCATION_MAX = 512
 PREVIEW_QUALITY = 80
 EDUCATION_QUALITY = 85
 BAND_TEXT = "PREVIEW - NOT FOR DIAGNOSTIC USE"
+#: burned into the education copy's JPEG images (stored once, read by anyone: not translated,
+#: as the preview's band; the zip's README says it in the patient's language)
+EDUCATION_BAND_TEXT = "EDUCATION COPY - NOT FOR DIAGNOSIS"
 #: UID root for derived objects (the generate_uid default root, with our own entropy sources)
 _EDUCATION_ENTROPY = "lightbox-education-v1"
 
@@ -237,14 +244,47 @@ def education_jpeg(data: bytes) -> bytes:
         raise NotEncodable(Deferred(gettext_noop("The file cannot be read as DICOM."))) from exc
 
 
+@dataclass(frozen=True)
+class EducationExport:
+    dicom: bytes      # the education file (``education_dicom``)
+    jpeg: bytes       # the labelled JPEG image of the patient's zip: the same pixels, the band burned in
+    columns: int
+    rows: int
+
+
+def _education_image(data: bytes, frame: int) -> tuple[Image.Image, pixels.FrameInfo]:
+    image, info = _frame_image(data, frame, EDUCATION_MAX)
+    return (image if image.mode == "L" else image.convert("RGB")), info
+
+
+def _labelled_jpeg(image: Image.Image) -> bytes:
+    return _jpeg(_band(image.copy(), EDUCATION_BAND_TEXT), EDUCATION_QUALITY)
+
+
+def education_export(data: bytes, frame: int = 0) -> EducationExport:
+    """The education DICOM of one frame and its labelled JPEG image, from one decoding. The JPEG
+    is written by Pillow with no EXIF, comment or ICC profile: nothing in it but the pixels."""
+    image, info = _education_image(data, frame)
+    dcm, columns, rows = _education_dicom(data, frame, image, info)
+    return EducationExport(dicom=dcm, jpeg=_labelled_jpeg(image), columns=columns, rows=rows)
+
+
+def education_labelled_jpeg(data: bytes, frame: int = 0) -> bytes:
+    """Only the labelled JPEG image of ``education_export`` (for an education file made before
+    the zip held images: ``services.education_images_ensure``)."""
+    return _labelled_jpeg(_education_image(data, frame)[0])
+
+
 def education_dicom(data: bytes, frame: int = 0) -> tuple[bytes, int, int]:
     """A low-resolution lossy DICOM (Secondary Capture, JPEG baseline) of one frame:
     (file bytes, columns, rows). Marked lossy, derived, with a new SOP Instance UID."""
-    image, info = _frame_image(data, frame, EDUCATION_MAX)
+    image, info = _education_image(data, frame)
+    return _education_dicom(data, frame, image, info)
+
+
+def _education_dicom(data: bytes, frame: int, image: Image.Image, info: pixels.FrameInfo) -> tuple[bytes, int, int]:
     source = _read(data, stop_before_pixels=True)
     colour = image.mode != "L"
-    if colour:
-        image = image.convert("RGB")
     jpeg = _jpeg(image, EDUCATION_QUALITY, subsampling=1 if colour else 0)  # 4:2:2 matches YBR_FULL_422
     columns, rows = image.size
     samples = 3 if colour else 1

@@ -2,7 +2,8 @@
 
 Kinds: the diagnostic original (the instance's own blob), a lossless-compressed DICOM copy
 (offered only after a decode proved every pixel identical), a lossy preview image with a
-burned-in warning band, and a low-resolution education export of the key images. Every file row
+burned-in warning band, and a low-resolution education export of the key images (a DICOM file, and
+the labelled JPEG image the patient's zip holds in its place). Every file row
 records what it is, its label, codec, bytes, ratio to the original, sha256 and CRC-32 (so a
 package's layout is known before its first byte), or why it could not be made.
 
@@ -128,6 +129,13 @@ class RenditionFile(PublicIdModel, Explained):
         "would remove is left (apps.renditions.encoders.identity_verified)"))
     rows = models.PositiveIntegerField(null=True, blank=True)
     columns = models.PositiveIntegerField(null=True, blank=True)
+    #: an education file's image for the patient's zip (``encoders.education_export``): the same
+    #: pixels as a JPEG a phone opens, the "not for diagnosis" band burned in; its size, CRC-32 and
+    #: sha256 known before a package's first byte, as the file's own
+    image_blob = models.ForeignKey("imaging.Blob", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    image_sha256 = models.CharField(max_length=64, blank=True)
+    image_crc32 = models.BigIntegerField(null=True, blank=True)
+    image_bytes = models.BigIntegerField(default=0)
 
     objects = RenditionFileQuerySet.as_manager()
 

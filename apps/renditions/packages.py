@@ -20,9 +20,16 @@ version the highest study version; a modality missing is ``OT``, a body region m
 (``lossy_suffix``), so that its file (and folder) cannot be taken for the diagnostic original's,
 which would otherwise bear the very same name.
 
+The education package holds, for each key image, the education file's labelled JPEG image
+(``RenditionFile.image_blob``: what a phone, a tablet or a home computer opens, the "EDUCATION
+COPY - NOT FOR DIAGNOSIS" band burned in), never its DICOM file (which they cannot open, and
+whose header names the patient), and a README.txt saying what the pictures are, in the language
+of whoever asks (the request's: a patient's own), so its bytes are the same for the same asker.
+
 Layout::
 
     <name>/MANIFEST.txt
+    <name>/README.txt   (education packages)
     <name>/S<series number, 3 digits>_<modality>/<IM|PV|ED><index, 5 digits>.<dcm|jpg>
     case packages: <case name>/MANIFEST.txt and <case name>/<study name>/S.../...
 """
@@ -40,10 +47,12 @@ from datetime import UTC, date, datetime
 
 from django.core.files.storage import default_storage
 from django.utils import timezone, translation
+from django.utils.translation import gettext, ngettext
 
 from apps.imaging.blobs import iter_blob
 from apps.imaging.checksums import crc32
 from apps.imaging.models import Blob, Instance, Study
+from apps.renditions.encoders import EDUCATION_BAND_TEXT
 from apps.renditions.models import Kind, Label, RenditionFile, Status
 
 READ_SIZE = 1024 * 1024
@@ -278,13 +287,16 @@ def _files_for(study: Study, kind: str) -> tuple[list[tuple[Instance, RenditionF
 
     The lossless package falls back to the original for an image that could not be losslessly
     compressed (its label says so); preview and education packages never fall back to originals."""
-    from apps.renditions.services import originals_ensure
+    from apps.renditions.services import education_images_ensure, originals_ensure
 
     originals_ensure(study=study)
+    if kind == Kind.EDUCATION:
+        education_images_ensure(study=study)
     files = {f.instance_id: f for f in RenditionFile.objects.filter(study=study, kind=Kind.ORIGINAL)
              .select_related("blob")}
     if kind != Kind.ORIGINAL:
-        wanted = {f.instance_id: f for f in RenditionFile.objects.filter(study=study, kind=kind).select_related("blob")}
+        wanted = {f.instance_id: f for f in RenditionFile.objects.filter(study=study, kind=kind)
+                  .select_related("blob", "image_blob")}
     else:
         wanted = files
     pairs, missing = [], []
@@ -292,12 +304,14 @@ def _files_for(study: Study, kind: str) -> tuple[list[tuple[Instance, RenditionF
         "series__series_number", "series_id", "instance_number", "id")
     for inst in instances:
         f = wanted.get(inst.pk)
-        if f is not None and f.status == Status.READY:
+        if f is not None and f.status == Status.READY and (kind != Kind.EDUCATION or f.image_blob_id):
             pairs.append((inst, f))
         elif kind == Kind.LOSSLESS and inst.pk in files:
             pairs.append((inst, files[inst.pk]))
         elif kind == Kind.EDUCATION and f is None:
             continue  # not a key image
+        elif kind == Kind.EDUCATION and f.status == Status.READY:  # its image could not be made
+            missing.append((inst, "The image could not be made."))
         else:
             missing.append((inst, f.reason if f is not None else "Not made yet."))
     return pairs, missing
@@ -312,6 +326,11 @@ def _study_entries(study: Study, kind: str, root: str) -> tuple[list[Entry], lis
         if kind == Kind.LOSSLESS and f.kind == Kind.ORIGINAL:
             label = f"{label} (lossless compression not possible)"
             code = code if code == Label.LOSSY_SOURCE else "fallback"
+        if kind == Kind.EDUCATION:  # the file's labelled JPEG image, which any phone opens, not its DICOM
+            entries.append(Entry(path=f"{root}/{layout.place(inst, 'jpg')}", size=f.image_bytes,
+                                 crc32=f.image_crc32 or 0, sha256=f.image_sha256, label=label, blob=f.image_blob,
+                                 code=code))
+            continue
         entries.append(Entry(path=f"{root}/{layout.place(inst, f.extension)}",
                              size=f.bytes, crc32=f.crc32 or 0, sha256=f.sha256, label=label, blob=f.blob,
                              code=code))
@@ -360,6 +379,37 @@ def _deid_of(studies: list[Study]) -> bool:
         study__in=studies, kind=Kind.ORIGINAL, identity_removed=False).exists()
 
 
+def _readme(package: Package, language: str) -> Entry:
+    """The education package's README.txt, in ``language``: what the pictures are, that they are
+    not for diagnosis, and which they are (paths from the package's folder)."""
+    root = f"{package.name}/"
+    with translation.override(language):
+        title = gettext("Education copy of your scan, not for diagnosis")
+        lines = [
+            title,
+            "=" * len(title),
+            "",
+            gettext("%(label)s, not for diagnosis") % {"label": Label.EDUCATION_LOW_RES.label},
+            "",
+            gettext("These pictures are small, simplified copies of a few images from your scan, to help you "
+                    "understand it. They are low resolution and compressed with loss of detail: they must not be "
+                    "used for diagnosis. Your doctors use the full images."),
+            "",
+            gettext("Each picture is a JPEG file, which a phone, a tablet or a computer can open. A band at the "
+                    "bottom of each picture reads \"%(band)s\".") % {"band": EDUCATION_BAND_TEXT},
+            "",
+            gettext("Pictures in this copy:"),
+            *(f"  {e.path.removeprefix(root)}" for e in package.entries),
+        ]
+        if package.missing:
+            lines += ["", ngettext("%(count)s picture could not be included; MANIFEST.txt says why.",
+                                   "%(count)s pictures could not be included; MANIFEST.txt says why.",
+                                   len(package.missing)) % {"count": len(package.missing)}]
+    data = ("\n".join(lines) + "\n").encode("utf-8")
+    return Entry(path=f"{root}README.txt", size=len(data), crc32=crc32(data), sha256=hashlib.sha256(data).hexdigest(),
+                 label="readme", data=data)
+
+
 def _finish(package: Package, *, what: str, studies: list[Study]) -> Package:
     manifest = _manifest(package, what=what, studies=studies)
     package.entries.insert(0, Entry(path=f"{package.name}/MANIFEST.txt", size=len(manifest),
@@ -380,18 +430,27 @@ def package_finish(package: Package, *, what: str, studies: list[Study]) -> Pack
 
 
 def study_package(study: Study, kind: str) -> Package:
-    """The package of one rendition of one study."""
+    """The package of one rendition of one study (an education package's README in the active
+    language: the request's)."""
+    language = translation.get_language() or "en"
     with translation.override("en"):  # the same bytes whoever asks: a resume must match
-        return _study_package(study, kind)
+        return _study_package(study, kind, language)
 
 
 def case_package(studies: list[Study], kind: str) -> Package:
     """The package of one rendition of several studies (a whole case): one folder per study."""
+    language = translation.get_language() or "en"
     with translation.override("en"):
-        return _case_package(studies, kind)
+        return _case_package(studies, kind, language)
 
 
-def _study_package(study: Study, kind: str) -> Package:
+def _with_readme(package: Package, kind: str, language: str) -> Package:
+    if kind == Kind.EDUCATION:
+        package.entries.insert(0, _readme(package, language))
+    return package
+
+
+def _study_package(study: Study, kind: str, language: str) -> Package:
     from apps.renditions.services import originals_ensure
 
     originals_ensure(study=study)
@@ -401,10 +460,10 @@ def _study_package(study: Study, kind: str) -> Package:
     entries, missing = _study_entries(study, kind, name)
     package = Package(name=name, label=_package_label(kind, entries), entries=entries, missing=missing,
                       deidentified=deid)
-    return _finish(package, what=f"Study, {Kind(kind).label}", studies=[study])
+    return _finish(_with_readme(package, kind, language), what=f"Study, {Kind(kind).label}", studies=[study])
 
 
-def _case_package(studies: list[Study], kind: str) -> Package:
+def _case_package(studies: list[Study], kind: str, language: str) -> Package:
     from apps.renditions.services import originals_ensure
 
     for study in studies:
@@ -429,4 +488,5 @@ def _case_package(studies: list[Study], kind: str) -> Package:
         missing += m
     package = Package(name=name, label=_package_label(kind, entries), entries=entries, missing=missing,
                       deidentified=deid)
-    return _finish(package, what=f"Case ({len(studies)} studies), {Kind(kind).label}", studies=studies)
+    return _finish(_with_readme(package, kind, language), what=f"Case ({len(studies)} studies), {Kind(kind).label}",
+                   studies=studies)

@@ -4,14 +4,21 @@
 (rendition, instance), so a re-run (the task is ``acks_late``) makes only what is missing; each
 original is read (decrypted) once and every kind made from those bytes. A file that cannot be
 made gets a row with status "unavailable" and the reason; the original is always kept.
+
+An education file is a DICOM file and, beside it (``image_blob``), the labelled JPEG image that
+the education package holds in its place; an education file made before the package held images
+gets its image from ``education_images_ensure`` (the next run, or the first package asked for).
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import logging
 from collections.abc import Iterable
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
 from django.utils.translation import gettext_noop
@@ -20,7 +27,7 @@ from pydicom.uid import UID, JPEGBaseline8Bit
 from apps.core import i18n
 from apps.core.i18n import Deferred
 from apps.core.queue import lost_tasks_send, send_on_commit
-from apps.imaging.blobs import content_fields, open_blob, row_with_content_create
+from apps.imaging.blobs import content_fields, open_blob, put_blob_locked, row_with_content_create
 from apps.imaging.checksums import crc32
 from apps.imaging.models import Instance, Study
 from apps.renditions import encoders
@@ -112,7 +119,7 @@ def _make_fields(kind: str, inst: Instance, data: bytes, facts: encoders.SourceF
                 "lossy": lossy_source, "rows": inst.rows, "columns": inst.columns}
     if facts is None:
         return {**base, "status": Status.UNAVAILABLE, **i18n.explained(facts_reason), "label": KIND_LABEL[Kind(kind)]}
-    frame = max(inst.frames or 1, 1) // 2
+    frame = _key_frame(inst)
     try:
         if kind == Kind.LOSSLESS:
             reasons: list[str] = []
@@ -133,10 +140,10 @@ def _make_fields(kind: str, inst: Instance, data: bytes, facts: encoders.SourceF
                     "label": Label.PREVIEW_LOSSY, "codec": "image/jpeg", "extension": "jpg", "lossy": True,
                     "rows": rows, "columns": columns}
         if kind == Kind.EDUCATION:
-            dcm, columns, rows = encoders.education_dicom(data, frame)
-            return {**base, **content_fields(dcm), "status": Status.READY,
+            export = encoders.education_export(data, frame)
+            return {**base, **content_fields(export.dicom), **_image_fields(export.jpeg), "status": Status.READY,
                     "label": Label.EDUCATION_LOW_RES, "codec": JPEGBaseline8Bit, "extension": "dcm",
-                    "lossy": True, "rows": rows, "columns": columns}
+                    "lossy": True, "rows": export.rows, "columns": export.columns}
     except encoders.NotEncodable as exc:
         return {**base, "status": Status.UNAVAILABLE, **i18n.explained(exc.reason), "label": KIND_LABEL[Kind(kind)]}
     except Exception as exc:  # noqa: BLE001 - one odd file must not stop a study's other renditions
@@ -147,11 +154,52 @@ def _make_fields(kind: str, inst: Instance, data: bytes, facts: encoders.SourceF
     raise ValueError(kind)
 
 
+def _key_frame(inst: Instance) -> int:
+    """The frame of an instance its preview and education images show: the middle one."""
+    return max(inst.frames or 1, 1) // 2
+
+
+def _image_fields(jpeg: bytes) -> dict:
+    """An education file's image fields, and its bytes as ``image_content`` (``_file_create``)."""
+    return {"image_content": jpeg, "image_sha256": hashlib.sha256(jpeg).hexdigest(), "image_crc32": crc32(jpeg),
+            "image_bytes": len(jpeg)}
+
+
 def _file_create(rendition: Rendition, inst: Instance, fields: dict) -> RenditionFile | None:
-    """Insert the file's row (fields from ``_make``), its bytes stored in the row's transaction
-    (renditions of the same bytes share a blob); None if another run made it meanwhile."""
-    return row_with_content_create(RenditionFile, organization_id=inst.organization_id, study_id=inst.study_id,
-                                   rendition=rendition, instance=inst, kind=rendition.kind, **fields)
+    """Insert the file's row (fields from ``_make``), its bytes (and an education file's image)
+    stored in the row's transaction (renditions of the same bytes share a blob); None if another
+    run made it meanwhile."""
+    image = fields.pop("image_content", None)
+    with transaction.atomic():
+        if image is not None:
+            fields["image_blob"] = put_blob_locked(io.BytesIO(image), sha256=fields["image_sha256"])
+        row = row_with_content_create(RenditionFile, organization_id=inst.organization_id, study_id=inst.study_id,
+                                      rendition=rendition, instance=inst, kind=rendition.kind, **fields)
+        if row is None:
+            transaction.set_rollback(True)  # another run's row (and its image) is the one kept
+        return row
+
+
+def education_images_ensure(*, study: Study) -> None:
+    """The labelled JPEG image of each ready education file of a study that has none (made before
+    the education package held images), made now from its original, as the file was: a package
+    needs it before its first byte. A file whose image cannot be made is left without one, and
+    the package says it is not included."""
+    lacking = (RenditionFile.objects.filter(study=study, kind=Kind.EDUCATION, status=Status.READY,
+                                            image_blob__isnull=True).select_related("instance__blob"))
+    for file in lacking:
+        with open_blob(file.instance.blob) as fh:
+            data = fh.read()
+        try:
+            fields = _image_fields(encoders.education_labelled_jpeg(data, _key_frame(file.instance)))
+        except Exception as exc:  # noqa: BLE001 - the package leaves this one image out and says so
+            logger.warning("renditions: education image not made for file %s (%s)", file.public_id,
+                           type(exc).__name__)
+            continue
+        with transaction.atomic():
+            blob = put_blob_locked(io.BytesIO(fields.pop("image_content")), sha256=fields["image_sha256"])
+            if not RenditionFile.objects.filter(pk=file.pk, image_blob__isnull=True).update(image_blob=blob, **fields):
+                transaction.set_rollback(True)  # made meanwhile by another
 
 
 def study_renditions_make(*, study_id: int, kinds: Iterable[str] = tuple(Kind)) -> dict[str, Rendition]:
@@ -178,6 +226,8 @@ def study_renditions_make(*, study_id: int, kinds: Iterable[str] = tuple(Kind)) 
             facts, facts_reason = None, exc.reason
         for kind in needed:
             _file_create(renditions[kind], inst, _make(kind, inst, data, facts, facts_reason))
+    if Kind.EDUCATION in kinds:
+        education_images_ensure(study=study)
     for rendition in renditions.values():
         rendition_summarize(rendition)
     return renditions
@@ -291,7 +341,9 @@ def education_image(*, file: RenditionFile) -> bytes:
 
 
 def study_rendition_blob_ids(*, study: Study) -> set[int]:
-    """The blobs of a study's rendition files (for ``apps.imaging.services.study_delete``, which
-    removes those no row points at once the study is gone). The original kind's are the
-    instances' own blobs."""
-    return set(RenditionFile.objects.filter(study=study, blob__isnull=False).values_list("blob_id", flat=True))
+    """The blobs of a study's rendition files and of their education images (for
+    ``apps.imaging.services.study_delete``, which removes those no row points at once the study is
+    gone). The original kind's are the instances' own blobs."""
+    files = RenditionFile.objects.filter(study=study)
+    return (set(files.filter(blob__isnull=False).values_list("blob_id", flat=True))
+            | set(files.filter(image_blob__isnull=False).values_list("image_blob_id", flat=True)))

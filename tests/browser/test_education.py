@@ -81,6 +81,7 @@ def test_patient_opens_education_link_on_a_phone_and_downloads(browser, live_ser
     assert download.suggested_filename.endswith(".zip")
     with zipfile.ZipFile(download.path()) as archive:
         names = archive.namelist()
-    assert any("/ED" in n and n.endswith(".dcm") for n in names), names
+    assert any("/ED" in n and n.endswith(".jpg") for n in names), names  # pictures a phone opens
+    assert not any(n.endswith(".dcm") for n in names)
     assert Grant.objects.get().download_count == 1
     context.close()

@@ -12,11 +12,12 @@ from tests.factories import InstanceFactory, RenditionFactory, RenditionFileFact
 
 
 def test_study_delete_removes_its_blobs_and_keeps_shared_ones(ct_study, admin_a):
-    files = RenditionFile.objects.filter(study=ct_study, status=Status.READY).select_related("blob")
+    files = RenditionFile.objects.filter(study=ct_study, status=Status.READY).select_related("blob", "image_blob")
     made = {f.kind for f in files if f.kind != Kind.ORIGINAL}
     assert {Kind.LOSSLESS, Kind.PREVIEW, Kind.EDUCATION} <= made
     originals = {i.blob for i in ct_study.instances.select_related("blob")}
     renditions = {f.blob for f in files if f.kind != Kind.ORIGINAL}
+    renditions |= {f.image_blob for f in files if f.image_blob_id}  # the education file's picture
     assert renditions and not renditions & originals
     # another study holds the same bytes as one original and one preview (dedup: the same blob)
     shared_original = sorted(originals, key=lambda b: b.pk)[0]

@@ -23,7 +23,7 @@ def test_each_lossy_rendition_says_so_in_its_name(ct_study):
     for kind, suffix, prefix in (("preview", "_Preview", "PV"), ("education", "_Education", "ED")):
         package = study_package(ct_study, kind)
         assert package.filename == f"2026-01-01_CT-Chest_V1{suffix}.zip"
-        images = [e.path for e in package.entries if not e.path.endswith("MANIFEST.txt")]
+        images = [e.path for e in package.entries if not e.path.endswith(".txt")]
         assert images and all(p.startswith(f"2026-01-01_CT-Chest_V1{suffix}/S001_CT/{prefix}") for p in images)
 
 
