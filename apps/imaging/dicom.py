@@ -1,17 +1,22 @@
 """DICOM parsing, kept out of the ORM: ``parse(fileobj)`` returns a frozen ``DicomHeader`` or
 raises ``DicomError`` with a reason a person can act on. Pixel data is never read into memory:
 pydicom stops before it, and completeness is checked from the pixel data element's header and
-the file size."""
+the file size. A deflated data set is inflated here, never past ``inflate_limit``, before pydicom
+reads it (``read``); values over ``DEFER_SIZE`` are left in the file, not read."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import os
 import re
 import struct
+import tempfile
 import traceback
 import warnings
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from typing import IO
@@ -19,12 +24,16 @@ from typing import IO
 import pydicom
 import pydicom.config
 import pydicom.dataelem
+import pydicom.filereader
 import pydicom.multival
+from django.conf import settings
 from django.utils.translation import gettext_noop
 from pydicom.dataelem import RawDataElement
+from pydicom.dataset import FileDataset
 from pydicom.errors import BytesLengthException, InvalidDicomError
 from pydicom.tag import BaseTag, Tag
 from pydicom.uid import UID
+from pydicom.valuerep import VR
 
 from apps.core.i18n import Deferred
 
@@ -47,6 +56,20 @@ SPECIFIC_CHARACTER_SET = Tag(0x0008, 0x0005)
 #: control characters (C0, DEL, C1): PostgreSQL refuses NUL in text, and none belongs in a
 #: name, an identifier or a description (an ESC left behind is a charset pydicom could not decode)
 CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+#: values longer than this are not read by the header parse (pydicom defers them: it notes where
+#: they are and seeks past): an encapsulated PDF, a private blob of hundreds of MB would otherwise
+#: be read whole into memory for nothing, as the index keeps none of them. A sequence of undefined
+#: length is still read whole (pydicom defers no value inside one)
+DEFER_SIZE = 1024 * 1024
+#: a deflated data set is inflated into memory up to this (as ``sources.MEMORY_MAX``), past it
+#: into a temporary file; read and inflated in chunks of INFLATE_CHUNK
+INFLATE_MEMORY_MAX = 8 * 1024 * 1024
+INFLATE_CHUNK = 1024 * 1024
+#: the file meta information is looked at in the first bytes of a file (``_maybe_deflated``)
+META_HEAD = 2048
+DEFLATED_BYTES = DEFLATED.encode()
+#: the VRs pydicom knows, as read in explicit VR (the file meta's encoding; LONG_VRS have a 4-byte length)
+KNOWN_VRS = {vr.value.encode() for vr in VR if len(vr.value) == 2}
 
 
 # Invalid values are reported by pydicom through logging, with the value in the message: a
@@ -62,6 +85,16 @@ class DicomError(Exception):
     def __init__(self, reason: str):
         super().__init__(reason)
         self.reason = reason
+
+
+class InflateLimit(DicomError):
+    """A deflated data set that inflates past ``inflate_limit`` (``limit_mb``, in MB)."""
+
+    def __init__(self, limit: int):
+        self.limit_mb = max(1, limit // 1_000_000)
+        super().__init__(Deferred(gettext_noop(
+            "refused: its deflated (compressed) data set inflates to more than %(limit)s MB, the most accepted "
+            "for a file of its size (a decompression bomb?)"), limit=self.limit_mb))
 
 
 @dataclass(frozen=True)
@@ -327,51 +360,202 @@ def _unreadable(exc: Exception) -> DicomError:
                                tag=str(tag)))
 
 
-def _check_values(ds) -> None:
-    """Raise if a value is cut short by the end of the file. pydicom reads what is left of a
-    value whose length runs past the end and says nothing, so a file cut inside its header (a
-    UID cut to its first digits, a sequence cut in an item) would have been ingested as whole.
-    Only the elements as read are looked at (nothing is converted): a sequence of defined
-    length is one value here, its items with it; one of undefined length was read to its end."""
+def _check_values(ds, size: int) -> None:
+    """Raise if a value is cut short by the end of the file (``size`` bytes). pydicom reads what
+    is left of a value whose length runs past the end and says nothing, so a file cut inside its
+    header (a UID cut to its first digits, a sequence cut in an item) would have been ingested as
+    whole; a value it deferred (``DEFER_SIZE``) it did not read, and is checked against ``size``.
+    Only the elements as read are looked at (nothing is converted): a sequence of defined length
+    is one value here, its items with it; one of undefined length was read to its end."""
     for dataset in (getattr(ds, "file_meta", None), ds):
         for tag in dataset.keys() if dataset is not None else ():
             raw = dataset.get_item(tag, keep_deferred=True)  # as read: nothing converted
-            if (isinstance(raw, RawDataElement) and isinstance(raw.value, bytes) and raw.length != 0xFFFFFFFF
-                    and len(raw.value) < raw.length):
+            if not isinstance(raw, RawDataElement) or raw.length == 0xFFFFFFFF:
+                continue
+            if (len(raw.value) < raw.length if isinstance(raw.value, bytes)
+                    else raw.value is None and raw.value_tell + raw.length > size):
                 raise DicomError(Deferred(gettext_noop("truncated: the file ends inside the header")))
 
 
+def inflate_limit(compressed: int) -> int:
+    """The most a deflated data set of ``compressed`` bytes may inflate to: the zip bomb rule
+    (``sources.entry_refusal``: LIGHTBOX_ZIP_MAX_RATIO times, past 1 MB), and never more than a
+    whole object may take (LIGHTBOX_MAX_OBJECT_BYTES)."""
+    return min(settings.LIGHTBOX_MAX_OBJECT_BYTES, max(1024 * 1024, compressed * settings.LIGHTBOX_ZIP_MAX_RATIO))
+
+
+def _maybe_deflated(fh: IO[bytes], force: bool) -> bool:
+    """False when the file's data set is surely not deflated, from its first META_HEAD bytes: the
+    file meta information (where pydicom finds the transfer syntax) ends in them and the deflated
+    transfer syntax's UID is nowhere in them; True when it may be (``_deflated_meta`` then reads
+    the file meta as pydicom does). A few struct reads: the header parse of every file pays it."""
+    pos = fh.tell()
+    head = fh.read(META_HEAD)
+    fh.seek(pos)
+    if head[128:132] == b"DICM":
+        at = 132
+    elif force:
+        at = 0  # pydicom then looks for the file meta at the start
+    else:
+        return False  # pydicom refuses it: no DICM preamble
+    if DEFLATED_BYTES in head:
+        return True
+    while at + 8 <= len(head):  # the file meta's elements (explicit VR little endian), to its end
+        group, vr = struct.unpack_from("<H", head, at)[0], head[at + 4:at + 6]
+        if group != 2:
+            return False
+        if vr not in KNOWN_VRS:
+            return True  # pydicom may read it otherwise (as implicit VR)
+        if vr in LONG_VRS:
+            if at + 12 > len(head) or (length := struct.unpack_from("<I", head, at + 8)[0]) == 0xFFFFFFFF:
+                return True
+            at += 12 + length
+        else:
+            at += 8 + struct.unpack_from("<H", head, at + 6)[0]
+    return len(head) == META_HEAD  # the file meta runs past the head (else the file ends in it)
+
+
+def _deflated_meta(fh: IO[bytes], force: bool) -> tuple[bytes | None, pydicom.Dataset, pydicom.Dataset] | None:
+    """The preamble, file meta and command set of a file whose data set is deflated, as pydicom
+    reads them (``pydicom.filereader.read_partial``), ``fh`` left where the deflated data set
+    starts; None (``fh`` where it was) for any other file, or one pydicom would refuse before."""
+    pos = fh.tell()
+    try:
+        preamble = pydicom.filereader.read_preamble(fh, force)
+        meta = pydicom.filereader._read_file_meta_info(fh)
+        command_set = pydicom.filereader._read_command_set_elements(fh)
+        deflated = meta.get("TransferSyntaxUID") == DEFLATED and fh.read(1) != b""
+    except Exception:  # noqa: BLE001 - pydicom's own read fails the same way, and is reported
+        deflated = False
+    if not deflated:
+        fh.seek(pos)
+        return None
+    fh.seek(-1, os.SEEK_CUR)
+    return preamble, meta, command_set
+
+
+def _inflate(fh: IO[bytes], limit: int) -> IO[bytes]:
+    """The rest of ``fh``, a raw deflate stream, inflated: in memory up to INFLATE_MEMORY_MAX,
+    then in a temporary file (the caller closes it). Raise DicomError past ``limit`` bytes, and
+    where the stream ends early; zlib.error where it is damaged. pydicom would inflate it whole
+    into memory, however large: a file of 300 KB can inflate to 300 MB, a zip entry to many GB."""
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    out: IO[bytes] = io.BytesIO()
+    total = 0
+    try:
+        while not inflater.eof:
+            chunk = inflater.unconsumed_tail or fh.read(INFLATE_CHUNK)
+            data = inflater.decompress(chunk, INFLATE_CHUNK)
+            if not data and not chunk:
+                raise DicomError(Deferred(gettext_noop("truncated: the file ends inside the header")))
+            total += len(data)
+            if total > limit:
+                logger.info("DICOM deflated data set refused: inflates past %d bytes", limit)
+                raise InflateLimit(limit)
+            if isinstance(out, io.BytesIO) and total > INFLATE_MEMORY_MAX:
+                spooled = tempfile.TemporaryFile()
+                spooled.write(out.getbuffer())
+                out = spooled
+            out.write(data)
+    except BaseException:
+        out.close()
+        raise
+    out.seek(0)
+    return out
+
+
+def _read(fh: IO[bytes], *, force: bool = False, stop_before_pixels: bool = False,
+          defer_size: int | None = None) -> tuple[FileDataset, IO[bytes]]:
+    """``pydicom.dcmread(fh, ...)`` and the stream its data set was read from: ``fh``, or for a
+    deflated data set a copy inflated by ``_inflate`` (never more than ``inflate_limit``; raises
+    DicomError past it), which the caller closes. Deferred values are read from that stream."""
+    found = _deflated_meta(fh, force) if _maybe_deflated(fh, force) else None
+    if found is None:
+        return pydicom.dcmread(fh, defer_size=defer_size, stop_before_pixels=stop_before_pixels, force=force), fh
+    preamble, meta, command_set = found
+    start = fh.tell()
+    inflated = _inflate(fh, inflate_limit(_size(fh) - start))
+    stopped = []
+
+    def at_pixels(tag, vr, length) -> bool:
+        if stop_before_pixels and (tag >> 16, tag & 0xFFFF) in PIXEL_TAGS:
+            stopped.append(tag)
+        return bool(stopped)
+
+    try:
+        dataset = pydicom.filereader.read_dataset(inflated, is_implicit_VR=False, is_little_endian=True,
+                                                  defer_size=defer_size, stop_when=at_pixels)
+        if not stopped and inflated.tell() < _size(inflated):
+            # pydicom stops at a value that runs past the end (it logs the EOFError) and gives what
+            # it read before: the data set was cut short
+            raise EOFError("the inflated data set ends inside an element")
+        if command_set:
+            dataset.update(command_set)
+        ds = FileDataset(inflated, dataset, preamble, meta, is_implicit_VR=False, is_little_endian=True)
+        ds.set_original_encoding(False, True, dataset._character_set)
+        ds.filename = None  # deferred values are read from the open stream (a temporary file's "name" is its fd)
+    except BaseException:
+        inflated.close()
+        raise
+    return ds, inflated
+
+
+@contextlib.contextmanager
+def read(fh: IO[bytes], *, force: bool = False, stop_before_pixels: bool = False,
+         defer_size: int | None = None) -> Iterator[FileDataset]:
+    """``pydicom.dcmread``, but a deflated data set is never inflated past ``inflate_limit``
+    (DicomError), nor whole into memory; the data set can be read (deferred values) until the end
+    of the ``with``."""
+    ds, stream = _read(fh, force=force, stop_before_pixels=stop_before_pixels, defer_size=defer_size)
+    try:
+        yield ds
+    finally:
+        if stream is not fh:
+            stream.close()
+
+
 def parse(fh: IO[bytes]) -> DicomHeader:
-    """Read one DICOM file's header (not its pixels) from a seekable binary file."""
+    """Read one DICOM file's header (not its pixels, nor values over DEFER_SIZE) from a seekable
+    binary file."""
     size = _size(fh)
     start = fh.tell()
     if size - start < 132:
         raise DicomError(Deferred(gettext_noop("not a DICOM file: too short")))
+    stream = fh
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            ds = pydicom.dcmread(fh, stop_before_pixels=True)
-            pos = fh.tell()
-    except InvalidDicomError:
-        raise DicomError(Deferred(gettext_noop(
-            "not a DICOM file (no DICM preamble or file meta information)"))) from None
-    except (EOFError, struct.error):
-        raise DicomError(Deferred(gettext_noop("truncated: the file ends inside the header"))) from None
-    except Exception as exc:  # noqa: BLE001 - pydicom raises many types on malformed input
-        if _ended_early(exc, fh, size):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                ds, stream = _read(fh, stop_before_pixels=True, defer_size=DEFER_SIZE)
+                pos = stream.tell()
+        except DicomError:
+            raise
+        except InvalidDicomError:
+            raise DicomError(Deferred(gettext_noop(
+                "not a DICOM file (no DICM preamble or file meta information)"))) from None
+        except (EOFError, struct.error):
             raise DicomError(Deferred(gettext_noop("truncated: the file ends inside the header"))) from None
-        if isinstance(exc, zlib.error):  # its class name, "error", would say nothing
-            raise DicomError(Deferred(gettext_noop("damaged: the deflated data set cannot be decompressed"))) from None
-        raise _unreadable(exc) from None
-    _check_values(ds)
-    try:
-        with warnings.catch_warnings():  # pydicom converts a value when it is first read
-            warnings.simplefilter("ignore")
-            return _header(fh, ds, pos, size)
-    except DicomError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - a value pydicom cannot convert (a VR that lies, a bad charset)
-        raise _unreadable(exc) from None
+        except Exception as exc:  # noqa: BLE001 - pydicom raises many types on malformed input
+            if _ended_early(exc, fh, size):
+                raise DicomError(Deferred(gettext_noop("truncated: the file ends inside the header"))) from None
+            if isinstance(exc, zlib.error):  # its class name, "error", would say nothing
+                raise DicomError(Deferred(gettext_noop(
+                    "damaged: the deflated data set cannot be decompressed"))) from None
+            raise _unreadable(exc) from None
+        if stream is not fh:  # an inflated data set: positions are in it
+            size = _size(stream)
+        _check_values(ds, size)
+        try:
+            with warnings.catch_warnings():  # pydicom converts a value when it is first read
+                warnings.simplefilter("ignore")
+                return _header(stream, ds, pos, size)
+        except DicomError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a value pydicom cannot convert (a VR that lies, a bad charset)
+            raise _unreadable(exc) from None
+    finally:
+        if stream is not fh:
+            stream.close()
 
 
 def _header(fh: IO[bytes], ds, pos: int, size: int) -> DicomHeader:
@@ -425,9 +609,9 @@ def dicomdir_references(fh: IO[bytes]) -> list[str]:
     """Relative paths (with '/') of the files a DICOMDIR references."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ds = pydicom.dcmread(fh, stop_before_pixels=True)
-    paths = []
-    for record in ds.get("DirectoryRecordSequence", []):
-        if parts := values(record.get("ReferencedFileID")):
-            paths.append("/".join(str(p) for p in parts))
+        with read(fh, stop_before_pixels=True) as ds:
+            paths = []
+            for record in ds.get("DirectoryRecordSequence", []):
+                if parts := values(record.get("ReferencedFileID")):
+                    paths.append("/".join(str(p) for p in parts))
     return paths

@@ -60,7 +60,7 @@ from pydicom.encaps import generate_frames, get_frame
 from pydicom.pixels import apply_color_lut, apply_modality_lut, pixel_array
 
 from apps.core.i18n import Deferred
-from apps.imaging import j2k
+from apps.imaging import dicom, j2k
 from apps.imaging.dicom import native_pixel_bytes as dicom_native_pixel_bytes
 from apps.imaging.dicom import values
 from apps.imaging.storage import STORAGE_ERRORS
@@ -227,23 +227,33 @@ def _info(ds: Dataset) -> FrameInfo:
     )
 
 
-def _read_header(fh: IO[bytes]) -> Dataset:
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            ds = pydicom.dcmread(fh, stop_before_pixels=False, force=True, defer_size=256)
-    except STORAGE_ERRORS:
-        raise  # the stored file could not be read (storage unreachable), not a damaged file
-    except Exception as exc:  # pydicom raises many types on damaged files
-        logger.info("pixels: unreadable header (%s)", type(exc).__name__)
-        raise UndecodableFrame(Deferred(gettext_noop("The file cannot be read as DICOM."))) from exc
-    meta = getattr(ds, "file_meta", None)
-    if meta is not None and "TransferSyntaxUID" not in meta and ds.original_encoding[0] is not None:
-        # No file meta (or no transfer syntax in it): use the encoding the dataset was read with.
-        implicit, little = ds.original_encoding
-        meta.TransferSyntaxUID = (pydicom.uid.ImplicitVRLittleEndian if implicit else
-                                  pydicom.uid.ExplicitVRLittleEndian if little else pydicom.uid.ExplicitVRBigEndian)
-    return ds
+@contextlib.contextmanager
+def _read_header(fh: IO[bytes]) -> Iterator[Dataset]:
+    """The data set of ``fh``, its values over 256 bytes left in the file until read, for the
+    ``with``. A deflated data set is inflated (``dicom.read``) into a temporary file past 8 MB,
+    and refused past ``dicom.inflate_limit``: pydicom inflates it whole into memory, however large
+    (a file of 300 KB can need 300 MB), where frames are decoded by the web process."""
+    with contextlib.ExitStack() as stack:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                ds = stack.enter_context(dicom.read(fh, stop_before_pixels=False, force=True, defer_size=256))
+        except STORAGE_ERRORS:
+            raise  # the stored file could not be read (storage unreachable), not a damaged file
+        except dicom.InflateLimit as exc:
+            raise UndecodableFrame(Deferred(gettext_noop(
+                "The file's deflated (compressed) data set inflates to more than %(limit)s MB, over this portal's "
+                "limit for a file of its size: it cannot be shown here."), limit=exc.limit_mb)) from exc
+        except Exception as exc:  # pydicom raises many types on damaged files
+            logger.info("pixels: unreadable header (%s)", type(exc).__name__)
+            raise UndecodableFrame(Deferred(gettext_noop("The file cannot be read as DICOM."))) from exc
+        meta = getattr(ds, "file_meta", None)
+        if meta is not None and "TransferSyntaxUID" not in meta and ds.original_encoding[0] is not None:
+            # No file meta (or no transfer syntax in it): use the encoding the dataset was read with.
+            implicit, little = ds.original_encoding
+            meta.TransferSyntaxUID = (pydicom.uid.ImplicitVRLittleEndian if implicit else
+                                      pydicom.uid.ExplicitVRLittleEndian if little else pydicom.uid.ExplicitVRBigEndian)
+        yield ds
 
 
 def header_lossy(ds: Dataset) -> bool:
@@ -278,8 +288,8 @@ def irreversibly_coded(ds: Dataset, frames: Iterable[int] | None = None) -> bool
 
 def frame_info(src: Any) -> FrameInfo:
     """Header facts of ``src`` (an Instance, a path or a binary file object)."""
-    with _opened(src) as fh:
-        return _info(_read_header(fh))
+    with _opened(src) as fh, _read_header(fh) as ds:
+        return _info(ds)
 
 
 def frame_count(src: Any) -> int:
@@ -492,8 +502,7 @@ def load_frame(src: Any, index: int = 0) -> DecodedFrame:
     ``info.lossy`` is also true when this frame's JPEG 2000 codestream is irreversible.
 
     Raises ``UndecodableFrame`` (never anything else for bad files)."""
-    with _opened(src) as fh:
-        ds = _read_header(fh)
+    with _opened(src) as fh, _read_header(fh) as ds:
         info = _info(ds)
         arr = _decode(fh, ds, info, index)
         if not info.lossy and irreversibly_coded(ds, [index]):

@@ -150,8 +150,8 @@ def test_a_palette_frame_shows_the_colours_of_the_whole_frame_s_lookup(name):
     """The old way, pydicom's lookup of the whole frame in 16 bits and then made 8-bit, against
     the lookup of every index value once and that table indexed by the frame."""
     data = Path(pydicom_file(name)).read_bytes()
-    ds = pixels._read_header(io.BytesIO(data))  # a transfer syntax for a file without one
-    arr = pixel_array(ds, index=0 if pixels.frames_of(ds) > 1 else None)
+    with pixels._read_header(io.BytesIO(data)) as ds:  # a transfer syntax for a file without one
+        arr = pixel_array(ds, index=0 if pixels.frames_of(ds) > 1 else None)
     served, _ = _served(data)
     assert np.array_equal(served, pixels._palette_8bit(apply_color_lut(arr, ds), ds)), name
 
