@@ -5,13 +5,22 @@ seekable stream cipher) under a per-upload random key wrapped by the master key:
 ever in clear on disk, and the file can be read from any offset. Staging files live in
 LIGHTBOX_UPLOAD_DIR (outside the storage root); ingest copies their content into blobs and the
 staging file is deleted afterwards. Integrity of staged bytes is the tus checksum's job; the
-stored blobs are authenticated (AES-GCM)."""
+stored blobs are authenticated (AES-GCM).
+
+A keystream is never used twice. Bytes cut off (a rollback: a chunk whose checksum or length was
+wrong, or that went past the upload's length, or whose client went away; or bytes a writer that
+died wrote past the committed offset) are written again under a new segment: the counter block
+is the segment's nonce (8 bytes) then the block's index (8 bytes). The first segment's nonce is 0,
+so a file never cut reads as files always did; each new one's is random, recorded with the offset
+where it begins in a side file (``<name>.iv``, 16 bytes a record, on disk before a byte is written
+under it) that the reader follows."""
 
 from __future__ import annotations
 
 import fcntl
 import io
 import os
+import struct
 import time
 from pathlib import Path
 
@@ -22,6 +31,8 @@ from apps.imaging import keys
 from apps.imaging.directio import BUFFER, DirectReader, DirectWriter, fsync_paths
 
 BLOCK = 16
+#: one record of the side file: the offset a segment begins at, its nonce
+SEGMENT = struct.Struct(">QQ")
 
 
 def staging_dir() -> Path:
@@ -49,9 +60,50 @@ def new_key(aad: bytes) -> tuple[bytes, str, bytes]:
     return key, kid, wrapped
 
 
-def _keystream_cipher(key: bytes, offset: int):
+def segments_path(path: Path) -> Path:
+    return path.with_name(path.name + ".iv")
+
+
+def segments_read(path: Path) -> list[tuple[int, int]]:
+    """The staging file's segments, [(start, nonce)] by offset, from its side file's records in
+    the order they were written: a record ends the segments from its offset on (the bytes there
+    were cut off). A record cut short (a crash while it was written: no byte was written under
+    it) is left out."""
+    try:
+        raw = segments_path(path).read_bytes()
+    except FileNotFoundError:
+        return [(0, 0)]
+    segments = [(0, 0)]
+    for at in range(0, len(raw) - len(raw) % SEGMENT.size, SEGMENT.size):
+        start, nonce = SEGMENT.unpack_from(raw, at)
+        while segments and segments[-1][0] >= start:
+            segments.pop()
+        segments.append((start, nonce))
+    return segments
+
+
+def _segment_record(path: Path, start: int) -> int:
+    """A new segment from ``start`` on, recorded and on disk: its nonce."""
+    nonce = int.from_bytes(os.urandom(SEGMENT.size // 2), "big") or 1  # 0 is the first segment's
+    side = segments_path(path)
+    fd = os.open(side, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        end = os.fstat(fd).st_size
+        end -= end % SEGMENT.size  # a record cut short by a crash is written over
+        os.pwrite(fd, SEGMENT.pack(start, nonce), end)
+        os.ftruncate(fd, end + SEGMENT.size)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    if not end:
+        fsync_paths(side.parent)
+    return nonce
+
+
+def _keystream_cipher(key: bytes, offset: int, nonce: int = 0):
     block, skip = divmod(offset, BLOCK)
-    enc = Cipher(algorithms.AES(key), modes.CTR(block.to_bytes(16, "big"))).encryptor()
+    counter = (nonce << 64) | block
+    enc = Cipher(algorithms.AES(key), modes.CTR(counter.to_bytes(16, "big"))).encryptor()
     if skip:
         enc.update(b"\0" * skip)
     return enc
@@ -70,7 +122,9 @@ class StagingWriter:
     def __init__(self, path: Path, key: bytes, offset: int | None = None, wait: float = 0):
         self._out: DirectWriter | None = None
         self._dirty = False
+        self._written = False  # bytes written under the current segment's keystream
         self._key = key
+        self._path = path
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         self._stop = path.with_name(path.name + ".stop")
         # One writer at a time. A request that finds the file locked asks the holder to stop
@@ -100,9 +154,23 @@ class StagingWriter:
         """Write from ``offset`` on: what the file holds past it (bytes never counted: a write
         cut short, a process that died) is cut off. Only with the lock held and ``offset``
         read under it."""
+        segments = segments_read(self._path)
+        if os.fstat(self._fd).st_size > offset or segments[-1][0] > offset:
+            self._nonce = self._segment_start(offset)  # the bytes cut off had this keystream
+        else:
+            self._nonce = segments[-1][1]
         os.ftruncate(self._fd, offset)
         self._out = DirectWriter(self._fd, offset)
-        self._enc = _keystream_cipher(self._key, offset)
+        self._enc = _keystream_cipher(self._key, offset, self._nonce)
+
+    def _segment_start(self, offset: int) -> int:
+        """A new segment from ``offset`` on, recorded before the bytes past it are cut off. A side
+        file made again after the staging file was deleted (its upload cancelled meanwhile) goes."""
+        nonce = _segment_record(self._path, offset)
+        self._written = False
+        if not os.fstat(self._fd).st_nlink:
+            segments_path(self._path).unlink(missing_ok=True)
+        return nonce
 
     def stop_requested(self) -> bool:
         """Another request for this upload waits for the lock (the client resumed elsewhere)."""
@@ -118,11 +186,14 @@ class StagingWriter:
             piece = view[at:at + step]
             room = self._out.reserve(len(piece) + BLOCK - 1)  # what update_into asks for
             self._out.commit(self._enc.update_into(piece, room))
-            self._dirty = True
+            self._dirty = self._written = True
 
     def rollback(self, offset: int) -> None:
+        """Cut what was written past ``offset``; what is written next has a new keystream."""
+        if self._written or os.fstat(self._fd).st_size > offset:
+            self._nonce = self._segment_start(offset)
         self._out.reset(offset)
-        self._enc = _keystream_cipher(self._key, offset)
+        self._enc = _keystream_cipher(self._key, offset, self._nonce)
         os.ftruncate(self._fd, offset)
         self._dirty = False
 
@@ -160,8 +231,10 @@ class StagingReader(io.RawIOBase):
         self._size = length if length is not None else os.fstat(self._fd).st_size
         self._in = DirectReader(self._fd, self._size)
         self._key = key
+        self._segments = segments_read(path)  # those past the committed offset do not matter
         self._pos = 0
         self._dec = None
+        self._dec_end = 0  # where the segment being read ends
         self.name = str(path)
 
     def readable(self) -> bool:
@@ -185,8 +258,9 @@ class StagingReader(io.RawIOBase):
         n = min(len(buffer), self._size - self._pos)
         if n <= 0:
             return 0
-        if self._dec is None:
-            self._dec = _keystream_cipher(self._key, self._pos)
+        if self._dec is None or self._pos >= self._dec_end:
+            self._dec = self._segment_cipher()
+        n = min(n, self._dec_end - self._pos)
         if n >= 2 * BLOCK:  # update_into wants BLOCK - 1 bytes of room beyond its input
             n = min(n, len(buffer) - BLOCK + 1)
         data = self._in.read(self._pos, n)
@@ -198,6 +272,15 @@ class StagingReader(io.RawIOBase):
             got = len(plain)
         self._pos += got
         return got
+
+    def _segment_cipher(self):
+        """The keystream at the position, in the segment holding it (``_dec_end``: where it ends)."""
+        at = len(self._segments) - 1
+        while self._segments[at][0] > self._pos:
+            at -= 1
+        nonce = self._segments[at][1]
+        self._dec_end = self._segments[at + 1][0] if at + 1 < len(self._segments) else self._size
+        return _keystream_cipher(self._key, self._pos, nonce)
 
     def close(self) -> None:
         if not self.closed:

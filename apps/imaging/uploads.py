@@ -112,7 +112,7 @@ def upload_discard_staging(upload: Upload) -> None:
 
 
 def _staging_files_delete(upload: Upload) -> None:
-    for name in (upload.staging_name, f"{upload.staging_name}.stop"):
+    for name in (upload.staging_name, f"{upload.staging_name}.stop", f"{upload.staging_name}.iv"):
         try:
             os.unlink(staging.staging_path(name))
         except FileNotFoundError:
