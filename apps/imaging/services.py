@@ -202,7 +202,9 @@ def _new_version(job: IngestJob, latest: Study, changed_uid: str | None, *, case
     return study
 
 
-def _finish_study(study: Study) -> None:
+def _finish_study(study: Study, *, failed: bool = False) -> None:
+    """The study's counts from what it holds, and its state: ready (with warnings if it has any),
+    or ``failed`` (a study its job created, the job failed)."""
     agg = study.instances.aggregate(n=Count("id"), total=Sum("size"))
     modalities = sorted({m for m in study.series.values_list("modality", flat=True) if m})
     for series in study.series.annotate(n=Count("instances")):
@@ -216,6 +218,8 @@ def _finish_study(study: Study) -> None:
     # row (it is not locked here), which a save of the whole row would have put back as they were
     study.warnings = Study.objects.filter(pk=study.pk).values_list("warnings", flat=True).get()
     study.state = StudyState.READY_WITH_WARNINGS if study.warnings else StudyState.READY
+    if failed:
+        study.state = StudyState.FAILED
     study.save(update_fields=["num_instances", "total_bytes", "num_series", "modalities", "state"])
 
 
@@ -714,6 +718,12 @@ def _job_finish(job: IngestJob) -> IngestJob:
         _job_hold(job)
         counts = dict(job.files.values_list("outcome").annotate(n=Count("id")))
         stored = job.files.filter(outcome__in=[FileOutcome.INGESTED, FileOutcome.NEW_VERSION]).aggregate(s=Sum("size"))
+        # a run that finishes a job which had failed part way (``--resume``): its studies' warning
+        # that it failed goes (the rows locked, as a batch locks them, so no warning added meanwhile is lost)
+        failed = {"kind": UPLOAD_FAILED, "job": str(job.public_id)}
+        marked = Study.objects.filter(pk__in=job.studies.values("pk"), warnings__contains=[failed])
+        for study in marked.select_for_update().order_by("pk"):
+            Study.objects.filter(pk=study.pk).update(warnings=[w for w in study.warnings if w != failed])
         for study in job.studies.all():
             _finish_study(study)
         job.files_total = sum(counts.values())
@@ -762,15 +772,43 @@ def ingest_job_fail(*, job_id: int, error: str, task_id: str | None = None) -> N
     _job_failed(job)
 
 
+#: a study's warning (``Study.warnings``): an ingest job that added images to it failed part way
+#: (``_job_failed``); ``job`` is its public id. A run that later finishes the job removes it
+UPLOAD_FAILED = "upload_failed"
+
+
 def _job_failed(job: IngestJob) -> None:
     """Mark the studies the job created failed, unless ready (no partial study is shown as ready),
-    record the failure and drop what the follower prepared for it."""
-    Study.objects.filter(created_by_job=job).exclude(
-        state__in=[StudyState.READY, StudyState.READY_WITH_WARNINGS]).update(state=StudyState.FAILED)
+    finish those it added to without creating them (``_studies_release``), record the failure and
+    drop what the follower prepared for it."""
+    for study in Study.objects.filter(created_by_job=job).exclude(
+            state__in=[StudyState.READY, StudyState.READY_WITH_WARNINGS, StudyState.FAILED]):
+        _finish_study(study, failed=True)  # its counts say what it holds, as a page lists them
+    _studies_release(job)
     record(action="imaging.ingest", actor=job.created_by, organization_id=job.organization_id, target=job,
            outcome="failed", details={"job": str(job.public_id)})
     if job.upload_id is not None:
         follow.prepared_discard(job.upload)
+
+
+def _studies_release(job: IngestJob) -> None:
+    """The studies a failed job added to and did not create (each stored before it: its batches set
+    them processing, ``_index``) are finished from what they hold, with an ``UPLOAD_FAILED``
+    warning, never left processing: they were shown before the job, and hold the images it stored
+    before it stopped, which a retry or a new upload finds as duplicates. One another job is still
+    adding to (queued or running) is left to that job, which finishes it. Each is locked first (the
+    lock a batch takes before it adds to a study), so a batch adding to it meanwhile is seen."""
+    for pk in job.studies.filter(state=StudyState.PROCESSING).exclude(created_by_job=job).values_list("pk", flat=True):
+        with transaction.atomic():
+            study = Study.objects.select_for_update().filter(pk=pk, state=StudyState.PROCESSING).first()
+            if study is None or IngestJob.objects.adding_to([study]).exclude(pk=job.pk).exists():
+                continue
+            warning = {"kind": UPLOAD_FAILED, "job": str(job.public_id)}
+            if warning not in study.warnings:
+                Study.objects.filter(pk=pk).update(warnings=[*study.warnings, warning])
+            _finish_study(study)
+        logger.warning("ingest job %s failed part way: study %s finished with what it holds", job.pk,
+                       study.public_id)
 
 
 def _lost_job_give_up(claim, job_id: int, *, error: str) -> bool:
