@@ -32,7 +32,7 @@ from apps.cases.models import (
     NoteKind,
     Patient,
 )
-from apps.core.forms import require_datetimes_in_range
+from apps.core.forms import is_past, require_datetimes_in_range
 from apps.organizations.models import Membership, Organization
 from apps.sharing import policy
 from apps.sharing.models import GrantSource, Permission, ShareLink
@@ -301,6 +301,7 @@ def board_create(*, organization: Organization, by: User, host: User, title: str
     cases, participants = list(cases), list(participants)
     _check_board_members(organization, cases, participants, host)
     require_datetimes_in_range(meeting_at)
+    _refuse_past_meeting(meeting_at)
     board = BoardSession(organization=organization, host=host, title=title, meeting_at=meeting_at,
                          review_days=review_days)
     board.full_clean()
@@ -311,6 +312,14 @@ def board_create(*, organization: Organization, by: User, host: User, title: str
         record(action="board.created", actor=by, organization=organization, target=board, request=request,
                details={"cases": len(cases), "participants": len(participants)})
     return board
+
+
+def _refuse_past_meeting(meeting_at) -> None:
+    """A new meeting time in the past is refused (the board would be listed as scheduled for a
+    meeting that cannot happen then); within ``PAST_GRACE`` it is taken as now."""
+    if is_past(meeting_at):
+        raise ValidationError({"meeting_at": _("The meeting time is in the past. Choose when the meeting will be "
+                                               "held.")})
 
 
 def board_update(*, board: BoardSession, by: User, host: User, title: str, meeting_at, review_days: int,
@@ -326,6 +335,8 @@ def board_update(*, board: BoardSession, by: User, host: User, title: str, meeti
     cases, participants = list(cases), list(participants)
     _check_board_members(board.organization, cases, participants, host)
     require_datetimes_in_range(meeting_at)
+    if meeting_at != board.meeting_at:  # a board whose meeting time passed keeps it when edited
+        _refuse_past_meeting(meeting_at)
     board.host, board.title, board.meeting_at, board.review_days = host, title, meeting_at, review_days
     board.full_clean()
     with transaction.atomic():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from django import forms
@@ -37,6 +37,19 @@ def datetime_in_range(value: datetime) -> bool:
     except OverflowError:  # 0001-01-01 in a zone east of UTC, 9999-12-31 west of it
         return False
     return DATETIME_FIRST_YEAR <= year <= DATETIME_LAST_YEAR
+
+
+#: how far in the past a time that must lie ahead (a link's "not before", a new tumor board's
+#: meeting) may be and still be taken as now: the minute being typed (a datetime-local field has
+#: no seconds) and the share page's review before its confirmation
+PAST_GRACE = timedelta(minutes=5)
+
+
+def is_past(value: datetime | None, *, now: datetime | None = None) -> bool:
+    """Whether ``value`` (aware) is further in the past than ``PAST_GRACE``; False for None."""
+    from django.utils import timezone
+
+    return value is not None and value < (now or timezone.now()) - PAST_GRACE
 
 
 def require_datetimes_in_range(*values: datetime | None) -> None:

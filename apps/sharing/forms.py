@@ -93,6 +93,15 @@ class ShareForm(forms.Form):
             self.add_error("passcode", _("Choose a passcode of at least 6 characters."))
         return data
 
+    def clean_not_before(self) -> Any:
+        """A time in the past is refused beside the field, at the review already (the service's
+        rule, ``share_not_before_check``, which creating the share asks again)."""
+        from apps.sharing.services import share_not_before_check
+
+        value = self.cleaned_data.get("not_before")
+        share_not_before_check(value)
+        return value
+
 
 class ExtendForm(forms.Form):
     expires_at = BoundedDateTimeField(label=_("New expiry"),

@@ -268,6 +268,12 @@ class ShareLink(PublicIdModel):
     def __str__(self) -> str:
         return f"ShareLink {self.public_id}"
 
+    @property
+    def opens_at(self) -> datetime:
+        """When the link opens: its "not before", or its grant's start if that is later (before
+        either, it is refused as not yet open, ``services.share_link_refusal``)."""
+        return max(t for t in (self.not_before, self.grant.starts_at) if t is not None)
+
 
 class SharingPolicyQuerySet(OrgScopedQuerySet["SharingPolicy"]):
     pass

@@ -26,7 +26,7 @@ from django.utils.translation import gettext_noop
 from apps.audit import actions as audit_actions
 from apps.audit.services import record
 from apps.core import i18n
-from apps.core.forms import require_datetimes_in_range
+from apps.core.forms import is_past, require_datetimes_in_range
 from apps.core.i18n import Deferred
 from apps.core.site import site_url
 from apps.sharing import policy
@@ -313,7 +313,7 @@ def share_link_refusal(*, link: ShareLink, user: Any, now: datetime | None = Non
     grant = link.grant
     if link.revoked_at is not None or (not grant.is_live(now) and grant.starts_at <= now):
         return LinkRefusal.DEAD
-    if (link.not_before and link.not_before > now) or grant.starts_at > now:
+    if link.opens_at > now:  # its "not before" or its grant's start (the not-yet page shows it)
         return LinkRefusal.NOT_YET
     if link.locked_at is not None:
         return LinkRefusal.LOCKED
@@ -564,6 +564,16 @@ def share_terms(*, organization_id: int, use_case: str, recipient_kind: str, hou
                       download_limit=download_limit)
 
 
+def share_not_before_check(not_before: datetime | None) -> None:
+    """Refuse a share's "not before" in the past (ValidationError, code ``not_before``): the link
+    would open at once, so it says nothing, and a date such as 2001-01-01 is a mistake. A time
+    within ``PAST_GRACE`` (the minute typed, a review before confirming) is taken as now, as the
+    share's start always was. The share form asks this beside its field; ``share_create`` too."""
+    if is_past(not_before):
+        raise ValidationError(_("This time is in the past. Leave “Not before” empty for a link that opens at "
+                                "once, or choose a later time."), code="not_before")
+
+
 def share_create(*, case: Case, by: User, use_case: str, recipient_kind: str, grantee: User | None = None,
                  group_members: Iterable[User] = (), group_name: str = "", grantee_email: str = "",
                  hours: int | None = None, renditions: Iterable[str] | None = None, studies: Iterable[Any] = (),
@@ -612,6 +622,7 @@ def _share_create(*, case: Case, by: User, use_case: str, recipient_kind: str, g
                   allow_download_original: bool | None,
                   request: HttpRequest | None) -> tuple[Grant, ShareLink, str]:
     require_datetimes_in_range(not_before)  # before the expiry is counted from it
+    share_not_before_check(not_before)
     terms = share_terms(organization_id=case.organization_id, use_case=use_case, recipient_kind=recipient_kind,
                         hours=hours, renditions=renditions, download_limit=download_limit,
                         allow_download_original=allow_download_original)

@@ -49,7 +49,7 @@ def test_a_link_that_opens_later_says_when_not_to_ask_again(anonymous_link):
     _org, owner, grant, raw = anonymous_link
     grant_kill(grant, user=owner, state="not_started")
     page = open_anonymous_link(Client(), raw).content.decode()
-    assert "Try again at the time you were given" in page and NEXT_STEP not in page
+    assert "Try again then." in page and NEXT_STEP not in page
 
 
 def test_a_study_page_of_a_share_that_ended_tells_the_link_holder_whom_to_ask(anonymous_link):
