@@ -60,12 +60,30 @@ def unsafe_name(name: str) -> str:
     return ""
 
 
-def entry_refusal(name: str, flag_bits: int, file_size: int, compress_size: int) -> str:
-    """Why a zip entry is not extracted (unsafe name, encrypted, bomb, nested zip, DICOMDIR),
-    or '' to extract it. The ingest and the follower apply the same checks."""
+#: the compression methods Python's zipfile reads (stored, deflated, bzip2, LZMA)
+READABLE_METHODS = frozenset({zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA})
+#: the names of others an archiver may write, as the reason names them (Windows Explorer writes
+#: Deflate64 for large zips); another is named by its number
+METHOD_NAMES = {1: "Shrink", 6: "Implode", 9: "Deflate64", 10: "PKWARE Implode", 18: "IBM TERSE", 19: "IBM LZ77",
+                93: "Zstandard", 94: "MP3", 95: "XZ", 96: "JPEG", 97: "WavPack", 98: "PPMd", 99: "AES"}
+UNREADABLE_METHOD = gettext_noop("compressed with a method this portal cannot read (%(method)s): re-create the zip "
+                                 "with standard compression")
+#: a zip entry Python's zipfile cannot open for another reason (a feature it does not read, such
+#: as patched data, or a local header whose name is not valid UTF-8 though flagged so)
+UNREADABLE_ENTRY = Deferred(gettext_noop("zip entry this portal cannot read (it uses a zip feature the portal does "
+                                         "not support): re-create the zip with standard compression"))
+
+
+def entry_refusal(name: str, flag_bits: int, file_size: int, compress_size: int,
+                  compress_type: int = zipfile.ZIP_STORED) -> str:
+    """Why a zip entry is not extracted (unsafe name, encrypted, a compression method zipfile
+    cannot read, bomb, nested zip, DICOMDIR), or '' to extract it. The ingest and the follower
+    apply the same checks (the follower reads ahead only stored and deflated entries)."""
     reason = unsafe_name(name)
     if not reason and flag_bits & 0x1:
         reason = Deferred(gettext_noop("encrypted zip entry"))
+    if not reason and compress_type not in READABLE_METHODS:
+        reason = Deferred(UNREADABLE_METHOD, method=METHOD_NAMES.get(compress_type, str(compress_type)))
     if not reason and file_size > 1024 * 1024 and file_size / max(1, compress_size) > settings.LIGHTBOX_ZIP_MAX_RATIO:
         reason = Deferred(gettext_noop("zip bomb suspected: entry expands %(ratio)sx"),
                           ratio=file_size // max(1, compress_size))
@@ -76,18 +94,28 @@ def entry_refusal(name: str, flag_bits: int, file_size: int, compress_size: int)
     return reason
 
 
+def _open_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> IO[bytes]:
+    """Open one entry for reading; one zipfile cannot open (a method or feature it does not
+    read, a name in its local header that does not decode) is refused with a reason
+    (DicomError), so the rest of the archive is ingested."""
+    try:
+        return zf.open(info)
+    except (NotImplementedError, UnicodeDecodeError, RuntimeError):
+        raise dicom.DicomError(UNREADABLE_ENTRY) from None
+
+
 @contextlib.contextmanager
 def _extract(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> Iterator[IO[bytes]]:
     """Extract one entry, never more than its declared size: into memory up to MEMORY_MAX
     (one read; the CRC is checked at the end), else to a temporary file."""
     if info.file_size <= MEMORY_MAX:
-        with zf.open(info) as src:
+        with _open_entry(zf, info) as src:
             data = src.read(info.file_size + 1)
         if len(data) > info.file_size:
             raise dicom.DicomError(INFLATES)
         yield io.BytesIO(data)
         return
-    with tempfile.TemporaryFile() as out, zf.open(info) as src:
+    with tempfile.TemporaryFile() as out, _open_entry(zf, info) as src:
         left = info.file_size
         while True:
             chunk = src.read(min(COPY, left + 1))
@@ -124,7 +152,7 @@ def zip_entries(fh: IO[bytes], prefix: str = "") -> Iterator[Entry]:
         return
     for info in infos:
         path = posixpath.join(prefix, info.filename) if prefix else info.filename
-        reason = entry_refusal(info.filename, info.flag_bits, info.file_size, info.compress_size)
+        reason = entry_refusal(info.filename, info.flag_bits, info.file_size, info.compress_size, info.compress_type)
         if reason:
             yield Entry(path=path, size=info.file_size, skip_reason=reason)
             continue
