@@ -563,7 +563,8 @@ def _store_finish(run: _Run, stored: _Stored) -> None:
         item.source = None
 
 
-def ingest_job_run(*, job_id: int, progress: Progress | None = None, task_id: str | None = None) -> IngestJob:
+def ingest_job_run(*, job_id: int, progress: Progress | None = None, task_id: str | None = None,
+                   lease: str | None = None) -> IngestJob:
     """Run (or resume) an ingest job. Safe to call any number of times.
 
     ``task_id``: the id of the task message that runs it (the broker keeps it when it delivers a
@@ -571,8 +572,10 @@ def ingest_job_run(*, job_id: int, progress: Progress | None = None, task_id: st
     mid-job: resumed), or that the lost-task sweep gave up on (its message came late); a job
     running under another message (a duplicate the sweep sent while the first still waited in the
     queue) or failed otherwise is left alone, and so is a job done. Without it (``manage.py ingest
-    --resume``) any job not done is run. A job whose staged file was discarded (it failed
-    ``LIGHTBOX_FAILED_UPLOAD_KEEP_DAYS`` ago) is never run: UploadDiscarded without ``task_id``."""
+    --resume``) any job not done is run, under ``lease`` (given by ``manage.py ingest``, which fails
+    the job under it if the run raises: ``ingest_job_fail(task_id=lease)``) or a new one. A job whose
+    staged file was discarded (it failed ``LIGHTBOX_FAILED_UPLOAD_KEEP_DAYS`` ago) is never run:
+    UploadDiscarded without ``task_id``."""
     job = IngestJob.objects.select_related("organization", "upload", "case").get(pk=job_id)
     if job.state in (JobState.DONE, JobState.DONE_WITH_WARNINGS):
         return job
@@ -580,7 +583,7 @@ def ingest_job_run(*, job_id: int, progress: Progress | None = None, task_id: st
     if task_id is not None:
         claim = claim.filter(Q(state=JobState.QUEUED) | Q(state=JobState.FAILED, error=NEVER_STARTED)
                              | Q(state=JobState.RUNNING, task_id__in=[task_id, ""]))
-    lease = task_id or f"resume-{uuid.uuid4().hex}"  # --resume takes the job over from any run
+    lease = task_id or lease or f"resume-{uuid.uuid4().hex}"  # --resume takes the job over from any run
     now = timezone.now()
     if not claim.update(state=JobState.RUNNING, attempts=F("attempts") + 1,
                         started_at=job.started_at or now, task_id=lease, heartbeat_at=now):

@@ -9,6 +9,7 @@ import contextlib
 import io
 import os
 import posixpath
+import stat
 import tempfile
 import zipfile
 from collections.abc import Callable, Iterator
@@ -177,8 +178,14 @@ def _open_path(path: Path) -> Iterator[IO[bytes]]:
         yield fh
 
 
+#: a path of a server-side tree that is not a file: opened, a pipe would wait for a writer for ever
+NOT_A_FILE = Deferred(gettext_noop("not a regular file (a device, socket or pipe): not read"))
+
+
 def path_entries(root: Path) -> Iterator[Entry]:
-    """Entries of a server-side path: a folder tree, a zip, a DICOMDIR or one file."""
+    """Entries of a server-side path: a folder tree, a zip, a DICOMDIR or one file. What is not
+    a regular file (a symbolic link in a tree, a socket, a pipe, a device) is never opened: its
+    report line says so."""
     root = Path(root)
     if root.is_dir():
         for dirpath, dirnames, filenames in os.walk(root):
@@ -186,15 +193,21 @@ def path_entries(root: Path) -> Iterator[Entry]:
             for filename in sorted(filenames):
                 full = Path(dirpath) / filename
                 rel = full.relative_to(root).as_posix()
-                if full.is_symlink():
+                found = full.lstat()  # never followed: a link in a tree is not read
+                if stat.S_ISLNK(found.st_mode):
                     yield Entry(path=rel, skip_reason=Deferred(gettext_noop("symbolic link not followed")))
+                elif not stat.S_ISREG(found.st_mode):
+                    yield Entry(path=rel, skip_reason=NOT_A_FILE)
                 elif filename.upper() == "DICOMDIR":
                     yield Entry(path=rel, skip_reason=Deferred(gettext_noop("DICOMDIR index: its files are ingested")))
                 elif filename.lower().endswith(".zip"):
                     with open(full, "rb") as fh:
                         yield from zip_entries(fh, prefix=rel)
                 else:
-                    yield Entry(path=rel, size=full.stat().st_size, open=lambda p=full: _open_path(p))
+                    yield Entry(path=rel, size=found.st_size, open=lambda p=full: _open_path(p))
+        return
+    if not root.is_file():
+        yield Entry(path=root.name, skip_reason=NOT_A_FILE)
         return
     if root.name.upper() == "DICOMDIR":
         with open(root, "rb") as fh:
@@ -205,17 +218,32 @@ def path_entries(root: Path) -> Iterator[Entry]:
                 return
         base = root.parent.resolve()
         for ref in refs:
-            reason = unsafe_name(ref)
-            full = (base / ref).resolve()
-            if not reason and not full.is_relative_to(base):
-                reason = Deferred(gettext_noop("unsafe path in DICOMDIR"))
-            if not reason and not full.is_file():
-                reason = Deferred(gettext_noop("referenced by the DICOMDIR but missing"))
-            if reason:
-                yield Entry(path=ref, skip_reason=reason)
+            reason, full, size = _dicomdir_file(base, ref)
+            if reason:  # a NUL is no character a report line (a text column) can hold
+                yield Entry(path=ref.replace("\0", "\N{REPLACEMENT CHARACTER}"), skip_reason=reason)
             else:
-                yield Entry(path=ref, size=full.stat().st_size, open=lambda p=full: _open_path(p))
+                yield Entry(path=ref, size=size, open=lambda p=full: _open_path(p))
         return
     yield from stream_entries(lambda: _open_path(root), root.name)
+
+
+def _dicomdir_file(base: Path, ref: str) -> tuple[str, Path | None, int | None]:
+    """Why a file a DICOMDIR references is not read, or '', its path and its size. Its name is
+    checked before any use of it as a path (a NUL in it makes the OS calls raise)."""
+    reason = unsafe_name(ref)
+    if reason:
+        return reason, None, None
+    try:
+        full = (base / ref).resolve()
+        if not full.is_relative_to(base):
+            return Deferred(gettext_noop("unsafe path in DICOMDIR")), None, None
+        found = full.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        return Deferred(gettext_noop("referenced by the DICOMDIR but missing")), None, None
+    except (OSError, ValueError, RuntimeError):  # a name too long, a symbolic link loop
+        return Deferred(gettext_noop("unsafe path in DICOMDIR")), None, None
+    if not stat.S_ISREG(found.st_mode):
+        return NOT_A_FILE, None, None
+    return "", full, found.st_size
 
 

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import sys
 import time
+import uuid
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
 from apps.cases.models import Case
 from apps.imaging.models import FileOutcome, IngestJob
-from apps.imaging.services import UploadDiscarded, ingest_job_create, ingest_job_run
+from apps.imaging.services import UploadDiscarded, ingest_job_create, ingest_job_fail, ingest_job_run
 from apps.organizations.models import Organization
 
 
@@ -67,16 +68,35 @@ class Command(BaseCommand):
         for job in jobs:
             total = _count(Path(job.source_path)) if job.source_path else 0
             self.stdout.write(f"ingest job {job.public_id}")
+            lease = f"resume-{uuid.uuid4().hex}"
             try:
-                job = ingest_job_run(job_id=job.pk, progress=None if opts["no_progress"] else self._bar(total))
+                job = ingest_job_run(job_id=job.pk, progress=None if opts["no_progress"] else self._bar(total),
+                                     lease=lease)
             except UploadDiscarded as exc:  # kept so long after the failure, then discarded: say so
                 raise CommandError(str(exc)) from None
+            except BaseException as exc:  # noqa: BLE001 - Ctrl-C too: the job is never left running
+                raise self._failed(job, exc, lease) from None
             if not opts["no_progress"]:
                 sys.stderr.write("\n")
             self.stdout.write(
                 f"{job.state}: {job.files_ingested} ingested, {job.files_duplicate} duplicate, "
                 f"{job.files_skipped} skipped, {job.bytes_stored / 1e6:.1f} MB stored")
             self._report(job, show_paths=opts["show_paths"])
+
+    @staticmethod
+    def _failed(job: IngestJob, exc: BaseException, lease: str) -> CommandError:
+        """The run raised (or was interrupted): the job is failed, as the task fails one it gives
+        up on (its studies never left processing), unless another run took it over meanwhile.
+        Said with the error's type and the job only: the message, and the traceback, may quote a
+        path that names the patient."""
+        error = type(exc).__name__
+        ingest_job_fail(job_id=job.pk, error=error, task_id=lease)
+        if isinstance(exc, KeyboardInterrupt):
+            what = "interrupted"
+        else:
+            what = f"stopped by an error ({error})"
+        return CommandError(f"ingest job {job.public_id} {what} and marked failed; what it stored is kept: "
+                            f"manage.py ingest --resume {job.public_id} finishes it")
 
     def _report(self, job: IngestJob, *, show_paths: bool) -> None:
         """A line per file with a reason: its position in the job's report (or its path), outcome
