@@ -65,6 +65,8 @@ from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID, UID_dictionary
 
+from apps.imaging import dicom
+
 #: the edition of Table E.1-1 dicom-anonymizer applies (its newest)
 TABLE = "dicomfields_2026c"
 PROFILE_CODE = ("113100", "DCM", "Basic Application Confidentiality Profile")
@@ -541,7 +543,8 @@ def deidentify_file(source: IO[bytes] | bytes, *, pseudonym: str, key: bytes) ->
     file's bytes. Raises Excluded (with a Reason) when it must not or cannot be exported."""
     fileobj = io.BytesIO(source) if isinstance(source, bytes | bytearray) else source
     try:
-        ds = pydicom.dcmread(fileobj, force=True)
+        # a deflated data set inflated within bounds (pydicom inflates it whole, however large)
+        ds = dicom.read_whole(fileobj, force=True)
         ds.SOPInstanceUID  # noqa: B018 - a file without one is not an instance we can export
         ds.SOPClassUID  # noqa: B018
     except Exception as exc:  # anything unreadable is a per-file reason, not a crash

@@ -514,6 +514,13 @@ def read(fh: IO[bytes], *, force: bool = False, stop_before_pixels: bool = False
             stream.close()
 
 
+def read_whole(fh: IO[bytes], *, force: bool = False, stop_before_pixels: bool = False) -> FileDataset:
+    """``pydicom.dcmread``, every value read (none deferred: the data set needs no stream), a
+    deflated data set inflated within ``inflate_limit`` (``InflateLimit`` past it)."""
+    with read(fh, force=force, stop_before_pixels=stop_before_pixels) as ds:
+        return ds
+
+
 def parse(fh: IO[bytes]) -> DicomHeader:
     """Read one DICOM file's header (not its pixels, nor values over DEFER_SIZE) from a seekable
     binary file."""

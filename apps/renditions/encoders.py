@@ -83,7 +83,12 @@ def _read(data: bytes, *, stop_before_pixels: bool = False) -> Dataset:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return pydicom.dcmread(io.BytesIO(data), force=True, stop_before_pixels=stop_before_pixels)
+            # a deflated data set: inflated within bounds (pydicom inflates it whole, however large)
+            return dicom.read_whole(io.BytesIO(data), force=True, stop_before_pixels=stop_before_pixels)
+    except dicom.InflateLimit as exc:
+        raise NotEncodable(Deferred(gettext_noop(
+            "The original's deflated (compressed) data set inflates to more than %(limit)s MB, over this portal's "
+            "limit for a file of its size."), limit=exc.limit_mb)) from exc
     except Exception as exc:  # pydicom raises many types on damaged files
         raise NotEncodable(Deferred(gettext_noop("The file cannot be read as DICOM."))) from exc
 
