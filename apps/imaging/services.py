@@ -756,20 +756,25 @@ def _job_finish(job: IngestJob) -> IngestJob:
     if job.upload_id is not None:
         from apps.imaging.uploads import upload_discard_staging
 
-        upload_discard_staging(job.upload)
+        try:
+            upload_discard_staging(job.upload)
+        except Exception as exc:  # noqa: BLE001 - the job is done and committed: nothing here undoes that
+            # its type only (a message could quote a path); the staged file is left over
+            logger.warning("ingest job %s: done, its upload's staged file not deleted (%s)", job.pk,
+                           type(exc).__name__)
     return job
 
 
 def ingest_job_fail(*, job_id: int, error: str, task_id: str | None = None) -> None:
     """The task (message ``task_id``) gave up: the job and the studies it created are marked
     failed (no partial study is ever shown as ready). A job running under another message (it
-    was taken over) is left alone."""
+    was taken over) is left alone, and so is a job done (what failed came after its commit)."""
     job = IngestJob.objects.get(pk=job_id)
-    mine = IngestJob.objects.filter(pk=job_id)
+    mine = IngestJob.objects.filter(pk=job_id).exclude(state__in=[JobState.DONE, JobState.DONE_WITH_WARNINGS])
     if task_id is not None:
         mine = mine.exclude(Q(state=JobState.RUNNING) & ~Q(task_id=task_id))
     if not mine.update(state=JobState.FAILED, error=error[:300], finished_at=timezone.now()):
-        logger.warning("ingest job %s: task %s gave up (%s); another run holds the job, left alone",
+        logger.warning("ingest job %s: task %s gave up (%s); the job is done or another run holds it, left alone",
                        job_id, task_id, error[:80])
         return
     _job_failed(job)
