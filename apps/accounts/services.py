@@ -17,7 +17,7 @@ from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils import timezone, translation
+from django.utils import formats, timezone, translation
 from django.utils.translation import gettext as _
 
 from apps.accounts.models import Invitation, InvitationKind, SSOConfig, User, new_security_stamp
@@ -142,6 +142,7 @@ def invitation_create(*, organization: Organization, by: User, email: str, role:
             raise ValidationError(_("Unknown role."))
     raw = secrets.token_urlsafe(32)
     with transaction.atomic():
+        _invitation_refuse_pending(organization=organization, email=email)
         invitation = _invitation_insert(organization=organization, kind=kind, email=email, role=role,
                                         patient=patient, raw=raw, by=by, cases=cases, language=language,
                                         request=request)
@@ -151,6 +152,20 @@ def invitation_create(*, organization: Organization, by: User, email: str, role:
     except (smtplib.SMTPException, OSError) as exc:
         _invitation_not_sent(invitation=invitation, error=exc, by=by, request=request)
     return invitation, raw
+
+
+def _invitation_refuse_pending(*, organization: Organization, email: str) -> None:
+    """One pending invitation per address in an organization: sending the form again (or twice)
+    made a second one, with a second e-mail and a second working link. Refused, saying until when
+    the one sent works; it may be withdrawn to send a new one. The organization's row is locked
+    first (in the caller's transaction), so that two sends at once do not both find none."""
+    Organization.objects.select_for_update(no_key=True).filter(pk=organization.pk).values_list("pk").first()
+    pending = Invitation.objects.for_org(organization.pk).pending().filter(email=email).order_by("-expires_at").first()
+    if pending is not None:
+        expires = formats.date_format(timezone.localtime(pending.expires_at), "SHORT_DATETIME_FORMAT")
+        raise ValidationError(_("An invitation to %(email)s is already waiting to be accepted; it works until "
+                                "%(expires)s. To send a new one, withdraw it first on the invitations page.")
+                              % {"email": email, "expires": expires}, code="pending")
 
 
 def _invitation_not_sent(*, invitation: Invitation, error: Exception, by: User,
