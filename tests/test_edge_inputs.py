@@ -19,6 +19,7 @@ from apps.organizations.models import Role
 from apps.sharing.models import Grant, ShareLink
 from apps.sharing.services import grant_create, grant_extend, share_create, share_link_create
 from tests.factories import CaseFactory, GrantFactory, member
+from tests.share_steps import confirmation
 
 pytestmark = pytest.mark.django_db
 
@@ -42,7 +43,8 @@ def case(org_a, owner):
 
 
 def _share(client, case, **fields):
-    return client.post(reverse("sharing:case_share", kwargs={"case_id": case.public_id}), {"confirm": "1", **fields})
+    return client.post(reverse("sharing:case_share", kwargs={"case_id": case.public_id}),
+                       {**confirmation(client), **fields})
 
 
 # --- the share form -------------------------------------------------------------------------

@@ -239,8 +239,9 @@ def invitation_send(request: HttpRequest) -> HttpResponse:
     """Invite a consultant (or a staff member) by e-mail, optionally to named cases. Giving access
     away: a recent second factor is asked for (step-up)."""
     org = active_organization_or_404(request)
-    form = InvitationForm(request.POST or None, organization=org, user=request.user,
-                          cases_qs=_invitation_cases(request, org))
+    cases = _invitation_cases(request, org)
+    form = InvitationForm(request.POST or None, organization=org, user=request.user, cases_qs=cases,
+                          initial=_invitation_initial(request, cases))
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
@@ -260,6 +261,18 @@ def invitation_send(request: HttpRequest) -> HttpResponse:
     return render(request, "accounts/invitation_send.html", {"organization": org, "form": form,
                                                              "grant_hours": template.default_hours},
                   status=400 if form.errors else 200)
+
+
+def _invitation_initial(request: HttpRequest, cases) -> dict:
+    """The address and the case a share page sends here for a recipient with no account
+    (``?email=...&case=<public id>``): filled in, the case only if this user may open it."""
+    initial: dict = {"email": request.GET.get("email", "")[:254]}
+    try:
+        case_id = UUID(request.GET.get("case", ""))
+    except ValueError:
+        return initial
+    initial["cases"] = list(cases.filter(public_id=case_id).values_list("pk", flat=True))
+    return initial
 
 
 @login_required

@@ -20,6 +20,7 @@ from rest_framework.response import Response
 
 from apps.core.api import BoundedDateTimeField, OrgScopedViewSet, PublicIdField, StrictSerializer
 from apps.sharing import policy, services
+from apps.sharing.forms import NO_ACCOUNT
 from apps.sharing.models import COUNT_MAX, Grant, SecondFactor
 from apps.sharing.usecases import TEMPLATES, RecipientKind, Rendition, UseCase
 
@@ -147,6 +148,9 @@ class GrantViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedVi
             if grantee is None:
                 raise ApiValidationError({"recipient_email": [
                     _("No active account has that address. Invite it instead.")]})
+        elif v["recipient_kind"] == RecipientKind.EMAIL and v.get("recipient_email") and not User.objects.filter(
+                email=v["recipient_email"].lower(), is_active=True).exists():
+            raise ApiValidationError({"recipient_email": [_(NO_ACCOUNT)]})  # as the share form says
         elif v["recipient_kind"] == RecipientKind.GROUP:
             emails = sorted({e.lower() for e in v.get("group_emails", [])})
             members = list(User.objects.filter(email__in=emails, is_active=True))

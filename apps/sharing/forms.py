@@ -5,10 +5,15 @@ from typing import Any
 
 from django import forms
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext_noop
 
 from apps.core.forms import BoundedDateTimeField, BoundedModelMultipleChoiceField
 from apps.sharing.models import COUNT_MAX, Grant, SecondFactor
 from apps.sharing.usecases import ANONYMOUS_MAX_HOURS, TEMPLATES, RecipientKind, Rendition, UseCase
+
+#: a share to an e-mail address that no account has (the form and the API refuse it)
+NO_ACCOUNT = gettext_noop("No account has this address: invite them first. Once they have accepted the "
+                          "invitation and signed in, share with them.")
 
 
 class ShareForm(forms.Form):
@@ -20,7 +25,8 @@ class ShareForm(forms.Form):
                                        initial=RecipientKind.USER)
     recipient_email = forms.EmailField(label=_("Recipient's e-mail address"), required=False,
                                        max_length=Grant._meta.get_field("grantee_email").max_length,
-                                       help_text=_("A person with a Lightbox account, or the address to invite."))
+                                       help_text=_("The address of a person with a Lightbox account. Someone "
+                                                   "without one is invited first: sign-up is by invitation only."))
     group_emails = forms.CharField(label=_("Group members' e-mail addresses"), required=False,
                                    widget=forms.Textarea(attrs={"rows": 3}),
                                    help_text=_("One per line; each needs a Lightbox account."))
@@ -77,8 +83,13 @@ class ShareForm(forms.Form):
                 self.add_error("recipient_email", _("No active account has that address. Invite it instead."))
             data["grantee"] = user
         elif kind == RecipientKind.EMAIL:
-            if not data.get("recipient_email"):
+            email = (data.get("recipient_email") or "").lower()
+            if not email:
                 self.add_error("recipient_email", _("Enter the address to invite."))
+            elif not User.objects.filter(email=email, is_active=True).exists():
+                # the share's link opens only for the account with this address, signed in, and
+                # nobody can sign up: the invitation (apps.accounts) is the way to an account
+                self.add_error("recipient_email", forms.ValidationError(_(NO_ACCOUNT), code="no_account"))
         elif kind == RecipientKind.GROUP:
             emails = [e.lower() for e in re.split(r"[\s,;]+", data.get("group_emails") or "") if e]
             users = list(User.objects.filter(email__in=emails, is_active=True))

@@ -5,6 +5,8 @@ Link-holder pages resolve their actor with ``policy.actor_for(request)``; every 
 
 from __future__ import annotations
 
+import secrets
+from urllib.parse import urlencode
 from uuid import UUID
 
 from django.contrib import messages
@@ -22,6 +24,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from apps.accounts.mfa import require_recent_otp
 from apps.accounts.middleware import is_patient_only
 from apps.core.pagination import page_of
+from apps.core.redirects import with_next
 from apps.organizations.selectors import active_organization_or_404
 from apps.sharing import policy, selectors, services
 from apps.sharing.forms import (
@@ -38,6 +41,9 @@ from apps.sharing.services import LinkRefusal
 from apps.sharing.usecases import TEMPLATES, RecipientKind, Rendition, UseCase, template_for
 
 SECOND_FACTOR_SESSION_KEY = "lightbox_link_second_factor_ok"
+#: the share review's confirmation tokens issued in this session, each "" until it is used
+SHARE_CONFIRM_SESSION_KEY = "lightbox_share_confirm"
+SHARE_CONFIRM_KEEP = 20
 OPENED_SESSION_KEY = services.OPENED_SESSION_KEY
 #: grants per page of "My shares" and "Shared with me" (a busy sharer makes thousands), and
 #: studies per page of a shared case
@@ -105,8 +111,18 @@ def _share_steps(request: HttpRequest, case, studies=()) -> HttpResponse:
                       else ([Rendition.PREVIEW] if rendition else None))
         if request.POST.get("edit") == "1":  # back from the review to change what was entered
             return render(request, "sharing/share_form.html", context)
-        if request.POST.get("confirm") != "1":
-            # the review shows what confirming creates, and refuses here what creating would refuse
+        token = request.POST.get("confirm_token", "")
+        issued = request.session.get(SHARE_CONFIRM_SESSION_KEY, {})
+        if request.POST.get("confirm") == "1" and issued.get(token):
+            # the same confirmation sent again (a reload, "Confirm form resubmission", Back and
+            # send): the share it made is not made twice, and its link is not shown again
+            messages.info(request, _("This share was already created."))
+            made = issued[token]
+            return redirect(reverse("sharing:my_shares") + (f"#share-{made}" if made != "pending" else ""))
+        if request.POST.get("confirm") != "1" or token not in issued:
+            # the review shows what confirming creates, and refuses here what creating would refuse;
+            # a confirmation without a token issued by a review (or one this session no longer
+            # holds) is reviewed again
             try:
                 terms = services.share_terms(
                     organization_id=case.organization_id, use_case=data["use_case"],
@@ -116,9 +132,14 @@ def _share_steps(request: HttpRequest, case, studies=()) -> HttpResponse:
                 form.add_error(exc.code if exc.code in form.fields else None, exc)  # beside the field it is about
             else:
                 context.update(confirming=True, template=terms.template, terms=terms, hours=terms.hours,
-                               kind=share_kind(recipient_kind=data["recipient_kind"], use_case=data["use_case"]))
+                               kind=share_kind(recipient_kind=data["recipient_kind"], use_case=data["use_case"]),
+                               confirm_token=_share_confirm_issue(request))
                 return render(request, "sharing/share_confirm.html", context)
             return render(request, "sharing/share_form.html", context, status=400)
+        # claimed before the share is made, and kept in the session at once: a resubmission that
+        # comes while this request still runs finds it taken (a double click is stopped in the
+        # browser, static/js/forms.js; a reload sends the form again from the browser's memory)
+        _share_confirm_claim(request, token, "pending")
         try:
             grant, link, raw = services.share_create(
                 case=case, by=request.user, use_case=data["use_case"], recipient_kind=data["recipient_kind"],
@@ -128,13 +149,48 @@ def _share_steps(request: HttpRequest, case, studies=()) -> HttpResponse:
                 passcode=data.get("passcode") or "", max_uses=data.get("max_uses"),
                 not_before=data.get("not_before"), studies=list(data.get("studies") or []), request=request)
         except ValidationError as exc:
+            _share_confirm_claim(request, token, "")  # nothing made: it may be sent again
             form.add_error(exc.code if exc.code in form.fields else None, exc)  # beside the field it is about
         except PermissionDenied as exc:
+            _share_confirm_claim(request, token, "")
             form.add_error("recipient_kind", str(exc) or _("Not allowed."))
         else:
+            _share_confirm_claim(request, token, str(grant.public_id))
             return render(request, "sharing/share_done.html",
                           {"case": case, "grant": grant, "link": link, "url": _link_url(request, raw)})
+    if form.has_error("recipient_email", "no_account"):
+        # the address as entered (a field in error leaves cleaned_data; it was a valid address)
+        context["invite_url"] = _invite_first_url(case, use_case=form.cleaned_data.get("use_case", ""),
+                                                  email=form.data.get("recipient_email", "").strip())
     return render(request, "sharing/share_form.html", context, status=400 if form.errors else 200)
+
+
+def _invite_first_url(case, *, use_case: str, email: str) -> str:
+    """Where to invite an address that has no account (the one way to an account): the patient
+    invitation of this case for a patient-education share, else the organization's invitation
+    page with the address and this case filled in (its acceptance shares the case with them)."""
+    if use_case == UseCase.PATIENT_EDUCATION:
+        return reverse("accounts:patient_invite", kwargs={"case_id": case.public_id})
+    query = urlencode({"email": email, "case": str(case.public_id)})
+    return f"{reverse('accounts:invitation_send')}?{query}"
+
+
+def _share_confirm_issue(request: HttpRequest) -> str:
+    """A one-time token for the review's confirmation form, kept in the session (the newest
+    ``SHARE_CONFIRM_KEEP``, for reviews open in several tabs): confirming consumes it, so sending
+    the same confirmation again makes no second share (``_share_steps``)."""
+    token = secrets.token_urlsafe(16)
+    issued = dict(request.session.get(SHARE_CONFIRM_SESSION_KEY, {}))
+    issued[token] = ""
+    request.session[SHARE_CONFIRM_SESSION_KEY] = dict(list(issued.items())[-SHARE_CONFIRM_KEEP:])
+    return token
+
+
+def _share_confirm_claim(request: HttpRequest, token: str, value: str) -> None:
+    """Mark the confirmation ``token`` used (``value``: "pending", then the share's public id), and
+    save the session now rather than after the response."""
+    request.session[SHARE_CONFIRM_SESSION_KEY] = {**request.session.get(SHARE_CONFIRM_SESSION_KEY, {}), token: value}
+    request.session.save()
 
 
 @login_required
@@ -314,7 +370,10 @@ def link_open(request: HttpRequest, token: str) -> HttpResponse:
         raise Http404
     refusal = services.share_link_refusal(link=link, user=user)
     if refusal == LinkRefusal.SIGN_IN:
-        return redirect_to_login(request.get_full_path())
+        # said in words (a bare sign-in page told someone without an account nothing): sign in,
+        # or, with no account, ask the sender for an invitation. Nothing is used or recorded.
+        return render(request, "sharing/link_sign_in.html",
+                      {"login_url": with_next("account_login", request.get_full_path())})
     if refusal is not None:
         services.share_link_refused(link=link, reason=refusal, user=user, request=request)
         return render(request, "sharing/link_refused.html", {"reason": refusal, "link": link},

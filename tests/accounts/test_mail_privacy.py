@@ -17,6 +17,7 @@ from apps.cases.models import Case, Patient
 from apps.organizations.models import Organization, Role
 from tests.accounts.conftest import enrol, totp_code
 from tests.conftest import mail_patient_leaks
+from tests.share_steps import confirmation
 
 pytestmark = pytest.mark.django_db
 
@@ -54,7 +55,7 @@ def test_no_mail_carries_demo_patient_data(settings):
     # a share to an e-mail address (the sharing app's notification mails)
     client.post(f"/sharing/cases/{open_cases[0].public_id}/share/", {
         "use_case": "second_opinion", "recipient_kind": "email", "recipient_email": "x@consult.example",
-        "confirm": "1"})
+        **confirmation(client)})
 
     assert len(mail.outbox) >= 2 + len(patients)
     assert mail_patient_leaks(mail.outbox) == []

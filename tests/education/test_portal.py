@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import zipfile
 from datetime import timedelta
+from urllib.parse import urlencode
 
 import pytest
 from django.test import Client
@@ -223,12 +224,13 @@ def test_patient_of_another_organization_gets_no_other_rendition(org_b, edu_stud
 
 
 def _sign_in_through_the_link(raw: str, email: str) -> tuple[Client, str]:
-    """Open the link signed out, sign in on the page it sends to; (client, where the link lands)."""
+    """Open the link signed out, sign in from the page it shows; (client, where the link lands)."""
     client = Client()
     link = reverse("sharing:link_open", kwargs={"token": raw})
     to_sign_in = client.get(link)
-    assert to_sign_in.status_code == 302 and to_sign_in["Location"].startswith(reverse("account_login"))
-    signed_in = client.post(to_sign_in["Location"], {"login": email, "password": TEST_PASSWORD})
+    sign_in_url = f"{reverse('account_login')}?{urlencode({'next': link})}"
+    assert to_sign_in.status_code == 200 and f'href="{sign_in_url}"' in to_sign_in.content.decode()
+    signed_in = client.post(sign_in_url, {"login": email, "password": TEST_PASSWORD})
     assert signed_in.status_code == 302 and signed_in["Location"] == link
     landed = client.get(link)
     assert landed.status_code == 302

@@ -15,6 +15,7 @@ from django.urls import reverse
 from apps.organizations.models import Role
 from apps.sharing.models import Grant, GrantSource, ShareKind
 from tests.factories import GrantFactory, UserFactory, member
+from tests.share_steps import confirmation
 
 pytestmark = pytest.mark.django_db
 
@@ -50,8 +51,8 @@ def test_the_review_and_the_created_share_name_its_kind(org_a, owner, case, cons
     form = {"use_case": use_case, "recipient_kind": recipient_kind}
     if recipient_kind == "user":
         form["recipient_email"] = patient.email if use_case == "patient_education" else consultant.email
-    elif recipient_kind == "email":
-        form["recipient_email"] = "outside@elsewhere.example"
+    elif recipient_kind == "email":  # an account with that address, bound when it opens the link
+        form["recipient_email"] = UserFactory(email="outside@elsewhere.example").email
     elif recipient_kind == "group":
         form.update(group_emails=f"{consultant.email}\n{UserFactory().email}", group_name="Thoracic board")
     client = client_as(owner)
@@ -60,7 +61,7 @@ def test_the_review_and_the_created_share_name_its_kind(org_a, owner, case, cons
     review = client.post(url, form)
     assert review.status_code == 200 and 'name="confirm"' in review.content.decode()
     assert _shown_kind(review.content.decode()) == expected
-    done = client.post(url, {**form, "confirm": "1"})
+    done = client.post(url, {**form, **confirmation(client)})
     assert done.status_code == 200 and 'data-testid="share-url"' in done.content.decode()
     assert _shown_kind(done.content.decode()) == expected
     assert Grant.objects.get().kind == expected

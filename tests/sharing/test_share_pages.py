@@ -11,6 +11,7 @@ from django.test import Client
 from django.urls import reverse
 
 from apps.sharing.models import Grant
+from tests.share_steps import confirmation
 
 pytestmark = pytest.mark.django_db
 
@@ -25,7 +26,8 @@ def test_share_steps_then_link_shown_once(owner, case, consultant):
     review = client.post(url, form)
     assert review.status_code == 200 and b'name="confirm"' in review.content
     assert not Grant.objects.exists()  # nothing until confirmed
-    done = client.post(url, {**form, "confirm": "1"})
+    token = re.search(r'name="confirm_token" value="([^"]+)"', review.content.decode()).group(1)
+    done = client.post(url, {**form, "confirm": "1", "confirm_token": token})
     assert done.status_code == 200
     link = re.search(rb'value="(http://testserver/s/[^"]+)"', done.content).group(1).decode()
     grant = Grant.objects.get()
@@ -42,7 +44,8 @@ def test_share_form_refuses_unknown_recipient_and_wrong_kind(owner, case):
     response = client.post(url, {"use_case": "second_opinion", "recipient_kind": "user",
                                  "recipient_email": "nobody@example.org"})
     assert response.status_code == 400
-    response = client.post(url, {"use_case": "second_opinion", "recipient_kind": "anonymous", "confirm": "1"})
+    response = client.post(url, {"use_case": "second_opinion", "recipient_kind": "anonymous",
+                                 **confirmation(client)})
     assert response.status_code == 400
     assert not Grant.objects.exists()
 
@@ -87,7 +90,7 @@ def test_share_one_study_then_only_that_study_is_reachable(owner, case, consulta
             "studies": [shared.pk]}
     review = client.post(url, form)
     assert review.status_code == 200, review.content
-    assert client.post(url, {**form, "confirm": "1"}).status_code == 200
+    assert client.post(url, {**form, **confirmation(client)}).status_code == 200
     grant = Grant.objects.get()
     assert list(grant.studies.all()) == [shared]
     assert policy.can(consultant, Action.VIEW_IMAGES, shared)
@@ -194,7 +197,7 @@ def test_review_step_shows_what_confirming_creates(owner, case, consultant, clie
     assert review.status_code == 200
     text = review.content.decode()
     assert "12 hours" in text and "Download original" in text and "Original DICOM" in text
-    assert client.post(url, {**form, "confirm": "1"}).status_code == 200
+    assert client.post(url, {**form, **confirmation(client)}).status_code == 200
     grant = Grant.objects.get()
     assert abs((grant.expires_at - grant.starts_at).total_seconds() - 12 * 3600) < 5
     assert "download_original" in grant.permissions
@@ -231,7 +234,7 @@ def test_share_done_shows_the_expiry_year_month_day(owner, case, consultant):
     client.force_login(owner)
     url = reverse("sharing:case_share", kwargs={"case_id": case.public_id})
     form = {"use_case": "second_opinion", "recipient_kind": "user", "recipient_email": consultant.email,
-            "confirm": "1"}
+            **confirmation(client)}
     done = client.post(url, form).content.decode()
     shown = timezone.localtime(Grant.objects.get().expires_at).strftime("%Y-%m-%d %H:%M")
     assert f">{shown}</time>" in done

@@ -22,6 +22,7 @@ from apps.imaging.models import Study
 from apps.sharing import services
 from apps.sharing.models import Grant
 from tests.factories import GrantFactory, StudyFactory
+from tests.share_steps import confirmation
 from tests.threads import in_thread
 
 pytestmark = [
@@ -78,7 +79,7 @@ def _share_study(owner, study, consultant):
     client.force_login(owner)
     url = reverse("sharing:study_share", kwargs={"study_id": study.public_id})
     return client.post(url, {"use_case": "second_opinion", "recipient_kind": "user",
-                             "recipient_email": consultant.email, "studies": [study.pk], "confirm": "1"})
+                             "recipient_email": consultant.email, "studies": [study.pk], **confirmation(client)})
 
 
 def test_a_study_deleted_after_the_form_was_checked_is_refused_on_the_form(owner, case, consultant, radiologist,
@@ -173,7 +174,7 @@ def _share_case(owner, case, consultant):
     client.force_login(owner)
     url = reverse("sharing:case_share", kwargs={"case_id": case.public_id})
     return client.post(url, {"use_case": "second_opinion", "recipient_kind": "user",
-                             "recipient_email": consultant.email, "confirm": "1"})
+                             "recipient_email": consultant.email, **confirmation(client)})
 
 
 def test_a_case_closed_after_the_share_form_was_checked_is_refused_on_the_form(owner, case, consultant,
