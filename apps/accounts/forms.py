@@ -13,6 +13,7 @@ from apps.accounts.services import language_of
 from apps.cases.selectors import case_search_match
 from apps.core.forms import SearchedChoicesForm, SearchedModelMultipleChoiceField
 from apps.organizations.models import Role
+from apps.sharing import policy
 
 if TYPE_CHECKING:
     from django.db.models import QuerySet
@@ -69,6 +70,13 @@ class InvitationForm(SearchedChoicesForm, forms.Form):
         field.match = lambda q: case_search_match(user=user, organization=organization, q=q, request=request)
         field.search_url = f"{reverse('accounts:invitation_choices')}?list=cases"
         field.label_from_instance = lambda c: c.title
+        # the roles this user may give here, as the policy says for each (the service checks the
+        # invitation itself): a clinician was offered the staff roles, each then refused
+        def offered() -> list[tuple[str, str]]:
+            allowed = policy.invitable_roles(user, organization, facts=policy.request_facts(request, user))
+            return [(value, label) for value, label in Role.choices if value in allowed]
+
+        self.fields["role"].choices = offered
         if not cases_qs.exists():
             # an org admin (who shares no case) saw "None to choose from." and nothing more
             self.fields["cases"].help_text = _(

@@ -1035,6 +1035,27 @@ def shareable_cases(user: Any, obj: object, *, facts: _Facts | None = None) -> Q
     return Case.objects.for_org(org_id).filter(pk__in=allowed)
 
 
+def may_invite(actor: Any, organization: Organization, role: str, *, facts: _Facts | None = None) -> bool:
+    """Whether ``actor`` may invite someone to ``organization`` with ``role``, to some invitation:
+    what the invitation form offers. Any role but a patient's (a patient is invited from their
+    case) with MANAGE_MEMBERS there; an external consultant's also to open cases the actor may
+    share (``shareable_cases``), when there is one. The invitation service checks each invitation
+    itself on the same actions (MANAGE_MEMBERS, or SHARE_CASE on each case it names).
+    ``facts``: the request's (``request_facts``), as for ``can``."""
+    if role == Role.PATIENT or role not in Role.values:
+        return False
+    if can(actor, Action.MANAGE_MEMBERS, organization, facts=facts):
+        return True
+    return role == Role.EXTERNAL_CONSULTANT and shareable_cases(actor, organization, facts=facts).open().exists()
+
+
+def invitable_roles(actor: Any, organization: Organization, *, facts: _Facts | None = None) -> list[str]:
+    """The roles ``actor`` may invite someone to ``organization`` with (``may_invite``, asked for
+    each role, on what is read once for all of them)."""
+    facts = _facts_of(actor, facts)
+    return [role for role in Role.values if may_invite(actor, organization, role, facts=facts)]
+
+
 def allowed_renditions(actor: Any, obj: object, *, facts: _Facts | None = None) -> frozenset[str]:
     """The renditions (usecases.Rendition values) ``actor`` may download of ``obj`` (a study or a
     case) right now. Staff get each rendition their role's download actions allow; recipients
