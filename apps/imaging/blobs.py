@@ -322,14 +322,21 @@ def _cleared(blob: Blob) -> bool:
     return not blob.storage_name
 
 
+def _stored_row(sha256: str) -> Blob | None:
+    """The stored row of these bytes, locked like a found blob (``blobs_lock``) when in a
+    transaction: a deletion (``blobs_unreferenced_delete``) then waits for its commit and sees
+    the rows it points at the blob."""
+    rows = Blob.objects.filter(sha256=sha256)
+    if transaction.get_connection().in_atomic_block:
+        rows = rows.select_for_update()
+    return rows.first()
+
+
 def _kept_copy(blob: Blob) -> Blob:
     """The row of the writer that cleared this blob's file (it commits before it clears), locked
     like a found blob when in a transaction. Without that row the file was lost some other way:
     a storage error, and the caller's task retries."""
-    rows = Blob.objects.filter(sha256=blob.sha256)
-    if transaction.get_connection().in_atomic_block:
-        rows = rows.select_for_update()
-    kept = rows.first()
+    kept = _stored_row(blob.sha256)
     if kept is None:
         raise FileNotFoundError(f"the file of blob {blob.sha256[:12]} went before it was recorded")
     return kept
@@ -338,15 +345,20 @@ def _kept_copy(blob: Blob) -> Blob:
 def _record(blob: Blob) -> Blob:
     if _cleared(blob):
         return _kept_copy(blob)
-    try:
-        with transaction.atomic():
-            blob.save(force_insert=True)
-    except IntegrityError:
-        # another writer stored the same bytes at the same time: keep theirs (ours has its own
-        # name, so this deletes only our file)
-        default_storage.delete(blob.storage_name)
-        return Blob.objects.get(sha256=blob.sha256)
-    return _recorded([blob])[0]
+    for _attempt in range(3):
+        try:
+            with transaction.atomic():
+                blob.save(force_insert=True)
+        except IntegrityError:
+            # another writer stored the same bytes at the same time: keep theirs, locked (ours has
+            # its own name, so this deletes only our file)
+            kept = _stored_row(blob.sha256)
+            if kept is None:
+                continue  # theirs was deleted since: ours is recorded after all
+            default_storage.delete(blob.storage_name)
+            return kept
+        return _recorded([blob])[0]
+    raise RuntimeError("a blob was deleted three times while being recorded")
 
 
 def blob_write(source: IO[bytes] | bytes, sha256: str) -> Blob:
