@@ -55,13 +55,15 @@ RECOVERY_CODE_COUNT = 10
 
 def mfa_required(user: Any) -> bool:
     """True when one of the user's active memberships has a role its organization requires a
-    second factor for (Organization.mfa_required_roles); or when the user is a member of several
-    organizations, one of which signs them in through its single sign-on only
+    second factor for (Organization.mfa_required_roles); or when the user reaches the data of
+    other organizations (a membership or a share there: ``policy.reaches_beyond``) than one that
+    signs them in through its single sign-on only
     (``adapters.password_off_organizations``): that SSO cannot sign them in without a second
     factor (``policy.sso_sign_in_allowed``), so they sign in with a password, and the second
     factor stands in for the provider."""
     from apps.accounts.adapters import password_off_organizations
     from apps.organizations.models import Membership
+    from apps.sharing.policy import reaches_beyond
 
     if not getattr(user, "is_authenticated", False):
         return False
@@ -70,7 +72,7 @@ def mfa_required(user: Any) -> bool:
     for role, required in memberships:
         if role in (required or []):
             return True
-    return len(memberships) > 1 and password_off_organizations(user).exists()
+    return any(reaches_beyond(user, organization) for organization in password_off_organizations(user))
 
 
 def totp_device(user: Any, *, confirmed: bool | None = True) -> TOTPDevice | None:

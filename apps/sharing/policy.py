@@ -845,21 +845,33 @@ def sso_sign_in_allowed(user: Any, organization: Organization) -> bool:
 
     Security contract: an organization's provider vouches for that organization's staff, and its
     admin runs it: they can make it name anyone of theirs. The session it opens reaches every
-    organization of the person, so it signs in only someone whose active memberships are all in
-    ``organization``; or someone with a confirmed second factor while the access gate asks for it
-    (LIGHTBOX_MFA_ENFORCED): then nothing is reachable before a code the provider cannot give, and
-    that no one organization's admin may reset for a person of several
-    (``second_factor_reset_allowed``). Anyone else signs in with a password and a second factor
-    (``apps.accounts.adapters.password_login_refused`` and ``apps.accounts.mfa.mfa_required``
-    then let them, and ask for one)."""
+    organization of the person, so it signs in only someone who reaches no other organization's
+    data (``reaches_beyond``: a membership there, or a share from it); or someone with a
+    confirmed second factor while the access gate asks for it (LIGHTBOX_MFA_ENFORCED): then
+    nothing is reachable before a code the provider cannot give, and that no one organization's
+    admin may reset for a person of several (``second_factor_reset_allowed``). Anyone else signs
+    in with a password and a second factor (``apps.accounts.adapters.password_login_refused`` and
+    ``apps.accounts.mfa.mfa_required`` then let them, and ask for one)."""
     from django.conf import settings
 
     from apps.accounts.mfa import has_second_factor
 
     if not _active_user(user):
         return False
-    elsewhere = Membership.objects.filter(user=user, is_active=True).exclude(organization=organization).exists()
-    return not elsewhere or (settings.LIGHTBOX_MFA_ENFORCED and has_second_factor(user))
+    return not reaches_beyond(user, organization) or (settings.LIGHTBOX_MFA_ENFORCED and has_second_factor(user))
+
+
+def reaches_beyond(user: Any, organization: Organization) -> bool:
+    """Whether ``user`` reaches data of an organization other than ``organization``: an active
+    membership there, or a share from it addressed to them that is neither revoked nor expired
+    (live, or yet to begin): a share from another organization opens its case to the session as
+    a membership opens its cases, so ``organization``'s provider must not sign them in alone."""
+    from apps.sharing.models import Grant
+
+    if Membership.objects.filter(user=user, is_active=True).exclude(organization=organization).exists():
+        return True
+    return (Grant.objects.filter(revoked_at__isnull=True, expires_at__gt=timezone.now()).addressed_to(user)
+            .exclude(organization=organization).exists())
 
 
 def holds(grant: Grant, user: Any) -> bool:

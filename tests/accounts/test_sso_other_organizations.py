@@ -140,3 +140,33 @@ def test_a_member_of_two_organizations_that_both_allow_passwords_is_not_made_to_
     org_b.save()
     client = _password_sign_in(in_both.email)
     assert client.get("/").status_code == 200
+
+
+def test_a_share_from_another_organization_counts_as_reaching_it(org_a, org_b, sso_b, clinician_a, settings):
+    """Beta's staff member holds no membership elsewhere but a share of Alpha's case: Beta's
+    provider alone would open that case, so it is refused as for a member of Alpha, and the
+    password with a second factor is the way in. A revoked or expired share reaches nothing."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.sharing import services as sharing
+    from apps.sharing.models import Grant
+    from tests.factories import CaseFactory
+
+    settings.LIGHTBOX_MFA_ENFORCED = True
+    person = member(org_b, Role.CLINICIAN, email="shared@beta.example")
+    assert policy.sso_sign_in_allowed(person, org_b)
+    case = CaseFactory(organization=org_a, created_by=clinician_a)
+    grant = sharing.grant_create(case=case, grantee=person, by=clinician_a, permissions=["view"],
+                                 expires_at=timezone.now() + timedelta(hours=2))
+    assert not policy.sso_sign_in_allowed(person, org_b)
+    response, _request = _sso_login(org_b, person.email, linked_to=person)
+    assert response is not None and response.status_code == 403
+    assert not password_login_refused(person)
+    assert _password_sign_in(person.email).get("/")["Location"].startswith("/accounts/mfa/setup/")
+    Grant.objects.filter(pk=grant.pk).update(expires_at=timezone.now() - timedelta(minutes=1))
+    assert policy.sso_sign_in_allowed(person, org_b)
+    Grant.objects.filter(pk=grant.pk).update(expires_at=timezone.now() + timedelta(hours=1),
+                                             revoked_at=timezone.now())
+    assert policy.sso_sign_in_allowed(person, org_b)
