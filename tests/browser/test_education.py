@@ -48,7 +48,8 @@ def test_patient_opens_education_link_on_a_phone_and_downloads(browser, live_ser
     context.set_default_timeout(15_000)
     page = context.new_page()
     page.goto(f"{base}/s/{raw}/")
-    assert "/accounts/login/" in page.url
+    page.get_by_test_id("link-sign-in-button").click()  # the link's page says to sign in
+    page.wait_for_url("**/accounts/login/**")
     page.get_by_label("E-mail address").fill(patient.email)
     page.get_by_label("Password").fill(TEST_PASSWORD)
     page.get_by_role("button", name="Sign in").click()
