@@ -169,9 +169,10 @@ def grants_revoke(*, grants: Iterable[Grant], by: User | None, reason: str,
     """Revoke every still-unrevoked grant given. Takes effect on the next request (policy reads
     grants live). Returns how many were revoked; an already revoked grant stays as it was.
     Requests for the original still waiting under a revoked grant are withdrawn with it
-    (``_original_requests_withdraw``): every way a grant is revoked (by its sharer, by closing
-    its case, by a renewal, a board's end, a study's deletion, the end of its recipient's
-    membership) comes through here.
+    (``_original_requests_withdraw``), and the grants of the original approved under it are
+    revoked with it (counted in the number returned), except on a renewal: every way a grant is
+    revoked (by its sharer, by closing its case, by a renewal, a board's end, a study's deletion,
+    the end of its recipient's membership) comes through here.
 
     Only the grants' rows are locked (not their cases'): ``original_request_decide`` locks the
     case, then the grant, then the request, as closing a case does, and a revocation takes the
@@ -189,7 +190,15 @@ def grants_revoke(*, grants: Iterable[Grant], by: User | None, reason: str,
         record(action="grant.revoked", actor=by, organization_id=grant.organization_id, target=grant,
                case=grant.case, request=request, details={"reason": reason})
         _original_requests_withdraw(grant=grant, by=by, reason=reason, request=request)
-    return len(to_revoke)
+    revoked = len(to_revoke)
+    if to_revoke and reason != "renewed":
+        # the original approved under a share ends with it (a renewal carries the share on: what
+        # was approved under the old one runs its own course)
+        approved = OriginalRequest.objects.filter(grant__in=to_revoke, approved_grant__revoked_at__isnull=True)
+        following = list(Grant.objects.filter(pk__in=approved.values("approved_grant")))
+        if following:
+            revoked += grants_revoke(grants=following, by=by, reason=reason, request=request)
+    return revoked
 
 
 def _original_requests_withdraw(*, grant: Grant, by: User | None, reason: str, request: HttpRequest | None,

@@ -173,3 +173,32 @@ def test_a_requester_out_of_the_group_without_the_service_is_not_decided(case, o
         services.original_request_decide(original_request=req, by=radiologist, approve=False)
     req.refresh_from_db()
     assert req.status == "pending"
+
+
+def test_the_original_approved_under_a_share_ends_with_it_but_not_with_its_renewal(case, owner, consultant,
+                                                                                   radiologist):
+    """A consultant asked for the original under a preview share and it was approved: revoking
+    the preview share revokes the approved original too (it was given because of that share);
+    renewing the share carries it on, and the original approved under the old one runs its
+    own course."""
+    grant = _preview_share(case, owner, consultant)
+    req = services.original_request_create(grant=grant, by=consultant, reason=REASON)
+    services.original_request_decide(original_request=req, by=radiologist, approve=True, hours=12)
+    req.refresh_from_db()
+    assert policy.can(consultant, Action.DOWNLOAD_ORIGINAL, case)
+    assert services.grants_revoke(grants=[grant], by=owner, reason="revoked by sharer") == 2
+    req.approved_grant.refresh_from_db()
+    assert req.approved_grant.revoked_at is not None
+    assert req.approved_grant.revoke_reason == "revoked by sharer"
+    assert not policy.can(consultant, Action.DOWNLOAD_ORIGINAL, case)
+    assert not policy.can(consultant, Action.VIEW_CASE, case)
+
+    # a renewal: the original approved under the old share stays
+    again = _preview_share(case, owner, consultant)
+    req = services.original_request_create(grant=again, by=consultant, reason=REASON)
+    services.original_request_decide(original_request=req, by=radiologist, approve=True, hours=12)
+    req.refresh_from_db()
+    assert services.grants_revoke(grants=[again], by=owner, reason="renewed") == 1
+    req.approved_grant.refresh_from_db()
+    assert req.approved_grant.revoked_at is None
+    assert policy.can(consultant, Action.DOWNLOAD_ORIGINAL, case)
