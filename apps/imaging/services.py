@@ -722,12 +722,14 @@ def _job_finish(job: IngestJob) -> IngestJob:
         counts = dict(job.files.values_list("outcome").annotate(n=Count("id")))
         stored = job.files.filter(outcome__in=[FileOutcome.INGESTED, FileOutcome.NEW_VERSION]).aggregate(s=Sum("size"))
         # a run that finishes a job which had failed part way (``--resume``): its studies' warning
-        # that it failed goes (the rows locked, as a batch locks them, so no warning added meanwhile is lost)
+        # that it failed goes (read again locked, as a batch locks the row, so no warning added
+        # meanwhile is lost; told in Python: SQLite has no JSON containment)
         failed = {"kind": UPLOAD_FAILED, "job": str(job.public_id)}
-        marked = Study.objects.filter(pk__in=job.studies.values("pk"), warnings__contains=[failed])
-        for study in marked.select_for_update().order_by("pk"):
-            Study.objects.filter(pk=study.pk).update(warnings=[w for w in study.warnings if w != failed])
         for study in job.studies.all():
+            if failed in study.warnings:
+                row = Study.objects.filter(pk=study.pk)
+                warnings = row.select_for_update().values_list("warnings", flat=True).get()
+                row.update(warnings=[w for w in warnings if w != failed])
             _finish_study(study)
         job.files_total = sum(counts.values())
         job.files_ingested = counts.get(FileOutcome.INGESTED, 0) + counts.get(FileOutcome.NEW_VERSION, 0)
