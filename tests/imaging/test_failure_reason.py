@@ -84,10 +84,12 @@ def test_the_upload_page_lists_the_failed_upload_with_its_reason(client, small_c
 
 
 def test_the_study_page_shows_why_its_ingest_failed(client, org_a, small_ct):
-    """A job that stored a study and then gave up (here: told so directly, as the task does)."""
+    """A job that stored a study and then gave up before it ended (here: told so directly, as the
+    task does; a job done is never failed afterwards, so it is made running again first)."""
     job = ingest_job_create(organization=org_a, source_path=str(small_ct), case=CaseFactory(organization=org_a),
                             enqueue=False, created_by=None)
     ingest_job_run(job_id=job.pk)
+    IngestJob.objects.filter(pk=job.pk).update(state=JobState.RUNNING)
     ingest_job_fail(job_id=job.pk, error="StorageUnavailable")
     job.refresh_from_db()
     page = client.get(job.studies.get().get_absolute_url()).content.decode()
