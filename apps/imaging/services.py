@@ -821,6 +821,11 @@ def _studies_release(job: IngestJob) -> None:
                        study.public_id)
 
 
+#: ``IngestJob.error`` of a job of ``manage.py ingest`` whose process stopped while it ran (killed,
+#: the machine restarted): the sweep's give-up (its failure reads as unexpected, with its reference)
+COMMAND_STOPPED = "CommandStopped"
+
+
 def _lost_job_give_up(claim, job_id: int, *, error: str) -> bool:
     """The sweep gives up on a lost job: failed with ``error`` (``NEVER_STARTED``: its task never
     started it, so it made no study; ``STALLED``: it stopped again after ``LOST_SENDS`` sends in
@@ -834,8 +839,7 @@ def _lost_job_give_up(claim, job_id: int, *, error: str) -> bool:
 
 def ingest_jobs_lost_send(now=None) -> tuple[int, int]:
     """Send again the ingest task of upload jobs the task queue lost, and mark failed those it
-    lost every time (``apps.core.queue.lost_tasks_send``; schedule it). Jobs of ``manage.py ingest``
-    run in the command, not in a task: not swept. Two kinds of lost:
+    lost every time (``apps.core.queue.lost_tasks_send``; schedule it). Two kinds of lost:
 
     - queued and never started (``LIGHTBOX_TASK_NEVER_STARTED_MINUTES``);
     - running, with no batch committed for ``LIGHTBOX_INGEST_STALLED_MINUTES``: its worker died
@@ -844,7 +848,12 @@ def ingest_jobs_lost_send(now=None) -> tuple[int, int]:
       message it sends takes it over and resumes it; a run still alive after all finds the job
       gone at its next commit (``JobTakenOver``) and stops, its batch rolled back.
 
-    Returns (sent again, given up), both kinds together."""
+    A job of ``manage.py ingest`` has no task to send again: one running with no batch committed for
+    as long stopped with its process (killed, the machine restarted; an error or Ctrl-C fails it in
+    the command) and is failed (``COMMAND_STOPPED``), its studies with it (``_job_failed``), for
+    ``--resume`` to finish. One queued waits for the command's earlier jobs: never swept.
+
+    Returns (sent again, given up), all kinds together."""
     from apps.imaging.tasks import ingest_job_run_task
 
     now = now or timezone.now()
@@ -856,7 +865,12 @@ def ingest_jobs_lost_send(now=None) -> tuple[int, int]:
     stalled = swept.filter(state=JobState.RUNNING, heartbeat_at__lt=now - after)
     more = lost_tasks_send(ingest_job_run_task, stalled, queued_at="heartbeat_at", now=now, after=after,
                            release={"task_id": ""}, give_up=partial(_lost_job_give_up, error=STALLED))
-    return sent + more[0], failed + more[1]
+    # the claim's condition is read again once a batch committing now releases the row: a command
+    # alive commits its batches, so its job is fresh by then and left alone
+    stopped = IngestJob.objects.filter(upload__isnull=True, state=JobState.RUNNING, heartbeat_at__lt=now - after)
+    gone = sum(_lost_job_give_up(stopped.filter(pk=pk), pk, error=COMMAND_STOPPED)
+               for pk in stopped.values_list("pk", flat=True))
+    return sent + more[0], failed + more[1] + gone
 
 
 # --- deletion ----------------------------------------------------------------------------------

@@ -143,3 +143,34 @@ def test_a_dicomdir_reference_with_a_nul_is_skipped_with_a_reason(org_a, tmp_pat
     job = IngestJob.objects.get()
     assert (job.state, job.files_ingested, job.files_skipped) == (JobState.DONE_WITH_WARNINGS, 1, 1)
     assert "NUL byte" in job.files.get(outcome=FileOutcome.SKIPPED).reason
+
+
+def test_a_job_whose_command_was_killed_is_failed_by_the_sweep(org_a, tmp_path, settings):
+    """A command killed (SIGKILL, the machine restarted) cannot fail its job: the lost-job sweep
+    fails a command's job running with no batch committed for the stalled period, and the study it
+    was adding to is finished, not left processing. One alive, or queued behind it, is left alone."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.imaging.services import COMMAND_STOPPED, ingest_jobs_lost_send
+
+    folder = tmp_path / "export"
+    _write(folder, generate_uid(), generate_uid(), ["a.dcm"])
+    call_command("ingest", str(folder), org=org_a.slug, no_progress=True, stdout=io.StringIO())
+    study = Study.objects.get()
+    now = timezone.now()
+    silent = now - timedelta(minutes=settings.LIGHTBOX_INGEST_STALLED_MINUTES + 1)
+    killed, alive, waiting = (
+        IngestJob.objects.create(organization=org_a, source_path=str(folder), state=state, task_id="resume-x",
+                                 started_at=heartbeat, heartbeat_at=heartbeat)
+        for state, heartbeat in [(JobState.RUNNING, silent), (JobState.RUNNING, now), (JobState.QUEUED, None)])
+    killed.studies.add(study)
+    Study.objects.filter(pk=study.pk).update(state=StudyState.PROCESSING)  # as its batch left it
+    assert ingest_jobs_lost_send(now=now) == (0, 1)
+    for job in (killed, alive, waiting):
+        job.refresh_from_db()
+    assert (killed.state, killed.error, killed.failure.code) == (JobState.FAILED, COMMAND_STOPPED, "unexpected")
+    assert (alive.state, waiting.state) == (JobState.RUNNING, JobState.QUEUED)
+    study.refresh_from_db()
+    assert study.state == StudyState.READY_WITH_WARNINGS
