@@ -217,7 +217,11 @@ class GrantDownload(models.Model):
     started_at = models.DateTimeField(default=timezone.now)
     last_activity_at = models.DateTimeField(default=timezone.now)
     resumes = models.PositiveIntegerField(default=0)
-    # when the package's last byte went out: a finished transfer is not resumed (a new one is counted)
+    # bytes sent under it, its resumes included (a resume re-sends what the last one sent and the
+    # client did not keep: never exact)
+    bytes_sent = models.BigIntegerField(default=0, editable=False)
+    # when it was finished: the package's last byte went out, or twice the package was sent under
+    # it (ranges that never reach the end); a finished transfer is not resumed (a new one is counted)
     completed_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:

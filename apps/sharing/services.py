@@ -18,7 +18,8 @@ from django.contrib.auth.hashers import check_password, make_password
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import send_mail
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import Case, F, Q, Value, When
+from django.db.models.functions import Coalesce
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
@@ -493,10 +494,22 @@ def grant_download_resume(*, transfer_id: int) -> bool:
                 .update(last_activity_at=now, resumes=F("resumes") + 1))
 
 
-def grant_download_finished(*, transfer_id: int) -> None:
-    """The last byte of a counted transfer's package went out: it is not resumed again (a Range
-    request for it is a new download, counted)."""
-    GrantDownload.objects.filter(pk=transfer_id, completed_at__isnull=True).update(completed_at=timezone.now())
+#: a transfer under which this many packages' worth of bytes went out is finished, even if no
+#: request reached its last byte: closed ranges (bytes=1-N) would otherwise resume it for ever,
+#: uncounted; the margin over one package is what resumes re-send of bytes a dropped connection lost
+FINISHED_AFTER_PACKAGES = 2
+
+
+def grant_download_sent(*, transfer_id: int, sent: int, total: int, to_the_end: bool) -> None:
+    """A request of a counted transfer ended, having sent ``sent`` bytes of a ``total``-byte
+    package (``to_the_end``: through its last byte). The transfer is finished, and not resumed
+    again (a Range request for it is a new download, counted), once its last byte went out or
+    FINISHED_AFTER_PACKAGES times the package was sent under it."""
+    now = timezone.now()
+    finished = Value(now) if to_the_end else Case(
+        When(bytes_sent__gte=FINISHED_AFTER_PACKAGES * total - sent, then=Value(now)), default=None)
+    GrantDownload.objects.filter(pk=transfer_id).update(
+        bytes_sent=F("bytes_sent") + sent, completed_at=Coalesce(F("completed_at"), finished))
 
 
 # --------------------------------------------------------------------------- shares from templates

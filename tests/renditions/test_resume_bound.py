@@ -118,3 +118,45 @@ def test_a_suffix_range_is_counted_as_a_download(ct_study, clinician_a):
     _body(suffix)
     assert _count(ct_study) == 2
     assert client.get(_url(ct_study), headers={"Range": "bytes=-50"}).status_code == 403
+
+
+def test_closed_ranges_that_never_reach_the_end_finish_the_transfer_all_the_same(ct_study, clinician_a):
+    """Resumes in closed ranges short of the last byte (bytes=1-N) never send the package's end:
+    once twice the package went out under the transfer, it is finished, and the next is a new
+    download (refused: the one download is used)."""
+    raw = _link_share(ct_study, clinician_a, limit=1)
+    visitor = _visitor(raw)
+    total = int(visitor.head(_url(ct_study))["Content-Length"])
+    first = visitor.get(_url(ct_study), headers={"Range": "bytes=0-0"})
+    assert first.status_code == 206
+    _body(first)
+    served = 0
+    for _ in range(5):
+        response = visitor.get(_url(ct_study), headers={"Range": f"bytes=1-{total - 2}"})
+        if response.status_code != 206:
+            assert response.status_code == 403
+            break
+        _body(response)
+        served += 1
+    # 1 + 2 x (total - 2) bytes is twice the package less 3 bytes: one more, and it is finished
+    assert served == 3
+    transfer = GrantDownload.objects.get(grant__case=ct_study.case)
+    assert transfer.completed_at is not None and transfer.bytes_sent == 1 + 3 * (total - 2)
+    assert _count(ct_study) == 1
+
+
+def test_a_resume_of_a_package_that_changed_is_a_new_download(ct_study, clinician_a):
+    """If-Range naming another version of the package: the whole package as it is now (200),
+    which is a new download, counted like one."""
+    raw = _link_share(ct_study, clinician_a, limit=2)
+    visitor = _visitor(raw)
+    part = visitor.get(_url(ct_study), headers={"Range": "bytes=0-99"})
+    assert part.status_code == 206
+    _body(part)
+    assert _count(ct_study) == 1
+    changed = visitor.get(_url(ct_study), headers={"Range": "bytes=100-", "If-Range": '"another-version"'})
+    assert changed.status_code == 200
+    _body(changed)
+    assert _count(ct_study) == 2
+    assert visitor.get(_url(ct_study), headers={"Range": "bytes=100-", "If-Range": '"another-version"'}
+                       ).status_code == 403
