@@ -17,6 +17,7 @@ under it) that the reader follows."""
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import io
 import os
@@ -117,7 +118,12 @@ class StagingWriter:
     else. Without ``offset`` it is only locked, not touched: the caller reads the upload's
     offset again under the lock, then calls ``begin`` (or ``close``). A writer that cut the file
     back to an offset read before the lock destroyed the bytes the previous holder had just
-    written and counted."""
+    written and counted.
+
+    The file is never made here (``staging_create`` makes it): one deleted since the caller
+    looked (its upload cancelled or expired) raises FileNotFoundError, also when it is deleted
+    while this writer waits for the lock. Opened with O_CREAT, a late writer made it again, an
+    orphan holding the bytes of an upload that was gone."""
 
     def __init__(self, path: Path, key: bytes, offset: int | None = None, wait: float = 0):
         self._out: DirectWriter | None = None
@@ -125,7 +131,7 @@ class StagingWriter:
         self._written = False  # bytes written under the current segment's keystream
         self._key = key
         self._path = path
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        self._fd = os.open(path, os.O_RDWR)
         self._stop = path.with_name(path.name + ".stop")
         # One writer at a time. A request that finds the file locked asks the holder to stop
         # (a request left waiting for the body of a connection that died: see stop_requested),
@@ -136,6 +142,7 @@ class StagingWriter:
                 fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
+                self._fail_if_deleted()  # checked after each touch: no stop request outlives the file
                 if time.monotonic() >= deadline:
                     os.close(self._fd)
                     raise
@@ -143,12 +150,24 @@ class StagingWriter:
                 time.sleep(0.02)
         self._since = time.time()
         self._stop.unlink(missing_ok=True)
+        self._fail_if_deleted()
         if offset is not None:
             try:
                 self.begin(offset)
             except BaseException:
                 self.close()
                 raise
+
+    def _fail_if_deleted(self) -> None:
+        """FileNotFoundError, the file closed, once no name links to it (deleted: its upload
+        was cancelled or expired), and the stop request this writer may have made again after
+        the deletion removed."""
+        if os.fstat(self._fd).st_nlink:
+            return
+        fd, self._fd = self._fd, -1
+        os.close(fd)
+        self._stop.unlink(missing_ok=True)
+        raise FileNotFoundError(errno.ENOENT, "staging file deleted", str(self._path))
 
     def begin(self, offset: int) -> None:
         """Write from ``offset`` on: what the file holds past it (bytes never counted: a write

@@ -27,7 +27,6 @@ from django.core.exceptions import PermissionDenied, RequestAborted
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.translation import gettext, ngettext
 from django.views.decorators.cache import never_cache
 
@@ -115,6 +114,17 @@ def _parse_metadata(raw: str) -> dict[str, str] | None:
     return out
 
 
+def _ended(upload: Upload) -> HttpResponse | None:
+    """404 for a cancelled upload (tus termination), 410 for an expired one, swept or past its
+    time (tus expiration); None for one that has not ended."""
+    if upload.state == UploadState.TERMINATED:
+        return _error(404, gettext("no such upload"))
+    if upload.state == UploadState.EXPIRED or (upload.state == UploadState.UPLOADING
+                                               and not uploads.upload_takes_bytes(upload)):
+        return _error(410, gettext("this upload expired"))
+    return None
+
+
 def _not_a_number(header: str) -> HttpResponse:
     """400: ``header`` (Upload-Offset, Upload-Length) is there but not a number written in digits
     0-9 (it was answered as if missing)."""
@@ -190,19 +200,24 @@ def _append(request: HttpRequest, upload: Upload) -> HttpResponse | None:
     start = upload.offset
     stream = body_stream(request)  # straight from the ASGI channel when served through it
     try:
-        writer = uploads.upload_writer(upload, wait=LOCK_WAIT)
+        writer = uploads.upload_writer(upload, wait=LOCK_WAIT)  # reads the upload again, into ``upload``
     except BlockingIOError:
         return _error(423, gettext("another request is writing this upload"))
+    except Upload.DoesNotExist:  # the upload's row went while this request waited: no offset to tell
+        return _error(404, gettext("no such upload"))
+    except uploads.UploadClosed:
+        # cancelled or expired while this request waited (nothing written: 404, 410), or finished
+        # by the request that held the lock (answered as a finished upload is)
+        if (ended := _ended(upload)) is not None:
+            return ended
+        return _offset_conflict(upload.offset) if upload.offset != start else None
     if stream is not None:
         stream.stop = writer.stop_requested  # a newer request for this upload takes over
     else:
         stream = request
     try:
-        current = Upload.objects.filter(pk=upload.pk).values_list("offset", flat=True).first()
-        if current is None:  # the upload's row went while this request waited: no offset to tell
-            return _error(404, gettext("no such upload"))
-        if current != start:  # the request that held the lock moved it (kept a partial body)
-            return _offset_conflict(current)
+        if upload.offset != start:  # the request that held the lock moved it (kept a partial body)
+            return _offset_conflict(upload.offset)
         received = 0
         while True:
             try:
@@ -236,16 +251,23 @@ def _append(request: HttpRequest, upload: Upload) -> HttpResponse | None:
         writer.sync()  # the bytes are on disk before the offset says so
         if not _advance(upload, start, received):
             writer.rollback(start)
-            return _error(409, gettext("offset changed meanwhile"))
+            fresh = Upload.objects.filter(pk=upload.pk).first()
+            if fresh is None:
+                return _error(404, gettext("no such upload"))
+            return _ended(fresh) or _error(409, gettext("offset changed meanwhile"))
     finally:
         writer.close()
     return None
 
 
 def _advance(upload: Upload, start: int, received: int) -> bool:
-    """Move the offset from ``start`` by ``received`` bytes (only if nobody else moved it)."""
+    """Move the offset from ``start`` by ``received`` bytes, only if nobody else moved it and
+    the upload still takes bytes: cancelling and the expiry sweep do not wait for the writer
+    (they claim the upload, then delete its staging file), and the bytes of one that ended while
+    they arrived went with the deleted file."""
     expires = uploads.expiry_from_now()
-    moved = Upload.objects.filter(pk=upload.pk, offset=start).update(offset=start + received, expires_at=expires)
+    moved = Upload.objects.filter(pk=upload.pk, offset=start, state=UploadState.UPLOADING).update(
+        offset=start + received, expires_at=expires)
     if moved:
         upload.offset, upload.expires_at = start + received, expires
         follow.follow_queue(upload)  # a worker reads what arrived (the upload goes on)
@@ -421,11 +443,8 @@ def upload_detail(request: HttpRequest, upload_id: UUID) -> HttpResponse:
         return JsonResponse(_status_json(upload))
     if bad := _check_version(request):
         return bad
-    if upload.state == UploadState.TERMINATED:
-        return _error(404, gettext("no such upload"))
-    if upload.state == UploadState.EXPIRED or (upload.state == UploadState.UPLOADING
-                                               and upload.expires_at < timezone.now()):
-        return _error(410, gettext("this upload expired"))
+    if (ended := _ended(upload)) is not None:
+        return ended
     if request.method == "HEAD":
         headers = {"Upload_Offset": str(upload.offset), "Upload_Expires": _expires(upload)}
         if upload.length is not None:

@@ -57,6 +57,16 @@ def upload_key(upload: Upload) -> bytes:
     return keys.unwrap_key(upload.key_id, upload.wrapped_key, aad=_aad(upload))
 
 
+class UploadClosed(Exception):
+    """The upload takes no more bytes, as read once its staging file's lock is held: cancelled,
+    expired (swept, or past its time) or finished (``upload_writer``)."""
+
+
+def upload_takes_bytes(upload: Upload) -> bool:
+    """Still uploading and not past its time (what the tus view checks before it writes)."""
+    return upload.state == UploadState.UPLOADING and upload.expires_at >= timezone.now()
+
+
 def upload_writer(upload: Upload, wait: float = 0) -> staging.StagingWriter:
     """The staging file, locked for appending: one writer per upload at a time, whichever
     process serves the request (waits up to ``wait`` seconds for another writer;
@@ -69,12 +79,27 @@ def upload_writer(upload: Upload, wait: float = 0) -> staging.StagingWriter:
     committed offset (never counted) are cut. The caller checks the offset again once it holds
     the lock and writes nothing if it moved. The writer that moves the offset commits it before
     closing, which unlocks: callers are not inside a transaction (the next holder would read the
-    offset from before it)."""
-    writer = staging.StagingWriter(staging.staging_path(upload.staging_name), upload_key(upload), wait=wait)
+    offset from before it).
+
+    ``upload``'s offset, state and expiry are read again under the lock (into ``upload``):
+    cancelling and the expiry sweep do not wait for the lock (they claim the upload, commit, then
+    delete its staging file), so the upload may have ended while this waited. UploadClosed, with
+    nothing written and no file made, when it takes no more bytes (``upload_takes_bytes``);
+    Upload.DoesNotExist when its row is gone. A staging file missing while the upload still takes
+    bytes (lost from the folder) is a FileNotFoundError, not made again empty."""
+    fields = ["offset", "state", "expires_at"]
     try:
-        committed = Upload.objects.filter(pk=upload.pk).values_list("offset", flat=True).first()
-        if committed is not None:  # a row gone: nothing to write (the caller finds no offset)
-            writer.begin(committed)
+        writer = staging.StagingWriter(staging.staging_path(upload.staging_name), upload_key(upload), wait=wait)
+    except FileNotFoundError:
+        upload.refresh_from_db(fields=fields)  # the claim is committed before the file is deleted
+        if upload_takes_bytes(upload):
+            raise
+        raise UploadClosed from None
+    try:
+        upload.refresh_from_db(fields=fields)
+        if not upload_takes_bytes(upload):
+            raise UploadClosed
+        writer.begin(upload.offset)
     except BaseException:
         writer.close()
         raise
@@ -137,11 +162,16 @@ def upload_terminate(*, upload: Upload, by, request=None) -> bool:
 def uploads_expire(now=None) -> int:
     """Expire unfinished uploads past their time and delete their staging files. Each upload is
     claimed first (a conditional UPDATE): one that left ``uploading`` since it was listed (its last
-    chunk completed it, or another run expired it) is left alone, so its staging file stays for its
-    ingest job and the expiry is recorded once."""
+    chunk completed it, or another run expired it), or that an append renewed, is left alone, so
+    its staging file stays for its ingest job (or its uploader) and the expiry is recorded once. An
+    append under way when its upload is claimed keeps nothing (``upload_writer``, tus ``_advance``)."""
+    now = now or timezone.now()
     n = 0
     for upload in Upload.objects.expired(now):
-        if not Upload.objects.filter(pk=upload.pk, state=UploadState.UPLOADING).update(state=UploadState.EXPIRED):
+        # still past its time as well: an append that began before its time ran out and ended
+        # since the listing renewed it (its 204 said until when), and its bytes stay
+        if not Upload.objects.filter(pk=upload.pk, state=UploadState.UPLOADING, expires_at__lt=now).update(
+                state=UploadState.EXPIRED):
             continue
         upload_discard_staging(upload)
         record(action="imaging.upload_expired", organization_id=upload.organization_id, target=upload,

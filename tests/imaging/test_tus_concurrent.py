@@ -17,21 +17,26 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 import pytest
+from django.utils import timezone
 
 from apps.imaging import asgi as tus_asgi
-from apps.imaging.models import Upload
+from apps.imaging import staging, tus, uploads
+from apps.imaging.models import Upload, UploadQuerySet, UploadState
 from portal.asgi import application
 from tests.imaging.test_tus_stream import PIECE, _call, _create, _patch_headers, _pieces, _run, _staged
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-async def _paced(path: str, headers: list, pieces: list[bytes], pause: float) -> dict:
+async def _paced(path: str, headers: list, pieces: list[bytes], pause: float,
+                 last: asyncio.Event | None = None) -> dict:
     """A PATCH whose body arrives piece by piece, ``pause`` seconds apart (a live connection
-    sending a chunk: never idle long enough to be taken for a dead one)."""
+    sending a chunk: never idle long enough to be taken for a dead one); its last piece once
+    ``last`` is set, when given."""
     size = sum(map(len, pieces))
     queue = list(pieces)
     out: dict = {}
@@ -40,6 +45,8 @@ async def _paced(path: str, headers: list, pieces: list[bytes], pause: float) ->
         if not queue:
             await asyncio.Event().wait()
         await asyncio.sleep(pause)
+        if last is not None and len(queue) == 1:
+            await last.wait()
         piece = queue.pop(0)
         return {"type": "http.request", "body": piece, "more_body": bool(queue)}
 
@@ -126,6 +133,158 @@ def test_a_cut_writer_keeps_exactly_what_arrived_and_the_request_taking_over_wri
     r = _run(_call("PATCH", url, _patch_headers(headers, upload.offset), _pieces(data[2 * PIECE:])))
     assert r["status"] == 204, r
     assert _staged(Upload.objects.get()) == data
+
+
+# --- an upload cancelled or expired under a PATCH ---------------------------------------------------
+#
+# Cancelling (tus termination: the page's Forget sends it too) and the expiry sweep do not wait
+# for the staging file's lock: they claim the upload (a conditional UPDATE), then delete its
+# staging file. A PATCH that passed the view's checks before that, and waits for the lock or
+# holds it, learns of it under the lock: it writes nothing, moves no offset, answers 404 (gone)
+# or 410 (expired), and never makes the staging file again.
+
+AFTER_EXPIRY = timedelta(hours=25)  # past any upload made now (LIGHTBOX_UPLOAD_EXPIRY_HOURS: 24)
+
+
+def _left(upload: Upload) -> list[str]:
+    """The files the upload has in the staging folder (its staging file, its stop request)."""
+    return sorted(p.name for p in staging.staging_dir().glob(f"{upload.staging_name}*"))
+
+
+async def _end(how: str, url: str, headers: list) -> None:
+    """The upload is cancelled (DELETE: tus termination, the page's Forget), swept as expired
+    (the scheduled task), or its time runs out (no sweep yet)."""
+    if how == "cancelled":
+        r = await _call("DELETE", url, headers, [])
+        assert r["status"] == 204, r
+    elif how == "swept":
+        assert await asyncio.to_thread(uploads.uploads_expire, timezone.now() + AFTER_EXPIRY) == 1
+    else:
+        await asyncio.to_thread(lambda: Upload.objects.update(expires_at=timezone.now() - timedelta(seconds=1)))
+
+
+async def _until(condition, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.01)
+
+
+ENDS = [("cancelled", 404), ("swept", 410), ("timed_out", 410)]
+
+
+@pytest.mark.parametrize(("how", "status"), ENDS)
+def test_a_patch_waiting_for_the_lock_writes_nothing_into_an_upload_ended_meanwhile(headers, how, status):
+    """The PATCH passed the view's checks and waits for the lock another request holds; the
+    upload is ended meanwhile. Once it holds the lock it finds that out: nothing written, the
+    offset and the expiry where they were, and nothing left in the staging folder but what the
+    upload's own end leaves (it took the bytes into the discarded file, moved the offset of the
+    ended upload and answered 204)."""
+    data = os.urandom(4 * PIECE)
+    url = _create(headers, len(data) + 1)
+    upload = Upload.objects.get()
+    held = staging.StagingWriter(staging.staging_path(upload.staging_name), uploads.upload_key(upload))
+    stop = staging.staging_path(upload.staging_name + ".stop")
+
+    async def scenario():
+        waiting = asyncio.ensure_future(_call("PATCH", url, _patch_headers(headers, 0), _pieces(data)))
+        try:
+            await _until(stop.exists)  # it asks the holder to stop: it waits for the lock
+            await _end(how, url, headers)
+        finally:
+            held.close()
+        return await asyncio.wait_for(waiting, timeout=20)
+
+    r = _run(scenario())
+    assert r["status"] == status, r
+    ended = Upload.objects.get()
+    assert ended.offset == 0
+    if how == "timed_out":  # still the sweep's to delete: untouched
+        assert ended.expires_at < timezone.now() and _left(upload) == [upload.staging_name]
+        assert staging.staging_path(upload.staging_name).stat().st_size == 0
+    else:
+        assert _left(upload) == []
+
+
+@pytest.mark.parametrize(("how", "status"), ENDS[:2])
+def test_a_patch_whose_upload_ended_before_it_opened_the_staging_file_makes_none(headers, monkeypatch, how,
+                                                                                   status):
+    """Ended between the view's checks and the writer opening the staging file: the writer does
+    not make the file again (it did, as an orphan holding the PATCH's bytes, with a 204)."""
+    data = os.urandom(2 * PIECE)
+    url = _create(headers, len(data) + 1)
+    upload = Upload.objects.get()
+    writer = tus.uploads.upload_writer
+
+    def upload_writer(upload, wait=0):
+        _run(_end(how, url, headers))
+        return writer(upload, wait=wait)
+
+    monkeypatch.setattr(tus.uploads, "upload_writer", upload_writer)
+    r = _run(_call("PATCH", url, _patch_headers(headers, 0), _pieces(data)))
+    assert r["status"] == status, r
+    assert Upload.objects.get().offset == 0 and _left(upload) == []
+
+
+@pytest.mark.parametrize(("how", "status"), ENDS[:2])
+def test_a_patch_writing_when_its_upload_ends_does_not_move_its_offset(headers, monkeypatch, how, status):
+    """Ended while the body of the PATCH holding the lock arrives: its bytes go with the
+    discarded file, the ended upload's offset does not move, and the client is told (404, 410)
+    rather than 204."""
+    data = os.urandom(8 * PIECE)
+    url = _create(headers, len(data) + 1)
+    upload = Upload.objects.get()
+    holding = threading.Event()
+    writer = tus.uploads.upload_writer
+
+    def upload_writer(upload, wait=0):
+        try:
+            return writer(upload, wait=wait)
+        finally:
+            holding.set()
+
+    monkeypatch.setattr(tus.uploads, "upload_writer", upload_writer)
+
+    async def scenario():
+        last = asyncio.Event()
+        writing = asyncio.ensure_future(_paced(url, _patch_headers(headers, 0), _pieces(data), 0.01, last))
+        await _until(holding.is_set)  # it holds the lock, its body arriving
+        await _end(how, url, headers)
+        last.set()
+        return await asyncio.wait_for(writing, timeout=20)
+
+    r = _run(scenario())
+    assert r["status"] == status, r
+    assert Upload.objects.get().offset == 0 and _left(upload) == []
+
+
+def test_the_expiry_sweep_leaves_an_upload_a_patch_renewed_after_the_listing(headers, monkeypatch):
+    """The sweep lists the uploads past their time, then claims each. A PATCH that began before
+    the upload's time ran out and ends between the two renews it (its 204 says until when): the
+    sweep leaves it, and its staging file, alone (it expired it, deleting the bytes just
+    acknowledged)."""
+    data = os.urandom(2 * PIECE)
+    url = _create(headers, len(data) + 1)
+    upload = Upload.objects.get()
+    Upload.objects.update(expires_at=timezone.now() + timedelta(minutes=1))
+    real = UploadQuerySet.expired
+    answered = []
+
+    def expired(self, now=None):
+        listed = list(real(self, now))
+
+        def then_the_patch_ends():
+            for row in listed:
+                answered.append(_run(_call("PATCH", url, _patch_headers(headers, 0), _pieces(data))))
+                yield row
+        return then_the_patch_ends()
+
+    monkeypatch.setattr(UploadQuerySet, "expired", expired)
+    assert uploads.uploads_expire(timezone.now() + timedelta(minutes=2)) == 0
+    assert answered[0]["status"] == 204, answered
+    renewed = Upload.objects.get()
+    assert renewed.state == UploadState.UPLOADING and renewed.offset == len(data)
+    assert _staged(renewed) == data and _left(upload) == [upload.staging_name]
 
 
 # --- end to end: two "tabs" against several server processes ---------------------------------------
