@@ -38,6 +38,7 @@ from apps.sharing import policy
 from apps.sharing.models import GrantSource, Permission, ShareLink
 from apps.sharing.policy import Action
 from apps.sharing.services import grant_create, grants_revoke, share_link_revoke
+from apps.sharing.usecases import UseCase
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
@@ -373,8 +374,9 @@ def _board_start(*, board: BoardSession, by: User, request: HttpRequest | None) 
     # membership ended, or who became a patient account, since then gets nothing
     participants = list(selectors.board_grantees(board=board))
     grants = [
+        # a tumor board review (its recipients' "Shared with me" and shared case name it so), not a custom share
         grant_create(case=case, grantee=user, permissions=[Permission.VIEW], expires_at=expires_at, by=by,
-                     source=GrantSource.BOARD, starts_at=now, request=request)
+                     source=GrantSource.BOARD, use_case=UseCase.TUMOR_BOARD, starts_at=now, request=request)
         for case in cases for user in participants
     ]
     board.grants.add(*grants)
