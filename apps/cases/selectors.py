@@ -211,10 +211,11 @@ def case_page(*, user: User, case: Case, may: dict[Action, bool]) -> CasePage:
     return page
 
 
-def case_grants_closing_ends(*, case: Case) -> list[Grant]:
+def case_grants_closing_ends(*, case: Case, now: datetime | None = None) -> list[Grant]:
     """The grants that closing ``case`` would end (``services.case_close`` revokes every grant
-    not revoked): those live now or yet to start; an expired one has ended already."""
-    return list(case.grants.filter(revoked_at__isnull=True, expires_at__gt=timezone.now())
+    not revoked): those live now or yet to start; an expired one has ended already. The close
+    confirmation lists these, and the message after closing counts them (``case_close``)."""
+    return list(case.grants.filter(revoked_at__isnull=True, expires_at__gt=now or timezone.now())
                 .select_related("grantee", "created_by").order_by("expires_at"))
 
 

@@ -148,7 +148,9 @@ def _links_revoke(*, case: Case, by: User, request: HttpRequest | None) -> int:
 
 def case_close(*, case: Case, by: User, request: HttpRequest | None = None) -> int:
     """Close the episode of care: every grant (and share link) on the case is revoked now, with
-    reason "case_closed". Reopening later does not revive them. Returns how many were revoked."""
+    reason "case_closed". Reopening later does not revive them. Returns how many shares closing
+    ended: those the confirmation page listed (``selectors.case_grants_closing_ends``), not the
+    links onto them nor grants that had expired already (the audit event counts what was revoked)."""
     policy.require(by, Action.MANAGE_CASE, case, request=request)
     with transaction.atomic():
         now = timezone.now()
@@ -158,13 +160,15 @@ def case_close(*, case: Case, by: User, request: HttpRequest | None = None) -> i
             raise ValidationError(_("This case is already closed."))
         case.status, case.closed_at, case.closed_by = CaseStatus.CLOSED, now, by
         links = ShareLink.objects.filter(grant__case=case, revoked_at__isnull=True).count()
+        # what the confirmation page listed, read before they are revoked: the user is told this
+        ending = len(selectors.case_grants_closing_ends(case=case, now=now))
         # revoking a grant revokes its links too; _links_revoke catches any left on older grants
         revoked = grants_revoke(grants=case.grants.filter(revoked_at__isnull=True), by=by, reason="case_closed",
                                 request=request)
         _links_revoke(case=case, by=by, request=request)
         record(action="case.closed", actor=by, organization_id=case.organization_id, target=case,
                request=request, details={"grants_revoked": revoked, "links_revoked": links})
-    return revoked + links
+    return ending
 
 
 def case_reopen(*, case: Case, by: User, request: HttpRequest | None = None) -> None:
