@@ -146,6 +146,10 @@ class CasePage:
     can_delete_studies: bool = False
     can_upload: bool = False  # studies into this case: the upload page with it chosen
     can_add_note: bool = False
+    # the case's reports and attachments: listed, or said to be outside what was shared (a share
+    # naming some studies); and the form to attach one, offered only to whoever would then see it
+    can_view_documents: bool = False
+    can_attach: bool = False
     can_share: bool = False  # the case, while it is open
     show_patient: bool = False
 
@@ -170,7 +174,8 @@ def _studies_of(case: Case, user: User) -> Any:
 
 #: what the case page asks the policy about its case: whether it may be seen at all, and its buttons
 PAGE_ACTIONS = (Action.VIEW_CASE, Action.MANAGE_CASE, Action.VIEW_IMAGES, Action.DELETE_STUDY, Action.UPLOAD_STUDY,
-                Action.ADD_NOTE, Action.SHARE_CASE, Action.VIEW_PATIENT_IDENTITY)
+                Action.ADD_NOTE, Action.VIEW_DOCUMENTS, Action.ATTACH_DOCUMENT, Action.SHARE_CASE,
+                Action.VIEW_PATIENT_IDENTITY)
 
 
 def case_page_decisions(*, user: User, case: Case, request: HttpRequest | None = None) -> dict[Action, bool]:
@@ -190,9 +195,10 @@ def case_page(*, user: User, case: Case, may: dict[Action, bool]) -> CasePage:
     can_manage = may[Action.MANAGE_CASE]
     page = CasePage(case=case, can_manage=can_manage, can_view_images=may[Action.VIEW_IMAGES],
                     can_delete_studies=may[Action.DELETE_STUDY], can_upload=may[Action.UPLOAD_STUDY],
-                    can_add_note=may[Action.ADD_NOTE], can_share=case.is_open and may[Action.SHARE_CASE],
+                    can_add_note=may[Action.ADD_NOTE], can_view_documents=may[Action.VIEW_DOCUMENTS],
+                    can_attach=may[Action.ATTACH_DOCUMENT], can_share=case.is_open and may[Action.SHARE_CASE],
                     show_patient=may[Action.VIEW_PATIENT_IDENTITY])
-    if page.can_view_images:  # images and clinical documents: not for status-only roles
+    if page.can_view_documents:  # clinical documents: not for status-only roles nor some studies' shares
         page.attachments = attachments_of(case, user)
     if page.can_view_images or page.can_delete_studies:
         # an org admin sees no pixels but may delete a study: the list (no viewer) leads to its page

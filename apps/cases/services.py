@@ -242,11 +242,12 @@ def _stored_file_name(filename: str) -> str:
 def attachment_add(*, case: Case, by: User, fileobj: IO[bytes], filename: str, kind: str = AttachmentKind.REPORT,
                    request: HttpRequest | None = None) -> Attachment:
     """Store a report or annotated document on the case, encrypted (apps.imaging.blobs.put_blob_locked).
-    Who may: whoever may write notes on it (``Action.ADD_NOTE``; a refusal is recorded). Audited
-    with ids and size only."""
+    Who may: whoever may write notes on it and see its documents (``Action.ATTACH_DOCUMENT``: not
+    a share naming some of its studies, whose holder would not see what they attached; a refusal
+    is recorded). Audited with ids and size only."""
     from apps.imaging.blobs import put_blob_locked
 
-    policy.require(by, Action.ADD_NOTE, case, request=request)
+    policy.require(by, Action.ATTACH_DOCUMENT, case, request=request)
     if kind not in AttachmentKind.values:
         raise ValidationError({"kind": _("Unknown kind of document.")})
     content_type = _sniff(fileobj)

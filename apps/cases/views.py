@@ -109,8 +109,10 @@ def _case_page(request: HttpRequest, case, *, note_form: NoteForm | None = None,
     beside its fields and keeps what was typed (status 400); only to whoever may add notes and
     documents, as the form's own view would (anyone else is refused, and the refusal recorded)."""
     failed = note_form is not None or attachment_form is not None
-    if failed:
+    if note_form is not None:
         policy.require(request.user, Action.ADD_NOTE, case, request=request)
+    if attachment_form is not None:
+        policy.require(request.user, Action.ATTACH_DOCUMENT, case, request=request)
     # decided on the memberships the request read (a form that failed changed no grant or membership)
     may = selectors.case_page_decisions(user=request.user, case=case, request=request)
     policy.require_decided(may[Action.VIEW_CASE], request.user, Action.VIEW_CASE, case, request=request)
@@ -124,7 +126,7 @@ def _case_page(request: HttpRequest, case, *, note_form: NoteForm | None = None,
     return render(request, "cases/case_detail.html", {
         "case": case, "page": page, "note_form": note_form or NoteForm(auto_id="note_%s"),
         "attachment_form": attachment_form or AttachmentForm(auto_id="attachment_%s"),
-        "can_add_note": page.can_add_note, "show_patient": page.show_patient,
+        "can_add_note": page.can_add_note, "can_attach": page.can_attach, "show_patient": page.show_patient,
     }, status=400 if failed else 200)
 
 

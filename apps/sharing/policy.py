@@ -112,6 +112,13 @@ class Action(StrEnum):
     # Write a note or attach a document on a case: whoever reads its images (by role or through a
     # live grant) or runs it (MANAGE_CASE), while it is open. Held by no role: decided on a case.
     ADD_NOTE = "add_note"
+    # See a case's reports and attachments (tied to none of its studies): whoever may open a
+    # document of the case (VIEW_IMAGES on one: staff who read images, a grant on the whole case),
+    # never a share that names some of its studies. Held by no role: decided on a case.
+    VIEW_DOCUMENTS = "view_documents"
+    # Attach a document to a case: ADD_NOTE on it and VIEW_DOCUMENTS, both, so nobody is offered
+    # an upload they could not then see listed or open. Held by no role: decided on a case.
+    ATTACH_DOCUMENT = "attach_document"
     # Patient name, MRN and birth date: staff of the organization only, never through a grant.
     # Outsiders (consultants, board guests, link holders) see the case without identifiers.
     VIEW_PATIENT_IDENTITY = "view_patient_identity"
@@ -722,6 +729,14 @@ def can_each(actor: Any, action: Action | str, objs: Iterable[Any], *, rendition
     return [_decide(facts, action, obj, rendition=rendition) for obj in objs]
 
 
+def _document_of(case: Any) -> Any:
+    """A document of ``case`` (unsaved): what may be decided on any of its reports and
+    attachments, none of which is tied to a study (``apps.cases.models.AttachmentQuerySet``)."""
+    from apps.cases.models import Attachment
+
+    return Attachment(case=case, organization_id=case.organization_id)
+
+
 def _decide(facts: _Facts, action: Action, obj: object, *, rendition: str | None = None) -> bool:
     """``can(facts.actor, action, obj)``, reading through ``facts``."""
     user = facts.user
@@ -738,6 +753,10 @@ def _decide(facts: _Facts, action: Action, obj: object, *, rendition: str | None
     if action is Action.ADD_NOTE:
         return type(obj).__name__ == "Case" and obj.is_open and (  # type: ignore[attr-defined]
             _decide(facts, Action.VIEW_IMAGES, obj) or _decide(facts, Action.MANAGE_CASE, obj))
+    if action is Action.VIEW_DOCUMENTS:
+        return type(obj).__name__ == "Case" and _decide(facts, Action.VIEW_IMAGES, _document_of(obj))
+    if action is Action.ATTACH_DOCUMENT:
+        return _decide(facts, Action.ADD_NOTE, obj) and _decide(facts, Action.VIEW_DOCUMENTS, obj)
     if action is Action.REQUEST_ORIGINAL:
         return type(obj).__name__ == "Grant" and _original_request_refusal(obj, facts.for_user()) is None  # type: ignore[arg-type]
     if action is Action.RENEW_GRANT:

@@ -26,7 +26,8 @@ EXPECTED = {
     Role.EXTERNAL_CONSULTANT: {Action.VIEW_ORGANIZATION},
     Role.PATIENT: {Action.VIEW_ORGANIZATION},
 }
-# Held by no role, decided on one object: ADD_NOTE (an open case: tests/cases), RUN_BOARD (the
+# Held by no role, decided on one object: ADD_NOTE (an open case: tests/cases), VIEW_DOCUMENTS and
+# ATTACH_DOCUMENT (a case: tests/cases/test_attachment_scope.py), RUN_BOARD (the
 # board's host), END_BOARD (its host or whoever may manage cases there: tests/cases/test_services.py),
 # RENEW_GRANT (MANAGE_GRANT on the grant and SHARE_CASE on its case: tests/sharing/test_renew.py),
 # REQUEST_ORIGINAL (a live grant's own recipient: tests/sharing/test_original_request_policy.py
