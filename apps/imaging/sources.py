@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import lzma
 import os
 import posixpath
 import stat
@@ -27,6 +28,9 @@ COPY = 1024 * 1024
 #: entries up to this size are extracted into memory (ingest holds a batch of them at a time)
 MEMORY_MAX = 8 * 1024 * 1024
 INFLATES = Deferred(gettext_noop("zip bomb suspected: entry inflates past its declared size"))
+#: a zip entry whose compressed data cannot be decompressed, or whose checksum is wrong (the same
+#: reason as ``services._run_entries`` gives for deflated data and CRC errors)
+DAMAGED_ENTRY = Deferred(gettext_noop("damaged zip entry (checksum or compressed data)"))
 
 
 @dataclass
@@ -105,13 +109,28 @@ def _open_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> IO[bytes]:
         raise dicom.DicomError(UNREADABLE_ENTRY) from None
 
 
+def _read(src: IO[bytes], size: int) -> bytes:
+    """Up to ``size`` bytes of an entry being extracted. Its damaged compressed data raises
+    DicomError(DAMAGED_ENTRY), so the rest of the archive is ingested: bzip2 raises an OSError
+    without an errno ("Invalid data stream"), LZMA an LZMAError, either an EOFError where the data
+    ends early. An OSError with an errno is the disk's (reading the upload failed) and is raised on."""
+    try:
+        return src.read(size)
+    except (EOFError, lzma.LZMAError):
+        raise dicom.DicomError(DAMAGED_ENTRY) from None
+    except OSError as exc:
+        if exc.errno is not None:
+            raise
+        raise dicom.DicomError(DAMAGED_ENTRY) from None
+
+
 @contextlib.contextmanager
 def _extract(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> Iterator[IO[bytes]]:
     """Extract one entry, never more than its declared size: into memory up to MEMORY_MAX
     (one read; the CRC is checked at the end), else to a temporary file."""
     if info.file_size <= MEMORY_MAX:
         with _open_entry(zf, info) as src:
-            data = src.read(info.file_size + 1)
+            data = _read(src, info.file_size + 1)
         if len(data) > info.file_size:
             raise dicom.DicomError(INFLATES)
         yield io.BytesIO(data)
@@ -119,7 +138,7 @@ def _extract(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> Iterator[IO[bytes]]:
     with tempfile.TemporaryFile() as out, _open_entry(zf, info) as src:
         left = info.file_size
         while True:
-            chunk = src.read(min(COPY, left + 1))
+            chunk = _read(src, min(COPY, left + 1))
             if not chunk:
                 break
             left -= len(chunk)
