@@ -116,9 +116,12 @@ def _share_steps(request: HttpRequest, case, studies=()) -> HttpResponse:
         if request.POST.get("confirm") == "1" and issued.get(token):
             # the same confirmation sent again (a reload, "Confirm form resubmission", Back and
             # send): the share it made is not made twice, and its link is not shown again
-            messages.info(request, _("This share was already created."))
             made = issued[token]
-            return redirect(reverse("sharing:my_shares") + (f"#share-{made}" if made != "pending" else ""))
+            if made == "pending":  # the first confirmation still runs: its share is not there yet
+                messages.info(request, _("This share is being created; check My shares in a moment."))
+                return redirect("sharing:my_shares")
+            messages.info(request, _("This share was already created."))
+            return redirect(reverse("sharing:my_shares") + f"#share-{made}")
         if request.POST.get("confirm") != "1" or token not in issued:
             # the review shows what confirming creates, and refuses here what creating would refuse;
             # a confirmation without a token issued by a review (or one this session no longer
@@ -154,6 +157,12 @@ def _share_steps(request: HttpRequest, case, studies=()) -> HttpResponse:
         except PermissionDenied as exc:
             _share_confirm_claim(request, token, "")
             form.add_error("recipient_kind", str(exc) or _("Not allowed."))
+        except Exception:
+            # anything else unexpected made nothing either (share_create is one transaction):
+            # released, so that a reload after the error page tries again rather than send the
+            # user to My shares for a share that was never made
+            _share_confirm_claim(request, token, "")
+            raise
         else:
             _share_confirm_claim(request, token, str(grant.public_id))
             return render(request, "sharing/share_done.html",
