@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import time
 import uuid
 import zipfile
 import zlib
@@ -96,6 +97,13 @@ class StorageUnavailable(Exception):
 class JobTakenOver(Exception):
     """Another run took the job over (the sweep sent its task again after it stalled, or
     ``manage.py ingest --resume``): this run stops at its next commit, which rolls back."""
+
+
+#: a run's sign of life between its batch commits: it touches its job's ``heartbeat_at`` (one UPDATE)
+#: at least this often, in seconds, from its entries loop (``_Run.alive``), so that a batch that takes
+#: long (a huge file on slow storage) or a ``--resume`` skipping a big tree's done entries is not taken
+#: for a run that stopped (``ingest_jobs_lost_send``, ``LIGHTBOX_INGEST_STALLED_MINUTES``)
+HEARTBEAT_SECONDS = 60
 
 
 class UploadDiscarded(Exception):
@@ -302,6 +310,17 @@ class _Run:
         self.writer = ThreadPoolExecutor(max_workers=PARALLEL_WRITES, thread_name_prefix="blob-writer")
         self.claimed: set[str] = set()                                # sha256s this run writes
         self.written: dict[str, Blob] = {}                            # ... and has recorded
+        self.beat = time.monotonic()                                  # when it last touched heartbeat_at
+
+    def alive(self) -> None:
+        """Between batch commits (a time check per entry): at most once every ``HEARTBEAT_SECONDS``,
+        the job's ``heartbeat_at`` is touched where this run still holds it (its lease, ``task_id``);
+        JobTakenOver when it no longer does (the sweep, or ``--resume``, took it over meanwhile).
+        Outside any transaction: it holds the job's row no longer than the UPDATE."""
+        if time.monotonic() - self.beat < HEARTBEAT_SECONDS:
+            return
+        _job_hold(self.job)
+        self.beat = time.monotonic()
 
     def latest_study(self, header: dicom.DicomHeader) -> Study:
         """The latest version of the file's study, locked (one writer per study UID at a time:
@@ -644,6 +663,7 @@ def _run_entries(run: _Run, done: set[str], progress: Progress | None) -> None:
 
     try:
         for entry in _entries(run.job):
+            run.alive()  # before the done entries' ``continue``: a --resume skipping many is alive too
             files += 1
             nbytes += entry.size or 0
             entry.path = _report_path(entry.path)
@@ -842,13 +862,14 @@ def ingest_jobs_lost_send(now=None) -> tuple[int, int]:
     lost every time (``apps.core.queue.lost_tasks_send``; schedule it). Two kinds of lost:
 
     - queued and never started (``LIGHTBOX_TASK_NEVER_STARTED_MINUTES``);
-    - running, with no batch committed for ``LIGHTBOX_INGEST_STALLED_MINUTES``: its worker died
+    - running, with no sign of life for ``LIGHTBOX_INGEST_STALLED_MINUTES`` (a run touches its job's
+      ``heartbeat_at`` at each batch commit and at least every ``HEARTBEAT_SECONDS``): its worker died
       and its message is gone too (a worker killed is not enough: the broker delivers its message
       again, ``acks_late``). The sweep's claim releases the job (``task_id`` emptied), so the
       message it sends takes it over and resumes it; a run still alive after all finds the job
       gone at its next commit (``JobTakenOver``) and stops, its batch rolled back.
 
-    A job of ``manage.py ingest`` has no task to send again: one running with no batch committed for
+    A job of ``manage.py ingest`` has no task to send again: one running with no sign of life for
     as long stopped with its process (killed, the machine restarted; an error or Ctrl-C fails it in
     the command) and is failed (``COMMAND_STOPPED``), its studies with it (``_job_failed``), for
     ``--resume`` to finish. One queued waits for the command's earlier jobs: never swept.
@@ -866,7 +887,8 @@ def ingest_jobs_lost_send(now=None) -> tuple[int, int]:
     more = lost_tasks_send(ingest_job_run_task, stalled, queued_at="heartbeat_at", now=now, after=after,
                            release={"task_id": ""}, give_up=partial(_lost_job_give_up, error=STALLED))
     # the claim's condition is read again once a batch committing now releases the row: a command
-    # alive commits its batches, so its job is fresh by then and left alone
+    # alive commits its batches and touches its job every HEARTBEAT_SECONDS between them, so its
+    # job is fresh by then and left alone
     stopped = IngestJob.objects.filter(upload__isnull=True, state=JobState.RUNNING, heartbeat_at__lt=now - after)
     gone = sum(_lost_job_give_up(stopped.filter(pk=pk), pk, error=COMMAND_STOPPED)
                for pk in stopped.values_list("pk", flat=True))

@@ -20,7 +20,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from apps.cases.models import Case
-from apps.imaging.models import FileOutcome, IngestJob
+from apps.imaging.models import FileOutcome, IngestJob, JobState
 from apps.imaging.services import UploadDiscarded, ingest_job_create, ingest_job_fail, ingest_job_run
 from apps.organizations.models import Organization
 
@@ -29,6 +29,11 @@ def _count(path: Path) -> int:
     if path.is_dir():
         return sum(1 for p in path.rglob("*") if p.is_file())
     return 0
+
+
+def _not_run(later: list[str]) -> str:
+    """The paths after the one that stopped the command: not ingested (no job was made for them)."""
+    return f"; not ingested (no job made): {', '.join(later)}" if later else ""
 
 
 class Command(BaseCommand):
@@ -44,9 +49,9 @@ class Command(BaseCommand):
                             help="name files by their paths in the report (file names may carry patient names)")
 
     def handle(self, *args, **opts):
-        jobs = []
+        targets: list[IngestJob | Path] = []  # a job to resume, or paths whose jobs are made as each runs
         if opts["resume"]:
-            jobs = [IngestJob.objects.get(public_id=opts["resume"])]
+            targets = [IngestJob.objects.get(public_id=opts["resume"])]
         else:
             if not opts["paths"] or not opts["org"]:
                 raise CommandError("give PATH and --org SLUG (or --resume JOB)")
@@ -63,9 +68,14 @@ class Command(BaseCommand):
             for n, (raw, path) in enumerate(zip(opts["paths"], paths, strict=True), 1):
                 if not path.exists():  # checked for all before any job is made
                     raise CommandError(f"{raw}: not found" if opts["show_paths"] else f"PATH {n}: not found")
-            jobs = [ingest_job_create(organization=org, source_path=str(path), case=case, enqueue=False)
-                    for path in paths]
-        for job in jobs:
+            targets = list(paths)
+        for n, target in enumerate(targets, 1):
+            # a path's job is made just before it runs: one that an earlier path's failure stops is
+            # never made (no sweep fails a queued command job: it would wait for ever), only named
+            job = target if isinstance(target, IngestJob) else ingest_job_create(
+                organization=org, source_path=str(target), case=case, enqueue=False)
+            later = [raw if opts["show_paths"] else f"PATH {i}"
+                     for i, raw in enumerate(opts["paths"], 1) if i > n] if not opts["resume"] else []
             total = _count(Path(job.source_path)) if job.source_path else 0
             self.stdout.write(f"ingest job {job.public_id}")
             lease = f"resume-{uuid.uuid4().hex}"
@@ -75,16 +85,21 @@ class Command(BaseCommand):
             except UploadDiscarded as exc:  # kept so long after the failure, then discarded: say so
                 raise CommandError(str(exc)) from None
             except BaseException as exc:  # noqa: BLE001 - Ctrl-C too: the job is never left running
-                raise self._failed(job, exc, lease) from None
+                raise self._failed(job, exc, lease, later) from None
             if not opts["no_progress"]:
                 sys.stderr.write("\n")
+            if job.state not in (JobState.DONE, JobState.DONE_WITH_WARNINGS):
+                # the run lost its job: the lost-job sweep failed it, or a --resume took it over
+                raise CommandError(f"ingest job {job.public_id} was taken from this run ({job.state}: failed by the "
+                                   f"lost-job sweep, or taken over by another run); what it stored is kept: manage.py "
+                                   f"ingest --resume {job.public_id} finishes it" + _not_run(later))
             self.stdout.write(
                 f"{job.state}: {job.files_ingested} ingested, {job.files_duplicate} duplicate, "
                 f"{job.files_skipped} skipped, {job.bytes_stored / 1e6:.1f} MB stored")
             self._report(job, show_paths=opts["show_paths"])
 
     @staticmethod
-    def _failed(job: IngestJob, exc: BaseException, lease: str) -> CommandError:
+    def _failed(job: IngestJob, exc: BaseException, lease: str, later: list[str]) -> CommandError:
         """The run raised (or was interrupted): the job is failed, as the task fails one it gives
         up on (its studies never left processing), unless another run took it over meanwhile.
         Said with the error's type and the job only: the message, and the traceback, may quote a
@@ -96,7 +111,7 @@ class Command(BaseCommand):
         else:
             what = f"stopped by an error ({error})"
         return CommandError(f"ingest job {job.public_id} {what} and marked failed; what it stored is kept: "
-                            f"manage.py ingest --resume {job.public_id} finishes it")
+                            f"manage.py ingest --resume {job.public_id} finishes it" + _not_run(later))
 
     def _report(self, job: IngestJob, *, show_paths: bool) -> None:
         """A line per file with a reason: its position in the job's report (or its path), outcome
