@@ -311,11 +311,15 @@ class OriginalRequestStatus(models.TextChoices):
     PENDING = "pending", _("Waiting for a decision")
     APPROVED = "approved", _("Approved")
     DECLINED = "declined", _("Declined")
+    # closed without a decision because the share it was asked under ended (revoked, the case
+    # closed, a board's end, the requester's membership or group place ended): nobody declined it
+    WITHDRAWN = "withdrawn", _("Withdrawn (the share ended)")
 
 
 class OriginalRequest(PublicIdModel):
     """A preview recipient asks for the original DICOM, with a reason. The study's owner or a
-    radiologist approves (a new, short grant with download_original) or declines."""
+    radiologist approves (a new, short grant with download_original) or declines; one still
+    waiting when the share it was asked under ends is withdrawn (``services``)."""
 
     organization = models.ForeignKey("organizations.Organization", on_delete=models.PROTECT,
                                      related_name="original_requests")

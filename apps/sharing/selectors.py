@@ -126,7 +126,7 @@ def original_requests_pending_for(*, user: User, request: HttpRequest | None = N
 def original_requests_latest(*, user: User, grants: Iterable[Grant]) -> dict[int, OriginalRequest]:
     """The user's own newest request for the original DICOM under each of ``grants``, by grant id
     (grants they never asked under are left out), in one query: what the pages show of it
-    (waiting for a decision, declined). Whether they may ask (again) is the policy's
+    (waiting for a decision, declined, withdrawn as its share ended). Whether they may ask (again) is the policy's
     (REQUEST_ORIGINAL), not this."""
     ids = [g.pk for g in grants]
     if not ids or not getattr(user, "is_authenticated", False):

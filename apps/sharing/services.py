@@ -208,7 +208,7 @@ def _original_requests_withdraw(*, grant: Grant, by: User | None, reason: str, r
     when given) once it is no longer their requester's: revoked, or the requester taken out of
     its group. Approving one would give a new grant of the original to someone who no longer
     holds the share they asked under (``policy.original_requests_decidable`` refuses it too).
-    Each is closed as declined with no decider (``decided_by`` empty) and recorded as
+    Each is closed as withdrawn, with no decider (``decided_by`` empty), and recorded as
     ``original_request.withdrawn`` with why the share ended, so deciders no longer see it
     waiting. In the caller's transaction, after the grant's row is locked. Returns how many."""
     pending = OriginalRequest.objects.select_for_update().filter(grant=grant, status=OriginalRequestStatus.PENDING)
@@ -217,7 +217,7 @@ def _original_requests_withdraw(*, grant: Grant, by: User | None, reason: str, r
     now = timezone.now()
     withdrawn = list(pending.order_by("pk"))
     for req in withdrawn:
-        req.status = OriginalRequestStatus.DECLINED
+        req.status = OriginalRequestStatus.WITHDRAWN
         req.decided_by = None
         req.decided_at = now
         req.save(update_fields=["status", "decided_by", "decided_at"])

@@ -69,7 +69,7 @@ def test_a_request_under_a_revoked_share_is_withdrawn_and_cannot_be_approved(
     _end(how, grant=grant, owner=owner, admin=admin_a, consultant=consultant)
 
     req.refresh_from_db()
-    assert req.status == "declined" and req.decided_by is None and req.decided_at is not None
+    assert req.status == "withdrawn" and req.decided_by is None and req.decided_at is not None
     withdrawn = AuditEvent.objects.get(action=A.ORIGINAL_REQUEST_WITHDRAWN)
     assert withdrawn.target_id == str(req.public_id)
     # no longer waiting for the deciders: not listed, the page offers no decision
@@ -152,7 +152,7 @@ def test_a_member_taken_out_of_a_group_share_loses_their_request_not_the_others(
     assert grant.revoked_at is None  # the group's share stays, for the others
     mine.refresh_from_db()
     theirs.refresh_from_db()
-    assert mine.status == "declined" and theirs.status == "pending"
+    assert mine.status == "withdrawn" and theirs.status == "pending"
     assert selectors.original_requests_pending_for(user=radiologist) == [theirs]
     with pytest.raises(ValidationError):
         services.original_request_decide(original_request=mine, by=radiologist, approve=True, hours=12)

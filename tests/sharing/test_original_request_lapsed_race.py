@@ -56,7 +56,7 @@ def test_an_approval_waiting_on_a_revocation_finds_the_request_withdrawn(req, ow
     assert not threads[0].is_alive()
     assert len(failures) == 1 and isinstance(failures[0], ValidationError), failures
     req.refresh_from_db()
-    assert req.status == "declined" and req.approved_grant is None
+    assert req.status == "withdrawn" and req.approved_grant is None
     assert not Grant.objects.filter(source=GrantSource.ORIGINAL_REQUEST).exists()
 
 
