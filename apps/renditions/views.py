@@ -151,11 +151,18 @@ def _count(request: HttpRequest, actor, obj, kind: str, scope: str, package: Pac
         decision = policy.download_decide(actor=actor, obj=obj, rendition=SHARING_RENDITION[Kind(kind)],
                                           package_key=_package_key(obj, kind, scope), resumed=resumed,
                                           request=request)
-        return policy.download_count(decision, request=request), decision.transfer_id
+        return (policy.download_count(decision, request=request, sending=_sending(request, package),
+                                      package_bytes=package.size), decision.transfer_id)
     except PermissionDenied:
         if not policy.may_know(actor, obj):
             raise Http404 from None  # the denial is recorded already
         raise
+
+
+def _sending(request: HttpRequest, package: Package) -> int:
+    """How many bytes of ``package`` this request sends (its Range, or all of it)."""
+    wanted = _wanted(request, package)
+    return wanted[1] - wanted[0] + 1 if wanted else package.size
 
 
 def _serve(request: HttpRequest, actor, obj, kind: str, scope: str, build) -> HttpResponse:
@@ -173,7 +180,7 @@ def _serve(request: HttpRequest, actor, obj, kind: str, scope: str, build) -> Ht
     def recorded(action: str, figures: dict) -> None:
         if transfer is not None:  # a transfer finished is not resumed again
             sharing_services.grant_download_sent(transfer_id=transfer, sent=figures["bytes_sent"],
-                                                 total=figures["total_bytes"], to_the_end=figures["completed"])
+                                                 reserved=_sending(request, package), total=figures["total_bytes"])
         record(action=action, actor=actor, actor_label=_actor_label(actor), organization_id=obj.organization_id,
                target=obj, request=request, details={**context, **figures})
 

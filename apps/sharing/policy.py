@@ -1281,26 +1281,29 @@ def download_decide(*, actor: Any, obj: object, rendition: str, package_key: str
     return decision
 
 
-def download_count(decision: DownloadDecision, *, request: HttpRequest | None = None) -> Grant | None:
+def download_count(decision: DownloadDecision, *, request: HttpRequest | None = None, sending: int = 0,
+                   package_bytes: int = 0) -> Grant | None:
     """Count the download ``decision`` allows, once it is known to go out: on its first grant that takes it
     (a new download claims one of the grant's downloads, a resumed one touches its transfer's
     row), and return that grant, with ``decision.transfer_id`` the transfer's row; None by role
-    (nothing counted). Raises PermissionDenied
-    (recorded) when no grant of the decision takes it: the limit used up meanwhile by another
-    download, say. Reads nothing the decision read again."""
+    (nothing counted). Raises PermissionDenied (recorded) when no grant of the decision takes it:
+    the limit used up meanwhile by another download, say. Reads nothing the decision read again.
+    ``sending`` bytes of a ``package_bytes``-byte package: what this request sends, which a resume
+    may not take past what one transfer may send (``services.FINISHED_AFTER_PACKAGES``)."""
     from apps.sharing import services
 
     if decision.by_role:
         return None
     for grant, resume in decision.grants():
         if resume is not None:
-            if services.grant_download_resume(transfer_id=resume):
+            if services.grant_download_resume(transfer_id=resume, sending=sending, package_bytes=package_bytes):
                 decision.transfer_id = resume
                 return grant
             continue
         by_user, by_link_id, by_session = _download_by(decision.actor, grant)
         transfer = services.grant_record_download(grant=grant, package_key=decision.package_key, request=request,
-                                                  by_user=by_user, by_link_id=by_link_id, by_session=by_session)
+                                                  by_user=by_user, by_link_id=by_link_id, by_session=by_session,
+                                                  sending=sending)
         if transfer is not None:
             decision.transfer_id = transfer
             return grant
@@ -1308,13 +1311,16 @@ def download_count(decision: DownloadDecision, *, request: HttpRequest | None = 
 
 
 def download_authorize(*, actor: Any, obj: object, rendition: str, package_key: str, resumed: bool = False,
-                       count: bool = True, request: HttpRequest | None = None) -> Grant | None:
+                       count: bool = True, request: HttpRequest | None = None, sending: int = 0,
+                       package_bytes: int = 0) -> Grant | None:
     """``download_decide`` then, unless ``count=False`` (HEAD: the same question, without counting
-    or touching anything), ``download_count``: the grant the download is (or would be) counted
-    on; None by role. Raises PermissionDenied (recorded) when refused."""
+    or touching anything), ``download_count`` (``sending`` of ``package_bytes``: as there): the
+    grant the download is (or would be) counted on; None by role. Raises PermissionDenied
+    (recorded) when refused."""
     decision = download_decide(actor=actor, obj=obj, rendition=rendition, package_key=package_key,
                                resumed=resumed, request=request)
-    return download_count(decision, request=request) if count else decision.grant
+    return (download_count(decision, request=request, sending=sending, package_bytes=package_bytes) if count
+            else decision.grant)
 
 
 def download_may_continue(*, actor: Any, obj: object, rendition: str, package_key: str,

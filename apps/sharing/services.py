@@ -453,12 +453,15 @@ def grants_record_open_once(*, grants: Iterable[Grant], request: HttpRequest, ac
 
 @transaction.atomic
 def grant_record_download(*, grant: Grant, package_key: str, request: HttpRequest | None = None,
-                          by_user=None, by_link_id: int | None = None, by_session: str = "") -> int | None:
+                          by_user=None, by_link_id: int | None = None, by_session: str = "",
+                          sending: int = 0) -> int | None:
     """Count one download of ``package_key`` on ``grant``, begun by ``by_user`` (or the holder of
     link ``by_link_id`` in the browser session ``by_session``, ``policy.session_ref``): the id of
     its transfer's row (GrantDownload). Unless the grant's download limit is used up or the grant
     is no longer live (revoked, which closing its case does, or expired since the download was
-    decided, while its package was built): then None, nothing counted. Claimed with a conditional UPDATE on the
+    decided, while its package was built): then None, nothing counted. ``sending``: the bytes
+    this request is about to send, reserved on the transfer (``grant_download_sent`` settles).
+    Claimed with a conditional UPDATE on the
     grant's own row, so two parallel downloads cannot both take the last one, nor one be counted
     on a grant revoked before it."""
     now = timezone.now()
@@ -468,7 +471,7 @@ def grant_record_download(*, grant: Grant, package_key: str, request: HttpReques
     if not query.update(download_count=F("download_count") + 1):
         return None
     transfer = GrantDownload.objects.create(grant=grant, package_key=package_key[:200], by_user=by_user,
-                                            by_link_id=by_link_id, by_session=by_session)
+                                            by_link_id=by_link_id, by_session=by_session, bytes_sent=sending)
     grant.refresh_from_db(fields=["download_count"])
     # the one who began it: the user, and the link it came through (an anonymous holder has no user)
     link_ref = (ShareLink.objects.filter(pk=by_link_id).values_list("public_id", flat=True).first()
@@ -483,33 +486,40 @@ def grant_record_download(*, grant: Grant, package_key: str, request: HttpReques
 RESUME_WINDOW = timedelta(hours=24)
 
 
-def grant_download_resume(*, transfer_id: int) -> bool:
+def grant_download_resume(*, transfer_id: int, sending: int, package_bytes: int) -> bool:
     """A resumed transfer already counted (``policy.download_decide`` found it the actor's, begun
-    within RESUME_WINDOW and not finished): touch its row and count nothing. False when the
-    grant has been revoked, or the transfer finished, since the resume was decided (an expired
-    grant's may be resumed: ``policy.download_decide``)."""
+    within RESUME_WINDOW and not finished), about to send ``sending`` bytes of a
+    ``package_bytes``-byte package: reserve those bytes on its row and count nothing. False when
+    the grant has been revoked, or the transfer finished, since the resume was decided (an
+    expired grant's may be resumed: ``policy.download_decide``), or when these bytes would take
+    what went out (or is going out) under it past FINISHED_AFTER_PACKAGES packages: a new
+    download, counted, then. Reserved in the same conditional UPDATE, so resumes sent at once
+    cannot each take the whole allowance."""
     now = timezone.now()
     return bool(GrantDownload.objects.filter(pk=transfer_id, grant__revoked_at__isnull=True, completed_at__isnull=True,
-                                             started_at__gte=now - RESUME_WINDOW)
-                .update(last_activity_at=now, resumes=F("resumes") + 1))
+                                             started_at__gte=now - RESUME_WINDOW,
+                                             bytes_sent__lte=FINISHED_AFTER_PACKAGES * package_bytes - sending)
+                .update(last_activity_at=now, resumes=F("resumes") + 1, bytes_sent=F("bytes_sent") + sending))
 
 
-#: a transfer under which this many packages' worth of bytes went out is finished, even if no
-#: request reached its last byte: closed ranges (bytes=1-N) would otherwise resume it for ever,
-#: uncounted; the margin over one package is what resumes re-send of bytes a dropped connection lost
+#: what may go out under one counted transfer, in packages: its first request and the resumes
+#: that re-send what dropped connections lost. Bytes handed to the network are not bytes the
+#: client kept (a phone that drops near the end, a buffering proxy: the server "sent" all of a
+#: small package at once), so reaching the last byte does not finish a transfer; twice the
+#: package does, and no resume may take it past that (closed ranges short of the end included)
 FINISHED_AFTER_PACKAGES = 2
 
 
-def grant_download_sent(*, transfer_id: int, sent: int, total: int, to_the_end: bool) -> None:
-    """A request of a counted transfer ended, having sent ``sent`` bytes of a ``total``-byte
-    package (``to_the_end``: through its last byte). The transfer is finished, and not resumed
-    again (a Range request for it is a new download, counted), once its last byte went out or
-    FINISHED_AFTER_PACKAGES times the package was sent under it."""
-    now = timezone.now()
-    finished = Value(now) if to_the_end else Case(
-        When(bytes_sent__gte=FINISHED_AFTER_PACKAGES * total - sent, then=Value(now)), default=None)
+def grant_download_sent(*, transfer_id: int, sent: int, reserved: int, total: int) -> None:
+    """A request of a counted transfer ended, having sent ``sent`` of the ``reserved`` bytes it
+    reserved of a ``total``-byte package: what it did not send is given back. The transfer is
+    finished, and not resumed again (a Range request for it is a new download, counted), once
+    FINISHED_AFTER_PACKAGES times the package went out under it."""
+    change = sent - reserved
+    finished = Case(When(bytes_sent__gte=FINISHED_AFTER_PACKAGES * total - change, then=Value(timezone.now())),
+                    default=None)
     GrantDownload.objects.filter(pk=transfer_id).update(
-        bytes_sent=F("bytes_sent") + sent, completed_at=Coalesce(F("completed_at"), finished))
+        bytes_sent=F("bytes_sent") + change, completed_at=Coalesce(F("completed_at"), finished))
 
 
 # --------------------------------------------------------------------------- shares from templates
