@@ -137,7 +137,7 @@ class CasePage:
     studies: Any = field(default_factory=list)  # a query of them: the view shows a page
     notes: Any = field(default_factory=list)  # a query of them: the view shows a page
     participants: list[Grant] = field(default_factory=list)
-    my_grants: list[Grant] = field(default_factory=list)
+    my_grants: list[Grant] = field(default_factory=list)  # each with ``gives``: policy.grant_gives
     history: list[AuditEvent] = field(default_factory=list)
     boards: list[BoardSession] = field(default_factory=list)
     attachments: Any = field(default_factory=list)  # a query of them: the view shows a page
@@ -186,10 +186,10 @@ def case_page_decisions(*, user: User, case: Case, request: HttpRequest | None =
     return policy.can_actions(user, PAGE_ACTIONS, case, facts=policy.request_facts(request, user))
 
 
-def case_page(*, user: User, case: Case, may: dict[Action, bool]) -> CasePage:
+def case_page(*, user: User, case: Case, may: dict[Action, bool], request: HttpRequest | None = None) -> CasePage:
     """Everything the case page shows, in a bounded number of queries: one per section, not
     one per study, note or participant. ``may``: ``case_page_decisions`` for this user and case,
-    whose ``VIEW_CASE`` the caller has required."""
+    whose ``VIEW_CASE`` the caller has required. ``request``: as for ``case_page_decisions``."""
     if not may[Action.VIEW_CASE]:
         raise ValueError("case_page: the case may not be seen by this user")
     can_manage = may[Action.MANAGE_CASE]
@@ -214,6 +214,11 @@ def case_page(*, user: User, case: Case, may: dict[Action, bool]) -> CasePage:
         page.boards = list(case.board_sessions.order_by("-meeting_at"))
     else:
         page.my_grants = list(case.grants.live(now).filter(grantee=user).order_by("expires_at"))
+        # what each gives them, as the policy decides it (its use case, renditions, studies,
+        # download limit), not the permissions it names
+        for grant, gives in zip(page.my_grants, policy.grant_gives(
+                user, page.my_grants, facts=policy.request_facts(request, user)), strict=True):
+            grant.gives = gives
     return page
 
 

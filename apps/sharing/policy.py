@@ -1103,6 +1103,57 @@ def allowed_renditions(actor: Any, obj: object, *, facts: _Facts | None = None) 
     return frozenset(allowed)
 
 
+def allowed_renditions_each(actor: Any, objs: Iterable[Any], *, facts: _Facts | None = None) -> list[frozenset[str]]:
+    """``allowed_renditions(actor, obj)`` for each of ``objs`` (studies, cases), in order: the same
+    answers, made by the same code, with what they read read once for all of them. A share naming
+    some studies of a case gives no download of the whole case (``_grant_refusal``), so a page
+    that says what its holder may download asks about each study as well as the case."""
+    objs = list(objs)
+    facts = _facts_of(actor, facts)
+    facts.load_grants({_case_id_of(obj) for obj in objs})
+    return [allowed_renditions(actor, obj, facts=facts) for obj in objs]
+
+
+#: how the pages name what a grant gives its holder, in this order (``grant_gives``)
+_GIVES_ORDER = ("view", "download_preview", "download_original", "reshare")
+
+
+def grant_gives(actor: Any, grants: Iterable[Grant], *, facts: _Facts | None = None) -> list[tuple[str, ...]]:
+    """For each of ``grants`` (held by ``actor``), in order: what it gives ``actor`` right now, as
+    grant permission values ("view", "download_preview", "download_original", "reshare"), for
+    pages that say what a share gives its holder ("Your access"). Decided by the grant rule itself
+    (``_grant_refusal``, as ``can`` decides) on what the grant covers: its case, or each study it
+    names (a download of one of them counts; the whole case's zip is not given by such a share).
+    So its use case's cap, its rendition scope, its download limit, a second factor not passed
+    and a patient's education-only downloads are all in the answer, never the permissions alone."""
+    from django.db.models import prefetch_related_objects
+
+    from apps.sharing.usecases import RENDITION_PERMISSION
+
+    grants = list(grants)
+    facts = _facts_of(actor, facts)
+    prefetch_related_objects(grants, "studies", "case")
+    answers = []
+    for grant in grants:
+        scope = _study_scope(grant)
+        objs = [grant.case] if scope is None else list(grant.studies.all())  # type: ignore[attr-defined]
+
+        def covers(action: Action, objs: list[Any] = objs, grant: Grant = grant, rendition: str | None = None) -> bool:
+            return any(_grant_refusal(grant, action, obj, user=facts.user, rendition=rendition, now=facts.now,
+                                      facts=facts) is None for obj in objs)
+
+        given = set()
+        if covers(Action.VIEW_IMAGES):
+            given.add("view")
+        for rendition, permission in RENDITION_PERMISSION.items():
+            if permission not in given and covers(_download_action(rendition), rendition=rendition):
+                given.add(permission)
+        if covers(Action.SHARE_CASE):
+            given.add("reshare")
+        answers.append(tuple(p for p in _GIVES_ORDER if p in given))
+    return answers
+
+
 def _download_action(rendition: str) -> Action:
     """The action downloading ``rendition`` (a usecases.Rendition value) needs."""
     from apps.sharing.usecases import RENDITION_PERMISSION

@@ -469,6 +469,12 @@ def shared_case(request: HttpRequest, case_id: UUID) -> HttpResponse:
         all_studies = list(Study.objects.filter(case=case).order_by("-study_date", "-created_at", "id"))
         studies = [s for s, may in zip(all_studies, policy.can_each(actor, Action.VIEW_IMAGES, all_studies,
                                                                     facts=facts), strict=True) if may]
+    # what they may take of each study they see: a share naming some studies of the case gives no
+    # zip of the whole case, yet each of its studies may be downloaded (the policy's answer for
+    # each, so "You may download" says what the study's download gives, not "nothing")
+    by_study = policy.allowed_renditions_each(actor, studies, facts=facts)
+    for study, allowed in zip(studies, by_study, strict=True):
+        study.download_kinds = [_CASE_PACKAGES[r] for r in sorted(allowed) if r in _CASE_PACKAGES]
     # a page of them (a case may gather hundreds), with how many of how many and the others' pages
     studies = page_of(request, studies, size=SHARES_PAGE_SIZE, param="studies")
     # the grants under which the signed-in user may ask for the original (the policy's decision,
@@ -488,10 +494,13 @@ def shared_case(request: HttpRequest, case_id: UUID) -> HttpResponse:
     # a download button for each rendition the policy lets them take of the whole case (a link
     # holder has no study page to download from, so without these "You may download" was all)
     downloads = [_CASE_PACKAGES[r] for r in sorted(renditions) if r in _CASE_PACKAGES] if studies else []
+    # without the case's zip, each study's own downloads (beside it in the list)
+    study_downloads = not downloads and any(by_study)
     limit_reached = any(g.over_download_limit for g in grants)  # as the policy refuses them
     return render(request, "sharing/shared_case.html", {
-        "case": case, "grants": grants, "renditions": sorted(renditions), "studies": studies, "downloads": downloads,
-        "limit_reached": limit_reached and not downloads,
+        "case": case, "grants": grants, "renditions": sorted(set(renditions).union(*by_study)), "studies": studies,
+        "downloads": downloads, "study_downloads": study_downloads,
+        "limit_reached": limit_reached and not downloads and not study_downloads,
         "is_link_holder": isinstance(actor, policy.LinkHolder) and actor.user is None,
         "anonymous": any(g.is_anonymous for g in grants), "original_requests": original_requests,
         "recipient_kinds": RecipientKind})
