@@ -142,7 +142,7 @@ def invitation_create(*, organization: Organization, by: User, email: str, role:
             raise ValidationError(_("Unknown role."))
     raw = secrets.token_urlsafe(32)
     with transaction.atomic():
-        _invitation_refuse_pending(organization=organization, email=email)
+        _invitation_refuse_pending(organization=organization, by=by, email=email, kind=kind, patient=patient)
         invitation = _invitation_insert(organization=organization, kind=kind, email=email, role=role,
                                         patient=patient, raw=raw, by=by, cases=cases, language=language,
                                         request=request)
@@ -154,18 +154,38 @@ def invitation_create(*, organization: Organization, by: User, email: str, role:
     return invitation, raw
 
 
-def _invitation_refuse_pending(*, organization: Organization, email: str) -> None:
-    """One pending invitation per address in an organization: sending the form again (or twice)
-    made a second one, with a second e-mail and a second working link. Refused, saying until when
-    the one sent works; it may be withdrawn to send a new one. The organization's row is locked
-    first (in the caller's transaction), so that two sends at once do not both find none."""
+def _invitation_refuse_pending(*, organization: Organization, by: User, email: str, kind: str,
+                               patient: Any) -> None:
+    """One pending invitation of a kind per address in an organization (and, for a patient, per
+    patient: a guardian's address may be invited for each child): sending the form again (or
+    twice) made a second one, with a second e-mail and a second working link. Refused, saying
+    until when the one sent works; it may be withdrawn to send a new one.
+
+    Only those whom the refusal may name block: for an inviter who manages members (who sees and
+    may withdraw every invitation on the invitations page), any such invitation; for another
+    inviter (a clinician inviting a consultant to their case, or a patient), their own only.
+    Another's invitation is neither named nor in the way: the refusal would tell them of an
+    invitation they may not see (a patient's, say) and ask them to withdraw what they may not.
+    The organization's row is locked first (in the caller's transaction), so that two sends at
+    once do not both find none."""
     Organization.objects.select_for_update(no_key=True).filter(pk=organization.pk).values_list("pk").first()
-    pending = Invitation.objects.for_org(organization.pk).pending().filter(email=email).order_by("-expires_at").first()
-    if pending is not None:
-        expires = formats.date_format(timezone.localtime(pending.expires_at), "SHORT_DATETIME_FORMAT")
+    blocking = Invitation.objects.for_org(organization.pk).pending().filter(email=email, kind=kind)
+    if kind == InvitationKind.PATIENT:
+        blocking = blocking.filter(patient=patient)
+    manages = policy.can(by, Action.MANAGE_MEMBERS, organization)
+    if not manages:
+        blocking = blocking.filter(created_by=by)
+    pending = blocking.order_by("-expires_at").first()
+    if pending is None:
+        return
+    expires = formats.date_format(timezone.localtime(pending.expires_at), "SHORT_DATETIME_FORMAT")
+    if manages:
         raise ValidationError(_("An invitation to %(email)s is already waiting to be accepted; it works until "
                                 "%(expires)s. To send a new one, withdraw it first on the invitations page.")
                               % {"email": email, "expires": expires}, code="pending")
+    raise ValidationError(_("You already invited %(email)s; your invitation is waiting to be accepted and works "
+                            "until %(expires)s. To send a new one, withdraw yours first on the invitations page.")
+                          % {"email": email, "expires": expires}, code="pending")
 
 
 def _invitation_not_sent(*, invitation: Invitation, error: Exception, by: User,
