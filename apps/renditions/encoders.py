@@ -15,13 +15,23 @@ transfer syntaxes goes through pydicom's encoders (pyjpegls, pylibjpeg-openjpeg,
   patient's education zip holds (a phone opens it, a DICOM file it cannot): the same image with a
   burned-in "EDUCATION COPY - NOT FOR DIAGNOSIS" band, and nothing else (no metadata, so no
   patient identifier).
+
+A band's text is always whole and legible (``_legible``, ``_band_layout``): an image narrower than
+``BAND_MIN_WIDTH`` is enlarged first (within its kind's maximum; the education DICOM holds the
+same enlarged picture and says so in its Derivation Description), a text that does not fit on one
+line at ``BAND_MIN_FONT`` px is wrapped, and a strip too thin even so gets black borders.
 """
 
 from __future__ import annotations
 
+import functools
 import io
+import itertools
 import logging
+import math
+import re
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -54,9 +64,18 @@ EDUCATION_MAX = 512
 PREVIEW_QUALITY = 80
 EDUCATION_QUALITY = 85
 BAND_TEXT = "PREVIEW - NOT FOR DIAGNOSTIC USE"
-#: burned into the education copy's JPEG images (stored once, read by anyone: not translated,
-#: as the preview's band; the zip's README says it in the patient's language)
+#: burned into the education copy's JPEG images. One fixed text, not translated (as the preview's
+#: band): the picture is made once, stored, and is the same bytes for every asker (patient,
+#: clinician, any language), which a package's ETag and resumed (Range) downloads rely on; a band
+#: per language would be a stored image per language. The zip's README quotes it and says what it
+#: means in the asker's language (``packages._readme``).
 EDUCATION_BAND_TEXT = "EDUCATION COPY - NOT FOR DIAGNOSIS"
+#: the smallest font (px) a band is drawn in; an image too small for its band text at that size is
+#: enlarged (or, a strip, bordered) first: ``_legible``
+BAND_MIN_FONT = 8
+#: an image narrower than this is enlarged before its band is drawn (its longer side staying
+#: within its rendition's maximum), so that a 64 px picture is not a stamp and its label readable
+BAND_MIN_WIDTH = 256
 #: UID root for derived objects (the generate_uid default root, with our own entropy sources)
 _EDUCATION_ENTROPY = "lightbox-education-v1"
 
@@ -192,18 +211,114 @@ def lossless_encode(data: bytes, codec: str) -> bytes:
     return encoded
 
 
-def _band(image: Image.Image, text: str) -> Image.Image:
-    """Burn a black band with white ``text`` across the bottom of ``image`` (in place)."""
+@functools.lru_cache(maxsize=64)
+def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    return ImageFont.load_default(size=size)
+
+
+@dataclass(frozen=True)
+class _BandLayout:
+    lines: tuple[str, ...]
+    size: int     # font size (px)
+    height: int   # the band's height (px)
+
+
+def _widest(lines: tuple[str, ...], size: int) -> float:
+    return max(_font(size).getlength(line) for line in lines)
+
+
+def _wrappings(text: str) -> Iterator[tuple[str, ...]]:
+    """``text`` over 2, 3, ... lines (one word a line at most; a dash stays at the end of the line
+    before it), each the split whose widest line is the narrowest."""
+    words = re.findall(r"\S+(?: -+(?= |$))?", text)  # "COPY -" is one word
+    probe = _font(100)
+    for count in range(2, len(words) + 1):
+        splits = (tuple(" ".join(words[a:b]) for a, b in zip((0, *cuts), (*cuts, len(words)), strict=True))
+                  for cuts in itertools.combinations(range(1, len(words)), count - 1))
+        yield min(splits, key=lambda lines: max(probe.getlength(line) for line in lines))
+
+
+def _band_layout(width: int, height: int, text: str) -> _BandLayout | None:
+    """How ``text`` is drawn across the bottom of a ``width`` x ``height`` image: on one line when
+    it fits there at ``BAND_MIN_FONT`` px or more (as always: the band is 7% of the height, the
+    text 94% of the width at most), else wrapped over as few lines as fit at that size, the band
+    made as tall as they need. None when even one word a line does not fit (``_legible`` widens
+    the image first)."""
+    base = max(8, round(height * 0.07))
+    cap = int(base * 0.7)
+    room = width * 0.94
+    size = min(cap, int(100 * room / max(_font(100).getlength(text), 1)))
+    while size >= BAND_MIN_FONT and _font(size).getlength(text) > width:  # the estimate is linear, glyphs are not
+        size -= 1
+    if size >= BAND_MIN_FONT:
+        return _BandLayout((text,), size, base)
+    if _font(BAND_MIN_FONT).getlength(text) <= room:  # fits on one line, in a band taller than 7%
+        size = BAND_MIN_FONT
+        return _BandLayout((text,), size, max(base, size + 2 * _pad(size)))
+    for lines in _wrappings(text):
+        if _widest(lines, BAND_MIN_FONT) > room:
+            continue
+        size = BAND_MIN_FONT
+        while size < max(cap, BAND_MIN_FONT) and _widest(lines, size + 1) <= room:
+            size += 1
+        return _BandLayout(lines, size, max(base, len(lines) * _line_height(size) + 2 * _pad(size)))
+    return None
+
+
+def _line_height(size: int) -> int:
+    return round(size * 1.25)
+
+
+def _pad(size: int) -> int:
+    return max(2, round(size * 0.25))
+
+
+def _legible(image: Image.Image, max_size: int, text: str) -> tuple[Image.Image, str]:
+    """``image`` made to hold its band ``text`` whole and legible (``_band_layout``): enlarged
+    when narrower than ``BAND_MIN_WIDTH`` px, its longer side staying at most ``max_size``; then,
+    only for a strip too narrow or too short even so, black borders added (at the sides, or
+    below) so that the text fits and the band covers at most half of it. Returns the image and
+    what was done to it ("" when nothing: the image as given, as before for any image 256 px
+    wide or more)."""
+    done = ""
     width, height = image.size
-    band = max(8, round(height * 0.07))
+    if width < BAND_MIN_WIDTH:
+        factor = min(BAND_MIN_WIDTH / width, max_size / max(width, height))
+        if factor > 1:
+            image = image.resize((max(1, round(width * factor)), max(1, round(height * factor))),
+                                 Image.Resampling.BICUBIC)
+            done = "enlarged"
+    width, height = image.size
+    layout = _band_layout(width, height, text)
+    if layout is None:
+        width = max(width, math.ceil(max(_font(BAND_MIN_FONT).getlength(w) for w in text.split()) / 0.94) + 2)
+        layout = _band_layout(width, height, text)
+    if layout is not None and layout.height * 2 > height:
+        height = layout.height * 2
+    if (width, height) != image.size:
+        canvas = Image.new(image.mode, (width, height), 0 if image.mode == "L" else (0, 0, 0))
+        canvas.paste(image, ((width - image.size[0]) // 2, 0))
+        image, done = canvas, (f"{done} and bordered" if done else "bordered")
+    return image, done
+
+
+def _band(image: Image.Image, text: str) -> Image.Image:
+    """Burn a black band with white ``text`` across the bottom of ``image`` (in place), laid out
+    by ``_band_layout`` (an image given to ``_legible`` first always has room for the whole text)."""
+    width, height = image.size
+    layout = _band_layout(width, height, text) or _BandLayout((text,), BAND_MIN_FONT, max(8, round(height * 0.07)))
+    band = layout.height
     draw = ImageDraw.Draw(image)
     white = 255 if image.mode == "L" else (255, 255, 255)
     draw.rectangle([0, height - band, width, height], fill=0 if image.mode == "L" else (0, 0, 0))
-    probe = ImageFont.load_default(size=100)
-    size = max(4, min(int(band * 0.7), int(100 * width * 0.94 / max(probe.getlength(text), 1))))
-    font = ImageFont.load_default(size=size)
-    text_width = font.getlength(text)
-    draw.text(((width - text_width) / 2, height - band + (band - size) / 2), text, fill=white, font=font)
+    font = _font(layout.size)
+    if len(layout.lines) == 1:
+        top = height - band + (band - layout.size) / 2
+    else:
+        top = height - band + (band - len(layout.lines) * _line_height(layout.size)) / 2
+    for index, line in enumerate(layout.lines):
+        draw.text(((width - font.getlength(line)) / 2, top + index * _line_height(layout.size)), line, fill=white,
+                  font=font)
     return image
 
 
@@ -224,6 +339,7 @@ def _jpeg(image: Image.Image, quality: int, **kwargs) -> bytes:
 def preview_jpeg(data: bytes, frame: int = 0) -> tuple[bytes, int, int]:
     """A labelled lossy preview of one frame: (JPEG bytes, columns, rows)."""
     image, _info = _frame_image(data, frame, PREVIEW_MAX)
+    image, _done = _legible(image, PREVIEW_MAX, BAND_TEXT)
     _band(image, BAND_TEXT)
     return _jpeg(image, PREVIEW_QUALITY), image.size[0], image.size[1]
 
@@ -257,9 +373,12 @@ class EducationExport:
     rows: int
 
 
-def _education_image(data: bytes, frame: int) -> tuple[Image.Image, pixels.FrameInfo]:
+def _education_image(data: bytes, frame: int) -> tuple[Image.Image, pixels.FrameInfo, str]:
+    """The education picture of one frame (the DICOM's and the labelled JPEG's: the same pixels),
+    made room for its band (``_legible``), and what that did to it."""
     image, info = _frame_image(data, frame, EDUCATION_MAX)
-    return (image if image.mode == "L" else image.convert("RGB")), info
+    image, done = _legible(image if image.mode == "L" else image.convert("RGB"), EDUCATION_MAX, EDUCATION_BAND_TEXT)
+    return image, info, done
 
 
 def _labelled_jpeg(image: Image.Image) -> bytes:
@@ -269,8 +388,8 @@ def _labelled_jpeg(image: Image.Image) -> bytes:
 def education_export(data: bytes, frame: int = 0) -> EducationExport:
     """The education DICOM of one frame and its labelled JPEG image, from one decoding. The JPEG
     is written by Pillow with no EXIF, comment or ICC profile: nothing in it but the pixels."""
-    image, info = _education_image(data, frame)
-    dcm, columns, rows = _education_dicom(data, frame, image, info)
+    image, info, done = _education_image(data, frame)
+    dcm, columns, rows = _education_dicom(data, frame, image, info, done)
     return EducationExport(dicom=dcm, jpeg=_labelled_jpeg(image), columns=columns, rows=rows)
 
 
@@ -283,11 +402,12 @@ def education_labelled_jpeg(data: bytes, frame: int = 0) -> bytes:
 def education_dicom(data: bytes, frame: int = 0) -> tuple[bytes, int, int]:
     """A low-resolution lossy DICOM (Secondary Capture, JPEG baseline) of one frame:
     (file bytes, columns, rows). Marked lossy, derived, with a new SOP Instance UID."""
-    image, info = _education_image(data, frame)
-    return _education_dicom(data, frame, image, info)
+    image, info, done = _education_image(data, frame)
+    return _education_dicom(data, frame, image, info, done)
 
 
-def _education_dicom(data: bytes, frame: int, image: Image.Image, info: pixels.FrameInfo) -> tuple[bytes, int, int]:
+def _education_dicom(data: bytes, frame: int, image: Image.Image, info: pixels.FrameInfo,
+                     done: str = "") -> tuple[bytes, int, int]:
     source = _read(data, stop_before_pixels=True)
     colour = image.mode != "L"
     jpeg = _jpeg(image, EDUCATION_QUALITY, subsampling=1 if colour else 0)  # 4:2:2 matches YBR_FULL_422
@@ -308,7 +428,9 @@ def _education_dicom(data: bytes, frame: int, image: Image.Image, info: pixels.F
     ds.SeriesDescription = "Patient education - low resolution"
     ds.ConversionType = "WSD"
     ds.ImageType = ["DERIVED", "SECONDARY"]
-    ds.DerivationDescription = (f"Windowed to 8 bits, reduced to at most {EDUCATION_MAX} px and JPEG baseline "
+    # an image too small for its label was enlarged (or bordered) to hold it: said so
+    scaled = f"{done} to {columns} x {rows} px" if done else f"reduced to at most {EDUCATION_MAX} px"
+    ds.DerivationDescription = (f"Windowed to 8 bits, {scaled} and JPEG baseline "
                                 "compressed for patient education; not for diagnostic use")
     ref = Dataset()
     ref.ReferencedSOPClassUID = str(source.get("SOPClassUID") or "")
