@@ -193,13 +193,26 @@ def grants_revoke(*, grants: Iterable[Grant], by: User | None, reason: str,
         _original_requests_withdraw(grant=grant, by=by, reason=reason, request=request)
     revoked = len(to_revoke)
     if to_revoke and reason != "renewed":
-        # the original approved under a share ends with it (a renewal carries the share on: what
-        # was approved under the old one runs its own course)
-        approved = OriginalRequest.objects.filter(grant__in=to_revoke, approved_grant__revoked_at__isnull=True)
+        # the original approved under a share ends with it, and with the share it was renewed
+        # into (a renewal carries the share on: what was approved under the old one runs its own
+        # course until the share, however often renewed, ends)
+        approved = OriginalRequest.objects.filter(grant__in=_renewed_from_all(to_revoke),
+                                                  approved_grant__revoked_at__isnull=True)
         following = list(Grant.objects.filter(pk__in=approved.values("approved_grant")))
         if following:
             revoked += grants_revoke(grants=following, by=by, reason=reason, request=request)
     return revoked
+
+
+def _renewed_from_all(grants: list[Grant]) -> set[int]:
+    """The ids of ``grants`` and of every grant each was renewed from, back to the first."""
+    ids = {g.pk for g in grants}
+    step = {g.renewed_from_id for g in grants} - {None}
+    while step - ids:
+        ids |= step
+        step = set(Grant.objects.filter(pk__in=step).exclude(renewed_from=None).values_list("renewed_from_id",
+                                                                                          flat=True))
+    return ids
 
 
 def _original_requests_withdraw(*, grant: Grant, by: User | None, reason: str, request: HttpRequest | None,

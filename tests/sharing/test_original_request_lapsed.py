@@ -202,3 +202,22 @@ def test_the_original_approved_under_a_share_ends_with_it_but_not_with_its_renew
     req.approved_grant.refresh_from_db()
     assert req.approved_grant.revoked_at is None
     assert policy.can(consultant, Action.DOWNLOAD_ORIGINAL, case)
+
+
+def test_the_original_approved_under_a_share_ends_when_its_renewal_ends(case, owner, consultant, radiologist):
+    """A review: approved under a share, the share renewed (the approval runs on), then the
+    renewal revoked: the original approved under the first share ends with the share it was
+    renewed into, however often renewed."""
+    grant, _link, _raw = services.share_create(case=case, by=owner, use_case="custom", recipient_kind="user",
+                                               grantee=consultant)
+    req = services.original_request_create(grant=grant, by=consultant, reason=REASON)
+    services.original_request_decide(original_request=req, by=radiologist, approve=True, hours=12)
+    req.refresh_from_db()
+    renewal, _l2, _r2 = services.grant_renew(grant=grant, by=owner)
+    again, _l3, _r3 = services.grant_renew(grant=renewal, by=owner)
+    req.approved_grant.refresh_from_db()
+    assert req.approved_grant.revoked_at is None  # the renewals carried the share on
+    services.grants_revoke(grants=[again], by=owner, reason="revoked by sharer")
+    req.approved_grant.refresh_from_db()
+    assert req.approved_grant.revoked_at is not None
+    assert not policy.can(consultant, Action.DOWNLOAD_ORIGINAL, case)
