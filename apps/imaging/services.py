@@ -791,15 +791,12 @@ def ingest_job_fail(*, job_id: int, error: str, task_id: str | None = None) -> N
     """The task (message ``task_id``) gave up: the job and the studies it created are marked
     failed (no partial study is ever shown as ready). A job running under another message (it
     was taken over) is left alone, and so is a job done (what failed came after its commit)."""
-    job = IngestJob.objects.get(pk=job_id)
     mine = IngestJob.objects.filter(pk=job_id).exclude(state__in=[JobState.DONE, JobState.DONE_WITH_WARNINGS])
     if task_id is not None:
         mine = mine.exclude(Q(state=JobState.RUNNING) & ~Q(task_id=task_id))
-    if not mine.update(state=JobState.FAILED, error=error[:300], finished_at=timezone.now()):
+    if not _job_fail(mine, job_id, error=error[:300]):
         logger.warning("ingest job %s: task %s gave up (%s); the job is done or another run holds it, left alone",
                        job_id, task_id, error[:80])
-        return
-    _job_failed(job)
 
 
 #: a study's warning (``Study.warnings``): an ingest job that added images to it failed part way
@@ -807,18 +804,34 @@ def ingest_job_fail(*, job_id: int, error: str, task_id: str | None = None) -> N
 UPLOAD_FAILED = "upload_failed"
 
 
+def _job_fail(claim, job_id: int, *, error: str) -> bool:
+    """Fail the job through ``claim`` (its row, as the caller may still take it: an UPDATE that
+    finds nothing means it may not) and its studies (``_job_failed``), in one transaction: an error
+    on the way (the database, in ``_studies_release``) rolls the job's state back with the rest, so
+    the job is left running or queued, where the task's retry or the lost-job sweep takes it again,
+    never failed with a study left processing that nothing would finish. The job's row is locked
+    first, as a batch locks it before its studies (``_job_hold``). What the follower prepared for
+    it is dropped after the commit (its blob files cannot come back with a rollback)."""
+    with transaction.atomic():
+        if not claim.update(state=JobState.FAILED, error=error, finished_at=timezone.now()):
+            return False
+        job = IngestJob.objects.get(pk=job_id)
+        _job_failed(job)
+    if job.upload_id is not None:
+        follow.prepared_discard(job.upload)
+    return True
+
+
 def _job_failed(job: IngestJob) -> None:
     """Mark the studies the job created failed, unless ready (no partial study is shown as ready),
-    finish those it added to without creating them (``_studies_release``), record the failure and
-    drop what the follower prepared for it."""
+    finish those it added to without creating them (``_studies_release``) and record the failure.
+    In ``_job_fail``'s transaction."""
     for study in Study.objects.filter(created_by_job=job).exclude(
             state__in=[StudyState.READY, StudyState.READY_WITH_WARNINGS, StudyState.FAILED]):
         _finish_study(study, failed=True)  # its counts say what it holds, as a page lists them
     _studies_release(job)
     record(action="imaging.ingest", actor=job.created_by, organization_id=job.organization_id, target=job,
            outcome="failed", details={"job": str(job.public_id)})
-    if job.upload_id is not None:
-        follow.prepared_discard(job.upload)
 
 
 def _studies_release(job: IngestJob) -> None:
@@ -851,10 +864,7 @@ def _lost_job_give_up(claim, job_id: int, *, error: str) -> bool:
     started it, so it made no study; ``STALLED``: it stopped again after ``LOST_SENDS`` sends in
     all, and the studies it created are failed with it), unless a run took it meanwhile (the
     claim then finds nothing). What it stored and its staged file are kept for ``--resume``."""
-    if not claim.update(state=JobState.FAILED, error=error, finished_at=timezone.now()):
-        return False
-    _job_failed(IngestJob.objects.get(pk=job_id))
-    return True
+    return _job_fail(claim, job_id, error=error)
 
 
 def ingest_jobs_lost_send(now=None) -> tuple[int, int]:
