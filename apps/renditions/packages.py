@@ -26,6 +26,15 @@ COPY - NOT FOR DIAGNOSIS" band burned in), never its DICOM file (which they cann
 whose header names the patient), and a README.txt saying what the pictures are, in the language
 of whoever asks (the request's: a patient's own), so its bytes are the same for the same asker.
 
+Language: only README.txt follows the asker's language. The package's and folders' names
+(``..._Education``, ``S001_CT``, ``ED00001.jpg``) stay ASCII English: stable names that every
+unzip tool, file system and support conversation reads the same, whoever downloaded them.
+MANIFEST.txt stays English too: it is the checksum list of every package kind (and of the
+de-identified exports, ``package_finish``), fixed keys a person or a script checks the files
+against, and its reasons for a file left out are the stored English text. The band burned into
+the pictures is one fixed English text (``encoders.EDUCATION_BAND_TEXT``), which the README
+quotes and explains in the asker's language.
+
 Layout::
 
     <name>/MANIFEST.txt
