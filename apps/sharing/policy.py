@@ -882,15 +882,20 @@ def sso_sign_in_allowed(user: Any, organization: Organization) -> bool:
 
 def reaches_beyond(user: Any, organization: Organization) -> bool:
     """Whether ``user`` reaches data of an organization other than ``organization``: an active
-    membership there, or a share from it addressed to them that is neither revoked nor expired
-    (live, or yet to begin): a share from another organization opens its case to the session as
-    a membership opens its cases, so ``organization``'s provider must not sign them in alone."""
+    membership there, or a share from it addressed to them (or to their e-mail address, not
+    opened yet) that is neither revoked nor expired (live, or yet to begin): a share from another
+    organization opens its case to the session as a membership opens its cases, so
+    ``organization``'s provider must not sign them in alone."""
     from apps.sharing.models import Grant
 
     if Membership.objects.filter(user=user, is_active=True).exclude(organization=organization).exists():
         return True
-    return (Grant.objects.filter(revoked_at__isnull=True, expires_at__gt=timezone.now()).addressed_to(user)
-            .exclude(organization=organization).exists())
+    open_shares = Grant.objects.filter(revoked_at__isnull=True, expires_at__gt=timezone.now()).exclude(
+        organization=organization)
+    # a share sent to their address and not opened yet is theirs the moment its link is opened
+    return (open_shares.addressed_to(user).exists()
+            or open_shares.filter(grantee__isnull=True, grantee_email=(user.email or "").lower()).exclude(
+                grantee_email="").exists())
 
 
 def holds(grant: Grant, user: Any) -> bool:

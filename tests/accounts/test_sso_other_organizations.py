@@ -170,3 +170,19 @@ def test_a_share_from_another_organization_counts_as_reaching_it(org_a, org_b, s
     Grant.objects.filter(pk=grant.pk).update(expires_at=timezone.now() + timedelta(hours=1),
                                              revoked_at=timezone.now())
     assert policy.sso_sign_in_allowed(person, org_b)
+
+
+def test_a_share_sent_to_the_address_and_not_opened_yet_counts_too(org_a, org_b, sso_b, clinician_a, settings):
+    """A review: a share of Alpha's case sent to a Beta-only person's address, not opened yet,
+    is theirs the moment its link is opened: Beta's provider alone does not sign them in."""
+    from apps.sharing import services as sharing
+    from apps.sharing.models import Grant
+    from tests.factories import CaseFactory
+
+    settings.LIGHTBOX_MFA_ENFORCED = True
+    person = member(org_b, Role.CLINICIAN, email="mailed@beta.example")
+    case = CaseFactory(organization=org_a, created_by=clinician_a)
+    sharing.share_create(case=case, by=clinician_a, use_case="second_opinion", recipient_kind="email",
+                         grantee_email="Mailed@beta.example")
+    assert Grant.objects.get(case=case).grantee is None
+    assert not policy.sso_sign_in_allowed(person, org_b)
