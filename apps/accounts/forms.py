@@ -14,6 +14,7 @@ from apps.cases.selectors import case_search_match
 from apps.core.forms import SearchedChoicesForm, SearchedModelMultipleChoiceField
 from apps.organizations.models import Role
 from apps.sharing import policy
+from apps.sharing.policy import Action
 
 if TYPE_CHECKING:
     from django.db.models import QuerySet
@@ -71,17 +72,28 @@ class InvitationForm(SearchedChoicesForm, forms.Form):
         field.search_url = f"{reverse('accounts:invitation_choices')}?list=cases"
         field.label_from_instance = lambda c: c.title
         # the roles this user may give here, as the policy says for each (the service checks the
-        # invitation itself): a clinician was offered the staff roles, each then refused
-        def offered() -> list[tuple[str, str]]:
-            allowed = policy.invitable_roles(user, organization, facts=policy.request_facts(request, user))
-            return [(value, label) for value, label in Role.choices if value in allowed]
-
-        self.fields["role"].choices = offered
+        # invitation itself): a clinician was offered the staff roles, each then refused. Asked
+        # once, here: a callable's choices were asked again each time they were read (checking the
+        # choice, drawing the list)
+        facts = policy.request_facts(request, user)
+        allowed = policy.invitable_roles(user, organization, facts=facts)
+        self.fields["role"].choices = [(value, label) for value, label in Role.choices if value in allowed]
+        # who does not manage members invites a consultant to cases they share, never to none
+        self.cases_required = not policy.can(user, Action.MANAGE_MEMBERS, organization, facts=facts)
         if not cases_qs.exists():
             # an org admin (who shares no case) saw "None to choose from." and nothing more
             self.fields["cases"].help_text = _(
                 "You may share no open case: a consultant invited now sees nothing until someone who "
                 "may share a case (a clinician or a radiologist) shares it with them.")
+
+    def clean(self):
+        data = super().clean()
+        if self.cases_required and "cases" in data and not data["cases"]:
+            # the service refused it as a right (400 "You may not give this access"): it is a
+            # choice left out
+            self.add_error("cases", _("Choose the cases the consultant is invited to: you may invite a "
+                                      "consultant only to cases you share with them."))
+        return data
 
 
 class PatientInvitationForm(forms.Form):
