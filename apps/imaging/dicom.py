@@ -94,7 +94,7 @@ class InflateLimit(DicomError):
         self.limit_mb = max(1, limit // 1_000_000)
         super().__init__(Deferred(gettext_noop(
             "refused: its deflated (compressed) data set inflates to more than %(limit)s MB, the most accepted "
-            "for a file of its size (a decompression bomb?)"), limit=self.limit_mb))
+            "for one file (a decompression bomb?)"), limit=self.limit_mb))
 
 
 @dataclass(frozen=True)
@@ -377,11 +377,13 @@ def _check_values(ds, size: int) -> None:
                 raise DicomError(Deferred(gettext_noop("truncated: the file ends inside the header")))
 
 
-def inflate_limit(compressed: int) -> int:
-    """The most a deflated data set of ``compressed`` bytes may inflate to: the zip bomb rule
-    (``sources.entry_refusal``: LIGHTBOX_ZIP_MAX_RATIO times, past 1 MB), and never more than a
-    whole object may take (LIGHTBOX_MAX_OBJECT_BYTES)."""
-    return min(settings.LIGHTBOX_MAX_OBJECT_BYTES, max(1024 * 1024, compressed * settings.LIGHTBOX_ZIP_MAX_RATIO))
+def inflate_limit() -> int:
+    """The most a deflated data set may inflate to: what a whole object may take
+    (LIGHTBOX_MAX_OBJECT_BYTES), whatever the file's size. No ratio to the compressed size: a
+    legitimate deflated file can inflate thousands of times (a segmentation mask, an image mostly
+    background: 4 MB of pixels in 10 KB), and memory is bounded anyway (``_inflate`` spills to a
+    temporary file past INFLATE_MEMORY_MAX)."""
+    return settings.LIGHTBOX_MAX_OBJECT_BYTES
 
 
 def _maybe_deflated(fh: IO[bytes], force: bool) -> bool:
@@ -473,8 +475,7 @@ def _read(fh: IO[bytes], *, force: bool = False, stop_before_pixels: bool = Fals
     if found is None:
         return pydicom.dcmread(fh, defer_size=defer_size, stop_before_pixels=stop_before_pixels, force=force), fh
     preamble, meta, command_set = found
-    start = fh.tell()
-    inflated = _inflate(fh, inflate_limit(_size(fh) - start))
+    inflated = _inflate(fh, inflate_limit())
     stopped = []
 
     def at_pixels(tag, vr, length) -> bool:

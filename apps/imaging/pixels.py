@@ -243,7 +243,7 @@ def _read_header(fh: IO[bytes]) -> Iterator[Dataset]:
         except dicom.InflateLimit as exc:
             raise UndecodableFrame(Deferred(gettext_noop(
                 "The file's deflated (compressed) data set inflates to more than %(limit)s MB, over this portal's "
-                "limit for a file of its size: it cannot be shown here."), limit=exc.limit_mb)) from exc
+                "limit for one file: it cannot be shown here."), limit=exc.limit_mb)) from exc
         except Exception as exc:  # pydicom raises many types on damaged files
             logger.info("pixels: unreadable header (%s)", type(exc).__name__)
             raise UndecodableFrame(Deferred(gettext_noop("The file cannot be read as DICOM."))) from exc

@@ -107,7 +107,7 @@ def _read(data: bytes, *, stop_before_pixels: bool = False) -> Dataset:
     except dicom.InflateLimit as exc:
         raise NotEncodable(Deferred(gettext_noop(
             "The original's deflated (compressed) data set inflates to more than %(limit)s MB, over this portal's "
-            "limit for a file of its size."), limit=exc.limit_mb)) from exc
+            "limit for one file."), limit=exc.limit_mb)) from exc
     except Exception as exc:  # pydicom raises many types on damaged files
         raise NotEncodable(Deferred(gettext_noop("The file cannot be read as DICOM."))) from exc
 

@@ -1,6 +1,7 @@
 """The header parse holds little in memory, whatever the file: a deflated data set (Deflated
 Explicit VR Little Endian) is inflated in chunks, into a temporary file past 8 MB, and refused past
-``dicom.inflate_limit`` (the zip bomb ratio, at most a whole object's limit): pydicom inflated it
+``dicom.inflate_limit`` (a whole object's limit, LIGHTBOX_MAX_OBJECT_BYTES: set to 100 MB here, under
+the 200 MB the bomb inflates to, whatever the file's size): pydicom inflated it
 whole into memory, so a file of 200 KB took 200 MB and a zip entry of a few MB could take many GB.
 Values over ``dicom.DEFER_SIZE`` (an encapsulated PDF, a private blob) are left in the file, not
 read. The ingest stores the file's own bytes, the viewer refuses a deflated object past the limit
@@ -29,6 +30,12 @@ from bench.ingest.synthetic import ct_slice
 from tests.imaging.zips import zip_bytes
 
 MB = 1024 * 1024
+
+
+@pytest.fixture(autouse=True)
+def _object_limit(settings):
+    """A whole object's limit, and so a deflated data set's, under what the bomb inflates to."""
+    settings.LIGHTBOX_MAX_OBJECT_BYTES = 100 * MB
 
 
 def _deflated(extra: int, *, fill=None, meta_padding: int = 0) -> bytes:
@@ -91,12 +98,12 @@ def _noise(i: int) -> bytes:
 def test_a_deflated_data_set_that_inflates_past_the_limit_is_refused_in_little_memory():
     data = _bomb()
     assert len(data) < MB
-    limit = dicom.inflate_limit(len(data))
-    assert limit < 200 * MB
+    limit = dicom.inflate_limit()
+    assert limit == 100 * MB
     error, peak = _peak(lambda: dicom.parse(io.BytesIO(data)))
     assert isinstance(error, dicom.DicomError)
     assert error.reason == (f"refused: its deflated (compressed) data set inflates to more than {limit // 1_000_000} "
-                            "MB, the most accepted for a file of its size (a decompression bomb?)")
+                            "MB, the most accepted for one file (a decompression bomb?)")
     assert peak < 24 * MB  # pydicom held all 200 MB (and the compressed file)
 
 
@@ -111,7 +118,7 @@ def test_a_deflated_file_whose_transfer_syntax_lies_past_the_first_bytes_is_refu
 
 def test_a_deflated_data_set_larger_than_memory_holds_is_read_from_a_temporary_file():
     data = _deflated(12 * MB, fill=_noise)  # past INFLATE_MEMORY_MAX, well under the ratio
-    assert dicom.inflate_limit(len(data)) > 12 * MB > dicom.INFLATE_MEMORY_MAX
+    assert dicom.inflate_limit() > 12 * MB > dicom.INFLATE_MEMORY_MAX
     header, peak = _peak(lambda: dicom.parse(io.BytesIO(data)))
     assert isinstance(header, dicom.DicomHeader), header
     assert header.transfer_syntax_uid == dicom.DEFLATED and header.modality == "OT"
@@ -141,8 +148,8 @@ def test_the_viewer_refuses_a_deflated_object_past_the_limit_in_little_memory():
     error, peak = _peak(lambda: pixels.frame_info(io.BytesIO(data)))
     assert isinstance(error, pixels.UndecodableFrame)
     assert str(error.reason) == (
-        f"The file's deflated (compressed) data set inflates to more than {dicom.inflate_limit(len(data)) // 1_000_000}"
-        " MB, over this portal's limit for a file of its size: it cannot be shown here.")
+        f"The file's deflated (compressed) data set inflates to more than {dicom.inflate_limit() // 1_000_000}"
+        " MB, over this portal's limit for one file: it cannot be shown here.")
     assert peak < 24 * MB
 
 
@@ -153,9 +160,9 @@ def test_the_lossless_copy_and_the_deidentified_copy_refuse_a_deflated_bomb_in_l
     data = _bomb()
     error, peak = _peak(lambda: encoders.lossless_encode(data, "rle"))
     assert isinstance(error, encoders.NotEncodable)
-    limit = dicom.inflate_limit(len(data)) // 1_000_000
+    limit = dicom.inflate_limit() // 1_000_000
     assert str(error.reason) == (f"The original's deflated (compressed) data set inflates to more than {limit} MB, "
-                                 "over this portal's limit for a file of its size.")
+                                 "over this portal's limit for one file.")
     assert peak < 24 * MB
     error, peak = _peak(lambda: deidentify_file(data, pseudonym="PSEUDO-1", key=bytes(32)))
     assert isinstance(error, Excluded) and error.reason == Reason.UNREADABLE
