@@ -446,6 +446,10 @@ def upload_detail(request: HttpRequest, upload_id: UUID) -> HttpResponse:
     if (ended := _ended(upload)) is not None:
         return ended
     if request.method == "HEAD":
+        # its staging file lost: the upload cannot resume, and says so (410) instead of an offset
+        if (upload.state == UploadState.UPLOADING and uploads.upload_staging_lost(upload)
+                and (ended := _ended(upload)) is not None):
+            return ended
         headers = {"Upload_Offset": str(upload.offset), "Upload_Expires": _expires(upload)}
         if upload.length is not None:
             headers["Upload_Length"] = str(upload.length)

@@ -86,13 +86,14 @@ def upload_writer(upload: Upload, wait: float = 0) -> staging.StagingWriter:
     delete its staging file), so the upload may have ended while this waited. UploadClosed, with
     nothing written and no file made, when it takes no more bytes (``upload_takes_bytes``);
     Upload.DoesNotExist when its row is gone. A staging file missing while the upload still takes
-    bytes (lost from the folder) is a FileNotFoundError, not made again empty."""
+    bytes (lost from the folder) is never made again empty: the upload is expired
+    (``upload_staging_lost``) and UploadClosed raised."""
     fields = ["offset", "state", "expires_at"]
     try:
         writer = staging.StagingWriter(staging.staging_path(upload.staging_name), upload_key(upload), wait=wait)
     except FileNotFoundError:
         upload.refresh_from_db(fields=fields)  # the claim is committed before the file is deleted
-        if upload_takes_bytes(upload):
+        if upload_takes_bytes(upload) and not upload_staging_lost(upload):
             raise
         raise UploadClosed from None
     try:
@@ -104,6 +105,28 @@ def upload_writer(upload: Upload, wait: float = 0) -> staging.StagingWriter:
         writer.close()
         raise
     return writer
+
+
+def upload_staging_lost(upload: Upload) -> bool:
+    """An upload still taking bytes whose staging file is gone from the staging folder (deleted by
+    hand, a restore that missed it): what it received is lost, and nothing can resume it. It is
+    expired now, claimed as the expiry sweep claims one (a conditional UPDATE: an upload that ended
+    meanwhile is left alone) and recorded as the sweep records it, so that the client is told the
+    upload is gone (410) and starts a new one, instead of a 503 at each resume until it expired.
+    True when its file is gone (the upload expired by this call, or it had ended meanwhile:
+    ``upload`` holds its state then); False, and nothing changed, while its file is there."""
+    if staging.staging_path(upload.staging_name).exists():
+        return False
+    with transaction.atomic():
+        if not Upload.objects.filter(pk=upload.pk, state=UploadState.UPLOADING).update(state=UploadState.EXPIRED):
+            upload.refresh_from_db(fields=["offset", "state", "expires_at"])
+            return True
+        record(action="imaging.upload_expired", organization_id=upload.organization_id, target=upload,
+               details={"bytes": upload.offset, "staging_lost": True})
+    upload.state = UploadState.EXPIRED
+    logger.warning("upload %s: its staging file is gone while it took bytes; expired", upload.pk)
+    upload_discard_staging(upload)  # what it prepared, and its .stop and .iv files
+    return True
 
 
 def upload_open(upload: Upload):
