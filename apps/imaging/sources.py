@@ -225,7 +225,7 @@ def path_entries(root: Path) -> Iterator[Entry]:
                 else:
                     yield Entry(path=rel, size=found.st_size, open=lambda p=full: _open_path(p))
         return
-    if not root.is_file():
+    if root.exists() and not root.is_file():  # a socket, a pipe, a device; a path gone fails the job
         yield Entry(path=root.name, skip_reason=NOT_A_FILE)
         return
     if root.name.upper() == "DICOMDIR":

@@ -174,3 +174,17 @@ def test_a_job_whose_command_was_killed_is_failed_by_the_sweep(org_a, tmp_path, 
     assert (alive.state, waiting.state) == (JobState.RUNNING, JobState.QUEUED)
     study.refresh_from_db()
     assert study.state == StudyState.READY_WITH_WARNINGS
+
+
+def test_a_job_whose_source_path_is_gone_fails_rather_than_calling_it_a_pipe(org_a, tmp_path):
+    """A server-side path that no longer exists when its job runs fails the job (its folder was
+    moved or deleted: the uploader must know), as before 512b5d6; it is not a file "not read"
+    because it is a device, a socket or a pipe."""
+    from apps.imaging.models import IngestJob, JobState
+    from apps.imaging.services import ingest_job_create
+    from apps.imaging.tasks import ingest_job_run_task
+
+    job = ingest_job_create(organization=org_a, source_path=str(tmp_path / "gone"), enqueue=False)
+    assert ingest_job_run_task.apply(args=(job.pk,), throw=False).failed()
+    job = IngestJob.objects.get(pk=job.pk)
+    assert job.state == JobState.FAILED and not job.files.exists()
