@@ -3,7 +3,7 @@
 Read through the sharing app's querysets (``Grant.objects.live().addressed_to(user)``) and its
 policy: a grant expired, revoked or of a closed case is gone on the next request, and whether a
 study's education copy may be downloaded, and why not, is ``policy.download_refusal``'s answer (the
-rule ``policy.can`` applies), as the download itself asks ``policy.download_authorize``."""
+rule ``policy.can`` applies), as the download itself asks ``policy.download_decide``."""
 
 from __future__ import annotations
 

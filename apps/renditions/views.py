@@ -138,21 +138,22 @@ def _decide(request: HttpRequest, actor, obj, kind: str, scope: str) -> policy.D
         raise
 
 
-def _count(request: HttpRequest, actor, obj, kind: str, scope: str, package: Package):
+def _count(request: HttpRequest, actor, obj, kind: str, scope: str, package: Package, sending: int):
     """Decide again, afresh, once the package is built, and count the download on that decision:
     the grant it is counted on and its transfer's row (None, None by role). Access may have ended
     while the package was built (a grant or a link revoked, anonymous links switched off, a
     membership ended): the first decision's reading is not trusted for what goes out, as the count
     writes. Refused: 403, recorded, or 404 when the object may no longer be seen at all (as a
     refused decision). A Range whose If-Range names another version of the package gets all of
-    the package as it is now (``_wanted``): a new download, never a resume."""
+    the package as it is now (``_wanted``): a new download, never a resume. ``sending``: the bytes
+    this request sends of the package (``_sending``)."""
     resumed = _resumed(request) and _wanted(request, package) is not None
     try:
         decision = policy.download_decide(actor=actor, obj=obj, rendition=SHARING_RENDITION[Kind(kind)],
                                           package_key=_package_key(obj, kind, scope), resumed=resumed,
                                           request=request)
-        return (policy.download_count(decision, request=request, sending=_sending(request, package),
-                                      package_bytes=package.size), decision.transfer_id)
+        return (policy.download_count(decision, request=request, sending=sending, package_bytes=package.size),
+                decision.transfer_id)
     except PermissionDenied:
         if not policy.may_know(actor, obj):
             raise Http404 from None  # the denial is recorded already
@@ -173,14 +174,15 @@ def _serve(request: HttpRequest, actor, obj, kind: str, scope: str, build) -> Ht
     refusal = range_refusal(request, package)
     if refusal is not None:
         return refusal
+    sending = _sending(request, package)
     grant, transfer = ((decision.grant, None) if request.method == "HEAD"
-                       else _count(request, actor, obj, kind, scope, package))
+                       else _count(request, actor, obj, kind, scope, package, sending))
     context = {"scope": scope, "rendition": kind, "grant": str(grant.public_id) if grant else ""}
 
     def recorded(action: str, figures: dict) -> None:
         if transfer is not None:  # a transfer finished is not resumed again
             sharing_services.grant_download_sent(transfer_id=transfer, sent=figures["bytes_sent"],
-                                                 reserved=_sending(request, package), total=figures["total_bytes"])
+                                                 reserved=sending, total=figures["total_bytes"])
         record(action=action, actor=actor, actor_label=_actor_label(actor), organization_id=obj.organization_id,
                target=obj, request=request, details={**context, **figures})
 
