@@ -735,9 +735,9 @@ def grant_extend_refusal(*, grant: Grant, org_policy: SharingPolicy | None = Non
     return None
 
 
-def grant_extend_refusal_message(*, grant: Grant, refusal: str) -> str:
+def grant_extend_refusal_message(*, grant: Grant, refusal: str, org_policy: SharingPolicy | None = None) -> str:
     """``refusal`` (of ``grant_extend_refusal``) in words, for the extension page and the
-    service's ValidationError."""
+    service's ValidationError (``org_policy``: the organization's rules, when read already)."""
     if refusal == ExtendRefusal.BOARD:
         return _("A tumor board's access lasts for the board's review window and ends with the board; it cannot "
                  "be extended on its own.")
@@ -745,7 +745,7 @@ def grant_extend_refusal_message(*, grant: Grant, refusal: str) -> str:
         return _("This share is already at its longest: a “%(kind)s” share lasts at most %(hours)s hours from "
                  "its start (the maximum for this kind of share), and this one already ends then. For more "
                  "time, create a new share, or renew this one where “Renew” is offered.") % {
-            "kind": grant.get_use_case_display(), "hours": grant_max_hours(grant=grant)}
+            "kind": grant.get_use_case_display(), "hours": grant_max_hours(grant=grant, org_policy=org_policy)}
     return _("A revoked grant or a closed case cannot be extended.")
 
 
@@ -778,7 +778,8 @@ def _grant_extend(*, grant: Grant, by: User, expires_at: datetime, reason: str,
     org_policy = _sharing_policies_read([grant.organization_id])[grant.organization_id]
     refusal = grant_extend_refusal(grant=grant, org_policy=org_policy)
     if refusal is not None:
-        raise ValidationError(grant_extend_refusal_message(grant=grant, refusal=refusal), code=refusal)
+        raise ValidationError(grant_extend_refusal_message(grant=grant, refusal=refusal, org_policy=org_policy),
+                              code=refusal)
     if expires_at <= grant.expires_at:
         raise ValidationError(_("The new expiry must be later than the current one."), code="expires_at")
     max_hours = grant_max_hours(grant=grant, org_policy=org_policy)
