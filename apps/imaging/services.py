@@ -744,7 +744,7 @@ def _job_finish(job: IngestJob) -> IngestJob:
         # a run that finishes a job which had failed part way (``--resume``): its studies' warning
         # that it failed goes (read again locked, as a batch locks the row, so no warning added
         # meanwhile is lost; told in Python: SQLite has no JSON containment)
-        failed = {"kind": UPLOAD_FAILED, "job": str(job.public_id)}
+        failed = _upload_failed_warning(job)
         for study in job.studies.all():
             if failed in study.warnings:
                 row = Study.objects.filter(pk=study.pk)
@@ -804,6 +804,12 @@ def ingest_job_fail(*, job_id: int, error: str, task_id: str | None = None) -> N
 UPLOAD_FAILED = "upload_failed"
 
 
+def _upload_failed_warning(job: IngestJob) -> dict:
+    """The warning a failed job leaves on a study it added to, and its finish (``--resume``)
+    removes: one shape for both, so the removal finds what was added."""
+    return {"kind": UPLOAD_FAILED, "job": str(job.public_id)}
+
+
 def _job_fail(claim, job_id: int, *, error: str) -> bool:
     """Fail the job through ``claim`` (its row, as the caller may still take it: an UPDATE that
     finds nothing means it may not) and its studies (``_job_failed``), in one transaction: an error
@@ -846,7 +852,7 @@ def _studies_release(job: IngestJob) -> None:
             study = Study.objects.select_for_update().filter(pk=pk, state=StudyState.PROCESSING).first()
             if study is None or IngestJob.objects.adding_to([study]).exclude(pk=job.pk).exists():
                 continue
-            warning = {"kind": UPLOAD_FAILED, "job": str(job.public_id)}
+            warning = _upload_failed_warning(job)
             if warning not in study.warnings:
                 Study.objects.filter(pk=pk).update(warnings=[*study.warnings, warning])
             _finish_study(study)
