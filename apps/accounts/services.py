@@ -15,6 +15,7 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
+from django.db.models import Q
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import formats, timezone, translation
@@ -36,6 +37,10 @@ if TYPE_CHECKING:
 
 #: the sharing template an invitation's grants follow (permissions, renditions, lifetime, MFA)
 INVITATION_USE_CASE = "consultant"
+
+#: the shortest time between two e-mails of one invitation: "send again" pressed repeatedly (or
+#: twice at once) does not flood the invitee's mailbox
+INVITATION_RESEND_INTERVAL = timedelta(minutes=1)
 
 
 def hash_token(raw: str) -> str:
@@ -155,7 +160,7 @@ def invitation_create(*, organization: Organization, by: User, email: str, role:
 
 
 def _invitation_refuse_pending(*, organization: Organization, by: User, email: str, kind: str,
-                               patient: Any) -> None:
+                               patient: Any, exclude: Invitation | None = None) -> None:
     """One pending invitation of a kind per address in an organization (and, for a patient, per
     patient: a guardian's address may be invited for each child): sending the form again (or
     twice) made a second one, with a second e-mail and a second working link. Refused, saying
@@ -167,9 +172,11 @@ def _invitation_refuse_pending(*, organization: Organization, by: User, email: s
     Another's invitation is neither named nor in the way: the refusal would tell them of an
     invitation they may not see (a patient's, say) and ask them to withdraw what they may not.
     The organization's row is locked first (in the caller's transaction), so that two sends at
-    once do not both find none."""
+    once do not both find none. ``exclude``: the invitation being sent again, not in its own way."""
     Organization.objects.select_for_update(no_key=True).filter(pk=organization.pk).values_list("pk").first()
     blocking = Invitation.objects.for_org(organization.pk).pending().filter(email=email, kind=kind)
+    if exclude is not None:
+        blocking = blocking.exclude(pk=exclude.pk)
     if kind == InvitationKind.PATIENT:
         blocking = blocking.filter(patient=patient)
     manages = policy.can(by, Action.MANAGE_MEMBERS, organization)
@@ -224,6 +231,12 @@ def invitation_send(*, invitation: Invitation, raw: str, request: HttpRequest | 
     study description or image."""
     if not Invitation.objects.filter(pk=invitation.pk, sent_at__isnull=True).update(sent_at=timezone.now()):
         return False
+    _invitation_mail(invitation=invitation, raw=raw, request=request)
+    return True
+
+
+def _invitation_mail(*, invitation: Invitation, raw: str, request: HttpRequest | None) -> None:
+    """The invitation e-mail, in the invitation's language, its send claimed by the caller."""
     context = {"invitation": invitation, "organization": invitation.organization,
                "inviter": invitation.created_by.display_name if invitation.created_by else "",
                "url": invitation_url(raw, request), "patient": invitation.kind == InvitationKind.PATIENT,
@@ -236,20 +249,78 @@ def invitation_send(*, invitation: Invitation, raw: str, request: HttpRequest | 
                                      to=[invitation.email])
     message.attach_alternative(html, "text/html")
     message.send()
-    return True
+
+
+def invitation_require_manage(*, invitation: Invitation, by: User, request: HttpRequest | None = None) -> None:
+    """Who may withdraw an invitation or send it again: its inviter, or whoever manages the
+    organization's members (``policy.require``: PermissionDenied, the denial recorded)."""
+    if invitation.created_by_id != by.pk:
+        policy.require(by, Action.MANAGE_MEMBERS, invitation.organization, request=request)
 
 
 @transaction.atomic
 def invitation_revoke(*, invitation: Invitation, by: User, request: HttpRequest | None = None) -> bool:
     """The inviter, or an org admin, withdraws a pending invitation."""
-    if invitation.created_by_id != by.pk:
-        policy.require(by, Action.MANAGE_MEMBERS, invitation.organization, request=request)
+    invitation_require_manage(invitation=invitation, by=by, request=request)
     done = Invitation.objects.filter(pk=invitation.pk, accepted_at__isnull=True, revoked_at__isnull=True) \
         .update(revoked_at=timezone.now())
     if done:
         record(action="invitation.revoked", actor=by, organization_id=invitation.organization_id,
                target=invitation, request=request)
     return bool(done)
+
+
+def invitation_resend(*, invitation: Invitation, by: User, request: HttpRequest | None = None) -> str:
+    """Send a pending (or expired) invitation's e-mail again, for an invitee who lost it or let
+    it expire; returns the new raw token.
+
+    Who may: as for withdrawing it (``invitation_require_manage``); an inviter who does not manage
+    members must also still be allowed to give the access it gives (``invitation_check_rights``,
+    as when it was made). An accepted, withdrawn or locked invitation is refused
+    (``ValidationError``), as is a second e-mail within ``INVITATION_RESEND_INTERVAL`` of the last
+    one, or an expired invitation to an address another invitation now waits for.
+
+    A new token and a new expiry (the organization's ``invitation_ttl_hours`` from now) replace the
+    old ones in one conditional UPDATE, which also claims the send (``sent_at``): the old link stops
+    working at once, and of two resends at once only one passes. The e-mail is the invitation's own
+    (no patient data). If the mail server fails, nobody holds a working link: the invitation is
+    withdrawn, as when it was first sent (``_invitation_not_sent``)."""
+    invitation_require_manage(invitation=invitation, by=by, request=request)
+    organization = invitation.organization
+    if invitation.kind == InvitationKind.MEMBER and not policy.can(by, Action.MANAGE_MEMBERS, organization):
+        invitation_check_rights(by=by, organization=organization, role=invitation.role,
+                                cases=invitation.cases.open(), request=request)
+    raw = secrets.token_urlsafe(32)
+    now = timezone.now()
+    with transaction.atomic():
+        _invitation_refuse_pending(organization=organization, by=by, email=invitation.email, kind=invitation.kind,
+                                   patient=invitation.patient, exclude=invitation)
+        claimed = Invitation.objects.filter(pk=invitation.pk, accepted_at__isnull=True, revoked_at__isnull=True,
+                                            locked_at__isnull=True) \
+            .filter(Q(sent_at__isnull=True) | Q(sent_at__lte=now - INVITATION_RESEND_INTERVAL)) \
+            .update(token_hash=hash_token(raw), sent_at=now,
+                    expires_at=now + timedelta(hours=organization.invitation_ttl_hours))
+        invitation.refresh_from_db()
+        if not claimed:
+            raise ValidationError(_invitation_resend_refusal(invitation), code="not_resent")
+        record(action="invitation.resent", actor=by, organization=organization, target=invitation,
+               request=request, details={"expires_at": invitation.expires_at.isoformat()})
+    try:
+        _invitation_mail(invitation=invitation, raw=raw, request=request)
+    except (smtplib.SMTPException, OSError) as exc:
+        _invitation_not_sent(invitation=invitation, error=exc, by=by, request=request)
+    return raw
+
+
+def _invitation_resend_refusal(invitation: Invitation) -> str:
+    if invitation.accepted_at is not None:
+        return _("This invitation was already accepted; it cannot be sent again.")
+    if invitation.revoked_at is not None:
+        return _("This invitation was withdrawn; it cannot be sent again. Send a new invitation instead.")
+    if invitation.locked_at is not None:
+        return _("This invitation is locked after too many wrong dates of birth; it cannot be sent again. "
+                 "Withdraw it and send a new invitation.")
+    return _("This invitation was sent less than a minute ago. Wait a minute before sending it again.")
 
 
 # --- opening and accepting -------------------------------------------------------------------

@@ -23,6 +23,7 @@ urlpatterns = [
     path("org/invitations/new/", views.invitation_send, name="invitation_send"),
     path("org/invitations/choices/", views.invitation_choices, name="invitation_choices"),
     path("org/invitations/<uuid:invitation_id>/revoke/", views.invitation_revoke, name="invitation_revoke"),
+    path("org/invitations/<uuid:invitation_id>/resend/", views.invitation_resend, name="invitation_resend"),
     path("org/sso/", views.sso_settings, name="sso_settings"),
     path("cases/<uuid:case_id>/invite-patient/", views.patient_invite, name="patient_invite"),
 ]

@@ -303,6 +303,28 @@ def invitation_revoke(request: HttpRequest, invitation_id: UUID) -> HttpResponse
 
 
 @login_required
+@require_POST
+@mfa.require_recent_otp(back="accounts:invitation_list")  # a new working link: as for sending one
+def invitation_resend(request: HttpRequest, invitation_id: UUID) -> HttpResponse:
+    """Send a pending (or expired) invitation's e-mail again, with a new link; the old one stops
+    working. Who may: as for withdrawing it (404 to others, as there)."""
+    invitation = Invitation.objects.visible_to(request.user).filter(public_id=invitation_id).first()
+    if invitation is None:
+        raise Http404
+    try:
+        services.invitation_resend(invitation=invitation, by=request.user, request=request)
+    except PermissionDenied:
+        raise Http404 from None
+    except ValidationError as exc:
+        for text in exc.messages:
+            messages.error(request, text)
+    else:
+        messages.success(request, _("Invitation sent again to %(email)s. The link in the earlier e-mail no longer "
+                                    "works.") % {"email": invitation.email})
+    return redirect("accounts:invitation_list")
+
+
+@login_required
 @require_http_methods(["GET", "POST"])
 @mfa.require_recent_otp
 def patient_invite(request: HttpRequest, case_id: UUID) -> HttpResponse:

@@ -25,8 +25,8 @@ from django.utils.translation import pgettext_lazy
 #                                               auth.otp_refused_locked (passes: auth.otp_verified,
 #                                               auth.mfa_recovery_code_used; auth.step_up_required)
 #   invitations sent / accepted ............... invitation.created / invitation.accepted
-#                                               (invitation.revoked, .refused, .birth_date_failed,
-#                                               .token_locked_out; account.created)
+#                                               (invitation.revoked, .resent, .refused,
+#                                               .birth_date_failed, .token_locked_out; account.created)
 #   case created / closed ..................... case.created / case.closed (case.reopened,
 #                                               case.edited, patient.created, note.added, attachment.*,
 #                                               board.*)
@@ -139,6 +139,8 @@ AUTH_LOCKED_OUT = "auth.locked_out"
 ACCOUNT_CREATED = "account.created"
 INVITATION_CREATED = "invitation.created"
 INVITATION_REVOKED = "invitation.revoked"
+#: a pending (or expired) invitation's e-mail sent again, with a new link (the old one stops working)
+INVITATION_RESENT = "invitation.resent"
 INVITATION_REFUSED = "invitation.refused"
 INVITATION_BIRTH_DATE_FAILED = "invitation.birth_date_failed"
 INVITATION_TOKEN_LOCKED_OUT = "invitation.token_locked_out"
@@ -228,6 +230,7 @@ LABELS: dict[str, str] = {
     ACCOUNT_CREATED: _("Account created"),
     INVITATION_CREATED: _("Invitation sent"),
     INVITATION_REVOKED: _("Invitation revoked"),
+    INVITATION_RESENT: _("Invitation sent again"),
     INVITATION_REFUSED: _("Invitation refused"),
     INVITATION_BIRTH_DATE_FAILED: _("Invitation check failed"),
     INVITATION_TOKEN_LOCKED_OUT: _("Invitation locked"),

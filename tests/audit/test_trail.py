@@ -490,6 +490,15 @@ def _invite_revoke(w):
     assert invitation_revoke(invitation=w.invitation, by=w.admin)
 
 
+def _invite_resend(w):
+    from apps.accounts.models import Invitation
+    from apps.accounts.services import invitation_resend
+
+    # its first e-mail a while ago: a second one within a minute is refused
+    Invitation.objects.filter(pk=w.invitation.pk).update(sent_at=timezone.now() - timedelta(minutes=5))
+    w.invitation_raw = invitation_resend(invitation=w.invitation, by=w.admin)
+
+
 def _invite_accept_new_account(w):
     client = Client()
     url = reverse("accounts:invitation_accept", kwargs={"token": w.invitation_raw})
@@ -909,6 +918,7 @@ ROWS = [
     # --- invitations
     Row("invitation sent", _invite, [(A.INVITATION_CREATED, ALLOWED, ORG)]),
     Row("invitation revoked", _invite_revoke, [(A.INVITATION_REVOKED, ALLOWED, ORG)], setup=_invite),
+    Row("invitation sent again", _invite_resend, [(A.INVITATION_RESENT, ALLOWED, ORG)], setup=_invite),
     Row("invitation accepted (new account)", _invite_accept_new_account,
         [(A.ACCOUNT_CREATED, ALLOWED, ORG), (A.INVITATION_ACCEPTED, ALLOWED, ORG), (A.AUTH_SIGNED_IN, ALLOWED, ORG)],
         setup=_invite),
