@@ -136,7 +136,7 @@ class CasePage:
     case: Case
     studies: Any = field(default_factory=list)  # a query of them: the view shows a page
     notes: Any = field(default_factory=list)  # a query of them: the view shows a page
-    participants: list[Grant] = field(default_factory=list)
+    participants: list[Grant] = field(default_factory=list)  # each with ``gives``: policy.grants_give_holders
     my_grants: list[Grant] = field(default_factory=list)  # each with ``gives``: policy.grant_gives
     history: list[AuditEvent] = field(default_factory=list)
     boards: list[BoardSession] = field(default_factory=list)
@@ -209,6 +209,10 @@ def case_page(*, user: User, case: Case, may: dict[Action, bool], request: HttpR
         # who has access, and until when: the live grants (the case's participants)
         page.participants = list(case.grants.live(now).select_related("grantee", "created_by")
                                  .order_by("expires_at"))
+        # what each gives its holder, as the policy decides it, not the permissions it names
+        for grant, gives in zip(page.participants, policy.grants_give_holders(page.participants, now=now),
+                                strict=True):
+            grant.gives = gives
         page.history = list(AuditEvent.objects.filter(case_ref=case.public_id).select_related("actor")
                             .order_by("-id")[:HISTORY_LENGTH])
         page.boards = list(case.board_sessions.order_by("-meeting_at"))

@@ -23,6 +23,7 @@ from apps.cases.models import BoardState, CaseStatus
 from apps.core.pagination import page_of
 from apps.organizations.selectors import active_organization_or_404
 from apps.sharing import policy
+from apps.sharing import selectors as sharing_selectors
 from apps.sharing.policy import Action
 
 PAGE_SIZE = 25
@@ -163,7 +164,7 @@ def case_close(request: HttpRequest, case_id: UUID) -> HttpResponse:
             messages.info(request, _("This case is already closed."))
             return redirect("cases:case_detail", case_id=case.public_id)
         return render(request, "cases/case_close.html", {
-            "case": case, "grants": selectors.case_grants_closing_ends(case=case)})
+            "case": case, "grants": sharing_selectors.with_gives(selectors.case_grants_closing_ends(case=case))})
     try:
         revoked = services.case_close(case=case, by=request.user, request=request)
     except ValidationError as exc:

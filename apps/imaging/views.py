@@ -194,7 +194,9 @@ def _attach_confirmation(request: HttpRequest, *, study: Study, case: Case, form
     show_patient = policy.can(request.user, Action.VIEW_PATIENT_IDENTITY, study.organization,
                               facts=policy.request_facts(request, request.user))
     return render(request, "imaging/study_attach.html", {
-        "study": study, "case": case, "grants": sharing_selectors.case_wide_grants(case=case),
+        "study": study, "case": case,
+        # the shares on the whole case, each with what it gives its holder (not the permissions it names)
+        "grants": sharing_selectors.with_gives(sharing_selectors.case_wide_grants(case=case)),
         # tumor boards on the case: their participants see its studies too (live, or once started)
         "boards": case_selectors.case_boards_reaching(user=request.user, case=case),
         # whose images these are, beside the case's patient, so that a wrong case is seen before

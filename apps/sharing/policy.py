@@ -395,6 +395,8 @@ def _grants_held(actor: Any, case_ids: set[int], now: datetime, *,
 
 def _study_scope(grant: Grant) -> set[int] | None:
     """Ids of the studies a grant names, or None when it covers its whole case."""
+    if grant.pk is None:
+        return None  # an unsaved grant (the share review's) names no studies yet
     studies = getattr(grant, "studies", None)
     if studies is None:
         return None
@@ -429,18 +431,20 @@ def grant_covers(grant: Grant, action: Action | str, obj: object, *, user: Any =
 
 def _grant_refusal(grant: Grant, action: Action | str, obj: object, *, user: Any = None,
                    rendition: str | None = None, now: datetime | None = None,
-                   facts: _Facts | None = None, reach_only: bool = False) -> GrantRefusal | None:
+                   facts: _Facts | None = None, reach_only: bool = False,
+                   second_factor_passed: bool = False) -> GrantRefusal | None:
     """The one rule of ``grant_covers``: None when the grant covers ``action`` on ``obj``, else
     the first reason it does not. With ``reach_only`` (``may_know``), only whether the grant
     reaches ``obj`` at all (live, of its case, its second factor passed, ``obj`` in its studies),
-    whatever it gives there."""
+    whatever it gives there. With ``second_factor_passed`` (``grants_give_holders`` only, which
+    says what a grant gives and decides nothing), its second factor is taken as passed."""
     from apps.sharing.usecases import RENDITION_PERMISSION
 
     action = Action(action)
     now = now or timezone.now()
     if not grant.is_live(now) or _case_id_of(obj) != grant.case_id:
         return GrantRefusal.NO_ACCESS
-    if not second_factor_met(grant, user):
+    if not (second_factor_passed or second_factor_met(grant, user)):
         return GrantRefusal.SECOND_FACTOR
     scope = _study_scope(grant)
     if scope is not None:
@@ -1133,30 +1137,78 @@ def grant_gives(actor: Any, grants: Iterable[Grant], *, facts: _Facts | None = N
     and a patient's education-only downloads are all in the answer, never the permissions alone."""
     from django.db.models import prefetch_related_objects
 
-    from apps.sharing.usecases import RENDITION_PERMISSION
-
     grants = list(grants)
     facts = _facts_of(actor, facts)
     prefetch_related_objects(grants, "studies", "case")
+    return [_gives(grant, user=facts.user, now=facts.now, facts=facts) for grant in grants]
+
+
+def grants_give_holders(grants: Iterable[Grant], *, now: datetime | None = None) -> list[tuple[str, ...]]:
+    """For each of ``grants``, in order: what it gives its holder, as ``grant_gives`` answers it
+    (permission values), whoever asks: for the staff pages that list who has access (the case
+    page, the close and attach confirmations; the share review, of the grant confirming would
+    create), which must not claim what a grant's permissions name and the policy does not give.
+    The same rule (``_grant_refusal``), for the holder of each:
+
+    - a grant to a named person: that person (a patient downloads the education copy only); an
+      inactive account holds nothing;
+    - any other (a group's members, an invitation's address not accepted yet, an anonymous
+      link's holder) and an unsaved grant (the review's, with its case set; it names no studies
+      yet, and a share naming some gives on each what a whole-case one gives on the case): what
+      its use case, rendition scope, studies and download limit leave of its permissions.
+
+    A second factor the grant asks for is taken as passed: its holder passes it to use the grant,
+    and whether they did in their own session is no other page's to say. A grant yet to start
+    answers what it gives once it starts; a revoked or expired one, or one of a closed case,
+    nothing. Two queries at most whatever their number (the named people's memberships, the
+    grants' studies), none for a grant's case or grantee read with it. Decides nothing: every
+    use of a grant is still ``can``'s."""
+    from django.db.models import prefetch_related_objects
+
+    grants = list(grants)
+    now = now or timezone.now()
+    saved = [grant for grant in grants if grant.pk is not None]
+    prefetch_related_objects(saved, "studies", "case", "grantee")
+    grantees = {grant.grantee_id for grant in saved if grant.grantee_id is not None}
+    roles: dict[int, dict[int, str]] = {pk: {} for pk in grantees}
+    if grantees:
+        for user_id, org_id, role in Membership.objects.filter(user_id__in=grantees, is_active=True).values_list(
+                "user_id", "organization_id", "role"):
+            roles[user_id][org_id] = role
     answers = []
     for grant in grants:
-        scope = _study_scope(grant)
-        objs = [grant.case] if scope is None else list(grant.studies.all())  # type: ignore[attr-defined]
-
-        def covers(action: Action, objs: list[Any] = objs, grant: Grant = grant, rendition: str | None = None) -> bool:
-            return any(_grant_refusal(grant, action, obj, user=facts.user, rendition=rendition, now=facts.now,
-                                      facts=facts) is None for obj in objs)
-
-        given = set()
-        if covers(Action.VIEW_IMAGES):
-            given.add("view")
-        for rendition, permission in RENDITION_PERMISSION.items():
-            if permission not in given and covers(_download_action(rendition), rendition=rendition):
-                given.add(permission)
-        if covers(Action.SHARE_CASE):
-            given.add("reshare")
-        answers.append(tuple(p for p in _GIVES_ORDER if p in given))
+        at = max(now, grant.starts_at) if grant.starts_at is not None else now
+        holder = grant.grantee if grant.grantee_id is not None else None
+        if holder is not None and not _active_user(holder):
+            answers.append(())
+            continue
+        facts = _Facts(holder, at, roles=roles.get(grant.grantee_id, {}))
+        answers.append(_gives(grant, user=holder, now=at, facts=facts, second_factor_passed=True))
     return answers
+
+
+def _gives(grant: Grant, *, user: Any, now: datetime, facts: _Facts,
+           second_factor_passed: bool = False) -> tuple[str, ...]:
+    """What ``grant`` gives ``user`` at ``now`` (``grant_gives``), by the grant rule on what it
+    covers: its case, or each study it names (its studies and case read already)."""
+    from apps.sharing.usecases import RENDITION_PERMISSION
+
+    scope = _study_scope(grant)
+    objs = [grant.case] if scope is None else list(grant.studies.all())  # type: ignore[attr-defined]
+
+    def covers(action: Action, rendition: str | None = None) -> bool:
+        return any(_grant_refusal(grant, action, obj, user=user, rendition=rendition, now=now, facts=facts,
+                                  second_factor_passed=second_factor_passed) is None for obj in objs)
+
+    given = set()
+    if covers(Action.VIEW_IMAGES):
+        given.add("view")
+    for rendition, permission in RENDITION_PERMISSION.items():
+        if permission not in given and covers(_download_action(rendition), rendition=rendition):
+            given.add(permission)
+    if covers(Action.SHARE_CASE):
+        given.add("reshare")
+    return tuple(p for p in _GIVES_ORDER if p in given)
 
 
 def _download_action(rendition: str) -> Action:

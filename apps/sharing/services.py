@@ -609,6 +609,20 @@ def share_terms(*, organization_id: int, use_case: str, recipient_kind: str, hou
                       download_limit=download_limit)
 
 
+def share_terms_gives(*, case: Case, terms: ShareTerms) -> tuple[str, ...]:
+    """What a share of ``case`` on ``terms`` (``share_terms``) would give its holder, as the policy
+    decides it (``policy.grants_give_holders``, on the grant ``share_create`` would make, unsaved):
+    its permissions as its use case caps them and its renditions allow (a patient-education share
+    gives the education copy's download, never "view"). The share review says this, not the
+    permissions the grant will name."""
+    now = timezone.now()
+    grant = Grant(case=case, organization_id=case.organization_id, use_case=terms.template.key,
+                  permissions=list(terms.permissions), renditions=list(terms.renditions),
+                  download_limit=terms.download_limit, mfa_required=terms.template.mfa_required,
+                  starts_at=now, expires_at=now + timedelta(hours=terms.hours))
+    return policy.grants_give_holders([grant], now=now)[0]
+
+
 def share_not_before_check(not_before: datetime | None) -> None:
     """Refuse a share's "not before" in the past (ValidationError, code ``not_before``): the link
     would open at once, so it says nothing, and a date such as 2001-01-01 is a mistake. A time

@@ -135,6 +135,7 @@ def _share_steps(request: HttpRequest, case, studies=()) -> HttpResponse:
                 form.add_error(exc.code if exc.code in form.fields else None, exc)  # beside the field it is about
             else:
                 context.update(confirming=True, template=terms.template, terms=terms, hours=terms.hours,
+                               gives=services.share_terms_gives(case=case, terms=terms),
                                kind=share_kind(recipient_kind=data["recipient_kind"], use_case=data["use_case"]),
                                confirm_token=_share_confirm_issue(request))
                 return render(request, "sharing/share_confirm.html", context)
