@@ -66,9 +66,14 @@ def imaging_ready() -> bool:
     return django_apps.is_installed("apps.imaging")
 
 
-def _modality_lookup() -> str | None:
-    """The path from Case to its studies' modalities ("CT,PT") in the imaging app."""
-    return "studies__modalities__icontains" if imaging_ready() else None
+def _modality_case_ids(user: User, modality: str) -> QuerySet | None:
+    """A subquery of the ids of cases with a study of ``modality`` ("CT" in "CT,PT") that ``user``
+    may see: only those studies, so a share naming some studies of a case does not tell whether
+    the others are of that modality. None when the imaging app is not installed."""
+    if not imaging_ready():
+        return None
+    study = django_apps.get_model("imaging", "Study")
+    return study.objects.visible_to(user).filter(modalities__icontains=modality).values("case_id")
 
 
 def case_list(*, user: User, organization: Organization, filters: CaseFilters,
@@ -86,9 +91,9 @@ def case_list(*, user: User, organization: Organization, filters: CaseFilters,
     if filters.opened_to:
         qs = qs.filter(created_at__date__lte=filters.opened_to)
     if filters.modality:
-        lookup = _modality_lookup()
-        if lookup:
-            qs = qs.filter(id__in=Case.objects.filter(**{lookup: filters.modality}).values("id"))
+        case_ids = _modality_case_ids(user, filters.modality)
+        if case_ids is not None:
+            qs = qs.filter(id__in=case_ids)
     if filters.q.strip():
         qs = qs.filter(case_search_match(user=user, organization=organization, q=filters.q, request=request))
     return qs.select_related("patient", "responsible_clinician").order_by("-created_at", "-id")

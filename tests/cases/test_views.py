@@ -102,6 +102,22 @@ def test_a_consultant_lists_only_the_cases_granted_to_them(org_a, clinician_a, c
     assert client_as(consultant).get(_page(granted)).status_code == 200
 
 
+def test_the_modality_filter_looks_only_at_the_studies_a_share_names(org_a, clinician_a, client_as):
+    # a share naming the CT of a case must not let its holder learn, by filtering, that the case
+    # also holds a PET study that was not shared
+    case = CaseFactory(organization=org_a, title="Staging")
+    ct = StudyFactory(organization=org_a, case=case, modalities="CT")
+    StudyFactory(organization=org_a, case=case, modalities="PT")
+    consultant = member(org_a, Role.EXTERNAL_CONSULTANT)
+    grant_create(case=case, grantee=consultant, permissions=["view"], by=clinician_a, studies=[ct],
+                 expires_at=timezone.now() + timedelta(hours=5))
+    client = client_as(consultant)
+    assert _titles(client.get(LIST + "?status=&modality=CT")) == ["Staging"]
+    assert _titles(client.get(LIST + "?status=&modality=PT")) == []
+    # staff of the organization see every study, so the case is found by either
+    assert _titles(client_as(clinician_a).get(LIST + "?status=&modality=PT")) == ["Staging"]
+
+
 # --- the list: filters, search, pagination --------------------------------------------------
 
 def test_filters_and_search(org_a, clinician_a, client_as):
