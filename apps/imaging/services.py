@@ -141,8 +141,13 @@ def ingest_job_create(*, organization, upload: Upload | None = None, source_path
 
 def _entries(job: IngestJob):
     if job.upload_id is not None:
+        from apps.imaging import staging
         from apps.imaging.uploads import upload_open
 
+        try:
+            staging.staging_dir()  # not there (its volume not mounted): retried, and its file is read once it is back
+        except staging.StagingUnavailable as exc:
+            raise StorageUnavailable(str(exc)) from exc
         upload = job.upload
         return sources.stream_entries(lambda: _ctx(upload_open(upload)), upload.filename or "(upload)")
     return sources.path_entries(Path(job.source_path))

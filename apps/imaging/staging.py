@@ -36,9 +36,57 @@ BLOCK = 16
 SEGMENT = struct.Struct(">QQ")
 
 
+#: the file the staging folder holds from when it was made (``staging_mark``): a folder without it
+#: is not the one uploads were staged in (its volume not mounted, the empty mount point seen instead)
+MARKER = ".lightbox-staging"
+
+
+class StagingUnavailable(OSError):
+    """The staging folder is not there, or is not the one uploads were staged in (no ``MARKER``):
+    its volume is not mounted, say. The uploads' staging files are not known to be gone: each
+    upload resumes once the folder is back."""
+
+
+def staging_root() -> Path:
+    """Where the staging folder should be (LIGHTBOX_UPLOAD_DIR), whether it is there or not."""
+    return Path(settings.LIGHTBOX_UPLOAD_DIR)
+
+
 def staging_dir() -> Path:
-    path = Path(settings.LIGHTBOX_UPLOAD_DIR)
+    """The staging folder, there and holding its ``MARKER`` (one stat); StagingUnavailable
+    otherwise. Never made here: made again empty where its volume was missing, every upload's
+    staging file was then gone, and the uploads were expired that would resume once the volume is
+    back. A new folder is made and marked by ``staging_mark`` (``uploads.staging_ready`` decides
+    when); one without its marker that holds files is the folder uploads were staged in before
+    folders were marked, and is marked as it is."""
+    path = staging_root()
+    if not (path / MARKER).is_file():
+        if not _holds_files(path):
+            raise StagingUnavailable(errno.ENODEV, "the staging folder is not available")
+        staging_mark()
+    return path
+
+
+def _holds_files(path: Path) -> bool:
+    """Whether the folder is there and holds anything (a missing folder holds nothing)."""
+    try:
+        with os.scandir(path) as entries:
+            return any(True for _ in entries)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+
+
+def staging_mark() -> Path:
+    """Make the staging folder (if it is not there) and its ``MARKER``, both on disk. Only for a
+    folder that uploads are to be staged in from now on (``uploads.staging_ready``)."""
+    path = staging_root()
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path / MARKER, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    fsync_paths(path)
     return path
 
 
@@ -48,7 +96,8 @@ def staging_path(name: str) -> Path:
 
 def staging_create(name: str) -> Path:
     """Create an empty staging file, its folder entry on disk before any byte is acknowledged
-    (the offsets recorded later count on the file being there after a crash)."""
+    (the offsets recorded later count on the file being there after a crash). In the staging
+    folder as it is (StagingUnavailable when it is not there: ``staging_dir``)."""
     path = staging_path(name)
     path.touch(mode=0o600)
     fsync_paths(path.parent)

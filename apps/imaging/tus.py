@@ -170,7 +170,8 @@ def _checksum(request: HttpRequest) -> tuple[str, bytes] | HttpResponse | None:
 
 
 def _storage_unavailable(upload: Upload | None, exc: OSError) -> HttpResponse:
-    """503: the staging folder cannot be written (disk full, unwritable, gone). The offset moves
+    """503: the staging folder cannot be written (disk full, unwritable) or is not there (its
+    volume not mounted: ``staging.StagingUnavailable``, never made again empty). The offset moves
     only after the bytes are on disk, so nothing acknowledged is lost: clients retry a 5xx
     (tus-js-client after its delays) and resume from the offset."""
     logger.warning("upload %s: staging not writable (%s)", getattr(upload, "pk", "-"), type(exc).__name__)
@@ -446,9 +447,13 @@ def upload_detail(request: HttpRequest, upload_id: UUID) -> HttpResponse:
     if (ended := _ended(upload)) is not None:
         return ended
     if request.method == "HEAD":
-        # its staging file lost: the upload cannot resume, and says so (410) instead of an offset
-        if (upload.state == UploadState.UPLOADING and uploads.upload_staging_lost(upload)
-                and (ended := _ended(upload)) is not None):
+        # its staging file lost: the upload cannot resume, and says so (410) instead of an offset;
+        # the staging folder itself not there (its volume not mounted): 503, the upload kept
+        try:
+            lost = upload.state == UploadState.UPLOADING and uploads.upload_staging_lost(upload)
+        except OSError as exc:
+            return _storage_unavailable(upload, exc)
+        if lost and (ended := _ended(upload)) is not None:
             return ended
         headers = {"Upload_Offset": str(upload.offset), "Upload_Expires": _expires(upload)}
         if upload.length is not None:

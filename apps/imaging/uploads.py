@@ -41,6 +41,7 @@ def upload_create(*, organization, user, length: int | None, filename: str = "",
                     metadata=metadata or {}, case=case, expires_at=expiry_from_now())
     _key, upload.key_id, upload.wrapped_key = staging.new_key(_aad(upload))
     upload.staging_name = f"{upload.public_id}.part"
+    staging_ready()  # a staging folder missing while uploads are staged in it saves no row (StagingUnavailable)
     staging.staging_create(upload.staging_name)  # first: a folder that cannot be written saves no row (OSError)
     try:
         with transaction.atomic():
@@ -51,6 +52,25 @@ def upload_create(*, organization, user, length: int | None, filename: str = "",
         _staging_files_delete(upload)  # nothing was prepared from it: no row names it
         raise
     return upload
+
+
+def staging_ready() -> None:
+    """The staging folder can take a new upload's file: there, holding its marker
+    (``staging.staging_dir``). A folder missing, or empty without its marker, is made and marked
+    only while no upload has a staging file (a new installation, or every upload has ended). While
+    uploads have theirs in it, such a folder is not theirs (its volume is not mounted):
+    StagingUnavailable, nothing made, so that the volume is found with its files once it is back.
+    (A folder that really lost them can be marked by hand: an empty ``staging.MARKER`` file.)"""
+    try:
+        staging.staging_dir()
+        return
+    except staging.StagingUnavailable:
+        if uploads_staged().exists():
+            logger.warning("the staging folder (LIGHTBOX_UPLOAD_DIR) is missing, or empty without its %s, while "
+                           "uploads are staged in it: is its volume mounted? Uploads get 503 until it is back",
+                           staging.MARKER)
+            raise
+    staging.staging_mark()
 
 
 def upload_key(upload: Upload) -> bytes:
@@ -87,7 +107,8 @@ def upload_writer(upload: Upload, wait: float = 0) -> staging.StagingWriter:
     nothing written and no file made, when it takes no more bytes (``upload_takes_bytes``);
     Upload.DoesNotExist when its row is gone. A staging file missing while the upload still takes
     bytes (lost from the folder) is never made again empty: the upload is expired
-    (``upload_staging_lost``) and UploadClosed raised."""
+    (``upload_staging_lost``) and UploadClosed raised. A staging folder that is not there (its
+    volume not mounted: ``staging.staging_dir``) is StagingUnavailable, the upload left as it is."""
     fields = ["offset", "state", "expires_at"]
     try:
         writer = staging.StagingWriter(staging.staging_path(upload.staging_name), upload_key(upload), wait=wait)
@@ -114,7 +135,9 @@ def upload_staging_lost(upload: Upload) -> bool:
     meanwhile is left alone) and recorded as the sweep records it, so that the client is told the
     upload is gone (410) and starts a new one, instead of a 503 at each resume until it expired.
     True when its file is gone (the upload expired by this call, or it had ended meanwhile:
-    ``upload`` holds its state then); False, and nothing changed, while its file is there."""
+    ``upload`` holds its state then); False, and nothing changed, while its file is there.
+    StagingUnavailable, and nothing changed, when the staging folder itself is not there (its
+    volume not mounted): the file is not known to be gone, and the upload resumes once it is back."""
     if staging.staging_path(upload.staging_name).exists():
         return False
     with transaction.atomic():
@@ -159,6 +182,16 @@ def upload_discard_staging(upload: Upload) -> None:
     _staging_files_delete(upload)
 
 
+def _ended_discard_staging(upload: Upload) -> None:
+    """``upload_discard_staging`` for an upload whose end (cancelled, expired) is committed: an
+    error (the staging folder not there, its volume not mounted; storage down) is logged, its type
+    only, and what it staged is left over; the end stands."""
+    try:
+        upload_discard_staging(upload)
+    except STORAGE_ERRORS as exc:
+        logger.warning("upload %s: ended, what it staged not deleted (%s); left over", upload.pk, type(exc).__name__)
+
+
 def _staging_files_delete(upload: Upload) -> None:
     for name in (upload.staging_name, f"{upload.staging_name}.stop", f"{upload.staging_name}.iv"):
         try:
@@ -178,7 +211,7 @@ def upload_terminate(*, upload: Upload, by, request=None) -> bool:
             return False
         record(action="imaging.upload_deleted", actor=by, organization_id=upload.organization_id, target=upload,
                request=request, details={"bytes": upload.offset})
-    upload_discard_staging(upload)
+    _ended_discard_staging(upload)
     return True
 
 
@@ -187,18 +220,21 @@ def uploads_expire(now=None) -> int:
     claimed first (a conditional UPDATE): one that left ``uploading`` since it was listed (its last
     chunk completed it, or another run expired it), or that an append renewed, is left alone, so
     its staging file stays for its ingest job (or its uploader) and the expiry is recorded once. An
-    append under way when its upload is claimed keeps nothing (``upload_writer``, tus ``_advance``)."""
+    append under way when its upload is claimed keeps nothing (``upload_writer``, tus ``_advance``).
+    The claim and its record are one transaction; what the upload staged is deleted once both are
+    in (left over when that fails: the staging folder not there, say)."""
     now = now or timezone.now()
     n = 0
     for upload in Upload.objects.expired(now):
         # still past its time as well: an append that began before its time ran out and ended
         # since the listing renewed it (its 204 said until when), and its bytes stay
-        if not Upload.objects.filter(pk=upload.pk, state=UploadState.UPLOADING, expires_at__lt=now).update(
-                state=UploadState.EXPIRED):
-            continue
-        upload_discard_staging(upload)
-        record(action="imaging.upload_expired", organization_id=upload.organization_id, target=upload,
-               details={"bytes": upload.offset})
+        with transaction.atomic():
+            if not Upload.objects.filter(pk=upload.pk, state=UploadState.UPLOADING, expires_at__lt=now).update(
+                    state=UploadState.EXPIRED):
+                continue
+            record(action="imaging.upload_expired", organization_id=upload.organization_id, target=upload,
+                   details={"bytes": upload.offset})
+        _ended_discard_staging(upload)
         n += 1
     return n
 

@@ -213,6 +213,7 @@ def test_the_next_block_is_read_ahead_while_the_current_one_is_used(folder):
 
 def test_staged_bytes_read_back_the_same_through_several_appends(folder, settings):
     settings.LIGHTBOX_UPLOAD_DIR = str(folder)
+    staging.staging_mark()  # a staging folder of its own
     key = os.urandom(32)
     path = staging.staging_create("u.part")  # a writer never makes it
     plain = os.urandom(3 * directio.BUFFER + 1234)

@@ -35,6 +35,7 @@ def _read(path, key, length=None) -> bytes:
 @pytest.fixture
 def staged(tmp_path, settings):
     settings.LIGHTBOX_UPLOAD_DIR = str(tmp_path)
+    staging.staging_mark()  # a staging folder of its own
     return staging.staging_create("u.part"), os.urandom(32)
 
 

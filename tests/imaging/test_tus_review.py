@@ -302,7 +302,8 @@ def test_an_upload_is_never_started_without_its_audit_event(org_a, uploader, mon
 
     from apps.imaging import staging, uploads
 
-    folder = staging.staging_path("x").parent
+    uploads.staging_ready()  # the staging folder made and marked on first use, not by this upload
+    folder = staging.staging_dir()
     before = set(os.listdir(folder))
     _failing_record(monkeypatch, "imaging.upload_created")
     with pytest.raises(RuntimeError):
