@@ -296,6 +296,15 @@ def second_factor_met(grant: Grant, user: Any) -> bool:
     return not grant.mfa_required or (_active_user(user) and _verified(user))
 
 
+def _live_grants_showing_cases(user: User) -> QuerySet[Grant]:
+    """The live grants addressed to ``user`` that show their case's rows (``granted_case_ids``,
+    ``granted_study_ids``): a grant that gives no case page (a patient-education share) shows
+    none of them."""
+    from apps.sharing.models import Grant
+
+    return Grant.objects.live().addressed_to(user).exclude(use_case__in=use_cases_without(Action.VIEW_CASE))
+
+
 def granted_case_ids(user: User, *, whole_case: bool = False) -> QuerySet:
     """A subquery of the ids of cases on which ``user`` holds a live grant (as grantee or member
     of the grantee group); with ``whole_case``, only grants that name no studies (rows that span
@@ -304,8 +313,7 @@ def granted_case_ids(user: User, *, whole_case: bool = False) -> QuerySet:
 
     if not _active_user(user):
         return Grant.objects.none().values("case_id")
-    # a grant that gives no case page (a patient-education share) shows none of its case's rows
-    live = Grant.objects.live().addressed_to(user).exclude(use_case__in=use_cases_without(Action.VIEW_CASE))
+    live = _live_grants_showing_cases(user)
     if whole_case:
         live = live.filter(studies__isnull=True)
     return live.values("case_id")
@@ -318,11 +326,10 @@ def granted_study_ids(user: User) -> QuerySet:
     from django.db.models import Q
 
     from apps.imaging.models import Study
-    from apps.sharing.models import Grant
 
     if not _active_user(user):
         return Study.objects.none().values("id")
-    live = Grant.objects.live().addressed_to(user).exclude(use_case__in=use_cases_without(Action.VIEW_CASE))
+    live = _live_grants_showing_cases(user)
     whole_cases = live.filter(studies__isnull=True).values("case_id")
     named = live.filter(studies__isnull=False).values("studies")
     return Study.objects.filter(Q(case_id__in=whole_cases) | Q(id__in=named)).values("id")
