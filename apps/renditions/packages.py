@@ -487,10 +487,12 @@ def _case_package(studies: list[Study], kind: str, language: str) -> Package:
         sub = package_name([study], body_parts=set(study.series.exclude(body_part_examined="")
                                                     .values_list("body_part_examined", flat=True)),
                            deidentified=_deid_of([study]))
-        folder, n = sub, 1
+        # a lossy study's folder says so too (``_Preview``/``_Education``), as its own package
+        # would: a folder taken out of the zip is not mistaken for the original study
+        folder, n = sub + lossy_suffix(kind), 1
         while folder in used:
             n += 1
-            folder = f"{sub}_{n}"
+            folder = f"{sub}_{n}{lossy_suffix(kind)}"
         used.add(folder)
         e, m = _study_entries(study, kind, f"{name}/{folder}")
         entries += e

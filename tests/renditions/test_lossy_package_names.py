@@ -39,3 +39,15 @@ def test_the_downloaded_zips_bear_those_names(ct_study, clinician_a, client_as):
         assert response["Content-Disposition"] == f'attachment; filename="{name}.zip"'
         body = b"".join(response.streaming_content)
         assert all(n.startswith(f"{name}/") for n in zipfile.ZipFile(BytesIO(body)).namelist())
+
+
+def test_a_case_zips_study_folders_say_so_too(ct_study):
+    """A case's preview or education zip held each study in a folder named as the original's
+    (``..._V1_Preview/2026-01-01_CT-Chest_V1/``): taken out of the zip, it looked diagnostic."""
+    from apps.renditions.packages import case_package
+
+    for kind, suffix in (("original", ""), ("lossless", ""), ("preview", "_Preview"), ("education", "_Education")):
+        package = case_package([ct_study], kind)
+        images = [e.path for e in package.entries if not e.path.endswith(".txt")]
+        folder = f"2026-01-01_CT-Chest_V1{suffix}/2026-01-01_CT-Chest_V1{suffix}/S001_CT/"
+        assert images and all(p.startswith(folder) for p in images), (kind, images[:1])

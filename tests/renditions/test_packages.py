@@ -270,7 +270,8 @@ def test_case_package_has_one_folder_per_study(ct_study, clinician_a, client_as)
     response = client_as(clinician_a).get(url)
     _zf, rows, _text = _manifest_rows(_body(response))
     assert response["Content-Disposition"] == 'attachment; filename="2026-01-01_CT-Chest_V1_Preview.zip"'
-    assert all(n.startswith("2026-01-01_CT-Chest_V1_Preview/2026-01-01_CT-Chest_V1/S001_CT/PV") for n in rows)
+    # each study's folder carries the lossy suffix too (it was the original's folder name)
+    assert all(n.startswith("2026-01-01_CT-Chest_V1_Preview/2026-01-01_CT-Chest_V1_Preview/S001_CT/PV") for n in rows)
     assert len(rows) == 6
 
 
