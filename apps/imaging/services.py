@@ -870,14 +870,6 @@ def _studies_release(job: IngestJob) -> None:
 COMMAND_STOPPED = "CommandStopped"
 
 
-def _lost_job_give_up(claim, job_id: int, *, error: str) -> bool:
-    """The sweep gives up on a lost job: failed with ``error`` (``NEVER_STARTED``: its task never
-    started it, so it made no study; ``STALLED``: it stopped again after ``LOST_SENDS`` sends in
-    all, and the studies it created are failed with it), unless a run took it meanwhile (the
-    claim then finds nothing). What it stored and its staged file are kept for ``--resume``."""
-    return _job_fail(claim, job_id, error=error)
-
-
 def ingest_jobs_lost_send(now=None) -> tuple[int, int]:
     """Send again the ingest task of upload jobs the task queue lost, and mark failed those it
     lost every time (``apps.core.queue.lost_tasks_send``; schedule it). Two kinds of lost:
@@ -895,6 +887,11 @@ def ingest_jobs_lost_send(now=None) -> tuple[int, int]:
     the command) and is failed (``COMMAND_STOPPED``), its studies with it (``_job_failed``), for
     ``--resume`` to finish. One queued waits for the command's earlier jobs: never swept.
 
+    Giving up on a job is ``_job_fail`` with its reason (``NEVER_STARTED``: its task never started
+    it, so it made no study; ``STALLED``: it stopped again after ``LOST_SENDS`` sends in all, and
+    the studies it created are failed with it; ``COMMAND_STOPPED``), unless a run took it meanwhile
+    (the claim then finds nothing). What it stored and its staged file are kept for ``--resume``.
+
     Returns (sent again, given up), all kinds together."""
     from apps.imaging.tasks import ingest_job_run_task
 
@@ -902,16 +899,16 @@ def ingest_jobs_lost_send(now=None) -> tuple[int, int]:
     swept = IngestJob.objects.filter(upload__isnull=False)
     queued = swept.filter(state=JobState.QUEUED, started_at__isnull=True)
     sent, failed = lost_tasks_send(ingest_job_run_task, queued, queued_at="created_at", now=now,
-                                   give_up=partial(_lost_job_give_up, error=NEVER_STARTED))
+                                   give_up=partial(_job_fail, error=NEVER_STARTED))
     after = timedelta(minutes=settings.LIGHTBOX_INGEST_STALLED_MINUTES)
     stalled = swept.filter(state=JobState.RUNNING, heartbeat_at__lt=now - after)
     more = lost_tasks_send(ingest_job_run_task, stalled, queued_at="heartbeat_at", now=now, after=after,
-                           release={"task_id": ""}, give_up=partial(_lost_job_give_up, error=STALLED))
+                           release={"task_id": ""}, give_up=partial(_job_fail, error=STALLED))
     # the claim's condition is read again once a batch committing now releases the row: a command
     # alive commits its batches and touches its job every HEARTBEAT_SECONDS between them, so its
     # job is fresh by then and left alone
     stopped = IngestJob.objects.filter(upload__isnull=True, state=JobState.RUNNING, heartbeat_at__lt=now - after)
-    gone = sum(_lost_job_give_up(stopped.filter(pk=pk), pk, error=COMMAND_STOPPED)
+    gone = sum(_job_fail(stopped.filter(pk=pk), pk, error=COMMAND_STOPPED)
                for pk in stopped.values_list("pk", flat=True))
     return sent + more[0], failed + more[1] + gone
 

@@ -343,7 +343,6 @@ def education_image(*, file: RenditionFile) -> bytes:
 def study_rendition_blob_ids(*, study: Study) -> set[int]:
     """The blobs of a study's rendition files and of their education images (for
     ``apps.imaging.services.study_delete``, which removes those no row points at once the study is
-    gone). The original kind's are the instances' own blobs."""
-    files = RenditionFile.objects.filter(study=study)
-    return (set(files.filter(blob__isnull=False).values_list("blob_id", flat=True))
-            | set(files.filter(image_blob__isnull=False).values_list("image_blob_id", flat=True)))
+    gone). The original kind's are the instances' own blobs. One query."""
+    files = RenditionFile.objects.filter(Q(blob__isnull=False) | Q(image_blob__isnull=False), study=study)
+    return {pk for pair in files.values_list("blob_id", "image_blob_id") for pk in pair if pk is not None}

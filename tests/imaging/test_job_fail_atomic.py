@@ -2,7 +2,7 @@
 finished (the database, in ``_studies_release``) leaves the job as it was (running), where the
 task's retry or the lost-job sweep takes it again, never failed with a study left processing that
 nothing would finish. Both the task's give-up (``ingest_job_fail``) and the sweep's
-(``_lost_job_give_up``)."""
+(``ingest_jobs_lost_send``)."""
 
 from __future__ import annotations
 

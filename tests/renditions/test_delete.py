@@ -39,3 +39,13 @@ def test_study_delete_removes_its_blobs_and_keeps_shared_ones(ct_study, admin_a)
     assert not Blob.objects.filter(pk__in=[b.pk for b in gone]).exists()
     for blob in kept:
         assert Blob.objects.filter(pk=blob.pk).exists() and default_storage.exists(blob.storage_name)
+
+
+def test_a_studys_rendition_blobs_are_read_in_one_query(ct_study, django_assert_num_queries):
+    from apps.renditions.services import study_rendition_blob_ids
+
+    files = RenditionFile.objects.filter(study=ct_study)
+    expected = {f.blob_id for f in files if f.blob_id} | {f.image_blob_id for f in files if f.image_blob_id}
+    assert {f.image_blob_id for f in files if f.image_blob_id} - {f.blob_id for f in files}  # both kinds held
+    with django_assert_num_queries(1):
+        assert study_rendition_blob_ids(study=ct_study) == expected
