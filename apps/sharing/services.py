@@ -242,22 +242,23 @@ def _original_requests_withdraw(*, grant: Grant, by: User | None, reason: str, r
 
 def grants_end_for_member(*, organization: Organization, user: User, by: User | None,
                           request: HttpRequest | None = None) -> int:
-    """A member leaves ``organization`` (deactivated): the shares of that organization
-    addressed to them (or sent to their e-mail address and not yet accepted) that are neither
-    revoked nor expired are revoked, and they are taken out of its group shares, which stay for
-    the other members. Not only live ones: a share that starts
-    later, or whose case is closed for now, would give access once it starts or the case reopens;
-    nor only unexpired ones: a share that expired less than ``policy.RESUME_AFTER_EXPIRY`` ago
-    still lets a transfer begun under it be resumed (and go on). Each change is recorded (reason
-    ``membership_ended``). Returns how many shares they lost."""
-    unended = Grant.objects.filter(organization=organization, revoked_at__isnull=True,
-                                   expires_at__gt=timezone.now() - policy.RESUME_AFTER_EXPIRY)
+    """A member leaves ``organization`` (deactivated): every share of that organization addressed
+    to them (or sent to their e-mail address and not yet accepted) that is not revoked is revoked,
+    and they are taken out of each of its group shares not revoked, which stay for the other
+    members; their requests for the original still waiting under those are withdrawn. Not only
+    live ones: a share that starts later, or whose case is closed for now, would give access once
+    it starts or the case reopens; nor only unexpired ones, however long ago they expired: an
+    expired share gives access again once extended (and a group share is renewed with its
+    members), and one that expired less than ``policy.RESUME_AFTER_EXPIRY`` ago still lets a
+    transfer begun under it be resumed. Each change is recorded (reason ``membership_ended``).
+    Returns how many shares they lost."""
+    unrevoked = Grant.objects.filter(organization=organization, revoked_at__isnull=True)
     addressed = Q(grantee=user)
     if user.email:  # sent to their address and not yet accepted: opening its link would bind it to them
         addressed |= Q(grantee__isnull=True, grantee_email=user.email.lower())
-    own = list(unended.filter(addressed))
+    own = list(unrevoked.filter(addressed))
     revoked = grants_revoke(grants=own, by=by, reason="membership_ended", request=request)
-    groups = list(unended.filter(group_members=user).exclude(pk__in=[g.pk for g in own]).select_related("case"))
+    groups = list(unrevoked.filter(group_members=user).exclude(pk__in=[g.pk for g in own]).select_related("case"))
     for grant in groups:
         grant.group_members.remove(user)
         record(action=audit_actions.GRANT_MEMBER_REMOVED, actor=by, organization_id=grant.organization_id,
