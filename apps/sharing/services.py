@@ -542,6 +542,12 @@ def sharing_policy_for(organization_id: int) -> SharingPolicy:
     return SharingPolicy.objects.get_or_create(organization_id=organization_id)[0]
 
 
+def sharing_policy_read(organization_id: int) -> SharingPolicy:
+    """The organization's sharing policy, read without creating one (``_sharing_policies_read``):
+    for a page that passes it (``org_policy=``) to each question it asks, so it is read once."""
+    return _sharing_policies_read([organization_id])[organization_id]
+
+
 def _sharing_policies_read(organization_ids: Iterable[int]) -> dict[int, SharingPolicy]:
     """The sharing policy of each organization, read without creating one: an organization that
     has none gets an unsaved one with the defaults (what ``sharing_policy_for`` would create)."""

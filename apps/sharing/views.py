@@ -263,12 +263,15 @@ def grant_revoke(request: HttpRequest, grant_id: UUID) -> HttpResponse:
 def grant_extend(request: HttpRequest, grant_id: UUID) -> HttpResponse:
     grant = selectors.grant_get_for_manager(user=request.user, public_id=grant_id)
     policy.require(request.user, Action.MANAGE_GRANT, grant, request=request)
-    refusal = services.grant_extend_refusal(grant=grant)
+    # the organization's sharing rules, read once for every question the page asks of them
+    org_policy = services.sharing_policy_read(grant.organization_id)
+    refusal = services.grant_extend_refusal(grant=grant, org_policy=org_policy)
     if refusal is not None:
         # no later expiry is possible: said why, with no form that cannot succeed
         return render(request, "sharing/grant_extend.html",
                       {"grant": grant, "refusal": refusal,
-                       "refusal_message": services.grant_extend_refusal_message(grant=grant, refusal=refusal)},
+                       "refusal_message": services.grant_extend_refusal_message(grant=grant, refusal=refusal,
+                                                                                org_policy=org_policy)},
                       status=400 if request.method == "POST" else 200)
     form = ExtendForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
@@ -280,10 +283,10 @@ def grant_extend(request: HttpRequest, grant_id: UUID) -> HttpResponse:
         else:
             messages.success(request, _("The share was extended."))
             return redirect("sharing:my_shares")
-    template = template_for(grant.organization_id, grant.use_case)
+    template = template_for(grant.organization_id, grant.use_case, template_settings=org_policy.template_settings or {})
     return render(request, "sharing/grant_extend.html",
                   {"grant": grant, "form": form, "template": template,
-                   "ceiling": services.grant_extend_ceiling(grant=grant)},
+                   "ceiling": services.grant_extend_ceiling(grant=grant, org_policy=org_policy)},
                   status=400 if form.errors else 200)
 
 
