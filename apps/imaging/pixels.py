@@ -76,14 +76,43 @@ PRESETS: dict[str, tuple[float, float]] = {
 }
 MODALITY_DEFAULTS: dict[str, tuple[float, float]] = {"CT": (40.0, 400.0)}
 
-# Transfer syntaxes that are lossy by their name (JPEG baseline/extended, JPEG-LS near-lossless,
-# MPEG-2/4, HEVC), whether or not the file says Lossy Image Compression = 01.
+# Transfer syntaxes that are lossy by their name (JPEG baseline/extended and the retired lossy JPEG
+# processes, JPEG-LS near-lossless, MPEG-2/4, HEVC, JPEG XL recompressed from a lossy JPEG or
+# possibly lossy), whether or not the file says Lossy Image Compression = 01.
 LOSSY_TRANSFER_SYNTAXES = frozenset({
-    "1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.81",
+    "1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.52", "1.2.840.10008.1.2.4.53",
+    "1.2.840.10008.1.2.4.54", "1.2.840.10008.1.2.4.55", "1.2.840.10008.1.2.4.56", "1.2.840.10008.1.2.4.59",
+    "1.2.840.10008.1.2.4.60", "1.2.840.10008.1.2.4.61", "1.2.840.10008.1.2.4.62", "1.2.840.10008.1.2.4.63",
+    "1.2.840.10008.1.2.4.64", "1.2.840.10008.1.2.4.81",
     "1.2.840.10008.1.2.4.100", "1.2.840.10008.1.2.4.101", "1.2.840.10008.1.2.4.102",
     "1.2.840.10008.1.2.4.103", "1.2.840.10008.1.2.4.104", "1.2.840.10008.1.2.4.105",
     "1.2.840.10008.1.2.4.106", "1.2.840.10008.1.2.4.107", "1.2.840.10008.1.2.4.108",
+    "1.2.840.10008.1.2.4.111", "1.2.840.10008.1.2.4.112",
 })
+# Transfer syntaxes that are lossless by their name: native (implicit, explicit little and big
+# endian, deflated), RLE, lossless JPEG (processes 14, 15, 28, 29 and SV1), JPEG-LS lossless,
+# JPEG 2000 lossless only (parts 1 and 2), JPEG XL lossless, HTJ2K lossless. The JPEG 2000
+# syntaxes that may be either (.91, .93, .203) are decided by their codestream (``irreversibly_coded``).
+# Any other transfer syntax (a private one, one this list does not know yet) is taken as lossy:
+# an original is never called diagnostic-grade on a guess.
+LOSSLESS_TRANSFER_SYNTAXES = frozenset({
+    "1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.2",
+    "1.2.840.10008.1.2.5", "1.2.840.10008.1.2.4.57", "1.2.840.10008.1.2.4.58", "1.2.840.10008.1.2.4.65",
+    "1.2.840.10008.1.2.4.66", "1.2.840.10008.1.2.4.70", "1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.90",
+    "1.2.840.10008.1.2.4.92", "1.2.840.10008.1.2.4.110", "1.2.840.10008.1.2.4.201", "1.2.840.10008.1.2.4.202",
+})
+
+
+def transfer_syntax_lossy(tsuid: str) -> bool:
+    """Lossy by the transfer syntax's name: one of LOSSY_TRANSFER_SYNTAXES, or one known to be
+    neither lossless (LOSSLESS_TRANSFER_SYNTAXES) nor a JPEG 2000 syntax whose codestream says.
+    An empty UID (no file meta: the data set was read as native) is not lossy."""
+    if not tsuid:
+        return False
+    return tsuid in LOSSY_TRANSFER_SYNTAXES or (tsuid not in LOSSLESS_TRANSFER_SYNTAXES
+                                                and tsuid not in j2k.TRANSFER_SYNTAXES)
+
+
 COLOUR_INTERPRETATIONS = {"RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT", "YBR_PARTIAL_420",
                           "PALETTE COLOR"}
 #: colour models whose samples pydicom hands over as they are: shown as RGB they would be the wrong
@@ -258,9 +287,8 @@ def _read_header(fh: IO[bytes]) -> Iterator[Dataset]:
 
 def header_lossy(ds: Dataset) -> bool:
     """Lossy by the header: Lossy Image Compression (0028,2110) = 01, or a transfer syntax that is
-    lossy by its name (``LOSSY_TRANSFER_SYNTAXES``)."""
-    tsuid = transfer_syntax_of(ds)
-    return str(ds.get("LossyImageCompression") or "").strip() == "01" or tsuid in LOSSY_TRANSFER_SYNTAXES
+    lossy by its name or not known to be lossless (``transfer_syntax_lossy``)."""
+    return str(ds.get("LossyImageCompression") or "").strip() == "01" or transfer_syntax_lossy(transfer_syntax_of(ds))
 
 
 def irreversibly_coded(ds: Dataset, frames: Iterable[int] | None = None) -> bool:

@@ -27,6 +27,7 @@ from pydicom.uid import UID, JPEGBaseline8Bit
 from apps.core import i18n
 from apps.core.i18n import Deferred
 from apps.core.queue import lost_tasks_send, send_on_commit
+from apps.imaging import pixels
 from apps.imaging.blobs import content_fields, open_blob, put_blob_locked, row_with_content_create
 from apps.imaging.checksums import crc32
 from apps.imaging.models import Instance, Study
@@ -109,7 +110,9 @@ def _make(kind: str, inst: Instance, data: bytes, facts: encoders.SourceFacts | 
 
 def _make_fields(kind: str, inst: Instance, data: bytes, facts: encoders.SourceFacts | None,
                  facts_reason: str) -> dict:
-    lossy_source = bool(facts and facts.lossy)
+    # an original whose header cannot be read now (facts None) is judged by the transfer syntax
+    # its ingest recorded: never called diagnostic-grade on a guess
+    lossy_source = facts.lossy if facts else pixels.transfer_syntax_lossy(inst.transfer_syntax_uid or "")
     base = {"original_bytes": inst.size, "source_lossy": lossy_source,
             "identity_removed": bool(facts and facts.identity_removed)}
     if kind == Kind.ORIGINAL:
