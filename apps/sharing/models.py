@@ -367,3 +367,20 @@ class Notification(models.Model):
     def message_shown(self) -> str:
         """The message in the reader's language (not the language of whoever caused it)."""
         return i18n.translate(i18n.restore(self.message, self.message_parts))
+
+
+class ShareConfirmation(models.Model):
+    """A share review's one-time confirmation token, claimed: a row is inserted (its hash unique)
+    before the share is made, so that of two confirmations of one review sent at the same moment
+    (a reload while the first still runs, two tabs) exactly one makes the share; the other's
+    insert fails and it is told the share is made or being made (``share_confirmation_claim``).
+    ``grant_public_id``: the share it made, once made; the row is removed if nothing was made, so
+    that the confirmation may be sent again. Ids only: nothing of the share's terms or case."""
+
+    token_hash = models.CharField(max_length=64, unique=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    grant_public_id = models.UUIDField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"ShareConfirmation {self.pk}"

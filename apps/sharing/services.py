@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from django.contrib.auth.hashers import check_password, make_password
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import send_mail
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Case, F, Q, Value, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone, translation
@@ -42,6 +42,7 @@ from apps.sharing.models import (
     OriginalRequestStatus,
     Permission,
     SecondFactor,
+    ShareConfirmation,
     ShareLink,
     SharingPolicy,
 )
@@ -274,6 +275,37 @@ def grants_end_for_member(*, organization: Organization, user: User, by: User | 
 
 def _hash_token(raw: str) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def share_confirmation_claim(*, user: User, token: str) -> tuple[bool, str]:
+    """Claim a share review's one-time confirmation ``token`` for ``user``: (True, "") for the one
+    confirmation that may make the share; else (False, the public id of the share it made, or ""
+    while it is still being made).
+
+    The claim is one INSERT of the token's hash, a unique column, committed at once (its own
+    transaction): of two confirmations at the same moment the database lets exactly one insert
+    (PostgreSQL holds the second until the first commits, then refuses it; SQLite has one writer at
+    a time), whatever each read before. A session cannot do that: both requests read the token
+    unused before either saved it used."""
+    token_hash = _hash_token(token)
+    try:
+        with transaction.atomic():
+            ShareConfirmation.objects.create(token_hash=token_hash, user=user)
+    except IntegrityError:
+        made = ShareConfirmation.objects.filter(token_hash=token_hash, user=user) \
+            .values_list("grant_public_id", flat=True).first()
+        return False, str(made) if made else ""
+    return True, ""
+
+
+def share_confirmation_made(*, user: User, token: str, grant: Grant) -> None:
+    """The share the claimed confirmation ``token`` made: what a confirmation sent again is shown."""
+    ShareConfirmation.objects.filter(token_hash=_hash_token(token), user=user).update(grant_public_id=grant.public_id)
+
+
+def share_confirmation_release(*, user: User, token: str) -> None:
+    """Nothing was made under the claimed ``token`` (refused, or an error): it may be sent again."""
+    ShareConfirmation.objects.filter(token_hash=_hash_token(token), user=user, grant_public_id__isnull=True).delete()
 
 
 def share_link_get(raw_token: str) -> ShareLink | None:

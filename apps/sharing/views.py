@@ -41,7 +41,8 @@ from apps.sharing.services import LinkRefusal
 from apps.sharing.usecases import TEMPLATES, RecipientKind, Rendition, UseCase, template_for
 
 SECOND_FACTOR_SESSION_KEY = "lightbox_link_second_factor_ok"
-#: the share review's confirmation tokens issued in this session, each "" until it is used
+#: the share review's confirmation tokens issued in this session (each ""; their use is claimed in
+#: the database, ``services.share_confirmation_claim``)
 SHARE_CONFIRM_SESSION_KEY = "lightbox_share_confirm"
 SHARE_CONFIRM_KEEP = 20
 OPENED_SESSION_KEY = services.OPENED_SESSION_KEY
@@ -113,15 +114,6 @@ def _share_steps(request: HttpRequest, case, studies=()) -> HttpResponse:
             return render(request, "sharing/share_form.html", context)
         token = request.POST.get("confirm_token", "")
         issued = request.session.get(SHARE_CONFIRM_SESSION_KEY, {})
-        if request.POST.get("confirm") == "1" and issued.get(token):
-            # the same confirmation sent again (a reload, "Confirm form resubmission", Back and
-            # send): the share it made is not made twice, and its link is not shown again
-            made = issued[token]
-            if made == "pending":  # the first confirmation still runs: its share is not there yet
-                messages.info(request, _("This share is being created; check My shares in a moment."))
-                return redirect("sharing:my_shares")
-            messages.info(request, _("This share was already created."))
-            return redirect(reverse("sharing:my_shares") + f"#share-{made}")
         if request.POST.get("confirm") != "1" or token not in issued:
             # the review shows what confirming creates, and refuses here what creating would refuse;
             # a confirmation without a token issued by a review (or one this session no longer
@@ -140,10 +132,18 @@ def _share_steps(request: HttpRequest, case, studies=()) -> HttpResponse:
                                confirm_token=_share_confirm_issue(request))
                 return render(request, "sharing/share_confirm.html", context)
             return render(request, "sharing/share_form.html", context, status=400)
-        # claimed before the share is made, and kept in the session at once: a resubmission that
-        # comes while this request still runs finds it taken (a double click is stopped in the
-        # browser, static/js/forms.js; a reload sends the form again from the browser's memory)
-        _share_confirm_claim(request, token, "pending")
+        # claimed before the share is made, in the database (one row per token, committed at
+        # once): the same confirmation sent again (a reload, "Confirm form resubmission", Back and
+        # send), even at the same moment as this one, finds it taken; the share it made is not
+        # made twice, and its link is not shown again (a double click is stopped in the browser,
+        # static/js/forms.js; a reload sends the form again from the browser's memory)
+        claimed, made = services.share_confirmation_claim(user=request.user, token=token)
+        if not claimed:
+            if not made:  # the first confirmation still runs: its share is not there yet
+                messages.info(request, _("This share is being created; check My shares in a moment."))
+                return redirect("sharing:my_shares")
+            messages.info(request, _("This share was already created."))
+            return redirect(reverse("sharing:my_shares") + f"#share-{made}")
         try:
             grant, link, raw = services.share_create(
                 case=case, by=request.user, use_case=data["use_case"], recipient_kind=data["recipient_kind"],
@@ -153,19 +153,19 @@ def _share_steps(request: HttpRequest, case, studies=()) -> HttpResponse:
                 passcode=data.get("passcode") or "", max_uses=data.get("max_uses"),
                 not_before=data.get("not_before"), studies=list(data.get("studies") or []), request=request)
         except ValidationError as exc:
-            _share_confirm_claim(request, token, "")  # nothing made: it may be sent again
+            services.share_confirmation_release(user=request.user, token=token)  # nothing made: it may be sent again
             form.add_error(exc.code if exc.code in form.fields else None, exc)  # beside the field it is about
         except PermissionDenied as exc:
-            _share_confirm_claim(request, token, "")
+            services.share_confirmation_release(user=request.user, token=token)
             form.add_error("recipient_kind", str(exc) or _("Not allowed."))
         except Exception:
             # anything else unexpected made nothing either (share_create is one transaction):
             # released, so that a reload after the error page tries again rather than send the
             # user to My shares for a share that was never made
-            _share_confirm_claim(request, token, "")
+            services.share_confirmation_release(user=request.user, token=token)
             raise
         else:
-            _share_confirm_claim(request, token, str(grant.public_id))
+            services.share_confirmation_made(user=request.user, token=token, grant=grant)
             return render(request, "sharing/share_done.html",
                           {"case": case, "grant": grant, "link": link, "url": _link_url(request, raw)})
     if form.has_error("recipient_email", "no_account"):
@@ -187,20 +187,14 @@ def _invite_first_url(case, *, use_case: str, email: str) -> str:
 
 def _share_confirm_issue(request: HttpRequest) -> str:
     """A one-time token for the review's confirmation form, kept in the session (the newest
-    ``SHARE_CONFIRM_KEEP``, for reviews open in several tabs): confirming consumes it, so sending
-    the same confirmation again makes no second share (``_share_steps``)."""
+    ``SHARE_CONFIRM_KEEP``, for reviews open in several tabs): confirming claims it in the database
+    (``services.share_confirmation_claim``), so sending the same confirmation again makes no second
+    share (``_share_steps``)."""
     token = secrets.token_urlsafe(16)
     issued = dict(request.session.get(SHARE_CONFIRM_SESSION_KEY, {}))
     issued[token] = ""
     request.session[SHARE_CONFIRM_SESSION_KEY] = dict(list(issued.items())[-SHARE_CONFIRM_KEEP:])
     return token
-
-
-def _share_confirm_claim(request: HttpRequest, token: str, value: str) -> None:
-    """Mark the confirmation ``token`` used (``value``: "pending", then the share's public id), and
-    save the session now rather than after the response."""
-    request.session[SHARE_CONFIRM_SESSION_KEY] = {**request.session.get(SHARE_CONFIRM_SESSION_KEY, {}), token: value}
-    request.session.save()
 
 
 @login_required
