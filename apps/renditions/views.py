@@ -221,8 +221,8 @@ def package_response(request: HttpRequest, package: Package, *, on_transfer_end,
     """The one way a package goes out, once the caller's policy check passed: exact
     Content-Length, strong ETag, a single Range (with If-Range; 416 when unsatisfiable), HEAD with
     the headers of a GET and no body. When a transfer ends, ``on_transfer_end(action, figures)``
-    is called once with ``download.completed`` or ``download.incomplete`` and the figures (package,
-    total and range, bytes sent) for the caller to record with its own actor and target.
+    is called once with ``download.completed`` or ``download.incomplete`` and the figures (the
+    package's total and range, bytes sent) for the caller to record with its own actor and target.
 
     ``still_allowed()``: the caller's policy question, asked again while the body is sent (at most
     every RECHECK_SECONDS; it records its own refusal). When it says no, nothing more is sent and
@@ -232,7 +232,9 @@ def package_response(request: HttpRequest, package: Package, *, on_transfer_end,
         return _unsatisfiable(package)
     total = package.size
     start, end = wanted if wanted else (0, total - 1)
-    figures = {"package": package.name, "total_bytes": total, "range_start": start, "range_end": end}
+    # figures only: the package's name says the study's date and description, which an audit
+    # event's details never hold (the caller records the rendition, the scope and the ids)
+    figures = {"total_bytes": total, "range_start": start, "range_end": end}
 
     def done(sent: int, complete: bool, stopped: bool = False) -> None:
         finished = complete and end == total - 1

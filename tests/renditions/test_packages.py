@@ -223,6 +223,25 @@ def test_every_transfer_is_audited_with_bytes_and_completion(ct_study, clinician
     assert ("download.completed", total - 100, True) in done
 
 
+def test_a_transfers_event_holds_ids_and_figures_not_the_packages_name(ct_study, clinician_a, client_as):
+    """The package's name (``2026-01-01_CT-Chest_V1_Education``: the study's date and description)
+    went into every download.* event's details, and from there into the CSV and FHIR exports; the
+    details hold ids and figures only: what was sent is the rendition and the scope."""
+    client = client_as(clinician_a)
+    case_url = reverse("renditions:case_download", kwargs={"case_id": ct_study.case.public_id})
+    for url in (_url(ct_study, "education"), case_url + "?rendition=preview"):
+        _body(client.get(url))
+    events = list(AuditEvent.objects.filter(action="download.completed").order_by("pk"))
+    assert [(e.details["scope"], e.details["rendition"]) for e in events] == [("study", "education"),
+                                                                            ("case", "preview")]
+    assert [(e.study_ref, e.case_ref) for e in events] == [(ct_study.public_id, ct_study.case.public_id),
+                                                           (None, ct_study.case.public_id)]
+    for event in events:
+        assert "package" not in event.details
+        text = " ".join(v for v in event.details.values() if isinstance(v, str))
+        assert "2026" not in text and "Chest" not in text, text
+
+
 def test_async_stream_under_asgi(ct_study, clinician_a):
     """Under ASGI the body is an async iterator (Django would collect a sync one whole)."""
     client = AsyncClient()
