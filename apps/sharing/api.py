@@ -61,7 +61,9 @@ class GrantCreateSerializer(StrictSerializer):
                                          max_length=services.GROUP_MAX_MEMBERS,
                                          help_text="Each needs an active account; an address without one is refused.")
     group_name = serializers.CharField(required=False, allow_blank=True, max_length=120)
-    renditions = serializers.ListField(child=serializers.ChoiceField(choices=Rendition.choices), required=False)
+    renditions = serializers.ListField(child=serializers.ChoiceField(choices=Rendition.choices), required=False,
+                                       allow_empty=False,
+                                       help_text="Left out, the use case's own; an empty list is refused.")
     hours = serializers.IntegerField(required=False, min_value=1, max_value=HOURS_MAX)
     download_limit = serializers.IntegerField(required=False, min_value=1, max_value=COUNT_MAX)
     second_factor = serializers.ChoiceField(choices=SecondFactor.choices, required=False, allow_blank=True)

@@ -634,7 +634,8 @@ def share_terms(*, organization_id: int, use_case: str, recipient_kind: str, hou
         raise ValidationError(_("At most %(hours)s hours for this kind of share.") % {"hours": template.max_hours},
                               code="hours")
     permissions = list(template.permissions)
-    chosen = list(renditions) if renditions is not None and template.choose_rendition else list(template.renditions)
+    # none chosen is the use case's own (a grant with no renditions would allow every one)
+    chosen = list(renditions) if renditions and template.choose_rendition else list(template.renditions)
     if template.choose_rendition and Rendition.ORIGINAL in chosen:
         permissions.append("download_original")
     if allow_download_original is False:

@@ -39,6 +39,9 @@ def _create(client, case, **body):
       "group_emails": [f"m{i}@alpha.example" for i in range(101)]}, "group_emails"),
     ({"use_case": "consultant", "recipient_kind": "user", "recipient_email": "consultant@alpha.example",
       "second_factor": "passcode", "passcode": "abc"}, "passcode"),
+    # no rendition chosen: refused, never stored as a grant with no rendition scope (every rendition)
+    ({"use_case": "consultant", "recipient_kind": "user", "recipient_email": "consultant@alpha.example",
+      "renditions": []}, "renditions"),
 ])
 def test_a_refused_share_says_which_field(case, owner, consultant, client_as, body, field):
     response = _create(client_as(owner), case, **body)
@@ -105,3 +108,14 @@ def test_mine_is_in_the_schema(tmp_path):
     text = (tmp_path / "schema.yaml").read_text()
     listing = text[text.index("  /api/v1/grants/:"):text.index("  /api/v1/grants/{grant_id}/:")]
     assert "name: mine" in listing
+
+
+def test_no_rendition_chosen_gives_the_use_cases_own(org_a):
+    # the service's word, whatever the caller: an empty choice is the use case's renditions, as
+    # when none is given (a grant naming no rendition would allow every one)
+    from apps.sharing.services import share_terms
+
+    default = share_terms(organization_id=org_a.pk, use_case="consultant", recipient_kind="user")
+    assert default.renditions
+    assert share_terms(organization_id=org_a.pk, use_case="consultant", recipient_kind="user",
+                       renditions=[]).renditions == default.renditions
