@@ -417,6 +417,9 @@ CELERY_BEAT_SCHEDULE = {
     "renditions-lost-send": {"task": "apps.renditions.tasks.study_renditions_lost_send_task", "schedule": 5 * 60},
     # the staged files of failed ingests, LIGHTBOX_FAILED_UPLOAD_KEEP_DAYS after the failure
     "imaging-failed-uploads-discard": {"task": "apps.imaging.tasks.failed_uploads_discard_task", "schedule": 3600},
+    # what ended uploads left in the staging folder when deleting it at their end failed
+    "imaging-staging-leftovers-delete": {"task": "apps.imaging.tasks.staging_leftovers_delete_task",
+                                         "schedule": 3600},
     # a task the broker could not take when its work was committed (apps/core/queue.py)
     "core-unsent-tasks-send": {"task": "apps.core.tasks.unsent_tasks_send_task", "schedule": 60},
 }
@@ -452,6 +455,8 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Sharing medical imaging studies across care teams.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # the schema names every endpoint and field: for signed-in users, as the API itself
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums",
                              "apps.core.api.schema_error_responses",
                              "apps.imaging.openapi.schema_tus_paths"],  # after: tus refusals are text

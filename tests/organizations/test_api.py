@@ -27,3 +27,9 @@ def test_openapi_schema_is_served(client_as, admin_a):
     response = client_as(admin_a).get("/api/schema/")
     assert response.status_code == 200
     assert b"/api/v1/organizations/" in response.content
+
+
+def test_openapi_schema_is_not_served_to_anonymous_visitors(client):
+    response = client.get("/api/schema/")
+    assert response.status_code in (401, 403)
+    assert b"/api/v1/" not in response.content
