@@ -786,9 +786,10 @@ def _job_finish(job: IngestJob) -> IngestJob:
         try:
             upload_discard_staging(job.upload)
         except Exception as exc:  # noqa: BLE001 - the job is done and committed: nothing here undoes that
-            # its type only (a message could quote a path); the staged file is left over
-            logger.warning("ingest job %s: done, its upload's staged file not deleted (%s)", job.pk,
-                           type(exc).__name__)
+            # its type only (a message could quote a path); the staged file is left over, for the
+            # sweep (uploads.staging_leftovers_delete)
+            logger.warning("ingest job %s: done, its upload's staged file not deleted (%s); left for the sweep",
+                           job.pk, type(exc).__name__)
     return job
 
 

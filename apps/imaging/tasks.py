@@ -47,6 +47,14 @@ def failed_uploads_discard_task() -> int:
     return failed_uploads_discard()
 
 
+@shared_task(acks_late=True)
+def staging_leftovers_delete_task() -> int:
+    """Delete what ended uploads left in the staging folder (a deletion at their end that failed; schedule it)."""
+    from apps.imaging.uploads import staging_leftovers_delete
+
+    return staging_leftovers_delete()
+
+
 @shared_task(acks_late=True, ignore_result=True)
 def upload_follow_task(upload_id: int) -> int:
     """Prepare the entries of an upload received so far (apps.imaging.follow). It only saves

@@ -185,11 +185,12 @@ def upload_discard_staging(upload: Upload) -> None:
 def _ended_discard_staging(upload: Upload) -> None:
     """``upload_discard_staging`` for an upload whose end (cancelled, expired) is committed: an
     error (the staging folder not there, its volume not mounted; storage down) is logged, its type
-    only, and what it staged is left over; the end stands."""
+    only, and what it staged is left over for ``staging_leftovers_delete``; the end stands."""
     try:
         upload_discard_staging(upload)
     except STORAGE_ERRORS as exc:
-        logger.warning("upload %s: ended, what it staged not deleted (%s); left over", upload.pk, type(exc).__name__)
+        logger.warning("upload %s: ended, what it staged not deleted (%s); left for the sweep", upload.pk,
+                       type(exc).__name__)
 
 
 def _staging_files_delete(upload: Upload) -> None:
@@ -285,6 +286,72 @@ def uploads_staged():
     return (Upload.objects.exclude(state__in=[UploadState.TERMINATED, UploadState.EXPIRED])
             .exclude(job__state__in=[JobState.DONE, JobState.DONE_WITH_WARNINGS])
             .exclude(job__upload_discarded_at__isnull=False))
+
+
+#: a file in the staging folder that no upload names is deleted once it is this old: an upload's
+#: file is made just before its row is saved (``upload_create``), and a process killed in between
+#: leaves it
+UNNAMED_STAGING_AGE = timedelta(days=1)
+#: side files of a staging file (``<name>.stop``, ``<name>.iv``)
+_SIDE_SUFFIXES = (".stop", ".iv")
+
+
+def staging_leftovers_delete(now=None) -> int:
+    """Delete what ended uploads left in the staging folder (schedule it): their deletion at the end
+    failed (the folder unwritable or not there: ``_ended_discard_staging``; a job done whose
+    deletion failed after its commit: ``services.ingest_job_run``), and nothing else ever deleted
+    it. Told from the folder: a file is kept while its upload still needs it (``uploads_staged``:
+    arriving, or its ingest job queued, running, or failed and kept for ``--resume``); one of an
+    upload that ended (cancelled, expired, ingested, or failed and discarded: none of those takes
+    bytes or is read again) goes with what it prepared (``upload_discard_staging``); one that no
+    upload names goes once ``UNNAMED_STAGING_AGE`` old. Nothing is done while the staging folder is
+    not there (``staging.staging_dir``). A deletion that fails is logged, its type only, and tried
+    again by the next sweep. Returns the number of uploads (or unnamed files) whose files went."""
+    try:
+        root = staging.staging_dir()
+    except staging.StagingUnavailable:
+        logger.warning("staging leftovers: the staging folder (LIGHTBOX_UPLOAD_DIR) is not there; nothing swept")
+        return 0
+    now = now or timezone.now()
+    files: dict[str, list[os.DirEntry]] = {}
+    with os.scandir(root) as entries:
+        for entry in entries:
+            if entry.name == staging.MARKER or entry.is_dir(follow_symlinks=False):
+                continue
+            name = next((entry.name.removesuffix(s) for s in _SIDE_SUFFIXES if entry.name.endswith(s)), entry.name)
+            files.setdefault(name, []).append(entry)
+    names = sorted(files)
+    needed: set[str] = set()
+    rows: dict[str, Upload] = {}
+    for at in range(0, len(names), 500):  # SQLite takes a bounded number of parameters
+        chunk = names[at:at + 500]
+        # the rows read first: one not needed when read again after has ended, and an upload that
+        # ended is ended for good (a row saved in between is not among them: its file is kept)
+        rows.update((u.staging_name, u) for u in Upload.objects.filter(staging_name__in=chunk))
+        needed.update(uploads_staged().filter(staging_name__in=chunk).values_list("staging_name", flat=True))
+    n = 0
+    old = (now - UNNAMED_STAGING_AGE).timestamp()
+    for name in names:
+        if name in needed:
+            continue
+        try:
+            if (upload := rows.get(name)) is not None:  # ended
+                upload_discard_staging(upload)
+            elif all(entry.stat(follow_symlinks=False).st_mtime < old for entry in files[name]):
+                for entry in files[name]:
+                    os.unlink(entry.path)
+            else:
+                continue  # no row names it yet: an upload being made
+        except FileNotFoundError:
+            pass  # deleted meanwhile (its job's own deletion, another sweep)
+        except STORAGE_ERRORS as exc:
+            logger.warning("staging leftovers: upload %s's files not deleted (%s); the next sweep tries again",
+                           getattr(rows.get(name), "pk", "-"), type(exc).__name__)
+            continue
+        n += 1
+    if n:
+        logger.info("staging leftovers: deleted the files of %s ended upload(s) or unnamed file(s)", n)
+    return n
 
 
 def upload_rewrap(upload: Upload, *, key_id: str) -> bool:

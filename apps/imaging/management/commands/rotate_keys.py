@@ -4,7 +4,9 @@ Data is not re-encrypted: only the small wrapped keys change. Put the new key fi
 LIGHTBOX_MASTER_KEYS (keeping the old ones) in every web and worker process, restart them, run
 this, then remove the old keys. Staged uploads are all those whose staging file may still be
 there (``uploads.uploads_staged``): still arriving, and finished ones whose ingest job is queued,
-running or failed with its file kept for ``manage.py ingest --resume``.
+running or failed with its file kept for ``manage.py ingest --resume``. What ended uploads left in
+the staging folder (a job done whose staged file could not be deleted, say) is deleted first
+(``uploads.staging_leftovers_delete``): its key is not re-wrapped, and nothing would read it.
 
 Each row is re-wrapped by its own conditional UPDATE, committed at once: a run stopped half way
 leaves every row readable while both keys are configured, and running it again goes on. At the
@@ -27,7 +29,7 @@ from apps.audit.services import record
 from apps.imaging import keys
 from apps.imaging.blobs import blob_rewrap
 from apps.imaging.models import Blob
-from apps.imaging.uploads import upload_rewrap, uploads_staged
+from apps.imaging.uploads import staging_leftovers_delete, upload_rewrap, uploads_staged
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +44,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         current = keys.current_key_id()
+        if left := staging_leftovers_delete():
+            self.stdout.write(f"deleted the staging files that {left} ended upload(s) had left")
         done = self._rewrap(Blob.objects.exclude(key_id=current).order_by("pk"), blob_rewrap, current, "blob")
         uploads = self._rewrap(uploads_staged().exclude(key_id=current).order_by("pk"), upload_rewrap, current,
                                "upload")
