@@ -154,7 +154,9 @@ class OriginalRequestForm(forms.Form):
 class OriginalDecisionForm(forms.Form):
     decision = forms.ChoiceField(label=_("Decision"), choices=[("approve", _("Approve")), ("decline", _("Decline"))],
                                  widget=forms.RadioSelect)
-    hours = forms.IntegerField(label=_("Approve for (hours)"), required=False, min_value=1, initial=24)
+    hours = forms.IntegerField(label=_("Approve for (hours)"), required=False, min_value=1, initial=24,
+                               help_text=_("Never past the end of the share it was asked under: the approval "
+                                           "ends then if that comes sooner."))
     note = forms.CharField(label=_("Note to the requester"), required=False, max_length=1000,
                            widget=forms.Textarea(attrs={"rows": 2}))
 

@@ -767,7 +767,15 @@ class ExtendRefusal:
 
     ENDED = "ended"            # revoked, or its case closed
     BOARD = "board"            # a tumor board's: it lasts for the board's review window
+    ORIGINAL = "original"      # an approval of a request for the original: it lasts what its decider gave
     AT_MAXIMUM = "at_maximum"  # it ends at the latest expiry its kind of share allows already
+
+
+#: extending or renewing an approval of a request for the original (``ExtendRefusal.ORIGINAL``,
+#: ``RenewRefusal.ORIGINAL``)
+ORIGINAL_APPROVAL_FIXED = gettext_noop("Access to the original DICOM lasts for the time its approval gave and "
+                                       "cannot be extended or renewed: for more time, a new request must be made "
+                                       "and decided.")
 
 
 def grant_extend_refusal(*, grant: Grant, org_policy: SharingPolicy | None = None) -> str | None:
@@ -784,6 +792,11 @@ def grant_extend_refusal(*, grant: Grant, org_policy: SharingPolicy | None = Non
         # made by board_start for the board's review window (5 to 7 days, longer than the
         # maximum of the grants' own kind); the board's end revokes them
         return ExtendRefusal.BOARD
+    if grant.source == GrantSource.ORIGINAL_REQUEST:
+        # made by original_request_decide for the hours its decider gave (at most the
+        # organization's original_approval_max_hours), not its use case's maximum: more time is a
+        # new request, decided by whoever may decide it
+        return ExtendRefusal.ORIGINAL
     if grant_extend_ceiling(grant=grant, org_policy=org_policy) <= grant.expires_at:
         return ExtendRefusal.AT_MAXIMUM
     return None
@@ -795,6 +808,8 @@ def grant_extend_refusal_message(*, grant: Grant, refusal: str, org_policy: Shar
     if refusal == ExtendRefusal.BOARD:
         return _("A tumor board's access lasts for the board's review window and ends with the board; it cannot "
                  "be extended on its own.")
+    if refusal == ExtendRefusal.ORIGINAL:
+        return _(ORIGINAL_APPROVAL_FIXED)
     if refusal == ExtendRefusal.AT_MAXIMUM:
         return _("This share is already at its longest: a “%(kind)s” share lasts at most %(hours)s hours from "
                  "its start (the maximum for this kind of share), and this one already ends then. For more "
@@ -863,6 +878,7 @@ class RenewRefusal:
     ANONYMOUS_OFF = "anonymous_off"   # an anonymous link, and the organization switched them off
     RECIPIENT_KIND = "recipient_kind"  # its template (as in force now) takes no such recipient
     BOARD = "board"                   # a tumor board's: it ends with the board (board_end)
+    ORIGINAL = "original"             # an approval of a request for the original (ORIGINAL_APPROVAL_FIXED)
 
 
 RENEW_REFUSAL_MESSAGES = {
@@ -873,6 +889,7 @@ RENEW_REFUSAL_MESSAGES = {
     RenewRefusal.ANONYMOUS_OFF: gettext_noop("Anonymous links are switched off for this organization."),
     RenewRefusal.RECIPIENT_KIND: gettext_noop("This kind of share cannot go to that kind of recipient."),
     RenewRefusal.BOARD: gettext_noop("A tumor board's access ends with its board and cannot be renewed on its own."),
+    RenewRefusal.ORIGINAL: ORIGINAL_APPROVAL_FIXED,
 }
 
 
@@ -894,6 +911,10 @@ def grant_renew_refusal(*, grant: Grant, org_policy: SharingPolicy | None = None
         # a renewal is a new grant outside the board's own (board.grants): ending the board,
         # which revokes those, would have left it live
         return RenewRefusal.BOARD
+    if grant.source == GrantSource.ORIGINAL_REQUEST:
+        # a renewal revokes it (reason "renewed") and its copy is nobody's approved_grant: the end
+        # of the share it was asked under (grants_revoke), or of a board, would have left it live
+        return RenewRefusal.ORIGINAL
     template = TEMPLATES.get(grant.use_case)
     if template is None or not template.renewable:
         return RenewRefusal.NOT_RENEWABLE
@@ -1141,14 +1162,21 @@ def _original_request_decide(*, original_request: OriginalRequest, by: User, app
     org_policy = sharing_policy_for(req.organization_id)
     limit = org_policy.original_approval_max_hours or 48
     hours = hours or min(24, limit)
+    ends_with_share = False
     if approve:
         if hours > limit:
             raise ValidationError(_("At most %(hours)s hours.") % {"hours": limit})
         if not req.case.is_open:
             raise ValidationError(_("This case is closed; nothing can be shared from it."))
+        # never past the share it was asked under (live: original_request_decidable): the
+        # original follows that share, and does not outlast it
+        expires_at = timezone.now() + timedelta(hours=hours)
+        ends_with_share = req.grant.expires_at < expires_at
+        if ends_with_share:
+            expires_at = req.grant.expires_at
         req.approved_grant = grant_create(
             case=req.case, grantee=req.requested_by, permissions=["view", "download_original"],
-            renditions=[Rendition.ORIGINAL], expires_at=timezone.now() + timedelta(hours=hours), by=by,
+            renditions=[Rendition.ORIGINAL], expires_at=expires_at, by=by,
             source=GrantSource.ORIGINAL_REQUEST, use_case=req.grant.use_case, mfa_required=req.grant.mfa_required,
             download_limit=req.grant.download_limit,
             studies=list(req.grant.studies.all()) if hasattr(req.grant, "studies") else (), request=request)
@@ -1158,12 +1186,18 @@ def _original_request_decide(*, original_request: OriginalRequest, by: User, app
     req.decision_note = (note or "").strip()
     req.save()
     record(action=f"original_request.{req.status}", actor=by, organization_id=req.organization_id, target=req,
-           case=req.case, request=request, details={"hours": hours if approve else None})
+           case=req.case, request=request,
+           details={"hours": hours if approve else None, "ends_with_share": ends_with_share})
     from django.urls import reverse
 
-    message = (Deferred(gettext_noop("Your request for the original DICOM was approved for %(hours)s hours."),
-                        hours=hours)
-               if approve else Deferred(gettext_noop("Your request for the original DICOM was declined.")))
+    if not approve:
+        message = Deferred(gettext_noop("Your request for the original DICOM was declined."))
+    elif ends_with_share:
+        message = Deferred(gettext_noop("Your request for the original DICOM was approved until the share it "
+                                        "was asked under ends."))
+    else:
+        message = Deferred(gettext_noop("Your request for the original DICOM was approved for %(hours)s hours."),
+                           hours=hours)
     notify(user=req.requested_by, organization_id=req.organization_id, verb=f"original_request.{req.status}",
            url=reverse("sharing:shared_with_me"), message=message)
     notify(user=by, organization_id=req.organization_id, verb=f"original_request.{req.status}",

@@ -191,7 +191,7 @@ def test_a_notice_is_shown_in_its_readers_language_not_its_senders(owner, case, 
     from apps.sharing import services
 
     grant = services.grant_create(case=case, grantee=consultant, permissions=["view"], by=owner,
-                                  expires_at=timezone.now() + timedelta(hours=4))
+                                  expires_at=timezone.now() + timedelta(hours=24))  # outlasts the approval
     with translation.override("es"):
         req = services.original_request_create(grant=grant, by=consultant, reason="Necesito la serie completa.")
     (to_owner,) = [m for m in mail.outbox if m.to == [owner.email]]
@@ -215,7 +215,7 @@ def test_an_e_mail_goes_in_its_recipients_chosen_language_whoever_caused_it(owne
     consultant.language = "es"
     consultant.save(update_fields=["language"])
     grant = services.grant_create(case=case, grantee=consultant, permissions=["view"], by=owner,
-                                  expires_at=timezone.now() + timedelta(hours=4))
+                                  expires_at=timezone.now() + timedelta(hours=24))  # outlasts the approval
     with translation.override("en"):
         req = services.original_request_create(grant=grant, by=consultant, reason="Full series please.")
         mail.outbox.clear()

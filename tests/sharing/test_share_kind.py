@@ -2,8 +2,8 @@
 created page said "Only the named recipient, signed in" for every share but an anonymous link: a
 group (a tumor board), an invitation to an outside consultant's address and a patient's share too.
 Every kind the code makes is named: on the share page (each recipient kind and the patient's
-template) and by renewal (which also renews tumor board meetings', organization invitations' and
-approved original requests' shares)."""
+template) and by renewal (which also renews tumor board meetings' and organization invitations'
+shares; an approved original request's is never renewed: test_original_approval_limits.py)."""
 
 from __future__ import annotations
 
@@ -82,7 +82,6 @@ RENEWED = [
     (GrantSource.SHARE, {"use_case": "consultant", "grantee_email": "outside@elsewhere.example"},
      ShareKind.INVITATION),
     (GrantSource.INVITATION, {"use_case": "consultant"}, ShareKind.CONSULTANT_INVITED),
-    (GrantSource.ORIGINAL_REQUEST, {"use_case": "consultant"}, ShareKind.ORIGINAL_APPROVED),
 ]
 
 
