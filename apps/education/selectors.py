@@ -107,7 +107,7 @@ def education_shares_for(*, user: User, request: HttpRequest | None = None) -> l
     ready = [pk for pk, state in states.items() if state == CopyState.READY]
     if ready:
         for file in (RenditionFile.objects.filter(study_id__in=ready, kind=Kind.EDUCATION, status=Status.READY)
-                     .select_related("instance__series", "blob")
+                     .select_related("instance__series", "image_blob")
                      .order_by("instance__series__series_number", "instance__instance_number", "pk")):
             images.setdefault(file.study_id, []).append(EducationImage(file=file))
     return [EducationShare(grant=grant, studies=[

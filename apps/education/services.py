@@ -1,8 +1,9 @@
 """Showing the education copy on the patient portal's page.
 
 A patient on a phone or a tablet sees the copy's images in the page itself (its zip holds them as
-labelled JPEG pictures, never DICOM files: ``apps.renditions.packages``): each is the JPEG the
-education file holds (at most 512 px, "not for diagnosis" beside it), sent inline (a ``data:``
+labelled JPEG pictures, never DICOM files: ``apps.renditions.packages``): each is that labelled
+picture (the education file's pixels, at most 512 px, the "not for diagnosis" band burned in, and
+the words beside it too), never the file's own JPEG, which has no band; sent inline (a ``data:``
 URI) with the page, which is never cached: no image of the patient is kept by the browser, and
 no other address serves them. Only copies the policy lets the patient take are shown (the
 selector's READY state, ``policy.download_refusals``), so a share over its download limit shows

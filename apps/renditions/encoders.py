@@ -354,8 +354,9 @@ _COPIED = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "Patien
 
 
 def education_jpeg(data: bytes) -> bytes:
-    """The JPEG image an education file (``education_dicom``) holds, as it was encoded: what the
-    patient portal shows in the browser. Raises NotEncodable for any other file."""
+    """The JPEG image an education file (``education_dicom``) holds, as it was encoded: the
+    picture without its band (the portal shows the labelled one, ``education_export``'s ``jpeg``).
+    Raises NotEncodable for any other file."""
     ds = _read(data)
     if pixels.transfer_syntax_of(ds) != JPEGBaseline8Bit or "PixelData" not in ds:
         raise NotEncodable(Deferred(gettext_noop("The file is not an education image.")))

@@ -335,12 +335,23 @@ def study_renditions_lost_send(now=None) -> tuple[int, int]:
 
 
 def education_image(*, file: RenditionFile) -> bytes:
-    """The JPEG image of an education file (small: at most EDUCATION_MAX px), read from its blob,
-    for the patient portal to show. Raises encoders.NotEncodable for a file that is not one."""
-    if file.kind != Kind.EDUCATION or file.blob is None:
+    """The labelled JPEG image of an education file (``image_blob``: small, at most EDUCATION_MAX
+    px, the "not for diagnosis" band burned in), for the patient portal to show: the picture the
+    patient's zip holds, never the file's own JPEG (the same pixels without the band). A file made
+    before it had one gets it now (``education_images_ensure``). Raises encoders.NotEncodable for
+    a file that is not an education file or whose image cannot be made or read as a JPEG."""
+    if file.kind != Kind.EDUCATION or file.blob_id is None:
         raise encoders.NotEncodable(Deferred(gettext_noop("The file is not an education image.")))
-    with open_blob(file.blob) as fh:
-        return encoders.education_jpeg(fh.read())
+    if file.image_blob_id is None:
+        education_images_ensure(study=file.study)
+        file.refresh_from_db(fields=["image_blob", "image_sha256", "image_crc32", "image_bytes"])
+        if file.image_blob_id is None:
+            raise encoders.NotEncodable(Deferred(gettext_noop("The image could not be made.")))
+    with open_blob(file.image_blob) as fh:
+        jpeg = fh.read()
+    if not jpeg.startswith(b"\xff\xd8\xff"):  # a JPEG's start-of-image marker
+        raise encoders.NotEncodable(Deferred(gettext_noop("The file is not an education image.")))
+    return jpeg
 
 
 def study_rendition_blob_ids(*, study: Study) -> set[int]:

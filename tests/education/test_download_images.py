@@ -75,8 +75,10 @@ def test_the_copy_holds_a_labelled_low_resolution_jpeg_per_image_and_no_dicom(ed
         assert image.size == (file.columns, file.rows) and max(image.size) <= encoders.EDUCATION_MAX
         assert f"{hashlib.sha256(data).hexdigest()}  {len(data)}  Patient education - low resolution  {name}" \
             in manifest
-        # the picture the portal shows (the education file's), with the band burned in at its bottom
-        shown = np.asarray(Image.open(io.BytesIO(education_image(file=file))), dtype=float)
+        assert data == education_image(file=file)  # the very picture the portal shows
+        # the education file's own picture, with the band burned in at its bottom
+        with open_blob(file.blob) as fh:
+            shown = np.asarray(Image.open(io.BytesIO(encoders.education_jpeg(fh.read()))), dtype=float)
         pixels = np.asarray(image, dtype=float)
         band = _band_height(image)
         assert np.abs(pixels[:-band - 8] - shown[:-band - 8]).mean() < 8  # the same picture above it
