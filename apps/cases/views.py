@@ -13,6 +13,7 @@ from django.db import transaction
 from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -338,7 +339,9 @@ def board_start(request: HttpRequest, boardsession_id: UUID) -> HttpResponse:
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
     else:
-        messages.success(request, _("Meeting started: participants can open the cases (%(n)d grants).") % {"n": n})
+        messages.success(request, ngettext("Meeting started: participants can open the cases (%(n)d grant).",
+                                           "Meeting started: participants can open the cases (%(n)d grants).", n)
+                         % {"n": n})
     return redirect("cases:board_detail", boardsession_id=board.public_id)
 
 
@@ -351,5 +354,7 @@ def board_end(request: HttpRequest, boardsession_id: UUID) -> HttpResponse:
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
     else:
-        messages.success(request, _("Meeting ended: participants' access was revoked (%(n)d grants).") % {"n": n})
+        messages.success(request, ngettext("Meeting ended: participants' access was revoked (%(n)d grant).",
+                                           "Meeting ended: participants' access was revoked (%(n)d grants).", n)
+                         % {"n": n})
     return redirect("cases:board_detail", boardsession_id=board.public_id)

@@ -74,3 +74,20 @@ def test_starting_and_ending_a_board_say_meeting_not_signed_in(client_as):
         page = client.post(reverse(name, kwargs={"boardsession_id": board.public_id}), follow=True, **ES)
         text = page.content.decode()
         assert said in text and "Sesión" not in text
+
+
+def test_a_board_of_one_grant_says_one_grant_in_the_singular(client_as):
+    """"(1 permisos de acceso)": the count of grants is a plural form, not a fixed plural."""
+    from apps.cases import services as case_services
+
+    org = OrganizationFactory(mfa_required_roles=[])
+    host = member(org, Role.RADIOLOGIST)
+    consultant = member(org, Role.EXTERNAL_CONSULTANT)
+    board = case_services.board_create(organization=org, by=host, host=host, title="Board",
+                                       meeting_at=timezone.now() + timedelta(hours=2), review_days=5,
+                                       cases=[CaseFactory(organization=org)], participants=[consultant, host])
+    client = client_as(host)
+    for name in ("cases:board_start", "cases:board_end"):
+        page = client.post(reverse(name, kwargs={"boardsession_id": board.public_id}), follow=True, **ES)
+        text = page.content.decode()
+        assert "(1 permiso de acceso)" in text and "1 permisos" not in text
