@@ -76,6 +76,15 @@ def language_of(user: User | None) -> str:
             or settings.LANGUAGE_CODE)
 
 
+def language_written_to(user: User) -> str:
+    """The language of what someone else's action sends ``user`` (a notice's e-mail, read away
+    from the request that caused it): the language they chose (``User.language``), else the
+    portal's default (settings.LANGUAGE_CODE). Never the language of whoever caused it: a
+    requester in a Spanish session sent Spanish e-mails to deciders who had chosen none.
+    (Organizations hold no default language of their own; one would come between the two.)"""
+    return language_supported(getattr(user, "language", "")) or settings.LANGUAGE_CODE
+
+
 def language_remember(*, user: User, code: str) -> bool:
     """Keep ``code`` as ``user``'s language; False if it is not one of the portal's."""
     code = language_supported(code)

@@ -1057,10 +1057,11 @@ def notify(*, user: User, organization_id: int | None, verb: str, message: str, 
     birth, clinical text): it says that something happened and where to look."""
     note = Notification.objects.create(user=user, organization_id=organization_id, verb=verb, url=url,
                                        **i18n.explained(message, field="message"))
-    from apps.accounts.services import language_of
+    from apps.accounts.services import language_written_to
 
-    # the e-mail: in the recipient's own language, else in the language of the request that caused it
-    with translation.override(language_of(user)):
+    # the e-mail: in the recipient's own language, else the portal's default; never in the
+    # language of the request that caused it (another person's)
+    with translation.override(language_written_to(user)):
         message = i18n.translate(message)
         subject = _("[Lightbox] %(message)s") % {"message": message[:80]}
     body = message + ("\n\n" + site_url(url) if url else "")  # a mail is read away from the portal

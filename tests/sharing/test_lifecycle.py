@@ -186,8 +186,8 @@ def test_declined_request_notifies_both(owner, case, consultant):
 
 def test_a_notice_is_shown_in_its_readers_language_not_its_senders(owner, case, consultant):
     """The consultant asks in Spanish and the owner decides in English: each reads their notices
-    in the language of the page they are on; each e-mail goes in the language of the request
-    that caused it."""
+    in the language of the page they are on; each e-mail goes in its recipient's language (the
+    one they chose, else the portal's default), never in that of the request that caused it."""
     from apps.sharing import services
 
     grant = services.grant_create(case=case, grantee=consultant, permissions=["view"], by=owner,
@@ -195,7 +195,8 @@ def test_a_notice_is_shown_in_its_readers_language_not_its_senders(owner, case, 
     with translation.override("es"):
         req = services.original_request_create(grant=grant, by=consultant, reason="Necesito la serie completa.")
     (to_owner,) = [m for m in mail.outbox if m.to == [owner.email]]
-    assert to_owner.body.startswith("Un destinatario ha solicitado")  # the e-mail went in Spanish
+    # the owner chose no language: the portal's default, not the requester's Spanish
+    assert to_owner.body.startswith("A recipient asked for the original DICOM")
     with translation.override("en"):
         services.original_request_decide(original_request=req, by=owner, approve=True, hours=12)
     notice = Notification.objects.get(user=consultant, verb="original_request.approved")
