@@ -196,10 +196,11 @@ def grants_revoke(*, grants: Iterable[Grant], by: User | None, reason: str,
     if to_revoke and reason != "renewed":
         # the original approved under a share ends with it, and with the share it was renewed
         # into (a renewal carries the share on: what was approved under the old one runs its own
-        # course until the share, however often renewed, ends)
-        approved = OriginalRequest.objects.filter(grant__in=_renewed_from_all(to_revoke),
-                                                  approved_grant__revoked_at__isnull=True)
-        following = list(Grant.objects.filter(pk__in=approved.values("approved_grant")))
+        # course until the share, however often renewed, ends), and so does any renewal of such
+        # an approval, made before grant_renew_refusal refused them (nobody's approved_grant)
+        approved = set(OriginalRequest.objects.filter(grant__in=_renewed_from_all(to_revoke))
+                       .exclude(approved_grant=None).values_list("approved_grant", flat=True))
+        following = list(Grant.objects.filter(pk__in=_renewed_into_all(approved), revoked_at__isnull=True))
         if following:
             revoked += grants_revoke(grants=following, by=by, reason=reason, request=request)
     return revoked
@@ -213,6 +214,15 @@ def _renewed_from_all(grants: list[Grant]) -> set[int]:
         ids |= step
         step = set(Grant.objects.filter(pk__in=step).exclude(renewed_from=None).values_list("renewed_from_id",
                                                                                           flat=True))
+    return ids
+
+
+def _renewed_into_all(ids: set[int]) -> set[int]:
+    """``ids`` and the ids of every grant renewed from one of them, and from those, to the newest."""
+    ids, step = set(ids), set(ids)
+    while step:
+        step = set(Grant.objects.filter(renewed_from__in=step).values_list("pk", flat=True)) - ids
+        ids |= step
     return ids
 
 

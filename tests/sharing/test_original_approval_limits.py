@@ -121,3 +121,25 @@ def test_an_approval_shorter_than_its_share_lasts_the_hours_given(case, owner, c
     assert timedelta(hours=23, minutes=59) < approved.expires_at - timezone.now() <= timedelta(hours=24)
     notice = Notification.objects.get(user=consultant, verb="original_request.approved")
     assert notice.message == "Your request for the original DICOM was approved for 24 hours."
+
+
+def test_a_renewal_of_an_approval_made_before_it_was_refused_ends_with_the_share(case, owner, consultant):
+    """Renewals of approvals made before ``grant_renew_refusal`` refused them are nobody's
+    ``approved_grant``: revoking the share asked under follows the renewals too."""
+    share = _share(case, owner, consultant)
+    approved = _approve(share, owner, consultant)
+    renewed = approved
+    for _ in range(2):  # as grant_renew made them: a new grant, then the old one revoked "renewed"
+        before = renewed
+        renewed = services.grant_create(case=case, by=owner, grantee=consultant, use_case=before.use_case,
+                                        permissions=before.permissions, renditions=before.renditions,
+                                        expires_at=before.expires_at, source=GrantSource.ORIGINAL_REQUEST,
+                                        renewed_from=before)
+        services.grants_revoke(grants=[before], by=owner, reason="renewed")
+    assert policy.can(consultant, Action.DOWNLOAD_ORIGINAL, case)
+
+    assert services.grants_revoke(grants=[share], by=owner, reason="revoked by sharer") == 2
+
+    renewed.refresh_from_db()
+    assert renewed.revoked_at is not None and renewed.revoke_reason == "revoked by sharer"
+    assert not policy.can(consultant, Action.DOWNLOAD_ORIGINAL, case)
