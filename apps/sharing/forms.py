@@ -64,6 +64,14 @@ class ShareForm(forms.Form):
             f"{s.study_description or _('Untitled study')} ({s.modalities or '—'}, {s.study_date or '—'})")
         if not studies.exists():
             del self.fields["studies"]
+        # an organization that switched anonymous links off is not offered them; one asked for
+        # anyway (an old page) is refused in ``clean`` with that reason, beside the field
+        self.anonymous_off = case is not None and not case.organization.anonymous_links_enabled
+        asked = self.data.get("recipient_kind") if self.is_bound else None
+        if self.anonymous_off and asked != RecipientKind.ANONYMOUS:
+            self.fields["recipient_kind"].choices = [
+                (value, label) for value, label in self.fields["recipient_kind"].choices
+                if value != RecipientKind.ANONYMOUS]
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
@@ -71,7 +79,9 @@ class ShareForm(forms.Form):
 
         kind = data.get("recipient_kind")
         template = TEMPLATES.get(data.get("use_case") or "")
-        if template and kind and kind not in template.recipients:
+        if kind == RecipientKind.ANONYMOUS and self.anonymous_off:
+            self.add_error("recipient_kind", _("Anonymous links are switched off for this organization."))
+        elif template and kind and kind not in template.recipients:
             self.add_error("recipient_kind", _("This template shares with: %(kinds)s.") % {
                 "kinds": ", ".join(str(RecipientKind(k).label) for k in template.recipients)})
         data["grantee"] = None

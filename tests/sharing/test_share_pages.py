@@ -50,6 +50,23 @@ def test_share_form_refuses_unknown_recipient_and_wrong_kind(owner, case):
     assert not Grant.objects.exists()
 
 
+def test_an_organization_with_anonymous_links_off_is_not_offered_them(owner, case):
+    # the form offered "Anonymous link" and refused it with "This template shares with: ...":
+    # it is not offered, and one asked for anyway is refused for what it is
+    client = Client()
+    client.force_login(owner)
+    url = reverse("sharing:case_share", kwargs={"case_id": case.public_id})
+    assert not case.organization.anonymous_links_enabled
+    assert 'value="anonymous"' not in client.get(url).content.decode()
+    response = client.post(url, {"use_case": "custom", "recipient_kind": "anonymous", **confirmation(client)})
+    assert response.status_code == 400
+    assert "Anonymous links are switched off for this organization." in response.content.decode()
+    assert not Grant.objects.exists()
+    case.organization.anonymous_links_enabled = True
+    case.organization.save(update_fields=["anonymous_links_enabled"])
+    assert 'value="anonymous"' in client.get(url).content.decode()
+
+
 def test_only_sharers_reach_the_share_page(case, consultant, org_b, client_as):
     from apps.organizations.models import Role
     from tests.factories import member
