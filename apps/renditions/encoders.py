@@ -41,6 +41,7 @@ from django.utils.translation import gettext_noop
 from PIL import Image, ImageDraw, ImageFont
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate, generate_frames
+from pydicom.pixels import get_decoder
 from pydicom.uid import (
     JPEG2000Lossless,
     JPEGBaseline8Bit,
@@ -148,13 +149,41 @@ def _pixels_of(ds: Dataset) -> np.ndarray:
         return ds.pixel_array
 
 
+def _unused_bits_hold_data(ds: Dataset) -> bool:
+    """Whether a sample of ``ds`` has bits above Bits Stored that are not padding (zeros, or a
+    signed sample's sign repeated): an overlay drawn in the pixel data's high bits (retired, found
+    in old files), or anything else there. ``pixel_array`` clears those bits (or repeats the sign
+    in them) and a compressed copy is encoded from it at Bits Stored's precision: they would be
+    lost, and checking the copy against ``pixel_array`` would not see it. Decoded as stored
+    (``correct_unused_bits=False``), only when Bits Allocated exceeds Bits Stored."""
+    allocated, stored = int(ds.get("BitsAllocated") or 0), int(ds.get("BitsStored") or 0)
+    if "PixelData" not in ds or not 0 < stored < allocated:
+        return False
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        raw, _meta = get_decoder(pydicom.uid.UID(pixels.transfer_syntax_of(ds))).as_array(
+            ds, correct_unused_bits=False, as_rgb=False)
+    if raw.dtype.kind not in "iu":
+        return False
+    container = raw.dtype.itemsize * 8
+    if stored >= container:
+        return False
+    samples = raw.view(f"u{raw.dtype.itemsize}")
+    high = samples >> stored
+    padding = high == 0
+    if int(ds.get("PixelRepresentation") or 0) == 1:  # or the sign bit repeated in every bit above it
+        padding |= (high == (1 << (container - stored)) - 1) & ((samples >> (stored - 1)) & 1 == 1)
+    return not bool(padding.all())
+
+
 def lossless_encode(data: bytes, codec: str) -> bytes:
     """``data`` (a DICOM file) re-encoded with ``codec`` (a LOSSLESS_CODECS key), verified.
 
     Raises NotEncodable with the reason when the file has no pixel data, is already lossy
     (a lossless copy of a lossy image would not be diagnostic-grade), is in a colour model the
-    frames are refused for (``pixels.check_colour_model``), cannot be decoded, cannot be
-    encoded by the codec, or when the decoded result differs from the original in any pixel."""
+    frames are refused for (``pixels.check_colour_model``), cannot be decoded, holds data in the
+    bits above Bits Stored (``_unused_bits_hold_data``), cannot be encoded by the codec, or when
+    the decoded result differs from the original in any pixel."""
     target = LOSSLESS_CODECS[codec]
     ds = _read(data)
     if "PixelData" not in ds:
@@ -180,6 +209,7 @@ def lossless_encode(data: bytes, codec: str) -> bytes:
     except pixels.UndecodableFrame as exc:
         raise NotEncodable(exc.reason) from exc
     try:
+        high_bits = _unused_bits_hold_data(ds)  # before decompress(), which clears them
         if tsuid and pydicom.uid.UID(tsuid).is_compressed:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -187,6 +217,10 @@ def lossless_encode(data: bytes, codec: str) -> bytes:
         original = _pixels_of(ds)
     except Exception as exc:
         raise NotEncodable(pixels.undecodable_reason(ds, _logged(exc, "original not decoded"))) from exc
+    if high_bits:
+        raise NotEncodable(Deferred(gettext_noop(
+            "The original keeps data in the bits above Bits Stored (such as an overlay drawn in the pixel data), "
+            "which a compressed copy would lose: no lossless copy is made of it.")))
     if tsuid == target:
         raise NotEncodable(Deferred(gettext_noop("The original is already %(codec)s."), codec=target.name))
     try:
@@ -200,12 +234,14 @@ def lossless_encode(data: bytes, codec: str) -> bytes:
         raise NotEncodable(Deferred(gettext_noop("%(codec)s cannot encode this image."), codec=target.name)) from exc
     encoded = out.getvalue()
     try:
-        decoded = _pixels_of(_read(encoded))
+        copy = _read(encoded)
+        decoded = _pixels_of(copy)
+        copy_high_bits = _unused_bits_hold_data(copy)
     except Exception as exc:
         _logged(exc, f"{target.name} copy not decoded back")
         raise NotEncodable(Deferred(gettext_noop("The %(codec)s copy cannot be decoded back."),
                                     codec=target.name)) from exc
-    if decoded.shape != original.shape or not np.array_equal(decoded, original):
+    if copy_high_bits or decoded.shape != original.shape or not np.array_equal(decoded, original):
         raise NotEncodable(Deferred(gettext_noop("The %(codec)s copy does not decode to the original pixels."),
                                     codec=target.name))
     return encoded
