@@ -84,8 +84,9 @@ NOT_FOUND = _refusal("No such upload for this user (other users' and organizatio
 GONE = _refusal("The upload expired before it was finished.")
 CHECKSUM_MISMATCH = _refusal("Upload-Checksum does not match the body: nothing of it was kept.")
 STAGING_UNAVAILABLE = _refusal(
-    "The server cannot store uploads at the moment (its staging disk is full or cannot be written): nothing "
-    "was acknowledged that is not stored; try again later from the upload's offset.",
+    "The server cannot store uploads at the moment (its staging disk is full, cannot be written, or is not "
+    "there: its volume not mounted): nothing was acknowledged that is not stored, and the upload is kept; try "
+    "again later from the upload's offset.",
     extra={"Retry-After": _out("Seconds to wait before trying again.", type="integer")})
 
 JOB_FAILURE = {
@@ -196,7 +197,7 @@ def _upload_path() -> dict:
             "responses": {"200": {"description": "The offset to resume from.", "headers": {
                 **RESUMABLE_OUT, **OFFSET_OUT, **EXPIRES_OUT,
                 "Upload-Length": _out("The file's size in bytes.", type="integer")}},
-                **common, "410": GONE, "412": PRECONDITION},
+                **common, "410": GONE, "412": PRECONDITION, "503": STAGING_UNAVAILABLE},
         },
         "patch": {
             "operationId": "v1_uploads_append", "tags": TAGS, "security": [_SESSION],

@@ -156,3 +156,9 @@ def test_an_ingest_while_the_folder_is_away_fails_as_storage_and_resumes(client,
     assert job.state == JobState.FAILED and job.failure.code == "storage_unavailable"  # not "upload it again"
     away.rename(folder)
     assert ingest_job_run(job_id=job.pk).state == JobState.DONE
+
+
+def test_the_schema_documents_the_503_of_head():
+    from apps.imaging.openapi import STAGING_UNAVAILABLE, _upload_path
+
+    assert _upload_path()["head"]["responses"]["503"] == STAGING_UNAVAILABLE
