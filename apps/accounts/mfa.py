@@ -309,9 +309,20 @@ def require_recent_otp(view: Callable[..., HttpResponse] | None = None, *,
             return redirect(with_next("accounts:step_up", reverse(back)))
         return redirect(step_up_url(request))
 
-    wrapped.lightbox_step_up = True  # type: ignore[attr-defined]
-    wrapped.lightbox_step_up_why = why  # type: ignore[attr-defined]
-    return wrapped
+    return asks_step_up(why=why)(wrapped)
+
+
+def asks_step_up(*, why: Any = None) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
+    """Decorator: mark a view as a page that asks for a recent second factor, with the ``why``
+    the step-up and enrolment pages say (``step_up_reason`` reads the view a path resolves to).
+    ``require_recent_otp`` marks the view it wraps; a view that checks its own access first and
+    then calls a helper under ``require_recent_otp`` (the share steps) is marked with this, right
+    above its ``def`` (the decorators above copy the mark)."""
+    def mark(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        view.lightbox_step_up = True  # type: ignore[attr-defined]
+        view.lightbox_step_up_why = why  # type: ignore[attr-defined]
+        return view
+    return mark
 
 
 class RecentOTP(BasePermission):

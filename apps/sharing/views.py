@@ -17,11 +17,11 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
+from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
-from apps.accounts.mfa import require_recent_otp
+from apps.accounts.mfa import asks_step_up, require_recent_otp
 from apps.accounts.middleware import is_patient_only
 from apps.core.pagination import page_of
 from apps.core.redirects import with_next
@@ -59,6 +59,11 @@ def _link_url(request: HttpRequest, raw: str) -> str:
     return request.build_absolute_uri(reverse("sharing:link_open", kwargs={"token": raw}))
 
 
+#: what the step-up and enrolment pages say to someone sent there by the share steps
+SHARE_STEP_UP_WHY = gettext_lazy("Sharing gives someone else access to a patient's images: it asks for your "
+                                 "second factor.")
+
+
 def _case_for_manager(request: HttpRequest, case_id: UUID):
     from apps.cases.models import Case
 
@@ -72,6 +77,7 @@ def _case_for_manager(request: HttpRequest, case_id: UUID):
 @login_required
 @require_http_methods(["GET", "POST"])
 @policy.serves(Action.SHARE_CASE)
+@asks_step_up(why=SHARE_STEP_UP_WHY)  # _share_steps asks, once the case is known to be the user's to share
 def case_share(request: HttpRequest, case_id: UUID) -> HttpResponse:
     """Share a case in a few steps: template, recipients, scope, expiry, then confirm."""
     case = _case_for_manager(request, case_id)
@@ -82,6 +88,7 @@ def case_share(request: HttpRequest, case_id: UUID) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 @policy.serves(Action.SHARE_CASE)
+@asks_step_up(why=SHARE_STEP_UP_WHY)
 def study_share(request: HttpRequest, study_id: UUID) -> HttpResponse:
     """Share one study (of a case): the same steps, with the study ticked."""
     from apps.imaging.models import Study
@@ -97,7 +104,7 @@ def study_share(request: HttpRequest, study_id: UUID) -> HttpResponse:
     return _share_steps(request, study.case, studies=[study])
 
 
-@require_recent_otp  # giving access away needs a recent second factor (step-up)
+@require_recent_otp(why=SHARE_STEP_UP_WHY)  # giving access away needs a recent second factor (step-up)
 def _share_steps(request: HttpRequest, case, studies=()) -> HttpResponse:
     form = ShareForm(request.POST or None, case=case,
                      initial={"studies": [s.pk for s in studies]} if studies else None)
