@@ -157,6 +157,19 @@ class Grant(PublicIdModel):
         return RecipientKind.EMAIL if self.grantee_email else RecipientKind.GROUP
 
     @property
+    def purpose_label(self) -> str:
+        """What the lists name this grant by: its template (use case), or how it was made when a
+        tumor board's meeting or an approved request for the original made it. Such a grant
+        carries its parent's template, whose own terms (a tumor board review's original DICOM,
+        say) are not what it gives: a board meeting's grant named "Tumor board review" read as if
+        it gave the original, and an approval beside its share looked like a second, identical one."""
+        if self.source == GrantSource.BOARD:
+            return str(_("Tumor board meeting"))
+        if self.source == GrantSource.ORIGINAL_REQUEST:
+            return str(_("Original DICOM (approved request)"))
+        return str(self.get_use_case_display())
+
+    @property
     def kind(self) -> ShareKind:
         """Who this share reaches (``share_kind``)."""
         return share_kind(recipient_kind=self.recipient_kind, use_case=self.use_case, source=self.source)
