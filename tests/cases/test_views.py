@@ -590,7 +590,7 @@ def test_a_coordinator_ends_from_the_page_a_live_board_whose_host_was_deactivate
     Membership.objects.filter(user=host, organization=org_a).update(is_active=False)
     detail = reverse("cases:board_detail", kwargs={"boardsession_id": board.public_id})
     end = reverse("cases:board_end", kwargs={"boardsession_id": board.public_id})
-    end_button = "End meeting</button>"
+    end_button = "End the meeting now</button>"
 
     page = client_as(consultant).get(detail)
     assert page.status_code == 200 and end_button not in page.content.decode()
@@ -609,6 +609,23 @@ def test_a_coordinator_ends_from_the_page_a_live_board_whose_host_was_deactivate
     assert client_as(consultant).get(_page(case)).status_code == 404
     assert AuditEvent.objects.get(action="board.ended").actor == coordinator
     assert end_button not in client_as(coordinator).get(detail).content.decode()
+
+
+def test_ending_a_meeting_is_asked_twice_and_says_what_it_does(org_a, client_as):
+    # one tap on "End meeting" took every participant's access away, for good (found by QA): the
+    # button opens a confirmation that says so, whose own button ends the meeting
+    from apps.cases import services
+
+    host = member(org_a, Role.RADIOLOGIST)
+    board = BoardSessionFactory(organization=org_a, host=host)
+    board.cases.add(CaseFactory(organization=org_a))
+    board.participants.add(member(org_a, Role.EXTERNAL_CONSULTANT))
+    services.board_start(board=board, by=host)
+    page = client_as(host).get(reverse("cases:board_detail", kwargs={"boardsession_id": board.public_id}))
+    html = page.content.decode()
+    confirm = html.split('data-testid="end-meeting"', 1)[1].split("</details>", 1)[0]
+    assert "End meeting</summary>" in confirm
+    assert "an ended meeting cannot be started again" in confirm and "End the meeting now</button>" in confirm
 
 
 def test_a_board_is_edited_while_scheduled_only(org_a, client_as):
