@@ -117,11 +117,22 @@ def append(event: AuditEvent, *, using: str | None = None) -> AuditEvent:
             row = cur.fetchone()
         # time is taken under the lock, so it never goes backwards along a chain
         event.created_at = timezone.now()
+        if row[0] == 1 and key:
+            _started(db, key, event.created_at)
         event.seq, event.prev_hash = row
         event.hash = compute_hash(**_fields_of(event))
         event._insert(using=db)
         cur.execute(f"UPDATE {table} SET last_hash = %s WHERE key = %s", [event.hash, key])  # noqa: S608
     return event
+
+
+def _started(db: str, key: int, when: datetime) -> None:
+    """Note on the organization's row when its chain began (``Organization.audit_started_at``):
+    outside the audit tables, so that ``verify_audit`` still knows the chain existed once they are
+    emptied. Set once, in the first event's transaction."""
+    from apps.organizations.models import Organization
+
+    Organization.objects.using(db).filter(pk=key, audit_started_at__isnull=True).update(audit_started_at=when)
 
 
 # --- verification ------------------------------------------------------------------------------
@@ -182,12 +193,32 @@ def iter_chain_rows(chain: int, *, chunk_size: int = 5000) -> Iterator[tuple[Any
 
 
 def verify_chain(chain: int) -> ChainReport:
-    """One chain, its head and its events read in one snapshot (``snapshot``)."""
+    """One chain, its head and its events read in one snapshot (``snapshot``). An organization's
+    chain that began (``Organization.audit_started_at``) and has no event or no head any more is
+    broken: the audit tables were emptied (a TRUNCATE, or rows deleted past the triggers), which
+    the events left alone cannot tell from a chain never begun."""
     from apps.audit.models import AuditChain
 
     with snapshot():
         head = AuditChain.objects.filter(key=chain).values_list("seq", "last_hash").first()
-        return verify_rows(chain, iter_chain_rows(chain), head)
+        report = verify_rows(chain, iter_chain_rows(chain), head)
+        if report.broken is None and (report.events == 0 or head is None):
+            started = _started_at(chain)
+            if started is not None:
+                missing = "every event and the chain's head are" if report.events == 0 and head is None else \
+                    "every event is" if report.events == 0 else "the chain's head is"
+                return ChainReport(chain, report.events, Break(
+                    chain, None, None, head[0] if head else None,
+                    f"the trail began at {_when(started)} but {missing} missing (the audit tables were emptied)"))
+        return report
+
+
+def _started_at(chain: int) -> datetime | None:
+    from apps.organizations.models import Organization
+
+    if not chain:
+        return None  # the global chain has no row to note it on: its anchors say it existed
+    return Organization.objects.filter(pk=chain).values_list("audit_started_at", flat=True).first()
 
 
 @contextmanager
@@ -212,10 +243,14 @@ def snapshot() -> Iterator[None]:
 
 
 def chain_keys() -> list[int]:
+    """Every chain with a head or events, and every organization's whose trail began (its chain
+    is checked even when nothing of it is left)."""
     from apps.audit.models import AuditChain, AuditEvent
+    from apps.organizations.models import Organization
 
     keys = set(AuditChain.objects.values_list("key", flat=True))
     keys |= {k or 0 for k in AuditEvent.objects.order_by().values_list("organization_id", flat=True).distinct()}
+    keys |= set(Organization.objects.filter(audit_started_at__isnull=False).values_list("pk", flat=True))
     return sorted(keys)
 
 

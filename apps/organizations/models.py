@@ -60,6 +60,9 @@ class Organization(PublicIdModel):
     external_idle_minutes = models.PositiveIntegerField(
         _("idle sign-out for consultants and patients (minutes)"), default=15,
     )
+    # --- audit: when its chain got its first event (apps.audit.chain.append). verify_audit
+    # reports an organization whose trail began and has no chain any more (the tables wiped)
+    audit_started_at = models.DateTimeField(_("audit trail started"), null=True, blank=True, editable=False)
 
     objects = OrganizationQuerySet.as_manager()
 

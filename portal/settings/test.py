@@ -44,3 +44,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     _db_dir = private_memory_folder("lightbox-test-db-")
     DATABASES["default"]["TEST"] = {**DATABASES["default"].get("TEST", {}),
                                     "NAME": os.path.join(_db_dir, "test.sqlite3")}
+# The audit tables refuse TRUNCATE unless the session says it is maintenance on purpose
+# (apps/audit/migrations/0008_truncate_trigger.py); pytest-django empties every table with
+# TRUNCATE after each transactional test. tests/audit/test_wiped.py switches it off to see the
+# refusal.
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    _db_options = DATABASES["default"].setdefault("OPTIONS", {})
+    _db_options["options"] = f"{_db_options.get('options', '')} -c lightbox.audit_maintenance=on".strip()

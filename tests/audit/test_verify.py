@@ -140,7 +140,9 @@ def test_postgres_trigger_refuses_update_and_delete(org_a, verify_audit):
 @pytest.mark.skipif(not ON_POSTGRES, reason="TRUNCATE and the trigger: PostgreSQL only")
 @pytest.mark.django_db(transaction=True)
 def test_truncate_flush_still_works_with_the_trigger():
-    """transaction=True tests end with a TRUNCATE flush: row-level triggers do not fire on it."""
+    """transaction=True tests end with a TRUNCATE flush: row-level triggers do not fire on it, and
+    the statement-level one (0008) lets it through on the test connections, which say it is
+    maintenance (portal/settings/test.py; tests/audit/test_wiped.py checks that others are refused)."""
     org = OrganizationFactory(slug="flush")
     record(action="case.viewed", organization=org)
     from django.core.management import call_command
@@ -222,6 +224,11 @@ def test_an_anchor_whose_chain_is_gone_is_a_break(org_a, verify_audit, tmp_path)
         cur.execute(f"DELETE FROM {TABLE} WHERE organization_id = %s", [org_a.pk])
     with trigger_disabled(HEAD_TABLE, HEAD_TRIGGER):
         AuditChain.objects.filter(key=org_a.pk).delete()
+    # nothing left to walk, but the organization's trail began: the chain alone says it is gone
+    code, message = verify_audit()
+    assert code == 1 and "chain 'alpha'" in message and "every event and the chain's head are missing" in message
+    # the organization's note of it cleared too: only the anchors tell
+    type(org_a).objects.filter(pk=org_a.pk).update(audit_started_at=None)
     assert verify_audit()[0] == 0  # nothing left to walk
     code, message = verify_audit("--anchors", str(noted))
     assert code == 1 and "chain 'alpha'" in message and "seq 2 is missing" in message

@@ -3,7 +3,9 @@
 Exit 0 with the number of events checked when every chain is intact, followed by one anchor line
 per chain (``audit-anchor chain=<id> seq=<n> sha256=<hash>``: keep them outside the database);
 exit 1 naming the first event that does not match (its id, time, chain and place), the chain
-whose end went missing, or an anchor of ``--anchors FILE`` whose event no longer has its hash.
+whose end went missing, an organization's chain that began and is gone (the audit tables
+emptied: ``Organization.audit_started_at``), or an anchor of ``--anchors FILE`` whose event no
+longer has its hash.
 The heads and the events are read in one snapshot, so a trail in use verifies as it was then."""
 
 from __future__ import annotations
