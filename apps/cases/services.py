@@ -17,6 +17,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from apps.audit.services import record
 from apps.cases import selectors
@@ -33,6 +34,7 @@ from apps.cases.models import (
     Patient,
 )
 from apps.core.forms import is_past, require_datetimes_in_range
+from apps.core.i18n import Deferred
 from apps.organizations.models import Membership, Organization
 from apps.sharing import policy
 from apps.sharing.models import GrantSource, Permission, ShareLink
@@ -388,7 +390,28 @@ def _board_start(*, board: BoardSession, by: User, request: HttpRequest | None) 
     record(action="board.started", actor=by, organization_id=board.organization_id, target=board, request=request,
            details={"grants": len(grants), "cases": len(cases), "participants": len(participants),
                     "expires_at": expires_at.isoformat()})
+    _board_notify(board=board, users=participants, started=True)
     return len(grants)
+
+
+#: what a board's participants are told when its meeting starts and ends (no PHI: not even the
+#: board's title, which people write as they like; the link leads to the board's page)
+BOARD_STARTED = gettext_noop("A tumor board meeting you take part in has started: you can open its cases now.")
+BOARD_ENDED = gettext_noop("A tumor board meeting you took part in has ended: its cases are no longer open to you.")
+
+
+def _board_notify(*, board: BoardSession, users: Iterable[User], started: bool) -> None:
+    """Tell each participant (an in-app notice and an e-mail, ``sharing.services.notify``) that
+    the meeting started (with a link to its page, where its cases are) or ended. The host, who
+    pressed the button, is not among them (``selectors.board_grantees``)."""
+    from django.urls import reverse
+
+    from apps.sharing.services import notify
+
+    url = reverse("cases:board_detail", kwargs={"boardsession_id": board.public_id}) if started else ""
+    for user in users:
+        notify(user=user, organization_id=board.organization_id, verb="board.started" if started else "board.ended",
+               url=url, message=Deferred(BOARD_STARTED if started else BOARD_ENDED))
 
 
 def board_end(*, board: BoardSession, by: User, request: HttpRequest | None = None) -> int:
@@ -409,7 +432,13 @@ def _board_end(*, board: BoardSession, by: User, request: HttpRequest | None) ->
                                                                                   ended_at=now):
         raise ValidationError(_("This board is not live."))
     board.state, board.ended_at = BoardState.ENDED, now
+    # whoever held a grant of the meeting is told it ended (its participants, as it started)
+    from apps.accounts.models import User
+
+    told = list(User.objects.filter(pk__in=board.grants.filter(revoked_at__isnull=True)
+                                    .values("grantee_id"), is_active=True))
     revoked = grants_revoke(grants=board.grants.all(), by=by, reason="board_ended", request=request)
+    _board_notify(board=board, users=told, started=False)
     record(action="board.ended", actor=by, organization_id=board.organization_id, target=board, request=request,
            details={"grants_revoked": revoked, "by_host": by.pk == board.host_id})
     return revoked
