@@ -31,6 +31,12 @@ private tags. What Lightbox decides on top of it:
   (``Reason.FAILED``), never exported.
 - **Patient name and ID** become the pseudonym the exporter chose; any other person name left
   (inside a sequence the table keeps) is emptied, any date or time left gets the dummy value.
+- **Free text** the table does not list (LO, LT, ST, UT, UC, SH: a comment on a procedure step,
+  a document title, a dose comment, a segment's label, a birth date in an alternative calendar)
+  is removed at any depth, but for a short reviewed list needed to read the images (codes, the
+  make and model, kernel and sequence names, units and window presets: ``TEXT_KEPT``); a Type 2
+  one is emptied, a Type 1 one gets the table's dummy (``_free_text_action``). The check before
+  it leaves and ``identity_left`` apply the same rule.
 - **Marking**: Patient Identity Removed = YES, De-identification Method naming the profile,
   De-identification Method Code Sequence = (113100, DCM, "Basic Application Confidentiality
   Profile"), Longitudinal Temporal Information Modified = REMOVED (dates are not kept).
@@ -38,7 +44,9 @@ private tags. What Lightbox decides on top of it:
   implementation class, nothing of the sending system.
 - **Exclusions** (``exclusion_reason``): instances whose pixels may show identifying text or
   features are never exported: Burned In Annotation = YES, Recognizable Visual Features = YES,
-  document, video, photographic and secondary capture SOP classes, modalities where burned-in
+  document, video, photographic and secondary capture SOP classes, secondary, screen-saved or
+  converted images of any SOP class (Image Type SECONDARY or SCREEN SAVE, a Conversion Type: a
+  CT dose report) unless the file says Burned In Annotation = NO, modalities where burned-in
   text is the rule (ultrasound, by its modality or its SOP class, endoscopy, photography) unless
   the file says Burned In Annotation = NO, and objects without pixel data (reports and other non-image objects).
   The profile cleans headers only; pixels are never changed (Clean Pixel Data is not offered).
@@ -97,6 +105,9 @@ class Reason(models.TextChoices):
     DOCUMENT = "document", _("An encapsulated document (PDF, CDA or a 3D model): its content cannot be cleaned.")
     VIDEO_OR_PHOTO = "video_or_photo", _("Video or photograph: burned-in text is likely and cannot be cleaned.")
     SECONDARY_CAPTURE = "secondary_capture", _("Secondary capture (a screen or scan): burned-in text is likely.")
+    SECONDARY_IMAGE = "secondary_image", _(
+        "Secondary, screen-saved or converted image (a dose report, a capture of a screen): text in the pixels is "
+        "likely, and the file does not say it is free of it.")
     BURNED_IN_LIKELY = "burned_in_likely", _(
         "Modality where text is usually burned into the pixels, and the file does not say it is free of it.")
     NO_PIXELS = "no_pixels", _("Not an image (a report or other object without pixel data).")
@@ -142,11 +153,27 @@ def exclusion_reason(ds: Dataset) -> str | None:
         return Reason.SECONDARY_CAPTURE
     if not any(k in ds for k in _PIXEL_KEYWORDS):
         return Reason.NO_PIXELS
+    if _secondary(ds) and str(ds.get("BurnedInAnnotation", "")).strip().upper() != "NO":
+        return Reason.SECONDARY_IMAGE
     modality = str(ds.get("Modality", "")).strip().upper()
     likely = modality in BURNED_IN_LIKELY_MODALITIES or sop_class in ULTRASOUND_SOP_CLASSES
     if likely and str(ds.get("BurnedInAnnotation", "")).strip().upper() != "NO":
         return Reason.BURNED_IN_LIKELY
     return None
+
+
+def _secondary(ds: Dataset) -> bool:
+    """Whether the image is a secondary one (Image Type value 2 SECONDARY: made on a console or
+    workstation from other images, or a capture), a screen save (Image Type naming SCREEN SAVE: a
+    CT dose report is one), or converted from something else (Conversion Type: a digitized film,
+    video, a workstation's capture), whatever its SOP class: its pixels may hold text, as a
+    secondary capture's do."""
+    try:
+        image_type = [v.upper() for v in _texts(ds.get("ImageType"))]
+        conversion = [v for v in _texts(ds.get("ConversionType")) if v]
+    except Exception:  # noqa: BLE001 - a value that cannot be read as text says nothing
+        return False
+    return (len(image_type) > 1 and image_type[1] == "SECONDARY") or "SCREEN SAVE" in image_type or bool(conversion)
 
 
 # ----------------------------------------------------------------------------- the table
@@ -235,19 +262,113 @@ def _clean_sequences(ds: Dataset, table: dict) -> None:
             _clean_sequences(item, table)
 
 
+#: free-text VRs: what a person, a device or an interface can write anything into
+FREE_TEXT_VRS = frozenset({"LO", "LT", "ST", "UT", "UC", "SH", "PN"})
+#: the dummy value the table's D action writes into a text (dicom-anonymizer's)
+_TEXT_DUMMY = "ANONYMIZED"
+#: free text the safety net leaves as it is (a short list, reviewed attribute by attribute: none
+#: holds what a person types about a patient, and reading the images needs them): what a code
+#: says; the make and model of the equipment (not its serial number, station or institution:
+#: those are the table's); how the device names the acquisition and reconstruction (kernel, pulse
+#: sequence, nucleus, tracer); the pixel values' units and the display's presets and labels; the
+#: stack of a multi-frame image; and the De-identification Method this profile writes. Descriptions
+#: (Study, Series, Protocol) are not here: the basic profile removes them (X, D) and this profile
+#: declares no option that keeps them (its De-identification Method Code Sequence names 113100
+#: only: no Clean Descriptors, 113105, nor any Retain option).
+TEXT_KEPT = frozenset({
+    "Manufacturer", "ManufacturerModelName",
+    "ConvolutionKernel", "SequenceName", "PulseSequenceName", "ImagedNucleus", "Radiopharmaceutical",
+    "RescaleType", "ModalityLUTType", "WindowCenterWidthExplanation", "LUTExplanation", "LUTLabel",
+    "StackID",
+    "DeidentificationMethod",
+})
+#: what a code says (the Code Sequence Macro's text): kept in a sequence's items, where codes are
+CODE_TEXT = frozenset({"CodeValue", "CodingSchemeDesignator", "CodingSchemeVersion", "CodeMeaning",
+                       "LongCodeValue"})
+#: free text an image object's module requires to be present (Type 2): emptied, not removed, as
+#: the table's Z action does (Frame of Reference: Position Reference Indicator; Content
+#: Identification: Content Description; RT Image: Radiation Machine Name)
+TEXT_EMPTIED = frozenset({"PositionReferenceIndicator", "ContentDescription", "RadiationMachineName"})
+#: free text a module requires to have a value (Type 1, 1C): the table's dummy, as its D action
+#: writes (Enhanced General Equipment: Software Versions; Segmentation: Segment Label and
+#: Algorithm Name; MR coils; RT Image: RT Image Label)
+TEXT_REPLACED = frozenset({"SoftwareVersions", "SegmentLabel", "SegmentAlgorithmName", "ReceiveCoilName",
+                           "TransmitCoilName", "RTImageLabel"})
+
+
+def _text_vr(element) -> str | None:
+    """The element's free-text VR, or None for any other value: the dictionary's (a text attribute
+    a writer encoded as UN or OB is text; a UID written as LO is a UID, mapped), its own for an
+    element the dictionary does not name."""
+    vr = _dictionary_vr(element.tag) or element.VR
+    return vr if vr in FREE_TEXT_VRS else None
+
+
+def _free_text_action(element, *, top: bool) -> str | None:
+    """What the safety net does to ``element``: "delete", "empty", "dummy", or None (it stays).
+    A date in an alternative calendar (LO) is a date: removed. A free-text value (``FREE_TEXT_VRS``)
+    not in ``TEXT_KEPT`` (nor in ``CODE_TEXT`` in a sequence's item: ``top`` False), neither empty
+    nor the table's dummy: a person name is emptied (as before); a required one emptied or given
+    the dummy (``TEXT_EMPTIED``, ``TEXT_REPLACED``); any other removed."""
+    if element.tag.is_private:
+        return None
+    if "AlternativeCalendar" in element.keyword:
+        return "delete"
+    vr = _text_vr(element)
+    if vr is None or element.keyword in TEXT_KEPT or (not top and element.keyword in CODE_TEXT):
+        return None
+    texts = [t for t in _texts(element.value) if t]
+    if texts and vr == "PN":
+        return "empty"
+    if not texts or all(t == _TEXT_DUMMY for t in texts):
+        return None
+    if element.keyword in TEXT_EMPTIED:
+        return "empty"
+    if element.keyword in TEXT_REPLACED:
+        return "dummy"
+    return "delete"
+
+
 def _safety_net(ds: Dataset) -> None:
-    """Under the table: dicom-anonymizer applies it to top-level attributes, so a person's name or
-    a date inside a sequence the table keeps would survive. Every person name left is emptied and
-    every date, date-time and time gets the table's dummy value (the basic profile keeps none:
+    """Under the table, at any depth: the table lists the attributes known to identify, and a
+    device, an interface or a person can write a patient's details into any other text (a comment
+    on a procedure step, a document title, a dose comment, a segment's label, a birth date in an
+    alternative calendar). So every free-text value the table left is removed unless it is one of
+    the few reviewed as safe and needed (``_free_text_action``); every person name left is emptied
+    and every date, date-time and time gets the table's dummy value (the basic profile keeps none:
     keeping them is the Retain Longitudinal Temporal Information option, not offered)."""
 
     def visit(dataset: Dataset, element) -> None:
-        if element.VR == "PN" and element.value:
-            element.value = ""
+        action = _free_text_action(element, top=dataset is ds)
+        if action == "delete":
+            del dataset[element.tag]
+        elif action is not None:
+            dataset[element.tag] = DataElement(element.tag, _text_vr(element),
+                                               _TEXT_DUMMY if action == "dummy" else "")
         elif element.VR in ("DA", "DT", "TM") and element.value:
             kitware.replace_date_time_element(element)
 
     ds.walk(visit)
+
+
+def _free_text_left(ds: Dataset, *, written: tuple[str, ...] = ()) -> list[str]:
+    """The paths (``Sequence[0].Keyword``; never values) of the free text the safety net would
+    still remove, empty or replace in ``ds``; ``written``: top-level attributes the profile wrote
+    itself (the pseudonym)."""
+    found: list[str] = []
+
+    def visit(dataset: Dataset, prefix: str) -> None:
+        for element in dataset:
+            name = f"{prefix}{element.keyword or element.tag}"
+            if element.VR == "SQ":
+                for i, item in enumerate(element.value or ()):
+                    visit(item, f"{name}[{i}].")
+            elif _free_text_action(element, top=not prefix) and not (not prefix and element.keyword in written) and any(
+                    _texts(element.value)):
+                found.append(name)
+
+    visit(ds, "")
+    return found
 
 
 def _dictionary_vr(tag) -> str | None:
@@ -387,6 +508,32 @@ def identity_left(ds: Dataset) -> list[str]:
     except Exception:  # noqa: BLE001 - an odd file is not verified, whatever the reason
         return ["(not verifiable)"]
     return sorted(path for path, value in before.items() if after.get(path) != value)
+
+
+#: De-identification Method Code Sequence's code for the Retain UIDs Option (PS3.16 CID 7050): the
+#: file keeps the original's UIDs
+RETAIN_UIDS_CODE = ("113110", "DCM")
+
+
+def uids_retained(ds: Dataset) -> bool:
+    """Whether the file says it keeps the original's UIDs (its De-identification Method Code
+    Sequence names the Retain UIDs Option). A file that says nothing cannot be told apart: a UID
+    this profile maps looks like any other."""
+    return any((str(item.get("CodeValue", "")).strip(), str(item.get("CodingSchemeDesignator", "")).strip())
+               == RETAIN_UIDS_CODE for item in ds.get("DeidentificationMethodCodeSequence") or ())
+
+
+def deidentified(ds: Dataset) -> bool:
+    """Whether ``ds`` (the whole file, pixel data included) is what this profile would let leave:
+    nothing in it the profile would remove, empty or replace (``identity_left``), no exclusion
+    (``exclusion_reason``: burned-in text said or likely, a secondary or converted image, video,
+    a photograph, a document, no pixels), and it does not say it keeps the original's UIDs
+    (``uids_retained``). Whether it says Patient Identity Removed = YES is the caller's check."""
+    try:
+        reason = exclusion_reason(ds)
+    except Exception:  # noqa: BLE001 - an odd file is not verified, whatever the reason
+        return False
+    return reason is None and not uids_retained(ds) and not identity_left(ds)
 
 
 # ----------------------------------------------------------------------------- one file
@@ -555,7 +702,8 @@ def deidentify_file(source: IO[bytes] | bytes, *, pseudonym: str, key: bytes) ->
             raise Excluded(reason)
         identity = _identity_of(ds)
         deidentify(ds, pseudonym=pseudonym, key=key)
-        left = _left_from(identity, ds)
+        # anything of the original, or free text the safety net should have taken
+        left = _left_from(identity, ds) or bool(_free_text_left(ds, written=("PatientName", "PatientID")))
         ds.save_as(out, enforce_file_format=True)
     except Excluded:
         raise
