@@ -121,17 +121,20 @@ def source_facts(data: bytes) -> SourceFacts:
 
 
 def identity_verified(data: bytes, header: Dataset) -> bool:
-    """Whether the file says Patient Identity Removed (0012,0062) = YES and it is so: nothing the
-    de-identification profile would remove, empty or replace is left in it (``apps.deid.profile
-    .identity_left``, the profile's own table and safety net; the whole file is read, as attributes
-    may follow the pixel data). A package is named ``_DeID`` and its manifest says "De-identified:
-    yes" on this, so the claim alone is not enough: a file saying YES that still names its patient
-    (or carries a pseudonym, which cannot be told from a name) is not de-identified here."""
-    from apps.deid.profile import identity_left
+    """Whether the file says Patient Identity Removed (0012,0062) = YES and it is so, as the
+    de-identification profile would let it leave (``apps.deid.profile.deidentified``): nothing
+    the profile would remove, empty or replace is left in it (its table and safety net; the whole
+    file is read, as attributes may follow the pixel data), nothing that would exclude it (burned-in
+    text said or likely, a secondary or screen-saved image, video, a photograph, a document), and
+    it does not say it kept the original's UIDs. A package is named ``_DeID`` and its manifest says
+    "De-identified: yes" on this, so the claim alone is not enough: a file saying YES that still
+    names its patient (or carries a pseudonym, which cannot be told from a name), or whose pixels
+    may, is not de-identified here."""
+    from apps.deid.profile import deidentified
 
     if str(header.get("PatientIdentityRemoved") or "").strip().upper() != "YES":
         return False
-    return not identity_left(_read(data))
+    return deidentified(_read(data))
 
 
 def _logged(exc: BaseException, what: str) -> BaseException:

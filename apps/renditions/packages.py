@@ -12,7 +12,9 @@ Memory stays at one blob chunk (1 MiB) whatever the package size.
 
 Naming (``package_name``): ``YYYY-MM-DD_<Modality>-<BodyRegion>_V<version>`` plus ``_DeID`` when
 every file of it says Patient Identity Removed = YES and it is so (``encoders.identity_verified``:
-nothing the de-identification profile would remove is left; the claim alone is not trusted).
+nothing the de-identification profile would remove is left, nothing it would exclude the file for,
+burned-in text said or likely or a screen save, and no Retain UIDs Option; the claim alone is not
+trusted).
 Several modalities or body regions are joined with "+" in alphabetical order
 (``CT+PT-Abdomen+Chest``); the date is the earliest study date ("undated" without one), the
 version the highest study version; a modality missing is ``OT``, a body region missing
