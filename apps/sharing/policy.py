@@ -40,6 +40,14 @@ explain it.
 
 Renewing a grant (RENEW_GRANT) is decided on the grant: managing it and sharing its case, both.
 
+The active organization. Someone may be a member of several organizations and works in one at a
+time (the header's switcher). On the portal's pages, staff-side actions on an organization's
+objects (``ACTIVE_ORGANIZATION_ACTIONS``: deciding a request for the original, revoking,
+extending, renewing a share) are decided only while it is the active one (``decision_facts`` and
+``request_facts`` carry it); the pages list only the active organization's rows
+(``organizations_elsewhere``) and ask the person to switch for another's
+(``organization_to_switch_to``). The API has no switcher: its calls are decided on the roles alone.
+
 Asking for the original DICOM (REQUEST_ORIGINAL) is decided on a grant, not through a role: its
 own recipient, while it is live, when they cannot download the original already and no request
 of theirs under it waits for a decision (``original_request_refusal``). The request service and
@@ -581,10 +589,14 @@ class _Facts:
     a revocation, an expiry or a role change takes effect on the very next one, as the module
     promises."""
 
-    def __init__(self, actor: Any, now: datetime, *, roles: dict[int, str] | None = None) -> None:
+    def __init__(self, actor: Any, now: datetime, *, roles: dict[int, str] | None = None,
+                 working_in: int | None = None) -> None:
         self.actor = actor
         self.user = _user_of(actor)
         self.now = now
+        #: the organization the page's request works in (``working_in``): staff-side actions
+        #: (``ACTIVE_ORGANIZATION_ACTIONS``) are decided on its objects only; None: any
+        self.working_in = working_in
         if roles is not None:  # the user's active memberships, read already (``request_facts``)
             self.__dict__["roles"] = dict(roles) if _active_user(self.user) else {}
         self._held: dict[int, list[Grant]] = {}
@@ -645,7 +657,7 @@ class _Facts:
         if not isinstance(self.actor, LinkHolder):
             return self
         if self._as_user is None:
-            self._as_user = _Facts(self.user, self.now)
+            self._as_user = _Facts(self.user, self.now, working_in=self.working_in)
         return self._as_user
 
     def prepare(self, action: Action, objs: list[Any]) -> None:
@@ -686,6 +698,49 @@ def request_facts(request: HttpRequest | None, actor: Any = None) -> _Facts | No
     return facts
 
 
+#: staff-side actions on an organization's objects (deciding a request for the original,
+#: revoking, extending or renewing a share), decided on a page only while that organization is
+#: the one the person works in (the header's switcher; ``working_in``): someone in two
+#: organizations decided one's requests under the other's header, and its audit event went to a
+#: trail they were not looking at. The page offers the switch (``organization_to_switch_to``).
+ACTIVE_ORGANIZATION_ACTIONS = frozenset({Action.DECIDE_ORIGINAL_REQUEST, Action.MANAGE_GRANT, Action.RENEW_GRANT})
+
+
+def working_in(request: HttpRequest | None) -> int | None:
+    """The id of the organization a page's request works in (the header's switcher:
+    ``request.organization``, apps.organizations.middleware); None without one, without a
+    request, and for the API, which has no switcher (each call names its objects)."""
+    from apps.core.api import is_api_request
+
+    if request is None or is_api_request(request):
+        return None
+    org = getattr(request, "organization", None)
+    return org.pk if org else None
+
+
+def organizations_elsewhere(request: HttpRequest | None) -> list[Organization]:
+    """The person's other organizations (active memberships) than the one the page's request
+    works in: a page of the active organization lists none of their rows (shares, requests,
+    notices, cases shared with them), which are reached by switching. Rows of an organization the
+    person is not a member of (a share to an outside recipient) are listed where they concern
+    them, labelled with it: there is nothing to switch to. Empty without an active organization
+    (``working_in``)."""
+    active = working_in(request)
+    if active is None:
+        return []
+    return [m.organization for m in getattr(request, "my_memberships", None) or []
+            if m.is_active and m.organization_id != active]
+
+
+def organization_to_switch_to(request: HttpRequest, obj: object) -> Organization | None:
+    """The organization of ``obj`` when the page's request works in another one and the person is
+    an active member of it (``organizations_elsewhere``): its page asks them to switch to it
+    before showing or acting on it. None when ``obj`` is the active organization's, or of one
+    they are not a member of (then its own decisions apply)."""
+    org_id = _org_id_of(obj)
+    return next((org for org in organizations_elsewhere(request) if org.pk == org_id), None)
+
+
 def decision_facts(request: HttpRequest, actor: Any) -> _Facts:
     """What the policy reads to make one decision for ``actor`` in ``request``, and the checks
     that go with it (``facts=`` of ``can``, ``require``, ``download_decide``), in a request that
@@ -696,9 +751,10 @@ def decision_facts(request: HttpRequest, actor: Any) -> _Facts:
     user, signed_in = _user_of(actor), getattr(request, "user", None)
     memberships = getattr(request, "my_memberships", None)
     roles = None
-    if memberships is not None and _active_user(user) and _active_user(signed_in) and user.pk == signed_in.pk:
+    mine = _active_user(user) and _active_user(signed_in) and user.pk == signed_in.pk
+    if memberships is not None and mine:
         roles = {m.organization_id: m.role for m in memberships if m.is_active}
-    return _Facts(actor, timezone.now(), roles=roles)
+    return _Facts(actor, timezone.now(), roles=roles, working_in=working_in(request) if mine else None)
 
 
 def _facts_of(actor: Any, facts: _Facts | None) -> _Facts:
@@ -751,6 +807,8 @@ def _document_of(case: Any) -> Any:
 def _decide(facts: _Facts, action: Action, obj: object, *, rendition: str | None = None) -> bool:
     """``can(facts.actor, action, obj)``, reading through ``facts``."""
     user = facts.user
+    if action in ACTIVE_ORGANIZATION_ACTIONS and facts.working_in is not None and _org_id_of(obj) != facts.working_in:
+        return False
     if action is Action.UPLOAD_STUDY and type(obj).__name__ == "Case":
         # studies go into a case only by the one rule the upload page offers cases by
         return upload_cases(user, obj, roles=facts.roles).filter(pk=getattr(obj, "pk", None)).exists()

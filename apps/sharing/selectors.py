@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import timedelta
 from itertools import pairwise
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
 
     from apps.accounts.models import User
     from apps.cases.models import Case
+    from apps.organizations.models import Organization
 
 
 def case_get_shared(*, actor: Any, public_id: UUID, request=None) -> Case:
@@ -72,21 +74,79 @@ def grant_get_for_recipient(*, user: User, public_id: UUID) -> Grant:
     return grant
 
 
-def grants_created_by(*, user: User) -> QuerySet[Grant]:
+def _elsewhere_ids(request: HttpRequest | None) -> list[int]:
+    """The ids of the organizations whose rows the page of ``request`` does not list: the
+    person's other organizations than the active one (``policy.organizations_elsewhere``)."""
+    return [org.pk for org in policy.organizations_elsewhere(request)]
+
+
+def grants_created_by(*, user: User, request: HttpRequest | None = None) -> QuerySet[Grant]:
     """"My shares": grants the user made, newest first: a query the page shows a page of (a
     sharer makes thousands over the years), each row with what it shows in a fixed number of
-    queries. ``with_state`` then gives the page's grants their state."""
+    queries. ``with_state`` then gives the page's grants their state. With ``request`` (the
+    page's), none of the person's other organizations than the active one
+    (``policy.organizations_elsewhere``: reached by switching)."""
     if not user.is_authenticated:
         return Grant.objects.none()
-    return (Grant.objects.filter(created_by=user).select_related("case", "grantee", "organization")
+    return (Grant.objects.filter(created_by=user).exclude(organization_id__in=_elsewhere_ids(request))
+            .select_related("case", "grantee", "organization")
             .prefetch_related("links", "extensions", "renewals").order_by("-created_at", "-id"))
 
 
-def grants_received(*, user: User) -> QuerySet[Grant]:
+def grants_received(*, user: User, request: HttpRequest | None = None) -> QuerySet[Grant]:
     """"Shared with me": grants addressed to the user, newest first (a query to page through;
-    ``with_state`` gives a page's grants their state)."""
-    return (Grant.objects.addressed_to(user).select_related("case", "organization", "created_by")
-            .order_by("-created_at", "-id"))
+    ``with_state`` gives a page's grants their state). With ``request`` (the page's), none of the
+    person's other organizations than the active one (``policy.organizations_elsewhere``): those
+    are reached by switching; a share from an organization they are not a member of is listed
+    (labelled with it), whichever one is active."""
+    return (Grant.objects.addressed_to(user).exclude(organization_id__in=_elsewhere_ids(request))
+            .select_related("case", "organization", "created_by").order_by("-created_at", "-id"))
+
+
+@dataclass
+class Elsewhere:
+    """What a page of the active organization leaves out of one of the person's other
+    organizations (``policy.organizations_elsewhere``), for the page to say so and offer the switch."""
+
+    organization: Organization
+    shares: int = 0          # shares they made there
+    requests: int = 0        # requests for the original there they may decide
+    received: int = 0        # shares to them from there
+    notifications: int = 0   # their notices about it
+
+    def __bool__(self) -> bool:
+        return bool(self.shares or self.requests or self.received or self.notifications)
+
+
+def elsewhere_made(*, user: User, request: HttpRequest) -> list[Elsewhere]:
+    """For "My shares": the shares the user made and the requests they may decide in each of their
+    other organizations (those with any)."""
+    others = policy.organizations_elsewhere(request)
+    if not others:
+        return []
+    shares = dict(Grant.objects.filter(created_by=user, organization__in=others).values("organization_id")
+                  .annotate(n=Count("id")).values_list("organization_id", "n"))
+    requests: dict[int, int] = {}
+    # decided as they would be there (no request: no active organization narrows the decision)
+    for req in original_requests_pending_for(user=user):
+        requests[req.organization_id] = requests.get(req.organization_id, 0) + 1
+    found = [Elsewhere(org, shares=shares.get(org.pk, 0), requests=requests.get(org.pk, 0)) for org in others]
+    return [e for e in found if e]
+
+
+def elsewhere_received(*, user: User, request: HttpRequest) -> list[Elsewhere]:
+    """For "Shared with me": the shares to the user and their notices from each of their other
+    organizations (those with any)."""
+    others = policy.organizations_elsewhere(request)
+    if not others:
+        return []
+    received = dict(Grant.objects.filter(pk__in=Grant.objects.addressed_to(user).values("pk"), organization__in=others)
+                    .values("organization_id").annotate(n=Count("id")).values_list("organization_id", "n"))
+    notices = dict(Notification.objects.filter(user=user, organization__in=others).order_by()
+                   .values("organization_id").annotate(n=Count("id")).values_list("organization_id", "n"))
+    found = [Elsewhere(org, received=received.get(org.pk, 0), notifications=notices.get(org.pk, 0))
+             for org in others]
+    return [e for e in found if e]
 
 
 def with_state(grants: Iterable[Grant]) -> list[Grant]:
@@ -124,7 +184,8 @@ def original_requests_pending_for(*, user: User, request: HttpRequest | None = N
     ``request`` (the page's), the policy decides on what the request read (``policy.request_facts``).
     A request whose share is no longer its requester's (expired, or its case closed; a revoked
     one's requests are withdrawn) is not listed: it cannot be decided
-    (``policy.original_requests_decidable``)."""
+    (``policy.original_requests_decidable``). With ``request``, only the active organization's are
+    decided there (``policy.ACTIVE_ORGANIZATION_ACTIONS``), so only those are listed."""
     reqs = list(OriginalRequest.objects.visible_to(user).filter(status="pending")
                 .select_related("grant", "grant__case", "case", "requested_by").order_by("-created_at", "-id"))
     decides = policy.can_each(user, policy.Action.DECIDE_ORIGINAL_REQUEST, reqs,
@@ -148,8 +209,10 @@ def original_requests_latest(*, user: User, grants: Iterable[Grant]) -> dict[int
     return latest
 
 
-def notifications_for(*, user: User, limit: int = 20) -> list[Notification]:
-    return list(Notification.objects.filter(user=user)[:limit])
+def notifications_for(*, user: User, limit: int = 20, request: HttpRequest | None = None) -> list[Notification]:
+    """The user's newest notices. With ``request`` (the page's), none about the person's other
+    organizations than the active one (``policy.organizations_elsewhere``: reached by switching)."""
+    return list(Notification.objects.filter(user=user).exclude(organization_id__in=_elsewhere_ids(request))[:limit])
 
 
 # --------------------------------------------------------------------------- usage reports

@@ -59,6 +59,32 @@ def _link_url(request: HttpRequest, raw: str) -> str:
     return request.build_absolute_uri(reverse("sharing:link_open", kwargs={"token": raw}))
 
 
+def _switch_first(request: HttpRequest, obj, action: Action, *, then: str) -> HttpResponse | None:
+    """The page that asks to switch to ``obj``'s organization (one of the person's others than
+    the active one: ``policy.organization_to_switch_to``) before it is shown or acted on, its
+    button continuing to ``then``; None when ``obj`` is the active organization's (or of one they
+    are not a member of). A POST (a decision sent from a page of before the switch, another tab)
+    is refused and the refusal recorded: ``action`` is decided on the active organization's
+    objects only (``policy.ACTIVE_ORGANIZATION_ACTIONS``)."""
+    organization = policy.organization_to_switch_to(request, obj)
+    if organization is None:
+        return None
+    status = 200
+    if request.method == "POST":
+        try:
+            policy.require(request.user, action, obj, request=request,
+                           facts=policy.decision_facts(request, request.user))
+        except PermissionDenied:
+            status = 403
+    return render(request, "organizations/switch_needed.html",
+                  {"organization": organization, "then": then}, status=status)
+
+
+def _share_row(grant) -> str:
+    """The share's row in "My shares" (where revoke and renew are sent from)."""
+    return reverse("sharing:my_shares") + f"#share-{grant.public_id}"
+
+
 #: what the step-up and enrolment pages say to someone sent there by the share steps
 SHARE_STEP_UP_WHY = gettext_lazy("Sharing gives someone else access to a patient's images: it asks for your "
                                  "second factor.")
@@ -208,7 +234,8 @@ def _share_confirm_issue(request: HttpRequest) -> str:
 def my_shares(request: HttpRequest) -> HttpResponse:
     """Shares I made, with their state and usage, and one-click revoke. Renew is offered where
     renewing would succeed (the service's own rule and the policy's RENEW_GRANT)."""
-    page = page_of(request, selectors.grants_created_by(user=request.user), size=SHARES_PAGE_SIZE)
+    # the active organization's shares and requests; the others' are behind the switch (``elsewhere``)
+    page = page_of(request, selectors.grants_created_by(user=request.user, request=request), size=SHARES_PAGE_SIZE)
     grants = selectors.with_state(page)
     # the page only reads: its decisions share the memberships and grants the request read
     for g, renewable in zip(grants, services.grants_renewable(grants=grants, by=request.user, request=request),
@@ -222,13 +249,16 @@ def my_shares(request: HttpRequest) -> HttpResponse:
     org = request.organization  # type: ignore[attr-defined]
     return render(request, "sharing/my_shares.html", {
         "grants": grants, "page": page, "pending": pending,
+        "elsewhere": selectors.elsewhere_made(user=request.user, request=request),
         "can_edit_policy": bool(org) and policy.can(request.user, Action.MANAGE_ORGANIZATION, org,
                                                     facts=policy.request_facts(request, request.user))})
 
 
 @login_required
 def shared_with_me(request: HttpRequest) -> HttpResponse:
-    page = page_of(request, selectors.grants_received(user=request.user), size=SHARES_PAGE_SIZE)
+    # what the active organization (or one the person is not a member of) shared with them; their
+    # other organizations' shares and notices are behind the switch (``elsewhere``)
+    page = page_of(request, selectors.grants_received(user=request.user, request=request), size=SHARES_PAGE_SIZE)
     grants = selectors.with_state(page)
     # the offer to ask for the original: the policy's decision, as on the shared case (asked for
     # the page's active grants at once, so the queries do not grow with the list)
@@ -244,14 +274,19 @@ def shared_with_me(request: HttpRequest) -> HttpResponse:
         g.can_request_original = g.pk in requestable
         g.original_request = asked.get(g.pk)  # the newest of theirs: shown while it waits
     return render(request, "sharing/shared_with_me.html", {
-        "grants": grants, "page": page, "notifications": selectors.notifications_for(user=request.user)})
+        "grants": grants, "page": page,
+        "notifications": selectors.notifications_for(user=request.user, request=request),
+        "elsewhere": selectors.elsewhere_received(user=request.user, request=request)})
 
 
 @login_required
 @require_POST
 def grant_revoke(request: HttpRequest, grant_id: UUID) -> HttpResponse:
     grant = selectors.grant_get_for_manager(user=request.user, public_id=grant_id)
-    policy.require(request.user, Action.MANAGE_GRANT, grant, request=request)
+    if (switch := _switch_first(request, grant, Action.MANAGE_GRANT, then=_share_row(grant))) is not None:
+        return switch
+    policy.require(request.user, Action.MANAGE_GRANT, grant, request=request,
+                   facts=policy.decision_facts(request, request.user))
     if services.grants_revoke(grants=[grant], by=request.user, reason="revoked by sharer", request=request):
         messages.success(request, _("The share was revoked. It stops working on the recipient's next request."))
     return redirect("sharing:my_shares")
@@ -263,7 +298,10 @@ def grant_revoke(request: HttpRequest, grant_id: UUID) -> HttpResponse:
 @policy.serves(Action.MANAGE_GRANT)
 def grant_extend(request: HttpRequest, grant_id: UUID) -> HttpResponse:
     grant = selectors.grant_get_for_manager(user=request.user, public_id=grant_id)
-    policy.require(request.user, Action.MANAGE_GRANT, grant, request=request)
+    if (switch := _switch_first(request, grant, Action.MANAGE_GRANT, then=request.path)) is not None:
+        return switch
+    policy.require(request.user, Action.MANAGE_GRANT, grant, request=request,
+                   facts=policy.decision_facts(request, request.user))
     # the organization's sharing rules, read once for every question the page asks of them
     org_policy = services.sharing_policy_read(grant.organization_id)
     refusal = services.grant_extend_refusal(grant=grant, org_policy=org_policy)
@@ -296,7 +334,10 @@ def grant_extend(request: HttpRequest, grant_id: UUID) -> HttpResponse:
 @require_POST
 def grant_renew(request: HttpRequest, grant_id: UUID) -> HttpResponse:
     grant = selectors.grant_get_for_manager(user=request.user, public_id=grant_id)
-    policy.require(request.user, Action.RENEW_GRANT, grant, request=request)
+    if (switch := _switch_first(request, grant, Action.RENEW_GRANT, then=_share_row(grant))) is not None:
+        return switch
+    policy.require(request.user, Action.RENEW_GRANT, grant, request=request,
+                   facts=policy.decision_facts(request, request.user))
     try:
         new, link, raw = services.grant_renew(grant=grant, by=request.user, request=request)
     except ValidationError as exc:
@@ -345,9 +386,14 @@ def original_request_create(request: HttpRequest, grant_id: UUID) -> HttpRespons
 @policy.serves(Action.VIEW_ORG_DATA)
 def original_request_decide(request: HttpRequest, originalrequest_id: UUID) -> HttpResponse:
     req = selectors.original_request_get(user=request.user, public_id=originalrequest_id)
+    # another organization's request (a notice's or an e-mail's link): shown and decided once it is
+    # the active one
+    if (switch := _switch_first(request, req, Action.DECIDE_ORIGINAL_REQUEST, then=request.path)) is not None:
+        return switch
     form = OriginalDecisionForm(request.POST or None)
     if request.method == "POST":
-        policy.require(request.user, Action.DECIDE_ORIGINAL_REQUEST, req, request=request)
+        policy.require(request.user, Action.DECIDE_ORIGINAL_REQUEST, req, request=request,
+                       facts=policy.decision_facts(request, request.user))
         if form.is_valid():
             try:
                 services.original_request_decide(
@@ -360,7 +406,8 @@ def original_request_decide(request: HttpRequest, originalrequest_id: UUID) -> H
                 return redirect("sharing:my_shares")
     return render(request, "sharing/original_decide.html",
                   {"req": req, "form": form,
-                   "can_decide": policy.can(request.user, Action.DECIDE_ORIGINAL_REQUEST, req),
+                   "can_decide": policy.can(request.user, Action.DECIDE_ORIGINAL_REQUEST, req,
+                                            facts=policy.request_facts(request, request.user)),
                    "decidable": policy.original_request_decidable(req)},
                   status=400 if form.errors else 200)
 
