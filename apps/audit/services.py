@@ -8,6 +8,8 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
+from django.core.exceptions import FieldDoesNotExist
+
 from apps.audit.actions import MEMBER_ACCOUNT_ACTIONS
 from apps.audit.models import ActorType, AuditEvent
 
@@ -53,6 +55,60 @@ def _target_type(target) -> str:
     return meta.model_name if meta is not None else type(target).__name__.lower()
 
 
+def _foreign_key(obj: Any, name: str) -> Any:
+    """The foreign key (or one-to-one) field ``name`` of ``obj``'s model, None when it has none."""
+    try:
+        field = obj._meta.get_field(name)
+    except (AttributeError, FieldDoesNotExist):
+        return None
+    return field if field.concrete and (field.many_to_one or field.one_to_one) else None
+
+
+def _related_ref(obj: Any, name: str) -> uuid.UUID | None:
+    """The public id of the row ``obj``'s foreign key ``name`` points to: from that row when it
+    is loaded already (``select_related``), else read alone (its public id only); None when
+    ``obj`` has no such key, or it points nowhere."""
+    field = _foreign_key(obj, name)
+    if field is None:
+        return None
+    if field.is_cached(obj):
+        return getattr(field.get_cached_value(obj), "public_id", None)
+    pk = getattr(obj, field.attname, None)
+    if pk is None:
+        return None
+    return field.related_model._base_manager.filter(pk=pk).values_list("public_id", flat=True).first()
+
+
+def _refs_of(target: Any, *, case_known: bool = False) -> tuple[uuid.UUID | None, uuid.UUID | None]:
+    """(case, study): the public ids of the case and the study ``target`` is, or belongs to: a
+    case; a study (and its case); a row of a case (a grant, a note, an upload...); a row of a study
+    (a series, an image, a rendition or one of its files, an export: its study and that study's
+    case). Nothing is read that the caller loaded already (``select_related``), else one query.
+    ``case_known``: the caller names the case, only the study is wanted (the case comes back None)."""
+    if getattr(target, "_meta", None) is None:
+        return None, None
+    if type(target).__name__ == "Case":
+        return (None if case_known else target.public_id), None
+    if type(target).__name__ == "Study":
+        return (None if case_known else _related_ref(target, "case")), target.public_id
+    if _foreign_key(target, "case") is not None:
+        return (None if case_known else _related_ref(target, "case")), _related_ref(target, "study")
+    field = _foreign_key(target, "study")
+    if field is None:
+        return None, None
+    if field.is_cached(target):
+        study = field.get_cached_value(target)
+        if study is None:
+            return None, None
+        return (None if case_known else _related_ref(study, "case")), study.public_id
+    if getattr(target, field.attname) is None:
+        return None, None
+    # the study's and its case's public ids in one query
+    refs = field.related_model._base_manager.filter(pk=getattr(target, field.attname)).values_list(
+        "case__public_id", "public_id").first()
+    return refs if refs is not None else (None, None)
+
+
 def record(*, action: str, actor: Any = None, organization: Organization | None = None,
            organization_id: int | None = None, target: Any = None, outcome: str = "allowed",
            request: HttpRequest | None = None, details: dict[str, Any] | None = None,
@@ -80,10 +136,15 @@ def record(*, action: str, actor: Any = None, organization: Organization | None 
                              request=request, details=details, actor_label=actor_label, actor_type=actor_type,
                              link=link) for org_id in org_ids]
             return events[0]
-    if case is None and target is not None:
-        case = target if type(target).__name__ == "Case" else getattr(target, "case", None)
-    if study is None and target is not None and type(target).__name__ == "Study":
-        study = target
+    # the refs that index the event: named by the caller, else those of the study named, else
+    # those of the target (a frame's image belongs to its study and that study's case)
+    case_ref, study_ref = getattr(case, "public_id", None), getattr(study, "public_id", None)
+    if case is None and study is not None:
+        case_ref = _related_ref(study, "case")
+    if target is not None and (case_ref is None or study is None):
+        target_case_ref, target_study_ref = _refs_of(target, case_known=case_ref is not None)
+        case_ref = case_ref or target_case_ref
+        study_ref = study_ref or target_study_ref
     user = actor if getattr(actor, "is_authenticated", False) else None
     if user is None and actor is not None and getattr(actor, "user", None) is not None:
         user = actor.user if getattr(actor.user, "is_authenticated", False) else None  # a LinkHolder
@@ -112,8 +173,8 @@ def record(*, action: str, actor: Any = None, organization: Organization | None 
         action=action,
         target_type=_target_type(target),
         target_id=target_id[:64],
-        case_ref=getattr(case, "public_id", None),
-        study_ref=getattr(study, "public_id", None),
+        case_ref=case_ref,
+        study_ref=study_ref,
         outcome=outcome,
         ip=_client_ip(request) if request is not None else None,
         # a header may hold a NUL, which PostgreSQL cannot store (the event would be lost)
