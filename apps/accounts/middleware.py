@@ -55,6 +55,10 @@ _PORTAL_PREFIX = "/portal/"
 #: the one data endpoint a patient reaches (apps.renditions.views.study_download): the portal's
 #: download button; the policy refuses a patient every rendition but the education one
 _PATIENT_DOWNLOAD = re.compile(r"^/studies/[0-9a-f-]{36}/download/$")
+#: requests a page sends on its own, on a timer, not for the reader's input (an open viewer's
+#: access check, apps.viewer.views.viewer_access): not activity, so a page left open is still
+#: signed out after the idle limit
+_NOT_ACTIVITY = re.compile(r"^/viewer/studies/[0-9a-f-]{36}/access$")
 
 
 def idle_limit_seconds(memberships: list) -> int | None:
@@ -111,7 +115,8 @@ class AccessGateMiddleware:
             messages.info(request, _("You were signed out after %(minutes)s minutes without activity.")
                           % {"minutes": limit // 60})
             return _refuse(request, with_next("account_login", here), "signed_out_idle")
-        if last is None or now - float(last) > 30:  # write the session at most every 30 s
+        # written at most every 30 s; a timer's request (_NOT_ACTIVITY) is not activity
+        if (last is None or now - float(last) > 30) and not _NOT_ACTIVITY.match(path):
             request.session[LAST_SEEN] = now
 
         # 2. second factor

@@ -16,7 +16,9 @@ from django.db.models import Count, F, Q, Sum, Value, Window
 from django.db.models.functions import Greatest, RowNumber
 from django.utils.translation import gettext_lazy as _
 
+from apps.imaging import j2k, pixels
 from apps.imaging.models import Instance, Study
+from apps.renditions.models import Kind, Label, Rendition
 
 #: instances in one answer (about 90 bytes each in JSON); a larger series takes several
 SERIES_PAGE = 1000
@@ -96,6 +98,19 @@ def viewer_series_instances(*, series_pk: int, start: int = 0,
               "rows": row["rows"], "columns": row["columns"], "image": bool(row["rows"] and row["columns"])}
              for row in rows[:limit]]
     return items, (start + limit if len(rows) > limit else None)
+
+
+def study_originals_lossy(*, study: Study) -> bool:
+    """Whether an original of the study is known to be lossy-compressed, the decision that labels
+    its frames ``lossy`` (``pixels.header_lossy``, ``pixels.irreversibly_coded``) as far as it is
+    known without reading a file: the original rendition's label (apps.renditions, made from each
+    file's header and codestream after ingest), or an instance's transfer syntax that is lossy by
+    its name (``pixels.transfer_syntax_lossy``). Two queries, whatever the study's size."""
+    if Rendition.objects.filter(study=study, kind=Kind.ORIGINAL, label=Label.LOSSY_SOURCE).exists():
+        return True
+    # lossy by name: neither lossless by name nor a JPEG 2000 syntax decided by its codestream
+    not_lossy_by_name = {"", *pixels.LOSSLESS_TRANSFER_SYNTAXES, *j2k.TRANSFER_SYNTAXES}
+    return Instance.objects.filter(study=study).exclude(transfer_syntax_uid__in=not_lossy_by_name).exists()
 
 
 def parse_start(value: str | None) -> int:

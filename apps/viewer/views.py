@@ -13,6 +13,12 @@ A viewer session is audited once when the page opens (viewer.opened) and once wh
 (viewer.closed: a beacon from viewer.js on pagehide, or the idle sweep; apps.viewer.sessions),
 never per frame. Frames (header X-Lightbox-Viewer-Session) and a heartbeat after user activity
 keep a session from the idle sweep.
+
+An open viewer also asks, every ``LIGHTBOX_VIEWER_ACCESS_CHECK_SECONDS``, whether its reader may
+still view the study's images (``viewer_access``: one policy decision, nothing rendered), so that
+a revoked share or an ended tumor board stops a viewer whose reader stays on one image (no frame
+asked for): viewer.js then clears the image and the thumbnails and says access has ended. The
+check is not activity: it keeps neither the viewer session nor the sign-in alive.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from __future__ import annotations
 import time
 from uuid import UUID
 
+from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
@@ -131,6 +138,10 @@ def viewer_page(request: HttpRequest, study_id: UUID) -> HttpResponse:
     _remember_session(request, session_id, study)
     return render(request, "viewer/viewer.html", {
         "study": study, "diagnostic": diagnostic, "session_id": session_id,
+        # a reader of originals is not told of diagnostic quality when an original is known to be
+        # lossy (the frames' "lossy" label, which viewer.js follows for the image on screen)
+        "originals_lossy": diagnostic and selectors.study_originals_lossy(study=study),
+        "access_check_ms": settings.LIGHTBOX_VIEWER_ACCESS_CHECK_SECONDS * 1000,
         "viewer_data": {"series": series_data, "mode": "diagnostic" if diagnostic else "preview",
                         "session": session_id},
         **_back(actor, study),
@@ -316,3 +327,22 @@ def viewer_heartbeat(request: HttpRequest, study_id: UUID) -> HttpResponse:
         return HttpResponse(status=204)
     viewer_session_touch(key=session_id)
     return HttpResponse(status=204)
+
+
+@policy.link_aware
+@policy.serves(Action.VIEW_IMAGES)
+@never_cache
+@require_GET
+def viewer_access(request: HttpRequest, study_id: UUID) -> HttpResponse:
+    """Whether the reader may still view this study's images, asked by an open viewer every
+    ``LIGHTBOX_VIEWER_ACCESS_CHECK_SECONDS``: ``{"access": true}``, or the JSON refusal a frame
+    gets (404 ``gone``, 403 ``denied``, recorded by the policy), on which viewer.js stops. One
+    decision (VIEW_IMAGES on the study), nothing rendered or audited; it does not keep the viewer
+    session from the idle sweep (the heartbeat does, after activity)."""
+    actor = policy.actor_for(request)
+    study = Study.objects.select_related("organization", "case").filter(public_id=study_id).first()
+    if (refused := _images_refusal(actor, study, request, facts=policy.request_facts(request, actor))) is not None:
+        return refused
+    response = JsonResponse({"access": True})
+    response["Cache-Control"] = "no-store"
+    return response

@@ -309,6 +309,9 @@ LIGHTBOX_INGEST_STALLED_MINUTES = env.int("LIGHTBOX_INGEST_STALLED_MINUTES", def
 LIGHTBOX_KEEP_FREED_MEMORY = env.bool("LIGHTBOX_KEEP_FREED_MEMORY", default=True)
 #: a viewer session with no frame or activity for this long is closed (viewer.closed, reason timeout)
 LIGHTBOX_VIEWER_IDLE_MINUTES = env.int("LIGHTBOX_VIEWER_IDLE_MINUTES", default=30)
+#: an open viewer asks this often whether its reader may still view the study's images, and
+#: stops (the image hidden, "access has ended") once a revoked share or an ended tumor board says no
+LIGHTBOX_VIEWER_ACCESS_CHECK_SECONDS = env.int("LIGHTBOX_VIEWER_ACCESS_CHECK_SECONDS", default=20)
 #: the most one frame's decoded pixels may take (rows x columns x samples x bytes per sample),
 #: checked from the header before any decoding, so that a small file declaring a huge image
 #: (65535 x 65535 x 3 x 16 bits: 25 GB) cannot exhaust the web process that renders frames or a

@@ -2,6 +2,10 @@
  *
  * Frames come from the server already windowed (16-bit to 8-bit happens there), so every frame
  * request passes the access policy: a revoked or expired grant stops the viewer at its next frame.
+ * Every frame shown is asked of the server (revalidated: a frame the browser holds is shown only
+ * after a 304), and the viewer also asks on a timer (data-access-check-ms) whether its reader may
+ * still view the images, so that a revoked share or an ended tumor board stops a reader who stays
+ * on one image: the image and the thumbnails are cleared and the message says access has ended.
  * The label under the image follows the pixels on screen (a low-quality first frame says so).
  * The page lists the series and the first series' instances; another series' instances are asked
  * for (a page at a time) when it is picked, and kept for when it is picked again.
@@ -26,7 +30,9 @@
   var fpsSelect = document.getElementById("viewer-fps");
   var invertButton = document.getElementById("viewer-invert");
   var modeEl = document.getElementById("meta-mode");
-  var modeText = modeEl.textContent;  // the page's: what this reader may see of an image
+  // what this reader may see of an image: the page's, then, for a reader of originals, that of
+  // the image last shown in full (a lossy original is never said to be of diagnostic quality)
+  var modeText = modeEl.textContent;
   var csrf = root.querySelector("input[name=csrfmiddlewaretoken]");
   var ZERO = "00000000-0000-0000-0000-000000000000";
   var LOW_DELAY_MS = 120;
@@ -81,6 +87,16 @@
       .replace("{total}", String(shown.total)));
   }
 
+  // the Mode of a reader of originals follows the lossy decision of the frame on screen, the one
+  // its label shows ("lossy": the original is lossy-compressed); a preview reader's stays
+  function followMode(label) {
+    if (state.mode !== "diagnostic") { return; }
+    var kind = label === "lossy" ? "lossy" : label === "diagnostic" ? "diagnostic" : null;
+    if (!kind) { return; }
+    modeText = modeEl.dataset[kind];
+    modeEl.dataset.kind = kind;
+  }
+
   function showMessage(text) {
     messageEl.textContent = text;
     messageEl.hidden = !text;
@@ -115,9 +131,22 @@
 
   function stop(text) {
     state.stopped = true;
+    state.token += 1;  // a frame still on its way is dropped
+    window.clearInterval(accessTimer);
     setLoading("stopped");
     stopCine();
+    // nothing of the images is kept to be shown again: the bitmap on screen is released, the
+    // series thumbnails give way to placeholders (frames the browser's cache holds are shown only
+    // after the server revalidates them, which it now refuses)
+    if (state.image && state.image.close) { state.image.close(); }
     state.image = null;
+    state.shown = null;
+    ["shownSeries", "shownPos", "shownWindow", "shownQuality"].forEach(function (key) { delete root.dataset[key]; });
+    root.querySelectorAll("#viewer-series-list img").forEach(function (img) {
+      img.removeAttribute("src");
+      img.replaceWith(thumbPlaceholder(""));
+    });
+    document.getElementById("meta-window").textContent = "—";
     state.dragWindow = false;
     draw();
     setLabel("none");
@@ -163,7 +192,9 @@
   // ---------------------------------------------------------------- loading
 
   function fetchFrame(url) {
-    return fetch(url, { credentials: "same-origin",
+    // cache "no-cache": always asked of the server, a frame the browser holds sent again only
+    // after a 304, so that the policy decides each frame shown (a prefetched one included)
+    return fetch(url, { credentials: "same-origin", cache: "no-cache",
                         headers: { "Accept": "image/*,application/json", "X-Lightbox-Viewer-Session": data.session } })
       .then(function (response) {
         if (response.status === 403 || response.status === 404) {
@@ -199,6 +230,7 @@
     var previous = state.shown;
     if (!previous || previous.series !== state.series || previous.pos !== state.pos) { state.frames += 1; }
     showMessage("");
+    if (finalPass) { followMode(result.label); }
     setImageShown(true);
     state.image = result.bitmap;
     state.shown = { series: state.series, pos: state.pos, total: state.total };
@@ -676,6 +708,21 @@
     form.append("session", data.session);
     fetch(ds.heartbeatUrl, { method: "POST", body: form, credentials: "same-origin" }).catch(function () {});
   }, 120000);
+
+  // whether the reader may still view the images, asked on a timer (not activity: it keeps neither
+  // the viewer session nor the sign-in alive), so that a revoked share or an ended tumor board
+  // stops the viewer though no frame is asked for; refused (403, 404, or sent to sign in): stop
+  function checkAccess() {
+    if (state.stopped || closed || document.visibilityState !== "visible") { return; }
+    fetch(ds.accessUrl, { credentials: "same-origin", cache: "no-store", headers: { "Accept": "application/json" } })
+      .then(function (response) {
+        if (response.status === 403 || response.status === 404 || response.redirected) {
+          if (!state.stopped) { stop(ds.msgDenied); }
+        }
+      }).catch(function () {});  // offline: asked again at the next tick
+  }
+  var accessTimer = window.setInterval(checkAccess, Number(ds.accessCheckMs) || 20000);
+  document.addEventListener("visibilitychange", checkAccess);  // a tab shown again asks at once
 
   var closed = false;
   function sendClose() {
