@@ -1,5 +1,8 @@
-"""A tumor board's participant sees the access it gave them as a tumor board review (QA: their
-"Shared with me" said "Custom", the use case a grant is stored with by default)."""
+"""A tumor board's participant sees the access it gave them as a tumor board's (QA: their
+"Shared with me" said "Custom", the use case a grant is stored with by default). The grants are
+stored with the tumor board review's use case; the pages name them by the meeting that made them
+("Tumor board meeting", ``Grant.purpose_label``): the review's template gives the original DICOM,
+a meeting's grant does not."""
 
 from __future__ import annotations
 
@@ -36,20 +39,20 @@ def test_a_board_makes_tumor_board_review_grants(started_board):
     assert {g.use_case for g in board.grants.all()} == {UseCase.TUMOR_BOARD}
 
 
-def test_shared_with_me_names_a_board_grant_tumor_board_review(started_board, client_as):
+def test_shared_with_me_names_a_board_grant_by_its_meeting(started_board, client_as):
     _board, participant, case = started_board
     response = client_as(participant).get("/sharing/received/")
     assert response.status_code == 200
     row = next(line for line in response.content.decode().split("<tr>") if case.title in line)
-    assert "Tumor board review" in row
-    assert "Custom" not in row
+    assert "Tumor board meeting" in row
+    assert "Custom" not in row and "Tumor board review" not in row
 
 
-def test_shared_case_names_a_board_grant_tumor_board_review(started_board, client_as):
+def test_shared_case_names_a_board_grant_by_its_meeting(started_board, client_as):
     _board, participant, case = started_board
     response = client_as(participant).get(f"/sharing/cases/{case.public_id}/")
     assert response.status_code == 200
-    assert "Tumor board review" in response.content.decode()
+    assert "Tumor board meeting" in response.content.decode()
 
 
 def test_the_migration_names_earlier_board_grants_tumor_board_review(org_a):
