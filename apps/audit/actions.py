@@ -274,6 +274,38 @@ def label(action: str) -> str:
     return str(LABELS.get(action, action))
 
 
+#: an action's label for the events made one particular way (``details.source``): a share given
+#: by a tumor board's meeting is not one someone made on the share page
+SOURCE_LABELS: dict[tuple[str, str], str] = {
+    (GRANT_CREATED, "board"): _("Access granted (tumor board meeting)"),
+}
+
+#: what a download was of (its ``details.rendition``), as the audit page says it
+DOWNLOAD_RENDITIONS: dict[str, str] = {
+    "original": _("Original DICOM"),
+    "lossless": _("Lossless compressed DICOM"),
+    "preview": _("Preview (not for diagnosis)"),
+    "education": _("Education copy"),
+}
+
+
+def event_label(action: str, details: dict | None) -> str:
+    """The label of one event: its action's, or the one for how it was made (``SOURCE_LABELS``)."""
+    source = (details or {}).get("source")
+    if isinstance(source, str) and (action, source) in SOURCE_LABELS:
+        return str(SOURCE_LABELS[action, source])
+    return label(action)
+
+
+def event_detail(action: str, details: dict | None) -> str:
+    """What the audit page adds under an event's label: a download's rendition (the original or
+    a preview); else nothing. Only names from this module, never text taken from the details."""
+    rendition = (details or {}).get("rendition")
+    if action in (DOWNLOAD_COMPLETED, DOWNLOAD_INCOMPLETE) and isinstance(rendition, str):
+        return str(DOWNLOAD_RENDITIONS.get(rendition, ""))
+    return ""
+
+
 #: what an event is about, by the name ``record`` stores (``target_type``, the model's name); a
 #: type not listed is shown as stored (the trail outlives models)
 TARGETS: dict[str, str] = {

@@ -92,15 +92,14 @@ def event_search(*, organization: Organization, filters: AuditFilters) -> AuditE
             patients.filter(Q(mrn=term) | Q(name__icontains=term))
         case_refs = Case.objects.for_org(organization.pk).filter(patient__in=patients.values("pk"))
         patient_refs = patients.annotate(ref=UUIDText("public_id")).values("ref")
-        qs = qs.filter(Q(case_ref__in=case_refs.values("public_id"))
+        qs = qs.filter(Q(case_ref__in=case_refs.values("public_id")) | _boards_of(organization, case_refs)
                        | Q(target_type="patient", target_id__in=patient_refs))
     if filters.case:
         as_id = _uuid(filters.case)
-        if as_id:
-            qs = qs.filter(case_ref=as_id)
-        else:
-            cases = Case.objects.for_org(organization.pk).filter(title__icontains=filters.case.strip())
-            qs = qs.filter(case_ref__in=cases.values("public_id"))
+        cases = Case.objects.for_org(organization.pk)
+        cases = cases.filter(public_id=as_id) if as_id else cases.filter(title__icontains=filters.case.strip())
+        qs = qs.filter((Q(case_ref=as_id) if as_id else Q(case_ref__in=cases.values("public_id")))
+                       | _boards_of(organization, cases))
     if filters.study:
         as_id = _uuid(filters.study)
         qs = qs.filter(study_ref=as_id) if as_id else qs.none()
@@ -111,6 +110,18 @@ def event_search(*, organization: Organization, filters: AuditFilters) -> AuditE
     if filters.date_from or filters.date_to:
         qs = _within_dates(qs, organization.pk, filters.date_from, filters.date_to)
     return qs.order_by("-seq")
+
+
+def _boards_of(organization: Organization, cases: Any) -> Q:
+    """The events about the tumor boards that hold one of ``cases`` (a queryset): a board's own
+    events (created, edited, started, ended, a refusal on its page) name the board, not a case, as
+    it holds several; the grants its meeting gives carry their case (and the board's id in their
+    details). A started board's cases no longer change, so its events are found by each of them."""
+    from apps.cases.models import BoardSession
+
+    boards = (BoardSession.objects.for_org(organization.pk).filter(cases__in=cases.values("pk"))
+              .annotate(ref=UUIDText("public_id")).values("ref"))
+    return Q(target_type="boardsession", target_id__in=boards)
 
 
 def _within_dates(qs: AuditEventQuerySet, org_id: int, first: date | None, last: date | None) -> AuditEventQuerySet:

@@ -63,8 +63,9 @@ def _event_page(request: HttpRequest, org: Any, form: AuditSearchForm, qs: Any) 
     except ValueError:
         number = 1
     page = selectors.event_page(qs, number=number, size=PAGE_SIZE)
-    rows = [(event, actions.label(event.action), actions.actor_label(event.actor_type, event.actor_label),
-             actions.target_label(event.target_type)) for event in page.events]
+    rows = [(event, actions.event_label(event.action, event.details),
+             actions.actor_label(event.actor_type, event.actor_label), actions.target_label(event.target_type),
+             actions.event_detail(event.action, event.details)) for event in page.events]
     return render(request, "audit/event_list.html", {
         "organization": org, "form": form, "page": page, "rows": rows, "query": _query_without_page(request),
     }, status=400 if form.errors else 200)

@@ -383,7 +383,8 @@ def _board_start(*, board: BoardSession, by: User, request: HttpRequest | None) 
     grants = [
         # a tumor board review (its recipients' "Shared with me" and shared case name it so), not a custom share
         grant_create(case=case, grantee=user, permissions=[Permission.VIEW], expires_at=expires_at, by=by,
-                     source=GrantSource.BOARD, use_case=UseCase.TUMOR_BOARD, starts_at=now, request=request)
+                     source=GrantSource.BOARD, use_case=UseCase.TUMOR_BOARD, starts_at=now, request=request,
+                     board=board)
         for case in cases for user in participants
     ]
     board.grants.add(*grants)

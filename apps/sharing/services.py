@@ -78,10 +78,10 @@ def grant_create(*, case: Case, grantee: User | None, permissions: Iterable[str]
                  request: HttpRequest | None = None, group_members: Iterable[User] = (), group_name: str = "",
                  grantee_email: str = "", use_case: str = UseCase.CUSTOM, renditions: Iterable[str] = (),
                  mfa_required: bool = False, download_limit: int | None = None, studies: Iterable[Any] = (),
-                 renewed_from: Grant | None = None) -> Grant:
+                 renewed_from: Grant | None = None, board: Any = None) -> Grant:
     """Give ``grantee`` (or ``group_members``, or whoever accepts at ``grantee_email``, or nobody
     for an anonymous link) ``permissions`` on ``case`` (or on named ``studies`` of it) until
-    ``expires_at``.
+    ``expires_at``. ``board``: the tumor board whose meeting gives it (its id is in the audit event).
 
     The caller has already decided, through apps.sharing.policy, that ``by`` may share; this
     function checks the grant itself is sound: an open case, known permissions, a future expiry,
@@ -122,7 +122,8 @@ def grant_create(*, case: Case, grantee: User | None, permissions: Iterable[str]
                                      "renditions": renditions, "download_limit": download_limit,
                                      "group_size": len(members), "invited": bool(grantee_email),
                                      "studies": [str(s.public_id) for s in studies],
-                                     "grantee": str(grantee.public_id) if grantee else None})
+                                     "grantee": str(grantee.public_id) if grantee else None,
+                                     **({"board": str(board.public_id)} if board is not None else {})})
     return grant
 
 
