@@ -48,13 +48,31 @@ def password_off_organizations(user: Any) -> Any:
 
 
 def password_login_refused(user: Any) -> bool:
-    """Staff of an organization that turned password sign-in off must use its SSO, unless that
-    SSO cannot sign them in (``policy.sso_sign_in_allowed``: they are also a member of another
-    organization and have no second factor): then their password is their way in, with a second
-    factor they must set up (``mfa.mfa_required``), after which that SSO signs them in too."""
+    """Staff of an organization that turned password sign-in off must use its SSO, when that SSO
+    can sign them in: it is enabled, its domains take their address, and
+    ``policy.sso_sign_in_allowed`` (not so for a member of another organization too without a
+    second factor: their password is their way in, with a second factor they must set up,
+    ``mfa.mfa_required``, after which that SSO signs them in too). Not for staff of another
+    organization that lets them sign in with a password (one that allows it, or where they are
+    its admin): its way in stays theirs, with the second factor ``mfa.mfa_required`` asks of a
+    person of several organizations.
+
+    Security contract: an organization's switch refuses the password only of whom its own
+    provider signs in instead; it never leaves an account with no way in (its admin making a
+    member staff whose address its provider does not take, or another organization's staff)."""
+    from apps.accounts.models import SSOConfig
+    from apps.organizations.models import Membership
     from apps.sharing import policy
 
-    return any(policy.sso_sign_in_allowed(user, org) for org in password_off_organizations(user))
+    password_off = list(password_off_organizations(user))
+    if not password_off:
+        return False
+    if Membership.objects.filter(user=user, is_active=True, role__in=SSO_ROLES) \
+            .exclude(organization__in=password_off).exists():
+        return False
+    configs = SSOConfig.objects.filter(organization__in=password_off, enabled=True).select_related("organization")
+    return any(config.allows_email(user.email) and policy.sso_sign_in_allowed(user, config.organization)
+               for config in configs)
 
 
 #: set on the request when allauth could not hand an e-mail to the mail server

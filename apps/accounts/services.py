@@ -477,18 +477,90 @@ def mfa_reset(*, user: User, by: User | None, request: HttpRequest | None = None
 
 # --- SSO ----------------------------------------------------------------------------------------
 
+#: e-mail services anyone may have an address at: no organization's single sign-on takes them
+PUBLIC_MAIL_DOMAINS = frozenset({
+    "gmail.com", "googlemail.com", "outlook.com", "hotmail.com", "live.com", "msn.com", "yahoo.com",
+    "ymail.com", "icloud.com", "me.com", "mac.com", "aol.com", "proton.me", "protonmail.com", "pm.me",
+    "mail.com", "zoho.com", "yandex.com", "yandex.ru", "mail.ru", "web.de", "t-online.de", "free.fr",
+    "orange.fr", "laposte.net", "libero.it", "qq.com", "163.com", "126.com", "tutanota.com", "fastmail.com",
+})
+#: ... and the services of that kind under many countries' domains (gmx.de, gmx.net, yahoo.co.uk, hotmail.es)
+PUBLIC_MAIL_NAMES = frozenset({"gmail", "gmx", "yahoo", "hotmail", "outlook", "live", "aol", "yandex",
+                               "protonmail", "icloud"})
+
+
+def public_mail_domain(domain: str) -> bool:
+    """Whether ``domain`` is a public e-mail service's (gmail.com, gmx.de, yahoo.co.uk...)."""
+    domain = domain.lower()
+    if domain in PUBLIC_MAIL_DOMAINS:
+        return True
+    name, _dot, rest = domain.partition(".")
+    labels = rest.split(".")
+    return name in PUBLIC_MAIL_NAMES and (
+        len(labels) == 1 or (len(labels) == 2 and labels[0] in {"co", "com", "ne", "or"}))
+
+
+def _domains_without_staff(organization: Organization, domains: Iterable[str]) -> list[str]:
+    """Those of ``domains`` at which no active staff member of ``organization`` has an address."""
+    from apps.accounts.adapters import SSO_ROLES
+
+    staff = Membership.objects.filter(organization=organization, is_active=True, user__is_active=True,
+                                      role__in=SSO_ROLES)
+    return [d for d in domains if not staff.filter(user__email__iendswith=f"@{d}").exists()]
+
+
+def sso_issuer_refusal(issuer: str) -> str | None:
+    """Why the portal may not fetch from ``issuer`` (None: it may). allauth reads
+    ``<issuer>/.well-known/openid-configuration`` from the server, so an issuer is the address of
+    a request the server makes: it must be https, at a host whose every address is public, not
+    the server's own network (loopback, private, link-local: a cloud's metadata service) nor a
+    name that does not resolve (it could be made to resolve there later).
+    ``LIGHTBOX_SSO_ALLOW_PRIVATE_ISSUERS`` (tests, development: a provider on 127.0.0.1) accepts a
+    host on such a network, or unknown, over http too; a public host still needs https."""
+    import ipaddress
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(issuer)
+    host = parts.hostname or ""
+    if parts.scheme not in ("http", "https") or not host:
+        return _("Enter the provider's https:// address.")
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        found = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
+        addresses = {ipaddress.ip_address(info[4][0].split("%")[0]) for info in found}
+    except (OSError, ValueError, UnicodeError):  # gaierror: not found; a port out of range
+        addresses = set()
+    public = bool(addresses) and all(a.is_global and not a.is_multicast for a in addresses)
+    if not public:
+        if settings.LIGHTBOX_SSO_ALLOW_PRIVATE_ISSUERS:
+            return None
+        if not addresses:
+            return _("The provider's host name %(host)s could not be found.") % {"host": host}
+        return _("The provider's address %(host)s is on a private or local network; the portal does not "
+                 "connect there. Enter the provider's public https:// address.") % {"host": host}
+    if parts.scheme != "https":
+        return _("The provider's address must begin with https://: its keys and tokens are fetched from it.")
+    return None
+
+
 @transaction.atomic
 def sso_config_save(*, organization: Organization, by: User, issuer: str, client_id: str,
                     client_secret: str, allowed_domains: str, enabled: bool,
                     request: HttpRequest | None = None) -> SSOConfig:
     """Set the organization's OpenID Connect sign-in. An empty ``client_secret`` keeps the one
-    stored (the form never shows it back).
+    stored (the form never shows it back). ``ValidationError`` by field (``issuer``,
+    ``allowed_domains``) when refused.
 
-    Security contract: an e-mail domain is one organization's. "Sign in with your organization"
-    (``apps.accounts.views.sso_start``) sends an address to the provider of the organization
-    whose domains take it; a domain another organization's configuration already names is
-    refused (``ValidationError``), or an admin could list another hospital's domain and have its
-    staff sent to a provider of their own, to type their hospital password there."""
+    Security contract: the provider's issuer is an address the server fetches from, so it must
+    be public and https (``sso_issuer_refusal``). An organization's single sign-on takes only
+    e-mail domains at which its own active staff have addresses, never a public e-mail service's:
+    an admin naming another hospital's domain claimed nothing, and another organization's claim
+    never keeps an organization from naming the domain its own staff use. Several organizations
+    may name one domain: "Sign in with your organization" sends an address only to the provider of
+    an organization where it is active staff (``apps.accounts.views._sso_config_for``), and a
+    provider signs in only its organization's staff (``adapters.SocialAccountAdapter``), so no
+    one's staff are sent to another organization's provider to type their hospital password there."""
     policy.require(by, Action.MANAGE_ORGANIZATION, organization, request=request)
     config = SSOConfig.objects.filter(organization=organization).first() or SSOConfig(organization=organization)
     config.issuer = issuer.strip().rstrip("/")
@@ -497,13 +569,19 @@ def sso_config_save(*, organization: Organization, by: User, issuer: str, client
     config.enabled = enabled
     if client_secret:
         config.client_secret = client_secret
+    if refusal := sso_issuer_refusal(config.issuer):
+        raise ValidationError({"issuer": refusal})
     if not config.domains:
-        raise ValidationError(_("Name at least one e-mail domain."))
-    others = {d for other in SSOConfig.objects.exclude(organization=organization) for d in other.domains}
-    if taken := [d for d in config.domains if d in others]:
-        raise ValidationError(_("Another organization's single sign-on already takes addresses at %(domains)s: "
-                                "each e-mail domain signs in through one organization only.")
-                              % {"domains": ", ".join(taken)})
+        raise ValidationError({"allowed_domains": _("Name at least one e-mail domain.")})
+    if public := [d for d in config.domains if public_mail_domain(d)]:
+        raise ValidationError({"allowed_domains": _(
+            "%(domains)s: anyone can have an address at a public e-mail service. Single sign-on takes only "
+            "your organization's own e-mail domains.") % {"domains": ", ".join(public)}})
+    if unstaffed := _domains_without_staff(organization, config.domains):
+        raise ValidationError({"allowed_domains": _(
+            "No active staff member of this organization has an address at %(domains)s. Single sign-on "
+            "takes only the domains of your staff's addresses: add the staff first.")
+            % {"domains": ", ".join(unstaffed)}})
     config.save()
     record(action="organization.sso_changed", actor=by, organization=organization, target=config,
            request=request, details={"enabled": enabled, "domains": config.domains,

@@ -494,8 +494,8 @@ def _sso_settings_form(request: HttpRequest, org) -> HttpResponse:
         else:
             try:
                 services.sso_config_save(organization=org, by=request.user, request=request, **form.cleaned_data)
-            except ValidationError as exc:
-                form.add_error("allowed_domains", exc)
+            except ValidationError as exc:  # by field: the issuer, or the domains
+                form.add_error(None if hasattr(exc, "error_dict") else "allowed_domains", exc)
             else:
                 messages.success(request, _("Single sign-on settings saved."))
                 return redirect("accounts:sso_settings")
@@ -523,20 +523,21 @@ def sso_start(request: HttpRequest) -> HttpResponse:
 
 
 def _sso_config_for(email: str) -> SSOConfig | None:
-    """The single sign-on that takes ``email``: the one enabled configuration whose domains take
-    it. Should several take it (domains named twice before ``sso_config_save`` refused it), the
-    one of an organization where the address is staff: never another organization's provider,
-    which would have the person type their hospital password there; none when it is staff of
-    none of them."""
+    """The single sign-on that takes ``email``: an enabled configuration whose domains take it, of
+    an organization where the address is active staff; none otherwise (the person signs in their
+    own way, and hears what anyone hears for an address no single sign-on takes).
+
+    Security contract: an address is never sent to the provider of an organization it is not
+    staff of. Any organization's admin may name a domain (its staff's, ``sso_config_save``), and
+    several may name one: were the domain enough, another hospital's staff would be sent to a
+    provider that admin runs, to type their hospital password there."""
     from apps.accounts.adapters import SSO_ROLES
     from apps.organizations.models import Membership
 
-    configs = [c for c in SSOConfig.objects.filter(enabled=True).select_related("organization").order_by("pk")
-               if c.allows_email(email)]
-    if len(configs) > 1:
-        staff_of = set(Membership.objects.filter(user__email=email, user__is_active=True, is_active=True,
-                                                 role__in=SSO_ROLES).values_list("organization_id", flat=True))
-        configs = [c for c in configs if c.organization_id in staff_of]
+    staff_of = Membership.objects.filter(user__email=email, user__is_active=True, is_active=True,
+                                         role__in=SSO_ROLES).values_list("organization_id", flat=True)
+    configs = [c for c in SSOConfig.objects.filter(enabled=True, organization_id__in=list(staff_of))
+               .select_related("organization").order_by("pk") if c.allows_email(email)]
     return configs[0] if configs else None
 
 

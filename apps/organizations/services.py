@@ -47,6 +47,31 @@ def _ensure_an_admin_remains(membership: Membership, *, new_role: str, new_activ
         raise ValidationError(_("An organization must keep at least one active organization admin."))
 
 
+def _without_consent(*, user: User, organization: Organization, role: str) -> str | None:
+    """Why an org admin may not give ``user`` the ``role`` in ``organization`` on their own
+    (None: they may).
+
+    Security contract: an org admin has power over the accounts of their members (a second-factor
+    reset), and more over their staff (the organization's SSO signing them in, password sign-in
+    turned off for them). An account that answers to another organization comes under it only with
+    its own consent, by accepting an invitation signed in as itself: it is not added (it exists
+    and is not a member here: another organization's member, a share's recipient), and a member
+    who is also an active member of another organization is not made staff here (a consultant,
+    say, or a member deactivated here). A member already staff here may change role. Staff:
+    ``SSO_ROLES``, whom the organization's single sign-on signs in."""
+    from apps.accounts.adapters import SSO_ROLES
+
+    current = Membership.objects.filter(user=user, organization=organization).values_list("role", flat=True).first()
+    if current is None:
+        return _("This address already has a Lightbox account. Send them an invitation instead: "
+                 "they join when they accept it, signed in to their account.")
+    if role in SSO_ROLES and current not in SSO_ROLES and Membership.objects.filter(
+            user=user, is_active=True).exclude(organization=organization).exists():
+        return _("%(email)s is also a member of another organization: they cannot be made staff here "
+                 "without their consent. They keep their role.") % {"email": user.email}
+    return None
+
+
 @transaction.atomic
 def membership_update(*, membership: Membership, by: User, role: str, is_active: bool,
                       request: HttpRequest | None = None) -> Membership:
@@ -60,6 +85,8 @@ def membership_update(*, membership: Membership, by: User, role: str, is_active:
     if role not in Role.values:
         raise ValidationError(_("Unknown role."))
     membership = Membership.objects.select_for_update().get(pk=membership.pk)
+    if refusal := _without_consent(user=membership.user, organization=membership.organization, role=role):
+        raise ValidationError(refusal)
     _ensure_an_admin_remains(membership, new_role=role, new_active=is_active)
     before = {"role": membership.role, "is_active": membership.is_active}
     membership.role = role
@@ -90,12 +117,13 @@ def membership_add(*, organization: Organization, by: User, email: str, role: st
     their members (a second-factor reset, the organization's SSO signing them in, password
     sign-in turned off for its staff); added without their consent, another hospital's staff
     would come under it, and an admin with an SSO provider of their own could sign in as them.
-    A member who was deactivated here is taken back as before.
+    A member who was deactivated here is taken back as before, but as staff only if they were
+    staff here or are a member of no other organization (``_without_consent``).
     """
     policy.require(by, Action.MANAGE_MEMBERS, organization, request=request)
-    if User.objects.filter(email=email.strip().lower()).exclude(memberships__organization=organization).exists():
-        raise ValidationError(_("This address already has a Lightbox account. Send them an invitation instead: "
-                                "they join when they accept it, signed in to their account."))
+    user = User.objects.filter(email=email.strip().lower()).first()
+    if user is not None and (refusal := _without_consent(user=user, organization=organization, role=role)):
+        raise ValidationError(refusal)
     return _membership_insert(organization=organization, by=by, email=email, role=role, full_name=full_name,
                               request=request)
 

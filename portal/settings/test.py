@@ -34,6 +34,9 @@ CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"
 # The sign-in gate and step-up are on everywhere else; tests/accounts switches them back on.
 # Other apps' tests sign in with force_login, without a second factor.
 LIGHTBOX_MFA_ENFORCED = False
+# tests/accounts/test_sso.py runs its OpenID Connect provider on 127.0.0.1 over http; other tests
+# name providers at .example hosts, which resolve nowhere (tests/accounts/test_sso_domains.py checks the refusals)
+LIGHTBOX_SSO_ALLOW_PRIVATE_ISSUERS = True
 # On SQLite the test database is a file in memory (/dev/shm), not Django's in-memory database:
 # that one is a single connection which the live server's request threads share, so that two
 # requests at once (a viewer's frames and its heartbeat) interleaved their transactions on it

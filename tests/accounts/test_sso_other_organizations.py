@@ -121,15 +121,21 @@ def _password_sign_in(email: str) -> Client:
     return client
 
 
-def test_whom_the_sso_refuses_signs_in_with_a_password_and_must_set_up_a_second_factor(org_b, sso_b, in_both):
+def test_whom_the_sso_refuses_signs_in_with_a_password_and_must_set_up_a_second_factor(org_a, org_b, sso_b,
+                                                                                    in_both):
     """Beta turned password sign-in off for its staff, but Beta's provider cannot sign this
     person in: the password is their way in, and a second factor stands in for the provider
     (they would be locked out otherwise, or in on a password where Beta wanted its provider)."""
     assert not password_login_refused(in_both)
     client = _password_sign_in(in_both.email)
     assert client.get("/")["Location"].startswith("/accounts/mfa/setup/")
-    # once enrolled, Beta's provider signs them in (with the code next), and the password is refused
+    # once enrolled, Beta's provider signs them in (with the code next); the password stays theirs
+    # while they are staff of Alpha, which lets its staff sign in with one (with that second factor)
     enrol(in_both)
+    assert policy.sso_sign_in_allowed(in_both, org_b)
+    assert not password_login_refused(in_both)
+    org_a.password_login_allowed = False  # Alpha, with no single sign-on, turns it off too: Beta's is the way
+    org_a.save()
     assert password_login_refused(in_both)
     # Beta's staff of Beta alone: as before, its provider only
     assert password_login_refused(member(org_b, Role.CLINICIAN, email="solo@beta.example"))
