@@ -8,6 +8,7 @@ import logging
 import secrets
 import smtplib
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import formats, timezone, translation
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _lazy
 
 from apps.accounts.models import Invitation, InvitationKind, SSOConfig, User, new_security_stamp
 from apps.audit.services import record
@@ -321,6 +323,52 @@ def invitation_resend(*, invitation: Invitation, by: User, request: HttpRequest 
     return raw
 
 
+def invitations_withdraw_unsupported(*, senders: Iterable[User | int], case_ids: Iterable[int] | None = None,
+                                     organization_id: int | None = None, by: User | None, reason: str,
+                                     request: HttpRequest | None = None) -> int:
+    """Withdraw the pending member invitations that ``senders`` (users or their ids) sent (those naming one of
+    ``case_ids``, or all of theirs in ``organization_id``) and could no longer send: their inviter
+    does not manage the members and may share none of the cases it names (``policy.can_in_absence``,
+    as accepting it would decide, ``invitation_accept``). Called once access was taken from them
+    (a share of theirs revoked, their membership ended), so that an invitation does not outlive
+    the access it came from; one that still gives a case stays, the others' cases refused when it
+    is accepted. Each withdrawal is recorded (``invitation.revoked``, ``reason``). Returns how many."""
+    pending = Invitation.objects.pending().filter(kind=InvitationKind.MEMBER, created_by__in=list(senders))
+    if case_ids is not None:
+        pending = pending.filter(cases__in=list(case_ids))
+    if organization_id is not None:
+        pending = pending.filter(organization_id=organization_id)
+    withdrawn = 0
+    for invitation in pending.distinct().select_related("organization", "created_by").prefetch_related("cases"):
+        inviter = invitation.created_by
+        if _inviter_manages(invitation) or (invitation.role == Role.EXTERNAL_CONSULTANT and any(
+                policy.can_in_absence(inviter, Action.SHARE_CASE, case) for case in invitation.cases.all())):
+            continue
+        if Invitation.objects.filter(pk=invitation.pk, accepted_at__isnull=True, revoked_at__isnull=True) \
+                .update(revoked_at=timezone.now()):
+            withdrawn += 1
+            record(action="invitation.revoked", actor=by, organization_id=invitation.organization_id,
+                   target=invitation, request=request, details={"reason": reason, "inviter_access_ended": True})
+    return withdrawn
+
+
+def invitations_to_member_withdraw(*, organization: Organization, user: User, by: User | None,
+                                   request: HttpRequest | None = None) -> int:
+    """A member leaves ``organization`` (deactivated): the pending invitations there to their
+    address are withdrawn (recorded, reason ``membership_ended``). One left in their mailbox
+    would otherwise be theirs to accept, and accepting one from someone who does not manage the
+    members is refused anyway (``_invitation_refusal_now``). Returns how many."""
+    now = timezone.now()
+    withdrawn = 0
+    for invitation in Invitation.objects.for_org(organization.pk).pending(now).filter(email=user.email.lower()):
+        if Invitation.objects.filter(pk=invitation.pk, accepted_at__isnull=True, revoked_at__isnull=True) \
+                .update(revoked_at=now):
+            withdrawn += 1
+            record(action="invitation.revoked", actor=by, organization_id=organization.pk, target=invitation,
+                   request=request, details={"reason": "membership_ended"})
+    return withdrawn
+
+
 def _invitation_resend_refusal(invitation: Invitation) -> str:
     if invitation.accepted_at is not None:
         return _("This invitation was already accepted; it cannot be sent again.")
@@ -340,6 +388,8 @@ class Refusal:
     USED = "used"
     REVOKED = "revoked"
     LOCKED = "locked"        # too many wrong birth dates
+    INVITER_RIGHTS = "inviter_rights"       # its inviter may no longer give what it gives
+    MEMBERSHIP_ENDED = "membership_ended"   # the invitee's membership there was ended
 
 
 def invitation_lookup(raw: str) -> tuple[Invitation | None, str | None]:
@@ -358,7 +408,61 @@ def invitation_lookup(raw: str) -> tuple[Invitation | None, str | None]:
         return invitation, Refusal.LOCKED
     if invitation.expires_at <= timezone.now():
         return invitation, Refusal.EXPIRED
-    return invitation, None
+    return invitation, _invitation_refusal_now(invitation)
+
+
+def _inviter_manages(invitation: Invitation) -> bool:
+    """Whether the invitation's inviter still manages the organization's members (an account
+    deleted since does not)."""
+    return policy.can_in_absence(invitation.created_by, Action.MANAGE_MEMBERS, invitation.organization)
+
+
+def _invitation_refusal_now(invitation: Invitation, *, manages: bool | None = None,
+                            membership: Membership | None = None) -> str | None:
+    """Why a pending invitation cannot be accepted now, though its link works (None: it can).
+
+    - ``INVITER_RIGHTS``: a member invitation that only someone who manages the members could
+      send (a staff role, or naming no case: ``invitation_check_rights``) whose inviter no longer
+      does (their role changed, their membership or account was ended). A consultant invitation
+      naming cases is accepted, each case checked on its own (``invitation_accept``).
+    - ``MEMBERSHIP_ENDED``: the invited address's membership in the organization was ended, and
+      the inviter does not manage the members: only they take a member back. A departing member
+      reactivated themselves with an invitation still in their mailbox.
+
+    ``manages`` (``_inviter_manages``) and ``membership`` (the invitee's, locked) when read already."""
+    manages = _inviter_manages(invitation) if manages is None else manages
+    if manages:
+        return None
+    if invitation.kind == InvitationKind.MEMBER and (
+            invitation.role != Role.EXTERNAL_CONSULTANT or not invitation.cases.exists()):
+        return Refusal.INVITER_RIGHTS
+    if membership is None:
+        membership = Membership.objects.filter(organization_id=invitation.organization_id,
+                                               user__email=invitation.email.lower()).first()
+    if membership is not None and not membership.is_active:
+        return Refusal.MEMBERSHIP_ENDED
+    return None
+
+
+#: what ``invitation_accept`` refuses with (``ValidationError.code``), and why
+INVITATION_REFUSALS = {
+    Refusal.INVITER_RIGHTS: _lazy("The person who invited you can no longer give the access this invitation "
+                                  "gives, so it cannot be used. Ask the organization's administrators for a new "
+                                  "invitation if you still need access."),
+    Refusal.MEMBERSHIP_ENDED: _lazy("Your membership in this organization was ended by its administrators, and "
+                                    "this invitation cannot restore it. Ask one of its administrators if you "
+                                    "should have access again."),
+}
+
+
+@dataclass(frozen=True)
+class InvitationAccepted:
+    """What accepting an invitation gave: the grants made, and how many of the open cases it
+    names gave nothing because its inviter may no longer share them (``cases_not_given``)."""
+
+    invitation: Invitation
+    grants: list
+    cases_not_given: int
 
 
 def invitation_refused(*, invitation: Invitation | None, reason: str, request: HttpRequest | None) -> None:
@@ -389,10 +493,21 @@ def invitation_check_birth_date(*, invitation: Invitation, value: date | None,
 
 
 @transaction.atomic
-def invitation_accept(*, invitation: Invitation, user: User, request: HttpRequest | None = None) -> Invitation:
+def invitation_accept(*, invitation: Invitation, user: User,
+                      request: HttpRequest | None = None) -> InvitationAccepted:
     """Bind the invitation to ``user`` (whose e-mail must be the invited one): membership with
     the invited role, and a Grant (source "invitation") for each case it opens. Single use: the
-    claim is a conditional UPDATE, so a second acceptance fails."""
+    claim is a conditional UPDATE, so a second acceptance fails.
+
+    The access is its inviter's to give when it is accepted, not only when it was sent: an
+    inviter who manages the members gives it all; any other gives a case only while they may
+    still share it (``policy.can_in_absence``: their share of it revoked, their membership or
+    account ended, and it gives nothing), the cases given nothing counted in the answer and in
+    the audit event (their public ids). A membership ended in the organization is taken back only
+    by an invitation from someone who manages the members (recorded as ``membership.updated``,
+    before and after); refused otherwise, as is an invitation its inviter could no longer send
+    (``_invitation_refusal_now``: ``ValidationError`` with the ``Refusal`` as its code, nothing
+    changed)."""
     if user.email.lower() != invitation.email.lower():
         raise PermissionDenied(_("This invitation was sent to another e-mail address."))
     now = timezone.now()
@@ -402,21 +517,38 @@ def invitation_accept(*, invitation: Invitation, user: User, request: HttpReques
     if not claimed:
         raise ValidationError(_("This invitation can no longer be used."))
     invitation.refresh_from_db()
-    membership, made = Membership.objects.get_or_create(
-        user=user, organization=invitation.organization, defaults={"role": invitation.role})
-    if not made and not membership.is_active:
+    manages = _inviter_manages(invitation)
+    membership = Membership.objects.select_for_update().filter(user=user,
+                                                               organization=invitation.organization).first()
+    refusal = _invitation_refusal_now(invitation, manages=manages, membership=membership)
+    if refusal is not None:  # raised in the transaction: the claim is undone, nothing changed
+        raise ValidationError(INVITATION_REFUSALS[refusal], code=refusal)
+    made = False
+    if membership is None:  # (get_or_create: another invitation to them accepted at the same time)
+        membership, made = Membership.objects.get_or_create(
+            user=user, organization=invitation.organization, defaults={"role": invitation.role})
+    elif not membership.is_active:  # taken back by someone who manages the members
+        before = {"role": membership.role, "is_active": False}
         membership.is_active = True
         membership.role = invitation.role
         membership.save(update_fields=["is_active", "role"])
+        record(action="membership.updated", actor=user, organization_id=invitation.organization_id,
+               target=membership, request=request,
+               details={"before": before, "after": {"role": membership.role, "is_active": True},
+                        "via": "invitation", "invitation": str(invitation.public_id),
+                        "invited_by": str(invitation.created_by.public_id)})
     from apps.sharing.services import grant_create
     from apps.sharing.usecases import template_for
 
     # The grants follow the organization's "external consultant" sharing template: its
     # permissions, renditions, lifetime (renewable by the sharer) and its MFA requirement.
     template = template_for(invitation.organization_id, INVITATION_USE_CASE)
-    grants = []
+    grants, not_given = [], []
     for case in invitation.cases.all():
         if not case.is_open:
+            continue
+        if not (manages or policy.can_in_absence(invitation.created_by, Action.SHARE_CASE, case)):
+            not_given.append(str(case.public_id))  # no longer theirs to share: nothing given
             continue
         grants.append(grant_create(case=case, grantee=user, permissions=template.permissions,
                                    renditions=template.renditions, use_case=template.key,
@@ -426,8 +558,8 @@ def invitation_accept(*, invitation: Invitation, user: User, request: HttpReques
     record(action="invitation.accepted", actor=user, organization_id=invitation.organization_id,
            target=invitation, request=request,
            details={"role": invitation.role, "grants": [str(g.public_id) for g in grants],
-                    "membership_created": made})
-    return invitation
+                    "membership_created": made, "cases_not_given": not_given})
+    return InvitationAccepted(invitation=invitation, grants=grants, cases_not_given=len(not_given))
 
 
 @transaction.atomic

@@ -367,6 +367,10 @@ _REFUSAL_TEXT = {
                       gettext_lazy("The person who invited you withdrew it. Ask them if you still need access.")),
     Refusal.LOCKED: (gettext_lazy("This invitation is locked"),
                      gettext_lazy("The date of birth was entered wrongly too many times. Ask for a new invitation.")),
+    Refusal.INVITER_RIGHTS: (gettext_lazy("This invitation can no longer be used"),
+                             services.INVITATION_REFUSALS[Refusal.INVITER_RIGHTS]),
+    Refusal.MEMBERSHIP_ENDED: (gettext_lazy("Your membership was ended"),
+                               services.INVITATION_REFUSALS[Refusal.MEMBERSHIP_ENDED]),
     "throttled": (gettext_lazy("Too many invalid links"),
                   gettext_lazy("Too many invalid invitation links were opened from your network. Wait 15 minutes and "
                     "open the link from your e-mail again.")),
@@ -376,7 +380,8 @@ _REFUSAL_TEXT = {
 def _refused(request: HttpRequest, reason: str, invitation: Invitation | None = None) -> HttpResponse:
     services.invitation_refused(invitation=invitation, reason=reason, request=request)
     title, text = _REFUSAL_TEXT[reason]
-    status = {Refusal.UNKNOWN: 404, "throttled": 429}.get(reason, 410)
+    status = {Refusal.UNKNOWN: 404, "throttled": 429, Refusal.INVITER_RIGHTS: 403,
+              Refusal.MEMBERSHIP_ENDED: 403}.get(reason, 410)
     return render(request, "accounts/invitation_refused.html", {"title": title, "text": text, "reason": reason},
                   status=status)
 
@@ -448,8 +453,10 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
 def _accept_and_continue(request: HttpRequest, invitation: Invitation, user: User, *,
                          sign_in: bool = False) -> HttpResponse:
     try:
-        services.invitation_accept(invitation=invitation, user=user, request=request)
-    except (ValidationError, PermissionDenied):
+        accepted = services.invitation_accept(invitation=invitation, user=user, request=request)
+    except ValidationError as exc:  # refused now (services.INVITATION_REFUSALS), else used meanwhile
+        return _refused(request, exc.code if exc.code in services.INVITATION_REFUSALS else Refusal.USED, invitation)
+    except PermissionDenied:
         return _refused(request, Refusal.USED, invitation)
     if sign_in:
         login(request, user, backend="django.contrib.auth.backends.ModelBackend")
@@ -458,6 +465,14 @@ def _accept_and_continue(request: HttpRequest, invitation: Invitation, user: Use
 
     request.session[ACTIVE_ORG_SESSION_KEY] = str(invitation.organization.public_id)
     messages.success(request, _("Welcome to %(org)s on Lightbox.") % {"org": invitation.organization.name})
+    if accepted.cases_not_given:
+        count = accepted.cases_not_given
+        messages.warning(request, ngettext(
+            "%(count)s case named in the invitation was not shared with you: the person who invited you may no "
+            "longer share it. Ask them, or the team caring for the patient, if you still need it.",
+            "%(count)s cases named in the invitation were not shared with you: the person who invited you may no "
+            "longer share them. Ask them, or the team caring for the patient, if you still need them.",
+            count) % {"count": count})
     if invitation.kind == InvitationKind.PATIENT:
         target = reverse("education:portal")
     elif invitation.cases.exists():

@@ -589,6 +589,9 @@ class _Facts:
     a revocation, an expiry or a role change takes effect on the very next one, as the module
     promises."""
 
+    #: the second factor the actor's grants ask for is taken as passed (``can_in_absence`` only)
+    second_factor_passed = False
+
     def __init__(self, actor: Any, now: datetime, *, roles: dict[int, str] | None = None,
                  working_in: int | None = None) -> None:
         self.actor = actor
@@ -774,6 +777,21 @@ def can(actor: Any, action: Action | str, obj: object, *, rendition: str | None 
     return _decide(_facts_of(actor, facts), Action(action), obj, rendition=rendition)
 
 
+def can_in_absence(user: Any, action: Action | str, obj: object) -> bool:
+    """``can(user, action, obj)`` for a user who is not the one at this request, for what they did
+    earlier and takes effect now (an invitation they sent, naming cases, accepted by its invitee:
+    ``apps.accounts.services.invitation_accept``): whether they may still do it. The same
+    decision, read afresh, except that the second factor their grants ask for is taken as passed:
+    they passed it in their own session when they acted, and whether they have in someone else's
+    is not asked. Their account being active, their role, their grants' life, scope and
+    permissions are decided as ``can`` decides them; None (an account deleted since) may nothing."""
+    if user is None:
+        return False
+    facts = _Facts(user, timezone.now())
+    facts.second_factor_passed = True
+    return _decide(facts, Action(action), obj)
+
+
 def can_actions(actor: Any, actions: Iterable[Action | str], obj: object, *,
                 facts: _Facts | None = None) -> dict[Action, bool]:
     """``can(actor, action, obj)`` for each of ``actions`` on one object (a page's buttons): the
@@ -838,7 +856,8 @@ def _decide(facts: _Facts, action: Action, obj: object, *, rendition: str | None
     case_id = _case_id_of(obj)
     if case_id is None:
         return False
-    return any(grant_covers(g, action, obj, user=user, rendition=rendition, now=facts.now, facts=facts)
+    return any(_grant_refusal(g, action, obj, user=user, rendition=rendition, now=facts.now, facts=facts,
+                              second_factor_passed=facts.second_factor_passed) is None
                for g in facts.grants_of(case_id))
 
 

@@ -204,6 +204,15 @@ def grants_revoke(*, grants: Iterable[Grant], by: User | None, reason: str,
         following = list(Grant.objects.filter(pk__in=_renewed_into_all(approved), revoked_at__isnull=True))
         if following:
             revoked += grants_revoke(grants=following, by=by, reason=reason, request=request)
+        # what its holders invited others to under it ends with it, unless they may still share it
+        # another way (not on a renewal: the share goes on in the new grant)
+        from apps.accounts.services import invitations_withdraw_unsupported
+
+        holders = {g.grantee_id for g in to_revoke} | set(Grant.group_members.through.objects.filter(
+            grant_id__in=[g.pk for g in to_revoke]).values_list("user_id", flat=True))
+        invitations_withdraw_unsupported(senders=holders - {None},
+                                         case_ids={g.case_id for g in to_revoke}, by=by, reason=reason,
+                                         request=request)
     return revoked
 
 
@@ -279,6 +288,13 @@ def grants_end_for_member(*, organization: Organization, user: User, by: User | 
         # the share is no longer theirs: what they asked under it is not decided
         _original_requests_withdraw(grant=grant, by=by, reason="membership_ended", request=request,
                                     requested_by=user)
+    # invitations waiting there: to them (theirs to accept no more), and those they sent and
+    # could no longer send (what they gave access from has ended)
+    from apps.accounts.services import invitations_to_member_withdraw, invitations_withdraw_unsupported
+
+    invitations_to_member_withdraw(organization=organization, user=user, by=by, request=request)
+    invitations_withdraw_unsupported(senders=[user], organization_id=organization.pk, by=by,
+                                     reason="membership_ended", request=request)
     return revoked + len(groups)
 
 
