@@ -31,6 +31,7 @@ from typing import Any
 import django_otp
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect
 from django.urls import reverse
@@ -176,15 +177,72 @@ def recovery_codes_confirm(user: Any, request: HttpRequest | None = None) -> Non
 
 def locked_until(device: TOTPDevice) -> datetime | None:
     """When the second factor unlocks, or None if it is not locked. Locked after
-    LIGHTBOX_OTP_MAX_FAILURES wrong codes in a row, for LIGHTBOX_OTP_LOCK_MINUTES."""
+    LIGHTBOX_OTP_MAX_FAILURES wrong codes in a row, for LIGHTBOX_OTP_LOCK_MINUTES (from the last).
+    A lock that is over is lifted (its count starts again), in the database only if no try has
+    moved the count since ``device`` was read."""
     if device.throttling_failure_count < settings.LIGHTBOX_OTP_MAX_FAILURES or \
             device.throttling_failure_timestamp is None:
         return None
     until = device.throttling_failure_timestamp + timedelta(minutes=settings.LIGHTBOX_OTP_LOCK_MINUTES)
     if until <= timezone.now():
-        device.throttle_reset()
+        TOTPDevice.objects.filter(pk=device.pk, throttling_failure_count=device.throttling_failure_count,
+                                  throttling_failure_timestamp=device.throttling_failure_timestamp) \
+            .update(throttling_failure_count=0, throttling_failure_timestamp=None)
+        device.throttling_failure_count, device.throttling_failure_timestamp = 0, None
         return None
     return until
+
+
+def _try_claim(device: TOTPDevice) -> int | None:
+    """Claim one try at a code for ``device``'s user, before the code is checked: which wrong
+    code in a row this one would be (1 to LIGHTBOX_OTP_MAX_FAILURES), or None when they are spent
+    (locked; nothing is checked). Counted first, in one conditional UPDATE, so that codes sent at
+    once cannot all be checked against a count none of them has raised yet (django-otp reads the
+    count, checks the code, then writes the count plus one: twelve codes at once counted one or
+    two and never locked). The number read back is this try's: its UPDATE holds the row until the
+    transaction ends. A code that matches gives its try back (``_tries_reset``)."""
+    with transaction.atomic():
+        claimed = TOTPDevice.objects.filter(
+            pk=device.pk, throttling_failure_count__lt=settings.LIGHTBOX_OTP_MAX_FAILURES,
+        ).update(throttling_failure_count=F("throttling_failure_count") + 1,
+                 throttling_failure_timestamp=timezone.now())
+        if not claimed:
+            return None
+        return TOTPDevice.objects.filter(pk=device.pk).values_list("throttling_failure_count", flat=True).get()
+
+
+def _tries_reset(device: TOTPDevice) -> None:
+    """A code matched: the wrong ones before it no longer count (django-otp's throttle_reset)."""
+    TOTPDevice.objects.filter(pk=device.pk).update(throttling_failure_count=0, throttling_failure_timestamp=None)
+
+
+def _totp_use(device: TOTPDevice, code: str) -> bool:
+    """Whether ``code`` is the authenticator's, as django-otp's verify_token decides (its
+    tolerance and drift; a time step no later than the last one used is refused); if so it is
+    used up (``last_t``) in one conditional UPDATE, so that of two requests with one code at once
+    only one passes."""
+    totp = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift)
+    totp.time = time.time()
+    if not totp.verify(int(code), device.tolerance, device.last_t + 1):
+        return False
+    used = {"last_t": totp.t(), "last_used_at": timezone.now()}
+    if getattr(settings, "OTP_TOTP_SYNC", True):
+        used["drift"] = totp.drift
+    return bool(TOTPDevice.objects.filter(pk=device.pk, last_t__lt=totp.t()).update(**used))
+
+
+def _recovery_code_use(user: Any, code: str) -> StaticDevice | None:
+    """The recovery codes' device if ``code`` is one of ``user``'s recovery codes, used up: one
+    DELETE whose row count decides, so that a code sent twice at once works once (django-otp's
+    verify_token reads it, then deletes it: both requests read it)."""
+    static = StaticDevice.objects.filter(user=user, confirmed=True).first()
+    if static is None or not code:
+        return None
+    deleted, _rows = StaticToken.objects.filter(device=static, token=code).delete()
+    if not deleted:
+        return None
+    StaticDevice.objects.filter(pk=static.pk).update(last_used_at=timezone.now())
+    return static
 
 
 class OTPResult:
@@ -205,39 +263,43 @@ def otp_check(request: HttpRequest, user: Any, code: str, *, purpose: str = "sig
     device = totp_device(user)
     if device is None:
         return OTPResult.WRONG, None
-    until = locked_until(device)
-    if until is not None:
+    # each try is claimed before its code is checked (``_try_claim``): of codes sent at once, no
+    # more than LIGHTBOX_OTP_MAX_FAILURES are checked
+    failures = _try_claim(device) if locked_until(device) is None else None
+    if failures is None:
+        device.refresh_from_db(fields=["throttling_failure_count", "throttling_failure_timestamp"])
         record(action="auth.otp_refused_locked", actor=user, outcome="denied", request=request,
                details={"purpose": purpose})
-        return OTPResult.LOCKED, until
+        return OTPResult.LOCKED, locked_until(device) or _lock_from_now()
     code = "".join((code or "").split())
     matched: Any = None
     if code.isdigit() and len(code) == device.digits:
-        if device.verify_token(code):
+        if _totp_use(device, code):
             matched = device
     else:
-        static = StaticDevice.objects.filter(user=user, confirmed=True).first()
-        if static is not None and static.verify_token(code.lower()):
-            matched = static
-            device.throttle_reset()
+        matched = _recovery_code_use(user, code.lower())
+        if matched is not None:
             record(action="auth.mfa_recovery_code_used", actor=user, request=request,
-                   details={"left": static.token_set.count()})
-        else:
-            device.throttle_increment()
+                   details={"left": matched.token_set.count()})
     if matched is not None:
+        _tries_reset(device)  # the try is given back, and the wrong codes before it
         mark_verified(request, matched)
         record(action="auth.otp_verified", actor=user, request=request, details={"purpose": purpose})
         return OTPResult.OK, None
-    device.refresh_from_db()
-    failures = device.throttling_failure_count
     record(action="auth.otp_failed", actor=user, outcome="denied", request=request,
            details={"purpose": purpose, "failures": failures})
-    until = locked_until(device)
-    if until is not None:
+    if failures >= settings.LIGHTBOX_OTP_MAX_FAILURES:  # this try spent the last: recorded once
+        device.refresh_from_db(fields=["throttling_failure_count", "throttling_failure_timestamp"])
         record(action="auth.otp_locked_out", actor=user, outcome="denied", request=request,
                details={"failures": failures, "minutes": settings.LIGHTBOX_OTP_LOCK_MINUTES})
-        return OTPResult.LOCKED, until
+        return OTPResult.LOCKED, locked_until(device) or _lock_from_now()
     return OTPResult.WRONG, None
+
+
+def _lock_from_now() -> datetime:
+    """The end of a lock the device's row no longer shows when read again (a right code sent at
+    the same time reset the count): a whole lock from now, as the refusal says."""
+    return timezone.now() + timedelta(minutes=settings.LIGHTBOX_OTP_LOCK_MINUTES)
 
 
 # --- step-up ---------------------------------------------------------------------------------
