@@ -1,7 +1,8 @@
 """The access gate, after authentication and the active organization are known:
 
 1. idle timeout: a session unused for longer than its organization allows is signed out
-   (shorter for external consultants and patients than for staff);
+   (shorter for external consultants and patients than for staff; an account of no organization
+   gets the limit of the organizations its shares come from, else a default);
 2. second factor: a user with an authenticator must enter a code after the password; a user
    whose role requires one and who has none is sent to enrol; recovery codes must be saved
    before anything else is reachable;
@@ -26,6 +27,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
+from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
@@ -73,6 +75,21 @@ def idle_limit_seconds(memberships: list) -> int | None:
     return min(minutes) * 60 if minutes else None
 
 
+def idle_limit_without_membership(user: Any) -> int:
+    """The idle limit of an account that is an active member of no organization (a patient who
+    holds an education share sent to their address, someone whose membership ended and who still
+    holds a share): the strictest consultants-and-patients limit of the organizations its live
+    shares come from, else LIGHTBOX_IDLE_MINUTES_DEFAULT. Never none: such a session was never
+    signed out for inactivity."""
+    from apps.organizations.models import Organization
+    from apps.sharing.models import Grant
+
+    minutes = [m for m in Organization.objects.filter(
+        pk__in=Grant.objects.addressed_to(user).live().values("organization_id"),
+    ).values_list("external_idle_minutes", flat=True) if m]
+    return (min(minutes) if minutes else settings.LIGHTBOX_IDLE_MINUTES_DEFAULT) * 60
+
+
 def is_patient_only(memberships: list) -> bool:
     return bool(memberships) and all(m.role == Role.PATIENT for m in memberships)
 
@@ -106,7 +123,7 @@ class AccessGateMiddleware:
 
         # 1. idle timeout
         now = time.time()
-        limit = idle_limit_seconds(memberships)
+        limit = idle_limit_seconds(memberships) if memberships else idle_limit_without_membership(user)
         request.idle_limit_seconds = limit  # pages tell the browser (static/js/activity.js)
         last = request.session.get(LAST_SEEN)
         if limit and last is not None and now - float(last) > limit:
