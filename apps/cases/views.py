@@ -12,6 +12,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.cache import never_cache
@@ -23,6 +24,7 @@ from apps.cases.forms import AttachmentForm, BoardForm, CaseCreateForm, CaseFilt
 from apps.cases.models import BoardState, CaseStatus
 from apps.core.pagination import page_of
 from apps.organizations.selectors import active_organization_or_404
+from apps.organizations.switching import switch_first
 from apps.sharing import policy
 from apps.sharing import selectors as sharing_selectors
 from apps.sharing.policy import Action
@@ -102,6 +104,10 @@ def case_create(request: HttpRequest) -> HttpResponse:
 @login_required
 def case_detail(request: HttpRequest, case_id: UUID) -> HttpResponse:
     case = selectors.case_get(user=request.user, public_id=case_id, request=request)
+    # another of the person's organizations' case (a notice's, an e-mail's link, a tab of before a
+    # switch): shown, with its staff actions, once that organization is the active one
+    if (switch := switch_first(request, case, Action.MANAGE_CASE, then=request.get_full_path())) is not None:
+        return switch
     return _case_page(request, case)
 
 
@@ -136,6 +142,8 @@ def _case_page(request: HttpRequest, case, *, note_form: NoteForm | None = None,
 @require_http_methods(["GET", "POST"])
 def case_edit(request: HttpRequest, case_id: UUID) -> HttpResponse:
     case = selectors.case_get(user=request.user, public_id=case_id, request=request)
+    if (switch := switch_first(request, case, Action.MANAGE_CASE, then=request.path)) is not None:
+        return switch
     policy.require(request.user, Action.MANAGE_CASE, case, request=request)
     form = CaseForm(request.POST or None, instance=case, organization=case.organization)
     if request.method == "POST" and form.is_valid():
@@ -159,6 +167,8 @@ def case_close(request: HttpRequest, case_id: UUID) -> HttpResponse:
     once, ending every grant and link for good: too easy a slip on a touch screen, beside Edit).
     POST (CSRF-checked): close it through ``services.case_close``."""
     case = selectors.case_get(user=request.user, public_id=case_id, request=request)
+    if (switch := switch_first(request, case, Action.MANAGE_CASE, then=request.path)) is not None:
+        return switch
     if request.method == "GET":
         policy.require(request.user, Action.MANAGE_CASE, case, request=request)
         if not case.is_open:
@@ -179,6 +189,8 @@ def case_close(request: HttpRequest, case_id: UUID) -> HttpResponse:
 @require_POST
 def case_reopen(request: HttpRequest, case_id: UUID) -> HttpResponse:
     case = selectors.case_get(user=request.user, public_id=case_id, request=request)
+    if (switch := switch_first(request, case, Action.MANAGE_CASE, then=case.get_absolute_url())) is not None:
+        return switch
     try:
         services.case_reopen(case=case, by=request.user, request=request)
     except ValidationError as exc:
@@ -192,6 +204,8 @@ def case_reopen(request: HttpRequest, case_id: UUID) -> HttpResponse:
 @require_POST
 def note_add(request: HttpRequest, case_id: UUID) -> HttpResponse:
     case = selectors.case_get(user=request.user, public_id=case_id, request=request)
+    if (switch := switch_first(request, case, Action.ADD_NOTE, then=f"{case.get_absolute_url()}#notes")) is not None:
+        return switch
     form = NoteForm(request.POST, auto_id="note_%s")
     if not form.is_valid():
         return _case_page(request, case, note_form=form)  # beside the note, whose text stays
@@ -209,6 +223,9 @@ def note_add(request: HttpRequest, case_id: UUID) -> HttpResponse:
 @require_POST
 def attachment_add(request: HttpRequest, case_id: UUID) -> HttpResponse:
     case = selectors.case_get(user=request.user, public_id=case_id, request=request)
+    then = f"{case.get_absolute_url()}#attachments"
+    if (switch := switch_first(request, case, Action.ATTACH_DOCUMENT, then=then)) is not None:
+        return switch
     form = AttachmentForm(request.POST, request.FILES, auto_id="attachment_%s")
     if not form.is_valid():
         return _case_page(request, case, attachment_form=form)  # the errors beside the fields
@@ -237,6 +254,10 @@ def attachment_download(request: HttpRequest, attachment_id: UUID) -> HttpRespon
 
 
 # --- tumor boards ---------------------------------------------------------------------------
+
+def _board_page(board) -> str:
+    return reverse("cases:board_detail", kwargs={"boardsession_id": board.public_id})
+
 
 @login_required
 def board_list(request: HttpRequest) -> HttpResponse:
@@ -296,6 +317,9 @@ def board_choices(request: HttpRequest) -> JsonResponse:
 @login_required
 def board_detail(request: HttpRequest, boardsession_id: UUID) -> HttpResponse:
     board = selectors.board_get(user=request.user, public_id=boardsession_id, request=request)
+    # another of the person's organizations' board: shown, with its buttons, once it is the active one
+    if (switch := switch_first(request, board, Action.MANAGE_CASE, then=request.get_full_path())) is not None:
+        return switch
     facts = policy.request_facts(request, request.user)  # the memberships the request read
     return render(request, "cases/board_detail.html", {
         "board": board, "cases": selectors.board_cases(user=request.user, board=board),
@@ -312,6 +336,8 @@ def board_detail(request: HttpRequest, boardsession_id: UUID) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def board_edit(request: HttpRequest, boardsession_id: UUID) -> HttpResponse:
     board = selectors.board_get(user=request.user, public_id=boardsession_id, request=request)
+    if (switch := switch_first(request, board, Action.MANAGE_CASE, then=request.path)) is not None:
+        return switch
     policy.require(request.user, Action.MANAGE_CASE, board, request=request)
     if board.state != BoardState.SCHEDULED:
         messages.error(request, _("Only a scheduled board can be edited."))
@@ -334,6 +360,8 @@ def board_edit(request: HttpRequest, boardsession_id: UUID) -> HttpResponse:
 @require_POST
 def board_start(request: HttpRequest, boardsession_id: UUID) -> HttpResponse:
     board = selectors.board_get(user=request.user, public_id=boardsession_id, request=request)
+    if (switch := switch_first(request, board, Action.RUN_BOARD, then=_board_page(board))) is not None:
+        return switch
     try:
         n = services.board_start(board=board, by=request.user, request=request)
     except ValidationError as exc:
@@ -349,6 +377,8 @@ def board_start(request: HttpRequest, boardsession_id: UUID) -> HttpResponse:
 @require_POST
 def board_end(request: HttpRequest, boardsession_id: UUID) -> HttpResponse:
     board = selectors.board_get(user=request.user, public_id=boardsession_id, request=request)
+    if (switch := switch_first(request, board, Action.END_BOARD, then=_board_page(board))) is not None:
+        return switch
     try:
         n = services.board_end(board=board, by=request.user, request=request)
     except ValidationError as exc:

@@ -22,6 +22,7 @@ from apps.core.pagination import page_of
 from apps.imaging import selectors, services
 from apps.imaging.forms import StudyAttachForm
 from apps.imaging.models import Study
+from apps.organizations.switching import switch_first
 from apps.sharing import policy
 from apps.sharing import selectors as sharing_selectors
 from apps.sharing.policy import Action
@@ -40,6 +41,9 @@ def study_detail(request: HttpRequest, study_id: UUID) -> HttpResponse:
     """A study's metadata, series, state, warnings and the per-file report of its ingests
     (recorded as viewed, as the case page is)."""
     study = selectors.study_get(user=request.user, public_id=study_id, request=request)
+    # another of the person's organizations' study: shown, with its actions, once it is the active one
+    if (switch := switch_first(request, study, Action.DELETE_STUDY, then=request.get_full_path())) is not None:
+        return switch
     may = selectors.study_page_decisions(user=request.user, actor=policy.actor_for(request), study=study,
                                          request=request)
     policy.require_decided(may[Action.VIEW_CASE], request.user, Action.VIEW_CASE, study, request=request)
@@ -101,6 +105,8 @@ def study_delete(request: HttpRequest, study_id: UUID) -> HttpResponse:
     from apps.renditions.models import Rendition
 
     study = selectors.study_get(user=request.user, public_id=study_id, request=request)  # 404 to others
+    if (switch := switch_first(request, study, Action.DELETE_STUDY, then=request.path)) is not None:
+        return switch
     policy.require(request.user, Action.DELETE_STUDY, study, request=request)
     if request.method == "POST":
         try:
@@ -144,6 +150,9 @@ def study_attach(request: HttpRequest, study_id: UUID) -> HttpResponse:
     garbled id, a closed case, another organization's) and a study in a case already are told
     there, never a 500."""
     study = selectors.study_get(user=request.user, public_id=study_id, request=request)  # 404 to others
+    then = request.get_full_path() if request.method == "GET" else study.get_absolute_url()
+    if (switch := switch_first(request, study, Action.UPLOAD_STUDY, then=then)) is not None:
+        return switch
     policy.require(request.user, Action.UPLOAD_STUDY, study.organization, request=request)
     back = redirect("imaging:study_detail", study_id=study.public_id)
     if study.case_id is not None:
@@ -249,6 +258,8 @@ def upload_report(request: HttpRequest, ingestjob_id: UUID) -> HttpResponse:
     the job or is not of its organization's staff (a grantee of one of its cases sees the job's
     case, not the job), 403 to its other staff."""
     job = selectors.upload_job_get(user=request.user, public_id=ingestjob_id, request=request)
+    if (switch := switch_first(request, job, Action.UPLOAD_STUDY, then=request.get_full_path())) is not None:
+        return switch
     try:
         policy.require(request.user, Action.UPLOAD_STUDY, job.organization, request=request)
     except PermissionDenied:

@@ -18,6 +18,7 @@ from apps.core.redirects import next_url
 from apps.organizations import selectors, services
 from apps.organizations.forms import MemberAddForm, MembershipForm, OrganizationPolicyForm
 from apps.organizations.selectors import active_organization_or_404
+from apps.organizations.switching import switch_first
 from apps.sharing import policy
 from apps.sharing.policy import Action
 
@@ -77,6 +78,9 @@ def member_list(request: HttpRequest) -> HttpResponse:
 @require_recent_otp  # roles and deactivation: a recent second factor, as for invitations
 def membership_edit(request: HttpRequest, membership_id: UUID) -> HttpResponse:
     membership = selectors.membership_get(user=request.user, public_id=membership_id)
+    # a membership of another of the person's organizations: changed once it is the active one
+    if (switch := switch_first(request, membership, Action.MANAGE_MEMBERS, then=request.path)) is not None:
+        return switch
     policy.require(request.user, Action.MANAGE_MEMBERS, membership.organization, request=request)
     form = MembershipForm(request.POST or None, instance=membership)
     if request.method == "POST" and form.is_valid():

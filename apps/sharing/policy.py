@@ -41,12 +41,16 @@ explain it.
 Renewing a grant (RENEW_GRANT) is decided on the grant: managing it and sharing its case, both.
 
 The active organization. Someone may be a member of several organizations and works in one at a
-time (the header's switcher). On the portal's pages, staff-side actions on an organization's
-objects (``ACTIVE_ORGANIZATION_ACTIONS``: deciding a request for the original, revoking,
-extending, renewing a share) are decided only while it is the active one (``decision_facts`` and
-``request_facts`` carry it); the pages list only the active organization's rows
-(``organizations_elsewhere``) and ask the person to switch for another's
-(``organization_to_switch_to``). The API has no switcher: its calls are decided on the roles alone.
+time (the header's switcher). On the portal's pages, staff-side actions on the objects of another
+of their organizations (``ACTIVE_ORGANIZATION_ACTIONS``: deciding a request for the original,
+revoking, extending, renewing a share; editing, closing, reopening a case, its notes and
+documents; running a tumor board; deleting or attaching a study; managing members) are decided
+only once it is the active one (``decision_facts`` and ``request_facts`` carry it); the pages list
+only the active organization's rows (``organizations_elsewhere``) and ask the person to switch for
+another's (``organization_to_switch_to``: apps.organizations.switching). An organization they are
+not a member of is not theirs to switch to: what its shares give them is decided as ever. The API
+has no switcher, nor the viewer's frames (an open viewer is not stopped by a switch in another
+tab): their calls are decided on the roles and grants alone.
 
 Asking for the original DICOM (REQUEST_ORIGINAL) is decided on a grant, not through a role: its
 own recipient, while it is live, when they cannot download the original already and no request
@@ -598,7 +602,8 @@ class _Facts:
         self.user = _user_of(actor)
         self.now = now
         #: the organization the page's request works in (``working_in``): staff-side actions
-        #: (``ACTIVE_ORGANIZATION_ACTIONS``) are decided on its objects only; None: any
+        #: (``ACTIVE_ORGANIZATION_ACTIONS``) are decided on its objects, and on those of
+        #: organizations the user is not a member of, only; None: any
         self.working_in = working_in
         if roles is not None:  # the user's active memberships, read already (``request_facts``)
             self.__dict__["roles"] = dict(roles) if _active_user(self.user) else {}
@@ -702,11 +707,19 @@ def request_facts(request: HttpRequest | None, actor: Any = None) -> _Facts | No
 
 
 #: staff-side actions on an organization's objects (deciding a request for the original,
-#: revoking, extending or renewing a share), decided on a page only while that organization is
-#: the one the person works in (the header's switcher; ``working_in``): someone in two
-#: organizations decided one's requests under the other's header, and its audit event went to a
-#: trail they were not looking at. The page offers the switch (``organization_to_switch_to``).
-ACTIVE_ORGANIZATION_ACTIONS = frozenset({Action.DECIDE_ORIGINAL_REQUEST, Action.MANAGE_GRANT, Action.RENEW_GRANT})
+#: revoking, extending or renewing a share; editing, closing or reopening a case, writing a note
+#: or attaching a document on it; editing, starting or ending a tumor board; deleting a study or
+#: attaching it to a case; changing a membership), decided on a page of someone who is a member
+#: of that organization only while it is the one they work in (the header's switcher;
+#: ``working_in``): someone in two organizations decided one's requests, and wrote on its cases,
+#: under the other's header, and its audit events went to a trail they were not looking at. The
+#: page offers the switch (``organization_to_switch_to``). Whoever is not a member there (an outside
+#: consultant with a share) is decided on as ever: there is nothing to switch to.
+ACTIVE_ORGANIZATION_ACTIONS = frozenset({
+    Action.DECIDE_ORIGINAL_REQUEST, Action.MANAGE_GRANT, Action.RENEW_GRANT,
+    Action.MANAGE_CASE, Action.ADD_NOTE, Action.ATTACH_DOCUMENT, Action.RUN_BOARD, Action.END_BOARD,
+    Action.DELETE_STUDY, Action.UPLOAD_STUDY, Action.MANAGE_MEMBERS,
+})
 
 
 def working_in(request: HttpRequest | None) -> int | None:
@@ -822,10 +835,20 @@ def _document_of(case: Any) -> Any:
     return Attachment(case=case, organization_id=case.organization_id)
 
 
+def _in_another_of_theirs(facts: _Facts, obj: object) -> bool:
+    """Whether ``obj`` is of another of the user's organizations (an active membership) than the
+    one the page's request works in (``facts.working_in``): ``organization_to_switch_to``'s
+    question, on the facts. False without a page's request (a service, a task, the API)."""
+    if facts.working_in is None:
+        return False
+    org_id = _org_id_of(obj)
+    return org_id != facts.working_in and org_id in facts.roles
+
+
 def _decide(facts: _Facts, action: Action, obj: object, *, rendition: str | None = None) -> bool:
     """``can(facts.actor, action, obj)``, reading through ``facts``."""
     user = facts.user
-    if action in ACTIVE_ORGANIZATION_ACTIONS and facts.working_in is not None and _org_id_of(obj) != facts.working_in:
+    if action in ACTIVE_ORGANIZATION_ACTIONS and _in_another_of_theirs(facts, obj):
         return False
     if action is Action.UPLOAD_STUDY and type(obj).__name__ == "Case":
         # studies go into a case only by the one rule the upload page offers cases by

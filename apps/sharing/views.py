@@ -26,6 +26,7 @@ from apps.accounts.middleware import is_patient_only
 from apps.core.pagination import page_of
 from apps.core.redirects import with_next
 from apps.organizations.selectors import active_organization_or_404
+from apps.organizations.switching import switch_first
 from apps.sharing import policy, selectors, services
 from apps.sharing.forms import (
     ExtendForm,
@@ -57,27 +58,6 @@ _REQUEST_SHOWN = (OriginalRequestStatus.PENDING, OriginalRequestStatus.DECLINED)
 
 def _link_url(request: HttpRequest, raw: str) -> str:
     return request.build_absolute_uri(reverse("sharing:link_open", kwargs={"token": raw}))
-
-
-def _switch_first(request: HttpRequest, obj, action: Action, *, then: str) -> HttpResponse | None:
-    """The page that asks to switch to ``obj``'s organization (one of the person's others than
-    the active one: ``policy.organization_to_switch_to``) before it is shown or acted on, its
-    button continuing to ``then``; None when ``obj`` is the active organization's (or of one they
-    are not a member of). A POST (a decision sent from a page of before the switch, another tab)
-    is refused and the refusal recorded: ``action`` is decided on the active organization's
-    objects only (``policy.ACTIVE_ORGANIZATION_ACTIONS``)."""
-    organization = policy.organization_to_switch_to(request, obj)
-    if organization is None:
-        return None
-    status = 200
-    if request.method == "POST":
-        try:
-            policy.require(request.user, action, obj, request=request,
-                           facts=policy.decision_facts(request, request.user))
-        except PermissionDenied:
-            status = 403
-    return render(request, "organizations/switch_needed.html",
-                  {"organization": organization, "then": then}, status=status)
 
 
 def _share_row(grant) -> str:
@@ -283,7 +263,7 @@ def shared_with_me(request: HttpRequest) -> HttpResponse:
 @require_POST
 def grant_revoke(request: HttpRequest, grant_id: UUID) -> HttpResponse:
     grant = selectors.grant_get_for_manager(user=request.user, public_id=grant_id)
-    if (switch := _switch_first(request, grant, Action.MANAGE_GRANT, then=_share_row(grant))) is not None:
+    if (switch := switch_first(request, grant, Action.MANAGE_GRANT, then=_share_row(grant))) is not None:
         return switch
     policy.require(request.user, Action.MANAGE_GRANT, grant, request=request,
                    facts=policy.decision_facts(request, request.user))
@@ -298,7 +278,7 @@ def grant_revoke(request: HttpRequest, grant_id: UUID) -> HttpResponse:
 @policy.serves(Action.MANAGE_GRANT)
 def grant_extend(request: HttpRequest, grant_id: UUID) -> HttpResponse:
     grant = selectors.grant_get_for_manager(user=request.user, public_id=grant_id)
-    if (switch := _switch_first(request, grant, Action.MANAGE_GRANT, then=request.path)) is not None:
+    if (switch := switch_first(request, grant, Action.MANAGE_GRANT, then=request.path)) is not None:
         return switch
     policy.require(request.user, Action.MANAGE_GRANT, grant, request=request,
                    facts=policy.decision_facts(request, request.user))
@@ -334,7 +314,7 @@ def grant_extend(request: HttpRequest, grant_id: UUID) -> HttpResponse:
 @require_POST
 def grant_renew(request: HttpRequest, grant_id: UUID) -> HttpResponse:
     grant = selectors.grant_get_for_manager(user=request.user, public_id=grant_id)
-    if (switch := _switch_first(request, grant, Action.RENEW_GRANT, then=_share_row(grant))) is not None:
+    if (switch := switch_first(request, grant, Action.RENEW_GRANT, then=_share_row(grant))) is not None:
         return switch
     policy.require(request.user, Action.RENEW_GRANT, grant, request=request,
                    facts=policy.decision_facts(request, request.user))
@@ -388,7 +368,7 @@ def original_request_decide(request: HttpRequest, originalrequest_id: UUID) -> H
     req = selectors.original_request_get(user=request.user, public_id=originalrequest_id)
     # another organization's request (a notice's or an e-mail's link): shown and decided once it is
     # the active one
-    if (switch := _switch_first(request, req, Action.DECIDE_ORIGINAL_REQUEST, then=request.path)) is not None:
+    if (switch := switch_first(request, req, Action.DECIDE_ORIGINAL_REQUEST, then=request.path)) is not None:
         return switch
     form = OriginalDecisionForm(request.POST or None)
     if request.method == "POST":

@@ -39,6 +39,7 @@ from django.views.decorators.http import require_GET, require_POST
 from apps.core import i18n
 from apps.imaging import pixels
 from apps.imaging.models import Instance, Series, Study
+from apps.organizations.switching import switch_first
 from apps.sharing import policy
 from apps.sharing.policy import Action
 from apps.sharing.usecases import Rendition
@@ -119,6 +120,10 @@ def viewer_page(request: HttpRequest, study_id: UUID) -> HttpResponse:
     # request's memberships and the actor's grants, rather than read them for each
     facts = policy.request_facts(request, actor)
     _visible(actor, study, request, facts=facts)
+    # another of the person's organizations' study: opened once it is the active one (a viewer
+    # open already is not stopped by a switch: its frames and checks are decided as ever)
+    if (switch := switch_first(request, study, Action.VIEW_IMAGES, then=request.get_full_path())) is not None:
+        return switch
     policy.require(actor, Action.VIEW_IMAGES, study, request=request, facts=facts)
     diagnostic = _may_view_diagnostic(actor, study, facts=facts)
     # the series list, and the instances of the first series only (the one shown first): the
