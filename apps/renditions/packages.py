@@ -18,9 +18,13 @@ trusted).
 Several modalities or body regions are joined with "+" in alphabetical order
 (``CT+PT-Abdomen+Chest``); the date is the earliest study date ("undated" without one), the
 version the highest study version; a modality missing is ``OT``, a body region missing
-``Unspecified``. A package of a lossy rendition ends in ``_Preview`` or ``_Education``
-(``lossy_suffix``), so that its file (and folder) cannot be taken for the diagnostic original's,
-which would otherwise bear the very same name.
+``Unspecified``. A whole case's package is named as a case's: ``Case-<short id>_`` (the first 8
+hex digits of the case's public id, which its address shows already) before the name of its
+studies (``Case-1a2b3c4d_2026-01-01_CT-Chest_V1``), so that it is neither taken for one study's
+package nor holds its study's folder under a folder of the same name. Never the case's title:
+free text typed by staff, which may name the patient. A package of a lossy rendition ends in
+``_Preview`` or ``_Education`` (``lossy_suffix``), so that its file (and folder) cannot be taken
+for the diagnostic original's, which would otherwise bear the very same name.
 
 The education package holds, for each key image, the education file's labelled JPEG image
 (``RenditionFile.image_blob``: what a phone, a tablet or a home computer opens, the "EDUCATION
@@ -28,21 +32,24 @@ COPY - NOT FOR DIAGNOSIS" band burned in), never its DICOM file (which they cann
 whose header names the patient), and a README.txt saying what the pictures are, in the language
 of whoever asks (the request's: a patient's own), so its bytes are the same for the same asker.
 
-Language: only README.txt follows the asker's language. The package's and folders' names
-(``..._Education``, ``S001_CT``, ``ED00001.jpg``) stay ASCII English: stable names that every
-unzip tool, file system and support conversation reads the same, whoever downloaded them.
-MANIFEST.txt stays English too: it is the checksum list of every package kind (and of the
-de-identified exports, ``package_finish``), fixed keys a person or a script checks the files
-against, and its reasons for a file left out are the stored English text. The band burned into
-the pictures is one fixed English text (``encoders.EDUCATION_BAND_TEXT``), which the README
-quotes and explains in the asker's language.
+Language: README.txt and MANIFEST.txt follow the asker's language (the request's, when the
+package is built: ``study_package``, ``case_package``). The manifest's labels, the files' labels
+and the reasons a file was left out are translated; its values (names, paths, sha256s, sizes,
+dates, modalities) are not, and each file's row keeps its form (``<sha256>  <bytes>  <label>
+<path>``), so a script still checks the files against it. The package's bytes (and so its ETag)
+are the same for the same asker's language: a resume in another language gets the whole package.
+The de-identified exports' manifest (``package_finish``) stays English. The package's and
+folders' names (``..._Education``, ``S001_CT``, ``ED00001.jpg``) stay ASCII English: stable names
+that every unzip tool, file system and support conversation reads the same, whoever downloaded
+them. The band burned into the pictures is one fixed English text
+(``encoders.EDUCATION_BAND_TEXT``), which the README quotes and explains in the asker's language.
 
 Layout::
 
     <name>/MANIFEST.txt
     <name>/README.txt   (education packages)
     <name>/S<series number, 3 digits>_<modality>/<IM|PV|ED><index, 5 digits>.<dcm|jpg>
-    case packages: <case name>/MANIFEST.txt and <case name>/<study name>/S.../...
+    case packages: Case-<short id>_<name>/MANIFEST.txt and Case-<short id>_<name>/<study name>/S.../...
 """
 
 from __future__ import annotations
@@ -58,7 +65,8 @@ from datetime import UTC, date, datetime
 
 from django.core.files.storage import default_storage
 from django.utils import timezone, translation
-from django.utils.translation import gettext, ngettext
+from django.utils.functional import lazy
+from django.utils.translation import gettext, gettext_lazy, ngettext
 
 from apps.imaging.blobs import iter_blob
 from apps.imaging.checksums import crc32
@@ -84,11 +92,12 @@ def _region(value: str) -> str:
 
 
 def package_name(studies: list[Study], *, body_parts: set[str] | None = None, deidentified: bool = False,
-                 dated: date | None = None) -> str:
+                 dated: date | None = None, case=None) -> str:
     """The package name of one or more studies (see the module docstring for the rule).
     ``body_parts`` adds the series' Body Part Examined values to the studies' own; ``dated``
     replaces the study date (a de-identified export is named by the day it was made, so its name
-    does not put back the date the profile removed)."""
+    does not put back the date the profile removed); ``case``: the name of that case's package
+    (``Case-<short id>_...``; its public id only, never its title)."""
     dates = sorted(s.study_date for s in studies if s.study_date)
     day = dated.isoformat() if dated else dates[0].isoformat() if dates else "undated"
     modalities = sorted({_token(m).upper() for s in studies for m in s.modality_list if _token(m)}) or ["OT"]
@@ -97,6 +106,8 @@ def package_name(studies: list[Study], *, body_parts: set[str] | None = None, de
     regions.discard("")
     version = max((s.version for s in studies), default=1)
     name = f"{day}_{'+'.join(modalities)}-{'+'.join(sorted(regions)) or 'Unspecified'}_V{version}"
+    if case is not None:
+        name = f"Case-{case.public_id.hex[:8]}_{name}"
     return name + ("_DeID" if deidentified else "")
 
 
@@ -271,23 +282,34 @@ def _layout(package: Package, when: datetime) -> None:
 
 # ----------------------------------------------------------------------------- contents
 
+#: a text made when the manifest is written, in its language (``_finish``): ``_later(lambda: ...)``
+_later = lazy(lambda make: make(), str)
+
+
+def _study_line(study: Study) -> str:
+    return (gettext("%(date)s %(modalities)s %(region)s version %(version)s") % {
+        "date": study.study_date.isoformat() if study.study_date else gettext("undated"),
+        "modalities": ",".join(study.modality_list) or "OT", "region": study.body_part_examined or "",
+        "version": study.version}).replace("  ", " ")
+
+
 def _manifest(package: Package, *, what: str, studies: list[Study]) -> bytes:
+    """MANIFEST.txt in the active language: its labels translated, its values as they are, and
+    each file's row in one form (sha256, bytes, label, path) whatever the language."""
     lines = [
-        "Lightbox download package",
-        f"Name: {package.name}",
-        f"Contents: {what}",
-        f"Label: {package.label}",
-        "Studies: " + "; ".join(f"{s.study_date.isoformat() if s.study_date else 'undated'} "
-                                f"{','.join(s.modality_list) or 'OT'} {s.body_part_examined or ''} "
-                                f"version {s.version}".replace("  ", " ") for s in studies),
-        f"De-identified: {'yes' if package.deidentified else 'no'}",
+        gettext("Lightbox download package"),
+        gettext("Name: %(name)s") % {"name": package.name},
+        gettext("Contents: %(contents)s") % {"contents": what},
+        gettext("Label: %(label)s") % {"label": package.label},
+        gettext("Studies: %(studies)s") % {"studies": "; ".join(_study_line(s) for s in studies)},
+        gettext("De-identified: yes") if package.deidentified else gettext("De-identified: no"),
         "",
-        "Files (sha256, bytes, label, path):",
+        gettext("Files (sha256, bytes, label, path):"),
     ]
     for entry in package.entries:
         lines.append(f"{entry.sha256}  {entry.size}  {entry.label}  {entry.path}")
     if package.missing:
-        lines += ["", "Not included (why):"]
+        lines += ["", gettext("Not included (why):")]
         lines += [f"{what_}  {why}" for what_, why in package.missing]
     lines.append("")
     return "\n".join(lines).encode("utf-8")
@@ -322,9 +344,11 @@ def _files_for(study: Study, kind: str) -> tuple[list[tuple[Instance, RenditionF
         elif kind == Kind.EDUCATION and f is None:
             continue  # not a key image
         elif kind == Kind.EDUCATION and f.status == Status.READY:  # its image could not be made
-            missing.append((inst, "The image could not be made."))
+            missing.append((inst, gettext_lazy("The image could not be made.")))
+        elif f is not None:  # the stored reason, in the manifest's language
+            missing.append((inst, _later(lambda f=f: f.reason_shown)))
         else:
-            missing.append((inst, f.reason if f is not None else "Not made yet."))
+            missing.append((inst, gettext_lazy("Not made yet.")))
     return pairs, missing
 
 
@@ -333,9 +357,10 @@ def _study_entries(study: Study, kind: str, root: str) -> tuple[list[Entry], lis
     entries: list[Entry] = []
     layout = SeriesLayout(prefix=_PREFIX[Kind(kind)])
     for inst, f in pairs:
-        label, code = str(Label(f.label).label), f.label
+        label, code = Label(f.label).label, f.label  # labels in the manifest's language (``_finish``)
         if kind == Kind.LOSSLESS and f.kind == Kind.ORIGINAL:
-            label = f"{label} (lossless compression not possible)"
+            label = _later(lambda base=label: gettext("%(label)s (lossless compression not possible)")
+                           % {"label": base})
             code = code if code == Label.LOSSY_SOURCE else "fallback"
         if kind == Kind.EDUCATION:  # the file's labelled JPEG image, which any phone opens, not its DICOM
             entries.append(Entry(path=f"{root}/{layout.place(inst, 'jpg')}", size=f.image_bytes,
@@ -345,7 +370,8 @@ def _study_entries(study: Study, kind: str, root: str) -> tuple[list[Entry], lis
         entries.append(Entry(path=f"{root}/{layout.place(inst, f.extension)}",
                              size=f.bytes, crc32=f.crc32 or 0, sha256=f.sha256, label=label, blob=f.blob,
                              code=code))
-    gone = [(f"{root} image {inst.instance_number if inst.instance_number is not None else inst.pk}", why)
+    gone = [(_later(lambda number=inst.instance_number if inst.instance_number is not None else inst.pk:
+                    gettext("%(folder)s image %(number)s") % {"folder": root, "number": number}), why)
             for inst, why in missing]
     return entries, gone
 
@@ -377,11 +403,12 @@ class SeriesLayout:
 def _package_label(kind: str, entries: list[Entry]) -> str:
     from apps.renditions.models import KIND_LABEL
 
-    base = str(KIND_LABEL[Kind(kind)].label)
+    base = KIND_LABEL[Kind(kind)].label  # in the manifest's language (``_finish``)
     if any(e.code == Label.LOSSY_SOURCE for e in entries):
-        return f"{base}; contains images lossy-compressed at the source ({Label.LOSSY_SOURCE.label})"
+        return _later(lambda: gettext("%(label)s; contains images lossy-compressed at the source (%(source)s)")
+                      % {"label": base, "source": Label.LOSSY_SOURCE.label})
     if kind == Kind.LOSSLESS and any(e.code == "fallback" for e in entries):
-        return f"{base}; some images as the diagnostic original"
+        return _later(lambda: gettext("%(label)s; some images as the diagnostic original") % {"label": base})
     return base
 
 
@@ -421,8 +448,13 @@ def _readme(package: Package, language: str) -> Entry:
                  label="readme", data=data)
 
 
-def _finish(package: Package, *, what: str, studies: list[Study]) -> Package:
-    manifest = _manifest(package, what=what, studies=studies)
+def _finish(package: Package, *, what: str, studies: list[Study], language: str = "en") -> Package:
+    """Add MANIFEST.txt, written in ``language``, and lay out the zip. The package's label is
+    then kept in English (the ``X-Lightbox-Label`` header, ASCII)."""
+    with translation.override(language):
+        manifest = _manifest(package, what=what, studies=studies)
+    with translation.override("en"):
+        package.label = str(package.label)
     package.entries.insert(0, Entry(path=f"{package.name}/MANIFEST.txt", size=len(manifest),
                                     crc32=crc32(manifest), sha256=hashlib.sha256(manifest).hexdigest(),
                                     label="manifest", data=manifest))
@@ -435,24 +467,26 @@ def package_finish(package: Package, *, what: str, studies: list[Study]) -> Pack
     """Add MANIFEST.txt to a package another app assembled (its entries and what was left out)
     and lay out the zip, as ``study_package`` does: the one zip writer for every download
     (apps.deid's de-identified exports use it). ``studies`` name the contents in the manifest
-    and date the entries (their latest ``created_at``)."""
+    and date the entries (their latest ``created_at``). Its manifest is written in English."""
     with translation.override("en"):
         return _finish(package, what=what, studies=studies)
 
 
 def study_package(study: Study, kind: str) -> Package:
-    """The package of one rendition of one study (an education package's README in the active
-    language: the request's)."""
+    """The package of one rendition of one study, its README (education) and MANIFEST.txt in the
+    active language (the request's): the same bytes for whoever asks in that language, so a
+    resume matches."""
     language = translation.get_language() or "en"
-    with translation.override("en"):  # the same bytes whoever asks: a resume must match
+    with translation.override("en"):
         return _study_package(study, kind, language)
 
 
-def case_package(studies: list[Study], kind: str) -> Package:
-    """The package of one rendition of several studies (a whole case): one folder per study."""
+def case_package(case, studies: list[Study], kind: str) -> Package:
+    """The package of one rendition of a case's studies (``Case-<short id>_...``): one folder per
+    study in it, named as the study's own package; README and MANIFEST.txt as ``study_package``."""
     language = translation.get_language() or "en"
     with translation.override("en"):
-        return _case_package(studies, kind, language)
+        return _case_package(case, studies, kind, language)
 
 
 def _with_readme(package: Package, kind: str, language: str) -> Package:
@@ -471,10 +505,11 @@ def _study_package(study: Study, kind: str, language: str) -> Package:
     entries, missing = _study_entries(study, kind, name)
     package = Package(name=name, label=_package_label(kind, entries), entries=entries, missing=missing,
                       deidentified=deid)
-    return _finish(_with_readme(package, kind, language), what=f"Study, {Kind(kind).label}", studies=[study])
+    what = _later(lambda: gettext("Study, %(rendition)s") % {"rendition": Kind(kind).label})
+    return _finish(_with_readme(package, kind, language), what=what, studies=[study], language=language)
 
 
-def _case_package(studies: list[Study], kind: str, language: str) -> Package:
+def _case_package(case, studies: list[Study], kind: str, language: str) -> Package:
     from apps.renditions.services import originals_ensure
 
     for study in studies:
@@ -483,7 +518,7 @@ def _case_package(studies: list[Study], kind: str, language: str) -> Package:
     body = set()
     for study in studies:
         body |= set(study.series.exclude(body_part_examined="").values_list("body_part_examined", flat=True))
-    name = package_name(studies, body_parts=body, deidentified=deid) + lossy_suffix(kind)
+    name = package_name(studies, body_parts=body, deidentified=deid, case=case) + lossy_suffix(kind)
     entries, missing, used = [], [], set()
     for study in studies:
         sub = package_name([study], body_parts=set(study.series.exclude(body_part_examined="")
@@ -501,5 +536,6 @@ def _case_package(studies: list[Study], kind: str, language: str) -> Package:
         missing += m
     package = Package(name=name, label=_package_label(kind, entries), entries=entries, missing=missing,
                       deidentified=deid)
-    return _finish(_with_readme(package, kind, language), what=f"Case ({len(studies)} studies), {Kind(kind).label}",
-                   studies=studies)
+    what = _later(lambda: ngettext("Case (%(count)s study), %(rendition)s", "Case (%(count)s studies), %(rendition)s",
+                                   len(studies)) % {"count": len(studies), "rendition": Kind(kind).label})
+    return _finish(_with_readme(package, kind, language), what=what, studies=studies, language=language)

@@ -394,6 +394,6 @@ def case_download(request: HttpRequest, case_id: UUID) -> HttpResponse:
 
     def build() -> Package:
         studies = list(Study.objects.filter(case=case).latest_versions().ready().order_by("study_date", "pk"))
-        return case_package(studies, kind)
+        return case_package(case, studies, kind)
 
     return _serve(request, actor, case, kind, "case", build)

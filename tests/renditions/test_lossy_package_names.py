@@ -31,9 +31,10 @@ def test_the_downloaded_zips_bear_those_names(ct_study, clinician_a, client_as):
     client = client_as(clinician_a)
     study_url = reverse("renditions:study_download", kwargs={"study_id": ct_study.public_id})
     case_url = reverse("renditions:case_download", kwargs={"case_id": ct_study.case.public_id})
+    case = f"Case-{ct_study.case.public_id.hex[:8]}_"
     for url, kind, name in ((study_url, "education", "2026-01-01_CT-Chest_V1_Education"),
-                            (case_url, "preview", "2026-01-01_CT-Chest_V1_Preview"),
-                            (case_url, "original", "2026-01-01_CT-Chest_V1")):
+                            (case_url, "preview", f"{case}2026-01-01_CT-Chest_V1_Preview"),
+                            (case_url, "original", f"{case}2026-01-01_CT-Chest_V1")):
         response = client.get(f"{url}?rendition={kind}")
         assert response.status_code == 200
         assert response["Content-Disposition"] == f'attachment; filename="{name}.zip"'
@@ -46,8 +47,9 @@ def test_a_case_zips_study_folders_say_so_too(ct_study):
     (``..._V1_Preview/2026-01-01_CT-Chest_V1/``): taken out of the zip, it looked diagnostic."""
     from apps.renditions.packages import case_package
 
+    case = f"Case-{ct_study.case.public_id.hex[:8]}_2026-01-01_CT-Chest_V1"
     for kind, suffix in (("original", ""), ("lossless", ""), ("preview", "_Preview"), ("education", "_Education")):
-        package = case_package([ct_study], kind)
+        package = case_package(ct_study.case, [ct_study], kind)
         images = [e.path for e in package.entries if not e.path.endswith(".txt")]
-        folder = f"2026-01-01_CT-Chest_V1{suffix}/2026-01-01_CT-Chest_V1{suffix}/S001_CT/"
+        folder = f"{case}{suffix}/2026-01-01_CT-Chest_V1{suffix}/S001_CT/"
         assert images and all(p.startswith(folder) for p in images), (kind, images[:1])

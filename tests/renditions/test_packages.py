@@ -288,9 +288,10 @@ def test_case_package_has_one_folder_per_study(ct_study, clinician_a, client_as)
     url = reverse("renditions:case_download", kwargs={"case_id": ct_study.case.public_id}) + "?rendition=preview"
     response = client_as(clinician_a).get(url)
     _zf, rows, _text = _manifest_rows(_body(response))
-    assert response["Content-Disposition"] == 'attachment; filename="2026-01-01_CT-Chest_V1_Preview.zip"'
+    case = f"Case-{ct_study.case.public_id.hex[:8]}_2026-01-01_CT-Chest_V1_Preview"
+    assert response["Content-Disposition"] == f'attachment; filename="{case}.zip"'
     # each study's folder carries the lossy suffix too (it was the original's folder name)
-    assert all(n.startswith("2026-01-01_CT-Chest_V1_Preview/2026-01-01_CT-Chest_V1_Preview/S001_CT/PV") for n in rows)
+    assert all(n.startswith(f"{case}/2026-01-01_CT-Chest_V1_Preview/S001_CT/PV") for n in rows)
     assert len(rows) == 6
 
 
