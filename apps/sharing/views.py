@@ -87,6 +87,9 @@ def _case_for_manager(request: HttpRequest, case_id: UUID):
 def case_share(request: HttpRequest, case_id: UUID) -> HttpResponse:
     """Share a case in a few steps: template, recipients, scope, expiry, then confirm."""
     case = _case_for_manager(request, case_id)
+    # another of the person's organizations' case: shared once that organization is the active one
+    if (switch := switch_first(request, case, Action.SHARE_CASE, then=request.path)) is not None:
+        return switch
     policy.require(request.user, Action.SHARE_CASE, case, request=request)
     return _share_steps(request, case)
 
@@ -102,6 +105,8 @@ def study_share(request: HttpRequest, study_id: UUID) -> HttpResponse:
     study = Study.objects.visible_to(request.user).select_related("case").filter(public_id=study_id).first()
     if study is None:
         raise Http404
+    if (switch := switch_first(request, study, Action.SHARE_CASE, then=request.path)) is not None:
+        return switch
     policy.require(request.user, Action.SHARE_CASE, study, request=request)
     if study.case is None:
         messages.error(request, _("Attach this study to a case before sharing it."))

@@ -220,3 +220,39 @@ def test_the_policy_decides_case_staff_actions_in_the_active_organization_only(m
     assert policy.can(morgan, Action.ADD_NOTE, alpha_case, facts=policy.decision_facts(request, morgan))
     # without a page's request (a service, a task), the roles decide
     assert policy.can(morgan, Action.ADD_NOTE, alpha_case)
+
+
+def test_another_organizations_case_is_shared_only_after_the_switch(morgan, alpha_case, alpha_study, org_a, org_b,
+                                                                     clinician_a):
+    from apps.sharing.models import Grant
+
+    client = _client(morgan, org_b)
+    urls = [reverse("sharing:case_share", kwargs={"case_id": alpha_case.public_id}),
+            reverse("sharing:study_share", kwargs={"study_id": alpha_study.public_id})]
+    for url in urls:
+        page = client.get(url)
+        assert page.status_code == 200, url
+        _says_only_switch(page, then=url, hidden=CASE_WORDS)
+        refused = client.post(url, {"use_case": "second_opinion", "recipient_kind": "email",
+                                    "grantee_email": "someone@elsewhere.example", "confirm": "1"})
+        assert refused.status_code == 403 and SWITCH_NEEDED in refused.content.decode(), url
+    assert AuditEvent.objects.filter(action="access.denied", actor=morgan, organization=org_a,
+                                     details__wanted="share_case").count() == 2
+    assert not Grant.objects.filter(case=alpha_case).exists()
+    # the invitation form's cases (shareable_cases) agree with the policy: none of Alpha's in Beta
+    request = RequestFactory().get(urls[0])
+    request.user, request.my_memberships, request.organization = morgan, memberships_of(user=morgan), org_b
+    assert not policy.shareable_cases(morgan, org_a, facts=policy.decision_facts(request, morgan)).exists()
+    request.organization = org_a
+    assert policy.shareable_cases(morgan, org_a, facts=policy.decision_facts(request, morgan)).filter(
+        pk=alpha_case.pk).exists()
+    # in Alpha, the share steps open
+    opened = _client(morgan, org_a).get(urls[0])
+    assert opened.status_code == 200 and SWITCH_NEEDED not in opened.content.decode()
+    # an outside consultant allowed to reshare is not asked to switch
+    outsider = member(org_b, Role.CLINICIAN, email="outsider@beta.example")
+    grant_create(case=alpha_case, grantee=outsider, permissions=["view", "reshare"], by=clinician_a,
+                 expires_at=timezone.now() + timedelta(hours=24))
+    theirs = _client(outsider, org_b).get(urls[0])
+    assert theirs.status_code == 200 and SWITCH_NEEDED not in theirs.content.decode()
+    assert "Left lung lesion follow-up" in theirs.content.decode()
