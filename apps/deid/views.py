@@ -25,6 +25,7 @@ from apps.core.pagination import page_of
 from apps.deid import services
 from apps.deid.models import LABEL, DeidExport, Outcome, State
 from apps.imaging.models import Study
+from apps.organizations.switching import switch_first
 from apps.renditions.views import package_response  # one download transport for every package
 from apps.sharing import policy
 from apps.sharing.policy import Action
@@ -68,6 +69,9 @@ def _export(request: HttpRequest, export_id: UUID) -> DeidExport:
 def study_exports(request: HttpRequest, study_id: UUID) -> HttpResponse:
     """A study's de-identified exports, and (POST) a new one with the pseudonym given."""
     study = _study(request, study_id)
+    # another of the person's organizations' study: exported once it is the active one
+    if (switch := switch_first(request, study, Action.EXPORT_DEIDENTIFIED, then=request.path)) is not None:
+        return switch
     error = ""
     pseudonym = services.pseudonym_default(study=study)
     if request.method == "POST":
@@ -100,6 +104,8 @@ def export_detail(request: HttpRequest, deidexport_id: UUID) -> HttpResponse:
     and updates it in place; a Refresh link without JavaScript) and the per-file report (series,
     image number, outcome, reason; never file names)."""
     export = _export(request, deidexport_id)
+    if (switch := switch_first(request, export, Action.EXPORT_DEIDENTIFIED, then=request.get_full_path())) is not None:
+        return switch
     files = export.files.select_related("instance", "instance__series").order_by(
         "instance__series__series_number", "instance__instance_number", "id")
     files = page_of(request, files, size=FILES_PAGE_SIZE)

@@ -44,13 +44,14 @@ The active organization. Someone may be a member of several organizations and wo
 time (the header's switcher). On the portal's pages, staff-side actions on the objects of another
 of their organizations (``ACTIVE_ORGANIZATION_ACTIONS``: deciding a request for the original,
 revoking, extending, renewing a share; sharing a case; editing, closing, reopening a case, its
-notes and documents; running a tumor board; deleting or attaching a study; managing members) are
-decided only once it is the active one (``decision_facts`` and ``request_facts`` carry it); the
-pages list only the active organization's rows (``organizations_elsewhere``) and ask the person to
-switch for another's (``organization_to_switch_to``: apps.organizations.switching). An
-organization they are not a member of is not theirs to switch to: what its shares give them is
-decided as ever. The API has no switcher, nor the viewer's frames (an open viewer is not stopped
-by a switch in another tab): their calls are decided on the roles and grants alone.
+notes and documents; running a tumor board; deleting, exporting or attaching a study; managing
+members) are decided only once it is the active one (``decision_facts`` and ``request_facts``
+carry it); the pages list only the active organization's rows (``organizations_elsewhere``) and
+ask the person to switch for another's (``organization_to_switch_to``:
+apps.organizations.switching). An organization they are not a member of is not theirs to switch
+to: what its shares give them is decided as ever. The API has no switcher, nor the viewer's
+frames (an open viewer is not stopped by a switch in another tab): their calls are decided on the
+roles and grants alone.
 
 Asking for the original DICOM (REQUEST_ORIGINAL) is decided on a grant, not through a role: its
 own recipient, while it is live, when they cannot download the original already and no request
@@ -709,16 +710,17 @@ def request_facts(request: HttpRequest | None, actor: Any = None) -> _Facts | No
 #: staff-side actions on an organization's objects (deciding a request for the original,
 #: revoking, extending or renewing a share; sharing a case; editing, closing or reopening a case,
 #: writing a note or attaching a document on it; editing, starting or ending a tumor board;
-#: deleting a study or attaching it to a case; changing a membership), decided on a page of someone who is a member
-#: of that organization only while it is the one they work in (the header's switcher;
-#: ``working_in``): someone in two organizations decided one's requests, and wrote on its cases,
-#: under the other's header, and its audit events went to a trail they were not looking at. The
-#: page offers the switch (``organization_to_switch_to``). Whoever is not a member there (an outside
-#: consultant with a share) is decided on as ever: there is nothing to switch to.
+#: deleting, exporting de-identified or attaching a study; changing a membership), decided on a
+#: page of someone who is a member of that organization only while it is the one they work in
+#: (the header's switcher; ``working_in``): someone in two organizations decided one's requests,
+#: and wrote on its cases, under the other's header, and its audit events went to a trail they
+#: were not looking at. The page offers the switch (``organization_to_switch_to``). Whoever is not
+#: a member there (an outside consultant with a share) is decided on as ever: there is nothing to
+#: switch to.
 ACTIVE_ORGANIZATION_ACTIONS = frozenset({
     Action.DECIDE_ORIGINAL_REQUEST, Action.MANAGE_GRANT, Action.RENEW_GRANT, Action.SHARE_CASE,
     Action.MANAGE_CASE, Action.ADD_NOTE, Action.ATTACH_DOCUMENT, Action.RUN_BOARD, Action.END_BOARD,
-    Action.DELETE_STUDY, Action.UPLOAD_STUDY, Action.MANAGE_MEMBERS,
+    Action.DELETE_STUDY, Action.UPLOAD_STUDY, Action.EXPORT_DEIDENTIFIED, Action.MANAGE_MEMBERS,
 })
 
 

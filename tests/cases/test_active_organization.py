@@ -256,3 +256,28 @@ def test_another_organizations_case_is_shared_only_after_the_switch(morgan, alph
     theirs = _client(outsider, org_b).get(urls[0])
     assert theirs.status_code == 200 and SWITCH_NEEDED not in theirs.content.decode()
     assert "Left lung lesion follow-up" in theirs.content.decode()
+
+
+def test_another_organizations_de_identified_exports_wait_for_the_switch(morgan, alpha_study, org_a, org_b):
+    from apps.deid.models import DeidExport
+    from tests.factories import DeidExportFactory
+
+    made = DeidExportFactory(organization=org_a, study=alpha_study, created_by=morgan, pseudonym="ANON-ALPHA-7")
+    client = _client(morgan, org_b)
+    exports_url = reverse("deid:study_exports", kwargs={"study_id": alpha_study.public_id})
+    page = client.get(exports_url)
+    assert page.status_code == 200
+    _says_only_switch(page, then=exports_url, hidden=[*CASE_WORDS, "ANON-ALPHA-7", "CT chest with contrast",
+                                                      str(made.public_id)])
+    assert client.post(exports_url, {"pseudonym": "ANON-BETA-1"}).status_code == 403
+    assert list(DeidExport.objects.filter(study=alpha_study)) == [made]
+    assert AuditEvent.objects.filter(action="access.denied", actor=morgan, organization=org_a,
+                                     details__wanted="export_deidentified").exists()
+    detail_url = reverse("deid:export_detail", kwargs={"deidexport_id": made.public_id})
+    detail = client.get(detail_url)
+    assert detail.status_code == 200
+    _says_only_switch(detail, then=detail_url, hidden=[*CASE_WORDS, "ANON-ALPHA-7"])
+    in_alpha = _client(morgan, org_a)
+    listed = in_alpha.get(exports_url)
+    assert listed.status_code == 200 and detail_url in listed.content.decode()
+    assert "ANON-ALPHA-7" in in_alpha.get(detail_url).content.decode()
