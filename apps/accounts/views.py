@@ -38,6 +38,7 @@ from apps.audit.services import record
 from apps.core.pagination import page_of
 from apps.core.redirects import next_url, with_next
 from apps.organizations.selectors import active_organization_or_404
+from apps.organizations.switching import switch_first
 from apps.sharing import policy
 from apps.sharing.policy import Action
 
@@ -335,6 +336,9 @@ def patient_invite(request: HttpRequest, case_id: UUID) -> HttpResponse:
         .filter(public_id=case_id).first()
     if case is None:
         raise Http404
+    # another of the person's organizations' case: its patient invited once it is the active one
+    if (switch := switch_first(request, case, Action.SHARE_CASE, then=request.path)) is not None:
+        return switch
     policy.require(request.user, Action.SHARE_CASE, case, request=request)
     form = PatientInvitationForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
@@ -594,6 +598,10 @@ def member_mfa_reset(request: HttpRequest, membership_id: UUID) -> HttpResponse:
         .filter(public_id=membership_id).first()
     if membership is None:
         raise Http404
+    # a member of another of the person's organizations: reset once it is the active one
+    then = reverse("organizations:membership_edit", kwargs={"membership_id": membership.public_id})
+    if (switch := switch_first(request, membership, Action.MANAGE_MEMBERS, then=then)) is not None:
+        return switch
     policy.require(request.user, Action.MANAGE_MEMBERS, membership.organization, request=request)
     try:
         policy.require_decided(policy.second_factor_reset_allowed(request.user, membership.user), request.user,

@@ -281,3 +281,20 @@ def test_another_organizations_de_identified_exports_wait_for_the_switch(morgan,
     listed = in_alpha.get(exports_url)
     assert listed.status_code == 200 and detail_url in listed.content.decode()
     assert "ANON-ALPHA-7" in in_alpha.get(detail_url).content.decode()
+
+
+def test_another_organizations_patient_is_invited_only_after_the_switch(morgan, alpha_case, org_a, org_b):
+    from apps.accounts.models import Invitation
+
+    client = _client(morgan, org_b)
+    url = reverse("accounts:patient_invite", kwargs={"case_id": alpha_case.public_id})
+    page = client.get(url)
+    assert page.status_code == 200
+    _says_only_switch(page, then=url, hidden=CASE_WORDS)
+    refused = client.post(url, {"email": "patient@example.org", "language": "en"})
+    assert refused.status_code == 403 and SWITCH_NEEDED in refused.content.decode()
+    assert not Invitation.objects.filter(organization=org_a).exists()
+    assert AuditEvent.objects.filter(action="access.denied", actor=morgan, organization=org_a,
+                                     details__wanted="share_case").exists()
+    opened = _client(morgan, org_a).get(url)
+    assert opened.status_code == 200 and SWITCH_NEEDED not in opened.content.decode()

@@ -56,3 +56,24 @@ def test_an_admin_of_one_organization_is_not_asked(org_a, admin_a, clinician_a):
     page = client.get(url)
     assert page.status_code == 200 and 'data-testid="switch-needed"' not in page.content.decode()
     assert client.post(url, {"role": Role.COORDINATOR, "is_active": "on"}).status_code == 302
+
+
+def test_another_organizations_member_second_factor_is_reset_only_after_the_switch(org_a, org_b, clinician_a):
+    admin = member(org_b, Role.ORG_ADMIN, email="admin.both@beta.example")
+    MembershipFactory(user=admin, organization=org_a, role=Role.ORG_ADMIN)
+    membership = Membership.objects.get(user=clinician_a, organization=org_a)
+    url = reverse("accounts:member_mfa_reset", args=[membership.public_id])
+    edit = reverse("organizations:membership_edit", args=[membership.public_id])
+    client = Client()
+    client.force_login(admin)
+    assert _switched(client, org_b).status_code == 302
+    refused = client.post(url)
+    text = refused.content.decode()
+    assert refused.status_code == 403 and 'data-testid="switch-needed"' in text and clinician_a.email not in text
+    assert f'name="next" value="{edit}"' in text
+    assert not AuditEvent.objects.filter(action="auth.mfa_reset").exists()
+    assert AuditEvent.objects.filter(action="access.denied", actor=admin, organization=org_a,
+                                     details__wanted="manage_members").exists()
+    assert _switched(client, org_a).status_code == 302
+    assert client.post(url).status_code == 302
+    assert AuditEvent.objects.filter(action="auth.mfa_reset", actor=admin).exists()
