@@ -5,6 +5,7 @@ client's session. A confirmation without one is reviewed again, not created."""
 from __future__ import annotations
 
 import secrets
+import time
 
 from django.test import Client
 
@@ -15,6 +16,6 @@ def confirmation(client: Client) -> dict[str, str]:
     """The fields that confirm a share once: ``{"confirm": "1", "confirm_token": ...}``."""
     token = secrets.token_urlsafe(16)
     session = client.session
-    session[SHARE_CONFIRM_SESSION_KEY] = {**session.get(SHARE_CONFIRM_SESSION_KEY, {}), token: ""}
+    session[SHARE_CONFIRM_SESSION_KEY] = {**session.get(SHARE_CONFIRM_SESSION_KEY, {}), token: int(time.time())}
     session.save()
     return {"confirm": "1", "confirm_token": token}

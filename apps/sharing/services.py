@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from django.conf import settings
 from django.contrib.auth.hashers import check_password, make_password
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import send_mail
@@ -333,6 +334,17 @@ def share_confirmation_made(*, user: User, token: str, grant: Grant) -> None:
 def share_confirmation_release(*, user: User, token: str) -> None:
     """Nothing was made under the claimed ``token`` (refused, or an error): it may be sent again."""
     ShareConfirmation.objects.filter(token_hash=_hash_token(token), user=user, grant_public_id__isnull=True).delete()
+
+
+def share_confirmations_prune(now: datetime | None = None) -> int:
+    """Delete the claims of confirmation tokens no session can send any more: a review's token is
+    taken only from the session that issued it and less than SESSION_COOKIE_AGE after it was issued
+    (``views._share_confirm_issued``), so a claim older than that is never asked about again. A claim whose
+    share was never recorded (the request died between the claim and the share) goes with them,
+    instead of saying "being created" for ever. Returns how many were deleted."""
+    cutoff = (now or timezone.now()) - timedelta(seconds=settings.SESSION_COOKIE_AGE)
+    deleted, _rows = ShareConfirmation.objects.filter(created_at__lt=cutoff).delete()
+    return deleted
 
 
 def share_link_get(raw_token: str) -> ShareLink | None:

@@ -6,9 +6,11 @@ Link-holder pages resolve their actor with ``policy.actor_for(request)``; every 
 from __future__ import annotations
 
 import secrets
+import time
 from urllib.parse import urlencode
 from uuid import UUID
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
@@ -131,8 +133,7 @@ def _share_steps(request: HttpRequest, case, studies=()) -> HttpResponse:
         if request.POST.get("edit") == "1":  # back from the review to change what was entered
             return render(request, "sharing/share_form.html", context)
         token = request.POST.get("confirm_token", "")
-        issued = request.session.get(SHARE_CONFIRM_SESSION_KEY, {})
-        if request.POST.get("confirm") != "1" or token not in issued:
+        if request.POST.get("confirm") != "1" or not _share_confirm_issued(request, token):
             # the review shows what confirming creates, and refuses here what creating would refuse;
             # a confirmation without a token issued by a review (or one this session no longer
             # holds) is reviewed again
@@ -210,9 +211,17 @@ def _share_confirm_issue(request: HttpRequest) -> str:
     share (``_share_steps``)."""
     token = secrets.token_urlsafe(16)
     issued = dict(request.session.get(SHARE_CONFIRM_SESSION_KEY, {}))
-    issued[token] = ""
+    issued[token] = int(time.time())  # when: its claim is kept as long (services.share_confirmations_prune)
     request.session[SHARE_CONFIRM_SESSION_KEY] = dict(list(issued.items())[-SHARE_CONFIRM_KEEP:])
     return token
+
+
+def _share_confirm_issued(request: HttpRequest, token: str) -> bool:
+    """Whether ``token`` was issued by a review of this session less than SESSION_COOKIE_AGE ago.
+    Older claims are deleted (``services.share_confirmations_prune``; a session that stays in use
+    outlives its cookie age): such a token is reviewed again, never claimed a second time."""
+    issued_at = request.session.get(SHARE_CONFIRM_SESSION_KEY, {}).get(token)
+    return isinstance(issued_at, int) and time.time() - issued_at < settings.SESSION_COOKIE_AGE
 
 
 @login_required

@@ -418,6 +418,8 @@ CELERY_BEAT_SCHEDULE = {
     "imaging-blob-orphans-delete": {"task": "apps.imaging.tasks.blobs_orphans_delete_task", "schedule": 24 * 3600},
     "viewer-sessions-close-idle": {"task": "apps.viewer.tasks.viewer_sessions_close_idle_task", "schedule": 5 * 60},
     "sharing-expiries-record": {"task": "apps.sharing.tasks.share_expiries_record_task", "schedule": 5 * 60},
+    # the one-time share confirmations' claims, once no session can send their token again
+    "sharing-confirmations-prune": {"task": "apps.sharing.tasks.share_confirmations_prune_task", "schedule": 3600},
     # each audit chain's head logged as an anchor line: kept off the host with the logs, it catches
     # a trail rewritten by whoever owns the database (apps/audit/chain.py, verify_audit --anchors)
     "audit-anchors-log": {"task": "apps.audit.tasks.audit_anchors_log_task", "schedule": 3600},

@@ -85,3 +85,33 @@ def test_a_claim_names_the_share_it_made_or_is_released(owner, case, consultant)
     assert services.share_confirmation_claim(user=owner, token="refused")[0]
     services.share_confirmation_release(user=owner, token="refused")
     assert services.share_confirmation_claim(user=owner, token="refused") == (True, "")
+
+
+def test_a_confirmation_older_than_a_session_is_reviewed_again_and_its_claim_pruned(owner, case, consultant,
+                                                                                     settings):
+    """Claims are kept as long as a session may send their token (SESSION_COOKIE_AGE), then pruned
+    (the rows grew by one per share for ever); a session kept alive past that age by use still
+    holds the token, which is then reviewed again rather than claimed anew (a second share)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    client = Client()
+    client.force_login(owner)
+    url = reverse("sharing:case_share", kwargs={"case_id": case.public_id})
+    fields = confirmation(client)
+    session = client.session
+    issued = session[views.SHARE_CONFIRM_SESSION_KEY]
+    issued[fields["confirm_token"]] -= settings.SESSION_COOKIE_AGE + 1
+    session[views.SHARE_CONFIRM_SESSION_KEY] = issued
+    session.save()
+    page = client.post(url, {**FORM, "recipient_email": consultant.email, **fields})
+    assert page.status_code == 200 and b"confirm_token" in page.content  # the review, again
+    assert not Grant.objects.exists() and not ShareConfirmation.objects.exists()
+
+    old = ShareConfirmation.objects.create(token_hash="a" * 64, user=owner)
+    ShareConfirmation.objects.filter(pk=old.pk).update(
+        created_at=timezone.now() - timedelta(seconds=settings.SESSION_COOKIE_AGE + 60))
+    recent = ShareConfirmation.objects.create(token_hash="b" * 64, user=owner)
+    assert services.share_confirmations_prune() == 1
+    assert list(ShareConfirmation.objects.all()) == [recent]
