@@ -617,7 +617,7 @@ def test_participants_are_told_when_the_meeting_starts_and_ends(board, mailoutbo
     who pressed the button, gets none; neither names the board (its title is free text)."""
     from apps.sharing.models import Notification
 
-    board, host, cases, consultant, coordinator = board
+    board, host, _cases, consultant, coordinator = board
     services.board_start(board=board, by=host)
     started = Notification.objects.filter(verb="board.started")
     assert {n.user for n in started} == {consultant, coordinator}
