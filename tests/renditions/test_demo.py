@@ -9,6 +9,7 @@ from apps.accounts.models import User
 from apps.core.demo import seed
 from apps.imaging.models import Study
 from apps.renditions.models import Kind, Rendition, Status
+from tests.factories import working_in
 
 pytestmark = pytest.mark.django_db
 
@@ -27,7 +28,9 @@ def test_demo_studies_get_renditions_and_the_page_shows_them(django_capture_on_c
     assert lossless.filter(status__in=[Status.READY, Status.PARTIAL]).exists()
     radiologist = next(u for u in User.objects.filter(memberships__organization__slug="northwind",
                                                       memberships__role="radiologist"))
-    page = client_as(radiologist).get(studies[0].get_absolute_url()).content.decode()
+    client = client_as(radiologist)
+    working_in(client, studies[0].organization)  # the demo has radiologists of two organizations
+    page = client.get(studies[0].get_absolute_url()).content.decode()
     assert page.count('data-testid="rendition-badge"') >= 4
     for kind in ("preview", "lossless", "original"):
         assert f'data-testid="download-{kind}"' in page
