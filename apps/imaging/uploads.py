@@ -60,14 +60,22 @@ def staging_ready() -> None:
     only while no upload has a staging file (a new installation, or every upload has ended). While
     uploads have theirs in it, such a folder is not theirs (its volume is not mounted):
     StagingUnavailable, nothing made, so that the volume is found with its files once it is back.
-    (A folder that really lost them can be marked by hand: an empty ``staging.MARKER`` file.)"""
+    A folder that really lost them is declared lost by an operator: ``manage.py staging_lost``
+    (``staging_declare_lost``), which ends the uploads and jobs that needed it and makes it again.
+
+    Every upload ``uploads_staged`` counts blocks, not only those that can still make progress:
+    one past its time, or a failed job past its keep period, is ended by its sweep
+    (``uploads_expire``, ``failed_uploads_discard``, both without the folder), and one that can
+    still go on (arriving, its job queued or running, or failed and kept for ``--resume``) is
+    exactly what an unmounted volume would lose if an empty folder were made in its place."""
     try:
         staging.staging_dir()
         return
     except staging.StagingUnavailable:
         if uploads_staged().exists():
             logger.warning("the staging folder (LIGHTBOX_UPLOAD_DIR) is missing, or empty without its %s, while "
-                           "uploads are staged in it: is its volume mounted? Uploads get 503 until it is back",
+                           "uploads are staged in it: is its volume mounted? Uploads get 503 until it is back. If "
+                           "the folder and its files are really lost, run manage.py staging_lost",
                            staging.MARKER)
             raise
     staging.staging_mark()
@@ -246,7 +254,14 @@ def failed_uploads_discard(now=None) -> int:
     ``manage.py ingest --resume`` can finish the job; past that time it is not kept for ever. Each
     job is claimed first (a conditional UPDATE on ``upload_discarded_at``, the job still failed):
     a job resumed meanwhile is left alone, and the discard is recorded once. From then on the job's
-    failure asks the uploader to upload the file again, and ``--resume`` says the file is gone."""
+    failure asks the uploader to upload the file again, and ``--resume`` says the file is gone.
+
+    A staging folder that is not there (``staging.StagingUnavailable``: its volume not mounted, or
+    lost) does not keep the job from being discarded: past its keep period its file is not used
+    any more, whether the folder comes back or not. The discard is recorded (``staging_unavailable``)
+    and the file, if the folder comes back, is deleted by ``staging_leftovers_delete``; otherwise
+    such a job would count as staged for ever, and a lost folder would never be made again
+    (``staging_ready``)."""
     from apps.imaging.models import IngestJob, JobState
 
     now = now or timezone.now()
@@ -261,10 +276,17 @@ def failed_uploads_discard(now=None) -> int:
             with transaction.atomic():
                 if not due.filter(pk=job.pk).update(upload_discarded_at=now):
                     continue
-                upload_discard_staging(job.upload)
+                details = {"job": str(job.public_id), "bytes": job.upload.offset,
+                           "kept_days": settings.LIGHTBOX_FAILED_UPLOAD_KEEP_DAYS}
+                try:
+                    upload_discard_staging(job.upload)
+                except staging.StagingUnavailable:
+                    details["staging_unavailable"] = True  # its file, if the folder comes back: the sweep's
+                    logger.warning("ingest job %s: its failed upload is discarded while the staging folder is not "
+                                   "there; its file is deleted by the leftovers sweep if the folder comes back",
+                                   job.pk)
                 record(action="imaging.upload_discarded", organization_id=job.organization_id, target=job.upload,
-                       case=job.case, details={"job": str(job.public_id), "bytes": job.upload.offset,
-                                               "kept_days": settings.LIGHTBOX_FAILED_UPLOAD_KEEP_DAYS})
+                       case=job.case, details=details)
         except STORAGE_ERRORS as exc:
             logger.warning("ingest job %s: its failed upload's staged file not discarded (%s); the next sweep "
                            "tries again", job.pk, type(exc).__name__)
@@ -352,6 +374,70 @@ def staging_leftovers_delete(now=None) -> int:
     if n:
         logger.info("staging leftovers: deleted the files of %s ended upload(s) or unnamed file(s)", n)
     return n
+
+
+class StagingNotLost(Exception):
+    """``staging_declare_lost``: the staging folder is there with its marker; nothing is lost."""
+
+
+def staging_declare_lost(now=None) -> dict[str, int]:
+    """An operator's declaration (``manage.py staging_lost``) that the staging folder and its files
+    are lost for good (the host rebuilt, the volume gone), not only unmounted: every upload that
+    needed it is ended, recorded as its sweeps record it, and the folder is made again with its
+    marker (``staging.staging_mark``), so that uploads are taken again (``staging_ready``).
+    Uploads still arriving are expired (``staging_lost``); ingest jobs queued, running or failed
+    with their file kept are failed (their file unreadable) and their file counted as discarded
+    (``upload_discarded_at``): the uploader is asked to upload it again. Each row is claimed by a
+    conditional UPDATE, with its record in one transaction. StagingNotLost, and nothing changed,
+    while the folder is there with its marker. Returns the numbers ended."""
+    from apps.imaging.models import IngestJob, JobState
+    from apps.imaging.services import _job_fail
+
+    try:
+        staging.staging_dir()
+    except staging.StagingUnavailable:
+        pass
+    else:
+        raise StagingNotLost
+    now = now or timezone.now()
+    counts = {"uploads_expired": 0, "jobs_failed": 0, "uploads_discarded": 0}
+    for upload in Upload.objects.filter(state=UploadState.UPLOADING).order_by("pk"):
+        with transaction.atomic():
+            if not Upload.objects.filter(pk=upload.pk, state=UploadState.UPLOADING).update(state=UploadState.EXPIRED):
+                continue
+            record(action="imaging.upload_expired", organization_id=upload.organization_id, target=upload,
+                   details={"bytes": upload.offset, "staging_lost": True})
+        _prepared_discard_logged(upload)
+        counts["uploads_expired"] += 1
+    for job_id in IngestJob.objects.filter(upload__isnull=False, state__in=[JobState.QUEUED, JobState.RUNNING]) \
+            .order_by("pk").values_list("pk", flat=True):
+        # its staged file is gone: read as an unreadable file (models.FAILURE_CODES)
+        claim = IngestJob.objects.filter(pk=job_id, state__in=[JobState.QUEUED, JobState.RUNNING])
+        counts["jobs_failed"] += _job_fail(claim, job_id, error="FileNotFoundError")
+    kept = IngestJob.objects.filter(state=JobState.FAILED, upload__isnull=False, upload_discarded_at__isnull=True)
+    for job in kept.select_related("upload", "case").order_by("pk"):
+        with transaction.atomic():
+            if not kept.filter(pk=job.pk).update(upload_discarded_at=now):
+                continue
+            record(action="imaging.upload_discarded", organization_id=job.organization_id, target=job.upload,
+                   case=job.case, details={"job": str(job.public_id), "bytes": job.upload.offset,
+                                           "staging_lost": True})
+        _prepared_discard_logged(job.upload)
+        counts["uploads_discarded"] += 1
+    staging.staging_mark()
+    logger.warning("the staging folder (LIGHTBOX_UPLOAD_DIR) was declared lost and made again: %s upload(s) "
+                   "expired, %s ingest job(s) failed, %s failed upload(s) discarded", counts["uploads_expired"],
+                   counts["jobs_failed"], counts["uploads_discarded"])
+    return counts
+
+
+def _prepared_discard_logged(upload: Upload) -> None:
+    """What the ended upload prepared (its blobs no instance took), its staging file being gone;
+    storage down is logged, its type only (the blobs sweep finds what no entry names)."""
+    try:
+        follow.prepared_discard(upload)
+    except STORAGE_ERRORS as exc:
+        logger.warning("upload %s: ended, what it prepared not deleted (%s)", upload.pk, type(exc).__name__)
 
 
 def upload_rewrap(upload: Upload, *, key_id: str) -> bool:

@@ -207,3 +207,22 @@ def test_a_master_key_id_given_twice_is_refused_naming_the_id_only():
     assert str(raised.value) == "LIGHTBOX_MASTER_KEYS: key id 'k1' is given more than once"
     assert a not in str(raised.value) and b not in str(raised.value)
     assert list(keys.parse_master_keys(f"k1:{a},k2:{b}")) == ["k1", "k2"]
+
+
+def test_a_staging_folder_that_cannot_be_read_does_not_stop_the_rotation(org_a, clinician_a, settings, monkeypatch):
+    """The leftovers sweep runs first; run as a user that the staging folder (0700) is not open to,
+    its PermissionError aborted the rotation before any key was re-wrapped. It is reported on
+    stderr, and the keys are re-wrapped all the same (the rows say which uploads are staged)."""
+    settings.LIGHTBOX_MASTER_KEYS = f"old:{OLD}"
+    upload = _staged(org_a, clinician_a)
+
+    def unreadable():
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(uploads.staging, "staging_dir", unreadable)  # what a stat of the folder says then
+    err = io.StringIO()
+    out = _rotate(settings, stderr=err)
+
+    assert "leftovers were not swept (PermissionError)" in err.getvalue()
+    assert "re-wrapped 0 blob key(s) and 1 upload key(s) with new" in out
+    assert Upload.objects.get(pk=upload.pk).key_id == "new"

@@ -7,10 +7,12 @@ it was made, which tells it from an empty mount point."""
 
 from __future__ import annotations
 
+import io
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from django.core.management import CommandError, call_command
 from django.test import Client
 from django.utils import timezone
 
@@ -20,7 +22,7 @@ from apps.imaging.models import IngestJob, JobState, Upload, UploadState
 from apps.imaging.services import ingest_job_run
 from apps.imaging.tasks import ingest_job_run_task
 from apps.organizations.models import Role
-from tests.factories import member
+from tests.factories import IngestJobFactory, member
 from tests.imaging.test_tus import ROOT, TUS, _meta, _patch
 
 pytestmark = pytest.mark.django_db
@@ -156,6 +158,87 @@ def test_an_ingest_while_the_folder_is_away_fails_as_storage_and_resumes(client,
     assert job.state == JobState.FAILED and job.failure.code == "storage_unavailable"  # not "upload it again"
     away.rename(folder)
     assert ingest_job_run(job_id=job.pk).state == JobState.DONE
+
+
+def _complete_with_job(upload: Upload, state: str, *, failed_days_ago: float | None = None) -> IngestJob:
+    Upload.objects.filter(pk=upload.pk).update(state=UploadState.COMPLETE, completed_at=timezone.now())
+    finished = timezone.now() - timedelta(days=failed_days_ago) if failed_days_ago is not None else None
+    return IngestJobFactory(organization_id=upload.organization_id, upload=upload, state=state, finished_at=finished)
+
+
+def _gone(folder: Path) -> None:
+    """The folder lost for good (the host rebuilt, var/ wiped): not there, nor its files."""
+    for path in folder.iterdir():
+        path.unlink()
+    folder.rmdir()
+
+
+def test_a_failed_jobs_file_past_its_keep_period_is_discarded_without_the_folder(client, folder, data, settings):
+    """A lost staging folder and one failed job kept for ``--resume`` blocked every new upload (503)
+    for good: the discard raised StagingUnavailable and rolled its claim back, so the job counted as
+    staged for ever and the folder was never made again. Past its keep period its file is not used
+    any more: the job is discarded (recorded), and once nothing is staged uploads are taken again."""
+    settings.LIGHTBOX_FAILED_UPLOAD_KEEP_DAYS = 14
+    _url, upload = _half_sent(client, data)
+    job = _complete_with_job(upload, JobState.FAILED, failed_days_ago=15)
+    _gone(folder)
+    _unavailable(_create(client, 10))
+
+    assert uploads.failed_uploads_discard() == 1
+    job.refresh_from_db()
+    assert job.upload_discarded_at is not None
+    [event] = AuditEvent.objects.filter(action="imaging.upload_discarded")
+    assert event.details["staging_unavailable"] is True
+    assert not uploads.uploads_staged().exists()
+    assert _create(client, 10).status_code == 201  # made again, marked
+    assert (folder / staging.MARKER).is_file()
+
+
+def test_a_discarded_jobs_file_is_swept_once_the_folder_is_back(client, folder, data, settings):
+    settings.LIGHTBOX_FAILED_UPLOAD_KEEP_DAYS = 14
+    _url, upload = _half_sent(client, data)
+    _complete_with_job(upload, JobState.FAILED, failed_days_ago=15)
+    away = folder.with_name("away")
+    folder.rename(away)
+    assert uploads.failed_uploads_discard() == 1
+    away.rename(folder)
+    assert (folder / upload.staging_name).exists()
+    assert uploads.staging_leftovers_delete() == 1
+    assert not (folder / upload.staging_name).exists()
+
+
+def test_an_operator_declares_a_lost_staging_folder_lost(client, folder, data, org_a):
+    """Uploads that can still go on (one arriving, a job queued, a failed job within its keep
+    period) keep a missing folder from being made again: its volume may only be unmounted. When it
+    is really lost, ``manage.py staging_lost --yes`` ends them, recorded, and makes it again."""
+    _url, arriving = _half_sent(client, data)
+    _url, queued = _half_sent(client, data)
+    queued_job = _complete_with_job(queued, JobState.QUEUED)
+    _url, failed = _half_sent(client, data)
+    failed_job = _complete_with_job(failed, JobState.FAILED, failed_days_ago=1)  # kept for --resume
+    with pytest.raises(CommandError, match="nothing is lost"):
+        call_command("staging_lost", "--yes")
+    _gone(folder)
+    _unavailable(_create(client, 10))
+    assert uploads.failed_uploads_discard() == 0  # within its keep period
+    with pytest.raises(CommandError, match="--yes"):
+        call_command("staging_lost")
+    assert uploads.uploads_staged().count() == 3 and not folder.exists()
+
+    out = io.StringIO()
+    call_command("staging_lost", "--yes", stdout=out)
+
+    assert "1 upload(s) expired, 1 ingest job(s) failed, 2 failed upload(s) discarded" in out.getvalue()
+    arriving.refresh_from_db()
+    assert arriving.state == UploadState.EXPIRED
+    for job in (queued_job, failed_job):
+        job.refresh_from_db()
+        assert job.state == JobState.FAILED and job.upload_discarded_at is not None
+    assert AuditEvent.objects.get(action="imaging.upload_expired").details["staging_lost"] is True
+    assert AuditEvent.objects.filter(action="imaging.upload_discarded", details__staging_lost=True).count() == 2
+    assert not uploads.uploads_staged().exists()
+    assert (folder / staging.MARKER).is_file()
+    assert _create(client, 10).status_code == 201
 
 
 def test_the_schema_documents_the_503_of_head():

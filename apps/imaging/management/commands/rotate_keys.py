@@ -6,7 +6,9 @@ this, then remove the old keys. Staged uploads are all those whose staging file 
 there (``uploads.uploads_staged``): still arriving, and finished ones whose ingest job is queued,
 running or failed with its file kept for ``manage.py ingest --resume``. What ended uploads left in
 the staging folder (a job done whose staged file could not be deleted, say) is deleted first
-(``uploads.staging_leftovers_delete``): its key is not re-wrapped, and nothing would read it.
+(``uploads.staging_leftovers_delete``): its key is not re-wrapped, and nothing would read it. A
+staging folder that cannot be read (the command run as a user the 0700 folder is not open to) is
+reported on stderr and the rotation goes on: the rows say which uploads are staged.
 
 Each row is re-wrapped by its own conditional UPDATE, committed at once: a run stopped half way
 leaves every row readable while both keys are configured, and running it again goes on. At the
@@ -44,8 +46,14 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         current = keys.current_key_id()
-        if left := staging_leftovers_delete():
-            self.stdout.write(f"deleted the staging files that {left} ended upload(s) had left")
+        try:
+            if left := staging_leftovers_delete():
+                self.stdout.write(f"deleted the staging files that {left} ended upload(s) had left")
+        except OSError as exc:  # the staging folder unreadable (run as another user): keys first
+            message = (f"the staging folder's leftovers were not swept ({type(exc).__name__}); the keys are "
+                       "re-wrapped all the same")
+            logger.warning("rotate_keys: %s", message)
+            self.stderr.write(message)
         done = self._rewrap(Blob.objects.exclude(key_id=current).order_by("pk"), blob_rewrap, current, "blob")
         uploads = self._rewrap(uploads_staged().exclude(key_id=current).order_by("pk"), upload_rewrap, current,
                                "upload")
