@@ -124,6 +124,15 @@ def invitation_check_rights(*, by: User, organization: Organization, role: str, 
         policy.require(by, Action.SHARE_CASE, case, request=request)
 
 
+def invitation_check_patient_rights(*, by: User, organization: Organization, patient: Any, case: Case,
+                                    request: HttpRequest | None = None) -> None:
+    """A patient is invited from one of their cases (``case``, of ``patient``, both of
+    ``organization``): the inviter needs SHARE_CASE on it (``policy.require``, the denial recorded)."""
+    if patient.organization_id != organization.pk or case.patient_id != patient.pk:
+        raise PermissionDenied
+    policy.require(by, Action.SHARE_CASE, case, request=request)
+
+
 def invitation_create(*, organization: Organization, by: User, email: str, role: str,
                       cases: Iterable[Case] = (), patient: Any = None, case: Case | None = None,
                       language: str = "", request: HttpRequest | None = None) -> tuple[Invitation, str]:
@@ -146,9 +155,8 @@ def invitation_create(*, organization: Organization, by: User, email: str, role:
         role = Role.PATIENT
         if case is None:
             raise TypeError("a patient is invited from one of their cases: pass case=")
-        if patient.organization_id != organization.pk or case.patient_id != patient.pk:
-            raise PermissionDenied
-        policy.require(by, Action.SHARE_CASE, case, request=request)
+        invitation_check_patient_rights(by=by, organization=organization, patient=patient, case=case,
+                                        request=request)
         if patient.birth_date is None:
             raise ValidationError(_("The patient's date of birth is not recorded; it is needed to check "
                                     "the invitation."))
@@ -285,28 +293,30 @@ def invitation_resend(*, invitation: Invitation, by: User, request: HttpRequest 
     """Send a pending (or expired) invitation's e-mail again, for an invitee who lost it or let
     it expire; returns the new raw token.
 
-    Who may: as for withdrawing it (``invitation_require_manage``); an inviter who does not manage
-    members must also still be allowed to give the access it gives (``invitation_check_rights``,
-    as when it was made). An accepted, withdrawn or locked invitation is refused
+    Who may: as for withdrawing it (``invitation_require_manage``); a sender who does not manage
+    members must also still be allowed to give the access it gives, as when it was made
+    (``_invitation_resend_check_rights``: a patient's inviter who may no longer share the patient's
+    case was sending it again). An accepted, withdrawn or locked invitation is refused
     (``ValidationError``), as is a second e-mail within ``INVITATION_RESEND_INTERVAL`` of the last
     one, or an expired invitation to an address another invitation now waits for.
 
     A new token and a new expiry (the organization's ``invitation_ttl_hours`` from now) replace the
     old ones in one conditional UPDATE, which also claims the send (``sent_at``): the old link stops
     working at once, and of two resends at once only one passes. The e-mail is the invitation's own
-    (no patient data). If the mail server fails, nobody holds a working link: the invitation is
-    withdrawn, as when it was first sent (``_invitation_not_sent``)."""
+    (no patient data). If the mail server fails, the invitation is put back as it was
+    (``_invitation_resend_not_sent``: the earlier link works again, until its own expiry) and the
+    sender told (``ValidationError``); a transient failure does not withdraw a working invitation."""
     invitation_require_manage(invitation=invitation, by=by, request=request)
     organization = invitation.organization
-    if invitation.kind == InvitationKind.MEMBER and not policy.can(by, Action.MANAGE_MEMBERS, organization):
-        invitation_check_rights(by=by, organization=organization, role=invitation.role,
-                                cases=invitation.cases.open(), request=request)
+    _invitation_resend_check_rights(invitation=invitation, by=by, request=request)
     raw = secrets.token_urlsafe(32)
     now = timezone.now()
     with transaction.atomic():
         _invitation_refuse_pending(organization=organization, by=by, email=invitation.email, kind=invitation.kind,
                                    patient=invitation.patient, exclude=invitation)
-        claimed = Invitation.objects.filter(pk=invitation.pk, accepted_at__isnull=True, revoked_at__isnull=True,
+        previous = Invitation.objects.filter(pk=invitation.pk).values("token_hash", "expires_at", "sent_at").get()
+        claimed = Invitation.objects.filter(pk=invitation.pk, token_hash=previous["token_hash"],
+                                            accepted_at__isnull=True, revoked_at__isnull=True,
                                             locked_at__isnull=True) \
             .filter(Q(sent_at__isnull=True) | Q(sent_at__lte=now - INVITATION_RESEND_INTERVAL)) \
             .update(token_hash=hash_token(raw), sent_at=now,
@@ -319,8 +329,60 @@ def invitation_resend(*, invitation: Invitation, by: User, request: HttpRequest 
     try:
         _invitation_mail(invitation=invitation, raw=raw, request=request)
     except (smtplib.SMTPException, OSError) as exc:
-        _invitation_not_sent(invitation=invitation, error=exc, by=by, request=request)
+        _invitation_resend_not_sent(invitation=invitation, raw=raw, previous=previous, error=exc, by=by,
+                                    request=request)
     return raw
+
+
+def _invitation_resend_check_rights(*, invitation: Invitation, by: User, request: HttpRequest | None) -> None:
+    """A sender who does not manage the organization's members sends an invitation again only
+    while they could still make it, on the checks ``invitation_create`` makes: a member invitation's
+    ``invitation_check_rights`` (on the open cases it names); a patient invitation's
+    ``invitation_check_patient_rights``, on an open case of that patient they may share (an
+    invitation does not keep the case it was sent from; any case of the patient would do for a new
+    one). ``PermissionDenied`` (the denial recorded) otherwise."""
+    organization = invitation.organization
+    if policy.can(by, Action.MANAGE_MEMBERS, organization):
+        return
+    if invitation.kind == InvitationKind.MEMBER:
+        invitation_check_rights(by=by, organization=organization, role=invitation.role,
+                                cases=invitation.cases.open(), request=request)
+        return
+    from apps.cases.models import Case
+
+    patient = invitation.patient
+    cases = Case.objects.for_org(organization.pk).filter(patient_id=invitation.patient_id).open().order_by("pk")
+    # one they may share if there is one; else one they may not, so that the refusal is recorded
+    case = policy.shareable_cases(by, organization).filter(pk__in=cases.values("pk")).order_by("pk").first() \
+        or cases.first()
+    if patient is None or case is None:
+        raise PermissionDenied
+    invitation_check_patient_rights(by=by, organization=organization, patient=patient, case=case, request=request)
+
+
+def _invitation_resend_not_sent(*, invitation: Invitation, raw: str, previous: dict, error: Exception, by: User,
+                                request: HttpRequest | None) -> None:
+    """The e-mail sent again did not leave (the mail server unreachable, the address refused):
+    nobody holds the new link, so the invitation's earlier token, expiry and send time are put
+    back (a conditional UPDATE on the new token: a later resend's is not undone), and the earlier
+    link works again until its own expiry. Recorded (``invitation.resent``, failed); the sender is
+    told (``ValidationError``). The log names the error's type only (its message quotes the address)."""
+    logger.warning("Invitation e-mail not sent again: %s", type(error).__name__)
+    with transaction.atomic():
+        restored = bool(Invitation.objects.filter(pk=invitation.pk, token_hash=hash_token(raw)).update(**previous))
+        record(action="invitation.resent", actor=by, organization_id=invitation.organization_id, target=invitation,
+               request=request, outcome="failed",
+               details={"reason": "not_sent", "error": type(error).__name__, "restored": restored})
+    invitation.refresh_from_db()
+    if restored and Invitation.objects.pending().filter(pk=invitation.pk).exists():
+        expires = formats.date_format(timezone.localtime(invitation.expires_at), "SHORT_DATETIME_FORMAT")
+        raise ValidationError(_("The invitation e-mail could not be sent again (the mail server could not be "
+                                "reached or refused the address). The invitation is unchanged: the link in the "
+                                "earlier e-mail still works until %(expires)s. Try again later.")
+                              % {"expires": expires}, code="not_sent")
+    raise ValidationError(_("The invitation e-mail could not be sent again (the mail server could not be reached "
+                            "or refused the address). The invitation is unchanged. Try again later."),
+                          code="not_sent")
 
 
 def invitations_withdraw_unsupported(*, senders: Iterable[User | int], case_ids: Iterable[int] | None = None,

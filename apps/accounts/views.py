@@ -308,14 +308,18 @@ def invitation_revoke(request: HttpRequest, invitation_id: UUID) -> HttpResponse
 @mfa.require_recent_otp(back="accounts:invitation_list")  # a new working link: as for sending one
 def invitation_resend(request: HttpRequest, invitation_id: UUID) -> HttpResponse:
     """Send a pending (or expired) invitation's e-mail again, with a new link; the old one stops
-    working. Who may: as for withdrawing it (404 to others, as there)."""
+    working. Who may: as for withdrawing it (404 to others, as there); its inviter, refused because
+    they may no longer give the access it gives, is told so on the invitations page."""
     invitation = Invitation.objects.visible_to(request.user).filter(public_id=invitation_id).first()
     if invitation is None:
         raise Http404
     try:
         services.invitation_resend(invitation=invitation, by=request.user, request=request)
     except PermissionDenied:
-        raise Http404 from None
+        if invitation.created_by_id != request.user.pk:
+            raise Http404 from None
+        messages.error(request, _("You may no longer give the access this invitation gives, so it was not sent "
+                                  "again. You may still withdraw it."))
     except ValidationError as exc:
         for text in exc.messages:
             messages.error(request, text)

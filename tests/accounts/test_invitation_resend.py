@@ -1,10 +1,13 @@
 """Sending an invitation again (the invitations page's "Send again"), for an invitee who lost the
 e-mail or let it expire: a new link and a new expiry; the old link stops working; the e-mail is the
 invitation's own (no patient data); refused for an accepted, withdrawn or locked invitation, to whoever
-may not withdraw it, and within a minute of the last e-mail; recorded in the audit trail."""
+may not withdraw it, to an inviter who could no longer make it (a consultant's or a patient's), and
+within a minute of the last e-mail; recorded in the audit trail. An e-mail that could not be sent
+leaves the invitation as it was (the earlier link works)."""
 
 from __future__ import annotations
 
+import smtplib
 from datetime import timedelta
 
 import pytest
@@ -16,6 +19,7 @@ from django.utils import timezone
 from apps.accounts import services
 from apps.accounts.models import Invitation
 from apps.audit.models import AuditEvent
+from apps.cases.models import CaseStatus
 from apps.organizations.models import Role
 from tests.conftest import mail_patient_leaks
 from tests.factories import CaseFactory, member
@@ -193,17 +197,124 @@ def test_a_stale_second_factor_is_asked_for_again(org_a, clinician_a, invitation
     assert mail.outbox == [] and services.invitation_lookup(old_raw) == (invitation, None)
 
 
-def test_a_resend_the_relay_refuses_withdraws_it_and_says_so(org_a, clinician_a, invitation, verified_client,
-                                                             settings):
-    """The old link is dead and the new one reached nobody: the invitation is withdrawn, as when
-    its first e-mail could not be sent, and the sender is told."""
+class _DownMailServer:
+    """An e-mail backend whose server cannot be reached (or, below, refuses the recipient)."""
+
+    error: Exception = ConnectionRefusedError(111, "Connection refused")
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def send_messages(self, messages):
+        raise self.error
+
+
+class _RefusingMailServer(_DownMailServer):
+    error = smtplib.SMTPRecipientsRefused({CONSULTANT: (550, b"user unknown")})
+
+
+def _relay_down(settings, backend="_DownMailServer"):
+    settings.EMAIL_BACKEND = f"{__name__}.{backend}"
+
+
+@pytest.mark.parametrize("backend", ["_DownMailServer", "_RefusingMailServer"])
+def test_a_resend_the_relay_refuses_leaves_the_invitation_as_it_was_and_says_so(org_a, clinician_a, invitation,
+                                                                                verified_client, settings, backend):
+    """The new link reached nobody: the earlier token, expiry and send time are put back, so the
+    link in the earlier e-mail works again (a transient mail failure withdrew a working
+    invitation), and the sender is told so; it may be sent again at once."""
     invitation, old_raw = invitation
+    before = Invitation.objects.filter(pk=invitation.pk).values("token_hash", "expires_at", "sent_at").get()
     client = verified_client(clinician_a)
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", 1, 3
+    _relay_down(settings, backend)
     response = client.post(_resend_url(invitation))
     assert response.status_code == 302
-    assert any("could not be sent" in m for m in _messages(response))
-    assert Invitation.objects.get(pk=invitation.pk).revoked_at is not None
-    assert services.invitation_lookup(old_raw)[0] is None
-    assert AuditEvent.objects.filter(action="invitation.revoked", outcome="failed").exists()
+    [text] = _messages(response)
+    assert "could not be sent again" in text and "earlier e-mail still works until" in text
+    after = Invitation.objects.get(pk=invitation.pk)
+    assert after.revoked_at is None
+    assert {"token_hash": after.token_hash, "expires_at": after.expires_at, "sent_at": after.sent_at} == before
+    assert services.invitation_lookup(old_raw) == (invitation, None)
+    assert not AuditEvent.objects.filter(action="invitation.revoked").exists()
+    failed = AuditEvent.objects.get(action="invitation.resent", outcome="failed")
+    assert failed.details == {"reason": "not_sent", "error": type(globals()[backend].error).__name__,
+                              "restored": True}
+
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    assert client.post(_resend_url(invitation)).status_code == 302  # not "less than a minute ago"
+    assert len(mail.outbox) == 1 and services.invitation_lookup(old_raw)[0] is None
+
+
+def test_an_expired_invitation_the_relay_refuses_stays_expired_and_is_not_withdrawn(org_a, clinician_a,
+                                                                                    invitation, settings):
+    invitation, old_raw = invitation
+    Invitation.objects.filter(pk=invitation.pk).update(expires_at=timezone.now() - timedelta(hours=1))
+    before = Invitation.objects.filter(pk=invitation.pk).values("token_hash", "expires_at", "sent_at").get()
+    _relay_down(settings)
+    with pytest.raises(ValidationError) as refused:
+        services.invitation_resend(invitation=invitation, by=clinician_a)
+    assert "could not be sent again" in refused.value.messages[0]
+    assert "still works" not in refused.value.messages[0]
+    after = Invitation.objects.get(pk=invitation.pk)
+    assert after.revoked_at is None
+    assert {"token_hash": after.token_hash, "expires_at": after.expires_at, "sent_at": after.sent_at} == before
+    assert services.invitation_lookup(old_raw) == (invitation, services.Refusal.EXPIRED)
+
+
+# --- a patient's invitation -------------------------------------------------------------------
+
+PATIENT = "patient.one@mail.example"
+
+
+@pytest.fixture
+def patient_invitation(org_a, clinician_a, case):
+    """A clinician's patient invitation, sent from their case more than a minute ago, expired."""
+    invitation, raw = services.invitation_create(organization=org_a, by=clinician_a, email=PATIENT,
+                                                 role=Role.PATIENT, patient=case.patient, case=case)
+    Invitation.objects.filter(pk=invitation.pk).update(sent_at=timezone.now() - timedelta(hours=3),
+                                                       expires_at=timezone.now() - timedelta(hours=1))
+    mail.outbox.clear()
+    invitation.refresh_from_db()
+    return invitation, raw
+
+
+def test_a_patients_inviter_who_may_still_share_the_case_sends_it_again(org_a, clinician_a, patient_invitation):
+    invitation, _raw = patient_invitation
+    raw = services.invitation_resend(invitation=invitation, by=clinician_a)
+    assert services.invitation_lookup(raw) == (invitation, None)
+    assert len(mail.outbox) == 1 and mail.outbox[0].to == [PATIENT]
+
+
+@pytest.mark.parametrize("change", ["role", "case_closed"])
+def test_a_patients_inviter_who_may_no_longer_share_the_case_may_not_send_it_again(
+        org_a, clinician_a, case, patient_invitation, change, verified_client):
+    """Sending the invitation again makes a new working link: it takes what making it took
+    (SHARE_CASE on an open case of the patient) from whoever does not manage the members."""
+    invitation, old_raw = patient_invitation
+    if change == "role":
+        clinician_a.memberships.update(role=Role.COORDINATOR)  # may still withdraw it; may not share
+        with pytest.raises(PermissionDenied):  # as a new invitation of the patient is refused
+            services.invitation_create(organization=org_a, by=clinician_a, email="patient.two@mail.example",
+                                       role=Role.PATIENT, patient=case.patient, case=case)
+    else:
+        type(case).objects.filter(pk=case.pk).update(status=CaseStatus.CLOSED)
+    expires = Invitation.objects.get(pk=invitation.pk).expires_at
+    with pytest.raises(PermissionDenied):
+        services.invitation_resend(invitation=invitation, by=clinician_a)
+    response = verified_client(clinician_a).post(_resend_url(invitation))
+    assert response.status_code == 302
+    assert any("may no longer give the access" in m for m in _messages(response))
+    assert mail.outbox == []
+    assert Invitation.objects.get(pk=invitation.pk).expires_at == expires
+    assert services.invitation_lookup(old_raw) == (invitation, services.Refusal.EXPIRED)
+    assert not AuditEvent.objects.filter(action="invitation.resent").exists()
+    if change == "role":
+        assert AuditEvent.objects.filter(action="access.denied", actor=clinician_a,
+                                         details__wanted="share_case").exists()
+    assert services.invitation_revoke(invitation=invitation, by=clinician_a)
+
+
+def test_who_manages_the_members_may_send_again_a_patients_invitation(org_a, admin_a, patient_invitation):
+    invitation, _raw = patient_invitation
+    raw = services.invitation_resend(invitation=invitation, by=admin_a)
+    assert services.invitation_lookup(raw) == (invitation, None)
