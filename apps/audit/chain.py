@@ -111,13 +111,20 @@ def append(event: AuditEvent, *, using: str | None = None) -> AuditEvent:
         claim = f"UPDATE {table} SET seq = seq + 1 WHERE key = %s RETURNING seq, last_hash"  # noqa: S608 (model's table)
         cur.execute(claim, [key])
         row = cur.fetchone()
+        first_at = None
         if row is None:  # the chain's first event
+            if key:
+                # the organization's row before the chain's: the order of every writer that locks
+                # the row and then records (``_started``)
+                first_at = timezone.now()
+                _started(db, key, first_at)
             AuditChain.objects.using(db).bulk_create([AuditChain(key=key)], ignore_conflicts=True)
             cur.execute(claim, [key])
             row = cur.fetchone()
-        # time is taken under the lock, so it never goes backwards along a chain
-        event.created_at = timezone.now()
-        if row[0] == 1 and key:
+        # time is taken under the lock, so it never goes backwards along a chain (the first event
+        # has none before it: it keeps the time its organization noted)
+        event.created_at = first_at if first_at is not None and row[0] == 1 else timezone.now()
+        if row[0] == 1 and key and first_at is None:  # a head there with no event (made by hand)
             _started(db, key, event.created_at)
         event.seq, event.prev_hash = row
         event.hash = compute_hash(**_fields_of(event))
@@ -129,7 +136,16 @@ def append(event: AuditEvent, *, using: str | None = None) -> AuditEvent:
 def _started(db: str, key: int, when: datetime) -> None:
     """Note on the organization's row when its chain began (``Organization.audit_started_at``):
     outside the audit tables, so that ``verify_audit`` still knows the chain existed once they are
-    emptied. Set once, in the first event's transaction."""
+    emptied. Set once, in the first event's transaction (on PostgreSQL never changed after:
+    migration audit 0009).
+
+    Called before the chain's head is made (and locked): a writer that locks the organization's
+    row and then records (``accounts.services._invitation_refuse_pending``,
+    ``organizations.services.membership_update``) and the organization's first event, which
+    locked the new head and then updated the row, each waited for the other (a deadlock, one of
+    them refused). The conditional UPDATE locks the row only while the note is not set: once it is,
+    nothing waits here. Two first events at once: the second waits for the first's commit here,
+    then finds the note set and the head made, and takes seq 2."""
     from apps.organizations.models import Organization
 
     Organization.objects.using(db).filter(pk=key, audit_started_at__isnull=True).update(audit_started_at=when)

@@ -69,6 +69,17 @@ class Organization(PublicIdModel):
     class Meta:
         ordering = ["name"]
 
+    def save(self, *args, **kwargs):
+        """An existing row's ``audit_started_at`` is never written back: an instance read before the
+        organization's first event holds None, and saving it (the admin, a form) reset the note that
+        ``verify_audit`` reads; on PostgreSQL a trigger refuses the change (audit migration 0009).
+        It is set by the chain alone (``apps.audit.chain``)."""
+        if (kwargs.get("update_fields") is None and not self._state.adding and not kwargs.get("force_insert")
+                and self.pk is not None):
+            kwargs["update_fields"] = [f.name for f in self._meta.concrete_fields
+                                       if not f.primary_key and f.name != "audit_started_at"]
+        super().save(*args, **kwargs)
+
     def __str__(self) -> str:
         return self.name
 

@@ -80,7 +80,10 @@ def membership_update(*, membership: Membership, by: User, role: str, is_active:
     Changes to one organization's memberships run one at a time (its row is locked first): two
     admins demoting each other at once would each see the other still an admin and leave none.
     The second waits, then is judged on what the first did (it may no longer be an admin)."""
-    list(Organization.objects.select_for_update().filter(pk=membership.organization_id).values_list("pk"))
+    # FOR NO KEY UPDATE: two changes still wait for each other, and an event of the organization
+    # committing meanwhile (its foreign key checked with KEY SHARE) is not waited for while it
+    # holds the chain this change records into (a deadlock)
+    list(Organization.objects.select_for_update(no_key=True).filter(pk=membership.organization_id).values_list("pk"))
     policy.require(by, Action.MANAGE_MEMBERS, membership.organization, request=request)
     if role not in Role.values:
         raise ValidationError(_("Unknown role."))

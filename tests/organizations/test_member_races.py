@@ -82,3 +82,41 @@ def test_the_same_new_person_added_twice_at_once_is_added_once(client_as, admin_
     assert "already a member" in response.content.decode()
     user = User.objects.get(email="new.person@example.org")
     assert Membership.objects.filter(user=user, organization=org_a, is_active=True).count() == 1
+
+
+def test_a_member_changed_while_an_event_of_the_organization_commits_does_not_deadlock(org_a, admin_a):
+    """An event recorded in the organization holds its chain's head until its transaction commits,
+    and its foreign key to the organization is checked then (a KEY SHARE lock on the row). The
+    membership change locked the row FOR UPDATE, which that check waits for, and then waited for
+    the chain's head to record its own event: a deadlock, one of them refused. It now takes the
+    row FOR NO KEY UPDATE (what every writer that locks the row then records takes)."""
+    import threading
+
+    from apps.audit.models import AuditEvent
+    from apps.audit.services import record
+    from tests.threads import in_thread
+
+    record(action="case.viewed", organization=org_a)  # the chain's head is there
+    clinician = member(org_a, Role.CLINICIAN)
+    theirs = Membership.objects.get(user=clinician, organization=org_a)
+    failures: list[BaseException] = []
+    recorded, go = threading.Event(), threading.Event()
+
+    def viewer():
+        from django.db import transaction
+
+        with transaction.atomic():
+            record(action="case.viewed", organization=org_a)
+            recorded.set()
+            go.wait(10)
+
+    writer = in_thread(failures, viewer)
+    assert recorded.wait(10)
+    change = in_thread_until_blocked(failures, services.membership_update, membership=theirs, by=admin_a,
+                                     role=Role.RADIOLOGIST, is_active=True)
+    go.set()
+    writer.join(20)
+    change.join(20)
+    assert not failures, failures
+    assert Membership.objects.get(pk=theirs.pk).role == Role.RADIOLOGIST
+    assert AuditEvent.objects.filter(organization=org_a, action="membership.updated").count() == 1

@@ -6,7 +6,13 @@ exit 1 naming the first event that does not match (its id, time, chain and place
 whose end went missing, an organization's chain that began and is gone (the audit tables
 emptied: ``Organization.audit_started_at``), or an anchor of ``--anchors FILE`` whose event no
 longer has its hash.
-The heads and the events are read in one snapshot, so a trail in use verifies as it was then."""
+The heads and the events are read in one snapshot, so a trail in use verifies as it was then.
+
+On PostgreSQL, TRUNCATE of the audit tables, changing an organization's ``audit_started_at`` and
+deleting an organization whose trail began are refused unless the session sets
+``lightbox.audit_maintenance = on``: an operator's switch, not a barrier against whoever holds the
+application's database role, who can set it and wipe the trail and its note alike. Only anchors
+kept off the host prove what was there."""
 
 from __future__ import annotations
 
@@ -21,7 +27,9 @@ from apps.organizations.models import Organization
 
 class Command(BaseCommand):
     help = ("Recompute the audit trail's hash chains (and check anchors noted earlier); exit 1 naming the first "
-            "event that does not match.")
+            "event that does not match. Without --anchors a trail wiped by someone holding the database role "
+            "(who may set lightbox.audit_maintenance, an operator's switch, not a barrier) can verify: keep the "
+            "anchor lines off the host and check them with --anchors.")
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--org", metavar="SLUG", help="check only this organization's chain")
