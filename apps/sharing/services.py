@@ -791,7 +791,37 @@ def _share_create(*, case: Case, by: User, use_case: str, recipient_kind: str, g
                          download_limit=download_limit, studies=studies, request=request)
     link, raw = share_link_create(grant=grant, by=by, anonymous=anonymous, second_factor=second_factor,
                                   passcode=passcode, max_uses=max_uses, not_before=not_before, request=request)
+    _share_notify(grant=grant, recipients=_share_recipients(recipient_kind, grantee, group_members, grantee_email))
     return grant, link, raw
+
+
+#: what the recipients of a new share are told (no PHI: not the case's title, nor who the patient is)
+SHARE_RECEIVED = gettext_noop("A case was shared with you in Lightbox. It is listed under Shared with me.")
+
+
+def _share_recipients(recipient_kind: str, grantee: User | None, group_members: Iterable[User],
+                      grantee_email: str) -> list[User]:
+    """The accounts a new share reaches by name: its named person, its group's members, or the
+    account of the address it was sent to; none for an anonymous link."""
+    from apps.accounts.models import User
+
+    if recipient_kind == RecipientKind.USER:
+        return [grantee] if grantee is not None else []
+    if recipient_kind == RecipientKind.GROUP:
+        return list(group_members)
+    if recipient_kind == RecipientKind.EMAIL and grantee_email:
+        return list(User.objects.filter(email=grantee_email.lower(), is_active=True))
+    return []
+
+
+def _share_notify(*, grant: Grant, recipients: Iterable[User]) -> None:
+    """Tell each recipient of a new share (an in-app notice and an e-mail, ``notify``) where to
+    find it: the share itself is never in the e-mail (its link is given to the sharer once)."""
+    from django.urls import reverse
+
+    for user in recipients:
+        notify(user=user, organization_id=grant.organization_id, verb="share.received",
+               url=reverse("sharing:shared_with_me"), message=Deferred(SHARE_RECEIVED))
 
 
 def grant_extend_ceiling(*, grant: Grant, org_policy: SharingPolicy | None = None) -> datetime:
@@ -1091,6 +1121,19 @@ def _grant_renew(*, grant: Grant, by: User, hours: int | None,
 
 # --------------------------------------------------------------------------- original DICOM requests
 
+#: the most of a notice an e-mail's subject holds (the body holds all of it)
+SUBJECT_MAX = 100
+
+
+def _subject_text(message: str) -> str:
+    """``message`` as an e-mail's subject: whole when it fits in SUBJECT_MAX characters, else cut
+    at the last word that fits, with an ellipsis (a cut in mid-word read "ya pue")."""
+    if len(message) <= SUBJECT_MAX:
+        return message
+    cut = message[:SUBJECT_MAX - 1]
+    return (cut.rsplit(" ", 1)[0] if " " in cut else cut).rstrip(" ,;:") + "…"
+
+
 def notify(*, user: User, organization_id: int | None, verb: str, message: str, url: str = "") -> Notification:
     """An in-app notice plus an e-mail. ``message`` must hold no PHI (no names, MRNs, dates of
     birth, clinical text): it says that something happened and where to look."""
@@ -1102,7 +1145,7 @@ def notify(*, user: User, organization_id: int | None, verb: str, message: str, 
     # language of the request that caused it (another person's)
     with translation.override(language_written_to(user)):
         message = i18n.translate(message)
-        subject = _("[Lightbox] %(message)s") % {"message": message[:80]}
+        subject = _("[Lightbox] %(message)s") % {"message": _subject_text(message)}
     body = message + ("\n\n" + site_url(url) if url else "")  # a mail is read away from the portal
     send_mail(subject=subject, message=body, from_email=None, recipient_list=[user.email], fail_silently=True)
     return note

@@ -50,3 +50,16 @@ def test_the_notice_in_the_app_is_shown_in_its_readers_language(owner, case, con
         services.original_request_create(grant=grant, by=consultant, reason="Necesito la serie completa.")
     page = client_as(owner).get("/sharing/received/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
     assert "A recipient asked for the original DICOM of a shared case." in page
+
+
+def test_a_long_notice_is_cut_in_its_subject_at_a_word_never_inside_one():
+    """Subjects were the notice's first 80 characters: "... sus c", "... ya pue" (found by QA)."""
+    from apps.sharing.services import SUBJECT_MAX, _subject_text
+
+    short = "Your request for the original DICOM was declined."
+    assert _subject_text(short) == short
+    long = ("Ha finalizado una reunión del comité de tumores en la que usted participó: sus casos ya no "
+            "están abiertos para usted.")
+    subject = _subject_text(long)
+    assert len(subject) <= SUBJECT_MAX and subject.endswith("…")
+    assert long.startswith(subject[:-1]) and long[len(subject) - 1] == " "  # cut where a word ends
