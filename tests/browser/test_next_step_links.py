@@ -201,3 +201,26 @@ def test_a_link_standing_alone_on_its_line_is_finger_sized(browser, live_server,
         page.goto(f"{live_server.url}/sharing/")
         assert_finger_sized(page.locator("main a[href='/sharing/settings/']"))
         assert page.evaluate("document.documentElement.scrollWidth") <= width
+
+
+def test_my_shares_buttons_are_whole_inside_their_table_on_a_desktop(browser, live_server):
+    """My shares on a 1366 px screen: the actions cell (display: flex on the cell itself) left the
+    table's layout, stuck out of its scrolling box and showed "R" of Revoke and "Ext" of Extend."""
+    org = OrganizationFactory(mfa_required_roles=[])
+    clinician = member(org, Role.CLINICIAN, email="clinician@wide.example", language="en")
+    consultant = member(org, Role.EXTERNAL_CONSULTANT, email="consultant@wide.example")
+    case = CaseFactory(organization=org, created_by=clinician, responsible_clinician=clinician,
+                       title="Chest CT with a rather long title for the table")
+    GrantFactory(organization=org, case=case, grantee=consultant, created_by=clinician)
+    with device_page(browser, (1366, 900), "en") as page:
+        signed_in_as(page, live_server.url, clinician)
+        page.goto(f"{live_server.url}/sharing/")
+        page.wait_for_load_state("load")
+        wrap = page.locator(".table-wrap").first.bounding_box()
+        buttons = page.locator("td.actions a, td.actions button")
+        expect(buttons.first).to_be_visible()
+        for i in range(buttons.count()):
+            box = buttons.nth(i).bounding_box()
+            assert box["x"] + box["width"] <= wrap["x"] + wrap["width"] + 0.5, (buttons.nth(i).inner_text(), box, wrap)
+        cell = page.locator("td.actions").first.evaluate("c => getComputedStyle(c).display")
+        assert cell == "table-cell"
