@@ -259,7 +259,10 @@ def _invitation_mail(*, invitation: Invitation, raw: str, request: HttpRequest |
     context = {"invitation": invitation, "organization": invitation.organization,
                "inviter": invitation.created_by.display_name if invitation.created_by else "",
                "url": invitation_url(raw, request), "patient": invitation.kind == InvitationKind.PATIENT,
-               "case_count": invitation.cases.count()}
+               "case_count": invitation.cases.count(),
+               # said only where the role will be asked for one (found by QA: a radiologist was told
+               # to set up an authenticator app that nothing then asked for)
+               "second_factor": invitation.role in (invitation.organization.mfa_required_roles or [])}
     with translation.override(language_supported(invitation.language) or language_of(None)):
         subject = render_to_string("accounts/email/invitation_subject.txt", context).strip()
         text = render_to_string("accounts/email/invitation_message.txt", context)

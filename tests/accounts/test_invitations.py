@@ -71,6 +71,17 @@ def test_mail_has_link_and_no_patient_data(org_a, radiologist, case):
         assert patient.birth_date.isoformat() not in text
 
 
+@pytest.mark.parametrize("required", [True, False])
+def test_the_mail_promises_a_second_factor_only_where_the_role_is_asked_for_one(org_a, admin_a, required):
+    # a radiologist was told to set up an authenticator app that nothing then asked for (found by QA)
+    org_a.mfa_required_roles = [Role.RADIOLOGIST] if required else []
+    org_a.save(update_fields=["mfa_required_roles"])
+    services.invitation_create(organization=org_a, by=admin_a, email="new.rad@elsewhere.example", role=Role.RADIOLOGIST)
+    message = mail.outbox[-1]
+    said = "authenticator app (second factor)" in message.body
+    assert said is required and "You will set a password" in message.body
+
+
 def test_the_mail_declares_the_language_it_is_written_in(org_a, radiologist, case):
     from django.utils import translation
 
