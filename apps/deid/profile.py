@@ -31,12 +31,17 @@ private tags. What Lightbox decides on top of it:
   (``Reason.FAILED``), never exported.
 - **Patient name and ID** become the pseudonym the exporter chose; any other person name left
   (inside a sequence the table keeps) is emptied, any date or time left gets the dummy value.
-- **Free text** the table does not list (LO, LT, ST, UT, UC, SH: a comment on a procedure step,
-  a document title, a dose comment, a segment's label, a birth date in an alternative calendar)
-  is removed at any depth, but for a short reviewed list needed to read the images (codes, the
-  make and model, kernel and sequence names, units and window presets: ``TEXT_KEPT``); a Type 2
-  one is emptied, a Type 1 one gets the table's dummy (``_free_text_action``). The check before
-  it leaves and ``identity_left`` apply the same rule.
+- **Free text** the table does not list (LO, LT, ST, UT, UC, SH, and URLs and AE titles, UR and
+  AE: a comment on a procedure step, a document title, a dose comment, a segment's label, a birth
+  date in an alternative calendar, a pixel data provider's URL with a name in its query) is
+  removed at any depth, but for a short reviewed list needed to read the images (the make and
+  model, kernel and sequence names, units and window presets: ``TEXT_KEPT``; in items, codes of
+  a standard coding scheme: ``STANDARD_SCHEMES``); a Type 2 one is emptied, a Type 1 one gets the
+  table's dummy (``_free_text_action``), a local scheme's code value and meaning too. A keep-list
+  value holding the patient's name (a part of three letters or more, in any case), an ID or the
+  birth date is not kept: removed or emptied, and a file where a module requires it
+  (``TEXT_KEPT_REQUIRED``) is refused. The check before it leaves and ``identity_left`` apply the
+  same rule.
 - **Marking**: Patient Identity Removed = YES, De-identification Method naming the profile,
   De-identification Method Code Sequence = (113100, DCM, "Basic Application Confidentiality
   Profile"), Longitudinal Temporal Information Modified = REMOVED (dates are not kept).
@@ -45,8 +50,9 @@ private tags. What Lightbox decides on top of it:
 - **Exclusions** (``exclusion_reason``): instances whose pixels may show identifying text or
   features are never exported: Burned In Annotation = YES, Recognizable Visual Features = YES,
   document, video, photographic and secondary capture SOP classes, secondary, screen-saved or
-  converted images of any SOP class (Image Type SECONDARY or SCREEN SAVE, a Conversion Type: a
-  CT dose report) unless the file says Burned In Annotation = NO, modalities where burned-in
+  converted images of any SOP class (an Image Type naming SCREEN SAVE: a CT dose report; a
+  Conversion Type but DI outside CT, MR, PET and NM: ``_secondary``; never Image Type SECONDARY
+  alone: an MPR or MIP series) unless the file says Burned In Annotation = NO, modalities where burned-in
   text is the rule (ultrasound, by its modality or its SOP class, endoscopy, photography) unless
   the file says Burned In Annotation = NO, and objects without pixel data (reports and other non-image objects).
   The profile cleans headers only; pixels are never changed (Clean Pixel Data is not offered).
@@ -95,6 +101,16 @@ BURNED_IN_LIKELY_MODALITIES = frozenset({"US", "IVUS", "ES", "XC", "GM", "OP", "
 ULTRASOUND_SOP_CLASSES = frozenset({"1.2.840.10008.5.1.4.1.1.6.1", "1.2.840.10008.5.1.4.1.1.3.1",
                                     "1.2.840.10008.5.1.4.1.1.6", "1.2.840.10008.5.1.4.1.1.3",
                                     "1.2.840.10008.5.1.4.1.1.6.2"})
+#: CT, MR, PET and NM image SOP classes (their enhanced and legacy converted enhanced versions, the
+#: retired NM one): images reconstructed from the device's raw data, whose IODs do not include the
+#: SC Equipment module; a Conversion Type written in them is not believed (``_secondary``)
+RECONSTRUCTED_SOP_CLASSES = frozenset({
+    "1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.5.1.4.1.1.2.1", "1.2.840.10008.5.1.4.1.1.2.2",    # CT
+    "1.2.840.10008.5.1.4.1.1.4", "1.2.840.10008.5.1.4.1.1.4.1", "1.2.840.10008.5.1.4.1.1.4.3",    # MR
+    "1.2.840.10008.5.1.4.1.1.4.4",
+    "1.2.840.10008.5.1.4.1.1.128", "1.2.840.10008.5.1.4.1.1.130", "1.2.840.10008.5.1.4.1.1.128.1",  # PET
+    "1.2.840.10008.5.1.4.1.1.20", "1.2.840.10008.5.1.4.1.1.5",                                    # NM
+})
 
 
 class Reason(models.TextChoices):
@@ -163,17 +179,35 @@ def exclusion_reason(ds: Dataset) -> str | None:
 
 
 def _secondary(ds: Dataset) -> bool:
-    """Whether the image is a secondary one (Image Type value 2 SECONDARY: made on a console or
-    workstation from other images, or a capture), a screen save (Image Type naming SCREEN SAVE: a
-    CT dose report is one), or converted from something else (Conversion Type: a digitized film,
-    video, a workstation's capture), whatever its SOP class: its pixels may hold text, as a
-    secondary capture's do."""
+    """Whether the image is a capture of a screen or something converted into an image, whatever
+    its SOP class: its pixels are what was on a display, a film or a page, text included.
+
+    - Image Type (0008,0008, PS3.3 C.7.6.1.1.2) naming SCREEN SAVE, in any value from the third
+      on (implementation-specific there): a vendor's capture of a console screen written as an
+      image of the modality (a CT dose report as DERIVED\\SECONDARY\\SCREEN SAVE).
+    - Conversion Type (0008,0064), the SC Equipment module's (PS3.3 C.8.6.1) account of how the
+      image was made: digitized video (DV), film (DF), a workstation's capture (WSD), a scanned
+      document or image (SD, SI), a drawing (DRW), a synthetic image (SYN), or a kind it does not
+      define; all but DI (Digital Interface: the device's own digital output, no capture). It is
+      believed only in SOP classes other than CT, MR, PET and NM (``RECONSTRUCTED_SOP_CLASSES``):
+      their images are reconstructed from the device's raw data and cannot be a digitized video
+      or film, and their IODs do not include the SC Equipment module, so a value there is a stray
+      a writer copied (pydicom's explicit_VR-UN.dcm, an ORIGINAL\\PRIMARY\\AXIAL CT, says DV).
+      A Secondary Capture SOP class is left out whatever it says (``SECONDARY_CAPTURE``).
+
+    Image Type value 2 SECONDARY alone says nothing about text in the pixels: it marks any image
+    made after the examination, every MPR, MIP and reformatted series (Siemens
+    DERIVED\\SECONDARY\\MPR, GE ...\\REFORMATTED), computed from the acquired pixels and holding no
+    more text than they do. It does not exclude."""
     try:
         image_type = [v.upper() for v in _texts(ds.get("ImageType"))]
-        conversion = [v for v in _texts(ds.get("ConversionType")) if v]
+        conversion = [v.upper() for v in _texts(ds.get("ConversionType")) if v]
     except Exception:  # noqa: BLE001 - a value that cannot be read as text says nothing
         return False
-    return (len(image_type) > 1 and image_type[1] == "SECONDARY") or "SCREEN SAVE" in image_type or bool(conversion)
+    if "SCREEN SAVE" in image_type[2:]:
+        return True
+    sop_class = str(ds.get("SOPClassUID", "") or "").strip()
+    return sop_class not in RECONSTRUCTED_SOP_CLASSES and any(v != "DI" for v in conversion)
 
 
 # ----------------------------------------------------------------------------- the table
@@ -262,10 +296,13 @@ def _clean_sequences(ds: Dataset, table: dict) -> None:
             _clean_sequences(item, table)
 
 
-#: free-text VRs: what a person, a device or an interface can write anything into
-FREE_TEXT_VRS = frozenset({"LO", "LT", "ST", "UT", "UC", "SH", "PN"})
+#: free-text VRs: what a person, a device or an interface can write anything into (a URL's query
+#: and an AE title included: a name, an ID, a workstation named after its user)
+FREE_TEXT_VRS = frozenset({"LO", "LT", "ST", "UT", "UC", "SH", "PN", "UR", "AE"})
 #: the dummy value the table's D action writes into a text (dicom-anonymizer's)
 _TEXT_DUMMY = "ANONYMIZED"
+#: the dummy the table's D action writes into a URL (dicom-anonymizer's)
+_URL_DUMMY = "http://anonymized.invalid"
 #: free text the safety net leaves as it is (a short list, reviewed attribute by attribute: none
 #: holds what a person types about a patient, and reading the images needs them): what a code
 #: says; the make and model of the equipment (not its serial number, station or institution:
@@ -282,9 +319,26 @@ TEXT_KEPT = frozenset({
     "StackID",
     "DeidentificationMethod",
 })
+#: keep-list attributes a module requires to have a value (Modality LUT: Rescale Type, Modality LUT
+#: Type; Enhanced MR: Pulse Sequence Name; Frame Content: Stack ID; Enhanced Palette Color LUT: LUT
+#: Label): one holding the patient's name, ID or birth date cannot be removed, so the file is refused
+TEXT_KEPT_REQUIRED = frozenset({"RescaleType", "ModalityLUTType", "PulseSequenceName", "StackID", "LUTLabel"})
+#: keep-list attributes a module requires to be present (General Equipment: Manufacturer, Type 2):
+#: emptied when they hold the patient's name, ID or birth date
+TEXT_KEPT_EMPTIED = frozenset({"Manufacturer"})
 #: what a code says (the Code Sequence Macro's text): kept in a sequence's items, where codes are
 CODE_TEXT = frozenset({"CodeValue", "CodingSchemeDesignator", "CodingSchemeVersion", "CodeMeaning",
-                       "LongCodeValue"})
+                       "LongCodeValue", "URNCodeValue"})
+#: what a code is and says when its coding scheme is not one of ``STANDARD_SCHEMES``: a local
+#: scheme's value and meaning are whatever a site typed (a patient's name and address as an
+#: anatomic region's meaning); the Code Sequence Macro requires them (Type 1, 1C), so they get the
+#: table's dummy (a URN value, Type 1C, is removed)
+CODE_VALUE_TEXT = frozenset({"CodeValue", "LongCodeValue", "CodeMeaning", "URNCodeValue"})
+#: coding schemes whose codes and meanings are published terms (PS3.16 Section 8: DICOM, SNOMED CT
+#: and SNOMED-RT, LOINC, UCUM, FMA, RadLex, NCI Thesaurus, UMLS, the ACR index, ISO/IEEE 11073):
+#: their meanings name no patient; any other designator (99LOCAL, a site's) is a local scheme
+STANDARD_SCHEMES = frozenset({"DCM", "SCT", "SRT", "SNM3", "LN", "UCUM", "FMA", "RADLEX", "NCIT", "UMLS", "ACR",
+                              "MDC"})
 #: free text an image object's module requires to be present (Type 2): emptied, not removed, as
 #: the table's Z action does (Frame of Reference: Position Reference Indicator; Content
 #: Identification: Content Description; RT Image: Radiation Machine Name)
@@ -304,24 +358,83 @@ def _text_vr(element) -> str | None:
     return vr if vr in FREE_TEXT_VRS else None
 
 
-def _free_text_action(element, *, top: bool) -> str | None:
-    """What the safety net does to ``element``: "delete", "empty", "dummy", or None (it stays).
-    A date in an alternative calendar (LO) is a date: removed. A free-text value (``FREE_TEXT_VRS``)
-    not in ``TEXT_KEPT`` (nor in ``CODE_TEXT`` in a sequence's item: ``top`` False), neither empty
-    nor the table's dummy: a person name is emptied (as before); a required one emptied or given
-    the dummy (``TEXT_EMPTIED``, ``TEXT_REPLACED``); any other removed."""
+def _patient_words(ds: Dataset) -> re.Pattern | None:
+    """What names the patient in ``ds`` (any depth), as a pattern matched in any case: the parts
+    of their names (Patient's Name, Other Patient Names, Patient's Birth Name) of three letters or
+    more, their IDs (Patient ID, Other Patient IDs, the accession number, the medical record
+    locator) of three characters or more, and their birth date (as written, and as YYYY-MM-DD,
+    YYYY/MM/DD, YYYY.MM.DD). Each is found as a whole word (not inside a longer word or number:
+    "Phil" is not in "Philips"), one of six characters or more anywhere. None: nothing to look for."""
+    words: set[str] = set()
+
+    def visit(dataset: Dataset, element) -> None:
+        try:
+            values = _texts(element.value) if element.VR != "SQ" else []
+        except Exception:  # noqa: BLE001 - a value that cannot be read as text names nobody here
+            return
+        if element.keyword in ("PatientName", "OtherPatientNames", "PatientBirthName"):
+            for value in values:
+                words.update(part for part in re.split(r"[\^=,\s]+", value) if len(re.sub(r"[\W\d_]", "", part)) >= 3)
+        elif element.keyword in ("PatientID", "OtherPatientIDs", "AccessionNumber", "MedicalRecordLocator"):
+            words.update(value for value in values if len(value) >= 3 and value.strip("0"))
+        elif element.keyword == "PatientBirthDate":
+            for value in values:
+                if re.fullmatch(r"\d{8}", value):
+                    words.add(value)
+                    words.update(f"{value[:4]}{sep}{value[4:6]}{sep}{value[6:]}" for sep in "-/.")
+
+    ds.walk(visit)
+    words = {w for w in words if w not in _TEXT_DUMMY and not any(w in dummy for dummy in _DUMMIES)}
+    if not words:
+        return None
+    alternatives = [re.escape(w) if len(w) >= _SHORTEST else rf"(?<![^\W_]){re.escape(w)}(?![^\W_])"
+                    for w in sorted(words, key=len, reverse=True)]
+    return re.compile("|".join(alternatives), re.IGNORECASE)
+
+
+def _names_patient(element, patient: re.Pattern | None) -> bool:
+    try:
+        return patient is not None and any(patient.search(t) for t in _texts(element.value))
+    except Exception:  # noqa: BLE001 - a value that cannot be read as text: the other checks decide
+        return False
+
+
+def _standard_code(dataset: Dataset) -> bool:
+    return str(dataset.get("CodingSchemeDesignator", "") or "").strip().upper() in STANDARD_SCHEMES
+
+
+def _free_text_action(element, *, dataset: Dataset, top: bool, patient: re.Pattern | None = None) -> str | None:
+    """What the safety net does to ``element`` of ``dataset``: "delete", "empty", "dummy",
+    "refuse" or None (it stays). A date in an alternative calendar (LO) is a date: removed. A
+    free-text value (``FREE_TEXT_VRS``) not in ``TEXT_KEPT`` (nor in ``CODE_TEXT`` in a sequence's
+    item: ``top`` False), neither empty nor the table's dummy: a person name is emptied (as
+    before); a required one emptied or given the dummy (``TEXT_EMPTIED``, ``TEXT_REPLACED``); any
+    other removed. In an item, a code's value and meaning in a scheme not in ``STANDARD_SCHEMES``
+    get the dummy (a URN value is removed); a standard scheme's are published terms, kept (not
+    matched against the patient's name: a patient named Head and a code meaning "Head"). A
+    ``TEXT_KEPT`` value naming the patient (``patient``, from ``_patient_words``) is emptied
+    (``TEXT_KEPT_EMPTIED``), refused (``TEXT_KEPT_REQUIRED``) or removed."""
     if element.tag.is_private:
         return None
     if "AlternativeCalendar" in element.keyword:
         return "delete"
     vr = _text_vr(element)
-    if vr is None or element.keyword in TEXT_KEPT or (not top and element.keyword in CODE_TEXT):
+    if vr is None:
         return None
     texts = [t for t in _texts(element.value) if t]
     if texts and vr == "PN":
         return "empty"
-    if not texts or all(t == _TEXT_DUMMY for t in texts):
+    if not texts or all(t in (_TEXT_DUMMY, _URL_DUMMY) for t in texts):
         return None
+    code = not top and element.keyword in CODE_TEXT
+    if element.keyword in TEXT_KEPT or code:
+        if code and element.keyword in CODE_VALUE_TEXT and not _standard_code(dataset):
+            return "delete" if element.keyword == "URNCodeValue" else "dummy"
+        if code or element.keyword == "DeidentificationMethod" or not _names_patient(element, patient):
+            return None
+        if element.keyword in TEXT_KEPT_REQUIRED:
+            return "refuse"
+        return "empty" if element.keyword in TEXT_KEPT_EMPTIED else "delete"
     if element.keyword in TEXT_EMPTIED:
         return "empty"
     if element.keyword in TEXT_REPLACED:
@@ -329,18 +442,24 @@ def _free_text_action(element, *, top: bool) -> str | None:
     return "delete"
 
 
-def _safety_net(ds: Dataset) -> None:
+def _safety_net(ds: Dataset, patient: re.Pattern | None = None) -> None:
     """Under the table, at any depth: the table lists the attributes known to identify, and a
     device, an interface or a person can write a patient's details into any other text (a comment
     on a procedure step, a document title, a dose comment, a segment's label, a birth date in an
     alternative calendar). So every free-text value the table left is removed unless it is one of
     the few reviewed as safe and needed (``_free_text_action``); every person name left is emptied
     and every date, date-time and time gets the table's dummy value (the basic profile keeps none:
-    keeping them is the Retain Longitudinal Temporal Information option, not offered)."""
+    keeping them is the Retain Longitudinal Temporal Information option, not offered).
+    ``patient`` (``_patient_words`` of the original): a kept value naming the patient is not kept;
+    raises Excluded (``Reason.FAILED``) when a module requires it."""
+
+    refused: list[int] = []
 
     def visit(dataset: Dataset, element) -> None:
-        action = _free_text_action(element, top=dataset is ds)
-        if action == "delete":
+        action = _free_text_action(element, dataset=dataset, top=dataset is ds, patient=patient)
+        if action == "refuse":  # raised once the walk is over (pydicom's walk rewraps exceptions)
+            refused.append(element.tag)
+        elif action == "delete":
             del dataset[element.tag]
         elif action is not None:
             dataset[element.tag] = DataElement(element.tag, _text_vr(element),
@@ -349,12 +468,14 @@ def _safety_net(ds: Dataset) -> None:
             kitware.replace_date_time_element(element)
 
     ds.walk(visit)
+    if refused:
+        raise Excluded(Reason.FAILED)
 
 
-def _free_text_left(ds: Dataset, *, written: tuple[str, ...] = ()) -> list[str]:
+def _free_text_left(ds: Dataset, *, written: tuple[str, ...] = (), patient: re.Pattern | None = None) -> list[str]:
     """The paths (``Sequence[0].Keyword``; never values) of the free text the safety net would
-    still remove, empty or replace in ``ds``; ``written``: top-level attributes the profile wrote
-    itself (the pseudonym)."""
+    still remove, empty, replace or refuse in ``ds``; ``written``: top-level attributes the
+    profile wrote itself (the pseudonym); ``patient``: the original's ``_patient_words``."""
     found: list[str] = []
 
     def visit(dataset: Dataset, prefix: str) -> None:
@@ -363,8 +484,8 @@ def _free_text_left(ds: Dataset, *, written: tuple[str, ...] = ()) -> list[str]:
             if element.VR == "SQ":
                 for i, item in enumerate(element.value or ()):
                     visit(item, f"{name}[{i}].")
-            elif _free_text_action(element, top=not prefix) and not (not prefix and element.keyword in written) and any(
-                    _texts(element.value)):
+            elif (_free_text_action(element, dataset=dataset, top=not prefix, patient=patient)
+                  and not (not prefix and element.keyword in written) and any(_texts(element.value))):
                 found.append(name)
 
     visit(ds, "")
@@ -455,12 +576,13 @@ def _map_uids(ds: Dataset, key: bytes) -> None:
 def _clean(ds: Dataset) -> None:
     """The table (top level, then in sequences), private tags removed, and the safety net: what
     the profile does to a dataset's attributes, before the pseudonym, UIDs and marking."""
+    patient = _patient_words(ds)
     kitware.anonymize_dataset(ds, extra_anonymization_rules=None, delete_private_tags=True, base_rules_gen=rules)
     ds.remove_private_tags()
     _remove_unknown(ds)
     _remove_locators(ds)
     _clean_sequences(ds, rules())
-    _safety_net(ds)
+    _safety_net(ds, patient)
 
 
 def _values(ds: Dataset, prefix: str = "") -> dict[str, object]:
@@ -701,9 +823,12 @@ def deidentify_file(source: IO[bytes] | bytes, *, pseudonym: str, key: bytes) ->
         if reason := exclusion_reason(ds):
             raise Excluded(reason)
         identity = _identity_of(ds)
+        patient = _patient_words(ds)
         deidentify(ds, pseudonym=pseudonym, key=key)
-        # anything of the original, or free text the safety net should have taken
-        left = _left_from(identity, ds) or bool(_free_text_left(ds, written=("PatientName", "PatientID")))
+        # anything of the original, or free text the safety net should have taken (a kept value
+        # naming the patient included)
+        left = _left_from(identity, ds) or bool(_free_text_left(ds, written=("PatientName", "PatientID"),
+                                                                patient=patient))
         ds.save_as(out, enforce_file_format=True)
     except Excluded:
         raise

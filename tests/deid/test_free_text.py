@@ -8,8 +8,12 @@ show (apps.deid.profile).
   the table keeps. What a module requires stays present, empty or with the table's dummy.
 - ``identity_left`` (which decides whether a file saying Patient Identity Removed = YES counts as
   de-identified) reports such text; the check before a file leaves refuses it.
-- Secondary, screen-saved or converted images (a CT dose report) are excluded unless the file
-  says Burned In Annotation = NO.
+- URLs and AE titles (UR, AE) are free text too; in items, only a standard coding scheme's
+  code value and meaning stay; a keep-list value naming the patient (a name part, an ID, the
+  birth date) is removed or emptied, or the file refused where a module requires it.
+- Screen-saved or converted images (a CT dose report, a digitized film) are excluded unless the
+  file says Burned In Annotation = NO; a secondary image (an MPR) or a stray Conversion Type in a
+  CT, MR, PET or NM image is not.
 
 Synthetic data only (bench.ingest.synthetic: a fictional patient)."""
 
@@ -152,7 +156,7 @@ def test_the_check_before_it_leaves_refuses_free_text_the_net_missed(monkeypatch
     rule: the file is refused, not exported with a comment naming its patient."""
     ds = _slice()
     ds.CommentsOnTheScheduledProcedureStep = LEAKY["CommentsOnTheScheduledProcedureStep"]
-    monkeypatch.setattr(profile, "_safety_net", lambda dataset: None)
+    monkeypatch.setattr(profile, "_safety_net", lambda dataset, patient=None: None)
     with pytest.raises(Excluded) as excinfo:
         deidentify_file(_bytes(ds), pseudonym=PSEUDONYM, key=KEY)
     assert excinfo.value.reason == Reason.FAILED
@@ -161,15 +165,134 @@ def test_the_check_before_it_leaves_refuses_free_text_the_net_missed(monkeypatch
     assert out.PatientName == PSEUDONYM
 
 
-# ----------------------------------------------------------------------------- secondary images
+# ----------------------------------------------------------------------------- URLs and AE titles, codes
+
+def test_urls_the_table_does_not_list_do_not_leave():
+    """UR is free text too: a pixel data provider's URL with the patient's name in its query, a
+    presentation address naming a person's machine, at the top level or in an item. (AE, in the
+    net too, has no attribute in a data set that the table does not already act on.)"""
+    ds = _slice()
+    ds.PixelDataProviderURL = "https://pacs.example/p?name=Elmquist+Jane"
+    item = Dataset()
+    item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = "T-D3000", "SRT", "Chest"
+    item.ReceivingPresentationAddress = "https://elmquist.example/"
+    ds.AnatomicRegionSequence = Sequence([item])
+    data = deidentify_file(_bytes(ds), pseudonym=PSEUDONYM, key=KEY).data
+    assert b"lmquist" not in data.lower()
+    out = pydicom.dcmread(io.BytesIO(data))
+    assert "PixelDataProviderURL" not in out
+    assert "ReceivingPresentationAddress" not in out.AnatomicRegionSequence[0]
+    assert out.AnatomicRegionSequence[0].CodeMeaning == "Chest"
+
+
+def test_a_local_coding_schemes_meaning_does_not_leave_a_standard_ones_does():
+    """In an item, a code of a scheme not on the reviewed list (99LOCAL: whatever a site typed)
+    keeps its designator, its value and meaning get the table's dummy (the Code Sequence Macro
+    requires them); a code of a standard scheme (SCT, DCM) stays as it came."""
+    ds = _slice()
+    local, standard, dicom_code = Dataset(), Dataset(), Dataset()
+    local.CodeValue, local.CodingSchemeDesignator, local.CodeMeaning = "ELMQ1", "99LOCAL", "Jane Elmquist, 12 Elm St"
+    standard.CodeValue, standard.CodingSchemeDesignator, standard.CodeMeaning = "51185008", "SCT", "Thorax"
+    dicom_code.CodeValue, dicom_code.CodingSchemeDesignator, dicom_code.CodeMeaning = "121311", "DCM", "Localizer"
+    ds.AnatomicRegionSequence = Sequence([local, standard])
+    ds.DerivationCodeSequence = Sequence([dicom_code])
+    data = deidentify_file(_bytes(ds), pseudonym=PSEUDONYM, key=KEY).data
+    assert b"Elmquist" not in data and b"ELMQ" not in data
+    out = pydicom.dcmread(io.BytesIO(data))
+    first, second = out.AnatomicRegionSequence
+    assert (first.CodeValue, first.CodingSchemeDesignator, first.CodeMeaning) == ("ANONYMIZED", "99LOCAL", "ANONYMIZED")
+    assert (second.CodeValue, second.CodingSchemeDesignator, second.CodeMeaning) == ("51185008", "SCT", "Thorax")
+    assert out.DerivationCodeSequence[0].CodeMeaning == "Localizer"
+    # a file that says it is de-identified but holds a local code's text is not counted so
+    clean = pydicom.dcmread(io.BytesIO(deidentify_file(_bytes(_slice()), pseudonym="", key=KEY).data))
+    clean.AnatomicRegionSequence = Sequence([standard])
+    assert identity_left(clean) == []
+    clean.AnatomicRegionSequence = Sequence([standard, local])
+    assert identity_left(clean) == ["AnatomicRegionSequence[1].CodeMeaning", "AnatomicRegionSequence[1].CodeValue"]
+
+
+# ----------------------------------------------------------------------------- keep-list values naming the patient
+
+def _patient(ds: Dataset) -> Dataset:
+    ds.PatientName, ds.PatientID, ds.PatientBirthDate = "Roe^Jane", "998877", "19700101"
+    return ds
+
+
+def test_a_keep_list_value_naming_the_patient_does_not_leave():
+    """The keep-list is kept for what a device writes there; one a writer filled with the
+    patient's name (a part of three letters or more, in any case), ID or birth date is removed,
+    or emptied where a module requires it present (Manufacturer, Type 2), and the file leaves."""
+    ds = _patient(_slice())
+    ds.Manufacturer = "Jane Roe 555-0100"
+    ds.ManufacturerModelName = "MRN 998877"
+    ds.ConvolutionKernel = "Roe J 1970"
+    ds.SequenceName = "dob 1970-01-01"
+    ds.WindowCenterWidthExplanation = "LUNG"
+    item = Dataset()
+    item.Radiopharmaceutical = "FDG for jane roe"
+    ds.RadiopharmaceuticalInformationSequence = Sequence([item])
+    data = deidentify_file(_bytes(ds), pseudonym=PSEUDONYM, key=KEY).data
+    assert b"Roe" not in data and b"roe" not in data and b"998877" not in data and b"1970" not in data
+    out = pydicom.dcmread(io.BytesIO(data))
+    assert out.Manufacturer == ""
+    for keyword in ("ManufacturerModelName", "ConvolutionKernel", "SequenceName"):
+        assert keyword not in out, keyword
+    assert "Radiopharmaceutical" not in out.RadiopharmaceuticalInformationSequence[0]
+    assert out.WindowCenterWidthExplanation == "LUNG"  # naming nobody: kept
+
+
+def test_a_keep_list_value_is_matched_as_a_word_not_inside_one():
+    """A short name part is looked for as a word: a patient named Phil keeps a Philips scanner's
+    make, and an ID of digits is not found inside a longer number."""
+    ds = _slice()
+    ds.PatientName, ds.PatientID = "Phil^Ann", "3010"
+    ds.Manufacturer, ds.ConvolutionKernel = "Philips Medical Systems", "B30103f"
+    out = pydicom.dcmread(io.BytesIO(deidentify_file(_bytes(ds), pseudonym=PSEUDONYM, key=KEY).data))
+    assert (out.Manufacturer, out.ConvolutionKernel) == ("Philips Medical Systems", "B30103f")
+
+
+def test_a_required_keep_list_value_naming_the_patient_refuses_the_file():
+    """Rescale Type is required (Modality LUT, Type 1C): one naming the patient cannot be removed,
+    so the file is refused, not exported with it nor without it."""
+    ds = _patient(_slice())
+    ds.RescaleType = "ROE"
+    with pytest.raises(Excluded) as excinfo:
+        deidentify_file(_bytes(ds), pseudonym=PSEUDONYM, key=KEY)
+    assert excinfo.value.reason == Reason.FAILED
+    ds.RescaleType = "HU"
+    out = pydicom.dcmread(io.BytesIO(deidentify_file(_bytes(ds), pseudonym=PSEUDONYM, key=KEY).data))
+    assert out.RescaleType == "HU"
+
+
+def test_the_check_before_it_leaves_refuses_a_keep_list_value_naming_the_patient(monkeypatch):
+    """Should the net not run, the check before the file leaves looks into the keep-list's values
+    for the patient's name parts too (shorter than the six characters it looks for elsewhere)."""
+    ds = _patient(_slice())
+    ds.ConvolutionKernel = "Roe J"
+    monkeypatch.setattr(profile, "_safety_net", lambda dataset, patient=None: None)
+    with pytest.raises(Excluded) as excinfo:
+        deidentify_file(_bytes(ds), pseudonym=PSEUDONYM, key=KEY)
+    assert excinfo.value.reason == Reason.FAILED
+    ds.ConvolutionKernel = "B30f"
+    assert pydicom.dcmread(io.BytesIO(deidentify_file(_bytes(ds), pseudonym=PSEUDONYM, key=KEY).data))
+
+
+# ----------------------------------------------------------------------------- screen saves and converted images
+
+CR_IMAGE = "1.2.840.10008.5.1.4.1.1.1"
+XA_IMAGE = "1.2.840.10008.5.1.4.1.1.12.1"
+MR_IMAGE = "1.2.840.10008.5.1.4.1.1.4"
+PET_IMAGE = "1.2.840.10008.5.1.4.1.1.128"
+
 
 @pytest.mark.parametrize("change", [
-    {"ImageType": ["DERIVED", "SECONDARY", "SCREEN SAVE"]},   # a CT dose report
-    {"ImageType": ["DERIVED", "SECONDARY", "OTHER"]},
+    {"ImageType": ["DERIVED", "SECONDARY", "SCREEN SAVE"]},           # a CT dose report
     {"ImageType": ["ORIGINAL", "PRIMARY", "SCREEN SAVE"]},
-    {"ConversionType": "WSD"},                                 # a workstation's capture
-])
-def test_secondary_screen_saved_or_converted_images_are_excluded_unless_they_say_no_burned_in_text(change):
+    {"SOPClassUID": CR_IMAGE, "Modality": "CR", "ConversionType": "DF"},   # a digitized film
+    {"SOPClassUID": XA_IMAGE, "Modality": "XA", "ConversionType": "WSD"},  # a workstation's capture
+    {"SOPClassUID": CR_IMAGE, "Modality": "CR", "ConversionType": "SCANNER"},  # a kind not defined
+], ids=["dose_report", "screen_save", "digitized_film", "workstation_capture", "unknown_conversion"])
+def test_screen_saved_or_converted_images_are_excluded_unless_they_say_no_burned_in_text(change):
     ds = _slice()
     del ds.BurnedInAnnotation
     for keyword, value in change.items():
@@ -187,9 +310,26 @@ def test_secondary_screen_saved_or_converted_images_are_excluded_unless_they_say
     assert out.PatientIdentityRemoved == "YES"
 
 
-def test_an_original_primary_image_is_exported():
+@pytest.mark.parametrize("change", [
+    {"ImageType": ["ORIGINAL", "PRIMARY", "AXIAL"]},
+    {"ImageType": ["DERIVED", "SECONDARY", "OTHER"]},                  # pydicom's MR_small
+    {"SOPClassUID": MR_IMAGE, "Modality": "MR",
+     "ImageType": ["DERIVED", "SECONDARY", "MPR", "CSA MPR", "", "CSAPARALLEL", "M", "ND", "NORM"]},  # a Siemens MPR
+    {"ImageType": ["DERIVED", "SECONDARY", "REFORMATTED", "AVERAGE"]},  # a GE reformat
+    {"ImageType": ["ORIGINAL", "PRIMARY", "AXIAL"], "ConversionType": "DV"},  # pydicom's explicit_VR-UN.dcm
+    {"SOPClassUID": MR_IMAGE, "Modality": "MR", "ConversionType": "WSD"},
+    {"SOPClassUID": PET_IMAGE, "Modality": "PT", "ConversionType": "DF"},
+    {"SOPClassUID": CR_IMAGE, "Modality": "CR", "ConversionType": "DI"},  # the device's digital output
+], ids=["original", "secondary", "siemens_mpr", "ge_reformat", "ct_with_conversion_type", "mr_with_conversion_type",
+        "pet_with_conversion_type", "digital_interface"])
+def test_secondary_images_and_stray_conversion_types_are_exported(change):
+    """Image Type SECONDARY (an MPR, a MIP, a reformat) says nothing about text in the pixels, and
+    a Conversion Type in a CT, MR, PET or NM image (whose IOD has no SC Equipment module) is a
+    stray: exported without Burned In Annotation = NO."""
     ds = _slice()
     del ds.BurnedInAnnotation
-    ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
+    for keyword, value in change.items():
+        setattr(ds, keyword, value)
+    assert profile.exclusion_reason(ds) is None
     out = pydicom.dcmread(io.BytesIO(deidentify_file(_bytes(ds), pseudonym=PSEUDONYM, key=KEY).data))
     assert out.PatientIdentityRemoved == "YES"
