@@ -124,7 +124,7 @@ def totp_confirm(request: HttpRequest, code: str) -> tuple[str, Any]:
     user = request.user
     device = totp_pending(request)
     code = "".join((code or "").split())
-    if not (code.isdigit() and len(code) == device.digits):
+    if not (code.isascii() and code.isdigit() and len(code) == device.digits):  # "²" is a digit to isdigit()
         return OTPResult.WRONG, None
     until = brute_force.enrolment_code_claim(request, user)
     if until is not None:
@@ -273,7 +273,7 @@ def otp_check(request: HttpRequest, user: Any, code: str, *, purpose: str = "sig
         return OTPResult.LOCKED, locked_until(device) or _lock_from_now()
     code = "".join((code or "").split())
     matched: Any = None
-    if code.isdigit() and len(code) == device.digits:
+    if code.isascii() and code.isdigit() and len(code) == device.digits:  # "²" is a digit to isdigit(), not to int()
         if _totp_use(device, code):
             matched = device
     else:

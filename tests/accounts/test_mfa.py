@@ -382,3 +382,13 @@ def test_the_security_page_of_a_person_of_two_organizations_does_not_send_them_t
     StaticDevice.objects.get(user=clinician_a).token_set.all().delete()
     html = client.get("/accounts/mfa/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
     assert "Sign in with a recovery code" not in html and "the team that runs Lightbox" in html
+
+
+def test_a_code_of_digits_other_than_ascii_is_a_wrong_code_not_an_error(org_a, clinician_a):
+    # "²²²²²²" is six digits to str.isdigit() and none to int(): the check answered 500
+    device = enrol(clinician_a)
+    client = Client()
+    client.post("/accounts/login/", {"login": clinician_a.email, "password": "correct-horse-battery-staple"})
+    response = client.post("/accounts/mfa/verify/", {"code": "²" * device.digits, "next": "/"})
+    assert response.status_code == 400
+    assert client.post("/accounts/mfa/verify/", {"code": totp_code(device), "next": "/"})["Location"] == "/"
