@@ -45,8 +45,9 @@ def _allowed_before_step_up(action: Action) -> Callable[[Callable[..., HttpRespo
     """Decorator, above ``require_recent_otp``: someone whose role in the active organization may
     not ``action`` is refused (403, recorded by the policy) before being sent to pass or set up a
     second factor, which the page would refuse them after anyway (found by QA: a radiologist was
-    walked through enrolling an authenticator to reach the members page, then refused). The view
-    still decides on the object itself."""
+    walked through enrolling an authenticator to reach the members page, then refused). For pages
+    of the active organization only: a page of one membership may belong to another of the
+    person's organizations, whose switch page (``switch_first``) comes first there."""
     def decorate(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
         @wraps(view)
         def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
@@ -94,7 +95,6 @@ def member_list(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-@_allowed_before_step_up(Action.MANAGE_MEMBERS)
 @require_recent_otp  # roles and deactivation: a recent second factor, as for invitations
 def membership_edit(request: HttpRequest, membership_id: UUID) -> HttpResponse:
     membership = selectors.membership_get(user=request.user, public_id=membership_id)
