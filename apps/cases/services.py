@@ -391,7 +391,7 @@ def _board_start(*, board: BoardSession, by: User, request: HttpRequest | None) 
     record(action="board.started", actor=by, organization_id=board.organization_id, target=board, request=request,
            details={"grants": len(grants), "cases": len(cases), "participants": len(participants),
                     "expires_at": expires_at.isoformat()})
-    _board_notify(board=board, users=participants, started=True)
+    transaction.on_commit(lambda: _board_notify(board=board, users=participants, started=True))
     return len(grants)
 
 
@@ -404,7 +404,8 @@ BOARD_ENDED = gettext_noop("A tumor board meeting you took part in has ended: it
 def _board_notify(*, board: BoardSession, users: Iterable[User], started: bool) -> None:
     """Tell each participant (an in-app notice and an e-mail, ``sharing.services.notify``) that
     the meeting started (with a link to its page, where its cases are) or ended. The host, who
-    pressed the button, is not among them (``selectors.board_grantees``)."""
+    pressed the button, is not among them (``selectors.board_grantees``). Called once the start
+    or end is committed: no e-mail is sent while the organization's audit chain is held."""
     from django.urls import reverse
 
     from apps.sharing.services import notify
@@ -439,7 +440,7 @@ def _board_end(*, board: BoardSession, by: User, request: HttpRequest | None) ->
     told = list(User.objects.filter(pk__in=board.grants.filter(revoked_at__isnull=True)
                                     .values("grantee_id"), is_active=True))
     revoked = grants_revoke(grants=board.grants.all(), by=by, reason="board_ended", request=request)
-    _board_notify(board=board, users=told, started=False)
+    transaction.on_commit(lambda: _board_notify(board=board, users=told, started=False))
     record(action="board.ended", actor=by, organization_id=board.organization_id, target=board, request=request,
            details={"grants_revoked": revoked, "by_host": by.pk == board.host_id})
     return revoked

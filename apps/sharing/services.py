@@ -791,7 +791,10 @@ def _share_create(*, case: Case, by: User, use_case: str, recipient_kind: str, g
                          download_limit=download_limit, studies=studies, request=request)
     link, raw = share_link_create(grant=grant, by=by, anonymous=anonymous, second_factor=second_factor,
                                   passcode=passcode, max_uses=max_uses, not_before=not_before, request=request)
-    _share_notify(grant=grant, recipients=_share_recipients(recipient_kind, grantee, group_members, grantee_email))
+    recipients = _share_recipients(recipient_kind, grantee, group_members)
+    # told once the share is there for them, and outside its transaction: a group's e-mails are not
+    # sent while the organization's audit chain is held
+    transaction.on_commit(lambda: _share_notify(grant=grant, recipients=recipients))
     return grant, link, raw
 
 
@@ -799,18 +802,14 @@ def _share_create(*, case: Case, by: User, use_case: str, recipient_kind: str, g
 SHARE_RECEIVED = gettext_noop("A case was shared with you in Lightbox. It is listed under Shared with me.")
 
 
-def _share_recipients(recipient_kind: str, grantee: User | None, group_members: Iterable[User],
-                      grantee_email: str) -> list[User]:
-    """The accounts a new share reaches by name: its named person, its group's members, or the
-    account of the address it was sent to; none for an anonymous link."""
-    from apps.accounts.models import User
-
+def _share_recipients(recipient_kind: str, grantee: User | None, group_members: Iterable[User]) -> list[User]:
+    """The accounts a new share is listed for at once in Shared with me: its named person, its
+    group's members. Not a share to an address (listed once its link is opened, which the sharer
+    passes on), nor an anonymous link."""
     if recipient_kind == RecipientKind.USER:
         return [grantee] if grantee is not None else []
     if recipient_kind == RecipientKind.GROUP:
         return list(group_members)
-    if recipient_kind == RecipientKind.EMAIL and grantee_email:
-        return list(User.objects.filter(email=grantee_email.lower(), is_active=True))
     return []
 
 

@@ -611,20 +611,22 @@ def test_a_boards_grant_is_not_renewed_on_its_own_and_one_renewed_before_is_list
     assert sharing_selectors.case_wide_grants(case=cases[0]) == [earlier_renewal]
 
 
-def test_participants_are_told_when_the_meeting_starts_and_ends(board, mailoutbox):
+def test_participants_are_told_when_the_meeting_starts_and_ends(board, mailoutbox, django_capture_on_commit_callbacks):
     """Starting a meeting told nobody (found by QA: an outside consultant learnt of it by chance):
     each participant gets a notice and an e-mail, with the board's page when it starts; the host,
     who pressed the button, gets none; neither names the board (its title is free text)."""
     from apps.sharing.models import Notification
 
     board, host, _cases, consultant, coordinator = board
-    services.board_start(board=board, by=host)
+    with django_capture_on_commit_callbacks(execute=True):  # told once the start is committed
+        services.board_start(board=board, by=host)
     started = Notification.objects.filter(verb="board.started")
     assert {n.user for n in started} == {consultant, coordinator}
     assert all(n.url.endswith(f"/boards/{board.public_id}/") for n in started)
     assert sorted(m.to[0] for m in mailoutbox) == sorted([consultant.email, coordinator.email])
     assert all(board.title not in m.body and board.title not in m.subject for m in mailoutbox)
 
-    services.board_end(board=board, by=host)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.board_end(board=board, by=host)
     assert {n.user for n in Notification.objects.filter(verb="board.ended")} == {consultant, coordinator}
     assert not Notification.objects.filter(user=host).exists()
