@@ -332,7 +332,7 @@ CODE_TEXT = frozenset({"CodeValue", "CodingSchemeDesignator", "CodingSchemeVersi
 #: what a code is and says when its coding scheme is not one of ``STANDARD_SCHEMES``: a local
 #: scheme's value and meaning are whatever a site typed (a patient's name and address as an
 #: anatomic region's meaning); the Code Sequence Macro requires them (Type 1, 1C), so they get the
-#: table's dummy (a URN value, Type 1C, is removed)
+#: table's dummy (a URN value the URI dummy: an item whose only code value it is keeps one)
 CODE_VALUE_TEXT = frozenset({"CodeValue", "LongCodeValue", "CodeMeaning", "URNCodeValue"})
 #: coding schemes whose codes and meanings are published terms (PS3.16 Section 8: DICOM, SNOMED CT
 #: and SNOMED-RT, LOINC, UCUM, FMA, RadLex, NCI Thesaurus, UMLS, the ACR index, ISO/IEEE 11073):
@@ -429,7 +429,7 @@ def _free_text_action(element, *, dataset: Dataset, top: bool, patient: re.Patte
     code = not top and element.keyword in CODE_TEXT
     if element.keyword in TEXT_KEPT or code:
         if code and element.keyword in CODE_VALUE_TEXT and not _standard_code(dataset):
-            return "delete" if element.keyword == "URNCodeValue" else "dummy"
+            return "dummy"  # a URN value too (a URI dummy): the macro needs one code value (1C)
         if code or element.keyword == "DeidentificationMethod" or not _names_patient(element, patient):
             return None
         if element.keyword in TEXT_KEPT_REQUIRED:
@@ -463,7 +463,8 @@ def _safety_net(ds: Dataset, patient: re.Pattern | None = None) -> None:
             del dataset[element.tag]
         elif action is not None:
             dataset[element.tag] = DataElement(element.tag, _text_vr(element),
-                                               _TEXT_DUMMY if action == "dummy" else "")
+                                               (_URL_DUMMY if _text_vr(element) == "UR" else _TEXT_DUMMY)
+                                               if action == "dummy" else "")
         elif element.VR in ("DA", "DT", "TM") and element.value:
             kitware.replace_date_time_element(element)
 

@@ -211,6 +211,19 @@ def test_a_local_coding_schemes_meaning_does_not_leave_a_standard_ones_does():
     assert identity_left(clean) == ["AnatomicRegionSequence[1].CodeMeaning", "AnatomicRegionSequence[1].CodeValue"]
 
 
+def test_a_urn_code_of_a_local_scheme_keeps_a_code_value():
+    """A code given by its URN alone (no designator) had its URN value removed: an item with no
+    code value at all, which the Code Sequence Macro forbids (Type 1C). It gets the URI dummy."""
+    ds = _slice()
+    urn = Dataset()
+    urn.URNCodeValue, urn.CodeMeaning = "urn:example:site:patient:jane-elmquist", "Jane Elmquist"
+    ds.AnatomicRegionSequence = Sequence([urn])
+    data = deidentify_file(_bytes(ds), pseudonym=PSEUDONYM, key=KEY).data
+    assert b"elmquist" not in data.lower()
+    item = pydicom.dcmread(io.BytesIO(data)).AnatomicRegionSequence[0]
+    assert item.URNCodeValue == "http://anonymized.invalid" and item.CodeMeaning == "ANONYMIZED"
+
+
 # ----------------------------------------------------------------------------- keep-list values naming the patient
 
 def _patient(ds: Dataset) -> Dataset:
