@@ -180,11 +180,13 @@ def locked_until(device: TOTPDevice) -> datetime | None:
     LIGHTBOX_OTP_MAX_FAILURES wrong codes in a row, for LIGHTBOX_OTP_LOCK_MINUTES (from the last).
     A lock that is over is lifted (its count starts again), in the database only if no try has
     moved the count since ``device`` was read."""
-    if device.throttling_failure_count < settings.LIGHTBOX_OTP_MAX_FAILURES or \
-            device.throttling_failure_timestamp is None:
+    if device.throttling_failure_count < settings.LIGHTBOX_OTP_MAX_FAILURES:
         return None
-    until = device.throttling_failure_timestamp + timedelta(minutes=settings.LIGHTBOX_OTP_LOCK_MINUTES)
-    if until <= timezone.now():
+    # a spent count with no time (a row written by hand, or a lowered maximum) is a lock that is
+    # over: read as "not locked" while every try was refused, it never lifted
+    until = None if device.throttling_failure_timestamp is None else \
+        device.throttling_failure_timestamp + timedelta(minutes=settings.LIGHTBOX_OTP_LOCK_MINUTES)
+    if until is None or until <= timezone.now():
         TOTPDevice.objects.filter(pk=device.pk, throttling_failure_count=device.throttling_failure_count,
                                   throttling_failure_timestamp=device.throttling_failure_timestamp) \
             .update(throttling_failure_count=0, throttling_failure_timestamp=None)

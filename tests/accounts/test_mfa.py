@@ -392,3 +392,16 @@ def test_a_code_of_digits_other_than_ascii_is_a_wrong_code_not_an_error(org_a, c
     response = client.post("/accounts/mfa/verify/", {"code": "²" * device.digits, "next": "/"})
     assert response.status_code == 400
     assert client.post("/accounts/mfa/verify/", {"code": totp_code(device), "next": "/"})["Location"] == "/"
+
+
+def test_a_spent_count_without_a_time_is_a_lock_that_is_over(org_a, clinician_a):
+    # a count at the maximum with no time (a row written by hand, a lowered maximum) refused every
+    # code and never lifted
+    from django.conf import settings
+
+    device = enrol(clinician_a)
+    TOTPDevice.objects.filter(pk=device.pk).update(throttling_failure_count=settings.LIGHTBOX_OTP_MAX_FAILURES,
+                                                   throttling_failure_timestamp=None)
+    client = Client()
+    client.post("/accounts/login/", {"login": clinician_a.email, "password": "correct-horse-battery-staple"})
+    assert client.post("/accounts/mfa/verify/", {"code": totp_code(device), "next": "/"})["Location"] == "/"
