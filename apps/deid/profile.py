@@ -122,8 +122,8 @@ class Reason(models.TextChoices):
     VIDEO_OR_PHOTO = "video_or_photo", _("Video or photograph: burned-in text is likely and cannot be cleaned.")
     SECONDARY_CAPTURE = "secondary_capture", _("Secondary capture (a screen or scan): burned-in text is likely.")
     SECONDARY_IMAGE = "secondary_image", _(
-        "Secondary, screen-saved or converted image (a dose report, a capture of a screen): text in the pixels is "
-        "likely, and the file does not say it is free of it.")
+        "Screen-saved or converted image (a dose report, a capture of a screen, a scanned film): text in the "
+        "pixels is likely, and the file does not say it is free of it.")
     BURNED_IN_LIKELY = "burned_in_likely", _(
         "Modality where text is usually burned into the pixels, and the file does not say it is free of it.")
     NO_PIXELS = "no_pixels", _("Not an image (a report or other object without pixel data).")

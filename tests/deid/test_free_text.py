@@ -346,3 +346,10 @@ def test_secondary_images_and_stray_conversion_types_are_exported(change):
     assert profile.exclusion_reason(ds) is None
     out = pydicom.dcmread(io.BytesIO(deidentify_file(_bytes(ds), pseudonym=PSEUDONYM, key=KEY).data))
     assert out.PatientIdentityRemoved == "YES"
+
+
+def test_the_screen_save_reason_names_what_its_rule_excludes():
+    """The reason began "Secondary, ..." though its rule no longer excludes an image for being
+    SECONDARY alone (MPRs, MIPs and reformats are exported): a reader would look for a reformat."""
+    label = str(Reason.SECONDARY_IMAGE.label)
+    assert not label.startswith("Secondary") and "Screen-saved or converted image" in label
