@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -136,6 +137,21 @@ def upload_writer(upload: Upload, wait: float = 0) -> staging.StagingWriter:
     return writer
 
 
+def _upload_expire(upload: Upload, *, staging_lost: bool = False, **still: Any) -> bool:
+    """Claim ``upload`` expired and record it (imaging.upload_expired; ``staging_lost`` when its
+    staging file or folder is gone), in one transaction: a conditional UPDATE on its row still
+    ``uploading`` (and matching ``still``, e.g. still past its time), so that an upload that ended
+    or was renewed meanwhile is left alone and the expiry is recorded once. False when not claimed."""
+    with transaction.atomic():
+        if not Upload.objects.filter(pk=upload.pk, state=UploadState.UPLOADING, **still).update(
+                state=UploadState.EXPIRED):
+            return False
+        details = {"bytes": upload.offset, "staging_lost": True} if staging_lost else {"bytes": upload.offset}
+        record(action="imaging.upload_expired", organization_id=upload.organization_id, target=upload,
+               details=details)
+    return True
+
+
 def upload_staging_lost(upload: Upload) -> bool:
     """An upload still taking bytes whose staging file is gone from the staging folder (deleted by
     hand, a restore that missed it): what it received is lost, and nothing can resume it. It is
@@ -148,12 +164,9 @@ def upload_staging_lost(upload: Upload) -> bool:
     volume not mounted): the file is not known to be gone, and the upload resumes once it is back."""
     if staging.staging_path(upload.staging_name).exists():
         return False
-    with transaction.atomic():
-        if not Upload.objects.filter(pk=upload.pk, state=UploadState.UPLOADING).update(state=UploadState.EXPIRED):
-            upload.refresh_from_db(fields=["offset", "state", "expires_at"])
-            return True
-        record(action="imaging.upload_expired", organization_id=upload.organization_id, target=upload,
-               details={"bytes": upload.offset, "staging_lost": True})
+    if not _upload_expire(upload, staging_lost=True):
+        upload.refresh_from_db(fields=["offset", "state", "expires_at"])
+        return True
     upload.state = UploadState.EXPIRED
     logger.warning("upload %s: its staging file is gone while it took bytes; expired", upload.pk)
     upload_discard_staging(upload)  # what it prepared, and its .stop and .iv files
@@ -237,12 +250,8 @@ def uploads_expire(now=None) -> int:
     for upload in Upload.objects.expired(now):
         # still past its time as well: an append that began before its time ran out and ended
         # since the listing renewed it (its 204 said until when), and its bytes stay
-        with transaction.atomic():
-            if not Upload.objects.filter(pk=upload.pk, state=UploadState.UPLOADING, expires_at__lt=now).update(
-                    state=UploadState.EXPIRED):
-                continue
-            record(action="imaging.upload_expired", organization_id=upload.organization_id, target=upload,
-                   details={"bytes": upload.offset})
+        if not _upload_expire(upload, expires_at__lt=now):
+            continue
         _ended_discard_staging(upload)
         n += 1
     return n
@@ -402,11 +411,8 @@ def staging_declare_lost(now=None) -> dict[str, int]:
     now = now or timezone.now()
     counts = {"uploads_expired": 0, "jobs_failed": 0, "uploads_discarded": 0}
     for upload in Upload.objects.filter(state=UploadState.UPLOADING).order_by("pk"):
-        with transaction.atomic():
-            if not Upload.objects.filter(pk=upload.pk, state=UploadState.UPLOADING).update(state=UploadState.EXPIRED):
-                continue
-            record(action="imaging.upload_expired", organization_id=upload.organization_id, target=upload,
-                   details={"bytes": upload.offset, "staging_lost": True})
+        if not _upload_expire(upload, staging_lost=True):
+            continue
         _prepared_discard_logged(upload)
         counts["uploads_expired"] += 1
     for job_id in IngestJob.objects.filter(upload__isnull=False, state__in=[JobState.QUEUED, JobState.RUNNING]) \
