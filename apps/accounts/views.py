@@ -289,12 +289,18 @@ def invitation_choices(request: HttpRequest) -> JsonResponse:
         .choices_response(request.GET)
 
 
-@login_required
-@require_POST
-def invitation_revoke(request: HttpRequest, invitation_id: UUID) -> HttpResponse:
+def _invitation_or_404(request: HttpRequest, invitation_id: UUID) -> Invitation:
+    """The invitation the user may see (``visible_to``) by its public id; 404 otherwise."""
     invitation = Invitation.objects.visible_to(request.user).filter(public_id=invitation_id).first()
     if invitation is None:
         raise Http404
+    return invitation
+
+
+@login_required
+@require_POST
+def invitation_revoke(request: HttpRequest, invitation_id: UUID) -> HttpResponse:
+    invitation = _invitation_or_404(request, invitation_id)
     try:
         services.invitation_revoke(invitation=invitation, by=request.user, request=request)
     except PermissionDenied:
@@ -310,9 +316,7 @@ def invitation_resend(request: HttpRequest, invitation_id: UUID) -> HttpResponse
     """Send a pending (or expired) invitation's e-mail again, with a new link; the old one stops
     working. Who may: as for withdrawing it (404 to others, as there); its inviter, refused because
     they may no longer give the access it gives, is told so on the invitations page."""
-    invitation = Invitation.objects.visible_to(request.user).filter(public_id=invitation_id).first()
-    if invitation is None:
-        raise Http404
+    invitation = _invitation_or_404(request, invitation_id)
     try:
         services.invitation_resend(invitation=invitation, by=request.user, request=request)
     except PermissionDenied:
