@@ -124,7 +124,7 @@ def totp_confirm(request: HttpRequest, code: str) -> tuple[str, Any]:
     user = request.user
     device = totp_pending(request)
     code = "".join((code or "").split())
-    if not (code.isascii() and code.isdigit() and len(code) == device.digits):  # "²" is a digit to isdigit()
+    if not _totp_shaped(code, device):
         return OTPResult.WRONG, None
     until = brute_force.enrolment_code_claim(request, user)
     if until is not None:
@@ -193,6 +193,12 @@ def locked_until(device: TOTPDevice) -> datetime | None:
         device.throttling_failure_count, device.throttling_failure_timestamp = 0, None
         return None
     return until
+
+
+def _totp_shaped(code: str, device: TOTPDevice) -> bool:
+    """Whether ``code`` could be ``device``'s authenticator code: its number of ASCII digits ("²"
+    is a digit to str.isdigit(), not to int(), which read it with a 500)."""
+    return code.isascii() and code.isdigit() and len(code) == device.digits
 
 
 def _try_claim(device: TOTPDevice) -> int | None:
@@ -275,7 +281,7 @@ def otp_check(request: HttpRequest, user: Any, code: str, *, purpose: str = "sig
         return OTPResult.LOCKED, locked_until(device) or _lock_from_now()
     code = "".join((code or "").split())
     matched: Any = None
-    if code.isascii() and code.isdigit() and len(code) == device.digits:  # "²" is a digit to isdigit(), not to int()
+    if _totp_shaped(code, device):
         if _totp_use(device, code):
             matched = device
     else:
