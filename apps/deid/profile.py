@@ -384,11 +384,14 @@ def _patient_words(ds: Dataset) -> re.Pattern | None:
                     words.update(f"{value[:4]}{sep}{value[4:6]}{sep}{value[6:]}" for sep in "-/.")
 
     ds.walk(visit)
-    words = {w for w in words if w not in _TEXT_DUMMY and not any(w in dummy for dummy in _DUMMIES)}
-    if not words:
+    # a word is looked for as its pattern finds it; one that pattern finds in a dummy the profile
+    # writes (an ID "ANONYMIZED") is left out, or every dummy would name the patient. One it does
+    # not find there (a name "Zed" is a word, not inside "ANONYMIZED") is looked for like any other
+    alternatives = [alt for alt in (re.escape(w) if len(w) >= _SHORTEST else rf"(?<![^\W_]){re.escape(w)}(?![^\W_])"
+                                    for w in sorted(words, key=len, reverse=True))
+                    if not any(re.search(alt, dummy, re.IGNORECASE) for dummy in _DUMMIES)]
+    if not alternatives:
         return None
-    alternatives = [re.escape(w) if len(w) >= _SHORTEST else rf"(?<![^\W_]){re.escape(w)}(?![^\W_])"
-                    for w in sorted(words, key=len, reverse=True)]
     return re.compile("|".join(alternatives), re.IGNORECASE)
 
 

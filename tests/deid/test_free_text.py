@@ -264,6 +264,21 @@ def test_a_keep_list_value_is_matched_as_a_word_not_inside_one():
     assert (out.Manufacturer, out.ConvolutionKernel) == ("Philips Medical Systems", "B30103f")
 
 
+def test_a_name_part_found_inside_a_dummy_is_still_looked_for_as_a_word():
+    """A name part or ID that occurs inside a dummy the profile writes ("Zed" in ANONYMIZED,
+    "0101" in the dummy date) names the patient as a word all the same; the dummies themselves
+    are not taken for the patient's name."""
+    ds = _slice()
+    ds.PatientName, ds.PatientID = "Zed^Ann", "0101"
+    ds.ConvolutionKernel, ds.SequenceName = "zed 2", "seq 0101"
+    ds.WindowCenterWidthExplanation = "LUNG"
+    out = pydicom.dcmread(io.BytesIO(deidentify_file(_bytes(ds), pseudonym=PSEUDONYM, key=KEY).data))
+    assert "ConvolutionKernel" not in out and "SequenceName" not in out
+    assert out.WindowCenterWidthExplanation == "LUNG"
+    pattern = profile._patient_words(ds)
+    assert pattern.search("zed 2") and not any(pattern.search(dummy) for dummy in profile._DUMMIES)
+
+
 def test_a_required_keep_list_value_naming_the_patient_refuses_the_file():
     """Rescale Type is required (Modality LUT, Type 1C): one naming the patient cannot be removed,
     so the file is refused, not exported with it nor without it."""
