@@ -157,9 +157,36 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
     def is_open_for_signup(self, request: HttpRequest, sociallogin: Any) -> bool:
         return False
 
-    def _refuse(self, request: HttpRequest, reason: str, org_id: int | None) -> None:
+    def get_requests_session(self) -> Any:
+        """Every request allauth's OpenID Connect provider makes from the server (discovery, token,
+        userinfo, JWKS) goes through this session: each destination is checked when the request is
+        made and connected to at the address checked (``apps.accounts.outbound``)."""
+        from apps.accounts import outbound
+
+        return outbound.pinned_session(super().get_requests_session())
+
+    def on_authentication_error(self, request: HttpRequest, provider: Any, error: Any = None,
+                                exception: Any = None, extra_context: Any = None) -> None:
+        """A request of the sign-in's return (token, userinfo, JWKS) refused for its destination:
+        the refusal page, never allauth's generic error."""
+        from apps.accounts import outbound
+
+        if isinstance(exception, outbound.DestinationRefused):
+            self.refuse_destination(request, exception, provider.app.settings.get("lightbox_org_id"))
+        super().on_authentication_error(request, provider, error=error, exception=exception,
+                                        extra_context=extra_context)
+
+    def refuse_destination(self, request: HttpRequest, exception: Any, org_id: int | None) -> None:
+        """Refuse a sign-in one of whose requests went to an address the portal does not connect
+        to (``outbound.DestinationRefused``); the organization's trail names the host."""
+        logger.warning("SSO request to %s refused: %s", exception.host, exception.reason)
+        self._refuse(request, "provider_address", org_id, details={"host": exception.host,
+                                                                   "refused": exception.reason})
+
+    def _refuse(self, request: HttpRequest, reason: str, org_id: int | None,
+                details: dict[str, Any] | None = None) -> None:
         record(action="auth.sso_refused", outcome="denied", request=request, organization_id=org_id,
-               actor_label="anonymous", details={"reason": reason})
+               actor_label="anonymous", details={"reason": reason, **(details or {})})
         raise ImmediateHttpResponse(render(request, "accounts/sso_refused.html", {"reason": reason}, status=403))
 
     def _refuse_other_organizations(self, request: HttpRequest, user: Any, provider_id: str) -> None:

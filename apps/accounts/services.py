@@ -713,30 +713,21 @@ def sso_issuer_refusal(issuer: str) -> str | None:
     the server's own network (loopback, private, link-local: a cloud's metadata service) nor a
     name that does not resolve (it could be made to resolve there later).
     ``LIGHTBOX_SSO_ALLOW_PRIVATE_ISSUERS`` (tests, development: a provider on 127.0.0.1) accepts a
-    host on such a network, or unknown, over http too; a public host still needs https."""
-    import ipaddress
-    import socket
-    from urllib.parse import urlsplit
+    host on such a network, or unknown, over http too; a public host still needs https. The rule
+    is ``outbound.refusal``'s, which every request of the sign-in passes again when it is made (a
+    name may resolve elsewhere by then)."""
+    from apps.accounts import outbound
 
-    parts = urlsplit(issuer)
-    host = parts.hostname or ""
-    if parts.scheme not in ("http", "https") or not host:
+    dest = outbound.destination(issuer)
+    reason = outbound.refusal(dest)
+    if reason == "address":
         return _("Enter the provider's https:// address.")
-    try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        found = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
-        addresses = {ipaddress.ip_address(info[4][0].split("%")[0]) for info in found}
-    except (OSError, ValueError, UnicodeError):  # gaierror: not found; a port out of range
-        addresses = set()
-    public = bool(addresses) and all(a.is_global and not a.is_multicast for a in addresses)
-    if not public:
-        if settings.LIGHTBOX_SSO_ALLOW_PRIVATE_ISSUERS:
-            return None
-        if not addresses:
-            return _("The provider's host name %(host)s could not be found.") % {"host": host}
+    if reason == "not_found":
+        return _("The provider's host name %(host)s could not be found.") % {"host": dest.host}
+    if reason == "private":
         return _("The provider's address %(host)s is on a private or local network; the portal does not "
-                 "connect there. Enter the provider's public https:// address.") % {"host": host}
-    if parts.scheme != "https":
+                 "connect there. Enter the provider's public https:// address.") % {"host": dest.host}
+    if reason == "not_https":
         return _("The provider's address must begin with https://: its keys and tokens are fetched from it.")
     return None
 

@@ -543,10 +543,30 @@ def sso_start(request: HttpRequest) -> HttpResponse:
             form.add_error("email", _("No organization signs in this address through single sign-on. "
                                       "Use your password, or ask your organization's admin."))
         else:
-            from allauth.socialaccount.providers.openid_connect.views import login as oidc_login
-
-            return oidc_login(request, config.provider_id)
+            return sso_provider_login(request, config.provider_id)
     return render(request, "accounts/sso_start.html", {"form": form}, status=400 if form.errors else 200)
+
+
+def sso_provider_login(request: HttpRequest, provider_id: str) -> HttpResponse:
+    """allauth's OpenID Connect sign-in start (at its own address, before allauth's view there;
+    and for "Sign in with your organization"). It fetches the provider's discovery document: a
+    provider at an address the portal does not connect to (``apps.accounts.outbound``) gets the
+    refusal page, not a server error."""
+    from allauth.core.exceptions import ImmediateHttpResponse
+    from allauth.socialaccount.adapter import get_adapter
+    from allauth.socialaccount.providers.openid_connect.views import login as oidc_login
+
+    from apps.accounts import outbound
+
+    try:
+        return oidc_login(request, provider_id)
+    except outbound.DestinationRefused as exc:
+        config = SSOConfig.objects.filter(organization__slug=provider_id.removeprefix("org-")).first()
+        try:
+            get_adapter(request).refuse_destination(request, exc, config and config.organization_id)
+        except ImmediateHttpResponse as refused:
+            return refused.response
+        raise
 
 
 def _sso_config_for(email: str) -> SSOConfig | None:

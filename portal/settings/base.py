@@ -346,8 +346,10 @@ def _embedded_field_key() -> str:
 
 # Fernet keys (comma-separated; the first encrypts) for secrets stored in the database
 LIGHTBOX_FIELD_ENCRYPTION_KEY = env_secret("LIGHTBOX_FIELD_ENCRYPTION_KEY") or _embedded_field_key()
-# an SSO provider's issuer may be on a private or local network, or over http there (a provider on
-# 127.0.0.1 in tests and development); elsewhere the portal fetches only from public https hosts
+# an SSO provider's issuer, and every address the sign-in fetches from (discovery, token, userinfo,
+# JWKS: apps.accounts.outbound, checked when each request is made), may be on a private or local
+# network, or over http there (a provider on 127.0.0.1 in tests and development); elsewhere the
+# portal fetches only from public https hosts
 LIGHTBOX_SSO_ALLOW_PRIVATE_ISSUERS = env.bool("LIGHTBOX_SSO_ALLOW_PRIVATE_ISSUERS", default=DEBUG)
 # sharing and original downloads need an OTP verification this recent (step-up)
 LIGHTBOX_STEP_UP_HOURS = env.int("LIGHTBOX_STEP_UP_HOURS", default=12)

@@ -1,0 +1,290 @@
+"""Every request the server makes for single sign-on (discovery, token, userinfo, JWKS) is checked
+when it is made, and connects to the address checked (apps.accounts.outbound).
+
+The issuer was checked when saved only: a name that resolved to a public address then can resolve
+to 127.0.0.1 or 169.254.169.254 later (DNS rebinding), and a public provider's discovery document
+can name an internal token endpoint. No test here reaches the internet: names resolve through a
+stand-in resolver, and connections go to a TLS server on 127.0.0.1 or are refused by a stand-in."""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import json
+import socket
+import ssl
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import requests
+import urllib3.util.connection
+
+from apps.accounts import outbound
+from apps.accounts.adapters import SocialAccountAdapter
+from apps.accounts.crypto import encrypt
+from apps.accounts.models import SSOConfig
+from apps.audit.models import AuditEvent
+
+ISSUER_HOST = "idp.alpha.example"
+REFUSED_TEXT = "Lightbox does not connect to"
+
+_real_getaddrinfo = socket.getaddrinfo
+_real_create_connection = urllib3.util.connection.create_connection
+
+
+@pytest.mark.parametrize(("address", "public"), [
+    ("93.184.216.34", True), ("2606:4700:4700::1111", True), ("::ffff:93.184.216.34", True),
+    ("64:ff9b::808:808", True),
+    ("127.0.0.1", False), ("10.1.2.3", False), ("172.16.0.1", False), ("192.168.1.20", False),
+    ("169.254.169.254", False), ("100.64.0.1", False), ("0.0.0.0", False), ("224.0.0.1", False),
+    ("240.0.0.1", False), ("255.255.255.255", False), ("192.0.2.1", False),
+    ("::1", False), ("::", False), ("fe80::1", False), ("fc00::1", False), ("fd12:3456::1", False),
+    ("fec0::1", False), ("ff02::1", False), ("2001:db8::1", False),
+    ("::ffff:127.0.0.1", False), ("::ffff:10.0.0.8", False), ("::ffff:169.254.169.254", False),
+    ("64:ff9b::a9fe:a9fe", False), ("2002:7f00:1::1", False), ("::7f00:1", False),
+])
+def test_which_addresses_are_public(address, public):
+    assert outbound.is_public(ipaddress.ip_address(address)) is public
+
+
+@pytest.fixture
+def resolver(monkeypatch):
+    """names[host] = [address, ...] (a list of such lists: one per lookup, the last repeating);
+    ``lookups`` counts the lookups of each name. Other names resolve as usual (none is looked up)."""
+    names: dict[str, list] = {}
+    lookups: dict[str, int] = {}
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        if host not in names:
+            return _real_getaddrinfo(host, port, *args, **kwargs)
+        lookups[host] = lookups.get(host, 0) + 1
+        answers = names[host]
+        if answers and isinstance(answers[0], list):
+            answers = answers[min(lookups[host], len(answers)) - 1]
+        return [(socket.AF_INET6 if ":" in a else socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "",
+                 (a, port or 0, 0, 0) if ":" in a else (a, port or 0)) for a in answers]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    getaddrinfo.names, getaddrinfo.lookups = names, lookups
+    return getaddrinfo
+
+
+@pytest.fixture
+def connections(monkeypatch):
+    """The (host, port) of every connection urllib3 opens; only those to 127.0.0.1 are made."""
+    made: list[tuple[str, int]] = []
+
+    def create_connection(address, *args, **kwargs):
+        made.append(address)
+        if address[0] != "127.0.0.1":
+            raise ConnectionRefusedError(f"the test made no connection to {address[0]}")
+        return _real_create_connection(address, *args, **kwargs)
+
+    monkeypatch.setattr(urllib3.util.connection, "create_connection", create_connection)
+    return made
+
+
+@pytest.fixture
+def alpha_sso(org_a, admin_a, settings):
+    """Alpha's single sign-on at https://idp.alpha.example/o (saved when it was public), with
+    addresses on private networks refused, as in production."""
+    settings.LIGHTBOX_SSO_ALLOW_PRIVATE_ISSUERS = False
+    return SSOConfig.objects.create(organization=org_a, issuer=f"https://{ISSUER_HOST}/o", client_id="lightbox",
+                                    client_secret_encrypted=encrypt("alpha-client-secret-0123456789"),
+                                    allowed_domains="alpha.example", enabled=True)
+
+
+def _start_sso(client, email: str = "admin@alpha.example"):
+    return client.post("/accounts/sso/", {"email": email})
+
+
+@pytest.mark.parametrize("now_at", [["127.0.0.1"], ["169.254.169.254"], ["10.0.0.8"], ["::ffff:127.0.0.1"],
+                                    ["93.184.216.34", "fd00::1"]])
+def test_an_issuer_whose_name_now_resolves_to_the_servers_own_network_is_refused(
+        client, alpha_sso, resolver, connections, now_at):
+    """DNS rebinding: the issuer's name resolves to an internal address when the sign-in starts
+    (or one of its addresses is internal). The discovery document is not fetched: no connection
+    at all, a clear refusal (403, not a server error) and the organization's trail names the host."""
+    resolver.names[ISSUER_HOST] = now_at
+    response = _start_sso(client)
+    assert response.status_code == 403
+    assert 'data-reason="provider_address"' in response.content.decode()
+    assert REFUSED_TEXT in response.content.decode()
+    assert connections == []
+    event = AuditEvent.objects.get(action="auth.sso_refused")
+    assert event.organization_id == alpha_sso.organization_id
+    assert event.details == {"reason": "provider_address", "host": ISSUER_HOST, "refused": "private"}
+
+
+def test_the_providers_own_sign_in_address_is_refused_too(client, alpha_sso, resolver, connections):
+    """Anyone may open a provider's sign-in address (allauth's, not "Sign in with your
+    organization"): the same refusal."""
+    resolver.names[ISSUER_HOST] = ["169.254.169.254"]
+    response = client.post("/accounts/oidc/org-alpha/login/")
+    assert response.status_code == 403
+    assert 'data-reason="provider_address"' in response.content.decode()
+    assert connections == []
+
+
+def test_the_connection_goes_to_the_address_that_was_checked(alpha_sso, resolver, connections):
+    """The name resolves once per request, to a public address, and the connection goes to that
+    address: a second lookup (answering 127.0.0.1) is never made to choose where to connect."""
+    resolver.names[ISSUER_HOST] = [["93.184.216.34"], ["127.0.0.1"]]
+    session = SocialAccountAdapter().get_requests_session()
+    with pytest.raises(requests.ConnectionError) as failed:
+        session.get(f"https://{ISSUER_HOST}/o/.well-known/openid-configuration")
+    assert not isinstance(failed.value, outbound.DestinationRefused)  # allowed; the stand-in refused it
+    assert connections == [("93.184.216.34", 443)]
+    assert resolver.lookups[ISSUER_HOST] == 1
+
+
+# --- against a TLS server on 127.0.0.1 -----------------------------------------------------------
+
+def _certificates(tmp_path, name: str) -> tuple[str, str, str]:
+    """A test CA (its certificate file) and a server certificate and key for ``name`` signed by it."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Lightbox test CA")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+          .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+          .not_valid_after(now + datetime.timedelta(hours=1))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
+                                       content_commitment=False, key_encipherment=False, data_encipherment=False,
+                                       key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
+          .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+          .sign(ca_key, hashes.SHA256()))
+    leaf = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+            .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    paths = tmp_path / "ca.pem", tmp_path / "server.pem", tmp_path / "server.key"
+    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
+    paths[2].write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return tuple(str(p) for p in paths)
+
+
+@pytest.fixture
+def tls_server(tmp_path, monkeypatch):
+    """An https server on 127.0.0.1 whose certificate names idp.alpha.example, answering
+    ``routes[path] = (status, headers, body)``; ``seen`` holds (method, path, Host header). The
+    sign-in's sessions trust its test CA."""
+    ca, cert, key = _certificates(tmp_path, ISSUER_HOST)
+    routes: dict[str, tuple[int, dict, bytes]] = {}
+    seen: list[tuple[str, str, str]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def _answer(self):
+            seen.append((self.command, self.path, self.headers.get("Host", "")))
+            status, headers, body = routes.get(urlsplit(self.path).path, (404, {}, b""))
+            self.send_response(status)
+            for header, value in {"Content-Length": str(len(body)), **headers}.items():
+                self.send_header(header, value)
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = _answer
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+
+    real_session = SocialAccountAdapter.get_requests_session
+
+    def trusting_test_ca(self):
+        session = real_session(self)
+        session.verify = ca
+        return session
+
+    monkeypatch.setattr(SocialAccountAdapter, "get_requests_session", trusting_test_ca)
+    for variable in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):  # they would take the place of the test CA
+        monkeypatch.delenv(variable, raising=False)
+    server.routes, server.seen, server.port = routes, seen, server.server_address[1]
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_tls_is_verified_against_the_hosts_name(settings, resolver, connections, tls_server):
+    """Connected to an address, the request still names the host (Host, SNI) and its certificate
+    must carry that name: another name at the same address is refused by TLS."""
+    settings.LIGHTBOX_SSO_ALLOW_PRIVATE_ISSUERS = True  # development: the provider on 127.0.0.1
+    resolver.names[ISSUER_HOST] = resolver.names["other.alpha.example"] = ["127.0.0.1"]
+    tls_server.routes["/ok"] = (200, {"Content-Type": "application/json"}, b'{"ok": true}')
+    session = SocialAccountAdapter().get_requests_session()
+    assert session.get(f"https://{ISSUER_HOST}:{tls_server.port}/ok").json() == {"ok": True}
+    assert tls_server.seen == [("GET", "/ok", f"{ISSUER_HOST}:{tls_server.port}")]
+    with pytest.raises(requests.exceptions.SSLError):
+        session.get(f"https://other.alpha.example:{tls_server.port}/ok")
+    assert connections == [("127.0.0.1", tls_server.port)] * 2
+
+
+@pytest.fixture
+def public_test_server(monkeypatch, tls_server, resolver):
+    """The TLS server counts as a public host (127.0.0.1 is taken for a public address, nothing
+    else is): idp.alpha.example resolves to it."""
+    real_is_public = outbound.is_public
+    monkeypatch.setattr(outbound, "is_public",
+                        lambda a: a == ipaddress.ip_address("127.0.0.1") or real_is_public(a))
+    resolver.names[ISSUER_HOST] = ["127.0.0.1"]
+    return tls_server
+
+
+def test_a_discovery_document_naming_an_internal_token_endpoint_is_refused(
+        client, alpha_sso, public_test_server, resolver, connections):
+    """The issuer is public, but its discovery document names a token endpoint at the metadata
+    service: the sign-in starts (the browser goes to the provider), and when it comes back the
+    token request is refused before any connection there, with the refusal page."""
+    base = f"https://{ISSUER_HOST}:{public_test_server.port}/o"
+    alpha_sso.issuer = base
+    alpha_sso.save()
+    resolver.names["metadata.alpha.example"] = ["169.254.169.254"]
+    public_test_server.routes["/o/.well-known/openid-configuration"] = (200, {"Content-Type": "application/json"},
+                                                                        json.dumps({
+        "issuer": base, "authorization_endpoint": f"{base}/authorize/",
+        "token_endpoint": "https://metadata.alpha.example/token", "userinfo_endpoint": f"{base}/userinfo/",
+        "jwks_uri": f"{base}/jwks/"}).encode())
+
+    started = _start_sso(client)
+    assert started.status_code == 302 and started["Location"].startswith(f"{base}/authorize/?")
+    state = parse_qs(urlsplit(started["Location"]).query)["state"][0]
+    back = client.get("/accounts/oidc/org-alpha/login/callback/", {"code": "a-code", "state": state})
+    assert back.status_code == 403
+    assert 'data-reason="provider_address"' in back.content.decode()
+    assert AuditEvent.objects.get(action="auth.sso_refused").details == {
+        "reason": "provider_address", "host": "metadata.alpha.example", "refused": "private"}
+    assert ("169.254.169.254", 443) not in connections
+    assert all(host == "127.0.0.1" for host, _port in connections)
+
+
+def test_a_redirect_to_an_internal_address_is_refused(alpha_sso, public_test_server, connections):
+    """Every redirect is checked again: the public provider answering with a redirect to the
+    metadata service gets no request there."""
+    public_test_server.routes["/o/.well-known/openid-configuration"] = (
+        302, {"Location": "http://169.254.169.254/latest/meta-data/"}, b"")
+    session = SocialAccountAdapter().get_requests_session()
+    with pytest.raises(outbound.DestinationRefused) as refused:
+        session.get(f"https://{ISSUER_HOST}:{public_test_server.port}/o/.well-known/openid-configuration")
+    assert refused.value.host == "169.254.169.254"
+    assert connections == [("127.0.0.1", public_test_server.port)]
