@@ -3,9 +3,11 @@ accept), SSO (settings, start). Thin views: parse, call mfa/services, render."""
 
 from __future__ import annotations
 
+import logging
 import math
 from uuid import UUID
 
+import requests
 import segno
 from django.contrib import messages
 from django.contrib.auth import login
@@ -41,6 +43,8 @@ from apps.organizations.selectors import active_organization_or_404
 from apps.organizations.switching import switch_first
 from apps.sharing import policy
 from apps.sharing.policy import Action
+
+logger = logging.getLogger(__name__)
 
 #: invitations per page of the invitations page
 INVITATIONS_PAGE_SIZE = 50
@@ -567,6 +571,13 @@ def sso_provider_login(request: HttpRequest, provider_id: str) -> HttpResponse:
         except ImmediateHttpResponse as refused:
             return refused.response
         raise
+    except requests.RequestException as exc:
+        # the provider down or unreachable (its discovery document not fetched): a page that says
+        # so, not the storage-unavailable page every other OSError a view raises gets
+        logger.warning("SSO provider %s unreachable at sign-in start (%s)", provider_id, type(exc).__name__)
+        response = render(request, "accounts/sso_refused.html", {"reason": "provider_unreachable"}, status=503)
+        response["Retry-After"] = "60"
+        return response
 
 
 def _sso_config_for(email: str) -> SSOConfig | None:

@@ -128,6 +128,19 @@ def test_the_providers_own_sign_in_address_is_refused_too(client, alpha_sso, res
     assert connections == []
 
 
+def test_a_provider_that_cannot_be_reached_gets_a_page_that_says_so(client, alpha_sso, resolver, connections):
+    """The provider's public address does not answer when the sign-in starts: a 503 saying the
+    identity provider cannot be reached (to try again), not the page for stored files that
+    cannot be read, which any other connection error a view raises gets."""
+    resolver.names[ISSUER_HOST] = ["93.184.216.34"]
+    response = _start_sso(client)
+    assert response.status_code == 503 and response["Retry-After"] == "60"
+    body = response.content.decode()
+    assert 'data-reason="provider_unreachable"' in body and "cannot be reached" in body
+    assert "Stored files" not in body
+    assert connections == [("93.184.216.34", 443)]
+
+
 def test_the_connection_goes_to_the_address_that_was_checked(alpha_sso, resolver, connections):
     """The name resolves once per request, to a public address, and the connection goes to that
     address: a second lookup (answering 127.0.0.1) is never made to choose where to connect."""
