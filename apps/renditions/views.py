@@ -8,7 +8,10 @@ of the actor's memberships and one reading of their grants say, the check that t
 seen included); once the package is built and the Range is known to be satisfiable (a request
 answered 416 counts nothing) it is decided again, afresh (access may have ended meanwhile), and
 counted on that decision (``download_count``); a resumed transfer (a Range request not starting
-at 0) of the same package counts once.
+at 0) of the same package counts once. The same package is the same version of it: the policy
+continues a transfer only when the package's ETag now is the one counted (a study added to the
+case, previews made since, make it a new download, counted), whether the client sent If-Range
+or not.
 
 The response has the exact Content-Length, a strong ETag and ``Accept-Ranges: bytes``; a single
 ``Range`` (honoured only when ``If-Range``, if sent, matches the ETag) gets 206 with that slice.
@@ -106,15 +109,17 @@ def _actor_label(actor) -> str:
 
 
 def _resumed(request: HttpRequest) -> bool:
-    """A Range request from a byte after the first (``bytes=N-``, N > 0) continues a transfer. A
-    suffix range (``bytes=-N``, the last N bytes, which may be the whole package) does not: it is
-    a new download, counted like one."""
+    """A Range request from a byte after the first (``bytes=N-``, N > 0) may continue a transfer
+    (the policy's decision: of the same package, counted on its ETag as it is now). A suffix range
+    (``bytes=-N``, the last N bytes, which may be the whole package) does not: it is a new
+    download, counted like one."""
     match = _RANGE.match((request.headers.get("Range") or "").strip().replace(" ", ""))
     return bool(match and match.group(1).strip("0"))  # digits, not all zeros (no int(): any length)
 
 
 def _package_key(obj, kind: str, scope: str) -> str:
-    """What a grant's download count and resumes know a package by."""
+    """What a grant's download count and resumes know a package by, with its version (the
+    package's ETag, given to the policy apart: ``download_decide``'s ``package_etag``)."""
     return f"{scope}:{obj.public_id}:{kind}"
 
 
@@ -123,15 +128,17 @@ def _decide(request: HttpRequest, actor, obj, kind: str, scope: str) -> policy.D
     grants are read once for all its checks. The package key names what is downloaded, so a
     Range request continuing it is a resume: counted once on a grant, and accepted for an hour
     after it began even if the grant expired meanwhile. A fresh download needs the object to be
-    visible first (404 otherwise); a refused resume of an object no longer visible is a 404 too."""
+    visible first (404 otherwise); a refused resume of an object no longer visible is a 404 too.
+    The package is not built yet: its version is not known (``package_etag=None``), so whether it
+    is the same package as the transfer's is decided by ``_count``, before anything is counted."""
     resumed = _resumed(request)
     facts = policy.decision_facts(request, actor)  # dropped once decided: the count writes
     if not resumed:
         _visible(actor, obj, request, facts)
     try:
         return policy.download_decide(actor=actor, obj=obj, rendition=SHARING_RENDITION[Kind(kind)],
-                                      package_key=_package_key(obj, kind, scope), resumed=resumed,
-                                      request=request, facts=facts)
+                                      package_key=_package_key(obj, kind, scope), package_etag=None,
+                                      resumed=resumed, request=request, facts=facts)
     except PermissionDenied:
         if resumed and not policy.may_know(actor, obj, facts=facts):
             raise Http404 from None  # the denial is recorded already
@@ -145,13 +152,16 @@ def _count(request: HttpRequest, actor, obj, kind: str, scope: str, package: Pac
     membership ended): the first decision's reading is not trusted for what goes out, as the count
     writes. Refused: 403, recorded, or 404 when the object may no longer be seen at all (as a
     refused decision). A Range whose If-Range names another version of the package gets all of
-    the package as it is now (``_wanted``): a new download, never a resume. ``sending``: the bytes
-    this request sends of the package (``_sending``)."""
+    the package as it is now (``_wanted``): a new download, never a resume. Without If-Range, the
+    policy continues a transfer only of the package as it is now (its ETag the one counted): a
+    Range request for a package that changed since is a new download all the same, counted (403
+    when the limit is used up). ``sending``: the bytes this request sends of the package
+    (``_sending``)."""
     resumed = _resumed(request) and _wanted(request, package) is not None
     try:
         decision = policy.download_decide(actor=actor, obj=obj, rendition=SHARING_RENDITION[Kind(kind)],
-                                          package_key=_package_key(obj, kind, scope), resumed=resumed,
-                                          request=request)
+                                          package_key=_package_key(obj, kind, scope), package_etag=package.etag,
+                                          resumed=resumed, request=request)
         return (policy.download_count(decision, request=request, sending=sending, package_bytes=package.size),
                 decision.transfer_id)
     except PermissionDenied:
@@ -188,7 +198,8 @@ def _serve(request: HttpRequest, actor, obj, kind: str, scope: str, build) -> Ht
 
     def still_allowed() -> bool:
         return policy.download_may_continue(actor=actor, obj=obj, rendition=SHARING_RENDITION[Kind(kind)],
-                                            package_key=_package_key(obj, kind, scope), request=request)
+                                            package_key=_package_key(obj, kind, scope), package_etag=package.etag,
+                                            request=request)
 
     return package_response(request, package, on_transfer_end=recorded, still_allowed=still_allowed)
 

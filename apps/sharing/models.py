@@ -213,9 +213,10 @@ class GrantExtension(models.Model):
 
 class GrantDownload(models.Model):
     """One counted download of one package under a grant. A resumed transfer of the same package
-    (by the same user, or in the same browser session through the same link, before its last byte
-    went out) touches this row instead of adding one, so it counts once; a fresh download adds a
-    row, so "downloaded again within 24 h" is two rows of one package close together."""
+    (the same key and the same version of it, by the same user, or in the same browser session
+    through the same link, before its last byte went out) touches this row instead of adding one,
+    so it counts once; a fresh download adds a row, so "downloaded again within 24 h" is two rows
+    of one package close together."""
 
     grant = models.ForeignKey(Grant, on_delete=models.CASCADE, related_name="downloads")
     package_key = models.CharField(max_length=200)
@@ -236,6 +237,12 @@ class GrantDownload(models.Model):
     # when it was finished: the package's last byte went out, or twice the package was sent under
     # it (ranges that never reach the end); a finished transfer is not resumed (a new one is counted)
     completed_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # the package counted (its strong ETag, its size in bytes): only a Range request for that
+    # same package continues the transfer (a package that changed since, a study added to the
+    # case or its previews made, is a new download, counted), and what may go out under it is
+    # bounded by that size
+    package_etag = models.CharField(max_length=64, blank=True, default="", editable=False)
+    package_bytes = models.BigIntegerField(default=0, editable=False)
 
     class Meta:
         ordering = ["started_at"]

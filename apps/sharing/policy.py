@@ -1367,10 +1367,13 @@ def _download_refusal(facts: _Facts, action: Action, obj: object, *, rendition: 
 RESUME_AFTER_EXPIRY = timedelta(hours=1)
 
 
-def _transfer_to_resume(grant: Grant, package_key: str, *, since: datetime, by: Any,
+def _transfer_to_resume(grant: Grant, package_key: str, *, package_etag: str | None, since: datetime, by: Any,
                         while_live: bool = False) -> int | None:
     """The counted transfer of ``package_key`` under ``grant`` that ``by`` may resume (its id, the
-    latest), or None: one begun after ``since`` (and, with ``while_live``, while the grant was
+    latest), or None: one of the package as it is now (counted on the ETag ``package_etag``,
+    whatever the request's If-Range says: a package that changed since, a study added to the case
+    or its previews made meanwhile, is a new download; None only before the package is built,
+    ``download_decide``), begun after ``since`` (and, with ``while_live``, while the grant was
     live: between its start and its expiry) whose last byte has not gone out yet, by that actor:
     the signed-in user, or the holder of a link onto the grant in the browser session that began
     it. Holding the same link in another session is not enough (a link passed on begins a counted
@@ -1387,6 +1390,8 @@ def _transfer_to_resume(grant: Grant, package_key: str, *, since: datetime, by: 
         return None
     began = GrantDownload.objects.filter(who, grant=grant, package_key=package_key[:200], started_at__gt=since,
                                          completed_at__isnull=True)
+    if package_etag is not None:
+        began = began.filter(package_etag=package_etag[:64])
     if while_live:
         began = began.filter(started_at__gte=grant.starts_at, started_at__lt=grant.expires_at)
     return began.order_by("-started_at").values_list("pk", flat=True).first()
@@ -1414,11 +1419,13 @@ class DownloadDecision:
     is a conditional UPDATE, so the download limit is the database's when the download is counted,
     not the decision's; a grant after the first is looked at only when counting on those before it
     failed, which wrote nothing. Once counted, ``transfer_id`` is the transfer (GrantDownload) it
-    was counted on or continues (None by role)."""
+    was counted on or continues (None by role). ``package_etag``: the version of the package it
+    was decided on (None: decided before the package was built, never counted)."""
 
-    def __init__(self, *, actor: Any, obj: object, action: Action, package_key: str,
+    def __init__(self, *, actor: Any, obj: object, action: Action, package_key: str, package_etag: str | None,
                  grants: Iterator[tuple[Grant, int | None]] | None) -> None:
         self.actor, self.obj, self.action, self.package_key = actor, obj, action, package_key
+        self.package_etag = package_etag
         self.by_role = grants is None
         self._grants = grants if grants is not None else iter(())
         self._seen: list[tuple[Grant, int | None]] = []
@@ -1438,8 +1445,8 @@ class DownloadDecision:
         return next((grant for grant, _resume in self.grants()), None)
 
 
-def _download_grants(actor: Any, obj: object, *, action: Action, rendition: str, package_key: str, resumed: bool,
-                     facts: _Facts) -> Iterator[tuple[Grant, int | None]]:
+def _download_grants(actor: Any, obj: object, *, action: Action, rendition: str, package_key: str,
+                     package_etag: str | None, resumed: bool, facts: _Facts) -> Iterator[tuple[Grant, int | None]]:
     """The grants under which ``actor`` may download ``rendition`` of ``obj`` (``download_decide``
     has found their role gives no download), in the order they are tried, each with the transfer
     begun under it that the download continues (``_transfer_to_resume``), or None: first, for a
@@ -1457,19 +1464,21 @@ def _download_grants(actor: Any, obj: object, *, action: Action, rendition: str,
             # the actor's own transfer only (another member's is not theirs to continue
             # uncounted), and with the second factor a grant that needs it asks for
             if second_factor_met(grant, user) and (transfer := _transfer_to_resume(
-                    grant, package_key, since=now - services.RESUME_WINDOW, by=actor)):
+                    grant, package_key, package_etag=package_etag, since=now - services.RESUME_WINDOW, by=actor)):
                 yield grant, transfer
         for grant in _grants_of(actor, case_id, now, expired_since=now - RESUME_AFTER_EXPIRY):
             if second_factor_met(grant, user) and (transfer := _transfer_to_resume(
-                    grant, package_key, since=now - RESUME_AFTER_EXPIRY, while_live=True, by=actor)):
+                    grant, package_key, package_etag=package_etag, since=now - RESUME_AFTER_EXPIRY,
+                    while_live=True, by=actor)):
                 yield grant, transfer
     for grant in grants:
         if grant_covers(grant, action, obj, user=user, rendition=rendition, now=now, facts=facts):
             yield grant, None
 
 
-def download_decide(*, actor: Any, obj: object, rendition: str, package_key: str, resumed: bool = False,
-                    request: HttpRequest | None = None, facts: _Facts | None = None) -> DownloadDecision:
+def download_decide(*, actor: Any, obj: object, rendition: str, package_key: str, package_etag: str | None = "",
+                    resumed: bool = False, request: HttpRequest | None = None,
+                    facts: _Facts | None = None) -> DownloadDecision:
     """Whether ``actor`` may download ``rendition`` of ``obj``, decided once, counting nothing:
     the decision (``DownloadDecision``) that ``download_count`` then counts, so that a download
     decided before its package is built is not decided again to be counted. Raises
@@ -1478,7 +1487,12 @@ def download_decide(*, actor: Any, obj: object, rendition: str, package_key: str
     Staff download on their role. A recipient downloads on a grant: ``resumed=True`` with the
     same ``package_key`` (a Range request continuing a transfer the same actor began, as below)
     counts once, even when that first download used up the limit; another member's transfer is
-    not a resume of theirs.
+    not a resume of theirs. Only the same package is continued: ``package_etag`` is the package's
+    ETag as it is now, and a transfer counted on another (the package changed since: a study added
+    to the case, its previews made) is not resumed, whether the request sent If-Range or not: the
+    download is a new one, counted (refused when the limit is used up). None only for a decision
+    made before the package is built, which ``download_count`` does not count: a transfer of any
+    version is taken then, and the decision made again with the ETag before anything goes out.
 
     Large transfers outlive short grants: ``resumed=True`` is also accepted on a grant of the
     actor's that has expired (not revoked, case still open) when the actor (the same user, or the
@@ -1491,10 +1505,12 @@ def download_decide(*, actor: Any, obj: object, rendition: str, package_key: str
     action = _download_action(rendition)
     facts = _facts_of(actor, facts)
     if _active_user(facts.user) and _role_allows(facts.user, action, obj, facts):
-        return DownloadDecision(actor=actor, obj=obj, action=action, package_key=package_key, grants=None)
-    decision = DownloadDecision(actor=actor, obj=obj, action=action, package_key=package_key,
+        return DownloadDecision(actor=actor, obj=obj, action=action, package_key=package_key,
+                                package_etag=package_etag, grants=None)
+    decision = DownloadDecision(actor=actor, obj=obj, action=action, package_key=package_key, package_etag=package_etag,
                                 grants=_download_grants(actor, obj, action=action, rendition=rendition,
-                                                        package_key=package_key, resumed=resumed, facts=facts))
+                                                        package_key=package_key, package_etag=package_etag,
+                                                        resumed=resumed, facts=facts))
     if decision.grant is None:
         raise _record_denial(actor, action, obj, request)
     return decision
@@ -1507,45 +1523,52 @@ def download_count(decision: DownloadDecision, *, request: HttpRequest | None = 
     row), and return that grant, with ``decision.transfer_id`` the transfer's row; None by role
     (nothing counted). Raises PermissionDenied (recorded) when no grant of the decision takes it:
     the limit used up meanwhile by another download, say. Reads nothing the decision read again.
-    ``sending`` bytes of a ``package_bytes``-byte package: what this request sends, which a resume
-    may not take past what one transfer may send (``services.FINISHED_AFTER_PACKAGES``)."""
+    ``sending`` bytes of a ``package_bytes``-byte package (the decision's ``package_etag``): what
+    this request sends; a new transfer keeps the package's ETag and size, and a resume may not take
+    what went out under its transfer past what one transfer may send of the package it counted
+    (``services.FINISHED_AFTER_PACKAGES``). A decision made before the package was built
+    (``package_etag`` None) is not counted: ValueError."""
     from apps.sharing import services
 
     if decision.by_role:
         return None
+    if decision.package_etag is None:
+        raise ValueError("download_count: decide on the package as built (its package_etag)")
     for grant, resume in decision.grants():
         if resume is not None:
-            if services.grant_download_resume(transfer_id=resume, sending=sending, package_bytes=package_bytes):
+            if services.grant_download_resume(transfer_id=resume, sending=sending, package_etag=decision.package_etag):
                 decision.transfer_id = resume
                 return grant
             continue
         by_user, by_link_id, by_session = _download_by(decision.actor, grant)
         transfer = services.grant_record_download(grant=grant, package_key=decision.package_key, request=request,
                                                   by_user=by_user, by_link_id=by_link_id, by_session=by_session,
-                                                  sending=sending)
+                                                  sending=sending, package_etag=decision.package_etag,
+                                                  package_bytes=package_bytes)
         if transfer is not None:
             decision.transfer_id = transfer
             return grant
     raise _record_denial(decision.actor, decision.action, decision.obj, request)
 
 
-def download_authorize(*, actor: Any, obj: object, rendition: str, package_key: str, resumed: bool = False,
-                       count: bool = True, request: HttpRequest | None = None, sending: int = 0,
-                       package_bytes: int = 0) -> Grant | None:
+def download_authorize(*, actor: Any, obj: object, rendition: str, package_key: str, package_etag: str = "",
+                       resumed: bool = False, count: bool = True, request: HttpRequest | None = None,
+                       sending: int = 0, package_bytes: int = 0) -> Grant | None:
     """``download_decide`` then, unless ``count=False`` (HEAD: the same question, without counting
     or touching anything), ``download_count`` (``sending`` of ``package_bytes``: as there): the
     grant the download is (or would be) counted on; None by role. Raises PermissionDenied
     (recorded) when refused."""
     decision = download_decide(actor=actor, obj=obj, rendition=rendition, package_key=package_key,
-                               resumed=resumed, request=request)
+                               package_etag=package_etag, resumed=resumed, request=request)
     return (download_count(decision, request=request, sending=sending, package_bytes=package_bytes) if count
             else decision.grant)
 
 
-def download_may_continue(*, actor: Any, obj: object, rendition: str, package_key: str,
+def download_may_continue(*, actor: Any, obj: object, rendition: str, package_key: str, package_etag: str = "",
                           request: HttpRequest | None = None) -> bool:
-    """Whether a transfer of ``package_key`` already under way (decided by ``download_decide``
-    when it began) may go on sending bytes: the downloads interface asks this while it streams,
+    """Whether a transfer of ``package_key`` (the package whose ETag is ``package_etag``) already
+    under way (decided by ``download_decide`` when it began) may go on sending bytes: the
+    downloads interface asks this while it streams,
     so that a long transfer does not outlive the access it began under. Decided afresh (never
     on the facts of the decision it began under, which its count may have changed).
 
@@ -1557,8 +1580,8 @@ def download_may_continue(*, actor: Any, obj: object, rendition: str, package_ke
     revoked, the case closed, anonymous links switched off or the membership ended. A refusal is
     recorded (access.denied), as any refusal of ``download_decide``."""
     try:
-        download_decide(actor=actor, obj=obj, rendition=rendition, package_key=package_key, resumed=True,
-                        request=request)
+        download_decide(actor=actor, obj=obj, rendition=rendition, package_key=package_key,
+                        package_etag=package_etag, resumed=True, request=request)
     except PermissionDenied:
         return False
     return True

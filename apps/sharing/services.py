@@ -539,10 +539,12 @@ def grants_record_open_once(*, grants: Iterable[Grant], request: HttpRequest, ac
 @transaction.atomic
 def grant_record_download(*, grant: Grant, package_key: str, request: HttpRequest | None = None,
                           by_user=None, by_link_id: int | None = None, by_session: str = "",
-                          sending: int = 0) -> int | None:
+                          sending: int = 0, package_etag: str = "", package_bytes: int = 0) -> int | None:
     """Count one download of ``package_key`` on ``grant``, begun by ``by_user`` (or the holder of
     link ``by_link_id`` in the browser session ``by_session``, ``policy.session_ref``): the id of
-    its transfer's row (GrantDownload). Unless the grant's download limit is used up or the grant
+    its transfer's row (GrantDownload), which keeps the package counted (``package_etag``, its
+    ETag, and ``package_bytes``, its size): only that same package is resumed under it
+    (``grant_download_resume``). Unless the grant's download limit is used up or the grant
     is no longer live (revoked, which closing its case does, or expired since the download was
     decided, while its package was built): then None, nothing counted. ``sending``: the bytes
     this request is about to send, reserved on the transfer (``grant_download_sent`` settles).
@@ -556,7 +558,8 @@ def grant_record_download(*, grant: Grant, package_key: str, request: HttpReques
     if not query.update(download_count=F("download_count") + 1):
         return None
     transfer = GrantDownload.objects.create(grant=grant, package_key=package_key[:200], by_user=by_user,
-                                            by_link_id=by_link_id, by_session=by_session, bytes_sent=sending)
+                                            by_link_id=by_link_id, by_session=by_session, bytes_sent=sending,
+                                            package_etag=package_etag[:64], package_bytes=package_bytes)
     grant.refresh_from_db(fields=["download_count"])
     # the one who began it: the user, and the link it came through (an anonymous holder has no user)
     link_ref = (ShareLink.objects.filter(pk=by_link_id).values_list("public_id", flat=True).first()
@@ -571,19 +574,21 @@ def grant_record_download(*, grant: Grant, package_key: str, request: HttpReques
 RESUME_WINDOW = timedelta(hours=24)
 
 
-def grant_download_resume(*, transfer_id: int, sending: int, package_bytes: int) -> bool:
+def grant_download_resume(*, transfer_id: int, sending: int, package_etag: str) -> bool:
     """A resumed transfer already counted (``policy.download_decide`` found it the actor's, begun
-    within RESUME_WINDOW and not finished), about to send ``sending`` bytes of a
-    ``package_bytes``-byte package: reserve those bytes on its row and count nothing. False when
-    the grant has been revoked, or the transfer finished, since the resume was decided (an
-    expired grant's may be resumed: ``policy.download_decide``), or when these bytes would take
-    what went out (or is going out) under it past FINISHED_AFTER_PACKAGES packages: a new
-    download, counted, then. Reserved in the same conditional UPDATE, so resumes sent at once
-    cannot each take the whole allowance."""
+    within RESUME_WINDOW and not finished, of the same package), about to send ``sending`` bytes
+    of the package whose ETag is ``package_etag``: reserve those bytes on its row and count
+    nothing. False when the grant has been revoked, or the transfer finished, since the resume was
+    decided (an expired grant's may be resumed: ``policy.download_decide``), when the package is
+    not the one counted under it (another ETag: it changed since), or when these bytes would take
+    what went out (or is going out) under it past FINISHED_AFTER_PACKAGES times the package it
+    counted (its stored size, never the size of the package as it is now): a new download,
+    counted, then. Reserved in the same conditional UPDATE, so resumes sent at once cannot each
+    take the whole allowance."""
     now = timezone.now()
     return bool(GrantDownload.objects.filter(pk=transfer_id, grant__revoked_at__isnull=True, completed_at__isnull=True,
-                                             started_at__gte=now - RESUME_WINDOW,
-                                             bytes_sent__lte=FINISHED_AFTER_PACKAGES * package_bytes - sending)
+                                             started_at__gte=now - RESUME_WINDOW, package_etag=package_etag[:64],
+                                             bytes_sent__lte=FINISHED_AFTER_PACKAGES * F("package_bytes") - sending)
                 .update(last_activity_at=now, resumes=F("resumes") + 1, bytes_sent=F("bytes_sent") + sending))
 
 
