@@ -24,7 +24,7 @@ from tests import factories
 
 pytestmark = pytest.mark.django_db
 
-NON_OBJECT_KWARGS = {"format", "token"}  # token: a share link secret, not an object id
+NON_OBJECT_KWARGS = {"format", "token", "provider_id"}  # token: a share link secret; provider_id: an SSO provider (allauth's key)
 
 
 def _factory_for(model):
