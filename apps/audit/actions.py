@@ -275,9 +275,11 @@ def label(action: str) -> str:
 
 
 #: an action's label for the events made one particular way (``details.source``): a share given
-#: by a tumor board's meeting is not one someone made on the share page
+#: by a tumor board's meeting is not one someone made on the share page, and the end of the
+#: meeting ends it: nobody revoked it by hand
 SOURCE_LABELS: dict[tuple[str, str], str] = {
     (GRANT_CREATED, "board"): _("Access granted (tumor board meeting)"),
+    (GRANT_REVOKED, "board"): _("Access ended with the tumor board meeting"),
 }
 
 #: what a download was of (its ``details.rendition``), as the audit page says it

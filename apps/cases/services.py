@@ -37,7 +37,7 @@ from apps.core.forms import is_past, require_datetimes_in_range
 from apps.core.i18n import Deferred
 from apps.organizations.models import Membership, Organization
 from apps.sharing import policy
-from apps.sharing.models import GrantSource, Permission, ShareLink
+from apps.sharing.models import REVOKED_BOARD_ENDED, GrantSource, Permission, ShareLink
 from apps.sharing.policy import Action
 from apps.sharing.services import grant_create, grants_revoke, share_link_revoke
 from apps.sharing.usecases import UseCase
@@ -439,7 +439,9 @@ def _board_end(*, board: BoardSession, by: User, request: HttpRequest | None) ->
 
     told = list(User.objects.filter(pk__in=board.grants.filter(revoked_at__isnull=True)
                                     .values("grantee_id"), is_active=True))
-    revoked = grants_revoke(grants=board.grants.all(), by=by, reason="board_ended", request=request)
+    # the grants end with the meeting (their state says so, not "Revoked"), and their events name the board
+    revoked = grants_revoke(grants=board.grants.all(), by=by, reason=REVOKED_BOARD_ENDED, request=request,
+                            board=board)
     transaction.on_commit(lambda: _board_notify(board=board, users=told, started=False))
     record(action="board.ended", actor=by, organization_id=board.organization_id, target=board, request=request,
            details={"grants_revoked": revoked, "by_host": by.pk == board.host_id})

@@ -384,7 +384,8 @@ def board_end(request: HttpRequest, boardsession_id: UUID) -> HttpResponse:
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
     else:
-        messages.success(request, ngettext("Meeting ended: participants' access was revoked (%(n)d grant).",
-                                           "Meeting ended: participants' access was revoked (%(n)d grants).", n)
+        # the grants ended with the meeting (so their lists say), nobody revoked them by hand
+        messages.success(request, ngettext("Meeting ended: participants' access ended with it (%(n)d grant).",
+                                           "Meeting ended: participants' access ended with it (%(n)d grants).", n)
                          % {"n": n})
     return redirect("cases:board_detail", boardsession_id=board.public_id)

@@ -175,10 +175,12 @@ class Grant(PublicIdModel):
         return share_kind(recipient_kind=self.recipient_kind, use_case=self.use_case, source=self.source)
 
     def state(self, now: datetime | None = None) -> str:
-        """active, scheduled, revoked, expired_used or expired_unused (for "my shares")."""
+        """active, scheduled, revoked, ended_with_board, expired_used or expired_unused (for "my
+        shares"). A tumor board's grants are revoked when its meeting ends (reason
+        ``REVOKED_BOARD_ENDED``): they ended with the meeting, nobody revoked them by hand."""
         now = now or timezone.now()
         if self.revoked_at is not None:
-            return GrantState.REVOKED
+            return GrantState.ENDED_WITH_BOARD if self.revoke_reason == REVOKED_BOARD_ENDED else GrantState.REVOKED
         if self.expires_at <= now or self.case.status != "open":
             return GrantState.EXPIRED_USED if self.open_count or self.download_count else GrantState.EXPIRED_UNUSED
         if self.starts_at > now:
@@ -192,6 +194,12 @@ class GrantState(models.TextChoices):
     EXPIRED_UNUSED = "expired_unused", _("Expired, never opened")
     EXPIRED_USED = "expired_used", _("Expired, used")
     REVOKED = "revoked", _("Revoked")
+    ENDED_WITH_BOARD = "ended_with_board", _("Ended with the meeting")
+
+
+#: the ``revoke_reason`` of the grants a tumor board's meeting gave, revoked when it ends
+#: (``apps.cases.services.board_end``): their state says they ended with the meeting
+REVOKED_BOARD_ENDED = "board_ended"
 
 
 class GrantExtension(models.Model):

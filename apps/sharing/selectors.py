@@ -14,7 +14,7 @@ from django.http import Http404
 from django.utils import timezone
 
 from apps.sharing import policy
-from apps.sharing.models import Grant, GrantDownload, Notification, OriginalRequest
+from apps.sharing.models import Grant, GrantDownload, GrantState, Notification, OriginalRequest
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
@@ -150,12 +150,31 @@ def elsewhere_received(*, user: User, request: HttpRequest) -> list[Elsewhere]:
 
 
 def with_state(grants: Iterable[Grant]) -> list[Grant]:
-    """``grants`` (a page of them), each with ``current_state`` at one moment."""
+    """``grants`` (a page of them), each with ``current_state`` at one moment and its label
+    (``current_state_label``, the GrantState's: what the lists say, a board's ended grants too)."""
     now = timezone.now()
     listed = list(grants)
     for g in listed:
         g.current_state = g.state(now)
+        g.current_state_label = GrantState(g.current_state).label
     return listed
+
+
+def access_ended_with_board(*, user: Any, case_id: int) -> bool:
+    """Whether ``user``'s access to a case ended with a tumor board's meeting: of their grants on
+    it that have ended, the last to end is in the state ``ENDED_WITH_BOARD`` (``Grant.state``, what
+    the lists say). What an open viewer tells a reader it has refused (their own grants only,
+    nothing of anyone else's); not an access decision: the policy has refused already."""
+    if not getattr(user, "is_authenticated", False):
+        return False
+    now = timezone.now()
+    grants = Grant.objects.filter(pk__in=Grant.objects.addressed_to(user).values("pk"), case_id=case_id)
+    ended = [(g, g.state(now)) for g in grants.select_related("case")]
+    ended = [(g, state) for g, state in ended if state not in (GrantState.ACTIVE, GrantState.SCHEDULED)]
+    if not ended:
+        return False
+    _last, state = max(ended, key=lambda pair: min(pair[0].revoked_at or pair[0].expires_at, pair[0].expires_at))
+    return state == GrantState.ENDED_WITH_BOARD
 
 
 def with_gives(grants: Iterable[Grant]) -> list[Grant]:

@@ -169,14 +169,16 @@ def _studies_lock(*, studies: list[Any], case: Case) -> None:
 
 @transaction.atomic
 def grants_revoke(*, grants: Iterable[Grant], by: User | None, reason: str,
-                  request: HttpRequest | None = None) -> int:
+                  request: HttpRequest | None = None, board: Any = None) -> int:
     """Revoke every still-unrevoked grant given. Takes effect on the next request (policy reads
     grants live). Returns how many were revoked; an already revoked grant stays as it was.
     Requests for the original still waiting under a revoked grant are withdrawn with it
     (``_original_requests_withdraw``), and the grants of the original approved under it are
     revoked with it (counted in the number returned), except on a renewal: every way a grant is
     revoked (by its sharer, by closing its case, by a renewal, a board's end, a study's deletion,
-    the end of its recipient's membership) comes through here.
+    the end of its recipient's membership) comes through here. ``board``: the tumor board whose
+    meeting's end revokes them (its id is in each grant.revoked event, as in its grant.created:
+    the audit names the board of each).
 
     Only the grants' rows are locked (not their cases'): ``original_request_decide`` locks the
     case, then the grant, then the request, as closing a case does, and a revocation takes the
@@ -192,7 +194,9 @@ def grants_revoke(*, grants: Iterable[Grant], by: User | None, reason: str,
         grant.save(update_fields=["revoked_at", "revoked_by", "revoke_reason"])
         grant.links.filter(revoked_at__isnull=True).update(revoked_at=now)
         record(action="grant.revoked", actor=by, organization_id=grant.organization_id, target=grant,
-               case=grant.case, request=request, details={"reason": reason})
+               case=grant.case, request=request,
+               details={"reason": reason,
+                        **({"source": "board", "board": str(board.public_id)} if board is not None else {})})
         _original_requests_withdraw(grant=grant, by=by, reason=reason, request=request)
     revoked = len(to_revoke)
     if to_revoke and reason != "renewed":
@@ -204,7 +208,7 @@ def grants_revoke(*, grants: Iterable[Grant], by: User | None, reason: str,
                        .exclude(approved_grant=None).values_list("approved_grant", flat=True))
         following = list(Grant.objects.filter(pk__in=_renewed_into_all(approved), revoked_at__isnull=True))
         if following:
-            revoked += grants_revoke(grants=following, by=by, reason=reason, request=request)
+            revoked += grants_revoke(grants=following, by=by, reason=reason, request=request, board=board)
         # what its holders invited others to under it ends with it, unless they may still share it
         # another way (not on a renewal: the share goes on in the new grant)
         from apps.accounts.services import invitations_withdraw_unsupported

@@ -41,6 +41,7 @@ from apps.imaging import pixels
 from apps.imaging.models import Instance, Series, Study
 from apps.organizations.switching import switch_first
 from apps.sharing import policy
+from apps.sharing import selectors as sharing_selectors
 from apps.sharing.policy import Action
 from apps.sharing.usecases import Rendition
 from apps.viewer import selectors, services
@@ -79,10 +80,21 @@ def _visible(actor, obj, request, *, facts=None) -> None:
             raise Http404 from None
 
 
-def _json_error(status: int, code: str, message: str) -> JsonResponse:
-    response = JsonResponse({"error": code, "message": message}, status=status)
+def _json_error(status: int, code: str, message: str, **extra: str) -> JsonResponse:
+    response = JsonResponse({"error": code, "message": message, **extra}, status=status)
     response["Cache-Control"] = "no-store"
     return response
+
+
+def _ended_with_board(actor, obj) -> dict[str, str]:
+    """``{"ended": "board"}`` when the refused reader's access to ``obj``'s case (a study or an
+    instance) ended with a tumor board's meeting (``access_ended_with_board``: their own grants),
+    so viewer.js says the meeting ended rather than that a share was revoked or expired."""
+    case_id = getattr(obj, "case_id", None) or getattr(getattr(obj, "study", None), "case_id", None)
+    user = policy._user_of(actor)
+    if case_id is None or not _signed_in(user):
+        return {}
+    return {"ended": "board"} if sharing_selectors.access_ended_with_board(user=user, case_id=case_id) else {}
 
 
 def _images_refusal(actor, obj, request, *, facts=None) -> JsonResponse | None:
@@ -96,9 +108,10 @@ def _images_refusal(actor, obj, request, *, facts=None) -> JsonResponse | None:
         _visible(actor, obj, request, facts=facts)
         policy.require(actor, Action.VIEW_IMAGES, obj, request=request, facts=facts)
     except Http404:
-        return _json_error(404, "gone", _("This study is no longer available to you."))
+        return _json_error(404, "gone", _("This study is no longer available to you."), **_ended_with_board(actor, obj))
     except PermissionDenied:
-        return _json_error(403, "denied", _("Your access to these images has ended or does not cover them."))
+        return _json_error(403, "denied", _("Your access to these images has ended or does not cover them."),
+                           **_ended_with_board(actor, obj))
     return None
 
 
@@ -155,11 +168,17 @@ def viewer_page(request: HttpRequest, study_id: UUID) -> HttpResponse:
 
 def _back(actor, study: Study) -> dict[str, str]:
     """Where the page's "back" link leads: the study's page for a signed-in user, the shared case
-    (where the link led) for an anonymous link holder, who has no study page to go back to."""
+    (where the link led) for an anonymous link holder, who has no study page to go back to.
+
+    Once the viewer stops because access ended, neither is theirs to open (a 404): viewer.js then
+    points the link at ``back_ended_url``, "Shared with me" (reached by anyone signed in, where
+    the ended share is listed with its state), or, for a link holder, who has no such page,
+    takes the link away."""
     if getattr(actor, "is_authenticated", False):
-        return {"back_url": study.get_absolute_url(), "back_label": _("Back to study")}
+        return {"back_url": study.get_absolute_url(), "back_label": _("Back to study"),
+                "back_ended_url": reverse("sharing:shared_with_me"), "back_ended_label": _("Shared with me")}
     return {"back_url": reverse("sharing:shared_case", kwargs={"case_id": study.case.public_id}),
-            "back_label": _("Back to the shared case")}
+            "back_label": _("Back to the shared case"), "back_ended_url": "", "back_ended_label": ""}
 
 
 @policy.link_aware

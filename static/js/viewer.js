@@ -5,7 +5,8 @@
  * Every frame shown is asked of the server (revalidated: a frame the browser holds is shown only
  * after a 304), and the viewer also asks on a timer (data-access-check-ms) whether its reader may
  * still view the images, so that a revoked share or an ended tumor board stops a reader who stays
- * on one image: the image and the thumbnails are cleared and the message says access has ended.
+ * on one image: the image and the thumbnails are cleared and the message says access has ended
+ * (with the meeting, for a tumor board's), and the back link no longer leads to the study.
  * The label under the image follows the pixels on screen (a low-quality first frame says so).
  * The page lists the series and the first series' instances; another series' instances are asked
  * for (a page at a time) when it is picked, and kept for when it is picked again.
@@ -129,8 +130,29 @@
     document.getElementById("meta-window").textContent = "—";
   }
 
+  // what the reader is told once refused: that the tumor board meeting which gave the access has
+  // ended (the refusal says "ended": "board", of the reader's own share), else that a share ended
+  function deniedMessage(refusal) {
+    return refusal && refusal.ended === "board" ? ds.msgBoardEnded : ds.msgDenied;
+  }
+
+  // the study is no longer the reader's to open (its page would be a 404): the "back" link leads
+  // where they may still go (Shared with me), or, for a link holder, who has no such page, goes
+  var backLink = root.querySelector("[data-testid=viewer-back]");
+  function leaveBackToReachable() {
+    if (!backLink) { return; }
+    if (backLink.dataset.endedHref) {
+      backLink.href = backLink.dataset.endedHref;
+      backLink.textContent = backLink.dataset.endedLabel;
+    } else {
+      backLink.remove();
+    }
+    backLink = null;
+  }
+
   function stop(text) {
     state.stopped = true;
+    leaveBackToReachable();
     state.token += 1;  // a frame still on its way is dropped
     window.clearInterval(accessTimer);
     setLoading("stopped");
@@ -199,7 +221,7 @@
       .then(function (response) {
         if (response.status === 403 || response.status === 404) {
           return response.json().catch(function () { return {}; }).then(function (body) {
-            return { denied: true, message: body.message || ds.msgDenied };
+            return { denied: true, message: body.message || ds.msgDenied, ended: body.ended };
           });
         }
         if (!response.ok) { return { error: true }; }
@@ -218,7 +240,7 @@
 
   function apply(result, token, finalPass) {
     if (token !== state.token || state.stopped) { return false; }
-    if (result.denied) { stop(ds.msgDenied); return false; }
+    if (result.denied) { stop(deniedMessage(result)); return false; }
     if (result.error) { showMessage(ds.msgNetwork); return false; }
     if (result.undecodable) {
       noImage(ds.msgUndecodable + (result.body && result.body.reason ? " " + result.body.reason : ""));
@@ -343,7 +365,11 @@
     var url = ds.seriesUrl.replace(ZERO, data.series[index].id) + "?start=" + record.next;
     fetch(url, { credentials: "same-origin", headers: { "Accept": "application/json" } })
       .then(function (response) {
-        if (response.status === 403 || response.status === 404) { return { denied: true }; }
+        if (response.status === 403 || response.status === 404) {
+          return response.json().catch(function () { return {}; }).then(function (body) {
+            return { denied: true, ended: body.ended };
+          });
+        }
         if (!response.ok) { return { error: true }; }
         return response.json();
       })
@@ -352,7 +378,7 @@
         record.fetching = false;
         var current = index === state.series && !state.stopped;
         if (body.denied) {
-          if (current) { stop(ds.msgDenied); }
+          if (current) { stop(deniedMessage(body)); }
           return;
         }
         if (body.error || !Array.isArray(body.instances)) {
@@ -716,8 +742,12 @@
     if (state.stopped || closed || document.visibilityState !== "visible") { return; }
     fetch(ds.accessUrl, { credentials: "same-origin", cache: "no-store", headers: { "Accept": "application/json" } })
       .then(function (response) {
-        if (response.status === 403 || response.status === 404 || response.redirected) {
+        if (response.redirected) {  // sent to sign in
           if (!state.stopped) { stop(ds.msgDenied); }
+        } else if (response.status === 403 || response.status === 404) {
+          response.json().catch(function () { return {}; }).then(function (body) {
+            if (!state.stopped) { stop(deniedMessage(body)); }
+          });
         }
       }).catch(function () {});  // offline: asked again at the next tick
   }

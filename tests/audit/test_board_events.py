@@ -79,9 +79,40 @@ def test_the_grants_of_a_board_name_it_and_the_page_says_so(org_a, admin_a, clie
     assert label == "Access granted (tumor board meeting)" != actions.label(actions.GRANT_CREATED)
     html = client_as(admin_a).get(reverse("audit:event_list"), {"case": str(w["chest"].public_id)}).content.decode()
     shown = [row[2] for row in _visible_cells(html)]  # the action cells, newest first
-    assert shown == [f"{actions.label(a)}{a}" for a in (actions.BOARD_ENDED, actions.GRANT_REVOKED)] + [
+    assert shown == [
+        f"{actions.label(actions.BOARD_ENDED)}{actions.BOARD_ENDED}",
+        f"Access ended with the tumor board meeting{actions.GRANT_REVOKED}",
         f"Tumor board started{actions.BOARD_STARTED}", f"Access granted (tumor board meeting){actions.GRANT_CREATED}",
         f"Tumor board created{actions.BOARD_CREATED}"]
+
+
+def test_the_end_of_the_grants_of_a_board_names_it(org_a, clinician_a, board_world):
+    """The meeting's end revokes its grants: each grant.revoked event carries the board's id (and
+    source "board"), as their grant.created does, and the page says they ended with the meeting,
+    not that someone revoked them; every case of the board finds them."""
+    w = board_world
+    ended = AuditEvent.objects.filter(action=actions.GRANT_REVOKED).order_by("seq")
+    assert {(e.case_ref, e.details["reason"], e.details["source"], e.details["board"]) for e in ended} == {
+        (w["chest"].public_id, "board_ended", "board", str(w["board"].public_id)),
+        (w["liver"].public_id, "board_ended", "board", str(w["board"].public_id))}
+    assert len(ended) == 2  # the host's own grant is none: the radiologist's, one per case
+    assert actions.event_label(actions.GRANT_REVOKED, ended[0].details) == "Access ended with the tumor board meeting"
+    for case in (w["chest"], w["liver"]):
+        found = event_search(organization=org_a, filters=AuditFilters(case=str(case.public_id),
+                                                                      action=actions.GRANT_REVOKED))
+        assert [(e.details["board"], e.case_ref) for e in found] == [(str(w["board"].public_id), case.public_id)]
+
+
+def test_a_share_revoked_by_hand_names_no_board(org_a, clinician_a):
+    from apps.sharing.services import grant_create, grants_revoke
+
+    consultant = member(org_a, Role.EXTERNAL_CONSULTANT, email="consultant@alpha.example")
+    grant = grant_create(case=CaseFactory(organization=org_a), grantee=consultant, permissions=["view"],
+                         by=clinician_a, expires_at=timezone.now() + timedelta(hours=24))
+    grants_revoke(grants=[grant], by=clinician_a, reason="revoked by sharer")
+    event = AuditEvent.objects.get(action=actions.GRANT_REVOKED)
+    assert "board" not in event.details and "source" not in event.details
+    assert actions.event_label(event.action, event.details) == actions.label(actions.GRANT_REVOKED)
 
 
 def test_a_share_made_on_the_share_page_keeps_its_label(org_a, clinician_a):

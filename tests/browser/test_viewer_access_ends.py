@@ -2,8 +2,9 @@
 an ended tumor board. viewer.js asks on a timer (data-access-check-ms, from
 LIGHTBOX_VIEWER_ACCESS_CHECK_SECONDS, one second here) whether the reader may still view the
 images; refused, it clears the image and the series thumbnails and says, in the reader's language,
-that access has ended. Also: the Mode under Details of a lossy-compressed original never says
-"Diagnostic quality available"."""
+that access has ended (that the meeting ended, for a board's), and its "back" link leads to Shared
+with me, not to the study that is no longer the reader's (a 404). Also: the Mode under Details of a
+lossy-compressed original never says "Diagnostic quality available"."""
 
 from __future__ import annotations
 
@@ -76,6 +77,17 @@ def _stopped(page, message: str) -> None:
     expect(page.locator("#viewer-series-list img")).to_have_count(0)  # nor in the thumbnails
 
 
+def _back_leads_to_shared_with_me(page, live_server) -> None:
+    """The study is no longer the reader's (its page a 404): "back" leads to Shared with me, which
+    opens, and where the ended share is listed."""
+    back = page.get_by_test_id("viewer-back")
+    shared_with_me = reverse("sharing:shared_with_me")
+    expect(back).to_have_attribute("href", shared_with_me)
+    with page.expect_navigation() as went:
+        back.click()
+    assert went.value.status == 200 and page.url == live_server.url + shared_with_me
+
+
 def test_a_share_revoked_while_the_reader_stays_on_one_image_stops_the_viewer(page, live_server, org_a,
                                                                                clinician_a, output_dir):
     from apps.sharing import services
@@ -109,6 +121,8 @@ def test_a_share_revoked_while_the_reader_stays_on_one_image_stops_the_viewer(pa
     assert _canvas_brightest(page) < 5
     assert asked == []
     assert page.get_by_test_id("viewer-position").inner_text() == "2 / 20"
+    expect(page.get_by_test_id("viewer-back")).to_have_text("Shared with me")
+    _back_leads_to_shared_with_me(page, live_server)
 
 
 def test_the_end_of_a_tumor_board_stops_a_participants_viewer_in_spanish(browser, live_server, org_a, clinician_a,
@@ -130,9 +144,15 @@ def test_the_end_of_a_tumor_board_stops_a_participants_viewer_in_spanish(browser
         assert _canvas_brightest(page) > 20
         asked, answers = _frames_asked(page), _access_answers(page)
         services.board_end(board=board, by=clinician_a)
-        _stopped(page, "Su acceso a este estudio ha finalizado")
+        # the meeting's end is what it says, in the reader's language (the page's text for it),
+        # not that a share was revoked or expired
+        viewer = page.locator("#viewer")
+        board_ended, denied = viewer.get_attribute("data-msg-board-ended"), viewer.get_attribute("data-msg-denied")
+        assert board_ended and board_ended != denied
+        _stopped(page, board_ended)
         assert asked == [] and answers[-1] in (403, 404)
         page.screenshot(path=str(output_dir / "viewer-board-ended-es.png"))
+        _back_leads_to_shared_with_me(page, live_server)
 
 
 def test_a_lossy_original_is_not_said_to_be_of_diagnostic_quality(page, live_server, org_a, clinician_a):
