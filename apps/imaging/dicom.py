@@ -119,6 +119,9 @@ class DicomHeader:
     rows: int | None
     columns: int | None
     is_dicomdir: bool = False
+    #: the authority that assigned ``patient_id`` (Issuer of Patient ID), "" when the file names none
+    #: (absent from headers prepared by an older release: ``follow.header_from_json``)
+    issuer_of_patient_id: str = ""
     #: what is wrong with a file that is still ingested (it is kept: nothing is lost), as kinds of
     #: ``WARNINGS``; the study it goes into is then ready with warnings
     warnings: tuple[str, ...] = ()
@@ -604,6 +607,7 @@ def _header(fh: IO[bytes], ds, pos: int, size: int) -> DicomHeader:
         study_date=_date(ds, "StudyDate"),
         study_description=_text(ds, "StudyDescription"),
         patient_id=_text(ds, "PatientID", 64),
+        issuer_of_patient_id=_text(ds, "IssuerOfPatientID", 64),
         patient_name=_text(ds, "PatientName"),
         patient_birth_date=_date(ds, "PatientBirthDate"),
         frames=_int(ds, "NumberOfFrames", 1) or 1,

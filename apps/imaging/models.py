@@ -104,6 +104,7 @@ class Study(PublicIdModel):
     modalities = models.CharField(_("modalities"), max_length=100, blank=True, help_text="e.g. CT,PT")
     body_part_examined = models.CharField(_("body part"), max_length=64, blank=True)
     patient_id = models.CharField(_("patient ID"), max_length=64, blank=True)   # PHI
+    issuer_of_patient_id = models.CharField(_("issuer of patient ID"), max_length=64, blank=True)
     patient_name = models.CharField(_("patient name"), max_length=200, blank=True)  # PHI
     patient_birth_date = models.DateField(_("patient birth date"), null=True, blank=True)  # PHI
     state = models.CharField(_("state"), max_length=24, choices=StudyState.choices, default=StudyState.RECEIVING)

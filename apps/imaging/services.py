@@ -168,6 +168,7 @@ def _study_defaults(header: dicom.DicomHeader) -> dict[str, Any]:
         "study_description": header.study_description,
         "body_part_examined": header.body_part_examined,
         "patient_id": header.patient_id,
+        "issuer_of_patient_id": header.issuer_of_patient_id,
         "patient_name": header.patient_name,
         "patient_birth_date": header.patient_birth_date,
     }
@@ -192,7 +193,7 @@ def _new_version(job: IngestJob, latest: Study, changed_uid: str | None, *, case
     fields = {f: getattr(latest, f) for f in ("organization_id", "study_instance_uid",
                                               "accession_number", "study_date", "study_description",
                                               "modalities", "body_part_examined", "patient_id",
-                                              "patient_name", "patient_birth_date")}
+                                              "issuer_of_patient_id", "patient_name", "patient_birth_date")}
     # a file's own warnings (dicom.WARNINGS: its image data short, say) leave with it when it is replaced
     warnings = [w for w in latest.warnings if not (changed_uid and w.get("sop_instance_uid") == changed_uid
                                                    and w.get("kind") in dicom.WARNINGS)]
@@ -432,8 +433,16 @@ def _same_patient(study: Study, header: dicom.DicomHeader) -> bool:
     first stored, or the first of the batch that started it), as indexed: its patient ID, the one
     patient identifier the index keeps. An empty patient ID is a value like any other: a file with
     none is not shown to be the patient of a study with one, nor the reverse, so either is refused;
-    a study whose files all have none (as some de-identified ones do) takes more with none."""
-    return patient_key(study.patient_id) == patient_key(header.patient_id)
+    a study whose files all have none (as some de-identified ones do) takes more with none.
+
+    A patient ID is unique only within the authority that issued it (Issuer of Patient ID): the
+    same ID from two issuers is two patients, so a file naming an issuer other than the study's
+    is refused too. A file or study that names no issuer is not refused for that alone (many
+    modalities leave it empty); the study keeps the first issuer a file of it named."""
+    if patient_key(study.patient_id) != patient_key(header.patient_id):
+        return False
+    ours, theirs = patient_key(study.issuer_of_patient_id), patient_key(header.issuer_of_patient_id)
+    return not (ours and theirs and ours != theirs)
 
 
 def _may_add_to(job: IngestJob, latest: Study) -> bool:
@@ -499,6 +508,9 @@ def _index(run: _Run, item: _Item, blob: Blob, sop_uids: list[str]) -> None:
         reasons.append(dicom.warning_reason(header.warnings))
         study.warnings = [*study.warnings, *({"kind": kind, "sop_instance_uid": header.sop_instance_uid}
                                              for kind in header.warnings)]
+        run.dirty[study.pk] = study
+    if header.issuer_of_patient_id and not study.issuer_of_patient_id:
+        study.issuer_of_patient_id = header.issuer_of_patient_id  # the first issuer named is the study's
         run.dirty[study.pk] = study
     if reasons:
         item.reason = Deferred.join(reasons)

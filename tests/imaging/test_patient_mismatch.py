@@ -29,9 +29,12 @@ PATIENT = "SYN-0001"
 OTHER = "SYN-OTHER-77"  # the other patient's ID: never in a reason, a log line or an audit record
 
 
-def _slice(study_uid: str, series_uid: str, index: int, patient_id: str = PATIENT, sop_uid: str | None = None) -> bytes:
+def _slice(study_uid: str, series_uid: str, index: int, patient_id: str = PATIENT, sop_uid: str | None = None,
+           issuer: str | None = None) -> bytes:
     ds = ct_slice(study_uid=study_uid, series_uid=series_uid, index=index, patient_id=patient_id, sop_uid=sop_uid,
                   rows=8, columns=8)
+    if issuer is not None:
+        ds.IssuerOfPatientID = issuer
     buf = io.BytesIO()
     ds.save_as(buf, enforce_file_format=True)
     return buf.getvalue()
@@ -183,3 +186,30 @@ def test_a_refused_file_the_follower_prepared_leaves_no_blob(org_a, tmp_path):
     assert job.files.get(path="IM1.dcm").reason == PATIENT_DIFFERS
     assert not PreparedEntry.objects.exists()
     assert not Blob.objects.filter(sha256=_sha(intruder)).exists()
+
+
+def test_the_same_patient_id_from_another_issuer_is_another_patient(org_a, tmp_path, caplog):
+    """A patient ID is unique within its issuer only: a file with the study's patient ID but
+    another Issuer of Patient ID is refused like another patient's. A file naming no issuer is
+    not refused for that alone; the study keeps the first issuer named, also when its first file
+    named none, and a later upload is held to it."""
+    caplog.set_level(logging.INFO)
+    study, series = generate_uid(), generate_uid()
+    other_issuer = _slice(study, series, 2, issuer="CLINIC-B")
+    job = _ingest(org_a, _write(tmp_path / "first", {"IM0.dcm": _slice(study, series, 0),
+                                                    "IM1.dcm": _slice(study, series, 1, issuer="HOSP-A"),
+                                                    "IM2.dcm": other_issuer,
+                                                    "IM3.dcm": _slice(study, series, 3)}))
+
+    assert job.state == JobState.DONE_WITH_WARNINGS
+    assert (job.files_ingested, job.files_skipped) == (3, 1)
+    assert job.files.get(path="IM2.dcm").reason == PATIENT_DIFFERS
+    stored = Study.objects.get()
+    assert (stored.patient_id, stored.issuer_of_patient_id, stored.instances.count()) == (PATIENT, "HOSP-A", 3)
+    assert not Blob.objects.filter(sha256=_sha(other_issuer)).exists()
+
+    later = _ingest(org_a, _write(tmp_path / "later", {"IM7.dcm": _slice(study, series, 7, issuer="CLINIC-B"),
+                                                      "IM8.dcm": _slice(study, series, 8, issuer="HOSP-A")}))
+    assert (later.files_ingested, later.files_skipped) == (1, 1)
+    assert later.files.get(path="IM7.dcm").reason == PATIENT_DIFFERS
+    _no_phi_anywhere(job, caplog)
