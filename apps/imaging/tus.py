@@ -329,11 +329,12 @@ def uploads_root(request: HttpRequest) -> HttpResponse:
     headers = {"Location": request.build_absolute_uri(_upload_url(upload)), "Upload_Expires": _expires(upload)}
     if with_body:
         if (bad := _write_body(request, upload)) is not None:
-            if bad.status_code == 460:
-                # the 460 carries no Location, so nobody can resume this upload: abandoned at once
-                # (recorded) rather than left with its staging file until it expires
-                uploads.upload_terminate(upload=upload, by=request.user, request=request)
-                return bad
+            # the body refused (a checksum mismatch, more bytes than Upload-Length, fewer than
+            # Content-Length, the client gone, the staging folder not writable): the client is told
+            # why, never 201. A refusal carries no Location, so nobody can resume this upload:
+            # abandoned at once (recorded) rather than left with its staging file until it expires
+            uploads.upload_terminate(upload=upload, by=request.user, request=request)
+            return bad
         headers["Upload_Offset"] = str(upload.offset)
     if (with_body or length == 0) and (bad := _maybe_complete(request, upload)) is not None:
         return bad

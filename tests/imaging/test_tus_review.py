@@ -166,6 +166,32 @@ def test_creation_whose_first_bytes_fail_their_checksum_leaves_no_upload_behind(
     assert actions[-2:] == ["imaging.upload_created", "imaging.upload_deleted"]
 
 
+@pytest.mark.parametrize("refusal", ["over_length", "staging_unwritable"])
+def test_creation_whose_first_bytes_are_refused_says_so_and_leaves_no_upload_behind(client, monkeypatch, refusal):
+    """creation-with-upload whose body is refused (more bytes than Upload-Length; a staging
+    folder that cannot be written): it was a 201 with Upload-Offset 0 (the refusal dropped, the
+    upload left at offset 0 until it expired), so the client took the refused bytes for accepted.
+    The refusal is answered, and the upload abandoned, recorded."""
+    from apps.imaging import staging, uploads
+
+    if refusal == "staging_unwritable":
+        def unwritable(*args, **kwargs):
+            raise PermissionError("read-only staging")
+        monkeypatch.setattr(uploads, "upload_writer", unwritable)
+    response = client.post(ROOT, b"x" * (20 if refusal == "over_length" else 4), content_type=OCTET,
+                           HTTP_UPLOAD_LENGTH="10", **TUS)
+    assert "Location" not in response
+    if refusal == "over_length":
+        assert response.status_code == 413 and response["Lightbox-Refusal"] == "over_length"
+    else:
+        assert response.status_code == 503 and response["Retry-After"] == "60"
+    upload = Upload.objects.get()
+    assert (upload.state, upload.offset) == (UploadState.TERMINATED, 0)
+    assert not staging.staging_path(upload.staging_name).exists()
+    actions = list(AuditEvent.objects.order_by("pk").values_list("action", flat=True))
+    assert actions[-2:] == ["imaging.upload_created", "imaging.upload_deleted"]
+
+
 def test_after_termination_an_upload_is_404_and_after_expiry_410(client):
     ended, expired = _create(client, 4), _create(client, 4)
     assert client.delete(ended, **TUS).status_code == 204
