@@ -165,6 +165,11 @@ class Invitation(PublicIdModel):
     cases = models.ManyToManyField("cases.Case", blank=True, related_name="invitations")
     patient = models.ForeignKey("cases.Patient", null=True, blank=True, on_delete=models.CASCADE,
                                 related_name="invitations")
+    #: a patient invitation's case, the one it was sent from (None: a member invitation, or a
+    #: patient invitation made before it was recorded, or whose case was deleted): sending it
+    #: again asks that this case is still open and still the sender's to share
+    case = models.ForeignKey("cases.Case", null=True, blank=True, on_delete=models.SET_NULL,
+                             related_name="patient_invitations")
     token_hash = models.CharField(max_length=64, unique=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     expires_at = models.DateTimeField()
@@ -183,3 +188,16 @@ class Invitation(PublicIdModel):
 
     def __str__(self) -> str:
         return f"Invitation {self.public_id}"
+
+
+class SupersededInvitationToken(models.Model):
+    """The sha256 of an invitation's earlier token, replaced by "Send again" (its link no longer
+    works): kept so that the earlier e-mail's link says that a newer e-mail was sent, rather than
+    that it was mistyped. Only the digest, as for the invitation's own token."""
+
+    invitation = models.ForeignKey(Invitation, on_delete=models.CASCADE, related_name="superseded_tokens")
+    token_hash = models.CharField(max_length=64, unique=True)
+    superseded_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"Superseded token of invitation {self.invitation_id}"

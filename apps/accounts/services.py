@@ -23,7 +23,14 @@ from django.utils import formats, timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy as _lazy
 
-from apps.accounts.models import Invitation, InvitationKind, SSOConfig, User, new_security_stamp
+from apps.accounts.models import (
+    Invitation,
+    InvitationKind,
+    SSOConfig,
+    SupersededInvitationToken,
+    User,
+    new_security_stamp,
+)
 from apps.audit.services import record
 from apps.core.site import site_url
 from apps.organizations.models import Membership, Organization, Role
@@ -138,9 +145,11 @@ def invitation_create(*, organization: Organization, by: User, email: str, role:
                       language: str = "", request: HttpRequest | None = None) -> tuple[Invitation, str]:
     """Invite ``email`` to ``organization`` with ``role``; returns (invitation, raw token).
 
-    A patient (``patient``) is invited from one of their cases (``case``): the inviter needs
-    SHARE_CASE on it (``policy.require``, the denial recorded); staff and consultant invitations
-    need the rights of ``invitation_check_rights``. Nothing is made when refused.
+    A patient (``patient``) is invited from one of their open cases (``case``, recorded on the
+    invitation: sending it again asks it again): the inviter needs SHARE_CASE on it
+    (``policy.require``, the denial recorded), and a closed case is refused (``ValidationError``,
+    code ``case_closed``); staff and consultant invitations need the rights of
+    ``invitation_check_rights``. Nothing is made when refused.
 
     The raw token (256 random bits) is returned once, for the e-mail; only its sha256 is stored.
     The invitation expires after the organization's ``invitation_ttl_hours`` and works once.
@@ -157,6 +166,10 @@ def invitation_create(*, organization: Organization, by: User, email: str, role:
             raise TypeError("a patient is invited from one of their cases: pass case=")
         invitation_check_patient_rights(by=by, organization=organization, patient=patient, case=case,
                                         request=request)
+        if not case.is_open:
+            raise ValidationError(_("This case is closed, so its patient cannot be invited from it. Reopen the case "
+                                    "first, or invite the patient from one of their open cases."),
+                                  code="case_closed")
         if patient.birth_date is None:
             raise ValidationError(_("The patient's date of birth is not recorded; it is needed to check "
                                     "the invitation."))
@@ -168,8 +181,8 @@ def invitation_create(*, organization: Organization, by: User, email: str, role:
     with transaction.atomic():
         _invitation_refuse_pending(organization=organization, by=by, email=email, kind=kind, patient=patient)
         invitation = _invitation_insert(organization=organization, kind=kind, email=email, role=role,
-                                        patient=patient, raw=raw, by=by, cases=cases, language=language,
-                                        request=request)
+                                        patient=patient, case=case if kind == InvitationKind.PATIENT else None,
+                                        raw=raw, by=by, cases=cases, language=language, request=request)
     # Sent once the row exists (the send is claimed on sent_at, so a retry never sends twice).
     try:
         invitation_send(invitation=invitation, raw=raw, request=request)
@@ -231,10 +244,11 @@ def _invitation_not_sent(*, invitation: Invitation, error: Exception, by: User,
 
 
 def _invitation_insert(*, organization: Organization, kind: str, email: str, role: str, patient: Any,
-                       raw: str, by: User, cases: list, language: str, request: HttpRequest | None) -> Invitation:
+                       case: Case | None, raw: str, by: User, cases: list, language: str,
+                       request: HttpRequest | None) -> Invitation:
     invitation = Invitation.objects.create(
-        organization=organization, kind=kind, email=email, role=role, patient=patient, language=language,
-        token_hash=hash_token(raw), created_by=by,
+        organization=organization, kind=kind, email=email, role=role, patient=patient, case=case,
+        language=language, token_hash=hash_token(raw), created_by=by,
         expires_at=timezone.now() + timedelta(hours=organization.invitation_ttl_hours))
     if cases:
         invitation.cases.set(cases)
@@ -299,16 +313,19 @@ def invitation_resend(*, invitation: Invitation, by: User, request: HttpRequest 
     Who may: as for withdrawing it (``invitation_require_manage``); a sender who does not manage
     members must also still be allowed to give the access it gives, as when it was made
     (``_invitation_resend_check_rights``: a patient's inviter who may no longer share the patient's
-    case was sending it again). An accepted, withdrawn or locked invitation is refused
+    case was sending it again), and a patient invitation's case (the one it was sent from) must
+    still be open, whoever sends it. An accepted, withdrawn or locked invitation is refused
     (``ValidationError``), as is a second e-mail within ``INVITATION_RESEND_INTERVAL`` of the last
     one, or an expired invitation to an address another invitation now waits for.
 
     A new token and a new expiry (the organization's ``invitation_ttl_hours`` from now) replace the
     old ones in one conditional UPDATE, which also claims the send (``sent_at``): the old link stops
-    working at once, and of two resends at once only one passes. The e-mail is the invitation's own
-    (no patient data). If the mail server fails, the invitation is put back as it was
-    (``_invitation_resend_not_sent``: the earlier link works again, until its own expiry) and the
-    sender told (``ValidationError``); a transient failure does not withdraw a working invitation."""
+    working at once, and of two resends at once only one passes. The old token's digest is kept
+    (``SupersededInvitationToken``): its link then says that a newer e-mail was sent
+    (``Refusal.SUPERSEDED``). The e-mail is the invitation's own (no patient data). If the mail
+    server fails, the invitation is put back as it was (``_invitation_resend_not_sent``: the
+    earlier link works again, until its own expiry) and the sender told (``ValidationError``); a
+    transient failure does not withdraw a working invitation."""
     invitation_require_manage(invitation=invitation, by=by, request=request)
     organization = invitation.organization
     _invitation_resend_check_rights(invitation=invitation, by=by, request=request)
@@ -327,6 +344,10 @@ def invitation_resend(*, invitation: Invitation, by: User, request: HttpRequest 
         invitation.refresh_from_db()
         if not claimed:
             raise ValidationError(_invitation_resend_refusal(invitation), code="not_resent")
+        # the earlier e-mail's link then says that a newer one was sent (``invitation_lookup``)
+        SupersededInvitationToken.objects.bulk_create(
+            [SupersededInvitationToken(invitation=invitation, token_hash=previous["token_hash"], superseded_at=now)],
+            ignore_conflicts=True)  # a digest is kept once (its column is unique)
         record(action="invitation.resent", actor=by, organization=organization, target=invitation,
                request=request, details={"expires_at": invitation.expires_at.isoformat()})
     try:
@@ -338,29 +359,33 @@ def invitation_resend(*, invitation: Invitation, by: User, request: HttpRequest 
 
 
 def _invitation_resend_check_rights(*, invitation: Invitation, by: User, request: HttpRequest | None) -> None:
-    """A sender who does not manage the organization's members sends an invitation again only
-    while they could still make it, on the checks ``invitation_create`` makes: a member invitation's
-    ``invitation_check_rights`` (on the open cases it names); a patient invitation's
-    ``invitation_check_patient_rights``, on an open case of that patient they may share (an
-    invitation does not keep the case it was sent from; any case of the patient would do for a new
-    one). ``PermissionDenied`` (the denial recorded) otherwise."""
+    """A sender sends an invitation again only while it could still be made, on the checks
+    ``invitation_create`` makes. A patient invitation's case (``Invitation.case``, the one it was
+    sent from) must still be open, whoever sends it (``ValidationError``, code ``case_closed``).
+    A sender who does not manage the organization's members must also still be allowed to give
+    its access: a member invitation's ``invitation_check_rights`` (on the open cases it names); a
+    patient invitation's ``invitation_check_patient_rights`` on that same case (``PermissionDenied``,
+    the denial recorded), not on any other case of the patient. A patient invitation that records
+    no case (made before it was recorded, or its case deleted) is sent again only by whoever
+    manages the members (``ValidationError``, code ``no_case``)."""
     organization = invitation.organization
+    patient_kind = invitation.kind == InvitationKind.PATIENT
+    case = invitation.case if patient_kind else None
+    if case is not None and not case.is_open:
+        raise ValidationError(_("The case this invitation was sent from is closed, so it was not sent again. You "
+                                "may still withdraw it."), code="case_closed")
     if policy.can(by, Action.MANAGE_MEMBERS, organization):
         return
-    if invitation.kind == InvitationKind.MEMBER:
+    if not patient_kind:
         invitation_check_rights(by=by, organization=organization, role=invitation.role,
                                 cases=invitation.cases.open(), request=request)
         return
-    from apps.cases.models import Case
-
-    patient = invitation.patient
-    cases = Case.objects.for_org(organization.pk).filter(patient_id=invitation.patient_id).open().order_by("pk")
-    # one they may share if there is one; else one they may not, so that the refusal is recorded
-    case = policy.shareable_cases(by, organization).filter(pk__in=cases.values("pk")).order_by("pk").first() \
-        or cases.first()
-    if patient is None or case is None:
-        raise PermissionDenied
-    invitation_check_patient_rights(by=by, organization=organization, patient=patient, case=case, request=request)
+    if case is None or invitation.patient is None:
+        raise ValidationError(_("This invitation does not record the case it was sent from, so only the "
+                                "organization's administrators may send it again. Withdraw it and invite the "
+                                "patient again from their case."), code="no_case")
+    invitation_check_patient_rights(by=by, organization=organization, patient=invitation.patient, case=case,
+                                    request=request)
 
 
 def _invitation_resend_not_sent(*, invitation: Invitation, raw: str, previous: dict, error: Exception, by: User,
@@ -373,6 +398,9 @@ def _invitation_resend_not_sent(*, invitation: Invitation, raw: str, previous: d
     logger.warning("Invitation e-mail not sent again: %s", type(error).__name__)
     with transaction.atomic():
         restored = bool(Invitation.objects.filter(pk=invitation.pk, token_hash=hash_token(raw)).update(**previous))
+        if restored:  # the earlier link works again: no longer a superseded one
+            SupersededInvitationToken.objects.filter(invitation=invitation,
+                                                     token_hash=previous["token_hash"]).delete()
         record(action="invitation.resent", actor=by, organization_id=invitation.organization_id, target=invitation,
                request=request, outcome="failed",
                details={"reason": "not_sent", "error": type(error).__name__, "restored": restored})
@@ -449,6 +477,7 @@ def _invitation_resend_refusal(invitation: Invitation) -> str:
 
 class Refusal:
     UNKNOWN = "unknown"      # no such token (mistyped, tampered)
+    SUPERSEDED = "superseded"  # an earlier token of an invitation sent again since (a newer e-mail)
     EXPIRED = "expired"
     USED = "used"
     REVOKED = "revoked"
@@ -458,12 +487,19 @@ class Refusal:
 
 
 def invitation_lookup(raw: str) -> tuple[Invitation | None, str | None]:
-    """The invitation behind a raw token and why it cannot be used (None: it can)."""
+    """The invitation behind a raw token and why it cannot be used (None: it can). The link of an
+    e-mail that "Send again" replaced (``SupersededInvitationToken``) is ``SUPERSEDED``, whatever
+    became of the invitation since: it never works again, and its page sends to the newest e-mail."""
     if not raw or len(raw) > 100:
         return None, Refusal.UNKNOWN
+    digest = hash_token(raw)
     invitation = (Invitation.objects.select_related("organization", "patient", "created_by")
-                  .filter(token_hash=hash_token(raw)).first())
+                  .filter(token_hash=digest).first())
     if invitation is None:
+        superseded = (Invitation.objects.select_related("organization", "patient", "created_by")
+                      .filter(superseded_tokens__token_hash=digest).first())
+        if superseded is not None:
+            return superseded, Refusal.SUPERSEDED
         return None, Refusal.UNKNOWN
     if invitation.accepted_at is not None:
         return invitation, Refusal.USED

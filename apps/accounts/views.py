@@ -301,10 +301,22 @@ def _invitation_or_404(request: HttpRequest, invitation_id: UUID) -> Invitation:
     return invitation
 
 
+def _invitation_switch_first(request: HttpRequest, invitation: Invitation) -> HttpResponse | None:
+    """Another of the person's organizations' invitation (a form of the invitations page from
+    before a switch, another tab): withdrawn or sent again only once that organization is the
+    active one. The switch page names the organization only, its button continuing to the
+    invitations page; the request is refused there (403, recorded: ``switch_first``)."""
+    return switch_first(request, invitation, Action.MANAGE_MEMBERS, then=reverse("accounts:invitation_list"))
+
+
 @login_required
 @require_POST
 def invitation_revoke(request: HttpRequest, invitation_id: UUID) -> HttpResponse:
+    """Withdraw a pending invitation: its inviter, or whoever manages the members (404 to others).
+    Another of their organizations' invitation: the switch page first."""
     invitation = _invitation_or_404(request, invitation_id)
+    if (switch := _invitation_switch_first(request, invitation)) is not None:
+        return switch
     try:
         services.invitation_revoke(invitation=invitation, by=request.user, request=request)
     except PermissionDenied:
@@ -319,8 +331,11 @@ def invitation_revoke(request: HttpRequest, invitation_id: UUID) -> HttpResponse
 def invitation_resend(request: HttpRequest, invitation_id: UUID) -> HttpResponse:
     """Send a pending (or expired) invitation's e-mail again, with a new link; the old one stops
     working. Who may: as for withdrawing it (404 to others, as there); its inviter, refused because
-    they may no longer give the access it gives, is told so on the invitations page."""
+    they may no longer give the access it gives (or whose patient's case was closed), is told so on
+    the invitations page. Another of their organizations' invitation: the switch page first."""
     invitation = _invitation_or_404(request, invitation_id)
+    if (switch := _invitation_switch_first(request, invitation)) is not None:
+        return switch
     try:
         services.invitation_resend(invitation=invitation, by=request.user, request=request)
     except PermissionDenied:
@@ -373,6 +388,11 @@ _REFUSAL_TEXT = {
     Refusal.UNKNOWN: (gettext_lazy("This invitation link is not valid"),
                       gettext_lazy("The link may be incomplete or mistyped. Open it again from the e-mail, or ask the "
                         "person who invited you to send a new invitation.")),
+    # an earlier e-mail's link, replaced by "Send again": it names nothing the link did not
+    Refusal.SUPERSEDED: (gettext_lazy("A newer invitation e-mail was sent"),
+                         gettext_lazy("This invitation was sent to you again in a newer e-mail, and the link in this "
+                                      "earlier e-mail no longer works. Open the link in the latest invitation e-mail "
+                                      "you received.")),
     Refusal.EXPIRED: (gettext_lazy("This invitation has expired"),
                       gettext_lazy("Invitations work for a limited time. Ask the person who invited you for a "
                                    "new one.")),

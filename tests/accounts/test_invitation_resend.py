@@ -67,12 +67,13 @@ def test_the_old_link_stops_working_and_the_new_one_works(org_a, clinician_a, in
     assert len(mail.outbox) == 1 and mail.outbox[0].to == [CONSULTANT]
     new_raw = next(part for part in mail.outbox[0].body.split() if "/invite/" in part).rstrip("/").rsplit("/", 1)[1]
     assert new_raw != old_raw
-    assert services.invitation_lookup(old_raw) == (None, services.Refusal.UNKNOWN)
+    assert services.invitation_lookup(old_raw) == (invitation, services.Refusal.SUPERSEDED)
     assert services.invitation_lookup(new_raw) == (invitation, None)
     assert Invitation.objects.get(pk=invitation.pk).expires_at > old_expiry
 
-    # the old link's page refuses; the new one opens the invitation's page
-    assert Client().get(f"/invite/{old_raw}/").status_code == 404
+    # the old link's page refuses (a newer e-mail was sent: tests/accounts/test_invitation_superseded.py);
+    # the new one opens the invitation's page
+    assert Client().get(f"/invite/{old_raw}/").status_code == 410
     assert Client().get(f"/invite/{new_raw}/").status_code == 200
 
 
@@ -242,7 +243,7 @@ def test_a_resend_the_relay_refuses_leaves_the_invitation_as_it_was_and_says_so(
 
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     assert client.post(_resend_url(invitation)).status_code == 302  # not "less than a minute ago"
-    assert len(mail.outbox) == 1 and services.invitation_lookup(old_raw)[0] is None
+    assert len(mail.outbox) == 1 and services.invitation_lookup(old_raw)[1] == services.Refusal.SUPERSEDED
 
 
 def test_an_expired_invitation_the_relay_refuses_stays_expired_and_is_not_withdrawn(org_a, clinician_a,
@@ -289,21 +290,24 @@ def test_a_patients_inviter_who_may_still_share_the_case_sends_it_again(org_a, c
 def test_a_patients_inviter_who_may_no_longer_share_the_case_may_not_send_it_again(
         org_a, clinician_a, case, patient_invitation, change, verified_client):
     """Sending the invitation again makes a new working link: it takes what making it took
-    (SHARE_CASE on an open case of the patient) from whoever does not manage the members."""
+    (SHARE_CASE on the open case it was sent from) from whoever does not manage the members. A
+    closed case is refused as such (tests/accounts/test_invitation_patient_case.py)."""
     invitation, old_raw = patient_invitation
     if change == "role":
         clinician_a.memberships.update(role=Role.COORDINATOR)  # may still withdraw it; may not share
         with pytest.raises(PermissionDenied):  # as a new invitation of the patient is refused
             services.invitation_create(organization=org_a, by=clinician_a, email="patient.two@mail.example",
                                        role=Role.PATIENT, patient=case.patient, case=case)
+        refusal, said = PermissionDenied, "may no longer give the access"
     else:
         type(case).objects.filter(pk=case.pk).update(status=CaseStatus.CLOSED)
+        refusal, said = ValidationError, "The case this invitation was sent from is closed"
     expires = Invitation.objects.get(pk=invitation.pk).expires_at
-    with pytest.raises(PermissionDenied):
+    with pytest.raises(refusal):
         services.invitation_resend(invitation=invitation, by=clinician_a)
     response = verified_client(clinician_a).post(_resend_url(invitation))
     assert response.status_code == 302
-    assert any("may no longer give the access" in m for m in _messages(response))
+    assert any(said in m for m in _messages(response))
     assert mail.outbox == []
     assert Invitation.objects.get(pk=invitation.pk).expires_at == expires
     assert services.invitation_lookup(old_raw) == (invitation, services.Refusal.EXPIRED)
