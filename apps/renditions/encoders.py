@@ -40,7 +40,7 @@ from django.conf import settings
 from django.utils.translation import gettext_noop
 from PIL import Image, ImageDraw, ImageFont
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.encaps import encapsulate, generate_frames
+from pydicom.encaps import encapsulate
 from pydicom.pixels import get_decoder
 from pydicom.uid import (
     JPEG2000Lossless,
@@ -390,19 +390,6 @@ _COPIED = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "Patien
            # the pixels are the source's, scaled: what it says of text or faces in them holds here
            # too, and nothing is claimed when it says nothing
            "BurnedInAnnotation", "RecognizableVisualFeatures")
-
-
-def education_jpeg(data: bytes) -> bytes:
-    """The JPEG image an education file (``education_dicom``) holds, as it was encoded: the
-    picture without its band (the portal shows the labelled one, ``education_export``'s ``jpeg``).
-    Raises NotEncodable for any other file."""
-    ds = _read(data)
-    if pixels.transfer_syntax_of(ds) != JPEGBaseline8Bit or "PixelData" not in ds:
-        raise NotEncodable(Deferred(gettext_noop("The file is not an education image.")))
-    try:
-        return next(generate_frames(ds.PixelData, number_of_frames=1))
-    except Exception as exc:  # damaged encapsulation
-        raise NotEncodable(Deferred(gettext_noop("The file cannot be read as DICOM."))) from exc
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ import io
 import zipfile
 
 import numpy as np
+import pydicom
 import pytest
 from django.core.files.storage import default_storage
 from django.test import Client
@@ -76,9 +77,9 @@ def test_the_copy_holds_a_labelled_low_resolution_jpeg_per_image_and_no_dicom(ed
         assert f"{hashlib.sha256(data).hexdigest()}  {len(data)}  Patient education - low resolution  {name}" \
             in manifest
         assert data == education_image(file=file)  # the very picture the portal shows
-        # the education file's own picture, with the band burned in at its bottom
+        # the education file's own picture (its DICOM's pixels, decoded), with the band burned in at its bottom
         with open_blob(file.blob) as fh:
-            shown = np.asarray(Image.open(io.BytesIO(encoders.education_jpeg(fh.read()))), dtype=float)
+            shown = pydicom.dcmread(io.BytesIO(fh.read())).pixel_array.astype(float)
         pixels = np.asarray(image, dtype=float)
         band = _band_height(image)
         assert np.abs(pixels[:-band - 8] - shown[:-band - 8]).mean() < 8  # the same picture above it
