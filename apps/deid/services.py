@@ -25,7 +25,7 @@ from datetime import timedelta
 from cryptography.exceptions import InvalidTag
 from django.db import transaction
 from django.db.models import Count, Q, Sum
-from django.utils import timezone, translation
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
@@ -256,12 +256,13 @@ def study_export_blob_ids(*, study: Study) -> set[int]:
 
 def deid_export_package(export: DeidExport):
     """The export's zip (apps.renditions.packages, the one zip writer): the de-identified files
-    and MANIFEST.txt (labels, sha256, sizes, and what was excluded and why).
+    and MANIFEST.txt (labels, sha256, sizes, and what was excluded and why), written in the
+    asker's language (the request's), as a study's download's.
 
     The name follows the package convention with ``_DeID``, dated by the day the export was made
     rather than the study date: the profile removes dates, so the name does not put one back
     (``2026-11-25_CT-Chest_V1_DeID``); the zip entries are dated when the export was made too."""
-    from apps.renditions.packages import Entry, Package, package_finish, package_name
+    from apps.renditions.packages import Entry, Package, later, package_finish, package_name
 
     study = export.study
     # an unsaved stand-in for the study, without its date, for the name and the manifest
@@ -272,13 +273,15 @@ def deid_export_package(export: DeidExport):
     made = timezone.localdate(export.finished_at or export.created_at)
     name = package_name([named], body_parts=body, deidentified=True, dated=made)
     files = list(export.files.select_related("instance", "blob").order_by("path", "instance__instance_number", "id"))
-    with translation.override("en"):
-        label = str(LABEL)
-        entries = [Entry(path=f"{name}/{f.path}", size=f.bytes, crc32=f.crc32 or 0, sha256=f.sha256, label=label,
-                         blob=f.blob, code="deidentified")
-                   for f in files if f.outcome == Outcome.EXPORTED]
-        missing = [(f"{name} image {f.instance.instance_number if f.instance.instance_number is not None else i}",
-                    str(Reason(f.reason).label) if f.reason else "")
-                   for i, f in enumerate(files, 1) if f.outcome == Outcome.EXCLUDED]
-        package = Package(name=name, label=label, entries=entries, missing=missing, deidentified=True)
-        return package_finish(package, what=f"Study, {label}", studies=[named])
+    # lazy texts: the manifest is written in the asker's language (``package_finish``), as a
+    # study's download's, with the same words; its values (paths, sha256s, sizes) are as they are
+    entries = [Entry(path=f"{name}/{f.path}", size=f.bytes, crc32=f.crc32 or 0, sha256=f.sha256, label=LABEL,
+                     blob=f.blob, code="deidentified")
+               for f in files if f.outcome == Outcome.EXPORTED]
+    missing = [(later(lambda number=f.instance.instance_number if f.instance.instance_number is not None else i:
+                      _("%(folder)s image %(number)s") % {"folder": name, "number": number}),
+                Reason(f.reason).label if f.reason else "")
+               for i, f in enumerate(files, 1) if f.outcome == Outcome.EXCLUDED]
+    package = Package(name=name, label=LABEL, entries=entries, missing=missing, deidentified=True)
+    what = later(lambda: _("Study, %(rendition)s") % {"rendition": LABEL})
+    return package_finish(package, what=what, studies=[named])

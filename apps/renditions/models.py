@@ -34,16 +34,33 @@ class Label(models.TextChoices):
     DIAGNOSTIC_LOSSLESS = "diagnostic_lossless", _("Diagnostic - lossless compressed")
     PREVIEW_LOSSY = "preview_lossy", _("Preview - lossy")
     EDUCATION_LOW_RES = "education_low_res", _("Patient education - low resolution")
-    #: an input already lossy-compressed: never labelled diagnostic-grade, whatever rendition
+    #: an original already lossy-compressed when it was received: never labelled diagnostic-grade
     LOSSY_SOURCE = "lossy_source", _("Original as received - lossy compressed, not diagnostic-grade")
+    #: the lossless-compressed rendition of such an original: the original's (lossy) pixels kept
+    #: exactly, so no better than it; not the original itself
+    LOSSLESS_OF_LOSSY = "lossless_of_lossy", _(
+        "Lossless copy of a lossy original - same pixels as the original, not diagnostic-grade")
 
 
 #: the label of each kind for a source that is not itself lossy
 KIND_LABEL = {Kind.ORIGINAL: Label.DIAGNOSTIC_ORIGINAL, Kind.LOSSLESS: Label.DIAGNOSTIC_LOSSLESS,
               Kind.PREVIEW: Label.PREVIEW_LOSSY, Kind.EDUCATION: Label.EDUCATION_LOW_RES}
 
+#: the label of each diagnostic kind for a source already lossy-compressed (the lossy kinds keep
+#: theirs: a preview or an education image never claims more than it is)
+LOSSY_SOURCE_KIND_LABEL = {Kind.ORIGINAL: Label.LOSSY_SOURCE, Kind.LOSSLESS: Label.LOSSLESS_OF_LOSSY}
+
 #: labels that claim diagnostic grade
 DIAGNOSTIC_LABELS = frozenset({Label.DIAGNOSTIC_ORIGINAL, Label.DIAGNOSTIC_LOSSLESS})
+
+
+def label_for(kind: str, *, source_lossy: bool) -> Label:
+    """The label of a rendition of ``kind`` (a file's, a rendition's, a package's): the one
+    decision the study's lists, its downloads and the viewer read. A source already
+    lossy-compressed is never called diagnostic-grade, and each kind still says what it is (the
+    lossless copy of a lossy original is not labelled as that original)."""
+    kind = Kind(kind)
+    return LOSSY_SOURCE_KIND_LABEL.get(kind, KIND_LABEL[kind]) if source_lossy else KIND_LABEL[kind]
 
 #: the sharing rendition (apps.sharing.usecases.Rendition) whose permission covers each kind: the
 #: lossless copy is pixel-identical, so it is a diagnostic rendition under "original"

@@ -22,9 +22,11 @@ version the highest study version; a modality missing is ``OT``, a body region m
 hex digits of the case's public id, which its address shows already) before the name of its
 studies (``Case-1a2b3c4d_2026-01-01_CT-Chest_V1``), so that it is neither taken for one study's
 package nor holds its study's folder under a folder of the same name. Never the case's title:
-free text typed by staff, which may name the patient. A package of a lossy rendition ends in
-``_Preview`` or ``_Education`` (``lossy_suffix``), so that its file (and folder) cannot be taken
-for the diagnostic original's, which would otherwise bear the very same name.
+free text typed by staff, which may name the patient. A package of any rendition but the original
+ends in its rendition's name (``rendition_suffix``): ``_Preview`` or ``_Education`` for a lossy
+one, so that its file (and folder) cannot be taken for the diagnostic original's, and ``_Lossless``
+for the lossless-compressed copy, so that the two diagnostic renditions' zips (and folders), which
+would otherwise bear the very same name, are told apart without opening them.
 
 The education package holds, for each key image, the education file's labelled JPEG image
 (``RenditionFile.image_blob``: what a phone, a tablet or a home computer opens, the "EDUCATION
@@ -38,7 +40,7 @@ and the reasons a file was left out are translated; its values (names, paths, sh
 dates, modalities) are not, and each file's row keeps its form (``<sha256>  <bytes>  <label>
 <path>``), so a script still checks the files against it. The package's bytes (and so its ETag)
 are the same for the same asker's language: a resume in another language gets the whole package.
-The de-identified exports' manifest (``package_finish``) stays English. The package's and
+The de-identified exports' manifest (``package_finish``) follows the same rule. The package's and
 folders' names (``..._Education``, ``S001_CT``, ``ED00001.jpg``) stay ASCII English: stable names
 that every unzip tool, file system and support conversation reads the same, whoever downloaded
 them. The band burned into the pictures is one fixed English text
@@ -72,7 +74,7 @@ from apps.imaging.blobs import iter_blob
 from apps.imaging.checksums import crc32
 from apps.imaging.models import Blob, Instance, Study
 from apps.renditions.encoders import EDUCATION_BAND_TEXT
-from apps.renditions.models import Kind, Label, RenditionFile, Status
+from apps.renditions.models import Kind, Label, RenditionFile, Status, label_for
 
 READ_SIZE = 1024 * 1024
 _ZIP64 = 0xFFFFFFFF
@@ -111,15 +113,17 @@ def package_name(studies: list[Study], *, body_parts: set[str] | None = None, de
     return name + ("_DeID" if deidentified else "")
 
 
-#: the end of a package's name for each lossy, not-for-diagnosis rendition (``package_name``
-#: gives the same name to every rendition of a study: a preview downloaded beside the original,
-#: or forwarded by a patient, would otherwise look like the original)
-_LOSSY_SUFFIX = {Kind.PREVIEW: "_Preview", Kind.EDUCATION: "_Education"}
+#: the end of a package's name for each rendition but the original (``package_name`` gives the
+#: same name to every rendition of a study: a preview downloaded beside the original, or forwarded
+#: by a patient, would otherwise look like the original, and the lossless copy's zip would bear
+#: the original's very name)
+_RENDITION_SUFFIX = {Kind.LOSSLESS: "_Lossless", Kind.PREVIEW: "_Preview", Kind.EDUCATION: "_Education"}
 
 
-def lossy_suffix(kind: str) -> str:
-    """``_Preview``/``_Education`` for a lossy rendition's package name, "" for a diagnostic one."""
-    return _LOSSY_SUFFIX.get(kind, "")
+def rendition_suffix(kind: str) -> str:
+    """``_Lossless``/``_Preview``/``_Education`` for a package's (and a case package's study
+    folder's) name, "" for the original."""
+    return _RENDITION_SUFFIX.get(kind, "")
 
 
 # ----------------------------------------------------------------------------- zip layout
@@ -142,6 +146,7 @@ class Entry:
     blob: Blob | None = None
     data: bytes | None = None
     code: str = ""          # the Label value; "fallback" for an original standing in for a lossless copy
+    source_lossy: bool = False  # its original was already lossy-compressed (``RenditionFile.source_lossy``)
 
 
 @dataclass
@@ -282,8 +287,8 @@ def _layout(package: Package, when: datetime) -> None:
 
 # ----------------------------------------------------------------------------- contents
 
-#: a text made when the manifest is written, in its language (``_finish``): ``_later(lambda: ...)``
-_later = lazy(lambda make: make(), str)
+#: a text made when the manifest is written, in its language (``_finish``): ``later(lambda: ...)``
+later = lazy(lambda make: make(), str)
 
 
 def _study_line(study: Study) -> str:
@@ -346,7 +351,7 @@ def _files_for(study: Study, kind: str) -> tuple[list[tuple[Instance, RenditionF
         elif kind == Kind.EDUCATION and f.status == Status.READY:  # its image could not be made
             missing.append((inst, gettext_lazy("The image could not be made.")))
         elif f is not None:  # the stored reason, in the manifest's language
-            missing.append((inst, _later(lambda f=f: f.reason_shown)))
+            missing.append((inst, later(lambda f=f: f.reason_shown)))
         else:
             missing.append((inst, gettext_lazy("Not made yet.")))
     return pairs, missing
@@ -359,18 +364,18 @@ def _study_entries(study: Study, kind: str, root: str) -> tuple[list[Entry], lis
     for inst, f in pairs:
         label, code = Label(f.label).label, f.label  # labels in the manifest's language (``_finish``)
         if kind == Kind.LOSSLESS and f.kind == Kind.ORIGINAL:
-            label = _later(lambda base=label: gettext("%(label)s (lossless compression not possible)")
+            label = later(lambda base=label: gettext("%(label)s (lossless compression not possible)")
                            % {"label": base})
             code = code if code == Label.LOSSY_SOURCE else "fallback"
         if kind == Kind.EDUCATION:  # the file's labelled JPEG image, which any phone opens, not its DICOM
             entries.append(Entry(path=f"{root}/{layout.place(inst, 'jpg')}", size=f.image_bytes,
                                  crc32=f.image_crc32 or 0, sha256=f.image_sha256, label=label, blob=f.image_blob,
-                                 code=code))
+                                 code=code, source_lossy=f.source_lossy))
             continue
         entries.append(Entry(path=f"{root}/{layout.place(inst, f.extension)}",
                              size=f.bytes, crc32=f.crc32 or 0, sha256=f.sha256, label=label, blob=f.blob,
-                             code=code))
-    gone = [(_later(lambda number=inst.instance_number if inst.instance_number is not None else inst.pk:
+                             code=code, source_lossy=f.source_lossy))
+    gone = [(later(lambda number=inst.instance_number if inst.instance_number is not None else inst.pk:
                     gettext("%(folder)s image %(number)s") % {"folder": root, "number": number}), why)
             for inst, why in missing]
     return entries, gone
@@ -401,14 +406,12 @@ class SeriesLayout:
 
 
 def _package_label(kind: str, entries: list[Entry]) -> str:
-    from apps.renditions.models import KIND_LABEL
-
-    base = KIND_LABEL[Kind(kind)].label  # in the manifest's language (``_finish``)
-    if any(e.code == Label.LOSSY_SOURCE for e in entries):
-        return _later(lambda: gettext("%(label)s; contains images lossy-compressed at the source (%(source)s)")
-                      % {"label": base, "source": Label.LOSSY_SOURCE.label})
+    """The package's label: its rendition's (``models.label_for``, as the study's list says it),
+    never diagnostic-grade when an image of it was lossy-compressed at the source."""
+    # in the manifest's language (``_finish``)
+    base = label_for(kind, source_lossy=any(e.source_lossy for e in entries)).label
     if kind == Kind.LOSSLESS and any(e.code == "fallback" for e in entries):
-        return _later(lambda: gettext("%(label)s; some images as the diagnostic original") % {"label": base})
+        return later(lambda: gettext("%(label)s; some images as the diagnostic original") % {"label": base})
     return base
 
 
@@ -467,9 +470,12 @@ def package_finish(package: Package, *, what: str, studies: list[Study]) -> Pack
     """Add MANIFEST.txt to a package another app assembled (its entries and what was left out)
     and lay out the zip, as ``study_package`` does: the one zip writer for every download
     (apps.deid's de-identified exports use it). ``studies`` name the contents in the manifest
-    and date the entries (their latest ``created_at``). Its manifest is written in English."""
+    and date the entries (their latest ``created_at``). Its manifest is written in the active
+    language (the request's), as ``study_package``'s: ``what``, the entries' labels and the
+    reasons of what was left out may be lazy texts (``gettext_lazy``, ``later``), made then."""
+    language = translation.get_language() or "en"
     with translation.override("en"):
-        return _finish(package, what=what, studies=studies)
+        return _finish(package, what=what, studies=studies, language=language)
 
 
 def study_package(study: Study, kind: str) -> Package:
@@ -501,11 +507,11 @@ def _study_package(study: Study, kind: str, language: str) -> Package:
     originals_ensure(study=study)
     deid = _deid_of([study])
     body = set(study.series.exclude(body_part_examined="").values_list("body_part_examined", flat=True))
-    name = package_name([study], body_parts=body, deidentified=deid) + lossy_suffix(kind)
+    name = package_name([study], body_parts=body, deidentified=deid) + rendition_suffix(kind)
     entries, missing = _study_entries(study, kind, name)
     package = Package(name=name, label=_package_label(kind, entries), entries=entries, missing=missing,
                       deidentified=deid)
-    what = _later(lambda: gettext("Study, %(rendition)s") % {"rendition": Kind(kind).label})
+    what = later(lambda: gettext("Study, %(rendition)s") % {"rendition": Kind(kind).label})
     return _finish(_with_readme(package, kind, language), what=what, studies=[study], language=language)
 
 
@@ -518,24 +524,24 @@ def _case_package(case, studies: list[Study], kind: str, language: str) -> Packa
     body = set()
     for study in studies:
         body |= set(study.series.exclude(body_part_examined="").values_list("body_part_examined", flat=True))
-    name = package_name(studies, body_parts=body, deidentified=deid, case=case) + lossy_suffix(kind)
+    name = package_name(studies, body_parts=body, deidentified=deid, case=case) + rendition_suffix(kind)
     entries, missing, used = [], [], set()
     for study in studies:
         sub = package_name([study], body_parts=set(study.series.exclude(body_part_examined="")
                                                     .values_list("body_part_examined", flat=True)),
                            deidentified=_deid_of([study]))
-        # a lossy study's folder says so too (``_Preview``/``_Education``), as its own package
-        # would: a folder taken out of the zip is not mistaken for the original study
-        folder, n = sub + lossy_suffix(kind), 1
+        # a study's folder names its rendition too (``_Lossless``/``_Preview``/``_Education``), as
+        # its own package would: a folder taken out of the zip is not mistaken for the original study
+        folder, n = sub + rendition_suffix(kind), 1
         while folder in used:
             n += 1
-            folder = f"{sub}_{n}{lossy_suffix(kind)}"
+            folder = f"{sub}_{n}{rendition_suffix(kind)}"
         used.add(folder)
         e, m = _study_entries(study, kind, f"{name}/{folder}")
         entries += e
         missing += m
     package = Package(name=name, label=_package_label(kind, entries), entries=entries, missing=missing,
                       deidentified=deid)
-    what = _later(lambda: ngettext("Case (%(count)s study), %(rendition)s", "Case (%(count)s studies), %(rendition)s",
+    what = later(lambda: ngettext("Case (%(count)s study), %(rendition)s", "Case (%(count)s studies), %(rendition)s",
                                    len(studies)) % {"count": len(studies), "rendition": Kind(kind).label})
     return _finish(_with_readme(package, kind, language), what=what, studies=studies, language=language)

@@ -33,14 +33,14 @@ from apps.imaging.checksums import crc32
 from apps.imaging.models import Instance, Study
 from apps.renditions import encoders
 from apps.renditions.models import (
-    DIAGNOSTIC_LABELS,
     KIND_LABEL,
+    LOSSY_SOURCE_KIND_LABEL,
     Kind,
-    Label,
     Rendition,
     RenditionFile,
     RenditionRun,
     Status,
+    label_for,
 )
 
 logger = logging.getLogger(__name__)
@@ -100,11 +100,11 @@ def _rendition_row(study: Study, kind: str) -> Rendition:
 
 def _make(kind: str, inst: Instance, data: bytes, facts: encoders.SourceFacts | None,
           facts_reason: str) -> dict:
-    """The fields of one RenditionFile row (without its keys). A lossy source is never labelled
-    diagnostic-grade, whatever the rendition and whether or not its file could be made."""
+    """The fields of one RenditionFile row (without its keys). Its label is its kind's for its
+    source (``models.label_for``), whether or not its file could be made: a lossy source is never
+    labelled diagnostic-grade, whatever the rendition."""
     fields = _make_fields(kind, inst, data, facts, facts_reason)
-    if fields["source_lossy"] and fields["label"] in DIAGNOSTIC_LABELS:
-        fields["label"] = Label.LOSSY_SOURCE
+    fields["label"] = label_for(kind, source_lossy=fields["source_lossy"])
     return fields
 
 
@@ -116,12 +116,11 @@ def _make_fields(kind: str, inst: Instance, data: bytes, facts: encoders.SourceF
     base = {"original_bytes": inst.size, "source_lossy": lossy_source,
             "identity_removed": bool(facts and facts.identity_removed)}
     if kind == Kind.ORIGINAL:
-        return {**base, "status": Status.READY, "label": Label.LOSSY_SOURCE if lossy_source else
-                Label.DIAGNOSTIC_ORIGINAL, "codec": inst.transfer_syntax_uid, "extension": "dcm",
+        return {**base, "status": Status.READY, "codec": inst.transfer_syntax_uid, "extension": "dcm",
                 "blob_id": inst.blob_id, "sha256": inst.sha256, "crc32": crc32(data), "bytes": inst.size,
                 "lossy": lossy_source, "rows": inst.rows, "columns": inst.columns}
     if facts is None:
-        return {**base, "status": Status.UNAVAILABLE, **i18n.explained(facts_reason), "label": KIND_LABEL[Kind(kind)]}
+        return {**base, "status": Status.UNAVAILABLE, **i18n.explained(facts_reason)}
     frame = _key_frame(inst)
     try:
         if kind == Kind.LOSSLESS:
@@ -134,24 +133,24 @@ def _make_fields(kind: str, inst: Instance, data: bytes, facts: encoders.SourceF
                         reasons.append(exc.reason)
                     continue
                 return {**base, **content_fields(encoded), "status": Status.READY,
-                        "label": Label.DIAGNOSTIC_LOSSLESS, "codec": encoders.LOSSLESS_CODECS[codec],
+                        "codec": encoders.LOSSLESS_CODECS[codec],
                         "extension": "dcm", "rows": inst.rows, "columns": inst.columns}
             raise encoders.NotEncodable(Deferred.join(reasons))
         if kind == Kind.PREVIEW:
             jpeg, columns, rows = encoders.preview_jpeg(data, frame)
             return {**base, **content_fields(jpeg), "status": Status.READY,
-                    "label": Label.PREVIEW_LOSSY, "codec": "image/jpeg", "extension": "jpg", "lossy": True,
+                    "codec": "image/jpeg", "extension": "jpg", "lossy": True,
                     "rows": rows, "columns": columns}
         if kind == Kind.EDUCATION:
             export = encoders.education_export(data, frame)
             return {**base, **content_fields(export.dicom), **_image_fields(export.jpeg), "status": Status.READY,
-                    "label": Label.EDUCATION_LOW_RES, "codec": JPEGBaseline8Bit, "extension": "dcm",
+                    "codec": JPEGBaseline8Bit, "extension": "dcm",
                     "lossy": True, "rows": export.rows, "columns": export.columns}
     except encoders.NotEncodable as exc:
-        return {**base, "status": Status.UNAVAILABLE, **i18n.explained(exc.reason), "label": KIND_LABEL[Kind(kind)]}
+        return {**base, "status": Status.UNAVAILABLE, **i18n.explained(exc.reason)}
     except Exception as exc:  # noqa: BLE001 - one odd file must not stop a study's other renditions
         logger.warning("renditions: %s failed for instance %s (%s)", kind, inst.pk, type(exc).__name__)
-        return {**base, "status": Status.UNAVAILABLE, "label": KIND_LABEL[Kind(kind)],
+        return {**base, "status": Status.UNAVAILABLE,
                 **i18n.explained(Deferred(gettext_noop("Not made: an unexpected error (recorded in the "
                                                             "portal's log).")))}
     raise ValueError(kind)
@@ -280,11 +279,11 @@ def rendition_summarize(rendition: Rendition) -> Rendition:
     codecs = sorted({c for c in files.filter(status=Status.READY).values_list("codec", flat=True) if c})
     rendition.codec = ", ".join(_codec_name(c) for c in codecs)[:100]
     rendition.lossy = files.filter(status=Status.READY, lossy=True).exists()
-    label = KIND_LABEL[Kind(rendition.kind)]
-    if rendition.kind in (Kind.ORIGINAL, Kind.LOSSLESS) and RenditionFile.objects.filter(
-            study_id=rendition.study_id, source_lossy=True).exists():
-        label = Label.LOSSY_SOURCE  # never diagnostic-grade when any source was lossy
-    rendition.label = label
+    # never diagnostic-grade when any source was lossy (``models.label_for``, as its files' labels;
+    # only the diagnostic kinds' labels depend on it, so only they ask)
+    source_lossy = rendition.kind in LOSSY_SOURCE_KIND_LABEL and RenditionFile.objects.filter(
+        study_id=rendition.study_id, source_lossy=True).exists()
+    rendition.label = label_for(rendition.kind, source_lossy=source_lossy)
     reasons = {}  # the first three distinct reasons, in the files' order, as they were made
     for english, parts in files.filter(status=Status.UNAVAILABLE).values_list("reason", "reason_parts"):
         if english not in reasons and len(reasons) < 3:

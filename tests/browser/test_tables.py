@@ -72,14 +72,15 @@ def test_a_table_wider_than_a_phone_shows_a_shadow_where_columns_are_hidden(brow
 
 def test_a_cases_studies_fit_a_tablet_each_label_once_diagnostic_first(browser, live_server, output_dir):
     """The longest label wraps inside its badge instead of pushing the table wider than a tablet;
-    a lossy source's original and lossless copy share one label, shown once."""
+    a lossy source's original and lossless copy each say what they are, neither diagnostic."""
     org = OrganizationFactory(mfa_required_roles=[])
     owner = member(org, Role.CLINICIAN)
     case = CaseFactory(organization=org, created_by=owner, responsible_clinician=owner,
                        title="Chest CT - second opinion")
     lossy = StudyFactory(organization=org, case=case, study_description="Whole body bone scan")
     for kind in ("education", "original", "preview", "lossless"):
-        label = {"education": "education_low_res", "preview": "preview_lossy"}.get(kind, "lossy_source")
+        label = {"education": "education_low_res", "preview": "preview_lossy",
+                 "lossless": "lossless_of_lossy"}.get(kind, "lossy_source")
         RenditionFactory(organization=org, study=lossy, kind=kind, label=label)
     clean = StudyFactory(organization=org, case=case, study_description="CT chest")
     for kind, label in (("education", "education_low_res"), ("preview", "preview_lossy"),
@@ -96,7 +97,7 @@ def test_a_cases_studies_fit_a_tablet_each_label_once_diagnostic_first(browser, 
                   rows.nth(i).get_by_test_id("rendition-badge").evaluate_all(
                       "bs => bs.map(b => b.dataset.label)") for i in range(rows.count())}
         assert labels == {
-            "Whole body bone scan": ["lossy_source", "preview_lossy", "education_low_res"],
+            "Whole body bone scan": ["lossy_source", "lossless_of_lossy", "preview_lossy", "education_low_res"],
             "CT chest": ["diagnostic_original", "diagnostic_lossless", "preview_lossy", "education_low_res"],
         }
         wrap = page.locator(".table-wrap").first

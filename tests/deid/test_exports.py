@@ -649,3 +649,43 @@ def test_a_membership_ended_meanwhile_stops_the_download(world, client_as, admin
     event = AuditEvent.objects.get(action__startswith="download.")
     assert (event.action, event.details["stopped"]) == ("download.incomplete", "access_ended")
     assert AuditEvent.objects.filter(action="access.denied", actor=world["clinician"]).exists()
+
+
+def test_the_manifest_is_in_the_askers_language_as_a_studys_download(world, client_as,
+                                                                       django_capture_on_commit_callbacks):
+    """MANIFEST.txt of a de-identified export was English whoever asked, while a study's own
+    download's follows the asker's language: it follows the same rule now, through the same
+    manifest (its labels, the files' label and why an image was left out translated; the names,
+    paths, sha256s and sizes as in English; the package's label header stays English)."""
+    clinician = world["clinician"]
+    client = client_as(clinician)
+    _start(client, world["study"], django_capture_on_commit_callbacks)
+    export = DeidExport.objects.get(study=world["study"])
+    url = reverse("deid:export_download", kwargs={"deidexport_id": export.public_id})
+    english = client.get(url)
+    en_zip = zipfile.ZipFile(io.BytesIO(_body(english)))
+    en_text, en_rows = _manifest(en_zip)
+    assert "Contents: Study, De-identified (PS3.15 Annex E basic profile)" in en_text
+
+    clinician.language = "es"
+    clinician.save(update_fields=["language"])
+    spanish = client.get(url)
+    es_zip = zipfile.ZipFile(io.BytesIO(_body(spanish)))
+    [name] = [n for n in es_zip.namelist() if n.endswith("/MANIFEST.txt")]
+    es_text = es_zip.read(name).decode("utf-8")
+    assert "Paquete de descarga de Lightbox" in es_text and "Lightbox download package" not in es_text
+    assert "Contenido: Estudio, Desidentificado (perfil básico de PS3.15 anexo E)" in es_text
+    assert "Anotación incrustada: el texto en los píxeles puede identificar al paciente." in es_text
+    assert "Burned-in annotation" not in es_text and " imagen " in es_text
+    # each file's row: the label in Spanish, its sha256, size and path as in English
+    es_rows = {}
+    for line in es_text.splitlines():
+        parts = line.split("  ")
+        if len(parts) == 4 and len(parts[0]) == 64:
+            es_rows[parts[3]] = (parts[0], int(parts[1]))
+            assert parts[2] == "Desidentificado (perfil básico de PS3.15 anexo E)"
+    assert es_rows == en_rows and len(es_rows) == 4
+    assert es_zip.namelist() == en_zip.namelist()
+    assert spanish["Content-Disposition"] == english["Content-Disposition"]
+    assert spanish["X-Lightbox-Label"] == english["X-Lightbox-Label"] == "De-identified (PS3.15 Annex E basic profile)"
+    assert spanish["ETag"] != english["ETag"]  # a resume across languages gets the whole package

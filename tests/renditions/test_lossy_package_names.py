@@ -19,8 +19,8 @@ pytestmark = pytest.mark.django_db
 def test_each_lossy_rendition_says_so_in_its_name(ct_study):
     original = study_package(ct_study, "original")
     assert original.filename == "2026-01-01_CT-Chest_V1.zip"
-    assert study_package(ct_study, "lossless").filename == "2026-01-01_CT-Chest_V1.zip"  # diagnostic too
-    for kind, suffix, prefix in (("preview", "_Preview", "PV"), ("education", "_Education", "ED")):
+    for kind, suffix, prefix in (("lossless", "_Lossless", "IM"), ("preview", "_Preview", "PV"),
+                                 ("education", "_Education", "ED")):
         package = study_package(ct_study, kind)
         assert package.filename == f"2026-01-01_CT-Chest_V1{suffix}.zip"
         images = [e.path for e in package.entries if not e.path.endswith(".txt")]
@@ -48,8 +48,32 @@ def test_a_case_zips_study_folders_say_so_too(ct_study):
     from apps.renditions.packages import case_package
 
     case = f"Case-{ct_study.case.public_id.hex[:8]}_2026-01-01_CT-Chest_V1"
-    for kind, suffix in (("original", ""), ("lossless", ""), ("preview", "_Preview"), ("education", "_Education")):
+    for kind, suffix in (("original", ""), ("lossless", "_Lossless"), ("preview", "_Preview"),
+                         ("education", "_Education")):
         package = case_package(ct_study.case, [ct_study], kind)
         images = [e.path for e in package.entries if not e.path.endswith(".txt")]
         folder = f"{case}{suffix}/2026-01-01_CT-Chest_V1{suffix}/S001_CT/"
         assert images and all(p.startswith(folder) for p in images), (kind, images[:1])
+
+
+def test_a_cases_lossless_and_original_zips_are_told_apart_by_name(ct_study, clinician_a, client_as):
+    """A case's lossless-compressed zip and its original's came with the same file name (only their
+    MANIFEST said which): the lossless copy's name, and its study's folder, end in ``_Lossless``;
+    the original's are as they were. So are a study's own two zips."""
+    client = client_as(clinician_a)
+    case_url = reverse("renditions:case_download", kwargs={"case_id": ct_study.case.public_id})
+    study_url = reverse("renditions:study_download", kwargs={"study_id": ct_study.public_id})
+    case = f"Case-{ct_study.case.public_id.hex[:8]}_2026-01-01_CT-Chest_V1"
+    names = {}
+    for scope, url, name in (("case", case_url, case), ("study", study_url, "2026-01-01_CT-Chest_V1")):
+        for kind, suffix in (("original", ""), ("lossless", "_Lossless")):
+            response = client.get(f"{url}?rendition={kind}")
+            assert response.status_code == 200
+            names[scope, kind] = response["Content-Disposition"]
+            assert names[scope, kind] == f'attachment; filename="{name}{suffix}.zip"'
+            archive = zipfile.ZipFile(BytesIO(b"".join(response.streaming_content)))
+            images = [n for n in archive.namelist() if n.endswith(".dcm")]
+            inner = f"{name}{suffix}/2026-01-01_CT-Chest_V1{suffix}/" if scope == "case" else f"{name}{suffix}/"
+            assert images and all(n.startswith(f"{inner}S001_CT/IM") for n in images), images[:1]
+    assert names["case", "original"] != names["case", "lossless"]
+    assert names["study", "original"] != names["study", "lossless"]

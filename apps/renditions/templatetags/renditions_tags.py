@@ -2,8 +2,9 @@
 
 ``{% rendition_badge rendition %}``: the label as a badge (a Rendition or a RenditionFile).
 ``renditions|badge_list``: a study's renditions for a row of badges: diagnostic ones first, each
-label once (a lossy source's original and lossless copy carry the same label; shown twice, the
-two identical badges read as a mistake).
+label once (two identical badges read as a mistake). Each kind has a label of its own
+(``models.label_for``): a lossy source's lossless copy says it is a lossless copy of a lossy
+original, not what the original is.
 ``{% rendition_downloads study %}``: the study's renditions with their badges, and a download
 button for each rendition the viewer of the page may take (``policy.allowed_renditions``):
 the preview first; the diagnostic ones only with the "original" permission.
