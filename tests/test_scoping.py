@@ -24,7 +24,8 @@ from tests import factories
 
 pytestmark = pytest.mark.django_db
 
-NON_OBJECT_KWARGS = {"format", "token", "provider_id"}  # token: a share link secret; provider_id: an SSO provider (allauth's key)
+# token: a share link secret; provider_id: an SSO provider (allauth's key); neither is an object id
+NON_OBJECT_KWARGS = {"format", "token", "provider_id"}
 
 
 def _factory_for(model):

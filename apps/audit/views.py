@@ -35,12 +35,16 @@ def _org_for_audit(request: HttpRequest) -> Any:
 
 
 def _search(request: HttpRequest, org: Any) -> tuple[AuditSearchForm, Any]:
+    """The search's form and its events: none for a search the form refuses (its end before its
+    start, say): a page listing events under such a search would show the whole trail as if it
+    were the result asked for."""
     form = AuditSearchForm(request.GET or None)
     if form.is_bound and form.is_valid():
         filters = selectors.AuditFilters.from_data(form.cleaned_data)
     else:
         filters = selectors.AuditFilters()
-    return form, selectors.event_search(organization=org, filters=filters)
+    events = selectors.event_search(organization=org, filters=filters)
+    return form, events.none() if form.errors else events
 
 
 def _query_without_page(request: HttpRequest) -> str:

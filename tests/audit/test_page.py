@@ -198,6 +198,7 @@ def test_an_export_of_an_invalid_search_is_refused_not_the_whole_trail(world, ad
     bad = {"user": "rad@alpha", "date_from": "2026-03-02", "date_to": "2026-03-01"}
     page = client.get(reverse("audit:event_list"), bad)
     assert page.status_code == 400 and reverse(name) not in page.content.decode()  # no export link offered
+    assert not page.context["rows"] and "Correct the search above to see events." in page.content.decode()
     before = AuditEvent.objects.filter(action=actions.AUDIT_EXPORTED).count()
     response = client.get(reverse(name), bad)
     assert response.status_code == 400 and not response.streaming
