@@ -71,7 +71,8 @@ def pseudonym_check(*, study: Study, value: str) -> str:
     """The cleaned pseudonym, or InvalidPseudonym with a message to show."""
     value = (value or "").strip()
     if not _PSEUDONYM.match(value):
-        raise InvalidPseudonym(_("Use 1 to 64 letters, digits, spaces, dots, dashes or underscores."))
+        raise InvalidPseudonym(_("Use 1 to 64 characters: letters without accents (A-Z), digits, spaces, dots, dashes "
+                                   "or underscores, starting with a letter or a digit."))
     lowered = value.lower()
     if any(part in lowered for part in _identifiers(study)):
         raise InvalidPseudonym(_("The pseudonym must not contain the patient's name or record number."))

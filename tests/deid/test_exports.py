@@ -343,6 +343,10 @@ def test_pseudonym_holding_the_patient_identifiers_is_refused(world, client_as, 
         assert response.status_code == 400
         assert b'data-testid="pseudonym-error"' in response.content
     assert not DeidExport.objects.exists()
+    # the files' default character set takes no accented letter: the refusal says so (it said "letters")
+    response = _start(client, world["study"], django_capture_on_commit_callbacks, pseudonym="Ñandú 1")
+    assert response.status_code == 400 and "letters without accents (A-Z)" in response.content.decode()
+    assert not DeidExport.objects.exists()
     page = client.get(reverse("deid:study_exports", kwargs={"study_id": world["study"].public_id}))
     assert page.status_code == 200 and str(world["case"].public_id).encode() in page.content  # the default
 
