@@ -855,6 +855,13 @@ ORIGINAL_APPROVAL_FIXED = gettext_noop("Access to the original DICOM lasts for t
                                        "and decided.")
 
 
+#: the least extension that counts (the extension page's field takes minutes): a grant whose
+#: expiry was worked out a moment before its start was stamped (a renewal, an invitation's
+#: hand-off, the demo's shares) ends a fraction of a second before its ceiling, at its maximum all
+#: the same; Extend offered there showed "Expires now" and "Latest possible" the same minute
+EXTEND_STEP = timedelta(minutes=1)
+
+
 def grant_extend_refusal(*, grant: Grant, org_policy: SharingPolicy | None = None) -> str | None:
     """Why no extension of ``grant`` can succeed, whatever new expiry is asked (an
     ``ExtendRefusal``), or None when a later expiry is possible.
@@ -874,7 +881,7 @@ def grant_extend_refusal(*, grant: Grant, org_policy: SharingPolicy | None = Non
         # organization's original_approval_max_hours), not its use case's maximum: more time is a
         # new request, decided by whoever may decide it
         return ExtendRefusal.ORIGINAL
-    if grant_extend_ceiling(grant=grant, org_policy=org_policy) <= grant.expires_at:
+    if grant_extend_ceiling(grant=grant, org_policy=org_policy) - grant.expires_at < EXTEND_STEP:
         return ExtendRefusal.AT_MAXIMUM
     return None
 

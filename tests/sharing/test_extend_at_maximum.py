@@ -77,6 +77,24 @@ def test_the_service_refuses_a_share_at_its_maximum_with_the_same_reason(case, o
     assert services.grant_extend_refusal(grant=_second_opinion(case, owner, consultant)) is None
 
 
+@pytest.mark.parametrize("short_by", [timedelta(microseconds=400), timedelta(seconds=59)])
+def test_a_share_whose_expiry_was_worked_out_a_moment_before_its_start_is_at_its_maximum(
+        client_as, case, owner, consultant, short_by):
+    """A renewal, an invitation's hand-off and the demo's shares work out the expiry a moment
+    before the start is stamped: the ceiling is then a fraction later than the expiry. No minute
+    the extension page takes lies between them, so no Extend is offered (QA: it was, and every
+    date was refused)."""
+    grant = _second_opinion(case, owner, consultant)
+    Grant.objects.filter(pk=grant.pk).update(expires_at=services.grant_extend_ceiling(grant=grant) - short_by)
+    grant.refresh_from_db()
+    assert services.grant_extend_refusal(grant=grant) == services.ExtendRefusal.AT_MAXIMUM
+    assert _extend_url(grant) not in client_as(owner).get(reverse("sharing:my_shares")).content.decode()
+    Grant.objects.filter(pk=grant.pk).update(
+        expires_at=services.grant_extend_ceiling(grant=grant) - timedelta(minutes=2))
+    grant.refresh_from_db()
+    assert services.grant_extend_refusal(grant=grant) is None
+
+
 def test_a_tumor_boards_own_grant_is_not_offered_extend(client_as, case, owner, org_a):
     """board_start's grants last the board's review window (5-7 days), past their kind's maximum:
     the page showed a "Latest possible" before "Expires now"."""
