@@ -229,7 +229,8 @@ def invitation_list(request: HttpRequest) -> HttpResponse:
     org = active_organization_or_404(request)
     facts = policy.request_facts(request, request.user)  # the page only reads: the memberships the request read
     _invitation_cases(request, org, facts=facts)
-    invitations = Invitation.objects.visible_to(request.user).for_org(org.pk).select_related("created_by")
+    invitations = (Invitation.objects.visible_to(request.user).for_org(org.pk).select_related("created_by", "case")
+                   .prefetch_related("cases"))
     if not policy.can(request.user, Action.MANAGE_MEMBERS, org, facts=facts):
         invitations = invitations.filter(created_by=request.user)
     page = page_of(request, invitations.order_by("-created_at", "-id"), size=INVITATIONS_PAGE_SIZE)
