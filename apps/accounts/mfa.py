@@ -370,24 +370,34 @@ def require_recent_otp(view: Callable[..., HttpResponse] | None = None, *,
 
     @wraps(view)
     def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if not step_up_needed(request):
-            return view(request, *args, **kwargs)
-        _record_step_up_required(request)
-        if is_api_request(request):
-            return JsonResponse({"detail": "step_up_required", "step_up_url": step_up_url(request)}, status=403)
-        if back is not None and request.method != "GET":
-            return redirect(with_next("accounts:step_up", reverse(back)))
-        return redirect(step_up_url(request))
+        if (asked := step_up_first(request, back=back)) is not None:
+            return asked
+        return view(request, *args, **kwargs)
 
     return asks_step_up(why=why)(wrapped)
+
+
+def step_up_first(request: HttpRequest, *, back: str | None = None) -> HttpResponse | None:
+    """``require_recent_otp``'s answer, inside a view: None when the request has a recent second
+    factor (the view goes on), else where it sends the user (recorded; ``back`` as for it). For a
+    view that answers some requests before asking (the page that asks to switch organization first:
+    apps.organizations.switching.switch_first, which acts on nothing), marked with ``asks_step_up``."""
+    if not step_up_needed(request):
+        return None
+    _record_step_up_required(request)
+    if is_api_request(request):
+        return JsonResponse({"detail": "step_up_required", "step_up_url": step_up_url(request)}, status=403)
+    if back is not None and request.method != "GET":
+        return redirect(with_next("accounts:step_up", reverse(back)))
+    return redirect(step_up_url(request))
 
 
 def asks_step_up(*, why: Any = None) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
     """Decorator: mark a view as a page that asks for a recent second factor, with the ``why``
     the step-up and enrolment pages say (``step_up_reason`` reads the view a path resolves to).
     ``require_recent_otp`` marks the view it wraps; a view that checks its own access first and
-    then calls a helper under ``require_recent_otp`` (the share steps) is marked with this, right
-    above its ``def`` (the decorators above copy the mark)."""
+    then calls a helper under ``require_recent_otp`` (the share steps), or ``step_up_first``, is
+    marked with this, right above its ``def`` (the decorators above copy the mark)."""
     def mark(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
         view.lightbox_step_up = True  # type: ignore[attr-defined]
         view.lightbox_step_up_why = why  # type: ignore[attr-defined]

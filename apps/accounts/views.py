@@ -355,7 +355,7 @@ def invitation_resend(request: HttpRequest, invitation_id: UUID) -> HttpResponse
 
 @login_required
 @require_http_methods(["GET", "POST"])
-@mfa.require_recent_otp
+@mfa.asks_step_up()  # giving access away: a recent second factor, after the switch page
 def patient_invite(request: HttpRequest, case_id: UUID) -> HttpResponse:
     """Invite the case's patient to the patient portal; they confirm their date of birth."""
     from apps.cases.models import Case
@@ -366,8 +366,10 @@ def patient_invite(request: HttpRequest, case_id: UUID) -> HttpResponse:
         raise Http404
     # another of the person's organizations' case: its patient invited once it is the active one
     if (switch := switch_first(request, case, Action.SHARE_CASE, then=request.path)) is not None:
-        return switch
+        return switch  # before the step-up: nobody is invited from that page
     policy.require(request.user, Action.SHARE_CASE, case, request=request)
+    if (asked := mfa.step_up_first(request)) is not None:
+        return asked
     form = PatientInvitationForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -648,7 +650,7 @@ def recovery_codes_renew(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-@mfa.require_recent_otp
+@mfa.asks_step_up()  # after the switch page
 def member_mfa_reset(request: HttpRequest, membership_id: UUID) -> HttpResponse:
     """An org admin removes a member's authenticator (lost phone): all their sessions end and
     they enrol again at their next sign-in."""
@@ -661,8 +663,10 @@ def member_mfa_reset(request: HttpRequest, membership_id: UUID) -> HttpResponse:
     # a member of another of the person's organizations: reset once it is the active one
     then = reverse("organizations:membership_edit", kwargs={"membership_id": membership.public_id})
     if (switch := switch_first(request, membership, Action.MANAGE_MEMBERS, then=then)) is not None:
-        return switch
+        return switch  # before the step-up: nothing is reset from that page
     policy.require(request.user, Action.MANAGE_MEMBERS, membership.organization, request=request)
+    if (asked := mfa.step_up_first(request)) is not None:
+        return asked
     try:
         policy.require_decided(policy.second_factor_reset_allowed(request.user, membership.user), request.user,
                                Action.MANAGE_MEMBERS, membership, request=request)

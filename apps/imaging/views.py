@@ -13,7 +13,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_http_methods
 
 from apps.accounts import mfa
-from apps.accounts.mfa import require_recent_otp
+from apps.accounts.mfa import asks_step_up, step_up_first
 from apps.audit import actions as audit_actions
 from apps.audit.services import record, record_hidden_refusal
 from apps.cases import selectors as case_selectors
@@ -93,9 +93,9 @@ def study_detail(request: HttpRequest, study_id: UUID) -> HttpResponse:
 
 
 @login_required
-@require_recent_otp  # a deletion cannot be undone: a recent second factor, as for sharing
 @require_http_methods(["GET", "POST"])
 @policy.serves(Action.DELETE_STUDY)
+@asks_step_up()  # a deletion cannot be undone: a recent second factor, as for sharing (after the switch page)
 def study_delete(request: HttpRequest, study_id: UUID) -> HttpResponse:
     """GET: what deleting this study version removes, and the button. POST (CSRF-checked):
     delete it through ``services.study_delete`` (which asks the policy itself), then back to its
@@ -106,8 +106,10 @@ def study_delete(request: HttpRequest, study_id: UUID) -> HttpResponse:
 
     study = selectors.study_get(user=request.user, public_id=study_id, request=request)  # 404 to others
     if (switch := switch_first(request, study, Action.DELETE_STUDY, then=request.path)) is not None:
-        return switch
+        return switch  # before the step-up: nothing is deleted from that page
     policy.require(request.user, Action.DELETE_STUDY, study, request=request)
+    if (asked := step_up_first(request)) is not None:
+        return asked
     if request.method == "POST":
         try:
             services.study_delete(study=study, by=request.user, request=request)
@@ -132,12 +134,12 @@ def study_delete(request: HttpRequest, study_id: UUID) -> HttpResponse:
 
 
 @login_required
-# a case shared as a whole shares the study with its recipients: as for sharing (the step-up and
-# enrolment pages say why; the study page's Attach section says so before)
-@require_recent_otp(why=gettext_lazy("Attaching a study to a case asks for your second factor: the case's shares "
-                                     "and tumor boards then reach the study."))
 @require_http_methods(["GET", "POST"])
 @policy.serves(Action.UPLOAD_STUDY)
+# a case shared as a whole shares the study with its recipients: as for sharing (the step-up and
+# enrolment pages say why; the study page's Attach section says so before), after the switch page
+@asks_step_up(why=gettext_lazy("Attaching a study to a case asks for your second factor: the case's shares "
+                               "and tumor boards then reach the study."))
 def study_attach(request: HttpRequest, study_id: UUID) -> HttpResponse:
     """Attach a study uploaded with no case ("attach later") to a case. GET ?case=<id> (the
     study page's choice): whom the case's shares on the whole case and its tumor boards will then
@@ -152,8 +154,10 @@ def study_attach(request: HttpRequest, study_id: UUID) -> HttpResponse:
     study = selectors.study_get(user=request.user, public_id=study_id, request=request)  # 404 to others
     then = request.get_full_path() if request.method == "GET" else study.get_absolute_url()
     if (switch := switch_first(request, study, Action.UPLOAD_STUDY, then=then)) is not None:
-        return switch
+        return switch  # before the step-up: nothing is attached from that page
     policy.require(request.user, Action.UPLOAD_STUDY, study.organization, request=request)
+    if (asked := step_up_first(request)) is not None:
+        return asked
     back = redirect("imaging:study_detail", study_id=study.public_id)
     if study.case_id is not None:
         messages.info(request, _("This study is in a case already."))

@@ -15,7 +15,7 @@ from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
-from apps.accounts.mfa import require_recent_otp
+from apps.accounts.mfa import asks_step_up, require_recent_otp, step_up_first
 from apps.core.pagination import page_of
 from apps.core.redirects import next_url
 from apps.organizations import selectors, services
@@ -95,13 +95,16 @@ def member_list(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-@require_recent_otp  # roles and deactivation: a recent second factor, as for invitations
+@asks_step_up()  # roles and deactivation: a recent second factor, as for invitations
 def membership_edit(request: HttpRequest, membership_id: UUID) -> HttpResponse:
     membership = selectors.membership_get(user=request.user, public_id=membership_id)
-    # a membership of another of the person's organizations: changed once it is the active one
+    # a membership of another of the person's organizations: changed once it is the active one;
+    # the switch page, then a role that may not, come before the step-up (neither acts)
     if (switch := switch_first(request, membership, Action.MANAGE_MEMBERS, then=request.path)) is not None:
         return switch
     policy.require(request.user, Action.MANAGE_MEMBERS, membership.organization, request=request)
+    if (asked := step_up_first(request)) is not None:
+        return asked
     form = MembershipForm(request.POST or None, instance=membership)
     if request.method == "POST" and form.is_valid():
         try:

@@ -23,7 +23,7 @@ from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
-from apps.accounts.mfa import asks_step_up, require_recent_otp
+from apps.accounts.mfa import asks_step_up, require_recent_otp, step_up_first
 from apps.accounts.middleware import is_patient_only
 from apps.core.pagination import page_of
 from apps.core.redirects import with_next
@@ -287,15 +287,17 @@ def grant_revoke(request: HttpRequest, grant_id: UUID) -> HttpResponse:
 
 
 @login_required
-@require_recent_otp  # a longer access for someone else: a recent second factor, as for sharing
 @require_http_methods(["GET", "POST"])
 @policy.serves(Action.MANAGE_GRANT)
+@asks_step_up()  # a longer access for someone else: a recent second factor, as for sharing (after the switch page)
 def grant_extend(request: HttpRequest, grant_id: UUID) -> HttpResponse:
     grant = selectors.grant_get_for_manager(user=request.user, public_id=grant_id)
     if (switch := switch_first(request, grant, Action.MANAGE_GRANT, then=request.path)) is not None:
-        return switch
+        return switch  # before the step-up: nothing is extended from that page
     policy.require(request.user, Action.MANAGE_GRANT, grant, request=request,
                    facts=policy.decision_facts(request, request.user))
+    if (asked := step_up_first(request)) is not None:
+        return asked
     # the organization's sharing rules, read once for every question the page asks of them
     org_policy = services.sharing_policy_read(grant.organization_id)
     refusal = services.grant_extend_refusal(grant=grant, org_policy=org_policy)
@@ -324,14 +326,16 @@ def grant_extend(request: HttpRequest, grant_id: UUID) -> HttpResponse:
 
 
 @login_required
-@require_recent_otp(back="sharing:my_shares")  # a new share and its link: as for sharing (and the API)
 @require_POST
+@asks_step_up()  # a new share and its link: as for sharing (and the API), after the switch page
 def grant_renew(request: HttpRequest, grant_id: UUID) -> HttpResponse:
     grant = selectors.grant_get_for_manager(user=request.user, public_id=grant_id)
     if (switch := switch_first(request, grant, Action.RENEW_GRANT, then=_share_row(grant))) is not None:
-        return switch
+        return switch  # before the step-up: nothing is renewed from that page
     policy.require(request.user, Action.RENEW_GRANT, grant, request=request,
                    facts=policy.decision_facts(request, request.user))
+    if (asked := step_up_first(request, back="sharing:my_shares")) is not None:
+        return asked
     try:
         new, link, raw = services.grant_renew(grant=grant, by=request.user, request=request)
     except ValidationError as exc:
