@@ -48,10 +48,12 @@ notes and documents; running a tumor board; deleting, exporting or attaching a s
 members) are decided only once it is the active one (``decision_facts`` and ``request_facts``
 carry it); the pages list only the active organization's rows (``organizations_elsewhere``) and
 ask the person to switch for another's (``organization_to_switch_to``:
-apps.organizations.switching). An organization they are not a member of is not theirs to switch
-to: what its shares give them is decided as ever. The API has no switcher, nor the viewer's
-frames (an open viewer is not stopped by a switch in another tab): their calls are decided on the
-roles and grants alone.
+apps.organizations.switching). An organization they are not staff of is not theirs to switch to
+for this: what its shares give them is decided as ever, whether they are no member there or one
+in a role that acts for it in nothing (an invited outside consultant, a patient:
+``acts_for_organization``), who holds only what its shares give. The API has no switcher, nor the
+viewer's frames (an open viewer is not stopped by a switch in another tab): their calls are
+decided on the roles and grants alone.
 
 Asking for the original DICOM (REQUEST_ORIGINAL) is decided on a grant, not through a role: its
 own recipient, while it is live, when they cannot download the original already and no request
@@ -715,13 +717,24 @@ def request_facts(request: HttpRequest | None, actor: Any = None) -> _Facts | No
 #: (the header's switcher; ``working_in``): someone in two organizations decided one's requests,
 #: and wrote on its cases, under the other's header, and its audit events went to a trail they
 #: were not looking at. The page offers the switch (``organization_to_switch_to``). Whoever is not
-#: a member there (an outside consultant with a share) is decided on as ever: there is nothing to
-#: switch to.
+#: staff there (an outside consultant with a share, invited as a consultant or not: no membership,
+#: or one whose role acts for it in nothing, ``acts_for_organization``) is decided on as ever:
+#: there is nothing to switch to.
 ACTIVE_ORGANIZATION_ACTIONS = frozenset({
     Action.DECIDE_ORIGINAL_REQUEST, Action.MANAGE_GRANT, Action.RENEW_GRANT, Action.SHARE_CASE,
     Action.MANAGE_CASE, Action.ADD_NOTE, Action.ATTACH_DOCUMENT, Action.RUN_BOARD, Action.END_BOARD,
     Action.DELETE_STUDY, Action.UPLOAD_STUDY, Action.EXPORT_DEIDENTIFIED, Action.MANAGE_MEMBERS,
 })
+
+
+def acts_for_organization(role: str | None) -> bool:
+    """Whether a membership of ``role`` makes its organization one the person works in for the
+    active-organization rule (``ACTIVE_ORGANIZATION_ACTIONS``): its role holds one of those
+    staff-side actions (``ROLE_ACTIONS``: the staff roles). An external consultant's or a
+    patient's membership (an invitation's) holds none: whatever they do there is what a share
+    gives them, decided as for an outside consultant who is no member there (6ca7505), and never
+    asks them to switch away from the organization they are staff of."""
+    return bool(ROLE_ACTIONS.get(role or "", frozenset()) & ACTIVE_ORGANIZATION_ACTIONS)
 
 
 def working_in(request: HttpRequest | None) -> int | None:
@@ -737,24 +750,25 @@ def working_in(request: HttpRequest | None) -> int | None:
 
 
 def organizations_elsewhere(request: HttpRequest | None) -> list[Organization]:
-    """The person's other organizations (active memberships) than the one the page's request
-    works in: a page of the active organization lists none of their rows (shares, requests,
-    notices, cases shared with them), which are reached by switching. Rows of an organization the
-    person is not a member of (a share to an outside recipient) are listed where they concern
+    """The person's other organizations (active memberships in a staff role:
+    ``acts_for_organization``) than the one the page's request works in: a page of the active
+    organization lists none of their rows (shares, requests, notices, cases shared with them),
+    which are reached by switching. Rows of an organization the person is not staff of (a share to
+    an outside recipient, invited there as a consultant or not) are listed where they concern
     them, labelled with it: there is nothing to switch to. Empty without an active organization
     (``working_in``)."""
     active = working_in(request)
     if active is None:
         return []
     return [m.organization for m in getattr(request, "my_memberships", None) or []
-            if m.is_active and m.organization_id != active]
+            if m.is_active and m.organization_id != active and acts_for_organization(m.role)]
 
 
 def organization_to_switch_to(request: HttpRequest, obj: object) -> Organization | None:
     """The organization of ``obj`` when the page's request works in another one and the person is
-    an active member of it (``organizations_elsewhere``): its page asks them to switch to it
-    before showing or acting on it. None when ``obj`` is the active organization's, or of one
-    they are not a member of (then its own decisions apply)."""
+    an active member of it in a staff role (``organizations_elsewhere``): its page asks them to
+    switch to it before showing or acting on it. None when ``obj`` is the active organization's,
+    or of one they are not staff of (then its own decisions apply)."""
     org_id = _org_id_of(obj)
     return next((org for org in organizations_elsewhere(request) if org.pk == org_id), None)
 
@@ -838,13 +852,14 @@ def _document_of(case: Any) -> Any:
 
 
 def _in_another_of_theirs(facts: _Facts, obj: object) -> bool:
-    """Whether ``obj`` is of another of the user's organizations (an active membership) than the
-    one the page's request works in (``facts.working_in``): ``organization_to_switch_to``'s
-    question, on the facts. False without a page's request (a service, a task, the API)."""
+    """Whether ``obj`` is of another of the user's organizations (an active membership in a staff
+    role: ``acts_for_organization``) than the one the page's request works in
+    (``facts.working_in``): ``organization_to_switch_to``'s question, on the facts. False without
+    a page's request (a service, a task, the API)."""
     if facts.working_in is None:
         return False
     org_id = _org_id_of(obj)
-    return org_id != facts.working_in and org_id in facts.roles
+    return org_id != facts.working_in and acts_for_organization(facts.roles.get(org_id))
 
 
 def _decide(facts: _Facts, action: Action, obj: object, *, rendition: str | None = None) -> bool:
