@@ -98,6 +98,11 @@ class Membership(PublicIdModel):
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(_("role"), max_length=32, choices=Role.choices)
     is_active = models.BooleanField(_("active"), default=True)
+    #: when the person last switched to this organization (the header's switcher): their next
+    #: sign-in starts in the organization they last switched to, while that membership is active
+    #: (``services.organization_at_sign_in``)
+    last_switched_at = models.DateTimeField(_("last switched to this organization"), null=True, blank=True,
+                                            editable=False)
 
     objects = MembershipQuerySet.as_manager()
 

@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from apps.accounts.models import User
@@ -29,10 +30,26 @@ _SLUG = re.compile(r"[a-z0-9][a-z0-9-]*")
 
 
 def organization_switch(*, request: HttpRequest, organization: Organization) -> None:
-    """Make ``organization`` the one the user works in; they must be an active member."""
-    if not Membership.objects.filter(user=request.user, organization=organization, is_active=True).exists():
+    """Make ``organization`` the one the user works in; they must be an active member. Remembered
+    on the membership (``last_switched_at``): their next sign-in starts there
+    (``organization_at_sign_in``)."""
+    if not Membership.objects.filter(user=request.user, organization=organization, is_active=True) \
+            .update(last_switched_at=timezone.now()):
         raise ValidationError(_("You are not a member of this organization."))
     request.session[ACTIVE_ORG_SESSION_KEY] = str(organization.public_id)
+
+
+def organization_at_sign_in(*, user: User, request: HttpRequest) -> None:
+    """At sign-in (``user_logged_in``), start in the organization ``user`` last switched to
+    (``organization_switch``) when that membership is still active; otherwise, or when they never
+    switched, the session is left as it is (the middleware's fallback: their first organization).
+    A session that names one already (a sign-in again in the same session) keeps it."""
+    if ACTIVE_ORG_SESSION_KEY in request.session:
+        return
+    last = (Membership.objects.filter(user=user, last_switched_at__isnull=False)
+            .select_related("organization").order_by("-last_switched_at", "-pk").first())
+    if last is not None and last.is_active:
+        request.session[ACTIVE_ORG_SESSION_KEY] = str(last.organization.public_id)
 
 
 def _ensure_an_admin_remains(membership: Membership, *, new_role: str, new_active: bool) -> None:
