@@ -328,7 +328,7 @@ def invitation_revoke(request: HttpRequest, invitation_id: UUID) -> HttpResponse
 
 @login_required
 @require_POST
-@mfa.require_recent_otp(back="accounts:invitation_list")  # a new working link: as for sending one
+@mfa.asks_step_up()  # a new working link: as for sending one (after the switch page)
 def invitation_resend(request: HttpRequest, invitation_id: UUID) -> HttpResponse:
     """Send a pending (or expired) invitation's e-mail again, with a new link; the old one stops
     working. Who may: as for withdrawing it (404 to others, as there); its inviter, refused because
@@ -336,7 +336,9 @@ def invitation_resend(request: HttpRequest, invitation_id: UUID) -> HttpResponse
     the invitations page. Another of their organizations' invitation: the switch page first."""
     invitation = _invitation_or_404(request, invitation_id)
     if (switch := _invitation_switch_first(request, invitation)) is not None:
-        return switch
+        return switch  # before the step-up: nothing is sent from that page
+    if (asked := mfa.step_up_first(request, back="accounts:invitation_list")) is not None:
+        return asked
     try:
         services.invitation_resend(invitation=invitation, by=request.user, request=request)
     except PermissionDenied:

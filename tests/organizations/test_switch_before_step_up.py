@@ -53,12 +53,17 @@ def _page(name, org_a, org_b, clinician_a):
         return radiologist, reverse(f"sharing:{name}", kwargs={"grant_id": grant.public_id}), name == "grant_renew"
     if name == "membership_edit":
         return admin, reverse("organizations:membership_edit", kwargs={"membership_id": membership.public_id}), False
+    if name == "invitation_resend":
+        from tests.factories import InvitationFactory
+
+        invitation = InvitationFactory(organization=org_a, created_by=admin)
+        return admin, reverse("accounts:invitation_resend", kwargs={"invitation_id": invitation.public_id}), True
     assert name == "member_mfa_reset"
     return admin, reverse("accounts:member_mfa_reset", kwargs={"membership_id": membership.public_id}), True
 
 
 @pytest.mark.parametrize("name", ["study_delete", "study_attach", "patient_invite", "grant_extend", "grant_renew",
-                                  "membership_edit", "member_mfa_reset"])
+                                  "membership_edit", "member_mfa_reset", "invitation_resend"])
 def test_another_organizations_page_asks_to_switch_before_a_second_factor(setting, org_a, org_b, clinician_a, name):
     person, url, post_only = _page(name, org_a, org_b, clinician_a)
     client = Client()
