@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import math
+from typing import Any
 from uuid import UUID
 
 import requests
@@ -578,17 +579,35 @@ def sso_start(request: HttpRequest) -> HttpResponse:
 
 def sso_provider_login(request: HttpRequest, provider_id: str) -> HttpResponse:
     """allauth's OpenID Connect sign-in start (at its own address, before allauth's view there;
-    and for "Sign in with your organization"). It fetches the provider's discovery document: a
-    provider at an address the portal does not connect to (``apps.accounts.outbound``) gets the
-    refusal page, not a server error."""
+    and for "Sign in with your organization"). It fetches the provider's discovery document."""
+    from allauth.socialaccount.providers.openid_connect.views import login as oidc_login
+
+    return _sso_outbound(request, provider_id, oidc_login)
+
+
+def sso_provider_callback(request: HttpRequest, provider_id: str) -> HttpResponse:
+    """allauth's OpenID Connect return address (before allauth's view there). It fetches the
+    discovery document again before allauth's own error handling (which
+    ``SocialAccountAdapter.on_authentication_error`` hooks for the token, userinfo and JWKS
+    requests): a name rebound to an internal address between the start and the return, or a
+    provider gone, gets the same pages as at the start."""
+    from allauth.socialaccount.providers.openid_connect.views import callback as oidc_callback
+
+    return _sso_outbound(request, provider_id, oidc_callback)
+
+
+def _sso_outbound(request: HttpRequest, provider_id: str, view: Any) -> HttpResponse:
+    """``view`` (allauth's), whose requests to the provider go out through
+    ``apps.accounts.outbound``: one to an address the portal does not connect to gets the refusal
+    page (403, recorded), a provider down or unreachable a page that says so (503), never a
+    server error nor the storage-unavailable page every other OSError a view raises gets."""
     from allauth.core.exceptions import ImmediateHttpResponse
     from allauth.socialaccount.adapter import get_adapter
-    from allauth.socialaccount.providers.openid_connect.views import login as oidc_login
 
     from apps.accounts import outbound
 
     try:
-        return oidc_login(request, provider_id)
+        return view(request, provider_id)
     except outbound.DestinationRefused as exc:
         config = SSOConfig.objects.filter(organization__slug=provider_id.removeprefix("org-")).first()
         try:
@@ -597,9 +616,7 @@ def sso_provider_login(request: HttpRequest, provider_id: str) -> HttpResponse:
             return refused.response
         raise
     except requests.RequestException as exc:
-        # the provider down or unreachable (its discovery document not fetched): a page that says
-        # so, not the storage-unavailable page every other OSError a view raises gets
-        logger.warning("SSO provider %s unreachable at sign-in start (%s)", provider_id, type(exc).__name__)
+        logger.warning("SSO provider %s unreachable (%s)", provider_id, type(exc).__name__)
         response = render(request, "accounts/sso_refused.html", {"reason": "provider_unreachable"}, status=503)
         response["Retry-After"] = "60"
         return response

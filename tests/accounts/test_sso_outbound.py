@@ -291,6 +291,39 @@ def test_a_discovery_document_naming_an_internal_token_endpoint_is_refused(
     assert all(host == "127.0.0.1" for host, _port in connections)
 
 
+def _discovery(server, base: str) -> None:
+    server.routes["/o/.well-known/openid-configuration"] = (200, {"Content-Type": "application/json"}, json.dumps({
+        "issuer": base, "authorization_endpoint": f"{base}/authorize/", "token_endpoint": f"{base}/token/",
+        "userinfo_endpoint": f"{base}/userinfo/", "jwks_uri": f"{base}/jwks/"}).encode())
+
+
+@pytest.mark.parametrize("then", ["rebound", "down"])
+def test_the_return_from_the_provider_is_checked_as_the_start(
+        client, alpha_sso, public_test_server, resolver, connections, then):
+    """The return fetches the discovery document again, before allauth's own error handling: a
+    name rebound to the metadata service between the start and the return gets the refusal page
+    (recorded), a provider gone the page saying it cannot be reached; both were the page for
+    stored files that cannot be read (found by a reviewer)."""
+    base = f"https://{ISSUER_HOST}:{public_test_server.port}/o"
+    alpha_sso.issuer = base
+    alpha_sso.save()
+    _discovery(public_test_server, base)
+    started = _start_sso(client)
+    assert started.status_code == 302
+    state = parse_qs(urlsplit(started["Location"]).query)["state"][0]
+    resolver.names[ISSUER_HOST] = ["169.254.169.254"] if then == "rebound" else ["93.184.216.34"]
+    back = client.get("/accounts/oidc/org-alpha/login/callback/", {"code": "a-code", "state": state},
+                      HTTP_ACCEPT="text/html")
+    body = back.content.decode()
+    assert "Stored files" not in body
+    if then == "rebound":
+        assert back.status_code == 403 and 'data-reason="provider_address"' in body
+        assert AuditEvent.objects.filter(action="auth.sso_refused", details__host=ISSUER_HOST).exists()
+        assert ("169.254.169.254", 443) not in connections
+    else:
+        assert back.status_code == 503 and 'data-reason="provider_unreachable"' in body
+
+
 def test_a_redirect_to_an_internal_address_is_refused(alpha_sso, public_test_server, connections):
     """Every redirect is checked again: the public provider answering with a redirect to the
     metadata service gets no request there."""
