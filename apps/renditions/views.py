@@ -7,11 +7,11 @@ a request before any work (``download_decide``, counting nothing, on what the re
 of the actor's memberships and one reading of their grants say, the check that the case may be
 seen included); once the package is built and the Range is known to be satisfiable (a request
 answered 416 counts nothing) it is decided again, afresh (access may have ended meanwhile), and
-counted on that decision (``download_count``); a resumed transfer (a Range request not starting
-at 0) of the same package counts once. The same package is the same version of it: the policy
-continues a transfer only when the package's ETag now is the one counted (a study added to the
-case, previews made since, make it a new download, counted), whether the client sent If-Range
-or not.
+counted on that decision (``download_count``; a HEAD is decided again the same way, counting
+nothing); a resumed transfer (a Range request not starting at 0) of the same package counts
+once. The same package is the same version of it: the policy continues a transfer only when the
+package's ETag now is the one counted (a study added to the case, previews made since, make it a
+new download, counted), whether the client sent If-Range or not.
 
 The response has the exact Content-Length, a strong ETag and ``Accept-Ranges: bytes``; a single
 ``Range`` (honoured only when ``If-Range``, if sent, matches the ETag) gets 206 with that slice.
@@ -145,7 +145,8 @@ def _decide(request: HttpRequest, actor, obj, kind: str, scope: str) -> policy.D
         raise
 
 
-def _count(request: HttpRequest, actor, obj, kind: str, scope: str, package: Package, sending: int):
+def _count(request: HttpRequest, actor, obj, kind: str, scope: str, package: Package, sending: int, *,
+           count: bool = True):
     """Decide again, afresh, once the package is built, and count the download on that decision:
     the grant it is counted on and its transfer's row (None, None by role). Access may have ended
     while the package was built (a grant or a link revoked, anonymous links switched off, a
@@ -156,12 +157,17 @@ def _count(request: HttpRequest, actor, obj, kind: str, scope: str, package: Pac
     policy continues a transfer only of the package as it is now (its ETag the one counted): a
     Range request for a package that changed since is a new download all the same, counted (403
     when the limit is used up). ``sending``: the bytes this request sends of the package
-    (``_sending``)."""
+    (``_sending``). ``count=False`` (HEAD: the same question, without counting or touching
+    anything): the same decision on the package as built, its grant and no transfer (None), so
+    that HEAD is refused where the GET would be, and never tells the ETag and size of a package
+    the GET would not send (a resume of a package that changed since)."""
     resumed = _resumed(request) and _wanted(request, package) is not None
     try:
         decision = policy.download_decide(actor=actor, obj=obj, rendition=SHARING_RENDITION[Kind(kind)],
                                           package_key=_package_key(obj, kind, scope), package_etag=package.etag,
                                           resumed=resumed, request=request)
+        if not count:
+            return decision.grant, None
         return (policy.download_count(decision, request=request, sending=sending, package_bytes=package.size),
                 decision.transfer_id)
     except PermissionDenied:
@@ -185,8 +191,8 @@ def _serve(request: HttpRequest, actor, obj, kind: str, scope: str, build) -> Ht
     if refusal is not None:
         return refusal
     sending = _sending(request, package)
-    grant, transfer = ((decision.grant, None) if request.method == "HEAD"
-                       else _count(request, actor, obj, kind, scope, package, sending))
+    # HEAD: decided again on the package as built, as a GET is, counting nothing
+    grant, transfer = _count(request, actor, obj, kind, scope, package, sending, count=request.method != "HEAD")
     context = {"scope": scope, "rendition": kind, "grant": str(grant.public_id) if grant else ""}
 
     def recorded(action: str, figures: dict) -> None:

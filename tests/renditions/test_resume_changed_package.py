@@ -184,3 +184,48 @@ def test_the_policy_resumes_a_transfer_of_the_same_package_version_only(ct_study
     grant.refresh_from_db()
     transfer.refresh_from_db()
     assert grant.download_count == 1 and transfer.resumes == 1 and transfer.bytes_sent == 110
+
+
+def test_a_head_resume_of_a_changed_package_is_refused_as_its_get(ct_study, clinician_a, tmp_path):
+    """HEAD asks the same question as GET, counting nothing: a Range request that would resume a
+    transfer of a package that changed since is decided on the package as it is now, so the
+    one-download link's holder whose GET is refused gets no 206 either, nor the new package's
+    ETag and size (found by a reviewer: HEAD was answered on the decision made before the
+    package was built, which took a transfer of any version as a resume)."""
+    case = ct_study.case
+    visitor = _visitor(case, clinician_a, limit=1, renditions=["original"])
+    first = visitor.get(_case_url(case), headers={"Range": "bytes=0-0"})
+    _body(first)
+    _add_study(case, tmp_path / "second")
+    get = visitor.get(_case_url(case), headers={"Range": "bytes=1-"})
+    head = visitor.head(_case_url(case), headers={"Range": "bytes=1-"})
+    assert get.status_code == 403
+    assert head.status_code == get.status_code
+    assert "ETag" not in head and "Content-Range" not in head
+    assert _count(case) == 1
+    assert GrantDownload.objects.get(grant__case=case).resumes == 0
+
+
+def test_a_head_resume_of_an_unchanged_package_answers_206_counting_nothing(ct_study, clinician_a):
+    """The package unchanged: HEAD of the rest of a transfer under way answers as its GET would
+    (206, the same ETag, the rest's length), counts nothing and touches no transfer; the GET of
+    the rest then continues the transfer on the one download."""
+    case = ct_study.case
+    visitor = _visitor(case, clinician_a, limit=1, renditions=["original"])
+    part = visitor.get(_case_url(case), headers={"Range": "bytes=0-99"})
+    begun = _body(part)
+    transfer = GrantDownload.objects.get(grant__case=case)
+    head = visitor.head(_case_url(case), headers={"Range": f"bytes={len(begun)}-"})
+    assert head.status_code == 206
+    assert head["ETag"] == part["ETag"]
+    total = int(part["Content-Range"].rsplit("/", 1)[1])
+    assert head["Content-Range"] == f"bytes {len(begun)}-{total - 1}/{total}"
+    assert int(head["Content-Length"]) == total - len(begun)
+    untouched = GrantDownload.objects.get(pk=transfer.pk)
+    assert _count(case) == 1
+    assert (untouched.resumes, untouched.bytes_sent, untouched.last_activity_at) == (
+        transfer.resumes, transfer.bytes_sent, transfer.last_activity_at)
+    rest = visitor.get(_case_url(case), headers={"Range": f"bytes={len(begun)}-"})
+    assert rest.status_code == 206
+    assert len(begun + _body(rest)) == total
+    assert _count(case) == 1
