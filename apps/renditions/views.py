@@ -27,6 +27,17 @@ request. The client then has fewer bytes than the
 Content-Length announced (as on a dropped connection, so it cannot take the file as complete),
 and the transfer is recorded as download.incomplete with ``stopped: access_ended`` beside the
 denial.
+
+A diagnostic rendition (``original``, and ``lossless``: the same pixels, as diagnostic: both are
+"original" to the policy, ``SHARING_RENDITION``) downloaded on a signed-in person's own access (their
+role, or a share addressed to them) asks for a recent second factor, as sharing does
+(``apps.accounts.mfa.step_up_first``, LIGHTBOX_STEP_UP_HOURS; an authenticator set up first by who
+has none): once the policy allowed it (a refusal, 403 or 404, is said first) and before anything is
+built, sent or counted; the step-up page comes back to the download (a GET with ``next``). A Range
+request continuing a transfer asks the same, so a resume within the step-up window goes on as
+before, counted once, and one after it is asked for a code first, sent nothing meanwhile. Previews
+and education copies ask for none; nor does a download on an opened anonymous link's share (a link
+visitor has no account to step up: the link asks for its own second factor when its share does).
 """
 
 from __future__ import annotations
@@ -43,8 +54,10 @@ from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.core.handlers.asgi import ASGIRequest
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_safe
 
+from apps.accounts import mfa
 from apps.audit import actions as audit_actions
 from apps.audit.services import record
 from apps.cases.models import Case
@@ -64,6 +77,9 @@ STOPPED_ACCESS_ENDED = "access_ended"
 #: a byte position past the end of any package: what a position written with more digits stands for
 #: (int() refuses a number of more than 4,300 digits, and no package nears 10**18 bytes)
 _PAST_ANY_PACKAGE = 10**18
+#: what the step-up and enrolment pages say to someone sent there by a diagnostic download
+ORIGINAL_STEP_UP_WHY = gettext_lazy("Downloading diagnostic images (the original DICOM or its lossless copy) "
+                                    "asks for your second factor.")
 
 
 def _visible(actor, obj, request, facts) -> None:
@@ -176,6 +192,28 @@ def _count(request: HttpRequest, actor, obj, kind: str, scope: str, package: Pac
         raise
 
 
+def _on_anonymous_link(actor, decision: policy.DownloadDecision) -> bool:
+    """Whether the download is decided on an opened anonymous link's share, not on the signed-in
+    person's own access: their role, or a share addressed to them, which the policy tries first
+    (``download_decide``), so someone who opened a link is still asked for their own second factor
+    for what their role or their share gives."""
+    if not isinstance(actor, policy.LinkHolder) or decision.by_role:
+        return False
+    grant = decision.grant
+    return grant is not None and grant.links.filter(pk__in=actor.link_ids, anonymous=True).exists()
+
+
+def _step_up_first(request: HttpRequest, actor, kind: str, decision: policy.DownloadDecision) -> HttpResponse | None:
+    """None when the download may go on; else the step-up (or enrolment) page it sends the
+    signed-in person to first, recorded (``mfa.step_up_first``): a diagnostic rendition on their
+    own access without a second factor passed within LIGHTBOX_STEP_UP_HOURS."""
+    if SHARING_RENDITION[Kind(kind)] != "original" or not getattr(request.user, "is_authenticated", False):
+        return None
+    if _on_anonymous_link(actor, decision):
+        return None
+    return mfa.step_up_first(request)
+
+
 def _sending(request: HttpRequest, package: Package) -> int:
     """How many bytes of ``package`` this request sends (its Range, or all of it)."""
     wanted = _wanted(request, package)
@@ -186,6 +224,10 @@ def _serve(request: HttpRequest, actor, obj, kind: str, scope: str, build) -> Ht
     # may they, before any work; nothing is counted until the package is known to go out: a Range
     # it cannot satisfy (416, judged on the package's size) must not use up one of a grant's downloads
     decision = _decide(request, actor, obj, kind, scope)
+    # a diagnostic rendition: a recent second factor, once allowed (a refusal is said first) and
+    # before anything is built or counted
+    if (asked := _step_up_first(request, actor, kind, decision)) is not None:
+        return asked
     package: Package = build()
     refusal = range_refusal(request, package)
     if refusal is not None:
@@ -382,6 +424,7 @@ def _signed_in_or_link(actor) -> bool:
 @policy.link_aware
 @policy.serves(Action.DOWNLOAD_PREVIEW)
 @require_safe
+@mfa.asks_step_up(why=ORIGINAL_STEP_UP_WHY)  # a diagnostic rendition only (_step_up_first), once allowed
 def study_download(request: HttpRequest, study_id: UUID) -> HttpResponse:
     """A zip of one rendition of one study (``?rendition=``, preview by default)."""
     actor = policy.actor_for(request)
@@ -399,6 +442,7 @@ def study_download(request: HttpRequest, study_id: UUID) -> HttpResponse:
 @policy.link_aware
 @policy.serves(Action.DOWNLOAD_PREVIEW)
 @require_safe
+@mfa.asks_step_up(why=ORIGINAL_STEP_UP_WHY)  # a diagnostic rendition only (_step_up_first), once allowed
 def case_download(request: HttpRequest, case_id: UUID) -> HttpResponse:
     """A zip of one rendition of every study of a case (latest versions, ready)."""
     actor = policy.actor_for(request)

@@ -21,7 +21,26 @@ from tests.servers import ROOT, clean_env, free_port, stop, wait_answering  # no
 
 CHUNK = 16 * 1024 * 1024  # as the browser page (static/js/upload.js)
 
-SETUP = r"""
+#: SETUP code: ``second_factor_passed(user, session)`` makes ``session`` (a SessionStore not yet
+#: created) one in which ``user`` passed the second factor just now, an authenticator and saved
+#: recovery codes enrolled. The instances run with the sign-in gate and the step-up on (as every
+#: real deployment: LIGHTBOX_MFA_ENFORCED), which ask it for the original DICOM's download
+SECOND_FACTOR = r"""
+def second_factor_passed(user, session):
+    import time
+    from django_otp import DEVICE_ID_SESSION_KEY
+    from django_otp.plugins.otp_static.models import StaticDevice
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+    from apps.accounts.mfa import OTP_VERIFIED_AT
+    device = (TOTPDevice.objects.filter(user=user, confirmed=True).first()
+              or TOTPDevice.objects.create(user=user, name="authenticator", confirmed=True))
+    if not StaticDevice.objects.filter(user=user, confirmed=True).exists():
+        StaticDevice.objects.create(user=user, name="recovery", confirmed=True)
+    session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+    session[OTP_VERIFIED_AT] = time.time()
+"""
+
+SETUP = SECOND_FACTOR + r"""
 import json
 from django.contrib.sessions.backends.db import SessionStore
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
@@ -40,6 +59,7 @@ s = SessionStore()
 s[SESSION_KEY] = str(user.pk)
 s[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
 s[HASH_SESSION_KEY] = user.get_session_auth_hash()
+second_factor_passed(user, s)
 s.create()
 print("SETUP" + json.dumps({"session": s.session_key}))
 """

@@ -7,7 +7,11 @@ label once (two identical badges read as a mistake). Each kind has a label of it
 original, not what the original is.
 ``{% rendition_downloads study %}``: the study's renditions with their badges, and a download
 button for each rendition the viewer of the page may take (``policy.allowed_renditions``):
-the preview first; the diagnostic ones only with the "original" permission.
+the preview first; the diagnostic ones only with the "original" permission. A diagnostic one
+that asks the signed-in person for their second factor first (``mfa.step_up_needed``; the
+download's view asks, ``apps.renditions.views._step_up_first``) is a plain link, which the
+browser follows to the step-up page and back to the download, not a ``download`` link, which
+would save that page as the file; the section says so.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 from django import template
 from django.urls import reverse
 
+from apps.accounts import mfa
 from apps.renditions.models import SHARING_RENDITION, Kind, Rendition, Status
 from apps.sharing import policy
 
@@ -52,6 +57,10 @@ def rendition_downloads(context, study) -> dict:
     allowed = (policy.allowed_renditions(actor, study, facts=policy.request_facts(request, actor))
                if actor is not None else frozenset())
     renditions = {r.kind: r for r in Rendition.objects.filter(study=study)}
+    user = getattr(request, "user", None)
+    # a diagnostic download asks this person for a recent second factor first (and to set one up
+    # first, without one): said beside the buttons, which lead there
+    step_up = bool(getattr(user, "is_authenticated", False)) and mfa.step_up_needed(request)
     rows = []
     for kind in OFFER_ORDER:
         rendition = renditions.get(kind)
@@ -60,6 +69,9 @@ def rendition_downloads(context, study) -> dict:
         else:
             offer = SHARING_RENDITION[kind] in allowed
         rows.append({"kind": kind, "kind_label": Kind(kind).label, "rendition": rendition, "offer": offer,
+                     "step_up": offer and step_up and SHARING_RENDITION[kind] == "original",
                      "url": reverse("renditions:study_download", kwargs={"study_id": study.public_id})
                      + f"?rendition={kind}"})
-    return {"rows": rows, "study": study, "any_offer": any(r["offer"] for r in rows)}
+    asks = any(r["step_up"] for r in rows)
+    return {"rows": rows, "study": study, "any_offer": any(r["offer"] for r in rows), "step_up": asks,
+            "enrol_first": asks and not mfa.has_second_factor(user)}
