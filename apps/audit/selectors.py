@@ -75,7 +75,7 @@ def event_search(*, organization: Organization, filters: AuditFilters) -> AuditE
     """The organization's events matching ``filters``, newest first. The caller checked
     VIEW_AUDIT; rows of other organizations are never among them (``for_org``)."""
     from apps.accounts.models import User
-    from apps.cases.models import Case, Patient
+    from apps.cases.models import Case, Patient, mrn_matches
 
     # Text criteria become subqueries, never capped lists: a cap would let rows matching the term
     # elsewhere (other organizations' accounts, other patients) push out the ones searched for,
@@ -89,7 +89,7 @@ def event_search(*, organization: Organization, filters: AuditFilters) -> AuditE
         as_id = _uuid(term)
         patients = Patient.objects.for_org(organization.pk)
         patients = patients.filter(public_id=as_id) if as_id else \
-            patients.filter(Q(mrn=term) | Q(name__icontains=term))
+            patients.filter(mrn_matches(term) | Q(name__icontains=term))
         case_refs = Case.objects.for_org(organization.pk).filter(patient__in=patients.values("pk"))
         patient_refs = patients.annotate(ref=UUIDText("public_id")).values("ref")
         qs = qs.filter(Q(case_ref__in=case_refs.values("public_id")) | _boards_of(organization, case_refs)

@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+from uuid import UUID
+
 from django import forms
 from django.http import HttpRequest
 from django.urls import reverse
+from django.utils.formats import date_format
 from django.utils.translation import gettext_lazy as _
 
 from apps.accounts.models import User
@@ -17,6 +20,8 @@ from apps.cases.models import (
     Case,
     CaseStatus,
     NoteKind,
+    Patient,
+    birth_date_not_in_future,
 )
 from apps.core.forms import (
     BoundedDateTimeField,
@@ -80,14 +85,61 @@ class CaseForm(SearchedChoicesForm, forms.ModelForm):
 
 class CaseCreateForm(CaseForm):
     """A case and its patient: an MRN already known in the organization picks that patient;
-    a new MRN creates one (then a name is needed)."""
+    a new MRN creates one (then a name is needed). An MRN known here typed with a name or birth
+    date that are not that patient's is asked about (``ask_existing_patient``): the form names the
+    patient recorded with it and asks to correct the MRN or to confirm that patient, whose record
+    is kept as it is."""
 
     mrn = forms.CharField(label=_("Patient's medical record number"), max_length=64)
     patient_name = forms.CharField(label=_("Patient's name (new patients only)"), max_length=200, required=False)
-    birth_date = forms.DateField(label=_("Birth date (new patients only)"), required=False, widget=DATE)
+    birth_date = forms.DateField(label=_("Birth date (new patients only)"), required=False, widget=DATE,
+                                 validators=[birth_date_not_in_future])
 
-    field_order = ["mrn", "patient_name", "birth_date", "title", "referring_question", "referred_by",
-                   "service_line", "responsible_clinician", "episode_start", "episode_end"]
+    field_order = ["mrn", "patient_name", "birth_date", "existing_patient", "use_existing_patient", "title",
+                   "referring_question", "referred_by", "service_line", "responsible_clinician", "episode_start",
+                   "episode_end"]
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if self.data.get("existing_patient"):  # the form asked about a patient: the answer is read
+            self._add_existing_patient_fields()
+
+    def _add_existing_patient_fields(self) -> None:
+        # the patient asked about (its public id, never a name), so that a box ticked for one
+        # patient does not confirm another one the MRN was changed to since
+        self.fields["existing_patient"] = forms.CharField(required=False, widget=forms.HiddenInput)
+        self.fields["use_existing_patient"] = forms.BooleanField(
+            label=_("Open the case for the patient already recorded with this number"), required=False)
+        self.order_fields(self.field_order)
+
+    def confirmed_patient(self) -> UUID | None:
+        """The patient the user confirmed opening the case for (the box ticked), if any."""
+        if not self.cleaned_data.get("use_existing_patient"):
+            return None
+        try:
+            return UUID(self.cleaned_data.get("existing_patient") or "")
+        except ValueError:
+            return None
+
+    def ask_existing_patient(self, patient: Patient, *, show_identity: bool) -> None:
+        """The MRN is ``patient``'s and the name or birth date typed are not theirs: say so beside
+        the MRN, naming that patient (name and birth date) only to whoever may see who patients are
+        (``show_identity``), and offer the box that confirms them (unticked)."""
+        self.data = self.data.copy()
+        self.data["existing_patient"] = str(patient.public_id)
+        self.data.pop("use_existing_patient", None)
+        self._add_existing_patient_fields()
+        if not show_identity:
+            who = _("This medical record number is already that of another patient of this organization.")
+        elif patient.birth_date:
+            who = _("This medical record number is already that of %(name)s, born %(birth_date)s.") % {
+                "name": patient.name, "birth_date": date_format(patient.birth_date, "SHORT_DATE_FORMAT")}
+        else:
+            who = _("This medical record number is already that of %(name)s, with no birth date recorded.") % {
+                "name": patient.name}
+        self.add_error("mrn", [who, _(
+            "The name or birth date you entered are not theirs: correct the number, or tick the box below to open "
+            "the case for the patient already recorded (the name and birth date you entered are not saved).")])
 
 
 class CaseFilterForm(forms.Form):

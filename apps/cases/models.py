@@ -3,12 +3,16 @@ notes, attachments and tumor boards on it."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q, Value
+from django.db.models.functions import Lower
+from django.db.models.lookups import Exact
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from apps.core.forms import UPLOAD_NAME_MAX
@@ -17,23 +21,52 @@ from apps.organizations.models import Role
 from apps.organizations.scoping import CaseLinkedQuerySet, OrgScopedQuerySet, WholeCaseQuerySet
 
 
+def mrn_normalise(mrn: str | None) -> str:
+    """An MRN as it is stored: the blanks around it dropped (its letters kept as first entered)."""
+    return (mrn or "").strip()
+
+
+def mrn_matches(mrn: str, *, field: str = "mrn") -> Q:
+    """The one rule for "this MRN": the same once the blanks around it are dropped, whatever the
+    case of its letters ("demo-0001 " is DEMO-0001), as the database's ``one_mrn_per_org`` counts
+    them (``Lower`` of both sides, so the database folds them alike). ``field``: the path to a
+    patient's MRN from the rows filtered (``patient__mrn`` from cases)."""
+    return Q(Exact(Lower(F(field)), Lower(Value(mrn_normalise(mrn)))))
+
+
+def mrn_key(mrn: str | None) -> str:
+    """An MRN or a patient ID as ``mrn_matches`` compares it, for comparisons made in Python
+    (the attach check compares the images' patient IDs with the case patient's MRN)."""
+    return mrn_normalise(mrn).lower()
+
+
+def birth_date_not_in_future(value: date | None) -> None:
+    """A birth date is not after today (the portal's own date)."""
+    if value is not None and value > timezone.localdate():
+        raise ValidationError(_("The birth date cannot be in the future."), code="birth_date_future")
+
+
 class PatientQuerySet(OrgScopedQuerySet["Patient"]):
-    pass
+    def with_mrn(self, mrn: str) -> PatientQuerySet:
+        """The patient with this MRN (``mrn_matches``: blanks around it and case ignored)."""
+        return self.filter(mrn_matches(mrn))
 
 
 class Patient(PublicIdModel):
     """A patient of one organization. MRN, name and birth date are PHI: they never leave the
-    organization in clear, never go into logs, task arguments or e-mails."""
+    organization in clear, never go into logs, task arguments or e-mails. One MRN is one patient
+    of an organization, whatever the case of its letters (``one_mrn_per_org`` on its lower-case
+    form; it is stored without blanks around it, ``mrn_normalise``)."""
 
     organization = models.ForeignKey("organizations.Organization", on_delete=models.PROTECT, related_name="patients")
     mrn = models.CharField(_("medical record number"), max_length=64)
     name = models.CharField(_("name"), max_length=200)
-    birth_date = models.DateField(_("birth date"), null=True, blank=True)
+    birth_date = models.DateField(_("birth date"), null=True, blank=True, validators=[birth_date_not_in_future])
 
     objects = PatientQuerySet.as_manager()
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["organization", "mrn"], name="one_mrn_per_org")]
+        constraints = [models.UniqueConstraint(Lower("mrn"), "organization", name="one_mrn_per_org")]
 
     def __str__(self) -> str:  # ids only: str() ends up in logs and admin messages
         return f"Patient {self.public_id}"

@@ -32,6 +32,8 @@ from apps.cases.models import (
     CaseStatus,
     NoteKind,
     Patient,
+    birth_date_not_in_future,
+    mrn_normalise,
 )
 from apps.core.forms import is_past, require_datetimes_in_range
 from apps.core.i18n import Deferred
@@ -43,6 +45,8 @@ from apps.sharing.services import grant_create, grants_revoke, share_link_revoke
 from apps.sharing.usecases import UseCase
 
 if TYPE_CHECKING:
+    from uuid import UUID
+
     from django.http import HttpRequest
 
     from apps.accounts.models import User
@@ -54,31 +58,71 @@ CASE_EDITABLE = ("title", "referring_question", "referred_by", "service_line", "
 
 # --- patients -------------------------------------------------------------------------------
 
+class PatientDetailsDiffer(ValidationError):
+    """The MRN is an existing patient's, and the name or birth date typed with it are not theirs:
+    the case would be that patient's while whoever typed them meant someone else (or mistyped the
+    MRN). ``patient``: the existing patient, for the form to name to those who may see who it is
+    (the message itself names no one: an exception's text may reach a log)."""
+
+    def __init__(self, patient: Patient) -> None:
+        super().__init__(_("The name or birth date entered are not those of the patient already recorded "
+                           "with this medical record number."), code="patient_differs")
+        self.patient = patient
+
+
+def _same_name(typed: str, recorded: str) -> bool:
+    """Names compared as a person reads them: case and spacing aside."""
+    return " ".join(typed.split()).casefold() == " ".join(recorded.split()).casefold()
+
+
+def patient_details_differ(patient: Patient, *, name: str = "", birth_date: date | None = None) -> bool:
+    """Whether a name or birth date typed (those left blank say nothing) are not ``patient``'s."""
+    return bool((name.strip() and not _same_name(name, patient.name))
+                or (birth_date is not None and birth_date != patient.birth_date))
+
+
 def patient_get_or_create(*, organization: Organization, by: User, mrn: str, name: str = "",
-                          birth_date: date | None = None, request: HttpRequest | None = None
-                          ) -> tuple[Patient, bool]:
+                          birth_date: date | None = None, confirmed_patient: UUID | None = None,
+                          request: HttpRequest | None = None) -> tuple[Patient, bool]:
     """The organization's patient with this MRN, created when new. PHI never leaves the
-    organization: the lookup is by (organization, MRN) and the audit trail holds ids only. The
-    same new patient entered twice at once (a double click, two people with one referral) is one
-    patient: the insert that loses the race on the unique (organization, MRN) takes the winner's."""
+    organization: the lookup is by (organization, MRN) and the audit trail holds ids only. An MRN
+    is matched without the blanks around it and whatever the case of its letters
+    (``models.mrn_matches``), and stored without those blanks. A birth date in the future is
+    refused. The same new patient entered twice at once (a double click, two people with one
+    referral) is one patient: the insert that loses the race on the unique (organization, MRN)
+    takes the winner's.
+
+    When the MRN is an existing patient's and the name or birth date given are not theirs
+    (``patient_details_differ``), ``PatientDetailsDiffer`` is raised unless ``confirmed_patient``
+    is that patient's public id (whoever typed them was shown that patient and confirmed it): the
+    existing patient is used as recorded; what was typed is never written over it."""
     policy.require(by, Action.MANAGE_CASE, organization, request=request)
-    mrn = mrn.strip()
+    mrn = mrn_normalise(mrn)
     if not mrn:
         raise ValidationError({"mrn": _("Enter the patient's medical record number.")})
+    try:
+        birth_date_not_in_future(birth_date)
+    except ValidationError as exc:
+        raise ValidationError({"birth_date": exc.error_list}) from None
     with transaction.atomic():
-        patient = Patient.objects.for_org(organization.pk).filter(mrn=mrn).first()
-        if patient is not None:
-            return patient, False
-        if not name.strip():
-            raise ValidationError({"patient_name": _("No patient has this number yet: enter the patient's name.")})
-        try:
-            with transaction.atomic():  # a savepoint: the caller's transaction goes on after a lost race
-                patient = Patient.objects.create(organization=organization, mrn=mrn, name=name.strip(),
-                                                 birth_date=birth_date)
-        except IntegrityError:
-            return Patient.objects.for_org(organization.pk).get(mrn=mrn), False
-        record(action="patient.created", actor=by, organization=organization, target=patient, request=request)
-    return patient, True
+        patient = Patient.objects.for_org(organization.pk).with_mrn(mrn).first()
+        if patient is None:
+            if not name.strip():
+                raise ValidationError({"patient_name": _("No patient has this number yet: enter the patient's name.")})
+            try:
+                with transaction.atomic():  # a savepoint: the caller's transaction goes on after a lost race
+                    patient = Patient.objects.create(organization=organization, mrn=mrn, name=name.strip(),
+                                                     birth_date=birth_date)
+            except IntegrityError:
+                patient = Patient.objects.for_org(organization.pk).with_mrn(mrn).get()
+            else:
+                record(action="patient.created", actor=by, organization=organization, target=patient,
+                       request=request)
+                return patient, True
+        if confirmed_patient != patient.public_id and patient_details_differ(patient, name=name,
+                                                                            birth_date=birth_date):
+            raise PatientDetailsDiffer(patient)
+    return patient, False
 
 
 # --- cases ----------------------------------------------------------------------------------

@@ -88,10 +88,13 @@ def case_create(request: HttpRequest) -> HttpResponse:
             with transaction.atomic():
                 patient, _created = services.patient_get_or_create(
                     organization=org, by=request.user, mrn=data["mrn"], name=data["patient_name"],
-                    birth_date=data["birth_date"], request=request)
+                    birth_date=data["birth_date"], confirmed_patient=form.confirmed_patient(), request=request)
                 case = services.case_create(
                     organization=org, by=request.user, patient=patient, request=request,
                     **{k: data[k] for k in services.CASE_EDITABLE})
+        except services.PatientDetailsDiffer as exc:
+            form.ask_existing_patient(exc.patient, show_identity=policy.can(
+                request.user, Action.VIEW_PATIENT_IDENTITY, org, facts=policy.request_facts(request, request.user)))
         except ValidationError as exc:
             _form_errors(form, exc)
         else:

@@ -986,11 +986,16 @@ class StudyAttachRefused(ValidationError):
 
 def attach_patient_ids_differ(*, patient_ids: list[str | None], mrn: str | None) -> bool:
     """Whether any of ``patient_ids`` (the patient IDs in the images of the versions an attach
-    moves) is not ``mrn``, the case patient's MRN, once blanks around them are ignored. The one
-    rule for "another patient's images": ``study_attach`` refuses them unless confirmed, and the
-    attach confirmation (``forms.attach_patient_differs``) asks for the box by it."""
-    key = patient_key(mrn)
-    return any(patient_key(p) != key for p in patient_ids)
+    moves) is not ``mrn``, the case patient's MRN, once blanks around them and the case of their
+    letters are ignored, as the portal matches MRNs (``apps.cases.models.mrn_key``: "demo-0001" is
+    the patient DEMO-0001, whose case the new-case form opens for it). The one rule for "another
+    patient's images": ``study_attach`` refuses them unless confirmed, and the attach confirmation
+    (``forms.attach_patient_differs``) asks for the box by it. (Files compared with one another
+    at ingest keep ``patient_key``: blanks aside, exactly as written.)"""
+    from apps.cases.models import mrn_key
+
+    key = mrn_key(mrn)
+    return any(mrn_key(p) != key for p in patient_ids)
 
 
 def study_attach(*, study: Study, case: Any, by: Any, request: Any = None,

@@ -37,3 +37,24 @@ def test_the_same_new_patient_entered_twice_at_once_is_one_patient(org_a, clinic
     assert failures == []
     assert got == [(first, False)]
     assert Patient.objects.filter(organization=org_a, mrn="MRN-RACE-1").count() == 1
+
+
+def test_one_mrn_typed_in_other_letters_twice_at_once_is_one_patient(org_a, clinician_a):
+    """"mrn-race-2" and " MRN-Race-2" at once: the database's unique index on the MRN's lower-case
+    form makes the second wait, then take the first's patient."""
+    failures: list[BaseException] = []
+    got = []
+
+    def second():
+        got.append(services.patient_get_or_create(organization=org_a, by=clinician_a, mrn=" MRN-Race-2",
+                                                  name="Fictional Patient"))
+
+    with transaction.atomic():
+        first, created = services.patient_get_or_create(organization=org_a, by=clinician_a, mrn="mrn-race-2",
+                                                        name="Fictional Patient")
+        assert created
+        other = in_thread_until_blocked(failures, second)
+    other.join(timeout=30)
+    assert failures == []
+    assert got == [(first, False)]
+    assert Patient.objects.filter(organization=org_a).count() == 1

@@ -1,10 +1,11 @@
 """Rendition badges and download buttons, for every page that shows a study's renditions.
 
 ``{% rendition_badge rendition %}``: the label as a badge (a Rendition or a RenditionFile).
-``renditions|badge_list``: a study's renditions for a row of badges: diagnostic ones first, each
-label once (two identical badges read as a mistake). Each kind has a label of its own
-(``models.label_for``): a lossy source's lossless copy says it is a lossless copy of a lossy
-original, not what the original is.
+``renditions|badge_list``: a study's renditions for a row of badges: only those it has
+(``rendition_made``, as its downloads decide), diagnostic ones first, each label once (two
+identical badges read as a mistake). Each kind has a label of its own (``models.label_for``): a
+lossy source's lossless copy says it is a lossless copy of a lossy original, not what the
+original is.
 ``{% rendition_downloads study %}``: the study's renditions with their badges, and a download
 button for each rendition the viewer of the page may take (``policy.allowed_renditions``):
 the preview first; the diagnostic ones only with the "original" permission. A diagnostic one
@@ -33,12 +34,23 @@ OFFER_ORDER = (Kind.PREVIEW, Kind.EDUCATION, Kind.LOSSLESS, Kind.ORIGINAL)
 BADGE_ORDER = (Kind.ORIGINAL, Kind.LOSSLESS, Kind.PREVIEW, Kind.EDUCATION)
 
 
+def rendition_made(kind: str, rendition) -> bool:
+    """Whether a study has the rendition of ``kind`` (``rendition``: its row, or None): the
+    original always (its files are the instances received); any other once made for some of its
+    images, not while being made or when it could not be (a study with no pixel data has no
+    preview). The one rule for what the study page offers and what the case page's badges show."""
+    return kind == Kind.ORIGINAL or (rendition is not None
+                                     and rendition.status not in (Status.PENDING, Status.UNAVAILABLE))
+
+
 @register.filter
 def badge_list(renditions) -> list:
+    """The badges of the renditions the study has (``rendition_made``), diagnostic ones first,
+    each label once."""
     rank = {kind: i for i, kind in enumerate(BADGE_ORDER)}
     seen, out = set(), []
     for rendition in sorted(renditions, key=lambda r: rank.get(r.kind, len(rank))):
-        if rendition.label not in seen:
+        if rendition_made(rendition.kind, rendition) and rendition.label not in seen:
             seen.add(rendition.label)
             out.append(rendition)
     return out
@@ -64,10 +76,7 @@ def rendition_downloads(context, study) -> dict:
     rows = []
     for kind in OFFER_ORDER:
         rendition = renditions.get(kind)
-        if kind != Kind.ORIGINAL and (rendition is None or rendition.status in (Status.PENDING, Status.UNAVAILABLE)):
-            offer = False
-        else:
-            offer = SHARING_RENDITION[kind] in allowed
+        offer = rendition_made(kind, rendition) and SHARING_RENDITION[kind] in allowed
         rows.append({"kind": kind, "kind_label": Kind(kind).label, "rendition": rendition, "offer": offer,
                      "step_up": offer and step_up and SHARING_RENDITION[kind] == "original",
                      "url": reverse("renditions:study_download", kwargs={"study_id": study.public_id})
