@@ -279,6 +279,8 @@ def label(action: str) -> str:
 #: meeting ends it: nobody revoked it by hand
 SOURCE_LABELS: dict[tuple[str, str], str] = {
     (GRANT_CREATED, "board"): _("Access granted (tumor board meeting)"),
+    # the approval of a request for the original DICOM (GrantSource.ORIGINAL_REQUEST), not a share
+    (GRANT_CREATED, "original_request"): _("Original DICOM access approved"),
     (GRANT_REVOKED, "board"): _("Access ended with the tumor board meeting"),
 }
 

@@ -21,7 +21,7 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from apps.accounts.mfa import asks_step_up, require_recent_otp, step_up_first
 from apps.accounts.middleware import is_patient_only
@@ -226,8 +226,9 @@ def _share_confirm_issued(request: HttpRequest, token: str) -> bool:
 
 @login_required
 def my_shares(request: HttpRequest) -> HttpResponse:
-    """Shares I made, with their state and usage, and one-click revoke. Renew is offered where
-    renewing would succeed (the service's own rule and the policy's RENEW_GRANT)."""
+    """Shares I made, with their state and usage, and revoke (asked a second time: ``grant_revoke``).
+    Renew is offered where renewing would succeed (the service's own rule and the policy's
+    RENEW_GRANT)."""
     # the active organization's shares and requests; the others' are behind the switch (``elsewhere``)
     page = page_of(request, selectors.grants_created_by(user=request.user, request=request), size=SHARES_PAGE_SIZE)
     grants = selectors.with_state(page)
@@ -274,13 +275,24 @@ def shared_with_me(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-@require_POST
+@require_http_methods(["GET", "POST"])
+@policy.serves(Action.MANAGE_GRANT)
 def grant_revoke(request: HttpRequest, grant_id: UUID) -> HttpResponse:
+    """GET: whose access to which case revoking ends, and its own button (My shares' Revoke took a
+    colleague's access away in one tap: too easy a slip on a tablet; found by QA). POST
+    (CSRF-checked): revoke it through ``services.grants_revoke``, as before the confirmation (the
+    API revokes through its own endpoint, without one)."""
     grant = selectors.grant_get_for_manager(user=request.user, public_id=grant_id)
-    if (switch := switch_first(request, grant, Action.MANAGE_GRANT, then=_share_row(grant))) is not None:
+    then = request.path if request.method == "GET" else _share_row(grant)
+    if (switch := switch_first(request, grant, Action.MANAGE_GRANT, then=then)) is not None:
         return switch
     policy.require(request.user, Action.MANAGE_GRANT, grant, request=request,
                    facts=policy.decision_facts(request, request.user))
+    if request.method == "GET":
+        if grant.state() not in (GrantState.ACTIVE, GrantState.SCHEDULED):  # nothing left to revoke
+            messages.info(request, _("This share has already ended."))
+            return redirect(_share_row(grant))
+        return render(request, "sharing/grant_revoke.html", {"grant": grant, "cancel_url": _share_row(grant)})
     if services.grants_revoke(grants=[grant], by=request.user, reason="revoked by sharer", request=request):
         messages.success(request, _("The share was revoked. It stops working on the recipient's next request."))
     return redirect("sharing:my_shares")
@@ -496,6 +508,7 @@ _CASE_PACKAGES = {Rendition.ORIGINAL: "original", Rendition.PREVIEW: "preview", 
 @policy.link_aware
 @policy.serves(Action.VIEW_CASE)
 @never_cache
+@require_safe  # it only reads (and the switch page shows itself to a GET or HEAD only)
 def shared_case(request: HttpRequest, case_id: UUID) -> HttpResponse:
     """A shared case as its recipient (or a link holder) sees it: what was shared, until when,
     which renditions they may take, and the way to ask for the original."""
@@ -503,6 +516,12 @@ def shared_case(request: HttpRequest, case_id: UUID) -> HttpResponse:
     if not getattr(actor, "is_authenticated", False) and not isinstance(actor, policy.LinkHolder):
         return redirect_to_login(request.get_full_path())
     case = selectors.case_get_shared(actor=actor, public_id=case_id, request=request)
+    # a case of another of the person's organizations (a share between two of them, a notice's or
+    # an e-mail's link, a tab of before a switch): shown once it is the active one, as its case
+    # page is; nothing of it is read or recorded before. An outside recipient (no membership
+    # there) is not asked: there is nothing to switch to
+    if (switch := switch_first(request, case, Action.VIEW_CASE, then=request.get_full_path())) is not None:
+        return switch
     # the page only reads (an opening is counted on the grant, which changes no decision): its
     # decisions share what the request read, its memberships and the actor's grants, read once
     facts = policy.request_facts(request, actor)

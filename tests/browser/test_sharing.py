@@ -100,8 +100,13 @@ def test_share_open_request_original_extend_revoke(browser, live_server, output_
     sharer.wait_for_url(f"{base}/sharing/")
     assert GrantExtension.objects.filter(grant=grant, reason="Consultant needs one more day.").exists()
 
-    # one-click revoke; the consultant is refused on the next request
-    sharer.locator(f'tr[data-grant="{grant.public_id}"]').get_by_role("button", name=re.compile("Revoke")).click()
+    # revoke, asked a second time (a mis-tap took the access away); the consultant is refused on
+    # the next request
+    sharer.locator(f'tr[data-grant="{grant.public_id}"]').get_by_role("link", name=re.compile("Revoke")).click()
+    expect(sharer.get_by_test_id("revoke-confirm")).to_be_visible()
+    grant.refresh_from_db()
+    assert grant.revoked_at is None
+    sharer.get_by_role("button", name="Revoke access").click()
     # "My shares" reloads at the same address: wait for the new state rather than read the old row
     expect(sharer.locator(f'tr[data-grant="{grant.public_id}"]').get_by_test_id("state")).to_have_text("Revoked")
     reader.goto(link)

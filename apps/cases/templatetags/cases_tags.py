@@ -24,9 +24,10 @@ def rendition_labels(renditions: list[str]) -> str:
 
 
 @register.filter
-def action_label(action: str) -> str:
-    """An audit action's label ("case.viewed" -> "Case viewed", translated)."""
-    return actions.label(action)
+def event_label(event) -> str:
+    """An audit event's label, as the audit page says it (``actions.event_label``: its action's,
+    or how it was made: "Case viewed", "Original DICOM access approved"; translated)."""
+    return actions.event_label(event.action, event.details)
 
 
 @register.filter
