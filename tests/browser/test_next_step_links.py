@@ -203,24 +203,49 @@ def test_a_link_standing_alone_on_its_line_is_finger_sized(browser, live_server,
         assert page.evaluate("document.documentElement.scrollWidth") <= width
 
 
-def test_my_shares_buttons_are_whole_inside_their_table_on_a_desktop(browser, live_server):
-    """My shares on a 1366 px screen: the actions cell (display: flex on the cell itself) left the
-    table's layout, stuck out of its scrolling box and showed "R" of Revoke and "Ext" of Extend."""
+@pytest.mark.parametrize(("viewport", "language"), [
+    ((1440, 900), "en"), ((1366, 900), "en"), ((1440, 900), "es"), ((820, 1180), "en"), ((390, 844), "es")])
+def test_my_shares_actions_are_in_view_without_scrolling_sideways(browser, live_server, viewport, language):
+    """My shares at a desktop's, a tablet's and a phone's width: Revoke and Extend are in the
+    viewport and nothing scrolls sideways, neither the page nor the table's box. On a 1366 px screen
+    the actions cell (display: flex on the cell itself) left the table's layout and showed "R" of
+    Revoke; at 1440 px the table needed 1142 px of its 1120 px box (a state's badge on one line:
+    "Expired, never opened"), so Revoke and Extend were cut at its edge; on a tablet and a phone they
+    were 700 px off-screen, at the end of the table scrolled sideways (found by QA)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
     org = OrganizationFactory(mfa_required_roles=[])
-    clinician = member(org, Role.CLINICIAN, email="clinician@wide.example", language="en")
-    consultant = member(org, Role.EXTERNAL_CONSULTANT, email="consultant@wide.example")
+    clinician = member(org, Role.CLINICIAN, email="clinician@wide.example", language=language,
+                       full_name="Casey Clinician")
+    # a long address (one word: it did not wrap) widens the recipient's column
+    consultant = member(org, Role.EXTERNAL_CONSULTANT, email="a.rather.long.address@consultants-northwind.example",
+                        full_name="Emery Consultant (Northwind)")
     case = CaseFactory(organization=org, created_by=clinician, responsible_clinician=clinician,
                        title="Chest CT with a rather long title for the table")
-    GrantFactory(organization=org, case=case, grantee=consultant, created_by=clinician)
-    with device_page(browser, (1366, 900), "en") as page:
+    GrantFactory(organization=org, case=case, grantee=consultant, created_by=clinician, use_case="consultant")
+    # an ended share's state is the longest badge ("Expired, never opened")
+    GrantFactory(organization=org, case=case, grantee=consultant, created_by=clinician, use_case="telehealth",
+                 starts_at=timezone.now() - timedelta(days=3), expires_at=timezone.now() - timedelta(days=1))
+    width = viewport[0]
+    with device_page(browser, viewport, language) as page:
         signed_in_as(page, live_server.url, clinician)
         page.goto(f"{live_server.url}/sharing/")
         page.wait_for_load_state("load")
-        wrap = page.locator(".table-wrap").first.bounding_box()
-        buttons = page.locator("td.actions a, td.actions button")
-        expect(buttons.first).to_be_visible()
-        for i in range(buttons.count()):
-            box = buttons.nth(i).bounding_box()
-            assert box["x"] + box["width"] <= wrap["x"] + wrap["width"] + 0.5, (buttons.nth(i).inner_text(), box, wrap)
-        cell = page.locator("td.actions").first.evaluate("c => getComputedStyle(c).display")
-        assert cell == "table-cell"
+        expect(page.get_by_test_id("extend")).to_have_count(1)
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+        wrap = page.locator(".table-wrap").first
+        sizes = wrap.evaluate("w => [w.scrollWidth, w.clientWidth]")
+        assert sizes[0] <= sizes[1], sizes  # the table's box does not scroll sideways either
+        frame = wrap.bounding_box()
+        controls = page.locator("[data-testid=revoke], [data-testid=extend]")
+        assert controls.count() == 2
+        for i in range(controls.count()):
+            controls.nth(i).scroll_into_view_if_needed()
+            box = controls.nth(i).bounding_box()
+            assert box["x"] >= 0 and box["x"] + box["width"] <= width, (controls.nth(i).inner_text(), box)
+            assert box["x"] + box["width"] <= frame["x"] + frame["width"] + 0.5, (box, frame)
+        if width > 1100:  # a table there: the cell stays in its layout
+            cell = page.locator("td.actions").first.evaluate("c => getComputedStyle(c).display")
+            assert cell == "table-cell"

@@ -1,6 +1,7 @@
 """A table wider than a phone scrolls sideways inside its frame; a shadow on the edge that hides
 columns says so. Without it, "My shares" on a phone showed two columns (case, recipient) and
-looked complete: its state, expiry and Revoke/Extend buttons were out of sight."""
+looked complete: its state, expiry and Revoke/Extend buttons were out of sight. (My shares is a
+card a share there now, test_next_step_links; Shared with me still scrolls.)"""
 
 from __future__ import annotations
 
@@ -54,11 +55,11 @@ def test_a_table_wider_than_a_phone_shows_a_shadow_where_columns_are_hidden(brow
     context.route("**/*", _only_local)
     page = context.new_page()
     try:
-        signed_in_as(page, live_server.url, owner)
-        page.goto(f"{live_server.url}/sharing/")
+        signed_in_as(page, live_server.url, consultant)
+        page.goto(f"{live_server.url}/sharing/received/")
         wrap = page.locator(".table-wrap").first
         assert wrap.evaluate("w => w.scrollWidth > w.clientWidth")  # the columns do not fit: it scrolls
-        page.screenshot(path=str(output_dir / "my-shares-phone-shadow.png"))
+        page.screenshot(path=str(output_dir / "shared-with-me-phone-shadow.png"))
         assert _edge_shade(page, "right") < 240  # more to the right: a shadow there
         assert _darkest_shadow(page) >= 199  # light enough for any text over it (a link 4.5:1)
         assert _edge_shade(page, "left") > 250   # nothing hidden on the left yet
