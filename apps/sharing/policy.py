@@ -57,7 +57,8 @@ decided on the roles and grants alone.
 
 Asking for the original DICOM (REQUEST_ORIGINAL) is decided on a grant, not through a role: its
 own recipient, while it is live, when they cannot download the original already and no request
-of theirs under it waits for a decision (``original_request_refusal``). The request service and
+of theirs for the original of its case (under it or another share of the case) waits for a
+decision (``original_request_refusal``). The request service and
 the pages that offer it ask this.
 """
 
@@ -652,15 +653,19 @@ class _Facts:
         known.update({pk: pk in found for pk in wanted})
 
     def has_pending_request(self, grant: Grant) -> bool:
-        """Whether the user's own request for the original under ``grant`` waits for a decision."""
+        """Whether a request of the user's own for the original DICOM of ``grant``'s case waits for
+        a decision, under ``grant`` or under another share of theirs of the case
+        (``pending_original_requests``): one request a person and case at a time."""
         self.load_pending([grant])
         return self._pending[grant.pk]
 
     def load_pending(self, grants: list[Grant]) -> None:
-        from apps.sharing.models import OriginalRequest, OriginalRequestStatus
-
-        self._load_per_grant(self._pending, grants, lambda wanted: OriginalRequest.objects.filter(
-            grant_id__in=wanted, requested_by_id=self.user.pk, status=OriginalRequestStatus.PENDING))
+        wanted = [g for g in grants if g.pk not in self._pending]
+        if not wanted:
+            return
+        found = (pending_original_requests(self.user, {g.case_id for g in wanted}, now=self.now)
+                 if _active_user(self.user) else {})
+        self._pending.update({g.pk: g.case_id in found for g in wanted})
 
     def for_user(self) -> _Facts:
         """The facts of the signed-in user alone, without the anonymous links the actor opened
@@ -1062,7 +1067,7 @@ class OriginalRefusal(StrEnum):
     NOT_RECIPIENT = "not_recipient"  # a dead grant, not theirs (yet), or one needing MFA not passed
     NOT_OFFERED = "not_offered"      # its use case never gives the original (a patient-education share)
     HAS_ORIGINAL = "has_original"    # they can download the original of what it covers already
-    PENDING = "pending"              # their earlier request under it still waits for a decision
+    PENDING = "pending"              # their earlier request on its case (any share of it) waits for a decision
 
 
 def _downloads_original_of(grant: Grant, facts: _Facts) -> bool:
@@ -1081,9 +1086,11 @@ def original_request_refusal(actor: Any, grant: Grant, *, now: datetime | None =
     grantee, a member of its group, the account that accepted an invitation; an address that has
     not opened its invitation's link holds nothing yet), while the grant is live and, when it
     is marked ``mfa_required``, after MFA in this session; and only when they cannot download the
-    original of what it covers already (asking would give nothing), nor while their earlier
-    request under it waits for a decision (``PENDING``: one request at a time; once it is decided,
-    declined or approved and expired, they may ask again). Never under a grant whose use case
+    original of what it covers already (asking would give nothing), nor while an earlier request
+    of theirs for the original of its case, under it or under another share of theirs of the
+    case, waits for a decision (``PENDING``: one request a person and case at a time,
+    ``pending_original_requests``; once it is decided, declined or approved and expired, they
+    may ask again). Never under a grant whose use case
     does not give the original (``NOT_OFFERED``: a patient-education share). Anonymous links never
     ask: a link holder's links are not theirs to ask under."""
     return original_request_refusals(actor, [grant], now=now)[0]
@@ -1114,6 +1121,31 @@ def _original_request_refusal(grant: Grant, facts: _Facts) -> OriginalRefusal | 
     if facts.has_pending_request(grant):
         return OriginalRefusal.PENDING
     return None
+
+
+def pending_original_requests(user: Any, case_ids: Iterable[int], *,
+                              now: datetime | None = None) -> dict[int, Any]:
+    """The request of ``user``'s own for the original DICOM that waits for a decision on each of
+    ``case_ids``, by case id (cases with none are left out), under whichever of their shares of
+    the case it was made: what ``original_request_refusal`` refuses a second request for
+    (``PENDING``), on any share of the case (a tumor board's share of a case they asked about
+    under a consultant's share offered the request again, and the deciders saw two identical
+    ones), and what the pages show as pending. Only a request that may still be decided counts
+    (``original_requests_decidable``: its share live and still theirs); one under a share that
+    expired waits for nothing until that share is extended. The oldest, should there be more
+    than one (made before this rule). In a few queries, whatever the number of cases."""
+    from apps.sharing.models import OriginalRequest, OriginalRequestStatus
+
+    if not _active_user(user):
+        return {}
+    reqs = list(OriginalRequest.objects.filter(case_id__in=set(case_ids), requested_by_id=user.pk,
+                                               status=OriginalRequestStatus.PENDING)
+                .select_related("grant", "grant__case", "requested_by").order_by("created_at", "id"))
+    found: dict[int, Any] = {}
+    for req, open_ in zip(reqs, original_requests_decidable(reqs, now=now), strict=True):
+        if open_:
+            found.setdefault(req.case_id, req)
+    return found
 
 
 def original_request_decidable(req: Any, *, now: datetime | None = None) -> bool:

@@ -1185,13 +1185,18 @@ def original_request_create(*, grant: Grant, by: User, reason: str,
     the refusal recorded; the grant's recipient who can download the original already, or whose
     earlier request under it waits for a decision, is told so (a ValidationError: one request at a
     time). The request, its audit event and the notices are written in one transaction: no
-    request without its event, no event for a request that was not made."""
+    request without its event, no event for a request that was not made.
+
+    One request a person and case at a time, whichever share of the case it is asked under (the
+    policy's ``PENDING``, ``policy.pending_original_requests``): a recipient given a second share of
+    a case they asked about (a tumor board's) is refused a second request, told when and under
+    which share the waiting one was made (``original_request_pending_message``)."""
     reason = (reason or "").strip()
     refusal = policy.original_request_refusal(by, grant)
     if refusal is policy.OriginalRefusal.HAS_ORIGINAL:
         raise ValidationError(_("You can already download the original DICOM."))
     if refusal is policy.OriginalRefusal.PENDING:
-        raise ValidationError(_(ORIGINAL_REQUEST_PENDING))
+        raise ValidationError(original_request_pending_message(user=by, case_id=grant.case_id), code="pending")
     policy.require(by, policy.Action.REQUEST_ORIGINAL, grant, request=request)
     if len(reason) < 10:
         raise ValidationError(_("Say why you need the original (at least 10 characters)."))
@@ -1199,17 +1204,37 @@ def original_request_create(*, grant: Grant, by: User, reason: str,
         return _original_request_create(grant=grant, by=by, reason=reason, request=request)
 
 
-#: a second request while the first waits for a decision (the policy's OriginalRefusal.PENDING)
+#: a second request while the first waits for a decision (the policy's OriginalRefusal.PENDING),
+#: when the waiting one is no longer there to be named (decided meanwhile)
 ORIGINAL_REQUEST_PENDING = gettext_noop("You already asked; the request is waiting for a decision.")
 
 
+def original_request_pending_message(*, user: User, case_id: int) -> str:
+    """What a recipient asking again for the original DICOM of a case is told: when, and under
+    which of their shares, they asked already (``policy.pending_original_requests``, the request
+    the policy refuses a second one for)."""
+    from django.utils.formats import date_format
+
+    req = policy.pending_original_requests(user, [case_id]).get(case_id)
+    if req is None:
+        return _(ORIGINAL_REQUEST_PENDING)
+    return _("You already asked for the original DICOM of this case on %(sent)s, under the share “%(share)s”; "
+             "that request is waiting for a decision.") % {
+        "sent": date_format(timezone.localtime(req.created_at), "SHORT_DATETIME_FORMAT"),
+        "share": req.grant.purpose_label}
+
+
 def _original_request_create(*, grant: Grant, by: User, reason: str, request: HttpRequest | None) -> OriginalRequest:
-    # the grant's row is locked first, so two submits at once (a double tap, two tabs) run one
-    # after the other and the second sees the first's request: one request, not two. (FOR NO KEY
-    # UPDATE: rows that merely reference the grant are not held up.)
+    from apps.cases.models import Case
+
+    # the case's row is locked first, then the grant's (the order deciding and closing the case
+    # take them), so two submits at once (a double tap, two tabs, or two shares of one case) run
+    # one after the other and the second sees the first's request: one request a person and case,
+    # not two. (FOR NO KEY UPDATE: rows that merely reference them are not held up.)
+    Case.objects.select_for_update(no_key=True).filter(pk=grant.case_id).values_list("pk", flat=True).first()
     Grant.objects.select_for_update(no_key=True).filter(pk=grant.pk).values_list("pk", flat=True).first()
-    if OriginalRequest.objects.filter(grant=grant, requested_by=by, status=OriginalRequestStatus.PENDING).exists():
-        raise ValidationError(_(ORIGINAL_REQUEST_PENDING))
+    if policy.original_request_refusal(by, grant) is policy.OriginalRefusal.PENDING:
+        raise ValidationError(original_request_pending_message(user=by, case_id=grant.case_id), code="pending")
     req = OriginalRequest.objects.create(organization_id=grant.organization_id, case=grant.case, grant=grant,
                                          requested_by=by, reason=reason)
     record(action="original_request.created", actor=by, organization_id=grant.organization_id, target=req,

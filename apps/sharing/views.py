@@ -54,8 +54,6 @@ OPENED_SESSION_KEY = services.OPENED_SESSION_KEY
 SHARES_PAGE_SIZE = 50
 
 _REFUSAL_STATUS = {LinkRefusal.DEAD: 410}
-#: the states of a recipient's own request for the original that the shared case shows them
-_REQUEST_SHOWN = (OriginalRequestStatus.PENDING, OriginalRequestStatus.DECLINED)
 
 
 def _link_url(request: HttpRequest, raw: str) -> str:
@@ -263,11 +261,15 @@ def shared_with_me(request: HttpRequest) -> HttpResponse:
                            facts=policy.request_facts(request, request.user))
     requestable = {g.pk for g, may in zip(active, asks, strict=True) if may}
     asked = selectors.original_requests_latest(user=request.user, grants=grants)
+    # one request a person and case: the one waiting is shown on each active share of its case,
+    # whichever it was made under (none of them offers another: the policy's PENDING)
+    pending = policy.pending_original_requests(request.user, {g.case_id for g in active})
     on_portal = policy.use_cases_without(Action.VIEW_CASE)  # no case page: shown on the patient portal
     for g in grants:
         g.on_portal = g.use_case in on_portal
         g.can_request_original = g.pk in requestable
-        g.original_request = asked.get(g.pk)  # the newest of theirs: shown while it waits
+        # the newest of theirs: shown while it waits
+        g.original_request = (pending.get(g.case_id) if g in active else None) or asked.get(g.pk)
     return render(request, "sharing/shared_with_me.html", {
         "grants": grants, "page": page,
         "notifications": selectors.notifications_for(user=request.user, request=request),
@@ -370,10 +372,12 @@ def original_request_create(request: HttpRequest, grant_id: UUID) -> HttpRespons
     decision, is sent back to the case, told so (a submit is refused by the service, shown here)."""
     grant = selectors.grant_get_for_recipient(user=request.user, public_id=grant_id)
     refusal = policy.original_request_refusal(request.user, grant)
-    told = {policy.OriginalRefusal.HAS_ORIGINAL: _("You can already download the original DICOM."),
-            policy.OriginalRefusal.PENDING: _(services.ORIGINAL_REQUEST_PENDING)}
+    told = (policy.OriginalRefusal.HAS_ORIGINAL, policy.OriginalRefusal.PENDING)
     if refusal in told and request.method == "GET":
-        messages.info(request, told[refusal])
+        # the one waiting (under this share or another of the case) is named: when, under which share
+        messages.info(request, _("You can already download the original DICOM.")
+                      if refusal is policy.OriginalRefusal.HAS_ORIGINAL
+                      else services.original_request_pending_message(user=request.user, case_id=grant.case_id))
         return redirect("sharing:shared_case", case_id=grant.case.public_id)
     if refusal is not None and refusal not in told:
         policy.require(request.user, Action.REQUEST_ORIGINAL, grant, request=request)  # 403, recorded
@@ -552,14 +556,26 @@ def shared_case(request: HttpRequest, case_id: UUID) -> HttpResponse:
     original_requestable = [g for g, may in zip(grants, policy.can_each(
         user, Action.REQUEST_ORIGINAL, grants, facts=policy.request_facts(request, user)), strict=True)
         if may] if user else []
-    # and what became of their own newest request under each: waiting for a decision (then the
-    # policy offers no second one) or declined (offered again where the policy allows); said only
-    # while they cannot download the original anyway (another share may give it: then it is moot)
+    # and what became of their own newest request for it: waiting for a decision (then the policy
+    # offers no second one, under any share of the case) or declined (offered again where the
+    # policy allows); said only while they cannot download the original anyway (another share may
+    # give it: then it is moot). Once for the case, not once a share: with two shares of it (a
+    # consultant's and a tumor board's) the page showed two identical buttons, and the one waiting
+    # under one share did not stop the other's
     asked = selectors.original_requests_latest(user=user, grants=grants) if user else {}
+    pending = policy.pending_original_requests(user, [case.pk]).get(case.pk) if user else None
+    latest = max(asked.values(), key=lambda r: (r.created_at, r.pk), default=None)
     moot = Rendition.ORIGINAL in renditions
-    original_requests = [
-        {"grant": g, "request": asked.get(g.pk), "offer": g in original_requestable} for g in grants
-        if g in original_requestable or (not moot and getattr(asked.get(g.pk), "status", None) in _REQUEST_SHOWN)]
+    original_requests = []
+    if pending is not None:
+        if not moot:
+            original_requests = [{"grant": pending.grant, "request": pending, "offer": False}]
+    elif original_requestable:
+        # one offer, under the share that lasts longest (an approval never outlasts its share)
+        offered = max(original_requestable, key=lambda g: g.expires_at)
+        original_requests = [{"grant": offered, "request": latest, "offer": True}]
+    elif not moot and getattr(latest, "status", None) == OriginalRequestStatus.DECLINED:
+        original_requests = [{"grant": latest.grant, "request": latest, "offer": False}]
     # a download button for each rendition the policy lets them take of the whole case (a link
     # holder has no study page to download from, so without these "You may download" was all)
     downloads = [_CASE_PACKAGES[r] for r in sorted(renditions) if r in _CASE_PACKAGES] if studies else []

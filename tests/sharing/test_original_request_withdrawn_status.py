@@ -71,11 +71,12 @@ def test_the_migration_marks_withdrawn_only_the_requests_recorded_as_withdrawn(c
     """Rows bdcad00 closed as declined with no decider become withdrawn: those its audit event
     names. A declined request whose decider's account is gone (no decider either) stays declined."""
     migration = importlib.import_module("apps.sharing.migrations.0010_originalrequest_withdrawn")
-    _g1, withdrawn = _request(case, owner, consultant)
-    _g2, declined = _request(case, owner, consultant)
     now = timezone.now()
-    OriginalRequest.objects.filter(pk__in=[withdrawn.pk, declined.pk]).update(
-        status="declined", decided_by=None, decided_at=now)
+    _g1, withdrawn = _request(case, owner, consultant)
+    # closed before the second is asked: one request a person and case waits at a time
+    OriginalRequest.objects.filter(pk=withdrawn.pk).update(status="declined", decided_by=None, decided_at=now)
+    _g2, declined = _request(case, owner, consultant)
+    OriginalRequest.objects.filter(pk=declined.pk).update(status="declined", decided_by=None, decided_at=now)
     record(action="original_request.withdrawn", actor=owner, organization_id=case.organization_id,
            target=withdrawn, case=case, details={"reason": "revoked by sharer"})
 
