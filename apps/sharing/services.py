@@ -881,7 +881,10 @@ def grant_extend_refusal(*, grant: Grant, org_policy: SharingPolicy | None = Non
         # organization's original_approval_max_hours), not its use case's maximum: more time is a
         # new request, decided by whoever may decide it
         return ExtendRefusal.ORIGINAL
-    if grant_extend_ceiling(grant=grant, org_policy=org_policy) - grant.expires_at < EXTEND_STEP:
+    # the new expiry must be later than the current one and in the future: an expired share (not
+    # revoked: it can be extended) whose ceiling has passed too has no such time left (its page
+    # offered a form whose latest time was past, and "extended" the share to it)
+    if grant_extend_ceiling(grant=grant, org_policy=org_policy) - max(grant.expires_at, timezone.now()) < EXTEND_STEP:
         return ExtendRefusal.AT_MAXIMUM
     return None
 
@@ -935,6 +938,8 @@ def _grant_extend(*, grant: Grant, by: User, expires_at: datetime, reason: str,
                               code=refusal)
     if expires_at <= grant.expires_at:
         raise ValidationError(_("The new expiry must be later than the current one."), code="expires_at")
+    if expires_at <= timezone.now():
+        raise ValidationError(_("The new expiry must be in the future."), code="expires_at")
     max_hours = grant_max_hours(grant=grant, org_policy=org_policy)
     ceiling = grant_extend_ceiling(grant=grant, org_policy=org_policy)
     if expires_at > ceiling:

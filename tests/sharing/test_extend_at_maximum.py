@@ -105,3 +105,35 @@ def test_a_tumor_boards_own_grant_is_not_offered_extend(client_as, case, owner, 
     client = client_as(owner)
     assert _extend_url(grant) not in client.get(reverse("sharing:my_shares")).content.decode()
     assert 'data-reason="board"' in client.get(_extend_url(grant)).content.decode()
+
+
+
+def test_an_expired_share_is_extended_only_to_a_time_to_come(client_as, case, owner, consultant):
+    """QA: an expired share whose latest possible expiry had passed too (reached by its address:
+    My shares offers no Extend there) showed a form, and "extended" the share to a time already
+    past, recorded. Its page says why instead; an expired share whose ceiling is still to come is
+    extended (it is not revoked), but only to a time to come."""
+    from django.utils import timezone
+
+    grant = _second_opinion(case, owner, consultant)
+    now = timezone.now()
+    Grant.objects.filter(pk=grant.pk).update(starts_at=now - timedelta(hours=100), expires_at=now - timedelta(hours=60))
+    grant.refresh_from_db()
+    assert services.grant_extend_ceiling(grant=grant) < now
+    assert services.grant_extend_refusal(grant=grant) == services.ExtendRefusal.AT_MAXIMUM
+    client = client_as(owner)
+    page = client.get(_extend_url(grant)).content.decode()
+    assert 'data-reason="at_maximum"' in page and 'name="expires_at"' not in page
+    latest = services.grant_extend_ceiling(grant=grant).strftime("%Y-%m-%dT%H:%M")
+    refused = client.post(_extend_url(grant), {"expires_at": latest, "reason": "The consultant needs a day."})
+    assert refused.status_code == 400 and Grant.objects.get(pk=grant.pk).expires_at == grant.expires_at
+
+    # its ceiling still to come: a time past is refused, a time to come extends it
+    Grant.objects.filter(pk=grant.pk).update(starts_at=now - timedelta(hours=10), expires_at=now - timedelta(hours=2))
+    grant.refresh_from_db()
+    assert services.grant_extend_refusal(grant=grant) is None
+    with pytest.raises(ValidationError) as past:
+        services.grant_extend(grant=grant, by=owner, expires_at=now - timedelta(hours=1), reason="The board moved.")
+    assert "in the future" in str(past.value)
+    services.grant_extend(grant=grant, by=owner, expires_at=now + timedelta(hours=5), reason="The board moved.")
+    assert Grant.objects.get(pk=grant.pk).expires_at > now
