@@ -22,6 +22,7 @@ from django.urls import reverse
 from django.utils import formats, timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy as _lazy
+from django.utils.translation import gettext_noop
 
 from apps.accounts.models import (
     Invitation,
@@ -140,6 +141,12 @@ def invitation_check_patient_rights(*, by: User, organization: Organization, pat
     policy.require(by, Action.SHARE_CASE, case, request=request)
 
 
+#: a patient invited from a closed case: refused (``invitation_create``), said on the form's page
+#: before anything is typed (``views.patient_invite``)
+PATIENT_CASE_CLOSED = gettext_noop("This case is closed, so its patient cannot be invited from it. Reopen the case "
+                                   "first, or invite the patient from one of their open cases.")
+
+
 def invitation_create(*, organization: Organization, by: User, email: str, role: str,
                       cases: Iterable[Case] = (), patient: Any = None, case: Case | None = None,
                       language: str = "", request: HttpRequest | None = None) -> tuple[Invitation, str]:
@@ -167,9 +174,7 @@ def invitation_create(*, organization: Organization, by: User, email: str, role:
         invitation_check_patient_rights(by=by, organization=organization, patient=patient, case=case,
                                         request=request)
         if not case.is_open:
-            raise ValidationError(_("This case is closed, so its patient cannot be invited from it. Reopen the case "
-                                    "first, or invite the patient from one of their open cases."),
-                                  code="case_closed")
+            raise ValidationError(_(PATIENT_CASE_CLOSED), code="case_closed")
         if patient.birth_date is None:
             raise ValidationError(_("The patient's date of birth is not recorded; it is needed to check "
                                     "the invitation."))

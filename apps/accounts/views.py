@@ -373,6 +373,10 @@ def patient_invite(request: HttpRequest, case_id: UUID) -> HttpResponse:
     policy.require(request.user, Action.SHARE_CASE, case, request=request)
     if (asked := mfa.step_up_first(request)) is not None:
         return asked
+    if not case.is_open:  # said before anything is typed (the service refuses it too)
+        return render(request, "accounts/patient_invite.html",
+                      {"case": case, "closed": _(services.PATIENT_CASE_CLOSED)},
+                      status=400 if request.method == "POST" else 200)
     form = PatientInvitationForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:

@@ -76,13 +76,28 @@ def test_a_closed_cases_patient_is_not_invited_from_it(org_a, clinician_a, case,
                                    patient=case.patient, case=case)
     assert refused.value.code == "case_closed"
     # the page says so on its form
-    response = verified_client(clinician_a).post(f"/cases/{case.public_id}/invite-patient/",
-                                                 {"email": PATIENT, "language": "en"})
+    client = verified_client(clinician_a)
+    response = client.post(f"/cases/{case.public_id}/invite-patient/", {"email": PATIENT, "language": "en"})
     assert response.status_code == 400
     text = response.content.decode()
     assert "This case is closed, so its patient cannot be invited from it." in text
     assert not Invitation.objects.exists() and mail.outbox == []
     assert not AuditEvent.objects.filter(action="invitation.created").exists()
+    # and before anything is typed: the page says so, with no form (QA: it refused only once sent)
+    page = client.get(f"/cases/{case.public_id}/invite-patient/")
+    text = page.content.decode()
+    assert page.status_code == 200 and 'data-testid="case-closed"' in text and 'name="email"' not in text
+
+
+def test_send_again_is_not_offered_for_an_invitation_whose_case_closed(
+        org_a, clinician_a, case, other_case, verified_client):
+    """QA: the invitations page offered Send again on an invitation whose own case had closed,
+    always refused; Withdraw stays."""
+    closed, _raw = _invite(org_a, clinician_a, case)
+    _close(case)
+    page = verified_client(clinician_a).get("/org/invitations/").content.decode()
+    assert _resend_url(closed) not in page
+    assert f"/org/invitations/{closed.public_id}/revoke/" in page
 
 
 def test_send_again_asks_that_the_recorded_case_is_still_open_not_another(
