@@ -249,3 +249,38 @@ def test_my_shares_actions_are_in_view_without_scrolling_sideways(browser, live_
         if width > 1100:  # a table there: the cell stays in its layout
             cell = page.locator("td.actions").first.evaluate("c => getComputedStyle(c).display")
             assert cell == "table-cell"
+
+
+@pytest.mark.parametrize(("viewport", "language"), [((1440, 900), "en"), ((820, 1180), "es"), ((390, 844), "es")])
+def test_the_invitations_page_does_not_scroll_sideways(browser, live_server, viewport, language):
+    """The invitations page, with its cases and sender columns: on a phone the table scrolled
+    sideways and its Send again and Withdraw were out of sight (found by QA); a card an
+    invitation below a desktop's width, as My shares."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.accounts.models import Invitation
+
+    org = OrganizationFactory(mfa_required_roles=[])
+    admin = member(org, Role.ORG_ADMIN, email="admin@invites.example", language=language, full_name="Avery Admin")
+    case = CaseFactory(organization=org, created_by=admin, title="Chest CT with a rather long title for the table")
+    invitation = Invitation.objects.create(
+        organization=org, email="a.rather.long.address@consultants-northwind.example", role=Role.EXTERNAL_CONSULTANT,
+        token_hash="f" * 64, created_by=admin, expires_at=timezone.now() + timedelta(days=3))
+    invitation.cases.set([case])
+    width = viewport[0]
+    with device_page(browser, viewport, language) as page:
+        signed_in_as(page, live_server.url, admin)
+        page.goto(f"{live_server.url}/org/invitations/")
+        page.wait_for_load_state("load")
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+        wrap = page.locator(".table-wrap").first
+        sizes = wrap.evaluate("w => [w.scrollWidth, w.clientWidth]")
+        assert sizes[0] <= sizes[1], sizes
+        buttons = page.locator("[data-testid=invitations] td.actions button")
+        assert buttons.count() == 2
+        for i in range(buttons.count()):
+            buttons.nth(i).scroll_into_view_if_needed()
+            box = buttons.nth(i).bounding_box()
+            assert box["x"] >= 0 and box["x"] + box["width"] <= width, (buttons.nth(i).inner_text(), box)
