@@ -392,17 +392,36 @@ def step_up_first(request: HttpRequest, *, back: str | None = None) -> HttpRespo
     return redirect(step_up_url(request))
 
 
-def asks_step_up(*, why: Any = None) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
+def asks_step_up(*, why: Any = None,
+                 download: bool = False) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
     """Decorator: mark a view as a page that asks for a recent second factor, with the ``why``
     the step-up and enrolment pages say (``step_up_reason`` reads the view a path resolves to).
     ``require_recent_otp`` marks the view it wraps; a view that checks its own access first and
     then calls a helper under ``require_recent_otp`` (the share steps), or ``step_up_first``, is
-    marked with this, right above its ``def`` (the decorators above copy the mark)."""
+    marked with this, right above its ``def`` (the decorators above copy the mark). ``download``:
+    the view answers a file to save (``is_download``)."""
     def mark(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
         view.lightbox_step_up = True  # type: ignore[attr-defined]
         view.lightbox_step_up_why = why  # type: ignore[attr-defined]
+        view.lightbox_download = download  # type: ignore[attr-defined]
         return view
     return mark
+
+
+def is_download(target: str) -> bool:
+    """Whether ``target`` (a ``next`` path on this site) is a view marked ``asks_step_up(download=True)``:
+    a file the browser saves, staying on the page it was asked from. The step-up and the
+    enrolment then end on a page with the download's button and a way back (a redirect to it left
+    the person on the code's page, as if nothing had happened). Read from the view the path
+    resolves to, as ``step_up_reason``."""
+    from urllib.parse import urlsplit
+
+    from django.urls import Resolver404, resolve
+
+    try:
+        return bool(getattr(resolve(urlsplit(target).path).func, "lightbox_download", False))
+    except Resolver404:
+        return False
 
 
 class RecentOTP(BasePermission):

@@ -157,11 +157,25 @@ def recovery_codes(request: HttpRequest) -> HttpResponse:
         if request.POST.get("saved") == "1":
             mfa.recovery_codes_confirm(user, request)
             messages.success(request, _("Your second factor is set up."))
-            return redirect(next_url(request))
+            return _continue(request)
         messages.error(request, _("Tick the box to confirm you saved the recovery codes."))
     codes = list(device.token_set.values_list("token", flat=True)) if not device.confirmed else []
     return render(request, "accounts/recovery_codes.html", {"codes": codes, "next": next_url(request),
                                                             "confirmed": device.confirmed})
+
+
+def _continue(request: HttpRequest) -> HttpResponse:
+    """Where a second factor's check (the step-up, the end of an enrolment) goes on to: its
+    ``next``; a download (``mfa.is_download``) is offered on a page of its own, with the way back
+    to the page it belongs to (the browser saves a download and stays where it is: redirected to
+    it, the person stayed on the code's page)."""
+    target = next_url(request)
+    if not mfa.is_download(target):
+        return redirect(target)
+    back = target.split("?", 1)[0]
+    back = back.removesuffix("download/") if back.endswith("/download/") else None
+    return render(request, "accounts/continue_download.html",
+                  {"target": target, "back": back, "back_to_case": bool(back and back.startswith("/cases/"))})
 
 
 def _verify(request: HttpRequest, *, purpose: str, template: str, extra: dict | None = None) -> HttpResponse:
@@ -174,7 +188,7 @@ def _verify(request: HttpRequest, *, purpose: str, template: str, extra: dict | 
     if request.method == "POST" and form.is_valid():
         result, locked_until = mfa.otp_check(request, user, form.cleaned_data["code"], purpose=purpose)
         if result == mfa.OTPResult.OK:
-            return redirect(next_url(request))
+            return _continue(request)
         if result == mfa.OTPResult.LOCKED:
             status = 429
             form.add_error(None, _("Too many wrong codes. Your second factor is locked; try again after "

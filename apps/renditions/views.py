@@ -424,7 +424,7 @@ def _signed_in_or_link(actor) -> bool:
 @policy.link_aware
 @policy.serves(Action.DOWNLOAD_PREVIEW)
 @require_safe
-@mfa.asks_step_up(why=ORIGINAL_STEP_UP_WHY)  # a diagnostic rendition only (_step_up_first), once allowed
+@mfa.asks_step_up(why=ORIGINAL_STEP_UP_WHY, download=True)  # diagnostic renditions only (_step_up_first)
 def study_download(request: HttpRequest, study_id: UUID) -> HttpResponse:
     """A zip of one rendition of one study (``?rendition=``, preview by default)."""
     actor = policy.actor_for(request)
@@ -442,7 +442,7 @@ def study_download(request: HttpRequest, study_id: UUID) -> HttpResponse:
 @policy.link_aware
 @policy.serves(Action.DOWNLOAD_PREVIEW)
 @require_safe
-@mfa.asks_step_up(why=ORIGINAL_STEP_UP_WHY)  # a diagnostic rendition only (_step_up_first), once allowed
+@mfa.asks_step_up(why=ORIGINAL_STEP_UP_WHY, download=True)  # diagnostic renditions only (_step_up_first)
 def case_download(request: HttpRequest, case_id: UUID) -> HttpResponse:
     """A zip of one rendition of every study of a case (latest versions, ready)."""
     actor = policy.actor_for(request)

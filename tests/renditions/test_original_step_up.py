@@ -111,7 +111,11 @@ def test_after_a_fresh_code_the_original_downloads(ct_study, scope):
     step_up = client.get(f"{STEP_UP}?next={url}")
     assert step_up.status_code == 200 and "Downloading diagnostic images" in step_up.content.decode()
     back = client.post(STEP_UP, {"code": totp_code(device, ahead=1), "next": url})
-    assert back.status_code == 302 and back["Location"] == url  # back to the download (a GET)
+    # a page offering the download (a GET) and the way back: redirected to the file, the browser
+    # saved it and stayed on the code's page, as if nothing had happened
+    page = back.content.decode()
+    assert back.status_code == 200 and f'href="{url}" data-testid="continue-download"' in page
+    assert f'href="{url.split("?")[0].removesuffix("download/")}" data-testid="continue-back"' in page
     response = client.get(url)
     assert response.status_code == 200 and _body(response)[:2] == b"PK"
     assert _downloads_recorded() == 1
@@ -174,7 +178,8 @@ def test_a_resume_within_the_window_goes_on_and_after_it_asks_again(ct_study):
     session.save()
     rest_range = {"Range": f"bytes={len(first) + len(second)}-", "If-Range": etag}
     _sent_to_step_up(client.get(url, headers=rest_range), url)
-    assert client.post(STEP_UP, {"code": totp_code(device, ahead=1), "next": url})["Location"] == url
+    assert 'data-testid="continue-download"' in client.post(STEP_UP, {"code": totp_code(device, ahead=1),
+                                                                      "next": url}).content.decode()
     rest = client.get(url, headers=rest_range)
     assert rest.status_code == 206
     assert len(first + second + _body(rest)) == total
@@ -257,3 +262,12 @@ def test_a_signed_in_person_downloading_on_an_anonymous_link_alone_is_not_asked(
     assert open_anonymous_link(client, raw).status_code == 302
     response = client.get(_study_url(ct_study, "original"))
     assert response.status_code == 200 and _body(response)[:2] == b"PK"
+
+
+def test_only_the_downloads_are_offered_on_a_page_of_their_own(ct_study):
+    """The step-up and the end of an enrolment go on to a download through a page offering it
+    (``mfa.is_download``: the views marked so), to any other page by a redirect."""
+    from apps.accounts import mfa
+
+    assert mfa.is_download(_study_url(ct_study, "original")) and mfa.is_download(_case_url(ct_study.case, "original"))
+    assert not mfa.is_download(ct_study.get_absolute_url()) and not mfa.is_download("/no/such/page/")
