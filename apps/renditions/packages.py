@@ -406,13 +406,30 @@ class SeriesLayout:
 
 
 def _package_label(kind: str, entries: list[Entry]) -> str:
-    """The package's label: its rendition's (``models.label_for``, as the study's list says it),
-    never diagnostic-grade when an image of it was lossy-compressed at the source."""
+    """The package's label: its rendition's (``models.label_for``, as the study's list says it).
+    A package whose images were all lossy-compressed at the source, or none, has that label; one
+    that holds both (a case's zip with a study received lossy among diagnostic ones) has the
+    diagnostic label and says that some images were lossy-compressed at the source and where each
+    file's own label is, rather than calling the whole package what only some of its files are
+    (a preview's or an education copy's label is the same either way)."""
+    lossy = {e.source_lossy for e in entries}
+    mixed = len(lossy) > 1 and label_for(kind, source_lossy=True) != label_for(kind, source_lossy=False)
     # in the manifest's language (``_finish``)
-    base = label_for(kind, source_lossy=any(e.source_lossy for e in entries)).label
-    if kind == Kind.LOSSLESS and any(e.code == "fallback" for e in entries):
-        return later(lambda: gettext("%(label)s; some images as the diagnostic original") % {"label": base})
-    return base
+    base = label_for(kind, source_lossy=lossy == {True}).label
+    fallback = kind == Kind.LOSSLESS and any(e.code == "fallback" for e in entries)
+    if not mixed and not fallback:
+        return base
+
+    def label() -> str:
+        text = str(base)
+        if fallback:
+            text = gettext("%(label)s; some images as the diagnostic original") % {"label": text}
+        if mixed:
+            text = gettext("%(label)s; some images were lossy-compressed at the source: each file's own label "
+                           "is in MANIFEST.txt") % {"label": text}
+        return text
+
+    return later(label)
 
 
 def _deid_of(studies: list[Study]) -> bool:

@@ -2,7 +2,9 @@
 
 ``?rendition=`` picks the rendition: ``preview`` (the default: a share offers the preview first),
 ``education``, ``lossless`` or ``original``; the last two are diagnostic renditions and need the
-"original" permission. Which the actor may take is ``apps.sharing.policy``'s decision, made once
+"original" permission. A study's rendition its page says is "Not available" (none of its images
+could be made) is not downloaded: 404, a page that says why (``_not_available``).
+Which the actor may take is ``apps.sharing.policy``'s decision, made once
 a request before any work (``download_decide``, counting nothing, on what the request's reading
 of the actor's memberships and one reading of their grants say, the check that the case may be
 seen included); once the package is built and the Range is known to be satisfiable (a request
@@ -54,6 +56,7 @@ from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.core.handlers.asgi import ASGIRequest
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import render
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_safe
 
@@ -63,7 +66,7 @@ from apps.audit.services import record
 from apps.cases.models import Case
 from apps.core.http import header_number
 from apps.imaging.models import Study
-from apps.renditions.models import SHARING_RENDITION, Kind
+from apps.renditions.models import SHARING_RENDITION, Kind, Rendition, Status
 from apps.renditions.packages import Package, case_package, study_package
 from apps.sharing import policy
 from apps.sharing import services as sharing_services
@@ -220,10 +223,33 @@ def _sending(request: HttpRequest, package: Package) -> int:
     return wanted[1] - wanted[0] + 1 if wanted else package.size
 
 
-def _serve(request: HttpRequest, actor, obj, kind: str, scope: str, build) -> HttpResponse:
+def _not_available(request: HttpRequest, study: Study, kind: str) -> HttpResponse | None:
+    """The refusal (404, a page that says why) of a rendition the study's page says is "Not
+    available" (its status: none of its images could be made, such as the lossless copy of an
+    original received lossy-compressed, which ``encoders.lossless_encode`` refuses), so that a
+    download never gives what the page says the study does not have (the lossless zip held the
+    lossy originals under another name); None when it may be served. The original is always
+    there; a rendition being made is served as far as it is made, its manifest saying which images
+    are not made yet. A case's zip keeps such a study in it, its folder holding what there is (its
+    originals, each labelled as such)."""
+    if kind == Kind.ORIGINAL:
+        return None
+    rendition = Rendition.objects.filter(study=study, kind=kind).first()
+    if rendition is None or rendition.status != Status.UNAVAILABLE:
+        return None
+    return render(request, "renditions/not_available.html",
+                  {"study": study, "rendition": rendition, "kind_label": Kind(kind).label}, status=404)
+
+
+def _serve(request: HttpRequest, actor, obj, kind: str, scope: str, build,
+           refusal: Callable[[], HttpResponse | None] | None = None) -> HttpResponse:
     # may they, before any work; nothing is counted until the package is known to go out: a Range
     # it cannot satisfy (416, judged on the package's size) must not use up one of a grant's downloads
     decision = _decide(request, actor, obj, kind, scope)
+    # a rendition there is none of (``refusal``: the study's page says "Not available"): said once
+    # the policy allowed it (a refusal of the actor is said first), before a second factor is asked
+    if refusal is not None and (refused := refusal()) is not None:
+        return refused
     # a diagnostic rendition: a recent second factor, once allowed (a refusal is said first) and
     # before anything is built or counted
     if (asked := _step_up_first(request, actor, kind, decision)) is not None:
@@ -436,7 +462,8 @@ def study_download(request: HttpRequest, study_id: UUID) -> HttpResponse:
     kind = _kind(request)
     if not study.is_ready:
         raise Http404
-    return _serve(request, actor, study, kind, "study", lambda: study_package(study, kind))
+    return _serve(request, actor, study, kind, "study", lambda: study_package(study, kind),
+                  refusal=lambda: _not_available(request, study, kind))
 
 
 @policy.link_aware

@@ -25,6 +25,7 @@ YBR_RCT outside JPEG 2000, a palette with an Alpha table) are generated. Files a
 from __future__ import annotations
 
 import io
+import re
 import shutil
 import warnings
 import zipfile
@@ -47,7 +48,7 @@ from apps.imaging import pixels
 from apps.imaging.blobs import open_blob
 from apps.imaging.models import FileOutcome, IngestFileResult, Instance
 from apps.renditions import encoders
-from apps.renditions.models import Kind, Label, RenditionFile, Status
+from apps.renditions.models import Kind, Label, Rendition, RenditionFile, Status
 from apps.renditions.services import education_image, study_renditions_make
 from apps.viewer import services as frames
 from tests.dicomfiles import pydicom_file, read_dataset
@@ -244,10 +245,19 @@ def test_every_consumer_of_an_ingested_test_file(name, org_a, clinician_a, clien
 
     _check_frames(client, inst, ds, name)
     _check_renditions(study, name, ds)
+    page = client.get(study.get_absolute_url()).content.decode()
     for kind in Kind.values:
         response = client.get(reverse("renditions:study_download", kwargs={"study_id": study.public_id}),
                               {"rendition": kind})
+        # a rendition none of whose images could be made is not downloaded, as the study's page
+        # says (tests/renditions/test_mixed_and_unavailable_packages.py); the original always is
+        row = re.search(rf'<tr data-testid="rendition-{kind}">(.*?)</tr>', page, re.S).group(1)
+        if Rendition.objects.get(study=study, kind=kind).status == Status.UNAVAILABLE:
+            assert kind != Kind.ORIGINAL and response.status_code == 404, (name, kind)
+            assert "Not available" in row and f'data-testid="download-{kind}"' not in row, (name, kind)
+            continue
         assert response.status_code == 200, (name, kind)
+        assert f'data-testid="download-{kind}"' in row, (name, kind)
         assert zipfile.ZipFile(io.BytesIO(_body(response))).testzip() is None, (name, kind)
     for url in (study.get_absolute_url(), case.get_absolute_url(),
                 reverse("viewer:viewer", kwargs={"study_id": study.public_id})):
