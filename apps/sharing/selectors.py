@@ -164,16 +164,19 @@ def access_ended_with_board(*, user: Any, case_id: int) -> bool:
     """Whether ``user``'s access to a case ended with a tumor board's meeting: of their grants on
     it that have ended, the last to end is in the state ``ENDED_WITH_BOARD`` (``Grant.state``, what
     the lists say). What an open viewer tells a reader it has refused (their own grants only,
-    nothing of anyone else's); not an access decision: the policy has refused already."""
+    nothing of anyone else's); not an access decision: the policy has refused already. A reader
+    who still holds a live or scheduled grant on the case was refused for something else (a
+    second factor a share asks for, say): never told the meeting ended."""
     if not getattr(user, "is_authenticated", False):
         return False
     now = timezone.now()
     grants = Grant.objects.filter(pk__in=Grant.objects.addressed_to(user).values("pk"), case_id=case_id)
-    ended = [(g, g.state(now)) for g in grants.select_related("case")]
-    ended = [(g, state) for g, state in ended if state not in (GrantState.ACTIVE, GrantState.SCHEDULED)]
-    if not ended:
+    states = [(g, g.state(now)) for g in grants.select_related("case")]
+    if any(state in (GrantState.ACTIVE, GrantState.SCHEDULED) for _g, state in states):
         return False
-    _last, state = max(ended, key=lambda pair: min(pair[0].revoked_at or pair[0].expires_at, pair[0].expires_at))
+    if not states:
+        return False
+    _last, state = max(states, key=lambda pair: min(pair[0].revoked_at or pair[0].expires_at, pair[0].expires_at))
     return state == GrantState.ENDED_WITH_BOARD
 
 

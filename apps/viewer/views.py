@@ -92,8 +92,8 @@ def _ended_with_board(actor, obj) -> dict[str, str]:
     so viewer.js says the meeting ended rather than that a share was revoked or expired."""
     case_id = getattr(obj, "case_id", None) or getattr(getattr(obj, "study", None), "case_id", None)
     user = policy._user_of(actor)
-    if case_id is None or not _signed_in(user):
-        return {}
+    if case_id is None or not _signed_in(user) or actor is not user:
+        return {}  # a reader of opened links (actor a LinkHolder) was decided on them, not on a meeting
     return {"ended": "board"} if sharing_selectors.access_ended_with_board(user=user, case_id=case_id) else {}
 
 

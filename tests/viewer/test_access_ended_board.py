@@ -143,3 +143,43 @@ def test_a_link_holder_has_no_page_to_go_back_to_once_access_ends(client, clinic
     assert f'<a data-ended-href="" data-ended-label="" href="{back}" data-testid="viewer-back">' in page
     sharing.grants_revoke(grants=[grant], by=clinician_a, reason="revoked by sharer")
     assert client.get(back).status_code == 404  # hence no link once the viewer stops
+
+
+def test_a_reader_still_holding_a_live_share_is_not_told_the_meeting_ended(client_as, clinician_a, ct_study,
+                                                                           participant, live_board):
+    """A reviewer: after the meeting ended, a live share of their own refused for another reason
+    (the second factor it asks for) was called the meeting's end, sending the reader away from
+    the fix. Someone who still holds a live share was refused for something else."""
+    from apps.cases import services as cases
+    from apps.sharing import services as sharing
+    from apps.sharing.models import Grant
+
+    client = client_as(participant)
+    cases.board_end(board=live_board, by=clinician_a)
+    grant = sharing.grant_create(case=ct_study.case, grantee=participant, permissions=["view"], by=clinician_a,
+                                 expires_at=timezone.now() + timedelta(hours=24))
+    assert client.get(_access(ct_study)).status_code == 200
+    Grant.objects.filter(pk=grant.pk).update(mfa_required=True)
+    refused = client.get(_access(ct_study))
+    assert refused.status_code in (403, 404) and refused.json().get("ended") is None
+
+
+def test_a_reader_of_a_revoked_link_is_not_told_the_meeting_ended(client_as, clinician_a, ct_study, participant,
+                                                                  live_board):
+    """A reviewer: signed in, a board participant whose meeting had ended opened an anonymous link
+    to the case; its revocation stopped the viewer, which said the meeting ended. A reader of
+    opened links is decided on them."""
+    from apps.cases import services as cases
+    from apps.sharing import services as sharing
+    from apps.sharing.usecases import RecipientKind, UseCase
+
+    ct_study.organization.anonymous_links_enabled = True
+    ct_study.organization.save()
+    client = client_as(participant)
+    cases.board_end(board=live_board, by=clinician_a)
+    grant, _link, raw = sharing.share_create(case=ct_study.case, by=clinician_a, use_case=UseCase.CUSTOM,
+                                             recipient_kind=RecipientKind.ANONYMOUS)
+    assert open_anonymous_link(client, raw).status_code == 302
+    assert client.get(_access(ct_study)).status_code == 200
+    sharing.grants_revoke(grants=[grant], by=clinician_a, reason="revoked by sharer")
+    assert [body.get("ended") for body in _refusals(client, ct_study)] == [None] * 3
