@@ -408,9 +408,10 @@ class SeriesLayout:
 def _package_label(kind: str, entries: list[Entry]) -> str:
     """The package's label: its rendition's (``models.label_for``, as the study's list says it).
     A package whose images were all lossy-compressed at the source, or none, has that label; one
-    that holds both (a case's zip with a study received lossy among diagnostic ones) has the
-    diagnostic label and says that some images were lossy-compressed at the source and where each
-    file's own label is, rather than calling the whole package what only some of its files are
+    that holds both (a case's zip with a study received lossy among diagnostic ones) says first
+    that not all of it is diagnostic-grade, that some images were lossy-compressed at the source
+    and where each file's own label is, then the others' label, rather than calling the whole
+    package what only some of its files are
     (a preview's or an education copy's label is the same either way)."""
     lossy = {e.source_lossy for e in entries}
     mixed = len(lossy) > 1 and label_for(kind, source_lossy=True) != label_for(kind, source_lossy=False)
@@ -425,8 +426,9 @@ def _package_label(kind: str, entries: list[Entry]) -> str:
         if fallback:
             text = gettext("%(label)s; some images as the diagnostic original") % {"label": text}
         if mixed:
-            text = gettext("%(label)s; some images were lossy-compressed at the source: each file's own label "
-                           "is in MANIFEST.txt") % {"label": text}
+            # the warning first: read alone, the start of the label must not claim diagnostic quality
+            text = gettext("Not all diagnostic-grade: some images were lossy-compressed at the source (each "
+                           "file's own label is in MANIFEST.txt); the others: %(label)s") % {"label": text}
         return text
 
     return later(label)

@@ -1,9 +1,10 @@
 """A case whose studies are diagnostic but one, received lossy-compressed (JPEG baseline): its
 lossless and original zips were labelled as a whole as that one study is ("Lossless copy of a lossy
 original ...", "Original as received - lossy compressed ...") though most of their files are
-diagnostic, and said so on their own rows. A mixed package now has the diagnostic label and says
-that some images were lossy-compressed at the source (``packages._package_label``); a package all of
-one kind keeps that kind's label.
+diagnostic, and said so on their own rows. A mixed package now says first that not all of it is
+diagnostic-grade, some images lossy-compressed at the source, then the others' (diagnostic) label
+(``packages._package_label``: a reviewer found the label starting "Diagnostic original"); a package
+all of one kind keeps that kind's label.
 
 That study's page says its lossless copy is "Not available" (``encoders.lossless_encode`` refuses a
 lossy original) and offers no download of it, yet its lossless download gave a ``_Lossless.zip`` of
@@ -29,7 +30,8 @@ from tests.renditions.conftest import copy_files, ingest_folder
 
 pytestmark = pytest.mark.django_db
 
-MIXED = "; some images were lossy-compressed at the source: each file's own label is in MANIFEST.txt"
+MIXED = ("Not all diagnostic-grade: some images were lossy-compressed at the source (each file's own label is "
+         "in MANIFEST.txt); the others: ")
 LOSSY_FILE = "Original as received - lossy compressed, not diagnostic-grade"
 
 
@@ -64,7 +66,7 @@ def test_a_case_zip_of_diagnostic_and_lossy_source_studies_says_it_is_mixed(mixe
             ("original", Label.DIAGNOSTIC_ORIGINAL.label, LOSSY_FILE)):
         response = client.get(f"{url}?rendition={kind}")
         assert response.status_code == 200
-        label = f"{diagnostic}{MIXED}"
+        label = f"{MIXED}{diagnostic}"  # the warning first: the label never starts by claiming diagnostic
         assert response["X-Lightbox-Label"] == label
         manifest, files = _zip(response)
         assert f"Label: {label}\n" in manifest
