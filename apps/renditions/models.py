@@ -189,3 +189,15 @@ class RenditionRun(models.Model):
 
     def __str__(self) -> str:
         return f"RenditionRun of study {self.study_id}"
+
+
+def kinds_unavailable(study_ids) -> dict[int, set[str]]:
+    """For each of ``study_ids``, the kinds of rendition the study's page says are "Not
+    available" (none of their images could be made: a lossless copy of an original received
+    lossy-compressed, a preview whose task was given up): what a download never serves and no
+    page offers (``renditions.views._not_available``, the shared-case page's buttons). One query."""
+    found: dict[int, set[str]] = {}
+    for study_id, kind in Rendition.objects.filter(study_id__in=list(study_ids), status=Status.UNAVAILABLE) \
+            .values_list("study_id", "kind"):
+        found.setdefault(study_id, set()).add(kind)
+    return found

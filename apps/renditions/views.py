@@ -66,7 +66,7 @@ from apps.audit.services import record
 from apps.cases.models import Case
 from apps.core.http import header_number
 from apps.imaging.models import Study
-from apps.renditions.models import SHARING_RENDITION, Kind, Rendition, Status
+from apps.renditions.models import SHARING_RENDITION, Kind, Rendition, kinds_unavailable
 from apps.renditions.packages import Package, case_package, study_package
 from apps.sharing import policy
 from apps.sharing import services as sharing_services
@@ -232,11 +232,9 @@ def _not_available(request: HttpRequest, study: Study, kind: str) -> HttpRespons
     there; a rendition being made is served as far as it is made, its manifest saying which images
     are not made yet. A case's zip keeps such a study in it, its folder holding what there is (its
     originals, each labelled as such)."""
-    if kind == Kind.ORIGINAL:
+    if kind == Kind.ORIGINAL or kind not in kinds_unavailable([study.pk]).get(study.pk, ()):
         return None
-    rendition = Rendition.objects.filter(study=study, kind=kind).first()
-    if rendition is None or rendition.status != Status.UNAVAILABLE:
-        return None
+    rendition = Rendition.objects.get(study=study, kind=kind)
     return render(request, "renditions/not_available.html",
                   {"study": study, "rendition": rendition, "kind_label": Kind(kind).label}, status=404)
 

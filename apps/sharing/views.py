@@ -545,9 +545,15 @@ def shared_case(request: HttpRequest, case_id: UUID) -> HttpResponse:
     # what they may take of each study they see: a share naming some studies of the case gives no
     # zip of the whole case, yet each of its studies may be downloaded (the policy's answer for
     # each, so "You may download" says what the study's download gives, not "nothing")
+    # (and of those, what the study has: a rendition its page says is not available is offered by
+    # no button, its download refused)
+    from apps.renditions.models import kinds_unavailable
+
     by_study = policy.allowed_renditions_each(actor, studies, facts=facts)
+    missing = kinds_unavailable(s.pk for s in studies)
     for study, allowed in zip(studies, by_study, strict=True):
-        study.download_kinds = [_CASE_PACKAGES[r] for r in sorted(allowed) if r in _CASE_PACKAGES]
+        study.download_kinds = [_CASE_PACKAGES[r] for r in sorted(allowed)
+                                if r in _CASE_PACKAGES and _CASE_PACKAGES[r] not in missing.get(study.pk, ())]
     # a page of them (a case may gather hundreds), with how many of how many and the others' pages
     studies = page_of(request, studies, size=SHARES_PAGE_SIZE, param="studies")
     # the grants under which the signed-in user may ask for the original (the policy's decision,

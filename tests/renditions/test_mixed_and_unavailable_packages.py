@@ -118,3 +118,31 @@ def test_the_lossless_copy_the_study_page_says_is_not_available_is_not_downloade
     case_url = reverse("renditions:case_download", kwargs={"case_id": case.public_id})
     files = _zip(client.get(f"{case_url}?rendition=lossless"))[1]
     assert sum(1 for v in files.values() if v.startswith(LOSSY_FILE)) == 1
+
+
+def test_the_shared_case_page_offers_no_download_the_study_does_not_have(mixed_case, clinician_a, client_as):
+    """A reviewer: a recipient's shared-case page offered the preview zip of a study whose preview
+    is not available (its task given up), a button that could only fail (404, ``_not_available``).
+    The page offers what each study has."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.organizations.models import Role
+    from apps.renditions.models import Rendition, Status
+    from apps.sharing import services
+    from tests.factories import member
+
+    case, ct, lossy = mixed_case
+    Rendition.objects.filter(study=ct, kind="preview").update(status=Status.UNAVAILABLE)
+    recipient = member(case.organization, Role.EXTERNAL_CONSULTANT, email="consultant@alpha.example")
+    # a share naming the studies: each study's own download is offered (no case zip)
+    services.grant_create(case=case, grantee=recipient, permissions=["view", "download_preview"], by=clinician_a,
+                          renditions=["preview"], download_limit=5, expires_at=timezone.now() + timedelta(hours=24),
+                          studies=[ct, lossy])
+    client = client_as(recipient)
+    page = client.get(reverse("sharing:shared_case", kwargs={"case_id": case.public_id})).content.decode()
+    offered = {study: reverse("renditions:study_download", kwargs={"study_id": study.public_id})
+               + "?rendition=preview" for study in (ct, lossy)}
+    assert offered[lossy] in page and offered[ct] not in page
+    assert client.get(offered[ct]).status_code == 404 and client.get(offered[lossy]).status_code == 200
