@@ -41,3 +41,25 @@ def test_colliding_mrns_are_both_kept_and_the_rest_normalised():
                     spaced.pk: "QF-9", theirs.pk: "demo-0001"}
     assert new.get_model("cases", "Case").objects.get(pk=case.pk).patient_id == second.pk
     assert Patient.objects.get(pk=second.pk).name == "Maria Different"
+
+
+@pytest.mark.parametrize(("mrn", "other"), [("İD-1", "id-1"), ("ΑΣ-1", "ασ-1")])
+def test_mrns_are_counted_as_the_database_folds_them(mrn, other):
+    """A reviewer: the migration folded MRNs with Python's lower(), which does not always agree
+    with the database's LOWER() that one_mrn_per_org uses ("İD-1" and "ΑΣ-1" fold otherwise), so a
+    pair the constraint counts as one was kept and building the constraint failed the deploy. The
+    rows are counted as the database counts them (PostgreSQL folds these pairs alike; SQLite's
+    LOWER() only ASCII letters, so there they stay two MRNs)."""
+    old = _migrate(BEFORE)
+    try:
+        org = OrganizationFactory().pk
+        Patient = old.get_model("cases", "Patient")
+        first = Patient.objects.create(organization_id=org, mrn=mrn, name="First Entered")
+        second = Patient.objects.create(organization_id=org, mrn=other, name="Second Entered")
+    finally:
+        new = _migrate(AFTER)
+    mrns = dict(new.get_model("cases", "Patient").objects.values_list("pk", "mrn"))
+    if connection.vendor == "postgresql":
+        assert mrns == {first.pk: mrn, second.pk: f"{other} (duplicate {second.pk})"}
+    else:
+        assert mrns == {first.pk: mrn, second.pk: other}

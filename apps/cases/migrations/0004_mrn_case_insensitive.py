@@ -21,23 +21,26 @@ MRN_MAX = 64
 
 
 def _normalise(apps, schema_editor):
+    """Blanks dropped, and the rows whose MRNs ``one_mrn_per_org`` would count as one found by
+    the database's own LOWER() (the constraint's): Python's lower() does not always agree with it
+    ("İD-1" and "ΑΣ-1" fold otherwise), and a pair both kept would fail the constraint. Each row
+    is written at most once (PostgreSQL refuses to build an index on a table with a row updated
+    twice in the transaction: its deferred foreign-key checks are then pending)."""
     Patient = apps.get_model("cases", "Patient")
-    kept: set[tuple[int, str]] = set()
-    later = []
-    for pk, org_id, mrn in Patient.objects.order_by("organization_id", "id").values_list("id", "organization_id", "mrn"):
-        clean = (mrn or "").strip()
-        key = (org_id, clean.lower())
-        if key in kept:
-            later.append((pk, org_id, clean))
-            continue
-        kept.add(key)
-        if clean != mrn:
-            Patient.objects.filter(pk=pk).update(mrn=clean)
-    for pk, org_id, clean in later:
-        suffix = f" (duplicate {pk})"
-        value = clean[:MRN_MAX - len(suffix)] + suffix
-        kept.add((org_id, value.lower()))
-        Patient.objects.filter(pk=pk).update(mrn=value)
+    seen: set[tuple[int, str]] = set()
+    with schema_editor.connection.cursor() as cursor:
+        for pk, org_id, mrn in Patient.objects.order_by("organization_id", "id").values_list(
+                "id", "organization_id", "mrn"):
+            clean = (mrn or "").strip()
+            cursor.execute("SELECT LOWER(%s)", [clean])
+            key = (org_id, cursor.fetchone()[0])
+            if key in seen:
+                suffix = f" (duplicate {pk})"
+                clean = clean[:MRN_MAX - len(suffix)] + suffix
+            else:
+                seen.add(key)
+            if clean != mrn:
+                Patient.objects.filter(pk=pk).update(mrn=clean)
 
 
 class Migration(migrations.Migration):
