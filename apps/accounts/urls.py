@@ -13,6 +13,7 @@ urlpatterns = [
     path("accounts/mfa/setup/", views.mfa_setup, name="mfa_setup"),
     path("accounts/mfa/verify/", views.mfa_verify, name="mfa_verify"),
     path("accounts/mfa/step-up/", views.step_up, name="step_up"),
+    path("accounts/mfa/continue/", views.continue_download, name="continue_download"),
     path("accounts/mfa/recovery-codes/", views.recovery_codes, name="recovery_codes"),
     path("accounts/mfa/", views.security, name="security"),
     path("accounts/mfa/recovery-codes/renew/", views.recovery_codes_renew, name="recovery_codes_renew"),

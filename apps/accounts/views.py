@@ -21,7 +21,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 from django_otp.plugins.otp_static.models import StaticDevice
 
 from apps.accounts import brute_force, mfa, services
@@ -166,9 +166,22 @@ def recovery_codes(request: HttpRequest) -> HttpResponse:
 
 def _continue(request: HttpRequest) -> HttpResponse:
     """Where a second factor's check (the step-up, the end of an enrolment) goes on to: its
-    ``next``; a download (``mfa.is_download``) is offered on a page of its own, with the way back
-    to the page it belongs to (the browser saves a download and stays where it is: redirected to
-    it, the person stayed on the code's page)."""
+    ``next``; a download (``mfa.is_download``) by way of a page offering it (``continue_download``),
+    a redirect still, so that reloading it sends no code again."""
+    target = next_url(request)
+    if mfa.is_download(target):
+        return redirect(with_next("accounts:continue_download", target))
+    return redirect(target)
+
+
+@never_cache
+@login_required
+@require_safe
+def continue_download(request: HttpRequest) -> HttpResponse:
+    """A download after a second factor's check, offered on a page of its own with the way back
+    to the page it belongs to: the browser saves a download and stays where it is, so redirected
+    to it, the person stayed on the code's page as if nothing had happened. Anything else but a
+    download (``mfa.is_download``) is redirected to; the download itself decides access."""
     target = next_url(request)
     if not mfa.is_download(target):
         return redirect(target)

@@ -112,10 +112,15 @@ def test_after_a_fresh_code_the_original_downloads(ct_study, scope):
     assert step_up.status_code == 200 and "Downloading diagnostic images" in step_up.content.decode()
     back = client.post(STEP_UP, {"code": totp_code(device, ahead=1), "next": url})
     # a page offering the download (a GET) and the way back: redirected to the file, the browser
-    # saved it and stayed on the code's page, as if nothing had happened
-    page = back.content.decode()
-    assert back.status_code == 200 and f'href="{url}" data-testid="continue-download"' in page
-    assert f'href="{url.split("?")[0].removesuffix("download/")}" data-testid="continue-back"' in page
+    # saved it and stayed on the code's page, as if nothing had happened. Reached by a redirect,
+    # so that reloading it sends no code again (a reviewer: a reload counted a wrong code)
+    assert back.status_code == 302 and back["Location"].startswith(reverse("accounts:continue_download"))
+    for _reload in range(2):
+        offer = client.get(back["Location"])
+        page = offer.content.decode()
+        assert offer.status_code == 200 and f'href="{url}" data-testid="continue-download"' in page
+        assert f'href="{url.split("?")[0].removesuffix("download/")}" data-testid="continue-back"' in page
+    assert device.__class__.objects.get(pk=device.pk).throttling_failure_count == 0
     response = client.get(url)
     assert response.status_code == 200 and _body(response)[:2] == b"PK"
     assert _downloads_recorded() == 1
@@ -178,8 +183,8 @@ def test_a_resume_within_the_window_goes_on_and_after_it_asks_again(ct_study):
     session.save()
     rest_range = {"Range": f"bytes={len(first) + len(second)}-", "If-Range": etag}
     _sent_to_step_up(client.get(url, headers=rest_range), url)
-    assert 'data-testid="continue-download"' in client.post(STEP_UP, {"code": totp_code(device, ahead=1),
-                                                                      "next": url}).content.decode()
+    offer = client.get(client.post(STEP_UP, {"code": totp_code(device, ahead=1), "next": url})["Location"])
+    assert 'data-testid="continue-download"' in offer.content.decode()
     rest = client.get(url, headers=rest_range)
     assert rest.status_code == 206
     assert len(first + second + _body(rest)) == total
@@ -271,3 +276,8 @@ def test_only_the_downloads_are_offered_on_a_page_of_their_own(ct_study):
 
     assert mfa.is_download(_study_url(ct_study, "original")) and mfa.is_download(_case_url(ct_study.case, "original"))
     assert not mfa.is_download(ct_study.get_absolute_url()) and not mfa.is_download("/no/such/page/")
+    # the offer's page takes downloads only: any other target (or one off the site) is redirected to
+    client = _password_only(_staff(ct_study))
+    page = reverse("accounts:continue_download")
+    assert client.get(f"{page}?next={ct_study.get_absolute_url()}")["Location"] == ct_study.get_absolute_url()
+    assert client.get(f"{page}?next=//elsewhere.example/x")["Location"] == "/"
