@@ -398,12 +398,12 @@ def patient_invite(request: HttpRequest, case_id: UUID) -> HttpResponse:
     if (switch := switch_first(request, case, Action.SHARE_CASE, then=request.path)) is not None:
         return switch  # before the step-up: nobody is invited from that page
     policy.require(request.user, Action.SHARE_CASE, case, request=request)
-    if (asked := mfa.step_up_first(request)) is not None:
-        return asked
-    if not case.is_open:  # said before anything is typed (the service refuses it too)
+    if not case.is_open:  # said before anything is typed or a code asked for (the service refuses it too)
         return render(request, "accounts/patient_invite.html",
                       {"case": case, "closed": _(services.PATIENT_CASE_CLOSED)},
                       status=400 if request.method == "POST" else 200)
+    if (asked := mfa.step_up_first(request)) is not None:
+        return asked
     form = PatientInvitationForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:

@@ -167,3 +167,15 @@ def test_accepting_it_gives_a_patient_membership_and_no_share_of_the_case(org_a,
     assert accepted.grants == [] and accepted.cases_not_given == 0
     assert not Grant.objects.filter(grantee=user).exists()
     assert Membership.objects.get(user=user, organization=org_a).role == Role.PATIENT
+
+
+def test_a_closed_cases_invite_page_asks_for_no_code_first(org_a, clinician_a, case, settings):
+    """A reviewer: with the step-up lapsed, the closed case's page asked for a code and only then
+    said the case is closed; it acts on nothing, so it says so at once."""
+    from tests.accounts.conftest import stale_second_factor_client
+
+    settings.LIGHTBOX_MFA_ENFORCED = True
+    _close(case)
+    client, _device = stale_second_factor_client(clinician_a)
+    page = client.get(f"/cases/{case.public_id}/invite-patient/")
+    assert page.status_code == 200 and 'data-testid="case-closed"' in page.content.decode()
