@@ -379,7 +379,8 @@ def require_recent_otp(view: Callable[..., HttpResponse] | None = None, *,
 
 def step_up_first(request: HttpRequest, *, back: str | None = None) -> HttpResponse | None:
     """``require_recent_otp``'s answer, inside a view: None when the request has a recent second
-    factor (the view goes on), else where it sends the user (recorded; ``back`` as for it). For a
+    factor (the view goes on), else where it sends the user (recorded; ``back`` as for it, a URL
+    name or a path: a button's page that takes an object's id). For a
     view that answers some requests before asking (the page that asks to switch organization first:
     apps.organizations.switching.switch_first, which acts on nothing), marked with ``asks_step_up``."""
     if not step_up_needed(request):
@@ -388,7 +389,7 @@ def step_up_first(request: HttpRequest, *, back: str | None = None) -> HttpRespo
     if is_api_request(request):
         return JsonResponse({"detail": "step_up_required", "step_up_url": step_up_url(request)}, status=403)
     if back is not None and request.method != "GET":
-        return redirect(with_next("accounts:step_up", reverse(back)))
+        return redirect(with_next("accounts:step_up", back if back.startswith("/") else reverse(back)))
     return redirect(step_up_url(request))
 
 

@@ -715,7 +715,8 @@ def member_mfa_reset(request: HttpRequest, membership_id: UUID) -> HttpResponse:
     if (switch := switch_first(request, membership, Action.MANAGE_MEMBERS, then=then)) is not None:
         return switch  # before the step-up: nothing is reset from that page
     policy.require(request.user, Action.MANAGE_MEMBERS, membership.organization, request=request)
-    if (asked := mfa.step_up_first(request)) is not None:
+    # a button (a POST): the step-up returns to the membership page it is on, to press it again
+    if (asked := mfa.step_up_first(request, back=then)) is not None:
         return asked
     try:
         policy.require_decided(policy.second_factor_reset_allowed(request.user, membership.user), request.user,

@@ -93,3 +93,17 @@ def test_a_role_that_may_not_is_refused_a_membership_page_before_the_step_up(set
     assert not AuditEvent.objects.filter(actor=radiologist, action="auth.step_up_required").exists()
     assert AuditEvent.objects.filter(actor=radiologist, action="access.denied",
                                      details__wanted="manage_members").exists()
+
+
+def test_a_second_factor_reset_asked_for_a_code_returns_to_its_membership_page(setting, org_a, admin_a, clinician_a):
+    """A reviewer: the reset is a button (a POST); the step-up returned to the reset's own address
+    with a GET, a 405. It returns to the membership page the button is on, to press it again."""
+    from urllib.parse import parse_qs, urlsplit
+
+    membership = Membership.objects.get(user=clinician_a, organization=org_a)
+    client = Client()
+    client.force_login(admin_a)
+    asked = client.post(reverse("accounts:member_mfa_reset", kwargs={"membership_id": membership.public_id}))
+    assert asked.status_code == 302 and urlsplit(asked["Location"]).path == reverse("accounts:step_up")
+    back = parse_qs(urlsplit(asked["Location"]).query)["next"]
+    assert back == [reverse("organizations:membership_edit", kwargs={"membership_id": membership.public_id})]
