@@ -9,7 +9,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
@@ -21,7 +21,7 @@ from rest_framework.response import Response
 from apps.core.api import BoundedDateTimeField, OrgScopedViewSet, PublicIdField, StrictSerializer
 from apps.sharing import policy, services
 from apps.sharing.forms import NO_ACCOUNT
-from apps.sharing.models import COUNT_MAX, Grant, SecondFactor
+from apps.sharing.models import COUNT_MAX, Grant, GrantState, SecondFactor
 from apps.sharing.usecases import TEMPLATES, RecipientKind, Rendition, UseCase
 
 #: no template lasts longer (each refuses more than its own maximum, beside ``hours``)
@@ -40,6 +40,9 @@ class GrantOutputSerializer(serializers.ModelSerializer):
                   "mfa_required", "starts_at", "expires_at", "revoked_at", "download_limit", "download_count",
                   "open_count", "first_opened_at", "last_opened_at", "state"]
 
+    # its values in the schema: clients learn of "ended_with_board" (a tumor board's grants once
+    # its meeting ended, "revoked" before 3fae494) from it, not from a changed answer
+    @extend_schema_field(serializers.ChoiceField(choices=GrantState.choices))
     def get_state(self, grant: Grant) -> str:
         return grant.state()
 

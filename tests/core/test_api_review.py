@@ -298,6 +298,23 @@ def test_openapi_schema_generates_without_warnings_or_errors(tmp_path):
     assert "/api/v1/grants/{grant_id}/renew/" in (tmp_path / "schema.yaml").read_text()
 
 
+def test_openapi_schema_names_every_state_of_a_grant(tmp_path):
+    """A grant's ``state`` was a bare string in the schema: a tumor board's ended grants changed
+    from "revoked" to "ended_with_board" (3fae494) with nothing for a client to read it from."""
+    import yaml
+
+    from apps.sharing.models import GrantState
+
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(tmp_path / "schema.yaml"))
+    schema = yaml.safe_load((tmp_path / "schema.yaml").read_text())
+    state = schema["components"]["schemas"]["GrantOutput"]["properties"]["state"]
+    if "$ref" in state:
+        state = schema["components"]["schemas"][state["$ref"].rsplit("/", 1)[-1]]
+    elif "allOf" in state:
+        state = schema["components"]["schemas"][state["allOf"][0]["$ref"].rsplit("/", 1)[-1]]
+    assert set(state["enum"]) == set(GrantState.values)
+
+
 def test_openapi_schema_documents_the_tus_upload_endpoint(tmp_path):
     """The tus endpoint is a plain Django view drf-spectacular does not see: the schema names it
     (apps.imaging.openapi) with its methods, headers and statuses, as the server answers them."""
