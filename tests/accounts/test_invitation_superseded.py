@@ -113,3 +113,18 @@ def test_a_resend_that_was_not_sent_leaves_the_earlier_link_working(clinician_a,
         services.invitation_resend(invitation=invitation, by=clinician_a)
     assert services.invitation_lookup(old_raw) == (invitation, None)
     assert not SupersededInvitationToken.objects.exists()
+
+
+def test_a_refused_link_opened_signed_in_leads_to_the_dashboard_not_to_sign_in(clinician_a, invitation, client_as):
+    """QA: an earlier link opened by someone signed in offered "Go to sign-in"; signed in, the way
+    on is the dashboard (signed out, the sign-in page, as before)."""
+    invitation, first = invitation
+    _sent_again(invitation, clinician_a)
+    signed_out = Client().get(f"/invite/{first}/").content.decode()
+    assert 'data-testid="to-sign-in"' in signed_out and 'data-testid="to-dashboard"' not in signed_out
+    from apps.organizations.models import Role
+    from tests.factories import member
+
+    someone = member(invitation.organization, Role.RADIOLOGIST, email="rad.signed.in@alpha.example")
+    signed_in = client_as(someone).get(f"/invite/{first}/").content.decode()
+    assert 'data-testid="to-dashboard"' in signed_in and 'data-testid="to-sign-in"' not in signed_in
