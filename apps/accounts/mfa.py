@@ -339,20 +339,27 @@ def step_up_needed(request: HttpRequest) -> bool:
     return settings.LIGHTBOX_MFA_ENFORCED and not recently_verified(request)
 
 
-def step_up_reason(target: str) -> tuple[bool, str]:
-    """For the step-up and enrolment pages: whether ``target`` (their ``next``, a path on this
-    site) is a page that asks for a recent second factor, and the ``why`` its
-    ``require_recent_otp`` gives ("" if none), so that they say why the user was sent there.
-    Read from the view the path resolves to, never from the query string: a link cannot make the
-    page say anything else."""
+def _view_of(target: str) -> Any:
+    """The view ``target`` (a ``next`` path on this site) resolves to, None if none: where the
+    step-up and enrolment pages read what the page they lead to asks (``step_up_reason``,
+    ``is_download``), never from the query string, so that a link cannot make them say anything
+    else."""
     from urllib.parse import urlsplit
 
     from django.urls import Resolver404, resolve
 
     try:
-        func = resolve(urlsplit(target).path).func
+        return resolve(urlsplit(target).path).func
     except Resolver404:
-        return False, ""
+        return None
+
+
+def step_up_reason(target: str) -> tuple[bool, str]:
+    """For the step-up and enrolment pages: whether ``target`` (their ``next``, a path on this
+    site) is a page that asks for a recent second factor, and the ``why`` its
+    ``require_recent_otp`` gives ("" if none), so that they say why the user was sent there
+    (read from its view: ``_view_of``)."""
+    func = _view_of(target)
     return bool(getattr(func, "lightbox_step_up", False)), str(getattr(func, "lightbox_step_up_why", "") or "")
 
 
@@ -413,16 +420,9 @@ def is_download(target: str) -> bool:
     """Whether ``target`` (a ``next`` path on this site) is a view marked ``asks_step_up(download=True)``:
     a file the browser saves, staying on the page it was asked from. The step-up and the
     enrolment then end on a page with the download's button and a way back (a redirect to it left
-    the person on the code's page, as if nothing had happened). Read from the view the path
-    resolves to, as ``step_up_reason``."""
-    from urllib.parse import urlsplit
-
-    from django.urls import Resolver404, resolve
-
-    try:
-        return bool(getattr(resolve(urlsplit(target).path).func, "lightbox_download", False))
-    except Resolver404:
-        return False
+    the person on the code's page, as if nothing had happened). Read from its view, as
+    ``step_up_reason`` (``_view_of``)."""
+    return bool(getattr(_view_of(target), "lightbox_download", False))
 
 
 class RecentOTP(BasePermission):
