@@ -183,7 +183,29 @@
 
   // ---------------------------------------------------------------- drawing
 
+  // The stage is as high as the screen leaves it below what stands above it (the site's header,
+  // the viewer's title and way back, the series on a narrow screen, the tools) with the slider
+  // under it: at most its CSS height, at least its CSS min-height. So the page opens at its top,
+  // the title, the way back and the rendition label in sight, and on a tablet either way up, a
+  // phone or a desktop the whole image and its slider in sight too, without scrolling the page
+  // (scrolling it to the viewer hid the site's header and the way back above the screen's edge).
+  // Asked again when the width changes (a tablet turned) and when a series is picked (a CT's
+  // window presets make the tools taller); not when only the height does, as it does while a
+  // phone's or a tablet's browser bar shows and hides with the page's scroll: the image keeps its size.
+  var fittedWidth = null;
+  function fitStage() {
+    fittedWidth = window.innerWidth;
+    stage.style.height = "";
+    var box = stage.getBoundingClientRect();
+    var under = root.querySelector(".viewer-slider").getBoundingClientRect();
+    var room = window.innerHeight - (box.top + window.scrollY) - (under.bottom - box.bottom) - 8;
+    if (room < box.height) {
+      stage.style.height = Math.max(Math.floor(room), parseFloat(window.getComputedStyle(stage).minHeight) || 0) + "px";
+    }
+  }
+
   function resize() {
+    if (window.innerWidth !== fittedWidth) { fitStage(); }
     var ratio = window.devicePixelRatio || 1;
     var w = Math.max(1, Math.round(canvasWrap.clientWidth * ratio));
     var h = Math.max(1, Math.round(canvasWrap.clientHeight * ratio));
@@ -462,6 +484,8 @@
       (series.number !== null ? series.number + " · " : "") + (series.description || "—");
     document.getElementById("meta-modality").textContent = series.modality || "—";
     root.querySelectorAll("[data-ct-only]").forEach(function (b) { b.hidden = series.modality !== "CT"; });
+    fitStage();
+    resize();
     root.querySelectorAll("#viewer-series-list button").forEach(function (b, i) {
       b.setAttribute("aria-current", i === index ? "true" : "false");
     });
@@ -777,20 +801,13 @@
     recordOf(0).next = typeof data.series[0].next === "number" ? data.series[0].next : null;
   }
   window.addEventListener("resize", resize);
-  resize();
   buildSeriesList();
+  resize();
   if (!data.series.length) {
     setLabel("none");
     showMessage(ds.msgEmpty);
     setImageShown(false);
   } else {
     selectSeries(0);
-  }
-  // On a tablet or a phone the image's lower part and its slider opened below the screen's edge
-  // (the site's header and menus stand above the viewer). When they do not fit, the page opens
-  // scrolled to the viewer's title: the image and the slider are in sight; the header is a scroll up.
-  var sliderBox = root.querySelector(".viewer-slider");
-  if (sliderBox && sliderBox.getBoundingClientRect().bottom > window.innerHeight && window.scrollY === 0) {
-    root.scrollIntoView({ block: "start" });
   }
 })();
