@@ -371,11 +371,16 @@ def _invitation_resend_check_rights(*, invitation: Invitation, by: User, request
     its access: a member invitation's ``invitation_check_rights`` (on the open cases it names); a
     patient invitation's ``invitation_check_patient_rights`` on that same case (``PermissionDenied``,
     the denial recorded), not on any other case of the patient. A patient invitation that records
-    no case (made before it was recorded, or its case deleted) is sent again only by whoever
-    manages the members (``ValidationError``, code ``no_case``)."""
+    no case (made before it was recorded, or its case deleted) is not sent again, by anyone
+    (``ValidationError``, code ``no_case``): its acceptance is refused
+    (``_invitation_refusal_now``), so its new link would not work."""
     organization = invitation.organization
     patient_kind = invitation.kind == InvitationKind.PATIENT
     case = invitation.case if patient_kind else None
+    if patient_kind and (case is None or invitation.patient is None):
+        raise ValidationError(_("This invitation does not record the case it was sent from, so it cannot be "
+                                "sent again. Withdraw it and invite the patient again from one of their open "
+                                "cases."), code="no_case")
     if case is not None and not case.is_open:
         raise ValidationError(_("The case this invitation was sent from is closed, so it was not sent again. You "
                                 "may still withdraw it."), code="case_closed")
@@ -385,10 +390,6 @@ def _invitation_resend_check_rights(*, invitation: Invitation, by: User, request
         invitation_check_rights(by=by, organization=organization, role=invitation.role,
                                 cases=invitation.cases.open(), request=request)
         return
-    if case is None or invitation.patient is None:
-        raise ValidationError(_("This invitation does not record the case it was sent from, so only the "
-                                "organization's administrators may send it again. Withdraw it and invite the "
-                                "patient again from their case."), code="no_case")
     invitation_check_patient_rights(by=by, organization=organization, patient=invitation.patient, case=case,
                                     request=request)
 
@@ -489,6 +490,7 @@ class Refusal:
     LOCKED = "locked"        # too many wrong birth dates
     INVITER_RIGHTS = "inviter_rights"       # its inviter may no longer give what it gives
     MEMBERSHIP_ENDED = "membership_ended"   # the invitee's membership there was ended
+    CASE_CLOSED = "case_closed"             # a patient invitation's case was closed (or deleted) since
 
 
 def invitation_lookup(raw: str) -> tuple[Invitation | None, str | None]:
@@ -498,7 +500,7 @@ def invitation_lookup(raw: str) -> tuple[Invitation | None, str | None]:
     if not raw or len(raw) > 100:
         return None, Refusal.UNKNOWN
     digest = hash_token(raw)
-    invitation = (Invitation.objects.select_related("organization", "patient", "created_by")
+    invitation = (Invitation.objects.select_related("organization", "patient", "created_by", "case")
                   .filter(token_hash=digest).first())
     if invitation is None:
         superseded = (Invitation.objects.select_related("organization", "patient", "created_by")
@@ -527,18 +529,30 @@ def _invitation_refusal_now(invitation: Invitation, *, manages: bool | None = No
                             membership: Membership | None = None) -> str | None:
     """Why a pending invitation cannot be accepted now, though its link works (None: it can).
 
+    - ``CASE_CLOSED``: a patient invitation whose case (``Invitation.case``, the one it was sent
+      from) was closed since, or that records none (deleted since, or made before invitations
+      recorded it: nothing to ask of), whoever sent it. A patient is invited from an open case
+      (``invitation_create``): one closed after the e-mail left gave portal access all the same.
     - ``INVITER_RIGHTS``: a member invitation that only someone who manages the members could
       send (a staff role, or naming no case: ``invitation_check_rights``) whose inviter no longer
       does (their role changed, their membership or account was ended). A consultant invitation
-      naming cases is accepted, each case checked on its own (``invitation_accept``).
+      naming cases is accepted, each case checked on its own (``invitation_accept``). Or a
+      patient invitation whose inviter, who does not manage the members, may no longer share its
+      case (``policy.can_in_absence``: their share of it revoked, their membership or account
+      ended), as sending it again asks (``invitation_check_patient_rights``).
     - ``MEMBERSHIP_ENDED``: the invited address's membership in the organization was ended, and
       the inviter does not manage the members: only they take a member back. A departing member
       reactivated themselves with an invitation still in their mailbox.
 
     ``manages`` (``_inviter_manages``) and ``membership`` (the invitee's, locked) when read already."""
+    patient_kind = invitation.kind == InvitationKind.PATIENT
+    if patient_kind and (invitation.case is None or not invitation.case.is_open):
+        return Refusal.CASE_CLOSED
     manages = _inviter_manages(invitation) if manages is None else manages
     if manages:
         return None
+    if patient_kind and not policy.can_in_absence(invitation.created_by, Action.SHARE_CASE, invitation.case):
+        return Refusal.INVITER_RIGHTS
     if invitation.kind == InvitationKind.MEMBER and (
             invitation.role != Role.EXTERNAL_CONSULTANT or not invitation.cases.exists()):
         return Refusal.INVITER_RIGHTS
@@ -558,6 +572,10 @@ INVITATION_REFUSALS = {
     Refusal.MEMBERSHIP_ENDED: _lazy("Your membership in this organization was ended by its administrators, and "
                                     "this invitation cannot restore it. Ask one of its administrators if you "
                                     "should have access again."),
+    Refusal.CASE_CLOSED: _lazy("The case this invitation was sent for has been closed or is no longer "
+                               "available, so the invitation no longer gives access to the patient portal. If "
+                               "you still need access, contact the care team that invited you and ask them for "
+                               "a new invitation."),
 }
 
 
@@ -611,9 +629,10 @@ def invitation_accept(*, invitation: Invitation, user: User,
     account ended, and it gives nothing), the cases given nothing counted in the answer and in
     the audit event (their public ids). A membership ended in the organization is taken back only
     by an invitation from someone who manages the members (recorded as ``membership.updated``,
-    before and after); refused otherwise, as is an invitation its inviter could no longer send
-    (``_invitation_refusal_now``: ``ValidationError`` with the ``Refusal`` as its code, nothing
-    changed)."""
+    before and after); refused otherwise, as is an invitation its inviter could no longer send,
+    and a patient invitation whose case was closed or deleted since it was sent, its case read
+    again here (``_invitation_refusal_now``: ``ValidationError`` with the ``Refusal`` as its
+    code, nothing changed)."""
     if user.email.lower() != invitation.email.lower():
         raise PermissionDenied(_("This invitation was sent to another e-mail address."))
     now = timezone.now()

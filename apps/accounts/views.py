@@ -444,6 +444,8 @@ _REFUSAL_TEXT = {
                              services.INVITATION_REFUSALS[Refusal.INVITER_RIGHTS]),
     Refusal.MEMBERSHIP_ENDED: (gettext_lazy("Your membership was ended"),
                                services.INVITATION_REFUSALS[Refusal.MEMBERSHIP_ENDED]),
+    Refusal.CASE_CLOSED: (gettext_lazy("This invitation can no longer be used"),
+                          services.INVITATION_REFUSALS[Refusal.CASE_CLOSED]),
     "throttled": (gettext_lazy("Too many invalid links"),
                   gettext_lazy("Too many invalid invitation links were opened from your network. Wait 15 minutes and "
                     "open the link from your e-mail again.")),

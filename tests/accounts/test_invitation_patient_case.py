@@ -116,7 +116,8 @@ def test_send_again_asks_that_the_recorded_case_is_still_open_not_another(
     assert any("The case this invitation was sent from is closed" in m for m in _messages(response))
     assert mail.outbox == []
     assert Invitation.objects.get(pk=invitation.pk).token_hash == old_hash
-    assert services.invitation_lookup(old_raw) == (invitation, None)
+    # its link still opens, on the refusal its closed case makes (accepting it asks the case too)
+    assert services.invitation_lookup(old_raw) == (invitation, services.Refusal.CASE_CLOSED)
     assert not AuditEvent.objects.filter(action="invitation.resent").exists()
     # reopened, it is sent again
     type(case).objects.filter(pk=case.pk).update(status=CaseStatus.OPEN)
@@ -145,18 +146,22 @@ def test_send_again_asks_that_the_sender_may_still_share_the_recorded_case_not_a
     assert AuditEvent.objects.filter(action="access.denied", actor=consultant, details__wanted="share_case").exists()
 
 
-def test_an_invitation_recording_no_case_is_sent_again_only_by_who_manages_the_members(
-        org_a, clinician_a, admin_a, case):
+def test_an_invitation_recording_no_case_is_not_sent_again(org_a, clinician_a, admin_a, case, verified_client):
     """One made before invitations recorded their case (or whose case was deleted): no case to
-    ask of, so not its inviter's to send again (any case of the patient no longer does); whoever
-    manages the members still may."""
-    invitation, _raw = _invite(org_a, clinician_a, case)
+    ask of, so not its inviter's to send again (any case of the patient no longer does), nor
+    anyone's: its acceptance is refused (tests/accounts/test_invitation_patient_case_accept.py),
+    so a new link would not work either (an administrator's Send again sent one). The page offers
+    Withdraw only."""
+    invitation, raw = _invite(org_a, clinician_a, case)
     Invitation.objects.filter(pk=invitation.pk).update(case=None)
-    with pytest.raises(ValidationError) as refused:
-        services.invitation_resend(invitation=Invitation.objects.get(pk=invitation.pk), by=clinician_a)
-    assert refused.value.code == "no_case" and mail.outbox == []
-    raw = services.invitation_resend(invitation=Invitation.objects.get(pk=invitation.pk), by=admin_a)
-    assert services.invitation_lookup(raw) == (invitation, None)
+    for sender in (clinician_a, admin_a):
+        with pytest.raises(ValidationError) as refused:
+            services.invitation_resend(invitation=Invitation.objects.get(pk=invitation.pk), by=sender)
+        assert refused.value.code == "no_case" and mail.outbox == []
+    assert services.invitation_lookup(raw) == (invitation, services.Refusal.CASE_CLOSED)
+    page = verified_client(admin_a).get("/org/invitations/").content.decode()
+    assert _resend_url(invitation) not in page
+    assert f"/org/invitations/{invitation.public_id}/revoke/" in page
 
 
 def test_accepting_it_gives_a_patient_membership_and_no_share_of_the_case(org_a, clinician_a, case):
