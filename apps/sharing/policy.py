@@ -43,17 +43,17 @@ Renewing a grant (RENEW_GRANT) is decided on the grant: managing it and sharing 
 The active organization. Someone may be a member of several organizations and works in one at a
 time (the header's switcher). On the portal's pages, staff-side actions on the objects of another
 of their organizations (``ACTIVE_ORGANIZATION_ACTIONS``: deciding a request for the original,
-revoking, extending, renewing a share; sharing a case; editing, closing, reopening a case, its
-notes and documents; running a tumor board; deleting, exporting or attaching a study; managing
-members) are decided only once it is the active one (``decision_facts`` and ``request_facts``
-carry it); the pages list only the active organization's rows (``organizations_elsewhere``) and
-ask the person to switch for another's (``organization_to_switch_to``:
-apps.organizations.switching). An organization they are not staff of is not theirs to switch to
-for this: what its shares give them is decided as ever, whether they are no member there or one
-in a role that acts for it in nothing (an invited outside consultant, a patient:
-``acts_for_organization``), who holds only what its shares give. The API has no switcher, nor the
-viewer's frames (an open viewer is not stopped by a switch in another tab): their calls are
-decided on the roles and grants alone.
+and asking for one under a share of theirs there; revoking, extending, renewing a share; sharing
+a case; editing, closing, reopening a case, its notes and documents; running a tumor board;
+deleting, exporting or attaching a study; managing members) are decided only once it is the
+active one (``decision_facts`` and ``request_facts`` carry it); the pages list only the active
+organization's rows (``organizations_elsewhere``) and ask the person to switch for another's
+(``organization_to_switch_to``: apps.organizations.switching). An organization they are not
+staff of is not theirs to switch to for this: what its shares give them is decided as ever,
+whether they are no member there or one in a role that acts for it in nothing (an invited
+outside consultant, a patient: ``acts_for_organization``), who holds only what its shares give.
+The API has no switcher, nor the viewer's frames (an open viewer is not stopped by a switch in
+another tab): their calls are decided on the roles and grants alone.
 
 Asking for the original DICOM (REQUEST_ORIGINAL) is decided on a grant, not through a role: its
 own recipient, while it is live, when they cannot download the original already and no request
@@ -714,7 +714,8 @@ def request_facts(request: HttpRequest | None, actor: Any = None) -> _Facts | No
     return facts
 
 
-#: staff-side actions on an organization's objects (deciding a request for the original,
+#: staff-side actions on an organization's objects (deciding a request for the original, and
+#: asking for one under a share of its case, which writes a request, its event and notices there;
 #: revoking, extending or renewing a share; sharing a case; editing, closing or reopening a case,
 #: writing a note or attaching a document on it; editing, starting or ending a tumor board;
 #: deleting, exporting de-identified or attaching a study; changing a membership), decided on a
@@ -724,11 +725,14 @@ def request_facts(request: HttpRequest | None, actor: Any = None) -> _Facts | No
 #: were not looking at. The page offers the switch (``organization_to_switch_to``). Whoever is not
 #: staff there (an outside consultant with a share, invited as a consultant or not: no membership,
 #: or one whose role acts for it in nothing, ``acts_for_organization``) is decided on as ever:
-#: there is nothing to switch to.
+#: there is nothing to switch to. REQUEST_ORIGINAL is held by no role, so it makes no role staff;
+#: it is here for a member of the share's organization working in another one, whose request was
+#: made (and its event recorded) from under the other's header, where its shared case and its row
+#: on "Shared with me" are not shown.
 ACTIVE_ORGANIZATION_ACTIONS = frozenset({
-    Action.DECIDE_ORIGINAL_REQUEST, Action.MANAGE_GRANT, Action.RENEW_GRANT, Action.SHARE_CASE,
-    Action.MANAGE_CASE, Action.ADD_NOTE, Action.ATTACH_DOCUMENT, Action.RUN_BOARD, Action.END_BOARD,
-    Action.DELETE_STUDY, Action.UPLOAD_STUDY, Action.EXPORT_DEIDENTIFIED, Action.MANAGE_MEMBERS,
+    Action.DECIDE_ORIGINAL_REQUEST, Action.REQUEST_ORIGINAL, Action.MANAGE_GRANT, Action.RENEW_GRANT,
+    Action.SHARE_CASE, Action.MANAGE_CASE, Action.ADD_NOTE, Action.ATTACH_DOCUMENT, Action.RUN_BOARD,
+    Action.END_BOARD, Action.DELETE_STUDY, Action.UPLOAD_STUDY, Action.EXPORT_DEIDENTIFIED, Action.MANAGE_MEMBERS,
 })
 
 

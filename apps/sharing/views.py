@@ -369,8 +369,15 @@ def original_request_create(request: HttpRequest, grant_id: UUID) -> HttpRespons
     """The form to ask for the original DICOM under a grant. Shown only to whom the service would
     take it from (the policy's REQUEST_ORIGINAL): anyone else is refused (recorded), as the submit
     is; a recipient who can download the original already, or whose earlier request waits for a
-    decision, is sent back to the case, told so (a submit is refused by the service, shown here)."""
+    decision, is sent back to the case, told so (a submit is refused by the service, shown here).
+
+    A share of another of the person's organizations (one they are staff of, not the active one:
+    a link from "Shared with me" or a notice of before a switch) asks to switch first, as its shared
+    case does, before anything else is read; a submit from there is refused and recorded, no
+    request made (``policy.ACTIVE_ORGANIZATION_ACTIONS``). An outside recipient is not asked."""
     grant = selectors.grant_get_for_recipient(user=request.user, public_id=grant_id)
+    if (switch := switch_first(request, grant, Action.REQUEST_ORIGINAL, then=request.path)) is not None:
+        return switch
     refusal = policy.original_request_refusal(request.user, grant)
     told = (policy.OriginalRefusal.HAS_ORIGINAL, policy.OriginalRefusal.PENDING)
     if refusal in told and request.method == "GET":
