@@ -9,7 +9,7 @@ from datetime import date, datetime, time, timedelta
 from django.utils import timezone
 
 from apps.accounts.models import User
-from apps.cases.models import BoardSession, BoardState, Case, CaseNote, NoteKind, Patient
+from apps.cases.models import BoardSession, BoardState, Case, CaseNote, NoteKind, Patient, mrn_key
 from apps.organizations.models import Organization
 
 #: the same keys the imaging demo uses for the case its demo study is attached to
@@ -71,7 +71,8 @@ HARBOR_CASE = {
 def _seed_case(org: Organization, spec: dict, user) -> Case:
     clinician = user("clinician")
     patient, _ = Patient.objects.get_or_create(
-        organization=org, mrn=spec["mrn"], defaults={"name": spec["name"], "birth_date": spec["birth_date"]})
+        organization=org, mrn_key=mrn_key(spec["mrn"]),
+        defaults={"mrn": spec["mrn"], "name": spec["name"], "birth_date": spec["birth_date"]})
     case, _ = Case.objects.get_or_create(
         organization=org, title=spec["title"],
         defaults={"patient": patient, "created_by": clinician, "responsible_clinician": clinician})

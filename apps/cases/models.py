@@ -3,15 +3,14 @@ notes, attachments and tumor boards on it."""
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import date, timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
-from django.db.models import F, Q, Value
-from django.db.models.functions import Lower
-from django.db.models.lookups import Exact
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -26,18 +25,33 @@ def mrn_normalise(mrn: str | None) -> str:
     return (mrn or "").strip()
 
 
-def mrn_matches(mrn: str, *, field: str = "mrn") -> Q:
-    """The one rule for "this MRN": the same once the blanks around it are dropped, whatever the
-    case of its letters ("demo-0001 " is DEMO-0001), as the database's ``one_mrn_per_org`` counts
-    them (``Lower`` of both sides, so the database folds them alike). ``field``: the path to a
-    patient's MRN from the rows filtered (``patient__mrn`` from cases)."""
-    return Q(Exact(Lower(F(field)), Lower(Value(mrn_normalise(mrn)))))
-
-
 def mrn_key(mrn: str | None) -> str:
-    """An MRN or a patient ID as ``mrn_matches`` compares it, for comparisons made in Python
-    (the attach check compares the images' patient IDs with the case patient's MRN)."""
-    return mrn_normalise(mrn).lower()
+    """The one rule for "this MRN": an MRN (or an image's patient ID) without the blanks around
+    it and whatever the case of its letters ("demo-0001 " is DEMO-0001), folded by Unicode's
+    caseless matching (canonical form, ``casefold``: "ΑΣ-1", "ας-1" and "ασ-1" are one MRN,
+    "STRASSE" and "straße" too; "İD-1" is not "ID-1"). Computed here only, in Python: stored as
+    ``Patient.mrn_key`` (``one_mrn_per_org`` is unique on it), and every lookup compares that
+    column with this function's value (``mrn_matches``), so the database never folds letters
+    itself: its LOWER() folds some letters otherwise than Python (PostgreSQL "İ" and "ς"; SQLite
+    only ASCII letters), and the attach check, made in Python, then disagreed with it."""
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFD", mrn_normalise(mrn)).casefold())
+
+
+def mrn_matches(mrn: str, *, field: str = "mrn_key") -> Q:
+    """Rows whose patient has this MRN (``mrn_key``). ``field``: the path to the patient's
+    ``mrn_key`` from the rows filtered (``patient__mrn_key`` from cases)."""
+    return Q(**{field: mrn_key(mrn)})
+
+
+class MrnKeyField(models.CharField):
+    """``mrn_key`` of the row's ``mrn``, computed whenever the row is written (``save``,
+    ``create``, ``bulk_create``): never set by hand. ``QuerySet.update(mrn=...)`` would leave it
+    behind: an MRN is changed by saving the row."""
+
+    def pre_save(self, model_instance, add):
+        value = mrn_key(model_instance.mrn)
+        setattr(model_instance, self.attname, value)
+        return value
 
 
 def birth_date_not_in_future(value: date | None) -> None:
@@ -55,21 +69,30 @@ class PatientQuerySet(OrgScopedQuerySet["Patient"]):
 class Patient(PublicIdModel):
     """A patient of one organization. MRN, name and birth date are PHI: they never leave the
     organization in clear, never go into logs, task arguments or e-mails. One MRN is one patient
-    of an organization, whatever the case of its letters (``one_mrn_per_org`` on its lower-case
-    form; it is stored without blanks around it, ``mrn_normalise``)."""
+    of an organization, whatever the case of its letters (``one_mrn_per_org`` on ``mrn_key``, its
+    folded form; it is stored without blanks around it, ``mrn_normalise``)."""
 
     organization = models.ForeignKey("organizations.Organization", on_delete=models.PROTECT, related_name="patients")
     mrn = models.CharField(_("medical record number"), max_length=64)
+    #: ``mrn_key(mrn)``, kept by ``MrnKeyField``: what MRNs are matched and counted by. Up to three
+    #: times the MRN's length (casefold makes "ﬃ" "ffi")
+    mrn_key = MrnKeyField(max_length=3 * 64, editable=False)
     name = models.CharField(_("name"), max_length=200)
     birth_date = models.DateField(_("birth date"), null=True, blank=True, validators=[birth_date_not_in_future])
 
     objects = PatientQuerySet.as_manager()
 
     class Meta:
-        constraints = [models.UniqueConstraint(Lower("mrn"), "organization", name="one_mrn_per_org")]
+        constraints = [models.UniqueConstraint(fields=["organization", "mrn_key"], name="one_mrn_per_org")]
 
     def __str__(self) -> str:  # ids only: str() ends up in logs and admin messages
         return f"Patient {self.public_id}"
+
+    def save(self, *args, **kwargs) -> None:
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and "mrn" in update_fields and "mrn_key" not in update_fields:
+            kwargs["update_fields"] = [*update_fields, "mrn_key"]  # the key follows its MRN
+        super().save(*args, **kwargs)
 
 
 class CaseStatus(models.TextChoices):

@@ -114,7 +114,7 @@ def case_search_match(*, user: User, organization: Organization, q: str, request
              | Q(service_line__icontains=q))
     if policy.can(user, Action.VIEW_PATIENT_IDENTITY, organization, facts=policy.request_facts(request, user)):
         # only staff may find a case by who the patient is: a search must not confirm a name
-        match |= mrn_matches(q, field="patient__mrn") | Q(patient__name__icontains=q)
+        match |= mrn_matches(q, field="patient__mrn_key") | Q(patient__name__icontains=q)
     return match
 
 

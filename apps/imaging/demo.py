@@ -16,7 +16,7 @@ from pathlib import Path
 from pydicom.data import get_testdata_file
 
 from apps.accounts.models import User
-from apps.cases.models import Case, Patient
+from apps.cases.models import Case, Patient, mrn_key
 from apps.imaging.models import Instance, Study
 from apps.imaging.services import ingest_job_create, ingest_job_run
 from apps.organizations.models import Organization
@@ -38,7 +38,8 @@ DEMO_SOURCE_NAME = "Demo data"
 
 
 def _demo_case(org: Organization) -> Case:
-    patient, _ = Patient.objects.get_or_create(organization=org, mrn=DEMO_MRN, defaults={"name": "Alex Demo"})
+    patient, _ = Patient.objects.get_or_create(organization=org, mrn_key=mrn_key(DEMO_MRN),
+                                               defaults={"mrn": DEMO_MRN, "name": "Alex Demo"})
     case, _ = Case.objects.get_or_create(organization=org, title=DEMO_CASE_TITLE, defaults={"patient": patient})
     return case
 

@@ -13,6 +13,7 @@ from tests.factories import OrganizationFactory
 pytestmark = pytest.mark.django_db(transaction=True)
 
 BEFORE, AFTER = [("cases", "0003_attachments")], [("cases", "0004_mrn_case_insensitive")]
+KEYED = [("cases", "0005_patient_mrn_key")]
 
 
 def _migrate(targets):
@@ -20,6 +21,13 @@ def _migrate(targets):
     executor.loader.build_graph()
     executor.migrate(targets)
     return executor.loader.project_state(targets).apps
+
+
+@pytest.fixture(autouse=True)
+def _latest_after():
+    """The tables left as the later tests expect them: every migration applied."""
+    yield
+    _migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
 
 
 def test_colliding_mrns_are_both_kept_and_the_rest_normalised():
@@ -63,3 +71,31 @@ def test_mrns_are_counted_as_the_database_folds_them(mrn, other):
         assert mrns == {first.pk: mrn, second.pk: f"{other} (duplicate {second.pk})"}
     else:
         assert mrns == {first.pk: mrn, second.pk: other}
+
+
+def test_mrns_one_by_the_python_key_are_both_kept():
+    """cases 0005: ``one_mrn_per_org`` on ``mrn_key`` (Python's fold) instead of LOWER(). Rows
+    that LOWER() kept apart and the key makes one MRN ("ΑΣ-1" and "ας-1", "STRASSE-1" and
+    "straße-1"; on SQLite "É-1" and "é-1") are both kept, as 0004 kept them: the later one says
+    it is a duplicate; every row gets its key."""
+    old = _migrate(AFTER)
+    pairs = [("ΑΣ-1", "ας-1"), ("STRASSE-1", "straße-1")]
+    if connection.vendor != "postgresql":
+        pairs.append(("É-1", "é-1"))
+    try:
+        org, other = OrganizationFactory().pk, OrganizationFactory().pk
+        Patient = old.get_model("cases", "Patient")
+        rows = [(Patient.objects.create(organization_id=org, mrn=first, name="First Entered").pk,
+                 Patient.objects.create(organization_id=org, mrn=later, name="Later Entered").pk, first, later)
+                for first, later in pairs]
+        theirs = Patient.objects.create(organization_id=other, mrn="ας-1", name="Their Patient").pk
+    finally:
+        new = _migrate(KEYED)
+    from apps.cases.models import mrn_key
+
+    found = {pk: (mrn, key) for pk, mrn, key in new.get_model("cases", "Patient").objects.values_list(
+        "pk", "mrn", "mrn_key")}
+    expected = {theirs: "ας-1"}
+    for first_pk, later_pk, first, later in rows:
+        expected |= {first_pk: first, later_pk: f"{later} (duplicate {later_pk})"}
+    assert found == {pk: (mrn, mrn_key(mrn)) for pk, mrn in expected.items()}
