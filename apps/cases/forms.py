@@ -21,7 +21,6 @@ from apps.cases.models import (
     CaseStatus,
     NoteKind,
     Patient,
-    birth_date_not_in_future,
 )
 from apps.core.forms import (
     BoundedDateTimeField,
@@ -92,8 +91,9 @@ class CaseCreateForm(CaseForm):
 
     mrn = forms.CharField(label=_("Patient's medical record number"), max_length=64)
     patient_name = forms.CharField(label=_("Patient's name (new patients only)"), max_length=200, required=False)
-    birth_date = forms.DateField(label=_("Birth date (new patients only)"), required=False, widget=DATE,
-                                 validators=[birth_date_not_in_future])
+    # a date in the future is refused by patient_get_or_create, unless it is the one recorded for
+    # the MRN's patient (a record of before such dates were refused): typed as recorded, it is theirs
+    birth_date = forms.DateField(label=_("Birth date (new patients only)"), required=False, widget=DATE)
 
     field_order = ["mrn", "patient_name", "birth_date", "existing_patient", "use_existing_patient", "title",
                    "referring_question", "referred_by", "service_line", "responsible_clinician", "episode_start",

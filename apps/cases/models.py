@@ -88,6 +88,12 @@ class Patient(PublicIdModel):
     def __str__(self) -> str:  # ids only: str() ends up in logs and admin messages
         return f"Patient {self.public_id}"
 
+    @property
+    def birth_date_needs_correction(self) -> bool:
+        """A birth date recorded in the future (entered before such dates were refused, or
+        imported): shown as one to correct, and no reason to refuse what is done for the patient."""
+        return self.birth_date is not None and self.birth_date > timezone.localdate()
+
     def save(self, *args, **kwargs) -> None:
         update_fields = kwargs.get("update_fields")
         if update_fields is not None and "mrn" in update_fields and "mrn_key" not in update_fields:

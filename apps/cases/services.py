@@ -87,10 +87,13 @@ def patient_get_or_create(*, organization: Organization, by: User, mrn: str, nam
     """The organization's patient with this MRN, created when new. PHI never leaves the
     organization: the lookup is by (organization, MRN) and the audit trail holds ids only. An MRN
     is matched without the blanks around it and whatever the case of its letters
-    (``models.mrn_matches``), and stored without those blanks. A birth date in the future is
-    refused. The same new patient entered twice at once (a double click, two people with one
-    referral) is one patient: the insert that loses the race on the unique (organization, MRN)
-    takes the winner's.
+    (``models.mrn_key``), and stored without those blanks. A birth date in the future is refused
+    when it is entered: for a new patient, or one that is not the recorded patient's. The
+    recorded patient's own birth date, typed as recorded, is theirs even when in the future (a
+    record of before such dates were refused, or imported): opening a case for them is not
+    refused until it is corrected (``Patient.birth_date_needs_correction``). The same new patient
+    entered twice at once (a double click, two people with one referral) is one patient: the
+    insert that loses the race on the unique (organization, MRN) takes the winner's.
 
     When the MRN is an existing patient's and the name or birth date given are not theirs
     (``patient_details_differ``), ``PatientDetailsDiffer`` is raised unless ``confirmed_patient``
@@ -100,12 +103,13 @@ def patient_get_or_create(*, organization: Organization, by: User, mrn: str, nam
     mrn = mrn_normalise(mrn)
     if not mrn:
         raise ValidationError({"mrn": _("Enter the patient's medical record number.")})
-    try:
-        birth_date_not_in_future(birth_date)
-    except ValidationError as exc:
-        raise ValidationError({"birth_date": exc.error_list}) from None
     with transaction.atomic():
         patient = Patient.objects.for_org(organization.pk).with_mrn(mrn).first()
+        if patient is None or birth_date != patient.birth_date:
+            try:
+                birth_date_not_in_future(birth_date)
+            except ValidationError as exc:
+                raise ValidationError({"birth_date": exc.error_list}) from None
         if patient is None:
             if not name.strip():
                 raise ValidationError({"patient_name": _("No patient has this number yet: enter the patient's name.")})
