@@ -340,7 +340,8 @@ class OriginalRequestStatus(models.TextChoices):
     APPROVED = "approved", _("Approved")
     DECLINED = "declined", _("Declined")
     # closed without a decision because the share it was asked under ended (revoked, the case
-    # closed, a board's end, the requester's membership or group place ended): nobody declined it
+    # closed, a board's end, the requester's membership or group place ended), or ran out and the
+    # requester asked again under another share of the case (superseded): nobody declined it
     WITHDRAWN = "withdrawn", _("Withdrawn (the share ended)")
 
 

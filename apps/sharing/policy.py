@@ -1136,8 +1136,10 @@ def pending_original_requests(user: Any, case_ids: Iterable[int], *,
     under a consultant's share offered the request again, and the deciders saw two identical
     ones), and what the pages show as pending. Only a request that may still be decided counts
     (``original_requests_decidable``: its share live and still theirs); one under a share that
-    expired waits for nothing until that share is extended. The oldest, should there be more
-    than one (made before this rule). In a few queries, whatever the number of cases."""
+    expired waits for nothing until that share is extended, and a new request under another
+    share of the case replaces it (``services._original_requests_supersede``). The oldest,
+    should there be more than one (made before these rules). In a few queries, whatever the
+    number of cases."""
     from apps.sharing.models import OriginalRequest, OriginalRequestStatus
 
     if not _active_user(user):
@@ -1169,8 +1171,9 @@ def original_requests_decidable(reqs: Iterable[Any], *, now: datetime | None = N
     is live (not revoked, which closing its case and the end of their membership do; started;
     not expired; its case open) and still held by the requester (``holds``: its grantee, or a
     member of its group, with an active account). A grant that is extended before a decision
-    brings its request back; a revoked one never does (``services.grants_revoke`` withdraws its
-    requests)."""
+    brings its request back, unless its requester asked again meanwhile under another share of
+    the case (the newer replaced it: ``services._original_requests_supersede``); a revoked one
+    never does (``services.grants_revoke`` withdraws its requests)."""
     from apps.sharing.models import Grant, OriginalRequestStatus
 
     reqs = list(reqs)

@@ -1195,7 +1195,10 @@ def original_request_create(*, grant: Grant, by: User, reason: str,
     One request a person and case at a time, whichever share of the case it is asked under (the
     policy's ``PENDING``, ``policy.pending_original_requests``): a recipient given a second share of
     a case they asked about (a tumor board's) is refused a second request, told when and under
-    which share the waiting one was made (``original_request_pending_message``)."""
+    which share the waiting one was made (``original_request_pending_message``). One made under a
+    share that has run out waits for nothing and does not stop a new one under a live share; the
+    new one replaces it (``_original_requests_supersede``), so extending that share later does not
+    make two."""
     reason = (reason or "").strip()
     refusal = policy.original_request_refusal(by, grant)
     if refusal is policy.OriginalRefusal.HAS_ORIGINAL:
@@ -1244,6 +1247,7 @@ def _original_request_create(*, grant: Grant, by: User, reason: str, request: Ht
                                          requested_by=by, reason=reason)
     record(action="original_request.created", actor=by, organization_id=grant.organization_id, target=req,
            case=grant.case, request=request, details={"grant": str(grant.public_id)})
+    _original_requests_supersede(new=req, by=by, request=request)
     from django.urls import reverse
 
     url = reverse("sharing:original_request_decide", kwargs={"originalrequest_id": req.public_id})
@@ -1254,6 +1258,36 @@ def _original_request_create(*, grant: Grant, by: User, reason: str, request: Ht
            url=reverse("sharing:shared_with_me"),
            message=Deferred(gettext_noop("Your request for the original DICOM was sent.")))
     return req
+
+
+def _original_requests_supersede(*, new: OriginalRequest, by: User, request: HttpRequest | None) -> int:
+    """Close the requester's other requests for the original DICOM of ``new``'s case still
+    marked as waiting: replaced by ``new``. Only one that waits for nothing is left by then (the
+    policy's PENDING refused ``new`` otherwise): made under a share that has run out and not been
+    revoked (``policy.original_requests_decidable``), which an extension of that share would bring
+    back beside ``new``, so that the requester had two requests waiting for the case and the
+    deciders' list showed both (found by review of a8bf58d). One request a person and case, in
+    the database too: the newest, which the requester has just made and the deciders see.
+    Closed as ``grants_revoke`` closes those of a share that ended (withdrawn, no decider), its
+    share having ended, recorded as ``original_request.withdrawn`` with reason ``superseded`` and
+    the request that replaced it. Extending a share is not refused for it (the access it gives is
+    the sharer's to decide, whatever was asked under it), nor does it revive the request. In the
+    caller's transaction, with the case's row locked (``_original_request_create``), so two at
+    once are decided one after the other. Returns how many."""
+    older = list(OriginalRequest.objects.select_for_update(of=("self",)).select_related("grant")
+                 .filter(case_id=new.case_id, requested_by=by, status=OriginalRequestStatus.PENDING)
+                 .exclude(pk=new.pk).order_by("pk"))
+    now = timezone.now()
+    for req in older:
+        req.status = OriginalRequestStatus.WITHDRAWN
+        req.decided_by = None
+        req.decided_at = now
+        req.save(update_fields=["status", "decided_by", "decided_at"])
+        record(action=audit_actions.ORIGINAL_REQUEST_WITHDRAWN, actor=by, organization_id=req.organization_id,
+               target=req, case=new.case, request=request,
+               details={"reason": "superseded", "grant": str(req.grant.public_id),
+                        "superseded_by": str(new.public_id)})
+    return len(older)
 
 
 def original_request_decide(*, original_request: OriginalRequest, by: User, approve: bool, hours: int | None = None,

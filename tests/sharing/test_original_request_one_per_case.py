@@ -63,15 +63,16 @@ def test_another_persons_request_or_another_case_changes_nothing(case, owner, co
 @pytest.mark.django_db
 def test_a_request_under_a_share_that_expired_does_not_stop_one_under_a_live_share(case, owner, consultant):
     """Only a request that may still be decided waits: one under a share that ran out (not
-    revoked, so not withdrawn) is decided by nobody until that share is extended."""
+    revoked, so not withdrawn) is decided by nobody until that share is extended. The new one
+    replaces it (tests/sharing/test_original_request_superseded.py)."""
     consult, board = _two_shares(case, owner, consultant)
     services.original_request_create(grant=consult, by=consultant, reason=REASON)
     consult.expires_at = timezone.now() - timedelta(minutes=1)
     consult.starts_at = timezone.now() - timedelta(days=1)
     consult.save(update_fields=["expires_at", "starts_at"])
     assert policy.original_request_refusal(consultant, board) is None
-    services.original_request_create(grant=board, by=consultant, reason=REASON)
-    assert OriginalRequest.objects.filter(status="pending").count() == 2
+    new = services.original_request_create(grant=board, by=consultant, reason=REASON)
+    assert list(OriginalRequest.objects.filter(status="pending")) == [new]
 
 
 @pytest.mark.django_db
