@@ -211,14 +211,11 @@ class BoardSessionQuerySet(OrgScopedQuerySet["BoardSession"]):
 
     def visibility(self, user) -> Q:
         """Staff who see cases, plus a participant of a live board while it gives them access (a
-        live grant it made them): not after the review window though nobody ended the board, nor
-        once their membership ended (which revokes those grants)."""
-        from apps.sharing.models import Grant
+        live grant it made them), and of an ended board whose meeting gave them access while they
+        are still a member there (``policy.boards_seen_as_participant``)."""
+        from apps.sharing import policy
 
-        given = Grant.objects.live().addressed_to(user).filter(board_sessions__participants=user) \
-            .values("board_sessions")
-        mine = BoardSession.objects.filter(participants=user, state=BoardState.LIVE, id__in=given).values("id")
-        return super().visibility(user) | Q(id__in=mine)
+        return super().visibility(user) | Q(id__in=policy.boards_seen_as_participant(user))
 
 
 class BoardSession(PublicIdModel):

@@ -301,6 +301,13 @@ def board_list(*, user: User, organization: Organization) -> QuerySet[BoardSessi
             .order_by("-meeting_at", "-id"))
 
 
+def board_gave_access(*, user: User, board: BoardSession) -> bool:
+    """Whether ``board``'s meeting gave ``user`` access to its cases (a grant of it addressed to
+    them): its page, once the meeting ended, tells them that this access ended with it. What it
+    says, not what they may do (the policy decides that, on grants the end revoked)."""
+    return board.grants.filter(pk__in=Grant.objects.addressed_to(user).values("pk")).exists()
+
+
 def board_cases(*, user: User, board: BoardSession) -> list[Case]:
     """The board's cases this user may open now (all of them for staff; for a participant,
     those a live grant covers)."""

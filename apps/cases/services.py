@@ -451,14 +451,16 @@ BOARD_ENDED = gettext_noop("A tumor board meeting you took part in has ended: it
 
 def _board_notify(*, board: BoardSession, users: Iterable[User], started: bool) -> None:
     """Tell each participant (an in-app notice and an e-mail, ``sharing.services.notify``) that
-    the meeting started (with a link to its page, where its cases are) or ended. The host, who
-    pressed the button, is not among them (``selectors.board_grantees``). Called once the start
-    or end is committed: no e-mail is sent while the organization's audit chain is held."""
+    the meeting started or ended, with a link to its page: where its cases are, and once it
+    ended, where it says that their access ended with it (they still see an ended board:
+    ``policy.boards_seen_as_participant``). The host, who pressed the button, is not among them
+    (``selectors.board_grantees``). Called once the start or end is committed: no e-mail is sent
+    while the organization's audit chain is held."""
     from django.urls import reverse
 
     from apps.sharing.services import notify
 
-    url = reverse("cases:board_detail", kwargs={"boardsession_id": board.public_id}) if started else ""
+    url = reverse("cases:board_detail", kwargs={"boardsession_id": board.public_id})
     for user in users:
         notify(user=user, organization_id=board.organization_id, verb="board.started" if started else "board.ended",
                url=url, message=Deferred(BOARD_STARTED if started else BOARD_ENDED))

@@ -332,6 +332,9 @@ def board_detail(request: HttpRequest, boardsession_id: UUID) -> HttpResponse:
         "can_end": board.state == BoardState.LIVE and policy.can(request.user, Action.END_BOARD, board, facts=facts),
         "can_edit": board.state == BoardState.SCHEDULED and policy.can(request.user, Action.MANAGE_CASE, board,
                                                                         facts=facts),
+        # an ended meeting's page says whose access ended with it: the reader's own, if it gave them any
+        "access_ended": board.state == BoardState.ENDED and selectors.board_gave_access(user=request.user,
+                                                                                        board=board),
     })
 
 

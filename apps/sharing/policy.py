@@ -351,6 +351,34 @@ def granted_study_ids(user: User) -> QuerySet:
     return Study.objects.filter(Q(case_id__in=whole_cases) | Q(id__in=named)).values("id")
 
 
+def boards_seen_as_participant(user: User) -> QuerySet:
+    """A subquery of the ids of the tumor boards ``user`` sees as one of their participants,
+    beyond those their role shows them (staff holding VIEW_CASE in the board's organization:
+    ``apps.cases.models.BoardSessionQuerySet``):
+
+    - a live board while a grant its meeting gave them is live: not past the review window of a
+      board nobody ended, nor once their membership ended (which revokes those grants);
+    - an ended board whose meeting gave them access (a grant of it addressed to them), while they
+      are an active member of its organization in a role that takes part in boards
+      (``BOARD_PARTICIPANT_ROLES``): it stays in their list, and its page says that the meeting,
+      and their access with it, ended. Not once their membership ended (the revoked grants stay).
+
+    Seeing a board gives nothing of its cases: their pages, images, notes, documents and
+    downloads are decided on grants (``can``), and ending the meeting revoked its own."""
+    from apps.cases.models import BOARD_PARTICIPANT_ROLES, BoardSession, BoardState
+    from apps.sharing.models import Grant
+
+    if not _active_user(user):
+        return BoardSession.objects.none().values("id")
+    mine = Grant.objects.addressed_to(user).filter(board_sessions__participants=user)
+    member_of = Membership.objects.filter(user=user, is_active=True,
+                                          role__in=BOARD_PARTICIPANT_ROLES).values("organization_id")
+    return BoardSession.objects.filter(
+        Q(state=BoardState.LIVE, id__in=mine.live().values("board_sessions"))
+        | Q(state=BoardState.ENDED, id__in=mine.values("board_sessions"), organization_id__in=member_of),
+    ).values("id")
+
+
 def _case_id_of(obj: object) -> int | None:
     """The case an object belongs to: itself, its ``case_id``, or its study's case (series,
     instances, renditions of a study)."""

@@ -446,8 +446,12 @@ def test_a_refused_attachment_download_is_recorded(org_a, org_b, clinician_a, cl
     assert denials.count() == 2  # nothing to record for an attachment that does not exist
 
 
-def test_a_board_page_refused_after_the_board_ended_is_recorded(org_a, client_as):
+def test_a_board_page_refused_after_the_participants_membership_ended_is_recorded(org_a, admin_a, client_as):
+    """An ended board's page still opens to its participants (tests/cases/test_board_after_end.py),
+    not once their membership there ended."""
     from apps.cases import services
+    from apps.organizations.models import Membership
+    from apps.organizations.services import membership_update
 
     host = member(org_a, Role.RADIOLOGIST)
     consultant = member(org_a, Role.EXTERNAL_CONSULTANT)
@@ -458,6 +462,9 @@ def test_a_board_page_refused_after_the_board_ended_is_recorded(org_a, client_as
     services.board_start(board=board, by=host)
     assert client_as(consultant).get(url).status_code == 200
     services.board_end(board=board, by=host)
+    assert client_as(consultant).get(url).status_code == 200
+    membership_update(membership=Membership.objects.get(user=consultant, organization=org_a), by=admin_a,
+                      role=Role.EXTERNAL_CONSULTANT, is_active=False)
     assert client_as(consultant).get(url).status_code == 404
     denial = AuditEvent.objects.get(action="access.denied")
     assert (denial.actor, denial.organization_id, denial.target_type, denial.target_id) == (
@@ -566,7 +573,8 @@ def test_scheduling_starting_and_ending_a_board_from_the_pages(org_a, client_as)
         reverse("cases:board_end", kwargs={"boardsession_id": board.public_id})).status_code == 403
     client.post(reverse("cases:board_end", kwargs={"boardsession_id": board.public_id}))
     assert client_as(consultant).get(_page(case)).status_code == 404
-    assert client_as(consultant).get(detail).status_code == 404
+    ended = client_as(consultant).get(detail)  # still theirs to find, saying their access ended
+    assert ended.status_code == 200 and 'data-testid="board-ended"' in ended.content.decode()
     listing = client.get(reverse("cases:board_list"))
     assert "Thoracic board" in listing.content.decode()
 
