@@ -323,10 +323,23 @@ def recently_verified(request: HttpRequest, hours: float | None = None) -> bool:
     return at is not None and time.time() - float(at) <= hours * 3600
 
 
-def _record_step_up_required(request: HttpRequest) -> None:
-    """The refusal for want of a recent code, in the audit trail: the pages' and the API's alike."""
+def _record_step_up_required(request: HttpRequest, organization_id: int | None = None) -> None:
+    """The refusal for want of a recent code, in the audit trail: the pages' and the API's alike.
+    Recorded in the chain of the one organization the request acts in: ``organization_id``, that
+    of the object the view found (a case, a share, a membership), else the active organization's
+    (none: the global chain). Never in each of the person's organizations, as their account events
+    are: its path names the object, and a case of one organization showed in another's audit page
+    and exports (found by a reviewer). A path naming an object whose organization the caller did
+    not name is recorded as its view's name only."""
+    named = organization_id is not None
+    if not named:
+        active = getattr(request, "organization", None)
+        organization_id = active.pk if active else None
+    match = getattr(request, "resolver_match", None)
+    details = ({"path": request.path[:200]} if named or match is None or not match.kwargs
+               else {"view": match.view_name})
     record(action="auth.step_up_required", actor=request.user, outcome="denied", request=request,
-           details={"path": request.path[:200]})
+           organization_id=organization_id, details=details)
 
 
 def step_up_url(request: HttpRequest) -> str:
@@ -384,15 +397,18 @@ def require_recent_otp(view: Callable[..., HttpResponse] | None = None, *,
     return asks_step_up(why=why)(wrapped)
 
 
-def step_up_first(request: HttpRequest, *, back: str | None = None) -> HttpResponse | None:
+def step_up_first(request: HttpRequest, *, back: str | None = None,
+                  organization_id: int | None = None) -> HttpResponse | None:
     """``require_recent_otp``'s answer, inside a view: None when the request has a recent second
     factor (the view goes on), else where it sends the user (recorded; ``back`` as for it, a URL
-    name or a path: a button's page that takes an object's id). For a
+    name or a path: a button's page that takes an object's id). ``organization_id``: that of the
+    object the view acts on, whose audit trail the refusal goes into (``_record_step_up_required``;
+    the active organization's without it). For a
     view that answers some requests before asking (the page that asks to switch organization first:
     apps.organizations.switching.switch_first, which acts on nothing), marked with ``asks_step_up``."""
     if not step_up_needed(request):
         return None
-    _record_step_up_required(request)
+    _record_step_up_required(request, organization_id)
     if is_api_request(request):
         return JsonResponse({"detail": "step_up_required", "step_up_url": step_up_url(request)}, status=403)
     if back is not None and request.method != "GET":
@@ -435,6 +451,10 @@ class RecentOTP(BasePermission):
     def has_permission(self, request: Any, view: Any) -> bool:
         if not step_up_needed(request):
             return True
-        _record_step_up_required(request)
+        organization_id = None
+        if getattr(view, "detail", False):  # an object's action: refused in its organization's trail
+            obj = view.get_object()  # 404 for one the user may not see, as without a step-up
+            organization_id = getattr(obj, "organization_id", None)
+        _record_step_up_required(request, organization_id)
         # the answer the decorator gives under /api/: where to pass the second factor again
         raise PermissionDenied({"detail": self.message, "step_up_url": step_up_url(request)})

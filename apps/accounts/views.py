@@ -365,7 +365,8 @@ def invitation_resend(request: HttpRequest, invitation_id: UUID) -> HttpResponse
     invitation = _invitation_or_404(request, invitation_id)
     if (switch := _invitation_switch_first(request, invitation)) is not None:
         return switch  # before the step-up: nothing is sent from that page
-    if (asked := mfa.step_up_first(request, back="accounts:invitation_list")) is not None:
+    if (asked := mfa.step_up_first(request, back="accounts:invitation_list",
+                                   organization_id=invitation.organization_id)) is not None:
         return asked
     try:
         services.invitation_resend(invitation=invitation, by=request.user, request=request)
@@ -402,7 +403,7 @@ def patient_invite(request: HttpRequest, case_id: UUID) -> HttpResponse:
         return render(request, "accounts/patient_invite.html",
                       {"case": case, "closed": _(services.PATIENT_CASE_CLOSED)},
                       status=400 if request.method == "POST" else 200)
-    if (asked := mfa.step_up_first(request)) is not None:
+    if (asked := mfa.step_up_first(request, organization_id=case.organization_id)) is not None:
         return asked
     form = PatientInvitationForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
@@ -718,7 +719,7 @@ def member_mfa_reset(request: HttpRequest, membership_id: UUID) -> HttpResponse:
         return switch  # before the step-up: nothing is reset from that page
     policy.require(request.user, Action.MANAGE_MEMBERS, membership.organization, request=request)
     # a button (a POST): the step-up returns to the membership page it is on, to press it again
-    if (asked := mfa.step_up_first(request, back=then)) is not None:
+    if (asked := mfa.step_up_first(request, back=then, organization_id=membership.organization_id)) is not None:
         return asked
     try:
         policy.require_decided(policy.second_factor_reset_allowed(request.user, membership.user), request.user,

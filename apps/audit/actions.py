@@ -255,12 +255,14 @@ ALL: tuple[str, ...] = tuple(LABELS)
 #: account events about one person (sign-in, MFA, sessions): recorded without an organization,
 #: they go into the chain of each organization the person is an active member of, so that
 #: organization's admins see them on the audit page (apps.audit.services.record); a person with
-#: no membership (or an unknown login) stays in the global chain
+#: no membership (or an unknown login) stays in the global chain. Not ``auth.step_up_required``:
+#: its path names the object a page acts on, so it goes into that object's organization's chain
+#: only (apps.accounts.mfa._record_step_up_required)
 MEMBER_ACCOUNT_ACTIONS: frozenset[str] = frozenset({
     AUTH_SIGNED_IN, AUTH_SIGNED_OUT, AUTH_SIGN_IN_FAILED, AUTH_LOCKED_OUT, AUTH_PASSWORD_LOGIN_REFUSED,
     AUTH_IDLE_TIMEOUT, AUTH_SESSIONS_ENDED, AUTH_MFA_ENROLLED, AUTH_MFA_RESET, AUTH_MFA_RECOVERY_CODES_SAVED,
     AUTH_MFA_RECOVERY_CODE_USED, AUTH_MFA_RECOVERY_CODES_RENEWED, AUTH_OTP_VERIFIED, AUTH_OTP_FAILED,
-    AUTH_OTP_LOCKED_OUT, AUTH_OTP_REFUSED_LOCKED, AUTH_STEP_UP_REQUIRED, AUTH_SSO_REFUSED_OTHER_ORGANIZATIONS,
+    AUTH_OTP_LOCKED_OUT, AUTH_OTP_REFUSED_LOCKED, AUTH_SSO_REFUSED_OTHER_ORGANIZATIONS,
 })
 
 #: the actions that say someone saw or downloaded a case's studies (the case page's history)

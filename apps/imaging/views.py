@@ -108,7 +108,7 @@ def study_delete(request: HttpRequest, study_id: UUID) -> HttpResponse:
     if (switch := switch_first(request, study, Action.DELETE_STUDY, then=request.path)) is not None:
         return switch  # before the step-up: nothing is deleted from that page
     policy.require(request.user, Action.DELETE_STUDY, study, request=request)
-    if (asked := step_up_first(request)) is not None:
+    if (asked := step_up_first(request, organization_id=study.organization_id)) is not None:
         return asked
     if request.method == "POST":
         try:
@@ -156,7 +156,7 @@ def study_attach(request: HttpRequest, study_id: UUID) -> HttpResponse:
     if (switch := switch_first(request, study, Action.UPLOAD_STUDY, then=then)) is not None:
         return switch  # before the step-up: nothing is attached from that page
     policy.require(request.user, Action.UPLOAD_STUDY, study.organization, request=request)
-    if (asked := step_up_first(request)) is not None:
+    if (asked := step_up_first(request, organization_id=study.organization_id)) is not None:
         return asked
     back = redirect("imaging:study_detail", study_id=study.public_id)
     if study.case_id is not None:

@@ -103,7 +103,7 @@ def membership_edit(request: HttpRequest, membership_id: UUID) -> HttpResponse:
     if (switch := switch_first(request, membership, Action.MANAGE_MEMBERS, then=request.path)) is not None:
         return switch
     policy.require(request.user, Action.MANAGE_MEMBERS, membership.organization, request=request)
-    if (asked := step_up_first(request)) is not None:
+    if (asked := step_up_first(request, organization_id=membership.organization_id)) is not None:
         return asked
     form = MembershipForm(request.POST or None, instance=membership)
     if request.method == "POST" and form.is_valid():

@@ -206,15 +206,18 @@ def _on_anonymous_link(actor, decision: policy.DownloadDecision) -> bool:
     return grant is not None and grant.links.filter(pk__in=actor.link_ids, anonymous=True).exists()
 
 
-def _step_up_first(request: HttpRequest, actor, kind: str, decision: policy.DownloadDecision) -> HttpResponse | None:
+def _step_up_first(request: HttpRequest, actor, obj, kind: str,
+                   decision: policy.DownloadDecision) -> HttpResponse | None:
     """None when the download may go on; else the step-up (or enrolment) page it sends the
-    signed-in person to first, recorded (``mfa.step_up_first``): a diagnostic rendition on their
-    own access without a second factor passed within LIGHTBOX_STEP_UP_HOURS."""
+    signed-in person to first, recorded (``mfa.step_up_first``) in the audit trail of ``obj``'s
+    organization (the study's or case's, not the active one's: a download asks no switch): a
+    diagnostic rendition on their own access without a second factor passed within
+    LIGHTBOX_STEP_UP_HOURS."""
     if SHARING_RENDITION[Kind(kind)] != "original" or not getattr(request.user, "is_authenticated", False):
         return None
     if _on_anonymous_link(actor, decision):
         return None
-    return mfa.step_up_first(request)
+    return mfa.step_up_first(request, organization_id=obj.organization_id)
 
 
 def _sending(request: HttpRequest, package: Package) -> int:
@@ -250,7 +253,7 @@ def _serve(request: HttpRequest, actor, obj, kind: str, scope: str, build,
         return refused
     # a diagnostic rendition: a recent second factor, once allowed (a refusal is said first) and
     # before anything is built or counted
-    if (asked := _step_up_first(request, actor, kind, decision)) is not None:
+    if (asked := _step_up_first(request, actor, obj, kind, decision)) is not None:
         return asked
     package: Package = build()
     refusal = range_refusal(request, package)

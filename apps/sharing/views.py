@@ -23,7 +23,7 @@ from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
-from apps.accounts.mfa import asks_step_up, require_recent_otp, step_up_first
+from apps.accounts.mfa import asks_step_up, step_up_first
 from apps.accounts.middleware import is_patient_only
 from apps.core.pagination import page_of
 from apps.core.redirects import with_next
@@ -115,8 +115,11 @@ def study_share(request: HttpRequest, study_id: UUID) -> HttpResponse:
     return _share_steps(request, study.case, studies=[study])
 
 
-@require_recent_otp(why=SHARE_STEP_UP_WHY)  # giving access away needs a recent second factor (step-up)
 def _share_steps(request: HttpRequest, case, studies=()) -> HttpResponse:
+    # giving access away needs a recent second factor (step-up; the views' asks_step_up say why),
+    # its refusal recorded in the case's organization's audit trail only
+    if (asked := step_up_first(request, organization_id=case.organization_id)) is not None:
+        return asked
     form = ShareForm(request.POST or None, case=case,
                      initial={"studies": [s.pk for s in studies]} if studies else None)
     # the templates as this organization applies them (its defaults and maxima), not the code's table
@@ -310,7 +313,7 @@ def grant_extend(request: HttpRequest, grant_id: UUID) -> HttpResponse:
         return switch  # before the step-up: nothing is extended from that page
     policy.require(request.user, Action.MANAGE_GRANT, grant, request=request,
                    facts=policy.decision_facts(request, request.user))
-    if (asked := step_up_first(request)) is not None:
+    if (asked := step_up_first(request, organization_id=grant.organization_id)) is not None:
         return asked
     # the organization's sharing rules, read once for every question the page asks of them
     org_policy = services.sharing_policy_read(grant.organization_id)
@@ -348,7 +351,7 @@ def grant_renew(request: HttpRequest, grant_id: UUID) -> HttpResponse:
         return switch  # before the step-up: nothing is renewed from that page
     policy.require(request.user, Action.RENEW_GRANT, grant, request=request,
                    facts=policy.decision_facts(request, request.user))
-    if (asked := step_up_first(request, back="sharing:my_shares")) is not None:
+    if (asked := step_up_first(request, back="sharing:my_shares", organization_id=grant.organization_id)) is not None:
         return asked
     try:
         new, link, raw = services.grant_renew(grant=grant, by=request.user, request=request)
