@@ -28,8 +28,8 @@ from django.utils.translation import pgettext_lazy
 #                                               (invitation.revoked, .resent, .refused,
 #                                               .birth_date_failed, .token_locked_out; account.created)
 #   case created / closed ..................... case.created / case.closed (case.reopened,
-#                                               case.edited, patient.created, note.added, attachment.*,
-#                                               board.*)
+#                                               case.edited, patient.created, patient.mrn_renamed,
+#                                               note.added, attachment.*, board.*)
 #   study uploaded / ingested / deleted ....... imaging.upload_completed / imaging.study_ingested
 #                                               (one per study; imaging.ingest per run) /
 #                                               imaging.study_deleted (imaging.upload_created,
@@ -76,6 +76,7 @@ ACCESS_DENIED = "access.denied"
 AUDIT_EXPORTED = "audit.exported"
 # --- cases ---------------------------------------------------------------------------------------
 PATIENT_CREATED = "patient.created"
+PATIENT_MRN_RENAMED = "patient.mrn_renamed"
 CASE_CREATED = "case.created"
 CASE_EDITED = "case.edited"
 CASE_VIEWED = "case.viewed"
@@ -173,6 +174,7 @@ LABELS: dict[str, str] = {
     ACCESS_DENIED: _("Access denied"),
     AUDIT_EXPORTED: _("Audit trail exported"),
     PATIENT_CREATED: _("Patient created"),
+    PATIENT_MRN_RENAMED: _("Patient's MRN renamed as a duplicate (by a migration)"),
     CASE_CREATED: _("Case created"),
     CASE_EDITED: _("Case edited"),
     CASE_VIEWED: _("Case page viewed"),

@@ -3,6 +3,7 @@ another organization owns, or one the user's grant no longer covers, is a 404, n
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -363,3 +364,44 @@ def case_boards_reaching(*, user: User, case: Case) -> list[BoardReach]:
         if people:
             reach.append(BoardReach(board=board, people=people, until=until))
     return reach
+
+
+# --- MRNs renamed as duplicates -----------------------------------------------------------------
+
+#: an MRN cases 0004 or 0005 renamed: "<mrn> (duplicate <the row's id>)"
+_RENAMED_DUPLICATE = re.compile(r"(?P<base>.*) \(duplicate (?P<pk>\d+)\)", re.DOTALL)
+
+
+@dataclass
+class MrnDuplicate:
+    """A patient whose MRN a migration renamed (it was one MRN with ``kept_by``'s, the first
+    entered, which kept it; ``None`` when that patient is no longer found by it)."""
+
+    patient: Any
+    kept_by: Any | None
+
+
+def mrn_duplicates(*, organization_id: int | None = None) -> list[MrnDuplicate]:
+    """The patients whose MRN cases 0004 or 0005 renamed "<mrn> (duplicate <id>)" (``id`` their
+    own row's: an MRN typed so, with another number, is not one), by organization and id, for the
+    organization's staff to reconcile: each with the patient that kept the MRN. No migration
+    merged them nor recorded the rename. For the operator (``manage.py mrn_duplicates``): every
+    organization's unless ``organization_id``."""
+    from apps.cases.models import Patient, mrn_key
+
+    patients = Patient.objects.filter(mrn__contains=" (duplicate ").order_by("organization_id", "id")
+    if organization_id is not None:
+        patients = patients.for_org(organization_id)
+    found = []
+    for patient in patients.select_related("organization"):
+        renamed = _RENAMED_DUPLICATE.fullmatch(patient.mrn)
+        if renamed is None or int(renamed["pk"]) != patient.pk:
+            continue
+        same = Patient.objects.filter(organization_id=patient.organization_id).exclude(pk=patient.pk)
+        key = mrn_key(renamed["base"])
+        kept_by = same.filter(mrn_key=key).first()
+        if kept_by is None and len(patient.mrn) == Patient._meta.get_field("mrn").max_length:
+            # a long MRN was cut to make room for its suffix: the one keeping it has more after
+            kept_by = same.filter(mrn_key__startswith=key, pk__lt=patient.pk).order_by("pk").first()
+        found.append(MrnDuplicate(patient=patient, kept_by=kept_by))
+    return found

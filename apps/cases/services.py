@@ -129,6 +129,30 @@ def patient_get_or_create(*, organization: Organization, by: User, mrn: str, nam
     return patient, False
 
 
+def mrn_duplicates_record(*, duplicates: Iterable[selectors.MrnDuplicate]) -> int:
+    """Record in each organization's trail the MRN renames that migrations cases 0004 and 0005
+    made without recording them (``selectors.mrn_duplicates``): one ``patient.mrn_renamed`` per
+    renamed patient, by the system, naming the patient that kept the MRN (ids only), recorded now
+    (the rename's time is not known). A patient recorded already is skipped: run again, nothing
+    is recorded twice. Returns how many were recorded."""
+    from apps.audit.actions import PATIENT_MRN_RENAMED
+    from apps.audit.models import AuditEvent
+
+    recorded = 0
+    for found in duplicates:
+        patient = found.patient
+        with transaction.atomic():
+            if AuditEvent.objects.filter(organization_id=patient.organization_id, action=PATIENT_MRN_RENAMED,
+                                         target_type="patient", target_id=str(patient.public_id)).exists():
+                continue
+            record(action=PATIENT_MRN_RENAMED, organization_id=patient.organization_id, target=patient,
+                   actor_label="system",
+                   details={"kept_by": str(found.kept_by.public_id) if found.kept_by is not None else None,
+                            "by": "migration"})
+            recorded += 1
+    return recorded
+
+
 # --- cases ----------------------------------------------------------------------------------
 
 def _check_clinician(organization_id: int, user: User | None) -> None:

@@ -98,6 +98,21 @@ def _patient_create(w):
     patient_get_or_create(organization=w.org, by=w.clinician, mrn="TRAIL-1", name="Generated Person")
 
 
+def _mrn_renamed_setup(w):
+    """A patient a migration renamed (cases 0004, 0005): one MRN with w.patient's."""
+    renamed = PatientFactory(organization=w.org, mrn="placeholder")
+    renamed.mrn = f"{w.patient.mrn.lower()} (duplicate {renamed.pk})"
+    renamed.save(update_fields=["mrn"])
+
+
+def _mrn_renamed_record(w):
+    import io
+
+    from django.core.management import call_command
+
+    call_command("mrn_duplicates", "--record", stdout=io.StringIO())
+
+
 def _case_create(w):
     from apps.cases.services import case_create
 
@@ -849,6 +864,8 @@ ROWS = [
         [(A.MEMBERSHIP_UPDATED, ALLOWED, ORG), (A.GRANT_MEMBER_REMOVED, ALLOWED, ORG)]),
     Row("policy change", _policy_change, [(A.ORGANIZATION_POLICY_CHANGED, ALLOWED, ORG)]),
     Row("patient created", _patient_create, [(A.PATIENT_CREATED, ALLOWED, ORG)]),
+    Row("MRN rename recorded", _mrn_renamed_record, [(A.PATIENT_MRN_RENAMED, ALLOWED, ORG)],
+        setup=_mrn_renamed_setup),
     Row("case created", _case_create, [(A.CASE_CREATED, ALLOWED, ORG)]),
     Row("case page view", _case_view, [(A.CASE_VIEWED, ALLOWED, ORG)]),
     Row("denial by the policy", _case_view_denied, [(A.ACCESS_DENIED, DENIED, ORG)]),
