@@ -17,6 +17,10 @@ new download, counted), whether the client sent If-Range or not.
 
 The response has the exact Content-Length, a strong ETag and ``Accept-Ranges: bytes``; a single
 ``Range`` (honoured only when ``If-Range``, if sent, matches the ETag) gets 206 with that slice.
+A Range from a byte after the first without If-Range that continues no transfer on a grant (the
+package changed since the transfer counted, or none was begun) is ignored: the package goes out
+whole, 200 (``_sent_whole``), since the client's first part may be of another version and the
+rest of this one spliced onto it would be a corrupt zip.
 Under ASGI (uvicorn) the body is an async iterator that reads one blob chunk at a time in a
 worker thread, so memory stays flat; Django would otherwise collect a sync iterator whole.
 Every transfer is audited when it ends: download.completed or download.incomplete, with the bytes
@@ -164,29 +168,46 @@ def _decide(request: HttpRequest, actor, obj, kind: str, scope: str) -> policy.D
         raise
 
 
-def _count(request: HttpRequest, actor, obj, kind: str, scope: str, package: Package, sending: int, *,
-           count: bool = True):
-    """Decide again, afresh, once the package is built, and count the download on that decision:
-    the grant it is counted on and its transfer's row (None, None by role). Access may have ended
-    while the package was built (a grant or a link revoked, anonymous links switched off, a
-    membership ended): the first decision's reading is not trusted for what goes out, as the count
-    writes. Refused: 403, recorded, or 404 when the object may no longer be seen at all (as a
-    refused decision). A Range whose If-Range names another version of the package gets all of
-    the package as it is now (``_wanted``): a new download, never a resume. Without If-Range, the
-    policy continues a transfer only of the package as it is now (its ETag the one counted): a
-    Range request for a package that changed since is a new download all the same, counted (403
-    when the limit is used up). ``sending``: the bytes this request sends of the package
-    (``_sending``). ``count=False`` (HEAD: the same question, without counting or touching
-    anything): the same decision on the package as built, its grant and no transfer (None), so
-    that HEAD is refused where the GET would be, and never tells the ETag and size of a package
-    the GET would not send (a resume of a package that changed since)."""
+def _decide_built(request: HttpRequest, actor, obj, kind: str, scope: str, package: Package) -> policy.DownloadDecision:
+    """Decide again, afresh, once the package is built (GET and HEAD alike: HEAD is refused where
+    the GET would be, and never tells the ETag and size of a package the GET would not send).
+    Access may have ended while the package was built (a grant or a link revoked, anonymous links
+    switched off, a membership ended): the first decision's reading is not trusted for what goes
+    out, as the count writes. Refused: 403, recorded, or 404 when the object may no longer be seen
+    at all (as a refused decision). A Range whose If-Range names another version of the package
+    gets all of the package as it is now (``_wanted``): a new download, never a resume. Without
+    If-Range, the policy continues a transfer only of the package as it is now (its ETag the one
+    counted): a Range request for a package that changed since is a new download all the same,
+    counted (403 when the limit is used up), and sent whole (``_sent_whole``)."""
     resumed = _resumed(request) and _wanted(request, package) is not None
     try:
-        decision = policy.download_decide(actor=actor, obj=obj, rendition=SHARING_RENDITION[Kind(kind)],
-                                          package_key=_package_key(obj, kind, scope), package_etag=package.etag,
-                                          resumed=resumed, request=request)
-        if not count:
-            return decision.grant, None
+        return policy.download_decide(actor=actor, obj=obj, rendition=SHARING_RENDITION[Kind(kind)],
+                                      package_key=_package_key(obj, kind, scope), package_etag=package.etag,
+                                      resumed=resumed, request=request)
+    except PermissionDenied:
+        if not policy.may_know(actor, obj):
+            raise Http404 from None  # the denial is recorded already
+        raise
+
+
+def _sent_whole(request: HttpRequest, decision: policy.DownloadDecision) -> bool:
+    """Whether the request's Range is ignored and the package sent whole (200), as RFC 9110 lets a
+    server do: a Range from a byte after the first without If-Range, decided as a new transfer on
+    a grant (``DownloadDecision.new_transfer``: it continues no transfer of this actor's of the
+    package as it is now). The client's first part is then of a package this actor is not known
+    to have begun, such as the version before a study was added to the case: the rest of the new
+    one spliced onto it is a corrupt zip. A Range continuing a transfer of the same package, one
+    whose If-Range names the package as it is now, a Range from the first byte, and a download by
+    role (no transfer is kept of it: its Range is honoured as HTTP says) keep their 206."""
+    return _resumed(request) and not request.headers.get("If-Range") and decision.new_transfer
+
+
+def _count(request: HttpRequest, actor, obj, decision: policy.DownloadDecision, package: Package, sending: int):
+    """Count the download on the decision made on the package as built (``_decide_built``): the
+    grant it is counted on and its transfer's row (None, None by role). Refused (the limit used up
+    meanwhile): 403, recorded, or 404 when the object may no longer be seen at all. ``sending``:
+    the bytes this request sends of the package (``_sending``)."""
+    try:
         return (policy.download_count(decision, request=request, sending=sending, package_bytes=package.size),
                 decision.transfer_id)
     except PermissionDenied:
@@ -259,9 +280,12 @@ def _serve(request: HttpRequest, actor, obj, kind: str, scope: str, build,
     refusal = range_refusal(request, package)
     if refusal is not None:
         return refusal
-    sending = _sending(request, package)
-    # HEAD: decided again on the package as built, as a GET is, counting nothing
-    grant, transfer = _count(request, actor, obj, kind, scope, package, sending, count=request.method != "HEAD")
+    # decided again on the package as built (HEAD too, as its GET is, counting nothing)
+    decision = _decide_built(request, actor, obj, kind, scope, package)
+    whole = _sent_whole(request, decision)  # a Range continuing no transfer of this package: ignored
+    sending = package.size if whole else _sending(request, package)
+    grant, transfer = ((decision.grant, None) if request.method == "HEAD"
+                       else _count(request, actor, obj, decision, package, sending))
     context = {"scope": scope, "rendition": kind, "grant": str(grant.public_id) if grant else ""}
 
     def recorded(action: str, figures: dict) -> None:
@@ -276,7 +300,7 @@ def _serve(request: HttpRequest, actor, obj, kind: str, scope: str, build,
                                             package_key=_package_key(obj, kind, scope), package_etag=package.etag,
                                             request=request)
 
-    return package_response(request, package, on_transfer_end=recorded, still_allowed=still_allowed)
+    return package_response(request, package, on_transfer_end=recorded, still_allowed=still_allowed, whole=whole)
 
 
 def _wanted(request: HttpRequest, package: Package) -> tuple[int, int] | bool | None:
@@ -303,7 +327,7 @@ def _unsatisfiable(package: Package) -> HttpResponse:
 
 
 def package_response(request: HttpRequest, package: Package, *, on_transfer_end,
-                     still_allowed: Callable[[], bool]) -> HttpResponse:
+                     still_allowed: Callable[[], bool], whole: bool = False) -> HttpResponse:
     """The one way a package goes out, once the caller's policy check passed: exact
     Content-Length, strong ETag, a single Range (with If-Range; 416 when unsatisfiable), HEAD with
     the headers of a GET and no body. When a transfer ends, ``on_transfer_end(action, figures)``
@@ -312,8 +336,11 @@ def package_response(request: HttpRequest, package: Package, *, on_transfer_end,
 
     ``still_allowed()``: the caller's policy question, asked again while the body is sent (at most
     every RECHECK_SECONDS; it records its own refusal). When it says no, nothing more is sent and
-    the figures say ``stopped: access_ended``."""
-    wanted = _wanted(request, package)
+    the figures say ``stopped: access_ended``.
+
+    ``whole``: the caller ignores the request's Range (RFC 9110 lets a server do so) and the
+    package goes out whole, 200, as to a request without one (``_sent_whole``)."""
+    wanted = None if whole else _wanted(request, package)
     if wanted is False:
         return _unsatisfiable(package)
     total = package.size

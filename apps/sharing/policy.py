@@ -1526,6 +1526,15 @@ class DownloadDecision:
         """The grant it is decided on (the first of ``grants``); None by role."""
         return next((grant for grant, _resume in self.grants()), None)
 
+    @property
+    def new_transfer(self) -> bool:
+        """Whether it is decided as a new transfer on a grant, continuing none of the actor's: a
+        Range request from a byte after the first then names bytes of a package this actor is not
+        known to have begun (its first part may be of another version), so the downloads
+        interface sends the package whole. False by role (no transfer is kept) and for a decision
+        continuing a transfer of the package as it is now (``package_etag``)."""
+        return not self.by_role and next((resume is None for _grant, resume in self.grants()), True)
+
 
 def _download_grants(actor: Any, obj: object, *, action: Action, rendition: str, package_key: str,
                      package_etag: str | None, resumed: bool, facts: _Facts) -> Iterator[tuple[Grant, int | None]]:

@@ -229,3 +229,77 @@ def test_a_head_resume_of_an_unchanged_package_answers_206_counting_nothing(ct_s
     assert rest.status_code == 206
     assert len(begun + _body(rest)) == total
     assert _count(case) == 1
+
+
+@pytest.mark.parametrize("first_range", [None, "bytes=0-99"])
+def test_a_bare_range_after_the_case_zip_changed_gets_the_whole_new_zip(ct_study, clinician_a, tmp_path, first_range):
+    """A Range request from a byte after the first without If-Range, once the case zip changed
+    since the transfer counted: a new download, counted, and the Range ignored (RFC 9110 lets a
+    server): 200 and the whole new zip, which opens with all its entries. Before, it was answered
+    206 with the new zip's bytes from there on, which the client spliced onto the old zip's first
+    part: a corrupt file (found by a reviewer). HEAD answers as its GET, counting nothing."""
+    case = ct_study.case
+    visitor = _visitor(case, clinician_a, limit=2, renditions=["original"])
+    first = visitor.get(_case_url(case), headers={"Range": first_range} if first_range else {})
+    old = _body(first)
+    assert _count(case) == 1
+
+    _add_study(case, tmp_path / "second")
+    rest = {"Range": f"bytes={len(old) if first_range else 100}-"}
+    head = visitor.head(_case_url(case), headers=rest)
+    assert head.status_code == 200 and "Content-Range" not in head
+    assert head["ETag"] != first["ETag"]
+    assert _count(case) == 1
+    response = visitor.get(_case_url(case), headers=rest)
+    assert response.status_code == 200 and "Content-Range" not in response
+    new = _body(response)
+    assert int(response["Content-Length"]) == len(new) == int(head["Content-Length"])
+    assert response["ETag"] == head["ETag"]
+    archive = zipfile.ZipFile(io.BytesIO(new))
+    assert archive.testzip() is None
+    assert len([name for name in archive.namelist() if name.endswith(".dcm")]) == 12  # both studies' 6 slices
+    assert _count(case) == 2  # a new download, counted
+    transfer = GrantDownload.objects.filter(grant__case=case).latest("started_at")
+    assert (transfer.package_etag, transfer.package_bytes) == (response["ETag"], len(new))
+
+
+def test_a_signed_in_recipients_bare_range_after_the_case_zip_changed_gets_the_whole_new_zip(
+        ct_study, clinician_a, client_as, tmp_path):
+    """The same for a signed-in recipient of a share (not a link), the case's preview zip: 200,
+    the whole new zip, counted; HEAD the same, uncounted."""
+    case = ct_study.case
+    consultant = member(case.organization, Role.EXTERNAL_CONSULTANT, email="consultant@alpha.example")
+    sharing.grant_create(case=case, grantee=consultant, by=clinician_a, permissions=["view", "download_preview"],
+                         renditions=["preview"], download_limit=2, expires_at=timezone.now() + timedelta(hours=2))
+    visitor = client_as(consultant)
+    part = visitor.get(_case_url(case, "preview"), headers={"Range": "bytes=0-99"})
+    assert part.status_code == 206
+    begun = _body(part)
+    assert _count(case) == 1
+
+    _add_study(case, tmp_path / "second")
+    rest = {"Range": f"bytes={len(begun)}-"}
+    head = visitor.head(_case_url(case, "preview"), headers=rest)
+    assert head.status_code == 200 and "Content-Range" not in head
+    assert _count(case) == 1
+    response = visitor.get(_case_url(case, "preview"), headers=rest)
+    assert response.status_code == 200 and "Content-Range" not in response
+    new = _body(response)
+    assert len(new) == int(response["Content-Length"]) == int(head["Content-Length"])
+    archive = zipfile.ZipFile(io.BytesIO(new))
+    assert archive.testzip() is None
+    assert len([name for name in archive.namelist() if name.endswith(".jpg")]) == 12  # both studies' previews
+    assert _count(case) == 2
+
+
+def test_staff_downloading_by_role_keep_their_range(ct_study, client_as, clinician_a):
+    """Staff download on their role: no transfer is kept of it, so nothing says their first part
+    is of another version; a Range is honoured as HTTP says (206), If-Range or not (a browser
+    resuming sends If-Range, and gets the whole package when it names another version)."""
+    staff = client_as(clinician_a)
+    response = staff.get(_study_url(ct_study), headers={"Range": "bytes=100-"})
+    assert response.status_code == 206
+    total = int(response["Content-Range"].rsplit("/", 1)[1])
+    assert len(_body(response)) == total - 100
+    changed = staff.get(_study_url(ct_study), headers={"Range": "bytes=100-", "If-Range": '"another-version"'})
+    assert changed.status_code == 200 and len(_body(changed)) == total
