@@ -156,8 +156,14 @@ def manual_key(device: TOTPDevice) -> str:
     return base64.b32encode(device.bin_key).decode().rstrip("=")
 
 
-def recovery_codes_issue(user: Any) -> list[str]:
-    """New recovery codes (unconfirmed until the user says they saved them); old ones die."""
+#: the session key naming the recovery codes (their device's id) this session may show, once
+RECOVERY_CODES_SHOW_KEY = "lightbox_recovery_codes_show"
+
+
+def recovery_codes_issue(user: Any, request: HttpRequest | None = None) -> list[str]:
+    """New recovery codes (unconfirmed until the user says they saved them); old ones die.
+    ``request``: the request of the person they are made for, whose session may then show them
+    once (``recovery_codes_to_show``)."""
     StaticDevice.objects.filter(user=user).delete()
     device = StaticDevice.objects.create(user=user, name="recovery", confirmed=False)
     codes = []
@@ -165,7 +171,20 @@ def recovery_codes_issue(user: Any) -> list[str]:
         token = StaticToken.random_token()
         device.token_set.create(token=token)
         codes.append(token)
+    if request is not None:
+        request.session[RECOVERY_CODES_SHOW_KEY] = device.pk
     return codes
+
+
+def recovery_codes_to_show(request: HttpRequest, device: StaticDevice) -> list[str]:
+    """The codes of ``device`` (the user's recovery codes) for the page to show: once, to the
+    session they were made in (``recovery_codes_issue``), while they are not saved; [] otherwise.
+    Asking uses the showing up, so a reload, the back button, another tab or someone at the same
+    screen later reads none of them: who has not saved them makes new ones, which replace them."""
+    shown = request.session.pop(RECOVERY_CODES_SHOW_KEY, None)
+    if device.confirmed or shown != device.pk:
+        return []
+    return list(device.token_set.values_list("token", flat=True))
 
 
 def recovery_codes_confirm(user: Any, request: HttpRequest | None = None) -> None:

@@ -112,7 +112,7 @@ def mfa_setup(request: HttpRequest) -> HttpResponse:
         result, enrolled = mfa.totp_confirm(request, form.cleaned_data["code"])
         if result == mfa.OTPResult.OK:
             mfa.mark_verified(request, enrolled)
-            mfa.recovery_codes_issue(user)
+            mfa.recovery_codes_issue(user, request)
             record(action="auth.mfa_enrolled", actor=user, request=request)
             return redirect(with_next("accounts:recovery_codes", next_url(request)))
         if result == mfa.OTPResult.LOCKED:
@@ -140,7 +140,10 @@ def mfa_setup(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def recovery_codes(request: HttpRequest) -> HttpResponse:
-    """Recovery codes, shown until the user says they saved them."""
+    """Recovery codes, shown once, to the session they were made in (``mfa.recovery_codes_to_show``),
+    then saved: a reload shows them no more (a shared screen, someone looking over a shoulder),
+    and says they were shown, to be saved or made anew (``recovery_codes_renew``, which replaces
+    them)."""
     user = request.user
     if not mfa.has_second_factor(user):
         return redirect("accounts:mfa_setup")
@@ -151,7 +154,7 @@ def recovery_codes(request: HttpRequest) -> HttpResponse:
         return redirect(with_next("accounts:mfa_verify", request.get_full_path()))
     device = StaticDevice.objects.filter(user=user).first()
     if device is None:
-        mfa.recovery_codes_issue(user)
+        mfa.recovery_codes_issue(user, request)
         device = StaticDevice.objects.get(user=user)
     if request.method == "POST":
         if request.POST.get("saved") == "1":
@@ -159,7 +162,7 @@ def recovery_codes(request: HttpRequest) -> HttpResponse:
             messages.success(request, _("Your second factor is set up."))
             return _continue(request)
         messages.error(request, _("Tick the box to confirm you saved the recovery codes."))
-    codes = list(device.token_set.values_list("token", flat=True)) if not device.confirmed else []
+    codes = mfa.recovery_codes_to_show(request, device)
     return render(request, "accounts/recovery_codes.html", {"codes": codes, "next": next_url(request),
                                                             "confirmed": device.confirmed})
 
@@ -693,12 +696,14 @@ def security(request: HttpRequest) -> HttpResponse:
 @require_POST
 @mfa.require_recent_otp
 def recovery_codes_renew(request: HttpRequest) -> HttpResponse:
-    """New recovery codes (the old ones stop working); shown once, then saved like the first."""
+    """New recovery codes (the old ones stop working); shown once, then saved like the first. From
+    the security page, or from the recovery codes page once the codes not saved yet were shown
+    (its ``next`` kept)."""
     if not mfa.has_second_factor(request.user):
         return redirect("accounts:mfa_setup")
-    mfa.recovery_codes_issue(request.user)
+    mfa.recovery_codes_issue(request.user, request)
     record(action="auth.mfa_recovery_codes_renewed", actor=request.user, request=request)
-    return redirect(with_next("accounts:recovery_codes", reverse("accounts:security")))
+    return redirect(with_next("accounts:recovery_codes", next_url(request, default="accounts:security")))
 
 
 @login_required

@@ -67,7 +67,8 @@ def test_consultant_invitation_end_to_end(page, live_server, settings, output_di
     assert page.get_by_test_id("recovery-codes").locator("li").count() == 10
     page.goto(f"{base}/sharing/received/")  # not reachable yet
     assert "/accounts/mfa/recovery-codes/" in page.url
-    page.get_by_label("I saved these recovery codes").check()
+    expect(page.get_by_test_id("recovery-codes")).to_have_count(0)  # shown once: not again
+    page.get_by_label("I saved the recovery codes shown before").check()
     page.get_by_role("button", name="Continue").click()
     page.wait_for_url(f"{base}/sharing/received/")
     page.screenshot(path=str(output_dir / "invitation-accepted.png"), full_page=True)
