@@ -1316,13 +1316,21 @@ def allowed_renditions_each(actor: Any, objs: Iterable[Any], *, facts: _Facts | 
     return [allowed_renditions(actor, obj, facts=facts) for obj in objs]
 
 
+#: what ``grant_gives`` answers for a download of the education copy alone: the permission it
+#: needs is "download_preview", but a page that says "Download preview" of a patient-education
+#: share (or of any share whose holder may download nothing else under that permission, such as
+#: a patient's) names a copy its holder is refused; the pages name it on its own
+GIVES_EDUCATION = "download_education"
+
 #: how the pages name what a grant gives its holder, in this order (``grant_gives``)
-_GIVES_ORDER = ("view", "download_preview", "download_original", "reshare")
+_GIVES_ORDER = ("view", "download_preview", GIVES_EDUCATION, "download_original", "reshare")
 
 
 def grant_gives(actor: Any, grants: Iterable[Grant], *, facts: _Facts | None = None) -> list[tuple[str, ...]]:
     """For each of ``grants`` (held by ``actor``), in order: what it gives ``actor`` right now, as
-    grant permission values ("view", "download_preview", "download_original", "reshare"), for
+    grant permission values ("view", "download_preview", "download_original", "reshare"; and
+    ``GIVES_EDUCATION`` in the place of "download_preview" when that permission gives the
+    education copy's download and nothing else, as a patient-education share does), for
     pages that say what a share gives its holder ("Your access"). Decided by the grant rule itself
     (``_grant_refusal``, as ``can`` decides) on what the grant covers: its case, or each study it
     names (a download of one of them counts; the whole case's zip is not given by such a share).
@@ -1384,7 +1392,7 @@ def _gives(grant: Grant, *, user: Any, now: datetime, facts: _Facts,
            second_factor_passed: bool = False) -> tuple[str, ...]:
     """What ``grant`` gives ``user`` at ``now`` (``grant_gives``), by the grant rule on what it
     covers: its case, or each study it names (its studies and case read already)."""
-    from apps.sharing.usecases import RENDITION_PERMISSION
+    from apps.sharing.usecases import RENDITION_PERMISSION, Rendition
 
     scope = _study_scope(grant)
     objs = [grant.case] if scope is None else list(grant.studies.all())  # type: ignore[attr-defined]
@@ -1397,8 +1405,11 @@ def _gives(grant: Grant, *, user: Any, now: datetime, facts: _Facts,
     if covers(Action.VIEW_IMAGES):
         given.add("view")
     for rendition, permission in RENDITION_PERMISSION.items():
-        if permission not in given and covers(_download_action(rendition), rendition=rendition):
-            given.add(permission)
+        named = GIVES_EDUCATION if rendition == Rendition.EDUCATION else permission
+        if named not in given and covers(_download_action(rendition), rendition=rendition):
+            given.add(named)
+    if "download_preview" in given:
+        given.discard(GIVES_EDUCATION)  # with the preview's download: "Download preview" says it
     if covers(Action.SHARE_CASE):
         given.add("reshare")
     return tuple(p for p in _GIVES_ORDER if p in given)

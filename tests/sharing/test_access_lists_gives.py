@@ -3,7 +3,8 @@ decides it (``policy.grants_give_holders``), not the permissions it names: the c
 has access", the close confirmation, the attach confirmation and the share review. They listed
 ``grant.permissions``, so a patient-education share (stored with "view") said "View", which the
 policy never gives it (``USE_CASE_GIVES``), and a share whose downloads were used up still said
-"Download original"."""
+"Download original". A patient-education share said "Download preview", a copy its patient is
+refused (403): the pages name the education copy's download on its own (``GIVES_EDUCATION``)."""
 
 from __future__ import annotations
 
@@ -74,7 +75,7 @@ def test_the_case_page_says_what_each_participant_is_given(case, owner, patient,
     html = client_as(owner).get(reverse("cases:case_detail", args=[case.public_id])).content.decode()
     rows = _participants(html)
     assert len(rows) == 2, rows
-    assert _access_of(rows, patient.email) == "Download preview"  # the education copy, no case page
+    assert _access_of(rows, patient.email) == "Download the education copy"  # no case page, no preview
     assert _access_of(rows, consultant.email) == "View"  # its one download used
 
 
@@ -82,8 +83,8 @@ def test_the_close_confirmation_says_what_each_share_gives(case, owner, patient,
     _grant(case, owner, grantee=patient, **EDUCATION)
     html = client_as(owner).get(reverse("cases:case_close", args=[case.public_id])).content.decode()
     listed = _listed(html, "close-ends")
-    assert "View" not in listed.split(patient.email)[1].split("until")[0]
-    assert "Download original" not in listed and "Download preview" in listed
+    assert listed.split(patient.email)[1].split("until")[0].strip(" ·") == "Download the education copy"
+    assert "Download original" not in listed and "Download preview" not in listed
 
 
 def test_the_attach_confirmation_says_what_each_share_gives(org_a, case, owner, patient, used_up, client_as):
@@ -92,8 +93,8 @@ def test_the_attach_confirmation_says_what_each_share_gives(org_a, case, owner, 
     url = reverse("imaging:study_attach", args=[loose.public_id])
     html = client_as(owner).get(url, {"case": str(case.public_id)}).content.decode()
     listed = _listed(html, "attach-reaches")
-    assert "View" not in listed.split(patient.email)[1].split("until")[0]
-    assert "Download original" not in listed and "Download preview" in listed
+    assert listed.split(patient.email)[1].split("until")[0].strip(" ·") == "Download the education copy"
+    assert "Download original" not in listed and "Download preview" not in listed
 
 
 def test_the_share_review_says_what_the_share_will_give(case, owner, patient, client_as):
@@ -102,7 +103,7 @@ def test_the_share_review_says_what_the_share_will_give(case, owner, patient, cl
                                          "recipient_email": patient.email})
     assert review.status_code == 200 and 'name="confirm"' in review.content.decode()
     given = _text(re.search(r'data-testid="confirm-permissions">(.*?)</dd>', review.content.decode(), re.S).group(1))
-    assert given == "Download preview"
+    assert given == "Download the education copy"
 
 
 def test_the_share_review_of_a_second_opinion_gives_what_it_names(case, owner, consultant, client_as):
@@ -123,7 +124,16 @@ def test_a_named_patient_is_given_the_education_copy_only(case, owner, patient):
     previews = _grant(case, owner, grantee=member(case.organization, Role.EXTERNAL_CONSULTANT),
                       renditions=["preview"])
     assert policy.grants_give_holders([second_opinion, education, previews]) == [
-        ("view",), ("download_preview",), ("view", "download_preview")]
+        ("view",), ("download_education",), ("view", "download_preview")]
+
+
+def test_the_education_copy_beside_the_preview_is_said_by_download_preview(case, owner, consultant, patient):
+    """A share whose downloads include the preview says "Download preview" once, the education copy
+    with it; its patient, refused the preview, is given the education copy's download alone."""
+    both = {"permissions": ["view", "download_preview"], "renditions": ["preview", "education"]}
+    assert policy.grants_give_holders([_grant(case, owner, grantee=consultant, **both),
+                                       _grant(case, owner, grantee=patient, **both)]) == [
+        ("view", "download_preview"), ("view", "download_education")]
 
 
 def test_a_second_factor_is_taken_as_passed_and_a_share_yet_to_start_as_started(case, owner, consultant):
@@ -142,7 +152,7 @@ def test_groups_invitations_and_links_are_given_what_the_grant_leaves(case, owne
     link = _grant(case, owner, permissions=["view", "download_preview"], renditions=["preview"], download_limit=1)
     Grant.objects.filter(pk=link.pk).update(download_count=1)
     link.refresh_from_db()
-    assert policy.grants_give_holders([group, invited, link]) == [("download_preview",), ("view", "reshare"),
+    assert policy.grants_give_holders([group, invited, link]) == [("download_education",), ("view", "reshare"),
                                                                  ("view",)]
 
 
@@ -191,5 +201,5 @@ def test_the_lists_cost_the_same_for_3_shares_as_for_30(org_a, owner, client_as,
             loose = StudyFactory(organization=org_a, case=None)
             url = f"{reverse('imaging:study_attach', args=[loose.public_id])}?case={case.public_id}"
         counts[n], html = queries_and_html(client, url)
-        assert html.count("Download preview") >= n // 2
+        assert html.count("Download the education copy") >= n // 2
     assert counts[3] == counts[30], counts

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 from django import template
+from django.utils.translation import gettext as _
 
 from apps.audit import actions
+from apps.sharing import policy
 from apps.sharing.models import Permission
 from apps.sharing.usecases import Rendition
 
@@ -11,8 +13,9 @@ register = template.Library()
 
 @register.filter
 def permission_labels(permissions: list[str]) -> str:
-    """["view", "download_preview"] -> "View, Download preview" (translated)."""
-    labels = dict(Permission.choices)
+    """["view", "download_preview"] -> "View, Download preview" (translated); what a grant gives
+    (``policy.grant_gives``) names the education copy's download on its own."""
+    labels = {**dict(Permission.choices), policy.GIVES_EDUCATION: _("Download the education copy")}
     return ", ".join(str(labels.get(p, p)) for p in permissions or ())
 
 
