@@ -18,24 +18,46 @@ redirect passes through it again. allauth makes all its OpenID Connect requests 
 issuer is checked with the same rule when it is saved (``services.sso_issuer_refusal``).
 ``LIGHTBOX_SSO_ALLOW_PRIVATE_ISSUERS`` (tests and development: a provider on 127.0.0.1; never on
 in production) lets these requests reach non-public addresses, still pinned; a public host must
-be https."""
+be https.
+
+A host with several addresses (all of them public) is tried at each in turn, in the resolver's
+order, while connecting fails (refused, unreachable, timed out: nothing was sent). All the
+attempts together take at most the request's connect timeout, as one address alone did; each but
+the last at most half the time left (curl's rule), so one that does not answer leaves time for the
+next, and one that refuses costs nothing.
+
+A proxy (the process's ``HTTPS_PROXY``, ``HTTP_PROXY``, ``ALL_PROXY`` and ``NO_PROXY``, by requests'
+own rule: what the session passes to ``send``) is used for the hosts it applies to, as hospitals
+whose servers reach the internet only through one need: the request goes through it with CONNECT
+to the host's *name*, and the proxy resolves it. The pinning cannot apply there, so the proxy is
+the network's control point for those requests; the portal still refuses, before any connection,
+a host given as a non-public address or whose name resolves here to any non-public address (a
+name that does not resolve here is left to the proxy, https only). The proxy's own address is the
+operator's and is not checked. Only http(s) proxies: a SOCKS one may resolve the name here again."""
 
 from __future__ import annotations
 
 import ipaddress
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass
+from time import monotonic
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+import urllib3
 from django.conf import settings
 from requests.adapters import HTTPAdapter
+from requests.utils import get_environ_proxies, prepend_scheme_if_needed, select_proxy
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 #: the well-known NAT64 prefix (RFC 6052): an IPv4 address in its last 32 bits
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+#: seconds one connection attempt may take when the request names no connect timeout
+DEFAULT_CONNECT_TIMEOUT = 10.0
 
 
 def is_public(address: IPAddress) -> bool:
@@ -92,17 +114,32 @@ def destination(url: str) -> Destination:
     return Destination(scheme, host, port, addresses)
 
 
-def refusal(dest: Destination) -> str | None:
+def proxy_for(url: str, proxies: Mapping[str, str] | None = None) -> str | None:
+    """The proxy a request to ``url`` goes through (None: it connects itself): the one
+    ``proxies`` names for its scheme and host, by default the environment's (``HTTPS_PROXY``,
+    ``HTTP_PROXY``, ``ALL_PROXY``; none for a host ``NO_PROXY`` names), requests' own rule."""
+    try:
+        return select_proxy(url, dict(get_environ_proxies(url) if proxies is None else proxies)) or None
+    except ValueError:  # not a URL (a port out of range): refused as such (``refusal``)
+        return None
+
+
+def refusal(dest: Destination, *, proxied: bool = False) -> str | None:
     """Why the server may not connect to ``dest`` (None: it may): ``"address"`` (not an http(s)
     URL with a host), ``"not_found"`` (the host did not resolve), ``"private"`` (an address is not
     public), ``"not_https"`` (a public host over http). Where ``LIGHTBOX_SSO_ALLOW_PRIVATE_ISSUERS``
-    is on, a host that is not public (or unknown) is accepted, over http too."""
+    is on, a host that is not public (or unknown) is accepted, over http too. ``proxied``: the
+    request goes through a proxy, which resolves the name: one that does not resolve here is
+    taken for a public host (https), not refused."""
     if dest.scheme not in ("http", "https") or not dest.host or dest.port is None:
         return "address"
     if not dest.public:
         if settings.LIGHTBOX_SSO_ALLOW_PRIVATE_ISSUERS:
             return None
-        return "private" if dest.addresses else "not_found"
+        if dest.addresses:
+            return "private"
+        if not proxied:
+            return "not_found"
     if dest.scheme != "https":
         return "not_https"
     return None
@@ -119,30 +156,83 @@ class DestinationRefused(requests.ConnectionError):
         self.url, self.host, self.reason = url, host, reason
 
 
+#: set by ``PinnedTransport.send`` on the request it passes on: the address to connect to, or
+#: ``_BY_NAME`` (through a proxy, CONNECT to the name)
+_ROUTE = "_lightbox_route"
+_BY_NAME = "name"
+
+
 class PinnedTransport(HTTPAdapter):
     """A requests transport that checks each request's destination (``refusal``) and connects
-    to the address it checked, verifying TLS against the host's name."""
+    to an address it checked, verifying TLS against the host's name; or, where a proxy applies,
+    sends it through the proxy to the host's name."""
 
     def build_connection_pool_key_attributes(self, request: requests.PreparedRequest, verify: Any,
                                              cert: Any = None) -> tuple[dict[str, Any], dict[str, Any]]:
         host_params, pool_kwargs = super().build_connection_pool_key_attributes(request, verify, cert)
-        dest = destination(request.url or "")
-        reason = refusal(dest) or (None if dest.addresses else "not_found")
-        if reason:
-            raise DestinationRefused(request.url or "", dest.host, reason)
-        host_params["host"] = dest.addresses[0]  # the address checked, not the name again
-        if dest.scheme == "https":
-            pool_kwargs["server_hostname"] = dest.host  # SNI, and the name the certificate must carry
+        route = getattr(request, _ROUTE, None)
+        if route is None:  # not through send(), which checks: never a connection unchecked
+            raise DestinationRefused(request.url or "", urlsplit(request.url or "").hostname or "", "address")
+        if route != _BY_NAME:
+            host_params["host"] = route  # the address checked, not the name again
+            if host_params.get("scheme") == "https":
+                pool_kwargs["server_hostname"] = urlsplit(request.url or "").hostname  # SNI, the certificate's name
         return host_params, pool_kwargs
 
-    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
-        """The connection goes to an address, so the Host header names the host; set on a copy
-        (a redirect to another host is prepared from the original). No proxy (one from the
-        environment would resolve the name again, itself)."""
+    def send(self, request: requests.PreparedRequest, stream: bool = False, timeout: Any = None,
+             verify: Any = True, cert: Any = None, proxies: Mapping[str, str] | None = None) -> requests.Response:
+        """Check the destination, then send through the proxy that applies (``proxies``, which a
+        session fills from the environment) or else to each checked address in turn while
+        connecting fails. The connection goes to an address, so the Host header names the host;
+        set on a copy (a redirect to another host is prepared from the original)."""
+        url = request.url or ""
+        dest = destination(url)
+        proxy = proxy_for(url, proxies or {})
+        reason = refusal(dest, proxied=proxy is not None) or (None if dest.addresses or proxy else "not_found")
+        if reason:
+            raise DestinationRefused(url, dest.host, reason)
         pinned = request.copy()
-        pinned.headers["Host"] = urlsplit(request.url or "").netloc.rpartition("@")[2]
-        kwargs["proxies"] = {}
-        return super().send(pinned, *args, **kwargs)
+        pinned.headers["Host"] = urlsplit(url).netloc.rpartition("@")[2]
+        if proxy is not None:
+            if urlsplit(prepend_scheme_if_needed(proxy, "http")).scheme.lower() not in ("http", "https"):
+                raise requests.exceptions.InvalidProxyURL(
+                    "single sign-on goes through an http(s) proxy only (a SOCKS one may resolve the name here)")
+            setattr(pinned, _ROUTE, _BY_NAME)
+            return super().send(pinned, stream, timeout, verify, cert, {"all": proxy})
+        connect, read = _timeouts(timeout)
+        deadline = monotonic() + connect
+        for index, address in enumerate(dest.addresses):
+            last = index == len(dest.addresses) - 1
+            left = deadline - monotonic()
+            setattr(pinned, _ROUTE, address)
+            try:
+                return super().send(pinned, stream, (max(left if last else left / 2, 0.001), read), verify, cert, {})
+            except requests.ConnectionError as exc:
+                if last or not _not_connected(exc) or deadline - monotonic() <= 0:
+                    raise
+        raise AssertionError("unreachable: a destination without addresses is refused above")
+
+
+def _timeouts(timeout: Any) -> tuple[float, float | None]:
+    """A request's (connect, read) timeouts, as requests takes them (a number for both, a pair, a
+    urllib3 ``Timeout``); the connect timeout never unbounded (``DEFAULT_CONNECT_TIMEOUT``)."""
+    if isinstance(timeout, tuple):
+        connect, read = timeout
+    elif isinstance(timeout, urllib3.Timeout):
+        connect, read = timeout.connect_timeout, timeout.read_timeout
+    else:
+        connect = read = timeout
+    connect = float(connect) if isinstance(connect, int | float) else DEFAULT_CONNECT_TIMEOUT
+    return connect, (float(read) if isinstance(read, int | float) else None)
+
+
+def _not_connected(exc: requests.ConnectionError) -> bool:
+    """Whether ``exc`` is a failure to connect (refused, unreachable, timed out while
+    connecting): nothing of the request was sent, so another address may be tried."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    cause = exc.args[0] if exc.args else None
+    return isinstance(getattr(cause, "reason", None), urllib3.exceptions.NewConnectionError)
 
 
 def pinned_session(session: requests.Session) -> requests.Session:

@@ -775,11 +775,12 @@ def sso_issuer_refusal(issuer: str) -> str | None:
     ``LIGHTBOX_SSO_ALLOW_PRIVATE_ISSUERS`` (tests, development: a provider on 127.0.0.1) accepts a
     host on such a network, or unknown, over http too; a public host still needs https. The rule
     is ``outbound.refusal``'s, which every request of the sign-in passes again when it is made (a
-    name may resolve elsewhere by then)."""
+    name may resolve elsewhere by then). Where a proxy applies to the issuer (``HTTPS_PROXY``,
+    ``NO_PROXY``) the proxy resolves its name, so one that does not resolve here is not refused."""
     from apps.accounts import outbound
 
     dest = outbound.destination(issuer)
-    reason = outbound.refusal(dest)
+    reason = outbound.refusal(dest, proxied=outbound.proxy_for(issuer) is not None)
     if reason == "address":
         return _("Enter the provider's https:// address.")
     if reason == "not_found":

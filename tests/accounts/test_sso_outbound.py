@@ -334,3 +334,181 @@ def test_a_redirect_to_an_internal_address_is_refused(alpha_sso, public_test_ser
         session.get(f"https://{ISSUER_HOST}:{public_test_server.port}/o/.well-known/openid-configuration")
     assert refused.value.host == "169.254.169.254"
     assert connections == [("127.0.0.1", public_test_server.port)]
+
+
+# --- a provider with several addresses -------------------------------------------------------------
+
+@pytest.mark.parametrize("first", ["93.184.216.34", "2606:4700:4700::1111"])
+def test_the_next_address_is_tried_when_the_first_refuses_the_connection(public_test_server, resolver, connections,
+                                                                         first):
+    """A provider with several public addresses whose first does not take connections is reached
+    at the next (it failed: only the first was tried)."""
+    resolver.names[ISSUER_HOST] = [first, "127.0.0.1"]
+    public_test_server.routes["/ok"] = (200, {"Content-Type": "application/json"}, b'{"ok": true}')
+    session = SocialAccountAdapter().get_requests_session()
+    assert session.get(f"https://{ISSUER_HOST}:{public_test_server.port}/ok").json() == {"ok": True}
+    assert connections == [(first, public_test_server.port), ("127.0.0.1", public_test_server.port)]
+    assert public_test_server.seen == [("GET", "/ok", f"{ISSUER_HOST}:{public_test_server.port}")]
+    assert resolver.lookups[ISSUER_HOST] == 1
+
+
+def test_addresses_that_do_not_answer_share_the_connect_timeout(alpha_sso, resolver, monkeypatch):
+    """Four public addresses that time out are each tried, the four attempts together within the
+    request's connect timeout (each but the last half the time left), not four timeouts."""
+    resolver.names[ISSUER_HOST] = ["93.184.216.34", "93.184.216.35", "2606:4700:4700::1111", "93.184.216.36"]
+    clock, attempts = [1000.0], []
+
+    def create_connection(address, timeout=None, *args, **kwargs):
+        attempts.append((address[0], timeout))
+        clock[0] += timeout
+        raise TimeoutError("the stand-in never answers")
+
+    monkeypatch.setattr(urllib3.util.connection, "create_connection", create_connection)
+    monkeypatch.setattr(outbound, "monotonic", lambda: clock[0], raising=False)
+    session = SocialAccountAdapter().get_requests_session()
+    with pytest.raises(requests.ConnectTimeout):
+        session.get(f"https://{ISSUER_HOST}/o/.well-known/openid-configuration", timeout=(4, 30))
+    assert attempts == [("93.184.216.34", 2.0), ("93.184.216.35", 1.0), ("2606:4700:4700::1111", 0.5),
+                        ("93.184.216.36", 0.5)]
+
+
+@pytest.mark.parametrize("addresses", [["93.184.216.34", "169.254.169.254"], ["127.0.0.1", "93.184.216.34"],
+                                       ["10.0.0.8", "192.168.1.20"]])
+def test_a_host_with_any_address_not_public_is_still_refused(alpha_sso, resolver, connections, addresses):
+    """Trying the next address never reaches one that is not public: the host is refused before
+    any connection."""
+    resolver.names[ISSUER_HOST] = addresses
+    session = SocialAccountAdapter().get_requests_session()
+    with pytest.raises(outbound.DestinationRefused) as refused:
+        session.get(f"https://{ISSUER_HOST}/o/.well-known/openid-configuration")
+    assert refused.value.reason == "private"
+    assert connections == []
+
+
+# --- through a proxy -------------------------------------------------------------------------------
+
+@pytest.fixture(autouse=True)
+def no_environment_proxy(monkeypatch):
+    """No proxy from the environment the tests run in; a test sets its own."""
+    for variable in ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(variable, raising=False)
+        monkeypatch.delenv(variable.lower(), raising=False)
+
+
+@pytest.fixture
+def connect_proxy(tls_server, monkeypatch):
+    """An http proxy on 127.0.0.1 taking CONNECT for any name to the TLS server (it is the one
+    resolving names); ``asked`` holds each request's method and target. The environment names it (HTTPS_PROXY,
+    HTTP_PROXY)."""
+    import socketserver
+
+    asked: list[str] = []
+
+    class Handler(socketserver.StreamRequestHandler):
+        def handle(self):
+            line = self.rfile.readline().decode("latin-1").strip()
+            asked.append(" ".join(line.split()[:2]))  # method and target
+            while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                pass
+            if not line.startswith("CONNECT "):
+                self.wfile.write(b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n")
+                return
+            upstream = socket.create_connection(("127.0.0.1", tls_server.port))
+            self.wfile.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            self.wfile.flush()
+
+            def pipe(source, sink):
+                try:
+                    while data := source.recv(65536):
+                        sink.sendall(data)
+                except OSError:
+                    pass
+                finally:
+                    for end in (source, sink):
+                        try:
+                            end.shutdown(socket.SHUT_RDWR)
+                        except OSError:
+                            pass
+
+            back = threading.Thread(target=pipe, args=(upstream, self.connection), daemon=True)
+            back.start()
+            pipe(self.connection, upstream)
+            back.join(5)
+            upstream.close()
+
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server.asked, server.port = asked, server.server_address[1]
+    monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{server.port}")
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{server.port}")
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_the_sign_in_goes_through_the_configured_proxy_to_the_providers_name(
+        client, alpha_sso, connect_proxy, tls_server, resolver, connections):
+    """A hospital's server reaches the internet only through its proxy (HTTPS_PROXY), and names
+    outside do not resolve there: the discovery document is fetched through the proxy, asked to
+    CONNECT to the provider's name (it resolves it), and the sign-in starts. The proxy's own
+    address (127.0.0.1 here) is the operator's and not refused. Before, no proxy was used: the
+    sign-in was refused (the name did not resolve)."""
+    resolver.names[ISSUER_HOST] = []
+    base = f"https://{ISSUER_HOST}/o"
+    _discovery(tls_server, base)
+    started = client.post("/accounts/oidc/org-alpha/login/")
+    assert started.status_code == 302 and started["Location"].startswith(f"{base}/authorize/?")
+    assert connect_proxy.asked == [f"CONNECT {ISSUER_HOST}:443"]
+    assert tls_server.seen == [("GET", "/o/.well-known/openid-configuration", ISSUER_HOST)]
+    assert connections == [("127.0.0.1", connect_proxy.port)]
+    assert not AuditEvent.objects.filter(action="auth.sso_refused").exists()
+
+
+def test_an_issuer_that_resolves_only_at_the_proxy_can_be_saved(alpha_sso, resolver, monkeypatch):
+    """The issuer is checked when saved as its requests are: where a proxy applies to it, a name
+    that does not resolve here is the proxy's to resolve; where none does (or NO_PROXY names the
+    host), it is still refused."""
+    from apps.accounts.services import sso_issuer_refusal
+
+    resolver.names[ISSUER_HOST] = []
+    assert "could not be found" in sso_issuer_refusal(f"https://{ISSUER_HOST}/o")
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.hospital.example:3128")
+    assert sso_issuer_refusal(f"https://{ISSUER_HOST}/o") is None
+    monkeypatch.setenv("NO_PROXY", ISSUER_HOST)
+    assert "could not be found" in sso_issuer_refusal(f"https://{ISSUER_HOST}/o")
+
+
+@pytest.mark.parametrize(("url", "addresses", "reason"), [
+    (f"https://{ISSUER_HOST}/o", ["169.254.169.254"], "private"),
+    (f"https://{ISSUER_HOST}/o", ["93.184.216.34", "10.0.0.8"], "private"),
+    ("https://169.254.169.254/latest/meta-data/", None, "private"),
+    ("https://[::ffff:127.0.0.1]/token", None, "private"),
+    (f"http://{ISSUER_HOST}/o", [], "not_https"),
+])
+def test_through_the_proxy_what_is_known_not_public_is_still_refused(
+        alpha_sso, connect_proxy, resolver, connections, url, addresses, reason):
+    """The proxy resolves the name, but a host given as an address that is not public, or whose
+    name resolves here to one, is refused before the proxy is asked; and one unknown here must be
+    https (it is taken for a public host)."""
+    if addresses is not None:
+        resolver.names[ISSUER_HOST] = addresses
+    session = SocialAccountAdapter().get_requests_session()
+    with pytest.raises(outbound.DestinationRefused) as refused:
+        session.get(url)
+    assert refused.value.reason == reason
+    assert connections == [] and connect_proxy.asked == []
+
+
+def test_a_host_no_proxy_names_is_connected_to_directly_at_the_address_checked(
+        alpha_sso, connect_proxy, resolver, connections, monkeypatch):
+    """NO_PROXY: the request does not go through the proxy, and is pinned as without one."""
+    monkeypatch.setenv("NO_PROXY", ISSUER_HOST)
+    resolver.names[ISSUER_HOST] = ["93.184.216.34"]
+    session = SocialAccountAdapter().get_requests_session()
+    with pytest.raises(requests.ConnectionError) as failed:
+        session.get(f"https://{ISSUER_HOST}/o/.well-known/openid-configuration")
+    assert not isinstance(failed.value, outbound.DestinationRefused)
+    assert connections == [("93.184.216.34", 443)] and connect_proxy.asked == []
