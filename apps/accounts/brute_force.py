@@ -5,6 +5,7 @@ audit event; pages say clearly what happened and when to try again."""
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -148,3 +149,37 @@ def enrolment_code_wrong(request: HttpRequest, user: Any) -> datetime | None:
 def enrolment_code_right(user: Any) -> None:
     """The code matched: wrong codes before it no longer count."""
     cache.delete_many([_enrol_key(user), _enrol_until_key(user)])
+
+
+# --- "Sign in with your organization" (apps.accounts.views.sso_start) ---------------------------
+# Every address sent there is counted, per client address and per address typed (a staff address
+# is e-mailed a link: the count bounds the e-mails too): LIGHTBOX_SSO_START_MAX_TRIES within
+# LIGHTBOX_SSO_START_WINDOW_MINUTES of the first, then refused (429) until the window ends. The
+# typed address is kept in the cache as a digest only; the lock is recorded once per window, as
+# the password's (``auth.locked_out``, factor "sso_start"), naming the account only when the
+# address is one.
+
+def _sso_start_keys(request: HttpRequest, email: str) -> dict[str, str]:
+    digest = hashlib.sha256(email.encode()).hexdigest()[:32]
+    return {"client": f"lightbox:sso-start:client:{request.META.get('REMOTE_ADDR', '')}",
+            "address": f"lightbox:sso-start:address:{digest}"}
+
+
+def sso_start_claim(request: HttpRequest, email: str) -> bool:
+    """Count one try of ``email`` (lower-case) from this client: True when it may go on, False
+    when either count is past LIGHTBOX_SSO_START_MAX_TRIES (the first refusal recorded)."""
+    from apps.accounts.models import User
+
+    allowed = True
+    limit = settings.LIGHTBOX_SSO_START_MAX_TRIES
+    for by, key in _sso_start_keys(request, email).items():
+        count = _counted(key, settings.LIGHTBOX_SSO_START_WINDOW_MINUTES * 60)
+        if count <= limit:
+            continue
+        allowed = False
+        if count == limit + 1:  # the try that found it locked first: recorded once
+            user = User.objects.filter(email=email).first() if by == "address" else None
+            record(action="auth.locked_out", actor=None, actor_label=user.email if user else "anonymous",
+                   outcome="denied", request=request, target=user,
+                   details={"failures": limit, "factor": "sso_start", "by": by})
+    return allowed

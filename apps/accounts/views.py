@@ -10,6 +10,7 @@ from uuid import UUID
 
 import requests
 import segno
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
@@ -602,15 +603,25 @@ def _sso_settings_form(request: HttpRequest, org) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 def sso_start(request: HttpRequest) -> HttpResponse:
-    """Sign in with your organization: the e-mail's domain picks the organization's provider."""
+    """Sign in with your organization: an address that is staff of an organization whose single
+    sign-on takes it (``_sso_config_for``) is e-mailed a link on to that organization's provider
+    (``sso.sso_link_send``). Every address gets the same page (200), whether staff or not, so that
+    the page tells nobody which addresses are staff (``apps.accounts.sso``); tries are counted per
+    client and per address, and refused past LIGHTBOX_SSO_START_MAX_TRIES (429, recorded:
+    ``brute_force.sso_start_claim``)."""
+    from apps.accounts import sso
+
     form = SSOStartForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        config = _sso_config_for(form.cleaned_data["email"].lower())
-        if config is None:
-            form.add_error("email", _("No organization signs in this address through single sign-on. "
-                                      "Use your password, or ask your organization's admin."))
-        else:
-            return sso_provider_login(request, config.provider_id)
+        email = form.cleaned_data["email"].lower()
+        if not brute_force.sso_start_claim(request, email):
+            return render(request, "accounts/sso_start.html",
+                          {"throttled": True, "minutes": settings.LIGHTBOX_SSO_START_WINDOW_MINUTES}, status=429)
+        config = _sso_config_for(email)
+        user = User.objects.filter(email=email, is_active=True).first() if config is not None else None
+        if user is not None:
+            sso.sso_link_send(user=user, config=config, request=request)
+        return render(request, "accounts/sso_start.html", {"sent": True, "email": email})
     return render(request, "accounts/sso_start.html", {"form": form}, status=400 if form.errors else 200)
 
 
@@ -620,6 +631,24 @@ def sso_provider_login(request: HttpRequest, provider_id: str) -> HttpResponse:
     from allauth.socialaccount.providers.openid_connect.views import login as oidc_login
 
     return _sso_outbound(request, provider_id, oidc_login)
+@never_cache
+@require_http_methods(["GET", "POST"])
+def sso_continue(request: HttpRequest, token: str) -> HttpResponse:
+    """The e-mailed link of ``sso_start``: GET, a button (a mail scanner opening the link starts
+    nothing); POST (CSRF-checked), on to the organization's provider, checked again that the
+    address is still its staff (``sso.sso_link_read``). An expired or altered link: 400, with the
+    way to ask for a new one."""
+    from apps.accounts import sso
+
+    found = sso.sso_link_read(token, _sso_config_for)
+    if found is None:
+        return render(request, "accounts/sso_continue.html", {}, status=400)
+    _user, config = found
+    if request.method == "POST":
+        return sso_provider_login(request, config.provider_id)
+    return render(request, "accounts/sso_continue.html", {"organization": config.organization})
+
+
 
 
 def sso_provider_callback(request: HttpRequest, provider_id: str) -> HttpResponse:

@@ -362,6 +362,8 @@ LIGHTBOX_OTP_MAX_FAILURES = 5            # wrong codes in a row lock the second 
 LIGHTBOX_OTP_LOCK_MINUTES = 15           # ... for this long
 LIGHTBOX_INVITE_TOKEN_MAX_FAILURES = 10  # unknown invitation tokens per address ...
 LIGHTBOX_INVITE_TOKEN_WINDOW_MINUTES = 15  # ... within this window, then refused for the window
+LIGHTBOX_SSO_START_MAX_TRIES = 10  # "Sign in with your organization" per client and per address ...
+LIGHTBOX_SSO_START_WINDOW_MINUTES = 15  # ... within this window, then refused for the window
 OTP_TOTP_ISSUER = "Lightbox"
 # django-otp counts failures on the device; apps.accounts.mfa locks after
 # LIGHTBOX_OTP_MAX_FAILURES in a row (a fixed lock, rather than django-otp's doubling delays)
