@@ -905,6 +905,25 @@ def grant_extend_refusal_message(*, grant: Grant, refusal: str, org_policy: Shar
     return _("A revoked grant or a closed case cannot be extended.")
 
 
+def grant_extend_past_maximum_message(*, grant: Grant, by: User, org_policy: SharingPolicy, max_hours: int,
+                                      ceiling: datetime) -> str:
+    """What an extension past ``ceiling`` is told: the latest date allowed, and the one way to more
+    time that ``by`` has for this share: Renew where "My shares" offers it (the policy's
+    RENEW_GRANT and ``grant_renew_refusal``, what ``grants_renewable`` asks), else a new share (a
+    second-opinion or telehealth share is never renewable: naming Renew there sent the sharer
+    looking for a button that is not offered; found by QA)."""
+    from django.utils.formats import date_format
+
+    values = {"hours": max_hours, "latest": date_format(timezone.localtime(ceiling), "SHORT_DATETIME_FORMAT")}
+    if policy.can(by, policy.Action.RENEW_GRANT, grant) and grant_renew_refusal(grant=grant,
+                                                                                 org_policy=org_policy) is None:
+        return _("That is past the organization's maximum for this kind of share (%(hours)s h from its start): "
+                 "the latest possible is %(latest)s. Renew it for a new review cycle instead.") % values
+    return _("That is past the organization's maximum for this kind of share (%(hours)s h from its start): "
+             "the latest possible is %(latest)s. This share cannot be renewed: for more time after that, "
+             "create a new share.") % values
+
+
 def grants_extendable(*, grants: Iterable[Grant]) -> list[bool]:
     """For each of ``grants``, in order: whether some later expiry is possible
     (``grant_extend_refusal`` says None), what "My shares" offers Extend on. Each organization's
@@ -943,8 +962,8 @@ def _grant_extend(*, grant: Grant, by: User, expires_at: datetime, reason: str,
     max_hours = grant_max_hours(grant=grant, org_policy=org_policy)
     ceiling = grant_extend_ceiling(grant=grant, org_policy=org_policy)
     if expires_at > ceiling:
-        raise ValidationError(_("That is past the organization's maximum for this kind of share (%(hours)s h "
-                                "from its start). Renew it for a new review cycle instead.") % {"hours": max_hours},
+        raise ValidationError(grant_extend_past_maximum_message(grant=grant, by=by, org_policy=org_policy,
+                                                                max_hours=max_hours, ceiling=ceiling),
                               code="expires_at")
     GrantExtension.objects.create(grant=grant, by=by, previous_expires_at=grant.expires_at,
                                   new_expires_at=expires_at, reason=reason)

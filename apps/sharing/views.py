@@ -321,7 +321,7 @@ def grant_extend(request: HttpRequest, grant_id: UUID) -> HttpResponse:
     if refusal is not None:
         # no later expiry is possible: said why, with no form that cannot succeed
         return render(request, "sharing/grant_extend.html",
-                      {"grant": grant, "refusal": refusal,
+                      {"grant": grant, "refusal": refusal, "cancel_url": _share_row(grant),
                        "refusal_message": services.grant_extend_refusal_message(grant=grant, refusal=refusal,
                                                                                 org_policy=org_policy)},
                       status=400 if request.method == "POST" else 200)
@@ -337,7 +337,7 @@ def grant_extend(request: HttpRequest, grant_id: UUID) -> HttpResponse:
             return redirect("sharing:my_shares")
     template = template_for(grant.organization_id, grant.use_case, template_settings=org_policy.template_settings or {})
     return render(request, "sharing/grant_extend.html",
-                  {"grant": grant, "form": form, "template": template,
+                  {"grant": grant, "form": form, "template": template, "cancel_url": _share_row(grant),
                    "ceiling": services.grant_extend_ceiling(grant=grant, org_policy=org_policy)},
                   status=400 if form.errors else 200)
 
