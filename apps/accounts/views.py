@@ -625,12 +625,6 @@ def sso_start(request: HttpRequest) -> HttpResponse:
     return render(request, "accounts/sso_start.html", {"form": form}, status=400 if form.errors else 200)
 
 
-def sso_provider_login(request: HttpRequest, provider_id: str) -> HttpResponse:
-    """allauth's OpenID Connect sign-in start (at its own address, before allauth's view there;
-    and for "Sign in with your organization"). It fetches the provider's discovery document."""
-    from allauth.socialaccount.providers.openid_connect.views import login as oidc_login
-
-    return _sso_outbound(request, provider_id, oidc_login)
 @never_cache
 @require_http_methods(["GET", "POST"])
 def sso_continue(request: HttpRequest, token: str) -> HttpResponse:
@@ -649,6 +643,12 @@ def sso_continue(request: HttpRequest, token: str) -> HttpResponse:
     return render(request, "accounts/sso_continue.html", {"organization": config.organization})
 
 
+def sso_provider_login(request: HttpRequest, provider_id: str) -> HttpResponse:
+    """allauth's OpenID Connect sign-in start (at its own address, before allauth's view there;
+    and for "Sign in with your organization"). It fetches the provider's discovery document."""
+    from allauth.socialaccount.providers.openid_connect.views import login as oidc_login
+
+    return _sso_outbound(request, provider_id, oidc_login)
 
 
 def sso_provider_callback(request: HttpRequest, provider_id: str) -> HttpResponse:
