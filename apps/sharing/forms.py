@@ -9,7 +9,7 @@ from django.utils.translation import gettext_noop
 
 from apps.core.forms import BoundedDateTimeField, BoundedModelMultipleChoiceField
 from apps.sharing.models import COUNT_MAX, Grant, SecondFactor
-from apps.sharing.usecases import ANONYMOUS_MAX_HOURS, TEMPLATES, RecipientKind, Rendition, UseCase
+from apps.sharing.usecases import ANONYMOUS_MAX_HOURS, TEMPLATES, RecipientKind, Rendition, UseCase, templates_taking
 
 #: a share to an e-mail address that no account has (the form and the API refuse it)
 NO_ACCOUNT = gettext_noop("No account has this address: invite them first. Once they have accepted the "
@@ -72,6 +72,14 @@ class ShareForm(forms.Form):
             self.fields["recipient_kind"].choices = [
                 (value, label) for value, label in self.fields["recipient_kind"].choices
                 if value != RecipientKind.ANONYMOUS]
+        # the template is chosen on the same page: which templates take the kinds that not every
+        # one takes is said beside the choice, from the templates' table (the check in ``clean``),
+        # so that "Anonymous link" is not found to be Custom's only after submitting (found by QA)
+        self.fields["recipient_kind"].help_text = " ".join(
+            _("%(kind)s: only with %(templates)s.") % {
+                "kind": label, "templates": ", ".join(t.label for t in templates_taking(value))}
+            for value, label in self.fields["recipient_kind"].choices
+            if len(templates_taking(value)) < len(TEMPLATES))
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
@@ -83,7 +91,7 @@ class ShareForm(forms.Form):
             self.add_error("recipient_kind", _("Anonymous links are switched off for this organization."))
         elif template and kind and kind not in template.recipients:
             self.add_error("recipient_kind", _("This template shares with: %(kinds)s.") % {
-                "kinds": ", ".join(str(RecipientKind(k).label) for k in template.recipients)})
+                "kinds": ", ".join(label for _kind, label in template.recipient_choices)})
         data["grantee"] = None
         data["group_members"] = []
         if kind == RecipientKind.USER:

@@ -59,6 +59,17 @@ class Template:
     def label(self) -> str:
         return str(UseCase(self.key).label)
 
+    @property
+    def recipient_choices(self) -> list[tuple[str, str]]:
+        """The kinds of recipient it takes, with their labels: what the share form's check (and
+        ``services.share_terms``) accepts, and what the share page's templates table lists."""
+        return [(kind, str(RecipientKind(kind).label)) for kind in self.recipients]
+
+
+def templates_taking(kind: str) -> list[Template]:
+    """The templates that take ``kind`` of recipient (a RecipientKind value)."""
+    return [t for t in TEMPLATES.values() if kind in t.recipients]
+
 
 TEMPLATES: dict[str, Template] = {
     UseCase.SECOND_OPINION: Template(
