@@ -192,9 +192,9 @@ class SharingPolicyForm(forms.Form):
     def __init__(self, *args: Any, template_settings: dict | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         template_settings = template_settings or {}
+        # every template, Custom too (its limits were missing here, found by QA): an organization
+        # may shorten any of them; Custom's anonymous links stay held to the anonymous limit as well
         for key, template in TEMPLATES.items():
-            if key == UseCase.CUSTOM:
-                continue
             current = template_settings.get(key, {})
             self.fields[f"{key}__default_hours"] = forms.IntegerField(
                 label=_("%(use)s: default expiry (hours)") % {"use": template.label}, min_value=1,
@@ -203,6 +203,10 @@ class SharingPolicyForm(forms.Form):
                 label=_("%(use)s: longest expiry (hours)") % {"use": template.label}, min_value=1,
                 max_value=template.max_hours, initial=current.get("max_hours", template.max_hours),
                 help_text=_("At most %(hours)s hours (the built-in maximum).") % {"hours": template.max_hours})
+            if RecipientKind.ANONYMOUS in template.recipients:
+                self.fields[f"{key}__max_hours"].help_text = " ".join((
+                    str(self.fields[f"{key}__max_hours"].help_text),
+                    str(_("Its anonymous links end sooner where the anonymous links' limit above is shorter."))))
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()

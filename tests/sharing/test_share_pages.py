@@ -138,7 +138,7 @@ def test_org_admin_narrows_template_defaults_and_maxima(admin_a, owner, case, co
     page = client_as(admin_a).get(url)
     assert page.status_code == 200
     form = {"anonymous_max_hours": 12, "anonymous_download_limit": 2, "original_approval_max_hours": 24}
-    for key in ("second_opinion", "telehealth", "tumor_board", "consultant", "patient_education"):
+    for key in ("second_opinion", "telehealth", "tumor_board", "consultant", "patient_education", "custom"):
         template = template_for(case.organization_id, key)
         form[f"{key}__default_hours"], form[f"{key}__max_hours"] = template.default_hours, template.max_hours
     # never above the built-in maximum
