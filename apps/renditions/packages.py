@@ -10,15 +10,18 @@ Range maps to a few literal segments plus a seek into one or more encrypted blob
 stored, not deflated: DICOM and JPEG hardly deflate and the length must be known up front.
 Memory stays at one blob chunk (1 MiB) whatever the package size.
 
-Naming (``package_name``): ``YYYY-MM-DD_<Modality>-<BodyRegion>_V<version>`` plus ``_DeID`` when
+Naming (``package_name``): ``YYYY-MM-DD_<Modality>[-<BodyRegion>]_V<version>`` plus ``_DeID`` when
 every file of it says Patient Identity Removed = YES and it is so (``encoders.identity_verified``:
 nothing the de-identification profile would remove is left, nothing it would exclude the file for,
 burned-in text said or likely or a screen save, and no Retain UIDs Option; the claim alone is not
 trusted).
 Several modalities or body regions are joined with "+" in alphabetical order
 (``CT+PT-Abdomen+Chest``); the date is the earliest study date ("undated" without one), the
-version the highest study version; a modality missing is ``OT``, a body region missing
-``Unspecified``. A whole case's package is named as a case's: ``Case-<short id>_`` (the first 8
+version the highest study version; a modality missing is ``OT``. Without any Body Part Examined
+the region is left out (``2026-01-01_CT_V1``), not named otherwise: never by the study's
+description, free text that may name the patient (the de-identification profile removes it:
+``apps.deid.profile.TEXT_KEPT``), nor as "Unspecified", which reads like one. A whole case's
+package is named as a case's: ``Case-<short id>_`` (the first 8
 hex digits of the case's public id, which its address shows already) before the name of its
 studies (``Case-1a2b3c4d_2026-01-01_CT-Chest_V1``), so that it is neither taken for one study's
 package nor holds its study's folder under a folder of the same name. Never the case's title:
@@ -107,7 +110,9 @@ def package_name(studies: list[Study], *, body_parts: set[str] | None = None, de
     regions |= {_region(b) for b in body_parts or () if b}
     regions.discard("")
     version = max((s.version for s in studies), default=1)
-    name = f"{day}_{'+'.join(modalities)}-{'+'.join(sorted(regions)) or 'Unspecified'}_V{version}"
+    # no region known: none named (the description is free text, never in a name)
+    region = f"-{'+'.join(sorted(regions))}" if regions else ""
+    name = f"{day}_{'+'.join(modalities)}{region}_V{version}"
     if case is not None:
         name = f"Case-{case.public_id.hex[:8]}_{name}"
     return name + ("_DeID" if deidentified else "")

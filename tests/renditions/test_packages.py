@@ -62,7 +62,20 @@ def test_name_convention_for_several_modalities_and_body_regions(org_a):
     # several studies (a case): earliest date, union, highest version
     assert package_name([petct, mr]) == "2026-03-01_CT+MR+PT-Chest_V2"
     bare = StudyFactory.build(organization=org_a, study_date=None, modalities="", body_part_examined="")
-    assert package_name([bare]) == "undated_OT-Unspecified_V1"
+    assert package_name([bare]) == "undated_OT_V1"
+
+
+def test_a_study_without_body_part_names_no_region(org_a):
+    """Without Body Part Examined the name said "Unspecified", as if it were a region: the region
+    is left out now, and never replaced by the study's description (free text, which may name the
+    patient and which the de-identification profile removes)."""
+    study = StudyFactory.build(organization=org_a, study_date=dt.date(2026, 4, 12), modalities="CT",
+                               body_part_examined="", study_description="Head Jane Doe", version=1)
+    assert package_name([study]) == "2026-04-12_CT_V1"
+    assert package_name([study], deidentified=True) == "2026-04-12_CT_V1_DeID"
+    # a value with no letter or digit names no region either; any other series' does
+    assert package_name([study], body_parts={"--"}) == "2026-04-12_CT_V1"
+    assert package_name([study], body_parts={"head"}) == "2026-04-12_CT-Head_V1"
 
 
 def test_version_in_the_name_increases_with_a_new_study_version(org_a, tmp_path):
