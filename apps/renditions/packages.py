@@ -131,6 +131,27 @@ def rendition_suffix(kind: str) -> str:
     return _RENDITION_SUFFIX.get(kind, "")
 
 
+#: the end of the name of a lossless package (or of a case package's study folder) whose every
+#: image is an original lossy-compressed at the source: no lossless copy is made of such an image
+#: (``encoders.lossless_encode``), the original stands in (``_files_for``), and the name says so
+#: rather than "_Lossless" over images none of which is a lossless copy
+LOSSY_SOURCE_SUFFIX = "_LossySource"
+
+
+def _lossy_source_only(kind: str, pairs) -> bool:
+    """Whether a lossless package's files (``_files_for``'s pairs) are all originals that were
+    lossy-compressed at the source, standing in for the lossless copies none can be made of."""
+    return kind == Kind.LOSSLESS and bool(pairs) and all(f.kind == Kind.ORIGINAL and f.source_lossy
+                                                         for _inst, f in pairs)
+
+
+def _suffix(kind: str, pairs) -> str:
+    """The end of the name of a package (or of a case package's study folder) of these files:
+    its rendition's (``rendition_suffix``), ``_LossySource`` for a lossless one all of lossy
+    originals (``LOSSY_SOURCE_SUFFIX``)."""
+    return LOSSY_SOURCE_SUFFIX if _lossy_source_only(kind, pairs) else rendition_suffix(kind)
+
+
 # ----------------------------------------------------------------------------- zip layout
 
 def _dos(when: datetime) -> tuple[int, int]:
@@ -152,6 +173,7 @@ class Entry:
     data: bytes | None = None
     code: str = ""          # the Label value; "fallback" for an original standing in for a lossless copy
     source_lossy: bool = False  # its original was already lossy-compressed (``RenditionFile.source_lossy``)
+    stand_in: bool = False  # an original standing in for the lossless copy of its image (``_files_for``)
 
 
 @dataclass
@@ -362,8 +384,8 @@ def _files_for(study: Study, kind: str) -> tuple[list[tuple[Instance, RenditionF
     return pairs, missing
 
 
-def _study_entries(study: Study, kind: str, root: str) -> tuple[list[Entry], list[tuple[str, str]]]:
-    pairs, missing = _files_for(study, kind)
+def _study_entries(pairs, missing, kind: str, root: str) -> tuple[list[Entry], list[tuple[str, str]]]:
+    """The entries of a study's files (``_files_for``) under ``root``, and what was left out."""
     entries: list[Entry] = []
     layout = SeriesLayout(prefix=_PREFIX[Kind(kind)])
     for inst, f in pairs:
@@ -372,14 +394,17 @@ def _study_entries(study: Study, kind: str, root: str) -> tuple[list[Entry], lis
             label = later(lambda base=label: gettext("%(label)s (lossless compression not possible)")
                            % {"label": base})
             code = code if code == Label.LOSSY_SOURCE else "fallback"
+            stand_in = True
+        else:
+            stand_in = False
         if kind == Kind.EDUCATION:  # the file's labelled JPEG image, which any phone opens, not its DICOM
             entries.append(Entry(path=f"{root}/{layout.place(inst, 'jpg')}", size=f.image_bytes,
                                  crc32=f.image_crc32 or 0, sha256=f.image_sha256, label=label, blob=f.image_blob,
-                                 code=code, source_lossy=f.source_lossy))
+                                 code=code, source_lossy=f.source_lossy, stand_in=stand_in))
             continue
         entries.append(Entry(path=f"{root}/{layout.place(inst, f.extension)}",
                              size=f.bytes, crc32=f.crc32 or 0, sha256=f.sha256, label=label, blob=f.blob,
-                             code=code, source_lossy=f.source_lossy))
+                             code=code, source_lossy=f.source_lossy, stand_in=stand_in))
     gone = [(later(lambda number=inst.instance_number if inst.instance_number is not None else inst.pk:
                     gettext("%(folder)s image %(number)s") % {"folder": root, "number": number}), why)
             for inst, why in missing]
@@ -417,7 +442,14 @@ def _package_label(kind: str, entries: list[Entry]) -> str:
     that not all of it is diagnostic-grade, that some images were lossy-compressed at the source
     and where each file's own label is, then the others' label, rather than calling the whole
     package what only some of its files are
-    (a preview's or an education copy's label is the same either way)."""
+    (a preview's or an education copy's label is the same either way). A lossless package whose
+    every image is an original lossy-compressed at the source (a case whose studies were all
+    received lossy: no lossless copy is made of any, each original stands in) is labelled as
+    those originals are, each file's own label ("Original as received - lossy compressed, not
+    diagnostic-grade (lossless compression not possible)"), not as a lossless copy."""
+    if kind == Kind.LOSSLESS and entries and all(e.stand_in and e.source_lossy for e in entries):
+        return later(lambda: gettext("%(label)s (lossless compression not possible)")
+                     % {"label": Label.LOSSY_SOURCE.label})
     lossy = {e.source_lossy for e in entries}
     mixed = len(lossy) > 1 and label_for(kind, source_lossy=True) != label_for(kind, source_lossy=False)
     # in the manifest's language (``_finish``)
@@ -531,8 +563,9 @@ def _study_package(study: Study, kind: str, language: str) -> Package:
     originals_ensure(study=study)
     deid = _deid_of([study])
     body = set(study.series.exclude(body_part_examined="").values_list("body_part_examined", flat=True))
-    name = package_name([study], body_parts=body, deidentified=deid) + rendition_suffix(kind)
-    entries, missing = _study_entries(study, kind, name)
+    pairs, missing = _files_for(study, kind)
+    name = package_name([study], body_parts=body, deidentified=deid) + _suffix(kind, pairs)
+    entries, missing = _study_entries(pairs, missing, kind, name)
     package = Package(name=name, label=_package_label(kind, entries), entries=entries, missing=missing,
                       deidentified=deid)
     what = later(lambda: gettext("Study, %(rendition)s") % {"rendition": Kind(kind).label})
@@ -548,20 +581,24 @@ def _case_package(case, studies: list[Study], kind: str, language: str) -> Packa
     body = set()
     for study in studies:
         body |= set(study.series.exclude(body_part_examined="").values_list("body_part_examined", flat=True))
-    name = package_name(studies, body_parts=body, deidentified=deid, case=case) + rendition_suffix(kind)
+    files = [_files_for(study, kind) for study in studies]
+    everything = [pair for pairs, _missing in files for pair in pairs]
+    name = package_name(studies, body_parts=body, deidentified=deid, case=case) + _suffix(kind, everything)
     entries, missing, used = [], [], set()
-    for study in studies:
+    for study, (pairs, gone) in zip(studies, files, strict=True):
         sub = package_name([study], body_parts=set(study.series.exclude(body_part_examined="")
                                                     .values_list("body_part_examined", flat=True)),
                            deidentified=_deid_of([study]))
         # a study's folder names its rendition too (``_Lossless``/``_Preview``/``_Education``), as
         # its own package would: a folder taken out of the zip is not mistaken for the original study
-        folder, n = sub + rendition_suffix(kind), 1
+        # (``_LossySource``: a lossless folder all of originals received lossy, ``_suffix``)
+        suffix = _suffix(kind, pairs)
+        folder, n = sub + suffix, 1
         while folder in used:
             n += 1
-            folder = f"{sub}_{n}{rendition_suffix(kind)}"
+            folder = f"{sub}_{n}{suffix}"
         used.add(folder)
-        e, m = _study_entries(study, kind, f"{name}/{folder}")
+        e, m = _study_entries(pairs, gone, kind, f"{name}/{folder}")
         entries += e
         missing += m
     package = Package(name=name, label=_package_label(kind, entries), entries=entries, missing=missing,
