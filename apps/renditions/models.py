@@ -13,7 +13,11 @@ original kind points at the instance's own blob.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.db import models
+from django.db.models import Count, OuterRef, Subquery
+from django.db.models.functions import Coalesce
 from django.utils.translation import gettext_lazy as _
 
 from apps.core.models import Explained, PublicIdModel
@@ -201,3 +205,49 @@ def kinds_unavailable(study_ids) -> dict[int, set[str]]:
             .values_list("study_id", "kind"):
         found.setdefault(study_id, set()).add(kind)
     return found
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far one study's rendition of one kind is made (``renditions_progress``)."""
+
+    status: str | None  # the rendition's status; None before its row exists (its work not begun)
+    made: int           # its images that have their file of the kind (made, or found impossible)
+    images: int         # its images that are to have one (the key images, one a series, for education)
+
+    @property
+    def unavailable(self) -> bool:
+        """What the study's page says is "Not available" (as ``kinds_unavailable``)."""
+        return self.status == Status.UNAVAILABLE
+
+    @property
+    def being_made(self) -> bool:
+        """Still being made: some of its images have no file of it yet, their work not begun or
+        not finished (the page says "Being made" or "Not made yet"; or images added since it was
+        made), and it has not ended as "Not available". A package of it would lack those images
+        (a lossless one would hold their originals in their place), so it is not downloaded until
+        they are made. A file that could not be made is made: its row says why."""
+        return not self.unavailable and self.made < self.images
+
+
+def renditions_progress(study_ids, kind: str) -> dict[int, Progress]:
+    """The ``Progress`` of the rendition of ``kind`` of each of ``study_ids``: what a download
+    asks before it builds a package (``renditions.views._not_ready``), so that no zip of a
+    rendition still being made goes out. The original is never being made (its rows are made
+    when a package asks, ``services.originals_ensure``): {} for it. One query."""
+    from apps.imaging.models import Instance, Study
+
+    kind = Kind(kind)
+    if kind == Kind.ORIGINAL:
+        return {}
+    # the education copy is made of one key image a series (``services.key_instance_ids``)
+    expected = Count("series_id", distinct=True) if kind == Kind.EDUCATION else Count("pk")
+    images = Instance.objects.filter(study=OuterRef("pk")).order_by().values("study").annotate(n=expected)
+    made = (RenditionFile.objects.filter(study=OuterRef("pk"), kind=kind).order_by().values("study")
+            .annotate(n=Count("pk")))
+    status = Rendition.objects.filter(study=OuterRef("pk"), kind=kind).values("status")[:1]
+    rows = (Study.objects.filter(pk__in=list(study_ids))
+            .annotate(n_images=Coalesce(Subquery(images.values("n")), 0),
+                      n_made=Coalesce(Subquery(made.values("n")), 0), rendition_status=Subquery(status))
+            .values_list("pk", "rendition_status", "n_made", "n_images"))
+    return {pk: Progress(status=status_, made=n_made, images=n_images) for pk, status_, n_made, n_images in rows}

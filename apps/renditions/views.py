@@ -3,7 +3,12 @@
 ``?rendition=`` picks the rendition: ``preview`` (the default: a share offers the preview first),
 ``education``, ``lossless`` or ``original``; the last two are diagnostic renditions and need the
 "original" permission. A study's rendition its page says is "Not available" (none of its images
-could be made) is not downloaded: 404, a page that says why (``_not_available``).
+could be made) is not downloaded: 404, a page that says why (``_not_available``). Nor is a
+rendition still being made, of a study or of any study of a case (``_not_ready``): a zip of it would
+lack the images not made yet (a lossless one would hold their originals in their place), whoever
+asks, by its page's button, a share's or a link's page, or its address alone. 409, a page that says
+it is still being prepared, how far, and to try again later (``Retry-After``); the original is
+always there.
 Which the actor may take is ``apps.sharing.policy``'s decision, made once
 a request before any work (``download_decide``, counting nothing, on what the request's reading
 of the actor's memberships and one reading of their grants say, the check that the case may be
@@ -70,7 +75,7 @@ from apps.audit.services import record
 from apps.cases.models import Case
 from apps.core.http import header_number
 from apps.imaging.models import Study
-from apps.renditions.models import SHARING_RENDITION, Kind, Rendition, kinds_unavailable
+from apps.renditions.models import SHARING_RENDITION, Kind, Progress, Rendition, renditions_progress
 from apps.renditions.packages import Package, case_package, study_package
 from apps.sharing import policy
 from apps.sharing import services as sharing_services
@@ -247,20 +252,55 @@ def _sending(request: HttpRequest, package: Package) -> int:
     return wanted[1] - wanted[0] + 1 if wanted else package.size
 
 
-def _not_available(request: HttpRequest, study: Study, kind: str) -> HttpResponse | None:
+def _not_available(request: HttpRequest, study: Study, kind: str) -> HttpResponse:
     """The refusal (404, a page that says why) of a rendition the study's page says is "Not
     available" (its status: none of its images could be made, such as the lossless copy of an
     original received lossy-compressed, which ``encoders.lossless_encode`` refuses), so that a
     download never gives what the page says the study does not have (the lossless zip held the
-    lossy originals under another name); None when it may be served. The original is always
-    there; a rendition being made is served as far as it is made, its manifest saying which images
-    are not made yet. A case's zip keeps such a study in it, its folder holding what there is (its
-    originals, each labelled as such)."""
-    if kind == Kind.ORIGINAL or kind not in kinds_unavailable([study.pk]).get(study.pk, ()):
-        return None
+    lossy originals under another name). A case's zip keeps such a study in it, its folder holding
+    what there is (its originals, each labelled as such)."""
     rendition = Rendition.objects.get(study=study, kind=kind)
     return render(request, "renditions/not_available.html",
                   {"study": study, "rendition": rendition, "kind_label": Kind(kind).label}, status=404)
+
+
+#: when a client is told to ask again for a package still being prepared (seconds)
+RETRY_PREPARING_SECONDS = 60
+
+
+def _being_prepared(request: HttpRequest, kind: str, making: list[Progress],
+                    study: Study | None = None) -> HttpResponse:
+    """The refusal of a package whose rendition is still being made (``Progress.being_made``):
+    409 and a page saying so, how many of its images are made, and to try again later (its
+    address, which the client keeps); never the part made so far."""
+    response = render(request, "renditions/being_prepared.html", {
+        "study": study, "kind_label": Kind(kind).label, "made": sum(min(p.made, p.images) for p in making),
+        "images": sum(p.images for p in making), "studies_making": len(making), "again": request.get_full_path()},
+        status=409)
+    response["Retry-After"] = str(RETRY_PREPARING_SECONDS)
+    return response
+
+
+def _not_ready(request: HttpRequest, study: Study, kind: str) -> HttpResponse | None:
+    """A study's rendition that is not downloaded now, the refusal said (None when it may be
+    served): one its page says is "Not available" (404, ``_not_available``), or one still being
+    made (409, ``_being_prepared``). The original is always there. One query."""
+    progress = renditions_progress([study.pk], kind).get(study.pk)
+    if progress is None:
+        return None
+    if progress.unavailable:
+        return _not_available(request, study, kind)
+    if progress.being_made:
+        return _being_prepared(request, kind, [progress], study=study)
+    return None
+
+
+def _case_not_ready(request: HttpRequest, studies: list[Study], kind: str) -> HttpResponse | None:
+    """A case's zip while the rendition of any of its studies is still being made: refused (409,
+    ``_being_prepared``), not sent without their images. A study whose rendition is "Not available"
+    stays in it (its folder holds what there is)."""
+    making = [p for p in renditions_progress([s.pk for s in studies], kind).values() if p.being_made]
+    return _being_prepared(request, kind, making) if making else None
 
 
 def _serve(request: HttpRequest, actor, obj, kind: str, scope: str, build,
@@ -268,8 +308,9 @@ def _serve(request: HttpRequest, actor, obj, kind: str, scope: str, build,
     # may they, before any work; nothing is counted until the package is known to go out: a Range
     # it cannot satisfy (416, judged on the package's size) must not use up one of a grant's downloads
     decision = _decide(request, actor, obj, kind, scope)
-    # a rendition there is none of (``refusal``: the study's page says "Not available"): said once
-    # the policy allowed it (a refusal of the actor is said first), before a second factor is asked
+    # a rendition there is none of (``refusal``: the study's page says "Not available"), or one still
+    # being made: said once the policy allowed it (a refusal of the actor is said first), before a
+    # second factor is asked
     if refusal is not None and (refused := refusal()) is not None:
         return refused
     # a diagnostic rendition: a recent second factor, once allowed (a refusal is said first) and
@@ -491,7 +532,7 @@ def study_download(request: HttpRequest, study_id: UUID) -> HttpResponse:
     if not study.is_ready:
         raise Http404
     return _serve(request, actor, study, kind, "study", lambda: study_package(study, kind),
-                  refusal=lambda: _not_available(request, study, kind))
+                  refusal=lambda: _not_ready(request, study, kind))
 
 
 @policy.link_aware
@@ -508,8 +549,10 @@ def case_download(request: HttpRequest, case_id: UUID) -> HttpResponse:
         raise Http404
     kind = _kind(request)
 
-    def build() -> Package:
-        studies = list(Study.objects.filter(case=case).latest_versions().ready().order_by("study_date", "pk"))
-        return case_package(case, studies, kind)
+    studies: list[Study] = []
 
-    return _serve(request, actor, case, kind, "case", build)
+    def refusal() -> HttpResponse | None:  # read once the policy allowed it, and built from
+        studies[:] = Study.objects.filter(case=case).latest_versions().ready().order_by("study_date", "pk")
+        return _case_not_ready(request, studies, kind)
+
+    return _serve(request, actor, case, kind, "case", lambda: case_package(case, studies, kind), refusal=refusal)

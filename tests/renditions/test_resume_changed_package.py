@@ -1,6 +1,6 @@
 """A Range request continues a counted transfer only for the package that was counted: its ETag
 now must be the one the transfer was counted on, whether the client sends If-Range or not. A
-package that changed since (a study added to the case, the study's previews made) is a new
+package that changed since (a study added to the case, the study's previews made again) is a new
 download, counted, and refused once the download limit is used up; before, a holder of a
 one-download link who sent ``Range: bytes=1-`` without If-Range got the case as it is now,
 uncounted (found by a reviewer). Honest resumes of an unchanged package still count once."""
@@ -113,27 +113,34 @@ def test_a_resume_of_a_changed_case_zip_is_a_new_download_counted(ct_study, clin
     assert transfer.package_etag == part["ETag"] and transfer.package_bytes == len(new)
 
 
-def test_a_resume_of_a_study_package_whose_previews_were_made_since_is_refused(org_a, clinician_a, small_ct,
-                                                                              client_as):
-    """A study's preview package downloaded before its previews were made (images "not made
-    yet"): once they are made, a Range request of the one-download grant's recipient is a new
-    download of another package, refused, If-Range or not."""
+def test_a_resume_of_a_study_package_whose_previews_were_made_again_since_is_refused(org_a, clinician_a, small_ct,
+                                                                                    client_as, monkeypatch):
+    """A study's preview package downloaded, then its previews made again (other bytes: another
+    quality): a Range request of the one-download grant's recipient is a new download of another
+    package, refused, If-Range or not. (A package downloaded before its previews were made was
+    the first example; such a package is no longer sent: tests/renditions/test_being_made_not_downloaded.py.)"""
+    from apps.renditions import encoders
+    from apps.renditions.models import Kind, RenditionFile
+    from apps.renditions.packages import study_package
+
     case = CaseFactory(organization=org_a)
     [study] = ingest_folder(small_ct, org_a, case=case)
+    study_renditions_make(study_id=study.pk)
     consultant = member(org_a, Role.EXTERNAL_CONSULTANT, email="consultant@alpha.example")
     sharing.grant_create(case=case, grantee=consultant, by=clinician_a, permissions=["view", "download_preview"],
                          renditions=["preview"], download_limit=1, expires_at=timezone.now() + timedelta(hours=2))
     visitor = client_as(consultant)
     first = visitor.get(_study_url(study))
     assert first.status_code == 200
-    empty = _body(first)
-    assert [name for name in zipfile.ZipFile(io.BytesIO(empty)).namelist()
-            if not name.endswith("MANIFEST.txt")] == []  # no preview made yet: no image in it
+    before = _body(first)
     assert _count(case) == 1
 
+    RenditionFile.objects.filter(study=study, kind=Kind.PREVIEW).delete()
+    monkeypatch.setattr(encoders, "PREVIEW_QUALITY", encoders.PREVIEW_QUALITY - 30)
     study_renditions_make(study_id=study.pk)
+    assert study_package(study, Kind.PREVIEW).etag != first["ETag"]  # another package
     assert visitor.get(_study_url(study), headers={"Range": "bytes=1-"}).status_code == 403
-    assert visitor.get(_study_url(study), headers={"Range": f"bytes={len(empty) // 2}-",
+    assert visitor.get(_study_url(study), headers={"Range": f"bytes={len(before) // 2}-",
                                                    "If-Range": first["ETag"]}).status_code == 403
     assert _count(case) == 1
 
