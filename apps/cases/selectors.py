@@ -159,6 +159,9 @@ class CasePage:
     can_attach: bool = False
     can_share: bool = False  # the case, while it is open
     show_patient: bool = False
+    #: how many of the studies listed have a patient ID in their images that is not the case's
+    #: MRN (``studies_of_other_patient``): the studies section warns of them
+    other_patient_studies: int = 0
 
 
 def _studies_of(case: Case, user: User) -> Any:
@@ -177,6 +180,27 @@ def _studies_of(case: Case, user: User) -> Any:
     if "renditions" in related:
         qs = qs.prefetch_related("renditions")
     return qs.order_by("-study_date", "-created_at", "id")
+
+
+def studies_of_other_patient(*, case: Case, patient_ids: Iterable[str | None]) -> list[bool]:
+    """For each of ``patient_ids`` (those in a case's studies' images), whether it is not the
+    MRN of ``case``'s patient: by ``apps.imaging.services.attach_patient_ids_differ``, the one rule
+    the attach confirmation warns by and ``study_attach`` refuses by, so the case page flags
+    exactly the studies attaching would have called another patient's. Nothing is stored: the
+    rule is applied to the studies as the page shows them."""
+    from apps.imaging.services import attach_patient_ids_differ
+
+    mrn = case.patient.mrn
+    return [attach_patient_ids_differ(patient_ids=[pid], mrn=mrn) for pid in patient_ids]
+
+
+def studies_mark_other_patient(*, case: Case, studies: Iterable[Any]) -> None:
+    """Sets ``patient_differs`` on each of ``studies`` (a page of the case page's list), as
+    ``studies_of_other_patient`` decides it: the Studies table flags those."""
+    studies = list(studies)
+    for study, differs in zip(studies, studies_of_other_patient(case=case, patient_ids=[s.patient_id for s in studies]),
+                              strict=True):
+        study.patient_differs = differs
 
 
 #: what the case page asks the policy about its case: whether it may be seen at all, and its buttons
@@ -210,6 +234,9 @@ def case_page(*, user: User, case: Case, may: dict[Action, bool], request: HttpR
     if page.can_view_images or page.can_delete_studies:
         # an org admin sees no pixels but may delete a study: the list (no viewer) leads to its page
         page.studies = _studies_of(case, user)
+        if hasattr(page.studies, "values_list"):  # all those listed, not only the page shown
+            ids = page.studies.prefetch_related(None).order_by().values_list("patient_id", flat=True)
+            page.other_patient_studies = sum(studies_of_other_patient(case=case, patient_ids=ids))
     page.notes = CaseNote.objects.filter(case=case).select_related("author").order_by("created_at", "id")
     now = timezone.now()
     if can_manage:
