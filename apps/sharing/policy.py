@@ -219,6 +219,18 @@ def use_cases_without(action: Action | str) -> list[str]:
     return [use_case for use_case, (actions, _renditions) in USE_CASE_GIVES.items() if action not in actions]
 
 
+def patient_education_refused_to(user: Any, organization_id: int) -> bool:
+    """Whether a patient-education share of ``organization_id``'s case may not go to ``user``:
+    someone who works for that organization (an active membership in a staff role,
+    ``acts_for_organization``: a radiologist, a clinician, an admin). Their role gives them the
+    case already, far more than the education copy; such a share gives them nothing, and its review
+    named them "A patient" (found by QA: a radiologist was sent one). It is a wrong template or a
+    wrong person, so it is refused, not confirmed. A patient-education share goes to a patient:
+    a patient member, or an account the organization does not employ (the patient invited by
+    e-mail, whose account may be staff of another organization)."""
+    return _active_user(user) and acts_for_organization(role_in(user, organization_id))
+
+
 def _use_case_refuses(grant: Grant, action: Action, rendition: str | None) -> bool:
     """Whether ``grant``'s use case never gives ``action`` (of ``rendition``, for a download)."""
     gives = USE_CASE_GIVES.get(grant.use_case)

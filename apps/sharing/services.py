@@ -721,6 +721,29 @@ def share_not_before_check(not_before: datetime | None) -> None:
                                 "once, or choose a later time."), code="not_before")
 
 
+#: a patient-education share to someone who works for the case's organization (``share_recipient_check``)
+PATIENT_EDUCATION_TO_STAFF = gettext_noop(
+    "This person works for the organization and sees the case through their role already: a patient-education "
+    "share is for the patient. To share with a colleague, choose another template.")
+
+
+def share_recipient_check(*, case: Case, use_case: str, recipient_kind: str, grantee: User | None = None,
+                          grantee_email: str = "") -> None:
+    """Refuse a recipient the share's use case is not for (ValidationError, code
+    ``recipient_email``): a patient-education share to someone who works for the case's
+    organization (``policy.patient_education_refused_to``). The share review asks it before
+    showing what confirming creates; ``share_create`` asks it again."""
+    from apps.accounts.models import User
+
+    if use_case != UseCase.PATIENT_EDUCATION:
+        return
+    person = grantee if recipient_kind == RecipientKind.USER else None
+    if recipient_kind == RecipientKind.EMAIL and grantee_email:
+        person = User.objects.filter(email=grantee_email.lower(), is_active=True).first()
+    if person is not None and policy.patient_education_refused_to(person, case.organization_id):
+        raise ValidationError(_(PATIENT_EDUCATION_TO_STAFF), code="recipient_email")
+
+
 def share_create(*, case: Case, by: User, use_case: str, recipient_kind: str, grantee: User | None = None,
                  group_members: Iterable[User] = (), group_name: str = "", grantee_email: str = "",
                  hours: int | None = None, renditions: Iterable[str] | None = None, studies: Iterable[Any] = (),
@@ -776,6 +799,8 @@ def _share_create(*, case: Case, by: User, use_case: str, recipient_kind: str, g
     template, hours, download_limit = terms.template, terms.hours, terms.download_limit
     permissions, chosen = list(terms.permissions), list(terms.renditions)
     anonymous = recipient_kind == RecipientKind.ANONYMOUS
+    share_recipient_check(case=case, use_case=use_case, recipient_kind=recipient_kind, grantee=grantee,
+                          grantee_email=grantee_email)
     if anonymous:
         grantee, group_members, grantee_email = None, (), ""
     elif recipient_kind == RecipientKind.USER and grantee is None:

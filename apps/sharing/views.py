@@ -143,10 +143,14 @@ def _share_steps(request: HttpRequest, case, studies=()) -> HttpResponse:
                     organization_id=case.organization_id, use_case=data["use_case"],
                     recipient_kind=data["recipient_kind"], hours=data.get("hours"), renditions=renditions,
                     download_limit=data.get("download_limit"))
+                services.share_recipient_check(case=case, use_case=data["use_case"],
+                                               recipient_kind=data["recipient_kind"], grantee=data["grantee"],
+                                               grantee_email=data.get("recipient_email") or "")
             except ValidationError as exc:
                 form.add_error(exc.code if exc.code in form.fields else None, exc)  # beside the field it is about
             else:
                 context.update(confirming=True, template=terms.template, terms=terms, hours=terms.hours,
+                               existing=_live_shares_to_recipient(request, case, data),
                                gives=services.share_terms_gives(case=case, terms=terms),
                                kind=share_kind(recipient_kind=data["recipient_kind"], use_case=data["use_case"]),
                                confirm_token=_share_confirm_issue(request))
@@ -193,6 +197,34 @@ def _share_steps(request: HttpRequest, case, studies=()) -> HttpResponse:
         context["invite_url"] = _invite_first_url(case, use_case=form.cleaned_data.get("use_case", ""),
                                                   email=form.data.get("recipient_email", "").strip())
     return render(request, "sharing/share_form.html", context, status=400 if form.errors else 200)
+
+
+#: the most of a recipient's live shares of the case the share review lists (the others counted)
+EXISTING_SHARES_LISTED = 5
+
+
+def _live_shares_to_recipient(request: HttpRequest, case, data: dict) -> dict | None:
+    """The shares of ``case`` its named recipient (a person, an address) holds already, for the
+    review to say so before a second one is made: not blocked (a second share may be meant), but
+    asked to confirm, with Extend offered on each that can be extended by this person (the
+    policy's MANAGE_GRANT and ``services.grants_extendable``, as My shares offers it)."""
+    kind = data.get("recipient_kind")
+    if kind not in (RecipientKind.USER, RecipientKind.EMAIL):
+        return None
+    from apps.accounts.models import User
+
+    email = (data.get("recipient_email") or "").lower() if kind == RecipientKind.EMAIL else ""
+    user = data.get("grantee") if kind == RecipientKind.USER else (
+        User.objects.filter(email=email, is_active=True).first() if email else None)
+    grants = selectors.live_shares_to(case=case, user=user, email=email)
+    if not grants:
+        return None
+    manages = policy.can_each(request.user, Action.MANAGE_GRANT, grants,
+                              facts=policy.request_facts(request, request.user))
+    for grant, may, extendable in zip(grants, manages, services.grants_extendable(grants=grants), strict=True):
+        grant.can_extend = may and extendable
+    return {"count": len(grants), "listed": grants[:EXISTING_SHARES_LISTED],
+            "more": max(len(grants) - EXISTING_SHARES_LISTED, 0)}
 
 
 def _invite_first_url(case, *, use_case: str, email: str) -> str:
