@@ -233,7 +233,11 @@ def patient_education_refused_to(user: Any, organization_id: int) -> bool:
 
 def _use_case_refuses(grant: Grant, action: Action, rendition: str | None) -> bool:
     """Whether ``grant``'s use case never gives ``action`` (of ``rendition``, for a download)."""
-    gives = USE_CASE_GIVES.get(grant.use_case)
+    return _use_case_never_gives(grant.use_case, action, rendition)
+
+
+def _use_case_never_gives(use_case: str, action: Action, rendition: str | None) -> bool:
+    gives = USE_CASE_GIVES.get(use_case)
     if gives is None:
         return False
     actions, renditions = gives
@@ -1425,6 +1429,27 @@ def _gives(grant: Grant, *, user: Any, now: datetime, facts: _Facts,
     if covers(Action.SHARE_CASE):
         given.add("reshare")
     return tuple(p for p in _GIVES_ORDER if p in given)
+
+
+def names_downloads(*, use_case: str, permissions: Iterable[str], renditions: Iterable[str]) -> bool:
+    """Whether a share of ``use_case`` naming ``permissions`` and ``renditions`` (none: every one)
+    gives any download at all, whatever its state, holder and download limit: a rendition in its
+    scope whose download permission it names (``RENDITION_PERMISSION``) and its use case does not
+    cap away (``USE_CASE_GIVES``), as ``_grant_refusal`` decides. A share that gives none (view
+    only) counts no download, so the pages show no download count or limit for it (the
+    shared-case page, My shares, the share review): a limit it keeps limits nothing."""
+    from apps.sharing.usecases import RENDITION_PERMISSION
+
+    permissions, renditions = set(permissions), set(renditions)
+    return any((not renditions or rendition in renditions) and permission in permissions
+               and not _use_case_never_gives(use_case, _download_action(rendition), rendition)
+               for rendition, permission in RENDITION_PERMISSION.items())
+
+
+def grant_names_downloads(grant: Grant) -> bool:
+    """``names_downloads`` of ``grant`` (saved or not)."""
+    return names_downloads(use_case=grant.use_case, permissions=grant.permissions or (),
+                           renditions=grant.renditions or ())
 
 
 def _download_action(rendition: str) -> Action:

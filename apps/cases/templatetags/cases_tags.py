@@ -20,6 +20,17 @@ def permission_labels(permissions: list[str]) -> str:
 
 
 @register.filter
+def names_downloads(share) -> bool:
+    """Whether a share gives any download (``policy.names_downloads``): a Grant, or the
+    ``ShareTerms`` the share review shows. A view-only share's download count and limit count
+    nothing and are not shown."""
+    if hasattr(share, "template"):  # ShareTerms: what confirming the review would create
+        return policy.names_downloads(use_case=share.template.key, permissions=share.permissions,
+                                      renditions=share.renditions)
+    return policy.grant_names_downloads(share)
+
+
+@register.filter
 def rendition_labels(renditions: list[str]) -> str:
     """["original", "preview"] -> "Original DICOM, Compressed preview" (translated)."""
     labels = dict(Rendition.choices)
