@@ -8,7 +8,8 @@ lossy source's lossless copy says it is a lossless copy of a lossy original, not
 original is.
 ``{% rendition_downloads study %}``: the study's renditions with their badges, and a download
 button for each rendition the viewer of the page may take (``policy.allowed_renditions``):
-the preview first; the diagnostic ones only with the "original" permission. A diagnostic one
+the preview first; the diagnostic ones only with the "original" permission. One not offered
+says why, as the policy refuses it (``NOT_OFFERED_BECAUSE``). A diagnostic one
 that asks the signed-in person for their second factor first (``mfa.step_up_needed``; the
 download's view asks, ``apps.renditions.views._step_up_first``) is a plain link, which the
 browser follows to the step-up page and back to the download, not a ``download`` link, which
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 from django import template
 from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
 
 from apps.accounts import mfa
 from apps.renditions.models import SHARING_RENDITION, Kind, Rendition, Status
@@ -61,13 +63,25 @@ def rendition_badge(rendition) -> dict:
     return {"r": rendition}
 
 
+#: why a rendition the study has is not offered, as the policy refuses its download
+#: (``policy.download_refusals``); any other refusal (no access to downloads at all) says "Not offered".
+#: Downloads are named permissions of a share (``usecases.RENDITION_PERMISSION``): a share, or an
+#: approved request for the original, that gives the original's download gives no preview's unless
+#: it names that too (a telehealth share is for viewing the preview), so its holder reads why.
+NOT_OFFERED_BECAUSE = {
+    policy.GrantRefusal.NOT_INCLUDED: _("Not offered: what was shared with you does not include downloading it"),
+    policy.GrantRefusal.LIMIT_REACHED: _("Not offered: the downloads the share allows are used up"),
+    policy.GrantRefusal.SECOND_FACTOR: _("Not offered until you pass two-step verification"),
+}
+
+
 @register.inclusion_tag("renditions/_downloads.html", takes_context=True)
 def rendition_downloads(context, study) -> dict:
     request = context.get("request")
     actor = policy.actor_for(request) if request is not None else None
     # what the page's own decisions read already (the request's memberships and grants) is not read again
-    allowed = (policy.allowed_renditions(actor, study, facts=policy.request_facts(request, actor))
-               if actor is not None else frozenset())
+    facts = policy.request_facts(request, actor) if actor is not None else None
+    allowed = policy.allowed_renditions(actor, study, facts=facts) if actor is not None else frozenset()
     renditions = {r.kind: r for r in Rendition.objects.filter(study=study)}
     user = getattr(request, "user", None)
     # a diagnostic download asks this person for a recent second factor first (and to set one up
@@ -77,7 +91,12 @@ def rendition_downloads(context, study) -> dict:
     for kind in OFFER_ORDER:
         rendition = renditions.get(kind)
         offer = rendition_made(kind, rendition) and SHARING_RENDITION[kind] in allowed
+        why_not = None
+        if not offer and actor is not None and rendition_made(kind, rendition):
+            (refusal,) = policy.download_refusals(actor, [study], rendition=SHARING_RENDITION[kind], facts=facts)
+            why_not = NOT_OFFERED_BECAUSE.get(refusal)
         rows.append({"kind": kind, "kind_label": Kind(kind).label, "rendition": rendition, "offer": offer,
+                     "why_not": why_not,
                      "step_up": offer and step_up and SHARING_RENDITION[kind] == "original",
                      "url": reverse("renditions:study_download", kwargs={"study_id": study.public_id})
                      + f"?rendition={kind}"})
