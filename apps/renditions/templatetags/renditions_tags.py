@@ -102,4 +102,6 @@ def rendition_downloads(context, study) -> dict:
                      + f"?rendition={kind}"})
     asks = any(r["step_up"] for r in rows)
     return {"rows": rows, "study": study, "any_offer": any(r["offer"] for r in rows), "step_up": asks,
+            # the footnote on the lossless copy only where the page offers one to download
+            "offers_lossless": any(r["offer"] for r in rows if r["kind"] == Kind.LOSSLESS),
             "enrol_first": asks and not mfa.has_second_factor(user)}
