@@ -6,6 +6,8 @@ from django import forms
 from django.conf import settings
 from django.contrib.auth import password_validation
 from django.urls import reverse
+from django.utils.text import capfirst
+from django.utils.translation import get_language_info
 from django.utils.translation import gettext_lazy as _
 
 from apps.accounts.models import Invitation
@@ -27,9 +29,25 @@ if TYPE_CHECKING:
 _INVITED_EMAIL_MAX = Invitation._meta.get_field("email").max_length
 
 
+def language_choices() -> list[tuple[str, str]]:
+    """The portal's languages, each by its own name ("English", "Español"), as the header's
+    switcher names them (base.html: ``name_local|capfirst``); the form offered "Spanish" beside the
+    header's "Español" (found by QA)."""
+    return [(code, capfirst(get_language_info(code)["name_local"])) for code, _name in settings.LANGUAGES]
+
+
+class LanguageSelect(forms.Select):
+    """A select whose options say which language their text is in (``lang``), as the switcher's."""
+
+    def create_option(self, name, value, label, selected, index, subindex=None, attrs=None):
+        option = super().create_option(name, value, label, selected, index, subindex=subindex, attrs=attrs)
+        option["attrs"]["lang"] = value
+        return option
+
+
 def _language_field() -> forms.ChoiceField:
     return forms.ChoiceField(
-        label=_("Language of the invitation"), choices=settings.LANGUAGES, required=False,
+        label=_("Language of the invitation"), choices=language_choices, required=False, widget=LanguageSelect,
         initial=lambda: language_of(None),  # the inviter's, when the page is drawn
         help_text=_("The e-mail is written in it, and the new account's pages are shown in it."))
 

@@ -106,13 +106,37 @@ def language_remember(*, user: User, code: str) -> bool:
     return True
 
 
+def language_activate(*, request: HttpRequest, code: str | None) -> None:
+    """The rest of this request (its page, the messages it leaves for the next page) in ``code``,
+    if the portal has it; nothing otherwise."""
+    code = language_supported(code)
+    if code:
+        translation.activate(code)
+        request.LANGUAGE_CODE = code
+
+
 def language_at_sign_in(*, user: User, request: HttpRequest) -> None:
     """A language chosen with the switcher on the sign-in pages (this browser, before this
-    sign-in) becomes the account's. Otherwise the account's own language, if it has one, applies
-    from the next page (``UserLanguageMiddleware``); an account without one follows the browser.
-    Only a choice is kept: the language a browser happened to ask for is not."""
+    sign-in) becomes the account's. The account's own language, if it has one, applies from the
+    sign-in on (``UserLanguageMiddleware`` from the next page; this request's too, so that what it
+    says on the next page, allauth's "Successfully signed in as", is in it: made in the browser's
+    language, it was English above a Spanish page, found by QA); an account without one follows
+    the browser. Only a choice is kept: the language a browser happened to ask for is not."""
     chosen = request.session.pop(LANGUAGE_CHOSEN, "") if hasattr(request, "session") else ""
     language_remember(user=user, code=chosen)
+    language_activate(request=request, code=user.language)
+
+
+def language_of_invitation(*, invitation: Invitation, request: HttpRequest) -> str:
+    """The language of an invitation link's pages (``views.invitation_accept``): the invitation's
+    (the one its e-mail is written in), unless the person has one of their own: the signed-in
+    account's, or one chosen with the switcher on this browser (waiting in the session for the
+    account, ``language_at_sign_in``). Found by QA: a Spanish invitation opened on an English
+    browser was English."""
+    user = getattr(request, "user", None)
+    own = language_supported(user.language) if user is not None and user.is_authenticated else ""
+    chosen = request.session.get(LANGUAGE_CHOSEN, "") if hasattr(request, "session") else ""
+    return own or language_supported(chosen) or language_supported(invitation.language)
 
 
 # --- creating --------------------------------------------------------------------------------
@@ -648,6 +672,8 @@ def invitation_accept(*, invitation: Invitation, user: User,
     refusal = _invitation_refusal_now(invitation, manages=manages, membership=membership)
     if refusal is not None:  # raised in the transaction: the claim is undone, nothing changed
         raise ValidationError(INVITATION_REFUSALS[refusal], code=refusal)
+    if not user.language:  # the invitation's pages were in its language: the next ones too, as for
+        language_remember(user=user, code=invitation.language)  # an account made by it (found by QA)
     made = False
     if membership is None:  # (get_or_create: another invitation to them accepted at the same time)
         membership, made = Membership.objects.get_or_create(

@@ -480,6 +480,9 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
     if invitation is None:
         brute_force.invitation_token_failed(request)
         return _refused(request, Refusal.UNKNOWN)
+    # in the invitation's language, as its e-mail, unless the person has one of their own
+    services.language_activate(request=request,
+                               code=services.language_of_invitation(invitation=invitation, request=request))
     if refusal:
         return _refused(request, refusal, invitation)
     # the page says a second factor comes next only where the invited role must have one (a
