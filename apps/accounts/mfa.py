@@ -32,7 +32,7 @@ import django_otp
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils import timezone
@@ -435,18 +435,20 @@ def step_up_first(request: HttpRequest, *, back: str | None = None,
     return redirect(step_up_url(request))
 
 
-def asks_step_up(*, why: Any = None,
-                 download: bool = False) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
+def asks_step_up(*, why: Any = None, download: bool | Callable[[QueryDict], str] = False,
+                 ) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
     """Decorator: mark a view as a page that asks for a recent second factor, with the ``why``
     the step-up and enrolment pages say (``step_up_reason`` reads the view a path resolves to).
     ``require_recent_otp`` marks the view it wraps; a view that checks its own access first and
     then calls a helper under ``require_recent_otp`` (the share steps), or ``step_up_first``, is
     marked with this, right above its ``def`` (the decorators above copy the mark). ``download``:
-    the view answers a file to save (``is_download``)."""
+    the view answers a file to save (``is_download``); a function of its query string giving the
+    words of the button that downloads it (``download_label``), or True."""
     def mark(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
         view.lightbox_step_up = True  # type: ignore[attr-defined]
         view.lightbox_step_up_why = why  # type: ignore[attr-defined]
-        view.lightbox_download = download  # type: ignore[attr-defined]
+        view.lightbox_download = bool(download)  # type: ignore[attr-defined]
+        view.lightbox_download_label = download if callable(download) else None  # type: ignore[attr-defined]
         return view
     return mark
 
@@ -458,6 +460,19 @@ def is_download(target: str) -> bool:
     the person on the code's page, as if nothing had happened). Read from its view, as
     ``step_up_reason`` (``_view_of``)."""
     return bool(getattr(_view_of(target), "lightbox_download", False))
+
+
+def download_label(target: str) -> str:
+    """The words of the button that downloads ``target`` (a download's path on this site,
+    ``is_download``) on the page offering it after a second factor's check: what it downloads
+    ("Download the original DICOM"), from its view's ``asks_step_up(download=...)`` and its query
+    string (the rendition: what the download itself then gives); "" if its view says nothing, the
+    page then saying "Download" (found by QA: a plain "Download" after the second factor, the
+    person no longer knowing which)."""
+    from urllib.parse import urlsplit
+
+    label = getattr(_view_of(target), "lightbox_download_label", None)
+    return str(label(QueryDict(urlsplit(target).query))) if label is not None else ""
 
 
 class RecentOTP(BasePermission):

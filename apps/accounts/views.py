@@ -192,7 +192,8 @@ def continue_download(request: HttpRequest) -> HttpResponse:
     back = target.split("?", 1)[0]
     back = back.removesuffix("download/") if back.endswith("/download/") else None
     return render(request, "accounts/continue_download.html",
-                  {"target": target, "back": back, "back_to_case": bool(back and back.startswith("/cases/"))})
+                  {"target": target, "label": mfa.download_label(target), "back": back,
+                   "back_to_case": bool(back and back.startswith("/cases/"))})
 
 
 def _verify(request: HttpRequest, *, purpose: str, template: str, extra: dict | None = None) -> HttpResponse:

@@ -64,7 +64,7 @@ from asgiref.sync import sync_to_async
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.core.handlers.asgi import ASGIRequest
-from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, QueryDict, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_safe
@@ -92,6 +92,19 @@ _PAST_ANY_PACKAGE = 10**18
 #: what the step-up and enrolment pages say to someone sent there by a diagnostic download
 ORIGINAL_STEP_UP_WHY = gettext_lazy("Downloading diagnostic images (the original DICOM or its lossless copy) "
                                     "asks for your second factor.")
+#: the button of the page offering a download after the second factor (``mfa.download_label``),
+#: by scope and rendition: the diagnostic ones, which ask for it (any other says "Download")
+_DOWNLOAD_BUTTON = {
+    ("study", Kind.ORIGINAL): gettext_lazy("Download the original DICOM"),
+    ("study", Kind.LOSSLESS): gettext_lazy("Download the lossless copy"),
+    ("case", Kind.ORIGINAL): gettext_lazy("Download the case's original DICOM (all its studies)"),
+    ("case", Kind.LOSSLESS): gettext_lazy("Download the case's lossless copy (all its studies)"),
+}
+
+
+def _download_button(scope: str) -> Callable[[QueryDict], str]:
+    """What a download of ``scope`` ("study", "case") gives, read as ``_kind`` reads it."""
+    return lambda query: str(_DOWNLOAD_BUTTON.get((scope, query.get("rendition", Kind.PREVIEW)), ""))
 
 
 def _visible(actor, obj, request, facts) -> None:
@@ -519,7 +532,7 @@ def _signed_in_or_link(actor) -> bool:
 @policy.link_aware
 @policy.serves(Action.DOWNLOAD_PREVIEW)
 @require_safe
-@mfa.asks_step_up(why=ORIGINAL_STEP_UP_WHY, download=True)  # diagnostic renditions only (_step_up_first)
+@mfa.asks_step_up(why=ORIGINAL_STEP_UP_WHY, download=_download_button("study"))  # diagnostic only (_step_up_first)
 def study_download(request: HttpRequest, study_id: UUID) -> HttpResponse:
     """A zip of one rendition of one study (``?rendition=``, preview by default)."""
     actor = policy.actor_for(request)
@@ -538,7 +551,7 @@ def study_download(request: HttpRequest, study_id: UUID) -> HttpResponse:
 @policy.link_aware
 @policy.serves(Action.DOWNLOAD_PREVIEW)
 @require_safe
-@mfa.asks_step_up(why=ORIGINAL_STEP_UP_WHY, download=True)  # diagnostic renditions only (_step_up_first)
+@mfa.asks_step_up(why=ORIGINAL_STEP_UP_WHY, download=_download_button("case"))  # diagnostic only (_step_up_first)
 def case_download(request: HttpRequest, case_id: UUID) -> HttpResponse:
     """A zip of one rendition of every study of a case (latest versions, ready)."""
     actor = policy.actor_for(request)

@@ -23,7 +23,7 @@ from apps.organizations.models import Role
 from apps.sharing import services as sharing
 from apps.sharing.models import Grant, GrantDownload
 from apps.sharing.usecases import RecipientKind, UseCase
-from tests.accounts.conftest import enrol, stale_second_factor_client, totp_code
+from tests.accounts.conftest import enrol, pending_device, stale_second_factor_client, totp_code
 from tests.factories import OrganizationFactory, member, open_anonymous_link, working_in
 
 pytestmark = pytest.mark.django_db
@@ -241,8 +241,10 @@ def test_the_study_pages_diagnostic_buttons_lead_to_the_step_up(ct_study):
         assert " download " not in _button(page, kind) and _study_url(ct_study, kind) in _button(page, kind)
     assert " download " in _button(page, "preview")
     said = page[page.index('data-testid="download-second-factor"'):]
+    # what it says comes next is what comes: a page offering the download with its button, which
+    # starts nothing by itself (found by QA: "then the download starts", and nothing started)
     assert said[:said.index("</p>")].endswith("you first set one up (an authenticator app on your phone), then the "
-                                              "download starts.")
+                                              "next page offers the download, with its button.")
     # a second factor passed just now: the page's buttons download at once, and it says nothing
     device = enrol(radiologist)
     client.post("/accounts/mfa/verify/", {"code": totp_code(device), "next": "/"})
@@ -281,3 +283,38 @@ def test_only_the_downloads_are_offered_on_a_page_of_their_own(ct_study):
     page = reverse("accounts:continue_download")
     assert client.get(f"{page}?next={ct_study.get_absolute_url()}")["Location"] == ct_study.get_absolute_url()
     assert client.get(f"{page}?next=//elsewhere.example/x")["Location"] == "/"
+
+
+@pytest.mark.parametrize(("scope", "kind", "label"), [
+    ("study", "original", "Download the original DICOM"),
+    ("study", "lossless", "Download the lossless copy"),
+    ("case", "original", "Download the case&#x27;s original DICOM (all its studies)"),
+    ("case", "lossless", "Download the case&#x27;s lossless copy (all its studies)"),
+])
+def test_after_the_second_factor_the_button_says_what_it_downloads(ct_study, scope, kind, label):
+    """QA's case: a radiologist with no second factor taps Download on Original, sets one up and
+    saves the recovery codes; the page they land on said "Download" alone. Its button names the
+    download it starts (its view and rendition), and nothing starts before it is pressed."""
+    radiologist = _staff(ct_study)
+    client = _password_only(radiologist)
+    working_in(client, ct_study.organization)
+    url = _study_url(ct_study, kind) if scope == "study" else _case_url(ct_study.case, kind)
+    _sent_to_step_up(client.get(url), url)
+    setup = client.get(client.get(f"{STEP_UP}?next={url}")["Location"])
+    device = pending_device(client)
+    codes = client.post(reverse("accounts:mfa_setup"), {"code": totp_code(device), "next": url})
+    assert urlsplit(codes["Location"]).path == reverse("accounts:recovery_codes") and setup.status_code == 200
+    saved = client.post(reverse("accounts:recovery_codes"), {"saved": "1", "next": url})
+    assert saved.status_code == 302 and saved["Location"].startswith(reverse("accounts:continue_download"))
+    page = client.get(saved["Location"]).content.decode()
+    button = page[page.rindex("<a ", 0, page.index('data-testid="continue-download"')):]
+    assert button.startswith(f'<a class="button primary" href="{url}"')
+    assert button[button.index(">") + 1:button.index("</a>")] == label
+    assert _downloads_recorded() == 0
+
+
+def test_a_download_its_view_names_nothing_of_is_offered_as_download(ct_study):
+    from apps.accounts import mfa
+
+    assert mfa.download_label(_study_url(ct_study, "preview")) == ""
+    assert mfa.download_label(ct_study.get_absolute_url()) == "" and mfa.download_label("/no/such/page/") == ""
