@@ -468,7 +468,9 @@ def _board_start(*, board: BoardSession, by: User, request: HttpRequest | None) 
 
 
 #: what a board's participants are told when its meeting starts and ends (no PHI: not even the
-#: board's title, which people write as they like; the link leads to the board's page)
+#: board's title, which people write as they like, and the e-mail says no more; the in-app notice
+#: names the board by its title when shown, ``Notification.message_shown``; the link leads to
+#: the board's page)
 BOARD_STARTED = gettext_noop("A tumor board meeting you take part in has started: you can open its cases now.")
 BOARD_ENDED = gettext_noop("A tumor board meeting you took part in has ended: its cases are no longer open to you.")
 
@@ -487,7 +489,7 @@ def _board_notify(*, board: BoardSession, users: Iterable[User], started: bool) 
     url = reverse("cases:board_detail", kwargs={"boardsession_id": board.public_id})
     for user in users:
         notify(user=user, organization_id=board.organization_id, verb="board.started" if started else "board.ended",
-               url=url, message=Deferred(BOARD_STARTED if started else BOARD_ENDED))
+               url=url, message=Deferred(BOARD_STARTED if started else BOARD_ENDED), board=board)
 
 
 def board_end(*, board: BoardSession, by: User, request: HttpRequest | None = None) -> int:

@@ -13,6 +13,7 @@ from datetime import datetime
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from apps.core import i18n
@@ -374,7 +375,10 @@ class OriginalRequest(PublicIdModel):
 
 
 class Notification(models.Model):
-    """An in-app notice to one user. Text carries no PHI: ids and links only."""
+    """An in-app notice to one user. Text carries no PHI: ids and links only. ``case`` or
+    ``board``: what it is about, named by its title when the notice is shown in the app
+    (``message_shown``), as the person's lists name it; the title is never copied into the text,
+    which is also the e-mail's (a case's title is free text that may name the patient)."""
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications")
     organization = models.ForeignKey("organizations.Organization", null=True, blank=True,
@@ -385,6 +389,9 @@ class Notification(models.Model):
     message_parts = models.JSONField(default=list, blank=True, editable=False)  # apps.core.i18n
     url = models.CharField(max_length=300, blank=True)
     read_at = models.DateTimeField(null=True, blank=True)
+    case = models.ForeignKey("cases.Case", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    board = models.ForeignKey("cases.BoardSession", null=True, blank=True, on_delete=models.SET_NULL,
+                              related_name="+")
 
     class Meta:
         ordering = ["-created_at"]
@@ -394,8 +401,15 @@ class Notification(models.Model):
 
     @property
     def message_shown(self) -> str:
-        """The message in the reader's language (not the language of whoever caused it)."""
-        return i18n.translate(i18n.restore(self.message, self.message_parts))
+        """The message in the reader's language (not the language of whoever caused it), after
+        the title of the board or case it is about (two boards' "has started" told apart): read
+        from the board or case as it is now, nothing when it was deleted."""
+        text = i18n.translate(i18n.restore(self.message, self.message_parts))
+        if self.board_id is not None and self.board is not None:
+            return gettext("Tumor board “%(title)s”: %(message)s") % {"title": self.board.title, "message": text}
+        if self.case_id is not None and self.case is not None:
+            return gettext("Case “%(title)s”: %(message)s") % {"title": self.case.title, "message": text}
+        return text
 
 
 class ShareConfirmation(models.Model):

@@ -234,7 +234,8 @@ def original_requests_latest(*, user: User, grants: Iterable[Grant]) -> dict[int
 def notifications_for(*, user: User, limit: int = 20, request: HttpRequest | None = None) -> list[Notification]:
     """The user's newest notices. With ``request`` (the page's), none about the person's other
     organizations than the active one (``policy.organizations_elsewhere``: reached by switching)."""
-    return list(Notification.objects.filter(user=user).exclude(organization_id__in=_elsewhere_ids(request))[:limit])
+    return list(Notification.objects.filter(user=user).exclude(organization_id__in=_elsewhere_ids(request))
+                .select_related("case", "board")[:limit])  # named by their titles (``message_shown``)
 
 
 # --------------------------------------------------------------------------- usage reports

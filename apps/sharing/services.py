@@ -854,7 +854,7 @@ def _share_notify(*, grant: Grant, recipients: Iterable[User]) -> None:
 
     for user in recipients:
         notify(user=user, organization_id=grant.organization_id, verb="share.received",
-               url=reverse("sharing:shared_with_me"), message=Deferred(SHARE_RECEIVED))
+               url=reverse("sharing:shared_with_me"), message=Deferred(SHARE_RECEIVED), case=grant.case)
 
 
 def grant_extend_ceiling(*, grant: Grant, org_policy: SharingPolicy | None = None) -> datetime:
@@ -1198,11 +1198,15 @@ def _subject_text(message: str) -> str:
     return (cut.rsplit(" ", 1)[0] if " " in cut else cut).rstrip(" ,;:") + "…"
 
 
-def notify(*, user: User, organization_id: int | None, verb: str, message: str, url: str = "") -> Notification:
+def notify(*, user: User, organization_id: int | None, verb: str, message: str, url: str = "",
+           case: Any = None, board: Any = None) -> Notification:
     """An in-app notice plus an e-mail. ``message`` must hold no PHI (no names, MRNs, dates of
-    birth, clinical text): it says that something happened and where to look."""
+    birth, clinical text): it says that something happened and where to look. ``case`` or
+    ``board``: what it is about, which the in-app notice names by its title
+    (``Notification.message_shown``); the e-mail never does (a case's title is free text that may
+    name the patient), nor is the title stored in the text."""
     note = Notification.objects.create(user=user, organization_id=organization_id, verb=verb, url=url,
-                                       **i18n.explained(message, field="message"))
+                                       case=case, board=board, **i18n.explained(message, field="message"))
     from apps.accounts.services import language_written_to
 
     # the e-mail: in the recipient's own language, else the portal's default; never in the
@@ -1297,10 +1301,11 @@ def _original_request_create(*, grant: Grant, by: User, reason: str, request: Ht
     url = reverse("sharing:original_request_decide", kwargs={"originalrequest_id": req.public_id})
     for user in _deciders(grant):
         notify(user=user, organization_id=grant.organization_id, verb="original_request.created", url=url,
-               message=Deferred(gettext_noop("A recipient asked for the original DICOM of a shared case.")))
+               message=Deferred(gettext_noop("A recipient asked for the original DICOM of a shared case.")),
+               case=grant.case)
     notify(user=by, organization_id=grant.organization_id, verb="original_request.sent",
            url=reverse("sharing:shared_with_me"),
-           message=Deferred(gettext_noop("Your request for the original DICOM was sent.")))
+           message=Deferred(gettext_noop("Your request for the original DICOM was sent.")), case=grant.case)
     return req
 
 
@@ -1405,10 +1410,10 @@ def _original_request_decide(*, original_request: OriginalRequest, by: User, app
         message = Deferred(gettext_noop("Your request for the original DICOM was approved for %(hours)s hours."),
                            hours=hours)
     notify(user=req.requested_by, organization_id=req.organization_id, verb=f"original_request.{req.status}",
-           url=reverse("sharing:shared_with_me"), message=message)
+           url=reverse("sharing:shared_with_me"), message=message, case=req.case)
     notify(user=by, organization_id=req.organization_id, verb=f"original_request.{req.status}",
            url=reverse("sharing:my_shares"),
-           message=Deferred(gettext_noop("You decided a request for the original DICOM.")))
+           message=Deferred(gettext_noop("You decided a request for the original DICOM.")), case=req.case)
     return req
 
 
