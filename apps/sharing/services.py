@@ -1248,16 +1248,25 @@ def original_request_create(*, grant: Grant, by: User, reason: str,
     new one replaces it (``_original_requests_supersede``), so extending that share later does not
     make two."""
     reason = (reason or "").strip()
-    refusal = policy.original_request_refusal(by, grant)
-    if refusal is policy.OriginalRefusal.HAS_ORIGINAL:
-        raise ValidationError(_("You can already download the original DICOM."))
-    if refusal is policy.OriginalRefusal.PENDING:
-        raise ValidationError(original_request_pending_message(user=by, case_id=grant.case_id), code="pending")
-    policy.require(by, policy.Action.REQUEST_ORIGINAL, grant, request=request)
+    _original_request_refuse(grant=grant, by=by, request=request)
     if len(reason) < 10:
         raise ValidationError(_("Say why you need the original (at least 10 characters)."))
     with transaction.atomic():
         return _original_request_create(grant=grant, by=by, reason=reason, request=request)
+
+
+def _original_request_refuse(*, grant: Grant, by: User, request: HttpRequest | None) -> None:
+    """Refuse ``by`` a request for the original DICOM under ``grant`` unless the policy lets them
+    ask now (``policy.original_request_refusal``): told why when it is theirs to know (they can
+    download the original already, or an earlier request of theirs waits for a decision: a
+    ValidationError), refused and recorded otherwise (PermissionDenied). Asked before the case's
+    lock and again under it, with the same answers (``_original_request_create``)."""
+    refusal = policy.original_request_refusal(by, grant)
+    if refusal is policy.OriginalRefusal.HAS_ORIGINAL:
+        raise ValidationError(_("You can already download the original DICOM."), code="has_original")
+    if refusal is policy.OriginalRefusal.PENDING:
+        raise ValidationError(original_request_pending_message(user=by, case_id=grant.case_id), code="pending")
+    policy.require_decided(refusal is None, by, policy.Action.REQUEST_ORIGINAL, grant, request=request)
 
 
 #: a second request while the first waits for a decision (the policy's OriginalRefusal.PENDING),
@@ -1289,8 +1298,11 @@ def _original_request_create(*, grant: Grant, by: User, reason: str, request: Ht
     # not two. (FOR NO KEY UPDATE: rows that merely reference them are not held up.)
     Case.objects.select_for_update(no_key=True).filter(pk=grant.case_id).values_list("pk", flat=True).first()
     Grant.objects.select_for_update(no_key=True).filter(pk=grant.pk).values_list("pk", flat=True).first()
-    if policy.original_request_refusal(by, grant) is policy.OriginalRefusal.PENDING:
-        raise ValidationError(original_request_pending_message(user=by, case_id=grant.case_id), code="pending")
+    # and the whole rule is asked again on the rows as they are now, not only whether a request
+    # waits: between the caller's check and the lock the share may have been revoked, or an
+    # earlier request of theirs approved (after its share was extended), so that they can
+    # download the original already and a second approval would give it twice (found by review)
+    _original_request_refuse(grant=Grant.objects.select_related("case").get(pk=grant.pk), by=by, request=request)
     req = OriginalRequest.objects.create(organization_id=grant.organization_id, case=grant.case, grant=grant,
                                          requested_by=by, reason=reason)
     record(action="original_request.created", actor=by, organization_id=grant.organization_id, target=req,
