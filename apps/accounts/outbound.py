@@ -31,13 +31,15 @@ own rule: what the session passes to ``send``) is used for the hosts it applies 
 whose servers reach the internet only through one need: the request goes through it with CONNECT
 to the host's *name*, and the proxy resolves it. The pinning cannot apply there, so the proxy is
 the network's control point for those requests; the portal still refuses, before any connection,
-a host given as a non-public address or whose name resolves here to any non-public address (a
-name that does not resolve here is left to the proxy, https only). The proxy's own address is the
+a host given as a non-public address (in any form a resolver or proxy reads as one:
+``host_address``) or whose name resolves here to any non-public address (a name that does not
+resolve here is left to the proxy, https only). The proxy's own address is the
 operator's and is not checked. Only http(s) proxies: a SOCKS one may resolve the name here again."""
 
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -82,7 +84,8 @@ def is_public(address: IPAddress) -> bool:
 @dataclass(frozen=True)
 class Destination:
     """A URL's scheme, host and port, and the addresses its host resolved to (in the resolver's
-    order; none when it did not resolve)."""
+    order; none when it did not resolve), or the one it is written as. ``port`` None: no URL
+    the server connects to (a port out of range, a host written as an address but none)."""
 
     scheme: str
     host: str
@@ -95,14 +98,55 @@ class Destination:
                                             for a in self.addresses)
 
 
+#: an IPv4 address's part as inet_aton and URL parsers read it: decimal, 0x-hex, 0-octal
+_IPV4_PART = re.compile(r"(?:0[xX][0-9a-fA-F]*|[0-9]+)\Z")
+
+
+def host_address(host: str) -> IPAddress | None:
+    """The address ``host`` (a URL's host, without brackets) is written as, None if it is a name.
+
+    Read as resolvers, proxies and browsers read it, never left to this platform's resolver: one
+    that did not take a form (``127.0.0.1.``: a trailing dot, a name here that finds nothing) left
+    the host to a proxy, which may well connect to it (found by a reviewer). Trailing dots are
+    dropped, and an IPv4 address is taken in every form inet_aton and URL parsers take
+    (``2130706433``, ``0x7f.1``, ``0177.0.0.1``, ``127.1``). ``ValueError``: written as an address
+    but none (its last label a number, the WHATWG URL rule, but no IPv4 address, as
+    ``1.2.3.4.5`` or ``09.1``; an IPv6 one that does not parse): no host the server connects to."""
+    name = host.rstrip(".")
+    if ":" in name:
+        return ipaddress.ip_address(name)
+    labels = name.split(".")
+    if not _IPV4_PART.match(labels[-1]):
+        return None
+    if len(labels) > 4 or not all(_IPV4_PART.match(label) for label in labels):
+        raise ValueError(f"not an IPv4 address: {host!r}")
+    numbers = [_ipv4_part(label) for label in labels]
+    *leading, last = numbers
+    # a.b.c.d; a.b.c (c: 16 bits); a.b (b: 24 bits); a (32 bits)
+    if any(n > 255 for n in leading) or last >= 256 ** (5 - len(numbers)):
+        raise ValueError(f"not an IPv4 address: {host!r}")
+    return ipaddress.IPv4Address(sum(n << (8 * (3 - i)) for i, n in enumerate(leading)) + last)
+
+
+def _ipv4_part(label: str) -> int:
+    if label[:2].lower() == "0x":
+        return int(label[2:] or "0", 16)
+    return int(label, 8) if len(label) > 1 and label.startswith("0") else int(label)  # ValueError: 08
+
+
 def destination(url: str) -> Destination:
-    """Resolve ``url``'s host (once: the caller connects to what this returns)."""
+    """Resolve ``url``'s host (once: the caller connects to what this returns). A host written as
+    an address (``host_address``, in any form) is that address, not looked up; one written as an
+    address but none has no port (refused as no address)."""
     parts = urlsplit(url)
     scheme, host = parts.scheme.lower(), parts.hostname or ""
     try:
         port = parts.port or (443 if scheme == "https" else 80)
-    except ValueError:  # a port out of range
+        literal = host_address(host)
+    except ValueError:  # a port out of range; a host written as an address but none
         return Destination(scheme, host, None, ())
+    if literal is not None:
+        return Destination(scheme, host, port, (str(literal),))
     try:
         found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
         addresses = tuple(dict.fromkeys(str(info[4][0]) for info in found

@@ -520,3 +520,64 @@ def test_a_host_no_proxy_names_is_connected_to_directly_at_the_address_checked(
         session.get(f"https://{ISSUER_HOST}/o/.well-known/openid-configuration")
     assert not isinstance(failed.value, outbound.DestinationRefused)
     assert connections == [("93.184.216.34", 443)] and connect_proxy.asked == []
+
+
+# --- a host written as an address, in any form --------------------------------------------------
+
+NOT_PUBLIC_WRITTEN_AS = [
+    ("127.0.0.1.", "127.0.0.1"), ("169.254.169.254.", "169.254.169.254"), ("10.0.0.8..", "10.0.0.8"),
+    ("2130706433", "127.0.0.1"), ("0x7f.1", "127.0.0.1"), ("0x7f000001", "127.0.0.1"),
+    ("0177.0.0.1", "127.0.0.1"), ("127.1", "127.0.0.1"), ("0251.0376.0251.0376.", "169.254.169.254"),
+    ("2852039166.", "169.254.169.254"), ("0xa.0x8", "10.0.0.8"),
+]
+
+
+@pytest.mark.parametrize(("host", "address"), NOT_PUBLIC_WRITTEN_AS)
+def test_an_address_in_another_form_is_that_address(host, address):
+    assert str(outbound.host_address(host)) == address
+
+
+@pytest.mark.parametrize(("host", "address"), NOT_PUBLIC_WRITTEN_AS)
+def test_through_the_proxy_a_non_public_address_in_any_form_is_refused(
+        alpha_sso, connect_proxy, resolver, connections, host, address):
+    """A host written as a non-public address, with a trailing dot or as inet_aton reads one
+    (decimal, hex, octal, fewer parts), is refused before the proxy is asked, whatever the
+    server's resolver makes of it: ``127.0.0.1.`` does not resolve here, so it was left to the
+    proxy, which may connect to it, and could be saved as an issuer (found by a reviewer). The
+    stand-in resolver finds none of these, as a resolver that does not read the form would."""
+    resolver.names[host] = []
+    url = f"https://{host}/latest/meta-data/"
+    from apps.accounts.services import sso_issuer_refusal
+
+    assert "private or local network" in sso_issuer_refusal(url)
+    session = SocialAccountAdapter().get_requests_session()
+    with pytest.raises(outbound.DestinationRefused) as refused:
+        session.get(url)
+    assert refused.value.reason == "private"
+    assert connections == [] and connect_proxy.asked == [] and resolver.lookups == {}
+
+
+@pytest.mark.parametrize("host", ["1.2.3.4.5", "idp.123", "256.0.0.1", "08.0.0.1", "4294967296", "1.2.3.4.5."])
+def test_a_host_written_as_an_address_but_none_is_refused(alpha_sso, connect_proxy, resolver, connections, host):
+    """A host whose last label is a number is an IPv4 address or nothing (the URL standard's
+    rule): not a name for the proxy to resolve."""
+    resolver.names[host] = []
+    from apps.accounts.services import sso_issuer_refusal
+
+    assert "Enter the provider's https:// address." in sso_issuer_refusal(f"https://{host}/o")
+    session = SocialAccountAdapter().get_requests_session()
+    with pytest.raises(outbound.DestinationRefused) as refused:
+        session.get(f"https://{host}/o")
+    assert refused.value.reason == "address"
+    assert connections == [] and connect_proxy.asked == []
+
+
+def test_a_public_address_with_a_trailing_dot_is_connected_to(alpha_sso, resolver, connections):
+    """Without a proxy, a public address written with a trailing dot is that address (it was
+    refused: the name '93.184.216.34.' does not resolve)."""
+    resolver.names["93.184.216.34."] = []
+    session = SocialAccountAdapter().get_requests_session()
+    with pytest.raises(requests.ConnectionError) as failed:
+        session.get("https://93.184.216.34./o/.well-known/openid-configuration")
+    assert not isinstance(failed.value, outbound.DestinationRefused)
+    assert connections == [("93.184.216.34", 443)]
