@@ -727,11 +727,16 @@ def security(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-@mfa.require_recent_otp
+@mfa.asks_step_up()
 def recovery_codes_renew(request: HttpRequest) -> HttpResponse:
     """New recovery codes (the old ones stop working); shown once, then saved like the first. From
     the security page, or from the recovery codes page once the codes not saved yet were shown
-    (its ``next`` kept)."""
+    (its ``next`` kept). A button: the step-up returns to the page it is on, that page's ``next``
+    kept, to press it again (a GET of this view is refused: found by a reviewer, a 405)."""
+    back = (with_next("accounts:recovery_codes", next_url(request)) if "next" in request.POST
+            else reverse("accounts:security"))
+    if (asked := mfa.step_up_first(request, back=back)) is not None:
+        return asked
     if not mfa.has_second_factor(request.user):
         return redirect("accounts:mfa_setup")
     mfa.recovery_codes_issue(request.user, request)
