@@ -170,15 +170,19 @@ def _back(actor, study: Study) -> dict[str, str]:
     """Where the page's "back" link leads: the study's page for a signed-in user, the shared case
     (where the link led) for an anonymous link holder, who has no study page to go back to.
 
-    Once the viewer stops because access ended, neither is theirs to open (a 404): viewer.js then
-    points the link at ``back_ended_url``, "Shared with me" (reached by anyone signed in, where
-    the ended share is listed with its state), or, for a link holder, who has no such page,
-    takes the link away."""
+    Once the viewer stops, the way back is kept (found by QA: a link holder's went away with the
+    image). Refused the images but not the case (403 ``denied``: the policy still lets them see
+    the case), the page it leads to still opens and viewer.js leaves it. Refused the case (404
+    ``gone``: the share was revoked or ended, or sent to sign in), that page would be a 404 and
+    viewer.js points the link at ``back_ended_url``: "Shared with me" for anyone signed in (where
+    the ended share is listed with its state), the site's start for a link holder, who has no
+    such page."""
     if getattr(actor, "is_authenticated", False):
         return {"back_url": study.get_absolute_url(), "back_label": _("Back to study"),
                 "back_ended_url": reverse("sharing:shared_with_me"), "back_ended_label": _("Shared with me")}
     return {"back_url": reverse("sharing:shared_case", kwargs={"case_id": study.case.public_id}),
-            "back_label": _("Back to the shared case"), "back_ended_url": "", "back_ended_label": ""}
+            "back_label": _("Back to the shared case"), "back_ended_url": reverse("dashboard"),
+            "back_ended_label": _("Go to the start page")}
 
 
 @policy.link_aware

@@ -6,7 +6,7 @@
  * after a 304), and the viewer also asks on a timer (data-access-check-ms) whether its reader may
  * still view the images, so that a revoked share or an ended tumor board stops a reader who stays
  * on one image: the image and the thumbnails are cleared and the message says access has ended
- * (with the meeting, for a tumor board's), and the back link no longer leads to the study.
+ * (with the meeting, for a tumor board's), and the back link leads where the reader may still go.
  * The label under the image follows the pixels on screen (a low-quality first frame says so).
  * The page lists the series and the first series' instances; another series' instances are asked
  * for (a page at a time) when it is picked, and kept for when it is picked again.
@@ -136,23 +136,23 @@
     return refusal && refusal.ended === "board" ? ds.msgBoardEnded : ds.msgDenied;
   }
 
-  // the study is no longer the reader's to open (its page would be a 404): the "back" link leads
-  // where they may still go (Shared with me), or, for a link holder, who has no such page, goes
+  // a way back is always left: refused the images but not the case ("denied", 403), the page the
+  // "back" link leads to still opens and it stays; refused the case ("gone", 404, or sent to sign
+  // in), that page would be a 404, and the link leads where the reader may still go instead (Shared
+  // with me, or the site's start for a link holder, who has no such page: data-ended-href)
   var backLink = root.querySelector("[data-testid=viewer-back]");
-  function leaveBackToReachable() {
+  function leaveBackToReachable(refusal) {
     if (!backLink) { return; }
-    if (backLink.dataset.endedHref) {
+    if (!(refusal && refusal.error === "denied") && backLink.dataset.endedHref) {
       backLink.href = backLink.dataset.endedHref;
       backLink.textContent = backLink.dataset.endedLabel;
-    } else {
-      backLink.remove();
     }
     backLink = null;
   }
 
-  function stop(text) {
+  function stop(text, refusal) {
     state.stopped = true;
-    leaveBackToReachable();
+    leaveBackToReachable(refusal);
     state.token += 1;  // a frame still on its way is dropped
     window.clearInterval(accessTimer);
     setLoading("stopped");
@@ -243,7 +243,7 @@
       .then(function (response) {
         if (response.status === 403 || response.status === 404) {
           return response.json().catch(function () { return {}; }).then(function (body) {
-            return { denied: true, message: body.message || ds.msgDenied, ended: body.ended };
+            return { denied: true, message: body.message || ds.msgDenied, ended: body.ended, error: body.error };
           });
         }
         if (!response.ok) { return { error: true }; }
@@ -262,7 +262,7 @@
 
   function apply(result, token, finalPass) {
     if (token !== state.token || state.stopped) { return false; }
-    if (result.denied) { stop(deniedMessage(result)); return false; }
+    if (result.denied) { stop(deniedMessage(result), result); return false; }
     if (result.error) { showMessage(ds.msgNetwork); return false; }
     if (result.undecodable) {
       noImage(ds.msgUndecodable + (result.body && result.body.reason ? " " + result.body.reason : ""));
@@ -389,7 +389,7 @@
       .then(function (response) {
         if (response.status === 403 || response.status === 404) {
           return response.json().catch(function () { return {}; }).then(function (body) {
-            return { denied: true, ended: body.ended };
+            return { denied: true, ended: body.ended, error: body.error };
           });
         }
         if (!response.ok) { return { error: true }; }
@@ -400,7 +400,7 @@
         record.fetching = false;
         var current = index === state.series && !state.stopped;
         if (body.denied) {
-          if (current) { stop(deniedMessage(body)); }
+          if (current) { stop(deniedMessage(body), body); }
           return;
         }
         if (body.error || !Array.isArray(body.instances)) {
@@ -770,7 +770,7 @@
           if (!state.stopped) { stop(ds.msgDenied); }
         } else if (response.status === 403 || response.status === 404) {
           response.json().catch(function () { return {}; }).then(function (body) {
-            if (!state.stopped) { stop(deniedMessage(body)); }
+            if (!state.stopped) { stop(deniedMessage(body), body); }
           });
         }
       }).catch(function () {});  // offline: asked again at the next tick

@@ -129,7 +129,10 @@ def test_the_back_link_leads_to_shared_with_me_once_access_ends(client_as, clini
     assert client.get(shared_with_me).status_code == 200
 
 
-def test_a_link_holder_has_no_page_to_go_back_to_once_access_ends(client, clinician_a, ct_study):
+def test_a_link_holders_way_back_once_access_ends_is_the_start_page(client, clinician_a, ct_study):
+    """Their shared case is a 404 once the link is revoked: viewer.js then leads them to the
+    site's start (data-ended-href), not nowhere (found by QA: the link went away with the image;
+    the browser side: tests/browser/test_viewer_way_back.py)."""
     from apps.sharing import services as sharing
     from apps.sharing.usecases import RecipientKind, UseCase
 
@@ -140,9 +143,14 @@ def test_a_link_holder_has_no_page_to_go_back_to_once_access_ends(client, clinic
     assert open_anonymous_link(client, raw).status_code == 302
     page = client.get(_viewer(ct_study)).content.decode()
     back = reverse("sharing:shared_case", kwargs={"case_id": ct_study.case.public_id})
-    assert f'<a data-ended-href="" data-ended-label="" href="{back}" data-testid="viewer-back">' in page
+    start = reverse("dashboard")
+    assert (f'<a data-ended-href="{start}" data-ended-label="Go to the start page" href="{back}" '
+            'data-testid="viewer-back">') in page
     sharing.grants_revoke(grants=[grant], by=clinician_a, reason="revoked by sharer")
-    assert client.get(back).status_code == 404  # hence no link once the viewer stops
+    access = client.get(reverse("viewer:access", kwargs={"study_id": ct_study.public_id}))
+    assert access.status_code == 404 and access.json()["error"] == "gone"  # viewer.js follows data-ended-href
+    assert client.get(back).status_code == 404  # where "Back to the shared case" led
+    assert client.get(start).status_code == 302  # the start, which sends a visitor to sign in
 
 
 def test_a_reader_still_holding_a_live_share_is_not_told_the_meeting_ended(client_as, clinician_a, ct_study,
