@@ -21,8 +21,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import formats, timezone, translation
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy as _lazy
-from django.utils.translation import gettext_noop
+from django.utils.translation import gettext_lazy, gettext_noop
 
 from apps.accounts.models import (
     Invitation,
@@ -590,16 +589,16 @@ def _invitation_refusal_now(invitation: Invitation, *, manages: bool | None = No
 
 #: what ``invitation_accept`` refuses with (``ValidationError.code``), and why
 INVITATION_REFUSALS = {
-    Refusal.INVITER_RIGHTS: _lazy("The person who invited you can no longer give the access this invitation "
-                                  "gives, so it cannot be used. Ask the organization's administrators for a new "
-                                  "invitation if you still need access."),
-    Refusal.MEMBERSHIP_ENDED: _lazy("Your membership in this organization was ended by its administrators, and "
-                                    "this invitation cannot restore it. Ask one of its administrators if you "
-                                    "should have access again."),
-    Refusal.CASE_CLOSED: _lazy("The case this invitation was sent for has been closed or is no longer "
-                               "available, so the invitation no longer gives access to the patient portal. If "
-                               "you still need access, contact the care team that invited you and ask them for "
-                               "a new invitation."),
+    Refusal.INVITER_RIGHTS: gettext_lazy(
+        "The person who invited you can no longer give the access this invitation gives, so it cannot be used. "
+        "Ask the organization's administrators for a new invitation if you still need access."),
+    Refusal.MEMBERSHIP_ENDED: gettext_lazy(
+        "Your membership in this organization was ended by its administrators, and this invitation cannot "
+        "restore it. Ask one of its administrators if you should have access again."),
+    Refusal.CASE_CLOSED: gettext_lazy(
+        "The case this invitation was sent for has been closed or is no longer available, so the invitation no "
+        "longer gives access to the patient portal. If you still need access, contact the care team that invited "
+        "you and ask them for a new invitation."),
 }
 
 
