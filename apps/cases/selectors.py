@@ -395,8 +395,9 @@ def case_boards_reaching(*, user: User, case: Case) -> list[BoardReach]:
 
 # --- MRNs renamed as duplicates -----------------------------------------------------------------
 
-#: an MRN cases 0004 or 0005 renamed: "<mrn> (duplicate <the row's id>)"
-_RENAMED_DUPLICATE = re.compile(r"(?P<base>.*) \(duplicate (?P<pk>\d+)\)", re.DOTALL)
+#: an MRN cases 0004 or 0005 renamed: "<mrn> (duplicate <the row's id>)", or "(duplicate <id>-2)",
+#: "-3"... where 0005 found the first an MRN of the organization already
+_RENAMED_DUPLICATE = re.compile(r"(?P<base>.*) \(duplicate (?P<pk>\d+)(?:-\d+)?\)", re.DOTALL)
 
 
 @dataclass

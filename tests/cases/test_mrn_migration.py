@@ -99,3 +99,61 @@ def test_mrns_one_by_the_python_key_are_both_kept():
     for first_pk, later_pk, first, later in rows:
         expected |= {first_pk: first, later_pk: f"{later} (duplicate {later_pk})"}
     assert found == {pk: (mrn, mrn_key(mrn)) for pk, mrn in expected.items()}
+
+
+def test_a_renamed_mrn_typed_so_already_gets_another_suffix():
+    """A reviewer: 0005 renamed a later row "<mrn> (duplicate N)" without asking whether an
+    earlier row had that MRN already (typed so), and the migration then failed on the new
+    constraint. The later row is renamed "(duplicate N-2)" instead, cut to fit as the first
+    suffix is (an MRN of 64 characters); the row typed so keeps its MRN, and ``mrn_duplicates``
+    finds the renamed row with the patient that kept its MRN."""
+    from apps.cases.models import Patient as Current
+
+    old = _migrate(AFTER)
+    org = OrganizationFactory().pk
+    Patient = old.get_model("cases", "Patient")
+    max_length = Current._meta.get_field("mrn").max_length
+    pairs = [("ΑΣ-1", "ας-1"), ("X" * (max_length - 7) + "STRASSE", "x" * (max_length - 7) + "straße")]
+    rows = []
+    for first, later in pairs:
+        kept = Patient.objects.create(organization_id=org, mrn=first, name="First Entered").pk
+        typed = Patient.objects.create(organization_id=org, mrn=f"placeholder {kept}", name="Typed So").pk
+        renamed = Patient.objects.create(organization_id=org, mrn=later, name="Later Entered").pk
+        suffix = f" (duplicate {renamed})"
+        # the MRN 0005 would give the later row, entered before it (LOWER() keeps the two apart)
+        Patient.objects.filter(pk=typed).update(mrn=later[:max_length - len(suffix)] + suffix)
+        rows.append((kept, typed, renamed, first, later))
+    typed_mrns = dict(Patient.objects.values_list("pk", "mrn"))
+    new = _migrate(KEYED)
+    mrns = dict(new.get_model("cases", "Patient").objects.values_list("pk", "mrn"))
+    expected = {}
+    for kept, typed, renamed, first, later in rows:
+        suffix = f" (duplicate {renamed}-2)"
+        expected |= {kept: first, typed: typed_mrns[typed], renamed: later[:max_length - len(suffix)] + suffix}
+    assert mrns == expected
+    _migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+    from apps.cases import selectors
+
+    found = {d.patient.pk: d.kept_by.pk for d in selectors.mrn_duplicates(organization_id=org)}
+    assert found == {renamed: kept for kept, _typed, renamed, _first, _later in rows}
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="SQLite's LOWER() folds no letter the key keeps apart")
+def test_back_to_0004_renames_the_mrns_its_constraint_counts_as_one():
+    """A reviewer: 0005 lets in MRNs that the database's LOWER() folds together ("İD-1" and
+    "id-1" on PostgreSQL), and migrating back to 0004, whose ``one_mrn_per_org`` is on LOWER(mrn),
+    failed building it again. The reverse renames the later row as 0004 did ("(duplicate N-2)"
+    where "(duplicate N)" is an MRN already, here typed so), keeping its case; the rest stay."""
+    from apps.cases.models import Case, Patient
+
+    org = OrganizationFactory()
+    first = Patient.objects.create(organization=org, mrn="İD-1", name="First Entered")
+    later = Patient.objects.create(organization=org, mrn="id-1", name="Later Entered")
+    typed = Patient.objects.create(organization=org, mrn=f"İD-1 (duplicate {later.pk})", name="Typed So")
+    other = Patient.objects.create(organization=OrganizationFactory(), mrn="id-1", name="Their Patient")
+    case = Case.objects.create(organization=org, patient=later, title="Kept")
+    old = _migrate(AFTER)
+    mrns = dict(old.get_model("cases", "Patient").objects.values_list("pk", "mrn"))
+    assert mrns == {first.pk: "İD-1", later.pk: f"id-1 (duplicate {later.pk}-2)", typed.pk: typed.mrn,
+                    other.pk: "id-1"}
+    assert old.get_model("cases", "Case").objects.get(pk=case.pk).patient_id == later.pk
