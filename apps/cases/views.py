@@ -327,7 +327,9 @@ def board_detail(request: HttpRequest, boardsession_id: UUID) -> HttpResponse:
     facts = policy.request_facts(request, request.user)  # the memberships the request read
     return render(request, "cases/board_detail.html", {
         "board": board, "cases": selectors.board_cases(user=request.user, board=board),
-        "participants": list(board.participants.order_by("full_name", "email")),
+        # an ended board's outside participants no longer see who else took part (nor their e-mails)
+        "participants": (list(board.participants.order_by("full_name", "email"))
+                         if policy.sees_board_participants(request.user, board, facts=facts) else None),
         "can_start": board.state == BoardState.SCHEDULED and policy.can(request.user, Action.RUN_BOARD, board,
                                                                          facts=facts),
         "can_end": board.state == BoardState.LIVE and policy.can(request.user, Action.END_BOARD, board, facts=facts),

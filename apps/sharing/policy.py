@@ -395,6 +395,21 @@ def boards_seen_as_participant(user: User) -> QuerySet:
     ).values("id")
 
 
+def sees_board_participants(user: Any, board: Any, *, facts: _Facts | None = None) -> bool:
+    """Whether ``user``, who sees the tumor board ``board`` (``BoardSessionQuerySet``), is shown
+    who takes part in it (its participants' names and e-mail addresses): staff who see cases in
+    its organization (VIEW_CASE by their role) always; its other participants (outside
+    consultants) while the meeting is not ended. Once it ended they still find it
+    (``boards_seen_as_participant``) but no longer who else took part: people of other hospitals'
+    addresses would be shown to each for as long as they stay members. ``facts``: as for ``can``."""
+    from apps.cases.models import BoardState
+
+    if board.state != BoardState.ENDED:
+        return True
+    facts = _facts_of(user, facts)
+    return _active_user(facts.user) and _role_allows(facts.user, Action.VIEW_CASE, board, facts)
+
+
 def _case_id_of(obj: object) -> int | None:
     """The case an object belongs to: itself, its ``case_id``, or its study's case (series,
     instances, renditions of a study)."""
