@@ -930,18 +930,24 @@ def grant_extend_refusal_message(*, grant: Grant, refusal: str, org_policy: Shar
     return _("A revoked grant or a closed case cannot be extended.")
 
 
+def grant_renew_offered(*, grant: Grant, by: User, org_policy: SharingPolicy | None = None) -> bool:
+    """Whether "My shares" offers ``by`` Renew on ``grant``: ``grants_renewable`` for one (the
+    policy's RENEW_GRANT and ``grant_renew_refusal``). What the extension page and its refusal past
+    the maximum say is the way to more time: Renew only where it is offered, else a new share."""
+    return (policy.can(by, policy.Action.RENEW_GRANT, grant)
+            and grant_renew_refusal(grant=grant, org_policy=org_policy) is None)
+
+
 def grant_extend_past_maximum_message(*, grant: Grant, by: User, org_policy: SharingPolicy, max_hours: int,
                                       ceiling: datetime) -> str:
     """What an extension past ``ceiling`` is told: the latest date allowed, and the one way to more
-    time that ``by`` has for this share: Renew where "My shares" offers it (the policy's
-    RENEW_GRANT and ``grant_renew_refusal``, what ``grants_renewable`` asks), else a new share (a
-    second-opinion or telehealth share is never renewable: naming Renew there sent the sharer
-    looking for a button that is not offered; found by QA)."""
+    time that ``by`` has for this share: Renew where "My shares" offers it (``grant_renew_offered``),
+    else a new share (a second-opinion or telehealth share is never renewable: naming Renew there
+    sent the sharer looking for a button that is not offered; found by QA)."""
     from django.utils.formats import date_format
 
     values = {"hours": max_hours, "latest": date_format(timezone.localtime(ceiling), "SHORT_DATETIME_FORMAT")}
-    if policy.can(by, policy.Action.RENEW_GRANT, grant) and grant_renew_refusal(grant=grant,
-                                                                                 org_policy=org_policy) is None:
+    if grant_renew_offered(grant=grant, by=by, org_policy=org_policy):
         return _("That is past the organization's maximum for this kind of share (%(hours)s h from its start): "
                  "the latest possible is %(latest)s. Renew it for a new review cycle instead.") % values
     return _("That is past the organization's maximum for this kind of share (%(hours)s h from its start): "

@@ -370,6 +370,8 @@ def grant_extend(request: HttpRequest, grant_id: UUID) -> HttpResponse:
     template = template_for(grant.organization_id, grant.use_case, template_settings=org_policy.template_settings or {})
     return render(request, "sharing/grant_extend.html",
                   {"grant": grant, "form": form, "template": template, "cancel_url": _share_row(grant),
+                   # the way to more time past the maximum: Renew only where My shares offers it
+                   "renewable": services.grant_renew_offered(grant=grant, by=request.user, org_policy=org_policy),
                    "ceiling": services.grant_extend_ceiling(grant=grant, org_policy=org_policy)},
                   status=400 if form.errors else 200)
 

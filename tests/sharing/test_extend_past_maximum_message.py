@@ -62,3 +62,27 @@ def test_the_extension_page_has_a_cancel_link_back_to_the_share_in_my_shares(cli
     page = client_as(owner).get(reverse("sharing:grant_extend", kwargs={"grant_id": grant.public_id})).content.decode()
     row = reverse("sharing:my_shares") + f"#share-{grant.public_id}"
     assert f'href="{row}" data-testid="extend-cancel"' in page
+
+
+def _extend_page(client, grant) -> str:
+    response = client.get(reverse("sharing:grant_extend", kwargs={"grant_id": grant.public_id}))
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def test_the_extension_page_of_a_share_never_renewable_says_a_new_share_is_needed(client_as, case, owner,
+                                                                                radiologist):
+    # found by review: the page's help told every sharer to "renew the share instead (a fresh
+    # link)", where My shares offers no Renew for a second opinion
+    grant = _share(case, owner, radiologist, UseCase.SECOND_OPINION, 48)
+    page = _extend_page(client_as(owner), grant)
+    assert "renew the share instead" not in page
+    assert ("It can never pass the organization's maximum. This share cannot be renewed: for more time "
+            "after that, create a new share.") in page
+
+
+def test_the_extension_page_of_a_renewable_share_names_renew(client_as, case, owner, radiologist):
+    grant = _share(case, owner, radiologist, UseCase.CUSTOM, 24)
+    page = _extend_page(client_as(owner), grant)
+    assert "for a new review cycle, renew the share instead (a fresh link)." in page
+    assert "This share cannot be renewed" not in page
