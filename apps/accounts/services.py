@@ -654,8 +654,9 @@ def invitation_accept(*, invitation: Invitation, user: User,
     by an invitation from someone who manages the members (recorded as ``membership.updated``,
     before and after); refused otherwise, as is an invitation its inviter could no longer send,
     and a patient invitation whose case was closed or deleted since it was sent, its case read
-    again here (``_invitation_refusal_now``: ``ValidationError`` with the ``Refusal`` as its
-    code, nothing changed)."""
+    again here under its row's lock, so that a close at the same moment comes wholly before or
+    after (``_invitation_refusal_now``: ``ValidationError`` with the ``Refusal`` as its code,
+    nothing changed)."""
     if user.email.lower() != invitation.email.lower():
         raise PermissionDenied(_("This invitation was sent to another e-mail address."))
     now = timezone.now()
@@ -665,6 +666,14 @@ def invitation_accept(*, invitation: Invitation, user: User,
     if not claimed:
         raise ValidationError(_("This invitation can no longer be used."))
     invitation.refresh_from_db()
+    if invitation.kind == InvitationKind.PATIENT and invitation.case_id is not None:
+        # its case's row locked, as a share locks it (apps.sharing.services._case_open_locked), and
+        # read as the database has it: a close in flight commits first (then seen closed here) or
+        # waits for this acceptance; read plainly, one not committed yet was seen open, and the
+        # acceptance went through for a case closed at the same moment (found by a reviewer)
+        from apps.cases.models import Case
+
+        invitation.case = Case.objects.select_for_update(no_key=True).filter(pk=invitation.case_id).first()
     manages = _inviter_manages(invitation)
     membership = Membership.objects.select_for_update().filter(user=user,
                                                                organization=invitation.organization).first()
