@@ -227,5 +227,6 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
             sociallogin.user = user
             sociallogin.save(request, connect=True)  # link the provider's subject to this account
         request.session["lightbox_active_org"] = str(config.organization.public_id)
+        request.lightbox_sso_accepted = config  # remembered on this browser (views.sso_provider_callback)
         record(action="auth.sso_linked", actor=user, organization_id=config.organization_id, target=user,
                request=request, details={"provider": provider_id})

@@ -1,27 +1,48 @@
-"""The e-mailed link of "Sign in with your organization" (``views.sso_start``).
+"""The ways on to an organization's single sign-on that need no password: "Sign in with your
+organization" (``views.sso_start``) and its e-mailed link, an organization's own entry
+(``views.sso_organization``, ``/accounts/sso/<slug>/``) and the organization this browser last
+signed in with (a signed cookie, ``remembered_organization``).
 
-The page answers every address alike (same status, same words): were staff sent on to their
-provider and others told that no organization signs them in, anyone could learn which addresses
-are a hospital's staff without signing in (found by a reviewer). Nor may every address of a domain
-be sent to the provider of an organization naming it: several organizations may name one domain,
-and an address goes only to the provider of an organization where it is active staff
-(``views._sso_config_for``), never to another's, where its owner would type their hospital
-password. So the way on is e-mailed: an address staff of an organization whose single sign-on takes
-it gets a link to that organization's provider; any other gets nothing, and the page says to sign
-in with the password otherwise. The link names the account and the organization's single sign-on,
-signed (``SSO_LINK_MINUTES``); opening it checks again that the address is still that organization's
-staff. It signs nobody in: the provider does."""
+The page answers every address alike (same status, same words, the same work in the request):
+were staff sent on to their provider and others told that no organization signs them in, anyone
+could learn which addresses are a hospital's staff without signing in (found by a reviewer). Nor
+may every address of a domain be sent to the provider of an organization naming it: several
+organizations may name one domain, and an address goes only to the provider of an organization
+where it is active staff (``views._sso_config_for``), never to another's, where its owner would
+type their hospital password. So the way on is e-mailed: an address staff of an organization
+whose single sign-on takes it gets a link to that organization's provider; any other gets
+nothing, and the page says to sign in with the password otherwise.
+
+The e-mail is made and sent by a task queued once the request commits
+(``sso_link_send_task``), never in the request: the answer neither waits for the mail server
+(``EMAIL_TIMEOUT`` bounds the task's wait) nor takes longer for a staff address than for any
+other. Where tasks run eagerly (the embedded default, no broker), the task runs in the
+request's process as it commits, so there the answer's time still includes the e-mail.
+
+The link names the account and the single sign-on by their public ids and a one-use nonce kept in
+the cache for ``SSO_LINK_MINUTES``, signed (not encrypted: it holds nothing internal); opening it
+checks again that the address is still that organization's staff, and the POST that goes on to
+the provider uses the nonce up (``sso_link_read(..., use=True)``): a link forwarded or read from a
+mailbox later leads nowhere. It signs nobody in: the provider does.
+
+An address typed more than ``LIGHTBOX_SSO_START_ADDRESS_MAX_EMAILS`` times in a window is
+e-mailed no more in that window, silently (``brute_force.sso_start_claim``): anyone may type
+anyone's address, so a count of an address never refuses anything, else anyone could keep a
+chosen staff member from signing in. That person still has their organization's own entry and the
+organization remembered on their browser, which need no e-mail."""
 
 from __future__ import annotations
 
 import logging
+import secrets
 import smtplib
 from typing import Any
 
 from django.conf import settings
 from django.core import signing
+from django.core.cache import cache
 from django.core.mail import EmailMultiAlternatives
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import translation
@@ -34,18 +55,40 @@ logger = logging.getLogger(__name__)
 SSO_LINK_MINUTES = 30
 _SALT = "lightbox.accounts.sso-link"
 
+#: the cookie naming the organization this browser last signed in with through single sign-on
+#: (its public slug, signed), for "Continue with <organization>" on the sign-in page
+REMEMBERED_COOKIE = "lightbox_sso_org"
+_REMEMBERED_SALT = "lightbox.accounts.sso-remembered"
+REMEMBERED_DAYS = 365
 
-def sso_link_url(*, user: User, config: SSOConfig, request: HttpRequest | None) -> str:
-    token = signing.dumps({"u": user.pk, "c": config.pk}, salt=_SALT, compress=True)
-    path = reverse("accounts:sso_continue", kwargs={"token": token})
-    return request.build_absolute_uri(path) if request is not None else path
+
+def _nonce_key(nonce: str) -> str:
+    return f"lightbox:sso-link:nonce:{nonce}"
 
 
-def sso_link_send(*, user: User, config: SSOConfig, request: HttpRequest | None) -> None:
-    """E-mail ``user`` the link on to ``config``'s provider, in their language."""
+def sso_link_url(*, user: User, config: SSOConfig) -> str:
+    """A new one-use link on to ``config``'s provider for ``user`` (made without a request: the
+    portal's address, ``site_url``)."""
+    from apps.core.site import site_url
+
+    nonce = secrets.token_urlsafe(16)
+    cache.set(_nonce_key(nonce), str(user.public_id), SSO_LINK_MINUTES * 60)
+    token = signing.dumps({"u": str(user.public_id), "c": str(config.public_id), "n": nonce}, salt=_SALT)
+    return site_url(reverse("accounts:sso_continue", kwargs={"token": token}))
+
+
+def sso_link_send(*, user_id: int, config_id: int) -> None:
+    """E-mail the account ``user_id`` the link on to the single sign-on ``config_id``, in their
+    language, if it is still active staff that single sign-on takes (``views._sso_config_for``);
+    nothing otherwise. Run by ``tasks.sso_link_send_task``, after the request."""
     from apps.accounts.services import language_of
+    from apps.accounts.views import _sso_config_for
 
-    context = {"organization": config.organization, "url": sso_link_url(user=user, config=config, request=request),
+    user = User.objects.filter(pk=user_id, is_active=True).first()
+    config = _sso_config_for(user.email.lower()) if user is not None else None
+    if config is None or config.pk != config_id:
+        return
+    context = {"organization": config.organization, "url": sso_link_url(user=user, config=config),
                "minutes": SSO_LINK_MINUTES}
     with translation.override(language_of(user)):
         subject = render_to_string("accounts/email/sso_link_subject.txt", context).strip()
@@ -56,24 +99,51 @@ def sso_link_send(*, user: User, config: SSOConfig, request: HttpRequest | None)
     message.attach_alternative(html, "text/html")
     try:
         message.send()
-    except (smtplib.SMTPException, OSError) as exc:
-        # as for a password reset: the page says what it says for every address, never an error
-        # that only a staff address would get; the log names the error's type only
+    except (smtplib.SMTPException, OSError) as exc:  # TimeoutError (EMAIL_TIMEOUT) included
+        # as for a password reset: the person asks again; the log names the error's type only
         logger.warning("E-mail sso_link not sent: %s", type(exc).__name__)
 
 
-def sso_link_read(token: str, config_for: Any) -> tuple[User, SSOConfig] | None:
+def sso_link_read(token: str, config_for: Any, *, use: bool = False) -> tuple[User, SSOConfig] | None:
     """The account and single sign-on a link names, if it is genuine, not older than
-    SSO_LINK_MINUTES, and the account still active staff of that organization (``config_for``,
-    ``views._sso_config_for``, takes it to that same configuration); None otherwise."""
+    SSO_LINK_MINUTES, not used yet, and the account still active staff of that organization
+    (``config_for``, ``views._sso_config_for``, takes it to that same configuration); None
+    otherwise. ``use``: the link is used up by this call (the POST on to the provider); of two
+    uses at once, one only finds it."""
     try:
         data = signing.loads(token, salt=_SALT, max_age=SSO_LINK_MINUTES * 60)
     except signing.BadSignature:  # SignatureExpired included
         return None
-    user = User.objects.filter(pk=data.get("u"), is_active=True).first()
+    if not isinstance(data, dict) or not isinstance(data.get("n"), str):
+        return None
+    if cache.get(_nonce_key(data["n"])) != data.get("u"):
+        return None
+    user = User.objects.filter(public_id=data["u"], is_active=True).first()
     if user is None:
         return None
     config = config_for(user.email.lower())
-    if config is None or config.pk != data.get("c"):
+    if config is None or str(config.public_id) != data.get("c"):
         return None
+    if use and not cache.delete(_nonce_key(data["n"])):
+        return None  # used meanwhile
     return user, config
+
+
+def organization_config(slug: str) -> SSOConfig | None:
+    """The enabled single sign-on of the organization of public slug ``slug``, if any."""
+    return SSOConfig.objects.filter(enabled=True, organization__slug=slug).select_related("organization").first()
+
+
+def remember_organization(response: HttpResponse, config: SSOConfig) -> None:
+    """Remember on this browser that it signed in with ``config``'s organization (its public slug,
+    signed): the sign-in page offers "Continue with <organization>"."""
+    response.set_signed_cookie(REMEMBERED_COOKIE, config.organization.slug, salt=_REMEMBERED_SALT,
+                               max_age=REMEMBERED_DAYS * 24 * 3600, secure=settings.SESSION_COOKIE_SECURE,
+                               httponly=True, samesite="Lax")
+
+
+def remembered_organization(request: HttpRequest) -> SSOConfig | None:
+    """The single sign-on of the organization this browser last signed in with, while it is on."""
+    slug = request.get_signed_cookie(REMEMBERED_COOKIE, default=None, salt=_REMEMBERED_SALT,
+                                     max_age=REMEMBERED_DAYS * 24 * 3600)
+    return organization_config(slug) if slug else None

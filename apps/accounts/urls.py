@@ -19,6 +19,7 @@ urlpatterns = [
     path("accounts/mfa/recovery-codes/renew/", views.recovery_codes_renew, name="recovery_codes_renew"),
     path("accounts/sso/", views.sso_start, name="sso_start"),
     path("accounts/sso/continue/<str:token>/", views.sso_continue, name="sso_continue"),
+    path("accounts/sso/<slug:slug>/", views.sso_organization, name="sso_organization"),
     path("accounts/oidc/<str:provider_id>/login/", views.sso_provider_login),
     path("accounts/oidc/<str:provider_id>/login/callback/", views.sso_provider_callback),
     path("org/members/<uuid:membership_id>/reset-mfa/", views.member_mfa_reset, name="member_mfa_reset"),

@@ -608,23 +608,26 @@ def _sso_settings_form(request: HttpRequest, org) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def sso_start(request: HttpRequest) -> HttpResponse:
     """Sign in with your organization: an address that is staff of an organization whose single
-    sign-on takes it (``_sso_config_for``) is e-mailed a link on to that organization's provider
-    (``sso.sso_link_send``). Every address gets the same page (200), whether staff or not, so that
-    the page tells nobody which addresses are staff (``apps.accounts.sso``); tries are counted per
-    client and per address, and refused past LIGHTBOX_SSO_START_MAX_TRIES (429, recorded:
-    ``brute_force.sso_start_claim``)."""
-    from apps.accounts import sso
+    sign-on takes it (``_sso_config_for``) is e-mailed a link on to that organization's provider,
+    by a task queued after the request (``tasks.sso_link_send_task``). Every address gets the same
+    page (200) after the same work (the lookup, and a task queued: ids 0 for an address e-mailed
+    nothing), so that the page tells nobody which addresses are staff (``apps.accounts.sso``).
+    Tries are counted per client, refused past LIGHTBOX_SSO_START_CLIENT_MAX_TRIES (429,
+    recorded), and per address, which only stops the e-mails (``brute_force.sso_start_claim``)."""
+    from apps.accounts.tasks import sso_link_send_task
+    from apps.core.queue import send_on_commit
 
     form = SSOStartForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         email = form.cleaned_data["email"].lower()
-        if not brute_force.sso_start_claim(request, email):
+        allowed, mailed = brute_force.sso_start_claim(request, email)
+        if not allowed:
             return render(request, "accounts/sso_start.html",
                           {"throttled": True, "minutes": settings.LIGHTBOX_SSO_START_WINDOW_MINUTES}, status=429)
         config = _sso_config_for(email)
-        user = User.objects.filter(email=email, is_active=True).first() if config is not None else None
-        if user is not None:
-            sso.sso_link_send(user=user, config=config, request=request)
+        user = User.objects.filter(email=email, is_active=True).only("pk").first()
+        to = (user.pk, config.pk) if mailed and config is not None and user is not None else (0, 0)
+        send_on_commit(sso_link_send_task, *to)
         return render(request, "accounts/sso_start.html", {"sent": True, "email": email})
     return render(request, "accounts/sso_start.html", {"form": form}, status=400 if form.errors else 200)
 
@@ -633,15 +636,33 @@ def sso_start(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def sso_continue(request: HttpRequest, token: str) -> HttpResponse:
     """The e-mailed link of ``sso_start``: GET, a button (a mail scanner opening the link starts
-    nothing); POST (CSRF-checked), on to the organization's provider, checked again that the
-    address is still its staff (``sso.sso_link_read``). An expired or altered link: 400, with the
-    way to ask for a new one."""
+    nothing, nor uses it up); POST (CSRF-checked), on to the organization's provider, checked again
+    that the address is still its staff, and the link used up (``sso.sso_link_read``). An expired,
+    used or altered link: 400, with the way to ask for a new one."""
     from apps.accounts import sso
 
-    found = sso.sso_link_read(token, _sso_config_for)
+    found = sso.sso_link_read(token, _sso_config_for, use=request.method == "POST")
     if found is None:
         return render(request, "accounts/sso_continue.html", {}, status=400)
     _user, config = found
+    if request.method == "POST":
+        return sso_provider_login(request, config.provider_id)
+    return render(request, "accounts/sso_continue.html", {"organization": config.organization})
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def sso_organization(request: HttpRequest, slug: str) -> HttpResponse:
+    """An organization's own way into its single sign-on, to bookmark (``/accounts/sso/<slug>/``):
+    GET, a button naming it; POST, on to its provider. It needs no e-mail, and tells only that the
+    organization signs in with single sign-on (as its provider's address does), nothing of who is
+    its staff: the provider's answer is checked when it comes back (``pre_social_login``). An
+    organization without single sign-on on: 404."""
+    from apps.accounts import sso
+
+    config = sso.organization_config(slug)
+    if config is None:
+        raise Http404
     if request.method == "POST":
         return sso_provider_login(request, config.provider_id)
     return render(request, "accounts/sso_continue.html", {"organization": config.organization})
@@ -660,10 +681,18 @@ def sso_provider_callback(request: HttpRequest, provider_id: str) -> HttpRespons
     discovery document again before allauth's own error handling (which
     ``SocialAccountAdapter.on_authentication_error`` hooks for the token, userinfo and JWKS
     requests): a name rebound to an internal address between the start and the return, or a
-    provider gone, gets the same pages as at the start."""
+    provider gone, gets the same pages as at the start. A sign-in the provider's answer was
+    accepted for (``pre_social_login``) is remembered on this browser: the sign-in page then offers
+    "Continue with <organization>" (``sso.remember_organization``)."""
     from allauth.socialaccount.providers.openid_connect.views import callback as oidc_callback
 
-    return _sso_outbound(request, provider_id, oidc_callback)
+    from apps.accounts import sso
+
+    response = _sso_outbound(request, provider_id, oidc_callback)
+    config = getattr(request, "lightbox_sso_accepted", None)  # set by SocialAccountAdapter.pre_social_login
+    if config is not None and response.status_code < 400:
+        sso.remember_organization(response, config)  # "Continue with <organization>" on this browser
+    return response
 
 
 def _sso_outbound(request: HttpRequest, provider_id: str, view: Any) -> HttpResponse:

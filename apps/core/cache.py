@@ -2,7 +2,9 @@
 
 The cache holds only counters that slow down guessing: allauth's per-address sign-in and
 password-reset throttles, the invitation-token lockout and the lock on the code that confirms an
-authenticator being enrolled (``apps.accounts.brute_force``).
+authenticator being enrolled (``apps.accounts.brute_force``), and the one-use nonces of the links
+"Sign in with your organization" e-mails (``apps.accounts.sso``: while Redis is away such a link
+leads nowhere, and the person asks again or uses their organization's own sign-in address).
 Django's Redis backend raises when Redis is down or restarting, and every sign-in (even with the
 right password), password reset and invitation page was a 500. Here a connection error or time
 out is logged and the cache answers as an empty one that keeps nothing (``get`` the default,

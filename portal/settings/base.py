@@ -362,8 +362,10 @@ LIGHTBOX_OTP_MAX_FAILURES = 5            # wrong codes in a row lock the second 
 LIGHTBOX_OTP_LOCK_MINUTES = 15           # ... for this long
 LIGHTBOX_INVITE_TOKEN_MAX_FAILURES = 10  # unknown invitation tokens per address ...
 LIGHTBOX_INVITE_TOKEN_WINDOW_MINUTES = 15  # ... within this window, then refused for the window
-LIGHTBOX_SSO_START_MAX_TRIES = 10  # "Sign in with your organization" per client and per address ...
-LIGHTBOX_SSO_START_WINDOW_MINUTES = 15  # ... within this window, then refused for the window
+# "Sign in with your organization" (apps.accounts.brute_force.sso_start_claim), within the window:
+LIGHTBOX_SSO_START_CLIENT_MAX_TRIES = 100  # tries per client address (a hospital's NAT), then 429
+LIGHTBOX_SSO_START_ADDRESS_MAX_EMAILS = 10  # e-mails per typed address, then no more (never a refusal)
+LIGHTBOX_SSO_START_WINDOW_MINUTES = 15
 OTP_TOTP_ISSUER = "Lightbox"
 # django-otp counts failures on the device; apps.accounts.mfa locks after
 # LIGHTBOX_OTP_MAX_FAILURES in a row (a fixed lock, rather than django-otp's doubling delays)
@@ -446,6 +448,8 @@ EMAIL_PORT = env.int("DJANGO_EMAIL_PORT", default=25)
 EMAIL_HOST_USER = env.str("DJANGO_EMAIL_HOST_USER", default="")
 EMAIL_HOST_PASSWORD = env_secret("DJANGO_EMAIL_HOST_PASSWORD", default="") or ""
 EMAIL_USE_TLS = env.bool("DJANGO_EMAIL_USE_TLS", default=False)
+# seconds an SMTP connection may wait on the server (Django waits for ever by default)
+EMAIL_TIMEOUT = env.int("DJANGO_EMAIL_TIMEOUT", default=10)
 DEFAULT_FROM_EMAIL = env.str("DJANGO_DEFAULT_FROM_EMAIL", default="Lightbox <no-reply@lightbox.invalid>")
 
 # --- REST API -------------------------------------------------------------------------------

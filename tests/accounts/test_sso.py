@@ -53,6 +53,12 @@ def idp(live_server):
         os.unlink(db.name)
 
 
+@pytest.fixture(autouse=True)
+def _links_to_the_live_server(live_server, settings):
+    """The e-mailed link is made by a task, without a request: at the portal's configured address."""
+    settings.LIGHTBOX_BASE_URL = live_server.url
+
+
 @pytest.fixture
 def alpha(idp):
     org = OrganizationFactory(name="Alpha Hospital", slug="alpha")
@@ -98,9 +104,11 @@ def test_staff_signs_in_through_the_provider_and_lands_in_their_organization(liv
     assert CLIENT_SECRET not in config.client_secret_encrypted  # stored encrypted
     assert config.client_secret == CLIENT_SECRET
 
-    landed = _sso_sign_in(live_server.url, "sam@alpha.example", "sam")
+    browser = requests.Session()
+    landed = _sso_sign_in(live_server.url, "sam@alpha.example", "sam", browser)
     assert landed.status_code == 200
     assert landed.url == f"{live_server.url}/"
+    assert "lightbox_sso_org" in browser.cookies  # this browser offers "Continue with Alpha Hospital"
     assert "Alpha Hospital" in landed.text and "Dashboard" in landed.text
     assert AuditEvent.objects.filter(action="auth.sso_linked", organization=alpha).exists()
     assert AuditEvent.objects.filter(action="auth.signed_in", actor__email="sam@alpha.example").exists()

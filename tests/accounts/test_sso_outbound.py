@@ -102,8 +102,10 @@ def _start_sso(client, email: str = "admin@alpha.example"):
     import re
 
     from django.core import mail
+    from django.test import TestCase
 
-    assert client.post("/accounts/sso/", {"email": email}).status_code == 200
+    with TestCase.captureOnCommitCallbacks(execute=True):  # the e-mail's task, queued after the request
+        assert client.post("/accounts/sso/", {"email": email}).status_code == 200
     link = re.search(r"http\S+/accounts/sso/continue/\S+/", mail.outbox[-1].body).group(0)
     return client.post(link)
 

@@ -1,0 +1,17 @@
+from __future__ import annotations
+
+from celery import shared_task
+
+
+@shared_task(acks_late=False)  # CELERY_TASK_ACKS_LATE is on for the others
+def sso_link_send_task(user_id: int, config_id: int) -> None:
+    """E-mail the link on to an organization's single sign-on ("Sign in with your organization",
+    ``sso.sso_link_send``), after the request that asked for it. Queued for every address typed,
+    ids 0 for an address that is e-mailed nothing, so that the request does the same work for
+    every address; such a message does nothing. Not acknowledged late: a message delivered again
+    would send a second e-mail."""
+    if not user_id:
+        return
+    from apps.accounts.sso import sso_link_send
+
+    sso_link_send(user_id=user_id, config_id=config_id)
