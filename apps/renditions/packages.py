@@ -64,7 +64,7 @@ import hashlib
 import os
 import re
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
@@ -551,6 +551,16 @@ def case_package(case, studies: list[Study], kind: str) -> Package:
         return _case_package(case, studies, kind, language)
 
 
+def _contents_rendition(kind: str, pairs) -> Callable[[], str]:
+    """What MANIFEST's Contents line calls a package's rendition (made in the manifest's language):
+    its kind's name, or, for a lossless package all of originals received lossy
+    (``_lossy_source_only``: no lossless copy is made of any, each original stands in), what its
+    Label line and its name (``_LossySource``) say it holds, not "Lossless compressed"."""
+    if _lossy_source_only(kind, pairs):
+        return lambda: gettext("originals as received (lossy; no lossless copy possible)")
+    return lambda: str(Kind(kind).label)
+
+
 def _with_readme(package: Package, kind: str, language: str) -> Package:
     if kind == Kind.EDUCATION:
         package.entries.insert(0, _readme(package, language))
@@ -568,7 +578,8 @@ def _study_package(study: Study, kind: str, language: str) -> Package:
     entries, missing = _study_entries(pairs, missing, kind, name)
     package = Package(name=name, label=_package_label(kind, entries), entries=entries, missing=missing,
                       deidentified=deid)
-    what = later(lambda: gettext("Study, %(rendition)s") % {"rendition": Kind(kind).label})
+    rendition = _contents_rendition(kind, pairs)
+    what = later(lambda: gettext("Study, %(rendition)s") % {"rendition": rendition()})
     return _finish(_with_readme(package, kind, language), what=what, studies=[study], language=language)
 
 
@@ -603,6 +614,7 @@ def _case_package(case, studies: list[Study], kind: str, language: str) -> Packa
         missing += m
     package = Package(name=name, label=_package_label(kind, entries), entries=entries, missing=missing,
                       deidentified=deid)
+    rendition = _contents_rendition(kind, everything)
     what = later(lambda: ngettext("Case (%(count)s study), %(rendition)s", "Case (%(count)s studies), %(rendition)s",
-                                   len(studies)) % {"count": len(studies), "rendition": Kind(kind).label})
+                                   len(studies)) % {"count": len(studies), "rendition": rendition()})
     return _finish(_with_readme(package, kind, language), what=what, studies=studies, language=language)

@@ -19,6 +19,7 @@ import pytest
 from django.urls import reverse
 from pydicom.data.data_manager import DATA_ROOT
 
+from apps.renditions.packages import study_package
 from apps.renditions.services import study_renditions_make
 from tests.factories import CaseFactory
 from tests.renditions.conftest import copy_files, ingest_folder
@@ -77,3 +78,28 @@ def test_a_mixed_cases_lossless_zip_keeps_its_name_its_lossy_studys_folder_says_
     assert response["Content-Disposition"].endswith('_Lossless.zip"')
     folders = {n.split("/")[1] for n in names if n.endswith(".dcm")}
     assert sorted(f.rsplit("_", 1)[1] for f in folders) == ["Lossless", "LossySource"], folders
+
+
+LOSSY_CONTENTS = "originals as received (lossy; no lossless copy possible)"
+
+
+def test_an_all_lossy_cases_lossless_zip_names_its_contents_as_its_label_does(lossy_case, clinician_a, client_as):
+    """MANIFEST's Contents line said "Case (2 studies), Lossless compressed" right above a Label
+    line saying the zip holds the originals as received, lossy (found by review of 5bc7b6d)."""
+    _response, manifest, _names = _lossless(client_as(clinician_a), lossy_case)
+    contents = re.search(r"^Contents: (.*)$", manifest, re.M).group(1)
+    assert contents == f"Case (2 studies), {LOSSY_CONTENTS}"
+    assert "Lossless compressed" not in manifest
+
+
+def test_a_lossy_studys_lossless_package_names_its_contents_as_its_label_does(lossy_case):
+    study = lossy_case.studies.order_by("pk").first()
+    package = study_package(study, "lossless")
+    data = b"".join(package.iter_range(0, package.size - 1))
+    manifest = zipfile.ZipFile(io.BytesIO(data)).read(f"{package.name}/MANIFEST.txt").decode()
+    assert re.search(r"^Contents: (.*)$", manifest, re.M).group(1) == f"Study, {LOSSY_CONTENTS}"
+
+
+def test_a_mixed_cases_lossless_zip_keeps_naming_its_contents_lossless(mixed_case, clinician_a, client_as):  # noqa: F811
+    _response, manifest, _names = _lossless(client_as(clinician_a), mixed_case[0])
+    assert re.search(r"^Contents: (.*)$", manifest, re.M).group(1).endswith(", Lossless compressed")
