@@ -393,6 +393,11 @@ class Notification(models.Model):
     board = models.ForeignKey("cases.BoardSession", null=True, blank=True, on_delete=models.SET_NULL,
                               related_name="+")
 
+    #: whether the reader may be shown the title of the board or case it is about, decided for
+    #: the page that lists the notice (``policy.notices_naming``, ``selectors.notifications_for``):
+    #: not decided, not named
+    names_what_about = False
+
     class Meta:
         ordering = ["-created_at"]
 
@@ -403,8 +408,12 @@ class Notification(models.Model):
     def message_shown(self) -> str:
         """The message in the reader's language (not the language of whoever caused it), after
         the title of the board or case it is about (two boards' "has started" told apart): read
-        from the board or case as it is now, nothing when it was deleted."""
+        from the board or case as it is now, nothing when it was deleted, nor where the reader no
+        longer sees it (``names_what_about``: a decider who left the organization, a share that
+        ended; the title, renamed since, may name the patient)."""
         text = i18n.translate(i18n.restore(self.message, self.message_parts))
+        if not self.names_what_about:
+            return text
         if self.board_id is not None and self.board is not None:
             return gettext("Tumor board “%(title)s”: %(message)s") % {"title": self.board.title, "message": text}
         if self.case_id is not None and self.case is not None:

@@ -911,6 +911,31 @@ def can_each(actor: Any, action: Action | str, objs: Iterable[Any], *, rendition
     return [_decide(facts, action, obj, rendition=rendition) for obj in objs]
 
 
+def notices_naming(user: Any, notices: Iterable[Any], *, facts: _Facts | None = None) -> list[bool]:
+    """For each of ``notices`` (``user``'s Notification rows), whether it may name the tumor board
+    or case it is about by its title (``Notification.message_shown``, which names the board when
+    it has one, else the case): only while ``user`` still sees it, the board as their boards list
+    shows it (``BoardSessionQuerySet.visible_to``: staff by their role, its participants while
+    ``boards_seen_as_participant``), the case by VIEW_CASE (``can_each``). A radiologist who
+    decided requests for a case's original DICOM and then left the organization was shown the
+    case's title as renamed since, which may name the patient (found by review); so was someone
+    whose share ended. At most one query for the cases and one for the boards, whatever their
+    number. ``facts``: as for ``can``."""
+    from apps.cases.models import BoardSession
+
+    notices = list(notices)
+    about_board = [n.board_id is not None and n.board is not None for n in notices]
+    board_ids = {n.board_id for n, on_board in zip(notices, about_board, strict=True) if on_board}
+    boards_seen = set(BoardSession.objects.visible_to(user).filter(pk__in=board_ids)
+                      .values_list("pk", flat=True)) if board_ids else set()
+    cases = {n.case_id: n.case for n, on_board in zip(notices, about_board, strict=True)
+             if not on_board and n.case_id is not None and n.case is not None}
+    cases_seen = {case.pk for case, may in zip(cases.values(), can_each(user, Action.VIEW_CASE, cases.values(),
+                                                                          facts=facts), strict=True) if may}
+    return [n.board_id in boards_seen if on_board else n.case_id in cases_seen
+            for n, on_board in zip(notices, about_board, strict=True)]
+
+
 def _document_of(case: Any) -> Any:
     """A document of ``case`` (unsaved): what may be decided on any of its reports and
     attachments, none of which is tied to a study (``apps.cases.models.AttachmentQuerySet``)."""

@@ -233,9 +233,15 @@ def original_requests_latest(*, user: User, grants: Iterable[Grant]) -> dict[int
 
 def notifications_for(*, user: User, limit: int = 20, request: HttpRequest | None = None) -> list[Notification]:
     """The user's newest notices. With ``request`` (the page's), none about the person's other
-    organizations than the active one (``policy.organizations_elsewhere``: reached by switching)."""
-    return list(Notification.objects.filter(user=user).exclude(organization_id__in=_elsewhere_ids(request))
-                .select_related("case", "board")[:limit])  # named by their titles (``message_shown``)
+    organizations than the active one (``policy.organizations_elsewhere``: reached by switching).
+    Each names the board or case it is about by its title (``message_shown``) only where the user
+    still sees it (``policy.notices_naming``, in one or two queries for the page)."""
+    notices = list(Notification.objects.filter(user=user).exclude(organization_id__in=_elsewhere_ids(request))
+                   .select_related("case", "board")[:limit])
+    for notice, names in zip(notices, policy.notices_naming(user, notices, facts=policy.request_facts(request, user)),
+                             strict=True):
+        notice.names_what_about = names
+    return notices
 
 
 # --------------------------------------------------------------------------- usage reports
