@@ -936,6 +936,21 @@ def notices_naming(user: Any, notices: Iterable[Any], *, facts: _Facts | None = 
             for n, on_board in zip(notices, about_board, strict=True)]
 
 
+def grants_told_of(user: Any, grants: Iterable[Grant], *, facts: _Facts | None = None) -> list[bool]:
+    """For each of ``grants`` (the shares of a case that reach the recipient a share review names,
+    ``selectors.live_shares_to``), whether ``user``, who shares the case, may be told of it (its
+    use case and expiry): they may manage it (MANAGE_GRANT: staff whose role manages the
+    organization's shares, who see them under "Who has access"), or they made it (My shares lists
+    it). Nobody else: an outside consultant resharing under a grant, who never sees who holds
+    shares of the case, learnt by typing any address whether that person did, of what kind and
+    until when (found by review). ``facts``: as for ``can``."""
+    grants = list(grants)
+    me = _user_of(user)
+    manages = can_each(user, Action.MANAGE_GRANT, grants, facts=facts)
+    return [may or (_active_user(me) and grant.created_by_id == me.pk)
+            for grant, may in zip(grants, manages, strict=True)]
+
+
 def _document_of(case: Any) -> Any:
     """A document of ``case`` (unsaved): what may be decided on any of its reports and
     attachments, none of which is tied to a study (``apps.cases.models.AttachmentQuerySet``)."""

@@ -207,7 +207,8 @@ def _live_shares_to_recipient(request: HttpRequest, case, data: dict) -> dict | 
     """The shares of ``case`` its named recipient (a person, an address) holds already, for the
     review to say so before a second one is made: not blocked (a second share may be meant), but
     asked to confirm, with Extend offered on each that can be extended by this person (the
-    policy's MANAGE_GRANT and ``services.grants_extendable``, as My shares offers it)."""
+    policy's MANAGE_GRANT and ``services.grants_extendable``, as My shares offers it). Only those
+    the sharer may be told of (``policy.grants_told_of``: theirs to manage, or made by them)."""
     kind = data.get("recipient_kind")
     if kind not in (RecipientKind.USER, RecipientKind.EMAIL):
         return None
@@ -217,10 +218,12 @@ def _live_shares_to_recipient(request: HttpRequest, case, data: dict) -> dict | 
     user = data.get("grantee") if kind == RecipientKind.USER else (
         User.objects.filter(email=email, is_active=True).first() if email else None)
     grants = selectors.live_shares_to(case=case, user=user, email=email)
+    facts = policy.request_facts(request, request.user)
+    grants = [g for g, told in zip(grants, policy.grants_told_of(request.user, grants, facts=facts), strict=True)
+              if told]
     if not grants:
         return None
-    manages = policy.can_each(request.user, Action.MANAGE_GRANT, grants,
-                              facts=policy.request_facts(request, request.user))
+    manages = policy.can_each(request.user, Action.MANAGE_GRANT, grants, facts=facts)
     for grant, may, extendable in zip(grants, manages, services.grants_extendable(grants=grants), strict=True):
         grant.can_extend = may and extendable
     return {"count": len(grants), "listed": grants[:EXISTING_SHARES_LISTED],
