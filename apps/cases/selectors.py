@@ -162,6 +162,9 @@ class CasePage:
     #: how many of the studies listed have a patient ID in their images that is not the case's
     #: MRN (``studies_of_other_patient``): the studies section warns of them
     other_patient_studies: int = 0
+    #: how many of them carry no patient ID in their images at all (counted apart: nothing to
+    #: compare is not another patient; ``studies_missing_patient_id``)
+    no_patient_id_studies: int = 0
 
 
 def _studies_of(case: Case, user: User) -> Any:
@@ -191,16 +194,38 @@ def studies_of_other_patient(*, case: Case, patient_ids: Iterable[str | None]) -
     from apps.imaging.services import attach_patient_ids_differ
 
     mrn = case.patient.mrn
-    return [attach_patient_ids_differ(patient_ids=[pid], mrn=mrn) for pid in patient_ids]
+    return [attach_patient_ids_differ(patient_ids=[pid], mrn=mrn) and not patient_id_missing(pid)
+            for pid in patient_ids]
+
+
+def patient_id_missing(patient_id: str | None) -> bool:
+    """Whether an image's patient ID is absent (none, or only blanks): the images carry no patient
+    ID, which the user is told apart from an ID that is another patient's (found by QA: such a
+    study was flagged as differing, "ID in the images: —")."""
+    from apps.cases.models import mrn_key
+
+    return mrn_key(patient_id) == ""
+
+
+def studies_missing_patient_id(*, case: Case, patient_ids: Iterable[str | None]) -> list[bool]:
+    """For each of ``patient_ids``, whether the attach rule (``attach_patient_ids_differ``) would
+    warn of it because there is no patient ID at all (the case's MRN is not blank)."""
+    from apps.imaging.services import attach_patient_ids_differ
+
+    mrn = case.patient.mrn
+    return [patient_id_missing(pid) and attach_patient_ids_differ(patient_ids=[pid], mrn=mrn) for pid in patient_ids]
 
 
 def studies_mark_other_patient(*, case: Case, studies: Iterable[Any]) -> None:
-    """Sets ``patient_differs`` on each of ``studies`` (a page of the case page's list), as
-    ``studies_of_other_patient`` decides it: the Studies table flags those."""
+    """Sets ``patient_differs`` and ``patient_id_missing`` on each of ``studies`` (a page of the
+    case page's list), as ``studies_of_other_patient``/``studies_missing_patient_id`` decide them:
+    the Studies table flags those, each with its own badge."""
     studies = list(studies)
-    for study, differs in zip(studies, studies_of_other_patient(case=case, patient_ids=[s.patient_id for s in studies]),
-                              strict=True):
+    ids = [s.patient_id for s in studies]
+    for study, differs, missing in zip(studies, studies_of_other_patient(case=case, patient_ids=ids),
+                                       studies_missing_patient_id(case=case, patient_ids=ids), strict=True):
         study.patient_differs = differs
+        study.patient_id_missing = missing
 
 
 #: what the case page asks the policy about its case: whether it may be seen at all, and its buttons
@@ -235,8 +260,9 @@ def case_page(*, user: User, case: Case, may: dict[Action, bool], request: HttpR
         # an org admin sees no pixels but may delete a study: the list (no viewer) leads to its page
         page.studies = _studies_of(case, user)
         if hasattr(page.studies, "values_list"):  # all those listed, not only the page shown
-            ids = page.studies.prefetch_related(None).order_by().values_list("patient_id", flat=True)
+            ids = list(page.studies.prefetch_related(None).order_by().values_list("patient_id", flat=True))
             page.other_patient_studies = sum(studies_of_other_patient(case=case, patient_ids=ids))
+            page.no_patient_id_studies = sum(studies_missing_patient_id(case=case, patient_ids=ids))
     page.notes = CaseNote.objects.filter(case=case).select_related("author").order_by("created_at", "id")
     now = timezone.now()
     if can_manage:

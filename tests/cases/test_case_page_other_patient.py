@@ -80,3 +80,24 @@ def test_the_warning_counts_the_studies_of_every_page(case, org_a, clinician_a, 
     body = _page(client_as(clinician_a), case)
     assert body.count('data-testid="study"') == 1
     assert "The patient ID in the images of 2 studies differs from this case's MRN." in body
+
+
+def test_a_study_with_no_patient_id_is_told_apart_from_another_patients(case, org_a, clinician_a, client_as):
+    """Found by QA: a study whose images carry no patient ID at all was flagged "Patient ID in
+    the images differs from this case's MRN" with "ID in the images: —". It gets its own badge
+    and its own count; the study of another patient keeps the differs flag."""
+    StudyFactory(organization=org_a, case=case, patient_id="", study_description="Anonymous CT")
+    StudyFactory(organization=org_a, case=case, patient_id="  ", study_description="Blank CT")
+    body = _page(client_as(clinician_a), case)
+    rows = {row.split("</tr>")[0].split("Untitled")[0]: row.split("</tr>")[0]
+            for row in body.split('data-testid="study"')[1:]}
+    rows = {name: next(r for r in rows.values() if name in r) for name in ("Anonymous CT", "Blank CT", "Foreign CT")}
+    for name in ("Anonymous CT", "Blank CT"):
+        assert 'data-testid="study-no-patient-id"' in rows[name]
+        assert "The images carry no patient ID" in rows[name]
+        assert 'data-testid="study-other-patient"' not in rows[name]
+        assert "ID in the images: —" not in rows[name]
+    assert 'data-testid="study-other-patient"' in rows["Foreign CT"]
+    assert 'data-testid="study-no-patient-id"' not in rows["Foreign CT"]
+    assert "The patient ID in the images of 1 study differs from this case's MRN." in body
+    assert "The images of 2 studies carry no patient ID." in body
