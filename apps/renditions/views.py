@@ -66,6 +66,7 @@ from django.core.exceptions import PermissionDenied
 from django.core.handlers.asgi import ASGIRequest
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict, StreamingHttpResponse
 from django.shortcuts import render
+from django.urls import reverse
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_safe
 
@@ -274,21 +275,48 @@ def _not_available(request: HttpRequest, study: Study, kind: str) -> HttpRespons
     what there is (its originals, each labelled as such)."""
     rendition = Rendition.objects.get(study=study, kind=kind)
     return render(request, "renditions/not_available.html",
-                  {"study": study, "rendition": rendition, "kind_label": Kind(kind).label}, status=404)
+                  {"study": study, "rendition": rendition, "kind_label": Kind(kind).label, **_way_back(request, study)},
+                  status=404)
+
+
+def _way_back(request: HttpRequest, obj: Study | Case) -> dict[str, str]:
+    """The "back" link (``back_url``, ``back_label``; none when there is nowhere to go) of a page
+    refusing a download of ``obj`` for now, where the policy says (``policy.way_back``): the study's
+    or case's page only for who may open it; else the shared case's page (a link holder's, whose
+    link led there), the patient portal for a patient, "Shared with me" for anyone else signed in."""
+    actor = policy.actor_for(request)
+    way = policy.way_back(actor, obj, facts=policy.request_facts(request, actor))
+    if way == policy.WayBack.OWN_PAGE:
+        label = _BACK_TO_CASE if isinstance(obj, Case) else _BACK_TO_STUDY
+        return {"back_url": obj.get_absolute_url(), "back_label": label}
+    if way == policy.WayBack.SHARED_CASE:
+        case = obj if isinstance(obj, Case) else obj.case
+        return {"back_url": reverse("sharing:shared_case", kwargs={"case_id": case.public_id}),
+                "back_label": gettext_lazy("Back to the shared case")}
+    if way == policy.WayBack.PORTAL:
+        return {"back_url": reverse("education:portal"), "back_label": gettext_lazy("Back to your patient portal")}
+    if way == policy.WayBack.SHARED_WITH_ME:
+        return {"back_url": reverse("sharing:shared_with_me"), "back_label": gettext_lazy("Shared with me")}
+    return {}
+
+
+_BACK_TO_STUDY = gettext_lazy("Back to the study")
+_BACK_TO_CASE = gettext_lazy("Back to the case")
 
 
 #: when a client is told to ask again for a package still being prepared (seconds)
 RETRY_PREPARING_SECONDS = 60
 
 
-def _being_prepared(request: HttpRequest, kind: str, making: list[Progress],
-                    study: Study | None = None) -> HttpResponse:
+def _being_prepared(request: HttpRequest, kind: str, making: list[Progress], obj: Study | Case) -> HttpResponse:
     """The refusal of a package whose rendition is still being made (``Progress.being_made``):
     409 and a page saying so, how many of its images are made, and to try again later (its
     address, which the client keeps); never the part made so far."""
     response = render(request, "renditions/being_prepared.html", {
-        "study": study, "kind_label": Kind(kind).label, "made": sum(min(p.made, p.images) for p in making),
-        "images": sum(p.images for p in making), "studies_making": len(making), "again": request.get_full_path()},
+        "study": obj if isinstance(obj, Study) else None, "kind_label": Kind(kind).label,
+        "made": sum(min(p.made, p.images) for p in making),
+        "images": sum(p.images for p in making), "studies_making": len(making), "again": request.get_full_path(),
+        **_way_back(request, obj)},
         status=409)
     response["Retry-After"] = str(RETRY_PREPARING_SECONDS)
     return response
@@ -304,16 +332,16 @@ def _not_ready(request: HttpRequest, study: Study, kind: str) -> HttpResponse | 
     if progress.unavailable:
         return _not_available(request, study, kind)
     if progress.being_made:
-        return _being_prepared(request, kind, [progress], study=study)
+        return _being_prepared(request, kind, [progress], study)
     return None
 
 
-def _case_not_ready(request: HttpRequest, studies: list[Study], kind: str) -> HttpResponse | None:
+def _case_not_ready(request: HttpRequest, case: Case, studies: list[Study], kind: str) -> HttpResponse | None:
     """A case's zip while the rendition of any of its studies is still being made: refused (409,
     ``_being_prepared``), not sent without their images. A study whose rendition is "Not available"
     stays in it (its folder holds what there is)."""
     making = [p for p in renditions_progress([s.pk for s in studies], kind).values() if p.being_made]
-    return _being_prepared(request, kind, making) if making else None
+    return _being_prepared(request, kind, making, case) if making else None
 
 
 def _serve(request: HttpRequest, actor, obj, kind: str, scope: str, build,
@@ -566,6 +594,6 @@ def case_download(request: HttpRequest, case_id: UUID) -> HttpResponse:
 
     def refusal() -> HttpResponse | None:  # read once the policy allowed it, and built from
         studies[:] = Study.objects.filter(case=case).latest_versions().ready().order_by("study_date", "pk")
-        return _case_not_ready(request, studies, kind)
+        return _case_not_ready(request, case, studies, kind)
 
     return _serve(request, actor, case, kind, "case", lambda: case_package(case, studies, kind), refusal=refusal)

@@ -1065,6 +1065,43 @@ def has_portal_share(use_cases: Iterable[str]) -> bool:
     return UseCase.PATIENT_EDUCATION in set(use_cases)
 
 
+class WayBack(StrEnum):
+    """Where a page that sends nothing of a study or case (a download refused for now: still being
+    made, not available) leads back to, ``way_back``'s answer."""
+
+    #: the study's (or case's) own page
+    OWN_PAGE = "own_page"
+    #: the shared case's page (``sharing:shared_case``): a link holder's, or a recipient's
+    SHARED_CASE = "shared_case"
+    #: the patient portal
+    PORTAL = "portal"
+    #: "Shared with me"
+    SHARED_WITH_ME = "shared_with_me"
+
+
+def way_back(actor: Any, obj: object, *, facts: _Facts | None = None) -> WayBack | None:
+    """Where a page about ``obj`` (a study or a case) that ``actor`` reached by a download's address
+    leads back to, never to a page that refuses them: ``obj``'s own page when the signed-in user
+    may see it (VIEW_CASE, as the study or case page decides; a link holder has no such page); else
+    the shared case's page when the actor's grants or opened links show its case (the page the
+    link led to); else, for a signed-in patient (their role in ``obj``'s organization, or
+    wherever they are a member, ``_downloads_as_patient``) or the holder of a patient-education
+    share, the patient portal; "Shared with me" for anyone else signed in; None for an anonymous
+    link holder whose links show no case page."""
+    user = _user_of(actor)
+    signed_in = _active_user(user)
+    if signed_in and can(user, Action.VIEW_CASE, obj, facts=facts if actor is user else None):
+        return WayBack.OWN_PAGE
+    case_id = _case_id_of(obj)
+    if case_id is not None and can(actor, Action.VIEW_CASE, getattr(obj, "case", obj), facts=facts):
+        return WayBack.SHARED_CASE
+    if not signed_in:
+        return None
+    if _downloads_as_patient(user, _org_id_of(obj)) or has_portal_share(live_grant_use_cases(user)):
+        return WayBack.PORTAL
+    return WayBack.SHARED_WITH_ME
+
+
 def second_factor_reset_allowed(by: Any, user: Any) -> bool:
     """Whether ``by`` may reset ``user``'s second factor (remove their authenticator and recovery
     codes): themselves; or whoever may manage the members (an org admin) of every organization
