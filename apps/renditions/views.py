@@ -12,8 +12,8 @@ always there.
 Which the actor may take is ``apps.sharing.policy``'s decision, made once
 a request before any work (``download_decide``, counting nothing, on what the request's reading
 of the actor's memberships and one reading of their grants say, the check that the case may be
-seen included); once the package is built and the Range is known to be satisfiable (a request
-answered 416 counts nothing) it is decided again, afresh (access may have ended meanwhile), and
+seen included); once the package is built it is decided again, afresh (access may have ended
+meanwhile), and once the Range is known to be satisfiable (a request answered 416 counts nothing)
 counted on that decision (``download_count``; a HEAD is decided again the same way, counting
 nothing); a resumed transfer (a Range request not starting at 0) of the same package counts
 once. The same package is the same version of it: the policy continues a transfer only when the
@@ -22,10 +22,14 @@ new download, counted), whether the client sent If-Range or not.
 
 The response has the exact Content-Length, a strong ETag and ``Accept-Ranges: bytes``; a single
 ``Range`` (honoured only when ``If-Range``, if sent, matches the ETag) gets 206 with that slice.
-A Range from a byte after the first without If-Range that continues no transfer on a grant (the
-package changed since the transfer counted, or none was begun) is ignored: the package goes out
-whole, 200 (``_sent_whole``), since the client's first part may be of another version and the
-rest of this one spliced onto it would be a corrupt zip.
+A Range from a byte after the first without If-Range (``curl -C -``, ``wget -c``) that continues
+no transfer on a grant begun in the same browser session (the package changed since the transfer
+counted, none was begun, or only on another device of the same person, or the session began one of
+another version too) is ignored: the package goes out whole, 200 (``_sent_whole``), since the
+client's first part may be of another version and the rest of this one spliced onto it would be a
+corrupt zip. So is such a Range of staff downloading on their role (no transfer is kept of it).
+This is decided before a Range past the package's end is answered 416, which ``wget -c`` takes for
+"already complete" (its first part may be of an older, larger package).
 Under ASGI (uvicorn) the body is an async iterator that reads one blob chunk at a time in a
 worker thread, so memory stays flat; Django would otherwise collect a sync iterator whole.
 Every transfer is audited when it ends: download.completed or download.incomplete, with the bytes
@@ -159,6 +163,13 @@ def _resumed(request: HttpRequest) -> bool:
     return bool(match and match.group(1).strip("0"))  # digits, not all zeros (no int(): any length)
 
 
+def _bare_resume(request: HttpRequest) -> bool:
+    """A Range request from a byte after the first (``_resumed``) without If-Range: nothing says
+    which version of the package the client holds the first part of (``policy.download_decide``'s
+    ``bare_range``, ``_sent_whole``)."""
+    return _resumed(request) and not request.headers.get("If-Range")
+
+
 def _package_key(obj, kind: str, scope: str) -> str:
     """What a grant's download count and resumes know a package by, with its version (the
     package's ETag, given to the policy apart: ``download_decide``'s ``package_etag``)."""
@@ -180,7 +191,8 @@ def _decide(request: HttpRequest, actor, obj, kind: str, scope: str) -> policy.D
     try:
         return policy.download_decide(actor=actor, obj=obj, rendition=SHARING_RENDITION[Kind(kind)],
                                       package_key=_package_key(obj, kind, scope), package_etag=None,
-                                      resumed=resumed, request=request, facts=facts)
+                                      resumed=resumed, bare_range=_bare_resume(request), request=request,
+                                      facts=facts)
     except PermissionDenied:
         if resumed and not policy.may_know(actor, obj, facts=facts):
             raise Http404 from None  # the denial is recorded already
@@ -197,12 +209,14 @@ def _decide_built(request: HttpRequest, actor, obj, kind: str, scope: str, packa
     gets all of the package as it is now (``_wanted``): a new download, never a resume. Without
     If-Range, the policy continues a transfer only of the package as it is now (its ETag the one
     counted): a Range request for a package that changed since is a new download all the same,
-    counted (403 when the limit is used up), and sent whole (``_sent_whole``)."""
+    counted (403 when the limit is used up), and sent whole (``_sent_whole``); and it continues
+    only a transfer begun in the request's own browser session (``bare_range``), never the same
+    person's on another device, which may be of another version than the one this client holds."""
     resumed = _resumed(request) and _wanted(request, package) is not None
     try:
         return policy.download_decide(actor=actor, obj=obj, rendition=SHARING_RENDITION[Kind(kind)],
                                       package_key=_package_key(obj, kind, scope), package_etag=package.etag,
-                                      resumed=resumed, request=request)
+                                      resumed=resumed, bare_range=_bare_resume(request), request=request)
     except PermissionDenied:
         if not policy.may_know(actor, obj):
             raise Http404 from None  # the denial is recorded already
@@ -211,14 +225,16 @@ def _decide_built(request: HttpRequest, actor, obj, kind: str, scope: str, packa
 
 def _sent_whole(request: HttpRequest, decision: policy.DownloadDecision) -> bool:
     """Whether the request's Range is ignored and the package sent whole (200), as RFC 9110 lets a
-    server do: a Range from a byte after the first without If-Range, decided as a new transfer on
-    a grant (``DownloadDecision.new_transfer``: it continues no transfer of this actor's of the
-    package as it is now). The client's first part is then of a package this actor is not known
-    to have begun, such as the version before a study was added to the case: the rest of the new
-    one spliced onto it is a corrupt zip. A Range continuing a transfer of the same package, one
-    whose If-Range names the package as it is now, a Range from the first byte, and a download by
-    role (no transfer is kept of it: its Range is honoured as HTTP says) keep their 206."""
-    return _resumed(request) and not request.headers.get("If-Range") and decision.new_transfer
+    server do: a Range from a byte after the first without If-Range (``_bare_resume``), decided as
+    a new transfer on a grant (``DownloadDecision.new_transfer``: it continues no transfer of the
+    package as it is now begun in this browser session), or by role (staff: no transfer is kept,
+    so nothing tells what they began). The client's first part may then be of another version,
+    such as the one before a study was added to the case, downloaded on this laptop while the
+    same person took the new one on their phone: the rest of the new one spliced onto it is a
+    corrupt zip. A Range continuing this session's transfer of the same package, one whose
+    If-Range names the package as it is now (a browser's resume: 206 by role too), and a Range
+    from the first byte keep their 206. Decided before a Range past the end is refused (416)."""
+    return _bare_resume(request) and (decision.by_role or decision.new_transfer)
 
 
 def _count(request: HttpRequest, actor, obj, decision: policy.DownloadDecision, package: Package, sending: int):
@@ -359,12 +375,13 @@ def _serve(request: HttpRequest, actor, obj, kind: str, scope: str, build,
     if (asked := _step_up_first(request, actor, obj, kind, decision)) is not None:
         return asked
     package: Package = build()
-    refusal = range_refusal(request, package)
-    if refusal is not None:
-        return refusal
     # decided again on the package as built (HEAD too, as its GET is, counting nothing)
     decision = _decide_built(request, actor, obj, kind, scope, package)
-    whole = _sent_whole(request, decision)  # a Range continuing no transfer of this package: ignored
+    # a Range continuing no transfer of this package by this client: ignored, before any 416 (which
+    # ``wget -c`` reads as "already complete", keeping a first part that may be of another version)
+    whole = _sent_whole(request, decision)
+    if not whole and (unsatisfiable := range_refusal(request, package)) is not None:
+        return unsatisfiable
     sending = package.size if whole else _sending(request, package)
     grant, transfer = ((decision.grant, None) if request.method == "HEAD"
                        else _count(request, actor, obj, decision, package, sending))

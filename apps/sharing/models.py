@@ -234,8 +234,10 @@ class GrantDownload(models.Model):
     by_user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                 related_name="+")
     by_link = models.ForeignKey("ShareLink", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    # a link holder's transfer is theirs in the browser session that began it (a digest of the
-    # session key, never the key): anyone else holding the same link begins a counted download
+    # the browser session that began it (a digest of the session key, never the key): a link
+    # holder's transfer is theirs in that session only (anyone else holding the same link begins
+    # a counted download), and a Range request without If-Range continues only a transfer begun
+    # in its own session, a signed-in person's too (their other device's may be of another version)
     by_session = models.CharField(max_length=64, blank=True, default="", editable=False)
     started_at = models.DateTimeField(default=timezone.now)
     last_activity_at = models.DateTimeField(default=timezone.now)

@@ -1590,7 +1590,7 @@ RESUME_AFTER_EXPIRY = timedelta(hours=1)
 
 
 def _transfer_to_resume(grant: Grant, package_key: str, *, package_etag: str | None, since: datetime, by: Any,
-                        while_live: bool = False) -> int | None:
+                        while_live: bool = False, client: str | None = None) -> int | None:
     """The counted transfer of ``package_key`` under ``grant`` that ``by`` may resume (its id, the
     latest), or None: one of the package as it is now (counted on the ETag ``package_etag``,
     whatever the request's If-Range says: a package that changed since, a study added to the case
@@ -1599,7 +1599,9 @@ def _transfer_to_resume(grant: Grant, package_key: str, *, package_etag: str | N
     live: between its start and its expiry) whose last byte has not gone out yet, by that actor:
     the signed-in user, or the holder of a link onto the grant in the browser session that began
     it. Holding the same link in another session is not enough (a link passed on begins a counted
-    download of its own), nor is a transfer that was finished (the package downloaded again)."""
+    download of its own), nor is a transfer that was finished (the package downloaded again).
+    ``client``: the browser session (``session_ref``) the transfer must have been begun in, for a
+    Range request without If-Range (``download_decide``'s ``bare_range``); None: any of the actor's."""
     from apps.sharing.models import GrantDownload
 
     user, link_id, session = _download_by(by, grant)
@@ -1616,7 +1618,24 @@ def _transfer_to_resume(grant: Grant, package_key: str, *, package_etag: str | N
         began = began.filter(package_etag=package_etag[:64])
     if while_live:
         began = began.filter(started_at__gte=grant.starts_at, started_at__lt=grant.expires_at)
+    if client is not None:
+        began = began.filter(by_session=client)
     return began.order_by("-started_at").values_list("pk", flat=True).first()
+
+
+def _client_may_hold_another(case_id: int, package_key: str, *, package_etag: str | None, client: str) -> bool:
+    """Whether the browser session ``client`` (``session_ref``; "" for none) may hold a first part
+    of a version of ``package_key`` other than ``package_etag`` (None: not known yet, before the
+    package is built): no session, or a transfer of another version begun in it, however long
+    ago, finished or not (a file that was complete then is one ``wget -c`` asks the rest of)."""
+    from apps.sharing.models import GrantDownload
+
+    if not client:
+        return True
+    if package_etag is None:
+        return False
+    return (GrantDownload.objects.filter(grant__case_id=case_id, package_key=package_key[:200], by_session=client)
+            .exclude(package_etag=package_etag[:64]).exists())
 
 
 def _download_by(actor: Any, grant: Grant) -> tuple[Any, int | None, str]:
@@ -1671,18 +1690,24 @@ class DownloadDecision:
         """Whether it is decided as a new transfer on a grant, continuing none of the actor's: a
         Range request from a byte after the first then names bytes of a package this actor is not
         known to have begun (its first part may be of another version), so the downloads
-        interface sends the package whole. False by role (no transfer is kept) and for a decision
-        continuing a transfer of the package as it is now (``package_etag``)."""
+        interface sends the package whole. False by role (no transfer is kept: the downloads
+        interface sends such a Range whole too, nothing telling which version the first part is
+        of) and for a decision continuing a transfer of the package as it is now
+        (``package_etag``; without If-Range, one begun in the request's browser session,
+        ``download_decide``'s ``bare_range``)."""
         return not self.by_role and next((resume is None for _grant, resume in self.grants()), True)
 
 
 def _download_grants(actor: Any, obj: object, *, action: Action, rendition: str, package_key: str,
-                     package_etag: str | None, resumed: bool, facts: _Facts) -> Iterator[tuple[Grant, int | None]]:
+                     package_etag: str | None, resumed: bool, facts: _Facts,
+                     client: str | None = None) -> Iterator[tuple[Grant, int | None]]:
     """The grants under which ``actor`` may download ``rendition`` of ``obj`` (``download_decide``
     has found their role gives no download), in the order they are tried, each with the transfer
     begun under it that the download continues (``_transfer_to_resume``), or None: first, for a
     ``resumed`` one, the live grants under which the actor began it, then the expired ones they
-    began it under while live; then each live grant that covers the download."""
+    began it under while live; then each live grant that covers the download. ``client``: as
+    ``_transfer_to_resume``'s; a session that may hold a first part of another version of the
+    package (``_client_may_hold_another``) continues nothing."""
     from apps.sharing import services
 
     user, now = facts.user, facts.now
@@ -1690,17 +1715,21 @@ def _download_grants(actor: Any, obj: object, *, action: Action, rendition: str,
     if case_id is None:
         return
     grants = facts.grants_of(case_id)
+    if resumed and client is not None and _client_may_hold_another(case_id, package_key, package_etag=package_etag,
+                                                                   client=client):
+        resumed = False  # a new download: which version its first part is of, nothing says
     if resumed:
         for grant in grants:
             # the actor's own transfer only (another member's is not theirs to continue
             # uncounted), and with the second factor a grant that needs it asks for
             if second_factor_met(grant, user) and (transfer := _transfer_to_resume(
-                    grant, package_key, package_etag=package_etag, since=now - services.RESUME_WINDOW, by=actor)):
+                    grant, package_key, package_etag=package_etag, since=now - services.RESUME_WINDOW, by=actor,
+                    client=client)):
                 yield grant, transfer
         for grant in _grants_of(actor, case_id, now, expired_since=now - RESUME_AFTER_EXPIRY):
             if second_factor_met(grant, user) and (transfer := _transfer_to_resume(
                     grant, package_key, package_etag=package_etag, since=now - RESUME_AFTER_EXPIRY,
-                    while_live=True, by=actor)):
+                    while_live=True, by=actor, client=client)):
                 yield grant, transfer
     for grant in grants:
         if grant_covers(grant, action, obj, user=user, rendition=rendition, now=now, facts=facts):
@@ -1708,7 +1737,7 @@ def _download_grants(actor: Any, obj: object, *, action: Action, rendition: str,
 
 
 def download_decide(*, actor: Any, obj: object, rendition: str, package_key: str, package_etag: str | None = "",
-                    resumed: bool = False, request: HttpRequest | None = None,
+                    resumed: bool = False, bare_range: bool = False, request: HttpRequest | None = None,
                     facts: _Facts | None = None) -> DownloadDecision:
     """Whether ``actor`` may download ``rendition`` of ``obj``, decided once, counting nothing:
     the decision (``DownloadDecision``) that ``download_count`` then counts, so that a download
@@ -1731,6 +1760,17 @@ def download_decide(*, actor: Any, obj: object, rendition: str, package_key: str
     same package under it less than RESUME_AFTER_EXPIRY ago and while it was live. Nothing else is
     accepted after expiry: a fresh download, or a Range request with no such download.
 
+    ``bare_range``: the ``resumed`` request sent no If-Range (``curl -C -``, ``wget -c``), so
+    nothing says which version of the package its client holds the first part of: it continues
+    only a transfer begun in the request's own browser session (``session_ref``: each transfer
+    records the session it was begun in), and none when that session began a transfer of another
+    version of the package, ever (``_client_may_hold_another``). Otherwise it is a new download,
+    counted, which the downloads interface sends whole: the same person's transfer of the new
+    version on another device (their phone), continued from where the laptop's copy of the old
+    version stopped, would be the new zip's rest spliced onto the old one's first part. A request
+    whose If-Range names the package as it is now says its first part is of this version: any
+    transfer of the actor's of it is continued.
+
     ``facts``: what the caller's checks of this request read already (``decision_facts``); they
     must not have been read before a write of the request that changes them."""
     action = _download_action(rendition)
@@ -1738,10 +1778,11 @@ def download_decide(*, actor: Any, obj: object, rendition: str, package_key: str
     if _active_user(facts.user) and _role_allows(facts.user, action, obj, facts):
         return DownloadDecision(actor=actor, obj=obj, action=action, package_key=package_key,
                                 package_etag=package_etag, grants=None)
+    client = (session_ref(request) if request is not None else "") if bare_range else None
     decision = DownloadDecision(actor=actor, obj=obj, action=action, package_key=package_key, package_etag=package_etag,
                                 grants=_download_grants(actor, obj, action=action, rendition=rendition,
                                                         package_key=package_key, package_etag=package_etag,
-                                                        resumed=resumed, facts=facts))
+                                                        resumed=resumed, facts=facts, client=client))
     if decision.grant is None:
         raise _record_denial(actor, action, obj, request)
     return decision
@@ -1772,6 +1813,9 @@ def download_count(decision: DownloadDecision, *, request: HttpRequest | None = 
                 return grant
             continue
         by_user, by_link_id, by_session = _download_by(decision.actor, grant)
+        # the browser session it is begun in, a signed-in person's too: a Range request without
+        # If-Range continues only a transfer of its own session (``download_decide``)
+        by_session = by_session or (session_ref(request) if request is not None else "")
         transfer = services.grant_record_download(grant=grant, package_key=decision.package_key, request=request,
                                                   by_user=by_user, by_link_id=by_link_id, by_session=by_session,
                                                   sending=sending, package_etag=decision.package_etag,
