@@ -336,8 +336,11 @@ def board_detail(request: HttpRequest, boardsession_id: UUID) -> HttpResponse:
         "can_edit": board.state == BoardState.SCHEDULED and policy.can(request.user, Action.MANAGE_CASE, board,
                                                                         facts=facts),
         # an ended meeting's page says whose access ended with it: the reader's own, if it gave them any
-        "access_ended": board.state == BoardState.ENDED and selectors.board_gave_access(user=request.user,
-                                                                                        board=board),
+        # and their role does not show them its cases anyway (staff are pointed to the cases instead)
+        "cases_by_role": (cases_by_role := board.state == BoardState.ENDED
+                          and policy.sees_board_cases_by_role(request.user, board, facts=facts)),
+        "access_ended": (board.state == BoardState.ENDED and not cases_by_role
+                         and selectors.board_gave_access(user=request.user, board=board)),
     })
 
 

@@ -406,6 +406,15 @@ def sees_board_participants(user: Any, board: Any, *, facts: _Facts | None = Non
 
     if board.state != BoardState.ENDED:
         return True
+    return sees_board_cases_by_role(user, board, facts=facts)
+
+
+def sees_board_cases_by_role(user: Any, board: Any, *, facts: _Facts | None = None) -> bool:
+    """Whether ``user`` sees the cases of the tumor board ``board`` through their role (staff
+    holding VIEW_CASE in its organization), not only through the grants its meeting gave: once
+    the meeting ended, its page tells those whose access came from the board alone that it ended
+    (and to ask the host), and staff that they still open its cases (found by QA: staff
+    participants were told to ask the host). ``facts``: as for ``can``."""
     facts = _facts_of(user, facts)
     return _active_user(facts.user) and _role_allows(facts.user, Action.VIEW_CASE, board, facts)
 

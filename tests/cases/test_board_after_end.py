@@ -46,6 +46,7 @@ NOTE = "Nodule unchanged; discussed at the board."
 YOURS_ENDED = "This meeting has ended, and the access it gave you to its cases and their images ended with it."
 THEIRS_ENDED = "This meeting has ended, and the access it gave its participants to its cases ended with it."
 SWITCH_NEEDED = 'data-testid="switch-needed"'
+STAFF_ENDED = 'Your role still lets you open its cases: <a href="#board-cases">see the cases you can open</a>.'
 
 
 @pytest.fixture
@@ -96,7 +97,10 @@ def test_a_participant_still_finds_an_ended_board_and_is_told_their_access_ended
     page = client.get(_page(board))
     text = page.content.decode()
     assert page.status_code == 200 and TITLE in text
-    assert 'data-testid="board-state">Ended<' in text and YOURS_ENDED in text
+    assert 'data-testid="board-state">Ended<' in text
+    # told their access ended (ask the host) only when it came from the board: the coordinator's
+    # role still opens the cases (test_a_staff_participant_is_pointed_to_the_cases_not_to_the_host)
+    assert (YOURS_ENDED in text) == (who == "consultant")
     assert "End meeting" not in text and "Start meeting" not in text
     # the notice of the end leads to that page, which now opens
     notice = Notification.objects.get(user=person, verb="board.ended")
@@ -128,6 +132,31 @@ def test_an_ended_boards_page_gives_an_outside_participant_nothing_of_its_cases(
                    Action.ADD_NOTE, Action.VIEW_DOCUMENTS):
         assert not policy.can(consultant, action, case), action
     assert not policy.can(consultant, Action.VIEW_IMAGES, attachment)
+
+
+@pytest.mark.parametrize("role", [Role.COORDINATOR, Role.CLINICIAN])
+def test_a_staff_participant_is_pointed_to_the_cases_not_to_the_host(
+        world, org_a, client_as, django_capture_on_commit_callbacks, role):
+    """Found by QA: an ended board's page told its internal staff participants that the access it
+    gave them ended and to ask the host to see its cases again, though their role still shows
+    them the cases. Only those whose access came from the board alone are told so
+    (policy.sees_board_cases_by_role); staff are told the meeting ended and led to the cases."""
+    board, host, consultant, _coordinator, case, _study, _attachment = world
+    person = member(org_a, role, email=f"{role}@alpha.example")
+    board.participants.add(person)
+    _start_and_end(board, host, django_capture_on_commit_callbacks)
+    assert policy.sees_board_cases_by_role(person, board)
+    assert not policy.sees_board_cases_by_role(consultant, board)
+
+    text = _client(client_as, person, org_a).get(_page(board)).content.decode()
+    assert "ask the host" not in text and YOURS_ENDED not in text
+    assert THEIRS_ENDED in text and STAFF_ENDED in text
+    assert 'id="board-cases"' in text
+    assert CASE_TITLE in text and reverse("cases:case_detail", kwargs={"case_id": case.public_id}) in text
+
+    # the outside participant is still told to ask the host, and not led to cases they cannot open
+    text = _client(client_as, consultant, org_a).get(_page(board)).content.decode()
+    assert YOURS_ENDED in text and "ask the host" in text and STAFF_ENDED not in text
 
 
 def test_staff_who_took_no_part_are_told_the_participants_access_ended(
@@ -194,4 +223,6 @@ def test_two_organizations_an_outside_participant_opens_it_and_staff_are_asked_t
     text = page.content.decode()
     assert page.status_code == 200 and SWITCH_NEEDED in text and TITLE not in text
     page = _client(client_as, both, org_a).get(_page(board))
-    assert page.status_code == 200 and YOURS_ENDED in page.content.decode()
+    # staff of Alpha: their role still opens the board's cases, nobody to ask
+    assert page.status_code == 200 and YOURS_ENDED not in page.content.decode()
+    assert STAFF_ENDED in page.content.decode()
