@@ -41,6 +41,7 @@ from apps.renditions.models import (
     RenditionRun,
     Status,
     label_for,
+    renditions_progress,
 )
 
 logger = logging.getLogger(__name__)
@@ -301,8 +302,22 @@ def study_renditions_stopped(*, study_id: int) -> int:
     renditions``) makes the rest and recomputes the state. Returns the renditions marked."""
     reason = Deferred(gettext_noop("Not made: the work stopped on an error (stored files could not be read, or an "
                                    "unexpected error). An administrator can make it again."))
-    return Rendition.objects.filter(study_id=study_id, status=Status.PENDING).update(
-        status=Status.UNAVAILABLE, **i18n.explained(reason))
+    return _given_up(study_id, reason)
+
+
+def _given_up(study_id: int, reason: Deferred) -> int:
+    """Mark "Not available", saying ``reason``, the study's renditions that would otherwise stay
+    "being made" for ever once no run is left to make them: those still PENDING, and one made
+    before (ready, or ready for some images) whose images added since have no file of it yet
+    (``models.Progress.being_made``): its download would answer "Still being prepared, try again"
+    for ever (found by review). A later run (``manage.py renditions``) makes the rest and
+    recomputes the state. Returns the renditions marked."""
+    unfinished = [kind for kind in Kind if kind != Kind.ORIGINAL
+                  and (progress := renditions_progress([study_id], kind).get(study_id)) is not None
+                  and progress.being_made]
+    return (Rendition.objects.filter(study_id=study_id).exclude(status=Status.UNAVAILABLE)
+            .filter(Q(status=Status.PENDING) | Q(kind__in=unfinished))
+            .update(status=Status.UNAVAILABLE, **i18n.explained(reason)))
 
 
 def _lost_give_up(claim, study_id: int) -> bool:
@@ -317,8 +332,7 @@ def _lost_give_up(claim, study_id: int) -> bool:
         _rendition_row(study, kind)
     reason = Deferred(gettext_noop("Not made: the portal's work queue lost the task, even after it was sent again "
                                    "several times. An administrator can make it again."))
-    Rendition.objects.filter(study_id=study_id, status=Status.PENDING).update(
-        status=Status.UNAVAILABLE, **i18n.explained(reason))
+    _given_up(study_id, reason)
     return True
 
 
