@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Iterable
 from urllib.parse import urlencode
 from uuid import UUID
 
@@ -556,6 +557,24 @@ def _lands_on_portal(request: HttpRequest, link: ShareLink) -> bool:
 _CASE_PACKAGES = {Rendition.ORIGINAL: "original", Rendition.PREVIEW: "preview", Rendition.EDUCATION: "education"}
 
 
+def _package_kinds(renditions: Iterable[str]) -> list[str]:
+    """The downloads (``renditions.Kind`` values) the policy's allowed ``renditions`` give, in the
+    order the study page offers them, by the study page's own rule (``SHARING_RENDITION``): the
+    original's download gives its lossless copy too. Found by QA: after an approved request for
+    the original, this page offered only the original's zip while the study page offered the
+    lossless copy as well (which downloads, and counts)."""
+    from apps.renditions.models import SHARING_RENDITION
+    from apps.renditions.templatetags.renditions_tags import OFFER_ORDER
+
+    allowed = {r for r in renditions if r in _CASE_PACKAGES}
+    return [str(kind) for kind in OFFER_ORDER if SHARING_RENDITION[kind] in allowed]
+
+
+def _download_label(kind: str) -> str:
+    """How "You may download" names the download ``kind`` (a ``_package_kinds`` value)."""
+    return gettext_lazy("Lossless compressed DICOM") if kind == "lossless" else Rendition(kind).label
+
+
 @policy.link_aware
 @policy.serves(Action.VIEW_CASE)
 @never_cache
@@ -599,8 +618,7 @@ def shared_case(request: HttpRequest, case_id: UUID) -> HttpResponse:
     by_study = policy.allowed_renditions_each(actor, studies, facts=facts)
     missing = kinds_unavailable(s.pk for s in studies)
     for study, allowed in zip(studies, by_study, strict=True):
-        study.download_kinds = [_CASE_PACKAGES[r] for r in sorted(allowed)
-                                if r in _CASE_PACKAGES and _CASE_PACKAGES[r] not in missing.get(study.pk, ())]
+        study.download_kinds = [k for k in _package_kinds(allowed) if k not in missing.get(study.pk, ())]
     # a page of them (a case may gather hundreds), with how many of how many and the others' pages
     studies = page_of(request, studies, size=SHARES_PAGE_SIZE, param="studies")
     # the grants under which the signed-in user may ask for the original (the policy's decision,
@@ -631,12 +649,14 @@ def shared_case(request: HttpRequest, case_id: UUID) -> HttpResponse:
         original_requests = [{"grant": latest.grant, "request": latest, "offer": False}]
     # a download button for each rendition the policy lets them take of the whole case (a link
     # holder has no study page to download from, so without these "You may download" was all)
-    downloads = [_CASE_PACKAGES[r] for r in sorted(renditions) if r in _CASE_PACKAGES] if studies else []
+    downloads = _package_kinds(renditions) if studies else []
     # without the case's zip, each study's own downloads (beside it in the list)
     study_downloads = not downloads and any(by_study)
     limit_reached = any(g.over_download_limit for g in grants)  # as the policy refuses them
     return render(request, "sharing/shared_case.html", {
-        "case": case, "grants": grants, "renditions": sorted(set(renditions).union(*by_study)), "studies": studies,
+        "case": case, "grants": grants, "studies": studies,
+        # what "You may download" names: the downloads offered, by the same rule as the buttons
+        "download_labels": [_download_label(k) for k in _package_kinds(set(renditions).union(*by_study))],
         "downloads": downloads, "study_downloads": study_downloads,
         "limit_reached": limit_reached and not downloads and not study_downloads,
         "is_link_holder": isinstance(actor, policy.LinkHolder) and actor.user is None,
