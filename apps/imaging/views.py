@@ -215,7 +215,7 @@ def _attach_confirmation(request: HttpRequest, *, study: Study, case: Case, form
         # whose images these are, beside the case's patient, so that a wrong case is seen before
         # the images reach the case's shares (an attach is not undone from the portal)
         "show_patient": show_patient,
-        "patient_differs": form.patient_differs, "form": form,
+        "patient_differs": form.patient_differs, "patient_id_missing": form.patient_id_missing, "form": form,
         "other_versions": study.__class__.objects.for_org(study.organization_id).filter(
             study_instance_uid=study.study_instance_uid, case__isnull=True).exclude(pk=study.pk).count(),
     }, status=status)

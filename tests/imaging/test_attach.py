@@ -7,6 +7,7 @@ case already, one an ingest is still filling)."""
 
 from __future__ import annotations
 
+import html as html_lib
 from datetime import timedelta
 
 import pytest
@@ -460,6 +461,29 @@ def test_another_patients_images_are_attached_only_once_the_box_is_ticked(client
     assert r.status_code == 302 and r["Location"] == loose.get_absolute_url()
     assert Study.objects.get(pk=loose.pk).case_id == case.pk
     assert AuditEvent.objects.filter(action=ATTACHED).count() == 1
+
+
+@pytest.mark.parametrize("missing", ["", "   "])
+def test_images_with_no_patient_id_are_said_to_carry_none_and_still_need_the_box(
+        client_as, clinician, case, loose, missing):
+    """Found by QA: images that carry no patient ID were said to have a patient ID "not the
+    case's MRN". The confirmation says they carry none, as the case page does; the decision (a
+    box to tick, checked on the server) is unchanged."""
+    Study.objects.filter(pk=loose.pk).update(patient_id=missing)
+    client = client_as(clinician)
+    html = html_lib.unescape(client.get(_url(loose), {"case": str(case.public_id)}).content.decode())
+    assert CHECKED in html and 'data-testid="attach-patient-differs"' in html
+    assert "The images carry no patient ID. Check that they are this case's patient's before you attach" in html
+    assert "is not the case's MRN" not in html
+    refused = client.post(_url(loose), {"case": str(case.public_id)})
+    page = html_lib.unescape(refused.content.decode())
+    assert refused.status_code == 400 and Study.objects.get(pk=loose.pk).case_id is None
+    assert "The images carry no patient ID. Tick the box" in page and "is not the case's MRN" not in page
+    # another patient's ID beside it (a second version in no case): that is what is said
+    StudyFactory(organization=loose.organization, case=None, study_instance_uid=loose.study_instance_uid,
+                 version=2, patient_id="OTHER-1")
+    html = html_lib.unescape(client.get(_url(loose), {"case": str(case.public_id)}).content.decode())
+    assert "is not the case's MRN" in html and "The images carry no patient ID" not in html
 
 
 def test_the_same_patient_needs_no_box(client_as, clinician, case, loose):
