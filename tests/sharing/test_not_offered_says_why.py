@@ -33,7 +33,7 @@ def _study(org, case, kinds):
 
 def _cell(html: str, kind: str) -> str:
     row = re.search(rf'data-testid="rendition-{kind}">(.*?)</tr>', html, re.S).group(1)
-    return " ".join(re.sub(r"<[^>]+>", " ", row.split("<td>")[-1]).split())
+    return " ".join(re.sub(r"<[^>]+>", " ", re.split(r"<td[^>]*>", row)[-1]).split())
 
 
 def _footnote(html: str) -> str:
