@@ -115,6 +115,7 @@ def test_unencodable_file_keeps_its_original_and_says_why(org_a, tmp_path):
 @pytest.mark.django_db
 def test_why_a_rendition_is_missing_is_shown_in_the_readers_language(org_a, clinician_a, client_as, tmp_path):
     """The reason is made in a task (stored in English) and shown in the reader's language."""
+    from django.urls import reverse
     from django.utils import translation
 
     from apps.renditions.models import Rendition
@@ -128,5 +129,8 @@ def test_why_a_rendition_is_missing_is_shown_in_the_readers_language(org_a, clin
     spanish = "El original ya está comprimido con pérdida: una copia sin pérdida no sería apta para diagnóstico."
     with translation.override("es"):
         assert lossless.reason_shown == spanish
-    page = client_as(clinician_a).get(study.get_absolute_url(), HTTP_ACCEPT_LANGUAGE="es").content.decode()
+    # the study's page says in one statement there is no lossless copy
+    # (tests/renditions/test_no_lossless_copy_row.py); the page of its refused download gives the reason
+    url = reverse("renditions:study_download", kwargs={"study_id": study.public_id}) + "?rendition=lossless"
+    page = client_as(clinician_a).get(url, HTTP_ACCEPT_LANGUAGE="es").content.decode()
     assert spanish in page and english not in page

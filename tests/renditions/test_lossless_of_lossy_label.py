@@ -61,11 +61,16 @@ def test_the_lossless_rendition_of_a_lossy_original_says_what_it_is(lossy_study)
 
 
 def test_the_study_page_lists_it_as_a_lossless_copy_of_a_lossy_original(lossy_study, clinician_a, client_as):
+    """Where a lossless copy was made of some of its images (a study partly received lossy); one
+    made of none says there is none (tests/renditions/test_no_lossless_copy_row.py)."""
+    from apps.renditions.models import Status
+
+    Rendition.objects.filter(study=lossy_study, kind=Kind.LOSSLESS).update(status=Status.PARTIAL, files_ready=1)
     body = client_as(clinician_a).get(lossy_study.get_absolute_url()).content.decode()
 
     def badge(kind: str) -> tuple[str, str]:
         row = re.search(rf'<tr data-testid="rendition-{kind}">(.*?)</tr>', body, re.S).group(1)
-        match = re.search(r'data-label="(\w+)">([^<]*)</span>', row)
+        match = re.search(r'data-testid="rendition-badge" data-label="(\w+)">([^<]*)</span>', row)
         return match.group(1), match.group(2)
 
     assert badge("lossless") == ("lossless_of_lossy", LOSSLESS_OF_LOSSY)

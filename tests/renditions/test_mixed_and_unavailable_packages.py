@@ -101,7 +101,8 @@ def test_the_lossless_copy_the_study_page_says_is_not_available_is_not_downloade
     assert Rendition.objects.get(study=lossy, kind=Kind.LOSSLESS).status == Status.UNAVAILABLE
     page = client.get(lossy.get_absolute_url()).content.decode()
     row = re.search(r'<tr data-testid="rendition-lossless">(.*?)</tr>', page, re.S).group(1)
-    assert "Not available" in row and "Not offered" in row and 'data-testid="download-lossless"' not in row
+    # one statement: there is no lossless copy (tests/renditions/test_no_lossless_copy_row.py)
+    assert "No lossless copy" in row and "Not offered" in row and 'data-testid="download-lossless"' not in row
     url = reverse("renditions:study_download", kwargs={"study_id": lossy.public_id})
     for method in (client.get, client.head):
         response = method(f"{url}?rendition=lossless")

@@ -23,7 +23,7 @@ from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
 from apps.accounts import mfa
-from apps.renditions.models import SHARING_RENDITION, Kind, Rendition, Status
+from apps.renditions.models import SHARING_RENDITION, Kind, Label, Rendition, Status
 from apps.sharing import policy
 
 register = template.Library()
@@ -74,6 +74,21 @@ NOT_OFFERED_BECAUSE = {
     policy.GrantRefusal.SECOND_FACTOR: _("Not offered until you pass two-step verification"),
 }
 
+#: why the lossless row of a study whose every original was received lossy offers nothing: no
+#: lossless copy is made of such an image (``encoders.lossless_encode``), whoever looks
+NO_LOSSLESS_OF_LOSSY = _("Not offered: no lossless copy is made of an original received lossy-compressed")
+
+
+def lossy_source_only(rendition) -> bool:
+    """Whether ``rendition`` is the lossless row of a study none of whose images has a lossless
+    copy because each original was received lossy-compressed (the demo's NM "Whole Body Bone"):
+    the page says so in one statement, not a "Lossless copy of a lossy original" label of a copy
+    that does not exist beside "Not available". A study with some images copied, or some not made
+    for another reason, keeps its row as it is."""
+    return (rendition is not None and rendition.kind == Kind.LOSSLESS and rendition.status == Status.UNAVAILABLE
+            and rendition.label == Label.LOSSLESS_OF_LOSSY and rendition.files_unavailable > 0
+            and not rendition.files.filter(source_lossy=False).exists())
+
 
 @register.inclusion_tag("renditions/_downloads.html", takes_context=True)
 def rendition_downloads(context, study) -> dict:
@@ -92,11 +107,14 @@ def rendition_downloads(context, study) -> dict:
         rendition = renditions.get(kind)
         offer = rendition_made(kind, rendition) and SHARING_RENDITION[kind] in allowed
         why_not = None
-        if not offer and actor is not None and rendition_made(kind, rendition):
+        lossy_source = lossy_source_only(rendition)
+        if lossy_source:
+            why_not = NO_LOSSLESS_OF_LOSSY
+        elif not offer and actor is not None and rendition_made(kind, rendition):
             (refusal,) = policy.download_refusals(actor, [study], rendition=SHARING_RENDITION[kind], facts=facts)
             why_not = NOT_OFFERED_BECAUSE.get(refusal)
         rows.append({"kind": kind, "kind_label": Kind(kind).label, "rendition": rendition, "offer": offer,
-                     "why_not": why_not,
+                     "why_not": why_not, "lossy_source": lossy_source,
                      "step_up": offer and step_up and SHARING_RENDITION[kind] == "original",
                      "url": reverse("renditions:study_download", kwargs={"study_id": study.public_id})
                      + f"?rendition={kind}"})
