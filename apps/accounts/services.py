@@ -296,6 +296,18 @@ def invitation_send(*, invitation: Invitation, raw: str, request: HttpRequest | 
     return True
 
 
+def templated_email(name: str, context: dict[str, Any], *, to: str, language: str) -> EmailMultiAlternatives:
+    """The e-mail made by ``templates/accounts/email/<name>_subject.txt``, ``_message.txt`` and
+    ``_message.html`` from ``context``, in ``language``, to ``to`` (an invitation, a single sign-on
+    link): the caller sends it."""
+    with translation.override(language):
+        subject = render_to_string(f"accounts/email/{name}_subject.txt", context).strip()
+        text = render_to_string(f"accounts/email/{name}_message.txt", context)
+        html = render_to_string(f"accounts/email/{name}_message.html", context)
+    message = EmailMultiAlternatives(subject=settings.ACCOUNT_EMAIL_SUBJECT_PREFIX + subject, body=text, to=[to])
+    message.attach_alternative(html, "text/html")
+    return message
+
 def _invitation_mail(*, invitation: Invitation, raw: str, request: HttpRequest | None) -> None:
     """The invitation e-mail, in the invitation's language, its send claimed by the caller."""
     context = {"invitation": invitation, "organization": invitation.organization,
@@ -305,14 +317,8 @@ def _invitation_mail(*, invitation: Invitation, raw: str, request: HttpRequest |
                # said only where the role will be asked for one (found by QA: a radiologist was told
                # to set up an authenticator app that nothing then asked for)
                "second_factor": invitation.role in (invitation.organization.mfa_required_roles or [])}
-    with translation.override(language_supported(invitation.language) or language_of(None)):
-        subject = render_to_string("accounts/email/invitation_subject.txt", context).strip()
-        text = render_to_string("accounts/email/invitation_message.txt", context)
-        html = render_to_string("accounts/email/invitation_message.html", context)
-    message = EmailMultiAlternatives(subject=settings.ACCOUNT_EMAIL_SUBJECT_PREFIX + subject, body=text,
-                                     to=[invitation.email])
-    message.attach_alternative(html, "text/html")
-    message.send()
+    templated_email("invitation", context, to=invitation.email,
+                    language=language_supported(invitation.language) or language_of(None)).send()
 
 
 def invitation_require_manage(*, invitation: Invitation, by: User, request: HttpRequest | None = None) -> None:

@@ -41,11 +41,8 @@ from typing import Any
 from django.conf import settings
 from django.core import signing
 from django.core.cache import cache
-from django.core.mail import EmailMultiAlternatives
 from django.http import HttpRequest, HttpResponse
-from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils import translation
 
 from apps.accounts.models import SSOConfig, User
 
@@ -81,7 +78,7 @@ def sso_link_send(*, user_id: int, config_id: int) -> None:
     """E-mail the account ``user_id`` the link on to the single sign-on ``config_id``, in their
     language, if it is still active staff that single sign-on takes (``views._sso_config_for``);
     nothing otherwise. Run by ``tasks.sso_link_send_task``, after the request."""
-    from apps.accounts.services import language_of
+    from apps.accounts.services import language_of, templated_email
     from apps.accounts.views import _sso_config_for
 
     user = User.objects.filter(pk=user_id, is_active=True).first()
@@ -90,13 +87,7 @@ def sso_link_send(*, user_id: int, config_id: int) -> None:
         return
     context = {"organization": config.organization, "url": sso_link_url(user=user, config=config),
                "minutes": SSO_LINK_MINUTES}
-    with translation.override(language_of(user)):
-        subject = render_to_string("accounts/email/sso_link_subject.txt", context).strip()
-        text = render_to_string("accounts/email/sso_link_message.txt", context)
-        html = render_to_string("accounts/email/sso_link_message.html", context)
-    message = EmailMultiAlternatives(subject=settings.ACCOUNT_EMAIL_SUBJECT_PREFIX + subject, body=text,
-                                     to=[user.email])
-    message.attach_alternative(html, "text/html")
+    message = templated_email("sso_link", context, to=user.email, language=language_of(user))
     try:
         message.send()
     except (smtplib.SMTPException, OSError) as exc:  # TimeoutError (EMAIL_TIMEOUT) included

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -253,17 +253,24 @@ def _original_requests_withdraw(*, grant: Grant, by: User | None, reason: str, r
     pending = OriginalRequest.objects.select_for_update().filter(grant=grant, status=OriginalRequestStatus.PENDING)
     if requested_by is not None:
         pending = pending.filter(requested_by=requested_by)
+    return _original_requests_close(list(pending.order_by("pk")), by=by, case=grant.case, request=request,
+                                    details=lambda req: {"reason": reason, "grant": str(grant.public_id)})
+
+
+def _original_requests_close(requests: list[OriginalRequest], *, by: User | None, case: Case,
+                             request: HttpRequest | None, details: Callable[[OriginalRequest], dict]) -> int:
+    """Close ``requests`` as withdrawn, with no decider (``decided_by`` empty), each recorded as
+    ``original_request.withdrawn`` with ``details(req)``: for ``_original_requests_withdraw`` and
+    ``_original_requests_supersede``. Returns how many."""
     now = timezone.now()
-    withdrawn = list(pending.order_by("pk"))
-    for req in withdrawn:
+    for req in requests:
         req.status = OriginalRequestStatus.WITHDRAWN
         req.decided_by = None
         req.decided_at = now
         req.save(update_fields=["status", "decided_by", "decided_at"])
-        record(action=audit_actions.ORIGINAL_REQUEST_WITHDRAWN, actor=by, organization_id=grant.organization_id,
-               target=req, case=grant.case, request=request,
-               details={"reason": reason, "grant": str(grant.public_id)})
-    return len(withdrawn)
+        record(action=audit_actions.ORIGINAL_REQUEST_WITHDRAWN, actor=by, organization_id=req.organization_id,
+               target=req, case=case, request=request, details=details(req))
+    return len(requests)
 
 
 def grants_end_for_member(*, organization: Organization, user: User, by: User | None,
@@ -1344,17 +1351,9 @@ def _original_requests_supersede(*, new: OriginalRequest, by: User, request: Htt
     older = list(OriginalRequest.objects.select_for_update(of=("self",)).select_related("grant")
                  .filter(case_id=new.case_id, requested_by=by, status=OriginalRequestStatus.PENDING)
                  .exclude(pk=new.pk).order_by("pk"))
-    now = timezone.now()
-    for req in older:
-        req.status = OriginalRequestStatus.WITHDRAWN
-        req.decided_by = None
-        req.decided_at = now
-        req.save(update_fields=["status", "decided_by", "decided_at"])
-        record(action=audit_actions.ORIGINAL_REQUEST_WITHDRAWN, actor=by, organization_id=req.organization_id,
-               target=req, case=new.case, request=request,
-               details={"reason": "superseded", "grant": str(req.grant.public_id),
-                        "superseded_by": str(new.public_id)})
-    return len(older)
+    return _original_requests_close(older, by=by, case=new.case, request=request,
+                                    details=lambda req: {"reason": "superseded", "grant": str(req.grant.public_id),
+                                                         "superseded_by": str(new.public_id)})
 
 
 def original_request_decide(*, original_request: OriginalRequest, by: User, approve: bool, hours: int | None = None,
