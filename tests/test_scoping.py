@@ -24,8 +24,9 @@ from tests import factories
 
 pytestmark = pytest.mark.django_db
 
-# token: a share link secret; provider_id: an SSO provider (allauth's key); neither is an object id
-NON_OBJECT_KWARGS = {"format", "token", "provider_id"}
+# token: a share link secret; provider_id: an SSO provider (allauth's key); slug: an organization's
+# own single sign-on entry (/accounts/sso/<slug>/), public by design: none is an object id
+NON_OBJECT_KWARGS = {"format", "token", "provider_id", "slug"}
 
 
 def _factory_for(model):
