@@ -847,7 +847,7 @@ def sso_config_save(*, organization: Organization, by: User, issuer: str, client
     an admin naming another hospital's domain claimed nothing, and another organization's claim
     never keeps an organization from naming the domain its own staff use. Several organizations
     may name one domain: "Sign in with your organization" sends an address only to the provider of
-    an organization where it is active staff (``apps.accounts.views._sso_config_for``), and a
+    an organization where it is active staff (``apps.accounts.sso.sso_config_for``), and a
     provider signs in only its organization's staff (``adapters.SocialAccountAdapter``), so no
     one's staff are sent to another organization's provider to type their hospital password there."""
     policy.require(by, Action.MANAGE_ORGANIZATION, organization, request=request)

@@ -8,7 +8,7 @@ were staff sent on to their provider and others told that no organization signs 
 could learn which addresses are a hospital's staff without signing in (found by a reviewer). Nor
 may every address of a domain be sent to the provider of an organization naming it: several
 organizations may name one domain, and an address goes only to the provider of an organization
-where it is active staff (``views._sso_config_for``), never to another's, where its owner would
+where it is active staff (``sso_config_for``), never to another's, where its owner would
 type their hospital password. So the way on is e-mailed: an address staff of an organization
 whose single sign-on takes it gets a link to that organization's provider; any other gets
 nothing, and the page says to sign in with the password otherwise.
@@ -63,6 +63,25 @@ def _nonce_key(nonce: str) -> str:
     return f"lightbox:sso-link:nonce:{nonce}"
 
 
+def sso_config_for(email: str) -> SSOConfig | None:
+    """The single sign-on that takes ``email``: an enabled configuration whose domains take it, of
+    an organization where the address is active staff; none otherwise (the person signs in their
+    own way, and hears what anyone hears for an address no single sign-on takes).
+
+    Security contract: an address is never sent to the provider of an organization it is not
+    staff of. Any organization's admin may name a domain (its staff's, ``sso_config_save``), and
+    several may name one: were the domain enough, another hospital's staff would be sent to a
+    provider that admin runs, to type their hospital password there."""
+    from apps.accounts.adapters import SSO_ROLES
+    from apps.organizations.models import Membership
+
+    staff_of = Membership.objects.filter(user__email=email, user__is_active=True, is_active=True,
+                                         role__in=SSO_ROLES).values_list("organization_id", flat=True)
+    configs = [c for c in SSOConfig.objects.filter(enabled=True, organization_id__in=list(staff_of))
+               .select_related("organization").order_by("pk") if c.allows_email(email)]
+    return configs[0] if configs else None
+
+
 def sso_link_url(*, user: User, config: SSOConfig) -> str:
     """A new one-use link on to ``config``'s provider for ``user`` (made without a request: the
     portal's address, ``site_url``)."""
@@ -76,13 +95,12 @@ def sso_link_url(*, user: User, config: SSOConfig) -> str:
 
 def sso_link_send(*, user_id: int, config_id: int) -> None:
     """E-mail the account ``user_id`` the link on to the single sign-on ``config_id``, in their
-    language, if it is still active staff that single sign-on takes (``views._sso_config_for``);
+    language, if it is still active staff that single sign-on takes (``sso_config_for``);
     nothing otherwise. Run by ``tasks.sso_link_send_task``, after the request."""
     from apps.accounts.services import language_of, templated_email
-    from apps.accounts.views import _sso_config_for
 
     user = User.objects.filter(pk=user_id, is_active=True).first()
-    config = _sso_config_for(user.email.lower()) if user is not None else None
+    config = sso_config_for(user.email.lower()) if user is not None else None
     if config is None or config.pk != config_id:
         return
     context = {"organization": config.organization, "url": sso_link_url(user=user, config=config),
@@ -98,7 +116,7 @@ def sso_link_send(*, user_id: int, config_id: int) -> None:
 def sso_link_read(token: str, config_for: Any, *, use: bool = False) -> tuple[User, SSOConfig] | None:
     """The account and single sign-on a link names, if it is genuine, not older than
     SSO_LINK_MINUTES, not used yet, and the account still active staff of that organization
-    (``config_for``, ``views._sso_config_for``, takes it to that same configuration); None
+    (``config_for``, ``sso_config_for``, takes it to that same configuration); None
     otherwise. ``use``: the link is used up by this call (the POST on to the provider); of two
     uses at once, one only finds it."""
     try:

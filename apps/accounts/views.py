@@ -25,7 +25,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 from django_otp.plugins.otp_static.models import StaticDevice
 
-from apps.accounts import brute_force, mfa, services
+from apps.accounts import brute_force, mfa, services, sso
 from apps.accounts.forms import (
     AcceptForm,
     BirthDateForm,
@@ -608,7 +608,7 @@ def _sso_settings_form(request: HttpRequest, org) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def sso_start(request: HttpRequest) -> HttpResponse:
     """Sign in with your organization: an address that is staff of an organization whose single
-    sign-on takes it (``_sso_config_for``) is e-mailed a link on to that organization's provider,
+    sign-on takes it (``sso.sso_config_for``) is e-mailed a link on to that organization's provider,
     by a task queued after the request (``tasks.sso_link_send_task``). Every address gets the same
     page (200) after the same work (the lookup, and a task queued: ids 0 for an address e-mailed
     nothing), so that the page tells nobody which addresses are staff (``apps.accounts.sso``).
@@ -624,7 +624,7 @@ def sso_start(request: HttpRequest) -> HttpResponse:
         if not allowed:
             return render(request, "accounts/sso_start.html",
                           {"throttled": True, "minutes": settings.LIGHTBOX_SSO_START_WINDOW_MINUTES}, status=429)
-        config = _sso_config_for(email)
+        config = sso.sso_config_for(email)
         user = User.objects.filter(email=email, is_active=True).only("pk").first()
         to = (user.pk, config.pk) if mailed and config is not None and user is not None else (0, 0)
         send_on_commit(sso_link_send_task, *to)
@@ -639,9 +639,7 @@ def sso_continue(request: HttpRequest, token: str) -> HttpResponse:
     nothing, nor uses it up); POST (CSRF-checked), on to the organization's provider, checked again
     that the address is still its staff, and the link used up (``sso.sso_link_read``). An expired,
     used or altered link: 400, with the way to ask for a new one."""
-    from apps.accounts import sso
-
-    found = sso.sso_link_read(token, _sso_config_for, use=request.method == "POST")
+    found = sso.sso_link_read(token, sso.sso_config_for, use=request.method == "POST")
     if found is None:
         return render(request, "accounts/sso_continue.html", {}, status=400)
     _user, config = found
@@ -658,8 +656,6 @@ def sso_organization(request: HttpRequest, slug: str) -> HttpResponse:
     organization signs in with single sign-on (as its provider's address does), nothing of who is
     its staff: the provider's answer is checked when it comes back (``pre_social_login``). An
     organization without single sign-on on: 404."""
-    from apps.accounts import sso
-
     config = sso.organization_config(slug)
     if config is None:
         raise Http404
@@ -685,8 +681,6 @@ def sso_provider_callback(request: HttpRequest, provider_id: str) -> HttpRespons
     accepted for (``pre_social_login``) is remembered on this browser: the sign-in page then offers
     "Continue with <organization>" (``sso.remember_organization``)."""
     from allauth.socialaccount.providers.openid_connect.views import callback as oidc_callback
-
-    from apps.accounts import sso
 
     response = _sso_outbound(request, provider_id, oidc_callback)
     config = getattr(request, "lightbox_sso_accepted", None)  # set by SocialAccountAdapter.pre_social_login
@@ -719,25 +713,6 @@ def _sso_outbound(request: HttpRequest, provider_id: str, view: Any) -> HttpResp
         response = render(request, "accounts/sso_refused.html", {"reason": "provider_unreachable"}, status=503)
         response["Retry-After"] = "60"
         return response
-
-
-def _sso_config_for(email: str) -> SSOConfig | None:
-    """The single sign-on that takes ``email``: an enabled configuration whose domains take it, of
-    an organization where the address is active staff; none otherwise (the person signs in their
-    own way, and hears what anyone hears for an address no single sign-on takes).
-
-    Security contract: an address is never sent to the provider of an organization it is not
-    staff of. Any organization's admin may name a domain (its staff's, ``sso_config_save``), and
-    several may name one: were the domain enough, another hospital's staff would be sent to a
-    provider that admin runs, to type their hospital password there."""
-    from apps.accounts.adapters import SSO_ROLES
-    from apps.organizations.models import Membership
-
-    staff_of = Membership.objects.filter(user__email=email, user__is_active=True, is_active=True,
-                                         role__in=SSO_ROLES).values_list("organization_id", flat=True)
-    configs = [c for c in SSOConfig.objects.filter(enabled=True, organization_id__in=list(staff_of))
-               .select_related("organization").order_by("pk") if c.allows_email(email)]
-    return configs[0] if configs else None
 
 
 # --- managing second factors -----------------------------------------------------------------

@@ -12,7 +12,7 @@ from django.core.exceptions import ValidationError
 
 from apps.accounts import services
 from apps.accounts.models import SSOConfig
-from apps.accounts.views import _sso_config_for
+from apps.accounts.sso import sso_config_for
 from apps.organizations import services as org_services
 from apps.organizations.models import Membership, Role
 from tests.factories import member
@@ -33,10 +33,10 @@ def test_an_admin_cannot_name_another_hospitals_domain(org_a, org_b, admin_a, ad
         "No active staff member of this organization has an address at beta.example. Single sign-on takes only "
         "the domains of your staff's addresses: add the staff first."]
     assert not SSOConfig.objects.filter(organization=org_a).exists()
-    assert _sso_config_for("admin@beta.example") is None
+    assert sso_config_for("admin@beta.example") is None
     # Beta sets up its own
     beta = _save(org_b, admin_b, "beta.example", issuer="https://login.beta.example")
-    assert _sso_config_for("admin@beta.example") == beta
+    assert sso_config_for("admin@beta.example") == beta
 
 
 def test_an_address_goes_only_to_the_provider_of_an_organization_it_is_staff_of(org_a, org_b, admin_a, admin_b):
@@ -48,11 +48,11 @@ def test_an_address_goes_only_to_the_provider_of_an_organization_it_is_staff_of(
     consultant = member(org_b, Role.CLINICIAN, email="consultant@beta.example")
     Membership.objects.create(user=consultant, organization=org_a, role=Role.EXTERNAL_CONSULTANT)
     for email in ("admin@beta.example", "consultant@beta.example", "nobody@beta.example"):
-        assert _sso_config_for(email) is None, email
-    assert _sso_config_for("admin@alpha.example") == alpha
+        assert sso_config_for(email) is None, email
+    assert sso_config_for("admin@alpha.example") == alpha
     # staff of Alpha whose membership or account ended: no longer
     Membership.objects.filter(user=admin_a).update(is_active=False)
-    assert _sso_config_for("admin@alpha.example") is None
+    assert sso_config_for("admin@alpha.example") is None
 
 
 def test_another_organizations_claim_does_not_keep_an_organization_from_its_own_staffs_domain(
@@ -63,9 +63,9 @@ def test_another_organizations_claim_does_not_keep_an_organization_from_its_own_
     org_services.membership_add(organization=org_a, by=admin_a, email="decoy@beta.example", role=Role.CLINICIAN)
     alpha = _save(org_a, admin_a, "alpha.example, beta.example", issuer="https://idp.alpha.example")
     beta = _save(org_b, admin_b, "beta.example", issuer="https://login.beta.example")
-    assert _sso_config_for("admin@beta.example") == beta
-    assert _sso_config_for("decoy@beta.example") == alpha
-    assert _sso_config_for("someone@beta.example") is None
+    assert sso_config_for("admin@beta.example") == beta
+    assert sso_config_for("decoy@beta.example") == alpha
+    assert sso_config_for("someone@beta.example") is None
 
 
 def test_public_mail_services_are_refused(org_a, admin_a):
