@@ -619,6 +619,8 @@ def shared_case(request: HttpRequest, case_id: UUID) -> HttpResponse:
     missing = kinds_unavailable(s.pk for s in studies)
     for study, allowed in zip(studies, by_study, strict=True):
         study.download_kinds = [k for k in _package_kinds(allowed) if k not in missing.get(study.pk, ())]
+    # no study of them has a lossless copy (found by review: the case's buttons offered one)
+    lossless_none = bool(studies) and all("lossless" in missing.get(s.pk, ()) for s in studies)
     # a page of them (a case may gather hundreds), with how many of how many and the others' pages
     studies = page_of(request, studies, size=SHARES_PAGE_SIZE, param="studies")
     # the grants under which the signed-in user may ask for the original (the policy's decision,
@@ -649,14 +651,18 @@ def shared_case(request: HttpRequest, case_id: UUID) -> HttpResponse:
         original_requests = [{"grant": latest.grant, "request": latest, "offer": False}]
     # a download button for each rendition the policy lets them take of the whole case (a link
     # holder has no study page to download from, so without these "You may download" was all)
-    downloads = _package_kinds(renditions) if studies else []
+    # (less the lossless copy when no study of the case has one, its originals received lossy:
+    # that zip would hold the lossy originals, which the study pages do not offer as lossless;
+    # a case of both keeps it, its zip saying which studies are lossy)
+    downloads = [k for k in _package_kinds(renditions) if not (lossless_none and k == "lossless")] if studies else []
     # without the case's zip, each study's own downloads (beside it in the list)
     study_downloads = not downloads and any(by_study)
     limit_reached = any(g.over_download_limit for g in grants)  # as the policy refuses them
     return render(request, "sharing/shared_case.html", {
         "case": case, "grants": grants, "studies": studies,
         # what "You may download" names: the downloads offered, by the same rule as the buttons
-        "download_labels": [_download_label(k) for k in _package_kinds(set(renditions).union(*by_study))],
+        "download_labels": [_download_label(k) for k in _package_kinds(set(renditions).union(*by_study))
+                            if not (lossless_none and k == "lossless")],
         "downloads": downloads, "study_downloads": study_downloads,
         "limit_reached": limit_reached and not downloads and not study_downloads,
         "is_link_holder": isinstance(actor, policy.LinkHolder) and actor.user is None,

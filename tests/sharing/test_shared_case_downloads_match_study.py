@@ -23,10 +23,11 @@ pytestmark = pytest.mark.django_db
 LABELS = {"preview": "preview_lossy", "education": "education_low_res", "lossless": "diagnostic_lossless"}
 
 
-def _study(org, case):
+def _study(org, case, lossless="ready"):
     study = StudyFactory(organization=org, case=case)
     for kind, label in LABELS.items():
-        RenditionFactory(organization=org, study=study, kind=kind, label=label, status="ready")
+        RenditionFactory(organization=org, study=study, kind=kind, label=label,
+                         status=lossless if kind == "lossless" else "ready")
     return study
 
 
@@ -59,5 +60,40 @@ def test_the_shared_case_page_offers_what_the_study_page_offers(org_a, case, own
     on_shared_page = _offered(shared, "download-") | _offered(shared, "study-download-")
     assert on_shared_page == on_study_page
     assert "Download the lossless compressed DICOM (zip)" in shared
+    said = re.search(r'data-testid="renditions">(.*?)</dd>', shared, re.S).group(1)
+    assert said == "Lossless compressed DICOM, Original DICOM"
+
+
+def _original_approved_page(case, owner, consultant, client_as) -> str:
+    share = services.grant_create(case=case, by=owner, grantee=consultant, use_case="custom", permissions=["view"],
+                                  renditions=["preview"], expires_at=timezone.now() + timedelta(hours=48))
+    req = services.original_request_create(grant=share, by=consultant, reason="Need the thin-slice series.")
+    services.original_request_decide(original_request=req, by=owner, approve=True, hours=24)
+    return _get(client_as(consultant), reverse("sharing:shared_case", kwargs={"case_id": case.public_id}))
+
+
+def test_no_lossless_zip_of_a_case_none_of_whose_studies_has_a_lossless_copy(org_a, case, owner, consultant,
+                                                                              client_as):
+    """Found by review: every original received lossy (no lossless copy can be made: "Not
+    available"), the study pages say the lossless copy is not offered, yet the shared-case page
+    offered "Download the lossless compressed DICOM (zip)" (a zip of the lossy originals) and said
+    "Lossless compressed DICOM" under "You may download"."""
+    _study(org_a, case, lossless="unavailable")
+    _study(org_a, case, lossless="unavailable")
+    shared = _original_approved_page(case, owner, consultant, client_as)
+    assert _offered(shared, "download-") == {"original"}
+    assert "Download the lossless compressed DICOM (zip)" not in shared
+    said = re.search(r'data-testid="renditions">(.*?)</dd>', shared, re.S).group(1)
+    assert said == "Original DICOM"
+
+
+def test_a_case_with_a_lossless_copy_of_one_study_keeps_its_lossless_zip(org_a, case, owner, consultant,
+                                                                          client_as):
+    """A case of both: its lossless zip holds the one study's lossless copy (and says which are the
+    lossy originals), so it is still offered."""
+    _study(org_a, case, lossless="unavailable")
+    _study(org_a, case)
+    shared = _original_approved_page(case, owner, consultant, client_as)
+    assert _offered(shared, "download-") == {"lossless", "original"}
     said = re.search(r'data-testid="renditions">(.*?)</dd>', shared, re.S).group(1)
     assert said == "Lossless compressed DICOM, Original DICOM"
