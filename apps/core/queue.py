@@ -8,9 +8,15 @@ such a send is recorded as an ``UnsentTask`` row (the task's name and its ids, n
 data) and the request goes on; the page shows the work as queued. The beat entry
 ``core-unsent-tasks-send`` (``unsent_tasks_send``) sends the rows again once the broker answers.
 A row exists only for a send that failed, so this never queues a task twice (the tasks are
-idempotent all the same). Where tasks run eagerly (the embedded default, no broker) the task runs
-in-process, its retries at once, and a task that still fails is logged (by type) as a worker
-would log it, not raised into the request that queued it: the task records how it ended.
+idempotent all the same). A task that is of use only now declares ``drop_unsent = True`` (an
+option of its decorator: ``@shared_task(drop_unsent=True)``): a send of it that fails is logged
+(the error's type only) and dropped, never recorded. So is the e-mailed sign-in link
+(``accounts.tasks.sso_link_send_task``): the person asks again, whereas sent later it would be one
+e-mail for every request made while the broker was away, all at once, past the per-address limit
+(which rests with Redis too), and a row for every request anyone cared to make. Where tasks run
+eagerly (the embedded default, no broker) the task runs in-process, its retries at once, and a
+task that still fails is logged (by type) as a worker would log it, not raised into the request
+that queued it: the task records how it ended.
 
 A task lost after it was sent (a broker restarted without its messages, a process killed between
 the commit and the send) leaves its work queued and never started. Each app that queues work
@@ -61,6 +67,9 @@ def _send(task, args: tuple) -> None:
     try:
         task.delay(*args)
     except Exception as exc:  # noqa: BLE001 - any failure to publish: the committed work must not be lost
+        if getattr(task, "drop_unsent", False):  # of use only now (module docstring): not kept
+            logger.warning("task %s not queued (%s): dropped", task.name, type(exc).__name__)
+            return
         UnsentTask.objects.create(task=task.name, args=list(args), error=type(exc).__name__)
         logger.warning(
             "task %s not queued (%s): it is sent again once the broker answers", task.name, type(exc).__name__

@@ -39,6 +39,22 @@ def test_a_send_the_broker_refuses_is_recorded_and_sent_again_once_it_answers(
     assert unsent_tasks_send() == 0 and RAN == [7]  # sent once
 
 
+@shared_task(drop_unsent=True)
+def _of_use_now_task(row_id: int) -> None:
+    RAN.append(row_id)
+
+
+def test_a_task_of_use_only_now_is_dropped_not_kept_when_the_broker_refuses(
+    django_capture_on_commit_callbacks, caplog
+):
+    RAN.clear()
+    with broker_unreachable(), django_capture_on_commit_callbacks(execute=True):
+        send_on_commit(_of_use_now_task, 6)
+    assert not UnsentTask.objects.exists()
+    assert f"task {_of_use_now_task.name} not queued (OperationalError): dropped" in caplog.text
+    assert unsent_tasks_send() == 0 and RAN == []
+
+
 def test_a_send_that_succeeds_leaves_no_row(django_capture_on_commit_callbacks):
     RAN.clear()
     with django_capture_on_commit_callbacks(execute=True):
