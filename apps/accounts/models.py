@@ -3,6 +3,7 @@ from __future__ import annotations
 import secrets
 import uuid
 from datetime import datetime
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser, BaseUserManager
@@ -112,6 +113,13 @@ class SSOConfig(PublicIdModel):
     def provider_id(self) -> str:
         """The allauth provider id (URL segment): /accounts/oidc/<provider_id>/login/."""
         return f"org-{self.organization.slug}"
+
+    @property
+    def issuer_host(self) -> str:
+        """The host name of the provider (its issuer's), where the person types their password:
+        named on the pages that send them there, so that they see whose sign-in it is (an
+        organization's administrator sets the issuer; the portal's own address is no warrant)."""
+        return urlsplit(self.issuer).hostname or ""
 
     @property
     def domains(self) -> list[str]:

@@ -637,31 +637,36 @@ def sso_start(request: HttpRequest) -> HttpResponse:
 def sso_continue(request: HttpRequest, token: str) -> HttpResponse:
     """The e-mailed link of ``sso_start``: GET, a button (a mail scanner opening the link starts
     nothing, nor uses it up); POST (CSRF-checked), on to the organization's provider, checked again
-    that the address is still its staff, and the link used up (``sso.sso_link_read``). An expired,
-    used or altered link: 400, with the way to ask for a new one."""
+    that the address is still its staff, and the link used up (``sso.sso_link_read``). The button
+    names the provider's host, as ``sso_organization``'s does. An expired, used or altered link:
+    400, with the way to ask for a new one."""
     found = sso.sso_link_read(token, sso.sso_config_for, use=request.method == "POST")
     if found is None:
         return render(request, "accounts/sso_continue.html", {}, status=400)
     _user, config = found
     if request.method == "POST":
         return sso_provider_login(request, config.provider_id)
-    return render(request, "accounts/sso_continue.html", {"organization": config.organization})
+    return render(request, "accounts/sso_continue.html",
+                  {"organization": config.organization, "provider_host": config.issuer_host})
 
 
 @never_cache
 @require_http_methods(["GET", "POST"])
 def sso_organization(request: HttpRequest, slug: str) -> HttpResponse:
     """An organization's own way into its single sign-on, to bookmark (``/accounts/sso/<slug>/``):
-    GET, a button naming it; POST, on to its provider. It needs no e-mail, and tells only that the
-    organization signs in with single sign-on (as its provider's address does), nothing of who is
-    its staff: the provider's answer is checked when it comes back (``pre_social_login``). An
-    organization without single sign-on on: 404."""
+    GET, a button naming it, and the provider's host (``SSOConfig.issuer_host``: any organization's
+    administrator sets its provider, so the page says where the password goes); POST, on to its
+    provider. It needs no e-mail, and tells only that the organization signs in with single
+    sign-on (as its provider's address does), nothing of who is its staff: the provider's answer
+    is checked when it comes back (``pre_social_login``). An organization without single sign-on
+    on: 404."""
     config = sso.organization_config(slug)
     if config is None:
         raise Http404
     if request.method == "POST":
         return sso_provider_login(request, config.provider_id)
-    return render(request, "accounts/sso_continue.html", {"organization": config.organization})
+    return render(request, "accounts/sso_continue.html",
+                  {"organization": config.organization, "provider_host": config.issuer_host})
 
 
 def sso_provider_login(request: HttpRequest, provider_id: str) -> HttpResponse:

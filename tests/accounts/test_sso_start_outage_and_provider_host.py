@@ -1,10 +1,12 @@
 """"Sign in with your organization" after a reviewer's findings on fe69503: with Redis away (its
 counts rest, the broker refuses) the e-mailed link's task is dropped, never kept as an
 ``UnsentTask`` to be sent later (a row per POST, and one e-mail per POST at once when the broker
-answers)."""
+answers); and the pages that send a person on to an organization's provider name its host, since
+any organization's administrator sets that provider and the page is on the portal's address."""
 
 from __future__ import annotations
 
+import html
 import re
 from unittest import mock
 
@@ -12,6 +14,7 @@ import pytest
 from django.core import mail
 from django.test import Client
 
+from apps.accounts import sso
 from apps.accounts.models import SSOConfig
 from apps.core.models import UnsentTask
 from apps.core.queue import unsent_tasks_send
@@ -44,3 +47,13 @@ def test_with_redis_away_no_post_is_kept_to_be_e_mailed_later(alpha_sso, setting
     assert unsent_tasks_send() == 0  # the broker answers again: nothing to send
     assert mail.outbox == []
 
+
+def test_the_pages_on_to_the_provider_name_its_host(alpha_sso):
+    page = Client().get(f"/accounts/sso/{alpha_sso.organization.slug}/")
+    assert page.status_code == 200
+    assert "You will sign in at idp.alpha.example." in html.unescape(page.content.decode())
+    sam = member(alpha_sso.organization, Role.CLINICIAN, email="sam@alpha.example")
+    link = sso.sso_link_url(user=sam, config=alpha_sso)
+    page = Client().get(link)
+    assert page.status_code == 200
+    assert "You will sign in at idp.alpha.example." in html.unescape(page.content.decode())
