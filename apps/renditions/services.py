@@ -266,6 +266,14 @@ def _codec_name(codec: str) -> str:
 
 def rendition_summarize(rendition: Rendition) -> Rendition:
     """Recompute a rendition's counts, bytes, ratio, label, status and reason from its files."""
+    with transaction.atomic():
+        # its row locked before its files are read, as ``_given_up`` locks the study's: a give-up
+        # deciding meanwhile is waited for, then summed over (found by review)
+        Rendition.objects.select_for_update().filter(pk=rendition.pk).values_list("pk").first()
+        return _summarize(rendition)
+
+
+def _summarize(rendition: Rendition) -> Rendition:
     files = rendition.files.all()
     agg = files.aggregate(ready=Count("id", filter=Q(status=Status.READY)),
                           unavailable=Count("id", filter=Q(status=Status.UNAVAILABLE)),
@@ -311,13 +319,20 @@ def _given_up(study_id: int, reason: Deferred) -> int:
     before (ready, or ready for some images) whose images added since have no file of it yet
     (``models.Progress.being_made``): its download would answer "Still being prepared, try again"
     for ever (found by review). A later run (``manage.py renditions``) makes the rest and
-    recomputes the state. Returns the renditions marked."""
-    unfinished = [kind for kind in Kind if kind != Kind.ORIGINAL
-                  and (progress := renditions_progress([study_id], kind).get(study_id)) is not None
-                  and progress.being_made]
-    return (Rendition.objects.filter(study_id=study_id).exclude(status=Status.UNAVAILABLE)
-            .filter(Q(status=Status.PENDING) | Q(kind__in=unfinished))
-            .update(status=Status.UNAVAILABLE, **i18n.explained(reason)))
+    recomputes the state. Returns the renditions marked.
+
+    The study's renditions are locked while it decides and marks, as ``rendition_summarize``
+    locks the one it sums: another run finishing one meanwhile (its READY written between the
+    check and the marking) was marked "Not available" though made (found by review); it now
+    waits, and its summary follows the marking."""
+    with transaction.atomic():
+        list(Rendition.objects.select_for_update().filter(study_id=study_id).order_by("pk").values_list("pk"))
+        unfinished = [kind for kind in Kind if kind != Kind.ORIGINAL
+                      and (progress := renditions_progress([study_id], kind).get(study_id)) is not None
+                      and progress.being_made]
+        return (Rendition.objects.filter(study_id=study_id).exclude(status=Status.UNAVAILABLE)
+                .filter(Q(status=Status.PENDING) | Q(kind__in=unfinished))
+                .update(status=Status.UNAVAILABLE, **i18n.explained(reason)))
 
 
 def _lost_give_up(claim, study_id: int) -> bool:
