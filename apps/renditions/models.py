@@ -71,6 +71,10 @@ def label_for(kind: str, *, source_lossy: bool) -> Label:
 SHARING_RENDITION = {Kind.ORIGINAL: "original", Kind.LOSSLESS: "original", Kind.PREVIEW: "preview",
                      Kind.EDUCATION: "education"}
 
+#: the order downloads are offered in (staged delivery: the preview first), on the study page and
+#: the shared case's page alike
+OFFER_ORDER = (Kind.PREVIEW, Kind.EDUCATION, Kind.LOSSLESS, Kind.ORIGINAL)
+
 
 class Status(models.TextChoices):
     PENDING = "pending", _("Being made")

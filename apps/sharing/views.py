@@ -563,8 +563,7 @@ def _package_kinds(renditions: Iterable[str]) -> list[str]:
     original's download gives its lossless copy too. Found by QA: after an approved request for
     the original, this page offered only the original's zip while the study page offered the
     lossless copy as well (which downloads, and counts)."""
-    from apps.renditions.models import SHARING_RENDITION
-    from apps.renditions.templatetags.renditions_tags import OFFER_ORDER
+    from apps.renditions.models import OFFER_ORDER, SHARING_RENDITION
 
     allowed = {r for r in renditions if r in _CASE_PACKAGES}
     return [str(kind) for kind in OFFER_ORDER if SHARING_RENDITION[kind] in allowed]

@@ -23,13 +23,10 @@ from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
 from apps.accounts import mfa
-from apps.renditions.models import SHARING_RENDITION, Kind, Label, Rendition, Status
+from apps.renditions.models import OFFER_ORDER, SHARING_RENDITION, Kind, Label, Rendition, Status
 from apps.sharing import policy
 
 register = template.Library()
-
-#: the order downloads are offered in (staged delivery: the preview first)
-OFFER_ORDER = (Kind.PREVIEW, Kind.EDUCATION, Kind.LOSSLESS, Kind.ORIGINAL)
 
 
 #: the order of a row of badges: what may be used for diagnosis first
