@@ -27,6 +27,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from functools import wraps
 from typing import Any
+from urllib.parse import urlsplit
 
 import django_otp
 from django.conf import settings
@@ -376,8 +377,6 @@ def _view_of(target: str) -> Any:
     step-up and enrolment pages read what the page they lead to asks (``step_up_reason``,
     ``is_download``), never from the query string, so that a link cannot make them say anything
     else."""
-    from urllib.parse import urlsplit
-
     from django.urls import Resolver404, resolve
 
     try:
@@ -469,8 +468,6 @@ def download_label(target: str) -> str:
     string (the rendition: what the download itself then gives); "" if its view says nothing, the
     page then saying "Download" (found by QA: a plain "Download" after the second factor, the
     person no longer knowing which)."""
-    from urllib.parse import urlsplit
-
     label = getattr(_view_of(target), "lightbox_download_label", None)
     return str(label(QueryDict(urlsplit(target).query))) if label is not None else ""
 
