@@ -160,10 +160,10 @@ class CasePage:
     can_share: bool = False  # the case, while it is open
     show_patient: bool = False
     #: how many of the studies listed have a patient ID in their images that is not the case's
-    #: MRN (``studies_of_other_patient``): the studies section warns of them
+    #: MRN (``patient_id_flags``): the studies section warns of them
     other_patient_studies: int = 0
     #: how many of them carry no patient ID in their images at all (counted apart: nothing to
-    #: compare is not another patient; ``studies_missing_patient_id``)
+    #: compare is not another patient; ``patient_id_flags``)
     no_patient_id_studies: int = 0
 
 
@@ -185,47 +185,43 @@ def _studies_of(case: Case, user: User) -> Any:
     return qs.order_by("-study_date", "-created_at", "id")
 
 
-def studies_of_other_patient(*, case: Case, patient_ids: Iterable[str | None]) -> list[bool]:
-    """For each of ``patient_ids`` (those in a case's studies' images), whether it is not the
-    MRN of ``case``'s patient: by ``apps.imaging.services.attach_patient_ids_differ``, the one rule
-    the attach confirmation warns by and ``study_attach`` refuses by, so the case page flags
-    exactly the studies attaching would have called another patient's. Nothing is stored: the
-    rule is applied to the studies as the page shows them."""
+#: what a study's images say of its patient against its case's MRN (``patient_id_flags``)
+OTHER_PATIENT = "differs"
+NO_PATIENT_ID = "missing"
+
+
+def patient_id_flags(*, case: Case, patient_ids: Iterable[str | None]) -> list[str | None]:
+    """For each of ``patient_ids`` (those in a case's studies' images), what the case page flags:
+    None when it is the MRN of ``case``'s patient; else NO_PATIENT_ID when the images carry none
+    (``patient_id_missing``: nothing to compare is not another patient, found by QA), OTHER_PATIENT
+    otherwise. By ``apps.imaging.services.attach_patient_ids_differ``, the one rule the attach
+    confirmation warns by and ``study_attach`` refuses by, so the case page flags exactly the
+    studies attaching would have warned of. Nothing is stored: the rule is applied to the studies
+    as the page shows them."""
     from apps.imaging.services import attach_patient_ids_differ
 
     mrn = case.patient.mrn
-    return [attach_patient_ids_differ(patient_ids=[pid], mrn=mrn) and not patient_id_missing(pid)
-            for pid in patient_ids]
+    return [None if not attach_patient_ids_differ(patient_ids=[pid], mrn=mrn)
+            else NO_PATIENT_ID if patient_id_missing(pid) else OTHER_PATIENT for pid in patient_ids]
 
 
 def patient_id_missing(patient_id: str | None) -> bool:
     """Whether an image's patient ID is absent (none, or only blanks): the images carry no patient
-    ID, which the user is told apart from an ID that is another patient's (found by QA: such a
-    study was flagged as differing, "ID in the images: —")."""
+    ID, which the user is told apart from an ID that is another patient's."""
     from apps.cases.models import mrn_key
 
     return mrn_key(patient_id) == ""
 
 
-def studies_missing_patient_id(*, case: Case, patient_ids: Iterable[str | None]) -> list[bool]:
-    """For each of ``patient_ids``, whether the attach rule (``attach_patient_ids_differ``) would
-    warn of it because there is no patient ID at all (the case's MRN is not blank)."""
-    from apps.imaging.services import attach_patient_ids_differ
-
-    mrn = case.patient.mrn
-    return [patient_id_missing(pid) and attach_patient_ids_differ(patient_ids=[pid], mrn=mrn) for pid in patient_ids]
-
-
 def studies_mark_other_patient(*, case: Case, studies: Iterable[Any]) -> None:
     """Sets ``patient_differs`` and ``patient_id_missing`` on each of ``studies`` (a page of the
-    case page's list), as ``studies_of_other_patient``/``studies_missing_patient_id`` decide them:
-    the Studies table flags those, each with its own badge."""
+    case page's list), as ``patient_id_flags`` decides them: the Studies table flags those, each
+    with its own badge."""
     studies = list(studies)
-    ids = [s.patient_id for s in studies]
-    for study, differs, missing in zip(studies, studies_of_other_patient(case=case, patient_ids=ids),
-                                       studies_missing_patient_id(case=case, patient_ids=ids), strict=True):
-        study.patient_differs = differs
-        study.patient_id_missing = missing
+    for study, flag in zip(studies, patient_id_flags(case=case, patient_ids=[s.patient_id for s in studies]),
+                           strict=True):
+        study.patient_differs = flag == OTHER_PATIENT
+        study.patient_id_missing = flag == NO_PATIENT_ID
 
 
 #: what the case page asks the policy about its case: whether it may be seen at all, and its buttons
@@ -261,8 +257,9 @@ def case_page(*, user: User, case: Case, may: dict[Action, bool], request: HttpR
         page.studies = _studies_of(case, user)
         if hasattr(page.studies, "values_list"):  # all those listed, not only the page shown
             ids = list(page.studies.prefetch_related(None).order_by().values_list("patient_id", flat=True))
-            page.other_patient_studies = sum(studies_of_other_patient(case=case, patient_ids=ids))
-            page.no_patient_id_studies = sum(studies_missing_patient_id(case=case, patient_ids=ids))
+            flags = patient_id_flags(case=case, patient_ids=ids)
+            page.other_patient_studies = flags.count(OTHER_PATIENT)
+            page.no_patient_id_studies = flags.count(NO_PATIENT_ID)
     page.notes = CaseNote.objects.filter(case=case).select_related("author").order_by("created_at", "id")
     now = timezone.now()
     if can_manage:

@@ -32,11 +32,11 @@ def attach_patient_id_missing(*, study: Study, case: Any) -> bool:
     (none, or blanks), no ID of another patient: the confirmation then says that the images carry
     no patient ID rather than that it is not the case's MRN, as the case page tells a missing ID
     apart (found by QA). The decision (the box to tick) is the same."""
-    from apps.cases.models import mrn_key
+    from apps.cases.selectors import patient_id_missing
 
     mrn = case.patient.mrn
     differing = [p for p in _attached_patient_ids(study) if attach_patient_ids_differ(patient_ids=[p], mrn=mrn)]
-    return bool(differing) and all(mrn_key(p) == "" for p in differing)
+    return bool(differing) and all(patient_id_missing(p) for p in differing)
 
 
 class StudyAttachForm(forms.Form):
