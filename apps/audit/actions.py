@@ -305,11 +305,25 @@ def event_label(action: str, details: dict | None) -> str:
     return label(action)
 
 
+#: what a lossless download held when its images were originals received lossy-compressed
+#: (``details.lossy_source``, apps.renditions.packages.lossy_source_of): all of them (no lossless
+#: copy left, whatever was asked for), or some
+LOSSY_SOURCE_RENDITIONS: dict[str, str] = {
+    "all": _("Originals as received, lossy compressed (no lossless copy possible)"),
+    "some": _("Lossless compressed DICOM; some images lossy-compressed at the source"),
+}
+
+
 def event_detail(action: str, details: dict | None) -> str:
     """What the audit page adds under an event's label: a download's rendition (the original or
-    a preview); else nothing. Only names from this module, never text taken from the details."""
+    a preview), or, for a lossless one of originals received lossy, what it held
+    (``LOSSY_SOURCE_RENDITIONS``); else nothing. Only names from this module, never text taken
+    from the details."""
     rendition = (details or {}).get("rendition")
     if action in (DOWNLOAD_COMPLETED, DOWNLOAD_INCOMPLETE) and isinstance(rendition, str):
+        lossy_source = (details or {}).get("lossy_source")
+        if rendition == "lossless" and isinstance(lossy_source, str) and lossy_source in LOSSY_SOURCE_RENDITIONS:
+            return str(LOSSY_SOURCE_RENDITIONS[lossy_source])
         return str(DOWNLOAD_RENDITIONS.get(rendition, ""))
     return ""
 

@@ -191,6 +191,9 @@ class Package:
     entries: list[Entry]
     missing: list[tuple[str, str]] = field(default_factory=list)   # (what, why)
     deidentified: bool = False
+    #: how many of a lossless package's images are originals received lossy standing in for the
+    #: lossless copy none is made of (``lossy_source_of``): "all", "some" or "" (none; any other kind)
+    lossy_source: str = ""
     segments: list[Segment] = field(default_factory=list)
     size: int = 0
     etag: str = ""
@@ -435,6 +438,26 @@ class SeriesLayout:
         return f"{self.folders[series.pk]}/{self.prefix}{self.counts[series.pk]:05d}.{extension}"
 
 
+#: ``Package.lossy_source``: every image of a lossless package is an original received lossy
+LOSSY_SOURCE_ALL = "all"
+#: ``Package.lossy_source``: some images of a lossless package are (a mixed case's zip)
+LOSSY_SOURCE_SOME = "some"
+
+
+def lossy_source_of(kind: str, entries: list[Entry]) -> str:
+    """Whether a lossless package's images are originals received lossy-compressed, standing in
+    for the lossless copies none is made of: all of them (``LOSSY_SOURCE_ALL``, the package named
+    ``_LossySource`` and labelled as those originals), some (``LOSSY_SOURCE_SOME``, labelled "Not
+    all diagnostic-grade"), or none (""; always "" for another kind). Its download's audit record
+    says so (``details.lossy_source``), as its label and name do."""
+    if kind != Kind.LOSSLESS:
+        return ""
+    lossy = [e.stand_in and e.source_lossy for e in entries]
+    if lossy and all(lossy):
+        return LOSSY_SOURCE_ALL
+    return LOSSY_SOURCE_SOME if any(lossy) else ""
+
+
 def _package_label(kind: str, entries: list[Entry]) -> str:
     """The package's label: its rendition's (``models.label_for``, as the study's list says it).
     A package whose images were all lossy-compressed at the source, or none, has that label; one
@@ -447,7 +470,7 @@ def _package_label(kind: str, entries: list[Entry]) -> str:
     received lossy: no lossless copy is made of any, each original stands in) is labelled as
     those originals are, each file's own label ("Original as received - lossy compressed, not
     diagnostic-grade (lossless compression not possible)"), not as a lossless copy."""
-    if kind == Kind.LOSSLESS and entries and all(e.stand_in and e.source_lossy for e in entries):
+    if lossy_source_of(kind, entries) == LOSSY_SOURCE_ALL:
         return later(lambda: gettext("%(label)s (lossless compression not possible)")
                      % {"label": Label.LOSSY_SOURCE.label})
     lossy = {e.source_lossy for e in entries}
@@ -577,7 +600,7 @@ def _study_package(study: Study, kind: str, language: str) -> Package:
     name = package_name([study], body_parts=body, deidentified=deid) + _suffix(kind, pairs)
     entries, missing = _study_entries(pairs, missing, kind, name)
     package = Package(name=name, label=_package_label(kind, entries), entries=entries, missing=missing,
-                      deidentified=deid)
+                      deidentified=deid, lossy_source=lossy_source_of(kind, entries))
     rendition = _contents_rendition(kind, pairs)
     what = later(lambda: gettext("Study, %(rendition)s") % {"rendition": rendition()})
     return _finish(_with_readme(package, kind, language), what=what, studies=[study], language=language)
@@ -613,7 +636,7 @@ def _case_package(case, studies: list[Study], kind: str, language: str) -> Packa
         entries += e
         missing += m
     package = Package(name=name, label=_package_label(kind, entries), entries=entries, missing=missing,
-                      deidentified=deid)
+                      deidentified=deid, lossy_source=lossy_source_of(kind, entries))
     rendition = _contents_rendition(kind, everything)
     what = later(lambda: ngettext("Case (%(count)s study), %(rendition)s", "Case (%(count)s studies), %(rendition)s",
                                    len(studies)) % {"count": len(studies), "rendition": rendition()})

@@ -33,7 +33,9 @@ This is decided before a Range past the package's end is answered 416, which ``w
 Under ASGI (uvicorn) the body is an async iterator that reads one blob chunk at a time in a
 worker thread, so memory stays flat; Django would otherwise collect a sync iterator whole.
 Every transfer is audited when it ends: download.completed or download.incomplete, with the bytes
-sent and the range.
+sent and the range; a lossless package whose images are all (or some) originals received
+lossy-compressed, standing in for the lossless copy none is made of, says so
+(``details.lossy_source``: "all" or "some", ``packages.lossy_source_of``), as its label does.
 
 Access is asked again, afresh, while a transfer runs (``policy.download_may_continue``, at most
 every RECHECK_SECONDS after the decision made once the package was built): a grant or link
@@ -386,6 +388,10 @@ def _serve(request: HttpRequest, actor, obj, kind: str, scope: str, build,
     grant, transfer = ((decision.grant, None) if request.method == "HEAD"
                        else _count(request, actor, obj, decision, package, sending))
     context = {"scope": scope, "rendition": kind, "grant": str(grant.public_id) if grant else ""}
+    if package.lossy_source:
+        # what went out, as its label and name say: a "lossless" zip of originals received lossy
+        # holds no lossless copy. ``rendition`` stays the kind asked for (counting and resumes key on it)
+        context["lossy_source"] = package.lossy_source
 
     def recorded(action: str, figures: dict) -> None:
         if transfer is not None:  # a transfer finished is not resumed again
