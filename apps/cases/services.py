@@ -41,7 +41,7 @@ from apps.organizations.models import Membership, Organization
 from apps.sharing import policy
 from apps.sharing.models import REVOKED_BOARD_ENDED, GrantSource, Permission, ShareLink
 from apps.sharing.policy import Action
-from apps.sharing.services import grant_create, grants_revoke, share_link_revoke
+from apps.sharing.services import grant_create, grants_case_title_keep, grants_revoke, share_link_revoke
 from apps.sharing.usecases import UseCase
 
 if TYPE_CHECKING:
@@ -200,11 +200,14 @@ def case_update(*, case: Case, by: User, values: dict[str, Any], request: HttpRe
         # managing its shares): who lost and who gained that is named, by account id
         details["responsible_clinician"] = {
             "before": _public_id(case.responsible_clinician), "after": _public_id(values["responsible_clinician"])}
+    title_before = case.title
     for name in changed:
         setattr(case, name, values[name])
     case.full_clean()
     with transaction.atomic():
         case.save(update_fields=[*changed, "updated_at"])
+        if "title" in changed:  # what the shares that ended name it by: the title they had
+            grants_case_title_keep(case=case, title=title_before)
         record(action="case.edited", actor=by, organization_id=case.organization_id, target=case,
                request=request, details=details)
     return changed

@@ -124,6 +124,15 @@ class Grant(PublicIdModel):
     download_count = models.PositiveIntegerField(default=0)
     # the expires_at whose passing was recorded (share.expired); an extension past it re-arms it
     expiry_recorded_for = models.DateTimeField(null=True, blank=True)
+    # the case's title when this share ended, kept once the case is renamed after that
+    # (``services.grants_case_title_keep``): what "Shared with me" names an ended share's case by
+    # where its holder no longer sees the case (``policy.grants_naming_case``), so that a new title,
+    # which may name the patient, is not learnt after access ended. None: not renamed since it
+    # ended (or not ended), the case's title is still the one they had; "": not known (a share that
+    # had ended before titles were kept, its case changed since: migration 0014), named by a
+    # neutral label. Null and "" differ, hence a nullable text column.
+    case_title_at_end = models.CharField(max_length=200, null=True, blank=True,  # noqa: DJ001
+                                         editable=False)
 
     objects = GrantQuerySet.as_manager()
 

@@ -945,6 +945,23 @@ def notices_naming(user: Any, notices: Iterable[Any], *, facts: _Facts | None = 
             for n, on_board in zip(notices, about_board, strict=True)]
 
 
+def grants_naming_case(user: Any, grants: Iterable[Grant], *, facts: _Facts | None = None) -> list[bool]:
+    """For each of ``grants`` (``user``'s rows of "Shared with me"), whether the row may name its
+    case by the case's title as it is now: only while ``user`` may know the case (``may_know``:
+    they see it, VIEW_CASE, or a live grant of theirs reaches it, a patient-education share on the
+    portal), as a notice names its case only while it is seen (``notices_naming``). Otherwise (the
+    share ended, and nothing else of theirs reaches the case) the row names it as it was when the
+    share ended (``Grant.case_title_at_end``): a case renamed since, whose new title may name the
+    patient, was listed under that new title (found by review). At most the queries of one
+    ``can_each`` for the page's cases. ``facts``: as for ``can``."""
+    grants = list(grants)
+    facts = _facts_of(user, facts)
+    cases = {g.case_id: g.case for g in grants}
+    facts.prepare(Action.VIEW_CASE, list(cases.values()))
+    known = {case_id for case_id, case in cases.items() if may_know(user, case, facts=facts)}
+    return [g.case_id in known for g in grants]
+
+
 def grants_told_of(user: Any, grants: Iterable[Grant], *, facts: _Facts | None = None) -> list[bool]:
     """For each of ``grants`` (the shares of a case that reach the recipient a share review names,
     ``selectors.live_shares_to``), whether ``user``, who shares the case, may be told of it (its

@@ -12,6 +12,7 @@ from uuid import UUID
 from django.db.models import Count, Min, Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from apps.sharing import policy
 from apps.sharing.models import Grant, GrantDownload, GrantState, Notification, OriginalRequest
@@ -157,6 +158,22 @@ def with_state(grants: Iterable[Grant]) -> list[Grant]:
     for g in listed:
         g.current_state = g.state(now)
         g.current_state_label = GrantState(g.current_state).label
+    return listed
+
+
+def with_case_titles(grants: Iterable[Grant], *, user: User, request: HttpRequest | None = None) -> list[Grant]:
+    """``grants`` ("Shared with me"'s page of them), each with ``case_title_shown``: its case's
+    title as it is now while ``user`` may know the case (``policy.grants_naming_case``); else the
+    title it had when the share ended (``Grant.case_title_at_end``; the case's own while not
+    renamed since), or a neutral label where that is not known. The template shows this, never
+    ``case.title`` of an ended share."""
+    listed = list(grants)
+    names = policy.grants_naming_case(user, listed, facts=policy.request_facts(request, user))
+    for grant, named in zip(listed, names, strict=True):
+        if named or grant.case_title_at_end is None:
+            grant.case_title_shown = grant.case.title
+        else:
+            grant.case_title_shown = grant.case_title_at_end or gettext("A case no longer shared with you")
     return listed
 
 

@@ -310,6 +310,22 @@ def grants_end_for_member(*, organization: Organization, user: User, by: User | 
     return revoked + len(groups)
 
 
+def grants_case_title_keep(*, case: Case, title: str) -> None:
+    """``case`` is being renamed from ``title``: each of its shares that has ended (revoked, run
+    out, or every one of a closed case) keeps ``title``, the one its holder had while the share
+    lasted, unless it keeps an earlier one (renamed again since); "Shared with me" names such a
+    share's case by it (``policy.grants_naming_case``), so that the new title, which may name the
+    patient, is not learnt by someone whose access ended (found by review). A share that has not
+    ended (live, or yet to start) keeps none: it is named as the case is. In the renaming's
+    transaction (``apps.cases.services.case_update``). Records nothing itself: the edit is audited."""
+    now = timezone.now()
+    grants = Grant.objects.filter(case=case)
+    ended = Q() if case.status != "open" else Q(revoked_at__isnull=False) | Q(expires_at__lte=now)
+    grants.filter(ended, case_title_at_end__isnull=True).update(case_title_at_end=title)
+    if case.status == "open":
+        grants.exclude(ended).exclude(case_title_at_end__isnull=True).update(case_title_at_end=None)
+
+
 # --------------------------------------------------------------------------- tokens
 
 def _hash_token(raw: str) -> str:
@@ -1007,7 +1023,10 @@ def _grant_extend(*, grant: Grant, by: User, expires_at: datetime, reason: str,
                                   new_expires_at=expires_at, reason=reason)
     previous = grant.expires_at
     grant.expires_at = expires_at
-    grant.save(update_fields=["expires_at"])
+    # a share brought back to life names its case as it is now again, and as it is when it ends
+    # next (``grants_case_title_keep``), not as it was when it first ended
+    grant.case_title_at_end = None
+    grant.save(update_fields=["expires_at", "case_title_at_end"])
     record(action="grant.extended", actor=by, organization_id=grant.organization_id, target=grant,
            case=grant.case, request=request,
            details={"from": previous.isoformat(), "to": expires_at.isoformat(), "reason_chars": len(reason)})
