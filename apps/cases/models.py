@@ -4,13 +4,14 @@ notes, attachments and tumor boards on it."""
 from __future__ import annotations
 
 import unicodedata
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
-from django.db.models import Q
+from django.db.models import ExpressionWrapper, F, Func, Q
+from django.db.models.lookups import LessThanOrEqual
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -254,6 +255,63 @@ class BoardSession(PublicIdModel):
     @property
     def review_window(self) -> timedelta:
         return timedelta(days=self.review_days)
+
+    @property
+    def window_ends_at(self) -> datetime | None:
+        """When the review window of a started meeting runs out: its grants expire then
+        (``services.board_start``; a board's grants are never extended or renewed). None before
+        it starts."""
+        return self.started_at + self.review_window if self.started_at is not None else None
+
+    @property
+    def has_ended(self) -> bool:
+        """Whether the meeting is over: ended by its host (``ENDED``), or live past its review
+        window, which nobody ended: its grants expired then, and it is ended for everyone (its
+        page, its participants' list, what it shows them), as ``board_ended`` says in queries."""
+        if self.state == BoardState.ENDED:
+            return True
+        return self.state == BoardState.LIVE and self.window_ends_at is not None \
+            and self.window_ends_at <= timezone.now()
+
+    @property
+    def is_live(self) -> bool:
+        """Started, and neither ended nor past its review window (``has_ended``)."""
+        return self.state == BoardState.LIVE and not self.has_ended
+
+    @property
+    def state_shown(self) -> BoardState:
+        """The state its pages show: a live board past its review window is shown ``Ended``."""
+        return BoardState.ENDED if self.has_ended else BoardState(self.state)
+
+    @property
+    def ended_at_shown(self) -> datetime | None:
+        """When the meeting ended: when it was ended, or when its review window ran out."""
+        if self.ended_at is not None:
+            return self.ended_at
+        return self.window_ends_at if self.has_ended else None
+
+
+def board_ended(now: datetime | None = None) -> Q:
+    """The tumor boards whose meeting is over (``BoardSession.has_ended``): ended, or live past
+    their review window (``started_at`` + ``review_days`` days, at or before ``now``): the
+    query's copy of that rule, for SQLite and PostgreSQL alike."""
+    now = now or timezone.now()
+    window_end = ExpressionWrapper(F("started_at") + _DaysAsDuration(F("review_days")),
+                                   output_field=models.DateTimeField())
+    return Q(state=BoardState.ENDED) | Q(LessThanOrEqual(window_end, now), state=BoardState.LIVE,
+                                         started_at__isnull=False)
+
+
+class _DaysAsDuration(Func):
+    """A number of days as a duration to add to a date and time: an interval on PostgreSQL; on
+    SQLite, whose durations Django stores as microseconds, that many microseconds (Django's own
+    ``integer * timedelta`` is refused there: "Invalid arguments for operator *")."""
+
+    template = "(%(expressions)s * INTERVAL '1 day')"
+    output_field = models.DurationField()
+
+    def as_sqlite(self, compiler, connection, **extra_context):
+        return self.as_sql(compiler, connection, template="(%(expressions)s * 86400000000)", **extra_context)
 
 
 class AttachmentQuerySet(WholeCaseQuerySet):

@@ -33,6 +33,7 @@ from apps.cases.models import (
     NoteKind,
     Patient,
     birth_date_not_in_future,
+    board_ended,
     mrn_normalise,
 )
 from apps.core.forms import is_past, require_datetimes_in_range
@@ -509,8 +510,9 @@ def board_end(*, board: BoardSession, by: User, request: HttpRequest | None = No
 
 def _board_end(*, board: BoardSession, by: User, request: HttpRequest | None) -> int:
     now = timezone.now()
-    if not BoardSession.objects.filter(pk=board.pk, state=BoardState.LIVE).update(state=BoardState.ENDED,
-                                                                                  ended_at=now):
+    # a board past its review window is ended already (its grants expired: BoardSession.has_ended)
+    if not BoardSession.objects.filter(pk=board.pk, state=BoardState.LIVE).exclude(board_ended(now)).update(
+            state=BoardState.ENDED, ended_at=now):
         raise ValidationError(_("This board is not live."))
     board.state, board.ended_at = BoardState.ENDED, now
     # whoever held a grant of the meeting is told it ended (its participants, as it started)

@@ -332,14 +332,16 @@ def board_detail(request: HttpRequest, boardsession_id: UUID) -> HttpResponse:
                          if policy.sees_board_participants(request.user, board, facts=facts) else None),
         "can_start": board.state == BoardState.SCHEDULED and policy.can(request.user, Action.RUN_BOARD, board,
                                                                          facts=facts),
-        "can_end": board.state == BoardState.LIVE and policy.can(request.user, Action.END_BOARD, board, facts=facts),
+        # past its review window a live board is ended for everyone (BoardSession.has_ended): nothing to end
+        "can_end": board.is_live and policy.can(request.user, Action.END_BOARD, board, facts=facts),
         "can_edit": board.state == BoardState.SCHEDULED and policy.can(request.user, Action.MANAGE_CASE, board,
                                                                         facts=facts),
         # an ended meeting's page says whose access ended with it: the reader's own, if it gave them any
         # and their role does not show them its cases anyway (staff are pointed to the cases instead)
-        "cases_by_role": (cases_by_role := board.state == BoardState.ENDED
+        "ended": board.has_ended,
+        "cases_by_role": (cases_by_role := board.has_ended
                           and policy.sees_board_cases_by_role(request.user, board, facts=facts)),
-        "access_ended": (board.state == BoardState.ENDED and not cases_by_role
+        "access_ended": (board.has_ended and not cases_by_role
                          and selectors.board_gave_access(user=request.user, board=board)),
     })
 

@@ -378,20 +378,23 @@ def boards_seen_as_participant(user: User) -> QuerySet:
       are an active member of its organization in a role that takes part in boards
       (``BOARD_PARTICIPANT_ROLES``): it stays in their list, and its page says that the meeting,
       and their access with it, ended. Not once their membership ended (the revoked grants stay).
+      A live board past its review window, which nobody ended, is ended (``board_ended``): its
+      grants expired, and it was a 404 to them as if it had never been.
 
     Seeing a board gives nothing of its cases: their pages, images, notes, documents and
     downloads are decided on grants (``can``), and ending the meeting revoked its own."""
-    from apps.cases.models import BOARD_PARTICIPANT_ROLES, BoardSession, BoardState
+    from apps.cases.models import BOARD_PARTICIPANT_ROLES, BoardSession, BoardState, board_ended
     from apps.sharing.models import Grant
 
     if not _active_user(user):
         return BoardSession.objects.none().values("id")
+    now = timezone.now()
     mine = Grant.objects.addressed_to(user).filter(board_sessions__participants=user)
     member_of = Membership.objects.filter(user=user, is_active=True,
                                           role__in=BOARD_PARTICIPANT_ROLES).values("organization_id")
     return BoardSession.objects.filter(
-        Q(state=BoardState.LIVE, id__in=mine.live().values("board_sessions"))
-        | Q(state=BoardState.ENDED, id__in=mine.values("board_sessions"), organization_id__in=member_of),
+        Q(state=BoardState.LIVE, id__in=mine.live(now).values("board_sessions"))  # expire as the window ends
+        | (board_ended(now) & Q(id__in=mine.values("board_sessions"), organization_id__in=member_of)),
     ).values("id")
 
 
@@ -402,9 +405,7 @@ def sees_board_participants(user: Any, board: Any, *, facts: _Facts | None = Non
     consultants) while the meeting is not ended. Once it ended they still find it
     (``boards_seen_as_participant``) but no longer who else took part: people of other hospitals'
     addresses would be shown to each for as long as they stay members. ``facts``: as for ``can``."""
-    from apps.cases.models import BoardState
-
-    if board.state != BoardState.ENDED:
+    if not board.has_ended:  # ended, or past its review window
         return True
     return sees_board_cases_by_role(user, board, facts=facts)
 
