@@ -380,6 +380,13 @@ class OriginalRequest(PublicIdModel):
 
     class Meta:
         ordering = ["-created_at"]
+        constraints = [
+            # one request a person and case waits for a decision (``services._original_requests_supersede``
+            # closes the one a new request replaces before it is written); pairs made before that
+            # rule were closed by migration 0015
+            models.UniqueConstraint(fields=["case", "requested_by"], condition=models.Q(status="pending"),
+                                    name="one_pending_original_request"),
+        ]
 
     def __str__(self) -> str:
         return f"OriginalRequest {self.public_id}"

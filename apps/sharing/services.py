@@ -1335,11 +1335,14 @@ def _original_request_create(*, grant: Grant, by: User, reason: str, request: Ht
     # earlier request of theirs approved (after its share was extended), so that they can
     # download the original already and a second approval would give it twice (found by review)
     _original_request_refuse(grant=Grant.objects.select_related("case").get(pk=grant.pk), by=by, request=request)
-    req = OriginalRequest.objects.create(organization_id=grant.organization_id, case=grant.case, grant=grant,
-                                         requested_by=by, reason=reason)
+    req = OriginalRequest(organization_id=grant.organization_id, case=grant.case, grant=grant, requested_by=by,
+                          reason=reason)
+    # the one it replaces is closed before it is written: one request waits a person and case, in
+    # the database too (``OriginalRequest.Meta``'s ``one_pending_original_request``)
+    _original_requests_supersede(new=req, by=by, request=request)
+    req.save()
     record(action="original_request.created", actor=by, organization_id=grant.organization_id, target=req,
            case=grant.case, request=request, details={"grant": str(grant.public_id)})
-    _original_requests_supersede(new=req, by=by, request=request)
     from django.urls import reverse
 
     url = reverse("sharing:original_request_decide", kwargs={"originalrequest_id": req.public_id})
@@ -1366,11 +1369,13 @@ def _original_requests_supersede(*, new: OriginalRequest, by: User, request: Htt
     the request that replaced it. Extending a share is not refused for it (the access it gives is
     the sharer's to decide, whatever was asked under it), nor does it revive the request. In the
     caller's transaction, with the case's row locked (``_original_request_create``), so two at
-    once are decided one after the other. Returns how many."""
-    older = list(OriginalRequest.objects.select_for_update(of=("self",)).select_related("grant")
-                 .filter(case_id=new.case_id, requested_by=by, status=OriginalRequestStatus.PENDING)
-                 .exclude(pk=new.pk).order_by("pk"))
-    return _original_requests_close(older, by=by, case=new.case, request=request,
+    once are decided one after the other; before ``new`` is written (its public id is known),
+    which the database's ``one_pending_original_request`` asks. Returns how many."""
+    older = (OriginalRequest.objects.select_for_update(of=("self",)).select_related("grant")
+             .filter(case_id=new.case_id, requested_by=by, status=OriginalRequestStatus.PENDING))
+    if new.pk is not None:
+        older = older.exclude(pk=new.pk)
+    return _original_requests_close(list(older.order_by("pk")), by=by, case=new.case, request=request,
                                     details=lambda req: {"reason": "superseded", "grant": str(req.grant.public_id),
                                                          "superseded_by": str(new.public_id)})
 

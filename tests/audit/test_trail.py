@@ -191,6 +191,10 @@ def _make_request(w):
     from apps.sharing.models import OriginalRequest
 
     _make_grant(w)
+    # an earlier row's request for the case may still wait: one request a person and case waits
+    # (the database's one_pending_original_request), so it is closed first, as a new one closes it
+    OriginalRequest.objects.filter(case=w.case, requested_by=w.consultant, status="pending").update(
+        status="withdrawn")
     w.request = OriginalRequest.objects.create(organization=w.org, case=w.case, grant=w.grant,
                                                requested_by=w.consultant, reason="need the originals")
 
