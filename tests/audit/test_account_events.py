@@ -43,7 +43,8 @@ def test_sign_in_events_go_to_each_of_the_members_organizations(org_a, org_b, ad
     assert _actions(org_c) == []
     page = client_as(admin_a).get(reverse("audit:event_list"), {"action": actions.AUTH_SIGNED_IN})
     assert page.status_code == 200
-    assert b"both@alpha.example" in page.content and b"only-b@beta.example" not in page.content
+    text = page.content.replace(b"<wbr>", b"")  # an e-mail address may break after a dot or its @
+    assert b"both@alpha.example" in text and b"only-b@beta.example" not in text
 
 
 def test_unknown_or_unaffiliated_accounts_stay_in_the_global_chain(org_a):

@@ -108,7 +108,8 @@ def test_page_for_admins_only_with_nav_link(world, admin_a, clinician_a, client_
     assert response.status_code == 200
     html = response.content.decode()
     assert f'href="{reverse("audit:event_list")}"' in html  # the "Audit" navigation link
-    assert "Access denied" in html and "rad@alpha.example" in html
+    # an e-mail address may break after its dots and @ (<wbr>, no character): its text is whole
+    assert "Access denied" in html and "rad@alpha.example" in html.replace("<wbr>", "")
     assert "Fictional Person" not in html and "MRN-4242" not in html  # no patient data in the trail
     denied = client_as(clinician_a).get(reverse("audit:event_list"))
     assert denied.status_code == 403
@@ -256,7 +257,7 @@ def test_who_and_what_are_named_in_the_readers_language(org_a, admin_a, clinicia
     cells = re.sub(r' data-label="[^"]*"', "", html.split("<tbody>", 1)[1])
     assert "<td>Sistema</td>" in cells and "<td>Visitante anónimo</td>" in cells
     assert f'Enlace para compartir <small class="mono audit-id">{str(link_id)[:9]}' in cells
-    assert f"<td>{clinician_a.email}</td>" in cells
+    assert f"<td>{clinician_a.email}</td>" in cells.replace("<wbr>", "")  # it may break after a dot or @
     assert "<td>Caso <small" in cells and "<td>Cuenta <small" in cells
     for code in ("<td>system</td>", "<td>anonymous</td>", "link:", "<td>case <small", "<td>user <small"):
         assert code not in cells, code
