@@ -17,7 +17,8 @@ The e-mail is made and sent by a task queued once the request commits
 (``sso_link_send_task``), never in the request: the answer neither waits for the mail server
 (``EMAIL_TIMEOUT`` bounds the task's wait) nor takes longer for a staff address than for any
 other. Where tasks run eagerly (the embedded default, no broker), the task runs in the
-request's process as it commits, so there the answer's time still includes the e-mail.
+request's process once the response has been sent (``eager_after_response``, apps.core.queue),
+so there too the answer's time does not include the e-mail.
 
 The link names the account and the single sign-on by their public ids and a one-use nonce kept in
 the cache for ``SSO_LINK_MINUTES``, signed (not encrypted: it holds nothing internal); opening it

@@ -1,4 +1,5 @@
-"""Request-wide settings of apps.core: caching, and the reader's time zone.
+"""Request-wide settings of apps.core: caching, the reader's time zone, and the tasks that run once
+the response has been sent (``AfterResponseMiddleware``).
 
 Responses are not kept by browsers or proxies unless their view says otherwise.
 
@@ -78,3 +79,28 @@ class TimeZoneMiddleware:
             return self.get_response(request)
         finally:
             timezone.deactivate()
+
+
+class AfterResponseMiddleware:
+    """Runs the eager tasks that wait for the response (``eager_after_response``,
+    apps.core.queue) once the response has been sent: Django closes a response after the server
+    has sent its last byte (WSGI and ASGI alike), and runs its closers then. Outermost, so that
+    every other middleware's work is in the answer's time and the response it hands on is the one
+    sent. A run that fails is logged by ``_run_in_process``, as a worker would."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        from apps.core import queue
+
+        waiting: list = []
+        token = queue.after_response.set(waiting)
+        try:
+            response = self.get_response(request)
+        finally:
+            queue.after_response.reset(token)
+        for run in waiting:
+            # Django's list of what close() runs (FileResponse closes its file through it)
+            response._resource_closers.append(run)
+        return response

@@ -18,6 +18,15 @@ eagerly (the embedded default, no broker) the task runs in-process, its retries 
 task that still fails is logged (by type) as a worker would log it, not raised into the request
 that queued it: the task records how it ended.
 
+A task whose running must not show in the time a request takes declares ``eager_after_response =
+True`` (``@shared_task(eager_after_response=True)``): where tasks run eagerly and a request is
+being answered, it runs once that request's response has been sent (``AfterResponseMiddleware``
+in apps.core.middleware hands the response what was queued; Django closes a response once the
+server has sent it, under WSGI and ASGI alike), not as the request commits. The e-mailed sign-in
+link is one (``accounts.tasks.sso_link_send_task``): run in the request, the answer to a staff
+address took the mail server's time longer than to any other, and told who is staff. Outside a
+request (a task, a command) it runs at once; with a broker nothing changes.
+
 A task lost after it was sent (a broker restarted without its messages, a process killed between
 the commit and the send) leaves its work queued and never started. Each app that queues work
 sweeps for it on a schedule (``lost_tasks_send``, one mechanism): work still queued
@@ -34,6 +43,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
+from contextvars import ContextVar
 from datetime import timedelta
 from functools import partial
 
@@ -55,6 +65,11 @@ SWEEP_MAX = 1000
 LOST_SENDS = 3
 
 
+#: the eager runs waiting for the response of the request being answered (``AfterResponseMiddleware``
+#: sets a list here for each request); None outside a request
+after_response: ContextVar[list[Callable[[], None]] | None] = ContextVar("lightbox_after_response", default=None)
+
+
 def send_on_commit(task, *args: int) -> None:
     """Queue ``task(*args)`` once the current transaction commits (at once outside one)."""
     transaction.on_commit(partial(_send, task, args))
@@ -62,6 +77,10 @@ def send_on_commit(task, *args: int) -> None:
 
 def _send(task, args: tuple) -> None:
     if task.app.conf.task_always_eager:
+        waiting = after_response.get()
+        if waiting is not None and getattr(task, "eager_after_response", False):
+            waiting.append(partial(_run_in_process, task, args))  # once the response is sent
+            return
         _run_in_process(task, args)
         return
     try:

@@ -84,6 +84,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "apps.core.middleware.AfterResponseMiddleware",  # eager tasks that wait for the response (apps.core.queue)
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "apps.core.middleware.PrivateByDefaultMiddleware",  # no-store unless a view chose its caching

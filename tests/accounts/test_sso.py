@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import time
 
 import pytest
 import requests
@@ -19,6 +20,7 @@ from apps.accounts.models import SSOConfig, User
 from apps.audit.models import AuditEvent
 from apps.organizations.models import Membership, Role
 from tests.accounts.conftest import enrol
+from tests.conftest import live_requests_in_flight
 from tests.factories import CaseFactory, OrganizationFactory, member
 from tests.servers import ROOT, clean_env, free_port, stop, wait_answering
 
@@ -71,6 +73,14 @@ def alpha(idp):
     return org
 
 
+def _sent_after_answer() -> None:
+    """Wait until the live server has finished its requests: where tasks run eagerly, the e-mail's
+    task runs once the response has been sent (``eager_after_response``, apps.core.queue)."""
+    deadline = time.monotonic() + 10
+    while live_requests_in_flight() and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
 def _csrf(html: str) -> str:
     return re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', html).group(1)
 
@@ -86,6 +96,7 @@ def _sso_sign_in(base: str, email: str, username: str, browser: requests.Session
         start = browser.get(f"{base}/accounts/sso/")
         asked = browser.post(f"{base}/accounts/sso/", data={"email": email, "csrfmiddlewaretoken": _csrf(start.text)},
                              headers={"Referer": start.url})
+        _sent_after_answer()
         assert asked.status_code == 200 and len(mail.outbox) == sent + 1, asked.text[:500]
         start_url = re.search(r"http\S+/accounts/sso/continue/\S+/", mail.outbox[-1].body).group(0)
     start = browser.get(start_url)
@@ -146,6 +157,7 @@ def _sso_not_taken(base: str, email: str) -> bool:
     start = browser.get(f"{base}/accounts/sso/")
     response = browser.post(f"{base}/accounts/sso/", data={"email": email, "csrfmiddlewaretoken": _csrf(start.text)},
                             headers={"Referer": start.url}, allow_redirects=False)
+    _sent_after_answer()
     return response.status_code == 200 and 'data-testid="sso-start-sent"' in response.text and len(mail.outbox) == sent
 
 
