@@ -29,6 +29,7 @@ from django.utils.translation import pgettext_lazy
 #                                               .birth_date_failed, .token_locked_out; account.created)
 #   case created / closed ..................... case.created / case.closed (case.reopened,
 #                                               case.edited, patient.created, patient.mrn_renamed,
+#                                               patient.updated,
 #                                               note.added, attachment.*, board.*)
 #   study uploaded / ingested / deleted ....... imaging.upload_completed / imaging.study_ingested
 #                                               (one per study; imaging.ingest per run) /
@@ -77,6 +78,9 @@ AUDIT_EXPORTED = "audit.exported"
 # --- cases ---------------------------------------------------------------------------------------
 PATIENT_CREATED = "patient.created"
 PATIENT_MRN_RENAMED = "patient.mrn_renamed"
+#: a patient's recorded name or birth date corrected (from one of their cases' pages); details
+#: name the fields changed, never their values
+PATIENT_UPDATED = "patient.updated"
 CASE_CREATED = "case.created"
 CASE_EDITED = "case.edited"
 CASE_VIEWED = "case.viewed"
@@ -175,6 +179,7 @@ LABELS: dict[str, str] = {
     AUDIT_EXPORTED: _("Audit trail exported"),
     PATIENT_CREATED: _("Patient created"),
     PATIENT_MRN_RENAMED: _("Patient's MRN renamed as a duplicate (by a migration)"),
+    PATIENT_UPDATED: _("Patient details corrected"),
     CASE_CREATED: _("Case created"),
     CASE_EDITED: _("Case edited"),
     CASE_VIEWED: _("Case page viewed"),

@@ -82,6 +82,17 @@ class CaseForm(SearchedChoicesForm, forms.ModelForm):
         return data
 
 
+class PatientForm(forms.ModelForm):
+    """A patient's recorded details to correct (``services.patient_update``): the name and the
+    birth date. A birth date in the future is refused (the model field's validator), the one
+    recorded included: it is the one to correct. Not the MRN (``services.PATIENT_EDITABLE``)."""
+
+    class Meta:
+        model = Patient
+        fields = ["name", "birth_date"]
+        widgets = {"birth_date": DATE}
+
+
 class CaseCreateForm(CaseForm):
     """A case and its patient: an MRN already known in the organization picks that patient;
     a new MRN creates one (then a name is needed). An MRN known here typed with a name or birth

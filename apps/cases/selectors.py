@@ -159,6 +159,8 @@ class CasePage:
     can_attach: bool = False
     can_share: bool = False  # the case, while it is open
     show_patient: bool = False
+    #: correct the patient's recorded name and birth date (``services.patient_update``)
+    can_edit_patient: bool = False
     #: how many of the studies listed have a patient ID in their images that is not the case's
     #: MRN (``patient_id_flags``): the studies section warns of them
     other_patient_studies: int = 0
@@ -249,7 +251,8 @@ def case_page(*, user: User, case: Case, may: dict[Action, bool], request: HttpR
                     can_delete_studies=may[Action.DELETE_STUDY], can_upload=may[Action.UPLOAD_STUDY],
                     can_add_note=may[Action.ADD_NOTE], can_view_documents=may[Action.VIEW_DOCUMENTS],
                     can_attach=may[Action.ATTACH_DOCUMENT], can_share=case.is_open and may[Action.SHARE_CASE],
-                    show_patient=may[Action.VIEW_PATIENT_IDENTITY])
+                    show_patient=may[Action.VIEW_PATIENT_IDENTITY],
+                    can_edit_patient=can_manage and may[Action.VIEW_PATIENT_IDENTITY])
     if page.can_view_documents:  # clinical documents: not for status-only roles nor some studies' shares
         page.attachments = attachments_of(case, user)
     if page.can_view_images or page.can_delete_studies:

@@ -19,6 +19,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
+from apps.audit.actions import PATIENT_UPDATED
 from apps.audit.services import record
 from apps.cases import selectors
 from apps.cases.models import (
@@ -128,6 +129,51 @@ def patient_get_or_create(*, organization: Organization, by: User, mrn: str, nam
                                                                             birth_date=birth_date):
             raise PatientDetailsDiffer(patient)
     return patient, False
+
+
+#: what ``patient_update`` corrects. Not the MRN: it is the patient's key in the organization
+#: (``one_mrn_per_org`` on ``mrn_key``), what a new case's MRN finds them by and what every study's
+#: patient ID is compared with (``selectors.patient_id_flags``); a change would re-flag the images
+#: of all their cases, or run into another patient's MRN (two records of one person, a merge)
+PATIENT_EDITABLE = ("name", "birth_date")
+
+
+def patient_update(*, case: Case, by: User, values: dict[str, Any], request: HttpRequest | None = None) -> list[str]:
+    """Correct the recorded name or birth date of ``case``'s patient: whoever may edit the case
+    (MANAGE_CASE, as ``case_update``) and see who its patient is (VIEW_PATIENT_IDENTITY), both
+    staff of its organization only. The details are the patient's, on all their cases there. A
+    name is needed; a birth date in the future is refused (one recorded before such dates were
+    refused is corrected here: ``Patient.birth_date_needs_correction``). Returns the names of
+    the fields changed, recorded as ``patient.updated`` with the case it was corrected from (the
+    names only: the values are PHI)."""
+    policy.require(by, Action.MANAGE_CASE, case, request=request)
+    policy.require(by, Action.VIEW_PATIENT_IDENTITY, case, request=request)
+    unknown = set(values) - set(PATIENT_EDITABLE)
+    if unknown:
+        raise ValueError(f"not editable: {sorted(unknown)}")
+    values = dict(values)
+    if "name" in values:
+        values["name"] = (values["name"] or "").strip()
+        if not values["name"]:
+            raise ValidationError({"name": _("Enter the patient's name.")})
+    if "birth_date" in values:
+        try:
+            birth_date_not_in_future(values["birth_date"])
+        except ValidationError as exc:
+            raise ValidationError({"birth_date": exc.error_list}) from None
+    with transaction.atomic():
+        # the row as stored, locked: two corrections at once are applied one after the other
+        patient = Patient.objects.for_org(case.organization_id).select_for_update().get(pk=case.patient_id)
+        changed = [name for name, value in values.items() if getattr(patient, name) != value]
+        if changed:
+            for name in changed:
+                setattr(patient, name, values[name])
+            patient.full_clean(exclude=["organization", "mrn", "mrn_key"], validate_constraints=False)
+            patient.save(update_fields=changed)
+            record(action=PATIENT_UPDATED, actor=by, organization_id=case.organization_id, target=patient,
+                   case=case, request=request, details={"fields": sorted(changed)})
+    case.patient = patient
+    return changed
 
 
 def mrn_duplicates_record(*, duplicates: Iterable[selectors.MrnDuplicate]) -> int:

@@ -12,6 +12,7 @@ urlpatterns = [
     path("cases/choices/", views.case_choices, name="case_choices"),
     path("cases/<uuid:case_id>/", views.case_detail, name="case_detail"),
     path("cases/<uuid:case_id>/edit/", views.case_edit, name="case_edit"),
+    path("cases/<uuid:case_id>/patient/", views.patient_edit, name="patient_edit"),
     path("cases/<uuid:case_id>/close/", views.case_close, name="case_close"),
     path("cases/<uuid:case_id>/reopen/", views.case_reopen, name="case_reopen"),
     path("cases/<uuid:case_id>/notes/", views.note_add, name="note_add"),

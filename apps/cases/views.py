@@ -20,7 +20,15 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from apps.audit.services import record
 from apps.cases import selectors, services
-from apps.cases.forms import AttachmentForm, BoardForm, CaseCreateForm, CaseFilterForm, CaseForm, NoteForm
+from apps.cases.forms import (
+    AttachmentForm,
+    BoardForm,
+    CaseCreateForm,
+    CaseFilterForm,
+    CaseForm,
+    NoteForm,
+    PatientForm,
+)
 from apps.cases.models import BoardState, CaseStatus
 from apps.core.pagination import page_of
 from apps.organizations.selectors import active_organization_or_404
@@ -161,6 +169,33 @@ def case_edit(request: HttpRequest, case_id: UUID) -> HttpResponse:
             messages.success(request, _("Case saved."))
             return redirect("cases:case_detail", case_id=case.public_id)
     return render(request, "cases/case_form.html", {"form": form, "case": case},
+                  status=400 if form.errors else 200)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def patient_edit(request: HttpRequest, case_id: UUID) -> HttpResponse:
+    """Correct the recorded name or birth date of the case's patient (``services.patient_update``):
+    whoever may edit the case and see who its patient is; a case not seen is a 404."""
+    case = selectors.case_get(user=request.user, public_id=case_id, request=request)
+    if (switch := switch_first(request, case, Action.MANAGE_CASE, then=request.path)) is not None:
+        return switch
+    policy.require(request.user, Action.MANAGE_CASE, case, request=request)
+    policy.require(request.user, Action.VIEW_PATIENT_IDENTITY, case, request=request)
+    patient = case.patient
+    form = PatientForm(request.POST or None, instance=patient)
+    if request.method == "POST" and form.is_valid():
+        try:  # the form wrote onto the instance: the service reads the stored row
+            services.patient_update(case=case, by=request.user, request=request,
+                                    values={k: form.cleaned_data[k] for k in services.PATIENT_EDITABLE})
+        except ValidationError as exc:
+            _form_errors(form, exc)
+        else:
+            messages.success(request, _("Patient details saved."))
+            return redirect("cases:case_detail", case_id=case.public_id)
+    if request.method == "POST":
+        patient.refresh_from_db()  # what is recorded, beside the form's typed values
+    return render(request, "cases/patient_form.html", {"form": form, "case": case, "patient": patient},
                   status=400 if form.errors else 200)
 
 

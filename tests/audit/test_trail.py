@@ -133,6 +133,14 @@ def _case_edit(w):
     case_update(case=w.case, by=w.clinician, values={"title": "Renamed"})
 
 
+def _patient_update(w):
+    """The case page's "Correct patient details" form (a birth date, never shown in the trail)."""
+    born = "1961-03-14" if str(w.case.patient.birth_date) != "1961-03-14" else "1961-03-15"  # a change
+    response = w.clients["clinician"].post(reverse("cases:patient_edit", kwargs={"case_id": w.case.public_id}),
+                                           {"name": w.case.patient.name, "birth_date": born})
+    assert response.status_code == 302
+
+
 def _case_close(w):
     from apps.cases.services import case_close
 
@@ -874,6 +882,7 @@ ROWS = [
     Row("case page view", _case_view, [(A.CASE_VIEWED, ALLOWED, ORG)]),
     Row("denial by the policy", _case_view_denied, [(A.ACCESS_DENIED, DENIED, ORG)]),
     Row("case edited", _case_edit, [(A.CASE_EDITED, ALLOWED, ORG)]),
+    Row("patient details corrected", _patient_update, [(A.PATIENT_UPDATED, ALLOWED, ORG)]),
     Row("note added", _note_add, [(A.NOTE_ADDED, ALLOWED, ORG)]),
     Row("share created", _share, [(A.GRANT_CREATED, ALLOWED, ORG), (A.SHARE_LINK_CREATED, ALLOWED, ORG)]),
     Row("share extended", _share_extend, [(A.GRANT_EXTENDED, ALLOWED, ORG)], setup=_make_grant),
