@@ -23,8 +23,9 @@ so there too the answer's time does not include the e-mail.
 The link names the account and the single sign-on by their public ids and a one-use nonce kept in
 the cache for ``SSO_LINK_MINUTES``, signed (not encrypted: it holds nothing internal); opening it
 checks again that the address is still that organization's staff, and the POST that goes on to
-the provider uses the nonce up (``sso_link_read(..., use=True)``): a link forwarded or read from a
-mailbox later leads nowhere. It signs nobody in: the provider does.
+the provider uses the nonce up once the redirect to the provider is built (``sso_link_start``): a
+link forwarded or read from a mailbox later leads nowhere, and a provider that cannot be reached
+uses nothing up. It signs nobody in: the provider does.
 
 An address typed more than ``LIGHTBOX_SSO_START_ADDRESS_MAX_EMAILS`` times in a window is
 e-mailed no more in that window, silently (``brute_force.sso_start_claim``): anyone may type
@@ -37,6 +38,7 @@ from __future__ import annotations
 import logging
 import secrets
 import smtplib
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
@@ -52,6 +54,9 @@ logger = logging.getLogger(__name__)
 #: how long an e-mailed link to an organization's sign-in works
 SSO_LINK_MINUTES = 30
 _SALT = "lightbox.accounts.sso-link"
+#: the longest a start through a link holds it (``sso_link_start``): above the time allauth's start
+#: may take on a provider that does not answer (SOCIALACCOUNT_REQUESTS_TIMEOUT, connect and read)
+_START_LOCK_SECONDS = 120
 
 #: the cookie naming the organization this browser last signed in with through single sign-on
 #: (its public slug, signed), for "Continue with <organization>" on the sign-in page
@@ -114,12 +119,11 @@ def sso_link_send(*, user_id: int, config_id: int) -> None:
         logger.warning("E-mail sso_link not sent: %s", type(exc).__name__)
 
 
-def sso_link_read(token: str, config_for: Any, *, use: bool = False) -> tuple[User, SSOConfig] | None:
-    """The account and single sign-on a link names, if it is genuine, not older than
-    SSO_LINK_MINUTES, not used yet, and the account still active staff of that organization
-    (``config_for``, ``sso_config_for``, takes it to that same configuration); None
-    otherwise. ``use``: the link is used up by this call (the POST on to the provider); of two
-    uses at once, one only finds it."""
+def sso_link_read(token: str, config_for: Any) -> tuple[User, SSOConfig, str] | None:
+    """The account and single sign-on a link names, and its nonce, if it is genuine, not older
+    than SSO_LINK_MINUTES, not used yet, and the account still active staff of that organization
+    (``config_for``, ``sso_config_for``, takes it to that same configuration); None otherwise.
+    Reading uses nothing up (the link's page, a GET: a mail scanner opening it)."""
     try:
         data = signing.loads(token, salt=_SALT, max_age=SSO_LINK_MINUTES * 60)
     except signing.BadSignature:  # SignatureExpired included
@@ -134,9 +138,41 @@ def sso_link_read(token: str, config_for: Any, *, use: bool = False) -> tuple[Us
     config = config_for(user.email.lower())
     if config is None or str(config.public_id) != data.get("c"):
         return None
-    if use and not cache.delete(_nonce_key(data["n"])):
-        return None  # used meanwhile
-    return user, config
+    return user, config, data["n"]
+
+
+def sso_link_start(token: str, config_for: Any, start: Callable[[SSOConfig], HttpResponse]) -> HttpResponse | None:
+    """Go on through the link ``token`` (its POST): ``start(config)`` builds the way on to the
+    provider (allauth's start, which fetches the provider's discovery document), and the link is
+    used up only once that is built, a redirect to the provider. A start that fails (the provider
+    down or unreachable, its discovery document wrong: a 503 or an error page, or an exception)
+    uses nothing up: the link works again until it expires, and the person tries again later
+    rather than asking for another e-mail (found by review: the link was used up by a provider
+    that could not be reached). None if the link does not lead on (``sso_link_read``), or is
+    being used at this moment by another request.
+
+    Security contract: a link leads on to its provider once. Its use is held by a lock in the
+    cache (``cache.add``, atomic) for the time the start takes: of two uses at once, from two
+    browsers, one only gets as far as the provider, the other finds the link in use; the nonce
+    is deleted before the redirect is returned, so no later use finds it. The lock lasts
+    ``_START_LOCK_SECONDS`` at most (a process that dies during the start does not hold the link
+    for ever); with the cache unreachable the nonce is not found and the link leads nowhere."""
+    found = sso_link_read(token, config_for)
+    if found is None:
+        return None
+    user, config, nonce = found
+    lock = f"{_nonce_key(nonce)}:starting"
+    if not cache.add(lock, "1", _START_LOCK_SECONDS):
+        return None  # another request is going on through it now
+    try:
+        if cache.get(_nonce_key(nonce)) != str(user.public_id):
+            return None  # used up between the read and the lock
+        response = start(config)
+        if 300 <= response.status_code < 400 and not cache.delete(_nonce_key(nonce)):
+            return None  # on to the provider, but the nonce is gone: not this request's use
+        return response
+    finally:
+        cache.delete(lock)
 
 
 def organization_config(slug: str) -> SSOConfig | None:

@@ -637,15 +637,20 @@ def sso_start(request: HttpRequest) -> HttpResponse:
 def sso_continue(request: HttpRequest, token: str) -> HttpResponse:
     """The e-mailed link of ``sso_start``: GET, a button (a mail scanner opening the link starts
     nothing, nor uses it up); POST (CSRF-checked), on to the organization's provider, checked again
-    that the address is still its staff, and the link used up (``sso.sso_link_read``). The button
+    that the address is still its staff, and the link used up once the redirect to the provider is
+    built: a provider that cannot be reached uses nothing up (``sso.sso_link_start``). The button
     names the provider's host, as ``sso_organization``'s does. An expired, used or altered link:
     400, with the way to ask for a new one."""
-    found = sso.sso_link_read(token, sso.sso_config_for, use=request.method == "POST")
+    if request.method == "POST":
+        started = sso.sso_link_start(token, sso.sso_config_for,
+                                     lambda config: sso_provider_login(request, config.provider_id))
+        if started is None:
+            return render(request, "accounts/sso_continue.html", {}, status=400)
+        return started
+    found = sso.sso_link_read(token, sso.sso_config_for)
     if found is None:
         return render(request, "accounts/sso_continue.html", {}, status=400)
-    _user, config = found
-    if request.method == "POST":
-        return sso_provider_login(request, config.provider_id)
+    _user, config, _nonce = found
     return render(request, "accounts/sso_continue.html",
                   {"organization": config.organization, "provider_host": config.issuer_host})
 
