@@ -82,12 +82,13 @@ def test_my_shares_lists_every_request_the_sharer_may_decide_a_page_at_a_time(or
     consultant = member(org_a, Role.EXTERNAL_CONSULTANT)
 
     def requests(by, n, reason):
-        grant = GrantFactory(organization=org_a, case=CaseFactory(organization=org_a, created_by=by,
-                                                                  responsible_clinician=by),
-                             grantee=consultant, created_by=by, **PREVIEW)
-        OriginalRequest.objects.bulk_create([OriginalRequest(organization=org_a, case=grant.case, grant=grant,
-                                                             requested_by=consultant, reason=f"{reason} {i}")
-                                             for i in range(n)])
+        # each of its own case: one request a person and case waits (one_pending_original_request)
+        for i in range(n):
+            grant = GrantFactory(organization=org_a, case=CaseFactory(organization=org_a, created_by=by,
+                                                                      responsible_clinician=by),
+                                 grantee=consultant, created_by=by, **PREVIEW)
+            OriginalRequest.objects.create(organization=org_a, case=grant.case, grant=grant, requested_by=consultant,
+                                           reason=f"{reason} {i}")
 
     requests(sharer, 4, "Mine")  # older than the others: the 100 newest waiting were all others'
     requests(other, 101, "Not mine")  # the sharer sees them (same organization) but may not decide them
