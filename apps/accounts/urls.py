@@ -10,6 +10,7 @@ urlpatterns = [
     path("accounts/activity/", views.activity, name="activity"),
     # before allauth's own page at this address (portal/urls.py includes these first)
     path("accounts/email/", views.email_addresses_not_offered),
+    path("accounts/login/", views.sign_in),  # in an invitation's language, when one sent the browser there
     path("accounts/mfa/setup/", views.mfa_setup, name="mfa_setup"),
     path("accounts/mfa/verify/", views.mfa_verify, name="mfa_verify"),
     path("accounts/mfa/step-up/", views.step_up, name="step_up"),

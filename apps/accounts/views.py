@@ -77,6 +77,16 @@ def email_addresses_not_offered(request: HttpRequest) -> HttpResponse:
 
 # --- language --------------------------------------------------------------------------------
 
+def sign_in(request: HttpRequest) -> HttpResponse:
+    """allauth's sign-in page (before allauth's view at its address), in the language of the
+    invitation whose link sent this browser there, if one did (``services.language_of_sign_in``);
+    otherwise allauth's page as it is."""
+    from allauth.account.views import login
+
+    services.language_activate(request=request, code=services.language_of_sign_in(request=request))
+    return login(request)
+
+
 def set_language(request: HttpRequest) -> HttpResponse:
     """Django's language switcher, remembered: a signed-in person's choice becomes their language
     (pages on every device, e-mails others' actions send them); a choice made before signing in
@@ -516,6 +526,7 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
 
     if User.objects.filter(email=invitation.email.lower()).exists():
         context["login_url"] = with_next("account_login", request.path)
+        services.invitation_sign_in_remember(invitation=invitation, request=request)  # its language
         return render(request, "accounts/invitation_sign_in.html", context)
 
     form = AcceptForm(request.POST if request.POST.get("step") == "account" else None, email=invitation.email)
