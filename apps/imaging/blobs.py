@@ -23,7 +23,6 @@ import os
 import posixpath
 import shutil
 import struct
-import tempfile
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Executor, Future, wait
 from contextlib import contextmanager
@@ -38,7 +37,7 @@ from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 from django.utils.crypto import get_random_string
 
-from apps.imaging import keys
+from apps.imaging import keys, spool
 from apps.imaging.checksums import crc32
 from apps.imaging.directio import fsync_paths
 from apps.imaging.models import Blob
@@ -164,11 +163,16 @@ class _EncryptingReader(io.RawIOBase):
 
 
 def _spool(fileobj: IO[bytes]) -> BinaryIO:
-    """A non-seekable stream goes to a temporary file first (never to memory)."""
-    spool = tempfile.TemporaryFile()
-    shutil.copyfileobj(fileobj, spool, READ_SIZE)
-    spool.seek(0)
-    return spool
+    """A non-seekable stream goes to an encrypted temporary file first (never to memory, never
+    to the disk in clear: ``apps.imaging.spool``)."""
+    out = spool.spool()
+    try:
+        shutil.copyfileobj(fileobj, out, READ_SIZE)
+    except BaseException:
+        out.close()
+        raise
+    out.seek(0)
+    return out
 
 
 def put_blob(fileobj: IO[bytes], *, organization=None, sha256: str | None = None) -> Blob:

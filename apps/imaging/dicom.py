@@ -12,7 +12,6 @@ import logging
 import os
 import re
 import struct
-import tempfile
 import traceback
 import warnings
 import zlib
@@ -36,6 +35,7 @@ from pydicom.uid import UID
 from pydicom.valuerep import VR
 
 from apps.core.i18n import Deferred
+from apps.imaging import spool
 
 DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"
 DEFLATED = "1.2.840.10008.1.2.1.99"
@@ -441,9 +441,10 @@ def _deflated_meta(fh: IO[bytes], force: bool) -> tuple[bytes | None, pydicom.Da
 
 def _inflate(fh: IO[bytes], limit: int) -> IO[bytes]:
     """The rest of ``fh``, a raw deflate stream, inflated: in memory up to INFLATE_MEMORY_MAX,
-    then in a temporary file (the caller closes it). Raise DicomError past ``limit`` bytes, and
-    where the stream ends early; zlib.error where it is damaged. pydicom would inflate it whole
-    into memory, however large: a file of 300 KB can inflate to 300 MB, a zip entry to many GB."""
+    then in an encrypted temporary file (``spool``; the caller closes it). Raise DicomError past
+    ``limit`` bytes, and where the stream ends early; zlib.error where it is damaged. pydicom
+    would inflate it whole into memory, however large: a file of 300 KB can inflate to 300 MB, a
+    zip entry to many GB."""
     inflater = zlib.decompressobj(-zlib.MAX_WBITS)
     out: IO[bytes] = io.BytesIO()
     total = 0
@@ -458,7 +459,7 @@ def _inflate(fh: IO[bytes], limit: int) -> IO[bytes]:
                 logger.info("DICOM deflated data set refused: inflates past %d bytes", limit)
                 raise InflateLimit(limit)
             if isinstance(out, io.BytesIO) and total > INFLATE_MEMORY_MAX:
-                spooled = tempfile.TemporaryFile()
+                spooled = spool.spool()  # encrypted: the data set is never on the disk in clear
                 spooled.write(out.getbuffer())
                 out = spooled
             out.write(data)

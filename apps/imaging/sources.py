@@ -11,7 +11,6 @@ import lzma
 import os
 import posixpath
 import stat
-import tempfile
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from django.conf import settings
 from django.utils.translation import gettext_noop
 
 from apps.core.i18n import Deferred
-from apps.imaging import dicom
+from apps.imaging import dicom, spool
 
 COPY = 1024 * 1024
 #: entries up to this size are extracted into memory (ingest holds a batch of them at a time)
@@ -127,7 +126,8 @@ def _read(src: IO[bytes], size: int) -> bytes:
 @contextlib.contextmanager
 def _extract(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> Iterator[IO[bytes]]:
     """Extract one entry, never more than its declared size: into memory up to MEMORY_MAX
-    (one read; the CRC is checked at the end), else to a temporary file."""
+    (one read; the CRC is checked at the end), else to an encrypted temporary file (``spool``:
+    a DICOM file is never on the disk in clear)."""
     if info.file_size <= MEMORY_MAX:
         with _open_entry(zf, info) as src:
             data = _read(src, info.file_size + 1)
@@ -135,7 +135,7 @@ def _extract(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> Iterator[IO[bytes]]:
             raise dicom.DicomError(INFLATES)
         yield io.BytesIO(data)
         return
-    with tempfile.TemporaryFile() as out, _open_entry(zf, info) as src:
+    with spool.spool() as out, _open_entry(zf, info) as src:
         left = info.file_size
         while True:
             chunk = _read(src, min(COPY, left + 1))
