@@ -36,7 +36,8 @@ from django.utils.translation import pgettext_lazy
 #                                               imaging.study_deleted (imaging.upload_created,
 #                                               _deleted, _expired; imaging.study_attached)
 #   case-page view ............................ case.viewed (grant.opened: a shared case opened;
-#                                               study.viewed: a study's page)
+#                                               study.viewed: a study's page; upload_report.viewed:
+#                                               an upload's per-file report)
 #   viewer opened / closed .................... viewer.opened / viewer.closed (details.reason
 #                                               "timeout" when the idle sweep closes it)
 #   download (bytes sent, completed or not) ... download.completed / download.incomplete
@@ -163,6 +164,10 @@ IMAGING_STUDY_INGESTED = "imaging.study_ingested"
 IMAGING_STUDY_DELETED = "imaging.study_deleted"
 #: a study uploaded with no case ("attach later") put into a case afterwards, one per version
 IMAGING_STUDY_ATTACHED = "imaging.study_attached"
+#: an upload's per-file report read (its file names often name the patient): its report page
+#: (target the ingest job), or its status as JSON (target the upload; once per session and upload,
+#: as the upload page polls it)
+UPLOAD_REPORT_VIEWED = "upload_report.viewed"
 KEYS_ROTATED = "keys.rotated"
 ORGANIZATION_CREATED = "organization.created"
 
@@ -253,6 +258,7 @@ LABELS: dict[str, str] = {
     IMAGING_STUDY_INGESTED: _("Study ingested"),
     IMAGING_STUDY_DELETED: _("Study deleted"),
     IMAGING_STUDY_ATTACHED: _("Study attached to a case"),
+    UPLOAD_REPORT_VIEWED: _("Upload report viewed"),
     KEYS_ROTATED: _("Encryption keys re-wrapped"),
     ORGANIZATION_CREATED: _("Organization created"),
 }

@@ -30,6 +30,8 @@ from django.urls import reverse
 from django.utils.translation import gettext, ngettext
 from django.views.decorators.cache import never_cache
 
+from apps.audit import actions as audit_actions
+from apps.audit.services import record, record_hidden_refusal
 from apps.cases.models import Case
 from apps.core.http import header_number
 from apps.imaging import follow, uploads
@@ -314,8 +316,16 @@ def uploads_root(request: HttpRequest) -> HttpResponse:
     case = None
     if metadata.get("case"):
         try:
-            case = Case.objects.visible_to(request.user).filter(organization=org).get(public_id=UUID(metadata["case"]))
-        except (ValueError, Case.DoesNotExist):
+            wanted = UUID(metadata["case"])
+        except ValueError:
+            return _error(400, gettext("unknown case"))
+        case = Case.objects.visible_to(request.user).filter(organization=org).filter(public_id=wanted).first()
+        if case is None:
+            # another organization's case, or one this user does not see: the same answer whether
+            # it exists or not, the probe of one that does recorded in its organization's trail
+            # (as the study page's attach records it)
+            record_hidden_refusal(user=request.user, model=Case, public_id=wanted, request=request,
+                                  wanted=Action.UPLOAD_STUDY.value)
             return _error(400, gettext("unknown case"))
     filename = metadata.get("filename") or metadata.get("name") or ""
     keep = {k: v[:200] for k, v in metadata.items() if k in {"filename", "name", "filetype", "type", "case"}}
@@ -381,6 +391,35 @@ def _maybe_complete(request: HttpRequest, upload: Upload) -> HttpResponse | None
 #: there are; the upload page then says it lists only these and leads to the report page, which
 #: lists them all), the files that need the uploader's attention first (as the study page's report)
 STATUS_FILES = 1000
+#: the session's key for the uploads whose status it was recorded reading (``_status_recorded``),
+#: the last STATUS_SEEN_MAX of them
+STATUS_SEEN_KEY = "imaging_upload_status_seen"
+STATUS_SEEN_MAX = 100
+
+
+def _status_recorded(request: HttpRequest, upload: Upload) -> None:
+    """The status names the upload's files (often the patient) and its studies: its reading is
+    recorded (``upload_report.viewed``, the upload its target), once per browser session and
+    upload: the upload page polls it every few seconds while the ingest runs."""
+    seen = request.session.get(STATUS_SEEN_KEY, [])
+    if str(upload.public_id) in seen:
+        return
+    record(action=audit_actions.UPLOAD_REPORT_VIEWED, actor=request.user, organization_id=upload.organization_id,
+           target=upload, request=request)
+    request.session[STATUS_SEEN_KEY] = [*seen, str(upload.public_id)][-STATUS_SEEN_MAX:]
+
+
+def _hidden_upload_recorded(request: HttpRequest, upload_id: UUID) -> None:
+    """An upload the request may not reach (another organization's; another user's, for HEAD,
+    PATCH, DELETE) is answered 404 as one that does not exist; when it exists, the probe is
+    recorded in its organization's trail. Not the user's own upload hidden since (their
+    membership ended): the upload page goes on polling its status every few seconds, and its
+    HEAD is tus-js-client's resume; neither is a probe."""
+    if Upload.objects.filter(public_id=upload_id, created_by=request.user).exists():
+        return
+    wanted = Action.VIEW_ORG_DATA if request.method == "GET" else Action.UPLOAD_STUDY
+    record_hidden_refusal(user=request.user, model=Upload, public_id=upload_id, request=request,
+                          wanted=wanted.value)
 
 
 def _status_json(upload: Upload) -> dict:
@@ -433,6 +472,7 @@ def upload_detail(request: HttpRequest, upload_id: UUID) -> HttpResponse:
         visible = visible.filter(created_by=request.user)  # only the uploader writes to it
     upload = visible.select_related("organization", "case").filter(public_id=upload_id).first()
     if upload is None:
+        _hidden_upload_recorded(request, upload_id)
         return _error(404, gettext("no such upload"))
     if request.method == "GET":
         # the per-file report names files as the export named them (a patient's name, often): the
@@ -442,6 +482,7 @@ def upload_detail(request: HttpRequest, upload_id: UUID) -> HttpResponse:
             policy.require(request.user, Action.VIEW_ORG_DATA, upload, request=request)
         except PermissionDenied:
             return _error(404, gettext("no such upload"))
+        _status_recorded(request, upload)
         return JsonResponse(_status_json(upload))
     if bad := _check_version(request):
         return bad

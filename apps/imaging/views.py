@@ -260,7 +260,7 @@ def upload_report(request: HttpRequest, ingestjob_id: UUID) -> HttpResponse:
     they stay after a reload. For whoever may upload into the job's organization, as the study
     page's report is (file names are the organization's own record); 404 to whoever cannot see
     the job or is not of its organization's staff (a grantee of one of its cases sees the job's
-    case, not the job), 403 to its other staff."""
+    case, not the job), 403 to its other staff. Each view is recorded (``upload_report.viewed``)."""
     job = selectors.upload_job_get(user=request.user, public_id=ingestjob_id, request=request)
     if (switch := switch_first(request, job, Action.UPLOAD_STUDY, then=request.get_full_path())) is not None:
         return switch
@@ -270,6 +270,9 @@ def upload_report(request: HttpRequest, ingestjob_id: UUID) -> HttpResponse:
         if policy.role_in(request.user, job.organization_id) is None:
             raise Http404 from None  # the refusal is recorded already
         raise
+    # its file names often name the patient: recorded as read, as the study page showing it is
+    record(action=audit_actions.UPLOAD_REPORT_VIEWED, actor=request.user, organization_id=job.organization_id,
+           target=job, request=request)
     return render(request, "imaging/upload_report.html", {
         "job": job,
         "lines": page_of(request, selectors.upload_job_lines(job=job), size=selectors.REPORT_LINES, param="lines"),

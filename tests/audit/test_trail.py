@@ -623,6 +623,25 @@ def _upload_finish(w):
     assert response.status_code == 204, response.content
 
 
+def _upload_status_read(w):
+    """The upload page polls its upload's status (its per-file report): recorded once."""
+    for _ in range(3):
+        assert w.clients["clinician"].get(w.upload_url).status_code == 200
+
+
+def _upload_report_view(w):
+    from apps.imaging.models import IngestJob
+
+    job = IngestJob.objects.get(upload__public_id=w.upload_url.rstrip("/").rsplit("/", 1)[-1])
+    response = w.clients["clinician"].get(reverse("imaging:upload_report", kwargs={"ingestjob_id": job.public_id}))
+    assert response.status_code == 200
+
+
+def _upload_received(w):
+    _upload_create(w)
+    _upload_finish(w)
+
+
 def _upload_cancel(w):
     assert w.clients["clinician"].delete(w.upload_url, **TUS).status_code == 204
 
@@ -967,6 +986,10 @@ ROWS = [
     Row("upload started", _upload_create, [(A.IMAGING_UPLOAD_CREATED, ALLOWED, ORG)]),
     Row("study uploaded", _upload_finish, [(A.IMAGING_UPLOAD_COMPLETED, ALLOWED, ORG)], setup=_upload_create),
     Row("upload cancelled", _upload_cancel, [(A.IMAGING_UPLOAD_DELETED, ALLOWED, ORG)], setup=_upload_create),
+    Row("upload status read", _upload_status_read, [(A.UPLOAD_REPORT_VIEWED, ALLOWED, ORG)],
+        setup=_upload_received),
+    Row("upload report page viewed", _upload_report_view, [(A.UPLOAD_REPORT_VIEWED, ALLOWED, ORG)],
+        setup=_upload_received),
     Row("upload expired", _upload_expire, [(A.IMAGING_UPLOAD_EXPIRED, ALLOWED, ORG)], setup=_upload_create),
     Row("failed upload's file discarded", _failed_upload_discard, [(A.IMAGING_UPLOAD_DISCARDED, ALLOWED, ORG)],
         setup=_upload_failed_long_ago),
