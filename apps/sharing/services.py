@@ -273,6 +273,39 @@ def _original_requests_close(requests: list[OriginalRequest], *, by: User | None
     return len(requests)
 
 
+#: the mark migration sharing 0015 leaves in the ``decision_note`` of each request it closed, until
+#: the closure is recorded (its ``CLOSED_MARK``), followed by the public id of the request it kept
+ORIGINAL_REQUEST_CLOSED_MARK = "sharing-0015:superseded-by:"
+
+
+def original_requests_closed_by_migration_record() -> int:
+    """Record in each organization's trail the requests for the original DICOM that migration
+    sharing 0015 closed (two or more of one requester for one case waiting, made before 5d75554)
+    without recording them, a migration not writing through the live audit service: each as
+    ``_original_requests_supersede`` records one, ``original_request.withdrawn`` with reason
+    ``superseded``, its share and the request kept (``superseded_by``), by the system, dated when
+    recorded (``"by": "migration"``). Found by the mark the migration left
+    (``ORIGINAL_REQUEST_CLOSED_MARK``: withdrawn, no decider), which is cleared by a conditional
+    UPDATE in the event's transaction: each is recorded once, however often this runs, two
+    processes at once included. Run after ``migrate`` by the app's post_migrate receiver
+    (``apps.sharing.apps``). Returns how many were recorded."""
+    marked = (OriginalRequest.objects.filter(status=OriginalRequestStatus.WITHDRAWN, decided_by__isnull=True,
+                                             decision_note__startswith=ORIGINAL_REQUEST_CLOSED_MARK)
+              .select_related("case", "grant").order_by("pk"))
+    recorded = 0
+    for req in marked:
+        with transaction.atomic():
+            if not OriginalRequest.objects.filter(pk=req.pk, decision_note=req.decision_note).update(decision_note=""):
+                continue  # recorded meanwhile
+            record(action=audit_actions.ORIGINAL_REQUEST_WITHDRAWN, actor=None, organization_id=req.organization_id,
+                   target=req, case=req.case,
+                   details={"reason": "superseded", "grant": str(req.grant.public_id),
+                            "superseded_by": req.decision_note[len(ORIGINAL_REQUEST_CLOSED_MARK):],
+                            "by": "migration"})
+            recorded += 1
+    return recorded
+
+
 def grants_end_for_member(*, organization: Organization, user: User, by: User | None,
                           request: HttpRequest | None = None) -> int:
     """A member leaves ``organization`` (deactivated): every share of that organization addressed
