@@ -83,6 +83,18 @@ class EncryptedSpool(io.RawIOBase):
         self._pos = self._size
         return len(view)
 
+    def read(self, size: int = -1) -> bytes:
+        """A large read (hashing, storing: 1 MiB at a time) decrypted straight into the bytes
+        returned; a small one from the window (``readinto``)."""
+        if size is not None and size >= WINDOW and not self.closed:
+            n = min(size, self._size - self._pos)
+            if n <= 0:
+                return b""
+            plain = self._plain(self._pos, n)
+            self._pos += n
+            return plain
+        return super().read(size)
+
     def readinto(self, buffer) -> int:
         if self.closed:
             raise ValueError("read from a closed spool")
