@@ -9,7 +9,7 @@ from django.utils.formats import date_format
 from django.utils.translation import gettext_lazy as _
 
 from apps.accounts.models import User
-from apps.cases import selectors
+from apps.cases import selectors, services
 from apps.cases.models import (
     BOARD_PARTICIPANT_ROLES,
     REVIEW_DAYS_DEFAULT,
@@ -21,6 +21,7 @@ from apps.cases.models import (
     CaseStatus,
     NoteKind,
     Patient,
+    birth_date_bounds,
 )
 from apps.core.forms import (
     BoundedDateTimeField,
@@ -34,6 +35,31 @@ from apps.sharing.policy import Action
 
 DATE = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
 DATETIME = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
+
+
+def birth_date_input_bounds(field: forms.Field) -> None:
+    """The date input of a patient's birth date offers only the dates accepted
+    (``models.birth_date_bounds``: ``min`` and ``max``), so a phone's date picker does not
+    offer one that would be refused. Set when the form is made: the bounds move with the days."""
+    earliest, latest = birth_date_bounds()
+    field.widget.attrs.update(min=earliest.isoformat(), max=latest.isoformat())
+
+
+class EditVersionMixin:
+    """An edit form of a stored row (a ModelForm's ``instance``) that carries, hidden, the
+    version of the values of ``version_fields`` it showed (``services.edit_version``): the view
+    hands it to the service, which refuses the edit when someone else changed them meanwhile
+    (``services.ChangedMeanwhile``) instead of writing the values this form still showed over
+    theirs. A form of a new row has none."""
+
+    version_fields: tuple[str, ...] = ()
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk is not None:
+            self.fields["version"] = forms.CharField(
+                required=False, max_length=64, widget=forms.HiddenInput,
+                initial=services.edit_version(self.instance, self.version_fields))
 
 
 class _SearchedMemberLabel:
@@ -51,11 +77,14 @@ class SearchedMemberChoiceField(_SearchedMemberLabel, SearchedModelChoiceField):
     pass
 
 
-class CaseForm(SearchedChoicesForm, forms.ModelForm):
+class CaseForm(EditVersionMixin, SearchedChoicesForm, forms.ModelForm):
     """A case's own fields. Its responsible clinician (one of the organization's clinicians and
     radiologists: hundreds in a hospital) is a searched list, as a tumor board's host: the one
     named, then a bounded number of matches by name or e-mail; any of them is accepted, drawn or
-    not, and the case may name no one."""
+    not, and the case may name no one. An edit carries the version of what it showed
+    (``EditVersionMixin``)."""
+
+    version_fields = services.CASE_EDITABLE
 
     class Meta:
         model = Case
@@ -82,15 +111,23 @@ class CaseForm(SearchedChoicesForm, forms.ModelForm):
         return data
 
 
-class PatientForm(forms.ModelForm):
+class PatientForm(EditVersionMixin, forms.ModelForm):
     """A patient's recorded details to correct (``services.patient_update``): the name and the
-    birth date. A birth date in the future is refused (the model field's validator), the one
-    recorded included: it is the one to correct. Not the MRN (``services.PATIENT_EDITABLE``)."""
+    birth date. A birth date in the future, or more than 130 years ago, is refused (the model
+    field's validator, ``birth_date_in_range``), the one recorded included: it is the one to
+    correct. Not the MRN (``services.PATIENT_EDITABLE``). It carries the version of the details
+    it showed (``EditVersionMixin``): a correction made meanwhile by someone else is not undone."""
+
+    version_fields = services.PATIENT_EDITABLE
 
     class Meta:
         model = Patient
         fields = ["name", "birth_date"]
         widgets = {"birth_date": DATE}
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        birth_date_input_bounds(self.fields["birth_date"])
 
 
 class CaseCreateForm(CaseForm):
@@ -112,6 +149,7 @@ class CaseCreateForm(CaseForm):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        birth_date_input_bounds(self.fields["birth_date"])
         if self.data.get("existing_patient"):  # the form asked about a patient: the answer is read
             self._add_existing_patient_fields()
 

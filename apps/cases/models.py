@@ -13,6 +13,7 @@ from django.db import models
 from django.db.models import ExpressionWrapper, F, Func, Q
 from django.db.models.lookups import LessThanOrEqual
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.translation import gettext_lazy as _
 
 from apps.core.forms import UPLOAD_NAME_MAX
@@ -55,8 +56,41 @@ class MrnKeyField(models.CharField):
         return value
 
 
+#: the oldest a patient is taken to be: a birth date further back is a typing slip (0001-01-01,
+#: 1062 for 1962), refused by ``birth_date_in_range``. The one place this bound is decided
+BIRTH_DATE_MAX_AGE_YEARS = 130
+
+
+def birth_date_bounds() -> tuple[date, date]:
+    """The earliest and latest birth date accepted today (the portal's own date): what
+    ``birth_date_in_range`` refuses outside of, and the ``min``/``max`` of the forms' date inputs,
+    so that a phone's date picker does not offer a date that would be refused."""
+    today = timezone.localdate()
+    try:
+        earliest = today.replace(year=today.year - BIRTH_DATE_MAX_AGE_YEARS)
+    except ValueError:  # 29 February, in a year that has none
+        earliest = today.replace(year=today.year - BIRTH_DATE_MAX_AGE_YEARS, day=28)
+    return earliest, today
+
+
+def birth_date_in_range(value: date | None) -> None:
+    """A patient's birth date is not after today, nor more than ``BIRTH_DATE_MAX_AGE_YEARS``
+    before it (``birth_date_bounds``). Every form and service that takes a patient's birth date
+    checks it with this (the model field's validator)."""
+    if value is None:
+        return
+    earliest, latest = birth_date_bounds()
+    if value > latest:
+        raise ValidationError(_("The birth date cannot be in the future."), code="birth_date_future")
+    if value < earliest:
+        raise ValidationError(
+            _("The birth date cannot be before %(earliest)s: check the year."), code="birth_date_too_early",
+            params={"earliest": date_format(earliest, "SHORT_DATE_FORMAT")})
+
+
 def birth_date_not_in_future(value: date | None) -> None:
-    """A birth date is not after today (the portal's own date)."""
+    """The field's validator before the earliest birth date was bounded: migration 0004 names it.
+    Use ``birth_date_in_range``."""
     if value is not None and value > timezone.localdate():
         raise ValidationError(_("The birth date cannot be in the future."), code="birth_date_future")
 
@@ -79,7 +113,7 @@ class Patient(PublicIdModel):
     #: times the MRN's length (casefold makes "ﬃ" "ffi")
     mrn_key = MrnKeyField(max_length=3 * 64, editable=False)
     name = models.CharField(_("name"), max_length=200)
-    birth_date = models.DateField(_("birth date"), null=True, blank=True, validators=[birth_date_not_in_future])
+    birth_date = models.DateField(_("birth date"), null=True, blank=True, validators=[birth_date_in_range])
 
     objects = PatientQuerySet.as_manager()
 

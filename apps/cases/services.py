@@ -9,6 +9,7 @@ date, never a note's text.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from datetime import date
 from typing import IO, TYPE_CHECKING, Any
@@ -16,6 +17,7 @@ from typing import IO, TYPE_CHECKING, Any
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
@@ -33,7 +35,7 @@ from apps.cases.models import (
     CaseStatus,
     NoteKind,
     Patient,
-    birth_date_not_in_future,
+    birth_date_in_range,
     board_ended,
     mrn_normalise,
 )
@@ -56,6 +58,37 @@ if TYPE_CHECKING:
 #: the case fields an editor may change (case_update); everything else has its own service
 CASE_EDITABLE = ("title", "referring_question", "referred_by", "service_line", "responsible_clinician",
                  "episode_start", "episode_end")
+
+
+# --- edits made on what a form showed ---------------------------------------------------------
+
+class ChangedMeanwhile(ValidationError):
+    """An edit made on values that someone else changed since its form was shown (its
+    ``version`` is not the stored row's, ``edit_version``): nothing is written, and the form is
+    shown again with what is recorded now, to make the edit again on it. Without this the later
+    save silently wrote the values its form still showed back over the other person's, and the
+    trail named its author as having changed them."""
+
+    def __init__(self) -> None:
+        super().__init__(_("These details were changed by someone else meanwhile: here is what is recorded now; "
+                           "make your correction again."), code="changed_meanwhile")
+
+
+def edit_version(obj: Any, fields: Iterable[str]) -> str:
+    """A token of the values of ``fields`` on ``obj`` (a stored row), as an edit form shows them:
+    the form carries it, hidden (``forms.EditVersionMixin``), and the service compares it with
+    the locked row's (``edit_version_check``). Keyed with the secret key, so that the page holds
+    no plain hash of a patient's name and birth date for anyone to match guesses with."""
+    values = [str(obj._meta.get_field(name).value_from_object(obj)) for name in fields]
+    return salted_hmac("lightbox.cases.edit_version", json.dumps(values)).hexdigest()[:32]
+
+
+def edit_version_check(obj: Any, fields: Iterable[str], version: str | None) -> None:
+    """Raise ``ChangedMeanwhile`` when ``version`` (what the edit form showed) is not that of
+    ``obj``, read on its locked row. No version (a form of before versions, a caller that shows
+    no form) checks nothing."""
+    if version and version != edit_version(obj, fields):
+        raise ChangedMeanwhile()
 
 
 # --- patients -------------------------------------------------------------------------------
@@ -89,8 +122,9 @@ def patient_get_or_create(*, organization: Organization, by: User, mrn: str, nam
     """The organization's patient with this MRN, created when new. PHI never leaves the
     organization: the lookup is by (organization, MRN) and the audit trail holds ids only. An MRN
     is matched without the blanks around it and whatever the case of its letters
-    (``models.mrn_key``), and stored without those blanks. A birth date in the future is refused
-    when it is entered: for a new patient, or one that is not the recorded patient's. The
+    (``models.mrn_key``), and stored without those blanks. A birth date in the future, or more
+    than 130 years ago (``birth_date_in_range``), is refused when it is entered: for a new
+    patient, or one that is not the recorded patient's. The
     recorded patient's own birth date, typed as recorded, is theirs even when in the future (a
     record of before such dates were refused, or imported): opening a case for them is not
     refused until it is corrected (``Patient.birth_date_needs_correction``). The same new patient
@@ -109,7 +143,7 @@ def patient_get_or_create(*, organization: Organization, by: User, mrn: str, nam
         patient = Patient.objects.for_org(organization.pk).with_mrn(mrn).first()
         if patient is None or birth_date != patient.birth_date:
             try:
-                birth_date_not_in_future(birth_date)
+                birth_date_in_range(birth_date)
             except ValidationError as exc:
                 raise ValidationError({"birth_date": exc.error_list}) from None
         if patient is None:
@@ -138,14 +172,18 @@ def patient_get_or_create(*, organization: Organization, by: User, mrn: str, nam
 PATIENT_EDITABLE = ("name", "birth_date")
 
 
-def patient_update(*, case: Case, by: User, values: dict[str, Any], request: HttpRequest | None = None) -> list[str]:
+def patient_update(*, case: Case, by: User, values: dict[str, Any], version: str | None = None,
+                   request: HttpRequest | None = None) -> list[str]:
     """Correct the recorded name or birth date of ``case``'s patient: whoever may edit the case
     (MANAGE_CASE, as ``case_update``) and see who its patient is (VIEW_PATIENT_IDENTITY), both
     staff of its organization only. The details are the patient's, on all their cases there. A
     name is needed; a birth date in the future is refused (one recorded before such dates were
-    refused is corrected here: ``Patient.birth_date_needs_correction``). Returns the names of
-    the fields changed, recorded as ``patient.updated`` with the case it was corrected from (the
-    names only: the values are PHI)."""
+    refused is corrected here: ``Patient.birth_date_needs_correction``), and so is one more than
+    ``BIRTH_DATE_MAX_AGE_YEARS`` ago (``birth_date_in_range``). ``version``: the
+    ``edit_version`` of the details the form showed; when someone else changed them since,
+    ``ChangedMeanwhile`` is raised and nothing is written. Returns the names of the fields
+    changed, recorded as ``patient.updated`` with the case it was corrected from (the names only:
+    the values are PHI)."""
     policy.require(by, Action.MANAGE_CASE, case, request=request)
     policy.require(by, Action.VIEW_PATIENT_IDENTITY, case, request=request)
     unknown = set(values) - set(PATIENT_EDITABLE)
@@ -158,12 +196,13 @@ def patient_update(*, case: Case, by: User, values: dict[str, Any], request: Htt
             raise ValidationError({"name": _("Enter the patient's name.")})
     if "birth_date" in values:
         try:
-            birth_date_not_in_future(values["birth_date"])
+            birth_date_in_range(values["birth_date"])
         except ValidationError as exc:
             raise ValidationError({"birth_date": exc.error_list}) from None
     with transaction.atomic():
         # the row as stored, locked: two corrections at once are applied one after the other
         patient = Patient.objects.for_org(case.organization_id).select_for_update().get(pk=case.patient_id)
+        edit_version_check(patient, PATIENT_EDITABLE, version)
         changed = [name for name, value in values.items() if getattr(patient, name) != value]
         if changed:
             for name in changed:
@@ -229,29 +268,36 @@ def case_create(*, organization: Organization, by: User, patient: Patient, title
     return case
 
 
-def case_update(*, case: Case, by: User, values: dict[str, Any], request: HttpRequest | None = None) -> list[str]:
+def case_update(*, case: Case, by: User, values: dict[str, Any], version: str | None = None,
+                request: HttpRequest | None = None) -> list[str]:
     """Change the editable fields given; returns the names of those that changed (audited by
-    name only: the old and new text may hold clinical detail)."""
+    name only: the old and new text may hold clinical detail). ``version``: the ``edit_version``
+    of the fields the form showed; when someone else changed them since, ``ChangedMeanwhile`` is
+    raised and nothing is written. ``case`` is read again on its locked row: two edits at once
+    are applied one after the other, each compared with what the other wrote."""
     policy.require(by, Action.MANAGE_CASE, case, request=request)
     unknown = set(values) - set(CASE_EDITABLE)
     if unknown:
         raise ValueError(f"not editable: {sorted(unknown)}")
     if "responsible_clinician" in values:
         _check_clinician(case.organization_id, values["responsible_clinician"])
-    changed = [name for name, value in values.items() if getattr(case, name) != value]
-    if not changed:
-        return []
-    details: dict[str, Any] = {"fields": sorted(changed)}
-    if "responsible_clinician" in changed:
-        # an owner of the case for the policy (OWNER_NEEDS: deciding requests for originals,
-        # managing its shares): who lost and who gained that is named, by account id
-        details["responsible_clinician"] = {
-            "before": _public_id(case.responsible_clinician), "after": _public_id(values["responsible_clinician"])}
-    title_before = case.title
-    for name in changed:
-        setattr(case, name, values[name])
-    case.full_clean()
     with transaction.atomic():
+        case.refresh_from_db(fields=CASE_EDITABLE,
+                             from_queryset=Case.objects.for_org(case.organization_id).select_for_update())
+        edit_version_check(case, CASE_EDITABLE, version)
+        changed = [name for name, value in values.items() if getattr(case, name) != value]
+        if not changed:
+            return []
+        details: dict[str, Any] = {"fields": sorted(changed)}
+        if "responsible_clinician" in changed:
+            # an owner of the case for the policy (OWNER_NEEDS: deciding requests for originals,
+            # managing its shares): who lost and who gained that is named, by account id
+            details["responsible_clinician"] = {
+                "before": _public_id(case.responsible_clinician), "after": _public_id(values["responsible_clinician"])}
+        title_before = case.title
+        for name in changed:
+            setattr(case, name, values[name])
+        case.full_clean()
         case.save(update_fields=[*changed, "updated_at"])
         if "title" in changed:  # what the shares that ended name it by: the title they had
             grants_case_title_keep(case=case, title=title_before)

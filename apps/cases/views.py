@@ -54,6 +54,16 @@ def _form_errors(form, exc: ValidationError) -> None:
         form.add_error(None, exc)
 
 
+def _changed_meanwhile(form_class, instance, exc: services.ChangedMeanwhile, **kwargs):
+    """An edit form shown again after ``services.ChangedMeanwhile``: nothing was written, and
+    the form holds what is recorded now (and its version), with why, to make the edit again on it."""
+    instance.refresh_from_db()
+    form = form_class(instance=instance, **kwargs)  # unbound: it shows the recorded values
+    form.cleaned_data = {}  # which add_error reads, and an unbound form has not
+    form.add_error(None, exc)
+    return form
+
+
 # --- cases ----------------------------------------------------------------------------------
 
 @login_required
@@ -158,18 +168,21 @@ def case_edit(request: HttpRequest, case_id: UUID) -> HttpResponse:
         return switch
     policy.require(request.user, Action.MANAGE_CASE, case, request=request)
     form = CaseForm(request.POST or None, instance=case, organization=case.organization)
+    conflict = False
     if request.method == "POST" and form.is_valid():
         case.refresh_from_db()  # the form wrote onto the instance; the service compares with the stored row
         try:
-            services.case_update(case=case, by=request.user, request=request,
+            services.case_update(case=case, by=request.user, request=request, version=form.cleaned_data["version"],
                                  values={k: form.cleaned_data[k] for k in services.CASE_EDITABLE})
+        except services.ChangedMeanwhile as exc:
+            form, conflict = _changed_meanwhile(CaseForm, case, exc, organization=case.organization), True
         except ValidationError as exc:
             _form_errors(form, exc)
         else:
             messages.success(request, _("Case saved."))
             return redirect("cases:case_detail", case_id=case.public_id)
     return render(request, "cases/case_form.html", {"form": form, "case": case},
-                  status=400 if form.errors else 200)
+                  status=409 if conflict else 400 if form.errors else 200)
 
 
 @login_required
@@ -184,10 +197,13 @@ def patient_edit(request: HttpRequest, case_id: UUID) -> HttpResponse:
     policy.require(request.user, Action.VIEW_PATIENT_IDENTITY, case, request=request)
     patient = case.patient
     form = PatientForm(request.POST or None, instance=patient)
+    conflict = False
     if request.method == "POST" and form.is_valid():
         try:  # the form wrote onto the instance: the service reads the stored row
-            services.patient_update(case=case, by=request.user, request=request,
+            services.patient_update(case=case, by=request.user, request=request, version=form.cleaned_data["version"],
                                     values={k: form.cleaned_data[k] for k in services.PATIENT_EDITABLE})
+        except services.ChangedMeanwhile as exc:  # shown what someone else recorded meanwhile, not undoing it
+            form, conflict = _changed_meanwhile(PatientForm, patient, exc), True
         except ValidationError as exc:
             _form_errors(form, exc)
         else:
@@ -196,7 +212,7 @@ def patient_edit(request: HttpRequest, case_id: UUID) -> HttpResponse:
     if request.method == "POST":
         patient.refresh_from_db()  # what is recorded, beside the form's typed values
     return render(request, "cases/patient_form.html", {"form": form, "case": case, "patient": patient},
-                  status=400 if form.errors else 200)
+                  status=409 if conflict else 400 if form.errors else 200)
 
 
 @login_required
