@@ -331,10 +331,52 @@ def second_factor_met(grant: Grant, user: Any) -> bool:
 def _live_grants_showing_cases(user: User) -> QuerySet[Grant]:
     """The live grants addressed to ``user`` that show their case's rows (``granted_case_ids``,
     ``granted_study_ids``): a grant that gives no case page (a patient-education share) shows
-    none of them."""
+    none of them, nor a tumor board's grant its holder no longer takes part in boards under
+    (``board_grants_refused``)."""
     from apps.sharing.models import Grant
 
-    return Grant.objects.live().addressed_to(user).exclude(use_case__in=use_cases_without(Action.VIEW_CASE))
+    return (Grant.objects.live().addressed_to(user).exclude(use_case__in=use_cases_without(Action.VIEW_CASE))
+            .exclude(board_grants_refused(user)))
+
+
+def _board_organization_ids(user: Any) -> QuerySet[Membership]:
+    """A subquery of the organizations in which ``user`` may take part in tumor boards: an active
+    membership whose role is one of ``BOARD_PARTICIPANT_ROLES`` (not a patient account)."""
+    from apps.cases.models import BOARD_PARTICIPANT_ROLES
+
+    return Membership.objects.filter(user=user, is_active=True,
+                                     role__in=BOARD_PARTICIPANT_ROLES).values("organization_id")
+
+
+def board_grants_refused(user: Any) -> Q:
+    """A filter of the grants that give ``user`` nothing because they came from a tumor board's
+    meeting (``GrantSource.BOARD``) and ``user`` no longer takes part in boards in its
+    organization (``_board_organization_ids``), as ``_grant_refusal`` decides: for the querysets
+    that list what grants show, so that they list no more than ``can`` gives."""
+    from apps.sharing.models import GrantSource
+
+    return Q(source=GrantSource.BOARD) & ~Q(organization_id__in=_board_organization_ids(user))
+
+
+def _board_grant_refused(grant: Grant, user: Any, *, roles: dict[int, str] | None = None) -> bool:
+    """Whether ``grant`` came from a tumor board's meeting and ``user`` holds no role that takes
+    part in boards in its organization now (``BOARD_PARTICIPANT_ROLES``: an active membership,
+    not a patient account). Its meeting gave it to a participant; ``board_start`` leaves patient
+    accounts out because such a grant shows them every case on the board, other patients' too.
+    Read at each decision, as expiry is: a participant made a patient account during the meeting
+    kept every case of the board until it ended (found by review); one whose membership ended
+    is refused too (those grants are revoked as well: ``grants_end_for_member``). ``roles``:
+    the user's active memberships (``_Facts.roles``), when read already."""
+    from apps.cases.models import BOARD_PARTICIPANT_ROLES
+    from apps.sharing.models import GrantSource
+
+    if grant.source != GrantSource.BOARD:
+        return False
+    if not _active_user(user):
+        return True
+    if roles is None:
+        roles = _active_roles(user)
+    return roles.get(grant.organization_id) not in BOARD_PARTICIPANT_ROLES
 
 
 def granted_case_ids(user: User, *, whole_case: bool = False) -> QuerySet:
@@ -372,8 +414,11 @@ def boards_seen_as_participant(user: User) -> QuerySet:
     beyond those their role shows them (staff holding VIEW_CASE in the board's organization:
     ``apps.cases.models.BoardSessionQuerySet``):
 
-    - a live board while a grant its meeting gave them is live: not past the review window of a
-      board nobody ended, nor once their membership ended (which revokes those grants);
+    - a live board while a grant its meeting gave them is live and they are an active member of
+      its organization in a role that takes part in boards (``BOARD_PARTICIPANT_ROLES``, as
+      ``_grant_refusal`` asks of those grants): not past the review window of a board nobody
+      ended, nor once their membership ended (which revokes those grants), nor once they were
+      made a patient account there (found by review);
     - an ended board whose meeting gave them access (a grant of it addressed to them), while they
       are an active member of its organization in a role that takes part in boards
       (``BOARD_PARTICIPANT_ROLES``): it stays in their list, and its page says that the meeting,
@@ -383,18 +428,19 @@ def boards_seen_as_participant(user: User) -> QuerySet:
 
     Seeing a board gives nothing of its cases: their pages, images, notes, documents and
     downloads are decided on grants (``can``), and ending the meeting revoked its own."""
-    from apps.cases.models import BOARD_PARTICIPANT_ROLES, BoardSession, BoardState, board_ended
+    from apps.cases.models import BoardSession, BoardState, board_ended
     from apps.sharing.models import Grant
 
     if not _active_user(user):
         return BoardSession.objects.none().values("id")
     now = timezone.now()
     mine = Grant.objects.addressed_to(user).filter(board_sessions__participants=user)
-    member_of = Membership.objects.filter(user=user, is_active=True,
-                                          role__in=BOARD_PARTICIPANT_ROLES).values("organization_id")
+    # in either state, only while they take part in boards there (a patient account does not)
+    member_of = _board_organization_ids(user)
     return BoardSession.objects.filter(
         Q(state=BoardState.LIVE, id__in=mine.live(now).values("board_sessions"))  # expire as the window ends
-        | (board_ended(now) & Q(id__in=mine.values("board_sessions"), organization_id__in=member_of)),
+        | (board_ended(now) & Q(id__in=mine.values("board_sessions"))),
+        organization_id__in=member_of,
     ).values("id")
 
 
@@ -536,6 +582,8 @@ def _grant_refusal(grant: Grant, action: Action | str, obj: object, *, user: Any
     now = now or timezone.now()
     if not grant.is_live(now) or _case_id_of(obj) != grant.case_id:
         return GrantRefusal.NO_ACCESS
+    if _board_grant_refused(grant, user, roles=facts.roles if facts is not None else None):
+        return GrantRefusal.NO_ACCESS  # a tumor board's, and its holder no longer takes part in boards there
     if not (second_factor_passed or second_factor_met(grant, user)):
         return GrantRefusal.SECOND_FACTOR
     scope = _study_scope(grant)
@@ -588,7 +636,8 @@ def may_know(actor: Any, obj: object, *, facts: _Facts | None = None) -> bool:
         return True
     case_id = _case_id_of(obj)
     return case_id is not None and any(
-        _grant_refusal(grant, Action.VIEW_CASE, obj, user=facts.user, now=facts.now, reach_only=True) is None
+        _grant_refusal(grant, Action.VIEW_CASE, obj, user=facts.user, now=facts.now, facts=facts,
+                       reach_only=True) is None
         for grant in facts.grants_of(case_id))
 
 
