@@ -1094,9 +1094,9 @@ _SHARES_PAGE_ROLE_ACTIONS = frozenset({Action.SHARE_CASE, Action.MANAGE_ORGANIZA
 def has_shares_page(user: Any, *, roles: Iterable[str] | None = None) -> bool:
     """Whether the "Shares" page has anything for ``user``, for the navigation's link to it:
     their role in one of their active organizations may share cases or set the sharing settings
-    (``_SHARES_PAGE_ROLE_ACTIONS``); or they made shares (to revoke, extend or renew; a board's
-    host makes them too); or a live grant addressed to them allows resharing (a permission that
-    maps to SHARE_CASE). Decides no share: each is still ``can``'s.
+    (``_SHARES_PAGE_ROLE_ACTIONS``); or they made shares the page lists (``made_grants_listed``:
+    to revoke, extend or renew; a board's host makes them too); or a live grant addressed to them
+    allows resharing (a permission that maps to SHARE_CASE). Decides no share: each is still ``can``'s.
 
     ``roles``: the user's roles in their active memberships, when read already (the request's
     ``my_memberships``). At most two queries, and none for a role that shares."""
@@ -1108,12 +1108,31 @@ def has_shares_page(user: Any, *, roles: Iterable[str] | None = None) -> bool:
         roles = _active_roles(user).values()
     if any(ROLE_ACTIONS.get(role, frozenset()) & _SHARES_PAGE_ROLE_ACTIONS for role in roles):
         return True
-    if Grant.objects.filter(created_by=user).exists():
+    if Grant.objects.filter(made_grants_listed(user)).exists():
         return True
     resharing = {p for p, actions in PERMISSION_ACTIONS.items() if Action.SHARE_CASE in actions}
     held = (Grant.objects.live().addressed_to(user).exclude(use_case__in=use_cases_without(Action.SHARE_CASE))
             .values_list("permissions", flat=True))
     return any(resharing.intersection(permissions or ()) for permissions in held)
+
+
+def made_grants_listed(user: Any) -> Q:
+    """A filter of the grants ``user`` made that "My shares" lists (``selectors.grants_created_by``)
+    and counts them as having made (``has_shares_page``): those whose case they may still see,
+    by their role in the grant's organization (an active membership holding VIEW_CASE there) or
+    through a live grant of theirs that shows the case (``granted_case_ids``: an outside
+    consultant's reshares while the share they reshare under lasts). A row names its case's
+    title, its recipient's address, its use and expiry: someone who left the organization, or
+    whose role there no longer sees its cases, was still shown them for every share they had
+    made there, with titles renamed since (found by review), though managing them was refused.
+    None for an inactive or anonymous user."""
+    from django.db.models import Exists, OuterRef
+
+    if not _active_user(user):
+        return Q(pk__in=[])
+    # (``granted_case_ids``' rule, asked of each row's case: part of the list's own query)
+    reshared_under = Exists(_live_grants_showing_cases(user).filter(case_id=OuterRef("case_id")))
+    return Q(created_by=user) & (Q(organization_id__in=org_ids_where(user, Action.VIEW_CASE)) | Q(reshared_under))
 
 
 def live_grant_use_cases(user: Any) -> frozenset[str]:

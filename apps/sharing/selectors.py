@@ -84,12 +84,14 @@ def _elsewhere_ids(request: HttpRequest | None) -> list[int]:
 def grants_created_by(*, user: User, request: HttpRequest | None = None) -> QuerySet[Grant]:
     """"My shares": grants the user made, newest first: a query the page shows a page of (a
     sharer makes thousands over the years), each row with what it shows in a fixed number of
-    queries. ``with_state`` then gives the page's grants their state. With ``request`` (the
-    page's), none of the person's other organizations than the active one
-    (``policy.organizations_elsewhere``: reached by switching)."""
+    queries. ``with_state`` then gives the page's grants their state. Only those whose case the
+    user may still see (``policy.made_grants_listed``): none of an organization they left, or
+    whose role there no longer sees its cases. With ``request`` (the page's), none of the
+    person's other organizations than the active one (``policy.organizations_elsewhere``:
+    reached by switching)."""
     if not user.is_authenticated:
         return Grant.objects.none()
-    return (Grant.objects.filter(created_by=user).exclude(organization_id__in=_elsewhere_ids(request))
+    return (Grant.objects.filter(policy.made_grants_listed(user)).exclude(organization_id__in=_elsewhere_ids(request))
             .select_related("case", "grantee", "organization")
             .prefetch_related("links", "extensions", "renewals").order_by("-created_at", "-id"))
 
