@@ -1284,15 +1284,23 @@ def notify(*, user: User, organization_id: int | None, verb: str, message: str, 
     return note
 
 
-def _deciders(grant: Grant) -> list[User]:
+def _deciders(req: OriginalRequest) -> list[User]:
+    """Who is told of ``req``, a new request for the original DICOM: those who may decide it now
+    (``policy.can`` DECIDE_ORIGINAL_REQUEST: the organization's radiologists; its share's maker,
+    its case's creator and responsible clinician while their role there may download originals),
+    never its requester. Not everyone who once owned the share or case: someone who left the
+    organization, or whose role no longer decides, was still told of its requests, in-app and by
+    e-mail, though deciding was refused to them (found by review)."""
     from apps.accounts.models import User
-    from apps.organizations.models import Membership, Role
+    from apps.organizations.models import Membership
 
+    grant = req.grant
     ids = {grant.created_by_id, grant.case.created_by_id, grant.case.responsible_clinician_id}
-    ids |= set(Membership.objects.filter(organization_id=grant.organization_id, role=Role.RADIOLOGIST,
-                                         is_active=True).values_list("user_id", flat=True))
-    users = User.objects.filter(pk__in=[i for i in ids if i], is_active=True)
-    return [u for u in users if u.pk != getattr(grant.grantee, "pk", None)]
+    ids |= set(Membership.objects.filter(organization_id=grant.organization_id, is_active=True,
+                                         role__in=policy.roles_with(policy.Action.DECIDE_ORIGINAL_REQUEST))
+               .values_list("user_id", flat=True))
+    users = User.objects.filter(pk__in=[i for i in ids if i], is_active=True).exclude(pk=req.requested_by_id)
+    return [u for u in users if policy.can(u, policy.Action.DECIDE_ORIGINAL_REQUEST, req)]
 
 
 def original_request_create(*, grant: Grant, by: User, reason: str,
@@ -1379,7 +1387,7 @@ def _original_request_create(*, grant: Grant, by: User, reason: str, request: Ht
     from django.urls import reverse
 
     url = reverse("sharing:original_request_decide", kwargs={"originalrequest_id": req.public_id})
-    for user in _deciders(grant):
+    for user in _deciders(req):
         notify(user=user, organization_id=grant.organization_id, verb="original_request.created", url=url,
                message=Deferred(gettext_noop("A recipient asked for the original DICOM of a shared case.")),
                case=grant.case)
