@@ -24,6 +24,7 @@ line at ``BAND_MIN_FONT`` px is wrapped, and a strip too thin even so gets black
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import itertools
@@ -33,12 +34,15 @@ import re
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import IO
 
 import numpy as np
 import pydicom
+from cryptography.exceptions import InvalidTag
 from django.conf import settings
 from django.utils.translation import gettext_noop
 from PIL import Image, ImageDraw, ImageFont
+from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
 from pydicom.pixels import get_decoder
@@ -53,6 +57,7 @@ from pydicom.uid import (
 
 from apps.core.i18n import Deferred
 from apps.imaging import dicom, j2k, pixels
+from apps.imaging.storage import STORAGE_ERRORS
 
 #: lossless codecs, in the order tried for the stored lossless rendition
 LOSSLESS_CODECS: dict[str, pydicom.uid.UID] = {
@@ -79,6 +84,12 @@ BAND_MIN_FONT = 8
 BAND_MIN_WIDTH = 256
 #: UID root for derived objects (the generate_uid default root, with our own entropy sources)
 _EDUCATION_ENTROPY = "lightbox-education-v1"
+
+#: values over this many bytes are left in the file while a stored original is read as a stream
+#: (``_streamed``): the pixel data above all, read a frame at a time if at all (as ``pixels`` does)
+STREAM_DEFER_SIZE = 256
+#: the pixel data elements (Pixel Data, Float and Double Float Pixel Data)
+_PIXEL_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)
 
 logger = logging.getLogger(__name__)
 
@@ -113,28 +124,83 @@ def _read(data: bytes, *, stop_before_pixels: bool = False) -> Dataset:
         raise NotEncodable(Deferred(gettext_noop("The file cannot be read as DICOM."))) from exc
 
 
-def source_facts(data: bytes) -> SourceFacts:
-    ds = _read(data, stop_before_pixels=True)
-    tsuid = pixels.transfer_syntax_of(ds)
-    lossy = pixels.header_lossy(ds) or (tsuid in j2k.TRANSFER_SYNTAXES and pixels.irreversibly_coded(_read(data)))
-    return SourceFacts(lossy=lossy, identity_removed=identity_verified(data, ds), transfer_syntax_uid=tsuid)
+def _source(source: bytes | IO[bytes]) -> IO[bytes]:
+    """A binary file over ``source``: its bytes, or a seekable file (a blob being decrypted) as it is."""
+    return io.BytesIO(source) if isinstance(source, bytes | bytearray | memoryview) else source
 
 
-def identity_verified(data: bytes, header: Dataset) -> bool:
+@contextlib.contextmanager
+def _streamed(source: bytes | IO[bytes], *, stop_before_pixels: bool = False) -> Iterator[Dataset]:
+    """The data set of ``source`` (bytes, or a seekable binary file read from its start) for the
+    ``with``, its values over ``STREAM_DEFER_SIZE`` left in the file until read: a stored original is
+    never held whole (pixel data included, encapsulated or not); a deflated data set is inflated
+    within bounds (``dicom.read``). The file's storage failing is raised as it is (the caller
+    retries, a download fails), never taken for a damaged file."""
+    fh = _source(source)
+    fh.seek(0)
+    with contextlib.ExitStack() as stack:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                ds = stack.enter_context(dicom.read(fh, force=True, stop_before_pixels=stop_before_pixels,
+                                                    defer_size=STREAM_DEFER_SIZE))
+        except (*STORAGE_ERRORS, InvalidTag):
+            raise
+        except dicom.InflateLimit as exc:
+            raise NotEncodable(Deferred(gettext_noop(
+                "The original's deflated (compressed) data set inflates to more than %(limit)s MB, over this "
+                "portal's limit for one file."), limit=exc.limit_mb)) from exc
+        except Exception as exc:  # pydicom raises many types on damaged files
+            raise NotEncodable(Deferred(gettext_noop("The file cannot be read as DICOM."))) from exc
+        if getattr(ds, "buffer", None) is None and getattr(ds, "filename", None):
+            ds.buffer = fh  # deferred values are read from this stream, never by the file's "name"
+        yield ds
+
+
+def source_facts(source: bytes | IO[bytes]) -> SourceFacts:
+    """What the renditions of an original need to know of it. ``source``: its bytes, or a seekable
+    binary file (``open_blob``), read as a stream: the header, then, only for a JPEG 2000 file the
+    header does not already call lossy or one that says its identity was removed, the rest of
+    the data set with the pixel data left in the file (the codestreams read a frame at a time,
+    ``pixels.irreversibly_coded``). Memory stays within a small bound whatever the file's size."""
+    with _streamed(source, stop_before_pixels=True) as header:
+        tsuid = pixels.transfer_syntax_of(header)
+        lossy = pixels.header_lossy(header)
+        claims_removed = _claims_identity_removed(header)
+    identity_removed = False
+    if claims_removed or (not lossy and tsuid in j2k.TRANSFER_SYNTAXES):
+        with _streamed(source) as ds:
+            lossy = lossy or (tsuid in j2k.TRANSFER_SYNTAXES and pixels.irreversibly_coded(ds))
+            identity_removed = claims_removed and identity_verified(ds)
+    return SourceFacts(lossy=lossy, identity_removed=identity_removed, transfer_syntax_uid=tsuid)
+
+
+def _claims_identity_removed(ds: Dataset) -> bool:
+    return str(ds.get("PatientIdentityRemoved") or "").strip().upper() == "YES"
+
+
+def identity_verified(ds: Dataset) -> bool:
     """Whether the file says Patient Identity Removed (0012,0062) = YES and it is so, as the
     de-identification profile would let it leave (``apps.deid.profile.deidentified``): nothing
     the profile would remove, empty or replace is left in it (its table and safety net; the whole
-    file is read, as attributes may follow the pixel data), nothing that would exclude it (burned-in
-    text said or likely, a secondary or screen-saved image, video, a photograph, a document), and
-    it does not say it kept the original's UIDs. A package is named ``_DeID`` and its manifest says
-    "De-identified: yes" on this, so the claim alone is not enough: a file saying YES that still
-    names its patient (or carries a pseudonym, which cannot be told from a name), or whose pixels
-    may, is not de-identified here."""
+    data set is read, as attributes may follow the pixel data), nothing that would exclude it
+    (burned-in text said or likely, a secondary or screen-saved image, video, a photograph, a
+    document), and it does not say it kept the original's UIDs. A package is named ``_DeID`` and
+    its manifest says "De-identified: yes" on this, so the claim alone is not enough: a file saying
+    YES that still names its patient (or carries a pseudonym, which cannot be told from a name), or
+    whose pixels may, is not de-identified here.
+
+    ``ds``: the whole data set (``_streamed``); its pixel data, which the profile's check only
+    asks the presence of, is replaced by an empty value of its VR first, never read (the check
+    reads every other value, so a pixel data left in the file would be read whole)."""
     from apps.deid.profile import deidentified
 
-    if str(header.get("PatientIdentityRemoved") or "").strip().upper() != "YES":
+    if not _claims_identity_removed(ds):
         return False
-    return deidentified(_read(data))
+    for tag in _PIXEL_TAGS:
+        if tag in ds:
+            ds[tag] = DataElement(tag, ds.get_item(tag, keep_deferred=True).VR or "OB", b"")
+    return deidentified(ds)
 
 
 def _logged(exc: BaseException, what: str) -> BaseException:
@@ -361,9 +427,9 @@ def _band(image: Image.Image, text: str) -> Image.Image:
     return image
 
 
-def _frame_image(data: bytes, frame: int, max_size: int) -> tuple[Image.Image, pixels.FrameInfo]:
+def _frame_image(data: bytes | IO[bytes], frame: int, max_size: int) -> tuple[Image.Image, pixels.FrameInfo]:
     try:
-        decoded = pixels.load_frame(io.BytesIO(data), frame)
+        decoded = pixels.load_frame(_source(data), frame)  # reads that frame only
         return pixels.image_from(decoded, max_size=max_size, consume=True), decoded.info
     except pixels.UndecodableFrame as exc:
         raise NotEncodable(exc.reason) from exc
@@ -400,7 +466,7 @@ class EducationExport:
     rows: int
 
 
-def _education_image(data: bytes, frame: int) -> tuple[Image.Image, pixels.FrameInfo, str]:
+def _education_image(data: bytes | IO[bytes], frame: int) -> tuple[Image.Image, pixels.FrameInfo, str]:
     """The education picture of one frame (the DICOM's and the labelled JPEG's: the same pixels),
     made room for its band (``_legible``), and what that did to it."""
     image, info = _frame_image(data, frame, EDUCATION_MAX)
@@ -420,9 +486,10 @@ def education_export(data: bytes, frame: int = 0) -> EducationExport:
     return EducationExport(dicom=dcm, jpeg=_labelled_jpeg(image), columns=columns, rows=rows)
 
 
-def education_labelled_jpeg(data: bytes, frame: int = 0) -> bytes:
+def education_labelled_jpeg(data: bytes | IO[bytes], frame: int = 0) -> bytes:
     """Only the labelled JPEG image of ``education_export`` (for an education file made before
-    the zip held images: ``services.education_images_ensure``)."""
+    the zip held images: ``services.education_images_ensure``). ``data``: the original's bytes,
+    or a seekable binary file (``open_blob``) of which only the frame's bytes are read."""
     return _labelled_jpeg(_education_image(data, frame)[0])
 
 

@@ -17,6 +17,7 @@ import io
 import logging
 from collections.abc import Iterable
 
+from cryptography.exceptions import InvalidTag
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Count, Q, Sum
@@ -31,6 +32,7 @@ from apps.imaging import pixels
 from apps.imaging.blobs import content_fields, open_blob, put_blob_locked, row_with_content_create
 from apps.imaging.checksums import crc32
 from apps.imaging.models import Instance, Study
+from apps.imaging.storage import STORAGE_ERRORS
 from apps.renditions import encoders
 from apps.renditions.models import (
     KIND_LABEL,
@@ -49,6 +51,8 @@ logger = logging.getLogger(__name__)
 #: the order in which lossless codecs are tried; the first whose copy decodes to identical pixels
 #: is stored (JPEG-LS: best ratio and speed on CT/MR in bench/renditions.py)
 LOSSLESS_PREFERENCE = ("jpeg-ls", "jpeg2000", "rle")
+#: an original read as a stream (``_original_read``) is decrypted this many bytes at a time, at most
+READ_CHUNK = 1024 * 1024
 
 
 def renditions_queue(*, study_id: int) -> None:
@@ -99,18 +103,19 @@ def _rendition_row(study: Study, kind: str) -> Rendition:
     return row
 
 
-def _make(kind: str, inst: Instance, data: bytes, facts: encoders.SourceFacts | None,
-          facts_reason: str) -> dict:
+def _make(kind: str, inst: Instance, data: bytes | None, facts: encoders.SourceFacts | None,
+          facts_reason: str, *, crc: int | None = None) -> dict:
     """The fields of one RenditionFile row (without its keys). Its label is its kind's for its
     source (``models.label_for``), whether or not its file could be made: a lossy source is never
-    labelled diagnostic-grade, whatever the rendition."""
-    fields = _make_fields(kind, inst, data, facts, facts_reason)
+    labelled diagnostic-grade, whatever the rendition. ``data``: the original's bytes; None for
+    the original kind when ``crc``, its CRC-32 read as a stream, is given (``_original_read``)."""
+    fields = _make_fields(kind, inst, data, facts, facts_reason, crc)
     fields["label"] = label_for(kind, source_lossy=fields["source_lossy"])
     return fields
 
 
-def _make_fields(kind: str, inst: Instance, data: bytes, facts: encoders.SourceFacts | None,
-                 facts_reason: str) -> dict:
+def _make_fields(kind: str, inst: Instance, data: bytes | None, facts: encoders.SourceFacts | None,
+                 facts_reason: str, crc: int | None = None) -> dict:
     # an original whose header cannot be read now (facts None) is judged by the transfer syntax
     # its ingest recorded: never called diagnostic-grade on a guess
     lossy_source = facts.lossy if facts else pixels.transfer_syntax_lossy(inst.transfer_syntax_uid or "")
@@ -118,8 +123,8 @@ def _make_fields(kind: str, inst: Instance, data: bytes, facts: encoders.SourceF
             "identity_removed": bool(facts and facts.identity_removed)}
     if kind == Kind.ORIGINAL:
         return {**base, "status": Status.READY, "codec": inst.transfer_syntax_uid, "extension": "dcm",
-                "blob_id": inst.blob_id, "sha256": inst.sha256, "crc32": crc32(data), "bytes": inst.size,
-                "lossy": lossy_source, "rows": inst.rows, "columns": inst.columns}
+                "blob_id": inst.blob_id, "sha256": inst.sha256, "crc32": crc32(data) if crc is None else crc,
+                "bytes": inst.size, "lossy": lossy_source, "rows": inst.rows, "columns": inst.columns}
     if facts is None:
         return {**base, "status": Status.UNAVAILABLE, **i18n.explained(facts_reason)}
     frame = _key_frame(inst)
@@ -191,10 +196,11 @@ def education_images_ensure(*, study: Study) -> None:
     lacking = (RenditionFile.objects.filter(study=study, kind=Kind.EDUCATION, status=Status.READY,
                                             image_blob__isnull=True).select_related("instance__blob"))
     for file in lacking:
-        with open_blob(file.instance.blob) as fh:
-            data = fh.read()
         try:
-            fields = _image_fields(encoders.education_labelled_jpeg(data, _key_frame(file.instance)))
+            with open_blob(file.instance.blob) as fh:  # only the key frame's bytes are read
+                fields = _image_fields(encoders.education_labelled_jpeg(fh, _key_frame(file.instance)))
+        except (*STORAGE_ERRORS, InvalidTag):
+            raise  # the stored file could not be read: not a reason to leave the image out
         except Exception as exc:  # noqa: BLE001 - the package leaves this one image out and says so
             logger.warning("renditions: education image not made for file %s (%s)", file.public_id,
                            type(exc).__name__)
@@ -221,6 +227,14 @@ def study_renditions_make(*, study_id: int, kinds: Iterable[str] = tuple(Kind)) 
                   and (k != Kind.EDUCATION or inst.pk in keys)]
         if not needed:
             continue
+        if needed == [Kind.ORIGINAL]:
+            # the original's row needs no pixels: read as a stream, as a package's request does
+            crc, facts, facts_reason = _original_read(inst)
+            _file_create(renditions[Kind.ORIGINAL], inst, _make(Kind.ORIGINAL, inst, None, facts, facts_reason,
+                                                                crc=crc))
+            continue
+        # the lossless copy encodes every frame, the preview and education copy decode one; their
+        # encoders take the file's bytes (one read serves every kind)
         with open_blob(inst.blob) as fh:
             data = fh.read()
         try:
@@ -238,21 +252,35 @@ def study_renditions_make(*, study_id: int, kinds: Iterable[str] = tuple(Kind)) 
 
 def originals_ensure(*, study: Study) -> None:
     """The original rendition rows (sha256, CRC-32, labels) of every instance of a study, made
-    now for instances the task has not reached (a package needs them before its first byte)."""
+    now for instances the task has not reached (a package needs them before its first byte).
+    Each original is read as a stream (``_original_read``), in the request that asks: never held
+    whole, whatever its size."""
     rendition = _rendition_row(study, Kind.ORIGINAL)
     missing = Instance.objects.filter(study=study).exclude(rendition_files__rendition=rendition).select_related("blob")
     made = False
     for inst in missing:
-        with open_blob(inst.blob) as fh:
-            data = fh.read()
-        try:
-            facts, reason = encoders.source_facts(data), ""
-        except encoders.NotEncodable as exc:
-            facts, reason = None, exc.reason
-        _file_create(rendition, inst, _make(Kind.ORIGINAL, inst, data, facts, reason))
+        crc, facts, reason = _original_read(inst)
+        _file_create(rendition, inst, _make(Kind.ORIGINAL, inst, None, facts, reason, crc=crc))
         made = True
     if made or rendition.status == Status.PENDING:
         rendition_summarize(rendition)
+
+
+def _original_read(inst: Instance) -> tuple[int, encoders.SourceFacts | None, str]:
+    """The CRC-32 of an instance's original and its facts (``encoders.source_facts``, or None and
+    why not), read from its blob as a stream: the CRC over its decrypted chunks one at a time,
+    then the header (and, only where the facts need it, the rest of the data set with its pixel
+    data left in the file). Memory stays within a few chunks whatever the instance's size; a
+    stored file that cannot be read (storage, or bytes altered) raises, as a whole read did."""
+    with open_blob(inst.blob) as fh:
+        crc = 0
+        while chunk := fh.read(READ_CHUNK):
+            crc = crc32(chunk, crc)
+        try:
+            facts, reason = encoders.source_facts(fh), ""
+        except encoders.NotEncodable as exc:
+            facts, reason = None, exc.reason
+    return crc, facts, reason
 
 
 def _codec_name(codec: str) -> str:
