@@ -44,7 +44,9 @@ and deflate support.
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
+import math
 import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
@@ -55,9 +57,11 @@ import pydicom
 from django.conf import settings
 from django.utils.translation import gettext_noop
 from PIL import Image
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.encaps import generate_frames, get_frame
-from pydicom.pixels import apply_color_lut, apply_modality_lut, pixel_array
+from pydicom.pixels import apply_color_lut, apply_modality_lut, as_pixel_options, get_decoder, pixel_array
+from pydicom.pixels.decoders.base import DecodeRunner
 
 from apps.core.i18n import Deferred
 from apps.imaging import dicom, j2k
@@ -282,6 +286,10 @@ def _read_header(fh: IO[bytes]) -> Iterator[Dataset]:
             implicit, little = ds.original_encoding
             meta.TransferSyntaxUID = (pydicom.uid.ImplicitVRLittleEndian if implicit else
                                       pydicom.uid.ExplicitVRLittleEndian if little else pydicom.uid.ExplicitVRBigEndian)
+        if getattr(ds, "buffer", None) is None and getattr(ds, "filename", None):
+            # a file opened by its path: pydicom keeps its name and would open it again for each
+            # deferred value; they are read from ``fh`` (a frame's bytes alone: ``_pixel_value``)
+            ds.buffer = fh
         yield ds
 
 
@@ -296,22 +304,112 @@ def irreversibly_coded(ds: Dataset, frames: Iterable[int] | None = None) -> bool
     the 9-7 irreversible transform (``apps.imaging.j2k``): lossy whatever the header says, as a
     writer may leave Lossy Image Compression out of a .91 (lossy-or-lossless) file. False for other
     transfer syntaxes, and for encapsulation that cannot be split into frames (the decoder reports
-    damaged data; this only adds certainty of loss). Reads the pixel data, which decoding a frame
-    has already read."""
+    damaged data; this only adds certainty of loss). Reads those frames' codestreams only, from
+    the file when the pixel data was left there (``_encapsulated``)."""
     tsuid = transfer_syntax_of(ds)
     if tsuid not in j2k.TRANSFER_SYNTAXES or "PixelData" not in ds:
         return False
     count = frames_of(ds)
     try:
         if frames is None:
-            return any(j2k.irreversible(codestream) for codestream in generate_frames(ds.PixelData,
+            return any(j2k.irreversible(codestream) for codestream in generate_frames(_encapsulated(ds),
                                                                                       number_of_frames=count))
-        return any(j2k.irreversible(get_frame(ds.PixelData, index, number_of_frames=count)) for index in frames)
+        return any(j2k.irreversible(get_frame(_encapsulated(ds), index, number_of_frames=count)) for index in frames)
     except STORAGE_ERRORS:
         raise
     except Exception as exc:  # noqa: BLE001 - pydicom raises many types on damaged encapsulation
         logger.info("pixels: frames not split (%s)", type(exc).__name__)
         return False
+
+
+PIXEL_KEYWORDS = {0x7FE00010: "PixelData", 0x7FE00008: "FloatPixelData", 0x7FE00009: "DoubleFloatPixelData"}
+UNDEFINED_LENGTH = 0xFFFFFFFF
+
+
+@dataclass(frozen=True)
+class _PixelValue:
+    """A pixel data value left in the file (``_read_header`` defers values over 256 bytes): the
+    stream its data set was read from (the decrypted blob, a deflated data set's inflated copy),
+    where the value starts, the bytes of it the stream holds, its keyword and VR."""
+
+    stream: IO[bytes]
+    start: int
+    held: int
+    keyword: str
+    vr: str | None
+
+
+def _pixel_value(ds: Dataset) -> _PixelValue | None:
+    """The pixel data value of ``ds`` when it is still in the file, unread; None when it is in
+    memory (a small value, a data set read whole) or when ``ds`` holds more than one pixel data
+    element (pydicom refuses it by name). ``ds.PixelData`` would read and decrypt all of it, every
+    frame of a multi-frame object, to show one."""
+    present = [(tag, keyword) for tag, keyword in PIXEL_KEYWORDS.items() if tag in ds]
+    if len(present) != 1:
+        return None
+    tag, keyword = present[0]
+    elem = ds.get_item(tag, keep_deferred=True)
+    stream = getattr(ds, "buffer", None)
+    if not isinstance(elem, RawDataElement) or elem.value is not None or not elem.length or stream is None:
+        return None
+    end = stream.seek(0, io.SEEK_END)
+    held = max(end - elem.value_tell, 0)
+    if elem.length != UNDEFINED_LENGTH:
+        held = min(held, elem.length)
+    return _PixelValue(stream=stream, start=elem.value_tell, held=held, keyword=keyword, vr=elem.VR)
+
+
+def _encapsulated(ds: Dataset) -> Any:
+    """Encapsulated pixel data for pydicom's ``get_frame``/``generate_frames``: the file stream at
+    the value's first item when it is still in the file (only the frames asked for are read),
+    else the value."""
+    value = _pixel_value(ds)
+    if value is None:
+        return ds.PixelData
+    value.stream.seek(value.start)
+    return value.stream
+
+
+def _check_native_length(runner: DecodeRunner, held: int) -> None:
+    """pydicom's check of native pixel data's length (``DecodeRunner._validate_buffer``), which it
+    makes of a value in memory only: data shorter than the header says, and YBR_FULL_422 data a
+    third larger (its Photometric Interpretation is wrong), are refused as before, not shown."""
+    expected = math.ceil(runner.frame_length(unit="bytes") * runner.number_of_frames)
+    padded = expected + expected % 2
+    if held < padded and held != expected:
+        raise ValueError("The number of bytes of pixel data is less than expected")
+    if held > padded and runner.photometric_interpretation == "YBR_FULL_422":
+        ybr_length = expected // 2 * 3
+        if held >= ybr_length + ybr_length % 2:
+            raise ValueError("The pixel data is a third larger than expected for YBR_FULL_422")
+
+
+def _frame_array(ds: Dataset, index: int | None) -> np.ndarray:
+    """Frame ``index`` of ``ds`` (None: a single-frame object's image) as pydicom decodes it.
+    A pixel data value still in the file is read from it, only this frame's bytes (native data)
+    or codestream (encapsulated: by the Basic or Extended Offset Table, else fragment by
+    fragment), as pydicom's ``pixel_array`` does for a file object; handed the Dataset, pydicom
+    reads the whole value first, every frame of it."""
+    value = _pixel_value(ds)
+    tsuid = pydicom.uid.UID(transfer_syntax_of(ds))
+    if value is None or not tsuid:
+        return pixel_array(ds, index=index)
+    try:
+        decoder = get_decoder(tsuid)
+    except NotImplementedError:
+        raise NotImplementedError(f"No pixel data decoder plugin for '{tsuid.name}'") from None
+    opts = as_pixel_options(ds, transfer_syntax_uid=tsuid, pixel_keyword=value.keyword)
+    if value.vr in ("OB", "OW"):
+        opts["pixel_vr"] = value.vr
+    if not tsuid.is_encapsulated:
+        runner = DecodeRunner(tsuid)
+        runner.set_source(value.stream)
+        runner.set_options(**opts)
+        runner.validate()
+        _check_native_length(runner, value.held)
+    value.stream.seek(value.start)
+    arr, _properties = decoder.as_array(value.stream, index=index, validate=True, **opts)
+    return arr
 
 
 def frame_info(src: Any) -> FrameInfo:
@@ -375,8 +473,8 @@ def _decode(fh: IO[bytes], ds: Dataset, info: FrameInfo, index: int) -> np.ndarr
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            # ``ds`` was read with deferred large values, so this reads only what the frame needs.
-            arr = pixel_array(ds, index=index if info.frames > 1 else None)
+            # ``ds`` was read with deferred large values: only this frame's bytes are read
+            arr = _frame_array(ds, index if info.frames > 1 else None)
     except STORAGE_ERRORS:
         raise  # deferred values are read from the stored file: storage, not the file
     except Exception as exc:
@@ -408,20 +506,23 @@ def transfer_syntax_name(uid: str) -> str:
 def shorter_than_header(ds: Dataset) -> bool:
     """Whether ``ds``'s native (uncompressed) pixel data holds fewer bytes than its header says
     (``apps.imaging.dicom.native_pixel_bytes``): Rows and Columns that do not match it, a frame
-    missing. Reads the pixel data's value (decoding it has)."""
+    missing. Measures a value left in the file there; reads one in memory."""
     tsuid = pydicom.uid.UID(transfer_syntax_of(ds))
     # a private or unknown transfer syntax is not measured (pydicom's is_compressed raises for it)
     if not tsuid or not tsuid.is_transfer_syntax or tsuid.is_compressed:
         return False
+    in_file = _pixel_value(ds)
     for keyword in ("PixelData", "FloatPixelData", "DoubleFloatPixelData"):
         if keyword in ds:
             try:
-                held = len(ds[keyword].value or b"")
+                # a value left in the file is measured there, not read whole for it
+                held = in_file.held if in_file is not None and in_file.keyword == keyword else len(
+                    ds[keyword].value or b"")
             except STORAGE_ERRORS:
                 raise
             except Exception:  # noqa: BLE001 - a value pydicom cannot read: not measured
                 return False
-            expected = dicom_native_pixel_bytes(ds, ds[keyword].tag)
+            expected = dicom_native_pixel_bytes(ds, pydicom.tag.Tag(keyword))
             return expected is not None and held < expected
     return False
 

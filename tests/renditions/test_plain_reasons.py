@@ -91,7 +91,8 @@ def test_a_missing_decoder_names_the_compression_not_its_uid(monkeypatch):
     def no_plugin(*args, **kwargs):
         raise RuntimeError("Unable to decompress 'JPEG 2000' pixel data because all plugins are missing dependencies")
 
-    monkeypatch.setattr(pixels, "pixel_array", no_plugin)
+    # pydicom's decoder, however the frame is handed to it (the file, or the data set's value)
+    monkeypatch.setattr(pydicom.pixels.decoders.base.Decoder, "as_array", no_plugin)
     with pytest.raises(pixels.UndecodableFrame) as raised:
         pixels.load_frame(path)
     assert raised.value.reason == "This file's compression (JPEG 2000 Image Compression) cannot be decoded here."
