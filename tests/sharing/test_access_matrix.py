@@ -52,7 +52,8 @@ GRANT_PERMISSIONS = ["view", "download_preview"]
 #: by hand: what each actor may do in each state
 OWNER = {Action.VIEW_CASE, Action.VIEW_IMAGES, Action.DOWNLOAD_PREVIEW, Action.DOWNLOAD_ORIGINAL,
          Action.SHARE_CASE, Action.MANAGE_CASE, Action.MANAGE_GRANT, Action.VIEW_ORG_DATA,
-         Action.EXPORT_DEIDENTIFIED, Action.UPLOAD_STUDY}  # staff (a clinician); never through a grant
+         Action.EXPORT_DEIDENTIFIED, Action.UPLOAD_STUDY,
+         Action.VIEW_PATIENT_IDENTITY}  # staff (a clinician); never through a grant
 # UPLOAD_STUDY is for the endpoints that declare it (attaching a study to a case, which the owner's
 # role may do); it is not in CASE_ACTIONS: on a closed case nobody holds it, staff neither.
 # DELETE_STUDY is held by no actor here: the owner is a clinician (deletion is for radiologists
