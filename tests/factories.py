@@ -342,13 +342,29 @@ def grant_kill(grant: Grant, *, user: User, state: str) -> None:
     grant.save()
 
 
-def open_anonymous_link(client, raw: str):
+def open_anonymous_link(client, raw: str, *, passcode: str | None = None):
     """Open an anonymous share link as its holder does: the POST of the confirmation page that a
-    GET of the link shows (a GET uses nothing, so mail gateways' pre-fetches cannot use it up).
-    Returns the response (a redirect to what was shared once opened)."""
+    GET of the link shows (a GET uses nothing, so mail gateways' pre-fetches cannot use it up),
+    with the link's ``passcode`` when it asks for one. Returns the response (a redirect to what
+    was shared once opened)."""
     from django.urls import reverse
 
-    return client.post(reverse("sharing:link_open", kwargs={"token": raw}))
+    return client.post(reverse("sharing:link_open", kwargs={"token": raw}),
+                       {"value": passcode} if passcode is not None else {})
+
+
+#: the passcode of the anonymous links tests make with the original (``anonymous_original_terms``)
+LINK_PASSCODE = "blue-kettle-42"
+
+
+def anonymous_original_terms(organization) -> dict:
+    """Let ``organization``'s anonymous links carry the original DICOM (its sharing policy's
+    ``anonymous_allow_original``, off by default) and return the link's terms such a share needs
+    (a passcode, ``LINK_PASSCODE``), to pass to ``share_create``."""
+    from apps.sharing.models import SharingPolicy
+
+    SharingPolicy.objects.update_or_create(organization=organization, defaults={"anonymous_allow_original": True})
+    return {"second_factor": "passcode", "passcode": LINK_PASSCODE}
 
 
 def audit_write_fails(monkeypatch, module, action: str) -> None:

@@ -264,6 +264,19 @@ def _on_anonymous_link(actor, decision: policy.DownloadDecision) -> bool:
     return grant is not None and grant.links.filter(pk__in=actor.link_ids, anonymous=True).exists()
 
 
+def _original_not_on_link(request: HttpRequest, actor, obj, kind: str) -> HttpResponse | None:
+    """The page (403) refusing a diagnostic rendition to an anonymous link's holder because the
+    sharing organization does not allow the original on that link (``policy.GrantRefusal.
+    ANONYMOUS_ORIGINAL``: its sharing policy, read afresh, or a link without a second factor),
+    once the policy refused the download (recorded, nothing counted); None for any other refusal,
+    which is said as ever."""
+    if not isinstance(actor, policy.LinkHolder) or SHARING_RENDITION[Kind(kind)] != "original":
+        return None
+    if policy.download_refusal(actor, obj, rendition="original") != policy.GrantRefusal.ANONYMOUS_ORIGINAL:
+        return None
+    return render(request, "renditions/original_not_on_link.html", _way_back(request, obj), status=403)
+
+
 def _step_up_first(request: HttpRequest, actor, obj, kind: str,
                    decision: policy.DownloadDecision) -> HttpResponse | None:
     """None when the download may go on; else the step-up (or enrolment) page it sends the
@@ -366,7 +379,12 @@ def _serve(request: HttpRequest, actor, obj, kind: str, scope: str, build,
            refusal: Callable[[], HttpResponse | None] | None = None) -> HttpResponse:
     # may they, before any work; nothing is counted until the package is known to go out: a Range
     # it cannot satisfy (416, judged on the package's size) must not use up one of a grant's downloads
-    decision = _decide(request, actor, obj, kind, scope)
+    try:
+        decision = _decide(request, actor, obj, kind, scope)
+    except PermissionDenied:
+        if (refused := _original_not_on_link(request, actor, obj, kind)) is not None:
+            return refused
+        raise
     # a rendition there is none of (``refusal``: the study's page says "Not available"), or one still
     # being made: said once the policy allowed it (a refusal of the actor is said first), before a
     # second factor is asked

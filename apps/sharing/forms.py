@@ -80,6 +80,18 @@ class ShareForm(forms.Form):
                 "kind": label, "templates": ", ".join(t.label for t in templates_taking(value))}
             for value, label in self.fields["recipient_kind"].choices
             if len(templates_taking(value)) < len(TEMPLATES))
+        # the original on an anonymous link: said beside the images' choice, by the organization's
+        # sharing policy (``policy.anonymous_original_refusal``), and refused in ``clean``
+        self.org_policy = None
+        if case is not None and not self.anonymous_off:
+            from apps.sharing.services import sharing_policy_read
+
+            self.org_policy = sharing_policy_read(case.organization_id)
+            self.fields["rendition"].help_text = " ".join((str(self.fields["rendition"].help_text), str(
+                _("Anonymous links: the original DICOM only with a passcode or the patient's birth-date check.")
+                if self.org_policy.anonymous_allow_original else
+                _("Not offered for anonymous links: the original DICOM (this organization's sharing policy does "
+                  "not allow it)."))))
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
@@ -118,6 +130,16 @@ class ShareForm(forms.Form):
             data["group_members"] = users
         elif kind == RecipientKind.ANONYMOUS and data.get("hours") and data["hours"] > ANONYMOUS_MAX_HOURS:
             self.add_error("hours", _("Anonymous links last at most 24 hours."))
+        if (kind == RecipientKind.ANONYMOUS and self.org_policy is not None and template is not None
+                and template.choose_rendition and data.get("rendition") == Rendition.ORIGINAL):
+            from django.core.exceptions import ValidationError
+
+            from apps.sharing.services import anonymous_original_check
+
+            try:  # the service's rule (``share_terms`` asks it again when the share is made)
+                anonymous_original_check(org_policy=self.org_policy, second_factor=data.get("second_factor") or "")
+            except ValidationError as exc:
+                self.add_error("second_factor" if exc.code == "second_factor" else "rendition", exc)
         if data.get("second_factor") == SecondFactor.PASSCODE and not data.get("passcode"):
             self.add_error("passcode", _("Choose a passcode of at least 6 characters."))
         return data
@@ -186,6 +208,11 @@ class SharingPolicyForm(forms.Form):
                                              max_value=ANONYMOUS_MAX_HOURS)
     anonymous_download_limit = forms.IntegerField(label=_("Anonymous links: download limit"), min_value=1,
                                                   max_value=100)
+    anonymous_allow_original = forms.BooleanField(
+        label=_("Anonymous links may carry the original DICOM"), required=False,
+        help_text=_("Off by default: anonymous links give the compressed preview only. On: a sharer may add the "
+                    "identified original DICOM to an anonymous link, but only with a passcode or the patient's "
+                    "birth-date check. Turning it off stops existing links from giving the original at once."))
     original_approval_max_hours = forms.IntegerField(label=_("Original DICOM approvals last at most (hours)"),
                                                      min_value=1, max_value=24 * 7)
 

@@ -326,7 +326,8 @@ class SharingPolicyQuerySet(OrgScopedQuerySet["SharingPolicy"]):
 class SharingPolicy(PublicIdModel):
     """An organization's sharing defaults and maxima. They may only narrow the code's table
     (apps.sharing.usecases.TEMPLATES). Anonymous links are switched on by
-    Organization.anonymous_links_enabled; their lifetime and download limit are bounded here."""
+    Organization.anonymous_links_enabled; their lifetime, download limit and whether they may carry
+    the original DICOM are set here."""
 
     organization = models.OneToOneField("organizations.Organization", on_delete=models.CASCADE,
                                         related_name="sharing_policy")
@@ -334,6 +335,13 @@ class SharingPolicy(PublicIdModel):
     template_settings = models.JSONField(default=dict, blank=True)
     anonymous_max_hours = models.PositiveIntegerField(_("anonymous link lifetime (hours)"), default=24)
     anonymous_download_limit = models.PositiveIntegerField(_("anonymous link download limit"), default=3)
+    #: whether an anonymous link may carry the identified original DICOM at all; even then only a
+    #: link with a passcode or the birth-date check (``policy.anonymous_original_refusal``), read
+    #: live at each download, so turning it off stops such links at once
+    anonymous_allow_original = models.BooleanField(
+        _("allow the original DICOM on anonymous links"), default=False,
+        help_text=_("Off: anonymous links give previews only. On: an anonymous link may also give the "
+                    "identified original DICOM, but only when it asks for a passcode or the patient's birth date."))
     original_approval_max_hours = models.PositiveIntegerField(_("original DICOM approval lifetime (hours)"),
                                                               default=48)
 

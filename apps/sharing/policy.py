@@ -550,14 +550,17 @@ class GrantRefusal(StrEnum):
 
     SECOND_FACTOR = "second_factor"  # it is marked mfa_required and MFA was not passed in this session
     LIMIT_REACHED = "limit_reached"  # its downloads are used up
+    #: an anonymous link's share naming the original, which its organization does not allow on
+    #: this link (now: ``anonymous_original_refusal_of``)
+    ANONYMOUS_ORIGINAL = "anonymous_original"
     NOT_INCLUDED = "not_included"    # it does not give this (the rendition, the study, the permission)
     NO_ACCESS = "no_access"          # it is not live, or of another case; or no grant at all
 
 
 #: which reason a page gives when several grants refuse: first what the actor can do something
 #: about (pass MFA), then what their care team can (the limit, the share's scope)
-_REFUSAL_ORDER = (GrantRefusal.SECOND_FACTOR, GrantRefusal.LIMIT_REACHED, GrantRefusal.NOT_INCLUDED,
-                  GrantRefusal.NO_ACCESS)
+_REFUSAL_ORDER = (GrantRefusal.SECOND_FACTOR, GrantRefusal.LIMIT_REACHED, GrantRefusal.ANONYMOUS_ORIGINAL,
+                  GrantRefusal.NOT_INCLUDED, GrantRefusal.NO_ACCESS)
 
 
 def grant_covers(grant: Grant, action: Action | str, obj: object, *, user: Any = None,
@@ -618,11 +621,54 @@ def _grant_refusal(grant: Grant, action: Action | str, obj: object, *, user: Any
                 return GrantRefusal.NOT_INCLUDED
         elif action == Action.DOWNLOAD_ORIGINAL and grant.renditions and "original" not in grant.renditions:
             return GrantRefusal.NOT_INCLUDED
+        if action == Action.DOWNLOAD_ORIGINAL and anonymous_original_refusal_of(grant) is not None:
+            return GrantRefusal.ANONYMOUS_ORIGINAL
     if action == Action.VIEW_CASE:
         return None
     if any(action in PERMISSION_ACTIONS.get(p, ()) for p in grant.permissions):
         return None
     return GrantRefusal.NOT_INCLUDED
+
+
+class AnonymousOriginalRefusal(StrEnum):
+    """Why an anonymous link may not carry the identified original DICOM
+    (``anonymous_original_refusal``)."""
+
+    NOT_ALLOWED = "not_allowed"            # the organization's sharing policy does not allow it
+    NO_SECOND_FACTOR = "no_second_factor"  # allowed, but the link asks for no passcode or birth date
+
+
+def anonymous_original_refusal(*, allowed: bool, second_factor: str) -> AnonymousOriginalRefusal | None:
+    """The one rule for the original DICOM on an anonymous link (whoever forwards its URL holds
+    it): never unless the organization's sharing policy allows it (``allowed``:
+    ``SharingPolicy.anonymous_allow_original``), and then only on a link with a second factor
+    (``second_factor``: a ``SecondFactor`` value, "" for none). None when it may. Creating,
+    extending and renewing such a share ask it (``services.share_terms``, the share form, the
+    API), and so does every download of the original on one (``anonymous_original_refusal_of``,
+    read live: turning the setting off stops the links at once)."""
+    if not allowed:
+        return AnonymousOriginalRefusal.NOT_ALLOWED
+    if not second_factor:
+        return AnonymousOriginalRefusal.NO_SECOND_FACTOR
+    return None
+
+
+def anonymous_original_refusal_of(grant: Grant, *, org_policy: Any = None) -> AnonymousOriginalRefusal | None:
+    """``anonymous_original_refusal`` for a saved anonymous link's share that names the original
+    (its download permission, and the original in its renditions or none named), as its
+    organization's policy (``org_policy``, when read already) and its links are now: every one of
+    its links must ask for a second factor. None for any other grant (nothing read)."""
+    if (grant.pk is None or not grant.is_anonymous or "download_original" not in grant.permissions
+            or (grant.renditions and "original" not in grant.renditions)):
+        return None
+    from apps.sharing.models import SharingPolicy
+
+    if org_policy is None:
+        org_policy = SharingPolicy.objects.filter(organization_id=grant.organization_id).first()
+    allowed = bool(org_policy is not None and org_policy.anonymous_allow_original)
+    factors = [link.second_factor for link in grant.links.all()] if allowed else [""]
+    return next((refusal for factor in factors or [""]
+                 if (refusal := anonymous_original_refusal(allowed=allowed, second_factor=factor)) is not None), None)
 
 
 def may_know(actor: Any, obj: object, *, facts: _Facts | None = None) -> bool:

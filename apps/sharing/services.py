@@ -721,14 +721,42 @@ def grant_max_hours(*, grant: Grant, org_policy: SharingPolicy | None = None) ->
     return template.max_hours
 
 
+#: an anonymous link with the original DICOM, refused (``policy.anonymous_original_refusal``): by
+#: the organization's sharing policy (ValidationError code ``renditions``), or for want of a
+#: second factor on the link (code ``second_factor``)
+ANONYMOUS_ORIGINAL_REFUSED = {
+    policy.AnonymousOriginalRefusal.NOT_ALLOWED: gettext_noop(
+        "This organization does not allow the original DICOM on anonymous links: whoever is forwarded the "
+        "link would get the patient's identified images. Share the compressed preview, or share the original "
+        "with a named person."),
+    policy.AnonymousOriginalRefusal.NO_SECOND_FACTOR: gettext_noop(
+        "An anonymous link with the original DICOM needs a passcode or the patient's birth-date check: "
+        "choose one under “Second factor for the link”, or share the compressed preview only."),
+}
+ANONYMOUS_ORIGINAL_CODES = {policy.AnonymousOriginalRefusal.NOT_ALLOWED: "renditions",
+                            policy.AnonymousOriginalRefusal.NO_SECOND_FACTOR: "second_factor"}
+
+
+def anonymous_original_check(*, org_policy: SharingPolicy, second_factor: str) -> None:
+    """Refuse (ValidationError, ``ANONYMOUS_ORIGINAL_REFUSED``) an anonymous link with the original
+    where the policy's rule does (``policy.anonymous_original_refusal``)."""
+    refusal = policy.anonymous_original_refusal(allowed=org_policy.anonymous_allow_original,
+                                                second_factor=second_factor or "")
+    if refusal is not None:
+        raise ValidationError(_(ANONYMOUS_ORIGINAL_REFUSED[refusal]), code=ANONYMOUS_ORIGINAL_CODES[refusal])
+
+
 def share_terms(*, organization_id: int, use_case: str, recipient_kind: str, hours: int | None = None,
                 renditions: Iterable[str] | None = None, download_limit: int | None = None,
-                allow_download_original: bool | None = None, org_policy: SharingPolicy | None = None) -> ShareTerms:
+                allow_download_original: bool | None = None, org_policy: SharingPolicy | None = None,
+                second_factor: str = "") -> ShareTerms:
     """The expiry, permissions, renditions and download limit that ``share_create`` would give.
 
     The one place these are worked out: the share page's review step shows exactly what
     confirming creates, and refuses there what creating would refuse (ValidationError).
-    ``org_policy``: the organization's SharingPolicy, when read already (then nothing is read)."""
+    ``org_policy``: the organization's SharingPolicy, when read already (then nothing is read).
+    ``second_factor``: the link's (a ``SecondFactor`` value): an anonymous link with the original
+    is refused unless the organization allows it and the link has one (``anonymous_original_check``)."""
     org_policy = org_policy or sharing_policy_for(organization_id)
     template = template_for(organization_id, use_case, template_settings=org_policy.template_settings or {})
     if recipient_kind not in template.recipients:
@@ -746,6 +774,8 @@ def share_terms(*, organization_id: int, use_case: str, recipient_kind: str, hou
         permissions = [p for p in permissions if p != "download_original"]
         chosen = [r for r in chosen if r != Rendition.ORIGINAL] or [Rendition.PREVIEW]
     if recipient_kind == RecipientKind.ANONYMOUS:
+        if Rendition.ORIGINAL in chosen or "download_original" in permissions:
+            anonymous_original_check(org_policy=org_policy, second_factor=second_factor)
         hours = min(hours, _anonymous_max_hours(org_policy))
         limit = org_policy.anonymous_download_limit or 1
         download_limit = min(download_limit or limit, limit)
@@ -851,7 +881,7 @@ def _share_create(*, case: Case, by: User, use_case: str, recipient_kind: str, g
     share_not_before_check(not_before)
     terms = share_terms(organization_id=case.organization_id, use_case=use_case, recipient_kind=recipient_kind,
                         hours=hours, renditions=renditions, download_limit=download_limit,
-                        allow_download_original=allow_download_original)
+                        allow_download_original=allow_download_original, second_factor=second_factor)
     template, hours, download_limit = terms.template, terms.hours, terms.download_limit
     permissions, chosen = list(terms.permissions), list(terms.renditions)
     anonymous = recipient_kind == RecipientKind.ANONYMOUS
@@ -927,7 +957,17 @@ class ExtendRefusal:
     BOARD = "board"            # a tumor board's: it lasts for the board's review window
     ORIGINAL = "original"      # an approval of a request for the original: it lasts what its decider gave
     AT_MAXIMUM = "at_maximum"  # it ends at the latest expiry its kind of share allows already
+    #: an anonymous link's share giving the original, which the organization no longer allows on
+    #: it (``policy.anonymous_original_refusal_of``)
+    ANONYMOUS_ORIGINAL = "anonymous_original"
 
+
+#: extending or renewing an anonymous link's share that gives the original where the organization
+#: no longer allows it on that link (``ExtendRefusal.ANONYMOUS_ORIGINAL``, ``RenewRefusal.ANONYMOUS_ORIGINAL``)
+ANONYMOUS_ORIGINAL_NOT_RENEWED = gettext_noop(
+    "This anonymous link gives the original DICOM, which the organization's sharing policy no longer allows "
+    "on it (an anonymous link may carry the original only where the policy allows it, and with a passcode or "
+    "the patient's birth-date check). It cannot be extended or renewed: create a new share instead.")
 
 #: extending or renewing an approval of a request for the original (``ExtendRefusal.ORIGINAL``,
 #: ``RenewRefusal.ORIGINAL``)
@@ -962,6 +1002,9 @@ def grant_extend_refusal(*, grant: Grant, org_policy: SharingPolicy | None = Non
         # organization's original_approval_max_hours), not its use case's maximum: more time is a
         # new request, decided by whoever may decide it
         return ExtendRefusal.ORIGINAL
+    if policy.anonymous_original_refusal_of(grant, org_policy=org_policy) is not None:
+        # more time for a link the organization's rule no longer lets carry the original
+        return ExtendRefusal.ANONYMOUS_ORIGINAL
     # the new expiry must be later than the current one and in the future: an expired share (not
     # revoked: it can be extended) whose ceiling has passed too has no such time left (its page
     # offered a form whose latest time was past, and "extended" the share to it)
@@ -978,6 +1021,8 @@ def grant_extend_refusal_message(*, grant: Grant, refusal: str, org_policy: Shar
                  "be extended on its own.")
     if refusal == ExtendRefusal.ORIGINAL:
         return _(ORIGINAL_APPROVAL_FIXED)
+    if refusal == ExtendRefusal.ANONYMOUS_ORIGINAL:
+        return _(ANONYMOUS_ORIGINAL_NOT_RENEWED)
     if refusal == ExtendRefusal.AT_MAXIMUM:
         return _("This share is already at its longest: a “%(kind)s” share lasts at most %(hours)s hours from "
                  "its start (the maximum for this kind of share), and this one already ends then. For more "
@@ -1077,6 +1122,7 @@ class RenewRefusal:
     RECIPIENT_KIND = "recipient_kind"  # its template (as in force now) takes no such recipient
     BOARD = "board"                   # a tumor board's: it ends with the board (board_end)
     ORIGINAL = "original"             # an approval of a request for the original (ORIGINAL_APPROVAL_FIXED)
+    ANONYMOUS_ORIGINAL = "anonymous_original"  # an anonymous link with the original, no longer allowed on it
 
 
 RENEW_REFUSAL_MESSAGES = {
@@ -1088,6 +1134,7 @@ RENEW_REFUSAL_MESSAGES = {
     RenewRefusal.RECIPIENT_KIND: gettext_noop("This kind of share cannot go to that kind of recipient."),
     RenewRefusal.BOARD: gettext_noop("A tumor board's access ends with its board and cannot be renewed on its own."),
     RenewRefusal.ORIGINAL: ORIGINAL_APPROVAL_FIXED,
+    RenewRefusal.ANONYMOUS_ORIGINAL: ANONYMOUS_ORIGINAL_NOT_RENEWED,
 }
 
 
@@ -1144,14 +1191,22 @@ def _renewal_terms(*, grant: Grant, hours: int | None = None,
     template to its kind of recipient gets (``share_terms``), and its permissions and renditions
     within them (a renewal never widens a share). Raises _RenewalRefused when the rules refuse
     the renewal whatever is asked, and share_terms' ValidationError for a bad ``hours``."""
+    # the renewal's link keeps the old one's second factor (``_grant_renew``): read only where it
+    # decides (an anonymous link's share naming the original), not for every row of My shares
+    second_factor = ""
+    if grant.is_anonymous and "download_original" in grant.permissions:
+        old_link = max(grant.links.all(), key=lambda link: link.created_at, default=None)
+        second_factor = old_link.second_factor if old_link else ""
     try:
         terms = share_terms(organization_id=grant.organization_id, use_case=grant.use_case,
                             recipient_kind=_recipient_kind(grant), hours=hours,
                             renditions=grant.renditions or None, download_limit=grant.download_limit,
-                            org_policy=org_policy)
+                            org_policy=org_policy, second_factor=second_factor)
     except ValidationError as exc:
         if exc.code == "recipient_kind":
             raise _RenewalRefused(RenewRefusal.RECIPIENT_KIND) from None
+        if exc.code in ANONYMOUS_ORIGINAL_CODES.values() and grant.is_anonymous:
+            raise _RenewalRefused(RenewRefusal.ANONYMOUS_ORIGINAL) from None
         raise
     permissions = [p for p in terms.permissions if p in grant.permissions]
     renditions = [r for r in grant.renditions if r in terms.renditions]
@@ -1506,6 +1561,11 @@ def template_table() -> list[dict[str, Any]]:
              "mfa_required": t.mfa_required, "renewable": t.renewable} for t in TEMPLATES.values()]
 
 
+#: the settings of an organization's sharing policy beside its templates' (``sharing_policy_update``)
+SHARING_POLICY_VALUES = ("anonymous_max_hours", "anonymous_download_limit", "anonymous_allow_original",
+                         "original_approval_max_hours")
+
+
 def sharing_policy_update(*, organization_id: int, by: User, values: dict[str, Any], template_settings: dict,
                           request: HttpRequest | None = None) -> SharingPolicy:
     """Save an organization's sharing defaults and maxima (org admins); audited."""
@@ -1515,14 +1575,13 @@ def sharing_policy_update(*, organization_id: int, by: User, values: dict[str, A
     policy.require(by, policy.Action.MANAGE_ORGANIZATION, organization, request=request)
     with transaction.atomic():
         sp = SharingPolicy.objects.select_for_update().get_or_create(organization_id=organization_id)[0]
-        for name in ("anonymous_max_hours", "anonymous_download_limit", "original_approval_max_hours"):
-            setattr(sp, name, values[name])
+        for name in SHARING_POLICY_VALUES:
+            if name in values:  # one left out keeps its value
+                setattr(sp, name, values[name])
         sp.template_settings = template_settings
         sp.save()
         record(action="sharing_policy.updated", actor=by, organization_id=organization_id, target=sp,
-               request=request, details={**{k: values[k] for k in ("anonymous_max_hours",
-                                                                   "anonymous_download_limit",
-                                                                   "original_approval_max_hours")},
+               request=request, details={**{k: getattr(sp, k) for k in SHARING_POLICY_VALUES},
                                          "templates": template_settings})
     return sp
 

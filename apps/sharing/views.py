@@ -143,7 +143,7 @@ def _share_steps(request: HttpRequest, case, studies=()) -> HttpResponse:
                 terms = services.share_terms(
                     organization_id=case.organization_id, use_case=data["use_case"],
                     recipient_kind=data["recipient_kind"], hours=data.get("hours"), renditions=renditions,
-                    download_limit=data.get("download_limit"))
+                    download_limit=data.get("download_limit"), second_factor=data.get("second_factor") or "")
                 services.share_recipient_check(case=case, use_case=data["use_case"],
                                                recipient_kind=data["recipient_kind"], grantee=data["grantee"],
                                                grantee_email=data.get("recipient_email") or "")
@@ -679,6 +679,7 @@ def sharing_policy_edit(request: HttpRequest) -> HttpResponse:
     form = SharingPolicyForm(request.POST or None, template_settings=current.template_settings, initial={
         "anonymous_max_hours": current.anonymous_max_hours,
         "anonymous_download_limit": current.anonymous_download_limit,
+        "anonymous_allow_original": current.anonymous_allow_original,
         "original_approval_max_hours": current.original_approval_max_hours})
     if request.method == "POST" and form.is_valid():
         services.sharing_policy_update(organization_id=org.pk, by=request.user, values=form.cleaned_data,

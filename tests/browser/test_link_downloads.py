@@ -1,7 +1,8 @@
 """A telehealth physician on a tablet opens an anonymous link that lets them download the
-original once: the shared case page offers the download (a link holder has no study page to
-download from), the zip arrives, and once the limit is used the page says so instead of the
-button."""
+original once (its organization allows the original on anonymous links, and the link asks for a
+passcode, as it must then): the shared case page offers the download (a link holder has no study
+page to download from), the zip arrives, and once the limit is used the page says so instead of
+the button."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from playwright.sync_api import expect
 
 from apps.organizations.models import Role
 from apps.sharing import services
+from apps.sharing.models import SharingPolicy
 from apps.sharing.usecases import RecipientKind, Rendition, UseCase
 from tests.browser.conftest import device_context
 from tests.browser.test_education import _ready_study
@@ -25,15 +27,18 @@ def test_anonymous_link_holder_downloads_within_the_limit_on_a_tablet(browser, l
     owner = member(org, Role.CLINICIAN, email="owner@alpha.example")
     case = CaseFactory(organization=org, created_by=owner, responsible_clinician=owner, title="Chest CT review")
     _ready_study(org, case, tmp_path / "ct")
+    SharingPolicy.objects.update_or_create(organization=org, defaults={"anonymous_allow_original": True})
     grant, _link, raw = services.share_create(
         case=case, by=owner, use_case=UseCase.CUSTOM, recipient_kind=RecipientKind.ANONYMOUS,
-        renditions=[Rendition.ORIGINAL, Rendition.PREVIEW], download_limit=1)
+        renditions=[Rendition.ORIGINAL, Rendition.PREVIEW], download_limit=1, second_factor="passcode",
+        passcode="blue-kettle-42")
     assert grant.download_limit == 1 and "download_original" in grant.permissions
 
     context = device_context(browser, 768, 1024, accept_downloads=True)
     page = context.new_page()
     page.goto(f"{live_server.url}/s/{raw}/")
-    page.get_by_role("button", name="Open the shared imaging").click()
+    page.get_by_label("Passcode").fill("blue-kettle-42")
+    page.get_by_test_id("second-factor-open").click()
     page.wait_for_url(f"{live_server.url}/sharing/cases/{case.public_id}/")
     expect(page.get_by_test_id("renditions")).to_contain_text("Original DICOM")
 

@@ -21,7 +21,7 @@ from apps.audit import actions as audit_actions
 from apps.audit.models import AuditEvent
 from apps.organizations.models import Role
 from apps.sharing import services as sharing
-from apps.sharing.models import Grant, GrantDownload
+from apps.sharing.models import Grant, GrantDownload, SharingPolicy
 from apps.sharing.usecases import RecipientKind, UseCase
 from tests.accounts.conftest import enrol, pending_device, stale_second_factor_client, totp_code
 from tests.factories import OrganizationFactory, member, open_anonymous_link, working_in
@@ -210,17 +210,21 @@ def test_staff_who_opened_an_anonymous_link_are_still_asked(ct_study):
 
 
 def test_an_anonymous_link_visitor_is_not_asked(ct_study):
-    """A link's visitor has no account to step up: their download is as before."""
+    """A link's visitor has no account to step up: their download is as before (the link's own
+    passcode, which an anonymous link with the original must have, was asked when it was opened)."""
     org = ct_study.organization
     org.anonymous_links_enabled = True
     org.save()
+    SharingPolicy.objects.update_or_create(organization=org, defaults={"anonymous_allow_original": True})
     owner = _staff(ct_study)
     grant, _link, raw = sharing.share_create(case=ct_study.case, by=owner, use_case=UseCase.CUSTOM,
-                                             recipient_kind=RecipientKind.ANONYMOUS, download_limit=3)
+                                             recipient_kind=RecipientKind.ANONYMOUS, download_limit=3,
+                                             second_factor="passcode", passcode="blue-kettle-42")
     Grant.objects.filter(pk=grant.pk).update(permissions=["view", "download_preview", "download_original"],
                                              renditions=["original", "preview"])
     visitor = Client()
-    assert open_anonymous_link(visitor, raw).status_code == 302
+    assert visitor.post(reverse("sharing:link_open", kwargs={"token": raw}),
+                        {"value": "blue-kettle-42"}).status_code == 302
     response = visitor.get(_study_url(ct_study, "original"))
     assert response.status_code == 200 and _body(response)[:2] == b"PK"
 
@@ -259,14 +263,17 @@ def test_a_signed_in_person_downloading_on_an_anonymous_link_alone_is_not_asked(
     org = ct_study.organization
     org.anonymous_links_enabled = True
     org.save()
+    SharingPolicy.objects.update_or_create(organization=org, defaults={"anonymous_allow_original": True})
     grant, _link, raw = sharing.share_create(case=ct_study.case, by=_staff(ct_study), use_case=UseCase.CUSTOM,
-                                             recipient_kind=RecipientKind.ANONYMOUS, download_limit=3)
+                                             recipient_kind=RecipientKind.ANONYMOUS, download_limit=3,
+                                             second_factor="passcode", passcode="blue-kettle-42")
     Grant.objects.filter(pk=grant.pk).update(permissions=["view", "download_preview", "download_original"],
                                              renditions=["original", "preview"])
     elsewhere = member(OrganizationFactory(name="Gamma Clinic", slug="gamma"), Role.CLINICIAN,
                        email="someone@gamma.example")
     client = _password_only(elsewhere)
-    assert open_anonymous_link(client, raw).status_code == 302
+    assert client.post(reverse("sharing:link_open", kwargs={"token": raw}),
+                       {"value": "blue-kettle-42"}).status_code == 302
     response = client.get(_study_url(ct_study, "original"))
     assert response.status_code == 200 and _body(response)[:2] == b"PK"
 

@@ -19,7 +19,7 @@ from apps.organizations.models import Role
 from apps.sharing import services as sharing
 from apps.sharing.models import Grant, GrantDownload
 from apps.sharing.usecases import RecipientKind, UseCase
-from tests.factories import member, open_anonymous_link
+from tests.factories import LINK_PASSCODE, anonymous_original_terms, member, open_anonymous_link
 
 pytestmark = pytest.mark.django_db
 
@@ -38,13 +38,13 @@ def _link_share(study, owner, limit: int) -> str:
     org.save()
     _grant, _link, raw = sharing.share_create(case=study.case, by=owner, use_case=UseCase.CUSTOM,
                                               recipient_kind=RecipientKind.ANONYMOUS, download_limit=limit,
-                                              renditions=["original"])
+                                              renditions=["original"], **anonymous_original_terms(org))
     return raw
 
 
 def _visitor(raw: str) -> Client:
     client = Client()
-    assert open_anonymous_link(client, raw).status_code == 302
+    assert open_anonymous_link(client, raw, passcode=LINK_PASSCODE).status_code == 302
     return client
 
 

@@ -23,7 +23,7 @@ from apps.sharing import policy
 from apps.sharing import services as sharing
 from apps.sharing.models import Grant, GrantDownload
 from apps.sharing.usecases import RecipientKind, UseCase
-from tests.factories import CaseFactory, member, open_anonymous_link
+from tests.factories import LINK_PASSCODE, CaseFactory, anonymous_original_terms, member, open_anonymous_link
 from tests.renditions.conftest import ingest_folder
 
 pytestmark = pytest.mark.django_db
@@ -48,9 +48,9 @@ def _visitor(case, owner, *, limit: int, renditions: list[str]) -> Client:
     org.save()
     _grant, _link, raw = sharing.share_create(case=case, by=owner, use_case=UseCase.CUSTOM,
                                               recipient_kind=RecipientKind.ANONYMOUS, download_limit=limit,
-                                              renditions=renditions)
+                                              renditions=renditions, **anonymous_original_terms(org))
     visitor = Client()
-    assert open_anonymous_link(visitor, raw).status_code == 302
+    assert open_anonymous_link(visitor, raw, passcode=LINK_PASSCODE).status_code == 302
     return visitor
 
 

@@ -16,7 +16,7 @@ from apps.sharing import policy, services
 from apps.sharing.models import Grant, ShareLink
 from apps.sharing.policy import Action
 from apps.sharing.usecases import RecipientKind, UseCase
-from tests.factories import UserFactory, open_anonymous_link
+from tests.factories import LINK_PASSCODE, UserFactory, anonymous_original_terms, open_anonymous_link
 
 pytestmark = pytest.mark.django_db
 
@@ -297,9 +297,10 @@ def test_an_anonymous_link_holders_reads_name_the_link_in_the_trail(case, owner,
     from tests.factories import StudyFactory
 
     study = StudyFactory(organization=case.organization, case=case)
-    grant, link, raw = _anonymous(case, owner, renditions=["original", "preview"])
+    grant, link, raw = _anonymous(case, owner, renditions=["original", "preview"],
+                                  **anonymous_original_terms(case.organization))
     holder = Client()
-    assert open_anonymous_link(holder, raw).status_code == 302
+    assert open_anonymous_link(holder, raw, passcode=LINK_PASSCODE).status_code == 302
     assert holder.get(reverse("viewer:viewer", kwargs={"study_id": study.public_id})).status_code == 200
     opened = AuditEvent.objects.get(action="viewer.opened")
     assert opened.actor_type == "link" and opened.link_ref == link.public_id

@@ -16,7 +16,7 @@ from django.urls import reverse
 
 from apps.sharing import policy, services
 from apps.sharing.usecases import RecipientKind, Rendition, UseCase
-from tests.factories import open_anonymous_link
+from tests.factories import LINK_PASSCODE, anonymous_original_terms, open_anonymous_link
 
 pytestmark = pytest.mark.django_db
 
@@ -30,7 +30,7 @@ def _anonymous(case, owner, **kwargs):
 
 def _visit(raw: str) -> str:
     visitor = Client()
-    response = open_anonymous_link(visitor, raw)
+    response = open_anonymous_link(visitor, raw, passcode=LINK_PASSCODE)
     assert response.status_code == 302
     return visitor.get(response["Location"]).content.decode()
 
@@ -51,14 +51,14 @@ def test_a_view_only_link_shows_its_visitor_no_download_count(case, owner):
 
 def test_a_link_that_gives_downloads_still_shows_its_count(case, owner):
     _grant, _link, raw = _anonymous(case, owner, renditions=[Rendition.ORIGINAL, Rendition.PREVIEW],
-                                    download_limit=1)
+                                    download_limit=1, **anonymous_original_terms(case.organization))
     assert "0 of 1 downloads used" in _visit(raw)
 
 
 def test_my_shares_says_view_only_where_a_share_gives_no_download(case, owner, client_as):
     view_only, _l1, _r1 = _anonymous(case, owner, download_limit=3)
     downloads, _l2, _r2 = _anonymous(case, owner, renditions=[Rendition.ORIGINAL, Rendition.PREVIEW],
-                                     download_limit=1)
+                                     download_limit=1, **anonymous_original_terms(case.organization))
     html = client_as(owner).get(reverse("sharing:my_shares")).content.decode()
     assert _downloads_cell(html, view_only) == "View only"
     assert _downloads_cell(html, downloads) == "0 / 1"

@@ -15,7 +15,14 @@ from django.urls import reverse
 from apps.organizations.models import Membership, Role
 from apps.sharing import services as sharing
 from apps.sharing.usecases import RecipientKind, UseCase
-from tests.factories import GrantFactory, InstanceFactory, SeriesFactory, member, open_anonymous_link
+from tests.factories import (
+    GrantFactory,
+    InstanceFactory,
+    SeriesFactory,
+    anonymous_original_terms,
+    member,
+    open_anonymous_link,
+)
 from tests.pages import page_queries, policy_grant_reads, reads_of
 
 pytestmark = pytest.mark.django_db
@@ -46,10 +53,11 @@ def _link_holder(client, study, sharer, *, original: bool):
     org = study.organization
     org.anonymous_links_enabled = True
     org.save()
+    terms = anonymous_original_terms(org) if original else {}
     _grant, _link, raw = sharing.share_create(case=study.case, by=sharer, use_case=UseCase.CUSTOM,
                                               recipient_kind=RecipientKind.ANONYMOUS,
-                                              renditions=["original"] if original else None)
-    assert open_anonymous_link(client, raw).status_code == 302
+                                              renditions=["original"] if original else None, **terms)
+    assert open_anonymous_link(client, raw, passcode=terms.get("passcode")).status_code == 302
     return client
 
 

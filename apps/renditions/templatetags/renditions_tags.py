@@ -69,6 +69,8 @@ NOT_OFFERED_BECAUSE = {
     policy.GrantRefusal.NOT_INCLUDED: _("Not offered: what was shared with you does not include downloading it"),
     policy.GrantRefusal.LIMIT_REACHED: _("Not offered: the downloads the share allows are used up"),
     policy.GrantRefusal.SECOND_FACTOR: _("Not offered until you pass two-step verification"),
+    policy.GrantRefusal.ANONYMOUS_ORIGINAL: _("Not offered: the organization that shared it does not allow the "
+                                              "original DICOM on this anonymous link"),
 }
 
 #: why the lossless row of a study whose every original was received lossy offers nothing: no
