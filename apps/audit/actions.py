@@ -40,7 +40,9 @@ from django.utils.translation import pgettext_lazy
 #                                               an upload's per-file report)
 #   viewer opened / closed .................... viewer.opened / viewer.closed (details.reason
 #                                               "timeout" when the idle sweep closes it)
-#   download (bytes sent, completed or not) ... download.completed / download.incomplete
+#   download (bytes sent, completed or not) ... download.started (before its first byte: a transfer
+#                                               cut off with its process is still in the trail) /
+#                                               download.completed / download.incomplete
 #                                               (details.bytes_sent); grant.download counts a
 #                                               download against a share's limit
 #   share created ............................. grant.created (+ share_link.created)
@@ -97,6 +99,9 @@ BOARD_ENDED = "board.ended"
 VIEWER_OPENED = "viewer.opened"
 VIEWER_CLOSED = "viewer.closed"
 EDUCATION_VIEWED = "education.viewed"
+#: a package's transfer begins (recorded before its first byte; its end is download.completed or
+#: download.incomplete, unless the process serving it was killed meanwhile)
+DOWNLOAD_STARTED = "download.started"
 DOWNLOAD_COMPLETED = "download.completed"
 DOWNLOAD_INCOMPLETE = "download.incomplete"
 DEID_EXPORTED = "deid.exported"
@@ -199,6 +204,7 @@ LABELS: dict[str, str] = {
     VIEWER_OPENED: _("Viewer opened"),
     VIEWER_CLOSED: _("Viewer closed"),
     EDUCATION_VIEWED: _("Education copy viewed"),
+    DOWNLOAD_STARTED: _("Download started"),
     DOWNLOAD_COMPLETED: _("Download completed"),
     DOWNLOAD_INCOMPLETE: _("Download not completed"),
     DEID_EXPORTED: _("De-identified export made"),
@@ -280,8 +286,8 @@ MEMBER_ACCOUNT_ACTIONS: frozenset[str] = frozenset({
 
 #: the actions that say someone saw or downloaded a case's studies (the case page's history)
 ACCESS_ACTIONS: frozenset[str] = frozenset({
-    CASE_VIEWED, STUDY_VIEWED, GRANT_OPENED, VIEWER_OPENED, VIEWER_CLOSED, EDUCATION_VIEWED, DOWNLOAD_COMPLETED,
-    DOWNLOAD_INCOMPLETE, GRANT_DOWNLOAD, DEID_EXPORTED, ATTACHMENT_DOWNLOADED,
+    CASE_VIEWED, STUDY_VIEWED, GRANT_OPENED, VIEWER_OPENED, VIEWER_CLOSED, EDUCATION_VIEWED, DOWNLOAD_STARTED,
+    DOWNLOAD_COMPLETED, DOWNLOAD_INCOMPLETE, GRANT_DOWNLOAD, DEID_EXPORTED, ATTACHMENT_DOWNLOADED,
 })
 
 
@@ -331,7 +337,7 @@ def event_detail(action: str, details: dict | None) -> str:
     (``LOSSY_SOURCE_RENDITIONS``); else nothing. Only names from this module, never text taken
     from the details."""
     rendition = (details or {}).get("rendition")
-    if action in (DOWNLOAD_COMPLETED, DOWNLOAD_INCOMPLETE) and isinstance(rendition, str):
+    if action in (DOWNLOAD_STARTED, DOWNLOAD_COMPLETED, DOWNLOAD_INCOMPLETE) and isinstance(rendition, str):
         lossy_source = (details or {}).get("lossy_source")
         if rendition == "lossless" and isinstance(lossy_source, str) and lossy_source in LOSSY_SOURCE_RENDITIONS:
             return str(LOSSY_SOURCE_RENDITIONS[lossy_source])

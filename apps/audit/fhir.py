@@ -34,6 +34,7 @@ BALP_DISCLOSURE_SOURCE = "https://profiles.ihe.net/ITI/BALP/StructureDefinition/
 DCM_DISPLAY = {
     "110100": "Application Activity",
     "110101": "Audit Log Used",
+    "110102": "Begin Transferring DICOM Instances",
     "110103": "DICOM Instances Accessed",
     "110104": "DICOM Instances Transferred",
     "110105": "DICOM Study Deleted",
@@ -104,6 +105,7 @@ FHIR_MAP: dict[str, Mapping] = {
     A.VIEWER_OPENED: Mapping("110103", "R"),
     A.VIEWER_CLOSED: Mapping("110103", "R"),
     A.EDUCATION_VIEWED: Mapping("110103", "R"),
+    A.DOWNLOAD_STARTED: Mapping("110102", "R"),
     A.DOWNLOAD_COMPLETED: Mapping("110104", "R"),
     A.DOWNLOAD_INCOMPLETE: Mapping("110104", "R"),
     A.GRANT_DOWNLOAD: Mapping("110104", "R"),

@@ -20,6 +20,7 @@ from django.template.defaultfilters import filesizeformat
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_safe
 
+from apps.audit import actions as audit_actions
 from apps.audit.services import record
 from apps.core.pagination import page_of
 from apps.deid import services
@@ -146,9 +147,9 @@ def export_status(request: HttpRequest, deidexport_id: UUID) -> JsonResponse:
 @require_safe
 def export_download(request: HttpRequest, deidexport_id: UUID) -> HttpResponse:
     """The export's zip (``<name>_DeID.zip``): exact Content-Length, strong ETag, single Range
-    (with If-Range); audited when the transfer ends, like every package download, and stopped when
-    the user's right to it ends meanwhile (asked again while it is sent). Before it is
-    ready (or when it holds no file) the export's page says why."""
+    (with If-Range); audited before its first byte and when the transfer ends, like every package
+    download, and stopped when the user's right to it ends meanwhile (asked again while it is
+    sent). Before it is ready (or when it holds no file) the export's page says why."""
     export = _export(request, deidexport_id)
     if not export.downloadable:
         messages.info(request, _("This export has nothing to download yet."))
@@ -161,6 +162,9 @@ def export_download(request: HttpRequest, deidexport_id: UUID) -> HttpResponse:
                case=export.study.case, study=export.study, request=request,
                details={"scope": "deid_export", "export": str(export.public_id), **figures})
 
+    def started(figures: dict) -> None:  # before the first byte, as every package download
+        recorded(audit_actions.DOWNLOAD_STARTED, figures)
+
     def still_allowed() -> bool:  # asked again while the zip is sent: a membership ended stops it
         try:
             policy.require(user, Action.EXPORT_DEIDENTIFIED, export, request=request)
@@ -168,4 +172,5 @@ def export_download(request: HttpRequest, deidexport_id: UUID) -> HttpResponse:
             return False
         return True
 
-    return package_response(request, package, on_transfer_end=recorded, still_allowed=still_allowed)
+    return package_response(request, package, on_transfer_start=started, on_transfer_end=recorded,
+                            still_allowed=still_allowed)

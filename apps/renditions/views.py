@@ -32,9 +32,12 @@ This is decided before a Range past the package's end is answered 416, which ``w
 "already complete" (its first part may be of an older, larger package).
 Under ASGI (uvicorn) the body is an async iterator that reads one blob chunk at a time in a
 worker thread, so memory stays flat; Django would otherwise collect a sync iterator whole.
-Every transfer is audited when it ends: download.completed or download.incomplete, with the bytes
-sent and the range; a lossless package whose images are all (or some) originals received
-lossy-compressed, standing in for the lossless copy none is made of, says so
+Every transfer is audited twice: download.started once the response is built and allowed, before
+its first byte (with the range; one per response, so a resumed transfer records one per request),
+so that a transfer cut off with its process (killed, redeployed) is still in the trail, bytes having
+gone out; and when it ends, download.completed or download.incomplete, with the bytes sent and the
+range. A HEAD, and a Range refused (416), record neither. A lossless package whose images are all
+(or some) originals received lossy-compressed, standing in for the lossless copy none is made of, says so
 (``details.lossy_source``: "all" or "some", ``packages.lossy_source_of``), as its label does.
 
 Access is asked again, afresh, while a transfer runs (``policy.download_may_continue``, at most
@@ -411,6 +414,10 @@ def _serve(request: HttpRequest, actor, obj, kind: str, scope: str, build,
         # holds no lossless copy. ``rendition`` stays the kind asked for (counting and resumes key on it)
         context["lossy_source"] = package.lossy_source
 
+    def started(figures: dict) -> None:
+        record(action=audit_actions.DOWNLOAD_STARTED, actor=actor, actor_label=_actor_label(actor),
+               organization_id=obj.organization_id, target=obj, request=request, details={**context, **figures})
+
     def recorded(action: str, figures: dict) -> None:
         if transfer is not None:  # a transfer finished is not resumed again
             sharing_services.grant_download_sent(transfer_id=transfer, sent=figures["bytes_sent"],
@@ -423,7 +430,8 @@ def _serve(request: HttpRequest, actor, obj, kind: str, scope: str, build,
                                             package_key=_package_key(obj, kind, scope), package_etag=package.etag,
                                             request=request)
 
-    return package_response(request, package, on_transfer_end=recorded, still_allowed=still_allowed, whole=whole)
+    return package_response(request, package, on_transfer_start=started, on_transfer_end=recorded,
+                            still_allowed=still_allowed, whole=whole)
 
 
 def _wanted(request: HttpRequest, package: Package) -> tuple[int, int] | bool | None:
@@ -449,11 +457,15 @@ def _unsatisfiable(package: Package) -> HttpResponse:
     return response
 
 
-def package_response(request: HttpRequest, package: Package, *, on_transfer_end,
-                     still_allowed: Callable[[], bool], whole: bool = False) -> HttpResponse:
+def package_response(request: HttpRequest, package: Package, *, on_transfer_start: Callable[[dict], None],
+                     on_transfer_end, still_allowed: Callable[[], bool], whole: bool = False) -> HttpResponse:
     """The one way a package goes out, once the caller's policy check passed: exact
     Content-Length, strong ETag, a single Range (with If-Range; 416 when unsatisfiable), HEAD with
-    the headers of a GET and no body. When a transfer ends, ``on_transfer_end(action, figures)``
+    the headers of a GET and no body. Before the first byte of a transfer (a GET answered 200 or
+    206, not a HEAD nor a 416), ``on_transfer_start(figures)`` is called once with the package's
+    total and the range, for the caller to record ``download.started``: the end's record is made
+    by the process sending the body, which may be killed before it ends (bytes gone out, nothing
+    recorded). When a transfer ends, ``on_transfer_end(action, figures)``
     is called once with ``download.completed`` or ``download.incomplete`` and the figures (the
     package's total and range, bytes sent) for the caller to record with its own actor and target.
 
@@ -481,12 +493,10 @@ def package_response(request: HttpRequest, package: Package, *, on_transfer_end,
     if request.method == "HEAD":
         # the headers a GET would get, no body: nothing counted, no transfer recorded
         response = HttpResponse(status=206 if wanted else 200, content_type="application/zip")
-    elif isinstance(request, ASGIRequest):
-        response = StreamingHttpResponse(_async_stream(package, start, end, done, still_allowed),
-                                         status=206 if wanted else 200,
-                                         content_type="application/zip")
     else:
-        response = StreamingHttpResponse(_sync_stream(package, start, end, done, still_allowed),
+        on_transfer_start(dict(figures))  # recorded before the first byte: before the body exists
+        stream = _async_stream if isinstance(request, ASGIRequest) else _sync_stream
+        response = StreamingHttpResponse(stream(package, start, end, done, still_allowed),
                                          status=206 if wanted else 200,
                                          content_type="application/zip")
     response["Content-Length"] = str(end - start + 1)
