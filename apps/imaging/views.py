@@ -26,6 +26,7 @@ from apps.organizations.switching import switch_first
 from apps.sharing import policy
 from apps.sharing import selectors as sharing_selectors
 from apps.sharing.policy import Action
+from apps.viewer import selectors as viewer_selectors
 
 #: series per page of the study page (a CT or MR seldom has more; some have hundreds)
 SERIES_PAGE_SIZE = 100
@@ -82,7 +83,9 @@ def study_detail(request: HttpRequest, study_id: UUID) -> HttpResponse:
     return render(request, "imaging/study_detail.html", {
         "study": study, "series": series, "jobs": jobs, "lines_page": lines_page, "ingests_page": ingests_page,
         "show_patient": may[Action.VIEW_PATIENT_IDENTITY], "may_delete": may[Action.DELETE_STUDY],
-        "can_view": may[Action.VIEW_IMAGES], "may_share": may[Action.SHARE_CASE],
+        # "View" once the viewer shows it (its ingest ended with its images stored), as the case page
+        "can_view": may[Action.VIEW_IMAGES] and viewer_selectors.viewer_opens(study=study),
+        "may_share": may[Action.SHARE_CASE],
         "may_export": may[Action.EXPORT_DEIDENTIFIED], "may_attach": may_attach, "attach_busy": attach_busy,
         "attach_cases": attach_cases, "attach_case_total": attach_case_total, "attach_chosen": attach_chosen,
         "attach_step_up": attach_step_up, "attach_enrol_first": attach_enrol_first,

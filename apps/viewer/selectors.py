@@ -17,7 +17,7 @@ from django.db.models.functions import Greatest, RowNumber
 from django.utils.translation import gettext_lazy as _
 
 from apps.imaging import j2k, pixels
-from apps.imaging.models import Instance, Study
+from apps.imaging.models import IngestJob, Instance, Study, StudyState
 from apps.renditions.models import Kind, Label, Rendition
 
 #: instances in one answer (about 90 bytes each in JSON); a larger series takes several
@@ -63,6 +63,41 @@ class ViewerSeries:
         return {"id": self.public_id, "number": self.number, "modality": self.modality,
                 "description": self.description, "count": self.count, "frames": self.frames,
                 "thumbnail": self.thumbnail, "kind": self.kind}
+
+
+@dataclass(frozen=True)
+class NotReady:
+    """Why a study is not opened in the viewer: its state, whether its ingest failed, and for a
+    failed one what its ingest job says (``IngestJob.failure``), for those the views show it to."""
+
+    state: str
+    failed: bool
+    failure: str = ""
+
+
+def viewer_opens(*, study: Study) -> bool:
+    """Whether ``study`` is shown in the viewer: once its ingest has ended with its images stored,
+    ready or ready with warnings (``Study.is_ready``, as its downloads need). A study an ingest is
+    still adding images to (receiving, processing, or again processing as more arrive) or whose
+    ingest failed part way is not: its series may be incomplete, and shown labelled "diagnostic" a
+    reader could take them for the whole study. The viewer's page, each frame and each series'
+    instances ask this, and the study page offers "View" only when it says so. Access is the
+    policy's (asked first); this is the study's state only."""
+    return study.is_ready
+
+
+def study_not_ready(*, study: Study) -> NotReady | None:
+    """None when the viewer shows ``study`` (``viewer_opens``); else why not, with the failure its
+    ingest job recorded (no patient data: a reason and what to do) when the ingest failed."""
+    if viewer_opens(study=study):
+        return None
+    failed = study.state == StudyState.FAILED
+    failure = ""
+    if failed and study.created_by_job_id is not None:
+        job = IngestJob.objects.filter(pk=study.created_by_job_id).first()
+        found = job.failure if job is not None else None
+        failure = found.message if found is not None else ""
+    return NotReady(state=study.state, failed=failed, failure=failure)
 
 
 def viewer_series_list(*, study: Study) -> list[ViewerSeries]:

@@ -138,6 +138,10 @@ def viewer_page(request: HttpRequest, study_id: UUID) -> HttpResponse:
     if (switch := switch_first(request, study, Action.VIEW_IMAGES, then=request.get_full_path())) is not None:
         return switch
     policy.require(actor, Action.VIEW_IMAGES, study, request=request, facts=facts)
+    # a study whose images are still arriving, or whose ingest failed, is not opened (nothing is
+    # recorded as viewed): its series may be incomplete, and would be shown as the whole study
+    if (not_ready := selectors.study_not_ready(study=study)) is not None:
+        return _not_ready_page(request, actor, study, not_ready, facts=facts)
     diagnostic = _may_view_diagnostic(actor, study, facts=facts)
     # the series list, and the instances of the first series only (the one shown first): the
     # others' come from series_instances when picked, so the page does not grow with the study
@@ -164,6 +168,25 @@ def viewer_page(request: HttpRequest, study_id: UUID) -> HttpResponse:
                         "session": session_id},
         **_back(actor, study),
     })
+
+
+def _not_ready_page(request: HttpRequest, actor, study: Study, not_ready: selectors.NotReady, *,
+                    facts=None) -> HttpResponse:
+    """409 and a page saying why the study is not opened (images still arriving, or its ingest
+    failed), with the way back. What its failed ingest job says (a reason and what to do) is shown
+    to whoever may upload to its organization, as the study page shows them the job."""
+    failure = not_ready.failure if not_ready.failed and policy.can(
+        actor, Action.UPLOAD_STUDY, study.organization, facts=facts) else ""
+    return render(request, "viewer/not_ready.html", {
+        "study": study, "failed": not_ready.failed, "failure": failure, "state": not_ready.state,
+        "again": request.get_full_path(), **_back(actor, study)}, status=409)
+
+
+def _not_ready_json() -> JsonResponse:
+    """A frame's or a series' refusal while the study is not shown in the viewer
+    (``selectors.viewer_opens``): 409 ``not_ready``, on which viewer.js stops with its message."""
+    return _json_error(409, "not_ready", _("Images are still being added to this study, or their ingest failed: it "
+                                           "is not shown in the viewer until all of them are stored."))
 
 
 def _back(actor, study: Study) -> dict[str, str]:
@@ -201,6 +224,8 @@ def series_instances(request: HttpRequest, study_id: UUID, series_id: UUID) -> H
     # decides afresh: a revoked grant or an ended membership stops the next one)
     if (refused := _images_refusal(actor, study, request, facts=policy.request_facts(request, actor))) is not None:
         return refused
+    if not selectors.viewer_opens(study=study):
+        return _not_ready_json()
     series_pk = Series.objects.filter(study=study, public_id=series_id).values_list("pk", flat=True).first()
     if series_pk is None:  # another study's series, or none
         return _json_error(404, "not_found", _("This series is not part of this study."))
@@ -277,6 +302,8 @@ def frame(request: HttpRequest, instance_id: UUID) -> HttpResponse:
     facts = policy.request_facts(request, actor)
     if (refused := _images_refusal(actor, instance, request, facts=facts)) is not None:
         return refused
+    if not selectors.viewer_opens(study=instance.study):  # nothing read, nothing recorded as viewed
+        return _not_ready_json()
     try:
         wanted = services.parse_frame_request(request.GET)
     except services.BadFrameRequest:

@@ -133,6 +133,8 @@
   // what the reader is told once refused: that the tumor board meeting which gave the access has
   // ended (the refusal says "ended": "board", of the reader's own share), else that a share ended
   function deniedMessage(refusal) {
+    // a study whose images are again arriving (409 "not_ready"): the server's words, the way back kept
+    if (refusal && refusal.error === "not_ready") { return refusal.message || ds.msgNotReady; }
     return refusal && refusal.ended === "board" ? ds.msgBoardEnded : ds.msgDenied;
   }
 
@@ -143,7 +145,7 @@
   var backLink = root.querySelector("[data-testid=viewer-back]");
   function leaveBackToReachable(refusal) {
     if (!backLink) { return; }
-    if (!(refusal && refusal.error === "denied") && backLink.dataset.endedHref) {
+    if (!(refusal && (refusal.error === "denied" || refusal.error === "not_ready")) && backLink.dataset.endedHref) {
       backLink.href = backLink.dataset.endedHref;
       backLink.textContent = backLink.dataset.endedLabel;
     }
@@ -241,7 +243,7 @@
     return fetch(url, { credentials: "same-origin", cache: "no-cache",
                         headers: { "Accept": "image/*,application/json", "X-Lightbox-Viewer-Session": data.session } })
       .then(function (response) {
-        if (response.status === 403 || response.status === 404) {
+        if (response.status === 403 || response.status === 404 || response.status === 409) {
           return response.json().catch(function () { return {}; }).then(function (body) {
             return { denied: true, message: body.message || ds.msgDenied, ended: body.ended, error: body.error };
           });
@@ -387,9 +389,9 @@
     var url = ds.seriesUrl.replace(ZERO, data.series[index].id) + "?start=" + record.next;
     fetch(url, { credentials: "same-origin", headers: { "Accept": "application/json" } })
       .then(function (response) {
-        if (response.status === 403 || response.status === 404) {
+        if (response.status === 403 || response.status === 404 || response.status === 409) {
           return response.json().catch(function () { return {}; }).then(function (body) {
-            return { denied: true, ended: body.ended, error: body.error };
+            return { denied: true, ended: body.ended, error: body.error, message: body.message };
           });
         }
         if (!response.ok) { return { error: true }; }
