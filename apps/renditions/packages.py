@@ -25,11 +25,12 @@ package is named as a case's: ``Case-<short id>_`` (the first 8
 hex digits of the case's public id, which its address shows already) before the name of its
 studies (``Case-1a2b3c4d_2026-01-01_CT-Chest_V1``), so that it is neither taken for one study's
 package nor holds its study's folder under a folder of the same name. Never the case's title:
-free text typed by staff, which may name the patient. A package of any rendition but the original
-ends in its rendition's name (``rendition_suffix``): ``_Preview`` or ``_Education`` for a lossy
-one, so that its file (and folder) cannot be taken for the diagnostic original's, and ``_Lossless``
-for the lossless-compressed copy, so that the two diagnostic renditions' zips (and folders), which
-would otherwise bear the very same name, are told apart without opening them.
+free text typed by staff, which may name the patient. A package ends in its rendition's name
+(``rendition_suffix``): ``_Preview`` or ``_Education`` for a lossy one, so that its file (and
+folder) cannot be taken for the diagnostic original's, ``_Lossless`` for the lossless-compressed
+copy and ``_Original`` for the diagnostic original, so that the two diagnostic renditions' zips
+(and folders), which would otherwise bear the very same name, are told apart without opening them,
+and the original's says what it is as the others' do.
 
 The education package holds, for each key image, the education file's labelled JPEG image
 (``RenditionFile.image_blob``: what a phone, a tablet or a home computer opens, the "EDUCATION
@@ -118,16 +119,17 @@ def package_name(studies: list[Study], *, body_parts: set[str] | None = None, de
     return name + ("_DeID" if deidentified else "")
 
 
-#: the end of a package's name for each rendition but the original (``package_name`` gives the
-#: same name to every rendition of a study: a preview downloaded beside the original, or forwarded
-#: by a patient, would otherwise look like the original, and the lossless copy's zip would bear
-#: the original's very name)
-_RENDITION_SUFFIX = {Kind.LOSSLESS: "_Lossless", Kind.PREVIEW: "_Preview", Kind.EDUCATION: "_Education"}
+#: the end of a package's name for each rendition (``package_name`` gives the same name to every
+#: rendition of a study: a preview downloaded beside the original, or forwarded by a patient, would
+#: otherwise look like the original, and the lossless copy's zip would bear the original's very
+#: name; the original's says what it is too, as its MANIFEST does, "Diagnostic original")
+_RENDITION_SUFFIX = {Kind.ORIGINAL: "_Original", Kind.LOSSLESS: "_Lossless", Kind.PREVIEW: "_Preview",
+                     Kind.EDUCATION: "_Education"}
 
 
 def rendition_suffix(kind: str) -> str:
-    """``_Lossless``/``_Preview``/``_Education`` for a package's (and a case package's study
-    folder's) name, "" for the original."""
+    """``_Original``/``_Lossless``/``_Preview``/``_Education`` for a package's (and a case
+    package's study folder's) name."""
     return _RENDITION_SUFFIX.get(kind, "")
 
 
@@ -623,7 +625,7 @@ def _case_package(case, studies: list[Study], kind: str, language: str) -> Packa
         sub = package_name([study], body_parts=set(study.series.exclude(body_part_examined="")
                                                     .values_list("body_part_examined", flat=True)),
                            deidentified=_deid_of([study]))
-        # a study's folder names its rendition too (``_Lossless``/``_Preview``/``_Education``), as
+        # a study's folder names its rendition too (``_Original``/``_Lossless``/``_Preview``/...), as
         # its own package would: a folder taken out of the zip is not mistaken for the original study
         # (``_LossySource``: a lossless folder all of originals received lossy, ``_suffix``)
         suffix = _suffix(kind, pairs)

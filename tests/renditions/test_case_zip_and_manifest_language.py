@@ -58,19 +58,19 @@ def test_a_case_zip_is_named_as_the_case_and_holds_its_study_one_level_below(ct_
     case = ct_study.case
     Case.objects.filter(pk=case.pk).update(title="Testpatient Fictional MRN SYN-0001")  # free text: may name anyone
     response, archive = _get(client_as(clinician_a), _case_url(case))
-    root = f"Case-{case.public_id.hex[:8]}_2026-01-01_CT-Chest_V1"
+    root = f"Case-{case.public_id.hex[:8]}_2026-01-01_CT-Chest_V1_Original"
     assert response["Content-Disposition"] == f'attachment; filename="{root}.zip"'
     names = archive.namelist()
     images = [n for n in names if n.endswith(".dcm")]
     assert names == [f"{root}/MANIFEST.txt", *images] and len(images) == 6
-    assert all(n.startswith(f"{root}/2026-01-01_CT-Chest_V1/S001_CT/IM0000") for n in images)
+    assert all(n.startswith(f"{root}/2026-01-01_CT-Chest_V1_Original/S001_CT/IM0000") for n in images)
     for name in names:  # no folder holds one of its own name
         parts = name.split("/")
         assert all(a != b for a, b in itertools.pairwise(parts)), name
         assert "Testpatient" not in name and "SYN" not in name
     # the study's own zip is as it was: the study's name, its series one level below
     _response, own = _get(client_as(clinician_a), _study_url(ct_study))
-    assert all(n.startswith("2026-01-01_CT-Chest_V1/") for n in own.namelist())
+    assert all(n.startswith("2026-01-01_CT-Chest_V1_Original/") for n in own.namelist())
 
 
 def test_a_case_of_two_studies_holds_a_folder_for_each(ct_study, clinician_a, client_as, tmp_path):
@@ -79,11 +79,11 @@ def test_a_case_of_two_studies_holds_a_folder_for_each(ct_study, clinician_a, cl
     write_ct_series(tmp_path / "second", slices=2, rows=16, columns=16)
     [second] = ingest_folder(tmp_path / "second", ct_study.organization, case=ct_study.case)
     response, archive = _get(client_as(clinician_a), _case_url(ct_study.case))
-    root = f"Case-{ct_study.case.public_id.hex[:8]}_2026-01-01_CT-Chest_V1"
+    root = f"Case-{ct_study.case.public_id.hex[:8]}_2026-01-01_CT-Chest_V1_Original"
     assert response["Content-Disposition"] == f'attachment; filename="{root}.zip"'
     folders = {n.split("/")[1] for n in archive.namelist() if n.endswith(".dcm")}
     assert {n.split("/")[0] for n in archive.namelist()} == {root}
-    assert folders == {"2026-01-01_CT-Chest_V1", "2026-01-01_CT-Chest_V1_2"}, folders
+    assert folders == {"2026-01-01_CT-Chest_V1_Original", "2026-01-01_CT-Chest_V1_2_Original"}, folders
     assert second.case_id == ct_study.case_id
 
 

@@ -1,7 +1,9 @@
 """A lossy rendition's zip is not named as the diagnostic original's: the preview, the education
 copy and the original of one study all came as ``2026-01-01_CT-Chest_V1.zip``, so a preview saved
 beside the original (the browser renames it "(1)"), or an education copy a patient forwards to
-another doctor, looked like the diagnostic original."""
+another doctor, looked like the diagnostic original. The original's zip (and a case zip's study
+folder of originals) says what it is as the others do: ``..._Original`` (found by QA: it was the
+only download whose name did not say what it held)."""
 
 from __future__ import annotations
 
@@ -17,10 +19,8 @@ pytestmark = pytest.mark.django_db
 
 
 def test_each_lossy_rendition_says_so_in_its_name(ct_study):
-    original = study_package(ct_study, "original")
-    assert original.filename == "2026-01-01_CT-Chest_V1.zip"
-    for kind, suffix, prefix in (("lossless", "_Lossless", "IM"), ("preview", "_Preview", "PV"),
-                                 ("education", "_Education", "ED")):
+    for kind, suffix, prefix in (("original", "_Original", "IM"), ("lossless", "_Lossless", "IM"),
+                                 ("preview", "_Preview", "PV"), ("education", "_Education", "ED")):
         package = study_package(ct_study, kind)
         assert package.filename == f"2026-01-01_CT-Chest_V1{suffix}.zip"
         images = [e.path for e in package.entries if not e.path.endswith(".txt")]
@@ -34,7 +34,8 @@ def test_the_downloaded_zips_bear_those_names(ct_study, clinician_a, client_as):
     case = f"Case-{ct_study.case.public_id.hex[:8]}_"
     for url, kind, name in ((study_url, "education", "2026-01-01_CT-Chest_V1_Education"),
                             (case_url, "preview", f"{case}2026-01-01_CT-Chest_V1_Preview"),
-                            (case_url, "original", f"{case}2026-01-01_CT-Chest_V1")):
+                            (case_url, "original", f"{case}2026-01-01_CT-Chest_V1_Original"),
+                            (study_url, "original", "2026-01-01_CT-Chest_V1_Original")):
         response = client.get(f"{url}?rendition={kind}")
         assert response.status_code == 200
         assert response["Content-Disposition"] == f'attachment; filename="{name}.zip"'
@@ -48,7 +49,7 @@ def test_a_case_zips_study_folders_say_so_too(ct_study):
     from apps.renditions.packages import case_package
 
     case = f"Case-{ct_study.case.public_id.hex[:8]}_2026-01-01_CT-Chest_V1"
-    for kind, suffix in (("original", ""), ("lossless", "_Lossless"), ("preview", "_Preview"),
+    for kind, suffix in (("original", "_Original"), ("lossless", "_Lossless"), ("preview", "_Preview"),
                          ("education", "_Education")):
         package = case_package(ct_study.case, [ct_study], kind)
         images = [e.path for e in package.entries if not e.path.endswith(".txt")]
@@ -59,14 +60,14 @@ def test_a_case_zips_study_folders_say_so_too(ct_study):
 def test_a_cases_lossless_and_original_zips_are_told_apart_by_name(ct_study, clinician_a, client_as):
     """A case's lossless-compressed zip and its original's came with the same file name (only their
     MANIFEST said which): the lossless copy's name, and its study's folder, end in ``_Lossless``;
-    the original's are as they were. So are a study's own two zips."""
+    the original's in ``_Original``. So are a study's own two zips."""
     client = client_as(clinician_a)
     case_url = reverse("renditions:case_download", kwargs={"case_id": ct_study.case.public_id})
     study_url = reverse("renditions:study_download", kwargs={"study_id": ct_study.public_id})
     case = f"Case-{ct_study.case.public_id.hex[:8]}_2026-01-01_CT-Chest_V1"
     names = {}
     for scope, url, name in (("case", case_url, case), ("study", study_url, "2026-01-01_CT-Chest_V1")):
-        for kind, suffix in (("original", ""), ("lossless", "_Lossless")):
+        for kind, suffix in (("original", "_Original"), ("lossless", "_Lossless")):
             response = client.get(f"{url}?rendition={kind}")
             assert response.status_code == 200
             names[scope, kind] = response["Content-Disposition"]

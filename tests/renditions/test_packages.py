@@ -90,8 +90,8 @@ def test_version_in_the_name_increases_with_a_new_study_version(org_a, tmp_path)
     changed.save_as(tmp_path / "v2" / "changed.dcm")
     [v2] = ingest_folder(tmp_path / "v2", org_a)
     assert v2.version == 2 and v2.previous_id == v1.pk
-    assert study_package(v1, "original").name == "2026-01-01_CT-Chest_V1"
-    assert study_package(v2, "original").name == "2026-01-01_CT-Chest_V2"
+    assert study_package(v1, "original").name == "2026-01-01_CT-Chest_V1_Original"
+    assert study_package(v2, "original").name == "2026-01-01_CT-Chest_V2_Original"
 
 
 def _manifest_of(package) -> str:
@@ -167,7 +167,7 @@ def test_half_then_range_resume_gives_the_full_package(ct_study, clinician_a, cl
         assert rows[name][0] == hashlib.sha256(data).hexdigest() and rows[name][1] == len(data)
         assert rows[name][2] == "Diagnostic original"
     assert "Label: Diagnostic original" in text
-    assert all(n.startswith("2026-01-01_CT-Chest_V1/S001_CT/IM0000") for n in names)
+    assert all(n.startswith("2026-01-01_CT-Chest_V1_Original/S001_CT/IM0000") for n in names)
     # the originals, byte for byte
     sops = {pydicom.dcmread(io.BytesIO(zf.read(n))).SOPInstanceUID for n in names}
     assert sops == set(ct_study.instances.values_list("sop_instance_uid", flat=True))
