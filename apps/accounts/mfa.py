@@ -244,19 +244,28 @@ def _tries_reset(device: TOTPDevice) -> None:
     TOTPDevice.objects.filter(pk=device.pk).update(throttling_failure_count=0, throttling_failure_timestamp=None)
 
 
-def _totp_use(device: TOTPDevice, code: str) -> bool:
-    """Whether ``code`` is the authenticator's, as django-otp's verify_token decides (its
-    tolerance and drift; a time step no later than the last one used is refused); if so it is
+def _totp_use(device: TOTPDevice, code: str) -> str:
+    """OTPResult.OK if ``code`` is the authenticator's, as django-otp's verify_token decides (its
+    tolerance and drift; a time step no later than the last one used is refused), and it is then
     used up (``last_t``) in one conditional UPDATE, so that of two requests with one code at once
-    only one passes."""
+    only one passes. REUSED if it is refused only for that: a code the app shows now (within the
+    tolerance) whose time step was used already (a second sign-in within the same 30 seconds with
+    the code just typed; the other of two requests with one code at once), so that the person is
+    told to wait for the next code rather than that theirs is not right. WRONG otherwise. The
+    refusal is the same either way (``otp_check`` counts both as wrong codes)."""
     totp = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift)
     totp.time = time.time()
-    if not totp.verify(int(code), device.tolerance, device.last_t + 1):
-        return False
-    used = {"last_t": totp.t(), "last_used_at": timezone.now()}
-    if getattr(settings, "OTP_TOTP_SYNC", True):
-        used["drift"] = totp.drift
-    return bool(TOTPDevice.objects.filter(pk=device.pk, last_t__lt=totp.t()).update(**used))
+    if totp.verify(int(code), device.tolerance, device.last_t + 1):
+        used = {"last_t": totp.t(), "last_used_at": timezone.now()}
+        if getattr(settings, "OTP_TOTP_SYNC", True):
+            used["drift"] = totp.drift
+        if TOTPDevice.objects.filter(pk=device.pk, last_t__lt=totp.t()).update(**used):
+            return OTPResult.OK
+        return OTPResult.REUSED  # another request used this time step (or a later one) meanwhile
+    # verify() put the drift back; without the lower bound, a match is a time step already used
+    if totp.verify(int(code), device.tolerance) and totp.t() <= device.last_t:
+        return OTPResult.REUSED
+    return OTPResult.WRONG
 
 
 def _recovery_code_use(user: Any, code: str) -> StaticDevice | None:
@@ -276,6 +285,9 @@ def _recovery_code_use(user: Any, code: str) -> StaticDevice | None:
 class OTPResult:
     OK = "ok"
     WRONG = "wrong"
+    #: refused as a wrong code is (counted towards the lock), but the code is one the app shows
+    #: now that was already used (``_totp_use``): the page says to wait for the next one
+    REUSED = "reused"
     LOCKED = "locked"
 
 
@@ -286,8 +298,10 @@ def mark_verified(request: HttpRequest, device: Any) -> None:
 
 def otp_check(request: HttpRequest, user: Any, code: str, *, purpose: str = "sign_in") -> tuple[str, Any]:
     """Check ``code`` (authenticator code or a recovery code) for ``user``; on success mark the
-    session verified. Returns (OTPResult, locked_until or None). Every failure and lockout is
-    recorded; the code itself never is."""
+    session verified. Returns (OTPResult, locked_until or None): OK, WRONG, REUSED (an
+    authenticator code already used, refused and counted as a wrong one: ``_totp_use``) or LOCKED.
+    Every failure and lockout is recorded (a reused code's with ``details.reused``); the code
+    itself never is."""
     device = totp_device(user)
     if device is None:
         return OTPResult.WRONG, None
@@ -301,9 +315,12 @@ def otp_check(request: HttpRequest, user: Any, code: str, *, purpose: str = "sig
         return OTPResult.LOCKED, locked_until(device) or _lock_from_now()
     code = "".join((code or "").split())
     matched: Any = None
+    reused = False
     if _totp_shaped(code, device):
-        if _totp_use(device, code):
+        used = _totp_use(device, code)
+        if used == OTPResult.OK:
             matched = device
+        reused = used == OTPResult.REUSED
     else:
         matched = _recovery_code_use(user, code.lower())
         if matched is not None:
@@ -315,13 +332,13 @@ def otp_check(request: HttpRequest, user: Any, code: str, *, purpose: str = "sig
         record(action="auth.otp_verified", actor=user, request=request, details={"purpose": purpose})
         return OTPResult.OK, None
     record(action="auth.otp_failed", actor=user, outcome="denied", request=request,
-           details={"purpose": purpose, "failures": failures})
+           details={"purpose": purpose, "failures": failures, **({"reused": True} if reused else {})})
     if failures >= settings.LIGHTBOX_OTP_MAX_FAILURES:  # this try spent the last: recorded once
         device.refresh_from_db(fields=["throttling_failure_count", "throttling_failure_timestamp"])
         record(action="auth.otp_locked_out", actor=user, outcome="denied", request=request,
                details={"failures": failures, "minutes": settings.LIGHTBOX_OTP_LOCK_MINUTES})
         return OTPResult.LOCKED, locked_until(device) or _lock_from_now()
-    return OTPResult.WRONG, None
+    return (OTPResult.REUSED if reused else OTPResult.WRONG), None
 
 
 def _lock_from_now() -> datetime:

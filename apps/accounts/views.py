@@ -222,6 +222,10 @@ def _verify(request: HttpRequest, *, purpose: str, template: str, extra: dict | 
             form.add_error(None, _("Too many wrong codes. Your second factor is locked; try again after "
                                    "%(time)s (UTC), or ask your organization's admin.")
                            % {"time": locked_until.strftime("%H:%M")})
+        elif result == mfa.OTPResult.REUSED:  # the current code, used already: refused all the same
+            status = 400
+            form.add_error("code", _("That code has just been used. Wait for the next code from your app and "
+                                     "enter it."))
         else:
             status = 400
             form.add_error("code", _("That code is not right. Enter the current code from your app."))
