@@ -20,6 +20,7 @@ from django.db.models import Q
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import formats, timezone, translation
+from django.utils.crypto import constant_time_compare, salted_hmac
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, gettext_noop
 
@@ -139,15 +140,23 @@ def language_of_invitation(*, invitation: Invitation, request: HttpRequest) -> s
 
 
 #: the session key naming the invitation link whose sign-in page this browser was sent to
-#: (``invitation_sign_in_remember``): {"next": the link's path, "language": the invitation's}
+#: (``invitation_sign_in_remember``): {"next_hash": a keyed hash of the link's path, "language":
+#: the invitation's}. Never the path itself: it holds the invitation's raw token, which the
+#: database keeps only hashed (``Invitation.token_hash``), and the sessions table is a table too.
 INVITATION_SIGN_IN = "lightbox_invitation_sign_in"
+
+
+def _sign_in_next_hash(path: str) -> str:
+    return salted_hmac("lightbox.invitation_sign_in.next", path, algorithm="sha256").hexdigest()
 
 
 def invitation_sign_in_remember(*, invitation: Invitation, request: HttpRequest) -> None:
     """This browser is sent to sign in before accepting ``invitation`` (an account exists for its
     address), and back to the invitation's link (``request.path``) after: the sign-in page is in
-    the invitation's language (``language_of_sign_in``), as the link's pages are."""
-    request.session[INVITATION_SIGN_IN] = {"next": request.path, "language": invitation.language}
+    the invitation's language (``language_of_sign_in``), as the link's pages are. The session
+    keeps a hash of the link's path, not the path (it holds the raw token)."""
+    request.session[INVITATION_SIGN_IN] = {"next_hash": _sign_in_next_hash(request.path),
+                                           "language": invitation.language}
 
 
 def language_of_sign_in(*, request: HttpRequest) -> str:
@@ -160,7 +169,8 @@ def language_of_sign_in(*, request: HttpRequest) -> str:
         return ""
     sent = request.session.get(INVITATION_SIGN_IN)
     back_to = request.POST.get("next") if request.method == "POST" else request.GET.get("next")
-    if not isinstance(sent, dict) or not back_to or back_to != sent.get("next"):
+    if (not isinstance(sent, dict) or not back_to or not isinstance(sent.get("next_hash"), str)
+            or not constant_time_compare(_sign_in_next_hash(back_to), sent["next_hash"])):
         return ""
     return language_supported(request.session.get(LANGUAGE_CHOSEN, "")) or language_supported(sent.get("language"))
 

@@ -6,9 +6,11 @@ and a language chosen with the switcher on this browser comes first."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
+from django.contrib.sessions.models import Session
 from django.test import Client
 from django.utils import translation
 
@@ -77,3 +79,19 @@ def test_the_signed_in_message_of_an_account_of_no_language_is_in_it(spanish_inv
                                       "next": spanish_invitation_to_an_account}, follow=True)
     assert page.redirect_chain[-1][0] == spanish_invitation_to_an_account
     assert _lang(page) == "es" and "Ha iniciado sesión exitosamente como" in page.content.decode()
+
+
+def test_the_session_keeps_no_raw_invitation_token(spanish_invitation_to_an_account):
+    """The link's path holds the invitation's raw token, which the database keeps only hashed:
+    the session (a row of the sessions table) keeps a hash of it; the language still follows."""
+    raw = spanish_invitation_to_an_account.strip("/").split("/")[-1]
+    browser = Client(HTTP_ACCEPT_LANGUAGE="en")
+    sign_in_url = _sign_in_url(browser.get(spanish_invitation_to_an_account))
+    session = browser.session
+    assert services.INVITATION_SIGN_IN in session
+    assert raw not in json.dumps(dict(session.items()))
+    stored = Session.objects.get(session_key=session.session_key)
+    assert raw not in stored.session_data and raw not in json.dumps(stored.get_decoded())
+    assert _lang(browser.get(sign_in_url)) == "es"
+    # another link's path (the same invitation page with a token changed) is not taken for it
+    assert _lang(browser.get(f"/accounts/login/?next=/invite/{raw[:-1]}x/")) == "en"
