@@ -37,7 +37,8 @@ from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 from django.utils.crypto import get_random_string
 
-from apps.imaging import keys, spool
+from apps.core import spool
+from apps.imaging import keys
 from apps.imaging.checksums import crc32
 from apps.imaging.directio import fsync_paths
 from apps.imaging.models import Blob
@@ -164,7 +165,7 @@ class _EncryptingReader(io.RawIOBase):
 
 def _spool(fileobj: IO[bytes]) -> BinaryIO:
     """A non-seekable stream goes to an encrypted temporary file first (never to memory, never
-    to the disk in clear: ``apps.imaging.spool``)."""
+    to the disk in clear: ``apps.core.spool``)."""
     out = spool.spool()
     try:
         shutil.copyfileobj(fileobj, out, READ_SIZE)

@@ -34,8 +34,8 @@ from pydicom.tag import BaseTag, Tag
 from pydicom.uid import UID
 from pydicom.valuerep import VR
 
+from apps.core import spool
 from apps.core.i18n import Deferred
-from apps.imaging import spool
 
 DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"
 DEFLATED = "1.2.840.10008.1.2.1.99"

@@ -20,8 +20,9 @@ from typing import IO
 from django.conf import settings
 from django.utils.translation import gettext_noop
 
+from apps.core import spool
 from apps.core.i18n import Deferred
-from apps.imaging import dicom, spool
+from apps.imaging import dicom
 
 COPY = 1024 * 1024
 #: entries up to this size are extracted into memory (ingest holds a batch of them at a time)

@@ -7,12 +7,7 @@ import pytest
 from apps.organizations.models import Role
 from apps.sharing import services
 from apps.sharing.usecases import RecipientKind, UseCase
-from tests.factories import CaseFactory, PatientFactory, member
-
-#: the patient ID the synthetic series carries (``bench.ingest.synthetic.ct_slice``): the
-#: education case's patient has it as MRN, as a patient is given only images of their own MRN
-#: (``apps.sharing.policy.held_back_from_patient``)
-SYNTHETIC_PATIENT_ID = "SYN-0001"
+from tests.factories import CaseFactory, member
 
 
 @pytest.fixture(scope="session")
@@ -37,8 +32,7 @@ def patient(org_a):
 
 @pytest.fixture
 def edu_case(org_a, sharer):
-    return CaseFactory(organization=org_a, created_by=sharer, responsible_clinician=sharer,
-                       patient=PatientFactory(organization=org_a, mrn=SYNTHETIC_PATIENT_ID))
+    return CaseFactory(organization=org_a, created_by=sharer, responsible_clinician=sharer)
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""What the ingest cannot hold in memory waits in an encrypted temporary file (apps.imaging.spool),
+"""What the ingest cannot hold in memory waits in an encrypted temporary file (apps.core.spool),
 never in clear in the system's temporary folder: a zip entry over ``sources.MEMORY_MAX`` (a
 mammogram, a large multi-frame), a deflated data set inflated past ``dicom.INFLATE_MEMORY_MAX``, a
 stream ``put_blob`` must read twice. They went to ``tempfile.TemporaryFile()`` in clear (unlinked,
@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 from pydicom.uid import generate_uid
 
-from apps.imaging import blobs, dicom, services, sources, spool
+from apps.core import spool
+from apps.imaging import blobs, dicom, services, sources
 from bench.frames_synthetic import ct_phantom_slice
 from tests.factories import CaseFactory
 from tests.imaging.test_header_memory import MB, _deflated, _noise
@@ -168,3 +169,33 @@ def test_two_spools_of_the_same_bytes_hold_different_bytes(tmp_folder):
         a, b = _open_in(tmp_folder)
         assert len(a) == len(b) == len(data)
         assert a != b  # a key of its own each: nothing in common to compare
+
+
+def test_a_read_that_one_pread_cannot_hold_reads_on_to_the_end(tmp_folder, monkeypatch):
+    """Linux returns at most about 2 GiB from one read: ``os.pread`` cut short (as for a read of
+    2 GiB or more, mocked here: no 2 GiB file in tests) is read on, never taken for the whole, and
+    the position follows what was read. ``read(None)`` and ``read(-1)`` read the rest."""
+    data = os.urandom(1 * MB + 5)
+    real_pread = os.pread
+    asked = []
+
+    def short_pread(fd, n, offset):
+        asked.append(n)
+        return real_pread(fd, min(n, 100_001), offset)
+
+    with spool.spool() as f:
+        f.write(data)
+        monkeypatch.setattr(spool.os, "pread", short_pread)
+        f.seek(3)
+        assert f.read(700_000) == data[3:700_003]
+        assert f.tell() == 700_003
+        buffer = bytearray(200_000)
+        assert f.readinto(buffer) == 200_000 and bytes(buffer) == data[700_003:900_003]
+        assert f.tell() == 900_003
+        assert f.read(None) == data[900_003:]
+        assert f.tell() == len(data) and f.read(None) == b"" and f.read(-1) == b""
+        f.seek(10)
+        assert f.read(-1) == data[10:]
+        f.seek(len(data) - 9)
+        assert f.read(None) == data[-9:]
+        assert max(asked) > 100_001  # the reads were cut short, and read on

@@ -24,6 +24,8 @@ BLOCK = 16
 #: small reads (pydicom reads an element at a time) are served from this much decrypted at once,
 #: as ``tempfile.TemporaryFile``'s buffer (8 KiB) serves them there
 WINDOW = 64 * 1024
+#: bytes asked of one ``os.pread``, at most (Linux returns at most 0x7ffff000 from one read)
+READ_MAX = 1 << 30
 
 
 class EncryptedSpool(io.RawIOBase):
@@ -48,8 +50,19 @@ class EncryptedSpool(io.RawIOBase):
         return cipher
 
     def _plain(self, offset: int, n: int) -> bytes:
-        """``n`` bytes from ``offset`` (all there: the caller checked), decrypted."""
-        return self._cipher(offset).update(os.pread(self._file.fileno(), n, offset))
+        """``n`` bytes from ``offset``, decrypted (fewer only at the end of the file). One
+        ``pread`` may return fewer than asked (Linux reads at most about 2 GiB at a time): read
+        on until ``n`` or the end."""
+        parts, want, at = [], n, offset
+        while want > 0:
+            got = os.pread(self._file.fileno(), min(want, READ_MAX), at)
+            if not got:
+                break
+            parts.append(got)
+            want -= len(got)
+            at += len(got)
+        sealed = parts[0] if len(parts) == 1 else b"".join(parts)
+        return self._cipher(offset).update(sealed)
 
     def readable(self) -> bool:
         return True
@@ -83,17 +96,25 @@ class EncryptedSpool(io.RawIOBase):
         self._pos = self._size
         return len(view)
 
-    def read(self, size: int = -1) -> bytes:
-        """A large read (hashing, storing: 1 MiB at a time) decrypted straight into the bytes
-        returned; a small one from the window (``readinto``)."""
-        if size is not None and size >= WINDOW and not self.closed:
+    def read(self, size: int | None = -1) -> bytes:
+        """A large read (hashing, storing: 1 MiB at a time), and a read of the rest (``size``
+        None or negative), decrypted straight into the bytes returned; a small one from the
+        window (``readinto``)."""
+        if size is None or size < 0:
+            if self.closed:
+                raise ValueError("read from a closed spool")
+            size = max(self._size - self._pos, 0)
+        if size >= WINDOW and not self.closed:
             n = min(size, self._size - self._pos)
             if n <= 0:
                 return b""
             plain = self._plain(self._pos, n)
-            self._pos += n
+            self._pos += len(plain)
             return plain
         return super().read(size)
+
+    def readall(self) -> bytes:
+        return self.read(-1)
 
     def readinto(self, buffer) -> int:
         if self.closed:
@@ -110,6 +131,7 @@ class EncryptedSpool(io.RawIOBase):
                 self._window = self._plain(self._pos, min(WINDOW, self._size - self._pos))
                 start = 0
             plain = self._window[start:start + n]
+        n = len(plain)
         buffer[:n] = plain
         self._pos += n
         return n
