@@ -258,7 +258,9 @@ def case_page(*, user: User, case: Case, may: dict[Action, bool], request: HttpR
     if page.can_view_images or page.can_delete_studies:
         # an org admin sees no pixels but may delete a study: the list (no viewer) leads to its page
         page.studies = _studies_of(case, user)
-        if hasattr(page.studies, "values_list"):  # all those listed, not only the page shown
+        # all those listed, not only the page shown; counted only for whoever may see who the
+        # patient is (an outside consultant, from whom the patient is hidden, is not warned)
+        if page.show_patient and hasattr(page.studies, "values_list"):
             ids = list(page.studies.prefetch_related(None).order_by().values_list("patient_id", flat=True))
             flags = patient_id_flags(case=case, patient_ids=ids)
             page.other_patient_studies = flags.count(OTHER_PATIENT)

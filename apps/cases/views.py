@@ -147,7 +147,8 @@ def _case_page(request: HttpRequest, case, *, note_form: NoteForm | None = None,
     policy.require_decided(may[Action.VIEW_CASE], request.user, Action.VIEW_CASE, case, request=request)
     page = selectors.case_page(user=request.user, case=case, may=may, request=request)
     page.studies = page_of(request, page.studies, size=STUDIES_PAGE_SIZE, param="studies")
-    selectors.studies_mark_other_patient(case=case, studies=page.studies)
+    if page.show_patient:  # the patient-ID flags: only for whoever may see who the patient is
+        selectors.studies_mark_other_patient(case=case, studies=page.studies)
     # the notes oldest first, opening on the newest (the last page); older ones a link away
     page.notes = page_of(request, page.notes, size=NOTES_PAGE_SIZE, param="notes", last_first=True)
     page.attachments = page_of(request, page.attachments, size=ATTACHMENTS_PAGE_SIZE, param="attachments")

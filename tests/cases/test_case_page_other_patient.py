@@ -2,9 +2,9 @@
 (found by QA: the demo case of Alex Demo, MRN DEMO-0001, listed studies of "ID 1CT1" and only
 each study's page showed it). The rule is the attach confirmation's
 (``apps.imaging.services.attach_patient_ids_differ``: blanks and the case of letters aside); each
-such study is flagged in the Studies table and the section warns of them at its top. The images'
-patient ID is shown only to whoever sees the case's patient already: a granted outsider sees the
-flag, not the ID."""
+such study is flagged in the Studies table and the section warns of them at its top, for whoever
+sees the case's patient (VIEW_PATIENT_IDENTITY, the policy's): a granted outsider, from whom the
+patient is hidden, is shown neither the flags nor the warning (found by QA), nor the IDs."""
 
 from __future__ import annotations
 
@@ -54,15 +54,24 @@ def test_staff_see_the_studies_of_another_patient_flagged_with_their_id(case, cl
     assert 'data-testid="study-other-patient"' not in rows["Own CT"]
 
 
-def test_a_granted_outsider_sees_the_flag_but_not_the_images_patient_id(case, org_a, client_as):
+def test_a_granted_outsider_is_shown_no_patient_id_flag_nor_warning(case, org_a, client_as):
+    StudyFactory(organization=org_a, case=case, patient_id="", study_description="Anonymous CT")
     consultant = member(org_a, Role.EXTERNAL_CONSULTANT)
     GrantFactory(organization=org_a, case=case, grantee=consultant, permissions=["view"])
     body = _page(client_as(consultant), case)
-    rows = _rows(body)
-    assert 'data-testid="study-other-patient"' in rows["Foreign CT"]
-    assert 'data-testid="other-patient-studies"' in body
+    assert body.count('data-testid="study"') == 3  # the studies themselves are listed
+    for testid in ("other-patient-studies", "no-patient-id-studies", "study-other-patient", "study-no-patient-id",
+                   "study-images-patient-id"):
+        assert f'data-testid="{testid}"' not in body
+    assert "patient ID" not in body and "Patient ID" not in body
     assert OTHER_ID not in body and MRN not in body
-    assert 'data-testid="study-images-patient-id"' not in body
+
+
+def test_staff_are_warned_of_a_study_with_no_patient_id_too(case, org_a, clinician_a, client_as):
+    StudyFactory(organization=org_a, case=case, patient_id="", study_description="Anonymous CT")
+    body = _page(client_as(clinician_a), case)
+    assert 'data-testid="other-patient-studies"' in body and 'data-testid="no-patient-id-studies"' in body
+    assert 'data-testid="study-other-patient"' in body and 'data-testid="study-no-patient-id"' in body
 
 
 def test_a_case_whose_images_are_its_patients_warns_of_nothing(org_a, clinician_a, client_as):
