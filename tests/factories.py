@@ -172,6 +172,9 @@ class StudyFactory(DjangoModelFactory):
     study_description = "CT chest"
     modalities = "CT"
     state = "ready"
+    #: the images' patient ID: its case's patient's MRN (a patient is given only those:
+    #: ``apps.sharing.policy.held_back_from_patient``); none for a study in no case
+    patient_id = factory.LazyAttribute(lambda o: o.case.patient.mrn if o.case is not None else "")
 
 
 class SeriesFactory(DjangoModelFactory):

@@ -96,8 +96,12 @@ def education_shares_for(*, user: User, request: HttpRequest | None = None) -> l
     all the studies at once). With ``request`` (the portal's), the policy decides on what the
     request read (``policy.request_facts``: its memberships)."""
     grants = list(Grant.objects.live().addressed_to(user).filter(use_case=UseCase.PATIENT_EDUCATION)
-                  .select_related("case", "created_by").order_by("-created_at"))
+                  .select_related("case__patient", "created_by").order_by("-created_at"))
     studies_of = _studies_by_grant(grants)
+    # a study whose images are not this case's patient's by their patient ID (or carry none) is
+    # not theirs: not listed, not counted (the policy's rule; its download is refused as well)
+    studies_of = {g.pk: [s for s, why in zip(studies_of[g.pk], policy.held_back_from_patient(
+        case=g.case, studies=studies_of[g.pk]), strict=True) if why is None] for g in grants}
     every = list({s.pk: s for studies in studies_of.values() for s in studies}.values())
     statuses = dict(Rendition.objects.filter(study__in=every, kind=Kind.EDUCATION).values_list("study_id", "status"))
     refusals = dict(zip((s.pk for s in every), policy.download_refusals(

@@ -512,7 +512,7 @@ def _grants_held(actor: Any, case_ids: set[int], now: datetime, *,
     grants: list[Grant] = []
     user = _user_of(actor)
     if _active_user(user):
-        held = Grant.objects.addressed_to(user).filter(case_id__in=case_ids).select_related("case")
+        held = Grant.objects.addressed_to(user).filter(case_id__in=case_ids).select_related("case__patient")
         held = held.live(now) if expired_since is None else held.filter(
             revoked_at__isnull=True, case__status="open", expires_at__gt=expired_since, expires_at__lte=now)
         grants += list(held)
@@ -521,7 +521,7 @@ def _grants_held(actor: Any, case_ids: set[int], now: datetime, *,
         links = (ShareLink.objects.filter(pk__in=actor.link_ids, anonymous=True, revoked_at__isnull=True,
                                           locked_at__isnull=True, grant__case_id__in=case_ids,
                                           organization__anonymous_links_enabled=True)
-                 .select_related("grant", "grant__case"))
+                 .select_related("grant", "grant__case__patient"))
         grants += [link.grant for link in links
                    if (link.not_before is None or link.not_before <= now) and usable(link.grant)]
     prefetch_related_objects(grants, "studies")
@@ -543,6 +543,54 @@ def _study_scope(grant: Grant) -> set[int] | None:
     else:
         ids = set(studies.values_list("pk", flat=True))
     return ids or None
+
+
+def patient_rule_applies(*, use_case: str, holder: Any, organization_id: int,
+                         roles: dict[int, str] | None = None) -> bool:
+    """Whether a share of ``use_case`` of ``organization_id``'s case, held by ``holder`` (a user, or
+    None: an anonymous link's holder, an address not yet an account), is one a patient holds: a
+    patient-education share, whoever holds it, or any share held by a patient account
+    (``_downloads_as_patient``). Its studies are then only those whose images carry the case's MRN
+    as their patient ID (``held_back_from_patient``). ``roles``: as for ``_downloads_as_patient``."""
+    return use_case == UseCase.PATIENT_EDUCATION or _downloads_as_patient(holder, organization_id, roles=roles)
+
+
+def held_back_from_patient(*, case: Any, studies: Iterable[Any]) -> list[str | None]:
+    """For each of ``studies`` (of ``case``), why a patient is never given it, or None when they may
+    be: the case page's patient-ID flag (``apps.cases.selectors.patient_id_flags``: OTHER_PATIENT,
+    the patient ID in its images is not the case's MRN; NO_PATIENT_ID, they carry none). The one
+    rule, read live from the studies as they are now (a study attached after a share was made is
+    decided as one attached before): a patient holding a share (``patient_rule_applies``) never
+    sees, views nor downloads such a study, whatever the share names (``_grant_refusal``), the
+    patient portal lists none of them (not even how many), and the share review names them as
+    held back. Staff and outside consultants are not concerned: the case page warns them."""
+    from apps.cases.selectors import patient_id_flags
+
+    return patient_id_flags(case=case, patient_ids=[study.patient_id for study in studies])
+
+
+def _held_back_from(grant: Grant, action: Action, obj: object, *, user: Any, roles: dict[int, str] | None,
+                    describing: bool = False) -> bool:
+    """Whether ``grant`` gives ``user`` nothing of ``obj`` because it is a patient's share
+    (``patient_rule_applies``) and ``obj`` is, or is of, a study held back from a patient
+    (``held_back_from_patient``); a download of the whole case when any of its studies is."""
+    from apps.cases.models import Case
+
+    if not patient_rule_applies(use_case=grant.use_case, holder=user, organization_id=grant.organization_id,
+                                roles=roles):
+        return False
+    study_id = _study_id_of(obj)
+    if study_id is None:
+        if describing or not (isinstance(obj, Case) and action in DOWNLOAD_ACTIONS):
+            return False
+        from apps.imaging.models import Study
+
+        studies = Study.objects.filter(case_id=obj.pk).latest_versions().only("pk", "patient_id")
+    else:
+        is_study = type(obj).__name__ == "Study" and type(obj).__module__.startswith("apps.imaging")
+        study = obj if is_study else getattr(obj, "study", None)  # a series, an instance, a rendition
+        studies = [study] if study is not None else []
+    return any(flag is not None for flag in held_back_from_patient(case=grant.case, studies=studies))
 
 
 class GrantRefusal(StrEnum):
@@ -573,12 +621,15 @@ def grant_covers(grant: Grant, action: Action | str, obj: object, *, user: Any =
 def _grant_refusal(grant: Grant, action: Action | str, obj: object, *, user: Any = None,
                    rendition: str | None = None, now: datetime | None = None,
                    facts: _Facts | None = None, reach_only: bool = False,
-                   second_factor_passed: bool = False) -> GrantRefusal | None:
+                   second_factor_passed: bool = False, describing: bool = False) -> GrantRefusal | None:
     """The one rule of ``grant_covers``: None when the grant covers ``action`` on ``obj``, else
     the first reason it does not. With ``reach_only`` (``may_know``), only whether the grant
     reaches ``obj`` at all (live, of its case, its second factor passed, ``obj`` in its studies),
     whatever it gives there. With ``second_factor_passed`` (``grants_give_holders`` only, which
-    says what a grant gives and decides nothing), its second factor is taken as passed."""
+    says what a grant gives and decides nothing), its second factor is taken as passed. With
+    ``describing`` (``_gives``, which decides nothing either), a whole case's download is what it
+    gives on the studies a patient is given (the others are held back: ``held_back_from_patient``,
+    which the share review lists), not refused for them as a download of it is."""
     from apps.sharing.usecases import RENDITION_PERMISSION
 
     action = Action(action)
@@ -602,6 +653,11 @@ def _grant_refusal(grant: Grant, action: Action | str, obj: object, *, user: Any
                 return GrantRefusal.NOT_INCLUDED
         elif study_id not in scope:
             return GrantRefusal.NOT_INCLUDED
+    if _held_back_from(grant, action, obj, user=user, roles=facts.roles if facts is not None else None,
+                       describing=describing):
+        # a patient's share never reaches a study whose images are not the case patient's by
+        # their patient ID (or carry none): not a refusal to explain, it is not theirs to know of
+        return GrantRefusal.NO_ACCESS
     if reach_only:
         return None
     if _use_case_refuses(grant, action, rendition):
@@ -1618,7 +1674,7 @@ def grants_give_holders(grants: Iterable[Grant], *, now: datetime | None = None)
     grants = list(grants)
     now = now or timezone.now()
     saved = [grant for grant in grants if grant.pk is not None]
-    prefetch_related_objects(saved, "studies", "case", "grantee")
+    prefetch_related_objects(saved, "studies", "case__patient", "grantee")
     grantees = {grant.grantee_id for grant in saved if grant.grantee_id is not None}
     roles: dict[int, dict[int, str]] = {pk: {} for pk in grantees}
     if grantees:
@@ -1648,7 +1704,8 @@ def _gives(grant: Grant, *, user: Any, now: datetime, facts: _Facts,
 
     def covers(action: Action, rendition: str | None = None) -> bool:
         return any(_grant_refusal(grant, action, obj, user=user, rendition=rendition, now=now, facts=facts,
-                                  second_factor_passed=second_factor_passed) is None for obj in objs)
+                                  second_factor_passed=second_factor_passed, describing=True) is None
+                   for obj in objs)
 
     given = set()
     if covers(Action.VIEW_IMAGES):

@@ -316,3 +316,30 @@ def live_shares_to(*, case: Case, user: User | None = None, email: str = "") -> 
     return list(Grant.objects.for_org(case.organization_id)
                 .filter(reaches, case=case, revoked_at__isnull=True, expires_at__gt=timezone.now())
                 .distinct().order_by("expires_at", "id"))
+
+
+@dataclass(frozen=True)
+class HeldBack:
+    """A study of a share being reviewed that its patient will not be given, and why."""
+
+    study: Any
+    other_patient: bool  # the patient ID in its images is another's; else they carry none
+
+
+def studies_held_back_from_patient(*, user: User, case: Case, use_case: str, grantee: Any,
+                                   studies: Iterable[Any] = ()) -> list[HeldBack]:
+    """The studies a share of ``case`` (``use_case``, to ``grantee``: a user, or None for an address
+    or a link) would cover, among those ``user`` who shares it sees (``studies`` when it names
+    some, else the case's latest versions), that its patient is never given
+    (``policy.held_back_from_patient``), for the share review to list them as held back: a
+    patient's share only (``policy.patient_rule_applies``); none for any other share."""
+    from apps.cases.selectors import OTHER_PATIENT
+    from apps.imaging.models import Study
+
+    if not policy.patient_rule_applies(use_case=use_case, holder=grantee, organization_id=case.organization_id):
+        return []
+    studies = list(studies) or list(Study.objects.visible_to(user).filter(case=case).latest_versions()
+                                    .order_by("study_date", "pk"))
+    return [HeldBack(study=study, other_patient=why == OTHER_PATIENT)
+            for study, why in zip(studies, policy.held_back_from_patient(case=case, studies=studies), strict=True)
+            if why is not None]

@@ -154,6 +154,9 @@ def _share_steps(request: HttpRequest, case, studies=()) -> HttpResponse:
                                existing=_live_shares_to_recipient(request, case, data),
                                gives=services.share_terms_gives(case=case, terms=terms),
                                kind=share_kind(recipient_kind=data["recipient_kind"], use_case=data["use_case"]),
+                               held_back=selectors.studies_held_back_from_patient(
+                                   user=request.user, case=case, use_case=data["use_case"],
+                                   grantee=data["grantee"], studies=data.get("studies") or []),
                                confirm_token=_share_confirm_issue(request))
                 return render(request, "sharing/share_confirm.html", context)
             return render(request, "sharing/share_form.html", context, status=400)

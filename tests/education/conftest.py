@@ -7,7 +7,12 @@ import pytest
 from apps.organizations.models import Role
 from apps.sharing import services
 from apps.sharing.usecases import RecipientKind, UseCase
-from tests.factories import CaseFactory, member
+from tests.factories import CaseFactory, PatientFactory, member
+
+#: the patient ID the synthetic series carries (``bench.ingest.synthetic.ct_slice``): the
+#: education case's patient has it as MRN, as a patient is given only images of their own MRN
+#: (``apps.sharing.policy.held_back_from_patient``)
+SYNTHETIC_PATIENT_ID = "SYN-0001"
 
 
 @pytest.fixture(scope="session")
@@ -32,7 +37,8 @@ def patient(org_a):
 
 @pytest.fixture
 def edu_case(org_a, sharer):
-    return CaseFactory(organization=org_a, created_by=sharer, responsible_clinician=sharer)
+    return CaseFactory(organization=org_a, created_by=sharer, responsible_clinician=sharer,
+                       patient=PatientFactory(organization=org_a, mrn=SYNTHETIC_PATIENT_ID))
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from django.urls import reverse
 
 from apps.renditions.models import Kind, RenditionFile, Status, renditions_progress
 from apps.renditions.services import study_renditions_make
-from tests.factories import CaseFactory
+from tests.factories import CaseFactory, PatientFactory
 from tests.renditions.conftest import ingest_folder
 from tests.renditions.test_resume import Share
 
@@ -23,11 +23,13 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def unmade(org_a, tmp_path):
-    """A ready 6-slice CT study whose renditions task has not run yet (ingested, nothing made)."""
+    """A ready 6-slice CT study whose renditions task has not run yet (ingested, nothing made), in a
+    case of the synthetic series' patient (its MRN is their patient ID: a patient is given it)."""
     from bench.ingest.synthetic import write_ct_series
 
     write_ct_series(tmp_path / "unmade", slices=6, rows=64, columns=64)
-    [study] = ingest_folder(tmp_path / "unmade", org_a, case=CaseFactory(organization=org_a))
+    case = CaseFactory(organization=org_a, patient=PatientFactory(organization=org_a, mrn="SYN-0001"))
+    [study] = ingest_folder(tmp_path / "unmade", org_a, case=case)
     return study
 
 
