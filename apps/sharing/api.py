@@ -119,7 +119,8 @@ class GrantViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedVi
         return permissions
 
     def refine_queryset(self, queryset):
-        queryset = queryset.select_related("case", "grantee")
+        # its links: an anonymous link's state reads them (``Grant.links_used_up``)
+        queryset = queryset.select_related("case", "grantee").prefetch_related("links")
         if _flag(self.request.query_params.get("mine")):
             queryset = queryset.filter(created_by=self.request.user)
         return queryset

@@ -185,9 +185,12 @@ class Grant(PublicIdModel):
         return share_kind(recipient_kind=self.recipient_kind, use_case=self.use_case, source=self.source)
 
     def state(self, now: datetime | None = None) -> str:
-        """active, scheduled, revoked, ended_with_board, expired_used or expired_unused (for "my
-        shares"). A tumor board's grants are revoked when its meeting ends (reason
-        ``REVOKED_BOARD_ENDED``): they ended with the meeting, nobody revoked them by hand."""
+        """active, scheduled, use_limit_reached, revoked, ended_with_board, expired_used or
+        expired_unused: what every list, page and the API say of it (``selectors.with_state``,
+        the API's ``state``). A tumor board's grants are revoked when its meeting ends (reason
+        ``REVOKED_BOARD_ENDED``): they ended with the meeting, nobody revoked them by hand. An
+        anonymous link opened as many times as it allows (``links_used_up``) is not "active":
+        nobody new can open it (found by QA: the list said Active, a 4th visitor was refused)."""
         now = now or timezone.now()
         if self.revoked_at is not None:
             return GrantState.ENDED_WITH_BOARD if self.revoke_reason == REVOKED_BOARD_ENDED else GrantState.REVOKED
@@ -195,12 +198,30 @@ class Grant(PublicIdModel):
             return GrantState.EXPIRED_USED if self.open_count or self.download_count else GrantState.EXPIRED_UNUSED
         if self.starts_at > now:
             return GrantState.SCHEDULED
+        if self.links_used_up:
+            return GrantState.USE_LIMIT_REACHED
         return GrantState.ACTIVE
+
+    @property
+    def links_used_up(self) -> bool:
+        """An anonymous link's share whose every link (not revoked) has been opened as many times
+        as its use limit allows: no one new can open it (``services.share_link_refusal`` refuses
+        with ``used_up``). The browsers that opened it keep what it gives until it expires or is
+        revoked. A share to a person or a group is reached without its link (Shared with me): its
+        link's use limit never ends it. Reads the grant's links (prefetched by the lists); none for
+        a share that is not an anonymous link's."""
+        if self.pk is None or not self.is_anonymous:
+            return False
+        links = [link for link in self.links.all() if link.revoked_at is None]
+        return bool(links) and all(link.max_uses is not None and link.use_count >= link.max_uses
+                                   for link in links)
 
 
 class GrantState(models.TextChoices):
     ACTIVE = "active", _("Active")
     SCHEDULED = "scheduled", _("Not started yet")
+    #: an anonymous link opened as many times as it allows (``Grant.links_used_up``)
+    USE_LIMIT_REACHED = "use_limit_reached", _("Use limit reached")
     EXPIRED_UNUSED = "expired_unused", _("Expired, never opened")
     EXPIRED_USED = "expired_used", _("Expired, used")
     REVOKED = "revoked", _("Revoked")

@@ -954,6 +954,7 @@ class ExtendRefusal:
     """Why a grant cannot be extended (``grant_extend_refusal``)."""
 
     ENDED = "ended"            # revoked, or its case closed
+    USED_UP = "used_up"        # an anonymous link opened as often as it allows: more time lets nobody new in
     BOARD = "board"            # a tumor board's: it lasts for the board's review window
     ORIGINAL = "original"      # an approval of a request for the original: it lasts what its decider gave
     AT_MAXIMUM = "at_maximum"  # it ends at the latest expiry its kind of share allows already
@@ -993,6 +994,11 @@ def grant_extend_refusal(*, grant: Grant, org_policy: SharingPolicy | None = Non
     pushed later. Who may extend is the policy's (MANAGE_GRANT). Read-only."""
     if grant.revoked_at is not None or not grant.case.is_open:
         return ExtendRefusal.ENDED
+    if grant.links_used_up:
+        # extending keeps the link's count (``use_count``): nobody new could open it, only the
+        # browsers that opened it would keep it longer. Renewing gives a fresh link with the same
+        # use limit (``grant_renew``), where the rules allow it.
+        return ExtendRefusal.USED_UP
     if grant.source == GrantSource.BOARD:
         # made by board_start for the board's review window (5 to 7 days, longer than the
         # maximum of the grants' own kind); the board's end revokes them
@@ -1028,6 +1034,10 @@ def grant_extend_refusal_message(*, grant: Grant, refusal: str, org_policy: Shar
                  "its start (the maximum for this kind of share), and this one already ends then. For more "
                  "time, create a new share, or renew this one where “Renew” is offered.") % {
             "kind": grant.get_use_case_display(), "hours": grant_max_hours(grant=grant, org_policy=org_policy)}
+    if refusal == ExtendRefusal.USED_UP:
+        return _("This link has been opened as many times as its use limit allows: more time would let nobody "
+                 "new open it. Renew it for a fresh link with the same limit where “Renew” is offered, or create "
+                 "a new share.")
     return _("A revoked grant or a closed case cannot be extended.")
 
 

@@ -333,7 +333,8 @@ def grant_revoke(request: HttpRequest, grant_id: UUID) -> HttpResponse:
     policy.require(request.user, Action.MANAGE_GRANT, grant, request=request,
                    facts=policy.decision_facts(request, request.user))
     if request.method == "GET":
-        if grant.state() not in (GrantState.ACTIVE, GrantState.SCHEDULED):  # nothing left to revoke
+        # nothing left to revoke (a used-up link: the browsers that opened it still hold it)
+        if grant.state() not in (GrantState.ACTIVE, GrantState.SCHEDULED, GrantState.USE_LIMIT_REACHED):
             messages.info(request, _("This share has already ended."))
             return redirect(_share_row(grant))
         return render(request, "sharing/grant_revoke.html", {"grant": grant, "cancel_url": _share_row(grant)})
