@@ -17,9 +17,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from django.utils.translation import gettext
+from django.utils.translation import gettext, ngettext
 
-Part = tuple[str, dict[str, Any]]
+#: a message id, or a plural one: (singular, plural, the name of the argument whose number
+#: chooses between them), made by ``Deferred.ngettext``
+MessageId = str | tuple[str, str, str]
+Part = tuple[MessageId, dict[str, Any]]
 
 
 class Deferred(str):
@@ -31,9 +34,17 @@ class Deferred(str):
         return cls._of(((msgid, args),))
 
     @classmethod
+    def ngettext(cls, singular: str, plural: str, count: str, /, **args: Any) -> Deferred:
+        """A text with a number in it ("approved for 1 hour" / "for 3 hours"): its form is
+        chosen by the number in the argument named ``count``, in the reader's language when it is
+        shown (``ngettext``). Called by this name, makemessages finds both forms (xgettext's
+        ``ngettext:1,2``): no ``gettext_noop`` at the call site."""
+        return cls._of((((singular, plural, count), args),))
+
+    @classmethod
     def _of(cls, parts: Iterable[Part]) -> Deferred:
         parts = tuple(parts)
-        self = super().__new__(cls, " ".join(_render(m, a) for m, a in parts))
+        self = super().__new__(cls, " ".join(_render(_english(m, a), a) for m, a in parts))
         self.parts = parts
         return self
 
@@ -47,7 +58,30 @@ class Deferred(str):
         return " ".join(texts)
 
     def translated(self) -> str:
-        return " ".join(_render(gettext(m), a) for m, a in self.parts)
+        return " ".join(_render(_translated(m, a), a) for m, a in self.parts)
+
+
+def _english(msgid: MessageId, args: dict[str, Any]) -> str:
+    if isinstance(msgid, str):
+        return msgid
+    singular, plural, count = msgid
+    return singular if args[count] == 1 else plural
+
+
+def _translated(msgid: MessageId, args: dict[str, Any]) -> str:
+    if isinstance(msgid, str):
+        return gettext(msgid)
+    singular, plural, count = msgid
+    return ngettext(singular, plural, args[count])
+
+
+def _msgid(stored: Any) -> MessageId:
+    """A stored message id back: a text, or a plural one's three texts (a JSON list)."""
+    if isinstance(stored, str):
+        return stored
+    if isinstance(stored, list | tuple) and len(stored) == 3 and all(isinstance(s, str) for s in stored):
+        return (stored[0], stored[1], stored[2])
+    raise ValueError("not a message id")
 
 
 def _render(template: str, args: dict[str, Any]) -> str:
@@ -59,7 +93,7 @@ def restore(english: str, parts: list | None) -> str:
     if not parts:
         return english
     try:
-        return Deferred._of((str(m), dict(a)) for m, a in parts)
+        return Deferred._of((_msgid(m), dict(a)) for m, a in parts)
     except (TypeError, ValueError, KeyError):  # a row written by hand or by an older release
         return english
 

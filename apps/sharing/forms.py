@@ -5,7 +5,7 @@ from typing import Any
 
 from django import forms
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import gettext_noop
+from django.utils.translation import gettext_noop, ngettext
 
 from apps.core.forms import BoundedDateTimeField, BoundedModelMultipleChoiceField
 from apps.sharing.models import COUNT_MAX, Grant, SecondFactor
@@ -229,7 +229,9 @@ class SharingPolicyForm(forms.Form):
             self.fields[f"{key}__max_hours"] = forms.IntegerField(
                 label=_("%(use)s: longest expiry (hours)") % {"use": template.label}, min_value=1,
                 max_value=template.max_hours, initial=current.get("max_hours", template.max_hours),
-                help_text=_("At most %(hours)s hours (the built-in maximum).") % {"hours": template.max_hours})
+                help_text=ngettext("At most %(hours)s hour (the built-in maximum).",
+                                   "At most %(hours)s hours (the built-in maximum).",
+                                   template.max_hours) % {"hours": template.max_hours})
             if RecipientKind.ANONYMOUS in template.recipients:
                 self.fields[f"{key}__max_hours"].help_text = " ".join((
                     str(self.fields[f"{key}__max_hours"].help_text),

@@ -23,7 +23,7 @@ from django.db.models import Case, F, Q, Value, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_noop
+from django.utils.translation import gettext_noop, ngettext
 
 from apps.audit import actions as audit_actions
 from apps.audit.services import record
@@ -763,8 +763,9 @@ def share_terms(*, organization_id: int, use_case: str, recipient_kind: str, hou
         raise ValidationError(_("This kind of share cannot go to that kind of recipient."), code="recipient_kind")
     hours = hours or template.default_hours
     if hours > template.max_hours:
-        raise ValidationError(_("At most %(hours)s hours for this kind of share.") % {"hours": template.max_hours},
-                              code="hours")
+        raise ValidationError(ngettext("At most %(hours)s hour for this kind of share.",
+                                       "At most %(hours)s hours for this kind of share.",
+                                       template.max_hours) % {"hours": template.max_hours}, code="hours")
     permissions = list(template.permissions)
     # none chosen is the use case's own (a grant with no renditions would allow every one)
     chosen = list(renditions) if renditions and template.choose_rendition else list(template.renditions)
@@ -779,6 +780,12 @@ def share_terms(*, organization_id: int, use_case: str, recipient_kind: str, hou
         hours = min(hours, _anonymous_max_hours(org_policy))
         limit = org_policy.anonymous_download_limit or 1
         download_limit = min(download_limit or limit, limit)
+    # the renditions it gives: the original DICOM only with its download. A tumor board review's
+    # template names the original beside the report and the preview but gives no download of it:
+    # the share review listed "Original DICOM" under "View, Download preview", and the recipient
+    # was then offered "Request the original DICOM" (found by QA). Its grant names what it gives.
+    if "download_original" not in permissions:
+        chosen = [r for r in chosen if r != Rendition.ORIGINAL] or [Rendition.PREVIEW]
     return ShareTerms(template=template, hours=hours, permissions=tuple(permissions), renditions=tuple(chosen),
                       download_limit=download_limit)
 
@@ -1030,10 +1037,15 @@ def grant_extend_refusal_message(*, grant: Grant, refusal: str, org_policy: Shar
     if refusal == ExtendRefusal.ANONYMOUS_ORIGINAL:
         return _(ANONYMOUS_ORIGINAL_NOT_RENEWED)
     if refusal == ExtendRefusal.AT_MAXIMUM:
-        return _("This share is already at its longest: a “%(kind)s” share lasts at most %(hours)s hours from "
-                 "its start (the maximum for this kind of share), and this one already ends then. For more "
-                 "time, create a new share, or renew this one where “Renew” is offered.") % {
-            "kind": grant.get_use_case_display(), "hours": grant_max_hours(grant=grant, org_policy=org_policy)}
+        max_hours = grant_max_hours(grant=grant, org_policy=org_policy)
+        return ngettext(
+            "This share is already at its longest: a “%(kind)s” share lasts at most %(hours)s hour from its "
+            "start (the maximum for this kind of share), and this one already ends then. For more time, create "
+            "a new share, or renew this one where “Renew” is offered.",
+            "This share is already at its longest: a “%(kind)s” share lasts at most %(hours)s hours from "
+            "its start (the maximum for this kind of share), and this one already ends then. For more "
+            "time, create a new share, or renew this one where “Renew” is offered.",
+            max_hours) % {"kind": grant.get_use_case_display(), "hours": max_hours}
     if refusal == ExtendRefusal.USED_UP:
         return _("This link has been opened as many times as its use limit allows: more time would let nobody "
                  "new open it. Renew it for a fresh link with the same limit where “Renew” is offered, or create "
@@ -1523,7 +1535,8 @@ def _original_request_decide(*, original_request: OriginalRequest, by: User, app
     ends_with_share = False
     if approve:
         if hours > limit:
-            raise ValidationError(_("At most %(hours)s hours.") % {"hours": limit})
+            raise ValidationError(ngettext("At most %(hours)s hour.", "At most %(hours)s hours.", limit)
+                                  % {"hours": limit})
         if not req.case.is_open:
             raise ValidationError(_("This case is closed; nothing can be shared from it."))
         # never past the share it was asked under (live: original_request_decidable): the
@@ -1554,8 +1567,9 @@ def _original_request_decide(*, original_request: OriginalRequest, by: User, app
         message = Deferred(gettext_noop("Your request for the original DICOM was approved until the share it "
                                         "was asked under ends."))
     else:
-        message = Deferred(gettext_noop("Your request for the original DICOM was approved for %(hours)s hours."),
-                           hours=hours)
+        message = Deferred.ngettext("Your request for the original DICOM was approved for %(hours)s hour.",
+                                    "Your request for the original DICOM was approved for %(hours)s hours.",
+                                    "hours", hours=hours)
     notify(user=req.requested_by, organization_id=req.organization_id, verb=f"original_request.{req.status}",
            url=reverse("sharing:shared_with_me"), message=message, case=req.case)
     notify(user=by, organization_id=req.organization_id, verb=f"original_request.{req.status}",
