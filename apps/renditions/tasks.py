@@ -8,8 +8,11 @@ from apps.imaging.storage import STORAGE_ERRORS
 from apps.renditions.services import study_renditions_claim, study_renditions_make, study_renditions_stopped
 
 
+# eager_after_response (apps.core.queue): queued eagerly during a request, made once its response
+# has been sent, not in the answer's time; queued by an ingest, made right after it
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True,
-             autoretry_for=(*STORAGE_ERRORS, OperationalError), retry_backoff=True, max_retries=5)
+             autoretry_for=(*STORAGE_ERRORS, OperationalError), retry_backoff=True, max_retries=5,
+             eager_after_response=True)
 def study_renditions_task(self, study_id: int) -> None:
     """Entry point only (ids in, nothing out): the idempotent work is
     ``services.study_renditions_make``, so a redelivered task makes only what is missing. When it
