@@ -12,10 +12,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from django.urls import reverse
 
 from apps.organizations.models import Membership, Role
 from tests.browser.conftest import signed_in_as
-from tests.factories import CaseFactory, GrantFactory, OrganizationFactory, member
+from tests.factories import CaseFactory, OrganizationFactory, member
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -32,21 +33,20 @@ def _admin_with_members(page, live_server):
 
 
 def test_a_table_wider_than_the_screen_is_a_named_region_scrolled_by_keyboard(page, live_server):
-    """Shared with me on a phone (the members' list is a card a member there now,
-    test_list_pages_on_a_phone)."""
+    """The share page's table of templates on a phone (the members' list and Shared with me are a
+    card a row there now, test_list_pages_on_a_phone, test_shared_with_me_cards)."""
     org = OrganizationFactory(name="Northwind Test", mfa_required_roles=[])
     owner = member(org, Role.CLINICIAN)
-    consultant = member(org, Role.EXTERNAL_CONSULTANT, email="a.rather.long.address@consultants.example")
     case = CaseFactory(organization=org, created_by=owner, responsible_clinician=owner,
                        title="Chest CT - second opinion")
-    GrantFactory(organization=org, case=case, grantee=consultant, created_by=owner, use_case="consultant")
-    signed_in_as(page, live_server.url, consultant)
+    signed_in_as(page, live_server.url, owner)
     page.set_viewport_size({"width": 390, "height": 844})
-    page.goto(f"{live_server.url}/sharing/received/")
+    page.goto(f"{live_server.url}{reverse('sharing:case_share', kwargs={'case_id': case.public_id})}")
     wrap = page.locator(".table-wrap").first
     assert wrap.evaluate("w => w.scrollWidth > w.clientWidth")  # the table is wider
     assert wrap.get_attribute("tabindex") == "0" and wrap.get_attribute("role") == "region"
-    assert wrap.get_attribute("aria-label") == "Cases shared with you"  # the table's caption
+    # the table's caption
+    assert wrap.get_attribute("aria-label") == "What each template shares, with whom, and for how long"
     wrap.focus()
     page.keyboard.press("ArrowRight")
     page.wait_for_function("() => document.querySelector('.table-wrap').scrollLeft > 0")

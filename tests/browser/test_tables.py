@@ -1,20 +1,21 @@
 """A table wider than a phone scrolls sideways inside its frame; a shadow on the edge that hides
 columns says so. Without it, "My shares" on a phone showed two columns (case, recipient) and
-looked complete: its state, expiry and Revoke/Extend buttons were out of sight. (My shares is a
-card a share there now, test_next_step_links; Shared with me still scrolls.)"""
+looked complete: its state, expiry and Revoke/Extend buttons were out of sight. (My shares and
+Shared with me are a card a share there now, test_next_step_links, test_shared_with_me_cards; the
+share page's table of templates still scrolls.)"""
 
 from __future__ import annotations
 
 import io
 
 import pytest
+from django.urls import reverse
 from PIL import Image
 
 from apps.organizations.models import Role
 from tests.browser.conftest import _only_local, signed_in_as
 from tests.factories import (
     CaseFactory,
-    GrantFactory,
     OrganizationFactory,
     RenditionFactory,
     StudyFactory,
@@ -24,14 +25,15 @@ from tests.factories import (
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def _edge_shade(page, side: str) -> int:
-    """The darkest grey level in a body cell's row, at the given edge of the table's frame."""
+def _edge_shade(page, side: str, inset: int = 1) -> int:
+    """The darkest grey level in a body cell's row, at the given edge of the table's frame (``inset``
+    pixels in from it)."""
     wrap = page.locator(".table-wrap").first
     image = Image.open(io.BytesIO(wrap.screenshot())).convert("L")
     cell = page.locator(".table-wrap tbody tr").first.bounding_box()
     frame = wrap.bounding_box()
     y = int(cell["y"] - frame["y"] + cell["height"] / 2)
-    x = 1 if side == "left" else image.width - 2
+    x = inset if side == "left" else image.width - 1 - inset
     return min(image.getpixel((x, yy)) for yy in range(y - 3, y + 4))
 
 
@@ -47,22 +49,21 @@ def _darkest_shadow(page) -> int:
 def test_a_table_wider_than_a_phone_shows_a_shadow_where_columns_are_hidden(browser, live_server, output_dir):
     org = OrganizationFactory(mfa_required_roles=[])
     owner = member(org, Role.CLINICIAN)
-    consultant = member(org, Role.EXTERNAL_CONSULTANT, email="a.rather.long.address@consultants.example")
     case = CaseFactory(organization=org, created_by=owner, responsible_clinician=owner,
                        title="Chest CT - second opinion")
-    GrantFactory(organization=org, case=case, grantee=consultant, created_by=owner, use_case="consultant")
     context = browser.new_context(viewport={"width": 390, "height": 844}, locale="en-US", is_mobile=True)
     context.route("**/*", _only_local)
     page = context.new_page()
     try:
-        signed_in_as(page, live_server.url, consultant)
-        page.goto(f"{live_server.url}/sharing/received/")
+        signed_in_as(page, live_server.url, owner)
+        page.goto(f"{live_server.url}{reverse('sharing:case_share', kwargs={'case_id': case.public_id})}")
         wrap = page.locator(".table-wrap").first
         assert wrap.evaluate("w => w.scrollWidth > w.clientWidth")  # the columns do not fit: it scrolls
         page.screenshot(path=str(output_dir / "shared-with-me-phone-shadow.png"))
         assert _edge_shade(page, "right") < 240  # more to the right: a shadow there
         assert _darkest_shadow(page) >= 199  # light enough for any text over it (a link 4.5:1)
-        assert _edge_shade(page, "left") > 250   # nothing hidden on the left yet
+        # nothing hidden on the left yet: its edge is the row's own (grey) heading, no darker
+        assert _edge_shade(page, "left") >= _edge_shade(page, "left", inset=6) - 2
         wrap.evaluate("w => { w.scrollLeft = w.scrollWidth; }")
         page.wait_for_timeout(100)
         assert _edge_shade(page, "left") < 240

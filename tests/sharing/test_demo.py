@@ -50,7 +50,7 @@ def test_seed_demo_gives_the_demo_patient_a_patient_education_share_on_the_porta
 
 def _row_of(page: str, href: str) -> str:
     """The table row of "Shared with me" whose case link is ``href``."""
-    [row] = [r for r in page.split("<tr>") if f'href="{href}"' in r]
+    [row] = [r for r in page.split("<tr") if f'href="{href}"' in r]
     return row.split("</tr>")[0]
 
 

@@ -24,7 +24,7 @@ OLD, NEW, NEWER = "Chest CT follow-up", "Chest CT - Jane Roe", "Chest CT - Jane 
 def _case_cells(client) -> list[str]:
     html = client.get(reverse("sharing:shared_with_me")).content.decode()
     return [re.sub(r"<[^>]+>", "", cell).strip()
-            for cell in re.findall(r'<td data-testid="received-case">(.*?)</td>', html, flags=re.S)]
+            for cell in re.findall(r'<td[^>]*data-testid="received-case"[^>]*>(.*?)</td>', html, flags=re.S)]
 
 
 def _share(case, owner, consultant, **kwargs):
