@@ -175,6 +175,11 @@ PERMISSION_ACTIONS: dict[str, frozenset[Action]] = {
 }
 
 
+#: the actions a grant may give (``_grant_refusal``: its case page, and what its permissions
+#: name); any other (deciding a request for the original, managing members...) only a role gives
+_GRANT_ACTIONS: frozenset[Action] = frozenset({Action.VIEW_CASE}).union(*PERMISSION_ACTIONS.values())
+
+
 def roles_with(action: Action | str) -> list[str]:
     return [role for role, actions in ROLE_ACTIONS.items() if action in actions]
 
@@ -1072,6 +1077,27 @@ def can_each(actor: Any, action: Action | str, objs: Iterable[Any], *, rendition
     return [_decide(facts, action, obj, rendition=rendition) for obj in objs]
 
 
+def users_who_can(users: Iterable[Any], action: Action | str, obj: object) -> list[Any]:
+    """Those of ``users`` who may do ``action`` on ``obj``, in order: ``can(user, action, obj)``
+    for each, the same decisions made by the same code (read afresh, as ``can`` without
+    ``facts``), with their active memberships read in one query for all of them rather than one
+    each. Who is told of a new request for the original (``services._deciders``: every
+    radiologist of the organization, inside the request's transaction) cost a query a person.
+    An action that only a role gives (``_GRANT_ACTIONS``: deciding a request) reads nobody's
+    grants; one a grant may give reads each user's grants of ``obj``'s case."""
+    users = list(users)
+    action = Action(action)
+    now = timezone.now()
+    roles: dict[int, dict[int, str]] = {}
+    active = [u.pk for u in users if _active_user(u)]
+    if active:
+        for user_id, org_id, role in (Membership.objects.filter(user_id__in=active, is_active=True)
+                                      .values_list("user_id", "organization_id", "role")):
+            roles.setdefault(user_id, {})[org_id] = role
+    return [user for user in users
+            if _decide(_Facts(user, now, roles=roles.get(user.pk, {})), action, obj)]
+
+
 def notices_naming(user: Any, notices: Iterable[Any], *, facts: _Facts | None = None) -> list[bool]:
     """For each of ``notices`` (``user``'s Notification rows), whether it may name the tumor board
     or case it is about by its title (``Notification.message_shown``, which names the board when
@@ -1179,6 +1205,8 @@ def _decide(facts: _Facts, action: Action, obj: object, *, rendition: str | None
                 and _decide(mine, Action.SHARE_CASE, obj.case))  # type: ignore[attr-defined]
     if _active_user(user) and _role_allows(user, action, obj, facts):
         return True
+    if action not in _GRANT_ACTIONS:
+        return False  # no grant gives it (``_grant_refusal``): none of the actor's grants to read
     case_id = _case_id_of(obj)
     if case_id is None:
         return False

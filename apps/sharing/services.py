@@ -1377,7 +1377,9 @@ def _deciders(req: OriginalRequest) -> list[User]:
                                          role__in=policy.roles_with(policy.Action.DECIDE_ORIGINAL_REQUEST))
                .values_list("user_id", flat=True))
     users = User.objects.filter(pk__in=[i for i in ids if i], is_active=True).exclude(pk=req.requested_by_id)
-    return [u for u in users if policy.can(u, policy.Action.DECIDE_ORIGINAL_REQUEST, req)]
+    # all of them decided at once (their memberships in one query): asking ``can`` of each cost a
+    # query a radiologist, in the request's transaction (found by review)
+    return policy.users_who_can(users.order_by("pk"), policy.Action.DECIDE_ORIGINAL_REQUEST, req)
 
 
 def original_request_create(*, grant: Grant, by: User, reason: str,
