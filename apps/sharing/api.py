@@ -19,7 +19,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from apps.core.api import BoundedDateTimeField, OrgScopedViewSet, PublicIdField, StrictSerializer
-from apps.sharing import policy, services
+from apps.sharing import policy, selectors, services
 from apps.sharing.forms import NO_ACCOUNT
 from apps.sharing.models import COUNT_MAX, Grant, GrantState, SecondFactor
 from apps.sharing.usecases import TEMPLATES, RecipientKind, Rendition, UseCase
@@ -44,7 +44,8 @@ class GrantOutputSerializer(serializers.ModelSerializer):
     # its meeting ended, "revoked" before 3fae494) from it, not from a changed answer
     @extend_schema_field(serializers.ChoiceField(choices=GrantState.choices))
     def get_state(self, grant: Grant) -> str:
-        return grant.state()
+        # a holder's list gives its grants their state for them (``selectors.with_state(holder=)``)
+        return getattr(grant, "current_state", None) or grant.state()
 
 
 class GrantCreatedSerializer(GrantOutputSerializer):
@@ -219,5 +220,7 @@ class GrantViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedVi
         grants = (Grant.objects.addressed_to(request.user).select_related("case", "grantee")
                   .order_by("-created_at", "pk"))
         page = self.paginate_queryset(grants)
+        # the state for its holder: "no_longer_available" where the policy gives them nothing now
+        page = selectors.with_state(page, holder=request.user, request=request)
         return self.get_paginated_response(GrantOutputSerializer(page, many=True).data)
 

@@ -226,6 +226,10 @@ class GrantState(models.TextChoices):
     EXPIRED_USED = "expired_used", _("Expired, used")
     REVOKED = "revoked", _("Revoked")
     ENDED_WITH_BOARD = "ended_with_board", _("Ended with the meeting")
+    #: not a grant's own state: what its holder's lists say of a grant that has not ended but
+    #: gives them nothing now (``policy.grants_ended_for_holder``: a tumor board's grant to
+    #: someone since made a patient account there), set by ``selectors.with_state(holder=...)``
+    NO_LONGER_AVAILABLE = "no_longer_available", _("No longer available to you")
 
 
 #: the ``revoke_reason`` of the grants a tumor board's meeting gave, revoked when it ends

@@ -1140,6 +1140,35 @@ def grants_naming_case(user: Any, grants: Iterable[Grant], *, facts: _Facts | No
     return [g.case_id in known for g in grants]
 
 
+def grants_ended_for_holder(user: Any, grants: Iterable[Grant], *, facts: _Facts | None = None) -> list[bool]:
+    """For each of ``grants`` (``user``'s rows of "Shared with me", or of the API's list of
+    grants received), whether it gives ``user`` nothing any more though it has not ended itself
+    (neither revoked nor expired, its case open: live, or yet to start): the policy no longer
+    lets it reach its case for them (``_grant_refusal``, asked as ``may_know`` asks it, at its
+    start for one yet to start), as for a tumor board's grant to someone made a patient account
+    there since (``_board_grant_refused``). Its holder's lists say it is no longer available to
+    them, with no link and no title of the case as it is now: they said Active, linked to a case
+    page that refused them, under the case's current title (found by review). A second factor
+    not passed yet ends nothing (opening the case asks for it). A grant that ended is False: its
+    own state says so. Decides on the facts' memberships (``facts``: as for ``can``); no query
+    beyond them."""
+    from django.db.models import prefetch_related_objects
+
+    facts = _facts_of(user, facts)
+    grants = list(grants)
+    prefetch_related_objects(grants, "studies")  # what ``_study_scope`` reads: one query for them all
+    ended = []
+    for grant in grants:
+        if grant.revoked_at is not None or grant.expires_at <= facts.now or grant.case.status != "open":
+            ended.append(False)
+            continue
+        refusal = _grant_refusal(grant, Action.VIEW_CASE, grant.case, user=facts.user,
+                                 now=max(facts.now, grant.starts_at), facts=facts, reach_only=True,
+                                 second_factor_passed=True)
+        ended.append(refusal == GrantRefusal.NO_ACCESS)
+    return ended
+
+
 def grants_told_of(user: Any, grants: Iterable[Grant], *, facts: _Facts | None = None) -> list[bool]:
     """For each of ``grants`` (the shares of a case that reach the recipient a share review names,
     ``selectors.live_shares_to``), whether ``user``, who shares the case, may be told of it (its

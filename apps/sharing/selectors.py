@@ -123,11 +123,14 @@ class Elsewhere:
 
 def elsewhere_made(*, user: User, request: HttpRequest) -> list[Elsewhere]:
     """For "My shares": the shares the user made and the requests they may decide in each of their
-    other organizations (those with any)."""
+    other organizations (those with any). Shares counted as the list lists them once switched
+    (``policy.made_grants_listed``): the banner said "N shares there" where their role no longer
+    sees the cases, and switching showed none (found by review)."""
     others = policy.organizations_elsewhere(request)
     if not others:
         return []
-    shares = dict(Grant.objects.filter(created_by=user, organization__in=others).values("organization_id")
+    shares = dict(Grant.objects.filter(policy.made_grants_listed(user), organization__in=others)
+                  .values("organization_id")
                   .annotate(n=Count("id")).values_list("organization_id", "n"))
     requests: dict[int, int] = {}
     # decided as they would be there (no request: no active organization narrows the decision)
@@ -152,13 +155,20 @@ def elsewhere_received(*, user: User, request: HttpRequest) -> list[Elsewhere]:
     return [e for e in found if e]
 
 
-def with_state(grants: Iterable[Grant]) -> list[Grant]:
+def with_state(grants: Iterable[Grant], *, holder: User | None = None,
+               request: HttpRequest | None = None) -> list[Grant]:
     """``grants`` (a page of them), each with ``current_state`` at one moment and its label
-    (``current_state_label``, the GrantState's: what the lists say, a board's ended grants too)."""
+    (``current_state_label``, the GrantState's: what the lists say, a board's ended grants too).
+    With ``holder`` (the lists of grants received: "Shared with me", the API's), a grant that has
+    not ended but gives them nothing now (``policy.grants_ended_for_holder``) is in the state
+    ``NO_LONGER_AVAILABLE``, not Active (with ``request``, decided on what the request read:
+    ``policy.request_facts``). The one place a holder's lists take a grant's state from."""
     now = timezone.now()
     listed = list(grants)
-    for g in listed:
-        g.current_state = g.state(now)
+    gone = (policy.grants_ended_for_holder(holder, listed, facts=policy.request_facts(request, holder))
+            if holder is not None else [False] * len(listed))
+    for g, ended_for_holder in zip(listed, gone, strict=True):
+        g.current_state = GrantState.NO_LONGER_AVAILABLE if ended_for_holder else g.state(now)
         g.current_state_label = GrantState(g.current_state).label
     return listed
 
@@ -168,11 +178,16 @@ def with_case_titles(grants: Iterable[Grant], *, user: User, request: HttpReques
     title as it is now while ``user`` may know the case (``policy.grants_naming_case``); else the
     title it had when the share ended (``Grant.case_title_at_end``; the case's own while not
     renamed since), or a neutral label where that is not known. The template shows this, never
-    ``case.title`` of an ended share."""
+    ``case.title`` of an ended share. A share that has not ended but gives ``user`` nothing now
+    (``policy.grants_ended_for_holder``: a tumor board's, its participant made a patient account)
+    keeps no title (renames are kept for ended shares only): it is named by the neutral label,
+    not by the case's title as it is now (found by review)."""
     listed = list(grants)
-    names = policy.grants_naming_case(user, listed, facts=policy.request_facts(request, user))
-    for grant, named in zip(listed, names, strict=True):
-        if named or grant.case_title_at_end is None:
+    facts = policy.request_facts(request, user)
+    names = policy.grants_naming_case(user, listed, facts=facts)
+    gone = policy.grants_ended_for_holder(user, listed, facts=facts)
+    for grant, named, ended_for_holder in zip(listed, names, gone, strict=True):
+        if named or (grant.case_title_at_end is None and not ended_for_holder):
             grant.case_title_shown = grant.case.title
         else:
             grant.case_title_shown = grant.case_title_at_end or gettext("A case no longer shared with you")

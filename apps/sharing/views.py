@@ -294,7 +294,8 @@ def shared_with_me(request: HttpRequest) -> HttpResponse:
     # what the active organization (or one the person is not a member of) shared with them; their
     # other organizations' shares and notices are behind the switch (``elsewhere``)
     page = page_of(request, selectors.grants_received(user=request.user, request=request), size=SHARES_PAGE_SIZE)
-    grants = selectors.with_case_titles(selectors.with_state(page), user=request.user, request=request)
+    grants = selectors.with_case_titles(selectors.with_state(page, holder=request.user, request=request),
+                                        user=request.user, request=request)
     # the offer to ask for the original: the policy's decision, as on the shared case (asked for
     # the page's active grants at once, so the queries do not grow with the list)
     active = [g for g in grants if g.current_state == GrantState.ACTIVE]
