@@ -237,8 +237,38 @@ def attach_case_get(*, user, study: Study, public_id: str):
     """The case ``public_id`` names if ``user`` may attach ``study`` to it: one of the policy's
     ``upload_cases`` of the study's organization (an open case they see, where their role may
     upload); else None (a garbled id, another organization's case, a closed case, an unseen one)."""
+    return upload_case_get(user=user, organization=study.organization, public_id=public_id)
+
+
+def upload_case_get(*, user, organization, public_id: str):
+    """The case ``public_id`` names if ``user`` may upload (or attach) studies into it: one of the
+    policy's ``upload_cases`` of ``organization``; else None (a garbled id, another organization's
+    case, a closed case, an unseen one)."""
     try:
         wanted = UUID(str(public_id))
     except ValueError:
         return None
-    return policy.upload_cases(user, study.organization).filter(public_id=wanted).select_related("patient").first()
+    return policy.upload_cases(user, organization).filter(public_id=wanted).select_related("patient").first()
+
+
+@dataclass
+class CaseReach:
+    """Whom a study put into a case reaches beyond the staff: the shares on the whole case (each
+    with what it gives its holder) and the tumor boards on it. Said before a study goes in, by the
+    attach page and by the upload page once a case is chosen (``templates/imaging/_case_reach.html``)."""
+
+    grants: list
+    boards: list
+
+    @property
+    def anyone(self) -> bool:
+        return bool(self.grants or self.boards)
+
+
+def case_reach(*, user, case) -> CaseReach:
+    """``CaseReach`` of ``case``: the one read both pages make (a study attached, a study uploaded)."""
+    from apps.cases import selectors as case_selectors
+    from apps.sharing import selectors as sharing_selectors
+
+    return CaseReach(grants=sharing_selectors.with_gives(sharing_selectors.case_wide_grants(case=case)),
+                     boards=case_selectors.case_boards_reaching(user=user, case=case))

@@ -16,7 +16,6 @@ from apps.accounts import mfa
 from apps.accounts.mfa import asks_step_up, step_up_first
 from apps.audit import actions as audit_actions
 from apps.audit.services import record, record_hidden_refusal
-from apps.cases import selectors as case_selectors
 from apps.cases.models import Case
 from apps.core.pagination import page_of
 from apps.imaging import selectors, services
@@ -24,7 +23,6 @@ from apps.imaging.forms import StudyAttachForm
 from apps.imaging.models import Study
 from apps.organizations.switching import switch_first
 from apps.sharing import policy
-from apps.sharing import selectors as sharing_selectors
 from apps.sharing.policy import Action
 from apps.viewer import selectors as viewer_selectors
 
@@ -211,10 +209,9 @@ def _attach_confirmation(request: HttpRequest, *, study: Study, case: Case, form
                               facts=policy.request_facts(request, request.user))
     return render(request, "imaging/study_attach.html", {
         "study": study, "case": case,
-        # the shares on the whole case, each with what it gives its holder (not the permissions it names)
-        "grants": sharing_selectors.with_gives(sharing_selectors.case_wide_grants(case=case)),
-        # tumor boards on the case: their participants see its studies too (live, or once started)
-        "boards": case_selectors.case_boards_reaching(user=request.user, case=case),
+        # the shares on the whole case (each with what it gives its holder, not the permissions it
+        # names) and its tumor boards, whose participants see its studies too (live, or once started)
+        "reach": selectors.case_reach(user=request.user, case=case),
         # whose images these are, beside the case's patient, so that a wrong case is seen before
         # the images reach the case's shares (an attach is not undone from the portal)
         "show_patient": show_patient,
@@ -238,11 +235,15 @@ def upload_page(request: HttpRequest) -> HttpResponse:
     preselected = request.GET.get("case", "")
     cases, case_total = selectors.upload_case_choices(user=request.user, organization=org, chosen=preselected,
                                                       facts=facts)
+    chosen_case = next((c for c in cases if str(c.public_id) == preselected), None)
     return render(request, "imaging/upload.html", {
         "cases": cases, "case_total": case_total, "case_limit": selectors.UPLOAD_CASE_CHOICES,
         "preselected": preselected,
         # chosen from a case's page: the studies in no case below lead to their Attach with it chosen
-        "chosen_case": next((c for c in cases if str(c.public_id) == preselected), None),
+        "chosen_case": chosen_case,
+        # whom a study uploaded into it reaches, said under the case's box (another case chosen on
+        # the page: upload_case_reach)
+        "reach": selectors.case_reach(user=request.user, case=chosen_case) if chosen_case else None,
         "recent": page_of(request, selectors.recent_uploads(user=request.user, organization=org),
                           size=RECENT_UPLOADS_PAGE_SIZE, param="uploads"),
         # the organization's studies uploaded with no case, by anyone: found here to be attached
@@ -251,6 +252,35 @@ def upload_page(request: HttpRequest) -> HttpResponse:
         "show_patient": policy.can(request.user, Action.VIEW_PATIENT_IDENTITY, org, facts=facts),
         "max_bytes": org.upload_max_bytes,
     })
+
+
+@login_required
+@require_http_methods(["GET"])
+def upload_case_reach(request: HttpRequest) -> HttpResponse:
+    """GET ?case=<id>: whom a study uploaded into that case reaches beyond the staff (its shares on
+    the whole case, its tumor boards), the attach page's words (``imaging/_case_reach.html``), for
+    the upload page to show under its case box when the choice changes (found by QA: a study
+    uploaded into a shared case reached its patient and consultants with no word before). For a
+    case the user may upload into (``selectors.upload_case_get``, as the tus server's check); any
+    other id is 404, the probe of a case that exists recorded, as the attach page does. No case:
+    an empty answer."""
+    org = request.organization
+    if org is None:
+        raise PermissionDenied
+    policy.require(request.user, Action.UPLOAD_STUDY, org, request=request)
+    chosen = request.GET.get("case", "")
+    if not chosen:
+        return HttpResponse("")
+    case = selectors.upload_case_get(user=request.user, organization=org, public_id=chosen)
+    if case is None:
+        try:  # an id that names no case the user may upload into: recorded if the case exists
+            record_hidden_refusal(user=request.user, model=Case, public_id=UUID(chosen), request=request,
+                                  wanted=Action.UPLOAD_STUDY.value)
+        except ValueError:
+            pass  # not an id at all
+        raise Http404
+    return render(request, "imaging/_case_reach.html", {
+        "case": case, "uploading": True, "reach": selectors.case_reach(user=request.user, case=case)})
 
 
 @login_required

@@ -292,6 +292,14 @@
       onProgress: function (sent, total) {
         it.sent = sent;
         it.progress.value = total ? Math.floor(100 * sent / total) : 100;
+        // every byte sent: the server has the file and ingests it (its answer, then the job's
+        // progress, follow), so the page no longer says "Uploading" (found by QA: 100 % and
+        // "Uploading" for half a minute read as a page that hung); a retry that sends again
+        // says "Uploading" again
+        if (it.state === "uploading") {
+          var now = " " + (total && sent >= total ? strings.processing : strings.uploading);
+          if (it.status.textContent !== now) { text(it.status, now); }
+        }
         updateOverall();
       },
       onError: function (error) {
@@ -369,6 +377,36 @@
     }
   }
 
+  // whom a study uploaded into the chosen case reaches (its shares on the whole case, its tumor
+  // boards), in the attach page's words: the server's fragment for the case chosen, shown under
+  // the box (found by QA: a study uploaded into a shared case reached its patient and its
+  // consultants at once, with no word before). Rendered with the page for a case chosen from its
+  // page; fetched again when the choice changes, the latest choice's answer kept
+  var caseSelect = document.getElementById("upload-case");
+  var reachBox = document.getElementById("upload-case-reach");
+  var reachAsked = 0;
+  function showReach(html) {
+    reachBox.innerHTML = html;
+    reachBox.hidden = !html.trim();
+    reachBox.classList.toggle("message-warning",
+                              !!reachBox.querySelector("[data-testid=attach-reaches], [data-testid=attach-boards]"));
+  }
+  function askReach() {
+    var chosen = caseSelect.value, asked = ++reachAsked;
+    reachBox.setAttribute("data-case", chosen);
+    if (!chosen) { showReach(""); return; }
+    fetch(reachBox.getAttribute("data-url") + "?case=" + encodeURIComponent(chosen),
+          { credentials: "same-origin", headers: { "Accept": "text/html" } })
+      .then(function (r) { return r.ok ? r.text() : ""; })
+      .catch(function () { return ""; })
+      .then(function (html) { if (asked === reachAsked) { showReach(html); } });
+  }
+  if (caseSelect && reachBox) {
+    caseSelect.addEventListener("change", askReach);
+    // the browser may bring back another choice than the page was made with (back, reload)
+    if (caseSelect.value !== (reachBox.getAttribute("data-case") || "")) { askReach(); }
+  }
+
   document.getElementById("upload-files").addEventListener("change", function (e) {
     Array.prototype.forEach.call(e.target.files, function (f) { add(f, f.name); });
     e.target.value = "";
@@ -441,8 +479,33 @@
   function inUse(entry) {
     return items.some(function (it) { return it.upload.url && it.upload.url === entry.url && it.state !== "done"; });
   }
+  // an entry stays in localStorage until its upload succeeds on a page: one whose tab was closed
+  // after its last byte (while the server ingested it) is finished all the same. The server is
+  // asked (tus HEAD: every byte in) before the page names it, and a finished one's entry goes
+  // (found by QA: "Interrupted" beside the same upload listed Done). One the server cannot be
+  // asked about (no answer, not this endpoint's) is named, as before.
+  var checked = false;
+  function finishedOnServer(entry) {
+    if (!tusUpload(entry.url)) { return Promise.resolve(false); }
+    return fetch(entry.url, { method: "HEAD", credentials: "same-origin", headers: { "Tus-Resumable": "1.0.0" } })
+      .then(function (r) {
+        var offset = r.headers.get("Upload-Offset"), length = r.headers.get("Upload-Length");
+        return r.status === 200 && offset !== null && length !== null && offset === length;
+      })
+      .catch(function () { return false; });
+  }
+  function dropFinished(entries) {
+    return Promise.all(entries.map(function (e) {
+      return finishedOnServer(e).then(function (done) {
+        if (!done) { return true; }
+        var store = storage();
+        if (store) { try { store.removeItem(e.key); } catch (err) { /* named no more all the same */ } }
+        return false;
+      });
+    })).then(function (keep) { return entries.filter(function (e, i) { return keep[i]; }); });
+  }
   function showInterrupted() {
-    if (!interruptedBox) { return; }
+    if (!interruptedBox || !checked) { return; }
     var store = storage();
     interrupted = interrupted.filter(function (e) { return store && store.getItem(e.key) !== null; });
     var names = [];
@@ -454,8 +517,11 @@
          fill(names.length === 1 ? strings.interruptedOne : strings.interruptedMany, "{names}", shown));
   }
   if (interruptedBox) {
-    interrupted = readInterrupted();
-    showInterrupted();
+    dropFinished(readInterrupted()).then(function (left) {
+      interrupted = left;
+      checked = true;
+      showInterrupted();
+    });
     interruptedBox.querySelector("button").addEventListener("click", function () {
       var store = storage();
       interrupted.forEach(function (e) {
