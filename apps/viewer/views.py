@@ -6,8 +6,11 @@ series' instances and each frame need VIEW_IMAGES on the study; a ``diagnostic``
 resolution) frame also needs the original rendition (``allowed_renditions`` on the page, the same
 check on each frame), so a preview-only recipient gets lossy preview frames only. Grants are read live: a
 revoked or expired grant stops an open viewer at its next frame (HTTP 403/404 with a JSON
-message that viewer.js shows). Frames are ``Cache-Control: private, no-cache`` with an ETag:
-the browser keeps them, but revalidates each one, so the policy sees every frame.
+message that viewer.js shows). Frames are ``Cache-Control: private, no-store``: no browser keeps
+them on disk (a shared workstation's cache would hold the patient's images after access ended,
+which only an explicit sign-out's Clear-Site-Data cleared). viewer.js keeps the frames it fetched
+in memory instead (a bounded cache, dropped when the viewer stops or the page is left), so a
+frame fetched once is not asked for again while the page is open.
 
 A viewer session is audited once when the page opens (viewer.opened) and once when it closes
 (viewer.closed: a beacon from viewer.js on pagehide, or the idle sweep; apps.viewer.sessions),
@@ -328,7 +331,7 @@ def frame(request: HttpRequest, instance_id: UUID) -> HttpResponse:
             response = JsonResponse({"error": "undecodable", "message": _("This image cannot be displayed here."),
                                      "reason": i18n.translate(exc.reason)}, status=200)
             response["X-Lightbox-Frame"] = "undecodable"
-            response["Cache-Control"] = "private, no-cache"
+            response["Cache-Control"] = "private, no-store"
             response["ETag"] = etag
             return response
         response = HttpResponse(rendered.body, content_type=rendered.content_type)
@@ -337,7 +340,10 @@ def frame(request: HttpRequest, instance_id: UUID) -> HttpResponse:
         response["X-Lightbox-Default-Window"] = f"{rendered.default_center:g}/{rendered.default_width:g}"
         response["X-Lightbox-Size"] = f"{rendered.columns}x{rendered.rows}"
     response["ETag"] = etag
-    response["Cache-Control"] = "private, no-cache"
+    # nothing on disk (the patient's images outlived access in the browser's cache): viewer.js
+    # keeps what it needs in memory. A browser never revalidates a no-store frame; the ETag and
+    # the 304 are for other clients that kept one
+    response["Cache-Control"] = "private, no-store"
     response["Vary"] = "Cookie"
     return response
 

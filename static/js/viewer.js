@@ -2,10 +2,13 @@
  *
  * Frames come from the server already windowed (16-bit to 8-bit happens there), so every frame
  * request passes the access policy: a revoked or expired grant stops the viewer at its next frame.
- * Every frame shown is asked of the server (revalidated: a frame the browser holds is shown only
- * after a 304), and the viewer also asks on a timer (data-access-check-ms) whether its reader may
- * still view the images, so that a revoked share or an ended tumor board stops a reader who stays
- * on one image: the image and the thumbnails are cleared and the message says access has ended
+ * Frames are Cache-Control: no-store (a shared workstation's disk cache kept the patient's images
+ * after access ended): the viewer keeps those it fetched in memory (keptFrames: at most
+ * KEEP_BYTES, the least recently shown let go first), so scrolling back costs no request, and
+ * drops them all when it stops and when the page is left. It also asks on a timer
+ * (data-access-check-ms) whether its reader may still view the images, so that a revoked share or
+ * an ended tumor board stops a reader who stays on one image or scrolls through frames it holds:
+ * the image, the thumbnails and the frames kept are cleared and the message says access has ended
  * (with the meeting, for a tumor board's), and the back link leads where the reader may still go.
  * The label under the image follows the pixels on screen (a low-quality first frame says so).
  * The page lists the series and the first series' instances; another series' instances are asked
@@ -38,6 +41,7 @@
   var ZERO = "00000000-0000-0000-0000-000000000000";
   var LOW_DELAY_MS = 120;
   var PREFETCH = 3;
+  var KEEP_BYTES = 100 * 1024 * 1024;  // frames kept in memory (a 512x512 CT's diagnostic PNG: about 112 KiB)
 
   var state = {
     series: 0, stack: [], total: 0, pos: 0, center: null, width: null, fileWindow: null,
@@ -159,9 +163,9 @@
     window.clearInterval(accessTimer);
     setLoading("stopped");
     stopCine();
-    // nothing of the images is kept to be shown again: the bitmap on screen is released, the
-    // series thumbnails give way to placeholders (frames the browser's cache holds are shown only
-    // after the server revalidates them, which it now refuses)
+    // nothing of the images is kept to be shown again: the frames kept in memory are let go, the
+    // bitmap on screen is released, the series thumbnails give way to placeholders
+    dropFrames();
     if (state.image && state.image.close) { state.image.close(); }
     state.image = null;
     state.shown = null;
@@ -237,11 +241,53 @@
 
   // ---------------------------------------------------------------- loading
 
-  function fetchFrame(url) {
-    // cache "no-cache": always asked of the server, a frame the browser holds sent again only
-    // after a 304, so that the policy decides each frame shown (a prefetched one included)
-    return fetch(url, { credentials: "same-origin", cache: "no-cache",
-                        headers: { "Accept": "image/*,application/json", "X-Lightbox-Viewer-Session": data.session } })
+  // Frames kept in memory, by URL (the frame, its quality and window): its bytes as they came
+  // (an ArrayBuffer in the page's own memory: not a Blob, which a browser may page out to disk,
+  // nor the HTTP cache, which the server's no-store keeps frames out of), its labels and windows.
+  // A Map keeps the order of insertion: a frame used again is put back last, so the first is
+  // the least recently used, let go first once KEEP_BYTES would be passed.
+  var keptFrames = new Map();
+  var keptBytes = 0;
+  var keptEra = 0;  // dropFrames moves it on: a frame still on its way then is not kept
+  var asking = new Map();  // URL -> a frame on its way, so a frame wanted twice is asked for once
+
+  function reportKept() { root.dataset.framesKept = String(keptFrames.size); }
+
+  function keepFrame(url, entry) {
+    var size = entry.bytes.byteLength;
+    if (size > KEEP_BYTES || keptFrames.has(url)) { return; }
+    keptFrames.forEach(function (old, key) {  // oldest first, until the new one fits
+      if (keptBytes + size > KEEP_BYTES) { keptFrames.delete(key); keptBytes -= old.bytes.byteLength; }
+    });
+    keptFrames.set(url, entry);
+    keptBytes += size;
+    reportKept();
+  }
+
+  function keptFrame(url) {
+    var entry = keptFrames.get(url);
+    if (entry) { keptFrames.delete(url); keptFrames.set(url, entry); }  // the most recently used now
+    return entry;
+  }
+
+  // access ended, or the page is left: nothing of the images stays in the page's memory
+  function dropFrames() {
+    keptEra += 1;
+    keptFrames.clear();
+    keptBytes = 0;
+    asking.clear();
+    reportKept();
+  }
+
+  // ask the server for a frame (once while it is on its way); an image is kept in memory unless
+  // "keep" is false (the small frames of a window drag, each of another window)
+  function askFrame(url, keep) {
+    var on = asking.get(url);
+    if (on) { return on; }
+    var era = keptEra;
+    // cache "no-store": the HTTP cache is neither read nor written (the server says so too)
+    on = fetch(url, { credentials: "same-origin", cache: "no-store",
+                      headers: { "Accept": "image/*,application/json", "X-Lightbox-Viewer-Session": data.session } })
       .then(function (response) {
         if (response.status === 403 || response.status === 404 || response.status === 409) {
           return response.json().catch(function () { return {}; }).then(function (body) {
@@ -253,17 +299,37 @@
         if (type.indexOf("application/json") === 0) {
           return response.json().then(function (body) { return { undecodable: true, body: body }; });
         }
-        var label = response.headers.get("X-Lightbox-Frame") || "preview";
-        var windowText = response.headers.get("X-Lightbox-Window") || "";
-        var fileWindow = response.headers.get("X-Lightbox-Default-Window") || "";
-        return response.blob().then(function (blob) { return createImageBitmap(blob); }).then(function (bitmap) {
-          return { bitmap: bitmap, label: label, windowText: windowText, fileWindow: fileWindow };
+        var entry = { type: type, label: response.headers.get("X-Lightbox-Frame") || "preview",
+                      windowText: response.headers.get("X-Lightbox-Window") || "",
+                      fileWindow: response.headers.get("X-Lightbox-Default-Window") || "" };
+        return response.arrayBuffer().then(function (bytes) {
+          entry.bytes = bytes;
+          if (keep !== false && era === keptEra && !state.stopped) { keepFrame(url, entry); }
+          return entry;
         });
       });
+    asking.set(url, on);
+    var done = function () { if (asking.get(url) === on) { asking.delete(url); } };
+    on.then(done, done);
+    return on;
+  }
+
+  // a frame to show: from memory when kept, else asked of the server; decoded for the canvas
+  function fetchFrame(url, keep) {
+    var entry = keptFrame(url);
+    return (entry ? Promise.resolve(entry) : askFrame(url, keep)).then(function (result) {
+      if (!result.bytes) { return result; }
+      return createImageBitmap(new Blob([result.bytes], { type: result.type })).then(function (bitmap) {
+        return { bitmap: bitmap, label: result.label, windowText: result.windowText, fileWindow: result.fileWindow };
+      });
+    });
   }
 
   function apply(result, token, finalPass) {
-    if (token !== state.token || state.stopped) { return false; }
+    if (token !== state.token || state.stopped) {
+      if (result.bitmap && result.bitmap.close) { result.bitmap.close(); }  // arrived too late
+      return false;
+    }
     if (result.denied) { stop(deniedMessage(result), result); return false; }
     if (result.error) { showMessage(ds.msgNetwork); return false; }
     if (result.undecodable) {
@@ -278,6 +344,7 @@
     showMessage("");
     if (finalPass) { followMode(result.label); }
     setImageShown(true);
+    if (state.image && state.image !== result.bitmap && state.image.close) { state.image.close(); }
     state.image = result.bitmap;
     state.shown = { series: state.series, pos: state.pos, total: state.total };
     draw();
@@ -310,15 +377,18 @@
     }
     var lowOnly = options && options.lowOnly;
     var done = false;
-    var full = lowOnly ? null : fetchFrame(frameUrl(item, state.mode));
+    var fullUrl = frameUrl(item, state.mode);
+    var held = !lowOnly && keptFrames.has(fullUrl);  // in memory: no small frame first
+    var full = lowOnly ? null : fetchFrame(fullUrl);
     var showLow = function () {
       if (done || token !== state.token) { return; }
-      fetchFrame(frameUrl(item, "low")).then(function (result) {
-        if (!done) { apply(result, token, false); }
+      // the small frames of a window drag, each of another window, are not kept in memory
+      fetchFrame(frameUrl(item, "low"), !lowOnly).then(function (result) {
+        if (!done) { apply(result, token, false); } else if (result.bitmap) { result.bitmap.close(); }
       }).catch(function () {});
     };
     if (lowOnly) { showLow(); return; }
-    var timer = window.setTimeout(showLow, LOW_DELAY_MS);
+    var timer = held ? null : window.setTimeout(showLow, LOW_DELAY_MS);
     full.then(function (result) {
       done = true;
       window.clearTimeout(timer);
@@ -331,7 +401,7 @@
   }
 
   function prefetch(token) {
-    // warm the browser's HTTP cache; displaying the frame later still revalidates (ETag, 304)
+    // the neighbours are kept in memory, to be shown without a request when scrolled to
     var order = [];
     for (var d = 1; d <= PREFETCH; d++) { order.push(state.pos + d, state.pos - d); }
     // (an object with no image has no frame to ask for: the server would only say so)
@@ -340,11 +410,13 @@
     });
     var next = function () {
       if (token !== state.token || !queue.length || state.stopped) { return; }
-      var item = state.stack[queue.shift()];
-      fetch(frameUrl(item, state.mode), { credentials: "same-origin",
-                                          headers: { "X-Lightbox-Viewer-Session": data.session } }).then(function (r) {
-        if (r.status === 403 || r.status === 404) { return; }
-        return r.blob().then(next);
+      var url = frameUrl(state.stack[queue.shift()], state.mode);
+      if (keptFrame(url)) { next(); return; }  // kept already
+      askFrame(url).then(function (result) {
+        // refused (access ended, or the study's images are arriving again): the viewer stops
+        // at once, its kept frames let go, rather than show them until the next check
+        if (result.denied) { if (!state.stopped) { stop(deniedMessage(result), result); } return; }
+        if (!result.error) { next(); }
       }).catch(function () {});
     };
     next();
@@ -795,6 +867,7 @@
     }
   }
   window.addEventListener("pagehide", sendClose);
+  window.addEventListener("pagehide", dropFrames);  // the page left: its frames are let go
 
   // ---------------------------------------------------------------- start
 
@@ -803,6 +876,7 @@
     recordOf(0).next = typeof data.series[0].next === "number" ? data.series[0].next : null;
   }
   window.addEventListener("resize", resize);
+  reportKept();
   buildSeriesList();
   resize();
   if (!data.series.length) {

@@ -45,6 +45,7 @@ def test_a_frame_of_an_object_without_an_image_says_so(client_as, clinician_a, c
                                           {"quality": "diagnostic"})
     assert response.status_code == 200 and response["X-Lightbox-Frame"] == "undecodable"
     assert response.json()["reason"] == "The file holds no pixel data."
+    assert "no-store" in response["Cache-Control"]  # as every frame's answer: nothing kept on disk
 
 
 def test_a_frame_shorter_than_its_header_says_why(client_as, clinician_a, ct_study):

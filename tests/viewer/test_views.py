@@ -80,17 +80,35 @@ def test_a_reduced_diagnostic_frame_is_not_labelled_diagnostic(client_as, clinic
     assert full["X-Lightbox-Frame"] == "diagnostic"
 
 
-def test_frames_carry_etag_and_private_revalidated_caching(client_as, clinician_a, ct_study):
+def _not_stored(response) -> bool:
+    """Kept by no cache, the browser's disk cache included: ``no-store``, and not only revalidated."""
+    directives = {d.strip() for d in response["Cache-Control"].lower().split(",")}
+    return "no-store" in directives and "public" not in directives
+
+
+def test_frames_carry_an_etag_and_are_not_stored(client_as, clinician_a, ct_study):
+    """A frame (the patient's image) is never stored by the browser: it stayed in the disk cache
+    of a shared workstation after access ended (a revoked share, a session ended by closing the
+    browser, an anonymous link), where only an explicit sign-out cleared it. viewer.js keeps
+    frames in memory instead (tests/browser/test_viewer_frames_in_memory.py)."""
     client = client_as(clinician_a)
     url = _frame_url(ct_study.phantom_instances[0], quality="preview", size=64)
     first = client.get(url)
     assert first["Content-Type"] == "image/jpeg" and first["X-Lightbox-Frame"] == "preview"
     assert max(Image.open(io.BytesIO(first.content)).size) == 64
-    assert first["Cache-Control"] == "private, no-cache" and first["ETag"].startswith('"')
+    assert _not_stored(first) and first["ETag"].startswith('"')
     again = client.get(url, HTTP_IF_NONE_MATCH=first["ETag"])
-    assert again.status_code == 304 and again["ETag"] == first["ETag"]
+    assert again.status_code == 304 and again["ETag"] == first["ETag"] and _not_stored(again)
     # GZipMiddleware weakens the ETag of responses it compresses: browsers then send W/"..."
-    assert client.get(url, HTTP_IF_NONE_MATCH="W/" + first["ETag"]).status_code == 304
+    weak = client.get(url, HTTP_IF_NONE_MATCH="W/" + first["ETag"])
+    assert weak.status_code == 304 and _not_stored(weak)
+    for quality in ("low", "preview", "diagnostic"):
+        shown = client.get(_frame_url(ct_study.phantom_instances[1], quality=quality))
+        assert shown.status_code == 200 and shown["Content-Type"].startswith("image/"), quality
+        assert _not_stored(shown), (quality, shown["Cache-Control"])
+        revisit = client.get(_frame_url(ct_study.phantom_instances[1], quality=quality),
+                             HTTP_IF_NONE_MATCH=shown["ETag"])
+        assert revisit.status_code == 304 and _not_stored(revisit), quality
     other = client.get(_frame_url(ct_study.phantom_instances[0], quality="preview", size=64, center=0, width=100))
     assert other["ETag"] != first["ETag"]
     low = client.get(_frame_url(ct_study.phantom_instances[0], quality="low"))
