@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 
-from django.core.asgi import get_asgi_application
-
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings.local")
+
+from apps.core.asgi import get_asgi_application
+
+# Django's handler, the request body encrypted past the memory limit and the tasks waiting for the
+# response run even when the client leaves first (apps/core/asgi.py)
 django_application = get_asgi_application()
 
 from apps.imaging.asgi import tus_body_passthrough  # noqa: E402 - needs the apps loaded

@@ -61,14 +61,16 @@ def stop(proc: subprocess.Popen | None, timeout: float = 30) -> None:
 
 
 @contextlib.contextmanager
-def uvicorn_server(env: dict[str, str], *, timeout: float = 30, log: Path | None = None) -> Iterator[str]:
+def uvicorn_server(env: dict[str, str], *, timeout: float = 30, log: Path | None = None,
+                   app: str = "portal.asgi:application") -> Iterator[str]:
     """The portal served as ``make serve`` does. With ``log``, its output (access lines
     included, as in production) goes to that file; otherwise warnings only, to a temporary file
-    (a pipe nobody reads would stop the server once it filled)."""
+    (a pipe nobody reads would stop the server once it filled). ``app``: the ASGI application
+    (a test's wrapper of the portal's)."""
     port = free_port()
     out = log.open("wb") if log is not None else tempfile.TemporaryFile()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "portal.asgi:application", "--host", "127.0.0.1",
+        [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1",
          "--port", str(port), "--no-server-header", "--log-level", "info" if log is not None else "warning"],
         cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
     )

@@ -15,12 +15,18 @@ downloads. Static files never reach this middleware (WhiteNoise answers them abo
 from __future__ import annotations
 
 import functools
+import logging
+import threading
 import zoneinfo
+from collections.abc import Callable
+from contextvars import ContextVar
 from urllib.parse import unquote
 
 from django.conf import settings
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
+
+logger = logging.getLogger(__name__)
 
 #: the browser's own time zone (an IANA name), written by static/js/timezone.js
 TIME_ZONE_COOKIE = "lightbox_tz"
@@ -104,12 +110,51 @@ class TimeZoneMiddleware:
             timezone.deactivate()
 
 
+#: the tasks waiting for the responses of the request being answered, where the ASGI handler
+#: (apps.core.asgi) runs what is left of them once Django is done with the request (a client that
+#: left before the response: Django closes no response then); None elsewhere (WSGI, tests)
+requests_waiting: ContextVar[list[AfterResponse] | None] = ContextVar("lightbox_requests_waiting", default=None)
+
+
+class AfterResponse:
+    """The eager runs one request queued to wait for its response: ``run`` runs each once,
+    whoever calls it first (the response's close, or the ASGI handler's end)."""
+
+    def __init__(self) -> None:
+        self.runs: list[Callable[[], None]] = []
+        self._lock = threading.Lock()
+
+    def left(self) -> bool:
+        return bool(self.runs)
+
+    def names(self) -> list[str]:
+        """The waiting tasks' names (never their arguments), for logs."""
+        return [_task_name(run) for run in list(self.runs)]
+
+    def run(self) -> None:
+        while True:
+            with self._lock:
+                if not self.runs:
+                    return
+                run = self.runs.pop(0)
+            run()
+
+
+def _task_name(run: Callable[[], None]) -> str:
+    task = (getattr(run, "args", None) or (None,))[0]  # queue._send's partial(_run_in_process, task, args)
+    return str(getattr(task, "name", None) or getattr(run, "__qualname__", "?"))
+
+
 class AfterResponseMiddleware:
     """Runs the eager tasks that wait for the response (``eager_after_response``,
     apps.core.queue) once the response has been sent: Django closes a response after the server
     has sent its last byte (WSGI and ASGI alike), and runs its closers then. Outermost, so that
     every other middleware's work is in the answer's time and the response it hands on is the one
-    sent. A run that fails is logged by ``_run_in_process``, as a worker would."""
+    sent. A run that fails is logged by ``_run_in_process``, as a worker would.
+
+    Under ASGI a client that leaves before the response has none closed (Django cancels the
+    request): the portal's ASGI handler (apps.core.asgi) runs then what is still waiting, each
+    once. Where nothing will (no response, no such handler), what is dropped is logged."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -117,13 +162,20 @@ class AfterResponseMiddleware:
     def __call__(self, request):
         from apps.core import queue
 
-        waiting: list = []
-        token = queue.after_response.set(waiting)
+        after = AfterResponse()
+        handler_runs_left = requests_waiting.get()
+        if handler_runs_left is not None:
+            handler_runs_left.append(after)
+        token = queue.after_response.set(after.runs)
         try:
             response = self.get_response(request)
+        except BaseException:
+            if handler_runs_left is None and after.left():
+                logger.error("the request ended without a response: %d task(s) waiting for it dropped (%s)",
+                             len(after.runs), ", ".join(after.names()))
+            raise
         finally:
             queue.after_response.reset(token)
-        for run in waiting:
-            # Django's list of what close() runs (FileResponse closes its file through it)
-            response._resource_closers.append(run)
+        # Django's list of what close() runs (FileResponse closes its file through it)
+        response._resource_closers.append(after.run)
         return response

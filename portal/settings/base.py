@@ -111,6 +111,12 @@ MIDDLEWARE = [
 ROOT_URLCONF = "portal.urls"
 WSGI_APPLICATION = "portal.wsgi.application"
 ASGI_APPLICATION = "portal.asgi.application"
+# a file uploaded with a form past FILE_UPLOAD_MAX_MEMORY_SIZE (a report PDF) waits encrypted, never
+# in clear in the temporary folder (apps.core.uploads); small ones in memory, as Django's default
+FILE_UPLOAD_HANDLERS = [
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "apps.core.uploads.EncryptedFileUploadHandler",
+]
 
 TEMPLATES = [
     {
