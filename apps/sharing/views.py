@@ -625,6 +625,21 @@ def shared_case(request: HttpRequest, case_id: UUID) -> HttpResponse:
         study.download_kinds = [k for k in _package_kinds(allowed) if k not in missing.get(study.pk, ())]
     # no study of them has a lossless copy (found by review: the case's buttons offered one)
     lossless_none = bool(studies) and all("lossless" in missing.get(s.pk, ()) for s in studies)
+    # why the original (and its lossless copy) is not offered, in the study page's words for the
+    # policy's own reason (``download_refusals``, ``NOT_OFFERED_BECAUSE``), where nothing else on
+    # the page says it: found by QA, an anonymous link's original gone silently once its
+    # organization stopped allowing it there ("nothing (view only)" and no word why). What the
+    # share does not give is said by "You may download", a download limit by its own line
+    original_not_offered = None
+    if studies and Rendition.ORIGINAL not in renditions and not any(Rendition.ORIGINAL in a for a in by_study):
+        from apps.renditions.templatetags.renditions_tags import NOT_OFFERED_BECAUSE
+
+        refusals = [r for r in policy.download_refusals(actor, [case, *studies],
+                                                        rendition=Rendition.ORIGINAL, facts=facts)
+                    if r not in (None, policy.GrantRefusal.NOT_INCLUDED, policy.GrantRefusal.NO_ACCESS,
+                                 policy.GrantRefusal.LIMIT_REACHED)]
+        if refusals:
+            original_not_offered = NOT_OFFERED_BECAUSE.get(min(refusals, key=policy._REFUSAL_ORDER.index))
     # a page of them (a case may gather hundreds), with how many of how many and the others' pages
     studies = page_of(request, studies, size=SHARES_PAGE_SIZE, param="studies")
     # the grants under which the signed-in user may ask for the original (the policy's decision,
@@ -669,6 +684,7 @@ def shared_case(request: HttpRequest, case_id: UUID) -> HttpResponse:
                             if not (lossless_none and k == "lossless")],
         "downloads": downloads, "study_downloads": study_downloads,
         "limit_reached": limit_reached and not downloads and not study_downloads,
+        "original_not_offered": original_not_offered,
         "is_link_holder": isinstance(actor, policy.LinkHolder) and actor.user is None,
         "anonymous": any(g.is_anonymous for g in grants), "original_requests": original_requests,
         "recipient_kinds": RecipientKind})
