@@ -177,3 +177,15 @@ def _fresh_cache():
     cache.clear()
     yield
     cache.clear()
+
+
+@pytest.fixture
+def tmp_folder(tmp_path, monkeypatch) -> Path:
+    """The system temporary folder, as ``tempfile`` finds it, is this test's own (tests/tempfolder.py
+    reads what the process keeps there)."""
+    import tempfile
+
+    folder = tmp_path / "systmp"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder

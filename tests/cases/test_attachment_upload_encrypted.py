@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -24,40 +22,14 @@ from django.test.client import BOUNDARY, MULTIPART_CONTENT, encode_multipart
 from apps.cases import services
 from apps.cases.models import Attachment
 from tests.factories import CaseFactory
+from tests.tempfolder import held_in
 
 NAME = b"Fictional^Reported"
 MB = 1024 * 1024
 
 
-@pytest.fixture
-def tmp_folder(tmp_path, monkeypatch) -> Path:
-    """The system temporary folder, as ``tempfile`` finds it, is this test's own."""
-    folder = tmp_path / "systmp"
-    folder.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(folder))
-    return folder
-
-
 def _report() -> bytes:
     return b"%PDF-1.4\n% " + NAME + b"\n" + os.urandom(3 * MB) + b"\n% " + NAME + b"\n%%EOF\n"
-
-
-def _held_in(folder: Path) -> list[bytes]:
-    """The bytes of every file in ``folder`` and of every file this process holds open in it."""
-    found = []
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            target = os.readlink(f"/proc/self/fd/{fd}")
-        except OSError:
-            continue
-        if target.startswith(str(folder) + "/"):
-            with open(f"/proc/self/fd/{fd}", "rb") as f:
-                found.append(f.read())
-    for root, _dirs, files in os.walk(folder):
-        for name in files:
-            with open(os.path.join(root, name), "rb") as f:
-                found.append(f.read())
-    return found
 
 
 @pytest.fixture
@@ -67,7 +39,7 @@ def scanned(monkeypatch, tmp_folder):
     real = services.attachment_add
 
     def attachment_add(**kwargs):
-        seen.append(_held_in(tmp_folder))
+        seen.append(held_in(tmp_folder))
         return real(**kwargs)
 
     monkeypatch.setattr(services, "attachment_add", attachment_add)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 
@@ -24,38 +23,16 @@ from apps.imaging import blobs, dicom, services, sources
 from bench.frames_synthetic import ct_phantom_slice
 from tests.factories import CaseFactory
 from tests.imaging.test_header_memory import MB, _deflated, _noise
+from tests.tempfolder import open_in
 
 NAME = b"Fictional^Spooled"
 MAGIC = b"DICM"
 
 
-@pytest.fixture
-def tmp_folder(tmp_path, monkeypatch) -> Path:
-    """The system temporary folder, as ``tempfile`` finds it, is this test's own."""
-    folder = tmp_path / "systmp"
-    folder.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(folder))
-    return folder
-
-
-def _open_in(folder: Path) -> list[bytes]:
-    """The bytes of every file this process holds open in ``folder`` (unlinked ones included)."""
-    found = []
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            target = os.readlink(f"/proc/self/fd/{fd}")
-        except OSError:
-            continue
-        if target.startswith(str(folder) + "/"):
-            with open(f"/proc/self/fd/{fd}", "rb") as f:
-                found.append(f.read())
-    return found
-
-
 def _assert_sealed(folder: Path, at_least: int) -> None:
     """A spool is in ``folder`` (so there is something to look at), and holds neither the DICOM
     magic nor the patient's name."""
-    held = _open_in(folder)
+    held = open_in(folder)
     assert any(len(b) >= at_least for b in held), [len(b) for b in held]
     for content in held:
         assert MAGIC not in content
@@ -104,7 +81,7 @@ def test_a_large_deflated_data_set_is_inflated_into_an_encrypted_spool(tmp_folde
     data = _deflated(12 * MB, fill=_noise)
     with dicom.read(io.BytesIO(data)) as ds:  # read from the inflated copy until the end of the ``with``
         assert ds.PatientID == "FICTIONAL-1"
-        held = _open_in(tmp_folder)
+        held = open_in(tmp_folder)
         assert any(len(b) > dicom.INFLATE_MEMORY_MAX for b in held)
         for content in held:
             assert b"FICTIONAL-1" not in content and b"LIGHTBOX TEST" not in content
@@ -154,7 +131,7 @@ def test_the_spool_reads_back_what_was_written_from_any_offset(tmp_folder):
         f.seek(10)
         with pytest.raises(io.UnsupportedOperation):  # written once: a keystream is never used twice
             f.write(b"x")
-        [on_disk] = _open_in(tmp_folder)
+        [on_disk] = open_in(tmp_folder)
         assert len(on_disk) == len(data) and on_disk != data
 
 
@@ -166,7 +143,7 @@ def test_two_spools_of_the_same_bytes_hold_different_bytes(tmp_folder):
         second.write(data)
         first.flush()
         second.flush()
-        a, b = _open_in(tmp_folder)
+        a, b = open_in(tmp_folder)
         assert len(a) == len(b) == len(data)
         assert a != b  # a key of its own each: nothing in common to compare
 
