@@ -1834,8 +1834,13 @@ def _download_refusal(facts: _Facts, action: Action, obj: object, *, rendition: 
         return None
     case_id = _case_id_of(obj)
     grants = facts.grants_of(case_id) if case_id is not None else []
-    refusals = [refusal for g in grants if (refusal := _grant_refusal(
-        g, action, obj, user=facts.user, rendition=rendition, now=facts.now, facts=facts)) is not None]
+    return first_refusal(refusal for g in grants if (refusal := _grant_refusal(
+        g, action, obj, user=facts.user, rendition=rendition, now=facts.now, facts=facts)) is not None)
+
+
+def first_refusal(refusals: Iterable[GrantRefusal]) -> GrantRefusal:
+    """The reason a page gives when several refuse: the first of ``_REFUSAL_ORDER`` among
+    ``refusals``; with none, NO_ACCESS."""
     return min(refusals, key=_REFUSAL_ORDER.index, default=GrantRefusal.NO_ACCESS)
 
 

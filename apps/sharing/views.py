@@ -639,7 +639,7 @@ def shared_case(request: HttpRequest, case_id: UUID) -> HttpResponse:
                     if r not in (None, policy.GrantRefusal.NOT_INCLUDED, policy.GrantRefusal.NO_ACCESS,
                                  policy.GrantRefusal.LIMIT_REACHED)]
         if refusals:
-            original_not_offered = NOT_OFFERED_BECAUSE.get(min(refusals, key=policy._REFUSAL_ORDER.index))
+            original_not_offered = NOT_OFFERED_BECAUSE.get(policy.first_refusal(refusals))
     # a page of them (a case may gather hundreds), with how many of how many and the others' pages
     studies = page_of(request, studies, size=SHARES_PAGE_SIZE, param="studies")
     # the grants under which the signed-in user may ask for the original (the policy's decision,
