@@ -1051,7 +1051,9 @@ def w(org_a, org_b, admin_a, clinician_a, ct_folder, settings):
     world.radiologist = member(org_a, Role.RADIOLOGIST, email="radiologist@alpha.example")
     world.consultant = member(org_a, Role.EXTERNAL_CONSULTANT, email="consultant@alpha.example")
     world.outsider = member(org_b, Role.CLINICIAN, email="outsider@beta.example")
-    world.patient = PatientFactory(organization=org_a)
+    # the MRN the synthetic series' images carry: a patient is given only studies of their own
+    # patient ID (policy.held_back_from_patient), and the trail shows the patient's education copy
+    world.patient = PatientFactory(organization=org_a, mrn="SYN-0001")
     world.case = CaseFactory(organization=org_a, patient=world.patient, created_by=clinician_a,
                              responsible_clinician=clinician_a)
     world.ct_folder = ct_folder

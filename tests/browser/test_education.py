@@ -13,7 +13,7 @@ from apps.sharing import services
 from apps.sharing.models import Grant
 from apps.sharing.usecases import RecipientKind, UseCase
 from tests.browser.conftest import _only_local
-from tests.factories import TEST_PASSWORD, CaseFactory, OrganizationFactory, member
+from tests.factories import TEST_PASSWORD, CaseFactory, OrganizationFactory, PatientFactory, member
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -37,7 +37,10 @@ def test_patient_opens_education_link_on_a_phone_and_downloads(browser, live_ser
     org = OrganizationFactory(name="Alpha Hospital", slug="alpha", mfa_required_roles=[])
     owner = member(org, Role.CLINICIAN, email="owner@alpha.example", full_name="Casey Clinician")
     patient = member(org, Role.PATIENT, email="pat@alpha.example")
-    case = CaseFactory(organization=org, created_by=owner, responsible_clinician=owner)
+    # the MRN the synthetic series' images carry: a patient is given only studies of their own
+    # patient ID (policy.held_back_from_patient)
+    case = CaseFactory(organization=org, created_by=owner, responsible_clinician=owner,
+                       patient=PatientFactory(organization=org, mrn="SYN-0001"))
     _ready_study(org, case, tmp_path / "ct")
     _grant, _link, raw = services.share_create(case=case, by=owner, use_case=UseCase.PATIENT_EDUCATION,
                                                recipient_kind=RecipientKind.USER, grantee=patient)
