@@ -54,9 +54,10 @@ def test_upload_page_uploads_files_and_shows_the_report(page, live_server, tmp_p
     assert Instance.objects.count() == 3
     # the file's report names its study by its description and its images (static/js/upload.js):
     # the study's when its job was seen finished, 1 to 3 (the ingest runs once the last PATCH is
-    # answered, as with a worker, so the next files may be in already)
+    # answered, as with a worker, so the next files may be in already, or still being added: then
+    # Processing)
     expect(page.locator("[data-testid=upload-item] .report a").first).to_have_text(
-        re.compile(r"^Synthetic CT chest \(Ready, (1 image|[23] images)\)$"))
+        re.compile(r"^Synthetic CT chest \((Ready|Processing), (1 image|[23] images)\)$"))
     page.locator("[data-testid=upload-item] .report a").first.click()
     expect(page.get_by_test_id("study-state")).to_have_text("Ready")
 
