@@ -110,18 +110,29 @@ class SourceFacts:
     transfer_syntax_uid: str
 
 
-def _read(data: bytes, *, stop_before_pixels: bool = False) -> Dataset:
+@contextlib.contextmanager
+def _reading_dicom(*passed_on: type[Exception]) -> Iterator[None]:
+    """Reads an original's data set within the ``with``: a file pydicom cannot read, or one whose
+    deflated data set inflates over the limit, raises ``NotEncodable`` with the reason; exceptions
+    of the ``passed_on`` types (the storage failing) are raised as they are."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            # a deflated data set: inflated within bounds (pydicom inflates it whole, however large)
-            return dicom.read_whole(io.BytesIO(data), force=True, stop_before_pixels=stop_before_pixels)
+            yield
+    except passed_on:
+        raise
     except dicom.InflateLimit as exc:
         raise NotEncodable(Deferred(gettext_noop(
             "The original's deflated (compressed) data set inflates to more than %(limit)s MB, over this portal's "
             "limit for one file."), limit=exc.limit_mb)) from exc
     except Exception as exc:  # pydicom raises many types on damaged files
         raise NotEncodable(Deferred(gettext_noop("The file cannot be read as DICOM."))) from exc
+
+
+def _read(data: bytes, *, stop_before_pixels: bool = False) -> Dataset:
+    # a deflated data set: inflated within bounds (pydicom inflates it whole, however large)
+    with _reading_dicom():
+        return dicom.read_whole(io.BytesIO(data), force=True, stop_before_pixels=stop_before_pixels)
 
 
 def _source(source: bytes | IO[bytes]) -> IO[bytes]:
@@ -139,19 +150,9 @@ def _streamed(source: bytes | IO[bytes], *, stop_before_pixels: bool = False) ->
     fh = _source(source)
     fh.seek(0)
     with contextlib.ExitStack() as stack:
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                ds = stack.enter_context(dicom.read(fh, force=True, stop_before_pixels=stop_before_pixels,
-                                                    defer_size=STREAM_DEFER_SIZE))
-        except (*STORAGE_ERRORS, InvalidTag):
-            raise
-        except dicom.InflateLimit as exc:
-            raise NotEncodable(Deferred(gettext_noop(
-                "The original's deflated (compressed) data set inflates to more than %(limit)s MB, over this "
-                "portal's limit for one file."), limit=exc.limit_mb)) from exc
-        except Exception as exc:  # pydicom raises many types on damaged files
-            raise NotEncodable(Deferred(gettext_noop("The file cannot be read as DICOM."))) from exc
+        with _reading_dicom(*STORAGE_ERRORS, InvalidTag):
+            ds = stack.enter_context(dicom.read(fh, force=True, stop_before_pixels=stop_before_pixels,
+                                                defer_size=STREAM_DEFER_SIZE))
         if getattr(ds, "buffer", None) is None and getattr(ds, "filename", None):
             ds.buffer = fh  # deferred values are read from this stream, never by the file's "name"
         yield ds
