@@ -143,7 +143,9 @@ class CasePage:
     case: Case
     studies: Any = field(default_factory=list)  # a query of them: the view shows a page
     notes: Any = field(default_factory=list)  # a query of them: the view shows a page
-    participants: list[Grant] = field(default_factory=list)  # each with ``gives``: policy.grants_give_holders
+    #: each with ``gives`` (``policy.grants_give_holders``) and ``held_back``: why its patient is
+    #: given none of its studies (``policy.grants_held_back_entirely``), () when they are given some
+    participants: list[Grant] = field(default_factory=list)
     my_grants: list[Grant] = field(default_factory=list)  # each with ``gives``: policy.grant_gives
     history: list[AuditEvent] = field(default_factory=list)
     boards: list[BoardSession] = field(default_factory=list)
@@ -275,6 +277,11 @@ def case_page(*, user: User, case: Case, may: dict[Action, bool], request: HttpR
         for grant, gives in zip(page.participants, policy.grants_give_holders(page.participants, now=now),
                                 strict=True):
             grant.gives = gives
+        # a patient's share all of whose studies are held back from them (the images' patient ID
+        # is not the MRN, or missing): the patient sees nothing yet, and the staff are told why
+        for grant, held_back in zip(page.participants, policy.grants_held_back_entirely(page.participants),
+                                    strict=True):
+            grant.held_back = held_back
         page.history = list(AuditEvent.objects.filter(case_ref=case.public_id).select_related("actor")
                             .order_by("-id")[:HISTORY_LENGTH])
         page.boards = list(case.board_sessions.order_by("-meeting_at"))

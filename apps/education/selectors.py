@@ -61,6 +61,10 @@ class EducationShare:
     grant: Grant
     studies: list[EducationStudy]
     label: Any = Label.EDUCATION_LOW_RES.label
+    #: every study it covers is held back from the patient (``policy.grants_held_back_entirely``):
+    #: none is listed, and the page says the care team checks the images, not that a copy is
+    #: being prepared (nothing is, until the images' patient details are corrected)
+    held_back: bool = False
 
 
 def _studies_by_grant(grants: list[Grant]) -> dict[int, list[Study]]:
@@ -96,12 +100,13 @@ def education_shares_for(*, user: User, request: HttpRequest | None = None) -> l
     all the studies at once). With ``request`` (the portal's), the policy decides on what the
     request read (``policy.request_facts``: its memberships)."""
     grants = list(Grant.objects.live().addressed_to(user).filter(use_case=UseCase.PATIENT_EDUCATION)
-                  .select_related("case__patient", "created_by").order_by("-created_at"))
+                  .select_related("case__patient", "created_by", "organization").order_by("-created_at"))
     studies_of = _studies_by_grant(grants)
     # a study whose images are not this case's patient's by their patient ID (or carry none) is
     # not theirs: not listed, not counted (the policy's rule; its download is refused as well)
     studies_of = {g.pk: [s for s, why in zip(studies_of[g.pk], policy.held_back_from_patient(
         case=g.case, studies=studies_of[g.pk]), strict=True) if why is None] for g in grants}
+    held_back = policy.grants_held_back_entirely(grants, holder=user)
     every = list({s.pk: s for studies in studies_of.values() for s in studies}.values())
     statuses = dict(Rendition.objects.filter(study__in=every, kind=Kind.EDUCATION).values_list("study_id", "status"))
     refusals = dict(zip((s.pk for s in every), policy.download_refusals(
@@ -115,5 +120,5 @@ def education_shares_for(*, user: User, request: HttpRequest | None = None) -> l
                      .order_by("instance__series__series_number", "instance__instance_number", "pk")):
             images.setdefault(file.study_id, []).append(EducationImage(file=file))
     return [EducationShare(grant=grant, studies=[
-        EducationStudy(study=s, state=states[s.pk], images=images.get(s.pk, [])) for s in studies_of[grant.pk]])
-            for grant in grants]
+        EducationStudy(study=s, state=states[s.pk], images=images.get(s.pk, [])) for s in studies_of[grant.pk]],
+        held_back=bool(why)) for grant, why in zip(grants, held_back, strict=True)]

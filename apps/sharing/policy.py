@@ -568,10 +568,66 @@ def held_back_from_patient(*, case: Any, studies: Iterable[Any]) -> list[str | N
     decided as one attached before): a patient holding a share (``patient_rule_applies``) never
     sees, views nor downloads such a study, whatever the share names (``_grant_refusal``), the
     patient portal lists none of them (not even how many), and the share review names them as
-    held back. Staff and outside consultants are not concerned: the case page warns them."""
+    held back; a share all of whose studies are (``grants_held_back_entirely``) is said to be
+    checked by the care team on the portal, and to give its patient nothing yet on the case page.
+    Staff and outside consultants are not concerned: the case page warns them."""
     from apps.cases.selectors import patient_id_flags
 
     return patient_id_flags(case=case, patient_ids=[study.patient_id for study in studies])
+
+
+def grants_held_back_entirely(grants: Iterable[Grant], *, holder: Any = None) -> list[tuple[str, ...]]:
+    """For each of ``grants``, in order: why its patient is given none of the studies it covers
+    because every one of them is held back (``held_back_from_patient``, the one rule): the
+    reasons found among them (OTHER_PATIENT, NO_PATIENT_ID, in that order), or () when it is not
+    a patient's share (``patient_rule_applies``), covers no study yet (a case with none), or
+    gives its patient at least one of them. What it covers: the studies it names, else its
+    case's latest versions (as the share review lists them, ``studies_held_back_from_patient``;
+    one of the patient's own still being made is not held back: the patient portal says it is
+    being prepared). ``holder``: who holds them all (the patient portal's patient); None: each
+    grant's named person (an inactive account holds nothing: ()), or none (a group's, an
+    address's, a link's holder), as ``grants_give_holders`` reads them. For the staff's "who
+    has access" (the patient sees nothing yet, and why) and the patient portal (the care team
+    checks the images, not "being prepared"). Two queries at most whatever their number (the
+    holders' memberships, the whole-case grants' studies). Decides nothing: ``can`` does."""
+    from django.db.models import prefetch_related_objects
+
+    from apps.cases.selectors import NO_PATIENT_ID, OTHER_PATIENT
+    from apps.imaging.models import Study
+
+    grants = list(grants)
+    saved = [grant for grant in grants if grant.pk is not None]
+    prefetch_related_objects(saved, "studies", "case__patient", "grantee")
+    holders = [holder if holder is not None else grant.grantee if grant.grantee_id is not None else None
+               for grant in grants]
+    # whose role decides (a share other than a patient-education one is a patient's by its holder)
+    asked = {h.pk for g, h in zip(grants, holders, strict=True)
+             if g.use_case != UseCase.PATIENT_EDUCATION and _active_user(h)}
+    roles: dict[int, dict[int, str]] = {pk: {} for pk in asked}
+    if asked:
+        for user_id, org_id, role in Membership.objects.filter(user_id__in=asked, is_active=True).values_list(
+                "user_id", "organization_id", "role"):
+            roles[user_id][org_id] = role
+    concerned = [not (h is not None and not _active_user(h)) and patient_rule_applies(
+        use_case=g.use_case, holder=h, organization_id=g.organization_id,
+        roles=roles.get(h.pk, {}) if h is not None else None) for g, h in zip(grants, holders, strict=True)]
+    whole_case = {g.case_id for g, c in zip(grants, concerned, strict=True) if c and _study_scope(g) is None}
+    of_case: dict[int, list[Any]] = {}
+    if whole_case:
+        for study in (Study.objects.filter(case_id__in=whole_case).latest_versions()
+                      .only("pk", "case_id", "patient_id")):
+            of_case.setdefault(study.case_id, []).append(study)
+    answers: list[tuple[str, ...]] = []
+    for grant, is_concerned in zip(grants, concerned, strict=True):
+        if not is_concerned:
+            answers.append(())
+            continue
+        studies = (of_case.get(grant.case_id, []) if _study_scope(grant) is None
+                   else list(grant.studies.all()))  # type: ignore[attr-defined]
+        flags = held_back_from_patient(case=grant.case, studies=studies)
+        answers.append(tuple(f for f in (OTHER_PATIENT, NO_PATIENT_ID) if f in flags)
+                       if flags and None not in flags else ())
+    return answers
 
 
 def _held_back_from(grant: Grant, action: Action, obj: object, *, user: Any, roles: dict[int, str] | None,

@@ -56,8 +56,8 @@ def used_up(case, owner, consultant):
 
 def _participants(html: str) -> dict[str, str]:
     """Each "Who has access" row: its person's text -> its access text."""
-    rows = re.findall(r'data-testid="participant">\s*<td>(.*?)</td>\s*<td data-testid="participant-access">(.*?)</td>',
-                      html, re.S)
+    rows = re.findall(r'data-testid="participant">\s*<td>(.*?)</td>\s*'
+                      r'<td data-testid="participant-access"[^>]*>(.*?)</td>', html, re.S)
     return {_text(person): _text(access) for person, access in rows}
 
 

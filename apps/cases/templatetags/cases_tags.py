@@ -20,6 +20,19 @@ def permission_labels(permissions: list[str]) -> str:
 
 
 @register.filter
+def held_back_reason(reasons: tuple[str, ...]) -> str:
+    """Why a patient's share gives its patient none of its studies (``policy.grants_held_back_entirely``:
+    the flags of ``policy.held_back_from_patient`` found among them), for the staff (translated)."""
+    from apps.cases.selectors import NO_PATIENT_ID, OTHER_PATIENT
+
+    if OTHER_PATIENT in reasons and NO_PATIENT_ID in reasons:
+        return _("The patient ID in their images differs from this case's MRN or is missing.")
+    if OTHER_PATIENT in reasons:
+        return _("The patient ID in their images differs from this case's MRN.")
+    return _("Their images carry no patient ID.")
+
+
+@register.filter
 def names_downloads(share) -> bool:
     """Whether a share gives any download (``policy.names_downloads``): a Grant, or the
     ``ShareTerms`` the share review shows. A view-only share's download count and limit count

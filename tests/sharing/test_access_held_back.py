@@ -1,0 +1,118 @@
+"""The case page's "Who has access" does not name a patient's share as giving the education copy
+(or anything) when every study it covers is held back from its patient (their images' patient ID
+is not the case's MRN, or they carry none: ``policy.held_back_from_patient``): the patient sees
+nothing yet, and the staff are told so and why, to correct the images' patient details
+(``policy.grants_held_back_entirely``, on the same rule). A share giving its patient some of its
+studies, and anyone's but a patient's, are listed as before."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from apps.cases.selectors import NO_PATIENT_ID, OTHER_PATIENT
+from apps.organizations.models import Role
+from apps.sharing import policy
+from apps.sharing.services import grant_create
+from apps.sharing.usecases import UseCase
+from tests.factories import PatientFactory, StudyFactory, member
+
+pytestmark = pytest.mark.django_db
+
+MRN = "NW-0042"
+EDUCATION = {"use_case": UseCase.PATIENT_EDUCATION, "permissions": ["view", "download_preview"],
+             "renditions": ["education"]}
+NOTHING_YET = "Nothing yet: every study of this share is held back from the patient."
+
+
+def _text(fragment: str) -> str:
+    return " ".join(re.sub(r"<[^>]+>", " ", fragment).split())
+
+
+def _grant(case, by, **fields):
+    fields.setdefault("expires_at", timezone.now() + timedelta(days=2))
+    fields.setdefault("permissions", ["view", "download_preview", "download_original"])
+    return grant_create(case=case, by=by, **fields)
+
+
+def _access(client, case, email: str) -> str:
+    html = client.get(reverse("cases:case_detail", args=[case.public_id])).content.decode()
+    rows = re.findall(r'data-testid="participant">\s*<td>(.*?)</td>\s*'
+                      r'<td data-testid="participant-access"[^>]*>(.*?)</td>', html, re.S)
+    (access,) = [_text(a).replace("&#x27;", "'") for person, a in rows if email in _text(person)]
+    return access
+
+
+@pytest.fixture
+def patient(org_a):
+    return member(org_a, Role.PATIENT, email="patient.quillon@alpha.example")
+
+
+@pytest.fixture
+def mrn_case(org_a, case):
+    case.patient = PatientFactory(organization=org_a, mrn=MRN)
+    case.save()
+    return case
+
+
+@pytest.mark.parametrize(("patient_ids", "why"), [
+    pytest.param(["1CT1"], "The patient ID in their images differs from this case's MRN.", id="other_patient"),
+    pytest.param([""], "Their images carry no patient ID.", id="no_patient_id"),
+    pytest.param(["1CT1", " "], "The patient ID in their images differs from this case's MRN or is missing.",
+                 id="both"),
+])
+def test_a_patients_share_of_held_back_studies_gives_nothing_yet_and_says_why(
+        org_a, mrn_case, owner, patient, client_as, patient_ids, why):
+    for pid in patient_ids:
+        StudyFactory(organization=org_a, case=mrn_case, patient_id=pid)
+    _grant(mrn_case, owner, grantee=patient, **EDUCATION)
+    access = _access(client_as(owner), mrn_case, patient.email)
+    assert access.startswith(f"{NOTHING_YET} {why}"), access
+    assert "Download the education copy" not in access
+    assert "See the studies" in access  # the studies section flags them
+
+
+def test_a_patients_share_with_some_of_their_own_studies_is_listed_as_before(org_a, mrn_case, owner, patient,
+                                                                             client_as):
+    StudyFactory(organization=org_a, case=mrn_case, patient_id="1CT1")
+    StudyFactory(organization=org_a, case=mrn_case, patient_id=MRN)
+    _grant(mrn_case, owner, grantee=patient, **EDUCATION)
+    assert _access(client_as(owner), mrn_case, patient.email) == "Download the education copy"
+
+
+def test_a_share_naming_only_held_back_studies_gives_nothing_yet(org_a, mrn_case, owner, patient, client_as):
+    held = StudyFactory(organization=org_a, case=mrn_case, patient_id="1CT1")
+    StudyFactory(organization=org_a, case=mrn_case, patient_id=MRN)  # the patient's own, not named
+    _grant(mrn_case, owner, grantee=patient, studies=[held], **EDUCATION)
+    assert _access(client_as(owner), mrn_case, patient.email).startswith(NOTHING_YET)
+
+
+def test_any_share_to_a_patient_account_and_an_education_link_are_concerned(org_a, mrn_case, owner, patient,
+                                                                            consultant, client_as):
+    StudyFactory(organization=org_a, case=mrn_case, patient_id="1CT1")
+    _grant(mrn_case, owner, grantee=patient, permissions=["view", "download_preview"])
+    link = _grant(mrn_case, owner, grantee=None, **EDUCATION)  # an education share's link: its patient
+    _grant(mrn_case, owner, grantee=consultant)  # a consultant is given the study
+    assert policy.grants_held_back_entirely([*mrn_case.grants.order_by("pk")]) == [
+        (OTHER_PATIENT,), (OTHER_PATIENT,), ()]
+    assert link.pk
+    client = client_as(owner)
+    assert _access(client, mrn_case, patient.email).startswith(NOTHING_YET)
+    assert _access(client, mrn_case, consultant.email) == "View, Download preview, Download original"
+
+
+def test_the_reasons_name_each_kind_found(org_a, mrn_case, owner, patient):
+    StudyFactory(organization=org_a, case=mrn_case, patient_id="")
+    StudyFactory(organization=org_a, case=mrn_case, patient_id="1CT1")
+    grant = _grant(mrn_case, owner, grantee=patient, **EDUCATION)
+    assert policy.grants_held_back_entirely([grant]) == [(OTHER_PATIENT, NO_PATIENT_ID)]
+    assert policy.grants_held_back_entirely([grant], holder=patient) == [(OTHER_PATIENT, NO_PATIENT_ID)]
+
+
+def test_a_case_with_no_study_holds_nothing_back(mrn_case, owner, patient):
+    grant = _grant(mrn_case, owner, grantee=patient, **EDUCATION)
+    assert policy.grants_held_back_entirely([grant]) == [()]
