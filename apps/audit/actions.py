@@ -11,6 +11,8 @@ and are gone.)
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
@@ -30,7 +32,8 @@ from django.utils.translation import pgettext_lazy
 #   case created / closed ..................... case.created / case.closed (case.reopened,
 #                                               case.edited, patient.created, patient.mrn_renamed,
 #                                               patient.updated,
-#                                               note.added, attachment.*, board.*)
+#                                               note.added, attachment.*, board.*;
+#                                               board.window_ended: a review window ran out)
 #   study uploaded / ingested / deleted ....... imaging.upload_completed / imaging.study_ingested
 #                                               (one per study; imaging.ingest per run) /
 #                                               imaging.study_deleted (imaging.upload_created,
@@ -95,6 +98,10 @@ BOARD_CREATED = "board.created"
 BOARD_EDITED = "board.edited"
 BOARD_STARTED = "board.started"
 BOARD_ENDED = "board.ended"
+#: a live tumor board's review window ran out without anyone ending it: its participants' access
+#: (its grants) ended then (``details.ended_at``), recorded once, by the sweep or the first page
+#: that shows it ended (apps.cases.services.boards_window_ends_record); its actor is the system
+BOARD_WINDOW_ENDED = "board.window_ended"
 # --- imaging -------------------------------------------------------------------------------------
 VIEWER_OPENED = "viewer.opened"
 VIEWER_CLOSED = "viewer.closed"
@@ -201,6 +208,7 @@ LABELS: dict[str, str] = {
     BOARD_EDITED: _("Tumor board edited"),
     BOARD_STARTED: _("Tumor board started"),
     BOARD_ENDED: _("Tumor board ended"),
+    BOARD_WINDOW_ENDED: _("Tumor board ended: its review window ran out"),
     VIEWER_OPENED: _("Viewer opened"),
     VIEWER_CLOSED: _("Viewer closed"),
     EDUCATION_VIEWED: _("Education copy viewed"),
@@ -334,8 +342,11 @@ LOSSY_SOURCE_RENDITIONS: dict[str, str] = {
 def event_detail(action: str, details: dict | None) -> str:
     """What the audit page adds under an event's label: a download's rendition (the original or
     a preview), or, for a lossless one of originals received lossy, what it held
-    (``LOSSY_SOURCE_RENDITIONS``); else nothing. Only names from this module, never text taken
-    from the details."""
+    (``LOSSY_SOURCE_RENDITIONS``); for a tumor board whose review window ran out, when its
+    participants' access ended; else nothing. Only names from this module (and a date and time
+    read as one), never text taken from the details."""
+    if action == BOARD_WINDOW_ENDED:
+        return _access_ended_at((details or {}).get("ended_at"))
     rendition = (details or {}).get("rendition")
     if action in (DOWNLOAD_STARTED, DOWNLOAD_COMPLETED, DOWNLOAD_INCOMPLETE) and isinstance(rendition, str):
         lossy_source = (details or {}).get("lossy_source")
@@ -343,6 +354,23 @@ def event_detail(action: str, details: dict | None) -> str:
             return str(LOSSY_SOURCE_RENDITIONS[lossy_source])
         return str(DOWNLOAD_RENDITIONS.get(rendition, ""))
     return ""
+
+def _access_ended_at(value: Any) -> str:
+    """"Participants' access ended at <time>" for a board whose review window ran out: the
+    event is recorded when the sweep or a page first sees it, which may be later (``ended_at``, in
+    the reader's time zone and format); nothing for a value that is not a date and time."""
+    from datetime import datetime
+
+    from django.utils import formats, timezone
+
+    try:
+        ended_at = datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return ""
+    if ended_at is None or timezone.is_naive(ended_at):
+        return ""
+    return _("Participants' access ended at %(time)s") % {
+        "time": formats.date_format(timezone.localtime(ended_at), "SHORT_DATETIME_FORMAT")}
 
 
 #: what an event is about, by the name ``record`` stores (``target_type``, the model's name); a

@@ -102,6 +102,7 @@ FHIR_MAP: dict[str, Mapping] = {
     A.BOARD_EDITED: _RECORD_U,
     A.BOARD_STARTED: _DISCLOSE,   # a board grants its participants access to its cases
     A.BOARD_ENDED: _REVOKE,
+    A.BOARD_WINDOW_ENDED: _REVOKE,  # its participants' access ended with the review window
     A.VIEWER_OPENED: Mapping("110103", "R"),
     A.VIEWER_CLOSED: Mapping("110103", "R"),
     A.EDUCATION_VIEWED: Mapping("110103", "R"),

@@ -301,7 +301,9 @@ class BoardSession(PublicIdModel):
     def has_ended(self) -> bool:
         """Whether the meeting is over: ended by its host (``ENDED``), or live past its review
         window, which nobody ended: its grants expired then, and it is ended for everyone (its
-        page, its participants' list, what it shows them), as ``board_ended`` says in queries."""
+        page, its participants' list, what it shows them), as ``board_ended`` says in queries.
+        The first page or sweep that sees such a board records it ``ENDED`` at its window's end
+        (``services.boards_window_ends_record``)."""
         if self.state == BoardState.ENDED:
             return True
         return self.state == BoardState.LIVE and self.window_ends_at is not None \
@@ -319,10 +321,19 @@ class BoardSession(PublicIdModel):
 
     @property
     def ended_at_shown(self) -> datetime | None:
-        """When the meeting ended: when it was ended, or when its review window ran out."""
+        """When the meeting ended: when it was ended, or when its review window ran out, whichever
+        came first. Its grants expired as the window ran out, so a board ended by hand after that
+        (before such late ends were refused) ended then, not at the later click."""
+        window_ends_at = self.window_ends_at
         if self.ended_at is not None:
-            return self.ended_at
-        return self.window_ends_at if self.has_ended else None
+            return min(self.ended_at, window_ends_at) if window_ends_at is not None else self.ended_at
+        return window_ends_at if self.has_ended else None
+
+    @property
+    def ended_by_window(self) -> bool:
+        """Whether the meeting ended because its review window ran out (nobody ended it before):
+        whether recorded so yet (``services.boards_window_ends_record``) or not."""
+        return self.has_ended and self.window_ends_at is not None and self.ended_at_shown == self.window_ends_at
 
 
 def board_ended(now: datetime | None = None) -> Q:

@@ -16,7 +16,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.utils import timezone
+from django.utils import formats, timezone
 from django.utils.crypto import salted_hmac
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
@@ -596,8 +596,21 @@ def board_end(*, board: BoardSession, by: User, request: HttpRequest | None = No
     (``Action.END_BOARD``): a board whose host left or was demoted mid-meeting can still be
     ended. The audit event names who ended it (its actor, and whether that was the host)."""
     policy.require(by, Action.END_BOARD, board, request=request)
-    with transaction.atomic():
-        return _board_end(board=board, by=by, request=request)
+    try:
+        with transaction.atomic():
+            return _board_end(board=board, by=by, request=request)
+    except ValidationError:
+        # a click after the review window ran out (a page open since): access ended with the
+        # window, and the meeting is recorded as ended then (once), never at this later click
+        board.refresh_from_db(fields=["state", "started_at", "review_days", "ended_at"])
+        boards_window_ends_record(boards=[board])
+        if board.ended_by_window:
+            raise ValidationError(
+                _("This meeting had already ended: its review window ran out on %(time)s, and its "
+                  "participants' access ended then.")
+                % {"time": formats.date_format(timezone.localtime(board.ended_at_shown),
+                                               "SHORT_DATETIME_FORMAT")}) from None
+        raise
 
 
 def _board_end(*, board: BoardSession, by: User, request: HttpRequest | None) -> int:
@@ -619,3 +632,42 @@ def _board_end(*, board: BoardSession, by: User, request: HttpRequest | None) ->
     record(action="board.ended", actor=by, organization_id=board.organization_id, target=board, request=request,
            details={"grants_revoked": revoked, "by_host": by.pk == board.host_id})
     return revoked
+
+
+def boards_window_ends_record(*, boards: Iterable[BoardSession] | None = None, now=None) -> int:
+    """Record once that each live board whose review window ran out without anyone ending it
+    ended then: its state becomes ``ENDED`` with ``ended_at`` the window's end (when its grants
+    expired, and so its participants' access ended), and ``board.window_ended`` is recorded by
+    the system, naming that time. ``boards``: those a page is about to show (only those of them
+    past their window, as read, cost anything); none: every such board (the periodic sweep,
+    ``apps.sharing.tasks.share_expiries_record_task``). Whichever reads it first records it.
+
+    Each board is claimed with a conditional UPDATE (still live, past its window) in the same
+    transaction as its event: two requests, or a request and the sweep, at once record one event
+    (the other's UPDATE matches no row), on PostgreSQL and SQLite alike, and a click on "End"
+    meanwhile finds it no longer live. The boards given are updated in place (state and end
+    time, as recorded by whoever did). Returns the number recorded."""
+    now = now or timezone.now()
+    if boards is None:
+        due = list(BoardSession.objects.filter(board_ended(now), state=BoardState.LIVE).order_by("started_at", "pk"))
+    else:
+        due = [b for b in boards if b.state == BoardState.LIVE and b.started_at is not None
+               and b.window_ends_at <= now]
+    count = 0
+    for board in due:
+        ended_at = board.window_ends_at
+        with transaction.atomic():
+            claimed = BoardSession.objects.filter(
+                board_ended(now), pk=board.pk, state=BoardState.LIVE, started_at=board.started_at,
+                review_days=board.review_days).update(state=BoardState.ENDED, ended_at=ended_at)
+            if claimed:
+                record(action="board.window_ended", organization_id=board.organization_id, target=board,
+                       actor_label="system",
+                       details={"ended_at": ended_at.isoformat(), "review_days": board.review_days,
+                                "grants_expired": board.grants.filter(revoked_at__isnull=True).count()})
+                count += 1
+        if claimed:
+            board.state, board.ended_at = BoardState.ENDED, ended_at
+        else:  # recorded meanwhile by another request (or ended): as it is now
+            board.refresh_from_db(fields=["state", "ended_at"])
+    return count

@@ -152,6 +152,7 @@ def _case_page(request: HttpRequest, case, *, note_form: NoteForm | None = None,
     # the notes oldest first, opening on the newest (the last page); older ones a link away
     page.notes = page_of(request, page.notes, size=NOTES_PAGE_SIZE, param="notes", last_first=True)
     page.attachments = page_of(request, page.attachments, size=ATTACHMENTS_PAGE_SIZE, param="attachments")
+    services.boards_window_ends_record(boards=page.boards)  # one shown ended by its window: recorded once
     record(action="case.viewed", actor=request.user, organization_id=case.organization_id, target=case,
            request=request)
     return render(request, "cases/case_detail.html", {
@@ -319,6 +320,8 @@ def _board_page(board) -> str:
 def board_list(request: HttpRequest) -> HttpResponse:
     org = active_organization_or_404(request)
     boards = page_of(request, selectors.board_list(user=request.user, organization=org), size=PAGE_SIZE)
+    # a live board whose review window ran out is listed as ended: its end is recorded (once) first
+    services.boards_window_ends_record(boards=boards)
     return render(request, "cases/board_list.html", {
         "organization": org, "boards": boards, "page": boards,
         "can_create": policy.can(request.user, Action.MANAGE_CASE, org,
@@ -376,6 +379,8 @@ def board_detail(request: HttpRequest, boardsession_id: UUID) -> HttpResponse:
     # another of the person's organizations' board: shown, with its buttons, once it is the active one
     if (switch := switch_first(request, board, Action.MANAGE_CASE, then=request.get_full_path())) is not None:
         return switch
+    # a live board whose review window ran out is shown ended: its end is recorded (once) first
+    services.boards_window_ends_record(boards=[board])
     facts = policy.request_facts(request, request.user)  # the memberships the request read
     return render(request, "cases/board_detail.html", {
         "board": board, "cases": selectors.board_cases(user=request.user, board=board),

@@ -180,8 +180,9 @@ def with_case_titles(grants: Iterable[Grant], *, user: User, request: HttpReques
     renamed since), or a neutral label where that is not known. The template shows this, never
     ``case.title`` of an ended share. A share that has not ended but gives ``user`` nothing now
     (``policy.grants_ended_for_holder``: a tumor board's, its participant made a patient account)
-    keeps no title (renames are kept for ended shares only): it is named by the neutral label,
-    not by the case's title as it is now (found by review)."""
+    is named by the title a rename since kept on it, as on an ended share
+    (``services.grants_case_title_keep``), else by the neutral label, never by the case's title
+    as it is now (found by review)."""
     listed = list(grants)
     facts = policy.request_facts(request, user)
     names = policy.grants_naming_case(user, listed, facts=facts)

@@ -58,6 +58,7 @@ from apps.sharing.usecases import (
 )
 
 if TYPE_CHECKING:
+    from django.db.models import QuerySet
     from django.http import HttpRequest
 
     from apps.accounts.models import User
@@ -350,13 +351,33 @@ def grants_case_title_keep(*, case: Case, title: str) -> None:
     share's case by it (``policy.grants_naming_case``), so that the new title, which may name the
     patient, is not learnt by someone whose access ended (found by review). A share that has not
     ended (live, or yet to start) keeps none: it is named as the case is. In the renaming's
-    transaction (``apps.cases.services.case_update``). Records nothing itself: the edit is audited."""
+    transaction (``apps.cases.services.case_update``). Records nothing itself: the edit is audited.
+
+    A share that has not ended but gives its holder nothing any more (``policy.grants_ended_for_holder``:
+    a tumor board's, its participant no longer in a role that takes part in boards) ended for
+    them: it keeps ``title`` as an ended one does, and so still names the case by it once the
+    meeting ends and revokes it (it kept none, and was then named by the new title)."""
     now = timezone.now()
     grants = Grant.objects.filter(case=case)
     ended = Q() if case.status != "open" else Q(revoked_at__isnull=False) | Q(expires_at__lte=now)
+    if case.status == "open":
+        ended |= Q(pk__in=_grants_ended_for_holders(grants.exclude(ended).filter(grantee__isnull=False)))
     grants.filter(ended, case_title_at_end__isnull=True).update(case_title_at_end=title)
     if case.status == "open":
         grants.exclude(ended).exclude(case_title_at_end__isnull=True).update(case_title_at_end=None)
+
+
+def _grants_ended_for_holders(grants: QuerySet[Grant]) -> list[int]:
+    """The ids of ``grants`` (not ended, each to one person) that give their holder nothing any
+    more (``policy.grants_ended_for_holder``, asked for each holder on their grants)."""
+    by_holder: dict[int, list[Grant]] = {}
+    for grant in grants.select_related("case", "grantee"):
+        by_holder.setdefault(grant.grantee_id, []).append(grant)
+    ended = []
+    for held in by_holder.values():
+        gone = policy.grants_ended_for_holder(held[0].grantee, held)
+        ended += [grant.pk for grant, is_gone in zip(held, gone, strict=True) if is_gone]
+    return ended
 
 
 # --------------------------------------------------------------------------- tokens

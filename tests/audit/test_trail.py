@@ -255,6 +255,26 @@ def _board_started(w):
     _board_start(w)
 
 
+def _board_window_run_out(w):
+    """A started board whose review window (and so its grants) ran out an hour ago, unended."""
+    from apps.cases.models import BoardSession
+    from apps.sharing.models import Grant
+
+    _board_started(w)
+    shift = w.board.review_window + timedelta(hours=1)
+    BoardSession.objects.filter(pk=w.board.pk).update(started_at=w.board.started_at - shift)
+    for grant in w.board.grants.all():
+        Grant.objects.filter(pk=grant.pk).update(starts_at=grant.starts_at - shift, expires_at=grant.expires_at - shift)
+
+
+def _board_window_sweep(w):
+    from apps.sharing.tasks import share_expiries_record_task
+
+    assert w.board.grants.count() == 1  # the radiologist's, on the case (the host is given none)
+    assert share_expiries_record_task() == 2
+    assert share_expiries_record_task() == 0  # recorded once
+
+
 def _link_make(w):
     from apps.sharing.services import share_create
 
@@ -925,6 +945,10 @@ ROWS = [
         setup=_board_create),
     Row("tumor board ended", _board_end, [(A.GRANT_REVOKED, ALLOWED, ORG), (A.BOARD_ENDED, ALLOWED, ORG)],
         setup=_board_started),
+    # nobody ended it: the sweep records when its participants' access ended, once
+    # (its grant expired, then the board: the sweep's two events)
+    Row("tumor board window ran out", _board_window_sweep,
+        [(A.SHARE_EXPIRED, ALLOWED, ORG), (A.BOARD_WINDOW_ENDED, ALLOWED, ORG)], setup=_board_window_run_out),
     Row("share link revoked", _link_revoke, [(A.SHARE_LINK_REVOKED, ALLOWED, ORG)], setup=_link_make),
     Row("study ingested", _ingest, [(A.IMAGING_INGEST, ALLOWED, ORG), (A.IMAGING_STUDY_INGESTED, ALLOWED, ORG)]),
     Row("study deleted", _study_delete, [(A.IMAGING_STUDY_DELETED, ALLOWED, ORG)], setup=_ingest),

@@ -118,14 +118,17 @@ def test_staff_and_the_host_see_it_ended_with_nothing_left_to_end(world, org_a, 
     case_page = _client(client_as, clinician_a, org_a).get(
         reverse("cases:case_detail", kwargs={"case_id": world[4].public_id})).content.decode()
     assert f"{TITLE}</a> · Ended ·" in case_page  # the case page's list of its boards
-    # a page of before (its End button) posts into an ended meeting: refused, nothing changed
+    # a page of before (its End button) posts into an ended meeting: refused; the meeting stays
+    # ended when its window ran out (recorded so by the first page that showed it ended), and no
+    # grant is revoked (they expired with the window)
     response = _client(client_as, host, org_a).post(reverse("cases:board_end",
                                                             kwargs={"boardsession_id": board.public_id}))
     assert response.status_code == 302
     with pytest.raises(ValidationError):
         services.board_end(board=board, by=host)
     board.refresh_from_db()
-    assert board.state == BoardState.LIVE and board.ended_at is None
+    assert board.state == BoardState.ENDED and board.ended_at == board.window_ends_at
+    assert not board.grants.filter(revoked_at__isnull=False).exists()
 
 
 def test_within_its_window_a_live_board_is_still_live(world, org_a, client_as):
