@@ -167,6 +167,8 @@ def viewer_page(request: HttpRequest, study_id: UUID) -> HttpResponse:
         # lossy (the frames' "lossy" label, which viewer.js follows for the image on screen)
         "originals_lossy": diagnostic and selectors.study_originals_lossy(study=study),
         "access_check_ms": settings.LIGHTBOX_VIEWER_ACCESS_CHECK_SECONDS * 1000,
+        # the most the frames viewer.js keeps in the page's memory may take
+        "keep_bytes": max(1, round(settings.LIGHTBOX_VIEWER_FRAMES_MEMORY_MB * 1024 * 1024)),
         "viewer_data": {"series": series_data, "mode": "diagnostic" if diagnostic else "preview",
                         "session": session_id},
         **_back(actor, study),

@@ -319,6 +319,9 @@ LIGHTBOX_VIEWER_IDLE_MINUTES = env.int("LIGHTBOX_VIEWER_IDLE_MINUTES", default=3
 #: an open viewer asks this often whether its reader may still view the study's images, and
 #: stops (the image hidden, "access has ended") once a revoked share or an ended tumor board says no
 LIGHTBOX_VIEWER_ACCESS_CHECK_SECONDS = env.int("LIGHTBOX_VIEWER_ACCESS_CHECK_SECONDS", default=20)
+#: the most the frames an open viewer keeps in the page's memory may take (MiB; frames are
+#: no-store, so scrolling back to a frame let go asks for it again), least recently shown let go first
+LIGHTBOX_VIEWER_FRAMES_MEMORY_MB = env.float("LIGHTBOX_VIEWER_FRAMES_MEMORY_MB", default=100)
 #: the most one frame's decoded pixels may take (rows x columns x samples x bytes per sample),
 #: checked from the header before any decoding, so that a small file declaring a huge image
 #: (65535 x 65535 x 3 x 16 bits: 25 GB) cannot exhaust the web process that renders frames or a

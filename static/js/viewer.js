@@ -4,8 +4,9 @@
  * request passes the access policy: a revoked or expired grant stops the viewer at its next frame.
  * Frames are Cache-Control: no-store (a shared workstation's disk cache kept the patient's images
  * after access ended): the viewer keeps those it fetched in memory (keptFrames: at most
- * KEEP_BYTES, the least recently shown let go first), so scrolling back costs no request, and
- * drops them all when it stops and when the page is left. It also asks on a timer
+ * KEEP_BYTES, data-keep-bytes, the least recently shown let go first), so scrolling back costs
+ * no request, and drops them all when it stops and when the page is left (a page the browser
+ * brings back from its back/forward cache is loaded again). It also asks on a timer
  * (data-access-check-ms) whether its reader may still view the images, so that a revoked share or
  * an ended tumor board stops a reader who stays on one image or scrolls through frames it holds:
  * the image, the thumbnails and the frames kept are cleared and the message says access has ended
@@ -41,7 +42,9 @@
   var ZERO = "00000000-0000-0000-0000-000000000000";
   var LOW_DELAY_MS = 120;
   var PREFETCH = 3;
-  var KEEP_BYTES = 100 * 1024 * 1024;  // frames kept in memory (a 512x512 CT's diagnostic PNG: about 112 KiB)
+  // the most the frames kept in memory may take (a 512x512 CT's diagnostic PNG: about 112 KiB):
+  // the page's data-keep-bytes (LIGHTBOX_VIEWER_FRAMES_MEMORY_MB), else 100 MiB
+  var KEEP_BYTES = Number(ds.keepBytes) > 0 ? Number(ds.keepBytes) : 100 * 1024 * 1024;
 
   var state = {
     series: 0, stack: [], total: 0, pos: 0, center: null, width: null, fileWindow: null,
@@ -251,7 +254,11 @@
   var keptEra = 0;  // dropFrames moves it on: a frame still on its way then is not kept
   var asking = new Map();  // URL -> a frame on its way, so a frame wanted twice is asked for once
 
-  function reportKept() { root.dataset.framesKept = String(keptFrames.size); }
+  // how many frames are kept and the bytes they take (data-frames-kept, data-frames-kept-bytes)
+  function reportKept() {
+    root.dataset.framesKept = String(keptFrames.size);
+    root.dataset.framesKeptBytes = String(keptBytes);
+  }
 
   function keepFrame(url, entry) {
     var size = entry.bytes.byteLength;
@@ -868,6 +875,13 @@
   }
   window.addEventListener("pagehide", sendClose);
   window.addEventListener("pagehide", dropFrames);  // the page left: its frames are let go
+  // the page brought back by Back or Forward from the browser's memory (its back/forward cache),
+  // its frames let go and its session closed as it was left: it is loaded again, so that the
+  // server decides again whether its reader may still view the images, and the access check and
+  // the session start again (else the image stayed on screen with neither, a revoked share too)
+  window.addEventListener("pageshow", function (event) {
+    if (event.persisted) { window.location.reload(); }
+  });
 
   // ---------------------------------------------------------------- start
 
