@@ -320,15 +320,16 @@ def _entries(batch: list[AuditEvent], site: str, base_url: str) -> Iterator[dict
 
 
 def bundle_stream(events: Iterable[AuditEvent], *, site: str, base_url: str, total: int | None,
-                  timestamp: str) -> Iterator[str]:
-    """A searchset Bundle of AuditEvent resources, as JSON text in pieces (streamed)."""
+                  timestamp: str, chunk: int = 500) -> Iterator[str]:
+    """A searchset Bundle of AuditEvent resources, as JSON text in pieces (streamed); the events'
+    patients and users looked up ``chunk`` events at a time."""
     head: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset", "timestamp": timestamp}
     if total is not None:
         head["total"] = total
     text = json.dumps(head)
     yield text[:-1] + ', "entry": ['
     first = True
-    for entry in bundle_entries(events, site=site, base_url=base_url):
+    for entry in bundle_entries(events, site=site, base_url=base_url, chunk=chunk):
         yield ("" if first else ",") + json.dumps(entry)
         first = False
     yield "]}"

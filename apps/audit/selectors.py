@@ -4,6 +4,7 @@ bench/audit_search.py) and the case page's access history."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,8 @@ COUNT_CAP = 10_000
 #: the largest row offset a query may skip to: OFFSET is a signed 64-bit integer in PostgreSQL and
 #: SQLite, and a larger one fails the query ("bigint out of range", "datatype mismatch")
 OFFSET_MAX = 2**63 - 1
+#: an export reads its events this many at a time, each batch one query
+EXPORT_BATCH = 1000
 
 
 @dataclass
@@ -187,6 +190,21 @@ def event_page(qs: AuditEventQuerySet, *, number: int = 1, size: int = 50) -> Ev
     total = qs.order_by()[:COUNT_CAP + 1].count()
     return EventPage(events=rows[:size], number=number, size=size, total=min(total, COUNT_CAP),
                      has_next=len(rows) > size, more=total > COUNT_CAP)
+
+
+def events_in_order(qs: AuditEventQuerySet, *, upto: int, size: int = EXPORT_BATCH) -> Iterator[AuditEvent]:
+    """The events of ``qs`` (a search of one organization's trail) oldest first, up to seq ``upto``
+    (the trail as it was when the export began: a busy trail does not keep an export going), read
+    ``size`` at a time, each batch its own query resuming after the last seq read (``seq > last
+    ORDER BY seq LIMIT size``): no cursor held open between batches, which under ASGI are read
+    while the response is being sent, and no OFFSET that grows slower page by page."""
+    last = 0
+    while True:
+        batch = list(qs.filter(seq__gt=last, seq__lte=upto).order_by("seq")[:size])
+        yield from batch
+        if len(batch) < size:
+            return
+        last = batch[-1].seq
 
 
 def case_access_history(case: Any, *, limit: int = 50) -> list[AuditEvent]:

@@ -18,6 +18,7 @@ from django.views.decorators.http import require_GET
 from apps.audit import actions, fhir, selectors
 from apps.audit.forms import AuditSearchForm
 from apps.audit.services import record
+from apps.core import streaming
 from apps.sharing import policy
 from apps.sharing.policy import Action
 
@@ -86,12 +87,12 @@ class _Echo:
         return value
 
 
-def _csv_rows(qs: Any) -> Iterator[str]:
+def _csv_rows(events: Iterator[Any]) -> Iterator[str]:
     import json
 
     writer = csv.writer(_Echo())
     yield writer.writerow(CSV_COLUMNS)
-    for e in qs.iterator(chunk_size=2000):
+    for e in events:
         yield writer.writerow([_safe_cell(v) for v in (
             e.pk, e.created_at.isoformat(), e.organization_id, e.seq, e.actor_type, e.actor_label, e.ip,
             e.user_agent, e.action, e.outcome, e.target_type, e.target_id, e.case_ref, e.study_ref, e.link_ref,
@@ -101,39 +102,43 @@ def _csv_rows(qs: Any) -> Iterator[str]:
 @login_required
 @require_GET
 def export_csv(request: HttpRequest) -> HttpResponse:
-    org, qs, invalid = _export_search(request, "csv")
+    org, events, invalid = _export_search(request, "csv")
     if invalid is not None:
         return invalid
-    return _export_response(_csv_rows(qs.order_by("seq")), "text/csv; charset=utf-8", f"audit-{org.slug}", "csv")
+    return _export_response(request, _csv_rows(events), "text/csv; charset=utf-8", f"audit-{org.slug}", "csv")
 
 
 @login_required
 @require_GET
 def export_fhir(request: HttpRequest) -> HttpResponse:
-    org, qs, invalid = _export_search(request, "fhir")
+    org, events, invalid = _export_search(request, "fhir")
     if invalid is not None:
         return invalid
     base = request.build_absolute_uri("/fhir/")
-    body = fhir.bundle_stream(qs.order_by("seq").iterator(chunk_size=2000), site=request.get_host(), base_url=base,
-                              total=None, timestamp=timezone.now().isoformat())
-    return _export_response(body, "application/fhir+json; charset=utf-8", f"audit-{org.slug}", "fhir.json")
+    body = fhir.bundle_stream(events, site=request.get_host(), base_url=base, total=None,
+                              timestamp=timezone.now().isoformat(), chunk=selectors.EXPORT_BATCH)
+    return _export_response(request, body, "application/fhir+json; charset=utf-8", f"audit-{org.slug}", "fhir.json")
 
 
 def _export_search(request: HttpRequest, fmt: str) -> tuple[Any, Any, HttpResponse | None]:
-    """The organization and the events an export of the trail (``fmt``) takes, its export
-    recorded; and, when the search asked for is not valid, the audit page with its errors to
-    answer instead (never the whole trail in place of the search asked for), nothing recorded."""
+    """The organization and the events an export of the trail (``fmt``) takes (oldest first, read in
+    batches as the file is sent, up to the export's own event), its export recorded; and, when the
+    search asked for is not valid, the audit page with its errors to answer instead (never the
+    whole trail in place of the search asked for), nothing recorded."""
     org = _org_for_audit(request)
     form, qs = _search(request, org)
     if form.errors:
         return org, qs, _event_page(request, org, form, qs)
-    record(action=actions.AUDIT_EXPORTED, actor=request.user, organization=org, request=request,
-           details={"format": fmt})
-    return org, qs, None
+    exported = record(action=actions.AUDIT_EXPORTED, actor=request.user, organization=org, request=request,
+                      details={"format": fmt})
+    return org, selectors.events_in_order(qs, upto=exported.seq, size=selectors.EXPORT_BATCH), None
 
 
-def _export_response(body, content_type: str, name: str, extension: str) -> StreamingHttpResponse:
-    """A streamed download of an export, named ``<name>-<UTC stamp>.<extension>``."""
+def _export_response(request: HttpRequest, pieces: Iterator[str], content_type: str, name: str,
+                     extension: str) -> StreamingHttpResponse:
+    """A streamed download of an export, named ``<name>-<UTC stamp>.<extension>``: an async body
+    under ASGI, so that it is sent as it is read, never gathered whole first (apps.core.streaming)."""
+    body = streaming.response_body(request, pieces, batch=selectors.EXPORT_BATCH)
     response = StreamingHttpResponse(body, content_type=content_type)
     stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
     response["Content-Disposition"] = f'attachment; filename="{name}-{stamp}.{extension}"'
