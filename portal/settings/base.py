@@ -515,6 +515,9 @@ LOGGING = {
     "loggers": {"django": {"handlers": [], "level": "INFO"},
                 "django.server": {"handlers": [], "level": "INFO"},
                 "axes": {"level": "ERROR"},
+                # the hourly anchor lines (apps.audit.chain.anchors_log), the defence against a
+                # rewrite of the trail by the database's owner: logged whatever DJANGO_LOG_LEVEL is
+                "lightbox.audit.anchors": {"level": "INFO"},
                 # pylibjpeg-openjpeg logs every tile it encodes at INFO (renditions)
                 "openjpeg": {"level": "WARNING"}},
 }
