@@ -14,6 +14,12 @@ if not SECRET_KEY:
     raise environ.ImproperlyConfigured("DJANGO_SECRET_KEY (or DJANGO_SECRET_KEY_FILE) must be set")
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS")
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
+# The audit trail's database-level protection (triggers refusing changes to its events) exists
+# only on PostgreSQL; SQLite, the embedded default, is for `make run` and trials (lightbox.E001)
+if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+    raise environ.ImproperlyConfigured(
+        "DATABASE_URL must name a PostgreSQL database (postgres://user:password@host:5432/name): the audit "
+        "trail's protection exists only there")
 LIGHTBOX_DEMO_ALLOWED = env.bool("LIGHTBOX_DEMO_ALLOWED", default=False)
 
 SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=True)

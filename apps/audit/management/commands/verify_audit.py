@@ -12,7 +12,8 @@ On PostgreSQL, TRUNCATE of the audit tables, changing an organization's ``audit_
 deleting an organization whose trail began are refused unless the session sets
 ``lightbox.audit_maintenance = on``: an operator's switch, not a barrier against whoever holds the
 application's database role, who can set it and wipe the trail and its note alike. Only anchors
-kept off the host prove what was there."""
+kept off the host prove what was there. On SQLite (the embedded default) none of these triggers
+exist, and the command says so before it verifies (``check --deploy`` refuses it: lightbox.E001)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,13 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from apps.audit.chain import Anchor, Break, chain_keys, check_anchor, heads, parse_anchors, snapshot, verify_chain
+from apps.core.checks import audit_database_vendor
 from apps.organizations.models import Organization
+
+NO_DATABASE_PROTECTION = (
+    "Warning: the audit trail is in a {vendor} database, which has no database-level protection (the triggers "
+    "refusing changes to audit events and TRUNCATE exist only on PostgreSQL). A changed event still breaks its "
+    "chain, but a trail rewritten or emptied whole is caught only by anchors kept off the host (--anchors).")
 
 
 class Command(BaseCommand):
@@ -38,6 +45,9 @@ class Command(BaseCommand):
                                  "skipped, so a log file will do): each anchored event must still have its hash")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        vendor = audit_database_vendor()
+        if vendor != "postgresql":
+            self.stderr.write(self.style.WARNING(NO_DATABASE_PROTECTION.format(vendor=vendor)))
         anchors = self._anchors(options["anchors"])
         if options["org"]:
             org = Organization.objects.filter(slug=options["org"]).first()
