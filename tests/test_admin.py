@@ -38,9 +38,21 @@ def superuser():
     return UserFactory(is_staff=True, is_superuser=True)
 
 
+@pytest.fixture(autouse=True)
+def _mfa_enforced(settings):
+    """As in every deployment: an operator passes the second factor before the admin
+    (tests/accounts/test_operators.py)."""
+    settings.LIGHTBOX_MFA_ENFORCED = True
+
+
 @pytest.fixture
 def admin_client(client, superuser):
+    """The operator, signed in with their second factor."""
+    from tests.accounts.conftest import enrol, totp_code
+
+    device = enrol(superuser)
     client.force_login(superuser)
+    assert client.post("/accounts/mfa/verify/", {"code": totp_code(device), "next": "/admin/"}).status_code == 302
     return client
 
 

@@ -55,9 +55,19 @@ RECOVERY_CODE_COUNT = 10
 
 # --- who must ------------------------------------------------------------------------------
 
+def is_operator(user: Any) -> bool:
+    """An operator of the portal: ``is_staff`` or ``is_superuser``, who reaches the Django admin
+    (/admin/), which lists every organization's people and rows. Set only from the command line
+    (``createsuperuser``), never through the portal; an operator usually has no membership."""
+    return bool(getattr(user, "is_staff", False) or getattr(user, "is_superuser", False))
+
+
 def mfa_required(user: Any) -> bool:
-    """True when one of the user's active memberships has a role its organization requires a
-    second factor for (Organization.mfa_required_roles); or when the user reaches the data of
+    """True for an operator (``is_operator``: the admin shows every organization's people, so
+    the access gate asks for a second factor there, as everywhere, and sends one with none to
+    enrol like anyone else); when one of the user's active memberships has a role its
+    organization requires a second factor for (Organization.mfa_required_roles); or when the
+    user reaches the data of
     other organizations (a membership or a share there: ``policy.reaches_beyond``) than one that
     signs them in through its single sign-on only
     (``adapters.password_off_organizations``): that SSO cannot sign them in without a second
@@ -69,6 +79,8 @@ def mfa_required(user: Any) -> bool:
 
     if not getattr(user, "is_authenticated", False):
         return False
+    if is_operator(user):
+        return True
     memberships = list(Membership.objects.filter(user=user, is_active=True)
                        .values_list("role", "organization__mfa_required_roles"))
     for role, required in memberships:

@@ -2,7 +2,8 @@
 
 1. idle timeout: a session unused for longer than its organization allows is signed out
    (shorter for external consultants and patients than for staff; an account of no organization
-   gets the limit of the organizations its shares come from, else a default);
+   gets the limit of the organizations its shares come from, else a default; an operator,
+   is_staff or is_superuser, at most LIGHTBOX_OPERATOR_IDLE_MINUTES);
 2. second factor: a user with an authenticator must enter a code after the password; a user
    whose role requires one and who has none is sent to enrol; recovery codes must be saved
    before anything else is reachable;
@@ -90,6 +91,17 @@ def idle_limit_without_membership(user: Any) -> int:
     return (min(minutes) if minutes else settings.LIGHTBOX_IDLE_MINUTES_DEFAULT) * 60
 
 
+def idle_limit_of_operator(user: Any, limit: int | None) -> int | None:
+    """``limit`` (that of the person's organizations and shares), or, for an operator
+    (``mfa.is_operator``: the Django admin, every organization's rows), LIGHTBOX_OPERATOR_IDLE_MINUTES
+    when stricter or when nothing else sets one: an operator is usually a member of no
+    organization, and got the no-membership default by accident."""
+    if not mfa.is_operator(user):
+        return limit
+    operator = settings.LIGHTBOX_OPERATOR_IDLE_MINUTES * 60
+    return min(limit, operator) if limit else operator
+
+
 def is_patient_only(memberships: list) -> bool:
     return bool(memberships) and all(m.role == Role.PATIENT for m in memberships)
 
@@ -124,6 +136,7 @@ class AccessGateMiddleware:
         # 1. idle timeout
         now = time.time()
         limit = idle_limit_seconds(memberships) if memberships else idle_limit_without_membership(user)
+        limit = idle_limit_of_operator(user, limit)
         request.idle_limit_seconds = limit  # pages tell the browser (static/js/activity.js)
         last = request.session.get(LAST_SEEN)
         if limit and last is not None and now - float(last) > limit:

@@ -366,6 +366,9 @@ LIGHTBOX_STEP_UP_HOURS = env.int("LIGHTBOX_STEP_UP_HOURS", default=12)
 # the idle sign-out of an account with no active membership and no live share (an organization's
 # own limits apply otherwise: apps.accounts.middleware.idle_limit_without_membership)
 LIGHTBOX_IDLE_MINUTES_DEFAULT = max(1, env.int("LIGHTBOX_IDLE_MINUTES_DEFAULT", default=15))
+# the idle sign-out of an operator (is_staff or is_superuser: the Django admin shows every
+# organization's rows), or their organizations' stricter one (apps.accounts.middleware)
+LIGHTBOX_OPERATOR_IDLE_MINUTES = max(1, env.int("LIGHTBOX_OPERATOR_IDLE_MINUTES", default=15))
 # the sign-in gate (second factor, enrolment) and step-up; only test settings turn it off
 LIGHTBOX_MFA_ENFORCED = True
 LIGHTBOX_OTP_MAX_FAILURES = 5            # wrong codes in a row lock the second factor ...
