@@ -44,21 +44,31 @@ class Deferred(str):
     @classmethod
     def _of(cls, parts: Iterable[Part]) -> Deferred:
         parts = tuple(parts)
-        self = super().__new__(cls, " ".join(_render(_english(m, a), a) for m, a in parts))
+        self = super().__new__(cls, _sentences(_render(_english(m, a), a) for m, a in parts))
         self.parts = parts
         return self
 
     @classmethod
     def join(cls, texts: Iterable[str]) -> str:
-        """Several texts as one, space-separated. Stays translatable when every text is a
-        ``Deferred``; a plain ``str`` among them (a library's message) gives a plain ``str``."""
+        """Several texts as one, each a sentence of its own (``_sentences``). Stays translatable
+        when every text is a ``Deferred``; a plain ``str`` among them (a library's message) gives a
+        plain ``str``."""
         texts = list(texts)
         if all(isinstance(t, Deferred) for t in texts):
             return cls._of(p for t in texts for p in t.parts)
-        return " ".join(texts)
+        return _sentences(texts)
 
     def translated(self) -> str:
-        return " ".join(_render(_translated(m, a), a) for m, a in self.parts)
+        return _sentences(_render(_translated(m, a), a) for m, a in self.parts)
+
+
+def _sentences(texts: Iterable[str]) -> str:
+    """Texts one after the other, space-separated, a text that does not end a sentence (a short
+    report phrase such as "same SOPInstanceUID and same bytes as a stored instance") closed with a
+    full stop when another follows it, so that two never read as one sentence."""
+    texts = [t for t in texts if t]
+    return " ".join(t if i == len(texts) - 1 or t.rstrip()[-1:] in ".!?:;" else f"{t}."
+                    for i, t in enumerate(texts))
 
 
 def _english(msgid: MessageId, args: dict[str, Any]) -> str:

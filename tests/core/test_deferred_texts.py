@@ -54,3 +54,21 @@ def test_plain_and_damaged_stored_texts_are_shown_as_stored():
     assert broken == "as stored"
     long = Deferred(gettext_noop("missing %(keyword)s"), keyword="x" * 400)
     assert len(explained(long)["reason"]) == 300 and explained(long)["reason_parts"][0][1]["keyword"] == "x" * 400
+
+
+def test_joined_texts_never_read_as_one_sentence():
+    # a report phrase with no full stop, then a sentence: QA read "…as a stored instance The study…"
+    phrase = Deferred(gettext_noop("same SOPInstanceUID and same bytes as a stored instance"))
+    sentence = Deferred(gettext_noop("The study it belongs to is not in the case chosen for the upload, and an "
+                                     "upload does not move a study."))
+    joined = Deferred.join([phrase, sentence])
+    assert str(joined) == ("same SOPInstanceUID and same bytes as a stored instance. The study it belongs to is "
+                           "not in the case chosen for the upload, and an upload does not move a study.")
+    columns = explained(joined)
+    with translation.override("es"):
+        shown = translate(restore(columns["reason"], columns["reason_parts"]))
+    assert shown.count(". ") == 1 and shown.endswith(".") and not shown.endswith("..")
+    # a text that already ends a sentence, or the last one, gets no second stop
+    assert str(Deferred.join([sentence, phrase])).count("..") == 0
+    assert str(Deferred.join([sentence, phrase])).endswith("stored instance")
+    assert Deferred.join(["plain phrase", "Another."]) == "plain phrase. Another."
