@@ -4,6 +4,10 @@
    (shorter for external consultants and patients than for staff; an account of no organization
    gets the limit of the organizations its shares come from, else a default; an operator,
    is_staff or is_superuser, at most LIGHTBOX_OPERATOR_IDLE_MINUTES);
+   a session an organization's single sign-on opened is signed out as soon as that provider could
+   no longer sign the person in (``apps.accounts.sso.session_outlived``, which asks
+   ``policy.sso_sign_in_allowed``: they came to reach another organization's data since), unless
+   it was verified with a second factor they had before that sign-in;
 2. second factor: a user with an authenticator must enter a code after the password; a user
    whose role requires one and who has none is sent to enrol; recovery codes must be saved
    before anything else is reachable;
@@ -39,7 +43,7 @@ from django.shortcuts import redirect
 from django.utils import translation
 from django.utils.translation import gettext as _
 
-from apps.accounts import mfa
+from apps.accounts import mfa, sso
 from apps.audit.services import record
 from apps.core.api import is_api_request
 from apps.core.redirects import with_next
@@ -148,6 +152,10 @@ class AccessGateMiddleware:
         # written at most every 30 s; a timer's request (_NOT_ACTIVITY) is not activity
         if (last is None or now - float(last) > 30) and not _NOT_ACTIVITY.match(path):
             request.session[LAST_SEEN] = now
+        # a single sign-on's session, while its provider could still sign the person in
+        if sso.session_outlived(request, memberships):
+            sso.session_end(request, during="request")
+            return _refuse(request, with_next("account_login", here), "signed_out_sso")
 
         # 2. second factor
         if settings.LIGHTBOX_MFA_ENFORCED and not path.startswith(_OPEN_PREFIXES):

@@ -15,8 +15,11 @@ def _logged_in(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
     record(action="auth.signed_in", actor=user, request=request)
     if request is not None:
         from apps.accounts.services import language_at_sign_in
+        from apps.accounts.sso import session_signed_in
 
         language_at_sign_in(user=user, request=request)
+        if hasattr(request, "session"):
+            session_signed_in(request, user)  # which organization's single sign-on opened it, if one did
 
 
 @receiver(user_logged_out)

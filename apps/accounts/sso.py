@@ -193,3 +193,80 @@ def remembered_organization(request: HttpRequest) -> SSOConfig | None:
     slug = request.get_signed_cookie(REMEMBERED_COOKIE, default=None, salt=_REMEMBERED_SALT,
                                      max_age=REMEMBERED_DAYS * 24 * 3600)
     return organization_config(slug) if slug else None
+
+
+# --- sessions a single sign-on opened ----------------------------------------------------------
+
+#: the session key naming the organization (its id) whose single sign-on opened the session; set at
+#: the sign-in (``session_signed_in``), absent from a session a password or an invitation opened
+OPENED_BY_KEY = "lightbox_sso_opened_by"
+#: the session key listing the second factors (django-otp persistent ids) the person had when that
+#: single sign-on signed them in: a code of one of them is the person's, not the provider's
+FACTORS_BEFORE_KEY = "lightbox_sso_factors_before"
+
+
+def session_signed_in(request: HttpRequest, user: User) -> None:
+    """At every sign-in (``apps.accounts.signals``): one by an organization's single sign-on (its
+    provider's answer accepted by ``SocialAccountAdapter.pre_social_login`` in this request) names
+    that organization in the session, with the second factors the person has at that moment; any
+    other sign-in (a password) takes both out: the session is no longer the provider's."""
+    from django_otp import devices_for_user
+
+    config = getattr(request, "lightbox_sso_accepted", None)
+    if config is None:
+        request.session.pop(OPENED_BY_KEY, None)
+        request.session.pop(FACTORS_BEFORE_KEY, None)
+        return
+    request.session[OPENED_BY_KEY] = config.organization_id
+    request.session[FACTORS_BEFORE_KEY] = [device.persistent_id for device in devices_for_user(user, confirmed=True)]
+
+
+def session_outlived(request: HttpRequest, memberships: Any = None) -> bool:
+    """Whether this session, opened by an organization's single sign-on, outlived the rule that let
+    that provider sign the person in (``policy.sso_sign_in_allowed``, asked again now: the person
+    may have come to reach another organization's data since, by accepting its invitation or
+    being sent its share). Such a session must end, unless it was verified with a second factor
+    the person had before that sign-in (a code the provider could not give). False for a session
+    no single sign-on opened. Asked by the access gate on every request of such a session (a few
+    indexed queries; none for other sessions) and by the enrolment of a first second factor.
+    ``memberships``: the request's (``request.my_memberships``), to find the organization without
+    a query.
+
+    Security contract: a provider's admin can make it name anyone of their organization's staff;
+    the session it opens reaches every organization of the person. Were the rule asked only at the
+    sign-in, a session opened while the person reached that organization alone would reach a
+    case another organization shared with them later, and would enrol a second factor of the
+    provider's choosing, which the provider then answers at every later sign-in."""
+    from apps.organizations.models import Organization
+    from apps.sharing import policy
+
+    org_id = request.session.get(OPENED_BY_KEY)
+    if org_id is None:
+        return False
+    user = request.user
+    organization = next((m.organization for m in memberships or () if m.organization_id == org_id), None) \
+        or Organization.objects.filter(pk=org_id).first()
+    if organization is not None and policy.sso_sign_in_allowed(user, organization):
+        return False
+    device = getattr(user, "otp_device", None)  # the factor this session was verified with (django-otp)
+    return device is None or device.persistent_id not in request.session.get(FACTORS_BEFORE_KEY, ())
+
+
+def session_end(request: HttpRequest, *, during: str) -> None:
+    """End a session that outlived its single sign-on's rule (``session_outlived``): recorded (in
+    the trail of each organization of the person, ``auth.sso_session_ended``; ``during``: what it
+    was doing, "request" or "enrolment"), signed out, and told on the sign-in page why and how to
+    sign in instead."""
+    from django.contrib import messages
+    from django.contrib.auth import logout
+    from django.utils.translation import gettext as _
+
+    from apps.audit.services import record
+
+    record(action="auth.sso_session_ended", actor=request.user, outcome="denied", request=request,
+           details={"organization_id": request.session.get(OPENED_BY_KEY), "during": during})
+    logout(request)
+    messages.warning(request, _(
+        "You were signed out: your account now also reaches another organization's data, which your "
+        "organization's single sign-on does not open on its own. Sign in with your e-mail address and "
+        "password, and a second factor (if you have no password, use “Forgot your password?”)."))

@@ -110,12 +110,19 @@ def set_language(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def mfa_setup(request: HttpRequest) -> HttpResponse:
-    """Enrol an authenticator app: QR code (drawn here, as SVG) and the key to type by hand."""
+    """Enrol an authenticator app: QR code (drawn here, as SVG) and the key to type by hand. Not
+    in a session an organization's single sign-on opened for a person who reaches another
+    organization's data (``sso.session_outlived``): the provider's admin would enrol an
+    authenticator of their choosing, which their provider then answers for at every sign-in. That
+    session ends, and the person signs in with their password to enrol."""
     user = request.user
     if mfa.has_second_factor(user):
         if not user.is_verified():
             return redirect(with_next("accounts:mfa_verify", next_url(request)))
         return redirect(next_url(request))
+    if sso.session_outlived(request, getattr(request, "my_memberships", None)):
+        sso.session_end(request, during="enrolment")
+        return redirect(with_next("account_login", next_url(request)))
     device = mfa.totp_pending(request)  # kept in the session until confirmed: a GET stores nothing
     form = EnrolForm(request.POST or None)
     locked = False

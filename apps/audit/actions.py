@@ -20,7 +20,8 @@ from django.utils.translation import pgettext_lazy
 #   sign-in / sign-out / failed sign-in ....... auth.signed_in / auth.signed_out / auth.sign_in_failed
 #                                               (also auth.locked_out, auth.password_login_refused,
 #                                               auth.sso_refused, auth.sso_refused_other_organizations,
-#                                               auth.idle_timeout, auth.sessions_ended)
+#                                               auth.idle_timeout, auth.sessions_ended,
+#                                               auth.sso_session_ended)
 #   MFA enrolment ............................. auth.mfa_enrolled (auth.mfa_reset,
 #                                               auth.mfa_recovery_codes_saved / _renewed)
 #   MFA failures .............................. auth.otp_failed, auth.otp_locked_out,
@@ -152,6 +153,11 @@ AUTH_SSO_REFUSED = "auth.sso_refused"
 #: an organization's single sign-on named someone who is also a member of other organizations,
 #: whose data its word does not open (apps.sharing.policy.sso_sign_in_allowed)
 AUTH_SSO_REFUSED_OTHER_ORGANIZATIONS = "auth.sso_refused_other_organizations"
+#: a session an organization's single sign-on opened, signed out: the person came to reach another
+#: organization's data since, and the provider could no longer sign them in
+#: (apps.accounts.sso.session_outlived; ``details.during``: "request", or "enrolment" of a first
+#: second factor)
+AUTH_SSO_SESSION_ENDED = "auth.sso_session_ended"
 AUTH_SSO_LINKED = "auth.sso_linked"
 AUTH_LOCKED_OUT = "auth.locked_out"
 ACCOUNT_CREATED = "account.created"
@@ -251,6 +257,7 @@ LABELS: dict[str, str] = {
     AUTH_PASSWORD_LOGIN_REFUSED: _("Password sign-in refused"),
     AUTH_SSO_REFUSED: _("Single sign-on refused"),
     AUTH_SSO_REFUSED_OTHER_ORGANIZATIONS: _("Single sign-on refused: also a member of other organizations"),
+    AUTH_SSO_SESSION_ENDED: _("Signed out: single sign-on no longer enough (other organizations reached)"),
     AUTH_SSO_LINKED: _("Single sign-on linked"),
     AUTH_LOCKED_OUT: _("Locked out"),
     ACCOUNT_CREATED: _("Account created"),
@@ -289,7 +296,7 @@ MEMBER_ACCOUNT_ACTIONS: frozenset[str] = frozenset({
     AUTH_SIGNED_IN, AUTH_SIGNED_OUT, AUTH_SIGN_IN_FAILED, AUTH_LOCKED_OUT, AUTH_PASSWORD_LOGIN_REFUSED,
     AUTH_IDLE_TIMEOUT, AUTH_SESSIONS_ENDED, AUTH_MFA_ENROLLED, AUTH_MFA_RESET, AUTH_MFA_RECOVERY_CODES_SAVED,
     AUTH_MFA_RECOVERY_CODE_USED, AUTH_MFA_RECOVERY_CODES_RENEWED, AUTH_OTP_VERIFIED, AUTH_OTP_FAILED,
-    AUTH_OTP_LOCKED_OUT, AUTH_OTP_REFUSED_LOCKED, AUTH_SSO_REFUSED_OTHER_ORGANIZATIONS,
+    AUTH_OTP_LOCKED_OUT, AUTH_OTP_REFUSED_LOCKED, AUTH_SSO_REFUSED_OTHER_ORGANIZATIONS, AUTH_SSO_SESSION_ENDED,
 })
 
 #: the actions that say someone saw or downloaded a case's studies (the case page's history)

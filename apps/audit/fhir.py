@@ -145,6 +145,7 @@ FHIR_MAP: dict[str, Mapping] = {
     A.AUTH_PASSWORD_LOGIN_REFUSED: _AUTH_IN,
     A.AUTH_SSO_REFUSED: _AUTH_IN,
     A.AUTH_SSO_REFUSED_OTHER_ORGANIZATIONS: _AUTH_IN,
+    A.AUTH_SSO_SESSION_ENDED: Mapping("110114", "E", ("110123",)),  # a logout, as the idle timeout's
     A.AUTH_SSO_LINKED: Mapping("110113", "U", ("110137",)),
     A.AUTH_LOCKED_OUT: Mapping("110113", "U", ("110137",)),
     A.ACCOUNT_CREATED: Mapping("110113", "C", ("110137",)),

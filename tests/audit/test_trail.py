@@ -504,6 +504,27 @@ def _sso_refused_elsewhere(w):
     assert not _sso_login(w, w.in_both.email)
 
 
+def _sso_session_then_elsewhere(w):
+    """A fresh staff member of A in a session A's single sign-on opened (the sign-in itself:
+    tests/accounts/test_sso.py), who has since become a member of the other organization too."""
+    from apps.accounts import sso
+
+    _sso_org(w)
+    w.sso_user = _fresh_member(w, Role.CLINICIAN)
+    w.sso_client = Client()
+    w.sso_client.force_login(w.sso_user)
+    session = w.sso_client.session
+    session[sso.OPENED_BY_KEY] = w.org.pk
+    session[sso.FACTORS_BEFORE_KEY] = []
+    session.save()
+    Membership.objects.create(user=w.sso_user, organization=w.other_org, role=Role.CLINICIAN)
+
+
+def _sso_session_ended(w):
+    response = w.sso_client.get(reverse("sharing:shared_with_me"))
+    assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+
+
 def _sso_change(w):
     assert w.clients["admin"].post(reverse("accounts:sso_settings"), {
         "enabled": "on", "issuer": "https://idp.alpha.example", "client_id": "lightbox",
@@ -988,6 +1009,12 @@ ROWS = [
     Row("SSO sign-in refused (member of other organizations)", _sso_refused_elsewhere,
         [(A.AUTH_SSO_REFUSED_OTHER_ORGANIZATIONS, DENIED, ORG),
          (A.AUTH_SSO_REFUSED_OTHER_ORGANIZATIONS, DENIED, "org beta")], setup=_sso_member_elsewhere),
+    # signed out (recorded in the chain of each organization of the person) once the person reaches
+    # another organization: A's provider could no longer sign them in
+    Row("SSO session ended (other organizations reached since)", _sso_session_ended,
+        [(A.AUTH_SSO_SESSION_ENDED, DENIED, ORG), (A.AUTH_SSO_SESSION_ENDED, DENIED, "org beta"),
+         (A.AUTH_SIGNED_OUT, ALLOWED, ORG), (A.AUTH_SIGNED_OUT, ALLOWED, "org beta")],
+        setup=_sso_session_then_elsewhere),
     # --- invitations
     Row("invitation sent", _invite, [(A.INVITATION_CREATED, ALLOWED, ORG)]),
     Row("invitation revoked", _invite_revoke, [(A.INVITATION_REVOKED, ALLOWED, ORG)], setup=_invite),
