@@ -764,13 +764,31 @@ def invitation_accept(*, invitation: Invitation, user: User,
     return InvitationAccepted(invitation=invitation, grants=grants, cases_not_given=len(not_given))
 
 
+#: the code of the refusal ``account_create_for_invitation`` raises for an address with an account
+ACCOUNT_EXISTS = "account_exists"
+
+
 @transaction.atomic
 def account_create_for_invitation(*, invitation: Invitation, full_name: str, password: str,
                                   request: HttpRequest | None = None) -> User:
+    """The account of the invited address. When one exists already, ``ValidationError`` (code
+    ``ACCOUNT_EXISTS``), nothing written: the person signs in to accept. So too when it was made a
+    moment ago by another submit of the same form (a double click): both checks found none, and
+    the database's unique address refuses the later insert (an IntegrityError, a server error
+    before: found by a reviewer)."""
+    from django.db import IntegrityError
+
+    exists = ValidationError(_("An account with this e-mail address exists; sign in to accept."),
+                             code=ACCOUNT_EXISTS)
     if User.objects.filter(email=invitation.email.lower()).exists():
-        raise ValidationError(_("An account with this e-mail address exists; sign in to accept."))
-    user = User.objects.create_user(email=invitation.email, password=password, full_name=full_name.strip(),
-                                    language=language_supported(invitation.language))
+        raise exists
+    try:
+        with transaction.atomic():  # a savepoint: the refused insert leaves the transaction usable
+            user = User.objects.create_user(email=invitation.email, password=password,
+                                            full_name=full_name.strip(),
+                                            language=language_supported(invitation.language))
+    except IntegrityError:  # the address is the one unique value given (public_id is a random UUID)
+        raise exists from None
     record(action="account.created", actor=user, organization_id=invitation.organization_id, target=user,
            request=request, details={"via": "invitation"})
     return user

@@ -547,7 +547,12 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
                                                           full_name=form.cleaned_data["full_name"],
                                                           password=form.cleaned_data["password1"], request=request)
         except ValidationError as exc:
-            form.add_error(None, exc)
+            if exc.code != services.ACCOUNT_EXISTS:
+                form.add_error(None, exc)
+            else:  # made meanwhile (the other submit of a double click): the page asking them to sign in
+                context["login_url"] = with_next("account_login", request.path)
+                services.invitation_sign_in_remember(invitation=invitation, request=request)
+                return render(request, "accounts/invitation_sign_in.html", context, status=409)
         else:
             # accepted first, then signed in: the sign-in is recorded in the organization's trail
             # (the membership exists by then), not in the trail of users of no organization
