@@ -25,8 +25,10 @@ import re
 from collections.abc import Mapping
 
 REDACTED = "[redacted]"
-# path segments that are bearer secrets: share links, invitations, allauth's reset and confirm keys
-_SECRET_SEGMENT = re.compile(r"^(/s/|/invite/|/accounts/password/reset/key/|/accounts/confirm-email/)[^/?]+")
+# path segments that are bearer secrets: share links, invitations, allauth's reset and confirm keys,
+# the e-mailed link on to an organization's single sign-on (apps.accounts.sso)
+_SECRET_SEGMENT = re.compile(
+    r"^(/s/|/invite/|/accounts/password/reset/key/|/accounts/confirm-email/|/accounts/sso/continue/)[^/?]+")
 # the rest of the line after PostgreSQL's DETAIL: (values of the row or key at fault)
 _DB_DETAIL = re.compile(r"(DETAIL:\s*).*")
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
