@@ -1,7 +1,9 @@
 """The access gate, after authentication and the active organization are known:
 
 1. idle timeout: a session unused for longer than its organization allows is signed out
-   (shorter for external consultants and patients than for staff; an account of no organization
+   (shorter for external consultants and patients than for staff: each organization's limit for
+   the person's role there, or for an organization that sent them a share its consultants' one,
+   the strictest winning; an account of no organization
    gets the limit of the organizations its shares come from, else a default; an operator,
    is_staff or is_superuser, at most LIGHTBOX_OPERATOR_IDLE_MINUTES);
    a session an organization's single sign-on opened is signed out as soon as that provider could
@@ -68,14 +70,20 @@ _PATIENT_DOWNLOAD = re.compile(r"^/studies/[0-9a-f-]{36}/download/$")
 _NOT_ACTIVITY = re.compile(r"^/viewer/studies/[0-9a-f-]{36}/access$")
 
 
-def idle_limit_seconds(memberships: list) -> int | None:
-    """Staff get their organizations' staff limit; anyone without a staff role the external
-    one. The strictest organization wins."""
-    if not memberships:
-        return None
-    staff = any(m.role in STAFF_ROLES for m in memberships)
-    minutes = [m.organization.staff_idle_minutes if staff else m.organization.external_idle_minutes
+def idle_limit_seconds(memberships: list, user: Any = None) -> int | None:
+    """Each organization's limit for the person's role there: its staff limit where they are
+    staff, its consultants-and-patients limit where they are an external consultant or a patient
+    (staff elsewhere or not: a consultants' organization asks its limit of everyone it lets in
+    that way), and that same limit of each organization that sent ``user`` a live share and of
+    which they are no member (``policy.live_grant_organization_ids``). The strictest wins; None
+    when none of them sets one."""
+    from apps.organizations.models import Organization
+
+    minutes = [m.organization.staff_idle_minutes if m.role in STAFF_ROLES else m.organization.external_idle_minutes
                for m in memberships]
+    if user is not None:
+        minutes += Organization.objects.filter(pk__in=policy.live_grant_organization_ids(user)).exclude(
+            pk__in=[m.organization_id for m in memberships]).values_list("external_idle_minutes", flat=True)
     minutes = [m for m in minutes if m]
     return min(minutes) * 60 if minutes else None
 
@@ -86,13 +94,7 @@ def idle_limit_without_membership(user: Any) -> int:
     holds a share): the strictest consultants-and-patients limit of the organizations its live
     shares come from, else LIGHTBOX_IDLE_MINUTES_DEFAULT. Never none: such a session was never
     signed out for inactivity."""
-    from apps.organizations.models import Organization
-    from apps.sharing.models import Grant
-
-    minutes = [m for m in Organization.objects.filter(
-        pk__in=Grant.objects.addressed_to(user).live().values("organization_id"),
-    ).values_list("external_idle_minutes", flat=True) if m]
-    return (min(minutes) if minutes else settings.LIGHTBOX_IDLE_MINUTES_DEFAULT) * 60
+    return idle_limit_seconds([], user) or settings.LIGHTBOX_IDLE_MINUTES_DEFAULT * 60
 
 
 def idle_limit_of_operator(user: Any, limit: int | None) -> int | None:
@@ -139,7 +141,7 @@ class AccessGateMiddleware:
 
         # 1. idle timeout
         now = time.time()
-        limit = idle_limit_seconds(memberships) if memberships else idle_limit_without_membership(user)
+        limit = idle_limit_seconds(memberships, user) if memberships else idle_limit_without_membership(user)
         limit = idle_limit_of_operator(user, limit)
         request.idle_limit_seconds = limit  # pages tell the browser (static/js/activity.js)
         last = request.session.get(LAST_SEEN)

@@ -1360,6 +1360,17 @@ def live_grant_use_cases(user: Any) -> frozenset[str]:
     return frozenset(Grant.objects.live().addressed_to(user).values_list("use_case", flat=True))
 
 
+def live_grant_organization_ids(user: Any) -> QuerySet:
+    """The ids of the organizations the live grants addressed to ``user`` come from (a subquery;
+    none for an inactive or anonymous user): the organizations whose consultants-and-patients
+    idle limit applies to them (``apps.accounts.middleware.idle_limit_seconds``)."""
+    from apps.sharing.models import Grant
+
+    if not _active_user(user):
+        return Grant.objects.none().values("organization_id")
+    return Grant.objects.live().addressed_to(user).values("organization_id")
+
+
 def gives_portal_only(use_cases: Iterable[str]) -> bool:
     """Whether grants of ``use_cases`` (``live_grant_use_cases``) give nothing beyond the patient
     portal: there is one, and none of them gives a case page (``USE_CASE_GIVES``: patient
