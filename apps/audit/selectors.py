@@ -130,20 +130,21 @@ def _boards_of(organization: Organization, cases: Any) -> Q:
 def _within_dates(qs: AuditEventQuerySet, org_id: int, first: date | None, last: date | None) -> AuditEventQuerySet:
     """Events from the start of ``first`` to the end of ``last``.
 
-    A chain's time never goes backwards (taken under the chain lock), so a time window is also a
-    window of ``seq``: two index lookups find its bounds, and then every (organization, x, seq)
-    index answers "x within these dates, newest first" without scanning the rest of the chain.
-    The time condition stays too, so the result is exact."""
+    A chain's time never goes backwards (taken under the chain lock, never before the previous
+    event's: ``chain.append``), so a time window is also a window of ``seq``: two index lookups
+    find its bounds, and then every (organization, x, seq) index answers "x within these dates,
+    newest first" without scanning the rest of the chain. Events may share a time: a bound is the
+    lowest seq of its time. The time condition stays too, so the result is exact."""
     chain = AuditEvent.objects.for_org(org_id)
     if first:
         start = _day_start(first)
-        low = chain.filter(created_at__gte=start).order_by("created_at").values_list("seq", flat=True).first()
+        low = chain.filter(created_at__gte=start).order_by("created_at", "seq").values_list("seq", flat=True).first()
         if low is None:
             return qs.none()
         qs = qs.filter(created_at__gte=start, seq__gte=low)
     if last:
         end = _day_start(last + timedelta(days=1))
-        high = chain.filter(created_at__gte=end).order_by("created_at").values_list("seq", flat=True).first()
+        high = chain.filter(created_at__gte=end).order_by("created_at", "seq").values_list("seq", flat=True).first()
         qs = qs.filter(created_at__lt=end)
         if high is not None:
             qs = qs.filter(seq__lt=high)
