@@ -391,3 +391,16 @@ def working_in(client, organization) -> None:
     session = client.session
     session[ACTIVE_ORG_SESSION_KEY] = str(organization.public_id)
     session.save()
+
+
+def blob_alter(blob, *, offset: int = 40) -> None:
+    """Alter one byte of a stored blob's encrypted bytes in place (the test storage is a folder),
+    as a tampered or corrupted file would be: reading it fails its integrity check
+    (``cryptography.exceptions.InvalidTag`` from ``apps.imaging.blobs.open_blob``)."""
+    from django.core.files.storage import default_storage
+
+    with open(default_storage.path(blob.storage_name), "r+b") as fh:
+        fh.seek(offset)
+        byte = fh.read(1)
+        fh.seek(offset)
+        fh.write(bytes([byte[0] ^ 1]))

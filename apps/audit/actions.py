@@ -69,6 +69,9 @@ from django.utils.translation import pgettext_lazy
 #   every denial by the policy ................ access.denied (apps.sharing.policy.require)
 #   audit trail exported ...................... audit.exported
 #   encryption key rotation ................... keys.rotated (manage.py rotate_keys)
+#   stored file altered ....................... blob.integrity_failed (a read of an image's stored
+#                                               file whose authentication failed: the viewer's
+#                                               frame, the patient portal's education image)
 #   organization onboarded .................... organization.created (manage.py organization_create)
 #                                               + membership.added (its first org admin)
 
@@ -187,6 +190,11 @@ IMAGING_STUDY_ATTACHED = "imaging.study_attached"
 #: as the upload page polls it)
 UPLOAD_REPORT_VIEWED = "upload_report.viewed"
 KEYS_ROTATED = "keys.rotated"
+#: a stored file (an image's encrypted blob) read for someone failed its integrity check (its bytes
+#: were altered: AES-GCM authentication, ``apps.imaging.blobs.open_blob``); recorded once per read
+#: attempt, target the image (instance), ``details.read`` what read it (``viewer_frame``,
+#: ``education_image``), outcome failed; nothing of the file was shown
+BLOB_INTEGRITY_FAILED = "blob.integrity_failed"
 ORGANIZATION_CREATED = "organization.created"
 
 #: every action with a short human label (the audit page shows and filters by these)
@@ -281,6 +289,7 @@ LABELS: dict[str, str] = {
     IMAGING_STUDY_ATTACHED: _("Study attached to a case"),
     UPLOAD_REPORT_VIEWED: _("Upload report viewed"),
     KEYS_ROTATED: _("Encryption keys re-wrapped"),
+    BLOB_INTEGRITY_FAILED: _("Stored image failed its integrity check (altered)"),
     ORGANIZATION_CREATED: _("Organization created"),
 }
 

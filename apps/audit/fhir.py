@@ -169,6 +169,7 @@ FHIR_MAP: dict[str, Mapping] = {
     A.IMAGING_STUDY_ATTACHED: _RECORD_U,  # the case record gains a study
     A.UPLOAD_REPORT_VIEWED: _RECORD_R,
     A.KEYS_ROTATED: Mapping("110113", "U", ("110129",)),  # Security Alert: Security Configuration
+    A.BLOB_INTEGRITY_FAILED: Mapping("110113", "R"),  # Security Alert: a read found stored data altered
     A.ORGANIZATION_CREATED: Mapping("110113", "C", ("110129",)),  # a new tenant's security configuration
 }
 

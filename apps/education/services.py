@@ -15,11 +15,13 @@ from __future__ import annotations
 import base64
 import logging
 
+from cryptography.exceptions import InvalidTag
 from django.http import HttpRequest
 
 from apps.audit import actions as audit_actions
 from apps.audit.services import record
 from apps.education.selectors import EducationShare
+from apps.imaging.services import blob_integrity_failed
 from apps.renditions import encoders
 from apps.renditions.services import education_image
 from apps.sharing.usecases import Rendition
@@ -32,7 +34,8 @@ VIEWED_SESSION_KEY = "lightbox_education_viewed"
 
 def education_images_fill(*, shares: list[EducationShare], request: HttpRequest) -> None:
     """Fill each shown image's ``src``; record the studies shown for the first time in this
-    session. An image that cannot be read is left out (logged by type and id), the page shown."""
+    session. An image that cannot be read is left out (logged by type and id), the page shown; one
+    whose stored bytes were altered too, logged as an error and recorded (``blob.integrity_failed``)."""
     viewed = list(request.session.get(VIEWED_SESSION_KEY, []))
     for share in shares:
         for item in share.studies:
@@ -40,6 +43,12 @@ def education_images_fill(*, shares: list[EducationShare], request: HttpRequest)
             for image in item.images:
                 try:
                     jpeg = education_image(file=image.file)
+                except InvalidTag:
+                    # its stored bytes (the image's, or the original it is made from) were altered:
+                    # left out, logged as an error and recorded for the security officer
+                    blob_integrity_failed(instance=image.file.instance, read="education_image", actor=request.user,
+                                          request=request, details={"file": str(image.file.public_id)})
+                    continue
                 except (encoders.NotEncodable, OSError) as exc:
                     logger.warning("education file %s: not shown (%s)", image.file.public_id, type(exc).__name__)
                     continue

@@ -29,7 +29,9 @@ Public API (the viewer and the renditions use it; nothing else decodes pixels):
   into pixels (unsupported transfer syntax, missing pixel data, truncated or corrupt data, frame
   index out of range, a frame over ``settings.LIGHTBOX_MAX_FRAME_BYTES`` decoded). ``reason`` is
   short, free of patient data and safe to show; it is an ``apps.core.i18n.Deferred``, shown with
-  ``i18n.translate`` (a rendition stores it).
+  ``i18n.translate`` (a rendition stores it). Not raised for the storage failing or for a stored
+  blob whose bytes were altered (``PASSED_ON``: ``cryptography.exceptions.InvalidTag``): those are
+  raised as they are, so the caller tells an integrity failure from a file that cannot be decoded.
 
 ``src`` is an ``apps.imaging.models.Instance`` (its blob is opened and decrypted with
 ``open_blob``), a path, or a readable, seekable binary file object. Frames are decoded one at a
@@ -54,6 +56,7 @@ from typing import IO, Any
 
 import numpy as np
 import pydicom
+from cryptography.exceptions import InvalidTag
 from django.conf import settings
 from django.utils.translation import gettext_noop
 from PIL import Image
@@ -70,6 +73,12 @@ from apps.imaging.dicom import values
 from apps.imaging.storage import STORAGE_ERRORS
 
 logger = logging.getLogger(__name__)
+
+#: raised as they are, never taken for a damaged file: the storage failing (unreachable, a disk
+#: error: the caller retries or says so), and a stored blob whose bytes were altered (its
+#: authentication tag fails, ``apps.imaging.blobs.open_blob``: an integrity failure, which the
+#: caller records for the security officer, not "cannot be read as DICOM")
+PASSED_ON: tuple[type[Exception], ...] = (*STORAGE_ERRORS, InvalidTag)
 
 # (center, width) in Hounsfield units.
 PRESETS: dict[str, tuple[float, float]] = {
@@ -271,8 +280,8 @@ def _read_header(fh: IO[bytes]) -> Iterator[Dataset]:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 ds = stack.enter_context(dicom.read(fh, stop_before_pixels=False, force=True, defer_size=256))
-        except STORAGE_ERRORS:
-            raise  # the stored file could not be read (storage unreachable), not a damaged file
+        except PASSED_ON:
+            raise  # the stored file could not be read (storage unreachable, bytes altered), not a damaged file
         except dicom.InflateLimit as exc:
             raise UndecodableFrame(Deferred(gettext_noop(
                 "The file's deflated (compressed) data set inflates to more than %(limit)s MB, over this portal's "
@@ -315,7 +324,7 @@ def irreversibly_coded(ds: Dataset, frames: Iterable[int] | None = None) -> bool
             return any(j2k.irreversible(codestream) for codestream in generate_frames(_encapsulated(ds),
                                                                                       number_of_frames=count))
         return any(j2k.irreversible(get_frame(_encapsulated(ds), index, number_of_frames=count)) for index in frames)
-    except STORAGE_ERRORS:
+    except PASSED_ON:
         raise
     except Exception as exc:  # noqa: BLE001 - pydicom raises many types on damaged encapsulation
         logger.info("pixels: frames not split (%s)", type(exc).__name__)
@@ -475,8 +484,8 @@ def _decode(fh: IO[bytes], ds: Dataset, info: FrameInfo, index: int) -> np.ndarr
             warnings.simplefilter("ignore")
             # ``ds`` was read with deferred large values: only this frame's bytes are read
             arr = _frame_array(ds, index if info.frames > 1 else None)
-    except STORAGE_ERRORS:
-        raise  # deferred values are read from the stored file: storage, not the file
+    except PASSED_ON:
+        raise  # deferred values are read from the stored file: storage (or altered bytes), not the file
     except Exception as exc:
         logger.info("pixels: undecodable frame (%s, ts=%s)", type(exc).__name__, info.transfer_syntax_uid)
         raise UndecodableFrame(undecodable_reason(ds, exc)) from exc
@@ -518,7 +527,7 @@ def shorter_than_header(ds: Dataset) -> bool:
                 # a value left in the file is measured there, not read whole for it
                 held = in_file.held if in_file is not None and in_file.keyword == keyword else len(
                     ds[keyword].value or b"")
-            except STORAGE_ERRORS:
+            except PASSED_ON:
                 raise
             except Exception:  # noqa: BLE001 - a value pydicom cannot read: not measured
                 return False

@@ -1072,3 +1072,19 @@ def study_attach(*, study: Study, case: Any, by: Any, request: Any = None,
                    details={"case": str(case.public_id), "version": version.version})
     study.case = case
     return attached
+
+
+def blob_integrity_failed(*, instance: Instance, read: str, actor: Any = None, actor_label: str = "",
+                          request: Any = None, details: dict[str, str] | None = None) -> None:
+    """A stored file of ``instance`` (its original, or a rendition of it) failed its integrity check
+    as it was read for someone (``cryptography.exceptions.InvalidTag`` from ``open_blob``: its
+    bytes were altered since it was written): logged as an error and recorded for the security
+    officer (``blob.integrity_failed``, outcome failed, target the instance), once per read attempt.
+    ``read``: what read it (``viewer_frame``, ``education_image``). Names the instance by its public
+    id only, never anything the file holds."""
+    from apps.audit import actions as audit_actions
+
+    logger.error("blob integrity check failed: instance %s (%s)", instance.public_id, read)
+    record(action=audit_actions.BLOB_INTEGRITY_FAILED, actor=actor, actor_label=actor_label,
+           organization_id=instance.organization_id, target=instance, outcome="failed", request=request,
+           details={"read": read, **(details or {})})

@@ -29,6 +29,7 @@ from __future__ import annotations
 import time
 from uuid import UUID
 
+from cryptography.exceptions import InvalidTag
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
@@ -41,6 +42,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from apps.core import i18n
 from apps.imaging import pixels
+from apps.imaging import services as imaging_services
 from apps.imaging.models import Instance, Series, Study
 from apps.organizations.switching import switch_first
 from apps.sharing import policy
@@ -194,6 +196,19 @@ def _not_ready_json() -> JsonResponse:
                                            "is not shown in the viewer until all of them are stored."))
 
 
+def _integrity_failed_json() -> JsonResponse:
+    """A frame whose stored file failed its integrity check (its bytes altered): 200 with JSON, as
+    an undecodable frame's (viewer.js shows the message in the image's place and the viewer goes
+    on with the other images; a thumbnail shows its placeholder), ``error`` "integrity" and
+    ``X-Lightbox-Frame: integrity`` telling it apart from a file that cannot be decoded."""
+    response = JsonResponse({"error": "integrity", "message": _(
+        "This image's stored file failed its integrity check (it was altered since it was stored), so it is not "
+        "shown. This has been recorded for your organization's security officer.")}, status=200)
+    response["X-Lightbox-Frame"] = "integrity"
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
 def _back(actor, study: Study) -> dict[str, str]:
     """Where the page's "back" link leads: the study's page for a signed-in user, the shared case
     (where the link led) for an anonymous link holder, who has no study page to go back to.
@@ -298,7 +313,8 @@ def _frame_session(request: HttpRequest, actor, study: Study, quality: str) -> N
 @require_GET
 def frame(request: HttpRequest, instance_id: UUID) -> HttpResponse:
     """One frame of an instance, rendered at the requested window and size (see
-    apps.viewer.services). Refusals and undecodable files answer JSON with a message."""
+    apps.viewer.services). Refusals, undecodable files and files whose stored bytes were altered
+    (``blob.integrity_failed``, recorded) answer JSON with a message."""
     actor = policy.actor_for(request)
     instance = Instance.objects.select_related("study", "blob").filter(public_id=instance_id).first()
     # one request per frame, hundreds a study: its decisions (the images, the diagnostic original)
@@ -328,6 +344,13 @@ def frame(request: HttpRequest, instance_id: UUID) -> HttpResponse:
     else:
         try:
             rendered = services.frame_render(src=instance, request=wanted)
+        except InvalidTag:
+            # the stored file's bytes were altered: not "cannot be read as DICOM", an integrity
+            # failure, logged and recorded for the security officer; nothing of it is shown
+            imaging_services.blob_integrity_failed(instance=instance, read="viewer_frame", actor=actor,
+                                                   actor_label=_actor_label(actor), request=request,
+                                                   details={"quality": wanted.quality})
+            return _integrity_failed_json()
         except pixels.UndecodableFrame as exc:
             # 200 with a message: the file is stored and may be downloaded, it just cannot be shown
             response = JsonResponse({"error": "undecodable", "message": _("This image cannot be displayed here."),

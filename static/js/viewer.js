@@ -340,7 +340,10 @@
     if (result.denied) { stop(deniedMessage(result), result); return false; }
     if (result.error) { showMessage(ds.msgNetwork); return false; }
     if (result.undecodable) {
-      noImage(ds.msgUndecodable + (result.body && result.body.reason ? " " + result.body.reason : ""));
+      // a stored file found altered ("integrity"): the server's words (recorded for the security officer)
+      var body = result.body || {};
+      noImage(body.error === "integrity" && body.message ? body.message
+        : ds.msgUndecodable + (body.reason ? " " + body.reason : ""));
       return true;
     }
     // counted when another image comes on screen: not for its low-quality first pass and its full

@@ -766,6 +766,22 @@ def _study_and_viewer(w):
     _viewer_open(w)
 
 
+def _altered_original(w):
+    """The viewer open on the study, one of whose originals' stored bytes were then altered."""
+    from apps.imaging.models import Instance
+    from tests.factories import blob_alter
+
+    _study_and_viewer(w)
+    w.altered = Instance.objects.filter(study=w.study).select_related("blob").order_by("pk").first()
+    blob_alter(w.altered.blob)
+
+
+def _altered_original_frame(w):
+    url = reverse("viewer:frame", kwargs={"instance_id": w.altered.public_id}) + "?quality=diagnostic"
+    response = w.clients["clinician"].get(url, headers={"X-Lightbox-Viewer-Session": w.viewer_session})
+    assert response.status_code == 200 and response["X-Lightbox-Frame"] == "integrity"
+
+
 def _viewer_close(w):
     url = reverse("viewer:close", kwargs={"study_id": w.study.public_id})
     assert w.clients["clinician"].post(url, {"session": w.viewer_session, "frames": "3"}).status_code == 204
@@ -1079,6 +1095,9 @@ ROWS = [
         [(A.DEID_EXPORT_STARTED, ALLOWED, ORG), (A.DEID_EXPORTED, ALLOWED, ORG)], setup=_study),
     Row("de-identified export failed", _deid_export_fail,
         [(A.DEID_EXPORT_STARTED, ALLOWED, ORG), (A.DEID_EXPORT_FAILED, FAILED, ORG)], setup=_study),
+    # --- last: its setup alters one of the study's stored originals, which the rows above read
+    Row("altered original read by the viewer", _altered_original_frame,
+        [(A.BLOB_INTEGRITY_FAILED, FAILED, ORG)], setup=_altered_original),
 ]
 
 #: actions of the vocabulary whose feature is not built yet, or not yet driven here
