@@ -31,6 +31,7 @@ from apps.cases.models import (
 from apps.sharing import policy
 from apps.sharing.models import Grant
 from apps.sharing.policy import Action
+from apps.sharing.selectors import with_gives
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
@@ -152,6 +153,8 @@ class CasePage:
     attachments: Any = field(default_factory=list)  # a query of them: the view shows a page
     can_manage: bool = False
     can_view_images: bool = False
+    #: the list of studies, for the access list to point to ("" when the page lists none: ``lists_studies``)
+    studies_url: str = ""
     can_delete_studies: bool = False
     can_upload: bool = False  # studies into this case: the upload page with it chosen
     can_add_note: bool = False
@@ -242,6 +245,22 @@ def case_page_decisions(*, user: User, case: Case, request: HttpRequest | None =
     return policy.can_actions(user, PAGE_ACTIONS, case, facts=policy.request_facts(request, user))
 
 
+def lists_studies(may: dict[Action, bool]) -> bool:
+    """Whether the case page lists the case's studies to whoever the policy gave ``may`` (its
+    images, or their deletion: an org admin sees no pixels but may delete a study)."""
+    return bool(may.get(Action.VIEW_IMAGES) or may.get(Action.DELETE_STUDY))
+
+
+def case_studies_url(*, user: User, case: Case, request: HttpRequest | None = None) -> str:
+    """The case page's list of studies (its ``#studies``), for a page that points to it (the close
+    and attach confirmations, where a patient's share is held back, ``sharing/_grant_access.html``),
+    if the case page lists them to ``user`` (``lists_studies``); else "" (a coordinator's role
+    shows the case's status, not its studies)."""
+    may = policy.can_actions(user, (Action.VIEW_IMAGES, Action.DELETE_STUDY), case,
+                             facts=policy.request_facts(request, user))
+    return f"{case.get_absolute_url()}#studies" if lists_studies(may) else ""
+
+
 def case_page(*, user: User, case: Case, may: dict[Action, bool], request: HttpRequest | None = None) -> CasePage:
     """Everything the case page shows, in a bounded number of queries: one per section, not
     one per study, note or participant. ``may``: ``case_page_decisions`` for this user and case,
@@ -257,7 +276,8 @@ def case_page(*, user: User, case: Case, may: dict[Action, bool], request: HttpR
                     can_edit_patient=can_manage and may[Action.VIEW_PATIENT_IDENTITY])
     if page.can_view_documents:  # clinical documents: not for status-only roles nor some studies' shares
         page.attachments = attachments_of(case, user)
-    if page.can_view_images or page.can_delete_studies:
+    if lists_studies(may):
+        page.studies_url = "#studies"
         # an org admin sees no pixels but may delete a study: the list (no viewer) leads to its page
         page.studies = _studies_of(case, user)
         # all those listed, not only the page shown; counted only for whoever may see who the
@@ -273,15 +293,11 @@ def case_page(*, user: User, case: Case, may: dict[Action, bool], request: HttpR
         # who has access, and until when: the live grants (the case's participants)
         page.participants = list(case.grants.live(now).select_related("grantee", "created_by")
                                  .order_by("expires_at"))
-        # what each gives its holder, as the policy decides it, not the permissions it names
-        for grant, gives in zip(page.participants, policy.grants_give_holders(page.participants, now=now),
-                                strict=True):
-            grant.gives = gives
+        # what each gives its holder, as the policy decides it, not the permissions it names; and
         # a patient's share all of whose studies are held back from them (the images' patient ID
         # is not the MRN, or missing): the patient sees nothing yet, and the staff are told why
-        for grant, held_back in zip(page.participants, policy.grants_held_back_entirely(page.participants),
-                                    strict=True):
-            grant.held_back = held_back
+        # (as the close and attach confirmations say it: the one with_gives)
+        with_gives(page.participants, now=now)
         page.history = list(AuditEvent.objects.filter(case_ref=case.public_id).select_related("actor")
                             .order_by("-id")[:HISTORY_LENGTH])
         page.boards = list(case.board_sessions.order_by("-meeting_at"))

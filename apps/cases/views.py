@@ -232,7 +232,9 @@ def case_close(request: HttpRequest, case_id: UUID) -> HttpResponse:
             messages.info(request, _("This case is already closed."))
             return redirect("cases:case_detail", case_id=case.public_id)
         return render(request, "cases/case_close.html", {
-            "case": case, "grants": sharing_selectors.with_gives(selectors.case_grants_closing_ends(case=case))})
+            "case": case, "grants": sharing_selectors.with_gives(selectors.case_grants_closing_ends(case=case)),
+            # where a patient's share held back is said, the studies to correct (if the user sees them)
+            "studies_url": selectors.case_studies_url(user=request.user, case=case, request=request)})
     try:
         revoked = services.case_close(case=case, by=request.user, request=request)
     except ValidationError as exc:

@@ -259,6 +259,9 @@ class CaseReach:
 
     grants: list
     boards: list
+    #: the case page's list of studies, where a patient's share held back is said ("" when the
+    #: user's role is not shown them: ``apps.cases.selectors.case_studies_url``)
+    studies_url: str = ""
 
     @property
     def anyone(self) -> bool:
@@ -271,4 +274,5 @@ def case_reach(*, user, case) -> CaseReach:
     from apps.sharing import selectors as sharing_selectors
 
     return CaseReach(grants=sharing_selectors.with_gives(sharing_selectors.case_wide_grants(case=case)),
-                     boards=case_selectors.case_boards_reaching(user=user, case=case))
+                     boards=case_selectors.case_boards_reaching(user=user, case=case),
+                     studies_url=case_selectors.case_studies_url(user=user, case=case))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -215,13 +215,19 @@ def access_ended_with_board(*, user: Any, case_id: int) -> bool:
     return state == GrantState.ENDED_WITH_BOARD
 
 
-def with_gives(grants: Iterable[Grant]) -> list[Grant]:
-    """``grants`` (a page's list of who has access), each with ``gives``: what it gives its holder,
-    as the policy decides it (``policy.grants_give_holders``: its use case, rendition scope,
-    studies and download limit), not the permissions it names. A fixed number of queries."""
+def with_gives(grants: Iterable[Grant], *, now: datetime | None = None) -> list[Grant]:
+    """``grants`` (a page's list of who has access: the case page's, the close and attach
+    confirmations'), each with ``gives``: what it gives its holder, as the policy decides it
+    (``policy.grants_give_holders``: its use case, rendition scope, studies and download limit),
+    not the permissions it names; and ``held_back``: why a patient's share gives its patient none
+    of its studies (``policy.grants_held_back_entirely``: every one is held back, their images'
+    patient ID not the case's MRN or missing), () when it gives them some. The pages say it with
+    ``sharing/_grant_access.html``. A fixed number of queries."""
     listed = list(grants)
-    for grant, gives in zip(listed, policy.grants_give_holders(listed), strict=True):
+    for grant, gives, held_back in zip(listed, policy.grants_give_holders(listed, now=now),
+                                       policy.grants_held_back_entirely(listed), strict=True):
         grant.gives = gives
+        grant.held_back = held_back
     return listed
 
 

@@ -116,3 +116,83 @@ def test_the_reasons_name_each_kind_found(org_a, mrn_case, owner, patient):
 def test_a_case_with_no_study_holds_nothing_back(mrn_case, owner, patient):
     grant = _grant(mrn_case, owner, grantee=patient, **EDUCATION)
     assert policy.grants_held_back_entirely([grant]) == [()]
+
+
+# --- the close and attach confirmations say it as the case page does -------------------------
+
+def _listed(html: str, testid: str) -> str:
+    """The text a confirmation's list gives the one grant it names: after its person, before "until"."""
+    listed = _text(re.search(rf'data-testid="{testid}">(.*?)</ul>', html, re.S).group(1)).replace("&#x27;", "'")
+    return listed
+
+
+def _close_page(client, case) -> str:
+    return client.get(reverse("cases:case_close", args=[case.public_id])).content.decode()
+
+
+def _attach_page(client, org, case) -> str:
+    loose = StudyFactory(organization=org, case=None, patient_id=MRN)
+    url = reverse("imaging:study_attach", args=[loose.public_id])
+    return client.get(url, {"case": str(case.public_id)}).content.decode()
+
+
+PAGES = [pytest.param("close-ends", id="close"), pytest.param("attach-reaches", id="attach")]
+
+
+def _page(testid, client, org, case) -> str:
+    return _close_page(client, case) if testid == "close-ends" else _attach_page(client, org, case)
+
+
+@pytest.mark.parametrize("testid", PAGES)
+@pytest.mark.parametrize(("patient_ids", "why"), [
+    pytest.param(["1CT1"], "The patient ID in their images differs from this case's MRN.", id="other_patient"),
+    pytest.param([""], "Their images carry no patient ID.", id="no_patient_id"),
+])
+def test_the_confirmations_say_a_held_back_share_gives_nothing_yet_and_why(
+        org_a, mrn_case, owner, patient, client_as, testid, patient_ids, why):
+    for pid in patient_ids:
+        StudyFactory(organization=org_a, case=mrn_case, patient_id=pid)
+    _grant(mrn_case, owner, grantee=patient, **EDUCATION)
+    html = _page(testid, client_as(owner), org_a, mrn_case)
+    listed = _listed(html, testid)
+    given = listed.split(patient.email)[1].split("until")[0].strip(" ·")
+    assert given == f"{NOTHING_YET} {why} See the studies", listed
+    assert "Download the education copy" not in listed
+    # the same piece as the case page's, its link to the case page's list of studies
+    assert 'data-testid="participant-held-back"' in html
+    assert f'href="{mrn_case.get_absolute_url()}#studies"' in html
+
+
+@pytest.mark.parametrize("testid", PAGES)
+def test_the_confirmations_list_a_share_giving_some_studies_as_before(org_a, mrn_case, owner, patient, consultant,
+                                                                     client_as, testid):
+    StudyFactory(organization=org_a, case=mrn_case, patient_id="1CT1")
+    StudyFactory(organization=org_a, case=mrn_case, patient_id=MRN)
+    _grant(mrn_case, owner, grantee=patient, **EDUCATION)
+    html = _page(testid, client_as(owner), org_a, mrn_case)
+    listed = _listed(html, testid)
+    assert listed.split(patient.email)[1].split("until")[0].strip(" ·") == "Download the education copy"
+    assert 'data-testid="participant-held-back"' not in html
+
+
+@pytest.mark.parametrize("testid", PAGES)
+def test_a_coordinator_is_told_without_a_link_to_studies_their_role_is_not_shown(org_a, mrn_case, owner, patient,
+                                                                                client_as, testid):
+    """A coordinator manages the case and uploads into it but is shown no studies: the reason is
+    said, the link to a list the case page does not show them is not."""
+    coordinator = member(org_a, Role.COORDINATOR, email="coordinator@alpha.example")
+    StudyFactory(organization=org_a, case=mrn_case, patient_id="1CT1")
+    _grant(mrn_case, owner, grantee=patient, **EDUCATION)
+    html = _page(testid, client_as(coordinator), org_a, mrn_case)
+    given = _listed(html, testid).split(patient.email)[1].split("until")[0].strip(" ·")
+    assert given == f"{NOTHING_YET} The patient ID in their images differs from this case's MRN.", given
+    assert "#studies" not in html
+
+
+def test_the_case_page_links_the_studies_only_for_whom_it_lists_them(org_a, mrn_case, owner, patient, client_as):
+    coordinator = member(org_a, Role.COORDINATOR, email="coordinator@alpha.example")
+    StudyFactory(organization=org_a, case=mrn_case, patient_id="1CT1")
+    _grant(mrn_case, owner, grantee=patient, **EDUCATION)
+    assert _access(client_as(owner), mrn_case, patient.email).endswith("See the studies")
+    assert _access(client_as(coordinator), mrn_case, patient.email) == (
+        f"{NOTHING_YET} The patient ID in their images differs from this case's MRN.")
