@@ -23,8 +23,10 @@ from apps.sharing import policy
 from apps.sharing.policy import Action
 
 PAGE_SIZE = 50
-CSV_COLUMNS = ("id", "time", "organization", "seq", "actor_type", "actor", "ip", "user_agent", "action", "outcome",
-               "target_type", "target_id", "case", "study", "link", "details", "prev_hash", "hash")
+#: every value the hash covers is a column (``actor_id`` too), so a row's hash can be recomputed
+#: from the file alone (docs/architecture.md, "Checking an exported CSV")
+CSV_COLUMNS = ("id", "time", "organization", "seq", "actor_type", "actor", "actor_id", "ip", "user_agent", "action",
+               "outcome", "target_type", "target_id", "case", "study", "link", "details", "prev_hash", "hash")
 
 
 def _org_for_audit(request: HttpRequest) -> Any:
@@ -77,9 +79,11 @@ def _event_page(request: HttpRequest, org: Any, form: AuditSearchForm, qs: Any) 
 
 
 def _safe_cell(value: Any) -> str:
-    """Text a spreadsheet will not run as a formula."""
+    """Text a spreadsheet will not run as a formula: an apostrophe before a cell that begins like
+    one, and before one that begins with an apostrophe already, so that removing the first
+    apostrophe of any cell beginning with one gives the value back (and its hash checks)."""
     text = "" if value is None else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r", "'") else text
 
 
 class _Echo:
@@ -94,7 +98,7 @@ def _csv_rows(events: Iterator[Any]) -> Iterator[str]:
     yield writer.writerow(CSV_COLUMNS)
     for e in events:
         yield writer.writerow([_safe_cell(v) for v in (
-            e.pk, e.created_at.isoformat(), e.organization_id, e.seq, e.actor_type, e.actor_label, e.ip,
+            e.pk, e.created_at.isoformat(), e.organization_id, e.seq, e.actor_type, e.actor_label, e.actor_id, e.ip,
             e.user_agent, e.action, e.outcome, e.target_type, e.target_id, e.case_ref, e.study_ref, e.link_ref,
             json.dumps(e.details, sort_keys=True), e.prev_hash, e.hash)])
 
