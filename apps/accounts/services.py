@@ -201,6 +201,11 @@ def invitation_check_patient_rights(*, by: User, organization: Organization, pat
     policy.require(by, Action.SHARE_CASE, case, request=request)
 
 
+#: a patient with no date of birth recorded (the invitation is checked with it): refused
+#: (``invitation_create``), said on the form's page before anything is typed, with the way to
+#: correct the patient's details (``views.patient_invite``)
+PATIENT_BIRTH_DATE_MISSING = gettext_noop("The patient's date of birth is not recorded; it is needed to check "
+                                          "the invitation.")
 #: a patient invited from a closed case: refused (``invitation_create``), said on the form's page
 #: before anything is typed (``views.patient_invite``)
 PATIENT_CASE_CLOSED = gettext_noop("This case is closed, so its patient cannot be invited from it. Reopen the case "
@@ -236,8 +241,7 @@ def invitation_create(*, organization: Organization, by: User, email: str, role:
         if not case.is_open:
             raise ValidationError(_(PATIENT_CASE_CLOSED), code="case_closed")
         if patient.birth_date is None:
-            raise ValidationError(_("The patient's date of birth is not recorded; it is needed to check "
-                                    "the invitation."))
+            raise ValidationError(_(PATIENT_BIRTH_DATE_MISSING), code="birth_date_missing")
     else:
         invitation_check_rights(by=by, organization=organization, role=role, cases=cases, request=request)
         if role not in Role.values:

@@ -429,6 +429,12 @@ def patient_invite(request: HttpRequest, case_id: UUID) -> HttpResponse:
         return render(request, "accounts/patient_invite.html",
                       {"case": case, "closed": _(services.PATIENT_CASE_CLOSED)},
                       status=400 if request.method == "POST" else 200)
+    if case.patient.birth_date is None:  # said before a code is asked (the service refuses it too), with the way out
+        return render(request, "accounts/patient_invite.html",
+                      {"case": case, "no_birth_date": _(services.PATIENT_BIRTH_DATE_MISSING),
+                       "may_correct": policy.can(request.user, Action.MANAGE_CASE, case)
+                       and policy.can(request.user, Action.VIEW_PATIENT_IDENTITY, case)},
+                      status=400 if request.method == "POST" else 200)
     if (asked := mfa.step_up_first(request, organization_id=case.organization_id)) is not None:
         return asked
     form = PatientInvitationForm(request.POST or None)

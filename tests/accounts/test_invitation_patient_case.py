@@ -184,3 +184,26 @@ def test_a_closed_cases_invite_page_asks_for_no_code_first(org_a, clinician_a, c
     client, _device = stale_second_factor_client(clinician_a)
     page = client.get(f"/cases/{case.public_id}/invite-patient/")
     assert page.status_code == 200 and 'data-testid="case-closed"' in page.content.decode()
+
+
+def test_a_patient_with_no_birth_date_is_not_invited_and_the_page_leads_to_correcting_it(
+        org_a, clinician_a, case, settings):
+    """QA: with the patient's date of birth not recorded (optional when a case is made) the
+    invitation page refused on sending, after a code was asked, with no way on; it says so at once
+    and links to the correction page (for who may correct it) and back to the case."""
+    from tests.accounts.conftest import stale_second_factor_client
+
+    case.patient.birth_date = None
+    case.patient.save(update_fields=["birth_date"])
+    with pytest.raises(ValidationError) as refused:
+        _invite(org_a, clinician_a, case)
+    assert refused.value.code == "birth_date_missing"
+    settings.LIGHTBOX_MFA_ENFORCED = True
+    client, _device = stale_second_factor_client(clinician_a)
+    page = client.get(f"/cases/{case.public_id}/invite-patient/")
+    text = page.content.decode()
+    assert page.status_code == 200 and 'data-testid="no-birth-date"' in text and 'name="email"' not in text
+    assert f'href="/cases/{case.public_id}/patient/"' in text and case.get_absolute_url() in text
+    posted = client.post(f"/cases/{case.public_id}/invite-patient/", {"email": PATIENT, "language": "en"})
+    assert posted.status_code == 400 and 'data-testid="no-birth-date"' in posted.content.decode()
+    assert not Invitation.objects.filter(email=PATIENT).exists() and not mail.outbox
