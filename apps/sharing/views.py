@@ -448,19 +448,32 @@ def original_request_create(request: HttpRequest, grant_id: UUID) -> HttpRespons
                   status=400 if form.errors else 200)
 
 
+#: what the step-up and enrolment pages say to someone sent there by the original request's decision
+ORIGINAL_DECIDE_STEP_UP_WHY = gettext_lazy("Deciding a request for the original DICOM may give someone else "
+                                           "the diagnostic images: it asks for your second factor.")
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 @policy.serves(Action.VIEW_ORG_DATA)
+@asks_step_up(why=ORIGINAL_DECIDE_STEP_UP_WHY)  # after the switch page, as for sharing (approve and decline)
 def original_request_decide(request: HttpRequest, originalrequest_id: UUID) -> HttpResponse:
     req = selectors.original_request_get(user=request.user, public_id=originalrequest_id)
     # another organization's request (a notice's or an e-mail's link): shown and decided once it is
     # the active one
     if (switch := switch_first(request, req, Action.DECIDE_ORIGINAL_REQUEST, then=request.path)) is not None:
         return switch
-    form = OriginalDecisionForm(request.POST or None)
     if request.method == "POST":
         policy.require(request.user, Action.DECIDE_ORIGINAL_REQUEST, req, request=request,
                        facts=policy.decision_facts(request, request.user))
+    # approving or declining asks for a recent second factor, as sharing does; whoever may decide
+    # is asked on opening the page, before anything is typed (found by QA: approved with none)
+    if ((request.method == "POST" or policy.can(request.user, Action.DECIDE_ORIGINAL_REQUEST, req,
+                                                facts=policy.request_facts(request, request.user)))
+            and (asked := step_up_first(request, organization_id=req.organization_id)) is not None):
+        return asked
+    form = OriginalDecisionForm(request.POST or None)
+    if request.method == "POST":
         if form.is_valid():
             try:
                 services.original_request_decide(
