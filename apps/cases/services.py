@@ -43,7 +43,7 @@ from apps.core.forms import is_past, require_datetimes_in_range
 from apps.core.i18n import Deferred
 from apps.organizations.models import Membership, Organization
 from apps.sharing import policy
-from apps.sharing.models import REVOKED_BOARD_ENDED, GrantSource, Permission, ShareLink
+from apps.sharing.models import REVOKED_BOARD_ENDED, REVOKED_CASE_CLOSED, GrantSource, Permission, ShareLink
 from apps.sharing.policy import Action
 from apps.sharing.services import grant_create, grants_case_title_keep, grants_revoke, share_link_revoke
 from apps.sharing.usecases import UseCase
@@ -333,7 +333,7 @@ def case_close(*, case: Case, by: User, request: HttpRequest | None = None) -> i
         # what the confirmation page listed, read before they are revoked: the user is told this
         ending = len(selectors.case_grants_closing_ends(case=case, now=now))
         # revoking a grant revokes its links too; _links_revoke catches any left on older grants
-        revoked = grants_revoke(grants=case.grants.filter(revoked_at__isnull=True), by=by, reason="case_closed",
+        revoked = grants_revoke(grants=case.grants.filter(revoked_at__isnull=True), by=by, reason=REVOKED_CASE_CLOSED,
                                 request=request)
         _links_revoke(case=case, by=by, request=request)
         record(action="case.closed", actor=by, organization_id=case.organization_id, target=case,

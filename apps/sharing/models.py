@@ -185,15 +185,17 @@ class Grant(PublicIdModel):
         return share_kind(recipient_kind=self.recipient_kind, use_case=self.use_case, source=self.source)
 
     def state(self, now: datetime | None = None) -> str:
-        """active, scheduled, use_limit_reached, revoked, ended_with_board, expired_used or
-        expired_unused: what every list, page and the API say of it (``selectors.with_state``,
-        the API's ``state``). A tumor board's grants are revoked when its meeting ends (reason
-        ``REVOKED_BOARD_ENDED``): they ended with the meeting, nobody revoked them by hand. An
+        """active, scheduled, use_limit_reached, revoked, ended_with_board, ended_case_closed,
+        expired_used or expired_unused: what every list, page and the API say of it
+        (``selectors.with_state``, the API's ``state``). A tumor board's grants are revoked when its
+        meeting ends (reason ``REVOKED_BOARD_ENDED``), a case's when it is closed (reason
+        ``REVOKED_CASE_CLOSED``): they ended with the meeting or the episode of care, nobody revoked
+        them by hand (QA: Shared with me said "Revoked" of a closed case's share). An
         anonymous link opened as many times as it allows (``links_used_up``) is not "active":
         nobody new can open it (found by QA: the list said Active, a 4th visitor was refused)."""
         now = now or timezone.now()
         if self.revoked_at is not None:
-            return GrantState.ENDED_WITH_BOARD if self.revoke_reason == REVOKED_BOARD_ENDED else GrantState.REVOKED
+            return _ENDED_BY_REASON.get(self.revoke_reason, GrantState.REVOKED)
         if self.expires_at <= now or self.case.status != "open":
             return GrantState.EXPIRED_USED if self.open_count or self.download_count else GrantState.EXPIRED_UNUSED
         if self.starts_at > now:
@@ -226,6 +228,7 @@ class GrantState(models.TextChoices):
     EXPIRED_USED = "expired_used", _("Expired, used")
     REVOKED = "revoked", _("Revoked")
     ENDED_WITH_BOARD = "ended_with_board", _("Ended with the meeting")
+    ENDED_CASE_CLOSED = "ended_case_closed", _("Ended: the case was closed")
     #: not a grant's own state: what its holder's lists say of a grant that has not ended but
     #: gives them nothing now (``policy.grants_ended_for_holder``: a tumor board's grant to
     #: someone since made a patient account there), set by ``selectors.with_state(holder=...)``
@@ -235,6 +238,10 @@ class GrantState(models.TextChoices):
 #: the ``revoke_reason`` of the grants a tumor board's meeting gave, revoked when it ends
 #: (``apps.cases.services.board_end``): their state says they ended with the meeting
 REVOKED_BOARD_ENDED = "board_ended"
+#: the ``revoke_reason`` of the grants on a case when it is closed (``apps.cases.services.case_close``)
+REVOKED_CASE_CLOSED = "case_closed"
+#: a revoked grant's state by its ``revoke_reason``: ended with something, not revoked by hand
+_ENDED_BY_REASON = {REVOKED_BOARD_ENDED: GrantState.ENDED_WITH_BOARD, REVOKED_CASE_CLOSED: GrantState.ENDED_CASE_CLOSED}
 
 
 class GrantExtension(models.Model):

@@ -91,11 +91,38 @@ def test_the_state_says_so_and_the_api_too(board_world, client_as):
                                                      str(by_hand.public_id): "revoked"}
 
 
-def test_a_board_grant_revoked_otherwise_stays_revoked(board_world):
-    """Only the meeting's end makes the state: a board's grant ended by closing its case (or by
-    anything else) says what it is, as before."""
+def test_a_board_grant_ended_by_closing_its_case_says_so(board_world):
+    """Only the meeting's end makes "Ended with the meeting": a board's grant ended by closing its
+    case says the case was closed (``ended_case_closed``), not the meeting."""
     w = board_world
     case_services.case_close(case=w["case"], by=w["host"])
     w["board_grant"].refresh_from_db()
     assert w["board_grant"].revoke_reason == "case_closed"
-    assert w["board_grant"].state() == GrantState.REVOKED
+    assert w["board_grant"].state() == GrantState.ENDED_CASE_CLOSED
+
+
+def test_closing_the_case_reads_ended_with_the_case_not_revoked(org_a, client_as):
+    """QA: a consultant's Shared with me said "Revoked" of the share of a case its owner closed
+    at the end of the episode of care; nobody revoked it, the case ended. Their list, the
+    sharer's My shares and the API say so; a share revoked by hand before still reads Revoked."""
+    owner = member(org_a, Role.RADIOLOGIST, email="owner@alpha.example")
+    consultant = member(org_a, Role.EXTERNAL_CONSULTANT, email="consultant@alpha.example")
+    case = CaseFactory(organization=org_a, title="Closing case Pellmore", created_by=owner,
+                       responsible_clinician=owner)
+    closed_by_case = grant_create(case=case, grantee=consultant, permissions=["view"], by=owner,
+                                  expires_at=timezone.now() + timedelta(days=3))
+    by_hand = grant_create(case=case, grantee=consultant, permissions=["view"], by=owner,
+                           expires_at=timezone.now() + timedelta(days=3))
+    grants_revoke(grants=[by_hand], by=owner, reason="revoked by sharer")
+    case_services.case_close(case=case, by=owner)
+    html = client_as(consultant).get(reverse("sharing:shared_with_me")).content.decode()
+    rows = [row for row in html.split("<tr")[1:] if case.title in row]
+    states = sorted(re.sub(r"\s+", " ", re.search(r'class="badge state-[^"]*"[^>]*>(.*?)</span>', row,
+                                                   flags=re.S).group(1)).strip() for row in rows)
+    assert states == ["Ended: the case was closed", "Revoked"]
+    mine = _states(client_as(owner).get(reverse("sharing:my_shares")).content.decode())
+    assert mine.get(str(closed_by_case.public_id)) in (None, "Ended: the case was closed")
+    listed = client_as(owner).get("/api/v1/grants/?mine=1").json()["results"]
+    assert {g["id"]: g["state"] for g in listed}.get(str(closed_by_case.public_id)) in (None, "ended_case_closed")
+    closed_by_case.refresh_from_db()
+    assert closed_by_case.state() == GrantState.ENDED_CASE_CLOSED == "ended_case_closed"
