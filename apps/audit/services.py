@@ -41,9 +41,22 @@ def _link_ref(link: Any, actor_label: str) -> uuid.UUID | None:
 
 
 def _member_org_ids(user: Any) -> list[int]:
+    """The organizations whose trail records ``user``'s account events: where they are an active
+    member, and where their membership ended within ``LIGHTBOX_AUDIT_FORMER_MEMBER_DAYS`` (a
+    leaver's later sign-in, failed sign-in or lockout is the business of the organization that
+    ended it; in the global chain no organization would see it), or ended at a time not kept
+    (before ``Membership.deactivated_at`` was, or outside ``membership_update``): taken as recent."""
+    from datetime import timedelta
+
+    from django.conf import settings
+    from django.db.models import Q
+    from django.utils import timezone
+
     from apps.organizations.models import Membership
 
-    return list(Membership.objects.filter(user_id=user.pk, is_active=True)
+    since = timezone.now() - timedelta(days=settings.LIGHTBOX_AUDIT_FORMER_MEMBER_DAYS)
+    return list(Membership.objects.filter(Q(is_active=True) | Q(deactivated_at__isnull=True)
+                                          | Q(deactivated_at__gte=since), user_id=user.pk)
                 .order_by("organization_id").values_list("organization_id", flat=True))
 
 
@@ -125,8 +138,9 @@ def record(*, action: str, actor: Any = None, organization: Organization | None 
 
     An account event (``actions.MEMBER_ACCOUNT_ACTIONS``) recorded without an organization is
     written once into the chain of each organization its person (the target when it is a user,
-    else the actor) is an active member of, and returns the first; with no membership it goes
-    into the global chain."""
+    else the actor) is an active member of, or was until lately (``_member_org_ids``), and returns
+    the first; with no such membership it goes into the global chain (``manage.py audit_global``
+    prints it)."""
     if organization is None and organization_id is None and action in MEMBER_ACCOUNT_ACTIONS:
         # an account event: into the chain of each organization the person belongs to
         subject = target if type(target).__name__ == "User" else actor

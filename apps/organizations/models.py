@@ -98,6 +98,11 @@ class Membership(PublicIdModel):
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(_("role"), max_length=32, choices=Role.choices)
     is_active = models.BooleanField(_("active"), default=True)
+    #: when the membership was last deactivated (``services.membership_update``): for a while after
+    #: (``LIGHTBOX_AUDIT_FORMER_MEMBER_DAYS``) the person's account events (sign-ins, failed ones,
+    #: lockouts) are still recorded in this organization's trail (``apps.audit.services``). None:
+    #: active, or deactivated before this was kept or other than through the service
+    deactivated_at = models.DateTimeField(_("deactivated at"), null=True, blank=True, editable=False)
     #: when the person last switched to this organization (the header's switcher): their next
     #: sign-in starts in the organization they last switched to, while that membership is active
     #: (``services.organization_at_sign_in``)

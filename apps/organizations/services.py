@@ -111,7 +111,9 @@ def membership_update(*, membership: Membership, by: User, role: str, is_active:
     before = {"role": membership.role, "is_active": membership.is_active}
     membership.role = role
     membership.is_active = is_active
-    membership.save(update_fields=["role", "is_active"])
+    if before["is_active"] != is_active:  # when it ended: the account events still reach this trail a while
+        membership.deactivated_at = None if is_active else timezone.now()
+    membership.save(update_fields=["role", "is_active", "deactivated_at"])
     after = {"role": role, "is_active": is_active}
     if before != after:
         record(action="membership.updated", actor=by, organization=membership.organization,

@@ -391,6 +391,9 @@ SOCIALACCOUNT_EMAIL_AUTHENTICATION = False  # linking is decided by the adapter,
 SOCIALACCOUNT_STORE_TOKENS = False
 SOCIALACCOUNT_LOGIN_ON_GET = False
 SOCIALACCOUNT_REQUESTS_TIMEOUT = 10
+# account events (sign-ins, failed ones, lockouts) of someone whose membership was deactivated this
+# many days ago or less are still recorded in that organization's trail (apps.audit.services)
+LIGHTBOX_AUDIT_FORMER_MEMBER_DAYS = max(0, env.int("LIGHTBOX_AUDIT_FORMER_MEMBER_DAYS", default=365))
 # django-axes: lock an account for AXES_COOLOFF_TIME after AXES_FAILURE_LIMIT wrong passwords
 AXES_FAILURE_LIMIT = env.int("LIGHTBOX_LOGIN_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = 0.25  # hours

@@ -54,9 +54,17 @@ def test_unknown_or_unaffiliated_accounts_stay_in_the_global_chain(org_a):
     assert _actions(org_a) == []
 
 
-def test_inactive_membership_does_not_receive_events(org_a, org_b):
+def test_inactive_membership_does_not_receive_events(org_a, org_b, settings):
+    """Deactivated longer ago than LIGHTBOX_AUDIT_FORMER_MEMBER_DAYS (a recent leaver's are
+    recorded: tests/audit/test_former_member_events.py)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
     user = member(org_a, Role.CLINICIAN, email="left@alpha.example")
-    Membership.objects.create(user=user, organization=org_b, role=Role.CLINICIAN, is_active=False)
+    Membership.objects.create(user=user, organization=org_b, role=Role.CLINICIAN, is_active=False,
+                              deactivated_at=timezone.now() - timedelta(
+                                  days=settings.LIGHTBOX_AUDIT_FORMER_MEMBER_DAYS + 1))
     _sign_in(user.email)
     assert list(AuditEvent.objects.filter(action=actions.AUTH_SIGNED_IN).values_list("organization_id", flat=True)) \
         == [org_a.pk]
