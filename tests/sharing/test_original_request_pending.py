@@ -80,6 +80,11 @@ def test_a_declined_request_says_so_and_may_be_asked_again(case, grant, owner, r
     page = client.get(case_url).content.decode()
     assert 'data-testid="original-request-declined"' in page and "Previews suffice here." in page
     assert 'data-testid="original-request-pending"' not in page
+    # Shared with me, where the requester looks first, gives the decider's note too (QA: only the
+    # shared case page did)
+    row = client.get(reverse("sharing:shared_with_me")).content.decode()
+    assert 'data-testid="original-request-declined"' in row
+    assert 'data-testid="original-request-decision-note"' in row and "Previews suffice here." in row
     assert form_url in page and "Request the original DICOM again" in page
     assert client.post(form_url, {"reason": "The series is needed for volumetry."}).status_code == 302
     assert OriginalRequest.objects.filter(status="pending").count() == 1
