@@ -421,14 +421,19 @@ def viewer_heartbeat(request: HttpRequest, study_id: UUID) -> HttpResponse:
 @require_GET
 def viewer_access(request: HttpRequest, study_id: UUID) -> HttpResponse:
     """Whether the reader may still view this study's images, asked by an open viewer every
-    ``LIGHTBOX_VIEWER_ACCESS_CHECK_SECONDS``: ``{"access": true}``, or the JSON refusal a frame
-    gets (404 ``gone``, 403 ``denied``, recorded by the policy), on which viewer.js stops. One
-    decision (VIEW_IMAGES on the study), nothing rendered or audited; it does not keep the viewer
-    session from the idle sweep (the heartbeat does, after activity)."""
+    ``LIGHTBOX_VIEWER_ACCESS_CHECK_SECONDS``: ``{"access": true, "diagnostic": <bool>}``, or the
+    JSON refusal a frame gets (404 ``gone``, 403 ``denied``, recorded by the policy), on which
+    viewer.js stops. ``diagnostic``: whether the reader may still see the diagnostic original (the
+    page's decision, ``_may_view_diagnostic``): once it is false (the original withdrawn from the
+    share, or originals on anonymous links turned off) viewer.js lets the diagnostic frames it
+    holds go and goes on with previews, labelled so. The policy's decisions on one reading of the
+    memberships and grants, nothing rendered or audited; it does not keep the viewer session from
+    the idle sweep (the heartbeat does, after activity)."""
     actor = policy.actor_for(request)
     study = Study.objects.select_related("organization", "case").filter(public_id=study_id).first()
-    if (refused := _images_refusal(actor, study, request, facts=policy.request_facts(request, actor))) is not None:
+    facts = policy.request_facts(request, actor)
+    if (refused := _images_refusal(actor, study, request, facts=facts)) is not None:
         return refused
-    response = JsonResponse({"access": True})
+    response = JsonResponse({"access": True, "diagnostic": _may_view_diagnostic(actor, study, facts=facts)})
     response["Cache-Control"] = "no-store"
     return response

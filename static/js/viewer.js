@@ -54,6 +54,7 @@
     shown: null,  // the series and stack position of the pixels on screen (the next ones may still be loading)
     noImage: false,  // the image at pos has none to show (no image in the object, or not decodable)
     waiting: false,  // the image at pos is not listed yet: it is shown when its series' page arrives
+    notice: "",  // said under the image while images are shown (the original withdrawn: previews from then on)
   };
   // per series (by index): its stack as far as listed (an image per frame), where the next page
   // of its instances starts (null once all are listed), and whether a page is being asked for
@@ -298,6 +299,8 @@
       .then(function (response) {
         if (response.status === 403 || response.status === 404 || response.status === 409) {
           return response.json().catch(function () { return {}; }).then(function (body) {
+            // the diagnostic original withdrawn meanwhile: previews from now on, not a stop
+            if (body.error === "preview_only") { return { previewOnly: true }; }
             return { denied: true, message: body.message || ds.msgDenied, ended: body.ended, error: body.error };
           });
         }
@@ -338,6 +341,7 @@
       return false;
     }
     if (result.denied) { stop(deniedMessage(result), result); return false; }
+    if (result.previewOnly) { toPreview(); return false; }
     if (result.error) { showMessage(ds.msgNetwork); return false; }
     if (result.undecodable) {
       // a stored file found altered ("integrity"): the server's words (recorded for the security officer)
@@ -351,7 +355,7 @@
     // or one with nothing to show (no image, not decodable)
     var previous = state.shown;
     if (!previous || previous.series !== state.series || previous.pos !== state.pos) { state.frames += 1; }
-    showMessage("");
+    showMessage(state.notice);
     if (finalPass) { followMode(result.label); }
     setImageShown(true);
     if (state.image && state.image !== result.bitmap && state.image.close) { state.image.close(); }
@@ -366,6 +370,33 @@
     root.dataset.shownWindow = result.windowText;
     root.dataset.shownQuality = finalPass ? result.label : "low";
     return true;
+  }
+
+  // The diagnostic original is no longer the reader's (the access check's "diagnostic": false, or
+  // a diagnostic frame answered "preview_only"): the diagnostic frames held in memory and the one
+  // on screen are let go, and the viewer goes on with previews, labelled so (the label under the
+  // image follows the frames; the Mode says previews only), and says why
+  function toPreview() {
+    if (state.mode !== "diagnostic" || state.stopped) { return; }
+    state.mode = "preview";
+    root.dataset.mode = "preview";
+    keptEra += 1;  // a diagnostic frame still on its way is not kept
+    keptFrames.forEach(function (entry, url) {
+      if (url.indexOf("quality=diagnostic") !== -1) { keptFrames.delete(url); keptBytes -= entry.bytes.byteLength; }
+    });
+    asking.forEach(function (on, url) { if (url.indexOf("quality=diagnostic") !== -1) { asking.delete(url); } });
+    reportKept();
+    modeText = modeEl.dataset.preview;
+    modeEl.dataset.kind = "preview";
+    if (!state.noImage) { modeEl.textContent = modeText; }
+    if (state.image && state.image.close) { state.image.close(); }
+    state.image = null;
+    state.shown = null;
+    draw();
+    setLabel("loading");
+    state.notice = ds.msgPreviewOnly;
+    showMessage(state.notice);
+    load();
   }
 
   function load(options) {
@@ -426,6 +457,7 @@
         // refused (access ended, or the study's images are arriving again): the viewer stops
         // at once, its kept frames let go, rather than show them until the next check
         if (result.denied) { if (!state.stopped) { stop(deniedMessage(result), result); } return; }
+        if (result.previewOnly) { toPreview(); return; }
         if (!result.error) { next(); }
       }).catch(function () {});
     };
@@ -845,7 +877,9 @@
 
   // whether the reader may still view the images, asked on a timer (not activity: it keeps neither
   // the viewer session nor the sign-in alive), so that a revoked share or an ended tumor board
-  // stops the viewer though no frame is asked for; refused (403, 404, or sent to sign in): stop
+  // stops the viewer though no frame is asked for; refused (403, 404, or sent to sign in): stop.
+  // Allowed, it also says whether the diagnostic original is still the reader's: once not, previews
+  // (toPreview)
   function checkAccess() {
     if (state.stopped || closed || document.visibilityState !== "visible") { return; }
     fetch(ds.accessUrl, { credentials: "same-origin", cache: "no-store", headers: { "Accept": "application/json" } })
@@ -855,6 +889,11 @@
         } else if (response.status === 403 || response.status === 404) {
           response.json().catch(function () { return {}; }).then(function (body) {
             if (!state.stopped) { stop(deniedMessage(body), body); }
+          });
+        } else if (response.ok) {
+          // still allowed, but perhaps no longer the diagnostic original: previews from now on
+          response.json().catch(function () { return {}; }).then(function (body) {
+            if (body.access === true && body.diagnostic === false) { toPreview(); }
           });
         }
       }).catch(function () {});  // offline: asked again at the next tick
@@ -893,6 +932,7 @@
     recordOf(0).next = typeof data.series[0].next === "number" ? data.series[0].next : null;
   }
   window.addEventListener("resize", resize);
+  root.dataset.mode = state.mode;  // diagnostic or preview (data-mode), until the original is withdrawn
   reportKept();
   buildSeriesList();
   resize();

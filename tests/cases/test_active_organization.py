@@ -153,7 +153,7 @@ def test_a_viewer_open_already_is_not_stopped_by_a_switch_in_another_tab(morgan,
     # another tab switches to Beta: the open viewer's access check (as its frames) still answers
     client.post(reverse("organizations:switch", kwargs={"organization_id": org_b.public_id}))
     check = client.get(reverse("viewer:access", kwargs={"study_id": alpha_study.public_id}))
-    assert check.status_code == 200 and check.json() == {"access": True}
+    assert check.status_code == 200 and check.json() == {"access": True, "diagnostic": True}
 
 
 def test_another_organizations_tumor_board_asks_to_switch(morgan, alpha_case, org_a, org_b):

@@ -55,7 +55,7 @@ def _no_phi(response, study) -> None:
 def test_allowed_is_200_json_not_stored(client_as, preview_recipient, ct_study):
     response = client_as(preview_recipient).get(_access(ct_study))
     assert response.status_code == 200
-    assert response.json() == {"access": True}
+    assert response.json() == {"access": True, "diagnostic": False}  # a preview-only share
     assert "no-store" in response["Cache-Control"]
     _no_phi(response, ct_study)
 
@@ -92,7 +92,7 @@ def test_the_end_of_a_tumor_board_is_refused(org_a, clinician_a, client_as, ct_s
     services.board_start(board=board, by=clinician_a)
     assert client.get(_page(ct_study)).status_code == 200
     allowed = client.get(_access(ct_study))
-    assert allowed.status_code == 200 and allowed.json() == {"access": True}
+    assert allowed.status_code == 200 and allowed.json() == {"access": True, "diagnostic": False}
     services.board_end(board=board, by=clinician_a)
     ended = client.get(_access(ct_study))
     assert ended.status_code in (403, 404) and ended.json()["message"]

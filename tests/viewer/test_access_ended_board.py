@@ -69,7 +69,7 @@ def test_a_viewer_refused_after_its_board_ended_is_told_the_meeting_ended(client
     from apps.cases import services
 
     client = client_as(participant)
-    assert client.get(_access(ct_study)).json() == {"access": True}
+    assert client.get(_access(ct_study)).json() == {"access": True, "diagnostic": False}
     services.board_end(board=live_board, by=clinician_a)
     assert [body.get("ended") for body in _refusals(client, ct_study)] == ["board", "board", "board"]
 
