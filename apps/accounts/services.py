@@ -16,7 +16,7 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import OuterRef, Q, Subquery
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import formats, timezone, translation
@@ -856,12 +856,21 @@ def public_mail_domain(domain: str) -> bool:
         len(labels) == 1 or (len(labels) == 2 and labels[0] in {"co", "com", "ne", "or"}))
 
 
-def _domains_without_staff(organization: Organization, domains: Iterable[str]) -> list[str]:
-    """Those of ``domains`` at which no active staff member of ``organization`` has an address."""
+def _domains_without_staff(organization: Organization, domains: Iterable[str], *, by: User | None = None,
+                           ) -> list[str]:
+    """Those of ``domains`` at which no active staff member of ``organization`` has an address.
+    An account the organization itself made (its membership the account's first) that has never
+    signed in is left out, unless it is ``by``'s, who is signed in: any admin may add any address
+    (``membership_add`` makes an account for one that has none), and such an account, which its
+    owner may know nothing of, let that admin name another hospital's domain for its provider."""
     from apps.accounts.adapters import SSO_ROLES
 
-    staff = Membership.objects.filter(organization=organization, is_active=True, user__is_active=True,
-                                      role__in=SSO_ROLES)
+    first = Membership.objects.filter(user=OuterRef("user")).order_by("pk").values("organization_id")[:1]
+    staff = (Membership.objects.filter(organization=organization, is_active=True, user__is_active=True,
+                                       role__in=SSO_ROLES)
+             .annotate(first_organization=Subquery(first))
+             .exclude(Q(user__last_login__isnull=True, first_organization=organization.pk)
+                      & ~Q(user_id=getattr(by, "pk", None))))
     return [d for d in domains if not staff.filter(user__email__iendswith=f"@{d}").exists()]
 
 
@@ -925,10 +934,11 @@ def sso_config_save(*, organization: Organization, by: User, issuer: str, client
         raise ValidationError({"allowed_domains": _(
             "%(domains)s: anyone can have an address at a public e-mail service. Single sign-on takes only "
             "your organization's own e-mail domains.") % {"domains": ", ".join(public)}})
-    if unstaffed := _domains_without_staff(organization, config.domains):
+    if unstaffed := _domains_without_staff(organization, config.domains, by=by):
         raise ValidationError({"allowed_domains": _(
-            "No active staff member of this organization has an address at %(domains)s. Single sign-on "
-            "takes only the domains of your staff's addresses: add the staff first.")
+            "No active staff member of this organization has signed in with an address at %(domains)s. "
+            "Single sign-on takes only the domains of your staff's addresses: add the staff first, and have "
+            "one of them sign in.")
             % {"domains": ", ".join(unstaffed)}})
     config.save()
     record(action="organization.sso_changed", actor=by, organization=organization, target=config,

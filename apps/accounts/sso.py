@@ -11,7 +11,12 @@ organizations may name one domain, and an address goes only to the provider of a
 where it is active staff (``sso_config_for``), never to another's, where its owner would
 type their hospital password. So the way on is e-mailed: an address staff of an organization
 whose single sign-on takes it gets a link to that organization's provider; any other gets
-nothing, and the page says to sign in with the password otherwise.
+nothing, and the page says to sign in with the password otherwise. An address that the single
+sign-on of more than one organization takes (staff of each, each naming its domain) is e-mailed no
+link but the choice (``sso_configs_for``): each organization by name, with its provider's host
+and its own entry (``/accounts/sso/<slug>/``), so that the person, not the oldest configuration,
+picks their hospital's provider (found by a reviewer: another organization's admin who had added
+the address first had its provider chosen).
 
 The e-mail is made and sent by a task queued once the request commits
 (``sso_link_send_task``), never in the request: the answer neither waits for the mail server
@@ -69,23 +74,33 @@ def _nonce_key(nonce: str) -> str:
     return f"lightbox:sso-link:nonce:{nonce}"
 
 
-def sso_config_for(email: str) -> SSOConfig | None:
-    """The single sign-on that takes ``email``: an enabled configuration whose domains take it, of
-    an organization where the address is active staff; none otherwise (the person signs in their
-    own way, and hears what anyone hears for an address no single sign-on takes).
-
-    Security contract: an address is never sent to the provider of an organization it is not
-    staff of. Any organization's admin may name a domain (its staff's, ``sso_config_save``), and
-    several may name one: were the domain enough, another hospital's staff would be sent to a
-    provider that admin runs, to type their hospital password there."""
+def sso_configs_for(email: str) -> list[SSOConfig]:
+    """Every single sign-on that takes ``email``: the enabled configurations whose domains take it,
+    of organizations where the address is active staff, by organization name (``sso_config_for``'s
+    contract)."""
     from apps.accounts.adapters import SSO_ROLES
     from apps.organizations.models import Membership
 
     staff_of = Membership.objects.filter(user__email=email, user__is_active=True, is_active=True,
                                          role__in=SSO_ROLES).values_list("organization_id", flat=True)
-    configs = [c for c in SSOConfig.objects.filter(enabled=True, organization_id__in=list(staff_of))
-               .select_related("organization").order_by("pk") if c.allows_email(email)]
-    return configs[0] if configs else None
+    return [c for c in SSOConfig.objects.filter(enabled=True, organization_id__in=list(staff_of))
+            .select_related("organization").order_by("organization__name", "pk") if c.allows_email(email)]
+
+
+def sso_config_for(email: str) -> SSOConfig | None:
+    """The single sign-on that takes ``email``: an enabled configuration whose domains take it, of
+    an organization where the address is active staff; none otherwise (the person signs in their
+    own way, and hears what anyone hears for an address no single sign-on takes), and none when
+    several do (``sso_configs_for``): no link then, only the choice, which the person makes.
+
+    Security contract: an address is never sent to the provider of an organization it is not
+    staff of. Any organization's admin may name a domain (its staff's, ``sso_config_save``), and
+    several may name one: were the domain enough, another hospital's staff would be sent to a
+    provider that admin runs, to type their hospital password there. Nor is one of several chosen
+    for the person: an admin may add any address as their staff (and name its domain once it has
+    signed in), so the oldest configuration was another organization's where that admin had."""
+    configs = sso_configs_for(email)
+    return configs[0] if len(configs) == 1 else None
 
 
 def sso_link_url(*, user: User, config: SSOConfig) -> str:
@@ -99,24 +114,39 @@ def sso_link_url(*, user: User, config: SSOConfig) -> str:
     return site_url(reverse("accounts:sso_continue", kwargs={"token": token}))
 
 
+#: the ``config_id`` of ``sso_link_send`` for an address that several single sign-ons take
+CHOOSE = 0
+
+
 def sso_link_send(*, user_id: int, config_id: int) -> None:
     """E-mail the account ``user_id`` the link on to the single sign-on ``config_id``, in their
-    language, if it is still active staff that single sign-on takes (``sso_config_for``);
-    nothing otherwise. Run by ``tasks.sso_link_send_task``, after the request."""
+    language, if it is still active staff that single sign-on takes (``sso_config_for``); with
+    ``config_id`` CHOOSE, the choice of the single sign-ons that take it, if there are several
+    (``sso_configs_for``), and no link; nothing otherwise. Run by ``tasks.sso_link_send_task``,
+    after the request."""
     from apps.accounts.services import language_of, templated_email
+    from apps.core.site import site_url
 
     user = User.objects.filter(pk=user_id, is_active=True).first()
-    config = sso_config_for(user.email.lower()) if user is not None else None
-    if config is None or config.pk != config_id:
+    configs = sso_configs_for(user.email.lower()) if user is not None else []
+    if config_id == CHOOSE and len(configs) > 1:
+        name = "sso_choose"
+        context: dict[str, Any] = {"choices": [
+            {"organization": c.organization, "provider_host": c.issuer_host,
+             "url": site_url(reverse("accounts:sso_organization", kwargs={"slug": c.organization.slug}))}
+            for c in configs]}
+    elif len(configs) == 1 and configs[0].pk == config_id:
+        name = "sso_link"
+        context = {"organization": configs[0].organization, "url": sso_link_url(user=user, config=configs[0]),
+                   "minutes": SSO_LINK_MINUTES}
+    else:
         return
-    context = {"organization": config.organization, "url": sso_link_url(user=user, config=config),
-               "minutes": SSO_LINK_MINUTES}
-    message = templated_email("sso_link", context, to=user.email, language=language_of(user))
+    message = templated_email(name, context, to=user.email, language=language_of(user))
     try:
         message.send()
     except (smtplib.SMTPException, OSError) as exc:  # TimeoutError (EMAIL_TIMEOUT) included
         # as for a password reset: the person asks again; the log names the error's type only
-        logger.warning("E-mail sso_link not sent: %s", type(exc).__name__)
+        logger.warning("E-mail %s not sent: %s", name, type(exc).__name__)
 
 
 def sso_link_read(token: str, config_for: Any) -> tuple[User, SSOConfig, str] | None:

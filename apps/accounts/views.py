@@ -642,7 +642,8 @@ def _sso_settings_form(request: HttpRequest, org) -> HttpResponse:
 def sso_start(request: HttpRequest) -> HttpResponse:
     """Sign in with your organization: an address that is staff of an organization whose single
     sign-on takes it (``sso.sso_config_for``) is e-mailed a link on to that organization's provider,
-    by a task queued after the request (``tasks.sso_link_send_task``). Every address gets the same
+    by a task queued after the request (``tasks.sso_link_send_task``); one that several take, the
+    choice of them and no link (``sso.sso_configs_for``). Every address gets the same
     page (200) after the same work (the lookup, and a task queued: ids 0 for an address e-mailed
     nothing), so that the page tells nobody which addresses are staff (``apps.accounts.sso``).
     Tries are counted per client, refused past LIGHTBOX_SSO_START_CLIENT_MAX_TRIES (429,
@@ -657,9 +658,11 @@ def sso_start(request: HttpRequest) -> HttpResponse:
         if not allowed:
             return render(request, "accounts/sso_start.html",
                           {"throttled": True, "minutes": settings.LIGHTBOX_SSO_START_WINDOW_MINUTES}, status=429)
-        config = sso.sso_config_for(email)
+        configs = sso.sso_configs_for(email)
         user = User.objects.filter(email=email, is_active=True).only("pk").first()
-        to = (user.pk, config.pk) if mailed and config is not None and user is not None else (0, 0)
+        to = (0, 0)
+        if mailed and configs and user is not None:
+            to = (user.pk, configs[0].pk if len(configs) == 1 else sso.CHOOSE)
         send_on_commit(sso_link_send_task, *to)
         return render(request, "accounts/sso_start.html", {"sent": True, "email": email})
     return render(request, "accounts/sso_start.html", {"form": form}, status=400 if form.errors else 200)

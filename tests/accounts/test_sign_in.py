@@ -170,7 +170,9 @@ def test_org_admin_sets_up_sso_with_the_secret_stored_encrypted(org_a, admin_a, 
     from apps.accounts.models import SSOConfig
 
     assert client_as(clinician_a).get("/org/sso/").status_code == 403  # org admins only
-    member(org_a, Role.RADIOLOGIST, email="reader@rad.alpha.example")  # staff at both domains named
+    # staff at both domains named, who have signed in (an account the organization made that has
+    # never signed in does not count: tests/accounts/test_sso_several_organizations.py)
+    client_as(member(org_a, Role.RADIOLOGIST, email="reader@rad.alpha.example"))
     client = verified_client(admin_a)
     data = {"enabled": "on", "issuer": "https://login.alpha.example/realms/staff", "client_id": "lightbox",
             "client_secret": "very-secret-client-secret-42", "allowed_domains": "alpha.example, rad.alpha.example"}
@@ -207,7 +209,8 @@ def test_an_organizations_single_sign_on_takes_only_its_own_staffs_domains(org_a
     response = beta.post("/org/sso/", {**alpha, "issuer": "https://idp.beta.example",
                                        "allowed_domains": "beta.example, ALPHA.example"})
     assert response.status_code == 400
-    assert "No active staff member of this organization has an address at alpha.example" in response.content.decode()
+    assert ("No active staff member of this organization has signed in with an address at alpha.example"
+            in response.content.decode())
     assert not SSOConfig.objects.filter(organization=org_b).exists()
     assert beta.post("/org/sso/", {**alpha, "issuer": "https://idp.beta.example",
                                    "allowed_domains": "beta.example"}).status_code == 302

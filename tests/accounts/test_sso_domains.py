@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.test import Client
 
 from apps.accounts import services
 from apps.accounts.models import SSOConfig
@@ -30,8 +31,9 @@ def test_an_admin_cannot_name_another_hospitals_domain(org_a, org_b, admin_a, ad
     with pytest.raises(ValidationError) as refused:
         _save(org_a, admin_a, "alpha.example, beta.example", issuer="https://idp.attacker.example")
     assert refused.value.message_dict["allowed_domains"] == [
-        "No active staff member of this organization has an address at beta.example. Single sign-on takes only "
-        "the domains of your staff's addresses: add the staff first."]
+        "No active staff member of this organization has signed in with an address at beta.example. Single "
+        "sign-on takes only the domains of your staff's addresses: add the staff first, and have one of them "
+        "sign in."]
     assert not SSOConfig.objects.filter(organization=org_a).exists()
     assert sso_config_for("admin@beta.example") is None
     # Beta sets up its own
@@ -57,10 +59,12 @@ def test_an_address_goes_only_to_the_provider_of_an_organization_it_is_staff_of(
 
 def test_another_organizations_claim_does_not_keep_an_organization_from_its_own_staffs_domain(
         org_a, org_b, admin_a, admin_b):
-    """Alpha's admin adds someone at beta.example as Alpha's staff (an address no account had) and
-    names beta.example: Beta, whose staff use it, names it too, and each address goes to the
-    provider of the organization it is staff of."""
-    org_services.membership_add(organization=org_a, by=admin_a, email="decoy@beta.example", role=Role.CLINICIAN)
+    """Alpha's admin adds someone at beta.example as Alpha's staff (an address no account had), who
+    signs in, and names beta.example: Beta, whose staff use it, names it too, and each address goes
+    to the provider of the organization it is staff of."""
+    decoy, _created = org_services.membership_add(organization=org_a, by=admin_a, email="decoy@beta.example",
+                                                  role=Role.CLINICIAN)
+    Client().force_login(decoy.user)  # has signed in (tests/accounts/test_sso_several_organizations.py)
     alpha = _save(org_a, admin_a, "alpha.example, beta.example", issuer="https://idp.alpha.example")
     beta = _save(org_b, admin_b, "beta.example", issuer="https://login.beta.example")
     assert sso_config_for("admin@beta.example") == beta
@@ -89,7 +93,8 @@ def test_an_organization_names_its_staffs_domains_through_the_settings_page(org_
             "client_secret": "alpha-client-secret-0123456789", "allowed_domains": "alpha.example, beta.example"}
     response = client.post("/org/sso/", data)
     assert response.status_code == 400
-    assert "No active staff member of this organization has an address at beta.example" in response.content.decode()
+    assert ("No active staff member of this organization has signed in with an address at beta.example"
+            in response.content.decode())
     assert client.post("/org/sso/", {**data, "allowed_domains": "alpha.example"}).status_code == 302
 
 
