@@ -65,9 +65,10 @@ _PORTAL_PREFIX = "/portal/"
 #: download button; the policy refuses a patient every rendition but the education one
 _PATIENT_DOWNLOAD = re.compile(r"^/studies/[0-9a-f-]{36}/download/$")
 #: requests a page sends on its own, on a timer, not for the reader's input (an open viewer's
-#: access check, apps.viewer.views.viewer_access): not activity, so a page left open is still
-#: signed out after the idle limit
-_NOT_ACTIVITY = re.compile(r"^/viewer/studies/[0-9a-f-]{36}/access$")
+#: access check, apps.viewer.views.viewer_access; the upload page asking for the states of its
+#: uploads' studies, apps.imaging.views.upload_states): not activity, so a page left open is
+#: still signed out after the idle limit
+_NOT_ACTIVITY = re.compile(r"^(/viewer/studies/[0-9a-f-]{36}/access|/studies/uploads/states/)$")
 
 
 def idle_limit_seconds(memberships: list, user: Any = None) -> int | None:

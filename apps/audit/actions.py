@@ -187,7 +187,8 @@ IMAGING_STUDY_DELETED = "imaging.study_deleted"
 IMAGING_STUDY_ATTACHED = "imaging.study_attached"
 #: an upload's per-file report read (its file names often name the patient): its report page
 #: (target the ingest job), or its status as JSON (target the upload; once per session and upload,
-#: as the upload page polls it)
+#: as the upload page polls it), or the states of its studies the upload page asks for afterwards
+#: (imaging:upload_states; target the ingest job, once per session and upload)
 UPLOAD_REPORT_VIEWED = "upload_report.viewed"
 KEYS_ROTATED = "keys.rotated"
 #: a stored file (an image's encrypted blob) read for someone failed its integrity check (its bytes

@@ -10,7 +10,7 @@ from django.db.models.functions import RowNumber
 from django.http import Http404, HttpRequest
 
 from apps.audit.services import record_hidden_refusal
-from apps.imaging.models import FileOutcome, IngestFileResult, IngestJob, Study
+from apps.imaging.models import FileOutcome, IngestFileResult, IngestJob, JobState, Study, StudyState
 from apps.imaging.services import DUPLICATE_ELSEWHERE
 from apps.sharing import policy
 
@@ -188,6 +188,41 @@ def upload_job_studies(*, user, job: IngestJob):
     """The studies ``job`` added to that ``user`` may see (``visible_to``), each with its
     description, state and number of images for the report page to name it by."""
     return Study.objects.visible_to(user).filter(ingest_jobs=job).order_by("created_at", "id")
+
+
+#: the states of an upload (an ingest job) and of a study that may still change without anyone
+#: acting: the upload page asks for their current state while one of its lines names one
+#: (``upload_states_get``), and stops once none does
+JOB_STATES_PENDING = (JobState.QUEUED, JobState.RUNNING)
+STUDY_STATES_PENDING = (StudyState.RECEIVING, StudyState.PROCESSING)
+#: the most uploads one request of the upload page asks the state of (the page sends more requests)
+UPLOAD_STATES_MAX = 50
+
+
+def upload_states_get(*, user, organization, public_ids: set[UUID],
+                      request: HttpRequest | None = None) -> tuple[list[IngestJob], list[Study]]:
+    """``user``'s own uploads (ingest jobs) into ``organization`` named by ``public_ids``, and the
+    studies they added that ``user`` sees (``visible_to``), for the upload page to bring the
+    states its lines name up to date (a study a file's ingest left processing while the next file
+    added to it). The view asks the policy first whether the user may upload there.
+
+    All or nothing: 404 unless each one named is the user's own upload in ``organization``
+    (another user's, another organization's, one that does not exist); a refusal of one that
+    exists is recorded in its organization's trail, as the report page's is, but for the user's
+    own upload in another of their organizations (the page they polled it from was of that one)."""
+    jobs = list(IngestJob.objects.visible_to(user).filter(organization=organization, created_by=user,
+                                                          public_id__in=public_ids).order_by("created_at", "id"))
+    missing = set(public_ids) - {job.public_id for job in jobs}
+    if missing:
+        theirs = set(IngestJob.objects.filter(public_id__in=missing, created_by=user)
+                     .values_list("public_id", flat=True))
+        for public_id in sorted(missing - theirs, key=str):
+            record_hidden_refusal(user=user, model=IngestJob, public_id=public_id, request=request,
+                                  wanted=policy.Action.UPLOAD_STUDY.value)
+        raise Http404
+    added = IngestJob.studies.through.objects.filter(ingestjob__in=[job.pk for job in jobs]).values("study_id")
+    studies = list(Study.objects.visible_to(user).filter(pk__in=added).order_by("created_at", "id"))
+    return jobs, studies
 
 
 def studies_in_no_case(*, user, organization):

@@ -430,8 +430,9 @@ def _status_json(upload: Upload) -> dict:
     if job is not None:
         out["job"] = {
             # ``state`` as stored (clients poll until it is neither queued nor running); ``outcome``
-            # tells a finished job that imported nothing apart ("nothing_imported"), as its label does
-            "state": job.state, "outcome": job.outcome, "state_label": job.outcome_label,
+            # tells a finished job that imported nothing apart ("nothing_imported"), as its label does;
+            # ``id``: the upload page asks for its studies' states by it afterwards (imaging:upload_states)
+            "id": str(job.public_id), "state": job.state, "outcome": job.outcome, "state_label": job.outcome_label,
             "report_url": reverse("imaging:upload_report", kwargs={"ingestjob_id": job.public_id}),
             "files_total": job.files_total, "files_ingested": job.files_ingested,
             "files_duplicate": job.files_duplicate, "files_skipped": job.files_skipped,

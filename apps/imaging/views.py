@@ -6,10 +6,10 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Sum
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_http_methods
 
 from apps.accounts import mfa
@@ -20,7 +20,7 @@ from apps.cases.models import Case
 from apps.core.pagination import page_of
 from apps.imaging import selectors, services
 from apps.imaging.forms import StudyAttachForm
-from apps.imaging.models import Study
+from apps.imaging.models import IngestJob, Study
 from apps.organizations.switching import switch_first
 from apps.sharing import policy
 from apps.sharing.policy import Action
@@ -281,6 +281,74 @@ def upload_case_reach(request: HttpRequest) -> HttpResponse:
         raise Http404
     return render(request, "imaging/_case_reach.html", {
         "case": case, "uploading": True, "reach": selectors.case_reach(user=request.user, case=case)})
+
+
+#: the session's key listing the uploads whose states this browser session has read (recorded once
+#: each: the upload page asks every few seconds), the last UPLOAD_STATES_SEEN_MAX of them
+UPLOAD_STATES_SEEN_KEY = "imaging_upload_states_seen"
+UPLOAD_STATES_SEEN_MAX = 100
+
+
+def _upload_states_recorded(request: HttpRequest, jobs: list[IngestJob]) -> None:
+    """The states of an upload and of its studies read (``upload_report.viewed``, the ingest job
+    its target), once per browser session and upload, as its status is (apps.imaging.tus)."""
+    seen = request.session.get(UPLOAD_STATES_SEEN_KEY, [])
+    new = [job for job in jobs if str(job.public_id) not in seen]
+    for job in new:
+        record(action=audit_actions.UPLOAD_REPORT_VIEWED, actor=request.user, organization_id=job.organization_id,
+               target=job, request=request)
+    if new:
+        request.session[UPLOAD_STATES_SEEN_KEY] = [*seen, *(str(job.public_id) for job in new)][
+            -UPLOAD_STATES_SEEN_MAX:]
+
+
+def _states_refused(status: int, message: str) -> JsonResponse:
+    return JsonResponse({"detail": message}, status=status)
+
+
+@login_required
+@require_http_methods(["GET"])
+def upload_states(request: HttpRequest) -> HttpResponse:
+    """GET ?job=<id>[&job=<id>...]: the current state of the user's own uploads (ingest jobs, at
+    most ``selectors.UPLOAD_STATES_MAX``) into the active organization and of the studies they
+    added, as JSON, for the upload page to bring "Your recent uploads" up to date while one of its
+    lines names a study still receiving or processing, or an upload still queued or running (a
+    file's ingest ended while the next file's added to its study). States, their labels in the
+    reader's language and the studies' addresses and numbers of images: no name, no description,
+    no file name. For whoever may upload there (the policy, as the page asks); 404 unless every
+    upload named is the user's own there. Recorded once per session and upload
+    (``upload_report.viewed``), as the upload's status is."""
+    org = request.organization
+    if org is None:
+        raise PermissionDenied
+    policy.require(request.user, Action.UPLOAD_STUDY, org, request=request)
+    named = request.GET.getlist("job")
+    if not named:
+        return _states_refused(400, _("Name at least one upload."))
+    if len(set(named)) > selectors.UPLOAD_STATES_MAX:
+        return _states_refused(400, _("Ask about %(max)s uploads at most at once.")
+                               % {"max": selectors.UPLOAD_STATES_MAX})
+    try:
+        public_ids = {UUID(value) for value in named}
+    except ValueError:
+        raise Http404 from None  # not an id: it names no upload
+    jobs, studies = selectors.upload_states_get(user=request.user, organization=org, public_ids=public_ids,
+                                                request=request)
+    _upload_states_recorded(request, jobs)
+    return JsonResponse({
+        "jobs": [{"id": str(job.public_id), "state": job.state, "outcome": job.outcome,
+                  "state_label": job.outcome_label, "final": job.state not in selectors.JOB_STATES_PENDING,
+                  # a failed upload says why and what can be done, as the page's line does
+                  "failure": {"code": failure.code, "message": failure.message} if (failure := job.failure) else None}
+                 for job in jobs],
+        "studies": [{"id": str(study.public_id), "url": study.get_absolute_url(), "state": study.state,
+                     "state_label": str(study.get_state_display()),
+                     "final": study.state not in selectors.STUDY_STATES_PENDING,
+                     "instances": study.num_instances,
+                     "instances_label": ngettext("%(n)s image", "%(n)s images", study.num_instances)
+                     % {"n": study.num_instances}}
+                    for study in studies],
+    })
 
 
 @login_required

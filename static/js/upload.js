@@ -1,7 +1,8 @@
 /* Upload page: drag and drop files, folders or zips; each file is a resumable tus upload
    (tus-js-client, served by the app). Resumes after a dropped connection (retries) or a page
    reload (fingerprints in localStorage: choose the same file again). After the last byte the
-   server ingests the file; this page polls the upload's status for the per-file report. */
+   server ingests the file; this page polls the upload's status for the per-file report, and then,
+   while a line names a study still receiving or processing, asks for the studies' states. */
 (function () {
   "use strict";
   var form = document.getElementById("upload-form");
@@ -94,6 +95,29 @@
     return el;
   }
 
+  // a study's link, as the page lists it: its description and, in brackets, its state (and its
+  // number of images, in a file's report): each in its own element, which a later answer of the
+  // server brings up to date (watchStates)
+  function studyLink(s, withImages) {
+    var a = document.createElement("a");
+    a.href = s.url;
+    if (s.id) { a.setAttribute("data-study", s.id); }
+    a.appendChild(document.createTextNode((s.description || strings.untitled) + " ("));
+    var state = document.createElement("span");
+    state.setAttribute("data-study-state", s.state || "");
+    text(state, s.state_label);
+    a.appendChild(state);
+    if (withImages) {
+      a.appendChild(document.createTextNode(", "));
+      var count = document.createElement("span");
+      count.setAttribute("data-study-images", "");
+      text(count, s.instances_label || String(s.instances));
+      a.appendChild(count);
+    }
+    a.appendChild(document.createTextNode(")"));
+    return a;
+  }
+
   // a finished upload joins "Your recent uploads" at once, as the page lists it reloaded
   // (templates/imaging/upload.html): its source, outcome, report and studies, a study in no case
   // with the badge that says where to attach it
@@ -104,6 +128,7 @@
     if (empty) { recent.removeChild(empty); }
     var li = document.createElement("li");
     li.setAttribute("data-testid", "recent-upload");
+    if (job.id) { li.setAttribute("data-job", job.id); }
     var outcome = span("job-outcome", job.state_label);
     outcome.setAttribute("data-outcome", job.outcome || job.state);
     li.appendChild(document.createTextNode(strings.justNow + " · "));
@@ -120,10 +145,7 @@
     }
     (job.studies || []).forEach(function (s) {
       li.appendChild(document.createTextNode(" · "));
-      var a = document.createElement("a");
-      a.href = s.url;
-      a.textContent = (s.description || strings.untitled) + " (" + s.state_label + ")";
-      li.appendChild(a);
+      li.appendChild(studyLink(s, false));
       if (s.in_case === false) {
         li.appendChild(document.createTextNode(" "));
         var badge = span("no-case", strings.inNoCase);
@@ -133,6 +155,7 @@
     });
     if (job.failure) { li.appendChild(failureNote(job.failure, "help")); }
     recent.insertBefore(li, recent.firstChild);
+    watchStates();
   }
 
   // a job that failed as a whole: why, and what can be done (the server's words, in the
@@ -158,10 +181,7 @@
     }
     (job.studies || []).forEach(function (s) {
       var li = document.createElement("li");
-      var a = document.createElement("a");
-      a.href = s.url;
-      a.textContent = (s.description || strings.untitled) + " (" + s.state_label + ", " + (s.instances_label || s.instances) + ")";
-      li.appendChild(a);
+      li.appendChild(studyLink(s, true));
       it.report.appendChild(li);
     });
     // the lines that say something, in the server's order (apps.imaging.selectors.SEVERITIES:
@@ -194,7 +214,12 @@
       it.report.appendChild(cut);
     }
     var done = job.state !== "queued" && job.state !== "running";
-    if (done) { addRecent(it, job); }
+    if (done) {
+      // its polling ends here: its studies' states are asked for from now on (watchStates)
+      if (job.id) { it.report.setAttribute("data-job", job.id); }
+      addRecent(it, job);
+      watchStates();
+    }
     return done;
   }
 
@@ -376,6 +401,136 @@
       readAll();
     }
   }
+
+  // A file's line names its study's state when that file's ingest ended; the next file's ingest
+  // may still be adding to the same study (Processing), which becomes Ready (or Ready with
+  // warnings, or Failed) afterwards; a page loaded during an ingest names the upload Processing.
+  // While a line of the page names a study still receiving or processing, or an upload of "Your
+  // recent uploads" still queued or running, the page asks the server for their states
+  // (imaging:upload_states: states, their labels and the studies' addresses, no name), one upload
+  // per such study, and brings each line's state and link up to date. It asks after FIRST_WAIT,
+  // then less and less often (up to LONGEST_WAIT), and stops when none is left, while the page is
+  // hidden (it asks at once when it is shown again) and when it is left; not at all when nothing
+  // is pending. An upload the server no longer answers for (404: another organization chosen
+  // since, say) is not asked about again; a refusal of the page itself (signed out, 403) stops it.
+  var statesUrl = recent ? recent.getAttribute("data-states-url") || "" : "";
+  var PENDING_STUDY = ["receiving", "processing"], PENDING_JOB = ["queued", "running"];
+  var FIRST_WAIT = 3000, LONGEST_WAIT = 30000, STATES_MAX = 50;
+  var stateWait = FIRST_WAIT, stateTimer = null, stateAsking = false, stateStopped = false;
+  var unanswered = {};  // uploads not asked about again
+
+  function each(root, selector, fn) { Array.prototype.forEach.call(root.querySelectorAll(selector), fn); }
+
+  // the uploads to ask about: for each study still pending, one upload of a line naming it (its
+  // answer names the study for every line); each upload of "Your recent uploads" still pending
+  function pendingUploads() {
+    var jobs = [], studies = {};
+    function want(id) { if (id && !unanswered[id] && jobs.indexOf(id) < 0) { jobs.push(id); } }
+    each(document, "[data-study] [data-study-state]", function (state) {
+      if (PENDING_STUDY.indexOf(state.getAttribute("data-study-state")) < 0) { return; }
+      var study = state.closest("[data-study]").getAttribute("data-study");
+      var line = state.closest("[data-job]");
+      var job = line ? line.getAttribute("data-job") : "";
+      if (!job || unanswered[job] || studies[study]) { return; }
+      studies[study] = true;
+      want(job);
+    });
+    if (recent) {
+      each(recent, "[data-job] [data-testid=job-outcome]", function (outcome) {
+        if (PENDING_JOB.indexOf(outcome.getAttribute("data-outcome")) >= 0) {
+          want(outcome.closest("[data-job]").getAttribute("data-job"));
+        }
+      });
+    }
+    return jobs;
+  }
+
+  function applyStates(data, asked) {
+    var answered = {};
+    (data.studies || []).forEach(function (s) {
+      answered[s.id] = true;
+      each(document, "[data-study=\"" + s.id + "\"]", function (a) {
+        if (s.url && a.getAttribute("href") !== s.url) { a.href = s.url; }
+        var state = a.querySelector("[data-study-state]");
+        if (state) { state.setAttribute("data-study-state", s.state); text(state, s.state_label); }
+        var count = a.querySelector("[data-study-images]");
+        if (count) { text(count, s.instances_label); }
+      });
+    });
+    // a study its upload no longer names (deleted since): nothing to wait for, its line left as it is
+    asked.forEach(function (job) {
+      each(document, "[data-job=\"" + job + "\"] [data-study]", function (a) {
+        var state = a.querySelector("[data-study-state]");
+        if (!answered[a.getAttribute("data-study")] && state) { state.setAttribute("data-study-state", ""); }
+      });
+    });
+    (data.jobs || []).forEach(function (job) {
+      if (!recent) { return; }
+      each(recent, "[data-job=\"" + job.id + "\"]", function (li) {
+        var outcome = li.querySelector("[data-testid=job-outcome]");
+        if (outcome) { outcome.setAttribute("data-outcome", job.outcome || job.state); text(outcome, job.state_label); }
+        if (job.failure && !li.querySelector("[data-testid=job-failure]")) { li.appendChild(failureNote(job.failure, "help")); }
+      });
+    });
+  }
+
+  function askStates() {
+    stateTimer = null;
+    if (stateStopped || document.hidden) { return; }
+    var jobs = pendingUploads();
+    if (!jobs.length) { stateWait = FIRST_WAIT; return; }
+    var batches = [];
+    for (var i = 0; i < jobs.length; i += STATES_MAX) { batches.push(jobs.slice(i, i + STATES_MAX)); }
+    stateAsking = true;
+    Promise.all(batches.map(function (batch) {
+      var query = batch.map(function (id) { return "job=" + encodeURIComponent(id); }).join("&");
+      return fetch(statesUrl + "?" + query, { credentials: "same-origin", headers: { "Accept": "application/json" } })
+        .then(function (r) {
+          // signed out (sent to the sign-in page), or no longer allowed: nothing changes until a reload
+          if (r.redirected || r.status === 401 || r.status === 403) { stateStopped = true; return; }
+          if (r.status === 404 || r.status === 400) {
+            batch.forEach(function (id) { unanswered[id] = true; });
+            return;
+          }
+          if (!r.ok) { throw new Error("HTTP " + r.status); }
+          return r.json().then(function (data) { applyStates(data, batch); });
+        });
+    }))
+      .then(function () { stateWait = Math.min(Math.round(stateWait * 1.5), LONGEST_WAIT); },
+            function () { stateWait = Math.min(stateWait * 2, LONGEST_WAIT); })
+      .then(function () { stateAsking = false; scheduleStates(stateWait); });
+  }
+
+  function scheduleStates(delay) {
+    if (!statesUrl || stateStopped || stateAsking || stateTimer !== null || document.hidden) { return; }
+    if (!pendingUploads().length) { stateWait = FIRST_WAIT; return; }
+    stateTimer = window.setTimeout(askStates, delay);
+  }
+
+  // a line listed anew: asked about soon, whatever the wait had grown to
+  function watchStates() {
+    if (stateTimer !== null) { window.clearTimeout(stateTimer); stateTimer = null; }
+    stateWait = FIRST_WAIT;
+    scheduleStates(stateWait);
+  }
+
+  document.addEventListener("visibilitychange", function () {
+    if (document.hidden) {
+      if (stateTimer !== null) { window.clearTimeout(stateTimer); stateTimer = null; }
+    } else {
+      stateWait = FIRST_WAIT;
+      scheduleStates(0);
+    }
+  });
+  window.addEventListener("pagehide", function () {
+    stateStopped = true;
+    if (stateTimer !== null) { window.clearTimeout(stateTimer); stateTimer = null; }
+  });
+  // back to the page from the browser's history, as it was left: asked again
+  window.addEventListener("pageshow", function (e) {
+    if (e.persisted) { stateStopped = false; stateWait = FIRST_WAIT; scheduleStates(0); }
+  });
+  scheduleStates(stateWait);
 
   // whom a study uploaded into the chosen case reaches (its shares on the whole case, its tumor
   // boards), in the attach page's words: the server's fragment for the case chosen, shown under

@@ -44,9 +44,10 @@ def test_upload_page_uploads_files_and_shows_the_report(page, live_server, tmp_p
     expect(recent).to_contain_text("notes.dcm")
     # each names the study with its state when that file's ingest ended: with the ingest after the
     # last PATCH's answer (eac2fa7) a file may end while the next one's adds to the study
-    # (Processing), as with a real worker
+    # (Processing), as with a real worker; the page then asks for the study's state until it is
+    # final (imaging:upload_states), so each line comes to say Ready without a reload
     expect(recent.get_by_role("link", name=re.compile(r"^Synthetic CT chest \("))).to_have_count(3)
-    expect(recent.get_by_role("link", name="Synthetic CT chest (Ready)").first).to_be_visible()
+    expect(recent.get_by_role("link", name="Synthetic CT chest (Ready)")).to_have_count(3, timeout=30_000)
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     page.screenshot(path=str(output_dir / "upload-phone.png"), full_page=True)
     study = Study.objects.get()
@@ -54,10 +55,12 @@ def test_upload_page_uploads_files_and_shows_the_report(page, live_server, tmp_p
     assert Instance.objects.count() == 3
     # the file's report names its study by its description and its images (static/js/upload.js):
     # the study's when its job was seen finished, 1 to 3 (the ingest runs once the last PATCH is
-    # answered, as with a worker, so the next files may be in already, or still being added: then
-    # Processing)
-    expect(page.locator("[data-testid=upload-item] .report a").first).to_have_text(
-        re.compile(r"^Synthetic CT chest \((Ready|Processing), (1 image|[23] images)\)$"))
+    # answered, as with a worker, so the next files may be in already), or, when the next file's
+    # was still adding to it (Processing), the study's once it is ready (imaging:upload_states)
+    expect(page.locator("[data-testid=upload-item] .report a")).to_have_count(3)
+    for i in range(3):
+        expect(page.locator("[data-testid=upload-item] .report a").nth(i)).to_have_text(
+            re.compile(r"^Synthetic CT chest \(Ready, (1 image|[23] images)\)$"), timeout=30_000)
     page.locator("[data-testid=upload-item] .report a").first.click()
     expect(page.get_by_test_id("study-state")).to_have_text("Ready")
 
