@@ -258,7 +258,7 @@ def _drive(m, org, case, *, radiologist, owner, consultant, admin, tmp_path, on_
         .status_code == 200
     assert audit.get(reverse("audit:event_list"), {"patient": m["family"], "date_from": "2026-02-02",
                                                    "date_to": "2026-01-01"}).status_code == 400
-    response = audit.get(reverse("audit:export_csv"), {"patient": m["family"]})
+    response = audit.post(reverse("audit:export_csv"), {"patient": m["family"]})
     assert response.status_code == 200
     b"".join(response.streaming_content) if response.streaming else response.content
     # refused requests (logged by django.request with their path) with patient data in the query

@@ -77,30 +77,23 @@ class UUIDText(Func):
 def event_search(*, organization: Organization, filters: AuditFilters) -> AuditEventQuerySet:
     """The organization's events matching ``filters``, newest first. The caller checked
     VIEW_AUDIT; rows of other organizations are never among them (``for_org``)."""
-    from apps.accounts.models import User
-    from apps.cases.models import Case, Patient, mrn_matches
+    from apps.cases.models import Case
 
     # Text criteria become subqueries, never capped lists: a cap would let rows matching the term
     # elsewhere (other organizations' accounts, other patients) push out the ones searched for,
     # and the search would answer "nothing" for events that are there.
     qs = AuditEvent.objects.for_org(organization.pk)
     if filters.user:
-        term = filters.user.strip()
-        qs = qs.filter(actor_id__in=User.objects.filter(email__icontains=term).values("pk"))
+        qs = qs.filter(actor_id__in=_users_matching(filters.user).values("pk"))
     if filters.patient:
-        term = filters.patient.strip()
-        as_id = _uuid(term)
-        patients = Patient.objects.for_org(organization.pk)
-        patients = patients.filter(public_id=as_id) if as_id else \
-            patients.filter(mrn_matches(term) | Q(name__icontains=term))
+        patients = _patients_matching(organization, filters.patient)
         case_refs = Case.objects.for_org(organization.pk).filter(patient__in=patients.values("pk"))
         patient_refs = patients.annotate(ref=UUIDText("public_id")).values("ref")
         qs = qs.filter(Q(case_ref__in=case_refs.values("public_id")) | _boards_of(organization, case_refs)
                        | Q(target_type="patient", target_id__in=patient_refs))
     if filters.case:
         as_id = _uuid(filters.case)
-        cases = Case.objects.for_org(organization.pk)
-        cases = cases.filter(public_id=as_id) if as_id else cases.filter(title__icontains=filters.case.strip())
+        cases = _cases_matching(organization, filters.case)
         qs = qs.filter((Q(case_ref=as_id) if as_id else Q(case_ref__in=cases.values("public_id")))
                        | _boards_of(organization, cases))
     if filters.study:
@@ -113,6 +106,81 @@ def event_search(*, organization: Organization, filters: AuditFilters) -> AuditE
     if filters.date_from or filters.date_to:
         qs = _within_dates(qs, organization.pk, filters.date_from, filters.date_to)
     return qs.order_by("-seq")
+
+
+def _users_matching(term: str) -> Any:
+    """The accounts a search's user criterion names: an e-mail address, or part of one."""
+    from apps.accounts.models import User
+
+    return User.objects.filter(email__icontains=term.strip())
+
+
+def _patients_matching(organization: Organization, term: str) -> Any:
+    """The organization's patients a search's patient criterion names: a medical record number
+    (exact), part of a name, or a patient's public id."""
+    from apps.cases.models import Patient, mrn_matches
+
+    term = term.strip()
+    as_id = _uuid(term)
+    patients = Patient.objects.for_org(organization.pk)
+    return patients.filter(public_id=as_id) if as_id else patients.filter(mrn_matches(term) | Q(name__icontains=term))
+
+
+def _cases_matching(organization: Organization, term: str) -> Any:
+    """The organization's cases a search's case criterion names: a case's public id or part of a title."""
+    from apps.cases.models import Case
+
+    as_id = _uuid(term)
+    cases = Case.objects.for_org(organization.pk)
+    return cases.filter(public_id=as_id) if as_id else cases.filter(title__icontains=term.strip())
+
+
+#: an export's event names at most this many of the accounts, patients or cases a criterion matched
+EXPORT_SUMMARY_IDS = 20
+
+
+def export_summary(*, organization: Organization, filters: AuditFilters) -> dict[str, Any]:
+    """What an export's audit event says about the search it exported, with nothing that names a
+    person: action and outcome (the vocabulary), the dates, and for a criterion typed as text the
+    public ids of the accounts (members of the organization), patients or cases it matched (at most
+    EXPORT_SUMMARY_IDS, and how many), or the study's id; never the text typed (an e-mail address,
+    a medical record number, a name, a case's title). No criterion: ``{}``, the whole trail."""
+    from apps.organizations.models import Membership
+
+    def ids(qs: Any) -> dict[str, Any]:
+        return {"ids": [str(i) for i in qs.order_by("pk").values_list("public_id", flat=True)[:EXPORT_SUMMARY_IDS]],
+                "matched": qs.count()}
+
+    summary: dict[str, Any] = {}
+    if filters.user:
+        members = Membership.objects.filter(organization_id=organization.pk).values("user_id")
+        summary["user"] = ids(_users_matching(filters.user).filter(pk__in=members))
+    if filters.patient:
+        summary["patient"] = ids(_patients_matching(organization, filters.patient))
+    if filters.case:
+        summary["case"] = ids(_cases_matching(organization, filters.case))
+    if filters.study:
+        as_id = _uuid(filters.study)
+        summary["study"] = str(as_id) if as_id else "not an id"
+    if filters.action:
+        summary["action"] = filters.action
+    if filters.outcome:
+        summary["outcome"] = filters.outcome
+    if filters.date_from:
+        summary["date_from"] = filters.date_from.isoformat()
+    if filters.date_to:
+        summary["date_to"] = filters.date_to.isoformat()
+    return summary
+
+
+def export_rows(qs: AuditEventQuerySet, *, organization: Organization) -> tuple[int, int]:
+    """(the last seq of the organization's chain now, how many events of ``qs`` are at or before
+    it): what an export about to begin will hold (``events_in_order(qs, upto=...)``), to be named
+    in its own audit event before the first row is sent."""
+    from apps.audit.models import AuditChain
+
+    upto = AuditChain.objects.filter(key=organization.pk).values_list("seq", flat=True).first() or 0
+    return upto, qs.filter(seq__lte=upto).order_by().count()
 
 
 def _boards_of(organization: Organization, cases: Any) -> Q:

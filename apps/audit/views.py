@@ -1,7 +1,9 @@
 """The audit page (org admins): search, CSV export and FHIR R4 AuditEvent export.
 
 Each view checks VIEW_AUDIT on the active organization through the policy, and reads through
-``apps.audit.selectors.event_search``, the same selector the benchmark times."""
+``apps.audit.selectors.event_search``, the same selector the benchmark times. An export is a
+POST (CSRF-checked: a link or an image elsewhere cannot start one) behind a recent second factor,
+as other actions that take data out of the portal."""
 
 from __future__ import annotations
 
@@ -10,11 +12,13 @@ from collections.abc import Iterator
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, QueryDict, StreamingHttpResponse
 from django.shortcuts import render
+from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_POST
 
+from apps.accounts.mfa import asks_step_up, step_up_first
 from apps.audit import actions, fhir, selectors
 from apps.audit.forms import AuditSearchForm
 from apps.audit.services import record
@@ -37,44 +41,51 @@ def _org_for_audit(request: HttpRequest) -> Any:
     return org
 
 
-def _search(request: HttpRequest, org: Any) -> tuple[AuditSearchForm, Any]:
-    """The search's form and its events: none for a search the form refuses (its end before its
-    start, say): a page listing events under such a search would show the whole trail as if it
-    were the result asked for."""
-    form = AuditSearchForm(request.GET or None)
+def _search(data: QueryDict, org: Any) -> tuple[AuditSearchForm, Any, selectors.AuditFilters]:
+    """The search's form, its events and its criteria: no events for a search the form refuses
+    (its end before its start, say): a page listing events under such a search would show the
+    whole trail as if it were the result asked for."""
+    form = AuditSearchForm(data or None)
     if form.is_bound and form.is_valid():
         filters = selectors.AuditFilters.from_data(form.cleaned_data)
     else:
         filters = selectors.AuditFilters()
     events = selectors.event_search(organization=org, filters=filters)
-    return form, events.none() if form.errors else events
+    return form, events.none() if form.errors else events, filters
 
 
-def _query_without_page(request: HttpRequest) -> str:
-    params = request.GET.copy()
-    params.pop("page", None)
-    return params.urlencode()
+def _search_params(data: QueryDict) -> QueryDict:
+    """The search's own fields of a query or a form (not its page, nor the CSRF token)."""
+    params = data.copy()
+    for name in ("page", "csrfmiddlewaretoken"):
+        params.pop(name, None)
+    return params
 
 
 @login_required
 @require_GET
 def event_list(request: HttpRequest) -> HttpResponse:
     org = _org_for_audit(request)
-    return _event_page(request, org, *_search(request, org))
+    form, qs, _filters = _search(request.GET, org)
+    return _event_page(request, org, form, qs, request.GET)
 
 
-def _event_page(request: HttpRequest, org: Any, form: AuditSearchForm, qs: Any) -> HttpResponse:
-    """The page of a search (400, with the reasons beside the fields, when the search is invalid)."""
+def _event_page(request: HttpRequest, org: Any, form: AuditSearchForm, qs: Any, data: QueryDict) -> HttpResponse:
+    """The page of a search (400, with the reasons beside the fields, when the search is invalid);
+    ``data``: the search asked for (the page's query, or an export's form)."""
     try:
-        number = int(request.GET.get("page", "1"))
+        number = int(data.get("page", "1"))
     except ValueError:
         number = 1
     page = selectors.event_page(qs, number=number, size=PAGE_SIZE)
     rows = [(event, actions.event_label(event.action, event.details),
              actions.actor_label(event.actor_type, event.actor_label), actions.target_label(event.target_type),
              actions.event_detail(event.action, event.details)) for event in page.events]
+    params = _search_params(data)
     return render(request, "audit/event_list.html", {
-        "organization": org, "form": form, "page": page, "rows": rows, "query": _query_without_page(request),
+        "organization": org, "form": form, "page": page, "rows": rows, "query": params.urlencode(),
+        # the export buttons' form sends the search shown (its fields, hidden)
+        "export_params": [(name, value) for name, values in params.lists() for value in values],
     }, status=400 if form.errors else 200)
 
 
@@ -104,20 +115,22 @@ def _csv_rows(events: Iterator[Any]) -> Iterator[str]:
 
 
 @login_required
-@require_GET
+@require_POST
+@asks_step_up()  # step_up_first in _export_search, after the policy
 def export_csv(request: HttpRequest) -> HttpResponse:
-    org, events, invalid = _export_search(request, "csv")
-    if invalid is not None:
-        return invalid
+    org, events, refused = _export_search(request, "csv")
+    if refused is not None:
+        return refused
     return _export_response(request, _csv_rows(events), "text/csv; charset=utf-8", f"audit-{org.slug}", "csv")
 
 
 @login_required
-@require_GET
+@require_POST
+@asks_step_up()  # step_up_first in _export_search, after the policy
 def export_fhir(request: HttpRequest) -> HttpResponse:
-    org, events, invalid = _export_search(request, "fhir")
-    if invalid is not None:
-        return invalid
+    org, events, refused = _export_search(request, "fhir")
+    if refused is not None:
+        return refused
     base = request.build_absolute_uri("/fhir/")
     body = fhir.bundle_stream(events, site=request.get_host(), base_url=base, total=None,
                               timestamp=timezone.now().isoformat(), chunk=selectors.EXPORT_BATCH)
@@ -125,17 +138,27 @@ def export_fhir(request: HttpRequest) -> HttpResponse:
 
 
 def _export_search(request: HttpRequest, fmt: str) -> tuple[Any, Any, HttpResponse | None]:
-    """The organization and the events an export of the trail (``fmt``) takes (oldest first, read in
-    batches as the file is sent, up to the export's own event), its export recorded; and, when the
-    search asked for is not valid, the audit page with its errors to answer instead (never the
-    whole trail in place of the search asked for), nothing recorded."""
+    """The organization and the events an export of the trail (``fmt``, the search in the POSTed
+    form) takes: oldest first, read in batches as the file is sent, those of the trail as it was
+    when the export was asked (up to its chain's last event then); its export recorded first,
+    naming the search (never the text typed: ``selectors.export_summary``) and how many events
+    the file holds. Instead, with nothing recorded: the step-up page when the second factor is
+    not recent (it comes back to the audit page, the search kept, to press Export again); the
+    audit page with the search's errors when it is not valid (never the whole trail in place of
+    the search asked for)."""
     org = _org_for_audit(request)
-    form, qs = _search(request, org)
+    params = _search_params(request.POST)
+    back = reverse("audit:event_list") + (f"?{params.urlencode()}" if params else "")
+    if (asked := step_up_first(request, back=back)) is not None:
+        return org, None, asked
+    form, qs, filters = _search(request.POST, org)
     if form.errors:
-        return org, qs, _event_page(request, org, form, qs)
-    exported = record(action=actions.AUDIT_EXPORTED, actor=request.user, organization=org, request=request,
-                      details={"format": fmt})
-    return org, selectors.events_in_order(qs, upto=exported.seq, size=selectors.EXPORT_BATCH), None
+        return org, qs, _event_page(request, org, form, qs, request.POST)
+    upto, rows = selectors.export_rows(qs, organization=org)
+    record(action=actions.AUDIT_EXPORTED, actor=request.user, organization=org, request=request,
+           details={"format": fmt, "search": selectors.export_summary(organization=org, filters=filters),
+                    "rows": rows, "up_to_seq": upto})
+    return org, selectors.events_in_order(qs, upto=upto, size=selectors.EXPORT_BATCH), None
 
 
 def _export_response(request: HttpRequest, pieces: Iterator[str], content_type: str, name: str,

@@ -14,7 +14,7 @@ from django.urls import reverse
 
 from apps.audit.models import AuditEvent
 from apps.organizations.models import Role
-from tests.accounts.conftest import stale_second_factor_client
+from tests.accounts.conftest import enrol, stale_second_factor_client, totp_code
 from tests.factories import CaseFactory, GrantFactory, MembershipFactory, member, working_in
 
 pytestmark = pytest.mark.django_db
@@ -44,8 +44,10 @@ def _mentions(org, text: str) -> list[AuditEvent]:
 def _csv(org, admin) -> str:
     client = Client()
     client.force_login(admin)
+    # an export asks for a recent second factor
+    assert client.post("/accounts/mfa/verify/", {"code": totp_code(enrol(admin)), "next": "/"}).status_code == 302
     working_in(client, org)
-    response = client.get(reverse("audit:export_csv"))
+    response = client.post(reverse("audit:export_csv"))
     assert response.status_code == 200
     return b"".join(response.streaming_content).decode() if response.streaming else response.content.decode()
 

@@ -180,14 +180,14 @@ def test_count_is_capped(org_a, monkeypatch):
 
 def test_csv_export_streams_the_search(world, admin_a, client_as):
     record(action="=cmd|' /C calc'!A0", organization=admin_a.memberships.get().organization)
-    response = client_as(admin_a).get(reverse("audit:export_csv"), {"user": "rad@alpha"})
+    response = client_as(admin_a).post(reverse("audit:export_csv"), {"user": "rad@alpha"})
     assert response.status_code == 200 and response.streaming
     assert response["Content-Disposition"].startswith('attachment; filename="audit-alpha-')
     rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
     assert [int(r["id"]) for r in rows] == _ids(world, "viewer", "denied", "view2")  # oldest first
     assert rows[0]["study"] == str(world["study"]) and rows[1]["outcome"] == "denied"
     assert all(len(r["hash"]) == 64 for r in rows)
-    everything = client_as(admin_a).get(reverse("audit:export_csv"))
+    everything = client_as(admin_a).post(reverse("audit:export_csv"))
     text = b"".join(everything.streaming_content).decode()
     assert "'=cmd" in text and "\n=cmd" not in text  # no spreadsheet formulas
     assert "Fictional Person" not in text
@@ -202,7 +202,7 @@ def test_an_export_of_an_invalid_search_is_refused_not_the_whole_trail(world, ad
     assert page.status_code == 400 and reverse(name) not in page.content.decode()  # no export link offered
     assert not page.context["rows"] and "Correct the search above to see events." in page.content.decode()
     before = AuditEvent.objects.filter(action=actions.AUDIT_EXPORTED).count()
-    response = client.get(reverse(name), bad)
+    response = client.post(reverse(name), bad)
     assert response.status_code == 400 and not response.streaming
     assert "The start date is after the end date." in response.content.decode()  # why, on the page
     assert AuditEvent.objects.filter(action=actions.AUDIT_EXPORTED).count() == before  # nothing exported

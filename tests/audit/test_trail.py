@@ -909,7 +909,7 @@ def _share_expire(w):
 
 
 def _audit_export(w):
-    response = w.clients["admin"].get(reverse("audit:export_csv"))
+    response = w.clients["admin"].post(reverse("audit:export_csv"))
     assert response.status_code == 200
 
 

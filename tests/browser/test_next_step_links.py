@@ -133,7 +133,7 @@ def test_audit_exports_and_ids_are_finger_sized(browser, live_server, viewport, 
     with device_page(browser, viewport, language) as page:
         signed_in_as(page, live_server.url, admin)
         page.goto(f"{live_server.url}/org/audit/")
-        exports = page.locator(".audit-exports a")
+        exports = page.locator(".audit-exports button")
         expect(exports).to_have_count(2)
         assert_finger_sized(exports)
         ids = page.locator(".audit-table td a")

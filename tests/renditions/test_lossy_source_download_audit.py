@@ -41,7 +41,7 @@ def test_an_all_lossy_cases_lossless_zip_is_recorded_as_lossy_originals(lossy_ca
     assert row[2] == f"{actions.label(actions.DOWNLOAD_COMPLETED)}{ALL_LOSSY}{actions.DOWNLOAD_COMPLETED}"
     assert "Lossless compressed DICOM" not in row[2]
     # and so does its FHIR AuditEvent (the details, as every event's are)
-    response = admin.get(reverse("audit:export_fhir"), {"action": actions.DOWNLOAD_COMPLETED})
+    response = admin.post(reverse("audit:export_fhir"), {"action": actions.DOWNLOAD_COMPLETED})
     bundle = json.loads(b"".join(response.streaming_content))
     [resource] = [e["resource"] for e in bundle["entry"]]
     details = {d["type"]: d["valueString"] for entity in resource["entity"] for d in entity.get("detail", [])}
