@@ -41,7 +41,7 @@ def _seen_by(client, action: str) -> tuple[bytes, bytes]:
     """The audit page and the CSV export of the signed-in admin's organization, for ``action``."""
     page = client.get(reverse("audit:event_list"), {"action": action})
     assert page.status_code == 200
-    export = client.get(reverse("audit:export_csv"), {"action": action})
+    export = client.post(reverse("audit:export_csv"), {"action": action})
     assert export.status_code == 200
     return page.content.replace(b"<wbr>", b""), b"".join(export.streaming_content)
 
