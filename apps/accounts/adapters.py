@@ -189,15 +189,27 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
                actor_label="anonymous", details={"reason": reason, **(details or {})})
         raise ImmediateHttpResponse(render(request, "accounts/sso_refused.html", {"reason": reason}, status=403))
 
-    def _refuse_other_organizations(self, request: HttpRequest, user: Any, provider_id: str) -> None:
+    def _refuse_other_organizations(self, request: HttpRequest, user: Any, provider_id: str,
+                                    organization: Any) -> None:
         """The provider named a member of other organizations too, whose data its word does not
         open (``policy.sso_sign_in_allowed``). Recorded in the trail of each organization of
         theirs: the others' admins see that this provider named their member. The page tells
-        them to sign in with their password and a second factor."""
+        them to sign in with their password and a second factor; one whose authenticator was
+        enrolled in a session this provider opened (``mfa.has_second_factor_outside_sso_of``: it
+        does not count) is told that a code of it entered after their password confirms it, and
+        to have it reset if it is not theirs (``details.enrolled_through_sso``)."""
+        from django.conf import settings
+
+        from apps.accounts import mfa
+
+        through_sso = (settings.LIGHTBOX_MFA_ENFORCED and mfa.has_second_factor(user)
+                       and not mfa.has_second_factor_outside_sso_of(user, organization))
         record(action="auth.sso_refused_other_organizations", outcome="denied", request=request, target=user,
-               actor_label="anonymous", details={"reason": "other_organizations", "provider": provider_id})
-        raise ImmediateHttpResponse(render(request, "accounts/sso_refused.html", {"reason": "other_organizations"},
-                                           status=403))
+               actor_label="anonymous", details={"reason": "other_organizations", "provider": provider_id,
+                                                 **({"enrolled_through_sso": True} if through_sso else {})})
+        raise ImmediateHttpResponse(render(request, "accounts/sso_refused.html", {
+            "reason": "other_organizations_sso_factor" if through_sso else "other_organizations",
+            "organization": organization}, status=403))
 
     def pre_social_login(self, request: HttpRequest, sociallogin: Any) -> None:
         from apps.accounts.models import SSOConfig, User
@@ -222,7 +234,7 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
         if sociallogin.is_existing and sociallogin.user.pk != user.pk:
             self._refuse(request, "linked_elsewhere", config.organization_id)
         if not policy.sso_sign_in_allowed(user, config.organization):
-            self._refuse_other_organizations(request, user, provider_id)
+            self._refuse_other_organizations(request, user, provider_id, config.organization)
         if not sociallogin.is_existing:
             sociallogin.user = user
             sociallogin.save(request, connect=True)  # link the provider's subject to this account

@@ -100,6 +100,77 @@ def has_second_factor(user: Any) -> bool:
     return TOTPDevice.objects.filter(user=user, confirmed=True).exists()
 
 
+# --- factors enrolled through a single sign-on ------------------------------------------------
+
+def has_second_factor_outside_sso_of(user: Any, organization: Any) -> bool:
+    """Whether ``user`` has a confirmed authenticator that was not enrolled in a session
+    ``organization``'s single sign-on opened (``SSOEnrolledFactor``): one whose code that
+    provider's admin cannot be the one to give (``policy.sso_sign_in_allowed``)."""
+    return TOTPDevice.objects.filter(user=user, confirmed=True).exclude(
+        lightbox_sso_enrolled__organization=organization).exists()
+
+
+def sso_enrolled_by(device: Any) -> int | None:
+    """The organization (its id) whose single sign-on opened the session ``device`` (an
+    authenticator or recovery codes) was enrolled in, or None: enrolled otherwise (a password's
+    session), confirmed since (``sso_enrolled_confirm``), or before such enrolments were marked."""
+    from apps.accounts.models import SSOEnrolledFactor
+
+    if isinstance(device, TOTPDevice):
+        mark = SSOEnrolledFactor.objects.filter(totp_device_id=device.pk)
+    elif isinstance(device, StaticDevice):
+        mark = SSOEnrolledFactor.objects.filter(static_device_id=device.pk)
+    else:
+        return None
+    return mark.values_list("organization_id", flat=True).first()
+
+
+def sso_enrolled_mark(request: HttpRequest | None, device: Any) -> None:
+    """Mark ``device``, just enrolled (an authenticator confirmed, recovery codes made), as
+    enrolled through the single sign-on that opened ``request``'s session, if one did
+    (``sso.OPENED_BY_KEY``): that provider could have opened it to enrol a factor of its admin's
+    choosing, which must not stand for the person against that provider later
+    (``policy.sso_factor_counts``)."""
+    from apps.accounts.models import SSOEnrolledFactor
+    from apps.accounts.sso import opened_by
+
+    org_id = opened_by(request) if request is not None else None
+    if org_id is None:
+        return
+    field = "totp_device" if isinstance(device, TOTPDevice) else "static_device"
+    SSOEnrolledFactor.objects.update_or_create(**{field: device}, defaults={"organization_id": org_id})
+
+
+def sso_enrolled_to_confirm(request: HttpRequest) -> Any:
+    """The organization through whose single sign-on the person's authenticator was enrolled,
+    when this session is not one it opened (a code entered here confirms it,
+    ``sso_enrolled_confirm``): the code page says so. None otherwise."""
+    from apps.accounts.sso import opened_by
+    from apps.organizations.models import Organization
+
+    device = totp_device(request.user)
+    org_id = sso_enrolled_by(device) if device is not None else None
+    if org_id is None or org_id == opened_by(request):
+        return None
+    return Organization.objects.filter(pk=org_id).first()
+
+
+def sso_enrolled_confirm(request: HttpRequest, device: Any) -> int | None:
+    """A code of ``device`` was just entered in ``request``'s session: if ``device`` was enrolled
+    through an organization's single sign-on and this session is not one that single sign-on
+    opened (the person's password, or another organization's way), whoever signed in here holds
+    the device: it is theirs, and its mark goes. The organization (id) whose mark went, or None."""
+    from apps.accounts.models import SSOEnrolledFactor
+    from apps.accounts.sso import opened_by
+
+    org_id = sso_enrolled_by(device)
+    if org_id is None or org_id == opened_by(request):
+        return None
+    field = "totp_device_id" if isinstance(device, TOTPDevice) else "static_device_id"
+    SSOEnrolledFactor.objects.filter(**{field: device.pk}, organization_id=org_id).delete()
+    return org_id
+
+
 def recovery_codes_pending(user: Any) -> bool:
     """An authenticator is enrolled but its recovery codes were not yet saved."""
     return has_second_factor(user) and not StaticDevice.objects.filter(user=user, confirmed=True).exists()
@@ -158,6 +229,7 @@ def totp_confirm(request: HttpRequest, code: str) -> tuple[str, Any]:
             device.drift = totp.drift
         device.last_used_at = timezone.now()
         device.save()
+        sso_enrolled_mark(request, device)  # enrolled in a session a single sign-on opened: said so
     request.session.pop(TOTP_PENDING_KEY, None)
     return OTPResult.OK, device
 
@@ -176,9 +248,11 @@ RECOVERY_CODES_SHOW_KEY = "lightbox_recovery_codes_show"
 def recovery_codes_issue(user: Any, request: HttpRequest | None = None) -> list[str]:
     """New recovery codes (unconfirmed until the user says they saved them); old ones die.
     ``request``: the request of the person they are made for, whose session may then show them
-    once (``recovery_codes_to_show``)."""
+    once (``recovery_codes_to_show``), and that were made in a session an organization's single
+    sign-on opened are marked so (``sso_enrolled_mark``)."""
     StaticDevice.objects.filter(user=user).delete()
     device = StaticDevice.objects.create(user=user, name="recovery", confirmed=False)
+    sso_enrolled_mark(request, device)
     codes = []
     for _ in range(RECOVERY_CODE_COUNT):
         token = StaticToken.random_token()
@@ -341,7 +415,9 @@ def otp_check(request: HttpRequest, user: Any, code: str, *, purpose: str = "sig
     if matched is not None:
         _tries_reset(device)  # the try is given back, and the wrong codes before it
         mark_verified(request, matched)
-        record(action="auth.otp_verified", actor=user, request=request, details={"purpose": purpose})
+        confirmed = sso_enrolled_confirm(request, matched)  # outside the single sign-on it was enrolled through
+        record(action="auth.otp_verified", actor=user, request=request,
+               details={"purpose": purpose, **({"confirmed_outside_sso_of": confirmed} if confirmed else {})})
         return OTPResult.OK, None
     record(action="auth.otp_failed", actor=user, outcome="denied", request=request,
            details={"purpose": purpose, "failures": failures, **({"reused": True} if reused else {})})

@@ -209,3 +209,29 @@ class SupersededInvitationToken(models.Model):
 
     def __str__(self) -> str:
         return f"Superseded token of invitation {self.invitation_id}"
+
+
+class SSOEnrolledFactor(models.Model):
+    """A second factor (an authenticator, or recovery codes) enrolled in a session an organization's
+    single sign-on opened (``apps.accounts.mfa.sso_enrolled_mark``): that organization's provider,
+    which its admin runs, could have opened the session and enrolled it, so it is no proof against
+    that provider (``apps.sharing.policy.sso_factor_counts``). A code from it entered in a session
+    that provider did not open (the person's password) confirms it: the mark goes
+    (``mfa.sso_enrolled_confirm``). Goes with its device (a reset, new recovery codes). A factor
+    enrolled before this existed has no mark: it counts as enrolled outside single sign-on."""
+
+    organization = models.ForeignKey("organizations.Organization", on_delete=models.CASCADE, related_name="+")
+    totp_device = models.OneToOneField("otp_totp.TOTPDevice", null=True, blank=True, on_delete=models.CASCADE,
+                                       related_name="lightbox_sso_enrolled")
+    static_device = models.OneToOneField("otp_static.StaticDevice", null=True, blank=True,
+                                         on_delete=models.CASCADE, related_name="lightbox_sso_enrolled")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.CheckConstraint(
+            condition=models.Q(totp_device__isnull=False, static_device__isnull=True)
+            | models.Q(totp_device__isnull=True, static_device__isnull=False),
+            name="sso_enrolled_factor_one_device")]
+
+    def __str__(self) -> str:
+        return f"Second factor enrolled through the single sign-on of organization {self.organization_id}"

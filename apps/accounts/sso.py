@@ -256,7 +256,11 @@ def session_outlived(request: HttpRequest, memberships: Any = None) -> bool:
     that provider sign the person in (``policy.sso_sign_in_allowed``, asked again now: the person
     may have come to reach another organization's data since, by accepting its invitation or
     being sent its share). Such a session must end, unless it was verified with a second factor
-    the person had before that sign-in (a code the provider could not give). False for a session
+    the person had before that sign-in (a code the provider could not give), and one not enrolled
+    in a session that provider opened (``policy.sso_factor_counts``): a factor enrolled through it
+    may be its admin's. A session the rule still allows ends too when it was verified with such a
+    factor and the person reaches another organization's data (the rule counted another factor
+    of theirs, the session was verified with the provider's). False for a session
     no single sign-on opened. Asked by the access gate on every request of such a session (a few
     indexed queries; none for other sessions) and by the enrolment of a first second factor.
     ``memberships``: the request's (``request.my_memberships``), to find the organization without
@@ -276,10 +280,19 @@ def session_outlived(request: HttpRequest, memberships: Any = None) -> bool:
     user = request.user
     organization = next((m.organization for m in memberships or () if m.organization_id == org_id), None) \
         or Organization.objects.filter(pk=org_id).first()
-    if organization is not None and policy.sso_sign_in_allowed(user, organization):
-        return False
     device = getattr(user, "otp_device", None)  # the factor this session was verified with (django-otp)
-    return device is None or device.persistent_id not in request.session.get(FACTORS_BEFORE_KEY, ())
+    if organization is not None and policy.sso_sign_in_allowed(user, organization):
+        return (device is not None and not policy.sso_factor_counts(device, org_id)
+                and policy.reaches_beyond(user, organization))
+    return (device is None or device.persistent_id not in request.session.get(FACTORS_BEFORE_KEY, ())
+            or not policy.sso_factor_counts(device, org_id))
+
+
+def opened_by(request: HttpRequest) -> int | None:
+    """The organization (its id) whose single sign-on opened ``request``'s session, or None (a
+    password's, an invitation's, or no session)."""
+    session = getattr(request, "session", None)
+    return session.get(OPENED_BY_KEY) if session is not None else None
 
 
 def session_end(request: HttpRequest, *, during: str) -> None:

@@ -131,7 +131,10 @@ def mfa_setup(request: HttpRequest) -> HttpResponse:
         if result == mfa.OTPResult.OK:
             mfa.mark_verified(request, enrolled)
             mfa.recovery_codes_issue(user, request)
-            record(action="auth.mfa_enrolled", actor=user, request=request)
+            # enrolled in a session an organization's single sign-on opened: no proof against it
+            through = sso.opened_by(request)
+            record(action="auth.mfa_enrolled", actor=user, request=request,
+                   details={"through_sso_of": through} if through is not None else None)
             return redirect(with_next("accounts:recovery_codes", next_url(request)))
         if result == mfa.OTPResult.LOCKED:
             locked = True
@@ -250,7 +253,9 @@ def mfa_verify(request: HttpRequest) -> HttpResponse:
     # whom to ask when the phone and the recovery codes are both lost: the organization named (an
     # external consultant's "organization" is the hospital that invited them), or "" (the operator)
     return _verify(request, purpose="sign_in", template="accounts/mfa_verify.html",
-                   extra={"reset_by": getattr(policy.second_factor_resetting_organization(request.user), "name", "")})
+                   extra={"reset_by": getattr(policy.second_factor_resetting_organization(request.user), "name", ""),
+                          # set up through an organization's single sign-on: a code here confirms it
+                          "sso_enrolled_by": mfa.sso_enrolled_to_confirm(request)})
 
 
 @never_cache

@@ -1462,16 +1462,34 @@ def sso_sign_in_allowed(user: Any, organization: Organization) -> bool:
     data (``reaches_beyond``: a membership there, or a share from it); or someone with a
     confirmed second factor while the access gate asks for it (LIGHTBOX_MFA_ENFORCED): then
     nothing is reachable before a code the provider cannot give, and that no one organization's
-    admin may reset for a person of several (``second_factor_reset_allowed``). Anyone else signs
-    in with a password and a second factor (``apps.accounts.adapters.password_login_refused`` and
-    ``apps.accounts.mfa.mfa_required`` then let them, and ask for one)."""
+    admin may reset for a person of several (``second_factor_reset_allowed``). A factor enrolled
+    in a session this provider opened does not count (``sso_factor_counts``): its admin could have
+    signed the person in while they reached this organization alone and enrolled an authenticator
+    of theirs, to answer its code once the person reaches another's. Anyone else signs in with a
+    password and a second factor (``apps.accounts.adapters.password_login_refused`` and
+    ``apps.accounts.mfa.mfa_required`` then let them, and ask for one; a code of a factor enrolled
+    through this provider entered there confirms it, ``mfa.sso_enrolled_confirm``)."""
     from django.conf import settings
 
-    from apps.accounts.mfa import has_second_factor
+    from apps.accounts.mfa import has_second_factor_outside_sso_of
 
     if not _active_user(user):
         return False
-    return not reaches_beyond(user, organization) or (settings.LIGHTBOX_MFA_ENFORCED and has_second_factor(user))
+    return not reaches_beyond(user, organization) or (
+        settings.LIGHTBOX_MFA_ENFORCED and has_second_factor_outside_sso_of(user, organization))
+
+
+def sso_factor_counts(device: Any, organization_id: int) -> bool:
+    """Whether a second factor (``device``: an authenticator or recovery codes, django-otp's) is
+    proof, against the single sign-on of organization ``organization_id``, that the person and
+    not that provider's admin is there: it was not enrolled in a session that provider opened
+    (``apps.accounts.models.SSOEnrolledFactor``, kept by ``mfa.sso_enrolled_mark``), or it was
+    confirmed since by a code entered in a session it did not open. A factor enrolled before
+    such enrolments were marked counts. ``apps.accounts.sso.session_outlived`` asks it of the
+    factor a session that provider opened was verified with."""
+    from apps.accounts.mfa import sso_enrolled_by
+
+    return sso_enrolled_by(device) != organization_id
 
 
 def reaches_beyond(user: Any, organization: Organization) -> bool:
