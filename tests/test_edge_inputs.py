@@ -51,8 +51,12 @@ def _share(client, case, **fields):
 
 @pytest.mark.parametrize("field", ["download_limit", "max_uses"])
 def test_share_form_refuses_a_count_the_column_cannot_hold(client_as, owner, recipient, case, field):
-    response = _share(client_as(owner), case, use_case="second_opinion", recipient_kind="user",
-                      recipient_email=recipient.email, **{field: HUGE})
+    # a use limit is an anonymous link's (refused, whatever its value, on a share to a person)
+    case.organization.anonymous_links_enabled = True
+    case.organization.save(update_fields=["anonymous_links_enabled"])
+    recipient_fields = ({"use_case": "second_opinion", "recipient_kind": "user", "recipient_email": recipient.email}
+                        if field == "download_limit" else {"use_case": "custom", "recipient_kind": "anonymous"})
+    response = _share(client_as(owner), case, **recipient_fields, **{field: HUGE})
     assert response.status_code == 400
     assert field in response.context["form"].errors
     assert not Grant.objects.exists()

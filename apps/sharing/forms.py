@@ -11,6 +11,20 @@ from apps.core.forms import BoundedDateTimeField, BoundedModelMultipleChoiceFiel
 from apps.sharing.models import COUNT_MAX, Grant, SecondFactor
 from apps.sharing.usecases import ANONYMOUS_MAX_HOURS, TEMPLATES, RecipientKind, Rendition, UseCase, templates_taking
 
+#: the share form's fields that belong to some kinds of recipient only (the others take every
+#: kind): the form marks them with those kinds (``data-recipient-kinds``, for js/share_form.js,
+#: which shows only the chosen kind's), and ``ShareForm.clean`` refuses the link's terms given for
+#: another kind, and drops another kind's recipients
+KIND_FIELDS: dict[str, tuple[str, ...]] = {
+    "recipient_email": (RecipientKind.USER, RecipientKind.EMAIL),
+    "group_emails": (RecipientKind.GROUP,), "group_name": (RecipientKind.GROUP,),
+    "max_uses": (RecipientKind.ANONYMOUS,), "second_factor": (RecipientKind.ANONYMOUS,),
+    "passcode": (RecipientKind.ANONYMOUS,),
+}
+#: an anonymous link's terms: a share to a person, a group or an invited address opens only for
+#: them, signed in, so these would protect nothing there (a sharer who gave one believed they did)
+ANONYMOUS_LINK_FIELDS = ("max_uses", "second_factor", "passcode")
+
 #: a share to an e-mail address that no account has (the form and the API refuse it)
 NO_ACCOUNT = gettext_noop("No account has this address: invite them first. Once they have accepted the "
                           "invitation and signed in, share with them.")
@@ -66,12 +80,21 @@ class ShareForm(forms.Form):
             del self.fields["studies"]
         # an organization that switched anonymous links off is not offered them; one asked for
         # anyway (an old page) is refused in ``clean`` with that reason, beside the field
-        self.anonymous_off = case is not None and not case.organization.anonymous_links_enabled
+        from apps.sharing import policy
+
+        self.anonymous_off = case is not None and not policy.anonymous_links_allowed(case.organization)
         asked = self.data.get("recipient_kind") if self.is_bound else None
         if self.anonymous_off and asked != RecipientKind.ANONYMOUS:
             self.fields["recipient_kind"].choices = [
                 (value, label) for value, label in self.fields["recipient_kind"].choices
                 if value != RecipientKind.ANONYMOUS]
+        if self.anonymous_off:
+            # nor an anonymous link's terms: nothing here takes them
+            for name in ANONYMOUS_LINK_FIELDS:
+                del self.fields[name]
+        for name, kinds in KIND_FIELDS.items():
+            if name in self.fields:
+                self.fields[name].widget.attrs["data-recipient-kinds"] = " ".join(kinds)
         # the template is chosen on the same page: which templates take the kinds that not every
         # one takes is said beside the choice, from the templates' table (the check in ``clean``),
         # so that "Anonymous link" is not found to be Custom's only after submitting (found by QA)
@@ -140,9 +163,36 @@ class ShareForm(forms.Form):
                 anonymous_original_check(org_policy=self.org_policy, second_factor=data.get("second_factor") or "")
             except ValidationError as exc:
                 self.add_error("second_factor" if exc.code == "second_factor" else "rendition", exc)
-        if data.get("second_factor") == SecondFactor.PASSCODE and not data.get("passcode"):
-            self.add_error("passcode", _("Choose a passcode of at least 6 characters."))
+        self._clean_kind_fields(data, kind)
         return data
+
+    def _clean_kind_fields(self, data: dict[str, Any], kind: str | None) -> None:
+        """The fields of another kind of recipient than ``kind``: an anonymous link's terms are
+        refused beside each (the sharer believed the share protected by them: it is not); another
+        kind's recipients are dropped, so that the review shows and the share takes only the
+        chosen kind's (without JavaScript the form shows every field, and a browser keeps what was
+        typed in a field hidden since)."""
+        if self.anonymous_off:
+            # an old page's, or a hand-made request: the fields are not offered, nothing takes them
+            if kind != RecipientKind.ANONYMOUS and any(
+                    str(self.data.get(name) or "").strip() for name in ANONYMOUS_LINK_FIELDS):
+                self.add_error(None, _("Anonymous links are switched off for this organization: a share takes no "
+                                       "use limit, second factor or passcode. Its link opens only for its "
+                                       "recipients, signed in."))
+        elif kind in RecipientKind.values and kind != RecipientKind.ANONYMOUS:
+            for name in ANONYMOUS_LINK_FIELDS:
+                if data.get(name) not in (None, "") and name not in self.errors:
+                    self.add_error(name, _("Only an anonymous link takes this: a share to a person, a group or an "
+                                           "invited address opens only for them, signed in. Leave it empty."))
+        elif kind == RecipientKind.ANONYMOUS:
+            if data.get("second_factor") == SecondFactor.PASSCODE and not data.get("passcode"):
+                self.add_error("passcode", _("Choose a passcode of at least 6 characters."))
+            elif data.get("passcode") and data.get("second_factor") != SecondFactor.PASSCODE:
+                self.add_error("passcode", _("A passcode is asked only when the second factor is “Passcode”: "
+                                             "choose it above, or leave the passcode empty."))
+        for name, kinds in KIND_FIELDS.items():
+            if name not in ANONYMOUS_LINK_FIELDS and kind not in kinds and name in data:
+                data[name] = ""
 
     def clean_not_before(self) -> Any:
         """A time in the past is refused beside the field, at the review already (the service's

@@ -747,6 +747,14 @@ def _grant_refusal(grant: Grant, action: Action | str, obj: object, *, user: Any
     return GrantRefusal.NOT_INCLUDED
 
 
+def anonymous_links_allowed(organization: Organization) -> bool:
+    """Whether ``organization``'s cases may be shared through anonymous links at all (its switch,
+    ``Organization.anonymous_links_enabled``, off by default: every link is then tied to a
+    signed-in recipient). The share form offers an anonymous link, and the link's own terms (a
+    use limit, a second factor, a passcode), only where it says yes."""
+    return bool(organization.anonymous_links_enabled)
+
+
 class AnonymousOriginalRefusal(StrEnum):
     """Why an anonymous link may not carry the identified original DICOM
     (``anonymous_original_refusal``)."""

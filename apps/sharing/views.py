@@ -126,7 +126,7 @@ def _share_steps(request: HttpRequest, case, studies=()) -> HttpResponse:
     # the templates as this organization applies them (its defaults and maxima), not the code's table
     context = {"case": case, "form": form,
                "templates": [template_for(case.organization_id, key) for key in TEMPLATES],
-               "anonymous_enabled": case.organization.anonymous_links_enabled}
+               "anonymous_enabled": policy.anonymous_links_allowed(case.organization)}
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         rendition = data.get("rendition") or None

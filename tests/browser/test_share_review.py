@@ -2,7 +2,9 @@
 page after it every term the link was made with. It left out the opening time ("Not before", a
 tumor board's day), the use limit, the link's second factor and the group's name: a wrong date
 could not be caught before the link existed, and nothing reminded the sharer to give the
-passcode by phone."""
+passcode by phone. A group's share takes no use limit or second factor (those are an anonymous
+link's, refused on a share to named people): an anonymous link's review of them is in
+tests/browser/test_share_form_kinds.py."""
 
 from __future__ import annotations
 
@@ -21,9 +23,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 TEXT = {
     "en": {"review": "Review the share", "confirm": "Confirm and create the link", "opens": "Opens",
-           "counted": "168 hours, counted from when it opens", "phone": "by another channel (phone)"},
+           "counted": "168 hours, counted from when it opens"},
     "es": {"review": "Revisar el acceso compartido", "confirm": "Confirmar y crear el enlace", "opens": "Se abre",
-           "counted": "168 horas, contadas desde que se abre", "phone": "por otro medio (teléfono)"},
+           "counted": "168 horas, contadas desde que se abre"},
 }
 
 
@@ -49,17 +51,12 @@ def test_the_review_and_the_created_share_show_every_term_given(browser, live_se
         page.locator("#id_group_emails").fill("consultant@review.example\nradiologist@review.example")
         page.locator("#id_group_name").fill("Thoracic board")
         page.locator("#id_not_before").fill(opens.strftime("%Y-%m-%dT%H:%M"))
-        page.locator("#id_max_uses").fill("3")
-        page.locator("#id_second_factor").select_option("passcode")
-        page.locator("#id_passcode").fill("board-2026")
         page.get_by_role("button", name=words["review"]).tap()
 
         review = page.locator("main dl.facts")
         expect(review).to_contain_text("Thoracic board")
         expect(page.get_by_test_id("confirm-not-before")).to_have_text(opens.strftime("%Y-%m-%d 15:00"))
         expect(review).to_contain_text(words["counted"])
-        expect(page.get_by_test_id("confirm-max-uses")).to_have_text("3")
-        expect(page.get_by_test_id("confirm-second-factor")).to_contain_text(words["phone"])
         # the kind of share: a tumor board's group (it said a named person once created)
         expect(page.get_by_test_id("share-kind")).to_have_attribute("data-kind", "tumor_board")
         assert page.evaluate("document.documentElement.scrollWidth") <= width
@@ -69,11 +66,10 @@ def test_the_review_and_the_created_share_show_every_term_given(browser, live_se
         page.get_by_role("button", name=words["confirm"]).tap()
         expect(page.get_by_test_id("share-url")).to_be_visible()
         expect(page.get_by_test_id("share-opens")).to_have_text(opens.strftime("%Y-%m-%d 15:00"))
-        expect(page.get_by_test_id("share-second-factor")).to_contain_text(words["phone"])
         expect(page.get_by_test_id("share-kind")).to_have_attribute("data-kind", "tumor_board")
         assert page.evaluate("document.documentElement.scrollWidth") <= width
         link = ShareLink.objects.get()
-        assert (link.max_uses, link.second_factor, link.not_before) == (3, "passcode", opens)
+        assert (link.max_uses, link.second_factor, link.not_before) == (None, "", opens)
     finally:
         context.close()
 

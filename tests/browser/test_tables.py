@@ -1,8 +1,8 @@
 """A table wider than a phone scrolls sideways inside its frame; a shadow on the edge that hides
 columns says so. Without it, "My shares" on a phone showed two columns (case, recipient) and
 looked complete: its state, expiry and Revoke/Extend buttons were out of sight. (My shares and
-Shared with me are a card a share there now, test_next_step_links, test_shared_with_me_cards; the
-share page's table of templates still scrolls.)"""
+Shared with me are a card a share there now, test_next_step_links, test_shared_with_me_cards, and
+so is the share page's table of templates, test_share_form_kinds; a case's studies still scroll.)"""
 
 from __future__ import annotations
 
@@ -25,12 +25,16 @@ from tests.factories import (
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
+#: the frame of a case's studies (the table that scrolls sideways on a phone)
+WRAP = ".table-wrap:has(.studies-table)"
+
+
 def _edge_shade(page, side: str, inset: int = 1) -> int:
     """The darkest grey level in a body cell's row, at the given edge of the table's frame (``inset``
     pixels in from it)."""
-    wrap = page.locator(".table-wrap").first
+    wrap = page.locator(WRAP)
     image = Image.open(io.BytesIO(wrap.screenshot())).convert("L")
-    cell = page.locator(".table-wrap tbody tr").first.bounding_box()
+    cell = wrap.locator("tbody tr").first.bounding_box()
     frame = wrap.bounding_box()
     y = int(cell["y"] - frame["y"] + cell["height"] / 2)
     x = inset if side == "left" else image.width - 1 - inset
@@ -39,7 +43,7 @@ def _edge_shade(page, side: str, inset: int = 1) -> int:
 
 def _darkest_shadow(page) -> int:
     """The darkest grey level of the right edge's shadow alone (the table hidden, its place kept)."""
-    wrap = page.locator(".table-wrap").first
+    wrap = page.locator(WRAP)
     wrap.evaluate("w => { w.firstElementChild.style.visibility = 'hidden'; }")
     image = Image.open(io.BytesIO(wrap.screenshot())).convert("L")
     wrap.evaluate("w => { w.firstElementChild.style.visibility = ''; }")
@@ -51,18 +55,21 @@ def test_a_table_wider_than_a_phone_shows_a_shadow_where_columns_are_hidden(brow
     owner = member(org, Role.CLINICIAN)
     case = CaseFactory(organization=org, created_by=owner, responsible_clinician=owner,
                        title="Chest CT - second opinion")
+    study = StudyFactory(organization=org, case=case, study_description="CT chest")
+    RenditionFactory(organization=org, study=study, kind="preview", label="preview_lossy")
     context = browser.new_context(viewport={"width": 390, "height": 844}, locale="en-US", is_mobile=True)
     context.route("**/*", _only_local)
     page = context.new_page()
     try:
         signed_in_as(page, live_server.url, owner)
-        page.goto(f"{live_server.url}{reverse('sharing:case_share', kwargs={'case_id': case.public_id})}")
-        wrap = page.locator(".table-wrap").first
+        page.goto(f"{live_server.url}{reverse('cases:case_detail', kwargs={'case_id': case.public_id})}")
+        wrap = page.locator(WRAP)
+        wrap.scroll_into_view_if_needed()
         assert wrap.evaluate("w => w.scrollWidth > w.clientWidth")  # the columns do not fit: it scrolls
         page.screenshot(path=str(output_dir / "shared-with-me-phone-shadow.png"))
         assert _edge_shade(page, "right") < 240  # more to the right: a shadow there
         assert _darkest_shadow(page) >= 199  # light enough for any text over it (a link 4.5:1)
-        # nothing hidden on the left yet: its edge is the row's own (grey) heading, no darker
+        # nothing hidden on the left yet: its edge is the row's own, no darker
         assert _edge_shade(page, "left") >= _edge_shade(page, "left", inset=6) - 2
         wrap.evaluate("w => { w.scrollLeft = w.scrollWidth; }")
         page.wait_for_timeout(100)
