@@ -737,7 +737,8 @@ def invitation_accept(*, invitation: Invitation, user: User,
         before = {"role": membership.role, "is_active": False}
         membership.is_active = True
         membership.role = invitation.role
-        membership.save(update_fields=["is_active", "role"])
+        membership.deactivated_at = None  # active again: no longer a former member (membership_update)
+        membership.save(update_fields=["is_active", "role", "deactivated_at"])
         record(action="membership.updated", actor=user, organization_id=invitation.organization_id,
                target=membership, request=request,
                details={"before": before, "after": {"role": membership.role, "is_active": True},

@@ -44,8 +44,10 @@ def _member_org_ids(user: Any) -> list[int]:
     """The organizations whose trail records ``user``'s account events: where they are an active
     member, and where their membership ended within ``LIGHTBOX_AUDIT_FORMER_MEMBER_DAYS`` (a
     leaver's later sign-in, failed sign-in or lockout is the business of the organization that
-    ended it; in the global chain no organization would see it), or ended at a time not kept
-    (before ``Membership.deactivated_at`` was, or outside ``membership_update``): taken as recent."""
+    ended it; in the global chain no organization would see it). A membership that ended at a
+    time not known (``deactivated_at`` None: ended before the time was kept, with no record of
+    it in the trail) is not recent: nothing of the person reaches that organization any more,
+    since they may have left it years ago and work elsewhere (found by a reviewer)."""
     from datetime import timedelta
 
     from django.conf import settings
@@ -55,8 +57,8 @@ def _member_org_ids(user: Any) -> list[int]:
     from apps.organizations.models import Membership
 
     since = timezone.now() - timedelta(days=settings.LIGHTBOX_AUDIT_FORMER_MEMBER_DAYS)
-    return list(Membership.objects.filter(Q(is_active=True) | Q(deactivated_at__isnull=True)
-                                          | Q(deactivated_at__gte=since), user_id=user.pk)
+    return list(Membership.objects.filter(Q(is_active=True) | Q(is_active=False, deactivated_at__gte=since),
+                                          user_id=user.pk)
                 .order_by("organization_id").values_list("organization_id", flat=True))
 
 

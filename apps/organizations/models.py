@@ -101,7 +101,8 @@ class Membership(PublicIdModel):
     #: when the membership was last deactivated (``services.membership_update``): for a while after
     #: (``LIGHTBOX_AUDIT_FORMER_MEMBER_DAYS``) the person's account events (sign-ins, failed ones,
     #: lockouts) are still recorded in this organization's trail (``apps.audit.services``). None:
-    #: active, or deactivated before this was kept or other than through the service
+    #: active, or (inactive) ended at a time not known (before this was kept, with no record of it
+    #: in the trail): not recent, nothing of the person is recorded in this organization's trail
     deactivated_at = models.DateTimeField(_("deactivated at"), null=True, blank=True, editable=False)
     #: when the person last switched to this organization (the header's switcher): their next
     #: sign-in starts in the organization they last switched to, while that membership is active

@@ -174,7 +174,8 @@ def _membership_insert(*, organization: Organization, by: User | None, email: st
             raise ValidationError(_("This person is already a member."))
         membership.is_active = True
         membership.role = role
-        membership.save(update_fields=["is_active", "role"])
+        membership.deactivated_at = None  # active again: no longer a former member (membership_update)
+        membership.save(update_fields=["is_active", "role", "deactivated_at"])
     record(action="membership.added", actor=by, organization=organization, target=membership,
            request=request, details={"role": role, "account_created": created})
     return membership, created

@@ -93,18 +93,47 @@ def test_a_membership_ended_longer_ago_than_the_period_no_longer_receives_them(o
         "organization_id", flat=True)) == [None, org_a.pk]
 
 
-def test_a_membership_ended_at_a_time_not_kept_is_taken_as_recent(org_a):
-    """Deactivated before the time was kept (or outside the service): not lost to the global chain."""
+def test_a_membership_ended_at_a_time_not_kept_is_not_taken_as_recent(org_a):
+    """Deactivated before the time was kept (or outside the service), the date unknown: it may
+    have ended years ago, so nothing of the person reaches that organization's trail."""
     user = member(org_a, Role.CLINICIAN, email="old-leaver@alpha.example")
     Membership.objects.filter(user=user).update(is_active=False, deactivated_at=None)
     _sign_in(user.email, "wrong-password-1")
     assert list(AuditEvent.objects.filter(action=actions.AUTH_SIGN_IN_FAILED).values_list(
-        "organization_id", flat=True)) == [org_a.pk]
+        "organization_id", flat=True)) == [None]
+
+
+def test_someone_who_left_long_ago_and_works_elsewhere_is_not_reported_to_the_old_organization(org_a, org_b):
+    """Left Alpha at a time not known (legacy data: migration 0006 found no event), now at Beta:
+    their sign-ins at Beta, with IP and user agent, go to Beta's trail alone (found by a reviewer)."""
+    user = member(org_a, Role.RADIOLOGIST, email="left-2019@alpha.example")
+    Membership.objects.filter(user=user, organization=org_a).update(is_active=False, deactivated_at=None)
+    Membership.objects.create(user=user, organization=org_b, role=Role.RADIOLOGIST)
+    _sign_in(user.email)
+    assert list(AuditEvent.objects.filter(action=actions.AUTH_SIGNED_IN).values_list(
+        "organization_id", flat=True)) == [org_b.pk]
+
+
+def test_taking_a_member_back_by_adding_them_clears_when_they_left(org_a, admin_a, leaver):
+    membership, _created = org_services.membership_add(organization=org_a, by=admin_a, email=leaver.email,
+                                                       role=Role.RADIOLOGIST)
+    membership.refresh_from_db()
+    assert membership.is_active and membership.deactivated_at is None
+
+
+def test_taking_a_member_back_by_invitation_clears_when_they_left(org_a, admin_a, leaver):
+    from apps.accounts import services as account_services
+
+    invitation, _raw = account_services.invitation_create(organization=org_a, by=admin_a, email=leaver.email,
+                                                          role=Role.RADIOLOGIST, cases=[])
+    account_services.invitation_accept(invitation=invitation, user=leaver)
+    membership = Membership.objects.get(user=leaver, organization=org_a)
+    assert membership.is_active and membership.deactivated_at is None
 
 
 def test_the_migration_takes_when_from_the_trail(org_a, admin_a):
     """Memberships deactivated before ``deactivated_at`` existed get the time their organization's
-    trail recorded it; one with no such record keeps None."""
+    trail recorded it; one with no such record keeps None (ended at a time not known: not routed)."""
     from importlib import import_module
 
     from django.apps import apps as django_apps

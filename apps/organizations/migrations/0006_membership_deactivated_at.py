@@ -4,7 +4,9 @@ from django.db import migrations, models
 def deactivated_at_from_the_trail(apps, schema_editor):
     """An inactive membership's deactivated_at: when its organization's trail recorded it
     deactivated last (``membership.updated``, its ``after.is_active`` false). One with no such
-    event (ended outside the service) keeps None, which the audit routing takes as recent."""
+    event (ended outside the service, or before the trail began) keeps None: it ended at a time
+    not known, which the audit routing (``apps.audit.services._member_org_ids``) does not take as
+    recent: the person's account events are not routed to that organization."""
     Membership = apps.get_model("organizations", "Membership")
     AuditEvent = apps.get_model("audit", "AuditEvent")
     ended = {str(m.public_id): m for m in Membership.objects.filter(is_active=False, deactivated_at__isnull=True)}
