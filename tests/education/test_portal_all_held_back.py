@@ -42,6 +42,9 @@ def test_every_study_held_back_says_the_care_team_checks_them(edu_study, edu_sha
     # still nothing of the study itself: not listed, not named, no count, no patient ID
     assert 'data-testid="education-study"' not in html and "CT chest (education test)" not in html
     assert "patient ID" not in html and "OTHER-0002" not in html and "SYN-0001" not in html
+    # nor the lines that explain copies it does not show (QA: "small, simplified copies of a few of your
+    # images" above the care team's message, with no image)
+    assert 'data-testid="education-explained"' not in html and "simplified copies" not in html
 
 
 @pytest.mark.parametrize("patient_id", HELD_BACK)
@@ -62,7 +65,7 @@ def test_some_held_back_and_some_ready_is_shown_as_before(org_a, edu_case, edu_s
     StudyFactory(organization=org_a, case=edu_case, patient_id="OTHER-0002", study_description="Foreign MR")
     html = _portal(client_as, patient)
     assert html.count('data-testid="education-study"') == 1 and "CT chest (education test)" in html
-    assert 'data-testid="education-download"' in html
+    assert 'data-testid="education-download"' in html and 'data-testid="education-explained"' in html
     assert "Foreign MR" not in html
     assert 'data-testid="education-held-back"' not in html and 'data-testid="education-preparing"' not in html
 
