@@ -54,6 +54,7 @@ from apps.sharing.usecases import (
     Rendition,
     Template,
     UseCase,
+    renditions_given,
     template_for,
 )
 
@@ -801,12 +802,10 @@ def share_terms(*, organization_id: int, use_case: str, recipient_kind: str, hou
         hours = min(hours, _anonymous_max_hours(org_policy))
         limit = org_policy.anonymous_download_limit or 1
         download_limit = min(download_limit or limit, limit)
-    # the renditions it gives: the original DICOM only with its download. A tumor board review's
-    # template names the original beside the report and the preview but gives no download of it:
-    # the share review listed "Original DICOM" under "View, Download preview", and the recipient
-    # was then offered "Request the original DICOM" (found by QA). Its grant names what it gives.
-    if "download_original" not in permissions:
-        chosen = [r for r in chosen if r != Rendition.ORIGINAL] or [Rendition.PREVIEW]
+    # the renditions it gives: the original DICOM only with its download (``renditions_given``, as
+    # the share page's table lists them: found by QA, it listed "Original DICOM" for a tumor board
+    # review, which gives no download of it). Its grant names what it gives.
+    chosen = list(renditions_given(chosen, permissions))
     return ShareTerms(template=template, hours=hours, permissions=tuple(permissions), renditions=tuple(chosen),
                       download_limit=download_limit)
 
@@ -1603,7 +1602,7 @@ def _original_request_decide(*, original_request: OriginalRequest, by: User, app
 
 def template_table() -> list[dict[str, Any]]:
     """The use-case table, for pages and the API."""
-    return [{"key": t.key, "label": t.label, "renditions": list(t.renditions), "permissions": list(t.permissions),
+    return [{"key": t.key, "label": t.label, "renditions": list(t.gives_renditions), "permissions": list(t.permissions),
              "recipients": list(t.recipients), "default_hours": t.default_hours, "max_hours": t.max_hours,
              "mfa_required": t.mfa_required, "renewable": t.renewable} for t in TEMPLATES.values()]
 

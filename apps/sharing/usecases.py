@@ -3,12 +3,19 @@
 | use case | rendition | access | default expiry |
 | radiology second opinion | native DICOM | named user, view and download | 48 h (24-72) |
 | telehealth triage | compressed preview | view only, identity-linked | same day |
-| tumor board review | DICOM and annotated PDF | group | 7 days (5-7) |
+| tumor board review | annotated PDF and preview (the original DICOM on request) | group | 7 days (5-7) |
 | external consultant handoff | DICOM or preview, as chosen | role-based, MFA required | 72 h, renewable |
 | patient education | low-resolution export | patient portal | 30 days (policy) |
 
 The code holds the table; an organization may lower (never raise) each default and maximum on
 its ``SharingPolicy``. The default is the shortest practical expiry of the use case.
+
+A tumor board review gives the group the case's images to view (previews, as a board's meeting
+gives its participants) and the annotated report, not the diagnostic original: a group share lasts
+a week, and the original DICOM (its download, and the viewer's diagnostic frames, which need it)
+goes to one named person through a request its sharer approves. What a template gives is
+``Template.gives_renditions`` (``renditions_given``), which the share page's table lists and a share
+of it gives (``services.share_terms``): one source.
 """
 
 from __future__ import annotations
@@ -60,10 +67,26 @@ class Template:
         return str(UseCase(self.key).label)
 
     @property
+    def gives_renditions(self) -> tuple[str, ...]:
+        """The renditions a share of this template gives when none is chosen (``renditions_given``):
+        what the share page's templates table lists, and what ``services.share_terms`` gives."""
+        return renditions_given(self.renditions, self.permissions)
+
+    @property
     def recipient_choices(self) -> list[tuple[str, str]]:
         """The kinds of recipient it takes, with their labels: what the share form's check (and
         ``services.share_terms``) accepts, and what the share page's templates table lists."""
         return [(kind, str(RecipientKind(kind).label)) for kind in self.recipients]
+
+
+def renditions_given(renditions: tuple[str, ...] | list[str], permissions: tuple[str, ...] | list[str],
+                     ) -> tuple[str, ...]:
+    """The renditions of ``renditions`` a share with ``permissions`` gives: the original DICOM only
+    with its download (``download_original``: what the viewer's diagnostic frames need too), the
+    others as named; the compressed preview when none is left (a grant naming no rendition would
+    allow every one)."""
+    given = tuple(r for r in renditions if r != Rendition.ORIGINAL or "download_original" in permissions)
+    return given or (Rendition.PREVIEW,)
 
 
 def templates_taking(kind: str) -> list[Template]:
@@ -80,7 +103,7 @@ TEMPLATES: dict[str, Template] = {
         UseCase.TELEHEALTH, (Rendition.PREVIEW,), ("view",), (RecipientKind.USER, RecipientKind.EMAIL),
         default_hours=8, min_hours=1, max_hours=24),
     UseCase.TUMOR_BOARD: Template(
-        UseCase.TUMOR_BOARD, (Rendition.ORIGINAL, Rendition.REPORT, Rendition.PREVIEW),
+        UseCase.TUMOR_BOARD, (Rendition.REPORT, Rendition.PREVIEW),
         ("view", "download_preview"), (RecipientKind.GROUP, RecipientKind.USER),
         default_hours=7 * 24, min_hours=5 * 24, max_hours=7 * 24, renewable=True),
     UseCase.CONSULTANT: Template(

@@ -1,0 +1,20 @@
+"""The link between a patient's portal account and their patient record that accepting a patient
+invitation makes (``apps.accounts.services``: an accepted invitation of kind patient naming the
+patient), for tests: a patient-education share gives only that account anything
+(``apps.sharing.policy.is_case_patients_account``)."""
+
+from __future__ import annotations
+
+from django.utils import timezone
+
+from apps.accounts.models import InvitationKind
+from apps.organizations.models import Role
+from tests.factories import InvitationFactory
+
+
+def link_patient_account(user, patient, *, case=None):
+    """``user``'s account linked to ``patient`` (a cases.Patient) as their accepted invitation links
+    it; returns the invitation."""
+    now = timezone.now()
+    return InvitationFactory(organization=patient.organization, kind=InvitationKind.PATIENT, email=user.email,
+                             role=Role.PATIENT, patient=patient, case=case, accepted_at=now, accepted_by=user)
