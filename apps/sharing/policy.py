@@ -25,8 +25,10 @@ Grants. A grant covers an object when it is live (not revoked, started, not expi
 the object is in its case (and in its named studies, if it names any), and one of its permissions
 maps to the action (``PERMISSION_ACTIONS``). Download actions also need the grant under its
 download limit and the rendition in its scope; a grant marked ``mfa_required`` needs a user who
-passed MFA in this session. A patient downloads only ``PATIENT_RENDITIONS`` (the education copy),
-whatever the grant names. A grant's use case caps what it gives (``USE_CASE_GIVES``), whatever its
+passed MFA in this session. A patient of the grant's organization (``_downloads_as_patient``: a
+patient member there, whatever they are elsewhere; an account that accepted a patient invitation or
+a patient-education share from it) is given what a patient-education share gives and nothing else
+(the education copy), whatever the grant names. A grant's use case caps what it gives (``USE_CASE_GIVES``), whatever its
 permissions name: a patient-education share gives the download of the education copy (the patient
 portal's) and nothing else, whoever holds it (a patient member, an account of no organization that
 accepted one sent to its e-mail address, staff of another organization, an anonymous link's holder):
@@ -74,7 +76,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, Q, QuerySet
 from django.utils import timezone
 
 from apps.organizations.models import Membership, Organization, Role
@@ -236,6 +238,14 @@ def patient_education_refused_to(user: Any, organization_id: int) -> bool:
     return _active_user(user) and acts_for_organization(role_in(user, organization_id))
 
 
+def share_refused_to_patient(user: Any, organization_id: int, *, use_case: str) -> bool:
+    """Whether a share of ``use_case`` of ``organization_id``'s case may not go to ``user``: a
+    patient of that organization (``_downloads_as_patient``), sent a share of another template than
+    patient-education. It would give them what a patient-education share gives and nothing more
+    (``_grant_refusal``), so it is a wrong template or a wrong person: refused, not made."""
+    return use_case != UseCase.PATIENT_EDUCATION and _downloads_as_patient(user, organization_id)
+
+
 def _use_case_refuses(grant: Grant, action: Action, rendition: str | None) -> bool:
     """Whether ``grant``'s use case never gives ``action`` (of ``rendition``, for a download)."""
     return _use_case_never_gives(grant.use_case, action, rendition)
@@ -337,11 +347,12 @@ def _live_grants_showing_cases(user: User) -> QuerySet[Grant]:
     """The live grants addressed to ``user`` that show their case's rows (``granted_case_ids``,
     ``granted_study_ids``): a grant that gives no case page (a patient-education share) shows
     none of them, nor a tumor board's grant its holder no longer takes part in boards under
-    (``board_grants_refused``)."""
+    (``board_grants_refused``), nor a grant of an organization its holder is a patient of
+    (``patient_grants``: it gives them the education copy only, on the patient portal)."""
     from apps.sharing.models import Grant
 
     return (Grant.objects.live().addressed_to(user).exclude(use_case__in=use_cases_without(Action.VIEW_CASE))
-            .exclude(board_grants_refused(user)))
+            .exclude(board_grants_refused(user)).exclude(patient_grants(user)))
 
 
 def _board_organization_ids(user: Any) -> QuerySet[Membership]:
@@ -551,13 +562,15 @@ def _study_scope(grant: Grant) -> set[int] | None:
 
 
 def patient_rule_applies(*, use_case: str, holder: Any, organization_id: int,
-                         roles: dict[int, str] | None = None) -> bool:
+                         roles: dict[int, str] | None = None, by_record: set[int] | None = None) -> bool:
     """Whether a share of ``use_case`` of ``organization_id``'s case, held by ``holder`` (a user, or
     None: an anonymous link's holder, an address not yet an account), is one a patient holds: a
     patient-education share, whoever holds it, or any share held by a patient account
     (``_downloads_as_patient``). Its studies are then only those whose images carry the case's MRN
-    as their patient ID (``held_back_from_patient``). ``roles``: as for ``_downloads_as_patient``."""
-    return use_case == UseCase.PATIENT_EDUCATION or _downloads_as_patient(holder, organization_id, roles=roles)
+    as their patient ID (``held_back_from_patient``). ``roles``, ``by_record``: as for
+    ``_downloads_as_patient``."""
+    return use_case == UseCase.PATIENT_EDUCATION or _downloads_as_patient(holder, organization_id, roles=roles,
+                                                                          by_record=by_record)
 
 
 def held_back_from_patient(*, case: Any, studies: Iterable[Any]) -> list[str | None]:
@@ -588,8 +601,9 @@ def grants_held_back_entirely(grants: Iterable[Grant], *, holder: Any = None) ->
     grant's named person (an inactive account holds nothing: ()), or none (a group's, an
     address's, a link's holder), as ``grants_give_holders`` reads them. For the staff's "who
     has access" (the patient sees nothing yet, and why) and the patient portal (the care team
-    checks the images, not "being prepared"). Two queries at most whatever their number (the
-    holders' memberships, the whole-case grants' studies). Decides nothing: ``can`` does."""
+    checks the images, not "being prepared"). Three queries at most whatever their number (the
+    holders' memberships and what made them patients, ``_patient_orgs_by_record``; the whole-case
+    grants' studies). Decides nothing: ``can`` does."""
     from django.db.models import prefetch_related_objects
 
     from apps.cases.selectors import NO_PATIENT_ID, OTHER_PATIENT
@@ -604,13 +618,17 @@ def grants_held_back_entirely(grants: Iterable[Grant], *, holder: Any = None) ->
     asked = {h.pk for g, h in zip(grants, holders, strict=True)
              if g.use_case != UseCase.PATIENT_EDUCATION and _active_user(h)}
     roles: dict[int, dict[int, str]] = {pk: {} for pk in asked}
+    by_record: dict[int, set[int]] = {}
     if asked:
         for user_id, org_id, role in Membership.objects.filter(user_id__in=asked, is_active=True).values_list(
                 "user_id", "organization_id", "role"):
             roles[user_id][org_id] = role
+        by_record = _patient_orgs_by_record(asked)
     concerned = [not (h is not None and not _active_user(h)) and patient_rule_applies(
         use_case=g.use_case, holder=h, organization_id=g.organization_id,
-        roles=roles.get(h.pk, {}) if h is not None else None) for g, h in zip(grants, holders, strict=True)]
+        roles=roles.get(h.pk, {}) if h is not None else None,
+        by_record=by_record.get(h.pk, set()) if h is not None else None)
+        for g, h in zip(grants, holders, strict=True)]
     whole_case = {g.case_id for g, c in zip(grants, concerned, strict=True) if c and _study_scope(g) is None}
     of_case: dict[int, list[Any]] = {}
     if whole_case:
@@ -631,14 +649,14 @@ def grants_held_back_entirely(grants: Iterable[Grant], *, holder: Any = None) ->
 
 
 def _held_back_from(grant: Grant, action: Action, obj: object, *, user: Any, roles: dict[int, str] | None,
-                    describing: bool = False) -> bool:
+                    by_record: set[int] | None = None, describing: bool = False) -> bool:
     """Whether ``grant`` gives ``user`` nothing of ``obj`` because it is a patient's share
     (``patient_rule_applies``) and ``obj`` is, or is of, a study held back from a patient
     (``held_back_from_patient``); a download of the whole case when any of its studies is."""
     from apps.cases.models import Case
 
     if not patient_rule_applies(use_case=grant.use_case, holder=user, organization_id=grant.organization_id,
-                                roles=roles):
+                                roles=roles, by_record=by_record):
         return False
     study_id = _study_id_of(obj)
     if study_id is None:
@@ -714,8 +732,10 @@ def _grant_refusal(grant: Grant, action: Action | str, obj: object, *, user: Any
                 return GrantRefusal.NOT_INCLUDED
         elif study_id not in scope:
             return GrantRefusal.NOT_INCLUDED
-    if _held_back_from(grant, action, obj, user=user, roles=facts.roles if facts is not None else None,
-                       describing=describing):
+    roles = facts.roles if facts is not None else None
+    by_record = facts.patient_orgs_by_record if facts is not None and _patient_by_record_asked(user, grant,
+                                                                                              roles) else None
+    if _held_back_from(grant, action, obj, user=user, roles=roles, by_record=by_record, describing=describing):
         # a patient's share never reaches a study whose images are not the case patient's by
         # their patient ID (or carry none): not a refusal to explain, it is not theirs to know of
         return GrantRefusal.NO_ACCESS
@@ -725,12 +745,16 @@ def _grant_refusal(grant: Grant, action: Action | str, obj: object, *, user: Any
         # its use case gives less than its permissions name (a patient-education share: the
         # education copy only, whoever holds it)
         return GrantRefusal.NOT_INCLUDED
+    if _use_case_never_gives(UseCase.PATIENT_EDUCATION, action, rendition) and _downloads_as_patient(
+            user, grant.organization_id, roles=roles, by_record=by_record):
+        # a patient of the grant's organization is given what a patient-education share gives
+        # (the education copy, on the patient portal) whatever the share: never its case page, the
+        # viewer, previews or originals. Their other memberships (an invited consultant elsewhere)
+        # do not change what they are here (found by review: a telehealth share opened the viewer)
+        return GrantRefusal.NOT_INCLUDED
     if action in DOWNLOAD_ACTIONS:
         if grant.over_download_limit:
             return GrantRefusal.LIMIT_REACHED
-        if rendition not in PATIENT_RENDITIONS and _downloads_as_patient(
-                user, grant.organization_id, roles=facts.roles if facts is not None else None):
-            return GrantRefusal.NOT_INCLUDED
         if rendition is not None:
             if grant.renditions and rendition not in grant.renditions:
                 return GrantRefusal.NOT_INCLUDED
@@ -837,19 +861,85 @@ def role_in(user: User, organization_id: int) -> str | None:
     )
 
 
-def _downloads_as_patient(user: Any, organization_id: int, *, roles: dict[int, str] | None = None) -> bool:
-    """Whether ``user`` downloads as a patient (``PATIENT_RENDITIONS`` only) under a grant of
-    ``organization_id``: a patient there, or, when not a member there, an account that is a patient
-    wherever it is a member (the account ``apps.accounts.middleware`` keeps to the patient portal
-    and its download endpoint, whichever organization the grant comes from). ``roles``: the
-    user's active memberships (``_Facts.roles``), when read already."""
+def _downloads_as_patient(user: Any, organization_id: int, *, roles: dict[int, str] | None = None,
+                          by_record: set[int] | None = None) -> bool:
+    """Whether ``user`` is a patient of ``organization_id``, who is given under its grants only
+    what a patient-education share gives (``USE_CASE_GIVES``: the education copy, on the patient
+    portal; ``_grant_refusal``), whatever else they are elsewhere. Read live, at each decision:
+
+    - a member there: a patient member (whatever their memberships elsewhere: an invited
+      consultant of another organization is still this one's patient); their role there decides;
+    - no member there: a member nowhere else than as a patient (the account
+      ``apps.accounts.middleware`` keeps to the patient portal, whichever organization the grant
+      comes from), or a patient by what their account accepted from it
+      (``_patient_orgs_by_record``: a patient invitation, a patient-education share sent to them),
+      whose membership there ended or never was.
+
+    ``roles``: the user's active memberships (``_Facts.roles``), when read already; ``by_record``:
+    ``_patient_orgs_by_record``'s organizations for the user, when read already."""
     if not _active_user(user):
         return False
     if roles is None:
         roles = _active_roles(user)
     if organization_id in roles:
         return roles[organization_id] == Role.PATIENT
-    return bool(roles) and all(role == Role.PATIENT for role in roles.values())
+    if roles and all(role == Role.PATIENT for role in roles.values()):
+        return True
+    if by_record is None:
+        by_record = _patient_orgs_by_record([user.pk]).get(user.pk, set())
+    return organization_id in by_record
+
+
+def _patient_by_record_asked(user: Any, grant: Grant, roles: dict[int, str] | None) -> bool:
+    """Whether deciding whether ``user`` is a patient of ``grant``'s organization reads
+    ``_patient_orgs_by_record`` (``_downloads_as_patient``): an active user neither a member
+    there nor a patient-only account; ``roles`` unknown: maybe."""
+    if not _active_user(user):
+        return False
+    if roles is None:
+        return True
+    return grant.organization_id not in roles and not (roles and all(r == Role.PATIENT for r in roles.values()))
+
+
+def _patient_orgs_by_record(user_ids: Iterable[int]) -> dict[int, set[int]]:
+    """For each of ``user_ids``, the organizations whose patient their account is by what it
+    accepted there, whatever its memberships now: a patient invitation (apps.accounts; its
+    membership may have ended since), or a patient-education share addressed to it by name and not
+    revoked (an account of no organization that accepted one sent to its e-mail address; a share
+    revoked as sent to the wrong person makes nobody a patient). One query."""
+    from apps.accounts.models import Invitation, InvitationKind
+    from apps.sharing.models import Grant
+
+    ids = list(user_ids)
+    found: dict[int, set[int]] = {}
+    if not ids:
+        return found
+    invited = Invitation.objects.filter(kind=InvitationKind.PATIENT, accepted_by_id__in=ids,
+                                        accepted_at__isnull=False).values_list("accepted_by_id", "organization_id")
+    educated = Grant.objects.filter(grantee_id__in=ids, use_case=UseCase.PATIENT_EDUCATION,
+                                    revoked_at__isnull=True).values_list("grantee_id", "organization_id")
+    for user_id, org_id in invited.union(educated):
+        found.setdefault(user_id, set()).add(org_id)
+    return found
+
+
+def patient_grants(user: Any) -> Q:
+    """A filter of the grants of the organizations ``user`` is a patient of
+    (``_downloads_as_patient``, the same rule as a query), which give them what a
+    patient-education share gives only: for the querysets that list what grants show (cases,
+    studies), so that they list no more than ``can`` gives. Nothing read here: subqueries."""
+    from apps.accounts.models import Invitation, InvitationKind
+    from apps.sharing.models import Grant
+
+    mine = Membership.objects.filter(user=user, is_active=True)
+    patient_of = mine.filter(role=Role.PATIENT)
+    invited = Invitation.objects.filter(kind=InvitationKind.PATIENT, accepted_by=user, accepted_at__isnull=False)
+    educated = Grant.objects.filter(grantee=user, use_case=UseCase.PATIENT_EDUCATION, revoked_at__isnull=True)
+    return (Q(organization_id__in=patient_of.values("organization_id"))
+            | (Q(Exists(patient_of)) & ~Q(Exists(mine.exclude(role=Role.PATIENT))))
+            | ((Q(organization_id__in=invited.values("organization_id"))
+                | Q(organization_id__in=educated.values("organization_id")))
+               & ~Q(organization_id__in=mine.values("organization_id"))))
 
 
 def _owner_ids(obj: object) -> set[int]:
@@ -890,7 +980,7 @@ class _Facts:
     second_factor_passed = False
 
     def __init__(self, actor: Any, now: datetime, *, roles: dict[int, str] | None = None,
-                 working_in: int | None = None) -> None:
+                 working_in: int | None = None, by_record: set[int] | None = None) -> None:
         self.actor = actor
         self.user = _user_of(actor)
         self.now = now
@@ -900,6 +990,8 @@ class _Facts:
         self.working_in = working_in
         if roles is not None:  # the user's active memberships, read already (``request_facts``)
             self.__dict__["roles"] = dict(roles) if _active_user(self.user) else {}
+        if by_record is not None:  # ``_patient_orgs_by_record``'s, read already (for several people at once)
+            self.__dict__["patient_orgs_by_record"] = set(by_record) if _active_user(self.user) else set()
         self._held: dict[int, list[Grant]] = {}
         self._in_group: dict[int, bool] = {}
         self._pending: dict[int, bool] = {}
@@ -909,6 +1001,13 @@ class _Facts:
     def roles(self) -> dict[int, str]:
         """The user's role by organization (active memberships; none for an inactive user)."""
         return _active_roles(self.user)
+
+    @cached_property
+    def patient_orgs_by_record(self) -> set[int]:
+        """``_patient_orgs_by_record`` for the user (read only when a decision needs it)."""
+        if not _active_user(self.user):
+            return set()
+        return _patient_orgs_by_record([self.user.pk]).get(self.user.pk, set())
 
     def grants_of(self, case_id: int) -> list[Grant]:
         """``_grants_of(actor, case_id, now)``."""
@@ -1816,9 +1915,10 @@ def grants_give_holders(grants: Iterable[Grant], *, now: datetime | None = None)
     A second factor the grant asks for is taken as passed: its holder passes it to use the grant,
     and whether they did in their own session is no other page's to say. A grant yet to start
     answers what it gives once it starts; a revoked or expired one, or one of a closed case,
-    nothing. Two queries at most whatever their number (the named people's memberships, the
-    grants' studies), none for a grant's case or grantee read with it. Decides nothing: every
-    use of a grant is still ``can``'s."""
+    nothing. Three queries at most whatever their number (the named people's memberships and,
+    for those who are no member of a grant's organization, what made them patients there,
+    ``_patient_orgs_by_record``; the grants' studies), none for a grant's case or grantee read
+    with it. Decides nothing: every use of a grant is still ``can``'s."""
     from django.db.models import prefetch_related_objects
 
     grants = list(grants)
@@ -1827,10 +1927,15 @@ def grants_give_holders(grants: Iterable[Grant], *, now: datetime | None = None)
     prefetch_related_objects(saved, "studies", "case__patient", "grantee")
     grantees = {grant.grantee_id for grant in saved if grant.grantee_id is not None}
     roles: dict[int, dict[int, str]] = {pk: {} for pk in grantees}
+    by_record: dict[int, set[int]] = {}
     if grantees:
         for user_id, org_id, role in Membership.objects.filter(user_id__in=grantees, is_active=True).values_list(
                 "user_id", "organization_id", "role"):
             roles[user_id][org_id] = role
+        # what made patients of those who are no member of a grant's organization, if any is
+        if any(g.grantee_id is not None and _patient_by_record_asked(g.grantee, g, roles[g.grantee_id])
+               for g in saved):
+            by_record = _patient_orgs_by_record(grantees)
     answers = []
     for grant in grants:
         at = max(now, grant.starts_at) if grant.starts_at is not None else now
@@ -1838,7 +1943,8 @@ def grants_give_holders(grants: Iterable[Grant], *, now: datetime | None = None)
         if holder is not None and not _active_user(holder):
             answers.append(())
             continue
-        facts = _Facts(holder, at, roles=roles.get(grant.grantee_id, {}))
+        facts = _Facts(holder, at, roles=roles.get(grant.grantee_id, {}),
+                       by_record=by_record.get(grant.grantee_id, set()))
         answers.append(_gives(grant, user=holder, now=at, facts=facts, second_factor_passed=True))
     return answers
 

@@ -840,21 +840,39 @@ PATIENT_EDUCATION_TO_STAFF = gettext_noop(
     "share is for the patient. To share with a colleague, choose another template.")
 
 
+#: a share of another template to a patient of the case's organization (``share_recipient_check``)
+PATIENT_GIVEN_EDUCATION_ONLY = gettext_noop(
+    "This person is a patient of this organization: a patient is given only their education copy, on the "
+    "patient portal. To share with them, choose the patient-education template.")
+#: the same, for one of a group share's members
+GROUP_MEMBER_PATIENT = gettext_noop(
+    "%(email)s is a patient of this organization: a patient is given only their education copy, on the "
+    "patient portal. Leave them out of the group, or share with them through the patient-education template.")
+
+
 def share_recipient_check(*, case: Case, use_case: str, recipient_kind: str, grantee: User | None = None,
-                          grantee_email: str = "") -> None:
+                          grantee_email: str = "", group_members: Iterable[User] = ()) -> None:
     """Refuse a recipient the share's use case is not for (ValidationError, code
-    ``recipient_email``): a patient-education share to someone who works for the case's
-    organization (``policy.patient_education_refused_to``). The share review asks it before
-    showing what confirming creates; ``share_create`` asks it again."""
+    ``recipient_email``, or ``group_emails`` for a group's member): a patient-education share to
+    someone who works for the case's organization (``policy.patient_education_refused_to``); a
+    share of any other template to a patient of that organization (``policy.share_refused_to_patient``:
+    it would give them nothing but what a patient-education share gives). The share review asks it
+    before showing what confirming creates; ``share_create`` asks it again."""
     from apps.accounts.models import User
 
-    if use_case != UseCase.PATIENT_EDUCATION:
-        return
     person = grantee if recipient_kind == RecipientKind.USER else None
     if recipient_kind == RecipientKind.EMAIL and grantee_email:
         person = User.objects.filter(email=grantee_email.lower(), is_active=True).first()
-    if person is not None and policy.patient_education_refused_to(person, case.organization_id):
-        raise ValidationError(_(PATIENT_EDUCATION_TO_STAFF), code="recipient_email")
+    if use_case == UseCase.PATIENT_EDUCATION:
+        if person is not None and policy.patient_education_refused_to(person, case.organization_id):
+            raise ValidationError(_(PATIENT_EDUCATION_TO_STAFF), code="recipient_email")
+        return
+    if person is not None and policy.share_refused_to_patient(person, case.organization_id, use_case=use_case):
+        raise ValidationError(_(PATIENT_GIVEN_EDUCATION_ONLY), code="recipient_email")
+    if recipient_kind == RecipientKind.GROUP:
+        for member in group_members:
+            if policy.share_refused_to_patient(member, case.organization_id, use_case=use_case):
+                raise ValidationError(_(GROUP_MEMBER_PATIENT) % {"email": member.email}, code="group_emails")
 
 
 def share_create(*, case: Case, by: User, use_case: str, recipient_kind: str, grantee: User | None = None,
@@ -912,8 +930,9 @@ def _share_create(*, case: Case, by: User, use_case: str, recipient_kind: str, g
     template, hours, download_limit = terms.template, terms.hours, terms.download_limit
     permissions, chosen = list(terms.permissions), list(terms.renditions)
     anonymous = recipient_kind == RecipientKind.ANONYMOUS
+    group_members = list(group_members)
     share_recipient_check(case=case, use_case=use_case, recipient_kind=recipient_kind, grantee=grantee,
-                          grantee_email=grantee_email)
+                          grantee_email=grantee_email, group_members=group_members)
     if anonymous:
         grantee, group_members, grantee_email = None, (), ""
     elif recipient_kind == RecipientKind.USER and grantee is None:

@@ -146,7 +146,8 @@ def _share_steps(request: HttpRequest, case, studies=()) -> HttpResponse:
                     download_limit=data.get("download_limit"), second_factor=data.get("second_factor") or "")
                 services.share_recipient_check(case=case, use_case=data["use_case"],
                                                recipient_kind=data["recipient_kind"], grantee=data["grantee"],
-                                               grantee_email=data.get("recipient_email") or "")
+                                               grantee_email=data.get("recipient_email") or "",
+                                               group_members=data.get("group_members") or ())
             except ValidationError as exc:
                 form.add_error(exc.code if exc.code in form.fields else None, exc)  # beside the field it is about
             else:

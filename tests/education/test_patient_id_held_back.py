@@ -95,9 +95,11 @@ def test_a_study_of_the_cases_mrn_written_otherwise_is_given(edu_study, edu_shar
 
 @pytest.mark.parametrize("patient_id", HELD_BACK)
 def test_a_patient_holding_any_other_share_does_not_see_it(org_a, edu_study, patient, patient_id):
-    """Whatever a share to a patient account names, the patient's path keeps to the rule."""
+    """Whatever a share to a patient account names, the patient's path keeps to the rule (and to
+    what a patient-education share gives: never the viewer, ``policy._downloads_as_patient``)."""
     GrantFactory(organization=org_a, case=edu_study.case, grantee=patient, permissions=["view", "download_preview"])
-    assert policy.can(patient, Action.VIEW_IMAGES, edu_study)
+    assert policy.can(patient, Action.DOWNLOAD_PREVIEW, edu_study, rendition="education")
+    assert not policy.can(patient, Action.VIEW_IMAGES, edu_study)
     study = _set_patient_id(edu_study, patient_id)
     assert not policy.can(patient, Action.VIEW_IMAGES, study)
     assert not policy.can(patient, Action.DOWNLOAD_PREVIEW, study, rendition="education")

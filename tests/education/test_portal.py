@@ -31,6 +31,18 @@ def _client(user) -> Client:
     return client
 
 
+def _grant_made_before(case, sharer, grantee, *, use_case: str = UseCase.SECOND_OPINION) -> Grant:
+    """A share of another template than patient-education to a patient, as one made before the
+    share form refused them (``services.share_recipient_check``), with its template's permissions:
+    the policy still gives its patient the education copy only."""
+    from apps.sharing.usecases import template_for
+
+    template = template_for(case.organization_id, use_case)
+    return services.grant_create(case=case, grantee=grantee, permissions=template.permissions, by=sharer,
+                                 renditions=template.renditions, use_case=use_case,
+                                 expires_at=timezone.now() + timedelta(hours=template.default_hours))
+
+
 def _download_url(study, rendition: str = "education") -> str:
     return reverse("renditions:study_download", kwargs={"study_id": study.public_id}) + f"?rendition={rendition}"
 
@@ -97,8 +109,7 @@ def test_patient_never_gets_another_rendition(edu_study, edu_share, patient, ren
 def test_patient_gets_no_original_even_on_a_grant_naming_it(edu_study, edu_case, sharer, patient):
     """A second-opinion share (originals) to a patient account still gives the patient no original:
     the policy's patient rule, not the template, decides."""
-    grant, _link, _raw = services.share_create(case=edu_case, by=sharer, use_case=UseCase.SECOND_OPINION,
-                                               recipient_kind=RecipientKind.USER, grantee=patient)
+    grant = _grant_made_before(edu_case, sharer, patient)  # the share form refuses one now
     assert "download_original" in grant.permissions
     assert _client(patient).get(_download_url(edu_study, "original")).status_code == 403
 
@@ -168,8 +179,7 @@ def test_refused_page_leads_a_patient_back_to_the_portal(edu_study, edu_share, p
 
 
 def test_other_shares_to_a_patient_are_not_listed(edu_study, edu_case, sharer, patient):
-    services.share_create(case=edu_case, by=sharer, use_case=UseCase.TELEHEALTH,
-                          recipient_kind=RecipientKind.USER, grantee=patient)
+    _grant_made_before(edu_case, sharer, patient, use_case=UseCase.TELEHEALTH)
     html = _client(patient).get(reverse("education:portal")).content.decode()
     assert 'data-testid="portal-empty"' in html
 
@@ -215,8 +225,7 @@ def test_patient_of_another_organization_gets_no_other_rendition(org_b, edu_stud
     patient rule must hold for them too when the grant comes from an organization they are not a
     member of (a share to the account of a patient of another organization)."""
     outsider_patient = member(org_b, Role.PATIENT, email="pat@beta.example")
-    grant, _link, _raw = services.share_create(case=edu_case, by=sharer, use_case=UseCase.SECOND_OPINION,
-                                               recipient_kind=RecipientKind.USER, grantee=outsider_patient)
+    grant = _grant_made_before(edu_case, sharer, outsider_patient)  # the share form refuses one now
     assert "download_original" in grant.permissions
     assert _client(outsider_patient).get(_download_url(edu_study, rendition)).status_code == 403
     grant.refresh_from_db()

@@ -117,23 +117,25 @@ def test_the_share_review_of_a_second_opinion_gives_what_it_names(case, owner, c
 # --- the policy's answer, for each kind of holder -------------------------------------------
 
 def test_a_named_patient_is_given_the_education_copy_only(case, owner, patient):
-    """A share naming downloads to a patient gives them none but the education copy's; the
-    rendition scope and the use case's cap are in the answer too."""
+    """A share to a patient of its organization gives them what a patient-education share gives
+    and nothing else (not the viewer: found by review); the rendition scope and the use case's cap
+    are in the answer too."""
     second_opinion = _grant(case, owner, grantee=patient, renditions=["original", "preview"])
     education = _grant(case, owner, grantee=patient, **EDUCATION)
     previews = _grant(case, owner, grantee=member(case.organization, Role.EXTERNAL_CONSULTANT),
                       renditions=["preview"])
     assert policy.grants_give_holders([second_opinion, education, previews]) == [
-        ("view",), ("download_education",), ("view", "download_preview")]
+        (), ("download_education",), ("view", "download_preview")]
 
 
 def test_the_education_copy_beside_the_preview_is_said_by_download_preview(case, owner, consultant, patient):
     """A share whose downloads include the preview says "Download preview" once, the education copy
-    with it; its patient, refused the preview, is given the education copy's download alone."""
+    with it; its patient, refused the preview and the viewer, is given the education copy's
+    download alone."""
     both = {"permissions": ["view", "download_preview"], "renditions": ["preview", "education"]}
     assert policy.grants_give_holders([_grant(case, owner, grantee=consultant, **both),
                                        _grant(case, owner, grantee=patient, **both)]) == [
-        ("view", "download_preview"), ("view", "download_education")]
+        ("view", "download_preview"), ("download_education",)]
 
 
 def test_a_second_factor_is_taken_as_passed_and_a_share_yet_to_start_as_started(case, owner, consultant):
