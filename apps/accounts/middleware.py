@@ -10,6 +10,9 @@
    no longer sign the person in (``apps.accounts.sso.session_outlived``, which asks
    ``policy.sso_sign_in_allowed``: they came to reach another organization's data since), unless
    it was verified with a second factor they had before that sign-in;
+   the anonymous share links a browser session opened (signed in or not) end after the strictest
+   consultants-and-patients limit of their organizations without activity (``idle_limit_of_links``):
+   the holder opens the link again, and passes its second factor again;
 2. second factor: a user with an authenticator must enter a code after the password; a user
    whose role requires one and who has none is sent to enrol; recovery codes must be saved
    before anything else is reachable;
@@ -34,6 +37,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -109,6 +113,50 @@ def idle_limit_of_operator(user: Any, limit: int | None) -> int | None:
     return min(limit, operator) if limit else operator
 
 
+@dataclass(frozen=True)
+class _LinkHeld:
+    """What ``idle_limit_seconds`` reads of a membership, for an anonymous link's organization: no
+    role there (its holder comes from outside, as a consultant does)."""
+
+    organization: Any
+    organization_id: int
+    role: str = ""
+
+
+def idle_limit_of_links(link_ids: list[int]) -> int:
+    """The idle limit of a browser session holding anonymous share links: each link's
+    organization's limit for someone let in from outside (``idle_limit_seconds``: its
+    consultants-and-patients limit), the strictest winning; else LIGHTBOX_IDLE_MINUTES_DEFAULT.
+    Never none: a link holder's session was never ended for inactivity (found by review)."""
+    from apps.organizations.models import Organization
+
+    held = [_LinkHeld(organization=org, organization_id=org.pk)
+            for org in Organization.objects.filter(share_links__pk__in=link_ids).distinct()]
+    return idle_limit_seconds(held) or settings.LIGHTBOX_IDLE_MINUTES_DEFAULT * 60
+
+
+def _links_idle(request: HttpRequest, now: float) -> int | None:
+    """The idle limit (seconds) after which the anonymous links this browser session holds were
+    just ended (``sharing.services.link_session_idle_end``: recorded, dropped; the holder opens
+    the link again, and passes its second factor again), or None when it holds none or they are
+    in use. When they were last used is kept as a signed-in person's is (at most every 30 s; a
+    timer's request, ``_NOT_ACTIVITY``, is not activity)."""
+    from apps.sharing import services as sharing_services
+
+    session = getattr(request, "session", None)
+    if session is None or not session.get(policy.LINK_SESSION_KEY):
+        return None
+    last = session.get(sharing_services.LINK_LAST_SEEN_SESSION_KEY)
+    if last is not None and now - float(last) > 60:  # no organization's limit is under a minute: nothing read before
+        limit = idle_limit_of_links(list(session[policy.LINK_SESSION_KEY]))
+        if now - float(last) > limit:
+            sharing_services.link_session_idle_end(request, limit=limit)
+            return limit
+    if (last is None or now - float(last) > 30) and not _NOT_ACTIVITY.match(request.path):
+        session[sharing_services.LINK_LAST_SEEN_SESSION_KEY] = now
+    return None
+
+
 def is_patient_only(memberships: list) -> bool:
     return bool(memberships) and all(m.role == Role.PATIENT for m in memberships)
 
@@ -134,6 +182,11 @@ class AccessGateMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         user = getattr(request, "user", None)
+        # 0. the anonymous share links this browser session opened, signed in or not
+        if (link_limit := _links_idle(request, time.time())) is not None and not request.path.startswith("/s/"):
+            messages.info(request, _("Your access through a share link ended after %(minutes)s minutes without "
+                                     "activity. Open the link again from the message you received it in.")
+                          % {"minutes": link_limit // 60})
         if user is None or not user.is_authenticated:
             return self.get_response(request)
         memberships = list(getattr(request, "my_memberships", []) or [])

@@ -37,3 +37,9 @@ class SharingConfig(AppConfig):
     def ready(self) -> None:
         post_migrate.connect(original_requests_closed_by_migration, sender=self,
                              dispatch_uid="sharing.original_requests_closed_by_migration")
+        from django.contrib.auth.signals import user_logged_in
+
+        from apps.sharing.services import link_session_end_at_sign_in
+
+        # whoever signs in does not inherit the anonymous links opened in the browser before them
+        user_logged_in.connect(link_session_end_at_sign_in, dispatch_uid="sharing.link_session_end_at_sign_in")

@@ -1061,7 +1061,8 @@ class _Facts:
         if not isinstance(self.actor, LinkHolder):
             return self
         if self._as_user is None:
-            self._as_user = _Facts(self.user, self.now, working_in=self.working_in)
+            # the same person's memberships: not read again when read already
+            self._as_user = _Facts(self.user, self.now, working_in=self.working_in, roles=self.__dict__.get("roles"))
         return self._as_user
 
     def prepare(self, action: Action, objs: list[Any]) -> None:
@@ -1201,6 +1202,30 @@ def can(actor: Any, action: Action | str, obj: object, *, rendition: str | None 
     usecases.Rendition value) narrows a download check to one rendition. ``facts``: the
     request's (``request_facts``), so as not to read again what the page's other decisions read."""
     return _decide(_facts_of(actor, facts), Action(action), obj, rendition=rendition)
+
+
+def reader_label(actor: Any, action: Action | str, obj: object, *, facts: _Facts | None = None) -> str:
+    """How the audit trail names whoever did ``action`` on ``obj`` (a reading ``can`` allowed), as
+    the grant that allowed it holds it: "" (the signed-in user: ``audit.record`` names them) when
+    their role or a grant addressed to them allows it, whatever anonymous links the browser session
+    also opened; else ``link:<public id>`` of the opened links whose grants allow it (an anonymous
+    link's holder). Found by review: a signed-in person's reading of a study of their own was
+    recorded as a link holder's because the session held a link of another case. ``facts``: as
+    for ``can``."""
+    if not isinstance(actor, LinkHolder):
+        return ""
+    action = Action(action)
+    facts = _facts_of(actor, facts)
+    if _active_user(actor.user) and _decide(facts.for_user(), action, obj):
+        return ""
+    case_id = _case_id_of(obj)
+    covering = [grant.pk for grant in (facts.grants_of(case_id) if case_id is not None else [])
+                if grant_covers(grant, action, obj, user=facts.user, now=facts.now, facts=facts)]
+    from apps.sharing.models import ShareLink
+
+    links = sorted(ShareLink.objects.filter(pk__in=actor.link_ids, grant_id__in=covering)
+                   .values_list("pk", "public_id"))
+    return "link:" + ",".join(str(public) for _pk, public in links) if links else actor.label
 
 
 def can_in_absence(user: Any, action: Action | str, obj: object) -> bool:

@@ -602,6 +602,65 @@ def grant_record_open(*, grant: Grant, actor: Any = None, request: HttpRequest |
 
 #: the grants whose opening this browser session has recorded: showing them again is no new opening
 OPENED_SESSION_KEY = "lightbox_opened_grants"
+#: the links whose second factor (passcode, birth date) was passed in this browser session
+LINK_SECOND_FACTOR_SESSION_KEY = "lightbox_link_second_factor_ok"
+#: when the anonymous links this browser session opened were last used (apps.accounts.middleware)
+LINK_LAST_SEEN_SESSION_KEY = "lightbox_links_last_seen"
+
+
+def link_session_end(request: HttpRequest, *, keep_for: Any = None) -> list[int]:
+    """Drop from the browser session what opening share links put there: the anonymous links
+    (``policy.LINK_SESSION_KEY``), the links' second factors passed, the grants whose opening was
+    recorded, when the links were last used, and the viewer sessions opened in it by anyone but
+    ``keep_for`` (a user; None: all of them), which viewer.js's frames and beacons would otherwise
+    still touch. Returns the ids of the anonymous links dropped.
+
+    At sign-in (``link_session_end_at_sign_in``): Django keeps an anonymous visitor's session data
+    when someone signs in on the same browser, so the person signing in inherited the visitor's
+    links (a shared workstation: a visitor's link of another hospital's case, found by review).
+    When the links' idle limit passed (``link_session_idle_end``). Sign-out flushes the session."""
+    from apps.viewer.views import SESSIONS_KEY
+
+    session = request.session
+    link_ids = list(session.get(policy.LINK_SESSION_KEY, []))
+    for key in (policy.LINK_SESSION_KEY, LINK_SECOND_FACTOR_SESSION_KEY, OPENED_SESSION_KEY,
+                LINK_LAST_SEEN_SESSION_KEY):
+        session.pop(key, None)
+    viewer = session.get(SESSIONS_KEY)
+    if viewer:
+        keep = keep_for.pk if getattr(keep_for, "is_authenticated", False) else None
+        kept = {key: opened for key, opened in viewer.items()
+                if keep is not None and len(opened) > 2 and opened[2] == keep}
+        if kept != viewer:
+            session[SESSIONS_KEY] = kept
+    return link_ids
+
+
+def link_session_end_at_sign_in(sender: Any, request: HttpRequest | None = None, user: Any = None,
+                                **kwargs: Any) -> None:
+    """``user_logged_in``: whoever signs in starts without the links, second factors and viewer
+    sessions of whoever used the browser before them (``link_session_end``); the signed-in person
+    holds what their role and their own shares give, and opens a link again to hold it."""
+    if request is not None and hasattr(request, "session"):
+        link_session_end(request, keep_for=user)
+
+
+def link_session_idle_end(request: HttpRequest, *, limit: int) -> None:
+    """End the anonymous links this browser session opened because none was used for longer than
+    ``limit`` seconds (apps.accounts.middleware): each recorded as an idle timeout
+    (``auth.idle_timeout`` in its organization's trail, named by the link, ``via: link``), then
+    dropped (``link_session_end``): the holder opens the link again, and passes its second factor
+    again if it asks one."""
+    user = getattr(request, "user", None)
+    user = user if getattr(user, "is_authenticated", False) else None
+    link_ids = request.session.get(policy.LINK_SESSION_KEY, [])
+    for public_id, org_id in ShareLink.objects.filter(pk__in=link_ids).values_list("public_id", "organization_id"):
+        record(action=audit_actions.AUTH_IDLE_TIMEOUT, actor=user, actor_label=f"link:{public_id}",
+               organization_id=org_id, link=public_id, request=request,
+               details={"limit_seconds": limit, "via": "link"})
+    link_session_end(request, keep_for=user)
+
+
 
 
 def grants_record_open_once(*, grants: Iterable[Grant], request: HttpRequest, actor: Any = None,

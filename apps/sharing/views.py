@@ -44,7 +44,7 @@ from apps.sharing.policy import Action
 from apps.sharing.services import LinkRefusal
 from apps.sharing.usecases import TEMPLATES, RecipientKind, Rendition, UseCase, template_for
 
-SECOND_FACTOR_SESSION_KEY = "lightbox_link_second_factor_ok"
+SECOND_FACTOR_SESSION_KEY = services.LINK_SECOND_FACTOR_SESSION_KEY
 #: the share review's confirmation tokens issued in this session (each ""; their use is claimed in
 #: the database, ``services.share_confirmation_claim``)
 SHARE_CONFIRM_SESSION_KEY = "lightbox_share_confirm"

@@ -61,8 +61,14 @@ SESSIONS_KEY = "lightbox_viewer_sessions"
 MAX_OPEN_SESSIONS = 50
 
 
-def _actor_label(actor) -> str:
-    return actor.label if isinstance(actor, policy.LinkHolder) else ""
+def _actor_label(actor, study: Study | None = None, *, facts=None) -> str:
+    """How the audit trail names the reader of ``study``'s images: from the grant that allowed the
+    reading (``policy.reader_label``): the signed-in user reading by their role or their own share,
+    even with anonymous links opened in the same browser session; else the opened links that did.
+    Without ``study``: the links the actor opened, if any."""
+    if study is None:
+        return actor.label if isinstance(actor, policy.LinkHolder) else ""
+    return policy.reader_label(actor, Action.VIEW_IMAGES, study, facts=facts)
 
 
 def _signed_in(user) -> bool:
@@ -157,8 +163,8 @@ def viewer_page(request: HttpRequest, study_id: UUID) -> HttpResponse:
             series_pk=series_list[0].pk)
     user = policy._user_of(actor)
     viewer_session = viewer_session_open(
-        study=study, user=user if _signed_in(user) else None, actor=actor, actor_label=_actor_label(actor),
-        request=request,
+        study=study, user=user if _signed_in(user) else None, actor=actor,
+        actor_label=_actor_label(actor, study, facts=facts), request=request,
         details={"mode": "diagnostic" if diagnostic else "preview", "series": len(series_list),
                  "instances": sum(series.count for series in series_list)})
     session_id = viewer_session.key
@@ -284,7 +290,7 @@ def _remember_session(request: HttpRequest, session_id: str, study: Study) -> No
     request.session[SESSIONS_KEY] = sessions
 
 
-def _frame_session(request: HttpRequest, actor, study: Study, quality: str) -> None:
+def _frame_session(request: HttpRequest, actor, study: Study, quality: str, *, facts=None) -> None:
     """Keep the viewer session a frame belongs to alive; a frame asked for outside any viewer
     session of this browser session for its study (a script, a copied frame URL), or after its
     session was closed (the idle sweep, or its page long left), opens one, so that reading pixels
@@ -300,10 +306,11 @@ def _frame_session(request: HttpRequest, actor, study: Study, quality: str) -> N
         del sessions[key]  # closed (the idle sweep): reading on is a new, recorded session
         request.session[SESSIONS_KEY] = sessions
     user = policy._user_of(actor)
-    if sent and viewer_session_left_just_now(key=sent, study=study, user=user, actor_label=_actor_label(actor)):
+    label = _actor_label(actor, study, facts=facts)
+    if sent and viewer_session_left_just_now(key=sent, study=study, user=user, actor_label=label):
         return  # asked for by the page before it was left (its beacon took the key off the list)
     viewer_session = viewer_session_open(
-        study=study, user=user if _signed_in(user) else None, actor=actor, actor_label=_actor_label(actor),
+        study=study, user=user if _signed_in(user) else None, actor=actor, actor_label=label,
         request=request, details={"mode": "diagnostic" if quality == "diagnostic" else "preview", "via": "frame"})
     _remember_session(request, viewer_session.key, study)
 
@@ -336,7 +343,7 @@ def frame(request: HttpRequest, instance_id: UUID) -> HttpResponse:
         except PermissionDenied:
             return _json_error(403, "preview_only",
                                _("You may view previews of this study only, not the diagnostic original."))
-    _frame_session(request, actor, instance.study, wanted.quality)
+    _frame_session(request, actor, instance.study, wanted.quality, facts=facts)
     etag = services.frame_etag(instance, wanted)
     # weak comparison (RFC 9110 13.1.2): GZipMiddleware turns our ETag into W/"..." on the way out
     if etag in [t.strip().removeprefix("W/") for t in request.headers.get("If-None-Match", "").split(",")]:
