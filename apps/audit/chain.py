@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING, Any
 
 from django.db import connections, router, transaction
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
 if TYPE_CHECKING:
     from apps.audit.models import AuditEvent
@@ -105,18 +104,12 @@ def append(event: AuditEvent, *, using: str | None = None) -> AuditEvent:
     key = event.organization_id or 0
     event.details = normalize_details(event.details)
     event.ip = AuditEvent._meta.get_field("ip").get_prep_value(event.ip) or None  # as the database returns it
-    quote = connections[db].ops.quote_name
-    table = quote(AuditChain._meta.db_table)
-    # the time of the chain's event before the place claimed (RETURNING gives the new seq)
-    previous_at = (f"(SELECT e.created_at FROM {quote(AuditEvent._meta.db_table)} e WHERE e.seq = {table}.seq - 1 "  # noqa: S608
-                   f"AND e.organization_id {'= %s' if key else 'IS NULL'})")
+    table = connections[db].ops.quote_name(AuditChain._meta.db_table)
     # Inside the caller's transaction no savepoint is needed: if this fails, so does the caller.
     with transaction.atomic(using=db, savepoint=False), connections[db].cursor() as cur:
-        # one round trip takes the chain's lock, claims the next place, reads the last hash and
-        # the last event's time
-        claim = f"UPDATE {table} SET seq = seq + 1 WHERE key = %s RETURNING seq, last_hash, {previous_at}"  # noqa: S608 (model's tables)
-        params = [key, key] if key else [key]
-        cur.execute(claim, params)
+        # one round trip takes the chain's lock, claims the next place and reads the last hash
+        claim = f"UPDATE {table} SET seq = seq + 1 WHERE key = %s RETURNING seq, last_hash"  # noqa: S608 (model's table)
+        cur.execute(claim, [key])
         row = cur.fetchone()
         first_at = None
         if row is None:  # the chain's first event
@@ -126,38 +119,22 @@ def append(event: AuditEvent, *, using: str | None = None) -> AuditEvent:
                 first_at = timezone.now()
                 _started(db, key, first_at)
             AuditChain.objects.using(db).bulk_create([AuditChain(key=key)], ignore_conflicts=True)
-            cur.execute(claim, params)
+            cur.execute(claim, [key])
             row = cur.fetchone()
-        # time is taken under the lock and never goes backwards along a chain: never before the
-        # previous event's, whose clock may run ahead of this one's (another host, an NTP step
-        # back). The date search takes a window of time for a window of seq (selectors._within_dates).
-        # The first event has none before it: it keeps the time its organization noted.
-        if first_at is not None and row[0] == 1:
-            event.created_at = first_at
-        else:
-            event.created_at = timezone.now()
-            before = _as_time(row[2])
-            if before is not None and before > event.created_at:
-                event.created_at = before
+        # time is taken under the lock, each event keeping its own recording host's clock: hosts
+        # whose clocks disagree (or one stepped back) may put an event before the previous one's
+        # time. It is never made to follow the previous event's: one host a day ahead would date
+        # every later event of the chain a day ahead (found by review). The date search filters
+        # on the time itself (selectors._within_dates), not on a window of seq. The first event
+        # has none before it: it keeps the time its organization noted.
+        event.created_at = first_at if first_at is not None and row[0] == 1 else timezone.now()
         if row[0] == 1 and key and first_at is None:  # a head there with no event (made by hand)
             _started(db, key, event.created_at)
-        event.seq, event.prev_hash = row[0], row[1]
+        event.seq, event.prev_hash = row
         event.hash = compute_hash(**_fields_of(event))
         event._insert(using=db)
         cur.execute(f"UPDATE {table} SET last_hash = %s WHERE key = %s", [event.hash, key])  # noqa: S608
     return event
-
-
-def _as_time(value: Any) -> datetime | None:
-    """A time read by raw SQL, aware: PostgreSQL gives a datetime, SQLite the text Django stored
-    (UTC when time zones are on)."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = parse_datetime(value)
-        if value is None:
-            return None
-    return timezone.make_aware(value, UTC) if timezone.is_naive(value) else value
 
 
 def _started(db: str, key: int, when: datetime) -> None:

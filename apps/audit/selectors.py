@@ -104,7 +104,7 @@ def event_search(*, organization: Organization, filters: AuditFilters) -> AuditE
     if filters.outcome:
         qs = qs.filter(outcome=filters.outcome)
     if filters.date_from or filters.date_to:
-        qs = _within_dates(qs, organization.pk, filters.date_from, filters.date_to)
+        qs = _within_dates(qs, filters.date_from, filters.date_to)
     return qs.order_by("-seq")
 
 
@@ -195,27 +195,18 @@ def _boards_of(organization: Organization, cases: Any) -> Q:
     return Q(target_type="boardsession", target_id__in=boards)
 
 
-def _within_dates(qs: AuditEventQuerySet, org_id: int, first: date | None, last: date | None) -> AuditEventQuerySet:
-    """Events from the start of ``first`` to the end of ``last``.
+def _within_dates(qs: AuditEventQuerySet, first: date | None, last: date | None) -> AuditEventQuerySet:
+    """Events from the start of ``first`` to the end of ``last``, by the time each event carries.
 
-    A chain's time never goes backwards (taken under the chain lock, never before the previous
-    event's: ``chain.append``), so a time window is also a window of ``seq``: two index lookups
-    find its bounds, and then every (organization, x, seq) index answers "x within these dates,
-    newest first" without scanning the rest of the chain. Events may share a time: a bound is the
-    lowest seq of its time. The time condition stays too, so the result is exact."""
-    chain = AuditEvent.objects.for_org(org_id)
+    On its time alone, never through a window of ``seq`` derived from it: an event's time is its
+    recording host's clock (``chain.append``), which may put it before the previous event of its
+    chain (two hosts a second apart, an NTP step back) or far ahead (a host a day fast); a seq
+    window would miss such an event for the day it carries (found by review). The
+    (organization, created_at) index can serve the time condition."""
     if first:
-        start = _day_start(first)
-        low = chain.filter(created_at__gte=start).order_by("created_at", "seq").values_list("seq", flat=True).first()
-        if low is None:
-            return qs.none()
-        qs = qs.filter(created_at__gte=start, seq__gte=low)
+        qs = qs.filter(created_at__gte=_day_start(first))
     if last:
-        end = _day_start(last + timedelta(days=1))
-        high = chain.filter(created_at__gte=end).order_by("created_at", "seq").values_list("seq", flat=True).first()
-        qs = qs.filter(created_at__lt=end)
-        if high is not None:
-            qs = qs.filter(seq__lt=high)
+        qs = qs.filter(created_at__lt=_day_start(last + timedelta(days=1)))
     return qs
 
 

@@ -1,11 +1,13 @@
-"""An event's time never goes before the previous event's in its chain, whatever the clock of
-the process that records it (two hosts a second apart, an NTP step back): the date search, which
-takes a window of time for a window of seq, then finds every event by the day it carries."""
+"""Each event keeps the time of the clock of the process that recorded it, and the date search
+finds it by that time, whatever the clocks of the hosts that recorded the events before it (two
+hosts a second apart, an NTP step back, a host a day fast). Before, an event's time was never
+before the previous event's (the date search took a window of time for a window of seq): one
+event from a host a day ahead dated every later event of the chain a day ahead (found by review)."""
 
 from __future__ import annotations
 
 import types
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from unittest import mock
 
 import pytest
@@ -34,40 +36,56 @@ def _recorded_at(org, admin, times):
         return [record(action=actions.CASE_VIEWED, actor=admin, organization=org) for _ in times]
 
 
-def _found(org, **dates) -> list[int]:
-    return sorted(e.pk for e in event_search(organization=org, filters=AuditFilters(**dates)))
+def _found(org, **dates) -> set[int]:
+    return {e.pk for e in event_search(organization=org, filters=AuditFilters(**dates))}
 
 
-def test_an_event_from_a_slower_clock_is_found_by_its_day(org_a, admin_a, verify_audit):
+def test_an_event_from_a_slower_clock_keeps_its_time_and_is_found_by_its_day(org_a, admin_a, verify_audit):
     e0, e1, e2, e3 = _recorded_at(org_a, admin_a, [
         _at(D, 12, 0, 0, 0),                 # web host A
         _at(D, 23, 59, 59, 500000),          # web host A
         _at(NEXT, 0, 0, 0, 300000),          # web host A, 0.8 s later
         _at(D, 23, 59, 59, 400000),          # worker host B, its clock 1.1 s behind, appended after
     ])
-    # B's event takes the time of the one before it: the chain's time never goes back
-    assert e3.created_at == e2.created_at == _at(NEXT, 0, 0, 0, 300000)
-    assert AuditEvent.objects.get(pk=e3.pk).created_at == e2.created_at
-    for event in (e0, e1, e2, e3):   # every event is found by the day it carries
-        day = timezone.localdate(event.created_at)
-        assert event.pk in _found(org_a, date_from=day, date_to=day)
-        assert event.pk in _found(org_a, date_from=day) and event.pk in _found(org_a, date_to=day)
-    assert {e0.pk, e1.pk} <= set(_found(org_a, date_to=D)) and not {e2.pk, e3.pk} & set(_found(org_a, date_to=D))
-    assert {e2.pk, e3.pk} == set(_found(org_a, date_from=NEXT))
+    assert AuditEvent.objects.get(pk=e3.pk).created_at == _at(D, 23, 59, 59, 400000)   # its own time
+    assert _found(org_a, date_from=D, date_to=D) == {e0.pk, e1.pk, e3.pk}
+    assert _found(org_a, date_to=D) == {e0.pk, e1.pk, e3.pk}
+    assert _found(org_a, date_from=D) == {e0.pk, e1.pk, e2.pk, e3.pk}
+    assert _found(org_a, date_from=NEXT) == _found(org_a, date_from=NEXT, date_to=NEXT) == {e2.pk}
     code, out = verify_audit()
     assert code == 0, out   # the time the hash covers is the one kept
 
 
-def test_events_sharing_a_time_across_midnight_are_all_found(org_a, admin_a):
-    """A clock stepped back by a whole minute: several events take the last time before it; a
-    window starting at that time finds the first of them as well as the others."""
+def test_one_fast_clock_does_not_misdate_the_events_after_it(org_a, admin_a, verify_audit):
+    """A host a day ahead records one event: it carries its (wrong) day and is found by it; the
+    events after it, from good clocks, keep their own time and are found by today's date."""
+    now = timezone.now()
+    ahead = _recorded_at(org_a, admin_a, [now + timedelta(days=1)])[0]
+    later = [record(action=actions.CASE_VIEWED, actor=admin_a, organization=org_a) for _ in range(3)]
+    assert all(now <= AuditEvent.objects.get(pk=e.pk).created_at < now + timedelta(hours=1) for e in later)
+    today, tomorrow = timezone.localdate(now), timezone.localdate(now + timedelta(days=1))
+    assert {e.pk for e in later} <= _found(org_a, date_from=today, date_to=today)
+    assert ahead.pk not in _found(org_a, date_from=today, date_to=today)
+    assert ahead.pk in _found(org_a, date_from=tomorrow, date_to=tomorrow)
+    assert not {e.pk for e in later} & _found(org_a, date_from=tomorrow, date_to=tomorrow)
+    code, out = verify_audit()
+    assert code == 0, out
+
+
+def test_a_chain_stored_with_times_made_to_follow_still_verifies_and_is_searched(org_a, admin_a, verify_audit):
+    """Events stored before this change took the previous event's time when their clock was
+    behind (several events sharing a time across midnight): the hash covers the time stored, so
+    the chain still verifies, and they are found by the day they carry, next to events that
+    went back in time since."""
     events = _recorded_at(org_a, admin_a, [
         _at(D, 23, 59, 59, 0),
-        _at(NEXT, 0, 0, 30, 0),              # then the clock steps back a minute
-        _at(D, 23, 59, 31, 0),
-        _at(D, 23, 59, 45, 0),
+        _at(NEXT, 0, 0, 30, 0),              # then the clock steps back a minute: stored as before,
+        _at(NEXT, 0, 0, 30, 0),              # the two events after it took its time
+        _at(NEXT, 0, 0, 30, 0),
+        _at(D, 23, 59, 50, 0),               # recorded since: its own time, before the previous one's
         _at(NEXT, 0, 0, 31, 0),
     ])
-    assert [e.created_at for e in events[1:4]] == [_at(NEXT, 0, 0, 30, 0)] * 3
-    assert set(_found(org_a, date_from=NEXT)) == {e.pk for e in events[1:]}
-    assert set(_found(org_a, date_from=D, date_to=D)) == {events[0].pk}
+    assert _found(org_a, date_from=NEXT) == {e.pk for e in events[1:4]} | {events[5].pk}
+    assert _found(org_a, date_from=D, date_to=D) == {events[0].pk, events[4].pk}
+    code, out = verify_audit()
+    assert code == 0, out
