@@ -918,7 +918,8 @@ def _patient_orgs_by_record(user_ids: Iterable[int]) -> dict[int, set[int]]:
                                         accepted_at__isnull=False).values_list("accepted_by_id", "organization_id")
     educated = Grant.objects.filter(grantee_id__in=ids, use_case=UseCase.PATIENT_EDUCATION,
                                     revoked_at__isnull=True).values_list("grantee_id", "organization_id")
-    for user_id, org_id in invited.union(educated):
+    # no ORDER BY in either part (a model's default ordering): SQLite refuses one in a UNION's parts
+    for user_id, org_id in invited.order_by().union(educated.order_by()):
         found.setdefault(user_id, set()).add(org_id)
     return found
 
