@@ -11,6 +11,12 @@ Renditions of a frame (``quality``):
 
 The label a frame carries (``RenderedFrame.label``) is what the viewer shows: it follows the
 pixels actually served.
+
+Rendering a frame costs several times its decoded size (a 16000 x 16000 8-bit frame, at
+``LIGHTBOX_MAX_FRAME_BYTES``, about 1.5 GB at its peak, even for a 64 px thumbnail), and each
+frame request runs in a thread of its own (a sync view under ASGI): a process renders at most
+``LIGHTBOX_VIEWER_RENDERS_AT_ONCE`` frames at a time (``render_slot``); a request that finds none
+free within ``RENDER_WAIT_SECONDS`` is answered "busy" (the view's 503 with ``Retry-After``).
 """
 
 from __future__ import annotations
@@ -18,11 +24,15 @@ from __future__ import annotations
 import hashlib
 import io
 import struct
+import threading
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO, Any
 
 import numpy as np
+from django.conf import settings
 
 from apps.imaging import pixels
 
@@ -38,6 +48,42 @@ LABEL_LOSSY = "lossy"
 
 class BadFrameRequest(ValueError):
     pass
+
+
+class RendersBusy(Exception):
+    """Every render slot of this process stayed taken for ``RENDER_WAIT_SECONDS``."""
+
+
+#: how long a frame request waits for a render slot before it is answered "busy"
+RENDER_WAIT_SECONDS = 2.0
+_slots_lock = threading.Lock()
+_slots: tuple[int, threading.BoundedSemaphore] | None = None
+
+
+def render_slots() -> threading.BoundedSemaphore:
+    """This process's render slots: ``LIGHTBOX_VIEWER_RENDERS_AT_ONCE`` (at least one), made on
+    first use (made anew if the setting changed, as tests change it: a render under way releases
+    the semaphore it took)."""
+    global _slots
+    size = max(1, int(settings.LIGHTBOX_VIEWER_RENDERS_AT_ONCE))
+    with _slots_lock:
+        if _slots is None or _slots[0] != size:
+            _slots = (size, threading.BoundedSemaphore(size))
+        return _slots[1]
+
+
+@contextmanager
+def render_slot(*, wait: float | None = None) -> Iterator[None]:
+    """Hold one of the process's render slots while the block runs (released however it ends:
+    a frame that cannot be decoded does not keep one). Raises RendersBusy when none is free
+    within ``wait`` seconds (``RENDER_WAIT_SECONDS``)."""
+    slots = render_slots()
+    if not slots.acquire(timeout=RENDER_WAIT_SECONDS if wait is None else wait):
+        raise RendersBusy
+    try:
+        yield
+    finally:
+        slots.release()
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ check is not activity: it keeps neither the viewer session nor the sign-in alive
 
 from __future__ import annotations
 
+import logging
 import time
 from uuid import UUID
 
@@ -57,8 +58,12 @@ from apps.viewer.sessions import (
     viewer_session_touch,
 )
 
+logger = logging.getLogger(__name__)
+
 SESSIONS_KEY = "lightbox_viewer_sessions"
 MAX_OPEN_SESSIONS = 50
+#: seconds a frame answered "busy" (every render slot taken) is asked for again after
+BUSY_RETRY_AFTER = 1
 
 
 def _actor_label(actor, study: Study | None = None, *, facts=None) -> str:
@@ -215,6 +220,19 @@ def _integrity_failed_json() -> JsonResponse:
     return response
 
 
+def _busy_json() -> JsonResponse:
+    """A frame not rendered because this process renders ``LIGHTBOX_VIEWER_RENDERS_AT_ONCE``
+    frames already (``services.render_slot``): 503 ``busy`` with ``Retry-After``, after which
+    viewer.js asks again (a few times, then shows the message in the image's place). Not a
+    failure: nothing is recorded, and the log says so once at WARNING, not as a server error."""
+    logger.warning("viewer frame answered busy: all %d render slots taken", settings.LIGHTBOX_VIEWER_RENDERS_AT_ONCE)
+    response = _json_error(503, "busy", _("The server is busy showing other images, so this image cannot be shown "
+                                          "right now. Try again in a moment."))
+    response["Retry-After"] = str(BUSY_RETRY_AFTER)
+    response._has_been_logged = True  # type: ignore[attr-defined]  # not Django's "Service Unavailable" error line
+    return response
+
+
 def _back(actor, study: Study) -> dict[str, str]:
     """Where the page's "back" link leads: the study's page for a signed-in user, the shared case
     (where the link led) for an anonymous link holder, who has no study page to go back to.
@@ -321,7 +339,8 @@ def _frame_session(request: HttpRequest, actor, study: Study, quality: str, *, f
 def frame(request: HttpRequest, instance_id: UUID) -> HttpResponse:
     """One frame of an instance, rendered at the requested window and size (see
     apps.viewer.services). Refusals, undecodable files and files whose stored bytes were altered
-    (``blob.integrity_failed``, recorded) answer JSON with a message."""
+    (``blob.integrity_failed``, recorded) answer JSON with a message, and so does a frame that
+    finds every render slot of the process taken (503 ``busy``, ``Retry-After``)."""
     actor = policy.actor_for(request)
     instance = Instance.objects.select_related("study", "blob").filter(public_id=instance_id).first()
     # one request per frame, hundreds a study: its decisions (the images, the diagnostic original)
@@ -350,7 +369,12 @@ def frame(request: HttpRequest, instance_id: UUID) -> HttpResponse:
         response = HttpResponse(status=304)
     else:
         try:
-            rendered = services.frame_render(src=instance, request=wanted)
+            # a few renders at a time per process (each may take ~1.5 GB at its peak): held while
+            # it decodes and encodes, released however it ends
+            with services.render_slot():
+                rendered = services.frame_render(src=instance, request=wanted)
+        except services.RendersBusy:
+            return _busy_json()
         except InvalidTag:
             # the stored file's bytes were altered: not "cannot be read as DICOM", an integrity
             # failure, logged and recorded for the security officer; nothing of it is shown

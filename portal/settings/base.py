@@ -322,6 +322,11 @@ LIGHTBOX_VIEWER_ACCESS_CHECK_SECONDS = env.int("LIGHTBOX_VIEWER_ACCESS_CHECK_SEC
 #: the most the frames an open viewer keeps in the page's memory may take (MiB; frames are
 #: no-store, so scrolling back to a frame let go asks for it again), least recently shown let go first
 LIGHTBOX_VIEWER_FRAMES_MEMORY_MB = env.float("LIGHTBOX_VIEWER_FRAMES_MEMORY_MB", default=100)
+#: the most frames one server process renders at a time (each may take a few times its decoded
+#: size, up to LIGHTBOX_MAX_FRAME_BYTES, at its peak: about 1.5 GB for the largest): a frame
+#: asked for while all are taken waits up to 2 s, then is answered 503 "busy" with Retry-After,
+#: which the viewer asks again after
+LIGHTBOX_VIEWER_RENDERS_AT_ONCE = env.int("LIGHTBOX_VIEWER_RENDERS_AT_ONCE", default=4)
 #: the most one frame's decoded pixels may take (rows x columns x samples x bytes per sample),
 #: checked from the header before any decoding, so that a small file declaring a huge image
 #: (65535 x 65535 x 3 x 16 bits: 25 GB) cannot exhaust the web process that renders frames or a

@@ -14,6 +14,9 @@
  * The label under the image follows the pixels on screen (a low-quality first frame says so).
  * The page lists the series and the first series' instances; another series' instances are asked
  * for (a page at a time) when it is picked, and kept for when it is picked again.
+ * A server process renders a few frames at a time: a frame it has no room for answers 503 "busy"
+ * with Retry-After, asked again after it (BUSY_RETRIES times, then its message is shown in the
+ * image's place); the series thumbnails are asked for THUMBS_AT_ONCE at a time, not all at once.
  * No framework, no inline code (CSP); translated strings arrive as data- attributes. */
 (function () {
   "use strict";
@@ -45,6 +48,10 @@
   // the most the frames kept in memory may take (a 512x512 CT's diagnostic PNG: about 112 KiB):
   // the page's data-keep-bytes (LIGHTBOX_VIEWER_FRAMES_MEMORY_MB), else 100 MiB
   var KEEP_BYTES = Number(ds.keepBytes) > 0 ? Number(ds.keepBytes) : 100 * 1024 * 1024;
+  // a frame answered "busy" (503: every render slot of the server process taken) is asked again
+  // after its Retry-After (1 to 10 s) at most this many times, then its message is shown
+  var BUSY_RETRIES = 4;
+  var THUMBS_AT_ONCE = 2;  // series thumbnails asked for at a time (each takes a render slot)
 
   var state = {
     series: 0, stack: [], total: 0, pos: 0, center: null, width: null, fileWindow: null,
@@ -294,30 +301,48 @@
     if (on) { return on; }
     var era = keptEra;
     // cache "no-store": the HTTP cache is neither read nor written (the server says so too)
-    on = fetch(url, { credentials: "same-origin", cache: "no-store",
-                      headers: { "Accept": "image/*,application/json", "X-Lightbox-Viewer-Session": data.session } })
-      .then(function (response) {
-        if (response.status === 403 || response.status === 404 || response.status === 409) {
-          return response.json().catch(function () { return {}; }).then(function (body) {
-            // the diagnostic original withdrawn meanwhile: previews from now on, not a stop
-            if (body.error === "preview_only") { return { previewOnly: true }; }
-            return { denied: true, message: body.message || ds.msgDenied, ended: body.ended, error: body.error };
-          });
-        }
-        if (!response.ok) { return { error: true }; }
-        var type = response.headers.get("Content-Type") || "";
-        if (type.indexOf("application/json") === 0) {
-          return response.json().then(function (body) { return { undecodable: true, body: body }; });
-        }
-        var entry = { type: type, label: response.headers.get("X-Lightbox-Frame") || "preview",
-                      windowText: response.headers.get("X-Lightbox-Window") || "",
-                      fileWindow: response.headers.get("X-Lightbox-Default-Window") || "" };
-        return response.arrayBuffer().then(function (bytes) {
-          entry.bytes = bytes;
-          if (keep !== false && era === keptEra && !state.stopped) { keepFrame(url, entry); }
-          return entry;
+    var ask = function (tries) {
+      return fetch(url, { credentials: "same-origin", cache: "no-store",
+                          headers: { "Accept": "image/*,application/json", "X-Lightbox-Viewer-Session": data.session } })
+        .then(function (response) { return answered(response, tries); });
+    };
+    // the server had no room to render it now ("busy"): asked again after its Retry-After, a few
+    // times (not once the viewer has stopped), then { busy: true } with the server's words
+    var busy = function (response, tries) {
+      return response.json().catch(function () { return {}; }).then(function (body) {
+        if (body.error !== "busy") { return { error: true }; }  // storage unavailable: the network message
+        if (tries >= BUSY_RETRIES || state.stopped) { return { busy: true, message: body.message || ds.msgNetwork }; }
+        var seconds = Number(response.headers.get("Retry-After"));
+        var wait = Math.min(10, Math.max(1, isFinite(seconds) ? seconds : 1)) * 1000;
+        return new Promise(function (resolve) { window.setTimeout(resolve, wait); }).then(function () {
+          return state.stopped ? { busy: true, message: body.message || ds.msgNetwork } : ask(tries + 1);
         });
       });
+    };
+    var answered = function (response, tries) {
+      if (response.status === 503) { return busy(response, tries); }
+      if (response.status === 403 || response.status === 404 || response.status === 409) {
+        return response.json().catch(function () { return {}; }).then(function (body) {
+          // the diagnostic original withdrawn meanwhile: previews from now on, not a stop
+          if (body.error === "preview_only") { return { previewOnly: true }; }
+          return { denied: true, message: body.message || ds.msgDenied, ended: body.ended, error: body.error };
+        });
+      }
+      if (!response.ok) { return { error: true }; }
+      var type = response.headers.get("Content-Type") || "";
+      if (type.indexOf("application/json") === 0) {
+        return response.json().then(function (body) { return { undecodable: true, body: body }; });
+      }
+      var entry = { type: type, label: response.headers.get("X-Lightbox-Frame") || "preview",
+                    windowText: response.headers.get("X-Lightbox-Window") || "",
+                    fileWindow: response.headers.get("X-Lightbox-Default-Window") || "" };
+      return response.arrayBuffer().then(function (bytes) {
+        entry.bytes = bytes;
+        if (keep !== false && era === keptEra && !state.stopped) { keepFrame(url, entry); }
+        return entry;
+      });
+    };
+    on = ask(0);
     asking.set(url, on);
     var done = function () { if (asking.get(url) === on) { asking.delete(url); } };
     on.then(done, done);
@@ -343,6 +368,9 @@
     if (result.denied) { stop(deniedMessage(result), result); return false; }
     if (result.previewOnly) { toPreview(); return false; }
     if (result.error) { showMessage(ds.msgNetwork); return false; }
+    // still "busy" after its retries: the server's words in the image's place (moving to another
+    // image and back asks again); a small first pass that was busy leaves the full frame to come
+    if (result.busy) { if (finalPass) { noImage(result.message); } return false; }
     if (result.undecodable) {
       // a stored file found altered ("integrity"): the server's words (recorded for the security officer)
       var body = result.body || {};
@@ -458,7 +486,7 @@
         // at once, its kept frames let go, rather than show them until the next check
         if (result.denied) { if (!state.stopped) { stop(deniedMessage(result), result); } return; }
         if (result.previewOnly) { toPreview(); return; }
-        if (!result.error) { next(); }
+        if (!result.error && !result.busy) { next(); }
       }).catch(function () {});
     };
     next();
@@ -628,6 +656,33 @@
     return box;
   }
 
+  // The series thumbnails, THUMBS_AT_ONCE at a time (each is a frame the server renders: asked for
+  // all at once, a study's series took every render slot of its process), not kept in memory. A
+  // frame that cannot be decoded (JSON, not an image), or refused, gives the placeholder; one still
+  // "busy" after its retries says so in the thumbnail's place
+  var thumbQueue = [];
+  var thumbsAsking = 0;
+  function askThumbnails() {
+    while (thumbsAsking < THUMBS_AT_ONCE && thumbQueue.length && !state.stopped) {
+      thumbsAsking += 1;
+      askThumbnail(thumbQueue.shift()).then(function () { thumbsAsking -= 1; askThumbnails(); });
+    }
+  }
+
+  function askThumbnail(job) {
+    var img = job.img;
+    var placeholder = function (text) { if (img.parentNode) { img.replaceWith(thumbPlaceholder(text)); } };
+    return askFrame(job.url, false).then(function (result) {
+      if (state.stopped || !img.parentNode) { return; }  // stopped meanwhile: its placeholder is there
+      if (!result.bytes) { placeholder(result.busy ? ds.thumbBusy : ds.thumbUndecodable); return; }
+      var address = URL.createObjectURL(new Blob([result.bytes], { type: result.type }));
+      var revoke = function () { URL.revokeObjectURL(address); };
+      img.addEventListener("load", revoke, { once: true });
+      img.addEventListener("error", revoke, { once: true });
+      img.src = address;
+    }).catch(function () { placeholder(ds.thumbUndecodable); });
+  }
+
   function buildSeriesList() {
     var list = document.getElementById("viewer-series-list");
     data.series.forEach(function (series, index) {
@@ -642,13 +697,11 @@
         var img = document.createElement("img");
         img.alt = "";
         img.width = 64; img.height = 64;
-        img.loading = "lazy";
-        // a frame that cannot be decoded answers JSON, not an image: the placeholder takes its
-        // place (an <img> that failed is not asked for again)
+        // asked for a few at a time (askThumbnails); bytes that are not an image give the placeholder
         img.addEventListener("error", function () {
-          button.replaceChild(thumbPlaceholder(ds.thumbUndecodable), img);
+          if (img.parentNode) { img.replaceWith(thumbPlaceholder(ds.thumbUndecodable)); }
         }, { once: true });
-        img.src = ds.frameUrl.replace(ZERO, series.thumbnail) + "?frame=0&quality=low&size=64";
+        thumbQueue.push({ img: img, url: ds.frameUrl.replace(ZERO, series.thumbnail) + "?frame=0&quality=low&size=64" });
         button.appendChild(img);
       } else {
         // no object of the series has an image (reports, presentation states, key images...):
@@ -935,6 +988,7 @@
   root.dataset.mode = state.mode;  // diagnostic or preview (data-mode), until the original is withdrawn
   reportKept();
   buildSeriesList();
+  askThumbnails();
   resize();
   if (!data.series.length) {
     setLabel("none");
