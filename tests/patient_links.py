@@ -1,7 +1,6 @@
 """The link between a patient's portal account and their patient record that accepting a patient
 invitation makes (``apps.accounts.services``: an accepted invitation of kind patient naming the
-patient), for tests: a patient-education share gives only that account anything
-(``apps.sharing.policy.is_case_patients_account``)."""
+patient), for tests that share a case's patient-education copy with its patient's own account."""
 
 from __future__ import annotations
 
