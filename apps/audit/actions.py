@@ -372,6 +372,7 @@ def event_detail(action: str, details: dict | None) -> str:
         return str(DOWNLOAD_RENDITIONS.get(rendition, ""))
     return ""
 
+
 def _access_ended_at(value: Any) -> str:
     """"Participants' access ended at <time>" for a board whose review window ran out: the
     event is recorded when the sweep or a page first sees it, which may be later (``ended_at``, in

@@ -661,8 +661,6 @@ def link_session_idle_end(request: HttpRequest, *, limit: int) -> None:
     link_session_end(request, keep_for=user)
 
 
-
-
 def grants_record_open_once(*, grants: Iterable[Grant], request: HttpRequest, actor: Any = None,
                             actor_label: str = "") -> None:
     """Record the opening of each of ``grants`` not yet opened in this session (a shared case or
