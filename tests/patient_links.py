@@ -17,3 +17,19 @@ def link_patient_account(user, patient, *, case=None):
     now = timezone.now()
     return InvitationFactory(organization=patient.organization, kind=InvitationKind.PATIENT, email=user.email,
                              role=Role.PATIENT, patient=patient, case=case, accepted_at=now, accepted_by=user)
+
+
+def linked_patient_record(user, organization):
+    """The patient (a cases.Patient of ``organization``) ``user``'s account is linked to, made and
+    linked when there is none yet: cases shared with that account by patient-education shares are
+    to be of this patient."""
+    from apps.accounts.models import Invitation
+    from tests.factories import PatientFactory
+
+    found = Invitation.objects.filter(kind=InvitationKind.PATIENT, accepted_by=user, accepted_at__isnull=False,
+                                      organization=organization, patient__isnull=False).first()
+    if found is not None:
+        return found.patient
+    patient = PatientFactory(organization=organization)
+    link_patient_account(user, patient)
+    return patient

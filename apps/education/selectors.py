@@ -101,12 +101,16 @@ def education_shares_for(*, user: User, request: HttpRequest | None = None) -> l
     request read (``policy.request_facts``: its memberships)."""
     grants = list(Grant.objects.live().addressed_to(user).filter(use_case=UseCase.PATIENT_EDUCATION)
                   .select_related("case__patient", "created_by", "organization").order_by("-created_at"))
+    held_back = policy.grants_held_back_entirely(grants, holder=user)
+    # a share of another patient's case (sent to the wrong patient): nothing of it is shown, not even
+    # that it exists (the policy gives it nothing: ``policy.is_case_patients_account``)
+    kept = [(g, why) for g, why in zip(grants, held_back, strict=True) if policy.NOT_THE_PATIENT not in why]
+    grants, held_back = [g for g, _why in kept], [why for _g, why in kept]
     studies_of = _studies_by_grant(grants)
     # a study whose images are not this case's patient's by their patient ID (or carry none) is
     # not theirs: not listed, not counted (the policy's rule; its download is refused as well)
     studies_of = {g.pk: [s for s, why in zip(studies_of[g.pk], policy.held_back_from_patient(
         case=g.case, studies=studies_of[g.pk]), strict=True) if why is None] for g in grants}
-    held_back = policy.grants_held_back_entirely(grants, holder=user)
     every = list({s.pk: s for studies in studies_of.values() for s in studies}.values())
     statuses = dict(Rendition.objects.filter(study__in=every, kind=Kind.EDUCATION).values_list("study_id", "status"))
     refusals = dict(zip((s.pk for s in every), policy.download_refusals(

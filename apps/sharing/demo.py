@@ -1,7 +1,8 @@
 """The sharing part of the demo (called from apps.core.demo.seed): on the Northwind demo case, a
 live second-opinion share to the demo consultant and an expired, never opened telehealth share,
 so "My shares" shows states and "Shared with me" has something in it; a live patient-education
-share to the demo patient, so the patient portal shows it; and, on Northwind's second case (the
+share to the demo patient (their account linked to the case's patient as their accepted invitation
+links it), so the patient portal shows it; and, on Northwind's second case (the
 brain MR), a live preview-only telehealth share to the demo consultant under which they asked for
 the original DICOM (through the request service, as the form does), so that the consultant's
 "Shared with me" says the request waits for a decision and the clinician who shared it finds it
@@ -40,6 +41,8 @@ def seed_shares(org: Organization, domain: str) -> None:
             expires_at=now + timedelta(hours=second.default_hours), by=sharer, use_case=UseCase.SECOND_OPINION)
         services.share_link_create(grant=grant, by=sharer)
     patient = User.objects.filter(email=f"patient@{domain}").first()
+    if patient is not None:
+        _link_demo_patient(case, patient, by=sharer)
     education = TEMPLATES[UseCase.PATIENT_EDUCATION]
     if patient is not None and not Grant.objects.filter(
             case=case, grantee=patient, use_case=UseCase.PATIENT_EDUCATION).live().exists():
@@ -56,6 +59,27 @@ def seed_shares(org: Organization, domain: str) -> None:
             use_case=UseCase.TELEHEALTH)
         services.share_link_create(grant=grant, by=sharer)
     _seed_pending_original_request(org, consultant=consultant, sharer=sharer)
+
+
+def _link_demo_patient(case: Case, patient: User, *, by: User) -> None:
+    """The demo patient's portal account linked to the demo case's patient, as accepting the patient
+    invitation sent from the case links it (``policy.is_case_patients_account``): a patient-education
+    share gives only that account anything. An accepted invitation row, made once (its token is a
+    random digest nobody holds: it was never sent)."""
+    import hashlib
+    import secrets
+
+    from apps.accounts.models import Invitation, InvitationKind
+    from apps.organizations.models import Role
+
+    if Invitation.objects.filter(kind=InvitationKind.PATIENT, patient=case.patient, accepted_by=patient,
+                                 accepted_at__isnull=False).exists():
+        return
+    now = timezone.now()
+    Invitation.objects.create(
+        organization=case.organization, kind=InvitationKind.PATIENT, email=patient.email, role=Role.PATIENT,
+        patient=case.patient, case=case, created_by=by, expires_at=now, sent_at=now, accepted_at=now,
+        accepted_by=patient, token_hash=hashlib.sha256(secrets.token_bytes(32)).hexdigest())
 
 
 #: what the demo consultant wrote when asking for the original (generated text, no patient data)

@@ -573,6 +573,59 @@ def patient_rule_applies(*, use_case: str, holder: Any, organization_id: int,
                                                                           by_record=by_record)
 
 
+#: why a patient's share gives its holder nothing (``grants_held_back_entirely``): their account is
+#: not the one the case's patient's invitation linked to them (``is_case_patients_account``)
+NOT_THE_PATIENT = "not_the_patient"
+
+
+def patients_linked_to(user_ids: Iterable[int]) -> dict[int, set[int]]:
+    """For each of ``user_ids``, the patients (``cases.Patient`` ids) their account is linked to: the
+    link a patient invitation makes when it is accepted (apps.accounts: the invitation from one of
+    the patient's cases names the patient; the account that accepted it is theirs). Read live, one
+    query."""
+    from apps.accounts.models import Invitation, InvitationKind
+
+    ids = list(user_ids)
+    found: dict[int, set[int]] = {}
+    if not ids:
+        return found
+    for user_id, patient_id in Invitation.objects.filter(
+            kind=InvitationKind.PATIENT, accepted_by_id__in=ids, accepted_at__isnull=False,
+            patient__isnull=False).values_list("accepted_by_id", "patient_id"):
+        found.setdefault(user_id, set()).add(patient_id)
+    return found
+
+
+def is_case_patients_account(user: Any, case: Any, *, linked: set[int] | None = None) -> bool:
+    """Whether ``user`` is the account linked to ``case``'s patient (``patients_linked_to``): the
+    only holder a patient's share (``patient_rule_applies``) gives anything to. ``linked``: the
+    user's linked patients, when read already (``_Facts.linked_patient_ids``)."""
+    if not _active_user(user) or getattr(case, "patient_id", None) is None:
+        return False
+    if linked is None:
+        linked = patients_linked_to([user.pk]).get(user.pk, set())
+    return case.patient_id in linked
+
+
+def patient_education_recipient_refused(*, case: Any, person: Any, email: str = "") -> bool:
+    """Whether a patient-education share of ``case`` may not go to ``person`` (an active account, or
+    None: an address with no account, ``email``): it goes only to the case's patient, through the
+    account their invitation linked to them (``is_case_patients_account``), or to an address the
+    case's patient was invited at, whose invitation waits to be accepted (accepting it makes that
+    link). Any other person would be given nothing (``_held_back_from``): another patient's account
+    would otherwise have listed and downloaded this patient's images (found by QA)."""
+    from apps.accounts.models import Invitation, InvitationKind
+
+    if person is not None:
+        return not is_case_patients_account(person, case)
+    if not email:
+        return False  # no recipient yet: the form asks for one
+    return not Invitation.objects.filter(
+        kind=InvitationKind.PATIENT, patient_id=case.patient_id, email__iexact=email.strip(),
+        accepted_at__isnull=True, revoked_at__isnull=True, locked_at__isnull=True,
+        expires_at__gt=timezone.now()).exists()
+
+
 def held_back_from_patient(*, case: Any, studies: Iterable[Any]) -> list[str | None]:
     """For each of ``studies`` (of ``case``), why a patient is never given it, or None when they may
     be: the case page's patient-ID flag (``apps.cases.selectors.patient_id_flags``: OTHER_PATIENT,
@@ -635,10 +688,16 @@ def grants_held_back_entirely(grants: Iterable[Grant], *, holder: Any = None) ->
         for study in (Study.objects.filter(case_id__in=whole_case).latest_versions()
                       .only("pk", "case_id", "patient_id")):
             of_case.setdefault(study.case_id, []).append(study)
+    # a patient's share held by an account not linked to its case's patient gives them nothing
+    linked = patients_linked_to({h.pk for h, c in zip(holders, concerned, strict=True) if c and h is not None})
     answers: list[tuple[str, ...]] = []
-    for grant, is_concerned in zip(grants, concerned, strict=True):
+    for grant, is_concerned, held_by in zip(grants, concerned, holders, strict=True):
         if not is_concerned:
             answers.append(())
+            continue
+        if held_by is not None and not is_case_patients_account(held_by, grant.case,
+                                                                linked=linked.get(held_by.pk, set())):
+            answers.append((NOT_THE_PATIENT,))
             continue
         studies = (of_case.get(grant.case_id, []) if _study_scope(grant) is None
                    else list(grant.studies.all()))  # type: ignore[attr-defined]
@@ -649,15 +708,25 @@ def grants_held_back_entirely(grants: Iterable[Grant], *, holder: Any = None) ->
 
 
 def _held_back_from(grant: Grant, action: Action, obj: object, *, user: Any, roles: dict[int, str] | None,
-                    by_record: set[int] | None = None, describing: bool = False) -> bool:
+                    by_record: set[int] | None = None, describing: bool = False, facts: _Facts | None = None) -> bool:
     """Whether ``grant`` gives ``user`` nothing of ``obj`` because it is a patient's share
-    (``patient_rule_applies``) and ``obj`` is, or is of, a study held back from a patient
-    (``held_back_from_patient``); a download of the whole case when any of its studies is."""
+    (``patient_rule_applies``) and either ``user`` is not the account linked to the case's patient
+    (``is_case_patients_account``: then nothing of it at all), or ``obj`` is, or is of, a study held
+    back from a patient (``held_back_from_patient``); a download of the whole case when any of its
+    studies is. ``facts``: what was read already about ``user``."""
     from apps.cases.models import Case
 
     if not patient_rule_applies(use_case=grant.use_case, holder=user, organization_id=grant.organization_id,
                                 roles=roles, by_record=by_record):
         return False
+    if not (describing and user is None) and not is_case_patients_account(
+            user, grant.case, linked=facts.linked_patient_ids if facts is not None and _active_user(user) else None):
+        # (a grant with no named holder, described only: a group's, an invitation's address, a link,
+        # the share review's unsaved grant, is said to give what it gives the case's patient; each
+        # use of it is still ``can``'s, which gives any other account nothing)
+        # another patient's account (a share sent to the wrong patient): nothing of this case is
+        # theirs, whatever the share names (found by QA: it listed and downloaded its studies)
+        return True
     study_id = _study_id_of(obj)
     if study_id is None:
         if describing or not (isinstance(obj, Case) and action in DOWNLOAD_ACTIONS):
@@ -735,7 +804,8 @@ def _grant_refusal(grant: Grant, action: Action | str, obj: object, *, user: Any
     roles = facts.roles if facts is not None else None
     by_record = facts.patient_orgs_by_record if facts is not None and _patient_by_record_asked(user, grant,
                                                                                               roles) else None
-    if _held_back_from(grant, action, obj, user=user, roles=roles, by_record=by_record, describing=describing):
+    if _held_back_from(grant, action, obj, user=user, roles=roles, by_record=by_record, describing=describing,
+                       facts=facts):
         # a patient's share never reaches a study whose images are not the case patient's by
         # their patient ID (or carry none): not a refusal to explain, it is not theirs to know of
         return GrantRefusal.NO_ACCESS
@@ -981,7 +1051,8 @@ class _Facts:
     second_factor_passed = False
 
     def __init__(self, actor: Any, now: datetime, *, roles: dict[int, str] | None = None,
-                 working_in: int | None = None, by_record: set[int] | None = None) -> None:
+                 working_in: int | None = None, by_record: set[int] | None = None,
+                 linked: set[int] | None = None) -> None:
         self.actor = actor
         self.user = _user_of(actor)
         self.now = now
@@ -993,6 +1064,8 @@ class _Facts:
             self.__dict__["roles"] = dict(roles) if _active_user(self.user) else {}
         if by_record is not None:  # ``_patient_orgs_by_record``'s, read already (for several people at once)
             self.__dict__["patient_orgs_by_record"] = set(by_record) if _active_user(self.user) else set()
+        if linked is not None:  # ``patients_linked_to``'s, read already (for several people at once)
+            self.__dict__["linked_patient_ids"] = set(linked) if _active_user(self.user) else set()
         self._held: dict[int, list[Grant]] = {}
         self._in_group: dict[int, bool] = {}
         self._pending: dict[int, bool] = {}
@@ -1009,6 +1082,13 @@ class _Facts:
         if not _active_user(self.user):
             return set()
         return _patient_orgs_by_record([self.user.pk]).get(self.user.pk, set())
+
+    @cached_property
+    def linked_patient_ids(self) -> set[int]:
+        """``patients_linked_to`` for the user (read only when a decision needs it)."""
+        if not _active_user(self.user):
+            return set()
+        return patients_linked_to([self.user.pk]).get(self.user.pk, set())
 
     def grants_of(self, case_id: int) -> list[Grant]:
         """``_grants_of(actor, case_id, now)``."""
@@ -1941,10 +2021,11 @@ def grants_give_holders(grants: Iterable[Grant], *, now: datetime | None = None)
     A second factor the grant asks for is taken as passed: its holder passes it to use the grant,
     and whether they did in their own session is no other page's to say. A grant yet to start
     answers what it gives once it starts; a revoked or expired one, or one of a closed case,
-    nothing. Three queries at most whatever their number (the named people's memberships and,
+    nothing. Four queries at most whatever their number (the named people's memberships and,
     for those who are no member of a grant's organization, what made them patients there,
-    ``_patient_orgs_by_record``; the grants' studies), none for a grant's case or grantee read
-    with it. Decides nothing: every use of a grant is still ``can``'s."""
+    ``_patient_orgs_by_record``; the patients that the holders of patients' shares are linked to,
+    ``patients_linked_to``; the grants' studies), none for a grant's case or grantee read with it.
+    Decides nothing: every use of a grant is still ``can``'s."""
     from django.db.models import prefetch_related_objects
 
     grants = list(grants)
@@ -1962,6 +2043,12 @@ def grants_give_holders(grants: Iterable[Grant], *, now: datetime | None = None)
         if any(g.grantee_id is not None and _patient_by_record_asked(g.grantee, g, roles[g.grantee_id])
                for g in saved):
             by_record = _patient_orgs_by_record(grantees)
+    # the patients the holders of patients' shares are linked to (``is_case_patients_account``), at once
+    # (an unsaved grant's holder, the review's, is read when its answer needs it)
+    linked_asked = {g.grantee_id for g in saved if g.grantee_id is not None and patient_rule_applies(
+        use_case=g.use_case, holder=g.grantee, organization_id=g.organization_id, roles=roles[g.grantee_id],
+        by_record=by_record.get(g.grantee_id, set()))}
+    linked = patients_linked_to(linked_asked)
     answers = []
     for grant in grants:
         at = max(now, grant.starts_at) if grant.starts_at is not None else now
@@ -1970,7 +2057,8 @@ def grants_give_holders(grants: Iterable[Grant], *, now: datetime | None = None)
             answers.append(())
             continue
         facts = _Facts(holder, at, roles=roles.get(grant.grantee_id, {}),
-                       by_record=by_record.get(grant.grantee_id, set()))
+                       by_record=by_record.get(grant.grantee_id, set()),
+                       linked=linked.get(grant.grantee_id, set()) if grant.grantee_id in linked_asked else None)
         answers.append(_gives(grant, user=holder, now=at, facts=facts, second_factor_passed=True))
     return answers
 

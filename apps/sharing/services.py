@@ -896,6 +896,12 @@ PATIENT_EDUCATION_TO_STAFF = gettext_noop(
     "This person works for the organization and sees the case through their role already: a patient-education "
     "share is for the patient. To share with a colleague, choose another template.")
 
+#: a patient-education share to anyone but the case's patient (``policy.patient_education_recipient_refused``)
+PATIENT_EDUCATION_NOT_THE_PATIENT = gettext_noop(
+    "A patient-education share goes only to this case's patient, through the patient portal account their "
+    "invitation linked to them, and this recipient is not that account. Check the recipient, or invite the "
+    "patient from the case first (Invite the patient) and share with their account once they accept.")
+
 
 #: a share of another template to a patient of the case's organization (``share_recipient_check``)
 PATIENT_GIVEN_EDUCATION_ONLY = gettext_noop(
@@ -923,6 +929,10 @@ def share_recipient_check(*, case: Case, use_case: str, recipient_kind: str, gra
     if use_case == UseCase.PATIENT_EDUCATION:
         if person is not None and policy.patient_education_refused_to(person, case.organization_id):
             raise ValidationError(_(PATIENT_EDUCATION_TO_STAFF), code="recipient_email")
+        if recipient_kind in (RecipientKind.USER, RecipientKind.EMAIL) and policy.patient_education_recipient_refused(
+                case=case, person=person, email=grantee_email if recipient_kind == RecipientKind.EMAIL else ""):
+            # not the case's patient's account (found by QA: another patient's portal showed this case)
+            raise ValidationError(_(PATIENT_EDUCATION_NOT_THE_PATIENT), code="recipient_email")
         return
     if person is not None and policy.share_refused_to_patient(person, case.organization_id, use_case=use_case):
         raise ValidationError(_(PATIENT_GIVEN_EDUCATION_ONLY), code="recipient_email")

@@ -825,9 +825,11 @@ def _download_on_grant(w):
 def _study_shared_with_a_patient(w):
     from apps.sharing import services
     from apps.sharing.usecases import RecipientKind, UseCase
+    from tests.patient_links import link_patient_account
 
     _study(w)
     w.patient_user = member(w.org, Role.PATIENT, email="patient@alpha.example")
+    link_patient_account(w.patient_user, w.case.patient, case=w.case)  # the case's patient's account
     services.share_create(case=w.case, by=w.clinician, use_case=UseCase.PATIENT_EDUCATION,
                           recipient_kind=RecipientKind.USER, grantee=w.patient_user)
     w.clients["patient"] = Client()

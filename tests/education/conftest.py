@@ -8,6 +8,7 @@ from apps.organizations.models import Role
 from apps.sharing import services
 from apps.sharing.usecases import RecipientKind, UseCase
 from tests.factories import CaseFactory, PatientFactory, member
+from tests.patient_links import link_patient_account
 
 #: the patient ID the synthetic series carries (``bench.ingest.synthetic.ct_slice``): the
 #: education case's patient has it as MRN, as a patient is given only images of their own MRN
@@ -31,8 +32,12 @@ def sharer(org_a):
 
 
 @pytest.fixture
-def patient(org_a):
-    return member(org_a, Role.PATIENT, email="pat@alpha.example", full_name="Pat Patient")
+def patient(org_a, edu_case):
+    """The education case's patient's portal account, linked to them as their accepted invitation
+    links it (a patient-education share gives no other account anything)."""
+    user = member(org_a, Role.PATIENT, email="pat@alpha.example", full_name="Pat Patient")
+    link_patient_account(user, edu_case.patient, case=edu_case)
+    return user
 
 
 @pytest.fixture

@@ -27,6 +27,7 @@ from apps.sharing import policy, services
 from apps.sharing.policy import Action
 from apps.sharing.usecases import RecipientKind, UseCase
 from tests.factories import GrantFactory, StudyFactory, UserFactory, member, open_anonymous_link
+from tests.patient_links import link_patient_account
 
 pytestmark = pytest.mark.django_db
 
@@ -39,12 +40,17 @@ def _download_url(study, rendition: str = "education") -> str:
     return reverse("renditions:study_download", kwargs={"study_id": study.public_id}) + f"?rendition={rendition}"
 
 
-def _holder(kind: str, org_a, org_b):
+def _holder(kind: str, org_a, org_b, patient):
+    """The account of ``patient`` (a cases.Patient), linked to them as their accepted patient
+    invitation links it: a patient-education share gives no other account anything."""
     if kind == "no_organization":
-        return UserFactory(email="new.patient@example.org")
-    if kind == "patient_member":
-        return member(org_a, Role.PATIENT, email="pat.member@alpha.example")
-    return member(org_b, Role.CLINICIAN, email="doctor@beta.example")
+        user = UserFactory(email="new.patient@example.org")
+    elif kind == "patient_member":
+        user = member(org_a, Role.PATIENT, email="pat.member@alpha.example")
+    else:
+        user = member(org_b, Role.CLINICIAN, email="doctor@beta.example")
+    link_patient_account(user, patient)
+    return user
 
 
 def _share_by_email(case, sharer, holder):
@@ -73,7 +79,7 @@ def secret_case(edu_case, sharer):
 @pytest.mark.parametrize("kind", HOLDERS)
 def test_a_patient_education_share_shows_no_case_notes_or_study_pages(org_a, org_b, secret_case, edu_study, sharer,
                                                                      kind):
-    holder = _holder(kind, org_a, org_b)
+    holder = _holder(kind, org_a, org_b, secret_case.patient)
     grant, _link, raw = _share_by_email(secret_case, sharer, holder)
     client = _signed_in(holder)
     opened = client.get(reverse("sharing:link_open", kwargs={"token": raw}))
@@ -109,7 +115,8 @@ def test_a_patient_education_share_shows_no_case_notes_or_study_pages(org_a, org
 def test_the_policy_gives_a_patient_education_grant_the_education_copy_only(org_a, org_b, sharer, holder_kind):
     """Every action on the case and on its study, as the table says: the education copy's download
     is the one yes. A link holder too: the template sends a patient-education share to a person
-    only (``share_create`` refuses an anonymous one), and a grant made otherwise gives no more."""
+    only (``share_create`` refuses an anonymous one), and a grant made otherwise gives its holder
+    nothing: not the account linked to the case's patient (``policy.is_case_patients_account``)."""
     case_ = StudyFactory(organization=org_a, case__organization=org_a, state="ready").case
     study = case_.studies.get()
     if holder_kind == "link_holder":
@@ -121,15 +128,16 @@ def test_the_policy_gives_a_patient_education_grant_the_education_copy_only(org_
         link, _raw = services.share_link_create(grant=grant, by=sharer, anonymous=True)
         actor = policy.LinkHolder(link_ids=(link.pk,))
     else:
-        actor = _holder(holder_kind, org_a, org_b)
+        actor = _holder(holder_kind, org_a, org_b, case_.patient)
         GrantFactory(organization=org_a, case=case_, grantee=actor, use_case=UseCase.PATIENT_EDUCATION,
                      permissions=["view", "download_preview", "download_original", "reshare"],
                      renditions=["education", "preview", "original"])
     for obj in (case_, study):
         allowed = {action for action in Action if policy.can(actor, action, obj)}
         allowed |= {f"download:{r}" for r in policy.allowed_renditions(actor, obj)}
-        assert allowed == {"download:education"}, (obj, allowed)
-        assert policy.can(actor, Action.DOWNLOAD_PREVIEW, obj, rendition="education")
+        expected = set() if holder_kind == "link_holder" else {"download:education"}
+        assert allowed == expected, (obj, allowed)
+        assert policy.can(actor, Action.DOWNLOAD_PREVIEW, obj, rendition="education") == bool(expected)
 
 
 def test_a_patient_education_share_is_never_an_anonymous_link(edu_case, sharer):
@@ -160,6 +168,7 @@ def test_an_account_holding_only_patient_education_shares_is_kept_to_the_portal(
     administrator', a dashboard link): home leads to the portal, any other page says the copies
     are in the portal and leads back there, and the navigation is the patient's."""
     holder = UserFactory(email="new.patient@example.org", language="en")
+    link_patient_account(holder, edu_case.patient, case=edu_case)
     _grant, _link, raw = _share_by_email(edu_case, sharer, holder)
     client = _signed_in(holder)
     assert client.get(reverse("sharing:link_open", kwargs={"token": raw}))["Location"] == reverse("education:portal")
@@ -187,6 +196,7 @@ def test_an_account_of_no_organization_with_an_education_share_is_that_organizat
     from django.utils import timezone
 
     holder = UserFactory(email="reader@example.org")
+    link_patient_account(holder, edu_case.patient, case=edu_case)
     services.share_create(case=edu_case, by=sharer, use_case=UseCase.PATIENT_EDUCATION,
                           recipient_kind=RecipientKind.USER, grantee=holder)
     with pytest.raises(ValidationError) as refused:
@@ -205,6 +215,7 @@ def test_staff_elsewhere_find_their_patient_education_share_on_the_portal(org_b,
     """A clinician of another organization sent a patient-education share: the portal (not their
     dashboard) lists it, and "Shared with me" leads there, not to a case page it does not give."""
     clinician = member(org_b, Role.CLINICIAN, email="doctor@beta.example")
+    link_patient_account(clinician, edu_case.patient, case=edu_case)
     services.share_create(case=edu_case, by=sharer, use_case=UseCase.PATIENT_EDUCATION,
                           recipient_kind=RecipientKind.USER, grantee=clinician)
     client = _signed_in(clinician)

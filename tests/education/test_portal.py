@@ -21,6 +21,7 @@ from apps.sharing import services
 from apps.sharing.models import Grant
 from apps.sharing.usecases import RecipientKind, UseCase
 from tests.factories import TEST_PASSWORD, MembershipFactory, StudyFactory, UserFactory, member
+from tests.patient_links import link_patient_account
 
 pytestmark = pytest.mark.django_db
 
@@ -225,6 +226,7 @@ def test_patient_of_another_organization_gets_no_other_rendition(org_b, edu_stud
     patient rule must hold for them too when the grant comes from an organization they are not a
     member of (a share to the account of a patient of another organization)."""
     outsider_patient = member(org_b, Role.PATIENT, email="pat@beta.example")
+    link_patient_account(outsider_patient, edu_case.patient, case=edu_case)  # the case's patient
     grant = _grant_made_before(edu_case, sharer, outsider_patient)  # the share form refuses one now
     assert "download_original" in grant.permissions
     assert _client(outsider_patient).get(_download_url(edu_study, rendition)).status_code == 403
@@ -252,6 +254,7 @@ def test_patient_invited_by_email_without_a_membership_lands_on_the_portal(edu_s
     on the patient portal, where the share is listed and its education copy downloads, as for a
     patient account; not on the shared-case page."""
     recipient = UserFactory(email="new.patient@example.org")
+    link_patient_account(recipient, edu_case.patient, case=edu_case)  # the case's patient
     grant, _link, raw = services.share_create(case=edu_case, by=sharer, use_case=UseCase.PATIENT_EDUCATION,
                                               recipient_kind=RecipientKind.EMAIL,
                                               grantee_email="New.Patient@example.org")
@@ -273,6 +276,7 @@ def test_staff_sent_a_patient_education_share_by_email_land_on_the_portal(org_b,
     share lands on the portal too: the share gives no case page to land on (its use case gives
     the education copy only, whoever holds it), and the portal lists it for them."""
     clinician = member(org_b, Role.CLINICIAN, email="doctor@beta.example")
+    link_patient_account(clinician, edu_case.patient, case=edu_case)  # the case's patient
     _grant, _link, raw = services.share_create(case=edu_case, by=sharer, use_case=UseCase.PATIENT_EDUCATION,
                                                recipient_kind=RecipientKind.EMAIL, grantee_email=clinician.email)
     client, landed = _sign_in_through_the_link(raw, clinician.email)
@@ -299,6 +303,7 @@ def test_a_patient_education_share_opens_no_viewer_whoever_holds_it(org_b, edu_s
         recipient = UserFactory(email="new.patient@example.org")
     else:
         recipient = member(org_b, Role.CLINICIAN, email="doctor@beta.example")
+    link_patient_account(recipient, edu_case.patient, case=edu_case)  # the case's patient
     _grant, _link, raw = services.share_create(case=edu_case, by=sharer, use_case=UseCase.PATIENT_EDUCATION,
                                                recipient_kind=RecipientKind.EMAIL, grantee_email=recipient.email)
     client = _sign_in_through_the_link(raw, recipient.email)[0]

@@ -13,13 +13,16 @@ from apps.sharing import services
 from apps.sharing.usecases import RecipientKind, UseCase
 from tests.factories import CaseFactory, RenditionFactory, StudyFactory, member
 from tests.pages import queries_and_html
+from tests.patient_links import linked_patient_record
 
 pytestmark = pytest.mark.django_db
 
 
 def _shares(org, sharer, patient, n_shares: int, n_studies: int, *, named: bool) -> None:
     for _ in range(n_shares):
-        case = CaseFactory(organization=org, created_by=sharer, responsible_clinician=sharer)
+        # the patient's own cases (a patient-education share gives only the case's patient's account)
+        case = CaseFactory(organization=org, created_by=sharer, responsible_clinician=sharer,
+                           patient=linked_patient_record(patient, org))
         studies = [StudyFactory(organization=org, case=case) for _ in range(n_studies)]
         for study in studies:
             RenditionFactory(organization=org, study=study, kind="education", label="education_low_res")

@@ -17,6 +17,7 @@ from apps.renditions.models import Kind, Label, Rendition, Status
 from apps.sharing import services
 from apps.sharing.usecases import RecipientKind, UseCase
 from tests.factories import member
+from tests.patient_links import link_patient_account
 from tests.renditions.test_being_made_not_downloaded import _case_url, _study_url, unmade  # noqa: F401 - a fixture
 from tests.renditions.test_resume import Share
 
@@ -31,6 +32,7 @@ def _way_back(response) -> str | None:
 def test_a_patient_is_sent_back_to_the_portal_not_to_a_study_page_refusing_them(unmade, org_a, client_as):  # noqa: F811
     owner = member(org_a, Role.CLINICIAN)
     patient = member(org_a, Role.PATIENT, email="pat@alpha.example")
+    link_patient_account(patient, unmade.case.patient, case=unmade.case)  # the case's patient's account
     services.share_create(case=unmade.case, by=owner, use_case=UseCase.PATIENT_EDUCATION,
                           recipient_kind=RecipientKind.USER, grantee=patient)
     client = client_as(patient)
@@ -65,6 +67,7 @@ def test_a_link_holder_goes_back_to_the_shared_case_the_link_opened(unmade, clin
 def test_a_patient_refused_a_rendition_not_available_is_not_sent_to_the_study_page(unmade, org_a, client_as):  # noqa: F811
     owner = member(org_a, Role.CLINICIAN)
     patient = member(org_a, Role.PATIENT, email="pat@alpha.example")
+    link_patient_account(patient, unmade.case.patient, case=unmade.case)  # the case's patient's account
     services.share_create(case=unmade.case, by=owner, use_case=UseCase.PATIENT_EDUCATION,
                           recipient_kind=RecipientKind.USER, grantee=patient)
     Rendition.objects.create(organization=org_a, study=unmade, kind=Kind.EDUCATION, label=Label.EDUCATION_LOW_RES,

@@ -20,6 +20,7 @@ from apps.sharing import policy
 from apps.sharing.services import grant_create
 from apps.sharing.usecases import UseCase
 from tests.factories import PatientFactory, StudyFactory, member
+from tests.patient_links import link_patient_account
 
 pytestmark = pytest.mark.django_db
 
@@ -48,8 +49,12 @@ def _access(client, case, email: str) -> str:
 
 
 @pytest.fixture
-def patient(org_a):
-    return member(org_a, Role.PATIENT, email="patient.quillon@alpha.example")
+def patient(org_a, mrn_case):
+    """The case's patient's portal account, linked to them as their accepted invitation links it (a
+    patient's share gives no other account anything: ``policy.is_case_patients_account``)."""
+    user = member(org_a, Role.PATIENT, email="patient.quillon@alpha.example")
+    link_patient_account(user, mrn_case.patient, case=mrn_case)
+    return user
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ from apps.sharing.services import grant_create
 from apps.sharing.usecases import UseCase
 from tests.factories import StudyFactory, member
 from tests.pages import queries_and_html
+from tests.patient_links import link_patient_account
 
 pytestmark = pytest.mark.django_db
 
@@ -42,8 +43,12 @@ def _grant(case, by, **fields) -> Grant:
 
 
 @pytest.fixture
-def patient(org_a):
-    return member(org_a, Role.PATIENT, email="patient.quillon@alpha.example")
+def patient(org_a, case):
+    """The case's patient's portal account, linked to them as their accepted invitation links it (a
+    patient's share gives no other account anything: ``policy.is_case_patients_account``)."""
+    user = member(org_a, Role.PATIENT, email="patient.quillon@alpha.example")
+    link_patient_account(user, case.patient, case=case)
+    return user
 
 
 @pytest.fixture
@@ -181,6 +186,8 @@ def _shares(case, owner, n: int) -> None:
     org = case.organization
     for i in range(n):
         grantee = member(org, Role.PATIENT if i % 2 else Role.EXTERNAL_CONSULTANT)
+        if i % 2:  # the case's patient's account (a patient's share gives no other account anything)
+            link_patient_account(grantee, case.patient, case=case)
         _grant(case, owner, grantee=grantee, **(EDUCATION if i % 2 else {}))
     _grant(case, owner, group_members=[member(org, Role.EXTERNAL_CONSULTANT)], group_name="Board")
     _grant(case, owner, studies=[StudyFactory(organization=org, case=case)], grantee=member(org, Role.CLINICIAN))

@@ -25,6 +25,7 @@ from apps.sharing.models import Grant
 from apps.sharing.policy import Action
 from apps.sharing.usecases import RecipientKind, UseCase
 from tests.factories import GrantFactory, InvitationFactory, MembershipFactory, UserFactory, member
+from tests.patient_links import link_patient_account
 from tests.share_steps import confirmation
 from tests.viewer.conftest import make_ct_study
 
@@ -116,6 +117,7 @@ def test_a_plain_consultant_is_given_what_the_share_names(client_as, org_a, org_
 def test_the_patient_still_downloads_their_education_copy_under_a_patient_education_share(org_a, org_b, owner,
                                                                                           ct_study):
     patient = _patient_of_alpha_consultant_of_beta(org_a, org_b)
+    link_patient_account(patient, ct_study.case.patient, case=ct_study.case)  # the case's patient's account
     services.share_create(case=ct_study.case, by=owner, use_case=UseCase.PATIENT_EDUCATION,
                           recipient_kind=RecipientKind.USER, grantee=patient)
     assert policy.can(patient, Action.DOWNLOAD_PREVIEW, ct_study, rendition="education")
@@ -158,6 +160,7 @@ def test_the_share_form_still_shares_with_a_consultant_and_an_education_share_wi
         client_as, org_a, org_b, owner, ct_study):
     consultant = member(org_b, Role.EXTERNAL_CONSULTANT, email="consultant@beta.example")
     patient = _patient_of_alpha_consultant_of_beta(org_a, org_b)
+    link_patient_account(patient, ct_study.case.patient, case=ct_study.case)  # the case's patient's account
     client = client_as(owner)
     for person, use_case in ((consultant, UseCase.SECOND_OPINION), (patient, UseCase.PATIENT_EDUCATION)):
         review = client.post(_share_url(ct_study.case), {"use_case": use_case, "recipient_kind": RecipientKind.USER,

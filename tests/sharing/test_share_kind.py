@@ -15,6 +15,7 @@ from django.urls import reverse
 from apps.organizations.models import Role
 from apps.sharing.models import Grant, GrantSource, ShareKind
 from tests.factories import GrantFactory, UserFactory, member
+from tests.patient_links import link_patient_account
 from tests.share_steps import confirmation
 
 pytestmark = pytest.mark.django_db
@@ -48,11 +49,15 @@ def test_the_review_and_the_created_share_name_its_kind(org_a, owner, case, cons
     org_a.anonymous_links_enabled = True
     org_a.save()
     patient = member(org_a, Role.PATIENT, email="patient@alpha.example")
+    outside = UserFactory(email="outside@elsewhere.example")
+    if use_case == "patient_education":  # their accounts are the case's patient's (none other is given one)
+        link_patient_account(patient, case.patient, case=case)
+        link_patient_account(outside, case.patient, case=case)
     form = {"use_case": use_case, "recipient_kind": recipient_kind}
     if recipient_kind == "user":
         form["recipient_email"] = patient.email if use_case == "patient_education" else consultant.email
     elif recipient_kind == "email":  # an account with that address, bound when it opens the link
-        form["recipient_email"] = UserFactory(email="outside@elsewhere.example").email
+        form["recipient_email"] = outside.email
     elif recipient_kind == "group":
         form.update(group_emails=f"{consultant.email}\n{UserFactory().email}", group_name="Thoracic board")
     client = client_as(owner)

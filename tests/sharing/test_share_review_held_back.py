@@ -13,6 +13,7 @@ from django.urls import reverse
 
 from apps.organizations.models import Role
 from tests.factories import PatientFactory, StudyFactory, member
+from tests.patient_links import link_patient_account
 
 pytestmark = pytest.mark.django_db
 
@@ -44,6 +45,7 @@ def _review(client, case, form) -> str:
 
 def test_the_review_of_a_patients_share_lists_the_studies_held_back(org_a, owner, case, studies, client_as):
     patient = member(org_a, Role.PATIENT, email="patient@alpha.example")
+    link_patient_account(patient, case.patient, case=case)  # the case's patient's account
     html = _review(client_as(owner), case, {"use_case": "patient_education", "recipient_kind": "user",
                                             "recipient_email": patient.email})
     assert _held_back(html) == {"Foreign CT": "other_patient", "Anonymous MR": "no_patient_id"}
@@ -54,6 +56,7 @@ def test_the_review_of_a_patients_share_lists_the_studies_held_back(org_a, owner
 
 def test_a_share_naming_studies_lists_those_of_them_held_back(org_a, owner, case, studies, client_as):
     patient = member(org_a, Role.PATIENT, email="patient@alpha.example")
+    link_patient_account(patient, case.patient, case=case)  # the case's patient's account
     html = _review(client_as(owner), case, {"use_case": "patient_education", "recipient_kind": "user",
                                             "recipient_email": patient.email,
                                             "studies": [studies["own"].pk, studies["none"].pk]})

@@ -24,6 +24,7 @@ from apps.sharing import services
 from apps.sharing.models import Grant
 from apps.sharing.usecases import RecipientKind, UseCase
 from tests.factories import member
+from tests.patient_links import link_patient_account
 from tests.share_steps import confirmation
 
 pytestmark = pytest.mark.django_db
@@ -54,6 +55,7 @@ def test_a_patient_education_share_to_staff_of_the_organization_is_refused(clien
 
 def test_a_patient_education_share_still_goes_to_a_patient(client_as, case, owner, org_a):
     patient = member(org_a, Role.PATIENT, email="patient@alpha.example")
+    link_patient_account(patient, case.patient, case=case)  # the case's patient's account
     client = client_as(owner)
     form = {"use_case": UseCase.PATIENT_EDUCATION, "recipient_kind": RecipientKind.USER,
             "recipient_email": patient.email}

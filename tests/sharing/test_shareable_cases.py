@@ -85,6 +85,10 @@ def test_the_shareable_cases_are_those_can_allows_for_every_role(role, org_a, or
         assert _shareable(user, org_a) == {case.pk for case in in_a}  # closed ones too: the form keeps the open
     elif role == "inactive_clinician":
         assert _shareable(user, org_a) == set()
+    elif role == Role.PATIENT:
+        # a patient of the share's organization is given only what a patient-education share gives
+        # (the education copy), never resharing, whatever the grant names (8c4114e)
+        assert _shareable(user, org_a) == set()
     else:
         assert _shareable(user, org_a) == {granted["reshare"].pk}
 

@@ -22,9 +22,13 @@ def permission_labels(permissions: list[str]) -> str:
 @register.filter
 def held_back_reason(reasons: tuple[str, ...]) -> str:
     """Why a patient's share gives its patient none of its studies (``policy.grants_held_back_entirely``:
-    the flags of ``policy.held_back_from_patient`` found among them), for the staff (translated)."""
+    the flags of ``policy.held_back_from_patient`` found among them, or ``policy.NOT_THE_PATIENT``),
+    for the staff (translated)."""
     from apps.cases.selectors import NO_PATIENT_ID, OTHER_PATIENT
 
+    if policy.NOT_THE_PATIENT in reasons:  # sent to an account that is not the case's patient's
+        return _("The recipient's account is not this case's patient's (the account the patient's invitation "
+                 "linked to them): this share gives it nothing. Revoke it, and share with the patient's own account.")
     if OTHER_PATIENT in reasons and NO_PATIENT_ID in reasons:
         return _("The patient ID in their images differs from this case's MRN or is missing.")
     if OTHER_PATIENT in reasons:
