@@ -33,26 +33,32 @@ def _admin_with_members(page, live_server):
 
 
 def test_a_table_wider_than_the_screen_is_a_named_region_scrolled_by_keyboard(page, live_server):
-    """The share page's table of templates on a phone (the members' list and Shared with me are a
-    card a row there now, test_list_pages_on_a_phone, test_shared_with_me_cards)."""
+    """A case's studies on a phone (the members' list, Shared with me and, since 9ff0354, the share
+    page's table of templates are a card a row there now: test_list_pages_on_a_phone,
+    test_shared_with_me_cards, test_share_form_kinds)."""
+    from tests.factories import RenditionFactory, StudyFactory
+
     org = OrganizationFactory(name="Northwind Test", mfa_required_roles=[])
     owner = member(org, Role.CLINICIAN)
     case = CaseFactory(organization=org, created_by=owner, responsible_clinician=owner,
                        title="Chest CT - second opinion")
+    study = StudyFactory(organization=org, case=case, study_description="CT chest")
+    RenditionFactory(organization=org, study=study, kind="preview", label="preview_lossy")
     signed_in_as(page, live_server.url, owner)
     page.set_viewport_size({"width": 390, "height": 844})
-    page.goto(f"{live_server.url}{reverse('sharing:case_share', kwargs={'case_id': case.public_id})}")
-    wrap = page.locator(".table-wrap").first
+    page.goto(f"{live_server.url}{reverse('cases:case_detail', kwargs={'case_id': case.public_id})}")
+    selector = ".table-wrap:has(.studies-table)"
+    wrap = page.locator(selector)
     assert wrap.evaluate("w => w.scrollWidth > w.clientWidth")  # the table is wider
     assert wrap.get_attribute("tabindex") == "0" and wrap.get_attribute("role") == "region"
     # the table's caption
-    assert wrap.get_attribute("aria-label") == "What each template shares, with whom, and for how long"
+    assert wrap.get_attribute("aria-label") == "Studies of this case"
     wrap.focus()
     page.keyboard.press("ArrowRight")
-    page.wait_for_function("() => document.querySelector('.table-wrap').scrollLeft > 0")
+    page.wait_for_function(f"() => document.querySelector('{selector}').scrollLeft > 0")
     # on a wide screen the same table fits: no extra stop in the Tab order
     page.set_viewport_size({"width": 1400, "height": 900})
-    page.wait_for_function("() => !document.querySelector('.table-wrap').hasAttribute('tabindex')")
+    page.wait_for_function(f"() => !document.querySelector('{selector}').hasAttribute('tabindex')")
     assert wrap.get_attribute("role") is None
 
 
@@ -160,6 +166,7 @@ def test_the_patient_portal_and_the_patients_refused_page(page, live_server):
     from apps.sharing import services
     from apps.sharing.usecases import RecipientKind, UseCase
     from tests.factories import CaseFactory, RenditionFactory, StudyFactory
+    from tests.patient_links import link_patient_account
 
     org = OrganizationFactory(name="Northwind Test", mfa_required_roles=[])
     owner = member(org, Role.CLINICIAN, email="owner@portal.example", full_name="Casey Clinician")
@@ -167,6 +174,7 @@ def test_the_patient_portal_and_the_patients_refused_page(page, live_server):
     case = CaseFactory(organization=org, created_by=owner, responsible_clinician=owner)
     study = StudyFactory(organization=org, case=case)
     RenditionFactory(organization=org, study=study, kind="education", label="education_low_res")
+    link_patient_account(patient, case.patient, case=case)  # the case's patient's own account (7011cfe)
     services.share_create(case=case, by=owner, use_case=UseCase.PATIENT_EDUCATION,
                           recipient_kind=RecipientKind.USER, grantee=patient)
     signed_in_as(page, live_server.url, patient)

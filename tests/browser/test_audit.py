@@ -115,8 +115,8 @@ def test_ids_and_action_codes_read_on_a_phone_and_a_tablet(browser, live_server,
         expect(code).to_be_visible()  # on paper as well
         page.emulate_media(media="screen")
         page.locator(".audit-table td a.mono").first.click()  # a case's short id: its events
-        expect(page.locator("input[name=case]")).to_have_value(str(case.public_id))  # the id whole, to copy
-        expect(page.locator("input[name=case]")).to_be_visible()
+        expect(page.locator("#id_case")).to_have_value(str(case.public_id))  # the id whole, to copy
+        expect(page.locator("#id_case")).to_be_visible()
 
 
 @pytest.mark.parametrize(("viewport", "language"), PHONE_ES_TABLET_EN)

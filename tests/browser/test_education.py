@@ -14,6 +14,7 @@ from apps.sharing.models import Grant
 from apps.sharing.usecases import RecipientKind, UseCase
 from tests.browser.conftest import _only_local
 from tests.factories import TEST_PASSWORD, CaseFactory, OrganizationFactory, PatientFactory, member
+from tests.patient_links import link_patient_account
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -42,6 +43,7 @@ def test_patient_opens_education_link_on_a_phone_and_downloads(browser, live_ser
     case = CaseFactory(organization=org, created_by=owner, responsible_clinician=owner,
                        patient=PatientFactory(organization=org, mrn="SYN-0001"))
     _ready_study(org, case, tmp_path / "ct")
+    link_patient_account(patient, case.patient, case=case)  # the case's patient's own account (7011cfe)
     _grant, _link, raw = services.share_create(case=case, by=owner, use_case=UseCase.PATIENT_EDUCATION,
                                                recipient_kind=RecipientKind.USER, grantee=patient)
     base = live_server.url

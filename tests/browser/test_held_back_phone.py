@@ -14,6 +14,7 @@ from apps.sharing import services
 from apps.sharing.usecases import RecipientKind, UseCase
 from tests.browser.conftest import device_page, signed_in_as
 from tests.factories import CaseFactory, OrganizationFactory, PatientFactory, StudyFactory, member
+from tests.patient_links import link_patient_account
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -28,6 +29,7 @@ def held_back_share():
     case = CaseFactory(organization=org, created_by=owner, responsible_clinician=owner,
                        patient=PatientFactory(organization=org, mrn="NW-0042"))
     StudyFactory(organization=org, case=case, patient_id="1CT1", study_description="Foreign CT")
+    link_patient_account(patient, case.patient, case=case)  # the case's patient's own account (7011cfe)
     services.share_create(case=case, by=owner, use_case=UseCase.PATIENT_EDUCATION,
                           recipient_kind=RecipientKind.USER, grantee=patient)
     return owner, patient, case

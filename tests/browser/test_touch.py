@@ -104,6 +104,7 @@ def test_the_patient_portal_draws_one_line_between_two_studies(page, live_server
     from apps.sharing import services
     from apps.sharing.usecases import RecipientKind, UseCase
     from tests.factories import RenditionFactory, StudyFactory
+    from tests.patient_links import link_patient_account
 
     org = OrganizationFactory(name="Northwind Test", mfa_required_roles=[])
     owner = member(org, Role.CLINICIAN, email="owner@lines.example")
@@ -112,6 +113,7 @@ def test_the_patient_portal_draws_one_line_between_two_studies(page, live_server
     for description in ("CT chest", "CT abdomen"):
         study = StudyFactory(organization=org, case=case, study_description=description)
         RenditionFactory(organization=org, study=study, kind="education", label="education_low_res")
+    link_patient_account(patient, case.patient, case=case)  # the case's patient's own account (7011cfe)
     services.share_create(
         case=case, by=owner, use_case=UseCase.PATIENT_EDUCATION, recipient_kind=RecipientKind.USER, grantee=patient
     )
