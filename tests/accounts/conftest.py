@@ -5,10 +5,11 @@ import time
 import pytest
 from django.conf import settings
 from django.test import Client
+from django_otp import devices_for_user
 from django_otp.oath import TOTP
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from apps.accounts import mfa
+from apps.accounts import mfa, sso
 
 
 @pytest.fixture(autouse=True)
@@ -63,3 +64,15 @@ def verified_client(client_as):
         return client
 
     return make
+
+
+def sso_session(user, organization) -> Client:
+    """A Client signed in as ``user`` by ``organization``'s single sign-on, as
+    ``sso.session_signed_in`` leaves the session (with the second factors they have now)."""
+    client = Client()
+    client.force_login(user)
+    session = client.session
+    session[sso.OPENED_BY_KEY] = organization.pk
+    session[sso.FACTORS_BEFORE_KEY] = [d.persistent_id for d in devices_for_user(user, confirmed=True)]
+    session.save()
+    return client

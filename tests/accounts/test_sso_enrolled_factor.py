@@ -17,7 +17,6 @@ import re
 import pytest
 import requests
 from django.test import Client, RequestFactory
-from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from apps.accounts import mfa, services, sso
@@ -25,7 +24,7 @@ from apps.accounts.models import SSOEnrolledFactor, User
 from apps.audit.models import AuditEvent
 from apps.organizations.models import Membership, Role
 from apps.sharing import policy
-from tests.accounts.conftest import enrol, totp_code
+from tests.accounts.conftest import enrol, sso_session, totp_code
 from tests.accounts.test_sso import _csrf, _sso_sign_in, alpha, idp  # noqa: F401  (fixtures: the test provider)
 from tests.factories import TEST_PASSWORD, CaseFactory, OrganizationFactory, member
 
@@ -161,19 +160,6 @@ def sam(org_a):
     return member(org_a, Role.CLINICIAN, email="sam@alpha.example")
 
 
-def _sso_session(user, organization) -> Client:
-    """A Client signed in as ``user`` by ``organization``'s single sign-on, as
-    ``sso.session_signed_in`` leaves the session (with the second factors they have now)."""
-    client = Client()
-    client.force_login(user)
-    session = client.session
-    session[sso.OPENED_BY_KEY] = organization.pk
-    session[sso.FACTORS_BEFORE_KEY] = [d.persistent_id for d in (
-        *TOTPDevice.objects.filter(user=user, confirmed=True), *StaticDevice.objects.filter(user=user, confirmed=True))]
-    session.save()
-    return client
-
-
 def _enrolled_through(user, organization) -> TOTPDevice:
     """An authenticator and recovery codes for ``user``, enrolled in a session ``organization``'s
     single sign-on opened (``mfa.sso_enrolled_mark``, as the enrolment page marks them)."""
@@ -213,7 +199,7 @@ def test_a_session_alphas_provider_opened_and_verified_with_the_factor_it_enroll
     """The factor was there before this sign-in (a code e295232 would have taken as the person's),
     but it was enrolled in an earlier session of the same provider."""
     device = _enrolled_through(sam, org_a)
-    client = _sso_session(sam, org_a)
+    client = sso_session(sam, org_a)
     assert client.post("/accounts/mfa/verify/", {"code": totp_code(device), "next": "/"}).status_code == 302
     assert client.get("/").status_code == 200
     assert SSOEnrolledFactor.objects.filter(totp_device=device).exists()  # its own provider's session confirms nothing
@@ -236,11 +222,11 @@ def test_recovery_codes_made_in_alphas_providers_session_do_not_keep_its_session
     Membership.objects.create(user=sam, organization=org_b, role=Role.CLINICIAN)
     assert policy.sso_sign_in_allowed(sam, org_a)  # the authenticator is proof
 
-    with_code = _sso_session(sam, org_a)
+    with_code = sso_session(sam, org_a)
     assert with_code.post("/accounts/mfa/verify/", {"code": codes[0], "next": "/"}).status_code == 302
     assert _signed_out(with_code)
 
-    with_app = _sso_session(sam, org_a)
+    with_app = sso_session(sam, org_a)
     assert with_app.post("/accounts/mfa/verify/", {"code": totp_code(device), "next": "/"}).status_code == 302
     assert with_app.get("/").status_code == 200
 

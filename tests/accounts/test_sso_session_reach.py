@@ -21,7 +21,7 @@ from apps.accounts import mfa, services, sso
 from apps.accounts.models import User
 from apps.audit.models import AuditEvent
 from apps.organizations.models import Membership, Role
-from tests.accounts.conftest import enrol, totp_code
+from tests.accounts.conftest import enrol, sso_session, totp_code
 from tests.accounts.test_sso import _sso_sign_in, alpha, idp  # noqa: F401  (fixtures: the test provider)
 from tests.factories import TEST_PASSWORD, CaseFactory, GrantFactory, OrganizationFactory, member
 
@@ -91,18 +91,6 @@ def sam(org_a):
     return member(org_a, Role.CLINICIAN, email="sam@alpha.example")
 
 
-def _sso_session(user, organization) -> Client:
-    """A Client signed in as ``user`` by ``organization``'s single sign-on, as
-    ``sso.session_signed_in`` leaves the session (with the second factors they have now)."""
-    client = Client()
-    client.force_login(user)
-    session = client.session
-    session[sso.OPENED_BY_KEY] = organization.pk
-    session[sso.FACTORS_BEFORE_KEY] = [d.persistent_id for d in TOTPDevice.objects.filter(user=user, confirmed=True)]
-    session.save()
-    return client
-
-
 def _signed_out(client: Client, path: str = "/") -> bool:
     response = client.get(path, follow=True)
     return response.redirect_chain[0][0].startswith("/accounts/login/") and SIGNED_OUT in response.content.decode()
@@ -110,7 +98,7 @@ def _signed_out(client: Client, path: str = "/") -> bool:
 
 @pytest.mark.django_db
 def test_a_case_shared_by_another_organization_ends_the_session(org_a, org_b, sam):
-    client = _sso_session(sam, org_a)
+    client = sso_session(sam, org_a)
     assert client.get("/").status_code == 200
     GrantFactory(organization=org_b, grantee=sam)
     assert _signed_out(client)
@@ -124,7 +112,7 @@ def test_a_password_session_is_not_the_providers(org_a, org_b, sam):
     browser: Django keeps the session's data) takes the provider's mark out of it: it lasts as
     any password session does. (allauth's sign-in page sends a signed-in person on; the test
     client signs in as a sign-in view does, in the client's session.)"""
-    client = _sso_session(sam, org_a)
+    client = sso_session(sam, org_a)
     client.force_login(sam)
     assert sso.OPENED_BY_KEY not in client.session and sso.FACTORS_BEFORE_KEY not in client.session
     Membership.objects.create(user=sam, organization=org_b, role=Role.CLINICIAN)
@@ -136,7 +124,7 @@ def test_first_enrolment_is_refused_in_a_providers_session_once_other_organizati
         org_a, org_b, sam):
     """Even were the gate to let the request through, the enrolment page itself refuses: the
     session ends and the person signs in with their password to enrol."""
-    client = _sso_session(sam, org_a)
+    client = sso_session(sam, org_a)
     assert client.get("/accounts/mfa/setup/").status_code == 200  # Alpha only: theirs to enrol
     Membership.objects.create(user=sam, organization=org_b, role=Role.EXTERNAL_CONSULTANT)
     with mock.patch("apps.accounts.middleware.sso", mock.Mock(session_outlived=lambda *args: False)):
@@ -160,13 +148,13 @@ def test_a_session_verified_with_a_factor_from_before_the_sign_in_goes_on(org_a,
     in it after."""
     settings.LIGHTBOX_MFA_ENFORCED = False
     device = enrol(sam)
-    before = _sso_session(sam, org_a)
+    before = sso_session(sam, org_a)
     assert before.post("/accounts/mfa/verify/", {"code": totp_code(device), "next": "/"}).status_code == 302
     Membership.objects.create(user=sam, organization=org_b, role=Role.CLINICIAN)
     assert before.get("/").status_code == 200
 
     other = member(org_a, Role.CLINICIAN, email="kim@alpha.example")
-    after = _sso_session(other, org_a)  # no factor at the sign-in; one enrolled in the session
+    after = sso_session(other, org_a)  # no factor at the sign-in; one enrolled in the session
     late = enrol(other)
     assert after.post("/accounts/mfa/verify/", {"code": totp_code(late), "next": "/"}).status_code == 302
     Membership.objects.create(user=other, organization=org_b, role=Role.CLINICIAN)
@@ -178,7 +166,7 @@ def test_with_the_gate_on_a_factor_confirmed_since_is_asked_for_not_skipped(org_
     """With the second factor asked for (the deployments' setting), a person of two organizations
     with an authenticator is one the provider may sign in, a code next: a factor they confirmed
     since (their password's session) keeps the session, which must enter its code."""
-    client = _sso_session(sam, org_a)
+    client = sso_session(sam, org_a)
     Membership.objects.create(user=sam, organization=org_b, role=Role.CLINICIAN)
     enrol(sam)
     response = client.get("/")
