@@ -10,6 +10,7 @@ from django.db import DatabaseError, connection, transaction
 
 from apps.audit.models import AuditEvent
 from apps.audit.services import record
+from apps.organizations.models import Role
 from tests.factories import OrganizationFactory
 
 pytestmark = pytest.mark.django_db
@@ -140,15 +141,34 @@ def test_postgres_trigger_refuses_update_and_delete(org_a, verify_audit):
 @pytest.mark.skipif(not ON_POSTGRES, reason="TRUNCATE and the trigger: PostgreSQL only")
 @pytest.mark.django_db(transaction=True)
 def test_truncate_flush_still_works_with_the_trigger():
-    """transaction=True tests end with a TRUNCATE flush: row-level triggers do not fire on it, and
-    the statement-level one (0008) lets it through on the test connections, which say it is
-    maintenance (portal/settings/test.py; tests/audit/test_wiped.py checks that others are refused)."""
-    org = OrganizationFactory(slug="flush")
-    record(action="case.viewed", organization=org)
+    """transaction=True tests end with a flush (tests/conftest.py: the audit tables TRUNCATEd, the
+    others emptied with DELETE): row-level triggers do not fire on TRUNCATE, and the statement-level
+    one (0008) lets it through on the test connections, which say it is maintenance
+    (portal/settings/test.py; tests/audit/test_wiped.py checks that others are refused). Every
+    table but content types and permissions is left empty, whatever refers to what."""
+    from django.contrib.contenttypes.models import ContentType
     from django.core.management import call_command
 
-    call_command("flush", "--no-input")
+    from tests.conftest import FLUSH_KEPT
+    from tests.factories import CaseFactory, member
+
+    org = OrganizationFactory(slug="flush")
+    clinician = member(org, Role.CLINICIAN, email="flush@flush.example")
+    CaseFactory(organization=org, created_by=clinician)
+    record(action="case.viewed", organization=org, actor=clinician)
+    content_types = sorted(ContentType.objects.values_list("pk", flat=True))
+
+    call_command("flush", "--no-input", reset_sequences=False)  # as a transactional test ends
     assert not AuditEvent.objects.exists()
+    tables = connection.introspection.django_table_names(only_existing=True, include_views=False)
+    with connection.cursor() as cur:
+        filled = []
+        for table in tables:
+            cur.execute(f"SELECT EXISTS (SELECT 1 FROM {connection.ops.quote_name(table)})")
+            if cur.fetchone()[0]:
+                filled.append(table)
+    assert sorted(filled) == sorted(FLUSH_KEPT)
+    assert sorted(ContentType.objects.values_list("pk", flat=True)) == content_types  # kept, not written back
 
 
 # --- anchors: a whole tail rewritten by the database's owner ------------------------------------
