@@ -161,10 +161,11 @@ class CuttingProxy:
             upstream = socket.create_connection(("127.0.0.1", self.target_port))
             with self._lock:
                 self._conns += [client, upstream]
-            threading.Thread(target=self._pipe, args=(client, upstream, True), daemon=True).start()
-            threading.Thread(target=self._pipe, args=(upstream, client, False), daemon=True).start()
+            ended: list[bool] = []
+            threading.Thread(target=self._pipe, args=(client, upstream, True, ended), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client, False, ended), daemon=True).start()
 
-    def _pipe(self, src: socket.socket, dst: socket.socket, upstream: bool) -> None:
+    def _pipe(self, src: socket.socket, dst: socket.socket, upstream: bool, ended: list[bool]) -> None:
         try:
             while data := src.recv(65536):
                 if upstream and not self.cut.is_set() and self.cut_after is not None:
@@ -178,11 +179,24 @@ class CuttingProxy:
         except OSError:
             pass
         finally:
+            # shut both down (the other direction's recv returns), and let the pair's last thread
+            # close them: a socket closed under the other thread's recv frees its descriptor, which
+            # the next accepted connection takes, and that recv then reads the next client's request
+            # (under load the client saw "Remote end closed connection without response")
             for s in (src, dst):
                 try:
-                    s.close()
+                    s.shutdown(socket.SHUT_RDWR)
                 except OSError:
                     pass
+            with self._lock:
+                ended.append(True)
+                last = len(ended) == 2
+            if last:
+                for s in (src, dst):
+                    try:
+                        s.close()
+                    except OSError:
+                        pass
 
     def _drop_all(self) -> None:
         for s in self._conns:
