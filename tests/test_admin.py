@@ -197,3 +197,64 @@ def test_a_package_admin_registered_later_is_made_read_only(superuser):
     model_admin = site._registry[Group]
     assert not (model_admin.has_add_permission(request) or model_admin.has_change_permission(request)
                 or model_admin.has_delete_permission(request))
+
+
+def _patients_and_a_clinician(org_a, org_b):
+    """Patient accounts of each kind ``policy.patient_accounts`` names (a patient member; an account
+    whose patient membership ended, linked to a case's patient by its accepted invitation; an
+    account of no organization holding a patient-education share) and a clinician."""
+    from apps.sharing.usecases import UseCase
+    from tests.factories import CaseFactory, GrantFactory, PatientFactory
+    from tests.patient_links import link_patient_account
+
+    member_patient = member(org_a, Role.PATIENT, email="jane.roe@mail.example", full_name="Jane Roe")
+    ended = member(org_a, Role.PATIENT, email="john.doe@mail.example", full_name="John Doe")
+    Membership.objects.filter(user=ended).update(is_active=False)
+    link_patient_account(ended, PatientFactory(organization=org_a))
+    educated = UserFactory(email="mary.major@mail.example", full_name="Mary Major")
+    GrantFactory(organization=org_b, case=CaseFactory(organization=org_b), grantee=educated,
+                 use_case=UseCase.PATIENT_EDUCATION)
+    clinician = member(org_a, Role.CLINICIAN, email="carl.clin@alpha.example", full_name="Carl Clinician")
+    return [member_patient, ended, educated], clinician
+
+
+_PATIENT_WORDS = ("Jane Roe", "jane.roe", "John Doe", "john.doe", "Mary Major", "mary.major")
+
+
+def test_the_user_admin_names_a_patients_account_by_its_id_only(admin_client, org_a, org_b):
+    """Found by review: the admin's user list and pages showed patients' names and addresses to
+    operators, who care for none of them (56cafb3 hid them on the other admin pages)."""
+    patients, clinician = _patients_and_a_clinician(org_a, org_b)
+    listing = admin_client.get("/admin/accounts/user/")
+    assert listing.status_code == 200
+    body = listing.content.decode()
+    for word in _PATIENT_WORDS:
+        assert word not in body, word
+    for patient in patients:
+        assert f"Patient account #{patient.pk}" in body
+    assert "carl.clin@alpha.example" in body and "Carl Clinician" in body  # staff are shown
+    for patient in patients:
+        base = f"/admin/accounts/user/{patient.pk}"
+        for path in (f"{base}/change/", f"{base}/history/"):
+            page = admin_client.get(path)
+            assert page.status_code == 200, path
+            text = page.content.decode()
+            for word in _PATIENT_WORDS:
+                assert word not in text, (path, word)
+            assert f"Patient account #{patient.pk}" in text, path
+    page = admin_client.get(f"/admin/accounts/user/{clinician.pk}/change/").content.decode()
+    assert "carl.clin@alpha.example" in page and "Carl Clinician" in page
+
+
+def test_a_search_by_name_or_address_does_not_find_a_patients_account(admin_client, org_a, org_b):
+    patients, clinician = _patients_and_a_clinician(org_a, org_b)
+    def found(term: str) -> set[int]:
+        response = admin_client.get("/admin/accounts/user/", {"q": term})
+        assert response.status_code == 200
+        return {user.pk for user in response.context["cl"].result_list}
+
+    ids = {patient.pk for patient in patients}
+    assert ids <= found("")  # listed, by their ids
+    for term in ("Roe", "jane.roe@mail.example", "John Doe", "Major", "mail.example"):
+        assert not found(term) & ids, term
+    assert clinician.pk in found("Clinician") and clinician.pk in found("carl.clin@")

@@ -76,7 +76,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.db.models import Exists, Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from apps.organizations.models import Membership, Organization, Role
@@ -1011,6 +1011,24 @@ def patient_grants(user: Any) -> Q:
             | ((Q(organization_id__in=invited.values("organization_id"))
                 | Q(organization_id__in=educated.values("organization_id")))
                & ~Q(organization_id__in=mine.values("organization_id"))))
+
+
+def patient_accounts() -> Q:
+    """A filter of the accounts (``accounts.User``) that are, or were, a patient of some
+    organization, whatever they are elsewhere: a patient membership, active or ended; or a patient
+    by what the account accepted (``_patient_orgs_by_record``'s rule: a patient invitation, which
+    links it to a case's patient, ``patients_linked_to``; a patient-education share addressed to it
+    and not revoked). The Django admin, which shows every organization's accounts to an operator
+    who cares for none of their patients, names such an account by its id only
+    (apps.accounts.admin). Nothing read here: subqueries."""
+    from apps.accounts.models import Invitation, InvitationKind
+    from apps.sharing.models import Grant
+
+    return (Q(Exists(Membership.objects.filter(user=OuterRef("pk"), role=Role.PATIENT)))
+            | Q(Exists(Invitation.objects.filter(kind=InvitationKind.PATIENT, accepted_by=OuterRef("pk"),
+                                                 accepted_at__isnull=False)))
+            | Q(Exists(Grant.objects.filter(grantee=OuterRef("pk"), use_case=UseCase.PATIENT_EDUCATION,
+                                            revoked_at__isnull=True))))
 
 
 def _owner_ids(obj: object) -> set[int]:
