@@ -71,7 +71,8 @@ from django.utils.translation import pgettext_lazy
 #   encryption key rotation ................... keys.rotated (manage.py rotate_keys)
 #   stored file altered ....................... blob.integrity_failed (a read of an image's stored
 #                                               file whose authentication failed: the viewer's
-#                                               frame, the patient portal's education image)
+#                                               frame, the patient portal's education image, a
+#                                               de-identified export's original, a download's zip)
 #   organization onboarded .................... organization.created (manage.py organization_create)
 #                                               + membership.added (its first org admin)
 
@@ -194,7 +195,9 @@ KEYS_ROTATED = "keys.rotated"
 #: a stored file (an image's encrypted blob) read for someone failed its integrity check (its bytes
 #: were altered: AES-GCM authentication, ``apps.imaging.blobs.open_blob``); recorded once per read
 #: attempt, target the image (instance), ``details.read`` what read it (``viewer_frame``,
-#: ``education_image``), outcome failed; nothing of the file was shown
+#: ``education_image``, ``deid_export``: the export leaves the file out, ``zip``: a download
+#: package, refused before its first byte or stopped short mid-stream), outcome failed; nothing of
+#: the file was shown
 BLOB_INTEGRITY_FAILED = "blob.integrity_failed"
 ORGANIZATION_CREATED = "organization.created"
 

@@ -128,6 +128,11 @@ class Reason(models.TextChoices):
         "Modality where text is usually burned into the pixels, and the file does not say it is free of it.")
     NO_PIXELS = "no_pixels", _("Not an image (a report or other object without pixel data).")
     UNREADABLE = "unreadable", _("The stored file could not be read as DICOM.")
+    #: its stored (encrypted) file failed its integrity check: its bytes were altered since it was
+    #: stored (``cryptography.exceptions.InvalidTag``), recorded as ``blob.integrity_failed``
+    INTEGRITY_FAILED = "integrity_failed", _(
+        "The stored file failed its integrity check (it was altered since it was stored), so it was not "
+        "exported. This has been recorded for your organization's security officer.")
     FAILED = "failed", _("The file could not be de-identified.")
 
 

@@ -38,6 +38,7 @@ from apps.deid.models import LABEL, DeidExport, DeidExportFile, Outcome, State
 from apps.deid.profile import Excluded, Reason, deidentify_file
 from apps.imaging.blobs import content_fields, open_blob, row_with_content_create
 from apps.imaging.models import Instance, Study
+from apps.imaging.services import blob_integrity_failed
 from apps.imaging.storage import STORAGE_ERRORS
 from apps.sharing import policy
 from apps.sharing.policy import Action
@@ -145,7 +146,12 @@ def _paths(instances: list[Instance]) -> dict[int, str]:
 
 
 def _one(inst: Instance, export: DeidExport, key: bytes, path: str) -> dict:
-    """The fields of one file row: the de-identified copy stored as a new blob, or the reason."""
+    """The fields of one file row: the de-identified copy stored as a new blob, or the reason.
+    An original whose stored bytes were altered (its integrity check failing, ``InvalidTag``,
+    which the profile's reading turns into "unreadable") is excluded as such
+    (``Reason.INTEGRITY_FAILED``, not "could not be read as DICOM"), logged as an error and
+    recorded for the security officer (``blob.integrity_failed``, once: a re-run skips the
+    instances that have a row); the export goes on with the other files, as for any excluded one."""
     try:
         with open_blob(inst.blob) as fh:
             output = deidentify_file(fh, pseudonym=export.pseudonym, key=key)
@@ -155,11 +161,20 @@ def _one(inst: Instance, export: DeidExport, key: bytes, path: str) -> dict:
             # file: the task retries, and fails the export if it gives up, rather than leave the
             # image out of a "ready" export as unreadable
             raise exc.__cause__ from None
+        if isinstance(exc.__cause__, InvalidTag):
+            return _altered(inst, export)
         return {"outcome": Outcome.EXCLUDED, "reason": exc.reason}
     except InvalidTag:
-        logger.warning("deid: stored blob of instance %s failed authentication", inst.pk)
-        return {"outcome": Outcome.EXCLUDED, "reason": Reason.UNREADABLE}
+        return _altered(inst, export)
     return {"outcome": Outcome.EXPORTED, "path": path, **content_fields(output.data)}
+
+
+def _altered(inst: Instance, export: DeidExport) -> dict:
+    """An original whose stored bytes were altered: recorded (``blob.integrity_failed``, read
+    ``deid_export``, on behalf of who started the export) and excluded with that reason."""
+    blob_integrity_failed(instance=inst, read="deid_export", actor=export.created_by,
+                          details={"export": str(export.public_id)})
+    return {"outcome": Outcome.EXCLUDED, "reason": Reason.INTEGRITY_FAILED}
 
 
 def _record_failure(export: DeidExport, details: dict[str, str]) -> None:
@@ -277,7 +292,7 @@ def deid_export_package(export: DeidExport):
     # lazy texts: the manifest is written in the asker's language (``package_finish``), as a
     # study's download's, with the same words; its values (paths, sha256s, sizes) are as they are
     entries = [Entry(path=f"{name}/{f.path}", size=f.bytes, crc32=f.crc32 or 0, sha256=f.sha256, label=LABEL,
-                     blob=f.blob, code="deidentified")
+                     blob=f.blob, code="deidentified", instance=f.instance)
                for f in files if f.outcome == Outcome.EXPORTED]
     missing = [(later(lambda number=f.instance.instance_number if f.instance.instance_number is not None else i:
                       _("%(folder)s image %(number)s") % {"folder": name, "number": number}),

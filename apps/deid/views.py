@@ -26,6 +26,7 @@ from apps.core.pagination import page_of
 from apps.deid import services
 from apps.deid.models import LABEL, DeidExport, Outcome, State
 from apps.imaging.models import Study
+from apps.imaging.services import blob_integrity_failed
 from apps.organizations.switching import switch_first
 from apps.renditions.views import package_response  # one download transport for every package
 from apps.sharing import policy
@@ -172,5 +173,9 @@ def export_download(request: HttpRequest, deidexport_id: UUID) -> HttpResponse:
             return False
         return True
 
+    def altered(instance) -> None:  # an exported file's stored bytes altered while sent (the stream stops)
+        blob_integrity_failed(instance=instance, read="zip", actor=user, request=request,
+                              details={"scope": "deid_export", "export": str(export.public_id)})
+
     return package_response(request, package, on_transfer_start=started, on_transfer_end=recorded,
-                            still_allowed=still_allowed)
+                            still_allowed=still_allowed, on_integrity_failed=altered)

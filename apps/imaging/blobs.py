@@ -30,6 +30,7 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import IO, BinaryIO
 
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from django.core.files import File
 from django.core.files.storage import FileSystemStorage, default_storage
@@ -666,6 +667,17 @@ def open_blob(blob: Blob) -> BlobReader:
     """A readable, seekable binary file object over the plaintext of ``blob``; decrypts chunk
     by chunk and raises ``cryptography.exceptions.InvalidTag`` if stored bytes were altered."""
     return BlobReader(blob)
+
+
+class AlteredBlobRead(InvalidTag):
+    """``InvalidTag`` (a stored blob's bytes were altered) raised by a read that knows whose
+    stored file it was: ``instance``, the image (``apps.imaging.models.Instance``) whose original
+    or rendition it is, for the caller to record (``apps.imaging.services.blob_integrity_failed``).
+    Caught wherever ``InvalidTag`` is."""
+
+    def __init__(self, instance) -> None:
+        super().__init__(f"stored file of instance {getattr(instance, 'public_id', '?')} failed its integrity check")
+        self.instance = instance
 
 
 def blob_rewrap(blob: Blob, *, key_id: str | None = None) -> bool:

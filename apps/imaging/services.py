@@ -1080,8 +1080,8 @@ def blob_integrity_failed(*, instance: Instance, read: str, actor: Any = None, a
     as it was read for someone (``cryptography.exceptions.InvalidTag`` from ``open_blob``: its
     bytes were altered since it was written): logged as an error and recorded for the security
     officer (``blob.integrity_failed``, outcome failed, target the instance), once per read attempt.
-    ``read``: what read it (``viewer_frame``, ``education_image``). Names the instance by its public
-    id only, never anything the file holds."""
+    ``read``: what read it (``viewer_frame``, ``education_image``, ``deid_export``, ``zip``). Names
+    the instance by its public id only, never anything the file holds."""
     from apps.audit import actions as audit_actions
 
     logger.error("blob integrity check failed: instance %s (%s)", instance.public_id, read)

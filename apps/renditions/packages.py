@@ -69,12 +69,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
+from cryptography.exceptions import InvalidTag
 from django.core.files.storage import default_storage
 from django.utils import timezone, translation
 from django.utils.functional import lazy
 from django.utils.translation import gettext, gettext_lazy, ngettext
 
-from apps.imaging.blobs import iter_blob
+from apps.imaging.blobs import AlteredBlobRead, iter_blob
 from apps.imaging.checksums import crc32
 from apps.imaging.models import Blob, Instance, Study
 from apps.renditions.encoders import EDUCATION_BAND_TEXT
@@ -176,6 +177,9 @@ class Entry:
     code: str = ""          # the Label value; "fallback" for an original standing in for a lossless copy
     source_lossy: bool = False  # its original was already lossy-compressed (``RenditionFile.source_lossy``)
     stand_in: bool = False  # an original standing in for the lossless copy of its image (``_files_for``)
+    #: the image whose stored file ``blob`` is (its original or a rendition of it): named when the
+    #: blob fails its integrity check while sent (``AlteredBlobRead``)
+    instance: Instance | None = None
 
 
 @dataclass
@@ -184,6 +188,7 @@ class Segment:
     length: int
     data: bytes | None = None
     blob: Blob | None = None
+    instance: Instance | None = None  # the entry's (``Entry.instance``)
 
 
 @dataclass
@@ -205,7 +210,10 @@ class Package:
         return f"{self.name}.zip"
 
     def iter_range(self, start: int, end: int) -> Iterator[bytes]:
-        """The bytes ``start``..``end`` (inclusive) of the zip, in pieces of at most READ_SIZE."""
+        """The bytes ``start``..``end`` (inclusive) of the zip, in pieces of at most READ_SIZE.
+        A blob whose stored bytes were altered raises ``AlteredBlobRead`` naming its entry's image
+        (``InvalidTag`` for an entry that names none), as a storage error is raised: the transfer
+        stops there, short of its Content-Length."""
         if start > end:
             return
         starts = [s.offset for s in self.segments]
@@ -222,7 +230,12 @@ class Package:
                 if seg.data is not None:
                     yield seg.data[within:within + take]
                 else:
-                    yield from _blob_bytes(seg.blob, within, take)
+                    try:
+                        yield from _blob_bytes(seg.blob, within, take)
+                    except InvalidTag as exc:
+                        if seg.instance is None or isinstance(exc, AlteredBlobRead):
+                            raise
+                        raise AlteredBlobRead(seg.instance) from exc
                 pos += take
             i += 1
 
@@ -270,11 +283,11 @@ def _layout(package: Package, when: datetime) -> None:
     central: list[bytes] = []
     pos = 0
 
-    def add(data: bytes | None = None, blob: Blob | None = None, length: int = 0) -> None:
+    def add(data: bytes | None = None, blob: Blob | None = None, length: int = 0, instance=None) -> None:
         nonlocal pos
         length = len(data) if data is not None else length
         if length:
-            segments.append(Segment(pos, length, data, blob))
+            segments.append(Segment(pos, length, data, blob, instance))
             pos += length
 
     for entry in package.entries:
@@ -289,7 +302,7 @@ def _layout(package: Package, when: datetime) -> None:
         if entry.data is not None:
             add(entry.data)
         else:
-            add(blob=entry.blob, length=entry.size)
+            add(blob=entry.blob, length=entry.size, instance=entry.instance)
         fields = [entry.size, entry.size] if big else []
         if offset >= _ZIP64:
             fields.append(offset)
@@ -405,11 +418,11 @@ def _study_entries(pairs, missing, kind: str, root: str) -> tuple[list[Entry], l
         if kind == Kind.EDUCATION:  # the file's labelled JPEG image, which any phone opens, not its DICOM
             entries.append(Entry(path=f"{root}/{layout.place(inst, 'jpg')}", size=f.image_bytes,
                                  crc32=f.image_crc32 or 0, sha256=f.image_sha256, label=label, blob=f.image_blob,
-                                 code=code, source_lossy=f.source_lossy, stand_in=stand_in))
+                                 code=code, source_lossy=f.source_lossy, stand_in=stand_in, instance=inst))
             continue
         entries.append(Entry(path=f"{root}/{layout.place(inst, f.extension)}",
                              size=f.bytes, crc32=f.crc32 or 0, sha256=f.sha256, label=label, blob=f.blob,
-                             code=code, source_lossy=f.source_lossy, stand_in=stand_in))
+                             code=code, source_lossy=f.source_lossy, stand_in=stand_in, instance=inst))
     gone = [(later(lambda number=inst.instance_number if inst.instance_number is not None else inst.pk:
                     gettext("%(folder)s image %(number)s") % {"folder": root, "number": number}), why)
             for inst, why in missing]

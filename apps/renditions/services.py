@@ -29,7 +29,7 @@ from apps.core import i18n
 from apps.core.i18n import Deferred
 from apps.core.queue import lost_tasks_send, send_on_commit
 from apps.imaging import pixels
-from apps.imaging.blobs import content_fields, open_blob, put_blob_locked, row_with_content_create
+from apps.imaging.blobs import AlteredBlobRead, content_fields, open_blob, put_blob_locked, row_with_content_create
 from apps.imaging.checksums import crc32
 from apps.imaging.models import Instance, Study
 from apps.imaging.storage import STORAGE_ERRORS
@@ -199,7 +199,11 @@ def education_images_ensure(*, study: Study) -> None:
         try:
             with open_blob(file.instance.blob) as fh:  # only the key frame's bytes are read
                 fields = _image_fields(encoders.education_labelled_jpeg(fh, _key_frame(file.instance)))
-        except (*STORAGE_ERRORS, InvalidTag):
+        except InvalidTag as exc:
+            # its original's stored bytes were altered: not a reason to leave the image out
+            # quietly; raised naming the image, for the caller to record
+            raise AlteredBlobRead(file.instance) from exc
+        except STORAGE_ERRORS:
             raise  # the stored file could not be read: not a reason to leave the image out
         except Exception as exc:  # noqa: BLE001 - the package leaves this one image out and says so
             logger.warning("renditions: education image not made for file %s (%s)", file.public_id,
@@ -259,7 +263,10 @@ def originals_ensure(*, study: Study) -> None:
     missing = Instance.objects.filter(study=study).exclude(rendition_files__rendition=rendition).select_related("blob")
     made = False
     for inst in missing:
-        crc, facts, reason = _original_read(inst)
+        try:
+            crc, facts, reason = _original_read(inst)
+        except InvalidTag as exc:  # its stored bytes were altered: raised naming the image, to be recorded
+            raise AlteredBlobRead(inst) from exc
         _file_create(rendition, inst, _make(Kind.ORIGINAL, inst, None, facts, reason, crc=crc))
         made = True
     if made or rendition.status == Status.PENDING:

@@ -84,6 +84,8 @@ from apps.audit import actions as audit_actions
 from apps.audit.services import record
 from apps.cases.models import Case
 from apps.core.http import header_number
+from apps.imaging import services as imaging_services
+from apps.imaging.blobs import AlteredBlobRead
 from apps.imaging.models import Study
 from apps.renditions.models import SHARING_RENDITION, Kind, Progress, Rendition, renditions_progress
 from apps.renditions.packages import Package, case_package, study_package
@@ -397,7 +399,12 @@ def _serve(request: HttpRequest, actor, obj, kind: str, scope: str, build,
     # before anything is built or counted
     if (asked := _step_up_first(request, actor, obj, kind, decision)) is not None:
         return asked
-    package: Package = build()
+    try:
+        package: Package = build()
+    except AlteredBlobRead as exc:
+        # an image's stored file read to build the package (its original's CRC, an education
+        # picture) failed its integrity check: recorded, and said, before any byte or count
+        return _altered_before_sending(request, actor, obj, kind, scope, exc.instance)
     # decided again on the package as built (HEAD too, as its GET is, counting nothing)
     decision = _decide_built(request, actor, obj, kind, scope, package)
     # a Range continuing no transfer of this package by this client: ignored, before any 416 (which
@@ -430,8 +437,24 @@ def _serve(request: HttpRequest, actor, obj, kind: str, scope: str, build,
                                             package_key=_package_key(obj, kind, scope), package_etag=package.etag,
                                             request=request)
 
+    def altered(instance) -> None:
+        imaging_services.blob_integrity_failed(instance=instance, read="zip", actor=actor,
+                                               actor_label=_actor_label(actor), request=request,
+                                               details={"scope": scope, "rendition": kind})
+
     return package_response(request, package, on_transfer_start=started, on_transfer_end=recorded,
-                            still_allowed=still_allowed, whole=whole)
+                            still_allowed=still_allowed, whole=whole, on_integrity_failed=altered)
+
+
+def _altered_before_sending(request: HttpRequest, actor, obj, kind: str, scope: str, instance) -> HttpResponse:
+    """A package one of whose images' stored files failed its integrity check (its bytes altered
+    since stored) while the package was built: ``blob.integrity_failed`` recorded (read ``zip``),
+    and 409 with a page saying so, never a zip without that image passed off as complete."""
+    imaging_services.blob_integrity_failed(instance=instance, read="zip", actor=actor, actor_label=_actor_label(actor),
+                                           request=request, details={"scope": scope, "rendition": kind})
+    response = render(request, "renditions/integrity_failed.html", _way_back(request, obj), status=409)
+    response["Cache-Control"] = "private, no-store"
+    return response
 
 
 def _wanted(request: HttpRequest, package: Package) -> tuple[int, int] | bool | None:
@@ -458,7 +481,8 @@ def _unsatisfiable(package: Package) -> HttpResponse:
 
 
 def package_response(request: HttpRequest, package: Package, *, on_transfer_start: Callable[[dict], None],
-                     on_transfer_end, still_allowed: Callable[[], bool], whole: bool = False) -> HttpResponse:
+                     on_transfer_end, still_allowed: Callable[[], bool], whole: bool = False,
+                     on_integrity_failed: Callable[[object], None] | None = None) -> HttpResponse:
     """The one way a package goes out, once the caller's policy check passed: exact
     Content-Length, strong ETag, a single Range (with If-Range; 416 when unsatisfiable), HEAD with
     the headers of a GET and no body. Before the first byte of a transfer (a GET answered 200 or
@@ -474,7 +498,14 @@ def package_response(request: HttpRequest, package: Package, *, on_transfer_star
     the figures say ``stopped: access_ended``.
 
     ``whole``: the caller ignores the request's Range (RFC 9110 lets a server do so) and the
-    package goes out whole, 200, as to a request without one (``_sent_whole``)."""
+    package goes out whole, 200, as to a request without one (``_sent_whole``).
+
+    ``on_integrity_failed(instance)``: called once when an image's stored file fails its integrity
+    check while the body is sent (its bytes altered: ``AlteredBlobRead``), for the caller to
+    record ``blob.integrity_failed``. The status is sent by then: the error is raised on, as a
+    storage error is, so the server drops the connection and the client has fewer bytes than the
+    Content-Length announced (never a complete-looking zip missing a file); the transfer is
+    recorded download.incomplete."""
     wanted = None if whole else _wanted(request, package)
     if wanted is False:
         return _unsatisfiable(package)
@@ -496,7 +527,7 @@ def package_response(request: HttpRequest, package: Package, *, on_transfer_star
     else:
         on_transfer_start(dict(figures))  # recorded before the first byte: before the body exists
         stream = _async_stream if isinstance(request, ASGIRequest) else _sync_stream
-        response = StreamingHttpResponse(stream(package, start, end, done, still_allowed),
+        response = StreamingHttpResponse(stream(package, start, end, done, still_allowed, on_integrity_failed),
                                          status=206 if wanted else 200,
                                          content_type="application/zip")
     response["Content-Length"] = str(end - start + 1)
@@ -527,7 +558,8 @@ class _Recheck:
         return True
 
 
-def _sync_stream(package: Package, start: int, end: int, done, still_allowed: Callable[[], bool]):
+def _sync_stream(package: Package, start: int, end: int, done, still_allowed: Callable[[], bool],
+                 altered: Callable[[object], None] | None = None):
     sent, complete, stopped = 0, False, False
     recheck = _Recheck()
     try:
@@ -538,6 +570,10 @@ def _sync_stream(package: Package, start: int, end: int, done, still_allowed: Ca
             sent += len(chunk)
             yield chunk
         complete = not stopped
+    except AlteredBlobRead as exc:
+        if altered is not None:
+            altered(exc.instance)
+        raise  # as a storage error: the connection is dropped, short of the Content-Length
     finally:
         done(sent, complete, stopped)
 
@@ -569,7 +605,8 @@ async def _finish(executor: ThreadPoolExecutor, pieces, done, sent: int, complet
         await sync_to_async(done)(sent, complete, stopped)
 
 
-async def _async_stream(package: Package, start: int, end: int, done, still_allowed: Callable[[], bool]):
+async def _async_stream(package: Package, start: int, end: int, done, still_allowed: Callable[[], bool],
+                        altered: Callable[[object], None] | None = None):
     # one worker thread per transfer, always the same: hopping between the default pool's
     # threads made the decrypting reads 3-4 times slower (measured by bench/renditions.py)
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lightbox-download")
@@ -593,6 +630,10 @@ async def _async_stream(package: Package, start: int, end: int, done, still_allo
         else:
             ahead = None
             complete = True
+    except AlteredBlobRead as exc:
+        if altered is not None:
+            await sync_to_async(altered)(exc.instance)
+        raise  # as a storage error: the connection is dropped, short of the Content-Length
     finally:
         if ahead is not None:
             ahead.cancel()  # a batch being read finishes first: _finish's close queues behind it
