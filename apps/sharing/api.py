@@ -27,6 +27,10 @@ from apps.sharing.usecases import TEMPLATES, RecipientKind, Rendition, UseCase
 #: no template lasts longer (each refuses more than its own maximum, beside ``hours``)
 HOURS_MAX = max(t.max_hours for t in TEMPLATES.values())
 
+#: the schema's word on an anonymous link's terms
+LINK_TERM_HELP = ("Anonymous links only: leave it out (or blank) on a share to a person, a group or an invited "
+                  "address, where it is refused (400 beside the field).")
+
 
 class GrantOutputSerializer(serializers.ModelSerializer):
     id = serializers.UUIDField(source="public_id", read_only=True)
@@ -70,9 +74,13 @@ class GrantCreateSerializer(StrictSerializer):
                                        help_text="Left out, the use case's own; an empty list is refused.")
     hours = serializers.IntegerField(required=False, min_value=1, max_value=HOURS_MAX)
     download_limit = serializers.IntegerField(required=False, min_value=1, max_value=COUNT_MAX)
-    second_factor = serializers.ChoiceField(choices=SecondFactor.choices, required=False, allow_blank=True)
-    passcode = serializers.CharField(required=False, allow_blank=True, max_length=64, write_only=True)
-    max_uses = serializers.IntegerField(required=False, min_value=1, max_value=COUNT_MAX)
+    # an anonymous link's terms: refused on a share to a person, a group or an invited address, as
+    # the share form refuses them (``services.share_link_terms_check``)
+    second_factor = serializers.ChoiceField(choices=SecondFactor.choices, required=False, allow_blank=True,
+                                            help_text=LINK_TERM_HELP)
+    passcode = serializers.CharField(required=False, allow_blank=True, max_length=64, write_only=True,
+                                     help_text=f"With second_factor \"passcode\" only. {LINK_TERM_HELP}")
+    max_uses = serializers.IntegerField(required=False, min_value=1, max_value=COUNT_MAX, help_text=LINK_TERM_HELP)
     not_before = BoundedDateTimeField(required=False)
 
 
@@ -149,6 +157,10 @@ class GrantViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedVi
         # who may share is asked first (and a refusal recorded), so that only someone who may
         # share learns which addresses have accounts
         policy.require(request.user, policy.Action.SHARE_CASE, case, request=request)
+        try:  # the share form's rule: an anonymous link's terms on a share to a person are refused, not dropped
+            services.share_link_terms_check(recipient_kind=v["recipient_kind"], values=v)
+        except ValidationError as exc:
+            raise _api_errors(exc, GrantCreateSerializer) from exc
         grantee, members = None, []
         if v["recipient_kind"] == RecipientKind.USER:
             grantee = User.objects.filter(email=(v.get("recipient_email") or "").lower(), is_active=True).first()

@@ -9,22 +9,27 @@ from django.utils.translation import gettext_noop, ngettext
 
 from apps.core.forms import BoundedDateTimeField, BoundedModelMultipleChoiceField
 from apps.sharing.models import COUNT_MAX, Grant, SecondFactor
-from apps.sharing.usecases import ANONYMOUS_MAX_HOURS, TEMPLATES, RecipientKind, Rendition, UseCase, templates_taking
+from apps.sharing.usecases import (
+    ANONYMOUS_LINK_FIELDS,
+    ANONYMOUS_MAX_HOURS,
+    TEMPLATES,
+    RecipientKind,
+    Rendition,
+    UseCase,
+    templates_taking,
+)
 
 #: the share form's fields that belong to some kinds of recipient only (the others take every
 #: kind): the form marks them with those kinds (``data-recipient-kinds``, for js/share_form.js,
 #: which shows only the chosen kind's), and ``ShareForm.clean`` refuses the link's terms given for
-#: another kind, and drops another kind's recipients
+#: another kind (``services.share_link_terms_check``, the API's rule too), and drops another
+#: kind's recipients
 KIND_FIELDS: dict[str, tuple[str, ...]] = {
     "recipient_email": (RecipientKind.USER, RecipientKind.EMAIL),
     "group_emails": (RecipientKind.GROUP,), "group_name": (RecipientKind.GROUP,),
     "max_uses": (RecipientKind.ANONYMOUS,), "second_factor": (RecipientKind.ANONYMOUS,),
     "passcode": (RecipientKind.ANONYMOUS,),
 }
-#: an anonymous link's terms: a share to a person, a group or an invited address opens only for
-#: them, signed in, so these would protect nothing there (a sharer who gave one believed they did)
-ANONYMOUS_LINK_FIELDS = ("max_uses", "second_factor", "passcode")
-
 #: a share to an e-mail address that no account has (the form and the API refuse it)
 NO_ACCOUNT = gettext_noop("No account has this address: invite them first. Once they have accepted the "
                           "invitation and signed in, share with them.")
@@ -172,24 +177,20 @@ class ShareForm(forms.Form):
         kind's recipients are dropped, so that the review shows and the share takes only the
         chosen kind's (without JavaScript the form shows every field, and a browser keeps what was
         typed in a field hidden since)."""
+        from apps.sharing.services import share_link_terms_check, share_link_terms_given
+
         if self.anonymous_off:
             # an old page's, or a hand-made request: the fields are not offered, nothing takes them
-            if kind != RecipientKind.ANONYMOUS and any(
-                    str(self.data.get(name) or "").strip() for name in ANONYMOUS_LINK_FIELDS):
+            if kind != RecipientKind.ANONYMOUS and share_link_terms_given(self.data):
                 self.add_error(None, _("Anonymous links are switched off for this organization: a share takes no "
                                        "use limit, second factor or passcode. Its link opens only for its "
                                        "recipients, signed in."))
-        elif kind in RecipientKind.values and kind != RecipientKind.ANONYMOUS:
-            for name in ANONYMOUS_LINK_FIELDS:
-                if data.get(name) not in (None, "") and name not in self.errors:
-                    self.add_error(name, _("Only an anonymous link takes this: a share to a person, a group or an "
-                                           "invited address opens only for them, signed in. Leave it empty."))
-        elif kind == RecipientKind.ANONYMOUS:
-            if data.get("second_factor") == SecondFactor.PASSCODE and not data.get("passcode"):
-                self.add_error("passcode", _("Choose a passcode of at least 6 characters."))
-            elif data.get("passcode") and data.get("second_factor") != SecondFactor.PASSCODE:
-                self.add_error("passcode", _("A passcode is asked only when the second factor is “Passcode”: "
-                                             "choose it above, or leave the passcode empty."))
+        else:
+            try:  # the service's rule, which the grants API asks too
+                share_link_terms_check(recipient_kind=kind or "", values=data)
+            except forms.ValidationError as exc:
+                for name, errors in exc.error_dict.items():
+                    self.add_error(name, errors)
         for name, kinds in KIND_FIELDS.items():
             if name not in ANONYMOUS_LINK_FIELDS and kind not in kinds and name in data:
                 data[name] = ""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -48,6 +48,7 @@ from apps.sharing.models import (
     SharingPolicy,
 )
 from apps.sharing.usecases import (
+    ANONYMOUS_LINK_FIELDS,
     ANONYMOUS_MAX_HOURS,
     TEMPLATES,
     RecipientKind,
@@ -495,7 +496,7 @@ def share_link_refusal(*, link: ShareLink, user: Any, now: datetime | None = Non
     if link.locked_at is not None:
         return LinkRefusal.LOCKED
     if link.anonymous:
-        if not link.organization.anonymous_links_enabled:
+        if not policy.anonymous_links_allowed(link.organization):
             return LinkRefusal.ANONYMOUS_OFF
     else:
         if user is None or not user.is_authenticated:
@@ -891,6 +892,44 @@ def share_not_before_check(not_before: datetime | None) -> None:
                                 "once, or choose a later time."), code="not_before")
 
 
+#: an anonymous link's term given on a share to a person, a group or an invited address (``share_link_terms_check``)
+LINK_TERM_NOT_FOR_NAMED = gettext_noop(
+    "Only an anonymous link takes this: a share to a person, a group or an invited address opens only for them, "
+    "signed in. Leave it empty.")
+
+
+def share_link_terms_given(values: Mapping[str, Any]) -> list[str]:
+    """The anonymous link's terms (``ANONYMOUS_LINK_FIELDS``) given in ``values`` (a share
+    request's fields: the form's data or cleaned data, the API's validated data): those neither
+    left out nor blank."""
+    return [name for name in ANONYMOUS_LINK_FIELDS if str(values.get(name) or "").strip()]
+
+
+def share_link_terms_check(*, recipient_kind: str, values: Mapping[str, Any]) -> None:
+    """Refuse the link's terms in ``values`` that a share to ``recipient_kind`` does not take
+    (ValidationError with an error a field, each coded with its field's name): on a share to a
+    person, a group or an invited address, an anonymous link's terms (``ANONYMOUS_LINK_FIELDS``:
+    the sharer believed the share protected by them, and it is not); on an anonymous link, a
+    passcode factor without a passcode, or a passcode without that factor (it would never be
+    asked). The one rule: the share form asks it in ``clean`` (beside each field), the grants API
+    before creating (400 beside each field). A kind that is not a ``RecipientKind`` is left to
+    the check of the kind."""
+    errors: dict[str, list[ValidationError]] = {}
+    if recipient_kind == RecipientKind.ANONYMOUS:
+        passcode_factor = values.get("second_factor") == SecondFactor.PASSCODE
+        if passcode_factor and not values.get("passcode"):
+            errors["passcode"] = [ValidationError(_("Choose a passcode of at least 6 characters."), code="passcode")]
+        elif values.get("passcode") and not passcode_factor:
+            errors["passcode"] = [ValidationError(
+                _("A passcode is asked only when the second factor is “Passcode”: choose it above, or leave the "
+                  "passcode empty."), code="passcode")]
+    elif recipient_kind in RecipientKind.values:
+        errors = {name: [ValidationError(_(LINK_TERM_NOT_FOR_NAMED), code=name)]
+                  for name in share_link_terms_given(values)}
+    if errors:
+        raise ValidationError(errors)
+
+
 #: a patient-education share to someone who works for the case's organization (``share_recipient_check``)
 PATIENT_EDUCATION_TO_STAFF = gettext_noop(
     "This person works for the organization and sees the case through their role already: a patient-education "
@@ -952,11 +991,12 @@ def share_create(*, case: Case, by: User, use_case: str, recipient_kind: str, gr
     """Share ``case`` (or named ``studies`` of it) through a template: a grant plus its link.
 
     The template gives permissions, renditions and expiry; the organization's SharingPolicy may
-    only narrow them. Anonymous links need Organization.anonymous_links_enabled and are held to
-    at most 24 h (or less by policy), a download limit, and previews unless originals are chosen.
+    only narrow them. Anonymous links need the organization's switch (as
+    ``policy.anonymous_links_allowed`` reads it) and are held to at most 24 h (or less by
+    policy), a download limit, and previews unless originals are chosen.
     """
     policy.require(by, policy.Action.SHARE_CASE, case, request=request)
-    if recipient_kind == RecipientKind.ANONYMOUS and not case.organization.anonymous_links_enabled:
+    if recipient_kind == RecipientKind.ANONYMOUS and not policy.anonymous_links_allowed(case.organization):
         raise _anonymous_links_off(case=case, by=by, request=request)
     with transaction.atomic():
         return _share_create(case=case, by=by, use_case=use_case, recipient_kind=recipient_kind, grantee=grantee,
@@ -1297,7 +1337,7 @@ def grant_renew_refusal(*, grant: Grant, org_policy: SharingPolicy | None = None
         return RenewRefusal.REVOKED
     if not grant.case.is_open:
         return RenewRefusal.CASE_CLOSED
-    if grant.is_anonymous and not grant.organization.anonymous_links_enabled:
+    if grant.is_anonymous and not policy.anonymous_links_allowed(grant.organization):
         return RenewRefusal.ANONYMOUS_OFF
     try:
         _renewal_terms(grant=grant, org_policy=org_policy or _sharing_policies_read([grant.organization_id])[

@@ -123,6 +123,12 @@ TEMPLATES: dict[str, Template] = {
 #: anonymous links never live longer than this, whatever the template says
 ANONYMOUS_MAX_HOURS = 24
 
+#: an anonymous link's terms, as the share form and the grants API name them: a share to a person,
+#: a group or an invited address opens only for them, signed in, so these would protect nothing
+#: there (a sharer who gave one believed they did). ``services.share_link_terms_check`` refuses
+#: them on such a share, for the form and the API alike.
+ANONYMOUS_LINK_FIELDS = ("max_uses", "second_factor", "passcode")
+
 #: which grant permission a rendition needs to be downloaded
 RENDITION_PERMISSION: dict[str, str] = {
     Rendition.ORIGINAL: "download_original",
