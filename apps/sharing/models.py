@@ -455,6 +455,10 @@ class Notification(models.Model):
     #: the page that lists the notice (``policy.notices_naming``, ``selectors.notifications_for``):
     #: not decided, not named
     names_what_about = False
+    #: the title to name its case by instead of the case's as it is now, decided with
+    #: ``names_what_about`` (``selectors.notifications_for``): the one a share of the reader's that
+    #: ended when the case was closed names it by in "Shared with me"; None: the case's own
+    case_title_shown: str | None = None
 
     class Meta:
         ordering = ["-created_at"]
@@ -475,7 +479,8 @@ class Notification(models.Model):
         if self.board_id is not None and self.board is not None:
             return gettext("Tumor board “%(title)s”: %(message)s") % {"title": self.board.title, "message": text}
         if self.case_id is not None and self.case is not None:
-            return gettext("Case “%(title)s”: %(message)s") % {"title": self.case.title, "message": text}
+            title = self.case_title_shown if self.case_title_shown is not None else self.case.title
+            return gettext("Case “%(title)s”: %(message)s") % {"title": title, "message": text}
         return text
 
 

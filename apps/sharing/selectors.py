@@ -15,7 +15,14 @@ from django.utils import timezone
 from django.utils.translation import gettext
 
 from apps.sharing import policy
-from apps.sharing.models import Grant, GrantDownload, GrantState, Notification, OriginalRequest
+from apps.sharing.models import (
+    REVOKED_CASE_CLOSED,
+    Grant,
+    GrantDownload,
+    GrantState,
+    Notification,
+    OriginalRequest,
+)
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
@@ -276,13 +283,42 @@ def notifications_for(*, user: User, limit: int = 20, request: HttpRequest | Non
     """The user's newest notices. With ``request`` (the page's), none about the person's other
     organizations than the active one (``policy.organizations_elsewhere``: reached by switching).
     Each names the board or case it is about by its title (``message_shown``) only where the user
-    still sees it (``policy.notices_naming``, in one or two queries for the page)."""
+    still sees it (``policy.notices_naming``, in one or two queries for the page), or, about a
+    case whose share to them ended when it was closed, as "Shared with me" names that share
+    (``_notices_of_closed_cases_named``)."""
     notices = list(Notification.objects.filter(user=user).exclude(organization_id__in=_elsewhere_ids(request))
                    .select_related("case", "board")[:limit])
     for notice, names in zip(notices, policy.notices_naming(user, notices, facts=policy.request_facts(request, user)),
                              strict=True):
         notice.names_what_about = names
+    _notices_of_closed_cases_named(user=user, notices=notices)
     return notices
+
+
+def _notices_of_closed_cases_named(*, user: User, notices: list[Notification]) -> None:
+    """Each of ``notices`` about a case the reader no longer sees (``names_what_about`` False)
+    whose share to them ended when the case was closed (``REVOKED_CASE_CLOSED``) names the case as
+    "Shared with me" names that share on the same page (``with_case_titles``): by the title it had
+    when the share ended (``Grant.case_title_at_end``, the case's own while not renamed since),
+    never by a later one. Closing a case ended its shares, so their notices ("A case was shared
+    with you") said nothing of which case (found by QA). A share that ended otherwise (revoked,
+    run out) leaves its notices unnamed, as before; one whose title was not kept (marked by
+    migration sharing 0014) too. One query, only when there is such a notice."""
+    unnamed = {n.case_id for n in notices
+               if not n.names_what_about and (n.board_id is None or n.board is None)
+               and n.case_id is not None and n.case is not None}
+    if not unnamed:
+        return
+    ended = (Grant.objects.filter(pk__in=Grant.objects.addressed_to(user).values("pk"), case_id__in=unnamed,
+                                  revoke_reason=REVOKED_CASE_CLOSED)
+             .select_related("case").order_by("case_id", "-revoked_at", "-id"))
+    titles: dict[int, str] = {}
+    for grant in ended:  # the latest to end, of each case
+        titles.setdefault(grant.case_id,
+                          grant.case.title if grant.case_title_at_end is None else grant.case_title_at_end)
+    for notice in notices:
+        if notice.case_id in unnamed and titles.get(notice.case_id):
+            notice.names_what_about, notice.case_title_shown = True, titles[notice.case_id]
 
 
 # --------------------------------------------------------------------------- usage reports
