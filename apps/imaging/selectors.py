@@ -221,8 +221,17 @@ def upload_states_get(*, user, organization, public_ids: set[UUID],
                                   wanted=policy.Action.UPLOAD_STUDY.value)
         raise Http404
     added = IngestJob.studies.through.objects.filter(ingestjob__in=[job.pk for job in jobs]).values("study_id")
-    studies = list(Study.objects.visible_to(user).filter(pk__in=added).order_by("created_at", "id"))
+    studies = list(with_images_now(Study.objects.visible_to(user).filter(pk__in=added)).order_by("created_at", "id"))
     return jobs, studies
+
+
+def with_images_now(studies):
+    """``studies`` (a queryset), each with ``images_now``: how many images it holds now, counted,
+    for the upload page's lines (``upload_states_get``, a file's status in apps.imaging.tus).
+    ``num_instances`` is the count its last ingest finished with: while another upload adds to
+    the study it stays as it was, and a line kept saying "3 images" of a study another upload had
+    added to (found by QA)."""
+    return studies.annotate(images_now=Count("instances", distinct=True))
 
 
 def studies_in_no_case(*, user, organization):

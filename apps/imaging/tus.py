@@ -37,7 +37,7 @@ from apps.core.http import header_number
 from apps.imaging import follow, uploads
 from apps.imaging.asgi import body_stream
 from apps.imaging.models import Upload, UploadState
-from apps.imaging.selectors import upload_job_lines
+from apps.imaging.selectors import upload_job_lines, with_images_now
 from apps.sharing import policy
 from apps.sharing.policy import Action
 
@@ -446,11 +446,12 @@ def _status_json(upload: Upload) -> dict:
             "files_count": job.files.count() if len(files) == STATUS_FILES else len(files),
             "studies": [{"id": str(s.public_id), "url": s.get_absolute_url(), "state": s.state,
                          "state_label": str(s.get_state_display()), "version": s.version,
-                         "description": s.study_description, "instances": s.num_instances,
+                         "description": s.study_description, "instances": s.images_now,
                          # in no case: the upload page's row says to attach it from its page
                          "in_case": s.case_id is not None,
-                         "instances_label": ngettext("%(n)s image", "%(n)s images", s.num_instances)
-                         % {"n": s.num_instances}} for s in job.studies.all()],
+                         # as many as it holds now, as imaging:upload_states says (with_images_now)
+                         "instances_label": ngettext("%(n)s image", "%(n)s images", s.images_now)
+                         % {"n": s.images_now}} for s in with_images_now(job.studies.all())],
         }
     return out
 

@@ -344,9 +344,10 @@ def upload_states(request: HttpRequest) -> HttpResponse:
         "studies": [{"id": str(study.public_id), "url": study.get_absolute_url(), "state": study.state,
                      "state_label": str(study.get_state_display()),
                      "final": study.state not in selectors.STUDY_STATES_PENDING,
-                     "instances": study.num_instances,
-                     "instances_label": ngettext("%(n)s image", "%(n)s images", study.num_instances)
-                     % {"n": study.num_instances}}
+                     # as many as it holds now (another upload may be adding to it), not its last count
+                     "instances": study.images_now,
+                     "instances_label": ngettext("%(n)s image", "%(n)s images", study.images_now)
+                     % {"n": study.images_now}}
                     for study in studies],
     })
 

@@ -183,6 +183,9 @@
       var li = document.createElement("li");
       li.appendChild(studyLink(s, true));
       it.report.appendChild(li);
+      // the page's other lines naming this study say what this newer answer does: another file's
+      // line said "Ready, 3 images" of a study this file had added to since (found by QA)
+      applyStudy(s);
     });
     // the lines that say something, in the server's order (apps.imaging.selectors.SEVERITIES:
     // problems, warnings, notes), as the report page lists them; a file ingested with nothing to
@@ -445,17 +448,24 @@
     return jobs;
   }
 
+  // every line naming the study ``s`` (an answer of the server's: its state, address and the
+  // number of images it holds now) says so, whichever upload's line it is
+  function applyStudy(s) {
+    if (!s.id) { return; }
+    each(document, "[data-study=\"" + s.id + "\"]", function (a) {
+      if (s.url && a.getAttribute("href") !== s.url) { a.href = s.url; }
+      var state = a.querySelector("[data-study-state]");
+      if (state) { state.setAttribute("data-study-state", s.state); text(state, s.state_label); }
+      var count = a.querySelector("[data-study-images]");
+      if (count) { text(count, s.instances_label || String(s.instances)); }
+    });
+  }
+
   function applyStates(data, asked) {
     var answered = {};
     (data.studies || []).forEach(function (s) {
       answered[s.id] = true;
-      each(document, "[data-study=\"" + s.id + "\"]", function (a) {
-        if (s.url && a.getAttribute("href") !== s.url) { a.href = s.url; }
-        var state = a.querySelector("[data-study-state]");
-        if (state) { state.setAttribute("data-study-state", s.state); text(state, s.state_label); }
-        var count = a.querySelector("[data-study-images]");
-        if (count) { text(count, s.instances_label); }
-      });
+      applyStudy(s);
     });
     // a study its upload no longer names (deleted since): nothing to wait for, its line left as it is
     asked.forEach(function (job) {

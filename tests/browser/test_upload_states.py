@@ -13,6 +13,7 @@ from playwright.sync_api import expect
 
 from apps.imaging.models import JobState, Study, StudyState
 from apps.organizations.models import Role
+from bench.ingest.synthetic import write_ct_series
 from tests.browser.conftest import device_page, signed_in_as
 from tests.factories import CaseFactory, IngestJobFactory, OrganizationFactory, StudyFactory, member
 
@@ -121,3 +122,23 @@ def test_nothing_pending_nothing_asked(page, live_server):
     expect(page.get_by_test_id("recent-uploads").get_by_role("link", name="CT chest (Ready)")).to_have_count(2)
     time.sleep(5)
     assert asked == []
+
+
+def test_a_finished_line_says_how_many_images_its_study_holds_after_the_next_upload(page, live_server, tmp_path):
+    """A file's line said "Ready, 1 image" of its study after the next file, uploaded into the
+    same study, made it 2 (found by QA): the newer answer brings every line of the study up to
+    date, without a reload (static/js/upload.js applyStudy)."""
+    org = OrganizationFactory(slug="states-count", mfa_required_roles=[])
+    user = member(org, Role.RADIOLOGIST, email="rad@states-count.example")
+    CaseFactory(organization=org, title="Outside CT")
+    first, second = write_ct_series(tmp_path / "ct", slices=2, rows=16, columns=16)
+    signed_in_as(page, live_server.url, user)
+    page.goto(f"{live_server.url}/studies/upload/")
+    page.get_by_label("Case", exact=True).select_option(label="Outside CT")
+    lines = page.locator("[data-testid=upload-item] .report a")
+    page.get_by_label("Choose files or a zip").set_input_files([str(first)])
+    expect(lines).to_have_text(["Synthetic CT chest (Ready, 1 image)"], timeout=15_000)
+    page.evaluate("() => { window.notReloaded = true; }")
+    page.get_by_label("Choose files or a zip").set_input_files([str(second)])
+    expect(lines).to_have_text(["Synthetic CT chest (Ready, 2 images)"] * 2, timeout=15_000)
+    assert page.evaluate("() => window.notReloaded === true")

@@ -20,7 +20,7 @@ from apps.audit.models import AuditEvent
 from apps.imaging.models import JobState, StudyState
 from apps.imaging.selectors import UPLOAD_STATES_MAX
 from apps.organizations.models import Role
-from tests.factories import CaseFactory, IngestJobFactory, StudyFactory, member
+from tests.factories import CaseFactory, IngestJobFactory, InstanceFactory, SeriesFactory, StudyFactory, member
 
 pytestmark = pytest.mark.django_db
 
@@ -38,6 +38,13 @@ def _job(org, user, *studies, state=JobState.DONE, **kwargs):
     return job
 
 
+def _images(study, n: int) -> None:
+    """``n`` more images stored in ``study`` (what an ingest's batch commits)."""
+    series = study.series.first() or SeriesFactory(organization=study.organization, study=study)
+    for _ in range(n):
+        InstanceFactory(organization=study.organization, series=series)
+
+
 def _ask(client, *jobs):
     return client.get(URL, {"job": [str(getattr(j, "public_id", j)) for j in jobs]})
 
@@ -51,6 +58,8 @@ def test_the_states_are_those_of_now_and_name_no_patient(client_as, org_a, uploa
     adding = StudyFactory(organization=org_a, case=case, state=StudyState.PROCESSING, num_instances=1,
                           study_description="CT Quixote chest")
     other = StudyFactory(organization=org_a, case=case, state=StudyState.READY_WITH_WARNINGS, num_instances=3)
+    _images(adding, 1)
+    _images(other, 3)
     first = _job(org_a, uploader, adding)
     second = _job(org_a, uploader, adding, other)
     running = _job(org_a, uploader, state=JobState.RUNNING)
@@ -80,6 +89,7 @@ def test_the_states_are_those_of_now_and_name_no_patient(client_as, org_a, uploa
     adding.state = StudyState.READY
     adding.num_instances = 2
     adding.save()
+    _images(adding, 1)
     running.state = JobState.DONE
     running.save()
     body = _ask(c, first, running).json()
@@ -87,6 +97,27 @@ def test_the_states_are_those_of_now_and_name_no_patient(client_as, org_a, uploa
     assert (study["state"], study["state_label"], study["final"], study["instances_label"]) == (
         "ready", "Ready", True, "2 images")
     assert {j["id"]: j["final"] for j in body["jobs"]} == {str(first.public_id): True, str(running.public_id): True}
+
+
+def test_the_number_of_images_is_the_studys_now_while_another_upload_adds_to_it(client_as, org_a, uploader):
+    """A line said "Ready, 3 images" of a study another upload had added to since (found by QA):
+    the number is what the study holds now, not the count its last ingest finished with."""
+    study = StudyFactory(organization=org_a, case=CaseFactory(organization=org_a), state=StudyState.READY,
+                         num_instances=3)
+    _images(study, 3)
+    first = _job(org_a, uploader, study)
+    c = client_as(uploader)
+    [s] = _ask(c, first).json()["studies"]
+    assert (s["instances"], s["instances_label"]) == (3, "3 images")
+
+    # the next upload's batches store two more images; the study is processing until it ends
+    second = _job(org_a, uploader, study, state=JobState.RUNNING)
+    study.state = StudyState.PROCESSING
+    study.save()
+    _images(study, 2)
+    for asked in ((first,), (second,), (first, second)):  # whichever upload's line asks
+        [s] = _ask(c, *asked).json()["studies"]
+        assert (s["state"], s["instances"], s["instances_label"]) == ("processing", 5, "5 images")
 
 
 def test_a_failed_study_and_upload_say_so_in_spanish(client_as, org_a):
