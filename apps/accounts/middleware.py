@@ -20,11 +20,14 @@
    home redirects there), plus the two doors into it: their share links (``/s/<token>/``, which
    sends a patient to the portal once the link's checks pass) and the study download endpoint,
    where ``apps.sharing.policy`` lets a patient take the education rendition of what a live grant
-   names and nothing else. An account of no organization whose live grants are all
-   patient-education shares (a patient who accepted one sent to their e-mail address) is kept to
-   the portal the same way (``request.kept_to_portal``; ``policy.gives_portal_only``): those
-   grants give nothing else anyway (``policy.USE_CASE_GIVES``), so the gate shows the patient's
-   page and way back rather than the staff refusal of a page they were never meant to reach;
+   names and nothing else. An account of no organization that the policy gives nothing beyond
+   the portal is kept to the portal the same way (``request.kept_to_portal``;
+   ``policy.kept_to_portal_without_membership``): one whose live grants are all patient-education
+   shares (a patient who accepted one sent to their e-mail address), and one that is a patient by
+   its history (its patient membership ended, or it accepted a patient invitation and has no
+   membership) holding no share of another organization: those grants give them nothing else
+   anyway (``policy.USE_CASE_GIVES``, the patient rule), so the gate shows the patient's page and
+   way back rather than the staff refusal of a page they were never meant to reach;
 4. the patient portal is for patients: a member who is a patient in none of their organizations
    (staff, an external consultant) is sent to their dashboard, told why, rather than shown a
    portal that says nothing was shared with them (what is shared with them is on their shared
@@ -223,10 +226,11 @@ class AccessGateMiddleware:
             elif mfa.recovery_codes_pending(user):
                 return _refuse(request, with_next("accounts:recovery_codes", here), "recovery_codes_pending")
 
-        # 3. patients, and accounts of no organization whose grants give only what the portal
-        # shows: the patient portal only (home leads there; anything else is refused)
+        # 3. patients, and accounts of no organization that the policy gives only what the portal
+        # shows (patients by their history too): the patient portal only (home leads there;
+        # anything else is refused)
         kept = is_patient_only(memberships) or (
-            not memberships and policy.gives_portal_only(policy.live_grant_use_cases(user)))
+            not memberships and policy.kept_to_portal_without_membership(user))
         request.kept_to_portal = kept  # the refusal page and the navigation speak to a patient
         if kept and not path.startswith(_PATIENT_PREFIXES) and not _PATIENT_DOWNLOAD.match(path):
             if path == "/":

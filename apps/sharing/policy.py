@@ -1611,6 +1611,30 @@ def gives_portal_only(use_cases: Iterable[str]) -> bool:
     return bool(use_cases) and use_cases <= set(use_cases_without(Action.VIEW_CASE))
 
 
+def kept_to_portal_without_membership(user: Any) -> bool:
+    """Whether ``user``, an account that is an active member of no organization (the access gate
+    knows its memberships), is given nothing beyond the patient portal, so that the gate keeps it
+    there as it keeps a patient member: it holds live grants, or is a patient of some organization
+    by its history (``_patient_orgs_by_record``: a patient invitation it accepted, its membership
+    there ended or never made; a patient-education share addressed to it), and every live grant
+    addressed to it gives it only what a patient-education share gives (``patient_rule_applies``,
+    the rule ``_grant_refusal`` refuses by: a patient-education share, or any share of an
+    organization it is a patient of). A share of another organization (a second opinion) keeps it
+    out, as it gives that share's case page. One query, two when it holds another kind of share or
+    none."""
+    from apps.sharing.models import Grant
+
+    if not _active_user(user):
+        return False
+    held = set(Grant.objects.live().addressed_to(user).values_list("use_case", "organization_id"))
+    if held and gives_portal_only(use_case for use_case, _org in held):
+        return True
+    by_record = _patient_orgs_by_record([user.pk]).get(user.pk, set())
+    return bool(by_record) and all(
+        patient_rule_applies(use_case=use_case, holder=user, organization_id=org_id, roles={}, by_record=by_record)
+        for use_case, org_id in held)
+
+
 def has_portal_share(use_cases: Iterable[str]) -> bool:
     """Whether grants of ``use_cases`` (``live_grant_use_cases``) include one the patient portal
     lists (a patient-education share): the portal is then for its holder, whatever their role."""

@@ -206,7 +206,10 @@ def test_an_account_of_no_organization_with_an_education_share_is_that_organizat
     services.grant_create(case=edu_case, grantee=holder, permissions=["view", "download_original"], by=sharer,
                           use_case=UseCase.SECOND_OPINION, expires_at=timezone.now() + timedelta(hours=2))
     client = _signed_in(holder)
-    assert client.get(reverse("sharing:shared_with_me")).status_code == 200
+    # the organization's patient is kept to the portal (apps.accounts.middleware, as the policy
+    # gives it nothing else): "Shared with me" is refused on the patient's page, back to the portal
+    shared_with_me = client.get(reverse("sharing:shared_with_me"))
+    assert shared_with_me.status_code == 403 and 'data-testid="back-to-portal"' in shared_with_me.content.decode()
     assert client.get(reverse("sharing:shared_case", kwargs={"case_id": edu_case.public_id})).status_code in (403, 404)
     assert client.get(reverse("education:portal")).status_code == 200
 
