@@ -10,6 +10,9 @@ from django_otp.oath import TOTP
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from apps.accounts import mfa, sso
+from apps.accounts.middleware import LAST_SEEN
+from apps.organizations.models import Role
+from tests.factories import member
 
 
 @pytest.fixture(autouse=True)
@@ -76,3 +79,20 @@ def sso_session(user, organization) -> Client:
     session[sso.FACTORS_BEFORE_KEY] = [d.persistent_id for d in devices_for_user(user, confirmed=True)]
     session.save()
     return client
+
+
+@pytest.fixture
+def sam(org_a):
+    """A clinician of Alpha (the SSO tests: the person whose single sign-on session is followed)."""
+    return member(org_a, Role.CLINICIAN, email="sam@alpha.example")
+
+
+def idle_for(client: Client, minutes: float, *, path: str = "/"):
+    """``client``'s answer at ``path`` after ``minutes`` without activity: a first request there
+    (as the page was used), then its last activity set back by ``minutes`` (``LAST_SEEN``), then
+    the request again (the idle-limit tests)."""
+    client.get(path)
+    session = client.session
+    session[LAST_SEEN] = time.time() - minutes * 60
+    session.save()
+    return client.get(path)

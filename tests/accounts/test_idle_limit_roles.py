@@ -7,15 +7,15 @@ winning."""
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 
-from apps.accounts.middleware import LAST_SEEN, idle_limit_seconds
+from apps.accounts.middleware import idle_limit_seconds
 from apps.organizations.models import Membership, Role
 from apps.sharing.services import grant_create
+from tests.accounts.conftest import idle_for
 from tests.factories import CaseFactory, OrganizationFactory, member
 
 pytestmark = pytest.mark.django_db
@@ -39,14 +39,6 @@ def _share(organization, grantee, **kwargs):
     sharer = member(organization, Role.CLINICIAN)
     return grant_create(case=CaseFactory(organization=organization, created_by=sharer), grantee=grantee,
                         permissions=["view"], expires_at=timezone.now() + timedelta(days=1), by=sharer, **kwargs)
-
-
-def _idle_for(client, minutes: float):
-    client.get("/")
-    session = client.session
-    session[LAST_SEEN] = time.time() - minutes * 60
-    session.save()
-    return client.get("/")
 
 
 def test_a_consultant_organizations_limit_applies_to_someone_staff_elsewhere(alpha, beta):
@@ -84,7 +76,7 @@ def test_staff_with_a_share_from_a_stricter_organization_are_signed_out_after_it
     user = member(alpha, Role.RADIOLOGIST, email="rad@alpha-idle.example")
     _share(beta, user)
     client = client_as(user)
-    _idle_for(client, 9)
+    idle_for(client, 9)
     assert "_auth_user_id" in client.session
-    response = _idle_for(client, 11)
+    response = idle_for(client, 11)
     assert "_auth_user_id" not in client.session and response["Location"].startswith("/accounts/login/")

@@ -6,26 +6,17 @@ else LIGHTBOX_IDLE_MINUTES_DEFAULT."""
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 
-from apps.accounts.middleware import LAST_SEEN
 from apps.organizations.models import Membership, Role
 from apps.sharing.services import grant_create
+from tests.accounts.conftest import idle_for
 from tests.factories import CaseFactory, UserFactory, member
 
 pytestmark = pytest.mark.django_db
-
-
-def _idle_for(client, minutes: float):
-    client.get("/")
-    session = client.session
-    session[LAST_SEEN] = time.time() - minutes * 60
-    session.save()
-    return client.get("/")
 
 
 def _signed_out(client, response) -> bool:
@@ -35,10 +26,10 @@ def _signed_out(client, response) -> bool:
 def test_an_account_of_no_organization_and_no_share_is_signed_out_after_the_default(settings, client_as):
     settings.LIGHTBOX_IDLE_MINUTES_DEFAULT = 20
     stays = client_as(UserFactory(email="stays@nowhere.example"))
-    assert "_auth_user_id" in stays.session and _idle_for(stays, 19).status_code in (200, 302)
+    assert "_auth_user_id" in stays.session and idle_for(stays, 19).status_code in (200, 302)
     assert "_auth_user_id" in stays.session
     client = client_as(UserFactory(email="nobody@nowhere.example"))
-    assert _signed_out(client, _idle_for(client, 21))
+    assert _signed_out(client, idle_for(client, 21))
 
 
 def test_a_grantee_whose_membership_ended_gets_the_limit_of_the_sharing_organization(settings, org_a, org_b,
@@ -56,6 +47,6 @@ def test_a_grantee_whose_membership_ended_gets_the_limit_of_the_sharing_organiza
                  permissions=["view"], expires_at=timezone.now() + timedelta(days=1), by=other)
     Membership.objects.filter(user=grantee).update(is_active=False)  # the grants stay (not through the service)
     client = client_as(grantee)
-    _idle_for(client, 9)
+    idle_for(client, 9)
     assert "_auth_user_id" in client.session  # within the strictest limit (10 minutes)
-    assert _signed_out(client, _idle_for(client, 11))  # past it, though well within the default
+    assert _signed_out(client, idle_for(client, 11))  # past it, though well within the default

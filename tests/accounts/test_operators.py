@@ -6,16 +6,13 @@ no-membership default by accident."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from django.test import Client
 
 from apps.accounts import mfa
-from apps.accounts.middleware import LAST_SEEN
 from apps.organizations.models import Role
 from apps.sharing.usecases import UseCase
-from tests.accounts.conftest import enrol, totp_code
+from tests.accounts.conftest import enrol, idle_for, totp_code
 from tests.factories import (
     TEST_PASSWORD,
     CaseFactory,
@@ -100,20 +97,12 @@ def test_the_admin_names_no_patient(operator, verified_client, org_a):
     assert "consult@ext.example" in pages["consultant"].content.decode()  # a consultant is no patient
 
 
-def _idle_for(client: Client, minutes: float):
-    client.get("/admin/")
-    session = client.session
-    session[LAST_SEEN] = time.time() - minutes * 60
-    session.save()
-    return client.get("/admin/")
-
-
 def test_an_operator_is_signed_out_after_the_operator_idle_limit(settings, operator, verified_client):
     settings.LIGHTBOX_IDLE_MINUTES_DEFAULT = 60
     settings.LIGHTBOX_OPERATOR_IDLE_MINUTES = 5
     client = verified_client(operator)
-    assert _idle_for(client, 4).status_code == 200
-    response = _idle_for(client, 6)
+    assert idle_for(client, 4, path="/admin/").status_code == 200
+    response = idle_for(client, 6, path="/admin/")
     assert "_auth_user_id" not in client.session and response["Location"].startswith("/accounts/login/")
 
 
@@ -125,5 +114,5 @@ def test_an_operator_member_of_a_stricter_organization_gets_its_limit(settings, 
     operator.is_staff = True
     operator.save()
     client = verified_client(operator)
-    response = _idle_for(client, 4)
+    response = idle_for(client, 4, path="/admin/")
     assert "_auth_user_id" not in client.session and response["Location"].startswith("/accounts/login/")

@@ -155,11 +155,6 @@ def test_a_person_reaching_only_alpha_signs_in_by_its_provider_with_the_factor_e
 
 # --- the session as a single sign-on leaves it ---------------------------------------------------
 
-@pytest.fixture
-def sam(org_a):
-    return member(org_a, Role.CLINICIAN, email="sam@alpha.example")
-
-
 def _enrolled_through(user, organization) -> TOTPDevice:
     """An authenticator and recovery codes for ``user``, enrolled in a session ``organization``'s
     single sign-on opened (``mfa.sso_enrolled_mark``, as the enrolment page marks them)."""

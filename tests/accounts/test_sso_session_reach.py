@@ -86,11 +86,6 @@ def test_a_person_reaching_only_alpha_keeps_the_session_its_provider_opened(live
 
 # --- the session as a single sign-on leaves it ---------------------------------------------------
 
-@pytest.fixture
-def sam(org_a):
-    return member(org_a, Role.CLINICIAN, email="sam@alpha.example")
-
-
 def _signed_out(client: Client, path: str = "/") -> bool:
     response = client.get(path, follow=True)
     return response.redirect_chain[0][0].startswith("/accounts/login/") and SIGNED_OUT in response.content.decode()
