@@ -1,6 +1,8 @@
 """The cases part of the demo (called from apps.core.demo.seed): the Northwind chest CT case with
-its clinical context and notes, a second case, and a scheduled tumor board; Harbor Valley's case. Fictional people
-only; idempotent (get_or_create on natural keys)."""
+its clinical context and notes, a second case, and a scheduled tumor board; a third case that shows,
+on purpose and saying so, the case page's warning of images whose patient ID is not the case's MRN
+(``ID_CHECK_CASE``); Harbor Valley's case. Fictional people only; idempotent (get_or_create on
+natural keys)."""
 
 from __future__ import annotations
 
@@ -44,6 +46,24 @@ CASES = [
 ]
 
 BOARD_TITLE = "Thoracic tumor board"
+
+#: the one demo case whose images are another patient's, on purpose: pydicom's NM bone scan as
+#: pydicom has it (patient ID 8NM1), so the case page's patient-ID warning can be seen. Every other
+#: demo study carries its case's MRN (``apps.imaging.demo``); the title and the question say so,
+#: so the warning reads as intended. Not on the tumor board.
+ID_CHECK_CASE = {
+    "mrn": "DEMO-0003", "name": "Jamie Placeholder", "birth_date": date(1969, 11, 5),
+    "title": "Bone scan - patient ID check (demo: images of another patient)",
+    "referring_question": "Demo of the patient-ID check: the bone scan on this case carries another "
+                          "patient's ID (8NM1), not this patient's MRN, so the case page warns of it on "
+                          "purpose. Every other demo case's images carry its MRN.",
+    "referred_by": "Lightbox demo data",
+    "service_line": "Nuclear medicine", "days_ago": 5,
+    "notes": [
+        ("clinician", NoteKind.NOTE, "Deliberate mismatch for the demo: check the patient ID before "
+                                     "reading or sharing these images."),
+    ],
+}
 
 
 def _next_thursday_4pm() -> datetime:
@@ -121,3 +141,4 @@ def seed_cases(org: Organization, domain: str) -> None:
     if created:
         board.cases.set(cases)
         board.participants.set([user("consultant"), clinician])
+    _seed_case(org, ID_CHECK_CASE, user)

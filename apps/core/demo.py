@@ -74,10 +74,12 @@ def seed() -> list[DemoAccount]:
     from apps.cases.demo import seed_cases
 
     seed_cases(orgs["northwind"], "northwind.example")  # cases, notes and a scheduled tumor board
-    from apps.imaging.demo import seed_brain_mr, seed_imaging, seed_unattached_study
+    from apps.imaging.demo import seed_brain_mr, seed_id_check_study, seed_imaging, seed_unattached_study
 
-    seed_imaging(orgs["northwind"])  # studies from pydicom's test files on the chest CT case
+    seed_imaging(orgs["northwind"])  # the demo patient's own chest CT on the chest CT case
     seed_brain_mr(orgs["northwind"])  # a small brain MR study (two series) on the brain MR case
+    # an NM bone scan of another patient's ID on the case that shows the patient-ID warning on purpose
+    seed_id_check_study(orgs["northwind"])
     # a head CT the demo clinician uploaded with "No case (attach later)", to attach from its page
     seed_unattached_study(orgs["northwind"], "northwind.example")
     from apps.renditions.demo import seed_renditions

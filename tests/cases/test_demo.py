@@ -53,3 +53,24 @@ def test_seed_demo_gives_harbor_valley_a_case_of_its_own_with_a_study(client):
     client.force_login(User.objects.get(email="clinician@northwind.example"))
     assert HARBOR_CASE["title"] not in client.get("/cases/").content.decode()
     assert client.get(f"/cases/{case.public_id}/").status_code == 404
+
+
+def test_no_demo_case_warns_of_another_patients_images_but_the_one_that_says_it_does():
+    """Found by QA: every seeded case warned that its images' patient ID is not the case's MRN
+    (the brain MR's 98890234 against DEMO-0002, Harbor's 1CT1 against HV-0001, ...). The demo
+    copies now carry their case's MRN; only ``ID_CHECK_CASE`` warns, on purpose, and says so. As
+    the case page decides it (``case_page``, for the case's responsible clinician)."""
+    from apps.cases.selectors import case_page, case_page_decisions
+
+    call_command("seed_demo", stdout=io.StringIO())
+    warned = {}
+    for case in Case.objects.select_related("patient", "responsible_clinician"):
+        user = case.responsible_clinician
+        page = case_page(user=user, case=case, may=case_page_decisions(user=user, case=case))
+        assert page.show_patient and page.studies.exists(), case.title
+        warned[case.title] = (page.other_patient_studies, page.no_patient_id_studies)
+    [(title, counts)] = [(title, n) for title, n in warned.items() if n != (0, 0)]
+    assert "patient ID check" in title and counts == (1, 0), warned
+    from apps.cases.demo import ID_CHECK_CASE
+
+    assert title == ID_CHECK_CASE["title"] and "on purpose" in ID_CHECK_CASE["referring_question"]
