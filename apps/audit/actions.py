@@ -43,7 +43,8 @@ from django.utils.translation import pgettext_lazy
 #                                               study.viewed: a study's page; upload_report.viewed:
 #                                               an upload's per-file report)
 #   viewer opened / closed .................... viewer.opened / viewer.closed (details.reason
-#                                               "timeout" when the idle sweep closes it)
+#                                               "timeout" when the idle sweep closes it,
+#                                               "signed_out" when its browser session is signed out)
 #   download (bytes sent, completed or not) ... download.started (before its first byte: a transfer
 #                                               cut off with its process is still in the trail) /
 #                                               download.completed / download.incomplete

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 class ViewerSession(models.Model):
     """One opened viewer page. ``key`` is the session id the page carries (and the audit events'
-    ``details.session``); ``closed_at`` is set once, by the beacon or by the idle sweep, with a
+    ``details.session``); ``closed_at`` is set once, by the beacon, the idle sweep or a sign-out, with a
     conditional UPDATE, so viewer.closed is recorded exactly once."""
 
     key = models.CharField(max_length=32, unique=True)
@@ -22,7 +22,7 @@ class ViewerSession(models.Model):
     opened_at = models.DateTimeField(default=timezone.now)
     last_seen_at = models.DateTimeField(default=timezone.now)
     closed_at = models.DateTimeField(null=True, blank=True)
-    close_reason = models.CharField(max_length=16, blank=True)  # "closed" (beacon) or "timeout"
+    close_reason = models.CharField(max_length=16, blank=True)  # "closed" (beacon), "timeout" or "signed_out"
 
     class Meta:
         indexes = [models.Index(fields=["last_seen_at"], condition=Q(closed_at__isnull=True),

@@ -3,12 +3,14 @@
 viewer.opened is recorded when the page is served; viewer.closed when the page is left (a beacon
 on ``pagehide``, ``reason: closed``) or, for a tab that vanished without one (crash, lost
 network, laptop lid), by ``viewer_sessions_close_idle`` after LIGHTBOX_VIEWER_IDLE_MINUTES with
-no frame and no activity (``reason: timeout``). Closing is a conditional UPDATE on
+no frame and no activity (``reason: timeout``), or when the browser session that opened it is
+signed out (``reason: signed_out``, apps.viewer.signals). Closing is a conditional UPDATE on
 ``closed_at IS NULL``: the beacon and the sweep can race, one wins, one event."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -87,6 +89,22 @@ def viewer_session_close(*, key: str, reason: str, frames: int | None = None,
         record(action=audit_actions.VIEWER_CLOSED, actor=session.user, actor_label=session.actor_label,
                organization_id=session.organization_id, target=session.study, request=request, details=details)
     return True
+
+
+#: close_reason of the viewer sessions a sign-out ended (any ``logout()``: the person's "Sign
+#: out", the idle limit's, a single sign-on session ended): their page can no longer close them
+#: (its beacon, sent as it is left, comes from a browser already signed out)
+SIGNED_OUT = "signed_out"
+
+
+def viewer_sessions_close_signed_out(*, keys: Iterable[str], request: HttpRequest | None = None,
+                                     now: datetime | None = None) -> int:
+    """Close the viewer sessions ``keys`` (the ones the browser session being signed out opened
+    for the person signing out) as the page's close does, reason ``signed_out``, at the moment of
+    the sign-out; how many were still open. A session closed already (by its beacon, or the idle
+    sweep) is not closed again."""
+    now = now or timezone.now()
+    return sum(viewer_session_close(key=key, reason=SIGNED_OUT, request=request, now=now) for key in keys)
 
 
 def viewer_sessions_close_idle(*, now: datetime | None = None) -> int:
