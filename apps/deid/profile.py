@@ -159,8 +159,10 @@ def _registered(uid: str) -> bool:
     return uid in UID_dictionary
 
 
-def exclusion_reason(ds: Dataset) -> str | None:
-    """The Reason code that keeps this instance out of a de-identified export, or None."""
+def exclusion_reason(ds: Dataset, *, header_only: bool = False) -> str | None:
+    """The Reason code that keeps this instance out of a de-identified export, or None.
+    ``header_only``: ``ds`` was read without its pixel data (``stop_before_pixels``), so it is
+    decided as an image (its pixels are not looked for): never NO_PIXELS."""
     if str(ds.get("BurnedInAnnotation", "")).strip().upper() == "YES":
         return Reason.BURNED_IN
     if str(ds.get("RecognizableVisualFeatures", "")).strip().upper() == "YES":
@@ -172,7 +174,7 @@ def exclusion_reason(ds: Dataset) -> str | None:
         return Reason.VIDEO_OR_PHOTO
     if sop_class in SECONDARY_CAPTURE:
         return Reason.SECONDARY_CAPTURE
-    if not any(k in ds for k in _PIXEL_KEYWORDS):
+    if not header_only and not any(k in ds for k in _PIXEL_KEYWORDS):
         return Reason.NO_PIXELS
     if _secondary(ds) and str(ds.get("BurnedInAnnotation", "")).strip().upper() != "NO":
         return Reason.SECONDARY_IMAGE
@@ -181,6 +183,23 @@ def exclusion_reason(ds: Dataset) -> str | None:
     if likely and str(ds.get("BurnedInAnnotation", "")).strip().upper() != "NO":
         return Reason.BURNED_IN_LIKELY
     return None
+
+
+#: the exclusion reasons that say an image's pixels themselves may identify its patient: text
+#: burned into them, said (Burned In Annotation = YES) or likely (a secondary capture, a screen
+#: save or converted image, video or a photograph, a modality where text is burned in as a rule,
+#: unless the file says Burned In Annotation = NO), or a recognizable face. Ingest records it on
+#: each instance (``apps.imaging.models.Instance.pixels_may_identify``), and the sharing policy
+#: gives no such image through an anonymous link without a second factor.
+PIXELS_MAY_IDENTIFY_REASONS = frozenset({Reason.BURNED_IN, Reason.VISUAL_FEATURES, Reason.VIDEO_OR_PHOTO,
+                                         Reason.SECONDARY_CAPTURE, Reason.SECONDARY_IMAGE, Reason.BURNED_IN_LIKELY})
+
+
+def pixels_may_identify(ds: Dataset, *, header_only: bool = False) -> bool:
+    """Whether ``ds``'s pixels may identify its patient: ``exclusion_reason`` (the one screening
+    the de-identification applies) is one of ``PIXELS_MAY_IDENTIFY_REASONS``. ``header_only``: as
+    for ``exclusion_reason``."""
+    return exclusion_reason(ds, header_only=header_only) in PIXELS_MAY_IDENTIFY_REASONS
 
 
 def _secondary(ds: Dataset) -> bool:

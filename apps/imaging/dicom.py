@@ -125,6 +125,10 @@ class DicomHeader:
     #: what is wrong with a file that is still ingested (it is kept: nothing is lost), as kinds of
     #: ``WARNINGS``; the study it goes into is then ready with warnings
     warnings: tuple[str, ...] = ()
+    #: its pixels may identify the patient (``screen_pixels``: text burned in, said or likely, a
+    #: face); absent from headers prepared by an older release (``follow.header_from_json``): taken
+    #: as True, never as safe unread
+    pixels_may_identify: bool = True
 
 
 #: warnings of a file that is ingested all the same (``DicomHeader.warnings``): the kind a study
@@ -615,7 +619,36 @@ def _header(fh: IO[bytes], ds, pos: int, size: int) -> DicomHeader:
         rows=_int(ds, "Rows", 0, US_MAX),
         columns=_int(ds, "Columns", 0, US_MAX),
         warnings=_file_warnings(ds, tsuid, pixel_element),
+        pixels_may_identify=screen_pixels(ds),
     )
+
+
+def screen_pixels(ds) -> bool:
+    """Whether the pixels of the object whose header ``ds`` is (read without its pixel data) may
+    identify its patient: the de-identification's own screening (``apps.deid.profile.
+    pixels_may_identify``, the one rule), never a second one. A header it cannot decide on (a
+    value that cannot be read) is taken as may identify."""
+    from apps.deid.profile import pixels_may_identify
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return pixels_may_identify(ds, header_only=True)
+    except Exception:  # noqa: BLE001 - unreadable: not shown as safe
+        return True
+
+
+def pixels_may_identify_of(fh: IO[bytes]) -> bool:
+    """``screen_pixels`` of a stored file (an open blob, ``apps.imaging.blobs.open_blob``), its
+    header only read (``stop_before_pixels``); a file that cannot be read (its bytes altered, not
+    DICOM) is taken as may identify."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with read(fh, stop_before_pixels=True, defer_size=DEFER_SIZE) as ds:
+                return screen_pixels(ds)
+    except Exception:  # noqa: BLE001 - pydicom, the cipher (InvalidTag), storage: unreadable is not safe
+        return True
 
 
 def dicomdir_references(fh: IO[bytes]) -> list[str]:

@@ -191,6 +191,11 @@ class Instance(PublicIdModel):
     columns = models.PositiveIntegerField(null=True, blank=True)
     size = models.BigIntegerField(_("bytes"))
     sha256 = models.CharField(max_length=64)
+    #: its pixels may identify the patient: text burned in, said or likely, or a face (the
+    #: de-identification's screening, ``apps.imaging.dicom.screen_pixels``), set at ingest from its
+    #: header. An anonymous link without a second factor gives no such image
+    #: (``apps.sharing.policy.withholds_identifying_pixels``)
+    pixels_may_identify = models.BooleanField(default=False, db_index=True)
 
     objects = InstanceQuerySet.as_manager()
 

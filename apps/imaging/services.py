@@ -210,7 +210,8 @@ def _new_version(job: IngestJob, latest: Study, changed_uid: str | None, *, case
         Instance(organization_id=i.organization_id, study=study, series=series_map[i.series_id], blob_id=i.blob_id,
                  sop_instance_uid=i.sop_instance_uid, sop_class_uid=i.sop_class_uid,
                  transfer_syntax_uid=i.transfer_syntax_uid, instance_number=i.instance_number, frames=i.frames,
-                 rows=i.rows, columns=i.columns, size=i.size, sha256=i.sha256)
+                 rows=i.rows, columns=i.columns, size=i.size, sha256=i.sha256,
+                 pixels_may_identify=i.pixels_may_identify)
         for i in kept.iterator()
     ], batch_size=500)
     return study
@@ -518,7 +519,8 @@ def _index(run: _Run, item: _Item, blob: Blob, sop_uids: list[str]) -> None:
         organization_id=job.organization_id, study=study, series=run.series_for(study, header), blob=blob,
         sop_instance_uid=header.sop_instance_uid, sop_class_uid=header.sop_class_uid,
         transfer_syntax_uid=header.transfer_syntax_uid, instance_number=header.instance_number,
-        frames=header.frames, rows=header.rows, columns=header.columns, size=item.size, sha256=item.sha256)
+        frames=header.frames, rows=header.rows, columns=header.columns, size=item.size, sha256=item.sha256,
+        pixels_may_identify=header.pixels_may_identify)
     run.pending.append(instance)
     held[header.sop_instance_uid] = instance
     if study.state != StudyState.PROCESSING:

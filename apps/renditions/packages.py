@@ -201,6 +201,9 @@ class Package:
     #: how many of a lossless package's images are originals received lossy standing in for the
     #: lossless copy none is made of (``lossy_source_of``): "all", "some" or "" (none; any other kind)
     lossy_source: str = ""
+    #: it holds an image whose pixels may identify its patient (``Instance.pixels_may_identify``):
+    #: one that ``_files_for``'s ``withhold`` did not leave out
+    identifying: bool = False
     segments: list[Segment] = field(default_factory=list)
     size: int = 0
     etag: str = ""
@@ -365,8 +368,19 @@ def _manifest(package: Package, *, what: str, studies: list[Study]) -> bytes:
     return "\n".join(lines).encode("utf-8")
 
 
-def _files_for(study: Study, kind: str) -> tuple[list[tuple[Instance, RenditionFile]], list[tuple[Instance, str]]]:
+#: why an image is left out of a package downloaded on an anonymous link without a second factor
+#: (``_files_for``'s ``withhold``), in MANIFEST.txt
+WITHHELD_ON_LINK = gettext_lazy("This image may show patient details written into it; it is not included "
+                                "through this link.")
+
+
+def _files_for(study: Study, kind: str, *, withhold: Callable[[], bool] | None = None
+               ) -> tuple[list[tuple[Instance, RenditionFile]], list[tuple[Instance, str]]]:
     """(instance, file) pairs of a study's rendition, and (instance, why) for those left out.
+    ``withhold()``: whether the images whose pixels may identify their patient (``Instance.
+    pixels_may_identify``) are left out, said so (the policy's answer for a download on an
+    anonymous link without a second factor: ``DownloadDecision.withholds_identifying_pixels``),
+    asked only of a study holding such an image.
 
     The lossless package falls back to the original for an image that could not be losslessly
     compressed (its label says so); preview and education packages never fall back to originals."""
@@ -387,6 +401,10 @@ def _files_for(study: Study, kind: str) -> tuple[list[tuple[Instance, RenditionF
         "series__series_number", "series_id", "instance_number", "id")
     for inst in instances:
         f = wanted.get(inst.pk)
+        if inst.pixels_may_identify and withhold is not None and withhold():
+            if kind != Kind.EDUCATION or f is not None:  # an education copy lists its key images only
+                missing.append((inst, WITHHELD_ON_LINK))
+            continue
         if f is not None and f.status == Status.READY and (kind != Kind.EDUCATION or f.image_blob_id):
             pairs.append((inst, f))
         elif kind == Kind.LOSSLESS and inst.pk in files:
@@ -572,21 +590,22 @@ def package_finish(package: Package, *, what: str, studies: list[Study]) -> Pack
         return _finish(package, what=what, studies=studies, language=language)
 
 
-def study_package(study: Study, kind: str) -> Package:
+def study_package(study: Study, kind: str, *, withhold: Callable[[], bool] | None = None) -> Package:
     """The package of one rendition of one study, its README (education) and MANIFEST.txt in the
     active language (the request's): the same bytes for whoever asks in that language, so a
-    resume matches."""
+    resume matches. ``withhold``: as for ``_files_for``."""
     language = translation.get_language() or "en"
     with translation.override("en"):
-        return _study_package(study, kind, language)
+        return _study_package(study, kind, language, withhold=withhold)
 
 
-def case_package(case, studies: list[Study], kind: str) -> Package:
+def case_package(case, studies: list[Study], kind: str, *, withhold: Callable[[], bool] | None = None) -> Package:
     """The package of one rendition of a case's studies (``Case-<short id>_...``): one folder per
-    study in it, named as the study's own package; README and MANIFEST.txt as ``study_package``."""
+    study in it, named as the study's own package; README and MANIFEST.txt as ``study_package``.
+    ``withhold``: as for ``_files_for``."""
     language = translation.get_language() or "en"
     with translation.override("en"):
-        return _case_package(case, studies, kind, language)
+        return _case_package(case, studies, kind, language, withhold=withhold)
 
 
 def _contents_rendition(kind: str, pairs) -> Callable[[], str]:
@@ -605,23 +624,26 @@ def _with_readme(package: Package, kind: str, language: str) -> Package:
     return package
 
 
-def _study_package(study: Study, kind: str, language: str) -> Package:
+def _study_package(study: Study, kind: str, language: str, *,
+                   withhold: Callable[[], bool] | None = None) -> Package:
     from apps.renditions.services import originals_ensure
 
     originals_ensure(study=study)
     deid = _deid_of([study])
     body = set(study.series.exclude(body_part_examined="").values_list("body_part_examined", flat=True))
-    pairs, missing = _files_for(study, kind)
+    pairs, missing = _files_for(study, kind, withhold=withhold)
     name = package_name([study], body_parts=body, deidentified=deid) + _suffix(kind, pairs)
     entries, missing = _study_entries(pairs, missing, kind, name)
     package = Package(name=name, label=_package_label(kind, entries), entries=entries, missing=missing,
-                      deidentified=deid, lossy_source=lossy_source_of(kind, entries))
+                      deidentified=deid, lossy_source=lossy_source_of(kind, entries),
+                      identifying=any(inst.pixels_may_identify for inst, _f in pairs))
     rendition = _contents_rendition(kind, pairs)
     what = later(lambda: gettext("Study, %(rendition)s") % {"rendition": rendition()})
     return _finish(_with_readme(package, kind, language), what=what, studies=[study], language=language)
 
 
-def _case_package(case, studies: list[Study], kind: str, language: str) -> Package:
+def _case_package(case, studies: list[Study], kind: str, language: str, *,
+                  withhold: Callable[[], bool] | None = None) -> Package:
     from apps.renditions.services import originals_ensure
 
     for study in studies:
@@ -630,7 +652,7 @@ def _case_package(case, studies: list[Study], kind: str, language: str) -> Packa
     body = set()
     for study in studies:
         body |= set(study.series.exclude(body_part_examined="").values_list("body_part_examined", flat=True))
-    files = [_files_for(study, kind) for study in studies]
+    files = [_files_for(study, kind, withhold=withhold) for study in studies]
     everything = [pair for pairs, _missing in files for pair in pairs]
     name = package_name(studies, body_parts=body, deidentified=deid, case=case) + _suffix(kind, everything)
     entries, missing, used = [], [], set()
@@ -651,7 +673,8 @@ def _case_package(case, studies: list[Study], kind: str, language: str) -> Packa
         entries += e
         missing += m
     package = Package(name=name, label=_package_label(kind, entries), entries=entries, missing=missing,
-                      deidentified=deid, lossy_source=lossy_source_of(kind, entries))
+                      deidentified=deid, lossy_source=lossy_source_of(kind, entries),
+                      identifying=any(inst.pixels_may_identify for inst, _f in everything))
     rendition = _contents_rendition(kind, everything)
     what = later(lambda: ngettext("Case (%(count)s study), %(rendition)s", "Case (%(count)s studies), %(rendition)s",
                                    len(studies)) % {"count": len(studies), "rendition": rendition()})

@@ -221,9 +221,14 @@ def _decide_built(request: HttpRequest, actor, obj, kind: str, scope: str, packa
     person's on another device, which may be of another version than the one this client holds."""
     resumed = _resumed(request) and _wanted(request, package) is not None
     try:
-        return policy.download_decide(actor=actor, obj=obj, rendition=SHARING_RENDITION[Kind(kind)],
-                                      package_key=_package_key(obj, kind, scope), package_etag=package.etag,
-                                      resumed=resumed, bare_range=_bare_resume(request), request=request)
+        decision = policy.download_decide(actor=actor, obj=obj, rendition=SHARING_RENDITION[Kind(kind)],
+                                          package_key=_package_key(obj, kind, scope), package_etag=package.etag,
+                                          resumed=resumed, bare_range=_bare_resume(request), request=request)
+        if package.identifying and decision.withholds_identifying_pixels:
+            # built on the first decision, which gave the images whose pixels may identify the
+            # patient (a share of the person's own, ended meanwhile): not sent on this one
+            policy.require_decided(False, actor, decision.action, obj, request=request)
+        return decision
     except PermissionDenied:
         if not policy.may_know(actor, obj):
             raise Http404 from None  # the denial is recorded already
@@ -400,7 +405,7 @@ def _serve(request: HttpRequest, actor, obj, kind: str, scope: str, build,
     if (asked := _step_up_first(request, actor, obj, kind, decision)) is not None:
         return asked
     try:
-        package: Package = build()
+        package: Package = build(withhold=lambda decided=decision: decided.withholds_identifying_pixels)
     except AlteredBlobRead as exc:
         # an image's stored file read to build the package (its original's CRC, an education
         # picture) failed its integrity check: recorded, and said, before any byte or count
@@ -664,7 +669,7 @@ def study_download(request: HttpRequest, study_id: UUID) -> HttpResponse:
     kind = _kind(request)
     if not study.is_ready:
         raise Http404
-    return _serve(request, actor, study, kind, "study", lambda: study_package(study, kind),
+    return _serve(request, actor, study, kind, "study", lambda withhold: study_package(study, kind, withhold=withhold),
                   refusal=lambda: _not_ready(request, study, kind))
 
 
@@ -688,4 +693,5 @@ def case_download(request: HttpRequest, case_id: UUID) -> HttpResponse:
         studies[:] = Study.objects.filter(case=case).latest_versions().ready().order_by("study_date", "pk")
         return _case_not_ready(request, case, studies, kind)
 
-    return _serve(request, actor, case, kind, "case", lambda: case_package(case, studies, kind), refusal=refusal)
+    return _serve(request, actor, case, kind, "case",
+                  lambda withhold: case_package(case, studies, kind, withhold=withhold), refusal=refusal)

@@ -749,6 +749,9 @@ class GrantRefusal(StrEnum):
     #: an anonymous link's share naming the original, which its organization does not allow on
     #: this link (now: ``anonymous_original_refusal_of``)
     ANONYMOUS_ORIGINAL = "anonymous_original"
+    #: an image whose pixels may identify its patient (``Instance.pixels_may_identify``) on an
+    #: anonymous link's share that asks for no second factor (``withholds_identifying_pixels``)
+    IDENTIFYING_PIXELS = "identifying_pixels"
     NOT_INCLUDED = "not_included"    # it does not give this (the rendition, the study, the permission)
     NO_ACCESS = "no_access"          # it is not live, or of another case; or no grant at all
 
@@ -756,7 +759,7 @@ class GrantRefusal(StrEnum):
 #: which reason a page gives when several grants refuse: first what the actor can do something
 #: about (pass MFA), then what their care team can (the limit, the share's scope)
 _REFUSAL_ORDER = (GrantRefusal.SECOND_FACTOR, GrantRefusal.LIMIT_REACHED, GrantRefusal.ANONYMOUS_ORIGINAL,
-                  GrantRefusal.NOT_INCLUDED, GrantRefusal.NO_ACCESS)
+                  GrantRefusal.IDENTIFYING_PIXELS, GrantRefusal.NOT_INCLUDED, GrantRefusal.NO_ACCESS)
 
 
 def grant_covers(grant: Grant, action: Action | str, obj: object, *, user: Any = None,
@@ -811,6 +814,9 @@ def _grant_refusal(grant: Grant, action: Action | str, obj: object, *, user: Any
         return GrantRefusal.NO_ACCESS
     if reach_only:
         return None
+    if getattr(obj, "pixels_may_identify", False) and withholds_identifying_pixels(grant):
+        # an image whose pixels may show who the patient is, on a link whoever holds its URL opens
+        return GrantRefusal.IDENTIFYING_PIXELS
     if _use_case_refuses(grant, action, rendition):
         # its use case gives less than its permissions name (a patient-education share: the
         # education copy only, whoever holds it)
@@ -888,6 +894,35 @@ def anonymous_original_refusal_of(grant: Grant, *, org_policy: Any = None) -> An
     factors = [link.second_factor for link in grant.links.all()] if allowed else [""]
     return next((refusal for factor in factors or [""]
                  if (refusal := anonymous_original_refusal(allowed=allowed, second_factor=factor)) is not None), None)
+
+
+def withholds_identifying_pixels(grant: Grant) -> bool:
+    """The one rule for images whose pixels may identify their patient (``Instance.
+    pixels_may_identify``: text burned in, said or likely, or a face, as the de-identification
+    screens them) on anonymous links (found by security review: a link showed every image): an
+    anonymous link's share gives none of them (viewer frames and thumbnails, any rendition, any
+    zip) unless every one of its links (not revoked) asks for a second factor (a passcode, the
+    patient's birth date), as the identified original is given (``anonymous_original_refusal``).
+    Whoever forwards such a link's URL holds it, and nobody is identified. A share to a person, a
+    group or an address gives them as ever, and staff see them on their role. Reads the grant's
+    links (asked only for such an image)."""
+    if grant.pk is None or not grant.is_anonymous:
+        return False
+    links = [link for link in grant.links.all() if link.revoked_at is None]
+    return not links or any(not link.second_factor for link in links)
+
+
+def image_withheld(actor: Any, instance: Any, *, facts: _Facts | None = None) -> bool:
+    """Whether ``actor`` may view the images of ``instance``'s study but not this one's, because
+    its pixels may identify its patient and what gives them the study is an anonymous link
+    without a second factor (``withholds_identifying_pixels``): the viewer says so in the image's
+    place rather than stop. False for an image that may be shown, and for one refused with its
+    study (that refusal is ``can``'s, as ever). ``facts``: as for ``can``."""
+    if not getattr(instance, "pixels_may_identify", False):
+        return False
+    facts = _facts_of(actor, facts)
+    return (not _decide(facts, Action.VIEW_IMAGES, instance)
+            and _decide(facts, Action.VIEW_IMAGES, instance.study))
 
 
 def may_know(actor: Any, obj: object, *, facts: _Facts | None = None) -> bool:
@@ -2299,6 +2334,14 @@ class DownloadDecision:
     def grant(self) -> Grant | None:
         """The grant it is decided on (the first of ``grants``); None by role."""
         return next((grant for grant, _resume in self.grants()), None)
+
+    @cached_property
+    def withholds_identifying_pixels(self) -> bool:
+        """Whether the package it allows leaves out the images whose pixels may identify their
+        patient: it is decided on an anonymous link's share without a second factor
+        (``withholds_identifying_pixels``, the rule the viewer's frames follow too); never by role.
+        Read once, when asked (a package holding such an image asks it)."""
+        return not self.by_role and (grant := self.grant) is not None and withholds_identifying_pixels(grant)
 
     @property
     def new_transfer(self) -> bool:

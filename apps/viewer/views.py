@@ -220,6 +220,20 @@ def _integrity_failed_json() -> JsonResponse:
     return response
 
 
+def _withheld_json() -> JsonResponse:
+    """A frame of an image the policy withholds from this reader though it shows them the study
+    (``policy.image_withheld``: its pixels may identify the patient, on an anonymous link without a
+    second factor): 200 with JSON, as an undecodable frame's, ``error`` "withheld" and
+    ``X-Lightbox-Frame: withheld``; viewer.js shows ``message`` in the image's place (``short`` in a
+    thumbnail's) and goes on with the other images."""
+    response = JsonResponse({"error": "withheld", "message": _(
+        "This image may show patient details written into it; it is not shown through this link."),
+        "short": _("Not shown through this link")}, status=200)
+    response["X-Lightbox-Frame"] = "withheld"
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
 def _busy_json() -> JsonResponse:
     """A frame not rendered because this process renders ``LIGHTBOX_VIEWER_RENDERS_AT_ONCE``
     frames already (``services.render_slot``): 503 ``busy`` with ``Retry-After``, after which
@@ -347,6 +361,8 @@ def frame(request: HttpRequest, instance_id: UUID) -> HttpResponse:
     # share this request's reading of the memberships (the middleware's) and of the actor's
     # grants, read afresh by the next frame, so a revocation or an ended membership stops it
     facts = policy.request_facts(request, actor)
+    if instance is not None and policy.image_withheld(actor, instance, facts=facts):
+        return _withheld_json()  # the study is theirs to view, this image is not: said in its place
     if (refused := _images_refusal(actor, instance, request, facts=facts)) is not None:
         return refused
     if not selectors.viewer_opens(study=instance.study):  # nothing read, nothing recorded as viewed

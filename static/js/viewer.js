@@ -374,7 +374,8 @@
     if (result.undecodable) {
       // a stored file found altered ("integrity"): the server's words (recorded for the security officer)
       var body = result.body || {};
-      noImage(body.error === "integrity" && body.message ? body.message
+      // or an image withheld from this link ("withheld": its pixels may show patient details)
+      noImage((body.error === "integrity" || body.error === "withheld") && body.message ? body.message
         : ds.msgUndecodable + (body.reason ? " " + body.reason : ""));
       return true;
     }
@@ -674,7 +675,11 @@
     var placeholder = function (text) { if (img.parentNode) { img.replaceWith(thumbPlaceholder(text)); } };
     return askFrame(job.url, false).then(function (result) {
       if (state.stopped || !img.parentNode) { return; }  // stopped meanwhile: its placeholder is there
-      if (!result.bytes) { placeholder(result.busy ? ds.thumbBusy : ds.thumbUndecodable); return; }
+      if (!result.bytes) {
+        var withheld = result.body && result.body.error === "withheld" && result.body.short;
+        placeholder(withheld ? result.body.short : result.busy ? ds.thumbBusy : ds.thumbUndecodable);
+        return;
+      }
       var address = URL.createObjectURL(new Blob([result.bytes], { type: result.type }));
       var revoke = function () { URL.revokeObjectURL(address); };
       img.addEventListener("load", revoke, { once: true });

@@ -111,8 +111,8 @@ def _slow_build(monkeypatch, meanwhile) -> None:
     monkeypatch.setattr(views, "RECHECK_SECONDS", 0.2)
     build = views.study_package
 
-    def slow_build(study, kind):
-        package = build(study, kind)
+    def slow_build(study, kind, **options):
+        package = build(study, kind, **options)
         meanwhile()
         time.sleep(0.25)
         return package
