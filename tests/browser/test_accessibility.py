@@ -33,26 +33,27 @@ def _admin_with_members(page, live_server):
 
 
 def test_a_table_wider_than_the_screen_is_a_named_region_scrolled_by_keyboard(page, live_server):
-    """A case's studies on a phone (the members' list, Shared with me and, since 9ff0354, the share
-    page's table of templates are a card a row there now: test_list_pages_on_a_phone,
-    test_shared_with_me_cards, test_share_form_kinds)."""
-    from tests.factories import RenditionFactory, StudyFactory
+    """A study's de-identified exports on a phone (the members' list, Shared with me, the share
+    page's table of templates and a case's studies are a card a row there now:
+    test_list_pages_on_a_phone, test_shared_with_me_cards, test_share_form_kinds,
+    test_case_page_cards)."""
+    from tests.factories import DeidExportFactory, StudyFactory
 
     org = OrganizationFactory(name="Northwind Test", mfa_required_roles=[])
-    owner = member(org, Role.CLINICIAN)
+    owner = member(org, Role.RADIOLOGIST, email="radiologist@accessibility.example")
     case = CaseFactory(organization=org, created_by=owner, responsible_clinician=owner,
                        title="Chest CT - second opinion")
     study = StudyFactory(organization=org, case=case, study_description="CT chest")
-    RenditionFactory(organization=org, study=study, kind="preview", label="preview_lossy")
+    DeidExportFactory(organization=org, study=study, created_by=owner)
     signed_in_as(page, live_server.url, owner)
     page.set_viewport_size({"width": 390, "height": 844})
-    page.goto(f"{live_server.url}{reverse('cases:case_detail', kwargs={'case_id': case.public_id})}")
-    selector = ".table-wrap:has(.studies-table)"
+    page.goto(f"{live_server.url}{reverse('deid:study_exports', kwargs={'study_id': study.public_id})}")
+    selector = ".table-wrap:has([data-testid=deid-export])"
     wrap = page.locator(selector)
     assert wrap.evaluate("w => w.scrollWidth > w.clientWidth")  # the table is wider
     assert wrap.get_attribute("tabindex") == "0" and wrap.get_attribute("role") == "region"
     # the table's caption
-    assert wrap.get_attribute("aria-label") == "Studies of this case"
+    assert wrap.get_attribute("aria-label") == "De-identified exports of this study"
     wrap.focus()
     page.keyboard.press("ArrowRight")
     page.wait_for_function(f"() => document.querySelector('{selector}').scrollLeft > 0")

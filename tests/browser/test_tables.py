@@ -2,7 +2,8 @@
 columns says so. Without it, "My shares" on a phone showed two columns (case, recipient) and
 looked complete: its state, expiry and Revoke/Extend buttons were out of sight. (My shares and
 Shared with me are a card a share there now, test_next_step_links, test_shared_with_me_cards, and
-so is the share page's table of templates, test_share_form_kinds; a case's studies still scroll.)"""
+so are the share page's table of templates, test_share_form_kinds, and a case's studies,
+test_case_page_cards; a study's de-identified exports still scroll.)"""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from apps.organizations.models import Role
 from tests.browser.conftest import _only_local, signed_in_as
 from tests.factories import (
     CaseFactory,
+    DeidExportFactory,
     OrganizationFactory,
     RenditionFactory,
     StudyFactory,
@@ -25,8 +27,8 @@ from tests.factories import (
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-#: the frame of a case's studies (the table that scrolls sideways on a phone)
-WRAP = ".table-wrap:has(.studies-table)"
+#: the frame of a study's de-identified exports (a table that scrolls sideways on a phone)
+WRAP = ".table-wrap:has([data-testid='deid-export'])"
 
 
 def _edge_shade(page, side: str, inset: int = 1) -> int:
@@ -52,17 +54,17 @@ def _darkest_shadow(page) -> int:
 
 def test_a_table_wider_than_a_phone_shows_a_shadow_where_columns_are_hidden(browser, live_server, output_dir):
     org = OrganizationFactory(mfa_required_roles=[])
-    owner = member(org, Role.CLINICIAN)
+    owner = member(org, Role.RADIOLOGIST, email="radiologist@tables.example")
     case = CaseFactory(organization=org, created_by=owner, responsible_clinician=owner,
                        title="Chest CT - second opinion")
     study = StudyFactory(organization=org, case=case, study_description="CT chest")
-    RenditionFactory(organization=org, study=study, kind="preview", label="preview_lossy")
+    DeidExportFactory(organization=org, study=study, created_by=owner)
     context = browser.new_context(viewport={"width": 390, "height": 844}, locale="en-US", is_mobile=True)
     context.route("**/*", _only_local)
     page = context.new_page()
     try:
         signed_in_as(page, live_server.url, owner)
-        page.goto(f"{live_server.url}{reverse('cases:case_detail', kwargs={'case_id': case.public_id})}")
+        page.goto(f"{live_server.url}{reverse('deid:study_exports', kwargs={'study_id': study.public_id})}")
         wrap = page.locator(WRAP)
         wrap.scroll_into_view_if_needed()
         assert wrap.evaluate("w => w.scrollWidth > w.clientWidth")  # the columns do not fit: it scrolls

@@ -338,7 +338,9 @@ def test_the_viewer_opens_with_the_image_and_its_slider_in_sight_on_a_tablet_and
 
 def test_a_studys_rendition_labels_do_not_stretch_its_row_on_a_phone(page, live_server):
     """Squeezed to 140 px, each of a study's four rendition labels ran over three lines: every row
-    of a case's studies was 260 px high on a phone, the study's name floating in its middle."""
+    of a case's studies was 260 px high on a phone, the study's name floating in its middle. (A
+    study is a card on a phone now, test_case_page_cards: its name heads the card and its
+    renditions' cell is its name's line and a line a label.)"""
     from tests.factories import RenditionFactory, StudyFactory
 
     org = OrganizationFactory(name="Northwind Test", mfa_required_roles=[])
@@ -356,7 +358,10 @@ def test_a_studys_rendition_labels_do_not_stretch_its_row_on_a_phone(page, live_
     page.set_viewport_size({"width": 390, "height": 844})
     page.goto(f"{live_server.url}/cases/{case.public_id}/")
     row = page.get_by_test_id("study").bounding_box()
-    assert row["height"] <= 180, row
+    name = page.get_by_test_id("study").locator("td").first.bounding_box()
+    assert name["y"] - row["y"] <= 10, (row, name)  # the study's name at the top of its card
+    labels = page.get_by_test_id("study-renditions").bounding_box()
+    assert labels["height"] <= 150, labels  # its name's line and four one-line labels
     badges = page.get_by_test_id("rendition-badge").evaluate_all(
         "els => els.map(e => [e.textContent, e.getClientRects().length, Math.round(e.getBoundingClientRect().height)])"
     )
