@@ -34,7 +34,7 @@ def test_confirming_a_share_twice_on_a_slow_network_sends_it_once(browser, live_
         page.get_by_role("button", name="Change the details").tap()
         expect(page.locator("#id_recipient_email")).to_have_value("consultant@once.example")
         page.get_by_role("button", name="Review the share").tap()
-        confirm = page.get_by_role("button", name="Confirm and create the link")
+        confirm = page.get_by_role("button", name="Confirm and share")
         expect(confirm).to_be_visible()
         page.wait_for_load_state()  # its scripts have run
         # the network is slow: the confirmation's POST is held until the second tap

@@ -8,6 +8,7 @@ import contextlib
 
 import pytest
 from django.test import RequestFactory
+from django.utils import translation
 from playwright.sync_api import expect
 
 from apps.audit.services import record
@@ -17,8 +18,17 @@ from tests.factories import CaseFactory, GrantFactory, OrganizationFactory, Stud
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
+
+def _es(text: str) -> str:
+    """``text`` as the Spanish pages say it (English while the catalogue has no translation)."""
+    with translation.override("es"):
+        return translation.gettext(text)
+
+
 REVIEW = {"en": "Review the share", "es": "Revisar el acceso compartido"}
-CONFIRM = {"en": "Confirm and create the link", "es": "Confirmar y crear el enlace"}
+#: a share to a person or a group confirms "and share" (an anonymous link's "and create the link"):
+#: in Spanish once the catalogue translates it, in English until then
+CONFIRM = {"en": "Confirm and share", "es": _es("Confirm and share")}
 
 
 def assert_finger_sized(links) -> None:

@@ -73,7 +73,7 @@ def test_the_form_shows_only_the_chosen_kinds_fields_on_a_phone(browser, live_se
         page.locator("#id_recipient_kind").select_option("user")
         page.locator("#id_recipient_email").fill(clinician.email)
         page.get_by_role("button", name="Review the share").tap()
-        expect(page.get_by_role("button", name="Confirm and create the link")).to_be_visible()
+        expect(page.get_by_role("button", name="Confirm and share")).to_be_visible()  # a person: not a link
         expect(page.get_by_test_id("confirm-max-uses")).to_have_count(0)
         expect(page.get_by_test_id("confirm-second-factor")).to_have_count(0)
         assert _sideways(page) <= width

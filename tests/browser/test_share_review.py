@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from django.utils import timezone
+from django.utils import timezone, translation
 from playwright.sync_api import expect
 
 from apps.organizations.models import Role
@@ -21,10 +21,17 @@ from tests.factories import CaseFactory, OrganizationFactory, member
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
+
+def _es(text: str) -> str:
+    """``text`` as the Spanish pages say it (English while the catalogue has no translation)."""
+    with translation.override("es"):
+        return translation.gettext(text)
+
+
 TEXT = {
-    "en": {"review": "Review the share", "confirm": "Confirm and create the link", "opens": "Opens",
+    "en": {"review": "Review the share", "confirm": "Confirm and share", "opens": "Opens",
            "counted": "168 hours, counted from when it opens"},
-    "es": {"review": "Revisar el acceso compartido", "confirm": "Confirmar y crear el enlace", "opens": "Se abre",
+    "es": {"review": "Revisar el acceso compartido", "confirm": _es("Confirm and share"), "opens": "Se abre",
            "counted": "168 horas, contadas desde que se abre"},
 }
 

@@ -43,7 +43,7 @@ def test_share_open_request_original_extend_revoke(browser, live_server, output_
     # 5: confirm
     # the same address answers the POST: wait for the confirmation page, do not just look once
     expect(sharer.get_by_role("heading", name="5. Confirm the share")).to_be_visible()
-    sharer.get_by_role("button", name="Confirm and create the link").click()
+    sharer.get_by_role("button", name="Confirm and share").click()
     link = sharer.get_by_test_id("share-url").input_value()
     assert re.match(rf"{re.escape(base)}/s/[A-Za-z0-9_-]{{43}}/$", link)
     grant = Grant.objects.get()

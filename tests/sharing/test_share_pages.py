@@ -268,7 +268,7 @@ def test_review_step_goes_back_to_the_filled_form_to_change_it(owner, case, cons
     back = client.post(url, {**form, "confirm": "1", "edit": "1"})
     assert back.status_code == 200 and not Grant.objects.exists()
     page = back.content.decode()
-    assert "Confirm and create the link" not in page
+    assert "Confirm and share" not in page and 'data-testid="confirm-share"' not in page
     assert f'value="{consultant.email}"' in page and 'value="30"' in page
 
 
