@@ -134,3 +134,56 @@ def test_the_api_lists_cost_the_same_for_3_rows_as_for_30(org_a, client_as, url)
         assert response.json()["count"] >= (1 if "organizations" in url else n)
         counts[n] = len(ctx.captured_queries)
     _same(counts)
+
+
+# --- what a page read twice, read once (h15) --------------------------------------------------
+
+def _shared_three_ways(org_a):
+    """A clinician who shared 3 cases (a study of each) with a named consultant, for the pages
+    below: the sharer, the consultant and the cases."""
+    sharer, consultant = member(org_a, Role.CLINICIAN), member(org_a, Role.EXTERNAL_CONSULTANT)
+    cases = []
+    for line in ("Oncology", "Cardiology", "Neurology"):
+        case = CaseFactory(organization=org_a, created_by=sharer, responsible_clinician=sharer, service_line=line)
+        grant = GrantFactory(organization=org_a, case=case, grantee=consultant, created_by=sharer, **PREVIEW)
+        grant.studies.set([StudyFactory(organization=org_a, case=case)])
+        cases.append(case)
+    return sharer, consultant, cases
+
+
+@pytest.mark.parametrize(("who", "most"), [("sharer", 7), ("consultant", 9)])
+def test_the_case_list_reads_its_counts_and_service_lines_in_one_query(org_a, client_as, who, most):
+    """The counts (open, closed, all) and the service lines of the filter read the same cases:
+    one grouped query (cases.selectors.case_counts_and_service_lines), not two. Before: 8 queries
+    for the sharer, 10 for the consultant; now 7 and 9."""
+    sharer, consultant, _cases = _shared_three_ways(org_a)
+    queries, html = queries_and_html(client_as(sharer if who == "sharer" else consultant), reverse("cases:case_list"))
+    assert all(f'value="{line}"' in html for line in ("Oncology", "Cardiology", "Neurology"))
+    assert queries <= most, queries
+
+
+def test_the_case_page_reads_the_holders_memberships_once(org_a, client_as):
+    """Who has access: what each share gives its holder and whether its patient is given none of
+    its studies read the same holders' memberships (policy.grants_give_and_held_back): once, not
+    twice. Before: 22 queries; now 21."""
+    sharer, consultant, cases = _shared_three_ways(org_a)
+    queries, html = queries_and_html(client_as(sharer), reverse("cases:case_detail", args=[cases[0].public_id]))
+    assert consultant.email in html  # listed among who has access
+    assert queries <= 21, queries
+
+
+@pytest.mark.parametrize(("url", "who", "most"), [
+    ("/api/v1/grants/", "sharer", 6), ("/api/v1/grants/received/", "consultant", 6),
+])
+def test_the_api_lists_read_no_idle_limit_within_a_minute(org_a, client_as, url, who, most):
+    """A session used within the last minute cannot be past any idle limit (a minute at least),
+    and an API call tells no browser its limit: the gate does not read it
+    (apps.accounts.middleware; tests/accounts/test_idle_limit_deferred.py). Before: 7 queries
+    each; now 6."""
+    sharer, consultant, _cases = _shared_three_ways(org_a)
+    client = client_as(sharer if who == "sharer" else consultant)
+    client.get(url)
+    with CaptureQueriesContext(connection) as ctx:
+        response = client.get(url)
+    assert response.status_code == 200 and response.json()["count"] == 3
+    assert len(ctx.captured_queries) <= most, len(ctx.captured_queries)

@@ -50,6 +50,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect
 from django.utils import translation
+from django.utils.functional import SimpleLazyObject
 from django.utils.translation import gettext as _
 
 from apps.accounts import mfa, sso
@@ -60,6 +61,8 @@ from apps.organizations.models import Role
 from apps.sharing import policy
 
 LAST_SEEN = "lightbox_last_seen"
+#: the shortest idle limit there is (``idle_limit_seconds``: whole minutes; the defaults at least one)
+_SHORTEST_LIMIT = 60
 STAFF_ROLES = {Role.ORG_ADMIN, Role.RADIOLOGIST, Role.CLINICIAN, Role.COORDINATOR}
 
 # reachable before the second factor is settled (sign-out, the MFA pages, static files...)
@@ -198,10 +201,19 @@ class AccessGateMiddleware:
 
         # 1. idle timeout
         now = time.time()
-        limit = idle_limit_seconds(memberships, user) if memberships else idle_limit_without_membership(user)
-        limit = idle_limit_of_operator(user, limit)
-        request.idle_limit_seconds = limit  # pages tell the browser (static/js/activity.js)
         last = request.session.get(LAST_SEEN)
+
+        def limit_now() -> int | None:
+            limit = idle_limit_seconds(memberships, user) if memberships else idle_limit_without_membership(user)
+            return idle_limit_of_operator(user, limit)
+
+        # no limit is under a minute (whole minutes, 0 for none; the defaults at least 1): a session
+        # used within the last minute is not signed out, whatever its limit, which is then read only
+        # for a page that tells the browser (static/js/activity.js), not for an API call or a redirect
+        if last is not None and now - float(last) > _SHORTEST_LIMIT:
+            limit = request.idle_limit_seconds = limit_now()
+        else:
+            limit, request.idle_limit_seconds = None, SimpleLazyObject(limit_now)
         if limit and last is not None and now - float(last) > limit:
             record(action="auth.idle_timeout", actor=user, request=request, details={"limit_seconds": limit})
             logout(request)

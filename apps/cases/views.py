@@ -73,7 +73,8 @@ def case_list(request: HttpRequest) -> HttpResponse:
     # any address that names no status; "Any status" is asked for with status= (empty)
     data = request.GET.copy()
     data.setdefault("status", CaseStatus.OPEN)
-    form = CaseFilterForm(data, service_lines=selectors.service_lines(user=request.user, organization=org))
+    counts, service_lines = selectors.case_counts_and_service_lines(user=request.user, organization=org)
+    form = CaseFilterForm(data, service_lines=service_lines)
     if form.is_valid():
         filters = selectors.CaseFilters(**form.cleaned_data)
     else:  # refused input is shown beside its field; the list keeps only the status asked for
@@ -84,7 +85,7 @@ def case_list(request: HttpRequest) -> HttpResponse:
                              facts=policy.request_facts(request, request.user))
     return render(request, "cases/case_list.html", {
         "organization": org, "form": form, "page": page, "query": page.query,
-        "counts": selectors.case_counts(user=request.user, organization=org),
+        "counts": counts,
         "can_create": may[Action.MANAGE_CASE],
         "can_run_boards": may[Action.MANAGE_CASE],
         # the default (open cases) is no filter in use: on a phone the filters start closed

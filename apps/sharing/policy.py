@@ -68,6 +68,8 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -343,16 +345,68 @@ def second_factor_met(grant: Grant, user: Any) -> bool:
     return not grant.mfa_required or (_active_user(user) and _verified(user))
 
 
+#: what this request's querysets built once for a person (``request_memo``); None outside a request
+_request_memo: ContextVar[dict[Any, Any] | None] = ContextVar("lightbox_policy_request_memo", default=None)
+_Built = TypeVar("_Built")
+
+
+def _reads_only(sql: str) -> bool:
+    return sql.lstrip("( \n").upper().startswith("SELECT")
+
+
+@contextmanager
+def request_memo() -> Iterator[None]:
+    """The scope of one request (``apps.sharing.middleware.PolicyMemoMiddleware``) in which the
+    filters that scope a person's rows to their live grants (``_live_grants_showing_cases``,
+    behind ``granted_case_ids``, ``granted_study_ids`` and every ``visible_to``) are built once,
+    not at each queryset of the page: building them (subqueries, not rows) cost more than many
+    of the queries they go into. Nothing read is kept: they stay subqueries that the database
+    runs with each query, so a revocation or a role change in the request is seen at once; but
+    they hold the moment they were built at, so any write on the database connection during the
+    request (a share made, renewed, revoked; a membership changed; an audit event) empties the
+    memo, and what is asked after it is built afresh (tests/sharing/test_policy_memo.py). A
+    contextvar, set and reset around the request: never shared between requests or threads,
+    and none (each call builds its own) in a task, a command or a test that makes no request."""
+    from django.db import connection
+
+    memo: dict[Any, Any] = {}
+    token = _request_memo.set(memo)
+
+    def forget_on_write(execute: Callable[..., Any], sql: str, params: Any, many: bool, context: Any) -> Any:
+        if not _reads_only(sql):
+            memo.clear()
+        return execute(sql, params, many, context)
+
+    try:
+        with connection.execute_wrapper(forget_on_write):
+            yield
+    finally:
+        _request_memo.reset(token)
+
+
+def _per_request(key: tuple[Any, ...], build: Callable[[], _Built]) -> _Built:
+    """``build()``, once per request for ``key`` (``request_memo``); afresh outside one."""
+    memo = _request_memo.get()
+    if memo is None:
+        return build()
+    if key not in memo:
+        memo[key] = build()
+    return memo[key]
+
+
 def _live_grants_showing_cases(user: User) -> QuerySet[Grant]:
     """The live grants addressed to ``user`` that show their case's rows (``granted_case_ids``,
     ``granted_study_ids``): a grant that gives no case page (a patient-education share) shows
     none of them, nor a tumor board's grant its holder no longer takes part in boards under
     (``board_grants_refused``), nor a grant of an organization its holder is a patient of
-    (``patient_grants``: it gives them the education copy only, on the patient portal)."""
+    (``patient_grants``: it gives them the education copy only, on the patient portal). Built
+    once per request (``request_memo``): callers narrow it (``filter``, ``values``), never
+    evaluate it, so that the one built is never read as rows."""
     from apps.sharing.models import Grant
 
-    return (Grant.objects.live().addressed_to(user).exclude(use_case__in=use_cases_without(Action.VIEW_CASE))
-            .exclude(board_grants_refused(user)).exclude(patient_grants(user)))
+    return _per_request(("live_grants_showing_cases", user.pk), lambda: (
+        Grant.objects.live().addressed_to(user).exclude(use_case__in=use_cases_without(Action.VIEW_CASE))
+        .exclude(board_grants_refused(user)).exclude(patient_grants(user))))
 
 
 def _board_organization_ids(user: Any) -> QuerySet[Membership]:
@@ -642,7 +696,57 @@ def held_back_from_patient(*, case: Any, studies: Iterable[Any]) -> list[str | N
     return patient_id_flags(case=case, patient_ids=[study.patient_id for study in studies])
 
 
-def grants_held_back_entirely(grants: Iterable[Grant], *, holder: Any = None) -> list[tuple[str, ...]]:
+class _HolderReads:
+    """What ``grants_give_holders`` and ``grants_held_back_entirely`` read of the people who hold
+    a list of grants (their active memberships, ``_patient_orgs_by_record``, ``patients_linked_to``),
+    each read once for both when a page asks both about the same grants
+    (``grants_give_and_held_back``): they read the same rows. Kept for that one call only."""
+
+    def __init__(self) -> None:
+        self._roles: dict[int, dict[int, str]] = {}
+        self._by_record: dict[int, set[int]] = {}
+        self._linked: dict[int, set[int]] = {}
+
+    @staticmethod
+    def _read(known: dict[int, Any], user_ids: Iterable[int], read: Callable[[set[int]], dict[int, Any]],
+              empty: Callable[[], Any]) -> dict[int, Any]:
+        ids = set(user_ids)
+        if wanted := ids - known.keys():
+            found = read(wanted)
+            known.update({pk: found.get(pk, empty()) for pk in wanted})
+        return {pk: known[pk] for pk in ids}
+
+    def roles(self, user_ids: Iterable[int]) -> dict[int, dict[int, str]]:
+        """Each one's role by organization (active memberships), in one query."""
+        def read(wanted: set[int]) -> dict[int, dict[int, str]]:
+            found: dict[int, dict[int, str]] = {}
+            for user_id, org_id, role in Membership.objects.filter(user_id__in=wanted, is_active=True).values_list(
+                    "user_id", "organization_id", "role"):
+                found.setdefault(user_id, {})[org_id] = role
+            return found
+        return self._read(self._roles, user_ids, read, dict)
+
+    def by_record(self, user_ids: Iterable[int]) -> dict[int, set[int]]:
+        return self._read(self._by_record, user_ids, _patient_orgs_by_record, set)
+
+    def linked(self, user_ids: Iterable[int]) -> dict[int, set[int]]:
+        return self._read(self._linked, user_ids, patients_linked_to, set)
+
+
+def grants_give_and_held_back(grants: Iterable[Grant], *, now: datetime | None = None,
+                              ) -> list[tuple[tuple[str, ...], tuple[str, ...]]]:
+    """For each of ``grants``, in order: what it gives its holder (``grants_give_holders``) and why
+    its patient is given none of its studies (``grants_held_back_entirely``), the two answers of a
+    page's list of who has access, reading the holders' memberships and what made them patients
+    once for both (``_HolderReads``)."""
+    grants = list(grants)
+    reads = _HolderReads()
+    return list(zip(grants_give_holders(grants, now=now, reads=reads),
+                    grants_held_back_entirely(grants, reads=reads), strict=True))
+
+
+def grants_held_back_entirely(grants: Iterable[Grant], *, holder: Any = None,
+                              reads: _HolderReads | None = None) -> list[tuple[str, ...]]:
     """For each of ``grants``, in order: why its patient is given none of the studies it covers
     because every one of them is held back (``held_back_from_patient``, the one rule): the
     reasons found among them (OTHER_PATIENT, NO_PATIENT_ID, in that order), or () when it is not
@@ -670,13 +774,9 @@ def grants_held_back_entirely(grants: Iterable[Grant], *, holder: Any = None) ->
     # whose role decides (a share other than a patient-education one is a patient's by its holder)
     asked = {h.pk for g, h in zip(grants, holders, strict=True)
              if g.use_case != UseCase.PATIENT_EDUCATION and _active_user(h)}
-    roles: dict[int, dict[int, str]] = {pk: {} for pk in asked}
-    by_record: dict[int, set[int]] = {}
-    if asked:
-        for user_id, org_id, role in Membership.objects.filter(user_id__in=asked, is_active=True).values_list(
-                "user_id", "organization_id", "role"):
-            roles[user_id][org_id] = role
-        by_record = _patient_orgs_by_record(asked)
+    reads = reads or _HolderReads()
+    roles = reads.roles(asked)
+    by_record = reads.by_record(asked)
     concerned = [not (h is not None and not _active_user(h)) and patient_rule_applies(
         use_case=g.use_case, holder=h, organization_id=g.organization_id,
         roles=roles.get(h.pk, {}) if h is not None else None,
@@ -689,7 +789,7 @@ def grants_held_back_entirely(grants: Iterable[Grant], *, holder: Any = None) ->
                       .only("pk", "case_id", "patient_id")):
             of_case.setdefault(study.case_id, []).append(study)
     # a patient's share held by an account not linked to its case's patient gives them nothing
-    linked = patients_linked_to({h.pk for h, c in zip(holders, concerned, strict=True) if c and h is not None})
+    linked = reads.linked({h.pk for h, c in zip(holders, concerned, strict=True) if c and h is not None})
     answers: list[tuple[str, ...]] = []
     for grant, is_concerned, held_by in zip(grants, concerned, holders, strict=True):
         if not is_concerned:
@@ -2081,7 +2181,8 @@ def grant_gives(actor: Any, grants: Iterable[Grant], *, facts: _Facts | None = N
     return [_gives(grant, user=facts.user, now=facts.now, facts=facts) for grant in grants]
 
 
-def grants_give_holders(grants: Iterable[Grant], *, now: datetime | None = None) -> list[tuple[str, ...]]:
+def grants_give_holders(grants: Iterable[Grant], *, now: datetime | None = None,
+                        reads: _HolderReads | None = None) -> list[tuple[str, ...]]:
     """For each of ``grants``, in order: what it gives its holder, as ``grant_gives`` answers it
     (permission values), whoever asks: for the staff pages that list who has access (the case
     page, the close and attach confirmations; the share review, of the grant confirming would
@@ -2110,22 +2211,18 @@ def grants_give_holders(grants: Iterable[Grant], *, now: datetime | None = None)
     saved = [grant for grant in grants if grant.pk is not None]
     prefetch_related_objects(saved, "studies", "case__patient", "grantee")
     grantees = {grant.grantee_id for grant in saved if grant.grantee_id is not None}
-    roles: dict[int, dict[int, str]] = {pk: {} for pk in grantees}
+    reads = reads or _HolderReads()
+    roles = reads.roles(grantees)
     by_record: dict[int, set[int]] = {}
-    if grantees:
-        for user_id, org_id, role in Membership.objects.filter(user_id__in=grantees, is_active=True).values_list(
-                "user_id", "organization_id", "role"):
-            roles[user_id][org_id] = role
-        # what made patients of those who are no member of a grant's organization, if any is
-        if any(g.grantee_id is not None and _patient_by_record_asked(g.grantee, g, roles[g.grantee_id])
-               for g in saved):
-            by_record = _patient_orgs_by_record(grantees)
+    # what made patients of those who are no member of a grant's organization, if any is
+    if any(g.grantee_id is not None and _patient_by_record_asked(g.grantee, g, roles[g.grantee_id]) for g in saved):
+        by_record = reads.by_record(grantees)
     # the patients the holders of patients' shares are linked to (``is_case_patients_account``), at once
     # (an unsaved grant's holder, the review's, is read when its answer needs it)
     linked_asked = {g.grantee_id for g in saved if g.grantee_id is not None and patient_rule_applies(
         use_case=g.use_case, holder=g.grantee, organization_id=g.organization_id, roles=roles[g.grantee_id],
         by_record=by_record.get(g.grantee_id, set()))}
-    linked = patients_linked_to(linked_asked)
+    linked = reads.linked(linked_asked)
     answers = []
     for grant in grants:
         at = max(now, grant.starts_at) if grant.starts_at is not None else now

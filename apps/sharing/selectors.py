@@ -231,8 +231,7 @@ def with_gives(grants: Iterable[Grant], *, now: datetime | None = None) -> list[
     patient ID not the case's MRN or missing), () when it gives them some. The pages say it with
     ``sharing/_grant_access.html``. A fixed number of queries."""
     listed = list(grants)
-    for grant, gives, held_back in zip(listed, policy.grants_give_holders(listed, now=now),
-                                       policy.grants_held_back_entirely(listed), strict=True):
+    for grant, (gives, held_back) in zip(listed, policy.grants_give_and_held_back(listed, now=now), strict=True):
         grant.gives = gives
         grant.held_back = held_back
     return listed

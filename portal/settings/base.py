@@ -94,6 +94,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "apps.sharing.middleware.PolicyMemoMiddleware",  # a person's live-grant filters built once a request
     "django_otp.middleware.OTPMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     "apps.accounts.middleware.UserLanguageMiddleware",  # a signed-in person's own language
