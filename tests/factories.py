@@ -404,3 +404,25 @@ def blob_alter(blob, *, offset: int = 40) -> None:
         byte = fh.read(1)
         fh.seek(offset)
         fh.write(bytes([byte[0] ^ 1]))
+
+
+def anonymous_preview_holder(study, owner, *, download_limit: int = 5, **terms):
+    """A browser (test Client) that opened an anonymous link onto a view-and-preview share of
+    ``study``'s case (the organization's anonymous links switched on; ``terms``: the link's, e.g. a
+    passcode)."""
+    from django.test import Client
+
+    from apps.sharing import services as sharing
+    from apps.sharing.models import Grant
+    from apps.sharing.usecases import RecipientKind, UseCase
+
+    org = study.organization
+    org.anonymous_links_enabled = True
+    org.save()
+    grant, _link, raw = sharing.share_create(case=study.case, by=owner, use_case=UseCase.CUSTOM,
+                                             recipient_kind=RecipientKind.ANONYMOUS,
+                                             download_limit=download_limit, **terms)
+    Grant.objects.filter(pk=grant.pk).update(permissions=["view", "download_preview"], renditions=["preview"])
+    holder = Client()
+    assert open_anonymous_link(holder, raw, passcode=terms.get("passcode")).status_code == 302
+    return holder

@@ -19,9 +19,7 @@ from apps.imaging.models import Instance
 from apps.organizations.models import Role
 from apps.renditions.models import Kind, RenditionFile
 from apps.sharing import services as sharing
-from apps.sharing.models import Grant
-from apps.sharing.usecases import RecipientKind, UseCase
-from tests.factories import LINK_PASSCODE, member, open_anonymous_link
+from tests.factories import LINK_PASSCODE, anonymous_preview_holder, member
 
 pytestmark = pytest.mark.django_db
 
@@ -48,15 +46,7 @@ def _manifest(archive: zipfile.ZipFile) -> str:
 
 
 def _link_holder(study, owner, **terms) -> Client:
-    org = study.organization
-    org.anonymous_links_enabled = True
-    org.save()
-    grant, _link, raw = sharing.share_create(case=study.case, by=owner, use_case=UseCase.CUSTOM,
-                                             recipient_kind=RecipientKind.ANONYMOUS, download_limit=5, **terms)
-    Grant.objects.filter(pk=grant.pk).update(permissions=["view", "download_preview"], renditions=["preview"])
-    holder = Client()
-    assert open_anonymous_link(holder, raw, passcode=terms.get("passcode")).status_code == 302
-    return holder
+    return anonymous_preview_holder(study, owner, download_limit=5, **terms)
 
 
 @pytest.fixture

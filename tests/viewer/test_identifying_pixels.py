@@ -13,10 +13,7 @@ from django.urls import reverse
 
 from apps.imaging.models import Instance
 from apps.sharing import policy
-from apps.sharing import services as sharing
-from apps.sharing.models import Grant
-from apps.sharing.usecases import RecipientKind, UseCase
-from tests.factories import LINK_PASSCODE, open_anonymous_link
+from tests.factories import LINK_PASSCODE, anonymous_preview_holder
 
 pytestmark = pytest.mark.django_db
 
@@ -28,16 +25,7 @@ def _frame(instance, quality="preview"):
 
 
 def _link_holder(study, owner, **terms) -> Client:
-    """A browser that opened an anonymous link onto a view-and-preview share of ``study``'s case."""
-    org = study.organization
-    org.anonymous_links_enabled = True
-    org.save()
-    grant, _link, raw = sharing.share_create(case=study.case, by=owner, use_case=UseCase.CUSTOM,
-                                             recipient_kind=RecipientKind.ANONYMOUS, download_limit=3, **terms)
-    Grant.objects.filter(pk=grant.pk).update(permissions=["view", "download_preview"], renditions=["preview"])
-    holder = Client()
-    assert open_anonymous_link(holder, raw, passcode=terms.get("passcode")).status_code == 302
-    return holder
+    return anonymous_preview_holder(study, owner, download_limit=3, **terms)
 
 
 @pytest.fixture
