@@ -25,3 +25,11 @@ def consultant(org_a):
 @pytest.fixture
 def radiologist(org_a):
     return member(org_a, Role.RADIOLOGIST, email="radiologist@alpha.example")
+
+
+@pytest.fixture
+def anonymous_on(case):
+    """The case's organization with anonymous links switched on."""
+    case.organization.anonymous_links_enabled = True
+    case.organization.save(update_fields=["anonymous_links_enabled"])
+    return case.organization

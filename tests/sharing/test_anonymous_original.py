@@ -28,13 +28,6 @@ pytestmark = pytest.mark.django_db
 PASSCODE = "blue-kettle-42"
 
 
-@pytest.fixture
-def anonymous_on(case):
-    case.organization.anonymous_links_enabled = True
-    case.organization.save(update_fields=["anonymous_links_enabled"])
-    return case.organization
-
-
 def _allow(organization, allowed: bool = True) -> None:
     SharingPolicy.objects.update_or_create(organization=organization,
                                            defaults={"anonymous_allow_original": allowed})

@@ -18,13 +18,6 @@ pytestmark = pytest.mark.django_db
 NOT_FOR_NAMED = "Only an anonymous link takes this"
 
 
-@pytest.fixture
-def anonymous_on(case):
-    case.organization.anonymous_links_enabled = True
-    case.organization.save(update_fields=["anonymous_links_enabled"])
-    return case.organization
-
-
 def _create(client, case, **body):
     return client.post("/api/v1/grants/", json.dumps({"case": str(case.public_id), **body}),
                        content_type="application/json")

@@ -20,13 +20,6 @@ NOT_FOR_NAMED = "Only an anonymous link takes this"
 LINK_FIELDS = ("max_uses", "second_factor", "passcode")
 
 
-@pytest.fixture
-def anonymous_on(case):
-    case.organization.anonymous_links_enabled = True
-    case.organization.save(update_fields=["anonymous_links_enabled"])
-    return case.organization
-
-
 def _url(case):
     return reverse("sharing:case_share", kwargs={"case_id": case.public_id})
 
