@@ -7,6 +7,8 @@ or stopping. A diagnostic frame answered ``preview_only`` switches the same way.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.urls import reverse
 from playwright.sync_api import expect
@@ -62,9 +64,10 @@ def test_the_original_withdrawn_switches_the_viewer_to_previews(browser, live_se
         viewer = page.locator("#viewer")
         expect(viewer).to_have_attribute("data-shown-quality", "diagnostic")
         expect(page.get_by_test_id("meta-mode")).to_have_text("Diagnostic quality available")
-        # the image and its three neighbours (PREFETCH), diagnostic, and its small first frame (the
-        # suite's 15 s: on a loaded machine the fifth frame came after expect's default 5 s)
-        expect(viewer).to_have_attribute("data-frames-kept", "5", timeout=15_000)
+        # the image and its three neighbours (PREFETCH), diagnostic, and its small first frame when
+        # the full one took longer than viewer.js's LOW_DELAY_MS (120 ms) to come: four or five,
+        # by the machine's speed (CI's fresh clone kept four; the suite's 15 s for a loaded machine)
+        expect(viewer).to_have_attribute("data-frames-kept", re.compile(r"^[45]$"), timeout=15_000)
 
         SharingPolicy.objects.filter(organization=org).update(anonymous_allow_original=False)
         if how == "frame":
