@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from uuid import UUID
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -238,6 +239,7 @@ def upload_page(request: HttpRequest) -> HttpResponse:
     chosen_case = next((c for c in cases if str(c.public_id) == preselected), None)
     return render(request, "imaging/upload.html", {
         "cases": cases, "case_total": case_total, "case_limit": selectors.UPLOAD_CASE_CHOICES,
+        "chunk_bytes": settings.LIGHTBOX_UPLOAD_CHUNK_BYTES,
         "preselected": preselected,
         # chosen from a case's page: the studies in no case below lead to their Attach with it chosen
         "chosen_case": chosen_case,

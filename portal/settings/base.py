@@ -297,6 +297,9 @@ LIGHTBOX_MASTER_KEYS = env_secret("LIGHTBOX_MASTER_KEYS") or _embedded_master_ke
 # tus staging files (encrypted, outside the storage root); shared by every web and worker process
 LIGHTBOX_UPLOAD_DIR = Path(env.str("LIGHTBOX_UPLOAD_DIR", default=str(VAR_DIR / "uploads")))
 LIGHTBOX_UPLOAD_EXPIRY_HOURS = env.int("LIGHTBOX_UPLOAD_EXPIRY_HOURS", default=24)
+# the upload page sends a file in requests of at most this many bytes (tus PATCH bodies): lower it
+# behind a proxy that limits request bodies; what a dropped connection loses is at most one of them
+LIGHTBOX_UPLOAD_CHUNK_BYTES = max(64 * 1024, env.int("LIGHTBOX_UPLOAD_CHUNK_BYTES", default=16 * 1024 * 1024))
 # the staged file of an upload whose ingest job failed is kept this long after the failure, for
 # `manage.py ingest --resume`, then discarded (apps.imaging.uploads.failed_uploads_discard)
 LIGHTBOX_FAILED_UPLOAD_KEEP_DAYS = env.int("LIGHTBOX_FAILED_UPLOAD_KEEP_DAYS", default=14)

@@ -27,7 +27,8 @@
   // as the bench's tuspy client (bench/ingest/harness.py): the server streams each PATCH body
   // from the connection into the encrypted staging file (apps/imaging/asgi.py), never whole in
   // memory nor in clear on disk, and keeps what arrived when a connection drops mid-chunk
-  var CHUNK = 16 * 1024 * 1024;
+  // (LIGHTBOX_UPLOAD_CHUNK_BYTES, 16 MiB unless set lower for a proxy that limits request bodies)
+  var CHUNK = parseInt(form.getAttribute("data-chunk-bytes"), 10) || 16 * 1024 * 1024;
 
   function text(el, value) { el.textContent = value; }
   // a translated text's placeholder replaced by a value taken as it is ("$&" in a case's title too)

@@ -18,15 +18,21 @@ from tests.factories import CaseFactory, OrganizationFactory, member
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-#: upload.js sends a file in chunks of this many bytes
-CHUNK = 16 * 1024 * 1024
+#: upload.js sends a file in chunks of this many bytes (LIGHTBOX_UPLOAD_CHUNK_BYTES, set below: a
+#: small file of a few chunks is ingested in a moment, where the 16 MiB default needed an 18 MB image)
+CHUNK = 256 * 1024
 NO_CASE = "No case (attach later)"
 
 
+@pytest.fixture(autouse=True)
+def _small_chunks(settings):
+    settings.LIGHTBOX_UPLOAD_CHUNK_BYTES = CHUNK
+
+
 def _over_one_chunk(tmp_path):
-    """A DICOM file of two chunks (about 19 MB): one chunk can land before the upload stops."""
-    path = write_ct_series(tmp_path / "ct", slices=1, rows=3072, columns=3072)[0]
-    assert path.stat().st_size > CHUNK
+    """A DICOM file of three chunks (about 520 kB): one chunk can land before the upload stops."""
+    path = write_ct_series(tmp_path / "ct", slices=1, rows=512, columns=512)[0]
+    assert 2 * CHUNK < path.stat().st_size < 3 * CHUNK
     return path
 
 

@@ -19,20 +19,24 @@ from tests.factories import OrganizationFactory, member
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
+#: upload.js's chunk (LIGHTBOX_UPLOAD_CHUNK_BYTES, set small here: a file of a few chunks is
+#: ingested in a moment, where the 16 MiB default needed an 18 MB image)
+CHUNK = 256 * 1024
 #: bytes a second each tab sends (Chromium's network emulation): the first tab's first chunk
-#: (16 MiB, static/js/upload.js) takes seconds, so the second tab resumes while it is sent
-UPLOAD_RATE = 4 * 1024 * 1024
+#: takes two seconds, so the second tab resumes while it is sent
+UPLOAD_RATE = CHUNK // 2
 
 
-def test_two_tabs_sending_the_same_file_store_it_intact(page, live_server, tmp_path):
+def test_two_tabs_sending_the_same_file_store_it_intact(page, live_server, tmp_path, settings):
+    settings.LIGHTBOX_UPLOAD_CHUNK_BYTES = CHUNK
     org = OrganizationFactory(slug="tabs-org", mfa_required_roles=[])
     user = member(org, Role.RADIOLOGIST, email="rad@tabs.example")
     signed_in_as(page, live_server.url, user)
     source = tmp_path / "big.dcm"
-    ct_slice(study_uid=generate_uid(), series_uid=generate_uid(), index=0, rows=3072,
-             columns=3072).save_as(source, enforce_file_format=True)
+    ct_slice(study_uid=generate_uid(), series_uid=generate_uid(), index=0, rows=512,
+             columns=512).save_as(source, enforce_file_format=True)
     data = source.read_bytes()
-    assert len(data) > 16 * 1024 * 1024  # more than one chunk
+    assert len(data) > 2 * CHUNK  # more than one chunk
     tabs = [page, page.context.new_page()]
     for tab in tabs:
         tab.goto(f"{live_server.url}/studies/upload/")
