@@ -6,8 +6,6 @@ nothing while hidden, and nothing at all when nothing is pending (static/js/uplo
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from playwright.sync_api import expect
 
@@ -51,11 +49,18 @@ def _asked(page) -> list[str]:
     return asked
 
 
+def _on_the_page_clock(page):
+    """The page's timers on Playwright's clock (``page.clock``): time flows as usual, and a test
+    moves it on by minutes (``run_for``) instead of sleeping to see that nothing is asked."""
+    page.clock.install()
+
+
 def test_a_processing_line_becomes_ready_without_a_reload_on_a_tablet(browser, live_server):
     user, study, first, second = _uploads("states-tablet")
     with device_page(browser, (768, 1024)) as page:
         signed_in_as(page, live_server.url, user)
         asked = _asked(page)
+        _on_the_page_clock(page)
         page.goto(f"{live_server.url}/studies/upload/")
         page.wait_for_load_state("load")
         recent = page.get_by_test_id("recent-uploads")
@@ -65,12 +70,13 @@ def test_a_processing_line_becomes_ready_without_a_reload_on_a_tablet(browser, l
         expect(lines.first.get_by_test_id("job-outcome")).to_have_text("Processing")  # the running upload
         page.evaluate("() => { window.notReloaded = true; }")
         with page.expect_response(lambda r: STATES in r.url and r.status == 200, timeout=15_000):
-            pass  # the page asks (3 s after loading)
+            page.clock.run_for(3_500)  # the page asks 3 s after loading
         assert str(first.public_id) in asked[0] or str(second.public_id) in asked[0]
 
         # the second file's ingest ends: the study is ready, both uploads done
         Study.objects.filter(pk=study.pk).update(state=StudyState.READY, num_instances=2)
         type(second).objects.filter(pk=second.pk).update(state=JobState.DONE, files_ingested=1)
+        page.clock.run_for(5_000)  # the next question, 4.5 s after the first
         expect(recent.get_by_role("link", name="CT chest (Ready)")).to_have_count(2, timeout=30_000)
         expect(lines.first.get_by_test_id("job-outcome")).to_have_text("Done")
         expect(recent.get_by_role("link", name="CT chest (Ready)").first).to_have_attribute(
@@ -78,9 +84,10 @@ def test_a_processing_line_becomes_ready_without_a_reload_on_a_tablet(browser, l
         assert page.evaluate("() => window.notReloaded === true")  # no reload
         assert page.evaluate("document.documentElement.scrollWidth") <= 768
 
-        # nothing is pending any more: the page asks no more
+        # nothing is pending any more: the page asks no more (two minutes of its clock)
         count = len(asked)
-        time.sleep(5)
+        page.clock.run_for(120_000)
+        page.wait_for_timeout(500)
         assert len(asked) == count
 
 
@@ -90,18 +97,20 @@ def test_a_phone_in_spanish_waits_while_hidden_then_says_ready(browser, live_ser
     with device_page(browser, (390, 844), language="es") as page:
         signed_in_as(page, live_server.url, user)
         asked = _asked(page)
+        _on_the_page_clock(page)
         page.goto(f"{live_server.url}/studies/upload/")
         page.wait_for_load_state("load")
         recent = page.get_by_test_id("recent-uploads")
         expect(recent.get_by_role("link", name="CT chest (Procesando)")).to_have_count(2)
         page.evaluate("() => { window.notReloaded = true; }")
         with page.expect_response(lambda r: STATES in r.url and r.status == 200, timeout=15_000):
-            pass
+            page.clock.run_for(3_500)
         # the page is hidden (another tab, the phone locked): it asks nothing meanwhile
         page.evaluate(HIDE)
         count = len(asked)
         Study.objects.filter(pk=study.pk).update(state=StudyState.READY_WITH_WARNINGS)
-        time.sleep(6)
+        page.clock.run_for(120_000)  # two minutes of its clock
+        page.wait_for_timeout(500)
         assert len(asked) == count
         expect(recent.get_by_role("link", name="CT chest (Procesando)")).to_have_count(2)
         # shown again: it asks at once
@@ -117,10 +126,12 @@ def test_nothing_pending_nothing_asked(page, live_server):
     type(second).objects.filter(pk=second.pk).update(state=JobState.DONE, files_ingested=1)
     signed_in_as(page, live_server.url, user)
     asked = _asked(page)
+    _on_the_page_clock(page)
     page.goto(f"{live_server.url}/studies/upload/")
     page.wait_for_load_state("load")
     expect(page.get_by_test_id("recent-uploads").get_by_role("link", name="CT chest (Ready)")).to_have_count(2)
-    time.sleep(5)
+    page.clock.run_for(120_000)  # two minutes of its clock
+    page.wait_for_timeout(500)
     assert asked == []
 
 
