@@ -132,8 +132,17 @@ def append(event: AuditEvent, *, using: str | None = None) -> AuditEvent:
             _started(db, key, event.created_at)
         event.seq, event.prev_hash = row
         event.hash = compute_hash(**_fields_of(event))
-        event._insert(using=db)
-        cur.execute(f"UPDATE {table} SET last_hash = %s WHERE key = %s", [event.hash, key])  # noqa: S608
+        if connections[db].vendor == "postgresql":
+            # the event and the head's new hash in one statement (one round trip, not two). The
+            # head's row is joined to the inserted one, so it is updated after the insert, and the
+            # head's trigger (migration 0007) finds the event its new hash names.
+            insert, params = event._insert_sql(using=db, returning=("id", "hash"))
+            cur.execute(f"WITH ins AS ({insert}) UPDATE {table} SET last_hash = ins.hash FROM ins "  # noqa: S608
+                        f"WHERE {table}.key = %s RETURNING ins.id", [*params, key])
+            event._inserted(pk=cur.fetchone()[0], using=db)
+        else:
+            event._insert(using=db)
+            cur.execute(f"UPDATE {table} SET last_hash = %s WHERE key = %s", [event.hash, key])  # noqa: S608
     return event
 
 

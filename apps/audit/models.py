@@ -17,6 +17,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import models
+from django.db.models import signals, sql
 from django.utils import timezone
 
 from apps.organizations.scoping import OrgScopedQuerySet
@@ -125,8 +126,35 @@ class AuditEvent(models.Model):
         raise AppendOnlyError("audit events are append-only: delete() refused")
 
     def _insert(self, using: str | None = None) -> None:
-        """The one real INSERT, called by the chain with the head locked."""
+        """The INSERT, called by the chain with the head locked (on PostgreSQL ``_insert_sql``
+        instead, sent with the head's update)."""
         super().save(using=using, force_insert=True)
+
+    def _insert_sql(self, *, using: str, returning: tuple[str, ...]) -> tuple[str, tuple[Any, ...]]:
+        """The INSERT ``_insert`` runs (the same columns and values: each field's ``pre_save`` and
+        database conversion, the ``pre_save`` signal), as SQL returning the columns ``returning``,
+        for the chain to run it in one statement with the head's update (PostgreSQL).
+        ``_inserted`` completes it."""
+        meta = self._meta
+        self._prepare_related_fields_for_save(operation_name="save")
+        signals.pre_save.send(sender=type(self), instance=self, raw=False, using=using, update_fields=None)
+        fields = [f for f in meta.local_concrete_fields
+                  if not f.generated and not (f is meta.auto_field and self.pk is None)]
+        query = sql.InsertQuery(type(self))
+        query.insert_values(fields, [self])
+        compiler = query.get_compiler(using=using)
+        compiler.returning_fields = [meta.get_field(name) for name in returning]
+        [(text, params)] = compiler.as_sql()
+        return text, tuple(params)
+
+    def _inserted(self, *, pk: int, using: str) -> None:
+        """After ``_insert_sql``'s statement: the row is saved, as ``save`` leaves it (and says so:
+        the ``post_save`` signal)."""
+        self.pk = pk
+        self._state.adding = False
+        self._state.db = using
+        signals.post_save.send(sender=type(self), instance=self, created=True, update_fields=None, raw=False,
+                               using=using)
 
     @property
     def chain_label(self) -> str:

@@ -143,15 +143,14 @@ def record(*, action: str, actor: Any = None, organization: Organization | None 
     else the actor) is an active member of, or was until lately (``_member_org_ids``), and returns
     the first; with no such membership it goes into the global chain (``manage.py audit_global``
     prints it)."""
+    org_ids: list[int] = []
     if organization is None and organization_id is None and action in MEMBER_ACCOUNT_ACTIONS:
-        # an account event: into the chain of each organization the person belongs to
+        # an account event: into the chain of each organization the person belongs to, the same
+        # event in each (worked out once below; its refs from the target alone, as ever)
         subject = target if type(target).__name__ == "User" else actor
         org_ids = _member_org_ids(subject) if getattr(subject, "pk", None) else []
         if org_ids:
-            events = [record(action=action, actor=actor, organization_id=org_id, target=target, outcome=outcome,
-                             request=request, details=details, actor_label=actor_label, actor_type=actor_type,
-                             link=link) for org_id in org_ids]
-            return events[0]
+            case = study = None
     # the refs that index the event: named by the caller, else those of the study named, else
     # those of the target (a frame's image belongs to its study and that study's case)
     case_ref, study_ref = getattr(case, "public_id", None), getattr(study, "public_id", None)
@@ -180,8 +179,7 @@ def record(*, action: str, actor: Any = None, organization: Organization | None 
     target_id = ""
     if target is not None:
         target_id = str(getattr(target, "public_id", None) or getattr(target, "pk", ""))
-    return AuditEvent.objects.create(
-        organization_id=organization.pk if organization is not None else organization_id,
+    fields = dict(
         actor=user,
         actor_type=actor_type,
         actor_label=actor_label[:200],
@@ -197,6 +195,11 @@ def record(*, action: str, actor: Any = None, organization: Organization | None 
         user_agent=(request.META.get("HTTP_USER_AGENT", "").replace("\x00", "")[:300] if request is not None else ""),
         details=details or {},
     )
+    if org_ids:
+        events = [AuditEvent.objects.create(organization_id=org_id, **fields) for org_id in org_ids]
+        return events[0]
+    return AuditEvent.objects.create(
+        organization_id=organization.pk if organization is not None else organization_id, **fields)
 
 
 #: denials raised inside an atomic block during the current request or task (see denials_kept)
