@@ -5,12 +5,16 @@ the REST API's lists. The lists that page are tested in each app's test_lists.py
 
 from __future__ import annotations
 
+import re
+import time
+
 import pytest
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from apps.accounts.middleware import LAST_SEEN
 from apps.organizations.models import Role
 from apps.sharing import services as sharing
 from apps.sharing.usecases import RecipientKind, UseCase
@@ -23,6 +27,7 @@ from tests.factories import (
     RenditionFactory,
     SeriesFactory,
     StudyFactory,
+    UserFactory,
     member,
     open_anonymous_link,
 )
@@ -187,3 +192,108 @@ def test_the_api_lists_read_no_idle_limit_within_a_minute(org_a, client_as, url,
         response = client.get(url)
     assert response.status_code == 200 and response.json()["count"] == 3
     assert len(ctx.captured_queries) <= most, len(ctx.captured_queries)
+
+
+# --- what every page's middleware and navigation read, read once (h13) -------------------------
+# The access gate (the idle limit; the patient portal's gate), the active organization, the
+# navigation ("Shares") and the decisions' roles each read the person's memberships or the live
+# grants addressed to them again: now once a request (``policy.memberships_read``,
+# ``policy._live_grants_held``, kept in ``policy.request_memo`` until the request writes).
+
+def _reads(client, url: str, *, idle: float | None = None) -> tuple[int, list[str]]:
+    """A warm GET of ``url`` (after ``idle`` seconds without activity, if given): its status and
+    its queries' SQL, but the audit trail's own (a refusal is recorded: not this part's cost)."""
+    client.get(url)
+    if idle is not None:
+        session = client.session
+        session[LAST_SEEN] = time.time() - idle
+        session.save()
+    with CaptureQueriesContext(connection) as ctx:
+        response = client.get(url)
+    return response.status_code, [q["sql"] for q in ctx.captured_queries if '"audit_audit' not in q["sql"]]
+
+
+def _membership_reads(queries: list[str]) -> int:
+    """The reads of the person's memberships themselves (not the subqueries that scope rows)."""
+    return sum(bool(re.match(r'SELECT (DISTINCT )?"organizations_membership"\.', sql)) for sql in queries)
+
+
+def _people(org_a) -> dict:
+    """A clinician who shared 3 cases with a consultant member, and an account of no organization
+    holding a share of one of them."""
+    sharer, consultant, cases = _shared_three_ways(org_a)
+    outsider = UserFactory()
+    GrantFactory(organization=org_a, case=cases[0], grantee=outsider, created_by=sharer, **PREVIEW)
+    return {"clinician": sharer, "consultant": consultant, "no_membership": outsider}
+
+
+@pytest.mark.parametrize(("who", "most"), [("clinician", 4), ("consultant", 5), ("no_membership", 6)])
+def test_the_404_page_reads_memberships_and_live_grants_once(org_a, client_as, who, most):
+    """Session, user, memberships, the live grants addressed to the person (the idle limit the
+    page tells the browser, the "Shares" link, and for an account of no organization the gate's
+    portal question), what they made for the "Shares" link, a patient's history. Before: 4, 6
+    and 8 queries; now 4, 5 and 6."""
+    status, queries = _reads(client_as(_people(org_a)[who]), "/no-such-page/")
+    assert status == 404
+    assert _membership_reads(queries) == 1
+    assert len(queries) <= most, queries
+
+
+@pytest.mark.parametrize(("who", "most"), [("clinician", 4), ("consultant", 5)])
+def test_the_403_page_reads_the_memberships_once(org_a, client_as, who, most):
+    """A refusal decided on the request's memberships: the policy's roles are the rows the
+    switcher read (``policy.memberships_read``), not a second read. Before: the memberships
+    read twice, 5 and 7 queries besides the audit trail's; now once, 4 and 5."""
+    status, queries = _reads(client_as(_people(org_a)[who]), reverse("audit:event_list"))
+    assert status == 403
+    assert _membership_reads(queries) == 1
+    assert len(queries) <= most, queries
+
+
+@pytest.mark.parametrize(("who", "url", "most"), [
+    ("consultant", "dashboard", 5), ("no_membership", "dashboard", 6), ("consultant", "cases:case_list", 8),
+])
+def test_the_gate_and_the_navigation_read_the_live_grants_once(org_a, client_as, who, url, most):
+    """The gate (the idle limit; for an account of no organization, whether it is kept to the
+    portal) and the navigation's "Shares" link ask the same live grants of the person: one read.
+    Before: 6, 8 and 9 queries; now 5, 6 and 8."""
+    status, queries = _reads(client_as(_people(org_a)[who]), reverse(url))
+    assert status == 200
+    assert len(queries) <= most, queries
+
+
+@pytest.mark.parametrize(("who", "url", "most"), [
+    ("clinician", "cases:case_list", 10), ("consultant", "cases:case_list", 11), ("no_membership", "dashboard", 9),
+])
+def test_the_idle_limit_past_a_minute_reads_nothing_twice(org_a, client_as, who, url, most):
+    """Past a minute without activity the gate reads the idle limit before the view (the
+    memberships' and the live grants' organizations' limits), and writes the session: the page
+    and its navigation read neither again. Before: 10, 12 and 11 queries; now 10, 11 and 9."""
+    status, queries = _reads(client_as(_people(org_a)[who]), reverse(url), idle=90)
+    assert status == 200
+    assert _membership_reads(queries) == 1
+    assert len(queries) <= most, queries
+
+
+def test_what_the_request_read_once_is_read_again_after_it_writes(org_a, clinician_a):
+    """The memberships and the live grants kept for the request (``policy.request_memo``) are
+    read again once the request writes: a share made, a membership ended in it are seen by what
+    it asks next."""
+    from apps.organizations.models import Membership
+    from apps.sharing import policy
+
+    consultant = member(org_a, Role.EXTERNAL_CONSULTANT)
+    case = CaseFactory(organization=org_a, created_by=clinician_a, responsible_clinician=clinician_a)
+    with policy.request_memo(), CaptureQueriesContext(connection) as ctx:
+        assert policy.live_grant_use_cases(consultant) == frozenset()
+        assert policy._active_roles(consultant) == {org_a.pk: Role.EXTERNAL_CONSULTANT}
+        reads = len(ctx.captured_queries)
+        assert policy.live_grant_use_cases(consultant) == frozenset()  # kept: no query
+        assert policy._active_roles(consultant) == {org_a.pk: Role.EXTERNAL_CONSULTANT}
+        assert len(ctx.captured_queries) == reads
+        sharing.share_create(case=case, by=clinician_a, use_case=UseCase.SECOND_OPINION,
+                             recipient_kind=RecipientKind.USER, grantee=consultant)
+        assert policy.live_grant_use_cases(consultant) == {UseCase.SECOND_OPINION}
+        assert policy.live_grant_idle_minutes(consultant) == {org_a.pk: org_a.external_idle_minutes}
+        Membership.objects.filter(user=consultant).update(is_active=False)
+        assert policy._active_roles(consultant) == {}

@@ -86,15 +86,13 @@ def idle_limit_seconds(memberships: list, user: Any = None) -> int | None:
     staff, its consultants-and-patients limit where they are an external consultant or a patient
     (staff elsewhere or not: a consultants' organization asks its limit of everyone it lets in
     that way), and that same limit of each organization that sent ``user`` a live share and of
-    which they are no member (``policy.live_grant_organization_ids``). The strictest wins; None
-    when none of them sets one."""
-    from apps.organizations.models import Organization
-
+    which they are no member (``policy.live_grant_idle_minutes``: the live grants the request's
+    gate and navigation read once). The strictest wins; None when none of them sets one."""
     minutes = [m.organization.staff_idle_minutes if m.role in STAFF_ROLES else m.organization.external_idle_minutes
                for m in memberships]
     if user is not None:
-        minutes += Organization.objects.filter(pk__in=policy.live_grant_organization_ids(user)).exclude(
-            pk__in=[m.organization_id for m in memberships]).values_list("external_idle_minutes", flat=True)
+        member_of = {m.organization_id for m in memberships}
+        minutes += [limit for org_id, limit in policy.live_grant_idle_minutes(user).items() if org_id not in member_of]
     minutes = [m for m in minutes if m]
     return min(minutes) * 60 if minutes else None
 

@@ -16,14 +16,13 @@ if TYPE_CHECKING:
 
 
 def memberships_of(*, user: User) -> list[Membership]:
-    """The user's own active memberships, for the organization switcher."""
+    """The user's own active memberships, for the organization switcher: read once per request
+    with the policy's (``policy.memberships_read``), which decides on the same rows."""
+    from apps.sharing import policy
+
     if not user.is_authenticated:
         return []
-    return list(
-        Membership.objects.filter(user=user, is_active=True, organization__isnull=False)
-        .select_related("organization")
-        .order_by("organization__name")
-    )
+    return policy.memberships_read(user)
 
 
 def active_organization_or_404(request: HttpRequest) -> Organization:

@@ -364,9 +364,16 @@ def request_memo() -> Iterator[None]:
     runs with each query, so a revocation or a role change in the request is seen at once; but
     they hold the moment they were built at, so any write on the database connection during the
     request (a share made, renewed, revoked; a membership changed; an audit event) empties the
-    memo, and what is asked after it is built afresh (tests/sharing/test_policy_memo.py). A
-    contextvar, set and reset around the request: never shared between requests or threads,
-    and none (each call builds its own) in a task, a command or a test that makes no request."""
+    memo, and what is asked after it is built afresh (tests/sharing/test_policy_memo.py). Two
+    reads are kept in it the same way, because the middleware, the page and its navigation each
+    asked them again: the person's active memberships (``memberships_read``: the switcher, the
+    access gate, the roles every decision starts from) and the live grants addressed to them
+    (``_live_grants_held``: the idle limit, the patient portal's gate, the "Shares" link); read
+    at the first question, until the request's next write, never past the request: a
+    revocation or a role change made elsewhere takes effect on the next request, as every
+    decision's does. A contextvar, set and reset around the request: never shared between
+    requests or threads, and none (each call builds or reads its own) in a task, a command or a
+    test that makes no request."""
     from django.db import connection
 
     memo: dict[Any, Any] = {}
@@ -1050,11 +1057,22 @@ def _org_id_of(obj: object) -> int:
     return org_id
 
 
+def memberships_read(user: Any) -> list[Membership]:
+    """``user``'s active memberships with their organizations, by organization name (the
+    switcher's order): read once per request (``request_memo``; afresh after a write in it, and
+    at each call outside a request), for the switcher (``organizations.selectors.memberships_of``,
+    the request's ``my_memberships``) and the roles the decisions start from (``_active_roles``),
+    which read the same rows."""
+    return list(_per_request(("memberships", user.pk), lambda: list(
+        Membership.objects.filter(user=user, is_active=True).select_related("organization")
+        .order_by("organization__name"))))
+
+
 def _active_roles(user: Any) -> dict[int, str]:
     """The user's role in each organization where they hold an active membership."""
     if not _active_user(user):
         return {}
-    return dict(Membership.objects.filter(user=user, is_active=True).values_list("organization_id", "role"))
+    return {m.organization_id: m.role for m in memberships_read(user)}
 
 
 def role_in(user: User, organization_id: int) -> str | None:
@@ -1680,7 +1698,8 @@ def has_shares_page(user: Any, *, roles: Iterable[str] | None = None) -> bool:
     allows resharing (a permission that maps to SHARE_CASE). Decides no share: each is still ``can``'s.
 
     ``roles``: the user's roles in their active memberships, when read already (the request's
-    ``my_memberships``). At most two queries, and none for a role that shares."""
+    ``my_memberships``). At most two queries (one when the request read its live grants
+    already: ``_live_grants_held``), and none for a role that shares."""
     from apps.sharing.models import Grant
 
     if not _active_user(user):
@@ -1689,12 +1708,13 @@ def has_shares_page(user: Any, *, roles: Iterable[str] | None = None) -> bool:
         roles = _active_roles(user).values()
     if any(ROLE_ACTIONS.get(role, frozenset()) & _SHARES_PAGE_ROLE_ACTIONS for role in roles):
         return True
-    if Grant.objects.filter(made_grants_listed(user)).exists():
-        return True
+    # the live grants addressed to them first: the request read them already (the idle limit)
     resharing = {p for p, actions in PERMISSION_ACTIONS.items() if Action.SHARE_CASE in actions}
-    held = (Grant.objects.live().addressed_to(user).exclude(use_case__in=use_cases_without(Action.SHARE_CASE))
-            .values_list("permissions", flat=True))
-    return any(resharing.intersection(permissions or ()) for permissions in held)
+    refused = set(use_cases_without(Action.SHARE_CASE))
+    if any(resharing.intersection(held.permissions) for held in _live_grants_held(user)
+           if held.use_case not in refused):
+        return True
+    return Grant.objects.filter(made_grants_listed(user)).exists()
 
 
 def made_grants_listed(user: Any) -> Q:
@@ -1716,25 +1736,52 @@ def made_grants_listed(user: Any) -> Q:
     return Q(created_by=user) & (Q(organization_id__in=org_ids_where(user, Action.VIEW_CASE)) | Q(reshared_under))
 
 
+@dataclass(frozen=True)
+class _HeldGrant:
+    """What the request's gate and navigation read of a live grant addressed to the person
+    (``_live_grants_held``)."""
+
+    use_case: str
+    organization_id: int
+    #: its organization's consultants-and-patients idle limit (minutes; 0 for none)
+    external_idle_minutes: int
+    permissions: frozenset[str]
+
+
+def _live_grants_held(user: Any) -> list[_HeldGrant]:
+    """The live grants addressed to ``user`` (as grantee or member of the grantee group): their
+    use case, organization (and its consultants-and-patients idle limit) and permissions, in one
+    query read once per request (``request_memo``: afresh after a write in it, and at each call
+    outside a request) for ``live_grant_use_cases``, ``live_grant_idle_minutes``,
+    ``kept_to_portal_without_membership`` and ``has_shares_page``, which each read them again
+    (up to four queries a page). Empty for an inactive or anonymous user."""
+    from apps.sharing.models import Grant
+
+    if not _active_user(user):
+        return []
+
+    def read() -> list[_HeldGrant]:
+        rows = (Grant.objects.live().addressed_to(user).order_by()
+                .values_list("use_case", "organization_id", "organization__external_idle_minutes", "permissions"))
+        return [_HeldGrant(use_case=use_case, organization_id=org_id, external_idle_minutes=minutes or 0,
+                           permissions=frozenset(permissions or ()))
+                for use_case, org_id, minutes, permissions in rows]
+
+    return _per_request(("live_grants_held", user.pk), read)
+
+
 def live_grant_use_cases(user: Any) -> frozenset[str]:
-    """The use cases of the live grants addressed to ``user`` (one query; none for an inactive
-    or anonymous user)."""
-    from apps.sharing.models import Grant
-
-    if not _active_user(user):
-        return frozenset()
-    return frozenset(Grant.objects.live().addressed_to(user).values_list("use_case", flat=True))
+    """The use cases of the live grants addressed to ``user`` (``_live_grants_held``; none for
+    an inactive or anonymous user)."""
+    return frozenset(held.use_case for held in _live_grants_held(user))
 
 
-def live_grant_organization_ids(user: Any) -> QuerySet:
-    """The ids of the organizations the live grants addressed to ``user`` come from (a subquery;
-    none for an inactive or anonymous user): the organizations whose consultants-and-patients
-    idle limit applies to them (``apps.accounts.middleware.idle_limit_seconds``)."""
-    from apps.sharing.models import Grant
-
-    if not _active_user(user):
-        return Grant.objects.none().values("organization_id")
-    return Grant.objects.live().addressed_to(user).values("organization_id")
+def live_grant_idle_minutes(user: Any) -> dict[int, int]:
+    """The consultants-and-patients idle limit (minutes, 0 for none) of each organization the
+    live grants addressed to ``user`` come from, by organization id (``_live_grants_held``;
+    none for an inactive or anonymous user): the limits that apply to them
+    (``apps.accounts.middleware.idle_limit_seconds``)."""
+    return {held.organization_id: held.external_idle_minutes for held in _live_grants_held(user)}
 
 
 def gives_portal_only(use_cases: Iterable[str]) -> bool:
@@ -1755,13 +1802,11 @@ def kept_to_portal_without_membership(user: Any) -> bool:
     addressed to it gives it only what a patient-education share gives (``patient_rule_applies``,
     the rule ``_grant_refusal`` refuses by: a patient-education share, or any share of an
     organization it is a patient of). A share of another organization (a second opinion) keeps it
-    out, as it gives that share's case page. One query, two when it holds another kind of share or
-    none."""
-    from apps.sharing.models import Grant
-
+    out, as it gives that share's case page. One query (``_live_grants_held``, none when the
+    request read it already), two when it holds another kind of share or none."""
     if not _active_user(user):
         return False
-    held = set(Grant.objects.live().addressed_to(user).values_list("use_case", "organization_id"))
+    held = {(grant.use_case, grant.organization_id) for grant in _live_grants_held(user)}
     if held and gives_portal_only(use_case for use_case, _org in held):
         return True
     by_record = _patient_orgs_by_record([user.pk]).get(user.pk, set())
