@@ -297,3 +297,30 @@ def test_what_the_request_read_once_is_read_again_after_it_writes(org_a, clinici
         assert policy.live_grant_idle_minutes(consultant) == {org_a.pk: org_a.external_idle_minutes}
         Membership.objects.filter(user=consultant).update(is_active=False)
         assert policy._active_roles(consultant) == {}
+
+
+def test_the_shares_link_asks_someone_who_made_no_share_one_plain_question(org_a, client_as):
+    """Whether the "Shares" page has anything for a consultant (``policy.has_shares_page``): the
+    shares they made are looked up by a plain read of their organizations; the filter of the
+    live grants that show them those shares' cases (its costliest part to build and compile) is
+    asked only of shares they made. Before: one query that built and compiled it each page."""
+    status, queries = _reads(client_as(_people(org_a)["consultant"]), "/no-such-page/")
+    made = [sql for sql in queries if '"sharing_grant"."created_by_id" =' in sql]
+    assert status == 404 and len(made) == 1
+    assert "EXISTS" not in made[0].upper() and '"cases_case"' not in made[0], made
+
+
+def test_the_shares_link_still_counts_shares_made_under_a_reshared_share(org_a, clinician_a, client_as):
+    """A consultant who reshared a case shared with them (no role that shares) is offered the
+    page while the share they reshare under lasts, and no longer once it is revoked."""
+    from apps.sharing import policy
+    from apps.sharing.models import Grant
+
+    consultant = member(org_a, Role.EXTERNAL_CONSULTANT)
+    case = CaseFactory(organization=org_a, created_by=clinician_a, responsible_clinician=clinician_a)
+    under = GrantFactory(organization=org_a, case=case, grantee=consultant, created_by=clinician_a, **PREVIEW)
+    GrantFactory(organization=org_a, case=case, grantee=member(org_a, Role.EXTERNAL_CONSULTANT),
+                 created_by=consultant, **PREVIEW)
+    assert policy.has_shares_page(consultant)
+    Grant.objects.filter(pk=under.pk).update(revoked_at=under.starts_at)
+    assert not policy.has_shares_page(consultant)

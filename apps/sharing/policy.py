@@ -1698,8 +1698,10 @@ def has_shares_page(user: Any, *, roles: Iterable[str] | None = None) -> bool:
     allows resharing (a permission that maps to SHARE_CASE). Decides no share: each is still ``can``'s.
 
     ``roles``: the user's roles in their active memberships, when read already (the request's
-    ``my_memberships``). At most two queries (one when the request read its live grants
-    already: ``_live_grants_held``), and none for a role that shares."""
+    ``my_memberships``). None for a role that shares; else the live grants addressed to them
+    (``_live_grants_held``: none when the request read them already), the organizations of the
+    shares they made (none: no more), and only when they made some outside the organizations
+    whose cases their role shows them, whether a live grant of theirs shows such a case."""
     from apps.sharing.models import Grant
 
     if not _active_user(user):
@@ -1714,7 +1716,16 @@ def has_shares_page(user: Any, *, roles: Iterable[str] | None = None) -> bool:
     if any(resharing.intersection(held.permissions) for held in _live_grants_held(user)
            if held.use_case not in refused):
         return True
-    return Grant.objects.filter(made_grants_listed(user)).exists()
+    # ``made_grants_listed``, asked in steps: most people without a sharing role made no share, and
+    # a plain read of their shares' organizations says so without building its live-grants filter
+    made = Grant.objects.filter(created_by=user)
+    made_in = set(made.order_by().values_list("organization_id", flat=True).distinct())
+    if not made_in:
+        return False
+    viewing = set(roles_with(Action.VIEW_CASE))
+    if any(_active_roles(user).get(org_id) in viewing for org_id in made_in):
+        return True
+    return _live_grants_showing_cases(user).filter(case_id__in=made.values("case_id")).exists()
 
 
 def made_grants_listed(user: Any) -> Q:
