@@ -6,6 +6,8 @@ transfer syntaxes goes through pydicom's encoders (pyjpegls, pylibjpeg-openjpeg,
 
 - ``lossless_encode(data, codec)``: the original re-encoded losslessly, returned only after a
   decode of the result proved every pixel identical to the original's; else ``NotEncodable``.
+  ``lossless_encode_first(data, codecs)``: the same with the first codec that makes a copy, the
+  original read and decoded once for them all (and each copy decoded once: ``_decoded``).
 - ``preview_jpeg(data, frame)``: a lossy JPEG of at most 1024 px, window from the file or the
   modality default, with a burned-in "PREVIEW - NOT FOR DIAGNOSTIC USE" band.
 - ``education_dicom(data, frame)``: a low-resolution (at most 512 px) lossy DICOM of one key
@@ -32,7 +34,7 @@ import logging
 import math
 import re
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO
 
@@ -226,13 +228,26 @@ def _unused_bits_hold_data(ds: Dataset) -> bool:
     in them) and a compressed copy is encoded from it at Bits Stored's precision: they would be
     lost, and checking the copy against ``pixel_array`` would not see it. Decoded as stored
     (``correct_unused_bits=False``), only when Bits Allocated exceeds Bits Stored."""
+    raw = _as_stored(ds)
+    return raw is not None and _high_bits_hold_data(ds, raw)
+
+
+def _as_stored(ds: Dataset) -> np.ndarray | None:
+    """``ds``'s samples decoded as stored (bits above Bits Stored kept, no colour conversion), or
+    None when Bits Allocated does not exceed Bits Stored (no such bits) or there is no pixel data."""
     allocated, stored = int(ds.get("BitsAllocated") or 0), int(ds.get("BitsStored") or 0)
     if "PixelData" not in ds or not 0 < stored < allocated:
-        return False
+        return None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         raw, _meta = get_decoder(pydicom.uid.UID(pixels.transfer_syntax_of(ds))).as_array(
             ds, correct_unused_bits=False, as_rgb=False)
+    return raw
+
+
+def _high_bits_hold_data(ds: Dataset, raw: np.ndarray) -> bool:
+    """``_unused_bits_hold_data`` of the samples ``raw`` (``_as_stored``) of ``ds``."""
+    stored = int(ds.get("BitsStored") or 0)
     if raw.dtype.kind not in "iu":
         return False
     container = raw.dtype.itemsize * 8
@@ -246,6 +261,47 @@ def _unused_bits_hold_data(ds: Dataset) -> bool:
     return not bool(padding.all())
 
 
+#: photometric interpretations ``pixel_array`` converts (to RGB): its pixels are not the samples
+#: as stored with their unused bits cleared, so ``_decoded`` decodes them apart
+_CONVERTED_COLOURS = ("YBR_FULL", "YBR_FULL_422")
+
+
+def _bits_kept(ds: Dataset) -> bool:
+    """Whether ``pixel_array`` gives ``ds``'s samples with the bits above Bits Stored as decoded:
+    pydicom clears them (``correct_unused_bits``) by default for every transfer syntax but JPEG
+    2000 and JPEG-LS, whose decoders give samples of the codestream's own precision (a sign it
+    corrects instead, where it must, in both decodings alike)."""
+    tsuid = pixels.transfer_syntax_of(ds)
+    return tsuid in pydicom.uid.JPEG2000TransferSyntaxes or tsuid in pydicom.uid.JPEGLSTransferSyntaxes
+
+
+def _decoded(ds: Dataset) -> tuple[np.ndarray, bool]:
+    """``ds``'s pixels as ``pixel_array`` gives them, and ``_unused_bits_hold_data(ds)``, from
+    one decoding: decoding an encapsulated copy twice, once for each, took most of a 12-bit CT
+    slice's lossless time. The samples are decoded as stored (``_as_stored``: what pydicom decodes
+    before it clears unused bits), their high bits checked, then cleared (or the sign repeated in
+    them) as ``pixel_array`` does (``_bits_kept``: unless it leaves them): shifted left, then
+    right, by Bits Allocated - Bits Stored in the samples' own integer type (an arithmetic shift
+    for signed samples), as pydicom's own correction. Pixels ``pixel_array`` converts (YBR
+    colour), and samples not in an integer type of Bits Allocated bits, are decoded twice.
+    tests/renditions/test_lossless_decoded_once.py holds it to the two decodings' answers."""
+    allocated, stored = int(ds.get("BitsAllocated") or 0), int(ds.get("BitsStored") or 0)
+    if (not 0 < stored < allocated or "PixelData" not in ds
+            or str(ds.get("PhotometricInterpretation") or "").strip() in _CONVERTED_COLOURS):
+        return _pixels_of(ds), _unused_bits_hold_data(ds)
+    raw = _as_stored(ds)
+    if raw is None or raw.dtype.kind not in "iu" or raw.dtype.itemsize * 8 != allocated:
+        return _pixels_of(ds), _unused_bits_hold_data(ds)
+    high_bits = _high_bits_hold_data(ds, raw)
+    if _bits_kept(ds):
+        return raw, high_bits
+    corrected = raw if raw.flags.writeable else raw.copy()
+    shift = allocated - stored
+    np.left_shift(corrected, shift, out=corrected)
+    np.right_shift(corrected, shift, out=corrected)
+    return corrected, high_bits
+
+
 def lossless_encode(data: bytes, codec: str) -> bytes:
     """``data`` (a DICOM file) re-encoded with ``codec`` (a LOSSLESS_CODECS key), verified.
 
@@ -254,19 +310,68 @@ def lossless_encode(data: bytes, codec: str) -> bytes:
     frames are refused for (``pixels.check_colour_model``), cannot be decoded, holds data in the
     bits above Bits Stored (``_unused_bits_hold_data``), cannot be encoded by the codec, or when
     the decoded result differs from the original in any pixel."""
-    target = LOSSLESS_CODECS[codec]
-    ds = _read(data)
+    return _lossless_copy(_lossless_source(data), LOSSLESS_CODECS[codec])
+
+
+def lossless_encode_first(data: bytes, codecs: Iterable[str]) -> tuple[str, bytes]:
+    """``data`` re-encoded, verified, with the first of ``codecs`` (LOSSLESS_CODECS keys, in the
+    order tried) that makes a copy: (that codec, the file's bytes), as ``lossless_encode`` with
+    each in turn would give. The original is read, checked and decoded once for them all (it was
+    once per codec tried: an original refused for what it is, lossy, undecodable or too large,
+    was refused three times over, and one already in the first codec decoded twice); it is read
+    again only for a codec tried after another's copy failed (``_lossless_copy`` encodes from its
+    data set). Raises NotEncodable with the distinct reasons, in the order met, when none does."""
+    reasons: list[str] = []
+    source: _LosslessSource | None = None
+    for codec in codecs:
+        target = LOSSLESS_CODECS[codec]
+        try:
+            if source is None:
+                source = _lossless_source(data)
+            if source.tsuid == target:
+                _lossless_copy(source, target)  # refused, nothing changed: the source serves the next codec
+            used, source = source, None  # its data set is changed by the encoding: read again for another
+            return codec, _lossless_copy(used, target)
+        except _RefusedOriginal as exc:  # the same reason for every codec
+            if exc.reason not in reasons:
+                reasons.append(exc.reason)
+            break
+        except NotEncodable as exc:
+            if exc.reason not in reasons:
+                reasons.append(exc.reason)
+    raise NotEncodable(Deferred.join(reasons))
+
+
+@dataclass
+class _LosslessSource:
+    """An original checked and decoded for a lossless copy (``_lossless_source``)."""
+    ds: Dataset              # its data set, uncompressed: the copy is encoded from it
+    original: np.ndarray     # its pixels, as ``pixel_array`` gives them
+    tsuid: str               # its transfer syntax as received
+
+
+class _RefusedOriginal(NotEncodable):
+    """The original itself cannot have a lossless copy, whatever the codec."""
+
+
+def _lossless_source(data: bytes) -> _LosslessSource:
+    """``data`` read, checked and decoded for a lossless copy; raises ``_RefusedOriginal`` (a
+    NotEncodable) with the reason when no codec can copy it (``lossless_encode``)."""
+    try:
+        ds = _read(data)
+    except NotEncodable as exc:
+        raise _RefusedOriginal(exc.reason) from exc
     if "PixelData" not in ds:
-        raise NotEncodable(Deferred(gettext_noop("No (integer) pixel data to compress.")))
+        raise _RefusedOriginal(Deferred(gettext_noop("No (integer) pixel data to compress.")))
     tsuid = pixels.transfer_syntax_of(ds)
     if pixels.header_lossy(ds) or pixels.irreversibly_coded(ds):
-        raise NotEncodable(Deferred(gettext_noop(
+        raise _RefusedOriginal(Deferred(gettext_noop(
             "The original is already lossy-compressed: a lossless copy would not be diagnostic-grade.")))
     if ds.original_encoding[1] is False:
         # pydicom writes a big-endian dataset little-endian only with every OW/OF/OL/OD/UN value
         # (a palette, an overlay, a LUT) byte-swapped by hand; unswapped, the copy would decode to
         # the same pixel values and still show wrong, which the check below would not see
-        raise NotEncodable(Deferred(gettext_noop(
+        raise _RefusedOriginal(Deferred(gettext_noop(
             "The original is big-endian (a retired transfer syntax): no lossless copy is made of it.")))
     try:
         # samples in a colour model not shown here: the copy is refused by the frames' reason
@@ -277,21 +382,35 @@ def lossless_encode(data: bytes, codec: str) -> bytes:
             "The original is too large for a lossless copy here: its pixels take %(size)s MB decoded, over this "
             "portal's limit of %(limit)s MB."))
     except pixels.UndecodableFrame as exc:
-        raise NotEncodable(exc.reason) from exc
+        raise _RefusedOriginal(exc.reason) from exc
     try:
-        high_bits = _unused_bits_hold_data(ds)  # before decompress(), which clears them
+        high_bits = None
         if tsuid and pydicom.uid.UID(tsuid).is_compressed:
+            # decoded once, its samples kept as stored (``_decoded`` reads their high bits from the
+            # result); a colour image pydicom converts is checked before, as decompress() converts it
+            as_stored = str(ds.get("PhotometricInterpretation") or "").strip() not in _CONVERTED_COLOURS
+            if not as_stored:
+                high_bits = _unused_bits_hold_data(ds)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                ds.decompress(generate_instance_uid=False)
-        original = _pixels_of(ds)
+                ds.decompress(generate_instance_uid=False, correct_unused_bits=not as_stored)
+        original, native_high_bits = _decoded(ds)
+        high_bits = native_high_bits if high_bits is None else high_bits
     except Exception as exc:
-        raise NotEncodable(pixels.undecodable_reason(ds, _logged(exc, "original not decoded"))) from exc
+        raise _RefusedOriginal(pixels.undecodable_reason(ds, _logged(exc, "original not decoded"))) from exc
     if high_bits:
-        raise NotEncodable(Deferred(gettext_noop(
+        raise _RefusedOriginal(Deferred(gettext_noop(
             "The original keeps data in the bits above Bits Stored (such as an overlay drawn in the pixel data), "
             "which a compressed copy would lose: no lossless copy is made of it.")))
-    if tsuid == target:
+    return _LosslessSource(ds=ds, original=original, tsuid=tsuid)
+
+
+def _lossless_copy(source: _LosslessSource, target: pydicom.uid.UID) -> bytes:
+    """The copy of ``source`` in ``target``, returned only once its one decoding gave every pixel
+    of the original back (``_decoded``); NotEncodable with the reason otherwise. Encoding changes
+    ``source.ds`` (not when refused for being in ``target`` already)."""
+    ds, original = source.ds, source.original
+    if source.tsuid == target:
         raise NotEncodable(Deferred(gettext_noop("The original is already %(codec)s."), codec=target.name))
     try:
         with warnings.catch_warnings():
@@ -305,8 +424,7 @@ def lossless_encode(data: bytes, codec: str) -> bytes:
     encoded = out.getvalue()
     try:
         copy = _read(encoded)
-        decoded = _pixels_of(copy)
-        copy_high_bits = _unused_bits_hold_data(copy)
+        decoded, copy_high_bits = _decoded(copy)  # one decoding of the copy
     except Exception as exc:
         _logged(exc, f"{target.name} copy not decoded back")
         raise NotEncodable(Deferred(gettext_noop("The %(codec)s copy cannot be decoded back."),

@@ -130,18 +130,12 @@ def _make_fields(kind: str, inst: Instance, data: bytes | None, facts: encoders.
     frame = _key_frame(inst)
     try:
         if kind == Kind.LOSSLESS:
-            reasons: list[str] = []
-            for codec in LOSSLESS_PREFERENCE:
-                try:
-                    encoded = encoders.lossless_encode(data, codec)
-                except encoders.NotEncodable as exc:
-                    if exc.reason not in reasons:
-                        reasons.append(exc.reason)
-                    continue
-                return {**base, **content_fields(encoded), "status": Status.READY,
-                        "codec": encoders.LOSSLESS_CODECS[codec],
-                        "extension": "dcm", "rows": inst.rows, "columns": inst.columns}
-            raise encoders.NotEncodable(Deferred.join(reasons))
+            # the first codec whose copy decodes to the original's pixels; the original read and
+            # decoded once for them all, each distinct reason kept when none can
+            codec, encoded = encoders.lossless_encode_first(data, LOSSLESS_PREFERENCE)
+            return {**base, **content_fields(encoded), "status": Status.READY,
+                    "codec": encoders.LOSSLESS_CODECS[codec],
+                    "extension": "dcm", "rows": inst.rows, "columns": inst.columns}
         if kind == Kind.PREVIEW:
             jpeg, columns, rows = encoders.preview_jpeg(data, frame)
             return {**base, **content_fields(jpeg), "status": Status.READY,
