@@ -82,6 +82,9 @@ def test_the_progress_updates_in_place_then_the_finished_page_loads(browser, liv
     context.route("**/*", _only_local)
     context.set_default_timeout(15_000)
     page = context.new_page()
+    # the page's timers on Playwright's clock: time flows as usual, and the test moves it on to the
+    # next poll (run_for) instead of waiting its 3 s in real time
+    page.clock.install()
     status_url = reverse("deid:export_status", kwargs={"deidexport_id": export.public_id})
     try:
         sign_in(page, live_server.url, radiologist.email, then=export.get_absolute_url())
@@ -97,6 +100,7 @@ def test_the_progress_updates_in_place_then_the_finished_page_loads(browser, liv
 
         DeidExport.objects.filter(pk=export.pk).update(state=State.RUNNING, files_done=F("files_done") + 2,
                                                        files_exported=2, bytes=3 * 1024)
+        page.clock.run_for(3_000)  # the next poll
         expect(page.get_by_test_id("deid-counts")).to_contain_text("2 of 3 images processed")
         expect(page.get_by_test_id("deid-counts")).to_contain_text("2 exported")
         expect(page.get_by_test_id("deid-counts")).to_contain_text("3.0\xa0KB")
@@ -111,6 +115,7 @@ def test_the_progress_updates_in_place_then_the_finished_page_loads(browser, liv
         assert page.evaluate("() => document.activeElement.dataset.testid") == "deid-refresh"
 
         deid_export_run(export_id=export.pk)
+        page.clock.run_for(3_000)  # the next poll
         expect(page.get_by_test_id("deid-download")).to_be_visible()
         assert page.evaluate("() => window.stillTheSamePage === undefined")  # the finished page, loaded once
         # its content shows before its load event (images, scripts): wait for that event
@@ -123,7 +128,8 @@ def test_the_progress_updates_in_place_then_the_finished_page_loads(browser, liv
         expect(page.get_by_test_id("deid-state")).to_have_text("Ready")
         assert page.get_by_test_id("deid-file").count() == 3  # the per-image report came with it
         seen = len(polls)
-        page.wait_for_timeout(4_000)
+        page.clock.run_for(120_000)  # two minutes of its clock
+        page.wait_for_timeout(500)
         assert len(polls) == seen and len(loads) == 1  # the finished page polls no more
     finally:
         context.close()
