@@ -95,6 +95,7 @@ def test_a_share_revoked_while_the_reader_stays_on_one_image_stops_the_viewer(pa
     study = make_ct_study(org_a, clinician_a)
     reader = make_preview_recipient(org_a, clinician_a, study)
     signed_in_as(page, live_server.url, reader)
+    page.clock.install()  # the page's timers on Playwright's clock: the check's tick is run, not waited
     page.goto(live_server.url + _viewer(study))
     viewer = page.locator("#viewer")
     expect(viewer).to_have_attribute("data-shown-quality", "preview")
@@ -108,6 +109,7 @@ def test_a_share_revoked_while_the_reader_stays_on_one_image_stops_the_viewer(pa
     asked, answers = _frames_asked(page), _access_answers(page)
     services.grants_revoke(grants=[reader.grant], by=clinician_a, reason="test")
     # the reader does nothing: the timer's check stops the viewer
+    page.clock.run_for(CHECK_SECONDS * 1000)  # its next tick
     _stopped(page, "Your access to this study has ended")
     assert page.get_by_test_id("viewer-label").inner_text() == "No image"
     assert asked == [] and answers[-1] in (403, 404)  # stopped by the check, not by a frame
@@ -139,6 +141,7 @@ def test_the_end_of_a_tumor_board_stops_a_participants_viewer_in_spanish(browser
     services.board_start(board=board, by=clinician_a)
     with device_page(browser, (768, 1024), "es") as page:
         signed_in_as(page, live_server.url, participant)
+        page.clock.install()  # the page's timers on Playwright's clock: the check's tick is run, not waited
         page.goto(live_server.url + _viewer(study))
         expect(page.locator("#viewer")).to_have_attribute("data-shown-pos", "0")
         assert _canvas_brightest(page) > 20
@@ -149,6 +152,7 @@ def test_the_end_of_a_tumor_board_stops_a_participants_viewer_in_spanish(browser
         viewer = page.locator("#viewer")
         board_ended, denied = viewer.get_attribute("data-msg-board-ended"), viewer.get_attribute("data-msg-denied")
         assert board_ended and board_ended != denied
+        page.clock.run_for(CHECK_SECONDS * 1000)  # its next tick
         _stopped(page, board_ended)
         assert asked == [] and answers[-1] in (403, 404)
         page.screenshot(path=str(output_dir / "viewer-board-ended-es.png"))
