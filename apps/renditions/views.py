@@ -221,9 +221,10 @@ def _decide_built(request: HttpRequest, actor, obj, kind: str, scope: str, packa
     person's on another device, which may be of another version than the one this client holds."""
     resumed = _resumed(request) and _wanted(request, package) is not None
     try:
-        decision = policy.download_decide(actor=actor, obj=obj, rendition=SHARING_RENDITION[Kind(kind)],
-                                          package_key=_package_key(obj, kind, scope), package_etag=package.etag,
-                                          resumed=resumed, bare_range=_bare_resume(request), request=request)
+        with policy.read_afresh():  # not the memberships the request read before the package was built
+            decision = policy.download_decide(actor=actor, obj=obj, rendition=SHARING_RENDITION[Kind(kind)],
+                                              package_key=_package_key(obj, kind, scope), package_etag=package.etag,
+                                              resumed=resumed, bare_range=_bare_resume(request), request=request)
         if package.identifying and decision.withholds_identifying_pixels:
             # built on the first decision, which gave the images whose pixels may identify the
             # patient (a share of the person's own, ended meanwhile): not sent on this one

@@ -391,6 +391,19 @@ def request_memo() -> Iterator[None]:
         _request_memo.reset(token)
 
 
+@contextmanager
+def read_afresh() -> Iterator[None]:
+    """Decisions made in the block read everything afresh, none of it from the request's memo
+    (``request_memo``): a decision made again after long work in the request (a download's
+    package built) must see a membership ended or a share revoked meanwhile by another request,
+    which no write of this request's emptied the memo for."""
+    token = _request_memo.set(None)
+    try:
+        yield
+    finally:
+        _request_memo.reset(token)
+
+
 def _per_request(key: tuple[Any, ...], build: Callable[[], _Built]) -> _Built:
     """``build()``, once per request for ``key`` (``request_memo``); afresh outside one."""
     memo = _request_memo.get()
