@@ -11,7 +11,7 @@ run: install demo-db serve ## install, migrate, load the demo and serve at http:
 
 test: install chromium ## ruff, then the whole test suite (DATABASE_URL/REDIS_URL choose PostgreSQL/Redis)
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/pytest -n 2
+	$(VENV)/bin/pytest -n 2 --durations=30
 
 install: $(STAMP)
 
