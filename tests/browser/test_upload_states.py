@@ -49,18 +49,12 @@ def _asked(page) -> list[str]:
     return asked
 
 
-def _on_the_page_clock(page):
-    """The page's timers on Playwright's clock (``page.clock``): time flows as usual, and a test
-    moves it on by minutes (``run_for``) instead of sleeping to see that nothing is asked."""
-    page.clock.install()
-
-
 def test_a_processing_line_becomes_ready_without_a_reload_on_a_tablet(browser, live_server):
     user, study, first, second = _uploads("states-tablet")
     with device_page(browser, (768, 1024)) as page:
         signed_in_as(page, live_server.url, user)
         asked = _asked(page)
-        _on_the_page_clock(page)
+        page.clock.install()  # the page's timers moved on by run_for, not slept through
         page.goto(f"{live_server.url}/studies/upload/")
         page.wait_for_load_state("load")
         recent = page.get_by_test_id("recent-uploads")
@@ -97,7 +91,7 @@ def test_a_phone_in_spanish_waits_while_hidden_then_says_ready(browser, live_ser
     with device_page(browser, (390, 844), language="es") as page:
         signed_in_as(page, live_server.url, user)
         asked = _asked(page)
-        _on_the_page_clock(page)
+        page.clock.install()  # the page's timers moved on by run_for, not slept through
         page.goto(f"{live_server.url}/studies/upload/")
         page.wait_for_load_state("load")
         recent = page.get_by_test_id("recent-uploads")
@@ -126,7 +120,7 @@ def test_nothing_pending_nothing_asked(page, live_server):
     type(second).objects.filter(pk=second.pk).update(state=JobState.DONE, files_ingested=1)
     signed_in_as(page, live_server.url, user)
     asked = _asked(page)
-    _on_the_page_clock(page)
+    page.clock.install()  # the page's timers moved on by run_for, not slept through
     page.goto(f"{live_server.url}/studies/upload/")
     page.wait_for_load_state("load")
     expect(page.get_by_test_id("recent-uploads").get_by_role("link", name="CT chest (Ready)")).to_have_count(2)
